@@ -1,0 +1,1855 @@
+/* sdl.h - v0.1 - scalable deep learning in C - public domain or MIT (see end of file)
+
+   The core of sdl: tensors, reverse-mode autograd, layers, losses, optimizers and
+   learning-rate schedules, dataset readers and a data loader, checkpoints, logging and
+   timers. CPU kernels live here; sdl_cuda.h adds a CUDA backend, sdl_mpi.h data
+   parallelism over MPI.
+
+   Do this:
+      #define SDL_IMPLEMENTATION
+   before you include this file in *one* C or C++ file to create the implementation.
+   Every other file includes it without the macro.
+
+   A ten-line example (an MLP on one batch):
+
+      #define SDL_IMPLEMENTATION
+      #include "sdl.h"
+      int main(void) {
+          sdl_model *m = sdl_model_new(42);                    // seed
+          sdl_module *net = sdl_sequential(m, "");
+          sdl_seq_add(net, sdl_linear_layer(m, "0", 784, 128, true));
+          sdl_seq_add(net, sdl_relu_layer(m));
+          sdl_seq_add(net, sdl_linear_layer(m, "2", 128, 10, true));
+          sdl_optim *opt = sdl_sgd(m, 0.1f, 0.9f, 0.0f, false);  // lr, momentum, wd, nesterov
+          sdl_tensor *x = ..., *y = ...;                         // a batch (see the loader)
+          sdl_tensor *loss = sdl_cross_entropy(sdl_forward(net, x), y, 0.0f);
+          sdl_backward(loss); sdl_optim_step(opt); sdl_model_zero_grad(m); sdl_arena_reset();
+          sdl_model_free(m);
+      }
+
+   Compile with  cc -O2 -march=native prog.c -lm -lpthread
+
+   CONFIGURATION (define before including; those marked (impl) matter only in the file that
+   defines SDL_IMPLEMENTATION, the others must be the same in every file):
+
+      SDL_ALLOC(n), SDL_REALLOC(p,n), SDL_DEALLOC(p)   (impl) your allocator; all three or none.
+                           (named to stay clear of libSDL's SDL_malloc/SDL_free)
+      SDL_CHECK(c)         (impl) internal invariant check, default assert(c)
+      SDL_STATIC           every function is static to the implementation file
+      SDL_NO_THREADS       (impl) run every kernel on the calling thread (no pthreads)
+      SDL_NO_STB           (impl) build without stb_image (no image decoding)
+      SDL_MAX_DIMS         the most dimensions a tensor has, default 8
+
+   TOPICS
+      Errors      Functions return a result code (SDL_OK is 0) or NULL. sdl_last_error()
+                  says what went wrong and where. Ops given a NULL input return NULL, so an
+                  error travels to the end of a chain like a NaN. The library never exits.
+      Tensors     f32 compute, N-d shapes, contiguous storage. sdl_tensor_new() lives on
+                  the heap until sdl_tensor_free(); every tensor an op makes lives in the
+                  step arena until sdl_arena_reset(). A steady-state step allocates nothing.
+      Autograd    Ops record themselves on a tape while grad mode is on and an input needs
+                  a gradient. sdl_backward(loss) runs the tape in reverse, adds (+=) into
+                  each .grad, and clears the tape. Gradients accumulate until zeroed.
+      Models      An sdl_model owns parameters (names like "fc1.weight"), buffers (batch-norm
+                  statistics) and layers. On first use its parameters are packed into one
+                  flat buffer and their gradients into another, so an optimizer or an
+                  allreduce sees one array. A hook fires as each parameter's gradient
+                  becomes final during backward (reverse layer order).
+      Devices     Each tensor knows its device. Op kernels are looked up in a per-device
+                  backend table (sdl_backend); sdl.h fills the CPU one, sdl_cuda.h the CUDA
+                  one, so this file compiles with any C compiler and knows nothing of CUDA.
+*/
+#ifndef SDL_H_INCLUDED
+#define SDL_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#ifdef SDL_STATIC
+#define SDL_API static
+#else
+#define SDL_API extern
+#endif
+
+#ifndef SDL_MAX_DIMS
+#define SDL_MAX_DIMS 8
+#endif
+
+#if defined(__cplusplus) || defined(_MSC_VER)
+#define SDL_RESTRICT __restrict
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 199901L
+#define SDL_RESTRICT restrict
+#else
+#define SDL_RESTRICT
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ----------------------------------------------------------------------------------------
+   >>decl-core: results, dtypes, shapes, tensors
+   ---------------------------------------------------------------------------------------- */
+typedef enum sdl_result {
+    SDL_OK = 0,
+    SDL_ERR_ARG,        /* a bad argument (NULL, negative size, unknown name) */
+    SDL_ERR_SHAPE,      /* shapes do not fit the op */
+    SDL_ERR_OOM,        /* allocation failed or size overflowed */
+    SDL_ERR_IO,         /* a file could not be opened, read or written */
+    SDL_ERR_FORMAT,     /* a file is truncated or corrupt */
+    SDL_ERR_STATE,      /* called at the wrong time (e.g. a parameter after packing) */
+    SDL_ERR_NOT_FINITE, /* NaN or Inf where a finite number is needed */
+    SDL_ERR_DEVICE,     /* a backend (CUDA) call failed */
+    SDL_ERR_COMM        /* a communication (MPI/NCCL) call failed or ranks disagree */
+} sdl_result;
+
+typedef enum sdl_dtype {
+    SDL_DTYPE_DEFAULT = 0, /* f32 */
+    SDL_F32,
+    SDL_BF16,
+    SDL_F16,
+    SDL_U8,
+    SDL_I32
+} sdl_dtype;
+
+typedef enum sdl_device {
+    SDL_DEVICE_DEFAULT = 0, /* cpu */
+    SDL_CPU,
+    SDL_CUDA,
+    SDL_DEVICE_COUNT
+} sdl_device;
+
+typedef struct sdl_shape {
+    int ndim;
+    int64_t d[SDL_MAX_DIMS];
+} sdl_shape;
+
+typedef struct sdl_tensor sdl_tensor;
+typedef struct sdl_node sdl_node;
+typedef struct sdl_model sdl_model;
+typedef struct sdl_module sdl_module;
+
+struct sdl_tensor {
+    int ndim;
+    int64_t shape[SDL_MAX_DIMS];
+    int64_t numel;
+    sdl_dtype dtype;
+    sdl_device device;
+    void *data;          /* numel elements of dtype, contiguous, row-major */
+    float *grad;         /* numel floats, or NULL until a gradient flows */
+    bool requires_grad;
+    bool heap;           /* made by sdl_tensor_new: free with sdl_tensor_free */
+    bool decay;          /* parameters: weight decay and LARS apply (false for bias/norm) */
+    sdl_node *node;      /* the op that made it (NULL for leaves) */
+    sdl_model *model;    /* parameters: the owning model, else NULL */
+    int param_index;     /* parameters: index in the model, else -1 */
+    const char *name;    /* parameters and buffers: "fc1.weight" */
+    sdl_node *first_use; /* parameters: earliest tape node reading it this step */
+    uint64_t first_use_tape;
+};
+
+SDL_API sdl_shape sdl_shape1(int64_t a);
+SDL_API sdl_shape sdl_shape2(int64_t a, int64_t b);
+SDL_API sdl_shape sdl_shape3(int64_t a, int64_t b, int64_t c);
+SDL_API sdl_shape sdl_shape4(int64_t a, int64_t b, int64_t c, int64_t e);
+SDL_API sdl_shape sdl_shapen(int ndim, const int64_t *d);
+SDL_API sdl_shape sdl_tensor_shape(const sdl_tensor *t);
+SDL_API bool sdl_shape_equal(sdl_shape a, sdl_shape b);
+/* "(64, 3, 32, 32)" into buf; returns buf */
+SDL_API const char *sdl_shape_str(sdl_shape s, char *buf, size_t cap);
+
+/* >>decl-errors */
+SDL_API const char *sdl_last_error(void);
+SDL_API sdl_result sdl_last_result(void);
+SDL_API void sdl_clear_error(void);
+typedef void (*sdl_log_fn)(void *user, int level, const char *msg);
+enum { SDL_LOG_ERROR = 0, SDL_LOG_WARN = 1, SDL_LOG_INFO = 2 };
+/* Where the library's few messages go (default: stderr for errors and warnings). */
+SDL_API void sdl_set_log(sdl_log_fn fn, void *user);
+SDL_API void sdl_log(int level, const char *fmt, ...);
+/* Sets the last error and returns code; for code built on sdl (readers, examples). */
+SDL_API sdl_result sdl_fail(sdl_result code, const char *fmt, ...);
+
+/* >>decl-tensor */
+/* Heap tensors: zeros, owned by the caller. */
+SDL_API sdl_tensor *sdl_tensor_new(sdl_shape shape, sdl_dtype dtype);
+SDL_API sdl_tensor *sdl_tensor_from(sdl_shape shape, const float *data);
+SDL_API void sdl_tensor_free(sdl_tensor *t);
+/* Step-arena tensors: zeros, gone at the next sdl_arena_reset(). */
+SDL_API sdl_tensor *sdl_arena_tensor(sdl_shape shape, sdl_dtype dtype);
+SDL_API sdl_tensor *sdl_arena_tensor_on(sdl_shape shape, sdl_dtype dtype, sdl_device device);
+/* gives a heap leaf tensor a zeroed gradient buffer (freed with it) */
+SDL_API sdl_result sdl_tensor_requires_grad(sdl_tensor *t);
+SDL_API void *sdl_arena_alloc(size_t bytes);
+SDL_API void sdl_arena_reset(void);
+SDL_API size_t sdl_arena_capacity(void);
+SDL_API void sdl_arena_release(void); /* frees the arena's memory too */
+SDL_API void sdl_tensor_fill(sdl_tensor *t, float value);
+SDL_API void sdl_tensor_copy_from(sdl_tensor *t, const float *src);
+SDL_API float sdl_item(const sdl_tensor *t); /* element 0 as float */
+SDL_API bool sdl_all_finite(const sdl_tensor *t);
+static inline float *sdl_f32(const sdl_tensor *t) { return (float *)t->data; }
+static inline int32_t *sdl_i32(const sdl_tensor *t) { return (int32_t *)t->data; }
+static inline uint8_t *sdl_u8(const sdl_tensor *t) { return (uint8_t *)t->data; }
+SDL_API size_t sdl_dtype_size(sdl_dtype dtype);
+
+/* >>decl-rng: counter-based, so a seed gives the same numbers on any machine, thread
+   count or rank. Element i of a draw depends only on (seed, counter + i). */
+SDL_API void sdl_manual_seed(uint64_t seed);
+SDL_API uint64_t sdl_rng_state(void);      /* the counter, for checkpoints */
+SDL_API void sdl_rng_set_state(uint64_t seed, uint64_t counter);
+SDL_API uint64_t sdl_rng_seed(void);
+SDL_API float sdl_rand_uniform(void);        /* one number in [0, 1) */
+SDL_API void sdl_tensor_uniform(sdl_tensor *t, float lo, float hi);
+SDL_API void sdl_tensor_randn(sdl_tensor *t, float mean, float std);
+/* a stateless draw: uniform [0,1) number for (seed, stream, index) */
+SDL_API float sdl_hash_uniform(uint64_t seed, uint64_t stream, uint64_t index);
+
+/* >>decl-init: PyTorch's defaults and the usual variants. fan_in = in_features for a
+   linear weight (out, in), C_in*kh*kw for a conv weight (out, in, kh, kw). */
+SDL_API void sdl_init_kaiming_uniform(sdl_tensor *w, float a, int64_t fan_in);
+SDL_API void sdl_init_kaiming_normal(sdl_tensor *w, int64_t fan_in);   /* He: std = sqrt(2/fan_in) */
+SDL_API void sdl_init_xavier_uniform(sdl_tensor *w, int64_t fan_in, int64_t fan_out);
+SDL_API void sdl_init_xavier_normal(sdl_tensor *w, int64_t fan_in, int64_t fan_out);
+SDL_API void sdl_init_bias(sdl_tensor *b, int64_t fan_in);          /* U(+-1/sqrt(fan_in)) */
+
+/* >>decl-threads: a fixed pool started once. Work is split by index, never by timing,
+   so results are bitwise identical for any thread count. */
+typedef void (*sdl_range_fn)(void *ctx, int64_t begin, int64_t end);
+SDL_API void sdl_set_num_threads(int n); /* 0: SDL_NUM_THREADS from the environment, else all cores */
+SDL_API int sdl_get_num_threads(void);
+SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *ctx);
+
+/* >>decl-gemm: row-major C = alpha * op(A) @ op(B) + beta * C, op(X) = X or X^T.
+   op(A): (M, K), op(B): (K, N), C: (M, N). */
+SDL_API void sdl_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                       float *C, int64_t ldc);
+
+/* >>decl-autograd */
+typedef enum sdl_op {
+    SDL_OP_NONE = 0,
+    SDL_OP_LINEAR, SDL_OP_CONV2D, SDL_OP_CONV_TRANSPOSE2D, SDL_OP_MAX_POOL2D, SDL_OP_AVG_POOL2D,
+    SDL_OP_GLOBAL_AVG_POOL, SDL_OP_BATCH_NORM, SDL_OP_LAYER_NORM, SDL_OP_DROPOUT,
+    SDL_OP_EMBEDDING, SDL_OP_RELU, SDL_OP_LEAKY_RELU, SDL_OP_GELU, SDL_OP_TANH, SDL_OP_SIGMOID,
+    SDL_OP_SILU, SDL_OP_SOFTMAX, SDL_OP_LOG_SOFTMAX, SDL_OP_ADD, SDL_OP_MUL, SDL_OP_SCALE,
+    SDL_OP_CONCAT, SDL_OP_TRANSPOSE, SDL_OP_ATTENTION, SDL_OP_SUM, SDL_OP_MEAN,
+    SDL_OP_CROSS_ENTROPY, SDL_OP_NLL, SDL_OP_BCE_LOGITS, SDL_OP_MSE,
+    SDL_OP_COUNT
+} sdl_op;
+
+/* One recorded op: what made `out` from `in`, with what settings, and what forward kept
+   for backward. Backend kernels receive the node. */
+struct sdl_node {
+    sdl_op op;
+    sdl_tensor *out;
+    sdl_tensor *in[4];
+    int nin;
+    union {
+        struct { int stride_h, stride_w, pad_h, pad_w, out_pad_h, out_pad_w; } conv;
+        struct { int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w; } pool;
+        struct { float eps, momentum; bool training; } norm;
+        struct { float p; uint64_t seed, stream; } dropout;
+        struct { float alpha; } scalar;  /* leaky_relu slope, scale factor, label smoothing */
+        struct { int dim; } axis;        /* softmax, concat, transpose(dim, dim+1) */
+        struct { int n_head; } attn;
+    } attr;
+    void *saved;   /* arena memory forward left for backward */
+    sdl_node *prev; /* the tape, newest first */
+};
+
+SDL_API sdl_result sdl_backward(sdl_tensor *loss);
+SDL_API void sdl_set_grad_enabled(bool enabled);
+SDL_API bool sdl_is_grad_enabled(void);
+SDL_API sdl_tensor *sdl_detach(sdl_tensor *x); /* same data, no gradient flows back */
+
+/* >>decl-backend: per-device kernels, indexed by sdl_op. */
+typedef void (*sdl_kernel_fn)(sdl_node *node);
+typedef struct sdl_backend {
+    const char *name;
+    void *(*alloc)(size_t bytes);
+    void (*dealloc)(void *p);
+    void (*memset0)(void *dst, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes, sdl_device dst_dev, sdl_device src_dev);
+    void *(*arena_alloc)(size_t bytes); /* zeroed step memory on the device */
+    void (*arena_reset)(void);
+    sdl_kernel_fn forward[SDL_OP_COUNT];
+    sdl_kernel_fn backward[SDL_OP_COUNT];
+} sdl_backend;
+SDL_API void sdl_register_backend(sdl_device device, const sdl_backend *backend);
+SDL_API const sdl_backend *sdl_get_backend(sdl_device device);
+
+/* >>decl-ops. Shapes: x (B, ...) batch first; images NCHW. Each returns a new arena
+   tensor, or NULL with sdl_last_error() set. */
+SDL_API sdl_tensor *sdl_linear(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b);      /* x (..., in), w (out, in), b (out) or NULL */
+SDL_API sdl_tensor *sdl_conv2d(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, int stride, int pad);  /* w (C_out, C_in, kh, kw) */
+SDL_API sdl_tensor *sdl_conv_transpose2d(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, int stride, int pad, int out_pad); /* w (C_in, C_out, kh, kw) */
+SDL_API sdl_tensor *sdl_max_pool2d(sdl_tensor *x, int kernel, int stride, int pad);
+SDL_API sdl_tensor *sdl_avg_pool2d(sdl_tensor *x, int kernel, int stride, int pad);
+SDL_API sdl_tensor *sdl_global_avg_pool(sdl_tensor *x);                            /* (N,C,H,W) -> (N,C) */
+/* x (N, C) or (N, C, H, W); running stats updated in training, used in eval */
+SDL_API sdl_tensor *sdl_batch_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, sdl_tensor *running_mean,
+                                   sdl_tensor *running_var, bool training, float momentum, float eps);
+SDL_API sdl_tensor *sdl_layer_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, float eps); /* over the last dim */
+SDL_API sdl_tensor *sdl_dropout(sdl_tensor *x, float p, bool training);
+SDL_API sdl_tensor *sdl_embedding(sdl_tensor *ids, sdl_tensor *table); /* ids i32 (...), table (V, D) -> (..., D) */
+SDL_API sdl_tensor *sdl_relu(sdl_tensor *x);
+SDL_API sdl_tensor *sdl_leaky_relu(sdl_tensor *x, float slope);
+SDL_API sdl_tensor *sdl_gelu(sdl_tensor *x); /* tanh form */
+SDL_API sdl_tensor *sdl_tanh(sdl_tensor *x);
+SDL_API sdl_tensor *sdl_sigmoid(sdl_tensor *x);
+SDL_API sdl_tensor *sdl_silu(sdl_tensor *x);
+SDL_API sdl_tensor *sdl_softmax(sdl_tensor *x);     /* over the last dim */
+SDL_API sdl_tensor *sdl_log_softmax(sdl_tensor *x); /* over the last dim */
+/* a + b, a * b: b's shape right-aligned to a's, each dim equal or 1 (bias-style) */
+SDL_API sdl_tensor *sdl_add(sdl_tensor *a, sdl_tensor *b);
+SDL_API sdl_tensor *sdl_mul(sdl_tensor *a, sdl_tensor *b);
+SDL_API sdl_tensor *sdl_scale(sdl_tensor *x, float s);
+SDL_API sdl_tensor *sdl_residual_add(sdl_tensor *a, sdl_tensor *b); /* same shapes */
+SDL_API sdl_tensor *sdl_concat(sdl_tensor *a, sdl_tensor *b, int dim);
+SDL_API sdl_tensor *sdl_reshape(sdl_tensor *x, sdl_shape shape); /* a view; one dim may be -1 */
+SDL_API sdl_tensor *sdl_flatten(sdl_tensor *x);                   /* (N, ...) -> (N, rest) view */
+SDL_API sdl_tensor *sdl_transpose(sdl_tensor *x, int dim0, int dim1); /* a copy */
+/* q, k, v (B, n_head, T, hd) -> (B, n_head, T, hd), causal, scaled by 1/sqrt(hd) */
+SDL_API sdl_tensor *sdl_attention(sdl_tensor *q, sdl_tensor *k, sdl_tensor *v);
+SDL_API sdl_tensor *sdl_sum(sdl_tensor *x);  /* -> scalar */
+SDL_API sdl_tensor *sdl_mean(sdl_tensor *x); /* -> scalar */
+
+/* >>decl-losses: each returns the scalar mean over the batch. targets are i32 class ids
+   (cross_entropy, nll) or floats shaped like the input (bce_logits, mse). */
+SDL_API sdl_tensor *sdl_cross_entropy(sdl_tensor *logits, sdl_tensor *targets, float label_smoothing);
+SDL_API sdl_tensor *sdl_nll_loss(sdl_tensor *log_probs, sdl_tensor *targets);
+SDL_API sdl_tensor *sdl_bce_with_logits(sdl_tensor *logits, sdl_tensor *targets);
+SDL_API sdl_tensor *sdl_mse_loss(sdl_tensor *x, sdl_tensor *targets);
+/* number of rows whose arg-max equals the target */
+SDL_API int64_t sdl_count_correct(const sdl_tensor *logits, const sdl_tensor *targets);
+
+/* >>decl-model */
+typedef void (*sdl_grad_hook)(void *user, sdl_model *m, int param_index);
+
+struct sdl_model {
+    int nparams, nbuffers;
+    sdl_tensor **params;   /* in creation order */
+    sdl_tensor **buffers;
+    int64_t param_floats, buffer_floats;
+    float *param_data;     /* after packing: every parameter, one array */
+    float *grad_data;      /* after packing: every gradient, same offsets */
+    float *buffer_data;
+    int64_t *param_offset; /* float offset of each parameter in param_data */
+    bool packed;
+    bool training;
+    sdl_grad_hook grad_hook;
+    void *grad_hook_user;
+    sdl_module **modules;  /* every layer made on this model, freed with it */
+    int nmodules;
+};
+
+/* The model draws its initial weights from the global RNG after sdl_manual_seed(seed). */
+SDL_API sdl_model *sdl_model_new(uint64_t seed);
+SDL_API void sdl_model_free(sdl_model *m);
+SDL_API sdl_tensor *sdl_model_param(sdl_model *m, const char *name, sdl_shape shape, bool decay);
+SDL_API sdl_tensor *sdl_model_buffer(sdl_model *m, const char *name, sdl_shape shape);
+SDL_API sdl_result sdl_model_pack(sdl_model *m); /* done on first use; no params after it */
+SDL_API sdl_tensor *sdl_model_find(sdl_model *m, const char *name); /* param or buffer */
+SDL_API int64_t sdl_model_num_params(const sdl_model *m);
+SDL_API void sdl_model_zero_grad(sdl_model *m);
+SDL_API void sdl_model_train(sdl_model *m, bool training);
+SDL_API void sdl_model_set_grad_hook(sdl_model *m, sdl_grad_hook hook, void *user);
+
+/* >>decl-layers. Every layer is an sdl_module; sdl_forward(layer, x) runs it. */
+typedef sdl_tensor *(*sdl_forward_fn)(sdl_module *self, sdl_tensor *x);
+struct sdl_module {
+    const char *kind;      /* "linear", "conv2d", ... */
+    char name[64];         /* "fc1"; parameters are name + ".weight" */
+    sdl_forward_fn forward;
+    sdl_model *model;
+    sdl_tensor *weight, *bias;               /* NULL when the layer has none */
+    sdl_tensor *running_mean, *running_var;  /* batch norm */
+    int stride, pad, out_pad, kernel;
+    float p;                                 /* dropout probability, leaky slope, eps */
+    sdl_module **children;                   /* sequential */
+    int nchildren, cap_children;
+    void *user;                              /* for your own modules */
+};
+SDL_API sdl_tensor *sdl_forward(sdl_module *layer, sdl_tensor *x);
+SDL_API sdl_module *sdl_module_new(sdl_model *m, const char *kind, const char *name, sdl_forward_fn fwd);
+SDL_API sdl_module *sdl_sequential(sdl_model *m, const char *name);
+SDL_API sdl_result sdl_seq_add(sdl_module *seq, sdl_module *layer);
+SDL_API sdl_module *sdl_linear_layer(sdl_model *m, const char *name, int64_t in, int64_t out, bool bias);
+SDL_API sdl_module *sdl_conv2d_layer(sdl_model *m, const char *name, int64_t c_in, int64_t c_out, int kernel, int stride, int pad, bool bias);
+SDL_API sdl_module *sdl_conv_transpose2d_layer(sdl_model *m, const char *name, int64_t c_in, int64_t c_out, int kernel, int stride, int pad, int out_pad, bool bias);
+SDL_API sdl_module *sdl_batch_norm_layer(sdl_model *m, const char *name, int64_t channels);
+SDL_API sdl_module *sdl_layer_norm_layer(sdl_model *m, const char *name, int64_t dim);
+SDL_API sdl_module *sdl_embedding_layer(sdl_model *m, const char *name, int64_t vocab, int64_t dim);
+SDL_API sdl_module *sdl_relu_layer(sdl_model *m);
+SDL_API sdl_module *sdl_leaky_relu_layer(sdl_model *m, float slope);
+SDL_API sdl_module *sdl_gelu_layer(sdl_model *m);
+SDL_API sdl_module *sdl_tanh_layer(sdl_model *m);
+SDL_API sdl_module *sdl_sigmoid_layer(sdl_model *m);
+SDL_API sdl_module *sdl_silu_layer(sdl_model *m);
+SDL_API sdl_module *sdl_dropout_layer(sdl_model *m, float p);
+SDL_API sdl_module *sdl_max_pool2d_layer(sdl_model *m, int kernel, int stride);
+SDL_API sdl_module *sdl_avg_pool2d_layer(sdl_model *m, int kernel, int stride);
+SDL_API sdl_module *sdl_global_avg_pool_layer(sdl_model *m);
+SDL_API sdl_module *sdl_flatten_layer(sdl_model *m);
+
+/* >>decl-optim: every optimizer updates the model's flat parameter array in one pass.
+   Its state (momentum, Adam moments) is one flat array too: nstate * param_floats floats,
+   slot k of parameter i at state + k * param_floats + param_offset[i]. */
+typedef enum sdl_optim_kind {
+    SDL_OPTIM_DEFAULT = 0, /* sgd */
+    SDL_OPTIM_SGD,
+    SDL_OPTIM_ADAM,
+    SDL_OPTIM_ADAMW,
+    SDL_OPTIM_LARS,
+    SDL_OPTIM_LAMB
+} sdl_optim_kind;
+
+typedef struct sdl_optim_desc {
+    sdl_optim_kind kind;
+    float lr;            /* 0: 0.01 for sgd/lars, 0.001 for adam/adamw/lamb */
+    float momentum;      /* sgd, lars */
+    float weight_decay;  /* L2 for sgd/adam/lars, decoupled for adamw/lamb; skips decay=false params */
+    bool nesterov;       /* sgd */
+    float beta1, beta2;  /* 0: 0.9, 0.999 */
+    float eps;           /* 0: 1e-8 (adam), 1e-6 (lamb) */
+    float trust_coef;    /* lars eta, 0: 0.001 */
+} sdl_optim_desc;
+
+typedef struct sdl_optim {
+    sdl_optim_desc desc;
+    sdl_model *model;
+    float lr;            /* the rate the next step uses (schedules set it) */
+    int64_t step;        /* steps taken */
+    int nstate;
+    float *state;
+} sdl_optim;
+
+SDL_API sdl_optim *sdl_optim_new(sdl_model *m, const sdl_optim_desc *desc);
+SDL_API sdl_optim *sdl_sgd(sdl_model *m, float lr, float momentum, float weight_decay, bool nesterov);
+SDL_API sdl_result sdl_optim_step(sdl_optim *o);
+SDL_API void sdl_optim_set_lr(sdl_optim *o, float lr);
+SDL_API void sdl_optim_free(sdl_optim *o);
+
+/* >>decl-sched */
+
+/* >>decl-data */
+
+/* >>decl-loader */
+
+/* >>decl-train */
+
+/* >>decl-checkpoint */
+
+/* >>decl-profile */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SDL_H_INCLUDED */
+
+/* ========================================================================================
+   IMPLEMENTATION
+   ======================================================================================== */
+#ifdef SDL_IMPLEMENTATION
+#ifndef SDL_IMPLEMENTATION_DONE
+#define SDL_IMPLEMENTATION_DONE
+
+#include <stdlib.h>
+#include <string.h>
+#include <stdarg.h>
+#include <math.h>
+#include <assert.h>
+#include <float.h>
+#ifndef SDL_NO_THREADS
+#include <pthread.h>
+#include <unistd.h>
+#endif
+
+#if defined(SDL_ALLOC) && defined(SDL_REALLOC) && defined(SDL_DEALLOC)
+#elif !defined(SDL_ALLOC) && !defined(SDL_REALLOC) && !defined(SDL_DEALLOC)
+#define SDL_ALLOC(n) malloc(n)
+#define SDL_REALLOC(p, n) realloc(p, n)
+#define SDL_DEALLOC(p) free(p)
+#else
+#error "sdl.h: define all of SDL_ALLOC, SDL_REALLOC and SDL_DEALLOC, or none"
+#endif
+
+#ifndef SDL_CHECK
+#define SDL_CHECK(c) assert(c)
+#endif
+
+#if defined(__cplusplus)
+#define SDL_THREAD_LOCAL thread_local
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define SDL_THREAD_LOCAL _Thread_local
+#elif defined(__GNUC__)
+#define SDL_THREAD_LOCAL __thread
+#else
+#define SDL_THREAD_LOCAL
+#endif
+
+#define SDL__ALIGN 64
+#define SDL__UNUSED(x) ((void)(x))
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ----------------------------------------------------------------------------------------
+   >>errors
+   ---------------------------------------------------------------------------------------- */
+static SDL_THREAD_LOCAL char sdl__err_msg[512];
+static SDL_THREAD_LOCAL sdl_result sdl__err_code;
+static sdl_log_fn sdl__log_fn;
+static void *sdl__log_user;
+
+SDL_API const char *sdl_last_error(void) { return sdl__err_msg; }
+SDL_API sdl_result sdl_last_result(void) { return sdl__err_code; }
+SDL_API void sdl_clear_error(void) { sdl__err_msg[0] = 0; sdl__err_code = SDL_OK; }
+
+SDL_API void sdl_set_log(sdl_log_fn fn, void *user) { sdl__log_fn = fn; sdl__log_user = user; }
+
+SDL_API void sdl_log(int level, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (sdl__log_fn) sdl__log_fn(sdl__log_user, level, msg);
+    else if (level <= SDL_LOG_WARN) fprintf(stderr, "sdl: %s\n", msg);
+}
+
+SDL_API sdl_result sdl_fail(sdl_result code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sdl__err_msg, sizeof sdl__err_msg, fmt, ap);
+    va_end(ap);
+    sdl__err_code = code;
+    return code;
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>memory: overflow-checked sizes and aligned heap blocks
+   ---------------------------------------------------------------------------------------- */
+static bool sdl__mul_overflows(size_t a, size_t b, size_t *out) {
+    if (a != 0 && b > SIZE_MAX / a) return true;
+    *out = a * b;
+    return false;
+}
+
+static void *sdl__alloc(size_t bytes) {
+    void *p = SDL_ALLOC(bytes ? bytes : 1);
+    if (!p) sdl_fail(SDL_ERR_OOM, "out of memory allocating %zu bytes", bytes);
+    return p;
+}
+
+static void *sdl__calloc(size_t n, size_t size) {
+    size_t bytes;
+    if (sdl__mul_overflows(n, size, &bytes)) {
+        sdl_fail(SDL_ERR_OOM, "size overflow: %zu x %zu bytes", n, size);
+        return NULL;
+    }
+    void *p = sdl__alloc(bytes);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+/* 64-byte aligned block: the pointer to free sits just before the aligned address */
+static void *sdl__aligned_alloc(size_t bytes) {
+    if (bytes > SIZE_MAX - SDL__ALIGN - sizeof(void *)) {
+        sdl_fail(SDL_ERR_OOM, "size overflow: %zu bytes", bytes);
+        return NULL;
+    }
+    char *raw = (char *)sdl__alloc(bytes + SDL__ALIGN + sizeof(void *));
+    if (!raw) return NULL;
+    uintptr_t p = ((uintptr_t)(raw + sizeof(void *)) + SDL__ALIGN - 1) & ~(uintptr_t)(SDL__ALIGN - 1);
+    ((void **)p)[-1] = raw;
+    return (void *)p;
+}
+
+static void sdl__aligned_free(void *p) {
+    if (p) SDL_DEALLOC(((void **)p)[-1]);
+}
+
+static char *sdl__strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = (char *)sdl__alloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>shape
+   ---------------------------------------------------------------------------------------- */
+SDL_API sdl_shape sdl_shapen(int ndim, const int64_t *d) {
+    sdl_shape s;
+    memset(&s, 0, sizeof s);
+    s.ndim = ndim < 0 ? 0 : (ndim > SDL_MAX_DIMS ? SDL_MAX_DIMS : ndim);
+    for (int i = 0; i < s.ndim; i++) s.d[i] = d[i];
+    return s;
+}
+SDL_API sdl_shape sdl_shape1(int64_t a) { return sdl_shapen(1, &a); }
+SDL_API sdl_shape sdl_shape2(int64_t a, int64_t b) { int64_t d[2] = {a, b}; return sdl_shapen(2, d); }
+SDL_API sdl_shape sdl_shape3(int64_t a, int64_t b, int64_t c) { int64_t d[3] = {a, b, c}; return sdl_shapen(3, d); }
+SDL_API sdl_shape sdl_shape4(int64_t a, int64_t b, int64_t c, int64_t e) { int64_t d[4] = {a, b, c, e}; return sdl_shapen(4, d); }
+SDL_API sdl_shape sdl_tensor_shape(const sdl_tensor *t) { return sdl_shapen(t->ndim, t->shape); }
+
+SDL_API bool sdl_shape_equal(sdl_shape a, sdl_shape b) {
+    if (a.ndim != b.ndim) return false;
+    for (int i = 0; i < a.ndim; i++)
+        if (a.d[i] != b.d[i]) return false;
+    return true;
+}
+
+SDL_API const char *sdl_shape_str(sdl_shape s, char *buf, size_t cap) {
+    size_t n = 0;
+    if (cap == 0) return buf;
+    buf[0] = 0;
+    n += (size_t)snprintf(buf + n, cap - n, "(");
+    for (int i = 0; i < s.ndim && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, i ? ", %lld" : "%lld", (long long)s.d[i]);
+    if (n < cap) snprintf(buf + n, cap - n, ")");
+    return buf;
+}
+
+/* element count, or -1 when a dim is negative or the count overflows */
+static int64_t sdl__shape_numel(sdl_shape s) {
+    int64_t n = 1;
+    for (int i = 0; i < s.ndim; i++) {
+        if (s.d[i] < 0) return -1;
+        if (s.d[i] != 0 && n > INT64_MAX / s.d[i]) return -1;
+        n *= s.d[i];
+    }
+    return n;
+}
+
+/* "op: shape (2, 3) does not fit (4, 5)" */
+static void *sdl__shape_error(const char *op, const char *what, const sdl_tensor *a, const sdl_tensor *b) {
+    char sa[96], sb[96];
+    sdl_shape_str(sdl_tensor_shape(a), sa, sizeof sa);
+    if (b) {
+        sdl_shape_str(sdl_tensor_shape(b), sb, sizeof sb);
+        sdl_fail(SDL_ERR_SHAPE, "%s: %s: %s and %s", op, what, sa, sb);
+    } else {
+        sdl_fail(SDL_ERR_SHAPE, "%s: %s: %s", op, what, sa);
+    }
+    return NULL;
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>rng: splitmix64 of (seed, counter) - counter-based, so draws never depend on threads
+   ---------------------------------------------------------------------------------------- */
+static uint64_t sdl__rng_seed_v = 0x5D1u, sdl__rng_counter;
+
+static uint64_t sdl__mix64(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t sdl__hash3(uint64_t seed, uint64_t stream, uint64_t index) {
+    return sdl__mix64(sdl__mix64(seed ^ sdl__mix64(stream)) ^ index);
+}
+
+SDL_API float sdl_hash_uniform(uint64_t seed, uint64_t stream, uint64_t index) {
+    return (float)(sdl__hash3(seed, stream, index) >> 40) * (1.0f / 16777216.0f);
+}
+
+SDL_API void sdl_manual_seed(uint64_t seed) { sdl__rng_seed_v = seed; sdl__rng_counter = 0; }
+SDL_API uint64_t sdl_rng_state(void) { return sdl__rng_counter; }
+SDL_API uint64_t sdl_rng_seed(void) { return sdl__rng_seed_v; }
+SDL_API void sdl_rng_set_state(uint64_t seed, uint64_t counter) { sdl__rng_seed_v = seed; sdl__rng_counter = counter; }
+
+/* the next n counters of the global stream: element i uses counter base + i */
+static uint64_t sdl__rng_take(uint64_t n) {
+    uint64_t base = sdl__rng_counter;
+    sdl__rng_counter += n;
+    return base;
+}
+
+SDL_API float sdl_rand_uniform(void) { return sdl_hash_uniform(sdl__rng_seed_v, 0, sdl__rng_take(1)); }
+
+SDL_API void sdl_tensor_uniform(sdl_tensor *t, float lo, float hi) {
+    uint64_t base = sdl__rng_take((uint64_t)t->numel);
+    float *x = sdl_f32(t);
+    for (int64_t i = 0; i < t->numel; i++)
+        x[i] = lo + (hi - lo) * sdl_hash_uniform(sdl__rng_seed_v, 0, base + (uint64_t)i);
+}
+
+/* Box-Muller on two uniforms drawn for element i */
+SDL_API void sdl_tensor_randn(sdl_tensor *t, float mean, float std) {
+    uint64_t base = sdl__rng_take((uint64_t)t->numel);
+    float *x = sdl_f32(t);
+    for (int64_t i = 0; i < t->numel; i++) {
+        double u1 = ((double)(sdl__hash3(sdl__rng_seed_v, 1, base + (uint64_t)i) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+        double u2 = (double)(sdl__hash3(sdl__rng_seed_v, 2, base + (uint64_t)i) >> 11) * (1.0 / 9007199254740992.0);
+        x[i] = mean + std * (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+    }
+}
+
+/* >>init */
+SDL_API void sdl_init_kaiming_uniform(sdl_tensor *w, float a, int64_t fan_in) {
+    /* gain = sqrt(2 / (1 + a^2)), bound = gain * sqrt(3 / fan_in); a = sqrt(5) gives 1/sqrt(fan_in) */
+    double gain = sqrt(2.0 / (1.0 + (double)a * a));
+    float bound = (float)(gain * sqrt(3.0 / (double)(fan_in > 0 ? fan_in : 1)));
+    sdl_tensor_uniform(w, -bound, bound);
+}
+SDL_API void sdl_init_kaiming_normal(sdl_tensor *w, int64_t fan_in) {
+    sdl_tensor_randn(w, 0.0f, (float)sqrt(2.0 / (double)(fan_in > 0 ? fan_in : 1)));
+}
+SDL_API void sdl_init_xavier_uniform(sdl_tensor *w, int64_t fan_in, int64_t fan_out) {
+    float bound = (float)sqrt(6.0 / (double)(fan_in + fan_out > 0 ? fan_in + fan_out : 1));
+    sdl_tensor_uniform(w, -bound, bound);
+}
+SDL_API void sdl_init_xavier_normal(sdl_tensor *w, int64_t fan_in, int64_t fan_out) {
+    sdl_tensor_randn(w, 0.0f, (float)sqrt(2.0 / (double)(fan_in + fan_out > 0 ? fan_in + fan_out : 1)));
+}
+SDL_API void sdl_init_bias(sdl_tensor *b, int64_t fan_in) {
+    float bound = fan_in > 0 ? (float)(1.0 / sqrt((double)fan_in)) : 0.0f;
+    sdl_tensor_uniform(b, -bound, bound);
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>threads: a pool of workers that sleep on a condition variable between jobs
+   ---------------------------------------------------------------------------------------- */
+#define SDL__MAX_THREADS 256
+static int sdl__nthreads; /* 0 until first use */
+
+static int sdl__default_threads(void) {
+    const char *env = getenv("SDL_NUM_THREADS");
+    if (env && atoi(env) > 0) return atoi(env);
+#ifndef SDL_NO_THREADS
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+#else
+    return 1;
+#endif
+}
+
+#ifndef SDL_NO_THREADS
+typedef struct sdl__pool {
+    pthread_t threads[SDL__MAX_THREADS];
+    int started;
+    bool inited;
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv, done_cv;
+    uint64_t generation;
+    int pending;
+    sdl_range_fn fn;
+    void *ctx;
+    int64_t n, chunk;
+    int nparts;
+    uint64_t start_gen[SDL__MAX_THREADS]; /* the generation each worker starts after */
+} sdl__pool;
+static sdl__pool sdl__the_pool;
+
+static void sdl__pool_run_part(sdl__pool *p, int part) {
+    int64_t begin = (int64_t)part * p->chunk, end = begin + p->chunk;
+    if (end > p->n) end = p->n;
+    if (begin < end) p->fn(p->ctx, begin, end);
+}
+
+static void *sdl__pool_worker(void *arg) {
+    sdl__pool *p = &sdl__the_pool;
+    int part = (int)(intptr_t)arg;
+    pthread_mutex_lock(&p->mu);
+    uint64_t seen = p->start_gen[part];
+    for (;;) {
+        while (p->generation == seen) pthread_cond_wait(&p->work_cv, &p->mu);
+        seen = p->generation;
+        int run = part < p->nparts;
+        pthread_mutex_unlock(&p->mu);
+        if (run) sdl__pool_run_part(p, part);
+        pthread_mutex_lock(&p->mu);
+        if (run && --p->pending == 0) pthread_cond_signal(&p->done_cv);
+    }
+    return NULL;
+}
+
+/* called between jobs, from the thread that posts them */
+static void sdl__pool_start(int nthreads) {
+    sdl__pool *p = &sdl__the_pool;
+    if (!p->inited) {
+        p->inited = true;
+        pthread_mutex_init(&p->mu, NULL);
+        pthread_cond_init(&p->work_cv, NULL);
+        pthread_cond_init(&p->done_cv, NULL);
+    }
+    for (int i = p->started + 1; i < nthreads; i++) {
+        p->start_gen[i] = p->generation;
+        if (pthread_create(&p->threads[i], NULL, sdl__pool_worker, (void *)(intptr_t)i) != 0) break;
+        pthread_detach(p->threads[i]);
+        p->started = i;
+    }
+}
+#endif
+
+SDL_API void sdl_set_num_threads(int n) {
+    if (n <= 0) n = sdl__default_threads();
+    if (n > SDL__MAX_THREADS) n = SDL__MAX_THREADS;
+    sdl__nthreads = n;
+#ifndef SDL_NO_THREADS
+    sdl__pool_start(n);
+    if (sdl__the_pool.started + 1 < n) sdl__nthreads = sdl__the_pool.started + 1;
+#endif
+}
+
+SDL_API int sdl_get_num_threads(void) {
+    if (sdl__nthreads == 0) sdl_set_num_threads(0);
+    return sdl__nthreads;
+}
+
+/* Calls fn on [0, n) split in at most num_threads contiguous parts of at least `grain`
+   indices. The caller runs part 0. fn must write disjoint outputs for disjoint ranges. */
+SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *ctx) {
+    if (n <= 0) return;
+    int nt = sdl_get_num_threads();
+    if (grain < 1) grain = 1;
+    int64_t parts = (n + grain - 1) / grain;
+    if (parts > nt) parts = nt;
+    if (parts <= 1) { fn(ctx, 0, n); return; }
+#ifdef SDL_NO_THREADS
+    fn(ctx, 0, n);
+#else
+    sdl__pool *p = &sdl__the_pool;
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n = n;
+    p->chunk = (n + parts - 1) / parts;
+    p->nparts = (int)((n + p->chunk - 1) / p->chunk);
+    p->pending = p->nparts - 1;
+    p->generation++;
+    pthread_cond_broadcast(&p->work_cv);
+    pthread_mutex_unlock(&p->mu);
+    sdl__pool_run_part(p, 0);
+    pthread_mutex_lock(&p->mu);
+    while (p->pending > 0) pthread_cond_wait(&p->done_cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+#endif
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>gemm: reference loops; blocked and vectorised where it pays
+   ---------------------------------------------------------------------------------------- */
+typedef struct sdl__gemm_job {
+    bool ta, tb;
+    int64_t M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+} sdl__gemm_job;
+
+/* rows [r0, r1) of C: C[i,:] = beta*C[i,:] + alpha * sum_k op(A)[i,k] * op(B)[k,:] */
+static void sdl__gemm_rows(void *ctx, int64_t r0, int64_t r1) {
+    const sdl__gemm_job *g = (const sdl__gemm_job *)ctx;
+    for (int64_t i = r0; i < r1; i++) {
+        float *c = g->C + i * g->ldc;
+        if (g->beta == 0.0f) memset(c, 0, (size_t)g->N * sizeof(float));
+        else if (g->beta != 1.0f) for (int64_t j = 0; j < g->N; j++) c[j] *= g->beta;
+        for (int64_t k = 0; k < g->K; k++) {
+            float a = g->alpha * (g->ta ? g->A[k * g->lda + i] : g->A[i * g->lda + k]);
+            if (g->tb) {
+                for (int64_t j = 0; j < g->N; j++) c[j] += a * g->B[j * g->ldb + k];
+            } else {
+                const float *b = g->B + k * g->ldb;
+                for (int64_t j = 0; j < g->N; j++) c[j] += a * b[j];
+            }
+        }
+    }
+}
+
+SDL_API void sdl_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                       float *C, int64_t ldc) {
+    sdl__gemm_job g;
+    g.ta = trans_a; g.tb = trans_b; g.M = M; g.N = N; g.K = K; g.lda = lda; g.ldb = ldb; g.ldc = ldc;
+    g.alpha = alpha; g.beta = beta; g.A = A; g.B = B; g.C = C;
+    int64_t grain = (N * K) > 0 ? 1 + 65536 / (N * K) : M;
+    sdl_parallel_for(M, grain, sdl__gemm_rows, &g);
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>arena: the step arena. Chunks are kept across resets; after a step that needed
+   several, reset merges them into one, so a steady-state step allocates nothing.
+   ---------------------------------------------------------------------------------------- */
+static sdl_backend sdl__backends[SDL_DEVICE_COUNT];
+
+typedef struct sdl__chunk {
+    struct sdl__chunk *next;
+    size_t cap, used;
+    char *base;
+} sdl__chunk;
+
+static struct {
+    sdl__chunk *head;  /* current chunk; older ones follow */
+    size_t total_cap;
+    uint64_t tape_id;  /* changes whenever the tape is cleared */
+    sdl_node *tape;
+    bool no_grad;
+} sdl__g;
+
+static sdl__chunk *sdl__chunk_new(size_t cap) {
+    sdl__chunk *c = (sdl__chunk *)sdl__alloc(sizeof(sdl__chunk));
+    if (!c) return NULL;
+    c->base = (char *)sdl__aligned_alloc(cap);
+    if (!c->base) { SDL_DEALLOC(c); return NULL; }
+    c->cap = cap;
+    c->used = 0;
+    c->next = NULL;
+    return c;
+}
+
+static void sdl__chunk_free_all(sdl__chunk *c) {
+    while (c) {
+        sdl__chunk *n = c->next;
+        sdl__aligned_free(c->base);
+        SDL_DEALLOC(c);
+        c = n;
+    }
+}
+
+SDL_API void *sdl_arena_alloc(size_t bytes) {
+    size_t need = (bytes + SDL__ALIGN - 1) & ~(size_t)(SDL__ALIGN - 1);
+    if (need < bytes) { sdl_fail(SDL_ERR_OOM, "arena: size overflow (%zu bytes)", bytes); return NULL; }
+    sdl__chunk *c = sdl__g.head;
+    if (!c || c->cap - c->used < need) {
+        size_t cap = need > ((size_t)1 << 22) ? need : ((size_t)1 << 22);
+        if (sdl__g.total_cap > cap) cap = sdl__g.total_cap; /* grow geometrically */
+        sdl__chunk *n = sdl__chunk_new(cap);
+        if (!n) return NULL;
+        n->next = c;
+        sdl__g.head = n;
+        sdl__g.total_cap += cap;
+        c = n;
+    }
+    void *p = c->base + c->used;
+    c->used += need;
+    memset(p, 0, need);
+    return p;
+}
+
+SDL_API void sdl_arena_reset(void) {
+    sdl__chunk *c = sdl__g.head;
+    if (c && c->next) { /* several chunks: replace by one that holds them all */
+        size_t total = sdl__g.total_cap;
+        sdl__chunk_free_all(c);
+        sdl__g.head = sdl__chunk_new(total);
+        sdl__g.total_cap = sdl__g.head ? total : 0;
+    } else if (c) {
+        c->used = 0;
+    }
+    for (int d = SDL_CPU + 1; d < SDL_DEVICE_COUNT; d++)
+        if (sdl__backends[d].arena_reset) sdl__backends[d].arena_reset();
+    sdl__g.tape = NULL;
+    sdl__g.tape_id++;
+}
+
+SDL_API size_t sdl_arena_capacity(void) { return sdl__g.total_cap; }
+
+SDL_API void sdl_arena_release(void) {
+    sdl__chunk_free_all(sdl__g.head);
+    sdl__g.head = NULL;
+    sdl__g.total_cap = 0;
+    sdl__g.tape = NULL;
+    sdl__g.tape_id++;
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>tensor
+   ---------------------------------------------------------------------------------------- */
+SDL_API size_t sdl_dtype_size(sdl_dtype dtype) {
+    switch (dtype) {
+    case SDL_BF16: case SDL_F16: return 2;
+    case SDL_U8: return 1;
+    default: return 4;
+    }
+}
+
+static sdl_dtype sdl__dtype(sdl_dtype d) { return d == SDL_DTYPE_DEFAULT ? SDL_F32 : d; }
+
+/* fills the header; returns the data size in bytes or 0 with an error set (numel 0 is ok) */
+static bool sdl__tensor_init(sdl_tensor *t, sdl_shape shape, sdl_dtype dtype, size_t *bytes) {
+    memset(t, 0, sizeof *t);
+    int64_t numel = sdl__shape_numel(shape);
+    if (numel < 0 || sdl__mul_overflows((size_t)numel, sdl_dtype_size(sdl__dtype(dtype)), bytes)) {
+        char s[128];
+        sdl_fail(SDL_ERR_SHAPE, "tensor: invalid shape %s", sdl_shape_str(shape, s, sizeof s));
+        return false;
+    }
+    t->ndim = shape.ndim;
+    for (int i = 0; i < shape.ndim; i++) t->shape[i] = shape.d[i];
+    t->numel = numel;
+    t->dtype = sdl__dtype(dtype);
+    t->device = SDL_CPU;
+    t->param_index = -1;
+    return true;
+}
+
+SDL_API sdl_tensor *sdl_tensor_new(sdl_shape shape, sdl_dtype dtype) {
+    sdl_tensor hdr;
+    size_t bytes;
+    if (!sdl__tensor_init(&hdr, shape, dtype, &bytes)) return NULL;
+    sdl_tensor *t = (sdl_tensor *)sdl__alloc(sizeof(sdl_tensor));
+    if (!t) return NULL;
+    *t = hdr;
+    t->data = sdl__aligned_alloc(bytes);
+    if (!t->data) { SDL_DEALLOC(t); return NULL; }
+    memset(t->data, 0, bytes);
+    t->heap = true;
+    return t;
+}
+
+SDL_API sdl_tensor *sdl_tensor_from(sdl_shape shape, const float *data) {
+    sdl_tensor *t = sdl_tensor_new(shape, SDL_F32);
+    if (t && data) memcpy(t->data, data, (size_t)t->numel * sizeof(float));
+    return t;
+}
+
+SDL_API void sdl_tensor_free(sdl_tensor *t) {
+    if (!t || !t->heap) return;
+    sdl__aligned_free(t->data);
+    sdl__aligned_free(t->grad);
+    SDL_DEALLOC(t);
+}
+
+static void *sdl__device_arena_alloc(sdl_device device, size_t bytes);
+
+SDL_API sdl_tensor *sdl_arena_tensor_on(sdl_shape shape, sdl_dtype dtype, sdl_device device) {
+    sdl_tensor hdr;
+    size_t bytes;
+    if (!sdl__tensor_init(&hdr, shape, dtype, &bytes)) return NULL;
+    sdl_tensor *t = (sdl_tensor *)sdl_arena_alloc(sizeof(sdl_tensor));
+    if (!t) return NULL;
+    *t = hdr;
+    t->device = device == SDL_DEVICE_DEFAULT ? SDL_CPU : device;
+    t->data = sdl__device_arena_alloc(t->device, bytes);
+    return t->data ? t : NULL;
+}
+
+SDL_API sdl_tensor *sdl_arena_tensor(sdl_shape shape, sdl_dtype dtype) {
+    return sdl_arena_tensor_on(shape, dtype, SDL_CPU);
+}
+
+SDL_API sdl_result sdl_tensor_requires_grad(sdl_tensor *t) {
+    if (!t || !t->heap) return sdl_fail(SDL_ERR_ARG, "tensor_requires_grad: needs a heap tensor");
+    if (!t->grad) t->grad = (float *)sdl__aligned_alloc((size_t)t->numel * sizeof(float));
+    if (!t->grad) return SDL_ERR_OOM;
+    memset(t->grad, 0, (size_t)t->numel * sizeof(float));
+    t->requires_grad = true;
+    return SDL_OK;
+}
+
+SDL_API void sdl_tensor_fill(sdl_tensor *t, float value) {
+    float *x = sdl_f32(t);
+    for (int64_t i = 0; i < t->numel; i++) x[i] = value;
+}
+
+SDL_API void sdl_tensor_copy_from(sdl_tensor *t, const float *src) {
+    memcpy(t->data, src, (size_t)t->numel * sizeof(float));
+}
+
+SDL_API float sdl_item(const sdl_tensor *t) {
+    if (!t || t->numel < 1) return NAN;
+    if (t->dtype == SDL_I32) return (float)sdl_i32(t)[0];
+    if (t->dtype == SDL_U8) return (float)sdl_u8(t)[0];
+    return sdl_f32(t)[0];
+}
+
+SDL_API bool sdl_all_finite(const sdl_tensor *t) {
+    if (!t) return false;
+    const float *x = sdl_f32(t);
+    for (int64_t i = 0; i < t->numel; i++)
+        if (!isfinite(x[i])) return false;
+    return true;
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>backend: the CPU table is filled by the op sections below
+   ---------------------------------------------------------------------------------------- */
+SDL_API void sdl_register_backend(sdl_device device, const sdl_backend *backend) {
+    if (device > SDL_DEVICE_DEFAULT && device < SDL_DEVICE_COUNT && backend) sdl__backends[device] = *backend;
+}
+
+static void sdl__cpu_init(void);
+SDL_API const sdl_backend *sdl_get_backend(sdl_device device) {
+    if (!sdl__backends[SDL_CPU].name) sdl__cpu_init();
+    if (device == SDL_DEVICE_DEFAULT) device = SDL_CPU;
+    return device < SDL_DEVICE_COUNT && sdl__backends[device].name ? &sdl__backends[device] : NULL;
+}
+
+static void *sdl__device_arena_alloc(sdl_device device, size_t bytes) {
+    if (device == SDL_CPU) return sdl_arena_alloc(bytes);
+    const sdl_backend *be = sdl_get_backend(device);
+    if (!be || !be->arena_alloc) { sdl_fail(SDL_ERR_DEVICE, "no backend for device %d", (int)device); return NULL; }
+    return be->arena_alloc(bytes);
+}
+
+/* memory that a node keeps from forward for backward, on the node's device */
+static void *sdl__saved(sdl_node *n, size_t bytes) {
+    n->saved = sdl__device_arena_alloc(n->out->device, bytes);
+    return n->saved;
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>autograd: a tape of nodes in the arena, newest first
+   ---------------------------------------------------------------------------------------- */
+SDL_API void sdl_set_grad_enabled(bool enabled) { sdl__g.no_grad = !enabled; }
+SDL_API bool sdl_is_grad_enabled(void) { return !sdl__g.no_grad; }
+
+/* the gradient buffer of t, zeros in the arena on first use (parameters have theirs) */
+static float *sdl__grad(sdl_tensor *t) {
+    if (!t->grad) t->grad = (float *)sdl__device_arena_alloc(t->device, (size_t)t->numel * sizeof(float));
+    return t->grad;
+}
+
+/* parameters get their flat gradient buffer when their model is first used */
+static bool sdl__ready(sdl_tensor *t) {
+    return !t->model || t->model->packed || sdl_model_pack(t->model) == SDL_OK;
+}
+
+/* A new arena tensor `out` and its node. The node goes on the tape when grad mode is on and
+   an input needs a gradient. Returns the node (out is node->out), or NULL on error. */
+static sdl_node *sdl__op_begin(sdl_op op, sdl_shape out_shape, sdl_tensor *a, sdl_tensor *b,
+                               sdl_tensor *c, sdl_tensor *d) {
+    sdl_node *n = (sdl_node *)sdl_arena_alloc(sizeof(sdl_node));
+    if (!n) return NULL;
+    n->op = op;
+    sdl_tensor *ins[4] = {a, b, c, d};
+    for (int i = 0; i < 4 && ins[i]; i++) {
+        if (!sdl__ready(ins[i])) return NULL;
+        if (ins[i]->device != a->device) {
+            sdl_fail(SDL_ERR_DEVICE, "op %d: inputs on different devices (%d and %d)", (int)op, (int)a->device, (int)ins[i]->device);
+            return NULL;
+        }
+        n->in[n->nin++] = ins[i];
+    }
+    n->out = sdl_arena_tensor_on(out_shape, SDL_F32, a->device);
+    if (!n->out) return NULL;
+    bool needs_grad = false;
+    for (int i = 0; i < n->nin; i++) needs_grad = needs_grad || n->in[i]->requires_grad;
+    if (needs_grad && !sdl__g.no_grad) {
+        n->out->requires_grad = true;
+        n->out->node = n;
+        n->prev = sdl__g.tape;
+        sdl__g.tape = n;
+        for (int i = 0; i < n->nin; i++) {
+            sdl_tensor *p = n->in[i];
+            if (p->model && p->first_use_tape != sdl__g.tape_id + 1) { /* +1: 0 means never */
+                p->first_use_tape = sdl__g.tape_id + 1;
+                p->first_use = n; /* the earliest reader: its backward is p's last */
+            }
+        }
+    }
+    return n;
+}
+
+/* runs the node's forward kernel on its device; returns out or NULL */
+static sdl_tensor *sdl__op_run(sdl_node *n) {
+    if (!n) return NULL;
+    const sdl_backend *be = sdl_get_backend(n->out->device);
+    sdl_kernel_fn fn = be ? be->forward[n->op] : NULL;
+    if (!fn) {
+        sdl_fail(SDL_ERR_DEVICE, "op %d has no kernel on device %d", (int)n->op, (int)n->out->device);
+        return NULL;
+    }
+    fn(n);
+    return n->out;
+}
+
+static bool sdl__any_null(const sdl_tensor *a, const sdl_tensor *b) { return !a || !b; }
+
+SDL_API sdl_tensor *sdl_detach(sdl_tensor *x) {
+    if (!x) return NULL;
+    sdl_tensor *t = (sdl_tensor *)sdl_arena_alloc(sizeof(sdl_tensor));
+    if (!t) return NULL;
+    *t = *x;
+    t->grad = NULL;
+    t->requires_grad = false;
+    t->node = NULL;
+    t->model = NULL;
+    t->param_index = -1;
+    t->heap = false;
+    return t;
+}
+
+SDL_API sdl_result sdl_backward(sdl_tensor *loss) {
+    if (!loss) return sdl_fail(SDL_ERR_ARG, "backward: loss is NULL (an earlier op failed: %s)", sdl__err_msg);
+    if (loss->numel != 1) return (sdl__shape_error("backward", "loss must be a scalar", loss, NULL), SDL_ERR_SHAPE);
+    if (!loss->requires_grad) return sdl_fail(SDL_ERR_STATE, "backward: loss does not depend on anything that needs a gradient");
+    float *g = sdl__grad(loss);
+    if (!g) return sdl__err_code;
+    g[0] += 1.0f;
+    for (sdl_node *n = sdl__g.tape; n; n = n->prev) {
+        if (n->out->grad) {
+            const sdl_backend *be = sdl_get_backend(n->out->device);
+            if (!be->backward[n->op]) return sdl_fail(SDL_ERR_DEVICE, "op %d has no backward on device %d", (int)n->op, (int)n->out->device);
+            for (int i = 0; i < n->nin; i++)
+                if (n->in[i]->requires_grad && !sdl__grad(n->in[i])) return sdl__err_code;
+            be->backward[n->op](n);
+        }
+        for (int i = 0; i < n->nin; i++) { /* parameters whose last contribution this was */
+            sdl_tensor *p = n->in[i];
+            if (p->model && p->first_use == n && p->model->grad_hook) {
+                p->first_use = NULL;
+                p->model->grad_hook(p->model->grad_hook_user, p->model, p->param_index);
+            }
+        }
+    }
+    sdl__g.tape = NULL;
+    sdl__g.tape_id++;
+    return SDL_OK;
+}
+
+/* >>cpu-ops: kernels beside their backward. Shapes and the derivative above each pair. */
+
+/* ---- linear: x (R, in) with R = all leading dims, w (out, in), b (out) -> y (R, out)
+   y = x w^T + b;  dx += dy w;  dw += dy^T x;  db += sum_rows dy */
+static void sdl__linear_fwd(sdl_node *n) {
+    sdl_tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL;
+    int64_t O = w->shape[0], I = w->shape[1], R = x->numel / I;
+    float *y = sdl_f32(n->out);
+    if (b) for (int64_t r = 0; r < R; r++) memcpy(y + r * O, b->data, (size_t)O * sizeof(float));
+    sdl_sgemm(false, true, R, O, I, 1.0f, sdl_f32(x), I, sdl_f32(w), I, b ? 1.0f : 0.0f, y, O);
+}
+
+static void sdl__linear_bwd(sdl_node *n) {
+    sdl_tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL;
+    int64_t O = w->shape[0], I = w->shape[1], R = x->numel / I;
+    const float *dy = n->out->grad;
+    if (x->requires_grad) sdl_sgemm(false, false, R, I, O, 1.0f, dy, O, sdl_f32(w), I, 1.0f, x->grad, I);
+    if (w->requires_grad) sdl_sgemm(true, false, O, I, R, 1.0f, dy, O, sdl_f32(x), I, 1.0f, w->grad, I);
+    if (b && b->requires_grad)
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t o = 0; o < O; o++) b->grad[o] += dy[r * O + o];
+}
+
+SDL_API sdl_tensor *sdl_linear(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b) {
+    if (sdl__any_null(x, w)) return NULL;
+    if (w->ndim != 2 || x->ndim < 1 || x->shape[x->ndim - 1] != w->shape[1])
+        return (sdl_tensor *)sdl__shape_error("linear", "input (..., in) does not fit weight (out, in)", x, w);
+    if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
+        return (sdl_tensor *)sdl__shape_error("linear", "bias must be (out) for weight (out, in)", b, w);
+    sdl_shape s = sdl_tensor_shape(x);
+    s.d[s.ndim - 1] = w->shape[0];
+    return sdl__op_run(sdl__op_begin(SDL_OP_LINEAR, s, x, w, b, NULL));
+}
+
+/* ---- elementwise activations: y = f(x); dx += f'(x) dy */
+static void sdl__relu_fwd(sdl_node *n) {
+    const float *x = sdl_f32(n->in[0]);
+    float *y = sdl_f32(n->out);
+    for (int64_t i = 0; i < n->out->numel; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+static void sdl__relu_bwd(sdl_node *n) {
+    const float *x = sdl_f32(n->in[0]), *dy = n->out->grad;
+    float *dx = n->in[0]->grad;
+    for (int64_t i = 0; i < n->out->numel; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+}
+SDL_API sdl_tensor *sdl_relu(sdl_tensor *x) {
+    if (!x) return NULL;
+    return sdl__op_run(sdl__op_begin(SDL_OP_RELU, sdl_tensor_shape(x), x, NULL, NULL, NULL));
+}
+
+/* ---- add / mul with b broadcast into a (b right-aligned, each dim equal or 1)
+   y = a + b: da += dy, db += sum over broadcast dims of dy
+   y = a * b: da += dy * b, db += sum over broadcast dims of dy * a */
+static bool sdl__broadcastable(const sdl_tensor *a, const sdl_tensor *b) {
+    if (b->ndim > a->ndim) return false;
+    for (int i = 1; i <= b->ndim; i++) {
+        int64_t bd = b->shape[b->ndim - i], ad = a->shape[a->ndim - i];
+        if (bd != ad && bd != 1) return false;
+    }
+    return true;
+}
+
+/* index into b for each flat index of a: precomputed strides, zero where b broadcasts */
+typedef struct sdl__bcast { int nd; int64_t shape[SDL_MAX_DIMS], bstride[SDL_MAX_DIMS]; } sdl__bcast;
+static sdl__bcast sdl__bcast_make(const sdl_tensor *a, const sdl_tensor *b) {
+    sdl__bcast bc;
+    memset(&bc, 0, sizeof bc);
+    bc.nd = a->ndim;
+    int64_t stride = 1;
+    for (int i = a->ndim - 1; i >= 0; i--) {
+        int bi = i - (a->ndim - b->ndim);
+        bc.shape[i] = a->shape[i];
+        bc.bstride[i] = (bi >= 0 && b->shape[bi] != 1) ? stride : 0;
+        if (bi >= 0) stride *= b->shape[bi];
+    }
+    return bc;
+}
+static int64_t sdl__bcast_index(const sdl__bcast *bc, int64_t i) {
+    int64_t j = 0;
+    for (int d = bc->nd - 1; d >= 0; d--) {
+        j += (i % bc->shape[d]) * bc->bstride[d];
+        i /= bc->shape[d];
+    }
+    return j;
+}
+
+static void sdl__add_fwd(sdl_node *n) {
+    sdl_tensor *a = n->in[0], *b = n->in[1];
+    const float *pa = sdl_f32(a), *pb = sdl_f32(b);
+    float *y = sdl_f32(n->out);
+    if (a->numel == b->numel) { for (int64_t i = 0; i < a->numel; i++) y[i] = pa[i] + pb[i]; return; }
+    sdl__bcast bc = sdl__bcast_make(a, b);
+    for (int64_t i = 0; i < a->numel; i++) y[i] = pa[i] + pb[sdl__bcast_index(&bc, i)];
+}
+static void sdl__add_bwd(sdl_node *n) {
+    sdl_tensor *a = n->in[0], *b = n->in[1];
+    const float *dy = n->out->grad;
+    if (a->requires_grad) for (int64_t i = 0; i < a->numel; i++) a->grad[i] += dy[i];
+    if (!b->requires_grad) return;
+    sdl__bcast bc = sdl__bcast_make(a, b);
+    for (int64_t i = 0; i < a->numel; i++) b->grad[sdl__bcast_index(&bc, i)] += dy[i];
+}
+static void sdl__mul_fwd(sdl_node *n) {
+    sdl_tensor *a = n->in[0], *b = n->in[1];
+    const float *pa = sdl_f32(a), *pb = sdl_f32(b);
+    float *y = sdl_f32(n->out);
+    sdl__bcast bc = sdl__bcast_make(a, b);
+    for (int64_t i = 0; i < a->numel; i++) y[i] = pa[i] * pb[sdl__bcast_index(&bc, i)];
+}
+static void sdl__mul_bwd(sdl_node *n) {
+    sdl_tensor *a = n->in[0], *b = n->in[1];
+    const float *pa = sdl_f32(a), *pb = sdl_f32(b), *dy = n->out->grad;
+    sdl__bcast bc = sdl__bcast_make(a, b);
+    for (int64_t i = 0; i < a->numel; i++) {
+        int64_t j = sdl__bcast_index(&bc, i);
+        if (a->requires_grad) a->grad[i] += dy[i] * pb[j];
+        if (b->requires_grad) b->grad[j] += dy[i] * pa[i];
+    }
+}
+static sdl_tensor *sdl__binary(sdl_op op, const char *name, sdl_tensor *a, sdl_tensor *b) {
+    if (sdl__any_null(a, b)) return NULL;
+    if (!sdl__broadcastable(a, b)) return (sdl_tensor *)sdl__shape_error(name, "b does not broadcast to a", a, b);
+    return sdl__op_run(sdl__op_begin(op, sdl_tensor_shape(a), a, b, NULL, NULL));
+}
+SDL_API sdl_tensor *sdl_add(sdl_tensor *a, sdl_tensor *b) { return sdl__binary(SDL_OP_ADD, "add", a, b); }
+SDL_API sdl_tensor *sdl_mul(sdl_tensor *a, sdl_tensor *b) { return sdl__binary(SDL_OP_MUL, "mul", a, b); }
+SDL_API sdl_tensor *sdl_residual_add(sdl_tensor *a, sdl_tensor *b) {
+    if (sdl__any_null(a, b)) return NULL;
+    if (!sdl_shape_equal(sdl_tensor_shape(a), sdl_tensor_shape(b)))
+        return (sdl_tensor *)sdl__shape_error("residual_add", "shapes differ", a, b);
+    return sdl_add(a, b);
+}
+
+/* ---- reshape: a view sharing data and gradient; its backward has nothing to do */
+static void sdl__view_bwd(sdl_node *n) { SDL__UNUSED(n); }
+SDL_API sdl_tensor *sdl_reshape(sdl_tensor *x, sdl_shape shape) {
+    if (!x) return NULL;
+    int64_t known = 1;
+    int infer = -1;
+    for (int i = 0; i < shape.ndim; i++) {
+        if (shape.d[i] == -1 && infer < 0) infer = i;
+        else known *= shape.d[i];
+    }
+    if (infer >= 0 && known > 0 && x->numel % known == 0) shape.d[infer] = x->numel / known;
+    if (sdl__shape_numel(shape) != x->numel) {
+        char s[128];
+        sdl_shape_str(shape, s, sizeof s);
+        return (sdl_tensor *)sdl__shape_error("reshape", s, x, NULL);
+    }
+    if (!sdl__ready(x) || (x->requires_grad && !sdl__g.no_grad && !sdl__grad(x))) return NULL;
+    sdl_tensor *t = (sdl_tensor *)sdl_arena_alloc(sizeof(sdl_tensor));
+    if (!t) return NULL;
+    *t = *x;
+    t->heap = false;
+    t->model = NULL;
+    t->param_index = -1;
+    t->node = NULL;
+    t->ndim = shape.ndim;
+    for (int i = 0; i < shape.ndim; i++) t->shape[i] = shape.d[i];
+    if (sdl__g.no_grad) { t->requires_grad = false; t->grad = NULL; }
+    return t;
+}
+SDL_API sdl_tensor *sdl_flatten(sdl_tensor *x) {
+    if (!x) return NULL;
+    if (x->ndim < 1) return (sdl_tensor *)sdl__shape_error("flatten", "needs a batch dim", x, NULL);
+    return sdl_reshape(x, sdl_shape2(x->shape[0], x->shape[0] ? x->numel / x->shape[0] : 0));
+}
+
+/* ---- sum / mean: y = sum_i x_i (times 1/n for mean); dx_i += dy (times 1/n) */
+static void sdl__sum_fwd(sdl_node *n) {
+    const float *x = sdl_f32(n->in[0]);
+    double s = 0.0;
+    for (int64_t i = 0; i < n->in[0]->numel; i++) s += x[i];
+    if (n->op == SDL_OP_MEAN && n->in[0]->numel) s /= (double)n->in[0]->numel;
+    sdl_f32(n->out)[0] = (float)s;
+}
+static void sdl__sum_bwd(sdl_node *n) {
+    float g = n->out->grad[0];
+    if (n->op == SDL_OP_MEAN && n->in[0]->numel) g /= (float)n->in[0]->numel;
+    for (int64_t i = 0; i < n->in[0]->numel; i++) n->in[0]->grad[i] += g;
+}
+SDL_API sdl_tensor *sdl_sum(sdl_tensor *x) {
+    if (!x) return NULL;
+    return sdl__op_run(sdl__op_begin(SDL_OP_SUM, sdl_shapen(0, NULL), x, NULL, NULL, NULL));
+}
+SDL_API sdl_tensor *sdl_mean(sdl_tensor *x) {
+    if (!x) return NULL;
+    return sdl__op_run(sdl__op_begin(SDL_OP_MEAN, sdl_shapen(0, NULL), x, NULL, NULL, NULL));
+}
+
+/* >>cpu-ops-more (see the anchors below: each group of ops has its own section) */
+
+/* ---- cross entropy from logits (B, C), targets i32 (B), smoothing s:
+   q = (1-s) onehot(t) + s/C;  loss = mean_b -sum_c q_c log softmax(x)_c
+   dlogits_bc += (softmax(x)_bc - q_bc) / B */
+static void sdl__ce_fwd(sdl_node *n) {
+    sdl_tensor *x = n->in[0];
+    int64_t B = x->shape[0], C = x->numel / (B ? B : 1);
+    const int32_t *t = sdl_i32(n->in[1]);
+    float s = n->attr.scalar.alpha;
+    float *prob = (float *)n->saved;
+    double total = 0.0;
+    for (int64_t b = 0; b < B; b++) {
+        const float *row = sdl_f32(x) + b * C;
+        float *p = prob + b * C;
+        float mx = row[0];
+        for (int64_t c = 1; c < C; c++) mx = row[c] > mx ? row[c] : mx;
+        double z = 0.0;
+        for (int64_t c = 0; c < C; c++) z += exp((double)row[c] - mx);
+        double logz = mx + log(z), lsum = 0.0;
+        for (int64_t c = 0; c < C; c++) {
+            double logp = row[c] - logz;
+            p[c] = (float)exp(logp);
+            lsum += logp;
+        }
+        total += -(1.0 - s) * (row[t[b]] - logz) - (double)s / (double)C * lsum;
+    }
+    sdl_f32(n->out)[0] = (float)(total / (double)(B ? B : 1));
+}
+static void sdl__ce_bwd(sdl_node *n) {
+    sdl_tensor *x = n->in[0];
+    int64_t B = x->shape[0], C = x->numel / (B ? B : 1);
+    const int32_t *t = sdl_i32(n->in[1]);
+    float s = n->attr.scalar.alpha, g = n->out->grad[0] / (float)(B ? B : 1);
+    const float *prob = (const float *)n->saved;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t c = 0; c < C; c++) {
+            float q = s / (float)C + (c == t[b] ? 1.0f - s : 0.0f);
+            x->grad[b * C + c] += g * (prob[b * C + c] - q);
+        }
+}
+
+/* targets: i32, one per row of x (B, C), each in [0, C) */
+static bool sdl__check_targets(const char *op, const sdl_tensor *x, const sdl_tensor *t) {
+    if (x->ndim != 2 || t->dtype != SDL_I32 || t->numel != x->shape[0]) {
+        sdl__shape_error(op, "wants logits (B, C) and i32 targets (B)", x, t);
+        return false;
+    }
+    const int32_t *ids = sdl_i32(t);
+    for (int64_t i = 0; i < t->numel; i++)
+        if (ids[i] < 0 || ids[i] >= x->shape[1]) {
+            sdl_fail(SDL_ERR_ARG, "%s: target %d at row %lld is outside [0, %lld)", op, ids[i], (long long)i, (long long)x->shape[1]);
+            return false;
+        }
+    return true;
+}
+
+SDL_API sdl_tensor *sdl_cross_entropy(sdl_tensor *logits, sdl_tensor *targets, float label_smoothing) {
+    if (sdl__any_null(logits, targets)) return NULL;
+    if (!sdl__check_targets("cross_entropy", logits, targets)) return NULL;
+    sdl_node *n = sdl__op_begin(SDL_OP_CROSS_ENTROPY, sdl_shapen(0, NULL), logits, targets, NULL, NULL);
+    if (!n) return NULL;
+    n->attr.scalar.alpha = label_smoothing;
+    return sdl__saved(n, (size_t)logits->numel * sizeof(float)) ? sdl__op_run(n) : NULL;
+}
+
+SDL_API int64_t sdl_count_correct(const sdl_tensor *logits, const sdl_tensor *targets) {
+    if (!logits || !targets || logits->ndim != 2 || targets->numel != logits->shape[0]) return 0;
+    int64_t B = logits->shape[0], C = logits->shape[1], correct = 0;
+    for (int64_t b = 0; b < B; b++) {
+        const float *row = sdl_f32(logits) + b * C;
+        int64_t best = 0;
+        for (int64_t c = 1; c < C; c++) if (row[c] > row[best]) best = c;
+        correct += best == sdl_i32(targets)[b];
+    }
+    return correct;
+}
+
+/* ---- mse: loss = mean (x - t)^2;  dx += 2 (x - t) / n */
+static void sdl__mse_fwd(sdl_node *n) {
+    const float *x = sdl_f32(n->in[0]), *t = sdl_f32(n->in[1]);
+    double s = 0.0;
+    for (int64_t i = 0; i < n->in[0]->numel; i++) s += ((double)x[i] - t[i]) * ((double)x[i] - t[i]);
+    sdl_f32(n->out)[0] = (float)(s / (double)(n->in[0]->numel ? n->in[0]->numel : 1));
+}
+static void sdl__mse_bwd(sdl_node *n) {
+    sdl_tensor *x = n->in[0];
+    const float *t = sdl_f32(n->in[1]);
+    float g = 2.0f * n->out->grad[0] / (float)(x->numel ? x->numel : 1);
+    for (int64_t i = 0; i < x->numel; i++) x->grad[i] += g * (sdl_f32(x)[i] - t[i]);
+}
+SDL_API sdl_tensor *sdl_mse_loss(sdl_tensor *x, sdl_tensor *targets) {
+    if (sdl__any_null(x, targets)) return NULL;
+    if (x->numel != targets->numel) return (sdl_tensor *)sdl__shape_error("mse_loss", "input and target sizes differ", x, targets);
+    return sdl__op_run(sdl__op_begin(SDL_OP_MSE, sdl_shapen(0, NULL), x, targets, NULL, NULL));
+}
+
+/* >>ops-conv (conv2d, conv_transpose2d, pooling) */
+
+/* >>ops-norm (batch norm, layer norm, dropout, embedding) */
+
+/* >>ops-act (leaky_relu, gelu, tanh, sigmoid, silu, softmax, log_softmax, scale) */
+
+/* >>ops-shape (concat, transpose, attention) */
+
+/* >>ops-loss (nll, bce_with_logits) */
+
+/* >>cpu-table */
+static void sdl__cpu_alloc_copy(void *dst, const void *src, size_t bytes, sdl_device dd, sdl_device sd) {
+    SDL__UNUSED(dd);
+    SDL__UNUSED(sd);
+    memcpy(dst, src, bytes);
+}
+static void sdl__cpu_memset0(void *dst, size_t bytes) { memset(dst, 0, bytes); }
+
+static void sdl__cpu_init(void) {
+    sdl_backend *be = &sdl__backends[SDL_CPU];
+    be->name = "cpu";
+    be->alloc = sdl__aligned_alloc;
+    be->dealloc = sdl__aligned_free;
+    be->memset0 = sdl__cpu_memset0;
+    be->copy = sdl__cpu_alloc_copy;
+    be->arena_alloc = sdl_arena_alloc;
+#define SDL__KERNEL(op, f, b) (be->forward[op] = f, be->backward[op] = b)
+    SDL__KERNEL(SDL_OP_LINEAR, sdl__linear_fwd, sdl__linear_bwd);
+    SDL__KERNEL(SDL_OP_RELU, sdl__relu_fwd, sdl__relu_bwd);
+    SDL__KERNEL(SDL_OP_ADD, sdl__add_fwd, sdl__add_bwd);
+    SDL__KERNEL(SDL_OP_MUL, sdl__mul_fwd, sdl__mul_bwd);
+    SDL__KERNEL(SDL_OP_SUM, sdl__sum_fwd, sdl__sum_bwd);
+    SDL__KERNEL(SDL_OP_MEAN, sdl__sum_fwd, sdl__sum_bwd);
+    SDL__KERNEL(SDL_OP_CROSS_ENTROPY, sdl__ce_fwd, sdl__ce_bwd);
+    SDL__KERNEL(SDL_OP_MSE, sdl__mse_fwd, sdl__mse_bwd);
+    /* >>cpu-table-conv */
+
+    /* >>cpu-table-norm */
+
+    /* >>cpu-table-act */
+
+    /* >>cpu-table-shape */
+
+    /* >>cpu-table-loss */
+
+#undef SDL__KERNEL
+    (void)sdl__view_bwd;
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>model: parameters, buffers, packing into flat arrays
+   ---------------------------------------------------------------------------------------- */
+SDL_API sdl_model *sdl_model_new(uint64_t seed) {
+    sdl_model *m = (sdl_model *)sdl__calloc(1, sizeof(sdl_model));
+    if (!m) return NULL;
+    m->training = true;
+    sdl_manual_seed(seed);
+    return m;
+}
+
+static void sdl__named_free(sdl_tensor *t) {
+    if (!t) return;
+    SDL_DEALLOC((void *)t->name);
+    sdl_tensor_free(t);
+}
+
+SDL_API void sdl_model_free(sdl_model *m) {
+    if (!m) return;
+    for (int i = 0; i < m->nparams; i++) {
+        if (m->packed) { m->params[i]->data = NULL; m->params[i]->grad = NULL; }
+        sdl__named_free(m->params[i]);
+    }
+    for (int i = 0; i < m->nbuffers; i++) {
+        if (m->packed) m->buffers[i]->data = NULL;
+        sdl__named_free(m->buffers[i]);
+    }
+    for (int i = 0; i < m->nmodules; i++) {
+        SDL_DEALLOC(m->modules[i]->children);
+        SDL_DEALLOC(m->modules[i]);
+    }
+    SDL_DEALLOC(m->modules);
+    SDL_DEALLOC(m->params);
+    SDL_DEALLOC(m->buffers);
+    SDL_DEALLOC(m->param_offset);
+    sdl__aligned_free(m->param_data);
+    sdl__aligned_free(m->grad_data);
+    sdl__aligned_free(m->buffer_data);
+    SDL_DEALLOC(m);
+}
+
+/* appends p to a growable array of pointers (capacity = next power of two) */
+static bool sdl__push_ptr(void ***arr, int *count, void *p) {
+    int n = *count;
+    if ((n & (n - 1)) == 0) { /* 0, 1, 2, 4, ...: grow */
+        void **a = (void **)SDL_REALLOC(*arr, sizeof(void *) * (size_t)(n ? 2 * n : 1));
+        if (!a) { sdl_fail(SDL_ERR_OOM, "out of memory"); return false; }
+        *arr = a;
+    }
+    (*arr)[n] = p;
+    *count = n + 1;
+    return true;
+}
+
+static sdl_tensor *sdl__model_tensor(sdl_model *m, const char *name, sdl_shape shape, bool param) {
+    if (!m || !name) { sdl_fail(SDL_ERR_ARG, "model_param: NULL model or name"); return NULL; }
+    if (m->packed) { sdl_fail(SDL_ERR_STATE, "model: cannot add '%s' after the model was packed (first use)", name); return NULL; }
+    if (sdl_model_find(m, name)) { sdl_fail(SDL_ERR_ARG, "model: a tensor named '%s' exists already", name); return NULL; }
+    sdl_tensor *t = sdl_tensor_new(shape, SDL_F32);
+    if (!t) return NULL;
+    t->name = sdl__strdup(name);
+    bool ok = t->name && (param ? sdl__push_ptr((void ***)&m->params, &m->nparams, t)
+                                : sdl__push_ptr((void ***)&m->buffers, &m->nbuffers, t));
+    if (!ok) { sdl__named_free(t); return NULL; }
+    if (param) {
+        t->requires_grad = true;
+        t->model = m;
+        t->param_index = m->nparams - 1;
+        t->decay = true;
+        m->param_floats += t->numel;
+    } else {
+        m->buffer_floats += t->numel;
+    }
+    return t;
+}
+
+SDL_API sdl_tensor *sdl_model_param(sdl_model *m, const char *name, sdl_shape shape, bool decay) {
+    sdl_tensor *t = sdl__model_tensor(m, name, shape, true);
+    if (t) t->decay = decay;
+    return t;
+}
+
+SDL_API sdl_tensor *sdl_model_buffer(sdl_model *m, const char *name, sdl_shape shape) {
+    return sdl__model_tensor(m, name, shape, false);
+}
+
+SDL_API sdl_tensor *sdl_model_find(sdl_model *m, const char *name) {
+    for (int i = 0; i < m->nparams; i++) if (strcmp(m->params[i]->name, name) == 0) return m->params[i];
+    for (int i = 0; i < m->nbuffers; i++) if (strcmp(m->buffers[i]->name, name) == 0) return m->buffers[i];
+    return NULL;
+}
+
+SDL_API int64_t sdl_model_num_params(const sdl_model *m) { return m ? m->param_floats : 0; }
+
+/* moves each tensor's data to base + offset; frees its own block */
+static void sdl__pack_into(sdl_tensor **ts, int n, float *base, int64_t *offsets) {
+    int64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        memcpy(base + off, ts[i]->data, (size_t)ts[i]->numel * sizeof(float));
+        sdl__aligned_free(ts[i]->data);
+        ts[i]->data = base + off;
+        if (offsets) offsets[i] = off;
+        off += ts[i]->numel;
+    }
+}
+
+SDL_API sdl_result sdl_model_pack(sdl_model *m) {
+    if (!m) return sdl_fail(SDL_ERR_ARG, "model_pack: NULL model");
+    if (m->packed) return SDL_OK;
+    m->param_data = (float *)sdl__aligned_alloc((size_t)m->param_floats * sizeof(float));
+    m->grad_data = (float *)sdl__aligned_alloc((size_t)m->param_floats * sizeof(float));
+    m->buffer_data = (float *)sdl__aligned_alloc((size_t)m->buffer_floats * sizeof(float));
+    m->param_offset = (int64_t *)sdl__calloc((size_t)m->nparams + 1, sizeof(int64_t));
+    if (!m->param_data || !m->grad_data || !m->buffer_data || !m->param_offset) return sdl__err_code;
+    memset(m->grad_data, 0, (size_t)m->param_floats * sizeof(float));
+    sdl__pack_into(m->params, m->nparams, m->param_data, m->param_offset);
+    sdl__pack_into(m->buffers, m->nbuffers, m->buffer_data, NULL);
+    for (int i = 0; i < m->nparams; i++) m->params[i]->grad = m->grad_data + m->param_offset[i];
+    m->param_offset[m->nparams] = m->param_floats;
+    m->packed = true;
+    return SDL_OK;
+}
+
+SDL_API void sdl_model_zero_grad(sdl_model *m) {
+    if (m && m->packed) memset(m->grad_data, 0, (size_t)m->param_floats * sizeof(float));
+}
+
+SDL_API void sdl_model_train(sdl_model *m, bool training) { if (m) m->training = training; }
+
+SDL_API void sdl_model_set_grad_hook(sdl_model *m, sdl_grad_hook hook, void *user) {
+    if (!m) return;
+    m->grad_hook = hook;
+    m->grad_hook_user = user;
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>layers: modules made on a model
+   ---------------------------------------------------------------------------------------- */
+SDL_API sdl_module *sdl_module_new(sdl_model *m, const char *kind, const char *name, sdl_forward_fn fwd) {
+    if (!m) { sdl_fail(SDL_ERR_ARG, "module_new: NULL model"); return NULL; }
+    sdl_module *l = (sdl_module *)sdl__calloc(1, sizeof(sdl_module));
+    if (!l) return NULL;
+    if (!sdl__push_ptr((void ***)&m->modules, &m->nmodules, l)) { SDL_DEALLOC(l); return NULL; }
+    l->kind = kind;
+    snprintf(l->name, sizeof l->name, "%s", name ? name : "");
+    l->forward = fwd;
+    l->model = m;
+    return l;
+}
+
+SDL_API sdl_tensor *sdl_forward(sdl_module *layer, sdl_tensor *x) {
+    if (!layer || !x) return NULL;
+    return layer->forward(layer, x);
+}
+
+static sdl_tensor *sdl__seq_forward(sdl_module *self, sdl_tensor *x) {
+    for (int i = 0; i < self->nchildren && x; i++) x = self->children[i]->forward(self->children[i], x);
+    return x;
+}
+SDL_API sdl_module *sdl_sequential(sdl_model *m, const char *name) {
+    return sdl_module_new(m, "sequential", name, sdl__seq_forward);
+}
+SDL_API sdl_result sdl_seq_add(sdl_module *seq, sdl_module *layer) {
+    if (!seq || !layer) return sdl_fail(SDL_ERR_ARG, "seq_add: NULL %s (an earlier call failed: %s)", seq ? "layer" : "sequential", sdl__err_msg);
+    return sdl__push_ptr((void ***)&seq->children, &seq->nchildren, layer) ? SDL_OK : SDL_ERR_OOM;
+}
+
+/* "fc1" + ".weight"; name "" gives "weight" */
+static sdl_tensor *sdl__layer_param(sdl_module *l, const char *suffix, sdl_shape s, bool decay) {
+    char full[96];
+    snprintf(full, sizeof full, "%s%s%s", l->name, l->name[0] ? "." : "", suffix);
+    return sdl_model_param(l->model, full, s, decay);
+}
+
+static sdl_tensor *sdl__linear_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_linear(x, l->weight, l->bias); }
+SDL_API sdl_module *sdl_linear_layer(sdl_model *m, const char *name, int64_t in, int64_t out, bool bias) {
+    sdl_module *l = sdl_module_new(m, "linear", name, sdl__linear_layer_fwd);
+    if (!l) return NULL;
+    l->weight = sdl__layer_param(l, "weight", sdl_shape2(out, in), true);
+    if (!l->weight) return NULL;
+    sdl_init_kaiming_uniform(l->weight, sqrtf(5.0f), in);
+    if (bias) {
+        l->bias = sdl__layer_param(l, "bias", sdl_shape1(out), false);
+        if (!l->bias) return NULL;
+        sdl_init_bias(l->bias, in);
+    }
+    return l;
+}
+
+static sdl_tensor *sdl__relu_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_relu(x); }
+SDL_API sdl_module *sdl_relu_layer(sdl_model *m) { return sdl_module_new(m, "relu", "", sdl__relu_layer_fwd); }
+
+static sdl_tensor *sdl__flatten_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_flatten(x); }
+SDL_API sdl_module *sdl_flatten_layer(sdl_model *m) { return sdl_module_new(m, "flatten", "", sdl__flatten_layer_fwd); }
+
+/* >>layers-conv */
+
+/* >>layers-norm */
+
+/* >>layers-act */
+
+/* >>optim */
+static float sdl__default(float v, float dflt) { return v != 0.0f ? v : dflt; }
+
+SDL_API sdl_optim *sdl_optim_new(sdl_model *m, const sdl_optim_desc *desc) {
+    if (!m || !desc) { sdl_fail(SDL_ERR_ARG, "optim_new: NULL model or desc"); return NULL; }
+    if (sdl_model_pack(m) != SDL_OK) return NULL;
+    sdl_optim *o = (sdl_optim *)sdl__calloc(1, sizeof(sdl_optim));
+    if (!o) return NULL;
+    o->desc = *desc;
+    o->model = m;
+    o->lr = sdl__default(desc->lr, 0.01f);
+    o->nstate = desc->momentum != 0.0f ? 1 : 0;
+    o->state = (float *)sdl__calloc((size_t)o->nstate * (size_t)m->param_floats, sizeof(float));
+    if (!o->state) { SDL_DEALLOC(o); return NULL; }
+    return o;
+}
+
+SDL_API sdl_optim *sdl_sgd(sdl_model *m, float lr, float momentum, float weight_decay, bool nesterov) {
+    sdl_optim_desc d;
+    memset(&d, 0, sizeof d);
+    d.kind = SDL_OPTIM_SGD;
+    d.lr = lr;
+    d.momentum = momentum;
+    d.weight_decay = weight_decay;
+    d.nesterov = nesterov;
+    return sdl_optim_new(m, &d);
+}
+
+/* sgd (PyTorch's form): g = grad + wd p;  v = mu v + g (v = g on the first step);
+   p -= lr * (nesterov ? g + mu v : v) */
+static void sdl__sgd_update(sdl_optim *o) {
+    sdl_model *m = o->model;
+    float mu = o->desc.momentum, lr = o->lr;
+    for (int i = 0; i < m->nparams; i++) {
+        int64_t off = m->param_offset[i], n = m->params[i]->numel;
+        float wd = m->params[i]->decay ? o->desc.weight_decay : 0.0f;
+        float *p = m->param_data + off, *g = m->grad_data + off;
+        float *v = o->nstate ? o->state + off : NULL;
+        for (int64_t j = 0; j < n; j++) {
+            float gj = g[j] + wd * p[j];
+            if (v) {
+                v[j] = o->step == 0 ? gj : mu * v[j] + gj;
+                gj = o->desc.nesterov ? gj + mu * v[j] : v[j];
+            }
+            p[j] -= lr * gj;
+        }
+    }
+}
+
+SDL_API sdl_result sdl_optim_step(sdl_optim *o) {
+    if (!o) return sdl_fail(SDL_ERR_ARG, "optim_step: NULL optimizer");
+    sdl__sgd_update(o);
+    o->step++;
+    return SDL_OK;
+}
+
+SDL_API void sdl_optim_set_lr(sdl_optim *o, float lr) { if (o) o->lr = lr; }
+
+SDL_API void sdl_optim_free(sdl_optim *o) {
+    if (!o) return;
+    SDL_DEALLOC(o->state);
+    SDL_DEALLOC(o);
+}
+
+/* >>sched */
+
+/* >>data */
+
+/* >>loader */
+
+/* >>train */
+
+/* >>checkpoint */
+
+/* >>profile */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SDL_IMPLEMENTATION_DONE */
+#endif /* SDL_IMPLEMENTATION */
+
+/*
+------------------------------------------------------------------------------
+This software is available under 2 licenses -- choose whichever you prefer.
+------------------------------------------------------------------------------
+ALTERNATIVE A - MIT License
+Copyright (c) 2026 the sdl authors
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+------------------------------------------------------------------------------
+ALTERNATIVE B - Public Domain (www.unlicense.org)
+This is free and unencumbered software released into the public domain.
+Anyone is free to copy, modify, publish, use, compile, sell, or distribute this
+software, either in source code form or as a compiled binary, for any purpose,
+commercial or non-commercial, and by any means.
+------------------------------------------------------------------------------
+*/

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# tests/run.sh - builds and runs every test, then prints "N passed, N failed".
+#   tests/test_*.c        plain C programs (cc), each ending with its own "N passed, N failed"
+#   tests/test_*.cpp      C++ programs (c++)
+#   tests/mpi_test_*.c    MPI programs (mpicc), run under mpirun with each -np listed in a
+#                         line "// mpirun-np: 2 3" of the file
+#   tests/cuda_test_*.cu  CUDA programs (nvcc); run only where a GPU is present
+# and compiles every header as C99/C11 (gcc, clang), C++17 (g++, nvcc -x cu), and with SDL_STATIC.
+# SAN=1 builds everything with -fsanitize=address,undefined.
+set -u
+cd "$(dirname "$0")/.."
+B=build/tests${SAN:+-san}
+mkdir -p "$B"
+CC=${CC:-cc}
+CXX=${CXX:-c++}
+OPT=${TEST_OPT:--O2 -march=native}
+WARN="-Wall -Wextra -Werror"
+SANFLAGS=""
+[ "${SAN:-}" = 1 ] && SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+NVCC=$(command -v nvcc || { [ -x /usr/local/cuda/bin/nvcc ] && echo /usr/local/cuda/bin/nvcc; })
+MPICC=$(command -v mpicc)
+MPIRUN=$(command -v mpirun)
+passed=0 failed=0 skipped=0
+
+pass() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1"; [ -f "${2:-}" ] && sed 's/^/     /' "$2" | tail -40; }
+skip() { skipped=$((skipped + 1)); echo "skip $1"; }
+
+# adds the counts from a program's closing "N passed, N failed" line; a crash or a missing
+# line counts as one failure
+count_run() { # name log rc
+    local line
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$2" | tail -1)
+    if [ -n "$line" ]; then
+        local p f
+        p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
+        f=$(echo "$line" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
+        passed=$((passed + p)); failed=$((failed + f))
+        echo "---- $1: $line"
+        if [ "$f" -gt 0 ] || [ "$3" -ne 0 ]; then
+            grep -E 'FAIL|ERROR|Sanitizer|runtime error' "$2" | head -40 | sed 's/^/     /'
+            [ "$f" -eq 0 ] && fail "$1 exited with $3" "$2"
+        fi
+    else
+        fail "$1 (exit $3, no closing line)" "$2"
+    fi
+}
+
+# ---- the headers compile everywhere -------------------------------------------------------
+hdr_check() { # name compiler args...
+    local name=$1; shift
+    if "$@" >"$B/hdr.log" 2>&1; then pass "$name"; else fail "$name" "$B/hdr.log"; fi
+}
+printf '#define SDL_IMPLEMENTATION\n#include "sdl.h"\nint main(void){return 0;}\n' >"$B/hdr_c.c"
+printf '#define SDL_STATIC\n#define SDL_IMPLEMENTATION\n#include "sdl.h"\nint main(void){return 0;}\n' >"$B/hdr_static.c"
+cp "$B/hdr_c.c" "$B/hdr_cpp.cpp"
+for cc in gcc clang; do
+    command -v $cc >/dev/null || { skip "headers with $cc: $cc not installed"; continue; }
+    for std in c99 c11; do hdr_check "sdl.h compiles as $std with $cc -Wall -Wextra -Werror" $cc -std=$std $WARN -I. -c "$B/hdr_c.c" -o "$B/hdr.o"; done
+done
+hdr_check "sdl.h compiles with SDL_STATIC" $CC -std=c11 $WARN -Wno-unused-function -I. -c "$B/hdr_static.c" -o "$B/hdr.o"
+hdr_check "sdl.h compiles as C++17 with g++" g++ -std=c++17 $WARN -I. -c "$B/hdr_cpp.cpp" -o "$B/hdr.o"
+if [ -n "$MPICC" ]; then
+    printf '#define SDL_IMPLEMENTATION\n#include "sdl.h"\n#define SDL_MPI_IMPLEMENTATION\n#include "sdl_mpi.h"\nint main(void){return 0;}\n' >"$B/hdr_mpi.c"
+    hdr_check "sdl_mpi.h compiles with mpicc -std=c99 $WARN" "$MPICC" -std=c99 $WARN -I. -c "$B/hdr_mpi.c" -o "$B/hdr.o"
+    hdr_check "sdl_mpi.h compiles with mpicc -std=c11 $WARN" "$MPICC" -std=c11 $WARN -I. -c "$B/hdr_mpi.c" -o "$B/hdr.o"
+    cp "$B/hdr_mpi.c" "$B/hdr_mpi.cpp"
+    hdr_check "sdl_mpi.h compiles as C++17" "$MPICC" -x c++ -std=c++17 $WARN -I. -c "$B/hdr_mpi.cpp" -o "$B/hdr.o"
+else
+    skip "sdl_mpi.h compile checks: mpicc not found (apt-get install libopenmpi-dev openmpi-bin)"
+fi
+if [ -n "$NVCC" ]; then
+    printf '#define SDL_IMPLEMENTATION\n#include "sdl.h"\n#define SDL_CUDA_IMPLEMENTATION\n#include "sdl_cuda.h"\nint main(void){return 0;}\n' >"$B/hdr_cuda.cu"
+    hdr_check "sdl.h + sdl_cuda.h compile with nvcc -x cu -std=c++17 $WARN" "$NVCC" -std=c++17 -x cu -Xcompiler "-Wall,-Wextra,-Werror" -I. -c "$B/hdr_cuda.cu" -o "$B/hdr.o"
+else
+    skip "sdl_cuda.h compile check: nvcc not found (CUDA Toolkit not installed)"
+fi
+
+# ---- test programs ---------------------------------------------------------------------------
+run_prog() { # name log cmd...
+    local name=$1 log=$2; shift 2
+    timeout 600 "$@" >"$log" 2>&1
+    count_run "$name" "$log" $?
+}
+for src in tests/test_*.c; do
+    [ -e "$src" ] || continue
+    name=$(basename "$src" .c)
+    if $CC -std=c11 $OPT -g $WARN $SANFLAGS -Itests -I. "$src" -o "$B/$name" -lm -lpthread >"$B/$name.build.log" 2>&1; then
+        run_prog "$name" "$B/$name.log" "$B/$name"
+    else
+        fail "$name (build)" "$B/$name.build.log"
+    fi
+done
+for src in tests/test_*.cpp; do
+    [ -e "$src" ] || continue
+    name=$(basename "$src" .cpp)
+    if $CXX -std=c++17 $OPT -g $WARN $SANFLAGS -Itests -I. "$src" -o "$B/$name" -lm -lpthread >"$B/$name.build.log" 2>&1; then
+        run_prog "$name" "$B/$name.log" "$B/$name"
+    else
+        fail "$name (build)" "$B/$name.build.log"
+    fi
+done
+for src in tests/mpi_test_*.c; do
+    [ -e "$src" ] || continue
+    name=$(basename "$src" .c)
+    if [ -z "$MPICC" ] || [ -z "$MPIRUN" ]; then skip "$name: mpicc/mpirun not found (apt-get install libopenmpi-dev openmpi-bin)"; continue; fi
+    if ! "$MPICC" -std=c11 $OPT -g $WARN $SANFLAGS -Itests -I. "$src" -o "$B/$name" -lm -lpthread >"$B/$name.build.log" 2>&1; then
+        fail "$name (build)" "$B/$name.build.log"; continue
+    fi
+    nps=$(grep -m1 -E '^// mpirun-np:' "$src" | sed 's/.*://')
+    for np in ${nps:-2}; do
+        run_prog "$name -np $np" "$B/$name.np$np.log" "$MPIRUN" --allow-run-as-root --oversubscribe -np "$np" "$B/$name"
+    done
+done
+for src in tests/cuda_test_*.cu; do
+    [ -e "$src" ] || continue
+    name=$(basename "$src" .cu)
+    if [ -z "$NVCC" ]; then skip "$name: nvcc not found"; continue; fi
+    if ! "$NVCC" -std=c++17 -O2 -Xcompiler "-Wall,-Wextra,-Werror" -Itests -I. "$src" -o "$B/$name" -lcublas -lcublasLt >"$B/$name.build.log" 2>&1; then
+        fail "$name (build)" "$B/$name.build.log"; continue
+    fi
+    pass "$name builds with nvcc"
+    if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+        run_prog "$name" "$B/$name.log" "$B/$name"
+    else
+        skip "$name: no GPU on this machine (built, not run)"
+    fi
+done
+
+echo
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,165 @@
+/* sdl_test.h - the tests' tiny framework: TEST/CHECK, a closing "N passed, N failed" line,
+   a counting allocator, and a finite-difference gradient check against double-precision
+   reference code. Include it after defining SDL_IMPLEMENTATION, in place of sdl.h. */
+#ifndef SDL_TEST_H
+#define SDL_TEST_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+/* the counting allocator: every heap block the library takes goes through these */
+static long sdl_test_allocs;
+static void *sdl_test_alloc(size_t n) { sdl_test_allocs++; return malloc(n); }
+static void *sdl_test_realloc(void *p, size_t n) { sdl_test_allocs++; return realloc(p, n); }
+#define SDL_ALLOC(n) sdl_test_alloc(n)
+#define SDL_REALLOC(p, n) sdl_test_realloc(p, n)
+#define SDL_DEALLOC(p) free(p)
+#include "../sdl.h"
+
+static int sdl_test_passed, sdl_test_failed, sdl_test_ok;
+
+#define CHECK(cond, ...)                                                   \
+    do {                                                                   \
+        if (!(cond)) {                                                     \
+            printf("  FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);       \
+            printf(__VA_ARGS__);                                           \
+            printf("\n");                                                  \
+            sdl_test_ok = 0;                                               \
+        }                                                                  \
+    } while (0)
+
+#define RUN(fn) sdl_test_run(#fn, fn)
+
+static void sdl_test_run(const char *name, void (*fn)(void)) {
+    sdl_test_ok = 1;
+    sdl_clear_error();
+    fn();
+    sdl_arena_reset();
+    sdl_set_grad_enabled(true);
+    if (sdl_test_ok) sdl_test_passed++;
+    else sdl_test_failed++;
+    printf("%s %s\n", sdl_test_ok ? "ok  " : "FAIL", name);
+    fflush(stdout);
+}
+
+static int sdl_test_finish(void) {
+    sdl_arena_release();
+    printf("%d passed, %d failed\n", sdl_test_passed, sdl_test_failed);
+    return sdl_test_failed ? 1 : 0;
+}
+
+/* ---- gradient check ------------------------------------------------------------------
+   f builds the op under test from float inputs with sdl; ref computes the same forward in
+   double from double inputs. The check compares the forward outputs, then the analytic
+   gradient of L = sum(out * w) (random w) with central differences of ref in double. */
+#define GC_MAX_IN 4
+typedef sdl_tensor *(*gc_fn)(sdl_tensor **in, void *ctx);
+typedef void (*gc_ref)(double **in, double *out, void *ctx);
+
+typedef struct gc_case {
+    const char *name;
+    int nin;
+    sdl_shape shape[GC_MAX_IN];
+    bool nodiff[GC_MAX_IN]; /* inputs whose gradient is not checked (targets, stats) */
+    float lo, hi;           /* inputs drawn uniform in [lo, hi); default [-1, 1) */
+    gc_fn f;
+    gc_ref ref;
+    void *ctx;
+    double tol;             /* default 1e-3 */
+} gc_case;
+
+static double gc_loss(gc_case *c, double **in, double *out, const double *w, int64_t n) {
+    memset(out, 0, sizeof(double) * (size_t)n);
+    c->ref(in, out, c->ctx);
+    double L = 0.0;
+    for (int64_t i = 0; i < n; i++) L += out[i] * w[i];
+    return L;
+}
+
+static int gc_compare(gc_case *c, sdl_tensor **in, double **din, sdl_tensor *out, double tol) {
+    int ok = 1;
+    int64_t n = out->numel;
+    sdl_tensor *w = sdl_arena_tensor(sdl_tensor_shape(out), SDL_F32);
+    sdl_tensor_uniform(w, -1.0f, 1.0f);
+    double *dw = (double *)calloc((size_t)n + 1, sizeof(double));
+    double *dout = (double *)calloc((size_t)n + 1, sizeof(double));
+    for (int64_t j = 0; j < n; j++) dw[j] = sdl_f32(w)[j];
+    gc_loss(c, din, dout, dw, n);
+    double fmax = 0.0, ferr = 0.0;
+    for (int64_t j = 0; j < n; j++) {
+        fmax = fmax > fabs(dout[j]) ? fmax : fabs(dout[j]);
+        double e = fabs(dout[j] - sdl_f32(out)[j]);
+        ferr = ferr > e ? ferr : e;
+    }
+    if (ferr > 1e-4 * (1.0 + fmax)) {
+        printf("  FAIL gradcheck %s: forward differs from the reference by %g (max |ref| %g)\n", c->name, ferr, fmax);
+        ok = 0;
+    }
+    if (sdl_backward(sdl_sum(sdl_mul(out, w))) != SDL_OK) {
+        printf("  FAIL gradcheck %s: backward: %s\n", c->name, sdl_last_error());
+        ok = 0;
+    }
+    for (int i = 0; ok && i < c->nin; i++) {
+        if (c->nodiff[i]) continue;
+        double gmax = 0.0, gerr = 0.0;
+        int64_t worst = 0;
+        double *num = (double *)malloc(sizeof(double) * (size_t)(in[i]->numel + 1));
+        for (int64_t j = 0; j < in[i]->numel; j++) {
+            double x0 = din[i][j], h = 1e-6 * (1.0 + fabs(x0));
+            din[i][j] = x0 + h;
+            double lp = gc_loss(c, din, dout, dw, n);
+            din[i][j] = x0 - h;
+            double lm = gc_loss(c, din, dout, dw, n);
+            din[i][j] = x0;
+            num[j] = (lp - lm) / (2.0 * h);
+            gmax = gmax > fabs(num[j]) ? gmax : fabs(num[j]);
+        }
+        for (int64_t j = 0; j < in[i]->numel; j++) {
+            double e = fabs(num[j] - in[i]->grad[j]);
+            if (e > gerr) { gerr = e; worst = j; }
+        }
+        if (gerr > tol * (1.0 + gmax)) {
+            printf("  FAIL gradcheck %s: input %d grad[%lld] = %g, finite difference %g (max |grad| %g)\n",
+                   c->name, i, (long long)worst, (double)in[i]->grad[worst], num[worst], gmax);
+            ok = 0;
+        }
+        free(num);
+    }
+    free(dw);
+    free(dout);
+    return ok;
+}
+
+/* returns 1 when forward and every checked gradient match */
+static int gradcheck(gc_case *c) {
+    int ok = 1;
+    float lo = c->lo, hi = c->hi;
+    if (lo == 0.0f && hi == 0.0f) { lo = -1.0f; hi = 1.0f; }
+    double tol = c->tol > 0 ? c->tol : 1e-3;
+    sdl_tensor *in[GC_MAX_IN] = {0};
+    double *din[GC_MAX_IN] = {0};
+    for (int i = 0; i < c->nin; i++) {
+        in[i] = sdl_tensor_new(c->shape[i], SDL_F32);
+        sdl_tensor_uniform(in[i], lo, hi);
+        if (!c->nodiff[i]) sdl_tensor_requires_grad(in[i]);
+        din[i] = (double *)malloc(sizeof(double) * (size_t)(in[i]->numel + 1));
+        for (int64_t j = 0; j < in[i]->numel; j++) din[i][j] = sdl_f32(in[i])[j];
+    }
+    sdl_tensor *out = c->f(in, c->ctx);
+    if (!out) printf("  FAIL gradcheck %s: op returned NULL: %s\n", c->name, sdl_last_error());
+    else ok = gc_compare(c, in, din, out, tol);
+    for (int i = 0; i < c->nin; i++) { sdl_tensor_free(in[i]); free(din[i]); }
+    sdl_arena_reset();
+    return ok;
+}
+
+/* random i32 ids in [0, n) for targets, embedding ids */
+static sdl_tensor *test_ids(int64_t count, int32_t n) {
+    sdl_tensor *t = sdl_tensor_new(sdl_shape1(count), SDL_I32);
+    for (int64_t i = 0; i < count; i++) sdl_i32(t)[i] = (int32_t)(sdl_rand_uniform() * (float)n) % n;
+    return t;
+}
+
+#endif

@@ -435,9 +435,39 @@ SDL_API void sdl_optim_free(sdl_optim *o);
 
 /* >>decl-sched */
 
-/* >>decl-data */
+/* >>decl-data: every image reader fills an sdl_dataset: n samples of c x h x w bytes
+   (CHW per sample, the layout the tensors use) and one i32 label each. */
+typedef struct sdl_dataset {
+    int64_t n;
+    int c, h, w;
+    int num_classes;
+    uint8_t *images; /* n * c * h * w bytes */
+    int32_t *labels; /* n */
+} sdl_dataset;
+SDL_API void sdl_dataset_free(sdl_dataset *d); /* frees the arrays, zeroes the struct */
 
-/* >>decl-loader */
+/* >>decl-loader: batches of (x f32 (B, C, H, W), y i32 (B)) from an sdl_dataset.
+   The sequence depends only on (seed, epoch, rank, world_size), never on prefetch timing. */
+typedef struct sdl_loader sdl_loader;
+typedef struct sdl_loader_desc {
+    const sdl_dataset *data;
+    int batch_size;          /* 0: 64 */
+    bool shuffle;            /* order seeded by (seed, epoch) */
+    bool drop_last;
+    uint64_t seed;
+    int rank, world_size;    /* distributed sampler: pad to a multiple of world_size, rank r
+                                takes indices r, r + world, ...; 0, 0 means 1 process */
+    int prefetch;            /* batches queued by a background thread; 0: 2, -1: no thread */
+    float mean[4], std[4];   /* per channel, after /255; std 0 means no normalisation */
+    int pad_crop;            /* pad by this many pixels and random-crop back (0: off) */
+    bool hflip;              /* random horizontal flip */
+} sdl_loader_desc;
+SDL_API sdl_loader *sdl_loader_new(const sdl_loader_desc *desc);
+SDL_API void sdl_loader_set_epoch(sdl_loader *l, int64_t epoch);
+/* the next batch of this epoch, or false at its end; x and y stay valid until the next call */
+SDL_API bool sdl_loader_next(sdl_loader *l, sdl_tensor **x, sdl_tensor **y);
+SDL_API int64_t sdl_loader_num_batches(const sdl_loader *l);
+SDL_API void sdl_loader_free(sdl_loader *l);
 
 /* >>decl-train */
 

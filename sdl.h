@@ -765,6 +765,7 @@ typedef struct sdl__pool {
     pthread_t threads[SDL__MAX_THREADS];
     int started;
     bool inited;
+    pthread_mutex_t post_mu; /* one poster at a time (the loader thread may post too) */
     pthread_mutex_t mu;
     pthread_cond_t work_cv, done_cv;
     uint64_t generation;
@@ -805,6 +806,7 @@ static void sdl__pool_start(int nthreads) {
     sdl__pool *p = &sdl__the_pool;
     if (!p->inited) {
         p->inited = true;
+        pthread_mutex_init(&p->post_mu, NULL);
         pthread_mutex_init(&p->mu, NULL);
         pthread_cond_init(&p->work_cv, NULL);
         pthread_cond_init(&p->done_cv, NULL);
@@ -834,7 +836,8 @@ SDL_API int sdl_get_num_threads(void) {
 }
 
 /* Calls fn on [0, n) split in at most num_threads contiguous parts of at least `grain`
-   indices. The caller runs part 0. fn must write disjoint outputs for disjoint ranges. */
+   indices. The caller runs part 0. fn must write disjoint outputs for disjoint ranges.
+   A call from inside a job, or while another thread's job runs, runs on the caller alone. */
 SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *ctx) {
     if (n <= 0) return;
     int nt = sdl_get_num_threads();
@@ -846,6 +849,7 @@ SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *c
     fn(ctx, 0, n);
 #else
     sdl__pool *p = &sdl__the_pool;
+    if (pthread_mutex_trylock(&p->post_mu) != 0) { fn(ctx, 0, n); return; }
     pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->ctx = ctx;
@@ -860,6 +864,7 @@ SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *c
     pthread_mutex_lock(&p->mu);
     while (p->pending > 0) pthread_cond_wait(&p->done_cv, &p->mu);
     pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->post_mu);
 #endif
 }
 

@@ -1855,27 +1855,29 @@ SDL_API sdl_module *sdl_flatten_layer(sdl_model *m) { return sdl_module_new(m, "
 /* >>optim */
 static float sdl__default(float v, float dflt) { return v != 0.0f ? v : dflt; }
 
-/* ---- sums over [0, n) in double, the same bits for any thread count: the range is cut
-   into at most SDL__SUM_BLOCKS blocks whose bounds depend only on n, each block is summed
-   by one thread, and the block sums are added in order. */
+/* ---- two sums over [0, n) in double, the same bits for any thread count: the range is
+   cut into at most SDL__SUM_BLOCKS blocks whose bounds depend only on n, each block is
+   summed by one thread, and the block sums are added in order. A block function may also
+   write its own elements (lamb updates its moments while it sums). */
 #define SDL__SUM_BLOCKS 64
-typedef double (*sdl__sum_fn)(void *ctx, int64_t begin, int64_t end);
+typedef void (*sdl__sum_fn)(void *ctx, int64_t begin, int64_t end, double sums[2]);
 typedef struct sdl__sum_job {
     sdl__sum_fn fn;
     void *ctx;
     int64_t n, block;
-    double part[SDL__SUM_BLOCKS];
+    double part[SDL__SUM_BLOCKS][2];
 } sdl__sum_job;
 
 static void sdl__sum_blocks(void *ctx, int64_t b0, int64_t b1) {
     sdl__sum_job *s = (sdl__sum_job *)ctx;
     for (int64_t b = b0; b < b1; b++) {
         int64_t end = (b + 1) * s->block < s->n ? (b + 1) * s->block : s->n;
-        s->part[b] = s->fn(s->ctx, b * s->block, end);
+        s->part[b][0] = s->part[b][1] = 0.0;
+        s->fn(s->ctx, b * s->block, end, s->part[b]);
     }
 }
 
-static double sdl__sum(int64_t n, sdl__sum_fn fn, void *ctx) {
+static void sdl__sum2(int64_t n, sdl__sum_fn fn, void *ctx, double out[2]) {
     sdl__sum_job s;
     s.fn = fn;
     s.ctx = ctx;
@@ -1884,18 +1886,25 @@ static double sdl__sum(int64_t n, sdl__sum_fn fn, void *ctx) {
     if (s.block < 8192) s.block = 8192;
     int64_t nblocks = (n + s.block - 1) / s.block;
     sdl_parallel_for(nblocks, 1, sdl__sum_blocks, &s);
-    double total = 0.0;
-    for (int64_t b = 0; b < nblocks; b++) total += s.part[b];
-    return total;
+    out[0] = out[1] = 0.0;
+    for (int64_t b = 0; b < nblocks; b++) { out[0] += s.part[b][0]; out[1] += s.part[b][1]; }
 }
 
-static double sdl__sumsq_range(void *ctx, int64_t begin, int64_t end) {
+/* x^2 over even and odd indices: two chains of additions run faster than one */
+static void sdl__sumsq_range(void *ctx, int64_t begin, int64_t end, double sums[2]) {
     const float *x = (const float *)ctx;
-    double s = 0.0;
-    for (int64_t i = begin; i < end; i++) s += (double)x[i] * (double)x[i];
-    return s;
+    int64_t i = begin;
+    for (; i + 1 < end; i += 2) {
+        sums[0] += (double)x[i] * (double)x[i];
+        sums[1] += (double)x[i + 1] * (double)x[i + 1];
+    }
+    if (i < end) sums[0] += (double)x[i] * (double)x[i];
 }
-static double sdl__norm(const float *x, int64_t n) { return sqrt(sdl__sum(n, sdl__sumsq_range, (void *)x)); }
+static double sdl__norm(const float *x, int64_t n) {
+    double s[2];
+    sdl__sum2(n, sdl__sumsq_range, (void *)x, s);
+    return sqrt(s[0] + s[1]);
+}
 
 typedef struct sdl__scale_job { float *x; float s; } sdl__scale_job;
 static void sdl__scale_range(void *ctx, int64_t begin, int64_t end) {
@@ -1967,33 +1976,36 @@ static void sdl__adam_range(void *ctx, int64_t begin, int64_t end) {
 
 /* lamb (You et al. 2019), in two passes over a tensor:
      1. m = beta1 m + (1 - beta1) g,  v = beta2 v + (1 - beta2) g^2
-     2. r = (m / bc1) / (sqrt(v / bc2) + eps) + wd p
-        trust = ||p|| / ||r|| (1 when either norm is 0, or for decay=false tensors)
+        r = (m / bc1) / (sqrt(v / bc2) + eps) + wd p, kept in g's place (the update
+        zeroes the gradients anyway); sums of p^2 and r^2
+     2. trust = ||p|| / ||r|| (1 when either norm is 0, or for decay=false tensors)
         p -= lr * trust * r */
-static void sdl__lamb_moments_range(void *ctx, int64_t begin, int64_t end) {
+static void sdl__lamb_moments_range(void *ctx, int64_t begin, int64_t end, double sums[2]) {
     const sdl__update *u = (const sdl__update *)ctx;
-    float b1 = u->o->desc.beta1, b2 = u->o->desc.beta2;
+    float b1 = u->o->desc.beta1, b2 = u->o->desc.beta2, eps = u->o->desc.eps;
     for (int64_t j = begin; j < end; j++) {
         float g = u->g[j];
         u->m[j] = b1 * u->m[j] + (1.0f - b1) * g;
         u->v[j] = b2 * u->v[j] + (1.0f - b2) * g * g;
+        float r = (u->m[j] / u->bc1) / (sqrtf(u->v[j] / u->bc2) + eps) + u->wd * u->p[j];
+        u->g[j] = r;
+        sums[0] += (double)u->p[j] * (double)u->p[j];
+        sums[1] += (double)r * (double)r;
     }
-}
-static float sdl__lamb_r(const sdl__update *u, int64_t j) {
-    return (u->m[j] / u->bc1) / (sqrtf(u->v[j] / u->bc2) + u->o->desc.eps) + u->wd * u->p[j];
-}
-static double sdl__lamb_r_sumsq_range(void *ctx, int64_t begin, int64_t end) {
-    const sdl__update *u = (const sdl__update *)ctx;
-    double s = 0.0;
-    for (int64_t j = begin; j < end; j++) {
-        double r = sdl__lamb_r(u, j);
-        s += r * r;
-    }
-    return s;
 }
 static void sdl__lamb_apply_range(void *ctx, int64_t begin, int64_t end) {
     const sdl__update *u = (const sdl__update *)ctx;
-    for (int64_t j = begin; j < end; j++) u->p[j] -= u->lr * u->trust * sdl__lamb_r(u, j);
+    float step = u->lr * u->trust;
+    for (int64_t j = begin; j < end; j++) u->p[j] -= step * u->g[j];
+}
+
+/* lars: ||p||^2 and ||grad||^2 in one pass */
+static void sdl__lars_norms_range(void *ctx, int64_t begin, int64_t end, double sums[2]) {
+    const sdl__update *u = (const sdl__update *)ctx;
+    for (int64_t j = begin; j < end; j++) {
+        sums[0] += (double)u->p[j] * (double)u->p[j];
+        sums[1] += (double)u->g[j] * (double)u->g[j];
+    }
 }
 
 /* one update of every parameter tensor, each split over the threads by index */
@@ -2019,18 +2031,18 @@ static void sdl__optim_update(sdl_optim *o) {
         if (d->kind == SDL_OPTIM_ADAM || d->kind == SDL_OPTIM_ADAMW) {
             sdl_parallel_for(n, grain, sdl__adam_range, &u);
         } else if (d->kind == SDL_OPTIM_LAMB) {
-            sdl_parallel_for(n, grain, sdl__lamb_moments_range, &u);
-            if (decay) {
-                double pn = sdl__norm(u.p, n), rn = sqrt(sdl__sum(n, sdl__lamb_r_sumsq_range, &u));
-                if (pn > 0.0 && rn > 0.0) u.trust = (float)(pn / rn);
-            }
+            double sq[2];
+            sdl__sum2(n, sdl__lamb_moments_range, &u, sq);
+            if (decay && sq[0] > 0.0 && sq[1] > 0.0) u.trust = (float)sqrt(sq[0] / sq[1]);
             sdl_parallel_for(n, grain, sdl__lamb_apply_range, &u);
         } else {
             /* lars (You, Gitman, Ginsburg 2017; NVIDIA apex LARC without clipping):
                  trust = eta * ||p|| / (||grad|| + wd * ||p||)   (1 when either norm is 0)
                then sgd with momentum on trust * (grad + wd p), lr outside the momentum */
             if (d->kind == SDL_OPTIM_LARS && decay) {
-                double pn = sdl__norm(u.p, n), gn = sdl__norm(u.g, n);
+                double sq[2];
+                sdl__sum2(n, sdl__lars_norms_range, &u, sq);
+                double pn = sqrt(sq[0]), gn = sqrt(sq[1]);
                 if (pn > 0.0 && gn > 0.0) u.trust = (float)((double)d->trust_coef * pn / (gn + (double)u.wd * pn));
             }
             sdl_parallel_for(n, grain, sdl__sgd_range, &u);

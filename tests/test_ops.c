@@ -138,6 +138,9 @@ static void test_gradcheck_layer_norm(void) {
     ln_ctx c2 = {3, 11, false};
     gc_case b = {"layer_norm no affine", 1, {sdl_shape2(3, 11)}, {0}, 0, 0, f_ln, r_ln, &c2, 0};
     CHECK(gradcheck(&b), "layer norm without gamma/beta (3, 11)");
+    ln_ctx c3 = {3, 70, true}; /* gamma/beta gradients go in blocks of 64 columns */
+    gc_case d = {"layer_norm D=70", 3, {sdl_shape2(3, 70), sdl_shape1(70), sdl_shape1(70)}, {0}, 0, 0, f_ln, r_ln, &c3, 0};
+    CHECK(gradcheck(&d), "layer norm (3, 70)");
 }
 
 /* ---- dropout: the reference rebuilds the mask the op drew, from its (seed, stream) ---- */
@@ -491,8 +494,8 @@ static void test_errors(void) {
 static void run_ops(float *out, int64_t *pos) {
     sdl_manual_seed(77);
     sdl_tensor *x4 = sdl_tensor_new(sdl_shape4(16, 12, 10, 10), SDL_F32), *g = sdl_tensor_new(sdl_shape1(12), SDL_F32);
-    sdl_tensor *b = sdl_tensor_new(sdl_shape1(12), SDL_F32), *xl = sdl_tensor_new(sdl_shape2(300, 64), SDL_F32);
-    sdl_tensor *gl = sdl_tensor_new(sdl_shape1(64), SDL_F32), *bl = sdl_tensor_new(sdl_shape1(64), SDL_F32);
+    sdl_tensor *b = sdl_tensor_new(sdl_shape1(12), SDL_F32), *xl = sdl_tensor_new(sdl_shape2(300, 100), SDL_F32);
+    sdl_tensor *gl = sdl_tensor_new(sdl_shape1(100), SDL_F32), *bl = sdl_tensor_new(sdl_shape1(100), SDL_F32);
     sdl_tensor *q = sdl_tensor_new(sdl_shape4(2, 3, 40, 16), SDL_F32), *tab = sdl_tensor_new(sdl_shape2(50, 256), SDL_F32);
     sdl_tensor *ids = test_ids(600, 50);
     sdl_tensor *all[8] = {x4, g, b, xl, gl, bl, q, tab};

@@ -1616,22 +1616,22 @@ static void sdl__bn_bwd_range(void *ctx, int64_t c0, int64_t c1) {
             }
     }
 }
-static int64_t sdl__grain(int64_t work_per_item) { /* items per part so a part does ~32k flops */
+static int64_t sdl__ops_grain(int64_t work_per_item) { /* items per part so a part does ~32k flops */
     return work_per_item > 0 ? 1 + 32768 / work_per_item : 1;
 }
 static void sdl__bn_fwd(sdl_node *n) {
     int64_t N, C, S;
     sdl__bn_dims(n->in[0], &N, &C, &S);
-    sdl_parallel_for(C, sdl__grain(N * S * 4), sdl__bn_fwd_range, n);
+    sdl_parallel_for(C, sdl__ops_grain(N * S * 4), sdl__bn_fwd_range, n);
 }
 static void sdl__bn_bwd(sdl_node *n) {
     int64_t N, C, S;
     sdl__bn_dims(n->in[0], &N, &C, &S);
-    sdl_parallel_for(C, sdl__grain(N * S * 6), sdl__bn_bwd_range, n);
+    sdl_parallel_for(C, sdl__ops_grain(N * S * 6), sdl__bn_bwd_range, n);
 }
 
 /* a per-feature vector: NULL, or f32 (C) on x's device */
-static bool sdl__is_vec(const sdl_tensor *v, int64_t C, const sdl_tensor *x) {
+static bool sdl__norm_vec_ok(const sdl_tensor *v, int64_t C, const sdl_tensor *x) {
     return !v || (v->ndim == 1 && v->shape[0] == C && v->dtype == SDL_F32 && v->device == x->device);
 }
 
@@ -1643,10 +1643,10 @@ SDL_API sdl_tensor *sdl_batch_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor 
     int64_t N, C, S;
     sdl__bn_dims(x, &N, &C, &S);
     if (!gamma != !beta) { sdl_fail(SDL_ERR_ARG, "batch_norm: give both gamma and beta, or neither"); return NULL; }
-    if (!sdl__is_vec(gamma, C, x) || !sdl__is_vec(beta, C, x))
-        return (sdl_tensor *)sdl__shape_error("batch_norm", "gamma and beta must be (C) for x", gamma && !sdl__is_vec(gamma, C, x) ? gamma : beta, x);
-    if (!sdl__is_vec(running_mean, C, x) || !sdl__is_vec(running_var, C, x))
-        return (sdl_tensor *)sdl__shape_error("batch_norm", "running stats must be (C) for x", running_mean && !sdl__is_vec(running_mean, C, x) ? running_mean : running_var, x);
+    if (!sdl__norm_vec_ok(gamma, C, x) || !sdl__norm_vec_ok(beta, C, x))
+        return (sdl_tensor *)sdl__shape_error("batch_norm", "gamma and beta must be (C) for x", gamma && !sdl__norm_vec_ok(gamma, C, x) ? gamma : beta, x);
+    if (!sdl__norm_vec_ok(running_mean, C, x) || !sdl__norm_vec_ok(running_var, C, x))
+        return (sdl_tensor *)sdl__shape_error("batch_norm", "running stats must be (C) for x", running_mean && !sdl__norm_vec_ok(running_mean, C, x) ? running_mean : running_var, x);
     if (!running_mean != !running_var) { sdl_fail(SDL_ERR_ARG, "batch_norm: give both running_mean and running_var, or neither"); return NULL; }
     if (!training && !running_mean) { sdl_fail(SDL_ERR_ARG, "batch_norm: eval mode needs running_mean and running_var"); return NULL; }
     if (training && N * S < 2)
@@ -1737,22 +1737,22 @@ static void sdl__ln_bwd_cols(void *ctx, int64_t d0, int64_t d1) {
 }
 static void sdl__ln_fwd(sdl_node *n) {
     int64_t D = n->in[0]->shape[n->in[0]->ndim - 1];
-    if (D > 0) sdl_parallel_for(n->in[0]->numel / D, sdl__grain(D * 6), sdl__ln_fwd_range, n);
+    if (D > 0) sdl_parallel_for(n->in[0]->numel / D, sdl__ops_grain(D * 6), sdl__ln_fwd_range, n);
 }
 static void sdl__ln_bwd(sdl_node *n) {
     int64_t D = n->in[0]->shape[n->in[0]->ndim - 1], R = D ? n->in[0]->numel / D : 0;
     if (D == 0) return;
-    if (n->in[0]->requires_grad) sdl_parallel_for(R, sdl__grain(D * 8), sdl__ln_bwd_rows, n);
+    if (n->in[0]->requires_grad) sdl_parallel_for(R, sdl__ops_grain(D * 8), sdl__ln_bwd_rows, n);
     if (n->nin > 1 && (n->in[1]->requires_grad || n->in[2]->requires_grad))
-        sdl_parallel_for(D, sdl__grain(R * 4), sdl__ln_bwd_cols, n);
+        sdl_parallel_for(D, sdl__ops_grain(R * 4), sdl__ln_bwd_cols, n);
 }
 SDL_API sdl_tensor *sdl_layer_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, float eps) {
     if (!x) return NULL;
     if (x->ndim < 1) return (sdl_tensor *)sdl__shape_error("layer_norm", "wants x (..., D)", x, NULL);
     int64_t D = x->shape[x->ndim - 1];
     if (!gamma != !beta) { sdl_fail(SDL_ERR_ARG, "layer_norm: give both gamma and beta, or neither"); return NULL; }
-    if (!sdl__is_vec(gamma, D, x) || !sdl__is_vec(beta, D, x))
-        return (sdl_tensor *)sdl__shape_error("layer_norm", "gamma and beta must be (D) for x (..., D)", gamma && !sdl__is_vec(gamma, D, x) ? gamma : beta, x);
+    if (!sdl__norm_vec_ok(gamma, D, x) || !sdl__norm_vec_ok(beta, D, x))
+        return (sdl_tensor *)sdl__shape_error("layer_norm", "gamma and beta must be (D) for x (..., D)", gamma && !sdl__norm_vec_ok(gamma, D, x) ? gamma : beta, x);
     if (!(eps >= 0.0f)) { sdl_fail(SDL_ERR_ARG, "layer_norm: eps = %g must be >= 0", (double)eps); return NULL; }
     sdl_node *n = sdl__op_begin(SDL_OP_LAYER_NORM, sdl_tensor_shape(x), x, gamma, beta, NULL);
     if (!n) return NULL;
@@ -1815,9 +1815,9 @@ static void sdl__emb_bwd_range(void *ctx, int64_t d0, int64_t d1) {
         for (int64_t d = d0; d < d1; d++) row[d] += dy[r * D + d];
     }
 }
-static void sdl__emb_fwd(sdl_node *n) { sdl_parallel_for(n->in[0]->numel, sdl__grain(n->in[1]->shape[1]), sdl__emb_fwd_range, n); }
+static void sdl__emb_fwd(sdl_node *n) { sdl_parallel_for(n->in[0]->numel, sdl__ops_grain(n->in[1]->shape[1]), sdl__emb_fwd_range, n); }
 static void sdl__emb_bwd(sdl_node *n) {
-    if (n->in[1]->requires_grad) sdl_parallel_for(n->in[1]->shape[1], sdl__grain(n->in[0]->numel), sdl__emb_bwd_range, n);
+    if (n->in[1]->requires_grad) sdl_parallel_for(n->in[1]->shape[1], sdl__ops_grain(n->in[0]->numel), sdl__emb_bwd_range, n);
 }
 SDL_API sdl_tensor *sdl_embedding(sdl_tensor *ids, sdl_tensor *table) {
     if (sdl__any_null(ids, table)) return NULL;
@@ -1849,8 +1849,8 @@ SDL_API sdl_tensor *sdl_embedding(sdl_tensor *ids, sdl_tensor *table) {
 #define SDL__GELU_C 0.7978845608028654f /* sqrt(2/pi) */
 /* tanh u = 1 - 2/(1 + e^2u): one expf, several times faster than tanhf, absolute error ~1e-7
    (fine inside gelu; sdl_tanh itself uses tanhf) */
-static float sdl__tanh_fast(float u) { return 1.0f - 2.0f / (1.0f + expf(2.0f * u)); }
-static float sdl__sigmoidf(float x) {
+static float sdl__gelu_tanh(float u) { return 1.0f - 2.0f / (1.0f + expf(2.0f * u)); }
+static float sdl__act_sigmoid(float x) {
     if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
     float e = expf(x);
     return e / (1.0f + e);
@@ -1863,11 +1863,11 @@ static void sdl__act_fwd_range(void *ctx, int64_t i0, int64_t i1) {
     switch (n->op) {
     case SDL_OP_LEAKY_RELU: for (i = i0; i < i1; i++) y[i] = x[i] > 0.0f ? x[i] : a * x[i]; break;
     case SDL_OP_GELU:
-        for (i = i0; i < i1; i++) y[i] = 0.5f * x[i] * (1.0f + sdl__tanh_fast(SDL__GELU_C * (x[i] + 0.044715f * x[i] * x[i] * x[i])));
+        for (i = i0; i < i1; i++) y[i] = 0.5f * x[i] * (1.0f + sdl__gelu_tanh(SDL__GELU_C * (x[i] + 0.044715f * x[i] * x[i] * x[i])));
         break;
     case SDL_OP_TANH: for (i = i0; i < i1; i++) y[i] = tanhf(x[i]); break;
-    case SDL_OP_SIGMOID: for (i = i0; i < i1; i++) y[i] = sdl__sigmoidf(x[i]); break;
-    case SDL_OP_SILU: for (i = i0; i < i1; i++) y[i] = x[i] * sdl__sigmoidf(x[i]); break;
+    case SDL_OP_SIGMOID: for (i = i0; i < i1; i++) y[i] = sdl__act_sigmoid(x[i]); break;
+    case SDL_OP_SILU: for (i = i0; i < i1; i++) y[i] = x[i] * sdl__act_sigmoid(x[i]); break;
     default: /* SDL_OP_SCALE */ for (i = i0; i < i1; i++) y[i] = a * x[i]; break;
     }
 }
@@ -1880,7 +1880,7 @@ static void sdl__act_bwd_range(void *ctx, int64_t i0, int64_t i1) {
     case SDL_OP_LEAKY_RELU: for (i = i0; i < i1; i++) dx[i] += x[i] > 0.0f ? dy[i] : a * dy[i]; break;
     case SDL_OP_GELU:
         for (i = i0; i < i1; i++) {
-            float x2 = x[i] * x[i], t = sdl__tanh_fast(SDL__GELU_C * (x[i] + 0.044715f * x2 * x[i]));
+            float x2 = x[i] * x[i], t = sdl__gelu_tanh(SDL__GELU_C * (x[i] + 0.044715f * x2 * x[i]));
             dx[i] += dy[i] * (0.5f * (1.0f + t) + 0.5f * x[i] * (1.0f - t * t) * SDL__GELU_C * (1.0f + 3.0f * 0.044715f * x2));
         }
         break;
@@ -1888,7 +1888,7 @@ static void sdl__act_bwd_range(void *ctx, int64_t i0, int64_t i1) {
     case SDL_OP_SIGMOID: for (i = i0; i < i1; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]); break;
     case SDL_OP_SILU:
         for (i = i0; i < i1; i++) {
-            float s = sdl__sigmoidf(x[i]);
+            float s = sdl__act_sigmoid(x[i]);
             dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
         }
         break;
@@ -1921,10 +1921,10 @@ static void sdl__softmax_fwd_range(void *ctx, int64_t r0, int64_t r1) {
         const float *x = sdl_f32(n->in[0]) + r * D;
         float *y = sdl_f32(n->out) + r * D, mx = x[0], s = 0.0f;
         for (int64_t d = 1; d < D; d++) mx = x[d] > mx ? x[d] : mx;
-        for (int64_t d = 0; d < D; d++) s += expf(x[d] - mx);
+        for (int64_t d = 0; d < D; d++) { y[d] = expf(x[d] - mx); s += y[d]; }
         if (n->op == SDL_OP_SOFTMAX) {
             float inv = 1.0f / s;
-            for (int64_t d = 0; d < D; d++) y[d] = expf(x[d] - mx) * inv;
+            for (int64_t d = 0; d < D; d++) y[d] *= inv;
         } else {
             float lse = mx + logf(s);
             for (int64_t d = 0; d < D; d++) y[d] = x[d] - lse;
@@ -1948,11 +1948,11 @@ static void sdl__softmax_bwd_range(void *ctx, int64_t r0, int64_t r1) {
 }
 static void sdl__softmax_fwd(sdl_node *n) {
     int64_t D = n->out->shape[n->out->ndim - 1];
-    if (D > 0) sdl_parallel_for(n->out->numel / D, sdl__grain(D * 8), sdl__softmax_fwd_range, n);
+    if (D > 0) sdl_parallel_for(n->out->numel / D, sdl__ops_grain(D * 8), sdl__softmax_fwd_range, n);
 }
 static void sdl__softmax_bwd(sdl_node *n) {
     int64_t D = n->out->shape[n->out->ndim - 1];
-    if (D > 0) sdl_parallel_for(n->out->numel / D, sdl__grain(D * 4), sdl__softmax_bwd_range, n);
+    if (D > 0) sdl_parallel_for(n->out->numel / D, sdl__ops_grain(D * 4), sdl__softmax_bwd_range, n);
 }
 static sdl_tensor *sdl__softmax(sdl_op op, const char *name, sdl_tensor *x) {
     if (!x) return NULL;
@@ -1998,12 +1998,12 @@ static void sdl__concat_bwd_range(void *ctx, int64_t o0, int64_t o1) { sdl__conc
 static void sdl__concat_fwd(sdl_node *n) {
     int64_t outer, la, lb;
     sdl__concat_sizes(n, &outer, &la, &lb);
-    sdl_parallel_for(outer, sdl__grain(la + lb), sdl__concat_fwd_range, n);
+    sdl_parallel_for(outer, sdl__ops_grain(la + lb), sdl__concat_fwd_range, n);
 }
 static void sdl__concat_bwd(sdl_node *n) {
     int64_t outer, la, lb;
     sdl__concat_sizes(n, &outer, &la, &lb);
-    sdl_parallel_for(outer, sdl__grain(la + lb), sdl__concat_bwd_range, n);
+    sdl_parallel_for(outer, sdl__ops_grain(la + lb), sdl__concat_bwd_range, n);
 }
 SDL_API sdl_tensor *sdl_concat(sdl_tensor *a, sdl_tensor *b, int dim) {
     if (sdl__any_null(a, b)) return NULL;
@@ -2059,11 +2059,11 @@ static void sdl__tr_fwd_range(void *ctx, int64_t r0, int64_t r1) { sdl__tr_range
 static void sdl__tr_bwd_range(void *ctx, int64_t r0, int64_t r1) { sdl__tr_range(ctx, r0, r1, true); }
 static void sdl__transpose_fwd(sdl_node *n) {
     sdl__tr t = sdl__tr_dims(n);
-    if (t.inner > 0) sdl_parallel_for(n->out->numel / t.inner, sdl__grain(t.inner), sdl__tr_fwd_range, n);
+    if (t.inner > 0) sdl_parallel_for(n->out->numel / t.inner, sdl__ops_grain(t.inner), sdl__tr_fwd_range, n);
 }
 static void sdl__transpose_bwd(sdl_node *n) {
     sdl__tr t = sdl__tr_dims(n);
-    if (t.inner > 0) sdl_parallel_for(n->out->numel / t.inner, sdl__grain(t.inner), sdl__tr_bwd_range, n);
+    if (t.inner > 0) sdl_parallel_for(n->out->numel / t.inner, sdl__ops_grain(t.inner), sdl__tr_bwd_range, n);
 }
 SDL_API sdl_tensor *sdl_transpose(sdl_tensor *x, int dim0, int dim1) {
     if (!x) return NULL;
@@ -2093,7 +2093,7 @@ SDL_API sdl_tensor *sdl_transpose(sdl_tensor *x, int dim0, int dim1) {
    in step memory, so every sum runs in one fixed order. */
 typedef struct sdl__attn_job { sdl_node *n; float *ds; } sdl__attn_job;
 /* a . b over n floats in 8 interleaved partial sums: a fixed order the compiler can vectorise */
-static float sdl__dot(const float *a, const float *b, int64_t n) {
+static float sdl__attn_dot(const float *a, const float *b, int64_t n) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -2103,7 +2103,7 @@ static float sdl__dot(const float *a, const float *b, int64_t n) {
     return s;
 }
 /* y += a x over n floats */
-static void sdl__axpy(float *SDL_RESTRICT y, float a, const float *SDL_RESTRICT x, int64_t n) {
+static void sdl__attn_axpy(float *SDL_RESTRICT y, float a, const float *SDL_RESTRICT x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 static void sdl__attn_fwd_range(void *ctx, int64_t r0, int64_t r1) {
@@ -2115,14 +2115,14 @@ static void sdl__attn_fwd_range(void *ctx, int64_t r0, int64_t r1) {
         const float *q = sdl_f32(n->in[0]) + r * hd, *k = sdl_f32(n->in[1]) + bh * T * hd, *v = sdl_f32(n->in[2]) + bh * T * hd;
         float *p = (float *)n->saved + r * T, *y = sdl_f32(n->out) + r * hd, mx = -INFINITY, s = 0.0f;
         for (int64_t j = 0; j <= i; j++) {
-            p[j] = sdl__dot(q, k + j * hd, hd) * scale;
+            p[j] = sdl__attn_dot(q, k + j * hd, hd) * scale;
             mx = p[j] > mx ? p[j] : mx;
         }
         for (int64_t j = 0; j <= i; j++) { p[j] = expf(p[j] - mx); s += p[j]; }
         float inv = 1.0f / s;
         for (int64_t j = 0; j <= i; j++) p[j] *= inv;
         for (int64_t d = 0; d < hd; d++) y[d] = 0.0f;
-        for (int64_t j = 0; j <= i; j++) sdl__axpy(y, p[j], v + j * hd, hd);
+        for (int64_t j = 0; j <= i; j++) sdl__attn_axpy(y, p[j], v + j * hd, hd);
     }
 }
 /* query rows: dS and dq */
@@ -2138,12 +2138,12 @@ static void sdl__attn_bwd_q(void *ctx, int64_t r0, int64_t r1) {
         const float *k = sdl_f32(n->in[1]) + bh * T * hd, *v = sdl_f32(n->in[2]) + bh * T * hd;
         float *ds = job->ds + r * T, sum = 0.0f;
         for (int64_t j = 0; j <= i; j++) {
-            ds[j] = sdl__dot(dy, v + j * hd, hd);
+            ds[j] = sdl__attn_dot(dy, v + j * hd, hd);
             sum += p[j] * ds[j];
         }
         for (int64_t j = 0; j <= i; j++) ds[j] = p[j] * (ds[j] - sum);
         if (qt->requires_grad)
-            for (int64_t j = 0; j <= i; j++) sdl__axpy(qt->grad + r * hd, scale * ds[j], k + j * hd, hd);
+            for (int64_t j = 0; j <= i; j++) sdl__attn_axpy(qt->grad + r * hd, scale * ds[j], k + j * hd, hd);
     }
 }
 /* key rows: dk and dv, summing over the queries i >= j that see key j */
@@ -2158,14 +2158,14 @@ static void sdl__attn_bwd_kv(void *ctx, int64_t r0, int64_t r1) {
         const float *q = sdl_f32(n->in[0]) + bh * T * hd, *dy = n->out->grad + bh * T * hd;
         const float *p = (const float *)n->saved + bh * T * T, *ds = job->ds + bh * T * T;
         if (kt->requires_grad)
-            for (int64_t i = j; i < T; i++) sdl__axpy(kt->grad + r * hd, scale * ds[i * T + j], q + i * hd, hd);
+            for (int64_t i = j; i < T; i++) sdl__attn_axpy(kt->grad + r * hd, scale * ds[i * T + j], q + i * hd, hd);
         if (vt->requires_grad)
-            for (int64_t i = j; i < T; i++) sdl__axpy(vt->grad + r * hd, p[i * T + j], dy + i * hd, hd);
+            for (int64_t i = j; i < T; i++) sdl__attn_axpy(vt->grad + r * hd, p[i * T + j], dy + i * hd, hd);
     }
 }
 static void sdl__attn_fwd(sdl_node *n) {
     int64_t T = n->in[0]->shape[2], hd = n->in[0]->shape[3];
-    sdl_parallel_for(n->out->numel / (hd ? hd : 1), sdl__grain(T * hd * 2), sdl__attn_fwd_range, n);
+    sdl_parallel_for(n->out->numel / (hd ? hd : 1), sdl__ops_grain(T * hd * 2), sdl__attn_fwd_range, n);
 }
 static void sdl__attn_bwd(sdl_node *n) {
     int64_t T = n->in[0]->shape[2], hd = n->in[0]->shape[3], rows = hd ? n->out->numel / hd : 0;
@@ -2173,8 +2173,8 @@ static void sdl__attn_bwd(sdl_node *n) {
     job.n = n;
     job.ds = (float *)sdl_arena_alloc((size_t)rows * (size_t)T * sizeof(float)); /* size checked in forward */
     if (!job.ds) return;
-    sdl_parallel_for(rows, sdl__grain(T * hd * 2), sdl__attn_bwd_q, &job);
-    if (n->in[1]->requires_grad || n->in[2]->requires_grad) sdl_parallel_for(rows, sdl__grain(T * hd * 2), sdl__attn_bwd_kv, &job);
+    sdl_parallel_for(rows, sdl__ops_grain(T * hd * 2), sdl__attn_bwd_q, &job);
+    if (n->in[1]->requires_grad || n->in[2]->requires_grad) sdl_parallel_for(rows, sdl__ops_grain(T * hd * 2), sdl__attn_bwd_kv, &job);
 }
 SDL_API sdl_tensor *sdl_attention(sdl_tensor *q, sdl_tensor *k, sdl_tensor *v) {
     if (sdl__any_null(q, k) || !v) return NULL;
@@ -2237,7 +2237,7 @@ static void sdl__bce_bwd(sdl_node *n) {
     int64_t N = xt->numel;
     float g = n->out->grad[0] / (float)(N ? N : 1);
     for (int64_t i = 0; i < N; i++) {
-        if (xt->requires_grad) xt->grad[i] += g * (sdl__sigmoidf(x[i]) - t[i]);
+        if (xt->requires_grad) xt->grad[i] += g * (sdl__act_sigmoid(x[i]) - t[i]);
         if (tt->requires_grad) tt->grad[i] -= g * x[i];
     }
 }

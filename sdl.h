@@ -1767,7 +1767,7 @@ SDL_API sdl_tensor *sdl_layer_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor 
    call takes a fresh stream from the global RNG, so a seed fixes every mask of a run. */
 static void sdl__dropout_range(void *ctx, int64_t i0, int64_t i1, bool bwd) {
     sdl_node *n = (sdl_node *)ctx;
-    float p = n->attr.dropout.p, scale = 1.0f / (1.0f - p);
+    float p = n->attr.dropout.p, scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f; /* p = 1 keeps nothing */
     uint64_t seed = n->attr.dropout.seed, stream = n->attr.dropout.stream;
     const float *x = sdl_f32(n->in[0]), *dy = n->out->grad;
     float *y = sdl_f32(n->out), *dx = n->in[0]->grad;

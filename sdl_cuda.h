@@ -174,6 +174,7 @@ static void sdl__cu_record(sdl_result code) {
 
 static bool sdl__cu_ok(cudaError_t e, const char *call, const char *file, int line) {
     if (e == cudaSuccess) return true;
+    (void)cudaGetLastError(); /* pop it, so the next launch check does not report it again */
     sdl_result code = e == cudaErrorMemoryAllocation ? SDL_ERR_OOM : SDL_ERR_DEVICE;
     sdl_fail(code, "cuda: %s failed: %s (%s) at %s:%d", call, cudaGetErrorName(e), cudaGetErrorString(e), file, line);
     sdl__cu_record(code);

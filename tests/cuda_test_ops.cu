@@ -358,6 +358,57 @@ static void test_errors(void) {
     CHECK(sdl_cuda_synchronize() == SDL_OK, "no error left behind: %s", sdl_last_error());
 }
 
+/* ---- the same steps twice on the GPU give the same bits (fixed-order reductions) -------- */
+static void run_gpu_steps(float *params_out) {
+    sdl_model *m = sdl_model_new(11);
+    sdl_module *net = make_mlp(m);
+    sdl_cuda_model_to_device(m);
+    sdl_optim *o = sdl_sgd(m, 0.1f, 0.9f, 1e-3f, false);
+    sdl_manual_seed(99); /* the same batches */
+    for (int step = 0; step < 3; step++) {
+        sdl_tensor *x = sdl_tensor_new(sdl_shape2(300, 20), SDL_F32), *y = test_ids(300, 5);
+        sdl_tensor_uniform(x, -1.0f, 1.0f);
+        train_step(net, o, x, y);
+        sdl_tensor_free(x);
+        sdl_tensor_free(y);
+    }
+    float *p = dev_floats(m->param_data, m->param_floats);
+    memcpy(params_out, p, sizeof(float) * (size_t)m->param_floats);
+    free(p);
+    sdl_optim_free(o);
+    sdl_model_free(m);
+}
+
+static void test_deterministic(void) {
+    int64_t n = 20 * 33 + 33 + 33 * 5 + 5;
+    float *a = (float *)calloc((size_t)n, sizeof(float)), *b = (float *)calloc((size_t)n, sizeof(float));
+    run_gpu_steps(a);
+    run_gpu_steps(b);
+    CHECK(memcmp(a, b, sizeof(float) * (size_t)n) == 0, "two identical GPU runs differ");
+    free(a);
+    free(b);
+}
+
+/* ---- pinned host memory and the timer ---------------------------------------------------- */
+static void test_pinned_timer(void) {
+    int64_t n = 1000;
+    float *h = (float *)sdl_cuda_host_alloc((size_t)n * sizeof(float)), *back = (float *)calloc((size_t)n, sizeof(float));
+    CHECK(h != NULL, "host_alloc: %s", sdl_last_error());
+    if (!h) { free(back); return; }
+    for (int64_t i = 0; i < n; i++) h[i] = (float)i * 0.5f;
+    const sdl_backend *be = sdl_get_backend(SDL_CUDA);
+    float *d = (float *)be->arena_alloc((size_t)n * sizeof(float));
+    sdl_cuda_timer_start();
+    be->copy(d, h, (size_t)n * sizeof(float), SDL_CUDA, SDL_CPU);
+    be->copy(back, d, (size_t)n * sizeof(float), SDL_CPU, SDL_CUDA);
+    float ms = sdl_cuda_timer_stop();
+    CHECK(memcmp(h, back, (size_t)n * sizeof(float)) == 0, "pinned -> device -> host round trip");
+    CHECK(ms >= 0.0f && ms < 1e4f, "timer: %g ms", ms);
+    CHECK(sdl_cuda_synchronize() == SDL_OK, "%s", sdl_last_error());
+    sdl_cuda_host_free(h);
+    free(back);
+}
+
 /* ---- --bench: a short table (after the checks pass) ------------------------------------ */
 static double now_s(void) {
     struct timespec ts;
@@ -474,6 +525,8 @@ int main(int argc, char **argv) {
     RUN(test_mlp_steps);
     RUN(test_steady_state);
     RUN(test_arena);
+    RUN(test_deterministic);
+    RUN(test_pinned_timer);
     RUN(test_errors);
     if (bench && sdl_test_failed == 0) {
         printf("| %-26s | %-16s | %9s | %-18s |\n", "bench", "size", "ms", "rate");

@@ -72,7 +72,12 @@
         f32 accumulation, f32 master weights, a loss scale for fp16
       - CUDA graphs: capture a whole step once (the arena makes addresses repeat) and replay
       - overlap: async H2D copies from pinned buffers on a second stream with events
-      - faster bias/broadcast reductions (now simple deterministic block sums)
+      - faster bias/broadcast reductions (now simple deterministic block sums) and a warp
+        per row in cross entropy when there are few classes (now a block of 256 per row)
+      - device paths for the core's other host loops over the flat arrays (gradient
+        clipping and scaling, checkpoints of optimizer state: move the model to the host
+        with sdl_cuda_model_to_host before saving, for now)
+      - data parallel with sdl_mpi: CUDA-aware MPI or host staging of the gradients, then NCCL
 */
 #ifndef SDL_H_INCLUDED
 #error "include sdl.h before sdl_cuda.h"

@@ -5,6 +5,7 @@
    zero_grad, optimizer state and step, model and optimizer free). */
 #define SDL_IMPLEMENTATION
 #include "sdl_test.h"
+#include "../sdl_cuda.h" /* its declarations compile as plain C (no CUDA headers, no nvcc) */
 
 static struct { long alloc, dealloc, memset0, copy, step; } fk;
 

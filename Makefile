@@ -13,3 +13,9 @@ test-sanitize:
 
 clean:
 	rm -rf build
+
+# CUDA: builds the GPU test with nvcc; on a GPU machine also runs the checks, the
+# sanitizers, the suite and the benchmark (tools/gpu_check.sh prints a table)
+.PHONY: cuda
+cuda:
+	bash tools/gpu_check.sh

@@ -267,6 +267,7 @@ SDL_API sdl_tensor *sdl_detach(sdl_tensor *x); /* same data, no gradient flows b
 
 /* >>decl-backend: per-device kernels, indexed by sdl_op. */
 typedef void (*sdl_kernel_fn)(sdl_node *node);
+struct sdl_optim;
 typedef struct sdl_backend {
     const char *name;
     void *(*alloc)(size_t bytes);
@@ -277,6 +278,9 @@ typedef struct sdl_backend {
     void (*arena_reset)(void);
     sdl_kernel_fn forward[SDL_OP_COUNT];
     sdl_kernel_fn backward[SDL_OP_COUNT];
+    /* one optimizer step on a model whose flat arrays (and the optimizer state) live on this
+       device; sdl_optim_step calls it instead of the CPU loop */
+    sdl_result (*optim_step)(struct sdl_optim *o);
 } sdl_backend;
 SDL_API void sdl_register_backend(sdl_device device, const sdl_backend *backend);
 SDL_API const sdl_backend *sdl_get_backend(sdl_device device);
@@ -454,6 +458,7 @@ typedef struct sdl_optim {
     float *state;
     int micro;           /* sdl_optim_step calls since the last update (accumulation) */
     float grad_norm;     /* the global gradient norm before clipping, when max_grad_norm > 0 */
+    sdl_device device;   /* where state lives: the model's device when the optimizer was made */
 } sdl_optim;
 
 SDL_API sdl_optim *sdl_optim_new(sdl_model *m, const sdl_optim_desc *desc);
@@ -1176,6 +1181,14 @@ SDL_API void sdl_tensor_copy_from(sdl_tensor *t, const float *src) {
 
 SDL_API float sdl_item(const sdl_tensor *t) {
     if (!t || t->numel < 1) return NAN;
+    if (t->device != SDL_CPU) { /* one element back from the device (waits for it) */
+        const sdl_backend *be = sdl_get_backend(t->device);
+        union { float f; int32_t i; uint8_t u; } v;
+        v.i = 0;
+        if (!be || !be->copy) return NAN;
+        be->copy(&v, t->data, sdl_dtype_size(t->dtype), SDL_CPU, t->device);
+        return t->dtype == SDL_I32 ? (float)v.i : t->dtype == SDL_U8 ? (float)v.u : v.f;
+    }
     if (t->dtype == SDL_I32) return (float)sdl_i32(t)[0];
     if (t->dtype == SDL_U8) return (float)sdl_u8(t)[0];
     return sdl_f32(t)[0];
@@ -1304,7 +1317,12 @@ SDL_API sdl_result sdl_backward(sdl_tensor *loss) {
     if (!loss->requires_grad) return sdl_fail(SDL_ERR_STATE, "backward: loss does not depend on anything that needs a gradient");
     float *g = sdl__grad(loss);
     if (!g) return sdl__err_code;
-    g[0] += 1.0f;
+    if (loss->device == SDL_CPU) {
+        g[0] += 1.0f;
+    } else { /* the loss gradient is fresh zeroed memory on the device: writing 1 adds 1 */
+        const float one = 1.0f;
+        sdl_get_backend(loss->device)->copy(g, &one, sizeof one, loss->device, SDL_CPU);
+    }
     for (sdl_node *n = sdl__g.tape; n; n = n->prev) {
         if (n->out->grad) {
             const sdl_backend *be = sdl_get_backend(n->out->device);
@@ -1564,6 +1582,7 @@ static bool sdl__check_targets(const char *op, const sdl_tensor *x, const sdl_te
         sdl__shape_error(op, "wants logits (B, C) and i32 targets (B)", x, t);
         return false;
     }
+    if (t->device != SDL_CPU) return true; /* device kernels turn a bad target into a NaN loss */
     const int32_t *ids = sdl_i32(t);
     for (int64_t i = 0; i < t->numel; i++)
         if (ids[i] < 0 || ids[i] >= x->shape[1]) {
@@ -1584,6 +1603,15 @@ SDL_API sdl_tensor *sdl_cross_entropy(sdl_tensor *logits, sdl_tensor *targets, f
 
 SDL_API int64_t sdl_count_correct(const sdl_tensor *logits, const sdl_tensor *targets) {
     if (!logits || !targets || logits->ndim != 2 || targets->numel != logits->shape[0]) return 0;
+    if (logits->device != SDL_CPU || targets->device != SDL_CPU) { /* count on host copies */
+        sdl_tensor *hl = sdl_arena_tensor(sdl_tensor_shape(logits), logits->dtype);
+        sdl_tensor *ht = sdl_arena_tensor(sdl_tensor_shape(targets), targets->dtype);
+        const sdl_backend *bl = sdl_get_backend(logits->device), *bt = sdl_get_backend(targets->device);
+        if (!hl || !ht || !bl || !bt) return 0;
+        bl->copy(hl->data, logits->data, (size_t)logits->numel * sdl_dtype_size(logits->dtype), SDL_CPU, logits->device);
+        bt->copy(ht->data, targets->data, (size_t)targets->numel * sdl_dtype_size(targets->dtype), SDL_CPU, targets->device);
+        return sdl_count_correct(hl, ht);
+    }
     int64_t B = logits->shape[0], C = logits->shape[1], correct = 0;
     for (int64_t b = 0; b < B; b++) {
         const float *row = sdl_f32(logits) + b * C;
@@ -2406,8 +2434,17 @@ static void sdl__named_free(sdl_tensor *t) {
     sdl_tensor_free(t);
 }
 
+/* the device a model's flat arrays live on (sdl_cuda_model_to_device moves them) */
+static sdl_device sdl__model_device(const sdl_model *m) {
+    if (m && m->nparams > 0) return m->params[0]->device;
+    if (m && m->nbuffers > 0) return m->buffers[0]->device;
+    return SDL_CPU;
+}
+
 SDL_API void sdl_model_free(sdl_model *m) {
     if (!m) return;
+    const sdl_backend *be = sdl_get_backend(sdl__model_device(m));
+    if (!be) sdl_log(SDL_LOG_WARN, "model_free: no backend for device %d: its arrays are not freed", (int)sdl__model_device(m));
     for (int i = 0; i < m->nparams; i++) {
         if (m->packed) { m->params[i]->data = NULL; m->params[i]->grad = NULL; }
         sdl__named_free(m->params[i]);
@@ -2424,9 +2461,11 @@ SDL_API void sdl_model_free(sdl_model *m) {
     SDL_DEALLOC(m->params);
     SDL_DEALLOC(m->buffers);
     SDL_DEALLOC(m->param_offset);
-    sdl__aligned_free(m->param_data);
-    sdl__aligned_free(m->grad_data);
-    sdl__aligned_free(m->buffer_data);
+    if (be) {
+        be->dealloc(m->param_data);
+        be->dealloc(m->grad_data);
+        be->dealloc(m->buffer_data);
+    }
     SDL_DEALLOC(m);
 }
 
@@ -2513,7 +2552,12 @@ SDL_API sdl_result sdl_model_pack(sdl_model *m) {
 }
 
 SDL_API void sdl_model_zero_grad(sdl_model *m) {
-    if (m && m->packed) memset(m->grad_data, 0, (size_t)m->param_floats * sizeof(float));
+    if (m && m->packed && sdl__model_device(m) != SDL_CPU) {
+        const sdl_backend *be = sdl_get_backend(sdl__model_device(m));
+        if (be) be->memset0(m->grad_data, (size_t)m->param_floats * sizeof(float));
+    } else if (m && m->packed) {
+        memset(m->grad_data, 0, (size_t)m->param_floats * sizeof(float));
+    }
 }
 
 SDL_API void sdl_model_train(sdl_model *m, bool training) { if (m) m->training = training; }
@@ -2890,7 +2934,18 @@ SDL_API sdl_optim *sdl_optim_new(sdl_model *m, const sdl_optim_desc *desc) {
     o->model = m;
     o->lr = d.lr;
     o->nstate = adam_like ? 2 : (d.momentum != 0.0f ? 1 : 0);
-    o->state = (float *)sdl__calloc((size_t)o->nstate * (size_t)m->param_floats, sizeof(float));
+    o->device = sdl__model_device(m);
+    if (o->device != SDL_CPU) { /* the state lives beside the parameters */
+        const sdl_backend *be = sdl_get_backend(o->device);
+        size_t bytes = 0;
+        if (!be || sdl__mul_overflows((size_t)o->nstate * (size_t)m->param_floats, sizeof(float), &bytes)) {
+            sdl_fail(SDL_ERR_DEVICE, "optim_new: no backend for the model's device or size overflow");
+        } else if ((o->state = (float *)be->alloc(bytes)) != NULL) {
+            be->memset0(o->state, bytes);
+        }
+    } else {
+        o->state = (float *)sdl__calloc((size_t)o->nstate * (size_t)m->param_floats, sizeof(float));
+    }
     if (!o->state) { SDL_DEALLOC(o); return NULL; }
     return o;
 }
@@ -2932,11 +2987,22 @@ SDL_API bool sdl_optim_is_update_step(const sdl_optim *o) {
 SDL_API sdl_result sdl_optim_step(sdl_optim *o) {
     if (!o) return sdl_fail(SDL_ERR_ARG, "optim_step: NULL optimizer");
     sdl_model *m = o->model;
-    if (!sdl_optim_is_update_step(o)) { o->micro++; return SDL_OK; } /* gradients keep adding up */
-    o->micro = 0;
-    if (o->desc.accum_steps > 1) sdl_grad_scale(m, 1.0f / (float)o->desc.accum_steps);
-    if (o->desc.max_grad_norm > 0.0f) o->grad_norm = sdl_clip_grad_norm(m, o->desc.max_grad_norm);
-    sdl__optim_update(o);
+    if (o->device != sdl__model_device(m))
+        return sdl_fail(SDL_ERR_DEVICE, "optim_step: the model moved to device %d after the optimizer was made (make it after the move)", (int)sdl__model_device(m));
+    if (o->device != SDL_CPU) { /* the backend updates its own arrays (plain steps only, for now) */
+        const sdl_backend *be = sdl_get_backend(o->device);
+        if (!be || !be->optim_step) return sdl_fail(SDL_ERR_DEVICE, "optim_step: no optimizer kernel on device %d", (int)o->device);
+        if (o->desc.accum_steps > 1 || o->desc.max_grad_norm > 0.0f)
+            return sdl_fail(SDL_ERR_DEVICE, "optim_step: accumulation and clipping run on the CPU only, for now");
+        sdl_result r = be->optim_step(o);
+        if (r != SDL_OK) return r;
+    } else {
+        if (!sdl_optim_is_update_step(o)) { o->micro++; return SDL_OK; } /* gradients keep adding up */
+        o->micro = 0;
+        if (o->desc.accum_steps > 1) sdl_grad_scale(m, 1.0f / (float)o->desc.accum_steps);
+        if (o->desc.max_grad_norm > 0.0f) o->grad_norm = sdl_clip_grad_norm(m, o->desc.max_grad_norm);
+        sdl__optim_update(o);
+    }
     o->step++;
     sdl_model_zero_grad(m);
     return SDL_OK;
@@ -2959,7 +3025,9 @@ SDL_API float *sdl_optim_state_data(sdl_optim *o, int k) {
 
 SDL_API void sdl_optim_free(sdl_optim *o) {
     if (!o) return;
-    SDL_DEALLOC(o->state);
+    const sdl_backend *be = sdl_get_backend(o->device);
+    if (o->device == SDL_CPU) SDL_DEALLOC(o->state);
+    else if (be) be->dealloc(o->state);
     SDL_DEALLOC(o);
 }
 

@@ -467,6 +467,22 @@ SDL_API sdl_result sdl_load_idx(const char *images_path, const char *labels_path
 SDL_API sdl_result sdl_load_fashion_mnist(const char *dir, bool train, sdl_dataset *out);
 /* MNIST: the same file names and format; dir is required. */
 SDL_API sdl_result sdl_load_mnist(const char *dir, bool train, sdl_dataset *out);
+
+/* CIFAR-10, binary version: records of 1 label byte + 3072 pixel bytes (3 x 32 x 32, CHW).
+   dir holds data_batch_1.bin .. data_batch_5.bin (train: 50000) and test_batch.bin (10000),
+   or holds the folder cifar-10-batches-bin the archive unpacks to. Each batch must hold
+   10000 records, so a truncated file is an error. */
+SDL_API sdl_result sdl_load_cifar10(const char *dir, bool train, sdl_dataset *out);
+/* one file of any number of records */
+SDL_API sdl_result sdl_load_cifar10_file(const char *path, sdl_dataset *out);
+
+/* .npy arrays (C order, little-endian) as heap tensors (free with sdl_tensor_free):
+   float32 and float64 -> f32, uint8 -> u8, int32 and int64 (range-checked) -> i32. */
+SDL_API sdl_tensor *sdl_load_npy(const char *path);
+/* the array saved as `name` in an .npz (np.savez or np.savez_compressed) */
+SDL_API sdl_tensor *sdl_load_npz(const char *path, const char *name);
+/* f32, i32 and u8 tensors; numpy reads them with np.load */
+SDL_API sdl_result sdl_save_npy(const char *path, const sdl_tensor *t);
 /* >>decl-data-more */
 
 /* >>decl-loader: batches of (x f32 (B, C, H, W), y i32 (B)) from an sdl_dataset.
@@ -2221,6 +2237,367 @@ SDL_API sdl_result sdl_load_mnist(const char *dir, bool train, sdl_dataset *out)
     memset(out, 0, sizeof *out);
     if (!dir || !dir[0]) return sdl_fail(SDL_ERR_ARG, "load_mnist: give the folder that holds train-images-idx3-ubyte[.gz]");
     return sdl__load_mnist_files("MNIST", dir, NULL, train, out);
+}
+
+/* ---- CIFAR-10, binary version: records of 1 label byte + 3 x 32 x 32 pixel bytes (CHW) ---- */
+#define SDL__CIFAR_RECORD 3073
+
+/* appends the records of one batch file to out (images/labels allocated for cap records) */
+static sdl_result sdl__cifar_append(const char *path, sdl_dataset *out, int64_t cap, int64_t want) {
+    size_t n;
+    uint8_t *buf = sdl__read_file(path, &n);
+    if (!buf) return sdl_last_result();
+    sdl_result r = SDL_OK;
+    int64_t recs = (int64_t)(n / SDL__CIFAR_RECORD);
+    if (n == 0 || n % SDL__CIFAR_RECORD) {
+        r = sdl_fail(SDL_ERR_FORMAT, "%s: %zu bytes is not a whole number of CIFAR-10 records (1 label byte + 3072 pixel bytes = 3073 each)%s",
+                     path, n, n > SDL__CIFAR_RECORD ? "; truncated?" : "");
+    } else if (want > 0 && recs != want) {
+        r = sdl_fail(SDL_ERR_FORMAT, "%s: %lld records; a CIFAR-10 batch file holds %lld (truncated?)", path, (long long)recs, (long long)want);
+    } else if (out->n + recs > cap) {
+        r = sdl_fail(SDL_ERR_FORMAT, "%s: more records than expected", path);
+    } else {
+        for (int64_t i = 0; i < recs; i++) {
+            const uint8_t *rec = buf + (size_t)i * SDL__CIFAR_RECORD;
+            if (rec[0] > 9) {
+                r = sdl_fail(SDL_ERR_FORMAT, "%s: record %lld has label %d; CIFAR-10 has 10 classes (is this CIFAR-100, with 2 label bytes?)",
+                             path, (long long)i, rec[0]);
+                break;
+            }
+            out->labels[out->n + i] = rec[0];
+            memcpy(out->images + (size_t)(out->n + i) * 3072, rec + 1, 3072);
+        }
+        if (r == SDL_OK) out->n += recs;
+    }
+    SDL_DEALLOC(buf);
+    return r;
+}
+
+static sdl_result sdl__cifar_alloc(sdl_dataset *out, int64_t cap) {
+    out->c = 3; out->h = 32; out->w = 32; out->num_classes = 10;
+    out->images = (uint8_t *)sdl__calloc((size_t)cap, 3072);
+    out->labels = (int32_t *)sdl__calloc((size_t)cap, sizeof(int32_t));
+    if (!out->images || !out->labels) { sdl_dataset_free(out); return SDL_ERR_OOM; }
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_load_cifar10_file(const char *path, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_cifar10_file: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!path) return sdl_fail(SDL_ERR_ARG, "load_cifar10_file: path is NULL");
+    size_t n; /* size first, so the arrays are allocated once */
+    FILE *f = fopen(path, "rb");
+    if (!f) return sdl_fail(SDL_ERR_IO, "%s: cannot open for reading", path);
+    long end = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    fclose(f);
+    if (end < 0) return sdl_fail(SDL_ERR_IO, "%s: cannot find its size", path);
+    n = (size_t)end;
+    int64_t cap = (int64_t)(n / SDL__CIFAR_RECORD) + 1;
+    if (sdl__cifar_alloc(out, cap) != SDL_OK) return SDL_ERR_OOM;
+    sdl_result r = sdl__cifar_append(path, out, cap, 0);
+    if (r != SDL_OK) sdl_dataset_free(out);
+    return r;
+}
+
+SDL_API sdl_result sdl_load_cifar10(const char *dir, bool train, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_cifar10: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!dir || !dir[0]) return sdl_fail(SDL_ERR_ARG, "load_cifar10: give the folder that holds data_batch_1.bin ... test_batch.bin");
+    char *sub = NULL, *probe = sdl__path_join(dir, "data_batch_1.bin", "");
+    if (!probe) return SDL_ERR_OOM;
+    if (!sdl__file_exists(probe) && !(sub = sdl__path_join(dir, "cifar-10-batches-bin", ""))) { SDL_DEALLOC(probe); return SDL_ERR_OOM; }
+    SDL_DEALLOC(probe);
+    if (sub && sdl__is_dir(sub)) dir = sub; /* the folder the archive unpacks to */
+    int nfiles = train ? 5 : 1;
+    sdl_result r = sdl__cifar_alloc(out, 10000 * (int64_t)nfiles);
+    for (int k = 0; k < nfiles && r == SDL_OK; k++) {
+        char name[32];
+        if (train) snprintf(name, sizeof name, "data_batch_%d.bin", k + 1);
+        else snprintf(name, sizeof name, "test_batch.bin");
+        char *path = sdl__path_join(dir, name, "");
+        if (!path) { r = SDL_ERR_OOM; break; }
+        if (!sdl__file_exists(path))
+            r = sdl_fail(SDL_ERR_IO, "CIFAR-10: %s not found; get the binary version (cifar-10-binary.tar.gz from "
+                         "https://www.cs.toronto.edu/~kriz/cifar.html) and unpack it there", path);
+        else
+            r = sdl__cifar_append(path, out, 10000 * (int64_t)nfiles, 10000);
+        SDL_DEALLOC(path);
+    }
+    SDL_DEALLOC(sub);
+    if (r != SDL_OK) sdl_dataset_free(out);
+    return r;
+}
+
+/* ---- .npy: "\x93NUMPY", version, header length, a Python dict literal, raw data ---- */
+static const char *sdl__skip_ws(const char *p, const char *e) {
+    while (p < e && (*p == ' ' || *p == '\t')) p++;
+    return p;
+}
+
+/* the header dict: {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } */
+static bool sdl__npy_header(const char *path, const char *p, const char *e, char descr[8], sdl_shape *shape) {
+    bool have[3] = {false, false, false};
+    memset(shape, 0, sizeof *shape);
+    p = sdl__skip_ws(p, e);
+    if (p >= e || *p++ != '{') goto bad;
+    for (;;) {
+        p = sdl__skip_ws(p, e);
+        if (p < e && *p == '}') { p++; break; }
+        if (p >= e || (*p != '\'' && *p != '"')) goto bad;
+        char q = *p++;
+        const char *k = p;
+        while (p < e && *p != q) p++;
+        if (p >= e) goto bad;
+        size_t kn = (size_t)(p++ - k);
+        p = sdl__skip_ws(p, e);
+        if (p >= e || *p++ != ':') goto bad;
+        p = sdl__skip_ws(p, e);
+        if (kn == 5 && !memcmp(k, "descr", 5) && !have[0]) {
+            if (p >= e || (*p != '\'' && *p != '"')) goto bad;
+            q = *p++;
+            const char *v = p;
+            while (p < e && *p != q) p++;
+            if (p >= e || p - v > 7) goto bad;
+            memcpy(descr, v, (size_t)(p - v));
+            descr[p - v] = 0;
+            p++;
+            have[0] = true;
+        } else if (kn == 13 && !memcmp(k, "fortran_order", 13) && !have[1]) {
+            if (e - p >= 5 && !memcmp(p, "False", 5)) p += 5;
+            else if (e - p >= 4 && !memcmp(p, "True", 4)) {
+                sdl_fail(SDL_ERR_FORMAT, "%s: the array is in Fortran (column-major) order; save np.ascontiguousarray(a) instead", path);
+                return false;
+            } else goto bad;
+            have[1] = true;
+        } else if (kn == 5 && !memcmp(k, "shape", 5) && !have[2]) {
+            if (p >= e || *p++ != '(') goto bad;
+            for (;;) {
+                p = sdl__skip_ws(p, e);
+                if (p < e && *p == ')') { p++; break; }
+                if (p >= e || *p < '0' || *p > '9') goto bad;
+                int64_t v = 0;
+                while (p < e && *p >= '0' && *p <= '9') {
+                    if (v > (INT64_MAX - 9) / 10) goto bad;
+                    v = v * 10 + (*p++ - '0');
+                }
+                if (shape->ndim == SDL_MAX_DIMS) {
+                    sdl_fail(SDL_ERR_FORMAT, "%s: the array has more than SDL_MAX_DIMS (%d) dimensions", path, SDL_MAX_DIMS);
+                    return false;
+                }
+                shape->d[shape->ndim++] = v;
+                p = sdl__skip_ws(p, e);
+                if (p < e && *p == ',') p++;
+                else if (p >= e || *p != ')') goto bad;
+            }
+            have[2] = true;
+        } else {
+            goto bad;
+        }
+        p = sdl__skip_ws(p, e);
+        if (p < e && *p == ',') p++;
+        else if (p >= e || *p != '}') goto bad;
+    }
+    while (p < e && *p == ' ') p++;
+    if (p != e - 1 || *p != '\n' || !have[0] || !have[1] || !have[2]) goto bad;
+    return true;
+bad:
+    sdl_fail(SDL_ERR_FORMAT, "%s: the .npy header is not the dict numpy writes ({'descr': ..., 'fortran_order': ..., 'shape': (...), })", path);
+    return false;
+}
+
+/* a .npy file's bytes -> a heap tensor: f4 and f8 -> f32, u1 -> u8, i4 and i8 -> i32 */
+static sdl_tensor *sdl__npy_parse(const char *path, const uint8_t *b, size_t n) {
+    if (n < 10 || memcmp(b, "\x93NUMPY", 6)) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: not a .npy file (no \\x93NUMPY magic)%s", path, n < 10 ? " or truncated" : "");
+        return NULL;
+    }
+    size_t hlen, start;
+    if (b[6] == 1 && b[7] == 0) { hlen = sdl__le16(b + 8); start = 10; }
+    else if ((b[6] == 2 || b[6] == 3) && b[7] == 0 && n >= 12) { hlen = sdl__le32(b + 8); start = 12; }
+    else { sdl_fail(SDL_ERR_FORMAT, "%s: .npy version %d.%d (sdl reads 1.0, 2.0, 3.0)", path, b[6], b[7]); return NULL; }
+    if (hlen > n - start) { sdl_fail(SDL_ERR_FORMAT, "%s: truncated .npy header (%zu bytes said, %zu there)", path, hlen, n - start); return NULL; }
+    char descr[8];
+    sdl_shape shape;
+    if (!sdl__npy_header(path, (const char *)b + start, (const char *)b + start + hlen, descr, &shape)) return NULL;
+    /* byte order: '<' little, '|' not applicable; '=' is the writer's native order */
+    int kind = 0, size = 0;
+    if ((descr[0] == '<' || descr[0] == '|') && descr[1] && descr[2] && !descr[3]) { kind = descr[1]; size = descr[2] - '0'; }
+    sdl_dtype dt = SDL_DTYPE_DEFAULT;
+    if (kind == 'f' && (size == 4 || size == 8)) dt = SDL_F32;
+    else if (kind == 'u' && size == 1) dt = SDL_U8;
+    else if (kind == 'i' && (size == 4 || size == 8)) dt = SDL_I32;
+    if (dt == SDL_DTYPE_DEFAULT || (size > 1 && descr[0] != '<')) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: dtype '%s'; sdl reads little-endian float32 '<f4', float64 '<f8' (to f32), uint8 '|u1', int32 '<i4', int64 '<i8' (to i32)",
+                 path, descr);
+        return NULL;
+    }
+    int64_t numel = sdl__shape_numel(shape);
+    size_t bytes;
+    if (numel < 0 || sdl__mul_overflows((size_t)numel, (size_t)size, &bytes)) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: shape too large", path);
+        return NULL;
+    }
+    size_t have = n - start - hlen;
+    if (have != bytes) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: %s: the shape and dtype need %zu data bytes, the file has %zu", path,
+                 have < bytes ? "truncated" : "extra bytes at the end", bytes, have);
+        return NULL;
+    }
+    sdl_tensor *t = sdl_tensor_new(shape, dt);
+    if (!t) return NULL;
+    const uint8_t *d = b + start + hlen;
+    for (int64_t i = 0; i < numel; i++) {
+        const uint8_t *q = d + (size_t)i * (size_t)size;
+        if (size == 1) {
+            sdl_u8(t)[i] = q[0];
+        } else if (size == 4) {
+            uint32_t u = sdl__le32(q);
+            memcpy((char *)t->data + (size_t)i * 4, &u, 4); /* f32 or i32: the same bits */
+        } else {
+            uint64_t u = (uint64_t)sdl__le32(q) | (uint64_t)sdl__le32(q + 4) << 32;
+            if (kind == 'f') {
+                double v;
+                memcpy(&v, &u, 8);
+                sdl_f32(t)[i] = (float)v;
+            } else {
+                int64_t v;
+                memcpy(&v, &u, 8);
+                if (v < INT32_MIN || v > INT32_MAX) {
+                    sdl_fail(SDL_ERR_FORMAT, "%s: int64 element %lld is %lld, outside int32", path, (long long)i, (long long)v);
+                    sdl_tensor_free(t);
+                    return NULL;
+                }
+                sdl_i32(t)[i] = (int32_t)v;
+            }
+        }
+    }
+    return t;
+}
+
+SDL_API sdl_tensor *sdl_load_npy(const char *path) {
+    if (!path) { sdl_fail(SDL_ERR_ARG, "load_npy: path is NULL"); return NULL; }
+    size_t n;
+    uint8_t *b = sdl__read_file(path, &n);
+    if (!b) return NULL;
+    sdl_tensor *t = sdl__npy_parse(path, b, n);
+    SDL_DEALLOC(b);
+    return t;
+}
+
+SDL_API sdl_result sdl_save_npy(const char *path, const sdl_tensor *t) {
+    if (!path || !t) return sdl_fail(SDL_ERR_ARG, "save_npy: path or tensor is NULL");
+    const char *descr = t->dtype == SDL_F32 ? "<f4" : t->dtype == SDL_I32 ? "<i4" : t->dtype == SDL_U8 ? "|u1" : NULL;
+    if (!descr) return sdl_fail(SDL_ERR_ARG, "save_npy %s: sdl writes f32, i32 and u8 tensors only", path);
+    if (t->device != SDL_CPU) return sdl_fail(SDL_ERR_ARG, "save_npy %s: copy the tensor to the CPU first", path);
+    char hdr[128 + 24 * SDL_MAX_DIMS];
+    int k = snprintf(hdr + 10, sizeof hdr - 10, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
+    for (int i = 0; i < t->ndim; i++) k += snprintf(hdr + 10 + k, sizeof hdr - 10 - (size_t)k, "%lld,%s", (long long)t->shape[i], i + 1 < t->ndim ? " " : "");
+    if (t->ndim > 1) k--; /* numpy writes (5,) but (2, 3) */
+    k += snprintf(hdr + 10 + k, sizeof hdr - 10 - (size_t)k, "), }");
+    int total = (10 + k + 1 + 63) / 64 * 64; /* data starts 64-byte aligned, as numpy does */
+    while (10 + k < total - 1) hdr[10 + k++] = ' ';
+    hdr[10 + k++] = '\n';
+    memcpy(hdr, "\x93NUMPY\x01\x00", 8);
+    hdr[8] = (char)(k & 0xFF);
+    hdr[9] = (char)(k >> 8);
+    FILE *f = fopen(path, "wb");
+    if (!f) return sdl_fail(SDL_ERR_IO, "%s: cannot open for writing", path);
+    bool ok = fwrite(hdr, 1, (size_t)(10 + k), f) == (size_t)(10 + k);
+    size_t es = sdl_dtype_size(t->dtype);
+    const uint8_t *src = (const uint8_t *)t->data;
+    uint8_t chunk[4096];
+    for (int64_t i = 0; ok && i < t->numel;) { /* little-endian bytes whatever the host */
+        size_t m = 0;
+        for (; i < t->numel && m + es <= sizeof chunk; i++, m += es) {
+            if (es == 1) { chunk[m] = src[i]; continue; }
+            uint32_t u;
+            memcpy(&u, src + (size_t)i * 4, 4);
+            chunk[m] = (uint8_t)u; chunk[m + 1] = (uint8_t)(u >> 8); chunk[m + 2] = (uint8_t)(u >> 16); chunk[m + 3] = (uint8_t)(u >> 24);
+        }
+        ok = fwrite(chunk, 1, m, f) == m;
+    }
+    if (fclose(f) != 0) ok = false;
+    return ok ? SDL_OK : sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", path);
+}
+
+/* ---- .npz: a zip of .npy members, stored or deflated ---- */
+static uint64_t sdl__le64(const uint8_t *p) { return (uint64_t)sdl__le32(p) | (uint64_t)sdl__le32(p + 4) << 32; }
+
+SDL_API sdl_tensor *sdl_load_npz(const char *path, const char *name) {
+    if (!path || !name) { sdl_fail(SDL_ERR_ARG, "load_npz: path or name is NULL"); return NULL; }
+    size_t n;
+    uint8_t *z = sdl__read_file(path, &n);
+    if (!z) return NULL;
+    sdl_tensor *t = NULL;
+    uint8_t *member = NULL;
+    char label[600], names[256] = "";
+    size_t want = strlen(name);
+    /* the end-of-central-directory record: within the last 22 + 65535 bytes */
+    size_t eocd = n, cd_off, cd_size, count;
+    for (size_t i = n >= 22 ? n - 22 + 1 : 0; i-- > 0 && n - i <= 22 + 65535;)
+        if (!memcmp(z + i, "PK\x05\x06", 4)) { eocd = i; break; }
+    if (eocd == n) { sdl_fail(SDL_ERR_FORMAT, "%s: not a zip/.npz file (no end-of-central-directory record; truncated?)", path); goto done; }
+    count = sdl__le16(z + eocd + 10);
+    cd_size = sdl__le32(z + eocd + 12);
+    cd_off = sdl__le32(z + eocd + 16);
+    if (cd_off == 0xFFFFFFFFu || count == 0xFFFF) { /* zip64: a locator just before */
+        if (eocd < 20 || memcmp(z + eocd - 20, "PK\x06\x07", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: zip64 locator missing", path); goto done; }
+        uint64_t z64 = sdl__le64(z + eocd - 20 + 8);
+        if (z64 > n - 56 || n < 56 || memcmp(z + z64, "PK\x06\x06", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: bad zip64 end record", path); goto done; }
+        count = (size_t)sdl__le64(z + z64 + 32);
+        cd_size = (size_t)sdl__le64(z + z64 + 40);
+        cd_off = (size_t)sdl__le64(z + z64 + 48);
+    }
+    if (cd_off > eocd || cd_size > eocd - cd_off) { sdl_fail(SDL_ERR_FORMAT, "%s: central directory outside the file (corrupt or truncated)", path); goto done; }
+    for (size_t i = 0, p = cd_off; i < count; i++) {
+        if (p + 46 > cd_off + cd_size || memcmp(z + p, "PK\x01\x02", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt central directory entry %zu", path, i); goto done; }
+        uint32_t flags = sdl__le16(z + p + 8), method = sdl__le16(z + p + 10), crc = sdl__le32(z + p + 16);
+        uint64_t csize = sdl__le32(z + p + 20), usize = sdl__le32(z + p + 24), loff = sdl__le32(z + p + 42);
+        size_t nl = sdl__le16(z + p + 28), xl = sdl__le16(z + p + 30), cl = sdl__le16(z + p + 32);
+        const uint8_t *nm = z + p + 46;
+        if (p + 46 + nl + xl + cl > cd_off + cd_size) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt central directory entry %zu", path, i); goto done; }
+        /* zip64 sizes and offset sit in extra field 0x0001, in this order, when 0xFFFFFFFF */
+        for (size_t x = 0; x + 4 <= xl;) {
+            const uint8_t *ex = nm + nl + x;
+            size_t id = sdl__le16(ex), len = sdl__le16(ex + 2), q = 4;
+            if (x + 4 + len > xl) break;
+            if (id == 1) {
+                if (usize == 0xFFFFFFFFu && q + 8 <= 4 + len) { usize = sdl__le64(ex + q); q += 8; }
+                if (csize == 0xFFFFFFFFu && q + 8 <= 4 + len) { csize = sdl__le64(ex + q); q += 8; }
+                if (loff == 0xFFFFFFFFu && q + 8 <= 4 + len) { loff = sdl__le64(ex + q); }
+            }
+            x += 4 + len;
+        }
+        p += 46 + nl + xl + cl;
+        bool match = (nl == want && !memcmp(nm, name, want)) || (nl == want + 4 && !memcmp(nm, name, want) && !memcmp(nm + want, ".npy", 4));
+        if (!match) {
+            size_t k = strlen(names);
+            if (k + nl + 3 < sizeof names) snprintf(names + k, sizeof names - k, "%s%.*s", k ? ", " : "", (int)nl, (const char *)nm);
+            continue;
+        }
+        snprintf(label, sizeof label, "%s (member %.*s)", path, (int)nl, (const char *)nm);
+        if (flags & 1) { sdl_fail(SDL_ERR_FORMAT, "%s: encrypted", label); goto done; }
+        if (loff > cd_off || cd_off - loff < 30 || memcmp(z + loff, "PK\x03\x04", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: bad local header offset", label); goto done; }
+        uint64_t data = loff + 30 + sdl__le16(z + loff + 26) + sdl__le16(z + loff + 28);
+        if (data > cd_off || csize > cd_off - data) { sdl_fail(SDL_ERR_FORMAT, "%s: member data runs past the central directory (corrupt)", label); goto done; }
+        if (method == 0 && csize != usize) { sdl_fail(SDL_ERR_FORMAT, "%s: stored member with sizes %llu and %llu", label, (unsigned long long)csize, (unsigned long long)usize); goto done; }
+        if (method != 0 && method != 8) { sdl_fail(SDL_ERR_FORMAT, "%s: compression method %u (sdl reads stored 0 and deflate 8)", label, method); goto done; }
+        if (method == 8 && (double)usize > 1032.0 * (double)csize + 64.0) { sdl_fail(SDL_ERR_FORMAT, "%s: claims %llu bytes from %llu compressed (corrupt)", label, (unsigned long long)usize, (unsigned long long)csize); goto done; }
+        const uint8_t *bytes = z + data;
+        if (method == 8) {
+            member = (uint8_t *)sdl__alloc((size_t)usize);
+            if (!member || !sdl__inflate(label, z + data, (size_t)csize, n - (size_t)(data + csize), member, (size_t)usize)) goto done;
+            bytes = member;
+        }
+        if (sdl__crc32(0, bytes, (size_t)usize) != crc) { sdl_fail(SDL_ERR_FORMAT, "%s: CRC-32 mismatch (corrupt)", label); goto done; }
+        t = sdl__npy_parse(label, bytes, (size_t)usize);
+        goto done;
+    }
+    sdl_fail(SDL_ERR_ARG, "%s: no array named '%s' (the file holds: %s)", path, name, names);
+done:
+    SDL_DEALLOC(member);
+    SDL_DEALLOC(z);
+    return t;
 }
 
 /* >>loader */

@@ -483,7 +483,55 @@ SDL_API sdl_tensor *sdl_load_npy(const char *path);
 SDL_API sdl_tensor *sdl_load_npz(const char *path, const char *name);
 /* f32, i32 and u8 tensors; numpy reads them with np.load */
 SDL_API sdl_result sdl_save_npy(const char *path, const sdl_tensor *t);
-/* >>decl-data-more */
+
+/* One image file (PNG, JPEG, BMP, GIF, TGA, PNM: what stb_image reads) as a u8 heap tensor
+   (C, H, W). channels: 1 grey, 3 RGB, 4 RGBA (stb converts), 0: as stored. */
+SDL_API sdl_tensor *sdl_load_image(const char *path, int channels);
+/* Image folders, torchvision's ImageFolder layout: dir/<class>/<image>. The classes are the
+   sub-folders in bytewise sorted order, ids 0, 1, ...; in each, the files ending in .png,
+   .jpg, .jpeg, .bmp, .gif, .tga, .ppm, .pgm, .pnm, .psd, .hdr, .pic are read (sorted) and
+   must decode; names starting with '.' are skipped, TIFF/WebP files are an error. All
+   images must have one size (sdl does not resize); the error names the first that differs.
+   channels as for sdl_load_image (0: those of the first image). */
+SDL_API sdl_result sdl_load_image_folder(const char *dir, int channels, sdl_dataset *out);
+/* the class names sdl_load_image_folder numbers, in id order: a NULL-terminated array of
+   *count strings; free it with sdl_names_free */
+SDL_API char **sdl_image_folder_classes(const char *dir, int *count);
+SDL_API void sdl_names_free(char **names);
+
+/* A PNG of one image or a grid of images, like torchvision's save_image: t is u8 or f32,
+   (C, H, W) or (N, C, H, W) with C = 1, 3 or 4; a grid has nrow images per row (0: 8) with
+   2 black pixels between them. f32 values map lo -> 0 and hi -> 255, clamped (lo == hi
+   means 0 and 1; a tanh generator's samples: -1, 1). */
+SDL_API sdl_result sdl_write_png(const char *path, const sdl_tensor *t, int nrow, float lo, float hi);
+
+/* WebDataset tar shards. Consecutive members whose names share a key form one sample; the
+   key is the member path up to the first dot in its last path component, the extension is
+   the rest ("a/b.c/x01.seg.png": key "a/b.c/x01", extension "seg.png"). A sample needs a
+   ".cls" member (an ASCII integer label) and one image (.png, .jpg, .jpeg, .bmp, .ppm, .pgm,
+   .tga, .gif); other members are skipped. Reads ustar, GNU and pax tar files (GNU tar's). */
+/* "name-{000000..000099}.tar" -> the 100 names (a plain path -> itself); a NULL-terminated
+   array of *count names, free with sdl_names_free */
+SDL_API char **sdl_shard_list(const char *pattern, int *count);
+/* every sample of the shards a pattern names, decoded to channels (0: as the first image);
+   all images one size; num_classes = the largest label + 1 */
+SDL_API sdl_result sdl_load_shards(const char *pattern, int channels, sdl_dataset *out);
+SDL_API sdl_result sdl_load_shard_files(const char *const *paths, int npaths, int channels, sdl_dataset *out);
+
+/* Writes prefix-000000.tar, prefix-000001.tar, ... (POSIX ustar), at most max_samples
+   samples per shard (0: 10000). After an error every call returns it; close returns the
+   first error and frees the writer (shards written so far stay on disk). */
+typedef struct sdl_shard_writer sdl_shard_writer;
+SDL_API sdl_shard_writer *sdl_shard_writer_new(const char *prefix, int64_t max_samples);
+/* one sample: members key.exts[i] holding sizes[i] bytes of data[i] */
+SDL_API sdl_result sdl_shard_writer_add(sdl_shard_writer *w, const char *key, int nmembers, const char *const *exts,
+                                        const void *const *data, const size_t *sizes);
+/* one image (CHW bytes) as key.png and its label as key.cls */
+SDL_API sdl_result sdl_shard_writer_add_image(sdl_shard_writer *w, const char *key, const uint8_t *chw, int c, int h, int wd, int label);
+SDL_API int sdl_shard_writer_num_shards(const sdl_shard_writer *w);
+SDL_API sdl_result sdl_shard_writer_close(sdl_shard_writer *w);
+/* a whole dataset, sample i as key "%09d" (.png + .cls) */
+SDL_API sdl_result sdl_write_shards(const sdl_dataset *d, const char *prefix, int64_t max_per_shard);
 
 /* >>decl-loader: batches of (x f32 (B, C, H, W), y i32 (B)) from an sdl_dataset.
    The sequence depends only on (seed, epoch, rank, world_size), never on prefetch timing. */
@@ -2598,6 +2646,749 @@ done:
     SDL_DEALLOC(member);
     SDL_DEALLOC(z);
     return t;
+}
+
+/* ---- images: decoding (stb_image), PNG encoding (stb_image_write), folders ---- */
+typedef struct sdl__buf { uint8_t *p; size_t n, cap; bool oom; } sdl__buf;
+
+#ifndef SDL_NO_STB
+static void sdl__buf_put(sdl__buf *b, const void *src, size_t n) {
+    if (b->oom || n == 0) return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n) {
+            if (cap > SIZE_MAX / 2) { b->oom = true; return; }
+            cap *= 2;
+        }
+        uint8_t *p = (uint8_t *)SDL_REALLOC(b->p, cap);
+        if (!p) { b->oom = true; sdl_fail(SDL_ERR_OOM, "out of memory growing a buffer to %zu bytes", cap); return; }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+
+static void sdl__png_write_cb(void *ctx, void *data, int size) { sdl__buf_put((sdl__buf *)ctx, data, (size_t)size); }
+#endif
+
+/* hwc (h, w, c) bytes -> a PNG file's bytes in b */
+static bool sdl__png_encode(const char *what, const uint8_t *hwc, int w, int h, int c, sdl__buf *b) {
+#ifdef SDL_NO_STB
+    SDL__UNUSED(hwc); SDL__UNUSED(w); SDL__UNUSED(h); SDL__UNUSED(c); SDL__UNUSED(b);
+    sdl_fail(SDL_ERR_ARG, "%s: writing PNG needs stb_image_write, and sdl was built with SDL_NO_STB", what);
+    return false;
+#else
+    if ((int64_t)w * c > INT32_MAX / 2 || (int64_t)w * h * c > INT32_MAX / 2) {
+        sdl_fail(SDL_ERR_ARG, "%s: a %dx%dx%d image is too large for stb_image_write", what, c, h, w);
+        return false;
+    }
+    if (!stbi_write_png_to_func(sdl__png_write_cb, b, w, h, c, hwc, w * c) || b->oom) {
+        if (!b->oom) sdl_fail(SDL_ERR_OOM, "%s: PNG encoding failed (out of memory)", what);
+        return false;
+    }
+    return true;
+#endif
+}
+
+static sdl_result sdl__write_all(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return sdl_fail(SDL_ERR_IO, "%s: cannot open for writing", path);
+    bool ok = fwrite(p, 1, n, f) == n;
+    if (fclose(f) != 0) ok = false;
+    return ok ? SDL_OK : sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", path);
+}
+
+SDL_API sdl_result sdl_write_png(const char *path, const sdl_tensor *t, int nrow, float lo, float hi) {
+    if (!path || !t) return sdl_fail(SDL_ERR_ARG, "write_png: path or tensor is NULL");
+    if ((t->dtype != SDL_U8 && t->dtype != SDL_F32) || t->device != SDL_CPU || (t->ndim != 3 && t->ndim != 4))
+        return sdl_fail(SDL_ERR_ARG, "write_png %s: needs a CPU u8 or f32 tensor (C, H, W) or (N, C, H, W)", path);
+    int64_t N = t->ndim == 4 ? t->shape[0] : 1, C = t->shape[t->ndim - 3], H = t->shape[t->ndim - 2], W = t->shape[t->ndim - 1];
+    if (C != 1 && C != 3 && C != 4) return sdl_fail(SDL_ERR_ARG, "write_png %s: %lld channels; PNG takes 1, 3 or 4", path, (long long)C);
+    if (N < 1 || H < 1 || W < 1) return sdl_fail(SDL_ERR_ARG, "write_png %s: empty tensor", path);
+    if (lo == hi) { lo = 0.0f; hi = 1.0f; }
+    int64_t cols = nrow > 0 ? nrow : 8, pad = N > 1 ? 2 : 0; /* torchvision's save_image: 8 per row, 2 pixels apart */
+    if (cols > N) cols = N;
+    int64_t rows = (N + cols - 1) / cols;
+    int64_t GW = cols * (W + pad) + pad, GH = rows * (H + pad) + pad;
+    if (GW > (1 << 24) || GH > (1 << 24) || GW * GH * C > INT32_MAX / 2)
+        return sdl_fail(SDL_ERR_ARG, "write_png %s: a %lldx%lld picture is too large", path, (long long)GW, (long long)GH);
+    uint8_t *img = (uint8_t *)sdl__calloc((size_t)(GW * GH * C), 1);
+    if (!img) return SDL_ERR_OOM;
+    float scale = 255.0f / (hi - lo);
+    for (int64_t n = 0; n < N; n++) {
+        int64_t x0 = pad + (n % cols) * (W + pad), y0 = pad + (n / cols) * (H + pad);
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t y = 0; y < H; y++)
+                for (int64_t x = 0; x < W; x++) {
+                    int64_t i = ((n * C + c) * H + y) * W + x;
+                    uint8_t v;
+                    if (t->dtype == SDL_U8) v = sdl_u8(t)[i];
+                    else {
+                        float f = (sdl_f32(t)[i] - lo) * scale + 0.5f; /* NaN becomes 0 */
+                        v = (uint8_t)(f >= 255.0f ? 255.0f : f > 0.0f ? f : 0.0f);
+                    }
+                    img[((y0 + y) * GW + x0 + x) * C + c] = v;
+                }
+    }
+    sdl__buf b;
+    memset(&b, 0, sizeof b);
+    sdl_result r = sdl__png_encode(path, img, (int)GW, (int)GH, (int)C, &b) ? sdl__write_all(path, b.p, b.n) : sdl_last_result();
+    SDL_DEALLOC(img);
+    SDL_DEALLOC(b.p);
+    return r;
+}
+
+/* decodes an image file's bytes to CHW: *c channels (0: as stored, then set), h, w */
+static uint8_t *sdl__decode_image(const char *what, const uint8_t *bytes, size_t n, int *c, int *h, int *w) {
+#ifdef SDL_NO_STB
+    SDL__UNUSED(bytes); SDL__UNUSED(n); SDL__UNUSED(c); SDL__UNUSED(h); SDL__UNUSED(w);
+    sdl_fail(SDL_ERR_ARG, "%s: decoding images needs stb_image, and sdl was built with SDL_NO_STB", what);
+    return NULL;
+#else
+    if (n > (size_t)INT32_MAX) { sdl_fail(SDL_ERR_FORMAT, "%s: over 2 GB", what); return NULL; }
+    int comp = 0;
+    stbi_uc *hwc = stbi_load_from_memory(bytes, (int)n, w, h, &comp, *c);
+    if (!hwc) { sdl_fail(SDL_ERR_FORMAT, "%s: cannot decode the image (stb_image: %s)", what, stbi_failure_reason()); return NULL; }
+    if (*c == 0) *c = comp;
+    size_t hw = (size_t)*h * (size_t)*w; /* stb caps each side at 2^24 and the product */
+    uint8_t *chw = (uint8_t *)sdl__alloc(hw * (size_t)*c);
+    if (chw)
+        for (int k = 0; k < *c; k++)
+            for (size_t i = 0; i < hw; i++) chw[(size_t)k * hw + i] = hwc[i * (size_t)*c + (size_t)k];
+    stbi_image_free(hwc);
+    return chw;
+#endif
+}
+
+SDL_API sdl_tensor *sdl_load_image(const char *path, int channels) {
+    if (!path || channels < 0 || channels > 4) { sdl_fail(SDL_ERR_ARG, "load_image: needs a path and channels 0..4"); return NULL; }
+    size_t n;
+    uint8_t *bytes = sdl__read_file(path, &n);
+    if (!bytes) return NULL;
+    int c = channels, h = 0, w = 0;
+    uint8_t *chw = sdl__decode_image(path, bytes, n, &c, &h, &w);
+    SDL_DEALLOC(bytes);
+    if (!chw) return NULL;
+    sdl_tensor *t = sdl_tensor_new(sdl_shape3(c, h, w), SDL_U8);
+    if (t) memcpy(t->data, chw, (size_t)t->numel);
+    SDL_DEALLOC(chw);
+    return t;
+}
+
+SDL_API void sdl_names_free(char **names) {
+    if (!names) return;
+    for (char **p = names; *p; p++) SDL_DEALLOC(*p);
+    SDL_DEALLOC(names);
+}
+
+static int sdl__strcmp_ptr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* the entries of dir (not starting with '.'), sub-folders or files, sorted bytewise;
+   NULL-terminated (free with sdl_names_free) */
+static char **sdl__list_dir(const char *dir, bool folders, int *count) {
+    *count = 0;
+#ifdef _WIN32
+    SDL__UNUSED(folders);
+    sdl_fail(SDL_ERR_ARG, "%s: listing folders is not implemented on Windows", dir);
+    return NULL;
+#else
+    DIR *d = opendir(dir);
+    if (!d) { sdl_fail(SDL_ERR_IO, "%s: cannot open the folder", dir); return NULL; }
+    int n = 0, cap = 16;
+    char **names = (char **)sdl__calloc((size_t)cap + 1, sizeof(char *));
+    struct dirent *e;
+    while (names && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char *full = sdl__path_join(dir, e->d_name, "");
+        if (!full) { sdl_names_free(names); names = NULL; break; }
+        bool is_dir = sdl__is_dir(full);
+        SDL_DEALLOC(full);
+        if (is_dir != folders) continue;
+        if (n == cap) {
+            char **more = cap < INT32_MAX / 2 ? (char **)SDL_REALLOC(names, sizeof(char *) * ((size_t)cap * 2 + 1)) : NULL;
+            if (!more) { sdl_fail(SDL_ERR_OOM, "%s: out of memory listing the folder", dir); sdl_names_free(names); names = NULL; break; }
+            names = more;
+            cap *= 2;
+        }
+        names[n] = sdl__strdup(e->d_name);
+        if (!names[n]) { sdl_names_free(names); names = NULL; break; }
+        names[++n] = NULL;
+    }
+    closedir(d);
+    if (!names) return NULL;
+    qsort(names, (size_t)n, sizeof(char *), sdl__strcmp_ptr);
+    *count = n;
+    return names;
+#endif
+}
+
+SDL_API char **sdl_image_folder_classes(const char *dir, int *count) {
+    int n = 0;
+    if (count) *count = 0;
+    if (!dir) { sdl_fail(SDL_ERR_ARG, "image_folder_classes: dir is NULL"); return NULL; }
+    char **names = sdl__list_dir(dir, true, &n);
+    if (names && n == 0) {
+        sdl_names_free(names);
+        sdl_fail(SDL_ERR_FORMAT, "%s: no class sub-folders (the layout is dir/<class>/<image>)", dir);
+        return NULL;
+    }
+    if (count) *count = n;
+    return names;
+}
+
+/* case-insensitive: does the name end in .ext for one of the extensions in list */
+static bool sdl__has_ext(const char *name, const char *const *list) {
+    const char *dot = strrchr(name, '.');
+    if (!dot) return false;
+    for (; *list; list++) {
+        const char *a = dot + 1, *b = *list;
+        while (*a && *b && (*a | 0x20) == *b) { a++; b++; }
+        if (!*a && !*b) return true;
+    }
+    return false;
+}
+
+static const char *const sdl__image_exts[] = {"png", "jpg", "jpeg", "bmp", "gif", "tga", "ppm", "pgm", "pnm", "psd", "hdr", "pic", NULL};
+
+SDL_API sdl_result sdl_load_image_folder(const char *dir, int channels, sdl_dataset *out) {
+    static const char *const unreadable[] = {"tif", "tiff", "webp", NULL};
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_image_folder: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!dir || channels < 0 || channels > 4) return sdl_fail(SDL_ERR_ARG, "load_image_folder: needs a folder and channels 0..4");
+    int ncls = 0;
+    char **classes = sdl_image_folder_classes(dir, &ncls);
+    if (!classes) return sdl_last_result();
+    sdl_result r = SDL_OK;
+    char ***files = (char ***)sdl__calloc((size_t)ncls, sizeof(char **));
+    int *nfiles = (int *)sdl__calloc((size_t)ncls, sizeof(int));
+    char *first = NULL, *path = NULL;
+    uint8_t *bytes = NULL, *chw = NULL;
+    int64_t total = 0;
+    if (!files || !nfiles) { r = SDL_ERR_OOM; goto done; }
+    for (int k = 0; k < ncls && r == SDL_OK; k++) { /* pass 1: the file lists */
+        char *sub = sdl__path_join(dir, classes[k], "");
+        if (!sub) { r = SDL_ERR_OOM; break; }
+        files[k] = sdl__list_dir(sub, false, &nfiles[k]);
+        if (!files[k]) r = sdl_last_result();
+        for (int i = 0; r == SDL_OK && i < nfiles[k]; i++) {
+            if (sdl__has_ext(files[k][i], unreadable))
+                r = sdl_fail(SDL_ERR_FORMAT, "%s/%s: stb_image reads no TIFF or WebP; convert the images to PNG", sub, files[k][i]);
+            else if (sdl__has_ext(files[k][i], sdl__image_exts))
+                total++;
+        }
+        SDL_DEALLOC(sub);
+    }
+    if (r == SDL_OK && total == 0) r = sdl_fail(SDL_ERR_FORMAT, "%s: no image files (.png, .jpg, ...) in its class folders", dir);
+    for (int k = 0; k < ncls && r == SDL_OK; k++) /* pass 2: decode into place */
+        for (int i = 0; i < nfiles[k] && r == SDL_OK; i++) {
+            if (!sdl__has_ext(files[k][i], sdl__image_exts)) continue;
+            SDL_DEALLOC(path);
+            path = NULL;
+            char *sub = sdl__path_join(dir, classes[k], "");
+            if (sub) path = sdl__path_join(sub, files[k][i], "");
+            SDL_DEALLOC(sub);
+            size_t n;
+            if (!path) { r = SDL_ERR_OOM; break; }
+            if (!(bytes = sdl__read_file(path, &n))) { r = sdl_last_result(); break; }
+            int c = out->c ? out->c : channels, h = 0, w = 0;
+            chw = sdl__decode_image(path, bytes, n, &c, &h, &w);
+            SDL_DEALLOC(bytes);
+            bytes = NULL;
+            if (!chw) { r = sdl_last_result(); break; }
+            if (!out->images) {
+                size_t per = (size_t)c * (size_t)h * (size_t)w, all;
+                if (sdl__mul_overflows(per, (size_t)total, &all)) { r = sdl_fail(SDL_ERR_OOM, "%s: %lld images of %zu bytes overflow", dir, (long long)total, per); break; }
+                out->c = c; out->h = h; out->w = w;
+                out->images = (uint8_t *)sdl__alloc(all);
+                out->labels = (int32_t *)sdl__calloc((size_t)total, sizeof(int32_t));
+                if (!out->images || !out->labels) { r = SDL_ERR_OOM; break; }
+                first = sdl__strdup(path);
+                if (!first) { r = SDL_ERR_OOM; break; }
+            } else if (h != out->h || w != out->w) {
+                r = sdl_fail(SDL_ERR_FORMAT, "%s is %dx%d (width x height), the first image %s is %dx%d; sdl does not resize: make them one size",
+                             path, w, h, first, out->w, out->h);
+                break;
+            }
+            memcpy(out->images + (size_t)out->n * (size_t)c * (size_t)h * (size_t)w, chw, (size_t)c * (size_t)h * (size_t)w);
+            out->labels[out->n++] = k;
+            SDL_DEALLOC(chw);
+            chw = NULL;
+        }
+    out->num_classes = ncls;
+done:
+    if (r != SDL_OK) sdl_dataset_free(out);
+    for (int k = 0; files && k < ncls; k++) sdl_names_free(files[k]);
+    SDL_DEALLOC(files);
+    SDL_DEALLOC(nfiles);
+    SDL_DEALLOC(first);
+    SDL_DEALLOC(path);
+    SDL_DEALLOC(bytes);
+    SDL_DEALLOC(chw);
+    sdl_names_free(classes);
+    return r;
+}
+
+/* ---- WebDataset tar shards ----
+   A shard is a tar file; consecutive members whose names share a key form one sample. The
+   key is the member path up to the first dot of its last component, the extension the
+   rest: "train/n01440764_10026.cls" -> key "train/n01440764_10026", extension "cls". */
+
+/* a tar header number: octal digits (space or NUL padded), or GNU base-256 (high bit set) */
+static bool sdl__tar_num(const uint8_t *f, int len, uint64_t *v) {
+    *v = 0;
+    if (f[0] & 0x80) { /* base-256, big-endian, positive only */
+        if (f[0] != 0x80) return false;
+        for (int i = 1; i < len; i++) {
+            if (*v >> 55) return false;
+            *v = *v << 8 | f[i];
+        }
+        return true;
+    }
+    int i = 0;
+    while (i < len && f[i] == ' ') i++;
+    int digits = 0;
+    for (; i < len && f[i] >= '0' && f[i] <= '7'; i++, digits++) {
+        if (*v >> 60) return false;
+        *v = *v * 8 + (uint64_t)(f[i] - '0');
+    }
+    for (; i < len; i++)
+        if (f[i] != ' ' && f[i] != 0) return false;
+    return digits > 0;
+}
+
+typedef struct sdl__shard_sample {
+    char *key;        /* heap */
+    uint8_t *img;     /* heap: the image file's bytes */
+    size_t img_n;
+    char img_name[512];
+    int64_t label;    /* -1: none yet */
+} sdl__shard_sample;
+
+typedef struct sdl__shard_reader {
+    int channels;
+    sdl_dataset *out;
+    int64_t cap;
+    char *first;      /* the image that fixed the size */
+    sdl__shard_sample s;
+} sdl__shard_reader;
+
+static const char *const sdl__shard_img_exts[] = {"png", "jpg", "jpeg", "bmp", "ppm", "pgm", "tga", "gif", NULL};
+
+/* the current sample into the dataset: it needs one image and one label */
+static sdl_result sdl__shard_flush(sdl__shard_reader *rd, const char *shard) {
+    sdl__shard_sample *s = &rd->s;
+    sdl_dataset *out = rd->out;
+    sdl_result r = SDL_OK;
+    if (!s->key) return SDL_OK;
+    if (!s->img) r = sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has no image (.png, .jpg)", shard, s->key);
+    else if (s->label < 0) r = sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has no label (.cls)", shard, s->key);
+    else {
+        int c = out->images ? out->c : rd->channels, h = 0, w = 0;
+        char what[600];
+        snprintf(what, sizeof what, "%s: %s", shard, s->img_name);
+        uint8_t *chw = sdl__decode_image(what, s->img, s->img_n, &c, &h, &w);
+        if (!chw) r = sdl_last_result();
+        else if (out->images && (h != out->h || w != out->w)) {
+            r = sdl_fail(SDL_ERR_FORMAT, "%s is %dx%d (width x height), the first image %s is %dx%d; sdl does not resize: make them one size",
+                         what, w, h, rd->first, out->w, out->h);
+        } else {
+            size_t per = (size_t)c * (size_t)h * (size_t)w;
+            if (!out->images) {
+                out->c = c; out->h = h; out->w = w;
+                rd->first = sdl__strdup(what);
+                if (!rd->first) r = SDL_ERR_OOM;
+            }
+            if (r == SDL_OK && out->n == rd->cap) { /* grow both arrays */
+                int64_t cap = rd->cap ? rd->cap * 2 : 256;
+                size_t bytes;
+                uint8_t *im = NULL;
+                int32_t *lb = NULL;
+                if (sdl__mul_overflows((size_t)cap, per, &bytes)) r = sdl_fail(SDL_ERR_OOM, "%s: too many samples", shard);
+                else if (!(im = (uint8_t *)SDL_REALLOC(out->images, bytes))) r = sdl_fail(SDL_ERR_OOM, "%s: out of memory (%zu bytes)", shard, bytes);
+                else {
+                    out->images = im;
+                    if (!(lb = (int32_t *)SDL_REALLOC(out->labels, (size_t)cap * sizeof(int32_t)))) r = sdl_fail(SDL_ERR_OOM, "%s: out of memory", shard);
+                    else { out->labels = lb; rd->cap = cap; }
+                }
+            }
+            if (r == SDL_OK) {
+                memcpy(out->images + (size_t)out->n * per, chw, per);
+                out->labels[out->n++] = (int32_t)s->label;
+                if (s->label >= out->num_classes) out->num_classes = (int)s->label + 1;
+            }
+        }
+        SDL_DEALLOC(chw);
+    }
+    SDL_DEALLOC(s->key);
+    SDL_DEALLOC(s->img);
+    memset(s, 0, sizeof *s);
+    s->label = -1;
+    return r;
+}
+
+/* one member: name and its bytes */
+static sdl_result sdl__shard_member(sdl__shard_reader *rd, const char *shard, const char *name, const uint8_t *data, size_t n) {
+    const char *base = strrchr(name, '/');
+    base = base ? base + 1 : name;
+    const char *dot = strchr(base, '.');
+    if (!dot) return SDL_OK; /* no extension: not part of a sample */
+    size_t klen = (size_t)(dot - name);
+    sdl__shard_sample *s = &rd->s;
+    if (!s->key || strlen(s->key) != klen || memcmp(s->key, name, klen)) {
+        sdl_result r = sdl__shard_flush(rd, shard);
+        if (r != SDL_OK) return r;
+        s->key = (char *)sdl__alloc(klen + 1);
+        if (!s->key) return SDL_ERR_OOM;
+        memcpy(s->key, name, klen);
+        s->key[klen] = 0;
+    }
+    const char *ext = dot + 1;
+    if (!strcmp(ext, "cls")) {
+        size_t i = 0;
+        int64_t v = 0;
+        while (i < n && (data[i] == ' ' || data[i] == '\t')) i++;
+        size_t d0 = i;
+        while (i < n && data[i] >= '0' && data[i] <= '9' && v <= INT32_MAX) v = v * 10 + (data[i++] - '0');
+        size_t d1 = i;
+        while (i < n && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r')) i++;
+        if (d1 == d0 || i != n || v > INT32_MAX)
+            return sdl_fail(SDL_ERR_FORMAT, "%s: %s: a .cls member must hold one non-negative integer (ASCII)", shard, name);
+        if (s->label >= 0) return sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has two labels", shard, s->key);
+        s->label = v;
+    } else if (sdl__has_ext(name, sdl__shard_img_exts) && !strchr(ext, '.')) {
+        if (s->img) return sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has two images (%s and %s)", shard, s->key, s->img_name, name);
+        s->img = (uint8_t *)sdl__alloc(n);
+        if (!s->img) return SDL_ERR_OOM;
+        if (n) memcpy(s->img, data, n);
+        s->img_n = n;
+        snprintf(s->img_name, sizeof s->img_name, "%s", name);
+    }
+    return SDL_OK; /* other extensions (.json, .txt, ...) are not read */
+}
+
+/* reads one shard, member by member */
+static sdl_result sdl__read_shard(sdl__shard_reader *rd, const char *shard) {
+    FILE *f = fopen(shard, "rb");
+    if (!f) return sdl_fail(SDL_ERR_IO, "%s: cannot open for reading", shard);
+    uint8_t h[512];
+    uint8_t *data = NULL;
+    char *longname = NULL; /* from a GNU 'L' or pax 'x' member, for the next header */
+    sdl_result r = SDL_OK;
+    uint64_t off = 0;
+    for (;;) {
+        size_t got = fread(h, 1, 512, f);
+        if (got != 512) {
+            r = sdl_fail(SDL_ERR_FORMAT, "%s: truncated: %s at byte %llu (no end-of-archive blocks)", shard,
+                         got ? "a partial header" : "the file ends", (unsigned long long)off);
+            break;
+        }
+        bool zero = true;
+        for (int i = 0; i < 512 && zero; i++) zero = h[i] == 0;
+        if (zero) break; /* end of archive */
+        uint64_t sum = 0, want, size;
+        for (int i = 0; i < 512; i++) sum += (i >= 148 && i < 156) ? ' ' : h[i];
+        if (!sdl__tar_num(h + 148, 8, &want) || want != sum) {
+            r = sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: checksum mismatch (corrupt, or not a tar file)", shard, (unsigned long long)off);
+            break;
+        }
+        bool posix = !memcmp(h + 257, "ustar\0" "00", 8), gnu = !memcmp(h + 257, "ustar  \0", 8);
+        if (!posix && !gnu) { r = sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: not a ustar or GNU tar header", shard, (unsigned long long)off); break; }
+        if (!sdl__tar_num(h + 124, 12, &size) || size > ((uint64_t)1 << 40)) {
+            r = sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: bad size field", shard, (unsigned long long)off);
+            break;
+        }
+        char type = (char)h[156];
+        bool keep = type == '0' || type == 0 || type == '7' || type == 'L' || type == 'x';
+        SDL_DEALLOC(data);
+        data = NULL;
+        if (keep) {
+            data = (uint8_t *)sdl__alloc((size_t)size + 1);
+            if (!data) { r = SDL_ERR_OOM; break; }
+            if (fread(data, 1, (size_t)size, f) != (size_t)size) {
+                r = sdl_fail(SDL_ERR_FORMAT, "%s: truncated: the member at byte %llu needs %llu bytes", shard, (unsigned long long)off, (unsigned long long)size);
+                break;
+            }
+            data[size] = 0;
+        } else if (size && fseek(f, (long)size, SEEK_CUR) != 0) {
+            r = sdl_fail(SDL_ERR_IO, "%s: seek failed", shard);
+            break;
+        }
+        uint64_t padded = (size + 511) / 512 * 512;
+        if (padded > size && fseek(f, (long)(padded - size), SEEK_CUR) != 0) { r = sdl_fail(SDL_ERR_IO, "%s: seek failed", shard); break; }
+        off += 512 + padded;
+        if (type == 'L') { /* GNU long name: the data is the next member's name */
+            SDL_DEALLOC(longname);
+            longname = (char *)data;
+            data = NULL;
+            continue;
+        }
+        if (type == 'x') { /* pax records "len key=value\n": take path */
+            for (uint64_t p = 0; p < size;) {
+                uint64_t len = 0, q = p;
+                while (q < size && data[q] >= '0' && data[q] <= '9' && len < size) len = len * 10 + (uint64_t)(data[q++] - '0');
+                if (q >= size || data[q] != ' ' || len == 0 || len > size - p || data[p + len - 1] != '\n') {
+                    r = sdl_fail(SDL_ERR_FORMAT, "%s: bad pax header at byte %llu", shard, (unsigned long long)(off - 512 - padded));
+                    break;
+                }
+                if (len - (q + 1 - p) > 5 && !memcmp(data + q + 1, "path=", 5)) {
+                    size_t vn = (size_t)(len - (q + 1 - p) - 6);
+                    SDL_DEALLOC(longname);
+                    longname = (char *)sdl__alloc(vn + 1);
+                    if (!longname) { r = SDL_ERR_OOM; break; }
+                    memcpy(longname, data + q + 6, vn);
+                    longname[vn] = 0;
+                }
+                if (len - (q + 1 - p) > 5 && !memcmp(data + q + 1, "size=", 5)) {
+                    r = sdl_fail(SDL_ERR_FORMAT, "%s: pax size records (members over 8 GB) are not supported", shard);
+                    break;
+                }
+                p += len;
+            }
+            if (r != SDL_OK) break;
+            continue;
+        }
+        if (!keep) { SDL_DEALLOC(longname); longname = NULL; continue; } /* folders, links, ... */
+        char name[512];
+        if (longname) snprintf(name, sizeof name, "%s", longname);
+        else if (posix && h[345]) snprintf(name, sizeof name, "%.155s/%.100s", (const char *)h + 345, (const char *)h);
+        else snprintf(name, sizeof name, "%.100s", (const char *)h);
+        SDL_DEALLOC(longname);
+        longname = NULL;
+        const char *nm = name;
+        while (nm[0] == '.' && nm[1] == '/') nm += 2; /* "./key.png" from tar -C dir . */
+        r = sdl__shard_member(rd, shard, nm, data, (size_t)size);
+        if (r != SDL_OK) break;
+    }
+    if (r == SDL_OK) r = sdl__shard_flush(rd, shard); /* a sample never spans shards */
+    SDL_DEALLOC(rd->s.key);
+    SDL_DEALLOC(rd->s.img);
+    memset(&rd->s, 0, sizeof rd->s);
+    rd->s.label = -1;
+    SDL_DEALLOC(data);
+    SDL_DEALLOC(longname);
+    fclose(f);
+    return r;
+}
+
+/* "name-{000000..000099}.tar" -> name-000000.tar ... name-000099.tar; no braces: itself */
+SDL_API char **sdl_shard_list(const char *pattern, int *count) {
+    if (count) *count = 0;
+    if (!pattern) { sdl_fail(SDL_ERR_ARG, "shard_list: pattern is NULL"); return NULL; }
+    const char *lb = strchr(pattern, '{'), *rb = lb ? strchr(lb, '}') : NULL, *dots = lb ? strstr(lb, "..") : NULL;
+    int64_t a = 0, b = 0;
+    int width = 0;
+    if (lb) {
+        const char *p = lb + 1;
+        if (!rb || !dots || dots > rb || strchr(rb + 1, '{')) goto bad;
+        for (; p < dots; p++, width++) {
+            if (*p < '0' || *p > '9' || a > 100000000) goto bad;
+            a = a * 10 + (*p - '0');
+        }
+        for (p = dots + 2; p < rb; p++) {
+            if (*p < '0' || *p > '9' || b > 100000000) goto bad;
+            b = b * 10 + (*p - '0');
+        }
+        if (width == 0 || width > 18 || p == dots + 2 || b < a || b - a >= 1000000) goto bad;
+    }
+    {
+        int n = (int)(b - a + 1);
+        char **list = (char **)sdl__calloc((size_t)n + 1, sizeof(char *));
+        if (!list) return NULL;
+        size_t plen = strlen(pattern);
+        for (int i = 0; i < n; i++) {
+            list[i] = (char *)sdl__alloc(plen + 24);
+            if (!list[i]) { sdl_names_free(list); return NULL; }
+            if (!lb) memcpy(list[i], pattern, plen + 1);
+            else {
+                char num[24]; /* a + i, zero-padded to the width of a */
+                int k = 0;
+                for (int64_t v = a + i; v || k < width; v /= 10) num[k++] = (char)('0' + v % 10);
+                size_t pre = (size_t)(lb - pattern), post = strlen(rb + 1);
+                memcpy(list[i], pattern, pre);
+                for (int j = 0; j < k; j++) list[i][pre + (size_t)j] = num[k - 1 - j];
+                memcpy(list[i] + pre + (size_t)k, rb + 1, post + 1);
+            }
+        }
+        if (count) *count = n;
+        return list;
+    }
+bad:
+    sdl_fail(SDL_ERR_ARG, "shard_list: '%s' is not a shard pattern like name-{000000..000099}.tar", pattern);
+    return NULL;
+}
+
+SDL_API sdl_result sdl_load_shard_files(const char *const *paths, int npaths, int channels, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_shard_files: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!paths || npaths < 1 || channels < 0 || channels > 4) return sdl_fail(SDL_ERR_ARG, "load_shard_files: needs at least one path and channels 0..4");
+    sdl__shard_reader rd;
+    memset(&rd, 0, sizeof rd);
+    rd.channels = channels;
+    rd.out = out;
+    rd.s.label = -1;
+    sdl_result r = SDL_OK;
+    for (int i = 0; i < npaths && r == SDL_OK; i++) r = sdl__read_shard(&rd, paths[i]);
+    if (r == SDL_OK && out->n == 0) r = sdl_fail(SDL_ERR_FORMAT, "%s%s: no samples", paths[0], npaths > 1 ? " ..." : "");
+    SDL_DEALLOC(rd.first);
+    if (r != SDL_OK) sdl_dataset_free(out);
+    return r;
+}
+
+SDL_API sdl_result sdl_load_shards(const char *pattern, int channels, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_shards: out is NULL");
+    memset(out, 0, sizeof *out);
+    int n = 0;
+    char **list = sdl_shard_list(pattern, &n);
+    if (!list) return sdl_last_result();
+    sdl_result r = sdl_load_shard_files((const char *const *)list, n, channels, out);
+    sdl_names_free(list);
+    return r;
+}
+
+/* ---- writing shards: POSIX ustar, members padded to 512 bytes, two zero blocks at the end ---- */
+struct sdl_shard_writer {
+    char *prefix;
+    int64_t max_samples, in_shard;
+    int shard;     /* index of the open shard */
+    FILE *f;
+    char path[1024];
+    sdl_result err; /* the first error; every later call returns it */
+};
+
+SDL_API sdl_shard_writer *sdl_shard_writer_new(const char *prefix, int64_t max_samples) {
+    if (!prefix || !prefix[0] || strlen(prefix) > 1000 || max_samples < 0) {
+        sdl_fail(SDL_ERR_ARG, "shard_writer_new: needs a prefix like out/train (up to 1000 bytes) and max_samples >= 0");
+        return NULL;
+    }
+    sdl_shard_writer *w = (sdl_shard_writer *)sdl__calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->prefix = sdl__strdup(prefix);
+    if (!w->prefix) { SDL_DEALLOC(w); return NULL; }
+    w->max_samples = max_samples ? max_samples : 10000;
+    w->shard = -1;
+    return w;
+}
+
+static sdl_result sdl__shard_close_file(sdl_shard_writer *w) {
+    if (!w->f) return SDL_OK;
+    static const uint8_t zeros[1024] = {0};
+    bool ok = fwrite(zeros, 1, 1024, w->f) == 1024;
+    if (fclose(w->f) != 0) ok = false;
+    w->f = NULL;
+    return ok ? SDL_OK : sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", w->path);
+}
+
+static sdl_result sdl__tar_put(sdl_shard_writer *w, const char *name, const void *data, size_t n) {
+    uint8_t h[512];
+    memset(h, 0, sizeof h);
+    size_t nl = strlen(name);
+    if (nl <= 100) memcpy(h, name, nl);
+    else { /* ustar: split at a '/' into prefix (155) and name (100) */
+        const char *cut = NULL;
+        for (const char *p = name; *p; p++)
+            if (*p == '/' && (size_t)(p - name) <= 155 && nl - (size_t)(p - name) - 1 <= 100 && p > name) cut = p;
+        if (!cut) return sdl_fail(SDL_ERR_ARG, "%s: member name '%s' is too long for ustar", w->path, name);
+        memcpy(h + 345, name, (size_t)(cut - name));
+        memcpy(h, cut + 1, nl - (size_t)(cut - name) - 1);
+    }
+    if ((uint64_t)n > 077777777777ull) return sdl_fail(SDL_ERR_ARG, "%s: member %s over 8 GB", w->path, name);
+    snprintf((char *)h + 100, 8, "%07o", 0644);
+    snprintf((char *)h + 108, 8, "%07o", 0);
+    snprintf((char *)h + 116, 8, "%07o", 0);
+    snprintf((char *)h + 124, 12, "%011llo", (unsigned long long)n);
+    snprintf((char *)h + 136, 12, "%011o", 0);
+    h[156] = '0';
+    memcpy(h + 257, "ustar\0" "00", 8);
+    memset(h + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++) sum += h[i];
+    snprintf((char *)h + 148, 8, "%06o", sum); /* six digits, NUL, space */
+    h[155] = ' ';
+    static const uint8_t zeros[512] = {0};
+    size_t pad = (512 - n % 512) % 512;
+    if (fwrite(h, 1, 512, w->f) != 512 || (n && fwrite(data, 1, n, w->f) != n) || (pad && fwrite(zeros, 1, pad, w->f) != pad))
+        return sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", w->path);
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_shard_writer_add(sdl_shard_writer *w, const char *key, int nmembers, const char *const *exts,
+                                        const void *const *data, const size_t *sizes) {
+    if (!w) return sdl_fail(SDL_ERR_ARG, "shard_writer_add: writer is NULL");
+    if (w->err != SDL_OK) return w->err;
+    if (!key || !key[0] || nmembers < 1 || !exts || !data || !sizes) return sdl_fail(SDL_ERR_ARG, "shard_writer_add: needs a key and members");
+    const char *base = strrchr(key, '/');
+    if (strchr(base ? base + 1 : key, '.') || (base && !base[1]))
+        return sdl_fail(SDL_ERR_ARG, "shard_writer_add: key '%s': its last part must be non-empty and have no dot (the dot starts the extension)", key);
+    if (w->f && w->in_shard >= w->max_samples && (w->err = sdl__shard_close_file(w)) != SDL_OK) return w->err;
+    if (!w->f) {
+        w->shard++;
+        w->in_shard = 0;
+        snprintf(w->path, sizeof w->path, "%s-%06d.tar", w->prefix, w->shard);
+        w->f = fopen(w->path, "wb");
+        if (!w->f) return w->err = sdl_fail(SDL_ERR_IO, "%s: cannot open for writing", w->path);
+    }
+    for (int i = 0; i < nmembers; i++) {
+        char name[1200];
+        if (!exts[i] || !exts[i][0] || (!data[i] && sizes[i])) return w->err = sdl_fail(SDL_ERR_ARG, "shard_writer_add: member %d of '%s' has no extension or data", i, key);
+        if (snprintf(name, sizeof name, "%s.%s", key, exts[i]) >= (int)sizeof name) return w->err = sdl_fail(SDL_ERR_ARG, "shard_writer_add: name too long");
+        if ((w->err = sdl__tar_put(w, name, data[i], sizes[i])) != SDL_OK) return w->err;
+    }
+    w->in_shard++;
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_shard_writer_add_image(sdl_shard_writer *w, const char *key, const uint8_t *chw, int c, int h, int wd, int label) {
+    if (!w) return sdl_fail(SDL_ERR_ARG, "shard_writer_add_image: writer is NULL");
+    if (w->err != SDL_OK) return w->err;
+    if (!chw || (c != 1 && c != 3 && c != 4) || h < 1 || wd < 1 || label < 0)
+        return sdl_fail(SDL_ERR_ARG, "shard_writer_add_image: needs CHW pixels, 1, 3 or 4 channels and a label >= 0");
+    size_t hw = (size_t)h * (size_t)wd;
+    uint8_t *hwc = (uint8_t *)sdl__alloc(hw * (size_t)c);
+    if (!hwc) return SDL_ERR_OOM;
+    for (int k = 0; k < c; k++)
+        for (size_t i = 0; i < hw; i++) hwc[i * (size_t)c + (size_t)k] = chw[(size_t)k * hw + i];
+    sdl__buf png;
+    memset(&png, 0, sizeof png);
+    sdl_result r = SDL_OK;
+    if (!sdl__png_encode(key, hwc, wd, h, c, &png)) r = sdl_last_result();
+    else {
+        char cls[16];
+        snprintf(cls, sizeof cls, "%d", label);
+        const char *exts[2] = {"cls", "png"};
+        const void *data[2] = {cls, png.p};
+        size_t sizes[2] = {strlen(cls), png.n};
+        r = sdl_shard_writer_add(w, key, 2, exts, data, sizes);
+    }
+    SDL_DEALLOC(hwc);
+    SDL_DEALLOC(png.p);
+    return r;
+}
+
+SDL_API int sdl_shard_writer_num_shards(const sdl_shard_writer *w) { return w ? w->shard + 1 : 0; }
+
+SDL_API sdl_result sdl_shard_writer_close(sdl_shard_writer *w) {
+    if (!w) return SDL_OK;
+    sdl_result r = sdl__shard_close_file(w);
+    if (w->err != SDL_OK) r = w->err;
+    SDL_DEALLOC(w->prefix);
+    SDL_DEALLOC(w);
+    return r;
+}
+
+SDL_API sdl_result sdl_write_shards(const sdl_dataset *d, const char *prefix, int64_t max_per_shard) {
+    if (!d || !d->images || d->n < 1) return sdl_fail(SDL_ERR_ARG, "write_shards: empty dataset");
+    sdl_shard_writer *w = sdl_shard_writer_new(prefix, max_per_shard);
+    if (!w) return sdl_last_result();
+    size_t per = (size_t)d->c * (size_t)d->h * (size_t)d->w;
+    sdl_result r = SDL_OK;
+    for (int64_t i = 0; i < d->n && r == SDL_OK; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "%09lld", (long long)i);
+        r = sdl_shard_writer_add_image(w, key, d->images + (size_t)i * per, d->c, d->h, d->w, d->labels[i]);
+    }
+    sdl_result rc = sdl_shard_writer_close(w);
+    return r != SDL_OK ? r : rc;
 }
 
 /* >>loader */

@@ -3071,6 +3071,8 @@ static sdl_result sdl__shard_member(sdl__shard_reader *rd, const char *shard, co
 static sdl_result sdl__read_shard(sdl__shard_reader *rd, const char *shard) {
     FILE *f = fopen(shard, "rb");
     if (!f) return sdl_fail(SDL_ERR_IO, "%s: cannot open for reading", shard);
+    long fsize = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (fsize < 0 || fseek(f, 0, SEEK_SET) != 0) { fclose(f); return sdl_fail(SDL_ERR_IO, "%s: cannot find its size", shard); }
     uint8_t h[512];
     uint8_t *data = NULL;
     char *longname = NULL; /* from a GNU 'L' or pax 'x' member, for the next header */
@@ -3094,8 +3096,12 @@ static sdl_result sdl__read_shard(sdl__shard_reader *rd, const char *shard) {
         }
         bool posix = !memcmp(h + 257, "ustar\0" "00", 8), gnu = !memcmp(h + 257, "ustar  \0", 8);
         if (!posix && !gnu) { r = sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: not a ustar or GNU tar header", shard, (unsigned long long)off); break; }
-        if (!sdl__tar_num(h + 124, 12, &size) || size > ((uint64_t)1 << 40)) {
+        if (!sdl__tar_num(h + 124, 12, &size)) {
             r = sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: bad size field", shard, (unsigned long long)off);
+            break;
+        }
+        if (size > (uint64_t)fsize - off - 512) { /* checked before anything is allocated */
+            r = sdl_fail(SDL_ERR_FORMAT, "%s: truncated: the member at byte %llu needs %llu bytes", shard, (unsigned long long)off, (unsigned long long)size);
             break;
         }
         char type = (char)h[156];

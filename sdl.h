@@ -1960,9 +1960,11 @@ SDL_API void sdl_optim_free(sdl_optim *o) {
 /* v2.27 defines this function under a misspelt name, so its static declaration would be
    "declared but never defined"; the name is right from v2.28 on, where this is a no-op */
 #define stbi__unpremultiply_on_load_thread stbi_set_unpremultiply_on_load_thread
+#if !defined(STBI_MALLOC) && !defined(STBI_REALLOC) && !defined(STBI_FREE)
 #define STBI_MALLOC(n) SDL_ALLOC(n)
 #define STBI_REALLOC(p, n) SDL_REALLOC(p, n)
 #define STBI_FREE(p) SDL_DEALLOC(p)
+#endif
 #include SDL_STB_IMAGE_PATH
 #undef STB_IMAGE_IMPLEMENTATION
 #undef stbi__unpremultiply_on_load_thread
@@ -1971,9 +1973,11 @@ SDL_API void sdl_optim_free(sdl_optim *o) {
 #define SDL__OWN_STBIW
 #define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
+#if !defined(STBIW_MALLOC) && !defined(STBIW_REALLOC) && !defined(STBIW_FREE)
 #define STBIW_MALLOC(n) SDL_ALLOC(n)
 #define STBIW_REALLOC(p, n) SDL_REALLOC(p, n)
 #define STBIW_FREE(p) SDL_DEALLOC(p)
+#endif
 #include SDL_STB_IMAGE_WRITE_PATH
 #undef STB_IMAGE_WRITE_IMPLEMENTATION
 #endif
@@ -2039,11 +2043,22 @@ static uint32_t sdl__le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)
 static uint32_t sdl__le16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
 static uint32_t sdl__be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3]; }
 
+static bool sdl__is_dir(const char *path);
+
+/* fopen(path, "rb") that names the path in its error, and refuses folders (which Linux
+   opens, then reports a size of 2^63 for) */
+static FILE *sdl__open_read(const char *path) {
+    if (sdl__is_dir(path)) { sdl_fail(SDL_ERR_IO, "%s: is a folder, not a file", path); return NULL; }
+    FILE *f = fopen(path, "rb");
+    if (!f) sdl_fail(SDL_ERR_IO, "%s: cannot open for reading", path);
+    return f;
+}
+
 /* the whole file in one heap block (free with SDL_DEALLOC) */
 static uint8_t *sdl__read_file(const char *path, size_t *size) {
     *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) { sdl_fail(SDL_ERR_IO, "%s: cannot open for reading", path); return NULL; }
+    FILE *f = sdl__open_read(path);
+    if (!f) return NULL;
     long end = -1;
     if (fseek(f, 0, SEEK_END) == 0) end = ftell(f);
     if (end < 0 || fseek(f, 0, SEEK_SET) != 0) {
@@ -2051,8 +2066,8 @@ static uint8_t *sdl__read_file(const char *path, size_t *size) {
         sdl_fail(SDL_ERR_IO, "%s: cannot find its size (not a regular file?)", path);
         return NULL;
     }
-    uint8_t *buf = (uint8_t *)sdl__alloc((size_t)end);
-    if (!buf) { fclose(f); return NULL; }
+    uint8_t *buf = (uint8_t *)SDL_ALLOC(end ? (size_t)end : 1);
+    if (!buf) { fclose(f); sdl_fail(SDL_ERR_OOM, "%s: out of memory reading %ld bytes", path, end); return NULL; }
     size_t got = fread(buf, 1, (size_t)end, f);
     bool err = ferror(f) != 0;
     fclose(f);
@@ -2138,8 +2153,8 @@ static uint8_t *sdl__gunzip(const char *path, const uint8_t *gz, size_t n, size_
             sdl_fail(SDL_ERR_FORMAT, "%s: gzip trailer claims %u bytes from %zu compressed (corrupt or truncated)", path, isize, end - pos);
             return NULL;
         }
-        uint8_t *out = (uint8_t *)sdl__alloc(isize);
-        if (!out) return NULL;
+        uint8_t *out = (uint8_t *)SDL_ALLOC(isize ? isize : 1);
+        if (!out) { sdl_fail(SDL_ERR_OOM, "%s: out of memory for %u decompressed bytes", path, isize); return NULL; }
         if (!sdl__inflate(path, gz + pos, end - pos, 8, out, isize)) { SDL_DEALLOC(out); return NULL; }
         if (sdl__crc32(0, out, isize) != crc) {
             SDL_DEALLOC(out);
@@ -2362,8 +2377,8 @@ SDL_API sdl_result sdl_load_cifar10_file(const char *path, sdl_dataset *out) {
     memset(out, 0, sizeof *out);
     if (!path) return sdl_fail(SDL_ERR_ARG, "load_cifar10_file: path is NULL");
     size_t n; /* size first, so the arrays are allocated once */
-    FILE *f = fopen(path, "rb");
-    if (!f) return sdl_fail(SDL_ERR_IO, "%s: cannot open for reading", path);
+    FILE *f = sdl__open_read(path);
+    if (!f) return sdl_last_result();
     long end = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
     fclose(f);
     if (end < 0) return sdl_fail(SDL_ERR_IO, "%s: cannot find its size", path);
@@ -2661,8 +2676,9 @@ SDL_API sdl_tensor *sdl_load_npz(const char *path, const char *name) {
         if (method == 8 && (double)usize > 1032.0 * (double)csize + 64.0) { sdl_fail(SDL_ERR_FORMAT, "%s: claims %llu bytes from %llu compressed (corrupt)", label, (unsigned long long)usize, (unsigned long long)csize); goto done; }
         const uint8_t *bytes = z + data;
         if (method == 8) {
-            member = (uint8_t *)sdl__alloc((size_t)usize);
-            if (!member || !sdl__inflate(label, z + data, (size_t)csize, n - (size_t)(data + csize), member, (size_t)usize)) goto done;
+            member = (uint8_t *)SDL_ALLOC(usize ? (size_t)usize : 1);
+            if (!member) { sdl_fail(SDL_ERR_OOM, "%s: out of memory for %llu bytes", label, (unsigned long long)usize); goto done; }
+            if (!sdl__inflate(label, z + data, (size_t)csize, n - (size_t)(data + csize), member, (size_t)usize)) goto done;
             bytes = member;
         }
         if (sdl__crc32(0, bytes, (size_t)usize) != crc) { sdl_fail(SDL_ERR_FORMAT, "%s: CRC-32 mismatch (corrupt)", label); goto done; }
@@ -3097,8 +3113,8 @@ static sdl_result sdl__shard_member(sdl__shard_reader *rd, const char *shard, co
 
 /* reads one shard, member by member */
 static sdl_result sdl__read_shard(sdl__shard_reader *rd, const char *shard) {
-    FILE *f = fopen(shard, "rb");
-    if (!f) return sdl_fail(SDL_ERR_IO, "%s: cannot open for reading", shard);
+    FILE *f = sdl__open_read(shard);
+    if (!f) return sdl_last_result();
     long fsize = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
     if (fsize < 0 || fseek(f, 0, SEEK_SET) != 0) { fclose(f); return sdl_fail(SDL_ERR_IO, "%s: cannot find its size", shard); }
     uint8_t h[512];

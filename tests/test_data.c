@@ -130,6 +130,10 @@ static void test_idx_plain(void) {
     /* a missing file */
     r = sdl_load_idx(tpath("nope"), tpath("a-labels-idx1-ubyte"), &d);
     CHECK(r == SDL_ERR_IO && strstr(sdl_last_error(), "nope"), "missing file: %s", sdl_last_error());
+    /* a folder where a file should be (Linux opens folders and reports a huge size) */
+    r = sdl_load_idx(tmpdir, tpath("a-labels-idx1-ubyte"), &d);
+    CHECK(r == SDL_ERR_IO && strstr(sdl_last_error(), tmpdir) && strstr(sdl_last_error(), "folder"), "a folder: %s", sdl_last_error());
+    CHECK(!sdl_load_npy(tmpdir) && strstr(sdl_last_error(), "folder"), "npy of a folder: %s", sdl_last_error());
     /* a non-u8 element type */
     p.img[2] = 0x0D;
     write_bytes(tpath("c-images"), p.img, p.nimg);

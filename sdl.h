@@ -37,7 +37,17 @@
       SDL_CHECK(c)         (impl) internal invariant check, default assert(c)
       SDL_STATIC           every function is static to the implementation file
       SDL_NO_THREADS       (impl) run every kernel on the calling thread (no pthreads)
-      SDL_NO_STB           (impl) build without stb_image (no image decoding)
+      SDL_NO_STB           (impl) build without stb_image: no image decoding, no .gz/.npz
+                           decompression, no PNG writing (those return an error saying so)
+      SDL_STB_IMAGE_PATH, SDL_STB_IMAGE_WRITE_PATH  (impl) where stb_image.h and
+                           stb_image_write.h are; default <stb/stb_image.h> and
+                           <stb/stb_image_write.h> (Debian/Ubuntu: apt-get install libstb-dev).
+                           A copy beside your program: #define SDL_STB_IMAGE_PATH "stb_image.h"
+                           sdl compiles a private copy of both (every function static), so your
+                           program may also build stb_image itself (STB_IMAGE_IMPLEMENTATION in
+                           any file) without a clash. If the file that defines SDL_IMPLEMENTATION
+                           includes stb_image.h or stb_image_write.h before sdl.h, sdl uses that
+                           one instead and compiles no copy of its own.
       SDL_MAX_DIMS         the most dimensions a tensor has, default 8
 
    TOPICS
@@ -536,6 +546,83 @@ typedef struct sdl_dataset {
     int32_t *labels; /* n */
 } sdl_dataset;
 SDL_API void sdl_dataset_free(sdl_dataset *d); /* frees the arrays, zeroes the struct */
+/* Every reader below zeroes *out first, fills it on SDL_OK, and on an error leaves it zeroed
+   (nothing to free) with sdl_last_error() naming the file and what is wrong with it. */
+
+/* IDX files (MNIST's format, "train-images-idx3-ubyte"), plain or gzip-compressed (.gz is
+   recognised by its magic bytes, not by the name). images: u8 (n, rows, cols) -> c = 1;
+   labels: u8 (n). num_classes = the largest label + 1. */
+SDL_API sdl_result sdl_load_idx(const char *images_path, const char *labels_path, sdl_dataset *out);
+/* Fashion-MNIST from dir (NULL or "": /usr/share/datasets/fashion-mnist, Debian's package
+   dataset-fashion-mnist): train-* (60000) or t10k-* (10000) files, with or without .gz. */
+SDL_API sdl_result sdl_load_fashion_mnist(const char *dir, bool train, sdl_dataset *out);
+/* MNIST: the same file names and format; dir is required. */
+SDL_API sdl_result sdl_load_mnist(const char *dir, bool train, sdl_dataset *out);
+
+/* CIFAR-10, binary version: records of 1 label byte + 3072 pixel bytes (3 x 32 x 32, CHW).
+   dir holds data_batch_1.bin .. data_batch_5.bin (train: 50000) and test_batch.bin (10000),
+   or holds the folder cifar-10-batches-bin the archive unpacks to. Each batch must hold
+   10000 records, so a truncated file is an error. */
+SDL_API sdl_result sdl_load_cifar10(const char *dir, bool train, sdl_dataset *out);
+/* one file of any number of records */
+SDL_API sdl_result sdl_load_cifar10_file(const char *path, sdl_dataset *out);
+
+/* .npy arrays (C order, little-endian) as heap tensors (free with sdl_tensor_free):
+   float32 and float64 -> f32, uint8 -> u8, int32 and int64 (range-checked) -> i32. */
+SDL_API sdl_tensor *sdl_load_npy(const char *path);
+/* the array saved as `name` in an .npz (np.savez or np.savez_compressed) */
+SDL_API sdl_tensor *sdl_load_npz(const char *path, const char *name);
+/* f32, i32 and u8 tensors; numpy reads them with np.load */
+SDL_API sdl_result sdl_save_npy(const char *path, const sdl_tensor *t);
+
+/* One image file (PNG, JPEG, BMP, GIF, TGA, PNM: what stb_image reads) as a u8 heap tensor
+   (C, H, W). channels: 1 grey, 3 RGB, 4 RGBA (stb converts), 0: as stored. */
+SDL_API sdl_tensor *sdl_load_image(const char *path, int channels);
+/* Image folders, torchvision's ImageFolder layout: dir/<class>/<image>. The classes are the
+   sub-folders in bytewise sorted order, ids 0, 1, ...; in each, the files ending in .png,
+   .jpg, .jpeg, .bmp, .gif, .tga, .ppm, .pgm, .pnm, .psd, .hdr, .pic are read (sorted) and
+   must decode; names starting with '.' are skipped, TIFF/WebP files are an error. All
+   images must have one size (sdl does not resize); the error names the first that differs.
+   channels as for sdl_load_image (0: those of the first image). */
+SDL_API sdl_result sdl_load_image_folder(const char *dir, int channels, sdl_dataset *out);
+/* the class names sdl_load_image_folder numbers, in id order: a NULL-terminated array of
+   *count strings; free it with sdl_names_free */
+SDL_API char **sdl_image_folder_classes(const char *dir, int *count);
+SDL_API void sdl_names_free(char **names);
+
+/* A PNG of one image or a grid of images, like torchvision's save_image: t is u8 or f32,
+   (C, H, W) or (N, C, H, W) with C = 1, 3 or 4; a grid has nrow images per row (0: 8) with
+   2 black pixels between them. f32 values map lo -> 0 and hi -> 255, clamped (lo == hi
+   means 0 and 1; a tanh generator's samples: -1, 1). */
+SDL_API sdl_result sdl_write_png(const char *path, const sdl_tensor *t, int nrow, float lo, float hi);
+
+/* WebDataset tar shards. Consecutive members whose names share a key form one sample; the
+   key is the member path up to the first dot in its last path component, the extension is
+   the rest ("a/b.c/x01.seg.png": key "a/b.c/x01", extension "seg.png"). A sample needs a
+   ".cls" member (an ASCII integer label) and one image (.png, .jpg, .jpeg, .bmp, .ppm, .pgm,
+   .tga, .gif); other members are skipped. Reads ustar, GNU and pax tar files (GNU tar's). */
+/* "name-{000000..000099}.tar" -> the 100 names (a plain path -> itself); a NULL-terminated
+   array of *count names, free with sdl_names_free */
+SDL_API char **sdl_shard_list(const char *pattern, int *count);
+/* every sample of the shards a pattern names, decoded to channels (0: as the first image);
+   all images one size; num_classes = the largest label + 1 */
+SDL_API sdl_result sdl_load_shards(const char *pattern, int channels, sdl_dataset *out);
+SDL_API sdl_result sdl_load_shard_files(const char *const *paths, int npaths, int channels, sdl_dataset *out);
+
+/* Writes prefix-000000.tar, prefix-000001.tar, ... (POSIX ustar), at most max_samples
+   samples per shard (0: 10000). After an error every call returns it; close returns the
+   first error and frees the writer (shards written so far stay on disk). */
+typedef struct sdl_shard_writer sdl_shard_writer;
+SDL_API sdl_shard_writer *sdl_shard_writer_new(const char *prefix, int64_t max_samples);
+/* one sample: members key.exts[i] holding sizes[i] bytes of data[i] */
+SDL_API sdl_result sdl_shard_writer_add(sdl_shard_writer *w, const char *key, int nmembers, const char *const *exts,
+                                        const void *const *data, const size_t *sizes);
+/* one image (CHW bytes) as key.png and its label as key.cls */
+SDL_API sdl_result sdl_shard_writer_add_image(sdl_shard_writer *w, const char *key, const uint8_t *chw, int c, int h, int wd, int label);
+SDL_API int sdl_shard_writer_num_shards(const sdl_shard_writer *w);
+SDL_API sdl_result sdl_shard_writer_close(sdl_shard_writer *w);
+/* a whole dataset, sample i as key "%09d" (.png + .cls) */
+SDL_API sdl_result sdl_write_shards(const sdl_dataset *d, const char *prefix, int64_t max_per_shard);
 
 /* >>decl-loader: batches of (x f32 (B, C, H, W), y i32 (B)) from an sdl_dataset.
    The sequence depends only on (seed, epoch, rank, world_size), never on prefetch timing. */
@@ -3086,6 +3173,1520 @@ SDL_API float sdl_scale_lr(float lr, int world_size, int local_batch, int base_b
 }
 
 /* >>data */
+/* ----------------------------------------------------------------------------------------
+   Dataset readers. Each reads a whole file into memory, checks every header field
+   and size against the file before it trusts it, and names the file in each error.
+   ---------------------------------------------------------------------------------------- */
+
+/* stb_image (and stb_image_write for sdl_write_png) decode .gz/.npz deflate data, PNG and
+   JPEG. A private copy (all functions static) is compiled here unless SDL_NO_STB, so it
+   never clashes with a copy the program builds itself; if the program included
+   stb_image.h / stb_image_write.h before this point, that copy is used instead. */
+#ifdef __cplusplus
+} /* system and stb headers: not inside extern "C" */
+#endif
+#ifndef _WIN32
+#include <dirent.h>
+#include <sys/stat.h>
+#endif
+#ifndef SDL_NO_STB
+#ifndef SDL_STB_IMAGE_PATH
+#define SDL_STB_IMAGE_PATH <stb/stb_image.h>
+#endif
+#ifndef SDL_STB_IMAGE_WRITE_PATH
+#define SDL_STB_IMAGE_WRITE_PATH <stb/stb_image_write.h>
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+#ifndef STBI_INCLUDE_STB_IMAGE_H
+#define SDL__OWN_STBI
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+/* v2.27 defines this function under a misspelt name, so its static declaration would be
+   "declared but never defined"; the name is right from v2.28 on, where this is a no-op */
+#define stbi__unpremultiply_on_load_thread stbi_set_unpremultiply_on_load_thread
+#if !defined(STBI_MALLOC) && !defined(STBI_REALLOC) && !defined(STBI_FREE)
+#define STBI_MALLOC(n) SDL_ALLOC(n)
+#define STBI_REALLOC(p, n) SDL_REALLOC(p, n)
+#define STBI_FREE(p) SDL_DEALLOC(p)
+#endif
+#include SDL_STB_IMAGE_PATH
+#undef STB_IMAGE_IMPLEMENTATION
+#undef stbi__unpremultiply_on_load_thread
+#endif
+#ifndef INCLUDE_STB_IMAGE_WRITE_H
+#define SDL__OWN_STBIW
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#if !defined(STBIW_MALLOC) && !defined(STBIW_REALLOC) && !defined(STBIW_FREE)
+#define STBIW_MALLOC(n) SDL_ALLOC(n)
+#define STBIW_REALLOC(p, n) SDL_REALLOC(p, n)
+#define STBIW_FREE(p) SDL_DEALLOC(p)
+#endif
+#include SDL_STB_IMAGE_WRITE_PATH
+#undef STB_IMAGE_WRITE_IMPLEMENTATION
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif /* SDL_NO_STB */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+SDL_API void sdl_dataset_free(sdl_dataset *d) {
+    if (!d) return;
+    SDL_DEALLOC(d->images);
+    SDL_DEALLOC(d->labels);
+    memset(d, 0, sizeof *d);
+}
+
+/* CRC-32 (IEEE 802.3, reflected: the one gzip, zip and PNG use), a byte at a time. The
+   table is entry i = i run through 8 rounds of "shift right, xor 0xEDB88320 if the bit
+   shifted out was 1"; written out so there is nothing to build (or race on) at run time. */
+static const uint32_t sdl__crc_table[256] = {
+        0x00000000u, 0x77073096u, 0xEE0E612Cu, 0x990951BAu, 0x076DC419u, 0x706AF48Fu, 0xE963A535u, 0x9E6495A3u,
+        0x0EDB8832u, 0x79DCB8A4u, 0xE0D5E91Eu, 0x97D2D988u, 0x09B64C2Bu, 0x7EB17CBDu, 0xE7B82D07u, 0x90BF1D91u,
+        0x1DB71064u, 0x6AB020F2u, 0xF3B97148u, 0x84BE41DEu, 0x1ADAD47Du, 0x6DDDE4EBu, 0xF4D4B551u, 0x83D385C7u,
+        0x136C9856u, 0x646BA8C0u, 0xFD62F97Au, 0x8A65C9ECu, 0x14015C4Fu, 0x63066CD9u, 0xFA0F3D63u, 0x8D080DF5u,
+        0x3B6E20C8u, 0x4C69105Eu, 0xD56041E4u, 0xA2677172u, 0x3C03E4D1u, 0x4B04D447u, 0xD20D85FDu, 0xA50AB56Bu,
+        0x35B5A8FAu, 0x42B2986Cu, 0xDBBBC9D6u, 0xACBCF940u, 0x32D86CE3u, 0x45DF5C75u, 0xDCD60DCFu, 0xABD13D59u,
+        0x26D930ACu, 0x51DE003Au, 0xC8D75180u, 0xBFD06116u, 0x21B4F4B5u, 0x56B3C423u, 0xCFBA9599u, 0xB8BDA50Fu,
+        0x2802B89Eu, 0x5F058808u, 0xC60CD9B2u, 0xB10BE924u, 0x2F6F7C87u, 0x58684C11u, 0xC1611DABu, 0xB6662D3Du,
+        0x76DC4190u, 0x01DB7106u, 0x98D220BCu, 0xEFD5102Au, 0x71B18589u, 0x06B6B51Fu, 0x9FBFE4A5u, 0xE8B8D433u,
+        0x7807C9A2u, 0x0F00F934u, 0x9609A88Eu, 0xE10E9818u, 0x7F6A0DBBu, 0x086D3D2Du, 0x91646C97u, 0xE6635C01u,
+        0x6B6B51F4u, 0x1C6C6162u, 0x856530D8u, 0xF262004Eu, 0x6C0695EDu, 0x1B01A57Bu, 0x8208F4C1u, 0xF50FC457u,
+        0x65B0D9C6u, 0x12B7E950u, 0x8BBEB8EAu, 0xFCB9887Cu, 0x62DD1DDFu, 0x15DA2D49u, 0x8CD37CF3u, 0xFBD44C65u,
+        0x4DB26158u, 0x3AB551CEu, 0xA3BC0074u, 0xD4BB30E2u, 0x4ADFA541u, 0x3DD895D7u, 0xA4D1C46Du, 0xD3D6F4FBu,
+        0x4369E96Au, 0x346ED9FCu, 0xAD678846u, 0xDA60B8D0u, 0x44042D73u, 0x33031DE5u, 0xAA0A4C5Fu, 0xDD0D7CC9u,
+        0x5005713Cu, 0x270241AAu, 0xBE0B1010u, 0xC90C2086u, 0x5768B525u, 0x206F85B3u, 0xB966D409u, 0xCE61E49Fu,
+        0x5EDEF90Eu, 0x29D9C998u, 0xB0D09822u, 0xC7D7A8B4u, 0x59B33D17u, 0x2EB40D81u, 0xB7BD5C3Bu, 0xC0BA6CADu,
+        0xEDB88320u, 0x9ABFB3B6u, 0x03B6E20Cu, 0x74B1D29Au, 0xEAD54739u, 0x9DD277AFu, 0x04DB2615u, 0x73DC1683u,
+        0xE3630B12u, 0x94643B84u, 0x0D6D6A3Eu, 0x7A6A5AA8u, 0xE40ECF0Bu, 0x9309FF9Du, 0x0A00AE27u, 0x7D079EB1u,
+        0xF00F9344u, 0x8708A3D2u, 0x1E01F268u, 0x6906C2FEu, 0xF762575Du, 0x806567CBu, 0x196C3671u, 0x6E6B06E7u,
+        0xFED41B76u, 0x89D32BE0u, 0x10DA7A5Au, 0x67DD4ACCu, 0xF9B9DF6Fu, 0x8EBEEFF9u, 0x17B7BE43u, 0x60B08ED5u,
+        0xD6D6A3E8u, 0xA1D1937Eu, 0x38D8C2C4u, 0x4FDFF252u, 0xD1BB67F1u, 0xA6BC5767u, 0x3FB506DDu, 0x48B2364Bu,
+        0xD80D2BDAu, 0xAF0A1B4Cu, 0x36034AF6u, 0x41047A60u, 0xDF60EFC3u, 0xA867DF55u, 0x316E8EEFu, 0x4669BE79u,
+        0xCB61B38Cu, 0xBC66831Au, 0x256FD2A0u, 0x5268E236u, 0xCC0C7795u, 0xBB0B4703u, 0x220216B9u, 0x5505262Fu,
+        0xC5BA3BBEu, 0xB2BD0B28u, 0x2BB45A92u, 0x5CB36A04u, 0xC2D7FFA7u, 0xB5D0CF31u, 0x2CD99E8Bu, 0x5BDEAE1Du,
+        0x9B64C2B0u, 0xEC63F226u, 0x756AA39Cu, 0x026D930Au, 0x9C0906A9u, 0xEB0E363Fu, 0x72076785u, 0x05005713u,
+        0x95BF4A82u, 0xE2B87A14u, 0x7BB12BAEu, 0x0CB61B38u, 0x92D28E9Bu, 0xE5D5BE0Du, 0x7CDCEFB7u, 0x0BDBDF21u,
+        0x86D3D2D4u, 0xF1D4E242u, 0x68DDB3F8u, 0x1FDA836Eu, 0x81BE16CDu, 0xF6B9265Bu, 0x6FB077E1u, 0x18B74777u,
+        0x88085AE6u, 0xFF0F6A70u, 0x66063BCAu, 0x11010B5Cu, 0x8F659EFFu, 0xF862AE69u, 0x616BFFD3u, 0x166CCF45u,
+        0xA00AE278u, 0xD70DD2EEu, 0x4E048354u, 0x3903B3C2u, 0xA7672661u, 0xD06016F7u, 0x4969474Du, 0x3E6E77DBu,
+        0xAED16A4Au, 0xD9D65ADCu, 0x40DF0B66u, 0x37D83BF0u, 0xA9BCAE53u, 0xDEBB9EC5u, 0x47B2CF7Fu, 0x30B5FFE9u,
+        0xBDBDF21Cu, 0xCABAC28Au, 0x53B39330u, 0x24B4A3A6u, 0xBAD03605u, 0xCDD70693u, 0x54DE5729u, 0x23D967BFu,
+        0xB3667A2Eu, 0xC4614AB8u, 0x5D681B02u, 0x2A6F2B94u, 0xB40BBE37u, 0xC30C8EA1u, 0x5A05DF1Bu, 0x2D02EF8Du};
+
+static uint32_t sdl__crc32(uint32_t crc, const uint8_t *p, size_t n) {
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) crc = sdl__crc_table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+    return ~crc;
+}
+
+static uint32_t sdl__le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint32_t sdl__le16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
+static uint32_t sdl__be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3]; }
+
+static bool sdl__is_dir(const char *path);
+
+/* fopen(path, "rb") that names the path in its error, and refuses folders (which Linux
+   opens, then reports a size of 2^63 for) */
+static FILE *sdl__open_read(const char *path) {
+    if (sdl__is_dir(path)) { sdl_fail(SDL_ERR_IO, "%s: is a folder, not a file", path); return NULL; }
+    FILE *f = fopen(path, "rb");
+    if (!f) sdl_fail(SDL_ERR_IO, "%s: cannot open for reading", path);
+    return f;
+}
+
+/* the whole file in one heap block (free with SDL_DEALLOC) */
+static uint8_t *sdl__read_file(const char *path, size_t *size) {
+    *size = 0;
+    FILE *f = sdl__open_read(path);
+    if (!f) return NULL;
+    long end = -1;
+    if (fseek(f, 0, SEEK_END) == 0) end = ftell(f);
+    if (end < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        sdl_fail(SDL_ERR_IO, "%s: cannot find its size (not a regular file?)", path);
+        return NULL;
+    }
+    uint8_t *buf = (uint8_t *)SDL_ALLOC(end ? (size_t)end : 1);
+    if (!buf) { fclose(f); sdl_fail(SDL_ERR_OOM, "%s: out of memory reading %ld bytes", path, end); return NULL; }
+    size_t got = fread(buf, 1, (size_t)end, f);
+    bool err = ferror(f) != 0;
+    fclose(f);
+    if (err || got != (size_t)end) {
+        SDL_DEALLOC(buf);
+        sdl_fail(SDL_ERR_IO, "%s: read %zu of %ld bytes", path, got, end);
+        return NULL;
+    }
+    *size = (size_t)end;
+    return buf;
+}
+
+/* decodes a raw deflate stream of n bytes into exactly out_n bytes (out_n known from a
+   gzip or zip header); false with an error naming path. stb v2.27 reports "bad huffman
+   code" when fewer than 16 bits remain at the end of its input, even when the stream is
+   complete, so it is given 8 bytes after the stream: slack (the readable bytes that follow
+   src + n in the caller's buffer) or else a zero-padded copy. Bytes it reads past the
+   stream only ever come from that padding or the file; the CRC-32 check catches the rest. */
+static bool sdl__inflate(const char *path, const uint8_t *src, size_t n, size_t slack, uint8_t *dst, size_t out_n) {
+#ifdef SDL_NO_STB
+    SDL__UNUSED(src); SDL__UNUSED(n); SDL__UNUSED(slack); SDL__UNUSED(dst); SDL__UNUSED(out_n);
+    sdl_fail(SDL_ERR_ARG, "%s: compressed data needs stb_image's zlib decoder, and sdl was built with SDL_NO_STB", path);
+    return false;
+#else
+    if (n > (size_t)INT32_MAX - 8 || out_n > (size_t)INT32_MAX) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: a compressed member over 2 GB (stb's decoder reads at most 2 GB)", path);
+        return false;
+    }
+    uint8_t *padded = NULL;
+    if (slack < 8) {
+        padded = (uint8_t *)sdl__calloc(n + 8, 1);
+        if (!padded) return false;
+        if (n) memcpy(padded, src, n);
+        src = padded;
+    }
+    /* stb wants room for at least one byte; an empty member decodes to 0 bytes */
+    uint8_t one;
+    int got = stbi_zlib_decode_noheader_buffer((char *)(out_n ? dst : &one), out_n ? (int)out_n : 1, (const char *)src, (int)n + 8);
+    SDL_DEALLOC(padded);
+    if (got < 0) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: corrupt deflate data (%s)", path, stbi_failure_reason());
+        return false;
+    }
+    if ((size_t)got != out_n) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: deflate data decodes to %d bytes, the header says %zu", path, got, out_n);
+        return false;
+    }
+    return true;
+#endif
+}
+
+/* a gzip member (RFC 1952): header, raw deflate data, CRC-32 and size of the data */
+static uint8_t *sdl__gunzip(const char *path, const uint8_t *gz, size_t n, size_t *out_n) {
+    *out_n = 0;
+    if (n < 18) { sdl_fail(SDL_ERR_FORMAT, "%s: truncated gzip file (%zu bytes)", path, n); return NULL; }
+    if (gz[2] != 8) { sdl_fail(SDL_ERR_FORMAT, "%s: gzip compression method %d, only deflate (8) exists", path, gz[2]); return NULL; }
+    uint8_t flg = gz[3];
+    if (flg & 0xE0) { sdl_fail(SDL_ERR_FORMAT, "%s: gzip header has reserved flag bits set (0x%02x)", path, flg); return NULL; }
+    size_t pos = 10, end = n - 8; /* the trailer is the last 8 bytes */
+    if (flg & 4) { /* FEXTRA: 2-byte length, then that many bytes */
+        if (pos + 2 > end) goto truncated;
+        pos += 2 + sdl__le16(gz + pos);
+    }
+    for (int field = 8; field <= 16; field += 8) /* FNAME, FCOMMENT: zero-terminated */
+        if (flg & field) {
+            while (pos < end && gz[pos]) pos++;
+            pos++;
+        }
+    if (flg & 2) { /* FHCRC: low 16 bits of the CRC-32 of the header so far */
+        if (pos + 2 > end) goto truncated;
+        if ((sdl__crc32(0, gz, pos) & 0xFFFF) != sdl__le16(gz + pos)) {
+            sdl_fail(SDL_ERR_FORMAT, "%s: gzip header checksum mismatch", path);
+            return NULL;
+        }
+        pos += 2;
+    }
+    if (pos >= end) goto truncated;
+    {
+        uint32_t crc = sdl__le32(gz + n - 8), isize = sdl__le32(gz + n - 4);
+        /* deflate expands at most ~1032:1; a larger claim is a corrupt trailer, not a reason
+           to allocate gigabytes */
+        if ((double)isize > 1032.0 * (double)(end - pos) + 64.0) {
+            sdl_fail(SDL_ERR_FORMAT, "%s: gzip trailer claims %u bytes from %zu compressed (corrupt or truncated)", path, isize, end - pos);
+            return NULL;
+        }
+        uint8_t *out = (uint8_t *)SDL_ALLOC(isize ? isize : 1);
+        if (!out) { sdl_fail(SDL_ERR_OOM, "%s: out of memory for %u decompressed bytes", path, isize); return NULL; }
+        if (!sdl__inflate(path, gz + pos, end - pos, 8, out, isize)) { SDL_DEALLOC(out); return NULL; }
+        if (sdl__crc32(0, out, isize) != crc) {
+            SDL_DEALLOC(out);
+            sdl_fail(SDL_ERR_FORMAT, "%s: CRC-32 mismatch after decompression (corrupt file)", path);
+            return NULL;
+        }
+        *out_n = isize;
+        return out;
+    }
+truncated:
+    sdl_fail(SDL_ERR_FORMAT, "%s: truncated gzip header", path);
+    return NULL;
+}
+
+/* the file's bytes, decompressed when it starts with gzip's magic bytes 1f 8b */
+static uint8_t *sdl__read_file_gz(const char *path, size_t *size) {
+    uint8_t *raw = sdl__read_file(path, size);
+    if (!raw || *size < 2 || raw[0] != 0x1F || raw[1] != 0x8B) return raw;
+    uint8_t *out = sdl__gunzip(path, raw, *size, size);
+    SDL_DEALLOC(raw);
+    return out;
+}
+
+/* dir + "/" + name + suffix on the heap */
+static char *sdl__path_join(const char *dir, const char *name, const char *suffix) {
+    size_t nd = strlen(dir), nn = strlen(name), ns = strlen(suffix);
+    char *p = (char *)sdl__alloc(nd + nn + ns + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, nd);
+    size_t k = nd;
+    if (nd && dir[nd - 1] != '/') p[k++] = '/';
+    memcpy(p + k, name, nn);
+    memcpy(p + k + nn, suffix, ns + 1);
+    return p;
+}
+
+static bool sdl__file_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+static bool sdl__is_dir(const char *path) {
+#ifdef _WIN32
+    SDL__UNUSED(path);
+    return true;
+#else
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+#endif
+}
+
+/* IDX: 0 0 type ndim, then ndim big-endian u32 sizes, then the elements (row-major).
+   Returns the element bytes; dims[] gets the sizes. */
+static const uint8_t *sdl__idx_parse(const char *path, const uint8_t *p, size_t n, int want_ndim, int64_t *dims) {
+    if (n < 4) { sdl_fail(SDL_ERR_FORMAT, "%s: truncated IDX file (%zu bytes)", path, n); return NULL; }
+    if (p[0] || p[1]) { sdl_fail(SDL_ERR_FORMAT, "%s: not an IDX file (first bytes %02x %02x, expected 00 00)", path, p[0], p[1]); return NULL; }
+    if (p[2] != 0x08) { sdl_fail(SDL_ERR_FORMAT, "%s: IDX element type 0x%02x; sdl reads unsigned bytes (0x08) only", path, p[2]); return NULL; }
+    if (p[3] != want_ndim) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: IDX file with %d dimensions, expected %d (%s)", path, p[3], want_ndim,
+                 want_ndim == 3 ? "images: count, rows, columns" : "labels: count");
+        return NULL;
+    }
+    size_t hdr = 4 + 4 * (size_t)want_ndim;
+    if (n < hdr) { sdl_fail(SDL_ERR_FORMAT, "%s: truncated IDX header (%zu bytes)", path, n); return NULL; }
+    uint64_t total = 1;
+    for (int i = 0; i < want_ndim; i++) {
+        dims[i] = (int64_t)sdl__be32(p + 4 + 4 * i);
+        if (dims[i] == 0 || dims[i] > INT32_MAX) {
+            sdl_fail(SDL_ERR_FORMAT, "%s: IDX dimension %d is %lld", path, i, (long long)dims[i]);
+            return NULL;
+        }
+        if (total > ((uint64_t)1 << 50) / (uint64_t)dims[i]) {
+            sdl_fail(SDL_ERR_FORMAT, "%s: IDX sizes multiply past 2^50 bytes", path);
+            return NULL;
+        }
+        total *= (uint64_t)dims[i];
+    }
+    if ((uint64_t)(n - hdr) != total) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: %s: the header's sizes need %llu data bytes, the file has %zu", path,
+                 (uint64_t)(n - hdr) < total ? "truncated" : "extra bytes at the end", (unsigned long long)total, n - hdr);
+        return NULL;
+    }
+    return p + hdr;
+}
+
+SDL_API sdl_result sdl_load_idx(const char *images_path, const char *labels_path, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_idx: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!images_path || !labels_path) return sdl_fail(SDL_ERR_ARG, "load_idx: a path is NULL");
+    size_t ni, nl;
+    uint8_t *img = NULL, *lab = NULL;
+    int64_t di[3], dl[1];
+    sdl_result r = SDL_OK;
+    const uint8_t *px, *lb;
+    if (!(img = sdl__read_file_gz(images_path, &ni)) || !(px = sdl__idx_parse(images_path, img, ni, 3, di)) ||
+        !(lab = sdl__read_file_gz(labels_path, &nl)) || !(lb = sdl__idx_parse(labels_path, lab, nl, 1, dl))) {
+        r = sdl_last_result();
+        goto done;
+    }
+    if (di[0] != dl[0]) {
+        r = sdl_fail(SDL_ERR_FORMAT, "%s holds %lld images but %s holds %lld labels", images_path, (long long)di[0],
+                     labels_path, (long long)dl[0]);
+        goto done;
+    }
+    out->n = di[0];
+    out->c = 1;
+    out->h = (int)di[1];
+    out->w = (int)di[2];
+    out->images = (uint8_t *)sdl__alloc((size_t)(ni - 16));
+    out->labels = (int32_t *)sdl__calloc((size_t)out->n, sizeof(int32_t));
+    if (!out->images || !out->labels) { r = SDL_ERR_OOM; sdl_dataset_free(out); goto done; }
+    memcpy(out->images, px, ni - 16);
+    for (int64_t i = 0; i < out->n; i++) {
+        out->labels[i] = lb[i];
+        if (lb[i] >= out->num_classes) out->num_classes = lb[i] + 1;
+    }
+done:
+    SDL_DEALLOC(img);
+    SDL_DEALLOC(lab);
+    return r;
+}
+
+/* train-images-idx3-ubyte[.gz] and friends in dir */
+static sdl_result sdl__load_mnist_files(const char *what, const char *dir, const char *pkg, bool train, sdl_dataset *out) {
+    static const char *const names[2][2] = {{"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"},
+                                            {"train-images-idx3-ubyte", "train-labels-idx1-ubyte"}};
+    char *paths[2] = {NULL, NULL};
+    sdl_result r = SDL_OK;
+    memset(out, 0, sizeof *out);
+    for (int k = 0; k < 2 && r == SDL_OK; k++) {
+        const char *name = names[train ? 1 : 0][k];
+        paths[k] = sdl__path_join(dir, name, "");
+        if (paths[k] && !sdl__file_exists(paths[k])) {
+            SDL_DEALLOC(paths[k]);
+            paths[k] = sdl__path_join(dir, name, ".gz");
+            if (paths[k] && !sdl__file_exists(paths[k])) {
+                SDL_DEALLOC(paths[k]);
+                paths[k] = NULL;
+                if (!sdl__is_dir(dir))
+                    r = sdl_fail(SDL_ERR_IO, "%s: folder %s not found%s%s", what, dir, pkg ? "; on Debian/Ubuntu: apt-get install " : "", pkg ? pkg : "");
+                else
+                    r = sdl_fail(SDL_ERR_IO, "%s: neither %s/%s nor %s/%s.gz exists", what, dir, name, dir, name);
+            }
+        }
+        if (r == SDL_OK && !paths[k]) r = SDL_ERR_OOM;
+    }
+    if (r == SDL_OK) r = sdl_load_idx(paths[0], paths[1], out);
+    if (r == SDL_OK) {
+        for (int64_t i = 0; i < out->n; i++)
+            if (out->labels[i] > 9) {
+                r = sdl_fail(SDL_ERR_FORMAT, "%s: label %d at index %lld; %s has 10 classes", paths[1], out->labels[i], (long long)i, what);
+                sdl_dataset_free(out);
+                break;
+            }
+        out->num_classes = r == SDL_OK ? 10 : 0;
+    }
+    SDL_DEALLOC(paths[0]);
+    SDL_DEALLOC(paths[1]);
+    return r;
+}
+
+SDL_API sdl_result sdl_load_fashion_mnist(const char *dir, bool train, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_fashion_mnist: out is NULL");
+    if (!dir || !dir[0]) dir = "/usr/share/datasets/fashion-mnist";
+    return sdl__load_mnist_files("Fashion-MNIST", dir, "dataset-fashion-mnist", train, out);
+}
+
+SDL_API sdl_result sdl_load_mnist(const char *dir, bool train, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_mnist: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!dir || !dir[0]) return sdl_fail(SDL_ERR_ARG, "load_mnist: give the folder that holds train-images-idx3-ubyte[.gz]");
+    return sdl__load_mnist_files("MNIST", dir, NULL, train, out);
+}
+
+/* ---- CIFAR-10, binary version: records of 1 label byte + 3 x 32 x 32 pixel bytes (CHW) ---- */
+#define SDL__CIFAR_RECORD 3073
+
+/* appends the records of one batch file to out (images/labels allocated for cap records) */
+static sdl_result sdl__cifar_append(const char *path, sdl_dataset *out, int64_t cap, int64_t want) {
+    size_t n;
+    uint8_t *buf = sdl__read_file(path, &n);
+    if (!buf) return sdl_last_result();
+    sdl_result r = SDL_OK;
+    int64_t recs = (int64_t)(n / SDL__CIFAR_RECORD);
+    if (n == 0 || n % SDL__CIFAR_RECORD) {
+        r = sdl_fail(SDL_ERR_FORMAT, "%s: %zu bytes is not a whole number of CIFAR-10 records (1 label byte + 3072 pixel bytes = 3073 each)%s",
+                     path, n, n > SDL__CIFAR_RECORD ? "; truncated?" : "");
+    } else if (want > 0 && recs != want) {
+        r = sdl_fail(SDL_ERR_FORMAT, "%s: %lld records; a CIFAR-10 batch file holds %lld (truncated?)", path, (long long)recs, (long long)want);
+    } else if (out->n + recs > cap) {
+        r = sdl_fail(SDL_ERR_FORMAT, "%s: more records than expected", path);
+    } else {
+        for (int64_t i = 0; i < recs; i++) {
+            const uint8_t *rec = buf + (size_t)i * SDL__CIFAR_RECORD;
+            if (rec[0] > 9) {
+                r = sdl_fail(SDL_ERR_FORMAT, "%s: record %lld has label %d; CIFAR-10 has 10 classes (is this CIFAR-100, with 2 label bytes?)",
+                             path, (long long)i, rec[0]);
+                break;
+            }
+            out->labels[out->n + i] = rec[0];
+            memcpy(out->images + (size_t)(out->n + i) * 3072, rec + 1, 3072);
+        }
+        if (r == SDL_OK) out->n += recs;
+    }
+    SDL_DEALLOC(buf);
+    return r;
+}
+
+static sdl_result sdl__cifar_alloc(sdl_dataset *out, int64_t cap) {
+    out->c = 3; out->h = 32; out->w = 32; out->num_classes = 10;
+    out->images = (uint8_t *)sdl__calloc((size_t)cap, 3072);
+    out->labels = (int32_t *)sdl__calloc((size_t)cap, sizeof(int32_t));
+    if (!out->images || !out->labels) { sdl_dataset_free(out); return SDL_ERR_OOM; }
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_load_cifar10_file(const char *path, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_cifar10_file: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!path) return sdl_fail(SDL_ERR_ARG, "load_cifar10_file: path is NULL");
+    size_t n; /* size first, so the arrays are allocated once */
+    FILE *f = sdl__open_read(path);
+    if (!f) return sdl_last_result();
+    long end = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    fclose(f);
+    if (end < 0) return sdl_fail(SDL_ERR_IO, "%s: cannot find its size", path);
+    n = (size_t)end;
+    int64_t cap = (int64_t)(n / SDL__CIFAR_RECORD) + 1;
+    if (sdl__cifar_alloc(out, cap) != SDL_OK) return SDL_ERR_OOM;
+    sdl_result r = sdl__cifar_append(path, out, cap, 0);
+    if (r != SDL_OK) sdl_dataset_free(out);
+    return r;
+}
+
+SDL_API sdl_result sdl_load_cifar10(const char *dir, bool train, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_cifar10: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!dir || !dir[0]) return sdl_fail(SDL_ERR_ARG, "load_cifar10: give the folder that holds data_batch_1.bin ... test_batch.bin");
+    char *sub = NULL, *probe = sdl__path_join(dir, "data_batch_1.bin", "");
+    if (!probe) return SDL_ERR_OOM;
+    if (!sdl__file_exists(probe) && !(sub = sdl__path_join(dir, "cifar-10-batches-bin", ""))) { SDL_DEALLOC(probe); return SDL_ERR_OOM; }
+    SDL_DEALLOC(probe);
+    if (sub && sdl__is_dir(sub)) dir = sub; /* the folder the archive unpacks to */
+    int nfiles = train ? 5 : 1;
+    sdl_result r = sdl__cifar_alloc(out, 10000 * (int64_t)nfiles);
+    for (int k = 0; k < nfiles && r == SDL_OK; k++) {
+        char name[32];
+        if (train) snprintf(name, sizeof name, "data_batch_%d.bin", k + 1);
+        else snprintf(name, sizeof name, "test_batch.bin");
+        char *path = sdl__path_join(dir, name, "");
+        if (!path) { r = SDL_ERR_OOM; break; }
+        if (!sdl__file_exists(path))
+            r = sdl_fail(SDL_ERR_IO, "CIFAR-10: %s not found; get the binary version (cifar-10-binary.tar.gz from "
+                         "https://www.cs.toronto.edu/~kriz/cifar.html) and unpack it there", path);
+        else
+            r = sdl__cifar_append(path, out, 10000 * (int64_t)nfiles, 10000);
+        SDL_DEALLOC(path);
+    }
+    SDL_DEALLOC(sub);
+    if (r != SDL_OK) sdl_dataset_free(out);
+    return r;
+}
+
+/* ---- .npy: "\x93NUMPY", version, header length, a Python dict literal, raw data ---- */
+static const char *sdl__skip_ws(const char *p, const char *e) {
+    while (p < e && (*p == ' ' || *p == '\t')) p++;
+    return p;
+}
+
+/* the header dict: {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } */
+static bool sdl__npy_header(const char *path, const char *p, const char *e, char descr[8], sdl_shape *shape) {
+    bool have[3] = {false, false, false};
+    memset(shape, 0, sizeof *shape);
+    p = sdl__skip_ws(p, e);
+    if (p >= e || *p++ != '{') goto bad;
+    for (;;) {
+        p = sdl__skip_ws(p, e);
+        if (p < e && *p == '}') { p++; break; }
+        if (p >= e || (*p != '\'' && *p != '"')) goto bad;
+        char q = *p++;
+        const char *k = p;
+        while (p < e && *p != q) p++;
+        if (p >= e) goto bad;
+        size_t kn = (size_t)(p++ - k);
+        p = sdl__skip_ws(p, e);
+        if (p >= e || *p++ != ':') goto bad;
+        p = sdl__skip_ws(p, e);
+        if (kn == 5 && !memcmp(k, "descr", 5) && !have[0]) {
+            if (p >= e || (*p != '\'' && *p != '"')) goto bad;
+            q = *p++;
+            const char *v = p;
+            while (p < e && *p != q) p++;
+            if (p >= e || p - v > 7) goto bad;
+            memcpy(descr, v, (size_t)(p - v));
+            descr[p - v] = 0;
+            p++;
+            have[0] = true;
+        } else if (kn == 13 && !memcmp(k, "fortran_order", 13) && !have[1]) {
+            if (e - p >= 5 && !memcmp(p, "False", 5)) p += 5;
+            else if (e - p >= 4 && !memcmp(p, "True", 4)) {
+                sdl_fail(SDL_ERR_FORMAT, "%s: the array is in Fortran (column-major) order; save np.ascontiguousarray(a) instead", path);
+                return false;
+            } else goto bad;
+            have[1] = true;
+        } else if (kn == 5 && !memcmp(k, "shape", 5) && !have[2]) {
+            if (p >= e || *p++ != '(') goto bad;
+            for (;;) {
+                p = sdl__skip_ws(p, e);
+                if (p < e && *p == ')') { p++; break; }
+                if (p >= e || *p < '0' || *p > '9') goto bad;
+                int64_t v = 0;
+                while (p < e && *p >= '0' && *p <= '9') {
+                    if (v > (INT64_MAX - 9) / 10) goto bad;
+                    v = v * 10 + (*p++ - '0');
+                }
+                if (shape->ndim == SDL_MAX_DIMS) {
+                    sdl_fail(SDL_ERR_FORMAT, "%s: the array has more than SDL_MAX_DIMS (%d) dimensions", path, SDL_MAX_DIMS);
+                    return false;
+                }
+                shape->d[shape->ndim++] = v;
+                p = sdl__skip_ws(p, e);
+                if (p < e && *p == ',') p++;
+                else if (p >= e || *p != ')') goto bad;
+            }
+            have[2] = true;
+        } else {
+            goto bad;
+        }
+        p = sdl__skip_ws(p, e);
+        if (p < e && *p == ',') p++;
+        else if (p >= e || *p != '}') goto bad;
+    }
+    while (p < e && *p == ' ') p++;
+    if (p != e - 1 || *p != '\n' || !have[0] || !have[1] || !have[2]) goto bad;
+    return true;
+bad:
+    sdl_fail(SDL_ERR_FORMAT, "%s: the .npy header is not the dict numpy writes ({'descr': ..., 'fortran_order': ..., 'shape': (...), })", path);
+    return false;
+}
+
+/* a .npy file's bytes -> a heap tensor: f4 and f8 -> f32, u1 -> u8, i4 and i8 -> i32 */
+static sdl_tensor *sdl__npy_parse(const char *path, const uint8_t *b, size_t n) {
+    if (n < 10 || memcmp(b, "\x93NUMPY", 6)) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: not a .npy file (no \\x93NUMPY magic)%s", path, n < 10 ? " or truncated" : "");
+        return NULL;
+    }
+    size_t hlen, start;
+    if (b[6] == 1 && b[7] == 0) { hlen = sdl__le16(b + 8); start = 10; }
+    else if ((b[6] == 2 || b[6] == 3) && b[7] == 0 && n >= 12) { hlen = sdl__le32(b + 8); start = 12; }
+    else { sdl_fail(SDL_ERR_FORMAT, "%s: .npy version %d.%d (sdl reads 1.0, 2.0, 3.0)", path, b[6], b[7]); return NULL; }
+    if (hlen > n - start) { sdl_fail(SDL_ERR_FORMAT, "%s: truncated .npy header (%zu bytes said, %zu there)", path, hlen, n - start); return NULL; }
+    char descr[8];
+    sdl_shape shape;
+    if (!sdl__npy_header(path, (const char *)b + start, (const char *)b + start + hlen, descr, &shape)) return NULL;
+    /* byte order: '<' little, '|' not applicable; '=' is the writer's native order */
+    int kind = 0, size = 0;
+    if ((descr[0] == '<' || descr[0] == '|') && descr[1] && descr[2] && !descr[3]) { kind = descr[1]; size = descr[2] - '0'; }
+    sdl_dtype dt = SDL_DTYPE_DEFAULT;
+    if (kind == 'f' && (size == 4 || size == 8)) dt = SDL_F32;
+    else if (kind == 'u' && size == 1) dt = SDL_U8;
+    else if (kind == 'i' && (size == 4 || size == 8)) dt = SDL_I32;
+    if (dt == SDL_DTYPE_DEFAULT || (size > 1 && descr[0] != '<')) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: dtype '%s'; sdl reads little-endian float32 '<f4', float64 '<f8' (to f32), uint8 '|u1', int32 '<i4', int64 '<i8' (to i32)",
+                 path, descr);
+        return NULL;
+    }
+    int64_t numel = sdl__shape_numel(shape);
+    size_t bytes;
+    if (numel < 0 || sdl__mul_overflows((size_t)numel, (size_t)size, &bytes)) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: shape too large", path);
+        return NULL;
+    }
+    size_t have = n - start - hlen;
+    if (have != bytes) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: %s: the shape and dtype need %zu data bytes, the file has %zu", path,
+                 have < bytes ? "truncated" : "extra bytes at the end", bytes, have);
+        return NULL;
+    }
+    sdl_tensor *t = sdl_tensor_new(shape, dt);
+    if (!t) return NULL;
+    const uint8_t *d = b + start + hlen;
+    for (int64_t i = 0; i < numel; i++) {
+        const uint8_t *q = d + (size_t)i * (size_t)size;
+        if (size == 1) {
+            sdl_u8(t)[i] = q[0];
+        } else if (size == 4) {
+            uint32_t u = sdl__le32(q);
+            memcpy((char *)t->data + (size_t)i * 4, &u, 4); /* f32 or i32: the same bits */
+        } else {
+            uint64_t u = (uint64_t)sdl__le32(q) | (uint64_t)sdl__le32(q + 4) << 32;
+            if (kind == 'f') {
+                double v;
+                memcpy(&v, &u, 8);
+                sdl_f32(t)[i] = (float)v;
+            } else {
+                int64_t v;
+                memcpy(&v, &u, 8);
+                if (v < INT32_MIN || v > INT32_MAX) {
+                    sdl_fail(SDL_ERR_FORMAT, "%s: int64 element %lld is %lld, outside int32", path, (long long)i, (long long)v);
+                    sdl_tensor_free(t);
+                    return NULL;
+                }
+                sdl_i32(t)[i] = (int32_t)v;
+            }
+        }
+    }
+    return t;
+}
+
+SDL_API sdl_tensor *sdl_load_npy(const char *path) {
+    if (!path) { sdl_fail(SDL_ERR_ARG, "load_npy: path is NULL"); return NULL; }
+    size_t n;
+    uint8_t *b = sdl__read_file(path, &n);
+    if (!b) return NULL;
+    sdl_tensor *t = sdl__npy_parse(path, b, n);
+    SDL_DEALLOC(b);
+    return t;
+}
+
+SDL_API sdl_result sdl_save_npy(const char *path, const sdl_tensor *t) {
+    if (!path || !t) return sdl_fail(SDL_ERR_ARG, "save_npy: path or tensor is NULL");
+    const char *descr = t->dtype == SDL_F32 ? "<f4" : t->dtype == SDL_I32 ? "<i4" : t->dtype == SDL_U8 ? "|u1" : NULL;
+    if (!descr) return sdl_fail(SDL_ERR_ARG, "save_npy %s: sdl writes f32, i32 and u8 tensors only", path);
+    if (t->device != SDL_CPU) return sdl_fail(SDL_ERR_ARG, "save_npy %s: copy the tensor to the CPU first", path);
+    char hdr[128 + 24 * SDL_MAX_DIMS];
+    int k = snprintf(hdr + 10, sizeof hdr - 10, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
+    for (int i = 0; i < t->ndim; i++) k += snprintf(hdr + 10 + k, sizeof hdr - 10 - (size_t)k, "%lld,%s", (long long)t->shape[i], i + 1 < t->ndim ? " " : "");
+    if (t->ndim > 1) k--; /* numpy writes (5,) but (2, 3) */
+    k += snprintf(hdr + 10 + k, sizeof hdr - 10 - (size_t)k, "), }");
+    int total = (10 + k + 1 + 63) / 64 * 64; /* data starts 64-byte aligned, as numpy does */
+    while (10 + k < total - 1) hdr[10 + k++] = ' ';
+    hdr[10 + k++] = '\n';
+    memcpy(hdr, "\x93NUMPY\x01\x00", 8);
+    hdr[8] = (char)(k & 0xFF);
+    hdr[9] = (char)(k >> 8);
+    FILE *f = fopen(path, "wb");
+    if (!f) return sdl_fail(SDL_ERR_IO, "%s: cannot open for writing", path);
+    bool ok = fwrite(hdr, 1, (size_t)(10 + k), f) == (size_t)(10 + k);
+    size_t es = sdl_dtype_size(t->dtype);
+    const uint8_t *src = (const uint8_t *)t->data;
+    uint8_t chunk[4096];
+    for (int64_t i = 0; ok && i < t->numel;) { /* little-endian bytes whatever the host */
+        size_t m = 0;
+        for (; i < t->numel && m + es <= sizeof chunk; i++, m += es) {
+            if (es == 1) { chunk[m] = src[i]; continue; }
+            uint32_t u;
+            memcpy(&u, src + (size_t)i * 4, 4);
+            chunk[m] = (uint8_t)u; chunk[m + 1] = (uint8_t)(u >> 8); chunk[m + 2] = (uint8_t)(u >> 16); chunk[m + 3] = (uint8_t)(u >> 24);
+        }
+        ok = fwrite(chunk, 1, m, f) == m;
+    }
+    if (fclose(f) != 0) ok = false;
+    return ok ? SDL_OK : sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", path);
+}
+
+/* ---- .npz: a zip of .npy members, stored or deflated ---- */
+static uint64_t sdl__le64(const uint8_t *p) { return (uint64_t)sdl__le32(p) | (uint64_t)sdl__le32(p + 4) << 32; }
+
+SDL_API sdl_tensor *sdl_load_npz(const char *path, const char *name) {
+    if (!path || !name) { sdl_fail(SDL_ERR_ARG, "load_npz: path or name is NULL"); return NULL; }
+    size_t n;
+    uint8_t *z = sdl__read_file(path, &n);
+    if (!z) return NULL;
+    sdl_tensor *t = NULL;
+    uint8_t *member = NULL;
+    char label[600], names[256] = "";
+    size_t want = strlen(name);
+    /* the end-of-central-directory record: within the last 22 + 65535 bytes */
+    size_t eocd = n, cd_off, cd_size, count;
+    for (size_t i = n >= 22 ? n - 22 + 1 : 0; i-- > 0 && n - i <= 22 + 65535;)
+        if (!memcmp(z + i, "PK\x05\x06", 4)) { eocd = i; break; }
+    if (eocd == n) { sdl_fail(SDL_ERR_FORMAT, "%s: not a zip/.npz file (no end-of-central-directory record; truncated?)", path); goto done; }
+    count = sdl__le16(z + eocd + 10);
+    cd_size = sdl__le32(z + eocd + 12);
+    cd_off = sdl__le32(z + eocd + 16);
+    if (cd_off == 0xFFFFFFFFu || count == 0xFFFF) { /* zip64: a locator just before */
+        if (eocd < 20 || memcmp(z + eocd - 20, "PK\x06\x07", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: zip64 locator missing", path); goto done; }
+        uint64_t z64 = sdl__le64(z + eocd - 20 + 8);
+        if (z64 > n - 56 || n < 56 || memcmp(z + z64, "PK\x06\x06", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: bad zip64 end record", path); goto done; }
+        count = (size_t)sdl__le64(z + z64 + 32);
+        cd_size = (size_t)sdl__le64(z + z64 + 40);
+        cd_off = (size_t)sdl__le64(z + z64 + 48);
+    }
+    if (cd_off > eocd || cd_size > eocd - cd_off) { sdl_fail(SDL_ERR_FORMAT, "%s: central directory outside the file (corrupt or truncated)", path); goto done; }
+    for (size_t i = 0, p = cd_off; i < count; i++) {
+        if (p + 46 > cd_off + cd_size || memcmp(z + p, "PK\x01\x02", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt central directory entry %zu", path, i); goto done; }
+        uint32_t flags = sdl__le16(z + p + 8), method = sdl__le16(z + p + 10), crc = sdl__le32(z + p + 16);
+        uint64_t csize = sdl__le32(z + p + 20), usize = sdl__le32(z + p + 24), loff = sdl__le32(z + p + 42);
+        size_t nl = sdl__le16(z + p + 28), xl = sdl__le16(z + p + 30), cl = sdl__le16(z + p + 32);
+        const uint8_t *nm = z + p + 46;
+        if (p + 46 + nl + xl + cl > cd_off + cd_size) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt central directory entry %zu", path, i); goto done; }
+        /* zip64 sizes and offset sit in extra field 0x0001, in this order, when 0xFFFFFFFF */
+        for (size_t x = 0; x + 4 <= xl;) {
+            const uint8_t *ex = nm + nl + x;
+            size_t id = sdl__le16(ex), len = sdl__le16(ex + 2), q = 4;
+            if (x + 4 + len > xl) break;
+            if (id == 1) {
+                if (usize == 0xFFFFFFFFu && q + 8 <= 4 + len) { usize = sdl__le64(ex + q); q += 8; }
+                if (csize == 0xFFFFFFFFu && q + 8 <= 4 + len) { csize = sdl__le64(ex + q); q += 8; }
+                if (loff == 0xFFFFFFFFu && q + 8 <= 4 + len) { loff = sdl__le64(ex + q); }
+            }
+            x += 4 + len;
+        }
+        p += 46 + nl + xl + cl;
+        bool match = (nl == want && !memcmp(nm, name, want)) || (nl == want + 4 && !memcmp(nm, name, want) && !memcmp(nm + want, ".npy", 4));
+        if (!match) {
+            size_t k = strlen(names);
+            if (k + nl + 3 < sizeof names) snprintf(names + k, sizeof names - k, "%s%.*s", k ? ", " : "", (int)nl, (const char *)nm);
+            continue;
+        }
+        snprintf(label, sizeof label, "%s (member %.*s)", path, (int)nl, (const char *)nm);
+        if (flags & 1) { sdl_fail(SDL_ERR_FORMAT, "%s: encrypted", label); goto done; }
+        if (loff > cd_off || cd_off - loff < 30 || memcmp(z + loff, "PK\x03\x04", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: bad local header offset", label); goto done; }
+        uint64_t data = loff + 30 + sdl__le16(z + loff + 26) + sdl__le16(z + loff + 28);
+        if (data > cd_off || csize > cd_off - data) { sdl_fail(SDL_ERR_FORMAT, "%s: member data runs past the central directory (corrupt)", label); goto done; }
+        if (method == 0 && csize != usize) { sdl_fail(SDL_ERR_FORMAT, "%s: stored member with sizes %llu and %llu", label, (unsigned long long)csize, (unsigned long long)usize); goto done; }
+        if (method != 0 && method != 8) { sdl_fail(SDL_ERR_FORMAT, "%s: compression method %u (sdl reads stored 0 and deflate 8)", label, method); goto done; }
+        if (method == 8 && (double)usize > 1032.0 * (double)csize + 64.0) { sdl_fail(SDL_ERR_FORMAT, "%s: claims %llu bytes from %llu compressed (corrupt)", label, (unsigned long long)usize, (unsigned long long)csize); goto done; }
+        const uint8_t *bytes = z + data;
+        if (method == 8) {
+            member = (uint8_t *)SDL_ALLOC(usize ? (size_t)usize : 1);
+            if (!member) { sdl_fail(SDL_ERR_OOM, "%s: out of memory for %llu bytes", label, (unsigned long long)usize); goto done; }
+            if (!sdl__inflate(label, z + data, (size_t)csize, n - (size_t)(data + csize), member, (size_t)usize)) goto done;
+            bytes = member;
+        }
+        if (sdl__crc32(0, bytes, (size_t)usize) != crc) { sdl_fail(SDL_ERR_FORMAT, "%s: CRC-32 mismatch (corrupt)", label); goto done; }
+        t = sdl__npy_parse(label, bytes, (size_t)usize);
+        goto done;
+    }
+    sdl_fail(SDL_ERR_ARG, "%s: no array named '%s' (the file holds: %s)", path, name, names);
+done:
+    SDL_DEALLOC(member);
+    SDL_DEALLOC(z);
+    return t;
+}
+
+/* ---- images: decoding (stb_image), PNG encoding (stb_image_write), folders ---- */
+typedef struct sdl__buf { uint8_t *p; size_t n, cap; bool oom; } sdl__buf;
+
+#ifndef SDL_NO_STB
+static void sdl__buf_put(sdl__buf *b, const void *src, size_t n) {
+    if (b->oom || n == 0) return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n) {
+            if (cap > SIZE_MAX / 2) { b->oom = true; return; }
+            cap *= 2;
+        }
+        uint8_t *p = (uint8_t *)SDL_REALLOC(b->p, cap);
+        if (!p) { b->oom = true; sdl_fail(SDL_ERR_OOM, "out of memory growing a buffer to %zu bytes", cap); return; }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+
+static void sdl__png_write_cb(void *ctx, void *data, int size) { sdl__buf_put((sdl__buf *)ctx, data, (size_t)size); }
+#endif
+
+/* hwc (h, w, c) bytes -> a PNG file's bytes in b */
+static bool sdl__png_encode(const char *what, const uint8_t *hwc, int w, int h, int c, sdl__buf *b) {
+#ifdef SDL_NO_STB
+    SDL__UNUSED(hwc); SDL__UNUSED(w); SDL__UNUSED(h); SDL__UNUSED(c); SDL__UNUSED(b);
+    sdl_fail(SDL_ERR_ARG, "%s: writing PNG needs stb_image_write, and sdl was built with SDL_NO_STB", what);
+    return false;
+#else
+    if ((int64_t)w * c > INT32_MAX / 2 || (int64_t)w * h * c > INT32_MAX / 2) {
+        sdl_fail(SDL_ERR_ARG, "%s: a %dx%dx%d image is too large for stb_image_write", what, c, h, w);
+        return false;
+    }
+    if (!stbi_write_png_to_func(sdl__png_write_cb, b, w, h, c, hwc, w * c) || b->oom) {
+        if (!b->oom) sdl_fail(SDL_ERR_OOM, "%s: PNG encoding failed (out of memory)", what);
+        return false;
+    }
+    return true;
+#endif
+}
+
+static sdl_result sdl__write_all(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return sdl_fail(SDL_ERR_IO, "%s: cannot open for writing", path);
+    bool ok = fwrite(p, 1, n, f) == n;
+    if (fclose(f) != 0) ok = false;
+    return ok ? SDL_OK : sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", path);
+}
+
+SDL_API sdl_result sdl_write_png(const char *path, const sdl_tensor *t, int nrow, float lo, float hi) {
+    if (!path || !t) return sdl_fail(SDL_ERR_ARG, "write_png: path or tensor is NULL");
+    if ((t->dtype != SDL_U8 && t->dtype != SDL_F32) || t->device != SDL_CPU || (t->ndim != 3 && t->ndim != 4))
+        return sdl_fail(SDL_ERR_ARG, "write_png %s: needs a CPU u8 or f32 tensor (C, H, W) or (N, C, H, W)", path);
+    int64_t N = t->ndim == 4 ? t->shape[0] : 1, C = t->shape[t->ndim - 3], H = t->shape[t->ndim - 2], W = t->shape[t->ndim - 1];
+    if (C != 1 && C != 3 && C != 4) return sdl_fail(SDL_ERR_ARG, "write_png %s: %lld channels; PNG takes 1, 3 or 4", path, (long long)C);
+    if (N < 1 || H < 1 || W < 1) return sdl_fail(SDL_ERR_ARG, "write_png %s: empty tensor", path);
+    if (lo == hi) { lo = 0.0f; hi = 1.0f; }
+    int64_t cols = nrow > 0 ? nrow : 8, pad = N > 1 ? 2 : 0; /* torchvision's save_image: 8 per row, 2 pixels apart */
+    if (cols > N) cols = N;
+    int64_t rows = (N + cols - 1) / cols;
+    int64_t GW = cols * (W + pad) + pad, GH = rows * (H + pad) + pad;
+    if (GW > (1 << 24) || GH > (1 << 24) || GW * GH * C > INT32_MAX / 2)
+        return sdl_fail(SDL_ERR_ARG, "write_png %s: a %lldx%lld picture is too large", path, (long long)GW, (long long)GH);
+    uint8_t *img = (uint8_t *)sdl__calloc((size_t)(GW * GH * C), 1);
+    if (!img) return SDL_ERR_OOM;
+    float scale = 255.0f / (hi - lo);
+    for (int64_t n = 0; n < N; n++) {
+        int64_t x0 = pad + (n % cols) * (W + pad), y0 = pad + (n / cols) * (H + pad);
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t y = 0; y < H; y++)
+                for (int64_t x = 0; x < W; x++) {
+                    int64_t i = ((n * C + c) * H + y) * W + x;
+                    uint8_t v;
+                    if (t->dtype == SDL_U8) v = sdl_u8(t)[i];
+                    else {
+                        float f = (sdl_f32(t)[i] - lo) * scale + 0.5f; /* NaN becomes 0 */
+                        v = (uint8_t)(f >= 255.0f ? 255.0f : f > 0.0f ? f : 0.0f);
+                    }
+                    img[((y0 + y) * GW + x0 + x) * C + c] = v;
+                }
+    }
+    sdl__buf b;
+    memset(&b, 0, sizeof b);
+    sdl_result r = sdl__png_encode(path, img, (int)GW, (int)GH, (int)C, &b) ? sdl__write_all(path, b.p, b.n) : sdl_last_result();
+    SDL_DEALLOC(img);
+    SDL_DEALLOC(b.p);
+    return r;
+}
+
+/* decodes an image file's bytes to CHW: *c channels (0: as stored, then set), h, w */
+static uint8_t *sdl__decode_image(const char *what, const uint8_t *bytes, size_t n, int *c, int *h, int *w) {
+#ifdef SDL_NO_STB
+    SDL__UNUSED(bytes); SDL__UNUSED(n); SDL__UNUSED(c); SDL__UNUSED(h); SDL__UNUSED(w);
+    sdl_fail(SDL_ERR_ARG, "%s: decoding images needs stb_image, and sdl was built with SDL_NO_STB", what);
+    return NULL;
+#else
+    if (n > (size_t)INT32_MAX) { sdl_fail(SDL_ERR_FORMAT, "%s: over 2 GB", what); return NULL; }
+    int comp = 0;
+    stbi_uc *hwc = stbi_load_from_memory(bytes, (int)n, w, h, &comp, *c);
+    if (!hwc) { sdl_fail(SDL_ERR_FORMAT, "%s: cannot decode the image (stb_image: %s)", what, stbi_failure_reason()); return NULL; }
+    if (*c == 0) *c = comp;
+    size_t hw = (size_t)*h * (size_t)*w; /* stb caps each side at 2^24 and the product */
+    uint8_t *chw = (uint8_t *)sdl__alloc(hw * (size_t)*c);
+    if (chw)
+        for (int k = 0; k < *c; k++)
+            for (size_t i = 0; i < hw; i++) chw[(size_t)k * hw + i] = hwc[i * (size_t)*c + (size_t)k];
+    stbi_image_free(hwc);
+    return chw;
+#endif
+}
+
+SDL_API sdl_tensor *sdl_load_image(const char *path, int channels) {
+    if (!path || channels < 0 || channels > 4) { sdl_fail(SDL_ERR_ARG, "load_image: needs a path and channels 0..4"); return NULL; }
+    size_t n;
+    uint8_t *bytes = sdl__read_file(path, &n);
+    if (!bytes) return NULL;
+    int c = channels, h = 0, w = 0;
+    uint8_t *chw = sdl__decode_image(path, bytes, n, &c, &h, &w);
+    SDL_DEALLOC(bytes);
+    if (!chw) return NULL;
+    sdl_tensor *t = sdl_tensor_new(sdl_shape3(c, h, w), SDL_U8);
+    if (t) memcpy(t->data, chw, (size_t)t->numel);
+    SDL_DEALLOC(chw);
+    return t;
+}
+
+SDL_API void sdl_names_free(char **names) {
+    if (!names) return;
+    for (char **p = names; *p; p++) SDL_DEALLOC(*p);
+    SDL_DEALLOC(names);
+}
+
+static int sdl__strcmp_ptr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* the entries of dir (not starting with '.'), sub-folders or files, sorted bytewise;
+   NULL-terminated (free with sdl_names_free) */
+static char **sdl__list_dir(const char *dir, bool folders, int *count) {
+    *count = 0;
+#ifdef _WIN32
+    SDL__UNUSED(folders);
+    sdl_fail(SDL_ERR_ARG, "%s: listing folders is not implemented on Windows", dir);
+    return NULL;
+#else
+    DIR *d = opendir(dir);
+    if (!d) { sdl_fail(SDL_ERR_IO, "%s: cannot open the folder", dir); return NULL; }
+    int n = 0, cap = 16;
+    char **names = (char **)sdl__calloc((size_t)cap + 1, sizeof(char *));
+    struct dirent *e;
+    while (names && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char *full = sdl__path_join(dir, e->d_name, "");
+        if (!full) { sdl_names_free(names); names = NULL; break; }
+        bool is_dir = sdl__is_dir(full);
+        SDL_DEALLOC(full);
+        if (is_dir != folders) continue;
+        if (n == cap) {
+            char **more = cap < INT32_MAX / 2 ? (char **)SDL_REALLOC(names, sizeof(char *) * ((size_t)cap * 2 + 1)) : NULL;
+            if (!more) { sdl_fail(SDL_ERR_OOM, "%s: out of memory listing the folder", dir); sdl_names_free(names); names = NULL; break; }
+            names = more;
+            cap *= 2;
+        }
+        names[n] = sdl__strdup(e->d_name);
+        if (!names[n]) { sdl_names_free(names); names = NULL; break; }
+        names[++n] = NULL;
+    }
+    closedir(d);
+    if (!names) return NULL;
+    qsort(names, (size_t)n, sizeof(char *), sdl__strcmp_ptr);
+    *count = n;
+    return names;
+#endif
+}
+
+SDL_API char **sdl_image_folder_classes(const char *dir, int *count) {
+    int n = 0;
+    if (count) *count = 0;
+    if (!dir) { sdl_fail(SDL_ERR_ARG, "image_folder_classes: dir is NULL"); return NULL; }
+    char **names = sdl__list_dir(dir, true, &n);
+    if (names && n == 0) {
+        sdl_names_free(names);
+        sdl_fail(SDL_ERR_FORMAT, "%s: no class sub-folders (the layout is dir/<class>/<image>)", dir);
+        return NULL;
+    }
+    if (count) *count = n;
+    return names;
+}
+
+/* case-insensitive: does the name end in .ext for one of the extensions in list */
+static bool sdl__has_ext(const char *name, const char *const *list) {
+    const char *dot = strrchr(name, '.');
+    if (!dot) return false;
+    for (; *list; list++) {
+        const char *a = dot + 1, *b = *list;
+        while (*a && *b && (*a | 0x20) == *b) { a++; b++; }
+        if (!*a && !*b) return true;
+    }
+    return false;
+}
+
+static const char *const sdl__image_exts[] = {"png", "jpg", "jpeg", "bmp", "gif", "tga", "ppm", "pgm", "pnm", "psd", "hdr", "pic", NULL};
+
+SDL_API sdl_result sdl_load_image_folder(const char *dir, int channels, sdl_dataset *out) {
+    static const char *const unreadable[] = {"tif", "tiff", "webp", NULL};
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_image_folder: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!dir || channels < 0 || channels > 4) return sdl_fail(SDL_ERR_ARG, "load_image_folder: needs a folder and channels 0..4");
+    int ncls = 0;
+    char **classes = sdl_image_folder_classes(dir, &ncls);
+    if (!classes) return sdl_last_result();
+    sdl_result r = SDL_OK;
+    char ***files = (char ***)sdl__calloc((size_t)ncls, sizeof(char **));
+    int *nfiles = (int *)sdl__calloc((size_t)ncls, sizeof(int));
+    char *first = NULL, *path = NULL;
+    uint8_t *bytes = NULL, *chw = NULL;
+    int64_t total = 0;
+    if (!files || !nfiles) { r = SDL_ERR_OOM; goto done; }
+    for (int k = 0; k < ncls && r == SDL_OK; k++) { /* pass 1: the file lists */
+        char *sub = sdl__path_join(dir, classes[k], "");
+        if (!sub) { r = SDL_ERR_OOM; break; }
+        files[k] = sdl__list_dir(sub, false, &nfiles[k]);
+        if (!files[k]) r = sdl_last_result();
+        for (int i = 0; r == SDL_OK && i < nfiles[k]; i++) {
+            if (sdl__has_ext(files[k][i], unreadable))
+                r = sdl_fail(SDL_ERR_FORMAT, "%s/%s: stb_image reads no TIFF or WebP; convert the images to PNG", sub, files[k][i]);
+            else if (sdl__has_ext(files[k][i], sdl__image_exts))
+                total++;
+        }
+        SDL_DEALLOC(sub);
+    }
+    if (r == SDL_OK && total == 0) r = sdl_fail(SDL_ERR_FORMAT, "%s: no image files (.png, .jpg, ...) in its class folders", dir);
+    for (int k = 0; k < ncls && r == SDL_OK; k++) /* pass 2: decode into place */
+        for (int i = 0; i < nfiles[k] && r == SDL_OK; i++) {
+            if (!sdl__has_ext(files[k][i], sdl__image_exts)) continue;
+            SDL_DEALLOC(path);
+            path = NULL;
+            char *sub = sdl__path_join(dir, classes[k], "");
+            if (sub) path = sdl__path_join(sub, files[k][i], "");
+            SDL_DEALLOC(sub);
+            size_t n;
+            if (!path) { r = SDL_ERR_OOM; break; }
+            if (!(bytes = sdl__read_file(path, &n))) { r = sdl_last_result(); break; }
+            int c = out->c ? out->c : channels, h = 0, w = 0;
+            chw = sdl__decode_image(path, bytes, n, &c, &h, &w);
+            SDL_DEALLOC(bytes);
+            bytes = NULL;
+            if (!chw) { r = sdl_last_result(); break; }
+            if (!out->images) {
+                size_t per = (size_t)c * (size_t)h * (size_t)w, all;
+                if (sdl__mul_overflows(per, (size_t)total, &all)) { r = sdl_fail(SDL_ERR_OOM, "%s: %lld images of %zu bytes overflow", dir, (long long)total, per); break; }
+                out->c = c; out->h = h; out->w = w;
+                out->images = (uint8_t *)sdl__alloc(all);
+                out->labels = (int32_t *)sdl__calloc((size_t)total, sizeof(int32_t));
+                if (!out->images || !out->labels) { r = SDL_ERR_OOM; break; }
+                first = sdl__strdup(path);
+                if (!first) { r = SDL_ERR_OOM; break; }
+            } else if (h != out->h || w != out->w) {
+                r = sdl_fail(SDL_ERR_FORMAT, "%s is %dx%d (width x height), the first image %s is %dx%d; sdl does not resize: make them one size",
+                             path, w, h, first, out->w, out->h);
+                break;
+            }
+            memcpy(out->images + (size_t)out->n * (size_t)c * (size_t)h * (size_t)w, chw, (size_t)c * (size_t)h * (size_t)w);
+            out->labels[out->n++] = k;
+            SDL_DEALLOC(chw);
+            chw = NULL;
+        }
+    out->num_classes = ncls;
+done:
+    if (r != SDL_OK) sdl_dataset_free(out);
+    for (int k = 0; files && k < ncls; k++) sdl_names_free(files[k]);
+    SDL_DEALLOC(files);
+    SDL_DEALLOC(nfiles);
+    SDL_DEALLOC(first);
+    SDL_DEALLOC(path);
+    SDL_DEALLOC(bytes);
+    SDL_DEALLOC(chw);
+    sdl_names_free(classes);
+    return r;
+}
+
+/* ---- WebDataset tar shards ----
+   A shard is a tar file; consecutive members whose names share a key form one sample. The
+   key is the member path up to the first dot of its last component, the extension the
+   rest: "train/n01440764_10026.cls" -> key "train/n01440764_10026", extension "cls". */
+
+/* a tar header number: octal digits (space or NUL padded), or GNU base-256 (high bit set) */
+static bool sdl__tar_num(const uint8_t *f, int len, uint64_t *v) {
+    *v = 0;
+    if (f[0] & 0x80) { /* base-256, big-endian, positive only */
+        if (f[0] != 0x80) return false;
+        for (int i = 1; i < len; i++) {
+            if (*v >> 55) return false;
+            *v = *v << 8 | f[i];
+        }
+        return true;
+    }
+    int i = 0;
+    while (i < len && f[i] == ' ') i++;
+    int digits = 0;
+    for (; i < len && f[i] >= '0' && f[i] <= '7'; i++, digits++) {
+        if (*v >> 60) return false;
+        *v = *v * 8 + (uint64_t)(f[i] - '0');
+    }
+    for (; i < len; i++)
+        if (f[i] != ' ' && f[i] != 0) return false;
+    return digits > 0;
+}
+
+typedef struct sdl__shard_sample {
+    char *key;        /* heap */
+    uint8_t *img;     /* heap: the image file's bytes */
+    size_t img_n;
+    char img_name[512];
+    int64_t label;    /* -1: none yet */
+} sdl__shard_sample;
+
+typedef struct sdl__shard_reader {
+    int channels;
+    sdl_dataset *out;
+    int64_t cap;
+    char *first;      /* the image that fixed the size */
+    sdl__shard_sample s;
+} sdl__shard_reader;
+
+static const char *const sdl__shard_img_exts[] = {"png", "jpg", "jpeg", "bmp", "ppm", "pgm", "tga", "gif", NULL};
+
+/* the current sample into the dataset: it needs one image and one label */
+static sdl_result sdl__shard_flush(sdl__shard_reader *rd, const char *shard) {
+    sdl__shard_sample *s = &rd->s;
+    sdl_dataset *out = rd->out;
+    sdl_result r = SDL_OK;
+    if (!s->key) return SDL_OK;
+    if (!s->img) r = sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has no image (.png, .jpg)", shard, s->key);
+    else if (s->label < 0) r = sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has no label (.cls)", shard, s->key);
+    else {
+        int c = out->images ? out->c : rd->channels, h = 0, w = 0;
+        char what[600];
+        snprintf(what, sizeof what, "%s: %s", shard, s->img_name);
+        uint8_t *chw = sdl__decode_image(what, s->img, s->img_n, &c, &h, &w);
+        if (!chw) r = sdl_last_result();
+        else if (out->images && (h != out->h || w != out->w)) {
+            r = sdl_fail(SDL_ERR_FORMAT, "%s is %dx%d (width x height), the first image %s is %dx%d; sdl does not resize: make them one size",
+                         what, w, h, rd->first, out->w, out->h);
+        } else {
+            size_t per = (size_t)c * (size_t)h * (size_t)w;
+            if (!out->images) {
+                out->c = c; out->h = h; out->w = w;
+                rd->first = sdl__strdup(what);
+                if (!rd->first) r = SDL_ERR_OOM;
+            }
+            if (r == SDL_OK && out->n == rd->cap) { /* grow both arrays */
+                int64_t cap = rd->cap ? rd->cap * 2 : 256;
+                size_t bytes;
+                uint8_t *im = NULL;
+                int32_t *lb = NULL;
+                if (sdl__mul_overflows((size_t)cap, per, &bytes)) r = sdl_fail(SDL_ERR_OOM, "%s: too many samples", shard);
+                else if (!(im = (uint8_t *)SDL_REALLOC(out->images, bytes))) r = sdl_fail(SDL_ERR_OOM, "%s: out of memory (%zu bytes)", shard, bytes);
+                else {
+                    out->images = im;
+                    if (!(lb = (int32_t *)SDL_REALLOC(out->labels, (size_t)cap * sizeof(int32_t)))) r = sdl_fail(SDL_ERR_OOM, "%s: out of memory", shard);
+                    else { out->labels = lb; rd->cap = cap; }
+                }
+            }
+            if (r == SDL_OK) {
+                memcpy(out->images + (size_t)out->n * per, chw, per);
+                out->labels[out->n++] = (int32_t)s->label;
+                if (s->label >= out->num_classes) out->num_classes = (int)s->label + 1;
+            }
+        }
+        SDL_DEALLOC(chw);
+    }
+    SDL_DEALLOC(s->key);
+    SDL_DEALLOC(s->img);
+    memset(s, 0, sizeof *s);
+    s->label = -1;
+    return r;
+}
+
+/* one member: name and its bytes */
+static sdl_result sdl__shard_member(sdl__shard_reader *rd, const char *shard, const char *name, const uint8_t *data, size_t n) {
+    const char *base = strrchr(name, '/');
+    base = base ? base + 1 : name;
+    const char *dot = strchr(base, '.');
+    if (!dot) return SDL_OK; /* no extension: not part of a sample */
+    size_t klen = (size_t)(dot - name);
+    sdl__shard_sample *s = &rd->s;
+    if (!s->key || strlen(s->key) != klen || memcmp(s->key, name, klen)) {
+        sdl_result r = sdl__shard_flush(rd, shard);
+        if (r != SDL_OK) return r;
+        s->key = (char *)sdl__alloc(klen + 1);
+        if (!s->key) return SDL_ERR_OOM;
+        memcpy(s->key, name, klen);
+        s->key[klen] = 0;
+    }
+    const char *ext = dot + 1;
+    if (!strcmp(ext, "cls")) {
+        size_t i = 0;
+        int64_t v = 0;
+        while (i < n && (data[i] == ' ' || data[i] == '\t')) i++;
+        size_t d0 = i;
+        while (i < n && data[i] >= '0' && data[i] <= '9' && v <= INT32_MAX) v = v * 10 + (data[i++] - '0');
+        size_t d1 = i;
+        while (i < n && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r')) i++;
+        if (d1 == d0 || i != n || v > INT32_MAX)
+            return sdl_fail(SDL_ERR_FORMAT, "%s: %s: a .cls member must hold one non-negative integer (ASCII)", shard, name);
+        if (s->label >= 0) return sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has two labels", shard, s->key);
+        s->label = v;
+    } else if (sdl__has_ext(name, sdl__shard_img_exts) && !strchr(ext, '.')) {
+        if (s->img) return sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has two images (%s and %s)", shard, s->key, s->img_name, name);
+        s->img = (uint8_t *)sdl__alloc(n);
+        if (!s->img) return SDL_ERR_OOM;
+        if (n) memcpy(s->img, data, n);
+        s->img_n = n;
+        snprintf(s->img_name, sizeof s->img_name, "%s", name);
+    }
+    return SDL_OK; /* other extensions (.json, .txt, ...) are not read */
+}
+
+/* reads one shard, member by member */
+static sdl_result sdl__read_shard(sdl__shard_reader *rd, const char *shard) {
+    FILE *f = sdl__open_read(shard);
+    if (!f) return sdl_last_result();
+    long fsize = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (fsize < 0 || fseek(f, 0, SEEK_SET) != 0) { fclose(f); return sdl_fail(SDL_ERR_IO, "%s: cannot find its size", shard); }
+    uint8_t h[512];
+    uint8_t *data = NULL;
+    char *longname = NULL; /* from a GNU 'L' or pax 'x' member, for the next header */
+    sdl_result r = SDL_OK;
+    uint64_t off = 0;
+    for (;;) {
+        size_t got = fread(h, 1, 512, f);
+        if (got != 512) {
+            r = sdl_fail(SDL_ERR_FORMAT, "%s: truncated: %s at byte %llu (no end-of-archive blocks)", shard,
+                         got ? "a partial header" : "the file ends", (unsigned long long)off);
+            break;
+        }
+        bool zero = true;
+        for (int i = 0; i < 512 && zero; i++) zero = h[i] == 0;
+        if (zero) break; /* end of archive */
+        uint64_t sum = 0, want, size;
+        for (int i = 0; i < 512; i++) sum += (i >= 148 && i < 156) ? ' ' : h[i];
+        if (!sdl__tar_num(h + 148, 8, &want) || want != sum) {
+            r = sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: checksum mismatch (corrupt, or not a tar file)", shard, (unsigned long long)off);
+            break;
+        }
+        bool posix = !memcmp(h + 257, "ustar\0" "00", 8), gnu = !memcmp(h + 257, "ustar  \0", 8);
+        if (!posix && !gnu) { r = sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: not a ustar or GNU tar header", shard, (unsigned long long)off); break; }
+        if (!sdl__tar_num(h + 124, 12, &size)) {
+            r = sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: bad size field", shard, (unsigned long long)off);
+            break;
+        }
+        if (size > (uint64_t)fsize - off - 512) { /* checked before anything is allocated */
+            r = sdl_fail(SDL_ERR_FORMAT, "%s: truncated: the member at byte %llu needs %llu bytes", shard, (unsigned long long)off, (unsigned long long)size);
+            break;
+        }
+        char type = (char)h[156];
+        bool keep = type == '0' || type == 0 || type == '7' || type == 'L' || type == 'x';
+        SDL_DEALLOC(data);
+        data = NULL;
+        if (keep) {
+            data = (uint8_t *)sdl__alloc((size_t)size + 1);
+            if (!data) { r = SDL_ERR_OOM; break; }
+            if (fread(data, 1, (size_t)size, f) != (size_t)size) {
+                r = sdl_fail(SDL_ERR_FORMAT, "%s: truncated: the member at byte %llu needs %llu bytes", shard, (unsigned long long)off, (unsigned long long)size);
+                break;
+            }
+            data[size] = 0;
+        } else if (size && fseek(f, (long)size, SEEK_CUR) != 0) {
+            r = sdl_fail(SDL_ERR_IO, "%s: seek failed", shard);
+            break;
+        }
+        uint64_t padded = (size + 511) / 512 * 512;
+        if (padded > size && fseek(f, (long)(padded - size), SEEK_CUR) != 0) { r = sdl_fail(SDL_ERR_IO, "%s: seek failed", shard); break; }
+        off += 512 + padded;
+        if (type == 'L') { /* GNU long name: the data is the next member's name */
+            SDL_DEALLOC(longname);
+            longname = (char *)data;
+            data = NULL;
+            continue;
+        }
+        if (type == 'x') { /* pax records "len key=value\n": take path */
+            for (uint64_t p = 0; p < size;) {
+                uint64_t len = 0, q = p;
+                while (q < size && data[q] >= '0' && data[q] <= '9' && len < size) len = len * 10 + (uint64_t)(data[q++] - '0');
+                if (q >= size || data[q] != ' ' || len == 0 || len > size - p || data[p + len - 1] != '\n') {
+                    r = sdl_fail(SDL_ERR_FORMAT, "%s: bad pax header at byte %llu", shard, (unsigned long long)(off - 512 - padded));
+                    break;
+                }
+                if (len - (q + 1 - p) > 5 && !memcmp(data + q + 1, "path=", 5)) {
+                    size_t vn = (size_t)(len - (q + 1 - p) - 6);
+                    SDL_DEALLOC(longname);
+                    longname = (char *)sdl__alloc(vn + 1);
+                    if (!longname) { r = SDL_ERR_OOM; break; }
+                    memcpy(longname, data + q + 6, vn);
+                    longname[vn] = 0;
+                }
+                if (len - (q + 1 - p) > 5 && !memcmp(data + q + 1, "size=", 5)) {
+                    r = sdl_fail(SDL_ERR_FORMAT, "%s: pax size records (members over 8 GB) are not supported", shard);
+                    break;
+                }
+                p += len;
+            }
+            if (r != SDL_OK) break;
+            continue;
+        }
+        if (!keep) { SDL_DEALLOC(longname); longname = NULL; continue; } /* folders, links, ... */
+        char name[512];
+        if (longname) snprintf(name, sizeof name, "%s", longname);
+        else if (posix && h[345]) snprintf(name, sizeof name, "%.155s/%.100s", (const char *)h + 345, (const char *)h);
+        else snprintf(name, sizeof name, "%.100s", (const char *)h);
+        SDL_DEALLOC(longname);
+        longname = NULL;
+        const char *nm = name;
+        while (nm[0] == '.' && nm[1] == '/') nm += 2; /* "./key.png" from tar -C dir . */
+        r = sdl__shard_member(rd, shard, nm, data, (size_t)size);
+        if (r != SDL_OK) break;
+    }
+    if (r == SDL_OK) r = sdl__shard_flush(rd, shard); /* a sample never spans shards */
+    SDL_DEALLOC(rd->s.key);
+    SDL_DEALLOC(rd->s.img);
+    memset(&rd->s, 0, sizeof rd->s);
+    rd->s.label = -1;
+    SDL_DEALLOC(data);
+    SDL_DEALLOC(longname);
+    fclose(f);
+    return r;
+}
+
+/* "name-{000000..000099}.tar" -> name-000000.tar ... name-000099.tar; no braces: itself */
+SDL_API char **sdl_shard_list(const char *pattern, int *count) {
+    if (count) *count = 0;
+    if (!pattern) { sdl_fail(SDL_ERR_ARG, "shard_list: pattern is NULL"); return NULL; }
+    const char *lb = strchr(pattern, '{'), *rb = lb ? strchr(lb, '}') : NULL, *dots = lb ? strstr(lb, "..") : NULL;
+    int64_t a = 0, b = 0;
+    int width = 0;
+    if (lb) {
+        const char *p = lb + 1;
+        if (!rb || !dots || dots > rb || strchr(rb + 1, '{')) goto bad;
+        for (; p < dots; p++, width++) {
+            if (*p < '0' || *p > '9' || a > 100000000) goto bad;
+            a = a * 10 + (*p - '0');
+        }
+        for (p = dots + 2; p < rb; p++) {
+            if (*p < '0' || *p > '9' || b > 100000000) goto bad;
+            b = b * 10 + (*p - '0');
+        }
+        if (width == 0 || width > 18 || p == dots + 2 || b < a || b - a >= 1000000) goto bad;
+    }
+    {
+        int n = (int)(b - a + 1);
+        char **list = (char **)sdl__calloc((size_t)n + 1, sizeof(char *));
+        if (!list) return NULL;
+        size_t plen = strlen(pattern);
+        for (int i = 0; i < n; i++) {
+            list[i] = (char *)sdl__alloc(plen + 24);
+            if (!list[i]) { sdl_names_free(list); return NULL; }
+            if (!lb) memcpy(list[i], pattern, plen + 1);
+            else {
+                char num[24]; /* a + i, zero-padded to the width of a */
+                int k = 0;
+                for (int64_t v = a + i; v || k < width; v /= 10) num[k++] = (char)('0' + v % 10);
+                size_t pre = (size_t)(lb - pattern), post = strlen(rb + 1);
+                memcpy(list[i], pattern, pre);
+                for (int j = 0; j < k; j++) list[i][pre + (size_t)j] = num[k - 1 - j];
+                memcpy(list[i] + pre + (size_t)k, rb + 1, post + 1);
+            }
+        }
+        if (count) *count = n;
+        return list;
+    }
+bad:
+    sdl_fail(SDL_ERR_ARG, "shard_list: '%s' is not a shard pattern like name-{000000..000099}.tar", pattern);
+    return NULL;
+}
+
+SDL_API sdl_result sdl_load_shard_files(const char *const *paths, int npaths, int channels, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_shard_files: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!paths || npaths < 1 || channels < 0 || channels > 4) return sdl_fail(SDL_ERR_ARG, "load_shard_files: needs at least one path and channels 0..4");
+    sdl__shard_reader rd;
+    memset(&rd, 0, sizeof rd);
+    rd.channels = channels;
+    rd.out = out;
+    rd.s.label = -1;
+    sdl_result r = SDL_OK;
+    for (int i = 0; i < npaths && r == SDL_OK; i++) r = sdl__read_shard(&rd, paths[i]);
+    if (r == SDL_OK && out->n == 0) r = sdl_fail(SDL_ERR_FORMAT, "%s%s: no samples", paths[0], npaths > 1 ? " ..." : "");
+    SDL_DEALLOC(rd.first);
+    if (r != SDL_OK) sdl_dataset_free(out);
+    return r;
+}
+
+SDL_API sdl_result sdl_load_shards(const char *pattern, int channels, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_shards: out is NULL");
+    memset(out, 0, sizeof *out);
+    int n = 0;
+    char **list = sdl_shard_list(pattern, &n);
+    if (!list) return sdl_last_result();
+    sdl_result r = sdl_load_shard_files((const char *const *)list, n, channels, out);
+    sdl_names_free(list);
+    return r;
+}
+
+/* ---- writing shards: POSIX ustar, members padded to 512 bytes, two zero blocks at the end ---- */
+struct sdl_shard_writer {
+    char *prefix;
+    int64_t max_samples, in_shard;
+    int shard;     /* index of the open shard */
+    FILE *f;
+    char path[1024];
+    sdl_result err; /* the first error; every later call returns it */
+};
+
+SDL_API sdl_shard_writer *sdl_shard_writer_new(const char *prefix, int64_t max_samples) {
+    if (!prefix || !prefix[0] || strlen(prefix) > 1000 || max_samples < 0) {
+        sdl_fail(SDL_ERR_ARG, "shard_writer_new: needs a prefix like out/train (up to 1000 bytes) and max_samples >= 0");
+        return NULL;
+    }
+    sdl_shard_writer *w = (sdl_shard_writer *)sdl__calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->prefix = sdl__strdup(prefix);
+    if (!w->prefix) { SDL_DEALLOC(w); return NULL; }
+    w->max_samples = max_samples ? max_samples : 10000;
+    w->shard = -1;
+    return w;
+}
+
+static sdl_result sdl__shard_close_file(sdl_shard_writer *w) {
+    if (!w->f) return SDL_OK;
+    static const uint8_t zeros[1024] = {0};
+    bool ok = fwrite(zeros, 1, 1024, w->f) == 1024;
+    if (fclose(w->f) != 0) ok = false;
+    w->f = NULL;
+    return ok ? SDL_OK : sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", w->path);
+}
+
+static sdl_result sdl__tar_put(sdl_shard_writer *w, const char *name, const void *data, size_t n) {
+    uint8_t h[512];
+    memset(h, 0, sizeof h);
+    size_t nl = strlen(name);
+    if (nl <= 100) memcpy(h, name, nl);
+    else { /* ustar: split at a '/' into prefix (155) and name (100) */
+        const char *cut = NULL;
+        for (const char *p = name; *p; p++)
+            if (*p == '/' && (size_t)(p - name) <= 155 && nl - (size_t)(p - name) - 1 <= 100 && p > name) cut = p;
+        if (!cut) return sdl_fail(SDL_ERR_ARG, "%s: member name '%s' is too long for ustar", w->path, name);
+        memcpy(h + 345, name, (size_t)(cut - name));
+        memcpy(h, cut + 1, nl - (size_t)(cut - name) - 1);
+    }
+    if ((uint64_t)n > 077777777777ull) return sdl_fail(SDL_ERR_ARG, "%s: member %s over 8 GB", w->path, name);
+    snprintf((char *)h + 100, 8, "%07o", 0644);
+    snprintf((char *)h + 108, 8, "%07o", 0);
+    snprintf((char *)h + 116, 8, "%07o", 0);
+    snprintf((char *)h + 124, 12, "%011llo", (unsigned long long)n);
+    snprintf((char *)h + 136, 12, "%011o", 0);
+    h[156] = '0';
+    memcpy(h + 257, "ustar\0" "00", 8);
+    memset(h + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++) sum += h[i];
+    snprintf((char *)h + 148, 8, "%06o", sum); /* six digits, NUL, space */
+    h[155] = ' ';
+    static const uint8_t zeros[512] = {0};
+    size_t pad = (512 - n % 512) % 512;
+    if (fwrite(h, 1, 512, w->f) != 512 || (n && fwrite(data, 1, n, w->f) != n) || (pad && fwrite(zeros, 1, pad, w->f) != pad))
+        return sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", w->path);
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_shard_writer_add(sdl_shard_writer *w, const char *key, int nmembers, const char *const *exts,
+                                        const void *const *data, const size_t *sizes) {
+    if (!w) return sdl_fail(SDL_ERR_ARG, "shard_writer_add: writer is NULL");
+    if (w->err != SDL_OK) return w->err;
+    if (!key || !key[0] || nmembers < 1 || !exts || !data || !sizes) return sdl_fail(SDL_ERR_ARG, "shard_writer_add: needs a key and members");
+    const char *base = strrchr(key, '/');
+    if (strchr(base ? base + 1 : key, '.') || (base && !base[1]))
+        return sdl_fail(SDL_ERR_ARG, "shard_writer_add: key '%s': its last part must be non-empty and have no dot (the dot starts the extension)", key);
+    if (w->f && w->in_shard >= w->max_samples && (w->err = sdl__shard_close_file(w)) != SDL_OK) return w->err;
+    if (!w->f) {
+        w->shard++;
+        w->in_shard = 0;
+        snprintf(w->path, sizeof w->path, "%s-%06d.tar", w->prefix, w->shard);
+        w->f = fopen(w->path, "wb");
+        if (!w->f) return w->err = sdl_fail(SDL_ERR_IO, "%s: cannot open for writing", w->path);
+    }
+    for (int i = 0; i < nmembers; i++) {
+        char name[1200];
+        if (!exts[i] || !exts[i][0] || (!data[i] && sizes[i])) return w->err = sdl_fail(SDL_ERR_ARG, "shard_writer_add: member %d of '%s' has no extension or data", i, key);
+        if (snprintf(name, sizeof name, "%s.%s", key, exts[i]) >= (int)sizeof name) return w->err = sdl_fail(SDL_ERR_ARG, "shard_writer_add: name too long");
+        if ((w->err = sdl__tar_put(w, name, data[i], sizes[i])) != SDL_OK) return w->err;
+    }
+    w->in_shard++;
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_shard_writer_add_image(sdl_shard_writer *w, const char *key, const uint8_t *chw, int c, int h, int wd, int label) {
+    if (!w) return sdl_fail(SDL_ERR_ARG, "shard_writer_add_image: writer is NULL");
+    if (w->err != SDL_OK) return w->err;
+    if (!chw || (c != 1 && c != 3 && c != 4) || h < 1 || wd < 1 || label < 0)
+        return sdl_fail(SDL_ERR_ARG, "shard_writer_add_image: needs CHW pixels, 1, 3 or 4 channels and a label >= 0");
+    size_t hw = (size_t)h * (size_t)wd;
+    uint8_t *hwc = (uint8_t *)sdl__alloc(hw * (size_t)c);
+    if (!hwc) return SDL_ERR_OOM;
+    for (int k = 0; k < c; k++)
+        for (size_t i = 0; i < hw; i++) hwc[i * (size_t)c + (size_t)k] = chw[(size_t)k * hw + i];
+    sdl__buf png;
+    memset(&png, 0, sizeof png);
+    sdl_result r = SDL_OK;
+    if (!sdl__png_encode(key, hwc, wd, h, c, &png)) r = sdl_last_result();
+    else {
+        char cls[16];
+        snprintf(cls, sizeof cls, "%d", label);
+        const char *exts[2] = {"cls", "png"};
+        const void *data[2] = {cls, png.p};
+        size_t sizes[2] = {strlen(cls), png.n};
+        r = sdl_shard_writer_add(w, key, 2, exts, data, sizes);
+    }
+    SDL_DEALLOC(hwc);
+    SDL_DEALLOC(png.p);
+    return r;
+}
+
+SDL_API int sdl_shard_writer_num_shards(const sdl_shard_writer *w) { return w ? w->shard + 1 : 0; }
+
+SDL_API sdl_result sdl_shard_writer_close(sdl_shard_writer *w) {
+    if (!w) return SDL_OK;
+    sdl_result r = sdl__shard_close_file(w);
+    if (w->err != SDL_OK) r = w->err;
+    SDL_DEALLOC(w->prefix);
+    SDL_DEALLOC(w);
+    return r;
+}
+
+SDL_API sdl_result sdl_write_shards(const sdl_dataset *d, const char *prefix, int64_t max_per_shard) {
+    if (!d || !d->images || d->n < 1) return sdl_fail(SDL_ERR_ARG, "write_shards: empty dataset");
+    sdl_shard_writer *w = sdl_shard_writer_new(prefix, max_per_shard);
+    if (!w) return sdl_last_result();
+    size_t per = (size_t)d->c * (size_t)d->h * (size_t)d->w;
+    sdl_result r = SDL_OK;
+    for (int64_t i = 0; i < d->n && r == SDL_OK; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "%09lld", (long long)i);
+        r = sdl_shard_writer_add_image(w, key, d->images + (size_t)i * per, d->c, d->h, d->w, d->labels[i]);
+    }
+    sdl_result rc = sdl_shard_writer_close(w);
+    return r != SDL_OK ? r : rc;
+}
 
 /* >>loader */
 

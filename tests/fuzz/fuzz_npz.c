@@ -1,0 +1,3 @@
+/* fuzz_npz.c - .npz, the array named "x" (see fuzz_common.h) */
+#include "fuzz_common.h"
+static void fuzz_read(const char *path) { sdl_tensor_free(sdl_load_npz(path, "x")); }

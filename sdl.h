@@ -2092,7 +2092,49 @@ static void sdl__pool_planes(void *ctx, int64_t p0, int64_t p1, bool backward) {
             for (int64_t o = 0; o < OH * OW; o++) dx[arg[o]] += dy[o];
             continue;
         }
-        for (int64_t oh = 0; oh < OH; oh++) {
+        int64_t oh = 0;
+        if (is_max && k == 2 && st == 2 && pd == 0) /* the common 2x2/2 window, row by row */
+            for (; oh < OH; oh++) {
+                const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+                float *yo = y + oh * OW;
+                int32_t *ao = arg + oh * OW;
+                int nan = 0;
+                int64_t ow = 0;
+#if defined(SDL__GEMM_AVX512)
+                const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+                const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+                const __m512i one = _mm512_set1_epi32(1), wv = _mm512_set1_epi32((int)W), w1 = _mm512_set1_epi32((int)W + 1);
+                for (; ow < OW && !nan; ow += 16) { /* 16 windows: even/odd columns of two rows */
+                    int64_t rem = OW - ow < 16 ? OW - ow : 16;
+                    __mmask16 mlo = (__mmask16)(rem >= 8 ? 0xFFFF : (1u << (2 * rem)) - 1u);
+                    __mmask16 mhi = (__mmask16)(rem > 8 ? (rem == 16 ? 0xFFFF : (1u << (2 * rem - 16)) - 1u) : 0u);
+                    __mmask16 mo = (__mmask16)(rem == 16 ? 0xFFFF : (1u << rem) - 1u);
+                    __m512 l0 = _mm512_maskz_loadu_ps(mlo, r0 + 2 * ow), h0 = _mm512_maskz_loadu_ps(mhi, r0 + 2 * ow + 16);
+                    __m512 l1 = _mm512_maskz_loadu_ps(mlo, r1 + 2 * ow), h1 = _mm512_maskz_loadu_ps(mhi, r1 + 2 * ow + 16);
+                    __m512 a = _mm512_permutex2var_ps(l0, ev, h0), b = _mm512_permutex2var_ps(l0, od, h0);
+                    __m512 c = _mm512_permutex2var_ps(l1, ev, h1), d = _mm512_permutex2var_ps(l1, od, h1);
+                    __mmask16 kab = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ), kcd = _mm512_cmp_ps_mask(d, c, _CMP_GT_OQ);
+                    __m512 mab = _mm512_mask_blend_ps(kab, a, b), mcd = _mm512_mask_blend_ps(kcd, c, d);
+                    __m512i iab = _mm512_maskz_mov_epi32(kab, one), icd = _mm512_mask_blend_epi32(kcd, wv, w1);
+                    __mmask16 k = _mm512_cmp_ps_mask(mcd, mab, _CMP_GT_OQ);
+                    __m512i base = _mm512_add_epi32(_mm512_set1_epi32((int)(2 * oh * W + 2 * ow)), ev);
+                    _mm512_mask_storeu_ps(yo + ow, mo, _mm512_mask_blend_ps(k, mab, mcd));
+                    _mm512_mask_storeu_epi32(ao + ow, mo, _mm512_add_epi32(base, _mm512_mask_blend_epi32(k, iab, icd)));
+                    nan |= (_mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(c, d, _CMP_UNORD_Q)) != 0;
+                }
+                if (nan) break;
+#endif
+                for (; ow < OW; ow++) {
+                    float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+                    float mab = b > a ? b : a, mcd = d > c ? d : c;
+                    int32_t iab = b > a ? 1 : 0, icd = d > c ? (int32_t)W + 1 : (int32_t)W;
+                    yo[ow] = mcd > mab ? mcd : mab;
+                    ao[ow] = (int32_t)(2 * oh * W + 2 * ow) + (mcd > mab ? icd : iab);
+                    nan |= (a != a) | (b != b) | (c != c) | (d != d);
+                }
+                if (nan) break; /* NaN in this row: the general loop below propagates it */
+            }
+        for (; oh < OH; oh++) {
             int64_t h0 = oh * st - pd, h1 = h0 + k < H ? h0 + k : H;
             if (h0 < 0) h0 = 0;
             for (int64_t ow = 0; ow < OW; ow++) {

@@ -894,9 +894,9 @@ SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *c
 #define SDL__MR 4
 #define SDL__NR 16
 #endif
-#define SDL__KC 256
+#define SDL__KC 512
 #define SDL__MC (SDL__MR * 20)
-#define SDL__NC (SDL__NR * 128)
+#define SDL__NC (SDL__NR * 64)
 
 typedef struct sdl__gemm_job {
     bool ta, tb;
@@ -1158,7 +1158,8 @@ SDL_API void sdl_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
     if (sdl__gemm_trivial(M, N, K, alpha, beta, C, ldc)) return;
     sdl__gemm_job g = sdl__gemm_make(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     int64_t units = ((g.split_n ? N : M) + g.unit - 1) / g.unit;
-    int64_t parts = (M * N * K) / (64 * 64 * 64) + 1; /* a part gets at least ~0.5 MFLOP */
+    /* a part gets at least ~8 MFLOP (tens of microseconds): waking a thread costs several */
+    int64_t parts = (M * N * K) / (2 * 128 * 128 * 128) + 1;
     int nt = sdl_get_num_threads();
     if (parts > nt) parts = nt;
     if (parts > units) parts = units;
@@ -1854,9 +1855,17 @@ static void sdl__col2im(const float *col, const sdl__geom *g, float *x) {
                     int64_t ih = oh * g->sh - g->ph + i;
                     if (ih < 0 || ih >= g->H) continue;
                     float *dst = x + (c * g->H + ih) * g->W;
-                    for (int64_t ow = 0; ow < g->OW; ow++) {
-                        int64_t iw = ow * g->sw - g->pw + j;
-                        if (iw >= 0 && iw < g->W) dst[iw] += src[ow];
+                    if (g->sw == 1) { /* one contiguous run, like im2col */
+                        int64_t lo = g->pw - j, hi = g->W + g->pw - j;
+                        if (lo < 0) lo = 0;
+                        if (hi > g->OW) hi = g->OW;
+                        int64_t shift = j - g->pw;
+                        for (int64_t ow = lo; ow < hi; ow++) dst[ow + shift] += src[ow];
+                    } else {
+                        for (int64_t ow = 0; ow < g->OW; ow++) {
+                            int64_t iw = ow * g->sw - g->pw + j;
+                            if (iw >= 0 && iw < g->W) dst[iw] += src[ow];
+                        }
                     }
                 }
             }

@@ -214,7 +214,7 @@ static void test_sgemm_odd_sizes(void) {
 
 /* the same products, bit for bit, with 1, 2 and 3 threads */
 static void test_sgemm_bitwise_across_threads(void) {
-    int sizes[][3] = {{203, 311, 97}, {64, 784, 256}, {301, 37, 530}, {19, 1025, 300}};
+    int sizes[][3] = {{203, 311, 97}, {64, 784, 256}, {301, 37, 530}, {19, 1025, 300}, {150, 400, 300}, {400, 90, 300}};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         int M = sizes[s][0], N = sizes[s][1], K = sizes[s][2];
         for (int t = 0; t < 4; t++) {

@@ -904,6 +904,7 @@ typedef struct sdl__gemm_job {
     float alpha, beta;
     const float *A, *B;
     float *C;
+    int64_t mr;          /* rows per A panel */
     bool split_n;        /* threads take column ranges (else row ranges) */
     int64_t unit, parts; /* range granularity (NR or MR) and the number of ranges */
 } sdl__gemm_job;
@@ -955,34 +956,35 @@ static void sdl__tr8(const float *src, int64_t ld, float *dst, int64_t ldd) {
 /* A's rows [i0, i0+mc) x cols [k0, k0+kc) of op(A), times alpha, as MR-tall panels:
    dst[p*MR*kc + k*MR + i] = alpha * op(A)[i0 + p*MR + i][k0 + k] (zero past M) */
 static void sdl__pack_a(const sdl__gemm_job *g, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float *dst) {
-    for (int64_t p = 0; p < mc; p += SDL__MR) {
-        int64_t mr = mc - p < SDL__MR ? mc - p : SDL__MR;
+    const int64_t R = g->mr; /* panel height: SDL__MR, or 8 (see sdl__gemm_make) */
+    for (int64_t p = 0; p < mc; p += R) {
+        int64_t mr = mc - p < R ? mc - p : R;
         float *d = dst + p * kc;
         if (!g->ta) { /* k outer: MR row streams in, one contiguous panel row out */
             const float *rows[SDL__MR];
             int64_t k = 0;
             for (int64_t i = 0; i < mr; i++) rows[i] = g->A + (i0 + p + i) * g->lda + k0;
 #if defined(SDL__GEMM_TR8) && SDL__MR >= 8
-            if (mr == SDL__MR) { /* 8 x 8 transposes over rows 0-7 and MR-8..MR-1 (they may overlap) */
+            if (mr == R && R >= 8) { /* 8 x 8 transposes over rows 0-7 and R-8..R-1 (they may overlap) */
                 for (; k + 8 <= kc; k += 8) {
-                    sdl__tr8(rows[0] + k, g->lda, d + k * SDL__MR, SDL__MR);
-                    sdl__tr8(rows[SDL__MR - 8] + k, g->lda, d + k * SDL__MR + SDL__MR - 8, SDL__MR);
+                    sdl__tr8(rows[0] + k, g->lda, d + k * R, R);
+                    if (R > 8) sdl__tr8(rows[R - 8] + k, g->lda, d + k * R + R - 8, R);
                 }
                 if (g->alpha != 1.0f)
-                    for (int64_t q = 0; q < k * SDL__MR; q++) d[q] *= g->alpha;
+                    for (int64_t q = 0; q < k * R; q++) d[q] *= g->alpha;
             }
 #endif
             for (; k < kc; k++)
-                for (int64_t i = 0; i < mr; i++) d[k * SDL__MR + i] = g->alpha * rows[i][k];
+                for (int64_t i = 0; i < mr; i++) d[k * R + i] = g->alpha * rows[i][k];
         } else {
             for (int64_t k = 0; k < kc; k++) {
                 const float *src = g->A + (k0 + k) * g->lda + i0 + p;
-                for (int64_t i = 0; i < mr; i++) d[k * SDL__MR + i] = g->alpha * src[i];
+                for (int64_t i = 0; i < mr; i++) d[k * R + i] = g->alpha * src[i];
             }
         }
-        if (mr < SDL__MR)
+        if (mr < R)
             for (int64_t k = 0; k < kc; k++)
-                for (int64_t i = mr; i < SDL__MR; i++) d[k * SDL__MR + i] = 0.0f;
+                for (int64_t i = mr; i < R; i++) d[k * R + i] = 0.0f;
     }
 }
 
@@ -1039,6 +1041,22 @@ static void sdl__gemm_kernel(int64_t kc, const float *SDL_RESTRICT a, const floa
     SDL__ROW(6) SDL__ROW(7) SDL__ROW(8) SDL__ROW(9) SDL__ROW(10) SDL__ROW(11)
 #undef SDL__ROW
 }
+/* the same with 8 rows: for M = 64, 128, ... where 12-row panels would be padded */
+static void sdl__gemm_kernel8(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, float *SDL_RESTRICT t) {
+    __m512 c0_0 = _mm512_setzero_ps(), c0_1 = c0_0, c1_0 = c0_0, c1_1 = c0_0, c2_0 = c0_0, c2_1 = c0_0,
+           c3_0 = c0_0, c3_1 = c0_0, c4_0 = c0_0, c4_1 = c0_0, c5_0 = c0_0, c5_1 = c0_0,
+           c6_0 = c0_0, c6_1 = c0_0, c7_0 = c0_0, c7_1 = c0_0;
+    for (int64_t k = 0; k < kc; k++, a += 8, b += 32) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), ai;
+#define SDL__ROW(i) ai = _mm512_set1_ps(a[i]); c##i##_0 = _mm512_fmadd_ps(ai, b0, c##i##_0); c##i##_1 = _mm512_fmadd_ps(ai, b1, c##i##_1);
+        SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5) SDL__ROW(6) SDL__ROW(7)
+#undef SDL__ROW
+    }
+#define SDL__ROW(i) _mm512_storeu_ps(t + (i) * 32, c##i##_0); _mm512_storeu_ps(t + (i) * 32 + 16, c##i##_1);
+    SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5) SDL__ROW(6) SDL__ROW(7)
+#undef SDL__ROW
+}
+#define SDL__GEMM_MR8 1
 #elif defined(SDL__GEMM_AVX2)
 static void sdl__gemm_kernel(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, float *SDL_RESTRICT t) {
     __m256 c0_0 = _mm256_setzero_ps(), c0_1 = c0_0, c1_0 = c0_0, c1_1 = c0_0, c2_0 = c0_0, c2_1 = c0_0,
@@ -1088,8 +1106,12 @@ static void sdl__gemm_block(const sdl__gemm_job *g, int64_t m0, int64_t m1, int6
                 sdl__pack_a(g, ic, mc, pc, kc, ap);
                 for (int64_t jr = 0; jr < nc; jr += SDL__NR) {
                     int64_t nr = nc - jr < SDL__NR ? nc - jr : SDL__NR;
-                    for (int64_t ir = 0; ir < mc; ir += SDL__MR) {
-                        int64_t mr = mc - ir < SDL__MR ? mc - ir : SDL__MR;
+                    for (int64_t ir = 0; ir < mc; ir += g->mr) {
+                        int64_t mr = mc - ir < g->mr ? mc - ir : g->mr;
+#ifdef SDL__GEMM_MR8
+                        if (g->mr == 8) sdl__gemm_kernel8(kc, ap + ir * kc, bp + jr * kc, t);
+                        else
+#endif
                         sdl__gemm_kernel(kc, ap + ir * kc, bp + jr * kc, t);
                         sdl__gemm_update(g->C + (ic + ir) * g->ldc + jc + jr, g->ldc, t, mr, nr, g->beta, pc == 0);
                     }
@@ -1129,7 +1151,14 @@ static sdl__gemm_job sdl__gemm_make(bool ta, bool tb, int64_t M, int64_t N, int6
     sdl__gemm_job g;
     g.ta = ta; g.tb = tb; g.M = M; g.N = N; g.K = K; g.lda = lda; g.ldb = ldb; g.ldc = ldc;
     g.alpha = alpha; g.beta = beta; g.A = A; g.B = B; g.C = C;
-    g.split_n = N >= M; g.unit = g.split_n ? SDL__NR : SDL__MR; g.parts = 1;
+    /* panel height: 8 rows where that pads M less than SDL__MR rows would (M = 64: 64 rows
+       instead of 72). Both kernels add the k products of an element in the same order, so
+       the choice changes speed only. */
+    g.mr = SDL__MR;
+#ifdef SDL__GEMM_MR8
+    if ((M + 7) / 8 * 8 - M < (M + SDL__MR - 1) / SDL__MR * SDL__MR - M) g.mr = 8;
+#endif
+    g.split_n = N >= M; g.unit = g.split_n ? SDL__NR : g.mr; g.parts = 1;
     return g;
 }
 

@@ -19,3 +19,12 @@ clean:
 .PHONY: cuda
 cuda:
 	bash tools/gpu_check.sh
+
+# ---- bench-cpu: sdl vs OpenBLAS (sgemm) and PyTorch (training), same threads. BENCH_ARGS="--threads 1"
+.PHONY: bench-cpu
+bench-cpu: build/bench_cpu
+	./build/bench_cpu $(BENCH_ARGS)
+
+build/bench_cpu: bench/bench_cpu.c sdl.h
+	mkdir -p build
+	$(CC) $(CFLAGS) -Wall -Wextra -I. bench/bench_cpu.c -o $@ -lopenblas $(LDLIBS)

@@ -964,6 +964,25 @@ static void sdl__vadd(float *SDL_RESTRICT y, const float *SDL_RESTRICT x, int64_
 #endif
     for (; i < n; i++) y[i] += x[i];
 }
+static void sdl__vfill(float *y, float v, int64_t n) {
+    int64_t i = 0;
+#if defined(SDL__GEMM_AVX512)
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_set1_ps(v));
+#endif
+    for (; i < n; i++) y[i] = v;
+}
+/* sum of x[0..n): 16 (or 1) running sums, then added in a fixed order */
+static float sdl__vsum(const float *x, int64_t n) {
+    int64_t i = 0;
+    float s = 0.0f;
+#if defined(SDL__GEMM_AVX512)
+    __m512 acc = _mm512_setzero_ps();
+    for (; i + 16 <= n; i += 16) acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + i));
+    s = _mm512_reduce_add_ps(acc);
+#endif
+    for (; i < n; i++) s += x[i];
+    return s;
+}
 static void sdl__relu_grad_add(float *SDL_RESTRICT dx, const float *SDL_RESTRICT x, const float *SDL_RESTRICT dy, int64_t n) {
     int64_t i = 0;
 #if defined(SDL__GEMM_AVX512)
@@ -1978,8 +1997,7 @@ static void sdl__conv_fwd_part(void *ctx, int64_t p0, int64_t p1) {
         for (int64_t s = j->nb * part / j->parts; s < j->nb * (part + 1) / j->parts; s++) {
             const float *xs = sdl_f32(x) + s * in_sz;
             float *ys = sdl_f32(j->n->out) + s * out_sz;
-            for (int64_t c = 0; c < Cb; c++)
-                for (int64_t q = 0; q < plane; q++) ys[c * plane + q] = sdl_f32(b)[c];
+            for (int64_t c = 0; c < Cb; c++) sdl__vfill(ys + c * plane, sdl_f32(b)[c], plane);
             if (!j->transpose) {
                 const float *cs = xs;
                 if (!sdl__conv_is_1x1(&j->g)) { sdl__im2col(xs, &j->g, col); cs = col; }
@@ -2012,11 +2030,7 @@ static void sdl__conv_bwd_part(void *ctx, int64_t p0, int64_t p1) {
                 const float *xs = sdl_f32(x) + s * in_sz, *dys = j->n->out->grad + s * out_sz;
                 float *dxs = x->requires_grad ? x->grad + s * in_sz : NULL;
                 if (want_b)
-                    for (int64_t c = 0; c < Cb; c++) {
-                        float acc = first ? 0.0f : bp[c];
-                        for (int64_t q = 0; q < plane; q++) acc += dys[c * plane + q];
-                        bp[c] = acc;
-                    }
+                    for (int64_t c = 0; c < Cb; c++) bp[c] = (first ? 0.0f : bp[c]) + sdl__vsum(dys + c * plane, plane);
                 if (!j->transpose) {
                     const float *cs = xs;
                     bool direct = sdl__conv_is_1x1(&j->g);

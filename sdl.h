@@ -38,6 +38,7 @@
       SDL_STATIC           every function is static to the implementation file
       SDL_NO_THREADS       (impl) run every kernel on the calling thread (no pthreads)
       SDL_NO_STB           (impl) build without stb_image (no image decoding)
+      SDL_NO_SIMD          (impl) portable C kernels even where -march enables AVX2/AVX-512
       SDL_MAX_DIMS         the most dimensions a tensor has, default 8
 
    TOPICS
@@ -1144,13 +1145,13 @@ static void sdl__gemm_update(float *c, int64_t ldc, const float *t, int64_t mr, 
         _mm512_mask_storeu_ps(c, m0, t0);
         _mm512_mask_storeu_ps(c + 16, m1, t1);
     }
-    return;
-#endif
+#else
     for (int64_t i = 0; i < mr; i++, c += ldc, t += SDL__NR) {
         if (!first || beta == 1.0f) for (int64_t j = 0; j < nr; j++) c[j] += t[j];
         else if (beta == 0.0f) for (int64_t j = 0; j < nr; j++) c[j] = t[j];
         else for (int64_t j = 0; j < nr; j++) c[j] = beta * c[j] + t[j];
     }
+#endif
 }
 
 /* C[m0:m1, n0:n1] with the packing buffers ws (MC*KC + KC*NC floats) */

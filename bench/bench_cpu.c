@@ -242,10 +242,12 @@ int main(int argc, char **argv) {
     }
     printf("\n%-12s %14s %14s %6s   %14s %14s %6s\n", "training", "sdl samples/s", "torch", "ratio", "sdl per CPU-s", "torch", "ratio");
     for (int i = 0; i < 4; i++)
-        printf("%-12s %14.0f %14.0f %6.2f   %14.0f %14.0f %6.2f\n", tnames[i], t_sdl[i], t_ref[i], t_ref[i] > 0 ? t_sdl[i] / t_ref[i] : 0.0,
+        if (t_sdl[i] > 0.0)
+            printf("%-12s %14.0f %14.0f %6.2f   %14.0f %14.0f %6.2f\n", tnames[i], t_sdl[i], t_ref[i], t_ref[i] > 0 ? t_sdl[i] / t_ref[i] : 0.0,
                c_sdl[i], c_ref[i], c_ref[i] > 0 ? c_sdl[i] / c_ref[i] : 0.0);
     for (int i = 0; i < 4; i++) {
         char name[64];
+        if (t_sdl[i] == 0.0) continue; /* not run (--only) */
         snprintf(name, sizeof name, "train_%s", tnames[i]);
         bench_line(name, t_sdl[i], t_ref[i], "samples/s");
         snprintf(name, sizeof name, "train_%s_per_cpu_s", tnames[i]);

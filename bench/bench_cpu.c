@@ -244,7 +244,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 4; i++)
         if (t_sdl[i] > 0.0)
             printf("%-12s %14.0f %14.0f %6.2f   %14.0f %14.0f %6.2f\n", tnames[i], t_sdl[i], t_ref[i], t_ref[i] > 0 ? t_sdl[i] / t_ref[i] : 0.0,
-               c_sdl[i], c_ref[i], c_ref[i] > 0 ? c_sdl[i] / c_ref[i] : 0.0);
+                   c_sdl[i], c_ref[i], c_ref[i] > 0 ? c_sdl[i] / c_ref[i] : 0.0);
     for (int i = 0; i < 4; i++) {
         char name[64];
         if (t_sdl[i] == 0.0) continue; /* not run (--only) */

@@ -48,6 +48,7 @@
                            any file) without a clash. If the file that defines SDL_IMPLEMENTATION
                            includes stb_image.h or stb_image_write.h before sdl.h, sdl uses that
                            one instead and compiles no copy of its own.
+      SDL_NO_SIMD          (impl) portable C kernels even where -march enables AVX2/AVX-512
       SDL_MAX_DIMS         the most dimensions a tensor has, default 8
 
    TOPICS
@@ -1147,6 +1148,25 @@ static void sdl__vadd(float *SDL_RESTRICT y, const float *SDL_RESTRICT x, int64_
 #endif
     for (; i < n; i++) y[i] += x[i];
 }
+static void sdl__vfill(float *y, float v, int64_t n) {
+    int64_t i = 0;
+#if defined(SDL__GEMM_AVX512)
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_set1_ps(v));
+#endif
+    for (; i < n; i++) y[i] = v;
+}
+/* sum of x[0..n): 16 (or 1) running sums, then added in a fixed order */
+static float sdl__vsum(const float *x, int64_t n) {
+    int64_t i = 0;
+    float s = 0.0f;
+#if defined(SDL__GEMM_AVX512)
+    __m512 acc = _mm512_setzero_ps();
+    for (; i + 16 <= n; i += 16) acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + i));
+    s = _mm512_reduce_add_ps(acc);
+#endif
+    for (; i < n; i++) s += x[i];
+    return s;
+}
 static void sdl__relu_grad_add(float *SDL_RESTRICT dx, const float *SDL_RESTRICT x, const float *SDL_RESTRICT dy, int64_t n) {
     int64_t i = 0;
 #if defined(SDL__GEMM_AVX512)
@@ -1308,13 +1328,13 @@ static void sdl__gemm_update(float *c, int64_t ldc, const float *t, int64_t mr, 
         _mm512_mask_storeu_ps(c, m0, t0);
         _mm512_mask_storeu_ps(c + 16, m1, t1);
     }
-    return;
-#endif
+#else
     for (int64_t i = 0; i < mr; i++, c += ldc, t += SDL__NR) {
         if (!first || beta == 1.0f) for (int64_t j = 0; j < nr; j++) c[j] += t[j];
         else if (beta == 0.0f) for (int64_t j = 0; j < nr; j++) c[j] = t[j];
         else for (int64_t j = 0; j < nr; j++) c[j] = beta * c[j] + t[j];
     }
+#endif
 }
 
 /* C[m0:m1, n0:n1] with the packing buffers ws (MC*KC + KC*NC floats) */
@@ -2184,8 +2204,7 @@ static void sdl__conv_fwd_part(void *ctx, int64_t p0, int64_t p1) {
         for (int64_t s = j->nb * part / j->parts; s < j->nb * (part + 1) / j->parts; s++) {
             const float *xs = sdl_f32(x) + s * in_sz;
             float *ys = sdl_f32(j->n->out) + s * out_sz;
-            for (int64_t c = 0; c < Cb; c++)
-                for (int64_t q = 0; q < plane; q++) ys[c * plane + q] = sdl_f32(b)[c];
+            for (int64_t c = 0; c < Cb; c++) sdl__vfill(ys + c * plane, sdl_f32(b)[c], plane);
             if (!j->transpose) {
                 const float *cs = xs;
                 if (!sdl__conv_is_1x1(&j->g)) { sdl__im2col(xs, &j->g, col); cs = col; }
@@ -2218,11 +2237,7 @@ static void sdl__conv_bwd_part(void *ctx, int64_t p0, int64_t p1) {
                 const float *xs = sdl_f32(x) + s * in_sz, *dys = j->n->out->grad + s * out_sz;
                 float *dxs = x->requires_grad ? x->grad + s * in_sz : NULL;
                 if (want_b)
-                    for (int64_t c = 0; c < Cb; c++) {
-                        float acc = first ? 0.0f : bp[c];
-                        for (int64_t q = 0; q < plane; q++) acc += dys[c * plane + q];
-                        bp[c] = acc;
-                    }
+                    for (int64_t c = 0; c < Cb; c++) bp[c] = (first ? 0.0f : bp[c]) + sdl__vsum(dys + c * plane, plane);
                 if (!j->transpose) {
                     const float *cs = xs;
                     bool direct = sdl__conv_is_1x1(&j->g);

@@ -103,8 +103,10 @@ static sdl_module *make_cnn(sdl_model *m) {
     return net;
 }
 
-/* samples/s of SGD (lr 0.01, momentum 0.9) steps on random data; steps for ~secs seconds */
-static double train_throughput(bool cnn, int batch, double secs) {
+/* samples/s of SGD (lr 0.01, momentum 0.9) steps on random data; steps for ~secs seconds.
+   *per_cpu_s: samples per second of process CPU time (all threads), which other programs on a
+   loaded machine do not inflate */
+static double train_throughput(bool cnn, int batch, double secs, double *per_cpu_s) {
     sdl_model *m = sdl_model_new(1);
     sdl_module *net = cnn ? make_cnn(m) : make_mlp(m);
     sdl_optim *opt = sdl_sgd(m, 0.01f, 0.9f, 0.0f, false);
@@ -112,10 +114,11 @@ static double train_throughput(bool cnn, int batch, double secs) {
     sdl_tensor_uniform(x, 0, 1);
     for (int i = 0; i < batch; i++) sdl_i32(y)[i] = (int32_t)(sdl_rand_uniform() * 10) % 10;
     double t0 = 0;
+    clock_t c0 = 0;
     int steps = 0;
     float loss0 = 0, loss = 0;
     for (int s = 0;; s++) {
-        if (s == 2) t0 = now(); /* two warm-up steps */
+        if (s == 2) { t0 = now(); c0 = clock(); } /* two warm-up steps */
         sdl_arena_reset();
         sdl_tensor *l = sdl_cross_entropy(sdl_forward(net, x), y, 0.0f);
         if (!l) { fprintf(stderr, "bench: %s\n", sdl_last_error()); exit(1); }
@@ -128,6 +131,7 @@ static double train_throughput(bool cnn, int batch, double secs) {
         if (s >= 4 && now() - t0 > secs) break;
     }
     double rate = (double)steps * batch / (now() - t0);
+    *per_cpu_s = (double)steps * batch / ((double)(clock() - c0) / CLOCKS_PER_SEC);
     if (!(loss < loss0)) fprintf(stderr, "bench: warning: %s loss did not fall (%g -> %g)\n", cnn ? "cnn" : "mlp", loss0, loss);
     sdl_arena_reset();
     sdl_optim_free(opt);
@@ -220,8 +224,9 @@ int main(int argc, char **argv) {
     }
 
     const char *tnames[4] = {"mlp_b64", "mlp_b512", "cnn_b64", "cnn_b512"};
-    double t_sdl[4], t_ref[4] = {0, 0, 0, 0};
-    for (int i = 0; i < 4; i++) t_sdl[i] = only && strcmp(only, tnames[i]) ? 0.0 : train_throughput(i >= 2, i % 2 ? 512 : 64, secs);
+    double t_sdl[4] = {0, 0, 0, 0}, t_ref[4] = {0, 0, 0, 0}, c_sdl[4] = {0, 0, 0, 0}, c_ref[4] = {0, 0, 0, 0};
+    for (int i = 0; i < 4; i++)
+        if (!only || !strcmp(only, tnames[i])) t_sdl[i] = train_throughput(i >= 2, i % 2 ? 512 : 64, secs, &c_sdl[i]);
     if (!skip_torch) {
         char cmd[256];
         snprintf(cmd, sizeof cmd, "/usr/bin/python3 bench/bench_torch.py --threads %d --seconds %g", threads, secs);
@@ -229,18 +234,24 @@ int main(int argc, char **argv) {
         char line[256];
         while (p && fgets(line, sizeof line, p)) {
             char nm[64];
-            double v;
-            if (sscanf(line, "TORCH name=%63s value=%lf", nm, &v) == 2)
-                for (int i = 0; i < 4; i++) if (!strcmp(nm, tnames[i])) t_ref[i] = v;
+            double v, c;
+            if (sscanf(line, "TORCH name=%63s value=%lf cpu=%lf", nm, &v, &c) == 3)
+                for (int i = 0; i < 4; i++) if (!strcmp(nm, tnames[i])) { t_ref[i] = v; c_ref[i] = c; }
         }
         if (!p || pclose(p) != 0) printf("(torch run failed: see bench/bench_torch.py; ratios against torch are 0)\n");
     }
-    printf("\n%-12s %14s %14s %6s\n", "training", "sdl samples/s", "torch", "ratio");
-    for (int i = 0; i < 4; i++) printf("%-12s %14.0f %14.0f %6.2f\n", tnames[i], t_sdl[i], t_ref[i], t_ref[i] > 0 ? t_sdl[i] / t_ref[i] : 0.0);
+    printf("\n%-12s %14s %14s %6s   %14s %14s %6s\n", "training", "sdl samples/s", "torch", "ratio", "sdl per CPU-s", "torch", "ratio");
+    for (int i = 0; i < 4; i++)
+        if (t_sdl[i] > 0.0)
+            printf("%-12s %14.0f %14.0f %6.2f   %14.0f %14.0f %6.2f\n", tnames[i], t_sdl[i], t_ref[i], t_ref[i] > 0 ? t_sdl[i] / t_ref[i] : 0.0,
+                   c_sdl[i], c_ref[i], c_ref[i] > 0 ? c_sdl[i] / c_ref[i] : 0.0);
     for (int i = 0; i < 4; i++) {
         char name[64];
+        if (t_sdl[i] == 0.0) continue; /* not run (--only) */
         snprintf(name, sizeof name, "train_%s", tnames[i]);
         bench_line(name, t_sdl[i], t_ref[i], "samples/s");
+        snprintf(name, sizeof name, "train_%s_per_cpu_s", tnames[i]);
+        bench_line(name, c_sdl[i], c_ref[i], "samples/cpu-s");
     }
     return 0;
 }

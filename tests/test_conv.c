@@ -234,7 +234,7 @@ static void test_sgemm_bitwise_across_threads(void) {
 }
 
 /* ---- a conv net's forward and gradients, bit for bit, with 1, 2 and 3 threads ---- */
-static void conv_net_run(int threads, float *out, int64_t nout, float *grads, int64_t ngrad) {
+static void conv_net_run(int threads, int batch, float *out, int64_t nout, float *grads, int64_t ngrad) {
     sdl_set_num_threads(threads);
     sdl_model *m = sdl_model_new(5);
     sdl_module *net = sdl_sequential(m, "");
@@ -245,7 +245,7 @@ static void conv_net_run(int threads, float *out, int64_t nout, float *grads, in
     sdl_seq_add(net, sdl_conv_transpose2d_layer(m, "t1", 6, 4, 3, 2, 1, 1, true));
     sdl_seq_add(net, sdl_avg_pool2d_layer(m, 2, 1));
     sdl_seq_add(net, sdl_global_avg_pool_layer(m));
-    sdl_tensor *x = sdl_tensor_new(sdl_shape4(21, 3, 13, 11), SDL_F32);
+    sdl_tensor *x = sdl_tensor_new(sdl_shape4(batch, 3, 13, 11), SDL_F32);
     sdl_tensor_uniform(x, -1, 1);
     sdl_tensor_requires_grad(x);
     sdl_tensor *y = sdl_forward(net, x);
@@ -263,21 +263,24 @@ static void conv_net_run(int threads, float *out, int64_t nout, float *grads, in
     sdl_tensor_free(x);
     sdl_model_free(m);
 }
+/* batch 21: samples split over threads; batch 1: one sample, the GEMMs take the threads */
 static void test_conv_bitwise_across_threads(void) {
-    int64_t nout = 21 * 4, ngrad = (8 * 27 + 8) + (6 * 72 + 6) + (6 * 4 * 9 + 4) + 21 * 3 * 13 * 11;
-    float *o[3], *g[3];
-    for (int t = 0; t < 3; t++) {
-        o[t] = (float *)calloc((size_t)nout, sizeof(float));
-        g[t] = (float *)calloc((size_t)ngrad, sizeof(float));
-        conv_net_run(t + 1, o[t], nout, g[t], ngrad);
+    for (int batch = 21; batch >= 1; batch -= 20) {
+        int64_t nout = batch * 4, ngrad = (8 * 27 + 8) + (6 * 72 + 6) + (6 * 4 * 9 + 4) + batch * 3 * 13 * 11;
+        float *o[3], *g[3];
+        for (int t = 0; t < 3; t++) {
+            o[t] = (float *)calloc((size_t)nout, sizeof(float));
+            g[t] = (float *)calloc((size_t)ngrad, sizeof(float));
+            conv_net_run(t + 1, batch, o[t], nout, g[t], ngrad);
+        }
+        sdl_set_num_threads(0);
+        CHECK(memcmp(o[0], o[1], sizeof(float) * (size_t)nout) == 0 && memcmp(o[0], o[2], sizeof(float) * (size_t)nout) == 0, "batch %d: outputs differ", batch);
+        CHECK(memcmp(g[0], g[1], sizeof(float) * (size_t)ngrad) == 0 && memcmp(g[0], g[2], sizeof(float) * (size_t)ngrad) == 0, "batch %d: gradients differ", batch);
+        double gs = 0;
+        for (int64_t i = 0; i < ngrad; i++) gs += fabs(g[0][i]);
+        CHECK(gs > 0, "gradients are not all zero");
+        for (int t = 0; t < 3; t++) { free(o[t]); free(g[t]); }
     }
-    sdl_set_num_threads(0);
-    CHECK(memcmp(o[0], o[1], sizeof(float) * (size_t)nout) == 0 && memcmp(o[0], o[2], sizeof(float) * (size_t)nout) == 0, "outputs differ");
-    CHECK(memcmp(g[0], g[1], sizeof(float) * (size_t)ngrad) == 0 && memcmp(g[0], g[2], sizeof(float) * (size_t)ngrad) == 0, "gradients differ");
-    double gs = 0;
-    for (int64_t i = 0; i < ngrad; i++) gs += fabs(g[0][i]);
-    CHECK(gs > 0, "gradients are not all zero");
-    for (int t = 0; t < 3; t++) { free(o[t]); free(g[t]); }
 }
 
 /* ---- layers: names, shapes, PyTorch's init bounds ---- */

@@ -1162,7 +1162,9 @@ static float sdl__vsum(const float *x, int64_t n) {
 #if defined(SDL__GEMM_AVX512)
     __m512 acc = _mm512_setzero_ps();
     for (; i + 16 <= n; i += 16) acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + i));
-    s = _mm512_reduce_add_ps(acc);
+    float lanes[16]; /* (not _mm512_reduce_add_ps: g++ 12 warns inside it) */
+    _mm512_storeu_ps(lanes, acc);
+    for (int k = 0; k < 16; k++) s += lanes[k];
 #endif
     for (; i < n; i++) s += x[i];
     return s;

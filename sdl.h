@@ -2200,15 +2200,17 @@ extern "C" {
 #endif
 
 SDL_API double sdl_now(void) {
-    struct timespec ts;
 #if defined(CLOCK_MONOTONIC)
+    struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-#elif defined(TIME_UTC)
-    timespec_get(&ts, TIME_UTC);
-#else
-    return (double)clock() / CLOCKS_PER_SEC;
-#endif
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#elif defined(TIME_UTC)
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#else
+    return (double)clock() / CLOCKS_PER_SEC; /* strict C99: processor time */
+#endif
 }
 
 SDL_API void sdl_meter_reset(sdl_meter *m) { if (m) memset(m, 0, sizeof *m); }

@@ -397,7 +397,26 @@ SDL_API sdl_module *sdl_flatten_layer(sdl_model *m);
 
 /* >>decl-optim: every optimizer updates the model's flat parameter array in one pass.
    Its state (momentum, Adam moments) is one flat array too: nstate * param_floats floats,
-   slot k of parameter i at state + k * param_floats + param_offset[i]. */
+   slot k of parameter i at state + k * param_floats + param_offset[i].
+
+   Parameters made with decay = false (biases, norm scales) get no weight decay and, in
+   LARS and LAMB, no trust-ratio adaptation (their ratio is 1).
+
+      sdl_optim *opt = sdl_sgd(m, 0.1f, 0.9f, 5e-4f, true);     // lr, momentum, wd, nesterov
+      sdl_optim *g = sdl_adam(m, 2e-4f, 0.5f, 0.999f, 0.0f);      // lr, beta1, beta2, wd
+      sdl_optim_desc d = {.kind = SDL_OPTIM_LAMB, .lr = 1e-3f, .weight_decay = 0.01f,
+                          .accum_steps = 4};                       // or fill a desc
+      sdl_optim *o = sdl_optim_new(m, &d);
+
+   The step: sdl_backward(loss); sdl_optim_step(opt);  An update zeroes the gradients
+   (calling sdl_model_zero_grad after it as well does no harm).
+
+   Gradient accumulation: with desc.accum_steps = k, only every k-th call of sdl_optim_step
+   updates; it first scales the summed gradients by 1/k, so k micro-batches of B/k with a
+   mean loss act as one batch of B. The other calls leave the gradients adding up: do not
+   zero them between micro-batches. sdl_optim_is_update_step() says, before the backward,
+   whether the coming sdl_optim_step will update (the MPI helper allreduces only then).
+   o->step counts updates, not calls, so schedules advance once per k micro-batches. */
 typedef enum sdl_optim_kind {
     SDL_OPTIM_DEFAULT = 0, /* sgd */
     SDL_OPTIM_SGD,
@@ -410,30 +429,91 @@ typedef enum sdl_optim_kind {
 typedef struct sdl_optim_desc {
     sdl_optim_kind kind;
     float lr;            /* 0: 0.01 for sgd/lars, 0.001 for adam/adamw/lamb */
-    float momentum;      /* sgd, lars */
+    float momentum;      /* sgd, lars; 0: none */
     float weight_decay;  /* L2 for sgd/adam/lars, decoupled for adamw/lamb; skips decay=false params */
-    bool nesterov;       /* sgd */
+    bool nesterov;       /* sgd, lars (needs momentum) */
     float beta1, beta2;  /* 0: 0.9, 0.999 */
-    float eps;           /* 0: 1e-8 (adam), 1e-6 (lamb) */
+    float eps;           /* 0: 1e-8 (adam, adamw), 1e-6 (lamb) */
     float trust_coef;    /* lars eta, 0: 0.001 */
+    int accum_steps;     /* update on every accum_steps-th call of sdl_optim_step; 0, 1: each call */
+    float max_grad_norm; /* > 0: each update first clips the global gradient norm to this */
 } sdl_optim_desc;
 
 typedef struct sdl_optim {
-    sdl_optim_desc desc;
+    sdl_optim_desc desc; /* as given, zeros replaced by the defaults */
     sdl_model *model;
     float lr;            /* the rate the next step uses (schedules set it) */
-    int64_t step;        /* steps taken */
+    int64_t step;        /* updates taken (Adam's t - 1; 0 before the first) */
     int nstate;
     float *state;
+    int micro;           /* sdl_optim_step calls since the last update (accumulation) */
+    float grad_norm;     /* the global gradient norm before clipping, when max_grad_norm > 0 */
 } sdl_optim;
 
 SDL_API sdl_optim *sdl_optim_new(sdl_model *m, const sdl_optim_desc *desc);
+/* the common ones; a 0 argument takes the default named in sdl_optim_desc */
 SDL_API sdl_optim *sdl_sgd(sdl_model *m, float lr, float momentum, float weight_decay, bool nesterov);
+SDL_API sdl_optim *sdl_adam(sdl_model *m, float lr, float beta1, float beta2, float weight_decay);
+SDL_API sdl_optim *sdl_adamw(sdl_model *m, float lr, float beta1, float beta2, float weight_decay);
+SDL_API sdl_optim *sdl_lars(sdl_model *m, float lr, float momentum, float weight_decay, float trust_coef);
+SDL_API sdl_optim *sdl_lamb(sdl_model *m, float lr, float beta1, float beta2, float weight_decay);
 SDL_API sdl_result sdl_optim_step(sdl_optim *o);
+SDL_API bool sdl_optim_is_update_step(const sdl_optim *o); /* will the next sdl_optim_step update? */
 SDL_API void sdl_optim_set_lr(sdl_optim *o, float lr);
 SDL_API void sdl_optim_free(sdl_optim *o);
+/* State for checkpoints and broadcasts: count slots, each named ("momentum_buffer" for
+   sgd/lars; "exp_avg", "exp_avg_sq" for adam/adamw/lamb, PyTorch's names) and
+   model->param_floats floats laid out like param_data. Save o->step with them. */
+SDL_API int sdl_optim_state_count(const sdl_optim *o);
+SDL_API const char *sdl_optim_state_name(const sdl_optim *o, int k);
+SDL_API float *sdl_optim_state_data(sdl_optim *o, int k);
 
-/* >>decl-sched */
+/* Scales every gradient so that their global L2 norm is at most max_norm (PyTorch's
+   clip_grad_norm_: factor max_norm / (norm + 1e-6) when norm > max_norm). Returns the norm
+   before clipping, summed in double, the same bits for any thread count. A NaN or Inf
+   norm is returned and the gradients are left alone (skip that step). */
+SDL_API float sdl_clip_grad_norm(sdl_model *m, float max_norm);
+SDL_API void sdl_grad_scale(sdl_model *m, float s); /* every gradient *= s */
+
+/* >>decl-sched: the learning rate as a function of an integer step and a total. Steps or
+   epochs: your choice, as long as step, total, warmup and milestones use the same unit.
+
+      sdl_sched_desc s = {.kind = SDL_SCHED_STEP, .base_lr = 0.1f,    // ResNet-56 on CIFAR-10
+                          .warmup = 5, .warmup_start_factor = 0.1f, .milestones = {80, 120}};
+      for (int epoch = 0; epoch < 160; epoch++) { sdl_optim_set_lr(opt, sdl_sched_lr(&s, epoch)); ... }
+
+   Linear warm-up (warmup > 0) goes with any kind: for step < warmup the rate rises
+   linearly from warmup_start_factor * L to L, where L is the main schedule's rate at step
+   warmup (base_lr, except one-cycle's max_lr / div_factor); from step warmup on, the main
+   schedule. Cosine and one-cycle run over the steps after warm-up, [warmup, total);
+   step-decay milestones count from step 0. */
+typedef enum sdl_sched_kind {
+    SDL_SCHED_DEFAULT = 0, /* constant */
+    SDL_SCHED_CONSTANT,    /* base_lr */
+    SDL_SCHED_STEP,        /* base_lr * gamma^(number of milestones <= step) */
+    SDL_SCHED_COSINE,      /* min_lr + (base_lr - min_lr) (1 + cos(pi t / T)) / 2, t = step - warmup, T = total - warmup */
+    SDL_SCHED_ONE_CYCLE    /* PyTorch's OneCycleLR (cosine annealing, two phases), max_lr = base_lr */
+} sdl_sched_kind;
+
+#define SDL_SCHED_MAX_MILESTONES 8
+typedef struct sdl_sched_desc {
+    sdl_sched_kind kind;
+    float base_lr;             /* the rate after warm-up; one-cycle: the peak (max_lr) */
+    int64_t total;             /* cosine, one-cycle: steps in the whole run, warm-up included */
+    int64_t warmup;            /* linear warm-up steps; 0: none */
+    float warmup_start_factor; /* the warm-up starts at this times L (0 starts at rate 0) */
+    int64_t milestones[SDL_SCHED_MAX_MILESTONES]; /* step decay: ascending, unused ones 0 */
+    float gamma;               /* step decay factor; 0: 0.1 */
+    float min_lr;              /* cosine: the rate at step total */
+    float pct_start;           /* one-cycle: share of the steps spent rising; 0: 0.3 */
+    float div_factor;          /* one-cycle: starts at max_lr / div_factor; 0: 25 */
+    float final_div_factor;    /* one-cycle: ends at start / final_div_factor; 0: 1e4 */
+} sdl_sched_desc;
+
+SDL_API float sdl_sched_lr(const sdl_sched_desc *d, int64_t step);
+/* The linear scaling rule (Goyal et al. 2017): lr * world_size with base_batch 0 (Horovod's
+   lr * size), else lr * world_size * local_batch / base_batch. */
+SDL_API float sdl_scale_lr(float lr, int world_size, int local_batch, int base_batch);
 
 /* >>decl-data: every image reader fills an sdl_dataset: n samples of c x h x w bytes
    (CHW per sample, the layout the tensors use) and one i32 label each. */
@@ -1862,60 +1942,283 @@ SDL_API sdl_module *sdl_flatten_layer(sdl_model *m) { return sdl_module_new(m, "
 /* >>optim */
 static float sdl__default(float v, float dflt) { return v != 0.0f ? v : dflt; }
 
+/* ---- sums over [0, n) in double, the same bits for any thread count: the range is cut
+   into at most SDL__SUM_BLOCKS blocks whose bounds depend only on n, each block is summed
+   by one thread, and the block sums are added in order. */
+#define SDL__SUM_BLOCKS 64
+typedef double (*sdl__sum_fn)(void *ctx, int64_t begin, int64_t end);
+typedef struct sdl__sum_job {
+    sdl__sum_fn fn;
+    void *ctx;
+    int64_t n, block;
+    double part[SDL__SUM_BLOCKS];
+} sdl__sum_job;
+
+static void sdl__sum_blocks(void *ctx, int64_t b0, int64_t b1) {
+    sdl__sum_job *s = (sdl__sum_job *)ctx;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t end = (b + 1) * s->block < s->n ? (b + 1) * s->block : s->n;
+        s->part[b] = s->fn(s->ctx, b * s->block, end);
+    }
+}
+
+static double sdl__sum(int64_t n, sdl__sum_fn fn, void *ctx) {
+    sdl__sum_job s;
+    s.fn = fn;
+    s.ctx = ctx;
+    s.n = n;
+    s.block = (n + SDL__SUM_BLOCKS - 1) / SDL__SUM_BLOCKS;
+    if (s.block < 8192) s.block = 8192;
+    int64_t nblocks = (n + s.block - 1) / s.block;
+    sdl_parallel_for(nblocks, 1, sdl__sum_blocks, &s);
+    double total = 0.0;
+    for (int64_t b = 0; b < nblocks; b++) total += s.part[b];
+    return total;
+}
+
+static double sdl__sumsq_range(void *ctx, int64_t begin, int64_t end) {
+    const float *x = (const float *)ctx;
+    double s = 0.0;
+    for (int64_t i = begin; i < end; i++) s += (double)x[i] * (double)x[i];
+    return s;
+}
+static double sdl__norm(const float *x, int64_t n) { return sqrt(sdl__sum(n, sdl__sumsq_range, (void *)x)); }
+
+typedef struct sdl__scale_job { float *x; float s; } sdl__scale_job;
+static void sdl__scale_range(void *ctx, int64_t begin, int64_t end) {
+    sdl__scale_job *j = (sdl__scale_job *)ctx;
+    for (int64_t i = begin; i < end; i++) j->x[i] *= j->s;
+}
+
+SDL_API void sdl_grad_scale(sdl_model *m, float s) {
+    if (!m || !m->packed || s == 1.0f) return;
+    sdl__scale_job j;
+    j.x = m->grad_data;
+    j.s = s;
+    sdl_parallel_for(m->param_floats, 1 << 15, sdl__scale_range, &j);
+}
+
+SDL_API float sdl_clip_grad_norm(sdl_model *m, float max_norm) {
+    if (!m || !m->packed) return 0.0f;
+    double norm = sdl__norm(m->grad_data, m->param_floats);
+    if (isfinite(norm) && norm > (double)max_norm) sdl_grad_scale(m, (float)((double)max_norm / (norm + 1e-6)));
+    return (float)norm;
+}
+
+/* ---- the update kernels: one tensor, elements [begin, end) ---- */
+typedef struct sdl__update {
+    const sdl_optim *o;
+    float *p, *g, *m, *v; /* one tensor's parameters, gradients and state slots (NULL: none) */
+    float lr;
+    float wd;             /* 0 for decay=false tensors */
+    float trust;          /* lars, lamb: the tensor's trust ratio; 1 otherwise */
+    float bc1, bc2;       /* adam, adamw, lamb: 1 - beta1^t, 1 - beta2^t (t = step + 1) */
+} sdl__update;
+
+/* sgd, PyTorch's form (dampening 0), and lars, which is sgd on trust-scaled gradients:
+     g = trust * (grad + wd p)
+     v = g on the first step, else momentum v + g
+     p -= lr * (nesterov ? g + momentum v : v)        (without momentum: p -= lr g) */
+static void sdl__sgd_range(void *ctx, int64_t begin, int64_t end) {
+    const sdl__update *u = (const sdl__update *)ctx;
+    float mu = u->o->desc.momentum;
+    bool first = u->o->step == 0, nesterov = u->o->desc.nesterov;
+    for (int64_t j = begin; j < end; j++) {
+        float g = u->trust * (u->g[j] + u->wd * u->p[j]);
+        if (u->m) {
+            u->m[j] = first ? g : mu * u->m[j] + g;
+            g = nesterov ? g + mu * u->m[j] : u->m[j];
+        }
+        u->p[j] -= u->lr * g;
+    }
+}
+
+/* adam (PyTorch's form): g = grad + wd p  (adamw instead decays first: p *= 1 - lr wd)
+     m = beta1 m + (1 - beta1) g,   v = beta2 v + (1 - beta2) g^2
+     p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps) */
+static void sdl__adam_range(void *ctx, int64_t begin, int64_t end) {
+    const sdl__update *u = (const sdl__update *)ctx;
+    float b1 = u->o->desc.beta1, b2 = u->o->desc.beta2, eps = u->o->desc.eps;
+    float step_size = u->lr / u->bc1, sqrt_bc2 = sqrtf(u->bc2);
+    bool decoupled = u->o->desc.kind == SDL_OPTIM_ADAMW;
+    float shrink = 1.0f - u->lr * u->wd;
+    for (int64_t j = begin; j < end; j++) {
+        float g = u->g[j];
+        if (decoupled) u->p[j] *= shrink;
+        else g += u->wd * u->p[j];
+        u->m[j] = b1 * u->m[j] + (1.0f - b1) * g;
+        u->v[j] = b2 * u->v[j] + (1.0f - b2) * g * g;
+        u->p[j] -= step_size * u->m[j] / (sqrtf(u->v[j]) / sqrt_bc2 + eps);
+    }
+}
+
+/* lamb (You et al. 2019), in two passes over a tensor:
+     1. m = beta1 m + (1 - beta1) g,  v = beta2 v + (1 - beta2) g^2
+     2. r = (m / bc1) / (sqrt(v / bc2) + eps) + wd p
+        trust = ||p|| / ||r|| (1 when either norm is 0, or for decay=false tensors)
+        p -= lr * trust * r */
+static void sdl__lamb_moments_range(void *ctx, int64_t begin, int64_t end) {
+    const sdl__update *u = (const sdl__update *)ctx;
+    float b1 = u->o->desc.beta1, b2 = u->o->desc.beta2;
+    for (int64_t j = begin; j < end; j++) {
+        float g = u->g[j];
+        u->m[j] = b1 * u->m[j] + (1.0f - b1) * g;
+        u->v[j] = b2 * u->v[j] + (1.0f - b2) * g * g;
+    }
+}
+static float sdl__lamb_r(const sdl__update *u, int64_t j) {
+    return (u->m[j] / u->bc1) / (sqrtf(u->v[j] / u->bc2) + u->o->desc.eps) + u->wd * u->p[j];
+}
+static double sdl__lamb_r_sumsq_range(void *ctx, int64_t begin, int64_t end) {
+    const sdl__update *u = (const sdl__update *)ctx;
+    double s = 0.0;
+    for (int64_t j = begin; j < end; j++) {
+        double r = sdl__lamb_r(u, j);
+        s += r * r;
+    }
+    return s;
+}
+static void sdl__lamb_apply_range(void *ctx, int64_t begin, int64_t end) {
+    const sdl__update *u = (const sdl__update *)ctx;
+    for (int64_t j = begin; j < end; j++) u->p[j] -= u->lr * u->trust * sdl__lamb_r(u, j);
+}
+
+/* one update of every parameter tensor, each split over the threads by index */
+static void sdl__optim_update(sdl_optim *o) {
+    sdl_model *m = o->model;
+    const sdl_optim_desc *d = &o->desc;
+    const int64_t grain = 1 << 15;
+    double t = (double)(o->step + 1);
+    for (int i = 0; i < m->nparams; i++) {
+        int64_t off = m->param_offset[i], n = m->params[i]->numel;
+        bool decay = m->params[i]->decay;
+        sdl__update u;
+        u.o = o;
+        u.p = m->param_data + off;
+        u.g = m->grad_data + off;
+        u.m = o->nstate > 0 ? o->state + off : NULL;
+        u.v = o->nstate > 1 ? o->state + m->param_floats + off : NULL;
+        u.lr = o->lr;
+        u.wd = decay ? d->weight_decay : 0.0f;
+        u.trust = 1.0f;
+        u.bc1 = (float)(1.0 - pow((double)d->beta1, t));
+        u.bc2 = (float)(1.0 - pow((double)d->beta2, t));
+        if (d->kind == SDL_OPTIM_ADAM || d->kind == SDL_OPTIM_ADAMW) {
+            sdl_parallel_for(n, grain, sdl__adam_range, &u);
+        } else if (d->kind == SDL_OPTIM_LAMB) {
+            sdl_parallel_for(n, grain, sdl__lamb_moments_range, &u);
+            if (decay) {
+                double pn = sdl__norm(u.p, n), rn = sqrt(sdl__sum(n, sdl__lamb_r_sumsq_range, &u));
+                if (pn > 0.0 && rn > 0.0) u.trust = (float)(pn / rn);
+            }
+            sdl_parallel_for(n, grain, sdl__lamb_apply_range, &u);
+        } else {
+            /* lars (You, Gitman, Ginsburg 2017; NVIDIA apex LARC without clipping):
+                 trust = eta * ||p|| / (||grad|| + wd * ||p||)   (1 when either norm is 0)
+               then sgd with momentum on trust * (grad + wd p), lr outside the momentum */
+            if (d->kind == SDL_OPTIM_LARS && decay) {
+                double pn = sdl__norm(u.p, n), gn = sdl__norm(u.g, n);
+                if (pn > 0.0 && gn > 0.0) u.trust = (float)((double)d->trust_coef * pn / (gn + (double)u.wd * pn));
+            }
+            sdl_parallel_for(n, grain, sdl__sgd_range, &u);
+        }
+    }
+}
+
 SDL_API sdl_optim *sdl_optim_new(sdl_model *m, const sdl_optim_desc *desc) {
     if (!m || !desc) { sdl_fail(SDL_ERR_ARG, "optim_new: NULL model or desc"); return NULL; }
+    sdl_optim_desc d = *desc;
+    if (d.kind == SDL_OPTIM_DEFAULT) d.kind = SDL_OPTIM_SGD;
+    bool adam_like = d.kind == SDL_OPTIM_ADAM || d.kind == SDL_OPTIM_ADAMW || d.kind == SDL_OPTIM_LAMB;
+    d.lr = sdl__default(d.lr, adam_like ? 0.001f : 0.01f);
+    d.beta1 = sdl__default(d.beta1, 0.9f);
+    d.beta2 = sdl__default(d.beta2, 0.999f);
+    d.eps = sdl__default(d.eps, d.kind == SDL_OPTIM_LAMB ? 1e-6f : 1e-8f);
+    d.trust_coef = sdl__default(d.trust_coef, 0.001f);
+    if (d.accum_steps < 1) d.accum_steps = 1;
+    const char *bad = NULL;
+    if ((int)d.kind < (int)SDL_OPTIM_SGD || (int)d.kind > (int)SDL_OPTIM_LAMB) bad = "kind";
+    else if (!(d.lr > 0.0f)) bad = "lr (must be > 0)";
+    else if (!(d.momentum >= 0.0f && d.momentum < 1.0f)) bad = "momentum (must be in [0, 1))";
+    else if (!(d.weight_decay >= 0.0f)) bad = "weight_decay (must be >= 0)";
+    else if (d.nesterov && (d.momentum == 0.0f || adam_like)) bad = "nesterov (needs sgd or lars with momentum)";
+    else if (!(d.beta1 > 0.0f && d.beta1 < 1.0f && d.beta2 > 0.0f && d.beta2 < 1.0f)) bad = "beta1/beta2 (must be in (0, 1))";
+    else if (!(d.eps > 0.0f && d.trust_coef > 0.0f)) bad = "eps/trust_coef (must be > 0)";
+    else if (!(d.max_grad_norm >= 0.0f)) bad = "max_grad_norm (must be >= 0)";
+    if (bad) { sdl_fail(SDL_ERR_ARG, "optim_new: bad %s", bad); return NULL; }
     if (sdl_model_pack(m) != SDL_OK) return NULL;
     sdl_optim *o = (sdl_optim *)sdl__calloc(1, sizeof(sdl_optim));
     if (!o) return NULL;
-    o->desc = *desc;
+    o->desc = d;
     o->model = m;
-    o->lr = sdl__default(desc->lr, 0.01f);
-    o->nstate = desc->momentum != 0.0f ? 1 : 0;
+    o->lr = d.lr;
+    o->nstate = adam_like ? 2 : (d.momentum != 0.0f ? 1 : 0);
     o->state = (float *)sdl__calloc((size_t)o->nstate * (size_t)m->param_floats, sizeof(float));
     if (!o->state) { SDL_DEALLOC(o); return NULL; }
     return o;
 }
 
-SDL_API sdl_optim *sdl_sgd(sdl_model *m, float lr, float momentum, float weight_decay, bool nesterov) {
+static sdl_optim *sdl__optim_make(sdl_model *m, sdl_optim_kind kind, float lr, float momentum, float beta1,
+                                  float beta2, float weight_decay, bool nesterov, float trust_coef) {
     sdl_optim_desc d;
     memset(&d, 0, sizeof d);
-    d.kind = SDL_OPTIM_SGD;
+    d.kind = kind;
     d.lr = lr;
     d.momentum = momentum;
+    d.beta1 = beta1;
+    d.beta2 = beta2;
     d.weight_decay = weight_decay;
     d.nesterov = nesterov;
+    d.trust_coef = trust_coef;
     return sdl_optim_new(m, &d);
 }
+SDL_API sdl_optim *sdl_sgd(sdl_model *m, float lr, float momentum, float weight_decay, bool nesterov) {
+    return sdl__optim_make(m, SDL_OPTIM_SGD, lr, momentum, 0, 0, weight_decay, nesterov, 0);
+}
+SDL_API sdl_optim *sdl_adam(sdl_model *m, float lr, float beta1, float beta2, float weight_decay) {
+    return sdl__optim_make(m, SDL_OPTIM_ADAM, lr, 0, beta1, beta2, weight_decay, false, 0);
+}
+SDL_API sdl_optim *sdl_adamw(sdl_model *m, float lr, float beta1, float beta2, float weight_decay) {
+    return sdl__optim_make(m, SDL_OPTIM_ADAMW, lr, 0, beta1, beta2, weight_decay, false, 0);
+}
+SDL_API sdl_optim *sdl_lars(sdl_model *m, float lr, float momentum, float weight_decay, float trust_coef) {
+    return sdl__optim_make(m, SDL_OPTIM_LARS, lr, momentum, 0, 0, weight_decay, false, trust_coef);
+}
+SDL_API sdl_optim *sdl_lamb(sdl_model *m, float lr, float beta1, float beta2, float weight_decay) {
+    return sdl__optim_make(m, SDL_OPTIM_LAMB, lr, 0, beta1, beta2, weight_decay, false, 0);
+}
 
-/* sgd (PyTorch's form): g = grad + wd p;  v = mu v + g (v = g on the first step);
-   p -= lr * (nesterov ? g + mu v : v) */
-static void sdl__sgd_update(sdl_optim *o) {
-    sdl_model *m = o->model;
-    float mu = o->desc.momentum, lr = o->lr;
-    for (int i = 0; i < m->nparams; i++) {
-        int64_t off = m->param_offset[i], n = m->params[i]->numel;
-        float wd = m->params[i]->decay ? o->desc.weight_decay : 0.0f;
-        float *p = m->param_data + off, *g = m->grad_data + off;
-        float *v = o->nstate ? o->state + off : NULL;
-        for (int64_t j = 0; j < n; j++) {
-            float gj = g[j] + wd * p[j];
-            if (v) {
-                v[j] = o->step == 0 ? gj : mu * v[j] + gj;
-                gj = o->desc.nesterov ? gj + mu * v[j] : v[j];
-            }
-            p[j] -= lr * gj;
-        }
-    }
+SDL_API bool sdl_optim_is_update_step(const sdl_optim *o) {
+    return o && o->micro + 1 >= o->desc.accum_steps;
 }
 
 SDL_API sdl_result sdl_optim_step(sdl_optim *o) {
     if (!o) return sdl_fail(SDL_ERR_ARG, "optim_step: NULL optimizer");
-    sdl__sgd_update(o);
+    sdl_model *m = o->model;
+    if (!sdl_optim_is_update_step(o)) { o->micro++; return SDL_OK; } /* gradients keep adding up */
+    o->micro = 0;
+    if (o->desc.accum_steps > 1) sdl_grad_scale(m, 1.0f / (float)o->desc.accum_steps);
+    if (o->desc.max_grad_norm > 0.0f) o->grad_norm = sdl_clip_grad_norm(m, o->desc.max_grad_norm);
+    sdl__optim_update(o);
     o->step++;
+    sdl_model_zero_grad(m);
     return SDL_OK;
 }
 
 SDL_API void sdl_optim_set_lr(sdl_optim *o, float lr) { if (o) o->lr = lr; }
+
+SDL_API int sdl_optim_state_count(const sdl_optim *o) { return o ? o->nstate : 0; }
+
+SDL_API const char *sdl_optim_state_name(const sdl_optim *o, int k) {
+    if (!o || k < 0 || k >= o->nstate) return NULL;
+    if (o->desc.kind == SDL_OPTIM_SGD || o->desc.kind == SDL_OPTIM_LARS) return "momentum_buffer";
+    return k == 0 ? "exp_avg" : "exp_avg_sq";
+}
+
+SDL_API float *sdl_optim_state_data(sdl_optim *o, int k) {
+    if (!o || k < 0 || k >= o->nstate) return NULL;
+    return o->state + (int64_t)k * o->model->param_floats;
+}
 
 SDL_API void sdl_optim_free(sdl_optim *o) {
     if (!o) return;
@@ -1924,6 +2227,58 @@ SDL_API void sdl_optim_free(sdl_optim *o) {
 }
 
 /* >>sched */
+/* PyTorch's OneCycleLR, two phases with cosine annealing, for step in [0, total):
+     rise from max/div to max over steps [0, e1], e1 = pct_start * total - 1,
+     then fall from max to max/div/final_div over [e1, total - 1];
+     cos_anneal(a, b, pct) = b + (a - b) (1 + cos(pi pct)) / 2 */
+static double sdl__cos_anneal(double a, double b, double pct) { return b + (a - b) * 0.5 * (1.0 + cos(3.14159265358979323846 * pct)); }
+
+static double sdl__one_cycle(const sdl_sched_desc *d, int64_t step, int64_t total) {
+    double max_lr = d->base_lr;
+    double start = max_lr / sdl__default(d->div_factor, 25.0f);
+    double end = start / sdl__default(d->final_div_factor, 1e4f);
+    double e1 = (double)sdl__default(d->pct_start, 0.3f) * (double)total - 1.0, e2 = (double)total - 1.0;
+    double s = (double)(step < 0 ? 0 : step);
+    if (s > e2) s = e2;
+    if (s <= e1) return e1 > 0.0 ? sdl__cos_anneal(start, max_lr, s / e1) : max_lr;
+    return e2 > e1 ? sdl__cos_anneal(max_lr, end, (s - e1) / (e2 - e1)) : end;
+}
+
+/* the main schedule (no warm-up) at step */
+static double sdl__sched_main(const sdl_sched_desc *d, int64_t step) {
+    double base = d->base_lr;
+    int64_t t = step - d->warmup, T = d->total - d->warmup; /* cosine, one-cycle: after warm-up */
+    if (d->kind == SDL_SCHED_STEP) {
+        double gamma = sdl__default(d->gamma, 0.1f), lr = base;
+        for (int i = 0; i < SDL_SCHED_MAX_MILESTONES; i++)
+            if (d->milestones[i] > 0 && step >= d->milestones[i]) lr *= gamma;
+        return lr;
+    }
+    if (d->kind == SDL_SCHED_COSINE) {
+        if (T <= 0) return base;
+        if (t < 0) t = 0;
+        if (t > T) t = T;
+        return sdl__cos_anneal(base, d->min_lr, (double)t / (double)T);
+    }
+    if (d->kind == SDL_SCHED_ONE_CYCLE) return sdl__one_cycle(d, t, T);
+    return base;
+}
+
+SDL_API float sdl_sched_lr(const sdl_sched_desc *d, int64_t step) {
+    if (!d) return 0.0f;
+    if (step < d->warmup) {
+        double f = d->warmup_start_factor, L = sdl__sched_main(d, d->warmup);
+        if (step < 0) step = 0;
+        return (float)(L * (f + (1.0 - f) * (double)step / (double)d->warmup));
+    }
+    return (float)sdl__sched_main(d, step);
+}
+
+SDL_API float sdl_scale_lr(float lr, int world_size, int local_batch, int base_batch) {
+    double s = world_size > 0 ? world_size : 1;
+    if (base_batch > 0) s = s * local_batch / base_batch;
+    return (float)(lr * s);
+}
 
 /* >>data */
 

@@ -622,10 +622,11 @@ SDL_API void sdl_args_usage(FILE *out, const char *prog, const sdl_arg *args, in
 /* >>decl-checkpoint: safetensors files (PyTorch's safetensors.torch.load_file reads them).
    Layout: u64 little-endian header size N, N bytes of JSON (space padded to 8 bytes), data.
    Tensors (all "F32"): every parameter and buffer under its own name ("fc1.weight"), and,
-   with an optimizer, its state slot k of each parameter as "optim.<k>.<name>" (slot 0 is the
-   momentum / Adam's first moment, slot 1 Adam's second). "__metadata__" holds strings:
-   format "pt", sdl "1", epoch, step, lr, optim (kind number), optim_nstate, rng_seed,
-   rng_counter. Saving writes path.tmp in the same folder, fsyncs and renames, so a crash
+   with an optimizer, its state slot of each parameter as "optim.<slot>.<name>" with
+   PyTorch's slot names (sdl_optim_state_name: "optim.momentum_buffer.fc1.weight",
+   "optim.exp_avg.fc1.weight", "optim.exp_avg_sq.fc1.weight"). "__metadata__" holds
+   strings: format "pt", sdl "1", epoch, step, lr, optim (sdl_optim_kind number),
+   optim_nstate, optim_micro (accumulation), rng_seed, rng_counter. Saving writes path.tmp in the same folder, fsyncs and renames, so a crash
    leaves the old file whole. Loading checks every name, shape and dtype before it changes
    anything, restores the optimizer (state, step, lr) and the global RNG (so dropout goes on
    as if never stopped), and names what differs. Data is little-endian f32. */
@@ -2792,8 +2793,10 @@ static bool sdl__ck_item(sdl_model *m, const sdl_optim *o, int i, char *name, si
     else if (i < np + nb + ns * np) {
         int k = (i - np - nb) / np, p = (i - np - nb) % np;
         t = m->params[p];
+        const char *slot = sdl_optim_state_name(o, k);
         *data = o->state + (int64_t)k * m->param_floats + m->param_offset[p];
-        snprintf(name, cap, "optim.%d.%s", k, t->name);
+        if (slot) snprintf(name, cap, "optim.%s.%s", slot, t->name);
+        else snprintf(name, cap, "optim.%d.%s", k, t->name);
     } else return false;
     *like = t;
     return true;
@@ -2823,8 +2826,8 @@ SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl
     sdl__buf h = {NULL, 0, 0, false};
     sdl__buf_printf(&h, "{\"__metadata__\":{\"format\":\"pt\",\"sdl\":\"1\",\"epoch\":\"%lld\"", (long long)epoch);
     if (o) {
-        sdl__buf_printf(&h, ",\"step\":\"%lld\",\"lr\":\"%.9g\",\"optim\":\"%d\",\"optim_nstate\":\"%d\"",
-                        (long long)o->step, (double)o->lr, sdl__optim_kind_num(o), o->nstate);
+        sdl__buf_printf(&h, ",\"step\":\"%lld\",\"lr\":\"%.9g\",\"optim\":\"%d\",\"optim_nstate\":\"%d\",\"optim_micro\":\"%d\"",
+                        (long long)o->step, (double)o->lr, sdl__optim_kind_num(o), o->nstate, o->micro);
     }
     sdl__buf_printf(&h, ",\"rng_seed\":\"%llu\",\"rng_counter\":\"%llu\"}", (unsigned long long)sdl_rng_seed(),
                     (unsigned long long)sdl_rng_state());
@@ -3149,7 +3152,11 @@ SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim
         if ((e = sdl__ck_find(es, n, "rng_seed", true)) != NULL) ci.rng_seed = strtoull(e->value, NULL, 10);
         if ((e = sdl__ck_find(es, n, "rng_counter", true)) != NULL) ci.rng_counter = strtoull(e->value, NULL, 10);
         sdl_rng_set_state(ci.rng_seed, ci.rng_counter);
-        if (o) { o->step = ci.step; o->lr = ci.lr; }
+        if (o) {
+            o->step = ci.step;
+            o->lr = ci.lr;
+            o->micro = (e = sdl__ck_find(es, n, "optim_micro", true)) != NULL ? atoi(e->value) : 0;
+        }
         if (info) *info = ci;
     }
 done:

@@ -4,6 +4,7 @@
 #include "sdl_test.h"
 
 typedef struct net { sdl_model *m; sdl_module *seq; sdl_optim *opt; sdl_tensor *stats; } net;
+static int use_adam; /* make_net builds Adam instead of SGD */
 
 /* 6 -> hidden -> 4 MLP with a buffer; momentum 0 gives an optimizer without state */
 static net make_net(uint64_t seed, int hidden, float momentum) {
@@ -15,7 +16,7 @@ static net make_net(uint64_t seed, int hidden, float momentum) {
     sdl_seq_add(n.seq, sdl_relu_layer(n.m));
     sdl_seq_add(n.seq, sdl_linear_layer(n.m, "fc2", hidden, 4, true));
     n.stats = sdl_model_buffer(n.m, "stats", sdl_shape1(3));
-    n.opt = sdl_sgd(n.m, 0.05f, momentum, 1e-3f, false);
+    n.opt = use_adam ? sdl_adam(n.m, 0.01f, 0.9f, 0.99f, 1e-3f) : sdl_sgd(n.m, 0.05f, momentum, 1e-3f, false);
     return n;
 }
 static void free_net(net *n) { sdl_optim_free(n->opt); sdl_model_free(n->m); }
@@ -79,10 +80,11 @@ static void test_resume_bit_exact(void) {
     sdl_checkpoint_info info;
     CHECK(sdl_checkpoint_load(path, c.m, c.opt, &info) == SDL_OK, "load: %s", sdl_last_error());
     CHECK(info.epoch == 1 && info.step == 6 && c.opt->step == 6, "epoch %lld, step %lld (45/8 -> 6 batches)", (long long)info.epoch, (long long)info.step);
-    CHECK(c.opt->lr == 0.05f && info.lr == 0.05f, "lr restored");
+    CHECK(c.opt->lr == a.opt->lr && info.lr == a.opt->lr, "lr restored");
     train_epoch(&c, &d, info.epoch);
     CHECK(same_bits(a.m->param_data, c.m->param_data, a.m->param_floats), "2 epochs == 1 + save + load + 1, bit for bit");
-    CHECK(same_bits(a.opt->state, c.opt->state, a.m->param_floats), "momentum buffers equal bit for bit");
+    CHECK(a.opt->nstate == (use_adam ? 2 : 1), "state slots");
+    CHECK(same_bits(a.opt->state, c.opt->state, a.opt->nstate * a.m->param_floats), "optimizer state equal bit for bit");
     CHECK(same_bits(a.m->buffer_data, c.m->buffer_data, 3), "buffers equal");
     CHECK(sdl_rng_state() != 0, "rng moved");
     /* the RNG matters: resuming without it drifts (so the check above can fail) */
@@ -139,7 +141,7 @@ static void test_file_layout(void) {
     CHECK(h[0] == '{', "JSON object");
     CHECK(strstr(h, "\"fc1.weight\":{\"dtype\":\"F32\",\"shape\":[5,6],\"data_offsets\":[0,120]}") != NULL, "fc1.weight entry: %s", h);
     CHECK(strstr(h, "\"stats\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[236,248]}") != NULL, "buffer entry");
-    CHECK(strstr(h, "\"optim.0.fc1.weight\":{\"dtype\":\"F32\",\"shape\":[5,6],\"data_offsets\":[248,368]}") != NULL, "momentum of fc1.weight");
+    CHECK(strstr(h, "\"optim.momentum_buffer.fc1.weight\":{\"dtype\":\"F32\",\"shape\":[5,6],\"data_offsets\":[248,368]}") != NULL, "momentum of fc1.weight");
     CHECK(strstr(h, "\"__metadata__\":{\"format\":\"pt\"") && strstr(h, "\"epoch\":\"4\"") && strstr(h, "\"step\":\"7\"") &&
           strstr(h, "\"optim_nstate\":\"1\"") && strstr(h, "\"rng_counter\":\""), "metadata strings: %s", h);
     const unsigned char *data = p + 8 + hl;
@@ -237,6 +239,9 @@ int main(void) {
     (void)gradcheck;
     (void)test_ids;
     RUN(test_resume_bit_exact);
+    use_adam = 1;
+    RUN(test_resume_bit_exact); /* Adam: two slots, bias correction from the step */
+    use_adam = 0;
     RUN(test_file_layout);
     RUN(test_mismatch_and_corrupt);
     return sdl_test_finish();

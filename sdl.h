@@ -37,7 +37,17 @@
       SDL_CHECK(c)         (impl) internal invariant check, default assert(c)
       SDL_STATIC           every function is static to the implementation file
       SDL_NO_THREADS       (impl) run every kernel on the calling thread (no pthreads)
-      SDL_NO_STB           (impl) build without stb_image (no image decoding)
+      SDL_NO_STB           (impl) build without stb_image: no image decoding, no .gz/.npz
+                           decompression, no PNG writing (those return an error saying so)
+      SDL_STB_IMAGE_PATH, SDL_STB_IMAGE_WRITE_PATH  (impl) where stb_image.h and
+                           stb_image_write.h are; default <stb/stb_image.h> and
+                           <stb/stb_image_write.h> (Debian/Ubuntu: apt-get install libstb-dev).
+                           A copy beside your program: #define SDL_STB_IMAGE_PATH "stb_image.h"
+                           sdl compiles a private copy of both (every function static), so your
+                           program may also build stb_image itself (STB_IMAGE_IMPLEMENTATION in
+                           any file) without a clash. If the file that defines SDL_IMPLEMENTATION
+                           includes stb_image.h or stb_image_write.h before sdl.h, sdl uses that
+                           one instead and compiles no copy of its own.
       SDL_MAX_DIMS         the most dimensions a tensor has, default 8
 
    TOPICS
@@ -525,6 +535,19 @@ typedef struct sdl_dataset {
     int32_t *labels; /* n */
 } sdl_dataset;
 SDL_API void sdl_dataset_free(sdl_dataset *d); /* frees the arrays, zeroes the struct */
+/* Every reader below zeroes *out first, fills it on SDL_OK, and on an error leaves it zeroed
+   (nothing to free) with sdl_last_error() naming the file and what is wrong with it. */
+
+/* IDX files (MNIST's format, "train-images-idx3-ubyte"), plain or gzip-compressed (.gz is
+   recognised by its magic bytes, not by the name). images: u8 (n, rows, cols) -> c = 1;
+   labels: u8 (n). num_classes = the largest label + 1. */
+SDL_API sdl_result sdl_load_idx(const char *images_path, const char *labels_path, sdl_dataset *out);
+/* Fashion-MNIST from dir (NULL or "": /usr/share/datasets/fashion-mnist, Debian's package
+   dataset-fashion-mnist): train-* (60000) or t10k-* (10000) files, with or without .gz. */
+SDL_API sdl_result sdl_load_fashion_mnist(const char *dir, bool train, sdl_dataset *out);
+/* MNIST: the same file names and format; dir is required. */
+SDL_API sdl_result sdl_load_mnist(const char *dir, bool train, sdl_dataset *out);
+/* >>decl-data-more */
 
 /* >>decl-loader: batches of (x f32 (B, C, H, W), y i32 (B)) from an sdl_dataset.
    The sequence depends only on (seed, epoch, rank, world_size), never on prefetch timing. */
@@ -2282,6 +2305,366 @@ SDL_API float sdl_scale_lr(float lr, int world_size, int local_batch, int base_b
 }
 
 /* >>data */
+/* ----------------------------------------------------------------------------------------
+   Dataset readers. Each reads a whole file into memory, checks every header field
+   and size against the file before it trusts it, and names the file in each error.
+   ---------------------------------------------------------------------------------------- */
+
+/* stb_image (and stb_image_write for sdl_write_png) decode .gz/.npz deflate data, PNG and
+   JPEG. A private copy (all functions static) is compiled here unless SDL_NO_STB, so it
+   never clashes with a copy the program builds itself; if the program included
+   stb_image.h / stb_image_write.h before this point, that copy is used instead. */
+#ifdef __cplusplus
+} /* system and stb headers: not inside extern "C" */
+#endif
+#ifndef _WIN32
+#include <dirent.h>
+#include <sys/stat.h>
+#endif
+#ifndef SDL_NO_STB
+#ifndef SDL_STB_IMAGE_PATH
+#define SDL_STB_IMAGE_PATH <stb/stb_image.h>
+#endif
+#ifndef SDL_STB_IMAGE_WRITE_PATH
+#define SDL_STB_IMAGE_WRITE_PATH <stb/stb_image_write.h>
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+#ifndef STBI_INCLUDE_STB_IMAGE_H
+#define SDL__OWN_STBI
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+/* v2.27 defines this function under a misspelt name, so its static declaration would be
+   "declared but never defined"; the name is right from v2.28 on, where this is a no-op */
+#define stbi__unpremultiply_on_load_thread stbi_set_unpremultiply_on_load_thread
+#define STBI_MALLOC(n) SDL_ALLOC(n)
+#define STBI_REALLOC(p, n) SDL_REALLOC(p, n)
+#define STBI_FREE(p) SDL_DEALLOC(p)
+#include SDL_STB_IMAGE_PATH
+#undef STB_IMAGE_IMPLEMENTATION
+#undef stbi__unpremultiply_on_load_thread
+#endif
+#ifndef INCLUDE_STB_IMAGE_WRITE_H
+#define SDL__OWN_STBIW
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STBIW_MALLOC(n) SDL_ALLOC(n)
+#define STBIW_REALLOC(p, n) SDL_REALLOC(p, n)
+#define STBIW_FREE(p) SDL_DEALLOC(p)
+#include SDL_STB_IMAGE_WRITE_PATH
+#undef STB_IMAGE_WRITE_IMPLEMENTATION
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif /* SDL_NO_STB */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+SDL_API void sdl_dataset_free(sdl_dataset *d) {
+    if (!d) return;
+    SDL_DEALLOC(d->images);
+    SDL_DEALLOC(d->labels);
+    memset(d, 0, sizeof *d);
+}
+
+/* CRC-32 (IEEE 802.3, reflected: the one gzip, zip and PNG use), four bits at a time from
+   a 16-entry table, so there is nothing to build at run time */
+static uint32_t sdl__crc32(uint32_t crc, const uint8_t *p, size_t n) {
+    static const uint32_t tab[16] = {
+        0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu, 0x76DC4190u, 0x6B6B51F4u, 0x4DB26158u, 0x5005713Cu,
+        0xEDB88320u, 0xF00F9344u, 0xD6D6A3E8u, 0xCB61B38Cu, 0x9B64C2B0u, 0x86D3D2D4u, 0xA00AE278u, 0xBDBDF21Cu};
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        crc = tab[crc & 15] ^ (crc >> 4);
+        crc = tab[crc & 15] ^ (crc >> 4);
+    }
+    return ~crc;
+}
+
+static uint32_t sdl__le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint32_t sdl__le16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
+static uint32_t sdl__be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3]; }
+
+/* the whole file in one heap block (free with SDL_DEALLOC) */
+static uint8_t *sdl__read_file(const char *path, size_t *size) {
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) { sdl_fail(SDL_ERR_IO, "%s: cannot open for reading", path); return NULL; }
+    long end = -1;
+    if (fseek(f, 0, SEEK_END) == 0) end = ftell(f);
+    if (end < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        sdl_fail(SDL_ERR_IO, "%s: cannot find its size (not a regular file?)", path);
+        return NULL;
+    }
+    uint8_t *buf = (uint8_t *)sdl__alloc((size_t)end);
+    if (!buf) { fclose(f); return NULL; }
+    size_t got = fread(buf, 1, (size_t)end, f);
+    bool err = ferror(f) != 0;
+    fclose(f);
+    if (err || got != (size_t)end) {
+        SDL_DEALLOC(buf);
+        sdl_fail(SDL_ERR_IO, "%s: read %zu of %ld bytes", path, got, end);
+        return NULL;
+    }
+    *size = (size_t)end;
+    return buf;
+}
+
+/* decodes a raw deflate stream of n bytes into exactly out_n bytes (out_n known from a
+   gzip or zip header); false with an error naming path. stb v2.27 reports "bad huffman
+   code" when fewer than 16 bits remain at the end of its input, even when the stream is
+   complete, so it is given 8 bytes after the stream: slack (the readable bytes that follow
+   src + n in the caller's buffer) or else a zero-padded copy. Bytes it reads past the
+   stream only ever come from that padding or the file; the CRC-32 check catches the rest. */
+static bool sdl__inflate(const char *path, const uint8_t *src, size_t n, size_t slack, uint8_t *dst, size_t out_n) {
+#ifdef SDL_NO_STB
+    SDL__UNUSED(src); SDL__UNUSED(n); SDL__UNUSED(slack); SDL__UNUSED(dst); SDL__UNUSED(out_n);
+    sdl_fail(SDL_ERR_ARG, "%s: compressed data needs stb_image's zlib decoder, and sdl was built with SDL_NO_STB", path);
+    return false;
+#else
+    if (n > (size_t)INT32_MAX - 8 || out_n > (size_t)INT32_MAX) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: a compressed member over 2 GB (stb's decoder reads at most 2 GB)", path);
+        return false;
+    }
+    uint8_t *padded = NULL;
+    if (slack < 8) {
+        padded = (uint8_t *)sdl__calloc(n + 8, 1);
+        if (!padded) return false;
+        if (n) memcpy(padded, src, n);
+        src = padded;
+    }
+    /* stb wants room for at least one byte; an empty member decodes to 0 bytes */
+    uint8_t one;
+    int got = stbi_zlib_decode_noheader_buffer((char *)(out_n ? dst : &one), out_n ? (int)out_n : 1, (const char *)src, (int)n + 8);
+    SDL_DEALLOC(padded);
+    if (got < 0) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: corrupt deflate data (%s)", path, stbi_failure_reason());
+        return false;
+    }
+    if ((size_t)got != out_n) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: deflate data decodes to %d bytes, the header says %zu", path, got, out_n);
+        return false;
+    }
+    return true;
+#endif
+}
+
+/* a gzip member (RFC 1952): header, raw deflate data, CRC-32 and size of the data */
+static uint8_t *sdl__gunzip(const char *path, const uint8_t *gz, size_t n, size_t *out_n) {
+    *out_n = 0;
+    if (n < 18) { sdl_fail(SDL_ERR_FORMAT, "%s: truncated gzip file (%zu bytes)", path, n); return NULL; }
+    if (gz[2] != 8) { sdl_fail(SDL_ERR_FORMAT, "%s: gzip compression method %d, only deflate (8) exists", path, gz[2]); return NULL; }
+    uint8_t flg = gz[3];
+    if (flg & 0xE0) { sdl_fail(SDL_ERR_FORMAT, "%s: gzip header has reserved flag bits set (0x%02x)", path, flg); return NULL; }
+    size_t pos = 10, end = n - 8; /* the trailer is the last 8 bytes */
+    if (flg & 4) { /* FEXTRA: 2-byte length, then that many bytes */
+        if (pos + 2 > end) goto truncated;
+        pos += 2 + sdl__le16(gz + pos);
+    }
+    for (int field = 8; field <= 16; field += 8) /* FNAME, FCOMMENT: zero-terminated */
+        if (flg & field) {
+            while (pos < end && gz[pos]) pos++;
+            pos++;
+        }
+    if (flg & 2) { /* FHCRC: low 16 bits of the CRC-32 of the header so far */
+        if (pos + 2 > end) goto truncated;
+        if ((sdl__crc32(0, gz, pos) & 0xFFFF) != sdl__le16(gz + pos)) {
+            sdl_fail(SDL_ERR_FORMAT, "%s: gzip header checksum mismatch", path);
+            return NULL;
+        }
+        pos += 2;
+    }
+    if (pos >= end) goto truncated;
+    {
+        uint32_t crc = sdl__le32(gz + n - 8), isize = sdl__le32(gz + n - 4);
+        /* deflate expands at most ~1032:1; a larger claim is a corrupt trailer, not a reason
+           to allocate gigabytes */
+        if ((double)isize > 1032.0 * (double)(end - pos) + 64.0) {
+            sdl_fail(SDL_ERR_FORMAT, "%s: gzip trailer claims %u bytes from %zu compressed (corrupt or truncated)", path, isize, end - pos);
+            return NULL;
+        }
+        uint8_t *out = (uint8_t *)sdl__alloc(isize);
+        if (!out) return NULL;
+        if (!sdl__inflate(path, gz + pos, end - pos, 8, out, isize)) { SDL_DEALLOC(out); return NULL; }
+        if (sdl__crc32(0, out, isize) != crc) {
+            SDL_DEALLOC(out);
+            sdl_fail(SDL_ERR_FORMAT, "%s: CRC-32 mismatch after decompression (corrupt file)", path);
+            return NULL;
+        }
+        *out_n = isize;
+        return out;
+    }
+truncated:
+    sdl_fail(SDL_ERR_FORMAT, "%s: truncated gzip header", path);
+    return NULL;
+}
+
+/* the file's bytes, decompressed when it starts with gzip's magic bytes 1f 8b */
+static uint8_t *sdl__read_file_gz(const char *path, size_t *size) {
+    uint8_t *raw = sdl__read_file(path, size);
+    if (!raw || *size < 2 || raw[0] != 0x1F || raw[1] != 0x8B) return raw;
+    uint8_t *out = sdl__gunzip(path, raw, *size, size);
+    SDL_DEALLOC(raw);
+    return out;
+}
+
+/* dir + "/" + name + suffix on the heap */
+static char *sdl__path_join(const char *dir, const char *name, const char *suffix) {
+    size_t nd = strlen(dir), nn = strlen(name), ns = strlen(suffix);
+    char *p = (char *)sdl__alloc(nd + nn + ns + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, nd);
+    size_t k = nd;
+    if (nd && dir[nd - 1] != '/') p[k++] = '/';
+    memcpy(p + k, name, nn);
+    memcpy(p + k + nn, suffix, ns + 1);
+    return p;
+}
+
+static bool sdl__file_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+static bool sdl__is_dir(const char *path) {
+#ifdef _WIN32
+    SDL__UNUSED(path);
+    return true;
+#else
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+#endif
+}
+
+/* IDX: 0 0 type ndim, then ndim big-endian u32 sizes, then the elements (row-major).
+   Returns the element bytes; dims[] gets the sizes. */
+static const uint8_t *sdl__idx_parse(const char *path, const uint8_t *p, size_t n, int want_ndim, int64_t *dims) {
+    if (n < 4) { sdl_fail(SDL_ERR_FORMAT, "%s: truncated IDX file (%zu bytes)", path, n); return NULL; }
+    if (p[0] || p[1]) { sdl_fail(SDL_ERR_FORMAT, "%s: not an IDX file (first bytes %02x %02x, expected 00 00)", path, p[0], p[1]); return NULL; }
+    if (p[2] != 0x08) { sdl_fail(SDL_ERR_FORMAT, "%s: IDX element type 0x%02x; sdl reads unsigned bytes (0x08) only", path, p[2]); return NULL; }
+    if (p[3] != want_ndim) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: IDX file with %d dimensions, expected %d (%s)", path, p[3], want_ndim,
+                 want_ndim == 3 ? "images: count, rows, columns" : "labels: count");
+        return NULL;
+    }
+    size_t hdr = 4 + 4 * (size_t)want_ndim;
+    if (n < hdr) { sdl_fail(SDL_ERR_FORMAT, "%s: truncated IDX header (%zu bytes)", path, n); return NULL; }
+    uint64_t total = 1;
+    for (int i = 0; i < want_ndim; i++) {
+        dims[i] = (int64_t)sdl__be32(p + 4 + 4 * i);
+        if (dims[i] == 0 || dims[i] > INT32_MAX) {
+            sdl_fail(SDL_ERR_FORMAT, "%s: IDX dimension %d is %lld", path, i, (long long)dims[i]);
+            return NULL;
+        }
+        if (total > ((uint64_t)1 << 50) / (uint64_t)dims[i]) {
+            sdl_fail(SDL_ERR_FORMAT, "%s: IDX sizes multiply past 2^50 bytes", path);
+            return NULL;
+        }
+        total *= (uint64_t)dims[i];
+    }
+    if ((uint64_t)(n - hdr) != total) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: %s: the header's sizes need %llu data bytes, the file has %zu", path,
+                 (uint64_t)(n - hdr) < total ? "truncated" : "extra bytes at the end", (unsigned long long)total, n - hdr);
+        return NULL;
+    }
+    return p + hdr;
+}
+
+SDL_API sdl_result sdl_load_idx(const char *images_path, const char *labels_path, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_idx: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!images_path || !labels_path) return sdl_fail(SDL_ERR_ARG, "load_idx: a path is NULL");
+    size_t ni, nl;
+    uint8_t *img = NULL, *lab = NULL;
+    int64_t di[3], dl[1];
+    sdl_result r = SDL_OK;
+    const uint8_t *px, *lb;
+    if (!(img = sdl__read_file_gz(images_path, &ni)) || !(px = sdl__idx_parse(images_path, img, ni, 3, di)) ||
+        !(lab = sdl__read_file_gz(labels_path, &nl)) || !(lb = sdl__idx_parse(labels_path, lab, nl, 1, dl))) {
+        r = sdl_last_result();
+        goto done;
+    }
+    if (di[0] != dl[0]) {
+        r = sdl_fail(SDL_ERR_FORMAT, "%s holds %lld images but %s holds %lld labels", images_path, (long long)di[0],
+                     labels_path, (long long)dl[0]);
+        goto done;
+    }
+    out->n = di[0];
+    out->c = 1;
+    out->h = (int)di[1];
+    out->w = (int)di[2];
+    out->images = (uint8_t *)sdl__alloc((size_t)(ni - 16));
+    out->labels = (int32_t *)sdl__calloc((size_t)out->n, sizeof(int32_t));
+    if (!out->images || !out->labels) { r = SDL_ERR_OOM; sdl_dataset_free(out); goto done; }
+    memcpy(out->images, px, ni - 16);
+    for (int64_t i = 0; i < out->n; i++) {
+        out->labels[i] = lb[i];
+        if (lb[i] >= out->num_classes) out->num_classes = lb[i] + 1;
+    }
+done:
+    SDL_DEALLOC(img);
+    SDL_DEALLOC(lab);
+    return r;
+}
+
+/* train-images-idx3-ubyte[.gz] and friends in dir */
+static sdl_result sdl__load_mnist_files(const char *what, const char *dir, const char *pkg, bool train, sdl_dataset *out) {
+    static const char *const names[2][2] = {{"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"},
+                                            {"train-images-idx3-ubyte", "train-labels-idx1-ubyte"}};
+    char *paths[2] = {NULL, NULL};
+    sdl_result r = SDL_OK;
+    memset(out, 0, sizeof *out);
+    for (int k = 0; k < 2 && r == SDL_OK; k++) {
+        const char *name = names[train ? 1 : 0][k];
+        paths[k] = sdl__path_join(dir, name, "");
+        if (paths[k] && !sdl__file_exists(paths[k])) {
+            SDL_DEALLOC(paths[k]);
+            paths[k] = sdl__path_join(dir, name, ".gz");
+            if (paths[k] && !sdl__file_exists(paths[k])) {
+                SDL_DEALLOC(paths[k]);
+                paths[k] = NULL;
+                if (!sdl__is_dir(dir))
+                    r = sdl_fail(SDL_ERR_IO, "%s: folder %s not found%s%s", what, dir, pkg ? "; on Debian/Ubuntu: apt-get install " : "", pkg ? pkg : "");
+                else
+                    r = sdl_fail(SDL_ERR_IO, "%s: neither %s/%s nor %s/%s.gz exists", what, dir, name, dir, name);
+            }
+        }
+        if (r == SDL_OK && !paths[k]) r = SDL_ERR_OOM;
+    }
+    if (r == SDL_OK) r = sdl_load_idx(paths[0], paths[1], out);
+    if (r == SDL_OK) {
+        for (int64_t i = 0; i < out->n; i++)
+            if (out->labels[i] > 9) {
+                r = sdl_fail(SDL_ERR_FORMAT, "%s: label %d at index %lld; %s has 10 classes", paths[1], out->labels[i], (long long)i, what);
+                sdl_dataset_free(out);
+                break;
+            }
+        out->num_classes = r == SDL_OK ? 10 : 0;
+    }
+    SDL_DEALLOC(paths[0]);
+    SDL_DEALLOC(paths[1]);
+    return r;
+}
+
+SDL_API sdl_result sdl_load_fashion_mnist(const char *dir, bool train, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_fashion_mnist: out is NULL");
+    if (!dir || !dir[0]) dir = "/usr/share/datasets/fashion-mnist";
+    return sdl__load_mnist_files("Fashion-MNIST", dir, "dataset-fashion-mnist", train, out);
+}
+
+SDL_API sdl_result sdl_load_mnist(const char *dir, bool train, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_mnist: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!dir || !dir[0]) return sdl_fail(SDL_ERR_ARG, "load_mnist: give the folder that holds train-images-idx3-ubyte[.gz]");
+    return sdl__load_mnist_files("MNIST", dir, NULL, train, out);
+}
 
 /* >>loader */
 /* The epoch's sample list: perm is a Fisher-Yates shuffle of [0, n) keyed by (seed, epoch);

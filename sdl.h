@@ -1055,43 +1055,264 @@ SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *c
 }
 
 /* ----------------------------------------------------------------------------------------
-   >>gemm: reference loops; blocked and vectorised where it pays
+   >>gemm: a packed, cache-blocked SGEMM (GotoBLAS/BLIS layout) with a SIMD micro-kernel
+   chosen at compile time, and a plain reference loop kept beside it for tests.
+     loops:  jc (NC columns of C) > pc (KC of the inner dim) > ic (MC rows) > jr (NR) > ir (MR)
+     packing: B's KC x NC block into NR-wide k-major panels, A's MC x KC block (times alpha)
+     into MR-tall k-major panels, zero-padded at the edges; the micro-kernel adds the
+     MR x NR product of one A panel and one B panel over kc.
+   Threads split C into column or row ranges at multiples of NR/MR and never split K, so
+   every element of C sees the same sums in the same order for any thread count.
    ---------------------------------------------------------------------------------------- */
+#if (defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))) && !defined(__CUDA_ARCH__) && !defined(SDL_NO_SIMD)
+#include <immintrin.h>
+#endif
+#if defined(__AVX512F__) && !defined(__CUDA_ARCH__) && !defined(SDL_NO_SIMD)
+#define SDL__GEMM_AVX512 1
+#define SDL__MR 12
+#define SDL__NR 32
+#elif defined(__AVX2__) && defined(__FMA__) && !defined(__CUDA_ARCH__) && !defined(SDL_NO_SIMD)
+#define SDL__GEMM_AVX2 1
+#define SDL__MR 6
+#define SDL__NR 16
+#else
+#define SDL__MR 4
+#define SDL__NR 16
+#endif
+#define SDL__KC 256
+#define SDL__MC (SDL__MR * 20)
+#define SDL__NC (SDL__NR * 128)
+
 typedef struct sdl__gemm_job {
     bool ta, tb;
     int64_t M, N, K, lda, ldb, ldc;
     float alpha, beta;
     const float *A, *B;
     float *C;
+    bool split_n;        /* threads take column ranges (else row ranges) */
+    int64_t unit, parts; /* range granularity (NR or MR) and the number of ranges */
 } sdl__gemm_job;
 
-/* rows [r0, r1) of C: C[i,:] = beta*C[i,:] + alpha * sum_k op(A)[i,k] * op(B)[k,:] */
-static void sdl__gemm_rows(void *ctx, int64_t r0, int64_t r1) {
-    const sdl__gemm_job *g = (const sdl__gemm_job *)ctx;
-    for (int64_t i = r0; i < r1; i++) {
-        float *c = g->C + i * g->ldc;
-        if (g->beta == 0.0f) memset(c, 0, (size_t)g->N * sizeof(float));
-        else if (g->beta != 1.0f) for (int64_t j = 0; j < g->N; j++) c[j] *= g->beta;
-        for (int64_t k = 0; k < g->K; k++) {
-            float a = g->alpha * (g->ta ? g->A[k * g->lda + i] : g->A[i * g->lda + k]);
-            if (g->tb) {
-                for (int64_t j = 0; j < g->N; j++) c[j] += a * g->B[j * g->ldb + k];
+/* The reference: C = beta*C + alpha * op(A) op(B), one row at a time, single-threaded. */
+static void sdl__sgemm_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                           const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                           float *C, int64_t ldc) {
+    for (int64_t i = 0; i < M; i++) {
+        float *c = C + i * ldc;
+        if (beta == 0.0f) memset(c, 0, (size_t)N * sizeof(float));
+        else if (beta != 1.0f) for (int64_t j = 0; j < N; j++) c[j] *= beta;
+        for (int64_t k = 0; k < K; k++) {
+            float a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);
+            if (tb) {
+                for (int64_t j = 0; j < N; j++) c[j] += a * B[j * ldb + k];
             } else {
-                const float *b = g->B + k * g->ldb;
-                for (int64_t j = 0; j < g->N; j++) c[j] += a * b[j];
+                const float *b = B + k * ldb;
+                for (int64_t j = 0; j < N; j++) c[j] += a * b[j];
             }
         }
     }
 }
 
+/* A's rows [i0, i0+mc) x cols [k0, k0+kc) of op(A), times alpha, as MR-tall panels:
+   dst[p*MR*kc + k*MR + i] = alpha * op(A)[i0 + p*MR + i][k0 + k] (zero past M) */
+static void sdl__pack_a(const sdl__gemm_job *g, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float *dst) {
+    for (int64_t p = 0; p < mc; p += SDL__MR) {
+        int64_t mr = mc - p < SDL__MR ? mc - p : SDL__MR;
+        float *d = dst + p * kc;
+        if (!g->ta) { /* k outer: MR row streams in, one contiguous panel row out */
+            const float *rows[SDL__MR];
+            for (int64_t i = 0; i < mr; i++) rows[i] = g->A + (i0 + p + i) * g->lda + k0;
+            for (int64_t k = 0; k < kc; k++)
+                for (int64_t i = 0; i < mr; i++) d[k * SDL__MR + i] = g->alpha * rows[i][k];
+        } else {
+            for (int64_t k = 0; k < kc; k++) {
+                const float *src = g->A + (k0 + k) * g->lda + i0 + p;
+                for (int64_t i = 0; i < mr; i++) d[k * SDL__MR + i] = g->alpha * src[i];
+            }
+        }
+        if (mr < SDL__MR)
+            for (int64_t k = 0; k < kc; k++)
+                for (int64_t i = mr; i < SDL__MR; i++) d[k * SDL__MR + i] = 0.0f;
+    }
+}
+
+/* B's rows [k0, k0+kc) x cols [j0, j0+nc) of op(B) as NR-wide panels:
+   dst[p*NR*kc + k*NR + j] = op(B)[k0 + k][j0 + p*NR + j] (zero past N) */
+static void sdl__pack_b(const sdl__gemm_job *g, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float *dst) {
+    for (int64_t p = 0; p < nc; p += SDL__NR) {
+        int64_t nr = nc - p < SDL__NR ? nc - p : SDL__NR;
+        float *d = dst + p * kc;
+        if (!g->tb) {
+            for (int64_t k = 0; k < kc; k++) {
+                const float *src = g->B + (k0 + k) * g->ldb + j0 + p;
+                float *dk = d + k * SDL__NR;
+                if (nr == SDL__NR) memcpy(dk, src, SDL__NR * sizeof(float));
+                else {
+                    for (int64_t j = 0; j < nr; j++) dk[j] = src[j];
+                    for (int64_t j = nr; j < SDL__NR; j++) dk[j] = 0.0f;
+                }
+            }
+        } else {
+            const float *rows[SDL__NR];
+            for (int64_t j = 0; j < nr; j++) rows[j] = g->B + (j0 + p + j) * g->ldb + k0;
+            for (int64_t k = 0; k < kc; k++) {
+                float *dk = d + k * SDL__NR;
+                for (int64_t j = 0; j < nr; j++) dk[j] = rows[j][k];
+                for (int64_t j = nr; j < SDL__NR; j++) dk[j] = 0.0f;
+            }
+        }
+    }
+}
+
+/* t[MR x NR] = sum_k a[k*MR + i] * b[k*NR + j] over kc */
+#if defined(SDL__GEMM_AVX512)
+static void sdl__gemm_kernel(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, float *SDL_RESTRICT t) {
+    __m512 c0_0 = _mm512_setzero_ps(), c0_1 = c0_0, c1_0 = c0_0, c1_1 = c0_0, c2_0 = c0_0, c2_1 = c0_0,
+           c3_0 = c0_0, c3_1 = c0_0, c4_0 = c0_0, c4_1 = c0_0, c5_0 = c0_0, c5_1 = c0_0,
+           c6_0 = c0_0, c6_1 = c0_0, c7_0 = c0_0, c7_1 = c0_0, c8_0 = c0_0, c8_1 = c0_0,
+           c9_0 = c0_0, c9_1 = c0_0, c10_0 = c0_0, c10_1 = c0_0, c11_0 = c0_0, c11_1 = c0_0;
+    for (int64_t k = 0; k < kc; k++, a += 12, b += 32) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), ai;
+#define SDL__ROW(i) ai = _mm512_set1_ps(a[i]); c##i##_0 = _mm512_fmadd_ps(ai, b0, c##i##_0); c##i##_1 = _mm512_fmadd_ps(ai, b1, c##i##_1);
+        SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5)
+        SDL__ROW(6) SDL__ROW(7) SDL__ROW(8) SDL__ROW(9) SDL__ROW(10) SDL__ROW(11)
+#undef SDL__ROW
+    }
+#define SDL__ROW(i) _mm512_storeu_ps(t + (i) * 32, c##i##_0); _mm512_storeu_ps(t + (i) * 32 + 16, c##i##_1);
+    SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5)
+    SDL__ROW(6) SDL__ROW(7) SDL__ROW(8) SDL__ROW(9) SDL__ROW(10) SDL__ROW(11)
+#undef SDL__ROW
+}
+#elif defined(SDL__GEMM_AVX2)
+static void sdl__gemm_kernel(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, float *SDL_RESTRICT t) {
+    __m256 c0_0 = _mm256_setzero_ps(), c0_1 = c0_0, c1_0 = c0_0, c1_1 = c0_0, c2_0 = c0_0, c2_1 = c0_0,
+           c3_0 = c0_0, c3_1 = c0_0, c4_0 = c0_0, c4_1 = c0_0, c5_0 = c0_0, c5_1 = c0_0;
+    for (int64_t k = 0; k < kc; k++, a += 6, b += 16) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), ai;
+#define SDL__ROW(i) ai = _mm256_broadcast_ss(a + (i)); c##i##_0 = _mm256_fmadd_ps(ai, b0, c##i##_0); c##i##_1 = _mm256_fmadd_ps(ai, b1, c##i##_1);
+        SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5)
+#undef SDL__ROW
+    }
+#define SDL__ROW(i) _mm256_storeu_ps(t + (i) * 16, c##i##_0); _mm256_storeu_ps(t + (i) * 16 + 8, c##i##_1);
+    SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5)
+#undef SDL__ROW
+}
+#else
+static void sdl__gemm_kernel(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, float *SDL_RESTRICT t) {
+    float acc[SDL__MR][SDL__NR];
+    memset(acc, 0, sizeof acc);
+    for (int64_t k = 0; k < kc; k++, a += SDL__MR, b += SDL__NR)
+        for (int i = 0; i < SDL__MR; i++)
+            for (int j = 0; j < SDL__NR; j++) acc[i][j] += a[i] * b[j];
+    memcpy(t, acc, sizeof acc);
+}
+#endif
+
+/* C tile (mr x nr) = (first ? beta*C : C) + t; one routine for every tile so edges and
+   interiors round alike. beta 0 never reads C (it may hold NaN). */
+static void sdl__gemm_update(float *c, int64_t ldc, const float *t, int64_t mr, int64_t nr, float beta, bool first) {
+    for (int64_t i = 0; i < mr; i++, c += ldc, t += SDL__NR) {
+        if (!first || beta == 1.0f) for (int64_t j = 0; j < nr; j++) c[j] += t[j];
+        else if (beta == 0.0f) for (int64_t j = 0; j < nr; j++) c[j] = t[j];
+        else for (int64_t j = 0; j < nr; j++) c[j] = beta * c[j] + t[j];
+    }
+}
+
+/* C[m0:m1, n0:n1] with the packing buffers ws (MC*KC + KC*NC floats) */
+static void sdl__gemm_block(const sdl__gemm_job *g, int64_t m0, int64_t m1, int64_t n0, int64_t n1, float *ws) {
+    float *ap = ws, *bp = ws + SDL__MC * SDL__KC;
+    float t[SDL__MR * SDL__NR + 16];
+    for (int64_t jc = n0; jc < n1; jc += SDL__NC) {
+        int64_t nc = n1 - jc < SDL__NC ? n1 - jc : SDL__NC;
+        for (int64_t pc = 0; pc < g->K; pc += SDL__KC) {
+            int64_t kc = g->K - pc < SDL__KC ? g->K - pc : SDL__KC;
+            sdl__pack_b(g, pc, kc, jc, nc, bp);
+            for (int64_t ic = m0; ic < m1; ic += SDL__MC) {
+                int64_t mc = m1 - ic < SDL__MC ? m1 - ic : SDL__MC;
+                sdl__pack_a(g, ic, mc, pc, kc, ap);
+                for (int64_t jr = 0; jr < nc; jr += SDL__NR) {
+                    int64_t nr = nc - jr < SDL__NR ? nc - jr : SDL__NR;
+                    for (int64_t ir = 0; ir < mc; ir += SDL__MR) {
+                        int64_t mr = mc - ir < SDL__MR ? mc - ir : SDL__MR;
+                        sdl__gemm_kernel(kc, ap + ir * kc, bp + jr * kc, t);
+                        sdl__gemm_update(g->C + (ic + ir) * g->ldc + jc + jr, g->ldc, t, mr, nr, g->beta, pc == 0);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* packing buffers, one per thread part, kept for the life of the process (a steady-state
+   step allocates nothing). Grown only from the calling thread, before work is handed out. */
+static float *sdl__gemm_ws[SDL__MAX_THREADS];
+static bool sdl__gemm_ws_ready(int parts) {
+    for (int p = 0; p < parts; p++)
+        if (!sdl__gemm_ws[p]) {
+            sdl__gemm_ws[p] = (float *)sdl__aligned_alloc(sizeof(float) * (size_t)SDL__KC * (SDL__MC + SDL__NC));
+            if (!sdl__gemm_ws[p]) return false;
+        }
+    return true;
+}
+
+static void sdl__gemm_part(void *ctx, int64_t p0, int64_t p1) {
+    const sdl__gemm_job *g = (const sdl__gemm_job *)ctx;
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t dim = g->split_n ? g->N : g->M, units = (dim + g->unit - 1) / g->unit;
+        int64_t b = units * p / g->parts * g->unit, e = units * (p + 1) / g->parts * g->unit;
+        if (e > dim) e = dim;
+        if (b >= e) continue;
+        if (g->split_n) sdl__gemm_block(g, 0, g->M, b, e, sdl__gemm_ws[p]);
+        else sdl__gemm_block(g, b, e, 0, g->N, sdl__gemm_ws[p]);
+    }
+}
+
+static sdl__gemm_job sdl__gemm_make(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                                    float *C, int64_t ldc) {
+    sdl__gemm_job g;
+    g.ta = ta; g.tb = tb; g.M = M; g.N = N; g.K = K; g.lda = lda; g.ldb = ldb; g.ldc = ldc;
+    g.alpha = alpha; g.beta = beta; g.A = A; g.B = B; g.C = C;
+    g.split_n = N >= M; g.unit = g.split_n ? SDL__NR : SDL__MR; g.parts = 1;
+    return g;
+}
+
+/* the trivial cases: nothing to add (K = 0 or alpha = 0) means C = beta * C */
+static bool sdl__gemm_trivial(int64_t M, int64_t N, int64_t K, float alpha, float beta, float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return true;
+    if (K > 0 && alpha != 0.0f) return false;
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+    return true;
+}
+
+/* single-threaded, with the caller's packing buffer ws (part `part` of sdl__gemm_ws): for
+   kernels that already run on a pool thread */
+static void sdl__sgemm_serial(int part, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                              const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                              float *C, int64_t ldc) {
+    if (sdl__gemm_trivial(M, N, K, alpha, beta, C, ldc)) return;
+    sdl__gemm_job g = sdl__gemm_make(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    sdl__gemm_block(&g, 0, M, 0, N, sdl__gemm_ws[part]);
+}
+
 SDL_API void sdl_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                        const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                        float *C, int64_t ldc) {
-    sdl__gemm_job g;
-    g.ta = trans_a; g.tb = trans_b; g.M = M; g.N = N; g.K = K; g.lda = lda; g.ldb = ldb; g.ldc = ldc;
-    g.alpha = alpha; g.beta = beta; g.A = A; g.B = B; g.C = C;
-    int64_t grain = (N * K) > 0 ? 1 + 65536 / (N * K) : M;
-    sdl_parallel_for(M, grain, sdl__gemm_rows, &g);
+    if (sdl__gemm_trivial(M, N, K, alpha, beta, C, ldc)) return;
+    sdl__gemm_job g = sdl__gemm_make(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    int64_t units = ((g.split_n ? N : M) + g.unit - 1) / g.unit;
+    int64_t parts = (M * N * K) / (64 * 64 * 64) + 1; /* a part gets at least ~0.5 MFLOP */
+    int nt = sdl_get_num_threads();
+    if (parts > nt) parts = nt;
+    if (parts > units) parts = units;
+    if (!sdl__gemm_ws_ready((int)parts)) { /* no memory for packing: the plain loop still works */
+        sdl__sgemm_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    g.parts = parts;
+    if (parts == 1) sdl__gemm_part(&g, 0, 1);
+    else sdl_parallel_for(parts, 1, sdl__gemm_part, &g);
 }
 
 /* ----------------------------------------------------------------------------------------
@@ -1715,6 +1936,374 @@ SDL_API sdl_tensor *sdl_mse_loss(sdl_tensor *x, sdl_tensor *targets) {
 
 /* >>ops-conv (conv2d, conv_transpose2d, pooling) */
 
+/* Images are NCHW. A conv's geometry: an image (C, H, W) read through KH x KW windows with
+   stride (sh, sw) and zero padding (ph, pw) at the OH x OW grid points. im2col lays the
+   windows out as col (C*KH*KW, OH*OW), so a conv is one GEMM per sample; col2im adds such
+   a matrix back into the image (the adjoint). conv_transpose2d uses the same two with the
+   roles swapped: its output is the image, its input the grid. */
+typedef struct sdl__geom { int64_t C, H, W, KH, KW, OH, OW; int64_t sh, sw, ph, pw; } sdl__geom;
+
+static void sdl__im2col(const float *x, const sdl__geom *g, float *col) {
+    int64_t P = g->OH * g->OW;
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t i = 0; i < g->KH; i++)
+            for (int64_t j = 0; j < g->KW; j++) {
+                float *dst = col + ((c * g->KH + i) * g->KW + j) * P;
+                for (int64_t oh = 0; oh < g->OH; oh++, dst += g->OW) {
+                    int64_t ih = oh * g->sh - g->ph + i;
+                    if (ih < 0 || ih >= g->H) { memset(dst, 0, (size_t)g->OW * sizeof(float)); continue; }
+                    const float *src = x + (c * g->H + ih) * g->W;
+                    if (g->sw == 1) { /* zeros, a contiguous run, zeros */
+                        int64_t lo = g->pw - j, hi = g->W + g->pw - j; /* ow range reading inside */
+                        if (lo < 0) lo = 0;
+                        if (hi > g->OW) hi = g->OW;
+                        if (hi < lo) hi = lo;
+                        for (int64_t ow = 0; ow < lo; ow++) dst[ow] = 0.0f;
+                        if (hi > lo) memcpy(dst + lo, src + lo - g->pw + j, (size_t)(hi - lo) * sizeof(float));
+                        for (int64_t ow = hi; ow < g->OW; ow++) dst[ow] = 0.0f;
+                    } else {
+                        for (int64_t ow = 0; ow < g->OW; ow++) {
+                            int64_t iw = ow * g->sw - g->pw + j;
+                            dst[ow] = iw >= 0 && iw < g->W ? src[iw] : 0.0f;
+                        }
+                    }
+                }
+            }
+}
+
+static void sdl__col2im(const float *col, const sdl__geom *g, float *x) {
+    int64_t P = g->OH * g->OW;
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t i = 0; i < g->KH; i++)
+            for (int64_t j = 0; j < g->KW; j++) {
+                const float *src = col + ((c * g->KH + i) * g->KW + j) * P;
+                for (int64_t oh = 0; oh < g->OH; oh++, src += g->OW) {
+                    int64_t ih = oh * g->sh - g->ph + i;
+                    if (ih < 0 || ih >= g->H) continue;
+                    float *dst = x + (c * g->H + ih) * g->W;
+                    for (int64_t ow = 0; ow < g->OW; ow++) {
+                        int64_t iw = ow * g->sw - g->pw + j;
+                        if (iw >= 0 && iw < g->W) dst[iw] += src[ow];
+                    }
+                }
+            }
+}
+
+/* One conv op's work, split over samples. Weight grads are summed per fixed chunk of
+   samples (the chunking depends on the batch, never on the thread count), then the chunk
+   sums are added in order, so results are bitwise the same for any number of threads. */
+typedef struct sdl__conv_job {
+    sdl_node *n;
+    bool transpose;
+    sdl__geom g;          /* image = conv input (transpose: output), grid = the other */
+    int64_t O, Kc, P;     /* conv: C_out, C_in*kh*kw, OH*OW; transpose: C_in, C_out*kh*kw, H*W */
+    int64_t nb, nchunks, parts;
+    bool inner_threads;   /* one part: let each GEMM use the threads instead */
+    float *scratch;       /* per part: 2 * Kc * P floats */
+    float *wpart, *bpart; /* per chunk: O*Kc and bias-sized partial sums */
+} sdl__conv_job;
+
+static void sdl__gemm_in(const sdl__conv_job *j, int part, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                         const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    if (j->inner_threads) sdl_sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    else sdl__sgemm_serial(part, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+}
+
+static bool sdl__conv_is_1x1(const sdl__geom *g) {
+    return g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+}
+
+/* conv:      y_b (O, P) = W (O, Kc) @ im2col(x_b) + bias
+   transpose: y_b = col2im(W^T (Kc, C_in) @ x_b (C_in, P)) + bias */
+static void sdl__conv_fwd_part(void *ctx, int64_t p0, int64_t p1) {
+    const sdl__conv_job *j = (const sdl__conv_job *)ctx;
+    sdl_tensor *x = j->n->in[0], *w = j->n->in[1], *b = j->n->nin > 2 ? j->n->in[2] : NULL;
+    const float *W = sdl_f32(w);
+    int64_t in_sz = x->numel / j->nb, out_sz = j->n->out->numel / j->nb;
+    int64_t Cb = b ? b->numel : 0, plane = Cb ? out_sz / Cb : 0;
+    for (int64_t part = p0; part < p1; part++) {
+        float *col = j->scratch + part * 2 * j->Kc * j->P;
+        for (int64_t s = j->nb * part / j->parts; s < j->nb * (part + 1) / j->parts; s++) {
+            const float *xs = sdl_f32(x) + s * in_sz;
+            float *ys = sdl_f32(j->n->out) + s * out_sz;
+            for (int64_t c = 0; c < Cb; c++)
+                for (int64_t q = 0; q < plane; q++) ys[c * plane + q] = sdl_f32(b)[c];
+            if (!j->transpose) {
+                const float *cs = xs;
+                if (!sdl__conv_is_1x1(&j->g)) { sdl__im2col(xs, &j->g, col); cs = col; }
+                sdl__gemm_in(j, (int)part, false, false, j->O, j->P, j->Kc, W, j->Kc, cs, j->P, Cb ? 1.0f : 0.0f, ys, j->P);
+            } else {
+                sdl__gemm_in(j, (int)part, true, false, j->Kc, j->P, j->O, W, j->Kc, xs, j->P, 0.0f, col, j->P);
+                sdl__col2im(col, &j->g, ys);
+            }
+        }
+    }
+}
+
+/* conv:      dW += dy_b im2col(x_b)^T;  dx_b += col2im(W^T dy_b);  db += sum dy_b
+   transpose: dW += x_b im2col(dy_b)^T;  dx_b += W im2col(dy_b);      db += sum dy_b */
+static void sdl__conv_bwd_part(void *ctx, int64_t p0, int64_t p1) {
+    const sdl__conv_job *j = (const sdl__conv_job *)ctx;
+    sdl_tensor *x = j->n->in[0], *w = j->n->in[1], *b = j->n->nin > 2 ? j->n->in[2] : NULL;
+    const float *W = sdl_f32(w);
+    int64_t in_sz = x->numel / j->nb, out_sz = j->n->out->numel / j->nb;
+    int64_t Cb = b ? b->numel : 0, plane = Cb ? out_sz / Cb : 0;
+    bool want_b = b && b->requires_grad;
+    for (int64_t part = p0; part < p1; part++) {
+        float *col = j->scratch + part * 2 * j->Kc * j->P, *dcol = col + j->Kc * j->P;
+        /* this part's chunks: [c0, c1) */
+        int64_t c0 = j->nchunks * part / j->parts, c1 = j->nchunks * (part + 1) / j->parts;
+        for (int64_t ch = c0; ch < c1; ch++) {
+            float *wp = j->wpart + ch * j->O * j->Kc, *bp = j->bpart + ch * Cb;
+            bool first = true;
+            for (int64_t s = j->nb * ch / j->nchunks; s < j->nb * (ch + 1) / j->nchunks; s++) {
+                const float *xs = sdl_f32(x) + s * in_sz, *dys = j->n->out->grad + s * out_sz;
+                float *dxs = x->requires_grad ? x->grad + s * in_sz : NULL;
+                if (want_b)
+                    for (int64_t c = 0; c < Cb; c++) {
+                        float acc = first ? 0.0f : bp[c];
+                        for (int64_t q = 0; q < plane; q++) acc += dys[c * plane + q];
+                        bp[c] = acc;
+                    }
+                if (!j->transpose) {
+                    const float *cs = xs;
+                    bool direct = sdl__conv_is_1x1(&j->g);
+                    if (w->requires_grad) {
+                        if (!direct) { sdl__im2col(xs, &j->g, col); cs = col; }
+                        sdl__gemm_in(j, (int)part, false, true, j->O, j->Kc, j->P, dys, j->P, cs, j->P, first ? 0.0f : 1.0f, wp, j->Kc);
+                    }
+                    if (dxs) {
+                        if (direct) sdl__gemm_in(j, (int)part, true, false, j->Kc, j->P, j->O, W, j->Kc, dys, j->P, 1.0f, dxs, j->P);
+                        else {
+                            sdl__gemm_in(j, (int)part, true, false, j->Kc, j->P, j->O, W, j->Kc, dys, j->P, 0.0f, dcol, j->P);
+                            sdl__col2im(dcol, &j->g, dxs);
+                        }
+                    }
+                } else {
+                    sdl__im2col(dys, &j->g, col);
+                    if (w->requires_grad)
+                        sdl__gemm_in(j, (int)part, false, true, j->O, j->Kc, j->P, xs, j->P, col, j->P, first ? 0.0f : 1.0f, wp, j->Kc);
+                    if (dxs) sdl__gemm_in(j, (int)part, false, false, j->O, j->P, j->Kc, W, j->Kc, col, j->P, 1.0f, dxs, j->P);
+                }
+                first = false;
+            }
+        }
+    }
+}
+
+/* chunks of samples for the weight-gradient sums: at most 16, fewer for big weights */
+static int64_t sdl__conv_chunks(int64_t nb, int64_t wsize) {
+    int64_t c = nb < 16 ? nb : 16, cap = ((int64_t)1 << 22) / (wsize > 0 ? wsize : 1);
+    if (c > cap) c = cap;
+    return c < 1 ? 1 : c;
+}
+
+static bool sdl__conv_job_init(sdl__conv_job *j, sdl_node *n, bool backward) {
+    sdl_tensor *x = n->in[0], *w = n->in[1], *y = n->out;
+    memset(j, 0, sizeof *j);
+    j->n = n;
+    j->transpose = n->op == SDL_OP_CONV_TRANSPOSE2D;
+    sdl_tensor *img = j->transpose ? y : x, *grid = j->transpose ? x : y;
+    j->g.C = img->shape[1]; j->g.H = img->shape[2]; j->g.W = img->shape[3];
+    j->g.KH = w->shape[2]; j->g.KW = w->shape[3];
+    j->g.OH = grid->shape[2]; j->g.OW = grid->shape[3];
+    j->g.sh = n->attr.conv.stride_h; j->g.sw = n->attr.conv.stride_w;
+    j->g.ph = n->attr.conv.pad_h; j->g.pw = n->attr.conv.pad_w;
+    j->O = w->shape[0];
+    j->Kc = w->shape[1] * j->g.KH * j->g.KW;
+    j->P = j->g.OH * j->g.OW;
+    j->nb = x->shape[0];
+    j->nchunks = backward ? sdl__conv_chunks(j->nb, j->O * j->Kc) : j->nb;
+    int64_t units = backward ? j->nchunks : j->nb;
+    int nt = sdl_get_num_threads();
+    j->parts = units < nt ? units : nt;
+    if (j->parts < 1) j->parts = 1;
+    j->inner_threads = j->parts == 1 && nt > 1;
+    if (!sdl__gemm_ws_ready((int)j->parts)) return false;
+    size_t per = 0, total = 0;
+    if (sdl__mul_overflows((size_t)j->Kc, (size_t)j->P, &per) || sdl__mul_overflows(per, 2 * (size_t)j->parts, &total)) {
+        sdl_fail(SDL_ERR_OOM, "conv: scratch size overflows");
+        return false;
+    }
+    j->scratch = (float *)sdl_arena_alloc(total * sizeof(float));
+    if (!j->scratch) return false;
+    if (backward) {
+        int64_t Cb = n->nin > 2 ? n->in[2]->numel : 0;
+        j->wpart = (float *)sdl_arena_alloc((size_t)(j->nchunks * (j->O * j->Kc + Cb)) * sizeof(float));
+        if (!j->wpart) return false;
+        j->bpart = j->wpart + j->nchunks * j->O * j->Kc;
+    }
+    return true;
+}
+
+static void sdl__conv_fwd(sdl_node *n) {
+    sdl__conv_job j;
+    if (!sdl__conv_job_init(&j, n, false)) return;
+    if (j.parts == 1) sdl__conv_fwd_part(&j, 0, 1);
+    else sdl_parallel_for(j.parts, 1, sdl__conv_fwd_part, &j);
+}
+
+static void sdl__conv_bwd(sdl_node *n) {
+    sdl__conv_job j;
+    if (!sdl__conv_job_init(&j, n, true)) return;
+    if (j.parts == 1) sdl__conv_bwd_part(&j, 0, 1);
+    else sdl_parallel_for(j.parts, 1, sdl__conv_bwd_part, &j);
+    sdl_tensor *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL;
+    int64_t wn = j.O * j.Kc, Cb = b ? b->numel : 0;
+    for (int64_t ch = 0; ch < j.nchunks; ch++) { /* chunk sums, in order */
+        if (w->requires_grad) for (int64_t i = 0; i < wn; i++) w->grad[i] += j.wpart[ch * wn + i];
+        if (b && b->requires_grad) for (int64_t i = 0; i < Cb; i++) b->grad[i] += j.bpart[ch * Cb + i];
+    }
+}
+
+static sdl_tensor *sdl__conv_common(const char *name, sdl_op op, sdl_tensor *x, sdl_tensor *w, sdl_tensor *b,
+                                    int stride, int pad, int out_pad) {
+    if (sdl__any_null(x, w)) return NULL;
+    bool tr = op == SDL_OP_CONV_TRANSPOSE2D;
+    if (x->ndim != 4 || w->ndim != 4 || x->shape[1] != w->shape[tr ? 0 : 1])
+        return (sdl_tensor *)sdl__shape_error(name, tr ? "input (N, C_in, H, W) does not fit weight (C_in, C_out, kh, kw)"
+                                                       : "input (N, C_in, H, W) does not fit weight (C_out, C_in, kh, kw)", x, w);
+    int64_t cout = w->shape[tr ? 1 : 0];
+    if (b && (b->ndim != 1 || b->shape[0] != cout))
+        return (sdl_tensor *)sdl__shape_error(name, "bias must be (C_out)", b, w);
+    if (stride < 1 || pad < 0 || out_pad < 0 || (out_pad > 0 && out_pad >= stride)) {
+        sdl_fail(SDL_ERR_ARG, "%s: stride %d, pad %d, out_pad %d: need stride >= 1, pad >= 0, 0 <= out_pad < stride",
+                 name, stride, pad, out_pad);
+        return NULL;
+    }
+    int64_t kh = w->shape[2], kw = w->shape[3], oh, ow;
+    if (!tr) {
+        oh = x->shape[2] + 2 * pad - kh; ow = x->shape[3] + 2 * pad - kw;
+        if (oh < 0 || ow < 0) return (sdl_tensor *)sdl__shape_error(name, "kernel larger than the padded input", x, w);
+        oh = oh / stride + 1; ow = ow / stride + 1;
+    } else {
+        oh = (x->shape[2] - 1) * stride - 2 * pad + kh + out_pad;
+        ow = (x->shape[3] - 1) * stride - 2 * pad + kw + out_pad;
+        if (oh < 1 || ow < 1) return (sdl_tensor *)sdl__shape_error(name, "output would be empty", x, w);
+    }
+    sdl_node *n = sdl__op_begin(op, sdl_shape4(x->shape[0], cout, oh, ow), x, w, b, NULL);
+    if (!n) return NULL;
+    n->attr.conv.stride_h = n->attr.conv.stride_w = stride;
+    n->attr.conv.pad_h = n->attr.conv.pad_w = pad;
+    n->attr.conv.out_pad_h = n->attr.conv.out_pad_w = out_pad;
+    return sdl__op_run(n);
+}
+
+SDL_API sdl_tensor *sdl_conv2d(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, int stride, int pad) {
+    return sdl__conv_common("conv2d", SDL_OP_CONV2D, x, w, b, stride, pad, 0);
+}
+SDL_API sdl_tensor *sdl_conv_transpose2d(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, int stride, int pad, int out_pad) {
+    return sdl__conv_common("conv_transpose2d", SDL_OP_CONV_TRANSPOSE2D, x, w, b, stride, pad, out_pad);
+}
+
+/* ---- pooling over each (n, c) plane: x (N, C, H, W) -> y (N, C, OH, OW)
+   max: y = max over the window (padding never wins), forward keeps the arg-max (first
+        of ties, like PyTorch); dx[argmax] += dy
+   avg: y = sum over the window / (kh*kw) (padding counts, PyTorch's count_include_pad);
+        dx += dy / (kh*kw) over the window */
+typedef struct sdl__pool_job { sdl_node *n; int64_t H, W, OH, OW; int k, s, p; } sdl__pool_job;
+
+static void sdl__pool_planes(void *ctx, int64_t p0, int64_t p1, bool backward) {
+    const sdl__pool_job *j = (const sdl__pool_job *)ctx;
+    sdl_node *n = j->n;
+    bool is_max = n->op == SDL_OP_MAX_POOL2D;
+    float inv = 1.0f / (float)(j->k * j->k);
+    for (int64_t pl = p0; pl < p1; pl++) {
+        const float *x = sdl_f32(n->in[0]) + pl * j->H * j->W;
+        float *dx = backward ? n->in[0]->grad + pl * j->H * j->W : NULL;
+        float *y = sdl_f32(n->out) + pl * j->OH * j->OW;
+        const float *dy = backward ? n->out->grad + pl * j->OH * j->OW : NULL;
+        int32_t *arg = is_max ? (int32_t *)n->saved + pl * j->OH * j->OW : NULL;
+        for (int64_t oh = 0; oh < j->OH; oh++)
+            for (int64_t ow = 0; ow < j->OW; ow++) {
+                int64_t h0 = oh * j->s - j->p, w0 = ow * j->s - j->p, o = oh * j->OW + ow;
+                int64_t h1 = h0 + j->k < j->H ? h0 + j->k : j->H, w1 = w0 + j->k < j->W ? w0 + j->k : j->W;
+                if (h0 < 0) h0 = 0;
+                if (w0 < 0) w0 = 0;
+                if (is_max && backward) { dx[arg[o]] += dy[o]; continue; }
+                if (is_max) {
+                    int64_t best = h0 * j->W + w0;
+                    for (int64_t h = h0; h < h1; h++)
+                        for (int64_t w = w0; w < w1; w++)
+                            if (x[h * j->W + w] > x[best] || isnan(x[h * j->W + w])) best = h * j->W + w;
+                    y[o] = x[best];
+                    arg[o] = (int32_t)best;
+                } else if (!backward) {
+                    float s = 0.0f;
+                    for (int64_t h = h0; h < h1; h++)
+                        for (int64_t w = w0; w < w1; w++) s += x[h * j->W + w];
+                    y[o] = s * inv;
+                } else {
+                    float g = dy[o] * inv;
+                    for (int64_t h = h0; h < h1; h++)
+                        for (int64_t w = w0; w < w1; w++) dx[h * j->W + w] += g;
+                }
+            }
+    }
+}
+static void sdl__pool_fwd_range(void *ctx, int64_t p0, int64_t p1) { sdl__pool_planes(ctx, p0, p1, false); }
+static void sdl__pool_bwd_range(void *ctx, int64_t p0, int64_t p1) { sdl__pool_planes(ctx, p0, p1, true); }
+static void sdl__pool_run(sdl_node *n, bool backward) {
+    sdl__pool_job j;
+    j.n = n;
+    j.H = n->in[0]->shape[2]; j.W = n->in[0]->shape[3];
+    j.OH = n->out->shape[2]; j.OW = n->out->shape[3];
+    j.k = n->attr.pool.kernel_h; j.s = n->attr.pool.stride_h; j.p = n->attr.pool.pad_h;
+    int64_t planes = n->in[0]->shape[0] * n->in[0]->shape[1];
+    int64_t grain = 1 + 16384 / (j.OH * j.OW * j.k * j.k + 1);
+    sdl_parallel_for(planes, grain, backward ? sdl__pool_bwd_range : sdl__pool_fwd_range, &j);
+}
+static void sdl__pool_fwd(sdl_node *n) { sdl__pool_run(n, false); }
+static void sdl__pool_bwd(sdl_node *n) { sdl__pool_run(n, true); }
+
+static sdl_tensor *sdl__pool_common(const char *name, sdl_op op, sdl_tensor *x, int kernel, int stride, int pad) {
+    if (!x) return NULL;
+    if (x->ndim != 4) return (sdl_tensor *)sdl__shape_error(name, "wants (N, C, H, W)", x, NULL);
+    if (kernel < 1 || stride < 1 || pad < 0 || 2 * pad > kernel) {
+        sdl_fail(SDL_ERR_ARG, "%s: kernel %d, stride %d, pad %d: need kernel, stride >= 1 and 0 <= pad <= kernel/2",
+                 name, kernel, stride, pad);
+        return NULL;
+    }
+    int64_t oh = x->shape[2] + 2 * pad - kernel, ow = x->shape[3] + 2 * pad - kernel;
+    if (oh < 0 || ow < 0) return (sdl_tensor *)sdl__shape_error(name, "window larger than the padded input", x, NULL);
+    sdl_node *n = sdl__op_begin(op, sdl_shape4(x->shape[0], x->shape[1], oh / stride + 1, ow / stride + 1), x, NULL, NULL, NULL);
+    if (!n) return NULL;
+    n->attr.pool.kernel_h = n->attr.pool.kernel_w = kernel;
+    n->attr.pool.stride_h = n->attr.pool.stride_w = stride;
+    n->attr.pool.pad_h = n->attr.pool.pad_w = pad;
+    if (op == SDL_OP_MAX_POOL2D && !sdl__saved(n, (size_t)n->out->numel * sizeof(int32_t))) return NULL;
+    return sdl__op_run(n);
+}
+SDL_API sdl_tensor *sdl_max_pool2d(sdl_tensor *x, int kernel, int stride, int pad) {
+    return sdl__pool_common("max_pool2d", SDL_OP_MAX_POOL2D, x, kernel, stride, pad);
+}
+SDL_API sdl_tensor *sdl_avg_pool2d(sdl_tensor *x, int kernel, int stride, int pad) {
+    return sdl__pool_common("avg_pool2d", SDL_OP_AVG_POOL2D, x, kernel, stride, pad);
+}
+
+/* ---- global average pool: x (N, C, H, W) -> y (N, C);  y = mean over H*W;  dx += dy / (H*W) */
+static void sdl__gap_fwd(sdl_node *n) {
+    int64_t planes = n->out->numel, hw = planes ? n->in[0]->numel / planes : 0;
+    const float *x = sdl_f32(n->in[0]);
+    for (int64_t p = 0; p < planes; p++) {
+        float s = 0.0f;
+        for (int64_t i = 0; i < hw; i++) s += x[p * hw + i];
+        sdl_f32(n->out)[p] = s / (float)hw;
+    }
+}
+static void sdl__gap_bwd(sdl_node *n) {
+    int64_t planes = n->out->numel, hw = planes ? n->in[0]->numel / planes : 0;
+    for (int64_t p = 0; p < planes; p++) {
+        float g = n->out->grad[p] / (float)hw;
+        for (int64_t i = 0; i < hw; i++) n->in[0]->grad[p * hw + i] += g;
+    }
+}
+SDL_API sdl_tensor *sdl_global_avg_pool(sdl_tensor *x) {
+    if (!x) return NULL;
+    if (x->ndim != 4 || x->shape[2] * x->shape[3] < 1) return (sdl_tensor *)sdl__shape_error("global_avg_pool", "wants (N, C, H, W) with H*W > 0", x, NULL);
+    return sdl__op_run(sdl__op_begin(SDL_OP_GLOBAL_AVG_POOL, sdl_shape2(x->shape[0], x->shape[1]), x, NULL, NULL, NULL));
+}
+
 /* >>ops-norm (batch norm, layer norm, dropout, embedding) */
 
 /* >>ops-act (leaky_relu, gelu, tanh, sigmoid, silu, softmax, log_softmax, scale) */
@@ -1749,6 +2338,11 @@ static void sdl__cpu_init(void) {
     SDL__KERNEL(SDL_OP_CROSS_ENTROPY, sdl__ce_fwd, sdl__ce_bwd);
     SDL__KERNEL(SDL_OP_MSE, sdl__mse_fwd, sdl__mse_bwd);
     /* >>cpu-table-conv */
+    SDL__KERNEL(SDL_OP_CONV2D, sdl__conv_fwd, sdl__conv_bwd);
+    SDL__KERNEL(SDL_OP_CONV_TRANSPOSE2D, sdl__conv_fwd, sdl__conv_bwd);
+    SDL__KERNEL(SDL_OP_MAX_POOL2D, sdl__pool_fwd, sdl__pool_bwd);
+    SDL__KERNEL(SDL_OP_AVG_POOL2D, sdl__pool_fwd, sdl__pool_bwd);
+    SDL__KERNEL(SDL_OP_GLOBAL_AVG_POOL, sdl__gap_fwd, sdl__gap_bwd);
 
     /* >>cpu-table-norm */
 
@@ -1958,6 +2552,62 @@ static sdl_tensor *sdl__flatten_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__U
 SDL_API sdl_module *sdl_flatten_layer(sdl_model *m) { return sdl_module_new(m, "flatten", "", sdl__flatten_layer_fwd); }
 
 /* >>layers-conv */
+
+/* conv layers: PyTorch's init, kaiming_uniform(a = sqrt 5) and bias U(+-1/sqrt(fan_in)) with
+   fan_in = weight.size(1) * kh * kw: C_in*k*k for conv2d, C_out*k*k for conv_transpose2d */
+static sdl_tensor *sdl__conv_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_conv2d(x, l->weight, l->bias, l->stride, l->pad); }
+static sdl_tensor *sdl__convt_layer_fwd(sdl_module *l, sdl_tensor *x) {
+    return sdl_conv_transpose2d(x, l->weight, l->bias, l->stride, l->pad, l->out_pad);
+}
+static sdl_module *sdl__conv_layer_make(sdl_model *m, const char *kind, const char *name, sdl_forward_fn fwd,
+                                        int64_t d0, int64_t d1, int kernel, int stride, int pad, int out_pad, bool bias) {
+    if (d0 < 1 || d1 < 1 || kernel < 1 || stride < 1 || pad < 0 || out_pad < 0) {
+        sdl_fail(SDL_ERR_ARG, "%s_layer '%s': channels %lld, %lld, kernel %d, stride %d, pad %d must be positive (pad >= 0)",
+                 kind, name ? name : "", (long long)d0, (long long)d1, kernel, stride, pad);
+        return NULL;
+    }
+    sdl_module *l = sdl_module_new(m, kind, name, fwd);
+    if (!l) return NULL;
+    l->kernel = kernel; l->stride = stride; l->pad = pad; l->out_pad = out_pad;
+    int64_t fan_in = d1 * kernel * kernel;
+    l->weight = sdl__layer_param(l, "weight", sdl_shape4(d0, d1, kernel, kernel), true);
+    if (!l->weight) return NULL;
+    sdl_init_kaiming_uniform(l->weight, sqrtf(5.0f), fan_in);
+    if (bias) {
+        l->bias = sdl__layer_param(l, "bias", sdl_shape1(fwd == sdl__conv_layer_fwd ? d0 : d1), false);
+        if (!l->bias) return NULL;
+        sdl_init_bias(l->bias, fan_in);
+    }
+    return l;
+}
+SDL_API sdl_module *sdl_conv2d_layer(sdl_model *m, const char *name, int64_t c_in, int64_t c_out, int kernel, int stride, int pad, bool bias) {
+    return sdl__conv_layer_make(m, "conv2d", name, sdl__conv_layer_fwd, c_out, c_in, kernel, stride, pad, 0, bias);
+}
+SDL_API sdl_module *sdl_conv_transpose2d_layer(sdl_model *m, const char *name, int64_t c_in, int64_t c_out, int kernel,
+                                               int stride, int pad, int out_pad, bool bias) {
+    return sdl__conv_layer_make(m, "conv_transpose2d", name, sdl__convt_layer_fwd, c_in, c_out, kernel, stride, pad, out_pad, bias);
+}
+
+/* pooling layers: stride 0 means stride = kernel (PyTorch's default); no padding */
+static sdl_tensor *sdl__maxpool_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_max_pool2d(x, l->kernel, l->stride, l->pad); }
+static sdl_tensor *sdl__avgpool_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_avg_pool2d(x, l->kernel, l->stride, l->pad); }
+static sdl_tensor *sdl__gap_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_global_avg_pool(x); }
+static sdl_module *sdl__pool_layer_make(sdl_model *m, const char *kind, sdl_forward_fn fwd, int kernel, int stride) {
+    sdl_module *l = sdl_module_new(m, kind, "", fwd);
+    if (!l) return NULL;
+    l->kernel = kernel;
+    l->stride = stride > 0 ? stride : kernel;
+    return l;
+}
+SDL_API sdl_module *sdl_max_pool2d_layer(sdl_model *m, int kernel, int stride) {
+    return sdl__pool_layer_make(m, "max_pool2d", sdl__maxpool_layer_fwd, kernel, stride);
+}
+SDL_API sdl_module *sdl_avg_pool2d_layer(sdl_model *m, int kernel, int stride) {
+    return sdl__pool_layer_make(m, "avg_pool2d", sdl__avgpool_layer_fwd, kernel, stride);
+}
+SDL_API sdl_module *sdl_global_avg_pool_layer(sdl_model *m) {
+    return sdl_module_new(m, "global_avg_pool", "", sdl__gap_layer_fwd);
+}
 
 /* >>layers-norm */
 

@@ -19,11 +19,12 @@ clean:
 # (or with password-less sudo) they are installed with apt-get, else the target says what to
 # install. FASHION_DIR=dir uses IDX files elsewhere; DEMO_FLAGS="--epochs 1" passes flags.
 FASHION_DIR ?= /usr/share/datasets/fashion-mnist
+STB_HEADER ?= /usr/include/stb/stb_image.h
 DEMO_FLAGS ?=
 .PHONY: demo
 demo:
 	@need=""; \
-	[ -f /usr/include/stb/stb_image.h ] || need="$$need libstb-dev"; \
+	[ -f $(STB_HEADER) ] || need="$$need libstb-dev"; \
 	[ -f $(FASHION_DIR)/train-images-idx3-ubyte.gz ] || [ -f $(FASHION_DIR)/train-images-idx3-ubyte ] || \
 	  { [ "$(FASHION_DIR)" = /usr/share/datasets/fashion-mnist ] && need="$$need dataset-fashion-mnist"; } || \
 	  { echo "make demo: no Fashion-MNIST files in $(FASHION_DIR)"; exit 1; }; \

@@ -14,6 +14,12 @@ test-sanitize:
 clean:
 	rm -rf build
 
+# CUDA: builds the GPU test with nvcc; on a GPU machine also runs the checks, the
+# sanitizers, the suite and the benchmark (tools/gpu_check.sh prints a table)
+.PHONY: cuda
+cuda:
+	bash tools/gpu_check.sh
+
 # ---- make demo: train the Fashion-MNIST CNN on the CPU and print its test accuracy.
 # Needs libstb-dev (stb_image's zlib reads the .gz files) and dataset-fashion-mnist; as root
 # (or with password-less sudo) they are installed with apt-get, else the target says what to

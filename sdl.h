@@ -260,10 +260,10 @@ struct sdl_node {
     union {
         struct { int stride_h, stride_w, pad_h, pad_w, out_pad_h, out_pad_w; } conv;
         struct { int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w; } pool;
-        struct { float eps, momentum; bool training; } norm;
+        struct { float eps, momentum; bool training; sdl_tensor *running_mean, *running_var; } norm; /* stats may be NULL */
         struct { float p; uint64_t seed, stream; } dropout;
         struct { float alpha; } scalar;  /* leaky_relu slope, scale factor, label smoothing */
-        struct { int dim; } axis;        /* softmax, concat, transpose(dim, dim+1) */
+        struct { int dim, dim1; } axis;  /* concat (dim); transpose (dim, dim1), dim < dim1 */
         struct { int n_head; } attn;
     } attr;
     void *saved;   /* arena memory forward left for backward */
@@ -277,6 +277,7 @@ SDL_API sdl_tensor *sdl_detach(sdl_tensor *x); /* same data, no gradient flows b
 
 /* >>decl-backend: per-device kernels, indexed by sdl_op. */
 typedef void (*sdl_kernel_fn)(sdl_node *node);
+struct sdl_optim;
 typedef struct sdl_backend {
     const char *name;
     void *(*alloc)(size_t bytes);
@@ -287,6 +288,9 @@ typedef struct sdl_backend {
     void (*arena_reset)(void);
     sdl_kernel_fn forward[SDL_OP_COUNT];
     sdl_kernel_fn backward[SDL_OP_COUNT];
+    /* one optimizer step on a model whose flat arrays (and the optimizer state) live on this
+       device; sdl_optim_step calls it instead of the CPU loop */
+    sdl_result (*optim_step)(struct sdl_optim *o);
 } sdl_backend;
 SDL_API void sdl_register_backend(sdl_device device, const sdl_backend *backend);
 SDL_API const sdl_backend *sdl_get_backend(sdl_device device);
@@ -299,10 +303,16 @@ SDL_API sdl_tensor *sdl_conv_transpose2d(sdl_tensor *x, sdl_tensor *w, sdl_tenso
 SDL_API sdl_tensor *sdl_max_pool2d(sdl_tensor *x, int kernel, int stride, int pad);
 SDL_API sdl_tensor *sdl_avg_pool2d(sdl_tensor *x, int kernel, int stride, int pad);
 SDL_API sdl_tensor *sdl_global_avg_pool(sdl_tensor *x);                            /* (N,C,H,W) -> (N,C) */
-/* x (N, C) or (N, C, H, W); running stats updated in training, used in eval */
+/* x (N, C) or (N, C, H, W); gamma, beta (C), or both NULL for no affine. Training normalises
+   with the batch stats and, if the running stats are given, sets running = (1 - momentum)
+   running + momentum stat (unbiased var, as PyTorch; momentum 0.1, eps 1e-5 are its defaults).
+   Eval uses running_mean/running_var (needed then) and leaves them alone. */
 SDL_API sdl_tensor *sdl_batch_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, sdl_tensor *running_mean,
                                    sdl_tensor *running_var, bool training, float momentum, float eps);
-SDL_API sdl_tensor *sdl_layer_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, float eps); /* over the last dim */
+/* over the last dim D; gamma, beta (D), or both NULL for no affine */
+SDL_API sdl_tensor *sdl_layer_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, float eps);
+/* inverted dropout: kept values scaled by 1/(1-p); the mask comes from the global RNG (a seed
+   fixes it on any thread count). Eval or p = 0 returns x itself. */
 SDL_API sdl_tensor *sdl_dropout(sdl_tensor *x, float p, bool training);
 SDL_API sdl_tensor *sdl_embedding(sdl_tensor *ids, sdl_tensor *table); /* ids i32 (...), table (V, D) -> (..., D) */
 SDL_API sdl_tensor *sdl_relu(sdl_tensor *x);
@@ -331,7 +341,7 @@ SDL_API sdl_tensor *sdl_mean(sdl_tensor *x); /* -> scalar */
    (cross_entropy, nll) or floats shaped like the input (bce_logits, mse). */
 SDL_API sdl_tensor *sdl_cross_entropy(sdl_tensor *logits, sdl_tensor *targets, float label_smoothing);
 SDL_API sdl_tensor *sdl_nll_loss(sdl_tensor *log_probs, sdl_tensor *targets);
-SDL_API sdl_tensor *sdl_bce_with_logits(sdl_tensor *logits, sdl_tensor *targets);
+SDL_API sdl_tensor *sdl_bce_with_logits(sdl_tensor *logits, sdl_tensor *targets); /* mean over every element */
 SDL_API sdl_tensor *sdl_mse_loss(sdl_tensor *x, sdl_tensor *targets);
 /* number of rows whose arg-max equals the target */
 SDL_API int64_t sdl_count_correct(const sdl_tensor *logits, const sdl_tensor *targets);
@@ -458,6 +468,7 @@ typedef struct sdl_optim {
     float *state;
     int micro;           /* sdl_optim_step calls since the last update (accumulation) */
     float grad_norm;     /* the global gradient norm before clipping, when max_grad_norm > 0 */
+    sdl_device device;   /* where state lives: the model's device when the optimizer was made */
 } sdl_optim;
 
 SDL_API sdl_optim *sdl_optim_new(sdl_model *m, const sdl_optim_desc *desc);
@@ -956,6 +967,7 @@ typedef struct sdl__pool {
     pthread_t threads[SDL__MAX_THREADS];
     int started;
     bool inited;
+    pthread_mutex_t post_mu; /* one poster at a time (the loader thread may post too) */
     pthread_mutex_t mu;
     pthread_cond_t work_cv, done_cv;
     uint64_t generation;
@@ -996,6 +1008,7 @@ static void sdl__pool_start(int nthreads) {
     sdl__pool *p = &sdl__the_pool;
     if (!p->inited) {
         p->inited = true;
+        pthread_mutex_init(&p->post_mu, NULL);
         pthread_mutex_init(&p->mu, NULL);
         pthread_cond_init(&p->work_cv, NULL);
         pthread_cond_init(&p->done_cv, NULL);
@@ -1025,7 +1038,8 @@ SDL_API int sdl_get_num_threads(void) {
 }
 
 /* Calls fn on [0, n) split in at most num_threads contiguous parts of at least `grain`
-   indices. The caller runs part 0. fn must write disjoint outputs for disjoint ranges. */
+   indices. The caller runs part 0. fn must write disjoint outputs for disjoint ranges.
+   A call from inside a job, or while another thread's job runs, runs on the caller alone. */
 SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *ctx) {
     if (n <= 0) return;
     int nt = sdl_get_num_threads();
@@ -1037,6 +1051,7 @@ SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *c
     fn(ctx, 0, n);
 #else
     sdl__pool *p = &sdl__the_pool;
+    if (pthread_mutex_trylock(&p->post_mu) != 0) { fn(ctx, 0, n); return; }
     pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->ctx = ctx;
@@ -1051,6 +1066,7 @@ SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *c
     pthread_mutex_lock(&p->mu);
     while (p->pending > 0) pthread_cond_wait(&p->done_cv, &p->mu);
     pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->post_mu);
 #endif
 }
 
@@ -1497,6 +1513,14 @@ SDL_API void sdl_tensor_copy_from(sdl_tensor *t, const float *src) {
 
 SDL_API float sdl_item(const sdl_tensor *t) {
     if (!t || t->numel < 1) return NAN;
+    if (t->device != SDL_CPU) { /* one element back from the device (waits for it) */
+        const sdl_backend *be = sdl_get_backend(t->device);
+        union { float f; int32_t i; uint8_t u; } v;
+        v.i = 0;
+        if (!be || !be->copy) return NAN;
+        be->copy(&v, t->data, sdl_dtype_size(t->dtype), SDL_CPU, t->device);
+        return t->dtype == SDL_I32 ? (float)v.i : t->dtype == SDL_U8 ? (float)v.u : v.f;
+    }
     if (t->dtype == SDL_I32) return (float)sdl_i32(t)[0];
     if (t->dtype == SDL_U8) return (float)sdl_u8(t)[0];
     return sdl_f32(t)[0];
@@ -1625,7 +1649,12 @@ SDL_API sdl_result sdl_backward(sdl_tensor *loss) {
     if (!loss->requires_grad) return sdl_fail(SDL_ERR_STATE, "backward: loss does not depend on anything that needs a gradient");
     float *g = sdl__grad(loss);
     if (!g) return sdl__err_code;
-    g[0] += 1.0f;
+    if (loss->device == SDL_CPU) {
+        g[0] += 1.0f;
+    } else { /* the loss gradient is fresh zeroed memory on the device: writing 1 adds 1 */
+        const float one = 1.0f;
+        sdl_get_backend(loss->device)->copy(g, &one, sizeof one, loss->device, SDL_CPU);
+    }
     for (sdl_node *n = sdl__g.tape; n; n = n->prev) {
         if (n->out->grad) {
             const sdl_backend *be = sdl_get_backend(n->out->device);
@@ -1885,6 +1914,7 @@ static bool sdl__check_targets(const char *op, const sdl_tensor *x, const sdl_te
         sdl__shape_error(op, "wants logits (B, C) and i32 targets (B)", x, t);
         return false;
     }
+    if (t->device != SDL_CPU) return true; /* device kernels turn a bad target into a NaN loss */
     const int32_t *ids = sdl_i32(t);
     for (int64_t i = 0; i < t->numel; i++)
         if (ids[i] < 0 || ids[i] >= x->shape[1]) {
@@ -1905,6 +1935,15 @@ SDL_API sdl_tensor *sdl_cross_entropy(sdl_tensor *logits, sdl_tensor *targets, f
 
 SDL_API int64_t sdl_count_correct(const sdl_tensor *logits, const sdl_tensor *targets) {
     if (!logits || !targets || logits->ndim != 2 || targets->numel != logits->shape[0]) return 0;
+    if (logits->device != SDL_CPU || targets->device != SDL_CPU) { /* count on host copies */
+        sdl_tensor *hl = sdl_arena_tensor(sdl_tensor_shape(logits), logits->dtype);
+        sdl_tensor *ht = sdl_arena_tensor(sdl_tensor_shape(targets), targets->dtype);
+        const sdl_backend *bl = sdl_get_backend(logits->device), *bt = sdl_get_backend(targets->device);
+        if (!hl || !ht || !bl || !bt) return 0;
+        bl->copy(hl->data, logits->data, (size_t)logits->numel * sdl_dtype_size(logits->dtype), SDL_CPU, logits->device);
+        bt->copy(ht->data, targets->data, (size_t)targets->numel * sdl_dtype_size(targets->dtype), SDL_CPU, targets->device);
+        return sdl_count_correct(hl, ht);
+    }
     int64_t B = logits->shape[0], C = logits->shape[1], correct = 0;
     for (int64_t b = 0; b < B; b++) {
         const float *row = sdl_f32(logits) + b * C;
@@ -2306,11 +2345,721 @@ SDL_API sdl_tensor *sdl_global_avg_pool(sdl_tensor *x) {
 
 /* >>ops-norm (batch norm, layer norm, dropout, embedding) */
 
+/* ---- batch norm: x (N, C) or (N, C, H, W); gamma, beta (C), or both NULL (no affine).
+   Per channel c over its M = N*H*W values: xhat = (x - mean) * rstd, rstd = 1/sqrt(var + eps),
+   y = gamma xhat + beta. Training uses the batch mean and biased var, and moves the running
+   stats (if given) toward the batch's: running = (1 - m) running + m stat, with the unbiased
+   var M/(M-1) var as PyTorch does. Eval uses the running stats and changes nothing.
+   dbeta += sum dy;  dgamma += sum dy xhat;  dxhat = gamma dy;
+   training: dx += rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))  (mean, var depend on x)
+   eval:     dx += rstd dxhat
+   saved: mean (C), rstd (C) as forward used them. Work is split by channel. */
+static void sdl__bn_dims(const sdl_tensor *x, int64_t *N, int64_t *C, int64_t *S) {
+    *N = x->shape[0];
+    *C = x->shape[1];
+    *S = x->ndim == 4 ? x->shape[2] * x->shape[3] : 1;
+}
+static void sdl__bn_fwd_range(void *ctx, int64_t c0, int64_t c1) {
+    sdl_node *n = (sdl_node *)ctx;
+    int64_t N, C, S;
+    sdl__bn_dims(n->in[0], &N, &C, &S);
+    int64_t M = N * S;
+    const float *x = sdl_f32(n->in[0]);
+    const float *g = n->nin > 1 ? sdl_f32(n->in[1]) : NULL, *b = n->nin > 2 ? sdl_f32(n->in[2]) : NULL;
+    float *y = sdl_f32(n->out), *mean = (float *)n->saved, *rstd = mean + C;
+    float *rm = n->attr.norm.running_mean ? sdl_f32(n->attr.norm.running_mean) : NULL;
+    float *rv = n->attr.norm.running_var ? sdl_f32(n->attr.norm.running_var) : NULL;
+    double m = n->attr.norm.momentum;
+    for (int64_t c = c0; c < c1; c++) {
+        double mu, var;
+        if (n->attr.norm.training) {
+            double s = 0.0, v = 0.0;
+            for (int64_t i = 0; i < N; i++)
+                for (int64_t j = 0; j < S; j++) s += x[(i * C + c) * S + j];
+            mu = s / (double)M;
+            for (int64_t i = 0; i < N; i++)
+                for (int64_t j = 0; j < S; j++) {
+                    double d = x[(i * C + c) * S + j] - mu;
+                    v += d * d;
+                }
+            var = v / (double)M;
+            if (rm) rm[c] = (float)((1.0 - m) * rm[c] + m * mu);
+            if (rv) rv[c] = (float)((1.0 - m) * rv[c] + m * v / (double)(M - 1));
+        } else {
+            mu = rm[c];
+            var = rv[c];
+        }
+        float mc = (float)mu, rc = (float)(1.0 / sqrt(var + (double)n->attr.norm.eps));
+        mean[c] = mc;
+        rstd[c] = rc;
+        float gc = g ? g[c] * rc : rc, bc = b ? b[c] : 0.0f;
+        for (int64_t i = 0; i < N; i++) {
+            const float *xr = x + (i * C + c) * S;
+            float *yr = y + (i * C + c) * S;
+            for (int64_t j = 0; j < S; j++) yr[j] = gc * (xr[j] - mc) + bc;
+        }
+    }
+}
+static void sdl__bn_bwd_range(void *ctx, int64_t c0, int64_t c1) {
+    sdl_node *n = (sdl_node *)ctx;
+    sdl_tensor *xt = n->in[0], *gt = n->nin > 1 ? n->in[1] : NULL, *bt = n->nin > 2 ? n->in[2] : NULL;
+    int64_t N, C, S;
+    sdl__bn_dims(xt, &N, &C, &S);
+    int64_t M = N * S;
+    const float *x = sdl_f32(xt), *dy = n->out->grad, *mean = (const float *)n->saved, *rstd = mean + C;
+    for (int64_t c = c0; c < c1; c++) {
+        float mc = mean[c], rc = rstd[c];
+        double sdy = 0.0, sdyx = 0.0;
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t j = 0; j < S; j++) {
+                int64_t k = (i * C + c) * S + j;
+                sdy += dy[k];
+                sdyx += (double)dy[k] * ((x[k] - mc) * rc);
+            }
+        if (gt && gt->requires_grad) gt->grad[c] += (float)sdyx;
+        if (bt && bt->requires_grad) bt->grad[c] += (float)sdy;
+        if (!xt->requires_grad) continue;
+        float k0 = gt ? sdl_f32(gt)[c] * rc : rc;
+        float a = n->attr.norm.training ? (float)(sdy / (double)M) : 0.0f;
+        float bb = n->attr.norm.training ? (float)(sdyx / (double)M) : 0.0f;
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t j = 0; j < S; j++) {
+                int64_t k = (i * C + c) * S + j;
+                xt->grad[k] += k0 * (dy[k] - a - (x[k] - mc) * rc * bb);
+            }
+    }
+}
+static int64_t sdl__ops_grain(int64_t work_per_item) { /* items per part so a part does ~32k flops */
+    return work_per_item > 0 ? 1 + 32768 / work_per_item : 1;
+}
+static void sdl__bn_fwd(sdl_node *n) {
+    int64_t N, C, S;
+    sdl__bn_dims(n->in[0], &N, &C, &S);
+    sdl_parallel_for(C, sdl__ops_grain(N * S * 4), sdl__bn_fwd_range, n);
+}
+static void sdl__bn_bwd(sdl_node *n) {
+    int64_t N, C, S;
+    sdl__bn_dims(n->in[0], &N, &C, &S);
+    sdl_parallel_for(C, sdl__ops_grain(N * S * 6), sdl__bn_bwd_range, n);
+}
+
+/* a per-feature vector: NULL, or f32 (C) on x's device */
+static bool sdl__norm_vec_ok(const sdl_tensor *v, int64_t C, const sdl_tensor *x) {
+    return !v || (v->ndim == 1 && v->shape[0] == C && v->dtype == SDL_F32 && v->device == x->device);
+}
+
+SDL_API sdl_tensor *sdl_batch_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, sdl_tensor *running_mean,
+                                   sdl_tensor *running_var, bool training, float momentum, float eps) {
+    if (!x) return NULL;
+    if (x->ndim != 2 && x->ndim != 4)
+        return (sdl_tensor *)sdl__shape_error("batch_norm", "wants x (N, C) or (N, C, H, W)", x, NULL);
+    int64_t N, C, S;
+    sdl__bn_dims(x, &N, &C, &S);
+    if (!gamma != !beta) { sdl_fail(SDL_ERR_ARG, "batch_norm: give both gamma and beta, or neither"); return NULL; }
+    if (!sdl__norm_vec_ok(gamma, C, x) || !sdl__norm_vec_ok(beta, C, x))
+        return (sdl_tensor *)sdl__shape_error("batch_norm", "gamma and beta must be (C) for x", gamma && !sdl__norm_vec_ok(gamma, C, x) ? gamma : beta, x);
+    if (!sdl__norm_vec_ok(running_mean, C, x) || !sdl__norm_vec_ok(running_var, C, x))
+        return (sdl_tensor *)sdl__shape_error("batch_norm", "running stats must be (C) for x", running_mean && !sdl__norm_vec_ok(running_mean, C, x) ? running_mean : running_var, x);
+    if (!running_mean != !running_var) { sdl_fail(SDL_ERR_ARG, "batch_norm: give both running_mean and running_var, or neither"); return NULL; }
+    if (!training && !running_mean) { sdl_fail(SDL_ERR_ARG, "batch_norm: eval mode needs running_mean and running_var"); return NULL; }
+    if (training && N * S < 2)
+        return (sdl_tensor *)sdl__shape_error("batch_norm", "training needs more than one value per channel", x, NULL);
+    if (!(eps >= 0.0f)) { sdl_fail(SDL_ERR_ARG, "batch_norm: eps = %g must be >= 0", (double)eps); return NULL; }
+    sdl_node *n = sdl__op_begin(SDL_OP_BATCH_NORM, sdl_tensor_shape(x), x, gamma, beta, NULL);
+    if (!n) return NULL;
+    n->attr.norm.eps = eps;
+    n->attr.norm.momentum = momentum;
+    n->attr.norm.training = training;
+    n->attr.norm.running_mean = running_mean;
+    n->attr.norm.running_var = running_var;
+    return sdl__saved(n, 2 * (size_t)C * sizeof(float)) ? sdl__op_run(n) : NULL;
+}
+
+/* ---- layer norm over the last dim: x (R, D) with R = all leading dims; gamma, beta (D) or
+   both NULL. xhat = (x - mean_row) * rstd_row, y = gamma xhat + beta (biased var, like PyTorch).
+   dbeta += sum_rows dy;  dgamma += sum_rows dy xhat;  dxhat = gamma dy;
+   dx += rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))
+   saved: mean (R), rstd (R). Rows are split among threads; dgamma, dbeta by column. */
+static void sdl__ln_fwd_range(void *ctx, int64_t r0, int64_t r1) {
+    sdl_node *n = (sdl_node *)ctx;
+    sdl_tensor *xt = n->in[0];
+    int64_t D = xt->shape[xt->ndim - 1], R = D ? xt->numel / D : 0;
+    const float *g = n->nin > 1 ? sdl_f32(n->in[1]) : NULL, *b = n->nin > 2 ? sdl_f32(n->in[2]) : NULL;
+    float *mean = (float *)n->saved, *rstd = mean + R;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = sdl_f32(xt) + r * D;
+        float *y = sdl_f32(n->out) + r * D;
+        double s = 0.0, v = 0.0;
+        for (int64_t d = 0; d < D; d++) s += x[d];
+        double mu = s / (double)D;
+        for (int64_t d = 0; d < D; d++) v += (x[d] - mu) * (x[d] - mu);
+        float mc = (float)mu, rc = (float)(1.0 / sqrt(v / (double)D + (double)n->attr.norm.eps));
+        mean[r] = mc;
+        rstd[r] = rc;
+        for (int64_t d = 0; d < D; d++) {
+            float xh = (x[d] - mc) * rc;
+            y[d] = g ? g[d] * xh + b[d] : xh;
+        }
+    }
+}
+static void sdl__ln_bwd_rows(void *ctx, int64_t r0, int64_t r1) {
+    sdl_node *n = (sdl_node *)ctx;
+    sdl_tensor *xt = n->in[0];
+    int64_t D = xt->shape[xt->ndim - 1], R = xt->numel / D;
+    const float *g = n->nin > 1 ? sdl_f32(n->in[1]) : NULL;
+    const float *mean = (const float *)n->saved, *rstd = mean + R;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = sdl_f32(xt) + r * D, *dy = n->out->grad + r * D;
+        float *dx = xt->grad + r * D, mc = mean[r], rc = rstd[r];
+        double s1 = 0.0, s2 = 0.0;
+        for (int64_t d = 0; d < D; d++) {
+            float dxh = g ? g[d] * dy[d] : dy[d];
+            s1 += dxh;
+            s2 += (double)dxh * ((x[d] - mc) * rc);
+        }
+        float a = (float)(s1 / (double)D), bb = (float)(s2 / (double)D);
+        for (int64_t d = 0; d < D; d++) {
+            float dxh = g ? g[d] * dy[d] : dy[d];
+            dx[d] += rc * (dxh - a - (x[d] - mc) * rc * bb);
+        }
+    }
+}
+/* columns [d0, d1) in blocks of 64, rows in order inside: each column's sum runs over r = 0..R-1
+   whatever the split, and the reads go along rows */
+static void sdl__ln_bwd_cols(void *ctx, int64_t d0, int64_t d1) {
+    sdl_node *n = (sdl_node *)ctx;
+    sdl_tensor *xt = n->in[0], *gt = n->in[1], *bt = n->in[2];
+    int64_t D = xt->shape[xt->ndim - 1], R = xt->numel / D;
+    const float *mean = (const float *)n->saved, *rstd = mean + R;
+    for (int64_t c0 = d0; c0 < d1; c0 += 64) {
+        int64_t w = d1 - c0 < 64 ? d1 - c0 : 64;
+        double sg[64] = {0}, sb[64] = {0};
+        for (int64_t r = 0; r < R; r++) {
+            const float *x = sdl_f32(xt) + r * D + c0, *dy = n->out->grad + r * D + c0;
+            float mr = mean[r], rr = rstd[r];
+            for (int64_t d = 0; d < w; d++) {
+                sg[d] += (double)dy[d] * ((x[d] - mr) * rr);
+                sb[d] += dy[d];
+            }
+        }
+        for (int64_t d = 0; d < w; d++) {
+            if (gt->requires_grad) gt->grad[c0 + d] += (float)sg[d];
+            if (bt->requires_grad) bt->grad[c0 + d] += (float)sb[d];
+        }
+    }
+}
+static void sdl__ln_fwd(sdl_node *n) {
+    int64_t D = n->in[0]->shape[n->in[0]->ndim - 1];
+    if (D > 0) sdl_parallel_for(n->in[0]->numel / D, sdl__ops_grain(D * 6), sdl__ln_fwd_range, n);
+}
+static void sdl__ln_bwd(sdl_node *n) {
+    int64_t D = n->in[0]->shape[n->in[0]->ndim - 1], R = D ? n->in[0]->numel / D : 0;
+    if (D == 0) return;
+    if (n->in[0]->requires_grad) sdl_parallel_for(R, sdl__ops_grain(D * 8), sdl__ln_bwd_rows, n);
+    if (n->nin > 1 && (n->in[1]->requires_grad || n->in[2]->requires_grad))
+        sdl_parallel_for(D, sdl__ops_grain(R * 4), sdl__ln_bwd_cols, n);
+}
+SDL_API sdl_tensor *sdl_layer_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, float eps) {
+    if (!x) return NULL;
+    if (x->ndim < 1) return (sdl_tensor *)sdl__shape_error("layer_norm", "wants x (..., D)", x, NULL);
+    int64_t D = x->shape[x->ndim - 1];
+    if (!gamma != !beta) { sdl_fail(SDL_ERR_ARG, "layer_norm: give both gamma and beta, or neither"); return NULL; }
+    if (!sdl__norm_vec_ok(gamma, D, x) || !sdl__norm_vec_ok(beta, D, x))
+        return (sdl_tensor *)sdl__shape_error("layer_norm", "gamma and beta must be (D) for x (..., D)", gamma && !sdl__norm_vec_ok(gamma, D, x) ? gamma : beta, x);
+    if (!(eps >= 0.0f)) { sdl_fail(SDL_ERR_ARG, "layer_norm: eps = %g must be >= 0", (double)eps); return NULL; }
+    sdl_node *n = sdl__op_begin(SDL_OP_LAYER_NORM, sdl_tensor_shape(x), x, gamma, beta, NULL);
+    if (!n) return NULL;
+    n->attr.norm.eps = eps;
+    int64_t R = D ? x->numel / D : 0;
+    return sdl__saved(n, 2 * (size_t)R * sizeof(float)) ? sdl__op_run(n) : NULL;
+}
+
+/* ---- dropout (inverted): keep_i = u_i >= p with u_i = hash(seed, stream, i) uniform in [0, 1);
+   y = keep ? x / (1 - p) : 0;  dx += keep ? dy / (1 - p) : 0. The mask is a pure function of
+   (seed, stream, i): backward recomputes it, and it is the same for any thread count. Each
+   call takes a fresh stream from the global RNG, so a seed fixes every mask of a run. */
+static void sdl__dropout_range(void *ctx, int64_t i0, int64_t i1, bool bwd) {
+    sdl_node *n = (sdl_node *)ctx;
+    float p = n->attr.dropout.p, scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f; /* p = 1 keeps nothing */
+    uint64_t seed = n->attr.dropout.seed, stream = n->attr.dropout.stream;
+    const float *x = sdl_f32(n->in[0]), *dy = n->out->grad;
+    float *y = sdl_f32(n->out), *dx = n->in[0]->grad;
+    for (int64_t i = i0; i < i1; i++) {
+        bool keep = sdl_hash_uniform(seed, stream, (uint64_t)i) >= p;
+        if (bwd) dx[i] += keep ? dy[i] * scale : 0.0f;
+        else y[i] = keep ? x[i] * scale : 0.0f;
+    }
+}
+static void sdl__dropout_fwd_range(void *ctx, int64_t i0, int64_t i1) { sdl__dropout_range(ctx, i0, i1, false); }
+static void sdl__dropout_bwd_range(void *ctx, int64_t i0, int64_t i1) { sdl__dropout_range(ctx, i0, i1, true); }
+static void sdl__dropout_fwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__dropout_fwd_range, n); }
+static void sdl__dropout_bwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__dropout_bwd_range, n); }
+/* eval mode or p = 0 returns x itself, as PyTorch does */
+SDL_API sdl_tensor *sdl_dropout(sdl_tensor *x, float p, bool training) {
+    if (!x) return NULL;
+    if (!(p >= 0.0f && p <= 1.0f)) { sdl_fail(SDL_ERR_ARG, "dropout: p = %g is outside [0, 1]", (double)p); return NULL; }
+    if (!training || p == 0.0f) return x;
+    sdl_node *n = sdl__op_begin(SDL_OP_DROPOUT, sdl_tensor_shape(x), x, NULL, NULL, NULL);
+    if (!n) return NULL;
+    n->attr.dropout.p = p;
+    n->attr.dropout.seed = sdl_rng_seed();
+    n->attr.dropout.stream = ((uint64_t)1 << 63) | sdl__rng_take(1); /* apart from streams 0-2 of the draws */
+    return sdl__op_run(n);
+}
+
+/* ---- embedding: ids i32 (...) with R ids, table (V, D) -> y (..., D): y_r = table[ids_r]
+   dtable[ids_r] += dy_r (rows that repeat add up; split by column, so no two threads share
+   a float and the sum order is fixed) */
+static void sdl__emb_fwd_range(void *ctx, int64_t r0, int64_t r1) {
+    sdl_node *n = (sdl_node *)ctx;
+    int64_t D = n->in[1]->shape[1];
+    const int32_t *ids = sdl_i32(n->in[0]);
+    for (int64_t r = r0; r < r1; r++)
+        memcpy(sdl_f32(n->out) + r * D, sdl_f32(n->in[1]) + (int64_t)ids[r] * D, (size_t)D * sizeof(float));
+}
+static void sdl__emb_bwd_range(void *ctx, int64_t d0, int64_t d1) {
+    sdl_node *n = (sdl_node *)ctx;
+    int64_t D = n->in[1]->shape[1], R = n->in[0]->numel;
+    const int32_t *ids = sdl_i32(n->in[0]);
+    const float *dy = n->out->grad;
+    float *dt = n->in[1]->grad;
+    for (int64_t r = 0; r < R; r++) {
+        float *row = dt + (int64_t)ids[r] * D;
+        for (int64_t d = d0; d < d1; d++) row[d] += dy[r * D + d];
+    }
+}
+static void sdl__emb_fwd(sdl_node *n) { sdl_parallel_for(n->in[0]->numel, sdl__ops_grain(n->in[1]->shape[1]), sdl__emb_fwd_range, n); }
+static void sdl__emb_bwd(sdl_node *n) {
+    if (n->in[1]->requires_grad) sdl_parallel_for(n->in[1]->shape[1], sdl__ops_grain(n->in[0]->numel), sdl__emb_bwd_range, n);
+}
+SDL_API sdl_tensor *sdl_embedding(sdl_tensor *ids, sdl_tensor *table) {
+    if (sdl__any_null(ids, table)) return NULL;
+    if (ids->dtype != SDL_I32 || table->ndim != 2 || ids->ndim >= SDL_MAX_DIMS)
+        return (sdl_tensor *)sdl__shape_error("embedding", "wants i32 ids (...) and a table (V, D)", ids, table);
+    if (ids->device == SDL_CPU) {
+        const int32_t *id = sdl_i32(ids);
+        for (int64_t i = 0; i < ids->numel; i++)
+            if (id[i] < 0 || id[i] >= table->shape[0]) {
+                sdl_fail(SDL_ERR_ARG, "embedding: id %d at position %lld is outside [0, %lld)", id[i], (long long)i, (long long)table->shape[0]);
+                return NULL;
+            }
+    }
+    sdl_shape s = sdl_tensor_shape(ids);
+    s.d[s.ndim++] = table->shape[1];
+    return sdl__op_run(sdl__op_begin(SDL_OP_EMBEDDING, s, ids, table, NULL, NULL));
+}
+
 /* >>ops-act (leaky_relu, gelu, tanh, sigmoid, silu, softmax, log_softmax, scale) */
+
+/* ---- elementwise: y = f(x);  dx += f'(x) dy
+   leaky_relu  f = x > 0 ? x : a x                      f' = x > 0 ? 1 : a
+   gelu (tanh) f = x/2 (1 + tanh u), u = sqrt(2/pi) (x + 0.044715 x^3)
+               f' = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) sqrt(2/pi) (1 + 3 0.044715 x^2)
+   tanh        f' = 1 - y^2
+   sigmoid     f = 1/(1 + e^-x) (written so no exp overflows)   f' = y (1 - y)
+   silu        f = x sigmoid(x)                         f' = s (1 + x (1 - s)), s = sigmoid(x)
+   scale       f = a x                                  f' = a */
+#define SDL__GELU_C 0.7978845608028654f /* sqrt(2/pi) */
+/* tanh u = 1 - 2/(1 + e^2u): one expf, several times faster than tanhf, absolute error ~1e-7
+   (fine inside gelu; sdl_tanh itself uses tanhf) */
+static float sdl__gelu_tanh(float u) { return 1.0f - 2.0f / (1.0f + expf(2.0f * u)); }
+static float sdl__act_sigmoid(float x) {
+    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+    float e = expf(x);
+    return e / (1.0f + e);
+}
+static void sdl__act_fwd_range(void *ctx, int64_t i0, int64_t i1) {
+    sdl_node *n = (sdl_node *)ctx;
+    const float *x = sdl_f32(n->in[0]);
+    float *y = sdl_f32(n->out), a = n->attr.scalar.alpha;
+    int64_t i;
+    switch (n->op) {
+    case SDL_OP_LEAKY_RELU: for (i = i0; i < i1; i++) y[i] = x[i] > 0.0f ? x[i] : a * x[i]; break;
+    case SDL_OP_GELU:
+        for (i = i0; i < i1; i++) y[i] = 0.5f * x[i] * (1.0f + sdl__gelu_tanh(SDL__GELU_C * (x[i] + 0.044715f * x[i] * x[i] * x[i])));
+        break;
+    case SDL_OP_TANH: for (i = i0; i < i1; i++) y[i] = tanhf(x[i]); break;
+    case SDL_OP_SIGMOID: for (i = i0; i < i1; i++) y[i] = sdl__act_sigmoid(x[i]); break;
+    case SDL_OP_SILU: for (i = i0; i < i1; i++) y[i] = x[i] * sdl__act_sigmoid(x[i]); break;
+    default: /* SDL_OP_SCALE */ for (i = i0; i < i1; i++) y[i] = a * x[i]; break;
+    }
+}
+static void sdl__act_bwd_range(void *ctx, int64_t i0, int64_t i1) {
+    sdl_node *n = (sdl_node *)ctx;
+    const float *x = sdl_f32(n->in[0]), *y = sdl_f32(n->out), *dy = n->out->grad;
+    float *dx = n->in[0]->grad, a = n->attr.scalar.alpha;
+    int64_t i;
+    switch (n->op) {
+    case SDL_OP_LEAKY_RELU: for (i = i0; i < i1; i++) dx[i] += x[i] > 0.0f ? dy[i] : a * dy[i]; break;
+    case SDL_OP_GELU:
+        for (i = i0; i < i1; i++) {
+            float x2 = x[i] * x[i], t = sdl__gelu_tanh(SDL__GELU_C * (x[i] + 0.044715f * x2 * x[i]));
+            dx[i] += dy[i] * (0.5f * (1.0f + t) + 0.5f * x[i] * (1.0f - t * t) * SDL__GELU_C * (1.0f + 3.0f * 0.044715f * x2));
+        }
+        break;
+    case SDL_OP_TANH: for (i = i0; i < i1; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]); break;
+    case SDL_OP_SIGMOID: for (i = i0; i < i1; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]); break;
+    case SDL_OP_SILU:
+        for (i = i0; i < i1; i++) {
+            float s = sdl__act_sigmoid(x[i]);
+            dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
+        }
+        break;
+    default: for (i = i0; i < i1; i++) dx[i] += a * dy[i]; break;
+    }
+}
+static void sdl__act_fwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__act_fwd_range, n); }
+static void sdl__act_bwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__act_bwd_range, n); }
+static sdl_tensor *sdl__act(sdl_op op, sdl_tensor *x, float alpha) {
+    if (!x) return NULL;
+    sdl_node *n = sdl__op_begin(op, sdl_tensor_shape(x), x, NULL, NULL, NULL);
+    if (!n) return NULL;
+    n->attr.scalar.alpha = alpha;
+    return sdl__op_run(n);
+}
+SDL_API sdl_tensor *sdl_leaky_relu(sdl_tensor *x, float slope) { return sdl__act(SDL_OP_LEAKY_RELU, x, slope); }
+SDL_API sdl_tensor *sdl_gelu(sdl_tensor *x) { return sdl__act(SDL_OP_GELU, x, 0.0f); }
+SDL_API sdl_tensor *sdl_tanh(sdl_tensor *x) { return sdl__act(SDL_OP_TANH, x, 0.0f); }
+SDL_API sdl_tensor *sdl_sigmoid(sdl_tensor *x) { return sdl__act(SDL_OP_SIGMOID, x, 0.0f); }
+SDL_API sdl_tensor *sdl_silu(sdl_tensor *x) { return sdl__act(SDL_OP_SILU, x, 0.0f); }
+SDL_API sdl_tensor *sdl_scale(sdl_tensor *x, float s) { return sdl__act(SDL_OP_SCALE, x, s); }
+
+/* ---- softmax / log_softmax over the last dim, row by row, max subtracted first:
+   softmax:      y = e^(x - max) / sum e^(x - max);   dx += y (dy - sum(dy y))
+   log_softmax:  y = x - max - log sum e^(x - max);   dx += dy - e^y sum(dy) */
+static void sdl__softmax_fwd_range(void *ctx, int64_t r0, int64_t r1) {
+    sdl_node *n = (sdl_node *)ctx;
+    int64_t D = n->out->shape[n->out->ndim - 1];
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = sdl_f32(n->in[0]) + r * D;
+        float *y = sdl_f32(n->out) + r * D, mx = x[0], s = 0.0f;
+        for (int64_t d = 1; d < D; d++) mx = x[d] > mx ? x[d] : mx;
+        for (int64_t d = 0; d < D; d++) { y[d] = expf(x[d] - mx); s += y[d]; }
+        if (n->op == SDL_OP_SOFTMAX) {
+            float inv = 1.0f / s;
+            for (int64_t d = 0; d < D; d++) y[d] *= inv;
+        } else {
+            float lse = mx + logf(s);
+            for (int64_t d = 0; d < D; d++) y[d] = x[d] - lse;
+        }
+    }
+}
+static void sdl__softmax_bwd_range(void *ctx, int64_t r0, int64_t r1) {
+    sdl_node *n = (sdl_node *)ctx;
+    int64_t D = n->out->shape[n->out->ndim - 1];
+    for (int64_t r = r0; r < r1; r++) {
+        const float *y = sdl_f32(n->out) + r * D, *dy = n->out->grad + r * D;
+        float *dx = n->in[0]->grad + r * D, s = 0.0f;
+        if (n->op == SDL_OP_SOFTMAX) {
+            for (int64_t d = 0; d < D; d++) s += dy[d] * y[d];
+            for (int64_t d = 0; d < D; d++) dx[d] += y[d] * (dy[d] - s);
+        } else {
+            for (int64_t d = 0; d < D; d++) s += dy[d];
+            for (int64_t d = 0; d < D; d++) dx[d] += dy[d] - expf(y[d]) * s;
+        }
+    }
+}
+static void sdl__softmax_fwd(sdl_node *n) {
+    int64_t D = n->out->shape[n->out->ndim - 1];
+    if (D > 0) sdl_parallel_for(n->out->numel / D, sdl__ops_grain(D * 8), sdl__softmax_fwd_range, n);
+}
+static void sdl__softmax_bwd(sdl_node *n) {
+    int64_t D = n->out->shape[n->out->ndim - 1];
+    if (D > 0) sdl_parallel_for(n->out->numel / D, sdl__ops_grain(D * 4), sdl__softmax_bwd_range, n);
+}
+static sdl_tensor *sdl__softmax(sdl_op op, const char *name, sdl_tensor *x) {
+    if (!x) return NULL;
+    if (x->ndim < 1) return (sdl_tensor *)sdl__shape_error(name, "wants x (..., D)", x, NULL);
+    return sdl__op_run(sdl__op_begin(op, sdl_tensor_shape(x), x, NULL, NULL, NULL));
+}
+SDL_API sdl_tensor *sdl_softmax(sdl_tensor *x) { return sdl__softmax(SDL_OP_SOFTMAX, "softmax", x); }
+SDL_API sdl_tensor *sdl_log_softmax(sdl_tensor *x) { return sdl__softmax(SDL_OP_LOG_SOFTMAX, "log_softmax", x); }
 
 /* >>ops-shape (concat, transpose, attention) */
 
+/* ---- concat along dim: a (..., Da, ...), b (..., Db, ...) -> y (..., Da + Db, ...)
+   Seen as rows over the dims before `dim`: y_row = [a_row, b_row]; backward splits dy. */
+static void sdl__concat_sizes(const sdl_node *n, int64_t *outer, int64_t *la, int64_t *lb) {
+    const sdl_tensor *a = n->in[0], *b = n->in[1];
+    int dim = n->attr.axis.dim;
+    int64_t inner = 1;
+    *outer = 1;
+    for (int i = 0; i < dim; i++) *outer *= a->shape[i];
+    for (int i = dim + 1; i < a->ndim; i++) inner *= a->shape[i];
+    *la = a->shape[dim] * inner;
+    *lb = b->shape[dim] * inner;
+}
+static void sdl__concat_range(void *ctx, int64_t o0, int64_t o1, bool bwd) {
+    sdl_node *n = (sdl_node *)ctx;
+    sdl_tensor *a = n->in[0], *b = n->in[1];
+    int64_t outer, la, lb;
+    sdl__concat_sizes(n, &outer, &la, &lb);
+    for (int64_t o = o0; o < o1; o++) {
+        float *y = sdl_f32(n->out) + o * (la + lb);
+        if (!bwd) {
+            memcpy(y, sdl_f32(a) + o * la, (size_t)la * sizeof(float));
+            memcpy(y + la, sdl_f32(b) + o * lb, (size_t)lb * sizeof(float));
+            continue;
+        }
+        const float *dy = n->out->grad + o * (la + lb);
+        if (a->requires_grad) for (int64_t i = 0; i < la; i++) a->grad[o * la + i] += dy[i];
+        if (b->requires_grad) for (int64_t i = 0; i < lb; i++) b->grad[o * lb + i] += dy[la + i];
+    }
+}
+static void sdl__concat_fwd_range(void *ctx, int64_t o0, int64_t o1) { sdl__concat_range(ctx, o0, o1, false); }
+static void sdl__concat_bwd_range(void *ctx, int64_t o0, int64_t o1) { sdl__concat_range(ctx, o0, o1, true); }
+static void sdl__concat_fwd(sdl_node *n) {
+    int64_t outer, la, lb;
+    sdl__concat_sizes(n, &outer, &la, &lb);
+    sdl_parallel_for(outer, sdl__ops_grain(la + lb), sdl__concat_fwd_range, n);
+}
+static void sdl__concat_bwd(sdl_node *n) {
+    int64_t outer, la, lb;
+    sdl__concat_sizes(n, &outer, &la, &lb);
+    sdl_parallel_for(outer, sdl__ops_grain(la + lb), sdl__concat_bwd_range, n);
+}
+SDL_API sdl_tensor *sdl_concat(sdl_tensor *a, sdl_tensor *b, int dim) {
+    if (sdl__any_null(a, b)) return NULL;
+    int d = dim < 0 ? dim + a->ndim : dim;
+    bool ok = a->ndim == b->ndim && d >= 0 && d < a->ndim;
+    for (int i = 0; ok && i < a->ndim; i++) ok = i == d || a->shape[i] == b->shape[i];
+    if (!ok) {
+        char what[80];
+        snprintf(what, sizeof what, "shapes must match in every dim but dim %d", dim);
+        return (sdl_tensor *)sdl__shape_error("concat", what, a, b);
+    }
+    sdl_shape s = sdl_tensor_shape(a);
+    s.d[d] += b->shape[d];
+    sdl_node *n = sdl__op_begin(SDL_OP_CONCAT, s, a, b, NULL, NULL);
+    if (!n) return NULL;
+    n->attr.axis.dim = d;
+    return sdl__op_run(n);
+}
+
+/* ---- transpose (a copy): x seen as (outer, A, mid, B, inner) with A = dim0, B = dim1
+   -> y (outer, B, mid, A, inner), y[o, b, m, a, :] = x[o, a, m, b, :];  dx is dy moved back */
+typedef struct sdl__tr { int64_t outer, A, mid, B, inner; } sdl__tr;
+static sdl__tr sdl__tr_dims(const sdl_node *n) {
+    const sdl_tensor *x = n->in[0];
+    int d0 = n->attr.axis.dim, d1 = n->attr.axis.dim1;
+    sdl__tr t;
+    t.outer = t.mid = t.inner = 1;
+    t.A = x->shape[d0];
+    t.B = d0 == d1 ? 1 : x->shape[d1]; /* the same dim twice: a plain copy */
+    for (int i = 0; i < x->ndim; i++) {
+        if (i < d0) t.outer *= x->shape[i];
+        else if (i > d0 && i < d1) t.mid *= x->shape[i];
+        else if (i > d1) t.inner *= x->shape[i];
+    }
+    return t;
+}
+/* row r of the destination (outer, P, mid, Q) copies from row (o, q, m, p) of the source */
+static void sdl__tr_range(void *ctx, int64_t r0, int64_t r1, bool bwd) {
+    sdl_node *n = (sdl_node *)ctx;
+    sdl__tr t = sdl__tr_dims(n);
+    int64_t P = bwd ? t.A : t.B, Q = bwd ? t.B : t.A, in_ = t.inner;
+    const float *src = bwd ? n->out->grad : sdl_f32(n->in[0]);
+    float *dst = bwd ? n->in[0]->grad : sdl_f32(n->out);
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t q = r % Q, m = (r / Q) % t.mid, p = (r / (Q * t.mid)) % P, o = r / (Q * t.mid * P);
+        const float *s = src + (((o * Q + q) * t.mid + m) * P + p) * in_;
+        float *d = dst + r * in_;
+        if (bwd) for (int64_t i = 0; i < in_; i++) d[i] += s[i];
+        else memcpy(d, s, (size_t)in_ * sizeof(float));
+    }
+}
+static void sdl__tr_fwd_range(void *ctx, int64_t r0, int64_t r1) { sdl__tr_range(ctx, r0, r1, false); }
+static void sdl__tr_bwd_range(void *ctx, int64_t r0, int64_t r1) { sdl__tr_range(ctx, r0, r1, true); }
+static void sdl__transpose_fwd(sdl_node *n) {
+    sdl__tr t = sdl__tr_dims(n);
+    if (t.inner > 0) sdl_parallel_for(n->out->numel / t.inner, sdl__ops_grain(t.inner), sdl__tr_fwd_range, n);
+}
+static void sdl__transpose_bwd(sdl_node *n) {
+    sdl__tr t = sdl__tr_dims(n);
+    if (t.inner > 0) sdl_parallel_for(n->out->numel / t.inner, sdl__ops_grain(t.inner), sdl__tr_bwd_range, n);
+}
+SDL_API sdl_tensor *sdl_transpose(sdl_tensor *x, int dim0, int dim1) {
+    if (!x) return NULL;
+    int d0 = dim0 < 0 ? dim0 + x->ndim : dim0, d1 = dim1 < 0 ? dim1 + x->ndim : dim1;
+    if (d0 < 0 || d0 >= x->ndim || d1 < 0 || d1 >= x->ndim) {
+        char what[80];
+        snprintf(what, sizeof what, "dims %d and %d do not exist", dim0, dim1);
+        return (sdl_tensor *)sdl__shape_error("transpose", what, x, NULL);
+    }
+    if (d0 > d1) { int t = d0; d0 = d1; d1 = t; }
+    sdl_shape s = sdl_tensor_shape(x);
+    s.d[d0] = x->shape[d1];
+    s.d[d1] = x->shape[d0];
+    sdl_node *n = sdl__op_begin(SDL_OP_TRANSPOSE, s, x, NULL, NULL, NULL);
+    if (!n) return NULL;
+    n->attr.axis.dim = d0;
+    n->attr.axis.dim1 = d1;
+    return sdl__op_run(n);
+}
+
+/* ---- causal self-attention, per head: q, k, v (B, H, T, hd) -> y (B, H, T, hd)
+   s_ij = q_i . k_j / sqrt(hd) for j <= i (later keys are masked);  p_i = softmax_j s_i;
+   y_i = sum_j p_ij v_j
+   dp_ij = dy_i . v_j;  ds_ij = p_ij (dp_ij - sum_j p_ij dp_ij);
+   dq_i += sum_j ds_ij k_j / sqrt(hd);  dk_j += sum_i ds_ij q_i / sqrt(hd);  dv_j += sum_i p_ij dy_i
+   saved: P (B, H, T, T). Forward and dq split by query row; dk, dv by key row, from dS kept
+   in step memory, so every sum runs in one fixed order. */
+typedef struct sdl__attn_job { sdl_node *n; float *ds; } sdl__attn_job;
+/* a . b over n floats in 8 interleaved partial sums: a fixed order the compiler can vectorise */
+static float sdl__attn_dot(const float *a, const float *b, int64_t n) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
+    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+/* y += a x over n floats */
+static void sdl__attn_axpy(float *SDL_RESTRICT y, float a, const float *SDL_RESTRICT x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+static void sdl__attn_fwd_range(void *ctx, int64_t r0, int64_t r1) {
+    sdl_node *n = (sdl_node *)ctx;
+    int64_t T = n->in[0]->shape[2], hd = n->in[0]->shape[3];
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int64_t r = r0; r < r1; r++) { /* r = (b h) * T + i */
+        int64_t bh = r / T, i = r % T;
+        const float *q = sdl_f32(n->in[0]) + r * hd, *k = sdl_f32(n->in[1]) + bh * T * hd, *v = sdl_f32(n->in[2]) + bh * T * hd;
+        float *p = (float *)n->saved + r * T, *y = sdl_f32(n->out) + r * hd, mx = -INFINITY, s = 0.0f;
+        for (int64_t j = 0; j <= i; j++) {
+            p[j] = sdl__attn_dot(q, k + j * hd, hd) * scale;
+            mx = p[j] > mx ? p[j] : mx;
+        }
+        for (int64_t j = 0; j <= i; j++) { p[j] = expf(p[j] - mx); s += p[j]; }
+        float inv = 1.0f / s;
+        for (int64_t j = 0; j <= i; j++) p[j] *= inv;
+        for (int64_t d = 0; d < hd; d++) y[d] = 0.0f;
+        for (int64_t j = 0; j <= i; j++) sdl__attn_axpy(y, p[j], v + j * hd, hd);
+    }
+}
+/* query rows: dS and dq */
+static void sdl__attn_bwd_q(void *ctx, int64_t r0, int64_t r1) {
+    sdl__attn_job *job = (sdl__attn_job *)ctx;
+    sdl_node *n = job->n;
+    sdl_tensor *qt = n->in[0];
+    int64_t T = qt->shape[2], hd = qt->shape[3];
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t bh = r / T, i = r % T;
+        const float *p = (const float *)n->saved + r * T, *dy = n->out->grad + r * hd;
+        const float *k = sdl_f32(n->in[1]) + bh * T * hd, *v = sdl_f32(n->in[2]) + bh * T * hd;
+        float *ds = job->ds + r * T, sum = 0.0f;
+        for (int64_t j = 0; j <= i; j++) {
+            ds[j] = sdl__attn_dot(dy, v + j * hd, hd);
+            sum += p[j] * ds[j];
+        }
+        for (int64_t j = 0; j <= i; j++) ds[j] = p[j] * (ds[j] - sum);
+        if (qt->requires_grad)
+            for (int64_t j = 0; j <= i; j++) sdl__attn_axpy(qt->grad + r * hd, scale * ds[j], k + j * hd, hd);
+    }
+}
+/* key rows: dk and dv, summing over the queries i >= j that see key j */
+static void sdl__attn_bwd_kv(void *ctx, int64_t r0, int64_t r1) {
+    sdl__attn_job *job = (sdl__attn_job *)ctx;
+    sdl_node *n = job->n;
+    sdl_tensor *kt = n->in[1], *vt = n->in[2];
+    int64_t T = kt->shape[2], hd = kt->shape[3];
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t bh = r / T, j = r % T;
+        const float *q = sdl_f32(n->in[0]) + bh * T * hd, *dy = n->out->grad + bh * T * hd;
+        const float *p = (const float *)n->saved + bh * T * T, *ds = job->ds + bh * T * T;
+        if (kt->requires_grad)
+            for (int64_t i = j; i < T; i++) sdl__attn_axpy(kt->grad + r * hd, scale * ds[i * T + j], q + i * hd, hd);
+        if (vt->requires_grad)
+            for (int64_t i = j; i < T; i++) sdl__attn_axpy(vt->grad + r * hd, p[i * T + j], dy + i * hd, hd);
+    }
+}
+static void sdl__attn_fwd(sdl_node *n) {
+    int64_t T = n->in[0]->shape[2], hd = n->in[0]->shape[3];
+    sdl_parallel_for(n->out->numel / (hd ? hd : 1), sdl__ops_grain(T * hd * 2), sdl__attn_fwd_range, n);
+}
+static void sdl__attn_bwd(sdl_node *n) {
+    int64_t T = n->in[0]->shape[2], hd = n->in[0]->shape[3], rows = hd ? n->out->numel / hd : 0;
+    sdl__attn_job job;
+    job.n = n;
+    job.ds = (float *)sdl_arena_alloc((size_t)rows * (size_t)T * sizeof(float)); /* size checked in forward */
+    if (!job.ds) return;
+    sdl_parallel_for(rows, sdl__ops_grain(T * hd * 2), sdl__attn_bwd_q, &job);
+    if (n->in[1]->requires_grad || n->in[2]->requires_grad) sdl_parallel_for(rows, sdl__ops_grain(T * hd * 2), sdl__attn_bwd_kv, &job);
+}
+SDL_API sdl_tensor *sdl_attention(sdl_tensor *q, sdl_tensor *k, sdl_tensor *v) {
+    if (sdl__any_null(q, k) || !v) return NULL;
+    if (q->ndim != 4) return (sdl_tensor *)sdl__shape_error("attention", "wants q, k, v (B, n_head, T, hd)", q, NULL);
+    if (!sdl_shape_equal(sdl_tensor_shape(q), sdl_tensor_shape(k)))
+        return (sdl_tensor *)sdl__shape_error("attention", "q and k shapes differ", q, k);
+    if (!sdl_shape_equal(sdl_tensor_shape(q), sdl_tensor_shape(v)))
+        return (sdl_tensor *)sdl__shape_error("attention", "q and v shapes differ", q, v);
+    int64_t T = q->shape[2], hd = q->shape[3], rows = hd ? q->numel / hd : 0;
+    size_t pn, pbytes;
+    if (sdl__mul_overflows((size_t)rows, (size_t)T, &pn) || sdl__mul_overflows(pn, sizeof(float), &pbytes)) {
+        sdl_fail(SDL_ERR_OOM, "attention: T x T probabilities overflow for T = %lld", (long long)T);
+        return NULL;
+    }
+    sdl_node *n = sdl__op_begin(SDL_OP_ATTENTION, sdl_tensor_shape(q), q, k, v, NULL);
+    if (!n) return NULL;
+    n->attr.attn.n_head = (int)q->shape[1];
+    return sdl__saved(n, pbytes) ? sdl__op_run(n) : NULL;
+}
+
 /* >>ops-loss (nll, bce_with_logits) */
+
+/* ---- nll: log_probs (B, C), targets i32 (B): loss = -mean_b log_probs[b, t_b]
+   dlog_probs[b, t_b] += -1/B */
+static void sdl__nll_fwd(sdl_node *n) {
+    sdl_tensor *x = n->in[0];
+    int64_t B = x->shape[0], C = x->shape[1];
+    const int32_t *t = sdl_i32(n->in[1]);
+    double s = 0.0;
+    for (int64_t b = 0; b < B; b++) s -= sdl_f32(x)[b * C + t[b]];
+    sdl_f32(n->out)[0] = (float)(s / (double)(B ? B : 1));
+}
+static void sdl__nll_bwd(sdl_node *n) {
+    sdl_tensor *x = n->in[0];
+    int64_t B = x->shape[0], C = x->shape[1];
+    const int32_t *t = sdl_i32(n->in[1]);
+    float g = n->out->grad[0] / (float)(B ? B : 1);
+    for (int64_t b = 0; b < B; b++) x->grad[b * C + t[b]] -= g;
+}
+SDL_API sdl_tensor *sdl_nll_loss(sdl_tensor *log_probs, sdl_tensor *targets) {
+    if (sdl__any_null(log_probs, targets)) return NULL;
+    if (!sdl__check_targets("nll_loss", log_probs, targets)) return NULL;
+    return sdl__op_run(sdl__op_begin(SDL_OP_NLL, sdl_shapen(0, NULL), log_probs, targets, NULL, NULL));
+}
+
+/* ---- binary cross entropy from logits x and float targets t (same shape), mean over all n:
+   l = max(x, 0) - x t + log(1 + e^-|x|)   (never overflows; equals -t log s - (1-t) log(1-s))
+   dx += (sigmoid(x) - t) / n;  dt += -x / n */
+static void sdl__bce_fwd(sdl_node *n) {
+    const float *x = sdl_f32(n->in[0]), *t = sdl_f32(n->in[1]);
+    int64_t N = n->in[0]->numel;
+    double s = 0.0;
+    for (int64_t i = 0; i < N; i++)
+        s += (x[i] > 0.0f ? x[i] : 0.0f) - (double)x[i] * t[i] + log1p(exp(-fabs((double)x[i])));
+    sdl_f32(n->out)[0] = (float)(s / (double)(N ? N : 1));
+}
+static void sdl__bce_bwd(sdl_node *n) {
+    sdl_tensor *xt = n->in[0], *tt = n->in[1];
+    const float *x = sdl_f32(xt), *t = sdl_f32(tt);
+    int64_t N = xt->numel;
+    float g = n->out->grad[0] / (float)(N ? N : 1);
+    for (int64_t i = 0; i < N; i++) {
+        if (xt->requires_grad) xt->grad[i] += g * (sdl__act_sigmoid(x[i]) - t[i]);
+        if (tt->requires_grad) tt->grad[i] -= g * x[i];
+    }
+}
+SDL_API sdl_tensor *sdl_bce_with_logits(sdl_tensor *logits, sdl_tensor *targets) {
+    if (sdl__any_null(logits, targets)) return NULL;
+    if (!sdl_shape_equal(sdl_tensor_shape(logits), sdl_tensor_shape(targets)) || targets->dtype != SDL_F32)
+        return (sdl_tensor *)sdl__shape_error("bce_with_logits", "wants float targets shaped like the logits", logits, targets);
+    return sdl__op_run(sdl__op_begin(SDL_OP_BCE_LOGITS, sdl_shapen(0, NULL), logits, targets, NULL, NULL));
+}
 
 /* >>cpu-table */
 static void sdl__cpu_alloc_copy(void *dst, const void *src, size_t bytes, sdl_device dd, sdl_device sd) {
@@ -2345,12 +3094,29 @@ static void sdl__cpu_init(void) {
     SDL__KERNEL(SDL_OP_GLOBAL_AVG_POOL, sdl__gap_fwd, sdl__gap_bwd);
 
     /* >>cpu-table-norm */
+    SDL__KERNEL(SDL_OP_BATCH_NORM, sdl__bn_fwd, sdl__bn_bwd);
+    SDL__KERNEL(SDL_OP_LAYER_NORM, sdl__ln_fwd, sdl__ln_bwd);
+    SDL__KERNEL(SDL_OP_DROPOUT, sdl__dropout_fwd, sdl__dropout_bwd);
+    SDL__KERNEL(SDL_OP_EMBEDDING, sdl__emb_fwd, sdl__emb_bwd);
 
     /* >>cpu-table-act */
+    SDL__KERNEL(SDL_OP_LEAKY_RELU, sdl__act_fwd, sdl__act_bwd);
+    SDL__KERNEL(SDL_OP_GELU, sdl__act_fwd, sdl__act_bwd);
+    SDL__KERNEL(SDL_OP_TANH, sdl__act_fwd, sdl__act_bwd);
+    SDL__KERNEL(SDL_OP_SIGMOID, sdl__act_fwd, sdl__act_bwd);
+    SDL__KERNEL(SDL_OP_SILU, sdl__act_fwd, sdl__act_bwd);
+    SDL__KERNEL(SDL_OP_SCALE, sdl__act_fwd, sdl__act_bwd);
+    SDL__KERNEL(SDL_OP_SOFTMAX, sdl__softmax_fwd, sdl__softmax_bwd);
+    SDL__KERNEL(SDL_OP_LOG_SOFTMAX, sdl__softmax_fwd, sdl__softmax_bwd);
 
     /* >>cpu-table-shape */
+    SDL__KERNEL(SDL_OP_CONCAT, sdl__concat_fwd, sdl__concat_bwd);
+    SDL__KERNEL(SDL_OP_TRANSPOSE, sdl__transpose_fwd, sdl__transpose_bwd);
+    SDL__KERNEL(SDL_OP_ATTENTION, sdl__attn_fwd, sdl__attn_bwd);
 
     /* >>cpu-table-loss */
+    SDL__KERNEL(SDL_OP_NLL, sdl__nll_fwd, sdl__nll_bwd);
+    SDL__KERNEL(SDL_OP_BCE_LOGITS, sdl__bce_fwd, sdl__bce_bwd);
 
 #undef SDL__KERNEL
     (void)sdl__view_bwd;
@@ -2373,8 +3139,17 @@ static void sdl__named_free(sdl_tensor *t) {
     sdl_tensor_free(t);
 }
 
+/* the device a model's flat arrays live on (sdl_cuda_model_to_device moves them) */
+static sdl_device sdl__model_device(const sdl_model *m) {
+    if (m && m->nparams > 0) return m->params[0]->device;
+    if (m && m->nbuffers > 0) return m->buffers[0]->device;
+    return SDL_CPU;
+}
+
 SDL_API void sdl_model_free(sdl_model *m) {
     if (!m) return;
+    const sdl_backend *be = sdl_get_backend(sdl__model_device(m));
+    if (!be) sdl_log(SDL_LOG_WARN, "model_free: no backend for device %d: its arrays are not freed", (int)sdl__model_device(m));
     for (int i = 0; i < m->nparams; i++) {
         if (m->packed) { m->params[i]->data = NULL; m->params[i]->grad = NULL; }
         sdl__named_free(m->params[i]);
@@ -2391,9 +3166,11 @@ SDL_API void sdl_model_free(sdl_model *m) {
     SDL_DEALLOC(m->params);
     SDL_DEALLOC(m->buffers);
     SDL_DEALLOC(m->param_offset);
-    sdl__aligned_free(m->param_data);
-    sdl__aligned_free(m->grad_data);
-    sdl__aligned_free(m->buffer_data);
+    if (be) {
+        be->dealloc(m->param_data);
+        be->dealloc(m->grad_data);
+        be->dealloc(m->buffer_data);
+    }
     SDL_DEALLOC(m);
 }
 
@@ -2480,7 +3257,12 @@ SDL_API sdl_result sdl_model_pack(sdl_model *m) {
 }
 
 SDL_API void sdl_model_zero_grad(sdl_model *m) {
-    if (m && m->packed) memset(m->grad_data, 0, (size_t)m->param_floats * sizeof(float));
+    if (m && m->packed && sdl__model_device(m) != SDL_CPU) {
+        const sdl_backend *be = sdl_get_backend(sdl__model_device(m));
+        if (be) be->memset0(m->grad_data, (size_t)m->param_floats * sizeof(float));
+    } else if (m && m->packed) {
+        memset(m->grad_data, 0, (size_t)m->param_floats * sizeof(float));
+    }
 }
 
 SDL_API void sdl_model_train(sdl_model *m, bool training) { if (m) m->training = training; }
@@ -2611,32 +3393,108 @@ SDL_API sdl_module *sdl_global_avg_pool_layer(sdl_model *m) {
 
 /* >>layers-norm */
 
+/* "bn1" + ".running_mean"; a buffer (saved in checkpoints, no gradient) */
+static sdl_tensor *sdl__layer_buffer(sdl_module *l, const char *suffix, sdl_shape s) {
+    char full[96];
+    snprintf(full, sizeof full, "%s%s%s", l->name, l->name[0] ? "." : "", suffix);
+    return sdl_model_buffer(l->model, full, s);
+}
+
+/* batch norm: weight 1, bias 0 (no weight decay); running_mean 0, running_var 1; momentum 0.1,
+   eps 1e-5 (in l->p). Training or eval follows the model (sdl_model_train). */
+static sdl_tensor *sdl__batch_norm_layer_fwd(sdl_module *l, sdl_tensor *x) {
+    return sdl_batch_norm(x, l->weight, l->bias, l->running_mean, l->running_var, l->model->training, 0.1f, l->p);
+}
+SDL_API sdl_module *sdl_batch_norm_layer(sdl_model *m, const char *name, int64_t channels) {
+    sdl_module *l = sdl_module_new(m, "batch_norm", name, sdl__batch_norm_layer_fwd);
+    if (!l) return NULL;
+    l->p = 1e-5f;
+    l->weight = sdl__layer_param(l, "weight", sdl_shape1(channels), false);
+    l->bias = l->weight ? sdl__layer_param(l, "bias", sdl_shape1(channels), false) : NULL;
+    l->running_mean = l->bias ? sdl__layer_buffer(l, "running_mean", sdl_shape1(channels)) : NULL;
+    l->running_var = l->running_mean ? sdl__layer_buffer(l, "running_var", sdl_shape1(channels)) : NULL;
+    if (!l->running_var) return NULL;
+    sdl_tensor_fill(l->weight, 1.0f);
+    sdl_tensor_fill(l->running_var, 1.0f);
+    return l;
+}
+
+/* layer norm over the last dim: weight 1, bias 0 (no weight decay), eps 1e-5 */
+static sdl_tensor *sdl__layer_norm_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_layer_norm(x, l->weight, l->bias, l->p); }
+SDL_API sdl_module *sdl_layer_norm_layer(sdl_model *m, const char *name, int64_t dim) {
+    sdl_module *l = sdl_module_new(m, "layer_norm", name, sdl__layer_norm_layer_fwd);
+    if (!l) return NULL;
+    l->p = 1e-5f;
+    l->weight = sdl__layer_param(l, "weight", sdl_shape1(dim), false);
+    l->bias = l->weight ? sdl__layer_param(l, "bias", sdl_shape1(dim), false) : NULL;
+    if (!l->bias) return NULL;
+    sdl_tensor_fill(l->weight, 1.0f);
+    return l;
+}
+
+/* embedding: weight (vocab, dim) ~ N(0, 1) as PyTorch; x is i32 ids */
+static sdl_tensor *sdl__embedding_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_embedding(x, l->weight); }
+SDL_API sdl_module *sdl_embedding_layer(sdl_model *m, const char *name, int64_t vocab, int64_t dim) {
+    sdl_module *l = sdl_module_new(m, "embedding", name, sdl__embedding_layer_fwd);
+    if (!l) return NULL;
+    l->weight = sdl__layer_param(l, "weight", sdl_shape2(vocab, dim), true);
+    if (!l->weight) return NULL;
+    sdl_tensor_randn(l->weight, 0.0f, 1.0f);
+    return l;
+}
+
+/* dropout with probability l->p while the model trains; the identity in eval */
+static sdl_tensor *sdl__dropout_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_dropout(x, l->p, l->model->training); }
+SDL_API sdl_module *sdl_dropout_layer(sdl_model *m, float p) {
+    if (!(p >= 0.0f && p <= 1.0f)) { sdl_fail(SDL_ERR_ARG, "dropout_layer: p = %g is outside [0, 1]", (double)p); return NULL; }
+    sdl_module *l = sdl_module_new(m, "dropout", "", sdl__dropout_layer_fwd);
+    if (l) l->p = p;
+    return l;
+}
+
 /* >>layers-act */
+
+static sdl_tensor *sdl__leaky_relu_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_leaky_relu(x, l->p); }
+SDL_API sdl_module *sdl_leaky_relu_layer(sdl_model *m, float slope) {
+    sdl_module *l = sdl_module_new(m, "leaky_relu", "", sdl__leaky_relu_layer_fwd);
+    if (l) l->p = slope;
+    return l;
+}
+static sdl_tensor *sdl__gelu_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_gelu(x); }
+SDL_API sdl_module *sdl_gelu_layer(sdl_model *m) { return sdl_module_new(m, "gelu", "", sdl__gelu_layer_fwd); }
+static sdl_tensor *sdl__tanh_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_tanh(x); }
+SDL_API sdl_module *sdl_tanh_layer(sdl_model *m) { return sdl_module_new(m, "tanh", "", sdl__tanh_layer_fwd); }
+static sdl_tensor *sdl__sigmoid_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_sigmoid(x); }
+SDL_API sdl_module *sdl_sigmoid_layer(sdl_model *m) { return sdl_module_new(m, "sigmoid", "", sdl__sigmoid_layer_fwd); }
+static sdl_tensor *sdl__silu_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_silu(x); }
+SDL_API sdl_module *sdl_silu_layer(sdl_model *m) { return sdl_module_new(m, "silu", "", sdl__silu_layer_fwd); }
 
 /* >>optim */
 static float sdl__default(float v, float dflt) { return v != 0.0f ? v : dflt; }
 
-/* ---- sums over [0, n) in double, the same bits for any thread count: the range is cut
-   into at most SDL__SUM_BLOCKS blocks whose bounds depend only on n, each block is summed
-   by one thread, and the block sums are added in order. */
+/* ---- two sums over [0, n) in double, the same bits for any thread count: the range is
+   cut into at most SDL__SUM_BLOCKS blocks whose bounds depend only on n, each block is
+   summed by one thread, and the block sums are added in order. A block function may also
+   write its own elements (lamb updates its moments while it sums). */
 #define SDL__SUM_BLOCKS 64
-typedef double (*sdl__sum_fn)(void *ctx, int64_t begin, int64_t end);
+typedef void (*sdl__sum_fn)(void *ctx, int64_t begin, int64_t end, double sums[2]);
 typedef struct sdl__sum_job {
     sdl__sum_fn fn;
     void *ctx;
     int64_t n, block;
-    double part[SDL__SUM_BLOCKS];
+    double part[SDL__SUM_BLOCKS][2];
 } sdl__sum_job;
 
 static void sdl__sum_blocks(void *ctx, int64_t b0, int64_t b1) {
     sdl__sum_job *s = (sdl__sum_job *)ctx;
     for (int64_t b = b0; b < b1; b++) {
         int64_t end = (b + 1) * s->block < s->n ? (b + 1) * s->block : s->n;
-        s->part[b] = s->fn(s->ctx, b * s->block, end);
+        s->part[b][0] = s->part[b][1] = 0.0;
+        s->fn(s->ctx, b * s->block, end, s->part[b]);
     }
 }
 
-static double sdl__sum(int64_t n, sdl__sum_fn fn, void *ctx) {
+static void sdl__sum2(int64_t n, sdl__sum_fn fn, void *ctx, double out[2]) {
     sdl__sum_job s;
     s.fn = fn;
     s.ctx = ctx;
@@ -2645,18 +3503,25 @@ static double sdl__sum(int64_t n, sdl__sum_fn fn, void *ctx) {
     if (s.block < 8192) s.block = 8192;
     int64_t nblocks = (n + s.block - 1) / s.block;
     sdl_parallel_for(nblocks, 1, sdl__sum_blocks, &s);
-    double total = 0.0;
-    for (int64_t b = 0; b < nblocks; b++) total += s.part[b];
-    return total;
+    out[0] = out[1] = 0.0;
+    for (int64_t b = 0; b < nblocks; b++) { out[0] += s.part[b][0]; out[1] += s.part[b][1]; }
 }
 
-static double sdl__sumsq_range(void *ctx, int64_t begin, int64_t end) {
+/* x^2 over even and odd indices: two chains of additions run faster than one */
+static void sdl__sumsq_range(void *ctx, int64_t begin, int64_t end, double sums[2]) {
     const float *x = (const float *)ctx;
-    double s = 0.0;
-    for (int64_t i = begin; i < end; i++) s += (double)x[i] * (double)x[i];
-    return s;
+    int64_t i = begin;
+    for (; i + 1 < end; i += 2) {
+        sums[0] += (double)x[i] * (double)x[i];
+        sums[1] += (double)x[i + 1] * (double)x[i + 1];
+    }
+    if (i < end) sums[0] += (double)x[i] * (double)x[i];
 }
-static double sdl__norm(const float *x, int64_t n) { return sqrt(sdl__sum(n, sdl__sumsq_range, (void *)x)); }
+static double sdl__norm(const float *x, int64_t n) {
+    double s[2];
+    sdl__sum2(n, sdl__sumsq_range, (void *)x, s);
+    return sqrt(s[0] + s[1]);
+}
 
 typedef struct sdl__scale_job { float *x; float s; } sdl__scale_job;
 static void sdl__scale_range(void *ctx, int64_t begin, int64_t end) {
@@ -2728,33 +3593,36 @@ static void sdl__adam_range(void *ctx, int64_t begin, int64_t end) {
 
 /* lamb (You et al. 2019), in two passes over a tensor:
      1. m = beta1 m + (1 - beta1) g,  v = beta2 v + (1 - beta2) g^2
-     2. r = (m / bc1) / (sqrt(v / bc2) + eps) + wd p
-        trust = ||p|| / ||r|| (1 when either norm is 0, or for decay=false tensors)
+        r = (m / bc1) / (sqrt(v / bc2) + eps) + wd p, kept in g's place (the update
+        zeroes the gradients anyway); sums of p^2 and r^2
+     2. trust = ||p|| / ||r|| (1 when either norm is 0, or for decay=false tensors)
         p -= lr * trust * r */
-static void sdl__lamb_moments_range(void *ctx, int64_t begin, int64_t end) {
+static void sdl__lamb_moments_range(void *ctx, int64_t begin, int64_t end, double sums[2]) {
     const sdl__update *u = (const sdl__update *)ctx;
-    float b1 = u->o->desc.beta1, b2 = u->o->desc.beta2;
+    float b1 = u->o->desc.beta1, b2 = u->o->desc.beta2, eps = u->o->desc.eps;
     for (int64_t j = begin; j < end; j++) {
         float g = u->g[j];
         u->m[j] = b1 * u->m[j] + (1.0f - b1) * g;
         u->v[j] = b2 * u->v[j] + (1.0f - b2) * g * g;
+        float r = (u->m[j] / u->bc1) / (sqrtf(u->v[j] / u->bc2) + eps) + u->wd * u->p[j];
+        u->g[j] = r;
+        sums[0] += (double)u->p[j] * (double)u->p[j];
+        sums[1] += (double)r * (double)r;
     }
-}
-static float sdl__lamb_r(const sdl__update *u, int64_t j) {
-    return (u->m[j] / u->bc1) / (sqrtf(u->v[j] / u->bc2) + u->o->desc.eps) + u->wd * u->p[j];
-}
-static double sdl__lamb_r_sumsq_range(void *ctx, int64_t begin, int64_t end) {
-    const sdl__update *u = (const sdl__update *)ctx;
-    double s = 0.0;
-    for (int64_t j = begin; j < end; j++) {
-        double r = sdl__lamb_r(u, j);
-        s += r * r;
-    }
-    return s;
 }
 static void sdl__lamb_apply_range(void *ctx, int64_t begin, int64_t end) {
     const sdl__update *u = (const sdl__update *)ctx;
-    for (int64_t j = begin; j < end; j++) u->p[j] -= u->lr * u->trust * sdl__lamb_r(u, j);
+    float step = u->lr * u->trust;
+    for (int64_t j = begin; j < end; j++) u->p[j] -= step * u->g[j];
+}
+
+/* lars: ||p||^2 and ||grad||^2 in one pass */
+static void sdl__lars_norms_range(void *ctx, int64_t begin, int64_t end, double sums[2]) {
+    const sdl__update *u = (const sdl__update *)ctx;
+    for (int64_t j = begin; j < end; j++) {
+        sums[0] += (double)u->p[j] * (double)u->p[j];
+        sums[1] += (double)u->g[j] * (double)u->g[j];
+    }
 }
 
 /* one update of every parameter tensor, each split over the threads by index */
@@ -2780,18 +3648,18 @@ static void sdl__optim_update(sdl_optim *o) {
         if (d->kind == SDL_OPTIM_ADAM || d->kind == SDL_OPTIM_ADAMW) {
             sdl_parallel_for(n, grain, sdl__adam_range, &u);
         } else if (d->kind == SDL_OPTIM_LAMB) {
-            sdl_parallel_for(n, grain, sdl__lamb_moments_range, &u);
-            if (decay) {
-                double pn = sdl__norm(u.p, n), rn = sqrt(sdl__sum(n, sdl__lamb_r_sumsq_range, &u));
-                if (pn > 0.0 && rn > 0.0) u.trust = (float)(pn / rn);
-            }
+            double sq[2];
+            sdl__sum2(n, sdl__lamb_moments_range, &u, sq);
+            if (decay && sq[0] > 0.0 && sq[1] > 0.0) u.trust = (float)sqrt(sq[0] / sq[1]);
             sdl_parallel_for(n, grain, sdl__lamb_apply_range, &u);
         } else {
             /* lars (You, Gitman, Ginsburg 2017; NVIDIA apex LARC without clipping):
                  trust = eta * ||p|| / (||grad|| + wd * ||p||)   (1 when either norm is 0)
                then sgd with momentum on trust * (grad + wd p), lr outside the momentum */
             if (d->kind == SDL_OPTIM_LARS && decay) {
-                double pn = sdl__norm(u.p, n), gn = sdl__norm(u.g, n);
+                double sq[2];
+                sdl__sum2(n, sdl__lars_norms_range, &u, sq);
+                double pn = sqrt(sq[0]), gn = sqrt(sq[1]);
                 if (pn > 0.0 && gn > 0.0) u.trust = (float)((double)d->trust_coef * pn / (gn + (double)u.wd * pn));
             }
             sdl_parallel_for(n, grain, sdl__sgd_range, &u);
@@ -2827,7 +3695,18 @@ SDL_API sdl_optim *sdl_optim_new(sdl_model *m, const sdl_optim_desc *desc) {
     o->model = m;
     o->lr = d.lr;
     o->nstate = adam_like ? 2 : (d.momentum != 0.0f ? 1 : 0);
-    o->state = (float *)sdl__calloc((size_t)o->nstate * (size_t)m->param_floats, sizeof(float));
+    o->device = sdl__model_device(m);
+    if (o->device != SDL_CPU) { /* the state lives beside the parameters */
+        const sdl_backend *be = sdl_get_backend(o->device);
+        size_t bytes = 0;
+        if (!be || sdl__mul_overflows((size_t)o->nstate * (size_t)m->param_floats, sizeof(float), &bytes)) {
+            sdl_fail(SDL_ERR_DEVICE, "optim_new: no backend for the model's device or size overflow");
+        } else if ((o->state = (float *)be->alloc(bytes)) != NULL) {
+            be->memset0(o->state, bytes);
+        }
+    } else {
+        o->state = (float *)sdl__calloc((size_t)o->nstate * (size_t)m->param_floats, sizeof(float));
+    }
     if (!o->state) { SDL_DEALLOC(o); return NULL; }
     return o;
 }
@@ -2869,11 +3748,22 @@ SDL_API bool sdl_optim_is_update_step(const sdl_optim *o) {
 SDL_API sdl_result sdl_optim_step(sdl_optim *o) {
     if (!o) return sdl_fail(SDL_ERR_ARG, "optim_step: NULL optimizer");
     sdl_model *m = o->model;
-    if (!sdl_optim_is_update_step(o)) { o->micro++; return SDL_OK; } /* gradients keep adding up */
-    o->micro = 0;
-    if (o->desc.accum_steps > 1) sdl_grad_scale(m, 1.0f / (float)o->desc.accum_steps);
-    if (o->desc.max_grad_norm > 0.0f) o->grad_norm = sdl_clip_grad_norm(m, o->desc.max_grad_norm);
-    sdl__optim_update(o);
+    if (o->device != sdl__model_device(m))
+        return sdl_fail(SDL_ERR_DEVICE, "optim_step: the model moved to device %d after the optimizer was made (make it after the move)", (int)sdl__model_device(m));
+    if (o->device != SDL_CPU) { /* the backend updates its own arrays (plain steps only, for now) */
+        const sdl_backend *be = sdl_get_backend(o->device);
+        if (!be || !be->optim_step) return sdl_fail(SDL_ERR_DEVICE, "optim_step: no optimizer kernel on device %d", (int)o->device);
+        if (o->desc.accum_steps > 1 || o->desc.max_grad_norm > 0.0f)
+            return sdl_fail(SDL_ERR_DEVICE, "optim_step: accumulation and clipping run on the CPU only, for now");
+        sdl_result r = be->optim_step(o);
+        if (r != SDL_OK) return r;
+    } else {
+        if (!sdl_optim_is_update_step(o)) { o->micro++; return SDL_OK; } /* gradients keep adding up */
+        o->micro = 0;
+        if (o->desc.accum_steps > 1) sdl_grad_scale(m, 1.0f / (float)o->desc.accum_steps);
+        if (o->desc.max_grad_norm > 0.0f) o->grad_norm = sdl_clip_grad_norm(m, o->desc.max_grad_norm);
+        sdl__optim_update(o);
+    }
     o->step++;
     sdl_model_zero_grad(m);
     return SDL_OK;
@@ -2896,7 +3786,9 @@ SDL_API float *sdl_optim_state_data(sdl_optim *o, int k) {
 
 SDL_API void sdl_optim_free(sdl_optim *o) {
     if (!o) return;
-    SDL_DEALLOC(o->state);
+    const sdl_backend *be = sdl_get_backend(o->device);
+    if (o->device == SDL_CPU) SDL_DEALLOC(o->state);
+    else if (be) be->dealloc(o->state);
     SDL_DEALLOC(o);
 }
 

@@ -558,7 +558,71 @@ SDL_API sdl_result sdl_load_idx(const char *images_path, const char *labels_path
 SDL_API sdl_result sdl_load_fashion_mnist(const char *dir, bool train, sdl_dataset *out);
 /* MNIST: the same file names and format; dir is required. */
 SDL_API sdl_result sdl_load_mnist(const char *dir, bool train, sdl_dataset *out);
-/* >>decl-data-more */
+
+/* CIFAR-10, binary version: records of 1 label byte + 3072 pixel bytes (3 x 32 x 32, CHW).
+   dir holds data_batch_1.bin .. data_batch_5.bin (train: 50000) and test_batch.bin (10000),
+   or holds the folder cifar-10-batches-bin the archive unpacks to. Each batch must hold
+   10000 records, so a truncated file is an error. */
+SDL_API sdl_result sdl_load_cifar10(const char *dir, bool train, sdl_dataset *out);
+/* one file of any number of records */
+SDL_API sdl_result sdl_load_cifar10_file(const char *path, sdl_dataset *out);
+
+/* .npy arrays (C order, little-endian) as heap tensors (free with sdl_tensor_free):
+   float32 and float64 -> f32, uint8 -> u8, int32 and int64 (range-checked) -> i32. */
+SDL_API sdl_tensor *sdl_load_npy(const char *path);
+/* the array saved as `name` in an .npz (np.savez or np.savez_compressed) */
+SDL_API sdl_tensor *sdl_load_npz(const char *path, const char *name);
+/* f32, i32 and u8 tensors; numpy reads them with np.load */
+SDL_API sdl_result sdl_save_npy(const char *path, const sdl_tensor *t);
+
+/* One image file (PNG, JPEG, BMP, GIF, TGA, PNM: what stb_image reads) as a u8 heap tensor
+   (C, H, W). channels: 1 grey, 3 RGB, 4 RGBA (stb converts), 0: as stored. */
+SDL_API sdl_tensor *sdl_load_image(const char *path, int channels);
+/* Image folders, torchvision's ImageFolder layout: dir/<class>/<image>. The classes are the
+   sub-folders in bytewise sorted order, ids 0, 1, ...; in each, the files ending in .png,
+   .jpg, .jpeg, .bmp, .gif, .tga, .ppm, .pgm, .pnm, .psd, .hdr, .pic are read (sorted) and
+   must decode; names starting with '.' are skipped, TIFF/WebP files are an error. All
+   images must have one size (sdl does not resize); the error names the first that differs.
+   channels as for sdl_load_image (0: those of the first image). */
+SDL_API sdl_result sdl_load_image_folder(const char *dir, int channels, sdl_dataset *out);
+/* the class names sdl_load_image_folder numbers, in id order: a NULL-terminated array of
+   *count strings; free it with sdl_names_free */
+SDL_API char **sdl_image_folder_classes(const char *dir, int *count);
+SDL_API void sdl_names_free(char **names);
+
+/* A PNG of one image or a grid of images, like torchvision's save_image: t is u8 or f32,
+   (C, H, W) or (N, C, H, W) with C = 1, 3 or 4; a grid has nrow images per row (0: 8) with
+   2 black pixels between them. f32 values map lo -> 0 and hi -> 255, clamped (lo == hi
+   means 0 and 1; a tanh generator's samples: -1, 1). */
+SDL_API sdl_result sdl_write_png(const char *path, const sdl_tensor *t, int nrow, float lo, float hi);
+
+/* WebDataset tar shards. Consecutive members whose names share a key form one sample; the
+   key is the member path up to the first dot in its last path component, the extension is
+   the rest ("a/b.c/x01.seg.png": key "a/b.c/x01", extension "seg.png"). A sample needs a
+   ".cls" member (an ASCII integer label) and one image (.png, .jpg, .jpeg, .bmp, .ppm, .pgm,
+   .tga, .gif); other members are skipped. Reads ustar, GNU and pax tar files (GNU tar's). */
+/* "name-{000000..000099}.tar" -> the 100 names (a plain path -> itself); a NULL-terminated
+   array of *count names, free with sdl_names_free */
+SDL_API char **sdl_shard_list(const char *pattern, int *count);
+/* every sample of the shards a pattern names, decoded to channels (0: as the first image);
+   all images one size; num_classes = the largest label + 1 */
+SDL_API sdl_result sdl_load_shards(const char *pattern, int channels, sdl_dataset *out);
+SDL_API sdl_result sdl_load_shard_files(const char *const *paths, int npaths, int channels, sdl_dataset *out);
+
+/* Writes prefix-000000.tar, prefix-000001.tar, ... (POSIX ustar), at most max_samples
+   samples per shard (0: 10000). After an error every call returns it; close returns the
+   first error and frees the writer (shards written so far stay on disk). */
+typedef struct sdl_shard_writer sdl_shard_writer;
+SDL_API sdl_shard_writer *sdl_shard_writer_new(const char *prefix, int64_t max_samples);
+/* one sample: members key.exts[i] holding sizes[i] bytes of data[i] */
+SDL_API sdl_result sdl_shard_writer_add(sdl_shard_writer *w, const char *key, int nmembers, const char *const *exts,
+                                        const void *const *data, const size_t *sizes);
+/* one image (CHW bytes) as key.png and its label as key.cls */
+SDL_API sdl_result sdl_shard_writer_add_image(sdl_shard_writer *w, const char *key, const uint8_t *chw, int c, int h, int wd, int label);
+SDL_API int sdl_shard_writer_num_shards(const sdl_shard_writer *w);
+SDL_API sdl_result sdl_shard_writer_close(sdl_shard_writer *w);
+/* a whole dataset, sample i as key "%09d" (.png + .cls) */
+SDL_API sdl_result sdl_write_shards(const sdl_dataset *d, const char *prefix, int64_t max_per_shard);
 
 /* >>decl-loader: batches of (x f32 (B, C, H, W), y i32 (B)) from an sdl_dataset.
    The sequence depends only on (seed, epoch, rank, world_size), never on prefetch timing. */
@@ -4206,6 +4270,1110 @@ SDL_API sdl_result sdl_load_mnist(const char *dir, bool train, sdl_dataset *out)
     memset(out, 0, sizeof *out);
     if (!dir || !dir[0]) return sdl_fail(SDL_ERR_ARG, "load_mnist: give the folder that holds train-images-idx3-ubyte[.gz]");
     return sdl__load_mnist_files("MNIST", dir, NULL, train, out);
+}
+
+/* ---- CIFAR-10, binary version: records of 1 label byte + 3 x 32 x 32 pixel bytes (CHW) ---- */
+#define SDL__CIFAR_RECORD 3073
+
+/* appends the records of one batch file to out (images/labels allocated for cap records) */
+static sdl_result sdl__cifar_append(const char *path, sdl_dataset *out, int64_t cap, int64_t want) {
+    size_t n;
+    uint8_t *buf = sdl__read_file(path, &n);
+    if (!buf) return sdl_last_result();
+    sdl_result r = SDL_OK;
+    int64_t recs = (int64_t)(n / SDL__CIFAR_RECORD);
+    if (n == 0 || n % SDL__CIFAR_RECORD) {
+        r = sdl_fail(SDL_ERR_FORMAT, "%s: %zu bytes is not a whole number of CIFAR-10 records (1 label byte + 3072 pixel bytes = 3073 each)%s",
+                     path, n, n > SDL__CIFAR_RECORD ? "; truncated?" : "");
+    } else if (want > 0 && recs != want) {
+        r = sdl_fail(SDL_ERR_FORMAT, "%s: %lld records; a CIFAR-10 batch file holds %lld (truncated?)", path, (long long)recs, (long long)want);
+    } else if (out->n + recs > cap) {
+        r = sdl_fail(SDL_ERR_FORMAT, "%s: more records than expected", path);
+    } else {
+        for (int64_t i = 0; i < recs; i++) {
+            const uint8_t *rec = buf + (size_t)i * SDL__CIFAR_RECORD;
+            if (rec[0] > 9) {
+                r = sdl_fail(SDL_ERR_FORMAT, "%s: record %lld has label %d; CIFAR-10 has 10 classes (is this CIFAR-100, with 2 label bytes?)",
+                             path, (long long)i, rec[0]);
+                break;
+            }
+            out->labels[out->n + i] = rec[0];
+            memcpy(out->images + (size_t)(out->n + i) * 3072, rec + 1, 3072);
+        }
+        if (r == SDL_OK) out->n += recs;
+    }
+    SDL_DEALLOC(buf);
+    return r;
+}
+
+static sdl_result sdl__cifar_alloc(sdl_dataset *out, int64_t cap) {
+    out->c = 3; out->h = 32; out->w = 32; out->num_classes = 10;
+    out->images = (uint8_t *)sdl__calloc((size_t)cap, 3072);
+    out->labels = (int32_t *)sdl__calloc((size_t)cap, sizeof(int32_t));
+    if (!out->images || !out->labels) { sdl_dataset_free(out); return SDL_ERR_OOM; }
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_load_cifar10_file(const char *path, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_cifar10_file: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!path) return sdl_fail(SDL_ERR_ARG, "load_cifar10_file: path is NULL");
+    size_t n; /* size first, so the arrays are allocated once */
+    FILE *f = fopen(path, "rb");
+    if (!f) return sdl_fail(SDL_ERR_IO, "%s: cannot open for reading", path);
+    long end = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    fclose(f);
+    if (end < 0) return sdl_fail(SDL_ERR_IO, "%s: cannot find its size", path);
+    n = (size_t)end;
+    int64_t cap = (int64_t)(n / SDL__CIFAR_RECORD) + 1;
+    if (sdl__cifar_alloc(out, cap) != SDL_OK) return SDL_ERR_OOM;
+    sdl_result r = sdl__cifar_append(path, out, cap, 0);
+    if (r != SDL_OK) sdl_dataset_free(out);
+    return r;
+}
+
+SDL_API sdl_result sdl_load_cifar10(const char *dir, bool train, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_cifar10: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!dir || !dir[0]) return sdl_fail(SDL_ERR_ARG, "load_cifar10: give the folder that holds data_batch_1.bin ... test_batch.bin");
+    char *sub = NULL, *probe = sdl__path_join(dir, "data_batch_1.bin", "");
+    if (!probe) return SDL_ERR_OOM;
+    if (!sdl__file_exists(probe) && !(sub = sdl__path_join(dir, "cifar-10-batches-bin", ""))) { SDL_DEALLOC(probe); return SDL_ERR_OOM; }
+    SDL_DEALLOC(probe);
+    if (sub && sdl__is_dir(sub)) dir = sub; /* the folder the archive unpacks to */
+    int nfiles = train ? 5 : 1;
+    sdl_result r = sdl__cifar_alloc(out, 10000 * (int64_t)nfiles);
+    for (int k = 0; k < nfiles && r == SDL_OK; k++) {
+        char name[32];
+        if (train) snprintf(name, sizeof name, "data_batch_%d.bin", k + 1);
+        else snprintf(name, sizeof name, "test_batch.bin");
+        char *path = sdl__path_join(dir, name, "");
+        if (!path) { r = SDL_ERR_OOM; break; }
+        if (!sdl__file_exists(path))
+            r = sdl_fail(SDL_ERR_IO, "CIFAR-10: %s not found; get the binary version (cifar-10-binary.tar.gz from "
+                         "https://www.cs.toronto.edu/~kriz/cifar.html) and unpack it there", path);
+        else
+            r = sdl__cifar_append(path, out, 10000 * (int64_t)nfiles, 10000);
+        SDL_DEALLOC(path);
+    }
+    SDL_DEALLOC(sub);
+    if (r != SDL_OK) sdl_dataset_free(out);
+    return r;
+}
+
+/* ---- .npy: "\x93NUMPY", version, header length, a Python dict literal, raw data ---- */
+static const char *sdl__skip_ws(const char *p, const char *e) {
+    while (p < e && (*p == ' ' || *p == '\t')) p++;
+    return p;
+}
+
+/* the header dict: {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } */
+static bool sdl__npy_header(const char *path, const char *p, const char *e, char descr[8], sdl_shape *shape) {
+    bool have[3] = {false, false, false};
+    memset(shape, 0, sizeof *shape);
+    p = sdl__skip_ws(p, e);
+    if (p >= e || *p++ != '{') goto bad;
+    for (;;) {
+        p = sdl__skip_ws(p, e);
+        if (p < e && *p == '}') { p++; break; }
+        if (p >= e || (*p != '\'' && *p != '"')) goto bad;
+        char q = *p++;
+        const char *k = p;
+        while (p < e && *p != q) p++;
+        if (p >= e) goto bad;
+        size_t kn = (size_t)(p++ - k);
+        p = sdl__skip_ws(p, e);
+        if (p >= e || *p++ != ':') goto bad;
+        p = sdl__skip_ws(p, e);
+        if (kn == 5 && !memcmp(k, "descr", 5) && !have[0]) {
+            if (p >= e || (*p != '\'' && *p != '"')) goto bad;
+            q = *p++;
+            const char *v = p;
+            while (p < e && *p != q) p++;
+            if (p >= e || p - v > 7) goto bad;
+            memcpy(descr, v, (size_t)(p - v));
+            descr[p - v] = 0;
+            p++;
+            have[0] = true;
+        } else if (kn == 13 && !memcmp(k, "fortran_order", 13) && !have[1]) {
+            if (e - p >= 5 && !memcmp(p, "False", 5)) p += 5;
+            else if (e - p >= 4 && !memcmp(p, "True", 4)) {
+                sdl_fail(SDL_ERR_FORMAT, "%s: the array is in Fortran (column-major) order; save np.ascontiguousarray(a) instead", path);
+                return false;
+            } else goto bad;
+            have[1] = true;
+        } else if (kn == 5 && !memcmp(k, "shape", 5) && !have[2]) {
+            if (p >= e || *p++ != '(') goto bad;
+            for (;;) {
+                p = sdl__skip_ws(p, e);
+                if (p < e && *p == ')') { p++; break; }
+                if (p >= e || *p < '0' || *p > '9') goto bad;
+                int64_t v = 0;
+                while (p < e && *p >= '0' && *p <= '9') {
+                    if (v > (INT64_MAX - 9) / 10) goto bad;
+                    v = v * 10 + (*p++ - '0');
+                }
+                if (shape->ndim == SDL_MAX_DIMS) {
+                    sdl_fail(SDL_ERR_FORMAT, "%s: the array has more than SDL_MAX_DIMS (%d) dimensions", path, SDL_MAX_DIMS);
+                    return false;
+                }
+                shape->d[shape->ndim++] = v;
+                p = sdl__skip_ws(p, e);
+                if (p < e && *p == ',') p++;
+                else if (p >= e || *p != ')') goto bad;
+            }
+            have[2] = true;
+        } else {
+            goto bad;
+        }
+        p = sdl__skip_ws(p, e);
+        if (p < e && *p == ',') p++;
+        else if (p >= e || *p != '}') goto bad;
+    }
+    while (p < e && *p == ' ') p++;
+    if (p != e - 1 || *p != '\n' || !have[0] || !have[1] || !have[2]) goto bad;
+    return true;
+bad:
+    sdl_fail(SDL_ERR_FORMAT, "%s: the .npy header is not the dict numpy writes ({'descr': ..., 'fortran_order': ..., 'shape': (...), })", path);
+    return false;
+}
+
+/* a .npy file's bytes -> a heap tensor: f4 and f8 -> f32, u1 -> u8, i4 and i8 -> i32 */
+static sdl_tensor *sdl__npy_parse(const char *path, const uint8_t *b, size_t n) {
+    if (n < 10 || memcmp(b, "\x93NUMPY", 6)) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: not a .npy file (no \\x93NUMPY magic)%s", path, n < 10 ? " or truncated" : "");
+        return NULL;
+    }
+    size_t hlen, start;
+    if (b[6] == 1 && b[7] == 0) { hlen = sdl__le16(b + 8); start = 10; }
+    else if ((b[6] == 2 || b[6] == 3) && b[7] == 0 && n >= 12) { hlen = sdl__le32(b + 8); start = 12; }
+    else { sdl_fail(SDL_ERR_FORMAT, "%s: .npy version %d.%d (sdl reads 1.0, 2.0, 3.0)", path, b[6], b[7]); return NULL; }
+    if (hlen > n - start) { sdl_fail(SDL_ERR_FORMAT, "%s: truncated .npy header (%zu bytes said, %zu there)", path, hlen, n - start); return NULL; }
+    char descr[8];
+    sdl_shape shape;
+    if (!sdl__npy_header(path, (const char *)b + start, (const char *)b + start + hlen, descr, &shape)) return NULL;
+    /* byte order: '<' little, '|' not applicable; '=' is the writer's native order */
+    int kind = 0, size = 0;
+    if ((descr[0] == '<' || descr[0] == '|') && descr[1] && descr[2] && !descr[3]) { kind = descr[1]; size = descr[2] - '0'; }
+    sdl_dtype dt = SDL_DTYPE_DEFAULT;
+    if (kind == 'f' && (size == 4 || size == 8)) dt = SDL_F32;
+    else if (kind == 'u' && size == 1) dt = SDL_U8;
+    else if (kind == 'i' && (size == 4 || size == 8)) dt = SDL_I32;
+    if (dt == SDL_DTYPE_DEFAULT || (size > 1 && descr[0] != '<')) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: dtype '%s'; sdl reads little-endian float32 '<f4', float64 '<f8' (to f32), uint8 '|u1', int32 '<i4', int64 '<i8' (to i32)",
+                 path, descr);
+        return NULL;
+    }
+    int64_t numel = sdl__shape_numel(shape);
+    size_t bytes;
+    if (numel < 0 || sdl__mul_overflows((size_t)numel, (size_t)size, &bytes)) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: shape too large", path);
+        return NULL;
+    }
+    size_t have = n - start - hlen;
+    if (have != bytes) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: %s: the shape and dtype need %zu data bytes, the file has %zu", path,
+                 have < bytes ? "truncated" : "extra bytes at the end", bytes, have);
+        return NULL;
+    }
+    sdl_tensor *t = sdl_tensor_new(shape, dt);
+    if (!t) return NULL;
+    const uint8_t *d = b + start + hlen;
+    for (int64_t i = 0; i < numel; i++) {
+        const uint8_t *q = d + (size_t)i * (size_t)size;
+        if (size == 1) {
+            sdl_u8(t)[i] = q[0];
+        } else if (size == 4) {
+            uint32_t u = sdl__le32(q);
+            memcpy((char *)t->data + (size_t)i * 4, &u, 4); /* f32 or i32: the same bits */
+        } else {
+            uint64_t u = (uint64_t)sdl__le32(q) | (uint64_t)sdl__le32(q + 4) << 32;
+            if (kind == 'f') {
+                double v;
+                memcpy(&v, &u, 8);
+                sdl_f32(t)[i] = (float)v;
+            } else {
+                int64_t v;
+                memcpy(&v, &u, 8);
+                if (v < INT32_MIN || v > INT32_MAX) {
+                    sdl_fail(SDL_ERR_FORMAT, "%s: int64 element %lld is %lld, outside int32", path, (long long)i, (long long)v);
+                    sdl_tensor_free(t);
+                    return NULL;
+                }
+                sdl_i32(t)[i] = (int32_t)v;
+            }
+        }
+    }
+    return t;
+}
+
+SDL_API sdl_tensor *sdl_load_npy(const char *path) {
+    if (!path) { sdl_fail(SDL_ERR_ARG, "load_npy: path is NULL"); return NULL; }
+    size_t n;
+    uint8_t *b = sdl__read_file(path, &n);
+    if (!b) return NULL;
+    sdl_tensor *t = sdl__npy_parse(path, b, n);
+    SDL_DEALLOC(b);
+    return t;
+}
+
+SDL_API sdl_result sdl_save_npy(const char *path, const sdl_tensor *t) {
+    if (!path || !t) return sdl_fail(SDL_ERR_ARG, "save_npy: path or tensor is NULL");
+    const char *descr = t->dtype == SDL_F32 ? "<f4" : t->dtype == SDL_I32 ? "<i4" : t->dtype == SDL_U8 ? "|u1" : NULL;
+    if (!descr) return sdl_fail(SDL_ERR_ARG, "save_npy %s: sdl writes f32, i32 and u8 tensors only", path);
+    if (t->device != SDL_CPU) return sdl_fail(SDL_ERR_ARG, "save_npy %s: copy the tensor to the CPU first", path);
+    char hdr[128 + 24 * SDL_MAX_DIMS];
+    int k = snprintf(hdr + 10, sizeof hdr - 10, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
+    for (int i = 0; i < t->ndim; i++) k += snprintf(hdr + 10 + k, sizeof hdr - 10 - (size_t)k, "%lld,%s", (long long)t->shape[i], i + 1 < t->ndim ? " " : "");
+    if (t->ndim > 1) k--; /* numpy writes (5,) but (2, 3) */
+    k += snprintf(hdr + 10 + k, sizeof hdr - 10 - (size_t)k, "), }");
+    int total = (10 + k + 1 + 63) / 64 * 64; /* data starts 64-byte aligned, as numpy does */
+    while (10 + k < total - 1) hdr[10 + k++] = ' ';
+    hdr[10 + k++] = '\n';
+    memcpy(hdr, "\x93NUMPY\x01\x00", 8);
+    hdr[8] = (char)(k & 0xFF);
+    hdr[9] = (char)(k >> 8);
+    FILE *f = fopen(path, "wb");
+    if (!f) return sdl_fail(SDL_ERR_IO, "%s: cannot open for writing", path);
+    bool ok = fwrite(hdr, 1, (size_t)(10 + k), f) == (size_t)(10 + k);
+    size_t es = sdl_dtype_size(t->dtype);
+    const uint8_t *src = (const uint8_t *)t->data;
+    uint8_t chunk[4096];
+    for (int64_t i = 0; ok && i < t->numel;) { /* little-endian bytes whatever the host */
+        size_t m = 0;
+        for (; i < t->numel && m + es <= sizeof chunk; i++, m += es) {
+            if (es == 1) { chunk[m] = src[i]; continue; }
+            uint32_t u;
+            memcpy(&u, src + (size_t)i * 4, 4);
+            chunk[m] = (uint8_t)u; chunk[m + 1] = (uint8_t)(u >> 8); chunk[m + 2] = (uint8_t)(u >> 16); chunk[m + 3] = (uint8_t)(u >> 24);
+        }
+        ok = fwrite(chunk, 1, m, f) == m;
+    }
+    if (fclose(f) != 0) ok = false;
+    return ok ? SDL_OK : sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", path);
+}
+
+/* ---- .npz: a zip of .npy members, stored or deflated ---- */
+static uint64_t sdl__le64(const uint8_t *p) { return (uint64_t)sdl__le32(p) | (uint64_t)sdl__le32(p + 4) << 32; }
+
+SDL_API sdl_tensor *sdl_load_npz(const char *path, const char *name) {
+    if (!path || !name) { sdl_fail(SDL_ERR_ARG, "load_npz: path or name is NULL"); return NULL; }
+    size_t n;
+    uint8_t *z = sdl__read_file(path, &n);
+    if (!z) return NULL;
+    sdl_tensor *t = NULL;
+    uint8_t *member = NULL;
+    char label[600], names[256] = "";
+    size_t want = strlen(name);
+    /* the end-of-central-directory record: within the last 22 + 65535 bytes */
+    size_t eocd = n, cd_off, cd_size, count;
+    for (size_t i = n >= 22 ? n - 22 + 1 : 0; i-- > 0 && n - i <= 22 + 65535;)
+        if (!memcmp(z + i, "PK\x05\x06", 4)) { eocd = i; break; }
+    if (eocd == n) { sdl_fail(SDL_ERR_FORMAT, "%s: not a zip/.npz file (no end-of-central-directory record; truncated?)", path); goto done; }
+    count = sdl__le16(z + eocd + 10);
+    cd_size = sdl__le32(z + eocd + 12);
+    cd_off = sdl__le32(z + eocd + 16);
+    if (cd_off == 0xFFFFFFFFu || count == 0xFFFF) { /* zip64: a locator just before */
+        if (eocd < 20 || memcmp(z + eocd - 20, "PK\x06\x07", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: zip64 locator missing", path); goto done; }
+        uint64_t z64 = sdl__le64(z + eocd - 20 + 8);
+        if (z64 > n - 56 || n < 56 || memcmp(z + z64, "PK\x06\x06", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: bad zip64 end record", path); goto done; }
+        count = (size_t)sdl__le64(z + z64 + 32);
+        cd_size = (size_t)sdl__le64(z + z64 + 40);
+        cd_off = (size_t)sdl__le64(z + z64 + 48);
+    }
+    if (cd_off > eocd || cd_size > eocd - cd_off) { sdl_fail(SDL_ERR_FORMAT, "%s: central directory outside the file (corrupt or truncated)", path); goto done; }
+    for (size_t i = 0, p = cd_off; i < count; i++) {
+        if (p + 46 > cd_off + cd_size || memcmp(z + p, "PK\x01\x02", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt central directory entry %zu", path, i); goto done; }
+        uint32_t flags = sdl__le16(z + p + 8), method = sdl__le16(z + p + 10), crc = sdl__le32(z + p + 16);
+        uint64_t csize = sdl__le32(z + p + 20), usize = sdl__le32(z + p + 24), loff = sdl__le32(z + p + 42);
+        size_t nl = sdl__le16(z + p + 28), xl = sdl__le16(z + p + 30), cl = sdl__le16(z + p + 32);
+        const uint8_t *nm = z + p + 46;
+        if (p + 46 + nl + xl + cl > cd_off + cd_size) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt central directory entry %zu", path, i); goto done; }
+        /* zip64 sizes and offset sit in extra field 0x0001, in this order, when 0xFFFFFFFF */
+        for (size_t x = 0; x + 4 <= xl;) {
+            const uint8_t *ex = nm + nl + x;
+            size_t id = sdl__le16(ex), len = sdl__le16(ex + 2), q = 4;
+            if (x + 4 + len > xl) break;
+            if (id == 1) {
+                if (usize == 0xFFFFFFFFu && q + 8 <= 4 + len) { usize = sdl__le64(ex + q); q += 8; }
+                if (csize == 0xFFFFFFFFu && q + 8 <= 4 + len) { csize = sdl__le64(ex + q); q += 8; }
+                if (loff == 0xFFFFFFFFu && q + 8 <= 4 + len) { loff = sdl__le64(ex + q); }
+            }
+            x += 4 + len;
+        }
+        p += 46 + nl + xl + cl;
+        bool match = (nl == want && !memcmp(nm, name, want)) || (nl == want + 4 && !memcmp(nm, name, want) && !memcmp(nm + want, ".npy", 4));
+        if (!match) {
+            size_t k = strlen(names);
+            if (k + nl + 3 < sizeof names) snprintf(names + k, sizeof names - k, "%s%.*s", k ? ", " : "", (int)nl, (const char *)nm);
+            continue;
+        }
+        snprintf(label, sizeof label, "%s (member %.*s)", path, (int)nl, (const char *)nm);
+        if (flags & 1) { sdl_fail(SDL_ERR_FORMAT, "%s: encrypted", label); goto done; }
+        if (loff > cd_off || cd_off - loff < 30 || memcmp(z + loff, "PK\x03\x04", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: bad local header offset", label); goto done; }
+        uint64_t data = loff + 30 + sdl__le16(z + loff + 26) + sdl__le16(z + loff + 28);
+        if (data > cd_off || csize > cd_off - data) { sdl_fail(SDL_ERR_FORMAT, "%s: member data runs past the central directory (corrupt)", label); goto done; }
+        if (method == 0 && csize != usize) { sdl_fail(SDL_ERR_FORMAT, "%s: stored member with sizes %llu and %llu", label, (unsigned long long)csize, (unsigned long long)usize); goto done; }
+        if (method != 0 && method != 8) { sdl_fail(SDL_ERR_FORMAT, "%s: compression method %u (sdl reads stored 0 and deflate 8)", label, method); goto done; }
+        if (method == 8 && (double)usize > 1032.0 * (double)csize + 64.0) { sdl_fail(SDL_ERR_FORMAT, "%s: claims %llu bytes from %llu compressed (corrupt)", label, (unsigned long long)usize, (unsigned long long)csize); goto done; }
+        const uint8_t *bytes = z + data;
+        if (method == 8) {
+            member = (uint8_t *)sdl__alloc((size_t)usize);
+            if (!member || !sdl__inflate(label, z + data, (size_t)csize, n - (size_t)(data + csize), member, (size_t)usize)) goto done;
+            bytes = member;
+        }
+        if (sdl__crc32(0, bytes, (size_t)usize) != crc) { sdl_fail(SDL_ERR_FORMAT, "%s: CRC-32 mismatch (corrupt)", label); goto done; }
+        t = sdl__npy_parse(label, bytes, (size_t)usize);
+        goto done;
+    }
+    sdl_fail(SDL_ERR_ARG, "%s: no array named '%s' (the file holds: %s)", path, name, names);
+done:
+    SDL_DEALLOC(member);
+    SDL_DEALLOC(z);
+    return t;
+}
+
+/* ---- images: decoding (stb_image), PNG encoding (stb_image_write), folders ---- */
+typedef struct sdl__buf { uint8_t *p; size_t n, cap; bool oom; } sdl__buf;
+
+#ifndef SDL_NO_STB
+static void sdl__buf_put(sdl__buf *b, const void *src, size_t n) {
+    if (b->oom || n == 0) return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n) {
+            if (cap > SIZE_MAX / 2) { b->oom = true; return; }
+            cap *= 2;
+        }
+        uint8_t *p = (uint8_t *)SDL_REALLOC(b->p, cap);
+        if (!p) { b->oom = true; sdl_fail(SDL_ERR_OOM, "out of memory growing a buffer to %zu bytes", cap); return; }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+
+static void sdl__png_write_cb(void *ctx, void *data, int size) { sdl__buf_put((sdl__buf *)ctx, data, (size_t)size); }
+#endif
+
+/* hwc (h, w, c) bytes -> a PNG file's bytes in b */
+static bool sdl__png_encode(const char *what, const uint8_t *hwc, int w, int h, int c, sdl__buf *b) {
+#ifdef SDL_NO_STB
+    SDL__UNUSED(hwc); SDL__UNUSED(w); SDL__UNUSED(h); SDL__UNUSED(c); SDL__UNUSED(b);
+    sdl_fail(SDL_ERR_ARG, "%s: writing PNG needs stb_image_write, and sdl was built with SDL_NO_STB", what);
+    return false;
+#else
+    if ((int64_t)w * c > INT32_MAX / 2 || (int64_t)w * h * c > INT32_MAX / 2) {
+        sdl_fail(SDL_ERR_ARG, "%s: a %dx%dx%d image is too large for stb_image_write", what, c, h, w);
+        return false;
+    }
+    if (!stbi_write_png_to_func(sdl__png_write_cb, b, w, h, c, hwc, w * c) || b->oom) {
+        if (!b->oom) sdl_fail(SDL_ERR_OOM, "%s: PNG encoding failed (out of memory)", what);
+        return false;
+    }
+    return true;
+#endif
+}
+
+static sdl_result sdl__write_all(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return sdl_fail(SDL_ERR_IO, "%s: cannot open for writing", path);
+    bool ok = fwrite(p, 1, n, f) == n;
+    if (fclose(f) != 0) ok = false;
+    return ok ? SDL_OK : sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", path);
+}
+
+SDL_API sdl_result sdl_write_png(const char *path, const sdl_tensor *t, int nrow, float lo, float hi) {
+    if (!path || !t) return sdl_fail(SDL_ERR_ARG, "write_png: path or tensor is NULL");
+    if ((t->dtype != SDL_U8 && t->dtype != SDL_F32) || t->device != SDL_CPU || (t->ndim != 3 && t->ndim != 4))
+        return sdl_fail(SDL_ERR_ARG, "write_png %s: needs a CPU u8 or f32 tensor (C, H, W) or (N, C, H, W)", path);
+    int64_t N = t->ndim == 4 ? t->shape[0] : 1, C = t->shape[t->ndim - 3], H = t->shape[t->ndim - 2], W = t->shape[t->ndim - 1];
+    if (C != 1 && C != 3 && C != 4) return sdl_fail(SDL_ERR_ARG, "write_png %s: %lld channels; PNG takes 1, 3 or 4", path, (long long)C);
+    if (N < 1 || H < 1 || W < 1) return sdl_fail(SDL_ERR_ARG, "write_png %s: empty tensor", path);
+    if (lo == hi) { lo = 0.0f; hi = 1.0f; }
+    int64_t cols = nrow > 0 ? nrow : 8, pad = N > 1 ? 2 : 0; /* torchvision's save_image: 8 per row, 2 pixels apart */
+    if (cols > N) cols = N;
+    int64_t rows = (N + cols - 1) / cols;
+    int64_t GW = cols * (W + pad) + pad, GH = rows * (H + pad) + pad;
+    if (GW > (1 << 24) || GH > (1 << 24) || GW * GH * C > INT32_MAX / 2)
+        return sdl_fail(SDL_ERR_ARG, "write_png %s: a %lldx%lld picture is too large", path, (long long)GW, (long long)GH);
+    uint8_t *img = (uint8_t *)sdl__calloc((size_t)(GW * GH * C), 1);
+    if (!img) return SDL_ERR_OOM;
+    float scale = 255.0f / (hi - lo);
+    for (int64_t n = 0; n < N; n++) {
+        int64_t x0 = pad + (n % cols) * (W + pad), y0 = pad + (n / cols) * (H + pad);
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t y = 0; y < H; y++)
+                for (int64_t x = 0; x < W; x++) {
+                    int64_t i = ((n * C + c) * H + y) * W + x;
+                    uint8_t v;
+                    if (t->dtype == SDL_U8) v = sdl_u8(t)[i];
+                    else {
+                        float f = (sdl_f32(t)[i] - lo) * scale + 0.5f; /* NaN becomes 0 */
+                        v = (uint8_t)(f >= 255.0f ? 255.0f : f > 0.0f ? f : 0.0f);
+                    }
+                    img[((y0 + y) * GW + x0 + x) * C + c] = v;
+                }
+    }
+    sdl__buf b;
+    memset(&b, 0, sizeof b);
+    sdl_result r = sdl__png_encode(path, img, (int)GW, (int)GH, (int)C, &b) ? sdl__write_all(path, b.p, b.n) : sdl_last_result();
+    SDL_DEALLOC(img);
+    SDL_DEALLOC(b.p);
+    return r;
+}
+
+/* decodes an image file's bytes to CHW: *c channels (0: as stored, then set), h, w */
+static uint8_t *sdl__decode_image(const char *what, const uint8_t *bytes, size_t n, int *c, int *h, int *w) {
+#ifdef SDL_NO_STB
+    SDL__UNUSED(bytes); SDL__UNUSED(n); SDL__UNUSED(c); SDL__UNUSED(h); SDL__UNUSED(w);
+    sdl_fail(SDL_ERR_ARG, "%s: decoding images needs stb_image, and sdl was built with SDL_NO_STB", what);
+    return NULL;
+#else
+    if (n > (size_t)INT32_MAX) { sdl_fail(SDL_ERR_FORMAT, "%s: over 2 GB", what); return NULL; }
+    int comp = 0;
+    stbi_uc *hwc = stbi_load_from_memory(bytes, (int)n, w, h, &comp, *c);
+    if (!hwc) { sdl_fail(SDL_ERR_FORMAT, "%s: cannot decode the image (stb_image: %s)", what, stbi_failure_reason()); return NULL; }
+    if (*c == 0) *c = comp;
+    size_t hw = (size_t)*h * (size_t)*w; /* stb caps each side at 2^24 and the product */
+    uint8_t *chw = (uint8_t *)sdl__alloc(hw * (size_t)*c);
+    if (chw)
+        for (int k = 0; k < *c; k++)
+            for (size_t i = 0; i < hw; i++) chw[(size_t)k * hw + i] = hwc[i * (size_t)*c + (size_t)k];
+    stbi_image_free(hwc);
+    return chw;
+#endif
+}
+
+SDL_API sdl_tensor *sdl_load_image(const char *path, int channels) {
+    if (!path || channels < 0 || channels > 4) { sdl_fail(SDL_ERR_ARG, "load_image: needs a path and channels 0..4"); return NULL; }
+    size_t n;
+    uint8_t *bytes = sdl__read_file(path, &n);
+    if (!bytes) return NULL;
+    int c = channels, h = 0, w = 0;
+    uint8_t *chw = sdl__decode_image(path, bytes, n, &c, &h, &w);
+    SDL_DEALLOC(bytes);
+    if (!chw) return NULL;
+    sdl_tensor *t = sdl_tensor_new(sdl_shape3(c, h, w), SDL_U8);
+    if (t) memcpy(t->data, chw, (size_t)t->numel);
+    SDL_DEALLOC(chw);
+    return t;
+}
+
+SDL_API void sdl_names_free(char **names) {
+    if (!names) return;
+    for (char **p = names; *p; p++) SDL_DEALLOC(*p);
+    SDL_DEALLOC(names);
+}
+
+static int sdl__strcmp_ptr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* the entries of dir (not starting with '.'), sub-folders or files, sorted bytewise;
+   NULL-terminated (free with sdl_names_free) */
+static char **sdl__list_dir(const char *dir, bool folders, int *count) {
+    *count = 0;
+#ifdef _WIN32
+    SDL__UNUSED(folders);
+    sdl_fail(SDL_ERR_ARG, "%s: listing folders is not implemented on Windows", dir);
+    return NULL;
+#else
+    DIR *d = opendir(dir);
+    if (!d) { sdl_fail(SDL_ERR_IO, "%s: cannot open the folder", dir); return NULL; }
+    int n = 0, cap = 16;
+    char **names = (char **)sdl__calloc((size_t)cap + 1, sizeof(char *));
+    struct dirent *e;
+    while (names && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char *full = sdl__path_join(dir, e->d_name, "");
+        if (!full) { sdl_names_free(names); names = NULL; break; }
+        bool is_dir = sdl__is_dir(full);
+        SDL_DEALLOC(full);
+        if (is_dir != folders) continue;
+        if (n == cap) {
+            char **more = cap < INT32_MAX / 2 ? (char **)SDL_REALLOC(names, sizeof(char *) * ((size_t)cap * 2 + 1)) : NULL;
+            if (!more) { sdl_fail(SDL_ERR_OOM, "%s: out of memory listing the folder", dir); sdl_names_free(names); names = NULL; break; }
+            names = more;
+            cap *= 2;
+        }
+        names[n] = sdl__strdup(e->d_name);
+        if (!names[n]) { sdl_names_free(names); names = NULL; break; }
+        names[++n] = NULL;
+    }
+    closedir(d);
+    if (!names) return NULL;
+    qsort(names, (size_t)n, sizeof(char *), sdl__strcmp_ptr);
+    *count = n;
+    return names;
+#endif
+}
+
+SDL_API char **sdl_image_folder_classes(const char *dir, int *count) {
+    int n = 0;
+    if (count) *count = 0;
+    if (!dir) { sdl_fail(SDL_ERR_ARG, "image_folder_classes: dir is NULL"); return NULL; }
+    char **names = sdl__list_dir(dir, true, &n);
+    if (names && n == 0) {
+        sdl_names_free(names);
+        sdl_fail(SDL_ERR_FORMAT, "%s: no class sub-folders (the layout is dir/<class>/<image>)", dir);
+        return NULL;
+    }
+    if (count) *count = n;
+    return names;
+}
+
+/* case-insensitive: does the name end in .ext for one of the extensions in list */
+static bool sdl__has_ext(const char *name, const char *const *list) {
+    const char *dot = strrchr(name, '.');
+    if (!dot) return false;
+    for (; *list; list++) {
+        const char *a = dot + 1, *b = *list;
+        while (*a && *b && (*a | 0x20) == *b) { a++; b++; }
+        if (!*a && !*b) return true;
+    }
+    return false;
+}
+
+static const char *const sdl__image_exts[] = {"png", "jpg", "jpeg", "bmp", "gif", "tga", "ppm", "pgm", "pnm", "psd", "hdr", "pic", NULL};
+
+SDL_API sdl_result sdl_load_image_folder(const char *dir, int channels, sdl_dataset *out) {
+    static const char *const unreadable[] = {"tif", "tiff", "webp", NULL};
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_image_folder: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!dir || channels < 0 || channels > 4) return sdl_fail(SDL_ERR_ARG, "load_image_folder: needs a folder and channels 0..4");
+    int ncls = 0;
+    char **classes = sdl_image_folder_classes(dir, &ncls);
+    if (!classes) return sdl_last_result();
+    sdl_result r = SDL_OK;
+    char ***files = (char ***)sdl__calloc((size_t)ncls, sizeof(char **));
+    int *nfiles = (int *)sdl__calloc((size_t)ncls, sizeof(int));
+    char *first = NULL, *path = NULL;
+    uint8_t *bytes = NULL, *chw = NULL;
+    int64_t total = 0;
+    if (!files || !nfiles) { r = SDL_ERR_OOM; goto done; }
+    for (int k = 0; k < ncls && r == SDL_OK; k++) { /* pass 1: the file lists */
+        char *sub = sdl__path_join(dir, classes[k], "");
+        if (!sub) { r = SDL_ERR_OOM; break; }
+        files[k] = sdl__list_dir(sub, false, &nfiles[k]);
+        if (!files[k]) r = sdl_last_result();
+        for (int i = 0; r == SDL_OK && i < nfiles[k]; i++) {
+            if (sdl__has_ext(files[k][i], unreadable))
+                r = sdl_fail(SDL_ERR_FORMAT, "%s/%s: stb_image reads no TIFF or WebP; convert the images to PNG", sub, files[k][i]);
+            else if (sdl__has_ext(files[k][i], sdl__image_exts))
+                total++;
+        }
+        SDL_DEALLOC(sub);
+    }
+    if (r == SDL_OK && total == 0) r = sdl_fail(SDL_ERR_FORMAT, "%s: no image files (.png, .jpg, ...) in its class folders", dir);
+    for (int k = 0; k < ncls && r == SDL_OK; k++) /* pass 2: decode into place */
+        for (int i = 0; i < nfiles[k] && r == SDL_OK; i++) {
+            if (!sdl__has_ext(files[k][i], sdl__image_exts)) continue;
+            SDL_DEALLOC(path);
+            path = NULL;
+            char *sub = sdl__path_join(dir, classes[k], "");
+            if (sub) path = sdl__path_join(sub, files[k][i], "");
+            SDL_DEALLOC(sub);
+            size_t n;
+            if (!path) { r = SDL_ERR_OOM; break; }
+            if (!(bytes = sdl__read_file(path, &n))) { r = sdl_last_result(); break; }
+            int c = out->c ? out->c : channels, h = 0, w = 0;
+            chw = sdl__decode_image(path, bytes, n, &c, &h, &w);
+            SDL_DEALLOC(bytes);
+            bytes = NULL;
+            if (!chw) { r = sdl_last_result(); break; }
+            if (!out->images) {
+                size_t per = (size_t)c * (size_t)h * (size_t)w, all;
+                if (sdl__mul_overflows(per, (size_t)total, &all)) { r = sdl_fail(SDL_ERR_OOM, "%s: %lld images of %zu bytes overflow", dir, (long long)total, per); break; }
+                out->c = c; out->h = h; out->w = w;
+                out->images = (uint8_t *)sdl__alloc(all);
+                out->labels = (int32_t *)sdl__calloc((size_t)total, sizeof(int32_t));
+                if (!out->images || !out->labels) { r = SDL_ERR_OOM; break; }
+                first = sdl__strdup(path);
+                if (!first) { r = SDL_ERR_OOM; break; }
+            } else if (h != out->h || w != out->w) {
+                r = sdl_fail(SDL_ERR_FORMAT, "%s is %dx%d (width x height), the first image %s is %dx%d; sdl does not resize: make them one size",
+                             path, w, h, first, out->w, out->h);
+                break;
+            }
+            memcpy(out->images + (size_t)out->n * (size_t)c * (size_t)h * (size_t)w, chw, (size_t)c * (size_t)h * (size_t)w);
+            out->labels[out->n++] = k;
+            SDL_DEALLOC(chw);
+            chw = NULL;
+        }
+    out->num_classes = ncls;
+done:
+    if (r != SDL_OK) sdl_dataset_free(out);
+    for (int k = 0; files && k < ncls; k++) sdl_names_free(files[k]);
+    SDL_DEALLOC(files);
+    SDL_DEALLOC(nfiles);
+    SDL_DEALLOC(first);
+    SDL_DEALLOC(path);
+    SDL_DEALLOC(bytes);
+    SDL_DEALLOC(chw);
+    sdl_names_free(classes);
+    return r;
+}
+
+/* ---- WebDataset tar shards ----
+   A shard is a tar file; consecutive members whose names share a key form one sample. The
+   key is the member path up to the first dot of its last component, the extension the
+   rest: "train/n01440764_10026.cls" -> key "train/n01440764_10026", extension "cls". */
+
+/* a tar header number: octal digits (space or NUL padded), or GNU base-256 (high bit set) */
+static bool sdl__tar_num(const uint8_t *f, int len, uint64_t *v) {
+    *v = 0;
+    if (f[0] & 0x80) { /* base-256, big-endian, positive only */
+        if (f[0] != 0x80) return false;
+        for (int i = 1; i < len; i++) {
+            if (*v >> 55) return false;
+            *v = *v << 8 | f[i];
+        }
+        return true;
+    }
+    int i = 0;
+    while (i < len && f[i] == ' ') i++;
+    int digits = 0;
+    for (; i < len && f[i] >= '0' && f[i] <= '7'; i++, digits++) {
+        if (*v >> 60) return false;
+        *v = *v * 8 + (uint64_t)(f[i] - '0');
+    }
+    for (; i < len; i++)
+        if (f[i] != ' ' && f[i] != 0) return false;
+    return digits > 0;
+}
+
+typedef struct sdl__shard_sample {
+    char *key;        /* heap */
+    uint8_t *img;     /* heap: the image file's bytes */
+    size_t img_n;
+    char img_name[512];
+    int64_t label;    /* -1: none yet */
+} sdl__shard_sample;
+
+typedef struct sdl__shard_reader {
+    int channels;
+    sdl_dataset *out;
+    int64_t cap;
+    char *first;      /* the image that fixed the size */
+    sdl__shard_sample s;
+} sdl__shard_reader;
+
+static const char *const sdl__shard_img_exts[] = {"png", "jpg", "jpeg", "bmp", "ppm", "pgm", "tga", "gif", NULL};
+
+/* the current sample into the dataset: it needs one image and one label */
+static sdl_result sdl__shard_flush(sdl__shard_reader *rd, const char *shard) {
+    sdl__shard_sample *s = &rd->s;
+    sdl_dataset *out = rd->out;
+    sdl_result r = SDL_OK;
+    if (!s->key) return SDL_OK;
+    if (!s->img) r = sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has no image (.png, .jpg)", shard, s->key);
+    else if (s->label < 0) r = sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has no label (.cls)", shard, s->key);
+    else {
+        int c = out->images ? out->c : rd->channels, h = 0, w = 0;
+        char what[600];
+        snprintf(what, sizeof what, "%s: %s", shard, s->img_name);
+        uint8_t *chw = sdl__decode_image(what, s->img, s->img_n, &c, &h, &w);
+        if (!chw) r = sdl_last_result();
+        else if (out->images && (h != out->h || w != out->w)) {
+            r = sdl_fail(SDL_ERR_FORMAT, "%s is %dx%d (width x height), the first image %s is %dx%d; sdl does not resize: make them one size",
+                         what, w, h, rd->first, out->w, out->h);
+        } else {
+            size_t per = (size_t)c * (size_t)h * (size_t)w;
+            if (!out->images) {
+                out->c = c; out->h = h; out->w = w;
+                rd->first = sdl__strdup(what);
+                if (!rd->first) r = SDL_ERR_OOM;
+            }
+            if (r == SDL_OK && out->n == rd->cap) { /* grow both arrays */
+                int64_t cap = rd->cap ? rd->cap * 2 : 256;
+                size_t bytes;
+                uint8_t *im = NULL;
+                int32_t *lb = NULL;
+                if (sdl__mul_overflows((size_t)cap, per, &bytes)) r = sdl_fail(SDL_ERR_OOM, "%s: too many samples", shard);
+                else if (!(im = (uint8_t *)SDL_REALLOC(out->images, bytes))) r = sdl_fail(SDL_ERR_OOM, "%s: out of memory (%zu bytes)", shard, bytes);
+                else {
+                    out->images = im;
+                    if (!(lb = (int32_t *)SDL_REALLOC(out->labels, (size_t)cap * sizeof(int32_t)))) r = sdl_fail(SDL_ERR_OOM, "%s: out of memory", shard);
+                    else { out->labels = lb; rd->cap = cap; }
+                }
+            }
+            if (r == SDL_OK) {
+                memcpy(out->images + (size_t)out->n * per, chw, per);
+                out->labels[out->n++] = (int32_t)s->label;
+                if (s->label >= out->num_classes) out->num_classes = (int)s->label + 1;
+            }
+        }
+        SDL_DEALLOC(chw);
+    }
+    SDL_DEALLOC(s->key);
+    SDL_DEALLOC(s->img);
+    memset(s, 0, sizeof *s);
+    s->label = -1;
+    return r;
+}
+
+/* one member: name and its bytes */
+static sdl_result sdl__shard_member(sdl__shard_reader *rd, const char *shard, const char *name, const uint8_t *data, size_t n) {
+    const char *base = strrchr(name, '/');
+    base = base ? base + 1 : name;
+    const char *dot = strchr(base, '.');
+    if (!dot) return SDL_OK; /* no extension: not part of a sample */
+    size_t klen = (size_t)(dot - name);
+    sdl__shard_sample *s = &rd->s;
+    if (!s->key || strlen(s->key) != klen || memcmp(s->key, name, klen)) {
+        sdl_result r = sdl__shard_flush(rd, shard);
+        if (r != SDL_OK) return r;
+        s->key = (char *)sdl__alloc(klen + 1);
+        if (!s->key) return SDL_ERR_OOM;
+        memcpy(s->key, name, klen);
+        s->key[klen] = 0;
+    }
+    const char *ext = dot + 1;
+    if (!strcmp(ext, "cls")) {
+        size_t i = 0;
+        int64_t v = 0;
+        while (i < n && (data[i] == ' ' || data[i] == '\t')) i++;
+        size_t d0 = i;
+        while (i < n && data[i] >= '0' && data[i] <= '9' && v <= INT32_MAX) v = v * 10 + (data[i++] - '0');
+        size_t d1 = i;
+        while (i < n && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r')) i++;
+        if (d1 == d0 || i != n || v > INT32_MAX)
+            return sdl_fail(SDL_ERR_FORMAT, "%s: %s: a .cls member must hold one non-negative integer (ASCII)", shard, name);
+        if (s->label >= 0) return sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has two labels", shard, s->key);
+        s->label = v;
+    } else if (sdl__has_ext(name, sdl__shard_img_exts) && !strchr(ext, '.')) {
+        if (s->img) return sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has two images (%s and %s)", shard, s->key, s->img_name, name);
+        s->img = (uint8_t *)sdl__alloc(n);
+        if (!s->img) return SDL_ERR_OOM;
+        if (n) memcpy(s->img, data, n);
+        s->img_n = n;
+        snprintf(s->img_name, sizeof s->img_name, "%s", name);
+    }
+    return SDL_OK; /* other extensions (.json, .txt, ...) are not read */
+}
+
+/* reads one shard, member by member */
+static sdl_result sdl__read_shard(sdl__shard_reader *rd, const char *shard) {
+    FILE *f = fopen(shard, "rb");
+    if (!f) return sdl_fail(SDL_ERR_IO, "%s: cannot open for reading", shard);
+    uint8_t h[512];
+    uint8_t *data = NULL;
+    char *longname = NULL; /* from a GNU 'L' or pax 'x' member, for the next header */
+    sdl_result r = SDL_OK;
+    uint64_t off = 0;
+    for (;;) {
+        size_t got = fread(h, 1, 512, f);
+        if (got != 512) {
+            r = sdl_fail(SDL_ERR_FORMAT, "%s: truncated: %s at byte %llu (no end-of-archive blocks)", shard,
+                         got ? "a partial header" : "the file ends", (unsigned long long)off);
+            break;
+        }
+        bool zero = true;
+        for (int i = 0; i < 512 && zero; i++) zero = h[i] == 0;
+        if (zero) break; /* end of archive */
+        uint64_t sum = 0, want, size;
+        for (int i = 0; i < 512; i++) sum += (i >= 148 && i < 156) ? ' ' : h[i];
+        if (!sdl__tar_num(h + 148, 8, &want) || want != sum) {
+            r = sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: checksum mismatch (corrupt, or not a tar file)", shard, (unsigned long long)off);
+            break;
+        }
+        bool posix = !memcmp(h + 257, "ustar\0" "00", 8), gnu = !memcmp(h + 257, "ustar  \0", 8);
+        if (!posix && !gnu) { r = sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: not a ustar or GNU tar header", shard, (unsigned long long)off); break; }
+        if (!sdl__tar_num(h + 124, 12, &size) || size > ((uint64_t)1 << 40)) {
+            r = sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: bad size field", shard, (unsigned long long)off);
+            break;
+        }
+        char type = (char)h[156];
+        bool keep = type == '0' || type == 0 || type == '7' || type == 'L' || type == 'x';
+        SDL_DEALLOC(data);
+        data = NULL;
+        if (keep) {
+            data = (uint8_t *)sdl__alloc((size_t)size + 1);
+            if (!data) { r = SDL_ERR_OOM; break; }
+            if (fread(data, 1, (size_t)size, f) != (size_t)size) {
+                r = sdl_fail(SDL_ERR_FORMAT, "%s: truncated: the member at byte %llu needs %llu bytes", shard, (unsigned long long)off, (unsigned long long)size);
+                break;
+            }
+            data[size] = 0;
+        } else if (size && fseek(f, (long)size, SEEK_CUR) != 0) {
+            r = sdl_fail(SDL_ERR_IO, "%s: seek failed", shard);
+            break;
+        }
+        uint64_t padded = (size + 511) / 512 * 512;
+        if (padded > size && fseek(f, (long)(padded - size), SEEK_CUR) != 0) { r = sdl_fail(SDL_ERR_IO, "%s: seek failed", shard); break; }
+        off += 512 + padded;
+        if (type == 'L') { /* GNU long name: the data is the next member's name */
+            SDL_DEALLOC(longname);
+            longname = (char *)data;
+            data = NULL;
+            continue;
+        }
+        if (type == 'x') { /* pax records "len key=value\n": take path */
+            for (uint64_t p = 0; p < size;) {
+                uint64_t len = 0, q = p;
+                while (q < size && data[q] >= '0' && data[q] <= '9' && len < size) len = len * 10 + (uint64_t)(data[q++] - '0');
+                if (q >= size || data[q] != ' ' || len == 0 || len > size - p || data[p + len - 1] != '\n') {
+                    r = sdl_fail(SDL_ERR_FORMAT, "%s: bad pax header at byte %llu", shard, (unsigned long long)(off - 512 - padded));
+                    break;
+                }
+                if (len - (q + 1 - p) > 5 && !memcmp(data + q + 1, "path=", 5)) {
+                    size_t vn = (size_t)(len - (q + 1 - p) - 6);
+                    SDL_DEALLOC(longname);
+                    longname = (char *)sdl__alloc(vn + 1);
+                    if (!longname) { r = SDL_ERR_OOM; break; }
+                    memcpy(longname, data + q + 6, vn);
+                    longname[vn] = 0;
+                }
+                if (len - (q + 1 - p) > 5 && !memcmp(data + q + 1, "size=", 5)) {
+                    r = sdl_fail(SDL_ERR_FORMAT, "%s: pax size records (members over 8 GB) are not supported", shard);
+                    break;
+                }
+                p += len;
+            }
+            if (r != SDL_OK) break;
+            continue;
+        }
+        if (!keep) { SDL_DEALLOC(longname); longname = NULL; continue; } /* folders, links, ... */
+        char name[512];
+        if (longname) snprintf(name, sizeof name, "%s", longname);
+        else if (posix && h[345]) snprintf(name, sizeof name, "%.155s/%.100s", (const char *)h + 345, (const char *)h);
+        else snprintf(name, sizeof name, "%.100s", (const char *)h);
+        SDL_DEALLOC(longname);
+        longname = NULL;
+        const char *nm = name;
+        while (nm[0] == '.' && nm[1] == '/') nm += 2; /* "./key.png" from tar -C dir . */
+        r = sdl__shard_member(rd, shard, nm, data, (size_t)size);
+        if (r != SDL_OK) break;
+    }
+    if (r == SDL_OK) r = sdl__shard_flush(rd, shard); /* a sample never spans shards */
+    SDL_DEALLOC(rd->s.key);
+    SDL_DEALLOC(rd->s.img);
+    memset(&rd->s, 0, sizeof rd->s);
+    rd->s.label = -1;
+    SDL_DEALLOC(data);
+    SDL_DEALLOC(longname);
+    fclose(f);
+    return r;
+}
+
+/* "name-{000000..000099}.tar" -> name-000000.tar ... name-000099.tar; no braces: itself */
+SDL_API char **sdl_shard_list(const char *pattern, int *count) {
+    if (count) *count = 0;
+    if (!pattern) { sdl_fail(SDL_ERR_ARG, "shard_list: pattern is NULL"); return NULL; }
+    const char *lb = strchr(pattern, '{'), *rb = lb ? strchr(lb, '}') : NULL, *dots = lb ? strstr(lb, "..") : NULL;
+    int64_t a = 0, b = 0;
+    int width = 0;
+    if (lb) {
+        const char *p = lb + 1;
+        if (!rb || !dots || dots > rb || strchr(rb + 1, '{')) goto bad;
+        for (; p < dots; p++, width++) {
+            if (*p < '0' || *p > '9' || a > 100000000) goto bad;
+            a = a * 10 + (*p - '0');
+        }
+        for (p = dots + 2; p < rb; p++) {
+            if (*p < '0' || *p > '9' || b > 100000000) goto bad;
+            b = b * 10 + (*p - '0');
+        }
+        if (width == 0 || width > 18 || p == dots + 2 || b < a || b - a >= 1000000) goto bad;
+    }
+    {
+        int n = (int)(b - a + 1);
+        char **list = (char **)sdl__calloc((size_t)n + 1, sizeof(char *));
+        if (!list) return NULL;
+        size_t plen = strlen(pattern);
+        for (int i = 0; i < n; i++) {
+            list[i] = (char *)sdl__alloc(plen + 24);
+            if (!list[i]) { sdl_names_free(list); return NULL; }
+            if (!lb) memcpy(list[i], pattern, plen + 1);
+            else {
+                char num[24]; /* a + i, zero-padded to the width of a */
+                int k = 0;
+                for (int64_t v = a + i; v || k < width; v /= 10) num[k++] = (char)('0' + v % 10);
+                size_t pre = (size_t)(lb - pattern), post = strlen(rb + 1);
+                memcpy(list[i], pattern, pre);
+                for (int j = 0; j < k; j++) list[i][pre + (size_t)j] = num[k - 1 - j];
+                memcpy(list[i] + pre + (size_t)k, rb + 1, post + 1);
+            }
+        }
+        if (count) *count = n;
+        return list;
+    }
+bad:
+    sdl_fail(SDL_ERR_ARG, "shard_list: '%s' is not a shard pattern like name-{000000..000099}.tar", pattern);
+    return NULL;
+}
+
+SDL_API sdl_result sdl_load_shard_files(const char *const *paths, int npaths, int channels, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_shard_files: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!paths || npaths < 1 || channels < 0 || channels > 4) return sdl_fail(SDL_ERR_ARG, "load_shard_files: needs at least one path and channels 0..4");
+    sdl__shard_reader rd;
+    memset(&rd, 0, sizeof rd);
+    rd.channels = channels;
+    rd.out = out;
+    rd.s.label = -1;
+    sdl_result r = SDL_OK;
+    for (int i = 0; i < npaths && r == SDL_OK; i++) r = sdl__read_shard(&rd, paths[i]);
+    if (r == SDL_OK && out->n == 0) r = sdl_fail(SDL_ERR_FORMAT, "%s%s: no samples", paths[0], npaths > 1 ? " ..." : "");
+    SDL_DEALLOC(rd.first);
+    if (r != SDL_OK) sdl_dataset_free(out);
+    return r;
+}
+
+SDL_API sdl_result sdl_load_shards(const char *pattern, int channels, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_shards: out is NULL");
+    memset(out, 0, sizeof *out);
+    int n = 0;
+    char **list = sdl_shard_list(pattern, &n);
+    if (!list) return sdl_last_result();
+    sdl_result r = sdl_load_shard_files((const char *const *)list, n, channels, out);
+    sdl_names_free(list);
+    return r;
+}
+
+/* ---- writing shards: POSIX ustar, members padded to 512 bytes, two zero blocks at the end ---- */
+struct sdl_shard_writer {
+    char *prefix;
+    int64_t max_samples, in_shard;
+    int shard;     /* index of the open shard */
+    FILE *f;
+    char path[1024];
+    sdl_result err; /* the first error; every later call returns it */
+};
+
+SDL_API sdl_shard_writer *sdl_shard_writer_new(const char *prefix, int64_t max_samples) {
+    if (!prefix || !prefix[0] || strlen(prefix) > 1000 || max_samples < 0) {
+        sdl_fail(SDL_ERR_ARG, "shard_writer_new: needs a prefix like out/train (up to 1000 bytes) and max_samples >= 0");
+        return NULL;
+    }
+    sdl_shard_writer *w = (sdl_shard_writer *)sdl__calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->prefix = sdl__strdup(prefix);
+    if (!w->prefix) { SDL_DEALLOC(w); return NULL; }
+    w->max_samples = max_samples ? max_samples : 10000;
+    w->shard = -1;
+    return w;
+}
+
+static sdl_result sdl__shard_close_file(sdl_shard_writer *w) {
+    if (!w->f) return SDL_OK;
+    static const uint8_t zeros[1024] = {0};
+    bool ok = fwrite(zeros, 1, 1024, w->f) == 1024;
+    if (fclose(w->f) != 0) ok = false;
+    w->f = NULL;
+    return ok ? SDL_OK : sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", w->path);
+}
+
+static sdl_result sdl__tar_put(sdl_shard_writer *w, const char *name, const void *data, size_t n) {
+    uint8_t h[512];
+    memset(h, 0, sizeof h);
+    size_t nl = strlen(name);
+    if (nl <= 100) memcpy(h, name, nl);
+    else { /* ustar: split at a '/' into prefix (155) and name (100) */
+        const char *cut = NULL;
+        for (const char *p = name; *p; p++)
+            if (*p == '/' && (size_t)(p - name) <= 155 && nl - (size_t)(p - name) - 1 <= 100 && p > name) cut = p;
+        if (!cut) return sdl_fail(SDL_ERR_ARG, "%s: member name '%s' is too long for ustar", w->path, name);
+        memcpy(h + 345, name, (size_t)(cut - name));
+        memcpy(h, cut + 1, nl - (size_t)(cut - name) - 1);
+    }
+    if ((uint64_t)n > 077777777777ull) return sdl_fail(SDL_ERR_ARG, "%s: member %s over 8 GB", w->path, name);
+    snprintf((char *)h + 100, 8, "%07o", 0644);
+    snprintf((char *)h + 108, 8, "%07o", 0);
+    snprintf((char *)h + 116, 8, "%07o", 0);
+    snprintf((char *)h + 124, 12, "%011llo", (unsigned long long)n);
+    snprintf((char *)h + 136, 12, "%011o", 0);
+    h[156] = '0';
+    memcpy(h + 257, "ustar\0" "00", 8);
+    memset(h + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++) sum += h[i];
+    snprintf((char *)h + 148, 8, "%06o", sum); /* six digits, NUL, space */
+    h[155] = ' ';
+    static const uint8_t zeros[512] = {0};
+    size_t pad = (512 - n % 512) % 512;
+    if (fwrite(h, 1, 512, w->f) != 512 || (n && fwrite(data, 1, n, w->f) != n) || (pad && fwrite(zeros, 1, pad, w->f) != pad))
+        return sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", w->path);
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_shard_writer_add(sdl_shard_writer *w, const char *key, int nmembers, const char *const *exts,
+                                        const void *const *data, const size_t *sizes) {
+    if (!w) return sdl_fail(SDL_ERR_ARG, "shard_writer_add: writer is NULL");
+    if (w->err != SDL_OK) return w->err;
+    if (!key || !key[0] || nmembers < 1 || !exts || !data || !sizes) return sdl_fail(SDL_ERR_ARG, "shard_writer_add: needs a key and members");
+    const char *base = strrchr(key, '/');
+    if (strchr(base ? base + 1 : key, '.') || (base && !base[1]))
+        return sdl_fail(SDL_ERR_ARG, "shard_writer_add: key '%s': its last part must be non-empty and have no dot (the dot starts the extension)", key);
+    if (w->f && w->in_shard >= w->max_samples && (w->err = sdl__shard_close_file(w)) != SDL_OK) return w->err;
+    if (!w->f) {
+        w->shard++;
+        w->in_shard = 0;
+        snprintf(w->path, sizeof w->path, "%s-%06d.tar", w->prefix, w->shard);
+        w->f = fopen(w->path, "wb");
+        if (!w->f) return w->err = sdl_fail(SDL_ERR_IO, "%s: cannot open for writing", w->path);
+    }
+    for (int i = 0; i < nmembers; i++) {
+        char name[1200];
+        if (!exts[i] || !exts[i][0] || (!data[i] && sizes[i])) return w->err = sdl_fail(SDL_ERR_ARG, "shard_writer_add: member %d of '%s' has no extension or data", i, key);
+        if (snprintf(name, sizeof name, "%s.%s", key, exts[i]) >= (int)sizeof name) return w->err = sdl_fail(SDL_ERR_ARG, "shard_writer_add: name too long");
+        if ((w->err = sdl__tar_put(w, name, data[i], sizes[i])) != SDL_OK) return w->err;
+    }
+    w->in_shard++;
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_shard_writer_add_image(sdl_shard_writer *w, const char *key, const uint8_t *chw, int c, int h, int wd, int label) {
+    if (!w) return sdl_fail(SDL_ERR_ARG, "shard_writer_add_image: writer is NULL");
+    if (w->err != SDL_OK) return w->err;
+    if (!chw || (c != 1 && c != 3 && c != 4) || h < 1 || wd < 1 || label < 0)
+        return sdl_fail(SDL_ERR_ARG, "shard_writer_add_image: needs CHW pixels, 1, 3 or 4 channels and a label >= 0");
+    size_t hw = (size_t)h * (size_t)wd;
+    uint8_t *hwc = (uint8_t *)sdl__alloc(hw * (size_t)c);
+    if (!hwc) return SDL_ERR_OOM;
+    for (int k = 0; k < c; k++)
+        for (size_t i = 0; i < hw; i++) hwc[i * (size_t)c + (size_t)k] = chw[(size_t)k * hw + i];
+    sdl__buf png;
+    memset(&png, 0, sizeof png);
+    sdl_result r = SDL_OK;
+    if (!sdl__png_encode(key, hwc, wd, h, c, &png)) r = sdl_last_result();
+    else {
+        char cls[16];
+        snprintf(cls, sizeof cls, "%d", label);
+        const char *exts[2] = {"cls", "png"};
+        const void *data[2] = {cls, png.p};
+        size_t sizes[2] = {strlen(cls), png.n};
+        r = sdl_shard_writer_add(w, key, 2, exts, data, sizes);
+    }
+    SDL_DEALLOC(hwc);
+    SDL_DEALLOC(png.p);
+    return r;
+}
+
+SDL_API int sdl_shard_writer_num_shards(const sdl_shard_writer *w) { return w ? w->shard + 1 : 0; }
+
+SDL_API sdl_result sdl_shard_writer_close(sdl_shard_writer *w) {
+    if (!w) return SDL_OK;
+    sdl_result r = sdl__shard_close_file(w);
+    if (w->err != SDL_OK) r = w->err;
+    SDL_DEALLOC(w->prefix);
+    SDL_DEALLOC(w);
+    return r;
+}
+
+SDL_API sdl_result sdl_write_shards(const sdl_dataset *d, const char *prefix, int64_t max_per_shard) {
+    if (!d || !d->images || d->n < 1) return sdl_fail(SDL_ERR_ARG, "write_shards: empty dataset");
+    sdl_shard_writer *w = sdl_shard_writer_new(prefix, max_per_shard);
+    if (!w) return sdl_last_result();
+    size_t per = (size_t)d->c * (size_t)d->h * (size_t)d->w;
+    sdl_result r = SDL_OK;
+    for (int64_t i = 0; i < d->n && r == SDL_OK; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "%09lld", (long long)i);
+        r = sdl_shard_writer_add_image(w, key, d->images + (size_t)i * per, d->c, d->h, d->w, d->labels[i]);
+    }
+    sdl_result rc = sdl_shard_writer_close(w);
+    return r != SDL_OK ? r : rc;
 }
 
 /* >>loader */

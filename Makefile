@@ -20,6 +20,15 @@ clean:
 cuda:
 	bash tools/gpu_check.sh
 
+# ---- bench-cpu: sdl vs OpenBLAS (sgemm) and PyTorch (training), same threads. BENCH_ARGS="--threads 1"
+.PHONY: bench-cpu
+bench-cpu: build/bench_cpu
+	./build/bench_cpu $(BENCH_ARGS)
+
+build/bench_cpu: bench/bench_cpu.c sdl.h
+	mkdir -p build
+	$(CC) $(CFLAGS) -Wall -Wextra -I. bench/bench_cpu.c -o $@ -lopenblas $(LDLIBS)
+
 # ---- make demo: train the Fashion-MNIST CNN on the CPU and print its test accuracy.
 # Needs libstb-dev (stb_image's zlib reads the .gz files) and dataset-fashion-mnist; as root
 # (or with password-less sudo) they are installed with apt-get, else the target says what to

@@ -740,6 +740,12 @@ SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl
 SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim *o, sdl_checkpoint_info *info);
 
 /* >>decl-profile */
+/* Time per op type, forward and backward, summed over calls. On when the environment has
+   SDL_PROFILE=1 (then the table is printed through sdl_log when the program exits) or after
+   sdl_profile_enable(true). Kernels that run on a GPU are timed as launched (asynchronously). */
+SDL_API void sdl_profile_enable(bool on);
+SDL_API void sdl_profile_reset(void);
+SDL_API void sdl_profile_print(void); /* the table, one sdl_log line (SDL_LOG_WARN, so it shows) per op */
 
 #ifdef __cplusplus
 }
@@ -1159,9 +1165,9 @@ SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *c
 #define SDL__MR 4
 #define SDL__NR 16
 #endif
-#define SDL__KC 256
+#define SDL__KC 512
 #define SDL__MC (SDL__MR * 20)
-#define SDL__NC (SDL__NR * 128)
+#define SDL__NC (SDL__NR * 64)
 
 typedef struct sdl__gemm_job {
     bool ta, tb;
@@ -1193,6 +1199,30 @@ static void sdl__sgemm_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, fl
     }
 }
 
+#if defined(SDL__GEMM_AVX512) || defined(SDL__GEMM_AVX2)
+#define SDL__GEMM_TR8 1
+/* dst[c*ldd + r] = src[r*ld + c] for an 8 x 8 block: packing the transposed operands */
+static void sdl__tr8(const float *src, int64_t ld, float *dst, int64_t ldd) {
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ld), r2 = _mm256_loadu_ps(src + 2 * ld),
+           r3 = _mm256_loadu_ps(src + 3 * ld), r4 = _mm256_loadu_ps(src + 4 * ld), r5 = _mm256_loadu_ps(src + 5 * ld),
+           r6 = _mm256_loadu_ps(src + 6 * ld), r7 = _mm256_loadu_ps(src + 7 * ld);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+           t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE), s2 = _mm256_shuffle_ps(t1, t3, 0x44),
+           s3 = _mm256_shuffle_ps(t1, t3, 0xEE), s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+           s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(s0, s4, 0x20));
+    _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(s1, s5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(s2, s6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(s3, s7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(s0, s4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(s1, s5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(s2, s6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(s3, s7, 0x31));
+}
+#endif
+
 /* A's rows [i0, i0+mc) x cols [k0, k0+kc) of op(A), times alpha, as MR-tall panels:
    dst[p*MR*kc + k*MR + i] = alpha * op(A)[i0 + p*MR + i][k0 + k] (zero past M) */
 static void sdl__pack_a(const sdl__gemm_job *g, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float *dst) {
@@ -1201,8 +1231,19 @@ static void sdl__pack_a(const sdl__gemm_job *g, int64_t i0, int64_t mc, int64_t 
         float *d = dst + p * kc;
         if (!g->ta) { /* k outer: MR row streams in, one contiguous panel row out */
             const float *rows[SDL__MR];
+            int64_t k = 0;
             for (int64_t i = 0; i < mr; i++) rows[i] = g->A + (i0 + p + i) * g->lda + k0;
-            for (int64_t k = 0; k < kc; k++)
+#if defined(SDL__GEMM_TR8) && SDL__MR >= 8
+            if (mr == SDL__MR) { /* 8 x 8 transposes over rows 0-7 and MR-8..MR-1 (they may overlap) */
+                for (; k + 8 <= kc; k += 8) {
+                    sdl__tr8(rows[0] + k, g->lda, d + k * SDL__MR, SDL__MR);
+                    sdl__tr8(rows[SDL__MR - 8] + k, g->lda, d + k * SDL__MR + SDL__MR - 8, SDL__MR);
+                }
+                if (g->alpha != 1.0f)
+                    for (int64_t q = 0; q < k * SDL__MR; q++) d[q] *= g->alpha;
+            }
+#endif
+            for (; k < kc; k++)
                 for (int64_t i = 0; i < mr; i++) d[k * SDL__MR + i] = g->alpha * rows[i][k];
         } else {
             for (int64_t k = 0; k < kc; k++) {
@@ -1234,8 +1275,14 @@ static void sdl__pack_b(const sdl__gemm_job *g, int64_t k0, int64_t kc, int64_t 
             }
         } else {
             const float *rows[SDL__NR];
+            int64_t k = 0;
             for (int64_t j = 0; j < nr; j++) rows[j] = g->B + (j0 + p + j) * g->ldb + k0;
-            for (int64_t k = 0; k < kc; k++) {
+#if defined(SDL__GEMM_TR8)
+            if (nr == SDL__NR)
+                for (; k + 8 <= kc; k += 8)
+                    for (int64_t j = 0; j < SDL__NR; j += 8) sdl__tr8(rows[j] + k, g->ldb, d + k * SDL__NR + j, SDL__NR);
+#endif
+            for (; k < kc; k++) {
                 float *dk = d + k * SDL__NR;
                 for (int64_t j = 0; j < nr; j++) dk[j] = rows[j][k];
                 for (int64_t j = nr; j < SDL__NR; j++) dk[j] = 0.0f;
@@ -1382,7 +1429,8 @@ SDL_API void sdl_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
     if (sdl__gemm_trivial(M, N, K, alpha, beta, C, ldc)) return;
     sdl__gemm_job g = sdl__gemm_make(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     int64_t units = ((g.split_n ? N : M) + g.unit - 1) / g.unit;
-    int64_t parts = (M * N * K) / (64 * 64 * 64) + 1; /* a part gets at least ~0.5 MFLOP */
+    /* a part gets at least ~8 MFLOP (tens of microseconds): waking a thread costs several */
+    int64_t parts = (M * N * K) / (2 * 128 * 128 * 128) + 1;
     int nt = sdl_get_num_threads();
     if (parts > nt) parts = nt;
     if (parts > units) parts = units;
@@ -1678,6 +1726,11 @@ static sdl_node *sdl__op_begin(sdl_op op, sdl_shape out_shape, sdl_tensor *a, sd
     return n;
 }
 
+/* SDL_PROFILE=1: time per op type (see >>profile); one branch when off */
+static int sdl__prof_on;
+static double sdl__prof_clock(void);
+static void sdl__prof_add(sdl_op op, int backward, double seconds);
+
 /* runs the node's forward kernel on its device; returns out or NULL */
 static sdl_tensor *sdl__op_run(sdl_node *n) {
     if (!n) return NULL;
@@ -1687,7 +1740,13 @@ static sdl_tensor *sdl__op_run(sdl_node *n) {
         sdl_fail(SDL_ERR_DEVICE, "op %d has no kernel on device %d", (int)n->op, (int)n->out->device);
         return NULL;
     }
-    fn(n);
+    if (sdl__prof_on) {
+        double t0 = sdl__prof_clock();
+        fn(n);
+        sdl__prof_add(n->op, 0, sdl__prof_clock() - t0);
+    } else {
+        fn(n);
+    }
     return n->out;
 }
 
@@ -1725,7 +1784,13 @@ SDL_API sdl_result sdl_backward(sdl_tensor *loss) {
             if (!be->backward[n->op]) return sdl_fail(SDL_ERR_DEVICE, "op %d has no backward on device %d", (int)n->op, (int)n->out->device);
             for (int i = 0; i < n->nin; i++)
                 if (n->in[i]->requires_grad && !sdl__grad(n->in[i])) return sdl__err_code;
-            be->backward[n->op](n);
+            if (sdl__prof_on) {
+                double t0 = sdl__prof_clock();
+                be->backward[n->op](n);
+                sdl__prof_add(n->op, 1, sdl__prof_clock() - t0);
+            } else {
+                be->backward[n->op](n);
+            }
         }
         for (int i = 0; i < n->nin; i++) { /* parameters whose last contribution this was */
             sdl_tensor *p = n->in[i];
@@ -2084,9 +2149,17 @@ static void sdl__col2im(const float *col, const sdl__geom *g, float *x) {
                     int64_t ih = oh * g->sh - g->ph + i;
                     if (ih < 0 || ih >= g->H) continue;
                     float *dst = x + (c * g->H + ih) * g->W;
-                    for (int64_t ow = 0; ow < g->OW; ow++) {
-                        int64_t iw = ow * g->sw - g->pw + j;
-                        if (iw >= 0 && iw < g->W) dst[iw] += src[ow];
+                    if (g->sw == 1) { /* one contiguous run, like im2col */
+                        int64_t lo = g->pw - j, hi = g->W + g->pw - j;
+                        if (lo < 0) lo = 0;
+                        if (hi > g->OW) hi = g->OW;
+                        int64_t shift = j - g->pw;
+                        for (int64_t ow = lo; ow < hi; ow++) dst[ow + shift] += src[ow];
+                    } else {
+                        for (int64_t ow = 0; ow < g->OW; ow++) {
+                            int64_t iw = ow * g->sw - g->pw + j;
+                            if (iw >= 0 && iw < g->W) dst[iw] += src[ow];
+                        }
                     }
                 }
             }
@@ -2309,39 +2382,96 @@ typedef struct sdl__pool_job { sdl_node *n; int64_t H, W, OH, OW; int k, s, p; }
 static void sdl__pool_planes(void *ctx, int64_t p0, int64_t p1, bool backward) {
     const sdl__pool_job *j = (const sdl__pool_job *)ctx;
     sdl_node *n = j->n;
-    bool is_max = n->op == SDL_OP_MAX_POOL2D;
-    float inv = 1.0f / (float)(j->k * j->k);
+    const bool is_max = n->op == SDL_OP_MAX_POOL2D;
+    const int64_t H = j->H, W = j->W, OH = j->OH, OW = j->OW, k = j->k, st = j->s, pd = j->p;
+    const float inv = 1.0f / (float)(k * k);
     for (int64_t pl = p0; pl < p1; pl++) {
-        const float *x = sdl_f32(n->in[0]) + pl * j->H * j->W;
-        float *dx = backward ? n->in[0]->grad + pl * j->H * j->W : NULL;
-        float *y = sdl_f32(n->out) + pl * j->OH * j->OW;
-        const float *dy = backward ? n->out->grad + pl * j->OH * j->OW : NULL;
-        int32_t *arg = is_max ? (int32_t *)n->saved + pl * j->OH * j->OW : NULL;
-        for (int64_t oh = 0; oh < j->OH; oh++)
-            for (int64_t ow = 0; ow < j->OW; ow++) {
-                int64_t h0 = oh * j->s - j->p, w0 = ow * j->s - j->p, o = oh * j->OW + ow;
-                int64_t h1 = h0 + j->k < j->H ? h0 + j->k : j->H, w1 = w0 + j->k < j->W ? w0 + j->k : j->W;
-                if (h0 < 0) h0 = 0;
+        const float *x = sdl_f32(n->in[0]) + pl * H * W;
+        float *dx = backward ? n->in[0]->grad + pl * H * W : NULL;
+        float *y = sdl_f32(n->out) + pl * OH * OW;
+        const float *dy = backward ? n->out->grad + pl * OH * OW : NULL;
+        int32_t *arg = is_max ? (int32_t *)n->saved + pl * OH * OW : NULL;
+        if (is_max && backward) {
+            for (int64_t o = 0; o < OH * OW; o++) dx[arg[o]] += dy[o];
+            continue;
+        }
+        int64_t oh = 0;
+        if (is_max && k == 2 && st == 2 && pd == 0) /* the common 2x2/2 window, row by row */
+            for (; oh < OH; oh++) {
+                const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+                float *yo = y + oh * OW;
+                int32_t *ao = arg + oh * OW;
+                int nan = 0;
+                int64_t ow = 0;
+#if defined(SDL__GEMM_AVX512)
+                const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+                const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+                const __m512i one = _mm512_set1_epi32(1), wv = _mm512_set1_epi32((int)W), w1 = _mm512_set1_epi32((int)W + 1);
+                for (; ow < OW && !nan; ow += 16) { /* 16 windows: even/odd columns of two rows */
+                    int64_t rem = OW - ow < 16 ? OW - ow : 16;
+                    __mmask16 mlo = (__mmask16)(rem >= 8 ? 0xFFFF : (1u << (2 * rem)) - 1u);
+                    __mmask16 mhi = (__mmask16)(rem > 8 ? (rem == 16 ? 0xFFFF : (1u << (2 * rem - 16)) - 1u) : 0u);
+                    __mmask16 mo = (__mmask16)(rem == 16 ? 0xFFFF : (1u << rem) - 1u);
+                    __m512 l0 = _mm512_maskz_loadu_ps(mlo, r0 + 2 * ow), h0 = _mm512_maskz_loadu_ps(mhi, r0 + 2 * ow + 16);
+                    __m512 l1 = _mm512_maskz_loadu_ps(mlo, r1 + 2 * ow), h1 = _mm512_maskz_loadu_ps(mhi, r1 + 2 * ow + 16);
+                    __m512 a = _mm512_permutex2var_ps(l0, ev, h0), b = _mm512_permutex2var_ps(l0, od, h0);
+                    __m512 c = _mm512_permutex2var_ps(l1, ev, h1), d = _mm512_permutex2var_ps(l1, od, h1);
+                    __mmask16 kab = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ), kcd = _mm512_cmp_ps_mask(d, c, _CMP_GT_OQ);
+                    __m512 mab = _mm512_mask_blend_ps(kab, a, b), mcd = _mm512_mask_blend_ps(kcd, c, d);
+                    __m512i iab = _mm512_maskz_mov_epi32(kab, one), icd = _mm512_mask_blend_epi32(kcd, wv, w1);
+                    __mmask16 k = _mm512_cmp_ps_mask(mcd, mab, _CMP_GT_OQ);
+                    __m512i base = _mm512_add_epi32(_mm512_set1_epi32((int)(2 * oh * W + 2 * ow)), ev);
+                    _mm512_mask_storeu_ps(yo + ow, mo, _mm512_mask_blend_ps(k, mab, mcd));
+                    _mm512_mask_storeu_epi32(ao + ow, mo, _mm512_add_epi32(base, _mm512_mask_blend_epi32(k, iab, icd)));
+                    nan |= (_mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(c, d, _CMP_UNORD_Q)) != 0;
+                }
+                if (nan) break;
+#endif
+                for (; ow < OW; ow++) {
+                    float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+                    float mab = b > a ? b : a, mcd = d > c ? d : c;
+                    int32_t iab = b > a ? 1 : 0, icd = d > c ? (int32_t)W + 1 : (int32_t)W;
+                    yo[ow] = mcd > mab ? mcd : mab;
+                    ao[ow] = (int32_t)(2 * oh * W + 2 * ow) + (mcd > mab ? icd : iab);
+                    nan |= (a != a) | (b != b) | (c != c) | (d != d);
+                }
+                if (nan) break; /* NaN in this row: the general loop below propagates it */
+            }
+        for (; oh < OH; oh++) {
+            int64_t h0 = oh * st - pd, h1 = h0 + k < H ? h0 + k : H;
+            if (h0 < 0) h0 = 0;
+            for (int64_t ow = 0; ow < OW; ow++) {
+                int64_t w0 = ow * st - pd, w1 = w0 + k < W ? w0 + k : W, o = oh * OW + ow;
                 if (w0 < 0) w0 = 0;
-                if (is_max && backward) { dx[arg[o]] += dy[o]; continue; }
-                if (is_max) {
-                    int64_t best = h0 * j->W + w0;
+                if (is_max) { /* max, then the first index holding it: no data-dependent branches */
+                    float m = x[h0 * W + w0];
+                    int nan = 0;
                     for (int64_t h = h0; h < h1; h++)
-                        for (int64_t w = w0; w < w1; w++)
-                            if (x[h * j->W + w] > x[best] || isnan(x[h * j->W + w])) best = h * j->W + w;
+                        for (int64_t w = w0; w < w1; w++) {
+                            float v = x[h * W + w];
+                            m = v > m ? v : m;
+                            nan |= v != v;
+                        }
+                    int64_t best = 0;
+                    for (int64_t h = h1 - 1; h >= h0; h--)
+                        for (int64_t w = w1 - 1; w >= w0; w--) {
+                            int64_t eq = nan ? x[h * W + w] != x[h * W + w] : x[h * W + w] == m;
+                            best = eq * (h * W + w) + (1 - eq) * best;
+                        }
                     y[o] = x[best];
                     arg[o] = (int32_t)best;
                 } else if (!backward) {
-                    float s = 0.0f;
+                    float sum = 0.0f;
                     for (int64_t h = h0; h < h1; h++)
-                        for (int64_t w = w0; w < w1; w++) s += x[h * j->W + w];
-                    y[o] = s * inv;
+                        for (int64_t w = w0; w < w1; w++) sum += x[h * W + w];
+                    y[o] = sum * inv;
                 } else {
                     float g = dy[o] * inv;
                     for (int64_t h = h0; h < h1; h++)
-                        for (int64_t w = w0; w < w1; w++) dx[h * j->W + w] += g;
+                        for (int64_t w = w0; w < w1; w++) dx[h * W + w] += g;
                 }
             }
+        }
     }
 }
 static void sdl__pool_fwd_range(void *ctx, int64_t p0, int64_t p1) { sdl__pool_planes(ctx, p0, p1, false); }
@@ -3126,6 +3256,7 @@ SDL_API sdl_tensor *sdl_bce_with_logits(sdl_tensor *logits, sdl_tensor *targets)
 }
 
 /* >>cpu-table */
+static void sdl__profile_init(void);
 static void sdl__cpu_alloc_copy(void *dst, const void *src, size_t bytes, sdl_device dd, sdl_device sd) {
     SDL__UNUSED(dd);
     SDL__UNUSED(sd);
@@ -3151,6 +3282,7 @@ static void sdl__cpu_init(void) {
     SDL__KERNEL(SDL_OP_CROSS_ENTROPY, sdl__ce_fwd, sdl__ce_bwd);
     SDL__KERNEL(SDL_OP_MSE, sdl__mse_fwd, sdl__mse_bwd);
     /* >>cpu-table-conv */
+    sdl__profile_init();
     SDL__KERNEL(SDL_OP_CONV2D, sdl__conv_fwd, sdl__conv_bwd);
     SDL__KERNEL(SDL_OP_CONV_TRANSPOSE2D, sdl__conv_fwd, sdl__conv_bwd);
     SDL__KERNEL(SDL_OP_MAX_POOL2D, sdl__pool_fwd, sdl__pool_bwd);
@@ -6261,6 +6393,80 @@ done:
 }
 
 /* >>profile */
+#ifdef __cplusplus
+}
+#endif
+#include <time.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+static double sdl__prof_t[SDL_OP_COUNT][2];
+static int64_t sdl__prof_n[SDL_OP_COUNT][2];
+
+static double sdl__prof_clock(void) {
+#if defined(CLOCK_MONOTONIC)
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#elif defined(TIME_UTC)
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#else
+    return (double)clock() / CLOCKS_PER_SEC; /* strict C99: processor time */
+#endif
+}
+
+static void sdl__prof_add(sdl_op op, int backward, double seconds) {
+    sdl__prof_t[op][backward] += seconds;
+    sdl__prof_n[op][backward]++;
+}
+
+static const char *sdl__op_name(int op) {
+    switch ((sdl_op)op) {
+    case SDL_OP_LINEAR: return "linear"; case SDL_OP_CONV2D: return "conv2d";
+    case SDL_OP_CONV_TRANSPOSE2D: return "conv_transpose2d"; case SDL_OP_MAX_POOL2D: return "max_pool2d";
+    case SDL_OP_AVG_POOL2D: return "avg_pool2d"; case SDL_OP_GLOBAL_AVG_POOL: return "global_avg_pool";
+    case SDL_OP_BATCH_NORM: return "batch_norm"; case SDL_OP_LAYER_NORM: return "layer_norm";
+    case SDL_OP_DROPOUT: return "dropout"; case SDL_OP_EMBEDDING: return "embedding"; case SDL_OP_RELU: return "relu";
+    case SDL_OP_LEAKY_RELU: return "leaky_relu"; case SDL_OP_GELU: return "gelu"; case SDL_OP_TANH: return "tanh";
+    case SDL_OP_SIGMOID: return "sigmoid"; case SDL_OP_SILU: return "silu"; case SDL_OP_SOFTMAX: return "softmax";
+    case SDL_OP_LOG_SOFTMAX: return "log_softmax"; case SDL_OP_ADD: return "add"; case SDL_OP_MUL: return "mul";
+    case SDL_OP_SCALE: return "scale"; case SDL_OP_CONCAT: return "concat"; case SDL_OP_TRANSPOSE: return "transpose";
+    case SDL_OP_ATTENTION: return "attention"; case SDL_OP_SUM: return "sum"; case SDL_OP_MEAN: return "mean";
+    case SDL_OP_CROSS_ENTROPY: return "cross_entropy"; case SDL_OP_NLL: return "nll"; case SDL_OP_BCE_LOGITS: return "bce_logits";
+    case SDL_OP_MSE: return "mse";
+    default: return "op";
+    }
+}
+
+SDL_API void sdl_profile_enable(bool on) { sdl__prof_on = on ? 1 : 0; }
+SDL_API void sdl_profile_reset(void) { memset(sdl__prof_t, 0, sizeof sdl__prof_t); memset(sdl__prof_n, 0, sizeof sdl__prof_n); }
+
+SDL_API void sdl_profile_print(void) {
+    double total = 0.0;
+    for (int op = 0; op < SDL_OP_COUNT; op++) total += sdl__prof_t[op][0] + sdl__prof_t[op][1];
+    sdl_log(SDL_LOG_WARN, "profile: %-18s %10s %8s %10s %8s %6s", "op", "fwd ms", "calls", "bwd ms", "calls", "share");
+    for (int op = 0; op < SDL_OP_COUNT; op++) {
+        double t = sdl__prof_t[op][0] + sdl__prof_t[op][1];
+        if (sdl__prof_n[op][0] + sdl__prof_n[op][1] == 0) continue;
+        sdl_log(SDL_LOG_WARN, "profile: %-18s %10.2f %8lld %10.2f %8lld %5.1f%%", sdl__op_name(op),
+                1e3 * sdl__prof_t[op][0], (long long)sdl__prof_n[op][0], 1e3 * sdl__prof_t[op][1],
+                (long long)sdl__prof_n[op][1], total > 0 ? 100.0 * t / total : 0.0);
+    }
+    sdl_log(SDL_LOG_WARN, "profile: %-18s %10.2f ms in ops", "total", 1e3 * total);
+}
+
+static void sdl__profile_atexit(void) { sdl_profile_print(); }
+
+/* once, from the CPU backend's set-up: SDL_PROFILE=1 turns profiling on and prints at exit */
+static void sdl__profile_init(void) {
+    const char *env = getenv("SDL_PROFILE");
+    if (env && atoi(env) > 0) {
+        sdl__prof_on = 1;
+        atexit(sdl__profile_atexit);
+    }
+}
 
 #ifdef __cplusplus
 }

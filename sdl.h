@@ -5774,7 +5774,7 @@ SDL_API int64_t sdl_loader_epoch(const sdl_loader *l) { return l ? l->epoch : 0;
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>
 #include <fcntl.h>
-#define SDL__POSIX 1
+#define SDL__TRAIN_POSIX 1
 #endif
 #ifdef __cplusplus
 extern "C" {
@@ -5817,8 +5817,8 @@ SDL_API sdl_result sdl_csv_append(const char *path, const sdl_epoch_stats *s) {
     return SDL_OK;
 }
 
-static bool sdl__isatty(FILE *f) {
-#ifdef SDL__POSIX
+static bool sdl__train_isatty(FILE *f) {
+#ifdef SDL__TRAIN_POSIX
     if (f == stdout) return isatty(1) != 0;
     if (f == stderr) return isatty(2) != 0;
 #endif
@@ -5834,7 +5834,7 @@ SDL_API void sdl_progress_begin(sdl_progress *p, FILE *out, int64_t epoch, int64
     p->epochs = epochs;
     p->total = total;
     p->start = sdl_now();
-    p->tty = sdl__isatty(p->out);
+    p->tty = sdl__train_isatty(p->out);
 }
 
 SDL_API void sdl_progress_update(sdl_progress *p, int64_t done, const sdl_meter *m) {
@@ -5866,7 +5866,7 @@ SDL_API void sdl_print_throughput(FILE *out, double images, double seconds) {
 }
 
 /* does flag text [s, s+n) equal one of the '|'-separated names, '_' matching '-'? */
-static bool sdl__flag_is(const char *names, const char *s, size_t n) {
+static bool sdl__train_flag_is(const char *names, const char *s, size_t n) {
     for (const char *a = names; *a;) {
         size_t len = strcspn(a, "|"), i = 0;
         if (len == n) {
@@ -5882,13 +5882,13 @@ static bool sdl__flag_is(const char *names, const char *s, size_t n) {
     return false;
 }
 
-static sdl_arg *sdl__flag_find(sdl_arg *args, int nargs, const char *s, size_t n) {
+static sdl_arg *sdl__train_flag_find(sdl_arg *args, int nargs, const char *s, size_t n) {
     for (int i = 0; i < nargs; i++)
-        if (args[i].name && sdl__flag_is(args[i].name, s, n)) return &args[i];
+        if (args[i].name && sdl__train_flag_is(args[i].name, s, n)) return &args[i];
     return NULL;
 }
 
-static sdl_result sdl__flag_set(sdl_arg *a, const char *flag, const char *v) {
+static sdl_result sdl__train_flag_set(sdl_arg *a, const char *flag, const char *v) {
     char *end = NULL;
     errno = 0;
     switch (a->type) {
@@ -5928,9 +5928,9 @@ SDL_API sdl_result sdl_args_parse(int argc, char **argv, sdl_arg *args, int narg
         size_t n = eq ? (size_t)(eq - s) : strlen(s);
         char flag[64];
         snprintf(flag, sizeof flag, "%.*s", (int)n, s);
-        sdl_arg *a = sdl__flag_find(args, nargs, s, n);
+        sdl_arg *a = sdl__train_flag_find(args, nargs, s, n);
         if (!a && n > 3 && !strncmp(s, "no-", 3) && !eq) { /* --no-flag */
-            a = sdl__flag_find(args, nargs, s + 3, n - 3);
+            a = sdl__train_flag_find(args, nargs, s + 3, n - 3);
             if (a && a->type == SDL_ARG_BOOL) { *(bool *)a->value = false; continue; }
             a = NULL;
         }
@@ -5942,7 +5942,7 @@ SDL_API sdl_result sdl_args_parse(int argc, char **argv, sdl_arg *args, int narg
             if (i + 1 >= argc) return sdl_fail(SDL_ERR_ARG, "flag --%s needs a value", flag);
             v = argv[++i];
         }
-        sdl_result r = sdl__flag_set(a, flag, v);
+        sdl_result r = sdl__train_flag_set(a, flag, v);
         if (r != SDL_OK) return r;
     }
     return SDL_OK;
@@ -5972,9 +5972,9 @@ SDL_API void sdl_args_usage(FILE *out, const char *prog, const sdl_arg *args, in
 }
 
 /* >>checkpoint: safetensors writer and reader (see >>decl-checkpoint) */
-typedef struct sdl__buf { char *p; size_t n, cap; bool oom; } sdl__buf;
+typedef struct sdl__ck_buf { char *p; size_t n, cap; bool oom; } sdl__ck_buf;
 
-static void sdl__buf_put(sdl__buf *b, const char *s, size_t n) {
+static void sdl__ck_put(sdl__ck_buf *b, const char *s, size_t n) {
     if (b->oom) return;
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 1024;
@@ -5988,26 +5988,26 @@ static void sdl__buf_put(sdl__buf *b, const char *s, size_t n) {
     b->n += n;
     b->p[b->n] = 0;
 }
-static void sdl__buf_printf(sdl__buf *b, const char *fmt, ...) {
+static void sdl__ck_printf(sdl__ck_buf *b, const char *fmt, ...) {
     char tmp[256];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    if (n > 0) sdl__buf_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+    if (n > 0) sdl__ck_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
-static void sdl__buf_json_str(sdl__buf *b, const char *s) {
-    sdl__buf_put(b, "\"", 1);
+static void sdl__ck_json_str(sdl__ck_buf *b, const char *s) {
+    sdl__ck_put(b, "\"", 1);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') { char e[2] = {'\\', (char)c}; sdl__buf_put(b, e, 2); }
-        else if (c < 0x20) sdl__buf_printf(b, "\\u%04x", c);
-        else sdl__buf_put(b, (const char *)&c, 1);
+        if (c == '"' || c == '\\') { char e[2] = {'\\', (char)c}; sdl__ck_put(b, e, 2); }
+        else if (c < 0x20) sdl__ck_printf(b, "\\u%04x", c);
+        else sdl__ck_put(b, (const char *)&c, 1);
     }
-    sdl__buf_put(b, "\"", 1);
+    sdl__ck_put(b, "\"", 1);
 }
 
-static bool sdl__little_endian(void) { uint16_t x = 1; uint8_t b; memcpy(&b, &x, 1); return b == 1; }
+static bool sdl__ck_little_endian(void) { uint16_t x = 1; uint8_t b; memcpy(&b, &x, 1); return b == 1; }
 
 /* item i of what a checkpoint holds: parameters, buffers, then optimizer slots */
 static bool sdl__ck_item(sdl_model *m, const sdl_optim *o, int i, char *name, size_t cap, float **data, sdl_tensor **like) {
@@ -6027,10 +6027,10 @@ static bool sdl__ck_item(sdl_model *m, const sdl_optim *o, int i, char *name, si
     return true;
 }
 
-static int sdl__optim_kind_num(const sdl_optim *o) { return o->desc.kind == SDL_OPTIM_DEFAULT ? (int)SDL_OPTIM_SGD : (int)o->desc.kind; }
+static int sdl__ck_optim_kind(const sdl_optim *o) { return o->desc.kind == SDL_OPTIM_DEFAULT ? (int)SDL_OPTIM_SGD : (int)o->desc.kind; }
 
-#ifdef SDL__POSIX
-static bool sdl__write_all(int fd, const void *p, size_t n) {
+#ifdef SDL__TRAIN_POSIX
+static bool sdl__ck_write_all(int fd, const void *p, size_t n) {
     const char *c = (const char *)p;
     while (n > 0) {
         ssize_t w = write(fd, c, n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n);
@@ -6047,29 +6047,29 @@ SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl
     if (!path || !m) return sdl_fail(SDL_ERR_ARG, "checkpoint_save: NULL path or model");
     if (o && o->model != m) return sdl_fail(SDL_ERR_ARG, "checkpoint_save '%s': the optimizer belongs to another model", path);
     if (o && o->nstate > 0 && !m->packed) return sdl_fail(SDL_ERR_STATE, "checkpoint_save '%s': optimizer state without a packed model", path);
-    if (!sdl__little_endian()) return sdl_fail(SDL_ERR_STATE, "checkpoint_save '%s': big-endian hosts are not supported", path);
-    sdl__buf h = {NULL, 0, 0, false};
-    sdl__buf_printf(&h, "{\"__metadata__\":{\"format\":\"pt\",\"sdl\":\"1\",\"epoch\":\"%lld\"", (long long)epoch);
+    if (!sdl__ck_little_endian()) return sdl_fail(SDL_ERR_STATE, "checkpoint_save '%s': big-endian hosts are not supported", path);
+    sdl__ck_buf h = {NULL, 0, 0, false};
+    sdl__ck_printf(&h, "{\"__metadata__\":{\"format\":\"pt\",\"sdl\":\"1\",\"epoch\":\"%lld\"", (long long)epoch);
     if (o) {
-        sdl__buf_printf(&h, ",\"step\":\"%lld\",\"lr\":\"%.9g\",\"optim\":\"%d\",\"optim_nstate\":\"%d\",\"optim_micro\":\"%d\"",
-                        (long long)o->step, (double)o->lr, sdl__optim_kind_num(o), o->nstate, o->micro);
+        sdl__ck_printf(&h, ",\"step\":\"%lld\",\"lr\":\"%.9g\",\"optim\":\"%d\",\"optim_nstate\":\"%d\",\"optim_micro\":\"%d\"",
+                        (long long)o->step, (double)o->lr, sdl__ck_optim_kind(o), o->nstate, o->micro);
     }
-    sdl__buf_printf(&h, ",\"rng_seed\":\"%llu\",\"rng_counter\":\"%llu\"}", (unsigned long long)sdl_rng_seed(),
+    sdl__ck_printf(&h, ",\"rng_seed\":\"%llu\",\"rng_counter\":\"%llu\"}", (unsigned long long)sdl_rng_seed(),
                     (unsigned long long)sdl_rng_state());
     char name[320];
     float *data;
     sdl_tensor *like;
     int64_t off = 0;
     for (int i = 0; sdl__ck_item(m, o, i, name, sizeof name, &data, &like); i++) {
-        sdl__buf_put(&h, ",", 1);
-        sdl__buf_json_str(&h, name);
-        sdl__buf_printf(&h, ":{\"dtype\":\"F32\",\"shape\":[");
-        for (int d = 0; d < like->ndim; d++) sdl__buf_printf(&h, d ? ",%lld" : "%lld", (long long)like->shape[d]);
-        sdl__buf_printf(&h, "],\"data_offsets\":[%lld,%lld]}", (long long)off, (long long)(off + like->numel * 4));
+        sdl__ck_put(&h, ",", 1);
+        sdl__ck_json_str(&h, name);
+        sdl__ck_printf(&h, ":{\"dtype\":\"F32\",\"shape\":[");
+        for (int d = 0; d < like->ndim; d++) sdl__ck_printf(&h, d ? ",%lld" : "%lld", (long long)like->shape[d]);
+        sdl__ck_printf(&h, "],\"data_offsets\":[%lld,%lld]}", (long long)off, (long long)(off + like->numel * 4));
         off += like->numel * 4;
     }
-    sdl__buf_put(&h, "}", 1);
-    while (!h.oom && h.n % 8) sdl__buf_put(&h, " ", 1);
+    sdl__ck_put(&h, "}", 1);
+    while (!h.oom && h.n % 8) sdl__ck_put(&h, " ", 1);
     if (h.oom) { SDL_DEALLOC(h.p); return SDL_ERR_OOM; }
     uint8_t len[8];
     for (int i = 0; i < 8; i++) len[i] = (uint8_t)((uint64_t)h.n >> (8 * i));
@@ -6080,16 +6080,16 @@ SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp", 5);
     bool ok;
-#ifdef SDL__POSIX
+#ifdef SDL__TRAIN_POSIX
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
         sdl_fail(SDL_ERR_IO, "checkpoint_save: cannot create '%s': %s", tmp, strerror(errno));
         SDL_DEALLOC(h.p); SDL_DEALLOC(tmp);
         return SDL_ERR_IO;
     }
-    ok = sdl__write_all(fd, len, 8) && sdl__write_all(fd, h.p, h.n);
+    ok = sdl__ck_write_all(fd, len, 8) && sdl__ck_write_all(fd, h.p, h.n);
     for (int i = 0; ok && sdl__ck_item(m, o, i, name, sizeof name, &data, &like); i++)
-        ok = sdl__write_all(fd, data, (size_t)like->numel * 4);
+        ok = sdl__ck_write_all(fd, data, (size_t)like->numel * 4);
     int err = errno;
     ok = ok && fsync(fd) == 0;
     if (!ok) err = errno;
@@ -6122,7 +6122,7 @@ SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl
 }
 
 /* ---- a small JSON reader for the header: strings land in one pool as long as the text */
-typedef struct sdl__jp { const char *p, *end; char *pool; const char *err; } sdl__jp;
+typedef struct sdl__ck_jp { const char *p, *end; char *pool; const char *err; } sdl__ck_jp;
 typedef struct sdl__ck_entry {
     const char *name, *value; /* value: metadata entries; NULL for tensors */
     const char *dtype;
@@ -6131,15 +6131,15 @@ typedef struct sdl__ck_entry {
     bool used;
 } sdl__ck_entry;
 
-static void sdl__jp_ws(sdl__jp *j) { while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t')) j->p++; }
-static bool sdl__jp_is(sdl__jp *j, char c) { sdl__jp_ws(j); if (j->p < j->end && *j->p == c) { j->p++; return true; } return false; }
-static bool sdl__jp_want(sdl__jp *j, char c) {
-    if (sdl__jp_is(j, c)) return true;
+static void sdl__ck_jp_ws(sdl__ck_jp *j) { while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t')) j->p++; }
+static bool sdl__ck_jp_is(sdl__ck_jp *j, char c) { sdl__ck_jp_ws(j); if (j->p < j->end && *j->p == c) { j->p++; return true; } return false; }
+static bool sdl__ck_jp_want(sdl__ck_jp *j, char c) {
+    if (sdl__ck_jp_is(j, c)) return true;
     if (!j->err) j->err = c == ':' ? "expected ':'" : c == ',' ? "expected ','" : c == '{' ? "expected '{'" : c == '[' ? "expected '['" : c == ']' ? "expected ']'" : "expected '\"'";
     return false;
 }
-static const char *sdl__jp_str(sdl__jp *j) {
-    if (!sdl__jp_want(j, '"')) return NULL;
+static const char *sdl__ck_jp_str(sdl__ck_jp *j) {
+    if (!sdl__ck_jp_want(j, '"')) return NULL;
     char *out = j->pool, *o = out;
     while (j->p < j->end && *j->p != '"') {
         char c = *j->p++;
@@ -6165,8 +6165,8 @@ static const char *sdl__jp_str(sdl__jp *j) {
     j->pool = o;
     return out;
 }
-static bool sdl__jp_int(sdl__jp *j, int64_t *v) {
-    sdl__jp_ws(j);
+static bool sdl__ck_jp_int(sdl__ck_jp *j, int64_t *v) {
+    sdl__ck_jp_ws(j);
     int64_t x = 0;
     const char *s = j->p;
     while (j->p < j->end && *j->p >= '0' && *j->p <= '9' && x <= (INT64_MAX - 9) / 10) x = x * 10 + (*j->p++ - '0');
@@ -6174,27 +6174,27 @@ static bool sdl__jp_int(sdl__jp *j, int64_t *v) {
     *v = x;
     return true;
 }
-static bool sdl__jp_skip(sdl__jp *j, int depth) {
-    sdl__jp_ws(j);
+static bool sdl__ck_jp_skip(sdl__ck_jp *j, int depth) {
+    sdl__ck_jp_ws(j);
     if (depth > 32 || j->p >= j->end) { if (!j->err) j->err = "bad value"; return false; }
     char c = *j->p;
-    if (c == '"') return sdl__jp_str(j) != NULL;
+    if (c == '"') return sdl__ck_jp_str(j) != NULL;
     if (c == '{' || c == '[') {
         char close = c == '{' ? '}' : ']';
         j->p++;
-        if (sdl__jp_is(j, close)) return true;
+        if (sdl__ck_jp_is(j, close)) return true;
         do {
-            if (c == '{' && (!sdl__jp_str(j) || !sdl__jp_want(j, ':'))) return false;
-            if (!sdl__jp_skip(j, depth + 1)) return false;
-        } while (sdl__jp_is(j, ','));
-        return sdl__jp_want(j, close);
+            if (c == '{' && (!sdl__ck_jp_str(j) || !sdl__ck_jp_want(j, ':'))) return false;
+            if (!sdl__ck_jp_skip(j, depth + 1)) return false;
+        } while (sdl__ck_jp_is(j, ','));
+        return sdl__ck_jp_want(j, close);
     }
     const char *s = j->p;
     while (j->p < j->end && (strchr("+-.eE", *j->p) || (*j->p >= '0' && *j->p <= '9') || (*j->p >= 'a' && *j->p <= 'z'))) j->p++;
     if (j->p == s) { if (!j->err) j->err = "bad value"; return false; }
     return true;
 }
-static bool sdl__jp_push(sdl__ck_entry **es, int *n, int *cap, sdl__ck_entry e) {
+static bool sdl__ck_jp_push(sdl__ck_entry **es, int *n, int *cap, sdl__ck_entry e) {
     if (*n == *cap) {
         int nc = *cap ? 2 * *cap : 32;
         sdl__ck_entry *p = (sdl__ck_entry *)SDL_REALLOC(*es, sizeof(sdl__ck_entry) * (size_t)nc);
@@ -6206,51 +6206,51 @@ static bool sdl__jp_push(sdl__ck_entry **es, int *n, int *cap, sdl__ck_entry e) 
     return true;
 }
 /* {"__metadata__": {k: v}, name: {"dtype": s, "shape": [..], "data_offsets": [b, e]}, ...} */
-static bool sdl__ck_parse(sdl__jp *j, sdl__ck_entry **es, int *n) {
+static bool sdl__ck_parse(sdl__ck_jp *j, sdl__ck_entry **es, int *n) {
     int cap = 0;
-    if (!sdl__jp_want(j, '{')) return false;
-    if (sdl__jp_is(j, '}')) return true;
+    if (!sdl__ck_jp_want(j, '{')) return false;
+    if (sdl__ck_jp_is(j, '}')) return true;
     do {
         sdl__ck_entry e;
         memset(&e, 0, sizeof e);
-        e.name = sdl__jp_str(j);
-        if (!e.name || !sdl__jp_want(j, ':') || !sdl__jp_want(j, '{')) return false;
+        e.name = sdl__ck_jp_str(j);
+        if (!e.name || !sdl__ck_jp_want(j, ':') || !sdl__ck_jp_want(j, '{')) return false;
         bool meta = strcmp(e.name, "__metadata__") == 0, has_shape = false, has_off = false;
-        if (sdl__jp_is(j, '}')) { if (meta) continue; j->err = "a tensor entry is empty"; return false; }
+        if (sdl__ck_jp_is(j, '}')) { if (meta) continue; j->err = "a tensor entry is empty"; return false; }
         do {
-            const char *key = sdl__jp_str(j);
-            if (!key || !sdl__jp_want(j, ':')) return false;
+            const char *key = sdl__ck_jp_str(j);
+            if (!key || !sdl__ck_jp_want(j, ':')) return false;
             if (meta) {
                 sdl__ck_entry me;
                 memset(&me, 0, sizeof me);
                 me.name = key;
-                me.value = sdl__jp_str(j);
+                me.value = sdl__ck_jp_str(j);
                 if (!me.value) return false;
-                if (!sdl__jp_push(es, n, &cap, me)) { j->err = "out of memory"; return false; }
+                if (!sdl__ck_jp_push(es, n, &cap, me)) { j->err = "out of memory"; return false; }
             } else if (!strcmp(key, "dtype")) {
-                if (!(e.dtype = sdl__jp_str(j))) return false;
+                if (!(e.dtype = sdl__ck_jp_str(j))) return false;
             } else if (!strcmp(key, "shape")) {
-                if (!sdl__jp_want(j, '[')) return false;
+                if (!sdl__ck_jp_want(j, '[')) return false;
                 has_shape = true;
-                if (!sdl__jp_is(j, ']')) {
+                if (!sdl__ck_jp_is(j, ']')) {
                     do {
                         if (e.shape.ndim >= SDL_MAX_DIMS) { j->err = "a shape has too many dims"; return false; }
-                        if (!sdl__jp_int(j, &e.shape.d[e.shape.ndim++])) return false;
-                    } while (sdl__jp_is(j, ','));
-                    if (!sdl__jp_want(j, ']')) return false;
+                        if (!sdl__ck_jp_int(j, &e.shape.d[e.shape.ndim++])) return false;
+                    } while (sdl__ck_jp_is(j, ','));
+                    if (!sdl__ck_jp_want(j, ']')) return false;
                 }
             } else if (!strcmp(key, "data_offsets")) {
-                if (!sdl__jp_want(j, '[') || !sdl__jp_int(j, &e.begin) || !sdl__jp_want(j, ',') || !sdl__jp_int(j, &e.end) || !sdl__jp_want(j, ']')) return false;
+                if (!sdl__ck_jp_want(j, '[') || !sdl__ck_jp_int(j, &e.begin) || !sdl__ck_jp_want(j, ',') || !sdl__ck_jp_int(j, &e.end) || !sdl__ck_jp_want(j, ']')) return false;
                 has_off = true;
-            } else if (!sdl__jp_skip(j, 0)) return false;
-        } while (sdl__jp_is(j, ','));
-        if (!sdl__jp_want(j, '}')) return false;
+            } else if (!sdl__ck_jp_skip(j, 0)) return false;
+        } while (sdl__ck_jp_is(j, ','));
+        if (!sdl__ck_jp_want(j, '}')) return false;
         if (!meta) {
             if (!e.dtype || !has_shape || !has_off) { j->err = "a tensor entry lacks dtype, shape or data_offsets"; return false; }
-            if (!sdl__jp_push(es, n, &cap, e)) { j->err = "out of memory"; return false; }
+            if (!sdl__ck_jp_push(es, n, &cap, e)) { j->err = "out of memory"; return false; }
         }
-    } while (sdl__jp_is(j, ','));
-    return sdl__jp_want(j, '}');
+    } while (sdl__ck_jp_is(j, ','));
+    return sdl__ck_jp_want(j, '}');
 }
 
 static sdl__ck_entry *sdl__ck_find(sdl__ck_entry *es, int n, const char *name, bool meta) {
@@ -6295,7 +6295,7 @@ static sdl__ck_entry *sdl__ck_match(sdl__ck_entry *es, int n, const char *name, 
 SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim *o, sdl_checkpoint_info *info) {
     if (!path || !m) return sdl_fail(SDL_ERR_ARG, "checkpoint_load: NULL path or model");
     if (o && o->model != m) return sdl_fail(SDL_ERR_ARG, "checkpoint_load '%s': the optimizer belongs to another model", path);
-    if (!sdl__little_endian()) return sdl_fail(SDL_ERR_STATE, "checkpoint_load '%s': big-endian hosts are not supported", path);
+    if (!sdl__ck_little_endian()) return sdl_fail(SDL_ERR_STATE, "checkpoint_load '%s': big-endian hosts are not supported", path);
     FILE *f = fopen(path, "rb");
     if (!f) return sdl_fail(SDL_ERR_IO, "checkpoint_load: cannot open '%s': %s", path, strerror(errno));
     sdl_result r = SDL_OK;
@@ -6322,7 +6322,7 @@ SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim
     if (!text || !pool) { r = SDL_ERR_OOM; goto done; }
     if (fread(text, 1, (size_t)hl, f) != (size_t)hl) { r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s': cannot read the header", path); goto done; }
     {
-        sdl__jp j;
+        sdl__ck_jp j;
         j.p = text;
         j.end = text + hl;
         j.pool = pool;
@@ -6342,9 +6342,9 @@ SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim
         sdl__ck_entry *me = sdl__ck_find(es, n, "optim_nstate", true), *mk = sdl__ck_find(es, n, "optim", true);
         if (o) {
             if (!me || !mk) sdl__ck_problem(msg, sizeof msg, &problems, "the file holds no optimizer state");
-            else if (atoi(me->value) != o->nstate || atoi(mk->value) != sdl__optim_kind_num(o))
+            else if (atoi(me->value) != o->nstate || atoi(mk->value) != sdl__ck_optim_kind(o))
                 sdl__ck_problem(msg, sizeof msg, &problems, "the file's optimizer (kind %s, %s state slots) is not this one (kind %d, %d slots)",
-                                mk->value, me->value, sdl__optim_kind_num(o), o->nstate);
+                                mk->value, me->value, sdl__ck_optim_kind(o), o->nstate);
         }
         if (!problems) {
             for (int i = 0; sdl__ck_item(m, o, i, name, sizeof name, &dst, &like); i++)

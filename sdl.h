@@ -647,10 +647,98 @@ SDL_API void sdl_loader_set_epoch(sdl_loader *l, int64_t epoch);
 SDL_API bool sdl_loader_next(sdl_loader *l, sdl_tensor **x, sdl_tensor **y);
 SDL_API int64_t sdl_loader_num_batches(const sdl_loader *l);
 SDL_API void sdl_loader_free(sdl_loader *l);
+/* Loader details. An epoch's order is a Fisher-Yates shuffle drawn from hash(seed, epoch, i);
+   pad-crop offsets and flips from hash(seed, epoch, sample index). Crop and flip act on the
+   bytes (padding is byte 0, so it normalises to -mean/std), then x = (byte/255 - mean) / std.
+   After an epoch's last batch the loader moves to the next epoch by itself (and starts
+   prefetching it); sdl_loader_set_epoch(e) chooses one explicitly, as on resume. */
+SDL_API int64_t sdl_loader_num_samples(const sdl_loader *l); /* this rank's, padding included */
+SDL_API int64_t sdl_loader_epoch(const sdl_loader *l);       /* the epoch next() serves */
 
-/* >>decl-train */
+/* >>decl-train: timers, meters, progress lines, results CSV, flags */
+SDL_API double sdl_now(void); /* seconds from a monotonic clock (wall clock under strict -std=c99/c11) */
 
-/* >>decl-checkpoint */
+/* running mean of a per-batch loss, weighted by batch size, and accuracy */
+typedef struct sdl_meter {
+    double loss_sum;  /* sum of loss * count */
+    int64_t correct, count, batches;
+} sdl_meter;
+SDL_API void sdl_meter_reset(sdl_meter *m);
+SDL_API void sdl_meter_add(sdl_meter *m, float batch_loss, int64_t correct, int64_t count);
+SDL_API double sdl_meter_loss(const sdl_meter *m);     /* 0 when empty */
+SDL_API double sdl_meter_accuracy(const sdl_meter *m); /* 0 when empty */
+
+/* one row of the results CSV */
+typedef struct sdl_epoch_stats {
+    int64_t epoch;           /* 1-based in the CSV, as printed */
+    double loss, accuracy, val_loss, val_accuracy, lr, time; /* time: seconds this epoch */
+} sdl_epoch_stats;
+/* Appends a row to path, writing the header "epoch,loss,accuracy,val_loss,val_accuracy,lr,time"
+   first when the file is new or empty. remove() the file yourself to start over. */
+SDL_API sdl_result sdl_csv_append(const char *path, const sdl_epoch_stats *s);
+
+/* A per-epoch progress bar on a terminal (redrawn at most 10 times a second), nothing on a
+   pipe or file; sdl_progress_end prints one plain summary line in both cases. */
+typedef struct sdl_progress {
+    FILE *out;               /* NULL: stdout */
+    int64_t epoch, epochs;   /* 1-based epoch of epochs, for the label */
+    int64_t total;           /* batches this epoch */
+    double start, last_draw;
+    bool tty;
+} sdl_progress;
+SDL_API void sdl_progress_begin(sdl_progress *p, FILE *out, int64_t epoch, int64_t epochs, int64_t total);
+SDL_API void sdl_progress_update(sdl_progress *p, int64_t done, const sdl_meter *m);
+SDL_API void sdl_progress_end(sdl_progress *p, const sdl_epoch_stats *s);
+/* prints "total images/sec: X" (the line the courses' scripts grep for) */
+SDL_API void sdl_print_throughput(FILE *out, double images, double seconds);
+
+/* Flags. A program lists its flags in a table whose values hold the defaults:
+      int epochs = 5; float lr = 0.01f; const char *data = "data";
+      sdl_arg args[] = {{"epochs", SDL_ARG_INT, &epochs, "epochs to train"},
+                        {"lr|learning-rate", SDL_ARG_FLOAT, &lr, "learning rate"},
+                        {"data", SDL_ARG_STRING, &data, "dataset folder"}};
+      if (sdl_args_parse(argc, argv, args, 3) != SDL_OK) { puts(sdl_last_error()); return 2; }
+   "--batch-size 64", "--batch_size=64" and "--batch-size=64" all work ('_' and '-' match);
+   "a|b" gives a flag two names; a bool flag takes no value ("--flag", "--flag=false",
+   "--no-flag"); "-h" means "--help" when the table has "help". Unknown flags, missing or
+   bad values are an SDL_ERR_ARG naming the flag; the library never exits. */
+typedef enum sdl_arg_type {
+    SDL_ARG_DEFAULT = 0, /* int */
+    SDL_ARG_INT,         /* value: int * */
+    SDL_ARG_FLOAT,       /* value: float * */
+    SDL_ARG_STRING,      /* value: const char ** (points into argv) */
+    SDL_ARG_BOOL         /* value: bool * */
+} sdl_arg_type;
+typedef struct sdl_arg {
+    const char *name;    /* "batch-size", or "lr|learning-rate" */
+    sdl_arg_type type;
+    void *value;         /* holds the default; set by the parser */
+    const char *help;
+} sdl_arg;
+SDL_API sdl_result sdl_args_parse(int argc, char **argv, sdl_arg *args, int nargs);
+SDL_API void sdl_args_usage(FILE *out, const char *prog, const sdl_arg *args, int nargs);
+
+/* >>decl-checkpoint: safetensors files (PyTorch's safetensors.torch.load_file reads them).
+   Layout: u64 little-endian header size N, N bytes of JSON (space padded to 8 bytes), data.
+   Tensors (all "F32"): every parameter and buffer under its own name ("fc1.weight"), and,
+   with an optimizer, its state slot of each parameter as "optim.<slot>.<name>" with
+   PyTorch's slot names (sdl_optim_state_name: "optim.momentum_buffer.fc1.weight",
+   "optim.exp_avg.fc1.weight", "optim.exp_avg_sq.fc1.weight"). "__metadata__" holds
+   strings: format "pt", sdl "1", epoch, step, lr, optim (sdl_optim_kind number),
+   optim_nstate, optim_micro (accumulation), rng_seed, rng_counter. Saving writes path.tmp in the same folder, fsyncs and renames, so a crash
+   leaves the old file whole. Loading checks every name, shape and dtype before it changes
+   anything, restores the optimizer (state, step, lr) and the global RNG (so dropout goes on
+   as if never stopped), and names what differs. Data is little-endian f32. */
+typedef struct sdl_checkpoint_info {
+    int64_t epoch;       /* what was passed to save: epochs finished */
+    int64_t step;        /* optimizer steps taken */
+    float lr;
+    uint64_t rng_seed, rng_counter;
+} sdl_checkpoint_info;
+/* o may be NULL (weights only) */
+SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl_optim *o, int64_t epoch);
+/* o may be NULL (optimizer entries in the file are then skipped); info may be NULL */
+SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim *o, sdl_checkpoint_info *info);
 
 /* >>decl-profile */
 /* Time per op type, forward and backward, summed over calls. On when the environment has
@@ -5558,10 +5646,888 @@ SDL_API sdl_result sdl_write_shards(const sdl_dataset *d, const char *prefix, in
 }
 
 /* >>loader */
+/* The epoch's sample list: perm is a Fisher-Yates shuffle of [0, n) keyed by (seed, epoch);
+   rank r takes padded positions r, r + world, ... where position p >= n repeats perm[p % n]
+   (torch's DistributedSampler). Batches fill preallocated slots: a ring of prefetch + 1, so
+   the batch the caller holds is never overwritten while the thread fills the next ones. */
+#define SDL__LOADER_SHUFFLE 0x73687566666C65ull /* "shuffle" */
+#define SDL__LOADER_AUGMENT 0x6175676D656E74ull /* "augment" */
 
-/* >>train */
+struct sdl_loader {
+    sdl_loader_desc d;
+    int64_t n, per_rank, nbatches, chw;
+    int64_t epoch;
+    int64_t *perm;     /* n */
+    int64_t *idx;      /* per_rank: dataset indices of this rank, this epoch */
+    int nslots;
+    sdl_tensor **x, **y;
+    int64_t produced, taken; /* batches filled / handed out this epoch */
+    bool threaded;
+#ifndef SDL_NO_THREADS
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;       /* one condition for every change; few waiters, so broadcast */
+    bool active, busy, stop;
+#endif
+};
 
-/* >>checkpoint */
+/* this epoch's perm and idx (the filler must be idle) */
+static void sdl__loader_order(sdl_loader *l) {
+    int64_t n = l->n;
+    for (int64_t i = 0; i < n; i++) l->perm[i] = i;
+    if (l->d.shuffle)
+        for (int64_t i = n - 1; i > 0; i--) {
+            int64_t j = (int64_t)(sdl__hash3(l->d.seed ^ SDL__LOADER_SHUFFLE, (uint64_t)l->epoch, (uint64_t)i) % (uint64_t)(i + 1));
+            int64_t t = l->perm[i]; l->perm[i] = l->perm[j]; l->perm[j] = t;
+        }
+    for (int64_t k = 0; k < l->per_rank; k++) l->idx[k] = l->perm[(l->d.rank + k * l->d.world_size) % n];
+}
+
+/* one sample: crop (offsets oy, ox in [-pad, pad]) then flip on bytes, then scale */
+static void sdl__loader_sample(const sdl_loader *l, int64_t s, float *out) {
+    const sdl_dataset *ds = l->d.data;
+    const uint8_t *src = ds->images + s * l->chw;
+    int C = ds->c, H = ds->h, W = ds->w, p = l->d.pad_crop;
+    int oy = 0, ox = 0;
+    bool flip = false;
+    uint64_t key = l->d.seed ^ SDL__LOADER_AUGMENT, e = (uint64_t)l->epoch;
+    if (p > 0) {
+        oy = (int)(sdl__hash3(key, e, (uint64_t)s * 4 + 0) % (uint64_t)(2 * p + 1)) - p;
+        ox = (int)(sdl__hash3(key, e, (uint64_t)s * 4 + 1) % (uint64_t)(2 * p + 1)) - p;
+    }
+    if (l->d.hflip) flip = (sdl__hash3(key, e, (uint64_t)s * 4 + 2) >> 63) != 0;
+    for (int c = 0; c < C; c++) {
+        float mean = c < 4 ? l->d.mean[c] : 0.0f, sd = c < 4 ? l->d.std[c] : 0.0f;
+        const uint8_t *plane = src + (int64_t)c * H * W;
+        float *o = out + (int64_t)c * H * W;
+        for (int i = 0; i < H; i++) {
+            int si = i + oy;
+            for (int j = 0; j < W; j++) {
+                int sj = (flip ? W - 1 - j : j) + ox;
+                uint8_t v = (si >= 0 && si < H && sj >= 0 && sj < W) ? plane[si * W + sj] : 0;
+                float f = (float)v / 255.0f;
+                o[i * W + j] = sd != 0.0f ? (f - mean) / sd : f;
+            }
+        }
+    }
+}
+
+/* batch b of this epoch into slot b % nslots */
+static void sdl__loader_fill(sdl_loader *l, int64_t b) {
+    int slot = (int)(b % l->nslots);
+    sdl_tensor *x = l->x[slot], *y = l->y[slot];
+    int64_t B = l->d.batch_size, start = b * B, cnt = l->per_rank - start < B ? l->per_rank - start : B;
+    x->shape[0] = cnt;
+    x->numel = cnt * l->chw;
+    y->shape[0] = cnt;
+    y->numel = cnt;
+    for (int64_t i = 0; i < cnt; i++) {
+        int64_t s = l->idx[start + i];
+        sdl__loader_sample(l, s, sdl_f32(x) + i * l->chw);
+        sdl_i32(y)[i] = l->d.data->labels[s];
+    }
+}
+
+#ifndef SDL_NO_THREADS
+/* the prefetch thread: fills batch `produced` while the ring has room */
+static void *sdl__loader_thread(void *arg) {
+    sdl_loader *l = (sdl_loader *)arg;
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        int64_t held = l->taken > 0 ? l->taken - 1 : 0; /* oldest slot still in use */
+        if (l->stop) break;
+        if (!l->active || l->produced >= l->nbatches || l->produced >= held + l->nslots) {
+            pthread_cond_wait(&l->cv, &l->mu);
+            continue;
+        }
+        int64_t b = l->produced;
+        l->busy = true;
+        pthread_mutex_unlock(&l->mu);
+        sdl__loader_fill(l, b);
+        pthread_mutex_lock(&l->mu);
+        l->busy = false;
+        l->produced++;
+        pthread_cond_broadcast(&l->cv);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+#endif
+
+/* starts epoch e: call with the filler idle (sync mode, or lock held and !busy) */
+static void sdl__loader_start(sdl_loader *l, int64_t e) {
+    l->epoch = e;
+    l->produced = l->taken = 0;
+    sdl__loader_order(l);
+#ifndef SDL_NO_THREADS
+    l->active = l->threaded;
+#endif
+}
+
+SDL_API void sdl_loader_free(sdl_loader *l) {
+    if (!l) return;
+#ifndef SDL_NO_THREADS
+    if (l->threaded) {
+        pthread_mutex_lock(&l->mu);
+        l->stop = true;
+        pthread_cond_broadcast(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->thread, NULL);
+        pthread_mutex_destroy(&l->mu);
+        pthread_cond_destroy(&l->cv);
+    }
+#endif
+    for (int i = 0; l->x && i < l->nslots; i++) {
+        sdl_tensor_free(l->x[i]);
+        sdl_tensor_free(l->y[i]);
+    }
+    SDL_DEALLOC(l->x);
+    SDL_DEALLOC(l->y);
+    SDL_DEALLOC(l->perm);
+    SDL_DEALLOC(l->idx);
+    SDL_DEALLOC(l);
+}
+
+SDL_API sdl_loader *sdl_loader_new(const sdl_loader_desc *desc) {
+    if (!desc || !desc->data) { sdl_fail(SDL_ERR_ARG, "loader_new: NULL desc or dataset"); return NULL; }
+    const sdl_dataset *ds = desc->data;
+    if (ds->n <= 0 || ds->c <= 0 || ds->h <= 0 || ds->w <= 0 || !ds->images || !ds->labels) {
+        sdl_fail(SDL_ERR_ARG, "loader_new: empty dataset (n %lld, %d x %d x %d)", (long long)ds->n, ds->c, ds->h, ds->w);
+        return NULL;
+    }
+    sdl_loader_desc d = *desc;
+    if (d.batch_size == 0) d.batch_size = 64;
+    if (d.world_size == 0) d.world_size = 1;
+    if (d.prefetch == 0) d.prefetch = 2;
+    if (d.batch_size < 0 || d.world_size < 0 || d.rank < 0 || d.rank >= d.world_size || d.pad_crop < 0 || d.prefetch < -1) {
+        sdl_fail(SDL_ERR_ARG, "loader_new: bad batch_size %d, rank %d of world_size %d, pad_crop %d or prefetch %d",
+                 d.batch_size, d.rank, d.world_size, d.pad_crop, d.prefetch);
+        return NULL;
+    }
+    if (ds->c > 4)
+        for (int c = 0; c < 4; c++)
+            if (d.std[c] != 0.0f) { sdl_fail(SDL_ERR_ARG, "loader_new: mean/std cover 4 channels, the data has %d", ds->c); return NULL; }
+    sdl_loader *l = (sdl_loader *)sdl__calloc(1, sizeof(sdl_loader));
+    if (!l) return NULL;
+    l->d = d;
+    l->n = ds->n;
+    l->chw = (int64_t)ds->c * ds->h * ds->w;
+    l->per_rank = (l->n + d.world_size - 1) / d.world_size;
+    l->nbatches = d.drop_last ? l->per_rank / d.batch_size : (l->per_rank + d.batch_size - 1) / d.batch_size;
+#ifndef SDL_NO_THREADS
+    l->threaded = d.prefetch > 0;
+#endif
+    l->nslots = l->threaded ? d.prefetch + 1 : 1;
+    l->perm = (int64_t *)sdl__calloc((size_t)l->n, sizeof(int64_t));
+    l->idx = (int64_t *)sdl__calloc((size_t)l->per_rank, sizeof(int64_t));
+    l->x = (sdl_tensor **)sdl__calloc((size_t)l->nslots, sizeof(sdl_tensor *));
+    l->y = (sdl_tensor **)sdl__calloc((size_t)l->nslots, sizeof(sdl_tensor *));
+    if (!l->perm || !l->idx || !l->x || !l->y) { l->threaded = false; sdl_loader_free(l); return NULL; }
+    for (int i = 0; i < l->nslots; i++) {
+        l->x[i] = sdl_tensor_new(sdl_shape4(d.batch_size, ds->c, ds->h, ds->w), SDL_F32);
+        l->y[i] = sdl_tensor_new(sdl_shape1(d.batch_size), SDL_I32);
+        if (!l->x[i] || !l->y[i]) { l->threaded = false; sdl_loader_free(l); return NULL; }
+    }
+#ifndef SDL_NO_THREADS
+    if (l->threaded) {
+        pthread_mutex_init(&l->mu, NULL);
+        pthread_cond_init(&l->cv, NULL);
+        pthread_mutex_lock(&l->mu);
+        sdl__loader_start(l, 0);
+        pthread_mutex_unlock(&l->mu);
+        if (pthread_create(&l->thread, NULL, sdl__loader_thread, l) != 0) {
+            pthread_mutex_destroy(&l->mu);
+            pthread_cond_destroy(&l->cv);
+            l->threaded = false; /* go on without a thread */
+            l->active = false;
+        }
+        return l;
+    }
+#endif
+    sdl__loader_start(l, 0);
+    return l;
+}
+
+SDL_API void sdl_loader_set_epoch(sdl_loader *l, int64_t epoch) {
+    if (!l) return;
+#ifndef SDL_NO_THREADS
+    if (l->threaded) {
+        pthread_mutex_lock(&l->mu);
+        if (epoch != l->epoch || l->taken != 0) {
+            l->active = false;
+            while (l->busy) pthread_cond_wait(&l->cv, &l->mu);
+            sdl__loader_start(l, epoch);
+            pthread_cond_broadcast(&l->cv);
+        }
+        pthread_mutex_unlock(&l->mu);
+        return;
+    }
+#endif
+    if (epoch != l->epoch || l->taken != 0) sdl__loader_start(l, epoch);
+}
+
+SDL_API bool sdl_loader_next(sdl_loader *l, sdl_tensor **x, sdl_tensor **y) {
+    if (!l || !x || !y) { sdl_fail(SDL_ERR_ARG, "loader_next: NULL argument"); return false; }
+    *x = *y = NULL;
+#ifndef SDL_NO_THREADS
+    if (l->threaded) {
+        pthread_mutex_lock(&l->mu);
+        if (l->taken >= l->nbatches) { /* the epoch is over: move on and prefetch the next */
+            sdl__loader_start(l, l->epoch + 1);
+            pthread_cond_broadcast(&l->cv);
+            pthread_mutex_unlock(&l->mu);
+            return false;
+        }
+        int64_t b = l->taken++;
+        pthread_cond_broadcast(&l->cv); /* the previous batch's slot is free */
+        while (l->produced <= b) pthread_cond_wait(&l->cv, &l->mu);
+        pthread_mutex_unlock(&l->mu);
+        *x = l->x[b % l->nslots];
+        *y = l->y[b % l->nslots];
+        return true;
+    }
+#endif
+    if (l->taken >= l->nbatches) {
+        sdl__loader_start(l, l->epoch + 1);
+        return false;
+    }
+    sdl__loader_fill(l, l->taken);
+    *x = l->x[0];
+    *y = l->y[0];
+    l->taken++;
+    return true;
+}
+
+SDL_API int64_t sdl_loader_num_batches(const sdl_loader *l) { return l ? l->nbatches : 0; }
+SDL_API int64_t sdl_loader_num_samples(const sdl_loader *l) { return l ? l->per_rank : 0; }
+SDL_API int64_t sdl_loader_epoch(const sdl_loader *l) { return l ? l->epoch : 0; }
+
+/* >>train: timer, meters, progress, results CSV, flags */
+#ifdef __cplusplus
+}
+#endif
+#include <time.h>
+#include <errno.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#include <fcntl.h>
+#define SDL__TRAIN_POSIX 1
+#endif
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+SDL_API double sdl_now(void) {
+#if defined(CLOCK_MONOTONIC)
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#elif defined(TIME_UTC)
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#else
+    return (double)clock() / CLOCKS_PER_SEC; /* strict C99: processor time */
+#endif
+}
+
+SDL_API void sdl_meter_reset(sdl_meter *m) { if (m) memset(m, 0, sizeof *m); }
+SDL_API void sdl_meter_add(sdl_meter *m, float batch_loss, int64_t correct, int64_t count) {
+    if (!m) return;
+    m->loss_sum += (double)batch_loss * (double)count;
+    m->correct += correct;
+    m->count += count;
+    m->batches++;
+}
+SDL_API double sdl_meter_loss(const sdl_meter *m) { return m && m->count ? m->loss_sum / (double)m->count : 0.0; }
+SDL_API double sdl_meter_accuracy(const sdl_meter *m) { return m && m->count ? (double)m->correct / (double)m->count : 0.0; }
+
+SDL_API sdl_result sdl_csv_append(const char *path, const sdl_epoch_stats *s) {
+    if (!path || !s) return sdl_fail(SDL_ERR_ARG, "csv_append: NULL path or stats");
+    FILE *f = fopen(path, "ab");
+    if (!f) return sdl_fail(SDL_ERR_IO, "csv_append: cannot open '%s': %s", path, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    if (ftell(f) == 0) fprintf(f, "epoch,loss,accuracy,val_loss,val_accuracy,lr,time\n");
+    fprintf(f, "%lld,%.6f,%.6f,%.6f,%.6f,%.8g,%.3f\n", (long long)s->epoch, s->loss, s->accuracy,
+            s->val_loss, s->val_accuracy, s->lr, s->time);
+    if (fclose(f) != 0) return sdl_fail(SDL_ERR_IO, "csv_append: cannot write '%s'", path);
+    return SDL_OK;
+}
+
+static bool sdl__train_isatty(FILE *f) {
+#ifdef SDL__TRAIN_POSIX
+    if (f == stdout) return isatty(1) != 0;
+    if (f == stderr) return isatty(2) != 0;
+#endif
+    SDL__UNUSED(f);
+    return false;
+}
+
+SDL_API void sdl_progress_begin(sdl_progress *p, FILE *out, int64_t epoch, int64_t epochs, int64_t total) {
+    if (!p) return;
+    memset(p, 0, sizeof *p);
+    p->out = out ? out : stdout;
+    p->epoch = epoch;
+    p->epochs = epochs;
+    p->total = total;
+    p->start = sdl_now();
+    p->tty = sdl__train_isatty(p->out);
+}
+
+SDL_API void sdl_progress_update(sdl_progress *p, int64_t done, const sdl_meter *m) {
+    if (!p || !p->tty) return;
+    double now = sdl_now();
+    if (done < p->total && now - p->last_draw < 0.1) return;
+    p->last_draw = now;
+    char bar[31];
+    int fill = p->total > 0 ? (int)(30 * done / p->total) : 30;
+    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
+    bar[30] = 0;
+    fprintf(p->out, "\r\033[Kepoch %lld/%lld [%s] %lld/%lld loss %.4f acc %.4f %.1fs", (long long)p->epoch,
+            (long long)p->epochs, bar, (long long)done, (long long)p->total, sdl_meter_loss(m),
+            sdl_meter_accuracy(m), now - p->start);
+    fflush(p->out);
+}
+
+SDL_API void sdl_progress_end(sdl_progress *p, const sdl_epoch_stats *s) {
+    if (!p || !s) return;
+    if (p->tty) fprintf(p->out, "\r\033[K");
+    fprintf(p->out, "epoch %lld/%lld: loss %.4f acc %.4f val_loss %.4f val_acc %.4f lr %.6g time %.1fs\n",
+            (long long)s->epoch, (long long)p->epochs, s->loss, s->accuracy, s->val_loss, s->val_accuracy,
+            s->lr, s->time);
+    fflush(p->out);
+}
+
+SDL_API void sdl_print_throughput(FILE *out, double images, double seconds) {
+    fprintf(out ? out : stdout, "total images/sec: %.2f\n", seconds > 0.0 ? images / seconds : 0.0);
+}
+
+/* does flag text [s, s+n) equal one of the '|'-separated names, '_' matching '-'? */
+static bool sdl__train_flag_is(const char *names, const char *s, size_t n) {
+    for (const char *a = names; *a;) {
+        size_t len = strcspn(a, "|"), i = 0;
+        if (len == n) {
+            for (i = 0; i < n; i++) {
+                char x = a[i] == '_' ? '-' : a[i], y = s[i] == '_' ? '-' : s[i];
+                if (x != y) break;
+            }
+            if (i == n) return true;
+        }
+        a += len;
+        if (*a == '|') a++;
+    }
+    return false;
+}
+
+static sdl_arg *sdl__train_flag_find(sdl_arg *args, int nargs, const char *s, size_t n) {
+    for (int i = 0; i < nargs; i++)
+        if (args[i].name && sdl__train_flag_is(args[i].name, s, n)) return &args[i];
+    return NULL;
+}
+
+static sdl_result sdl__train_flag_set(sdl_arg *a, const char *flag, const char *v) {
+    char *end = NULL;
+    errno = 0;
+    switch (a->type) {
+    case SDL_ARG_DEFAULT: case SDL_ARG_INT: {
+        long x = strtol(v, &end, 10);
+        if (end == v || *end || errno || x < -2147483647L - 1 || x > 2147483647L)
+            return sdl_fail(SDL_ERR_ARG, "flag --%s wants an integer, got '%s'", flag, v);
+        *(int *)a->value = (int)x;
+        return SDL_OK;
+    }
+    case SDL_ARG_FLOAT: {
+        double x = strtod(v, &end);
+        if (end == v || *end || errno) return sdl_fail(SDL_ERR_ARG, "flag --%s wants a number, got '%s'", flag, v);
+        *(float *)a->value = (float)x;
+        return SDL_OK;
+    }
+    case SDL_ARG_STRING:
+        *(const char **)a->value = v;
+        return SDL_OK;
+    case SDL_ARG_BOOL:
+        if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes")) *(bool *)a->value = true;
+        else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no")) *(bool *)a->value = false;
+        else return sdl_fail(SDL_ERR_ARG, "flag --%s wants true or false, got '%s'", flag, v);
+        return SDL_OK;
+    }
+    return sdl_fail(SDL_ERR_ARG, "flag --%s has an unknown type %d in the program's table", flag, (int)a->type);
+}
+
+SDL_API sdl_result sdl_args_parse(int argc, char **argv, sdl_arg *args, int nargs) {
+    if (argc > 0 && !argv) return sdl_fail(SDL_ERR_ARG, "args_parse: NULL argv");
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        if (!strcmp(s, "-h")) s = "--help";
+        if (s[0] != '-' || s[1] != '-' || !s[2]) return sdl_fail(SDL_ERR_ARG, "unexpected argument '%s' (flags start with --)", argv[i]);
+        s += 2;
+        const char *eq = strchr(s, '=');
+        size_t n = eq ? (size_t)(eq - s) : strlen(s);
+        char flag[64];
+        snprintf(flag, sizeof flag, "%.*s", (int)n, s);
+        sdl_arg *a = sdl__train_flag_find(args, nargs, s, n);
+        if (!a && n > 3 && !strncmp(s, "no-", 3) && !eq) { /* --no-flag */
+            a = sdl__train_flag_find(args, nargs, s + 3, n - 3);
+            if (a && a->type == SDL_ARG_BOOL) { *(bool *)a->value = false; continue; }
+            a = NULL;
+        }
+        if (!a) return sdl_fail(SDL_ERR_ARG, "unknown flag --%s", flag);
+        if (!a->value) return sdl_fail(SDL_ERR_ARG, "flag --%s has no value pointer in the program's table", flag);
+        const char *v = eq ? eq + 1 : NULL;
+        if (!v && a->type == SDL_ARG_BOOL) { *(bool *)a->value = true; continue; }
+        if (!v) {
+            if (i + 1 >= argc) return sdl_fail(SDL_ERR_ARG, "flag --%s needs a value", flag);
+            v = argv[++i];
+        }
+        sdl_result r = sdl__train_flag_set(a, flag, v);
+        if (r != SDL_OK) return r;
+    }
+    return SDL_OK;
+}
+
+SDL_API void sdl_args_usage(FILE *out, const char *prog, const sdl_arg *args, int nargs) {
+    if (!out) out = stdout;
+    fprintf(out, "usage: %s [flags]   ('_' and '-' are the same in flag names)\n", prog ? prog : "prog");
+    for (int i = 0; i < nargs; i++) {
+        const sdl_arg *a = &args[i];
+        char names[128], dflt[96] = "";
+        size_t k = 2;
+        memcpy(names, "--", 2);
+        for (const char *c = a->name ? a->name : ""; *c && k + 5 < sizeof names; c++) {
+            if (*c == '|') { memcpy(names + k, ", --", 4); k += 4; }
+            else names[k++] = *c;
+        }
+        names[k] = 0;
+        if (a->value) switch (a->type) {
+        case SDL_ARG_FLOAT: snprintf(dflt, sizeof dflt, "%g", (double)*(const float *)a->value); break;
+        case SDL_ARG_STRING: snprintf(dflt, sizeof dflt, "%s", *(const char *const *)a->value ? *(const char *const *)a->value : ""); break;
+        case SDL_ARG_BOOL: snprintf(dflt, sizeof dflt, "%s", *(const bool *)a->value ? "true" : "false"); break;
+        default: snprintf(dflt, sizeof dflt, "%d", *(const int *)a->value); break;
+        }
+        fprintf(out, "  %-28s %s (default %s)\n", names, a->help ? a->help : "", dflt);
+    }
+}
+
+/* >>checkpoint: safetensors writer and reader (see >>decl-checkpoint) */
+typedef struct sdl__ck_buf { char *p; size_t n, cap; bool oom; } sdl__ck_buf;
+
+static void sdl__ck_put(sdl__ck_buf *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->n + n + 1) cap *= 2;
+        char *p = (char *)SDL_REALLOC(b->p, cap);
+        if (!p) { b->oom = true; sdl_fail(SDL_ERR_OOM, "out of memory"); return; }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+}
+static void sdl__ck_printf(sdl__ck_buf *b, const char *fmt, ...) {
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0) sdl__ck_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+static void sdl__ck_json_str(sdl__ck_buf *b, const char *s) {
+    sdl__ck_put(b, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') { char e[2] = {'\\', (char)c}; sdl__ck_put(b, e, 2); }
+        else if (c < 0x20) sdl__ck_printf(b, "\\u%04x", c);
+        else sdl__ck_put(b, (const char *)&c, 1);
+    }
+    sdl__ck_put(b, "\"", 1);
+}
+
+static bool sdl__ck_little_endian(void) { uint16_t x = 1; uint8_t b; memcpy(&b, &x, 1); return b == 1; }
+
+/* item i of what a checkpoint holds: parameters, buffers, then optimizer slots */
+static bool sdl__ck_item(sdl_model *m, const sdl_optim *o, int i, char *name, size_t cap, float **data, sdl_tensor **like) {
+    int np = m->nparams, nb = m->nbuffers, ns = o ? o->nstate : 0;
+    sdl_tensor *t;
+    if (i < np) { t = m->params[i]; *data = sdl_f32(t); snprintf(name, cap, "%s", t->name); }
+    else if (i < np + nb) { t = m->buffers[i - np]; *data = sdl_f32(t); snprintf(name, cap, "%s", t->name); }
+    else if (i < np + nb + ns * np) {
+        int k = (i - np - nb) / np, p = (i - np - nb) % np;
+        t = m->params[p];
+        const char *slot = sdl_optim_state_name(o, k);
+        *data = o->state + (int64_t)k * m->param_floats + m->param_offset[p];
+        if (slot) snprintf(name, cap, "optim.%s.%s", slot, t->name);
+        else snprintf(name, cap, "optim.%d.%s", k, t->name);
+    } else return false;
+    *like = t;
+    return true;
+}
+
+static int sdl__ck_optim_kind(const sdl_optim *o) { return o->desc.kind == SDL_OPTIM_DEFAULT ? (int)SDL_OPTIM_SGD : (int)o->desc.kind; }
+
+#ifdef SDL__TRAIN_POSIX
+static bool sdl__ck_write_all(int fd, const void *p, size_t n) {
+    const char *c = (const char *)p;
+    while (n > 0) {
+        ssize_t w = write(fd, c, n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return false;
+        c += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+#endif
+
+SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl_optim *o, int64_t epoch) {
+    if (!path || !m) return sdl_fail(SDL_ERR_ARG, "checkpoint_save: NULL path or model");
+    if (o && o->model != m) return sdl_fail(SDL_ERR_ARG, "checkpoint_save '%s': the optimizer belongs to another model", path);
+    if (o && o->nstate > 0 && !m->packed) return sdl_fail(SDL_ERR_STATE, "checkpoint_save '%s': optimizer state without a packed model", path);
+    if (!sdl__ck_little_endian()) return sdl_fail(SDL_ERR_STATE, "checkpoint_save '%s': big-endian hosts are not supported", path);
+    sdl__ck_buf h = {NULL, 0, 0, false};
+    sdl__ck_printf(&h, "{\"__metadata__\":{\"format\":\"pt\",\"sdl\":\"1\",\"epoch\":\"%lld\"", (long long)epoch);
+    if (o) {
+        sdl__ck_printf(&h, ",\"step\":\"%lld\",\"lr\":\"%.9g\",\"optim\":\"%d\",\"optim_nstate\":\"%d\",\"optim_micro\":\"%d\"",
+                        (long long)o->step, (double)o->lr, sdl__ck_optim_kind(o), o->nstate, o->micro);
+    }
+    sdl__ck_printf(&h, ",\"rng_seed\":\"%llu\",\"rng_counter\":\"%llu\"}", (unsigned long long)sdl_rng_seed(),
+                    (unsigned long long)sdl_rng_state());
+    char name[320];
+    float *data;
+    sdl_tensor *like;
+    int64_t off = 0;
+    for (int i = 0; sdl__ck_item(m, o, i, name, sizeof name, &data, &like); i++) {
+        sdl__ck_put(&h, ",", 1);
+        sdl__ck_json_str(&h, name);
+        sdl__ck_printf(&h, ":{\"dtype\":\"F32\",\"shape\":[");
+        for (int d = 0; d < like->ndim; d++) sdl__ck_printf(&h, d ? ",%lld" : "%lld", (long long)like->shape[d]);
+        sdl__ck_printf(&h, "],\"data_offsets\":[%lld,%lld]}", (long long)off, (long long)(off + like->numel * 4));
+        off += like->numel * 4;
+    }
+    sdl__ck_put(&h, "}", 1);
+    while (!h.oom && h.n % 8) sdl__ck_put(&h, " ", 1);
+    if (h.oom) { SDL_DEALLOC(h.p); return SDL_ERR_OOM; }
+    uint8_t len[8];
+    for (int i = 0; i < 8; i++) len[i] = (uint8_t)((uint64_t)h.n >> (8 * i));
+
+    size_t plen = strlen(path);
+    char *tmp = (char *)sdl__alloc(plen + 5);
+    if (!tmp) { SDL_DEALLOC(h.p); return SDL_ERR_OOM; }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp", 5);
+    bool ok;
+#ifdef SDL__TRAIN_POSIX
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        sdl_fail(SDL_ERR_IO, "checkpoint_save: cannot create '%s': %s", tmp, strerror(errno));
+        SDL_DEALLOC(h.p); SDL_DEALLOC(tmp);
+        return SDL_ERR_IO;
+    }
+    ok = sdl__ck_write_all(fd, len, 8) && sdl__ck_write_all(fd, h.p, h.n);
+    for (int i = 0; ok && sdl__ck_item(m, o, i, name, sizeof name, &data, &like); i++)
+        ok = sdl__ck_write_all(fd, data, (size_t)like->numel * 4);
+    int err = errno;
+    ok = ok && fsync(fd) == 0;
+    if (!ok) err = errno;
+    ok = (close(fd) == 0) && ok;
+    ok = ok && rename(tmp, path) == 0;
+    if (!ok) {
+        if (!err) err = errno;
+        unlink(tmp);
+        sdl_fail(SDL_ERR_IO, "checkpoint_save: cannot write '%s': %s", path, strerror(err));
+    } else { /* make the rename itself durable */
+        char *dir = tmp;
+        char *slash = strrchr(dir, '/');
+        if (slash) { *slash = 0; if (!*dir) memcpy(dir, "/", 2); } else memcpy(dir, ".", 2);
+        int dfd = open(dir, O_RDONLY);
+        if (dfd >= 0) { (void)fsync(dfd); close(dfd); }
+    }
+#else
+    FILE *f = fopen(tmp, "wb");
+    ok = f && fwrite(len, 1, 8, f) == 8 && fwrite(h.p, 1, h.n, f) == h.n;
+    for (int i = 0; ok && sdl__ck_item(m, o, i, name, sizeof name, &data, &like); i++)
+        ok = fwrite(data, 4, (size_t)like->numel, f) == (size_t)like->numel;
+    ok = f && fflush(f) == 0 && ok;
+    if (f) ok = (fclose(f) == 0) && ok;
+    if (ok) { remove(path); ok = rename(tmp, path) == 0; }
+    if (!ok) { remove(tmp); sdl_fail(SDL_ERR_IO, "checkpoint_save: cannot write '%s'", path); }
+#endif
+    SDL_DEALLOC(h.p);
+    SDL_DEALLOC(tmp);
+    return ok ? SDL_OK : SDL_ERR_IO;
+}
+
+/* ---- a small JSON reader for the header: strings land in one pool as long as the text */
+typedef struct sdl__ck_jp { const char *p, *end; char *pool; const char *err; } sdl__ck_jp;
+typedef struct sdl__ck_entry {
+    const char *name, *value; /* value: metadata entries; NULL for tensors */
+    const char *dtype;
+    sdl_shape shape;
+    int64_t begin, end;
+    bool used;
+} sdl__ck_entry;
+
+static void sdl__ck_jp_ws(sdl__ck_jp *j) { while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t')) j->p++; }
+static bool sdl__ck_jp_is(sdl__ck_jp *j, char c) { sdl__ck_jp_ws(j); if (j->p < j->end && *j->p == c) { j->p++; return true; } return false; }
+static bool sdl__ck_jp_want(sdl__ck_jp *j, char c) {
+    if (sdl__ck_jp_is(j, c)) return true;
+    if (!j->err) j->err = c == ':' ? "expected ':'" : c == ',' ? "expected ','" : c == '{' ? "expected '{'" : c == '[' ? "expected '['" : c == ']' ? "expected ']'" : "expected '\"'";
+    return false;
+}
+static const char *sdl__ck_jp_str(sdl__ck_jp *j) {
+    if (!sdl__ck_jp_want(j, '"')) return NULL;
+    char *out = j->pool, *o = out;
+    while (j->p < j->end && *j->p != '"') {
+        char c = *j->p++;
+        if (c == '\\') {
+            if (j->p >= j->end) break;
+            c = *j->p++;
+            if (c == 'n') c = '\n'; else if (c == 't') c = '\t'; else if (c == 'r') c = '\r';
+            else if (c == 'b') c = '\b'; else if (c == 'f') c = '\f';
+            else if (c == 'u') {
+                unsigned v = 0;
+                for (int k = 0; k < 4 && j->p < j->end; k++) {
+                    char h = *j->p++;
+                    v = v * 16 + (unsigned)(h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : 0);
+                }
+                c = v < 0x80 ? (char)v : '?';
+            }
+        }
+        *o++ = c;
+    }
+    if (j->p >= j->end) { if (!j->err) j->err = "unterminated string"; return NULL; }
+    j->p++;
+    *o++ = 0;
+    j->pool = o;
+    return out;
+}
+static bool sdl__ck_jp_int(sdl__ck_jp *j, int64_t *v) {
+    sdl__ck_jp_ws(j);
+    int64_t x = 0;
+    const char *s = j->p;
+    while (j->p < j->end && *j->p >= '0' && *j->p <= '9' && x <= (INT64_MAX - 9) / 10) x = x * 10 + (*j->p++ - '0');
+    if (j->p == s || (j->p < j->end && *j->p >= '0' && *j->p <= '9')) { if (!j->err) j->err = "expected a non-negative integer"; return false; }
+    *v = x;
+    return true;
+}
+static bool sdl__ck_jp_skip(sdl__ck_jp *j, int depth) {
+    sdl__ck_jp_ws(j);
+    if (depth > 32 || j->p >= j->end) { if (!j->err) j->err = "bad value"; return false; }
+    char c = *j->p;
+    if (c == '"') return sdl__ck_jp_str(j) != NULL;
+    if (c == '{' || c == '[') {
+        char close = c == '{' ? '}' : ']';
+        j->p++;
+        if (sdl__ck_jp_is(j, close)) return true;
+        do {
+            if (c == '{' && (!sdl__ck_jp_str(j) || !sdl__ck_jp_want(j, ':'))) return false;
+            if (!sdl__ck_jp_skip(j, depth + 1)) return false;
+        } while (sdl__ck_jp_is(j, ','));
+        return sdl__ck_jp_want(j, close);
+    }
+    const char *s = j->p;
+    while (j->p < j->end && (strchr("+-.eE", *j->p) || (*j->p >= '0' && *j->p <= '9') || (*j->p >= 'a' && *j->p <= 'z'))) j->p++;
+    if (j->p == s) { if (!j->err) j->err = "bad value"; return false; }
+    return true;
+}
+static bool sdl__ck_jp_push(sdl__ck_entry **es, int *n, int *cap, sdl__ck_entry e) {
+    if (*n == *cap) {
+        int nc = *cap ? 2 * *cap : 32;
+        sdl__ck_entry *p = (sdl__ck_entry *)SDL_REALLOC(*es, sizeof(sdl__ck_entry) * (size_t)nc);
+        if (!p) return false;
+        *es = p;
+        *cap = nc;
+    }
+    (*es)[(*n)++] = e;
+    return true;
+}
+/* {"__metadata__": {k: v}, name: {"dtype": s, "shape": [..], "data_offsets": [b, e]}, ...} */
+static bool sdl__ck_parse(sdl__ck_jp *j, sdl__ck_entry **es, int *n) {
+    int cap = 0;
+    if (!sdl__ck_jp_want(j, '{')) return false;
+    if (sdl__ck_jp_is(j, '}')) return true;
+    do {
+        sdl__ck_entry e;
+        memset(&e, 0, sizeof e);
+        e.name = sdl__ck_jp_str(j);
+        if (!e.name || !sdl__ck_jp_want(j, ':') || !sdl__ck_jp_want(j, '{')) return false;
+        bool meta = strcmp(e.name, "__metadata__") == 0, has_shape = false, has_off = false;
+        if (sdl__ck_jp_is(j, '}')) { if (meta) continue; j->err = "a tensor entry is empty"; return false; }
+        do {
+            const char *key = sdl__ck_jp_str(j);
+            if (!key || !sdl__ck_jp_want(j, ':')) return false;
+            if (meta) {
+                sdl__ck_entry me;
+                memset(&me, 0, sizeof me);
+                me.name = key;
+                me.value = sdl__ck_jp_str(j);
+                if (!me.value) return false;
+                if (!sdl__ck_jp_push(es, n, &cap, me)) { j->err = "out of memory"; return false; }
+            } else if (!strcmp(key, "dtype")) {
+                if (!(e.dtype = sdl__ck_jp_str(j))) return false;
+            } else if (!strcmp(key, "shape")) {
+                if (!sdl__ck_jp_want(j, '[')) return false;
+                has_shape = true;
+                if (!sdl__ck_jp_is(j, ']')) {
+                    do {
+                        if (e.shape.ndim >= SDL_MAX_DIMS) { j->err = "a shape has too many dims"; return false; }
+                        if (!sdl__ck_jp_int(j, &e.shape.d[e.shape.ndim++])) return false;
+                    } while (sdl__ck_jp_is(j, ','));
+                    if (!sdl__ck_jp_want(j, ']')) return false;
+                }
+            } else if (!strcmp(key, "data_offsets")) {
+                if (!sdl__ck_jp_want(j, '[') || !sdl__ck_jp_int(j, &e.begin) || !sdl__ck_jp_want(j, ',') || !sdl__ck_jp_int(j, &e.end) || !sdl__ck_jp_want(j, ']')) return false;
+                has_off = true;
+            } else if (!sdl__ck_jp_skip(j, 0)) return false;
+        } while (sdl__ck_jp_is(j, ','));
+        if (!sdl__ck_jp_want(j, '}')) return false;
+        if (!meta) {
+            if (!e.dtype || !has_shape || !has_off) { j->err = "a tensor entry lacks dtype, shape or data_offsets"; return false; }
+            if (!sdl__ck_jp_push(es, n, &cap, e)) { j->err = "out of memory"; return false; }
+        }
+    } while (sdl__ck_jp_is(j, ','));
+    return sdl__ck_jp_want(j, '}');
+}
+
+static sdl__ck_entry *sdl__ck_find(sdl__ck_entry *es, int n, const char *name, bool meta) {
+    for (int i = 0; i < n; i++)
+        if ((es[i].value != NULL) == meta && !strcmp(es[i].name, name)) return &es[i];
+    return NULL;
+}
+
+/* appends "; what" to the list of differences (the first few are kept) */
+static void sdl__ck_problem(char *msg, size_t cap, int *count, const char *fmt, ...) {
+    if (++*count > 4) return;
+    size_t n = strlen(msg);
+    if (n + 3 >= cap) return;
+    if (n) { memcpy(msg + n, "; ", 3); n += 2; }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg + n, cap - n, fmt, ap);
+    va_end(ap);
+}
+
+/* the entry for a model tensor, checked; NULL (and a problem noted) when it does not fit */
+static sdl__ck_entry *sdl__ck_match(sdl__ck_entry *es, int n, const char *name, const sdl_tensor *like, int64_t data_len,
+                                    char *msg, size_t cap, int *count) {
+    sdl__ck_entry *e = sdl__ck_find(es, n, name, false);
+    char a[96], b[96];
+    if (!e) { sdl__ck_problem(msg, cap, count, "'%s' is missing", name); return NULL; }
+    e->used = true;
+    if (strcmp(e->dtype, "F32")) { sdl__ck_problem(msg, cap, count, "'%s' has dtype %s, sdl reads F32", name, e->dtype); return NULL; }
+    if (!sdl_shape_equal(e->shape, sdl_tensor_shape(like))) {
+        sdl__ck_problem(msg, cap, count, "'%s' has shape %s in the file, %s in the model", name,
+                        sdl_shape_str(e->shape, a, sizeof a), sdl_shape_str(sdl_tensor_shape(like), b, sizeof b));
+        return NULL;
+    }
+    if (e->end < e->begin || e->end - e->begin != like->numel * 4 || e->end > data_len) {
+        sdl__ck_problem(msg, cap, count, "'%s' has data_offsets [%lld, %lld] that do not fit %lld floats in %lld data bytes (truncated?)",
+                        name, (long long)e->begin, (long long)e->end, (long long)like->numel, (long long)data_len);
+        return NULL;
+    }
+    return e;
+}
+
+SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim *o, sdl_checkpoint_info *info) {
+    if (!path || !m) return sdl_fail(SDL_ERR_ARG, "checkpoint_load: NULL path or model");
+    if (o && o->model != m) return sdl_fail(SDL_ERR_ARG, "checkpoint_load '%s': the optimizer belongs to another model", path);
+    if (!sdl__ck_little_endian()) return sdl_fail(SDL_ERR_STATE, "checkpoint_load '%s': big-endian hosts are not supported", path);
+    FILE *f = fopen(path, "rb");
+    if (!f) return sdl_fail(SDL_ERR_IO, "checkpoint_load: cannot open '%s': %s", path, strerror(errno));
+    sdl_result r = SDL_OK;
+    char *text = NULL, *pool = NULL;
+    sdl__ck_entry *es = NULL;
+    int n = 0;
+    uint8_t len[8];
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint64_t hl = 0;
+    if (size < 8 || fread(len, 1, 8, f) != 8) {
+        r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s': %ld bytes, too short for a safetensors file", path, size);
+        goto done;
+    }
+    for (int i = 0; i < 8; i++) hl |= (uint64_t)len[i] << (8 * i);
+    if (hl < 2 || hl > (uint64_t)size - 8 || hl > ((uint64_t)1 << 28)) {
+        r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s': header size %llu does not fit a file of %ld bytes (truncated or not safetensors)",
+                     path, (unsigned long long)hl, size);
+        goto done;
+    }
+    text = (char *)sdl__alloc((size_t)hl + 1);
+    pool = (char *)sdl__alloc((size_t)hl + 1);
+    if (!text || !pool) { r = SDL_ERR_OOM; goto done; }
+    if (fread(text, 1, (size_t)hl, f) != (size_t)hl) { r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s': cannot read the header", path); goto done; }
+    {
+        sdl__ck_jp j;
+        j.p = text;
+        j.end = text + hl;
+        j.pool = pool;
+        j.err = NULL;
+        if (!sdl__ck_parse(&j, &es, &n)) {
+            r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s': bad header JSON at byte %ld: %s", path, (long)(j.p - text) + 8, j.err ? j.err : "?");
+            goto done;
+        }
+    }
+    {
+        int64_t data_len = (int64_t)size - 8 - (int64_t)hl;
+        char msg[400] = "";
+        int problems = 0;
+        char name[320];
+        float *dst;
+        sdl_tensor *like;
+        sdl__ck_entry *me = sdl__ck_find(es, n, "optim_nstate", true), *mk = sdl__ck_find(es, n, "optim", true);
+        if (o) {
+            if (!me || !mk) sdl__ck_problem(msg, sizeof msg, &problems, "the file holds no optimizer state");
+            else if (atoi(me->value) != o->nstate || atoi(mk->value) != sdl__ck_optim_kind(o))
+                sdl__ck_problem(msg, sizeof msg, &problems, "the file's optimizer (kind %s, %s state slots) is not this one (kind %d, %d slots)",
+                                mk->value, me->value, sdl__ck_optim_kind(o), o->nstate);
+        }
+        if (!problems) {
+            for (int i = 0; sdl__ck_item(m, o, i, name, sizeof name, &dst, &like); i++)
+                sdl__ck_match(es, n, name, like, data_len, msg, sizeof msg, &problems);
+            for (int i = 0; i < n; i++)
+                if (!es[i].value && !es[i].used && strncmp(es[i].name, "optim.", 6) != 0)
+                    sdl__ck_problem(msg, sizeof msg, &problems, "'%s' is in the file but not in the model", es[i].name);
+        }
+        if (problems) {
+            r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s' does not fit: %s%s", path, msg, problems > 4 ? "; and more" : "");
+            goto done;
+        }
+        for (int i = 0; sdl__ck_item(m, o, i, name, sizeof name, &dst, &like); i++) {
+            sdl__ck_entry *e = sdl__ck_find(es, n, name, false);
+            if (fseek(f, (long)(8 + hl + (uint64_t)e->begin), SEEK_SET) != 0 || fread(dst, 4, (size_t)like->numel, f) != (size_t)like->numel) {
+                r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s': cannot read the data of '%s' (truncated?)", path, name);
+                goto done;
+            }
+        }
+    }
+    {
+        sdl__ck_entry *e;
+        sdl_checkpoint_info ci;
+        memset(&ci, 0, sizeof ci);
+        ci.rng_seed = sdl_rng_seed();
+        ci.rng_counter = sdl_rng_state();
+        if ((e = sdl__ck_find(es, n, "epoch", true)) != NULL) ci.epoch = strtoll(e->value, NULL, 10);
+        if ((e = sdl__ck_find(es, n, "step", true)) != NULL) ci.step = strtoll(e->value, NULL, 10);
+        if ((e = sdl__ck_find(es, n, "lr", true)) != NULL) ci.lr = (float)strtod(e->value, NULL);
+        if ((e = sdl__ck_find(es, n, "rng_seed", true)) != NULL) ci.rng_seed = strtoull(e->value, NULL, 10);
+        if ((e = sdl__ck_find(es, n, "rng_counter", true)) != NULL) ci.rng_counter = strtoull(e->value, NULL, 10);
+        sdl_rng_set_state(ci.rng_seed, ci.rng_counter);
+        if (o) {
+            o->step = ci.step;
+            o->lr = ci.lr;
+            o->micro = (e = sdl__ck_find(es, n, "optim_micro", true)) != NULL ? atoi(e->value) : 0;
+        }
+        if (info) *info = ci;
+    }
+done:
+    fclose(f);
+    SDL_DEALLOC(text);
+    SDL_DEALLOC(pool);
+    SDL_DEALLOC(es);
+    return r;
+}
 
 /* >>profile */
 #ifdef __cplusplus

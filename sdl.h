@@ -3116,7 +3116,7 @@ static sdl_result sdl__shard_member(sdl__shard_reader *rd, const char *shard, co
         while (i < n && data[i] >= '0' && data[i] <= '9' && v <= INT32_MAX) v = v * 10 + (data[i++] - '0');
         size_t d1 = i;
         while (i < n && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r')) i++;
-        if (d1 == d0 || i != n || v > INT32_MAX)
+        if (d1 == d0 || i != n || v >= INT32_MAX) /* num_classes = label + 1 must fit */
             return sdl_fail(SDL_ERR_FORMAT, "%s: %s: a .cls member must hold one non-negative integer (ASCII)", shard, name);
         if (s->label >= 0) return sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has two labels", shard, s->key);
         s->label = v;

@@ -4987,6 +4987,25 @@ SDL_API sdl_result sdl_write_png(const char *path, const sdl_tensor *t, int nrow
     return r;
 }
 
+#ifndef SDL_NO_STB
+/* PNG chunks carry a CRC-32 that stb_image does not check (a flipped height byte would
+   decode as a smaller picture): walk the chunks and check each, up to IEND */
+static bool sdl__png_check(const char *what, const uint8_t *b, size_t n) {
+    if (n < 8 || memcmp(b, "\x89PNG\r\n\x1a\n", 8)) return true; /* not a PNG */
+    for (size_t pos = 8;;) {
+        if (n - pos < 12) { sdl_fail(SDL_ERR_FORMAT, "%s: truncated PNG (no IEND chunk)", what); return false; }
+        size_t len = sdl__be32(b + pos);
+        if (len > n - pos - 12) { sdl_fail(SDL_ERR_FORMAT, "%s: truncated PNG (a chunk runs past the end)", what); return false; }
+        if (sdl__crc32(0, b + pos + 4, len + 4) != sdl__be32(b + pos + 8 + len)) {
+            sdl_fail(SDL_ERR_FORMAT, "%s: PNG chunk '%.4s' at byte %zu fails its CRC-32 (corrupt)", what, (const char *)b + pos + 4, pos);
+            return false;
+        }
+        if (!memcmp(b + pos + 4, "IEND", 4)) return true;
+        pos += 12 + len;
+    }
+}
+#endif
+
 /* decodes an image file's bytes to CHW: *c channels (0: as stored, then set), h, w */
 static uint8_t *sdl__decode_image(const char *what, const uint8_t *bytes, size_t n, int *c, int *h, int *w) {
 #ifdef SDL_NO_STB
@@ -4995,6 +5014,7 @@ static uint8_t *sdl__decode_image(const char *what, const uint8_t *bytes, size_t
     return NULL;
 #else
     if (n > (size_t)INT32_MAX) { sdl_fail(SDL_ERR_FORMAT, "%s: over 2 GB", what); return NULL; }
+    if (!sdl__png_check(what, bytes, n)) return NULL;
     int comp = 0;
     stbi_uc *hwc = stbi_load_from_memory(bytes, (int)n, w, h, &comp, *c);
     if (!hwc) { sdl_fail(SDL_ERR_FORMAT, "%s: cannot decode the image (stb_image: %s)", what, stbi_failure_reason()); return NULL; }
@@ -5300,7 +5320,7 @@ static sdl_result sdl__shard_member(sdl__shard_reader *rd, const char *shard, co
         while (i < n && data[i] >= '0' && data[i] <= '9' && v <= INT32_MAX) v = v * 10 + (data[i++] - '0');
         size_t d1 = i;
         while (i < n && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r')) i++;
-        if (d1 == d0 || i != n || v > INT32_MAX)
+        if (d1 == d0 || i != n || v >= INT32_MAX) /* num_classes = label + 1 must fit */
             return sdl_fail(SDL_ERR_FORMAT, "%s: %s: a .cls member must hold one non-negative integer (ASCII)", shard, name);
         if (s->label >= 0) return sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has two labels", shard, s->key);
         s->label = v;

@@ -633,6 +633,20 @@ static void test_png_write_read(void) {
     sdl_tensor *two = sdl_tensor_new(sdl_shape3(2, 3, 3), SDL_U8);
     CHECK(sdl_write_png(tpath("x.png"), two, 0, 0, 0) == SDL_ERR_ARG && strstr(sdl_last_error(), "x.png"), "2 channels refused");
     sdl_tensor_free(two);
+    /* a JPEG made by Pillow (tests/data/make_jpeg_fixture.py): lossy, so close */
+    uint8_t rgb[8 * 8 * 3];
+    for (int y = 0; y < 8; y++)
+        for (int x = 0; x < 8; x++)
+            for (int k = 0; k < 3; k++) rgb[(y * 8 + x) * 3 + k] = (uint8_t)(40 + 10 * x + 12 * y + 30 * k);
+    u = sdl_load_image("tests/data/rgb_8x8.jpg", 3);
+    int worst = 0;
+    for (int k = 0; u && k < 3; k++)
+        for (int i = 0; i < 64; i++) {
+            int e = abs((int)sdl_u8(u)[k * 64 + i] - (int)rgb[i * 3 + k]);
+            worst = e > worst ? e : worst;
+        }
+    CHECK(u && u->shape[0] == 3 && u->shape[1] == 8 && u->shape[2] == 8 && worst <= 8, "JPEG decoded to CHW, worst error %d", worst);
+    sdl_tensor_free(u);
     CHECK(!sdl_load_image(tpath("grid.txt"), 0) && strstr(sdl_last_error(), "grid.txt"), "missing image named");
     write_bytes(tpath("junk.png"), "not a png at all", 16);
     CHECK(!sdl_load_image(tpath("junk.png"), 0) && strstr(sdl_last_error(), "junk.png"), "junk named: %s", sdl_last_error());
@@ -709,6 +723,37 @@ static void test_image_folder(void) {
     remove(p);
     r = sdl_load_image_folder(tpath("nothing-here"), 3, &d);
     CHECK(r == SDL_ERR_IO && strstr(sdl_last_error(), "nothing-here"), "missing folder: %s", sdl_last_error());
+}
+
+/* one class, one PNG: truncations and flips give an error naming the file (sdl checks the
+   chunks' CRC-32s, which stb does not), or the same pixels (flips in ignored fields) */
+static const uint8_t *folder_fuzz_px;
+static int folder_fuzz_load(const char *path, void *ctx) {
+    (void)path;
+    const char *root = (const char *)ctx;
+    sdl_dataset d;
+    sdl_result r = sdl_load_image_folder(root, 0, &d);
+    if (r != SDL_OK) return d.images || d.n ? 0 : -1;
+    int ok = d.n == 1 && d.c == 3 && d.h == 5 && d.w == 4 && d.labels[0] == 0 && d.num_classes == 1 && !memcmp(d.images, folder_fuzz_px, 60);
+    sdl_dataset_free(&d);
+    return ok;
+}
+
+static void test_fuzz_image_folder(void) {
+    char root[600], png[700];
+    snprintf(root, sizeof root, "%s/ffold", tmpdir);
+    run_cmd("mkdir -p '%s/only'%s", root, "");
+    snprintf(png, sizeof png, "%s/only/x.png", root);
+    uint8_t px[3 * 5 * 4];
+    for (int i = 0; i < 60; i++) px[i] = (uint8_t)tr();
+    write_png_u8(png, px, 3, 5, 4);
+    size_t n;
+    uint8_t *b = read_bytes(png, &n);
+    fuzz_failures = 0;
+    folder_fuzz_px = px;
+    if (b) fuzz_file("png in a folder", png, b, n, 400, folder_fuzz_load, root, NULL);
+    CHECK(fuzz_failures == 0, "image folder: %d corrupted files misread", fuzz_failures);
+    free(b);
 }
 
 /* ---- tar shards ---- */
@@ -945,6 +990,7 @@ int main(void) {
     RUN(test_fuzz_npy);
     RUN(test_png_write_read);
     RUN(test_image_folder);
+    RUN(test_fuzz_image_folder);
     RUN(test_shard_list);
     RUN(test_shards_roundtrip);
     RUN(test_shards_gnu_tar);

@@ -37,7 +37,17 @@
       SDL_CHECK(c)         (impl) internal invariant check, default assert(c)
       SDL_STATIC           every function is static to the implementation file
       SDL_NO_THREADS       (impl) run every kernel on the calling thread (no pthreads)
-      SDL_NO_STB           (impl) build without stb_image (no image decoding)
+      SDL_NO_STB           (impl) build without stb_image: no image decoding, no .gz/.npz
+                           decompression, no PNG writing (those return an error saying so)
+      SDL_STB_IMAGE_PATH, SDL_STB_IMAGE_WRITE_PATH  (impl) where stb_image.h and
+                           stb_image_write.h are; default <stb/stb_image.h> and
+                           <stb/stb_image_write.h> (Debian/Ubuntu: apt-get install libstb-dev).
+                           A copy beside your program: #define SDL_STB_IMAGE_PATH "stb_image.h"
+                           sdl compiles a private copy of both (every function static), so your
+                           program may also build stb_image itself (STB_IMAGE_IMPLEMENTATION in
+                           any file) without a clash. If the file that defines SDL_IMPLEMENTATION
+                           includes stb_image.h or stb_image_write.h before sdl.h, sdl uses that
+                           one instead and compiles no copy of its own.
       SDL_MAX_DIMS         the most dimensions a tensor has, default 8
 
    TOPICS
@@ -397,7 +407,26 @@ SDL_API sdl_module *sdl_flatten_layer(sdl_model *m);
 
 /* >>decl-optim: every optimizer updates the model's flat parameter array in one pass.
    Its state (momentum, Adam moments) is one flat array too: nstate * param_floats floats,
-   slot k of parameter i at state + k * param_floats + param_offset[i]. */
+   slot k of parameter i at state + k * param_floats + param_offset[i].
+
+   Parameters made with decay = false (biases, norm scales) get no weight decay and, in
+   LARS and LAMB, no trust-ratio adaptation (their ratio is 1).
+
+      sdl_optim *opt = sdl_sgd(m, 0.1f, 0.9f, 5e-4f, true);     // lr, momentum, wd, nesterov
+      sdl_optim *g = sdl_adam(m, 2e-4f, 0.5f, 0.999f, 0.0f);      // lr, beta1, beta2, wd
+      sdl_optim_desc d = {.kind = SDL_OPTIM_LAMB, .lr = 1e-3f, .weight_decay = 0.01f,
+                          .accum_steps = 4};                       // or fill a desc
+      sdl_optim *o = sdl_optim_new(m, &d);
+
+   The step: sdl_backward(loss); sdl_optim_step(opt);  An update zeroes the gradients
+   (calling sdl_model_zero_grad after it as well does no harm).
+
+   Gradient accumulation: with desc.accum_steps = k, only every k-th call of sdl_optim_step
+   updates; it first scales the summed gradients by 1/k, so k micro-batches of B/k with a
+   mean loss act as one batch of B. The other calls leave the gradients adding up: do not
+   zero them between micro-batches. sdl_optim_is_update_step() says, before the backward,
+   whether the coming sdl_optim_step will update (the MPI helper allreduces only then).
+   o->step counts updates, not calls, so schedules advance once per k micro-batches. */
 typedef enum sdl_optim_kind {
     SDL_OPTIM_DEFAULT = 0, /* sgd */
     SDL_OPTIM_SGD,
@@ -410,30 +439,91 @@ typedef enum sdl_optim_kind {
 typedef struct sdl_optim_desc {
     sdl_optim_kind kind;
     float lr;            /* 0: 0.01 for sgd/lars, 0.001 for adam/adamw/lamb */
-    float momentum;      /* sgd, lars */
+    float momentum;      /* sgd, lars; 0: none */
     float weight_decay;  /* L2 for sgd/adam/lars, decoupled for adamw/lamb; skips decay=false params */
-    bool nesterov;       /* sgd */
+    bool nesterov;       /* sgd, lars (needs momentum) */
     float beta1, beta2;  /* 0: 0.9, 0.999 */
-    float eps;           /* 0: 1e-8 (adam), 1e-6 (lamb) */
+    float eps;           /* 0: 1e-8 (adam, adamw), 1e-6 (lamb) */
     float trust_coef;    /* lars eta, 0: 0.001 */
+    int accum_steps;     /* update on every accum_steps-th call of sdl_optim_step; 0, 1: each call */
+    float max_grad_norm; /* > 0: each update first clips the global gradient norm to this */
 } sdl_optim_desc;
 
 typedef struct sdl_optim {
-    sdl_optim_desc desc;
+    sdl_optim_desc desc; /* as given, zeros replaced by the defaults */
     sdl_model *model;
     float lr;            /* the rate the next step uses (schedules set it) */
-    int64_t step;        /* steps taken */
+    int64_t step;        /* updates taken (Adam's t - 1; 0 before the first) */
     int nstate;
     float *state;
+    int micro;           /* sdl_optim_step calls since the last update (accumulation) */
+    float grad_norm;     /* the global gradient norm before clipping, when max_grad_norm > 0 */
 } sdl_optim;
 
 SDL_API sdl_optim *sdl_optim_new(sdl_model *m, const sdl_optim_desc *desc);
+/* the common ones; a 0 argument takes the default named in sdl_optim_desc */
 SDL_API sdl_optim *sdl_sgd(sdl_model *m, float lr, float momentum, float weight_decay, bool nesterov);
+SDL_API sdl_optim *sdl_adam(sdl_model *m, float lr, float beta1, float beta2, float weight_decay);
+SDL_API sdl_optim *sdl_adamw(sdl_model *m, float lr, float beta1, float beta2, float weight_decay);
+SDL_API sdl_optim *sdl_lars(sdl_model *m, float lr, float momentum, float weight_decay, float trust_coef);
+SDL_API sdl_optim *sdl_lamb(sdl_model *m, float lr, float beta1, float beta2, float weight_decay);
 SDL_API sdl_result sdl_optim_step(sdl_optim *o);
+SDL_API bool sdl_optim_is_update_step(const sdl_optim *o); /* will the next sdl_optim_step update? */
 SDL_API void sdl_optim_set_lr(sdl_optim *o, float lr);
 SDL_API void sdl_optim_free(sdl_optim *o);
+/* State for checkpoints and broadcasts: count slots, each named ("momentum_buffer" for
+   sgd/lars; "exp_avg", "exp_avg_sq" for adam/adamw/lamb, PyTorch's names) and
+   model->param_floats floats laid out like param_data. Save o->step with them. */
+SDL_API int sdl_optim_state_count(const sdl_optim *o);
+SDL_API const char *sdl_optim_state_name(const sdl_optim *o, int k);
+SDL_API float *sdl_optim_state_data(sdl_optim *o, int k);
 
-/* >>decl-sched */
+/* Scales every gradient so that their global L2 norm is at most max_norm (PyTorch's
+   clip_grad_norm_: factor max_norm / (norm + 1e-6) when norm > max_norm). Returns the norm
+   before clipping, summed in double, the same bits for any thread count. A NaN or Inf
+   norm is returned and the gradients are left alone (skip that step). */
+SDL_API float sdl_clip_grad_norm(sdl_model *m, float max_norm);
+SDL_API void sdl_grad_scale(sdl_model *m, float s); /* every gradient *= s */
+
+/* >>decl-sched: the learning rate as a function of an integer step and a total. Steps or
+   epochs: your choice, as long as step, total, warmup and milestones use the same unit.
+
+      sdl_sched_desc s = {.kind = SDL_SCHED_STEP, .base_lr = 0.1f,    // ResNet-56 on CIFAR-10
+                          .warmup = 5, .warmup_start_factor = 0.1f, .milestones = {80, 120}};
+      for (int epoch = 0; epoch < 160; epoch++) { sdl_optim_set_lr(opt, sdl_sched_lr(&s, epoch)); ... }
+
+   Linear warm-up (warmup > 0) goes with any kind: for step < warmup the rate rises
+   linearly from warmup_start_factor * L to L, where L is the main schedule's rate at step
+   warmup (base_lr, except one-cycle's max_lr / div_factor); from step warmup on, the main
+   schedule. Cosine and one-cycle run over the steps after warm-up, [warmup, total);
+   step-decay milestones count from step 0. */
+typedef enum sdl_sched_kind {
+    SDL_SCHED_DEFAULT = 0, /* constant */
+    SDL_SCHED_CONSTANT,    /* base_lr */
+    SDL_SCHED_STEP,        /* base_lr * gamma^(number of milestones <= step) */
+    SDL_SCHED_COSINE,      /* min_lr + (base_lr - min_lr) (1 + cos(pi t / T)) / 2, t = step - warmup, T = total - warmup */
+    SDL_SCHED_ONE_CYCLE    /* PyTorch's OneCycleLR (cosine annealing, two phases), max_lr = base_lr */
+} sdl_sched_kind;
+
+#define SDL_SCHED_MAX_MILESTONES 8
+typedef struct sdl_sched_desc {
+    sdl_sched_kind kind;
+    float base_lr;             /* the rate after warm-up; one-cycle: the peak (max_lr) */
+    int64_t total;             /* cosine, one-cycle: steps in the whole run, warm-up included */
+    int64_t warmup;            /* linear warm-up steps; 0: none */
+    float warmup_start_factor; /* the warm-up starts at this times L (0 starts at rate 0) */
+    int64_t milestones[SDL_SCHED_MAX_MILESTONES]; /* step decay: ascending, unused ones 0 */
+    float gamma;               /* step decay factor; 0: 0.1 */
+    float min_lr;              /* cosine: the rate at step total */
+    float pct_start;           /* one-cycle: share of the steps spent rising; 0: 0.3 */
+    float div_factor;          /* one-cycle: starts at max_lr / div_factor; 0: 25 */
+    float final_div_factor;    /* one-cycle: ends at start / final_div_factor; 0: 1e4 */
+} sdl_sched_desc;
+
+SDL_API float sdl_sched_lr(const sdl_sched_desc *d, int64_t step);
+/* The linear scaling rule (Goyal et al. 2017): lr * world_size with base_batch 0 (Horovod's
+   lr * size), else lr * world_size * local_batch / base_batch. */
+SDL_API float sdl_scale_lr(float lr, int world_size, int local_batch, int base_batch);
 
 /* >>decl-data: every image reader fills an sdl_dataset: n samples of c x h x w bytes
    (CHW per sample, the layout the tensors use) and one i32 label each. */
@@ -445,6 +535,35 @@ typedef struct sdl_dataset {
     int32_t *labels; /* n */
 } sdl_dataset;
 SDL_API void sdl_dataset_free(sdl_dataset *d); /* frees the arrays, zeroes the struct */
+/* Every reader below zeroes *out first, fills it on SDL_OK, and on an error leaves it zeroed
+   (nothing to free) with sdl_last_error() naming the file and what is wrong with it. */
+
+/* IDX files (MNIST's format, "train-images-idx3-ubyte"), plain or gzip-compressed (.gz is
+   recognised by its magic bytes, not by the name). images: u8 (n, rows, cols) -> c = 1;
+   labels: u8 (n). num_classes = the largest label + 1. */
+SDL_API sdl_result sdl_load_idx(const char *images_path, const char *labels_path, sdl_dataset *out);
+/* Fashion-MNIST from dir (NULL or "": /usr/share/datasets/fashion-mnist, Debian's package
+   dataset-fashion-mnist): train-* (60000) or t10k-* (10000) files, with or without .gz. */
+SDL_API sdl_result sdl_load_fashion_mnist(const char *dir, bool train, sdl_dataset *out);
+/* MNIST: the same file names and format; dir is required. */
+SDL_API sdl_result sdl_load_mnist(const char *dir, bool train, sdl_dataset *out);
+
+/* CIFAR-10, binary version: records of 1 label byte + 3072 pixel bytes (3 x 32 x 32, CHW).
+   dir holds data_batch_1.bin .. data_batch_5.bin (train: 50000) and test_batch.bin (10000),
+   or holds the folder cifar-10-batches-bin the archive unpacks to. Each batch must hold
+   10000 records, so a truncated file is an error. */
+SDL_API sdl_result sdl_load_cifar10(const char *dir, bool train, sdl_dataset *out);
+/* one file of any number of records */
+SDL_API sdl_result sdl_load_cifar10_file(const char *path, sdl_dataset *out);
+
+/* .npy arrays (C order, little-endian) as heap tensors (free with sdl_tensor_free):
+   float32 and float64 -> f32, uint8 -> u8, int32 and int64 (range-checked) -> i32. */
+SDL_API sdl_tensor *sdl_load_npy(const char *path);
+/* the array saved as `name` in an .npz (np.savez or np.savez_compressed) */
+SDL_API sdl_tensor *sdl_load_npz(const char *path, const char *name);
+/* f32, i32 and u8 tensors; numpy reads them with np.load */
+SDL_API sdl_result sdl_save_npy(const char *path, const sdl_tensor *t);
+/* >>decl-data-more */
 
 /* >>decl-loader: batches of (x f32 (B, C, H, W), y i32 (B)) from an sdl_dataset.
    The sequence depends only on (seed, epoch, rank, world_size), never on prefetch timing. */
@@ -468,10 +587,98 @@ SDL_API void sdl_loader_set_epoch(sdl_loader *l, int64_t epoch);
 SDL_API bool sdl_loader_next(sdl_loader *l, sdl_tensor **x, sdl_tensor **y);
 SDL_API int64_t sdl_loader_num_batches(const sdl_loader *l);
 SDL_API void sdl_loader_free(sdl_loader *l);
+/* Loader details. An epoch's order is a Fisher-Yates shuffle drawn from hash(seed, epoch, i);
+   pad-crop offsets and flips from hash(seed, epoch, sample index). Crop and flip act on the
+   bytes (padding is byte 0, so it normalises to -mean/std), then x = (byte/255 - mean) / std.
+   After an epoch's last batch the loader moves to the next epoch by itself (and starts
+   prefetching it); sdl_loader_set_epoch(e) chooses one explicitly, as on resume. */
+SDL_API int64_t sdl_loader_num_samples(const sdl_loader *l); /* this rank's, padding included */
+SDL_API int64_t sdl_loader_epoch(const sdl_loader *l);       /* the epoch next() serves */
 
-/* >>decl-train */
+/* >>decl-train: timers, meters, progress lines, results CSV, flags */
+SDL_API double sdl_now(void); /* seconds from a monotonic clock (wall clock under strict -std=c99/c11) */
 
-/* >>decl-checkpoint */
+/* running mean of a per-batch loss, weighted by batch size, and accuracy */
+typedef struct sdl_meter {
+    double loss_sum;  /* sum of loss * count */
+    int64_t correct, count, batches;
+} sdl_meter;
+SDL_API void sdl_meter_reset(sdl_meter *m);
+SDL_API void sdl_meter_add(sdl_meter *m, float batch_loss, int64_t correct, int64_t count);
+SDL_API double sdl_meter_loss(const sdl_meter *m);     /* 0 when empty */
+SDL_API double sdl_meter_accuracy(const sdl_meter *m); /* 0 when empty */
+
+/* one row of the results CSV */
+typedef struct sdl_epoch_stats {
+    int64_t epoch;           /* 1-based in the CSV, as printed */
+    double loss, accuracy, val_loss, val_accuracy, lr, time; /* time: seconds this epoch */
+} sdl_epoch_stats;
+/* Appends a row to path, writing the header "epoch,loss,accuracy,val_loss,val_accuracy,lr,time"
+   first when the file is new or empty. remove() the file yourself to start over. */
+SDL_API sdl_result sdl_csv_append(const char *path, const sdl_epoch_stats *s);
+
+/* A per-epoch progress bar on a terminal (redrawn at most 10 times a second), nothing on a
+   pipe or file; sdl_progress_end prints one plain summary line in both cases. */
+typedef struct sdl_progress {
+    FILE *out;               /* NULL: stdout */
+    int64_t epoch, epochs;   /* 1-based epoch of epochs, for the label */
+    int64_t total;           /* batches this epoch */
+    double start, last_draw;
+    bool tty;
+} sdl_progress;
+SDL_API void sdl_progress_begin(sdl_progress *p, FILE *out, int64_t epoch, int64_t epochs, int64_t total);
+SDL_API void sdl_progress_update(sdl_progress *p, int64_t done, const sdl_meter *m);
+SDL_API void sdl_progress_end(sdl_progress *p, const sdl_epoch_stats *s);
+/* prints "total images/sec: X" (the line the courses' scripts grep for) */
+SDL_API void sdl_print_throughput(FILE *out, double images, double seconds);
+
+/* Flags. A program lists its flags in a table whose values hold the defaults:
+      int epochs = 5; float lr = 0.01f; const char *data = "data";
+      sdl_arg args[] = {{"epochs", SDL_ARG_INT, &epochs, "epochs to train"},
+                        {"lr|learning-rate", SDL_ARG_FLOAT, &lr, "learning rate"},
+                        {"data", SDL_ARG_STRING, &data, "dataset folder"}};
+      if (sdl_args_parse(argc, argv, args, 3) != SDL_OK) { puts(sdl_last_error()); return 2; }
+   "--batch-size 64", "--batch_size=64" and "--batch-size=64" all work ('_' and '-' match);
+   "a|b" gives a flag two names; a bool flag takes no value ("--flag", "--flag=false",
+   "--no-flag"); "-h" means "--help" when the table has "help". Unknown flags, missing or
+   bad values are an SDL_ERR_ARG naming the flag; the library never exits. */
+typedef enum sdl_arg_type {
+    SDL_ARG_DEFAULT = 0, /* int */
+    SDL_ARG_INT,         /* value: int * */
+    SDL_ARG_FLOAT,       /* value: float * */
+    SDL_ARG_STRING,      /* value: const char ** (points into argv) */
+    SDL_ARG_BOOL         /* value: bool * */
+} sdl_arg_type;
+typedef struct sdl_arg {
+    const char *name;    /* "batch-size", or "lr|learning-rate" */
+    sdl_arg_type type;
+    void *value;         /* holds the default; set by the parser */
+    const char *help;
+} sdl_arg;
+SDL_API sdl_result sdl_args_parse(int argc, char **argv, sdl_arg *args, int nargs);
+SDL_API void sdl_args_usage(FILE *out, const char *prog, const sdl_arg *args, int nargs);
+
+/* >>decl-checkpoint: safetensors files (PyTorch's safetensors.torch.load_file reads them).
+   Layout: u64 little-endian header size N, N bytes of JSON (space padded to 8 bytes), data.
+   Tensors (all "F32"): every parameter and buffer under its own name ("fc1.weight"), and,
+   with an optimizer, its state slot of each parameter as "optim.<slot>.<name>" with
+   PyTorch's slot names (sdl_optim_state_name: "optim.momentum_buffer.fc1.weight",
+   "optim.exp_avg.fc1.weight", "optim.exp_avg_sq.fc1.weight"). "__metadata__" holds
+   strings: format "pt", sdl "1", epoch, step, lr, optim (sdl_optim_kind number),
+   optim_nstate, optim_micro (accumulation), rng_seed, rng_counter. Saving writes path.tmp in the same folder, fsyncs and renames, so a crash
+   leaves the old file whole. Loading checks every name, shape and dtype before it changes
+   anything, restores the optimizer (state, step, lr) and the global RNG (so dropout goes on
+   as if never stopped), and names what differs. Data is little-endian f32. */
+typedef struct sdl_checkpoint_info {
+    int64_t epoch;       /* what was passed to save: epochs finished */
+    int64_t step;        /* optimizer steps taken */
+    float lr;
+    uint64_t rng_seed, rng_counter;
+} sdl_checkpoint_info;
+/* o may be NULL (weights only) */
+SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl_optim *o, int64_t epoch);
+/* o may be NULL (optimizer entries in the file are then skipped); info may be NULL */
+SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim *o, sdl_checkpoint_info *info);
 
 /* >>decl-profile */
 
@@ -864,43 +1071,264 @@ SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *c
 }
 
 /* ----------------------------------------------------------------------------------------
-   >>gemm: reference loops; blocked and vectorised where it pays
+   >>gemm: a packed, cache-blocked SGEMM (GotoBLAS/BLIS layout) with a SIMD micro-kernel
+   chosen at compile time, and a plain reference loop kept beside it for tests.
+     loops:  jc (NC columns of C) > pc (KC of the inner dim) > ic (MC rows) > jr (NR) > ir (MR)
+     packing: B's KC x NC block into NR-wide k-major panels, A's MC x KC block (times alpha)
+     into MR-tall k-major panels, zero-padded at the edges; the micro-kernel adds the
+     MR x NR product of one A panel and one B panel over kc.
+   Threads split C into column or row ranges at multiples of NR/MR and never split K, so
+   every element of C sees the same sums in the same order for any thread count.
    ---------------------------------------------------------------------------------------- */
+#if (defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))) && !defined(__CUDA_ARCH__) && !defined(SDL_NO_SIMD)
+#include <immintrin.h>
+#endif
+#if defined(__AVX512F__) && !defined(__CUDA_ARCH__) && !defined(SDL_NO_SIMD)
+#define SDL__GEMM_AVX512 1
+#define SDL__MR 12
+#define SDL__NR 32
+#elif defined(__AVX2__) && defined(__FMA__) && !defined(__CUDA_ARCH__) && !defined(SDL_NO_SIMD)
+#define SDL__GEMM_AVX2 1
+#define SDL__MR 6
+#define SDL__NR 16
+#else
+#define SDL__MR 4
+#define SDL__NR 16
+#endif
+#define SDL__KC 256
+#define SDL__MC (SDL__MR * 20)
+#define SDL__NC (SDL__NR * 128)
+
 typedef struct sdl__gemm_job {
     bool ta, tb;
     int64_t M, N, K, lda, ldb, ldc;
     float alpha, beta;
     const float *A, *B;
     float *C;
+    bool split_n;        /* threads take column ranges (else row ranges) */
+    int64_t unit, parts; /* range granularity (NR or MR) and the number of ranges */
 } sdl__gemm_job;
 
-/* rows [r0, r1) of C: C[i,:] = beta*C[i,:] + alpha * sum_k op(A)[i,k] * op(B)[k,:] */
-static void sdl__gemm_rows(void *ctx, int64_t r0, int64_t r1) {
-    const sdl__gemm_job *g = (const sdl__gemm_job *)ctx;
-    for (int64_t i = r0; i < r1; i++) {
-        float *c = g->C + i * g->ldc;
-        if (g->beta == 0.0f) memset(c, 0, (size_t)g->N * sizeof(float));
-        else if (g->beta != 1.0f) for (int64_t j = 0; j < g->N; j++) c[j] *= g->beta;
-        for (int64_t k = 0; k < g->K; k++) {
-            float a = g->alpha * (g->ta ? g->A[k * g->lda + i] : g->A[i * g->lda + k]);
-            if (g->tb) {
-                for (int64_t j = 0; j < g->N; j++) c[j] += a * g->B[j * g->ldb + k];
+/* The reference: C = beta*C + alpha * op(A) op(B), one row at a time, single-threaded. */
+static void sdl__sgemm_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                           const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                           float *C, int64_t ldc) {
+    for (int64_t i = 0; i < M; i++) {
+        float *c = C + i * ldc;
+        if (beta == 0.0f) memset(c, 0, (size_t)N * sizeof(float));
+        else if (beta != 1.0f) for (int64_t j = 0; j < N; j++) c[j] *= beta;
+        for (int64_t k = 0; k < K; k++) {
+            float a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);
+            if (tb) {
+                for (int64_t j = 0; j < N; j++) c[j] += a * B[j * ldb + k];
             } else {
-                const float *b = g->B + k * g->ldb;
-                for (int64_t j = 0; j < g->N; j++) c[j] += a * b[j];
+                const float *b = B + k * ldb;
+                for (int64_t j = 0; j < N; j++) c[j] += a * b[j];
             }
         }
     }
 }
 
+/* A's rows [i0, i0+mc) x cols [k0, k0+kc) of op(A), times alpha, as MR-tall panels:
+   dst[p*MR*kc + k*MR + i] = alpha * op(A)[i0 + p*MR + i][k0 + k] (zero past M) */
+static void sdl__pack_a(const sdl__gemm_job *g, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float *dst) {
+    for (int64_t p = 0; p < mc; p += SDL__MR) {
+        int64_t mr = mc - p < SDL__MR ? mc - p : SDL__MR;
+        float *d = dst + p * kc;
+        if (!g->ta) { /* k outer: MR row streams in, one contiguous panel row out */
+            const float *rows[SDL__MR];
+            for (int64_t i = 0; i < mr; i++) rows[i] = g->A + (i0 + p + i) * g->lda + k0;
+            for (int64_t k = 0; k < kc; k++)
+                for (int64_t i = 0; i < mr; i++) d[k * SDL__MR + i] = g->alpha * rows[i][k];
+        } else {
+            for (int64_t k = 0; k < kc; k++) {
+                const float *src = g->A + (k0 + k) * g->lda + i0 + p;
+                for (int64_t i = 0; i < mr; i++) d[k * SDL__MR + i] = g->alpha * src[i];
+            }
+        }
+        if (mr < SDL__MR)
+            for (int64_t k = 0; k < kc; k++)
+                for (int64_t i = mr; i < SDL__MR; i++) d[k * SDL__MR + i] = 0.0f;
+    }
+}
+
+/* B's rows [k0, k0+kc) x cols [j0, j0+nc) of op(B) as NR-wide panels:
+   dst[p*NR*kc + k*NR + j] = op(B)[k0 + k][j0 + p*NR + j] (zero past N) */
+static void sdl__pack_b(const sdl__gemm_job *g, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float *dst) {
+    for (int64_t p = 0; p < nc; p += SDL__NR) {
+        int64_t nr = nc - p < SDL__NR ? nc - p : SDL__NR;
+        float *d = dst + p * kc;
+        if (!g->tb) {
+            for (int64_t k = 0; k < kc; k++) {
+                const float *src = g->B + (k0 + k) * g->ldb + j0 + p;
+                float *dk = d + k * SDL__NR;
+                if (nr == SDL__NR) memcpy(dk, src, SDL__NR * sizeof(float));
+                else {
+                    for (int64_t j = 0; j < nr; j++) dk[j] = src[j];
+                    for (int64_t j = nr; j < SDL__NR; j++) dk[j] = 0.0f;
+                }
+            }
+        } else {
+            const float *rows[SDL__NR];
+            for (int64_t j = 0; j < nr; j++) rows[j] = g->B + (j0 + p + j) * g->ldb + k0;
+            for (int64_t k = 0; k < kc; k++) {
+                float *dk = d + k * SDL__NR;
+                for (int64_t j = 0; j < nr; j++) dk[j] = rows[j][k];
+                for (int64_t j = nr; j < SDL__NR; j++) dk[j] = 0.0f;
+            }
+        }
+    }
+}
+
+/* t[MR x NR] = sum_k a[k*MR + i] * b[k*NR + j] over kc */
+#if defined(SDL__GEMM_AVX512)
+static void sdl__gemm_kernel(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, float *SDL_RESTRICT t) {
+    __m512 c0_0 = _mm512_setzero_ps(), c0_1 = c0_0, c1_0 = c0_0, c1_1 = c0_0, c2_0 = c0_0, c2_1 = c0_0,
+           c3_0 = c0_0, c3_1 = c0_0, c4_0 = c0_0, c4_1 = c0_0, c5_0 = c0_0, c5_1 = c0_0,
+           c6_0 = c0_0, c6_1 = c0_0, c7_0 = c0_0, c7_1 = c0_0, c8_0 = c0_0, c8_1 = c0_0,
+           c9_0 = c0_0, c9_1 = c0_0, c10_0 = c0_0, c10_1 = c0_0, c11_0 = c0_0, c11_1 = c0_0;
+    for (int64_t k = 0; k < kc; k++, a += 12, b += 32) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), ai;
+#define SDL__ROW(i) ai = _mm512_set1_ps(a[i]); c##i##_0 = _mm512_fmadd_ps(ai, b0, c##i##_0); c##i##_1 = _mm512_fmadd_ps(ai, b1, c##i##_1);
+        SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5)
+        SDL__ROW(6) SDL__ROW(7) SDL__ROW(8) SDL__ROW(9) SDL__ROW(10) SDL__ROW(11)
+#undef SDL__ROW
+    }
+#define SDL__ROW(i) _mm512_storeu_ps(t + (i) * 32, c##i##_0); _mm512_storeu_ps(t + (i) * 32 + 16, c##i##_1);
+    SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5)
+    SDL__ROW(6) SDL__ROW(7) SDL__ROW(8) SDL__ROW(9) SDL__ROW(10) SDL__ROW(11)
+#undef SDL__ROW
+}
+#elif defined(SDL__GEMM_AVX2)
+static void sdl__gemm_kernel(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, float *SDL_RESTRICT t) {
+    __m256 c0_0 = _mm256_setzero_ps(), c0_1 = c0_0, c1_0 = c0_0, c1_1 = c0_0, c2_0 = c0_0, c2_1 = c0_0,
+           c3_0 = c0_0, c3_1 = c0_0, c4_0 = c0_0, c4_1 = c0_0, c5_0 = c0_0, c5_1 = c0_0;
+    for (int64_t k = 0; k < kc; k++, a += 6, b += 16) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), ai;
+#define SDL__ROW(i) ai = _mm256_broadcast_ss(a + (i)); c##i##_0 = _mm256_fmadd_ps(ai, b0, c##i##_0); c##i##_1 = _mm256_fmadd_ps(ai, b1, c##i##_1);
+        SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5)
+#undef SDL__ROW
+    }
+#define SDL__ROW(i) _mm256_storeu_ps(t + (i) * 16, c##i##_0); _mm256_storeu_ps(t + (i) * 16 + 8, c##i##_1);
+    SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5)
+#undef SDL__ROW
+}
+#else
+static void sdl__gemm_kernel(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, float *SDL_RESTRICT t) {
+    float acc[SDL__MR][SDL__NR];
+    memset(acc, 0, sizeof acc);
+    for (int64_t k = 0; k < kc; k++, a += SDL__MR, b += SDL__NR)
+        for (int i = 0; i < SDL__MR; i++)
+            for (int j = 0; j < SDL__NR; j++) acc[i][j] += a[i] * b[j];
+    memcpy(t, acc, sizeof acc);
+}
+#endif
+
+/* C tile (mr x nr) = (first ? beta*C : C) + t; one routine for every tile so edges and
+   interiors round alike. beta 0 never reads C (it may hold NaN). */
+static void sdl__gemm_update(float *c, int64_t ldc, const float *t, int64_t mr, int64_t nr, float beta, bool first) {
+    for (int64_t i = 0; i < mr; i++, c += ldc, t += SDL__NR) {
+        if (!first || beta == 1.0f) for (int64_t j = 0; j < nr; j++) c[j] += t[j];
+        else if (beta == 0.0f) for (int64_t j = 0; j < nr; j++) c[j] = t[j];
+        else for (int64_t j = 0; j < nr; j++) c[j] = beta * c[j] + t[j];
+    }
+}
+
+/* C[m0:m1, n0:n1] with the packing buffers ws (MC*KC + KC*NC floats) */
+static void sdl__gemm_block(const sdl__gemm_job *g, int64_t m0, int64_t m1, int64_t n0, int64_t n1, float *ws) {
+    float *ap = ws, *bp = ws + SDL__MC * SDL__KC;
+    float t[SDL__MR * SDL__NR + 16];
+    for (int64_t jc = n0; jc < n1; jc += SDL__NC) {
+        int64_t nc = n1 - jc < SDL__NC ? n1 - jc : SDL__NC;
+        for (int64_t pc = 0; pc < g->K; pc += SDL__KC) {
+            int64_t kc = g->K - pc < SDL__KC ? g->K - pc : SDL__KC;
+            sdl__pack_b(g, pc, kc, jc, nc, bp);
+            for (int64_t ic = m0; ic < m1; ic += SDL__MC) {
+                int64_t mc = m1 - ic < SDL__MC ? m1 - ic : SDL__MC;
+                sdl__pack_a(g, ic, mc, pc, kc, ap);
+                for (int64_t jr = 0; jr < nc; jr += SDL__NR) {
+                    int64_t nr = nc - jr < SDL__NR ? nc - jr : SDL__NR;
+                    for (int64_t ir = 0; ir < mc; ir += SDL__MR) {
+                        int64_t mr = mc - ir < SDL__MR ? mc - ir : SDL__MR;
+                        sdl__gemm_kernel(kc, ap + ir * kc, bp + jr * kc, t);
+                        sdl__gemm_update(g->C + (ic + ir) * g->ldc + jc + jr, g->ldc, t, mr, nr, g->beta, pc == 0);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* packing buffers, one per thread part, kept for the life of the process (a steady-state
+   step allocates nothing). Grown only from the calling thread, before work is handed out. */
+static float *sdl__gemm_ws[SDL__MAX_THREADS];
+static bool sdl__gemm_ws_ready(int parts) {
+    for (int p = 0; p < parts; p++)
+        if (!sdl__gemm_ws[p]) {
+            sdl__gemm_ws[p] = (float *)sdl__aligned_alloc(sizeof(float) * (size_t)SDL__KC * (SDL__MC + SDL__NC));
+            if (!sdl__gemm_ws[p]) return false;
+        }
+    return true;
+}
+
+static void sdl__gemm_part(void *ctx, int64_t p0, int64_t p1) {
+    const sdl__gemm_job *g = (const sdl__gemm_job *)ctx;
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t dim = g->split_n ? g->N : g->M, units = (dim + g->unit - 1) / g->unit;
+        int64_t b = units * p / g->parts * g->unit, e = units * (p + 1) / g->parts * g->unit;
+        if (e > dim) e = dim;
+        if (b >= e) continue;
+        if (g->split_n) sdl__gemm_block(g, 0, g->M, b, e, sdl__gemm_ws[p]);
+        else sdl__gemm_block(g, b, e, 0, g->N, sdl__gemm_ws[p]);
+    }
+}
+
+static sdl__gemm_job sdl__gemm_make(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                                    float *C, int64_t ldc) {
+    sdl__gemm_job g;
+    g.ta = ta; g.tb = tb; g.M = M; g.N = N; g.K = K; g.lda = lda; g.ldb = ldb; g.ldc = ldc;
+    g.alpha = alpha; g.beta = beta; g.A = A; g.B = B; g.C = C;
+    g.split_n = N >= M; g.unit = g.split_n ? SDL__NR : SDL__MR; g.parts = 1;
+    return g;
+}
+
+/* the trivial cases: nothing to add (K = 0 or alpha = 0) means C = beta * C */
+static bool sdl__gemm_trivial(int64_t M, int64_t N, int64_t K, float alpha, float beta, float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return true;
+    if (K > 0 && alpha != 0.0f) return false;
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+    return true;
+}
+
+/* single-threaded, with the caller's packing buffer ws (part `part` of sdl__gemm_ws): for
+   kernels that already run on a pool thread */
+static void sdl__sgemm_serial(int part, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                              const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                              float *C, int64_t ldc) {
+    if (sdl__gemm_trivial(M, N, K, alpha, beta, C, ldc)) return;
+    sdl__gemm_job g = sdl__gemm_make(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    sdl__gemm_block(&g, 0, M, 0, N, sdl__gemm_ws[part]);
+}
+
 SDL_API void sdl_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                        const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                        float *C, int64_t ldc) {
-    sdl__gemm_job g;
-    g.ta = trans_a; g.tb = trans_b; g.M = M; g.N = N; g.K = K; g.lda = lda; g.ldb = ldb; g.ldc = ldc;
-    g.alpha = alpha; g.beta = beta; g.A = A; g.B = B; g.C = C;
-    int64_t grain = (N * K) > 0 ? 1 + 65536 / (N * K) : M;
-    sdl_parallel_for(M, grain, sdl__gemm_rows, &g);
+    if (sdl__gemm_trivial(M, N, K, alpha, beta, C, ldc)) return;
+    sdl__gemm_job g = sdl__gemm_make(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    int64_t units = ((g.split_n ? N : M) + g.unit - 1) / g.unit;
+    int64_t parts = (M * N * K) / (64 * 64 * 64) + 1; /* a part gets at least ~0.5 MFLOP */
+    int nt = sdl_get_num_threads();
+    if (parts > nt) parts = nt;
+    if (parts > units) parts = units;
+    if (!sdl__gemm_ws_ready((int)parts)) { /* no memory for packing: the plain loop still works */
+        sdl__sgemm_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    g.parts = parts;
+    if (parts == 1) sdl__gemm_part(&g, 0, 1);
+    else sdl_parallel_for(parts, 1, sdl__gemm_part, &g);
 }
 
 /* ----------------------------------------------------------------------------------------
@@ -1524,6 +1952,374 @@ SDL_API sdl_tensor *sdl_mse_loss(sdl_tensor *x, sdl_tensor *targets) {
 
 /* >>ops-conv (conv2d, conv_transpose2d, pooling) */
 
+/* Images are NCHW. A conv's geometry: an image (C, H, W) read through KH x KW windows with
+   stride (sh, sw) and zero padding (ph, pw) at the OH x OW grid points. im2col lays the
+   windows out as col (C*KH*KW, OH*OW), so a conv is one GEMM per sample; col2im adds such
+   a matrix back into the image (the adjoint). conv_transpose2d uses the same two with the
+   roles swapped: its output is the image, its input the grid. */
+typedef struct sdl__geom { int64_t C, H, W, KH, KW, OH, OW; int64_t sh, sw, ph, pw; } sdl__geom;
+
+static void sdl__im2col(const float *x, const sdl__geom *g, float *col) {
+    int64_t P = g->OH * g->OW;
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t i = 0; i < g->KH; i++)
+            for (int64_t j = 0; j < g->KW; j++) {
+                float *dst = col + ((c * g->KH + i) * g->KW + j) * P;
+                for (int64_t oh = 0; oh < g->OH; oh++, dst += g->OW) {
+                    int64_t ih = oh * g->sh - g->ph + i;
+                    if (ih < 0 || ih >= g->H) { memset(dst, 0, (size_t)g->OW * sizeof(float)); continue; }
+                    const float *src = x + (c * g->H + ih) * g->W;
+                    if (g->sw == 1) { /* zeros, a contiguous run, zeros */
+                        int64_t lo = g->pw - j, hi = g->W + g->pw - j; /* ow range reading inside */
+                        if (lo < 0) lo = 0;
+                        if (hi > g->OW) hi = g->OW;
+                        if (hi < lo) hi = lo;
+                        for (int64_t ow = 0; ow < lo; ow++) dst[ow] = 0.0f;
+                        if (hi > lo) memcpy(dst + lo, src + lo - g->pw + j, (size_t)(hi - lo) * sizeof(float));
+                        for (int64_t ow = hi; ow < g->OW; ow++) dst[ow] = 0.0f;
+                    } else {
+                        for (int64_t ow = 0; ow < g->OW; ow++) {
+                            int64_t iw = ow * g->sw - g->pw + j;
+                            dst[ow] = iw >= 0 && iw < g->W ? src[iw] : 0.0f;
+                        }
+                    }
+                }
+            }
+}
+
+static void sdl__col2im(const float *col, const sdl__geom *g, float *x) {
+    int64_t P = g->OH * g->OW;
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t i = 0; i < g->KH; i++)
+            for (int64_t j = 0; j < g->KW; j++) {
+                const float *src = col + ((c * g->KH + i) * g->KW + j) * P;
+                for (int64_t oh = 0; oh < g->OH; oh++, src += g->OW) {
+                    int64_t ih = oh * g->sh - g->ph + i;
+                    if (ih < 0 || ih >= g->H) continue;
+                    float *dst = x + (c * g->H + ih) * g->W;
+                    for (int64_t ow = 0; ow < g->OW; ow++) {
+                        int64_t iw = ow * g->sw - g->pw + j;
+                        if (iw >= 0 && iw < g->W) dst[iw] += src[ow];
+                    }
+                }
+            }
+}
+
+/* One conv op's work, split over samples. Weight grads are summed per fixed chunk of
+   samples (the chunking depends on the batch, never on the thread count), then the chunk
+   sums are added in order, so results are bitwise the same for any number of threads. */
+typedef struct sdl__conv_job {
+    sdl_node *n;
+    bool transpose;
+    sdl__geom g;          /* image = conv input (transpose: output), grid = the other */
+    int64_t O, Kc, P;     /* conv: C_out, C_in*kh*kw, OH*OW; transpose: C_in, C_out*kh*kw, H*W */
+    int64_t nb, nchunks, parts;
+    bool inner_threads;   /* one part: let each GEMM use the threads instead */
+    float *scratch;       /* per part: 2 * Kc * P floats */
+    float *wpart, *bpart; /* per chunk: O*Kc and bias-sized partial sums */
+} sdl__conv_job;
+
+static void sdl__gemm_in(const sdl__conv_job *j, int part, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                         const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    if (j->inner_threads) sdl_sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    else sdl__sgemm_serial(part, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+}
+
+static bool sdl__conv_is_1x1(const sdl__geom *g) {
+    return g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+}
+
+/* conv:      y_b (O, P) = W (O, Kc) @ im2col(x_b) + bias
+   transpose: y_b = col2im(W^T (Kc, C_in) @ x_b (C_in, P)) + bias */
+static void sdl__conv_fwd_part(void *ctx, int64_t p0, int64_t p1) {
+    const sdl__conv_job *j = (const sdl__conv_job *)ctx;
+    sdl_tensor *x = j->n->in[0], *w = j->n->in[1], *b = j->n->nin > 2 ? j->n->in[2] : NULL;
+    const float *W = sdl_f32(w);
+    int64_t in_sz = x->numel / j->nb, out_sz = j->n->out->numel / j->nb;
+    int64_t Cb = b ? b->numel : 0, plane = Cb ? out_sz / Cb : 0;
+    for (int64_t part = p0; part < p1; part++) {
+        float *col = j->scratch + part * 2 * j->Kc * j->P;
+        for (int64_t s = j->nb * part / j->parts; s < j->nb * (part + 1) / j->parts; s++) {
+            const float *xs = sdl_f32(x) + s * in_sz;
+            float *ys = sdl_f32(j->n->out) + s * out_sz;
+            for (int64_t c = 0; c < Cb; c++)
+                for (int64_t q = 0; q < plane; q++) ys[c * plane + q] = sdl_f32(b)[c];
+            if (!j->transpose) {
+                const float *cs = xs;
+                if (!sdl__conv_is_1x1(&j->g)) { sdl__im2col(xs, &j->g, col); cs = col; }
+                sdl__gemm_in(j, (int)part, false, false, j->O, j->P, j->Kc, W, j->Kc, cs, j->P, Cb ? 1.0f : 0.0f, ys, j->P);
+            } else {
+                sdl__gemm_in(j, (int)part, true, false, j->Kc, j->P, j->O, W, j->Kc, xs, j->P, 0.0f, col, j->P);
+                sdl__col2im(col, &j->g, ys);
+            }
+        }
+    }
+}
+
+/* conv:      dW += dy_b im2col(x_b)^T;  dx_b += col2im(W^T dy_b);  db += sum dy_b
+   transpose: dW += x_b im2col(dy_b)^T;  dx_b += W im2col(dy_b);      db += sum dy_b */
+static void sdl__conv_bwd_part(void *ctx, int64_t p0, int64_t p1) {
+    const sdl__conv_job *j = (const sdl__conv_job *)ctx;
+    sdl_tensor *x = j->n->in[0], *w = j->n->in[1], *b = j->n->nin > 2 ? j->n->in[2] : NULL;
+    const float *W = sdl_f32(w);
+    int64_t in_sz = x->numel / j->nb, out_sz = j->n->out->numel / j->nb;
+    int64_t Cb = b ? b->numel : 0, plane = Cb ? out_sz / Cb : 0;
+    bool want_b = b && b->requires_grad;
+    for (int64_t part = p0; part < p1; part++) {
+        float *col = j->scratch + part * 2 * j->Kc * j->P, *dcol = col + j->Kc * j->P;
+        /* this part's chunks: [c0, c1) */
+        int64_t c0 = j->nchunks * part / j->parts, c1 = j->nchunks * (part + 1) / j->parts;
+        for (int64_t ch = c0; ch < c1; ch++) {
+            float *wp = j->wpart + ch * j->O * j->Kc, *bp = j->bpart + ch * Cb;
+            bool first = true;
+            for (int64_t s = j->nb * ch / j->nchunks; s < j->nb * (ch + 1) / j->nchunks; s++) {
+                const float *xs = sdl_f32(x) + s * in_sz, *dys = j->n->out->grad + s * out_sz;
+                float *dxs = x->requires_grad ? x->grad + s * in_sz : NULL;
+                if (want_b)
+                    for (int64_t c = 0; c < Cb; c++) {
+                        float acc = first ? 0.0f : bp[c];
+                        for (int64_t q = 0; q < plane; q++) acc += dys[c * plane + q];
+                        bp[c] = acc;
+                    }
+                if (!j->transpose) {
+                    const float *cs = xs;
+                    bool direct = sdl__conv_is_1x1(&j->g);
+                    if (w->requires_grad) {
+                        if (!direct) { sdl__im2col(xs, &j->g, col); cs = col; }
+                        sdl__gemm_in(j, (int)part, false, true, j->O, j->Kc, j->P, dys, j->P, cs, j->P, first ? 0.0f : 1.0f, wp, j->Kc);
+                    }
+                    if (dxs) {
+                        if (direct) sdl__gemm_in(j, (int)part, true, false, j->Kc, j->P, j->O, W, j->Kc, dys, j->P, 1.0f, dxs, j->P);
+                        else {
+                            sdl__gemm_in(j, (int)part, true, false, j->Kc, j->P, j->O, W, j->Kc, dys, j->P, 0.0f, dcol, j->P);
+                            sdl__col2im(dcol, &j->g, dxs);
+                        }
+                    }
+                } else {
+                    sdl__im2col(dys, &j->g, col);
+                    if (w->requires_grad)
+                        sdl__gemm_in(j, (int)part, false, true, j->O, j->Kc, j->P, xs, j->P, col, j->P, first ? 0.0f : 1.0f, wp, j->Kc);
+                    if (dxs) sdl__gemm_in(j, (int)part, false, false, j->O, j->P, j->Kc, W, j->Kc, col, j->P, 1.0f, dxs, j->P);
+                }
+                first = false;
+            }
+        }
+    }
+}
+
+/* chunks of samples for the weight-gradient sums: at most 16, fewer for big weights */
+static int64_t sdl__conv_chunks(int64_t nb, int64_t wsize) {
+    int64_t c = nb < 16 ? nb : 16, cap = ((int64_t)1 << 22) / (wsize > 0 ? wsize : 1);
+    if (c > cap) c = cap;
+    return c < 1 ? 1 : c;
+}
+
+static bool sdl__conv_job_init(sdl__conv_job *j, sdl_node *n, bool backward) {
+    sdl_tensor *x = n->in[0], *w = n->in[1], *y = n->out;
+    memset(j, 0, sizeof *j);
+    j->n = n;
+    j->transpose = n->op == SDL_OP_CONV_TRANSPOSE2D;
+    sdl_tensor *img = j->transpose ? y : x, *grid = j->transpose ? x : y;
+    j->g.C = img->shape[1]; j->g.H = img->shape[2]; j->g.W = img->shape[3];
+    j->g.KH = w->shape[2]; j->g.KW = w->shape[3];
+    j->g.OH = grid->shape[2]; j->g.OW = grid->shape[3];
+    j->g.sh = n->attr.conv.stride_h; j->g.sw = n->attr.conv.stride_w;
+    j->g.ph = n->attr.conv.pad_h; j->g.pw = n->attr.conv.pad_w;
+    j->O = w->shape[0];
+    j->Kc = w->shape[1] * j->g.KH * j->g.KW;
+    j->P = j->g.OH * j->g.OW;
+    j->nb = x->shape[0];
+    j->nchunks = backward ? sdl__conv_chunks(j->nb, j->O * j->Kc) : j->nb;
+    int64_t units = backward ? j->nchunks : j->nb;
+    int nt = sdl_get_num_threads();
+    j->parts = units < nt ? units : nt;
+    if (j->parts < 1) j->parts = 1;
+    j->inner_threads = j->parts == 1 && nt > 1;
+    if (!sdl__gemm_ws_ready((int)j->parts)) return false;
+    size_t per = 0, total = 0;
+    if (sdl__mul_overflows((size_t)j->Kc, (size_t)j->P, &per) || sdl__mul_overflows(per, 2 * (size_t)j->parts, &total)) {
+        sdl_fail(SDL_ERR_OOM, "conv: scratch size overflows");
+        return false;
+    }
+    j->scratch = (float *)sdl_arena_alloc(total * sizeof(float));
+    if (!j->scratch) return false;
+    if (backward) {
+        int64_t Cb = n->nin > 2 ? n->in[2]->numel : 0;
+        j->wpart = (float *)sdl_arena_alloc((size_t)(j->nchunks * (j->O * j->Kc + Cb)) * sizeof(float));
+        if (!j->wpart) return false;
+        j->bpart = j->wpart + j->nchunks * j->O * j->Kc;
+    }
+    return true;
+}
+
+static void sdl__conv_fwd(sdl_node *n) {
+    sdl__conv_job j;
+    if (!sdl__conv_job_init(&j, n, false)) return;
+    if (j.parts == 1) sdl__conv_fwd_part(&j, 0, 1);
+    else sdl_parallel_for(j.parts, 1, sdl__conv_fwd_part, &j);
+}
+
+static void sdl__conv_bwd(sdl_node *n) {
+    sdl__conv_job j;
+    if (!sdl__conv_job_init(&j, n, true)) return;
+    if (j.parts == 1) sdl__conv_bwd_part(&j, 0, 1);
+    else sdl_parallel_for(j.parts, 1, sdl__conv_bwd_part, &j);
+    sdl_tensor *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL;
+    int64_t wn = j.O * j.Kc, Cb = b ? b->numel : 0;
+    for (int64_t ch = 0; ch < j.nchunks; ch++) { /* chunk sums, in order */
+        if (w->requires_grad) for (int64_t i = 0; i < wn; i++) w->grad[i] += j.wpart[ch * wn + i];
+        if (b && b->requires_grad) for (int64_t i = 0; i < Cb; i++) b->grad[i] += j.bpart[ch * Cb + i];
+    }
+}
+
+static sdl_tensor *sdl__conv_common(const char *name, sdl_op op, sdl_tensor *x, sdl_tensor *w, sdl_tensor *b,
+                                    int stride, int pad, int out_pad) {
+    if (sdl__any_null(x, w)) return NULL;
+    bool tr = op == SDL_OP_CONV_TRANSPOSE2D;
+    if (x->ndim != 4 || w->ndim != 4 || x->shape[1] != w->shape[tr ? 0 : 1])
+        return (sdl_tensor *)sdl__shape_error(name, tr ? "input (N, C_in, H, W) does not fit weight (C_in, C_out, kh, kw)"
+                                                       : "input (N, C_in, H, W) does not fit weight (C_out, C_in, kh, kw)", x, w);
+    int64_t cout = w->shape[tr ? 1 : 0];
+    if (b && (b->ndim != 1 || b->shape[0] != cout))
+        return (sdl_tensor *)sdl__shape_error(name, "bias must be (C_out)", b, w);
+    if (stride < 1 || pad < 0 || out_pad < 0 || (out_pad > 0 && out_pad >= stride)) {
+        sdl_fail(SDL_ERR_ARG, "%s: stride %d, pad %d, out_pad %d: need stride >= 1, pad >= 0, 0 <= out_pad < stride",
+                 name, stride, pad, out_pad);
+        return NULL;
+    }
+    int64_t kh = w->shape[2], kw = w->shape[3], oh, ow;
+    if (!tr) {
+        oh = x->shape[2] + 2 * pad - kh; ow = x->shape[3] + 2 * pad - kw;
+        if (oh < 0 || ow < 0) return (sdl_tensor *)sdl__shape_error(name, "kernel larger than the padded input", x, w);
+        oh = oh / stride + 1; ow = ow / stride + 1;
+    } else {
+        oh = (x->shape[2] - 1) * stride - 2 * pad + kh + out_pad;
+        ow = (x->shape[3] - 1) * stride - 2 * pad + kw + out_pad;
+        if (oh < 1 || ow < 1) return (sdl_tensor *)sdl__shape_error(name, "output would be empty", x, w);
+    }
+    sdl_node *n = sdl__op_begin(op, sdl_shape4(x->shape[0], cout, oh, ow), x, w, b, NULL);
+    if (!n) return NULL;
+    n->attr.conv.stride_h = n->attr.conv.stride_w = stride;
+    n->attr.conv.pad_h = n->attr.conv.pad_w = pad;
+    n->attr.conv.out_pad_h = n->attr.conv.out_pad_w = out_pad;
+    return sdl__op_run(n);
+}
+
+SDL_API sdl_tensor *sdl_conv2d(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, int stride, int pad) {
+    return sdl__conv_common("conv2d", SDL_OP_CONV2D, x, w, b, stride, pad, 0);
+}
+SDL_API sdl_tensor *sdl_conv_transpose2d(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, int stride, int pad, int out_pad) {
+    return sdl__conv_common("conv_transpose2d", SDL_OP_CONV_TRANSPOSE2D, x, w, b, stride, pad, out_pad);
+}
+
+/* ---- pooling over each (n, c) plane: x (N, C, H, W) -> y (N, C, OH, OW)
+   max: y = max over the window (padding never wins), forward keeps the arg-max (first
+        of ties, like PyTorch); dx[argmax] += dy
+   avg: y = sum over the window / (kh*kw) (padding counts, PyTorch's count_include_pad);
+        dx += dy / (kh*kw) over the window */
+typedef struct sdl__pool_job { sdl_node *n; int64_t H, W, OH, OW; int k, s, p; } sdl__pool_job;
+
+static void sdl__pool_planes(void *ctx, int64_t p0, int64_t p1, bool backward) {
+    const sdl__pool_job *j = (const sdl__pool_job *)ctx;
+    sdl_node *n = j->n;
+    bool is_max = n->op == SDL_OP_MAX_POOL2D;
+    float inv = 1.0f / (float)(j->k * j->k);
+    for (int64_t pl = p0; pl < p1; pl++) {
+        const float *x = sdl_f32(n->in[0]) + pl * j->H * j->W;
+        float *dx = backward ? n->in[0]->grad + pl * j->H * j->W : NULL;
+        float *y = sdl_f32(n->out) + pl * j->OH * j->OW;
+        const float *dy = backward ? n->out->grad + pl * j->OH * j->OW : NULL;
+        int32_t *arg = is_max ? (int32_t *)n->saved + pl * j->OH * j->OW : NULL;
+        for (int64_t oh = 0; oh < j->OH; oh++)
+            for (int64_t ow = 0; ow < j->OW; ow++) {
+                int64_t h0 = oh * j->s - j->p, w0 = ow * j->s - j->p, o = oh * j->OW + ow;
+                int64_t h1 = h0 + j->k < j->H ? h0 + j->k : j->H, w1 = w0 + j->k < j->W ? w0 + j->k : j->W;
+                if (h0 < 0) h0 = 0;
+                if (w0 < 0) w0 = 0;
+                if (is_max && backward) { dx[arg[o]] += dy[o]; continue; }
+                if (is_max) {
+                    int64_t best = h0 * j->W + w0;
+                    for (int64_t h = h0; h < h1; h++)
+                        for (int64_t w = w0; w < w1; w++)
+                            if (x[h * j->W + w] > x[best] || isnan(x[h * j->W + w])) best = h * j->W + w;
+                    y[o] = x[best];
+                    arg[o] = (int32_t)best;
+                } else if (!backward) {
+                    float s = 0.0f;
+                    for (int64_t h = h0; h < h1; h++)
+                        for (int64_t w = w0; w < w1; w++) s += x[h * j->W + w];
+                    y[o] = s * inv;
+                } else {
+                    float g = dy[o] * inv;
+                    for (int64_t h = h0; h < h1; h++)
+                        for (int64_t w = w0; w < w1; w++) dx[h * j->W + w] += g;
+                }
+            }
+    }
+}
+static void sdl__pool_fwd_range(void *ctx, int64_t p0, int64_t p1) { sdl__pool_planes(ctx, p0, p1, false); }
+static void sdl__pool_bwd_range(void *ctx, int64_t p0, int64_t p1) { sdl__pool_planes(ctx, p0, p1, true); }
+static void sdl__pool_run(sdl_node *n, bool backward) {
+    sdl__pool_job j;
+    j.n = n;
+    j.H = n->in[0]->shape[2]; j.W = n->in[0]->shape[3];
+    j.OH = n->out->shape[2]; j.OW = n->out->shape[3];
+    j.k = n->attr.pool.kernel_h; j.s = n->attr.pool.stride_h; j.p = n->attr.pool.pad_h;
+    int64_t planes = n->in[0]->shape[0] * n->in[0]->shape[1];
+    int64_t grain = 1 + 16384 / (j.OH * j.OW * j.k * j.k + 1);
+    sdl_parallel_for(planes, grain, backward ? sdl__pool_bwd_range : sdl__pool_fwd_range, &j);
+}
+static void sdl__pool_fwd(sdl_node *n) { sdl__pool_run(n, false); }
+static void sdl__pool_bwd(sdl_node *n) { sdl__pool_run(n, true); }
+
+static sdl_tensor *sdl__pool_common(const char *name, sdl_op op, sdl_tensor *x, int kernel, int stride, int pad) {
+    if (!x) return NULL;
+    if (x->ndim != 4) return (sdl_tensor *)sdl__shape_error(name, "wants (N, C, H, W)", x, NULL);
+    if (kernel < 1 || stride < 1 || pad < 0 || 2 * pad > kernel) {
+        sdl_fail(SDL_ERR_ARG, "%s: kernel %d, stride %d, pad %d: need kernel, stride >= 1 and 0 <= pad <= kernel/2",
+                 name, kernel, stride, pad);
+        return NULL;
+    }
+    int64_t oh = x->shape[2] + 2 * pad - kernel, ow = x->shape[3] + 2 * pad - kernel;
+    if (oh < 0 || ow < 0) return (sdl_tensor *)sdl__shape_error(name, "window larger than the padded input", x, NULL);
+    sdl_node *n = sdl__op_begin(op, sdl_shape4(x->shape[0], x->shape[1], oh / stride + 1, ow / stride + 1), x, NULL, NULL, NULL);
+    if (!n) return NULL;
+    n->attr.pool.kernel_h = n->attr.pool.kernel_w = kernel;
+    n->attr.pool.stride_h = n->attr.pool.stride_w = stride;
+    n->attr.pool.pad_h = n->attr.pool.pad_w = pad;
+    if (op == SDL_OP_MAX_POOL2D && !sdl__saved(n, (size_t)n->out->numel * sizeof(int32_t))) return NULL;
+    return sdl__op_run(n);
+}
+SDL_API sdl_tensor *sdl_max_pool2d(sdl_tensor *x, int kernel, int stride, int pad) {
+    return sdl__pool_common("max_pool2d", SDL_OP_MAX_POOL2D, x, kernel, stride, pad);
+}
+SDL_API sdl_tensor *sdl_avg_pool2d(sdl_tensor *x, int kernel, int stride, int pad) {
+    return sdl__pool_common("avg_pool2d", SDL_OP_AVG_POOL2D, x, kernel, stride, pad);
+}
+
+/* ---- global average pool: x (N, C, H, W) -> y (N, C);  y = mean over H*W;  dx += dy / (H*W) */
+static void sdl__gap_fwd(sdl_node *n) {
+    int64_t planes = n->out->numel, hw = planes ? n->in[0]->numel / planes : 0;
+    const float *x = sdl_f32(n->in[0]);
+    for (int64_t p = 0; p < planes; p++) {
+        float s = 0.0f;
+        for (int64_t i = 0; i < hw; i++) s += x[p * hw + i];
+        sdl_f32(n->out)[p] = s / (float)hw;
+    }
+}
+static void sdl__gap_bwd(sdl_node *n) {
+    int64_t planes = n->out->numel, hw = planes ? n->in[0]->numel / planes : 0;
+    for (int64_t p = 0; p < planes; p++) {
+        float g = n->out->grad[p] / (float)hw;
+        for (int64_t i = 0; i < hw; i++) n->in[0]->grad[p * hw + i] += g;
+    }
+}
+SDL_API sdl_tensor *sdl_global_avg_pool(sdl_tensor *x) {
+    if (!x) return NULL;
+    if (x->ndim != 4 || x->shape[2] * x->shape[3] < 1) return (sdl_tensor *)sdl__shape_error("global_avg_pool", "wants (N, C, H, W) with H*W > 0", x, NULL);
+    return sdl__op_run(sdl__op_begin(SDL_OP_GLOBAL_AVG_POOL, sdl_shape2(x->shape[0], x->shape[1]), x, NULL, NULL, NULL));
+}
+
 /* >>ops-norm (batch norm, layer norm, dropout, embedding) */
 
 /* >>ops-act (leaky_relu, gelu, tanh, sigmoid, silu, softmax, log_softmax, scale) */
@@ -1558,6 +2354,11 @@ static void sdl__cpu_init(void) {
     SDL__KERNEL(SDL_OP_CROSS_ENTROPY, sdl__ce_fwd, sdl__ce_bwd);
     SDL__KERNEL(SDL_OP_MSE, sdl__mse_fwd, sdl__mse_bwd);
     /* >>cpu-table-conv */
+    SDL__KERNEL(SDL_OP_CONV2D, sdl__conv_fwd, sdl__conv_bwd);
+    SDL__KERNEL(SDL_OP_CONV_TRANSPOSE2D, sdl__conv_fwd, sdl__conv_bwd);
+    SDL__KERNEL(SDL_OP_MAX_POOL2D, sdl__pool_fwd, sdl__pool_bwd);
+    SDL__KERNEL(SDL_OP_AVG_POOL2D, sdl__pool_fwd, sdl__pool_bwd);
+    SDL__KERNEL(SDL_OP_GLOBAL_AVG_POOL, sdl__gap_fwd, sdl__gap_bwd);
 
     /* >>cpu-table-norm */
 
@@ -1768,6 +2569,62 @@ SDL_API sdl_module *sdl_flatten_layer(sdl_model *m) { return sdl_module_new(m, "
 
 /* >>layers-conv */
 
+/* conv layers: PyTorch's init, kaiming_uniform(a = sqrt 5) and bias U(+-1/sqrt(fan_in)) with
+   fan_in = weight.size(1) * kh * kw: C_in*k*k for conv2d, C_out*k*k for conv_transpose2d */
+static sdl_tensor *sdl__conv_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_conv2d(x, l->weight, l->bias, l->stride, l->pad); }
+static sdl_tensor *sdl__convt_layer_fwd(sdl_module *l, sdl_tensor *x) {
+    return sdl_conv_transpose2d(x, l->weight, l->bias, l->stride, l->pad, l->out_pad);
+}
+static sdl_module *sdl__conv_layer_make(sdl_model *m, const char *kind, const char *name, sdl_forward_fn fwd,
+                                        int64_t d0, int64_t d1, int kernel, int stride, int pad, int out_pad, bool bias) {
+    if (d0 < 1 || d1 < 1 || kernel < 1 || stride < 1 || pad < 0 || out_pad < 0) {
+        sdl_fail(SDL_ERR_ARG, "%s_layer '%s': channels %lld, %lld, kernel %d, stride %d, pad %d must be positive (pad >= 0)",
+                 kind, name ? name : "", (long long)d0, (long long)d1, kernel, stride, pad);
+        return NULL;
+    }
+    sdl_module *l = sdl_module_new(m, kind, name, fwd);
+    if (!l) return NULL;
+    l->kernel = kernel; l->stride = stride; l->pad = pad; l->out_pad = out_pad;
+    int64_t fan_in = d1 * kernel * kernel;
+    l->weight = sdl__layer_param(l, "weight", sdl_shape4(d0, d1, kernel, kernel), true);
+    if (!l->weight) return NULL;
+    sdl_init_kaiming_uniform(l->weight, sqrtf(5.0f), fan_in);
+    if (bias) {
+        l->bias = sdl__layer_param(l, "bias", sdl_shape1(fwd == sdl__conv_layer_fwd ? d0 : d1), false);
+        if (!l->bias) return NULL;
+        sdl_init_bias(l->bias, fan_in);
+    }
+    return l;
+}
+SDL_API sdl_module *sdl_conv2d_layer(sdl_model *m, const char *name, int64_t c_in, int64_t c_out, int kernel, int stride, int pad, bool bias) {
+    return sdl__conv_layer_make(m, "conv2d", name, sdl__conv_layer_fwd, c_out, c_in, kernel, stride, pad, 0, bias);
+}
+SDL_API sdl_module *sdl_conv_transpose2d_layer(sdl_model *m, const char *name, int64_t c_in, int64_t c_out, int kernel,
+                                               int stride, int pad, int out_pad, bool bias) {
+    return sdl__conv_layer_make(m, "conv_transpose2d", name, sdl__convt_layer_fwd, c_in, c_out, kernel, stride, pad, out_pad, bias);
+}
+
+/* pooling layers: stride 0 means stride = kernel (PyTorch's default); no padding */
+static sdl_tensor *sdl__maxpool_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_max_pool2d(x, l->kernel, l->stride, l->pad); }
+static sdl_tensor *sdl__avgpool_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_avg_pool2d(x, l->kernel, l->stride, l->pad); }
+static sdl_tensor *sdl__gap_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_global_avg_pool(x); }
+static sdl_module *sdl__pool_layer_make(sdl_model *m, const char *kind, sdl_forward_fn fwd, int kernel, int stride) {
+    sdl_module *l = sdl_module_new(m, kind, "", fwd);
+    if (!l) return NULL;
+    l->kernel = kernel;
+    l->stride = stride > 0 ? stride : kernel;
+    return l;
+}
+SDL_API sdl_module *sdl_max_pool2d_layer(sdl_model *m, int kernel, int stride) {
+    return sdl__pool_layer_make(m, "max_pool2d", sdl__maxpool_layer_fwd, kernel, stride);
+}
+SDL_API sdl_module *sdl_avg_pool2d_layer(sdl_model *m, int kernel, int stride) {
+    return sdl__pool_layer_make(m, "avg_pool2d", sdl__avgpool_layer_fwd, kernel, stride);
+}
+SDL_API sdl_module *sdl_global_avg_pool_layer(sdl_model *m) {
+    return sdl_module_new(m, "global_avg_pool", "", sdl__gap_layer_fwd);
+}
+
 /* >>layers-norm */
 
 /* >>layers-act */
@@ -1775,60 +2632,283 @@ SDL_API sdl_module *sdl_flatten_layer(sdl_model *m) { return sdl_module_new(m, "
 /* >>optim */
 static float sdl__default(float v, float dflt) { return v != 0.0f ? v : dflt; }
 
+/* ---- sums over [0, n) in double, the same bits for any thread count: the range is cut
+   into at most SDL__SUM_BLOCKS blocks whose bounds depend only on n, each block is summed
+   by one thread, and the block sums are added in order. */
+#define SDL__SUM_BLOCKS 64
+typedef double (*sdl__sum_fn)(void *ctx, int64_t begin, int64_t end);
+typedef struct sdl__sum_job {
+    sdl__sum_fn fn;
+    void *ctx;
+    int64_t n, block;
+    double part[SDL__SUM_BLOCKS];
+} sdl__sum_job;
+
+static void sdl__sum_blocks(void *ctx, int64_t b0, int64_t b1) {
+    sdl__sum_job *s = (sdl__sum_job *)ctx;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t end = (b + 1) * s->block < s->n ? (b + 1) * s->block : s->n;
+        s->part[b] = s->fn(s->ctx, b * s->block, end);
+    }
+}
+
+static double sdl__sum(int64_t n, sdl__sum_fn fn, void *ctx) {
+    sdl__sum_job s;
+    s.fn = fn;
+    s.ctx = ctx;
+    s.n = n;
+    s.block = (n + SDL__SUM_BLOCKS - 1) / SDL__SUM_BLOCKS;
+    if (s.block < 8192) s.block = 8192;
+    int64_t nblocks = (n + s.block - 1) / s.block;
+    sdl_parallel_for(nblocks, 1, sdl__sum_blocks, &s);
+    double total = 0.0;
+    for (int64_t b = 0; b < nblocks; b++) total += s.part[b];
+    return total;
+}
+
+static double sdl__sumsq_range(void *ctx, int64_t begin, int64_t end) {
+    const float *x = (const float *)ctx;
+    double s = 0.0;
+    for (int64_t i = begin; i < end; i++) s += (double)x[i] * (double)x[i];
+    return s;
+}
+static double sdl__norm(const float *x, int64_t n) { return sqrt(sdl__sum(n, sdl__sumsq_range, (void *)x)); }
+
+typedef struct sdl__scale_job { float *x; float s; } sdl__scale_job;
+static void sdl__scale_range(void *ctx, int64_t begin, int64_t end) {
+    sdl__scale_job *j = (sdl__scale_job *)ctx;
+    for (int64_t i = begin; i < end; i++) j->x[i] *= j->s;
+}
+
+SDL_API void sdl_grad_scale(sdl_model *m, float s) {
+    if (!m || !m->packed || s == 1.0f) return;
+    sdl__scale_job j;
+    j.x = m->grad_data;
+    j.s = s;
+    sdl_parallel_for(m->param_floats, 1 << 15, sdl__scale_range, &j);
+}
+
+SDL_API float sdl_clip_grad_norm(sdl_model *m, float max_norm) {
+    if (!m || !m->packed) return 0.0f;
+    double norm = sdl__norm(m->grad_data, m->param_floats);
+    if (isfinite(norm) && norm > (double)max_norm) sdl_grad_scale(m, (float)((double)max_norm / (norm + 1e-6)));
+    return (float)norm;
+}
+
+/* ---- the update kernels: one tensor, elements [begin, end) ---- */
+typedef struct sdl__update {
+    const sdl_optim *o;
+    float *p, *g, *m, *v; /* one tensor's parameters, gradients and state slots (NULL: none) */
+    float lr;
+    float wd;             /* 0 for decay=false tensors */
+    float trust;          /* lars, lamb: the tensor's trust ratio; 1 otherwise */
+    float bc1, bc2;       /* adam, adamw, lamb: 1 - beta1^t, 1 - beta2^t (t = step + 1) */
+} sdl__update;
+
+/* sgd, PyTorch's form (dampening 0), and lars, which is sgd on trust-scaled gradients:
+     g = trust * (grad + wd p)
+     v = g on the first step, else momentum v + g
+     p -= lr * (nesterov ? g + momentum v : v)        (without momentum: p -= lr g) */
+static void sdl__sgd_range(void *ctx, int64_t begin, int64_t end) {
+    const sdl__update *u = (const sdl__update *)ctx;
+    float mu = u->o->desc.momentum;
+    bool first = u->o->step == 0, nesterov = u->o->desc.nesterov;
+    for (int64_t j = begin; j < end; j++) {
+        float g = u->trust * (u->g[j] + u->wd * u->p[j]);
+        if (u->m) {
+            u->m[j] = first ? g : mu * u->m[j] + g;
+            g = nesterov ? g + mu * u->m[j] : u->m[j];
+        }
+        u->p[j] -= u->lr * g;
+    }
+}
+
+/* adam (PyTorch's form): g = grad + wd p  (adamw instead decays first: p *= 1 - lr wd)
+     m = beta1 m + (1 - beta1) g,   v = beta2 v + (1 - beta2) g^2
+     p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps) */
+static void sdl__adam_range(void *ctx, int64_t begin, int64_t end) {
+    const sdl__update *u = (const sdl__update *)ctx;
+    float b1 = u->o->desc.beta1, b2 = u->o->desc.beta2, eps = u->o->desc.eps;
+    float step_size = u->lr / u->bc1, sqrt_bc2 = sqrtf(u->bc2);
+    bool decoupled = u->o->desc.kind == SDL_OPTIM_ADAMW;
+    float shrink = 1.0f - u->lr * u->wd;
+    for (int64_t j = begin; j < end; j++) {
+        float g = u->g[j];
+        if (decoupled) u->p[j] *= shrink;
+        else g += u->wd * u->p[j];
+        u->m[j] = b1 * u->m[j] + (1.0f - b1) * g;
+        u->v[j] = b2 * u->v[j] + (1.0f - b2) * g * g;
+        u->p[j] -= step_size * u->m[j] / (sqrtf(u->v[j]) / sqrt_bc2 + eps);
+    }
+}
+
+/* lamb (You et al. 2019), in two passes over a tensor:
+     1. m = beta1 m + (1 - beta1) g,  v = beta2 v + (1 - beta2) g^2
+     2. r = (m / bc1) / (sqrt(v / bc2) + eps) + wd p
+        trust = ||p|| / ||r|| (1 when either norm is 0, or for decay=false tensors)
+        p -= lr * trust * r */
+static void sdl__lamb_moments_range(void *ctx, int64_t begin, int64_t end) {
+    const sdl__update *u = (const sdl__update *)ctx;
+    float b1 = u->o->desc.beta1, b2 = u->o->desc.beta2;
+    for (int64_t j = begin; j < end; j++) {
+        float g = u->g[j];
+        u->m[j] = b1 * u->m[j] + (1.0f - b1) * g;
+        u->v[j] = b2 * u->v[j] + (1.0f - b2) * g * g;
+    }
+}
+static float sdl__lamb_r(const sdl__update *u, int64_t j) {
+    return (u->m[j] / u->bc1) / (sqrtf(u->v[j] / u->bc2) + u->o->desc.eps) + u->wd * u->p[j];
+}
+static double sdl__lamb_r_sumsq_range(void *ctx, int64_t begin, int64_t end) {
+    const sdl__update *u = (const sdl__update *)ctx;
+    double s = 0.0;
+    for (int64_t j = begin; j < end; j++) {
+        double r = sdl__lamb_r(u, j);
+        s += r * r;
+    }
+    return s;
+}
+static void sdl__lamb_apply_range(void *ctx, int64_t begin, int64_t end) {
+    const sdl__update *u = (const sdl__update *)ctx;
+    for (int64_t j = begin; j < end; j++) u->p[j] -= u->lr * u->trust * sdl__lamb_r(u, j);
+}
+
+/* one update of every parameter tensor, each split over the threads by index */
+static void sdl__optim_update(sdl_optim *o) {
+    sdl_model *m = o->model;
+    const sdl_optim_desc *d = &o->desc;
+    const int64_t grain = 1 << 15;
+    double t = (double)(o->step + 1);
+    for (int i = 0; i < m->nparams; i++) {
+        int64_t off = m->param_offset[i], n = m->params[i]->numel;
+        bool decay = m->params[i]->decay;
+        sdl__update u;
+        u.o = o;
+        u.p = m->param_data + off;
+        u.g = m->grad_data + off;
+        u.m = o->nstate > 0 ? o->state + off : NULL;
+        u.v = o->nstate > 1 ? o->state + m->param_floats + off : NULL;
+        u.lr = o->lr;
+        u.wd = decay ? d->weight_decay : 0.0f;
+        u.trust = 1.0f;
+        u.bc1 = (float)(1.0 - pow((double)d->beta1, t));
+        u.bc2 = (float)(1.0 - pow((double)d->beta2, t));
+        if (d->kind == SDL_OPTIM_ADAM || d->kind == SDL_OPTIM_ADAMW) {
+            sdl_parallel_for(n, grain, sdl__adam_range, &u);
+        } else if (d->kind == SDL_OPTIM_LAMB) {
+            sdl_parallel_for(n, grain, sdl__lamb_moments_range, &u);
+            if (decay) {
+                double pn = sdl__norm(u.p, n), rn = sqrt(sdl__sum(n, sdl__lamb_r_sumsq_range, &u));
+                if (pn > 0.0 && rn > 0.0) u.trust = (float)(pn / rn);
+            }
+            sdl_parallel_for(n, grain, sdl__lamb_apply_range, &u);
+        } else {
+            /* lars (You, Gitman, Ginsburg 2017; NVIDIA apex LARC without clipping):
+                 trust = eta * ||p|| / (||grad|| + wd * ||p||)   (1 when either norm is 0)
+               then sgd with momentum on trust * (grad + wd p), lr outside the momentum */
+            if (d->kind == SDL_OPTIM_LARS && decay) {
+                double pn = sdl__norm(u.p, n), gn = sdl__norm(u.g, n);
+                if (pn > 0.0 && gn > 0.0) u.trust = (float)((double)d->trust_coef * pn / (gn + (double)u.wd * pn));
+            }
+            sdl_parallel_for(n, grain, sdl__sgd_range, &u);
+        }
+    }
+}
+
 SDL_API sdl_optim *sdl_optim_new(sdl_model *m, const sdl_optim_desc *desc) {
     if (!m || !desc) { sdl_fail(SDL_ERR_ARG, "optim_new: NULL model or desc"); return NULL; }
+    sdl_optim_desc d = *desc;
+    if (d.kind == SDL_OPTIM_DEFAULT) d.kind = SDL_OPTIM_SGD;
+    bool adam_like = d.kind == SDL_OPTIM_ADAM || d.kind == SDL_OPTIM_ADAMW || d.kind == SDL_OPTIM_LAMB;
+    d.lr = sdl__default(d.lr, adam_like ? 0.001f : 0.01f);
+    d.beta1 = sdl__default(d.beta1, 0.9f);
+    d.beta2 = sdl__default(d.beta2, 0.999f);
+    d.eps = sdl__default(d.eps, d.kind == SDL_OPTIM_LAMB ? 1e-6f : 1e-8f);
+    d.trust_coef = sdl__default(d.trust_coef, 0.001f);
+    if (d.accum_steps < 1) d.accum_steps = 1;
+    const char *bad = NULL;
+    if ((int)d.kind < (int)SDL_OPTIM_SGD || (int)d.kind > (int)SDL_OPTIM_LAMB) bad = "kind";
+    else if (!(d.lr > 0.0f)) bad = "lr (must be > 0)";
+    else if (!(d.momentum >= 0.0f && d.momentum < 1.0f)) bad = "momentum (must be in [0, 1))";
+    else if (!(d.weight_decay >= 0.0f)) bad = "weight_decay (must be >= 0)";
+    else if (d.nesterov && (d.momentum == 0.0f || adam_like)) bad = "nesterov (needs sgd or lars with momentum)";
+    else if (!(d.beta1 > 0.0f && d.beta1 < 1.0f && d.beta2 > 0.0f && d.beta2 < 1.0f)) bad = "beta1/beta2 (must be in (0, 1))";
+    else if (!(d.eps > 0.0f && d.trust_coef > 0.0f)) bad = "eps/trust_coef (must be > 0)";
+    else if (!(d.max_grad_norm >= 0.0f)) bad = "max_grad_norm (must be >= 0)";
+    if (bad) { sdl_fail(SDL_ERR_ARG, "optim_new: bad %s", bad); return NULL; }
     if (sdl_model_pack(m) != SDL_OK) return NULL;
     sdl_optim *o = (sdl_optim *)sdl__calloc(1, sizeof(sdl_optim));
     if (!o) return NULL;
-    o->desc = *desc;
+    o->desc = d;
     o->model = m;
-    o->lr = sdl__default(desc->lr, 0.01f);
-    o->nstate = desc->momentum != 0.0f ? 1 : 0;
+    o->lr = d.lr;
+    o->nstate = adam_like ? 2 : (d.momentum != 0.0f ? 1 : 0);
     o->state = (float *)sdl__calloc((size_t)o->nstate * (size_t)m->param_floats, sizeof(float));
     if (!o->state) { SDL_DEALLOC(o); return NULL; }
     return o;
 }
 
-SDL_API sdl_optim *sdl_sgd(sdl_model *m, float lr, float momentum, float weight_decay, bool nesterov) {
+static sdl_optim *sdl__optim_make(sdl_model *m, sdl_optim_kind kind, float lr, float momentum, float beta1,
+                                  float beta2, float weight_decay, bool nesterov, float trust_coef) {
     sdl_optim_desc d;
     memset(&d, 0, sizeof d);
-    d.kind = SDL_OPTIM_SGD;
+    d.kind = kind;
     d.lr = lr;
     d.momentum = momentum;
+    d.beta1 = beta1;
+    d.beta2 = beta2;
     d.weight_decay = weight_decay;
     d.nesterov = nesterov;
+    d.trust_coef = trust_coef;
     return sdl_optim_new(m, &d);
 }
+SDL_API sdl_optim *sdl_sgd(sdl_model *m, float lr, float momentum, float weight_decay, bool nesterov) {
+    return sdl__optim_make(m, SDL_OPTIM_SGD, lr, momentum, 0, 0, weight_decay, nesterov, 0);
+}
+SDL_API sdl_optim *sdl_adam(sdl_model *m, float lr, float beta1, float beta2, float weight_decay) {
+    return sdl__optim_make(m, SDL_OPTIM_ADAM, lr, 0, beta1, beta2, weight_decay, false, 0);
+}
+SDL_API sdl_optim *sdl_adamw(sdl_model *m, float lr, float beta1, float beta2, float weight_decay) {
+    return sdl__optim_make(m, SDL_OPTIM_ADAMW, lr, 0, beta1, beta2, weight_decay, false, 0);
+}
+SDL_API sdl_optim *sdl_lars(sdl_model *m, float lr, float momentum, float weight_decay, float trust_coef) {
+    return sdl__optim_make(m, SDL_OPTIM_LARS, lr, momentum, 0, 0, weight_decay, false, trust_coef);
+}
+SDL_API sdl_optim *sdl_lamb(sdl_model *m, float lr, float beta1, float beta2, float weight_decay) {
+    return sdl__optim_make(m, SDL_OPTIM_LAMB, lr, 0, beta1, beta2, weight_decay, false, 0);
+}
 
-/* sgd (PyTorch's form): g = grad + wd p;  v = mu v + g (v = g on the first step);
-   p -= lr * (nesterov ? g + mu v : v) */
-static void sdl__sgd_update(sdl_optim *o) {
-    sdl_model *m = o->model;
-    float mu = o->desc.momentum, lr = o->lr;
-    for (int i = 0; i < m->nparams; i++) {
-        int64_t off = m->param_offset[i], n = m->params[i]->numel;
-        float wd = m->params[i]->decay ? o->desc.weight_decay : 0.0f;
-        float *p = m->param_data + off, *g = m->grad_data + off;
-        float *v = o->nstate ? o->state + off : NULL;
-        for (int64_t j = 0; j < n; j++) {
-            float gj = g[j] + wd * p[j];
-            if (v) {
-                v[j] = o->step == 0 ? gj : mu * v[j] + gj;
-                gj = o->desc.nesterov ? gj + mu * v[j] : v[j];
-            }
-            p[j] -= lr * gj;
-        }
-    }
+SDL_API bool sdl_optim_is_update_step(const sdl_optim *o) {
+    return o && o->micro + 1 >= o->desc.accum_steps;
 }
 
 SDL_API sdl_result sdl_optim_step(sdl_optim *o) {
     if (!o) return sdl_fail(SDL_ERR_ARG, "optim_step: NULL optimizer");
-    sdl__sgd_update(o);
+    sdl_model *m = o->model;
+    if (!sdl_optim_is_update_step(o)) { o->micro++; return SDL_OK; } /* gradients keep adding up */
+    o->micro = 0;
+    if (o->desc.accum_steps > 1) sdl_grad_scale(m, 1.0f / (float)o->desc.accum_steps);
+    if (o->desc.max_grad_norm > 0.0f) o->grad_norm = sdl_clip_grad_norm(m, o->desc.max_grad_norm);
+    sdl__optim_update(o);
     o->step++;
+    sdl_model_zero_grad(m);
     return SDL_OK;
 }
 
 SDL_API void sdl_optim_set_lr(sdl_optim *o, float lr) { if (o) o->lr = lr; }
+
+SDL_API int sdl_optim_state_count(const sdl_optim *o) { return o ? o->nstate : 0; }
+
+SDL_API const char *sdl_optim_state_name(const sdl_optim *o, int k) {
+    if (!o || k < 0 || k >= o->nstate) return NULL;
+    if (o->desc.kind == SDL_OPTIM_SGD || o->desc.kind == SDL_OPTIM_LARS) return "momentum_buffer";
+    return k == 0 ? "exp_avg" : "exp_avg_sq";
+}
+
+SDL_API float *sdl_optim_state_data(sdl_optim *o, int k) {
+    if (!o || k < 0 || k >= o->nstate) return NULL;
+    return o->state + (int64_t)k * o->model->param_floats;
+}
 
 SDL_API void sdl_optim_free(sdl_optim *o) {
     if (!o) return;
@@ -1837,14 +2917,1665 @@ SDL_API void sdl_optim_free(sdl_optim *o) {
 }
 
 /* >>sched */
+/* PyTorch's OneCycleLR, two phases with cosine annealing, for step in [0, total):
+     rise from max/div to max over steps [0, e1], e1 = pct_start * total - 1,
+     then fall from max to max/div/final_div over [e1, total - 1];
+     cos_anneal(a, b, pct) = b + (a - b) (1 + cos(pi pct)) / 2 */
+static double sdl__cos_anneal(double a, double b, double pct) { return b + (a - b) * 0.5 * (1.0 + cos(3.14159265358979323846 * pct)); }
+
+static double sdl__one_cycle(const sdl_sched_desc *d, int64_t step, int64_t total) {
+    double max_lr = d->base_lr;
+    double start = max_lr / sdl__default(d->div_factor, 25.0f);
+    double end = start / sdl__default(d->final_div_factor, 1e4f);
+    double e1 = (double)sdl__default(d->pct_start, 0.3f) * (double)total - 1.0, e2 = (double)total - 1.0;
+    double s = (double)(step < 0 ? 0 : step);
+    if (s > e2) s = e2;
+    if (s <= e1) return e1 > 0.0 ? sdl__cos_anneal(start, max_lr, s / e1) : max_lr;
+    return e2 > e1 ? sdl__cos_anneal(max_lr, end, (s - e1) / (e2 - e1)) : end;
+}
+
+/* the main schedule (no warm-up) at step */
+static double sdl__sched_main(const sdl_sched_desc *d, int64_t step) {
+    double base = d->base_lr;
+    int64_t t = step - d->warmup, T = d->total - d->warmup; /* cosine, one-cycle: after warm-up */
+    if (d->kind == SDL_SCHED_STEP) {
+        double gamma = sdl__default(d->gamma, 0.1f), lr = base;
+        for (int i = 0; i < SDL_SCHED_MAX_MILESTONES; i++)
+            if (d->milestones[i] > 0 && step >= d->milestones[i]) lr *= gamma;
+        return lr;
+    }
+    if (d->kind == SDL_SCHED_COSINE) {
+        if (T <= 0) return base;
+        if (t < 0) t = 0;
+        if (t > T) t = T;
+        return sdl__cos_anneal(base, d->min_lr, (double)t / (double)T);
+    }
+    if (d->kind == SDL_SCHED_ONE_CYCLE) return sdl__one_cycle(d, t, T);
+    return base;
+}
+
+SDL_API float sdl_sched_lr(const sdl_sched_desc *d, int64_t step) {
+    if (!d) return 0.0f;
+    if (step < d->warmup) {
+        double f = d->warmup_start_factor, L = sdl__sched_main(d, d->warmup);
+        if (step < 0) step = 0;
+        return (float)(L * (f + (1.0 - f) * (double)step / (double)d->warmup));
+    }
+    return (float)sdl__sched_main(d, step);
+}
+
+SDL_API float sdl_scale_lr(float lr, int world_size, int local_batch, int base_batch) {
+    double s = world_size > 0 ? world_size : 1;
+    if (base_batch > 0) s = s * local_batch / base_batch;
+    return (float)(lr * s);
+}
 
 /* >>data */
+/* ----------------------------------------------------------------------------------------
+   Dataset readers. Each reads a whole file into memory, checks every header field
+   and size against the file before it trusts it, and names the file in each error.
+   ---------------------------------------------------------------------------------------- */
+
+/* stb_image (and stb_image_write for sdl_write_png) decode .gz/.npz deflate data, PNG and
+   JPEG. A private copy (all functions static) is compiled here unless SDL_NO_STB, so it
+   never clashes with a copy the program builds itself; if the program included
+   stb_image.h / stb_image_write.h before this point, that copy is used instead. */
+#ifdef __cplusplus
+} /* system and stb headers: not inside extern "C" */
+#endif
+#ifndef _WIN32
+#include <dirent.h>
+#include <sys/stat.h>
+#endif
+#ifndef SDL_NO_STB
+#ifndef SDL_STB_IMAGE_PATH
+#define SDL_STB_IMAGE_PATH <stb/stb_image.h>
+#endif
+#ifndef SDL_STB_IMAGE_WRITE_PATH
+#define SDL_STB_IMAGE_WRITE_PATH <stb/stb_image_write.h>
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+#ifndef STBI_INCLUDE_STB_IMAGE_H
+#define SDL__OWN_STBI
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+/* v2.27 defines this function under a misspelt name, so its static declaration would be
+   "declared but never defined"; the name is right from v2.28 on, where this is a no-op */
+#define stbi__unpremultiply_on_load_thread stbi_set_unpremultiply_on_load_thread
+#define STBI_MALLOC(n) SDL_ALLOC(n)
+#define STBI_REALLOC(p, n) SDL_REALLOC(p, n)
+#define STBI_FREE(p) SDL_DEALLOC(p)
+#include SDL_STB_IMAGE_PATH
+#undef STB_IMAGE_IMPLEMENTATION
+#undef stbi__unpremultiply_on_load_thread
+#endif
+#ifndef INCLUDE_STB_IMAGE_WRITE_H
+#define SDL__OWN_STBIW
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STBIW_MALLOC(n) SDL_ALLOC(n)
+#define STBIW_REALLOC(p, n) SDL_REALLOC(p, n)
+#define STBIW_FREE(p) SDL_DEALLOC(p)
+#include SDL_STB_IMAGE_WRITE_PATH
+#undef STB_IMAGE_WRITE_IMPLEMENTATION
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif /* SDL_NO_STB */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+SDL_API void sdl_dataset_free(sdl_dataset *d) {
+    if (!d) return;
+    SDL_DEALLOC(d->images);
+    SDL_DEALLOC(d->labels);
+    memset(d, 0, sizeof *d);
+}
+
+/* CRC-32 (IEEE 802.3, reflected: the one gzip, zip and PNG use), four bits at a time from
+   a 16-entry table, so there is nothing to build at run time */
+static uint32_t sdl__crc32(uint32_t crc, const uint8_t *p, size_t n) {
+    static const uint32_t tab[16] = {
+        0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu, 0x76DC4190u, 0x6B6B51F4u, 0x4DB26158u, 0x5005713Cu,
+        0xEDB88320u, 0xF00F9344u, 0xD6D6A3E8u, 0xCB61B38Cu, 0x9B64C2B0u, 0x86D3D2D4u, 0xA00AE278u, 0xBDBDF21Cu};
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        crc = tab[crc & 15] ^ (crc >> 4);
+        crc = tab[crc & 15] ^ (crc >> 4);
+    }
+    return ~crc;
+}
+
+static uint32_t sdl__le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint32_t sdl__le16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
+static uint32_t sdl__be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3]; }
+
+/* the whole file in one heap block (free with SDL_DEALLOC) */
+static uint8_t *sdl__read_file(const char *path, size_t *size) {
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) { sdl_fail(SDL_ERR_IO, "%s: cannot open for reading", path); return NULL; }
+    long end = -1;
+    if (fseek(f, 0, SEEK_END) == 0) end = ftell(f);
+    if (end < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        sdl_fail(SDL_ERR_IO, "%s: cannot find its size (not a regular file?)", path);
+        return NULL;
+    }
+    uint8_t *buf = (uint8_t *)sdl__alloc((size_t)end);
+    if (!buf) { fclose(f); return NULL; }
+    size_t got = fread(buf, 1, (size_t)end, f);
+    bool err = ferror(f) != 0;
+    fclose(f);
+    if (err || got != (size_t)end) {
+        SDL_DEALLOC(buf);
+        sdl_fail(SDL_ERR_IO, "%s: read %zu of %ld bytes", path, got, end);
+        return NULL;
+    }
+    *size = (size_t)end;
+    return buf;
+}
+
+/* decodes a raw deflate stream of n bytes into exactly out_n bytes (out_n known from a
+   gzip or zip header); false with an error naming path. stb v2.27 reports "bad huffman
+   code" when fewer than 16 bits remain at the end of its input, even when the stream is
+   complete, so it is given 8 bytes after the stream: slack (the readable bytes that follow
+   src + n in the caller's buffer) or else a zero-padded copy. Bytes it reads past the
+   stream only ever come from that padding or the file; the CRC-32 check catches the rest. */
+static bool sdl__inflate(const char *path, const uint8_t *src, size_t n, size_t slack, uint8_t *dst, size_t out_n) {
+#ifdef SDL_NO_STB
+    SDL__UNUSED(src); SDL__UNUSED(n); SDL__UNUSED(slack); SDL__UNUSED(dst); SDL__UNUSED(out_n);
+    sdl_fail(SDL_ERR_ARG, "%s: compressed data needs stb_image's zlib decoder, and sdl was built with SDL_NO_STB", path);
+    return false;
+#else
+    if (n > (size_t)INT32_MAX - 8 || out_n > (size_t)INT32_MAX) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: a compressed member over 2 GB (stb's decoder reads at most 2 GB)", path);
+        return false;
+    }
+    uint8_t *padded = NULL;
+    if (slack < 8) {
+        padded = (uint8_t *)sdl__calloc(n + 8, 1);
+        if (!padded) return false;
+        if (n) memcpy(padded, src, n);
+        src = padded;
+    }
+    /* stb wants room for at least one byte; an empty member decodes to 0 bytes */
+    uint8_t one;
+    int got = stbi_zlib_decode_noheader_buffer((char *)(out_n ? dst : &one), out_n ? (int)out_n : 1, (const char *)src, (int)n + 8);
+    SDL_DEALLOC(padded);
+    if (got < 0) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: corrupt deflate data (%s)", path, stbi_failure_reason());
+        return false;
+    }
+    if ((size_t)got != out_n) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: deflate data decodes to %d bytes, the header says %zu", path, got, out_n);
+        return false;
+    }
+    return true;
+#endif
+}
+
+/* a gzip member (RFC 1952): header, raw deflate data, CRC-32 and size of the data */
+static uint8_t *sdl__gunzip(const char *path, const uint8_t *gz, size_t n, size_t *out_n) {
+    *out_n = 0;
+    if (n < 18) { sdl_fail(SDL_ERR_FORMAT, "%s: truncated gzip file (%zu bytes)", path, n); return NULL; }
+    if (gz[2] != 8) { sdl_fail(SDL_ERR_FORMAT, "%s: gzip compression method %d, only deflate (8) exists", path, gz[2]); return NULL; }
+    uint8_t flg = gz[3];
+    if (flg & 0xE0) { sdl_fail(SDL_ERR_FORMAT, "%s: gzip header has reserved flag bits set (0x%02x)", path, flg); return NULL; }
+    size_t pos = 10, end = n - 8; /* the trailer is the last 8 bytes */
+    if (flg & 4) { /* FEXTRA: 2-byte length, then that many bytes */
+        if (pos + 2 > end) goto truncated;
+        pos += 2 + sdl__le16(gz + pos);
+    }
+    for (int field = 8; field <= 16; field += 8) /* FNAME, FCOMMENT: zero-terminated */
+        if (flg & field) {
+            while (pos < end && gz[pos]) pos++;
+            pos++;
+        }
+    if (flg & 2) { /* FHCRC: low 16 bits of the CRC-32 of the header so far */
+        if (pos + 2 > end) goto truncated;
+        if ((sdl__crc32(0, gz, pos) & 0xFFFF) != sdl__le16(gz + pos)) {
+            sdl_fail(SDL_ERR_FORMAT, "%s: gzip header checksum mismatch", path);
+            return NULL;
+        }
+        pos += 2;
+    }
+    if (pos >= end) goto truncated;
+    {
+        uint32_t crc = sdl__le32(gz + n - 8), isize = sdl__le32(gz + n - 4);
+        /* deflate expands at most ~1032:1; a larger claim is a corrupt trailer, not a reason
+           to allocate gigabytes */
+        if ((double)isize > 1032.0 * (double)(end - pos) + 64.0) {
+            sdl_fail(SDL_ERR_FORMAT, "%s: gzip trailer claims %u bytes from %zu compressed (corrupt or truncated)", path, isize, end - pos);
+            return NULL;
+        }
+        uint8_t *out = (uint8_t *)sdl__alloc(isize);
+        if (!out) return NULL;
+        if (!sdl__inflate(path, gz + pos, end - pos, 8, out, isize)) { SDL_DEALLOC(out); return NULL; }
+        if (sdl__crc32(0, out, isize) != crc) {
+            SDL_DEALLOC(out);
+            sdl_fail(SDL_ERR_FORMAT, "%s: CRC-32 mismatch after decompression (corrupt file)", path);
+            return NULL;
+        }
+        *out_n = isize;
+        return out;
+    }
+truncated:
+    sdl_fail(SDL_ERR_FORMAT, "%s: truncated gzip header", path);
+    return NULL;
+}
+
+/* the file's bytes, decompressed when it starts with gzip's magic bytes 1f 8b */
+static uint8_t *sdl__read_file_gz(const char *path, size_t *size) {
+    uint8_t *raw = sdl__read_file(path, size);
+    if (!raw || *size < 2 || raw[0] != 0x1F || raw[1] != 0x8B) return raw;
+    uint8_t *out = sdl__gunzip(path, raw, *size, size);
+    SDL_DEALLOC(raw);
+    return out;
+}
+
+/* dir + "/" + name + suffix on the heap */
+static char *sdl__path_join(const char *dir, const char *name, const char *suffix) {
+    size_t nd = strlen(dir), nn = strlen(name), ns = strlen(suffix);
+    char *p = (char *)sdl__alloc(nd + nn + ns + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, nd);
+    size_t k = nd;
+    if (nd && dir[nd - 1] != '/') p[k++] = '/';
+    memcpy(p + k, name, nn);
+    memcpy(p + k + nn, suffix, ns + 1);
+    return p;
+}
+
+static bool sdl__file_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+static bool sdl__is_dir(const char *path) {
+#ifdef _WIN32
+    SDL__UNUSED(path);
+    return true;
+#else
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+#endif
+}
+
+/* IDX: 0 0 type ndim, then ndim big-endian u32 sizes, then the elements (row-major).
+   Returns the element bytes; dims[] gets the sizes. */
+static const uint8_t *sdl__idx_parse(const char *path, const uint8_t *p, size_t n, int want_ndim, int64_t *dims) {
+    if (n < 4) { sdl_fail(SDL_ERR_FORMAT, "%s: truncated IDX file (%zu bytes)", path, n); return NULL; }
+    if (p[0] || p[1]) { sdl_fail(SDL_ERR_FORMAT, "%s: not an IDX file (first bytes %02x %02x, expected 00 00)", path, p[0], p[1]); return NULL; }
+    if (p[2] != 0x08) { sdl_fail(SDL_ERR_FORMAT, "%s: IDX element type 0x%02x; sdl reads unsigned bytes (0x08) only", path, p[2]); return NULL; }
+    if (p[3] != want_ndim) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: IDX file with %d dimensions, expected %d (%s)", path, p[3], want_ndim,
+                 want_ndim == 3 ? "images: count, rows, columns" : "labels: count");
+        return NULL;
+    }
+    size_t hdr = 4 + 4 * (size_t)want_ndim;
+    if (n < hdr) { sdl_fail(SDL_ERR_FORMAT, "%s: truncated IDX header (%zu bytes)", path, n); return NULL; }
+    uint64_t total = 1;
+    for (int i = 0; i < want_ndim; i++) {
+        dims[i] = (int64_t)sdl__be32(p + 4 + 4 * i);
+        if (dims[i] == 0 || dims[i] > INT32_MAX) {
+            sdl_fail(SDL_ERR_FORMAT, "%s: IDX dimension %d is %lld", path, i, (long long)dims[i]);
+            return NULL;
+        }
+        if (total > ((uint64_t)1 << 50) / (uint64_t)dims[i]) {
+            sdl_fail(SDL_ERR_FORMAT, "%s: IDX sizes multiply past 2^50 bytes", path);
+            return NULL;
+        }
+        total *= (uint64_t)dims[i];
+    }
+    if ((uint64_t)(n - hdr) != total) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: %s: the header's sizes need %llu data bytes, the file has %zu", path,
+                 (uint64_t)(n - hdr) < total ? "truncated" : "extra bytes at the end", (unsigned long long)total, n - hdr);
+        return NULL;
+    }
+    return p + hdr;
+}
+
+SDL_API sdl_result sdl_load_idx(const char *images_path, const char *labels_path, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_idx: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!images_path || !labels_path) return sdl_fail(SDL_ERR_ARG, "load_idx: a path is NULL");
+    size_t ni, nl;
+    uint8_t *img = NULL, *lab = NULL;
+    int64_t di[3], dl[1];
+    sdl_result r = SDL_OK;
+    const uint8_t *px, *lb;
+    if (!(img = sdl__read_file_gz(images_path, &ni)) || !(px = sdl__idx_parse(images_path, img, ni, 3, di)) ||
+        !(lab = sdl__read_file_gz(labels_path, &nl)) || !(lb = sdl__idx_parse(labels_path, lab, nl, 1, dl))) {
+        r = sdl_last_result();
+        goto done;
+    }
+    if (di[0] != dl[0]) {
+        r = sdl_fail(SDL_ERR_FORMAT, "%s holds %lld images but %s holds %lld labels", images_path, (long long)di[0],
+                     labels_path, (long long)dl[0]);
+        goto done;
+    }
+    out->n = di[0];
+    out->c = 1;
+    out->h = (int)di[1];
+    out->w = (int)di[2];
+    out->images = (uint8_t *)sdl__alloc((size_t)(ni - 16));
+    out->labels = (int32_t *)sdl__calloc((size_t)out->n, sizeof(int32_t));
+    if (!out->images || !out->labels) { r = SDL_ERR_OOM; sdl_dataset_free(out); goto done; }
+    memcpy(out->images, px, ni - 16);
+    for (int64_t i = 0; i < out->n; i++) {
+        out->labels[i] = lb[i];
+        if (lb[i] >= out->num_classes) out->num_classes = lb[i] + 1;
+    }
+done:
+    SDL_DEALLOC(img);
+    SDL_DEALLOC(lab);
+    return r;
+}
+
+/* train-images-idx3-ubyte[.gz] and friends in dir */
+static sdl_result sdl__load_mnist_files(const char *what, const char *dir, const char *pkg, bool train, sdl_dataset *out) {
+    static const char *const names[2][2] = {{"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"},
+                                            {"train-images-idx3-ubyte", "train-labels-idx1-ubyte"}};
+    char *paths[2] = {NULL, NULL};
+    sdl_result r = SDL_OK;
+    memset(out, 0, sizeof *out);
+    for (int k = 0; k < 2 && r == SDL_OK; k++) {
+        const char *name = names[train ? 1 : 0][k];
+        paths[k] = sdl__path_join(dir, name, "");
+        if (paths[k] && !sdl__file_exists(paths[k])) {
+            SDL_DEALLOC(paths[k]);
+            paths[k] = sdl__path_join(dir, name, ".gz");
+            if (paths[k] && !sdl__file_exists(paths[k])) {
+                SDL_DEALLOC(paths[k]);
+                paths[k] = NULL;
+                if (!sdl__is_dir(dir))
+                    r = sdl_fail(SDL_ERR_IO, "%s: folder %s not found%s%s", what, dir, pkg ? "; on Debian/Ubuntu: apt-get install " : "", pkg ? pkg : "");
+                else
+                    r = sdl_fail(SDL_ERR_IO, "%s: neither %s/%s nor %s/%s.gz exists", what, dir, name, dir, name);
+            }
+        }
+        if (r == SDL_OK && !paths[k]) r = SDL_ERR_OOM;
+    }
+    if (r == SDL_OK) r = sdl_load_idx(paths[0], paths[1], out);
+    if (r == SDL_OK) {
+        for (int64_t i = 0; i < out->n; i++)
+            if (out->labels[i] > 9) {
+                r = sdl_fail(SDL_ERR_FORMAT, "%s: label %d at index %lld; %s has 10 classes", paths[1], out->labels[i], (long long)i, what);
+                sdl_dataset_free(out);
+                break;
+            }
+        out->num_classes = r == SDL_OK ? 10 : 0;
+    }
+    SDL_DEALLOC(paths[0]);
+    SDL_DEALLOC(paths[1]);
+    return r;
+}
+
+SDL_API sdl_result sdl_load_fashion_mnist(const char *dir, bool train, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_fashion_mnist: out is NULL");
+    if (!dir || !dir[0]) dir = "/usr/share/datasets/fashion-mnist";
+    return sdl__load_mnist_files("Fashion-MNIST", dir, "dataset-fashion-mnist", train, out);
+}
+
+SDL_API sdl_result sdl_load_mnist(const char *dir, bool train, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_mnist: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!dir || !dir[0]) return sdl_fail(SDL_ERR_ARG, "load_mnist: give the folder that holds train-images-idx3-ubyte[.gz]");
+    return sdl__load_mnist_files("MNIST", dir, NULL, train, out);
+}
+
+/* ---- CIFAR-10, binary version: records of 1 label byte + 3 x 32 x 32 pixel bytes (CHW) ---- */
+#define SDL__CIFAR_RECORD 3073
+
+/* appends the records of one batch file to out (images/labels allocated for cap records) */
+static sdl_result sdl__cifar_append(const char *path, sdl_dataset *out, int64_t cap, int64_t want) {
+    size_t n;
+    uint8_t *buf = sdl__read_file(path, &n);
+    if (!buf) return sdl_last_result();
+    sdl_result r = SDL_OK;
+    int64_t recs = (int64_t)(n / SDL__CIFAR_RECORD);
+    if (n == 0 || n % SDL__CIFAR_RECORD) {
+        r = sdl_fail(SDL_ERR_FORMAT, "%s: %zu bytes is not a whole number of CIFAR-10 records (1 label byte + 3072 pixel bytes = 3073 each)%s",
+                     path, n, n > SDL__CIFAR_RECORD ? "; truncated?" : "");
+    } else if (want > 0 && recs != want) {
+        r = sdl_fail(SDL_ERR_FORMAT, "%s: %lld records; a CIFAR-10 batch file holds %lld (truncated?)", path, (long long)recs, (long long)want);
+    } else if (out->n + recs > cap) {
+        r = sdl_fail(SDL_ERR_FORMAT, "%s: more records than expected", path);
+    } else {
+        for (int64_t i = 0; i < recs; i++) {
+            const uint8_t *rec = buf + (size_t)i * SDL__CIFAR_RECORD;
+            if (rec[0] > 9) {
+                r = sdl_fail(SDL_ERR_FORMAT, "%s: record %lld has label %d; CIFAR-10 has 10 classes (is this CIFAR-100, with 2 label bytes?)",
+                             path, (long long)i, rec[0]);
+                break;
+            }
+            out->labels[out->n + i] = rec[0];
+            memcpy(out->images + (size_t)(out->n + i) * 3072, rec + 1, 3072);
+        }
+        if (r == SDL_OK) out->n += recs;
+    }
+    SDL_DEALLOC(buf);
+    return r;
+}
+
+static sdl_result sdl__cifar_alloc(sdl_dataset *out, int64_t cap) {
+    out->c = 3; out->h = 32; out->w = 32; out->num_classes = 10;
+    out->images = (uint8_t *)sdl__calloc((size_t)cap, 3072);
+    out->labels = (int32_t *)sdl__calloc((size_t)cap, sizeof(int32_t));
+    if (!out->images || !out->labels) { sdl_dataset_free(out); return SDL_ERR_OOM; }
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_load_cifar10_file(const char *path, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_cifar10_file: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!path) return sdl_fail(SDL_ERR_ARG, "load_cifar10_file: path is NULL");
+    size_t n; /* size first, so the arrays are allocated once */
+    FILE *f = fopen(path, "rb");
+    if (!f) return sdl_fail(SDL_ERR_IO, "%s: cannot open for reading", path);
+    long end = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    fclose(f);
+    if (end < 0) return sdl_fail(SDL_ERR_IO, "%s: cannot find its size", path);
+    n = (size_t)end;
+    int64_t cap = (int64_t)(n / SDL__CIFAR_RECORD) + 1;
+    if (sdl__cifar_alloc(out, cap) != SDL_OK) return SDL_ERR_OOM;
+    sdl_result r = sdl__cifar_append(path, out, cap, 0);
+    if (r != SDL_OK) sdl_dataset_free(out);
+    return r;
+}
+
+SDL_API sdl_result sdl_load_cifar10(const char *dir, bool train, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_cifar10: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!dir || !dir[0]) return sdl_fail(SDL_ERR_ARG, "load_cifar10: give the folder that holds data_batch_1.bin ... test_batch.bin");
+    char *sub = NULL, *probe = sdl__path_join(dir, "data_batch_1.bin", "");
+    if (!probe) return SDL_ERR_OOM;
+    if (!sdl__file_exists(probe) && !(sub = sdl__path_join(dir, "cifar-10-batches-bin", ""))) { SDL_DEALLOC(probe); return SDL_ERR_OOM; }
+    SDL_DEALLOC(probe);
+    if (sub && sdl__is_dir(sub)) dir = sub; /* the folder the archive unpacks to */
+    int nfiles = train ? 5 : 1;
+    sdl_result r = sdl__cifar_alloc(out, 10000 * (int64_t)nfiles);
+    for (int k = 0; k < nfiles && r == SDL_OK; k++) {
+        char name[32];
+        if (train) snprintf(name, sizeof name, "data_batch_%d.bin", k + 1);
+        else snprintf(name, sizeof name, "test_batch.bin");
+        char *path = sdl__path_join(dir, name, "");
+        if (!path) { r = SDL_ERR_OOM; break; }
+        if (!sdl__file_exists(path))
+            r = sdl_fail(SDL_ERR_IO, "CIFAR-10: %s not found; get the binary version (cifar-10-binary.tar.gz from "
+                         "https://www.cs.toronto.edu/~kriz/cifar.html) and unpack it there", path);
+        else
+            r = sdl__cifar_append(path, out, 10000 * (int64_t)nfiles, 10000);
+        SDL_DEALLOC(path);
+    }
+    SDL_DEALLOC(sub);
+    if (r != SDL_OK) sdl_dataset_free(out);
+    return r;
+}
+
+/* ---- .npy: "\x93NUMPY", version, header length, a Python dict literal, raw data ---- */
+static const char *sdl__skip_ws(const char *p, const char *e) {
+    while (p < e && (*p == ' ' || *p == '\t')) p++;
+    return p;
+}
+
+/* the header dict: {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } */
+static bool sdl__npy_header(const char *path, const char *p, const char *e, char descr[8], sdl_shape *shape) {
+    bool have[3] = {false, false, false};
+    memset(shape, 0, sizeof *shape);
+    p = sdl__skip_ws(p, e);
+    if (p >= e || *p++ != '{') goto bad;
+    for (;;) {
+        p = sdl__skip_ws(p, e);
+        if (p < e && *p == '}') { p++; break; }
+        if (p >= e || (*p != '\'' && *p != '"')) goto bad;
+        char q = *p++;
+        const char *k = p;
+        while (p < e && *p != q) p++;
+        if (p >= e) goto bad;
+        size_t kn = (size_t)(p++ - k);
+        p = sdl__skip_ws(p, e);
+        if (p >= e || *p++ != ':') goto bad;
+        p = sdl__skip_ws(p, e);
+        if (kn == 5 && !memcmp(k, "descr", 5) && !have[0]) {
+            if (p >= e || (*p != '\'' && *p != '"')) goto bad;
+            q = *p++;
+            const char *v = p;
+            while (p < e && *p != q) p++;
+            if (p >= e || p - v > 7) goto bad;
+            memcpy(descr, v, (size_t)(p - v));
+            descr[p - v] = 0;
+            p++;
+            have[0] = true;
+        } else if (kn == 13 && !memcmp(k, "fortran_order", 13) && !have[1]) {
+            if (e - p >= 5 && !memcmp(p, "False", 5)) p += 5;
+            else if (e - p >= 4 && !memcmp(p, "True", 4)) {
+                sdl_fail(SDL_ERR_FORMAT, "%s: the array is in Fortran (column-major) order; save np.ascontiguousarray(a) instead", path);
+                return false;
+            } else goto bad;
+            have[1] = true;
+        } else if (kn == 5 && !memcmp(k, "shape", 5) && !have[2]) {
+            if (p >= e || *p++ != '(') goto bad;
+            for (;;) {
+                p = sdl__skip_ws(p, e);
+                if (p < e && *p == ')') { p++; break; }
+                if (p >= e || *p < '0' || *p > '9') goto bad;
+                int64_t v = 0;
+                while (p < e && *p >= '0' && *p <= '9') {
+                    if (v > (INT64_MAX - 9) / 10) goto bad;
+                    v = v * 10 + (*p++ - '0');
+                }
+                if (shape->ndim == SDL_MAX_DIMS) {
+                    sdl_fail(SDL_ERR_FORMAT, "%s: the array has more than SDL_MAX_DIMS (%d) dimensions", path, SDL_MAX_DIMS);
+                    return false;
+                }
+                shape->d[shape->ndim++] = v;
+                p = sdl__skip_ws(p, e);
+                if (p < e && *p == ',') p++;
+                else if (p >= e || *p != ')') goto bad;
+            }
+            have[2] = true;
+        } else {
+            goto bad;
+        }
+        p = sdl__skip_ws(p, e);
+        if (p < e && *p == ',') p++;
+        else if (p >= e || *p != '}') goto bad;
+    }
+    while (p < e && *p == ' ') p++;
+    if (p != e - 1 || *p != '\n' || !have[0] || !have[1] || !have[2]) goto bad;
+    return true;
+bad:
+    sdl_fail(SDL_ERR_FORMAT, "%s: the .npy header is not the dict numpy writes ({'descr': ..., 'fortran_order': ..., 'shape': (...), })", path);
+    return false;
+}
+
+/* a .npy file's bytes -> a heap tensor: f4 and f8 -> f32, u1 -> u8, i4 and i8 -> i32 */
+static sdl_tensor *sdl__npy_parse(const char *path, const uint8_t *b, size_t n) {
+    if (n < 10 || memcmp(b, "\x93NUMPY", 6)) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: not a .npy file (no \\x93NUMPY magic)%s", path, n < 10 ? " or truncated" : "");
+        return NULL;
+    }
+    size_t hlen, start;
+    if (b[6] == 1 && b[7] == 0) { hlen = sdl__le16(b + 8); start = 10; }
+    else if ((b[6] == 2 || b[6] == 3) && b[7] == 0 && n >= 12) { hlen = sdl__le32(b + 8); start = 12; }
+    else { sdl_fail(SDL_ERR_FORMAT, "%s: .npy version %d.%d (sdl reads 1.0, 2.0, 3.0)", path, b[6], b[7]); return NULL; }
+    if (hlen > n - start) { sdl_fail(SDL_ERR_FORMAT, "%s: truncated .npy header (%zu bytes said, %zu there)", path, hlen, n - start); return NULL; }
+    char descr[8];
+    sdl_shape shape;
+    if (!sdl__npy_header(path, (const char *)b + start, (const char *)b + start + hlen, descr, &shape)) return NULL;
+    /* byte order: '<' little, '|' not applicable; '=' is the writer's native order */
+    int kind = 0, size = 0;
+    if ((descr[0] == '<' || descr[0] == '|') && descr[1] && descr[2] && !descr[3]) { kind = descr[1]; size = descr[2] - '0'; }
+    sdl_dtype dt = SDL_DTYPE_DEFAULT;
+    if (kind == 'f' && (size == 4 || size == 8)) dt = SDL_F32;
+    else if (kind == 'u' && size == 1) dt = SDL_U8;
+    else if (kind == 'i' && (size == 4 || size == 8)) dt = SDL_I32;
+    if (dt == SDL_DTYPE_DEFAULT || (size > 1 && descr[0] != '<')) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: dtype '%s'; sdl reads little-endian float32 '<f4', float64 '<f8' (to f32), uint8 '|u1', int32 '<i4', int64 '<i8' (to i32)",
+                 path, descr);
+        return NULL;
+    }
+    int64_t numel = sdl__shape_numel(shape);
+    size_t bytes;
+    if (numel < 0 || sdl__mul_overflows((size_t)numel, (size_t)size, &bytes)) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: shape too large", path);
+        return NULL;
+    }
+    size_t have = n - start - hlen;
+    if (have != bytes) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: %s: the shape and dtype need %zu data bytes, the file has %zu", path,
+                 have < bytes ? "truncated" : "extra bytes at the end", bytes, have);
+        return NULL;
+    }
+    sdl_tensor *t = sdl_tensor_new(shape, dt);
+    if (!t) return NULL;
+    const uint8_t *d = b + start + hlen;
+    for (int64_t i = 0; i < numel; i++) {
+        const uint8_t *q = d + (size_t)i * (size_t)size;
+        if (size == 1) {
+            sdl_u8(t)[i] = q[0];
+        } else if (size == 4) {
+            uint32_t u = sdl__le32(q);
+            memcpy((char *)t->data + (size_t)i * 4, &u, 4); /* f32 or i32: the same bits */
+        } else {
+            uint64_t u = (uint64_t)sdl__le32(q) | (uint64_t)sdl__le32(q + 4) << 32;
+            if (kind == 'f') {
+                double v;
+                memcpy(&v, &u, 8);
+                sdl_f32(t)[i] = (float)v;
+            } else {
+                int64_t v;
+                memcpy(&v, &u, 8);
+                if (v < INT32_MIN || v > INT32_MAX) {
+                    sdl_fail(SDL_ERR_FORMAT, "%s: int64 element %lld is %lld, outside int32", path, (long long)i, (long long)v);
+                    sdl_tensor_free(t);
+                    return NULL;
+                }
+                sdl_i32(t)[i] = (int32_t)v;
+            }
+        }
+    }
+    return t;
+}
+
+SDL_API sdl_tensor *sdl_load_npy(const char *path) {
+    if (!path) { sdl_fail(SDL_ERR_ARG, "load_npy: path is NULL"); return NULL; }
+    size_t n;
+    uint8_t *b = sdl__read_file(path, &n);
+    if (!b) return NULL;
+    sdl_tensor *t = sdl__npy_parse(path, b, n);
+    SDL_DEALLOC(b);
+    return t;
+}
+
+SDL_API sdl_result sdl_save_npy(const char *path, const sdl_tensor *t) {
+    if (!path || !t) return sdl_fail(SDL_ERR_ARG, "save_npy: path or tensor is NULL");
+    const char *descr = t->dtype == SDL_F32 ? "<f4" : t->dtype == SDL_I32 ? "<i4" : t->dtype == SDL_U8 ? "|u1" : NULL;
+    if (!descr) return sdl_fail(SDL_ERR_ARG, "save_npy %s: sdl writes f32, i32 and u8 tensors only", path);
+    if (t->device != SDL_CPU) return sdl_fail(SDL_ERR_ARG, "save_npy %s: copy the tensor to the CPU first", path);
+    char hdr[128 + 24 * SDL_MAX_DIMS];
+    int k = snprintf(hdr + 10, sizeof hdr - 10, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
+    for (int i = 0; i < t->ndim; i++) k += snprintf(hdr + 10 + k, sizeof hdr - 10 - (size_t)k, "%lld,%s", (long long)t->shape[i], i + 1 < t->ndim ? " " : "");
+    if (t->ndim > 1) k--; /* numpy writes (5,) but (2, 3) */
+    k += snprintf(hdr + 10 + k, sizeof hdr - 10 - (size_t)k, "), }");
+    int total = (10 + k + 1 + 63) / 64 * 64; /* data starts 64-byte aligned, as numpy does */
+    while (10 + k < total - 1) hdr[10 + k++] = ' ';
+    hdr[10 + k++] = '\n';
+    memcpy(hdr, "\x93NUMPY\x01\x00", 8);
+    hdr[8] = (char)(k & 0xFF);
+    hdr[9] = (char)(k >> 8);
+    FILE *f = fopen(path, "wb");
+    if (!f) return sdl_fail(SDL_ERR_IO, "%s: cannot open for writing", path);
+    bool ok = fwrite(hdr, 1, (size_t)(10 + k), f) == (size_t)(10 + k);
+    size_t es = sdl_dtype_size(t->dtype);
+    const uint8_t *src = (const uint8_t *)t->data;
+    uint8_t chunk[4096];
+    for (int64_t i = 0; ok && i < t->numel;) { /* little-endian bytes whatever the host */
+        size_t m = 0;
+        for (; i < t->numel && m + es <= sizeof chunk; i++, m += es) {
+            if (es == 1) { chunk[m] = src[i]; continue; }
+            uint32_t u;
+            memcpy(&u, src + (size_t)i * 4, 4);
+            chunk[m] = (uint8_t)u; chunk[m + 1] = (uint8_t)(u >> 8); chunk[m + 2] = (uint8_t)(u >> 16); chunk[m + 3] = (uint8_t)(u >> 24);
+        }
+        ok = fwrite(chunk, 1, m, f) == m;
+    }
+    if (fclose(f) != 0) ok = false;
+    return ok ? SDL_OK : sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", path);
+}
+
+/* ---- .npz: a zip of .npy members, stored or deflated ---- */
+static uint64_t sdl__le64(const uint8_t *p) { return (uint64_t)sdl__le32(p) | (uint64_t)sdl__le32(p + 4) << 32; }
+
+SDL_API sdl_tensor *sdl_load_npz(const char *path, const char *name) {
+    if (!path || !name) { sdl_fail(SDL_ERR_ARG, "load_npz: path or name is NULL"); return NULL; }
+    size_t n;
+    uint8_t *z = sdl__read_file(path, &n);
+    if (!z) return NULL;
+    sdl_tensor *t = NULL;
+    uint8_t *member = NULL;
+    char label[600], names[256] = "";
+    size_t want = strlen(name);
+    /* the end-of-central-directory record: within the last 22 + 65535 bytes */
+    size_t eocd = n, cd_off, cd_size, count;
+    for (size_t i = n >= 22 ? n - 22 + 1 : 0; i-- > 0 && n - i <= 22 + 65535;)
+        if (!memcmp(z + i, "PK\x05\x06", 4)) { eocd = i; break; }
+    if (eocd == n) { sdl_fail(SDL_ERR_FORMAT, "%s: not a zip/.npz file (no end-of-central-directory record; truncated?)", path); goto done; }
+    count = sdl__le16(z + eocd + 10);
+    cd_size = sdl__le32(z + eocd + 12);
+    cd_off = sdl__le32(z + eocd + 16);
+    if (cd_off == 0xFFFFFFFFu || count == 0xFFFF) { /* zip64: a locator just before */
+        if (eocd < 20 || memcmp(z + eocd - 20, "PK\x06\x07", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: zip64 locator missing", path); goto done; }
+        uint64_t z64 = sdl__le64(z + eocd - 20 + 8);
+        if (z64 > n - 56 || n < 56 || memcmp(z + z64, "PK\x06\x06", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: bad zip64 end record", path); goto done; }
+        count = (size_t)sdl__le64(z + z64 + 32);
+        cd_size = (size_t)sdl__le64(z + z64 + 40);
+        cd_off = (size_t)sdl__le64(z + z64 + 48);
+    }
+    if (cd_off > eocd || cd_size > eocd - cd_off) { sdl_fail(SDL_ERR_FORMAT, "%s: central directory outside the file (corrupt or truncated)", path); goto done; }
+    for (size_t i = 0, p = cd_off; i < count; i++) {
+        if (p + 46 > cd_off + cd_size || memcmp(z + p, "PK\x01\x02", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt central directory entry %zu", path, i); goto done; }
+        uint32_t flags = sdl__le16(z + p + 8), method = sdl__le16(z + p + 10), crc = sdl__le32(z + p + 16);
+        uint64_t csize = sdl__le32(z + p + 20), usize = sdl__le32(z + p + 24), loff = sdl__le32(z + p + 42);
+        size_t nl = sdl__le16(z + p + 28), xl = sdl__le16(z + p + 30), cl = sdl__le16(z + p + 32);
+        const uint8_t *nm = z + p + 46;
+        if (p + 46 + nl + xl + cl > cd_off + cd_size) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt central directory entry %zu", path, i); goto done; }
+        /* zip64 sizes and offset sit in extra field 0x0001, in this order, when 0xFFFFFFFF */
+        for (size_t x = 0; x + 4 <= xl;) {
+            const uint8_t *ex = nm + nl + x;
+            size_t id = sdl__le16(ex), len = sdl__le16(ex + 2), q = 4;
+            if (x + 4 + len > xl) break;
+            if (id == 1) {
+                if (usize == 0xFFFFFFFFu && q + 8 <= 4 + len) { usize = sdl__le64(ex + q); q += 8; }
+                if (csize == 0xFFFFFFFFu && q + 8 <= 4 + len) { csize = sdl__le64(ex + q); q += 8; }
+                if (loff == 0xFFFFFFFFu && q + 8 <= 4 + len) { loff = sdl__le64(ex + q); }
+            }
+            x += 4 + len;
+        }
+        p += 46 + nl + xl + cl;
+        bool match = (nl == want && !memcmp(nm, name, want)) || (nl == want + 4 && !memcmp(nm, name, want) && !memcmp(nm + want, ".npy", 4));
+        if (!match) {
+            size_t k = strlen(names);
+            if (k + nl + 3 < sizeof names) snprintf(names + k, sizeof names - k, "%s%.*s", k ? ", " : "", (int)nl, (const char *)nm);
+            continue;
+        }
+        snprintf(label, sizeof label, "%s (member %.*s)", path, (int)nl, (const char *)nm);
+        if (flags & 1) { sdl_fail(SDL_ERR_FORMAT, "%s: encrypted", label); goto done; }
+        if (loff > cd_off || cd_off - loff < 30 || memcmp(z + loff, "PK\x03\x04", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: bad local header offset", label); goto done; }
+        uint64_t data = loff + 30 + sdl__le16(z + loff + 26) + sdl__le16(z + loff + 28);
+        if (data > cd_off || csize > cd_off - data) { sdl_fail(SDL_ERR_FORMAT, "%s: member data runs past the central directory (corrupt)", label); goto done; }
+        if (method == 0 && csize != usize) { sdl_fail(SDL_ERR_FORMAT, "%s: stored member with sizes %llu and %llu", label, (unsigned long long)csize, (unsigned long long)usize); goto done; }
+        if (method != 0 && method != 8) { sdl_fail(SDL_ERR_FORMAT, "%s: compression method %u (sdl reads stored 0 and deflate 8)", label, method); goto done; }
+        if (method == 8 && (double)usize > 1032.0 * (double)csize + 64.0) { sdl_fail(SDL_ERR_FORMAT, "%s: claims %llu bytes from %llu compressed (corrupt)", label, (unsigned long long)usize, (unsigned long long)csize); goto done; }
+        const uint8_t *bytes = z + data;
+        if (method == 8) {
+            member = (uint8_t *)sdl__alloc((size_t)usize);
+            if (!member || !sdl__inflate(label, z + data, (size_t)csize, n - (size_t)(data + csize), member, (size_t)usize)) goto done;
+            bytes = member;
+        }
+        if (sdl__crc32(0, bytes, (size_t)usize) != crc) { sdl_fail(SDL_ERR_FORMAT, "%s: CRC-32 mismatch (corrupt)", label); goto done; }
+        t = sdl__npy_parse(label, bytes, (size_t)usize);
+        goto done;
+    }
+    sdl_fail(SDL_ERR_ARG, "%s: no array named '%s' (the file holds: %s)", path, name, names);
+done:
+    SDL_DEALLOC(member);
+    SDL_DEALLOC(z);
+    return t;
+}
 
 /* >>loader */
+/* The epoch's sample list: perm is a Fisher-Yates shuffle of [0, n) keyed by (seed, epoch);
+   rank r takes padded positions r, r + world, ... where position p >= n repeats perm[p % n]
+   (torch's DistributedSampler). Batches fill preallocated slots: a ring of prefetch + 1, so
+   the batch the caller holds is never overwritten while the thread fills the next ones. */
+#define SDL__LOADER_SHUFFLE 0x73687566666C65ull /* "shuffle" */
+#define SDL__LOADER_AUGMENT 0x6175676D656E74ull /* "augment" */
 
-/* >>train */
+struct sdl_loader {
+    sdl_loader_desc d;
+    int64_t n, per_rank, nbatches, chw;
+    int64_t epoch;
+    int64_t *perm;     /* n */
+    int64_t *idx;      /* per_rank: dataset indices of this rank, this epoch */
+    int nslots;
+    sdl_tensor **x, **y;
+    int64_t produced, taken; /* batches filled / handed out this epoch */
+    bool threaded;
+#ifndef SDL_NO_THREADS
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;       /* one condition for every change; few waiters, so broadcast */
+    bool active, busy, stop;
+#endif
+};
 
-/* >>checkpoint */
+/* this epoch's perm and idx (the filler must be idle) */
+static void sdl__loader_order(sdl_loader *l) {
+    int64_t n = l->n;
+    for (int64_t i = 0; i < n; i++) l->perm[i] = i;
+    if (l->d.shuffle)
+        for (int64_t i = n - 1; i > 0; i--) {
+            int64_t j = (int64_t)(sdl__hash3(l->d.seed ^ SDL__LOADER_SHUFFLE, (uint64_t)l->epoch, (uint64_t)i) % (uint64_t)(i + 1));
+            int64_t t = l->perm[i]; l->perm[i] = l->perm[j]; l->perm[j] = t;
+        }
+    for (int64_t k = 0; k < l->per_rank; k++) l->idx[k] = l->perm[(l->d.rank + k * l->d.world_size) % n];
+}
+
+/* one sample: crop (offsets oy, ox in [-pad, pad]) then flip on bytes, then scale */
+static void sdl__loader_sample(const sdl_loader *l, int64_t s, float *out) {
+    const sdl_dataset *ds = l->d.data;
+    const uint8_t *src = ds->images + s * l->chw;
+    int C = ds->c, H = ds->h, W = ds->w, p = l->d.pad_crop;
+    int oy = 0, ox = 0;
+    bool flip = false;
+    uint64_t key = l->d.seed ^ SDL__LOADER_AUGMENT, e = (uint64_t)l->epoch;
+    if (p > 0) {
+        oy = (int)(sdl__hash3(key, e, (uint64_t)s * 4 + 0) % (uint64_t)(2 * p + 1)) - p;
+        ox = (int)(sdl__hash3(key, e, (uint64_t)s * 4 + 1) % (uint64_t)(2 * p + 1)) - p;
+    }
+    if (l->d.hflip) flip = (sdl__hash3(key, e, (uint64_t)s * 4 + 2) >> 63) != 0;
+    for (int c = 0; c < C; c++) {
+        float mean = c < 4 ? l->d.mean[c] : 0.0f, sd = c < 4 ? l->d.std[c] : 0.0f;
+        const uint8_t *plane = src + (int64_t)c * H * W;
+        float *o = out + (int64_t)c * H * W;
+        for (int i = 0; i < H; i++) {
+            int si = i + oy;
+            for (int j = 0; j < W; j++) {
+                int sj = (flip ? W - 1 - j : j) + ox;
+                uint8_t v = (si >= 0 && si < H && sj >= 0 && sj < W) ? plane[si * W + sj] : 0;
+                float f = (float)v / 255.0f;
+                o[i * W + j] = sd != 0.0f ? (f - mean) / sd : f;
+            }
+        }
+    }
+}
+
+/* batch b of this epoch into slot b % nslots */
+static void sdl__loader_fill(sdl_loader *l, int64_t b) {
+    int slot = (int)(b % l->nslots);
+    sdl_tensor *x = l->x[slot], *y = l->y[slot];
+    int64_t B = l->d.batch_size, start = b * B, cnt = l->per_rank - start < B ? l->per_rank - start : B;
+    x->shape[0] = cnt;
+    x->numel = cnt * l->chw;
+    y->shape[0] = cnt;
+    y->numel = cnt;
+    for (int64_t i = 0; i < cnt; i++) {
+        int64_t s = l->idx[start + i];
+        sdl__loader_sample(l, s, sdl_f32(x) + i * l->chw);
+        sdl_i32(y)[i] = l->d.data->labels[s];
+    }
+}
+
+#ifndef SDL_NO_THREADS
+/* the prefetch thread: fills batch `produced` while the ring has room */
+static void *sdl__loader_thread(void *arg) {
+    sdl_loader *l = (sdl_loader *)arg;
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        int64_t held = l->taken > 0 ? l->taken - 1 : 0; /* oldest slot still in use */
+        if (l->stop) break;
+        if (!l->active || l->produced >= l->nbatches || l->produced >= held + l->nslots) {
+            pthread_cond_wait(&l->cv, &l->mu);
+            continue;
+        }
+        int64_t b = l->produced;
+        l->busy = true;
+        pthread_mutex_unlock(&l->mu);
+        sdl__loader_fill(l, b);
+        pthread_mutex_lock(&l->mu);
+        l->busy = false;
+        l->produced++;
+        pthread_cond_broadcast(&l->cv);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+#endif
+
+/* starts epoch e: call with the filler idle (sync mode, or lock held and !busy) */
+static void sdl__loader_start(sdl_loader *l, int64_t e) {
+    l->epoch = e;
+    l->produced = l->taken = 0;
+    sdl__loader_order(l);
+#ifndef SDL_NO_THREADS
+    l->active = l->threaded;
+#endif
+}
+
+SDL_API void sdl_loader_free(sdl_loader *l) {
+    if (!l) return;
+#ifndef SDL_NO_THREADS
+    if (l->threaded) {
+        pthread_mutex_lock(&l->mu);
+        l->stop = true;
+        pthread_cond_broadcast(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->thread, NULL);
+        pthread_mutex_destroy(&l->mu);
+        pthread_cond_destroy(&l->cv);
+    }
+#endif
+    for (int i = 0; l->x && i < l->nslots; i++) {
+        sdl_tensor_free(l->x[i]);
+        sdl_tensor_free(l->y[i]);
+    }
+    SDL_DEALLOC(l->x);
+    SDL_DEALLOC(l->y);
+    SDL_DEALLOC(l->perm);
+    SDL_DEALLOC(l->idx);
+    SDL_DEALLOC(l);
+}
+
+SDL_API sdl_loader *sdl_loader_new(const sdl_loader_desc *desc) {
+    if (!desc || !desc->data) { sdl_fail(SDL_ERR_ARG, "loader_new: NULL desc or dataset"); return NULL; }
+    const sdl_dataset *ds = desc->data;
+    if (ds->n <= 0 || ds->c <= 0 || ds->h <= 0 || ds->w <= 0 || !ds->images || !ds->labels) {
+        sdl_fail(SDL_ERR_ARG, "loader_new: empty dataset (n %lld, %d x %d x %d)", (long long)ds->n, ds->c, ds->h, ds->w);
+        return NULL;
+    }
+    sdl_loader_desc d = *desc;
+    if (d.batch_size == 0) d.batch_size = 64;
+    if (d.world_size == 0) d.world_size = 1;
+    if (d.prefetch == 0) d.prefetch = 2;
+    if (d.batch_size < 0 || d.world_size < 0 || d.rank < 0 || d.rank >= d.world_size || d.pad_crop < 0 || d.prefetch < -1) {
+        sdl_fail(SDL_ERR_ARG, "loader_new: bad batch_size %d, rank %d of world_size %d, pad_crop %d or prefetch %d",
+                 d.batch_size, d.rank, d.world_size, d.pad_crop, d.prefetch);
+        return NULL;
+    }
+    if (ds->c > 4)
+        for (int c = 0; c < 4; c++)
+            if (d.std[c] != 0.0f) { sdl_fail(SDL_ERR_ARG, "loader_new: mean/std cover 4 channels, the data has %d", ds->c); return NULL; }
+    sdl_loader *l = (sdl_loader *)sdl__calloc(1, sizeof(sdl_loader));
+    if (!l) return NULL;
+    l->d = d;
+    l->n = ds->n;
+    l->chw = (int64_t)ds->c * ds->h * ds->w;
+    l->per_rank = (l->n + d.world_size - 1) / d.world_size;
+    l->nbatches = d.drop_last ? l->per_rank / d.batch_size : (l->per_rank + d.batch_size - 1) / d.batch_size;
+#ifndef SDL_NO_THREADS
+    l->threaded = d.prefetch > 0;
+#endif
+    l->nslots = l->threaded ? d.prefetch + 1 : 1;
+    l->perm = (int64_t *)sdl__calloc((size_t)l->n, sizeof(int64_t));
+    l->idx = (int64_t *)sdl__calloc((size_t)l->per_rank, sizeof(int64_t));
+    l->x = (sdl_tensor **)sdl__calloc((size_t)l->nslots, sizeof(sdl_tensor *));
+    l->y = (sdl_tensor **)sdl__calloc((size_t)l->nslots, sizeof(sdl_tensor *));
+    if (!l->perm || !l->idx || !l->x || !l->y) { l->threaded = false; sdl_loader_free(l); return NULL; }
+    for (int i = 0; i < l->nslots; i++) {
+        l->x[i] = sdl_tensor_new(sdl_shape4(d.batch_size, ds->c, ds->h, ds->w), SDL_F32);
+        l->y[i] = sdl_tensor_new(sdl_shape1(d.batch_size), SDL_I32);
+        if (!l->x[i] || !l->y[i]) { l->threaded = false; sdl_loader_free(l); return NULL; }
+    }
+#ifndef SDL_NO_THREADS
+    if (l->threaded) {
+        pthread_mutex_init(&l->mu, NULL);
+        pthread_cond_init(&l->cv, NULL);
+        pthread_mutex_lock(&l->mu);
+        sdl__loader_start(l, 0);
+        pthread_mutex_unlock(&l->mu);
+        if (pthread_create(&l->thread, NULL, sdl__loader_thread, l) != 0) {
+            pthread_mutex_destroy(&l->mu);
+            pthread_cond_destroy(&l->cv);
+            l->threaded = false; /* go on without a thread */
+            l->active = false;
+        }
+        return l;
+    }
+#endif
+    sdl__loader_start(l, 0);
+    return l;
+}
+
+SDL_API void sdl_loader_set_epoch(sdl_loader *l, int64_t epoch) {
+    if (!l) return;
+#ifndef SDL_NO_THREADS
+    if (l->threaded) {
+        pthread_mutex_lock(&l->mu);
+        if (epoch != l->epoch || l->taken != 0) {
+            l->active = false;
+            while (l->busy) pthread_cond_wait(&l->cv, &l->mu);
+            sdl__loader_start(l, epoch);
+            pthread_cond_broadcast(&l->cv);
+        }
+        pthread_mutex_unlock(&l->mu);
+        return;
+    }
+#endif
+    if (epoch != l->epoch || l->taken != 0) sdl__loader_start(l, epoch);
+}
+
+SDL_API bool sdl_loader_next(sdl_loader *l, sdl_tensor **x, sdl_tensor **y) {
+    if (!l || !x || !y) { sdl_fail(SDL_ERR_ARG, "loader_next: NULL argument"); return false; }
+    *x = *y = NULL;
+#ifndef SDL_NO_THREADS
+    if (l->threaded) {
+        pthread_mutex_lock(&l->mu);
+        if (l->taken >= l->nbatches) { /* the epoch is over: move on and prefetch the next */
+            sdl__loader_start(l, l->epoch + 1);
+            pthread_cond_broadcast(&l->cv);
+            pthread_mutex_unlock(&l->mu);
+            return false;
+        }
+        int64_t b = l->taken++;
+        pthread_cond_broadcast(&l->cv); /* the previous batch's slot is free */
+        while (l->produced <= b) pthread_cond_wait(&l->cv, &l->mu);
+        pthread_mutex_unlock(&l->mu);
+        *x = l->x[b % l->nslots];
+        *y = l->y[b % l->nslots];
+        return true;
+    }
+#endif
+    if (l->taken >= l->nbatches) {
+        sdl__loader_start(l, l->epoch + 1);
+        return false;
+    }
+    sdl__loader_fill(l, l->taken);
+    *x = l->x[0];
+    *y = l->y[0];
+    l->taken++;
+    return true;
+}
+
+SDL_API int64_t sdl_loader_num_batches(const sdl_loader *l) { return l ? l->nbatches : 0; }
+SDL_API int64_t sdl_loader_num_samples(const sdl_loader *l) { return l ? l->per_rank : 0; }
+SDL_API int64_t sdl_loader_epoch(const sdl_loader *l) { return l ? l->epoch : 0; }
+
+/* >>train: timer, meters, progress, results CSV, flags */
+#ifdef __cplusplus
+}
+#endif
+#include <time.h>
+#include <errno.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#include <fcntl.h>
+#define SDL__POSIX 1
+#endif
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+SDL_API double sdl_now(void) {
+#if defined(CLOCK_MONOTONIC)
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#elif defined(TIME_UTC)
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#else
+    return (double)clock() / CLOCKS_PER_SEC; /* strict C99: processor time */
+#endif
+}
+
+SDL_API void sdl_meter_reset(sdl_meter *m) { if (m) memset(m, 0, sizeof *m); }
+SDL_API void sdl_meter_add(sdl_meter *m, float batch_loss, int64_t correct, int64_t count) {
+    if (!m) return;
+    m->loss_sum += (double)batch_loss * (double)count;
+    m->correct += correct;
+    m->count += count;
+    m->batches++;
+}
+SDL_API double sdl_meter_loss(const sdl_meter *m) { return m && m->count ? m->loss_sum / (double)m->count : 0.0; }
+SDL_API double sdl_meter_accuracy(const sdl_meter *m) { return m && m->count ? (double)m->correct / (double)m->count : 0.0; }
+
+SDL_API sdl_result sdl_csv_append(const char *path, const sdl_epoch_stats *s) {
+    if (!path || !s) return sdl_fail(SDL_ERR_ARG, "csv_append: NULL path or stats");
+    FILE *f = fopen(path, "ab");
+    if (!f) return sdl_fail(SDL_ERR_IO, "csv_append: cannot open '%s': %s", path, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    if (ftell(f) == 0) fprintf(f, "epoch,loss,accuracy,val_loss,val_accuracy,lr,time\n");
+    fprintf(f, "%lld,%.6f,%.6f,%.6f,%.6f,%.8g,%.3f\n", (long long)s->epoch, s->loss, s->accuracy,
+            s->val_loss, s->val_accuracy, s->lr, s->time);
+    if (fclose(f) != 0) return sdl_fail(SDL_ERR_IO, "csv_append: cannot write '%s'", path);
+    return SDL_OK;
+}
+
+static bool sdl__isatty(FILE *f) {
+#ifdef SDL__POSIX
+    if (f == stdout) return isatty(1) != 0;
+    if (f == stderr) return isatty(2) != 0;
+#endif
+    SDL__UNUSED(f);
+    return false;
+}
+
+SDL_API void sdl_progress_begin(sdl_progress *p, FILE *out, int64_t epoch, int64_t epochs, int64_t total) {
+    if (!p) return;
+    memset(p, 0, sizeof *p);
+    p->out = out ? out : stdout;
+    p->epoch = epoch;
+    p->epochs = epochs;
+    p->total = total;
+    p->start = sdl_now();
+    p->tty = sdl__isatty(p->out);
+}
+
+SDL_API void sdl_progress_update(sdl_progress *p, int64_t done, const sdl_meter *m) {
+    if (!p || !p->tty) return;
+    double now = sdl_now();
+    if (done < p->total && now - p->last_draw < 0.1) return;
+    p->last_draw = now;
+    char bar[31];
+    int fill = p->total > 0 ? (int)(30 * done / p->total) : 30;
+    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
+    bar[30] = 0;
+    fprintf(p->out, "\r\033[Kepoch %lld/%lld [%s] %lld/%lld loss %.4f acc %.4f %.1fs", (long long)p->epoch,
+            (long long)p->epochs, bar, (long long)done, (long long)p->total, sdl_meter_loss(m),
+            sdl_meter_accuracy(m), now - p->start);
+    fflush(p->out);
+}
+
+SDL_API void sdl_progress_end(sdl_progress *p, const sdl_epoch_stats *s) {
+    if (!p || !s) return;
+    if (p->tty) fprintf(p->out, "\r\033[K");
+    fprintf(p->out, "epoch %lld/%lld: loss %.4f acc %.4f val_loss %.4f val_acc %.4f lr %.6g time %.1fs\n",
+            (long long)s->epoch, (long long)p->epochs, s->loss, s->accuracy, s->val_loss, s->val_accuracy,
+            s->lr, s->time);
+    fflush(p->out);
+}
+
+SDL_API void sdl_print_throughput(FILE *out, double images, double seconds) {
+    fprintf(out ? out : stdout, "total images/sec: %.2f\n", seconds > 0.0 ? images / seconds : 0.0);
+}
+
+/* does flag text [s, s+n) equal one of the '|'-separated names, '_' matching '-'? */
+static bool sdl__flag_is(const char *names, const char *s, size_t n) {
+    for (const char *a = names; *a;) {
+        size_t len = strcspn(a, "|"), i = 0;
+        if (len == n) {
+            for (i = 0; i < n; i++) {
+                char x = a[i] == '_' ? '-' : a[i], y = s[i] == '_' ? '-' : s[i];
+                if (x != y) break;
+            }
+            if (i == n) return true;
+        }
+        a += len;
+        if (*a == '|') a++;
+    }
+    return false;
+}
+
+static sdl_arg *sdl__flag_find(sdl_arg *args, int nargs, const char *s, size_t n) {
+    for (int i = 0; i < nargs; i++)
+        if (args[i].name && sdl__flag_is(args[i].name, s, n)) return &args[i];
+    return NULL;
+}
+
+static sdl_result sdl__flag_set(sdl_arg *a, const char *flag, const char *v) {
+    char *end = NULL;
+    errno = 0;
+    switch (a->type) {
+    case SDL_ARG_DEFAULT: case SDL_ARG_INT: {
+        long x = strtol(v, &end, 10);
+        if (end == v || *end || errno || x < -2147483647L - 1 || x > 2147483647L)
+            return sdl_fail(SDL_ERR_ARG, "flag --%s wants an integer, got '%s'", flag, v);
+        *(int *)a->value = (int)x;
+        return SDL_OK;
+    }
+    case SDL_ARG_FLOAT: {
+        double x = strtod(v, &end);
+        if (end == v || *end || errno) return sdl_fail(SDL_ERR_ARG, "flag --%s wants a number, got '%s'", flag, v);
+        *(float *)a->value = (float)x;
+        return SDL_OK;
+    }
+    case SDL_ARG_STRING:
+        *(const char **)a->value = v;
+        return SDL_OK;
+    case SDL_ARG_BOOL:
+        if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes")) *(bool *)a->value = true;
+        else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no")) *(bool *)a->value = false;
+        else return sdl_fail(SDL_ERR_ARG, "flag --%s wants true or false, got '%s'", flag, v);
+        return SDL_OK;
+    }
+    return sdl_fail(SDL_ERR_ARG, "flag --%s has an unknown type %d in the program's table", flag, (int)a->type);
+}
+
+SDL_API sdl_result sdl_args_parse(int argc, char **argv, sdl_arg *args, int nargs) {
+    if (argc > 0 && !argv) return sdl_fail(SDL_ERR_ARG, "args_parse: NULL argv");
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        if (!strcmp(s, "-h")) s = "--help";
+        if (s[0] != '-' || s[1] != '-' || !s[2]) return sdl_fail(SDL_ERR_ARG, "unexpected argument '%s' (flags start with --)", argv[i]);
+        s += 2;
+        const char *eq = strchr(s, '=');
+        size_t n = eq ? (size_t)(eq - s) : strlen(s);
+        char flag[64];
+        snprintf(flag, sizeof flag, "%.*s", (int)n, s);
+        sdl_arg *a = sdl__flag_find(args, nargs, s, n);
+        if (!a && n > 3 && !strncmp(s, "no-", 3) && !eq) { /* --no-flag */
+            a = sdl__flag_find(args, nargs, s + 3, n - 3);
+            if (a && a->type == SDL_ARG_BOOL) { *(bool *)a->value = false; continue; }
+            a = NULL;
+        }
+        if (!a) return sdl_fail(SDL_ERR_ARG, "unknown flag --%s", flag);
+        if (!a->value) return sdl_fail(SDL_ERR_ARG, "flag --%s has no value pointer in the program's table", flag);
+        const char *v = eq ? eq + 1 : NULL;
+        if (!v && a->type == SDL_ARG_BOOL) { *(bool *)a->value = true; continue; }
+        if (!v) {
+            if (i + 1 >= argc) return sdl_fail(SDL_ERR_ARG, "flag --%s needs a value", flag);
+            v = argv[++i];
+        }
+        sdl_result r = sdl__flag_set(a, flag, v);
+        if (r != SDL_OK) return r;
+    }
+    return SDL_OK;
+}
+
+SDL_API void sdl_args_usage(FILE *out, const char *prog, const sdl_arg *args, int nargs) {
+    if (!out) out = stdout;
+    fprintf(out, "usage: %s [flags]   ('_' and '-' are the same in flag names)\n", prog ? prog : "prog");
+    for (int i = 0; i < nargs; i++) {
+        const sdl_arg *a = &args[i];
+        char names[128], dflt[96] = "";
+        size_t k = 2;
+        memcpy(names, "--", 2);
+        for (const char *c = a->name ? a->name : ""; *c && k + 5 < sizeof names; c++) {
+            if (*c == '|') { memcpy(names + k, ", --", 4); k += 4; }
+            else names[k++] = *c;
+        }
+        names[k] = 0;
+        if (a->value) switch (a->type) {
+        case SDL_ARG_FLOAT: snprintf(dflt, sizeof dflt, "%g", (double)*(const float *)a->value); break;
+        case SDL_ARG_STRING: snprintf(dflt, sizeof dflt, "%s", *(const char *const *)a->value ? *(const char *const *)a->value : ""); break;
+        case SDL_ARG_BOOL: snprintf(dflt, sizeof dflt, "%s", *(const bool *)a->value ? "true" : "false"); break;
+        default: snprintf(dflt, sizeof dflt, "%d", *(const int *)a->value); break;
+        }
+        fprintf(out, "  %-28s %s (default %s)\n", names, a->help ? a->help : "", dflt);
+    }
+}
+
+/* >>checkpoint: safetensors writer and reader (see >>decl-checkpoint) */
+typedef struct sdl__buf { char *p; size_t n, cap; bool oom; } sdl__buf;
+
+static void sdl__buf_put(sdl__buf *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->n + n + 1) cap *= 2;
+        char *p = (char *)SDL_REALLOC(b->p, cap);
+        if (!p) { b->oom = true; sdl_fail(SDL_ERR_OOM, "out of memory"); return; }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+}
+static void sdl__buf_printf(sdl__buf *b, const char *fmt, ...) {
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0) sdl__buf_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+static void sdl__buf_json_str(sdl__buf *b, const char *s) {
+    sdl__buf_put(b, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') { char e[2] = {'\\', (char)c}; sdl__buf_put(b, e, 2); }
+        else if (c < 0x20) sdl__buf_printf(b, "\\u%04x", c);
+        else sdl__buf_put(b, (const char *)&c, 1);
+    }
+    sdl__buf_put(b, "\"", 1);
+}
+
+static bool sdl__little_endian(void) { uint16_t x = 1; uint8_t b; memcpy(&b, &x, 1); return b == 1; }
+
+/* item i of what a checkpoint holds: parameters, buffers, then optimizer slots */
+static bool sdl__ck_item(sdl_model *m, const sdl_optim *o, int i, char *name, size_t cap, float **data, sdl_tensor **like) {
+    int np = m->nparams, nb = m->nbuffers, ns = o ? o->nstate : 0;
+    sdl_tensor *t;
+    if (i < np) { t = m->params[i]; *data = sdl_f32(t); snprintf(name, cap, "%s", t->name); }
+    else if (i < np + nb) { t = m->buffers[i - np]; *data = sdl_f32(t); snprintf(name, cap, "%s", t->name); }
+    else if (i < np + nb + ns * np) {
+        int k = (i - np - nb) / np, p = (i - np - nb) % np;
+        t = m->params[p];
+        const char *slot = sdl_optim_state_name(o, k);
+        *data = o->state + (int64_t)k * m->param_floats + m->param_offset[p];
+        if (slot) snprintf(name, cap, "optim.%s.%s", slot, t->name);
+        else snprintf(name, cap, "optim.%d.%s", k, t->name);
+    } else return false;
+    *like = t;
+    return true;
+}
+
+static int sdl__optim_kind_num(const sdl_optim *o) { return o->desc.kind == SDL_OPTIM_DEFAULT ? (int)SDL_OPTIM_SGD : (int)o->desc.kind; }
+
+#ifdef SDL__POSIX
+static bool sdl__write_all(int fd, const void *p, size_t n) {
+    const char *c = (const char *)p;
+    while (n > 0) {
+        ssize_t w = write(fd, c, n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return false;
+        c += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+#endif
+
+SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl_optim *o, int64_t epoch) {
+    if (!path || !m) return sdl_fail(SDL_ERR_ARG, "checkpoint_save: NULL path or model");
+    if (o && o->model != m) return sdl_fail(SDL_ERR_ARG, "checkpoint_save '%s': the optimizer belongs to another model", path);
+    if (o && o->nstate > 0 && !m->packed) return sdl_fail(SDL_ERR_STATE, "checkpoint_save '%s': optimizer state without a packed model", path);
+    if (!sdl__little_endian()) return sdl_fail(SDL_ERR_STATE, "checkpoint_save '%s': big-endian hosts are not supported", path);
+    sdl__buf h = {NULL, 0, 0, false};
+    sdl__buf_printf(&h, "{\"__metadata__\":{\"format\":\"pt\",\"sdl\":\"1\",\"epoch\":\"%lld\"", (long long)epoch);
+    if (o) {
+        sdl__buf_printf(&h, ",\"step\":\"%lld\",\"lr\":\"%.9g\",\"optim\":\"%d\",\"optim_nstate\":\"%d\",\"optim_micro\":\"%d\"",
+                        (long long)o->step, (double)o->lr, sdl__optim_kind_num(o), o->nstate, o->micro);
+    }
+    sdl__buf_printf(&h, ",\"rng_seed\":\"%llu\",\"rng_counter\":\"%llu\"}", (unsigned long long)sdl_rng_seed(),
+                    (unsigned long long)sdl_rng_state());
+    char name[320];
+    float *data;
+    sdl_tensor *like;
+    int64_t off = 0;
+    for (int i = 0; sdl__ck_item(m, o, i, name, sizeof name, &data, &like); i++) {
+        sdl__buf_put(&h, ",", 1);
+        sdl__buf_json_str(&h, name);
+        sdl__buf_printf(&h, ":{\"dtype\":\"F32\",\"shape\":[");
+        for (int d = 0; d < like->ndim; d++) sdl__buf_printf(&h, d ? ",%lld" : "%lld", (long long)like->shape[d]);
+        sdl__buf_printf(&h, "],\"data_offsets\":[%lld,%lld]}", (long long)off, (long long)(off + like->numel * 4));
+        off += like->numel * 4;
+    }
+    sdl__buf_put(&h, "}", 1);
+    while (!h.oom && h.n % 8) sdl__buf_put(&h, " ", 1);
+    if (h.oom) { SDL_DEALLOC(h.p); return SDL_ERR_OOM; }
+    uint8_t len[8];
+    for (int i = 0; i < 8; i++) len[i] = (uint8_t)((uint64_t)h.n >> (8 * i));
+
+    size_t plen = strlen(path);
+    char *tmp = (char *)sdl__alloc(plen + 5);
+    if (!tmp) { SDL_DEALLOC(h.p); return SDL_ERR_OOM; }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp", 5);
+    bool ok;
+#ifdef SDL__POSIX
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        sdl_fail(SDL_ERR_IO, "checkpoint_save: cannot create '%s': %s", tmp, strerror(errno));
+        SDL_DEALLOC(h.p); SDL_DEALLOC(tmp);
+        return SDL_ERR_IO;
+    }
+    ok = sdl__write_all(fd, len, 8) && sdl__write_all(fd, h.p, h.n);
+    for (int i = 0; ok && sdl__ck_item(m, o, i, name, sizeof name, &data, &like); i++)
+        ok = sdl__write_all(fd, data, (size_t)like->numel * 4);
+    int err = errno;
+    ok = ok && fsync(fd) == 0;
+    if (!ok) err = errno;
+    ok = (close(fd) == 0) && ok;
+    ok = ok && rename(tmp, path) == 0;
+    if (!ok) {
+        if (!err) err = errno;
+        unlink(tmp);
+        sdl_fail(SDL_ERR_IO, "checkpoint_save: cannot write '%s': %s", path, strerror(err));
+    } else { /* make the rename itself durable */
+        char *dir = tmp;
+        char *slash = strrchr(dir, '/');
+        if (slash) { *slash = 0; if (!*dir) memcpy(dir, "/", 2); } else memcpy(dir, ".", 2);
+        int dfd = open(dir, O_RDONLY);
+        if (dfd >= 0) { (void)fsync(dfd); close(dfd); }
+    }
+#else
+    FILE *f = fopen(tmp, "wb");
+    ok = f && fwrite(len, 1, 8, f) == 8 && fwrite(h.p, 1, h.n, f) == h.n;
+    for (int i = 0; ok && sdl__ck_item(m, o, i, name, sizeof name, &data, &like); i++)
+        ok = fwrite(data, 4, (size_t)like->numel, f) == (size_t)like->numel;
+    ok = f && fflush(f) == 0 && ok;
+    if (f) ok = (fclose(f) == 0) && ok;
+    if (ok) { remove(path); ok = rename(tmp, path) == 0; }
+    if (!ok) { remove(tmp); sdl_fail(SDL_ERR_IO, "checkpoint_save: cannot write '%s'", path); }
+#endif
+    SDL_DEALLOC(h.p);
+    SDL_DEALLOC(tmp);
+    return ok ? SDL_OK : SDL_ERR_IO;
+}
+
+/* ---- a small JSON reader for the header: strings land in one pool as long as the text */
+typedef struct sdl__jp { const char *p, *end; char *pool; const char *err; } sdl__jp;
+typedef struct sdl__ck_entry {
+    const char *name, *value; /* value: metadata entries; NULL for tensors */
+    const char *dtype;
+    sdl_shape shape;
+    int64_t begin, end;
+    bool used;
+} sdl__ck_entry;
+
+static void sdl__jp_ws(sdl__jp *j) { while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t')) j->p++; }
+static bool sdl__jp_is(sdl__jp *j, char c) { sdl__jp_ws(j); if (j->p < j->end && *j->p == c) { j->p++; return true; } return false; }
+static bool sdl__jp_want(sdl__jp *j, char c) {
+    if (sdl__jp_is(j, c)) return true;
+    if (!j->err) j->err = c == ':' ? "expected ':'" : c == ',' ? "expected ','" : c == '{' ? "expected '{'" : c == '[' ? "expected '['" : c == ']' ? "expected ']'" : "expected '\"'";
+    return false;
+}
+static const char *sdl__jp_str(sdl__jp *j) {
+    if (!sdl__jp_want(j, '"')) return NULL;
+    char *out = j->pool, *o = out;
+    while (j->p < j->end && *j->p != '"') {
+        char c = *j->p++;
+        if (c == '\\') {
+            if (j->p >= j->end) break;
+            c = *j->p++;
+            if (c == 'n') c = '\n'; else if (c == 't') c = '\t'; else if (c == 'r') c = '\r';
+            else if (c == 'b') c = '\b'; else if (c == 'f') c = '\f';
+            else if (c == 'u') {
+                unsigned v = 0;
+                for (int k = 0; k < 4 && j->p < j->end; k++) {
+                    char h = *j->p++;
+                    v = v * 16 + (unsigned)(h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : 0);
+                }
+                c = v < 0x80 ? (char)v : '?';
+            }
+        }
+        *o++ = c;
+    }
+    if (j->p >= j->end) { if (!j->err) j->err = "unterminated string"; return NULL; }
+    j->p++;
+    *o++ = 0;
+    j->pool = o;
+    return out;
+}
+static bool sdl__jp_int(sdl__jp *j, int64_t *v) {
+    sdl__jp_ws(j);
+    int64_t x = 0;
+    const char *s = j->p;
+    while (j->p < j->end && *j->p >= '0' && *j->p <= '9' && x <= (INT64_MAX - 9) / 10) x = x * 10 + (*j->p++ - '0');
+    if (j->p == s || (j->p < j->end && *j->p >= '0' && *j->p <= '9')) { if (!j->err) j->err = "expected a non-negative integer"; return false; }
+    *v = x;
+    return true;
+}
+static bool sdl__jp_skip(sdl__jp *j, int depth) {
+    sdl__jp_ws(j);
+    if (depth > 32 || j->p >= j->end) { if (!j->err) j->err = "bad value"; return false; }
+    char c = *j->p;
+    if (c == '"') return sdl__jp_str(j) != NULL;
+    if (c == '{' || c == '[') {
+        char close = c == '{' ? '}' : ']';
+        j->p++;
+        if (sdl__jp_is(j, close)) return true;
+        do {
+            if (c == '{' && (!sdl__jp_str(j) || !sdl__jp_want(j, ':'))) return false;
+            if (!sdl__jp_skip(j, depth + 1)) return false;
+        } while (sdl__jp_is(j, ','));
+        return sdl__jp_want(j, close);
+    }
+    const char *s = j->p;
+    while (j->p < j->end && (strchr("+-.eE", *j->p) || (*j->p >= '0' && *j->p <= '9') || (*j->p >= 'a' && *j->p <= 'z'))) j->p++;
+    if (j->p == s) { if (!j->err) j->err = "bad value"; return false; }
+    return true;
+}
+static bool sdl__jp_push(sdl__ck_entry **es, int *n, int *cap, sdl__ck_entry e) {
+    if (*n == *cap) {
+        int nc = *cap ? 2 * *cap : 32;
+        sdl__ck_entry *p = (sdl__ck_entry *)SDL_REALLOC(*es, sizeof(sdl__ck_entry) * (size_t)nc);
+        if (!p) return false;
+        *es = p;
+        *cap = nc;
+    }
+    (*es)[(*n)++] = e;
+    return true;
+}
+/* {"__metadata__": {k: v}, name: {"dtype": s, "shape": [..], "data_offsets": [b, e]}, ...} */
+static bool sdl__ck_parse(sdl__jp *j, sdl__ck_entry **es, int *n) {
+    int cap = 0;
+    if (!sdl__jp_want(j, '{')) return false;
+    if (sdl__jp_is(j, '}')) return true;
+    do {
+        sdl__ck_entry e;
+        memset(&e, 0, sizeof e);
+        e.name = sdl__jp_str(j);
+        if (!e.name || !sdl__jp_want(j, ':') || !sdl__jp_want(j, '{')) return false;
+        bool meta = strcmp(e.name, "__metadata__") == 0, has_shape = false, has_off = false;
+        if (sdl__jp_is(j, '}')) { if (meta) continue; j->err = "a tensor entry is empty"; return false; }
+        do {
+            const char *key = sdl__jp_str(j);
+            if (!key || !sdl__jp_want(j, ':')) return false;
+            if (meta) {
+                sdl__ck_entry me;
+                memset(&me, 0, sizeof me);
+                me.name = key;
+                me.value = sdl__jp_str(j);
+                if (!me.value) return false;
+                if (!sdl__jp_push(es, n, &cap, me)) { j->err = "out of memory"; return false; }
+            } else if (!strcmp(key, "dtype")) {
+                if (!(e.dtype = sdl__jp_str(j))) return false;
+            } else if (!strcmp(key, "shape")) {
+                if (!sdl__jp_want(j, '[')) return false;
+                has_shape = true;
+                if (!sdl__jp_is(j, ']')) {
+                    do {
+                        if (e.shape.ndim >= SDL_MAX_DIMS) { j->err = "a shape has too many dims"; return false; }
+                        if (!sdl__jp_int(j, &e.shape.d[e.shape.ndim++])) return false;
+                    } while (sdl__jp_is(j, ','));
+                    if (!sdl__jp_want(j, ']')) return false;
+                }
+            } else if (!strcmp(key, "data_offsets")) {
+                if (!sdl__jp_want(j, '[') || !sdl__jp_int(j, &e.begin) || !sdl__jp_want(j, ',') || !sdl__jp_int(j, &e.end) || !sdl__jp_want(j, ']')) return false;
+                has_off = true;
+            } else if (!sdl__jp_skip(j, 0)) return false;
+        } while (sdl__jp_is(j, ','));
+        if (!sdl__jp_want(j, '}')) return false;
+        if (!meta) {
+            if (!e.dtype || !has_shape || !has_off) { j->err = "a tensor entry lacks dtype, shape or data_offsets"; return false; }
+            if (!sdl__jp_push(es, n, &cap, e)) { j->err = "out of memory"; return false; }
+        }
+    } while (sdl__jp_is(j, ','));
+    return sdl__jp_want(j, '}');
+}
+
+static sdl__ck_entry *sdl__ck_find(sdl__ck_entry *es, int n, const char *name, bool meta) {
+    for (int i = 0; i < n; i++)
+        if ((es[i].value != NULL) == meta && !strcmp(es[i].name, name)) return &es[i];
+    return NULL;
+}
+
+/* appends "; what" to the list of differences (the first few are kept) */
+static void sdl__ck_problem(char *msg, size_t cap, int *count, const char *fmt, ...) {
+    if (++*count > 4) return;
+    size_t n = strlen(msg);
+    if (n + 3 >= cap) return;
+    if (n) { memcpy(msg + n, "; ", 3); n += 2; }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg + n, cap - n, fmt, ap);
+    va_end(ap);
+}
+
+/* the entry for a model tensor, checked; NULL (and a problem noted) when it does not fit */
+static sdl__ck_entry *sdl__ck_match(sdl__ck_entry *es, int n, const char *name, const sdl_tensor *like, int64_t data_len,
+                                    char *msg, size_t cap, int *count) {
+    sdl__ck_entry *e = sdl__ck_find(es, n, name, false);
+    char a[96], b[96];
+    if (!e) { sdl__ck_problem(msg, cap, count, "'%s' is missing", name); return NULL; }
+    e->used = true;
+    if (strcmp(e->dtype, "F32")) { sdl__ck_problem(msg, cap, count, "'%s' has dtype %s, sdl reads F32", name, e->dtype); return NULL; }
+    if (!sdl_shape_equal(e->shape, sdl_tensor_shape(like))) {
+        sdl__ck_problem(msg, cap, count, "'%s' has shape %s in the file, %s in the model", name,
+                        sdl_shape_str(e->shape, a, sizeof a), sdl_shape_str(sdl_tensor_shape(like), b, sizeof b));
+        return NULL;
+    }
+    if (e->end < e->begin || e->end - e->begin != like->numel * 4 || e->end > data_len) {
+        sdl__ck_problem(msg, cap, count, "'%s' has data_offsets [%lld, %lld] that do not fit %lld floats in %lld data bytes (truncated?)",
+                        name, (long long)e->begin, (long long)e->end, (long long)like->numel, (long long)data_len);
+        return NULL;
+    }
+    return e;
+}
+
+SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim *o, sdl_checkpoint_info *info) {
+    if (!path || !m) return sdl_fail(SDL_ERR_ARG, "checkpoint_load: NULL path or model");
+    if (o && o->model != m) return sdl_fail(SDL_ERR_ARG, "checkpoint_load '%s': the optimizer belongs to another model", path);
+    if (!sdl__little_endian()) return sdl_fail(SDL_ERR_STATE, "checkpoint_load '%s': big-endian hosts are not supported", path);
+    FILE *f = fopen(path, "rb");
+    if (!f) return sdl_fail(SDL_ERR_IO, "checkpoint_load: cannot open '%s': %s", path, strerror(errno));
+    sdl_result r = SDL_OK;
+    char *text = NULL, *pool = NULL;
+    sdl__ck_entry *es = NULL;
+    int n = 0;
+    uint8_t len[8];
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint64_t hl = 0;
+    if (size < 8 || fread(len, 1, 8, f) != 8) {
+        r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s': %ld bytes, too short for a safetensors file", path, size);
+        goto done;
+    }
+    for (int i = 0; i < 8; i++) hl |= (uint64_t)len[i] << (8 * i);
+    if (hl < 2 || hl > (uint64_t)size - 8 || hl > ((uint64_t)1 << 28)) {
+        r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s': header size %llu does not fit a file of %ld bytes (truncated or not safetensors)",
+                     path, (unsigned long long)hl, size);
+        goto done;
+    }
+    text = (char *)sdl__alloc((size_t)hl + 1);
+    pool = (char *)sdl__alloc((size_t)hl + 1);
+    if (!text || !pool) { r = SDL_ERR_OOM; goto done; }
+    if (fread(text, 1, (size_t)hl, f) != (size_t)hl) { r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s': cannot read the header", path); goto done; }
+    {
+        sdl__jp j;
+        j.p = text;
+        j.end = text + hl;
+        j.pool = pool;
+        j.err = NULL;
+        if (!sdl__ck_parse(&j, &es, &n)) {
+            r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s': bad header JSON at byte %ld: %s", path, (long)(j.p - text) + 8, j.err ? j.err : "?");
+            goto done;
+        }
+    }
+    {
+        int64_t data_len = (int64_t)size - 8 - (int64_t)hl;
+        char msg[400] = "";
+        int problems = 0;
+        char name[320];
+        float *dst;
+        sdl_tensor *like;
+        sdl__ck_entry *me = sdl__ck_find(es, n, "optim_nstate", true), *mk = sdl__ck_find(es, n, "optim", true);
+        if (o) {
+            if (!me || !mk) sdl__ck_problem(msg, sizeof msg, &problems, "the file holds no optimizer state");
+            else if (atoi(me->value) != o->nstate || atoi(mk->value) != sdl__optim_kind_num(o))
+                sdl__ck_problem(msg, sizeof msg, &problems, "the file's optimizer (kind %s, %s state slots) is not this one (kind %d, %d slots)",
+                                mk->value, me->value, sdl__optim_kind_num(o), o->nstate);
+        }
+        if (!problems) {
+            for (int i = 0; sdl__ck_item(m, o, i, name, sizeof name, &dst, &like); i++)
+                sdl__ck_match(es, n, name, like, data_len, msg, sizeof msg, &problems);
+            for (int i = 0; i < n; i++)
+                if (!es[i].value && !es[i].used && strncmp(es[i].name, "optim.", 6) != 0)
+                    sdl__ck_problem(msg, sizeof msg, &problems, "'%s' is in the file but not in the model", es[i].name);
+        }
+        if (problems) {
+            r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s' does not fit: %s%s", path, msg, problems > 4 ? "; and more" : "");
+            goto done;
+        }
+        for (int i = 0; sdl__ck_item(m, o, i, name, sizeof name, &dst, &like); i++) {
+            sdl__ck_entry *e = sdl__ck_find(es, n, name, false);
+            if (fseek(f, (long)(8 + hl + (uint64_t)e->begin), SEEK_SET) != 0 || fread(dst, 4, (size_t)like->numel, f) != (size_t)like->numel) {
+                r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s': cannot read the data of '%s' (truncated?)", path, name);
+                goto done;
+            }
+        }
+    }
+    {
+        sdl__ck_entry *e;
+        sdl_checkpoint_info ci;
+        memset(&ci, 0, sizeof ci);
+        ci.rng_seed = sdl_rng_seed();
+        ci.rng_counter = sdl_rng_state();
+        if ((e = sdl__ck_find(es, n, "epoch", true)) != NULL) ci.epoch = strtoll(e->value, NULL, 10);
+        if ((e = sdl__ck_find(es, n, "step", true)) != NULL) ci.step = strtoll(e->value, NULL, 10);
+        if ((e = sdl__ck_find(es, n, "lr", true)) != NULL) ci.lr = (float)strtod(e->value, NULL);
+        if ((e = sdl__ck_find(es, n, "rng_seed", true)) != NULL) ci.rng_seed = strtoull(e->value, NULL, 10);
+        if ((e = sdl__ck_find(es, n, "rng_counter", true)) != NULL) ci.rng_counter = strtoull(e->value, NULL, 10);
+        sdl_rng_set_state(ci.rng_seed, ci.rng_counter);
+        if (o) {
+            o->step = ci.step;
+            o->lr = ci.lr;
+            o->micro = (e = sdl__ck_find(es, n, "optim_micro", true)) != NULL ? atoi(e->value) : 0;
+        }
+        if (info) *info = ci;
+    }
+done:
+    fclose(f);
+    SDL_DEALLOC(text);
+    SDL_DEALLOC(pool);
+    SDL_DEALLOC(es);
+    return r;
+}
 
 /* >>profile */
 

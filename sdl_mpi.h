@@ -119,7 +119,8 @@ SDL_API sdl_result sdl_mpi_average(float *data, int64_t count, sdl_mpi_algo algo
 SDL_API sdl_result sdl_mpi_sum(double *v, int n);   /* metrics: in place, every rank gets it */
 SDL_API sdl_result sdl_mpi_mean(double *v, int n);
 SDL_API sdl_result sdl_mpi_barrier(void);
-/* parameters, buffers (batch-norm statistics) and, if opt, optimizer state, step and lr */
+/* parameters, buffers (batch-norm statistics) and, if opt, optimizer state, step, lr and
+   micro-step count, from root to every rank */
 SDL_API sdl_result sdl_mpi_broadcast_model(sdl_model *m, sdl_optim *opt, int root);
 /* IEEE half <-> float, round to nearest even (exported for tests and your own use) */
 SDL_API uint16_t sdl_mpi_f32_to_f16(float f);
@@ -760,14 +761,15 @@ SDL_API sdl_result sdl_mpi_broadcast_model(sdl_model *m, sdl_optim *opt, int roo
     if (r == SDL_OK) r = sdl__mpi_bcast(m->buffer_data, m->buffer_floats, MPI_FLOAT, sizeof(float), root, "broadcast buffers");
     if (r == SDL_OK && opt) {
         int64_t n = (int64_t)opt->nstate * m->param_floats;
-        double hdr[3] = {(double)opt->step, (double)opt->lr, (double)opt->nstate};
-        r = sdl__mpi_bcast(hdr, 3, MPI_DOUBLE, sizeof(double), root, "broadcast optimizer step");
+        double hdr[4] = {(double)opt->step, (double)opt->lr, (double)opt->nstate, (double)opt->micro};
+        r = sdl__mpi_bcast(hdr, 4, MPI_DOUBLE, sizeof(double), root, "broadcast optimizer step");
         if (r == SDL_OK && hdr[2] != (double)opt->nstate)
             return sdl_fail(SDL_ERR_COMM, "sdl_mpi_broadcast_model: rank %d's optimizer has %d state slots, the root's %d",
                             sdl__mpi.rank, opt->nstate, (int)hdr[2]);
         if (r == SDL_OK) r = sdl__mpi_bcast(opt->state, n, MPI_FLOAT, sizeof(float), root, "broadcast optimizer state");
         opt->step = (int64_t)hdr[0];
         opt->lr = (float)hdr[1];
+        opt->micro = (int)hdr[3];
     }
     sdl__mpi_event_add("broadcast", t, sdl__mpi_now_us() - t, 1);
     return r;

@@ -50,6 +50,13 @@ static void mrun(const char *name, void (*fn)(void)) {
 /* ---- the child: ranks that disagree on purpose ---------------------------------------- */
 static int child(const char *mode) {
     if (sdl_mpi_init(NULL, NULL) != SDL_OK) return 2;
+    if (strcmp(mode, "--single") == 0) { /* started without a launcher */
+        float v = 3;
+        sdl_mpi_allreduce(&v, 1, SDL_MPI_ALGO_RING);
+        printf("single: rank %d of %d, local %d of %d, sum %g\n", sdl_mpi_rank(), sdl_mpi_size(), sdl_mpi_local_rank(),
+               sdl_mpi_local_size(), (double)v);
+        return sdl_mpi_finalize() == SDL_OK ? 0 : 1;
+    }
     int r = sdl_mpi_rank(), n = sdl_mpi_size();
     float buf[8] = {0};
     sdl_mpi_barrier(); /* #1 agrees */
@@ -71,13 +78,14 @@ static int child(const char *mode) {
     return 0;
 }
 
-/* runs `mpirun -np N this mode` with a clean environment; returns the exit status */
-static int spawn(const char *mode, double timeout, char *out, size_t cap, double *seconds) {
-    char cmd[2048];
+/* runs `mpirun -np N this mode` (np 0: no launcher at all) with a clean environment;
+   returns the exit status */
+static int spawn(const char *mode, double timeout, char *out, size_t cap, double *seconds, int np) {
+    char cmd[2048], launcher[128] = "";
     const char *path = getenv("PATH"), *home = getenv("HOME");
-    snprintf(cmd, sizeof cmd,
-             "env -i PATH='%s' HOME='%s' SDL_MPI_TIMEOUT=%g timeout 60 mpirun --allow-run-as-root --oversubscribe "
-             "-np %d '%s' %s 2>&1", path ? path : "/usr/bin:/bin", home ? home : "/tmp", timeout, g_size, g_argv0, mode);
+    if (np > 0) snprintf(launcher, sizeof launcher, "mpirun --allow-run-as-root --oversubscribe -np %d", np);
+    snprintf(cmd, sizeof cmd, "env -i PATH='%s' HOME='%s' SDL_MPI_TIMEOUT=%g timeout 60 %s '%s' %s 2>&1",
+             path ? path : "/usr/bin:/bin", home ? home : "/tmp", timeout, launcher, g_argv0, mode);
     double t0 = MPI_Wtime();
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
@@ -93,7 +101,7 @@ static void expect(const char *mode, double timeout, const char **needles, int n
     if (g_rank != 0) return;
     static char out[1 << 16];
     double secs;
-    int rc = spawn(mode, timeout, out, sizeof out, &secs);
+    int rc = spawn(mode, timeout, out, sizeof out, &secs, g_size);
     CHECK(rc != 0 && rc != 124, "%s: the child job exited with %d (want non-zero, not the 60 s timeout)", mode, rc);
     CHECK(secs < timeout + 15, "%s: took %.1f s", mode, secs);
     bool all = true;
@@ -136,6 +144,28 @@ static void test_missing_rank(void) {
     expect("--missing", 1, needles, 1);
 }
 
+/* a program started with no launcher is rank 0 of 1 (MPI's singleton start) */
+static void test_singleton(void) {
+    if (g_rank != 0) return;
+    static char out[1 << 14];
+    double secs;
+    int rc = spawn("--single", 5, out, sizeof out, &secs, 0);
+    CHECK(rc == 0 && strstr(out, "single: rank 0 of 1, local 0 of 1, sum 3"), "exit %d, output:\n%s", rc, out);
+}
+
+/* srun's variables, read without MPI */
+static void test_launcher_env(void) {
+    int r, n, l;
+    CHECK(sdl_mpi_launcher_env(&r, &n, &l) && r == g_rank && n == g_size, "mpirun: %d of %d", r, n);
+    setenv("SLURM_PROCID", "5", 1);
+    setenv("SLURM_NTASKS", "8", 1);
+    setenv("SLURM_LOCALID", "1", 1);
+    CHECK(sdl_mpi_launcher_env(&r, &n, &l) && r == 5 && n == 8 && l == 1, "srun: %d of %d local %d", r, n, l);
+    unsetenv("SLURM_PROCID");
+    unsetenv("SLURM_NTASKS");
+    unsetenv("SLURM_LOCALID");
+}
+
 int main(int argc, char **argv) {
     g_argv0 = argv[0];
     if (argc > 1) return child(argv[1]);
@@ -143,6 +173,8 @@ int main(int argc, char **argv) {
     g_rank = sdl_mpi_rank();
     g_size = sdl_mpi_size();
     MRUN(test_agreeing_collectives_pass);
+    MRUN(test_singleton);
+    MRUN(test_launcher_env);
     MRUN(test_name_mismatch);
     MRUN(test_count_mismatch);
     MRUN(test_missing_rank);

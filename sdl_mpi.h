@@ -94,8 +94,9 @@ SDL_API int sdl_mpi_size(void);
 SDL_API int sdl_mpi_local_rank(void);  /* rank among the processes on this node */
 SDL_API int sdl_mpi_local_size(void);
 SDL_API MPI_Comm sdl_mpi_comm(void);   /* sdl's own copy of MPI_COMM_WORLD */
-/* rank, size and local rank from the launcher's environment (srun: SLURM_*, mpirun:
-   OMPI_COMM_WORLD_*, MPICH: PMI_*); works before MPI_Init. false (and 0, 1, 0) without one. */
+/* rank, size and local rank from the launcher's environment (Open MPI's mpirun:
+   OMPI_COMM_WORLD_*, MPICH/Intel: PMI_*, srun: SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID, in
+   that order); works before MPI_Init. false (and 0, 1, 0) without a launcher. */
 SDL_API bool sdl_mpi_launcher_env(int *rank, int *size, int *local_rank);
 
 /* >>decl-mpi-check */
@@ -423,10 +424,12 @@ static bool sdl__mpi_env_int(const char *name, int *out) {
 }
 
 SDL_API bool sdl_mpi_launcher_env(int *rank, int *size, int *local_rank) {
+    /* mpirun's own variables first: an mpirun inside an sbatch script inherits the batch
+       step's SLURM_PROCID (0 on every rank); srun sets SLURM_* per task */
     static const char *names[3][3] = {
-        {"SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"},
         {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"},
-        {"PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID"}};
+        {"PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID"},
+        {"SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"}};
     int r = 0, s = 1, l = 0;
     bool found = false;
     for (int i = 0; i < 3 && !found; i++) {

@@ -169,10 +169,22 @@ static void test_singleton(void) {
 static void test_launcher_env(void) {
     int r, n, l;
     CHECK(sdl_mpi_launcher_env(&r, &n, &l) && r == g_rank && n == g_size, "mpirun: %d of %d", r, n);
+    /* as under srun: no mpirun variables, SLURM's only */
+    const char *ompi[3] = {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"};
+    char saved[3][32];
+    for (int i = 0; i < 3; i++) {
+        const char *v = getenv(ompi[i]);
+        snprintf(saved[i], sizeof saved[i], "%s", v ? v : "");
+        unsetenv(ompi[i]);
+    }
     setenv("SLURM_PROCID", "5", 1);
     setenv("SLURM_NTASKS", "8", 1);
     setenv("SLURM_LOCALID", "1", 1);
     CHECK(sdl_mpi_launcher_env(&r, &n, &l) && r == 5 && n == 8 && l == 1, "srun: %d of %d local %d", r, n, l);
+    for (int i = 0; i < 3; i++) if (saved[i][0]) setenv(ompi[i], saved[i], 1);
+    /* mpirun inside an sbatch script: the batch step's SLURM_PROCID must not win */
+    setenv("SLURM_PROCID", "0", 1);
+    CHECK(sdl_mpi_launcher_env(&r, &n, &l) && r == g_rank && n == g_size, "mpirun in sbatch: %d of %d", r, n);
     unsetenv("SLURM_PROCID");
     unsetenv("SLURM_NTASKS");
     unsetenv("SLURM_LOCALID");

@@ -41,8 +41,11 @@
    TOPICS
       Ranks       sdl_mpi_rank/size from MPI_COMM_WORLD; local rank/size (ranks on this node,
                   to pick a GPU) from MPI_Comm_split_type(MPI_COMM_TYPE_SHARED).
-                  sdl_mpi_launcher_env() reads SLURM_PROCID/SLURM_LOCALID/SLURM_NTASKS (srun)
-                  or Open MPI's / PMI's variables without MPI, e.g. before MPI_Init.
+                  sdl_mpi_launcher_env() reads mpirun's (OMPI_*, PMI_*) or srun's variables
+                  (SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID) without MPI, e.g. before MPI_Init.
+                  Sharded data: give the loader .rank = sdl_mpi_rank(), .world_size =
+                  sdl_mpi_size() and the same seed on every rank; sdl_loader_set_epoch(l, e)
+                  draws epoch e's permutation, the same on every rank, each taking its share.
       Gradients   sdl_mpi_ddp averages the model's flat gradient array. Mode FLAT: one
                   allreduce over everything after backward. Mode BUCKETS (default): the array
                   is cut into ~25 MiB buckets of whole parameters in reverse creation order
@@ -51,8 +54,12 @@
                   overlaps the rest of backward; sdl_mpi_ddp_sync waits for all of them.
                   Algorithm: MPI_Allreduce (default) or our ring (run at sync time in bucket
                   mode). fp16: gradients travel as IEEE half after division by world size.
+                  Averages are over ranks, so a loss that is a mean over each rank's batch
+                  gives the gradient of the mean over the global batch. Every backward with
+                  sync on must be followed by sdl_mpi_ddp_sync before the next one.
                   sdl_mpi_ddp_set_sync(ddp, false) skips communication (gradient
-                  accumulation, DDP's no_sync); set it true again before the last micro-batch.
+                  accumulation, DDP's no_sync); set it true again before the last micro-batch
+                  (scale each micro-batch's loss by 1/k for the mean over k micro-batches).
       Checker     Every collective sdl_mpi makes first exchanges (sequence number, name,
                   count) with all ranks. When ranks disagree, or one does not arrive within
                   the timeout, every rank that can prints which rank is where, then the job is
@@ -60,6 +67,7 @@
                   an MPI job whose ranks disagree would otherwise hang until the batch system
                   kills it, with no word of why, and MPI offers no way to cancel a collective.
                   Call sdl_mpi_check("name", count) before your own collectives too.
+                  Cost: 2(N-1) small messages per checked collective; timeout 0 turns it off.
       Timeline    sdl_mpi_timeline_begin("forward") / _end() mark phases; sdl_mpi adds its
                   broadcasts, bucket allreduces and waits. Events go to a buffer allocated once
                   (no allocation per step), written by sdl_mpi_timeline_write or at finalize.

@@ -209,6 +209,7 @@ static void dp_vs_single(sdl_mpi_mode mode, sdl_mpi_algo algo) {
     const char *where = "";
     double w = worst_rel(a.m, a.m->param_data, ref.m, ref.m->param_data, &where);
     CHECK(w <= 1e-5, "after %d steps '%s' differs by %g relative", steps, where, w);
+    if (g_rank == 0) printf("     %d ranks x %d vs 1 x %d, %d steps: worst parameter differs by %.2g relative\n", g_size, B, g_size * B, steps, w);
     double moved = 0; /* and training did move the weights */
     mlp init = mlp_new(7);
     sdl_model_pack(init.m);

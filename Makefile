@@ -14,16 +14,32 @@ test-sanitize:
 clean:
 	rm -rf build
 
+# CUDA: builds the GPU test with nvcc; on a GPU machine also runs the checks, the
+# sanitizers, the suite and the benchmark (tools/gpu_check.sh prints a table)
+.PHONY: cuda
+cuda:
+	bash tools/gpu_check.sh
+
+# ---- bench-cpu: sdl vs OpenBLAS (sgemm) and PyTorch (training), same threads. BENCH_ARGS="--threads 1"
+.PHONY: bench-cpu
+bench-cpu: build/bench_cpu
+	./build/bench_cpu $(BENCH_ARGS)
+
+build/bench_cpu: bench/bench_cpu.c sdl.h
+	mkdir -p build
+	$(CC) $(CFLAGS) -Wall -Wextra -I. bench/bench_cpu.c -o $@ -lopenblas $(LDLIBS)
+
 # ---- make demo: train the Fashion-MNIST CNN on the CPU and print its test accuracy.
 # Needs libstb-dev (stb_image's zlib reads the .gz files) and dataset-fashion-mnist; as root
 # (or with password-less sudo) they are installed with apt-get, else the target says what to
 # install. FASHION_DIR=dir uses IDX files elsewhere; DEMO_FLAGS="--epochs 1" passes flags.
 FASHION_DIR ?= /usr/share/datasets/fashion-mnist
+STB_HEADER ?= /usr/include/stb/stb_image.h
 DEMO_FLAGS ?=
 .PHONY: demo
 demo:
 	@need=""; \
-	[ -f /usr/include/stb/stb_image.h ] || need="$$need libstb-dev"; \
+	[ -f $(STB_HEADER) ] || need="$$need libstb-dev"; \
 	[ -f $(FASHION_DIR)/train-images-idx3-ubyte.gz ] || [ -f $(FASHION_DIR)/train-images-idx3-ubyte ] || \
 	  { [ "$(FASHION_DIR)" = /usr/share/datasets/fashion-mnist ] && need="$$need dataset-fashion-mnist"; } || \
 	  { echo "make demo: no Fashion-MNIST files in $(FASHION_DIR)"; exit 1; }; \

@@ -260,10 +260,10 @@ struct sdl_node {
     union {
         struct { int stride_h, stride_w, pad_h, pad_w, out_pad_h, out_pad_w; } conv;
         struct { int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w; } pool;
-        struct { float eps, momentum; bool training; } norm;
+        struct { float eps, momentum; bool training; sdl_tensor *running_mean, *running_var; } norm; /* stats may be NULL */
         struct { float p; uint64_t seed, stream; } dropout;
         struct { float alpha; } scalar;  /* leaky_relu slope, scale factor, label smoothing */
-        struct { int dim; } axis;        /* softmax, concat, transpose(dim, dim+1) */
+        struct { int dim, dim1; } axis;  /* concat (dim); transpose (dim, dim1), dim < dim1 */
         struct { int n_head; } attn;
     } attr;
     void *saved;   /* arena memory forward left for backward */
@@ -277,6 +277,7 @@ SDL_API sdl_tensor *sdl_detach(sdl_tensor *x); /* same data, no gradient flows b
 
 /* >>decl-backend: per-device kernels, indexed by sdl_op. */
 typedef void (*sdl_kernel_fn)(sdl_node *node);
+struct sdl_optim;
 typedef struct sdl_backend {
     const char *name;
     void *(*alloc)(size_t bytes);
@@ -287,6 +288,9 @@ typedef struct sdl_backend {
     void (*arena_reset)(void);
     sdl_kernel_fn forward[SDL_OP_COUNT];
     sdl_kernel_fn backward[SDL_OP_COUNT];
+    /* one optimizer step on a model whose flat arrays (and the optimizer state) live on this
+       device; sdl_optim_step calls it instead of the CPU loop */
+    sdl_result (*optim_step)(struct sdl_optim *o);
 } sdl_backend;
 SDL_API void sdl_register_backend(sdl_device device, const sdl_backend *backend);
 SDL_API const sdl_backend *sdl_get_backend(sdl_device device);
@@ -299,10 +303,16 @@ SDL_API sdl_tensor *sdl_conv_transpose2d(sdl_tensor *x, sdl_tensor *w, sdl_tenso
 SDL_API sdl_tensor *sdl_max_pool2d(sdl_tensor *x, int kernel, int stride, int pad);
 SDL_API sdl_tensor *sdl_avg_pool2d(sdl_tensor *x, int kernel, int stride, int pad);
 SDL_API sdl_tensor *sdl_global_avg_pool(sdl_tensor *x);                            /* (N,C,H,W) -> (N,C) */
-/* x (N, C) or (N, C, H, W); running stats updated in training, used in eval */
+/* x (N, C) or (N, C, H, W); gamma, beta (C), or both NULL for no affine. Training normalises
+   with the batch stats and, if the running stats are given, sets running = (1 - momentum)
+   running + momentum stat (unbiased var, as PyTorch; momentum 0.1, eps 1e-5 are its defaults).
+   Eval uses running_mean/running_var (needed then) and leaves them alone. */
 SDL_API sdl_tensor *sdl_batch_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, sdl_tensor *running_mean,
                                    sdl_tensor *running_var, bool training, float momentum, float eps);
-SDL_API sdl_tensor *sdl_layer_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, float eps); /* over the last dim */
+/* over the last dim D; gamma, beta (D), or both NULL for no affine */
+SDL_API sdl_tensor *sdl_layer_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, float eps);
+/* inverted dropout: kept values scaled by 1/(1-p); the mask comes from the global RNG (a seed
+   fixes it on any thread count). Eval or p = 0 returns x itself. */
 SDL_API sdl_tensor *sdl_dropout(sdl_tensor *x, float p, bool training);
 SDL_API sdl_tensor *sdl_embedding(sdl_tensor *ids, sdl_tensor *table); /* ids i32 (...), table (V, D) -> (..., D) */
 SDL_API sdl_tensor *sdl_relu(sdl_tensor *x);
@@ -331,7 +341,7 @@ SDL_API sdl_tensor *sdl_mean(sdl_tensor *x); /* -> scalar */
    (cross_entropy, nll) or floats shaped like the input (bce_logits, mse). */
 SDL_API sdl_tensor *sdl_cross_entropy(sdl_tensor *logits, sdl_tensor *targets, float label_smoothing);
 SDL_API sdl_tensor *sdl_nll_loss(sdl_tensor *log_probs, sdl_tensor *targets);
-SDL_API sdl_tensor *sdl_bce_with_logits(sdl_tensor *logits, sdl_tensor *targets);
+SDL_API sdl_tensor *sdl_bce_with_logits(sdl_tensor *logits, sdl_tensor *targets); /* mean over every element */
 SDL_API sdl_tensor *sdl_mse_loss(sdl_tensor *x, sdl_tensor *targets);
 /* number of rows whose arg-max equals the target */
 SDL_API int64_t sdl_count_correct(const sdl_tensor *logits, const sdl_tensor *targets);
@@ -458,6 +468,7 @@ typedef struct sdl_optim {
     float *state;
     int micro;           /* sdl_optim_step calls since the last update (accumulation) */
     float grad_norm;     /* the global gradient norm before clipping, when max_grad_norm > 0 */
+    sdl_device device;   /* where state lives: the model's device when the optimizer was made */
 } sdl_optim;
 
 SDL_API sdl_optim *sdl_optim_new(sdl_model *m, const sdl_optim_desc *desc);
@@ -563,7 +574,55 @@ SDL_API sdl_tensor *sdl_load_npy(const char *path);
 SDL_API sdl_tensor *sdl_load_npz(const char *path, const char *name);
 /* f32, i32 and u8 tensors; numpy reads them with np.load */
 SDL_API sdl_result sdl_save_npy(const char *path, const sdl_tensor *t);
-/* >>decl-data-more */
+
+/* One image file (PNG, JPEG, BMP, GIF, TGA, PNM: what stb_image reads) as a u8 heap tensor
+   (C, H, W). channels: 1 grey, 3 RGB, 4 RGBA (stb converts), 0: as stored. */
+SDL_API sdl_tensor *sdl_load_image(const char *path, int channels);
+/* Image folders, torchvision's ImageFolder layout: dir/<class>/<image>. The classes are the
+   sub-folders in bytewise sorted order, ids 0, 1, ...; in each, the files ending in .png,
+   .jpg, .jpeg, .bmp, .gif, .tga, .ppm, .pgm, .pnm, .psd, .hdr, .pic are read (sorted) and
+   must decode; names starting with '.' are skipped, TIFF/WebP files are an error. All
+   images must have one size (sdl does not resize); the error names the first that differs.
+   channels as for sdl_load_image (0: those of the first image). */
+SDL_API sdl_result sdl_load_image_folder(const char *dir, int channels, sdl_dataset *out);
+/* the class names sdl_load_image_folder numbers, in id order: a NULL-terminated array of
+   *count strings; free it with sdl_names_free */
+SDL_API char **sdl_image_folder_classes(const char *dir, int *count);
+SDL_API void sdl_names_free(char **names);
+
+/* A PNG of one image or a grid of images, like torchvision's save_image: t is u8 or f32,
+   (C, H, W) or (N, C, H, W) with C = 1, 3 or 4; a grid has nrow images per row (0: 8) with
+   2 black pixels between them. f32 values map lo -> 0 and hi -> 255, clamped (lo == hi
+   means 0 and 1; a tanh generator's samples: -1, 1). */
+SDL_API sdl_result sdl_write_png(const char *path, const sdl_tensor *t, int nrow, float lo, float hi);
+
+/* WebDataset tar shards. Consecutive members whose names share a key form one sample; the
+   key is the member path up to the first dot in its last path component, the extension is
+   the rest ("a/b.c/x01.seg.png": key "a/b.c/x01", extension "seg.png"). A sample needs a
+   ".cls" member (an ASCII integer label) and one image (.png, .jpg, .jpeg, .bmp, .ppm, .pgm,
+   .tga, .gif); other members are skipped. Reads ustar, GNU and pax tar files (GNU tar's). */
+/* "name-{000000..000099}.tar" -> the 100 names (a plain path -> itself); a NULL-terminated
+   array of *count names, free with sdl_names_free */
+SDL_API char **sdl_shard_list(const char *pattern, int *count);
+/* every sample of the shards a pattern names, decoded to channels (0: as the first image);
+   all images one size; num_classes = the largest label + 1 */
+SDL_API sdl_result sdl_load_shards(const char *pattern, int channels, sdl_dataset *out);
+SDL_API sdl_result sdl_load_shard_files(const char *const *paths, int npaths, int channels, sdl_dataset *out);
+
+/* Writes prefix-000000.tar, prefix-000001.tar, ... (POSIX ustar), at most max_samples
+   samples per shard (0: 10000). After an error every call returns it; close returns the
+   first error and frees the writer (shards written so far stay on disk). */
+typedef struct sdl_shard_writer sdl_shard_writer;
+SDL_API sdl_shard_writer *sdl_shard_writer_new(const char *prefix, int64_t max_samples);
+/* one sample: members key.exts[i] holding sizes[i] bytes of data[i] */
+SDL_API sdl_result sdl_shard_writer_add(sdl_shard_writer *w, const char *key, int nmembers, const char *const *exts,
+                                        const void *const *data, const size_t *sizes);
+/* one image (CHW bytes) as key.png and its label as key.cls */
+SDL_API sdl_result sdl_shard_writer_add_image(sdl_shard_writer *w, const char *key, const uint8_t *chw, int c, int h, int wd, int label);
+SDL_API int sdl_shard_writer_num_shards(const sdl_shard_writer *w);
+SDL_API sdl_result sdl_shard_writer_close(sdl_shard_writer *w);
+/* a whole dataset, sample i as key "%09d" (.png + .cls) */
+SDL_API sdl_result sdl_write_shards(const sdl_dataset *d, const char *prefix, int64_t max_per_shard);
 
 /* >>decl-loader: batches of (x f32 (B, C, H, W), y i32 (B)) from an sdl_dataset.
    The sequence depends only on (seed, epoch, rank, world_size), never on prefetch timing. */
@@ -681,6 +740,12 @@ SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl
 SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim *o, sdl_checkpoint_info *info);
 
 /* >>decl-profile */
+/* Time per op type, forward and backward, summed over calls. On when the environment has
+   SDL_PROFILE=1 (then the table is printed through sdl_log when the program exits) or after
+   sdl_profile_enable(true). Kernels that run on a GPU are timed as launched (asynchronously). */
+SDL_API void sdl_profile_enable(bool on);
+SDL_API void sdl_profile_reset(void);
+SDL_API void sdl_profile_print(void); /* the table, one sdl_log line (SDL_LOG_WARN, so it shows) per op */
 
 #ifdef __cplusplus
 }
@@ -972,6 +1037,7 @@ typedef struct sdl__pool {
     pthread_t threads[SDL__MAX_THREADS];
     int started;
     bool inited;
+    pthread_mutex_t post_mu; /* one poster at a time (the loader thread may post too) */
     pthread_mutex_t mu;
     pthread_cond_t work_cv, done_cv;
     uint64_t generation;
@@ -1012,6 +1078,7 @@ static void sdl__pool_start(int nthreads) {
     sdl__pool *p = &sdl__the_pool;
     if (!p->inited) {
         p->inited = true;
+        pthread_mutex_init(&p->post_mu, NULL);
         pthread_mutex_init(&p->mu, NULL);
         pthread_cond_init(&p->work_cv, NULL);
         pthread_cond_init(&p->done_cv, NULL);
@@ -1041,7 +1108,8 @@ SDL_API int sdl_get_num_threads(void) {
 }
 
 /* Calls fn on [0, n) split in at most num_threads contiguous parts of at least `grain`
-   indices. The caller runs part 0. fn must write disjoint outputs for disjoint ranges. */
+   indices. The caller runs part 0. fn must write disjoint outputs for disjoint ranges.
+   A call from inside a job, or while another thread's job runs, runs on the caller alone. */
 SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *ctx) {
     if (n <= 0) return;
     int nt = sdl_get_num_threads();
@@ -1053,6 +1121,7 @@ SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *c
     fn(ctx, 0, n);
 #else
     sdl__pool *p = &sdl__the_pool;
+    if (pthread_mutex_trylock(&p->post_mu) != 0) { fn(ctx, 0, n); return; }
     pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->ctx = ctx;
@@ -1067,6 +1136,7 @@ SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *c
     pthread_mutex_lock(&p->mu);
     while (p->pending > 0) pthread_cond_wait(&p->done_cv, &p->mu);
     pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->post_mu);
 #endif
 }
 
@@ -1095,9 +1165,9 @@ SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *c
 #define SDL__MR 4
 #define SDL__NR 16
 #endif
-#define SDL__KC 256
+#define SDL__KC 512
 #define SDL__MC (SDL__MR * 20)
-#define SDL__NC (SDL__NR * 128)
+#define SDL__NC (SDL__NR * 64)
 
 typedef struct sdl__gemm_job {
     bool ta, tb;
@@ -1129,6 +1199,30 @@ static void sdl__sgemm_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, fl
     }
 }
 
+#if defined(SDL__GEMM_AVX512) || defined(SDL__GEMM_AVX2)
+#define SDL__GEMM_TR8 1
+/* dst[c*ldd + r] = src[r*ld + c] for an 8 x 8 block: packing the transposed operands */
+static void sdl__tr8(const float *src, int64_t ld, float *dst, int64_t ldd) {
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ld), r2 = _mm256_loadu_ps(src + 2 * ld),
+           r3 = _mm256_loadu_ps(src + 3 * ld), r4 = _mm256_loadu_ps(src + 4 * ld), r5 = _mm256_loadu_ps(src + 5 * ld),
+           r6 = _mm256_loadu_ps(src + 6 * ld), r7 = _mm256_loadu_ps(src + 7 * ld);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+           t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE), s2 = _mm256_shuffle_ps(t1, t3, 0x44),
+           s3 = _mm256_shuffle_ps(t1, t3, 0xEE), s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+           s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(s0, s4, 0x20));
+    _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(s1, s5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(s2, s6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(s3, s7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(s0, s4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(s1, s5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(s2, s6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(s3, s7, 0x31));
+}
+#endif
+
 /* A's rows [i0, i0+mc) x cols [k0, k0+kc) of op(A), times alpha, as MR-tall panels:
    dst[p*MR*kc + k*MR + i] = alpha * op(A)[i0 + p*MR + i][k0 + k] (zero past M) */
 static void sdl__pack_a(const sdl__gemm_job *g, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float *dst) {
@@ -1137,8 +1231,19 @@ static void sdl__pack_a(const sdl__gemm_job *g, int64_t i0, int64_t mc, int64_t 
         float *d = dst + p * kc;
         if (!g->ta) { /* k outer: MR row streams in, one contiguous panel row out */
             const float *rows[SDL__MR];
+            int64_t k = 0;
             for (int64_t i = 0; i < mr; i++) rows[i] = g->A + (i0 + p + i) * g->lda + k0;
-            for (int64_t k = 0; k < kc; k++)
+#if defined(SDL__GEMM_TR8) && SDL__MR >= 8
+            if (mr == SDL__MR) { /* 8 x 8 transposes over rows 0-7 and MR-8..MR-1 (they may overlap) */
+                for (; k + 8 <= kc; k += 8) {
+                    sdl__tr8(rows[0] + k, g->lda, d + k * SDL__MR, SDL__MR);
+                    sdl__tr8(rows[SDL__MR - 8] + k, g->lda, d + k * SDL__MR + SDL__MR - 8, SDL__MR);
+                }
+                if (g->alpha != 1.0f)
+                    for (int64_t q = 0; q < k * SDL__MR; q++) d[q] *= g->alpha;
+            }
+#endif
+            for (; k < kc; k++)
                 for (int64_t i = 0; i < mr; i++) d[k * SDL__MR + i] = g->alpha * rows[i][k];
         } else {
             for (int64_t k = 0; k < kc; k++) {
@@ -1170,8 +1275,14 @@ static void sdl__pack_b(const sdl__gemm_job *g, int64_t k0, int64_t kc, int64_t 
             }
         } else {
             const float *rows[SDL__NR];
+            int64_t k = 0;
             for (int64_t j = 0; j < nr; j++) rows[j] = g->B + (j0 + p + j) * g->ldb + k0;
-            for (int64_t k = 0; k < kc; k++) {
+#if defined(SDL__GEMM_TR8)
+            if (nr == SDL__NR)
+                for (; k + 8 <= kc; k += 8)
+                    for (int64_t j = 0; j < SDL__NR; j += 8) sdl__tr8(rows[j] + k, g->ldb, d + k * SDL__NR + j, SDL__NR);
+#endif
+            for (; k < kc; k++) {
                 float *dk = d + k * SDL__NR;
                 for (int64_t j = 0; j < nr; j++) dk[j] = rows[j][k];
                 for (int64_t j = nr; j < SDL__NR; j++) dk[j] = 0.0f;
@@ -1318,7 +1429,8 @@ SDL_API void sdl_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
     if (sdl__gemm_trivial(M, N, K, alpha, beta, C, ldc)) return;
     sdl__gemm_job g = sdl__gemm_make(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     int64_t units = ((g.split_n ? N : M) + g.unit - 1) / g.unit;
-    int64_t parts = (M * N * K) / (64 * 64 * 64) + 1; /* a part gets at least ~0.5 MFLOP */
+    /* a part gets at least ~8 MFLOP (tens of microseconds): waking a thread costs several */
+    int64_t parts = (M * N * K) / (2 * 128 * 128 * 128) + 1;
     int nt = sdl_get_num_threads();
     if (parts > nt) parts = nt;
     if (parts > units) parts = units;
@@ -1513,6 +1625,14 @@ SDL_API void sdl_tensor_copy_from(sdl_tensor *t, const float *src) {
 
 SDL_API float sdl_item(const sdl_tensor *t) {
     if (!t || t->numel < 1) return NAN;
+    if (t->device != SDL_CPU) { /* one element back from the device (waits for it) */
+        const sdl_backend *be = sdl_get_backend(t->device);
+        union { float f; int32_t i; uint8_t u; } v;
+        v.i = 0;
+        if (!be || !be->copy) return NAN;
+        be->copy(&v, t->data, sdl_dtype_size(t->dtype), SDL_CPU, t->device);
+        return t->dtype == SDL_I32 ? (float)v.i : t->dtype == SDL_U8 ? (float)v.u : v.f;
+    }
     if (t->dtype == SDL_I32) return (float)sdl_i32(t)[0];
     if (t->dtype == SDL_U8) return (float)sdl_u8(t)[0];
     return sdl_f32(t)[0];
@@ -1606,6 +1726,11 @@ static sdl_node *sdl__op_begin(sdl_op op, sdl_shape out_shape, sdl_tensor *a, sd
     return n;
 }
 
+/* SDL_PROFILE=1: time per op type (see >>profile); one branch when off */
+static int sdl__prof_on;
+static double sdl__prof_clock(void);
+static void sdl__prof_add(sdl_op op, int backward, double seconds);
+
 /* runs the node's forward kernel on its device; returns out or NULL */
 static sdl_tensor *sdl__op_run(sdl_node *n) {
     if (!n) return NULL;
@@ -1615,7 +1740,13 @@ static sdl_tensor *sdl__op_run(sdl_node *n) {
         sdl_fail(SDL_ERR_DEVICE, "op %d has no kernel on device %d", (int)n->op, (int)n->out->device);
         return NULL;
     }
-    fn(n);
+    if (sdl__prof_on) {
+        double t0 = sdl__prof_clock();
+        fn(n);
+        sdl__prof_add(n->op, 0, sdl__prof_clock() - t0);
+    } else {
+        fn(n);
+    }
     return n->out;
 }
 
@@ -1641,14 +1772,25 @@ SDL_API sdl_result sdl_backward(sdl_tensor *loss) {
     if (!loss->requires_grad) return sdl_fail(SDL_ERR_STATE, "backward: loss does not depend on anything that needs a gradient");
     float *g = sdl__grad(loss);
     if (!g) return sdl__err_code;
-    g[0] += 1.0f;
+    if (loss->device == SDL_CPU) {
+        g[0] += 1.0f;
+    } else { /* the loss gradient is fresh zeroed memory on the device: writing 1 adds 1 */
+        const float one = 1.0f;
+        sdl_get_backend(loss->device)->copy(g, &one, sizeof one, loss->device, SDL_CPU);
+    }
     for (sdl_node *n = sdl__g.tape; n; n = n->prev) {
         if (n->out->grad) {
             const sdl_backend *be = sdl_get_backend(n->out->device);
             if (!be->backward[n->op]) return sdl_fail(SDL_ERR_DEVICE, "op %d has no backward on device %d", (int)n->op, (int)n->out->device);
             for (int i = 0; i < n->nin; i++)
                 if (n->in[i]->requires_grad && !sdl__grad(n->in[i])) return sdl__err_code;
-            be->backward[n->op](n);
+            if (sdl__prof_on) {
+                double t0 = sdl__prof_clock();
+                be->backward[n->op](n);
+                sdl__prof_add(n->op, 1, sdl__prof_clock() - t0);
+            } else {
+                be->backward[n->op](n);
+            }
         }
         for (int i = 0; i < n->nin; i++) { /* parameters whose last contribution this was */
             sdl_tensor *p = n->in[i];
@@ -1901,6 +2043,7 @@ static bool sdl__check_targets(const char *op, const sdl_tensor *x, const sdl_te
         sdl__shape_error(op, "wants logits (B, C) and i32 targets (B)", x, t);
         return false;
     }
+    if (t->device != SDL_CPU) return true; /* device kernels turn a bad target into a NaN loss */
     const int32_t *ids = sdl_i32(t);
     for (int64_t i = 0; i < t->numel; i++)
         if (ids[i] < 0 || ids[i] >= x->shape[1]) {
@@ -1921,6 +2064,15 @@ SDL_API sdl_tensor *sdl_cross_entropy(sdl_tensor *logits, sdl_tensor *targets, f
 
 SDL_API int64_t sdl_count_correct(const sdl_tensor *logits, const sdl_tensor *targets) {
     if (!logits || !targets || logits->ndim != 2 || targets->numel != logits->shape[0]) return 0;
+    if (logits->device != SDL_CPU || targets->device != SDL_CPU) { /* count on host copies */
+        sdl_tensor *hl = sdl_arena_tensor(sdl_tensor_shape(logits), logits->dtype);
+        sdl_tensor *ht = sdl_arena_tensor(sdl_tensor_shape(targets), targets->dtype);
+        const sdl_backend *bl = sdl_get_backend(logits->device), *bt = sdl_get_backend(targets->device);
+        if (!hl || !ht || !bl || !bt) return 0;
+        bl->copy(hl->data, logits->data, (size_t)logits->numel * sdl_dtype_size(logits->dtype), SDL_CPU, logits->device);
+        bt->copy(ht->data, targets->data, (size_t)targets->numel * sdl_dtype_size(targets->dtype), SDL_CPU, targets->device);
+        return sdl_count_correct(hl, ht);
+    }
     int64_t B = logits->shape[0], C = logits->shape[1], correct = 0;
     for (int64_t b = 0; b < B; b++) {
         const float *row = sdl_f32(logits) + b * C;
@@ -1997,9 +2149,17 @@ static void sdl__col2im(const float *col, const sdl__geom *g, float *x) {
                     int64_t ih = oh * g->sh - g->ph + i;
                     if (ih < 0 || ih >= g->H) continue;
                     float *dst = x + (c * g->H + ih) * g->W;
-                    for (int64_t ow = 0; ow < g->OW; ow++) {
-                        int64_t iw = ow * g->sw - g->pw + j;
-                        if (iw >= 0 && iw < g->W) dst[iw] += src[ow];
+                    if (g->sw == 1) { /* one contiguous run, like im2col */
+                        int64_t lo = g->pw - j, hi = g->W + g->pw - j;
+                        if (lo < 0) lo = 0;
+                        if (hi > g->OW) hi = g->OW;
+                        int64_t shift = j - g->pw;
+                        for (int64_t ow = lo; ow < hi; ow++) dst[ow + shift] += src[ow];
+                    } else {
+                        for (int64_t ow = 0; ow < g->OW; ow++) {
+                            int64_t iw = ow * g->sw - g->pw + j;
+                            if (iw >= 0 && iw < g->W) dst[iw] += src[ow];
+                        }
                     }
                 }
             }
@@ -2222,39 +2382,96 @@ typedef struct sdl__pool_job { sdl_node *n; int64_t H, W, OH, OW; int k, s, p; }
 static void sdl__pool_planes(void *ctx, int64_t p0, int64_t p1, bool backward) {
     const sdl__pool_job *j = (const sdl__pool_job *)ctx;
     sdl_node *n = j->n;
-    bool is_max = n->op == SDL_OP_MAX_POOL2D;
-    float inv = 1.0f / (float)(j->k * j->k);
+    const bool is_max = n->op == SDL_OP_MAX_POOL2D;
+    const int64_t H = j->H, W = j->W, OH = j->OH, OW = j->OW, k = j->k, st = j->s, pd = j->p;
+    const float inv = 1.0f / (float)(k * k);
     for (int64_t pl = p0; pl < p1; pl++) {
-        const float *x = sdl_f32(n->in[0]) + pl * j->H * j->W;
-        float *dx = backward ? n->in[0]->grad + pl * j->H * j->W : NULL;
-        float *y = sdl_f32(n->out) + pl * j->OH * j->OW;
-        const float *dy = backward ? n->out->grad + pl * j->OH * j->OW : NULL;
-        int32_t *arg = is_max ? (int32_t *)n->saved + pl * j->OH * j->OW : NULL;
-        for (int64_t oh = 0; oh < j->OH; oh++)
-            for (int64_t ow = 0; ow < j->OW; ow++) {
-                int64_t h0 = oh * j->s - j->p, w0 = ow * j->s - j->p, o = oh * j->OW + ow;
-                int64_t h1 = h0 + j->k < j->H ? h0 + j->k : j->H, w1 = w0 + j->k < j->W ? w0 + j->k : j->W;
-                if (h0 < 0) h0 = 0;
+        const float *x = sdl_f32(n->in[0]) + pl * H * W;
+        float *dx = backward ? n->in[0]->grad + pl * H * W : NULL;
+        float *y = sdl_f32(n->out) + pl * OH * OW;
+        const float *dy = backward ? n->out->grad + pl * OH * OW : NULL;
+        int32_t *arg = is_max ? (int32_t *)n->saved + pl * OH * OW : NULL;
+        if (is_max && backward) {
+            for (int64_t o = 0; o < OH * OW; o++) dx[arg[o]] += dy[o];
+            continue;
+        }
+        int64_t oh = 0;
+        if (is_max && k == 2 && st == 2 && pd == 0) /* the common 2x2/2 window, row by row */
+            for (; oh < OH; oh++) {
+                const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+                float *yo = y + oh * OW;
+                int32_t *ao = arg + oh * OW;
+                int nan = 0;
+                int64_t ow = 0;
+#if defined(SDL__GEMM_AVX512)
+                const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+                const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+                const __m512i one = _mm512_set1_epi32(1), wv = _mm512_set1_epi32((int)W), w1 = _mm512_set1_epi32((int)W + 1);
+                for (; ow < OW && !nan; ow += 16) { /* 16 windows: even/odd columns of two rows */
+                    int64_t rem = OW - ow < 16 ? OW - ow : 16;
+                    __mmask16 mlo = (__mmask16)(rem >= 8 ? 0xFFFF : (1u << (2 * rem)) - 1u);
+                    __mmask16 mhi = (__mmask16)(rem > 8 ? (rem == 16 ? 0xFFFF : (1u << (2 * rem - 16)) - 1u) : 0u);
+                    __mmask16 mo = (__mmask16)(rem == 16 ? 0xFFFF : (1u << rem) - 1u);
+                    __m512 l0 = _mm512_maskz_loadu_ps(mlo, r0 + 2 * ow), h0 = _mm512_maskz_loadu_ps(mhi, r0 + 2 * ow + 16);
+                    __m512 l1 = _mm512_maskz_loadu_ps(mlo, r1 + 2 * ow), h1 = _mm512_maskz_loadu_ps(mhi, r1 + 2 * ow + 16);
+                    __m512 a = _mm512_permutex2var_ps(l0, ev, h0), b = _mm512_permutex2var_ps(l0, od, h0);
+                    __m512 c = _mm512_permutex2var_ps(l1, ev, h1), d = _mm512_permutex2var_ps(l1, od, h1);
+                    __mmask16 kab = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ), kcd = _mm512_cmp_ps_mask(d, c, _CMP_GT_OQ);
+                    __m512 mab = _mm512_mask_blend_ps(kab, a, b), mcd = _mm512_mask_blend_ps(kcd, c, d);
+                    __m512i iab = _mm512_maskz_mov_epi32(kab, one), icd = _mm512_mask_blend_epi32(kcd, wv, w1);
+                    __mmask16 k = _mm512_cmp_ps_mask(mcd, mab, _CMP_GT_OQ);
+                    __m512i base = _mm512_add_epi32(_mm512_set1_epi32((int)(2 * oh * W + 2 * ow)), ev);
+                    _mm512_mask_storeu_ps(yo + ow, mo, _mm512_mask_blend_ps(k, mab, mcd));
+                    _mm512_mask_storeu_epi32(ao + ow, mo, _mm512_add_epi32(base, _mm512_mask_blend_epi32(k, iab, icd)));
+                    nan |= (_mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(c, d, _CMP_UNORD_Q)) != 0;
+                }
+                if (nan) break;
+#endif
+                for (; ow < OW; ow++) {
+                    float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+                    float mab = b > a ? b : a, mcd = d > c ? d : c;
+                    int32_t iab = b > a ? 1 : 0, icd = d > c ? (int32_t)W + 1 : (int32_t)W;
+                    yo[ow] = mcd > mab ? mcd : mab;
+                    ao[ow] = (int32_t)(2 * oh * W + 2 * ow) + (mcd > mab ? icd : iab);
+                    nan |= (a != a) | (b != b) | (c != c) | (d != d);
+                }
+                if (nan) break; /* NaN in this row: the general loop below propagates it */
+            }
+        for (; oh < OH; oh++) {
+            int64_t h0 = oh * st - pd, h1 = h0 + k < H ? h0 + k : H;
+            if (h0 < 0) h0 = 0;
+            for (int64_t ow = 0; ow < OW; ow++) {
+                int64_t w0 = ow * st - pd, w1 = w0 + k < W ? w0 + k : W, o = oh * OW + ow;
                 if (w0 < 0) w0 = 0;
-                if (is_max && backward) { dx[arg[o]] += dy[o]; continue; }
-                if (is_max) {
-                    int64_t best = h0 * j->W + w0;
+                if (is_max) { /* max, then the first index holding it: no data-dependent branches */
+                    float m = x[h0 * W + w0];
+                    int nan = 0;
                     for (int64_t h = h0; h < h1; h++)
-                        for (int64_t w = w0; w < w1; w++)
-                            if (x[h * j->W + w] > x[best] || isnan(x[h * j->W + w])) best = h * j->W + w;
+                        for (int64_t w = w0; w < w1; w++) {
+                            float v = x[h * W + w];
+                            m = v > m ? v : m;
+                            nan |= v != v;
+                        }
+                    int64_t best = 0;
+                    for (int64_t h = h1 - 1; h >= h0; h--)
+                        for (int64_t w = w1 - 1; w >= w0; w--) {
+                            int64_t eq = nan ? x[h * W + w] != x[h * W + w] : x[h * W + w] == m;
+                            best = eq * (h * W + w) + (1 - eq) * best;
+                        }
                     y[o] = x[best];
                     arg[o] = (int32_t)best;
                 } else if (!backward) {
-                    float s = 0.0f;
+                    float sum = 0.0f;
                     for (int64_t h = h0; h < h1; h++)
-                        for (int64_t w = w0; w < w1; w++) s += x[h * j->W + w];
-                    y[o] = s * inv;
+                        for (int64_t w = w0; w < w1; w++) sum += x[h * W + w];
+                    y[o] = sum * inv;
                 } else {
                     float g = dy[o] * inv;
                     for (int64_t h = h0; h < h1; h++)
-                        for (int64_t w = w0; w < w1; w++) dx[h * j->W + w] += g;
+                        for (int64_t w = w0; w < w1; w++) dx[h * W + w] += g;
                 }
             }
+        }
     }
 }
 static void sdl__pool_fwd_range(void *ctx, int64_t p0, int64_t p1) { sdl__pool_planes(ctx, p0, p1, false); }
@@ -2322,13 +2539,724 @@ SDL_API sdl_tensor *sdl_global_avg_pool(sdl_tensor *x) {
 
 /* >>ops-norm (batch norm, layer norm, dropout, embedding) */
 
+/* ---- batch norm: x (N, C) or (N, C, H, W); gamma, beta (C), or both NULL (no affine).
+   Per channel c over its M = N*H*W values: xhat = (x - mean) * rstd, rstd = 1/sqrt(var + eps),
+   y = gamma xhat + beta. Training uses the batch mean and biased var, and moves the running
+   stats (if given) toward the batch's: running = (1 - m) running + m stat, with the unbiased
+   var M/(M-1) var as PyTorch does. Eval uses the running stats and changes nothing.
+   dbeta += sum dy;  dgamma += sum dy xhat;  dxhat = gamma dy;
+   training: dx += rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))  (mean, var depend on x)
+   eval:     dx += rstd dxhat
+   saved: mean (C), rstd (C) as forward used them. Work is split by channel. */
+static void sdl__bn_dims(const sdl_tensor *x, int64_t *N, int64_t *C, int64_t *S) {
+    *N = x->shape[0];
+    *C = x->shape[1];
+    *S = x->ndim == 4 ? x->shape[2] * x->shape[3] : 1;
+}
+static void sdl__bn_fwd_range(void *ctx, int64_t c0, int64_t c1) {
+    sdl_node *n = (sdl_node *)ctx;
+    int64_t N, C, S;
+    sdl__bn_dims(n->in[0], &N, &C, &S);
+    int64_t M = N * S;
+    const float *x = sdl_f32(n->in[0]);
+    const float *g = n->nin > 1 ? sdl_f32(n->in[1]) : NULL, *b = n->nin > 2 ? sdl_f32(n->in[2]) : NULL;
+    float *y = sdl_f32(n->out), *mean = (float *)n->saved, *rstd = mean + C;
+    float *rm = n->attr.norm.running_mean ? sdl_f32(n->attr.norm.running_mean) : NULL;
+    float *rv = n->attr.norm.running_var ? sdl_f32(n->attr.norm.running_var) : NULL;
+    double m = n->attr.norm.momentum;
+    for (int64_t c = c0; c < c1; c++) {
+        double mu, var;
+        if (n->attr.norm.training) {
+            double s = 0.0, v = 0.0;
+            for (int64_t i = 0; i < N; i++)
+                for (int64_t j = 0; j < S; j++) s += x[(i * C + c) * S + j];
+            mu = s / (double)M;
+            for (int64_t i = 0; i < N; i++)
+                for (int64_t j = 0; j < S; j++) {
+                    double d = x[(i * C + c) * S + j] - mu;
+                    v += d * d;
+                }
+            var = v / (double)M;
+            if (rm) rm[c] = (float)((1.0 - m) * rm[c] + m * mu);
+            if (rv) rv[c] = (float)((1.0 - m) * rv[c] + m * v / (double)(M - 1));
+        } else {
+            mu = rm[c];
+            var = rv[c];
+        }
+        float mc = (float)mu, rc = (float)(1.0 / sqrt(var + (double)n->attr.norm.eps));
+        mean[c] = mc;
+        rstd[c] = rc;
+        float gc = g ? g[c] * rc : rc, bc = b ? b[c] : 0.0f;
+        for (int64_t i = 0; i < N; i++) {
+            const float *xr = x + (i * C + c) * S;
+            float *yr = y + (i * C + c) * S;
+            for (int64_t j = 0; j < S; j++) yr[j] = gc * (xr[j] - mc) + bc;
+        }
+    }
+}
+static void sdl__bn_bwd_range(void *ctx, int64_t c0, int64_t c1) {
+    sdl_node *n = (sdl_node *)ctx;
+    sdl_tensor *xt = n->in[0], *gt = n->nin > 1 ? n->in[1] : NULL, *bt = n->nin > 2 ? n->in[2] : NULL;
+    int64_t N, C, S;
+    sdl__bn_dims(xt, &N, &C, &S);
+    int64_t M = N * S;
+    const float *x = sdl_f32(xt), *dy = n->out->grad, *mean = (const float *)n->saved, *rstd = mean + C;
+    for (int64_t c = c0; c < c1; c++) {
+        float mc = mean[c], rc = rstd[c];
+        double sdy = 0.0, sdyx = 0.0;
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t j = 0; j < S; j++) {
+                int64_t k = (i * C + c) * S + j;
+                sdy += dy[k];
+                sdyx += (double)dy[k] * ((x[k] - mc) * rc);
+            }
+        if (gt && gt->requires_grad) gt->grad[c] += (float)sdyx;
+        if (bt && bt->requires_grad) bt->grad[c] += (float)sdy;
+        if (!xt->requires_grad) continue;
+        float k0 = gt ? sdl_f32(gt)[c] * rc : rc;
+        float a = n->attr.norm.training ? (float)(sdy / (double)M) : 0.0f;
+        float bb = n->attr.norm.training ? (float)(sdyx / (double)M) : 0.0f;
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t j = 0; j < S; j++) {
+                int64_t k = (i * C + c) * S + j;
+                xt->grad[k] += k0 * (dy[k] - a - (x[k] - mc) * rc * bb);
+            }
+    }
+}
+static int64_t sdl__ops_grain(int64_t work_per_item) { /* items per part so a part does ~32k flops */
+    return work_per_item > 0 ? 1 + 32768 / work_per_item : 1;
+}
+static void sdl__bn_fwd(sdl_node *n) {
+    int64_t N, C, S;
+    sdl__bn_dims(n->in[0], &N, &C, &S);
+    sdl_parallel_for(C, sdl__ops_grain(N * S * 4), sdl__bn_fwd_range, n);
+}
+static void sdl__bn_bwd(sdl_node *n) {
+    int64_t N, C, S;
+    sdl__bn_dims(n->in[0], &N, &C, &S);
+    sdl_parallel_for(C, sdl__ops_grain(N * S * 6), sdl__bn_bwd_range, n);
+}
+
+/* a per-feature vector: NULL, or f32 (C) on x's device */
+static bool sdl__norm_vec_ok(const sdl_tensor *v, int64_t C, const sdl_tensor *x) {
+    return !v || (v->ndim == 1 && v->shape[0] == C && v->dtype == SDL_F32 && v->device == x->device);
+}
+
+SDL_API sdl_tensor *sdl_batch_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, sdl_tensor *running_mean,
+                                   sdl_tensor *running_var, bool training, float momentum, float eps) {
+    if (!x) return NULL;
+    if (x->ndim != 2 && x->ndim != 4)
+        return (sdl_tensor *)sdl__shape_error("batch_norm", "wants x (N, C) or (N, C, H, W)", x, NULL);
+    int64_t N, C, S;
+    sdl__bn_dims(x, &N, &C, &S);
+    if (!gamma != !beta) { sdl_fail(SDL_ERR_ARG, "batch_norm: give both gamma and beta, or neither"); return NULL; }
+    if (!sdl__norm_vec_ok(gamma, C, x) || !sdl__norm_vec_ok(beta, C, x))
+        return (sdl_tensor *)sdl__shape_error("batch_norm", "gamma and beta must be (C) for x", gamma && !sdl__norm_vec_ok(gamma, C, x) ? gamma : beta, x);
+    if (!sdl__norm_vec_ok(running_mean, C, x) || !sdl__norm_vec_ok(running_var, C, x))
+        return (sdl_tensor *)sdl__shape_error("batch_norm", "running stats must be (C) for x", running_mean && !sdl__norm_vec_ok(running_mean, C, x) ? running_mean : running_var, x);
+    if (!running_mean != !running_var) { sdl_fail(SDL_ERR_ARG, "batch_norm: give both running_mean and running_var, or neither"); return NULL; }
+    if (!training && !running_mean) { sdl_fail(SDL_ERR_ARG, "batch_norm: eval mode needs running_mean and running_var"); return NULL; }
+    if (training && N * S < 2)
+        return (sdl_tensor *)sdl__shape_error("batch_norm", "training needs more than one value per channel", x, NULL);
+    if (!(eps >= 0.0f)) { sdl_fail(SDL_ERR_ARG, "batch_norm: eps = %g must be >= 0", (double)eps); return NULL; }
+    sdl_node *n = sdl__op_begin(SDL_OP_BATCH_NORM, sdl_tensor_shape(x), x, gamma, beta, NULL);
+    if (!n) return NULL;
+    n->attr.norm.eps = eps;
+    n->attr.norm.momentum = momentum;
+    n->attr.norm.training = training;
+    n->attr.norm.running_mean = running_mean;
+    n->attr.norm.running_var = running_var;
+    return sdl__saved(n, 2 * (size_t)C * sizeof(float)) ? sdl__op_run(n) : NULL;
+}
+
+/* ---- layer norm over the last dim: x (R, D) with R = all leading dims; gamma, beta (D) or
+   both NULL. xhat = (x - mean_row) * rstd_row, y = gamma xhat + beta (biased var, like PyTorch).
+   dbeta += sum_rows dy;  dgamma += sum_rows dy xhat;  dxhat = gamma dy;
+   dx += rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))
+   saved: mean (R), rstd (R). Rows are split among threads; dgamma, dbeta by column. */
+static void sdl__ln_fwd_range(void *ctx, int64_t r0, int64_t r1) {
+    sdl_node *n = (sdl_node *)ctx;
+    sdl_tensor *xt = n->in[0];
+    int64_t D = xt->shape[xt->ndim - 1], R = D ? xt->numel / D : 0;
+    const float *g = n->nin > 1 ? sdl_f32(n->in[1]) : NULL, *b = n->nin > 2 ? sdl_f32(n->in[2]) : NULL;
+    float *mean = (float *)n->saved, *rstd = mean + R;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = sdl_f32(xt) + r * D;
+        float *y = sdl_f32(n->out) + r * D;
+        double s = 0.0, v = 0.0;
+        for (int64_t d = 0; d < D; d++) s += x[d];
+        double mu = s / (double)D;
+        for (int64_t d = 0; d < D; d++) v += (x[d] - mu) * (x[d] - mu);
+        float mc = (float)mu, rc = (float)(1.0 / sqrt(v / (double)D + (double)n->attr.norm.eps));
+        mean[r] = mc;
+        rstd[r] = rc;
+        for (int64_t d = 0; d < D; d++) {
+            float xh = (x[d] - mc) * rc;
+            y[d] = g ? g[d] * xh + b[d] : xh;
+        }
+    }
+}
+static void sdl__ln_bwd_rows(void *ctx, int64_t r0, int64_t r1) {
+    sdl_node *n = (sdl_node *)ctx;
+    sdl_tensor *xt = n->in[0];
+    int64_t D = xt->shape[xt->ndim - 1], R = xt->numel / D;
+    const float *g = n->nin > 1 ? sdl_f32(n->in[1]) : NULL;
+    const float *mean = (const float *)n->saved, *rstd = mean + R;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = sdl_f32(xt) + r * D, *dy = n->out->grad + r * D;
+        float *dx = xt->grad + r * D, mc = mean[r], rc = rstd[r];
+        double s1 = 0.0, s2 = 0.0;
+        for (int64_t d = 0; d < D; d++) {
+            float dxh = g ? g[d] * dy[d] : dy[d];
+            s1 += dxh;
+            s2 += (double)dxh * ((x[d] - mc) * rc);
+        }
+        float a = (float)(s1 / (double)D), bb = (float)(s2 / (double)D);
+        for (int64_t d = 0; d < D; d++) {
+            float dxh = g ? g[d] * dy[d] : dy[d];
+            dx[d] += rc * (dxh - a - (x[d] - mc) * rc * bb);
+        }
+    }
+}
+/* columns [d0, d1) in blocks of 64, rows in order inside: each column's sum runs over r = 0..R-1
+   whatever the split, and the reads go along rows */
+static void sdl__ln_bwd_cols(void *ctx, int64_t d0, int64_t d1) {
+    sdl_node *n = (sdl_node *)ctx;
+    sdl_tensor *xt = n->in[0], *gt = n->in[1], *bt = n->in[2];
+    int64_t D = xt->shape[xt->ndim - 1], R = xt->numel / D;
+    const float *mean = (const float *)n->saved, *rstd = mean + R;
+    for (int64_t c0 = d0; c0 < d1; c0 += 64) {
+        int64_t w = d1 - c0 < 64 ? d1 - c0 : 64;
+        double sg[64] = {0}, sb[64] = {0};
+        for (int64_t r = 0; r < R; r++) {
+            const float *x = sdl_f32(xt) + r * D + c0, *dy = n->out->grad + r * D + c0;
+            float mr = mean[r], rr = rstd[r];
+            for (int64_t d = 0; d < w; d++) {
+                sg[d] += (double)dy[d] * ((x[d] - mr) * rr);
+                sb[d] += dy[d];
+            }
+        }
+        for (int64_t d = 0; d < w; d++) {
+            if (gt->requires_grad) gt->grad[c0 + d] += (float)sg[d];
+            if (bt->requires_grad) bt->grad[c0 + d] += (float)sb[d];
+        }
+    }
+}
+static void sdl__ln_fwd(sdl_node *n) {
+    int64_t D = n->in[0]->shape[n->in[0]->ndim - 1];
+    if (D > 0) sdl_parallel_for(n->in[0]->numel / D, sdl__ops_grain(D * 6), sdl__ln_fwd_range, n);
+}
+static void sdl__ln_bwd(sdl_node *n) {
+    int64_t D = n->in[0]->shape[n->in[0]->ndim - 1], R = D ? n->in[0]->numel / D : 0;
+    if (D == 0) return;
+    if (n->in[0]->requires_grad) sdl_parallel_for(R, sdl__ops_grain(D * 8), sdl__ln_bwd_rows, n);
+    if (n->nin > 1 && (n->in[1]->requires_grad || n->in[2]->requires_grad))
+        sdl_parallel_for(D, sdl__ops_grain(R * 4), sdl__ln_bwd_cols, n);
+}
+SDL_API sdl_tensor *sdl_layer_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, float eps) {
+    if (!x) return NULL;
+    if (x->ndim < 1) return (sdl_tensor *)sdl__shape_error("layer_norm", "wants x (..., D)", x, NULL);
+    int64_t D = x->shape[x->ndim - 1];
+    if (!gamma != !beta) { sdl_fail(SDL_ERR_ARG, "layer_norm: give both gamma and beta, or neither"); return NULL; }
+    if (!sdl__norm_vec_ok(gamma, D, x) || !sdl__norm_vec_ok(beta, D, x))
+        return (sdl_tensor *)sdl__shape_error("layer_norm", "gamma and beta must be (D) for x (..., D)", gamma && !sdl__norm_vec_ok(gamma, D, x) ? gamma : beta, x);
+    if (!(eps >= 0.0f)) { sdl_fail(SDL_ERR_ARG, "layer_norm: eps = %g must be >= 0", (double)eps); return NULL; }
+    sdl_node *n = sdl__op_begin(SDL_OP_LAYER_NORM, sdl_tensor_shape(x), x, gamma, beta, NULL);
+    if (!n) return NULL;
+    n->attr.norm.eps = eps;
+    int64_t R = D ? x->numel / D : 0;
+    return sdl__saved(n, 2 * (size_t)R * sizeof(float)) ? sdl__op_run(n) : NULL;
+}
+
+/* ---- dropout (inverted): keep_i = u_i >= p with u_i = hash(seed, stream, i) uniform in [0, 1);
+   y = keep ? x / (1 - p) : 0;  dx += keep ? dy / (1 - p) : 0. The mask is a pure function of
+   (seed, stream, i): backward recomputes it, and it is the same for any thread count. Each
+   call takes a fresh stream from the global RNG, so a seed fixes every mask of a run. */
+static void sdl__dropout_range(void *ctx, int64_t i0, int64_t i1, bool bwd) {
+    sdl_node *n = (sdl_node *)ctx;
+    float p = n->attr.dropout.p, scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f; /* p = 1 keeps nothing */
+    uint64_t seed = n->attr.dropout.seed, stream = n->attr.dropout.stream;
+    const float *x = sdl_f32(n->in[0]), *dy = n->out->grad;
+    float *y = sdl_f32(n->out), *dx = n->in[0]->grad;
+    for (int64_t i = i0; i < i1; i++) {
+        bool keep = sdl_hash_uniform(seed, stream, (uint64_t)i) >= p;
+        if (bwd) dx[i] += keep ? dy[i] * scale : 0.0f;
+        else y[i] = keep ? x[i] * scale : 0.0f;
+    }
+}
+static void sdl__dropout_fwd_range(void *ctx, int64_t i0, int64_t i1) { sdl__dropout_range(ctx, i0, i1, false); }
+static void sdl__dropout_bwd_range(void *ctx, int64_t i0, int64_t i1) { sdl__dropout_range(ctx, i0, i1, true); }
+static void sdl__dropout_fwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__dropout_fwd_range, n); }
+static void sdl__dropout_bwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__dropout_bwd_range, n); }
+/* eval mode or p = 0 returns x itself, as PyTorch does */
+SDL_API sdl_tensor *sdl_dropout(sdl_tensor *x, float p, bool training) {
+    if (!x) return NULL;
+    if (!(p >= 0.0f && p <= 1.0f)) { sdl_fail(SDL_ERR_ARG, "dropout: p = %g is outside [0, 1]", (double)p); return NULL; }
+    if (!training || p == 0.0f) return x;
+    sdl_node *n = sdl__op_begin(SDL_OP_DROPOUT, sdl_tensor_shape(x), x, NULL, NULL, NULL);
+    if (!n) return NULL;
+    n->attr.dropout.p = p;
+    n->attr.dropout.seed = sdl_rng_seed();
+    n->attr.dropout.stream = ((uint64_t)1 << 63) | sdl__rng_take(1); /* apart from streams 0-2 of the draws */
+    return sdl__op_run(n);
+}
+
+/* ---- embedding: ids i32 (...) with R ids, table (V, D) -> y (..., D): y_r = table[ids_r]
+   dtable[ids_r] += dy_r (rows that repeat add up; split by column, so no two threads share
+   a float and the sum order is fixed) */
+static void sdl__emb_fwd_range(void *ctx, int64_t r0, int64_t r1) {
+    sdl_node *n = (sdl_node *)ctx;
+    int64_t D = n->in[1]->shape[1];
+    const int32_t *ids = sdl_i32(n->in[0]);
+    for (int64_t r = r0; r < r1; r++)
+        memcpy(sdl_f32(n->out) + r * D, sdl_f32(n->in[1]) + (int64_t)ids[r] * D, (size_t)D * sizeof(float));
+}
+static void sdl__emb_bwd_range(void *ctx, int64_t d0, int64_t d1) {
+    sdl_node *n = (sdl_node *)ctx;
+    int64_t D = n->in[1]->shape[1], R = n->in[0]->numel;
+    const int32_t *ids = sdl_i32(n->in[0]);
+    const float *dy = n->out->grad;
+    float *dt = n->in[1]->grad;
+    for (int64_t r = 0; r < R; r++) {
+        float *row = dt + (int64_t)ids[r] * D;
+        for (int64_t d = d0; d < d1; d++) row[d] += dy[r * D + d];
+    }
+}
+static void sdl__emb_fwd(sdl_node *n) { sdl_parallel_for(n->in[0]->numel, sdl__ops_grain(n->in[1]->shape[1]), sdl__emb_fwd_range, n); }
+static void sdl__emb_bwd(sdl_node *n) {
+    if (n->in[1]->requires_grad) sdl_parallel_for(n->in[1]->shape[1], sdl__ops_grain(n->in[0]->numel), sdl__emb_bwd_range, n);
+}
+SDL_API sdl_tensor *sdl_embedding(sdl_tensor *ids, sdl_tensor *table) {
+    if (sdl__any_null(ids, table)) return NULL;
+    if (ids->dtype != SDL_I32 || table->ndim != 2 || ids->ndim >= SDL_MAX_DIMS)
+        return (sdl_tensor *)sdl__shape_error("embedding", "wants i32 ids (...) and a table (V, D)", ids, table);
+    if (ids->device == SDL_CPU) {
+        const int32_t *id = sdl_i32(ids);
+        for (int64_t i = 0; i < ids->numel; i++)
+            if (id[i] < 0 || id[i] >= table->shape[0]) {
+                sdl_fail(SDL_ERR_ARG, "embedding: id %d at position %lld is outside [0, %lld)", id[i], (long long)i, (long long)table->shape[0]);
+                return NULL;
+            }
+    }
+    sdl_shape s = sdl_tensor_shape(ids);
+    s.d[s.ndim++] = table->shape[1];
+    return sdl__op_run(sdl__op_begin(SDL_OP_EMBEDDING, s, ids, table, NULL, NULL));
+}
+
 /* >>ops-act (leaky_relu, gelu, tanh, sigmoid, silu, softmax, log_softmax, scale) */
+
+/* ---- elementwise: y = f(x);  dx += f'(x) dy
+   leaky_relu  f = x > 0 ? x : a x                      f' = x > 0 ? 1 : a
+   gelu (tanh) f = x/2 (1 + tanh u), u = sqrt(2/pi) (x + 0.044715 x^3)
+               f' = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) sqrt(2/pi) (1 + 3 0.044715 x^2)
+   tanh        f' = 1 - y^2
+   sigmoid     f = 1/(1 + e^-x) (written so no exp overflows)   f' = y (1 - y)
+   silu        f = x sigmoid(x)                         f' = s (1 + x (1 - s)), s = sigmoid(x)
+   scale       f = a x                                  f' = a */
+#define SDL__GELU_C 0.7978845608028654f /* sqrt(2/pi) */
+/* tanh u = 1 - 2/(1 + e^2u): one expf, several times faster than tanhf, absolute error ~1e-7
+   (fine inside gelu; sdl_tanh itself uses tanhf) */
+static float sdl__gelu_tanh(float u) { return 1.0f - 2.0f / (1.0f + expf(2.0f * u)); }
+static float sdl__act_sigmoid(float x) {
+    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+    float e = expf(x);
+    return e / (1.0f + e);
+}
+static void sdl__act_fwd_range(void *ctx, int64_t i0, int64_t i1) {
+    sdl_node *n = (sdl_node *)ctx;
+    const float *x = sdl_f32(n->in[0]);
+    float *y = sdl_f32(n->out), a = n->attr.scalar.alpha;
+    int64_t i;
+    switch (n->op) {
+    case SDL_OP_LEAKY_RELU: for (i = i0; i < i1; i++) y[i] = x[i] > 0.0f ? x[i] : a * x[i]; break;
+    case SDL_OP_GELU:
+        for (i = i0; i < i1; i++) y[i] = 0.5f * x[i] * (1.0f + sdl__gelu_tanh(SDL__GELU_C * (x[i] + 0.044715f * x[i] * x[i] * x[i])));
+        break;
+    case SDL_OP_TANH: for (i = i0; i < i1; i++) y[i] = tanhf(x[i]); break;
+    case SDL_OP_SIGMOID: for (i = i0; i < i1; i++) y[i] = sdl__act_sigmoid(x[i]); break;
+    case SDL_OP_SILU: for (i = i0; i < i1; i++) y[i] = x[i] * sdl__act_sigmoid(x[i]); break;
+    default: /* SDL_OP_SCALE */ for (i = i0; i < i1; i++) y[i] = a * x[i]; break;
+    }
+}
+static void sdl__act_bwd_range(void *ctx, int64_t i0, int64_t i1) {
+    sdl_node *n = (sdl_node *)ctx;
+    const float *x = sdl_f32(n->in[0]), *y = sdl_f32(n->out), *dy = n->out->grad;
+    float *dx = n->in[0]->grad, a = n->attr.scalar.alpha;
+    int64_t i;
+    switch (n->op) {
+    case SDL_OP_LEAKY_RELU: for (i = i0; i < i1; i++) dx[i] += x[i] > 0.0f ? dy[i] : a * dy[i]; break;
+    case SDL_OP_GELU:
+        for (i = i0; i < i1; i++) {
+            float x2 = x[i] * x[i], t = sdl__gelu_tanh(SDL__GELU_C * (x[i] + 0.044715f * x2 * x[i]));
+            dx[i] += dy[i] * (0.5f * (1.0f + t) + 0.5f * x[i] * (1.0f - t * t) * SDL__GELU_C * (1.0f + 3.0f * 0.044715f * x2));
+        }
+        break;
+    case SDL_OP_TANH: for (i = i0; i < i1; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]); break;
+    case SDL_OP_SIGMOID: for (i = i0; i < i1; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]); break;
+    case SDL_OP_SILU:
+        for (i = i0; i < i1; i++) {
+            float s = sdl__act_sigmoid(x[i]);
+            dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
+        }
+        break;
+    default: for (i = i0; i < i1; i++) dx[i] += a * dy[i]; break;
+    }
+}
+static void sdl__act_fwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__act_fwd_range, n); }
+static void sdl__act_bwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__act_bwd_range, n); }
+static sdl_tensor *sdl__act(sdl_op op, sdl_tensor *x, float alpha) {
+    if (!x) return NULL;
+    sdl_node *n = sdl__op_begin(op, sdl_tensor_shape(x), x, NULL, NULL, NULL);
+    if (!n) return NULL;
+    n->attr.scalar.alpha = alpha;
+    return sdl__op_run(n);
+}
+SDL_API sdl_tensor *sdl_leaky_relu(sdl_tensor *x, float slope) { return sdl__act(SDL_OP_LEAKY_RELU, x, slope); }
+SDL_API sdl_tensor *sdl_gelu(sdl_tensor *x) { return sdl__act(SDL_OP_GELU, x, 0.0f); }
+SDL_API sdl_tensor *sdl_tanh(sdl_tensor *x) { return sdl__act(SDL_OP_TANH, x, 0.0f); }
+SDL_API sdl_tensor *sdl_sigmoid(sdl_tensor *x) { return sdl__act(SDL_OP_SIGMOID, x, 0.0f); }
+SDL_API sdl_tensor *sdl_silu(sdl_tensor *x) { return sdl__act(SDL_OP_SILU, x, 0.0f); }
+SDL_API sdl_tensor *sdl_scale(sdl_tensor *x, float s) { return sdl__act(SDL_OP_SCALE, x, s); }
+
+/* ---- softmax / log_softmax over the last dim, row by row, max subtracted first:
+   softmax:      y = e^(x - max) / sum e^(x - max);   dx += y (dy - sum(dy y))
+   log_softmax:  y = x - max - log sum e^(x - max);   dx += dy - e^y sum(dy) */
+static void sdl__softmax_fwd_range(void *ctx, int64_t r0, int64_t r1) {
+    sdl_node *n = (sdl_node *)ctx;
+    int64_t D = n->out->shape[n->out->ndim - 1];
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = sdl_f32(n->in[0]) + r * D;
+        float *y = sdl_f32(n->out) + r * D, mx = x[0], s = 0.0f;
+        for (int64_t d = 1; d < D; d++) mx = x[d] > mx ? x[d] : mx;
+        for (int64_t d = 0; d < D; d++) { y[d] = expf(x[d] - mx); s += y[d]; }
+        if (n->op == SDL_OP_SOFTMAX) {
+            float inv = 1.0f / s;
+            for (int64_t d = 0; d < D; d++) y[d] *= inv;
+        } else {
+            float lse = mx + logf(s);
+            for (int64_t d = 0; d < D; d++) y[d] = x[d] - lse;
+        }
+    }
+}
+static void sdl__softmax_bwd_range(void *ctx, int64_t r0, int64_t r1) {
+    sdl_node *n = (sdl_node *)ctx;
+    int64_t D = n->out->shape[n->out->ndim - 1];
+    for (int64_t r = r0; r < r1; r++) {
+        const float *y = sdl_f32(n->out) + r * D, *dy = n->out->grad + r * D;
+        float *dx = n->in[0]->grad + r * D, s = 0.0f;
+        if (n->op == SDL_OP_SOFTMAX) {
+            for (int64_t d = 0; d < D; d++) s += dy[d] * y[d];
+            for (int64_t d = 0; d < D; d++) dx[d] += y[d] * (dy[d] - s);
+        } else {
+            for (int64_t d = 0; d < D; d++) s += dy[d];
+            for (int64_t d = 0; d < D; d++) dx[d] += dy[d] - expf(y[d]) * s;
+        }
+    }
+}
+static void sdl__softmax_fwd(sdl_node *n) {
+    int64_t D = n->out->shape[n->out->ndim - 1];
+    if (D > 0) sdl_parallel_for(n->out->numel / D, sdl__ops_grain(D * 8), sdl__softmax_fwd_range, n);
+}
+static void sdl__softmax_bwd(sdl_node *n) {
+    int64_t D = n->out->shape[n->out->ndim - 1];
+    if (D > 0) sdl_parallel_for(n->out->numel / D, sdl__ops_grain(D * 4), sdl__softmax_bwd_range, n);
+}
+static sdl_tensor *sdl__softmax(sdl_op op, const char *name, sdl_tensor *x) {
+    if (!x) return NULL;
+    if (x->ndim < 1) return (sdl_tensor *)sdl__shape_error(name, "wants x (..., D)", x, NULL);
+    return sdl__op_run(sdl__op_begin(op, sdl_tensor_shape(x), x, NULL, NULL, NULL));
+}
+SDL_API sdl_tensor *sdl_softmax(sdl_tensor *x) { return sdl__softmax(SDL_OP_SOFTMAX, "softmax", x); }
+SDL_API sdl_tensor *sdl_log_softmax(sdl_tensor *x) { return sdl__softmax(SDL_OP_LOG_SOFTMAX, "log_softmax", x); }
 
 /* >>ops-shape (concat, transpose, attention) */
 
+/* ---- concat along dim: a (..., Da, ...), b (..., Db, ...) -> y (..., Da + Db, ...)
+   Seen as rows over the dims before `dim`: y_row = [a_row, b_row]; backward splits dy. */
+static void sdl__concat_sizes(const sdl_node *n, int64_t *outer, int64_t *la, int64_t *lb) {
+    const sdl_tensor *a = n->in[0], *b = n->in[1];
+    int dim = n->attr.axis.dim;
+    int64_t inner = 1;
+    *outer = 1;
+    for (int i = 0; i < dim; i++) *outer *= a->shape[i];
+    for (int i = dim + 1; i < a->ndim; i++) inner *= a->shape[i];
+    *la = a->shape[dim] * inner;
+    *lb = b->shape[dim] * inner;
+}
+static void sdl__concat_range(void *ctx, int64_t o0, int64_t o1, bool bwd) {
+    sdl_node *n = (sdl_node *)ctx;
+    sdl_tensor *a = n->in[0], *b = n->in[1];
+    int64_t outer, la, lb;
+    sdl__concat_sizes(n, &outer, &la, &lb);
+    for (int64_t o = o0; o < o1; o++) {
+        float *y = sdl_f32(n->out) + o * (la + lb);
+        if (!bwd) {
+            memcpy(y, sdl_f32(a) + o * la, (size_t)la * sizeof(float));
+            memcpy(y + la, sdl_f32(b) + o * lb, (size_t)lb * sizeof(float));
+            continue;
+        }
+        const float *dy = n->out->grad + o * (la + lb);
+        if (a->requires_grad) for (int64_t i = 0; i < la; i++) a->grad[o * la + i] += dy[i];
+        if (b->requires_grad) for (int64_t i = 0; i < lb; i++) b->grad[o * lb + i] += dy[la + i];
+    }
+}
+static void sdl__concat_fwd_range(void *ctx, int64_t o0, int64_t o1) { sdl__concat_range(ctx, o0, o1, false); }
+static void sdl__concat_bwd_range(void *ctx, int64_t o0, int64_t o1) { sdl__concat_range(ctx, o0, o1, true); }
+static void sdl__concat_fwd(sdl_node *n) {
+    int64_t outer, la, lb;
+    sdl__concat_sizes(n, &outer, &la, &lb);
+    sdl_parallel_for(outer, sdl__ops_grain(la + lb), sdl__concat_fwd_range, n);
+}
+static void sdl__concat_bwd(sdl_node *n) {
+    int64_t outer, la, lb;
+    sdl__concat_sizes(n, &outer, &la, &lb);
+    sdl_parallel_for(outer, sdl__ops_grain(la + lb), sdl__concat_bwd_range, n);
+}
+SDL_API sdl_tensor *sdl_concat(sdl_tensor *a, sdl_tensor *b, int dim) {
+    if (sdl__any_null(a, b)) return NULL;
+    int d = dim < 0 ? dim + a->ndim : dim;
+    bool ok = a->ndim == b->ndim && d >= 0 && d < a->ndim;
+    for (int i = 0; ok && i < a->ndim; i++) ok = i == d || a->shape[i] == b->shape[i];
+    if (!ok) {
+        char what[80];
+        snprintf(what, sizeof what, "shapes must match in every dim but dim %d", dim);
+        return (sdl_tensor *)sdl__shape_error("concat", what, a, b);
+    }
+    sdl_shape s = sdl_tensor_shape(a);
+    s.d[d] += b->shape[d];
+    sdl_node *n = sdl__op_begin(SDL_OP_CONCAT, s, a, b, NULL, NULL);
+    if (!n) return NULL;
+    n->attr.axis.dim = d;
+    return sdl__op_run(n);
+}
+
+/* ---- transpose (a copy): x seen as (outer, A, mid, B, inner) with A = dim0, B = dim1
+   -> y (outer, B, mid, A, inner), y[o, b, m, a, :] = x[o, a, m, b, :];  dx is dy moved back */
+typedef struct sdl__tr { int64_t outer, A, mid, B, inner; } sdl__tr;
+static sdl__tr sdl__tr_dims(const sdl_node *n) {
+    const sdl_tensor *x = n->in[0];
+    int d0 = n->attr.axis.dim, d1 = n->attr.axis.dim1;
+    sdl__tr t;
+    t.outer = t.mid = t.inner = 1;
+    t.A = x->shape[d0];
+    t.B = d0 == d1 ? 1 : x->shape[d1]; /* the same dim twice: a plain copy */
+    for (int i = 0; i < x->ndim; i++) {
+        if (i < d0) t.outer *= x->shape[i];
+        else if (i > d0 && i < d1) t.mid *= x->shape[i];
+        else if (i > d1) t.inner *= x->shape[i];
+    }
+    return t;
+}
+/* row r of the destination (outer, P, mid, Q) copies from row (o, q, m, p) of the source */
+static void sdl__tr_range(void *ctx, int64_t r0, int64_t r1, bool bwd) {
+    sdl_node *n = (sdl_node *)ctx;
+    sdl__tr t = sdl__tr_dims(n);
+    int64_t P = bwd ? t.A : t.B, Q = bwd ? t.B : t.A, in_ = t.inner;
+    const float *src = bwd ? n->out->grad : sdl_f32(n->in[0]);
+    float *dst = bwd ? n->in[0]->grad : sdl_f32(n->out);
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t q = r % Q, m = (r / Q) % t.mid, p = (r / (Q * t.mid)) % P, o = r / (Q * t.mid * P);
+        const float *s = src + (((o * Q + q) * t.mid + m) * P + p) * in_;
+        float *d = dst + r * in_;
+        if (bwd) for (int64_t i = 0; i < in_; i++) d[i] += s[i];
+        else memcpy(d, s, (size_t)in_ * sizeof(float));
+    }
+}
+static void sdl__tr_fwd_range(void *ctx, int64_t r0, int64_t r1) { sdl__tr_range(ctx, r0, r1, false); }
+static void sdl__tr_bwd_range(void *ctx, int64_t r0, int64_t r1) { sdl__tr_range(ctx, r0, r1, true); }
+static void sdl__transpose_fwd(sdl_node *n) {
+    sdl__tr t = sdl__tr_dims(n);
+    if (t.inner > 0) sdl_parallel_for(n->out->numel / t.inner, sdl__ops_grain(t.inner), sdl__tr_fwd_range, n);
+}
+static void sdl__transpose_bwd(sdl_node *n) {
+    sdl__tr t = sdl__tr_dims(n);
+    if (t.inner > 0) sdl_parallel_for(n->out->numel / t.inner, sdl__ops_grain(t.inner), sdl__tr_bwd_range, n);
+}
+SDL_API sdl_tensor *sdl_transpose(sdl_tensor *x, int dim0, int dim1) {
+    if (!x) return NULL;
+    int d0 = dim0 < 0 ? dim0 + x->ndim : dim0, d1 = dim1 < 0 ? dim1 + x->ndim : dim1;
+    if (d0 < 0 || d0 >= x->ndim || d1 < 0 || d1 >= x->ndim) {
+        char what[80];
+        snprintf(what, sizeof what, "dims %d and %d do not exist", dim0, dim1);
+        return (sdl_tensor *)sdl__shape_error("transpose", what, x, NULL);
+    }
+    if (d0 > d1) { int t = d0; d0 = d1; d1 = t; }
+    sdl_shape s = sdl_tensor_shape(x);
+    s.d[d0] = x->shape[d1];
+    s.d[d1] = x->shape[d0];
+    sdl_node *n = sdl__op_begin(SDL_OP_TRANSPOSE, s, x, NULL, NULL, NULL);
+    if (!n) return NULL;
+    n->attr.axis.dim = d0;
+    n->attr.axis.dim1 = d1;
+    return sdl__op_run(n);
+}
+
+/* ---- causal self-attention, per head: q, k, v (B, H, T, hd) -> y (B, H, T, hd)
+   s_ij = q_i . k_j / sqrt(hd) for j <= i (later keys are masked);  p_i = softmax_j s_i;
+   y_i = sum_j p_ij v_j
+   dp_ij = dy_i . v_j;  ds_ij = p_ij (dp_ij - sum_j p_ij dp_ij);
+   dq_i += sum_j ds_ij k_j / sqrt(hd);  dk_j += sum_i ds_ij q_i / sqrt(hd);  dv_j += sum_i p_ij dy_i
+   saved: P (B, H, T, T). Forward and dq split by query row; dk, dv by key row, from dS kept
+   in step memory, so every sum runs in one fixed order. */
+typedef struct sdl__attn_job { sdl_node *n; float *ds; } sdl__attn_job;
+/* a . b over n floats in 8 interleaved partial sums: a fixed order the compiler can vectorise */
+static float sdl__attn_dot(const float *a, const float *b, int64_t n) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
+    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+/* y += a x over n floats */
+static void sdl__attn_axpy(float *SDL_RESTRICT y, float a, const float *SDL_RESTRICT x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+static void sdl__attn_fwd_range(void *ctx, int64_t r0, int64_t r1) {
+    sdl_node *n = (sdl_node *)ctx;
+    int64_t T = n->in[0]->shape[2], hd = n->in[0]->shape[3];
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int64_t r = r0; r < r1; r++) { /* r = (b h) * T + i */
+        int64_t bh = r / T, i = r % T;
+        const float *q = sdl_f32(n->in[0]) + r * hd, *k = sdl_f32(n->in[1]) + bh * T * hd, *v = sdl_f32(n->in[2]) + bh * T * hd;
+        float *p = (float *)n->saved + r * T, *y = sdl_f32(n->out) + r * hd, mx = -INFINITY, s = 0.0f;
+        for (int64_t j = 0; j <= i; j++) {
+            p[j] = sdl__attn_dot(q, k + j * hd, hd) * scale;
+            mx = p[j] > mx ? p[j] : mx;
+        }
+        for (int64_t j = 0; j <= i; j++) { p[j] = expf(p[j] - mx); s += p[j]; }
+        float inv = 1.0f / s;
+        for (int64_t j = 0; j <= i; j++) p[j] *= inv;
+        for (int64_t d = 0; d < hd; d++) y[d] = 0.0f;
+        for (int64_t j = 0; j <= i; j++) sdl__attn_axpy(y, p[j], v + j * hd, hd);
+    }
+}
+/* query rows: dS and dq */
+static void sdl__attn_bwd_q(void *ctx, int64_t r0, int64_t r1) {
+    sdl__attn_job *job = (sdl__attn_job *)ctx;
+    sdl_node *n = job->n;
+    sdl_tensor *qt = n->in[0];
+    int64_t T = qt->shape[2], hd = qt->shape[3];
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t bh = r / T, i = r % T;
+        const float *p = (const float *)n->saved + r * T, *dy = n->out->grad + r * hd;
+        const float *k = sdl_f32(n->in[1]) + bh * T * hd, *v = sdl_f32(n->in[2]) + bh * T * hd;
+        float *ds = job->ds + r * T, sum = 0.0f;
+        for (int64_t j = 0; j <= i; j++) {
+            ds[j] = sdl__attn_dot(dy, v + j * hd, hd);
+            sum += p[j] * ds[j];
+        }
+        for (int64_t j = 0; j <= i; j++) ds[j] = p[j] * (ds[j] - sum);
+        if (qt->requires_grad)
+            for (int64_t j = 0; j <= i; j++) sdl__attn_axpy(qt->grad + r * hd, scale * ds[j], k + j * hd, hd);
+    }
+}
+/* key rows: dk and dv, summing over the queries i >= j that see key j */
+static void sdl__attn_bwd_kv(void *ctx, int64_t r0, int64_t r1) {
+    sdl__attn_job *job = (sdl__attn_job *)ctx;
+    sdl_node *n = job->n;
+    sdl_tensor *kt = n->in[1], *vt = n->in[2];
+    int64_t T = kt->shape[2], hd = kt->shape[3];
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t bh = r / T, j = r % T;
+        const float *q = sdl_f32(n->in[0]) + bh * T * hd, *dy = n->out->grad + bh * T * hd;
+        const float *p = (const float *)n->saved + bh * T * T, *ds = job->ds + bh * T * T;
+        if (kt->requires_grad)
+            for (int64_t i = j; i < T; i++) sdl__attn_axpy(kt->grad + r * hd, scale * ds[i * T + j], q + i * hd, hd);
+        if (vt->requires_grad)
+            for (int64_t i = j; i < T; i++) sdl__attn_axpy(vt->grad + r * hd, p[i * T + j], dy + i * hd, hd);
+    }
+}
+static void sdl__attn_fwd(sdl_node *n) {
+    int64_t T = n->in[0]->shape[2], hd = n->in[0]->shape[3];
+    sdl_parallel_for(n->out->numel / (hd ? hd : 1), sdl__ops_grain(T * hd * 2), sdl__attn_fwd_range, n);
+}
+static void sdl__attn_bwd(sdl_node *n) {
+    int64_t T = n->in[0]->shape[2], hd = n->in[0]->shape[3], rows = hd ? n->out->numel / hd : 0;
+    sdl__attn_job job;
+    job.n = n;
+    job.ds = (float *)sdl_arena_alloc((size_t)rows * (size_t)T * sizeof(float)); /* size checked in forward */
+    if (!job.ds) return;
+    sdl_parallel_for(rows, sdl__ops_grain(T * hd * 2), sdl__attn_bwd_q, &job);
+    if (n->in[1]->requires_grad || n->in[2]->requires_grad) sdl_parallel_for(rows, sdl__ops_grain(T * hd * 2), sdl__attn_bwd_kv, &job);
+}
+SDL_API sdl_tensor *sdl_attention(sdl_tensor *q, sdl_tensor *k, sdl_tensor *v) {
+    if (sdl__any_null(q, k) || !v) return NULL;
+    if (q->ndim != 4) return (sdl_tensor *)sdl__shape_error("attention", "wants q, k, v (B, n_head, T, hd)", q, NULL);
+    if (!sdl_shape_equal(sdl_tensor_shape(q), sdl_tensor_shape(k)))
+        return (sdl_tensor *)sdl__shape_error("attention", "q and k shapes differ", q, k);
+    if (!sdl_shape_equal(sdl_tensor_shape(q), sdl_tensor_shape(v)))
+        return (sdl_tensor *)sdl__shape_error("attention", "q and v shapes differ", q, v);
+    int64_t T = q->shape[2], hd = q->shape[3], rows = hd ? q->numel / hd : 0;
+    size_t pn, pbytes;
+    if (sdl__mul_overflows((size_t)rows, (size_t)T, &pn) || sdl__mul_overflows(pn, sizeof(float), &pbytes)) {
+        sdl_fail(SDL_ERR_OOM, "attention: T x T probabilities overflow for T = %lld", (long long)T);
+        return NULL;
+    }
+    sdl_node *n = sdl__op_begin(SDL_OP_ATTENTION, sdl_tensor_shape(q), q, k, v, NULL);
+    if (!n) return NULL;
+    n->attr.attn.n_head = (int)q->shape[1];
+    return sdl__saved(n, pbytes) ? sdl__op_run(n) : NULL;
+}
+
 /* >>ops-loss (nll, bce_with_logits) */
 
+/* ---- nll: log_probs (B, C), targets i32 (B): loss = -mean_b log_probs[b, t_b]
+   dlog_probs[b, t_b] += -1/B */
+static void sdl__nll_fwd(sdl_node *n) {
+    sdl_tensor *x = n->in[0];
+    int64_t B = x->shape[0], C = x->shape[1];
+    const int32_t *t = sdl_i32(n->in[1]);
+    double s = 0.0;
+    for (int64_t b = 0; b < B; b++) s -= sdl_f32(x)[b * C + t[b]];
+    sdl_f32(n->out)[0] = (float)(s / (double)(B ? B : 1));
+}
+static void sdl__nll_bwd(sdl_node *n) {
+    sdl_tensor *x = n->in[0];
+    int64_t B = x->shape[0], C = x->shape[1];
+    const int32_t *t = sdl_i32(n->in[1]);
+    float g = n->out->grad[0] / (float)(B ? B : 1);
+    for (int64_t b = 0; b < B; b++) x->grad[b * C + t[b]] -= g;
+}
+SDL_API sdl_tensor *sdl_nll_loss(sdl_tensor *log_probs, sdl_tensor *targets) {
+    if (sdl__any_null(log_probs, targets)) return NULL;
+    if (!sdl__check_targets("nll_loss", log_probs, targets)) return NULL;
+    return sdl__op_run(sdl__op_begin(SDL_OP_NLL, sdl_shapen(0, NULL), log_probs, targets, NULL, NULL));
+}
+
+/* ---- binary cross entropy from logits x and float targets t (same shape), mean over all n:
+   l = max(x, 0) - x t + log(1 + e^-|x|)   (never overflows; equals -t log s - (1-t) log(1-s))
+   dx += (sigmoid(x) - t) / n;  dt += -x / n */
+static void sdl__bce_fwd(sdl_node *n) {
+    const float *x = sdl_f32(n->in[0]), *t = sdl_f32(n->in[1]);
+    int64_t N = n->in[0]->numel;
+    double s = 0.0;
+    for (int64_t i = 0; i < N; i++)
+        s += (x[i] > 0.0f ? x[i] : 0.0f) - (double)x[i] * t[i] + log1p(exp(-fabs((double)x[i])));
+    sdl_f32(n->out)[0] = (float)(s / (double)(N ? N : 1));
+}
+static void sdl__bce_bwd(sdl_node *n) {
+    sdl_tensor *xt = n->in[0], *tt = n->in[1];
+    const float *x = sdl_f32(xt), *t = sdl_f32(tt);
+    int64_t N = xt->numel;
+    float g = n->out->grad[0] / (float)(N ? N : 1);
+    for (int64_t i = 0; i < N; i++) {
+        if (xt->requires_grad) xt->grad[i] += g * (sdl__act_sigmoid(x[i]) - t[i]);
+        if (tt->requires_grad) tt->grad[i] -= g * x[i];
+    }
+}
+SDL_API sdl_tensor *sdl_bce_with_logits(sdl_tensor *logits, sdl_tensor *targets) {
+    if (sdl__any_null(logits, targets)) return NULL;
+    if (!sdl_shape_equal(sdl_tensor_shape(logits), sdl_tensor_shape(targets)) || targets->dtype != SDL_F32)
+        return (sdl_tensor *)sdl__shape_error("bce_with_logits", "wants float targets shaped like the logits", logits, targets);
+    return sdl__op_run(sdl__op_begin(SDL_OP_BCE_LOGITS, sdl_shapen(0, NULL), logits, targets, NULL, NULL));
+}
+
 /* >>cpu-table */
+static void sdl__profile_init(void);
 static void sdl__cpu_alloc_copy(void *dst, const void *src, size_t bytes, sdl_device dd, sdl_device sd) {
     SDL__UNUSED(dd);
     SDL__UNUSED(sd);
@@ -2354,6 +3282,7 @@ static void sdl__cpu_init(void) {
     SDL__KERNEL(SDL_OP_CROSS_ENTROPY, sdl__ce_fwd, sdl__ce_bwd);
     SDL__KERNEL(SDL_OP_MSE, sdl__mse_fwd, sdl__mse_bwd);
     /* >>cpu-table-conv */
+    sdl__profile_init();
     SDL__KERNEL(SDL_OP_CONV2D, sdl__conv_fwd, sdl__conv_bwd);
     SDL__KERNEL(SDL_OP_CONV_TRANSPOSE2D, sdl__conv_fwd, sdl__conv_bwd);
     SDL__KERNEL(SDL_OP_MAX_POOL2D, sdl__pool_fwd, sdl__pool_bwd);
@@ -2361,12 +3290,29 @@ static void sdl__cpu_init(void) {
     SDL__KERNEL(SDL_OP_GLOBAL_AVG_POOL, sdl__gap_fwd, sdl__gap_bwd);
 
     /* >>cpu-table-norm */
+    SDL__KERNEL(SDL_OP_BATCH_NORM, sdl__bn_fwd, sdl__bn_bwd);
+    SDL__KERNEL(SDL_OP_LAYER_NORM, sdl__ln_fwd, sdl__ln_bwd);
+    SDL__KERNEL(SDL_OP_DROPOUT, sdl__dropout_fwd, sdl__dropout_bwd);
+    SDL__KERNEL(SDL_OP_EMBEDDING, sdl__emb_fwd, sdl__emb_bwd);
 
     /* >>cpu-table-act */
+    SDL__KERNEL(SDL_OP_LEAKY_RELU, sdl__act_fwd, sdl__act_bwd);
+    SDL__KERNEL(SDL_OP_GELU, sdl__act_fwd, sdl__act_bwd);
+    SDL__KERNEL(SDL_OP_TANH, sdl__act_fwd, sdl__act_bwd);
+    SDL__KERNEL(SDL_OP_SIGMOID, sdl__act_fwd, sdl__act_bwd);
+    SDL__KERNEL(SDL_OP_SILU, sdl__act_fwd, sdl__act_bwd);
+    SDL__KERNEL(SDL_OP_SCALE, sdl__act_fwd, sdl__act_bwd);
+    SDL__KERNEL(SDL_OP_SOFTMAX, sdl__softmax_fwd, sdl__softmax_bwd);
+    SDL__KERNEL(SDL_OP_LOG_SOFTMAX, sdl__softmax_fwd, sdl__softmax_bwd);
 
     /* >>cpu-table-shape */
+    SDL__KERNEL(SDL_OP_CONCAT, sdl__concat_fwd, sdl__concat_bwd);
+    SDL__KERNEL(SDL_OP_TRANSPOSE, sdl__transpose_fwd, sdl__transpose_bwd);
+    SDL__KERNEL(SDL_OP_ATTENTION, sdl__attn_fwd, sdl__attn_bwd);
 
     /* >>cpu-table-loss */
+    SDL__KERNEL(SDL_OP_NLL, sdl__nll_fwd, sdl__nll_bwd);
+    SDL__KERNEL(SDL_OP_BCE_LOGITS, sdl__bce_fwd, sdl__bce_bwd);
 
 #undef SDL__KERNEL
     (void)sdl__view_bwd;
@@ -2389,8 +3335,17 @@ static void sdl__named_free(sdl_tensor *t) {
     sdl_tensor_free(t);
 }
 
+/* the device a model's flat arrays live on (sdl_cuda_model_to_device moves them) */
+static sdl_device sdl__model_device(const sdl_model *m) {
+    if (m && m->nparams > 0) return m->params[0]->device;
+    if (m && m->nbuffers > 0) return m->buffers[0]->device;
+    return SDL_CPU;
+}
+
 SDL_API void sdl_model_free(sdl_model *m) {
     if (!m) return;
+    const sdl_backend *be = sdl_get_backend(sdl__model_device(m));
+    if (!be) sdl_log(SDL_LOG_WARN, "model_free: no backend for device %d: its arrays are not freed", (int)sdl__model_device(m));
     for (int i = 0; i < m->nparams; i++) {
         if (m->packed) { m->params[i]->data = NULL; m->params[i]->grad = NULL; }
         sdl__named_free(m->params[i]);
@@ -2407,9 +3362,11 @@ SDL_API void sdl_model_free(sdl_model *m) {
     SDL_DEALLOC(m->params);
     SDL_DEALLOC(m->buffers);
     SDL_DEALLOC(m->param_offset);
-    sdl__aligned_free(m->param_data);
-    sdl__aligned_free(m->grad_data);
-    sdl__aligned_free(m->buffer_data);
+    if (be) {
+        be->dealloc(m->param_data);
+        be->dealloc(m->grad_data);
+        be->dealloc(m->buffer_data);
+    }
     SDL_DEALLOC(m);
 }
 
@@ -2496,7 +3453,12 @@ SDL_API sdl_result sdl_model_pack(sdl_model *m) {
 }
 
 SDL_API void sdl_model_zero_grad(sdl_model *m) {
-    if (m && m->packed) memset(m->grad_data, 0, (size_t)m->param_floats * sizeof(float));
+    if (m && m->packed && sdl__model_device(m) != SDL_CPU) {
+        const sdl_backend *be = sdl_get_backend(sdl__model_device(m));
+        if (be) be->memset0(m->grad_data, (size_t)m->param_floats * sizeof(float));
+    } else if (m && m->packed) {
+        memset(m->grad_data, 0, (size_t)m->param_floats * sizeof(float));
+    }
 }
 
 SDL_API void sdl_model_train(sdl_model *m, bool training) { if (m) m->training = training; }
@@ -2627,32 +3589,108 @@ SDL_API sdl_module *sdl_global_avg_pool_layer(sdl_model *m) {
 
 /* >>layers-norm */
 
+/* "bn1" + ".running_mean"; a buffer (saved in checkpoints, no gradient) */
+static sdl_tensor *sdl__layer_buffer(sdl_module *l, const char *suffix, sdl_shape s) {
+    char full[96];
+    snprintf(full, sizeof full, "%s%s%s", l->name, l->name[0] ? "." : "", suffix);
+    return sdl_model_buffer(l->model, full, s);
+}
+
+/* batch norm: weight 1, bias 0 (no weight decay); running_mean 0, running_var 1; momentum 0.1,
+   eps 1e-5 (in l->p). Training or eval follows the model (sdl_model_train). */
+static sdl_tensor *sdl__batch_norm_layer_fwd(sdl_module *l, sdl_tensor *x) {
+    return sdl_batch_norm(x, l->weight, l->bias, l->running_mean, l->running_var, l->model->training, 0.1f, l->p);
+}
+SDL_API sdl_module *sdl_batch_norm_layer(sdl_model *m, const char *name, int64_t channels) {
+    sdl_module *l = sdl_module_new(m, "batch_norm", name, sdl__batch_norm_layer_fwd);
+    if (!l) return NULL;
+    l->p = 1e-5f;
+    l->weight = sdl__layer_param(l, "weight", sdl_shape1(channels), false);
+    l->bias = l->weight ? sdl__layer_param(l, "bias", sdl_shape1(channels), false) : NULL;
+    l->running_mean = l->bias ? sdl__layer_buffer(l, "running_mean", sdl_shape1(channels)) : NULL;
+    l->running_var = l->running_mean ? sdl__layer_buffer(l, "running_var", sdl_shape1(channels)) : NULL;
+    if (!l->running_var) return NULL;
+    sdl_tensor_fill(l->weight, 1.0f);
+    sdl_tensor_fill(l->running_var, 1.0f);
+    return l;
+}
+
+/* layer norm over the last dim: weight 1, bias 0 (no weight decay), eps 1e-5 */
+static sdl_tensor *sdl__layer_norm_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_layer_norm(x, l->weight, l->bias, l->p); }
+SDL_API sdl_module *sdl_layer_norm_layer(sdl_model *m, const char *name, int64_t dim) {
+    sdl_module *l = sdl_module_new(m, "layer_norm", name, sdl__layer_norm_layer_fwd);
+    if (!l) return NULL;
+    l->p = 1e-5f;
+    l->weight = sdl__layer_param(l, "weight", sdl_shape1(dim), false);
+    l->bias = l->weight ? sdl__layer_param(l, "bias", sdl_shape1(dim), false) : NULL;
+    if (!l->bias) return NULL;
+    sdl_tensor_fill(l->weight, 1.0f);
+    return l;
+}
+
+/* embedding: weight (vocab, dim) ~ N(0, 1) as PyTorch; x is i32 ids */
+static sdl_tensor *sdl__embedding_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_embedding(x, l->weight); }
+SDL_API sdl_module *sdl_embedding_layer(sdl_model *m, const char *name, int64_t vocab, int64_t dim) {
+    sdl_module *l = sdl_module_new(m, "embedding", name, sdl__embedding_layer_fwd);
+    if (!l) return NULL;
+    l->weight = sdl__layer_param(l, "weight", sdl_shape2(vocab, dim), true);
+    if (!l->weight) return NULL;
+    sdl_tensor_randn(l->weight, 0.0f, 1.0f);
+    return l;
+}
+
+/* dropout with probability l->p while the model trains; the identity in eval */
+static sdl_tensor *sdl__dropout_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_dropout(x, l->p, l->model->training); }
+SDL_API sdl_module *sdl_dropout_layer(sdl_model *m, float p) {
+    if (!(p >= 0.0f && p <= 1.0f)) { sdl_fail(SDL_ERR_ARG, "dropout_layer: p = %g is outside [0, 1]", (double)p); return NULL; }
+    sdl_module *l = sdl_module_new(m, "dropout", "", sdl__dropout_layer_fwd);
+    if (l) l->p = p;
+    return l;
+}
+
 /* >>layers-act */
+
+static sdl_tensor *sdl__leaky_relu_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_leaky_relu(x, l->p); }
+SDL_API sdl_module *sdl_leaky_relu_layer(sdl_model *m, float slope) {
+    sdl_module *l = sdl_module_new(m, "leaky_relu", "", sdl__leaky_relu_layer_fwd);
+    if (l) l->p = slope;
+    return l;
+}
+static sdl_tensor *sdl__gelu_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_gelu(x); }
+SDL_API sdl_module *sdl_gelu_layer(sdl_model *m) { return sdl_module_new(m, "gelu", "", sdl__gelu_layer_fwd); }
+static sdl_tensor *sdl__tanh_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_tanh(x); }
+SDL_API sdl_module *sdl_tanh_layer(sdl_model *m) { return sdl_module_new(m, "tanh", "", sdl__tanh_layer_fwd); }
+static sdl_tensor *sdl__sigmoid_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_sigmoid(x); }
+SDL_API sdl_module *sdl_sigmoid_layer(sdl_model *m) { return sdl_module_new(m, "sigmoid", "", sdl__sigmoid_layer_fwd); }
+static sdl_tensor *sdl__silu_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_silu(x); }
+SDL_API sdl_module *sdl_silu_layer(sdl_model *m) { return sdl_module_new(m, "silu", "", sdl__silu_layer_fwd); }
 
 /* >>optim */
 static float sdl__default(float v, float dflt) { return v != 0.0f ? v : dflt; }
 
-/* ---- sums over [0, n) in double, the same bits for any thread count: the range is cut
-   into at most SDL__SUM_BLOCKS blocks whose bounds depend only on n, each block is summed
-   by one thread, and the block sums are added in order. */
+/* ---- two sums over [0, n) in double, the same bits for any thread count: the range is
+   cut into at most SDL__SUM_BLOCKS blocks whose bounds depend only on n, each block is
+   summed by one thread, and the block sums are added in order. A block function may also
+   write its own elements (lamb updates its moments while it sums). */
 #define SDL__SUM_BLOCKS 64
-typedef double (*sdl__sum_fn)(void *ctx, int64_t begin, int64_t end);
+typedef void (*sdl__sum_fn)(void *ctx, int64_t begin, int64_t end, double sums[2]);
 typedef struct sdl__sum_job {
     sdl__sum_fn fn;
     void *ctx;
     int64_t n, block;
-    double part[SDL__SUM_BLOCKS];
+    double part[SDL__SUM_BLOCKS][2];
 } sdl__sum_job;
 
 static void sdl__sum_blocks(void *ctx, int64_t b0, int64_t b1) {
     sdl__sum_job *s = (sdl__sum_job *)ctx;
     for (int64_t b = b0; b < b1; b++) {
         int64_t end = (b + 1) * s->block < s->n ? (b + 1) * s->block : s->n;
-        s->part[b] = s->fn(s->ctx, b * s->block, end);
+        s->part[b][0] = s->part[b][1] = 0.0;
+        s->fn(s->ctx, b * s->block, end, s->part[b]);
     }
 }
 
-static double sdl__sum(int64_t n, sdl__sum_fn fn, void *ctx) {
+static void sdl__sum2(int64_t n, sdl__sum_fn fn, void *ctx, double out[2]) {
     sdl__sum_job s;
     s.fn = fn;
     s.ctx = ctx;
@@ -2661,18 +3699,25 @@ static double sdl__sum(int64_t n, sdl__sum_fn fn, void *ctx) {
     if (s.block < 8192) s.block = 8192;
     int64_t nblocks = (n + s.block - 1) / s.block;
     sdl_parallel_for(nblocks, 1, sdl__sum_blocks, &s);
-    double total = 0.0;
-    for (int64_t b = 0; b < nblocks; b++) total += s.part[b];
-    return total;
+    out[0] = out[1] = 0.0;
+    for (int64_t b = 0; b < nblocks; b++) { out[0] += s.part[b][0]; out[1] += s.part[b][1]; }
 }
 
-static double sdl__sumsq_range(void *ctx, int64_t begin, int64_t end) {
+/* x^2 over even and odd indices: two chains of additions run faster than one */
+static void sdl__sumsq_range(void *ctx, int64_t begin, int64_t end, double sums[2]) {
     const float *x = (const float *)ctx;
-    double s = 0.0;
-    for (int64_t i = begin; i < end; i++) s += (double)x[i] * (double)x[i];
-    return s;
+    int64_t i = begin;
+    for (; i + 1 < end; i += 2) {
+        sums[0] += (double)x[i] * (double)x[i];
+        sums[1] += (double)x[i + 1] * (double)x[i + 1];
+    }
+    if (i < end) sums[0] += (double)x[i] * (double)x[i];
 }
-static double sdl__norm(const float *x, int64_t n) { return sqrt(sdl__sum(n, sdl__sumsq_range, (void *)x)); }
+static double sdl__norm(const float *x, int64_t n) {
+    double s[2];
+    sdl__sum2(n, sdl__sumsq_range, (void *)x, s);
+    return sqrt(s[0] + s[1]);
+}
 
 typedef struct sdl__scale_job { float *x; float s; } sdl__scale_job;
 static void sdl__scale_range(void *ctx, int64_t begin, int64_t end) {
@@ -2744,33 +3789,36 @@ static void sdl__adam_range(void *ctx, int64_t begin, int64_t end) {
 
 /* lamb (You et al. 2019), in two passes over a tensor:
      1. m = beta1 m + (1 - beta1) g,  v = beta2 v + (1 - beta2) g^2
-     2. r = (m / bc1) / (sqrt(v / bc2) + eps) + wd p
-        trust = ||p|| / ||r|| (1 when either norm is 0, or for decay=false tensors)
+        r = (m / bc1) / (sqrt(v / bc2) + eps) + wd p, kept in g's place (the update
+        zeroes the gradients anyway); sums of p^2 and r^2
+     2. trust = ||p|| / ||r|| (1 when either norm is 0, or for decay=false tensors)
         p -= lr * trust * r */
-static void sdl__lamb_moments_range(void *ctx, int64_t begin, int64_t end) {
+static void sdl__lamb_moments_range(void *ctx, int64_t begin, int64_t end, double sums[2]) {
     const sdl__update *u = (const sdl__update *)ctx;
-    float b1 = u->o->desc.beta1, b2 = u->o->desc.beta2;
+    float b1 = u->o->desc.beta1, b2 = u->o->desc.beta2, eps = u->o->desc.eps;
     for (int64_t j = begin; j < end; j++) {
         float g = u->g[j];
         u->m[j] = b1 * u->m[j] + (1.0f - b1) * g;
         u->v[j] = b2 * u->v[j] + (1.0f - b2) * g * g;
+        float r = (u->m[j] / u->bc1) / (sqrtf(u->v[j] / u->bc2) + eps) + u->wd * u->p[j];
+        u->g[j] = r;
+        sums[0] += (double)u->p[j] * (double)u->p[j];
+        sums[1] += (double)r * (double)r;
     }
-}
-static float sdl__lamb_r(const sdl__update *u, int64_t j) {
-    return (u->m[j] / u->bc1) / (sqrtf(u->v[j] / u->bc2) + u->o->desc.eps) + u->wd * u->p[j];
-}
-static double sdl__lamb_r_sumsq_range(void *ctx, int64_t begin, int64_t end) {
-    const sdl__update *u = (const sdl__update *)ctx;
-    double s = 0.0;
-    for (int64_t j = begin; j < end; j++) {
-        double r = sdl__lamb_r(u, j);
-        s += r * r;
-    }
-    return s;
 }
 static void sdl__lamb_apply_range(void *ctx, int64_t begin, int64_t end) {
     const sdl__update *u = (const sdl__update *)ctx;
-    for (int64_t j = begin; j < end; j++) u->p[j] -= u->lr * u->trust * sdl__lamb_r(u, j);
+    float step = u->lr * u->trust;
+    for (int64_t j = begin; j < end; j++) u->p[j] -= step * u->g[j];
+}
+
+/* lars: ||p||^2 and ||grad||^2 in one pass */
+static void sdl__lars_norms_range(void *ctx, int64_t begin, int64_t end, double sums[2]) {
+    const sdl__update *u = (const sdl__update *)ctx;
+    for (int64_t j = begin; j < end; j++) {
+        sums[0] += (double)u->p[j] * (double)u->p[j];
+        sums[1] += (double)u->g[j] * (double)u->g[j];
+    }
 }
 
 /* one update of every parameter tensor, each split over the threads by index */
@@ -2796,18 +3844,18 @@ static void sdl__optim_update(sdl_optim *o) {
         if (d->kind == SDL_OPTIM_ADAM || d->kind == SDL_OPTIM_ADAMW) {
             sdl_parallel_for(n, grain, sdl__adam_range, &u);
         } else if (d->kind == SDL_OPTIM_LAMB) {
-            sdl_parallel_for(n, grain, sdl__lamb_moments_range, &u);
-            if (decay) {
-                double pn = sdl__norm(u.p, n), rn = sqrt(sdl__sum(n, sdl__lamb_r_sumsq_range, &u));
-                if (pn > 0.0 && rn > 0.0) u.trust = (float)(pn / rn);
-            }
+            double sq[2];
+            sdl__sum2(n, sdl__lamb_moments_range, &u, sq);
+            if (decay && sq[0] > 0.0 && sq[1] > 0.0) u.trust = (float)sqrt(sq[0] / sq[1]);
             sdl_parallel_for(n, grain, sdl__lamb_apply_range, &u);
         } else {
             /* lars (You, Gitman, Ginsburg 2017; NVIDIA apex LARC without clipping):
                  trust = eta * ||p|| / (||grad|| + wd * ||p||)   (1 when either norm is 0)
                then sgd with momentum on trust * (grad + wd p), lr outside the momentum */
             if (d->kind == SDL_OPTIM_LARS && decay) {
-                double pn = sdl__norm(u.p, n), gn = sdl__norm(u.g, n);
+                double sq[2];
+                sdl__sum2(n, sdl__lars_norms_range, &u, sq);
+                double pn = sqrt(sq[0]), gn = sqrt(sq[1]);
                 if (pn > 0.0 && gn > 0.0) u.trust = (float)((double)d->trust_coef * pn / (gn + (double)u.wd * pn));
             }
             sdl_parallel_for(n, grain, sdl__sgd_range, &u);
@@ -2843,7 +3891,18 @@ SDL_API sdl_optim *sdl_optim_new(sdl_model *m, const sdl_optim_desc *desc) {
     o->model = m;
     o->lr = d.lr;
     o->nstate = adam_like ? 2 : (d.momentum != 0.0f ? 1 : 0);
-    o->state = (float *)sdl__calloc((size_t)o->nstate * (size_t)m->param_floats, sizeof(float));
+    o->device = sdl__model_device(m);
+    if (o->device != SDL_CPU) { /* the state lives beside the parameters */
+        const sdl_backend *be = sdl_get_backend(o->device);
+        size_t bytes = 0;
+        if (!be || sdl__mul_overflows((size_t)o->nstate * (size_t)m->param_floats, sizeof(float), &bytes)) {
+            sdl_fail(SDL_ERR_DEVICE, "optim_new: no backend for the model's device or size overflow");
+        } else if ((o->state = (float *)be->alloc(bytes)) != NULL) {
+            be->memset0(o->state, bytes);
+        }
+    } else {
+        o->state = (float *)sdl__calloc((size_t)o->nstate * (size_t)m->param_floats, sizeof(float));
+    }
     if (!o->state) { SDL_DEALLOC(o); return NULL; }
     return o;
 }
@@ -2885,11 +3944,22 @@ SDL_API bool sdl_optim_is_update_step(const sdl_optim *o) {
 SDL_API sdl_result sdl_optim_step(sdl_optim *o) {
     if (!o) return sdl_fail(SDL_ERR_ARG, "optim_step: NULL optimizer");
     sdl_model *m = o->model;
-    if (!sdl_optim_is_update_step(o)) { o->micro++; return SDL_OK; } /* gradients keep adding up */
-    o->micro = 0;
-    if (o->desc.accum_steps > 1) sdl_grad_scale(m, 1.0f / (float)o->desc.accum_steps);
-    if (o->desc.max_grad_norm > 0.0f) o->grad_norm = sdl_clip_grad_norm(m, o->desc.max_grad_norm);
-    sdl__optim_update(o);
+    if (o->device != sdl__model_device(m))
+        return sdl_fail(SDL_ERR_DEVICE, "optim_step: the model moved to device %d after the optimizer was made (make it after the move)", (int)sdl__model_device(m));
+    if (o->device != SDL_CPU) { /* the backend updates its own arrays (plain steps only, for now) */
+        const sdl_backend *be = sdl_get_backend(o->device);
+        if (!be || !be->optim_step) return sdl_fail(SDL_ERR_DEVICE, "optim_step: no optimizer kernel on device %d", (int)o->device);
+        if (o->desc.accum_steps > 1 || o->desc.max_grad_norm > 0.0f)
+            return sdl_fail(SDL_ERR_DEVICE, "optim_step: accumulation and clipping run on the CPU only, for now");
+        sdl_result r = be->optim_step(o);
+        if (r != SDL_OK) return r;
+    } else {
+        if (!sdl_optim_is_update_step(o)) { o->micro++; return SDL_OK; } /* gradients keep adding up */
+        o->micro = 0;
+        if (o->desc.accum_steps > 1) sdl_grad_scale(m, 1.0f / (float)o->desc.accum_steps);
+        if (o->desc.max_grad_norm > 0.0f) o->grad_norm = sdl_clip_grad_norm(m, o->desc.max_grad_norm);
+        sdl__optim_update(o);
+    }
     o->step++;
     sdl_model_zero_grad(m);
     return SDL_OK;
@@ -2912,7 +3982,9 @@ SDL_API float *sdl_optim_state_data(sdl_optim *o, int k) {
 
 SDL_API void sdl_optim_free(sdl_optim *o) {
     if (!o) return;
-    SDL_DEALLOC(o->state);
+    const sdl_backend *be = sdl_get_backend(o->device);
+    if (o->device == SDL_CPU) SDL_DEALLOC(o->state);
+    else if (be) be->dealloc(o->state);
     SDL_DEALLOC(o);
 }
 
@@ -3693,6 +4765,749 @@ done:
     return t;
 }
 
+/* ---- images: decoding (stb_image), PNG encoding (stb_image_write), folders ---- */
+typedef struct sdl__buf { uint8_t *p; size_t n, cap; bool oom; } sdl__buf;
+
+#ifndef SDL_NO_STB
+static void sdl__buf_put(sdl__buf *b, const void *src, size_t n) {
+    if (b->oom || n == 0) return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n) {
+            if (cap > SIZE_MAX / 2) { b->oom = true; return; }
+            cap *= 2;
+        }
+        uint8_t *p = (uint8_t *)SDL_REALLOC(b->p, cap);
+        if (!p) { b->oom = true; sdl_fail(SDL_ERR_OOM, "out of memory growing a buffer to %zu bytes", cap); return; }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+
+static void sdl__png_write_cb(void *ctx, void *data, int size) { sdl__buf_put((sdl__buf *)ctx, data, (size_t)size); }
+#endif
+
+/* hwc (h, w, c) bytes -> a PNG file's bytes in b */
+static bool sdl__png_encode(const char *what, const uint8_t *hwc, int w, int h, int c, sdl__buf *b) {
+#ifdef SDL_NO_STB
+    SDL__UNUSED(hwc); SDL__UNUSED(w); SDL__UNUSED(h); SDL__UNUSED(c); SDL__UNUSED(b);
+    sdl_fail(SDL_ERR_ARG, "%s: writing PNG needs stb_image_write, and sdl was built with SDL_NO_STB", what);
+    return false;
+#else
+    if ((int64_t)w * c > INT32_MAX / 2 || (int64_t)w * h * c > INT32_MAX / 2) {
+        sdl_fail(SDL_ERR_ARG, "%s: a %dx%dx%d image is too large for stb_image_write", what, c, h, w);
+        return false;
+    }
+    if (!stbi_write_png_to_func(sdl__png_write_cb, b, w, h, c, hwc, w * c) || b->oom) {
+        if (!b->oom) sdl_fail(SDL_ERR_OOM, "%s: PNG encoding failed (out of memory)", what);
+        return false;
+    }
+    return true;
+#endif
+}
+
+static sdl_result sdl__write_all(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return sdl_fail(SDL_ERR_IO, "%s: cannot open for writing", path);
+    bool ok = fwrite(p, 1, n, f) == n;
+    if (fclose(f) != 0) ok = false;
+    return ok ? SDL_OK : sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", path);
+}
+
+SDL_API sdl_result sdl_write_png(const char *path, const sdl_tensor *t, int nrow, float lo, float hi) {
+    if (!path || !t) return sdl_fail(SDL_ERR_ARG, "write_png: path or tensor is NULL");
+    if ((t->dtype != SDL_U8 && t->dtype != SDL_F32) || t->device != SDL_CPU || (t->ndim != 3 && t->ndim != 4))
+        return sdl_fail(SDL_ERR_ARG, "write_png %s: needs a CPU u8 or f32 tensor (C, H, W) or (N, C, H, W)", path);
+    int64_t N = t->ndim == 4 ? t->shape[0] : 1, C = t->shape[t->ndim - 3], H = t->shape[t->ndim - 2], W = t->shape[t->ndim - 1];
+    if (C != 1 && C != 3 && C != 4) return sdl_fail(SDL_ERR_ARG, "write_png %s: %lld channels; PNG takes 1, 3 or 4", path, (long long)C);
+    if (N < 1 || H < 1 || W < 1) return sdl_fail(SDL_ERR_ARG, "write_png %s: empty tensor", path);
+    if (lo == hi) { lo = 0.0f; hi = 1.0f; }
+    int64_t cols = nrow > 0 ? nrow : 8, pad = N > 1 ? 2 : 0; /* torchvision's save_image: 8 per row, 2 pixels apart */
+    if (cols > N) cols = N;
+    int64_t rows = (N + cols - 1) / cols;
+    int64_t GW = cols * (W + pad) + pad, GH = rows * (H + pad) + pad;
+    if (GW > (1 << 24) || GH > (1 << 24) || GW * GH * C > INT32_MAX / 2)
+        return sdl_fail(SDL_ERR_ARG, "write_png %s: a %lldx%lld picture is too large", path, (long long)GW, (long long)GH);
+    uint8_t *img = (uint8_t *)sdl__calloc((size_t)(GW * GH * C), 1);
+    if (!img) return SDL_ERR_OOM;
+    float scale = 255.0f / (hi - lo);
+    for (int64_t n = 0; n < N; n++) {
+        int64_t x0 = pad + (n % cols) * (W + pad), y0 = pad + (n / cols) * (H + pad);
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t y = 0; y < H; y++)
+                for (int64_t x = 0; x < W; x++) {
+                    int64_t i = ((n * C + c) * H + y) * W + x;
+                    uint8_t v;
+                    if (t->dtype == SDL_U8) v = sdl_u8(t)[i];
+                    else {
+                        float f = (sdl_f32(t)[i] - lo) * scale + 0.5f; /* NaN becomes 0 */
+                        v = (uint8_t)(f >= 255.0f ? 255.0f : f > 0.0f ? f : 0.0f);
+                    }
+                    img[((y0 + y) * GW + x0 + x) * C + c] = v;
+                }
+    }
+    sdl__buf b;
+    memset(&b, 0, sizeof b);
+    sdl_result r = sdl__png_encode(path, img, (int)GW, (int)GH, (int)C, &b) ? sdl__write_all(path, b.p, b.n) : sdl_last_result();
+    SDL_DEALLOC(img);
+    SDL_DEALLOC(b.p);
+    return r;
+}
+
+/* decodes an image file's bytes to CHW: *c channels (0: as stored, then set), h, w */
+static uint8_t *sdl__decode_image(const char *what, const uint8_t *bytes, size_t n, int *c, int *h, int *w) {
+#ifdef SDL_NO_STB
+    SDL__UNUSED(bytes); SDL__UNUSED(n); SDL__UNUSED(c); SDL__UNUSED(h); SDL__UNUSED(w);
+    sdl_fail(SDL_ERR_ARG, "%s: decoding images needs stb_image, and sdl was built with SDL_NO_STB", what);
+    return NULL;
+#else
+    if (n > (size_t)INT32_MAX) { sdl_fail(SDL_ERR_FORMAT, "%s: over 2 GB", what); return NULL; }
+    int comp = 0;
+    stbi_uc *hwc = stbi_load_from_memory(bytes, (int)n, w, h, &comp, *c);
+    if (!hwc) { sdl_fail(SDL_ERR_FORMAT, "%s: cannot decode the image (stb_image: %s)", what, stbi_failure_reason()); return NULL; }
+    if (*c == 0) *c = comp;
+    size_t hw = (size_t)*h * (size_t)*w; /* stb caps each side at 2^24 and the product */
+    uint8_t *chw = (uint8_t *)sdl__alloc(hw * (size_t)*c);
+    if (chw)
+        for (int k = 0; k < *c; k++)
+            for (size_t i = 0; i < hw; i++) chw[(size_t)k * hw + i] = hwc[i * (size_t)*c + (size_t)k];
+    stbi_image_free(hwc);
+    return chw;
+#endif
+}
+
+SDL_API sdl_tensor *sdl_load_image(const char *path, int channels) {
+    if (!path || channels < 0 || channels > 4) { sdl_fail(SDL_ERR_ARG, "load_image: needs a path and channels 0..4"); return NULL; }
+    size_t n;
+    uint8_t *bytes = sdl__read_file(path, &n);
+    if (!bytes) return NULL;
+    int c = channels, h = 0, w = 0;
+    uint8_t *chw = sdl__decode_image(path, bytes, n, &c, &h, &w);
+    SDL_DEALLOC(bytes);
+    if (!chw) return NULL;
+    sdl_tensor *t = sdl_tensor_new(sdl_shape3(c, h, w), SDL_U8);
+    if (t) memcpy(t->data, chw, (size_t)t->numel);
+    SDL_DEALLOC(chw);
+    return t;
+}
+
+SDL_API void sdl_names_free(char **names) {
+    if (!names) return;
+    for (char **p = names; *p; p++) SDL_DEALLOC(*p);
+    SDL_DEALLOC(names);
+}
+
+static int sdl__strcmp_ptr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* the entries of dir (not starting with '.'), sub-folders or files, sorted bytewise;
+   NULL-terminated (free with sdl_names_free) */
+static char **sdl__list_dir(const char *dir, bool folders, int *count) {
+    *count = 0;
+#ifdef _WIN32
+    SDL__UNUSED(folders);
+    sdl_fail(SDL_ERR_ARG, "%s: listing folders is not implemented on Windows", dir);
+    return NULL;
+#else
+    DIR *d = opendir(dir);
+    if (!d) { sdl_fail(SDL_ERR_IO, "%s: cannot open the folder", dir); return NULL; }
+    int n = 0, cap = 16;
+    char **names = (char **)sdl__calloc((size_t)cap + 1, sizeof(char *));
+    struct dirent *e;
+    while (names && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char *full = sdl__path_join(dir, e->d_name, "");
+        if (!full) { sdl_names_free(names); names = NULL; break; }
+        bool is_dir = sdl__is_dir(full);
+        SDL_DEALLOC(full);
+        if (is_dir != folders) continue;
+        if (n == cap) {
+            char **more = cap < INT32_MAX / 2 ? (char **)SDL_REALLOC(names, sizeof(char *) * ((size_t)cap * 2 + 1)) : NULL;
+            if (!more) { sdl_fail(SDL_ERR_OOM, "%s: out of memory listing the folder", dir); sdl_names_free(names); names = NULL; break; }
+            names = more;
+            cap *= 2;
+        }
+        names[n] = sdl__strdup(e->d_name);
+        if (!names[n]) { sdl_names_free(names); names = NULL; break; }
+        names[++n] = NULL;
+    }
+    closedir(d);
+    if (!names) return NULL;
+    qsort(names, (size_t)n, sizeof(char *), sdl__strcmp_ptr);
+    *count = n;
+    return names;
+#endif
+}
+
+SDL_API char **sdl_image_folder_classes(const char *dir, int *count) {
+    int n = 0;
+    if (count) *count = 0;
+    if (!dir) { sdl_fail(SDL_ERR_ARG, "image_folder_classes: dir is NULL"); return NULL; }
+    char **names = sdl__list_dir(dir, true, &n);
+    if (names && n == 0) {
+        sdl_names_free(names);
+        sdl_fail(SDL_ERR_FORMAT, "%s: no class sub-folders (the layout is dir/<class>/<image>)", dir);
+        return NULL;
+    }
+    if (count) *count = n;
+    return names;
+}
+
+/* case-insensitive: does the name end in .ext for one of the extensions in list */
+static bool sdl__has_ext(const char *name, const char *const *list) {
+    const char *dot = strrchr(name, '.');
+    if (!dot) return false;
+    for (; *list; list++) {
+        const char *a = dot + 1, *b = *list;
+        while (*a && *b && (*a | 0x20) == *b) { a++; b++; }
+        if (!*a && !*b) return true;
+    }
+    return false;
+}
+
+static const char *const sdl__image_exts[] = {"png", "jpg", "jpeg", "bmp", "gif", "tga", "ppm", "pgm", "pnm", "psd", "hdr", "pic", NULL};
+
+SDL_API sdl_result sdl_load_image_folder(const char *dir, int channels, sdl_dataset *out) {
+    static const char *const unreadable[] = {"tif", "tiff", "webp", NULL};
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_image_folder: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!dir || channels < 0 || channels > 4) return sdl_fail(SDL_ERR_ARG, "load_image_folder: needs a folder and channels 0..4");
+    int ncls = 0;
+    char **classes = sdl_image_folder_classes(dir, &ncls);
+    if (!classes) return sdl_last_result();
+    sdl_result r = SDL_OK;
+    char ***files = (char ***)sdl__calloc((size_t)ncls, sizeof(char **));
+    int *nfiles = (int *)sdl__calloc((size_t)ncls, sizeof(int));
+    char *first = NULL, *path = NULL;
+    uint8_t *bytes = NULL, *chw = NULL;
+    int64_t total = 0;
+    if (!files || !nfiles) { r = SDL_ERR_OOM; goto done; }
+    for (int k = 0; k < ncls && r == SDL_OK; k++) { /* pass 1: the file lists */
+        char *sub = sdl__path_join(dir, classes[k], "");
+        if (!sub) { r = SDL_ERR_OOM; break; }
+        files[k] = sdl__list_dir(sub, false, &nfiles[k]);
+        if (!files[k]) r = sdl_last_result();
+        for (int i = 0; r == SDL_OK && i < nfiles[k]; i++) {
+            if (sdl__has_ext(files[k][i], unreadable))
+                r = sdl_fail(SDL_ERR_FORMAT, "%s/%s: stb_image reads no TIFF or WebP; convert the images to PNG", sub, files[k][i]);
+            else if (sdl__has_ext(files[k][i], sdl__image_exts))
+                total++;
+        }
+        SDL_DEALLOC(sub);
+    }
+    if (r == SDL_OK && total == 0) r = sdl_fail(SDL_ERR_FORMAT, "%s: no image files (.png, .jpg, ...) in its class folders", dir);
+    for (int k = 0; k < ncls && r == SDL_OK; k++) /* pass 2: decode into place */
+        for (int i = 0; i < nfiles[k] && r == SDL_OK; i++) {
+            if (!sdl__has_ext(files[k][i], sdl__image_exts)) continue;
+            SDL_DEALLOC(path);
+            path = NULL;
+            char *sub = sdl__path_join(dir, classes[k], "");
+            if (sub) path = sdl__path_join(sub, files[k][i], "");
+            SDL_DEALLOC(sub);
+            size_t n;
+            if (!path) { r = SDL_ERR_OOM; break; }
+            if (!(bytes = sdl__read_file(path, &n))) { r = sdl_last_result(); break; }
+            int c = out->c ? out->c : channels, h = 0, w = 0;
+            chw = sdl__decode_image(path, bytes, n, &c, &h, &w);
+            SDL_DEALLOC(bytes);
+            bytes = NULL;
+            if (!chw) { r = sdl_last_result(); break; }
+            if (!out->images) {
+                size_t per = (size_t)c * (size_t)h * (size_t)w, all;
+                if (sdl__mul_overflows(per, (size_t)total, &all)) { r = sdl_fail(SDL_ERR_OOM, "%s: %lld images of %zu bytes overflow", dir, (long long)total, per); break; }
+                out->c = c; out->h = h; out->w = w;
+                out->images = (uint8_t *)sdl__alloc(all);
+                out->labels = (int32_t *)sdl__calloc((size_t)total, sizeof(int32_t));
+                if (!out->images || !out->labels) { r = SDL_ERR_OOM; break; }
+                first = sdl__strdup(path);
+                if (!first) { r = SDL_ERR_OOM; break; }
+            } else if (h != out->h || w != out->w) {
+                r = sdl_fail(SDL_ERR_FORMAT, "%s is %dx%d (width x height), the first image %s is %dx%d; sdl does not resize: make them one size",
+                             path, w, h, first, out->w, out->h);
+                break;
+            }
+            memcpy(out->images + (size_t)out->n * (size_t)c * (size_t)h * (size_t)w, chw, (size_t)c * (size_t)h * (size_t)w);
+            out->labels[out->n++] = k;
+            SDL_DEALLOC(chw);
+            chw = NULL;
+        }
+    out->num_classes = ncls;
+done:
+    if (r != SDL_OK) sdl_dataset_free(out);
+    for (int k = 0; files && k < ncls; k++) sdl_names_free(files[k]);
+    SDL_DEALLOC(files);
+    SDL_DEALLOC(nfiles);
+    SDL_DEALLOC(first);
+    SDL_DEALLOC(path);
+    SDL_DEALLOC(bytes);
+    SDL_DEALLOC(chw);
+    sdl_names_free(classes);
+    return r;
+}
+
+/* ---- WebDataset tar shards ----
+   A shard is a tar file; consecutive members whose names share a key form one sample. The
+   key is the member path up to the first dot of its last component, the extension the
+   rest: "train/n01440764_10026.cls" -> key "train/n01440764_10026", extension "cls". */
+
+/* a tar header number: octal digits (space or NUL padded), or GNU base-256 (high bit set) */
+static bool sdl__tar_num(const uint8_t *f, int len, uint64_t *v) {
+    *v = 0;
+    if (f[0] & 0x80) { /* base-256, big-endian, positive only */
+        if (f[0] != 0x80) return false;
+        for (int i = 1; i < len; i++) {
+            if (*v >> 55) return false;
+            *v = *v << 8 | f[i];
+        }
+        return true;
+    }
+    int i = 0;
+    while (i < len && f[i] == ' ') i++;
+    int digits = 0;
+    for (; i < len && f[i] >= '0' && f[i] <= '7'; i++, digits++) {
+        if (*v >> 60) return false;
+        *v = *v * 8 + (uint64_t)(f[i] - '0');
+    }
+    for (; i < len; i++)
+        if (f[i] != ' ' && f[i] != 0) return false;
+    return digits > 0;
+}
+
+typedef struct sdl__shard_sample {
+    char *key;        /* heap */
+    uint8_t *img;     /* heap: the image file's bytes */
+    size_t img_n;
+    char img_name[512];
+    int64_t label;    /* -1: none yet */
+} sdl__shard_sample;
+
+typedef struct sdl__shard_reader {
+    int channels;
+    sdl_dataset *out;
+    int64_t cap;
+    char *first;      /* the image that fixed the size */
+    sdl__shard_sample s;
+} sdl__shard_reader;
+
+static const char *const sdl__shard_img_exts[] = {"png", "jpg", "jpeg", "bmp", "ppm", "pgm", "tga", "gif", NULL};
+
+/* the current sample into the dataset: it needs one image and one label */
+static sdl_result sdl__shard_flush(sdl__shard_reader *rd, const char *shard) {
+    sdl__shard_sample *s = &rd->s;
+    sdl_dataset *out = rd->out;
+    sdl_result r = SDL_OK;
+    if (!s->key) return SDL_OK;
+    if (!s->img) r = sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has no image (.png, .jpg)", shard, s->key);
+    else if (s->label < 0) r = sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has no label (.cls)", shard, s->key);
+    else {
+        int c = out->images ? out->c : rd->channels, h = 0, w = 0;
+        char what[600];
+        snprintf(what, sizeof what, "%s: %s", shard, s->img_name);
+        uint8_t *chw = sdl__decode_image(what, s->img, s->img_n, &c, &h, &w);
+        if (!chw) r = sdl_last_result();
+        else if (out->images && (h != out->h || w != out->w)) {
+            r = sdl_fail(SDL_ERR_FORMAT, "%s is %dx%d (width x height), the first image %s is %dx%d; sdl does not resize: make them one size",
+                         what, w, h, rd->first, out->w, out->h);
+        } else {
+            size_t per = (size_t)c * (size_t)h * (size_t)w;
+            if (!out->images) {
+                out->c = c; out->h = h; out->w = w;
+                rd->first = sdl__strdup(what);
+                if (!rd->first) r = SDL_ERR_OOM;
+            }
+            if (r == SDL_OK && out->n == rd->cap) { /* grow both arrays */
+                int64_t cap = rd->cap ? rd->cap * 2 : 256;
+                size_t bytes;
+                uint8_t *im = NULL;
+                int32_t *lb = NULL;
+                if (sdl__mul_overflows((size_t)cap, per, &bytes)) r = sdl_fail(SDL_ERR_OOM, "%s: too many samples", shard);
+                else if (!(im = (uint8_t *)SDL_REALLOC(out->images, bytes))) r = sdl_fail(SDL_ERR_OOM, "%s: out of memory (%zu bytes)", shard, bytes);
+                else {
+                    out->images = im;
+                    if (!(lb = (int32_t *)SDL_REALLOC(out->labels, (size_t)cap * sizeof(int32_t)))) r = sdl_fail(SDL_ERR_OOM, "%s: out of memory", shard);
+                    else { out->labels = lb; rd->cap = cap; }
+                }
+            }
+            if (r == SDL_OK) {
+                memcpy(out->images + (size_t)out->n * per, chw, per);
+                out->labels[out->n++] = (int32_t)s->label;
+                if (s->label >= out->num_classes) out->num_classes = (int)s->label + 1;
+            }
+        }
+        SDL_DEALLOC(chw);
+    }
+    SDL_DEALLOC(s->key);
+    SDL_DEALLOC(s->img);
+    memset(s, 0, sizeof *s);
+    s->label = -1;
+    return r;
+}
+
+/* one member: name and its bytes */
+static sdl_result sdl__shard_member(sdl__shard_reader *rd, const char *shard, const char *name, const uint8_t *data, size_t n) {
+    const char *base = strrchr(name, '/');
+    base = base ? base + 1 : name;
+    const char *dot = strchr(base, '.');
+    if (!dot) return SDL_OK; /* no extension: not part of a sample */
+    size_t klen = (size_t)(dot - name);
+    sdl__shard_sample *s = &rd->s;
+    if (!s->key || strlen(s->key) != klen || memcmp(s->key, name, klen)) {
+        sdl_result r = sdl__shard_flush(rd, shard);
+        if (r != SDL_OK) return r;
+        s->key = (char *)sdl__alloc(klen + 1);
+        if (!s->key) return SDL_ERR_OOM;
+        memcpy(s->key, name, klen);
+        s->key[klen] = 0;
+    }
+    const char *ext = dot + 1;
+    if (!strcmp(ext, "cls")) {
+        size_t i = 0;
+        int64_t v = 0;
+        while (i < n && (data[i] == ' ' || data[i] == '\t')) i++;
+        size_t d0 = i;
+        while (i < n && data[i] >= '0' && data[i] <= '9' && v <= INT32_MAX) v = v * 10 + (data[i++] - '0');
+        size_t d1 = i;
+        while (i < n && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r')) i++;
+        if (d1 == d0 || i != n || v > INT32_MAX)
+            return sdl_fail(SDL_ERR_FORMAT, "%s: %s: a .cls member must hold one non-negative integer (ASCII)", shard, name);
+        if (s->label >= 0) return sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has two labels", shard, s->key);
+        s->label = v;
+    } else if (sdl__has_ext(name, sdl__shard_img_exts) && !strchr(ext, '.')) {
+        if (s->img) return sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has two images (%s and %s)", shard, s->key, s->img_name, name);
+        s->img = (uint8_t *)sdl__alloc(n);
+        if (!s->img) return SDL_ERR_OOM;
+        if (n) memcpy(s->img, data, n);
+        s->img_n = n;
+        snprintf(s->img_name, sizeof s->img_name, "%s", name);
+    }
+    return SDL_OK; /* other extensions (.json, .txt, ...) are not read */
+}
+
+/* reads one shard, member by member */
+static sdl_result sdl__read_shard(sdl__shard_reader *rd, const char *shard) {
+    FILE *f = fopen(shard, "rb");
+    if (!f) return sdl_fail(SDL_ERR_IO, "%s: cannot open for reading", shard);
+    uint8_t h[512];
+    uint8_t *data = NULL;
+    char *longname = NULL; /* from a GNU 'L' or pax 'x' member, for the next header */
+    sdl_result r = SDL_OK;
+    uint64_t off = 0;
+    for (;;) {
+        size_t got = fread(h, 1, 512, f);
+        if (got != 512) {
+            r = sdl_fail(SDL_ERR_FORMAT, "%s: truncated: %s at byte %llu (no end-of-archive blocks)", shard,
+                         got ? "a partial header" : "the file ends", (unsigned long long)off);
+            break;
+        }
+        bool zero = true;
+        for (int i = 0; i < 512 && zero; i++) zero = h[i] == 0;
+        if (zero) break; /* end of archive */
+        uint64_t sum = 0, want, size;
+        for (int i = 0; i < 512; i++) sum += (i >= 148 && i < 156) ? ' ' : h[i];
+        if (!sdl__tar_num(h + 148, 8, &want) || want != sum) {
+            r = sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: checksum mismatch (corrupt, or not a tar file)", shard, (unsigned long long)off);
+            break;
+        }
+        bool posix = !memcmp(h + 257, "ustar\0" "00", 8), gnu = !memcmp(h + 257, "ustar  \0", 8);
+        if (!posix && !gnu) { r = sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: not a ustar or GNU tar header", shard, (unsigned long long)off); break; }
+        if (!sdl__tar_num(h + 124, 12, &size) || size > ((uint64_t)1 << 40)) {
+            r = sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: bad size field", shard, (unsigned long long)off);
+            break;
+        }
+        char type = (char)h[156];
+        bool keep = type == '0' || type == 0 || type == '7' || type == 'L' || type == 'x';
+        SDL_DEALLOC(data);
+        data = NULL;
+        if (keep) {
+            data = (uint8_t *)sdl__alloc((size_t)size + 1);
+            if (!data) { r = SDL_ERR_OOM; break; }
+            if (fread(data, 1, (size_t)size, f) != (size_t)size) {
+                r = sdl_fail(SDL_ERR_FORMAT, "%s: truncated: the member at byte %llu needs %llu bytes", shard, (unsigned long long)off, (unsigned long long)size);
+                break;
+            }
+            data[size] = 0;
+        } else if (size && fseek(f, (long)size, SEEK_CUR) != 0) {
+            r = sdl_fail(SDL_ERR_IO, "%s: seek failed", shard);
+            break;
+        }
+        uint64_t padded = (size + 511) / 512 * 512;
+        if (padded > size && fseek(f, (long)(padded - size), SEEK_CUR) != 0) { r = sdl_fail(SDL_ERR_IO, "%s: seek failed", shard); break; }
+        off += 512 + padded;
+        if (type == 'L') { /* GNU long name: the data is the next member's name */
+            SDL_DEALLOC(longname);
+            longname = (char *)data;
+            data = NULL;
+            continue;
+        }
+        if (type == 'x') { /* pax records "len key=value\n": take path */
+            for (uint64_t p = 0; p < size;) {
+                uint64_t len = 0, q = p;
+                while (q < size && data[q] >= '0' && data[q] <= '9' && len < size) len = len * 10 + (uint64_t)(data[q++] - '0');
+                if (q >= size || data[q] != ' ' || len == 0 || len > size - p || data[p + len - 1] != '\n') {
+                    r = sdl_fail(SDL_ERR_FORMAT, "%s: bad pax header at byte %llu", shard, (unsigned long long)(off - 512 - padded));
+                    break;
+                }
+                if (len - (q + 1 - p) > 5 && !memcmp(data + q + 1, "path=", 5)) {
+                    size_t vn = (size_t)(len - (q + 1 - p) - 6);
+                    SDL_DEALLOC(longname);
+                    longname = (char *)sdl__alloc(vn + 1);
+                    if (!longname) { r = SDL_ERR_OOM; break; }
+                    memcpy(longname, data + q + 6, vn);
+                    longname[vn] = 0;
+                }
+                if (len - (q + 1 - p) > 5 && !memcmp(data + q + 1, "size=", 5)) {
+                    r = sdl_fail(SDL_ERR_FORMAT, "%s: pax size records (members over 8 GB) are not supported", shard);
+                    break;
+                }
+                p += len;
+            }
+            if (r != SDL_OK) break;
+            continue;
+        }
+        if (!keep) { SDL_DEALLOC(longname); longname = NULL; continue; } /* folders, links, ... */
+        char name[512];
+        if (longname) snprintf(name, sizeof name, "%s", longname);
+        else if (posix && h[345]) snprintf(name, sizeof name, "%.155s/%.100s", (const char *)h + 345, (const char *)h);
+        else snprintf(name, sizeof name, "%.100s", (const char *)h);
+        SDL_DEALLOC(longname);
+        longname = NULL;
+        const char *nm = name;
+        while (nm[0] == '.' && nm[1] == '/') nm += 2; /* "./key.png" from tar -C dir . */
+        r = sdl__shard_member(rd, shard, nm, data, (size_t)size);
+        if (r != SDL_OK) break;
+    }
+    if (r == SDL_OK) r = sdl__shard_flush(rd, shard); /* a sample never spans shards */
+    SDL_DEALLOC(rd->s.key);
+    SDL_DEALLOC(rd->s.img);
+    memset(&rd->s, 0, sizeof rd->s);
+    rd->s.label = -1;
+    SDL_DEALLOC(data);
+    SDL_DEALLOC(longname);
+    fclose(f);
+    return r;
+}
+
+/* "name-{000000..000099}.tar" -> name-000000.tar ... name-000099.tar; no braces: itself */
+SDL_API char **sdl_shard_list(const char *pattern, int *count) {
+    if (count) *count = 0;
+    if (!pattern) { sdl_fail(SDL_ERR_ARG, "shard_list: pattern is NULL"); return NULL; }
+    const char *lb = strchr(pattern, '{'), *rb = lb ? strchr(lb, '}') : NULL, *dots = lb ? strstr(lb, "..") : NULL;
+    int64_t a = 0, b = 0;
+    int width = 0;
+    if (lb) {
+        const char *p = lb + 1;
+        if (!rb || !dots || dots > rb || strchr(rb + 1, '{')) goto bad;
+        for (; p < dots; p++, width++) {
+            if (*p < '0' || *p > '9' || a > 100000000) goto bad;
+            a = a * 10 + (*p - '0');
+        }
+        for (p = dots + 2; p < rb; p++) {
+            if (*p < '0' || *p > '9' || b > 100000000) goto bad;
+            b = b * 10 + (*p - '0');
+        }
+        if (width == 0 || width > 18 || p == dots + 2 || b < a || b - a >= 1000000) goto bad;
+    }
+    {
+        int n = (int)(b - a + 1);
+        char **list = (char **)sdl__calloc((size_t)n + 1, sizeof(char *));
+        if (!list) return NULL;
+        size_t plen = strlen(pattern);
+        for (int i = 0; i < n; i++) {
+            list[i] = (char *)sdl__alloc(plen + 24);
+            if (!list[i]) { sdl_names_free(list); return NULL; }
+            if (!lb) memcpy(list[i], pattern, plen + 1);
+            else {
+                char num[24]; /* a + i, zero-padded to the width of a */
+                int k = 0;
+                for (int64_t v = a + i; v || k < width; v /= 10) num[k++] = (char)('0' + v % 10);
+                size_t pre = (size_t)(lb - pattern), post = strlen(rb + 1);
+                memcpy(list[i], pattern, pre);
+                for (int j = 0; j < k; j++) list[i][pre + (size_t)j] = num[k - 1 - j];
+                memcpy(list[i] + pre + (size_t)k, rb + 1, post + 1);
+            }
+        }
+        if (count) *count = n;
+        return list;
+    }
+bad:
+    sdl_fail(SDL_ERR_ARG, "shard_list: '%s' is not a shard pattern like name-{000000..000099}.tar", pattern);
+    return NULL;
+}
+
+SDL_API sdl_result sdl_load_shard_files(const char *const *paths, int npaths, int channels, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_shard_files: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!paths || npaths < 1 || channels < 0 || channels > 4) return sdl_fail(SDL_ERR_ARG, "load_shard_files: needs at least one path and channels 0..4");
+    sdl__shard_reader rd;
+    memset(&rd, 0, sizeof rd);
+    rd.channels = channels;
+    rd.out = out;
+    rd.s.label = -1;
+    sdl_result r = SDL_OK;
+    for (int i = 0; i < npaths && r == SDL_OK; i++) r = sdl__read_shard(&rd, paths[i]);
+    if (r == SDL_OK && out->n == 0) r = sdl_fail(SDL_ERR_FORMAT, "%s%s: no samples", paths[0], npaths > 1 ? " ..." : "");
+    SDL_DEALLOC(rd.first);
+    if (r != SDL_OK) sdl_dataset_free(out);
+    return r;
+}
+
+SDL_API sdl_result sdl_load_shards(const char *pattern, int channels, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "load_shards: out is NULL");
+    memset(out, 0, sizeof *out);
+    int n = 0;
+    char **list = sdl_shard_list(pattern, &n);
+    if (!list) return sdl_last_result();
+    sdl_result r = sdl_load_shard_files((const char *const *)list, n, channels, out);
+    sdl_names_free(list);
+    return r;
+}
+
+/* ---- writing shards: POSIX ustar, members padded to 512 bytes, two zero blocks at the end ---- */
+struct sdl_shard_writer {
+    char *prefix;
+    int64_t max_samples, in_shard;
+    int shard;     /* index of the open shard */
+    FILE *f;
+    char path[1024];
+    sdl_result err; /* the first error; every later call returns it */
+};
+
+SDL_API sdl_shard_writer *sdl_shard_writer_new(const char *prefix, int64_t max_samples) {
+    if (!prefix || !prefix[0] || strlen(prefix) > 1000 || max_samples < 0) {
+        sdl_fail(SDL_ERR_ARG, "shard_writer_new: needs a prefix like out/train (up to 1000 bytes) and max_samples >= 0");
+        return NULL;
+    }
+    sdl_shard_writer *w = (sdl_shard_writer *)sdl__calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->prefix = sdl__strdup(prefix);
+    if (!w->prefix) { SDL_DEALLOC(w); return NULL; }
+    w->max_samples = max_samples ? max_samples : 10000;
+    w->shard = -1;
+    return w;
+}
+
+static sdl_result sdl__shard_close_file(sdl_shard_writer *w) {
+    if (!w->f) return SDL_OK;
+    static const uint8_t zeros[1024] = {0};
+    bool ok = fwrite(zeros, 1, 1024, w->f) == 1024;
+    if (fclose(w->f) != 0) ok = false;
+    w->f = NULL;
+    return ok ? SDL_OK : sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", w->path);
+}
+
+static sdl_result sdl__tar_put(sdl_shard_writer *w, const char *name, const void *data, size_t n) {
+    uint8_t h[512];
+    memset(h, 0, sizeof h);
+    size_t nl = strlen(name);
+    if (nl <= 100) memcpy(h, name, nl);
+    else { /* ustar: split at a '/' into prefix (155) and name (100) */
+        const char *cut = NULL;
+        for (const char *p = name; *p; p++)
+            if (*p == '/' && (size_t)(p - name) <= 155 && nl - (size_t)(p - name) - 1 <= 100 && p > name) cut = p;
+        if (!cut) return sdl_fail(SDL_ERR_ARG, "%s: member name '%s' is too long for ustar", w->path, name);
+        memcpy(h + 345, name, (size_t)(cut - name));
+        memcpy(h, cut + 1, nl - (size_t)(cut - name) - 1);
+    }
+    if ((uint64_t)n > 077777777777ull) return sdl_fail(SDL_ERR_ARG, "%s: member %s over 8 GB", w->path, name);
+    snprintf((char *)h + 100, 8, "%07o", 0644);
+    snprintf((char *)h + 108, 8, "%07o", 0);
+    snprintf((char *)h + 116, 8, "%07o", 0);
+    snprintf((char *)h + 124, 12, "%011llo", (unsigned long long)n);
+    snprintf((char *)h + 136, 12, "%011o", 0);
+    h[156] = '0';
+    memcpy(h + 257, "ustar\0" "00", 8);
+    memset(h + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++) sum += h[i];
+    snprintf((char *)h + 148, 8, "%06o", sum); /* six digits, NUL, space */
+    h[155] = ' ';
+    static const uint8_t zeros[512] = {0};
+    size_t pad = (512 - n % 512) % 512;
+    if (fwrite(h, 1, 512, w->f) != 512 || (n && fwrite(data, 1, n, w->f) != n) || (pad && fwrite(zeros, 1, pad, w->f) != pad))
+        return sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", w->path);
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_shard_writer_add(sdl_shard_writer *w, const char *key, int nmembers, const char *const *exts,
+                                        const void *const *data, const size_t *sizes) {
+    if (!w) return sdl_fail(SDL_ERR_ARG, "shard_writer_add: writer is NULL");
+    if (w->err != SDL_OK) return w->err;
+    if (!key || !key[0] || nmembers < 1 || !exts || !data || !sizes) return sdl_fail(SDL_ERR_ARG, "shard_writer_add: needs a key and members");
+    const char *base = strrchr(key, '/');
+    if (strchr(base ? base + 1 : key, '.') || (base && !base[1]))
+        return sdl_fail(SDL_ERR_ARG, "shard_writer_add: key '%s': its last part must be non-empty and have no dot (the dot starts the extension)", key);
+    if (w->f && w->in_shard >= w->max_samples && (w->err = sdl__shard_close_file(w)) != SDL_OK) return w->err;
+    if (!w->f) {
+        w->shard++;
+        w->in_shard = 0;
+        snprintf(w->path, sizeof w->path, "%s-%06d.tar", w->prefix, w->shard);
+        w->f = fopen(w->path, "wb");
+        if (!w->f) return w->err = sdl_fail(SDL_ERR_IO, "%s: cannot open for writing", w->path);
+    }
+    for (int i = 0; i < nmembers; i++) {
+        char name[1200];
+        if (!exts[i] || !exts[i][0] || (!data[i] && sizes[i])) return w->err = sdl_fail(SDL_ERR_ARG, "shard_writer_add: member %d of '%s' has no extension or data", i, key);
+        if (snprintf(name, sizeof name, "%s.%s", key, exts[i]) >= (int)sizeof name) return w->err = sdl_fail(SDL_ERR_ARG, "shard_writer_add: name too long");
+        if ((w->err = sdl__tar_put(w, name, data[i], sizes[i])) != SDL_OK) return w->err;
+    }
+    w->in_shard++;
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_shard_writer_add_image(sdl_shard_writer *w, const char *key, const uint8_t *chw, int c, int h, int wd, int label) {
+    if (!w) return sdl_fail(SDL_ERR_ARG, "shard_writer_add_image: writer is NULL");
+    if (w->err != SDL_OK) return w->err;
+    if (!chw || (c != 1 && c != 3 && c != 4) || h < 1 || wd < 1 || label < 0)
+        return sdl_fail(SDL_ERR_ARG, "shard_writer_add_image: needs CHW pixels, 1, 3 or 4 channels and a label >= 0");
+    size_t hw = (size_t)h * (size_t)wd;
+    uint8_t *hwc = (uint8_t *)sdl__alloc(hw * (size_t)c);
+    if (!hwc) return SDL_ERR_OOM;
+    for (int k = 0; k < c; k++)
+        for (size_t i = 0; i < hw; i++) hwc[i * (size_t)c + (size_t)k] = chw[(size_t)k * hw + i];
+    sdl__buf png;
+    memset(&png, 0, sizeof png);
+    sdl_result r = SDL_OK;
+    if (!sdl__png_encode(key, hwc, wd, h, c, &png)) r = sdl_last_result();
+    else {
+        char cls[16];
+        snprintf(cls, sizeof cls, "%d", label);
+        const char *exts[2] = {"cls", "png"};
+        const void *data[2] = {cls, png.p};
+        size_t sizes[2] = {strlen(cls), png.n};
+        r = sdl_shard_writer_add(w, key, 2, exts, data, sizes);
+    }
+    SDL_DEALLOC(hwc);
+    SDL_DEALLOC(png.p);
+    return r;
+}
+
+SDL_API int sdl_shard_writer_num_shards(const sdl_shard_writer *w) { return w ? w->shard + 1 : 0; }
+
+SDL_API sdl_result sdl_shard_writer_close(sdl_shard_writer *w) {
+    if (!w) return SDL_OK;
+    sdl_result r = sdl__shard_close_file(w);
+    if (w->err != SDL_OK) r = w->err;
+    SDL_DEALLOC(w->prefix);
+    SDL_DEALLOC(w);
+    return r;
+}
+
+SDL_API sdl_result sdl_write_shards(const sdl_dataset *d, const char *prefix, int64_t max_per_shard) {
+    if (!d || !d->images || d->n < 1) return sdl_fail(SDL_ERR_ARG, "write_shards: empty dataset");
+    sdl_shard_writer *w = sdl_shard_writer_new(prefix, max_per_shard);
+    if (!w) return sdl_last_result();
+    size_t per = (size_t)d->c * (size_t)d->h * (size_t)d->w;
+    sdl_result r = SDL_OK;
+    for (int64_t i = 0; i < d->n && r == SDL_OK; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "%09lld", (long long)i);
+        r = sdl_shard_writer_add_image(w, key, d->images + (size_t)i * per, d->c, d->h, d->w, d->labels[i]);
+    }
+    sdl_result rc = sdl_shard_writer_close(w);
+    return r != SDL_OK ? r : rc;
+}
+
 /* >>loader */
 /* The epoch's sample list: perm is a Fisher-Yates shuffle of [0, n) keyed by (seed, epoch);
    rank r takes padded positions r, r + world, ... where position p >= n repeats perm[p % n]
@@ -3959,7 +5774,7 @@ SDL_API int64_t sdl_loader_epoch(const sdl_loader *l) { return l ? l->epoch : 0;
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>
 #include <fcntl.h>
-#define SDL__POSIX 1
+#define SDL__TRAIN_POSIX 1
 #endif
 #ifdef __cplusplus
 extern "C" {
@@ -4002,8 +5817,8 @@ SDL_API sdl_result sdl_csv_append(const char *path, const sdl_epoch_stats *s) {
     return SDL_OK;
 }
 
-static bool sdl__isatty(FILE *f) {
-#ifdef SDL__POSIX
+static bool sdl__train_isatty(FILE *f) {
+#ifdef SDL__TRAIN_POSIX
     if (f == stdout) return isatty(1) != 0;
     if (f == stderr) return isatty(2) != 0;
 #endif
@@ -4019,7 +5834,7 @@ SDL_API void sdl_progress_begin(sdl_progress *p, FILE *out, int64_t epoch, int64
     p->epochs = epochs;
     p->total = total;
     p->start = sdl_now();
-    p->tty = sdl__isatty(p->out);
+    p->tty = sdl__train_isatty(p->out);
 }
 
 SDL_API void sdl_progress_update(sdl_progress *p, int64_t done, const sdl_meter *m) {
@@ -4051,7 +5866,7 @@ SDL_API void sdl_print_throughput(FILE *out, double images, double seconds) {
 }
 
 /* does flag text [s, s+n) equal one of the '|'-separated names, '_' matching '-'? */
-static bool sdl__flag_is(const char *names, const char *s, size_t n) {
+static bool sdl__train_flag_is(const char *names, const char *s, size_t n) {
     for (const char *a = names; *a;) {
         size_t len = strcspn(a, "|"), i = 0;
         if (len == n) {
@@ -4067,13 +5882,13 @@ static bool sdl__flag_is(const char *names, const char *s, size_t n) {
     return false;
 }
 
-static sdl_arg *sdl__flag_find(sdl_arg *args, int nargs, const char *s, size_t n) {
+static sdl_arg *sdl__train_flag_find(sdl_arg *args, int nargs, const char *s, size_t n) {
     for (int i = 0; i < nargs; i++)
-        if (args[i].name && sdl__flag_is(args[i].name, s, n)) return &args[i];
+        if (args[i].name && sdl__train_flag_is(args[i].name, s, n)) return &args[i];
     return NULL;
 }
 
-static sdl_result sdl__flag_set(sdl_arg *a, const char *flag, const char *v) {
+static sdl_result sdl__train_flag_set(sdl_arg *a, const char *flag, const char *v) {
     char *end = NULL;
     errno = 0;
     switch (a->type) {
@@ -4113,9 +5928,9 @@ SDL_API sdl_result sdl_args_parse(int argc, char **argv, sdl_arg *args, int narg
         size_t n = eq ? (size_t)(eq - s) : strlen(s);
         char flag[64];
         snprintf(flag, sizeof flag, "%.*s", (int)n, s);
-        sdl_arg *a = sdl__flag_find(args, nargs, s, n);
+        sdl_arg *a = sdl__train_flag_find(args, nargs, s, n);
         if (!a && n > 3 && !strncmp(s, "no-", 3) && !eq) { /* --no-flag */
-            a = sdl__flag_find(args, nargs, s + 3, n - 3);
+            a = sdl__train_flag_find(args, nargs, s + 3, n - 3);
             if (a && a->type == SDL_ARG_BOOL) { *(bool *)a->value = false; continue; }
             a = NULL;
         }
@@ -4127,7 +5942,7 @@ SDL_API sdl_result sdl_args_parse(int argc, char **argv, sdl_arg *args, int narg
             if (i + 1 >= argc) return sdl_fail(SDL_ERR_ARG, "flag --%s needs a value", flag);
             v = argv[++i];
         }
-        sdl_result r = sdl__flag_set(a, flag, v);
+        sdl_result r = sdl__train_flag_set(a, flag, v);
         if (r != SDL_OK) return r;
     }
     return SDL_OK;
@@ -4157,9 +5972,9 @@ SDL_API void sdl_args_usage(FILE *out, const char *prog, const sdl_arg *args, in
 }
 
 /* >>checkpoint: safetensors writer and reader (see >>decl-checkpoint) */
-typedef struct sdl__buf { char *p; size_t n, cap; bool oom; } sdl__buf;
+typedef struct sdl__ck_buf { char *p; size_t n, cap; bool oom; } sdl__ck_buf;
 
-static void sdl__buf_put(sdl__buf *b, const char *s, size_t n) {
+static void sdl__ck_put(sdl__ck_buf *b, const char *s, size_t n) {
     if (b->oom) return;
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 1024;
@@ -4173,26 +5988,26 @@ static void sdl__buf_put(sdl__buf *b, const char *s, size_t n) {
     b->n += n;
     b->p[b->n] = 0;
 }
-static void sdl__buf_printf(sdl__buf *b, const char *fmt, ...) {
+static void sdl__ck_printf(sdl__ck_buf *b, const char *fmt, ...) {
     char tmp[256];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    if (n > 0) sdl__buf_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+    if (n > 0) sdl__ck_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
-static void sdl__buf_json_str(sdl__buf *b, const char *s) {
-    sdl__buf_put(b, "\"", 1);
+static void sdl__ck_json_str(sdl__ck_buf *b, const char *s) {
+    sdl__ck_put(b, "\"", 1);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') { char e[2] = {'\\', (char)c}; sdl__buf_put(b, e, 2); }
-        else if (c < 0x20) sdl__buf_printf(b, "\\u%04x", c);
-        else sdl__buf_put(b, (const char *)&c, 1);
+        if (c == '"' || c == '\\') { char e[2] = {'\\', (char)c}; sdl__ck_put(b, e, 2); }
+        else if (c < 0x20) sdl__ck_printf(b, "\\u%04x", c);
+        else sdl__ck_put(b, (const char *)&c, 1);
     }
-    sdl__buf_put(b, "\"", 1);
+    sdl__ck_put(b, "\"", 1);
 }
 
-static bool sdl__little_endian(void) { uint16_t x = 1; uint8_t b; memcpy(&b, &x, 1); return b == 1; }
+static bool sdl__ck_little_endian(void) { uint16_t x = 1; uint8_t b; memcpy(&b, &x, 1); return b == 1; }
 
 /* item i of what a checkpoint holds: parameters, buffers, then optimizer slots */
 static bool sdl__ck_item(sdl_model *m, const sdl_optim *o, int i, char *name, size_t cap, float **data, sdl_tensor **like) {
@@ -4212,10 +6027,10 @@ static bool sdl__ck_item(sdl_model *m, const sdl_optim *o, int i, char *name, si
     return true;
 }
 
-static int sdl__optim_kind_num(const sdl_optim *o) { return o->desc.kind == SDL_OPTIM_DEFAULT ? (int)SDL_OPTIM_SGD : (int)o->desc.kind; }
+static int sdl__ck_optim_kind(const sdl_optim *o) { return o->desc.kind == SDL_OPTIM_DEFAULT ? (int)SDL_OPTIM_SGD : (int)o->desc.kind; }
 
-#ifdef SDL__POSIX
-static bool sdl__write_all(int fd, const void *p, size_t n) {
+#ifdef SDL__TRAIN_POSIX
+static bool sdl__ck_write_all(int fd, const void *p, size_t n) {
     const char *c = (const char *)p;
     while (n > 0) {
         ssize_t w = write(fd, c, n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n);
@@ -4232,29 +6047,29 @@ SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl
     if (!path || !m) return sdl_fail(SDL_ERR_ARG, "checkpoint_save: NULL path or model");
     if (o && o->model != m) return sdl_fail(SDL_ERR_ARG, "checkpoint_save '%s': the optimizer belongs to another model", path);
     if (o && o->nstate > 0 && !m->packed) return sdl_fail(SDL_ERR_STATE, "checkpoint_save '%s': optimizer state without a packed model", path);
-    if (!sdl__little_endian()) return sdl_fail(SDL_ERR_STATE, "checkpoint_save '%s': big-endian hosts are not supported", path);
-    sdl__buf h = {NULL, 0, 0, false};
-    sdl__buf_printf(&h, "{\"__metadata__\":{\"format\":\"pt\",\"sdl\":\"1\",\"epoch\":\"%lld\"", (long long)epoch);
+    if (!sdl__ck_little_endian()) return sdl_fail(SDL_ERR_STATE, "checkpoint_save '%s': big-endian hosts are not supported", path);
+    sdl__ck_buf h = {NULL, 0, 0, false};
+    sdl__ck_printf(&h, "{\"__metadata__\":{\"format\":\"pt\",\"sdl\":\"1\",\"epoch\":\"%lld\"", (long long)epoch);
     if (o) {
-        sdl__buf_printf(&h, ",\"step\":\"%lld\",\"lr\":\"%.9g\",\"optim\":\"%d\",\"optim_nstate\":\"%d\",\"optim_micro\":\"%d\"",
-                        (long long)o->step, (double)o->lr, sdl__optim_kind_num(o), o->nstate, o->micro);
+        sdl__ck_printf(&h, ",\"step\":\"%lld\",\"lr\":\"%.9g\",\"optim\":\"%d\",\"optim_nstate\":\"%d\",\"optim_micro\":\"%d\"",
+                        (long long)o->step, (double)o->lr, sdl__ck_optim_kind(o), o->nstate, o->micro);
     }
-    sdl__buf_printf(&h, ",\"rng_seed\":\"%llu\",\"rng_counter\":\"%llu\"}", (unsigned long long)sdl_rng_seed(),
+    sdl__ck_printf(&h, ",\"rng_seed\":\"%llu\",\"rng_counter\":\"%llu\"}", (unsigned long long)sdl_rng_seed(),
                     (unsigned long long)sdl_rng_state());
     char name[320];
     float *data;
     sdl_tensor *like;
     int64_t off = 0;
     for (int i = 0; sdl__ck_item(m, o, i, name, sizeof name, &data, &like); i++) {
-        sdl__buf_put(&h, ",", 1);
-        sdl__buf_json_str(&h, name);
-        sdl__buf_printf(&h, ":{\"dtype\":\"F32\",\"shape\":[");
-        for (int d = 0; d < like->ndim; d++) sdl__buf_printf(&h, d ? ",%lld" : "%lld", (long long)like->shape[d]);
-        sdl__buf_printf(&h, "],\"data_offsets\":[%lld,%lld]}", (long long)off, (long long)(off + like->numel * 4));
+        sdl__ck_put(&h, ",", 1);
+        sdl__ck_json_str(&h, name);
+        sdl__ck_printf(&h, ":{\"dtype\":\"F32\",\"shape\":[");
+        for (int d = 0; d < like->ndim; d++) sdl__ck_printf(&h, d ? ",%lld" : "%lld", (long long)like->shape[d]);
+        sdl__ck_printf(&h, "],\"data_offsets\":[%lld,%lld]}", (long long)off, (long long)(off + like->numel * 4));
         off += like->numel * 4;
     }
-    sdl__buf_put(&h, "}", 1);
-    while (!h.oom && h.n % 8) sdl__buf_put(&h, " ", 1);
+    sdl__ck_put(&h, "}", 1);
+    while (!h.oom && h.n % 8) sdl__ck_put(&h, " ", 1);
     if (h.oom) { SDL_DEALLOC(h.p); return SDL_ERR_OOM; }
     uint8_t len[8];
     for (int i = 0; i < 8; i++) len[i] = (uint8_t)((uint64_t)h.n >> (8 * i));
@@ -4265,16 +6080,16 @@ SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp", 5);
     bool ok;
-#ifdef SDL__POSIX
+#ifdef SDL__TRAIN_POSIX
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
         sdl_fail(SDL_ERR_IO, "checkpoint_save: cannot create '%s': %s", tmp, strerror(errno));
         SDL_DEALLOC(h.p); SDL_DEALLOC(tmp);
         return SDL_ERR_IO;
     }
-    ok = sdl__write_all(fd, len, 8) && sdl__write_all(fd, h.p, h.n);
+    ok = sdl__ck_write_all(fd, len, 8) && sdl__ck_write_all(fd, h.p, h.n);
     for (int i = 0; ok && sdl__ck_item(m, o, i, name, sizeof name, &data, &like); i++)
-        ok = sdl__write_all(fd, data, (size_t)like->numel * 4);
+        ok = sdl__ck_write_all(fd, data, (size_t)like->numel * 4);
     int err = errno;
     ok = ok && fsync(fd) == 0;
     if (!ok) err = errno;
@@ -4307,7 +6122,7 @@ SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl
 }
 
 /* ---- a small JSON reader for the header: strings land in one pool as long as the text */
-typedef struct sdl__jp { const char *p, *end; char *pool; const char *err; } sdl__jp;
+typedef struct sdl__ck_jp { const char *p, *end; char *pool; const char *err; } sdl__ck_jp;
 typedef struct sdl__ck_entry {
     const char *name, *value; /* value: metadata entries; NULL for tensors */
     const char *dtype;
@@ -4316,15 +6131,15 @@ typedef struct sdl__ck_entry {
     bool used;
 } sdl__ck_entry;
 
-static void sdl__jp_ws(sdl__jp *j) { while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t')) j->p++; }
-static bool sdl__jp_is(sdl__jp *j, char c) { sdl__jp_ws(j); if (j->p < j->end && *j->p == c) { j->p++; return true; } return false; }
-static bool sdl__jp_want(sdl__jp *j, char c) {
-    if (sdl__jp_is(j, c)) return true;
+static void sdl__ck_jp_ws(sdl__ck_jp *j) { while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t')) j->p++; }
+static bool sdl__ck_jp_is(sdl__ck_jp *j, char c) { sdl__ck_jp_ws(j); if (j->p < j->end && *j->p == c) { j->p++; return true; } return false; }
+static bool sdl__ck_jp_want(sdl__ck_jp *j, char c) {
+    if (sdl__ck_jp_is(j, c)) return true;
     if (!j->err) j->err = c == ':' ? "expected ':'" : c == ',' ? "expected ','" : c == '{' ? "expected '{'" : c == '[' ? "expected '['" : c == ']' ? "expected ']'" : "expected '\"'";
     return false;
 }
-static const char *sdl__jp_str(sdl__jp *j) {
-    if (!sdl__jp_want(j, '"')) return NULL;
+static const char *sdl__ck_jp_str(sdl__ck_jp *j) {
+    if (!sdl__ck_jp_want(j, '"')) return NULL;
     char *out = j->pool, *o = out;
     while (j->p < j->end && *j->p != '"') {
         char c = *j->p++;
@@ -4350,8 +6165,8 @@ static const char *sdl__jp_str(sdl__jp *j) {
     j->pool = o;
     return out;
 }
-static bool sdl__jp_int(sdl__jp *j, int64_t *v) {
-    sdl__jp_ws(j);
+static bool sdl__ck_jp_int(sdl__ck_jp *j, int64_t *v) {
+    sdl__ck_jp_ws(j);
     int64_t x = 0;
     const char *s = j->p;
     while (j->p < j->end && *j->p >= '0' && *j->p <= '9' && x <= (INT64_MAX - 9) / 10) x = x * 10 + (*j->p++ - '0');
@@ -4359,27 +6174,27 @@ static bool sdl__jp_int(sdl__jp *j, int64_t *v) {
     *v = x;
     return true;
 }
-static bool sdl__jp_skip(sdl__jp *j, int depth) {
-    sdl__jp_ws(j);
+static bool sdl__ck_jp_skip(sdl__ck_jp *j, int depth) {
+    sdl__ck_jp_ws(j);
     if (depth > 32 || j->p >= j->end) { if (!j->err) j->err = "bad value"; return false; }
     char c = *j->p;
-    if (c == '"') return sdl__jp_str(j) != NULL;
+    if (c == '"') return sdl__ck_jp_str(j) != NULL;
     if (c == '{' || c == '[') {
         char close = c == '{' ? '}' : ']';
         j->p++;
-        if (sdl__jp_is(j, close)) return true;
+        if (sdl__ck_jp_is(j, close)) return true;
         do {
-            if (c == '{' && (!sdl__jp_str(j) || !sdl__jp_want(j, ':'))) return false;
-            if (!sdl__jp_skip(j, depth + 1)) return false;
-        } while (sdl__jp_is(j, ','));
-        return sdl__jp_want(j, close);
+            if (c == '{' && (!sdl__ck_jp_str(j) || !sdl__ck_jp_want(j, ':'))) return false;
+            if (!sdl__ck_jp_skip(j, depth + 1)) return false;
+        } while (sdl__ck_jp_is(j, ','));
+        return sdl__ck_jp_want(j, close);
     }
     const char *s = j->p;
     while (j->p < j->end && (strchr("+-.eE", *j->p) || (*j->p >= '0' && *j->p <= '9') || (*j->p >= 'a' && *j->p <= 'z'))) j->p++;
     if (j->p == s) { if (!j->err) j->err = "bad value"; return false; }
     return true;
 }
-static bool sdl__jp_push(sdl__ck_entry **es, int *n, int *cap, sdl__ck_entry e) {
+static bool sdl__ck_jp_push(sdl__ck_entry **es, int *n, int *cap, sdl__ck_entry e) {
     if (*n == *cap) {
         int nc = *cap ? 2 * *cap : 32;
         sdl__ck_entry *p = (sdl__ck_entry *)SDL_REALLOC(*es, sizeof(sdl__ck_entry) * (size_t)nc);
@@ -4391,51 +6206,51 @@ static bool sdl__jp_push(sdl__ck_entry **es, int *n, int *cap, sdl__ck_entry e) 
     return true;
 }
 /* {"__metadata__": {k: v}, name: {"dtype": s, "shape": [..], "data_offsets": [b, e]}, ...} */
-static bool sdl__ck_parse(sdl__jp *j, sdl__ck_entry **es, int *n) {
+static bool sdl__ck_parse(sdl__ck_jp *j, sdl__ck_entry **es, int *n) {
     int cap = 0;
-    if (!sdl__jp_want(j, '{')) return false;
-    if (sdl__jp_is(j, '}')) return true;
+    if (!sdl__ck_jp_want(j, '{')) return false;
+    if (sdl__ck_jp_is(j, '}')) return true;
     do {
         sdl__ck_entry e;
         memset(&e, 0, sizeof e);
-        e.name = sdl__jp_str(j);
-        if (!e.name || !sdl__jp_want(j, ':') || !sdl__jp_want(j, '{')) return false;
+        e.name = sdl__ck_jp_str(j);
+        if (!e.name || !sdl__ck_jp_want(j, ':') || !sdl__ck_jp_want(j, '{')) return false;
         bool meta = strcmp(e.name, "__metadata__") == 0, has_shape = false, has_off = false;
-        if (sdl__jp_is(j, '}')) { if (meta) continue; j->err = "a tensor entry is empty"; return false; }
+        if (sdl__ck_jp_is(j, '}')) { if (meta) continue; j->err = "a tensor entry is empty"; return false; }
         do {
-            const char *key = sdl__jp_str(j);
-            if (!key || !sdl__jp_want(j, ':')) return false;
+            const char *key = sdl__ck_jp_str(j);
+            if (!key || !sdl__ck_jp_want(j, ':')) return false;
             if (meta) {
                 sdl__ck_entry me;
                 memset(&me, 0, sizeof me);
                 me.name = key;
-                me.value = sdl__jp_str(j);
+                me.value = sdl__ck_jp_str(j);
                 if (!me.value) return false;
-                if (!sdl__jp_push(es, n, &cap, me)) { j->err = "out of memory"; return false; }
+                if (!sdl__ck_jp_push(es, n, &cap, me)) { j->err = "out of memory"; return false; }
             } else if (!strcmp(key, "dtype")) {
-                if (!(e.dtype = sdl__jp_str(j))) return false;
+                if (!(e.dtype = sdl__ck_jp_str(j))) return false;
             } else if (!strcmp(key, "shape")) {
-                if (!sdl__jp_want(j, '[')) return false;
+                if (!sdl__ck_jp_want(j, '[')) return false;
                 has_shape = true;
-                if (!sdl__jp_is(j, ']')) {
+                if (!sdl__ck_jp_is(j, ']')) {
                     do {
                         if (e.shape.ndim >= SDL_MAX_DIMS) { j->err = "a shape has too many dims"; return false; }
-                        if (!sdl__jp_int(j, &e.shape.d[e.shape.ndim++])) return false;
-                    } while (sdl__jp_is(j, ','));
-                    if (!sdl__jp_want(j, ']')) return false;
+                        if (!sdl__ck_jp_int(j, &e.shape.d[e.shape.ndim++])) return false;
+                    } while (sdl__ck_jp_is(j, ','));
+                    if (!sdl__ck_jp_want(j, ']')) return false;
                 }
             } else if (!strcmp(key, "data_offsets")) {
-                if (!sdl__jp_want(j, '[') || !sdl__jp_int(j, &e.begin) || !sdl__jp_want(j, ',') || !sdl__jp_int(j, &e.end) || !sdl__jp_want(j, ']')) return false;
+                if (!sdl__ck_jp_want(j, '[') || !sdl__ck_jp_int(j, &e.begin) || !sdl__ck_jp_want(j, ',') || !sdl__ck_jp_int(j, &e.end) || !sdl__ck_jp_want(j, ']')) return false;
                 has_off = true;
-            } else if (!sdl__jp_skip(j, 0)) return false;
-        } while (sdl__jp_is(j, ','));
-        if (!sdl__jp_want(j, '}')) return false;
+            } else if (!sdl__ck_jp_skip(j, 0)) return false;
+        } while (sdl__ck_jp_is(j, ','));
+        if (!sdl__ck_jp_want(j, '}')) return false;
         if (!meta) {
             if (!e.dtype || !has_shape || !has_off) { j->err = "a tensor entry lacks dtype, shape or data_offsets"; return false; }
-            if (!sdl__jp_push(es, n, &cap, e)) { j->err = "out of memory"; return false; }
+            if (!sdl__ck_jp_push(es, n, &cap, e)) { j->err = "out of memory"; return false; }
         }
-    } while (sdl__jp_is(j, ','));
-    return sdl__jp_want(j, '}');
+    } while (sdl__ck_jp_is(j, ','));
+    return sdl__ck_jp_want(j, '}');
 }
 
 static sdl__ck_entry *sdl__ck_find(sdl__ck_entry *es, int n, const char *name, bool meta) {
@@ -4480,7 +6295,7 @@ static sdl__ck_entry *sdl__ck_match(sdl__ck_entry *es, int n, const char *name, 
 SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim *o, sdl_checkpoint_info *info) {
     if (!path || !m) return sdl_fail(SDL_ERR_ARG, "checkpoint_load: NULL path or model");
     if (o && o->model != m) return sdl_fail(SDL_ERR_ARG, "checkpoint_load '%s': the optimizer belongs to another model", path);
-    if (!sdl__little_endian()) return sdl_fail(SDL_ERR_STATE, "checkpoint_load '%s': big-endian hosts are not supported", path);
+    if (!sdl__ck_little_endian()) return sdl_fail(SDL_ERR_STATE, "checkpoint_load '%s': big-endian hosts are not supported", path);
     FILE *f = fopen(path, "rb");
     if (!f) return sdl_fail(SDL_ERR_IO, "checkpoint_load: cannot open '%s': %s", path, strerror(errno));
     sdl_result r = SDL_OK;
@@ -4507,7 +6322,7 @@ SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim
     if (!text || !pool) { r = SDL_ERR_OOM; goto done; }
     if (fread(text, 1, (size_t)hl, f) != (size_t)hl) { r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s': cannot read the header", path); goto done; }
     {
-        sdl__jp j;
+        sdl__ck_jp j;
         j.p = text;
         j.end = text + hl;
         j.pool = pool;
@@ -4527,9 +6342,9 @@ SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim
         sdl__ck_entry *me = sdl__ck_find(es, n, "optim_nstate", true), *mk = sdl__ck_find(es, n, "optim", true);
         if (o) {
             if (!me || !mk) sdl__ck_problem(msg, sizeof msg, &problems, "the file holds no optimizer state");
-            else if (atoi(me->value) != o->nstate || atoi(mk->value) != sdl__optim_kind_num(o))
+            else if (atoi(me->value) != o->nstate || atoi(mk->value) != sdl__ck_optim_kind(o))
                 sdl__ck_problem(msg, sizeof msg, &problems, "the file's optimizer (kind %s, %s state slots) is not this one (kind %d, %d slots)",
-                                mk->value, me->value, sdl__optim_kind_num(o), o->nstate);
+                                mk->value, me->value, sdl__ck_optim_kind(o), o->nstate);
         }
         if (!problems) {
             for (int i = 0; sdl__ck_item(m, o, i, name, sizeof name, &dst, &like); i++)
@@ -4578,6 +6393,80 @@ done:
 }
 
 /* >>profile */
+#ifdef __cplusplus
+}
+#endif
+#include <time.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+static double sdl__prof_t[SDL_OP_COUNT][2];
+static int64_t sdl__prof_n[SDL_OP_COUNT][2];
+
+static double sdl__prof_clock(void) {
+#if defined(CLOCK_MONOTONIC)
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#elif defined(TIME_UTC)
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#else
+    return (double)clock() / CLOCKS_PER_SEC; /* strict C99: processor time */
+#endif
+}
+
+static void sdl__prof_add(sdl_op op, int backward, double seconds) {
+    sdl__prof_t[op][backward] += seconds;
+    sdl__prof_n[op][backward]++;
+}
+
+static const char *sdl__op_name(int op) {
+    switch ((sdl_op)op) {
+    case SDL_OP_LINEAR: return "linear"; case SDL_OP_CONV2D: return "conv2d";
+    case SDL_OP_CONV_TRANSPOSE2D: return "conv_transpose2d"; case SDL_OP_MAX_POOL2D: return "max_pool2d";
+    case SDL_OP_AVG_POOL2D: return "avg_pool2d"; case SDL_OP_GLOBAL_AVG_POOL: return "global_avg_pool";
+    case SDL_OP_BATCH_NORM: return "batch_norm"; case SDL_OP_LAYER_NORM: return "layer_norm";
+    case SDL_OP_DROPOUT: return "dropout"; case SDL_OP_EMBEDDING: return "embedding"; case SDL_OP_RELU: return "relu";
+    case SDL_OP_LEAKY_RELU: return "leaky_relu"; case SDL_OP_GELU: return "gelu"; case SDL_OP_TANH: return "tanh";
+    case SDL_OP_SIGMOID: return "sigmoid"; case SDL_OP_SILU: return "silu"; case SDL_OP_SOFTMAX: return "softmax";
+    case SDL_OP_LOG_SOFTMAX: return "log_softmax"; case SDL_OP_ADD: return "add"; case SDL_OP_MUL: return "mul";
+    case SDL_OP_SCALE: return "scale"; case SDL_OP_CONCAT: return "concat"; case SDL_OP_TRANSPOSE: return "transpose";
+    case SDL_OP_ATTENTION: return "attention"; case SDL_OP_SUM: return "sum"; case SDL_OP_MEAN: return "mean";
+    case SDL_OP_CROSS_ENTROPY: return "cross_entropy"; case SDL_OP_NLL: return "nll"; case SDL_OP_BCE_LOGITS: return "bce_logits";
+    case SDL_OP_MSE: return "mse";
+    default: return "op";
+    }
+}
+
+SDL_API void sdl_profile_enable(bool on) { sdl__prof_on = on ? 1 : 0; }
+SDL_API void sdl_profile_reset(void) { memset(sdl__prof_t, 0, sizeof sdl__prof_t); memset(sdl__prof_n, 0, sizeof sdl__prof_n); }
+
+SDL_API void sdl_profile_print(void) {
+    double total = 0.0;
+    for (int op = 0; op < SDL_OP_COUNT; op++) total += sdl__prof_t[op][0] + sdl__prof_t[op][1];
+    sdl_log(SDL_LOG_WARN, "profile: %-18s %10s %8s %10s %8s %6s", "op", "fwd ms", "calls", "bwd ms", "calls", "share");
+    for (int op = 0; op < SDL_OP_COUNT; op++) {
+        double t = sdl__prof_t[op][0] + sdl__prof_t[op][1];
+        if (sdl__prof_n[op][0] + sdl__prof_n[op][1] == 0) continue;
+        sdl_log(SDL_LOG_WARN, "profile: %-18s %10.2f %8lld %10.2f %8lld %5.1f%%", sdl__op_name(op),
+                1e3 * sdl__prof_t[op][0], (long long)sdl__prof_n[op][0], 1e3 * sdl__prof_t[op][1],
+                (long long)sdl__prof_n[op][1], total > 0 ? 100.0 * t / total : 0.0);
+    }
+    sdl_log(SDL_LOG_WARN, "profile: %-18s %10.2f ms in ops", "total", 1e3 * total);
+}
+
+static void sdl__profile_atexit(void) { sdl_profile_print(); }
+
+/* once, from the CPU backend's set-up: SDL_PROFILE=1 turns profiling on and prints at exit */
+static void sdl__profile_init(void) {
+    const char *env = getenv("SDL_PROFILE");
+    if (env && atoi(env) > 0) {
+        sdl__prof_on = 1;
+        atexit(sdl__profile_atexit);
+    }
+}
 
 #ifdef __cplusplus
 }

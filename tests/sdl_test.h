@@ -32,7 +32,7 @@ static int sdl_test_passed, sdl_test_failed, sdl_test_ok;
 
 #define RUN(fn) sdl_test_run(#fn, fn)
 
-static void sdl_test_run(const char *name, void (*fn)(void)) {
+static inline void sdl_test_run(const char *name, void (*fn)(void)) {
     sdl_test_ok = 1;
     sdl_clear_error();
     fn();
@@ -44,7 +44,7 @@ static void sdl_test_run(const char *name, void (*fn)(void)) {
     fflush(stdout);
 }
 
-static int sdl_test_finish(void) {
+static inline int sdl_test_finish(void) {
     sdl_arena_release();
     printf("%d passed, %d failed\n", sdl_test_passed, sdl_test_failed);
     return sdl_test_failed ? 1 : 0;
@@ -70,7 +70,7 @@ typedef struct gc_case {
     double tol;             /* default 1e-3 */
 } gc_case;
 
-static double gc_loss(gc_case *c, double **in, double *out, const double *w, int64_t n) {
+static inline double gc_loss(gc_case *c, double **in, double *out, const double *w, int64_t n) {
     memset(out, 0, sizeof(double) * (size_t)n);
     c->ref(in, out, c->ctx);
     double L = 0.0;
@@ -78,7 +78,7 @@ static double gc_loss(gc_case *c, double **in, double *out, const double *w, int
     return L;
 }
 
-static int gc_compare(gc_case *c, sdl_tensor **in, double **din, sdl_tensor *out, double tol) {
+static inline int gc_compare(gc_case *c, sdl_tensor **in, double **din, sdl_tensor *out, double tol) {
     int ok = 1;
     int64_t n = out->numel;
     sdl_tensor *w = sdl_arena_tensor(sdl_tensor_shape(out), SDL_F32);
@@ -133,7 +133,7 @@ static int gc_compare(gc_case *c, sdl_tensor **in, double **din, sdl_tensor *out
 }
 
 /* returns 1 when forward and every checked gradient match */
-static int gradcheck(gc_case *c) {
+static inline int gradcheck(gc_case *c) {
     int ok = 1;
     float lo = c->lo, hi = c->hi;
     if (lo == 0.0f && hi == 0.0f) { lo = -1.0f; hi = 1.0f; }
@@ -156,7 +156,7 @@ static int gradcheck(gc_case *c) {
 }
 
 /* random i32 ids in [0, n) for targets, embedding ids */
-static sdl_tensor *test_ids(int64_t count, int32_t n) {
+static inline sdl_tensor *test_ids(int64_t count, int32_t n) {
     sdl_tensor *t = sdl_tensor_new(sdl_shape1(count), SDL_I32);
     for (int64_t i = 0; i < count; i++) sdl_i32(t)[i] = (int32_t)(sdl_rand_uniform() * (float)n) % n;
     return t;

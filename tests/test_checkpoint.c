@@ -14,6 +14,7 @@ static net make_net(uint64_t seed, int hidden, float momentum) {
     sdl_seq_add(n.seq, sdl_flatten_layer(n.m));
     sdl_seq_add(n.seq, sdl_linear_layer(n.m, "fc1", 6, hidden, true));
     sdl_seq_add(n.seq, sdl_relu_layer(n.m));
+    sdl_seq_add(n.seq, sdl_dropout_layer(n.m, 0.3f)); /* draws its mask from the global RNG */
     sdl_seq_add(n.seq, sdl_linear_layer(n.m, "fc2", hidden, 4, true));
     n.stats = sdl_model_buffer(n.m, "stats", sdl_shape1(3));
     n.opt = use_adam ? sdl_adam(n.m, 0.01f, 0.9f, 0.99f, 1e-3f) : sdl_sgd(n.m, 0.05f, momentum, 1e-3f, false);
@@ -34,7 +35,7 @@ static sdl_dataset make_data(void) {
     return d;
 }
 
-/* one epoch; the inputs get noise from the global RNG (as dropout would draw it) */
+/* one epoch; dropout and noise on the inputs draw from the global RNG */
 static void train_epoch(net *n, const sdl_dataset *d, int64_t epoch) {
     sdl_loader_desc desc;
     memset(&desc, 0, sizeof desc);

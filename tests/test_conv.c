@@ -126,7 +126,7 @@ static void r_pool(double **in, double *out, void *ctx) {
 }
 static void test_gradcheck_pool(void) {
     pool_ctx cases[] = {
-        {2, 3, 7, 6, 2, 2, 0, true}, {2, 3, 7, 6, 3, 2, 1, true}, {1, 2, 5, 7, 2, 1, 1, true}, {2, 2, 6, 5, 3, 1, 0, true},
+        {2, 3, 7, 6, 2, 2, 0, true}, {1, 2, 5, 41, 2, 2, 0, true} /* 20 windows a row: SIMD path + tail */, {2, 3, 7, 6, 3, 2, 1, true}, {1, 2, 5, 7, 2, 1, 1, true}, {2, 2, 6, 5, 3, 1, 0, true},
         {2, 3, 7, 6, 2, 2, 0, false}, {2, 3, 7, 6, 3, 2, 1, false}, {1, 2, 5, 7, 2, 1, 1, false}, {2, 2, 6, 5, 3, 1, 0, false},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -135,6 +135,19 @@ static void test_gradcheck_pool(void) {
         CHECK(gradcheck(&g), "%s case %d (k %d s %d p %d)", g.name, (int)k, c->k, c->s, c->p);
     }
     sdl_tensor *x = sdl_tensor_new(sdl_shape4(1, 1, 4, 4), SDL_F32);
+    for (int k = 0; k < 3; k++) { /* NaN propagates like PyTorch, whichever path runs */
+        int W = k == 0 ? 4 : 36;
+        sdl_tensor *z = sdl_tensor_new(sdl_shape4(1, 2, 4, W), SDL_F32);
+        sdl_tensor_uniform(z, -1, 1);
+        int at = k == 2 ? 2 * W + 33 : W + 1; /* window row 1; column 0 or 16 */
+        sdl_f32(z)[at] = NAN;
+        sdl_tensor *y = sdl_max_pool2d(z, 2, 2, 0);
+        int64_t o = (at / W / 2) * (W / 2) + (at % W) / 2;
+        CHECK(y && isnan(sdl_f32(y)[o]), "max pool of a window with NaN is NaN (width %d)", W);
+        for (int64_t i = 0; y && i < y->numel; i++)
+            if (i != o) CHECK(!isnan(sdl_f32(y)[i]), "NaN leaked to window %lld", (long long)i);
+        sdl_tensor_free(z);
+    }
     CHECK(sdl_max_pool2d(x, 2, 2, 2) == NULL && strstr(sdl_last_error(), "max_pool2d"), "pad > kernel/2 is refused");
     CHECK(sdl_avg_pool2d(NULL, 2, 2, 0) == NULL, "NULL in, NULL out");
     sdl_tensor_free(x);
@@ -201,7 +214,7 @@ static void test_sgemm_odd_sizes(void) {
 
 /* the same products, bit for bit, with 1, 2 and 3 threads */
 static void test_sgemm_bitwise_across_threads(void) {
-    int sizes[][3] = {{203, 311, 97}, {64, 784, 256}, {301, 37, 530}, {19, 1025, 300}};
+    int sizes[][3] = {{203, 311, 97}, {64, 784, 256}, {301, 37, 530}, {19, 1025, 300}, {150, 400, 300}, {400, 90, 300}};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         int M = sizes[s][0], N = sizes[s][1], K = sizes[s][2];
         for (int t = 0; t < 4; t++) {

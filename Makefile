@@ -53,3 +53,16 @@ demo:
 	@mkdir -p build
 	$(CC) $(CFLAGS) -I. examples/fashion_cnn.c -o build/fashion_cnn $(LDLIBS)
 	./build/fashion_cnn --data $(FASHION_DIR) $(DEMO_FLAGS)
+
+# ---- make bench-mpi: allreduce bandwidth (ring vs MPI_Allreduce, 4 B .. 64 MiB, np 2) and
+# the weak scaling of data-parallel CNN training at np 1 and 2. MPIRUN overrides the launcher.
+MPICC ?= mpicc
+MPIRUN ?= mpirun --allow-run-as-root --oversubscribe
+.PHONY: bench-mpi
+bench-mpi:
+	@mkdir -p build
+	$(MPICC) $(CFLAGS) -I. bench/bench_mpi.c -o build/bench_mpi $(LDLIBS)
+	$(MPIRUN) -np 2 build/bench_mpi --allreduce
+	@t1=$$($(MPIRUN) -np 1 build/bench_mpi --weak | tee /dev/stderr | sed -n 's/^total images\/sec: //p'); \
+	echo "$(MPIRUN) -np 2 build/bench_mpi --weak --ref $$t1"; \
+	$(MPIRUN) -np 2 build/bench_mpi --weak --ref $$t1

@@ -1,8 +1,78 @@
 /* sdl_mpi.h - v0.1 - data-parallel training over MPI for sdl - public domain or MIT (see sdl.h)
 
+   Every rank holds the whole model, trains on its own shard of each batch, and averages the
+   gradients with the others before the optimizer step (PyTorch's DistributedDataParallel,
+   Horovod). Plain MPI-3, so it runs with Open MPI, MPICH, Intel MPI, under mpirun or srun, and
+   as a single process with no launcher at all (rank 0 of 1).
+
    Do this:
       #define SDL_MPI_IMPLEMENTATION
    before you include this file in *one* C or C++ file. Include sdl.h first.
+   Compile with  mpicc -O2 prog.c -lm -lpthread  and run with  mpirun -np 4 ./prog
+
+   A ten-line example (see examples/fashion_ddp.c for the whole program):
+
+      sdl_mpi_init(&argc, &argv);
+      sdl_model *m = sdl_model_new(42);  ... build the net ...
+      sdl_optim *opt = sdl_sgd(m, 0.01f * sdl_mpi_size(), 0.9f, 0.0f, false);
+      sdl_mpi_broadcast_model(m, opt, 0);                   // every rank starts from rank 0's
+      sdl_mpi_ddp *ddp = sdl_mpi_ddp_new(m, NULL);          // 25 MiB buckets, MPI_Allreduce
+      for (...) {                                           // loader desc: .rank, .world_size
+          sdl_backward(sdl_cross_entropy(sdl_forward(net, x), y, 0.0f));
+          sdl_mpi_ddp_sync(ddp);                            // gradients are now the mean
+          sdl_optim_step(opt); sdl_model_zero_grad(m); sdl_arena_reset();
+      }
+      sdl_mpi_ddp_free(ddp); sdl_mpi_finalize();
+
+   CONFIGURATION (define before including; (impl) = only in the implementation file)
+
+      SDL_MPI_BUCKET_MB        (impl) default bucket size in MiB, default 25 (as DDP)
+      SDL_MPI_TIMEOUT_S        (impl) collective checker timeout in seconds, default 60
+      SDL_MPI_TRACE_EVENTS     (impl) timeline events kept per rank, default 65536
+      SDL_MPI_RING_SEGMENT     (impl) floats per ring message while reducing, default 262144
+                               (1 MiB; longer chunks are pipelined in pieces of this size)
+
+   ENVIRONMENT (read by sdl_mpi_init)
+
+      SDL_MPI_TIMEOUT=3        checker timeout in seconds (0 turns the checker off)
+      SDL_TIMELINE=trace.json  write a Chrome-trace / Perfetto timeline per rank, named
+                               trace-rank0.json, trace-rank1.json, ... (open in ui.perfetto.dev)
+
+   TOPICS
+      Ranks       sdl_mpi_rank/size from MPI_COMM_WORLD; local rank/size (ranks on this node,
+                  to pick a GPU) from MPI_Comm_split_type(MPI_COMM_TYPE_SHARED).
+                  sdl_mpi_launcher_env() reads mpirun's (OMPI_*, PMI_*) or srun's variables
+                  (SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID) without MPI, e.g. before MPI_Init.
+                  Sharded data: give the loader .rank = sdl_mpi_rank(), .world_size =
+                  sdl_mpi_size() and the same seed on every rank; sdl_loader_set_epoch(l, e)
+                  draws epoch e's permutation, the same on every rank, each taking its share.
+      Gradients   sdl_mpi_ddp averages the model's flat gradient array. Mode FLAT: one
+                  allreduce over everything after backward. Mode BUCKETS (default): the array
+                  is cut into ~25 MiB buckets of whole parameters in reverse creation order
+                  (the order backward finishes them); a bucket's MPI_Iallreduce starts as soon
+                  as its last gradient is final (the model's grad hook), so communication
+                  overlaps the rest of backward; sdl_mpi_ddp_sync waits for all of them.
+                  Algorithm: MPI_Allreduce (default) or our ring (run at sync time in bucket
+                  mode). fp16: gradients travel as IEEE half after division by world size.
+                  Averages are over ranks, so a loss that is a mean over each rank's batch
+                  gives the gradient of the mean over the global batch. Every backward with
+                  sync on must be followed by sdl_mpi_ddp_sync before the next one.
+                  sdl_mpi_ddp_set_sync(ddp, false) skips communication (gradient
+                  accumulation, DDP's no_sync); set it true again before the last micro-batch
+                  (scale each micro-batch's loss by 1/k for the mean over k micro-batches).
+      Checker     Every collective sdl_mpi makes first exchanges (sequence number, name,
+                  count) with all ranks. When ranks disagree, or one does not arrive within
+                  the timeout, every rank that can prints which rank is where, then the job is
+                  ended with MPI_Abort. This is the one place the library ends the program:
+                  an MPI job whose ranks disagree would otherwise hang until the batch system
+                  kills it, with no word of why, and MPI offers no way to cancel a collective.
+                  Call sdl_mpi_check("name", count) before your own collectives too.
+                  Cost: 2(N-1) small messages per checked collective; timeout 0 turns it off.
+      Timeline    sdl_mpi_timeline_begin("forward") / _end() mark phases; sdl_mpi adds its
+                  broadcasts, bucket allreduces and waits. Events go to a buffer allocated once
+                  (no allocation per step), written by sdl_mpi_timeline_write or at finalize.
+      Metrics     sdl_mpi_sum / sdl_mpi_mean over a few doubles (loss, accuracy; images/s is a
+                  sum). Print on rank 0 only: if (sdl_mpi_rank() == 0) printf(...).
 */
 #ifndef SDL_H_INCLUDED
 #error "include sdl.h before sdl_mpi.h"
@@ -17,4 +87,946 @@
 #define MPICH_SKIP_MPICXX 1
 #endif
 #include <mpi.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* >>decl-mpi-init */
+/* MPI_Init unless MPI is up already (then sdl_mpi_finalize leaves MPI_Finalize to you).
+   Without a launcher this is a single process, rank 0 of 1. */
+SDL_API sdl_result sdl_mpi_init(int *argc, char ***argv);
+SDL_API sdl_result sdl_mpi_finalize(void); /* checks every rank got here, writes the timeline */
+SDL_API int sdl_mpi_rank(void);
+SDL_API int sdl_mpi_size(void);
+SDL_API int sdl_mpi_local_rank(void);  /* rank among the processes on this node */
+SDL_API int sdl_mpi_local_size(void);
+SDL_API MPI_Comm sdl_mpi_comm(void);   /* sdl's own copy of MPI_COMM_WORLD */
+/* rank, size and local rank from the launcher's environment (Open MPI's mpirun:
+   OMPI_COMM_WORLD_*, MPICH/Intel: PMI_*, srun: SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID, in
+   that order); works before MPI_Init. false (and 0, 1, 0) without a launcher. */
+SDL_API bool sdl_mpi_launcher_env(int *rank, int *size, int *local_rank);
+
+/* >>decl-mpi-check */
+/* Every rank must call the same checked collectives in the same order. Before each one the
+   ranks exchange (sequence number, name, count); a disagreement or a rank missing for
+   longer than the timeout is reported and ends the job (see Checker above). */
+SDL_API void sdl_mpi_check(const char *name, int64_t count);
+SDL_API void sdl_mpi_set_timeout(double seconds); /* 0 turns the checker off */
+SDL_API double sdl_mpi_get_timeout(void);
+
+/* >>decl-mpi-collectives */
+typedef enum sdl_mpi_algo {
+    SDL_MPI_ALGO_DEFAULT = 0, /* MPI_Allreduce */
+    SDL_MPI_ALGO_MPI,
+    SDL_MPI_ALGO_RING         /* ours: reduce-scatter then allgather around a ring */
+} sdl_mpi_algo;
+/* sum in place over all ranks */
+SDL_API sdl_result sdl_mpi_allreduce(float *data, int64_t count, sdl_mpi_algo algo);
+SDL_API sdl_result sdl_mpi_ring_allreduce(float *data, int64_t count);
+/* mean in place; fp16: sent as half after dividing by the world size */
+SDL_API sdl_result sdl_mpi_average(float *data, int64_t count, sdl_mpi_algo algo, bool fp16);
+SDL_API sdl_result sdl_mpi_sum(double *v, int n);   /* metrics: in place, every rank gets it */
+SDL_API sdl_result sdl_mpi_mean(double *v, int n);
+SDL_API sdl_result sdl_mpi_barrier(void);
+/* parameters, buffers (batch-norm statistics) and, if opt, optimizer state, step, lr and
+   micro-step count, from root to every rank */
+SDL_API sdl_result sdl_mpi_broadcast_model(sdl_model *m, sdl_optim *opt, int root);
+/* IEEE half <-> float, round to nearest even (exported for tests and your own use) */
+SDL_API uint16_t sdl_mpi_f32_to_f16(float f);
+SDL_API float sdl_mpi_f16_to_f32(uint16_t h);
+
+/* >>decl-mpi-ddp */
+typedef enum sdl_mpi_mode {
+    SDL_MPI_MODE_DEFAULT = 0, /* buckets */
+    SDL_MPI_MODE_BUCKETS,
+    SDL_MPI_MODE_FLAT         /* one allreduce over all gradients after backward */
+} sdl_mpi_mode;
+typedef struct sdl_mpi_ddp_desc {
+    sdl_mpi_mode mode;
+    sdl_mpi_algo algo;
+    float bucket_mb;   /* 0: SDL_MPI_BUCKET_MB (25 MiB) */
+    bool fp16;         /* half precision on the wire */
+} sdl_mpi_ddp_desc;
+typedef struct sdl_mpi_ddp sdl_mpi_ddp;
+/* desc may be NULL (defaults). Installs the model's grad hook. */
+SDL_API sdl_mpi_ddp *sdl_mpi_ddp_new(sdl_model *m, const sdl_mpi_ddp_desc *desc);
+/* false: backward only accumulates locally (no communication) until set true again */
+SDL_API void sdl_mpi_ddp_set_sync(sdl_mpi_ddp *d, bool sync);
+/* after backward, before the optimizer step: every gradient is the mean over ranks */
+SDL_API sdl_result sdl_mpi_ddp_sync(sdl_mpi_ddp *d);
+SDL_API int sdl_mpi_ddp_num_buckets(const sdl_mpi_ddp *d);
+SDL_API void sdl_mpi_ddp_free(sdl_mpi_ddp *d);
+
+/* >>decl-mpi-timeline */
+/* path "trace.json" writes trace-rank<r>.json; max_events 0: SDL_MPI_TRACE_EVENTS */
+SDL_API sdl_result sdl_mpi_timeline_open(const char *path, int max_events);
+SDL_API void sdl_mpi_timeline_begin(const char *name); /* name: up to 31 characters kept */
+SDL_API void sdl_mpi_timeline_end(void);               /* ends the innermost begin */
+SDL_API sdl_result sdl_mpi_timeline_write(void);
+SDL_API int64_t sdl_mpi_timeline_count(void);          /* events recorded so far */
+
+#ifdef __cplusplus
+}
+#endif
 #endif /* SDL_MPI_H_INCLUDED */
+
+/* ========================================================================================
+   IMPLEMENTATION
+   ======================================================================================== */
+#ifdef SDL_MPI_IMPLEMENTATION
+#ifndef SDL_MPI_IMPLEMENTATION_DONE
+#define SDL_MPI_IMPLEMENTATION_DONE
+
+#include <stdlib.h>
+#include <string.h>
+#include <limits.h>
+
+#ifndef SDL_MPI_BUCKET_MB
+#define SDL_MPI_BUCKET_MB 25
+#endif
+#ifndef SDL_MPI_TIMEOUT_S
+#define SDL_MPI_TIMEOUT_S 60
+#endif
+#ifndef SDL_MPI_TRACE_EVENTS
+#define SDL_MPI_TRACE_EVENTS 65536
+#endif
+#ifndef SDL_MPI_RING_SEGMENT
+#define SDL_MPI_RING_SEGMENT 262144
+#endif
+
+/* the core's allocator when it is in this file (the tests count), else malloc */
+#if defined(SDL_ALLOC) && defined(SDL_DEALLOC)
+#define SDL__MPI_ALLOC(n) SDL_ALLOC(n)
+#define SDL__MPI_FREE(p) SDL_DEALLOC(p)
+#else
+#define SDL__MPI_ALLOC(n) malloc(n)
+#define SDL__MPI_FREE(p) free(p)
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ----------------------------------------------------------------------------------------
+   >>mpi-state
+   ---------------------------------------------------------------------------------------- */
+typedef struct sdl__mpi_check_msg {
+    int64_t seq, count;
+    uint64_t hash;
+    char name[48];
+} sdl__mpi_check_msg;
+
+typedef struct sdl__mpi_event {
+    char name[32];
+    double ts, dur; /* microseconds since init */
+    int tid;        /* 0: compute (your markers), 1: communication */
+} sdl__mpi_event;
+
+static struct {
+    bool up, we_init;
+    MPI_Comm comm, check_comm;
+    int rank, size, local_rank, local_size;
+    double t0;
+    /* checker */
+    double timeout;
+    int64_t seq;
+    sdl__mpi_check_msg mine, *peer, *last; /* peer: this round; last: last seen per rank */
+    MPI_Request *reqs;                      /* size - 1 receives, then size - 1 sends */
+    /* ring and fp16 workspaces, allocated once */
+    float *ring_tmp;
+    uint16_t *half_a, *half_b;
+    MPI_Op half_sum;
+    /* timeline */
+    char trace_path[512];
+    sdl__mpi_event *ev;
+    int64_t nev, cap_ev, dropped;
+    int stack[16], depth;
+} sdl__mpi;
+
+static void *sdl__mpi_alloc(size_t n, size_t size) {
+    if (size != 0 && n > SIZE_MAX / size) { sdl_fail(SDL_ERR_OOM, "sdl_mpi: size overflow %zu x %zu", n, size); return NULL; }
+    size_t bytes = n * size;
+    void *p = SDL__MPI_ALLOC(bytes > 0 ? bytes : 1);
+    if (!p) sdl_fail(SDL_ERR_OOM, "sdl_mpi: out of memory (%zu bytes)", n * size);
+    else memset(p, 0, n * size);
+    return p;
+}
+
+/* an MPI error code into sdl's last error; returns SDL_ERR_COMM */
+static sdl_result sdl__mpi_err(int rc, const char *what) {
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    msg[0] = 0;
+    MPI_Error_string(rc, msg, &len);
+    return sdl_fail(SDL_ERR_COMM, "sdl_mpi: %s failed on rank %d: %s", what, sdl__mpi.rank, msg);
+}
+#define SDL__MPI_TRY(call, what)                       \
+    do {                                               \
+        int sdl__rc_ = (call);                         \
+        if (sdl__rc_ != MPI_SUCCESS) return sdl__mpi_err(sdl__rc_, what); \
+    } while (0)
+
+static double sdl__mpi_now_us(void) { return (MPI_Wtime() - sdl__mpi.t0) * 1e6; }
+
+/* ----------------------------------------------------------------------------------------
+   >>mpi-timeline: Chrome-trace "complete" events (ph X) in a buffer allocated once
+   ---------------------------------------------------------------------------------------- */
+static void sdl__mpi_event_add(const char *name, double ts, double dur, int tid) {
+    if (!sdl__mpi.ev) return;
+    if (sdl__mpi.nev >= sdl__mpi.cap_ev) { sdl__mpi.dropped++; return; }
+    sdl__mpi_event *e = &sdl__mpi.ev[sdl__mpi.nev++];
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->ts = ts;
+    e->dur = dur;
+    e->tid = tid;
+}
+
+SDL_API sdl_result sdl_mpi_timeline_open(const char *path, int max_events) {
+    if (!path || !path[0]) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_timeline_open: empty path");
+    if (!sdl__mpi.up) return sdl_fail(SDL_ERR_STATE, "sdl_mpi_timeline_open: call sdl_mpi_init first");
+    size_t n = strlen(path);
+    if (n > 5 && strcmp(path + n - 5, ".json") == 0)
+        snprintf(sdl__mpi.trace_path, sizeof sdl__mpi.trace_path, "%.*s-rank%d.json", (int)(n - 5), path, sdl__mpi.rank);
+    else
+        snprintf(sdl__mpi.trace_path, sizeof sdl__mpi.trace_path, "%s.rank%d", path, sdl__mpi.rank);
+    SDL__MPI_FREE(sdl__mpi.ev);
+    sdl__mpi.cap_ev = max_events > 0 ? max_events : SDL_MPI_TRACE_EVENTS;
+    sdl__mpi.ev = (sdl__mpi_event *)sdl__mpi_alloc((size_t)sdl__mpi.cap_ev, sizeof(sdl__mpi_event));
+    sdl__mpi.nev = sdl__mpi.dropped = 0;
+    sdl__mpi.depth = 0;
+    return sdl__mpi.ev ? SDL_OK : SDL_ERR_OOM;
+}
+
+/* begin records the start in an event slot; end fills in its duration */
+SDL_API void sdl_mpi_timeline_begin(const char *name) {
+    if (!sdl__mpi.ev) return;
+    if (sdl__mpi.depth >= 16 || sdl__mpi.nev >= sdl__mpi.cap_ev) { sdl__mpi.dropped++; sdl__mpi.depth++; return; }
+    sdl__mpi.stack[sdl__mpi.depth++] = (int)sdl__mpi.nev;
+    sdl__mpi_event_add(name ? name : "?", sdl__mpi_now_us(), -1.0, 0);
+}
+
+SDL_API void sdl_mpi_timeline_end(void) {
+    if (!sdl__mpi.ev || sdl__mpi.depth <= 0) return;
+    sdl__mpi.depth--;
+    if (sdl__mpi.depth >= 16) return;
+    sdl__mpi_event *e = &sdl__mpi.ev[sdl__mpi.stack[sdl__mpi.depth]];
+    if (e->dur < 0) e->dur = sdl__mpi_now_us() - e->ts;
+}
+
+SDL_API int64_t sdl_mpi_timeline_count(void) { return sdl__mpi.nev; }
+
+SDL_API sdl_result sdl_mpi_timeline_write(void) {
+    if (!sdl__mpi.ev) return SDL_OK;
+    FILE *f = fopen(sdl__mpi.trace_path, "w");
+    if (!f) return sdl_fail(SDL_ERR_IO, "sdl_mpi: cannot write the timeline '%s'", sdl__mpi.trace_path);
+    fprintf(f, "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n");
+    fprintf(f, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":0,\"args\":{\"name\":\"rank %d\"}},\n", sdl__mpi.rank, sdl__mpi.rank);
+    fprintf(f, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":0,\"args\":{\"name\":\"compute\"}},\n", sdl__mpi.rank);
+    fprintf(f, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":1,\"args\":{\"name\":\"communication\"}}", sdl__mpi.rank);
+    for (int64_t i = 0; i < sdl__mpi.nev; i++) {
+        const sdl__mpi_event *e = &sdl__mpi.ev[i];
+        char name[64];
+        size_t k = 0;
+        for (const char *s = e->name; *s && k < sizeof name - 2; s++) /* JSON-safe */
+            if (*s != '"' && *s != '\\' && (unsigned char)*s >= 32) name[k++] = *s;
+        name[k] = 0;
+        fprintf(f, ",\n{\"name\":\"%s\",\"ph\":\"X\",\"pid\":%d,\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f}", name,
+                sdl__mpi.rank, e->tid, e->ts, e->dur < 0 ? 0.0 : e->dur);
+    }
+    fprintf(f, "\n]}\n");
+    bool ok = fclose(f) == 0;
+    if (sdl__mpi.dropped) sdl_log(SDL_LOG_WARN, "sdl_mpi: timeline full, %lld events dropped (raise max_events)", (long long)sdl__mpi.dropped);
+    return ok ? SDL_OK : sdl_fail(SDL_ERR_IO, "sdl_mpi: writing the timeline '%s' failed", sdl__mpi.trace_path);
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>mpi-check: the collective checker
+   Before a checked collective every rank sends (seq, name hash, count, name) to every other
+   rank with MPI_Isend and posts an MPI_Irecv from each, then polls MPI_Testall until all
+   arrive or the deadline passes. Messages between two ranks on one tag arrive in order, so
+   round k on one rank always meets round k on the others. Cost: 2(N-1) small messages per
+   collective, fine for tens of ranks; turn the checker off (timeout 0) for thousands.
+   ---------------------------------------------------------------------------------------- */
+static uint64_t sdl__mpi_hash(const char *s) { /* FNV-1a */
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static void sdl__mpi_busy_wait(double seconds) {
+    double until = MPI_Wtime() + seconds;
+    while (MPI_Wtime() < until) {}
+}
+
+/* reported, then the whole job ends: see the doc block for why */
+static void sdl__mpi_die(void) {
+    fflush(stdout);
+    fflush(stderr);
+    sdl__mpi_busy_wait(0.5); /* give the other ranks time to print their view */
+    MPI_Abort(MPI_COMM_WORLD, 3);
+}
+
+SDL_API void sdl_mpi_set_timeout(double seconds) { sdl__mpi.timeout = seconds > 0 ? seconds : 0; }
+SDL_API double sdl_mpi_get_timeout(void) { return sdl__mpi.timeout; }
+
+SDL_API void sdl_mpi_check(const char *name, int64_t count) {
+    if (!sdl__mpi.up || sdl__mpi.size == 1 || sdl__mpi.timeout <= 0) return;
+    int n = sdl__mpi.size, me = sdl__mpi.rank, tag = 7;
+    sdl__mpi_check_msg *mine = &sdl__mpi.mine;
+    mine->seq = ++sdl__mpi.seq;
+    mine->count = count;
+    mine->hash = sdl__mpi_hash(name);
+    snprintf(mine->name, sizeof mine->name, "%s", name);
+    int k = 0;
+    for (int r = 0; r < n; r++) {
+        if (r == me) continue;
+        MPI_Irecv(&sdl__mpi.peer[r], (int)sizeof(sdl__mpi_check_msg), MPI_BYTE, r, tag, sdl__mpi.check_comm, &sdl__mpi.reqs[k]);
+        MPI_Isend(mine, (int)sizeof(sdl__mpi_check_msg), MPI_BYTE, r, tag, sdl__mpi.check_comm, &sdl__mpi.reqs[n - 1 + k]);
+        k++;
+    }
+    double start = MPI_Wtime(), deadline = start + sdl__mpi.timeout;
+    int done = 0;
+    while (!done && MPI_Wtime() < deadline) MPI_Testall(2 * (n - 1), sdl__mpi.reqs, &done, MPI_STATUSES_IGNORE);
+    bool bad = false;
+    k = 0;
+    for (int r = 0; r < n; r++) {
+        if (r == me) continue;
+        int got = 1;
+        if (!done) MPI_Test(&sdl__mpi.reqs[k], &got, MPI_STATUS_IGNORE);
+        k++;
+        if (!got) {
+            const sdl__mpi_check_msg *l = &sdl__mpi.last[r];
+            sdl_log(SDL_LOG_ERROR, "sdl_mpi: rank %d waited %.1f s at collective #%lld '%s': rank %d is missing it "
+                    "(rank %d was last seen at #%lld '%s')", me, sdl__mpi.timeout, (long long)mine->seq, mine->name,
+                    r, r, (long long)l->seq, l->seq ? l->name : "(none)");
+            bad = true;
+            continue;
+        }
+        const sdl__mpi_check_msg *p = &sdl__mpi.peer[r];
+        if (p->hash != mine->hash || p->count != mine->count || p->seq != mine->seq) {
+            sdl_log(SDL_LOG_ERROR, "sdl_mpi: collective mismatch at #%lld: rank %d calls '%s' (count %lld) but rank %d "
+                    "calls '%s' (count %lld, #%lld)", (long long)mine->seq, me, mine->name, (long long)mine->count, r,
+                    p->name, (long long)p->count, (long long)p->seq);
+            bad = true;
+        }
+        sdl__mpi.last[r] = *p;
+    }
+    if (bad) {
+        sdl_fail(SDL_ERR_COMM, "sdl_mpi: ranks disagree at collective '%s'; ending the job", name);
+        sdl__mpi_die();
+    }
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>mpi-init
+   ---------------------------------------------------------------------------------------- */
+static bool sdl__mpi_env_int(const char *name, int *out) {
+    const char *s = getenv(name);
+    if (!s || !*s) return false;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end || v < 0 || v > INT_MAX) return false;
+    *out = (int)v;
+    return true;
+}
+
+SDL_API bool sdl_mpi_launcher_env(int *rank, int *size, int *local_rank) {
+    /* mpirun's own variables first: an mpirun inside an sbatch script inherits the batch
+       step's SLURM_PROCID (0 on every rank); srun sets SLURM_* per task */
+    static const char *names[3][3] = {
+        {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"},
+        {"PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID"},
+        {"SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"}};
+    int r = 0, s = 1, l = 0;
+    bool found = false;
+    for (int i = 0; i < 3 && !found; i++) {
+        if (sdl__mpi_env_int(names[i][0], &r) && sdl__mpi_env_int(names[i][1], &s)) {
+            found = true;
+            if (!sdl__mpi_env_int(names[i][2], &l)) l = 0;
+        } else {
+            r = 0, s = 1;
+        }
+    }
+    if (rank) *rank = r;
+    if (size) *size = s;
+    if (local_rank) *local_rank = l;
+    return found;
+}
+
+static void sdl__mpi_half_sum(void *in, void *inout, int *len, MPI_Datatype *type);
+
+SDL_API sdl_result sdl_mpi_init(int *argc, char ***argv) {
+    if (sdl__mpi.up) return SDL_OK;
+    int flag = 0;
+    MPI_Initialized(&flag);
+    if (!flag) {
+        SDL__MPI_TRY(MPI_Init(argc, argv), "MPI_Init");
+        sdl__mpi.we_init = true;
+    }
+    sdl__mpi.t0 = MPI_Wtime();
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    SDL__MPI_TRY(MPI_Comm_dup(MPI_COMM_WORLD, &sdl__mpi.comm), "MPI_Comm_dup");
+    SDL__MPI_TRY(MPI_Comm_dup(MPI_COMM_WORLD, &sdl__mpi.check_comm), "MPI_Comm_dup");
+    MPI_Comm_set_errhandler(sdl__mpi.comm, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(sdl__mpi.comm, &sdl__mpi.rank);
+    MPI_Comm_size(sdl__mpi.comm, &sdl__mpi.size);
+    /* ranks on this node: the shared-memory split; srun's SLURM_LOCALID if that fails */
+    MPI_Comm node;
+    if (MPI_Comm_split_type(sdl__mpi.comm, MPI_COMM_TYPE_SHARED, sdl__mpi.rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_rank(node, &sdl__mpi.local_rank);
+        MPI_Comm_size(node, &sdl__mpi.local_size);
+        MPI_Comm_free(&node);
+    } else {
+        int r, s, l;
+        sdl_mpi_launcher_env(&r, &s, &l);
+        sdl__mpi.local_rank = l;
+        sdl__mpi.local_size = 1;
+    }
+    int er, es, el;
+    if (sdl_mpi_launcher_env(&er, &es, &el) && (er != sdl__mpi.rank || es != sdl__mpi.size))
+        sdl_log(SDL_LOG_WARN, "sdl_mpi: the launcher says rank %d of %d but MPI says %d of %d (MPI built without "
+                "this launcher's support? try srun --mpi=pmix)", er, es, sdl__mpi.rank, sdl__mpi.size);
+    int n = sdl__mpi.size;
+    sdl__mpi.peer = (sdl__mpi_check_msg *)sdl__mpi_alloc((size_t)n, sizeof(sdl__mpi_check_msg));
+    sdl__mpi.last = (sdl__mpi_check_msg *)sdl__mpi_alloc((size_t)n, sizeof(sdl__mpi_check_msg));
+    sdl__mpi.reqs = (MPI_Request *)sdl__mpi_alloc(2 * (size_t)n, sizeof(MPI_Request));
+    sdl__mpi.ring_tmp = (float *)sdl__mpi_alloc(2 * (size_t)SDL_MPI_RING_SEGMENT, sizeof(float));
+    sdl__mpi.half_a = (uint16_t *)sdl__mpi_alloc(SDL_MPI_RING_SEGMENT, sizeof(uint16_t));
+    sdl__mpi.half_b = (uint16_t *)sdl__mpi_alloc(SDL_MPI_RING_SEGMENT, sizeof(uint16_t));
+    if (!sdl__mpi.peer || !sdl__mpi.last || !sdl__mpi.reqs || !sdl__mpi.ring_tmp || !sdl__mpi.half_a || !sdl__mpi.half_b)
+        return SDL_ERR_OOM;
+    SDL__MPI_TRY(MPI_Op_create(sdl__mpi_half_sum, 1, &sdl__mpi.half_sum), "MPI_Op_create");
+    sdl__mpi.timeout = SDL_MPI_TIMEOUT_S;
+    const char *t = getenv("SDL_MPI_TIMEOUT");
+    if (t && *t) sdl__mpi.timeout = atof(t);
+    sdl__mpi.seq = 0;
+    sdl__mpi.up = true;
+    const char *tl = getenv("SDL_TIMELINE");
+    if (tl && *tl) return sdl_mpi_timeline_open(tl, 0);
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_mpi_finalize(void) {
+    if (!sdl__mpi.up) return SDL_OK;
+    sdl_mpi_check("finalize", 0); /* a rank that stopped early is reported here */
+    sdl_result r = sdl_mpi_timeline_write();
+    SDL__MPI_FREE(sdl__mpi.ev);
+    SDL__MPI_FREE(sdl__mpi.peer);
+    SDL__MPI_FREE(sdl__mpi.last);
+    SDL__MPI_FREE(sdl__mpi.reqs);
+    SDL__MPI_FREE(sdl__mpi.ring_tmp);
+    SDL__MPI_FREE(sdl__mpi.half_a);
+    SDL__MPI_FREE(sdl__mpi.half_b);
+    MPI_Op_free(&sdl__mpi.half_sum);
+    MPI_Comm_free(&sdl__mpi.comm);
+    MPI_Comm_free(&sdl__mpi.check_comm);
+    bool we = sdl__mpi.we_init;
+    memset(&sdl__mpi, 0, sizeof sdl__mpi);
+    sdl__mpi.size = 1;
+    if (we) SDL__MPI_TRY(MPI_Finalize(), "MPI_Finalize");
+    return r;
+}
+
+SDL_API int sdl_mpi_rank(void) { return sdl__mpi.rank; }
+SDL_API int sdl_mpi_size(void) { return sdl__mpi.up ? sdl__mpi.size : 1; }
+SDL_API int sdl_mpi_local_rank(void) { return sdl__mpi.local_rank; }
+SDL_API int sdl_mpi_local_size(void) { return sdl__mpi.up ? sdl__mpi.local_size : 1; }
+SDL_API MPI_Comm sdl_mpi_comm(void) { return sdl__mpi.up ? sdl__mpi.comm : MPI_COMM_WORLD; }
+
+/* ----------------------------------------------------------------------------------------
+   >>mpi-f16: IEEE 754 half. 1 sign bit, 5 exponent bits (bias 15), 10 mantissa bits.
+   Largest finite 65504; below 2^-14 the numbers are subnormal, steps of 2^-24.
+   ---------------------------------------------------------------------------------------- */
+SDL_API uint16_t sdl_mpi_f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0u)); /* inf, nan */
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* >= 65520 rounds to inf */
+    if (ax < 0x38800000u) {                                     /* below 2^-14: subnormal or 0 */
+        if (ax < 0x33000000u) return (uint16_t)sign;           /* <= 2^-25 rounds to 0 */
+        uint32_t e = ax >> 23, mant = (ax & 0x7fffffu) | 0x800000u;
+        uint32_t shift = 126u - e;                              /* value / 2^-24 = mant >> shift */
+        uint32_t r = mant >> shift, rem = mant & ((1u << shift) - 1u), half = 1u << (shift - 1u);
+        if (rem > half || (rem == half && (r & 1u))) r++;
+        return (uint16_t)(sign | r);
+    }
+    /* normal: rebias the exponent (127 -> 15), keep 10 of 23 mantissa bits, round to even;
+       a carry out of the mantissa correctly bumps the exponent */
+    uint32_t r = (ax >> 13) - (112u << 10), rem = ax & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (r & 1u))) r++;
+    return (uint16_t)(sign | r);
+}
+
+SDL_API float sdl_mpi_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, mant = h & 0x3ffu, x;
+    if (e == 0x1f) x = sign | 0x7f800000u | (mant << 13);
+    else if (e == 0) {
+        float f = (float)mant * (1.0f / 16777216.0f); /* exact: mant * 2^-24 */
+        return sign ? -f : f;
+    } else x = sign | ((e + 112u) << 23) | (mant << 13);
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+/* MPI_Op for sums of halves: each add in f32, rounded back to half */
+static void sdl__mpi_half_sum(void *in, void *inout, int *len, MPI_Datatype *type) {
+    (void)type;
+    const uint16_t *a = (const uint16_t *)in;
+    uint16_t *b = (uint16_t *)inout;
+    for (int i = 0; i < *len; i++) b[i] = sdl_mpi_f32_to_f16(sdl_mpi_f16_to_f32(a[i]) + sdl_mpi_f16_to_f32(b[i]));
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>mpi-ring: ring allreduce (sum), the algorithm of Baidu's allreduce, Horovod and NCCL.
+   The N ranks stand in a ring; rank r sends to r+1 and receives from r-1. The buffer is cut
+   into N chunks (chunk i: [count*i/N, count*(i+1)/N)).
+   1. reduce-scatter, N-1 steps: in step s rank r sends chunk (r-s) mod N and adds the chunk
+      (r-s-1) mod N it receives into its own. After N-1 steps rank r holds the full sum of
+      chunk (r+1) mod N.
+   2. allgather, N-1 steps: in step s rank r sends chunk (r+1-s) mod N, finished, and stores
+      the chunk (r-s) mod N it receives.
+   Traffic: each rank sends 2(N-1) chunks of count/N floats, 2(N-1)/N * count in all, close
+   to 2*count however many ranks there are, and every link carries the same load. That is
+   why nccl-tests reports "bus bandwidth" = algorithm bandwidth * 2(N-1)/N: it is the speed
+   each link actually ran at, comparable across N.
+   Sums: each chunk is added in ring order starting at a different rank, while
+   MPI_Allreduce may use another order (or a tree), so float results can differ in the last
+   bits (float addition is not associative). Integer-valued floats (below 2^24) sum exactly
+   in any order, which is how the tests compare the two.
+   Long chunks go in segments of SDL_MPI_RING_SEGMENT floats so the workspace stays small.
+   ---------------------------------------------------------------------------------------- */
+/* chunk i of count over n: [begin(i), begin(i+1)); the split only needs to be the same on
+   every rank and cover the buffer */
+static void sdl__mpi_chunk(int64_t count, int n, int i, int64_t *begin, int64_t *len) {
+    i = ((i % n) + n) % n;
+    int64_t b = count / n * i + (count % n) * i / n;
+    int64_t e = count / n * (i + 1) + (count % n) * (i + 1) / n;
+    *begin = b;
+    *len = e - b;
+}
+
+/* dst += src; eight at a time so that -O2 turns the body into vector adds */
+static void sdl__mpi_add(float *SDL_RESTRICT dst, const float *SDL_RESTRICT src, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        dst[i + 0] += src[i + 0]; dst[i + 1] += src[i + 1]; dst[i + 2] += src[i + 2]; dst[i + 3] += src[i + 3];
+        dst[i + 4] += src[i + 4]; dst[i + 5] += src[i + 5]; dst[i + 6] += src[i + 6]; dst[i + 7] += src[i + 7];
+    }
+    for (; i < n; i++) dst[i] += src[i];
+}
+
+/* segment k of a chunk of len floats: its length (0 past the end) */
+static int sdl__mpi_seg_len(int64_t len, int64_t k, int64_t seg) {
+    int64_t left = len - k * seg;
+    return (int)(left <= 0 ? 0 : (left < seg ? left : seg));
+}
+
+/* one ring step: send send_len floats from data+send_at to the right, receive recv_len
+   from the left; add them in (reduce) or store them (gather). Every rank cuts both chunks
+   into the same nseg segments, so each send meets its receive. f32 reduce is pipelined:
+   segment k+1 is on the wire while segment k is added (two receive buffers). fp16: halves
+   on the wire, one segment at a time. */
+static sdl_result sdl__mpi_ring_step(float *data, int64_t send_at, int64_t send_len, int64_t recv_at,
+                                     int64_t recv_len, int64_t nseg, bool reduce, bool fp16) {
+    int n = sdl__mpi.size, me = sdl__mpi.rank, right = (me + 1) % n, left = (me + n - 1) % n;
+    const int64_t seg = SDL_MPI_RING_SEGMENT;
+    MPI_Comm comm = sdl__mpi.comm;
+    if (fp16) {
+        for (int64_t k = 0; k < nseg; k++) {
+            int sc = sdl__mpi_seg_len(send_len, k, seg), rc = sdl__mpi_seg_len(recv_len, k, seg);
+            const float *src = data + send_at + k * seg;
+            float *dst = data + recv_at + k * seg;
+            for (int i = 0; i < sc; i++) sdl__mpi.half_a[i] = sdl_mpi_f32_to_f16(src[i]);
+            SDL__MPI_TRY(MPI_Sendrecv(sdl__mpi.half_a, sc, MPI_UINT16_T, right, 11, sdl__mpi.half_b, rc, MPI_UINT16_T,
+                                      left, 11, comm, MPI_STATUS_IGNORE), "ring MPI_Sendrecv");
+            if (reduce) for (int i = 0; i < rc; i++) dst[i] += sdl_mpi_f16_to_f32(sdl__mpi.half_b[i]);
+            else for (int i = 0; i < rc; i++) dst[i] = sdl_mpi_f16_to_f32(sdl__mpi.half_b[i]);
+        }
+        return SDL_OK;
+    }
+    if (!reduce) { /* gather: straight into place, in as few messages as MPI's int counts allow */
+        const int64_t big = 1 << 30;
+        int64_t longest = (nseg * seg + big - 1) / big;
+        for (int64_t k = 0; k < longest; k++) {
+            int sc = sdl__mpi_seg_len(send_len, k, big), rc = sdl__mpi_seg_len(recv_len, k, big);
+            SDL__MPI_TRY(MPI_Sendrecv(data + send_at + k * big, sc, MPI_FLOAT, right, 11, data + recv_at + k * big, rc,
+                                      MPI_FLOAT, left, 11, comm, MPI_STATUS_IGNORE), "ring MPI_Sendrecv");
+        }
+        return SDL_OK;
+    }
+    MPI_Request rr[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL}, sr[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+    for (int64_t k = 0; k <= nseg; k++) {
+        if (k < nseg) { /* start segment k: its buffer and send slot were freed at k-1 */
+            int b = (int)(k & 1);
+            SDL__MPI_TRY(MPI_Wait(&sr[b], MPI_STATUS_IGNORE), "ring MPI_Wait");
+            SDL__MPI_TRY(MPI_Irecv(sdl__mpi.ring_tmp + b * seg, sdl__mpi_seg_len(recv_len, k, seg), MPI_FLOAT, left, 11,
+                                   comm, &rr[b]), "ring MPI_Irecv");
+            SDL__MPI_TRY(MPI_Isend(data + send_at + k * seg, sdl__mpi_seg_len(send_len, k, seg), MPI_FLOAT, right, 11,
+                                   comm, &sr[b]), "ring MPI_Isend");
+        }
+        if (k > 0) { /* finish segment k-1 while k travels */
+            int b = (int)((k - 1) & 1), rc = sdl__mpi_seg_len(recv_len, k - 1, seg);
+            SDL__MPI_TRY(MPI_Wait(&rr[b], MPI_STATUS_IGNORE), "ring MPI_Wait");
+            sdl__mpi_add(data + recv_at + (k - 1) * seg, sdl__mpi.ring_tmp + b * seg, rc);
+        }
+    }
+    SDL__MPI_TRY(MPI_Waitall(2, sr, MPI_STATUSES_IGNORE), "ring MPI_Waitall");
+    return SDL_OK;
+}
+
+/* the ring without the checker; fp16: halves on the wire, f32 accumulation, and the
+   chunk each rank finishes is rounded to half too so every rank ends with the same bits */
+static sdl_result sdl__mpi_ring(float *data, int64_t count, bool fp16) {
+    int n = sdl__mpi.size, me = sdl__mpi.rank;
+    if (n == 1 || count == 0) return SDL_OK;
+    int64_t longest = (count + n - 1) / n, nseg = (longest + SDL_MPI_RING_SEGMENT - 1) / SDL_MPI_RING_SEGMENT;
+    for (int s = 0; s < n - 1; s++) { /* reduce-scatter */
+        int64_t sb, sl, rb, rl;
+        sdl__mpi_chunk(count, n, me - s, &sb, &sl);
+        sdl__mpi_chunk(count, n, me - s - 1, &rb, &rl);
+        sdl_result r = sdl__mpi_ring_step(data, sb, sl, rb, rl, nseg, true, fp16);
+        if (r != SDL_OK) return r;
+    }
+    if (fp16) {
+        int64_t ob, ol;
+        sdl__mpi_chunk(count, n, me + 1, &ob, &ol);
+        for (int64_t i = 0; i < ol; i++) data[ob + i] = sdl_mpi_f16_to_f32(sdl_mpi_f32_to_f16(data[ob + i]));
+    }
+    for (int s = 0; s < n - 1; s++) { /* allgather */
+        int64_t sb, sl, rb, rl;
+        sdl__mpi_chunk(count, n, me + 1 - s, &sb, &sl);
+        sdl__mpi_chunk(count, n, me - s, &rb, &rl);
+        sdl_result r = sdl__mpi_ring_step(data, sb, sl, rb, rl, nseg, false, fp16);
+        if (r != SDL_OK) return r;
+    }
+    return SDL_OK;
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>mpi-collectives
+   ---------------------------------------------------------------------------------------- */
+#define SDL__MPI_MAX_COUNT (1 << 30) /* MPI counts are int: longer buffers go in pieces */
+
+static sdl_result sdl__mpi_allreduce_mpi(float *data, int64_t count) {
+    for (int64_t off = 0; off < count; off += SDL__MPI_MAX_COUNT) {
+        int c = (int)(count - off < SDL__MPI_MAX_COUNT ? count - off : SDL__MPI_MAX_COUNT);
+        SDL__MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, data + off, c, MPI_FLOAT, MPI_SUM, sdl__mpi.comm), "MPI_Allreduce");
+    }
+    return SDL_OK;
+}
+
+static sdl_result sdl__mpi_need_init(const char *what) {
+    if (sdl__mpi.up) return SDL_OK;
+    return sdl_fail(SDL_ERR_STATE, "%s: call sdl_mpi_init first", what);
+}
+
+SDL_API sdl_result sdl_mpi_ring_allreduce(float *data, int64_t count) {
+    sdl_result r = sdl__mpi_need_init("sdl_mpi_ring_allreduce");
+    if (r != SDL_OK) return r;
+    if (count < 0 || (!data && count)) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_ring_allreduce: bad buffer (count %lld)", (long long)count);
+    sdl_mpi_check("ring allreduce", count);
+    return sdl__mpi_ring(data, count, false);
+}
+
+SDL_API sdl_result sdl_mpi_allreduce(float *data, int64_t count, sdl_mpi_algo algo) {
+    if (algo == SDL_MPI_ALGO_RING) return sdl_mpi_ring_allreduce(data, count);
+    sdl_result r = sdl__mpi_need_init("sdl_mpi_allreduce");
+    if (r != SDL_OK) return r;
+    if (count < 0 || (!data && count)) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_allreduce: bad buffer (count %lld)", (long long)count);
+    sdl_mpi_check("allreduce", count);
+    return sdl__mpi_allreduce_mpi(data, count);
+}
+
+/* fp16 through MPI: scale, convert in segments of the workspace, allreduce with half_sum */
+static sdl_result sdl__mpi_average_f16_mpi(float *data, int64_t count) {
+    float inv = 1.0f / (float)sdl__mpi.size;
+    for (int64_t off = 0; off < count; off += SDL_MPI_RING_SEGMENT) {
+        int c = (int)(count - off < SDL_MPI_RING_SEGMENT ? count - off : SDL_MPI_RING_SEGMENT);
+        for (int i = 0; i < c; i++) sdl__mpi.half_a[i] = sdl_mpi_f32_to_f16(data[off + i] * inv);
+        SDL__MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, sdl__mpi.half_a, c, MPI_UINT16_T, sdl__mpi.half_sum, sdl__mpi.comm), "MPI_Allreduce (fp16)");
+        for (int i = 0; i < c; i++) data[off + i] = sdl_mpi_f16_to_f32(sdl__mpi.half_a[i]);
+    }
+    return SDL_OK;
+}
+
+static sdl_result sdl__mpi_average_unchecked(float *data, int64_t count, sdl_mpi_algo algo, bool fp16) {
+    float inv = 1.0f / (float)sdl__mpi.size;
+    if (sdl__mpi.size == 1 || count == 0) return SDL_OK;
+    if (fp16 && algo != SDL_MPI_ALGO_RING) return sdl__mpi_average_f16_mpi(data, count);
+    if (fp16) for (int64_t i = 0; i < count; i++) data[i] *= inv; /* the sum of halves cannot overflow */
+    sdl_result r = algo == SDL_MPI_ALGO_RING ? sdl__mpi_ring(data, count, fp16) : sdl__mpi_allreduce_mpi(data, count);
+    if (r == SDL_OK && !fp16) for (int64_t i = 0; i < count; i++) data[i] *= inv;
+    return r;
+}
+
+SDL_API sdl_result sdl_mpi_average(float *data, int64_t count, sdl_mpi_algo algo, bool fp16) {
+    sdl_result r = sdl__mpi_need_init("sdl_mpi_average");
+    if (r != SDL_OK) return r;
+    if (count < 0 || (!data && count)) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_average: bad buffer (count %lld)", (long long)count);
+    sdl_mpi_check(fp16 ? "average fp16" : "average", count);
+    return sdl__mpi_average_unchecked(data, count, algo, fp16);
+}
+
+SDL_API sdl_result sdl_mpi_sum(double *v, int n) {
+    sdl_result r = sdl__mpi_need_init("sdl_mpi_sum");
+    if (r != SDL_OK) return r;
+    if (n < 0 || (!v && n)) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_sum: bad buffer");
+    sdl_mpi_check("metric sum", n);
+    SDL__MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, sdl__mpi.comm), "MPI_Allreduce (metrics)");
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_mpi_mean(double *v, int n) {
+    sdl_result r = sdl_mpi_sum(v, n);
+    for (int i = 0; r == SDL_OK && i < n; i++) v[i] /= sdl__mpi.size;
+    return r;
+}
+
+SDL_API sdl_result sdl_mpi_barrier(void) {
+    sdl_result r = sdl__mpi_need_init("sdl_mpi_barrier");
+    if (r != SDL_OK) return r;
+    sdl_mpi_check("barrier", 0);
+    SDL__MPI_TRY(MPI_Barrier(sdl__mpi.comm), "MPI_Barrier");
+    return SDL_OK;
+}
+
+static sdl_result sdl__mpi_bcast(void *data, int64_t count, MPI_Datatype type, size_t elem, int root, const char *name) {
+    sdl_mpi_check(name, count);
+    for (int64_t off = 0; off < count; off += SDL__MPI_MAX_COUNT) {
+        int c = (int)(count - off < SDL__MPI_MAX_COUNT ? count - off : SDL__MPI_MAX_COUNT);
+        SDL__MPI_TRY(MPI_Bcast((char *)data + (size_t)off * elem, c, type, root, sdl__mpi.comm), "MPI_Bcast");
+    }
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_mpi_broadcast_model(sdl_model *m, sdl_optim *opt, int root) {
+    sdl_result r = sdl__mpi_need_init("sdl_mpi_broadcast_model");
+    if (r != SDL_OK) return r;
+    if (!m) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_broadcast_model: NULL model");
+    if (root < 0 || root >= sdl__mpi.size) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_broadcast_model: root %d of %d ranks", root, sdl__mpi.size);
+    if ((r = sdl_model_pack(m)) != SDL_OK) return r;
+    double t = sdl__mpi_now_us();
+    r = sdl__mpi_bcast(m->param_data, m->param_floats, MPI_FLOAT, sizeof(float), root, "broadcast parameters");
+    if (r == SDL_OK) r = sdl__mpi_bcast(m->buffer_data, m->buffer_floats, MPI_FLOAT, sizeof(float), root, "broadcast buffers");
+    if (r == SDL_OK && opt) {
+        int64_t n = (int64_t)opt->nstate * m->param_floats;
+        double hdr[4] = {(double)opt->step, (double)opt->lr, (double)opt->nstate, (double)opt->micro};
+        r = sdl__mpi_bcast(hdr, 4, MPI_DOUBLE, sizeof(double), root, "broadcast optimizer step");
+        if (r == SDL_OK && hdr[2] != (double)opt->nstate)
+            return sdl_fail(SDL_ERR_COMM, "sdl_mpi_broadcast_model: rank %d's optimizer has %d state slots, the root's %d",
+                            sdl__mpi.rank, opt->nstate, (int)hdr[2]);
+        if (r == SDL_OK) r = sdl__mpi_bcast(opt->state, n, MPI_FLOAT, sizeof(float), root, "broadcast optimizer state");
+        opt->step = (int64_t)hdr[0];
+        opt->lr = (float)hdr[1];
+        opt->micro = (int)hdr[3];
+    }
+    sdl__mpi_event_add("broadcast", t, sdl__mpi_now_us() - t, 1);
+    return r;
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>mpi-ddp: gradient averaging for one model
+   ---------------------------------------------------------------------------------------- */
+typedef struct sdl__mpi_bucket {
+    int64_t begin, end;  /* float range of the flat gradient array */
+    int pending;         /* parameters whose gradient is not final yet */
+    int nparams;
+    bool launched;
+    MPI_Request req;
+    double t_launch;
+    char name[32];
+} sdl__mpi_bucket;
+
+struct sdl_mpi_ddp {
+    sdl_model *model;
+    sdl_mpi_ddp_desc desc;
+    bool sync, error;
+    sdl__mpi_bucket *buckets;
+    int nbuckets, next_launch;
+    int *param_bucket;   /* bucket of each parameter */
+    bool *param_ready;
+    uint16_t *half;      /* fp16 with MPI: the wire copy of the gradients */
+};
+
+SDL_API int sdl_mpi_ddp_num_buckets(const sdl_mpi_ddp *d) { return d ? d->nbuckets : 0; }
+SDL_API void sdl_mpi_ddp_set_sync(sdl_mpi_ddp *d, bool sync) { if (d) d->sync = sync; }
+
+/* starts bucket b: MPI_Iallreduce in place (fp16: of its half copy). The ring runs at sync. */
+static void sdl__mpi_bucket_launch(sdl_mpi_ddp *d, int b) {
+    sdl__mpi_bucket *k = &d->buckets[b];
+    int64_t n = k->end - k->begin;
+    k->launched = true;
+    k->t_launch = sdl__mpi_now_us();
+    if (d->desc.algo == SDL_MPI_ALGO_RING || sdl__mpi.size == 1) return;
+    sdl_mpi_check(k->name, n);
+    float *g = d->model->grad_data + k->begin;
+    int rc;
+    if (d->desc.fp16) {
+        float inv = 1.0f / (float)sdl__mpi.size;
+        uint16_t *h = d->half + k->begin;
+        for (int64_t i = 0; i < n; i++) h[i] = sdl_mpi_f32_to_f16(g[i] * inv);
+        rc = MPI_Iallreduce(MPI_IN_PLACE, h, (int)n, MPI_UINT16_T, sdl__mpi.half_sum, sdl__mpi.comm, &k->req);
+    } else {
+        rc = MPI_Iallreduce(MPI_IN_PLACE, g, (int)n, MPI_FLOAT, MPI_SUM, sdl__mpi.comm, &k->req);
+    }
+    if (rc != MPI_SUCCESS) { sdl__mpi_err(rc, "MPI_Iallreduce"); d->error = true; k->req = MPI_REQUEST_NULL; }
+}
+
+/* launches ready buckets in index order, so every rank starts them in the same order */
+static void sdl__mpi_launch_ready(sdl_mpi_ddp *d) {
+    while (d->next_launch < d->nbuckets && d->buckets[d->next_launch].pending == 0)
+        sdl__mpi_bucket_launch(d, d->next_launch++);
+}
+
+static void sdl__mpi_grad_hook(void *user, sdl_model *m, int param_index) {
+    sdl_mpi_ddp *d = (sdl_mpi_ddp *)user;
+    if (!d->sync || m != d->model || param_index < 0 || param_index >= m->nparams) return;
+    if (d->param_ready[param_index]) { /* a second backward without sync in between */
+        sdl_fail(SDL_ERR_STATE, "sdl_mpi_ddp: backward ran twice without sdl_mpi_ddp_sync; for gradient accumulation "
+                 "call sdl_mpi_ddp_set_sync(ddp, false) before the first micro-batches");
+        d->error = true;
+        return;
+    }
+    d->param_ready[param_index] = true;
+    d->buckets[d->param_bucket[param_index]].pending--;
+    sdl__mpi_launch_ready(d);
+    for (int b = 0; b < d->next_launch; b++) { /* let MPI progress the ones in flight */
+        int flag;
+        if (d->buckets[b].req != MPI_REQUEST_NULL) MPI_Test(&d->buckets[b].req, &flag, MPI_STATUS_IGNORE);
+    }
+}
+
+SDL_API sdl_mpi_ddp *sdl_mpi_ddp_new(sdl_model *m, const sdl_mpi_ddp_desc *desc) {
+    if (sdl__mpi_need_init("sdl_mpi_ddp_new") != SDL_OK) return NULL;
+    if (!m) { sdl_fail(SDL_ERR_ARG, "sdl_mpi_ddp_new: NULL model"); return NULL; }
+    if (sdl_model_pack(m) != SDL_OK) return NULL;
+    sdl_mpi_ddp *d = (sdl_mpi_ddp *)sdl__mpi_alloc(1, sizeof(sdl_mpi_ddp));
+    if (!d) return NULL;
+    if (desc) d->desc = *desc;
+    if (d->desc.mode == SDL_MPI_MODE_DEFAULT) d->desc.mode = SDL_MPI_MODE_BUCKETS;
+    if (d->desc.algo == SDL_MPI_ALGO_DEFAULT) d->desc.algo = SDL_MPI_ALGO_MPI;
+    if (d->desc.bucket_mb <= 0) d->desc.bucket_mb = SDL_MPI_BUCKET_MB;
+    d->model = m;
+    d->sync = true;
+    int np = m->nparams;
+    d->param_bucket = (int *)sdl__mpi_alloc((size_t)np + 1, sizeof(int));
+    d->param_ready = (bool *)sdl__mpi_alloc((size_t)np + 1, sizeof(bool));
+    d->buckets = (sdl__mpi_bucket *)sdl__mpi_alloc((size_t)np + 1, sizeof(sdl__mpi_bucket));
+    if (d->desc.fp16 && d->desc.mode == SDL_MPI_MODE_BUCKETS && d->desc.algo == SDL_MPI_ALGO_MPI)
+        d->half = (uint16_t *)sdl__mpi_alloc((size_t)m->param_floats + 1, sizeof(uint16_t));
+    if (!d->param_bucket || !d->param_ready || !d->buckets || (d->desc.fp16 && d->desc.mode == SDL_MPI_MODE_BUCKETS &&
+                                                               d->desc.algo == SDL_MPI_ALGO_MPI && !d->half)) {
+        sdl_mpi_ddp_free(d);
+        return NULL;
+    }
+    /* buckets: whole parameters from the last one back, each closed once it holds
+       bucket_mb; parameters are contiguous in creation order, so a bucket is one range */
+    int64_t cap = (int64_t)((double)d->desc.bucket_mb * 1048576.0 / sizeof(float));
+    if (cap < 1) cap = 1;
+    if (cap > INT_MAX) cap = INT_MAX;
+    if (d->desc.mode == SDL_MPI_MODE_FLAT) cap = INT64_MAX;
+    for (int i = np - 1; i >= 0; i--) {
+        int64_t lo = m->param_offset[i], hi = m->param_offset[i + 1];
+        sdl__mpi_bucket *k = d->nbuckets ? &d->buckets[d->nbuckets - 1] : NULL;
+        if (!k || k->end - k->begin >= cap || (k->end - lo > INT_MAX && d->desc.mode == SDL_MPI_MODE_BUCKETS)) {
+            k = &d->buckets[d->nbuckets++];
+            k->end = hi;
+            snprintf(k->name, sizeof k->name, "allreduce bucket %d", (d->nbuckets - 1) & 0xffffff);
+        }
+        if (hi - lo > INT_MAX && d->desc.mode == SDL_MPI_MODE_BUCKETS) {
+            sdl_fail(SDL_ERR_ARG, "sdl_mpi_ddp_new: parameter '%s' has more than 2^31 floats; use SDL_MPI_MODE_FLAT", m->params[i]->name);
+            sdl_mpi_ddp_free(d);
+            return NULL;
+        }
+        k->begin = lo;
+        k->nparams++;
+        d->param_bucket[i] = d->nbuckets - 1;
+    }
+    for (int b = 0; b < d->nbuckets; b++) {
+        d->buckets[b].pending = d->buckets[b].nparams;
+        d->buckets[b].req = MPI_REQUEST_NULL;
+    }
+    if (d->desc.mode == SDL_MPI_MODE_BUCKETS) sdl_model_set_grad_hook(m, sdl__mpi_grad_hook, d);
+    return d;
+}
+
+static void sdl__mpi_ddp_reset(sdl_mpi_ddp *d) {
+    for (int b = 0; b < d->nbuckets; b++) {
+        d->buckets[b].pending = d->buckets[b].nparams;
+        d->buckets[b].launched = false;
+        d->buckets[b].req = MPI_REQUEST_NULL;
+    }
+    memset(d->param_ready, 0, (size_t)d->model->nparams * sizeof(bool));
+    d->next_launch = 0;
+    d->error = false;
+}
+
+SDL_API sdl_result sdl_mpi_ddp_sync(sdl_mpi_ddp *d) {
+    if (!d) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_ddp_sync: NULL ddp");
+    if (!d->sync) return SDL_OK; /* accumulating: no communication */
+    sdl_model *m = d->model;
+    sdl_result r = SDL_OK;
+    if (d->desc.mode == SDL_MPI_MODE_FLAT) {
+        double t = sdl__mpi_now_us();
+        sdl_mpi_check(d->desc.fp16 ? "ddp allreduce fp16" : "ddp allreduce", m->param_floats);
+        r = sdl__mpi_average_unchecked(m->grad_data, m->param_floats, d->desc.algo, d->desc.fp16);
+        sdl__mpi_event_add("allreduce", t, sdl__mpi_now_us() - t, 1);
+        return r;
+    }
+    bool had_error = d->error;
+    sdl__mpi_launch_ready(d);
+    while (d->next_launch < d->nbuckets) sdl__mpi_bucket_launch(d, d->next_launch++); /* unused params */
+    double tw = sdl__mpi_now_us();
+    float inv = 1.0f / (float)sdl__mpi.size;
+    for (int b = 0; b < d->nbuckets && sdl__mpi.size > 1; b++) {
+        sdl__mpi_bucket *k = &d->buckets[b];
+        int64_t n = k->end - k->begin;
+        float *g = m->grad_data + k->begin;
+        if (d->desc.algo == SDL_MPI_ALGO_RING) {
+            sdl_mpi_check(k->name, n);
+            double t = sdl__mpi_now_us();
+            if (d->desc.fp16) for (int64_t i = 0; i < n; i++) g[i] *= inv;
+            sdl_result rr = sdl__mpi_ring(g, n, d->desc.fp16);
+            if (rr != SDL_OK && r == SDL_OK) r = rr;
+            if (!d->desc.fp16) for (int64_t i = 0; i < n; i++) g[i] *= inv;
+            sdl__mpi_event_add(k->name, t, sdl__mpi_now_us() - t, 1);
+            continue;
+        }
+        if (k->req != MPI_REQUEST_NULL) {
+            int rc = MPI_Wait(&k->req, MPI_STATUS_IGNORE);
+            if (rc != MPI_SUCCESS && r == SDL_OK) r = sdl__mpi_err(rc, "MPI_Wait (bucket)");
+        }
+        sdl__mpi_event_add(k->name, k->t_launch, sdl__mpi_now_us() - k->t_launch, 1);
+        if (d->desc.fp16) {
+            const uint16_t *h = d->half + k->begin;
+            for (int64_t i = 0; i < n; i++) g[i] = sdl_mpi_f16_to_f32(h[i]);
+        } else {
+            for (int64_t i = 0; i < n; i++) g[i] *= inv;
+        }
+    }
+    if (sdl__mpi.size > 1) sdl__mpi_event_add("wait", tw, sdl__mpi_now_us() - tw, 0);
+    if (had_error || d->error) r = r != SDL_OK ? r : (sdl_last_result() != SDL_OK ? sdl_last_result() : SDL_ERR_COMM);
+    sdl__mpi_ddp_reset(d);
+    return r;
+}
+
+SDL_API void sdl_mpi_ddp_free(sdl_mpi_ddp *d) {
+    if (!d) return;
+    for (int b = 0; d->buckets && b < d->nbuckets; b++)
+        if (d->buckets[b].req != MPI_REQUEST_NULL) MPI_Wait(&d->buckets[b].req, MPI_STATUS_IGNORE);
+    if (d->model && d->model->grad_hook_user == d) sdl_model_set_grad_hook(d->model, NULL, NULL);
+    SDL__MPI_FREE(d->param_bucket);
+    SDL__MPI_FREE(d->param_ready);
+    SDL__MPI_FREE(d->buckets);
+    SDL__MPI_FREE(d->half);
+    SDL__MPI_FREE(d);
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SDL_MPI_IMPLEMENTATION_DONE */
+#endif /* SDL_MPI_IMPLEMENTATION */

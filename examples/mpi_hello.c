@@ -1,0 +1,24 @@
+/* mpi_hello.c - every rank says who and where it is (JSC day 1, "hello MPI").
+
+   build:  mpicc -O2 -I. examples/mpi_hello.c -o build/mpi_hello -lm -lpthread
+   run:    mpirun -np 4 ./build/mpi_hello      (or srun -n 4, or plain ./build/mpi_hello)
+
+   Ranks print in whatever order the launcher forwards their lines; the barrier only makes
+   sure rank 0's summary comes after everyone has printed. */
+#define SDL_IMPLEMENTATION
+#include "sdl.h"
+#define SDL_MPI_IMPLEMENTATION
+#include "sdl_mpi.h"
+
+int main(int argc, char **argv) {
+    if (sdl_mpi_init(&argc, &argv) != SDL_OK) { fprintf(stderr, "%s\n", sdl_last_error()); return 1; }
+    char host[MPI_MAX_PROCESSOR_NAME];
+    int len = 0;
+    MPI_Get_processor_name(host, &len);
+    printf("hello from rank %d of %d on %s (local rank %d of %d)\n", sdl_mpi_rank(), sdl_mpi_size(), host,
+           sdl_mpi_local_rank(), sdl_mpi_local_size());
+    fflush(stdout);
+    sdl_mpi_barrier();
+    if (sdl_mpi_rank() == 0) printf("%d ranks said hello\n", sdl_mpi_size());
+    return sdl_mpi_finalize() == SDL_OK ? 0 : 1;
+}

@@ -179,9 +179,15 @@ static void test_drop_last(void) {
     /* last partial batch has the right shape */
     desc.drop_last = false; desc.world_size = 1;
     sdl_loader *l = sdl_loader_new(&desc);
-    sdl_tensor *x, *y, *lx = NULL;
-    while (sdl_loader_next(l, &x, &y)) lx = x;
-    CHECK(lx && lx->shape[0] == 1 && lx->numel == 1 && lx->ndim == 4, "the last batch is (1, 1, 1, 1)");
+    sdl_tensor *x, *y;
+    int64_t last_n = -1, last_numel = -1;
+    int last_ndim = -1;
+    while (sdl_loader_next(l, &x, &y)) { /* x is valid only until the next call: copy its shape */
+        last_n = x->shape[0];
+        last_numel = x->numel;
+        last_ndim = x->ndim;
+    }
+    CHECK(last_n == 1 && last_numel == 1 && last_ndim == 4, "the last batch is (1, 1, 1, 1)");
     sdl_loader_free(l);
     free_data(&d);
 }

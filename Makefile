@@ -1,6 +1,6 @@
 # sdl - make test | make test-sanitize | make demo | make bench-cpu | make bench-mpi
 CC ?= cc
-CFLAGS ?= -O2 -march=native
+CFLAGS ?= -O3 -march=native
 LDLIBS = -lm -lpthread
 
 .PHONY: test test-sanitize clean

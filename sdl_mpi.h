@@ -8,7 +8,7 @@
    Do this:
       #define SDL_MPI_IMPLEMENTATION
    before you include this file in *one* C or C++ file. Include sdl.h first.
-   Compile with  mpicc -O2 prog.c -lm -lpthread  and run with  mpirun -np 4 ./prog
+   Compile with  mpicc -O3 -march=native prog.c -lm -lpthread  and run with  mpirun -np 4 ./prog
 
    A ten-line example (see examples/fashion_ddp.c for the whole program):
 

@@ -2,10 +2,24 @@
 Run with Debian's python3: /usr/bin/python3 bench/bench_torch.py --threads 2
 Prints lines  TORCH name=<mlp_b64|mlp_b512|cnn_b64|cnn_b512> value=<samples/s> cpu=<samples per CPU-second>"""
 import argparse
+import os
+import sys
 import time
 
-import torch
-import torch.nn as nn
+# torch.set_num_threads limits torch's own pool, but Debian's torch also runs BLAS calls on
+# OpenBLAS/OpenMP threads: pin those to the same count before torch loads, or "1 thread" uses
+# every core (seen here: 2 CPU-seconds per second at --threads 1).
+_threads = "1"
+for i, arg in enumerate(sys.argv):
+    if arg == "--threads" and i + 1 < len(sys.argv):
+        _threads = sys.argv[i + 1]
+    elif arg.startswith("--threads="):
+        _threads = arg.split("=", 1)[1]
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = _threads
+
+import torch  # noqa: E402  (after the thread variables)
+import torch.nn as nn  # noqa: E402
 
 
 def mlp():

@@ -1,7 +1,7 @@
 /* fashion_cnn.c - a small convolutional network on Fashion-MNIST, the C version of PyTorch's
    MNIST example (examples/mnist/main.py: conv 32, conv 64, max-pool, fc 128, fc 10).
 
-   build:  cc -O2 -march=native -I. examples/fashion_cnn.c -o build/fashion_cnn -lm -lpthread
+   build:  cc -O3 -march=native -I. examples/fashion_cnn.c -o build/fashion_cnn -lm -lpthread
    run:    ./build/fashion_cnn --epochs 5 --batch-size 64 --lr 0.01
    data:   Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist), or --data DIR
            holding train-images-idx3-ubyte.gz and friends.

@@ -3,7 +3,7 @@
    shard of each epoch (the loader's distributed sampler), averages gradients with
    sdl_mpi_ddp, and rank 0 prints metrics averaged over all ranks.
 
-   build:  mpicc -O2 -march=native -I. examples/fashion_ddp.c -o build/fashion_ddp -lm -lpthread
+   build:  mpicc -O3 -march=native -I. examples/fashion_ddp.c -o build/fashion_ddp -lm -lpthread
    run:    mpirun -np 2 ./build/fashion_ddp --epochs 2 --batch-size 64 --lr 0.01 --lr-scaling
            srun -n 8 ./build/fashion_ddp ...        (see examples/slurm/)
    flags:  --batch-size is per rank (the global batch is size x batch); --lr-scaling multiplies

@@ -1,7 +1,7 @@
 /* fashion_mlp.c - a 784-256-128-10 multi-layer perceptron on Fashion-MNIST, the C version
    of PyTorch's "build a model, train it, test it" tutorial.
 
-   build:  cc -O2 -march=native -I. examples/fashion_mlp.c -o build/fashion_mlp -lm -lpthread
+   build:  cc -O3 -march=native -I. examples/fashion_mlp.c -o build/fashion_mlp -lm -lpthread
    run:    ./build/fashion_mlp --epochs 5 --batch-size 64 --lr 0.05
    data:   Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist), or --data DIR
            holding train-images-idx3-ubyte.gz and friends.

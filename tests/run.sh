@@ -13,7 +13,7 @@ B=build/tests${SAN:+-san}
 mkdir -p "$B"
 CC=${CC:-cc}
 CXX=${CXX:-c++}
-OPT=${TEST_OPT:--O2 -march=native}
+OPT=${TEST_OPT:--O3 -march=native}
 WARN="-Wall -Wextra -Werror"
 SANFLAGS=""
 [ "${SAN:-}" = 1 ] && SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"

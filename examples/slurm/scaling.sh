@@ -15,7 +15,7 @@ out=${2:-scaling_results.csv}
 PROG=${PROG:-./build/fashion_ddp --epochs 1 --steps-per-epoch 20 --limit 12800 --threads 1}
 if [ ! -x "${PROG%% *}" ] && [ "${PROG%% *}" = ./build/fashion_ddp ]; then
     mkdir -p build
-    mpicc -O2 -march=native -I. examples/fashion_ddp.c -o build/fashion_ddp -lm -lpthread
+    mpicc -O3 -march=native -I. examples/fashion_ddp.c -o build/fashion_ddp -lm -lpthread
 fi
 echo "NODES,LOCAL_BATCH_SIZE,GPUS_PER_NODE,TOTAL_IMAGES_PER_SEC,SPEEDUP,EFFICIENCY" >"$out"
 kref="" tref=""

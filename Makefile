@@ -63,6 +63,7 @@ bench-mpi:
 	@mkdir -p build
 	$(MPICC) $(CFLAGS) -I. bench/bench_mpi.c -o build/bench_mpi $(LDLIBS)
 	$(MPIRUN) -np 2 build/bench_mpi --allreduce
-	@t1=$$($(MPIRUN) -np 1 build/bench_mpi --weak | tee /dev/stderr | sed -n 's/^total images\/sec: //p'); \
+	@out=$$($(MPIRUN) -np 1 build/bench_mpi --weak); echo "$$out"; \
+	t1=$$(echo "$$out" | sed -n 's/^total images\/sec: //p'); \
 	echo "$(MPIRUN) -np 2 build/bench_mpi --weak --ref $$t1"; \
 	$(MPIRUN) -np 2 build/bench_mpi --weak --ref $$t1

@@ -5,42 +5,10 @@
 #define _POSIX_C_SOURCE 200809L /* popen */
 #define SDL_IMPLEMENTATION
 #include "sdl_test.h"
-#define SDL_MPI_IMPLEMENTATION
-#include "../sdl_mpi.h"
+#include "sdl_mpi_test.h"
 
-/* Under the sanitizers: Open MPI frees little of what MPI_Init takes, so LeakSanitizer ignores
-   what MPI_Init allocates, the check at exit is off, and the test runs LeakSanitizer itself
-   just before sdl_mpi_finalize, when MPI's memory is still reachable and only a leak of ours
-   (models, ddp, buffers) would show. */
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "leak_check_at_exit=0"; }
-const char *__lsan_default_suppressions(void); /* PMIx's own thread leaks a key lookup */
-const char *__lsan_default_suppressions(void) { return "leak:libpmix.so\n"; }
-static int leak_check(void) { return __lsan_do_recoverable_leak_check(); }
-static sdl_result init_mpi(int *argc, char ***argv) {
-    __lsan_disable();
-    sdl_result r = sdl_mpi_init(argc, argv);
-    __lsan_enable();
-    return r;
-}
-#else
-static sdl_result init_mpi(int *argc, char ***argv) { return sdl_mpi_init(argc, argv); }
-static int leak_check(void) { return 0; }
-#endif
 #include <sys/wait.h>
 #include <time.h>
-
-/* waits for the other ranks without spinning, so that the ranks not starting child jobs
-   leave the CPU to them (MPI's blocking calls busy-poll) */
-static void quiet_barrier(void) {
-    MPI_Request req;
-    int done = 0;
-    MPI_Ibarrier(MPI_COMM_WORLD, &req);
-    struct timespec ts = {0, 5000000};
-    while (MPI_Test(&req, &done, MPI_STATUS_IGNORE), !done) nanosleep(&ts, NULL);
-}
 
 static int g_passed, g_failed, g_rank;
 static char g_dir[256]; /* where the binaries go: next to this test's own */

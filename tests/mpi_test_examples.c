@@ -10,19 +10,12 @@
 #include <sys/wait.h>
 #include <time.h>
 
-static int g_passed, g_failed, g_rank;
 static char g_dir[256]; /* where the binaries go: next to this test's own */
 
 static void mrun(const char *name, void (*fn)(void)) {
     sdl_test_ok = 1;
     if (g_rank == 0) fn();
-    int ok = sdl_test_ok;
-    quiet_barrier();
-    MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-    if (ok) g_passed++;
-    else g_failed++;
-    if (g_rank == 0) printf("%s %s\n", ok ? "ok  " : "FAIL", name);
-    fflush(stdout);
+    mpi_test_collect(name, sdl_test_ok);
 }
 #define MRUN(fn) mrun(#fn, fn)
 
@@ -98,13 +91,5 @@ int main(int argc, char **argv) {
     MRUN(test_compile);
     MRUN(test_hello_and_pi);
     MRUN(test_fashion_ddp);
-    sdl_arena_release();
-    int leaks = leak_check();
-    MPI_Allreduce(MPI_IN_PLACE, &leaks, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    if (leaks) g_failed++;
-    if (g_rank == 0 && leaks) printf("FAIL leak check (LeakSanitizer)\n");
-    sdl_mpi_finalize();
-    if (g_rank == 0) printf("%d passed, %d failed\n", g_passed, g_failed);
-    (void)sdl_test_run; (void)sdl_test_finish; (void)gradcheck; (void)test_ids;
-    return g_failed ? 1 : 0;
+    return mpi_test_finish();
 }

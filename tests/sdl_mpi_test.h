@@ -39,4 +39,29 @@ static inline void quiet_barrier(void) {
     while (MPI_Test(&req, &done, MPI_STATUS_IGNORE), !done) nanosleep(&ts, NULL);
 }
 
+/* counts over all ranks: a test passes when it passed on every rank; rank 0 prints */
+static int g_passed, g_failed, g_rank;
+
+static inline void mpi_test_collect(const char *name, int ok) {
+    quiet_barrier();
+    MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (ok) g_passed++;
+    else g_failed++;
+    if (g_rank == 0) printf("%s %s\n", ok ? "ok  " : "FAIL", name);
+    fflush(stdout);
+}
+
+/* the leak check over all ranks, MPI_Finalize, the closing line; returns main's exit code */
+static inline int mpi_test_finish(void) {
+    sdl_arena_release();
+    int leaks = leak_check();
+    MPI_Allreduce(MPI_IN_PLACE, &leaks, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (leaks) g_failed++;
+    if (g_rank == 0 && leaks) printf("FAIL leak check (LeakSanitizer)\n");
+    sdl_mpi_finalize();
+    if (g_rank == 0) printf("%d passed, %d failed\n", g_passed, g_failed);
+    (void)sdl_test_run; (void)sdl_test_finish; (void)gradcheck; (void)test_ids;
+    return g_failed ? 1 : 0;
+}
+
 #endif

@@ -25,7 +25,7 @@
       while (sdl_loader_next(loader, &x, &y)) {
           x = sdl_cuda_to_device(x); y = sdl_cuda_to_device(y);
           sdl_tensor *loss = sdl_cross_entropy(sdl_forward(net, x), y, 0.0f);
-          sdl_backward(loss); sdl_optim_step(opt); sdl_model_zero_grad(m);
+          sdl_backward(loss); sdl_optim_step(opt);            // the step zeroes the grads
           printf("loss %f\n", sdl_item(loss));              // waits for the GPU
           sdl_arena_reset();
       }

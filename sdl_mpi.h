@@ -20,7 +20,7 @@
       for (...) {                                           // loader desc: .rank, .world_size
           sdl_backward(sdl_cross_entropy(sdl_forward(net, x), y, 0.0f));
           sdl_mpi_ddp_sync(ddp);                            // gradients are now the mean
-          sdl_optim_step(opt); sdl_model_zero_grad(m); sdl_arena_reset();
+          sdl_optim_step(opt); sdl_arena_reset();           // the step also zeroes the grads
       }
       sdl_mpi_ddp_free(ddp); sdl_mpi_finalize();
 

@@ -126,7 +126,6 @@ static double train_throughput(bool cnn, int batch, double secs, double *per_cpu
         if (s == 0) loss0 = loss;
         sdl_backward(l);
         sdl_optim_step(opt);
-        sdl_model_zero_grad(m);
         if (s >= 2) steps++;
         if (s >= 4 && now() - t0 > secs) break;
     }

@@ -117,7 +117,6 @@ static int bench_weak(double ref) {
         sdl_backward(sdl_cross_entropy(sdl_forward(net, x), y, 0.0f));
         sdl_mpi_ddp_sync(ddp);
         sdl_optim_step(opt);
-        sdl_model_zero_grad(model);
         sdl_arena_reset();
     }
     double dt = MPI_Wtime() - t0, mine = B * steps / dt, total = mine;

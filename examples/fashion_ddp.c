@@ -180,7 +180,6 @@ int main(int argc, char **argv) {
             }
             sdl_mpi_timeline_begin("optimizer step");
             sdl_optim_step(opt);
-            sdl_model_zero_grad(model);
             sdl_mpi_timeline_end();
             s[0] += (double)sdl_item(loss) * (double)y->numel;
             s[1] += (double)sdl_count_correct(logits, y);

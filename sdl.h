@@ -1058,6 +1058,27 @@ static int sdl__default_threads(void) {
 }
 
 #ifndef SDL_NO_THREADS
+/* Waiting threads spin a little (~50 us) before they sleep: a training step posts jobs a few
+   microseconds apart, and waking a sleeping thread costs about as long as a small job. The
+   spins need atomic loads: gcc/clang builtins; other compilers go straight to sleep. */
+#if defined(__GNUC__) || defined(__clang__)
+#define SDL__ATOMICS 1
+#define SDL__LOAD(x) __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
+#define SDL__STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
+#define SDL__SPINS 2048
+#else
+#define SDL__LOAD(x) (x)
+#define SDL__STORE(x, v) ((x) = (v))
+#define SDL__SPINS 0
+#endif
+static void sdl__relax(void) {
+#if defined(SDL__ATOMICS) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_ia32_pause();
+#elif defined(SDL__ATOMICS) && defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 typedef struct sdl__pool {
     pthread_t threads[SDL__MAX_THREADS];
     int started;
@@ -1087,13 +1108,21 @@ static void *sdl__pool_worker(void *arg) {
     pthread_mutex_lock(&p->mu);
     uint64_t seen = p->start_gen[part];
     for (;;) {
-        while (p->generation == seen) pthread_cond_wait(&p->work_cv, &p->mu);
+        if (p->generation == seen) { /* spin without the lock, then sleep */
+            pthread_mutex_unlock(&p->mu);
+            for (int i = 0; i < SDL__SPINS && SDL__LOAD(p->generation) == seen; i++) sdl__relax();
+            pthread_mutex_lock(&p->mu);
+            while (p->generation == seen) pthread_cond_wait(&p->work_cv, &p->mu);
+        }
         seen = p->generation;
         int run = part < p->nparts;
         pthread_mutex_unlock(&p->mu);
         if (run) sdl__pool_run_part(p, part);
         pthread_mutex_lock(&p->mu);
-        if (run && --p->pending == 0) pthread_cond_signal(&p->done_cv);
+        if (run) {
+            SDL__STORE(p->pending, p->pending - 1);
+            if (p->pending == 0) pthread_cond_signal(&p->done_cv);
+        }
     }
     return NULL;
 }
@@ -1153,11 +1182,12 @@ SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *c
     p->n = n;
     p->chunk = (n + parts - 1) / parts;
     p->nparts = (int)((n + p->chunk - 1) / p->chunk);
-    p->pending = p->nparts - 1;
-    p->generation++;
+    SDL__STORE(p->pending, p->nparts - 1);
+    SDL__STORE(p->generation, p->generation + 1);
     pthread_cond_broadcast(&p->work_cv);
     pthread_mutex_unlock(&p->mu);
     sdl__pool_run_part(p, 0);
+    for (int i = 0; i < SDL__SPINS && SDL__LOAD(p->pending) > 0; i++) sdl__relax();
     pthread_mutex_lock(&p->mu);
     while (p->pending > 0) pthread_cond_wait(&p->done_cv, &p->mu);
     pthread_mutex_unlock(&p->mu);
@@ -1190,9 +1220,18 @@ SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *c
 #define SDL__MR 4
 #define SDL__NR 16
 #endif
+/* the largest blocks; a dimension is cut into equal blocks no larger than these (K = 1100:
+   two of 552, not 1024 + 76). With AVX-512, KC 1024 halves the passes over C that KC 512
+   needs (at 2048^3 C's loads and stores took ~12% of the time with KC 512); A's MC x KC
+   block (480 KB) stays in a 1 MB L2. Smaller caches (AVX2-era) keep KC 512. */
+#if defined(SDL__GEMM_AVX512)
+#define SDL__KC 1024
+#define SDL__MC 120
+#else
 #define SDL__KC 512
 #define SDL__MC (SDL__MR * 20)
-#define SDL__NC (SDL__NR * 64)
+#endif
+#define SDL__NC 1024
 
 typedef struct sdl__gemm_job {
     bool ta, tb;
@@ -1202,7 +1241,9 @@ typedef struct sdl__gemm_job {
     float *C;
     int64_t mr;          /* rows per A panel */
     bool split_n;        /* threads take column ranges (else row ranges) */
+    bool shared_b;       /* threads pack B's blocks together and share them (row ranges) */
     int64_t unit, parts; /* range granularity (NR or MR) and the number of ranges */
+    int bar_count, bar_phase; /* the shared_b barrier */
 } sdl__gemm_job;
 
 /* The reference: C = beta*C + alpha * op(A) op(B), one row at a time, single-threaded. */
@@ -1451,31 +1492,46 @@ static void sdl__gemm_update(float *c, int64_t ldc, const float *t, int64_t mr, 
 #endif
 }
 
+/* the block size that cuts n into equal blocks of at most max, rounded up to a multiple
+   of q (max is a multiple of q) */
+static int64_t sdl__gemm_blk(int64_t n, int64_t max, int64_t q) {
+    int64_t nb = (n + max - 1) / max, b = (n + nb - 1) / nb;
+    return (b + q - 1) / q * q;
+}
+
+/* rows [m0, m1) of C's block at (jc, pc), with B's packed block bp and the A buffer ap */
+static void sdl__gemm_rows(const sdl__gemm_job *g, int64_t m0, int64_t m1, int64_t jc, int64_t nc, int64_t pc,
+                           int64_t kc, float *ap, const float *bp) {
+    float t[SDL__MR * SDL__NR + 16];
+    int64_t MC = sdl__gemm_blk(m1 - m0, SDL__MC, g->mr);
+    for (int64_t ic = m0; ic < m1; ic += MC) {
+        int64_t mc = m1 - ic < MC ? m1 - ic : MC;
+        sdl__pack_a(g, ic, mc, pc, kc, ap);
+        for (int64_t jr = 0; jr < nc; jr += SDL__NR) {
+            int64_t nr = nc - jr < SDL__NR ? nc - jr : SDL__NR;
+            for (int64_t ir = 0; ir < mc; ir += g->mr) {
+                int64_t mr = mc - ir < g->mr ? mc - ir : g->mr;
+#ifdef SDL__GEMM_MR8
+                if (g->mr == 8) sdl__gemm_kernel8(kc, ap + ir * kc, bp + jr * kc, t);
+                else
+#endif
+                sdl__gemm_kernel(kc, ap + ir * kc, bp + jr * kc, t);
+                sdl__gemm_update(g->C + (ic + ir) * g->ldc + jc + jr, g->ldc, t, mr, nr, g->beta, pc == 0);
+            }
+        }
+    }
+}
+
 /* C[m0:m1, n0:n1] with the packing buffers ws (MC*KC + KC*NC floats) */
 static void sdl__gemm_block(const sdl__gemm_job *g, int64_t m0, int64_t m1, int64_t n0, int64_t n1, float *ws) {
     float *ap = ws, *bp = ws + SDL__MC * SDL__KC;
-    float t[SDL__MR * SDL__NR + 16];
-    for (int64_t jc = n0; jc < n1; jc += SDL__NC) {
-        int64_t nc = n1 - jc < SDL__NC ? n1 - jc : SDL__NC;
-        for (int64_t pc = 0; pc < g->K; pc += SDL__KC) {
-            int64_t kc = g->K - pc < SDL__KC ? g->K - pc : SDL__KC;
+    int64_t NC = sdl__gemm_blk(n1 - n0, SDL__NC, SDL__NR), KC = sdl__gemm_blk(g->K, SDL__KC, 16);
+    for (int64_t jc = n0; jc < n1; jc += NC) {
+        int64_t nc = n1 - jc < NC ? n1 - jc : NC;
+        for (int64_t pc = 0; pc < g->K; pc += KC) {
+            int64_t kc = g->K - pc < KC ? g->K - pc : KC;
             sdl__pack_b(g, pc, kc, jc, nc, bp);
-            for (int64_t ic = m0; ic < m1; ic += SDL__MC) {
-                int64_t mc = m1 - ic < SDL__MC ? m1 - ic : SDL__MC;
-                sdl__pack_a(g, ic, mc, pc, kc, ap);
-                for (int64_t jr = 0; jr < nc; jr += SDL__NR) {
-                    int64_t nr = nc - jr < SDL__NR ? nc - jr : SDL__NR;
-                    for (int64_t ir = 0; ir < mc; ir += g->mr) {
-                        int64_t mr = mc - ir < g->mr ? mc - ir : g->mr;
-#ifdef SDL__GEMM_MR8
-                        if (g->mr == 8) sdl__gemm_kernel8(kc, ap + ir * kc, bp + jr * kc, t);
-                        else
-#endif
-                        sdl__gemm_kernel(kc, ap + ir * kc, bp + jr * kc, t);
-                        sdl__gemm_update(g->C + (ic + ir) * g->ldc + jc + jr, g->ldc, t, mr, nr, g->beta, pc == 0);
-                    }
-                }
-            }
+            sdl__gemm_rows(g, m0, m1, jc, nc, pc, kc, ap, bp);
         }
     }
 }
@@ -1492,8 +1548,57 @@ static bool sdl__gemm_ws_ready(int parts) {
     return true;
 }
 
+#ifdef SDL__ATOMICS
+/* all `parts` threads of a shared_b job meet here: spin, then yield the core */
+static void sdl__gemm_barrier(sdl__gemm_job *g) {
+    int phase = SDL__LOAD(g->bar_phase);
+    if (__atomic_add_fetch(&g->bar_count, 1, __ATOMIC_ACQ_REL) == (int)g->parts) {
+        SDL__STORE(g->bar_count, 0);
+        SDL__STORE(g->bar_phase, phase + 1);
+        return;
+    }
+    for (int i = 0; SDL__LOAD(g->bar_phase) == phase; i++) {
+        if (i < SDL__SPINS) sdl__relax();
+        else sched_yield();
+    }
+}
+
+/* thread p of a shared_b job (GotoBLAS/BLIS style): for each (jc, pc) block the threads pack
+   B's NR-wide panels together into one buffer (sdl__gemm_ws[0]'s B half), meet, then each
+   packs its own A blocks (its ws's A half) for its own rows and multiplies; they meet again
+   before B's next block overwrites the buffer. Nothing is packed twice. */
+static void sdl__gemm_shared(sdl__gemm_job *g, int64_t p) {
+    int64_t units = (g->M + g->unit - 1) / g->unit;
+    int64_t m0 = units * p / g->parts * g->unit, m1 = units * (p + 1) / g->parts * g->unit;
+    if (m1 > g->M) m1 = g->M;
+    float *ap = sdl__gemm_ws[p], *bp = sdl__gemm_ws[0] + SDL__MC * SDL__KC;
+    int64_t NC = sdl__gemm_blk(g->N, SDL__NC, SDL__NR), KC = sdl__gemm_blk(g->K, SDL__KC, 16);
+    for (int64_t jc = 0; jc < g->N; jc += NC) {
+        int64_t nc = g->N - jc < NC ? g->N - jc : NC, panels = (nc + SDL__NR - 1) / SDL__NR;
+        int64_t j0 = panels * p / g->parts * SDL__NR, j1 = panels * (p + 1) / g->parts * SDL__NR;
+        if (j1 > nc) j1 = nc;
+        for (int64_t pc = 0; pc < g->K; pc += KC) {
+            int64_t kc = g->K - pc < KC ? g->K - pc : KC;
+            if (j0 < j1) sdl__pack_b(g, pc, kc, jc + j0, j1 - j0, bp + j0 * kc);
+            sdl__gemm_barrier(g);
+            if (m0 < m1) sdl__gemm_rows(g, m0, m1, jc, nc, pc, kc, ap, bp);
+            if (jc + nc < g->N || pc + kc < g->K) sdl__gemm_barrier(g);
+        }
+    }
+}
+#endif
+
 static void sdl__gemm_part(void *ctx, int64_t p0, int64_t p1) {
-    const sdl__gemm_job *g = (const sdl__gemm_job *)ctx;
+    sdl__gemm_job *g = (sdl__gemm_job *)ctx;
+    if (g->shared_b) {
+#ifdef SDL__ATOMICS
+        if (p1 - p0 == 1) { sdl__gemm_shared(g, p0); return; }
+#endif
+        /* every part on this one thread (a nested call): the rows' split does not change any
+           sum, so one part over all of C gives the same bits */
+        sdl__gemm_block(g, 0, g->M, 0, g->N, sdl__gemm_ws[0]);
+        return;
+    }
     for (int64_t p = p0; p < p1; p++) {
         int64_t dim = g->split_n ? g->N : g->M, units = (dim + g->unit - 1) / g->unit;
         int64_t b = units * p / g->parts * g->unit, e = units * (p + 1) / g->parts * g->unit;
@@ -1518,6 +1623,7 @@ static sdl__gemm_job sdl__gemm_make(bool ta, bool tb, int64_t M, int64_t N, int6
     if ((M + 7) / 8 * 8 - M < (M + SDL__MR - 1) / SDL__MR * SDL__MR - M) g.mr = 8;
 #endif
     g.split_n = N >= M; g.unit = g.split_n ? SDL__NR : g.mr; g.parts = 1;
+    g.shared_b = false; g.bar_count = g.bar_phase = 0;
     return g;
 }
 
@@ -1545,11 +1651,16 @@ SDL_API void sdl_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
                        float *C, int64_t ldc) {
     if (sdl__gemm_trivial(M, N, K, alpha, beta, C, ldc)) return;
     sdl__gemm_job g = sdl__gemm_make(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    int64_t units = ((g.split_n ? N : M) + g.unit - 1) / g.unit;
     /* a part gets at least ~8 MFLOP (tens of microseconds): waking a thread costs several */
     int64_t parts = (M * N * K) / (2 * 128 * 128 * 128) + 1;
     int nt = sdl_get_num_threads();
     if (parts > nt) parts = nt;
+#ifdef SDL__ATOMICS
+    /* rows for every thread (at least 2 panels each): share B's packed blocks; else (few rows,
+       many columns) each thread takes its own columns and packs the small A itself */
+    if (parts > 1 && (M + g.mr - 1) / g.mr >= 2 * parts) { g.shared_b = true; g.split_n = false; g.unit = g.mr; }
+#endif
+    int64_t units = ((g.split_n ? N : M) + g.unit - 1) / g.unit;
     if (parts > units) parts = units;
     if (!sdl__gemm_ws_ready((int)parts)) { /* no memory for packing: the plain loop still works */
         sdl__sgemm_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

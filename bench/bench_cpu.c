@@ -21,6 +21,10 @@ static double now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+/* OpenBLAS's worker threads spin for 2^28 TSC ticks (~0.13 s here) after each call before they
+   sleep: timing sdl's threads within that time means sharing cores with them (at 2 threads that
+   halved sdl's speed). The bench naps longer than that before each sdl round. */
+#define OPENBLAS_IDLE_S 0.25
 static void nap(double s) { /* lets OpenBLAS's spinning threads go idle before we time sdl */
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
     nanosleep(&ts, NULL);
@@ -68,11 +72,11 @@ static double time_calls(const gemm_case *c, gemm_bufs *b, bool blas) {
 static void time_gemm(const gemm_case *c, gemm_bufs *b, double *g_sdl, double *g_ref) {
     double flops = 2.0 * c->M * c->N * c->K, best_sdl = 1e30, best_ref = 1e30;
     for (int r = 0; r < 3; r++) {
+        nap(OPENBLAS_IDLE_S);
         double t = time_calls(c, b, false);
         best_sdl = t < best_sdl ? t : best_sdl;
         t = time_calls(c, b, true);
         best_ref = t < best_ref ? t : best_ref;
-        nap(0.05);
     }
     *g_sdl = flops / best_sdl * 1e-9;
     *g_ref = flops / best_ref * 1e-9;

@@ -1241,9 +1241,7 @@ typedef struct sdl__gemm_job {
     float *C;
     int64_t mr;          /* rows per A panel */
     bool split_n;        /* threads take column ranges (else row ranges) */
-    bool shared_b;       /* threads pack B's blocks together and share them (row ranges) */
     int64_t unit, parts; /* range granularity (NR or MR) and the number of ranges */
-    int bar_count, bar_phase; /* the shared_b barrier */
 } sdl__gemm_job;
 
 /* The reference: C = beta*C + alpha * op(A) op(B), one row at a time, single-threaded. */
@@ -1548,57 +1546,8 @@ static bool sdl__gemm_ws_ready(int parts) {
     return true;
 }
 
-#ifdef SDL__ATOMICS
-/* all `parts` threads of a shared_b job meet here: spin, then yield the core */
-static void sdl__gemm_barrier(sdl__gemm_job *g) {
-    int phase = SDL__LOAD(g->bar_phase);
-    if (__atomic_add_fetch(&g->bar_count, 1, __ATOMIC_ACQ_REL) == (int)g->parts) {
-        SDL__STORE(g->bar_count, 0);
-        SDL__STORE(g->bar_phase, phase + 1);
-        return;
-    }
-    for (int i = 0; SDL__LOAD(g->bar_phase) == phase; i++) {
-        if (i < SDL__SPINS) sdl__relax();
-        else sched_yield();
-    }
-}
-
-/* thread p of a shared_b job (GotoBLAS/BLIS style): for each (jc, pc) block the threads pack
-   B's NR-wide panels together into one buffer (sdl__gemm_ws[0]'s B half), meet, then each
-   packs its own A blocks (its ws's A half) for its own rows and multiplies; they meet again
-   before B's next block overwrites the buffer. Nothing is packed twice. */
-static void sdl__gemm_shared(sdl__gemm_job *g, int64_t p) {
-    int64_t units = (g->M + g->unit - 1) / g->unit;
-    int64_t m0 = units * p / g->parts * g->unit, m1 = units * (p + 1) / g->parts * g->unit;
-    if (m1 > g->M) m1 = g->M;
-    float *ap = sdl__gemm_ws[p], *bp = sdl__gemm_ws[0] + SDL__MC * SDL__KC;
-    int64_t NC = sdl__gemm_blk(g->N, SDL__NC, SDL__NR), KC = sdl__gemm_blk(g->K, SDL__KC, 16);
-    for (int64_t jc = 0; jc < g->N; jc += NC) {
-        int64_t nc = g->N - jc < NC ? g->N - jc : NC, panels = (nc + SDL__NR - 1) / SDL__NR;
-        int64_t j0 = panels * p / g->parts * SDL__NR, j1 = panels * (p + 1) / g->parts * SDL__NR;
-        if (j1 > nc) j1 = nc;
-        for (int64_t pc = 0; pc < g->K; pc += KC) {
-            int64_t kc = g->K - pc < KC ? g->K - pc : KC;
-            if (j0 < j1) sdl__pack_b(g, pc, kc, jc + j0, j1 - j0, bp + j0 * kc);
-            sdl__gemm_barrier(g);
-            if (m0 < m1) sdl__gemm_rows(g, m0, m1, jc, nc, pc, kc, ap, bp);
-            if (jc + nc < g->N || pc + kc < g->K) sdl__gemm_barrier(g);
-        }
-    }
-}
-#endif
-
 static void sdl__gemm_part(void *ctx, int64_t p0, int64_t p1) {
-    sdl__gemm_job *g = (sdl__gemm_job *)ctx;
-    if (g->shared_b) {
-#ifdef SDL__ATOMICS
-        if (p1 - p0 == 1) { sdl__gemm_shared(g, p0); return; }
-#endif
-        /* every part on this one thread (a nested call): the rows' split does not change any
-           sum, so one part over all of C gives the same bits */
-        sdl__gemm_block(g, 0, g->M, 0, g->N, sdl__gemm_ws[0]);
-        return;
-    }
+    const sdl__gemm_job *g = (const sdl__gemm_job *)ctx;
     for (int64_t p = p0; p < p1; p++) {
         int64_t dim = g->split_n ? g->N : g->M, units = (dim + g->unit - 1) / g->unit;
         int64_t b = units * p / g->parts * g->unit, e = units * (p + 1) / g->parts * g->unit;
@@ -1623,8 +1572,26 @@ static sdl__gemm_job sdl__gemm_make(bool ta, bool tb, int64_t M, int64_t N, int6
     if ((M + 7) / 8 * 8 - M < (M + SDL__MR - 1) / SDL__MR * SDL__MR - M) g.mr = 8;
 #endif
     g.split_n = N >= M; g.unit = g.split_n ? SDL__NR : g.mr; g.parts = 1;
-    g.shared_b = false; g.bar_count = g.bar_phase = 0;
     return g;
+}
+
+/* Threads split C into `parts` row ranges (each packs all of B) or column ranges (each packs
+   all of A); the one that packs less twice wins. Sharing one packed block between threads
+   was slower on every shape measured (2-core Zen 5 VM): the other core's writes come back
+   through L3. Estimated cycles per thread: the widest part's FMAs (32 a cycle), its share
+   of the split operand and all of the other, at rough per-element packing costs (A: 8x8
+   transposes, or scalar copies if transposed; B: memcpy, or transposes if transposed). */
+static void sdl__gemm_split(sdl__gemm_job *g, int64_t parts) {
+    double ca = g->ta ? 1.0 : 0.5, cb = g->tb ? 0.5 : 0.125;
+    int64_t rows = ((g->M + g->mr - 1) / g->mr + parts - 1) / parts * g->mr;
+    int64_t cols = ((g->N + SDL__NR - 1) / SDL__NR + parts - 1) / parts * SDL__NR;
+    if (rows > g->M) rows = g->M;
+    if (cols > g->N) cols = g->N;
+    double k = (double)g->K;
+    double by_rows = (double)rows * g->N * k / 32 + k * g->N * cb + (double)rows * k * ca;
+    double by_cols = (double)g->M * cols * k / 32 + (double)g->M * k * ca + k * cols * cb;
+    g->split_n = by_cols < by_rows;
+    g->unit = g->split_n ? SDL__NR : g->mr;
 }
 
 /* the trivial cases: nothing to add (K = 0 or alpha = 0) means C = beta * C */
@@ -1655,11 +1622,7 @@ SDL_API void sdl_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
     int64_t parts = (M * N * K) / (2 * 128 * 128 * 128) + 1;
     int nt = sdl_get_num_threads();
     if (parts > nt) parts = nt;
-#ifdef SDL__ATOMICS
-    /* rows for every thread (at least 2 panels each): share B's packed blocks; else (few rows,
-       many columns) each thread takes its own columns and packs the small A itself */
-    if (parts > 1 && (M + g.mr - 1) / g.mr >= 2 * parts) { g.shared_b = true; g.split_n = false; g.unit = g.mr; }
-#endif
+    if (parts > 1) sdl__gemm_split(&g, parts);
     int64_t units = ((g.split_n ? N : M) + g.unit - 1) / g.unit;
     if (parts > units) parts = units;
     if (!sdl__gemm_ws_ready((int)parts)) { /* no memory for packing: the plain loop still works */

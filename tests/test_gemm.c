@@ -1,6 +1,6 @@
 /* test_gemm.c - sdl_sgemm against a double-precision loop (every transpose, odd sizes, alpha,
-   beta, padded leading dimensions), bit for bit across thread counts (both ways of splitting
-   the work among threads), called from inside a pool job, and without per-call allocation. */
+   beta, padded leading dimensions), bit for bit across 1, 2 and 3 threads (C split by rows
+   and by columns), called from inside a pool job, and without per-call allocation. */
 #define SDL_IMPLEMENTATION
 #include "sdl_test.h"
 
@@ -87,14 +87,15 @@ static void test_tiny_and_odd(void) {
     check(257, 1, 65, -0.5f, 0.25f);
 }
 
-/* big enough to use 2 and 3 threads (~4 and ~8 MFLOP per part): rows split with B's packed
-   blocks shared (many rows), columns split (few rows), more than MC rows, KC deep, NC wide */
+/* big enough to use 2 and 3 threads (~4 and ~8 MFLOP per part), split by rows and by
+   columns (a wrong range in either split fails here), more than MC rows, more
+   than KC deep, more than NC wide */
 static void test_threaded_sizes(void) {
-    check(257, 65, 257, 1.0f, 0.0f);   /* rows split, one B block */
-    check(129, 257, 385, 0.75f, 1.0f); /* rows split, 3 threads get 4 and 5 panels */
+    check(257, 65, 257, 1.0f, 0.0f);   /* rows split */
+    check(129, 257, 385, 0.75f, 1.0f); /* 3 parts; rows or columns by the transposes */
     check(7, 2100, 513, 1.0f, -1.0f);  /* 1 panel of rows: columns split, more than NC wide */
-    check(33, 1100, 1100, 1.0f, 0.0f); /* more than KC deep and NC wide, shared B */
-    check(301, 37, 1030, -2.0f, 0.5f); /* more than MC rows, K past one KC block */
+    check(33, 1100, 1100, 1.0f, 0.0f); /* more than KC deep and NC wide, columns split */
+    check(301, 37, 1030, -2.0f, 0.5f); /* more than MC rows, K past one KC block, rows split */
 }
 
 /* K = 0 or alpha = 0: C = beta * C, A and B never read */

@@ -1497,39 +1497,33 @@ static int64_t sdl__gemm_blk(int64_t n, int64_t max, int64_t q) {
     return (b + q - 1) / q * q;
 }
 
-/* rows [m0, m1) of C's block at (jc, pc), with B's packed block bp and the A buffer ap */
-static void sdl__gemm_rows(const sdl__gemm_job *g, int64_t m0, int64_t m1, int64_t jc, int64_t nc, int64_t pc,
-                           int64_t kc, float *ap, const float *bp) {
-    float t[SDL__MR * SDL__NR + 16];
-    int64_t MC = sdl__gemm_blk(m1 - m0, SDL__MC, g->mr);
-    for (int64_t ic = m0; ic < m1; ic += MC) {
-        int64_t mc = m1 - ic < MC ? m1 - ic : MC;
-        sdl__pack_a(g, ic, mc, pc, kc, ap);
-        for (int64_t jr = 0; jr < nc; jr += SDL__NR) {
-            int64_t nr = nc - jr < SDL__NR ? nc - jr : SDL__NR;
-            for (int64_t ir = 0; ir < mc; ir += g->mr) {
-                int64_t mr = mc - ir < g->mr ? mc - ir : g->mr;
-#ifdef SDL__GEMM_MR8
-                if (g->mr == 8) sdl__gemm_kernel8(kc, ap + ir * kc, bp + jr * kc, t);
-                else
-#endif
-                sdl__gemm_kernel(kc, ap + ir * kc, bp + jr * kc, t);
-                sdl__gemm_update(g->C + (ic + ir) * g->ldc + jc + jr, g->ldc, t, mr, nr, g->beta, pc == 0);
-            }
-        }
-    }
-}
-
 /* C[m0:m1, n0:n1] with the packing buffers ws (MC*KC + KC*NC floats) */
 static void sdl__gemm_block(const sdl__gemm_job *g, int64_t m0, int64_t m1, int64_t n0, int64_t n1, float *ws) {
     float *ap = ws, *bp = ws + SDL__MC * SDL__KC;
+    float t[SDL__MR * SDL__NR + 16];
     int64_t NC = sdl__gemm_blk(n1 - n0, SDL__NC, SDL__NR), KC = sdl__gemm_blk(g->K, SDL__KC, 16);
+    int64_t MC = sdl__gemm_blk(m1 - m0, SDL__MC, g->mr);
     for (int64_t jc = n0; jc < n1; jc += NC) {
         int64_t nc = n1 - jc < NC ? n1 - jc : NC;
         for (int64_t pc = 0; pc < g->K; pc += KC) {
             int64_t kc = g->K - pc < KC ? g->K - pc : KC;
             sdl__pack_b(g, pc, kc, jc, nc, bp);
-            sdl__gemm_rows(g, m0, m1, jc, nc, pc, kc, ap, bp);
+            for (int64_t ic = m0; ic < m1; ic += MC) {
+                int64_t mc = m1 - ic < MC ? m1 - ic : MC;
+                sdl__pack_a(g, ic, mc, pc, kc, ap);
+                for (int64_t jr = 0; jr < nc; jr += SDL__NR) {
+                    int64_t nr = nc - jr < SDL__NR ? nc - jr : SDL__NR;
+                    for (int64_t ir = 0; ir < mc; ir += g->mr) {
+                        int64_t mr = mc - ir < g->mr ? mc - ir : g->mr;
+#ifdef SDL__GEMM_MR8
+                        if (g->mr == 8) sdl__gemm_kernel8(kc, ap + ir * kc, bp + jr * kc, t);
+                        else
+#endif
+                        sdl__gemm_kernel(kc, ap + ir * kc, bp + jr * kc, t);
+                        sdl__gemm_update(g->C + (ic + ir) * g->ldc + jc + jr, g->ldc, t, mr, nr, g->beta, pc == 0);
+                    }
+                }
+            }
         }
     }
 }

@@ -68,7 +68,8 @@ static double time_calls(const gemm_case *c, gemm_bufs *b, bool blas) {
     return (now() - t) / reps;
 }
 /* GFLOP/s of sdl and OpenBLAS: best of 3 rounds, the two timed alternately so a change in
-   machine load hits both; a pause after OpenBLAS lets its spinning threads go idle */
+   machine load hits both; a nap before each sdl round lets OpenBLAS's spinning threads go idle
+   (sdl's own pool spins only ~50 us after a job: nothing next to a 0.1 s round) */
 static void time_gemm(const gemm_case *c, gemm_bufs *b, double *g_sdl, double *g_ref) {
     double flops = 2.0 * c->M * c->N * c->K, best_sdl = 1e30, best_ref = 1e30;
     for (int r = 0; r < 3; r++) {

@@ -407,7 +407,8 @@ struct sdl_model {
     void *grad_hook_user;
     bool *grad_zero;       /* after packing: per parameter, its gradient is all zeros now
                               (set by zeroing, cleared when backward writes it), so backward
-                              may write it (=) instead of adding into it */
+                              may write it (=) instead of adding into it. Code that writes
+                              gradients itself between zeroing and backward clears it. */
     sdl_module **modules;  /* every layer made on this model, freed with it */
     int nmodules;
 };

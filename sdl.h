@@ -293,7 +293,20 @@ struct sdl_node {
     } attr;
     void *saved;   /* arena memory forward left for backward */
     sdl_node *prev; /* the tape, newest first */
+    int act;       /* sdl_act fused into the output (the activation epilogue), 0: none */
+    /* set by sdl_backward for ops whose backend sets grad_overwrite[op]: bit i says that
+       in[i]->grad holds no gradient yet (zeros or stale memory), so the backward kernel
+       writes (=) every element of it instead of adding (+=) */
+    unsigned grad_fresh;
 };
+
+/* Activation epilogues: an op that takes one applies it to its output in place, y = f(z),
+   and its backward first turns dy into dz = f'(z) dy, with f' computed from y (so z need
+   not be kept). sdl_linear_act is the first user; a sequential fuses linear + relu. */
+typedef enum sdl_act {
+    SDL_ACT_NONE = 0,
+    SDL_ACT_RELU         /* y = max(z, 0);  dz = y > 0 ? dy : 0 */
+} sdl_act;
 
 SDL_API sdl_result sdl_backward(sdl_tensor *loss);
 SDL_API void sdl_set_grad_enabled(bool enabled);
@@ -316,6 +329,9 @@ typedef struct sdl_backend {
     /* one optimizer step on a model whose flat arrays (and the optimizer state) live on this
        device; sdl_optim_step calls it instead of the CPU loop */
     sdl_result (*optim_step)(struct sdl_optim *o);
+    /* 1 where backward[op] honours node->grad_fresh; 0 (the default): sdl_backward hands
+       that op zeroed gradient buffers, into which it adds */
+    unsigned char grad_overwrite[SDL_OP_COUNT];
 } sdl_backend;
 SDL_API void sdl_register_backend(sdl_device device, const sdl_backend *backend);
 SDL_API const sdl_backend *sdl_get_backend(sdl_device device);
@@ -323,6 +339,8 @@ SDL_API const sdl_backend *sdl_get_backend(sdl_device device);
 /* >>decl-ops. Shapes: x (B, ...) batch first; images NCHW. Each returns a new arena
    tensor, or NULL with sdl_last_error() set. */
 SDL_API sdl_tensor *sdl_linear(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b);      /* x (..., in), w (out, in), b (out) or NULL */
+/* act(linear(x, w, b)) as one op: the same numbers as the two ops, one pass less each way */
+SDL_API sdl_tensor *sdl_linear_act(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, sdl_act act);
 SDL_API sdl_tensor *sdl_conv2d(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, int stride, int pad);  /* w (C_out, C_in, kh, kw) */
 SDL_API sdl_tensor *sdl_conv_transpose2d(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, int stride, int pad, int out_pad); /* w (C_in, C_out, kh, kw) */
 SDL_API sdl_tensor *sdl_max_pool2d(sdl_tensor *x, int kernel, int stride, int pad);
@@ -387,6 +405,10 @@ struct sdl_model {
     bool training;
     sdl_grad_hook grad_hook;
     void *grad_hook_user;
+    bool *grad_zero;       /* after packing: per parameter, its gradient is all zeros now
+                              (set by zeroing, cleared when backward writes it), so backward
+                              may write it (=) instead of adding into it. Code that writes
+                              gradients itself between zeroing and backward clears it. */
     sdl_module **modules;  /* every layer made on this model, freed with it */
     int nmodules;
 };
@@ -1966,6 +1988,33 @@ SDL_API sdl_tensor *sdl_detach(sdl_tensor *x) {
     return t;
 }
 
+/* Gives each input that needs a gradient its buffer before n's backward runs. The first
+   write of a gradient in a step need not add into zeros: where the kernel can overwrite
+   (`overwrite`), an intermediate's first buffer is left unzeroed and a parameter whose
+   gradient is all zeros (model->grad_zero, set by the optimizer step) is written, not
+   added to; node->grad_fresh tells the kernel which. A tensor that is two of n's inputs
+   is never fresh (the kernel would overwrite its own first write). */
+static bool sdl__grad_prepare(sdl_node *n, bool overwrite) {
+    n->grad_fresh = 0;
+    for (int i = 0; i < n->nin; i++) {
+        sdl_tensor *p = n->in[i];
+        if (!p->requires_grad) continue;
+        bool fresh = overwrite;
+        for (int j = 0; j < n->nin; j++) fresh = fresh && (j == i || n->in[j] != p);
+        if (!p->grad) {
+            if (fresh && p->device == SDL_CPU) p->grad = (float *)sdl__arena_bump((size_t)p->numel * sizeof(float));
+            else fresh = false;
+            if (!sdl__grad(p)) return false;
+        } else if (p->model && p->model->grad_zero && p->model->grad_zero[p->param_index]) {
+            p->model->grad_zero[p->param_index] = false; /* written from here on */
+        } else {
+            fresh = false;
+        }
+        if (fresh) n->grad_fresh |= 1u << i;
+    }
+    return true;
+}
+
 SDL_API sdl_result sdl_backward(sdl_tensor *loss) {
     if (!loss) return sdl_fail(SDL_ERR_ARG, "backward: loss is NULL (an earlier op failed: %s)", sdl__err_msg);
     if (loss->numel != 1) return (sdl__shape_error("backward", "loss must be a scalar", loss, NULL), SDL_ERR_SHAPE);
@@ -1982,8 +2031,7 @@ SDL_API sdl_result sdl_backward(sdl_tensor *loss) {
         if (n->out->grad) {
             const sdl_backend *be = sdl_get_backend(n->out->device);
             if (!be->backward[n->op]) return sdl_fail(SDL_ERR_DEVICE, "op %d has no backward on device %d", (int)n->op, (int)n->out->device);
-            for (int i = 0; i < n->nin; i++)
-                if (n->in[i]->requires_grad && !sdl__grad(n->in[i])) return sdl__err_code;
+            if (!sdl__grad_prepare(n, be->grad_overwrite[n->op] != 0)) return sdl__err_code;
             if (sdl__prof_on) {
                 double t0 = sdl_now();
                 be->backward[n->op](n);
@@ -2007,30 +2055,68 @@ SDL_API sdl_result sdl_backward(sdl_tensor *loss) {
 
 /* >>cpu-ops: kernels beside their backward. Shapes and the derivative above each pair. */
 
+/* ---- activation epilogues (sdl_act), for any op whose output is y = f(z):
+   forward applies f to z in place; backward turns dy into dz = f'(z) dy, computed from y,
+   so the op's own backward then runs on dz as if there were no activation. */
+static void sdl__act_epilogue_fwd(int act, float *y, int64_t n) {
+    if (act == SDL_ACT_RELU)
+        for (int64_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+}
+/* dz (rows x cols) from dy and y; with db, also db[c] (=, or += unless fresh) sum_r dz[r][c],
+   in row order as the plain bias loop adds */
+static void sdl__act_epilogue_bwd(int act, const float *y, const float *dy, float *dz, int64_t rows, int64_t cols,
+                                  float *db, bool db_fresh) {
+    SDL__UNUSED(act); /* SDL_ACT_RELU, the only one so far */
+    if (db && db_fresh) memset(db, 0, (size_t)cols * sizeof(float));
+    for (int64_t r = 0; r < rows; r++) {
+        const float *SDL_RESTRICT yr = y + r * cols, *SDL_RESTRICT dyr = dy + r * cols;
+        float *SDL_RESTRICT dzr = dz + r * cols;
+        for (int64_t c = 0; c < cols; c++) dzr[c] = yr[c] > 0.0f ? dyr[c] : 0.0f;
+        if (db) {
+            float *SDL_RESTRICT d = db;
+            for (int64_t c = 0; c < cols; c++) d[c] += dzr[c];
+        }
+    }
+}
+
 /* ---- linear: x (R, in) with R = all leading dims, w (out, in), b (out) -> y (R, out)
-   y = x w^T + b;  dx += dy w;  dw += dy^T x;  db += sum_rows dy */
+   y = act(x w^T + b);  with dz = act'(y) dy (dz = dy without act):
+   dx += dz w;  dw += dz^T x;  db += sum_rows dz.  A gradient flagged fresh is written (=). */
 static void sdl__linear_fwd(sdl_node *n) {
     sdl_tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL;
     int64_t O = w->shape[0], I = w->shape[1], R = x->numel / I;
     float *y = sdl_f32(n->out);
     if (b) for (int64_t r = 0; r < R; r++) memcpy(y + r * O, b->data, (size_t)O * sizeof(float));
     sdl_sgemm(false, true, R, O, I, 1.0f, sdl_f32(x), I, sdl_f32(w), I, b ? 1.0f : 0.0f, y, O);
+    sdl__act_epilogue_fwd(n->act, y, R * O);
 }
 
 static void sdl__linear_bwd(sdl_node *n) {
     sdl_tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL;
     int64_t O = w->shape[0], I = w->shape[1], R = x->numel / I;
     const float *dy = n->out->grad;
-    if (x->requires_grad) sdl_sgemm(false, false, R, I, O, 1.0f, dy, O, sdl_f32(w), I, 1.0f, x->grad, I);
-    if (w->requires_grad) sdl_sgemm(true, false, O, I, R, 1.0f, dy, O, sdl_f32(x), I, 1.0f, w->grad, I);
-    if (b && b->requires_grad) {
-        float *SDL_RESTRICT db = b->grad;
-        for (int64_t r = 0; r < R; r++)
-            for (int64_t o = 0; o < O; o++) db[o] += dy[r * O + o];
+    bool db_fresh = (n->grad_fresh >> 2) & 1u;
+    float *db = b && b->requires_grad ? b->grad : NULL;
+    if (n->act != SDL_ACT_NONE) { /* dz in the arena (dy stays as it is: the caller may read it) */
+        float *dz = (float *)sdl__arena_bump((size_t)(R * O) * sizeof(float));
+        if (!dz) return; /* out of memory: the error is set */
+        sdl__act_epilogue_bwd(n->act, sdl_f32(n->out), dy, dz, R, O, db, db_fresh);
+        dy = dz;
+        db = NULL;
+    }
+    if (x->requires_grad) sdl_sgemm(false, false, R, I, O, 1.0f, dy, O, sdl_f32(w), I, (n->grad_fresh & 1u) ? 0.0f : 1.0f, x->grad, I);
+    if (w->requires_grad) sdl_sgemm(true, false, O, I, R, 1.0f, dy, O, sdl_f32(x), I, (n->grad_fresh & 2u) ? 0.0f : 1.0f, w->grad, I);
+    if (db) {
+        if (db_fresh) memset(db, 0, (size_t)O * sizeof(float));
+        for (int64_t r = 0; r < R; r++) {
+            const float *SDL_RESTRICT d = dy + r * O;
+            float *SDL_RESTRICT acc = db;
+            for (int64_t o = 0; o < O; o++) acc[o] += d[o];
+        }
     }
 }
 
-SDL_API sdl_tensor *sdl_linear(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b) {
+static sdl_tensor *sdl__linear(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, sdl_act act) {
     if (sdl__any_null(x, w)) return NULL;
     if (w->ndim != 2 || x->ndim < 1 || x->shape[x->ndim - 1] != w->shape[1])
         return (sdl_tensor *)sdl__shape_error("linear", "input (..., in) does not fit weight (out, in)", x, w);
@@ -2038,7 +2124,22 @@ SDL_API sdl_tensor *sdl_linear(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b) {
         return (sdl_tensor *)sdl__shape_error("linear", "bias must be (out) for weight (out, in)", b, w);
     sdl_shape s = sdl_tensor_shape(x);
     s.d[s.ndim - 1] = w->shape[0];
-    return sdl__op_run(sdl__op_begin(SDL_OP_LINEAR, s, x, w, b, NULL));
+    sdl_node *n = sdl__op_begin(SDL_OP_LINEAR, s, x, w, b, NULL);
+    if (n) n->act = (int)act;
+    return sdl__op_run(n);
+}
+
+SDL_API sdl_tensor *sdl_linear(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b) { return sdl__linear(x, w, b, SDL_ACT_NONE); }
+
+SDL_API sdl_tensor *sdl_linear_act(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, sdl_act act) {
+    if ((int)act < (int)SDL_ACT_NONE || (int)act > (int)SDL_ACT_RELU) {
+        sdl_fail(SDL_ERR_ARG, "linear_act: unknown activation %d", (int)act);
+        return NULL;
+    }
+    if (act == SDL_ACT_NONE) return sdl_linear(x, w, b);
+    /* other devices' kernels know no epilogue yet: two ops there */
+    if (x && x->device != SDL_CPU && x->device != SDL_DEVICE_DEFAULT) return sdl_relu(sdl_linear(x, w, b));
+    return sdl__linear(x, w, b, act);
 }
 
 /* ---- elementwise activations: y = f(x); dx += f'(x) dy */
@@ -2048,7 +2149,8 @@ static void sdl__relu_fwd(sdl_node *n) {
     for (int64_t i = 0; i < n->out->numel; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 static void sdl__relu_bwd(sdl_node *n) {
-    sdl__relu_grad_add(n->in[0]->grad, sdl_f32(n->in[0]), n->out->grad, n->out->numel); /* SIMD, in >>gemm */
+    if (n->grad_fresh & 1u) sdl__act_epilogue_bwd(SDL_ACT_RELU, sdl_f32(n->out), n->out->grad, n->in[0]->grad, 1, n->out->numel, NULL, false);
+    else sdl__relu_grad_add(n->in[0]->grad, sdl_f32(n->in[0]), n->out->grad, n->out->numel); /* SIMD, in >>gemm */
 }
 SDL_API sdl_tensor *sdl_relu(sdl_tensor *x) {
     if (!x) return NULL;
@@ -3470,6 +3572,7 @@ static void sdl__cpu_init(void) {
 #define SDL__KERNEL(op, f, b) (be->forward[op] = f, be->backward[op] = b)
     SDL__KERNEL(SDL_OP_LINEAR, sdl__linear_fwd, sdl__linear_bwd);
     SDL__KERNEL(SDL_OP_RELU, sdl__relu_fwd, sdl__relu_bwd);
+    be->grad_overwrite[SDL_OP_LINEAR] = be->grad_overwrite[SDL_OP_RELU] = 1;
     SDL__KERNEL(SDL_OP_ADD, sdl__add_fwd, sdl__add_bwd);
     SDL__KERNEL(SDL_OP_MUL, sdl__mul_fwd, sdl__mul_bwd);
     SDL__KERNEL(SDL_OP_SUM, sdl__sum_fwd, sdl__sum_bwd);
@@ -3557,6 +3660,7 @@ SDL_API void sdl_model_free(sdl_model *m) {
     SDL_DEALLOC(m->params);
     SDL_DEALLOC(m->buffers);
     SDL_DEALLOC(m->param_offset);
+    SDL_DEALLOC(m->grad_zero);
     if (be) {
         be->dealloc(m->param_data);
         be->dealloc(m->grad_data);
@@ -3637,8 +3741,10 @@ SDL_API sdl_result sdl_model_pack(sdl_model *m) {
     m->grad_data = (float *)sdl__aligned_alloc((size_t)m->param_floats * sizeof(float));
     m->buffer_data = (float *)sdl__aligned_alloc((size_t)m->buffer_floats * sizeof(float));
     m->param_offset = (int64_t *)sdl__calloc((size_t)m->nparams + 1, sizeof(int64_t));
-    if (!m->param_data || !m->grad_data || !m->buffer_data || !m->param_offset) return sdl__err_code;
+    m->grad_zero = (bool *)sdl__calloc((size_t)m->nparams + 1, sizeof(bool));
+    if (!m->param_data || !m->grad_data || !m->buffer_data || !m->param_offset || !m->grad_zero) return sdl__err_code;
     memset(m->grad_data, 0, (size_t)m->param_floats * sizeof(float));
+    for (int i = 0; i < m->nparams; i++) m->grad_zero[i] = true;
     sdl__pack_into(m->params, m->nparams, m->param_data, m->param_offset);
     sdl__pack_into(m->buffers, m->nbuffers, m->buffer_data, NULL);
     for (int i = 0; i < m->nparams; i++) m->params[i]->grad = m->grad_data + m->param_offset[i];
@@ -3647,13 +3753,21 @@ SDL_API sdl_result sdl_model_pack(sdl_model *m) {
     return SDL_OK;
 }
 
+/* every gradient is zeros again: the next backward writes them instead of adding */
+static void sdl__grads_zeroed(sdl_model *m) {
+    for (int i = 0; i < m->nparams; i++) m->grad_zero[i] = true;
+}
+
 SDL_API void sdl_model_zero_grad(sdl_model *m) {
-    if (m && m->packed && sdl__model_device(m) != SDL_CPU) {
+    if (!m || !m->packed) return;
+    if (sdl__model_device(m) != SDL_CPU) {
         const sdl_backend *be = sdl_get_backend(sdl__model_device(m));
-        if (be) be->memset0(m->grad_data, (size_t)m->param_floats * sizeof(float));
-    } else if (m && m->packed) {
+        if (!be) return;
+        be->memset0(m->grad_data, (size_t)m->param_floats * sizeof(float));
+    } else {
         memset(m->grad_data, 0, (size_t)m->param_floats * sizeof(float));
     }
+    sdl__grads_zeroed(m);
 }
 
 SDL_API void sdl_model_train(sdl_model *m, bool training) { if (m) m->training = training; }
@@ -3684,8 +3798,21 @@ SDL_API sdl_tensor *sdl_forward(sdl_module *layer, sdl_tensor *x) {
     return layer->forward(layer, x);
 }
 
+static sdl_tensor *sdl__linear_layer_fwd(sdl_module *l, sdl_tensor *x);
+static sdl_tensor *sdl__relu_layer_fwd(sdl_module *l, sdl_tensor *x);
+/* runs the children in order; a linear layer followed by a relu runs as one op (the same
+   numbers, one pass over the activations less each way) */
 static sdl_tensor *sdl__seq_forward(sdl_module *self, sdl_tensor *x) {
-    for (int i = 0; i < self->nchildren && x; i++) x = self->children[i]->forward(self->children[i], x);
+    for (int i = 0; i < self->nchildren && x; i++) {
+        sdl_module *c = self->children[i];
+        if (c->forward == sdl__linear_layer_fwd && i + 1 < self->nchildren &&
+            self->children[i + 1]->forward == sdl__relu_layer_fwd) {
+            x = sdl_linear_act(x, c->weight, c->bias, SDL_ACT_RELU);
+            i++;
+        } else {
+            x = c->forward(c, x);
+        }
+    }
     return x;
 }
 SDL_API sdl_module *sdl_sequential(sdl_model *m, const char *name) {
@@ -3945,14 +4072,34 @@ typedef struct sdl__update {
     float bc1, bc2;       /* adam, adamw, lamb: 1 - beta1^t, 1 - beta2^t (t = step + 1) */
 } sdl__update;
 
-/* sgd, PyTorch's form (dampening 0), and lars, which is sgd on trust-scaled gradients:
+/* Every update kernel zeroes the gradients it has read (grad = 0 in the same pass costs
+   next to nothing, while a separate memset is one more sweep over memory), so the next
+   backward may write them instead of adding.
+
+   sgd, PyTorch's form (dampening 0), and lars, which is sgd on trust-scaled gradients:
      g = trust * (grad + wd p)
      v = g on the first step, else momentum v + g
-     p -= lr * (nesterov ? g + momentum v : v)        (without momentum: p -= lr g) */
+     p -= lr * (nesterov ? g + momentum v : v)        (without momentum: p -= lr g)
+   The common case (momentum, no decay, trust 1, not the first step) has its own loop,
+   which the compiler vectorises; it skips the decay term as PyTorch does when wd = 0
+   (1 * (grad + 0 p) is grad for any finite p, so the numbers are the same). */
+static void sdl__sgd_momentum(float *SDL_RESTRICT p, float *SDL_RESTRICT grad, float *SDL_RESTRICT v,
+                              int64_t n, float lr, float mu) {
+    for (int64_t j = 0; j < n; j++) {
+        float m = mu * v[j] + grad[j];
+        v[j] = m;
+        p[j] -= lr * m;
+        grad[j] = 0.0f;
+    }
+}
 static void sdl__sgd_range(void *ctx, int64_t begin, int64_t end) {
     const sdl__update *u = (const sdl__update *)ctx;
     float mu = u->o->desc.momentum;
     bool first = u->o->step == 0, nesterov = u->o->desc.nesterov;
+    if (u->m && !first && !nesterov && u->wd == 0.0f && u->trust == 1.0f) {
+        sdl__sgd_momentum(u->p + begin, u->g + begin, u->m + begin, end - begin, u->lr, mu);
+        return;
+    }
     for (int64_t j = begin; j < end; j++) {
         float g = u->trust * (u->g[j] + u->wd * u->p[j]);
         if (u->m) {
@@ -3960,6 +4107,7 @@ static void sdl__sgd_range(void *ctx, int64_t begin, int64_t end) {
             g = nesterov ? g + mu * u->m[j] : u->m[j];
         }
         u->p[j] -= u->lr * g;
+        u->g[j] = 0.0f;
     }
 }
 
@@ -3979,13 +4127,14 @@ static void sdl__adam_range(void *ctx, int64_t begin, int64_t end) {
         u->m[j] = b1 * u->m[j] + (1.0f - b1) * g;
         u->v[j] = b2 * u->v[j] + (1.0f - b2) * g * g;
         u->p[j] -= step_size * u->m[j] / (sqrtf(u->v[j]) / sqrt_bc2 + eps);
+        u->g[j] = 0.0f;
     }
 }
 
 /* lamb (You et al. 2019), in two passes over a tensor:
      1. m = beta1 m + (1 - beta1) g,  v = beta2 v + (1 - beta2) g^2
-        r = (m / bc1) / (sqrt(v / bc2) + eps) + wd p, kept in g's place (the update
-        zeroes the gradients anyway); sums of p^2 and r^2
+        r = (m / bc1) / (sqrt(v / bc2) + eps) + wd p, kept in g's place (pass 2 zeroes
+        it, as every update does); sums of p^2 and r^2
      2. trust = ||p|| / ||r|| (1 when either norm is 0, or for decay=false tensors)
         p -= lr * trust * r */
 static void sdl__lamb_moments_range(void *ctx, int64_t begin, int64_t end, double sums[2]) {
@@ -4004,7 +4153,10 @@ static void sdl__lamb_moments_range(void *ctx, int64_t begin, int64_t end, doubl
 static void sdl__lamb_apply_range(void *ctx, int64_t begin, int64_t end) {
     const sdl__update *u = (const sdl__update *)ctx;
     float step = u->lr * u->trust;
-    for (int64_t j = begin; j < end; j++) u->p[j] -= step * u->g[j];
+    for (int64_t j = begin; j < end; j++) {
+        u->p[j] -= step * u->g[j];
+        u->g[j] = 0.0f;
+    }
 }
 
 /* lars: ||p||^2 and ||grad||^2 in one pass */
@@ -4153,7 +4305,10 @@ SDL_API sdl_result sdl_optim_step(sdl_optim *o) {
         o->micro = 0;
         if (o->desc.accum_steps > 1) sdl_grad_scale(m, 1.0f / (float)o->desc.accum_steps);
         if (o->desc.max_grad_norm > 0.0f) o->grad_norm = sdl_clip_grad_norm(m, o->desc.max_grad_norm);
-        sdl__optim_update(o);
+        sdl__optim_update(o); /* zeroes the gradients as it goes */
+        o->step++;
+        sdl__grads_zeroed(m);
+        return SDL_OK;
     }
     o->step++;
     sdl_model_zero_grad(m);

@@ -1,9 +1,9 @@
 /* bench_mpi.c - sdl_mpi.h: allreduce bandwidth (our ring against MPI_Allreduce) and the
    weak scaling of data-parallel CNN training.
 
-   make bench-mpi   runs  mpirun -np 2 bench_mpi --allreduce
-                          mpirun -np 1 bench_mpi --weak      (T1: images/s of one rank)
-                          mpirun -np 2 bench_mpi --weak --ref T1
+   make bench-mpi   runs  mpirun --bind-to core -np 2 bench_mpi --allreduce
+                          mpirun --bind-to core -np 1 bench_mpi --weak
+                          mpirun --bind-to core -np 2 bench_mpi --weak
 
    Allreduce: for each size from 4 B to 64 MiB, after checking that the ring and
    MPI_Allreduce give the same sums, the mean time t of one allreduce (the slowest rank's)
@@ -15,7 +15,17 @@
    (the machine may be shared). The collective checker is off while timing (it adds two
    small messages per call).
    Weak scaling: each rank trains the Fashion-MNIST CNN on synthetic images, batch 32, one
-   thread, sdl_mpi_ddp with 25 MiB buckets; efficiency = T(n) / (n T(1)). */
+   thread, sdl_mpi_ddp with its defaults (checker on). Rounds of 20 steps alternate three
+   kinds: "alone" (one rank trains, the others sleep; the ranks take turns), "indep" (every
+   rank trains, no communication: the ddp with sync off) and "ddp". T(1) is the mean over
+   ranks of their images/s alone: the same job, binding, thread count and code path as the
+   ranks of T(n), so efficiency = T(n) / (n T(1)) compares like with like. indep / (n T(1))
+   shows what sharing the machine (memory, caches, a slower core) costs, ddp / indep what
+   communicating costs. Images/s of a kind: its best round (a round lasts as long as its
+   slowest rank); medians are printed too. The table gives each rank's phases per step in
+   wall-clock ms and in the CPU time of its thread (less than the wall time when the rank
+   was descheduled; a rank waiting in MPI spins, so sync's CPU time includes the wait).
+   SDL_TIMELINE=trace.json writes each rank's timeline, with the rounds marked. */
 #define SDL_IMPLEMENTATION
 #include "sdl.h"
 #define SDL_MPI_IMPLEMENTATION
@@ -168,6 +178,7 @@ static int bench_weak(double ref, int steps, int rounds, float bucket_mb, bool f
             if (kind == K_DDP) sdl_mpi_broadcast_model(model, opt, 0); /* the others let the weights drift */
             sdl_mpi_ddp_set_sync(ddp, kind == K_DDP);
             quiet_barrier();
+            sdl_mpi_timeline_begin(kind_names[kind]);
             double t0 = MPI_Wtime();
             for (int i = 0; i < n && train; i++, s++) {
                 double t[PH_N + 1], c[PH_N + 1];
@@ -195,6 +206,7 @@ static int bench_weak(double ref, int steps, int rounds, float bucket_mb, bool f
                 for (int k = 0; k < PH_N && r >= 0; k++) ph[kind][0][k] += t[k + 1] - t[k], ph[kind][1][k] += c[k + 1] - c[k];
             }
             double dt = MPI_Wtime() - t0;
+            sdl_mpi_timeline_end();
             if (r < 0 || !train) continue;
             nsteps[kind] += n;
             if (kind == K_ALONE) alone[rank_ * rounds + nalone[rank_]++] = B * n / dt;

@@ -199,10 +199,10 @@ static void test_dp_flat_ring(void) { dp_vs_single(SDL_MPI_MODE_FLAT, SDL_MPI_AL
 static void test_dp_buckets_ring(void) { dp_vs_single(SDL_MPI_MODE_BUCKETS, SDL_MPI_ALGO_RING); }
 static void test_dp_default_desc(void) { dp_vs_single(SDL_MPI_MODE_DEFAULT, SDL_MPI_ALGO_DEFAULT); }
 
-/* The default layout: the first bucket closes at 1 MiB (SDL_MPI_FIRST_BUCKET_MB), the rest
-   at 25. A net whose last layers hold 1.2 MB: bucket 0 = fc3 + fc2 (started during
-   backward with MPI_Iallreduce), bucket 1 = fc1 (the last, MPI_Allreduce at sync). */
-static void test_dp_default_layout(void) {
+/* 1 MiB buckets on a net whose last layers hold 1.2 MB: bucket 0 = fc3 + fc2 (started
+   during backward with MPI_Iallreduce), bucket 1 = fc1 (the last: MPI_Allreduce at sync);
+   the default (25 MiB) makes one bucket, as FLAT does. */
+static void test_dp_mib_buckets(void) {
     const int B = 16, steps = 4;
     mlp a, ref;
     for (int k = 0; k < 2; k++) {
@@ -222,7 +222,11 @@ static void test_dp_default_layout(void) {
     CHECK(f && sdl_mpi_ddp_num_buckets(f) == 1, "flat: %d buckets, want 1", sdl_mpi_ddp_num_buckets(f));
     sdl_mpi_ddp_free(f);
     sdl_mpi_ddp *ddp = sdl_mpi_ddp_new(a.m, NULL);
-    CHECK(ddp && sdl_mpi_ddp_num_buckets(ddp) == 2, "%d buckets, want 2", sdl_mpi_ddp_num_buckets(ddp));
+    CHECK(ddp && sdl_mpi_ddp_num_buckets(ddp) == 1, "default: %d buckets, want 1", sdl_mpi_ddp_num_buckets(ddp));
+    sdl_mpi_ddp_free(ddp);
+    sdl_mpi_ddp_desc mib = {SDL_MPI_MODE_BUCKETS, SDL_MPI_ALGO_MPI, 1.0f, false};
+    ddp = sdl_mpi_ddp_new(a.m, &mib);
+    CHECK(ddp && sdl_mpi_ddp_num_buckets(ddp) == 2, "1 MiB: %d buckets, want 2", sdl_mpi_ddp_num_buckets(ddp));
     for (int s = 0; s < steps && ddp; s++) {
         CHECK(sdl_backward(loss_of(&a, s, g_rank * B, B)) == SDL_OK, "%s", sdl_last_error());
         CHECK(sdl_mpi_ddp_sync(ddp) == SDL_OK, "sync: %s", sdl_last_error());
@@ -405,7 +409,7 @@ int main(int argc, char **argv) {
     MRUN(test_dp_flat_ring);
     MRUN(test_dp_buckets_ring);
     MRUN(test_dp_default_desc);
-    MRUN(test_dp_default_layout);
+    MRUN(test_dp_mib_buckets);
     MRUN(test_ddp_fp16);
     MRUN(test_accumulation);
     MRUN(test_metrics);

@@ -26,6 +26,7 @@
    wall-clock ms and in the CPU time of its thread (less than the wall time when the rank
    was descheduled; a rank waiting in MPI spins, so sync's CPU time includes the wait).
    SDL_TIMELINE=trace.json writes each rank's timeline, with the rounds marked. */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, clock_gettime */
 #define SDL_IMPLEMENTATION
 #include "sdl.h"
 #define SDL_MPI_IMPLEMENTATION
@@ -301,6 +302,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (!allreduce && !weak) allreduce = weak = true;
+    if (rounds < size_) rounds = size_; /* every rank gets an "alone" round */
     int rc = 0;
     if (allreduce && size_ > 1) rc |= bench_allreduce();
     if (weak) rc |= bench_weak(ref, steps, rounds, bucket_mb, flat);

@@ -58,7 +58,7 @@
                   MPI calls: the grad hook calls MPI_Test on the buckets in flight. Between
                   ranks of one node (shared memory) the copies are the ranks' own CPU work,
                   so smaller buckets buy no overlap there: Open MPI 4.1's MPI_Iallreduce of
-                  4.7 MB, 2 ranks, takes 1.5 ms against MPI_Allreduce's 0.66 ms.
+                  4.7 MB, 2 ranks, took 0.9-1.6 ms against MPI_Allreduce's 0.56-0.66 ms.
                   Algorithm: MPI_Allreduce (default) or our ring (run at sync time in bucket
                   mode). fp16: gradients travel as IEEE half after division by world size.
                   Averages are over ranks, so a loss that is a mean over each rank's batch
@@ -868,7 +868,7 @@ SDL_API void sdl_mpi_ddp_set_sync(sdl_mpi_ddp *d, bool sync) { if (d) d->sync = 
 /* starts bucket b: MPI_Iallreduce in place (fp16: of its half copy). The last bucket is
    only started at sync, where nothing is left to overlap with: it goes with the blocking
    MPI_Allreduce, which is much faster than an MPI_Iallreduce waited on at once (Open MPI
-   4.1, 2 ranks, 4.7 MB: 0.66 ms against 1.5 ms). The ring runs at sync. */
+   4.1, 2 ranks, 4.7 MB: 0.56-0.66 ms against 0.9-1.6 ms). The ring runs at sync. */
 static void sdl__mpi_bucket_launch(sdl_mpi_ddp *d, int b) {
     sdl__mpi_bucket *k = &d->buckets[b];
     int64_t n = k->end - k->begin;

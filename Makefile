@@ -55,15 +55,17 @@ demo:
 	./build/fashion_cnn --data $(FASHION_DIR) $(DEMO_FLAGS)
 
 # ---- make bench-mpi: allreduce bandwidth (ring vs MPI_Allreduce, 4 B .. 64 MiB, np 2) and
-# the weak scaling of data-parallel CNN training at np 1 and 2. MPIRUN overrides the launcher.
+# the weak scaling of data-parallel CNN training at np 1 and 2, one thread per rank, each
+# rank bound to its own core (MPIBIND; empty it for launchers without these flags). Each run
+# measures its own T(1) the same way: every rank alone in turn, the others asleep.
+# MPIRUN overrides the launcher.
 MPICC ?= mpicc
 MPIRUN ?= mpirun --allow-run-as-root --oversubscribe
+MPIBIND ?= --bind-to core --map-by core
 .PHONY: bench-mpi
 bench-mpi:
 	@mkdir -p build
 	$(MPICC) $(CFLAGS) -I. bench/bench_mpi.c -o build/bench_mpi $(LDLIBS)
-	$(MPIRUN) -np 2 build/bench_mpi --allreduce
-	@out=$$($(MPIRUN) -np 1 build/bench_mpi --weak); echo "$$out"; \
-	t1=$$(echo "$$out" | sed -n 's/^total images\/sec: //p'); \
-	echo "$(MPIRUN) -np 2 build/bench_mpi --weak --ref $$t1"; \
-	$(MPIRUN) -np 2 build/bench_mpi --weak --ref $$t1
+	$(MPIRUN) $(MPIBIND) -np 2 build/bench_mpi --allreduce
+	$(MPIRUN) $(MPIBIND) -np 1 build/bench_mpi --weak
+	$(MPIRUN) $(MPIBIND) -np 2 build/bench_mpi --weak

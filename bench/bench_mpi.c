@@ -1,9 +1,9 @@
 /* bench_mpi.c - sdl_mpi.h: allreduce bandwidth (our ring against MPI_Allreduce) and the
    weak scaling of data-parallel CNN training.
 
-   make bench-mpi   runs  mpirun -np 2 bench_mpi --allreduce
-                          mpirun -np 1 bench_mpi --weak      (T1: images/s of one rank)
-                          mpirun -np 2 bench_mpi --weak --ref T1
+   make bench-mpi   runs  mpirun --bind-to core -np 2 bench_mpi --allreduce
+                          mpirun --bind-to core -np 1 bench_mpi --weak
+                          mpirun --bind-to core -np 2 bench_mpi --weak
 
    Allreduce: for each size from 4 B to 64 MiB, after checking that the ring and
    MPI_Allreduce give the same sums, the mean time t of one allreduce (the slowest rank's)
@@ -15,13 +15,25 @@
    (the machine may be shared). The collective checker is off while timing (it adds two
    small messages per call).
    Weak scaling: each rank trains the Fashion-MNIST CNN on synthetic images, batch 32, one
-   thread, sdl_mpi_ddp with 25 MiB buckets; efficiency = T(n) / (n T(1)). */
+   thread, sdl_mpi_ddp with its defaults (checker on). Rounds of 20 steps alternate three
+   kinds: "alone" (one rank trains, the others sleep; the ranks take turns), "indep" (every
+   rank trains, no communication: the ddp with sync off) and "ddp". T(1) is the mean over
+   ranks of their images/s alone: the same job, binding, thread count and code path as the
+   ranks of T(n), so efficiency = T(n) / (n T(1)) compares like with like. indep / (n T(1))
+   shows what sharing the machine (memory, caches, a slower core) costs, ddp / indep what
+   communicating costs. Images/s of a kind: its best round (a round lasts as long as its
+   slowest rank); medians are printed too. The table gives each rank's phases per step in
+   wall-clock ms and in the CPU time of its thread (less than the wall time when the rank
+   was descheduled; a rank waiting in MPI spins, so sync's CPU time includes the wait).
+   SDL_TIMELINE=trace.json writes each rank's timeline, with the rounds marked. */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, clock_gettime */
 #define SDL_IMPLEMENTATION
 #include "sdl.h"
 #define SDL_MPI_IMPLEMENTATION
 #include "sdl_mpi.h"
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int rank_, size_;
 
@@ -91,8 +103,50 @@ static int bench_allreduce(void) {
     return 0;
 }
 
-static int bench_weak(double ref) {
-    const int B = 32, warm = 2, steps = 10;
+/* one training step's phases; sync is sdl_mpi_ddp_sync (the wait for the buckets) */
+enum { PH_DATA, PH_FWD, PH_BWD, PH_SYNC, PH_OPTIM, PH_N };
+static const char *phase_names[PH_N] = {"data", "forward", "backward", "sync", "optim"};
+/* what a round runs: one rank alone (the others asleep), every rank on its own (no
+   communication), or data parallel */
+enum { K_ALONE, K_INDEP, K_DDP, K_N };
+static const char *kind_names[K_N] = {"alone", "indep", "ddp"};
+
+static double thread_cpu_s(void) {
+#if defined(CLOCK_THREAD_CPUTIME_ID)
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0) return ts.tv_sec + ts.tv_nsec * 1e-9;
+#endif
+    return 0;
+}
+
+/* a barrier that sleeps: the ranks sitting out a round leave their core idle */
+static void quiet_barrier(void) {
+    MPI_Request req;
+    int done = 0;
+    struct timespec ts = {0, 100000};
+    MPI_Ibarrier(sdl_mpi_comm(), &req);
+    while (MPI_Test(&req, &done, MPI_STATUS_IGNORE), !done) nanosleep(&ts, NULL);
+    MPI_Barrier(sdl_mpi_comm()); /* and a tight one, so that all start together */
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* best and median of n values (sorted in place) */
+static void best_median(double *v, int n, double *best, double *median) {
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    *best = v[n - 1];
+    *median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Weak scaling. Rounds alternate the three kinds, so that whatever else the machine does
+   falls on all of them alike; "alone" rounds take the ranks in turn. The reference T(1) is
+   measured in the same job, same binding, same code path (the ddp with sync off), as the
+   mean over ranks of their images/s alone. */
+static int bench_weak(double ref, int steps, int rounds, float bucket_mb, bool flat) {
+    const int B = 32, warm = 5;
     sdl_set_num_threads(1);
     sdl_model *model = sdl_model_new(1);
     sdl_module *net = sdl_sequential(model, "");
@@ -107,20 +161,80 @@ static int bench_weak(double ref) {
     sdl_seq_add(net, sdl_linear_layer(model, "fc2", 128, 10, true));
     sdl_optim *opt = sdl_sgd(model, 0.01f, 0.9f, 0.0f, false);
     sdl_mpi_broadcast_model(model, opt, 0);
-    sdl_mpi_ddp *ddp = sdl_mpi_ddp_new(model, NULL);
+    sdl_mpi_ddp_desc desc = {flat ? SDL_MPI_MODE_FLAT : SDL_MPI_MODE_DEFAULT, SDL_MPI_ALGO_DEFAULT, bucket_mb, false};
+    sdl_mpi_ddp *ddp = sdl_mpi_ddp_new(model, &desc);
     sdl_tensor *x = sdl_tensor_new(sdl_shape4(B, 1, 28, 28), SDL_F32), *y = sdl_tensor_new(sdl_shape1(B), SDL_I32);
-    double t0 = 0;
-    for (int s = 0; s < warm + steps; s++) {
-        if (s == warm) { MPI_Barrier(sdl_mpi_comm()); t0 = MPI_Wtime(); }
-        for (int64_t i = 0; i < x->numel; i++) sdl_f32(x)[i] = sdl_hash_uniform(7, (uint64_t)(s * size_ + rank_), (uint64_t)i);
-        for (int i = 0; i < B; i++) sdl_i32(y)[i] = (int32_t)(sdl_hash_uniform(8, (uint64_t)(s * size_ + rank_), (uint64_t)i) * 10) % 10;
-        sdl_backward(sdl_cross_entropy(sdl_forward(net, x), y, 0.0f));
-        sdl_mpi_ddp_sync(ddp);
-        sdl_optim_step(opt);
-        sdl_arena_reset();
+    /* per kind: phase sums (wall, cpu) of this rank and the step count they cover;
+       per kind and round: images/s of all ranks together (alone: of the one rank) */
+    double ph[K_N][2][PH_N] = {{{0}}}, nsteps[K_N] = {0};
+    double *rate = (double *)calloc((size_t)K_N * rounds, sizeof(double));
+    double *alone = (double *)calloc((size_t)size_ * rounds, sizeof(double)); /* [rank][round] */
+    int *nalone = (int *)calloc((size_t)size_, sizeof(int)), s = 0;
+    for (int r = -1; r < rounds; r++) {       /* round -1: warm-up, not timed */
+        for (int kind = 0; kind < K_N; kind++) {
+            if (kind == K_INDEP && size_ == 1) continue; /* the same as alone */
+            int solo = r < 0 ? -1 : r % size_;            /* alone: the rank that trains */
+            bool train = kind != K_ALONE || solo < 0 || solo == rank_;
+            int n = r < 0 ? warm : steps;
+            if (kind == K_DDP) sdl_mpi_broadcast_model(model, opt, 0); /* the others let the weights drift */
+            sdl_mpi_ddp_set_sync(ddp, kind == K_DDP);
+            quiet_barrier();
+            sdl_mpi_timeline_begin(kind_names[kind]);
+            double t0 = MPI_Wtime();
+            for (int i = 0; i < n && train; i++, s++) {
+                double t[PH_N + 1], c[PH_N + 1];
+                t[0] = MPI_Wtime(), c[0] = thread_cpu_s();
+                sdl_mpi_timeline_begin("data");
+                for (int64_t j = 0; j < x->numel; j++) sdl_f32(x)[j] = sdl_hash_uniform(7, (uint64_t)(s * size_ + rank_), (uint64_t)j);
+                for (int j = 0; j < B; j++) sdl_i32(y)[j] = (int32_t)(sdl_hash_uniform(8, (uint64_t)(s * size_ + rank_), (uint64_t)j) * 10) % 10;
+                sdl_mpi_timeline_end();
+                t[1] = MPI_Wtime(), c[1] = thread_cpu_s();
+                sdl_mpi_timeline_begin("forward");
+                sdl_tensor *loss = sdl_cross_entropy(sdl_forward(net, x), y, 0.0f);
+                sdl_mpi_timeline_end();
+                t[2] = MPI_Wtime(), c[2] = thread_cpu_s();
+                sdl_mpi_timeline_begin("backward");
+                sdl_backward(loss);
+                sdl_mpi_timeline_end();
+                t[3] = MPI_Wtime(), c[3] = thread_cpu_s();
+                sdl_mpi_ddp_sync(ddp);
+                t[4] = MPI_Wtime(), c[4] = thread_cpu_s();
+                sdl_mpi_timeline_begin("optim");
+                sdl_optim_step(opt);
+                sdl_arena_reset();
+                sdl_mpi_timeline_end();
+                t[5] = MPI_Wtime(), c[5] = thread_cpu_s();
+                for (int k = 0; k < PH_N && r >= 0; k++) ph[kind][0][k] += t[k + 1] - t[k], ph[kind][1][k] += c[k + 1] - c[k];
+            }
+            double dt = MPI_Wtime() - t0;
+            sdl_mpi_timeline_end();
+            if (r < 0 || !train) continue;
+            nsteps[kind] += n;
+            if (kind == K_ALONE) alone[rank_ * rounds + nalone[rank_]++] = B * n / dt;
+            else rate[kind * rounds + r] = dt; /* the round lasts as long as its slowest rank: reduced below */
+        }
     }
-    double dt = MPI_Wtime() - t0, mine = B * steps / dt, total = mine;
-    MPI_Allreduce(MPI_IN_PLACE, &total, 1, MPI_DOUBLE, MPI_SUM, sdl_mpi_comm());
+    MPI_Allreduce(MPI_IN_PLACE, rate, K_N * rounds, MPI_DOUBLE, MPI_MAX, sdl_mpi_comm());
+    MPI_Allreduce(MPI_IN_PLACE, alone, size_ * rounds, MPI_DOUBLE, MPI_SUM, sdl_mpi_comm());
+    MPI_Allreduce(MPI_IN_PLACE, nalone, size_, MPI_INT, MPI_SUM, sdl_mpi_comm());
+    double best[K_N], median[K_N], alone_best = 0, alone_median = 0;
+    for (int kind = K_INDEP; kind < K_N; kind++) {
+        for (int r = 0; r < rounds; r++) rate[kind * rounds + r] = (double)B * size_ * steps / rate[kind * rounds + r];
+        best_median(rate + kind * rounds, rounds, &best[kind], &median[kind]);
+    }
+    for (int q = 0; q < size_; q++) {
+        double b, m;
+        best_median(alone + q * rounds, nalone[q], &b, &m);
+        alone_best += b / size_, alone_median += m / size_;
+    }
+    if (size_ == 1) best[K_INDEP] = alone_best, median[K_INDEP] = alone_median;
+    /* each rank's phases in ms per step, per kind */
+    const int nv = K_N * 2 * PH_N;
+    double mine[K_N * 2 * PH_N], *all = (double *)calloc((size_t)size_ * nv, sizeof(double));
+    for (int kind = 0; kind < K_N; kind++)
+        for (int w = 0; w < 2; w++)
+            for (int k = 0; k < PH_N; k++) mine[(kind * 2 + w) * PH_N + k] = nsteps[kind] > 0 ? ph[kind][w][k] * 1e3 / nsteps[kind] : 0;
+    MPI_Gather(mine, nv, MPI_DOUBLE, all, nv, MPI_DOUBLE, 0, sdl_mpi_comm());
     /* check: the ranks still hold the same weights */
     double sum = 0, lo, hi;
     for (int64_t i = 0; i < model->param_floats; i++) sum += model->param_data[i];
@@ -128,14 +242,35 @@ static int bench_weak(double ref) {
     MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_DOUBLE, MPI_MIN, sdl_mpi_comm());
     MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_DOUBLE, MPI_MAX, sdl_mpi_comm());
     if (rank_ == 0) {
-        printf("weak scaling, %d ranks x batch %d, CNN %lld parameters, %d buckets: %.2f images/s per rank\n", size_, B,
-               (long long)model->param_floats, sdl_mpi_ddp_num_buckets(ddp), mine);
+        printf("weak scaling, %d ranks x batch %d, 1 thread each, CNN %lld parameters, %s, %d buckets; %d rounds of %d steps of each kind\n",
+               size_, B, (long long)model->param_floats, flat ? "flat" : "buckets", sdl_mpi_ddp_num_buckets(ddp), rounds, steps);
+        printf("ms per step, wall clock (CPU time of the rank's thread)\n%-5s %4s", "kind", "rank");
+        for (int k = 0; k < PH_N; k++) printf(" %15s", phase_names[k]);
+        printf(" %15s\n", "step");
+        for (int kind = 0; kind < K_N; kind++) {
+            if (kind == K_INDEP && size_ == 1) continue;
+            for (int q = 0; q < size_; q++) {
+                double *v = all + q * nv + kind * 2 * PH_N, step = 0, stepc = 0;
+                printf("%-5s %4d", kind_names[kind], q);
+                for (int k = 0; k < PH_N; k++) printf(" %6.2f (%6.2f)", v[k], v[PH_N + k]), step += v[k], stepc += v[PH_N + k];
+                printf(" %6.2f (%6.2f)\n", step, stepc);
+            }
+        }
         if (lo != hi) printf("ranks' weights differ (%g vs %g): result invalid\n", lo, hi);
-        printf("total images/sec: %.2f\n", total);
-        if (ref > 0)
-            printf("BENCH name=weak_scaling_eff_np%d sdl=%.2f ref=%.2f unit=img/s ratio=%.3f\n", size_, total, size_ * ref,
-                   total / (size_ * ref));
+        printf("images/s (best round, median round): one rank alone %.1f, %.1f (mean over ranks); %d independent %.1f, %.1f; "
+               "ddp %.1f, %.1f\n", alone_best, alone_median, size_, best[K_INDEP], median[K_INDEP], best[K_DDP], median[K_DDP]);
+        printf("efficiency ddp / (%d x alone) %.3f (median rounds %.3f); independent / (%d x alone) %.3f: the machine's share; "
+               "ddp / independent %.3f: communication\n", size_, best[K_DDP] / (size_ * alone_best),
+               median[K_DDP] / (size_ * alone_median), size_, best[K_INDEP] / (size_ * alone_best), best[K_DDP] / best[K_INDEP]);
+        printf("total images/sec: %.2f\n", best[K_DDP]);
+        double r1 = ref > 0 ? ref : alone_best;
+        printf("BENCH name=weak_scaling_eff_np%d sdl=%.2f ref=%.2f unit=img/s ratio=%.3f\n", size_, best[K_DDP], size_ * r1,
+               best[K_DDP] / (size_ * r1));
     }
+    free(all);
+    free(rate);
+    free(alone);
+    free(nalone);
     sdl_tensor_free(x);
     sdl_tensor_free(y);
     sdl_mpi_ddp_free(ddp);
@@ -150,19 +285,27 @@ int main(int argc, char **argv) {
     rank_ = sdl_mpi_rank();
     size_ = sdl_mpi_size();
     bool allreduce = false, weak = false;
-    float ref = 0;
+    float ref = 0, bucket_mb = 0;
+    int steps = 20, rounds = 8;
+    bool flat = false;
     sdl_arg args[] = {{"allreduce", SDL_ARG_BOOL, &allreduce, "allreduce bandwidth, ring vs MPI"},
                       {"weak", SDL_ARG_BOOL, &weak, "weak scaling of CNN training"},
-                      {"ref", SDL_ARG_FLOAT, &ref, "images/s of one rank, for the efficiency"}};
-    if (sdl_args_parse(argc, argv, args, 3) != SDL_OK) {
-        if (rank_ == 0) { fprintf(stderr, "%s\n", sdl_last_error()); sdl_args_usage(stderr, argv[0], args, 3); }
+                      {"ref", SDL_ARG_FLOAT, &ref, "images/s of one rank (default: measured in this job)"},
+                      {"steps", SDL_ARG_INT, &steps, "weak scaling: steps per timed round"},
+                      {"rounds", SDL_ARG_INT, &rounds, "weak scaling: timed rounds of each kind (the best one counts)"},
+                      {"bucket-mb", SDL_ARG_FLOAT, &bucket_mb, "weak scaling: DDP bucket size in MiB (0: default)"},
+                      {"flat", SDL_ARG_BOOL, &flat, "weak scaling: one allreduce after backward (SDL_MPI_MODE_FLAT)"}};
+    const int nargs = (int)(sizeof args / sizeof args[0]);
+    if (sdl_args_parse(argc, argv, args, nargs) != SDL_OK || steps < 1 || rounds < 1) {
+        if (rank_ == 0) { fprintf(stderr, "%s\n", sdl_last_error()); sdl_args_usage(stderr, argv[0], args, nargs); }
         sdl_mpi_finalize();
         return 2;
     }
     if (!allreduce && !weak) allreduce = weak = true;
+    if (rounds < size_) rounds = size_; /* every rank gets an "alone" round */
     int rc = 0;
     if (allreduce && size_ > 1) rc |= bench_allreduce();
-    if (weak) rc |= bench_weak(ref);
+    if (weak) rc |= bench_weak(ref, steps, rounds, bucket_mb, flat);
     sdl_mpi_finalize();
     return rc;
 }

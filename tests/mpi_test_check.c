@@ -1,7 +1,8 @@
 /* mpi_test_check.c - the collective checker. Rank 0 starts this program again in a child
    mpirun with ranks that disagree (another name, another count, a rank that never arrives)
    and checks that the job ends within the timeout, non-zero, naming the collective and the
-   rank, instead of hanging. */
+   rank, instead of hanging. The ddp's buckets start during backward and are checked at
+   sdl_mpi_ddp_sync: the same reports come from there. */
 // mpirun-np: 2 3
 #define _POSIX_C_SOURCE 200809L /* popen */
 #define SDL_IMPLEMENTATION
@@ -40,6 +41,28 @@ static int child(const char *mode) {
         else sdl_mpi_allreduce(buf, 5, SDL_MPI_ALGO_MPI);
     } else if (strcmp(mode, "--count") == 0) {
         sdl_mpi_allreduce(buf, r == n - 1 ? 6 : 5, SDL_MPI_ALGO_MPI);
+    } else if (strcmp(mode, "--ddp-mismatch") == 0 || strcmp(mode, "--ddp-missing") == 0) {
+        bool missing = strcmp(mode, "--ddp-missing") == 0;
+        sdl_model *m = sdl_model_new(3);
+        sdl_module *net = sdl_sequential(m, "");
+        sdl_seq_add(net, sdl_linear_layer(m, "fc1", 6, 8, true));
+        sdl_seq_add(net, sdl_linear_layer(m, "fc2", 8, 3, true));
+        sdl_mpi_ddp_desc desc = {SDL_MPI_MODE_BUCKETS, SDL_MPI_ALGO_MPI, 0.0001f, false}; /* 26 floats: 2 buckets */
+        sdl_mpi_ddp *d = sdl_mpi_ddp_new(m, &desc);
+        sdl_tensor *x = sdl_arena_tensor(sdl_shape2(4, 6), SDL_F32);
+        sdl_tensor_fill(x, 0.5f);
+        double v = 1;
+        if (r == 1 && !missing) {
+            sdl_mpi_sum(&v, 1);
+        } else if (r == n - 1 && missing) {
+            double until = MPI_Wtime() + 60;
+            while (MPI_Wtime() < until) {}
+        } else {
+            sdl_backward(sdl_sum(sdl_forward(net, x)));
+            sdl_mpi_ddp_sync(d);
+        }
+        sdl_mpi_ddp_free(d);
+        sdl_model_free(m);
     } else if (strcmp(mode, "--missing") == 0) {
         if (r == n - 1) { /* never arrives: busy elsewhere for far longer than the timeout */
             double until = MPI_Wtime() + 60;
@@ -118,6 +141,19 @@ static void test_missing_rank(void) {
     expect("--missing", 1, needles, 1);
 }
 
+/* the ddp's single check at sync, with buckets already started during backward */
+static void test_ddp_mismatch(void) {
+    const char *needles[] = {"collective mismatch at #2", "calls 'ddp sync, 2 buckets, first 27' (count 83) but rank 1 calls 'metric sum'"};
+    expect("--ddp-mismatch", 1, needles, 2);
+}
+
+static void test_ddp_missing(void) {
+    char want[160];
+    snprintf(want, sizeof want, "at collective #2 'ddp sync, 2 buckets, first 27': rank %d is missing it", g_size - 1);
+    const char *needles[] = {want};
+    expect("--ddp-missing", 1, needles, 1);
+}
+
 /* a program started with no launcher is rank 0 of 1 (MPI's singleton start) */
 static void test_singleton(void) {
     if (g_rank != 0) return;
@@ -164,5 +200,7 @@ int main(int argc, char **argv) {
     MRUN(test_name_mismatch);
     MRUN(test_count_mismatch);
     MRUN(test_missing_rank);
+    MRUN(test_ddp_mismatch);
+    MRUN(test_ddp_missing);
     return mpi_test_finish();
 }

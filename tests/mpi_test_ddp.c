@@ -199,6 +199,51 @@ static void test_dp_flat_ring(void) { dp_vs_single(SDL_MPI_MODE_FLAT, SDL_MPI_AL
 static void test_dp_buckets_ring(void) { dp_vs_single(SDL_MPI_MODE_BUCKETS, SDL_MPI_ALGO_RING); }
 static void test_dp_default_desc(void) { dp_vs_single(SDL_MPI_MODE_DEFAULT, SDL_MPI_ALGO_DEFAULT); }
 
+/* 1 MiB buckets on a net whose last layers hold 1.2 MB: bucket 0 = fc3 + fc2 (started
+   during backward with MPI_Iallreduce), bucket 1 = fc1 (the last: MPI_Allreduce at sync);
+   the default (25 MiB) makes one bucket, as FLAT does. */
+static void test_dp_mib_buckets(void) {
+    const int B = 16, steps = 4;
+    mlp a, ref;
+    for (int k = 0; k < 2; k++) {
+        mlp *r = k ? &ref : &a;
+        r->m = sdl_model_new(k ? 8 : 8 + 1000 * (uint64_t)g_rank);
+        r->net = sdl_sequential(r->m, "");
+        sdl_seq_add(r->net, sdl_linear_layer(r->m, "fc1", 20, 512, true));
+        sdl_seq_add(r->net, sdl_relu_layer(r->m));
+        sdl_seq_add(r->net, sdl_linear_layer(r->m, "fc2", 512, 600, true)); /* 307200 floats */
+        sdl_seq_add(r->net, sdl_relu_layer(r->m));
+        sdl_seq_add(r->net, sdl_linear_layer(r->m, "fc3", 600, 5, true));
+        r->opt = sdl_sgd(r->m, 0.05f, 0.9f, 0.0f, false);
+    }
+    CHECK(sdl_mpi_broadcast_model(a.m, a.opt, 0) == SDL_OK, "%s", sdl_last_error());
+    sdl_mpi_ddp_desc flat = {SDL_MPI_MODE_FLAT, SDL_MPI_ALGO_DEFAULT, 0, false};
+    sdl_mpi_ddp *f = sdl_mpi_ddp_new(a.m, &flat);
+    CHECK(f && sdl_mpi_ddp_num_buckets(f) == 1, "flat: %d buckets, want 1", sdl_mpi_ddp_num_buckets(f));
+    sdl_mpi_ddp_free(f);
+    sdl_mpi_ddp *ddp = sdl_mpi_ddp_new(a.m, NULL);
+    CHECK(ddp && sdl_mpi_ddp_num_buckets(ddp) == 1, "default: %d buckets, want 1", sdl_mpi_ddp_num_buckets(ddp));
+    sdl_mpi_ddp_free(ddp);
+    sdl_mpi_ddp_desc mib = {SDL_MPI_MODE_BUCKETS, SDL_MPI_ALGO_MPI, 1.0f, false};
+    ddp = sdl_mpi_ddp_new(a.m, &mib);
+    CHECK(ddp && sdl_mpi_ddp_num_buckets(ddp) == 2, "1 MiB: %d buckets, want 2", sdl_mpi_ddp_num_buckets(ddp));
+    for (int s = 0; s < steps && ddp; s++) {
+        CHECK(sdl_backward(loss_of(&a, s, g_rank * B, B)) == SDL_OK, "%s", sdl_last_error());
+        CHECK(sdl_mpi_ddp_sync(ddp) == SDL_OK, "sync: %s", sdl_last_error());
+        sdl_optim_step(a.opt);
+        sdl_arena_reset();
+        CHECK(sdl_backward(loss_of(&ref, s, 0, B * g_size)) == SDL_OK, "%s", sdl_last_error());
+        sdl_optim_step(ref.opt);
+        sdl_arena_reset();
+    }
+    const char *where = "";
+    double w = worst_rel(a.m, a.m->param_data, ref.m, ref.m->param_data, &where);
+    CHECK(w <= 1e-5, "after %d steps '%s' differs by %g relative", steps, where, w);
+    sdl_mpi_ddp_free(ddp);
+    mlp_free(&a);
+    mlp_free(&ref);
+}
+
 /* ---- broadcast ---------------------------------------------------------------------- */
 static void test_broadcast(void) {
     mlp a = mlp_new2(100 + (uint64_t)g_rank, true);
@@ -364,6 +409,7 @@ int main(int argc, char **argv) {
     MRUN(test_dp_flat_ring);
     MRUN(test_dp_buckets_ring);
     MRUN(test_dp_default_desc);
+    MRUN(test_dp_mib_buckets);
     MRUN(test_ddp_fp16);
     MRUN(test_accumulation);
     MRUN(test_metrics);

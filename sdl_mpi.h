@@ -991,6 +991,9 @@ SDL_API sdl_result sdl_mpi_ddp_sync(sdl_mpi_ddp *d) {
     if (!d->sync) return SDL_OK; /* accumulating: no communication */
     sdl_model *m = d->model;
     sdl_result r = SDL_OK;
+    /* averaging writes every gradient, also of parameters this rank left at zero: a
+       backward before the next optimizer step must add to them, not overwrite */
+    for (int i = 0; m->grad_zero && i < m->nparams; i++) m->grad_zero[i] = false;
     if (d->desc.mode == SDL_MPI_MODE_FLAT) {
         double t = sdl__mpi_now_us();
         sdl_mpi_check(d->desc.fp16 ? "ddp allreduce fp16" : "ddp allreduce", m->param_floats);

@@ -222,7 +222,7 @@ int main(int argc, char **argv) {
             loss = resnet_train_step(net, opt, x, y, NULL);
             sdl_arena_reset();
             if (!isfinite(loss)) { fprintf(stderr, "step %d: %s (loss %g)\n", s, sdl_last_error(), (double)loss); return 1; }
-            if (s < warmup || (s - warmup + 1) % 10 == 0 || s == warmup + steps - 1)
+            if (warmup + steps <= 20 || s < warmup || (s - warmup + 1) % 10 == 0 || s == warmup + steps - 1)
                 printf("step %d: loss %.4f\n", s + 1, (double)loss);
         }
         double dt = sdl_now() - t0;

@@ -35,7 +35,7 @@ FLAGS="-std=c++17 -O3 ${ARCH:+-arch=$ARCH} -Xcompiler -Wall,-Wextra,-Werror -I."
 SAN=$(command -v compute-sanitizer || { [ -x /usr/local/cuda/bin/compute-sanitizer ] && echo /usr/local/cuda/bin/compute-sanitizer; })
 rows=()
 bad=0
-row() { rows+=("$(printf '| %-52s | %-50s |' "$1" "$2")"); echo "$(printf '%5ss  %-52s %s' "$(elapsed)" "$1" "$2")"; }
+row() { rows+=("$(printf '| %-60s | %-50s |' "$1" "$2")"); echo "$(printf '%5ss  %-60s %s' "$(elapsed)" "$1" "$2")"; }
 failrow() { row "$1" "FAIL $2"; bad=1; }
 closing() { grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -1; }
 ok_line() { local l; l=$(closing "$1"); [ -n "$l" ] && echo "$l" | grep -q ', 0 failed'; }
@@ -45,8 +45,11 @@ ok_line() { local l; l=$(closing "$1"); [ -n "$l" ] && echo "$l" | grep -q ', 0 
 
 # ---- 1. builds -------------------------------------------------------------------------------
 printf '#define SDL_IMPLEMENTATION\n#include "sdl.h"\n#define SDL_CUDA_IMPLEMENTATION\n#include "sdl_cuda.h"\nint main(void){return 0;}\n' >"$B/hdr.cu"
-nv() { # out log args...: one nvcc build with a timeout
+nv() { # out log args... (the source last): one nvcc build with a timeout; skipped while out is
+      # newer than its source and the headers (FORCE=1 rebuilds)
     local out=$1 log=$2; shift 2
+    local src=${!#}
+    [ "${FORCE:-0}" != 1 ] && [ "$out" -nt "$src" ] && [ "$out" -nt sdl.h ] && [ "$out" -nt sdl_cuda.h ] && [ "$out" -nt tests/sdl_test.h ] && return 0
     timeout 400 "$NVCC" $FLAGS "$@" -o "$out" -lcublas -lcublasLt >"$log" 2>&1 || rm -f "$out"
 }
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 4)}
@@ -86,8 +89,8 @@ run_check() { # name log timeout cmd...
     local name=$1 log=$2 limit=$3; shift 3
     timeout "$limit" "$@" >"$log" 2>&1
     local rc=$?
-    if ok_line "$log" && [ $rc = 0 ]; then row "$name" "$(closing "$log")"
-    else failrow "$name" "(exit $rc$([ $rc = 124 ] && echo ', timed out')) $(closing "$log")"; grep -E 'FAIL|error' "$log" | head -15 | sed 's/^/    /'; fi
+    if ok_line "$log" && [ $rc = 0 ] && ! closing "$log" | grep -q '^0 passed'; then row "$name" "$(closing "$log")"
+    else failrow "$name" "(exit $rc$([ $rc = 124 ] && echo ', timed out')) $(closing "$log") $(grep -m1 -i skip "$log")"; grep -E 'FAIL|error' "$log" | head -15 | sed 's/^/    /'; fi
 }
 for t in "${tests[@]}"; do
     [ -x "$B/$t" ] && run_check "$t" "$B/$t.log" 300 "$B/$t"
@@ -186,7 +189,7 @@ fi
 
 # ---- the table ----------------------------------------------------------------------------------
 echo
-printf '| %-52s | %-50s |\n' "check ($(elapsed) s in all)" "result"
+printf '| %-60s | %-50s |\n' "check ($(elapsed) s in all)" "result"
 printf '%s\n' "${rows[@]}"
 echo
 grep -E '^(torch |MFU|BENCH)' "$B/bench.log" 2>/dev/null

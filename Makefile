@@ -69,3 +69,22 @@ bench-mpi:
 	$(MPIRUN) $(MPIBIND) -np 2 build/bench_mpi --allreduce
 	$(MPIRUN) $(MPIBIND) -np 1 build/bench_mpi --weak
 	$(MPIRUN) $(MPIBIND) -np 2 build/bench_mpi --weak
+
+# ---- the model examples on the CPU (nvcc builds: see tools/gpu_check.sh). make models, then e.g.
+#   ./build/resnet18 --synthetic --steps 20 --batch-size 32    ./build/gpt2 --layers 2 --channels 64 --heads 4 --seq-len 64 --vocab 512
+.PHONY: models
+models: build/resnet18 build/gpt2
+
+build/resnet18: examples/resnet18.c sdl.h
+	mkdir -p build
+	$(CC) $(CFLAGS) -I. examples/resnet18.c -o $@ $(LDLIBS)
+
+build/gpt2: examples/gpt2.c sdl.h
+	mkdir -p build
+	$(CC) $(CFLAGS) -I. examples/gpt2.c -o $@ $(LDLIBS)
+
+# ---- make bench-cuda: sdl against PyTorch on one GPU (MLP, CNN, ResNet-18, GPT-2 124M): BENCH
+# lines with MFU against the H100 SXM dense BF16 peak. PYTHON=python3 with CUDA torch, ARCH=sm_90.
+.PHONY: bench-cuda
+bench-cuda:
+	bash bench/bench_cuda.sh

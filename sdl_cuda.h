@@ -38,6 +38,8 @@
       SDL_CUDA_WORKSPACE     cuBLAS workspace in bytes, default 32 MiB
       SDL_CUDA_SYNC_CHECK    wait for every kernel, so an error names the kernel that made it
                              (for debugging: slow)
+      SDL_CUDA_CONV_SCRATCH  bytes of im2col columns per chunk of samples, default 256 MiB
+                             (a conv runs its batch in chunks that fit; at least one sample)
 
    TOPICS
       Devices     sdl_cuda_init() registers the backend for the current CUDA device (call
@@ -56,18 +58,35 @@
                   "cuda: <call> failed: <reason> at <file>:<line>" and the first such error
                   is kept until sdl_cuda_synchronize() returns it. Kernels run
                   asynchronously, so a bad kernel may be reported at the next copy or sync.
-                  Out-of-range class targets give a NaN loss (no host check on the GPU).
+                  Out-of-range class targets (cross entropy, nll) give a NaN loss and
+                  out-of-range embedding ids a NaN row (no host check on the GPU).
+      Ops         Every op of sdl.h, forward and backward, with the CPU's attrs, saved data
+                  and math: linear, conv2d and conv_transpose2d (im2col + cuBLAS, batched over
+                  samples), max/avg/global pooling, batch and layer norm, dropout (the CPU's
+                  hash, so the masks are the same bits), embedding, the activations, softmax,
+                  log_softmax, concat, transpose, causal attention (batched GEMMs + a masked
+                  softmax), add/mul/scale, sum/mean, cross entropy, nll, bce, mse. Optimizers:
+                  SGD, Adam, AdamW, LARS, LAMB (not yet: accumulation, clipping; see TODO).
       Precision   f32 everywhere. sdl_cuda_set_tf32(true) lets cuBLAS round GEMM inputs to
                   TF32 (tensor cores; about 1e-3 relative error instead of 1e-6).
-      Determinism Reductions use a fixed order (no atomics), so a run repeats bit for bit on
-                  the same GPU; results differ from the CPU in the last bits.
+      Determinism No atomics anywhere: reductions use a fixed order, col2im and the pooling
+                  backward gather (each input element sums the windows that read it), and the
+                  embedding backward walks the rows in order, one thread per column. So a run
+                  repeats bit for bit on the same GPU; results differ from the CPU in the last
+                  bits (cuBLAS sums in another order).
 
    TODO (in this order)
-      - the other ops of sdl.h (conv via im2col + cuBLAS or cuDNN, pooling, batch/layer norm,
-        dropout, embedding, activations, softmax, concat/transpose, attention, nll, bce)
-      - the other optimizers (Adam, AdamW, LARS, LAMB) as fused kernels like SGD's
-      - one launch for SGD with per-parameter weight decay (now one launch per run of
-        parameters with the same decay flag)
+      - run it: this version was written without a GPU; tests/cuda_test_ops.cu and
+        tools/gpu_check.sh check every op and optimizer against the CPU
+      - gradient accumulation and clipping on the device (sdl_optim_step refuses them now)
+      - faster kernels where the simple ones are slow: the embedding backward (one thread
+        per column: fine for D >= 256, slow for small D and many rows), attention (full T x T
+        GEMMs, then masked: 2x the flops of a fused flash-style kernel), batch norm (one block
+        per channel: few blocks when C is small and N H W large), conv (cuDNN, or implicit
+        GEMM, instead of materialised columns)
+      - one launch for SGD/Adam with per-parameter weight decay (now one launch per run of
+        parameters with the same decay flag); one launch per optimizer step for LARS/LAMB
+        (now two per parameter tensor)
       - bf16/fp16 mixed precision: bf16 copies of weights and activations, cublasGemmEx with
         f32 accumulation, f32 master weights, a loss scale for fp16
       - CUDA graphs: capture a whole step once (the arena makes addresses repeat) and replay

@@ -75,7 +75,8 @@ enum {
     IN_IDS = 2,    /* i32 in [0, ids), the case's shape */
     IN_PROB = 3,   /* uniform [0, 1), no gradient (bce targets) */
     IN_STATE = 4,  /* uniform [0.5, 1.5), no gradient, compared after the run (running stats) */
-    IN_WIDE = 5    /* uniform [-5, 5), with a gradient */
+    IN_WIDE = 5,   /* uniform [-5, 5), with a gradient */
+    IN_TIES = 6    /* multiples of 0.5 in [-1, 1], with a gradient: ties in max pooling */
 };
 #define MAX_IN 6
 typedef sdl_tensor *(*op_fn)(sdl_tensor **in, void *ctx);
@@ -97,7 +98,7 @@ static sdl_tensor *ids_new(sdl_shape s, int32_t n) {
 }
 
 /* L = sum(op(inputs) * w) for a random w, on both devices; compares the op's output, the
-   gradient of every IN_GRAD/IN_WIDE input and the final value of every IN_STATE input.
+   gradient of every IN_GRAD/IN_WIDE/IN_TIES input and the final value of every IN_STATE input.
    Messages name the op and the shape of its first input. */
 static int check_op(const op_case *c) {
     int ok = 1;
@@ -114,13 +115,15 @@ static int check_op(const op_case *c) {
             float lo = k == IN_PROB ? 0.0f : k == IN_STATE ? 0.5f : k == IN_WIDE ? -5.0f : -1.0f;
             float hi = k == IN_PROB ? 1.0f : k == IN_STATE ? 1.5f : k == IN_WIDE ? 5.0f : 1.0f;
             sdl_tensor_uniform(h[i], lo, hi);
-            if (k == IN_GRAD || k == IN_WIDE) sdl_tensor_requires_grad(h[i]);
+            if (k == IN_TIES)
+                for (int64_t j = 0; j < h[i]->numel; j++) sdl_f32(h[i])[j] = roundf(2.0f * sdl_f32(h[i])[j]) * 0.5f;
+            if (k == IN_GRAD || k == IN_WIDE || k == IN_TIES) sdl_tensor_requires_grad(h[i]);
         }
     }
     /* the device copies first: the CPU op may change an input (running stats) */
     for (int i = 0; i < c->nin; i++) {
         d[i] = sdl_cuda_to_device(h[i]);
-        if (d[i] && (c->kind[i] == IN_GRAD || c->kind[i] == IN_WIDE)) d[i]->requires_grad = true;
+        if (d[i] && (c->kind[i] == IN_GRAD || c->kind[i] == IN_WIDE || c->kind[i] == IN_TIES)) d[i]->requires_grad = true;
         if (!d[i]) { printf("  FAIL %s: input %d to the device: %s\n", label, i, sdl_last_error()); ok = 0; }
     }
     sdl_tensor *out = ok ? c->f(h, c->ctx) : NULL;
@@ -154,7 +157,7 @@ static int check_op(const op_case *c) {
                     snprintf(what, sizeof what, "input %d after the op (state)", i);
                     ok &= same_floats(what, label, sdl_f32(d[i]), sdl_f32(h[i]), h[i]->numel, TOL_F32);
                 }
-                if (c->kind[i] != IN_GRAD && c->kind[i] != IN_WIDE) continue;
+                if (c->kind[i] != IN_GRAD && c->kind[i] != IN_WIDE && c->kind[i] != IN_TIES) continue;
                 snprintf(what, sizeof what, "backward: grad of input %d", i);
                 if (!d[i]->grad) { printf("  FAIL %s: no gradient for input %d on the GPU\n", label, i); ok = 0; continue; }
                 ok &= same_floats(what, label, d[i]->grad, h[i]->grad, h[i]->numel, tol);
@@ -277,11 +280,10 @@ static void test_conv_transpose2d(void) {
     CHECK(check_op(&cc), "conv_transpose2d over several chunks");
 }
 
-typedef struct pool_cfg { int kernel, stride, pad; bool max, relu_first; } pool_cfg;
+typedef struct pool_cfg { int kernel, stride, pad; bool max, ties; } pool_cfg;
 static sdl_tensor *f_pool(sdl_tensor **in, void *ctx) {
     pool_cfg *c = (pool_cfg *)ctx;
-    sdl_tensor *x = c->relu_first ? sdl_relu(in[0]) : in[0]; /* relu first: many tied zeros */
-    return c->max ? sdl_max_pool2d(x, c->kernel, c->stride, c->pad) : sdl_avg_pool2d(x, c->kernel, c->stride, c->pad);
+    return c->max ? sdl_max_pool2d(in[0], c->kernel, c->stride, c->pad) : sdl_avg_pool2d(in[0], c->kernel, c->stride, c->pad);
 }
 static sdl_tensor *f_gap(sdl_tensor **in, void *ctx) { (void)ctx; return sdl_global_avg_pool(in[0]); }
 
@@ -291,7 +293,9 @@ static void test_pooling(void) {
     const char *names[7] = {"max_pool2d k2 s2", "max_pool2d k3 s2 p1", "max_pool2d k3 s1 p1 (overlapping)", "max_pool2d k2 s2 on ties",
                             "max_pool2d k3 s1 p1 on ties", "avg_pool2d k3 s2 p1", "avg_pool2d k2 s2"};
     for (int k = 0; k < 7; k++) {
-        op_case c = {names[k], 1, {sdl_shape4(3, 4, 11, 9)}, {0}, 0, f_pool, &cfg[k], 0};
+        /* ties: inputs in {-1, -0.5, 0, 0.5, 1}, so most windows hold equal maxima and the
+           gradient must go to the first of them, as on the CPU */
+        op_case c = {names[k], 1, {sdl_shape4(3, 4, 11, 9)}, {cfg[k].ties ? IN_TIES : IN_GRAD}, 0, f_pool, &cfg[k], 0};
         CHECK(check_op(&c), "%s", names[k]);
     }
     op_case g = {"global_avg_pool", 1, {sdl_shape4(3, 5, 7, 6)}, {0}, 0, f_gap, NULL, 0};
@@ -574,12 +578,30 @@ static void optim_trajectory(const char *name, const sdl_optim_desc *desc) {
     for (int step = 0; step < 5 && bad_step < 0; step++) {
         sdl_tensor *x = sdl_tensor_new(sdl_shape2(16, 20), SDL_F32), *y = test_ids(16, 5);
         sdl_tensor_uniform(x, -1.0f, 1.0f);
+        int64_t nf = mc->param_floats;
+        float *pc0 = (float *)malloc(sizeof(float) * (size_t)nf), *pg0 = dev_floats(mg->param_data, nf);
+        memcpy(pc0, mc->param_data, sizeof(float) * (size_t)nf);
         sdl_tensor *lc = sdl_cross_entropy(sdl_forward(nc, x), y, 0.0f);
         CHECK(sdl_backward(lc) == SDL_OK && sdl_optim_step(oc) == SDL_OK, "%s: CPU step: %s", name, sdl_last_error());
         sdl_tensor *lg = sdl_cross_entropy(sdl_forward(ng, sdl_cuda_to_device(x)), sdl_cuda_to_device(y), 0.0f);
         CHECK(lg && sdl_backward(lg) == SDL_OK, "%s: GPU forward/backward: %s", name, sdl_last_error());
         sdl_result r = sdl_optim_step(og);
         CHECK(r == SDL_OK && sdl_cuda_synchronize() == SDL_OK, "%s: GPU optim step %d: %s", name, step, sdl_last_error());
+        /* the update itself, p_after - p_before, per parameter: more sensitive than p (the
+           step is small next to p). A difference of two f32 values: tolerance 1e-4. */
+        float *pg1 = dev_floats(mg->param_data, nf);
+        for (int64_t i = 0; i < nf; i++) { pg0[i] = pg1[i] - pg0[i]; pc0[i] = mc->param_data[i] - pc0[i]; }
+        for (int i = 0; i < mc->nparams; i++) {
+            int64_t off = mc->param_offset[i], len = mc->params[i]->numel;
+            double e = rel_err(pg0 + off, pc0 + off, len);
+            if (!(e <= 1e-4)) {
+                printf("  FAIL %s step %d: the update of %s differs from the CPU's by %g relative (tolerance 1e-4)\n", name, step, mc->params[i]->name, e);
+                bad_step = step;
+            }
+        }
+        free(pc0);
+        free(pg0);
+        free(pg1);
         float a = sdl_item(lc), b = sdl_item(lg);
         if (!(fabs((double)a - b) <= tol * fabs((double)a))) { printf("  FAIL %s step %d: loss CPU %.8f GPU %.8f\n", name, step, a, b); bad_step = step; }
         for (int i = 0; i < mc->nparams; i++) {
@@ -606,19 +628,22 @@ static void optim_trajectory(const char *name, const sdl_optim_desc *desc) {
 static void test_optimizers(void) {
     sdl_optim_desc d;
     memset(&d, 0, sizeof d);
-    d.kind = SDL_OPTIM_ADAM; d.lr = 1e-3f; d.weight_decay = 1e-2f;
+    /* eps 1e-6, not 1e-8: a gradient element within rounding of 0 (|g| ~ 1e-10) whose sign
+       differs between the devices moves by lr g / (|g| + eps): negligible with 1e-6, up to
+       0.1 lr with 1e-8, which would fail a correct kernel */
+    d.kind = SDL_OPTIM_ADAM; d.lr = 1e-3f; d.weight_decay = 0.1f; d.eps = 1e-6f;
     optim_trajectory("adam (L2 decay)", &d);
-    d.kind = SDL_OPTIM_ADAMW; d.lr = 2e-3f; d.weight_decay = 0.05f; d.beta1 = 0.8f; d.beta2 = 0.99f;
+    d.kind = SDL_OPTIM_ADAMW; d.lr = 2e-3f; d.weight_decay = 0.5f; d.beta1 = 0.8f; d.beta2 = 0.99f;
     optim_trajectory("adamw", &d);
     memset(&d, 0, sizeof d);
-    d.kind = SDL_OPTIM_LARS; d.lr = 0.5f; d.momentum = 0.9f; d.weight_decay = 1e-3f; d.trust_coef = 0.01f;
+    d.kind = SDL_OPTIM_LARS; d.lr = 0.5f; d.momentum = 0.9f; d.weight_decay = 0.05f; d.trust_coef = 0.01f;
     optim_trajectory("lars momentum", &d);
     d.nesterov = true;
     optim_trajectory("lars nesterov", &d);
     d.nesterov = false; d.momentum = 0.0f;
     optim_trajectory("lars without momentum", &d);
     memset(&d, 0, sizeof d);
-    d.kind = SDL_OPTIM_LAMB; d.lr = 1e-2f; d.weight_decay = 0.01f;
+    d.kind = SDL_OPTIM_LAMB; d.lr = 1e-2f; d.weight_decay = 0.1f;
     optim_trajectory("lamb", &d);
     memset(&d, 0, sizeof d);
     d.kind = SDL_OPTIM_SGD; d.lr = 0.05f; d.momentum = 0.9f; d.weight_decay = 5e-4f;
@@ -714,7 +739,7 @@ static void test_cnn_steps(void) {
     d.kind = SDL_OPTIM_SGD; d.lr = 0.05f; d.momentum = 0.9f;
     cnn_steps("fashion cnn, sgd", make_fashion_cnn, sdl_shape4(8, 1, 28, 28), &d, 3);
     memset(&d, 0, sizeof d);
-    d.kind = SDL_OPTIM_ADAM; d.lr = 1e-3f;
+    d.kind = SDL_OPTIM_ADAM; d.lr = 1e-3f; d.eps = 1e-6f; /* eps: see test_optimizers */
     cnn_steps("bn cnn, adam", make_bn_cnn, sdl_shape4(6, 1, 17, 15), &d, 3);
 }
 

@@ -38,6 +38,8 @@
       SDL_CUDA_WORKSPACE     cuBLAS workspace in bytes, default 32 MiB
       SDL_CUDA_SYNC_CHECK    wait for every kernel, so an error names the kernel that made it
                              (for debugging: slow)
+      SDL_CUDA_CONV_SCRATCH  bytes of im2col columns per chunk of samples, default 256 MiB
+                             (a conv runs its batch in chunks that fit; at least one sample)
 
    TOPICS
       Devices     sdl_cuda_init() registers the backend for the current CUDA device (call
@@ -56,18 +58,35 @@
                   "cuda: <call> failed: <reason> at <file>:<line>" and the first such error
                   is kept until sdl_cuda_synchronize() returns it. Kernels run
                   asynchronously, so a bad kernel may be reported at the next copy or sync.
-                  Out-of-range class targets give a NaN loss (no host check on the GPU).
+                  Out-of-range class targets (cross entropy, nll) give a NaN loss and
+                  out-of-range embedding ids a NaN row (no host check on the GPU).
+      Ops         Every op of sdl.h, forward and backward, with the CPU's attrs, saved data
+                  and math: linear, conv2d and conv_transpose2d (im2col + cuBLAS, batched over
+                  samples), max/avg/global pooling, batch and layer norm, dropout (the CPU's
+                  hash, so the masks are the same bits), embedding, the activations, softmax,
+                  log_softmax, concat, transpose, causal attention (batched GEMMs + a masked
+                  softmax), add/mul/scale, sum/mean, cross entropy, nll, bce, mse. Optimizers:
+                  SGD, Adam, AdamW, LARS, LAMB (not yet: accumulation, clipping; see TODO).
       Precision   f32 everywhere. sdl_cuda_set_tf32(true) lets cuBLAS round GEMM inputs to
                   TF32 (tensor cores; about 1e-3 relative error instead of 1e-6).
-      Determinism Reductions use a fixed order (no atomics), so a run repeats bit for bit on
-                  the same GPU; results differ from the CPU in the last bits.
+      Determinism No atomics anywhere: reductions use a fixed order, col2im and the pooling
+                  backward gather (each input element sums the windows that read it), and the
+                  embedding backward walks the rows in order, one thread per column. So a run
+                  repeats bit for bit on the same GPU; results differ from the CPU in the last
+                  bits (cuBLAS sums in another order).
 
    TODO (in this order)
-      - the other ops of sdl.h (conv via im2col + cuBLAS or cuDNN, pooling, batch/layer norm,
-        dropout, embedding, activations, softmax, concat/transpose, attention, nll, bce)
-      - the other optimizers (Adam, AdamW, LARS, LAMB) as fused kernels like SGD's
-      - one launch for SGD with per-parameter weight decay (now one launch per run of
-        parameters with the same decay flag)
+      - run it: this version was written without a GPU; tests/cuda_test_ops.cu and
+        tools/gpu_check.sh check every op and optimizer against the CPU
+      - gradient accumulation and clipping on the device (sdl_optim_step refuses them now)
+      - faster kernels where the simple ones are slow: the embedding backward (one thread
+        per column: fine for D >= 256, slow for small D and many rows), attention (full T x T
+        GEMMs, then masked: 2x the flops of a fused flash-style kernel), batch norm (one block
+        per channel: few blocks when C is small and N H W large), conv (cuDNN, or implicit
+        GEMM, instead of materialised columns)
+      - one launch for SGD/Adam with per-parameter weight decay (now one launch per run of
+        parameters with the same decay flag); one launch per optimizer step for LARS/LAMB
+        (now two per parameter tensor)
       - bf16/fp16 mixed precision: bf16 copies of weights and activations, cublasGemmEx with
         f32 accumulation, f32 master weights, a loss scale for fp16
       - CUDA graphs: capture a whole step once (the arena makes addresses repeat) and replay
@@ -168,6 +187,8 @@ static struct {
     struct { char *base; size_t cap; } chunk[SDL__CU_MAX_CHUNKS]; /* the arena: the last one is current */
     int nchunks;
     size_t used, total_cap;
+    void *scratch; /* sdl__cu_scratch */
+    size_t scratch_cap;
     sdl_backend table;
 } sdl__cu;
 
@@ -442,13 +463,15 @@ static __global__ void sdl__k_bcast_reduce(const float *dy, const float *a, floa
 }
 
 /* two-stage sum in double, fixed order: per-block partial sums, then one block adds them.
-   mode 0: x[i];  mode 1: (x[i] - t[i])^2 */
+   mode 0: x[i];  mode 1: (x[i] - t[i])^2;  mode 2: bce with logits x[i], target t[i] */
 static __global__ void sdl__k_reduce_partial(const float *x, const float *t, int64_t n, int mode, double *partial) {
     __shared__ double sh[SDL__CU_THREADS];
     double s = 0.0;
     SDL__CU_LOOP(i, n) {
-        double v = mode ? (double)x[i] - (double)t[i] : (double)x[i];
-        s += mode ? v * v : v;
+        double v = (double)x[i];
+        if (mode == 1) v = (v - (double)t[i]) * (v - (double)t[i]);
+        else if (mode == 2) v = (x[i] > 0.0f ? v : 0.0) - v * (double)t[i] + log1p(exp(-fabs(v)));
+        s += v;
     }
     s = sdl__cu_block_sum(s, sh);
     if (threadIdx.x == 0) partial[blockIdx.x] = s;
@@ -698,10 +721,966 @@ static void sdl__cu_mse_bwd(sdl_node *n) {
 }
 
 /* ----------------------------------------------------------------------------------------
-   >>cuda-optim: fused updates over the flat parameter array
+   >>cuda-ops-more: helpers shared by the ops below
+   ---------------------------------------------------------------------------------------- */
+#define SDL__CU_WARPS (SDL__CU_THREADS / 32)
+
+/* the sum over the 32 lanes of a warp (all lanes take part; each gets the same bits: the
+   xor butterfly adds the same two values in every lane of a pair) */
+template <typename T>
+static __device__ T sdl__cu_warp_sum(T v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+static __device__ float sdl__cu_warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* one warp per row: blocks of SDL__CU_WARPS rows (the row loop is the same for every lane
+   of a warp, so the shuffles above always see all 32 lanes) */
+static unsigned sdl__cu_row_grid(int64_t rows) {
+    int64_t b = (rows + SDL__CU_WARPS - 1) / SDL__CU_WARPS;
+    return (unsigned)(b < 1 ? 1 : b > 65535 ? 65535 : b);
+}
+#define SDL__CU_ROWS(r, R) \
+    for (int64_t r = (int64_t)blockIdx.x * SDL__CU_WARPS + threadIdx.x / 32; r < (R); r += (int64_t)gridDim.x * SDL__CU_WARPS)
+
+/* one block per item (channel, plane): at most 65535 blocks, the rest by a block-stride loop */
+static unsigned sdl__cu_item_grid(int64_t items) {
+    return (unsigned)(items < 1 ? 1 : items > 65535 ? 65535 : items);
+}
+
+/* A device buffer that ops reuse for temporary memory (im2col columns, optimizer partial
+   sums). Kernels run in order on one stream, so an op's use of it starts after the previous
+   op's kernels are done. It only grows, through the table's alloc (the tests count it). */
+static void *sdl__cu_scratch(size_t bytes) {
+    if (bytes <= sdl__cu.scratch_cap) return sdl__cu.scratch;
+    const sdl_backend *be = sdl_get_backend(SDL_CUDA);
+    if (!be) return NULL;
+    if (sdl__cu.scratch) be->dealloc(sdl__cu.scratch); /* waits for the stream first */
+    sdl__cu.scratch = NULL;
+    sdl__cu.scratch_cap = 0;
+    size_t cap = bytes < ((size_t)1 << 20) ? ((size_t)1 << 20) : bytes;
+    sdl__cu.scratch = be->alloc(cap);
+    if (sdl__cu.scratch) sdl__cu.scratch_cap = cap;
+    return sdl__cu.scratch;
+}
+
+/* out[c] += sum over i < N, j < S of x[(i C + c) S + j] (a bias gradient): one block per
+   channel, a fixed order, summed in double */
+static __global__ void sdl__k_chan_sum(const float *x, int64_t N, int64_t C, int64_t S, float *out) {
+    __shared__ double sh[SDL__CU_THREADS];
+    for (int64_t c = blockIdx.x; c < C; c += gridDim.x) {
+        double s = 0.0;
+        for (int64_t k = threadIdx.x; k < N * S; k += blockDim.x) s += x[((k / S) * C + c) * S + k % S];
+        s = sdl__cu_block_sum(s, sh);
+        if (threadIdx.x == 0) out[c] += (float)s;
+    }
+}
+static void sdl__cu_chan_sum(const float *x, int64_t N, int64_t C, int64_t S, float *out) {
+    if (N * S <= 0 || C <= 0) return;
+    sdl__k_chan_sum<<<sdl__cu_item_grid(C), SDL__CU_THREADS, 0, sdl__cu.stream>>>(x, N, C, S, out);
+    SDL__CU_LAUNCHED("sdl__k_chan_sum");
+}
+
+/* a batch of row-major GEMMs: C_i = alpha op(A_i) op(B_i) + beta C_i, X_i = X + i * sX
+   (a stride may be 0: the same matrix for every i). The same swap as sdl__cu_gemm. */
+static void sdl__cu_gemm_batched(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                                 const float *A, int64_t lda, int64_t sA, const float *B, int64_t ldb, int64_t sB,
+                                 float beta, float *C, int64_t ldc, int64_t sC, int64_t batch) {
+    if (M <= 0 || N <= 0 || batch <= 0) return;
+    if (batch == 1) { sdl__cu_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return; }
+    if (M > INT_MAX || N > INT_MAX || K > INT_MAX || lda > INT_MAX || ldb > INT_MAX || ldc > INT_MAX || batch > INT_MAX) {
+        sdl_fail(SDL_ERR_SHAPE, "cuda: batched gemm: a dimension exceeds INT_MAX (%lld x %lld x %lld, batch %lld)",
+                 (long long)M, (long long)N, (long long)K, (long long)batch);
+        sdl__cu_record(SDL_ERR_SHAPE);
+        return;
+    }
+    cublasComputeType_t compute = sdl__cu.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    SDL__CUBLAS(cublasGemmStridedBatchedEx(sdl__cu.blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                           (int)N, (int)M, (int)K, &alpha, B, CUDA_R_32F, (int)ldb, (long long)sB,
+                                           A, CUDA_R_32F, (int)lda, (long long)sA, &beta, C, CUDA_R_32F, (int)ldc,
+                                           (long long)sC, (int)batch, compute, CUBLAS_GEMM_DEFAULT));
+}
+
+/* ---- conv2d and conv_transpose2d through im2col and cuBLAS.
+   Geometry as sdl.h's sdl__geom: an image (C, H, W) read through KH x KW windows with stride
+   (sh, sw) and zero padding (ph, pw) at the OH x OW grid points; Kc = C KH KW, P = OH OW.
+   The columns of nb samples are laid out "wide", col (Kc, nb, P): row r = (c KH + i) KW + j,
+   sample s's (Kc, P) block starts at s P with leading dim nb P. So the weight gradient of a
+   whole chunk of samples is one GEMM (K = nb P), and the per-sample products are one
+   strided-batched GEMM.
+   conv:      y_s = W (O, Kc) @ col_s + bias;  dW += dy (O, nb P) @ col^T;
+              dx += col2im(W^T @ dy)                       (dy permuted to (O, nb, P) first)
+   transpose: y = col2im(W^T (Kc, O) @ x_s) + bias;  col = im2col(dy);
+              dW += x (O, nb P) @ col^T;  dx_s += W @ col_s  (x permuted to (O, nb, P) first)
+   col2im gathers (each image element sums the window entries that read it, in the CPU's
+   (i, j) order): no atomics, the same bits every run. Bias gradients: sdl__k_chan_sum. */
+typedef struct sdl__cu_geom { int64_t C, H, W, KH, KW, OH, OW, sh, sw, ph, pw; } sdl__cu_geom;
+
+static __global__ void sdl__k_im2col(const float *x, sdl__cu_geom g, int64_t nb, float *col) {
+    int64_t P = g.OH * g.OW, KK = g.KH * g.KW, n = g.C * KK * nb * P;
+    SDL__CU_LOOP(idx, n) {
+        int64_t p = idx % P, t = idx / P;
+        int64_t s = t % nb, r = t / nb;
+        int64_t c = r / KK, k = r % KK, i = k / g.KW, j = k % g.KW;
+        int64_t ih = (p / g.OW) * g.sh - g.ph + i, iw = (p % g.OW) * g.sw - g.pw + j;
+        col[idx] = (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) ? x[((s * g.C + c) * g.H + ih) * g.W + iw] : 0.0f;
+    }
+}
+
+/* img (nb, C, H, W) = (add ? img : bias ? bias[c] : 0) + the col entries that read it */
+static __global__ void sdl__k_col2im(const float *col, sdl__cu_geom g, int64_t nb, const float *bias, int add, float *img) {
+    int64_t P = g.OH * g.OW, n = nb * g.C * g.H * g.W;
+    SDL__CU_LOOP(idx, n) {
+        int64_t w = idx % g.W, h = (idx / g.W) % g.H, c = (idx / (g.W * g.H)) % g.C, s = idx / (g.W * g.H * g.C);
+        float sum = 0.0f;
+        for (int64_t i = 0; i < g.KH; i++) {
+            int64_t th = h + g.ph - i; /* = oh * sh for a grid row that reads h */
+            if (th < 0 || th % g.sh != 0 || th / g.sh >= g.OH) continue;
+            for (int64_t j = 0; j < g.KW; j++) {
+                int64_t tw = w + g.pw - j;
+                if (tw < 0 || tw % g.sw != 0 || tw / g.sw >= g.OW) continue;
+                sum += col[(((c * g.KH + i) * g.KW + j) * nb + s) * P + (th / g.sh) * g.OW + tw / g.sw];
+            }
+        }
+        img[idx] = (add ? img[idx] : bias ? bias[c] : 0.0f) + sum;
+    }
+}
+
+/* dst (O, nb, P) = src (nb, O, P) permuted */
+static __global__ void sdl__k_to_wide(const float *src, int64_t nb, int64_t O, int64_t P, float *dst) {
+    SDL__CU_LOOP(idx, nb * O * P) {
+        int64_t p = idx % P, s = (idx / P) % nb, o = idx / (P * nb);
+        dst[idx] = src[(s * O + o) * P + p];
+    }
+}
+
+/* y[i] = bias[(i / P) % C] over n elements */
+static __global__ void sdl__k_fill_chan(float *y, const float *bias, int64_t n, int64_t C, int64_t P) {
+    SDL__CU_LOOP(i, n) y[i] = bias[(i / P) % C];
+}
+
+#ifndef SDL_CUDA_CONV_SCRATCH
+#define SDL_CUDA_CONV_SCRATCH ((size_t)256 << 20) /* bytes of im2col scratch per chunk of samples */
+#endif
+
+typedef struct sdl__cu_conv {
+    sdl__cu_geom g;
+    bool transpose;
+    int64_t O, Kc, P, N, nb; /* conv: C_out, C_in KH KW, OH OW; transpose: C_in, C_out KH KW, H W */
+    int64_t in_sz, out_sz;   /* floats per sample of x and of y */
+    float *col, *col2, *wide;
+} sdl__cu_conv;
+
+/* the geometry, and scratch for chunks of nb samples: ncol wide column buffers and, with
+   wide, an (O, nb, P) buffer */
+static bool sdl__cu_conv_init(sdl__cu_conv *j, sdl_node *n, int ncol, bool wide) {
+    sdl_tensor *x = n->in[0], *w = n->in[1], *y = n->out;
+    memset(j, 0, sizeof *j);
+    j->transpose = n->op == SDL_OP_CONV_TRANSPOSE2D;
+    sdl_tensor *img = j->transpose ? y : x, *grid = j->transpose ? x : y;
+    j->g.C = img->shape[1]; j->g.H = img->shape[2]; j->g.W = img->shape[3];
+    j->g.KH = w->shape[2]; j->g.KW = w->shape[3];
+    j->g.OH = grid->shape[2]; j->g.OW = grid->shape[3];
+    j->g.sh = n->attr.conv.stride_h; j->g.sw = n->attr.conv.stride_w;
+    j->g.ph = n->attr.conv.pad_h; j->g.pw = n->attr.conv.pad_w;
+    j->O = w->shape[0];
+    j->Kc = w->shape[1] * j->g.KH * j->g.KW;
+    j->P = j->g.OH * j->g.OW;
+    j->N = x->shape[0];
+    j->in_sz = j->N ? x->numel / j->N : 0;
+    j->out_sz = j->N ? y->numel / j->N : 0;
+    int64_t per = (ncol * j->Kc + (wide ? j->O : 0)) * j->P; /* floats per sample */
+    if (per <= 0 || j->N <= 0) return false;
+    int64_t fit = (int64_t)(SDL_CUDA_CONV_SCRATCH / sizeof(float)) / per;
+    j->nb = fit < 1 ? 1 : fit > j->N ? j->N : fit;
+    float *s = (float *)sdl__cu_scratch((size_t)(per * j->nb) * sizeof(float));
+    if (!s) return false;
+    j->col = s;
+    j->col2 = ncol > 1 ? s + j->Kc * j->nb * j->P : NULL;
+    j->wide = wide ? s + ncol * j->Kc * j->nb * j->P : NULL;
+    return true;
+}
+
+static void sdl__cu_im2col(const sdl__cu_conv *j, const float *img, int64_t nb, float *col) {
+    sdl__k_im2col<<<sdl__cu_grid(j->Kc * nb * j->P), SDL__CU_THREADS, 0, sdl__cu.stream>>>(img, j->g, nb, col);
+    SDL__CU_LAUNCHED("sdl__k_im2col");
+}
+static void sdl__cu_col2im(const sdl__cu_conv *j, const float *col, int64_t nb, const float *bias, int add, float *img) {
+    sdl__k_col2im<<<sdl__cu_grid(nb * j->g.C * j->g.H * j->g.W), SDL__CU_THREADS, 0, sdl__cu.stream>>>(col, j->g, nb, bias, add, img);
+    SDL__CU_LAUNCHED("sdl__k_col2im");
+}
+static void sdl__cu_to_wide(const float *src, int64_t nb, int64_t O, int64_t P, float *dst) {
+    sdl__k_to_wide<<<sdl__cu_grid(nb * O * P), SDL__CU_THREADS, 0, sdl__cu.stream>>>(src, nb, O, P, dst);
+    SDL__CU_LAUNCHED("sdl__k_to_wide");
+}
+
+static void sdl__cu_conv_fwd(sdl_node *n) {
+    sdl__cu_conv j;
+    sdl_tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL, *y = n->out;
+    if (y->numel <= 0 || !sdl__cu_conv_init(&j, n, 1, false)) return;
+    const float *W = sdl_f32(w);
+    if (!j.transpose && b) {
+        sdl__k_fill_chan<<<sdl__cu_grid(y->numel), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(y), sdl_f32(b), y->numel, j.O, j.P);
+        if (!SDL__CU_LAUNCHED("sdl__k_fill_chan")) return;
+    }
+    for (int64_t s0 = 0; s0 < j.N; s0 += j.nb) {
+        int64_t nb = j.N - s0 < j.nb ? j.N - s0 : j.nb, wP = nb * j.P;
+        const float *xs = sdl_f32(x) + s0 * j.in_sz;
+        float *ys = sdl_f32(y) + s0 * j.out_sz;
+        if (!j.transpose) {
+            sdl__cu_im2col(&j, xs, nb, j.col);
+            sdl__cu_gemm_batched(false, false, j.O, j.P, j.Kc, 1.0f, W, j.Kc, 0, j.col, wP, j.P, b ? 1.0f : 0.0f, ys, j.P, j.out_sz, nb);
+        } else {
+            sdl__cu_gemm_batched(true, false, j.Kc, j.P, j.O, 1.0f, W, j.Kc, 0, xs, j.P, j.in_sz, 0.0f, j.col, wP, j.P, nb);
+            sdl__cu_col2im(&j, j.col, nb, b ? sdl_f32(b) : NULL, 0, ys);
+        }
+    }
+}
+
+static void sdl__cu_conv_bwd(sdl_node *n) {
+    sdl__cu_conv j;
+    sdl_tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL, *y = n->out;
+    const float *dy = y->grad;
+    if (y->numel <= 0) return;
+    if (b && b->requires_grad) {
+        int64_t N = y->shape[0], C = y->shape[1];
+        sdl__cu_chan_sum(dy, N, C, y->numel / (N * C), b->grad);
+    }
+    if (!x->requires_grad && !w->requires_grad) return;
+    if (!sdl__cu_conv_init(&j, n, 2, true)) return;
+    const float *W = sdl_f32(w);
+    for (int64_t s0 = 0; s0 < j.N; s0 += j.nb) {
+        int64_t nb = j.N - s0 < j.nb ? j.N - s0 : j.nb, wP = nb * j.P;
+        const float *xs = sdl_f32(x) + s0 * j.in_sz, *dys = dy + s0 * j.out_sz;
+        float *dxs = x->requires_grad ? x->grad + s0 * j.in_sz : NULL;
+        if (!j.transpose) {
+            sdl__cu_to_wide(dys, nb, j.O, j.P, j.wide);
+            if (w->requires_grad) {
+                sdl__cu_im2col(&j, xs, nb, j.col);
+                sdl__cu_gemm(false, true, j.O, j.Kc, wP, 1.0f, j.wide, wP, j.col, wP, 1.0f, w->grad, j.Kc);
+            }
+            if (dxs) {
+                sdl__cu_gemm(true, false, j.Kc, wP, j.O, 1.0f, W, j.Kc, j.wide, wP, 0.0f, j.col2, wP);
+                sdl__cu_col2im(&j, j.col2, nb, NULL, 1, dxs);
+            }
+        } else {
+            sdl__cu_im2col(&j, dys, nb, j.col);
+            if (w->requires_grad) {
+                sdl__cu_to_wide(xs, nb, j.O, j.P, j.wide);
+                sdl__cu_gemm(false, true, j.O, j.Kc, wP, 1.0f, j.wide, wP, j.col, wP, 1.0f, w->grad, j.Kc);
+            }
+            if (dxs) sdl__cu_gemm_batched(false, false, j.O, j.P, j.Kc, 1.0f, W, j.Kc, 0, j.col, wP, j.P, 1.0f, dxs, j.P, j.in_sz, nb);
+        }
+    }
+}
+
+/* ---- pooling over each (n, c) plane: x (N, C, H, W) -> y (N, C, OH, OW), one thread per
+   output (forward) or per input element (backward: it gathers from the windows that cover
+   it, in the CPU's order, so no two threads write one float).
+   max: y = max over the window (padding never wins; the first of ties; a NaN wins), the
+        arg-max (index in the plane) saved as i32;  dx[argmax] += dy
+   avg: y = window sum / (k k) (padding counts);  dx += dy / (k k) over the window */
+typedef struct sdl__cu_pool { int64_t H, W, OH, OW, k, s, p; } sdl__cu_pool;
+
+static __global__ void sdl__k_pool_fwd(const float *x, float *y, int32_t *arg, int64_t n, sdl__cu_pool g, int is_max) {
+    const float inv = 1.0f / (float)(g.k * g.k);
+    SDL__CU_LOOP(idx, n) {
+        int64_t ow = idx % g.OW, oh = (idx / g.OW) % g.OH, pl = idx / (g.OW * g.OH);
+        const float *xp = x + pl * g.H * g.W;
+        int64_t h0 = oh * g.s - g.p, w0 = ow * g.s - g.p;
+        int64_t h1 = h0 + g.k < g.H ? h0 + g.k : g.H, w1 = w0 + g.k < g.W ? w0 + g.k : g.W;
+        if (h0 < 0) h0 = 0;
+        if (w0 < 0) w0 = 0;
+        if (is_max) {
+            int64_t best = h0 * g.W + w0;
+            float m = xp[best];
+            bool nan = m != m;
+            for (int64_t h = h0; h < h1 && !nan; h++)
+                for (int64_t w = w0; w < w1; w++) {
+                    float v = xp[h * g.W + w];
+                    if (v != v) { best = h * g.W + w; m = v; nan = true; break; }
+                    if (v > m) { best = h * g.W + w; m = v; }
+                }
+            y[idx] = m;
+            arg[idx] = (int32_t)best;
+        } else {
+            float sum = 0.0f;
+            for (int64_t h = h0; h < h1; h++)
+                for (int64_t w = w0; w < w1; w++) sum += xp[h * g.W + w];
+            y[idx] = sum * inv;
+        }
+    }
+}
+
+static __global__ void sdl__k_pool_bwd(const float *dy, const int32_t *arg, float *dx, int64_t n, sdl__cu_pool g, int is_max) {
+    const float inv = 1.0f / (float)(g.k * g.k);
+    SDL__CU_LOOP(idx, n) {
+        int64_t w = idx % g.W, h = (idx / g.W) % g.H, pl = idx / (g.W * g.H);
+        /* the windows oh with oh s - p <= h < oh s - p + k */
+        int64_t lo_h = h + g.p - g.k + 1, lo_w = w + g.p - g.k + 1;
+        int64_t oh0 = lo_h <= 0 ? 0 : (lo_h + g.s - 1) / g.s, ow0 = lo_w <= 0 ? 0 : (lo_w + g.s - 1) / g.s;
+        int64_t oh1 = (h + g.p) / g.s, ow1 = (w + g.p) / g.s;
+        if (oh1 > g.OH - 1) oh1 = g.OH - 1;
+        if (ow1 > g.OW - 1) ow1 = g.OW - 1;
+        const float *dyp = dy + pl * g.OH * g.OW;
+        const int32_t *ap = is_max ? arg + pl * g.OH * g.OW : NULL;
+        float sum = 0.0f;
+        bool any = false;
+        for (int64_t oh = oh0; oh <= oh1; oh++)
+            for (int64_t ow = ow0; ow <= ow1; ow++) {
+                int64_t o = oh * g.OW + ow;
+                if (is_max) {
+                    if (ap[o] == (int32_t)(h * g.W + w)) { sum += dyp[o]; any = true; }
+                } else {
+                    sum += dyp[o] * inv;
+                    any = true;
+                }
+            }
+        if (any) dx[idx] += sum;
+    }
+}
+
+static sdl__cu_pool sdl__cu_pool_geom(const sdl_node *n) {
+    sdl__cu_pool g;
+    g.H = n->in[0]->shape[2]; g.W = n->in[0]->shape[3];
+    g.OH = n->out->shape[2]; g.OW = n->out->shape[3];
+    g.k = n->attr.pool.kernel_h; g.s = n->attr.pool.stride_h; g.p = n->attr.pool.pad_h;
+    return g;
+}
+static void sdl__cu_pool_fwd(sdl_node *n) {
+    int64_t len = n->out->numel;
+    if (len <= 0) return;
+    int is_max = n->op == SDL_OP_MAX_POOL2D;
+    sdl__k_pool_fwd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+        sdl_f32(n->in[0]), sdl_f32(n->out), is_max ? (int32_t *)n->saved : NULL, len, sdl__cu_pool_geom(n), is_max);
+    SDL__CU_LAUNCHED("sdl__k_pool_fwd");
+}
+static void sdl__cu_pool_bwd(sdl_node *n) {
+    int64_t len = n->in[0]->numel;
+    if (len <= 0 || n->out->numel <= 0 || !n->in[0]->requires_grad) return;
+    int is_max = n->op == SDL_OP_MAX_POOL2D;
+    sdl__k_pool_bwd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+        n->out->grad, is_max ? (const int32_t *)n->saved : NULL, n->in[0]->grad, len, sdl__cu_pool_geom(n), is_max);
+    SDL__CU_LAUNCHED("sdl__k_pool_bwd");
+}
+
+/* ---- global average pool: x (N, C, H, W) -> y (N, C);  y = mean over H W (a warp per
+   plane);  dx += dy / (H W) */
+static __global__ void sdl__k_gap_fwd(const float *x, float *y, int64_t planes, int64_t hw) {
+    int lane = threadIdx.x & 31;
+    SDL__CU_ROWS(r, planes) {
+        float s = 0.0f;
+        for (int64_t i = lane; i < hw; i += 32) s += x[r * hw + i];
+        s = sdl__cu_warp_sum(s);
+        if (lane == 0) y[r] = s / (float)hw;
+    }
+}
+static __global__ void sdl__k_gap_bwd(const float *dy, float *dx, int64_t n, int64_t hw) {
+    SDL__CU_LOOP(i, n) dx[i] += dy[i / hw] / (float)hw;
+}
+static void sdl__cu_gap_fwd(sdl_node *n) {
+    int64_t planes = n->out->numel, hw = planes ? n->in[0]->numel / planes : 0;
+    if (planes <= 0 || hw <= 0) return;
+    sdl__k_gap_fwd<<<sdl__cu_row_grid(planes), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->out), planes, hw);
+    SDL__CU_LAUNCHED("sdl__k_gap_fwd");
+}
+static void sdl__cu_gap_bwd(sdl_node *n) {
+    int64_t planes = n->out->numel, len = n->in[0]->numel, hw = planes ? len / planes : 0;
+    if (len <= 0 || hw <= 0 || !n->in[0]->requires_grad) return;
+    sdl__k_gap_bwd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(n->out->grad, n->in[0]->grad, len, hw);
+    SDL__CU_LAUNCHED("sdl__k_gap_bwd");
+}
+
+/* ---- batch norm: x (N, C) or (N, C, H, W), per channel c over its M = N S values (as
+   sdl.h): xhat = (x - mean) rstd, y = gamma xhat + beta; training uses the batch mean and
+   biased var (sums in double) and moves the running stats with the unbiased var; eval uses
+   the running stats. saved: mean (C), rstd (C).
+   dbeta += sum dy;  dgamma += sum dy xhat;
+   dx += gamma rstd (dy - mean(dy) - xhat mean(dy xhat))   (eval: without the two means)
+   One block per channel. */
+static __global__ void sdl__k_bn_fwd(const float *x, const float *gm, const float *bt, float *y, float *mean, float *rstd,
+                                     float *rm, float *rv, int64_t N, int64_t C, int64_t S, int training, double mom, double eps) {
+    __shared__ double sh[SDL__CU_THREADS];
+    int64_t M = N * S;
+    for (int64_t c = blockIdx.x; c < C; c += gridDim.x) {
+        double mu, var;
+        if (training) {
+            double s = 0.0, v = 0.0;
+            for (int64_t k = threadIdx.x; k < M; k += blockDim.x) s += x[((k / S) * C + c) * S + k % S];
+            mu = sdl__cu_block_sum(s, sh) / (double)M;
+            for (int64_t k = threadIdx.x; k < M; k += blockDim.x) {
+                double d = x[((k / S) * C + c) * S + k % S] - mu;
+                v += d * d;
+            }
+            v = sdl__cu_block_sum(v, sh);
+            var = v / (double)M;
+            if (threadIdx.x == 0) {
+                if (rm) rm[c] = (float)((1.0 - mom) * rm[c] + mom * mu);
+                if (rv) rv[c] = (float)((1.0 - mom) * rv[c] + mom * v / (double)(M - 1));
+            }
+        } else {
+            mu = rm[c];
+            var = rv[c];
+        }
+        float mc = (float)mu, rc = (float)(1.0 / sqrt(var + eps));
+        if (threadIdx.x == 0) { mean[c] = mc; rstd[c] = rc; }
+        float gc = gm ? gm[c] * rc : rc, bc = bt ? bt[c] : 0.0f;
+        for (int64_t k = threadIdx.x; k < M; k += blockDim.x) {
+            int64_t i = ((k / S) * C + c) * S + k % S;
+            y[i] = gc * (x[i] - mc) + bc;
+        }
+    }
+}
+static __global__ void sdl__k_bn_bwd(const float *x, const float *gm, const float *dy, const float *mean, const float *rstd,
+                                     float *dx, float *dg, float *db, int64_t N, int64_t C, int64_t S, int training) {
+    __shared__ double sh[SDL__CU_THREADS];
+    int64_t M = N * S;
+    for (int64_t c = blockIdx.x; c < C; c += gridDim.x) {
+        float mc = mean[c], rc = rstd[c];
+        double sdy = 0.0, sdyx = 0.0;
+        for (int64_t k = threadIdx.x; k < M; k += blockDim.x) {
+            int64_t i = ((k / S) * C + c) * S + k % S;
+            sdy += dy[i];
+            sdyx += (double)dy[i] * ((x[i] - mc) * rc);
+        }
+        sdy = sdl__cu_block_sum(sdy, sh);
+        sdyx = sdl__cu_block_sum(sdyx, sh);
+        if (threadIdx.x == 0) {
+            if (dg) dg[c] += (float)sdyx;
+            if (db) db[c] += (float)sdy;
+        }
+        if (!dx) continue;
+        float k0 = gm ? gm[c] * rc : rc;
+        float a = training ? (float)(sdy / (double)M) : 0.0f, bb = training ? (float)(sdyx / (double)M) : 0.0f;
+        for (int64_t k = threadIdx.x; k < M; k += blockDim.x) {
+            int64_t i = ((k / S) * C + c) * S + k % S;
+            dx[i] += k0 * (dy[i] - a - (x[i] - mc) * rc * bb);
+        }
+    }
+}
+static void sdl__cu_bn_dims(const sdl_tensor *x, int64_t *N, int64_t *C, int64_t *S) {
+    *N = x->shape[0];
+    *C = x->shape[1];
+    *S = x->ndim == 4 ? x->shape[2] * x->shape[3] : 1;
+}
+static void sdl__cu_bn_fwd(sdl_node *n) {
+    int64_t N, C, S;
+    sdl__cu_bn_dims(n->in[0], &N, &C, &S);
+    if (N * C * S <= 0) return;
+    sdl_tensor *rm = n->attr.norm.running_mean, *rv = n->attr.norm.running_var;
+    float *mean = (float *)n->saved;
+    sdl__k_bn_fwd<<<sdl__cu_item_grid(C), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+        sdl_f32(n->in[0]), n->nin > 1 ? sdl_f32(n->in[1]) : NULL, n->nin > 2 ? sdl_f32(n->in[2]) : NULL, sdl_f32(n->out),
+        mean, mean + C, rm ? sdl_f32(rm) : NULL, rv ? sdl_f32(rv) : NULL, N, C, S, n->attr.norm.training,
+        (double)n->attr.norm.momentum, (double)n->attr.norm.eps);
+    SDL__CU_LAUNCHED("sdl__k_bn_fwd");
+}
+static void sdl__cu_bn_bwd(sdl_node *n) {
+    int64_t N, C, S;
+    sdl_tensor *x = n->in[0], *g = n->nin > 1 ? n->in[1] : NULL, *b = n->nin > 2 ? n->in[2] : NULL;
+    sdl__cu_bn_dims(x, &N, &C, &S);
+    if (N * C * S <= 0) return;
+    const float *mean = (const float *)n->saved;
+    sdl__k_bn_bwd<<<sdl__cu_item_grid(C), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+        sdl_f32(x), g ? sdl_f32(g) : NULL, n->out->grad, mean, mean + C, x->requires_grad ? x->grad : NULL,
+        g && g->requires_grad ? g->grad : NULL, b && b->requires_grad ? b->grad : NULL, N, C, S, n->attr.norm.training);
+    SDL__CU_LAUNCHED("sdl__k_bn_bwd");
+}
+
+/* ---- layer norm over the last dim D, a warp per row (as sdl.h, sums in double):
+   xhat = (x - mean) rstd, y = gamma xhat + beta;  saved: mean (R), rstd (R)
+   dx += rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)), dxhat = gamma dy;
+   dgamma += sum_rows dy xhat, dbeta += sum_rows dy: blocks of 32 columns x 8 row lanes */
+static __global__ void sdl__k_ln_fwd(const float *x, const float *gm, const float *bt, float *y, float *mean, float *rstd,
+                                     int64_t R, int64_t D, double eps) {
+    int lane = threadIdx.x & 31;
+    SDL__CU_ROWS(r, R) {
+        const float *xr = x + r * D;
+        float *yr = y + r * D;
+        double s = 0.0, v = 0.0;
+        for (int64_t d = lane; d < D; d += 32) s += xr[d];
+        double mu = sdl__cu_warp_sum(s) / (double)D;
+        for (int64_t d = lane; d < D; d += 32) v += (xr[d] - mu) * (xr[d] - mu);
+        v = sdl__cu_warp_sum(v);
+        float mc = (float)mu, rc = (float)(1.0 / sqrt(v / (double)D + eps));
+        if (lane == 0) { mean[r] = mc; rstd[r] = rc; }
+        for (int64_t d = lane; d < D; d += 32) {
+            float xh = (xr[d] - mc) * rc;
+            yr[d] = gm ? gm[d] * xh + bt[d] : xh;
+        }
+    }
+}
+static __global__ void sdl__k_ln_bwd_rows(const float *x, const float *gm, const float *dy, const float *mean, const float *rstd,
+                                          float *dx, int64_t R, int64_t D) {
+    int lane = threadIdx.x & 31;
+    SDL__CU_ROWS(r, R) {
+        const float *xr = x + r * D, *dyr = dy + r * D;
+        float *dxr = dx + r * D, mc = mean[r], rc = rstd[r];
+        double s1 = 0.0, s2 = 0.0;
+        for (int64_t d = lane; d < D; d += 32) {
+            float dxh = gm ? gm[d] * dyr[d] : dyr[d];
+            s1 += dxh;
+            s2 += (double)dxh * ((xr[d] - mc) * rc);
+        }
+        s1 = sdl__cu_warp_sum(s1);
+        s2 = sdl__cu_warp_sum(s2);
+        float a = (float)(s1 / (double)D), bb = (float)(s2 / (double)D);
+        for (int64_t d = lane; d < D; d += 32) {
+            float dxh = gm ? gm[d] * dyr[d] : dyr[d];
+            dxr[d] += rc * (dxh - a - (xr[d] - mc) * rc * bb);
+        }
+    }
+}
+static __global__ void sdl__k_ln_bwd_cols(const float *x, const float *dy, const float *mean, const float *rstd,
+                                          int64_t R, int64_t D, float *dg, float *db) {
+    __shared__ double shg[8][33], shb[8][33];
+    for (int64_t c0 = (int64_t)blockIdx.x * 32; c0 < D; c0 += (int64_t)gridDim.x * 32) {
+        int64_t d = c0 + threadIdx.x;
+        double sg = 0.0, sb = 0.0;
+        if (d < D)
+            for (int64_t r = threadIdx.y; r < R; r += 8) {
+                float g = dy[r * D + d];
+                sg += (double)g * ((x[r * D + d] - mean[r]) * rstd[r]);
+                sb += g;
+            }
+        shg[threadIdx.y][threadIdx.x] = sg;
+        shb[threadIdx.y][threadIdx.x] = sb;
+        __syncthreads();
+        if (threadIdx.y == 0 && d < D) {
+            double tg = 0.0, tb = 0.0;
+            for (int k = 0; k < 8; k++) { tg += shg[k][threadIdx.x]; tb += shb[k][threadIdx.x]; }
+            if (dg) dg[d] += (float)tg;
+            if (db) db[d] += (float)tb;
+        }
+        __syncthreads();
+    }
+}
+static void sdl__cu_ln_fwd(sdl_node *n) {
+    sdl_tensor *x = n->in[0];
+    int64_t D = x->shape[x->ndim - 1], R = D ? x->numel / D : 0;
+    if (R <= 0) return;
+    float *mean = (float *)n->saved;
+    sdl__k_ln_fwd<<<sdl__cu_row_grid(R), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+        sdl_f32(x), n->nin > 1 ? sdl_f32(n->in[1]) : NULL, n->nin > 2 ? sdl_f32(n->in[2]) : NULL, sdl_f32(n->out),
+        mean, mean + R, R, D, (double)n->attr.norm.eps);
+    SDL__CU_LAUNCHED("sdl__k_ln_fwd");
+}
+static void sdl__cu_ln_bwd(sdl_node *n) {
+    sdl_tensor *x = n->in[0], *g = n->nin > 1 ? n->in[1] : NULL, *b = n->nin > 2 ? n->in[2] : NULL;
+    int64_t D = x->shape[x->ndim - 1], R = D ? x->numel / D : 0;
+    if (R <= 0) return;
+    const float *mean = (const float *)n->saved;
+    if (x->requires_grad) {
+        sdl__k_ln_bwd_rows<<<sdl__cu_row_grid(R), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+            sdl_f32(x), g ? sdl_f32(g) : NULL, n->out->grad, mean, mean + R, x->grad, R, D);
+        if (!SDL__CU_LAUNCHED("sdl__k_ln_bwd_rows")) return;
+    }
+    bool wg = g && g->requires_grad, wb = b && b->requires_grad;
+    if (wg || wb) {
+        int64_t tiles = (D + 31) / 32;
+        sdl__k_ln_bwd_cols<<<(unsigned)(tiles > 65535 ? 65535 : tiles), dim3(32, 8), 0, sdl__cu.stream>>>(
+            sdl_f32(x), n->out->grad, mean, mean + R, R, D, wg ? g->grad : NULL, wb ? b->grad : NULL);
+        SDL__CU_LAUNCHED("sdl__k_ln_bwd_cols");
+    }
+}
+
+/* ---- dropout (inverted), the CPU's mask bit for bit: keep_i = u_i >= p with
+   u_i = (hash(seed, stream, i) >> 40) / 2^24 and sdl.h's splitmix hash;
+   y = keep ? x / (1 - p) : 0;  dx += keep ? dy / (1 - p) : 0 (the mask is recomputed) */
+static __host__ __device__ uint64_t sdl__cu_mix64(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static __global__ void sdl__k_dropout(const float *src, float *dst, int64_t n, uint64_t key, float p, float scale, int add) {
+    SDL__CU_LOOP(i, n) {
+        float u = (float)(sdl__cu_mix64(key ^ (uint64_t)i) >> 40) * (1.0f / 16777216.0f);
+        float v = u >= p ? src[i] * scale : 0.0f;
+        if (add) dst[i] += v;
+        else dst[i] = v;
+    }
+}
+static void sdl__cu_dropout_run(sdl_node *n, bool bwd) {
+    int64_t len = n->out->numel;
+    if (len <= 0 || (bwd && !n->in[0]->requires_grad)) return;
+    float p = n->attr.dropout.p, scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    uint64_t key = sdl__cu_mix64(n->attr.dropout.seed ^ sdl__cu_mix64(n->attr.dropout.stream));
+    sdl__k_dropout<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+        bwd ? n->out->grad : sdl_f32(n->in[0]), bwd ? n->in[0]->grad : sdl_f32(n->out), len, key, p, scale, bwd);
+    SDL__CU_LAUNCHED("sdl__k_dropout");
+}
+static void sdl__cu_dropout_fwd(sdl_node *n) { sdl__cu_dropout_run(n, false); }
+static void sdl__cu_dropout_bwd(sdl_node *n) { sdl__cu_dropout_run(n, true); }
+
+/* ---- embedding: ids i32 (R), table (V, D) -> y (R, D): y_r = table[ids_r] (an id outside
+   [0, V) gives a NaN row: no host check on the GPU).
+   dtable[ids_r] += dy_r: one thread per column walks the rows in order, so repeated ids add
+   up in the CPU's order with no atomics (deterministic; parallel over D only, so slow when
+   D is small and R large) */
+static __global__ void sdl__k_emb_fwd(const int32_t *ids, const float *table, float *y, int64_t R, int64_t D, int64_t V) {
+    SDL__CU_LOOP(i, R * D) {
+        int32_t id = ids[i / D];
+        y[i] = id >= 0 && id < V ? table[(int64_t)id * D + i % D] : NAN;
+    }
+}
+static __global__ void sdl__k_emb_bwd(const int32_t *ids, const float *dy, float *dt, int64_t R, int64_t D, int64_t V) {
+    SDL__CU_LOOP(d, D)
+        for (int64_t r = 0; r < R; r++) {
+            int32_t id = ids[r];
+            if (id >= 0 && id < V) dt[(int64_t)id * D + d] += dy[r * D + d];
+        }
+}
+static void sdl__cu_emb_fwd(sdl_node *n) {
+    int64_t R = n->in[0]->numel, D = n->in[1]->shape[1], V = n->in[1]->shape[0];
+    if (R * D <= 0) return;
+    sdl__k_emb_fwd<<<sdl__cu_grid(R * D), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_i32(n->in[0]), sdl_f32(n->in[1]), sdl_f32(n->out), R, D, V);
+    SDL__CU_LAUNCHED("sdl__k_emb_fwd");
+}
+static void sdl__cu_emb_bwd(sdl_node *n) {
+    int64_t R = n->in[0]->numel, D = n->in[1]->shape[1], V = n->in[1]->shape[0];
+    if (R * D <= 0 || !n->in[1]->requires_grad) return;
+    sdl__k_emb_bwd<<<sdl__cu_grid(D), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_i32(n->in[0]), n->out->grad, n->in[1]->grad, R, D, V);
+    SDL__CU_LAUNCHED("sdl__k_emb_bwd");
+}
+
+/* ---- elementwise activations (as sdl.h's >>ops-act): y = f(x);  dx += f'(x) dy
+   leaky_relu  f = x > 0 ? x : a x
+   gelu (tanh) f = x/2 (1 + tanh u), u = sqrt(2/pi) (x + 0.044715 x^3), tanh u = 1 - 2/(1 + e^2u)
+   tanh        f' = 1 - y^2;  sigmoid f' = y (1 - y);  silu f = x s, f' = s (1 + x (1 - s))
+   scale       f = a x */
+static __device__ float sdl__cu_sigmoid(float x) {
+    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+    float e = expf(x);
+    return e / (1.0f + e);
+}
+static __device__ float sdl__cu_gelu_tanh(float u) { return 1.0f - 2.0f / (1.0f + expf(2.0f * u)); }
+#define SDL__CU_GELU_C 0.7978845608028654f
+
+static __global__ void sdl__k_act_fwd(const float *x, float *y, int64_t n, int op, float a) {
+    SDL__CU_LOOP(i, n) {
+        float v = x[i], r;
+        switch (op) {
+        case SDL_OP_LEAKY_RELU: r = v > 0.0f ? v : a * v; break;
+        case SDL_OP_GELU: r = 0.5f * v * (1.0f + sdl__cu_gelu_tanh(SDL__CU_GELU_C * (v + 0.044715f * v * v * v))); break;
+        case SDL_OP_TANH: r = tanhf(v); break;
+        case SDL_OP_SIGMOID: r = sdl__cu_sigmoid(v); break;
+        case SDL_OP_SILU: r = v * sdl__cu_sigmoid(v); break;
+        default: r = a * v; break; /* SDL_OP_SCALE */
+        }
+        y[i] = r;
+    }
+}
+static __global__ void sdl__k_act_bwd(const float *x, const float *y, const float *dy, float *dx, int64_t n, int op, float a) {
+    SDL__CU_LOOP(i, n) {
+        float v = x[i], g = dy[i], r;
+        switch (op) {
+        case SDL_OP_LEAKY_RELU: r = v > 0.0f ? g : a * g; break;
+        case SDL_OP_GELU: {
+            float v2 = v * v, t = sdl__cu_gelu_tanh(SDL__CU_GELU_C * (v + 0.044715f * v2 * v));
+            r = g * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * SDL__CU_GELU_C * (1.0f + 3.0f * 0.044715f * v2));
+            break;
+        }
+        case SDL_OP_TANH: r = g * (1.0f - y[i] * y[i]); break;
+        case SDL_OP_SIGMOID: r = g * y[i] * (1.0f - y[i]); break;
+        case SDL_OP_SILU: {
+            float s = sdl__cu_sigmoid(v);
+            r = g * s * (1.0f + v * (1.0f - s));
+            break;
+        }
+        default: r = a * g; break;
+        }
+        dx[i] += r;
+    }
+}
+static void sdl__cu_act_fwd(sdl_node *n) {
+    int64_t len = n->out->numel;
+    if (len <= 0) return;
+    sdl__k_act_fwd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->out), len, (int)n->op, n->attr.scalar.alpha);
+    SDL__CU_LAUNCHED("sdl__k_act_fwd");
+}
+static void sdl__cu_act_bwd(sdl_node *n) {
+    int64_t len = n->out->numel;
+    if (len <= 0 || !n->in[0]->requires_grad) return;
+    sdl__k_act_bwd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+        sdl_f32(n->in[0]), sdl_f32(n->out), n->out->grad, n->in[0]->grad, len, (int)n->op, n->attr.scalar.alpha);
+    SDL__CU_LAUNCHED("sdl__k_act_bwd");
+}
+
+/* ---- softmax / log_softmax over the last dim, a warp per row, max subtracted first:
+   softmax:      y = e^(x - max) / sum;  dx += y (dy - sum(dy y))
+   log_softmax:  y = x - max - log sum;  dx += dy - e^y sum(dy) */
+static __global__ void sdl__k_softmax_fwd(const float *x, float *y, int64_t R, int64_t D, int logsm) {
+    int lane = threadIdx.x & 31;
+    SDL__CU_ROWS(r, R) {
+        const float *xr = x + r * D;
+        float *yr = y + r * D, mx = -INFINITY, s = 0.0f;
+        for (int64_t d = lane; d < D; d += 32) mx = fmaxf(mx, xr[d]);
+        mx = sdl__cu_warp_max(mx);
+        for (int64_t d = lane; d < D; d += 32) {
+            float e = expf(xr[d] - mx);
+            if (!logsm) yr[d] = e;
+            s += e;
+        }
+        s = sdl__cu_warp_sum(s);
+        if (!logsm) {
+            float inv = 1.0f / s;
+            for (int64_t d = lane; d < D; d += 32) yr[d] *= inv;
+        } else {
+            float lse = mx + logf(s);
+            for (int64_t d = lane; d < D; d += 32) yr[d] = xr[d] - lse;
+        }
+    }
+}
+static __global__ void sdl__k_softmax_bwd(const float *y, const float *dy, float *dx, int64_t R, int64_t D, int logsm) {
+    int lane = threadIdx.x & 31;
+    SDL__CU_ROWS(r, R) {
+        const float *yr = y + r * D, *dyr = dy + r * D;
+        float *dxr = dx + r * D, s = 0.0f;
+        for (int64_t d = lane; d < D; d += 32) s += logsm ? dyr[d] : dyr[d] * yr[d];
+        s = sdl__cu_warp_sum(s);
+        for (int64_t d = lane; d < D; d += 32) dxr[d] += logsm ? dyr[d] - expf(yr[d]) * s : yr[d] * (dyr[d] - s);
+    }
+}
+static void sdl__cu_softmax_fwd(sdl_node *n) {
+    int64_t D = n->out->shape[n->out->ndim - 1], R = D ? n->out->numel / D : 0;
+    if (R <= 0) return;
+    sdl__k_softmax_fwd<<<sdl__cu_row_grid(R), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->out), R, D, n->op == SDL_OP_LOG_SOFTMAX);
+    SDL__CU_LAUNCHED("sdl__k_softmax_fwd");
+}
+static void sdl__cu_softmax_bwd(sdl_node *n) {
+    int64_t D = n->out->shape[n->out->ndim - 1], R = D ? n->out->numel / D : 0;
+    if (R <= 0 || !n->in[0]->requires_grad) return;
+    sdl__k_softmax_bwd<<<sdl__cu_row_grid(R), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+        sdl_f32(n->out), n->out->grad, n->in[0]->grad, R, D, n->op == SDL_OP_LOG_SOFTMAX);
+    SDL__CU_LAUNCHED("sdl__k_softmax_bwd");
+}
+
+/* ---- concat along dim: rows over the dims before dim, y_row = [a_row (la), b_row (lb)];
+   backward splits dy */
+static __global__ void sdl__k_concat_fwd(const float *a, const float *b, float *y, int64_t outer, int64_t la, int64_t lb) {
+    int64_t L = la + lb;
+    SDL__CU_LOOP(i, outer * L) {
+        int64_t o = i / L, k = i % L;
+        y[i] = k < la ? a[o * la + k] : b[o * lb + k - la];
+    }
+}
+/* dpart[o, k] += dy[o, off + k] over outer rows of len floats */
+static __global__ void sdl__k_concat_bwd(const float *dy, float *dpart, int64_t outer, int64_t len, int64_t off, int64_t L) {
+    SDL__CU_LOOP(i, outer * len) dpart[i] += dy[(i / len) * L + off + i % len];
+}
+static void sdl__cu_concat_sizes(const sdl_node *n, int64_t *outer, int64_t *la, int64_t *lb) {
+    const sdl_tensor *a = n->in[0], *b = n->in[1];
+    int dim = n->attr.axis.dim;
+    int64_t inner = 1;
+    *outer = 1;
+    for (int i = 0; i < dim; i++) *outer *= a->shape[i];
+    for (int i = dim + 1; i < a->ndim; i++) inner *= a->shape[i];
+    *la = a->shape[dim] * inner;
+    *lb = b->shape[dim] * inner;
+}
+static void sdl__cu_concat_fwd(sdl_node *n) {
+    int64_t outer, la, lb;
+    sdl__cu_concat_sizes(n, &outer, &la, &lb);
+    if (outer * (la + lb) <= 0) return;
+    sdl__k_concat_fwd<<<sdl__cu_grid(outer * (la + lb)), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+        sdl_f32(n->in[0]), sdl_f32(n->in[1]), sdl_f32(n->out), outer, la, lb);
+    SDL__CU_LAUNCHED("sdl__k_concat_fwd");
+}
+static void sdl__cu_concat_bwd(sdl_node *n) {
+    int64_t outer, la, lb;
+    sdl__cu_concat_sizes(n, &outer, &la, &lb);
+    sdl_tensor *a = n->in[0], *b = n->in[1];
+    if (a->requires_grad && outer * la > 0) {
+        sdl__k_concat_bwd<<<sdl__cu_grid(outer * la), SDL__CU_THREADS, 0, sdl__cu.stream>>>(n->out->grad, a->grad, outer, la, 0, la + lb);
+        if (!SDL__CU_LAUNCHED("sdl__k_concat_bwd")) return;
+    }
+    if (b->requires_grad && outer * lb > 0) {
+        sdl__k_concat_bwd<<<sdl__cu_grid(outer * lb), SDL__CU_THREADS, 0, sdl__cu.stream>>>(n->out->grad, b->grad, outer, lb, la, la + lb);
+        SDL__CU_LAUNCHED("sdl__k_concat_bwd");
+    }
+}
+
+/* ---- transpose (a copy): x seen as (outer, A, mid, B, inner) -> y (outer, B, mid, A, inner);
+   forward: each y element reads its x element; backward: each x element reads its dy element */
+typedef struct sdl__cu_tr { int64_t outer, A, mid, B, inner; } sdl__cu_tr;
+static __global__ void sdl__k_transpose(const float *src, float *dst, int64_t n, sdl__cu_tr t, int bwd) {
+    SDL__CU_LOOP(i, n) {
+        /* i indexes (outer, P, mid, Q, inner) with P, Q = B, A (forward) or A, B (backward) */
+        int64_t P = bwd ? t.A : t.B, Q = bwd ? t.B : t.A;
+        int64_t e = i % t.inner, r = i / t.inner;
+        int64_t q = r % Q, m = (r / Q) % t.mid, p = (r / (Q * t.mid)) % P, o = r / (Q * t.mid * P);
+        float v = src[(((o * Q + q) * t.mid + m) * P + p) * t.inner + e];
+        if (bwd) dst[i] += v;
+        else dst[i] = v;
+    }
+}
+static sdl__cu_tr sdl__cu_tr_dims(const sdl_node *n) {
+    const sdl_tensor *x = n->in[0];
+    int d0 = n->attr.axis.dim, d1 = n->attr.axis.dim1;
+    sdl__cu_tr t;
+    t.outer = t.mid = t.inner = 1;
+    t.A = x->shape[d0];
+    t.B = d0 == d1 ? 1 : x->shape[d1];
+    for (int i = 0; i < x->ndim; i++) {
+        if (i < d0) t.outer *= x->shape[i];
+        else if (i > d0 && i < d1) t.mid *= x->shape[i];
+        else if (i > d1) t.inner *= x->shape[i];
+    }
+    return t;
+}
+static void sdl__cu_transpose_fwd(sdl_node *n) {
+    sdl__cu_tr t = sdl__cu_tr_dims(n);
+    int64_t len = n->out->numel;
+    if (len <= 0) return;
+    sdl__k_transpose<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->out), len, t, 0);
+    SDL__CU_LAUNCHED("sdl__k_transpose");
+}
+static void sdl__cu_transpose_bwd(sdl_node *n) {
+    sdl__cu_tr t = sdl__cu_tr_dims(n);
+    int64_t len = n->in[0]->numel;
+    if (len <= 0 || !n->in[0]->requires_grad) return;
+    sdl__k_transpose<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(n->out->grad, n->in[0]->grad, len, t, 1);
+    SDL__CU_LAUNCHED("sdl__k_transpose");
+}
+
+/* ---- causal self-attention, q, k, v (B, H, T, hd) -> y, as sdl.h: s_ij = q_i . k_j / sqrt(hd)
+   for j <= i, p_i = softmax_j s_i, y_i = sum_j p_ij v_j. Batched GEMMs over the B H heads on
+   full T x T matrices (the masked half is computed and then zeroed: simple, 2x the flops of a
+   fused kernel), a warp-per-row masked softmax. saved: P (B H, T, T), zero above the diagonal.
+   dP = dY V^T;  dS = P (dP - rowsum(P dP));  dQ += dS K / sqrt(hd);  dK += dS^T Q / sqrt(hd);
+   dV += P^T dY */
+static __global__ void sdl__k_causal_softmax(float *p, int64_t R, int64_t T) {
+    int lane = threadIdx.x & 31;
+    SDL__CU_ROWS(r, R) {
+        int64_t i = r % T;
+        float *pr = p + r * T, mx = -INFINITY, s = 0.0f;
+        for (int64_t j = lane; j <= i; j += 32) mx = fmaxf(mx, pr[j]);
+        mx = sdl__cu_warp_max(mx);
+        for (int64_t j = lane; j <= i; j += 32) {
+            float e = expf(pr[j] - mx);
+            pr[j] = e;
+            s += e;
+        }
+        s = sdl__cu_warp_sum(s);
+        float inv = 1.0f / s;
+        for (int64_t j = lane; j < T; j += 32) pr[j] = j <= i ? pr[j] * inv : 0.0f;
+    }
+}
+/* ds = p (dp - sum_j p dp) in dp's place, zero above the diagonal */
+static __global__ void sdl__k_causal_softmax_bwd(const float *p, float *dp, int64_t R, int64_t T) {
+    int lane = threadIdx.x & 31;
+    SDL__CU_ROWS(r, R) {
+        int64_t i = r % T;
+        const float *pr = p + r * T;
+        float *dr = dp + r * T, s = 0.0f;
+        for (int64_t j = lane; j <= i; j += 32) s += pr[j] * dr[j];
+        s = sdl__cu_warp_sum(s);
+        for (int64_t j = lane; j < T; j += 32) dr[j] = j <= i ? pr[j] * (dr[j] - s) : 0.0f;
+    }
+}
+static void sdl__cu_attn_fwd(sdl_node *n) {
+    sdl_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
+    int64_t T = q->shape[2], hd = q->shape[3], BH = q->shape[0] * q->shape[1];
+    if (BH * T * hd <= 0) return;
+    float scale = 1.0f / sqrtf((float)hd), *P = (float *)n->saved;
+    sdl__cu_gemm_batched(false, true, T, T, hd, scale, sdl_f32(q), hd, T * hd, sdl_f32(k), hd, T * hd, 0.0f, P, T, T * T, BH);
+    sdl__k_causal_softmax<<<sdl__cu_row_grid(BH * T), SDL__CU_THREADS, 0, sdl__cu.stream>>>(P, BH * T, T);
+    if (!SDL__CU_LAUNCHED("sdl__k_causal_softmax")) return;
+    sdl__cu_gemm_batched(false, false, T, hd, T, 1.0f, P, T, T * T, sdl_f32(v), hd, T * hd, 0.0f, sdl_f32(n->out), hd, T * hd, BH);
+}
+static void sdl__cu_attn_bwd(sdl_node *n) {
+    sdl_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
+    int64_t T = q->shape[2], hd = q->shape[3], BH = q->shape[0] * q->shape[1];
+    if (BH * T * hd <= 0) return;
+    float scale = 1.0f / sqrtf((float)hd);
+    const float *P = (const float *)n->saved, *dy = n->out->grad;
+    if (v->requires_grad)
+        sdl__cu_gemm_batched(true, false, T, hd, T, 1.0f, P, T, T * T, dy, hd, T * hd, 1.0f, v->grad, hd, T * hd, BH);
+    if (!q->requires_grad && !k->requires_grad) return;
+    float *dS = (float *)sdl__cu_arena_alloc((size_t)(BH * T * T) * sizeof(float)); /* size checked in forward */
+    if (!dS) return;
+    sdl__cu_gemm_batched(false, true, T, T, hd, 1.0f, dy, hd, T * hd, sdl_f32(v), hd, T * hd, 0.0f, dS, T, T * T, BH);
+    sdl__k_causal_softmax_bwd<<<sdl__cu_row_grid(BH * T), SDL__CU_THREADS, 0, sdl__cu.stream>>>(P, dS, BH * T, T);
+    if (!SDL__CU_LAUNCHED("sdl__k_causal_softmax_bwd")) return;
+    if (q->requires_grad)
+        sdl__cu_gemm_batched(false, false, T, hd, T, scale, dS, T, T * T, sdl_f32(k), hd, T * hd, 1.0f, q->grad, hd, T * hd, BH);
+    if (k->requires_grad)
+        sdl__cu_gemm_batched(true, false, T, hd, T, scale, dS, T, T * T, sdl_f32(q), hd, T * hd, 1.0f, k->grad, hd, T * hd, BH);
+}
+
+/* ---- nll: log_probs (B, C), targets i32 (B): loss = -mean_b x[b, t_b] (one block, double;
+   a target outside [0, C) makes the loss NaN);  dx[b, t_b] -= dy / B */
+static __global__ void sdl__k_nll_fwd(const float *x, const int32_t *t, int64_t B, int64_t C, float *out) {
+    __shared__ double sh[SDL__CU_THREADS];
+    double s = 0.0;
+    for (int64_t b = threadIdx.x; b < B; b += blockDim.x) {
+        int32_t tb = t[b];
+        s -= tb >= 0 && tb < C ? (double)x[b * C + tb] : nan("");
+    }
+    s = sdl__cu_block_sum(s, sh);
+    if (threadIdx.x == 0) out[0] = (float)(s / (double)(B ? B : 1));
+}
+static __global__ void sdl__k_nll_bwd(const int32_t *t, const float *dy, float *dx, int64_t B, int64_t C) {
+    float g = dy[0] / (float)(B ? B : 1);
+    SDL__CU_LOOP(b, B) {
+        int32_t tb = t[b];
+        if (tb >= 0 && tb < C) dx[b * C + tb] -= g;
+    }
+}
+static void sdl__cu_nll_fwd(sdl_node *n) {
+    sdl_tensor *x = n->in[0];
+    sdl__k_nll_fwd<<<1, SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(x), sdl_i32(n->in[1]), x->shape[0], x->shape[1], sdl_f32(n->out));
+    SDL__CU_LAUNCHED("sdl__k_nll_fwd");
+}
+static void sdl__cu_nll_bwd(sdl_node *n) {
+    sdl_tensor *x = n->in[0];
+    if (x->shape[0] <= 0 || !x->requires_grad) return;
+    sdl__k_nll_bwd<<<sdl__cu_grid(x->shape[0]), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_i32(n->in[1]), n->out->grad, x->grad, x->shape[0], x->shape[1]);
+    SDL__CU_LAUNCHED("sdl__k_nll_bwd");
+}
+
+/* ---- bce with logits, mean over all n (sdl__cu_reduce mode 2):
+   l = max(x, 0) - x t + log(1 + e^-|x|);  dx += (sigmoid(x) - t) / n;  dt += -x / n */
+static __global__ void sdl__k_bce_bwd(const float *x, const float *t, const float *dy, float *dx, float *dt, int64_t n) {
+    float g = dy[0] / (float)(n ? n : 1);
+    SDL__CU_LOOP(i, n) {
+        if (dx) dx[i] += g * (sdl__cu_sigmoid(x[i]) - t[i]);
+        if (dt) dt[i] -= g * x[i];
+    }
+}
+static void sdl__cu_bce_fwd(sdl_node *n) {
+    int64_t len = n->in[0]->numel;
+    sdl__cu_reduce(sdl_f32(n->in[0]), sdl_f32(n->in[1]), len, 2, 1.0 / (double)(len ? len : 1), sdl_f32(n->out));
+}
+static void sdl__cu_bce_bwd(sdl_node *n) {
+    sdl_tensor *x = n->in[0], *t = n->in[1];
+    if (x->numel <= 0 || (!x->requires_grad && !t->requires_grad)) return;
+    sdl__k_bce_bwd<<<sdl__cu_grid(x->numel), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+        sdl_f32(x), sdl_f32(t), n->out->grad, x->requires_grad ? x->grad : NULL, t->requires_grad ? t->grad : NULL, x->numel);
+    SDL__CU_LAUNCHED("sdl__k_bce_bwd");
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>cuda-optim: fused updates over the flat parameter array, the CPU's update rules (sdl.h
+   >>optim) element for element
    sgd (PyTorch's form): g = grad + wd p;  v = mu v + g (v = g on the first step);
    p -= lr * (nesterov ? g + mu v : v)
+   adam: g = grad + wd p (adamw: p *= 1 - lr wd instead);  m = b1 m + (1 - b1) g;
+   v = b2 v + (1 - b2) g^2;  p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)
+   lars: trust = eta ||p|| / (||grad|| + wd ||p||) (1 when a norm is 0 or decay is off),
+   then sgd on trust (grad + wd p)
+   lamb: m, v as adam;  r = (m / bc1) / (sqrt(v / bc2) + eps) + wd p (kept in grad's place);
+   trust = ||p|| / ||r|| (1 when a norm is 0 or decay is off);  p -= lr trust r
+   The norms are per parameter tensor: a first kernel leaves per-block double sums (at most
+   SDL__CU_NORM_BLOCKS, a number that depends only on the tensor's size), then every block of
+   the update kernel adds them in the same fixed order. No atomics, no host round trip.
    ---------------------------------------------------------------------------------------- */
+#define SDL__CU_NORM_BLOCKS 256
+
 static __global__ void sdl__k_sgd(float *p, const float *grad, float *v, int64_t n, float lr, float mu, float wd, int first, int nesterov) {
     SDL__CU_LOOP(j, n) {
         float gj = grad[j] + wd * p[j];
@@ -713,24 +1692,141 @@ static __global__ void sdl__k_sgd(float *p, const float *grad, float *v, int64_t
     }
 }
 
-/* one launch per run of parameters with the same weight decay (one launch when wd is 0) */
+static __global__ void sdl__k_adam(float *p, const float *grad, float *m, float *v, int64_t n, float b1, float b2, float eps,
+                                   float step_size, float sqrt_bc2, float wd, float shrink, int decoupled) {
+    SDL__CU_LOOP(j, n) {
+        float g = grad[j];
+        if (decoupled) p[j] *= shrink;
+        else g += wd * p[j];
+        m[j] = b1 * m[j] + (1.0f - b1) * g;
+        v[j] = b2 * v[j] + (1.0f - b2) * g * g;
+        p[j] -= step_size * m[j] / (sqrtf(v[j]) / sqrt_bc2 + eps);
+    }
+}
+
+/* partial[2 b], partial[2 b + 1]: block b's sums of a^2 and c^2 */
+static __global__ void sdl__k_sumsq2(const float *a, const float *c, int64_t n, double *partial) {
+    __shared__ double sh[SDL__CU_THREADS];
+    double s0 = 0.0, s1 = 0.0;
+    SDL__CU_LOOP(j, n) {
+        s0 += (double)a[j] * (double)a[j];
+        s1 += (double)c[j] * (double)c[j];
+    }
+    s0 = sdl__cu_block_sum(s0, sh);
+    s1 = sdl__cu_block_sum(s1, sh);
+    if (threadIdx.x == 0) { partial[2 * blockIdx.x] = s0; partial[2 * blockIdx.x + 1] = s1; }
+}
+
+/* lamb's first pass: the moments, r in grad's place, and the partial sums of p^2 and r^2 */
+static __global__ void sdl__k_lamb_moments(const float *p, float *g, float *m, float *v, int64_t n, float b1, float b2, float eps,
+                                           float bc1, float bc2, float wd, double *partial) {
+    __shared__ double sh[SDL__CU_THREADS];
+    double s0 = 0.0, s1 = 0.0;
+    SDL__CU_LOOP(j, n) {
+        float gj = g[j];
+        m[j] = b1 * m[j] + (1.0f - b1) * gj;
+        v[j] = b2 * v[j] + (1.0f - b2) * gj * gj;
+        float r = (m[j] / bc1) / (sqrtf(v[j] / bc2) + eps) + wd * p[j];
+        g[j] = r;
+        s0 += (double)p[j] * (double)p[j];
+        s1 += (double)r * (double)r;
+    }
+    s0 = sdl__cu_block_sum(s0, sh);
+    s1 = sdl__cu_block_sum(s1, sh);
+    if (threadIdx.x == 0) { partial[2 * blockIdx.x] = s0; partial[2 * blockIdx.x + 1] = s1; }
+}
+
+/* the trust ratio from np partial sums (partial NULL: 1), then lars's sgd step or lamb's
+   p -= lr trust r */
+static __global__ void sdl__k_trust_update(float *p, const float *g, float *mom, int64_t n, const double *partial, int np, int lamb,
+                                           float lr, float mu, float wd, float eta, int first, int nesterov) {
+    __shared__ double sh[SDL__CU_THREADS];
+    float trust = 1.0f;
+    if (partial) {
+        double a = 0.0, b = 0.0;
+        for (int i = threadIdx.x; i < np; i += blockDim.x) { a += partial[2 * i]; b += partial[2 * i + 1]; }
+        a = sdl__cu_block_sum(a, sh);
+        b = sdl__cu_block_sum(b, sh);
+        if (lamb) {
+            if (a > 0.0 && b > 0.0) trust = (float)sqrt(a / b);
+        } else {
+            double pn = sqrt(a), gn = sqrt(b);
+            if (pn > 0.0 && gn > 0.0) trust = (float)((double)eta * pn / (gn + (double)wd * pn));
+        }
+    }
+    if (lamb) {
+        float step = lr * trust;
+        SDL__CU_LOOP(j, n) p[j] -= step * g[j];
+        return;
+    }
+    SDL__CU_LOOP(j, n) {
+        float gj = trust * (g[j] + wd * p[j]);
+        if (mom) {
+            mom[j] = first ? gj : mu * mom[j] + gj;
+            gj = nesterov ? gj + mu * mom[j] : mom[j];
+        }
+        p[j] -= lr * gj;
+    }
+}
+
+/* sgd and adam: one launch per run of parameters with the same weight decay (one launch
+   when wd is 0); lars and lamb: two launches per parameter tensor (its norms) */
 static sdl_result sdl__cu_optim_step(struct sdl_optim *o) {
     sdl_model *m = o->model;
-    if (o->desc.kind != SDL_OPTIM_DEFAULT && o->desc.kind != SDL_OPTIM_SGD)
-        return sdl_fail(SDL_ERR_DEVICE, "cuda: optimizer kind %d has no GPU kernel yet (only SGD)", (int)o->desc.kind);
-    float wd = o->desc.weight_decay, mu = o->desc.momentum;
-    float *v = o->nstate ? o->state : NULL;
-    for (int i = 0; i < m->nparams;) {
-        float wdi = m->params[i]->decay ? wd : 0.0f;
-        int j = i + 1;
-        while (j < m->nparams && (m->params[j]->decay ? wd : 0.0f) == wdi) j++;
-        int64_t off = m->param_offset[i], len = m->param_offset[j] - off;
-        if (len > 0) {
-            sdl__k_sgd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
-                m->param_data + off, m->grad_data + off, v ? v + off : NULL, len, o->lr, mu, wdi, o->step == 0, o->desc.nesterov);
-            if (!SDL__CU_LAUNCHED("sdl__k_sgd")) return sdl_last_result();
+    const sdl_optim_desc *d = &o->desc;
+    sdl_optim_kind kind = d->kind == SDL_OPTIM_DEFAULT ? SDL_OPTIM_SGD : d->kind;
+    float wd = d->weight_decay, mu = d->momentum;
+    float *s0 = o->nstate > 0 ? o->state : NULL, *s1 = o->nstate > 1 ? o->state + m->param_floats : NULL;
+    double t = (double)(o->step + 1);
+    float bc1 = (float)(1.0 - pow((double)d->beta1, t)), bc2 = (float)(1.0 - pow((double)d->beta2, t));
+    int first = o->step == 0;
+    if (kind == SDL_OPTIM_SGD || kind == SDL_OPTIM_ADAM || kind == SDL_OPTIM_ADAMW) {
+        for (int i = 0; i < m->nparams;) {
+            float wdi = m->params[i]->decay ? wd : 0.0f;
+            int j = i + 1;
+            while (j < m->nparams && (m->params[j]->decay ? wd : 0.0f) == wdi) j++;
+            int64_t off = m->param_offset[i], len = m->param_offset[j] - off;
+            if (len > 0) {
+                float *p = m->param_data + off, *g = m->grad_data + off;
+                if (kind == SDL_OPTIM_SGD) {
+                    sdl__k_sgd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+                        p, g, s0 ? s0 + off : NULL, len, o->lr, mu, wdi, first, d->nesterov);
+                    if (!SDL__CU_LAUNCHED("sdl__k_sgd")) return sdl_last_result();
+                } else {
+                    sdl__k_adam<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+                        p, g, s0 + off, s1 + off, len, d->beta1, d->beta2, d->eps, o->lr / bc1, sqrtf(bc2), wdi,
+                        1.0f - o->lr * wdi, kind == SDL_OPTIM_ADAMW);
+                    if (!SDL__CU_LAUNCHED("sdl__k_adam")) return sdl_last_result();
+                }
+            }
+            i = j;
         }
-        i = j;
+        return SDL_OK;
+    }
+    if (kind != SDL_OPTIM_LARS && kind != SDL_OPTIM_LAMB)
+        return sdl_fail(SDL_ERR_DEVICE, "cuda: optimizer kind %d has no GPU kernel", (int)kind);
+    double *partial = (double *)sdl__cu_scratch(2 * SDL__CU_NORM_BLOCKS * sizeof(double));
+    if (!partial) return sdl_last_result();
+    bool lamb = kind == SDL_OPTIM_LAMB;
+    for (int i = 0; i < m->nparams; i++) {
+        int64_t off = m->param_offset[i], len = m->params[i]->numel;
+        if (len <= 0) continue;
+        bool decay = m->params[i]->decay;
+        float wdi = decay ? wd : 0.0f, *p = m->param_data + off, *g = m->grad_data + off;
+        unsigned np = sdl__cu_grid(len);
+        if (np > SDL__CU_NORM_BLOCKS) np = SDL__CU_NORM_BLOCKS;
+        if (lamb) {
+            sdl__k_lamb_moments<<<np, SDL__CU_THREADS, 0, sdl__cu.stream>>>(p, g, s0 + off, s1 + off, len, d->beta1, d->beta2,
+                                                                            d->eps, bc1, bc2, wdi, partial);
+            if (!SDL__CU_LAUNCHED("sdl__k_lamb_moments")) return sdl_last_result();
+        } else if (decay) {
+            sdl__k_sumsq2<<<np, SDL__CU_THREADS, 0, sdl__cu.stream>>>(p, g, len, partial);
+            if (!SDL__CU_LAUNCHED("sdl__k_sumsq2")) return sdl_last_result();
+        }
+        sdl__k_trust_update<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+            p, g, lamb ? NULL : (s0 ? s0 + off : NULL), len, decay ? partial : NULL, (int)np, lamb, o->lr, mu, wdi,
+            d->trust_coef, first, d->nesterov);
+        if (!SDL__CU_LAUNCHED("sdl__k_trust_update")) return sdl_last_result();
     }
     return SDL_OK;
 }
@@ -748,6 +1844,11 @@ SDL_API bool sdl_cuda_available(void) {
 SDL_API void sdl_cuda_shutdown(void) {
     if (sdl__cu.stream) SDL__CU(cudaStreamSynchronize(sdl__cu.stream));
     sdl__cu_arena_free();
+    if (sdl__cu.scratch) {
+        const sdl_backend *be = sdl_get_backend(SDL_CUDA);
+        if (be) be->dealloc(sdl__cu.scratch);
+        else sdl__cu_dealloc(sdl__cu.scratch);
+    }
     sdl_backend none;
     memset(&none, 0, sizeof none);
     sdl_register_backend(SDL_CUDA, &none);
@@ -799,6 +1900,28 @@ SDL_API sdl_result sdl_cuda_init(void) {
     SDL__CU_KERNEL(SDL_OP_CROSS_ENTROPY, sdl__cu_ce_fwd, sdl__cu_ce_bwd);
     SDL__CU_KERNEL(SDL_OP_MSE, sdl__cu_mse_fwd, sdl__cu_mse_bwd);
     /* >>cuda-table (new ops register here) */
+    SDL__CU_KERNEL(SDL_OP_CONV2D, sdl__cu_conv_fwd, sdl__cu_conv_bwd);
+    SDL__CU_KERNEL(SDL_OP_CONV_TRANSPOSE2D, sdl__cu_conv_fwd, sdl__cu_conv_bwd);
+    SDL__CU_KERNEL(SDL_OP_MAX_POOL2D, sdl__cu_pool_fwd, sdl__cu_pool_bwd);
+    SDL__CU_KERNEL(SDL_OP_AVG_POOL2D, sdl__cu_pool_fwd, sdl__cu_pool_bwd);
+    SDL__CU_KERNEL(SDL_OP_GLOBAL_AVG_POOL, sdl__cu_gap_fwd, sdl__cu_gap_bwd);
+    SDL__CU_KERNEL(SDL_OP_BATCH_NORM, sdl__cu_bn_fwd, sdl__cu_bn_bwd);
+    SDL__CU_KERNEL(SDL_OP_LAYER_NORM, sdl__cu_ln_fwd, sdl__cu_ln_bwd);
+    SDL__CU_KERNEL(SDL_OP_DROPOUT, sdl__cu_dropout_fwd, sdl__cu_dropout_bwd);
+    SDL__CU_KERNEL(SDL_OP_EMBEDDING, sdl__cu_emb_fwd, sdl__cu_emb_bwd);
+    SDL__CU_KERNEL(SDL_OP_LEAKY_RELU, sdl__cu_act_fwd, sdl__cu_act_bwd);
+    SDL__CU_KERNEL(SDL_OP_GELU, sdl__cu_act_fwd, sdl__cu_act_bwd);
+    SDL__CU_KERNEL(SDL_OP_TANH, sdl__cu_act_fwd, sdl__cu_act_bwd);
+    SDL__CU_KERNEL(SDL_OP_SIGMOID, sdl__cu_act_fwd, sdl__cu_act_bwd);
+    SDL__CU_KERNEL(SDL_OP_SILU, sdl__cu_act_fwd, sdl__cu_act_bwd);
+    SDL__CU_KERNEL(SDL_OP_SCALE, sdl__cu_act_fwd, sdl__cu_act_bwd);
+    SDL__CU_KERNEL(SDL_OP_SOFTMAX, sdl__cu_softmax_fwd, sdl__cu_softmax_bwd);
+    SDL__CU_KERNEL(SDL_OP_LOG_SOFTMAX, sdl__cu_softmax_fwd, sdl__cu_softmax_bwd);
+    SDL__CU_KERNEL(SDL_OP_CONCAT, sdl__cu_concat_fwd, sdl__cu_concat_bwd);
+    SDL__CU_KERNEL(SDL_OP_TRANSPOSE, sdl__cu_transpose_fwd, sdl__cu_transpose_bwd);
+    SDL__CU_KERNEL(SDL_OP_ATTENTION, sdl__cu_attn_fwd, sdl__cu_attn_bwd);
+    SDL__CU_KERNEL(SDL_OP_NLL, sdl__cu_nll_fwd, sdl__cu_nll_bwd);
+    SDL__CU_KERNEL(SDL_OP_BCE_LOGITS, sdl__cu_bce_fwd, sdl__cu_bce_bwd);
 #undef SDL__CU_KERNEL
     sdl_register_backend(SDL_CUDA, be);
     sdl__cu.ready = true;

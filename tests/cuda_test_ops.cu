@@ -8,15 +8,22 @@
            ./cuda_test_ops --bench    the checks, then (if all pass) a short timing table
 
    Tolerances: the error is max |gpu - cpu| / max |cpu| over a tensor; f32 <= 1e-5,
-   TF32 GEMMs <= 1e-3. */
+   TF32 GEMMs <= 1e-3. Where cuBLAS sums K products in another order than the CPU's GEMM
+   (conv, attention, the training steps), the tolerance is max(1e-5, 1e-6 sqrt(K)): the
+   rounding error of a K-term f32 sum grows like sqrt(K) eps for random signs.
+
+   The im2col scratch is made small here (SDL_CUDA_CONV_SCRATCH), so the conv tests run
+   several chunks of samples with a remainder, as a big batch does with the default. */
 #define SDL_IMPLEMENTATION
 #include "sdl_test.h"
+#define SDL_CUDA_CONV_SCRATCH ((size_t)256 << 10)
 #define SDL_CUDA_IMPLEMENTATION
 #include "../sdl_cuda.h"
 #include <time.h>
 
 #define TOL_F32 1e-5
 #define TOL_TF32 1e-3
+static double tol_k(double K) { return 1e-6 * sqrt(K) > TOL_F32 ? 1e-6 * sqrt(K) : TOL_F32; }
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
@@ -40,78 +47,120 @@ static double rel_err(const float *got, const float *want, int64_t n) {
     return err / (mx > 0.0 ? mx : 1.0);
 }
 
-/* device floats against host floats; prints and returns 0 when they differ */
+/* device floats against host floats; prints (with the worst element) and returns 0 when
+   they differ */
 static int same_floats(const char *what, const char *name, const float *dev, const float *host, int64_t n, double tol) {
     float *h = dev_floats(dev, n);
     double e = rel_err(h, host, n);
-    free(h);
     if (!(e <= tol)) {
-        printf("  FAIL %s: %s differs from the CPU by %g relative (tolerance %g)\n", name, what, e, tol);
+        int64_t worst = 0;
+        double we = -1.0;
+        for (int64_t i = 0; i < n; i++) {
+            double d = fabs((double)h[i] - (double)host[i]);
+            if (!(d <= we)) { we = d; worst = i; }
+        }
+        printf("  FAIL %s: %s differs from the CPU by %g relative (tolerance %g); worst element %lld of %lld: gpu %.9g cpu %.9g\n",
+               name, what, e, tol, (long long)worst, (long long)n, n ? h[worst] : 0.0f, n ? host[worst] : 0.0f);
+        free(h);
         return 0;
     }
+    free(h);
     return 1;
 }
 
 /* ---- each op: CPU and GPU on the same random inputs ------------------------------------ */
-enum { IN_GRAD = 0, IN_NOGRAD = 1, IN_IDS = 2 };
+enum {
+    IN_GRAD = 0,   /* uniform [-1, 1), with a gradient (compared) */
+    IN_NOGRAD = 1, /* uniform [-1, 1), no gradient */
+    IN_IDS = 2,    /* i32 in [0, ids), the case's shape */
+    IN_PROB = 3,   /* uniform [0, 1), no gradient (bce targets) */
+    IN_STATE = 4,  /* uniform [0.5, 1.5), no gradient, compared after the run (running stats) */
+    IN_WIDE = 5,   /* uniform [-5, 5), with a gradient */
+    IN_TIES = 6    /* multiples of 0.5 in [-1, 1], with a gradient: ties in max pooling */
+};
+#define MAX_IN 6
 typedef sdl_tensor *(*op_fn)(sdl_tensor **in, void *ctx);
 typedef struct op_case {
     const char *name;
     int nin;
-    sdl_shape shape[4];
-    int kind[4];     /* IN_GRAD: float with gradient; IN_NOGRAD; IN_IDS: i32 in [0, ids) */
+    sdl_shape shape[MAX_IN];
+    int kind[MAX_IN];
     int32_t ids;
     op_fn f;
     void *ctx;
     double tol;      /* 0: TOL_F32 */
 } op_case;
 
-/* L = sum(op(inputs) * w) for a random w, on both devices; compares the op's output and
-   the gradient of every IN_GRAD input */
+static sdl_tensor *ids_new(sdl_shape s, int32_t n) {
+    sdl_tensor *t = sdl_tensor_new(s, SDL_I32);
+    for (int64_t i = 0; i < t->numel; i++) sdl_i32(t)[i] = (int32_t)(sdl_rand_uniform() * (float)n) % n;
+    return t;
+}
+
+/* L = sum(op(inputs) * w) for a random w, on both devices; compares the op's output, the
+   gradient of every IN_GRAD/IN_WIDE/IN_TIES input and the final value of every IN_STATE input.
+   Messages name the op and the shape of its first input. */
 static int check_op(const op_case *c) {
     int ok = 1;
     double tol = c->tol > 0 ? c->tol : TOL_F32;
-    sdl_tensor *h[4] = {0}, *d[4] = {0};
+    sdl_tensor *h[MAX_IN] = {0}, *d[MAX_IN] = {0};
+    char label[160], sh[96];
+    snprintf(label, sizeof label, "%s %s", c->name, sdl_shape_str(c->shape[0], sh, sizeof sh));
     for (int i = 0; i < c->nin; i++) {
-        if (c->kind[i] == IN_IDS) {
-            h[i] = test_ids(c->shape[i].d[0], c->ids);
+        int k = c->kind[i];
+        if (k == IN_IDS) {
+            h[i] = ids_new(c->shape[i], c->ids);
         } else {
             h[i] = sdl_tensor_new(c->shape[i], SDL_F32);
-            sdl_tensor_uniform(h[i], -1.0f, 1.0f);
-            if (c->kind[i] == IN_GRAD) sdl_tensor_requires_grad(h[i]);
+            float lo = k == IN_PROB ? 0.0f : k == IN_STATE ? 0.5f : k == IN_WIDE ? -5.0f : -1.0f;
+            float hi = k == IN_PROB ? 1.0f : k == IN_STATE ? 1.5f : k == IN_WIDE ? 5.0f : 1.0f;
+            sdl_tensor_uniform(h[i], lo, hi);
+            if (k == IN_TIES)
+                for (int64_t j = 0; j < h[i]->numel; j++) sdl_f32(h[i])[j] = roundf(2.0f * sdl_f32(h[i])[j]) * 0.5f;
+            if (k == IN_GRAD || k == IN_WIDE || k == IN_TIES) sdl_tensor_requires_grad(h[i]);
         }
     }
-    sdl_tensor *out = c->f(h, c->ctx);
-    if (!out) { printf("  FAIL %s: CPU op failed: %s\n", c->name, sdl_last_error()); ok = 0; }
+    /* the device copies first: the CPU op may change an input (running stats) */
+    for (int i = 0; i < c->nin; i++) {
+        d[i] = sdl_cuda_to_device(h[i]);
+        if (d[i] && (c->kind[i] == IN_GRAD || c->kind[i] == IN_WIDE || c->kind[i] == IN_TIES)) d[i]->requires_grad = true;
+        if (!d[i]) { printf("  FAIL %s: input %d to the device: %s\n", label, i, sdl_last_error()); ok = 0; }
+    }
+    sdl_tensor *out = ok ? c->f(h, c->ctx) : NULL;
+    if (ok && !out) { printf("  FAIL %s: CPU op failed: %s\n", label, sdl_last_error()); ok = 0; }
     sdl_tensor *w = out ? sdl_tensor_new(sdl_tensor_shape(out), SDL_F32) : NULL;
     float *cpu_out = NULL;
     if (ok) {
         sdl_tensor_uniform(w, -1.0f, 1.0f);
         cpu_out = (float *)malloc(sizeof(float) * (size_t)(out->numel + 1));
         memcpy(cpu_out, out->data, sizeof(float) * (size_t)out->numel);
-        if (sdl_backward(sdl_sum(sdl_mul(out, w))) != SDL_OK) { printf("  FAIL %s: CPU backward: %s\n", c->name, sdl_last_error()); ok = 0; }
+        if (sdl_backward(sdl_sum(sdl_mul(out, w))) != SDL_OK) { printf("  FAIL %s: CPU backward: %s\n", label, sdl_last_error()); ok = 0; }
     }
     if (ok) {
-        for (int i = 0; i < c->nin; i++) {
-            d[i] = sdl_cuda_to_device(h[i]);
-            if (d[i] && c->kind[i] == IN_GRAD) d[i]->requires_grad = true;
-        }
         sdl_tensor *dout = c->f(d, c->ctx);
         sdl_tensor *dw = sdl_cuda_to_device(w);
         if (!dout || dout->device != SDL_CUDA) {
-            printf("  FAIL %s: GPU op failed: %s\n", c->name, sdl_last_error());
+            printf("  FAIL %s: GPU op failed: %s\n", label, sdl_last_error());
+            ok = 0;
+        } else if (sdl_cuda_synchronize() != SDL_OK) {
+            printf("  FAIL %s: GPU forward: %s\n", label, sdl_last_error());
+            ok = 0;
+        } else if (!same_floats("forward output", label, sdl_f32(dout), cpu_out, out->numel, tol)) {
             ok = 0;
         } else if (sdl_backward(sdl_sum(sdl_mul(dout, dw))) != SDL_OK || sdl_cuda_synchronize() != SDL_OK) {
-            printf("  FAIL %s: GPU backward: %s\n", c->name, sdl_last_error());
+            printf("  FAIL %s: GPU backward: %s\n", label, sdl_last_error());
             ok = 0;
         } else {
-            ok &= same_floats("output", c->name, sdl_f32(dout), cpu_out, out->numel, tol);
             for (int i = 0; i < c->nin; i++) {
-                if (c->kind[i] != IN_GRAD) continue;
-                char what[32];
-                snprintf(what, sizeof what, "grad of input %d", i);
-                if (!d[i]->grad) { printf("  FAIL %s: no gradient for input %d on the GPU\n", c->name, i); ok = 0; continue; }
-                ok &= same_floats(what, c->name, d[i]->grad, h[i]->grad, h[i]->numel, tol);
+                char what[64];
+                if (c->kind[i] == IN_STATE) {
+                    snprintf(what, sizeof what, "input %d after the op (state)", i);
+                    ok &= same_floats(what, label, sdl_f32(d[i]), sdl_f32(h[i]), h[i]->numel, TOL_F32);
+                }
+                if (c->kind[i] != IN_GRAD && c->kind[i] != IN_WIDE && c->kind[i] != IN_TIES) continue;
+                snprintf(what, sizeof what, "backward: grad of input %d", i);
+                if (!d[i]->grad) { printf("  FAIL %s: no gradient for input %d on the GPU\n", label, i); ok = 0; continue; }
+                ok &= same_floats(what, label, d[i]->grad, h[i]->grad, h[i]->numel, tol);
             }
         }
     }
@@ -191,6 +240,212 @@ static void test_losses(void) {
     CHECK(check_op(&c), "cross entropy with more classes than threads");
     op_case d = {"mse", 2, {sdl_shape2(13, 17), sdl_shape2(13, 17)}, {IN_GRAD, IN_NOGRAD}, 0, f_mse, NULL, 0};
     CHECK(check_op(&d), "mse");
+}
+
+
+/* ---- conv2d, conv_transpose2d, pooling -------------------------------------------------- */
+typedef struct conv_cfg { int stride, pad, out_pad; bool bias; } conv_cfg;
+static sdl_tensor *f_conv(sdl_tensor **in, void *ctx) {
+    conv_cfg *c = (conv_cfg *)ctx;
+    return sdl_conv2d(in[0], in[1], c->bias ? in[2] : NULL, c->stride, c->pad);
+}
+static sdl_tensor *f_convt(sdl_tensor **in, void *ctx) {
+    conv_cfg *c = (conv_cfg *)ctx;
+    return sdl_conv_transpose2d(in[0], in[1], c->bias ? in[2] : NULL, c->stride, c->pad, c->out_pad);
+}
+
+static void test_conv2d(void) {
+    /* K for the tolerance: the longest sum, C_in kh kw (forward), C_out kh kw (dx) or N OH OW (dW) */
+    conv_cfg a = {1, 1, 0, true}, b = {2, 0, 0, false}, c1 = {1, 0, 0, true}, d = {3, 2, 0, true}, e = {1, 1, 0, true};
+    op_case ca = {"conv2d 3x3 s1 p1 bias", 3, {sdl_shape4(3, 5, 11, 9), sdl_shape4(7, 5, 3, 3), sdl_shape1(7)}, {0}, 0, f_conv, &a, tol_k(3 * 11 * 9)};
+    CHECK(check_op(&ca), "conv2d 3x3 stride 1 pad 1");
+    op_case cb = {"conv2d 3x2 s2 p0", 2, {sdl_shape4(2, 4, 10, 9), sdl_shape4(6, 4, 3, 2)}, {0}, 0, f_conv, &b, tol_k(2 * 4 * 4)};
+    CHECK(check_op(&cb), "conv2d non-square kernel stride 2");
+    op_case cc = {"conv2d 1x1", 3, {sdl_shape4(3, 13, 5, 7), sdl_shape4(9, 13, 1, 1), sdl_shape1(9)}, {0}, 0, f_conv, &c1, tol_k(3 * 35)};
+    CHECK(check_op(&cc), "conv2d 1x1");
+    op_case cd = {"conv2d 5x5 s3 p2, x without grad", 3, {sdl_shape4(2, 3, 12, 11), sdl_shape4(4, 3, 5, 5), sdl_shape1(4)}, {IN_NOGRAD, IN_GRAD, IN_GRAD}, 0, f_conv, &d, tol_k(2 * 16)};
+    CHECK(check_op(&cd), "conv2d 5x5 stride 3 pad 2, constant input");
+    /* 37 samples: forward and backward run in chunks with a remainder (the small scratch) */
+    op_case ce = {"conv2d chunked batch", 3, {sdl_shape4(37, 3, 10, 10), sdl_shape4(4, 3, 3, 3), sdl_shape1(4)}, {0}, 0, f_conv, &e, tol_k(37 * 100)};
+    CHECK(check_op(&ce), "conv2d over several chunks of samples");
+}
+
+static void test_conv_transpose2d(void) {
+    conv_cfg a = {2, 1, 1, true}, b = {1, 0, 0, false}, c = {3, 1, 2, true};
+    op_case ca = {"conv_transpose2d s2 p1 op1 bias", 3, {sdl_shape4(3, 6, 5, 4), sdl_shape4(6, 4, 3, 3), sdl_shape1(4)}, {0}, 0, f_convt, &a, tol_k(3 * 10 * 8)};
+    CHECK(check_op(&ca), "conv_transpose2d stride 2 pad 1 out_pad 1");
+    op_case cb = {"conv_transpose2d s1 p0", 2, {sdl_shape4(2, 5, 4, 6), sdl_shape4(5, 3, 2, 3)}, {0}, 0, f_convt, &b, tol_k(2 * 24)};
+    CHECK(check_op(&cb), "conv_transpose2d stride 1, non-square kernel");
+    op_case cc = {"conv_transpose2d chunked s3 p1 op2", 3, {sdl_shape4(29, 4, 6, 5), sdl_shape4(4, 3, 4, 4), sdl_shape1(3)}, {0}, 0, f_convt, &c, tol_k(29 * 30)};
+    CHECK(check_op(&cc), "conv_transpose2d over several chunks");
+}
+
+typedef struct pool_cfg { int kernel, stride, pad; bool max, ties; } pool_cfg;
+static sdl_tensor *f_pool(sdl_tensor **in, void *ctx) {
+    pool_cfg *c = (pool_cfg *)ctx;
+    return c->max ? sdl_max_pool2d(in[0], c->kernel, c->stride, c->pad) : sdl_avg_pool2d(in[0], c->kernel, c->stride, c->pad);
+}
+static sdl_tensor *f_gap(sdl_tensor **in, void *ctx) { (void)ctx; return sdl_global_avg_pool(in[0]); }
+
+static void test_pooling(void) {
+    pool_cfg cfg[7] = {{2, 2, 0, true, false}, {3, 2, 1, true, false}, {3, 1, 1, true, false}, {2, 2, 0, true, true},
+                       {3, 1, 1, true, true}, {3, 2, 1, false, false}, {2, 2, 0, false, false}};
+    const char *names[7] = {"max_pool2d k2 s2", "max_pool2d k3 s2 p1", "max_pool2d k3 s1 p1 (overlapping)", "max_pool2d k2 s2 on ties",
+                            "max_pool2d k3 s1 p1 on ties", "avg_pool2d k3 s2 p1", "avg_pool2d k2 s2"};
+    for (int k = 0; k < 7; k++) {
+        /* ties: inputs in {-1, -0.5, 0, 0.5, 1}, so most windows hold equal maxima and the
+           gradient must go to the first of them, as on the CPU */
+        op_case c = {names[k], 1, {sdl_shape4(3, 4, 11, 9)}, {cfg[k].ties ? IN_TIES : IN_GRAD}, 0, f_pool, &cfg[k], 0};
+        CHECK(check_op(&c), "%s", names[k]);
+    }
+    op_case g = {"global_avg_pool", 1, {sdl_shape4(3, 5, 7, 6)}, {0}, 0, f_gap, NULL, 0};
+    CHECK(check_op(&g), "global_avg_pool");
+    op_case g2 = {"global_avg_pool 1x1 planes", 1, {sdl_shape4(2, 70, 1, 1)}, {0}, 0, f_gap, NULL, 0};
+    CHECK(check_op(&g2), "global_avg_pool of 1x1 planes");
+}
+
+/* ---- batch norm, layer norm, dropout, embedding ----------------------------------------- */
+typedef struct bn_cfg { bool training, affine, stats; } bn_cfg;
+/* in: x, gamma, beta, running_mean, running_var (unused ones are passed as NULL) */
+static sdl_tensor *f_bn(sdl_tensor **in, void *ctx) {
+    bn_cfg *c = (bn_cfg *)ctx;
+    return sdl_batch_norm(in[0], c->affine ? in[1] : NULL, c->affine ? in[2] : NULL, c->stats ? in[3] : NULL,
+                          c->stats ? in[4] : NULL, c->training, 0.1f, 1e-5f);
+}
+static void test_batch_norm(void) {
+    bn_cfg tr = {true, true, true}, bare = {true, false, false}, ev = {false, true, true};
+    op_case a = {"batch_norm train 4-d", 5, {sdl_shape4(3, 5, 7, 6), sdl_shape1(5), sdl_shape1(5), sdl_shape1(5), sdl_shape1(5)},
+                 {IN_GRAD, IN_GRAD, IN_GRAD, IN_STATE, IN_STATE}, 0, f_bn, &tr, 0};
+    CHECK(check_op(&a), "batch norm, training, affine, running stats updated");
+    op_case b = {"batch_norm train 2-d bare", 5, {sdl_shape2(33, 7), sdl_shape1(7), sdl_shape1(7), sdl_shape1(7), sdl_shape1(7)},
+                 {IN_GRAD, IN_NOGRAD, IN_NOGRAD, IN_NOGRAD, IN_NOGRAD}, 0, f_bn, &bare, 0};
+    CHECK(check_op(&b), "batch norm, training, no affine, no stats");
+    op_case c = {"batch_norm eval 4-d", 5, {sdl_shape4(3, 5, 7, 6), sdl_shape1(5), sdl_shape1(5), sdl_shape1(5), sdl_shape1(5)},
+                 {IN_GRAD, IN_GRAD, IN_GRAD, IN_STATE, IN_STATE}, 0, f_bn, &ev, 0};
+    CHECK(check_op(&c), "batch norm, eval");
+    op_case d = {"batch_norm train many values", 5, {sdl_shape4(9, 3, 31, 29), sdl_shape1(3), sdl_shape1(3), sdl_shape1(3), sdl_shape1(3)},
+                 {IN_GRAD, IN_GRAD, IN_GRAD, IN_STATE, IN_STATE}, 0, f_bn, &tr, 0};
+    CHECK(check_op(&d), "batch norm with more values per channel than threads");
+}
+
+static sdl_tensor *f_ln(sdl_tensor **in, void *ctx) { return sdl_layer_norm(in[0], ctx ? in[1] : NULL, ctx ? in[2] : NULL, 1e-5f); }
+static void test_layer_norm(void) {
+    op_case a = {"layer_norm affine", 3, {sdl_shape3(3, 5, 37), sdl_shape1(37), sdl_shape1(37)}, {0}, 0, f_ln, (void *)1, 0};
+    CHECK(check_op(&a), "layer norm with gamma, beta");
+    op_case b = {"layer_norm bare", 1, {sdl_shape2(7, 1000)}, {0}, 0, f_ln, NULL, 0};
+    CHECK(check_op(&b), "layer norm, D = 1000, no affine");
+    op_case c = {"layer_norm D=5", 3, {sdl_shape2(300, 5), sdl_shape1(5), sdl_shape1(5)}, {IN_NOGRAD, IN_GRAD, IN_GRAD}, 0, f_ln, (void *)1, 0};
+    CHECK(check_op(&c), "layer norm, short rows, only gamma/beta gradients");
+}
+
+typedef struct drop_cfg { float p; uint64_t seed; } drop_cfg;
+/* the same RNG state before each call, so the CPU and GPU ops draw the same stream */
+static sdl_tensor *f_dropout(sdl_tensor **in, void *ctx) {
+    drop_cfg *c = (drop_cfg *)ctx;
+    sdl_rng_set_state(c->seed, 1000);
+    return sdl_dropout(in[0], c->p, true);
+}
+static void test_dropout(void) {
+    drop_cfg a = {0.3f, 5}, b = {0.5f, 6}, c = {1.0f, 7};
+    op_case ca = {"dropout p=0.3", 1, {sdl_shape3(7, 13, 11)}, {0}, 0, f_dropout, &a, 0};
+    CHECK(check_op(&ca), "dropout: the GPU mask is the CPU's");
+    op_case cb = {"dropout p=0.5 large", 1, {sdl_shape2(1000, 333)}, {0}, 0, f_dropout, &b, 0};
+    CHECK(check_op(&cb), "dropout over many blocks");
+    op_case cc = {"dropout p=1", 1, {sdl_shape2(5, 9)}, {0}, 0, f_dropout, &c, 0};
+    CHECK(check_op(&cc), "dropout p = 1 drops everything");
+}
+
+static sdl_tensor *f_emb(sdl_tensor **in, void *ctx) { (void)ctx; return sdl_embedding(in[0], in[1]); }
+static void test_embedding(void) {
+    op_case a = {"embedding", 2, {sdl_shape2(3, 7), sdl_shape2(11, 13)}, {IN_IDS, IN_GRAD}, 11, f_emb, NULL, 0};
+    CHECK(check_op(&a), "embedding (repeated ids add up)");
+    op_case b = {"embedding wide", 2, {sdl_shape1(300), sdl_shape2(5, 300)}, {IN_IDS, IN_GRAD}, 5, f_emb, NULL, 0};
+    CHECK(check_op(&b), "embedding, many repeats, D > one block");
+}
+
+/* ---- activations, softmax --------------------------------------------------------------- */
+typedef struct act_cfg { int which; float a; } act_cfg;
+static sdl_tensor *f_act(sdl_tensor **in, void *ctx) {
+    act_cfg *c = (act_cfg *)ctx;
+    switch (c->which) {
+    case 0: return sdl_leaky_relu(in[0], c->a);
+    case 1: return sdl_gelu(in[0]);
+    case 2: return sdl_tanh(in[0]);
+    case 3: return sdl_sigmoid(in[0]);
+    case 4: return sdl_silu(in[0]);
+    case 5: return sdl_scale(in[0], c->a);
+    case 6: return sdl_softmax(in[0]);
+    default: return sdl_log_softmax(in[0]);
+    }
+}
+static void test_activations(void) {
+    const char *names[6] = {"leaky_relu", "gelu", "tanh", "sigmoid", "silu", "scale"};
+    for (int k = 0; k < 6; k++) {
+        act_cfg c = {k, k == 0 ? 0.1f : -1.7f};
+        op_case oc = {names[k], 1, {sdl_shape3(5, 7, 9)}, {IN_WIDE}, 0, f_act, &c, 0};
+        CHECK(check_op(&oc), "%s on [-5, 5)", names[k]);
+    }
+}
+static void test_softmax(void) {
+    sdl_shape shapes[4] = {sdl_shape3(3, 5, 37), sdl_shape2(4, 1000), sdl_shape2(6, 1), sdl_shape2(300, 7)};
+    for (int lg = 0; lg < 2; lg++)
+        for (int k = 0; k < 4; k++) {
+            act_cfg c = {6 + lg, 0.0f};
+            op_case oc = {lg ? "log_softmax" : "softmax", 1, {shapes[k]}, {IN_WIDE}, 0, f_act, &c, 0};
+            CHECK(check_op(&oc), "%s case %d", oc.name, k);
+        }
+}
+
+/* ---- concat, transpose, attention -------------------------------------------------------- */
+static sdl_tensor *f_concat(sdl_tensor **in, void *ctx) { return sdl_concat(in[0], in[1], (int)(intptr_t)ctx); }
+typedef struct tr_cfg { int d0, d1; } tr_cfg;
+static sdl_tensor *f_transpose(sdl_tensor **in, void *ctx) { tr_cfg *c = (tr_cfg *)ctx; return sdl_transpose(in[0], c->d0, c->d1); }
+static sdl_tensor *f_attn(sdl_tensor **in, void *ctx) { (void)ctx; return sdl_attention(in[0], in[1], in[2]); }
+
+static void test_shape_ops(void) {
+    op_case c0 = {"concat dim 0", 2, {sdl_shape3(3, 4, 5), sdl_shape3(2, 4, 5)}, {0}, 0, f_concat, (void *)0, 0};
+    CHECK(check_op(&c0), "concat along dim 0");
+    op_case c1 = {"concat dim 1", 2, {sdl_shape3(3, 4, 5), sdl_shape3(3, 2, 5)}, {IN_GRAD, IN_NOGRAD}, 0, f_concat, (void *)1, 0};
+    CHECK(check_op(&c1), "concat along dim 1, b constant");
+    op_case c2 = {"concat dim -1", 2, {sdl_shape3(3, 4, 5), sdl_shape3(3, 4, 6)}, {0}, 0, f_concat, (void *)-1, 0};
+    CHECK(check_op(&c2), "concat along the last dim");
+    tr_cfg t[5] = {{1, 2}, {0, 3}, {1, 3}, {2, 1}, {1, 1}};
+    for (int k = 0; k < 5; k++) {
+        op_case c = {"transpose", 1, {sdl_shape4(3, 4, 5, 6)}, {0}, 0, f_transpose, &t[k], 0};
+        CHECK(check_op(&c), "transpose dims %d, %d", t[k].d0, t[k].d1);
+    }
+}
+
+static void test_attention(void) {
+    op_case a = {"attention", 3, {sdl_shape4(2, 3, 7, 5), sdl_shape4(2, 3, 7, 5), sdl_shape4(2, 3, 7, 5)}, {0}, 0, f_attn, NULL, tol_k(7)};
+    CHECK(check_op(&a), "causal attention");
+    op_case b = {"attention T=33", 3, {sdl_shape4(1, 2, 33, 8), sdl_shape4(1, 2, 33, 8), sdl_shape4(1, 2, 33, 8)}, {0}, 0, f_attn, NULL, tol_k(33)};
+    CHECK(check_op(&b), "causal attention with T > 32");
+    op_case c = {"attention, only v grad", 3, {sdl_shape4(2, 2, 9, 4), sdl_shape4(2, 2, 9, 4), sdl_shape4(2, 2, 9, 4)},
+                 {IN_NOGRAD, IN_NOGRAD, IN_GRAD}, 0, f_attn, NULL, tol_k(9)};
+    CHECK(check_op(&c), "causal attention, gradient for v only");
+}
+
+/* ---- nll, bce ----------------------------------------------------------------------------- */
+static sdl_tensor *f_nll(sdl_tensor **in, void *ctx) { (void)ctx; return sdl_nll_loss(in[0], in[1]); }
+static sdl_tensor *f_lsm_nll(sdl_tensor **in, void *ctx) { (void)ctx; return sdl_nll_loss(sdl_log_softmax(in[0]), in[1]); }
+static sdl_tensor *f_bce(sdl_tensor **in, void *ctx) { (void)ctx; return sdl_bce_with_logits(in[0], in[1]); }
+static void test_more_losses(void) {
+    op_case a = {"nll", 2, {sdl_shape2(9, 7), sdl_shape1(9)}, {IN_GRAD, IN_IDS}, 7, f_nll, NULL, 0};
+    CHECK(check_op(&a), "nll");
+    op_case b = {"log_softmax + nll", 2, {sdl_shape2(300, 11), sdl_shape1(300)}, {IN_GRAD, IN_IDS}, 11, f_lsm_nll, NULL, 0};
+    CHECK(check_op(&b), "log_softmax then nll");
+    op_case c = {"bce_with_logits", 2, {sdl_shape2(5, 7), sdl_shape2(5, 7)}, {IN_WIDE, IN_PROB}, 0, f_bce, NULL, 0};
+    CHECK(check_op(&c), "bce with logits");
+    op_case d = {"bce_with_logits, target grad", 2, {sdl_shape2(50, 77), sdl_shape2(50, 77)}, {IN_GRAD, IN_GRAD}, 0, f_bce, NULL, 0};
+    CHECK(check_op(&d), "bce with logits, gradient for the targets too");
+    /* a bad id on the GPU gives NaN (no host check), as cross entropy */
+    sdl_tensor *x = sdl_tensor_new(sdl_shape2(3, 4), SDL_F32), *y = sdl_tensor_new(sdl_shape1(3), SDL_I32);
+    sdl_i32(y)[2] = -1;
+    float l = sdl_item(sdl_nll_loss(sdl_cuda_to_device(x), sdl_cuda_to_device(y)));
+    CHECK(isnan(l), "a bad nll target on the GPU gives a NaN loss, got %g", l);
+    sdl_tensor_free(x);
+    sdl_tensor_free(y);
 }
 
 /* ---- a training step: the same model, data and SGD on both devices --------------------- */
@@ -295,6 +550,224 @@ static void test_steady_state(void) {
     sdl_register_backend(SDL_CUDA, &orig);
 }
 
+
+/* ---- each optimizer: 5 steps on both devices, parameters and state compared after each ---- */
+static sdl_module *make_wide_mlp(sdl_model *m) {
+    /* 300 x 257 = 77100 weights: more norm blocks than SDL__CU_NORM_BLOCKS (LARS, LAMB) */
+    sdl_module *net = sdl_sequential(m, "");
+    sdl_seq_add(net, sdl_linear_layer(m, "0", 20, 300, true));
+    sdl_seq_add(net, sdl_relu_layer(m));
+    sdl_seq_add(net, sdl_linear_layer(m, "2", 300, 257, true));
+    sdl_seq_add(net, sdl_relu_layer(m));
+    sdl_seq_add(net, sdl_linear_layer(m, "4", 257, 5, true));
+    return net;
+}
+
+/* the GEMMs sum over K <= 300 in another order: tol_k(300) for losses, parameters, state */
+static void optim_trajectory(const char *name, const sdl_optim_desc *desc) {
+    double tol = tol_k(300);
+    sdl_model *mc = sdl_model_new(5);
+    sdl_module *nc = make_wide_mlp(mc);
+    sdl_model *mg = sdl_model_new(5);
+    sdl_module *ng = make_wide_mlp(mg);
+    CHECK(sdl_cuda_model_to_device(mg) == SDL_OK, "%s: model_to_device: %s", name, sdl_last_error());
+    sdl_optim *oc = sdl_optim_new(mc, desc), *og = sdl_optim_new(mg, desc);
+    CHECK(oc && og && og->device == SDL_CUDA, "%s: optimizers: %s", name, sdl_last_error());
+    if (!oc || !og) { sdl_optim_free(oc); sdl_optim_free(og); sdl_model_free(mc); sdl_model_free(mg); return; }
+    int bad_step = -1;
+    for (int step = 0; step < 5 && bad_step < 0; step++) {
+        sdl_tensor *x = sdl_tensor_new(sdl_shape2(16, 20), SDL_F32), *y = test_ids(16, 5);
+        sdl_tensor_uniform(x, -1.0f, 1.0f);
+        int64_t nf = mc->param_floats;
+        float *pc0 = (float *)malloc(sizeof(float) * (size_t)nf), *pg0 = dev_floats(mg->param_data, nf);
+        memcpy(pc0, mc->param_data, sizeof(float) * (size_t)nf);
+        sdl_tensor *lc = sdl_cross_entropy(sdl_forward(nc, x), y, 0.0f);
+        CHECK(sdl_backward(lc) == SDL_OK && sdl_optim_step(oc) == SDL_OK, "%s: CPU step: %s", name, sdl_last_error());
+        sdl_tensor *lg = sdl_cross_entropy(sdl_forward(ng, sdl_cuda_to_device(x)), sdl_cuda_to_device(y), 0.0f);
+        CHECK(lg && sdl_backward(lg) == SDL_OK, "%s: GPU forward/backward: %s", name, sdl_last_error());
+        sdl_result r = sdl_optim_step(og);
+        CHECK(r == SDL_OK && sdl_cuda_synchronize() == SDL_OK, "%s: GPU optim step %d: %s", name, step, sdl_last_error());
+        /* the update itself, p_after - p_before, per parameter: more sensitive than p (the
+           step is small next to p). A difference of two f32 values: tolerance 1e-4. */
+        float *pg1 = dev_floats(mg->param_data, nf);
+        for (int64_t i = 0; i < nf; i++) { pg0[i] = pg1[i] - pg0[i]; pc0[i] = mc->param_data[i] - pc0[i]; }
+        for (int i = 0; i < mc->nparams; i++) {
+            int64_t off = mc->param_offset[i], len = mc->params[i]->numel;
+            double e = rel_err(pg0 + off, pc0 + off, len);
+            if (!(e <= 1e-4)) {
+                printf("  FAIL %s step %d: the update of %s differs from the CPU's by %g relative (tolerance 1e-4)\n", name, step, mc->params[i]->name, e);
+                bad_step = step;
+            }
+        }
+        free(pc0);
+        free(pg0);
+        free(pg1);
+        float a = sdl_item(lc), b = sdl_item(lg);
+        if (!(fabs((double)a - b) <= tol * fabs((double)a))) { printf("  FAIL %s step %d: loss CPU %.8f GPU %.8f\n", name, step, a, b); bad_step = step; }
+        for (int i = 0; i < mc->nparams; i++) {
+            char what[96];
+            snprintf(what, sizeof what, "%s after step %d", mc->params[i]->name, step);
+            if (!same_floats(what, name, sdl_f32(mg->params[i]), sdl_f32(mc->params[i]), mc->params[i]->numel, tol)) bad_step = step;
+        }
+        for (int k = 0; k < sdl_optim_state_count(oc); k++) {
+            char what[96];
+            snprintf(what, sizeof what, "state %s after step %d", sdl_optim_state_name(oc, k), step);
+            if (!same_floats(what, name, sdl_optim_state_data(og, k), sdl_optim_state_data(oc, k), mc->param_floats, tol)) bad_step = step;
+        }
+        sdl_tensor_free(x);
+        sdl_tensor_free(y);
+        sdl_arena_reset();
+    }
+    CHECK(bad_step < 0, "%s: the GPU trajectory leaves the CPU's at step %d", name, bad_step);
+    sdl_optim_free(og);
+    sdl_optim_free(oc);
+    sdl_model_free(mc);
+    sdl_model_free(mg);
+}
+
+static void test_optimizers(void) {
+    sdl_optim_desc d;
+    memset(&d, 0, sizeof d);
+    /* eps 1e-6, not 1e-8: a gradient element within rounding of 0 (|g| ~ 1e-10) whose sign
+       differs between the devices moves by lr g / (|g| + eps): negligible with 1e-6, up to
+       0.1 lr with 1e-8, which would fail a correct kernel */
+    d.kind = SDL_OPTIM_ADAM; d.lr = 1e-3f; d.weight_decay = 0.1f; d.eps = 1e-6f;
+    optim_trajectory("adam (L2 decay)", &d);
+    d.kind = SDL_OPTIM_ADAMW; d.lr = 2e-3f; d.weight_decay = 0.5f; d.beta1 = 0.8f; d.beta2 = 0.99f;
+    optim_trajectory("adamw", &d);
+    memset(&d, 0, sizeof d);
+    d.kind = SDL_OPTIM_LARS; d.lr = 0.5f; d.momentum = 0.9f; d.weight_decay = 0.05f; d.trust_coef = 0.01f;
+    optim_trajectory("lars momentum", &d);
+    d.nesterov = true;
+    optim_trajectory("lars nesterov", &d);
+    d.nesterov = false; d.momentum = 0.0f;
+    optim_trajectory("lars without momentum", &d);
+    memset(&d, 0, sizeof d);
+    d.kind = SDL_OPTIM_LAMB; d.lr = 1e-2f; d.weight_decay = 0.1f;
+    optim_trajectory("lamb", &d);
+    memset(&d, 0, sizeof d);
+    d.kind = SDL_OPTIM_SGD; d.lr = 0.05f; d.momentum = 0.9f; d.weight_decay = 5e-4f;
+    optim_trajectory("sgd momentum", &d);
+}
+
+/* ---- CNN training steps, GPU vs CPU ---------------------------------------------------------
+   the Fashion CNN (examples/fashion_cnn.c), and a small net with batch norm, pooling with
+   padding, leaky relu, dropout and global average pooling. fc1 sums K = 9216 products: the
+   tolerance is tol_k(9216) ~ 1e-4. */
+static sdl_module *make_fashion_cnn(sdl_model *m) {
+    sdl_module *net = sdl_sequential(m, "");
+    sdl_seq_add(net, sdl_conv2d_layer(m, "conv1", 1, 32, 3, 1, 0, true));
+    sdl_seq_add(net, sdl_relu_layer(m));
+    sdl_seq_add(net, sdl_conv2d_layer(m, "conv2", 32, 64, 3, 1, 0, true));
+    sdl_seq_add(net, sdl_relu_layer(m));
+    sdl_seq_add(net, sdl_max_pool2d_layer(m, 2, 2));
+    sdl_seq_add(net, sdl_flatten_layer(m));
+    sdl_seq_add(net, sdl_linear_layer(m, "fc1", 64 * 12 * 12, 128, true));
+    sdl_seq_add(net, sdl_relu_layer(m));
+    sdl_seq_add(net, sdl_linear_layer(m, "fc2", 128, 10, true));
+    return net;
+}
+static sdl_module *make_bn_cnn(sdl_model *m) {
+    sdl_module *net = sdl_sequential(m, "");
+    sdl_seq_add(net, sdl_conv2d_layer(m, "conv1", 1, 8, 3, 1, 1, false));
+    sdl_seq_add(net, sdl_batch_norm_layer(m, "bn1", 8));
+    sdl_seq_add(net, sdl_relu_layer(m));
+    sdl_seq_add(net, sdl_max_pool2d_layer(m, 3, 2));
+    sdl_seq_add(net, sdl_conv2d_layer(m, "conv2", 8, 12, 3, 2, 0, true));
+    sdl_seq_add(net, sdl_leaky_relu_layer(m, 0.1f));
+    sdl_seq_add(net, sdl_dropout_layer(m, 0.25f));
+    sdl_seq_add(net, sdl_global_avg_pool_layer(m));
+    sdl_seq_add(net, sdl_linear_layer(m, "fc", 12, 10, true));
+    return net;
+}
+
+typedef sdl_module *(*net_fn)(sdl_model *m);
+static void cnn_steps(const char *name, net_fn make, sdl_shape xs, const sdl_optim_desc *desc, int steps) {
+    double tol = tol_k(9216);
+    sdl_model *mc = sdl_model_new(21);
+    sdl_module *nc = make(mc);
+    sdl_model *mg = sdl_model_new(21);
+    sdl_module *ng = make(mg);
+    CHECK(nc && ng && sdl_cuda_model_to_device(mg) == SDL_OK, "%s: model: %s", name, sdl_last_error());
+    sdl_optim *oc = sdl_optim_new(mc, desc), *og = sdl_optim_new(mg, desc);
+    CHECK(oc && og, "%s: optimizers: %s", name, sdl_last_error());
+    if (!nc || !ng || !oc || !og) { sdl_optim_free(oc); sdl_optim_free(og); sdl_model_free(mc); sdl_model_free(mg); return; }
+    for (int step = 0; step < steps; step++) {
+        sdl_tensor *x = sdl_tensor_new(xs, SDL_F32), *y = test_ids(xs.d[0], 10);
+        sdl_tensor_uniform(x, 0.0f, 1.0f);
+        sdl_rng_set_state(77, (uint64_t)step * 1000); /* dropout draws the same streams on both */
+        sdl_tensor *lc = sdl_cross_entropy(sdl_forward(nc, x), y, 0.0f);
+        CHECK(lc && sdl_backward(lc) == SDL_OK && sdl_optim_step(oc) == SDL_OK, "%s: CPU step: %s", name, sdl_last_error());
+        sdl_rng_set_state(77, (uint64_t)step * 1000);
+        sdl_tensor *lg = sdl_cross_entropy(sdl_forward(ng, sdl_cuda_to_device(x)), sdl_cuda_to_device(y), 0.0f);
+        CHECK(lg && lg->device == SDL_CUDA, "%s: GPU forward: %s", name, sdl_last_error());
+        CHECK(lg && sdl_backward(lg) == SDL_OK && sdl_optim_step(og) == SDL_OK && sdl_cuda_synchronize() == SDL_OK,
+              "%s: GPU step %d: %s", name, step, sdl_last_error());
+        float a = lc ? sdl_item(lc) : NAN, b = lg ? sdl_item(lg) : NAN;
+        CHECK(fabs((double)a - b) <= tol * fabs((double)a), "%s step %d: loss CPU %.8f GPU %.8f", name, step, a, b);
+        sdl_tensor_free(x);
+        sdl_tensor_free(y);
+        sdl_arena_reset();
+        sdl_manual_seed(1000 + (uint64_t)step); /* the next batch */
+    }
+    for (int i = 0; i < mc->nparams; i++)
+        CHECK(same_floats("parameter after the steps", mc->params[i]->name, sdl_f32(mg->params[i]), sdl_f32(mc->params[i]), mc->params[i]->numel, tol),
+              "%s: %s", name, mc->params[i]->name);
+    for (int i = 0; i < mc->nbuffers; i++)
+        CHECK(same_floats("buffer after the steps", mc->buffers[i]->name, sdl_f32(mg->buffers[i]), sdl_f32(mc->buffers[i]), mc->buffers[i]->numel, tol),
+              "%s: %s", name, mc->buffers[i]->name);
+    /* eval mode: batch norm on the running stats, dropout off */
+    sdl_model_train(mc, false);
+    sdl_model_train(mg, false);
+    sdl_tensor *x = sdl_tensor_new(xs, SDL_F32);
+    sdl_tensor_uniform(x, 0.0f, 1.0f);
+    sdl_set_grad_enabled(false);
+    sdl_tensor *yc = sdl_forward(nc, x), *yg = sdl_forward(ng, sdl_cuda_to_device(x));
+    sdl_set_grad_enabled(true);
+    CHECK(yc && yg && same_floats("eval logits", name, sdl_f32(yg), sdl_f32(yc), yc->numel, tol), "%s: eval forward", name);
+    sdl_tensor_free(x);
+    sdl_arena_reset();
+    sdl_optim_free(og);
+    sdl_optim_free(oc);
+    sdl_model_free(mc);
+    sdl_model_free(mg);
+}
+
+static void test_cnn_steps(void) {
+    sdl_optim_desc d;
+    memset(&d, 0, sizeof d);
+    d.kind = SDL_OPTIM_SGD; d.lr = 0.05f; d.momentum = 0.9f;
+    cnn_steps("fashion cnn, sgd", make_fashion_cnn, sdl_shape4(8, 1, 28, 28), &d, 3);
+    memset(&d, 0, sizeof d);
+    d.kind = SDL_OPTIM_ADAM; d.lr = 1e-3f; d.eps = 1e-6f; /* eps: see test_optimizers */
+    cnn_steps("bn cnn, adam", make_bn_cnn, sdl_shape4(6, 1, 17, 15), &d, 3);
+}
+
+/* no cudaMalloc once a CNN step with LAMB has run: the im2col and norm scratch stop growing */
+static void test_steady_state_cnn(void) {
+    sdl_backend be = *sdl_get_backend(SDL_CUDA), orig = be;
+    real_alloc = be.alloc;
+    be.alloc = counting_alloc;
+    sdl_register_backend(SDL_CUDA, &be);
+    sdl_model *m = sdl_model_new(3);
+    sdl_module *net = make_bn_cnn(m);
+    sdl_cuda_model_to_device(m);
+    sdl_optim *o = sdl_lamb(m, 1e-3f, 0.9f, 0.999f, 0.01f);
+    sdl_tensor *x = sdl_tensor_new(sdl_shape4(16, 1, 17, 15), SDL_F32), *y = test_ids(16, 10);
+    sdl_tensor_uniform(x, -1.0f, 1.0f);
+    for (int i = 0; i < 3; i++) train_step(net, o, x, y);
+    long dev0 = dev_allocs, host0 = sdl_test_allocs;
+    for (int i = 0; i < 4; i++) train_step(net, o, x, y);
+    CHECK(dev_allocs == dev0, "%ld device allocations in 4 steady-state CNN steps", dev_allocs - dev0);
+    CHECK(sdl_test_allocs == host0, "%ld host allocations in 4 steady-state CNN steps", sdl_test_allocs - host0);
+    CHECK(sdl_cuda_synchronize() == SDL_OK, "%s", sdl_last_error());
+    sdl_tensor_free(x);
+    sdl_tensor_free(y);
+    sdl_optim_free(o);
+    sdl_model_free(m);
+    sdl_register_backend(SDL_CUDA, &orig);
+}
+
 /* ---- the device arena: growth, merge on reset, zeroed memory ---------------------------- */
 static void test_arena(void) {
     sdl_backend be = *sdl_get_backend(SDL_CUDA), orig = be;
@@ -387,6 +860,43 @@ static void test_deterministic(void) {
     CHECK(memcmp(a, b, sizeof(float) * (size_t)n) == 0, "two identical GPU runs differ");
     free(a);
     free(b);
+}
+
+/* the same for a CNN with batch norm, dropout, pooling and LAMB: conv, col2im, pooling
+   backward and the norm reductions are all fixed-order */
+static void run_gpu_cnn_steps(float **params_out, int64_t *np, float **buffers_out, int64_t *nb) {
+    sdl_model *m = sdl_model_new(12);
+    sdl_module *net = make_bn_cnn(m);
+    sdl_cuda_model_to_device(m);
+    sdl_optim *o = sdl_lamb(m, 1e-3f, 0.9f, 0.999f, 0.01f);
+    sdl_manual_seed(98);
+    for (int step = 0; step < 3; step++) {
+        sdl_tensor *x = sdl_tensor_new(sdl_shape4(16, 1, 17, 15), SDL_F32), *y = test_ids(16, 10);
+        sdl_tensor_uniform(x, -1.0f, 1.0f);
+        train_step(net, o, x, y);
+        sdl_tensor_free(x);
+        sdl_tensor_free(y);
+    }
+    *np = m->param_floats;
+    *nb = m->buffer_floats;
+    *params_out = dev_floats(m->param_data, m->param_floats);
+    *buffers_out = dev_floats(m->buffer_data, m->buffer_floats);
+    sdl_optim_free(o);
+    sdl_model_free(m);
+}
+
+static void test_deterministic_cnn(void) {
+    float *a, *b, *ab, *bb;
+    int64_t na, nb, nab, nbb;
+    run_gpu_cnn_steps(&a, &na, &ab, &nab);
+    run_gpu_cnn_steps(&b, &nb, &bb, &nbb);
+    CHECK(na == nb && nab == nbb && nab > 0, "model sizes %lld %lld %lld %lld", (long long)na, (long long)nb, (long long)nab, (long long)nbb);
+    CHECK(memcmp(a, b, sizeof(float) * (size_t)na) == 0, "two identical GPU CNN runs give different parameters");
+    CHECK(memcmp(ab, bb, sizeof(float) * (size_t)nab) == 0, "two identical GPU CNN runs give different running stats");
+    free(a);
+    free(b);
+    free(ab);
+    free(bb);
 }
 
 /* ---- pinned host memory and the timer ---------------------------------------------------- */
@@ -522,10 +1032,26 @@ int main(int argc, char **argv) {
     RUN(test_add_mul);
     RUN(test_sum_mean);
     RUN(test_losses);
+    RUN(test_conv2d);
+    RUN(test_conv_transpose2d);
+    RUN(test_pooling);
+    RUN(test_batch_norm);
+    RUN(test_layer_norm);
+    RUN(test_dropout);
+    RUN(test_embedding);
+    RUN(test_activations);
+    RUN(test_softmax);
+    RUN(test_shape_ops);
+    RUN(test_attention);
+    RUN(test_more_losses);
     RUN(test_mlp_steps);
+    RUN(test_optimizers);
+    RUN(test_cnn_steps);
     RUN(test_steady_state);
+    RUN(test_steady_state_cnn);
     RUN(test_arena);
     RUN(test_deterministic);
+    RUN(test_deterministic_cnn);
     RUN(test_pinned_timer);
     RUN(test_errors);
     if (bench && sdl_test_failed == 0) {

@@ -2379,7 +2379,9 @@ static void sdl__conv_bwd_part(void *ctx, int64_t p0, int64_t p1) {
                     bool direct = sdl__conv_is_1x1(&j->g);
                     if (w->requires_grad) {
                         if (!direct) { sdl__im2col(xs, &j->g, col); cs = col; }
-                        sdl__gemm_in(j, (int)part, false, true, j->O, j->Kc, j->P, dys, j->P, cs, j->P, first ? 0.0f : 1.0f, wp, j->Kc);
+                        if (j->Kc < j->O) /* few columns (conv1: C_in*9 = 9): dW^T (Kc, O) = col dy^T pads less */
+                            sdl__gemm_in(j, (int)part, false, true, j->Kc, j->O, j->P, cs, j->P, dys, j->P, first ? 0.0f : 1.0f, wp, j->O);
+                        else sdl__gemm_in(j, (int)part, false, true, j->O, j->Kc, j->P, dys, j->P, cs, j->P, first ? 0.0f : 1.0f, wp, j->Kc);
                     }
                     if (dxs) {
                         if (direct) sdl__gemm_in(j, (int)part, true, false, j->Kc, j->P, j->O, W, j->Kc, dys, j->P, 1.0f, dxs, j->P);
@@ -2415,7 +2417,7 @@ static void sdl__conv_bwd_part(void *ctx, int64_t p0, int64_t p1) {
    have ~sdl__wino_tiles columns; dU is kept per group and the groups are added in order, so
    results are bitwise the same for any thread count. The im2col path above is the reference
    (tests/test_conv_fast.c checks one against the other). */
-static int64_t sdl__wino_tiles = 576; /* tiles per group: 4 samples of 24x24 outputs (tests make it small) */
+static int64_t sdl__wino_tiles = 288; /* tiles per group: 2 samples of 24x24 outputs (tests make it small) */
 static int sdl__conv_algo = 0; /* 0: Winograd where it pays; 1: im2col only; 2: Winograd wherever it applies (tests) */
 
 static bool sdl__wino_applies(const sdl__conv_job *j) {
@@ -2878,8 +2880,12 @@ static void sdl__conv_bwd(sdl_node *n) {
     else sdl_parallel_for(j.parts, 1, sdl__conv_bwd_part, &j);
     sdl_tensor *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL;
     int64_t wn = j.O * j.Kc, Cb = b ? b->numel : 0;
+    bool wt = !j.transpose && j.Kc < j.O; /* chunk sums stored as dW^T (see sdl__conv_bwd_part) */
     for (int64_t ch = 0; ch < j.nchunks; ch++) { /* chunk sums, in order */
-        if (w->requires_grad) for (int64_t i = 0; i < wn; i++) w->grad[i] += j.wpart[ch * wn + i];
+        if (w->requires_grad && wt)
+            for (int64_t o = 0; o < j.O; o++)
+                for (int64_t k = 0; k < j.Kc; k++) w->grad[o * j.Kc + k] += j.wpart[ch * wn + k * j.O + o];
+        else if (w->requires_grad) for (int64_t i = 0; i < wn; i++) w->grad[i] += j.wpart[ch * wn + i];
         if (b && b->requires_grad) for (int64_t i = 0; i < Cb; i++) b->grad[i] += j.bpart[ch * Cb + i];
     }
 }

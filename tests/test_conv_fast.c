@@ -57,8 +57,18 @@ static void test_gradcheck_winograd(void) {
                   c->stride, c->pad, (long long)tiles[t]);
         }
     }
+    /* the im2col path on the same cases, and C_in = 1 (conv1 of a CNN: dW is computed transposed) */
+    sdl__conv_algo = 1;
+    conv_ctx more[] = {{3, 1, 8, 7, 12, 1, 0, true}, {2, 1, 9, 8, 11, 2, 1, false}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0] + 2; k++) {
+        conv_ctx *c = k < sizeof cases / sizeof cases[0] ? &cases[k] : &more[k - sizeof cases / sizeof cases[0]];
+        gc_case g = {"conv2d im2col", c->bias ? 3 : 2,
+                     {sdl_shape4(c->N, c->C, c->H, c->W), sdl_shape4(c->O, c->C, 3, 3), sdl_shape1(c->O)},
+                     {0}, 0, 0, f_conv, r_conv, c, 0};
+        CHECK(gradcheck(&g), "im2col case %d (N %d, C %d, %dx%d, stride %d pad %d)", (int)k, c->N, c->C, c->H, c->W, c->stride, c->pad);
+    }
     sdl__conv_algo = 0;
-    sdl__wino_tiles = 576;
+    sdl__wino_tiles = 288;
 }
 
 /* one conv's output and x, w, b gradients under the given algorithm and thread count */
@@ -95,11 +105,12 @@ static void conv_run(int algo, int threads, const conv_ctx *c, const float *xv, 
     sdl_set_num_threads(0);
 }
 
-/* Winograd against im2col on a CNN-like layer (the default choice for C_in >= 8), and
+/* Winograd against im2col on CNN-like layers (the default choice for C_in >= 8), and
    bitwise the same results for 1, 2 and 3 threads (batch 9: several groups split over
    threads; batch 1: one group, the GEMMs take the threads) */
 static void test_winograd_vs_im2col_and_threads(void) {
-    conv_ctx cases[] = {{9, 16, 13, 11, 12, 1, 0, true}, {1, 8, 10, 9, 20, 1, 1, true}, {7, 32, 26, 26, 64, 1, 0, true}};
+    conv_ctx cases[] = {{9, 16, 13, 11, 12, 1, 0, true}, {1, 8, 10, 9, 20, 1, 1, true}, {7, 32, 26, 26, 64, 1, 0, true},
+                        {21, 1, 12, 10, 16, 1, 1, true}}; /* the last: C_in = 1 stays on im2col (threads only) */
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         conv_ctx *c = &cases[k];
         int64_t OH = conv_out(c->H, 1, c->pad), OW = conv_out(c->W, 1, c->pad);
@@ -113,10 +124,10 @@ static void test_winograd_vs_im2col_and_threads(void) {
         for (int64_t i = 0; i < nw; i++) wv[i] = (sdl_rand_uniform() * 2.0f - 1.0f) / sqrtf((float)(c->C * 9));
         for (int64_t i = 0; i < c->O; i++) bv[i] = sdl_rand_uniform() - 0.5f;
         for (int64_t i = 0; i < ny; i++) dyv[i] = sdl_rand_uniform() * 2.0f - 1.0f;
-        sdl__wino_tiles = k == 0 ? 60 : 576; /* case 0: groups of 2 samples, the last one alone */
+        sdl__wino_tiles = k == 0 ? 60 : 288; /* case 0: groups of 2 samples, the last one alone */
         conv_run(1, 1, c, xv, wv, bv, dyv, r[0]);
-        for (int t = 1; t <= 3; t++) conv_run(k == 2 ? 0 : 2, t, c, xv, wv, bv, dyv, r[t]);
-        sdl__wino_tiles = 576;
+        for (int t = 1; t <= 3; t++) conv_run(k >= 2 ? 0 : 2, t, c, xv, wv, bv, dyv, r[t]);
+        sdl__wino_tiles = 288;
         /* each part (y, dx, dw, db) within 2e-5 of its largest magnitude */
         int64_t off[5] = {0, ny, ny + nx, ny + nx + nw, nall};
         const char *what[4] = {"y", "dx", "dw", "db"};
@@ -178,7 +189,7 @@ static void test_winograd_cnn_trains_without_allocating(void) {
     sdl_tensor_free(y);
     sdl_model_free(m);
     sdl__conv_algo = 0;
-    sdl__wino_tiles = 576;
+    sdl__wino_tiles = 288;
 }
 
 int main(void) {

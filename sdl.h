@@ -2482,6 +2482,14 @@ static sdl__wm sdl__wmask(int64_t n) { return (sdl__wm)(n >= 16 ? 0xFFFFu : n <=
 #define SDL__WADD(a, b) _mm512_add_ps(a, b)
 #define SDL__WSUB(a, b) _mm512_sub_ps(a, b)
 #define SDL__WNEG(a) _mm512_sub_ps(_mm512_setzero_ps(), a)
+#define SDL__WSET(x) _mm512_set1_ps(x)
+/* d[2k] = e[k], d[2k+1] = o[k] for the first n values of d */
+static void sdl__wst2(float *d, int64_t n, sdl__wv e, sdl__wv o) {
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+    _mm512_mask_storeu_ps(d, sdl__wmask(n), _mm512_permutex2var_ps(e, lo, o));
+    _mm512_mask_storeu_ps(d + 16, sdl__wmask(n - 16), _mm512_permutex2var_ps(e, hi, o));
+}
 #else
 typedef float sdl__wv;
 typedef int sdl__wm;
@@ -2492,6 +2500,11 @@ static sdl__wm sdl__wmask(int64_t n) { return n > 0; }
 #define SDL__WADD(a, b) ((a) + (b))
 #define SDL__WSUB(a, b) ((a) - (b))
 #define SDL__WNEG(a) (-(a))
+#define SDL__WSET(x) (x)
+static void sdl__wst2(float *d, int64_t n, sdl__wv e, sdl__wv o) {
+    if (n > 0) d[0] = e;
+    if (n > 1) d[1] = o;
+}
 #endif
 
 /* e[k] = s[2k], o[k] = s[2k+1] for the n values of s */
@@ -2593,15 +2606,15 @@ static void sdl__wino_in(const sdl__conv_job *j, const float *x, float *plane, f
     }
 }
 
-/* M[e][o][t0 + t] -> one sample's y (O, OH, OW) = A^T M A (+ bias), through an E and an O
-   plane of (2TH, TW) */
-static void sdl__wino_out(const sdl__conv_job *j, const float *M, int64_t Tg, int64_t t0, const float *bias, float *plane, float *y) {
+/* M[e][o][t0 + t] -> one sample's y (O, OH, OW) = A^T M A (+ bias); a vector of tiles gives
+   the even and the odd columns of two output rows, stored interleaved */
+static void sdl__wino_out(const sdl__conv_job *j, const float *M, int64_t Tg, int64_t t0, const float *bias, float *y) {
     const int64_t TH = j->TH, TW = j->TW, OH = j->g.OH, OW = j->g.OW, es = sdl__wino_es(j->O, Tg);
-    float *PE = plane, *PO = plane + 2 * TH * TW;
     for (int64_t o = 0; o < j->O; o++) {
+        const sdl__wv bv = SDL__WSET(bias ? bias[o] : 0.0f);
         for (int64_t th = 0; th < TH; th++) {
             const float *m = M + o * Tg + t0 + th * TW;
-            float *pe = PE + 2 * th * TW, *po = PO + 2 * th * TW; /* rows 2th, 2th+1 */
+            float *yr = y + (o * OH + 2 * th) * OW;
             for (int64_t tw = 0; tw < TW; tw += SDL__WL) {
                 sdl__wm mk = sdl__wmask(TW - tw);
                 sdl__wv s[2][4];
@@ -2611,16 +2624,11 @@ static void sdl__wino_out(const sdl__conv_job *j, const float *M, int64_t Tg, in
                     s[0][k] = SDL__WADD(SDL__WADD(m0, m1), m2);
                     s[1][k] = SDL__WSUB(SDL__WSUB(m1, m2), m3);
                 }
-                for (int i = 0; i < 2; i++) { /* then on the columns */
-                    SDL__WST(pe + i * TW + tw, mk, SDL__WADD(SDL__WADD(s[i][0], s[i][1]), s[i][2]));
-                    SDL__WST(po + i * TW + tw, mk, SDL__WSUB(SDL__WSUB(s[i][1], s[i][2]), s[i][3]));
-                }
+                for (int i = 0; i < 2 && 2 * th + i < OH; i++) /* then on the columns, + bias */
+                    sdl__wst2(yr + i * OW + 2 * tw, OW - 2 * tw, SDL__WADD(SDL__WADD(SDL__WADD(s[i][0], s[i][1]), s[i][2]), bv),
+                              SDL__WADD(SDL__WSUB(SDL__WSUB(s[i][1], s[i][2]), s[i][3]), bv));
             }
         }
-        float *yo = y + o * OH * OW, bv = bias ? bias[o] : 0.0f;
-        if (2 * TW == OW) sdl__interleave(yo, OH * OW, PE, PO, bv, false); /* rows line up: one call */
-        else
-            for (int64_t h = 0; h < OH; h++) sdl__interleave(yo + h * OW, OW, PE + h * TW, PO + h * TW, bv, false);
     }
 }
 
@@ -2660,14 +2668,14 @@ static void sdl__wino_dout(const sdl__conv_job *j, const float *dy, float *plane
 }
 
 /* dV[e][c][t0 + t] -> one sample's dx (C, H, W) += B dV_tile B^T. Neighbouring windows
-   overlap, so each tile row is first transformed into 16 rows of TW values (tmp), then
-   added to the zero-padded E and O planes (2TH+2, TW+1) in a fixed order. */
+   overlap: each vector of tiles adds its window columns 0, 1 into the zero-padded E and O
+   planes (2TH+2, TW+1) at tw, then columns 2, 3 at tw+1, in a fixed order. */
 static void sdl__wino_din(const sdl__conv_job *j, const float *dV, int64_t Tg, int64_t t0, float *plane, float *dx) {
     const sdl__geom *g = &j->g;
     const int64_t TH = j->TH, TW = j->TW, TW1 = TW + 1, PH = 2 * TH + 2, es = sdl__wino_es(g->C, Tg);
     const int64_t pe0 = (g->pw + 1) / 2, po0 = g->pw / 2;
     const bool whole = g->pw == 0 && 2 * TW1 == g->W; /* as in sdl__wino_in */
-    float *PE = plane, *PO = plane + PH * TW1, *tmp = plane + PH * 2 * TW1;
+    float *PE = plane, *PO = plane + PH * TW1;
     for (int64_t c = 0; c < g->C; c++) {
         memset(plane, 0, (size_t)(PH * 2 * TW1) * sizeof(float));
         for (int64_t th = 0; th < TH; th++) {
@@ -2683,20 +2691,13 @@ static void sdl__wino_din(const sdl__conv_job *j, const float *dV, int64_t Tg, i
                     u[2][k] = SDL__WSUB(SDL__WADD(v1, v2), v0);
                     u[3][k] = SDL__WNEG(v3);
                 }
-                for (int i = 0; i < 4; i++) { /* B^T on the columns */
-                    SDL__WST(tmp + (4 * i + 0) * TW + tw, mk, u[i][0]);
-                    SDL__WST(tmp + (4 * i + 1) * TW + tw, mk, SDL__WADD(SDL__WSUB(u[i][1], u[i][2]), u[i][3]));
-                    SDL__WST(tmp + (4 * i + 2) * TW + tw, mk, SDL__WSUB(SDL__WADD(u[i][1], u[i][2]), u[i][0]));
-                    SDL__WST(tmp + (4 * i + 3) * TW + tw, mk, SDL__WNEG(u[i][3]));
+                for (int i = 0; i < 4; i++) { /* B^T on the columns, added into plane row 2th + i */
+                    float *pe = PE + (2 * th + i) * TW1 + tw, *po = PO + (2 * th + i) * TW1 + tw;
+                    SDL__WST(pe, mk, SDL__WADD(SDL__WLD(pe, mk), u[i][0]));
+                    SDL__WST(po, mk, SDL__WADD(SDL__WLD(po, mk), SDL__WADD(SDL__WSUB(u[i][1], u[i][2]), u[i][3])));
+                    SDL__WST(pe + 1, mk, SDL__WADD(SDL__WLD(pe + 1, mk), SDL__WSUB(SDL__WADD(u[i][1], u[i][2]), u[i][0])));
+                    SDL__WST(po + 1, mk, SDL__WSUB(SDL__WLD(po + 1, mk), u[i][3]));
                 }
-            }
-            for (int i = 0; i < 4; i++) { /* window column k of tile tw is plane column 2tw + k */
-                float *pe = PE + (2 * th + i) * TW1, *po = PO + (2 * th + i) * TW1;
-                const float *t = tmp + 4 * i * TW;
-                sdl__vadd(pe, t, TW);
-                sdl__vadd(po, t + TW, TW);
-                sdl__vadd(pe + 1, t + 2 * TW, TW);
-                sdl__vadd(po + 1, t + 3 * TW, TW);
             }
         }
         float *dxc = dx + c * g->H * g->W;
@@ -2724,7 +2725,7 @@ static void sdl__wino_fwd_part(void *ctx, int64_t p0, int64_t p1) {
             for (int e = 0; e < 16; e++)
                 sdl__gemm_in(j, (int)part, false, false, O, Tg, C, j->U + e * O * C, C, V + e * esV, Tg, 0.0f, M + e * esM, Tg);
             for (int64_t s = s0; s < s1; s++)
-                sdl__wino_out(j, M, Tg, (s - s0) * j->T1, b ? sdl_f32(b) : NULL, plane, sdl_f32(j->n->out) + s * out_sz);
+                sdl__wino_out(j, M, Tg, (s - s0) * j->T1, b ? sdl_f32(b) : NULL, sdl_f32(j->n->out) + s * out_sz);
         }
     }
 }
@@ -2777,7 +2778,7 @@ static bool sdl__wino_init(sdl__conv_job *j, bool backward) {
     if (!sdl__gemm_ws_ready((int)j->parts)) return false;
     size_t tmax = 0, vm = 0, total = 0, uo = 0;
     if (sdl__mul_overflows((size_t)j->wg, (size_t)j->T1, &tmax) || sdl__mul_overflows(tmax, 16 * (size_t)(C + O), &vm) ||
-        (j->wper = vm + 16 * 64 + (size_t)((2 * j->TH + 2) * 2 + 16) * (size_t)(j->TW + 1), /* V, M, planes, tmp */
+        (j->wper = vm + 16 * 64 + (size_t)((2 * j->TH + 2) * 2) * (size_t)(j->TW + 1), /* V, M, E and O planes */
          sdl__mul_overflows(j->wper, (size_t)j->parts, &total)) || sdl__mul_overflows(16 * (size_t)O, (size_t)C, &uo)) {
         sdl_fail(SDL_ERR_OOM, "conv2d: Winograd scratch size overflows");
         return false;

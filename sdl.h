@@ -2422,7 +2422,9 @@ static int sdl__conv_algo = 0; /* 0: Winograd where it pays; 1: im2col only; 2: 
 
 static bool sdl__wino_applies(const sdl__conv_job *j) {
     if (j->transpose || j->g.KH != 3 || j->g.KW != 3 || j->g.sh != 1 || j->g.sw != 1 || sdl__conv_algo == 1) return false;
-    return sdl__conv_algo == 2 || (j->g.C >= 8 && j->O >= 8); /* C_in = 1..7: the GEMMs' K is too short */
+    /* fewer channels: the GEMMs' K (C_in forward, C_out for dx) is too short to pay for the
+       transforms (measured: C_in = 8 gains forward, loses more backward) */
+    return sdl__conv_algo == 2 || (j->g.C >= 16 && j->O >= 16);
 }
 
 /* U[e][o][c] = (G w[o][c] G^T)[e] */
@@ -2445,11 +2447,12 @@ static void sdl__wino_filter(const float *w, int64_t O, int64_t C, float *U) {
         for (int e = 0; e < 16; e++) U[e * O * C + oc] = u[e / 4][e % 4];
     }
 }
-/* dw[o][c] += G^T dU[.][o][c] G */
-static void sdl__wino_filter_grad(const float *dU, int64_t O, int64_t C, float *dw) {
+/* dw[o][c] += G^T dU[.][o][c] G (dU stored (16, C, O) when trans) */
+static void sdl__wino_filter_grad(const float *dU, int64_t O, int64_t C, bool trans, float *dw) {
     for (int64_t oc = 0; oc < O * C; oc++) {
         float u[4][4], s[3][4];
-        for (int e = 0; e < 16; e++) u[e / 4][e % 4] = dU[e * O * C + oc];
+        int64_t at = trans ? (oc % C) * O + oc / C : oc;
+        for (int e = 0; e < 16; e++) u[e / 4][e % 4] = dU[e * O * C + at];
         for (int k = 0; k < 4; k++) {
             s[0][k] = u[0][k] + 0.5f * (u[1][k] + u[2][k]);
             s[1][k] = 0.5f * (u[1][k] - u[2][k]);
@@ -2750,9 +2753,11 @@ static void sdl__wino_bwd_part(void *ctx, int64_t p0, int64_t p1) {
             }
             if (w->requires_grad) {
                 for (int64_t s = s0; s < s1; s++) sdl__wino_in(j, sdl_f32(x) + s * in_sz, plane, V, Tg, (s - s0) * j->T1);
-                for (int e = 0; e < 16; e++)
-                    sdl__gemm_in(j, (int)part, false, true, O, C, Tg, dM + e * esM, Tg, V + e * esV, Tg, 0.0f,
-                                 j->dU + (grp * 16 + e) * O * C, C);
+                for (int e = 0; e < 16; e++) /* the wider of C, O as the GEMM's columns: less padding */
+                    if (C < O) sdl__gemm_in(j, (int)part, false, true, C, O, Tg, V + e * esV, Tg, dM + e * esM, Tg, 0.0f,
+                                            j->dU + (grp * 16 + e) * O * C, O);
+                    else sdl__gemm_in(j, (int)part, false, true, O, C, Tg, dM + e * esM, Tg, V + e * esV, Tg, 0.0f,
+                                      j->dU + (grp * 16 + e) * O * C, C);
             }
             if (x->requires_grad) {
                 for (int e = 0; e < 16; e++) /* dV into V's place */
@@ -2802,7 +2807,7 @@ static void sdl__wino_bwd_finish(sdl__conv_job *j) {
     const int64_t uo = 16 * j->O * j->g.C;
     if (w->requires_grad) {
         for (int64_t grp = 1; grp < j->ngroups; grp++) sdl__vadd(j->dU, j->dU + grp * uo, uo);
-        sdl__wino_filter_grad(j->dU, j->O, j->g.C, w->grad);
+        sdl__wino_filter_grad(j->dU, j->O, j->g.C, j->g.C < j->O, w->grad);
     }
     if (b && b->requires_grad)
         for (int64_t grp = 0; grp < j->ngroups; grp++)

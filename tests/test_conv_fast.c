@@ -105,7 +105,7 @@ static void conv_run(int algo, int threads, const conv_ctx *c, const float *xv, 
     sdl_set_num_threads(0);
 }
 
-/* Winograd against im2col on CNN-like layers (the default choice for C_in >= 8), and
+/* Winograd against im2col on CNN-like layers (the default choice for C_in, C_out >= 16), and
    bitwise the same results for 1, 2 and 3 threads (batch 9: several groups split over
    threads; batch 1: one group, the GEMMs take the threads) */
 static void test_winograd_vs_im2col_and_threads(void) {

@@ -2312,8 +2312,8 @@ typedef struct sdl__conv_job {
     bool wino;
     int64_t TH, TW, T1;   /* tile rows, columns, tiles per sample */
     int64_t wg, ngroups;  /* samples per group, groups */
-    size_t wper;          /* floats of scratch per part: V, M, a plane */
-    float *wbuf, *U, *dU; /* per part scratch; U (16, O, C); dU per group (16, O, C) */
+    size_t wper;          /* floats of scratch per part: V, M, the E and O planes */
+    float *wbuf, *U, *dU; /* per part scratch; U (16, O, C); dU per group (16, O, C), or (16, C, O) if C < O */
 } sdl__conv_job;
 
 static void sdl__gemm_in(const sdl__conv_job *j, int part, bool ta, bool tb, int64_t M, int64_t N, int64_t K,

@@ -2550,11 +2550,12 @@ static void sdl__interleave(float *d, int64_t n, const float *e, const float *o,
         _mm512_mask_storeu_ps(d + i, m0, x0);
         _mm512_mask_storeu_ps(d + i + 16, m1, x1);
     }
-#endif
+#else
     for (; i < n; i++) {
-        float v = ((i & 1) ? o : e)[i / 2] + bias;
+        float v = (i & 1 ? o[i / 2] : e[i / 2]) + bias;
         d[i] = add ? d[i] + v : v;
     }
+#endif
 }
 
 /* one sample's image x (C, H, W) -> V[e][c][t0 + t] (Tg tiles in the group): each plane is

@@ -2478,6 +2478,12 @@ typedef struct sdl__conv_job {
     bool inner_threads;   /* one part: let each GEMM use the threads instead */
     float *scratch;       /* per part: 2 * Kc * P floats */
     float *wpart, *bpart; /* per chunk: O*Kc and bias-sized partial sums */
+    /* Winograd (see below): */
+    bool wino;
+    int64_t TH, TW, T1;   /* tile rows, columns, tiles per sample */
+    int64_t wg, ngroups;  /* samples per group, groups */
+    size_t wper;          /* floats of scratch per part: V, M, the E and O planes */
+    float *wbuf, *U, *dU; /* per part scratch; U (16, O, C); dU per group (16, O, C), or (16, C, O) if C < O */
 } sdl__conv_job;
 
 static void sdl__gemm_in(const sdl__conv_job *j, int part, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
@@ -2543,7 +2549,9 @@ static void sdl__conv_bwd_part(void *ctx, int64_t p0, int64_t p1) {
                     bool direct = sdl__conv_is_1x1(&j->g);
                     if (w->requires_grad) {
                         if (!direct) { sdl__im2col(xs, &j->g, col); cs = col; }
-                        sdl__gemm_in(j, (int)part, false, true, j->O, j->Kc, j->P, dys, j->P, cs, j->P, first ? 0.0f : 1.0f, wp, j->Kc);
+                        if (j->Kc < j->O) /* few columns (conv1: C_in*9 = 9): dW^T (Kc, O) = col dy^T pads less */
+                            sdl__gemm_in(j, (int)part, false, true, j->Kc, j->O, j->P, cs, j->P, dys, j->P, first ? 0.0f : 1.0f, wp, j->O);
+                        else sdl__gemm_in(j, (int)part, false, true, j->O, j->Kc, j->P, dys, j->P, cs, j->P, first ? 0.0f : 1.0f, wp, j->Kc);
                     }
                     if (dxs) {
                         if (direct) sdl__gemm_in(j, (int)part, true, false, j->Kc, j->P, j->O, W, j->Kc, dys, j->P, 1.0f, dxs, j->P);
@@ -2562,6 +2570,419 @@ static void sdl__conv_bwd_part(void *ctx, int64_t p0, int64_t p1) {
             }
         }
     }
+}
+
+/* ---- Winograd F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural
+   Networks", 2015) for stride-1 3x3 convs. The output is cut into 2x2 tiles; a tile reads a
+   4x4 input window d (windows of neighbouring tiles overlap by 2) and is
+       y_tile = A^T [ (G w G^T) .* (B^T d B) ] A        (.* elementwise on 4x4)
+       B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
+       A^T = [1 1 1 0; 0 1 -1 -1]
+   so 9 multiplies per output and input channel become 16/4 = 4, and the sum over input
+   channels becomes one GEMM per element e of the 4x4 transformed tile:
+       M[e] (O, T) = U[e] (O, C) @ V[e] (C, T),   U = G w G^T, V = B^T d B, T = tiles
+   Backward takes the adjoints of the same transforms:
+       dM = A dy A^T;  dU[e] = dM[e] @ V[e]^T, dw += G^T dU G;  dV[e] = U[e]^T @ dM[e], dx += B dV B^T
+   Samples go in groups of wg (fixed by the batch, never by the thread count) so the GEMMs
+   have ~sdl__wino_tiles columns; dU is kept per group and the groups are added in order, so
+   results are bitwise the same for any thread count. The im2col path above is the reference
+   (tests/test_conv_fast.c checks one against the other). */
+static int64_t sdl__wino_tiles = 288; /* tiles per group: 2 samples of 24x24 outputs (tests make it small) */
+static int sdl__conv_algo = 0; /* 0: Winograd where it pays; 1: im2col only; 2: Winograd wherever it applies (tests) */
+
+static bool sdl__wino_applies(const sdl__conv_job *j) {
+    if (j->transpose || j->g.KH != 3 || j->g.KW != 3 || j->g.sh != 1 || j->g.sw != 1 || sdl__conv_algo == 1) return false;
+    /* fewer channels: the GEMMs' K (C_in forward, C_out for dx) is too short to pay for the
+       transforms (measured: C_in = 8 gains forward, loses more backward) */
+    return sdl__conv_algo == 2 || (j->g.C >= 16 && j->O >= 16);
+}
+
+/* U[e][o][c] = (G w[o][c] G^T)[e] */
+static void sdl__wino_filter(const float *w, int64_t O, int64_t C, float *U) {
+    for (int64_t oc = 0; oc < O * C; oc++) {
+        const float *g = w + oc * 9;
+        float t[4][3], u[4][4];
+        for (int k = 0; k < 3; k++) {
+            t[0][k] = g[k];
+            t[1][k] = 0.5f * (g[k] + g[3 + k] + g[6 + k]);
+            t[2][k] = 0.5f * (g[k] - g[3 + k] + g[6 + k]);
+            t[3][k] = g[6 + k];
+        }
+        for (int i = 0; i < 4; i++) {
+            u[i][0] = t[i][0];
+            u[i][1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+            u[i][2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+            u[i][3] = t[i][2];
+        }
+        for (int e = 0; e < 16; e++) U[e * O * C + oc] = u[e / 4][e % 4];
+    }
+}
+/* dw[o][c] += G^T dU[.][o][c] G (dU stored (16, C, O) when trans) */
+static void sdl__wino_filter_grad(const float *dU, int64_t O, int64_t C, bool trans, float *dw) {
+    for (int64_t oc = 0; oc < O * C; oc++) {
+        float u[4][4], s[3][4];
+        int64_t at = trans ? (oc % C) * O + oc / C : oc;
+        for (int e = 0; e < 16; e++) u[e / 4][e % 4] = dU[e * O * C + at];
+        for (int k = 0; k < 4; k++) {
+            s[0][k] = u[0][k] + 0.5f * (u[1][k] + u[2][k]);
+            s[1][k] = 0.5f * (u[1][k] - u[2][k]);
+            s[2][k] = 0.5f * (u[1][k] + u[2][k]) + u[3][k];
+        }
+        float *g = dw + oc * 9;
+        for (int i = 0; i < 3; i++) {
+            g[i * 3 + 0] += s[i][0] + 0.5f * (s[i][1] + s[i][2]);
+            g[i * 3 + 1] += 0.5f * (s[i][1] - s[i][2]);
+            g[i * 3 + 2] += 0.5f * (s[i][1] + s[i][2]) + s[i][3];
+        }
+    }
+}
+
+/* The transformed tiles are stored V[e][c][t] (e = 0..15 blocks of C rows of Tg tiles, so
+   each block is a GEMM operand). The blocks sit sdl__wino_es apart: C*Tg plus 32 floats,
+   since a stride of a multiple of 4 KiB would put all 16 streams in the same cache set.
+   Image planes are handled split into even and odd columns (E, O), so that every loop over
+   the tiles of a row reads and writes contiguous memory: SDL__WL tiles at a time (16 lanes
+   of AVX-512, masked at the row's end; 1 elsewhere, the same code on floats). */
+static int64_t sdl__wino_es(int64_t rows, int64_t Tg) { return rows * Tg + 32; }
+
+#if defined(SDL__GEMM_AVX512)
+typedef __m512 sdl__wv;
+typedef __mmask16 sdl__wm;
+#define SDL__WL 16
+static sdl__wm sdl__wmask(int64_t n) { return (sdl__wm)(n >= 16 ? 0xFFFFu : n <= 0 ? 0u : (1u << n) - 1u); }
+#define SDL__WLD(p, m) _mm512_maskz_loadu_ps(m, p)
+#define SDL__WST(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+#define SDL__WADD(a, b) _mm512_add_ps(a, b)
+#define SDL__WSUB(a, b) _mm512_sub_ps(a, b)
+#define SDL__WNEG(a) _mm512_sub_ps(_mm512_setzero_ps(), a)
+#define SDL__WSET(x) _mm512_set1_ps(x)
+/* d[2k] = e[k], d[2k+1] = o[k] for the first n values of d */
+static void sdl__wst2(float *d, int64_t n, sdl__wv e, sdl__wv o) {
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+    _mm512_mask_storeu_ps(d, sdl__wmask(n), _mm512_permutex2var_ps(e, lo, o));
+    _mm512_mask_storeu_ps(d + 16, sdl__wmask(n - 16), _mm512_permutex2var_ps(e, hi, o));
+}
+#else
+typedef float sdl__wv;
+typedef int sdl__wm;
+#define SDL__WL 1
+static sdl__wm sdl__wmask(int64_t n) { return n > 0; }
+#define SDL__WLD(p, m) ((void)(m), *(p))
+#define SDL__WST(p, m, v) ((void)(m), *(p) = (v))
+#define SDL__WADD(a, b) ((a) + (b))
+#define SDL__WSUB(a, b) ((a) - (b))
+#define SDL__WNEG(a) (-(a))
+#define SDL__WSET(x) (x)
+static void sdl__wst2(float *d, int64_t n, sdl__wv e, sdl__wv o) {
+    if (n > 0) d[0] = e;
+    if (n > 1) d[1] = o;
+}
+#endif
+
+/* e[k] = s[2k], o[k] = s[2k+1] for the n values of s */
+static void sdl__deinterleave(const float *s, int64_t n, float *e, float *o) {
+    int64_t i = 0;
+#if defined(SDL__GEMM_AVX512)
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+    for (; i + 32 <= n; i += 32) {
+        __m512 a = _mm512_loadu_ps(s + i), b = _mm512_loadu_ps(s + i + 16);
+        _mm512_storeu_ps(e + i / 2, _mm512_permutex2var_ps(a, ev, b));
+        _mm512_storeu_ps(o + i / 2, _mm512_permutex2var_ps(a, od, b));
+    }
+    if (i < n) {
+        int64_t r = n - i;
+        __m512 a = _mm512_maskz_loadu_ps(sdl__wmask(r), s + i), b = _mm512_maskz_loadu_ps(sdl__wmask(r - 16), s + i + 16);
+        _mm512_mask_storeu_ps(e + i / 2, sdl__wmask((r + 1) / 2), _mm512_permutex2var_ps(a, ev, b));
+        _mm512_mask_storeu_ps(o + i / 2, sdl__wmask(r / 2), _mm512_permutex2var_ps(a, od, b));
+    }
+#endif
+    for (; i + 1 < n; i += 2) { e[i / 2] = s[i]; o[i / 2] = s[i + 1]; }
+    if (i < n) e[i / 2] = s[i];
+}
+/* d[2k] = e[k] + bias, d[2k+1] = o[k] + bias for the n values of d (add: d += instead) */
+static void sdl__interleave(float *d, int64_t n, const float *e, const float *o, float bias, bool add) {
+    int64_t i = 0;
+#if defined(SDL__GEMM_AVX512)
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+    const __m512 vb = _mm512_set1_ps(bias);
+    for (; i < n; i += 32) {
+        int64_t r = n - i;
+        __mmask16 m0 = sdl__wmask(r), m1 = sdl__wmask(r - 16);
+        __m512 a = _mm512_maskz_loadu_ps(sdl__wmask((r + 1) / 2), e + i / 2), b = _mm512_maskz_loadu_ps(sdl__wmask(r / 2), o + i / 2);
+        __m512 x0 = _mm512_add_ps(_mm512_permutex2var_ps(a, lo, b), vb), x1 = _mm512_add_ps(_mm512_permutex2var_ps(a, hi, b), vb);
+        if (add) {
+            x0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, d + i), x0);
+            x1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, d + i + 16), x1);
+        }
+        _mm512_mask_storeu_ps(d + i, m0, x0);
+        _mm512_mask_storeu_ps(d + i + 16, m1, x1);
+    }
+#else
+    for (; i < n; i++) {
+        float v = (i & 1 ? o[i / 2] : e[i / 2]) + bias;
+        d[i] = add ? d[i] + v : v;
+    }
+#endif
+}
+
+/* one sample's image x (C, H, W) -> V[e][c][t0 + t] (Tg tiles in the group): each plane is
+   first copied, zero-padded, into an E and an O plane of (2TH+2, TW+1) */
+static void sdl__wino_in(const sdl__conv_job *j, const float *x, float *plane, float *V, int64_t Tg, int64_t t0) {
+    const sdl__geom *g = &j->g;
+    const int64_t TH = j->TH, TW = j->TW, TW1 = TW + 1, PH = 2 * TH + 2, es = sdl__wino_es(g->C, Tg);
+    const int64_t pe0 = (g->pw + 1) / 2, po0 = g->pw / 2; /* where x's column 0 lands: E or O */
+    float *PE = plane, *PO = plane + PH * TW1;
+    /* x's columns fill E and O exactly (pad 0, W even): one call per plane */
+    const bool whole = g->pw == 0 && 2 * TW1 == g->W;
+    for (int64_t c = 0; c < g->C; c++) {
+        const float *xc = x + c * g->H * g->W;
+        if (whole) {
+            memset(PE, 0, (size_t)(g->ph * TW1) * sizeof(float));
+            memset(PO, 0, (size_t)(g->ph * TW1) * sizeof(float));
+            memset(PE + (g->ph + g->H) * TW1, 0, (size_t)((PH - g->ph - g->H) * TW1) * sizeof(float));
+            memset(PO + (g->ph + g->H) * TW1, 0, (size_t)((PH - g->ph - g->H) * TW1) * sizeof(float));
+            sdl__deinterleave(xc, g->H * g->W, PE + g->ph * TW1, PO + g->ph * TW1);
+        } else {
+            memset(plane, 0, (size_t)(PH * 2 * TW1) * sizeof(float));
+            for (int64_t ih = 0; ih < g->H; ih++) {
+                float *pe = PE + (ih + g->ph) * TW1, *po = PO + (ih + g->ph) * TW1;
+                if (g->pw & 1) sdl__deinterleave(xc + ih * g->W, g->W, po + po0, pe + pe0);
+                else sdl__deinterleave(xc + ih * g->W, g->W, pe + pe0, po + po0);
+            }
+        }
+        for (int64_t th = 0; th < TH; th++) {
+            float *v = V + c * Tg + t0 + th * TW;
+            for (int64_t tw = 0; tw < TW; tw += SDL__WL) {
+                sdl__wm mk = sdl__wmask(TW - tw);
+                sdl__wv d[4][4], r[4][4];
+                for (int i = 0; i < 4; i++) { /* row i's window columns: 2tw, 2tw+1, 2tw+2, 2tw+3 */
+                    const float *pe = PE + (2 * th + i) * TW1 + tw, *po = PO + (2 * th + i) * TW1 + tw;
+                    d[i][0] = SDL__WLD(pe, mk); d[i][1] = SDL__WLD(po, mk);
+                    d[i][2] = SDL__WLD(pe + 1, mk); d[i][3] = SDL__WLD(po + 1, mk);
+                }
+                for (int k = 0; k < 4; k++) { /* B^T d: row combinations */
+                    r[0][k] = SDL__WSUB(d[0][k], d[2][k]);
+                    r[1][k] = SDL__WADD(d[1][k], d[2][k]);
+                    r[2][k] = SDL__WSUB(d[2][k], d[1][k]);
+                    r[3][k] = SDL__WSUB(d[1][k], d[3][k]);
+                }
+                for (int i = 0; i < 4; i++) { /* (B^T d) B: the same on the columns */
+                    SDL__WST(v + (4 * i + 0) * es + tw, mk, SDL__WSUB(r[i][0], r[i][2]));
+                    SDL__WST(v + (4 * i + 1) * es + tw, mk, SDL__WADD(r[i][1], r[i][2]));
+                    SDL__WST(v + (4 * i + 2) * es + tw, mk, SDL__WSUB(r[i][2], r[i][1]));
+                    SDL__WST(v + (4 * i + 3) * es + tw, mk, SDL__WSUB(r[i][1], r[i][3]));
+                }
+            }
+        }
+    }
+}
+
+/* M[e][o][t0 + t] -> one sample's y (O, OH, OW) = A^T M A (+ bias); a vector of tiles gives
+   the even and the odd columns of two output rows, stored interleaved */
+static void sdl__wino_out(const sdl__conv_job *j, const float *M, int64_t Tg, int64_t t0, const float *bias, float *y) {
+    const int64_t TH = j->TH, TW = j->TW, OH = j->g.OH, OW = j->g.OW, es = sdl__wino_es(j->O, Tg);
+    for (int64_t o = 0; o < j->O; o++) {
+        const sdl__wv bv = SDL__WSET(bias ? bias[o] : 0.0f);
+        for (int64_t th = 0; th < TH; th++) {
+            const float *m = M + o * Tg + t0 + th * TW;
+            float *yr = y + (o * OH + 2 * th) * OW;
+            for (int64_t tw = 0; tw < TW; tw += SDL__WL) {
+                sdl__wm mk = sdl__wmask(TW - tw);
+                sdl__wv s[2][4];
+                for (int k = 0; k < 4; k++) { /* A^T m: row combinations */
+                    sdl__wv m0 = SDL__WLD(m + k * es + tw, mk), m1 = SDL__WLD(m + (4 + k) * es + tw, mk);
+                    sdl__wv m2 = SDL__WLD(m + (8 + k) * es + tw, mk), m3 = SDL__WLD(m + (12 + k) * es + tw, mk);
+                    s[0][k] = SDL__WADD(SDL__WADD(m0, m1), m2);
+                    s[1][k] = SDL__WSUB(SDL__WSUB(m1, m2), m3);
+                }
+                for (int i = 0; i < 2 && 2 * th + i < OH; i++) /* then on the columns, + bias */
+                    sdl__wst2(yr + i * OW + 2 * tw, OW - 2 * tw, SDL__WADD(SDL__WADD(SDL__WADD(s[i][0], s[i][1]), s[i][2]), bv),
+                              SDL__WADD(SDL__WSUB(SDL__WSUB(s[i][1], s[i][2]), s[i][3]), bv));
+            }
+        }
+    }
+}
+
+/* one sample's dy (O, OH, OW) -> dM[e][o][t0 + t] = A dy_tile A^T (zeros past OH, OW) */
+static void sdl__wino_dout(const sdl__conv_job *j, const float *dy, float *plane, float *dM, int64_t Tg, int64_t t0) {
+    const int64_t TH = j->TH, TW = j->TW, OH = j->g.OH, OW = j->g.OW, es = sdl__wino_es(j->O, Tg);
+    float *PE = plane, *PO = plane + 2 * TH * TW;
+    for (int64_t o = 0; o < j->O; o++) {
+        if (2 * TW == OW) sdl__deinterleave(dy + o * OH * OW, OH * OW, PE, PO); /* rows line up */
+        else
+            for (int64_t h = 0; h < OH; h++) {
+                sdl__deinterleave(dy + (o * OH + h) * OW, OW, PE + h * TW, PO + h * TW);
+                PO[h * TW + TW - 1] = 0.0f; /* OW odd */
+            }
+        if (OH < 2 * TH) { memset(PE + OH * TW, 0, (size_t)TW * sizeof(float)); memset(PO + OH * TW, 0, (size_t)TW * sizeof(float)); }
+        for (int64_t th = 0; th < TH; th++) {
+            const float *pe = PE + 2 * th * TW, *po = PO + 2 * th * TW;
+            float *m = dM + o * Tg + t0 + th * TW;
+            for (int64_t tw = 0; tw < TW; tw += SDL__WL) {
+                sdl__wm mk = sdl__wmask(TW - tw);
+                sdl__wv a = SDL__WLD(pe + tw, mk), b = SDL__WLD(po + tw, mk);
+                sdl__wv c = SDL__WLD(pe + TW + tw, mk), d = SDL__WLD(po + TW + tw, mk);
+                sdl__wv r[4][2]; /* A on the rows */
+                r[0][0] = a; r[0][1] = b;
+                r[1][0] = SDL__WADD(a, c); r[1][1] = SDL__WADD(b, d);
+                r[2][0] = SDL__WSUB(a, c); r[2][1] = SDL__WSUB(b, d);
+                r[3][0] = SDL__WNEG(c); r[3][1] = SDL__WNEG(d);
+                for (int i = 0; i < 4; i++) { /* A^T on the columns */
+                    SDL__WST(m + (4 * i + 0) * es + tw, mk, r[i][0]);
+                    SDL__WST(m + (4 * i + 1) * es + tw, mk, SDL__WADD(r[i][0], r[i][1]));
+                    SDL__WST(m + (4 * i + 2) * es + tw, mk, SDL__WSUB(r[i][0], r[i][1]));
+                    SDL__WST(m + (4 * i + 3) * es + tw, mk, SDL__WNEG(r[i][1]));
+                }
+            }
+        }
+    }
+}
+
+/* dV[e][c][t0 + t] -> one sample's dx (C, H, W) += B dV_tile B^T. Neighbouring windows
+   overlap: each vector of tiles adds its window columns 0, 1 into the zero-padded E and O
+   planes (2TH+2, TW+1) at tw, then columns 2, 3 at tw+1, in a fixed order. */
+static void sdl__wino_din(const sdl__conv_job *j, const float *dV, int64_t Tg, int64_t t0, float *plane, float *dx) {
+    const sdl__geom *g = &j->g;
+    const int64_t TH = j->TH, TW = j->TW, TW1 = TW + 1, PH = 2 * TH + 2, es = sdl__wino_es(g->C, Tg);
+    const int64_t pe0 = (g->pw + 1) / 2, po0 = g->pw / 2;
+    const bool whole = g->pw == 0 && 2 * TW1 == g->W; /* as in sdl__wino_in */
+    float *PE = plane, *PO = plane + PH * TW1;
+    for (int64_t c = 0; c < g->C; c++) {
+        memset(plane, 0, (size_t)(PH * 2 * TW1) * sizeof(float));
+        for (int64_t th = 0; th < TH; th++) {
+            const float *v = dV + c * Tg + t0 + th * TW;
+            for (int64_t tw = 0; tw < TW; tw += SDL__WL) {
+                sdl__wm mk = sdl__wmask(TW - tw);
+                sdl__wv u[4][4];
+                for (int k = 0; k < 4; k++) { /* B on the rows */
+                    sdl__wv v0 = SDL__WLD(v + k * es + tw, mk), v1 = SDL__WLD(v + (4 + k) * es + tw, mk);
+                    sdl__wv v2 = SDL__WLD(v + (8 + k) * es + tw, mk), v3 = SDL__WLD(v + (12 + k) * es + tw, mk);
+                    u[0][k] = v0;
+                    u[1][k] = SDL__WADD(SDL__WSUB(v1, v2), v3);
+                    u[2][k] = SDL__WSUB(SDL__WADD(v1, v2), v0);
+                    u[3][k] = SDL__WNEG(v3);
+                }
+                for (int i = 0; i < 4; i++) { /* B^T on the columns, added into plane row 2th + i */
+                    float *pe = PE + (2 * th + i) * TW1 + tw, *po = PO + (2 * th + i) * TW1 + tw;
+                    SDL__WST(pe, mk, SDL__WADD(SDL__WLD(pe, mk), u[i][0]));
+                    SDL__WST(po, mk, SDL__WADD(SDL__WLD(po, mk), SDL__WADD(SDL__WSUB(u[i][1], u[i][2]), u[i][3])));
+                    SDL__WST(pe + 1, mk, SDL__WADD(SDL__WLD(pe + 1, mk), SDL__WSUB(SDL__WADD(u[i][1], u[i][2]), u[i][0])));
+                    SDL__WST(po + 1, mk, SDL__WSUB(SDL__WLD(po + 1, mk), u[i][3]));
+                }
+            }
+        }
+        float *dxc = dx + c * g->H * g->W;
+        if (whole) sdl__interleave(dxc, g->H * g->W, PE + g->ph * TW1, PO + g->ph * TW1, 0.0f, true);
+        else
+            for (int64_t ih = 0; ih < g->H; ih++) {
+                const float *pe = PE + (ih + g->ph) * TW1, *po = PO + (ih + g->ph) * TW1;
+                if (g->pw & 1) sdl__interleave(dxc + ih * g->W, g->W, po + po0, pe + pe0, 0.0f, true);
+                else sdl__interleave(dxc + ih * g->W, g->W, pe + pe0, po + po0, 0.0f, true);
+            }
+    }
+}
+
+static void sdl__wino_fwd_part(void *ctx, int64_t p0, int64_t p1) {
+    const sdl__conv_job *j = (const sdl__conv_job *)ctx;
+    sdl_tensor *x = j->n->in[0], *b = j->n->nin > 2 ? j->n->in[2] : NULL;
+    const int64_t C = j->g.C, O = j->O, in_sz = x->numel / j->nb, out_sz = j->n->out->numel / j->nb;
+    const int64_t Tmax = j->wg * j->T1;
+    for (int64_t part = p0; part < p1; part++) {
+        float *V = j->wbuf + (size_t)part * j->wper, *M = V + 16 * sdl__wino_es(C, Tmax), *plane = M + 16 * sdl__wino_es(O, Tmax);
+        for (int64_t grp = j->ngroups * part / j->parts; grp < j->ngroups * (part + 1) / j->parts; grp++) {
+            int64_t s0 = grp * j->wg, s1 = s0 + j->wg < j->nb ? s0 + j->wg : j->nb, Tg = (s1 - s0) * j->T1;
+            for (int64_t s = s0; s < s1; s++) sdl__wino_in(j, sdl_f32(x) + s * in_sz, plane, V, Tg, (s - s0) * j->T1);
+            const int64_t esV = sdl__wino_es(C, Tg), esM = sdl__wino_es(O, Tg);
+            for (int e = 0; e < 16; e++)
+                sdl__gemm_in(j, (int)part, false, false, O, Tg, C, j->U + e * O * C, C, V + e * esV, Tg, 0.0f, M + e * esM, Tg);
+            for (int64_t s = s0; s < s1; s++)
+                sdl__wino_out(j, M, Tg, (s - s0) * j->T1, b ? sdl_f32(b) : NULL, sdl_f32(j->n->out) + s * out_sz);
+        }
+    }
+}
+
+static void sdl__wino_bwd_part(void *ctx, int64_t p0, int64_t p1) {
+    const sdl__conv_job *j = (const sdl__conv_job *)ctx;
+    sdl_tensor *x = j->n->in[0], *w = j->n->in[1], *b = j->n->nin > 2 ? j->n->in[2] : NULL;
+    const int64_t C = j->g.C, O = j->O, in_sz = x->numel / j->nb, out_sz = j->n->out->numel / j->nb;
+    const int64_t Tmax = j->wg * j->T1, plane_sz = j->g.OH * j->g.OW;
+    const bool want_b = b && b->requires_grad;
+    for (int64_t part = p0; part < p1; part++) {
+        float *V = j->wbuf + (size_t)part * j->wper, *dM = V + 16 * sdl__wino_es(C, Tmax), *plane = dM + 16 * sdl__wino_es(O, Tmax);
+        for (int64_t grp = j->ngroups * part / j->parts; grp < j->ngroups * (part + 1) / j->parts; grp++) {
+            int64_t s0 = grp * j->wg, s1 = s0 + j->wg < j->nb ? s0 + j->wg : j->nb, Tg = (s1 - s0) * j->T1;
+            const int64_t esV = sdl__wino_es(C, Tg), esM = sdl__wino_es(O, Tg);
+            for (int64_t s = s0; s < s1; s++) {
+                const float *dys = j->n->out->grad + s * out_sz;
+                sdl__wino_dout(j, dys, plane, dM, Tg, (s - s0) * j->T1);
+                if (want_b)
+                    for (int64_t o = 0; o < O; o++)
+                        j->bpart[grp * O + o] = (s == s0 ? 0.0f : j->bpart[grp * O + o]) + sdl__vsum(dys + o * plane_sz, plane_sz);
+            }
+            if (w->requires_grad) {
+                for (int64_t s = s0; s < s1; s++) sdl__wino_in(j, sdl_f32(x) + s * in_sz, plane, V, Tg, (s - s0) * j->T1);
+                for (int e = 0; e < 16; e++) /* the wider of C, O as the GEMM's columns: less padding */
+                    if (C < O) sdl__gemm_in(j, (int)part, false, true, C, O, Tg, V + e * esV, Tg, dM + e * esM, Tg, 0.0f,
+                                            j->dU + (grp * 16 + e) * O * C, O);
+                    else sdl__gemm_in(j, (int)part, false, true, O, C, Tg, dM + e * esM, Tg, V + e * esV, Tg, 0.0f,
+                                      j->dU + (grp * 16 + e) * O * C, C);
+            }
+            if (x->requires_grad) {
+                for (int e = 0; e < 16; e++) /* dV into V's place */
+                    sdl__gemm_in(j, (int)part, true, false, C, Tg, O, j->U + e * O * C, C, dM + e * esM, Tg, 0.0f, V + e * esV, Tg);
+                for (int64_t s = s0; s < s1; s++) sdl__wino_din(j, V, Tg, (s - s0) * j->T1, plane, x->grad + s * in_sz);
+            }
+        }
+    }
+}
+
+/* the Winograd half of sdl__conv_job_init */
+static bool sdl__wino_init(sdl__conv_job *j, bool backward) {
+    const int64_t C = j->g.C, O = j->O;
+    j->TH = (j->g.OH + 1) / 2; j->TW = (j->g.OW + 1) / 2; j->T1 = j->TH * j->TW;
+    j->wg = sdl__wino_tiles / j->T1;
+    if (j->wg < 1) j->wg = 1;
+    if (j->wg > j->nb) j->wg = j->nb;
+    j->ngroups = (j->nb + j->wg - 1) / j->wg;
+    int nt = sdl_get_num_threads();
+    j->parts = j->ngroups < nt ? j->ngroups : nt;
+    if (j->parts < 1) j->parts = 1;
+    j->inner_threads = j->parts == 1 && nt > 1;
+    if (!sdl__gemm_ws_ready((int)j->parts)) return false;
+    size_t tmax = 0, vm = 0, total = 0, uo = 0;
+    if (sdl__mul_overflows((size_t)j->wg, (size_t)j->T1, &tmax) || sdl__mul_overflows(tmax, 16 * (size_t)(C + O), &vm) ||
+        (j->wper = vm + 16 * 64 + (size_t)((2 * j->TH + 2) * 2) * (size_t)(j->TW + 1), /* V, M, E and O planes */
+         sdl__mul_overflows(j->wper, (size_t)j->parts, &total)) || sdl__mul_overflows(16 * (size_t)O, (size_t)C, &uo)) {
+        sdl_fail(SDL_ERR_OOM, "conv2d: Winograd scratch size overflows");
+        return false;
+    }
+    j->wbuf = (float *)sdl_arena_alloc(total * sizeof(float));
+    j->U = (float *)sdl_arena_alloc(uo * sizeof(float));
+    if (!j->wbuf || !j->U) return false;
+    sdl__wino_filter(sdl_f32(j->n->in[1]), O, C, j->U);
+    if (backward) {
+        int64_t Cb = j->n->nin > 2 ? j->n->in[2]->numel : 0;
+        j->dU = (float *)sdl_arena_alloc((size_t)j->ngroups * (uo + (size_t)Cb) * sizeof(float));
+        if (!j->dU) return false;
+        j->bpart = j->dU + (size_t)j->ngroups * uo;
+    }
+    return true;
+}
+
+/* after the parts: dU summed over the groups in order, then dw += G^T dU G; db likewise */
+static void sdl__wino_bwd_finish(sdl__conv_job *j) {
+    sdl_tensor *w = j->n->in[1], *b = j->n->nin > 2 ? j->n->in[2] : NULL;
+    const int64_t uo = 16 * j->O * j->g.C;
+    if (w->requires_grad) {
+        for (int64_t grp = 1; grp < j->ngroups; grp++) sdl__vadd(j->dU, j->dU + grp * uo, uo);
+        sdl__wino_filter_grad(j->dU, j->O, j->g.C, j->g.C < j->O, w->grad);
+    }
+    if (b && b->requires_grad)
+        for (int64_t grp = 0; grp < j->ngroups; grp++)
+            for (int64_t o = 0; o < j->O; o++) b->grad[o] += j->bpart[grp * j->O + o];
 }
 
 /* chunks of samples for the weight-gradient sums: at most 16, fewer for big weights */
@@ -2586,6 +3007,8 @@ static bool sdl__conv_job_init(sdl__conv_job *j, sdl_node *n, bool backward) {
     j->Kc = w->shape[1] * j->g.KH * j->g.KW;
     j->P = j->g.OH * j->g.OW;
     j->nb = x->shape[0];
+    j->wino = sdl__wino_applies(j);
+    if (j->wino) return sdl__wino_init(j, backward);
     j->nchunks = backward ? sdl__conv_chunks(j->nb, j->O * j->Kc) : j->nb;
     int64_t units = backward ? j->nchunks : j->nb;
     int nt = sdl_get_num_threads();
@@ -2612,6 +3035,11 @@ static bool sdl__conv_job_init(sdl__conv_job *j, sdl_node *n, bool backward) {
 static void sdl__conv_fwd(sdl_node *n) {
     sdl__conv_job j;
     if (!sdl__conv_job_init(&j, n, false)) return;
+    if (j.wino) {
+        if (j.parts == 1) sdl__wino_fwd_part(&j, 0, 1);
+        else sdl_parallel_for(j.parts, 1, sdl__wino_fwd_part, &j);
+        return;
+    }
     if (j.parts == 1) sdl__conv_fwd_part(&j, 0, 1);
     else sdl_parallel_for(j.parts, 1, sdl__conv_fwd_part, &j);
 }
@@ -2619,12 +3047,22 @@ static void sdl__conv_fwd(sdl_node *n) {
 static void sdl__conv_bwd(sdl_node *n) {
     sdl__conv_job j;
     if (!sdl__conv_job_init(&j, n, true)) return;
+    if (j.wino) {
+        if (j.parts == 1) sdl__wino_bwd_part(&j, 0, 1);
+        else sdl_parallel_for(j.parts, 1, sdl__wino_bwd_part, &j);
+        sdl__wino_bwd_finish(&j);
+        return;
+    }
     if (j.parts == 1) sdl__conv_bwd_part(&j, 0, 1);
     else sdl_parallel_for(j.parts, 1, sdl__conv_bwd_part, &j);
     sdl_tensor *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL;
     int64_t wn = j.O * j.Kc, Cb = b ? b->numel : 0;
+    bool wt = !j.transpose && j.Kc < j.O; /* chunk sums stored as dW^T (see sdl__conv_bwd_part) */
     for (int64_t ch = 0; ch < j.nchunks; ch++) { /* chunk sums, in order */
-        if (w->requires_grad) for (int64_t i = 0; i < wn; i++) w->grad[i] += j.wpart[ch * wn + i];
+        if (w->requires_grad && wt)
+            for (int64_t o = 0; o < j.O; o++)
+                for (int64_t k = 0; k < j.Kc; k++) w->grad[o * j.Kc + k] += j.wpart[ch * wn + k * j.O + o];
+        else if (w->requires_grad) for (int64_t i = 0; i < wn; i++) w->grad[i] += j.wpart[ch * wn + i];
         if (b && b->requires_grad) for (int64_t i = 0; i < Cb; i++) b->grad[i] += j.bpart[ch * Cb + i];
     }
 }

@@ -4,7 +4,10 @@
 #   tests/test_*.cpp      C++ programs (c++)
 #   tests/mpi_test_*.c    MPI programs (mpicc), run under mpirun with each -np listed in a
 #                         line "// mpirun-np: 2 3" of the file
-#   tests/cuda_test_*.cu  CUDA programs (nvcc); run only where a GPU is present
+#   tests/cuda_test_*.cu  CUDA programs (nvcc); run only where a GPU is present. Each is also
+#                         built with c++ against tools/cuda_emu (a CPU emulation of the CUDA
+#                         runtime and cuBLAS) and run, named "(CPU emulation of CUDA)": that
+#                         checks the kernels' logic, not the GPU (see tools/cuda_emu/README)
 # and compiles every header as C99/C11 (gcc, clang), C++17 (g++, nvcc -x cu), and with SDL_STATIC.
 # SAN=1 builds everything with -fsanitize=address,undefined.
 set -u
@@ -21,6 +24,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 NVCC=$(command -v nvcc || { [ -x /usr/local/cuda/bin/nvcc ] && echo /usr/local/cuda/bin/nvcc; })
 MPICC=$(command -v mpicc)
 MPIRUN=$(command -v mpirun)
+PYTHON=$(command -v python3)
 passed=0 failed=0 skipped=0
 
 pass() { passed=$((passed + 1)); echo "ok   $1"; }
@@ -116,18 +120,40 @@ done
 for src in tests/cuda_test_*.cu; do
     [ -e "$src" ] || continue
     name=$(basename "$src" .cu)
-    if [ -z "$NVCC" ]; then skip "$name: nvcc not found"; continue; fi
-    if ! "$NVCC" -std=c++17 -O2 -Xcompiler "-Wall,-Wextra,-Werror" -Itests -I. "$src" -o "$B/$name" -lcublas -lcublasLt >"$B/$name.build.log" 2>&1; then
-        fail "$name (build)" "$B/$name.build.log"; continue
-    fi
-    pass "$name builds with nvcc"
-    if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
-        run_prog "$name" "$B/$name.log" "$B/$name"
+    if [ -z "$NVCC" ]; then
+        skip "$name: nvcc not found"
+    elif ! "$NVCC" -std=c++17 -O2 -Xcompiler "-Wall,-Wextra,-Werror" -Itests -I. "$src" -o "$B/$name" -lcublas -lcublasLt >"$B/$name.build.log" 2>&1; then
+        fail "$name (build)" "$B/$name.build.log"
     else
-        skip "$name: no GPU on this machine (built, not run)"
+        pass "$name builds with nvcc"
+        if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+            run_prog "$name" "$B/$name.log" "$B/$name"
+        else
+            skip "$name: no GPU on this machine (built, not run)"
+        fi
+    fi
+    # the same program on the CPU emulator: convert.py turns kernel<<<...>>>(...) into calls,
+    # the emulator's cuda_runtime.h/cublas_v2.h replace CUDA's. _FORTIFY_SOURCE is off because
+    # its longjmp check rejects the jumps between fiber stacks.
+    ename="$name (CPU emulation of CUDA)"
+    if [ "${SAN:-}" = 1 ]; then
+        skip "$ename: not under SAN=1 (ASan does not support the emulator's swapcontext/longjmp fibers: false reports, and over 5 min); the plain run covers it"
+        continue
+    fi
+    if [ -z "$PYTHON" ]; then skip "$ename: python3 not found (apt-get install python3)"; continue; fi
+    if ! command -v "$CXX" >/dev/null; then skip "$ename: $CXX not found"; continue; fi
+    E="$B/cuda_emu"
+    mkdir -p "$E/src"
+    if cp tools/cuda_emu/inc/*.h "$E/" &&
+        "$PYTHON" tools/cuda_emu/convert.py sdl_cuda.h "$E/sdl_cuda.h" >"$E/$name.build.log" 2>&1 &&
+        "$PYTHON" tools/cuda_emu/convert.py "$src" "$E/src/$name.cpp" >>"$E/$name.build.log" 2>&1 &&
+        $CXX -std=c++17 -O2 -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=0 -D__CUDACC__ -w -I"$E" -Itests -I. \
+            "$E/src/$name.cpp" -o "$E/$name" -lm -lpthread >>"$E/$name.build.log" 2>&1; then
+        run_prog "$ename" "$E/$name.log" "$E/$name"
+    else
+        fail "$ename (build)" "$E/$name.build.log"
     fi
 done
-
 echo
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

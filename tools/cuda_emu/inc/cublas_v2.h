@@ -1,0 +1,80 @@
+/* cublas_v2.h - part of sdl's CUDA emulator (tools/cuda_emu) - public domain or MIT (see sdl.h)
+
+   The cuBLAS calls sdl_cuda.h makes (cublasGemmEx, cublasGemmStridedBatchedEx and the handle
+   set-up), as a plain column-major loop GEMM with cuBLAS's argument checks. The sum runs in
+   f32 in one fixed order (k = 0, 1, ...); CUBLAS_COMPUTE_32F_FAST_TF32 rounds both inputs to
+   TF32 (10-bit mantissa, nearest) first. Real cuBLAS sums in other orders (tiles, split-K),
+   so its rounding differs: a test passing here says nothing about its tolerances on a GPU. */
+#pragma once
+#include "cuda_runtime.h"
+typedef void *cublasHandle_t;
+typedef int cublasStatus_t;
+enum { CUBLAS_STATUS_SUCCESS = 0, CUBLAS_STATUS_ALLOC_FAILED = 3, CUBLAS_STATUS_INVALID_VALUE = 7 };
+typedef enum { CUBLAS_OP_N, CUBLAS_OP_T } cublasOperation_t;
+typedef int cudaDataType;
+#define CUDA_R_32F 0
+typedef enum { CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32 } cublasComputeType_t;
+typedef int cublasGemmAlgo_t;
+#define CUBLAS_GEMM_DEFAULT (-1)
+static inline const char *cublasGetStatusName(cublasStatus_t s) {
+    return s == CUBLAS_STATUS_SUCCESS ? "CUBLAS_STATUS_SUCCESS" : s == CUBLAS_STATUS_INVALID_VALUE ? "CUBLAS_STATUS_INVALID_VALUE"
+         : s == CUBLAS_STATUS_ALLOC_FAILED ? "CUBLAS_STATUS_ALLOC_FAILED" : "CUBLAS_STATUS_(unknown)";
+}
+static inline const char *cublasGetStatusString(cublasStatus_t s) { return cublasGetStatusName(s); }
+static inline cublasStatus_t cublasCreate(cublasHandle_t *h) { *h = (void *)1; return 0; }
+static inline cublasStatus_t cublasDestroy(cublasHandle_t) { return 0; }
+static inline cublasStatus_t cublasSetStream(cublasHandle_t, cudaStream_t) { return 0; }
+static inline cublasStatus_t cublasSetWorkspace(cublasHandle_t, void *, size_t) { return 0; }
+static long emu_gemms;
+static inline float emu_tf32(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u = (u + 0x1000u) & ~0x1fffu;
+    memcpy(&x, &u, 4);
+    return x;
+}
+/* column-major, as cuBLAS: C (m, n) = alpha op(A) op(B) + beta C */
+static inline cublasStatus_t emu_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
+                                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc, bool tf32) {
+    int arows = ta == CUBLAS_OP_N ? m : k, brows = tb == CUBLAS_OP_N ? k : n;
+    if (m < 0 || n < 0 || k < 0 || lda < (arows > 1 ? arows : 1) || ldb < (brows > 1 ? brows : 1) || ldc < (m > 1 ? m : 1)) {
+        fprintf(stderr, "emu: cublas gemm invalid: m %d n %d k %d lda %d ldb %d ldc %d ta %d tb %d\n", m, n, k, lda, ldb, ldc, ta, tb);
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    if (m > 0 && n > 0 && ((k > 0 && (!emu_on_device(A, 4) || !emu_on_device(B, 4))) || !emu_on_device(C, 4))) {
+        fprintf(stderr, "emu: cublas gemm with a matrix outside device memory\n");
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    emu_gemms++;
+    emu_open();
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) {
+            float s = 0.0f;
+            for (int p = 0; p < k; p++) {
+                float a = ta == CUBLAS_OP_N ? A[i + (int64_t)p * lda] : A[p + (int64_t)i * lda];
+                float b = tb == CUBLAS_OP_N ? B[p + (int64_t)j * ldb] : B[j + (int64_t)p * ldb];
+                if (tf32) { a = emu_tf32(a); b = emu_tf32(b); }
+                s += a * b;
+            }
+            float *c = C + i + (int64_t)j * ldc;
+            *c = beta == 0.0f ? alpha * s : alpha * s + beta * *c;
+        }
+    emu_close();
+    return 0;
+}
+static inline cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *alpha,
+                                          const void *A, cudaDataType, int lda, const void *B, cudaDataType, int ldb, const void *beta,
+                                          void *C, cudaDataType, int ldc, cublasComputeType_t ct, cublasGemmAlgo_t) {
+    return emu_gemm(ta, tb, m, n, k, *(const float *)alpha, (const float *)A, lda, (const float *)B, ldb, *(const float *)beta, (float *)C, ldc, ct == CUBLAS_COMPUTE_32F_FAST_TF32);
+}
+static inline cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *alpha,
+                                                        const void *A, cudaDataType, int lda, long long sA, const void *B, cudaDataType, int ldb, long long sB,
+                                                        const void *beta, void *C, cudaDataType, int ldc, long long sC, int batch,
+                                                        cublasComputeType_t ct, cublasGemmAlgo_t) {
+    for (int i = 0; i < batch; i++) {
+        cublasStatus_t s = emu_gemm(ta, tb, m, n, k, *(const float *)alpha, (const float *)A + i * sA, lda, (const float *)B + i * sB, ldb,
+                                    *(const float *)beta, (float *)C + i * sC, ldc, ct == CUBLAS_COMPUTE_32F_FAST_TF32);
+        if (s) return s;
+    }
+    return 0;
+}

@@ -1,0 +1,250 @@
+/* cuda_runtime.h - part of sdl's CUDA emulator (tools/cuda_emu) - public domain or MIT (see sdl.h)
+
+   A CPU stand-in for the few CUDA runtime pieces sdl_cuda.h uses, so its GPU test builds with
+   g++ and runs where there is no GPU (see tools/cuda_emu/README for what it does not see).
+   - kernels (after convert.py) run in emu_launch: one block at a time, each thread a fiber
+     (ucontext stack, then _setjmp/_longjmp); __syncthreads and __shfl_xor_sync are barriers,
+     a barrier some threads never reach is reported as a deadlock (abort)
+   - launch limits are checked as a GPU does (block <= 1024 threads, z <= 64, grid y, z <=
+     65535); a bad launch sets the error cudaGetLastError returns
+   - device memory is mmap'd pages filled with garbage and kept PROT_NONE while host code runs,
+     so a host read or write of device memory faults; copies, memsets, kernels and GEMMs open
+     them. Copies check that their pointers are on the side their cudaMemcpyKind says
+   - streams and events are synchronous: every call has finished when it returns
+   Environment: EMU_NO_GPU=1 makes cudaGetDeviceCount report 0 devices; EMU_NO_PROTECT=1
+   leaves device memory readable from the host. */
+#pragma once
+#include <ucontext.h>
+#include <setjmp.h>
+#include <sys/mman.h>
+#include <cstdlib>
+#include <cstring>
+#include <cstdint>
+#include <cstdio>
+#include <cmath>
+#include <functional>
+#include <vector>
+#include <map>
+#include <string>
+
+struct dim3 { unsigned x, y, z; dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {} };
+typedef int cudaError_t;
+enum { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2, cudaErrorInvalidConfiguration = 9 };
+typedef void *cudaStream_t;
+typedef void *cudaEvent_t;
+enum cudaMemcpyKind { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
+#define cudaStreamNonBlocking 1
+struct cudaDeviceProp { char name[256]; int major, minor; };
+#define __global__
+#define __device__
+#define __host__
+#define __shared__ static
+
+static cudaError_t emu_err = cudaSuccess;
+static long emu_launches;
+static inline const char *cudaGetErrorName(cudaError_t e) {
+    return e == cudaSuccess ? "cudaSuccess" : e == cudaErrorInvalidValue ? "cudaErrorInvalidValue"
+         : e == cudaErrorMemoryAllocation ? "cudaErrorMemoryAllocation" : "cudaErrorInvalidConfiguration";
+}
+static inline const char *cudaGetErrorString(cudaError_t e) { return cudaGetErrorName(e); }
+static inline cudaError_t cudaGetLastError(void) { cudaError_t e = emu_err; emu_err = cudaSuccess; return e; }
+static inline cudaError_t cudaGetDeviceCount(int *n) { *n = getenv("EMU_NO_GPU") ? 0 : 1; return cudaSuccess; }
+static inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int) { strcpy(p->name, "CPU emulation"); p->major = 9; p->minor = 0; return cudaSuccess; }
+/* device memory: mmap'd pages, PROT_NONE while host code runs (a host read of device data
+   faults), opened for kernels, copies and GEMMs */
+struct emu_region { void *p; size_t n; };
+static std::vector<emu_region> emu_regions;
+static int emu_open_depth;
+static inline void emu_protect(int prot) { for (auto &r : emu_regions) mprotect(r.p, r.n, prot); }
+static inline void emu_open() { if (emu_open_depth++ == 0) emu_protect(PROT_READ | PROT_WRITE); }
+static inline void emu_close() { if (--emu_open_depth == 0 && !getenv("EMU_NO_PROTECT")) emu_protect(PROT_NONE); }
+static inline cudaError_t cudaMalloc(void **p, size_t n) {
+    if (n > ((size_t)1 << 40)) { *p = NULL; return cudaErrorMemoryAllocation; }
+    size_t len = (n + 4095) & ~(size_t)4095;
+    void *q = mmap(NULL, len ? len : 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (q == MAP_FAILED) { *p = NULL; return cudaErrorMemoryAllocation; }
+    memset(q, 0xA5, n); /* garbage, as cudaMalloc's */
+    emu_regions.push_back({q, len ? len : 4096});
+    if (emu_open_depth == 0 && !getenv("EMU_NO_PROTECT")) mprotect(q, len ? len : 4096, PROT_NONE);
+    *p = q;
+    return cudaSuccess;
+}
+static inline cudaError_t cudaFree(void *p) {
+    for (size_t i = 0; i < emu_regions.size(); i++)
+        if (emu_regions[i].p == p) { munmap(p, emu_regions[i].n); emu_regions.erase(emu_regions.begin() + (long)i); return cudaSuccess; }
+    return p ? cudaErrorInvalidValue : cudaSuccess;
+}
+/* true if [p, p + n) lies in one cudaMalloc'd region */
+static inline bool emu_on_device(const void *p, size_t n) {
+    for (auto &r : emu_regions)
+        if ((const char *)p >= (const char *)r.p && (const char *)p + n <= (const char *)r.p + r.n) return true;
+    return false;
+}
+static inline cudaError_t emu_copy(void *d, const void *s, size_t n, cudaMemcpyKind k) {
+    if (n == 0) return cudaSuccess;
+    bool dd = emu_on_device(d, n), sd = emu_on_device(s, n);
+    if (dd != (k == cudaMemcpyHostToDevice || k == cudaMemcpyDeviceToDevice) ||
+        sd != (k == cudaMemcpyDeviceToHost || k == cudaMemcpyDeviceToDevice)) {
+        fprintf(stderr, "emu: cudaMemcpy kind %d but destination %s, source %s (%zu bytes)\n", (int)k,
+                dd ? "on the device" : "on the host", sd ? "on the device" : "on the host", n);
+        return cudaErrorInvalidValue;
+    }
+    emu_open(); memmove(d, s, n); emu_close();
+    return cudaSuccess;
+}
+static inline cudaError_t emu_set(void *p, int v, size_t n) {
+    if (n == 0) return cudaSuccess;
+    if (!emu_on_device(p, n)) { fprintf(stderr, "emu: cudaMemset of %zu bytes outside device memory\n", n); return cudaErrorInvalidValue; }
+    emu_open(); memset(p, v, n); emu_close();
+    return cudaSuccess;
+}
+static inline cudaError_t cudaMallocHost(void **p, size_t n) { *p = malloc(n); return cudaSuccess; }
+static inline cudaError_t cudaFreeHost(void *p) { free(p); return cudaSuccess; }
+static inline cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t) { return emu_set(p, v, n); }
+static inline cudaError_t cudaMemset(void *p, int v, size_t n) { return emu_set(p, v, n); }
+static inline cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind k, cudaStream_t) { return emu_copy(d, s, n, k); }
+static inline cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind k) { return emu_copy(d, s, n, k); }
+static inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+static inline cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+static inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { *s = (void *)1; return cudaSuccess; }
+static inline cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
+static inline cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = (void *)1; return cudaSuccess; }
+static inline cudaError_t cudaEventDestroy(cudaEvent_t) { return cudaSuccess; }
+static inline cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
+static inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+/* no GPU timing: every interval reads 0.1 ms */
+static inline cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t, cudaEvent_t) { *ms = 0.1f; return cudaSuccess; }
+
+/* ---- kernels: a block's threads are fibers, barriers switch between them ------------------ */
+struct emu_bar { int count, gen, size; };
+static dim3 emu_tid, emu_bid, emu_bdim, emu_gdim;
+#define threadIdx emu_tid
+#define blockIdx emu_bid
+#define blockDim emu_bdim
+#define gridDim emu_gdim
+static ucontext_t emu_main;
+static std::vector<ucontext_t> emu_ctx;
+static std::vector<char *> emu_stack;
+static std::vector<dim3> emu_tids;
+static std::vector<int> emu_done;
+static int emu_cur, emu_n;
+static long emu_progress;
+static emu_bar emu_block_bar, emu_warp_bar[32];
+static uint64_t emu_slot[1024];
+static std::function<void()> *emu_body;
+#define EMU_STACK (256 << 10)
+
+static jmp_buf emu_main_jb;
+struct emu_jmp { jmp_buf b; };
+static std::vector<emu_jmp> emu_jb;
+static std::vector<int> emu_started;
+/* first entry by swapcontext, then plain _setjmp/_longjmp (no signal-mask syscalls) */
+static inline void emu_yield() { if (!_setjmp(emu_jb[emu_cur].b)) _longjmp(emu_main_jb, 1); }
+static int emu_direct, emu_hit;
+static const char *emu_name;
+static inline void emu_wait(emu_bar &b) {
+    emu_hit = 1;
+    if (emu_direct) { fprintf(stderr, "emu: a barrier in %s, run without fibers\n", emu_name); abort(); }
+    int g = b.gen;
+    if (++b.count == b.size) { b.count = 0; b.gen++; emu_progress++; }
+    else while (b.gen == g) emu_yield();
+}
+static inline int emu_linear() { return (int)(emu_tid.x + emu_tid.y * emu_bdim.x + emu_tid.z * emu_bdim.x * emu_bdim.y); }
+static inline void __syncthreads() { emu_wait(emu_block_bar); }
+template <typename T> static inline T __shfl_xor_sync(unsigned, T v, int o) {
+    int lin = emu_linear(), w = lin / 32;
+    static_assert(sizeof(T) <= 8, "shfl");
+    memcpy(&emu_slot[lin], &v, sizeof v);
+    emu_wait(emu_warp_bar[w]);
+    T r;
+    memcpy(&r, &emu_slot[lin ^ o], sizeof r);
+    emu_wait(emu_warp_bar[w]);
+    return r;
+}
+static void emu_entry() {
+    (*emu_body)();
+    emu_done[emu_cur] = 1;
+    emu_progress++;
+    _longjmp(emu_main_jb, 2);
+}
+/* kernel<<<g, b, shmem, stream>>>(args), as convert.py writes it: f runs the kernel body for
+   the thread in threadIdx/blockIdx. Kernels seen to reach no barrier (in a launch of 2 or more
+   blocks) run later launches thread after thread without fibers; if one then reaches a
+   barrier the emulator aborts with a message rather than guess. */
+template <typename F> static void emu_launch(dim3 g, dim3 b, size_t shmem, const char *name, F f) {
+    emu_launches++;
+    emu_name = name;
+    if (b.x == 0 || b.y == 0 || b.z == 0 || b.x > 1024 || b.y > 1024 || b.z > 64 || b.x * b.y * b.z > 1024 ||
+        g.x == 0 || g.y == 0 || g.z == 0 || g.x > 0x7fffffffu || g.y > 65535 || g.z > 65535) {
+        fprintf(stderr, "emu: bad launch configuration for %s: grid (%u %u %u) block (%u %u %u)\n", name, g.x, g.y, g.z, b.x, b.y, b.z);
+        emu_err = cudaErrorInvalidConfiguration;
+        return;
+    }
+    if (shmem) { fprintf(stderr, "emu: %s asks for %zu bytes of dynamic shared memory: not emulated\n", name, shmem); abort(); }
+    unsigned nt = b.x * b.y * b.z;
+    std::function<void()> body = f;
+    struct guard { guard() { emu_open(); } ~guard() { emu_close(); } } open_while_running;
+    emu_body = &body;
+    emu_gdim = g;
+    emu_bdim = b;
+    emu_n = (int)nt;
+    if (emu_jb.size() < nt) emu_jb.resize(nt);
+    emu_started.assign(nt, 0);
+    if (emu_ctx.size() < nt) {
+        emu_ctx.resize(nt);
+        while (emu_stack.size() < nt) emu_stack.push_back((char *)malloc(EMU_STACK));
+    }
+    emu_tids.resize(nt);
+    emu_done.assign(nt, 0);
+    static std::map<std::string, int> fiberless; /* kernels seen to use no barrier */
+    if (fiberless[name] > 0) {
+        emu_direct = 1;
+        for (unsigned bz = 0; bz < g.z; bz++)
+            for (unsigned by = 0; by < g.y; by++)
+                for (unsigned bx = 0; bx < g.x; bx++) {
+                    emu_bid = dim3(bx, by, bz);
+                    for (unsigned i = 0; i < nt; i++) { emu_tid = dim3(i % b.x, (i / b.x) % b.y, i / (b.x * b.y)); body(); }
+                }
+        emu_direct = 0;
+        return;
+    }
+    emu_hit = 0;
+    for (volatile unsigned bz = 0; bz < g.z; bz++)
+        for (volatile unsigned by = 0; by < g.y; by++)
+            for (volatile unsigned bx = 0; bx < g.x; bx++) {
+                emu_bid = dim3(bx, by, bz);
+                emu_block_bar.count = 0; emu_block_bar.size = (int)nt;
+                for (int w = 0; w < 32; w++) { emu_warp_bar[w].count = 0; emu_warp_bar[w].size = 0; }
+                for (unsigned i = 0; i < nt; i++) {
+                    emu_tids[i] = dim3(i % b.x, (i / b.x) % b.y, i / (b.x * b.y));
+                    emu_warp_bar[i / 32].size++;
+                    emu_done[i] = 0;
+                    emu_started[i] = 0;
+                    getcontext(&emu_ctx[i]);
+                    emu_ctx[i].uc_stack.ss_sp = emu_stack[i];
+                    emu_ctx[i].uc_stack.ss_size = EMU_STACK;
+                    emu_ctx[i].uc_link = &emu_main;
+                    makecontext(&emu_ctx[i], emu_entry, 0);
+                }
+                volatile int live = (int)nt;
+                while (live > 0) {
+                    long before = emu_progress;
+                    for (volatile unsigned i = 0; i < nt; i++) {
+                        if (emu_done[i]) continue;
+                        emu_cur = (int)i;
+                        emu_tid = emu_tids[i];
+                        if (!_setjmp(emu_main_jb)) {
+                            if (!emu_started[i]) { emu_started[i] = 1; swapcontext(&emu_main, &emu_ctx[i]); }
+                            else _longjmp(emu_jb[i].b, 1);
+                        }
+                        if (emu_done[i]) live--;
+                    }
+                    if (live > 0 && emu_progress == before) {
+                        fprintf(stderr, "emu: deadlock in %s (block %u: %d threads stuck at a barrier)\n", name, bx, live);
+                        abort();
+                    }
+                }
+            }
+    if (emu_hit) fiberless[name] = -1;
+    else if (g.x * g.y * g.z >= 2 && fiberless[name] == 0) fiberless[name] = 1;
+}

@@ -334,6 +334,30 @@ static void test_accumulation(void) {
     mlp_free(&ref);
 }
 
+/* ---- a sync writes every gradient: a later backward adds to the averages -------------- */
+static void test_sync_then_backward_adds(void) {
+    mlp a = mlp_new(23);
+    sdl_mpi_ddp *d = sdl_mpi_ddp_new(a.m, NULL);
+    sdl_tensor *uw = sdl_model_find(a.m, "unused.weight"), *ones = sdl_arena_tensor(sdl_shape2(4, 7), SDL_F32);
+    for (int i = 0; i < 28; i++) sdl_f32(ones)[i] = 1.0f;
+    /* only the last rank reads 'unused': d/dW sum(ones W^T) = 4 everywhere, so its average is 4/N
+       while the other ranks' own gradient of it stayed all zeros until the sync */
+    sdl_tensor *loss = loss_of(&a, 5, g_rank * 8, 8);
+    if (g_rank == g_size - 1) loss = sdl_add(loss, sdl_sum(sdl_linear(ones, uw, NULL)));
+    CHECK(sdl_backward(loss) == SDL_OK, "%s", sdl_last_error());
+    CHECK(sdl_mpi_ddp_sync(d) == SDL_OK, "%s", sdl_last_error());
+    sdl_arena_reset();
+    sdl_mpi_ddp_set_sync(d, false); /* then one more backward, accumulating */
+    ones = sdl_arena_tensor(sdl_shape2(4, 7), SDL_F32);
+    for (int i = 0; i < 28; i++) sdl_f32(ones)[i] = 1.0f;
+    CHECK(sdl_backward(sdl_sum(sdl_linear(ones, uw, NULL))) == SDL_OK, "%s", sdl_last_error());
+    float want = 4.0f / (float)g_size + 4.0f, worst = 0.0f;
+    for (int64_t i = 0; i < uw->numel; i++) worst = fmaxf(worst, fabsf(uw->grad[i] - want));
+    CHECK(worst <= 1e-6f, "unused.weight gradient off by %g from %g (the average was overwritten?)", (double)worst, (double)want);
+    sdl_mpi_ddp_free(d);
+    mlp_free(&a);
+}
+
 /* ---- metrics -------------------------------------------------------------------------- */
 static void test_metrics(void) {
     double v[3] = {(double)g_rank, 1.0, 0.5 * g_rank};
@@ -412,6 +436,7 @@ int main(int argc, char **argv) {
     MRUN(test_dp_mib_buckets);
     MRUN(test_ddp_fp16);
     MRUN(test_accumulation);
+    MRUN(test_sync_then_backward_adds);
     MRUN(test_metrics);
     MRUN(test_timeline);
     return mpi_test_finish();

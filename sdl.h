@@ -302,7 +302,8 @@ struct sdl_node {
 
 /* Activation epilogues: an op that takes one applies it to its output in place, y = f(z),
    and its backward first turns dy into dz = f'(z) dy, with f' computed from y (so z need
-   not be kept). sdl_linear_act is the first user; a sequential fuses linear + relu. */
+   not be kept). sdl_linear_act and sdl_conv2d_act take one; a sequential fuses linear + relu
+   and conv2d + relu. */
 typedef enum sdl_act {
     SDL_ACT_NONE = 0,
     SDL_ACT_RELU         /* y = max(z, 0);  dz = y > 0 ? dy : 0 */
@@ -341,6 +342,8 @@ SDL_API const sdl_backend *sdl_get_backend(sdl_device device);
 SDL_API sdl_tensor *sdl_linear(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b);      /* x (..., in), w (out, in), b (out) or NULL */
 /* act(linear(x, w, b)) as one op: the same numbers as the two ops, one pass less each way */
 SDL_API sdl_tensor *sdl_linear_act(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, sdl_act act);
+/* act(conv2d(x, w, b, stride, pad)) as one op, the same way */
+SDL_API sdl_tensor *sdl_conv2d_act(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, int stride, int pad, sdl_act act);
 SDL_API sdl_tensor *sdl_conv2d(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, int stride, int pad);  /* w (C_out, C_in, kh, kw) */
 SDL_API sdl_tensor *sdl_conv_transpose2d(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, int stride, int pad, int out_pad); /* w (C_in, C_out, kh, kw) */
 SDL_API sdl_tensor *sdl_max_pool2d(sdl_tensor *x, int kernel, int stride, int pad);
@@ -3035,16 +3038,25 @@ static bool sdl__conv_job_init(sdl__conv_job *j, sdl_node *n, bool backward) {
 static void sdl__conv_fwd(sdl_node *n) {
     sdl__conv_job j;
     if (!sdl__conv_job_init(&j, n, false)) return;
-    if (j.wino) {
-        if (j.parts == 1) sdl__wino_fwd_part(&j, 0, 1);
-        else sdl_parallel_for(j.parts, 1, sdl__wino_fwd_part, &j);
-        return;
-    }
-    if (j.parts == 1) sdl__conv_fwd_part(&j, 0, 1);
-    else sdl_parallel_for(j.parts, 1, sdl__conv_fwd_part, &j);
+    void (*part)(void *, int64_t, int64_t) = j.wino ? sdl__wino_fwd_part : sdl__conv_fwd_part;
+    if (j.parts == 1) part(&j, 0, 1);
+    else sdl_parallel_for(j.parts, 1, part, &j);
+    sdl__act_epilogue_fwd(n->act, sdl_f32(n->out), n->out->numel);
 }
 
+/* backward of y = act(conv(x)): dz = act'(y) dy in the arena, then conv's backward on dz */
+static void sdl__conv_bwd_dz(sdl_node *n);
 static void sdl__conv_bwd(sdl_node *n) {
+    if (n->act == SDL_ACT_NONE) { sdl__conv_bwd_dz(n); return; }
+    float *dy = n->out->grad, *dz = (float *)sdl__arena_bump((size_t)n->out->numel * sizeof(float));
+    if (!dz) return; /* out of memory: the error is set */
+    sdl__act_epilogue_bwd(n->act, sdl_f32(n->out), dy, dz, 1, n->out->numel, NULL, false);
+    n->out->grad = dz; /* for the conv kernels only; dy is back before anyone else looks */
+    sdl__conv_bwd_dz(n);
+    n->out->grad = dy;
+}
+
+static void sdl__conv_bwd_dz(sdl_node *n) {
     sdl__conv_job j;
     if (!sdl__conv_job_init(&j, n, true)) return;
     if (j.wino) {
@@ -3068,7 +3080,7 @@ static void sdl__conv_bwd(sdl_node *n) {
 }
 
 static sdl_tensor *sdl__conv_common(const char *name, sdl_op op, sdl_tensor *x, sdl_tensor *w, sdl_tensor *b,
-                                    int stride, int pad, int out_pad) {
+                                    int stride, int pad, int out_pad, sdl_act act) {
     if (sdl__any_null(x, w)) return NULL;
     bool tr = op == SDL_OP_CONV_TRANSPOSE2D;
     if (x->ndim != 4 || w->ndim != 4 || x->shape[1] != w->shape[tr ? 0 : 1])
@@ -3097,14 +3109,25 @@ static sdl_tensor *sdl__conv_common(const char *name, sdl_op op, sdl_tensor *x, 
     n->attr.conv.stride_h = n->attr.conv.stride_w = stride;
     n->attr.conv.pad_h = n->attr.conv.pad_w = pad;
     n->attr.conv.out_pad_h = n->attr.conv.out_pad_w = out_pad;
+    n->act = (int)act;
     return sdl__op_run(n);
 }
 
 SDL_API sdl_tensor *sdl_conv2d(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, int stride, int pad) {
-    return sdl__conv_common("conv2d", SDL_OP_CONV2D, x, w, b, stride, pad, 0);
+    return sdl__conv_common("conv2d", SDL_OP_CONV2D, x, w, b, stride, pad, 0, SDL_ACT_NONE);
+}
+SDL_API sdl_tensor *sdl_conv2d_act(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, int stride, int pad, sdl_act act) {
+    if ((int)act < (int)SDL_ACT_NONE || (int)act > (int)SDL_ACT_RELU) {
+        sdl_fail(SDL_ERR_ARG, "conv2d_act: unknown activation %d", (int)act);
+        return NULL;
+    }
+    /* other devices' kernels know no epilogue yet: two ops there */
+    if (act != SDL_ACT_NONE && x && x->device != SDL_CPU && x->device != SDL_DEVICE_DEFAULT)
+        return sdl_relu(sdl_conv2d(x, w, b, stride, pad));
+    return sdl__conv_common("conv2d", SDL_OP_CONV2D, x, w, b, stride, pad, 0, act);
 }
 SDL_API sdl_tensor *sdl_conv_transpose2d(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, int stride, int pad, int out_pad) {
-    return sdl__conv_common("conv_transpose2d", SDL_OP_CONV_TRANSPOSE2D, x, w, b, stride, pad, out_pad);
+    return sdl__conv_common("conv_transpose2d", SDL_OP_CONV_TRANSPOSE2D, x, w, b, stride, pad, out_pad, SDL_ACT_NONE);
 }
 
 /* ---- pooling over each (n, c) plane: x (N, C, H, W) -> y (N, C, OH, OW)
@@ -4238,14 +4261,19 @@ SDL_API sdl_tensor *sdl_forward(sdl_module *layer, sdl_tensor *x) {
 
 static sdl_tensor *sdl__linear_layer_fwd(sdl_module *l, sdl_tensor *x);
 static sdl_tensor *sdl__relu_layer_fwd(sdl_module *l, sdl_tensor *x);
-/* runs the children in order; a linear layer followed by a relu runs as one op (the same
-   numbers, one pass over the activations less each way) */
+static sdl_tensor *sdl__conv_layer_fwd(sdl_module *l, sdl_tensor *x);
+/* runs the children in order; a linear or conv2d layer followed by a relu runs as one op
+   (the same numbers, one pass over the activations less each way) */
 static sdl_tensor *sdl__seq_forward(sdl_module *self, sdl_tensor *x) {
     for (int i = 0; i < self->nchildren && x; i++) {
         sdl_module *c = self->children[i];
         if (c->forward == sdl__linear_layer_fwd && i + 1 < self->nchildren &&
             self->children[i + 1]->forward == sdl__relu_layer_fwd) {
             x = sdl_linear_act(x, c->weight, c->bias, SDL_ACT_RELU);
+            i++;
+        } else if (c->forward == sdl__conv_layer_fwd && i + 1 < self->nchildren &&
+                   self->children[i + 1]->forward == sdl__relu_layer_fwd) {
+            x = sdl_conv2d_act(x, c->weight, c->bias, c->stride, c->pad, SDL_ACT_RELU);
             i++;
         } else {
             x = c->forward(c, x);

@@ -316,6 +316,60 @@ static void test_fused_steady_state(void) {
     sdl_model_free(m);
 }
 
+/* ---- conv2d + relu: the fused op gives the same bits as conv2d then relu, forward and
+   backward, on the Winograd path (3x3, stride 1, C_in and C_out >= 16) and on im2col */
+static sdl_tensor *conv_param(sdl_shape s, uint64_t seed) {
+    sdl_tensor *t = sdl_tensor_new(s, SDL_F32);
+    for (int64_t i = 0; i < t->numel; i++) sdl_f32(t)[i] = sdl_hash_uniform(seed, 0, (uint64_t)i) - 0.5f;
+    sdl_tensor_requires_grad(t);
+    return t;
+}
+static int conv_act_case(sdl_shape xs, sdl_shape ws, int stride, int pad) {
+    sdl_tensor *in[2][3];
+    sdl_tensor *ys[2];
+    for (int k = 0; k < 2; k++) { /* k = 0 fused, 1 unfused, from the same numbers */
+        in[k][0] = conv_param(xs, 1);
+        in[k][1] = conv_param(ws, 2);
+        in[k][2] = conv_param(sdl_shape1(ws.d[0]), 3);
+        sdl_tensor *y = k == 0 ? sdl_conv2d_act(in[k][0], in[k][1], in[k][2], stride, pad, SDL_ACT_RELU)
+                               : sdl_relu(sdl_conv2d(in[k][0], in[k][1], in[k][2], stride, pad));
+        ys[k] = y;
+        sdl_tensor *r = sdl_arena_tensor(sdl_tensor_shape(y), SDL_F32);
+        for (int64_t i = 0; i < r->numel; i++) sdl_f32(r)[i] = sdl_hash_uniform(4, 0, (uint64_t)i) - 0.5f;
+        CHECK(sdl_backward(sdl_sum(sdl_mul(y, r))) == SDL_OK, "%s", sdl_last_error());
+    }
+    int bad = memcmp(ys[0]->data, ys[1]->data, (size_t)ys[0]->numel * sizeof(float)) != 0;
+    int64_t positive = 0;
+    for (int64_t i = 0; i < ys[0]->numel; i++) positive += sdl_f32(ys[0])[i] > 0.0f;
+    CHECK(positive > 0 && positive < ys[0]->numel, "relu should cut some outputs, not all (%lld of %lld)",
+          (long long)positive, (long long)ys[0]->numel);
+    for (int i = 0; i < 3; i++)
+        bad += memcmp(in[0][i]->grad, in[1][i]->grad, (size_t)in[0][i]->numel * sizeof(float)) != 0;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 3; i++) sdl_tensor_free(in[k][i]);
+    sdl_arena_reset();
+    return bad;
+}
+static void test_conv_act_equals_unfused(void) {
+    CHECK(conv_act_case(sdl_shape4(2, 16, 9, 11), sdl_shape4(16, 16, 3, 3), 1, 1) == 0, "winograd shape differs");
+    CHECK(conv_act_case(sdl_shape4(3, 3, 8, 7), sdl_shape4(5, 3, 3, 3), 2, 1) == 0, "im2col shape differs");
+    CHECK(conv_act_case(sdl_shape4(2, 1, 6, 6), sdl_shape4(4, 1, 3, 3), 1, 0) == 0, "C_in = 1 differs");
+    /* a sequential runs conv + relu fused: the same bits as the layers one by one */
+    sdl_model *m = sdl_model_new(5);
+    sdl_module *net = sdl_sequential(m, "");
+    sdl_module *conv = sdl_conv2d_layer(m, "c", 16, 16, 3, 1, 1, true), *relu = sdl_relu_layer(m);
+    sdl_seq_add(net, conv);
+    sdl_seq_add(net, relu);
+    sdl_tensor *x = conv_param(sdl_shape4(2, 16, 6, 6), 7);
+    sdl_tensor *a = sdl_forward(net, x), *b = sdl_forward(relu, sdl_forward(conv, x));
+    CHECK(a && b && memcmp(a->data, b->data, (size_t)a->numel * sizeof(float)) == 0, "sequential conv + relu differs");
+    CHECK(sdl_conv2d_act(x, conv->weight, conv->bias, 1, 1, (sdl_act)7) == NULL, "an unknown activation is refused");
+    sdl_arena_reset();
+    sdl_tensor_free(x);
+    sdl_model_free(m);
+    sdl_clear_error();
+}
+
 int main(void) {
     sdl_set_num_threads(1);
     RUN(test_gradcheck_linear_relu);
@@ -327,5 +381,6 @@ int main(void) {
     RUN(test_shared_and_unused_params);
     RUN(test_fused_forward_no_grad);
     RUN(test_fused_steady_state);
+    RUN(test_conv_act_equals_unfused);
     return sdl_test_finish();
 }

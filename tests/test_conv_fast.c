@@ -151,43 +151,7 @@ static void test_winograd_vs_im2col_and_threads(void) {
 static void test_winograd_cnn_trains_without_allocating(void) {
     sdl__conv_algo = 2;
     sdl__wino_tiles = 40;
-    sdl_model *m = sdl_model_new(9);
-    sdl_module *net = sdl_sequential(m, "");
-    sdl_seq_add(net, sdl_conv2d_layer(m, "c1", 1, 6, 3, 1, 1, true));
-    sdl_seq_add(net, sdl_relu_layer(m));
-    sdl_seq_add(net, sdl_max_pool2d_layer(m, 2, 2));
-    sdl_seq_add(net, sdl_conv2d_layer(m, "c2", 6, 8, 3, 1, 0, true));
-    sdl_seq_add(net, sdl_relu_layer(m));
-    sdl_seq_add(net, sdl_global_avg_pool_layer(m));
-    sdl_seq_add(net, sdl_linear_layer(m, "fc", 8, 2, true));
-    sdl_optim *opt = sdl_sgd(m, 0.1f, 0.9f, 0.0f, false);
-    /* class 1: a bright square somewhere; class 0: noise only */
-    sdl_tensor *x = sdl_tensor_new(sdl_shape4(32, 1, 10, 10), SDL_F32), *y = sdl_tensor_new(sdl_shape1(32), SDL_I32);
-    sdl_tensor_uniform(x, 0, 0.3f);
-    for (int i = 0; i < 32; i++) {
-        sdl_i32(y)[i] = i % 2;
-        if (i % 2)
-            for (int h = 0; h < 3; h++)
-                for (int w = 0; w < 3; w++) sdl_f32(x)[i * 100 + (h + i % 7) * 10 + w + i % 5] = 1.0f;
-    }
-    float first = 0, last = 0;
-    long before = 0;
-    for (int step = 0; step < 60; step++) {
-        if (step == 5) before = sdl_test_allocs;
-        sdl_arena_reset();
-        sdl_tensor *loss = sdl_cross_entropy(sdl_forward(net, x), y, 0.0f);
-        if (step == 0) first = sdl_item(loss);
-        last = sdl_item(loss);
-        sdl_backward(loss);
-        sdl_optim_step(opt);
-        sdl_model_zero_grad(m);
-    }
-    CHECK(sdl_test_allocs == before, "%ld allocations in steady-state conv steps", sdl_test_allocs - before);
-    CHECK(last < 0.5f * first, "loss %g -> %g", first, last);
-    sdl_optim_free(opt);
-    sdl_tensor_free(x);
-    sdl_tensor_free(y);
-    sdl_model_free(m);
+    check_small_cnn_trains();
     sdl__conv_algo = 0;
     sdl__wino_tiles = 288;
 }

@@ -4267,14 +4267,11 @@ static sdl_tensor *sdl__conv_layer_fwd(sdl_module *l, sdl_tensor *x);
 static sdl_tensor *sdl__seq_forward(sdl_module *self, sdl_tensor *x) {
     for (int i = 0; i < self->nchildren && x; i++) {
         sdl_module *c = self->children[i];
-        if (c->forward == sdl__linear_layer_fwd && i + 1 < self->nchildren &&
-            self->children[i + 1]->forward == sdl__relu_layer_fwd) {
-            x = sdl_linear_act(x, c->weight, c->bias, SDL_ACT_RELU);
-            i++;
-        } else if (c->forward == sdl__conv_layer_fwd && i + 1 < self->nchildren &&
-                   self->children[i + 1]->forward == sdl__relu_layer_fwd) {
-            x = sdl_conv2d_act(x, c->weight, c->bias, c->stride, c->pad, SDL_ACT_RELU);
-            i++;
+        bool linear = c->forward == sdl__linear_layer_fwd, conv = c->forward == sdl__conv_layer_fwd;
+        if ((linear || conv) && i + 1 < self->nchildren && self->children[i + 1]->forward == sdl__relu_layer_fwd) {
+            x = linear ? sdl_linear_act(x, c->weight, c->bias, SDL_ACT_RELU)
+                       : sdl_conv2d_act(x, c->weight, c->bias, c->stride, c->pad, SDL_ACT_RELU);
+            i++; /* the relu ran inside */
         } else {
             x = c->forward(c, x);
         }

@@ -31,6 +31,9 @@
       SDL_MPI_TRACE_EVENTS     (impl) timeline events kept per rank, default 65536
       SDL_MPI_RING_SEGMENT     (impl) floats per ring message while reducing, default 262144
                                (1 MiB; longer chunks are pipelined in pieces of this size)
+      SDL_MPI_SHM_BUCKET_MB    (impl) default bucket size with SDL_MPI_ALGO_SHM, default 1
+      SDL_MPI_SHM_PIECE        (impl) floats a rank reduces at a time with SDL_MPI_ALGO_SHM,
+                               default 65536
 
    ENVIRONMENT (read by sdl_mpi_init)
 
@@ -60,7 +63,16 @@
                   so smaller buckets buy no overlap there: Open MPI 4.1's MPI_Iallreduce of
                   4.7 MB, 2 ranks, took 0.9-1.6 ms against MPI_Allreduce's 0.56-0.66 ms.
                   Algorithm: MPI_Allreduce (default) or our ring (run at sync time in bucket
-                  mode). fp16: gradients travel as IEEE half after division by world size.
+                  mode), or SDL_MPI_ALGO_SHM when every rank is on one node: the gradient
+                  arrays live in one shared-memory window, and the ranks waiting in sync
+                  average each bucket in pieces, reading the others' arrays directly, as soon
+                  as it is final on every rank (1 MiB buckets by default). The rank done with
+                  backward first does the work while the others still compute, instead of
+                  idling in MPI_Allreduce until they arrive (see >>mpi-shm). It sends no
+                  messages, so it has no fp16; sdl_mpi_ddp_new and _free are then collective,
+                  and the model's gradients live in the window until sdl_mpi_ddp_free gives
+                  them back: free the ddp before the model.
+                  fp16: gradients travel as IEEE half after division by world size.
                   Averages are over ranks, so a loss that is a mean over each rank's batch
                   gives the gradient of the mean over the global batch. Every backward with
                   sync on must be followed by sdl_mpi_ddp_sync before the next one.
@@ -129,7 +141,9 @@ SDL_API double sdl_mpi_get_timeout(void);
 typedef enum sdl_mpi_algo {
     SDL_MPI_ALGO_DEFAULT = 0, /* MPI_Allreduce */
     SDL_MPI_ALGO_MPI,
-    SDL_MPI_ALGO_RING         /* ours: reduce-scatter then allgather around a ring */
+    SDL_MPI_ALGO_RING,        /* ours: reduce-scatter then allgather around a ring */
+    SDL_MPI_ALGO_SHM          /* ranks of one node, sdl_mpi_ddp only: a shared-memory reduce
+                                 that the first rank done with backward does while it waits */
 } sdl_mpi_algo;
 /* sum in place over all ranks */
 SDL_API sdl_result sdl_mpi_allreduce(float *data, int64_t count, sdl_mpi_algo algo);
@@ -203,6 +217,12 @@ SDL_API int64_t sdl_mpi_timeline_count(void);          /* events recorded so far
 #endif
 #ifndef SDL_MPI_RING_SEGMENT
 #define SDL_MPI_RING_SEGMENT 262144
+#endif
+#ifndef SDL_MPI_SHM_BUCKET_MB
+#define SDL_MPI_SHM_BUCKET_MB 1
+#endif
+#ifndef SDL_MPI_SHM_PIECE
+#define SDL_MPI_SHM_PIECE 65536
 #endif
 
 /* the core's allocator when it is in this file (the tests count), else malloc */
@@ -380,8 +400,10 @@ static void sdl__mpi_die(void) {
 SDL_API void sdl_mpi_set_timeout(double seconds) { sdl__mpi.timeout = seconds > 0 ? seconds : 0; }
 SDL_API double sdl_mpi_get_timeout(void) { return sdl__mpi.timeout; }
 
-SDL_API void sdl_mpi_check(const char *name, int64_t count) {
-    if (!sdl__mpi.up || sdl__mpi.size == 1 || sdl__mpi.timeout <= 0) return;
+/* a check in two halves, so a rank can work while the others arrive (sdl_mpi_ddp with
+   SDL_MPI_ALGO_SHM): post sends this rank's (seq, name, count) to every other rank and
+   posts the receives; finish waits for them until `start` + timeout, then compares */
+static void sdl__mpi_check_post(const char *name, int64_t count) {
     int n = sdl__mpi.size, me = sdl__mpi.rank, tag = 7;
     sdl__mpi_check_msg *mine = &sdl__mpi.mine;
     mine->seq = ++sdl__mpi.seq;
@@ -395,11 +417,22 @@ SDL_API void sdl_mpi_check(const char *name, int64_t count) {
         MPI_Isend(mine, (int)sizeof(sdl__mpi_check_msg), MPI_BYTE, r, tag, sdl__mpi.check_comm, &sdl__mpi.reqs[n - 1 + k]);
         k++;
     }
-    double start = MPI_Wtime(), deadline = start + sdl__mpi.timeout;
+}
+
+static bool sdl__mpi_check_arrived(void) {
     int done = 0;
-    while (!done && MPI_Wtime() < deadline) MPI_Testall(2 * (n - 1), sdl__mpi.reqs, &done, MPI_STATUSES_IGNORE);
+    MPI_Testall(2 * (sdl__mpi.size - 1), sdl__mpi.reqs, &done, MPI_STATUSES_IGNORE);
+    return done != 0;
+}
+
+static void sdl__mpi_check_finish(double start) {
+    int n = sdl__mpi.size, me = sdl__mpi.rank;
+    const sdl__mpi_check_msg *mine = &sdl__mpi.mine;
+    double deadline = start + sdl__mpi.timeout;
+    bool done = false;
+    while (!done && MPI_Wtime() < deadline) done = sdl__mpi_check_arrived();
     bool bad = false;
-    k = 0;
+    int k = 0;
     for (int r = 0; r < n; r++) {
         if (r == me) continue;
         int got = 1;
@@ -423,9 +456,18 @@ SDL_API void sdl_mpi_check(const char *name, int64_t count) {
         sdl__mpi.last[r] = *p;
     }
     if (bad) {
-        sdl_fail(SDL_ERR_COMM, "sdl_mpi: ranks disagree at collective '%s'; ending the job", name);
+        sdl_fail(SDL_ERR_COMM, "sdl_mpi: ranks disagree at collective '%s'; ending the job", mine->name);
         sdl__mpi_die();
     }
+}
+
+static bool sdl__mpi_checking(void) { return sdl__mpi.up && sdl__mpi.size > 1 && sdl__mpi.timeout > 0; }
+
+SDL_API void sdl_mpi_check(const char *name, int64_t count) {
+    if (!sdl__mpi_checking()) return;
+    double start = MPI_Wtime();
+    sdl__mpi_check_post(name, count);
+    sdl__mpi_check_finish(start);
 }
 
 /* ----------------------------------------------------------------------------------------
@@ -741,9 +783,16 @@ SDL_API sdl_result sdl_mpi_ring_allreduce(float *data, int64_t count) {
     return sdl__mpi_ring(data, count, false);
 }
 
+/* the shared-memory reduce needs a window made beforehand: sdl_mpi_ddp makes one */
+static sdl_result sdl__mpi_no_shm(sdl_mpi_algo algo, const char *what) {
+    if (algo != SDL_MPI_ALGO_SHM) return SDL_OK;
+    return sdl_fail(SDL_ERR_ARG, "%s: SDL_MPI_ALGO_SHM works inside sdl_mpi_ddp only; use SDL_MPI_ALGO_MPI", what);
+}
+
 SDL_API sdl_result sdl_mpi_allreduce(float *data, int64_t count, sdl_mpi_algo algo) {
     if (algo == SDL_MPI_ALGO_RING) return sdl_mpi_ring_allreduce(data, count);
     sdl_result r = sdl__mpi_need_init("sdl_mpi_allreduce");
+    if (r == SDL_OK) r = sdl__mpi_no_shm(algo, "sdl_mpi_allreduce");
     if (r != SDL_OK) return r;
     if (count < 0 || (!data && count)) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_allreduce: bad buffer (count %lld)", (long long)count);
     sdl_mpi_check("allreduce", count);
@@ -774,6 +823,7 @@ static sdl_result sdl__mpi_average_unchecked(float *data, int64_t count, sdl_mpi
 
 SDL_API sdl_result sdl_mpi_average(float *data, int64_t count, sdl_mpi_algo algo, bool fp16) {
     sdl_result r = sdl__mpi_need_init("sdl_mpi_average");
+    if (r == SDL_OK) r = sdl__mpi_no_shm(algo, "sdl_mpi_average");
     if (r != SDL_OK) return r;
     if (count < 0 || (!data && count)) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_average: bad buffer (count %lld)", (long long)count);
     sdl_mpi_check(fp16 ? "average fp16" : "average", count);
@@ -844,6 +894,7 @@ typedef struct sdl__mpi_bucket {
     int64_t begin, end;  /* float range of the flat gradient array */
     int pending;         /* parameters whose gradient is not final yet */
     int nparams;
+    int64_t npieces;     /* SDL_MPI_ALGO_SHM: pieces of SDL_MPI_SHM_PIECE floats */
     bool launched;
     MPI_Request req;
     double t_launch, t_done; /* t_done: when a test or wait first saw it complete */
@@ -860,7 +911,172 @@ struct sdl_mpi_ddp {
     bool *param_ready;
     uint16_t *half;      /* fp16 with MPI: the wire copy of the gradients */
     char check_name[48]; /* what sync tells the checker: the bucket layout */
+    /* SDL_MPI_ALGO_SHM (>>mpi-shm) */
+    MPI_Comm node;         /* the ranks of this node: all of them */
+    MPI_Win win;           /* one segment per rank: counters, then its gradient array */
+    float **grads;         /* every rank's gradient array, readable and writable by all */
+    int64_t **ready;       /* [rank][bucket]: the steps for which that rank's bucket was final */
+    int64_t *claim, *done; /* [bucket], in rank 0's segment: pieces taken / finished, all steps */
+    float *own_grad;       /* the model's own gradient array, given back at sdl_mpi_ddp_free */
+    int64_t step;          /* syncs done */
 };
+
+/* ----------------------------------------------------------------------------------------
+   >>mpi-shm: SDL_MPI_ALGO_SHM, gradient averaging through shared memory, for ranks that
+   share a node. Every rank's gradient array lives in one MPI-3 shared-memory window
+   (MPI_Win_allocate_shared), so any rank can read and write any other's:
+
+      rank r, bucket b final     ready[r][b] = step + 1          (a release store)
+      b final on every rank      its pieces (SDL_MPI_SHM_PIECE floats) are up for grabs:
+                                 a rank takes the next one by bumping claim[b], computes
+                                 mean_i = (g_0,i + g_1,i + ... + g_n-1,i) / n (rank order),
+                                 writes it into every rank's array, then bumps done[b]
+      sync returns               when every piece of every bucket is done
+
+   Ranks take pieces while they wait in sdl_mpi_ddp_sync. So the rank that finished
+   backward first, which with MPI_Allreduce would idle until the last one arrives, does the
+   reducing while the others still compute, and ranks that arrive together share it. Per
+   float and rank this is one read and one write; MPI_Allreduce on shared memory copies
+   each float through a buffer and back, then sdl scales it in another pass.
+   The counters only grow: step s owns claims s P .. (s + 1) P - 1 of a bucket of P pieces,
+   so nothing is reset between steps. A rank starts step s + 1's pieces only once every rank
+   marked the bucket ready for s + 1, which each does after its sync of step s returned,
+   that is after all of step s's pieces were done.
+   ---------------------------------------------------------------------------------------- */
+static int64_t sdl__mpi_acquire(int64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static void sdl__mpi_release(int64_t *p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
+/* every parameter's gradient pointer into g, laid out as the model's flat array */
+static void sdl__mpi_grads_to(sdl_model *m, float *g) {
+    for (int i = 0; i < m->nparams; i++) m->params[i]->grad = g + m->param_offset[i];
+    m->grad_data = g;
+}
+
+static sdl_result sdl__mpi_shm_setup(sdl_mpi_ddp *d) {
+    sdl_model *m = d->model;
+    int n = sdl__mpi.size, me = sdl__mpi.rank, nb = d->nbuckets;
+    if (sdl__mpi.local_size != n)
+        return sdl_fail(SDL_ERR_ARG, "sdl_mpi_ddp: SDL_MPI_ALGO_SHM needs every rank on one node, but this node has %d of "
+                        "the %d ranks; use SDL_MPI_ALGO_MPI", sdl__mpi.local_size, n);
+    if (d->desc.fp16) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_ddp: fp16 shrinks messages, and SDL_MPI_ALGO_SHM sends none");
+    SDL__MPI_TRY(MPI_Comm_split_type(sdl__mpi.comm, MPI_COMM_TYPE_SHARED, me, MPI_INFO_NULL, &d->node), "MPI_Comm_split_type");
+    size_t counters = ((size_t)3 * (size_t)nb * sizeof(int64_t) + 4095) / 4096 * 4096; /* keeps the floats page-aligned */
+    size_t bytes = counters + (size_t)m->param_floats * sizeof(float);
+    void *mine = NULL;
+    MPI_Info info;
+    MPI_Info_create(&info);
+    MPI_Info_set(info, "alloc_shared_noncontig", "true"); /* each segment on its rank's own pages */
+    int rc = MPI_Win_allocate_shared((MPI_Aint)bytes, 1, info, d->node, &mine, &d->win);
+    MPI_Info_free(&info);
+    if (rc != MPI_SUCCESS) { d->win = MPI_WIN_NULL; return sdl__mpi_err(rc, "MPI_Win_allocate_shared"); }
+    d->grads = (float **)sdl__mpi_alloc((size_t)n, sizeof(float *));
+    d->ready = (int64_t **)sdl__mpi_alloc((size_t)n, sizeof(int64_t *));
+    if (!d->grads || !d->ready) return SDL_ERR_OOM;
+    for (int r = 0; r < n; r++) {
+        MPI_Aint size;
+        int unit;
+        char *base;
+        SDL__MPI_TRY(MPI_Win_shared_query(d->win, r, &size, &unit, &base), "MPI_Win_shared_query");
+        d->ready[r] = (int64_t *)base + 2 * nb;
+        d->grads[r] = (float *)(base + counters);
+        if (r == 0) d->claim = (int64_t *)base, d->done = (int64_t *)base + nb;
+    }
+    for (int b = 0; b < nb; b++) {
+        int64_t len = d->buckets[b].end - d->buckets[b].begin;
+        d->buckets[b].npieces = len > 0 ? (len + SDL_MPI_SHM_PIECE - 1) / SDL_MPI_SHM_PIECE : 1;
+    }
+    memset(mine, 0, counters);
+    memcpy(d->grads[me], m->grad_data, (size_t)m->param_floats * sizeof(float));
+    d->own_grad = m->grad_data;
+    sdl__mpi_grads_to(m, d->grads[me]);
+    SDL__MPI_TRY(MPI_Win_lock_all(MPI_MODE_NOCHECK, d->win), "MPI_Win_lock_all");
+    MPI_Win_sync(d->win);
+    SDL__MPI_TRY(MPI_Barrier(d->node), "MPI_Barrier"); /* every rank's counters are zero */
+    return SDL_OK;
+}
+
+/* gives the model its own gradient array back (with the window's values) */
+static void sdl__mpi_shm_free(sdl_mpi_ddp *d) {
+    if (d->own_grad) {
+        memcpy(d->own_grad, d->model->grad_data, (size_t)d->model->param_floats * sizeof(float));
+        sdl__mpi_grads_to(d->model, d->own_grad);
+        MPI_Win_unlock_all(d->win);
+    }
+    if (d->win != MPI_WIN_NULL) MPI_Win_free(&d->win);
+    if (d->node != MPI_COMM_NULL) MPI_Comm_free(&d->node);
+    SDL__MPI_FREE(d->grads);
+    SDL__MPI_FREE(d->ready);
+}
+
+static void sdl__mpi_shm_publish(sdl_mpi_ddp *d, int b) {
+    d->buckets[b].launched = true;
+    d->buckets[b].t_launch = sdl__mpi_now_us();
+    sdl__mpi_release(&d->ready[sdl__mpi.rank][b], d->step + 1);
+}
+
+/* the first rank whose bucket b is not final for this step yet, or -1 */
+static int sdl__mpi_shm_waiting_for(sdl_mpi_ddp *d, int b) {
+    for (int r = 0; r < sdl__mpi.size; r++)
+        if (sdl__mpi_acquire(&d->ready[r][b]) <= d->step) return r;
+    return -1;
+}
+
+/* floats [begin, end): the mean over ranks, summed in rank order, into every rank's array */
+static void sdl__mpi_shm_reduce(sdl_mpi_ddp *d, int64_t begin, int64_t end) {
+    enum { TILE = 1024 };
+    float mean[TILE];
+    int n = sdl__mpi.size;
+    float inv = 1.0f / (float)n;
+    for (int64_t at = begin; at < end; at += TILE) {
+        int len = (int)(end - at < TILE ? end - at : TILE);
+        memcpy(mean, d->grads[0] + at, (size_t)len * sizeof(float));
+        for (int r = 1; r < n; r++) sdl__mpi_add(mean, d->grads[r] + at, len);
+        for (int i = 0; i < len; i++) mean[i] *= inv;
+        for (int r = 0; r < n; r++) memcpy(d->grads[r] + at, mean, (size_t)len * sizeof(float));
+    }
+}
+
+/* takes and reduces this step's free pieces of the buckets final on every rank; true
+   when every piece of every bucket is done */
+static bool sdl__mpi_shm_work(sdl_mpi_ddp *d) {
+    bool all_done = true;
+    for (int b = 0; b < d->nbuckets; b++) {
+        const sdl__mpi_bucket *k = &d->buckets[b];
+        int64_t first = d->step * k->npieces, last = first + k->npieces;
+        if (sdl__mpi_acquire(&d->done[b]) >= last) continue;
+        all_done = false;
+        if (sdl__mpi_shm_waiting_for(d, b) >= 0) continue;
+        for (int64_t t = sdl__mpi_acquire(&d->claim[b]); t < last; t = sdl__mpi_acquire(&d->claim[b])) {
+            if (!__atomic_compare_exchange_n(&d->claim[b], &t, t + 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) continue;
+            int64_t lo = k->begin + (t - first) * SDL_MPI_SHM_PIECE, hi = lo + SDL_MPI_SHM_PIECE;
+            sdl__mpi_shm_reduce(d, lo, hi < k->end ? hi : k->end);
+            __atomic_fetch_add(&d->done[b], 1, __ATOMIC_RELEASE);
+        }
+    }
+    return all_done;
+}
+
+/* the collective check runs alongside: posted first, evaluated once every rank's message
+   is in. Each rank publishes all its buckets before it posts, so once the check passed
+   every piece can be taken and the loop ends; until then the check's timeout bounds it. */
+static void sdl__mpi_shm_sync(sdl_mpi_ddp *d) {
+    for (int b = 0; b < d->nbuckets; b++)
+        if (!d->buckets[b].launched) sdl__mpi_shm_publish(d, b); /* unused parameters; flat mode */
+    double start = MPI_Wtime(), tw = sdl__mpi_now_us();
+    bool checking = sdl__mpi_checking(), checked = !checking;
+    if (checking) sdl__mpi_check_post(d->check_name, d->model->param_floats);
+    for (;;) {
+        bool done = sdl__mpi_shm_work(d);
+        if (!checked && sdl__mpi_check_arrived()) {
+            sdl__mpi_check_finish(start); /* ends the job if the ranks disagree */
+            checked = true;
+        }
+        if (done && checked) break;
+        if (!checked && MPI_Wtime() > start + sdl__mpi.timeout) sdl__mpi_check_finish(start); /* reports, ends the job */
+    }
+    sdl__mpi_event_add("shm reduce and wait", tw, sdl__mpi_now_us() - tw, 1);
+    d->step++;
+}
 
 SDL_API int sdl_mpi_ddp_num_buckets(const sdl_mpi_ddp *d) { return d ? d->nbuckets : 0; }
 SDL_API void sdl_mpi_ddp_set_sync(sdl_mpi_ddp *d, bool sync) { if (d) d->sync = sync; }
@@ -910,7 +1126,9 @@ static void sdl__mpi_grad_hook(void *user, sdl_model *m, int param_index) {
         return;
     }
     d->param_ready[param_index] = true;
-    d->buckets[d->param_bucket[param_index]].pending--;
+    int b = d->param_bucket[param_index];
+    if (--d->buckets[b].pending == 0 && d->desc.algo == SDL_MPI_ALGO_SHM) sdl__mpi_shm_publish(d, b);
+    if (d->desc.algo == SDL_MPI_ALGO_SHM) return;
     sdl__mpi_launch_ready(d);
     for (int b = 0; b < d->next_launch; b++) { /* let MPI progress the ones in flight */
         int flag = 0;
@@ -925,10 +1143,12 @@ SDL_API sdl_mpi_ddp *sdl_mpi_ddp_new(sdl_model *m, const sdl_mpi_ddp_desc *desc)
     if (sdl_model_pack(m) != SDL_OK) return NULL;
     sdl_mpi_ddp *d = (sdl_mpi_ddp *)sdl__mpi_alloc(1, sizeof(sdl_mpi_ddp));
     if (!d) return NULL;
+    d->node = MPI_COMM_NULL;
+    d->win = MPI_WIN_NULL;
     if (desc) d->desc = *desc;
     if (d->desc.mode == SDL_MPI_MODE_DEFAULT) d->desc.mode = SDL_MPI_MODE_BUCKETS;
     if (d->desc.algo == SDL_MPI_ALGO_DEFAULT) d->desc.algo = SDL_MPI_ALGO_MPI;
-    if (d->desc.bucket_mb <= 0) d->desc.bucket_mb = SDL_MPI_BUCKET_MB;
+    if (d->desc.bucket_mb <= 0) d->desc.bucket_mb = d->desc.algo == SDL_MPI_ALGO_SHM ? SDL_MPI_SHM_BUCKET_MB : SDL_MPI_BUCKET_MB;
     d->model = m;
     d->sync = true;
     int np = m->nparams;
@@ -969,8 +1189,13 @@ SDL_API sdl_mpi_ddp *sdl_mpi_ddp_new(sdl_model *m, const sdl_mpi_ddp_desc *desc)
         d->buckets[b].pending = d->buckets[b].nparams;
         d->buckets[b].req = MPI_REQUEST_NULL;
     }
-    snprintf(d->check_name, sizeof d->check_name, "ddp sync%s, %d buckets, first %lld", d->desc.fp16 ? " fp16" : "",
+    snprintf(d->check_name, sizeof d->check_name, "ddp sync%s, %d buckets, first %lld",
+             d->desc.fp16 ? " fp16" : d->desc.algo == SDL_MPI_ALGO_SHM ? " shm" : "",
              d->nbuckets & 0xffffff, d->nbuckets ? (long long)(d->buckets[0].end - d->buckets[0].begin) : 0ll);
+    if (d->desc.algo == SDL_MPI_ALGO_SHM && sdl__mpi_shm_setup(d) != SDL_OK) {
+        sdl_mpi_ddp_free(d);
+        return NULL;
+    }
     if (d->desc.mode == SDL_MPI_MODE_BUCKETS) sdl_model_set_grad_hook(m, sdl__mpi_grad_hook, d);
     return d;
 }
@@ -994,6 +1219,12 @@ SDL_API sdl_result sdl_mpi_ddp_sync(sdl_mpi_ddp *d) {
     /* averaging writes every gradient, also of parameters this rank left at zero: a
        backward before the next optimizer step must add to them, not overwrite */
     for (int i = 0; m->grad_zero && i < m->nparams; i++) m->grad_zero[i] = false;
+    if (d->desc.algo == SDL_MPI_ALGO_SHM) {
+        bool had_error = d->error; /* the grad hook said why */
+        sdl__mpi_shm_sync(d);
+        sdl__mpi_ddp_reset(d);
+        return had_error ? SDL_ERR_STATE : SDL_OK;
+    }
     if (d->desc.mode == SDL_MPI_MODE_FLAT) {
         double t = sdl__mpi_now_us();
         sdl_mpi_check(d->desc.fp16 ? "ddp allreduce fp16" : "ddp allreduce", m->param_floats);
@@ -1049,6 +1280,7 @@ SDL_API void sdl_mpi_ddp_free(sdl_mpi_ddp *d) {
     for (int b = 0; d->buckets && b < d->nbuckets; b++)
         if (d->buckets[b].req != MPI_REQUEST_NULL) MPI_Wait(&d->buckets[b].req, MPI_STATUS_IGNORE);
     if (d->model && d->model->grad_hook_user == d) sdl_model_set_grad_hook(d->model, NULL, NULL);
+    sdl__mpi_shm_free(d);
     SDL__MPI_FREE(d->param_bucket);
     SDL__MPI_FREE(d->param_ready);
     SDL__MPI_FREE(d->buckets);

@@ -108,8 +108,8 @@ enum { PH_DATA, PH_FWD, PH_BWD, PH_SYNC, PH_OPTIM, PH_N };
 static const char *phase_names[PH_N] = {"data", "forward", "backward", "sync", "optim"};
 /* what a round runs: one rank alone (the others asleep), every rank on its own (no
    communication), or data parallel */
-enum { K_ALONE, K_INDEP, K_DDP, K_N };
-static const char *kind_names[K_N] = {"alone", "indep", "ddp"};
+enum { K_ALONE, K_INDEP, K_DDP, K_SHM, K_N };
+static const char *kind_names[K_N] = {"alone", "indep", "ddp", "shm"};
 
 static double thread_cpu_s(void) {
 #if defined(CLOCK_THREAD_CPUTIME_ID)
@@ -162,7 +162,8 @@ static int bench_weak(double ref, int steps, int rounds, float bucket_mb, bool f
     sdl_optim *opt = sdl_sgd(model, 0.01f, 0.9f, 0.0f, false);
     sdl_mpi_broadcast_model(model, opt, 0);
     sdl_mpi_ddp_desc desc = {flat ? SDL_MPI_MODE_FLAT : SDL_MPI_MODE_DEFAULT, SDL_MPI_ALGO_DEFAULT, bucket_mb, false};
-    sdl_mpi_ddp *ddp = sdl_mpi_ddp_new(model, &desc);
+    sdl_mpi_ddp_desc shm_desc = {SDL_MPI_MODE_DEFAULT, SDL_MPI_ALGO_SHM, 0, false};
+    int nbuckets[2] = {0, 0}; /* MPI, shm */
     sdl_tensor *x = sdl_tensor_new(sdl_shape4(B, 1, 28, 28), SDL_F32), *y = sdl_tensor_new(sdl_shape1(B), SDL_I32);
     /* per kind: phase sums (wall, cpu) of this rank and the step count they cover;
        per kind and round: images/s of all ranks together (alone: of the one rank) */
@@ -176,8 +177,11 @@ static int bench_weak(double ref, int steps, int rounds, float bucket_mb, bool f
             int solo = r < 0 ? -1 : r % size_;            /* alone: the rank that trains */
             bool train = kind != K_ALONE || solo < 0 || solo == rank_;
             int n = r < 0 ? warm : steps;
-            if (kind == K_DDP) sdl_mpi_broadcast_model(model, opt, 0); /* the others let the weights drift */
-            sdl_mpi_ddp_set_sync(ddp, kind == K_DDP);
+            if (kind >= K_DDP) sdl_mpi_broadcast_model(model, opt, 0); /* the others let the weights drift */
+            sdl_mpi_ddp *ddp = sdl_mpi_ddp_new(model, kind == K_SHM ? &shm_desc : &desc); /* a window per round: not timed */
+            if (!ddp) { fprintf(stderr, "rank %d: %s\n", rank_, sdl_last_error()); MPI_Abort(MPI_COMM_WORLD, 1); }
+            nbuckets[kind == K_SHM] = sdl_mpi_ddp_num_buckets(ddp);
+            sdl_mpi_ddp_set_sync(ddp, kind >= K_DDP);
             quiet_barrier();
             sdl_mpi_timeline_begin(kind_names[kind]);
             double t0 = MPI_Wtime();
@@ -208,6 +212,7 @@ static int bench_weak(double ref, int steps, int rounds, float bucket_mb, bool f
             }
             double dt = MPI_Wtime() - t0;
             sdl_mpi_timeline_end();
+            sdl_mpi_ddp_free(ddp);
             if (r < 0 || !train) continue;
             nsteps[kind] += n;
             if (kind == K_ALONE) alone[rank_ * rounds + nalone[rank_]++] = B * n / dt;
@@ -242,8 +247,9 @@ static int bench_weak(double ref, int steps, int rounds, float bucket_mb, bool f
     MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_DOUBLE, MPI_MIN, sdl_mpi_comm());
     MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_DOUBLE, MPI_MAX, sdl_mpi_comm());
     if (rank_ == 0) {
-        printf("weak scaling, %d ranks x batch %d, 1 thread each, CNN %lld parameters, %s, %d buckets; %d rounds of %d steps of each kind\n",
-               size_, B, (long long)model->param_floats, flat ? "flat" : "buckets", sdl_mpi_ddp_num_buckets(ddp), rounds, steps);
+        printf("weak scaling, %d ranks x batch %d, 1 thread each, CNN %lld parameters; ddp: MPI_Allreduce, %s, %d buckets; "
+               "shm: SDL_MPI_ALGO_SHM, %d buckets; %d rounds of %d steps of each kind\n", size_, B, (long long)model->param_floats,
+               flat ? "flat" : "buckets", nbuckets[0], nbuckets[1], rounds, steps);
         printf("ms per step, wall clock (CPU time of the rank's thread)\n%-5s %4s", "kind", "rank");
         for (int k = 0; k < PH_N; k++) printf(" %15s", phase_names[k]);
         printf(" %15s\n", "step");
@@ -258,14 +264,19 @@ static int bench_weak(double ref, int steps, int rounds, float bucket_mb, bool f
         }
         if (lo != hi) printf("ranks' weights differ (%g vs %g): result invalid\n", lo, hi);
         printf("images/s (best round, median round): one rank alone %.1f, %.1f (mean over ranks); %d independent %.1f, %.1f; "
-               "ddp %.1f, %.1f\n", alone_best, alone_median, size_, best[K_INDEP], median[K_INDEP], best[K_DDP], median[K_DDP]);
-        printf("efficiency ddp / (%d x alone) %.3f (median rounds %.3f); independent / (%d x alone) %.3f: the machine's share; "
-               "ddp / independent %.3f: communication\n", size_, best[K_DDP] / (size_ * alone_best),
-               median[K_DDP] / (size_ * alone_median), size_, best[K_INDEP] / (size_ * alone_best), best[K_DDP] / best[K_INDEP]);
-        printf("total images/sec: %.2f\n", best[K_DDP]);
+               "ddp %.1f, %.1f; shm %.1f, %.1f\n", alone_best, alone_median, size_, best[K_INDEP], median[K_INDEP], best[K_DDP],
+               median[K_DDP], best[K_SHM], median[K_SHM]);
+        printf("independent / (%d x alone) %.3f: the machine's share\n", size_, best[K_INDEP] / (size_ * alone_best));
+        for (int kind = K_DDP; kind <= K_SHM; kind++)
+            printf("efficiency %s / (%d x alone) %.3f (median rounds %.3f); %s / independent %.3f: communication\n",
+                   kind_names[kind], size_, best[kind] / (size_ * alone_best), median[kind] / (size_ * alone_median),
+                   kind_names[kind], best[kind] / best[K_INDEP]);
+        printf("total images/sec: %.2f (ddp), %.2f (shm)\n", best[K_DDP], best[K_SHM]);
         double r1 = ref > 0 ? ref : alone_best;
         printf("BENCH name=weak_scaling_eff_np%d sdl=%.2f ref=%.2f unit=img/s ratio=%.3f\n", size_, best[K_DDP], size_ * r1,
                best[K_DDP] / (size_ * r1));
+        printf("BENCH name=weak_scaling_eff_np%d_shm sdl=%.2f ref=%.2f unit=img/s ratio=%.3f\n", size_, best[K_SHM], size_ * r1,
+               best[K_SHM] / (size_ * r1));
     }
     free(all);
     free(rate);
@@ -273,7 +284,6 @@ static int bench_weak(double ref, int steps, int rounds, float bucket_mb, bool f
     free(nalone);
     sdl_tensor_free(x);
     sdl_tensor_free(y);
-    sdl_mpi_ddp_free(ddp);
     sdl_optim_free(opt);
     sdl_model_free(model);
     sdl_arena_release();

@@ -9,7 +9,8 @@
    flags:  --batch-size is per rank (the global batch is size x batch); --lr-scaling multiplies
            the rate by the world size (Horovod's rule) and --warmup-epochs ramps it up from the
            single-rank rate (Goyal et al.); --fp16-allreduce, --mode flat|buckets,
-           --algo mpi|ring, --bucket-mb pick how gradients travel; --steps-per-epoch N stops
+           --algo mpi|ring|shm, --bucket-mb pick how gradients travel (shm: ranks of one
+           node average through shared memory); --steps-per-epoch N stops
            each epoch early (for throughput runs). SDL_TIMELINE=trace.json writes a
            Perfetto timeline per rank.
    output: per epoch (rank 0): loss, accuracy, test loss and accuracy over all ranks; at
@@ -61,7 +62,7 @@ int main(int argc, char **argv) {
         {"limit", SDL_ARG_INT, &limit, "use only the first N training and test images (0: all)"},
         {"fp16-allreduce", SDL_ARG_BOOL, &fp16, "send gradients as fp16"},
         {"mode", SDL_ARG_STRING, &mode, "buckets (overlap with backward) or flat (one allreduce)"},
-        {"algo", SDL_ARG_STRING, &algo, "mpi (MPI_Allreduce) or ring (sdl's ring allreduce)"},
+        {"algo", SDL_ARG_STRING, &algo, "mpi (MPI_Allreduce), ring (sdl's ring allreduce) or shm (one node: shared memory)"},
         {"bucket-mb", SDL_ARG_FLOAT, &bucket_mb, "bucket size in MiB (0: 25)"},
         {"result-file", SDL_ARG_STRING, &result_file, "per-epoch CSV results (rank 0)"},
         {"help", SDL_ARG_BOOL, &help, "show this text"},
@@ -69,7 +70,7 @@ int main(int argc, char **argv) {
     int nargs = (int)(sizeof args / sizeof args[0]);
     sdl_result ar = sdl_args_parse(argc, argv, args, nargs);
     if (ar != SDL_OK || help || epochs < 1 || batch_size < 1 || lr <= 0.0f ||
-        (strcmp(mode, "buckets") && strcmp(mode, "flat")) || (strcmp(algo, "mpi") && strcmp(algo, "ring"))) {
+        (strcmp(mode, "buckets") && strcmp(mode, "flat")) || (strcmp(algo, "mpi") && strcmp(algo, "ring") && strcmp(algo, "shm"))) {
         if (rank == 0) {
             if (ar != SDL_OK) fprintf(stderr, "%s\n", sdl_last_error());
             else if (!help) fprintf(stderr, "bad --epochs, --batch-size, --lr, --mode or --algo\n");
@@ -127,7 +128,7 @@ int main(int argc, char **argv) {
     sdl_mpi_ddp_desc dd;
     memset(&dd, 0, sizeof dd);
     dd.mode = strcmp(mode, "flat") == 0 ? SDL_MPI_MODE_FLAT : SDL_MPI_MODE_BUCKETS;
-    dd.algo = strcmp(algo, "ring") == 0 ? SDL_MPI_ALGO_RING : SDL_MPI_ALGO_MPI;
+    dd.algo = strcmp(algo, "ring") == 0 ? SDL_MPI_ALGO_RING : strcmp(algo, "shm") == 0 ? SDL_MPI_ALGO_SHM : SDL_MPI_ALGO_MPI;
     dd.bucket_mb = bucket_mb;
     dd.fp16 = fp16;
     sdl_mpi_ddp *ddp = NULL;

@@ -41,13 +41,13 @@ static int child(const char *mode) {
         else sdl_mpi_allreduce(buf, 5, SDL_MPI_ALGO_MPI);
     } else if (strcmp(mode, "--count") == 0) {
         sdl_mpi_allreduce(buf, r == n - 1 ? 6 : 5, SDL_MPI_ALGO_MPI);
-    } else if (strcmp(mode, "--ddp-mismatch") == 0 || strcmp(mode, "--ddp-missing") == 0) {
-        bool missing = strcmp(mode, "--ddp-missing") == 0;
+    } else if (strncmp(mode, "--ddp-", 6) == 0) { /* --ddp-mismatch, --ddp-missing, -shm: with SDL_MPI_ALGO_SHM */
+        bool missing = strstr(mode, "missing") != NULL, shm = strstr(mode, "-shm") != NULL;
         sdl_model *m = sdl_model_new(3);
         sdl_module *net = sdl_sequential(m, "");
         sdl_seq_add(net, sdl_linear_layer(m, "fc1", 6, 8, true));
         sdl_seq_add(net, sdl_linear_layer(m, "fc2", 8, 3, true));
-        sdl_mpi_ddp_desc desc = {SDL_MPI_MODE_BUCKETS, SDL_MPI_ALGO_MPI, 0.0001f, false}; /* 26 floats: 2 buckets */
+        sdl_mpi_ddp_desc desc = {SDL_MPI_MODE_BUCKETS, shm ? SDL_MPI_ALGO_SHM : SDL_MPI_ALGO_MPI, 0.0001f, false}; /* 26 floats: 2 buckets */
         sdl_mpi_ddp *d = sdl_mpi_ddp_new(m, &desc);
         sdl_tensor *x = sdl_arena_tensor(sdl_shape2(4, 6), SDL_F32);
         sdl_tensor_fill(x, 0.5f);
@@ -154,6 +154,19 @@ static void test_ddp_missing(void) {
     expect("--ddp-missing", 1, needles, 1);
 }
 
+/* SDL_MPI_ALGO_SHM: the check runs while the rank spins on the shared counters */
+static void test_ddp_shm_mismatch(void) {
+    const char *needles[] = {"collective mismatch at #2", "calls 'ddp sync shm, 2 buckets, first 27' (count 83) but rank 1 calls 'metric sum'"};
+    expect("--ddp-mismatch-shm", 1, needles, 2);
+}
+
+static void test_ddp_shm_missing(void) {
+    char want[160];
+    snprintf(want, sizeof want, "at collective #2 'ddp sync shm, 2 buckets, first 27': rank %d is missing it", g_size - 1);
+    const char *needles[] = {want};
+    expect("--ddp-missing-shm", 1, needles, 1);
+}
+
 /* a program started with no launcher is rank 0 of 1 (MPI's singleton start) */
 static void test_singleton(void) {
     if (g_rank != 0) return;
@@ -202,5 +215,7 @@ int main(int argc, char **argv) {
     MRUN(test_missing_rank);
     MRUN(test_ddp_mismatch);
     MRUN(test_ddp_missing);
+    MRUN(test_ddp_shm_mismatch);
+    MRUN(test_ddp_shm_missing);
     return mpi_test_finish();
 }

@@ -198,6 +198,8 @@ static void test_dp_buckets_mpi(void) { dp_vs_single(SDL_MPI_MODE_BUCKETS, SDL_M
 static void test_dp_flat_ring(void) { dp_vs_single(SDL_MPI_MODE_FLAT, SDL_MPI_ALGO_RING); }
 static void test_dp_buckets_ring(void) { dp_vs_single(SDL_MPI_MODE_BUCKETS, SDL_MPI_ALGO_RING); }
 static void test_dp_default_desc(void) { dp_vs_single(SDL_MPI_MODE_DEFAULT, SDL_MPI_ALGO_DEFAULT); }
+static void test_dp_flat_shm(void) { dp_vs_single(SDL_MPI_MODE_FLAT, SDL_MPI_ALGO_SHM); }
+static void test_dp_buckets_shm(void) { dp_vs_single(SDL_MPI_MODE_BUCKETS, SDL_MPI_ALGO_SHM); }
 
 /* 1 MiB buckets on a net whose last layers hold 1.2 MB: bucket 0 = fc3 + fc2 (started
    during backward with MPI_Iallreduce), bucket 1 = fc1 (the last: MPI_Allreduce at sync);
@@ -296,11 +298,11 @@ static void test_ddp_fp16(void) {
 }
 
 /* ---- gradient accumulation: k micro-batches, communication on the last only ------------ */
-static void test_accumulation(void) {
+static void accumulation(sdl_mpi_algo algo) {
     const int k = 3, mb = 8;
     mlp a = mlp_new(21), ref = mlp_new(21);
     sdl_mpi_ddp *d = sdl_mpi_ddp_new(a.m, NULL);
-    sdl_mpi_ddp_desc small = {SDL_MPI_MODE_BUCKETS, SDL_MPI_ALGO_MPI, 0.001f, false};
+    sdl_mpi_ddp_desc small = {SDL_MPI_MODE_BUCKETS, algo, 0.001f, false};
     sdl_mpi_ddp_free(d);
     d = sdl_mpi_ddp_new(a.m, &small);
     for (int j = 0; j < k; j++) {
@@ -333,11 +335,14 @@ static void test_accumulation(void) {
     mlp_free(&a);
     mlp_free(&ref);
 }
+static void test_accumulation(void) { accumulation(SDL_MPI_ALGO_MPI); }
+static void test_accumulation_shm(void) { accumulation(SDL_MPI_ALGO_SHM); }
 
 /* ---- a sync writes every gradient: a later backward adds to the averages -------------- */
-static void test_sync_then_backward_adds(void) {
+static void sync_then_backward_adds(sdl_mpi_algo algo) {
     mlp a = mlp_new(23);
-    sdl_mpi_ddp *d = sdl_mpi_ddp_new(a.m, NULL);
+    sdl_mpi_ddp_desc desc = {SDL_MPI_MODE_DEFAULT, algo, 0, false};
+    sdl_mpi_ddp *d = sdl_mpi_ddp_new(a.m, &desc);
     sdl_tensor *uw = sdl_model_find(a.m, "unused.weight"), *ones = sdl_arena_tensor(sdl_shape2(4, 7), SDL_F32);
     for (int i = 0; i < 28; i++) sdl_f32(ones)[i] = 1.0f;
     /* only the last rank reads 'unused': d/dW sum(ones W^T) = 4 everywhere, so its average is 4/N
@@ -355,6 +360,60 @@ static void test_sync_then_backward_adds(void) {
     for (int64_t i = 0; i < uw->numel; i++) worst = fmaxf(worst, fabsf(uw->grad[i] - want));
     CHECK(worst <= 1e-6f, "unused.weight gradient off by %g from %g (the average was overwritten?)", (double)worst, (double)want);
     sdl_mpi_ddp_free(d);
+    mlp_free(&a);
+}
+static void test_sync_then_backward_adds(void) { sync_then_backward_adds(SDL_MPI_ALGO_MPI); }
+static void test_sync_then_backward_adds_shm(void) { sync_then_backward_adds(SDL_MPI_ALGO_SHM); }
+
+/* ---- SDL_MPI_ALGO_SHM: the same means as MPI_Allreduce, in pieces, over several steps --- */
+static void test_shm_equals_mpi(void) {
+    mlp a = {0};
+    a.m = sdl_model_new(31 + 1000 * (uint64_t)g_rank); /* every rank its own weights: different gradients */
+    a.net = sdl_sequential(a.m, "");
+    sdl_seq_add(a.net, sdl_linear_layer(a.m, "fc1", 20, 512, true));
+    sdl_seq_add(a.net, sdl_relu_layer(a.m));
+    sdl_seq_add(a.net, sdl_linear_layer(a.m, "fc2", 512, 600, true)); /* 307200 floats: 5 pieces of 65536 */
+    sdl_seq_add(a.net, sdl_relu_layer(a.m));
+    sdl_seq_add(a.net, sdl_linear_layer(a.m, "fc3", 600, 5, true));
+    sdl_model_pack(a.m);
+    int64_t n = a.m->param_floats;
+    float *own = a.m->grad_data, *want = (float *)malloc(sizeof(float) * (size_t)n);
+    sdl_mpi_ddp_desc shm = {SDL_MPI_MODE_DEFAULT, SDL_MPI_ALGO_SHM, 0, false};
+    sdl_mpi_ddp *d = sdl_mpi_ddp_new(a.m, &shm);
+    CHECK(d != NULL, "%s", sdl_last_error());
+    if (!d) { free(want); mlp_free(&a); return; }
+    CHECK(a.m->grad_data != own, "the gradients did not move into the shared window");
+    double worst = 0;
+    for (int s = 0; s < 3; s++) { /* the counters carry over from step to step */
+        sdl_mpi_ddp_set_sync(d, false);
+        sdl_backward(loss_of(&a, s, g_rank * 8, 8));
+        memcpy(want, a.m->grad_data, sizeof(float) * (size_t)n);
+        sdl_mpi_ddp_set_sync(d, true);
+        sdl_model_zero_grad(a.m);
+        sdl_arena_reset();
+        CHECK(sdl_mpi_average(want, n, SDL_MPI_ALGO_MPI, false) == SDL_OK, "%s", sdl_last_error());
+        CHECK(sdl_backward(loss_of(&a, s, g_rank * 8, 8)) == SDL_OK, "%s", sdl_last_error());
+        CHECK(sdl_mpi_ddp_sync(d) == SDL_OK, "%s", sdl_last_error());
+        for (int64_t i = 0; i < n; i++) {
+            double e = fabs((double)a.m->grad_data[i] - want[i]) / (fabs(want[i]) + 1e-30);
+            if (e > worst) worst = e;
+        }
+        sdl_model_zero_grad(a.m);
+        sdl_arena_reset();
+    }
+    /* two ranks: (g0 + g1) / 2 either way, bit for bit; three: MPI may add in another order */
+    CHECK(g_size == 2 ? worst == 0 : worst <= 1e-6, "shm means differ from MPI_Allreduce's by %g relative", worst);
+    sdl_backward(loss_of(&a, 9, g_rank * 8, 8));
+    sdl_mpi_ddp_sync(d);
+    memcpy(want, a.m->grad_data, sizeof(float) * (size_t)n);
+    sdl_mpi_ddp_free(d);
+    CHECK(a.m->grad_data == own && a.m->params[0]->grad == own, "sdl_mpi_ddp_free did not give the model its array back");
+    CHECK(memcmp(own, want, sizeof(float) * (size_t)n) == 0, "the averaged gradients were lost at sdl_mpi_ddp_free");
+    /* misuse is an error, not a hang */
+    CHECK(sdl_mpi_allreduce(want, 4, SDL_MPI_ALGO_SHM) == SDL_ERR_ARG, "allreduce with SDL_MPI_ALGO_SHM: %s", sdl_last_error());
+    sdl_mpi_ddp_desc fp16 = {SDL_MPI_MODE_FLAT, SDL_MPI_ALGO_SHM, 0, true};
+    CHECK(sdl_mpi_ddp_new(a.m, &fp16) == NULL && strstr(sdl_last_error(), "fp16"), "fp16 with shm: %s", sdl_last_error());
+    free(want);
     mlp_free(&a);
 }
 
@@ -433,10 +492,15 @@ int main(int argc, char **argv) {
     MRUN(test_dp_flat_ring);
     MRUN(test_dp_buckets_ring);
     MRUN(test_dp_default_desc);
+    MRUN(test_dp_flat_shm);
+    MRUN(test_dp_buckets_shm);
+    MRUN(test_shm_equals_mpi);
     MRUN(test_dp_mib_buckets);
     MRUN(test_ddp_fp16);
     MRUN(test_accumulation);
+    MRUN(test_accumulation_shm);
     MRUN(test_sync_then_backward_adds);
+    MRUN(test_sync_then_backward_adds_shm);
     MRUN(test_metrics);
     MRUN(test_timeline);
     return mpi_test_finish();

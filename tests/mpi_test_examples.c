@@ -78,6 +78,17 @@ static void test_fashion_ddp(void) {
     CHECK(strstr(out, "2 ranks x batch 32 = global batch 64, lr 0.01 (peak 0.02") && strstr(out, "epoch 1/1: loss ") &&
           strstr(out, "rank 0: images/sec: ") && strstr(out, "rank 1: images/sec: ") && strstr(out, "\ntotal images/sec: "),
           "expected lines missing:\n%s", out);
+    /* --algo shm averages (g0 + g1) / 2 as MPI_Allreduce does: the same losses, digit for digit */
+    char line[2][160] = {"", ""};
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        snprintf(cmd, sizeof cmd, "mpirun --allow-run-as-root --oversubscribe -np 2 %s/fashion_ddp --epochs 1 --limit 512 "
+                 "--batch_size 32 --steps-per-epoch 3 --algo %s", g_dir, k ? "shm" : "mpi");
+        rc = sh(cmd, out, sizeof out);
+        CHECK(rc == 0, "--algo %s: exit %d:\n%s", k ? "shm" : "mpi", rc, out);
+        const char *e = strstr(out, "epoch 1/1: "), *end = e ? strstr(e, " lr ") : NULL;
+        if (end) snprintf(line[k], sizeof line[k], "%.*s", (int)(end - e), e);
+    }
+    CHECK(line[0][0] && strcmp(line[0], line[1]) == 0, "--algo mpi: '%s', --algo shm: '%s'", line[0], line[1]);
 }
 
 int main(int argc, char **argv) {

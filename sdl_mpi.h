@@ -1023,8 +1023,8 @@ static int sdl__mpi_shm_waiting_for(sdl_mpi_ddp *d, int b) {
 
 /* floats [begin, end): the mean over ranks, summed in rank order, into every rank's array */
 static void sdl__mpi_shm_reduce(sdl_mpi_ddp *d, int64_t begin, int64_t end) {
-    enum { TILE = 1024 };
-    float mean[TILE];
+    const int64_t TILE = 1024;
+    float mean[1024];
     int n = sdl__mpi.size;
     float inv = 1.0f / (float)n;
     for (int64_t at = begin; at < end; at += TILE) {

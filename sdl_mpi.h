@@ -1023,12 +1023,12 @@ static int sdl__mpi_shm_waiting_for(sdl_mpi_ddp *d, int b) {
 
 /* floats [begin, end): the mean over ranks, summed in rank order, into every rank's array */
 static void sdl__mpi_shm_reduce(sdl_mpi_ddp *d, int64_t begin, int64_t end) {
-    const int64_t TILE = 1024;
     float mean[1024];
+    const int64_t tile = (int64_t)(sizeof mean / sizeof mean[0]);
     int n = sdl__mpi.size;
     float inv = 1.0f / (float)n;
-    for (int64_t at = begin; at < end; at += TILE) {
-        int len = (int)(end - at < TILE ? end - at : TILE);
+    for (int64_t at = begin; at < end; at += tile) {
+        int len = (int)(end - at < tile ? end - at : tile);
         memcpy(mean, d->grads[0] + at, (size_t)len * sizeof(float));
         for (int r = 1; r < n; r++) sdl__mpi_add(mean, d->grads[r] + at, len);
         for (int i = 0; i < len; i++) mean[i] *= inv;

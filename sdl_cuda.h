@@ -66,9 +66,28 @@
                   hash, so the masks are the same bits), embedding, the activations, softmax,
                   log_softmax, concat, transpose, causal attention (batched GEMMs + a masked
                   softmax), add/mul/scale, sum/mean, cross entropy, nll, bce, mse. Optimizers:
-                  SGD, Adam, AdamW, LARS, LAMB (not yet: accumulation, clipping; see TODO).
-      Precision   f32 everywhere. sdl_cuda_set_tf32(true) lets cuBLAS round GEMM inputs to
+                  SGD, Adam, AdamW, LARS, LAMB, with gradient accumulation (accum_steps) and
+                  clipping (max_grad_norm); sdl_grad_scale and sdl_clip_grad_norm work on a
+                  GPU model too. Clipping reads the norm back to the host (one double per
+                  update, which waits for the backward): o->grad_norm and
+                  sdl_clip_grad_norm's result need it.
+      Precision   f32 by default. sdl_cuda_set_tf32(true) lets cuBLAS round GEMM inputs to
                   TF32 (tensor cores; about 1e-3 relative error instead of 1e-6).
+                  Mixed precision, as PyTorch's autocast does it for matmuls:
+                  sdl_cuda_set_precision(SDL_BF16 or SDL_F16) makes every GEMM (linear,
+                  conv2d and conv_transpose2d through their GEMMs, attention's batched GEMMs;
+                  forward and backward) read bf16/fp16 copies of its inputs, rounded to
+                  nearest even, and sum in f32 into f32 outputs (cublasGemmEx,
+                  CUBLAS_COMPUTE_32F). Parameters, gradients, optimizer state and all other
+                  ops stay f32 (the f32 master weights); the copies are made per GEMM in one
+                  reused buffer. Expect about 1e-2 relative error in the GEMMs. fp16 needs a
+                  loss scale, sdl.h's sdl_loss_scaler (PyTorch's GradScaler):
+                     sdl_cuda_set_precision(SDL_F16);
+                     sdl_loss_scaler sc = {0};                     // 65536, x2 per 2000 good
+                     sdl_scaled_backward(&sc, loss);               // backward of loss * scale
+                     sdl_scaler_step(&sc, opt);                    // unscale; skip on Inf/NaN
+                  bf16 has f32's exponent range and needs none. The precision may change
+                  between steps; sdl_cuda_shutdown sets it back to f32.
       Determinism No atomics anywhere: reductions use a fixed order, col2im and the pooling
                   backward gather (each input element sums the windows that read it), and the
                   embedding backward walks the rows in order, one thread per column. So a run
@@ -78,7 +97,6 @@
    TODO (in this order)
       - run it: this version was written without a GPU; tests/cuda_test_ops.cu and
         tools/gpu_check.sh check every op and optimizer against the CPU
-      - gradient accumulation and clipping on the device (sdl_optim_step refuses them now)
       - faster kernels where the simple ones are slow: the embedding backward (one thread
         per column: fine for D >= 256, slow for small D and many rows), attention (full T x T
         GEMMs, then masked: 2x the flops of a fused flash-style kernel), batch norm (one block
@@ -87,15 +105,16 @@
       - one launch for SGD/Adam with per-parameter weight decay (now one launch per run of
         parameters with the same decay flag); one launch per optimizer step for LARS/LAMB
         (now two per parameter tensor)
-      - bf16/fp16 mixed precision: bf16 copies of weights and activations, cublasGemmEx with
-        f32 accumulation, f32 master weights, a loss scale for fp16
+      - mixed precision, faster: keep bf16 copies of the weights for a whole step (now
+        converted per GEMM), bf16 activations between ops (half the memory traffic; now
+        f32), clipping and the loss scaler's check without the host read of the norm
       - CUDA graphs: capture a whole step once (the arena makes addresses repeat) and replay
       - overlap: async H2D copies from pinned buffers on a second stream with events
       - faster bias/broadcast reductions (now simple deterministic block sums) and a warp
         per row in cross entropy when there are few classes (now a block of 256 per row)
-      - device paths for the core's other host loops over the flat arrays (gradient
-        clipping and scaling, checkpoints of optimizer state: move the model to the host
-        with sdl_cuda_model_to_host before saving, for now)
+      - device paths for the core's other host loops over the flat arrays (checkpoints of
+        optimizer state: move the model to the host with sdl_cuda_model_to_host before
+        saving, for now)
       - data parallel with sdl_mpi: CUDA-aware MPI or host staging of the gradients, then NCCL
 */
 #ifndef SDL_H_INCLUDED

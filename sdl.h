@@ -4814,8 +4814,8 @@ SDL_API sdl_result sdl_optim_step(sdl_optim *o) {
     if (o->device != SDL_CPU && (!be || !be->optim_step))
         return sdl_fail(SDL_ERR_DEVICE, "optim_step: no optimizer kernel on device %d", (int)o->device);
     if (!sdl_optim_is_update_step(o)) { o->micro++; return SDL_OK; } /* gradients keep adding up */
-    o->micro = 0;
     if ((o->desc.accum_steps > 1 || o->desc.max_grad_norm > 0.0f) && !sdl__grad_backend(m, "optim_step")) return sdl_last_result();
+    o->micro = 0;
     if (o->desc.accum_steps > 1) sdl_grad_scale(m, 1.0f / (float)o->desc.accum_steps);
     if (o->desc.max_grad_norm > 0.0f) o->grad_norm = sdl_clip_grad_norm(m, o->desc.max_grad_norm);
     if (o->device != SDL_CPU) { /* the backend updates its own arrays */

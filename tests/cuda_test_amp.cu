@@ -343,7 +343,7 @@ static void test_bf16_cnn(void) {
             dist += ((double)pg[j] - mc->param_data[j]) * ((double)pg[j] - mc->param_data[j]);
             moved += ((double)mc->param_data[j] - p0[j]) * ((double)mc->param_data[j] - p0[j]);
         }
-        if (getenv("DBG")) printf("%s %g\n", mc->params[i]->name, sqrt(dist / moved));
+        printf("%s %s %.3f%s", i == 0 ? "  bf16 distance from f32 / f32 update:" : "", mc->params[i]->name, sqrt(dist / moved), i == mc->nparams - 1 ? "\n" : "");
         CHECK(moved > 0.0 && sqrt(dist) <= 0.25 * sqrt(moved), "%s: bf16 ends %g of the f32 update away from f32", mc->params[i]->name, sqrt(dist / moved));
     }
     free(pg);
@@ -441,6 +441,48 @@ static void test_scaler_fp16(void) {
     sdl_model_free(mg);
 }
 
+/* ---- steady state: fp16 GEMMs, the loss scaler, accumulation (k = 2) and clipping allocate
+   nothing after the first steps, on the device or the host ------------------------------- */
+static long dev_allocs;
+static void *(*real_alloc)(size_t);
+static void *counting_alloc(size_t n) { dev_allocs++; return real_alloc(n); }
+
+static void test_steady_state_amp(void) {
+    sdl_backend be = *sdl_get_backend(SDL_CUDA), orig = be;
+    real_alloc = be.alloc;
+    be.alloc = counting_alloc;
+    sdl_register_backend(SDL_CUDA, &be);
+    sdl_model *m = sdl_model_new(3);
+    sdl_module *net = make_mlp(m);
+    sdl_cuda_model_to_device(m);
+    sdl_optim_desc d;
+    memset(&d, 0, sizeof d);
+    d.kind = SDL_OPTIM_ADAMW; d.accum_steps = 2; d.max_grad_norm = 1.0f;
+    sdl_optim *o = sdl_optim_new(m, &d);
+    sdl_loss_scaler sc;
+    memset(&sc, 0, sizeof sc);
+    sdl_tensor *x, *y;
+    batch(0, &x, &y);
+    sdl_cuda_set_precision(SDL_F16);
+    long dev0 = 0, host0 = 0;
+    size_t cap0 = 0;
+    for (int i = 0; i < 8; i++) {
+        if (i == 4) { dev0 = dev_allocs; host0 = sdl_test_allocs; cap0 = sdl_cuda_arena_capacity(); }
+        CHECK(sdl_scaled_backward(&sc, mlp_loss(net, x, y, true)) == SDL_OK && sdl_scaler_step(&sc, o) == SDL_OK, "step %d: %s", i, sdl_last_error());
+        sdl_arena_reset();
+    }
+    sdl_cuda_set_precision(SDL_F32);
+    CHECK(o->step == 4 && sc.skipped == 0, "4 updates (%lld), none skipped (%lld)", (long long)o->step, (long long)sc.skipped);
+    CHECK(dev_allocs == dev0, "%ld device allocations in 4 steady-state steps", dev_allocs - dev0);
+    CHECK(sdl_test_allocs == host0, "%ld host allocations in 4 steady-state steps", sdl_test_allocs - host0);
+    CHECK(sdl_cuda_arena_capacity() == cap0, "device arena grew from %zu to %zu", cap0, sdl_cuda_arena_capacity());
+    sdl_tensor_free(x);
+    sdl_tensor_free(y);
+    sdl_optim_free(o);
+    sdl_model_free(m);
+    sdl_register_backend(SDL_CUDA, &orig);
+}
+
 int main(void) {
     (void)gradcheck;
     if (!sdl_cuda_available()) {
@@ -452,7 +494,6 @@ int main(void) {
         printf("FAIL sdl_cuda_init: %s\n0 passed, 1 failed\n", sdl_last_error());
         return 1;
     }
-    if (getenv("ONLY")) { RUN(test_bf16_cnn); return sdl_test_finish(); }
     RUN(test_conversions);
     RUN(test_grad_scale_clip);
     RUN(test_accum_clip);
@@ -460,6 +501,7 @@ int main(void) {
     RUN(test_bf16_cnn);
     RUN(test_scaler_inject);
     RUN(test_scaler_fp16);
+    RUN(test_steady_state_amp);
     sdl_cuda_shutdown();
     return sdl_test_finish();
 }

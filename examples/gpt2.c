@@ -6,6 +6,7 @@
            nvcc -std=c++17 -O2 -x cu -I. examples/gpt2.c -o build/gpt2_cuda -lcublas   (GPU)
    run:    ./build/gpt2 --layers 2 --heads 4 --channels 64 --seq-len 64 --vocab 512 --steps 10
            ./build/gpt2_cuda --device cuda --batch-size 16 --seq-len 1024 --steps 10     (GPT-2 124M)
+           ./build/gpt2_cuda --device cuda --batch-size 16 --precision bf16   (bf16 GEMMs; fp16 too)
    Defaults are GPT-2 small: vocab 50257, T 1024, 12 layers, 12 heads, 768 channels.
    The token and position tables, the pre-LN blocks (attention and a 4x GELU-tanh MLP, each
    added to the residual stream) and the final layer norm are GPT-2's; the LM head shares the

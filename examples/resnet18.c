@@ -7,6 +7,7 @@
    run:    ./build/resnet18 --data DIR --epochs 30 --batch-size 128 --lr 0.1
            ./build/resnet18 --synthetic --steps 20 --batch-size 32      (a throughput benchmark)
            ./build/resnet18_cuda --device cuda --steps 50 --batch-size 256 --tf32
+           ./build/resnet18_cuda --device cuda --steps 50 --batch-size 256 --precision bf16
    data:   the CIFAR-10 binary version (cifar-10-binary.tar.gz from the CIFAR page unpacks to
            cifar-10-batches-bin); --data DIR names it or its parent. Without --data (or with
            --synthetic) the images are random bytes with random labels: for timing only.

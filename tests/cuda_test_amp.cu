@@ -335,7 +335,8 @@ static void test_bf16_cnn(void) {
     /* the parameters: how far bf16 ends from f32 against how far f32 moved, in L2 norm per
        tensor (a max-norm would be ruled by the few relu units whose sign the rounding flips,
        which change their rows' updates whole). PyTorch's bf16 autocast on this net and these
-       steps ends 0.2% to 9% of the update away from its f32 (4 seeds): allow 25%. */
+       steps ends 0.1% to 12% of the update away from its f32 (10 seeds; sdl here: 0.2% to
+       12%): allow 25%. */
     float *pg = dev_floats(mg->param_data, mc->param_floats);
     for (int i = 0; i < mc->nparams; i++) {
         double dist = 0.0, moved = 0.0;

@@ -333,6 +333,11 @@ typedef struct sdl_backend {
     /* 1 where backward[op] honours node->grad_fresh; 0 (the default): sdl_backward hands
        that op zeroed gradient buffers, into which it adds */
     unsigned char grad_overwrite[SDL_OP_COUNT];
+    /* the flat gradient array on this device (sdl_grad_scale, sdl_clip_grad_norm, the loss
+       scaler): x *= s, and the sum of x^2 in double in a fixed order (the same bits every
+       run; NaN or Inf when an element is). NULL: the device has none, those calls fail. */
+    void (*scale)(float *x, int64_t n, float s);
+    double (*sumsq)(const float *x, int64_t n);
 } sdl_backend;
 SDL_API void sdl_register_backend(sdl_device device, const sdl_backend *backend);
 SDL_API const sdl_backend *sdl_get_backend(sdl_device device);
@@ -545,6 +550,33 @@ SDL_API float *sdl_optim_state_data(sdl_optim *o, int k);
    norm is returned and the gradients are left alone (skip that step). */
 SDL_API float sdl_clip_grad_norm(sdl_model *m, float max_norm);
 SDL_API void sdl_grad_scale(sdl_model *m, float s); /* every gradient *= s */
+
+/* Loss scaling for fp16 training (PyTorch's GradScaler; sdl_cuda_set_precision(SDL_F16)).
+   fp16 gradients below 6e-8 round to zero, so the loss is multiplied by a large scale before
+   the backward and the gradients divided by it before the update. A scale so large that a
+   gradient overflows (Inf or NaN) skips that update, halves the scale and zeroes the
+   gradients; growth_interval good updates in a row double it. Zero fields take PyTorch's
+   defaults. It works on any device (the CPU too, where f32 needs no scaling):
+
+      sdl_loss_scaler sc = {0};                       // or {.scale = 1024, .growth_interval = 100}
+      sdl_scaled_backward(&sc, loss);                 // backward of loss * sc.scale
+      sdl_scaler_step(&sc, opt);                      // unscale, check, sdl_optim_step or skip
+
+   sdl_scaler_step reads one number per update back from the device (the gradients' sum of
+   squares, which is Inf or NaN when any gradient is), so on a GPU it waits for the backward.
+   With accum_steps = k only every k-th call checks; the others just add up the gradients. */
+typedef struct sdl_loss_scaler {
+    float scale;           /* the current scale; 0: 65536 */
+    float growth_factor;   /* 0: 2 */
+    float backoff_factor;  /* 0: 0.5 */
+    int growth_interval;   /* 0: 2000 */
+    int good_steps;        /* updates since the last skip or growth */
+    int64_t skipped;       /* updates skipped so far */
+    bool found_inf;        /* the last update was skipped */
+} sdl_loss_scaler;
+SDL_API sdl_result sdl_scaled_backward(sdl_loss_scaler *s, sdl_tensor *loss);
+/* SDL_OK also when the update was skipped (s->found_inf says so) */
+SDL_API sdl_result sdl_scaler_step(sdl_loss_scaler *s, sdl_optim *o);
 
 /* >>decl-sched: the learning rate as a function of an integer step and a total. Steps or
    epochs: your choice, as long as step, total, warmup and milestones use the same unit.
@@ -4021,6 +4053,8 @@ static void sdl__cpu_alloc_copy(void *dst, const void *src, size_t bytes, sdl_de
     memcpy(dst, src, bytes);
 }
 static void sdl__cpu_memset0(void *dst, size_t bytes) { memset(dst, 0, bytes); }
+static void sdl__cpu_scale(float *x, int64_t n, float s);   /* >>optim */
+static double sdl__cpu_sumsq(const float *x, int64_t n);
 
 static void sdl__cpu_init(void) {
     sdl_backend *be = &sdl__backends[SDL_CPU];
@@ -4030,6 +4064,8 @@ static void sdl__cpu_init(void) {
     be->memset0 = sdl__cpu_memset0;
     be->copy = sdl__cpu_alloc_copy;
     be->arena_alloc = sdl_arena_alloc;
+    be->scale = sdl__cpu_scale;
+    be->sumsq = sdl__cpu_sumsq;
 #define SDL__KERNEL(op, f, b) (be->forward[op] = f, be->backward[op] = b)
     SDL__KERNEL(SDL_OP_LINEAR, sdl__linear_fwd, sdl__linear_bwd);
     SDL__KERNEL(SDL_OP_RELU, sdl__relu_fwd, sdl__relu_bwd);
@@ -4498,11 +4534,6 @@ static void sdl__sumsq_range(void *ctx, int64_t begin, int64_t end, double sums[
     }
     if (i < end) sums[0] += (double)x[i] * (double)x[i];
 }
-static double sdl__norm(const float *x, int64_t n) {
-    double s[2];
-    sdl__sum2(n, sdl__sumsq_range, (void *)x, s);
-    return sqrt(s[0] + s[1]);
-}
 
 typedef struct sdl__scale_job { float *x; float s; } sdl__scale_job;
 static void sdl__scale_range(void *ctx, int64_t begin, int64_t end) {
@@ -4510,18 +4541,41 @@ static void sdl__scale_range(void *ctx, int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) j->x[i] *= j->s;
 }
 
-SDL_API void sdl_grad_scale(sdl_model *m, float s) {
-    if (!m || !m->packed || s == 1.0f) return;
+static void sdl__cpu_scale(float *x, int64_t n, float s) {
     sdl__scale_job j;
-    j.x = m->grad_data;
+    j.x = x;
     j.s = s;
-    sdl_parallel_for(m->param_floats, 1 << 15, sdl__scale_range, &j);
+    sdl_parallel_for(n, 1 << 15, sdl__scale_range, &j);
+}
+static double sdl__cpu_sumsq(const float *x, int64_t n) {
+    double s[2];
+    sdl__sum2(n, sdl__sumsq_range, (void *)x, s);
+    return s[0] + s[1];
 }
 
+/* the model's device's gradient helpers (NULL, with the error set, when it has none) */
+static const sdl_backend *sdl__grad_backend(sdl_model *m, const char *who) {
+    const sdl_backend *be = sdl_get_backend(sdl__model_device(m));
+    if (!be || !be->scale || !be->sumsq) {
+        sdl_fail(SDL_ERR_DEVICE, "%s: device %d has no gradient scale/norm kernels", who, (int)sdl__model_device(m));
+        return NULL;
+    }
+    return be;
+}
+
+SDL_API void sdl_grad_scale(sdl_model *m, float s) {
+    if (!m || !m->packed || s == 1.0f) return;
+    const sdl_backend *be = sdl__grad_backend(m, "grad_scale");
+    if (be) be->scale(m->grad_data, m->param_floats, s);
+}
+
+/* on a GPU the norm comes back to the host (one small read that waits for the GPU) */
 SDL_API float sdl_clip_grad_norm(sdl_model *m, float max_norm) {
     if (!m || !m->packed) return 0.0f;
-    double norm = sdl__norm(m->grad_data, m->param_floats);
-    if (isfinite(norm) && norm > (double)max_norm) sdl_grad_scale(m, (float)((double)max_norm / (norm + 1e-6)));
+    const sdl_backend *be = sdl__grad_backend(m, "clip_grad_norm");
+    if (!be) return NAN;
+    double norm = sqrt(be->sumsq(m->grad_data, m->param_floats));
+    if (isfinite(norm) && norm > (double)max_norm) be->scale(m->grad_data, m->param_floats, (float)((double)max_norm / (norm + 1e-6)));
     return (float)norm;
 }
 
@@ -4756,25 +4810,24 @@ SDL_API sdl_result sdl_optim_step(sdl_optim *o) {
     sdl_model *m = o->model;
     if (o->device != sdl__model_device(m))
         return sdl_fail(SDL_ERR_DEVICE, "optim_step: the model moved to device %d after the optimizer was made (make it after the move)", (int)sdl__model_device(m));
-    if (o->device != SDL_CPU) { /* the backend updates its own arrays (plain steps only, for now) */
-        const sdl_backend *be = sdl_get_backend(o->device);
-        if (!be || !be->optim_step) return sdl_fail(SDL_ERR_DEVICE, "optim_step: no optimizer kernel on device %d", (int)o->device);
-        if (o->desc.accum_steps > 1 || o->desc.max_grad_norm > 0.0f)
-            return sdl_fail(SDL_ERR_DEVICE, "optim_step: accumulation and clipping run on the CPU only, for now");
+    const sdl_backend *be = sdl_get_backend(o->device);
+    if (o->device != SDL_CPU && (!be || !be->optim_step))
+        return sdl_fail(SDL_ERR_DEVICE, "optim_step: no optimizer kernel on device %d", (int)o->device);
+    if (!sdl_optim_is_update_step(o)) { o->micro++; return SDL_OK; } /* gradients keep adding up */
+    if ((o->desc.accum_steps > 1 || o->desc.max_grad_norm > 0.0f) && !sdl__grad_backend(m, "optim_step")) return sdl_last_result();
+    o->micro = 0;
+    if (o->desc.accum_steps > 1) sdl_grad_scale(m, 1.0f / (float)o->desc.accum_steps);
+    if (o->desc.max_grad_norm > 0.0f) o->grad_norm = sdl_clip_grad_norm(m, o->desc.max_grad_norm);
+    if (o->device != SDL_CPU) { /* the backend updates its own arrays */
         sdl_result r = be->optim_step(o);
         if (r != SDL_OK) return r;
-    } else {
-        if (!sdl_optim_is_update_step(o)) { o->micro++; return SDL_OK; } /* gradients keep adding up */
-        o->micro = 0;
-        if (o->desc.accum_steps > 1) sdl_grad_scale(m, 1.0f / (float)o->desc.accum_steps);
-        if (o->desc.max_grad_norm > 0.0f) o->grad_norm = sdl_clip_grad_norm(m, o->desc.max_grad_norm);
-        sdl__optim_update(o); /* zeroes the gradients as it goes */
         o->step++;
-        sdl__grads_zeroed(m);
+        sdl_model_zero_grad(m);
         return SDL_OK;
     }
+    sdl__optim_update(o); /* zeroes the gradients as it goes */
     o->step++;
-    sdl_model_zero_grad(m);
+    sdl__grads_zeroed(m);
     return SDL_OK;
 }
 
@@ -4799,6 +4852,49 @@ SDL_API void sdl_optim_free(sdl_optim *o) {
     if (o->device == SDL_CPU) SDL_DEALLOC(o->state);
     else if (be) be->dealloc(o->state);
     SDL_DEALLOC(o);
+}
+
+/* ---- the loss scaler (see >>decl-optim). Device-independent: it only needs the backend's
+   scale and sumsq on the flat gradient array, so one code path serves the CPU and the GPU. */
+static void sdl__scaler_defaults(sdl_loss_scaler *s) {
+    s->scale = sdl__default(s->scale, 65536.0f);
+    s->growth_factor = sdl__default(s->growth_factor, 2.0f);
+    s->backoff_factor = sdl__default(s->backoff_factor, 0.5f);
+    if (s->growth_interval <= 0) s->growth_interval = 2000;
+}
+
+SDL_API sdl_result sdl_scaled_backward(sdl_loss_scaler *s, sdl_tensor *loss) {
+    if (!s) return sdl_fail(SDL_ERR_ARG, "scaled_backward: NULL scaler");
+    sdl__scaler_defaults(s);
+    if (!loss) return sdl_backward(NULL);
+    return sdl_backward(sdl_scale(loss, s->scale));
+}
+
+SDL_API sdl_result sdl_scaler_step(sdl_loss_scaler *s, sdl_optim *o) {
+    if (!s || !o) return sdl_fail(SDL_ERR_ARG, "scaler_step: NULL scaler or optimizer");
+    sdl__scaler_defaults(s);
+    if (!sdl_optim_is_update_step(o)) return sdl_optim_step(o); /* a micro-batch: the scaled grads add up */
+    sdl_model *m = o->model;
+    const sdl_backend *be = sdl__grad_backend(m, "scaler_step");
+    if (!be) return sdl_last_result();
+    s->found_inf = !isfinite(be->sumsq(m->grad_data, m->param_floats));
+    if (s->found_inf) { /* skip: as if this update's batches never happened */
+        s->scale *= s->backoff_factor;
+        s->good_steps = 0;
+        s->skipped++;
+        o->micro = 0;
+        sdl_model_zero_grad(m);
+        return SDL_OK;
+    }
+    be->scale(m->grad_data, m->param_floats, 1.0f / s->scale); /* exact for a power-of-two scale */
+    sdl_result r = sdl_optim_step(o);
+    if (r != SDL_OK) return r;
+    if (++s->good_steps >= s->growth_interval) {
+        float grown = s->scale * s->growth_factor;
+        if (isfinite(grown)) s->scale = grown;
+        s->good_steps = 0;
+    }
+    return SDL_OK;
 }
 
 /* >>sched */

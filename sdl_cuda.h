@@ -66,9 +66,28 @@
                   hash, so the masks are the same bits), embedding, the activations, softmax,
                   log_softmax, concat, transpose, causal attention (batched GEMMs + a masked
                   softmax), add/mul/scale, sum/mean, cross entropy, nll, bce, mse. Optimizers:
-                  SGD, Adam, AdamW, LARS, LAMB (not yet: accumulation, clipping; see TODO).
-      Precision   f32 everywhere. sdl_cuda_set_tf32(true) lets cuBLAS round GEMM inputs to
+                  SGD, Adam, AdamW, LARS, LAMB, with gradient accumulation (accum_steps) and
+                  clipping (max_grad_norm); sdl_grad_scale and sdl_clip_grad_norm work on a
+                  GPU model too. Clipping reads the norm back to the host (one double per
+                  update, which waits for the backward): o->grad_norm and
+                  sdl_clip_grad_norm's result need it.
+      Precision   f32 by default. sdl_cuda_set_tf32(true) lets cuBLAS round GEMM inputs to
                   TF32 (tensor cores; about 1e-3 relative error instead of 1e-6).
+                  Mixed precision, as PyTorch's autocast does it for matmuls:
+                  sdl_cuda_set_precision(SDL_BF16 or SDL_F16) makes every GEMM (linear,
+                  conv2d and conv_transpose2d through their GEMMs, attention's batched GEMMs;
+                  forward and backward) read bf16/fp16 copies of its inputs, rounded to
+                  nearest even, and sum in f32 into f32 outputs (cublasGemmEx,
+                  CUBLAS_COMPUTE_32F). Parameters, gradients, optimizer state and all other
+                  ops stay f32 (the f32 master weights); the copies are made per GEMM in one
+                  reused buffer. Expect about 1e-2 relative error in the GEMMs. fp16 needs a
+                  loss scale, sdl.h's sdl_loss_scaler (PyTorch's GradScaler):
+                     sdl_cuda_set_precision(SDL_F16);
+                     sdl_loss_scaler sc = {0};                     // 65536, x2 per 2000 good
+                     sdl_scaled_backward(&sc, loss);               // backward of loss * scale
+                     sdl_scaler_step(&sc, opt);                    // unscale; skip on Inf/NaN
+                  bf16 has f32's exponent range and needs none. The precision may change
+                  between steps; sdl_cuda_shutdown sets it back to f32.
       Determinism No atomics anywhere: reductions use a fixed order, col2im and the pooling
                   backward gather (each input element sums the windows that read it), and the
                   embedding backward walks the rows in order, one thread per column. So a run
@@ -78,7 +97,6 @@
    TODO (in this order)
       - run it: this version was written without a GPU; tests/cuda_test_ops.cu and
         tools/gpu_check.sh check every op and optimizer against the CPU
-      - gradient accumulation and clipping on the device (sdl_optim_step refuses them now)
       - faster kernels where the simple ones are slow: the embedding backward (one thread
         per column: fine for D >= 256, slow for small D and many rows), attention (full T x T
         GEMMs, then masked: 2x the flops of a fused flash-style kernel), batch norm (one block
@@ -87,15 +105,16 @@
       - one launch for SGD/Adam with per-parameter weight decay (now one launch per run of
         parameters with the same decay flag); one launch per optimizer step for LARS/LAMB
         (now two per parameter tensor)
-      - bf16/fp16 mixed precision: bf16 copies of weights and activations, cublasGemmEx with
-        f32 accumulation, f32 master weights, a loss scale for fp16
+      - mixed precision, faster: keep bf16 copies of the weights for a whole step (now
+        converted per GEMM), bf16 activations between ops (half the memory traffic; now
+        f32), clipping and the loss scaler's check without the host read of the norm
       - CUDA graphs: capture a whole step once (the arena makes addresses repeat) and replay
       - overlap: async H2D copies from pinned buffers on a second stream with events
       - faster bias/broadcast reductions (now simple deterministic block sums) and a warp
         per row in cross entropy when there are few classes (now a block of 256 per row)
-      - device paths for the core's other host loops over the flat arrays (gradient
-        clipping and scaling, checkpoints of optimizer state: move the model to the host
-        with sdl_cuda_model_to_host before saving, for now)
+      - device paths for the core's other host loops over the flat arrays (checkpoints of
+        optimizer state: move the model to the host with sdl_cuda_model_to_host before
+        saving, for now)
       - data parallel with sdl_mpi: CUDA-aware MPI or host staging of the gradients, then NCCL
 */
 #ifndef SDL_H_INCLUDED
@@ -139,6 +158,14 @@ SDL_API void sdl_cuda_host_free(void *p);
 SDL_API void sdl_cuda_timer_start(void);
 SDL_API float sdl_cuda_timer_stop(void);
 SDL_API size_t sdl_cuda_arena_capacity(void); /* bytes held by the device arena */
+
+/* >>cuda-decl-amp: mixed precision (see TOPICS, Precision). SDL_BF16 or SDL_F16: every
+   GEMM (linear, conv2d, conv_transpose2d, attention; forward and backward) reads bf16 or
+   fp16 copies of its two inputs and sums in f32 into f32 outputs; all else stays f32, and
+   so do the parameters. SDL_F32 (the default; SDL_DTYPE_DEFAULT too) turns it off. fp16
+   needs a loss scale: sdl_loss_scaler in sdl.h. SDL_ERR_ARG for another dtype. */
+SDL_API sdl_result sdl_cuda_set_precision(sdl_dtype precision);
+SDL_API sdl_dtype sdl_cuda_precision(void);
 
 #ifdef __cplusplus
 }
@@ -504,6 +531,8 @@ static void sdl__cu_reduce(const float *x, const float *t, int64_t n, int mode, 
    C^T = op(B)^T op(A)^T: call cuBLAS with A and B swapped, M and N swapped, and the same
    transpose flags (op(B)^T of the column-major view of B is op(B) read row-major).
    ---------------------------------------------------------------------------------------- */
+static bool sdl__cu_gemm_lp(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int64_t sA,
+                            const float *B, int64_t ldb, int64_t sB, float beta, float *C, int64_t ldc, int64_t sC, int64_t batch); /* >>cuda-amp */
 static void sdl__cu_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                          const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
@@ -512,6 +541,7 @@ static void sdl__cu_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, floa
         sdl__cu_record(SDL_ERR_SHAPE);
         return;
     }
+    if (sdl__cu_gemm_lp(ta, tb, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1)) return; /* bf16/fp16 */
     cublasComputeType_t compute = sdl__cu.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     SDL__CUBLAS(cublasGemmEx(sdl__cu.blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
                              (int)N, (int)M, (int)K, &alpha, B, CUDA_R_32F, (int)ldb, A, CUDA_R_32F, (int)lda,
@@ -797,6 +827,7 @@ static void sdl__cu_gemm_batched(bool ta, bool tb, int64_t M, int64_t N, int64_t
         sdl__cu_record(SDL_ERR_SHAPE);
         return;
     }
+    if (sdl__cu_gemm_lp(ta, tb, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch)) return; /* bf16/fp16 */
     cublasComputeType_t compute = sdl__cu.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     SDL__CUBLAS(cublasGemmStridedBatchedEx(sdl__cu.blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
                                            (int)N, (int)M, (int)K, &alpha, B, CUDA_R_32F, (int)ldb, (long long)sB,
@@ -1832,6 +1863,148 @@ static sdl_result sdl__cu_optim_step(struct sdl_optim *o) {
 }
 
 /* ----------------------------------------------------------------------------------------
+   >>cuda-amp: the gradient helpers of the backend table (sdl_grad_scale, sdl_clip_grad_norm,
+   gradient accumulation, the loss scaler in sdl.h), and mixed-precision GEMMs.
+
+   sumsq: the sum of x^2 in double in two fixed-order stages (at most 1024 block sums, a
+   number that depends only on n, then one block adds them), so a run repeats bit for bit;
+   no atomics. Its one double comes back to the host (a wait for the GPU): clipping needs it
+   for o->grad_norm and sdl_clip_grad_norm's result (PyTorch's clip_grad_norm_ returns a
+   tensor instead and does not wait), the loss scaler for its skip decision.
+
+   Mixed precision (PyTorch's autocast for matmuls, without its op lists): with
+   sdl_cuda_set_precision(SDL_BF16 or SDL_F16) each GEMM converts its two f32 inputs into one
+   reused device buffer of 2-byte values (round to nearest even, as __float2bfloat16 and
+   __float2half_rn) and runs cublasGemmEx in bf16/fp16 with CUBLAS_COMPUTE_32F: f32 sums and
+   f32 outputs. So weights are converted per GEMM that reads them (no cached copies to keep
+   in sync with the f32 master weights, at the price of one pass over them per GEMM), and
+   everything but the GEMMs (norms, softmax, losses, the optimizer) stays f32.
+   ---------------------------------------------------------------------------------------- */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+static __global__ void sdl__k_scale(float *x, int64_t n, float s) {
+    SDL__CU_LOOP(i, n) x[i] *= s;
+}
+static void sdl__cu_scale(float *x, int64_t n, float s) {
+    if (n <= 0) return;
+    sdl__k_scale<<<sdl__cu_grid(n), SDL__CU_THREADS, 0, sdl__cu.stream>>>(x, n, s);
+    SDL__CU_LAUNCHED("sdl__k_scale");
+}
+
+/* partial[b]: block b's sum of x^2 */
+static __global__ void sdl__k_sumsq_partial(const float *x, int64_t n, double *partial) {
+    __shared__ double sh[SDL__CU_THREADS];
+    double s = 0.0;
+    SDL__CU_LOOP(i, n) s += (double)x[i] * (double)x[i];
+    s = sdl__cu_block_sum(s, sh);
+    if (threadIdx.x == 0) partial[blockIdx.x] = s;
+}
+/* out[0] = the sum of partial[0..np), one block */
+static __global__ void sdl__k_sum_final(const double *partial, int np, double *out) {
+    __shared__ double sh[SDL__CU_THREADS];
+    double s = 0.0;
+    for (int i = threadIdx.x; i < np; i += blockDim.x) s += partial[i];
+    s = sdl__cu_block_sum(s, sh);
+    if (threadIdx.x == 0) out[0] = s;
+}
+static double sdl__cu_sumsq(const float *x, int64_t n) {
+    if (n <= 0) return 0.0;
+    unsigned g = sdl__cu_grid(n);
+    if (g > 1024) g = 1024;
+    double *partial = (double *)sdl__cu_scratch((size_t)(g + 1) * sizeof(double)), h = NAN;
+    if (!partial) return NAN;
+    sdl__k_sumsq_partial<<<g, SDL__CU_THREADS, 0, sdl__cu.stream>>>(x, n, partial);
+    if (!SDL__CU_LAUNCHED("sdl__k_sumsq_partial")) return NAN;
+    sdl__k_sum_final<<<1, SDL__CU_THREADS, 0, sdl__cu.stream>>>(partial, (int)g, partial + g);
+    if (!SDL__CU_LAUNCHED("sdl__k_sum_final")) return NAN;
+    if (!sdl__cu_copy_ok(&h, partial + g, sizeof h, SDL_CPU, SDL_CUDA)) return NAN;
+    return h;
+}
+
+static struct {
+    sdl_dtype precision; /* SDL_F32, SDL_BF16, SDL_F16 */
+    void *buf;           /* the converted inputs of the current GEMM */
+    size_t cap;
+} sdl__cu_amp = {SDL_F32, NULL, 0};
+
+static __global__ void sdl__k_to_bf16(const float *x, __nv_bfloat16 *y, int64_t n) {
+    SDL__CU_LOOP(i, n) y[i] = __float2bfloat16(x[i]);
+}
+static __global__ void sdl__k_to_f16(const float *x, __half *y, int64_t n) {
+    SDL__CU_LOOP(i, n) y[i] = __float2half_rn(x[i]);
+}
+
+static void sdl__cu_amp_release(void) {
+    const sdl_backend *be = sdl_get_backend(SDL_CUDA);
+    if (sdl__cu_amp.buf) {
+        if (be) be->dealloc(sdl__cu_amp.buf);
+        else sdl__cu_dealloc(sdl__cu_amp.buf);
+    }
+    sdl__cu_amp.buf = NULL;
+    sdl__cu_amp.cap = 0;
+    sdl__cu_amp.precision = SDL_F32;
+}
+
+/* the elements a batch of row-major (rows, cols) matrices with leading dim ld spans */
+static int64_t sdl__cu_span(int64_t rows, int64_t cols, int64_t ld, int64_t stride, int64_t batch) {
+    if (rows <= 0 || cols <= 0) return 0;
+    int64_t one = (rows - 1) * ld + cols;
+    return stride == 0 || batch <= 1 ? one : (batch - 1) * stride + one;
+}
+
+/* converts n floats into dst as the current precision's 2-byte type */
+static bool sdl__cu_to_half(const float *x, void *dst, int64_t n) {
+    if (n <= 0) return true;
+    if (sdl__cu_amp.precision == SDL_BF16) {
+        sdl__k_to_bf16<<<sdl__cu_grid(n), SDL__CU_THREADS, 0, sdl__cu.stream>>>(x, (__nv_bfloat16 *)dst, n);
+        return SDL__CU_LAUNCHED("sdl__k_to_bf16");
+    }
+    sdl__k_to_f16<<<sdl__cu_grid(n), SDL__CU_THREADS, 0, sdl__cu.stream>>>(x, (__half *)dst, n);
+    return SDL__CU_LAUNCHED("sdl__k_to_f16");
+}
+
+/* sdl__cu_gemm(_batched) in bf16/fp16 (the callers checked the sizes against INT_MAX);
+   false when the precision is f32 and the caller goes on. The buffer is reused by the next
+   GEMM: kernels run in stream order, and growing it waits for the stream first. */
+static bool sdl__cu_gemm_lp(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int64_t sA,
+                            const float *B, int64_t ldb, int64_t sB, float beta, float *C, int64_t ldc, int64_t sC, int64_t batch) {
+    if (sdl__cu_amp.precision != SDL_BF16 && sdl__cu_amp.precision != SDL_F16) return false;
+    int64_t na = sdl__cu_span(ta ? K : M, ta ? M : K, lda, sA, batch), nb = sdl__cu_span(tb ? N : K, tb ? K : N, ldb, sB, batch);
+    size_t abytes = ((size_t)na * 2 + SDL__CU_ALIGN - 1) & ~(size_t)(SDL__CU_ALIGN - 1), need = abytes + (size_t)nb * 2;
+    if (need > sdl__cu_amp.cap) {
+        const sdl_backend *be = sdl_get_backend(SDL_CUDA);
+        if (sdl__cu_amp.buf) be->dealloc(sdl__cu_amp.buf); /* waits for the stream */
+        size_t cap = need > 2 * sdl__cu_amp.cap ? need : 2 * sdl__cu_amp.cap;
+        sdl__cu_amp.buf = be->alloc(cap);
+        sdl__cu_amp.cap = sdl__cu_amp.buf ? cap : 0;
+        if (!sdl__cu_amp.buf) { sdl__cu_record(sdl_last_result()); return true; }
+    }
+    void *ha = sdl__cu_amp.buf, *hb = (char *)sdl__cu_amp.buf + abytes;
+    if (!sdl__cu_to_half(A, ha, na) || !sdl__cu_to_half(B, hb, nb)) return true;
+    cudaDataType t = sdl__cu_amp.precision == SDL_BF16 ? CUDA_R_16BF : CUDA_R_16F;
+    cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (batch == 1) {
+        SDL__CUBLAS(cublasGemmEx(sdl__cu.blas, opb, opa, (int)N, (int)M, (int)K, &alpha, hb, t, (int)ldb, ha, t, (int)lda,
+                                 &beta, C, CUDA_R_32F, (int)ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    } else {
+        SDL__CUBLAS(cublasGemmStridedBatchedEx(sdl__cu.blas, opb, opa, (int)N, (int)M, (int)K, &alpha, hb, t, (int)ldb, (long long)sB,
+                                               ha, t, (int)lda, (long long)sA, &beta, C, CUDA_R_32F, (int)ldc, (long long)sC,
+                                               (int)batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    }
+    return true;
+}
+
+SDL_API sdl_result sdl_cuda_set_precision(sdl_dtype precision) {
+    if (precision == SDL_DTYPE_DEFAULT) precision = SDL_F32;
+    if (precision != SDL_F32 && precision != SDL_BF16 && precision != SDL_F16)
+        return sdl_fail(SDL_ERR_ARG, "cuda: set_precision: %d is not SDL_F32, SDL_BF16 or SDL_F16", (int)precision);
+    sdl__cu_amp.precision = precision;
+    return SDL_OK;
+}
+SDL_API sdl_dtype sdl_cuda_precision(void) { return sdl__cu_amp.precision; }
+
+/* ----------------------------------------------------------------------------------------
    >>cuda-init: the backend table, set-up and tear-down
    ---------------------------------------------------------------------------------------- */
 SDL_API bool sdl_cuda_available(void) {
@@ -1844,6 +2017,7 @@ SDL_API bool sdl_cuda_available(void) {
 SDL_API void sdl_cuda_shutdown(void) {
     if (sdl__cu.stream) SDL__CU(cudaStreamSynchronize(sdl__cu.stream));
     sdl__cu_arena_free();
+    sdl__cu_amp_release();
     if (sdl__cu.scratch) {
         const sdl_backend *be = sdl_get_backend(SDL_CUDA);
         if (be) be->dealloc(sdl__cu.scratch);
@@ -1890,6 +2064,8 @@ SDL_API sdl_result sdl_cuda_init(void) {
     be->arena_alloc = sdl__cu_arena_alloc;
     be->arena_reset = sdl__cu_arena_reset;
     be->optim_step = sdl__cu_optim_step;
+    be->scale = sdl__cu_scale;
+    be->sumsq = sdl__cu_sumsq;
 #define SDL__CU_KERNEL(op, f, b) (be->forward[op] = f, be->backward[op] = b)
     SDL__CU_KERNEL(SDL_OP_LINEAR, sdl__cu_linear_fwd, sdl__cu_linear_bwd);
     SDL__CU_KERNEL(SDL_OP_RELU, sdl__cu_relu_fwd, sdl__cu_relu_bwd);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/bench_cuda.sh - sdl against PyTorch on one GPU, side by side (make bench-cuda).
 #   sdl:   build/gpu/bench_cuda (MLP, CNN b64 f32; checks GPU against CPU first),
-#          examples/resnet18.c --steps (b256, TF32) and examples/gpt2.c (124M, B16 T1024, TF32;
-#          sdl has no bf16 yet), all built with nvcc
+#          examples/resnet18.c --steps (b256, TF32, then bf16) and examples/gpt2.c (124M, B16
+#          T1024, TF32, then --precision bf16), all built with nvcc
 #   torch: bench/bench_torch_cuda.py (same models; bf16 autocast for GPT-2, eager and compiled)
 # Prints  BENCH name=<name> sdl=<rate> ref=<rate> unit=<unit> ratio=<sdl/ref> mfu_sdl=<%> mfu_ref=<%>
 # where MFU = rate x training FLOPs per sample / 989 TFLOP/s, the H100 SXM dense BF16 peak (no
@@ -46,6 +46,9 @@ if [ -x "$B/resnet18_cuda" ]; then
     timeout 300 "$B/resnet18_cuda" --device cuda --tf32 --steps 30 --warmup 5 --batch-size 256 >"$B/bench_resnet18.log" 2>&1
     tail -3 "$B/bench_resnet18.log"
     SDL[resnet18_b256]=$(value 'total images\/sec: ' "$B/bench_resnet18.log")
+    timeout 300 "$B/resnet18_cuda" --device cuda --precision bf16 --steps 30 --warmup 5 --batch-size 256 >"$B/bench_resnet18_bf16.log" 2>&1
+    tail -1 "$B/bench_resnet18_bf16.log"
+    SDL[resnet18_b256_bf16]=$(value 'total images\/sec: ' "$B/bench_resnet18_bf16.log")
 fi
 if [ -x "$B/gpt2_cuda" ]; then
     gpt_b=16
@@ -58,6 +61,9 @@ if [ -x "$B/gpt2_cuda" ]; then
     fi
     grep -E '^gpt2:|^final|^tokens|^model' "$B/bench_gpt2.log" || tail -3 "$B/bench_gpt2.log"
     SDL[gpt2]=$(value 'tokens\/sec: ' "$B/bench_gpt2.log")
+    timeout 400 "$B/gpt2_cuda" --device cuda --precision bf16 --batch-size $gpt_b --seq-len 1024 --steps 10 --warmup 2 >"$B/bench_gpt2_bf16.log" 2>&1
+    grep -E '^final|^tokens' "$B/bench_gpt2_bf16.log" || tail -3 "$B/bench_gpt2_bf16.log"
+    SDL[gpt2_bf16]=$(value 'tokens\/sec: ' "$B/bench_gpt2_bf16.log")
 fi
 
 # ---- torch
@@ -91,3 +97,5 @@ bench_line cnn_b64 "${SDL[cnn_b64]:-}" cnn_b64 71954688 samples/s
 bench_line resnet18_b256_tf32 "${SDL[resnet18_b256]:-}" resnet18_b256 3332536320 images/s
 bench_line "gpt2_124m_b${gpt_b:-16}_t1024_sdl_tf32_vs_bf16_eager" "${SDL[gpt2]:-}" gpt2_b16_eager 803261952 tokens/s
 bench_line "gpt2_124m_b${gpt_b:-16}_t1024_sdl_tf32_vs_bf16_compile" "${SDL[gpt2]:-}" gpt2_b16_compile 803261952 tokens/s
+bench_line resnet18_b256_sdl_bf16_vs_tf32 "${SDL[resnet18_b256_bf16]:-}" resnet18_b256 3332536320 images/s
+bench_line "gpt2_124m_b${gpt_b:-16}_t1024_sdl_bf16_vs_bf16_eager" "${SDL[gpt2_bf16]:-}" gpt2_b16_eager 803261952 tokens/s

@@ -6,6 +6,7 @@
            nvcc -std=c++17 -O2 -x cu -I. examples/gpt2.c -o build/gpt2_cuda -lcublas   (GPU)
    run:    ./build/gpt2 --layers 2 --heads 4 --channels 64 --seq-len 64 --vocab 512 --steps 10
            ./build/gpt2_cuda --device cuda --batch-size 16 --seq-len 1024 --steps 10     (GPT-2 124M)
+           ./build/gpt2_cuda --device cuda --batch-size 16 --precision bf16   (bf16 GEMMs; fp16 too)
    Defaults are GPT-2 small: vocab 50257, T 1024, 12 layers, 12 heads, 768 channels.
    The token and position tables, the pre-LN blocks (attention and a 4x GELU-tanh MLP, each
    added to the residual stream) and the final layer norm are GPT-2's; the LM head shares the
@@ -152,12 +153,20 @@ static double gpt2_flops_per_token(const gpt2 *g, int64_t T) {
 #ifdef __CUDACC__
 static bool gpt2_on_gpu;
 #endif
-static sdl_result gpt2_use_device(const char *device, sdl_model *m, bool tf32) {
+/* --precision: f32; on the GPU also bf16, or fp16 with a loss scaler (see sdl_cuda.h, Precision) */
+static sdl_loss_scaler gpt2_scaler;
+static bool gpt2_fp16;
+static sdl_result gpt2_use_device(const char *device, sdl_model *m, bool tf32, const char *precision) {
+    sdl_dtype prec = !strcmp(precision, "f32") ? SDL_F32 : !strcmp(precision, "bf16") ? SDL_BF16 : !strcmp(precision, "fp16") ? SDL_F16 : SDL_DTYPE_DEFAULT;
+    if (prec == SDL_DTYPE_DEFAULT) return sdl_fail(SDL_ERR_ARG, "--precision %s: f32, bf16 or fp16", precision);
+    if (prec != SDL_F32 && strcmp(device, "cuda") != 0) return sdl_fail(SDL_ERR_ARG, "--precision %s needs --device cuda", precision);
+    gpt2_fp16 = prec == SDL_F16;
     if (!strcmp(device, "cpu")) return SDL_OK;
     if (strcmp(device, "cuda") != 0) return sdl_fail(SDL_ERR_ARG, "--device %s: cpu or cuda", device);
 #ifdef __CUDACC__
     if (sdl_cuda_init() != SDL_OK) return sdl_last_result();
     sdl_cuda_set_tf32(tf32);
+    sdl_cuda_set_precision(prec);
     gpt2_on_gpu = true;
     return sdl_cuda_model_to_device(m);
 #else
@@ -180,7 +189,11 @@ static float gpt2_train_step(gpt2 *g, sdl_optim *opt, sdl_tensor *ids, sdl_tenso
     if (!pos) return NAN;
     for (int64_t t = 0; t < T; t++) sdl_i32(pos)[t] = (int32_t)t;
     sdl_tensor *loss = gpt2_loss(g, gpt2_to_device(ids), gpt2_to_device(pos), gpt2_to_device(targets));
-    if (sdl_backward(loss) != SDL_OK || sdl_optim_step(opt) != SDL_OK) return NAN;
+    if (gpt2_fp16) { /* the loss scaler: a step whose gradients overflow is skipped */
+        if (sdl_scaled_backward(&gpt2_scaler, loss) != SDL_OK || sdl_scaler_step(&gpt2_scaler, opt) != SDL_OK) return NAN;
+    } else if (sdl_backward(loss) != SDL_OK || sdl_optim_step(opt) != SDL_OK) {
+        return NAN;
+    }
     return sdl_item(loss); /* waits for the GPU */
 }
 
@@ -200,7 +213,7 @@ int main(int argc, char **argv) {
     int steps = 10, warmup = 2, seed = 42, threads = 0;
     float lr = 3e-4f, weight_decay = 0.1f;
     bool help = false, tf32 = false;
-    const char *device = "cpu", *optimizer = "adamw";
+    const char *device = "cpu", *optimizer = "adamw", *precision = "f32";
     sdl_arg args[] = {
         {"batch-size", SDL_ARG_INT, &batch_size, "sequences per step (B)"},
         {"seq-len", SDL_ARG_INT, &seq_len, "tokens per sequence (T, also the position table size)"},
@@ -217,6 +230,7 @@ int main(int argc, char **argv) {
         {"threads", SDL_ARG_INT, &threads, "CPU threads (0: all cores)"},
         {"device", SDL_ARG_STRING, &device, "cpu, or cuda (needs an nvcc build)"},
         {"tf32", SDL_ARG_BOOL, &tf32, "cuda: GEMMs on TF32 tensor cores"},
+        {"precision", SDL_ARG_STRING, &precision, "f32, or with cuda bf16 / fp16 GEMMs (fp16 with a loss scaler)"},
         {"help", SDL_ARG_BOOL, &help, "show this text"},
     };
     int nargs = (int)(sizeof args / sizeof args[0]);
@@ -233,7 +247,7 @@ int main(int argc, char **argv) {
     gpt2_config cfg = {vocab, seq_len, layers, heads, channels};
     bool ok = gpt2_build(&g, cfg, (uint64_t)seed);
     if (ok) gpt2_init(&g);
-    if (!ok || gpt2_use_device(device, g.model, tf32) != SDL_OK) {
+    if (!ok || gpt2_use_device(device, g.model, tf32, precision) != SDL_OK) {
         fprintf(stderr, "%s\n", sdl_last_error());
         sdl_model_free(g.model);
         return 1;
@@ -244,8 +258,8 @@ int main(int argc, char **argv) {
     else sdl_fail(SDL_ERR_ARG, "unknown --optimizer '%s' (adamw, sgd)", optimizer);
     if (!opt) { fprintf(stderr, "%s\n", sdl_last_error()); return 1; }
     double flops = gpt2_flops_per_token(&g, seq_len);
-    printf("gpt2: %lld parameters (tied LM head), L %d, NH %d, C %d, V %d, B %d, T %d, %s, %s, %d threads\n",
-           (long long)sdl_model_num_params(g.model), layers, heads, channels, vocab, batch_size, seq_len, optimizer, device,
+    printf("gpt2: %lld parameters (tied LM head), L %d, NH %d, C %d, V %d, B %d, T %d, %s, %s, %s, %d threads\n",
+           (long long)sdl_model_num_params(g.model), layers, heads, channels, vocab, batch_size, seq_len, optimizer, device, precision,
            sdl_get_num_threads());
 
     sdl_tensor *ids = sdl_tensor_new(sdl_shape2(batch_size, seq_len), SDL_I32);
@@ -266,6 +280,7 @@ int main(int argc, char **argv) {
     }
     double dt = sdl_now() - t0, tokens = (double)steps * batch_size * seq_len;
     printf("final loss: %.4f after %d steps\n", (double)loss, warmup + steps);
+    if (gpt2_fp16) printf("fp16 loss scale %g, %lld steps skipped (gradient overflow)\n", (double)gpt2_scaler.scale, (long long)gpt2_scaler.skipped);
     printf("tokens/sec: %.1f\n", tokens / dt);
     printf("model TFLOP/s: %.2f (%.3g GFLOP per token, 6 N + 6 L T C)\n", tokens / dt * flops * 1e-12, flops * 1e-9);
 

@@ -7,6 +7,7 @@
    run:    ./build/resnet18 --data DIR --epochs 30 --batch-size 128 --lr 0.1
            ./build/resnet18 --synthetic --steps 20 --batch-size 32      (a throughput benchmark)
            ./build/resnet18_cuda --device cuda --steps 50 --batch-size 256 --tf32
+           ./build/resnet18_cuda --device cuda --steps 50 --batch-size 256 --precision bf16
    data:   the CIFAR-10 binary version (cifar-10-binary.tar.gz from the CIFAR page unpacks to
            cifar-10-batches-bin); --data DIR names it or its parent. Without --data (or with
            --synthetic) the images are random bytes with random labels: for timing only.
@@ -106,12 +107,20 @@ static sdl_result synthetic_cifar(int64_t n, uint64_t seed, sdl_dataset *out) {
 #ifdef __CUDACC__
 static bool resnet_on_gpu;
 #endif
-static sdl_result resnet_use_device(const char *device, sdl_model *m, bool tf32) {
+/* --precision: f32; on the GPU also bf16, or fp16 with a loss scaler (see sdl_cuda.h, Precision) */
+static sdl_loss_scaler resnet_scaler;
+static bool resnet_fp16;
+static sdl_result resnet_use_device(const char *device, sdl_model *m, bool tf32, const char *precision) {
+    sdl_dtype prec = !strcmp(precision, "f32") ? SDL_F32 : !strcmp(precision, "bf16") ? SDL_BF16 : !strcmp(precision, "fp16") ? SDL_F16 : SDL_DTYPE_DEFAULT;
+    if (prec == SDL_DTYPE_DEFAULT) return sdl_fail(SDL_ERR_ARG, "--precision %s: f32, bf16 or fp16", precision);
+    if (prec != SDL_F32 && strcmp(device, "cuda") != 0) return sdl_fail(SDL_ERR_ARG, "--precision %s needs --device cuda", precision);
+    resnet_fp16 = prec == SDL_F16;
     if (!strcmp(device, "cpu")) return SDL_OK;
     if (strcmp(device, "cuda") != 0) return sdl_fail(SDL_ERR_ARG, "--device %s: cpu or cuda", device);
 #ifdef __CUDACC__
     if (sdl_cuda_init() != SDL_OK) return sdl_last_result();
     sdl_cuda_set_tf32(tf32);
+    sdl_cuda_set_precision(prec);
     resnet_on_gpu = true;
     return sdl_cuda_model_to_device(m);
 #else
@@ -151,7 +160,11 @@ static void resnet_evaluate(sdl_model *model, sdl_module *net, sdl_loader *loade
 static float resnet_train_step(sdl_module *net, sdl_optim *opt, sdl_tensor *x, sdl_tensor *y, sdl_tensor **logits_out) {
     sdl_tensor *logits = sdl_forward(net, resnet_to_device(x));
     sdl_tensor *loss = sdl_cross_entropy(logits, resnet_to_device(y), 0.0f);
-    if (sdl_backward(loss) != SDL_OK || sdl_optim_step(opt) != SDL_OK) return NAN;
+    if (resnet_fp16) { /* the loss scaler: a step whose gradients overflow is skipped */
+        if (sdl_scaled_backward(&resnet_scaler, loss) != SDL_OK || sdl_scaler_step(&resnet_scaler, opt) != SDL_OK) return NAN;
+    } else if (sdl_backward(loss) != SDL_OK || sdl_optim_step(opt) != SDL_OK) {
+        return NAN;
+    }
     if (logits_out) *logits_out = logits;
     return sdl_item(loss); /* waits for the GPU */
 }
@@ -161,7 +174,7 @@ int main(int argc, char **argv) {
     int synthetic_size = 10000;
     float lr = 0.1f, weight_decay = 5e-4f, momentum = 0.9f;
     bool help = false, synthetic = false, tf32 = false;
-    const char *data_dir = "", *device = "cpu", *result_file = "";
+    const char *data_dir = "", *device = "cpu", *result_file = "", *precision = "f32";
     sdl_arg args[] = {
         {"epochs", SDL_ARG_INT, &epochs, "passes over the training set"},
         {"batch-size", SDL_ARG_INT, &batch_size, "images per step"},
@@ -177,6 +190,7 @@ int main(int argc, char **argv) {
         {"threads", SDL_ARG_INT, &threads, "CPU threads (0: all cores)"},
         {"device", SDL_ARG_STRING, &device, "cpu, or cuda (needs an nvcc build)"},
         {"tf32", SDL_ARG_BOOL, &tf32, "cuda: GEMMs on TF32 tensor cores"},
+        {"precision", SDL_ARG_STRING, &precision, "f32, or with cuda bf16 / fp16 GEMMs (fp16 with a loss scaler)"},
         {"steps", SDL_ARG_INT, &steps, "benchmark: time this many steps on one fixed batch (0: train)"},
         {"warmup", SDL_ARG_INT, &warmup, "benchmark: untimed steps first"},
         {"result-file", SDL_ARG_STRING, &result_file, "per-epoch CSV results"},
@@ -198,7 +212,7 @@ int main(int argc, char **argv) {
     /* the model and the optimizer: SGD with momentum and weight decay, as the CIFAR recipes */
     sdl_model *model = sdl_model_new((uint64_t)seed);
     sdl_module *net = resnet18_new(model, width, 10);
-    if (!net || resnet_use_device(device, model, tf32) != SDL_OK) {
+    if (!net || resnet_use_device(device, model, tf32, precision) != SDL_OK) {
         fprintf(stderr, "%s\n", sdl_last_error());
         sdl_model_free(model);
         return 1;

@@ -62,19 +62,82 @@ static inline cublasStatus_t emu_gemm(cublasOperation_t ta, cublasOperation_t tb
     emu_close();
     return 0;
 }
+static inline cublasStatus_t emu_gemm_half(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, const void *A,
+                                           cudaDataType at, int lda, const void *B, cudaDataType bt, int ldb, float beta, void *C,
+                                           cudaDataType ct, int ldc, cublasComputeType_t compute); /* bf16/fp16 inputs: at the end */
 static inline cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *alpha,
-                                          const void *A, cudaDataType, int lda, const void *B, cudaDataType, int ldb, const void *beta,
-                                          void *C, cudaDataType, int ldc, cublasComputeType_t ct, cublasGemmAlgo_t) {
+                                          const void *A, cudaDataType at, int lda, const void *B, cudaDataType bt, int ldb, const void *beta,
+                                          void *C, cudaDataType cty, int ldc, cublasComputeType_t ct, cublasGemmAlgo_t) {
+    if (at != CUDA_R_32F || bt != CUDA_R_32F || cty != CUDA_R_32F)
+        return emu_gemm_half(ta, tb, m, n, k, *(const float *)alpha, A, at, lda, B, bt, ldb, *(const float *)beta, C, cty, ldc, ct);
     return emu_gemm(ta, tb, m, n, k, *(const float *)alpha, (const float *)A, lda, (const float *)B, ldb, *(const float *)beta, (float *)C, ldc, ct == CUBLAS_COMPUTE_32F_FAST_TF32);
 }
 static inline cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *alpha,
-                                                        const void *A, cudaDataType, int lda, long long sA, const void *B, cudaDataType, int ldb, long long sB,
-                                                        const void *beta, void *C, cudaDataType, int ldc, long long sC, int batch,
+                                                        const void *A, cudaDataType at, int lda, long long sA, const void *B, cudaDataType bt, int ldb, long long sB,
+                                                        const void *beta, void *C, cudaDataType cty, int ldc, long long sC, int batch,
                                                         cublasComputeType_t ct, cublasGemmAlgo_t) {
+    if (at != CUDA_R_32F || bt != CUDA_R_32F || cty != CUDA_R_32F) {
+        for (int i = 0; i < batch; i++) { /* 2-byte inputs, f32 output */
+            cublasStatus_t s = emu_gemm_half(ta, tb, m, n, k, *(const float *)alpha, (const char *)A + 2 * i * sA, at, lda,
+                                             (const char *)B + 2 * i * sB, bt, ldb, *(const float *)beta, (float *)C + i * sC, cty, ldc, ct);
+            if (s) return s;
+        }
+        return 0;
+    }
     for (int i = 0; i < batch; i++) {
         cublasStatus_t s = emu_gemm(ta, tb, m, n, k, *(const float *)alpha, (const float *)A + i * sA, lda, (const float *)B + i * sB, ldb,
                                     *(const float *)beta, (float *)C + i * sC, ldc, ct == CUBLAS_COMPUTE_32F_FAST_TF32);
         if (s) return s;
     }
+    return 0;
+}
+
+/* ---- bf16 and fp16 inputs (mixed precision): A and B both CUDA_R_16BF or both CUDA_R_16F,
+   C CUDA_R_32F, CUBLAS_COMPUTE_32F, as cuBLAS allows. Each input converted to float exactly,
+   the products summed in f32 in the order of emu_gemm (k = 0, 1, ...). Other combinations
+   return CUBLAS_STATUS_NOT_SUPPORTED, as cuBLAS does for the ones it lacks. */
+#include "cuda_bf16.h"
+#include "cuda_fp16.h"
+#define CUDA_R_16F 2
+#define CUDA_R_16BF 14
+enum { CUBLAS_STATUS_NOT_SUPPORTED = 15 };
+static inline float emu_half_at(const void *p, cudaDataType t, int64_t i) {
+    unsigned short x = ((const unsigned short *)p)[i];
+    if (t == CUDA_R_16BF) { __nv_bfloat16 h; h.__x = x; return __bfloat162float(h); }
+    __half h;
+    h.__x = x;
+    return __half2float(h);
+}
+static inline cublasStatus_t emu_gemm_half(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, const void *A,
+                                           cudaDataType at, int lda, const void *B, cudaDataType bt, int ldb, float beta, void *C,
+                                           cudaDataType ct, int ldc, cublasComputeType_t compute) {
+    if (at != bt || (at != CUDA_R_16BF && at != CUDA_R_16F) || ct != CUDA_R_32F || compute != CUBLAS_COMPUTE_32F) {
+        fprintf(stderr, "emu: cublas gemm with types A %d B %d C %d compute %d: not supported\n", at, bt, ct, (int)compute);
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
+    int arows = ta == CUBLAS_OP_N ? m : k, brows = tb == CUBLAS_OP_N ? k : n;
+    if (m < 0 || n < 0 || k < 0 || lda < (arows > 1 ? arows : 1) || ldb < (brows > 1 ? brows : 1) || ldc < (m > 1 ? m : 1)) {
+        fprintf(stderr, "emu: cublas gemm invalid: m %d n %d k %d lda %d ldb %d ldc %d ta %d tb %d\n", m, n, k, lda, ldb, ldc, ta, tb);
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    if (m > 0 && n > 0 && ((k > 0 && (!emu_on_device(A, 2) || !emu_on_device(B, 2))) || !emu_on_device(C, 4))) {
+        fprintf(stderr, "emu: cublas gemm with a matrix outside device memory\n");
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    emu_gemms++;
+    emu_open();
+    float *Cf = (float *)C;
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) {
+            float s = 0.0f;
+            for (int p = 0; p < k; p++) {
+                float a = emu_half_at(A, at, ta == CUBLAS_OP_N ? i + (int64_t)p * lda : p + (int64_t)i * lda);
+                float b = emu_half_at(B, bt, tb == CUBLAS_OP_N ? p + (int64_t)j * ldb : j + (int64_t)p * ldb);
+                s += a * b;
+            }
+            float *c = Cf + i + (int64_t)j * ldc;
+            *c = beta == 0.0f ? alpha * s : alpha * s + beta * *c;
+        }
+    emu_close();
     return 0;
 }

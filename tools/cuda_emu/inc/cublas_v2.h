@@ -78,3 +78,35 @@ static inline cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOp
     }
     return 0;
 }
+
+/* ---- CUDA graphs: a GEMM on a capturing stream is checked now and recorded (its alpha and
+   beta read now, as cuBLAS's host pointer mode does), run at each cudaGraphLaunch; see
+   cuda_runtime.h's graph block */
+static inline cublasStatus_t emu_cap_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
+                                          const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc, bool tf32) {
+    if (!emu_rec) return emu_gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, tf32);
+    int arows = ta == CUBLAS_OP_N ? m : k, brows = tb == CUBLAS_OP_N ? k : n;
+    if (m < 0 || n < 0 || k < 0 || lda < (arows > 1 ? arows : 1) || ldb < (brows > 1 ? brows : 1) || ldc < (m > 1 ? m : 1) ||
+        (m > 0 && n > 0 && ((k > 0 && (!emu_on_device(A, 4) || !emu_on_device(B, 4))) || !emu_on_device(C, 4))))
+        return emu_gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, tf32); /* reports the error */
+    emu_rec->ops.push_back([=] { emu_gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, tf32); });
+    return 0;
+}
+static inline cublasStatus_t emu_cap_cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *alpha,
+                                                  const void *A, cudaDataType, int lda, const void *B, cudaDataType, int ldb, const void *beta,
+                                                  void *C, cudaDataType, int ldc, cublasComputeType_t ct, cublasGemmAlgo_t) {
+    return emu_cap_gemm(ta, tb, m, n, k, *(const float *)alpha, (const float *)A, lda, (const float *)B, ldb, *(const float *)beta, (float *)C, ldc, ct == CUBLAS_COMPUTE_32F_FAST_TF32);
+}
+static inline cublasStatus_t emu_cap_cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *alpha,
+                                                                const void *A, cudaDataType, int lda, long long sA, const void *B, cudaDataType, int ldb, long long sB,
+                                                                const void *beta, void *C, cudaDataType, int ldc, long long sC, int batch,
+                                                                cublasComputeType_t ct, cublasGemmAlgo_t) {
+    for (int i = 0; i < batch; i++) {
+        cublasStatus_t s = emu_cap_gemm(ta, tb, m, n, k, *(const float *)alpha, (const float *)A + i * sA, lda, (const float *)B + i * sB, ldb,
+                                        *(const float *)beta, (float *)C + i * sC, ldc, ct == CUBLAS_COMPUTE_32F_FAST_TF32);
+        if (s) return s;
+    }
+    return 0;
+}
+#define cublasGemmEx emu_cap_cublasGemmEx
+#define cublasGemmStridedBatchedEx emu_cap_cublasGemmStridedBatchedEx

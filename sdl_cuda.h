@@ -74,6 +74,46 @@
                   embedding backward walks the rows in order, one thread per column. So a run
                   repeats bit for bit on the same GPU; results differ from the CPU in the last
                   bits (cuBLAS sums in another order).
+      Graphs      A small model's step is ~100 short kernels; launching them costs more than
+                  running them. sdl_cuda_graph_capture records one step as a CUDA graph and
+                  sdl_cuda_graph_replay runs it again with one launch (PyTorch's CUDAGraph):
+
+                     sdl_tensor *x = sdl_cuda_tensor_new(shape_x, SDL_F32);  // static inputs
+                     sdl_tensor *y = sdl_cuda_tensor_new(shape_y, SDL_I32);
+                     sdl_tensor *step(void *ctx) {                   // uses x, y only
+                         sdl_tensor *loss = sdl_cross_entropy(sdl_forward(net, x), y, 0.0f);
+                         sdl_backward(loss); sdl_optim_step(opt); return loss;
+                     }
+                     sdl_cuda_copy(x, hx); sdl_cuda_copy(y, hy);
+                     step(NULL); sdl_arena_reset();                   // warm-up: sizes the arena
+                     sdl_cuda_graph *g = sdl_cuda_graph_capture(step, NULL); // records, runs nothing
+                     sdl_arena_reset();
+                     while (sdl_loader_next(loader, &hx, &hy)) {
+                         sdl_cuda_copy(x, hx); sdl_cuda_copy(y, hy);  // new batch, same addresses
+                         sdl_cuda_graph_replay(g);
+                         printf("%f\n", sdl_item(sdl_cuda_graph_output(g)));
+                         sdl_arena_reset();                           // before each replay
+                     }
+                     sdl_cuda_graph_free(g);
+
+                  The graph keeps raw addresses. Step tensors repeat theirs because the arena
+                  is a bump allocator reset per step (the same ops allocate the same sequence);
+                  capture needs the arena big enough already (one eager step first), and a
+                  replay checks that the arena and the scratch buffer did not move (an eager
+                  step that grew them: capture again). The model, the optimizer and the static
+                  inputs must stay where they were. Host values that change per step are not
+                  baked in: the optimizer's lr (schedules work) and step count (Adam's bias
+                  corrections, SGD's first step) and dropout's seed and RNG counter are read
+                  from a small device buffer that one kernel fills before each launch, so
+                  replay k computes what eager step k would, bit for bit; capturing changes no
+                  host state and each replay moves the step counts and the RNG on as an eager
+                  step does. Other host scalars (a changing sdl_scale factor, label smoothing)
+                  are constants of the graph. Inside a captured step, host reads (sdl_item,
+                  sdl_count_correct), uploads (sdl_cuda_to_device), allocations, frees and
+                  sdl_arena_reset are errors: sdl_cuda_graph_end returns NULL and
+                  sdl_last_error() names the call. The core's small constants (the loss
+                  gradient's 1) become part of the graph. Accumulation is refused on the
+                  device, and a graph holds whole steps only.
 
    TODO (in this order)
       - run it: this version was written without a GPU; tests/cuda_test_ops.cu and
@@ -89,7 +129,8 @@
         (now two per parameter tensor)
       - bf16/fp16 mixed precision: bf16 copies of weights and activations, cublasGemmEx with
         f32 accumulation, f32 master weights, a loss scale for fp16
-      - CUDA graphs: capture a whole step once (the arena makes addresses repeat) and replay
+      - CUDA graphs: measure on a GPU (bench_cuda --graph); put the arena's zeroing memset
+        and the scalar kernel inside the graph (one launch per step instead of three)
       - overlap: async H2D copies from pinned buffers on a second stream with events
       - faster bias/broadcast reductions (now simple deterministic block sums) and a warp
         per row in cross entropy when there are few classes (now a block of 256 per row)

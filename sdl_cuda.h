@@ -93,6 +93,46 @@
                   embedding backward walks the rows in order, one thread per column. So a run
                   repeats bit for bit on the same GPU; results differ from the CPU in the last
                   bits (cuBLAS sums in another order).
+      Graphs      A small model's step is ~100 short kernels; launching them costs more than
+                  running them. sdl_cuda_graph_capture records one step as a CUDA graph and
+                  sdl_cuda_graph_replay runs it again with one launch (PyTorch's CUDAGraph):
+
+                     sdl_tensor *x = sdl_cuda_tensor_new(shape_x, SDL_F32);  // static inputs
+                     sdl_tensor *y = sdl_cuda_tensor_new(shape_y, SDL_I32);
+                     sdl_tensor *step(void *ctx) {                   // uses x, y only
+                         sdl_tensor *loss = sdl_cross_entropy(sdl_forward(net, x), y, 0.0f);
+                         sdl_backward(loss); sdl_optim_step(opt); return loss;
+                     }
+                     sdl_cuda_copy(x, hx); sdl_cuda_copy(y, hy);
+                     step(NULL); sdl_arena_reset();                   // warm-up: sizes the arena
+                     sdl_cuda_graph *g = sdl_cuda_graph_capture(step, NULL); // records, runs nothing
+                     sdl_arena_reset();
+                     while (sdl_loader_next(loader, &hx, &hy)) {
+                         sdl_cuda_copy(x, hx); sdl_cuda_copy(y, hy);  // new batch, same addresses
+                         sdl_cuda_graph_replay(g);
+                         printf("%f\n", sdl_item(sdl_cuda_graph_output(g)));
+                         sdl_arena_reset();                           // before each replay
+                     }
+                     sdl_cuda_graph_free(g);
+
+                  The graph keeps raw addresses. Step tensors repeat theirs because the arena
+                  is a bump allocator reset per step (the same ops allocate the same sequence);
+                  capture needs the arena big enough already (one eager step first), and a
+                  replay checks that the arena and the scratch buffer did not move (an eager
+                  step that grew them: capture again). The model, the optimizer and the static
+                  inputs must stay where they were. Host values that change per step are not
+                  baked in: the optimizer's lr (schedules work) and step count (Adam's bias
+                  corrections, SGD's first step) and dropout's seed and RNG counter are read
+                  from a small device buffer that one kernel fills before each launch, so
+                  replay k computes what eager step k would, bit for bit; capturing changes no
+                  host state and each replay moves the step counts and the RNG on as an eager
+                  step does. Other host scalars (a changing sdl_scale factor, label smoothing)
+                  are constants of the graph. Inside a captured step, host reads (sdl_item,
+                  sdl_count_correct), uploads (sdl_cuda_to_device), allocations, frees and
+                  sdl_arena_reset are errors: sdl_cuda_graph_end returns NULL and
+                  sdl_last_error() names the call. The core's small constants (the loss
+                  gradient's 1) become part of the graph. Accumulation is refused on the
+                  device, and a graph holds whole steps only.
 
    TODO (in this order)
       - run it: this version was written without a GPU; tests/cuda_test_ops.cu and
@@ -108,7 +148,8 @@
       - mixed precision, faster: keep bf16 copies of the weights for a whole step (now
         converted per GEMM), bf16 activations between ops (half the memory traffic; now
         f32), clipping and the loss scaler's check without the host read of the norm
-      - CUDA graphs: capture a whole step once (the arena makes addresses repeat) and replay
+      - CUDA graphs: measure on a GPU (bench_cuda --graph); put the arena's zeroing memset
+        and the scalar kernel inside the graph (one launch per step instead of three)
       - overlap: async H2D copies from pinned buffers on a second stream with events
       - faster bias/broadcast reductions (now simple deterministic block sums) and a warp
         per row in cross entropy when there are few classes (now a block of 256 per row)
@@ -166,6 +207,28 @@ SDL_API size_t sdl_cuda_arena_capacity(void); /* bytes held by the device arena 
    needs a loss scale: sdl_loss_scaler in sdl.h. SDL_ERR_ARG for another dtype. */
 SDL_API sdl_result sdl_cuda_set_precision(sdl_dtype precision);
 SDL_API sdl_dtype sdl_cuda_precision(void);
+/* >>cuda-graph-decl: a whole step captured once as a CUDA graph and replayed (Graphs, above) */
+typedef struct sdl_cuda_graph sdl_cuda_graph;
+/* a device tensor outside the arena (a static input: fill it before each replay) */
+SDL_API sdl_tensor *sdl_cuda_tensor_new(sdl_shape shape, sdl_dtype dtype);
+SDL_API void sdl_cuda_tensor_free(sdl_tensor *t);
+/* dst = src (same numel and dtype; any devices; waits when host memory is involved) */
+SDL_API sdl_result sdl_cuda_copy(sdl_tensor *dst, const sdl_tensor *src);
+/* between begin and end the step's GPU work is recorded, not run; call after one eager step
+   and sdl_arena_reset(). end returns NULL (and why in sdl_last_error) when the step did
+   something a graph cannot hold (a host read, an upload, an allocation) */
+SDL_API sdl_result sdl_cuda_graph_begin(void);
+SDL_API sdl_cuda_graph *sdl_cuda_graph_end(void);
+/* begin, step(ctx), end; the tensor step returns is kept (sdl_cuda_graph_output) */
+SDL_API sdl_cuda_graph *sdl_cuda_graph_capture(sdl_tensor *(*step)(void *ctx), void *ctx);
+/* a copy of a captured tensor's header that outlives sdl_arena_reset (freed with g): after
+   each replay it holds that replay's value, until the next sdl_arena_reset */
+SDL_API sdl_tensor *sdl_cuda_graph_keep(sdl_cuda_graph *g, const sdl_tensor *t);
+SDL_API sdl_tensor *sdl_cuda_graph_output(const sdl_cuda_graph *g);
+/* runs the step once more (call sdl_arena_reset() before each replay); the optimizers' step
+   counts and the RNG move on as an eager step's would */
+SDL_API sdl_result sdl_cuda_graph_replay(sdl_cuda_graph *g);
+SDL_API void sdl_cuda_graph_free(sdl_cuda_graph *g);
 
 #ifdef __cplusplus
 }
@@ -247,7 +310,9 @@ static bool sdl__cublas_ok(cublasStatus_t s, const char *call, const char *file,
 static bool sdl__cu_launched(const char *kernel, const char *file, int line) {
     cudaError_t e = cudaGetLastError();
 #ifdef SDL_CUDA_SYNC_CHECK
-    if (e == cudaSuccess) e = cudaStreamSynchronize(sdl__cu.stream);
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone; /* no waiting inside a graph capture */
+    if (e == cudaSuccess && cudaStreamIsCapturing(sdl__cu.stream, &cs) == cudaSuccess && cs == cudaStreamCaptureStatusNone)
+        e = cudaStreamSynchronize(sdl__cu.stream);
 #endif
     return sdl__cu_ok(e, kernel, file, line);
 }
@@ -266,16 +331,106 @@ static unsigned sdl__cu_grid(int64_t n) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 
 /* ----------------------------------------------------------------------------------------
+   >>cuda-graph-state: what a capture in progress records (the API is in >>cuda-graph). The
+   ops and the optimizer ask it for device copies of the values that change every step.
+   ---------------------------------------------------------------------------------------- */
+#define SDL__CU_GRAPH_SLOTS 16  /* optimizer scalar sets per graph: one per (optimizer, decay, step) */
+#define SDL__CU_GRAPH_OPTIMS 8  /* optimizers stepped in one graph */
+#define SDL__CU_HP 8            /* floats per set: lr, first, lr / bc1, sqrt(bc2), 1 - lr wd, bc1, bc2 */
+#define SDL__CU_GRAPH_CONST 64  /* host-to-device copies up to this size become constants of the graph */
+#define SDL__CU_GRAPH_WORDS (2 + SDL__CU_GRAPH_SLOTS * SDL__CU_HP / 2)
+
+/* a graph's device scalars, set by one small kernel before each launch: the RNG's seed and
+   the shift of its counter since the capture, then the optimizer sets (as floats) */
+typedef struct sdl__cu_graph_words { uint64_t w[SDL__CU_GRAPH_WORDS]; } sdl__cu_graph_words;
+
+struct sdl_cuda_graph {
+    cudaGraphExec_t exec;
+    uint64_t *dev;                     /* SDL__CU_GRAPH_WORDS words on the device */
+    char *arena_base;                  /* the device arena the step allocated from ... */
+    size_t arena_used;                 /* ... and how much of it */
+    void *scratch;                     /* sdl__cu_scratch at capture (NULL: unused) */
+    uint64_t rng_counter0, rng_used;   /* the RNG counter at capture and what one step takes */
+    int nslots, noptims, nkeep;
+    struct { struct sdl_optim *o; float wd; int64_t k; } slot[SDL__CU_GRAPH_SLOTS];
+    struct { struct sdl_optim *o; int64_t step0, steps; } optim[SDL__CU_GRAPH_OPTIMS];
+    sdl_tensor *keep[16];              /* sdl_cuda_graph_keep's headers */
+};
+
+static struct {
+    sdl_cuda_graph *cur; /* being captured, or NULL */
+    bool failed;         /* something in the step cannot be captured: end returns NULL */
+    sdl_result code;
+    char msg[512];
+} sdl__cug;
+
+/* true while sdl_cuda_stream() is capturing (through sdl_cuda_graph_begin or the user's own
+   cudaStreamBeginCapture) */
+static bool sdl__cu_capturing(void) {
+    cudaStreamCaptureStatus s = cudaStreamCaptureStatusNone;
+    return sdl__cu.stream && cudaStreamIsCapturing(sdl__cu.stream, &s) == cudaSuccess && s != cudaStreamCaptureStatusNone;
+}
+
+/* a call that cannot be part of a graph was made during a capture: the error, kept for
+   sdl_cuda_graph_end */
+static void sdl__cu_graph_refuse(const char *what) {
+    sdl_fail(SDL_ERR_STATE, "cuda graph: %s inside a captured step (see sdl_cuda.h, Graphs)", what);
+    if (sdl__cug.cur && !sdl__cug.failed) {
+        sdl__cug.failed = true;
+        sdl__cug.code = SDL_ERR_STATE;
+        snprintf(sdl__cug.msg, sizeof sdl__cug.msg, "%s", sdl_last_error());
+    }
+}
+
+/* dst = the bytes, as one captured kernel (the value is a constant of the graph) */
+typedef struct sdl__cu_const_bytes { unsigned char b[SDL__CU_GRAPH_CONST]; } sdl__cu_const_bytes;
+static __global__ void sdl__k_const_bytes(unsigned char *dst, sdl__cu_const_bytes v, int n) {
+    for (int i = threadIdx.x; i < n; i += blockDim.x) dst[i] = v.b[i];
+}
+
+/* the device slot of the RNG for a captured dropout (NULL when not capturing) */
+static const uint64_t *sdl__cu_graph_rng(void) { return sdl__cug.cur ? sdl__cug.cur->dev : NULL; }
+
+/* the device scalar set for optimizer o's kernels with weight decay wd in this captured step
+   (NULL when not capturing); replays fill it from o's state at that time */
+static const float *sdl__cu_graph_hp(struct sdl_optim *o, float wd) {
+    sdl_cuda_graph *g = sdl__cug.cur;
+    if (!g) return NULL;
+    int i = 0;
+    while (i < g->noptims && g->optim[i].o != o) i++;
+    if (i == g->noptims) {
+        if (i == SDL__CU_GRAPH_OPTIMS) { sdl__cu_graph_refuse("more than SDL__CU_GRAPH_OPTIMS optimizers"); return NULL; }
+        g->optim[i].o = o;
+        g->optim[i].step0 = o->step;
+        g->optim[i].steps = 0;
+        g->noptims++;
+    }
+    int64_t k = o->step - g->optim[i].step0;
+    int s = 0;
+    while (s < g->nslots && !(g->slot[s].o == o && g->slot[s].wd == wd && g->slot[s].k == k)) s++;
+    if (s == g->nslots) {
+        if (s == SDL__CU_GRAPH_SLOTS) { sdl__cu_graph_refuse("more than SDL__CU_GRAPH_SLOTS optimizer scalar sets"); return NULL; }
+        g->slot[s].o = o;
+        g->slot[s].wd = wd;
+        g->slot[s].k = k;
+        g->nslots++;
+    }
+    return (const float *)(g->dev + 2) + s * SDL__CU_HP;
+}
+
+/* ----------------------------------------------------------------------------------------
    >>cuda-memory: device blocks, copies, the step arena, pinned host memory
    ---------------------------------------------------------------------------------------- */
 static void *sdl__cu_alloc(size_t bytes) {
     void *p = NULL;
+    if (sdl__cu_capturing()) { sdl__cu_graph_refuse("a device allocation (cudaMalloc)"); return NULL; }
     if (!SDL__CU(cudaMalloc(&p, bytes < SDL__CU_ALIGN ? SDL__CU_ALIGN : bytes))) return NULL;
     return p;
 }
 
 static void sdl__cu_dealloc(void *p) {
     if (!p) return;
+    if (sdl__cu_capturing()) { sdl__cu_graph_refuse("freeing device memory (cudaFree)"); return; }
     SDL__CU(cudaStreamSynchronize(sdl__cu.stream)); /* no kernel still reads it */
     SDL__CU(cudaFree(p));
 }
@@ -291,11 +446,25 @@ static bool sdl__cu_copy_ok(void *dst, const void *src, size_t bytes, sdl_device
     if (bytes == 0) return true;
     if (dh && sh) { memcpy(dst, src, bytes); return true; }
     cudaMemcpyKind kind = dh ? cudaMemcpyDeviceToHost : sh ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToDevice;
+    if (kind != cudaMemcpyDeviceToDevice && sdl__cu_capturing()) { /* the host would wait: not in a graph */
+        if (dh) memset(dst, 0xFF, bytes); /* a float read gives NaN */
+        sdl__cu_graph_refuse(dh ? "a device-to-host copy (sdl_item, sdl_count_correct, sdl_cuda_to_host)"
+                                : "a host-to-device copy (sdl_cuda_to_device: copy each batch into a static input with sdl_cuda_copy before the replay)");
+        return false;
+    }
     if (!SDL__CU(cudaMemcpyAsync(dst, src, bytes, kind, sdl__cu.stream))) return false;
     return kind == cudaMemcpyDeviceToDevice || SDL__CU(cudaStreamSynchronize(sdl__cu.stream));
 }
 
 static void sdl__cu_copy(void *dst, const void *src, size_t bytes, sdl_device dst_dev, sdl_device src_dev) {
+    if (dst_dev == SDL_CUDA && src_dev != SDL_CUDA && bytes <= SDL__CU_GRAPH_CONST && bytes > 0 && sdl__cu_capturing()) {
+        sdl__cu_const_bytes v; /* the core's small constants (the loss gradient's 1) become part of the graph */
+        memset(&v, 0, sizeof v);
+        memcpy(v.b, src, bytes);
+        sdl__k_const_bytes<<<1, 32, 0, sdl__cu.stream>>>((unsigned char *)dst, v, (int)bytes);
+        SDL__CU_LAUNCHED("sdl__k_const_bytes");
+        return;
+    }
     sdl__cu_copy_ok(dst, src, bytes, dst_dev, src_dev);
 }
 
@@ -336,6 +505,10 @@ static void *sdl__cu_arena_alloc(size_t bytes) {
     if (need == 0) need = SDL__CU_ALIGN;
     int n = sdl__cu.nchunks;
     if (n == 0 || sdl__cu.chunk[n - 1].cap - sdl__cu.used < need) {
+        if (sdl__cu_capturing()) {
+            sdl__cu_graph_refuse("the device arena has to grow (run the step once before sdl_cuda_graph_begin, so it is big enough)");
+            return NULL;
+        }
         size_t cap = need > SDL_CUDA_ARENA_MIN ? need : SDL_CUDA_ARENA_MIN;
         if (sdl__cu.total_cap > cap) cap = sdl__cu.total_cap; /* grow geometrically */
         if (!sdl__cu_arena_add(cap)) return NULL;
@@ -347,6 +520,7 @@ static void *sdl__cu_arena_alloc(size_t bytes) {
 }
 
 static void sdl__cu_arena_reset(void) {
+    if (sdl__cu_capturing()) { sdl__cu_graph_refuse("sdl_arena_reset"); return; }
     if (sdl__cu.nchunks > 1) { /* several blocks: replace by one that holds them all */
         size_t total = sdl__cu.total_cap;
         sdl__cu_arena_free();
@@ -1320,14 +1494,18 @@ static void sdl__cu_ln_bwd(sdl_node *n) {
 
 /* ---- dropout (inverted), the CPU's mask bit for bit: keep_i = u_i >= p with
    u_i = (hash(seed, stream, i) >> 40) / 2^24 and sdl.h's splitmix hash;
-   y = keep ? x / (1 - p) : 0;  dx += keep ? dy / (1 - p) : 0 (the mask is recomputed) */
+   y = keep ? x / (1 - p) : 0;  dx += keep ? dy / (1 - p) : 0 (the mask is recomputed).
+   In a captured step (rng not NULL) the seed and the counter's shift since the capture come
+   from the graph's device scalars, so each replay draws the mask an eager step would. */
 static __host__ __device__ uint64_t sdl__cu_mix64(uint64_t z) {
     z += 0x9E3779B97F4A7C15ull;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
-static __global__ void sdl__k_dropout(const float *src, float *dst, int64_t n, uint64_t key, float p, float scale, int add) {
+static __global__ void sdl__k_dropout(const float *src, float *dst, int64_t n, uint64_t key, float p, float scale, int add,
+                                      const uint64_t *rng, uint64_t stream) {
+    if (rng) key = sdl__cu_mix64(rng[0] ^ sdl__cu_mix64(stream + rng[1]));
     SDL__CU_LOOP(i, n) {
         float u = (float)(sdl__cu_mix64(key ^ (uint64_t)i) >> 40) * (1.0f / 16777216.0f);
         float v = u >= p ? src[i] * scale : 0.0f;
@@ -1341,7 +1519,8 @@ static void sdl__cu_dropout_run(sdl_node *n, bool bwd) {
     float p = n->attr.dropout.p, scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
     uint64_t key = sdl__cu_mix64(n->attr.dropout.seed ^ sdl__cu_mix64(n->attr.dropout.stream));
     sdl__k_dropout<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
-        bwd ? n->out->grad : sdl_f32(n->in[0]), bwd ? n->in[0]->grad : sdl_f32(n->out), len, key, p, scale, bwd);
+        bwd ? n->out->grad : sdl_f32(n->in[0]), bwd ? n->in[0]->grad : sdl_f32(n->out), len, key, p, scale, bwd,
+        sdl__cu_graph_rng(), n->attr.dropout.stream);
     SDL__CU_LAUNCHED("sdl__k_dropout");
 }
 static void sdl__cu_dropout_fwd(sdl_node *n) { sdl__cu_dropout_run(n, false); }
@@ -1712,7 +1891,9 @@ static void sdl__cu_bce_bwd(sdl_node *n) {
    ---------------------------------------------------------------------------------------- */
 #define SDL__CU_NORM_BLOCKS 256
 
-static __global__ void sdl__k_sgd(float *p, const float *grad, float *v, int64_t n, float lr, float mu, float wd, int first, int nesterov) {
+static __global__ void sdl__k_sgd(float *p, const float *grad, float *v, int64_t n, float lr, float mu, float wd, int first, int nesterov,
+                                  const float *hp) {
+    if (hp) { lr = hp[0]; first = hp[1] != 0.0f; }
     SDL__CU_LOOP(j, n) {
         float gj = grad[j] + wd * p[j];
         if (v) {
@@ -1724,7 +1905,8 @@ static __global__ void sdl__k_sgd(float *p, const float *grad, float *v, int64_t
 }
 
 static __global__ void sdl__k_adam(float *p, const float *grad, float *m, float *v, int64_t n, float b1, float b2, float eps,
-                                   float step_size, float sqrt_bc2, float wd, float shrink, int decoupled) {
+                                   float step_size, float sqrt_bc2, float wd, float shrink, int decoupled, const float *hp) {
+    if (hp) { step_size = hp[2]; sqrt_bc2 = hp[3]; shrink = hp[4]; }
     SDL__CU_LOOP(j, n) {
         float g = grad[j];
         if (decoupled) p[j] *= shrink;
@@ -1750,9 +1932,10 @@ static __global__ void sdl__k_sumsq2(const float *a, const float *c, int64_t n, 
 
 /* lamb's first pass: the moments, r in grad's place, and the partial sums of p^2 and r^2 */
 static __global__ void sdl__k_lamb_moments(const float *p, float *g, float *m, float *v, int64_t n, float b1, float b2, float eps,
-                                           float bc1, float bc2, float wd, double *partial) {
+                                           float bc1, float bc2, float wd, double *partial, const float *hp) {
     __shared__ double sh[SDL__CU_THREADS];
     double s0 = 0.0, s1 = 0.0;
+    if (hp) { bc1 = hp[5]; bc2 = hp[6]; }
     SDL__CU_LOOP(j, n) {
         float gj = g[j];
         m[j] = b1 * m[j] + (1.0f - b1) * gj;
@@ -1770,9 +1953,10 @@ static __global__ void sdl__k_lamb_moments(const float *p, float *g, float *m, f
 /* the trust ratio from np partial sums (partial NULL: 1), then lars's sgd step or lamb's
    p -= lr trust r */
 static __global__ void sdl__k_trust_update(float *p, const float *g, float *mom, int64_t n, const double *partial, int np, int lamb,
-                                           float lr, float mu, float wd, float eta, int first, int nesterov) {
+                                           float lr, float mu, float wd, float eta, int first, int nesterov, const float *hp) {
     __shared__ double sh[SDL__CU_THREADS];
     float trust = 1.0f;
+    if (hp) { lr = hp[0]; first = hp[1] != 0.0f; }
     if (partial) {
         double a = 0.0, b = 0.0;
         for (int i = threadIdx.x; i < np; i += blockDim.x) { a += partial[2 * i]; b += partial[2 * i + 1]; }
@@ -1800,17 +1984,33 @@ static __global__ void sdl__k_trust_update(float *p, const float *g, float *mom,
     }
 }
 
+/* the host-side scalars of o's update at step `step` (0 first) for weight decay wd, the
+   SDL__CU_HP floats a captured step reads from its graph (>>cuda-graph): lr, first,
+   lr / bc1, sqrt(bc2), 1 - lr wd, bc1, bc2 */
+static void sdl__cu_optim_scalars(const struct sdl_optim *o, int64_t step, float wd, float *hp) {
+    const sdl_optim_desc *d = &o->desc;
+    double t = (double)(step + 1);
+    float bc1 = (float)(1.0 - pow((double)d->beta1, t)), bc2 = (float)(1.0 - pow((double)d->beta2, t));
+    hp[0] = o->lr;
+    hp[1] = step == 0 ? 1.0f : 0.0f;
+    hp[2] = o->lr / bc1;
+    hp[3] = sqrtf(bc2);
+    hp[4] = 1.0f - o->lr * wd;
+    hp[5] = bc1;
+    hp[6] = bc2;
+    hp[7] = 0.0f;
+}
+
 /* sgd and adam: one launch per run of parameters with the same weight decay (one launch
-   when wd is 0); lars and lamb: two launches per parameter tensor (its norms) */
+   when wd is 0); lars and lamb: two launches per parameter tensor (its norms). In a
+   captured step every kernel also gets its scalars' device copy (hp), which it reads instead. */
 static sdl_result sdl__cu_optim_step(struct sdl_optim *o) {
     sdl_model *m = o->model;
     const sdl_optim_desc *d = &o->desc;
     sdl_optim_kind kind = d->kind == SDL_OPTIM_DEFAULT ? SDL_OPTIM_SGD : d->kind;
     float wd = d->weight_decay, mu = d->momentum;
     float *s0 = o->nstate > 0 ? o->state : NULL, *s1 = o->nstate > 1 ? o->state + m->param_floats : NULL;
-    double t = (double)(o->step + 1);
-    float bc1 = (float)(1.0 - pow((double)d->beta1, t)), bc2 = (float)(1.0 - pow((double)d->beta2, t));
-    int first = o->step == 0;
+    float h[SDL__CU_HP];
     if (kind == SDL_OPTIM_SGD || kind == SDL_OPTIM_ADAM || kind == SDL_OPTIM_ADAMW) {
         for (int i = 0; i < m->nparams;) {
             float wdi = m->params[i]->decay ? wd : 0.0f;
@@ -1819,14 +2019,16 @@ static sdl_result sdl__cu_optim_step(struct sdl_optim *o) {
             int64_t off = m->param_offset[i], len = m->param_offset[j] - off;
             if (len > 0) {
                 float *p = m->param_data + off, *g = m->grad_data + off;
+                const float *hp = sdl__cu_graph_hp(o, wdi);
+                sdl__cu_optim_scalars(o, o->step, wdi, h);
                 if (kind == SDL_OPTIM_SGD) {
                     sdl__k_sgd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
-                        p, g, s0 ? s0 + off : NULL, len, o->lr, mu, wdi, first, d->nesterov);
+                        p, g, s0 ? s0 + off : NULL, len, h[0], mu, wdi, h[1] != 0.0f, d->nesterov, hp);
                     if (!SDL__CU_LAUNCHED("sdl__k_sgd")) return sdl_last_result();
                 } else {
                     sdl__k_adam<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
-                        p, g, s0 + off, s1 + off, len, d->beta1, d->beta2, d->eps, o->lr / bc1, sqrtf(bc2), wdi,
-                        1.0f - o->lr * wdi, kind == SDL_OPTIM_ADAMW);
+                        p, g, s0 + off, s1 + off, len, d->beta1, d->beta2, d->eps, h[2], h[3], wdi, h[4],
+                        kind == SDL_OPTIM_ADAMW, hp);
                     if (!SDL__CU_LAUNCHED("sdl__k_adam")) return sdl_last_result();
                 }
             }
@@ -1844,19 +2046,21 @@ static sdl_result sdl__cu_optim_step(struct sdl_optim *o) {
         if (len <= 0) continue;
         bool decay = m->params[i]->decay;
         float wdi = decay ? wd : 0.0f, *p = m->param_data + off, *g = m->grad_data + off;
+        const float *hp = sdl__cu_graph_hp(o, wdi);
+        sdl__cu_optim_scalars(o, o->step, wdi, h);
         unsigned np = sdl__cu_grid(len);
         if (np > SDL__CU_NORM_BLOCKS) np = SDL__CU_NORM_BLOCKS;
         if (lamb) {
             sdl__k_lamb_moments<<<np, SDL__CU_THREADS, 0, sdl__cu.stream>>>(p, g, s0 + off, s1 + off, len, d->beta1, d->beta2,
-                                                                            d->eps, bc1, bc2, wdi, partial);
+                                                                            d->eps, h[5], h[6], wdi, partial, hp);
             if (!SDL__CU_LAUNCHED("sdl__k_lamb_moments")) return sdl_last_result();
         } else if (decay) {
             sdl__k_sumsq2<<<np, SDL__CU_THREADS, 0, sdl__cu.stream>>>(p, g, len, partial);
             if (!SDL__CU_LAUNCHED("sdl__k_sumsq2")) return sdl_last_result();
         }
         sdl__k_trust_update<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
-            p, g, lamb ? NULL : (s0 ? s0 + off : NULL), len, decay ? partial : NULL, (int)np, lamb, o->lr, mu, wdi,
-            d->trust_coef, first, d->nesterov);
+            p, g, lamb ? NULL : (s0 ? s0 + off : NULL), len, decay ? partial : NULL, (int)np, lamb, h[0], mu, wdi,
+            d->trust_coef, h[1] != 0.0f, d->nesterov, hp);
         if (!SDL__CU_LAUNCHED("sdl__k_trust_update")) return sdl_last_result();
     }
     return SDL_OK;
@@ -2003,6 +2207,170 @@ SDL_API sdl_result sdl_cuda_set_precision(sdl_dtype precision) {
     return SDL_OK;
 }
 SDL_API sdl_dtype sdl_cuda_precision(void) { return sdl__cu_amp.precision; }
+
+/* ----------------------------------------------------------------------------------------
+   >>cuda-graph: capture a whole training step once as a CUDA graph, replay it with one
+   launch (see Graphs in the doc block). The graph holds raw device addresses: the step's
+   arena tensors (the same sequence of allocations gives the same addresses), the model's
+   and the optimizer's arrays, static inputs and the scratch buffer. What changes between
+   steps on the host (the optimizer's lr and step count, the RNG's seed and counter) lives
+   in the graph's device scalars, which one small kernel sets before each launch.
+   ---------------------------------------------------------------------------------------- */
+static __global__ void sdl__k_graph_words(uint64_t *dst, sdl__cu_graph_words v, int n) {
+    for (int i = threadIdx.x; i < n; i += blockDim.x) dst[i] = v.w[i];
+}
+
+SDL_API sdl_tensor *sdl_cuda_tensor_new(sdl_shape shape, sdl_dtype dtype) {
+    if (sdl_cuda_init() != SDL_OK) return NULL;
+    sdl_tensor hdr;
+    size_t bytes;
+    if (!sdl__tensor_init(&hdr, shape, dtype, &bytes)) return NULL;
+    sdl_tensor *t = (sdl_tensor *)sdl__alloc(sizeof(sdl_tensor));
+    if (!t) return NULL;
+    *t = hdr;
+    t->device = SDL_CUDA;
+    t->data = sdl__cu_alloc(bytes);
+    if (!t->data) { SDL_DEALLOC(t); return NULL; }
+    sdl__cu_memset0(t->data, bytes);
+    return t;
+}
+
+SDL_API void sdl_cuda_tensor_free(sdl_tensor *t) {
+    if (!t) return;
+    sdl__cu_dealloc(t->data);
+    SDL_DEALLOC(t);
+}
+
+SDL_API sdl_result sdl_cuda_copy(sdl_tensor *dst, const sdl_tensor *src) {
+    if (!dst || !src) return sdl_fail(SDL_ERR_ARG, "cuda_copy: NULL tensor");
+    if (dst->numel != src->numel || dst->dtype != src->dtype) {
+        char a[96], b[96];
+        return sdl_fail(SDL_ERR_SHAPE, "cuda_copy: %s into %s: numel or dtype differ", sdl_shape_str(sdl_tensor_shape(src), a, sizeof a),
+                        sdl_shape_str(sdl_tensor_shape(dst), b, sizeof b));
+    }
+    if ((dst->device == SDL_CUDA || src->device == SDL_CUDA) && sdl_cuda_init() != SDL_OK) return sdl_last_result();
+    bool ok = sdl__cu_copy_ok(dst->data, src->data, (size_t)src->numel * sdl_dtype_size(src->dtype), dst->device, src->device);
+    return ok ? SDL_OK : sdl_last_result();
+}
+
+SDL_API sdl_result sdl_cuda_graph_begin(void) {
+    if (!sdl__cu.ready) return sdl_fail(SDL_ERR_STATE, "cuda graph: sdl_cuda_init() was not called");
+    if (sdl__cug.cur || sdl__cu_capturing()) return sdl_fail(SDL_ERR_STATE, "cuda graph: begin: a capture is already on");
+    if (sdl__cu.nchunks != 1)
+        return sdl_fail(SDL_ERR_STATE, "cuda graph: begin: run the step once eagerly first (and sdl_arena_reset()), so the device arena is big enough");
+    if (sdl__cu.used != 0)
+        return sdl_fail(SDL_ERR_STATE, "cuda graph: begin: call sdl_arena_reset() first (the device arena holds %zu bytes)", sdl__cu.used);
+    sdl_cuda_graph *g = (sdl_cuda_graph *)sdl__alloc(sizeof(sdl_cuda_graph));
+    if (!g) return sdl_last_result();
+    memset(g, 0, sizeof *g);
+    g->dev = (uint64_t *)sdl__cu_alloc(SDL__CU_GRAPH_WORDS * sizeof(uint64_t));
+    if (!g->dev) { SDL_DEALLOC(g); return sdl_last_result(); }
+    sdl__cu_memset0(g->dev, SDL__CU_GRAPH_WORDS * sizeof(uint64_t));
+    g->rng_counter0 = sdl_rng_state();
+    if (!SDL__CU(cudaStreamBeginCapture(sdl__cu.stream, cudaStreamCaptureModeThreadLocal))) {
+        sdl__cu_dealloc(g->dev);
+        SDL_DEALLOC(g);
+        return sdl_last_result();
+    }
+    sdl__cug.cur = g;
+    sdl__cug.failed = false;
+    return SDL_OK;
+}
+
+SDL_API void sdl_cuda_graph_free(sdl_cuda_graph *g) {
+    if (!g) return;
+    if (g->exec) SDL__CU(cudaGraphExecDestroy(g->exec));
+    sdl__cu_dealloc(g->dev);
+    for (int i = 0; i < g->nkeep; i++) SDL_DEALLOC(g->keep[i]);
+    SDL_DEALLOC(g);
+}
+
+SDL_API sdl_cuda_graph *sdl_cuda_graph_end(void) {
+    sdl_cuda_graph *g = sdl__cug.cur;
+    if (!g) { sdl_fail(SDL_ERR_STATE, "cuda graph: end without begin"); return NULL; }
+    sdl__cug.cur = NULL;
+    cudaGraph_t graph = NULL;
+    cudaError_t e = cudaStreamEndCapture(sdl__cu.stream, &graph);
+    /* nothing ran: the host state goes back to where the capture began */
+    for (int i = 0; i < g->noptims; i++) {
+        g->optim[i].steps = g->optim[i].o->step - g->optim[i].step0;
+        g->optim[i].o->step = g->optim[i].step0;
+    }
+    g->rng_used = sdl_rng_state() - g->rng_counter0;
+    sdl_rng_set_state(sdl_rng_seed(), g->rng_counter0);
+    g->arena_base = sdl__cu.nchunks == 1 ? sdl__cu.chunk[0].base : NULL;
+    g->arena_used = sdl__cu.used;
+    g->scratch = sdl__cu.scratch;
+    bool ok = !sdl__cug.failed && SDL__CU(e) && g->arena_base && SDL__CU(cudaGraphInstantiate(&g->exec, graph, 0));
+    if (graph) SDL__CU(cudaGraphDestroy(graph));
+    if (!ok) {
+        char msg[512];
+        sdl_result r = sdl__cug.failed ? sdl__cug.code : sdl_last_result();
+        snprintf(msg, sizeof msg, "%s", sdl__cug.failed ? sdl__cug.msg : sdl_last_error());
+        sdl__cug.failed = false;
+        sdl_cuda_graph_free(g);
+        sdl_fail(r != SDL_OK ? r : SDL_ERR_DEVICE, "%s", msg);
+        return NULL;
+    }
+    return g;
+}
+
+SDL_API sdl_tensor *sdl_cuda_graph_keep(sdl_cuda_graph *g, const sdl_tensor *t) {
+    if (!g || !t) { sdl_fail(SDL_ERR_ARG, "cuda graph: keep: NULL %s", g ? "tensor" : "graph"); return NULL; }
+    if (g->nkeep == (int)(sizeof g->keep / sizeof g->keep[0])) { sdl_fail(SDL_ERR_ARG, "cuda graph: keep: at most 16 tensors"); return NULL; }
+    sdl_tensor *k = (sdl_tensor *)sdl__alloc(sizeof(sdl_tensor));
+    if (!k) return NULL;
+    *k = *t;
+    k->grad = NULL;
+    k->requires_grad = false;
+    k->heap = false;
+    k->node = NULL;
+    k->model = NULL;
+    k->param_index = -1;
+    k->first_use = NULL;
+    g->keep[g->nkeep++] = k;
+    return k;
+}
+
+SDL_API sdl_tensor *sdl_cuda_graph_output(const sdl_cuda_graph *g) { return g && g->nkeep > 0 ? g->keep[0] : NULL; }
+
+SDL_API sdl_cuda_graph *sdl_cuda_graph_capture(sdl_tensor *(*step)(void *ctx), void *ctx) {
+    if (!step) { sdl_fail(SDL_ERR_ARG, "cuda graph: capture: NULL step function"); return NULL; }
+    if (sdl_cuda_graph_begin() != SDL_OK) return NULL;
+    sdl_tensor *out = step(ctx);
+    sdl_cuda_graph *g = sdl_cuda_graph_end();
+    if (g && out && !sdl_cuda_graph_keep(g, out)) { sdl_cuda_graph_free(g); return NULL; }
+    return g;
+}
+
+SDL_API sdl_result sdl_cuda_graph_replay(sdl_cuda_graph *g) {
+    if (!g) return sdl_fail(SDL_ERR_ARG, "cuda graph: replay: NULL graph");
+    if (sdl__cug.cur || sdl__cu_capturing()) return sdl_fail(SDL_ERR_STATE, "cuda graph: replay inside a capture");
+    if (sdl__cu.nchunks != 1 || sdl__cu.chunk[0].base != g->arena_base || sdl__cu.chunk[0].cap < g->arena_used)
+        return sdl_fail(SDL_ERR_STATE, "cuda graph: replay: the device arena was reallocated after the capture (a bigger eager step grew it): capture again");
+    if (g->scratch && sdl__cu.scratch != g->scratch)
+        return sdl_fail(SDL_ERR_STATE, "cuda graph: replay: the device scratch buffer was reallocated after the capture (a bigger conv or optimizer): capture again");
+    if (sdl__cu.used != 0)
+        return sdl_fail(SDL_ERR_STATE, "cuda graph: replay: call sdl_arena_reset() before each replay (the device arena holds %zu bytes)", sdl__cu.used);
+    sdl__cu_graph_words v;
+    memset(&v, 0, sizeof v);
+    uint64_t seed = sdl_rng_seed(), counter = sdl_rng_state();
+    v.w[0] = seed;
+    v.w[1] = counter - g->rng_counter0;
+    float hp[SDL__CU_GRAPH_SLOTS * SDL__CU_HP];
+    memset(hp, 0, sizeof hp);
+    for (int s = 0; s < g->nslots; s++)
+        sdl__cu_optim_scalars(g->slot[s].o, g->slot[s].o->step + g->slot[s].k, g->slot[s].wd, hp + s * SDL__CU_HP);
+    memcpy(v.w + 2, hp, sizeof hp);
+    int words = 2 + (g->nslots * SDL__CU_HP + 1) / 2;
+    sdl__k_graph_words<<<1, 64, 0, sdl__cu.stream>>>(g->dev, v, words);
+    if (!SDL__CU_LAUNCHED("sdl__k_graph_words") || !SDL__CU(cudaGraphLaunch(g->exec, sdl__cu.stream))) return sdl_last_result();
+    /* the host state moves on as an eager step's would */
+    for (int i = 0; i < g->noptims; i++) g->optim[i].o->step += g->optim[i].steps;
+    sdl_rng_set_state(seed, counter + g->rng_used);
+    sdl__cu.used = g->arena_used; /* the step's tensors (kept ones too) stay until sdl_arena_reset */
+    return SDL_OK;
+}
 
 /* ----------------------------------------------------------------------------------------
    >>cuda-init: the backend table, set-up and tear-down

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # bench/bench_cuda.sh - sdl against PyTorch on one GPU, side by side (make bench-cuda).
-#   sdl:   build/gpu/bench_cuda (MLP, CNN b64 f32; checks GPU against CPU first),
+#   sdl:   build/gpu/bench_cuda --graph (MLP, CNN b64 f32; checks GPU against CPU first; each
+#          model timed eagerly with an upload per step, eagerly on static device inputs, and
+#          as CUDA graph replays: the _static and _graph rows),
 #          examples/resnet18.c --steps (b256, TF32, then bf16) and examples/gpt2.c (124M, B16
 #          T1024, TF32, then --precision bf16), all built with nvcc
 #   torch: bench/bench_torch_cuda.py (same models; bf16 autocast for GPT-2, eager and compiled)
@@ -35,9 +37,9 @@ wait
 value() { sed -n "s/^$1//p" "$2" | tail -1 | awk '{print $1}'; }
 declare -A SDL
 if [ -x "$B/bench_cuda" ]; then
-    timeout 180 "$B/bench_cuda" --seconds 2 >"$B/bench_sdl_small.log" 2>&1
+    timeout 180 "$B/bench_cuda" --seconds 2 --graph >"$B/bench_sdl_small.log" 2>&1
     grep -E 'check step|SDL name|failed|differs' "$B/bench_sdl_small.log"
-    for n in mlp_b64 cnn_b64; do
+    for n in mlp_b64 cnn_b64 mlp_b64_static cnn_b64_static mlp_b64_graph cnn_b64_graph; do
         line=$(grep "^SDL name=$n " "$B/bench_sdl_small.log")
         if echo "$line" | grep -q 'check=ok'; then SDL[$n]=$(echo "$line" | sed 's/.*value=\([0-9.]*\).*/\1/'); else SDL[$n]=FAIL; fi
     done
@@ -94,6 +96,10 @@ bench_line() { # name sdl_value ref_name flops_per_sample unit
 }
 bench_line mlp_b64 "${SDL[mlp_b64]:-}" mlp_b64 1408512 samples/s
 bench_line cnn_b64 "${SDL[cnn_b64]:-}" cnn_b64 71954688 samples/s
+bench_line mlp_b64_static "${SDL[mlp_b64_static]:-}" mlp_b64 1408512 samples/s
+bench_line cnn_b64_static "${SDL[cnn_b64_static]:-}" cnn_b64 71954688 samples/s
+bench_line mlp_b64_graph "${SDL[mlp_b64_graph]:-}" mlp_b64 1408512 samples/s
+bench_line cnn_b64_graph "${SDL[cnn_b64_graph]:-}" cnn_b64 71954688 samples/s
 bench_line resnet18_b256_tf32 "${SDL[resnet18_b256]:-}" resnet18_b256 3332536320 images/s
 bench_line "gpt2_124m_b${gpt_b:-16}_t1024_sdl_tf32_vs_bf16_eager" "${SDL[gpt2]:-}" gpt2_b16_eager 803261952 tokens/s
 bench_line "gpt2_124m_b${gpt_b:-16}_t1024_sdl_tf32_vs_bf16_compile" "${SDL[gpt2]:-}" gpt2_b16_compile 803261952 tokens/s

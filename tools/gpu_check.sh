@@ -7,7 +7,8 @@
 #   3. the examples with --device cuda: resnet18 and a small gpt2 give the CPU's losses for
 #      three steps; fashion_mlp and fashion_cnn reach the CPU's test accuracy after one epoch;
 #      resnet18 trains an epoch of synthetic data through the loader and evaluates
-#   4. bench/bench_cuda.sh: sdl against PyTorch (BENCH lines, MFU)
+#   4. bench/bench_cuda.sh: sdl against PyTorch (BENCH lines, MFU; the MLP and CNN also as
+#      CUDA graph replays: mlp_b64_graph, cnn_b64_graph, beside mlp_b64_static, cnn_b64_static)
 #   5. compute-sanitizer memcheck on every synchronised cuda test, racecheck on cuda_test_ops
 #   6. the whole suite, tests/run.sh
 # Then one table. Every step has a timeout, and steps 4-6 are skipped once the time budget

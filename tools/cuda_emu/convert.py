@@ -5,7 +5,10 @@
 # Copies a CUDA source and rewrites every kernel launch
 #     kernel<<<grid, block, shmem, stream>>>(args);
 # as
-#     emu_launch(dim3(grid), dim3(block), shmem, "kernel", [&] { kernel(args); });
+#     emu_launch(dim3(grid), dim3(block), shmem, "kernel", emu_args(kernel)(args));
+# emu_args converts the arguments to the kernel's parameter types and copies them into the
+# closure it returns, so a launch recorded by a stream capture runs later with the values of
+# its launch. The kernel must not be a template (or name its template arguments).
 # so g++ can build it against inc/cuda_runtime.h. Nothing else changes and no line is added
 # or removed (a #line directive keeps compiler messages pointing at IN). Any python3 >= 3.4,
 # standard library only.
@@ -59,7 +62,7 @@ def convert(src, name):
         kernel, args = m.group(1), src[start:k - 1]
         shmem = cfg[2] if len(cfg) > 2 else '0'
         out.append(src[i:m.start()])
-        out.append('emu_launch(dim3(%s), dim3(%s), (size_t)(%s), "%s", [&] { %s(%s); })'
+        out.append('emu_launch(dim3(%s), dim3(%s), (size_t)(%s), "%s", emu_args(%s)(%s))'
                    % (cfg[0], cfg[1], shmem, kernel, kernel, args))
         i, count = k, count + 1
     return ''.join(out), count

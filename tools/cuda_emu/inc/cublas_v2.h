@@ -141,3 +141,38 @@ static inline cublasStatus_t emu_gemm_half(cublasOperation_t ta, cublasOperation
     emu_close();
     return 0;
 }
+
+/* ---- CUDA graphs: a GEMM on a capturing stream is checked now and recorded (its alpha and
+   beta read now, as cuBLAS's host pointer mode does), run at each cudaGraphLaunch; see
+   cuda_runtime.h's graph block. Any input type: the recorded call is the one above. */
+static inline bool emu_gemm_args_ok(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *A, cudaDataType at, int lda,
+                                    const void *B, cudaDataType bt, int ldb, const void *C, int ldc) {
+    int arows = ta == CUBLAS_OP_N ? m : k, brows = tb == CUBLAS_OP_N ? k : n;
+    size_t asz = at == CUDA_R_32F ? 4 : 2, bsz = bt == CUDA_R_32F ? 4 : 2;
+    return m >= 0 && n >= 0 && k >= 0 && lda >= (arows > 1 ? arows : 1) && ldb >= (brows > 1 ? brows : 1) && ldc >= (m > 1 ? m : 1) &&
+           !(m > 0 && n > 0 && ((k > 0 && (!emu_on_device(A, asz) || !emu_on_device(B, bsz))) || !emu_on_device(C, 4)));
+}
+static inline cublasStatus_t emu_cap_cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *alpha,
+                                                  const void *A, cudaDataType at, int lda, const void *B, cudaDataType bt, int ldb, const void *beta,
+                                                  void *C, cudaDataType cty, int ldc, cublasComputeType_t ct, cublasGemmAlgo_t algo) {
+    if (!emu_rec || !emu_gemm_args_ok(ta, tb, m, n, k, A, at, lda, B, bt, ldb, C, ldc)) /* runs now, or reports the error */
+        return cublasGemmEx(h, ta, tb, m, n, k, alpha, A, at, lda, B, bt, ldb, beta, C, cty, ldc, ct, algo);
+    float al = *(const float *)alpha, be = *(const float *)beta;
+    emu_rec->ops.push_back([=] { cublasGemmEx(h, ta, tb, m, n, k, &al, A, at, lda, B, bt, ldb, &be, C, cty, ldc, ct, algo); });
+    return 0;
+}
+static inline cublasStatus_t emu_cap_cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                                                                const void *alpha, const void *A, cudaDataType at, int lda, long long sA,
+                                                                const void *B, cudaDataType bt, int ldb, long long sB, const void *beta, void *C,
+                                                                cudaDataType cty, int ldc, long long sC, int batch, cublasComputeType_t ct,
+                                                                cublasGemmAlgo_t algo) {
+    if (!emu_rec || !emu_gemm_args_ok(ta, tb, m, n, k, A, at, lda, B, bt, ldb, C, ldc))
+        return cublasGemmStridedBatchedEx(h, ta, tb, m, n, k, alpha, A, at, lda, sA, B, bt, ldb, sB, beta, C, cty, ldc, sC, batch, ct, algo);
+    float al = *(const float *)alpha, be = *(const float *)beta;
+    emu_rec->ops.push_back([=] {
+        cublasGemmStridedBatchedEx(h, ta, tb, m, n, k, &al, A, at, lda, sA, B, bt, ldb, sB, &be, C, cty, ldc, sC, batch, ct, algo);
+    });
+    return 0;
+}
+#define cublasGemmEx emu_cap_cublasGemmEx
+#define cublasGemmStridedBatchedEx emu_cap_cublasGemmStridedBatchedEx

@@ -248,3 +248,130 @@ template <typename F> static void emu_launch(dim3 g, dim3 b, size_t shmem, const
     if (emu_hit) fiberless[name] = -1;
     else if (g.x * g.y * g.z >= 2 && fiberless[name] == 0) fiberless[name] = 1;
 }
+
+/* ---- CUDA graphs: stream capture and replay (for sdl_cuda.h's >>cuda-graph) -----------------
+   cudaStreamBeginCapture puts the stream in capture mode: from then on kernel launches,
+   cudaMemcpyAsync, cudaMemsetAsync (and cuBLAS GEMMs, see cublas_v2.h) are checked as usual
+   but recorded as closures, not run. A kernel's arguments are taken at the launch (convert.py's
+   lambdas copy them), a copy's source is read when it runs, as on a GPU. cudaGraphLaunch runs
+   the closures in order. While a capture is on, the calls a GPU refuses in the default
+   cudaStreamCaptureModeGlobal (cudaMalloc, cudaFree, cudaMallocHost, cudaFreeHost, the
+   synchronous cudaMemcpy/cudaMemset, stream, device and event synchronisation) return
+   cudaErrorStreamCaptureUnsupported and invalidate the capture: cudaStreamEndCapture then
+   returns cudaErrorStreamCaptureInvalidated and no graph. One capture at a time. The calls
+   are redirected with macros, so the functions above stay as they were. */
+enum { cudaErrorStreamCaptureUnsupported = 900, cudaErrorStreamCaptureInvalidated = 901 };
+enum cudaStreamCaptureStatus { cudaStreamCaptureStatusNone = 0, cudaStreamCaptureStatusActive = 1, cudaStreamCaptureStatusInvalidated = 2 };
+enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1, cudaStreamCaptureModeRelaxed = 2 };
+struct emu_graph { std::vector<std::function<void()>> ops; };
+typedef emu_graph *cudaGraph_t;
+typedef emu_graph *cudaGraphExec_t;
+static emu_graph *emu_rec; /* the graph being captured, or NULL */
+static cudaStream_t emu_rec_stream;
+static bool emu_rec_invalid;
+static long emu_graph_launches;
+static inline const char *emu_graph_error_name(cudaError_t e) {
+    return e == cudaErrorStreamCaptureUnsupported ? "cudaErrorStreamCaptureUnsupported"
+         : e == cudaErrorStreamCaptureInvalidated ? "cudaErrorStreamCaptureInvalidated" : cudaGetErrorName(e);
+}
+/* a call a GPU refuses during a capture: true (the caller returns the error), and the
+   capture is invalidated */
+static inline bool emu_refused(void) {
+    if (!emu_rec) return false;
+    emu_rec_invalid = true;
+    return true;
+}
+static inline cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
+    if (emu_rec) return cudaErrorInvalidValue; /* already capturing */
+    emu_rec = new emu_graph;
+    emu_rec_stream = s;
+    emu_rec_invalid = false;
+    return cudaSuccess;
+}
+static inline cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g) {
+    *g = NULL;
+    if (!emu_rec || s != emu_rec_stream) return cudaErrorInvalidValue; /* cudaErrorIllegalState on a GPU */
+    emu_graph *r = emu_rec;
+    emu_rec = NULL;
+    if (emu_rec_invalid) { delete r; return cudaErrorStreamCaptureInvalidated; }
+    *g = r;
+    return cudaSuccess;
+}
+static inline cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *st) {
+    *st = emu_rec && s == emu_rec_stream ? (emu_rec_invalid ? cudaStreamCaptureStatusInvalidated : cudaStreamCaptureStatusActive)
+                                         : cudaStreamCaptureStatusNone;
+    return cudaSuccess;
+}
+static inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t *e, cudaGraph_t g, unsigned long long = 0) {
+    if (!g) return cudaErrorInvalidValue;
+    *e = new emu_graph(*g); /* a copy: the graph may be destroyed after */
+    return cudaSuccess;
+}
+static inline cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t) {
+    if (!e) return cudaErrorInvalidValue;
+    if (emu_rec) return cudaErrorStreamCaptureUnsupported; /* a child graph node on a GPU; not emulated */
+    emu_graph_launches++;
+    for (auto &op : e->ops) op();
+    return cudaSuccess;
+}
+static inline cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) { delete e; return cudaSuccess; }
+static inline cudaError_t cudaGraphDestroy(cudaGraph_t g) { delete g; return cudaSuccess; }
+/* emu_args(kernel)(args) converts the arguments to the kernel's parameter types and copies
+   them into the closure it returns: convert.py writes every launch so, and a recorded launch
+   then runs with the values of its launch, as on a GPU (a lambda reading n->x at the replay
+   would see whatever the host arena holds by then) */
+template <typename... P> struct emu_binder {
+    void (*k)(P...);
+    std::function<void()> operator()(P... p) const {
+        void (*kk)(P...) = k;
+        return [=] { kk(p...); };
+    }
+};
+template <typename... P> static emu_binder<P...> emu_args(void (*k)(P...)) { return emu_binder<P...>{k}; }
+/* the recorded calls: checked now, run at each launch */
+template <typename F> static void emu_cap_launch(dim3 g, dim3 b, size_t shmem, const char *name, F f) {
+    bool bad = b.x == 0 || b.y == 0 || b.z == 0 || b.x > 1024 || b.y > 1024 || b.z > 64 || b.x * b.y * b.z > 1024 ||
+               g.x == 0 || g.y == 0 || g.z == 0 || g.x > 0x7fffffffu || g.y > 65535 || g.z > 65535;
+    if (!emu_rec || bad) { emu_launch(g, b, shmem, name, f); return; } /* a bad one reports now */
+    emu_rec->ops.push_back([=] { emu_launch(g, b, shmem, name, f); });
+}
+static inline cudaError_t emu_cap_memset_async(void *p, int v, size_t n, cudaStream_t s) {
+    if (!emu_rec) return cudaMemsetAsync(p, v, n, s);
+    if (n && !emu_on_device(p, n)) { fprintf(stderr, "emu: cudaMemset of %zu bytes outside device memory\n", n); return cudaErrorInvalidValue; }
+    emu_rec->ops.push_back([=] { emu_set(p, v, n); });
+    return cudaSuccess;
+}
+static inline cudaError_t emu_cap_memcpy_async(void *d, const void *src, size_t n, cudaMemcpyKind k, cudaStream_t s) {
+    if (!emu_rec) return cudaMemcpyAsync(d, src, n, k, s);
+    bool dd = emu_on_device(d, n), sd = emu_on_device(src, n);
+    if (n && (dd != (k == cudaMemcpyHostToDevice || k == cudaMemcpyDeviceToDevice) ||
+              sd != (k == cudaMemcpyDeviceToHost || k == cudaMemcpyDeviceToDevice))) {
+        fprintf(stderr, "emu: captured cudaMemcpyAsync kind %d with the wrong sides (%zu bytes)\n", (int)k, n);
+        return cudaErrorInvalidValue;
+    }
+    emu_rec->ops.push_back([=] { emu_copy(d, src, n, k); });
+    return cudaSuccess;
+}
+static inline cudaError_t emu_cap_malloc(void **p, size_t n) { if (emu_refused()) { *p = NULL; return cudaErrorStreamCaptureUnsupported; } return cudaMalloc(p, n); }
+static inline cudaError_t emu_cap_free(void *p) { return emu_refused() ? cudaErrorStreamCaptureUnsupported : cudaFree(p); }
+static inline cudaError_t emu_cap_malloc_host(void **p, size_t n) { if (emu_refused()) { *p = NULL; return cudaErrorStreamCaptureUnsupported; } return cudaMallocHost(p, n); }
+static inline cudaError_t emu_cap_free_host(void *p) { return emu_refused() ? cudaErrorStreamCaptureUnsupported : cudaFreeHost(p); }
+static inline cudaError_t emu_cap_memcpy(void *d, const void *s, size_t n, cudaMemcpyKind k) { return emu_refused() ? cudaErrorStreamCaptureUnsupported : cudaMemcpy(d, s, n, k); }
+static inline cudaError_t emu_cap_memset(void *p, int v, size_t n) { return emu_refused() ? cudaErrorStreamCaptureUnsupported : cudaMemset(p, v, n); }
+static inline cudaError_t emu_cap_stream_sync(cudaStream_t s) { return emu_refused() ? cudaErrorStreamCaptureUnsupported : cudaStreamSynchronize(s); }
+static inline cudaError_t emu_cap_device_sync(void) { return emu_refused() ? cudaErrorStreamCaptureUnsupported : cudaDeviceSynchronize(); }
+static inline cudaError_t emu_cap_event_sync(cudaEvent_t e) { return emu_refused() ? cudaErrorStreamCaptureUnsupported : cudaEventSynchronize(e); }
+#define cudaGetErrorName emu_graph_error_name
+#define cudaGetErrorString emu_graph_error_name
+#define emu_launch emu_cap_launch
+#define cudaMemsetAsync emu_cap_memset_async
+#define cudaMemcpyAsync emu_cap_memcpy_async
+#define cudaMalloc emu_cap_malloc
+#define cudaFree emu_cap_free
+#define cudaMallocHost emu_cap_malloc_host
+#define cudaFreeHost emu_cap_free_host
+#define cudaMemcpy emu_cap_memcpy
+#define cudaMemset emu_cap_memset
+#define cudaStreamSynchronize emu_cap_stream_sync
+#define cudaDeviceSynchronize emu_cap_device_sync
+#define cudaEventSynchronize emu_cap_event_sync

@@ -595,9 +595,12 @@ SDL_API sdl_result sdl_mpi_init(int *argc, char ***argv) {
     return SDL_OK;
 }
 
+static void sdl__mg_finalize(void); /* >>mpi-gpu: the NCCL communicator */
+
 SDL_API sdl_result sdl_mpi_finalize(void) {
     if (!sdl__mpi.up) return SDL_OK;
     sdl_mpi_check("finalize", 0); /* a rank that stopped early is reported here */
+    sdl__mg_finalize();
     sdl_result r = sdl_mpi_timeline_write();
     SDL__MPI_FREE(sdl__mpi.ev);
     SDL__MPI_FREE(sdl__mpi.peer);
@@ -1269,6 +1272,7 @@ static void sdl__mg_bucket_launch(sdl_mpi_ddp *d, int b) { (void)d, (void)b; }
 static void sdl__mg_progress(sdl_mpi_ddp *d) { (void)d; }
 static sdl_result sdl__mg_ddp_sync(sdl_mpi_ddp *d) { (void)d; return sdl__mg_no_gpu("sdl_mpi_ddp_sync"); }
 static void sdl__mg_ddp_free(sdl_mpi_ddp *d) { (void)d; }
+static void sdl__mg_finalize(void) {}
 SDL_API sdl_mpi_transport sdl_mpi_ddp_transport(const sdl_mpi_ddp *d) { (void)d; return SDL_MPI_TRANSPORT_AUTO; }
 #else
 
@@ -1416,6 +1420,13 @@ static sdl_result sdl__mg_nccl_up(void) {
     return r;
 }
 #endif
+
+static void sdl__mg_finalize(void) {
+#ifdef SDL_MPI_NCCL
+    if (sdl__mg.nccl_up) ncclCommDestroy(sdl__mg.nccl);
+#endif
+    memset(&sdl__mg, 0, sizeof sdl__mg);
+}
 
 /* ---- kernels: scale, and f32 <-> wire (fp16 or bf16), grid-stride ------------------------ */
 static SDL__MG_HD inline uint16_t sdl__mg_f2h(float f) { /* as sdl_mpi_f32_to_f16 */

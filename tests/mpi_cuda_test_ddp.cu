@@ -118,7 +118,6 @@ static double worst_rel(const sdl_model *m, const float *a, const float *b, cons
 
 /* CUDA-aware MPI can only be tried under the emulator: MPI is told to trust device pointers
    (SDL_MPI_CUDA_AWARE=1) and device memory is left readable by the host */
-static bool g_cuda_mpi_on;
 static void cuda_mpi(bool on) {
 #ifdef CUDA_EMU
     if (on) { setenv("SDL_MPI_CUDA_AWARE", "1", 1); setenv("EMU_NO_PROTECT", "1", 1); }
@@ -127,7 +126,6 @@ static void cuda_mpi(bool on) {
     cudaMalloc((void **)&d, 4);
     cudaMemcpy(d, &one, 4, cudaMemcpyHostToDevice);
     cudaFree(d);
-    g_cuda_mpi_on = on;
 #else
     (void)on;
 #endif
@@ -181,7 +179,9 @@ static void dp_vs_single(sdl_mpi_transport t, sdl_mpi_mode mode) {
     mlp ref = mlp_new(7, false);
     long calls0 = nccl_calls();
     int64_t seq0 = sdl__mpi.seq;
+#ifdef CUDA_EMU
     size_t regions = 0;
+#endif
     for (int s = 0; s < steps; s++) {
 #ifdef CUDA_EMU
         if (s == 3) regions = emu_regions.size();
@@ -197,7 +197,6 @@ static void dp_vs_single(sdl_mpi_transport t, sdl_mpi_mode mode) {
 #ifdef CUDA_EMU
     CHECK(emu_regions.size() == regions, "cudaMalloc in steady-state steps: %zu regions, then %zu", regions, emu_regions.size());
 #endif
-    (void)regions;
     /* the checker saw one collective per sync, as on the CPU */
     if (g_size > 1 && sdl_mpi_get_timeout() > 0)
         CHECK(sdl__mpi.seq - seq0 == steps, "%lld checked collectives in %d syncs", (long long)(sdl__mpi.seq - seq0), steps);

@@ -1280,6 +1280,7 @@ SDL_API sdl_mpi_transport sdl_mpi_ddp_transport(const sdl_mpi_ddp *d) { (void)d;
 static struct {
     bool world_known, file_mode;
     int rank, size;
+    int own_gpus; /* 0 unknown, 1 every rank of each node has a device of its own, -1 not */
 #ifdef SDL_MPI_NCCL
     bool nccl_up;
     ncclComm_t nccl;
@@ -1350,7 +1351,40 @@ static bool sdl__mg_cuda_aware(void) {
 #endif
 }
 
-/* want (AUTO: the best that can run), checked against what this build and MPI offer */
+/* does every rank of every node drive a GPU no other rank of its node uses? (NCCL refuses
+   two ranks on one device.) Compares the devices' PCI bus ids within each node, so it holds
+   whether each rank sees all GPUs or only its own (CUDA_VISIBLE_DEVICES, srun
+   --gpu-bind=single). Collective over MPI; the answer is kept. */
+static bool sdl__mg_own_gpus(void) {
+    if (sdl__mg.own_gpus) return sdl__mg.own_gpus > 0;
+    char id[32];
+    int dev = 0, mine = 1;
+    memset(id, 0, sizeof id);
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetPCIBusId(id, (int)sizeof id - 1, dev) != cudaSuccess) {
+        (void)cudaGetLastError();
+        mine = 0;
+    }
+    MPI_Comm node;
+    if (sdl__mpi.size > 1 && MPI_Comm_split_type(sdl__mpi.comm, MPI_COMM_TYPE_SHARED, sdl__mpi.rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        int n = 1;
+        MPI_Comm_size(node, &n);
+        char *all = (char *)sdl__mpi_alloc((size_t)n, sizeof id);
+        if (all && MPI_Allgather(id, (int)sizeof id, MPI_CHAR, all, (int)sizeof id, MPI_CHAR, node) == MPI_SUCCESS) {
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < i; j++) if (memcmp(all + (size_t)i * sizeof id, all + (size_t)j * sizeof id, sizeof id) == 0) mine = 0;
+        } else {
+            mine = 0;
+        }
+        SDL__MPI_FREE(all);
+        MPI_Comm_free(&node);
+        MPI_Allreduce(MPI_IN_PLACE, &mine, 1, MPI_INT, MPI_MIN, sdl__mpi.comm); /* every rank decides alike */
+    }
+    sdl__mg.own_gpus = mine ? 1 : -1;
+    return mine != 0;
+}
+
+/* want (AUTO: the best that can run), checked against what this build and MPI offer. AUTO
+   is decided alike on every rank (a collective call). */
 static sdl_result sdl__mg_choose(sdl_mpi_transport want, bool compressed, sdl_mpi_transport *out) {
     sdl__mg_world();
 #ifdef SDL_MPI_NCCL
@@ -1358,11 +1392,11 @@ static sdl_result sdl__mg_choose(sdl_mpi_transport want, bool compressed, sdl_mp
 #else
     const bool nccl = false;
 #endif
-    int count = 0;
-    if (cudaGetDeviceCount(&count) != cudaSuccess) { (void)cudaGetLastError(); count = 0; }
     if (want == SDL_MPI_TRANSPORT_AUTO) {
-        if (sdl__mg.file_mode || (nccl && sdl_mpi_local_size() <= count)) want = SDL_MPI_TRANSPORT_NCCL;
-        else if (!compressed && sdl__mg_cuda_aware()) want = SDL_MPI_TRANSPORT_CUDA_MPI;
+        int aware = !compressed && sdl__mg_cuda_aware();
+        if (!sdl__mg.file_mode && sdl__mpi.size > 1) MPI_Allreduce(MPI_IN_PLACE, &aware, 1, MPI_INT, MPI_MIN, sdl__mpi.comm);
+        if (sdl__mg.file_mode || (nccl && sdl__mg_own_gpus())) want = SDL_MPI_TRANSPORT_NCCL;
+        else if (aware) want = SDL_MPI_TRANSPORT_CUDA_MPI;
         else want = SDL_MPI_TRANSPORT_HOST;
     }
     if (want == SDL_MPI_TRANSPORT_NCCL && !nccl)

@@ -252,7 +252,8 @@ template <typename F> static void emu_launch(dim3 g, dim3 b, size_t shmem, const
 
 /* ---- for sdl_mpi.h's GPU path (tools/cuda_emu/README: "What it emulates") ----------------
    devices: EMU_DEVICES=n makes cudaGetDeviceCount report n (default 1); cudaSetDevice checks
-   the number and remembers it (one memory for all: each process is one "GPU").
+   the number and remembers it (one memory for all: each process is one "GPU"); device d's
+   PCI bus id is 0000:<d+1>:00.0.
    cudaEventQuery finds the work done every other call; cudaStreamWaitEvent orders nothing
    (every call is synchronous already). */
 #define CUDA_EMU 1
@@ -265,6 +266,11 @@ static inline cudaError_t cudaSetDevice(int d) {
     return cudaSuccess;
 }
 static inline cudaError_t cudaGetDevice(int *d) { *d = emu_device; return cudaSuccess; }
+static inline cudaError_t cudaDeviceGetPCIBusId(char *id, int len, int d) {
+    if (d < 0 || d >= emu_devices()) return cudaErrorInvalidDevice;
+    snprintf(id, (size_t)len, "0000:%02x:00.0", d + 1);
+    return cudaSuccess;
+}
 static inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) { *e = (void *)1; return cudaSuccess; }
 /* every other query says "not ready" and, as CUDA does, leaves that as the last error: code
    that polls must pop it (else the next launch check reports cudaErrorNotReady) */

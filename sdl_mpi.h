@@ -91,9 +91,9 @@
       GPUs        When the implementation is compiled by nvcc after sdl_cuda.h, a model on the
                   GPU (sdl_cuda_model_to_device) is averaged on the GPU: one rank per GPU,
                   sdl_mpi_cuda_set_device() picks device = local rank mod GPUs (call it
-                  before sdl_cuda_init). Three transports, chosen per ddp (desc.transport)
-                  or for the process (SDL_MPI_TRANSPORT / sdl_mpi_set_transport), default
-                  the best available:
+                  before sdl_cuda_init). Three transports, chosen per ddp
+                  (sdl_mpi_ddp_new_gpu) or for the process (SDL_MPI_TRANSPORT /
+                  sdl_mpi_set_transport), default the best available:
                     NCCL      define SDL_MPI_NCCL and link -lnccl. rank 0's ncclUniqueId is
                               broadcast over MPI; buckets go to ncclAllReduce on a second
                               (communication) stream, each after a CUDA event recorded on
@@ -107,7 +107,7 @@
                               overrides what MPI says, e.g. for MPICH/Cray).
                     HOST      each bucket is copied to pinned host memory on the
                               communication stream, reduced with MPI_Iallreduce, copied back.
-                  fp16 or bf16 on the wire (desc.fp16 / desc.bf16): a kernel divides by the
+                  fp16 or bf16 on the wire (desc.fp16 / gpu desc bf16): a kernel divides by the
                   world size and converts, the halves travel, a kernel converts back (NCCL
                   and HOST; CUDA-aware MPI cannot run a user op on device memory).
                   desc.algo (our ring) is for CPU models; on the GPU, NCCL picks its own
@@ -219,11 +219,15 @@ typedef struct sdl_mpi_ddp_desc {
     sdl_mpi_algo algo;
     float bucket_mb;   /* 0: SDL_MPI_BUCKET_MB (25 MiB) */
     bool fp16;         /* half precision on the wire */
-    sdl_mpi_transport transport; /* GPU models: how (AUTO: the process default) */
-    bool bf16;         /* GPU models: bfloat16 on the wire */
 } sdl_mpi_ddp_desc;
 /* desc may be NULL (defaults). Installs the model's grad hook. */
 SDL_API sdl_mpi_ddp *sdl_mpi_ddp_new(sdl_model *m, const sdl_mpi_ddp_desc *desc);
+/* the same, with the GPU options (gpu NULL: the process default transport, no bf16) */
+typedef struct sdl_mpi_gpu_desc {
+    sdl_mpi_transport transport; /* AUTO: the process default (sdl_mpi_set_transport) */
+    bool bf16;                   /* bfloat16 on the wire (desc->fp16: IEEE half) */
+} sdl_mpi_gpu_desc;
+SDL_API sdl_mpi_ddp *sdl_mpi_ddp_new_gpu(sdl_model *m, const sdl_mpi_ddp_desc *desc, const sdl_mpi_gpu_desc *gpu);
 /* false: backward only accumulates locally (no communication) until set true again */
 SDL_API void sdl_mpi_ddp_set_sync(sdl_mpi_ddp *d, bool sync);
 /* after backward, before the optimizer step: every gradient is the mean over ranks */
@@ -949,7 +953,7 @@ struct sdl_mpi_ddp {
     char check_name[48]; /* what sync tells the checker: the bucket layout */
     struct sdl__mpi_gpu_ddp *gpu; /* a model on the GPU: see >>mpi-gpu */
 };
-static sdl_result sdl__mg_ddp_init(sdl_mpi_ddp *d);
+static sdl_result sdl__mg_ddp_init(sdl_mpi_ddp *d, const sdl_mpi_gpu_desc *gd);
 static void sdl__mg_bucket_launch(sdl_mpi_ddp *d, int b);
 static void sdl__mg_progress(sdl_mpi_ddp *d);
 static sdl_result sdl__mg_ddp_sync(sdl_mpi_ddp *d);
@@ -1014,7 +1018,9 @@ static void sdl__mpi_grad_hook(void *user, sdl_model *m, int param_index) {
     }
 }
 
-SDL_API sdl_mpi_ddp *sdl_mpi_ddp_new(sdl_model *m, const sdl_mpi_ddp_desc *desc) {
+SDL_API sdl_mpi_ddp *sdl_mpi_ddp_new(sdl_model *m, const sdl_mpi_ddp_desc *desc) { return sdl_mpi_ddp_new_gpu(m, desc, NULL); }
+
+SDL_API sdl_mpi_ddp *sdl_mpi_ddp_new_gpu(sdl_model *m, const sdl_mpi_ddp_desc *desc, const sdl_mpi_gpu_desc *gdesc) {
     if (sdl__mpi_need_init("sdl_mpi_ddp_new") != SDL_OK) return NULL;
     if (!m) { sdl_fail(SDL_ERR_ARG, "sdl_mpi_ddp_new: NULL model"); return NULL; }
     if (sdl_model_pack(m) != SDL_OK) return NULL;
@@ -1067,11 +1073,11 @@ SDL_API sdl_mpi_ddp *sdl_mpi_ddp_new(sdl_model *m, const sdl_mpi_ddp_desc *desc)
     }
     snprintf(d->check_name, sizeof d->check_name, "ddp sync%s, %d buckets, first %lld", d->desc.fp16 ? " fp16" : "",
              d->nbuckets & 0xffffff, d->nbuckets ? (long long)(d->buckets[0].end - d->buckets[0].begin) : 0ll);
-    if (gpu && sdl__mg_ddp_init(d) != SDL_OK) {
+    if (gpu && sdl__mg_ddp_init(d, gdesc) != SDL_OK) {
         sdl_mpi_ddp_free(d);
         return NULL;
     }
-    if (!gpu && d->desc.bf16) {
+    if (!gpu && gdesc && gdesc->bf16) {
         sdl_fail(SDL_ERR_ARG, "sdl_mpi_ddp_new: bf16 on the wire is for models on the GPU; use fp16");
         sdl_mpi_ddp_free(d);
         return NULL;
@@ -1267,7 +1273,7 @@ static sdl_result sdl__mg_broadcast_model(sdl_model *m, sdl_optim *opt, int root
     (void)m, (void)opt, (void)root;
     return sdl__mg_no_gpu("sdl_mpi_broadcast_model");
 }
-static sdl_result sdl__mg_ddp_init(sdl_mpi_ddp *d) { (void)d; return sdl__mg_no_gpu("sdl_mpi_ddp_new"); }
+static sdl_result sdl__mg_ddp_init(sdl_mpi_ddp *d, const sdl_mpi_gpu_desc *gd) { (void)d, (void)gd; return sdl__mg_no_gpu("sdl_mpi_ddp_new"); }
 static void sdl__mg_bucket_launch(sdl_mpi_ddp *d, int b) { (void)d, (void)b; }
 static void sdl__mg_progress(sdl_mpi_ddp *d) { (void)d; }
 static sdl_result sdl__mg_ddp_sync(sdl_mpi_ddp *d) { (void)d; return sdl__mg_no_gpu("sdl_mpi_ddp_sync"); }
@@ -1533,13 +1539,16 @@ SDL_API sdl_mpi_transport sdl_mpi_ddp_transport(const sdl_mpi_ddp *d) {
 static cudaStream_t sdl__mg_compute(void) { return (cudaStream_t)sdl_cuda_stream(); }
 static size_t sdl__mg_elem(const struct sdl__mpi_gpu_ddp *g) { return g->wire ? sizeof(uint16_t) : sizeof(float); }
 
-static sdl_result sdl__mg_ddp_init(sdl_mpi_ddp *d) {
-    if (d->desc.fp16 && d->desc.bf16) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_ddp_new: fp16 or bf16 on the wire, not both");
+static sdl_result sdl__mg_ddp_init(sdl_mpi_ddp *d, const sdl_mpi_gpu_desc *gd) {
+    sdl_mpi_gpu_desc none;
+    memset(&none, 0, sizeof none);
+    if (!gd) gd = &none;
+    if (d->desc.fp16 && gd->bf16) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_ddp_new: fp16 or bf16 on the wire, not both");
     struct sdl__mpi_gpu_ddp *g = (struct sdl__mpi_gpu_ddp *)sdl__mpi_alloc(1, sizeof *g);
     if (!g) return SDL_ERR_OOM;
     d->gpu = g;
-    g->wire = d->desc.bf16 ? 2 : d->desc.fp16 ? 1 : 0;
-    sdl_mpi_transport want = d->desc.transport != SDL_MPI_TRANSPORT_AUTO ? d->desc.transport : sdl__mg_default();
+    g->wire = gd->bf16 ? 2 : d->desc.fp16 ? 1 : 0;
+    sdl_mpi_transport want = gd->transport != SDL_MPI_TRANSPORT_AUTO ? gd->transport : sdl__mg_default();
     sdl_result r = sdl__mg_choose(want, g->wire != 0, &g->transport);
     if (r != SDL_OK) return r;
     sdl_model *m = d->model;
@@ -1551,11 +1560,11 @@ static sdl_result sdl__mg_ddp_init(sdl_mpi_ddp *d) {
 #endif
     g->b = (sdl__mg_bucket *)sdl__mpi_alloc((size_t)d->nbuckets + 1, sizeof(sdl__mg_bucket));
     if (!g->b) return SDL_ERR_OOM;
+    for (int b = 0; b < d->nbuckets; b++) g->b[b].req = MPI_REQUEST_NULL; /* not 0 in every MPI */
     if (!SDL__MG_CU(cudaStreamCreateWithFlags(&g->comm, cudaStreamNonBlocking)) || !SDL__MG_CU(cudaEventCreate(&g->all_done)))
         return SDL_ERR_DEVICE;
     for (int b = 0; b < d->nbuckets; b++) {
         sdl__mg_bucket *k = &g->b[b];
-        k->req = MPI_REQUEST_NULL;
         if (!SDL__MG_CU(cudaEventCreateWithFlags(&k->ready, cudaEventDisableTiming)) ||
             !SDL__MG_CU(cudaEventCreateWithFlags(&k->staged, cudaEventDisableTiming)) ||
             !SDL__MG_CU(cudaEventCreate(&k->start)) || !SDL__MG_CU(cudaEventCreate(&k->done)))
@@ -1704,23 +1713,26 @@ static sdl_result sdl__mg_ddp_sync(sdl_mpi_ddp *d) {
             if (!SDL__MG_CU(cudaEventSynchronize(g->b[g->next_mpi].staged))) { d->error = true; break; }
             sdl__mg_mpi_start(d, g->next_mpi);
         }
-        for (int b = 0; b < d->nbuckets && !d->error; b++) {
+        bool bad = false; /* after a failure: still wait for every MPI call, copy nothing */
+        for (int b = 0; b < d->nbuckets; b++) {
             sdl__mg_bucket *k = &g->b[b];
             if (k->req != MPI_REQUEST_NULL) {
                 int rc = MPI_Wait(&k->req, MPI_STATUS_IGNORE);
-                if (rc != MPI_SUCCESS) { sdl__mpi_err(rc, "MPI_Wait (GPU bucket)"); d->error = true; break; }
+                if (rc != MPI_SUCCESS) { sdl__mpi_err(rc, "MPI_Wait (GPU bucket)"); bad = true; }
                 d->buckets[b].t_done = sdl__mpi_now_us();
             }
+            if (bad) continue;
             int64_t at = d->buckets[b].begin, n = d->buckets[b].end - at;
             float *grad = m->grad_data + at;
             uint16_t *w = g->wire_dev ? g->wire_dev + at : NULL;
             if (g->transport == SDL_MPI_TRANSPORT_HOST &&
                 !SDL__MG_CU(cudaMemcpyAsync(g->wire ? (void *)w : (void *)grad, (char *)g->host + (size_t)at * sdl__mg_elem(g),
-                                            (size_t)n * sdl__mg_elem(g), cudaMemcpyHostToDevice, g->comm))) { d->error = true; break; }
+                                            (size_t)n * sdl__mg_elem(g), cudaMemcpyHostToDevice, g->comm))) { bad = true; continue; }
             if (g->wire) sdl__mg_k_from_wire<<<sdl__mg_grid(n), 256, 0, g->comm>>>(w, grad, n, g->wire == 2);
             else sdl__mg_k_scale<<<sdl__mg_grid(n), 256, 0, g->comm>>>(grad, n, inv);
-            if (!SDL__MG_CU(cudaGetLastError()) || !SDL__MG_CU(cudaEventRecord(k->done, g->comm))) { d->error = true; break; }
+            if (!SDL__MG_CU(cudaGetLastError()) || !SDL__MG_CU(cudaEventRecord(k->done, g->comm))) bad = true;
         }
+        if (bad) d->error = true;
     }
     /* the compute stream (the optimizer step next) waits for every bucket's average */
     if (!SDL__MG_CU(cudaEventRecord(g->all_done, g->comm)) || !SDL__MG_CU(cudaStreamWaitEvent(sdl__mg_compute(), g->all_done, 0)))

@@ -98,8 +98,10 @@ int main(int argc, char **argv) {
         sdl_mpi_ddp_desc desc;
         memset(&desc, 0, sizeof desc);
         desc.mode = SDL_MPI_MODE_FLAT;
-        desc.transport = want;
-        sdl_mpi_ddp *d = sdl_mpi_ddp_new(m, &desc);
+        sdl_mpi_gpu_desc gd;
+        memset(&gd, 0, sizeof gd);
+        gd.transport = want;
+        sdl_mpi_ddp *d = sdl_mpi_ddp_new_gpu(m, &desc, &gd);
         if (!d) { if (rank_ == 0) printf("bench_nccl: %s\n", sdl_last_error()); sdl_model_free(m); break; }
         used = sdl_mpi_ddp_transport(d);
         if (count == 1 && rank_ == 0) {

@@ -171,12 +171,14 @@ int main(int argc, char **argv) {
     dd.algo = strcmp(algo, "ring") == 0 ? SDL_MPI_ALGO_RING : SDL_MPI_ALGO_MPI;
     dd.bucket_mb = bucket_mb;
     dd.fp16 = fp16;
-    dd.bf16 = bf16;
-    dd.transport = !strcmp(transport, "nccl") ? SDL_MPI_TRANSPORT_NCCL : !strcmp(transport, "cuda-mpi") ? SDL_MPI_TRANSPORT_CUDA_MPI
+    sdl_mpi_gpu_desc gd; /* for a model on the GPU */
+    memset(&gd, 0, sizeof gd);
+    gd.bf16 = bf16;
+    gd.transport = !strcmp(transport, "nccl") ? SDL_MPI_TRANSPORT_NCCL : !strcmp(transport, "cuda-mpi") ? SDL_MPI_TRANSPORT_CUDA_MPI
                  : !strcmp(transport, "host") ? SDL_MPI_TRANSPORT_HOST : SDL_MPI_TRANSPORT_AUTO;
-    sdl_mpi_set_transport(dd.transport); /* the broadcast's too */
+    sdl_mpi_set_transport(gd.transport); /* the broadcast's too */
     sdl_mpi_ddp *ddp = NULL;
-    if (sdl_mpi_broadcast_model(model, opt, 0) != SDL_OK || !(ddp = sdl_mpi_ddp_new(model, &dd))) {
+    if (sdl_mpi_broadcast_model(model, opt, 0) != SDL_OK || !(ddp = sdl_mpi_ddp_new_gpu(model, &dd, &gd))) {
         fprintf(stderr, "rank %d: %s\n", rank, sdl_last_error());
         MPI_Abort(MPI_COMM_WORLD, 1);
     }

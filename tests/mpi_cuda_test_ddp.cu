@@ -169,8 +169,10 @@ static void dp_vs_single(sdl_mpi_transport t, sdl_mpi_mode mode) {
     memset(&desc, 0, sizeof desc);
     desc.mode = mode;
     desc.bucket_mb = 0.0002f; /* ~52 floats: 4 buckets */
-    desc.transport = t;
-    sdl_mpi_ddp *ddp = sdl_mpi_ddp_new(a.m, &desc);
+    sdl_mpi_gpu_desc gd;
+    memset(&gd, 0, sizeof gd);
+    gd.transport = t;
+    sdl_mpi_ddp *ddp = sdl_mpi_ddp_new_gpu(a.m, &desc, &gd);
     CHECK(ddp != NULL, "%s", sdl_last_error());
     if (!ddp) { mlp_free(&a); return; }
     CHECK(sdl_mpi_ddp_transport(ddp) == t, "transport %s", sdl_mpi_transport_name(sdl_mpi_ddp_transport(ddp)));
@@ -238,8 +240,10 @@ static void test_wire(void) {
     sdl_mpi_ddp_desc desc;
     memset(&desc, 0, sizeof desc);
     desc.mode = SDL_MPI_MODE_FLAT;
-    desc.transport = SDL_MPI_TRANSPORT_HOST;
-    sdl_mpi_ddp *exact = sdl_mpi_ddp_new(a.m, &desc);
+    sdl_mpi_gpu_desc gd;
+    memset(&gd, 0, sizeof gd);
+    gd.transport = SDL_MPI_TRANSPORT_HOST;
+    sdl_mpi_ddp *exact = sdl_mpi_ddp_new_gpu(a.m, &desc, &gd);
     sdl_backward(loss_of(&a, 0, g_rank * 16, 16));
     CHECK(sdl_mpi_ddp_sync(exact) == SDL_OK, "%s", sdl_last_error());
     sdl_mpi_ddp_free(exact);
@@ -253,10 +257,10 @@ static void test_wire(void) {
             memset(&desc, 0, sizeof desc);
             desc.mode = SDL_MPI_MODE_BUCKETS;
             desc.bucket_mb = 0.001f;
-            desc.transport = tr;
             desc.fp16 = !bf;
-            desc.bf16 = bf;
-            sdl_mpi_ddp *d = sdl_mpi_ddp_new(a.m, &desc);
+            gd.transport = tr;
+            gd.bf16 = bf;
+            sdl_mpi_ddp *d = sdl_mpi_ddp_new_gpu(a.m, &desc, &gd);
             CHECK(d != NULL, "%s", sdl_last_error());
             if (!d) continue;
             sdl_backward(loss_of(&a, 0, g_rank * 16, 16));
@@ -360,6 +364,18 @@ static void test_accumulation(void) {
     double w = worst_rel(ref.m, g, ref.m->grad_data, &where);
     CHECK(w <= 1e-4, "accumulated '%s' differs by %g relative", where, w);
     free(g);
+    /* backward twice with sync on and no sdl_mpi_ddp_sync between is reported (and the
+       buckets already in flight are still waited for: the next sync works) */
+    sdl_mpi_ddp_set_sync(d, true);
+    sdl_arena_reset();
+    sdl_backward(loss_of(&a, 4, 0, 4));
+    sdl_arena_reset();
+    sdl_backward(loss_of(&a, 4, 0, 4));
+    CHECK(sdl_mpi_ddp_sync(d) == SDL_ERR_STATE, "a second backward without sync was not reported");
+    sdl_clear_error();
+    sdl_arena_reset();
+    sdl_backward(loss_of(&a, 5, 0, 4));
+    CHECK(sdl_mpi_ddp_sync(d) == SDL_OK, "sync after the reported error: %s", sdl_last_error());
     sdl_mpi_ddp_free(d);
     mlp_free(&a);
     mlp_free(&ref);
@@ -430,20 +446,21 @@ static void test_file_rendezvous(void) {
 static void test_errors(void) {
     mlp a = mlp_new(9, true), c = mlp_new(9, false);
     sdl_mpi_ddp_desc desc;
+    sdl_mpi_gpu_desc gd;
     memset(&desc, 0, sizeof desc);
-    desc.transport = SDL_MPI_TRANSPORT_CUDA_MPI;
+    memset(&gd, 0, sizeof gd);
+    gd.transport = SDL_MPI_TRANSPORT_CUDA_MPI;
     desc.fp16 = true;
-    CHECK(sdl_mpi_ddp_new(a.m, &desc) == NULL && strstr(sdl_last_error(), "CUDA-aware"), "cuda-mpi with fp16: %s", sdl_last_error());
-    memset(&desc, 0, sizeof desc);
-    desc.fp16 = desc.bf16 = true;
-    CHECK(sdl_mpi_ddp_new(a.m, &desc) == NULL, "fp16 and bf16 at once accepted");
-    memset(&desc, 0, sizeof desc);
-    desc.bf16 = true;
-    CHECK(sdl_mpi_ddp_new(c.m, &desc) == NULL && strstr(sdl_last_error(), "bf16"), "bf16 on a CPU model: %s", sdl_last_error());
+    CHECK(sdl_mpi_ddp_new_gpu(a.m, &desc, &gd) == NULL && strstr(sdl_last_error(), "CUDA-aware"), "cuda-mpi with fp16: %s", sdl_last_error());
+    gd.transport = SDL_MPI_TRANSPORT_AUTO;
+    gd.bf16 = true;
+    CHECK(sdl_mpi_ddp_new_gpu(a.m, &desc, &gd) == NULL, "fp16 and bf16 at once accepted");
+    desc.fp16 = false;
+    CHECK(sdl_mpi_ddp_new_gpu(c.m, &desc, &gd) == NULL && strstr(sdl_last_error(), "bf16"), "bf16 on a CPU model: %s", sdl_last_error());
     if (nccl_built() && !g_own_gpu) { /* NCCL refuses two ranks on one GPU: reported, no hang */
-        memset(&desc, 0, sizeof desc);
-        desc.transport = SDL_MPI_TRANSPORT_NCCL;
-        sdl_mpi_ddp *d = sdl_mpi_ddp_new(a.m, &desc);
+        memset(&gd, 0, sizeof gd);
+        gd.transport = SDL_MPI_TRANSPORT_NCCL;
+        sdl_mpi_ddp *d = sdl_mpi_ddp_new_gpu(a.m, &desc, &gd);
         CHECK(d == NULL && sdl_last_result() == SDL_ERR_COMM, "nccl with a shared GPU: %s", sdl_last_error());
         sdl_mpi_ddp_free(d);
     }

@@ -114,6 +114,20 @@ if command -v mpicc >/dev/null && command -v mpirun >/dev/null; then
         run_check "$t: mpirun -np 1 (${nccl:+NCCL, }one rank)" "$B/$t.np1.log" 300 mpirun --allow-run-as-root -np 1 "$B/$t"
         run_check "$t: mpirun -np 2 sharing the GPU (host staging)" "$B/$t.np2.log" 300 mpirun --allow-run-as-root --oversubscribe -np 2 "$B/$t"
     done
+    # examples/fashion_ddp.c --device cuda: 20 steps on one GPU through sdl_mpi's GPU path
+    [ "$B/fashion_ddp_cuda" -nt sdl_mpi.h ] || rm -f "$B/fashion_ddp_cuda"
+    # shellcheck disable=SC2046
+    nv "$B/fashion_ddp_cuda" "$B/fashion_ddp_cuda.build.log" -x cu $nccl $(mpicc --showme:compile) ${nccl:+-lnccl} $(mpicc --showme:link) examples/fashion_ddp.c
+    built "examples/fashion_ddp.c (nvcc${nccl:+, NCCL})" "$B/fashion_ddp_cuda" "$B/fashion_ddp_cuda.build.log"
+    fdir=${FASHION_DIR:-/usr/share/datasets/fashion-mnist}
+    [ -f "$fdir/train-images-idx3-ubyte.gz" ] || [ -f "$fdir/train-images-idx3-ubyte" ] || fdir=build/fashion-mnist
+    if [ -x "$B/fashion_ddp_cuda" ] && { [ -f "$fdir/train-images-idx3-ubyte.gz" ] || [ -f "$fdir/train-images-idx3-ubyte" ]; }; then
+        timeout 300 mpirun --allow-run-as-root -np 1 "$B/fashion_ddp_cuda" --device cuda --epochs 1 --steps-per-epoch 20 --data "$fdir" \
+            >"$B/ex_fashion_ddp.log" 2>&1
+        rc=$?
+        if [ $rc = 0 ] && grep -q '^total images/sec' "$B/ex_fashion_ddp.log"; then row "fashion_ddp --device cuda, np 1: 20 steps" "ok: $(grep -m1 -o 'buckets [a-z-]*' "$B/ex_fashion_ddp.log"), $(grep '^epoch' "$B/ex_fashion_ddp.log" | cut -c1-60)"
+        else failrow "fashion_ddp --device cuda, np 1: 20 steps" "(exit $rc) $(tail -1 "$B/ex_fashion_ddp.log")"; fi
+    fi
 else
     row "mpi_cuda tests" "skipped: no mpicc/mpirun"
 fi

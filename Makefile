@@ -1,4 +1,4 @@
-# sdl - make test | make test-sanitize | make demo | make bench-cpu | make bench-mpi
+# sdl - make test | make test-sanitize | make demo | make bench-cpu | make bench-mpi | make bench-nccl
 CC ?= cc
 CFLAGS ?= -O3 -march=native
 LDLIBS = -lm -lpthread
@@ -88,3 +88,10 @@ build/gpt2: examples/gpt2.c sdl.h
 .PHONY: bench-cuda
 bench-cuda:
 	bash bench/bench_cuda.sh
+
+# ---- make bench-nccl: sdl_mpi.h's GPU allreduce per message size for each transport that can
+# run here (NCCL with one rank and per GPU, host staging with 2 ranks sharing a GPU, CUDA-aware
+# MPI where MPI has it): BENCH lines. Without a GPU it says what it skipped and why.
+.PHONY: bench-nccl
+bench-nccl:
+	bash bench/bench_nccl.sh

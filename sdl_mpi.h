@@ -35,11 +35,16 @@
       SDL_MPI_SHM_PIECE        (impl) floats a rank reduces at a time with SDL_MPI_ALGO_SHM,
                                default 65536
 
-   ENVIRONMENT (read by sdl_mpi_init)
+      SDL_MPI_NCCL             (impl) the GPU path may use NCCL (nccl.h, -lnccl)
+
+   ENVIRONMENT (read by sdl_mpi_init; the last three when a GPU model is synchronised)
 
       SDL_MPI_TIMEOUT=3        checker timeout in seconds (0 turns the checker off)
       SDL_TIMELINE=trace.json  write a Chrome-trace / Perfetto timeline per rank, named
                                trace-rank0.json, trace-rank1.json, ... (open in ui.perfetto.dev)
+      SDL_MPI_TRANSPORT=host   GPU models: nccl, cuda-mpi, host or auto (the default)
+      SDL_MPI_CUDA_AWARE=1     trust (1) or distrust (0) MPI with device pointers
+      SDL_NCCL_ID_FILE=path    srun without MPI: where rank 0 leaves the ncclUniqueId
 
    TOPICS
       Ranks       sdl_mpi_rank/size from MPI_COMM_WORLD; local rank/size (ranks on this node,
@@ -95,6 +100,38 @@
                   (no allocation per step), written by sdl_mpi_timeline_write or at finalize.
       Metrics     sdl_mpi_sum / sdl_mpi_mean over a few doubles (loss, accuracy; images/s is a
                   sum). Print on rank 0 only: if (sdl_mpi_rank() == 0) printf(...).
+      GPUs        When the implementation is compiled by nvcc after sdl_cuda.h, a model on the
+                  GPU (sdl_cuda_model_to_device) is averaged on the GPU: one rank per GPU,
+                  sdl_mpi_cuda_set_device() picks device = local rank mod GPUs (call it
+                  before sdl_cuda_init). Three transports, chosen per ddp
+                  (sdl_mpi_ddp_new_gpu) or for the process (SDL_MPI_TRANSPORT /
+                  sdl_mpi_set_transport), default the best available:
+                    NCCL      define SDL_MPI_NCCL and link -lnccl. rank 0's ncclUniqueId is
+                              broadcast over MPI; buckets go to ncclAllReduce on a second
+                              (communication) stream, each after a CUDA event recorded on
+                              the compute stream when backward finished its gradients, so a
+                              bucket is reduced while backward goes on; sync makes the compute
+                              stream wait for the last bucket's event (no host wait at all).
+                              Chosen when every rank on a node has a GPU of its own (NCCL
+                              refuses two ranks on one GPU).
+                    CUDA_MPI  MPI_Iallreduce straight on device memory (CUDA-aware MPI:
+                              Open MPI's MPIX_Query_cuda_support(); SDL_MPI_CUDA_AWARE=1 or 0
+                              overrides what MPI says, e.g. for MPICH/Cray).
+                    HOST      each bucket is copied to pinned host memory on the
+                              communication stream, reduced with MPI_Iallreduce, copied back.
+                  fp16 or bf16 on the wire (desc.fp16 / gpu desc bf16): a kernel divides by the
+                  world size and converts, the halves travel, a kernel converts back (NCCL
+                  and HOST; CUDA-aware MPI cannot run a user op on device memory).
+                  desc.algo (our ring) is for CPU models; on the GPU, NCCL picks its own
+                  ring or tree, and the MPI transports use MPI_Allreduce.
+                  srun without MPI (MPI sees one rank, SLURM_NTASKS more): NCCL only; the
+                  ranks meet through a file on a shared file system (SDL_NCCL_ID_FILE,
+                  default $SLURM_SUBMIT_DIR/.sdl-nccl-id-<job>.<step>) that rank 0 writes
+                  atomically and the others poll (SDL_MPI_TIMEOUT); sdl_mpi_sum and the
+                  checker then see one rank. The checker and the timeline work on every
+                  transport: a bucket's event lasts what the GPU measured, from its start
+                  on the communication stream to its result (placed at the host's launch;
+                  with the timeline on, sync waits for the GPU to read the times).
 */
 #ifndef SDL_H_INCLUDED
 #error "include sdl.h before sdl_mpi.h"
@@ -160,6 +197,31 @@ SDL_API sdl_result sdl_mpi_broadcast_model(sdl_model *m, sdl_optim *opt, int roo
 SDL_API uint16_t sdl_mpi_f32_to_f16(float f);
 SDL_API float sdl_mpi_f16_to_f32(uint16_t h);
 
+/* >>decl-mpi-gpu: models on the GPU (see GPUs above) */
+typedef enum sdl_mpi_transport {
+    SDL_MPI_TRANSPORT_AUTO = 0, /* NCCL, else CUDA-aware MPI, else host staging */
+    SDL_MPI_TRANSPORT_NCCL,
+    SDL_MPI_TRANSPORT_CUDA_MPI, /* MPI on device pointers */
+    SDL_MPI_TRANSPORT_HOST      /* device -> pinned host, MPI, host -> device */
+} sdl_mpi_transport;
+typedef struct sdl_mpi_ddp sdl_mpi_ddp;
+/* cudaSetDevice(local rank mod device count); returns the device, -1 on failure (no GPU, or
+   built without sdl_cuda.h and nvcc). Call it before sdl_cuda_init. */
+SDL_API int sdl_mpi_cuda_set_device(void);
+/* the process default for GPU models (broadcast_model, and a ddp whose desc says AUTO);
+   starts as SDL_MPI_TRANSPORT from the environment */
+SDL_API void sdl_mpi_set_transport(sdl_mpi_transport t);
+SDL_API const char *sdl_mpi_transport_name(sdl_mpi_transport t); /* "nccl", "cuda-mpi", ... */
+/* what a ddp on a GPU model uses (SDL_MPI_TRANSPORT_AUTO for a CPU model) */
+SDL_API sdl_mpi_transport sdl_mpi_ddp_transport(const sdl_mpi_ddp *d);
+/* bytes from rank 0 to every rank through a file on a shared file system: rank 0 writes
+   path.tmp and renames it to path (atomic), the others poll until it is there (at most
+   timeout_s seconds, then SDL_ERR_COMM naming the file). */
+SDL_API sdl_result sdl_mpi_file_rendezvous(const char *path, void *data, size_t bytes, int rank, double timeout_s);
+/* bf16 (the top half of a float, round to nearest even), as the GPU wire uses it */
+SDL_API uint16_t sdl_mpi_f32_to_bf16(float f);
+SDL_API float sdl_mpi_bf16_to_f32(uint16_t h);
+
 /* >>decl-mpi-ddp */
 typedef enum sdl_mpi_mode {
     SDL_MPI_MODE_DEFAULT = 0, /* buckets */
@@ -172,9 +234,14 @@ typedef struct sdl_mpi_ddp_desc {
     float bucket_mb;   /* 0: SDL_MPI_BUCKET_MB (25 MiB) */
     bool fp16;         /* half precision on the wire */
 } sdl_mpi_ddp_desc;
-typedef struct sdl_mpi_ddp sdl_mpi_ddp;
 /* desc may be NULL (defaults). Installs the model's grad hook. */
 SDL_API sdl_mpi_ddp *sdl_mpi_ddp_new(sdl_model *m, const sdl_mpi_ddp_desc *desc);
+/* the same, with the GPU options (gpu NULL: the process default transport, no bf16) */
+typedef struct sdl_mpi_gpu_desc {
+    sdl_mpi_transport transport; /* AUTO: the process default (sdl_mpi_set_transport) */
+    bool bf16;                   /* bfloat16 on the wire (desc->fp16: IEEE half) */
+} sdl_mpi_gpu_desc;
+SDL_API sdl_mpi_ddp *sdl_mpi_ddp_new_gpu(sdl_model *m, const sdl_mpi_ddp_desc *desc, const sdl_mpi_gpu_desc *gpu);
 /* false: backward only accumulates locally (no communication) until set true again */
 SDL_API void sdl_mpi_ddp_set_sync(sdl_mpi_ddp *d, bool sync);
 /* after backward, before the optimizer step: every gradient is the mean over ranks */
@@ -205,6 +272,21 @@ SDL_API int64_t sdl_mpi_timeline_count(void);          /* events recorded so far
 #include <stdlib.h>
 #include <string.h>
 #include <limits.h>
+#include <stdio.h>
+
+/* >>mpi-gpu includes: the GPU path exists when nvcc compiles this after sdl_cuda.h */
+#if defined(SDL_CUDA_H_INCLUDED) && defined(__CUDACC__)
+#define SDL__MPI_GPU 1
+#include <cuda_runtime.h>
+#ifdef SDL_MPI_NCCL
+#include <nccl.h>
+#endif
+#if defined(OPEN_MPI) && defined(__has_include)
+#if __has_include(<mpi-ext.h>)
+#include <mpi-ext.h> /* MPIX_Query_cuda_support */
+#endif
+#endif
+#endif
 
 #ifndef SDL_MPI_BUCKET_MB
 #define SDL_MPI_BUCKET_MB 25
@@ -559,9 +641,12 @@ SDL_API sdl_result sdl_mpi_init(int *argc, char ***argv) {
     return SDL_OK;
 }
 
+static void sdl__mg_finalize(void); /* >>mpi-gpu: the NCCL communicator */
+
 SDL_API sdl_result sdl_mpi_finalize(void) {
     if (!sdl__mpi.up) return SDL_OK;
     sdl_mpi_check("finalize", 0); /* a rank that stopped early is reported here */
+    sdl__mg_finalize();
     sdl_result r = sdl_mpi_timeline_write();
     SDL__MPI_FREE(sdl__mpi.ev);
     SDL__MPI_FREE(sdl__mpi.peer);
@@ -862,12 +947,18 @@ static sdl_result sdl__mpi_bcast(void *data, int64_t count, MPI_Datatype type, s
     return SDL_OK;
 }
 
+/* >>mpi-gpu hooks: defined in >>mpi-gpu at the end of the file */
+struct sdl__mpi_gpu_ddp;
+static bool sdl__mg_model_on_gpu(const sdl_model *m);
+static sdl_result sdl__mg_broadcast_model(sdl_model *m, sdl_optim *opt, int root);
+
 SDL_API sdl_result sdl_mpi_broadcast_model(sdl_model *m, sdl_optim *opt, int root) {
     sdl_result r = sdl__mpi_need_init("sdl_mpi_broadcast_model");
     if (r != SDL_OK) return r;
     if (!m) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_broadcast_model: NULL model");
-    if (root < 0 || root >= sdl__mpi.size) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_broadcast_model: root %d of %d ranks", root, sdl__mpi.size);
     if ((r = sdl_model_pack(m)) != SDL_OK) return r;
+    if (sdl__mg_model_on_gpu(m)) return sdl__mg_broadcast_model(m, opt, root);
+    if (root < 0 || root >= sdl__mpi.size) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_broadcast_model: root %d of %d ranks", root, sdl__mpi.size);
     double t = sdl__mpi_now_us();
     r = sdl__mpi_bcast(m->param_data, m->param_floats, MPI_FLOAT, sizeof(float), root, "broadcast parameters");
     if (r == SDL_OK) r = sdl__mpi_bcast(m->buffer_data, m->buffer_floats, MPI_FLOAT, sizeof(float), root, "broadcast buffers");
@@ -919,7 +1010,13 @@ struct sdl_mpi_ddp {
     int64_t *claim, *done; /* [bucket], in rank 0's segment: pieces taken / finished, all steps */
     float *own_grad;       /* the model's own gradient array, given back at sdl_mpi_ddp_free */
     int64_t step;          /* syncs done */
+    struct sdl__mpi_gpu_ddp *gpu; /* a model on the GPU: see >>mpi-gpu */
 };
+static sdl_result sdl__mg_ddp_init(sdl_mpi_ddp *d, const sdl_mpi_gpu_desc *gd);
+static void sdl__mg_bucket_launch(sdl_mpi_ddp *d, int b);
+static void sdl__mg_progress(sdl_mpi_ddp *d);
+static sdl_result sdl__mg_ddp_sync(sdl_mpi_ddp *d);
+static void sdl__mg_ddp_free(sdl_mpi_ddp *d);
 
 /* ----------------------------------------------------------------------------------------
    >>mpi-shm: SDL_MPI_ALGO_SHM, gradient averaging through shared memory, for ranks that
@@ -1090,6 +1187,7 @@ static void sdl__mpi_bucket_launch(sdl_mpi_ddp *d, int b) {
     int64_t n = k->end - k->begin;
     k->launched = true;
     k->t_launch = k->t_done = sdl__mpi_now_us();
+    if (d->gpu) { sdl__mg_bucket_launch(d, b); return; }
     if (d->desc.algo == SDL_MPI_ALGO_RING || sdl__mpi.size == 1) return;
     float *g = d->model->grad_data + k->begin;
     int rc;
@@ -1126,10 +1224,11 @@ static void sdl__mpi_grad_hook(void *user, sdl_model *m, int param_index) {
         return;
     }
     d->param_ready[param_index] = true;
-    int b = d->param_bucket[param_index];
-    if (--d->buckets[b].pending == 0 && d->desc.algo == SDL_MPI_ALGO_SHM) sdl__mpi_shm_publish(d, b);
+    int bucket = d->param_bucket[param_index];
+    if (--d->buckets[bucket].pending == 0 && d->desc.algo == SDL_MPI_ALGO_SHM) sdl__mpi_shm_publish(d, bucket);
     if (d->desc.algo == SDL_MPI_ALGO_SHM) return;
     sdl__mpi_launch_ready(d);
+    if (d->gpu) { sdl__mg_progress(d); return; }
     for (int b = 0; b < d->next_launch; b++) { /* let MPI progress the ones in flight */
         int flag = 0;
         if (d->buckets[b].req != MPI_REQUEST_NULL) MPI_Test(&d->buckets[b].req, &flag, MPI_STATUS_IGNORE);
@@ -1137,7 +1236,9 @@ static void sdl__mpi_grad_hook(void *user, sdl_model *m, int param_index) {
     }
 }
 
-SDL_API sdl_mpi_ddp *sdl_mpi_ddp_new(sdl_model *m, const sdl_mpi_ddp_desc *desc) {
+SDL_API sdl_mpi_ddp *sdl_mpi_ddp_new(sdl_model *m, const sdl_mpi_ddp_desc *desc) { return sdl_mpi_ddp_new_gpu(m, desc, NULL); }
+
+SDL_API sdl_mpi_ddp *sdl_mpi_ddp_new_gpu(sdl_model *m, const sdl_mpi_ddp_desc *desc, const sdl_mpi_gpu_desc *gdesc) {
     if (sdl__mpi_need_init("sdl_mpi_ddp_new") != SDL_OK) return NULL;
     if (!m) { sdl_fail(SDL_ERR_ARG, "sdl_mpi_ddp_new: NULL model"); return NULL; }
     if (sdl_model_pack(m) != SDL_OK) return NULL;
@@ -1155,10 +1256,11 @@ SDL_API sdl_mpi_ddp *sdl_mpi_ddp_new(sdl_model *m, const sdl_mpi_ddp_desc *desc)
     d->param_bucket = (int *)sdl__mpi_alloc((size_t)np + 1, sizeof(int));
     d->param_ready = (bool *)sdl__mpi_alloc((size_t)np + 1, sizeof(bool));
     d->buckets = (sdl__mpi_bucket *)sdl__mpi_alloc((size_t)np + 1, sizeof(sdl__mpi_bucket));
-    if (d->desc.fp16 && d->desc.mode == SDL_MPI_MODE_BUCKETS && d->desc.algo == SDL_MPI_ALGO_MPI)
+    bool gpu = sdl__mg_model_on_gpu(m);
+    if (d->desc.fp16 && d->desc.mode == SDL_MPI_MODE_BUCKETS && d->desc.algo == SDL_MPI_ALGO_MPI && !gpu)
         d->half = (uint16_t *)sdl__mpi_alloc((size_t)m->param_floats + 1, sizeof(uint16_t));
     if (!d->param_bucket || !d->param_ready || !d->buckets || (d->desc.fp16 && d->desc.mode == SDL_MPI_MODE_BUCKETS &&
-                                                               d->desc.algo == SDL_MPI_ALGO_MPI && !d->half)) {
+                                                               d->desc.algo == SDL_MPI_ALGO_MPI && !gpu && !d->half)) {
         sdl_mpi_ddp_free(d);
         return NULL;
     }
@@ -1192,6 +1294,20 @@ SDL_API sdl_mpi_ddp *sdl_mpi_ddp_new(sdl_model *m, const sdl_mpi_ddp_desc *desc)
     snprintf(d->check_name, sizeof d->check_name, "ddp sync%s, %d buckets, first %lld",
              d->desc.fp16 ? " fp16" : d->desc.algo == SDL_MPI_ALGO_SHM ? " shm" : "",
              d->nbuckets & 0xffffff, d->nbuckets ? (long long)(d->buckets[0].end - d->buckets[0].begin) : 0ll);
+    if (gpu && d->desc.algo == SDL_MPI_ALGO_SHM) {
+        sdl_fail(SDL_ERR_ARG, "sdl_mpi_ddp_new: SDL_MPI_ALGO_SHM is for models on the CPU; GPU models pick a transport");
+        sdl_mpi_ddp_free(d);
+        return NULL;
+    }
+    if (gpu && sdl__mg_ddp_init(d, gdesc) != SDL_OK) {
+        sdl_mpi_ddp_free(d);
+        return NULL;
+    }
+    if (!gpu && gdesc && gdesc->bf16) {
+        sdl_fail(SDL_ERR_ARG, "sdl_mpi_ddp_new: bf16 on the wire is for models on the GPU; use fp16");
+        sdl_mpi_ddp_free(d);
+        return NULL;
+    }
     if (d->desc.algo == SDL_MPI_ALGO_SHM && sdl__mpi_shm_setup(d) != SDL_OK) {
         sdl_mpi_ddp_free(d);
         return NULL;
@@ -1219,6 +1335,11 @@ SDL_API sdl_result sdl_mpi_ddp_sync(sdl_mpi_ddp *d) {
     /* averaging writes every gradient, also of parameters this rank left at zero: a
        backward before the next optimizer step must add to them, not overwrite */
     for (int i = 0; m->grad_zero && i < m->nparams; i++) m->grad_zero[i] = false;
+    if (d->gpu) {
+        r = sdl__mg_ddp_sync(d);
+        sdl__mpi_ddp_reset(d);
+        return r;
+    }
     if (d->desc.algo == SDL_MPI_ALGO_SHM) {
         bool had_error = d->error; /* the grad hook said why */
         sdl__mpi_shm_sync(d);
@@ -1281,12 +1402,663 @@ SDL_API void sdl_mpi_ddp_free(sdl_mpi_ddp *d) {
         if (d->buckets[b].req != MPI_REQUEST_NULL) MPI_Wait(&d->buckets[b].req, MPI_STATUS_IGNORE);
     if (d->model && d->model->grad_hook_user == d) sdl_model_set_grad_hook(d->model, NULL, NULL);
     sdl__mpi_shm_free(d);
+    sdl__mg_ddp_free(d);
     SDL__MPI_FREE(d->param_bucket);
     SDL__MPI_FREE(d->param_ready);
     SDL__MPI_FREE(d->buckets);
     SDL__MPI_FREE(d->half);
     SDL__MPI_FREE(d);
 }
+
+/* ----------------------------------------------------------------------------------------
+   >>mpi-gpu: data parallel for models on the GPU (NCCL, CUDA-aware MPI, host staging)
+   The ddp above keeps its buckets and its checker; for a GPU model each bucket launch
+   (sdl__mg_bucket_launch) is put on a communication stream behind an event the compute
+   stream recorded when backward finished the bucket's gradients:
+     NCCL      [f32->wire kernel] ncclAllReduce [wire->f32 kernel] on the comm stream
+     HOST      [f32->wire kernel] cudaMemcpyAsync D2H into pinned memory, event "staged";
+               the host starts MPI_Iallreduce once the event is done (the grad hook polls,
+               sync waits), then H2D and the scale (or wire->f32) kernel on the comm stream
+     CUDA_MPI  event "staged" right after the ready event; MPI_Iallreduce on device memory
+   sync records "all done" on the comm stream and makes the compute stream wait for it,
+   so the optimizer step's kernels run after the averages without the host waiting (NCCL).
+   ---------------------------------------------------------------------------------------- */
+static const char *sdl__mg_names[4] = {"auto", "nccl", "cuda-mpi", "host"};
+SDL_API const char *sdl_mpi_transport_name(sdl_mpi_transport t) {
+    return (int)t >= 0 && (int)t < 4 ? sdl__mg_names[t] : "?";
+}
+
+static struct {
+    bool have_default;
+    sdl_mpi_transport dflt;
+} sdl__mg_cfg;
+
+SDL_API void sdl_mpi_set_transport(sdl_mpi_transport t) {
+    sdl__mg_cfg.dflt = t;
+    sdl__mg_cfg.have_default = true;
+}
+
+static bool sdl__mg_model_on_gpu(const sdl_model *m) {
+    if (!m) return false;
+    if (m->nparams > 0) return m->params[0]->device != SDL_CPU;
+    return m->nbuffers > 0 && m->buffers[0]->device != SDL_CPU;
+}
+
+/* bf16: the float's top 16 bits, rounded to nearest even; NaN stays NaN */
+#ifdef SDL__MPI_GPU
+#define SDL__MG_HD __host__ __device__
+#else
+#define SDL__MG_HD
+#endif
+static SDL__MG_HD inline uint16_t sdl__mg_f2bf(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u);
+    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+static SDL__MG_HD inline float sdl__mg_bf2f(uint16_t h) {
+    uint32_t x = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+SDL_API uint16_t sdl_mpi_f32_to_bf16(float f) { return sdl__mg_f2bf(f); }
+SDL_API float sdl_mpi_bf16_to_f32(uint16_t h) { return sdl__mg_bf2f(h); }
+
+SDL_API sdl_result sdl_mpi_file_rendezvous(const char *path, void *data, size_t bytes, int rank, double timeout_s) {
+    if (!path || !path[0] || (!data && bytes)) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_file_rendezvous: no path or no buffer");
+    if (rank == 0) {
+        char tmp[1024];
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        FILE *f = fopen(tmp, "wb");
+        if (!f) return sdl_fail(SDL_ERR_IO, "sdl_mpi: rank 0 cannot write '%s' (the rendezvous file)", tmp);
+        bool ok = fwrite(data, 1, bytes, f) == bytes;
+        ok = fclose(f) == 0 && ok;
+        if (!ok || rename(tmp, path) != 0) { /* rename: the others see all of it or nothing */
+            remove(tmp);
+            return sdl_fail(SDL_ERR_IO, "sdl_mpi: rank 0 cannot write the rendezvous file '%s'", path);
+        }
+        return SDL_OK;
+    }
+    double start = MPI_Wtime();
+    for (;;) {
+        FILE *f = fopen(path, "rb");
+        if (f) {
+            size_t got = fread(data, 1, bytes, f);
+            fclose(f);
+            if (got == bytes) return SDL_OK;
+        }
+        if (MPI_Wtime() - start > timeout_s)
+            return sdl_fail(SDL_ERR_COMM, "sdl_mpi: rank %d waited %.1f s for '%s', which rank 0 writes: is its folder on a file "
+                            "system every node shares, and did rank 0 start? (SDL_NCCL_ID_FILE sets the path)", rank, timeout_s, path);
+        sdl__mpi_busy_wait(0.002); /* polls a few hundred times a second; only at start-up */
+    }
+}
+
+#ifndef SDL__MPI_GPU
+/* built without the GPU path: a GPU model is an error that says how to build */
+struct sdl__mpi_gpu_ddp { int unused; };
+static sdl_result sdl__mg_no_gpu(const char *what) {
+    return sdl_fail(SDL_ERR_DEVICE, "%s: the model is on the GPU, but sdl_mpi.h's implementation was compiled without it: "
+                    "compile it with nvcc, after sdl_cuda.h", what);
+}
+SDL_API int sdl_mpi_cuda_set_device(void) {
+    sdl_fail(SDL_ERR_DEVICE, "sdl_mpi_cuda_set_device: compile sdl_mpi.h's implementation with nvcc after sdl_cuda.h");
+    return -1;
+}
+static sdl_result sdl__mg_broadcast_model(sdl_model *m, sdl_optim *opt, int root) {
+    (void)m, (void)opt, (void)root;
+    return sdl__mg_no_gpu("sdl_mpi_broadcast_model");
+}
+static sdl_result sdl__mg_ddp_init(sdl_mpi_ddp *d, const sdl_mpi_gpu_desc *gd) { (void)d, (void)gd; return sdl__mg_no_gpu("sdl_mpi_ddp_new"); }
+static void sdl__mg_bucket_launch(sdl_mpi_ddp *d, int b) { (void)d, (void)b; }
+static void sdl__mg_progress(sdl_mpi_ddp *d) { (void)d; }
+static sdl_result sdl__mg_ddp_sync(sdl_mpi_ddp *d) { (void)d; return sdl__mg_no_gpu("sdl_mpi_ddp_sync"); }
+static void sdl__mg_ddp_free(sdl_mpi_ddp *d) { (void)d; }
+static void sdl__mg_finalize(void) {}
+SDL_API sdl_mpi_transport sdl_mpi_ddp_transport(const sdl_mpi_ddp *d) { (void)d; return SDL_MPI_TRANSPORT_AUTO; }
+#else
+
+/* the GPU world: MPI's ranks, or srun's when MPI sees only this process (NCCL only) */
+static struct {
+    bool world_known, file_mode;
+    int rank, size;
+    int own_gpus; /* 0 unknown, 1 every rank of each node has a device of its own, -1 not */
+#ifdef SDL_MPI_NCCL
+    bool nccl_up;
+    ncclComm_t nccl;
+#endif
+} sdl__mg;
+
+/* the process default: sdl_mpi_set_transport, else SDL_MPI_TRANSPORT, else AUTO */
+static sdl_mpi_transport sdl__mg_default(void) {
+    if (sdl__mg_cfg.have_default) return sdl__mg_cfg.dflt;
+    const char *e = getenv("SDL_MPI_TRANSPORT");
+    for (int i = 1; e && i < 4; i++)
+        if (strcmp(e, sdl__mg_names[i]) == 0) return (sdl_mpi_transport)i;
+    if (e && *e && strcmp(e, "auto") != 0)
+        sdl_log(SDL_LOG_WARN, "sdl_mpi: SDL_MPI_TRANSPORT=%s is none of nccl, cuda-mpi, host, auto: using auto", e);
+    return SDL_MPI_TRANSPORT_AUTO;
+}
+
+/* MPI_Op for sums of bf16 (the wire of the host path): each add in f32, rounded back */
+static void sdl__mg_bf16_sum(void *in, void *inout, int *len, MPI_Datatype *type) {
+    (void)type;
+    const uint16_t *a = (const uint16_t *)in;
+    uint16_t *b = (uint16_t *)inout;
+    for (int i = 0; i < *len; i++) b[i] = sdl__mg_f2bf(sdl__mg_bf2f(a[i]) + sdl__mg_bf2f(b[i]));
+}
+
+static bool sdl__mg_cu(cudaError_t e, const char *call) {
+    if (e == cudaSuccess) return true;
+    (void)cudaGetLastError();
+    sdl_fail(SDL_ERR_DEVICE, "sdl_mpi: %s failed on rank %d: %s", call, sdl__mpi.rank, cudaGetErrorString(e));
+    return false;
+}
+#define SDL__MG_CU(call) sdl__mg_cu((call), #call)
+
+SDL_API int sdl_mpi_cuda_set_device(void) {
+    int count = 0, local = sdl__mpi.local_rank;
+    if (!sdl__mpi.up) sdl_mpi_launcher_env(NULL, NULL, &local);
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count <= 0) {
+        (void)cudaGetLastError();
+        sdl_fail(SDL_ERR_DEVICE, "sdl_mpi_cuda_set_device: no GPU on rank %d", sdl__mpi.rank);
+        return -1;
+    }
+    int dev = local % count;
+    if (!SDL__MG_CU(cudaSetDevice(dev))) return -1;
+    return dev;
+}
+
+static void sdl__mg_world(void) {
+    if (sdl__mg.world_known) return;
+    int r = 0, n = 1, l = 0;
+    sdl__mg.rank = sdl__mpi.rank;
+    sdl__mg.size = sdl__mpi.size;
+    if (sdl__mpi.size == 1 && sdl_mpi_launcher_env(&r, &n, &l) && n > 1) {
+        sdl__mg.file_mode = true;
+        sdl__mg.rank = r;
+        sdl__mg.size = n;
+    }
+    sdl__mg.world_known = true;
+}
+
+/* does MPI take device pointers? SDL_MPI_CUDA_AWARE overrides what MPI says */
+static bool sdl__mg_cuda_aware(void) {
+    const char *e = getenv("SDL_MPI_CUDA_AWARE");
+    if (e && *e) return atoi(e) != 0;
+#if defined(MPIX_CUDA_AWARE_SUPPORT)
+    return MPIX_Query_cuda_support() == 1;
+#else
+    return false;
+#endif
+}
+
+/* does every rank of every node drive a GPU no other rank of its node uses? (NCCL refuses
+   two ranks on one device.) Compares the devices' PCI bus ids within each node, so it holds
+   whether each rank sees all GPUs or only its own (CUDA_VISIBLE_DEVICES, srun
+   --gpu-bind=single). Collective over MPI; the answer is kept. */
+static bool sdl__mg_own_gpus(void) {
+    if (sdl__mg.own_gpus) return sdl__mg.own_gpus > 0;
+    char id[32];
+    int dev = 0, mine = 1;
+    memset(id, 0, sizeof id);
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetPCIBusId(id, (int)sizeof id - 1, dev) != cudaSuccess) {
+        (void)cudaGetLastError();
+        mine = 0;
+    }
+    MPI_Comm node;
+    if (sdl__mpi.size > 1 && MPI_Comm_split_type(sdl__mpi.comm, MPI_COMM_TYPE_SHARED, sdl__mpi.rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        int n = 1;
+        MPI_Comm_size(node, &n);
+        char *all = (char *)sdl__mpi_alloc((size_t)n, sizeof id);
+        if (all && MPI_Allgather(id, (int)sizeof id, MPI_CHAR, all, (int)sizeof id, MPI_CHAR, node) == MPI_SUCCESS) {
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < i; j++) if (memcmp(all + (size_t)i * sizeof id, all + (size_t)j * sizeof id, sizeof id) == 0) mine = 0;
+        } else {
+            mine = 0;
+        }
+        SDL__MPI_FREE(all);
+        MPI_Comm_free(&node);
+        MPI_Allreduce(MPI_IN_PLACE, &mine, 1, MPI_INT, MPI_MIN, sdl__mpi.comm); /* every rank decides alike */
+    }
+    sdl__mg.own_gpus = mine ? 1 : -1;
+    return mine != 0;
+}
+
+/* want (AUTO: the best that can run), checked against what this build and MPI offer. AUTO
+   is decided alike on every rank (a collective call). */
+static sdl_result sdl__mg_choose(sdl_mpi_transport want, bool compressed, sdl_mpi_transport *out) {
+    sdl__mg_world();
+#ifdef SDL_MPI_NCCL
+    const bool nccl = true;
+#else
+    const bool nccl = false;
+#endif
+    if (want == SDL_MPI_TRANSPORT_AUTO) {
+        int aware = !compressed && sdl__mg_cuda_aware();
+        if (!sdl__mg.file_mode && sdl__mpi.size > 1) MPI_Allreduce(MPI_IN_PLACE, &aware, 1, MPI_INT, MPI_MIN, sdl__mpi.comm);
+        if (sdl__mg.file_mode || (nccl && sdl__mg_own_gpus())) want = SDL_MPI_TRANSPORT_NCCL;
+        else if (aware) want = SDL_MPI_TRANSPORT_CUDA_MPI;
+        else want = SDL_MPI_TRANSPORT_HOST;
+    }
+    if (want == SDL_MPI_TRANSPORT_NCCL && !nccl)
+        return sdl_fail(SDL_ERR_ARG, "sdl_mpi: transport nccl, but this program was built without it (define SDL_MPI_NCCL, link -lnccl)");
+    if (sdl__mg.file_mode && want != SDL_MPI_TRANSPORT_NCCL)
+        return sdl_fail(SDL_ERR_ARG, "sdl_mpi: MPI sees 1 rank but the launcher %d: only NCCL can reach the others (build with "
+                        "SDL_MPI_NCCL, or start MPI properly: srun --mpi=pmix)", sdl__mg.size);
+    if (want == SDL_MPI_TRANSPORT_CUDA_MPI && compressed)
+        return sdl_fail(SDL_ERR_ARG, "sdl_mpi: fp16/bf16 on the wire needs nccl or host: CUDA-aware MPI cannot run a user "
+                        "reduction on device memory");
+    if (want == SDL_MPI_TRANSPORT_CUDA_MPI && !sdl__mg_cuda_aware())
+        return sdl_fail(SDL_ERR_ARG, "sdl_mpi: transport cuda-mpi, but MPI says it is not CUDA-aware (SDL_MPI_CUDA_AWARE=1 "
+                        "overrides)");
+    *out = want;
+    return SDL_OK;
+}
+
+#ifdef SDL_MPI_NCCL
+static sdl_result sdl__mg_nccl_ok(ncclResult_t r, const char *call) {
+    if (r == ncclSuccess) return SDL_OK;
+    return sdl_fail(SDL_ERR_COMM, "sdl_mpi: %s failed on rank %d: %s", call, sdl__mg.rank, ncclGetErrorString(r));
+}
+#define SDL__MG_NCCL(call) sdl__mg_nccl_ok((call), #call)
+
+/* one communicator per process, made on first use: rank 0's ncclUniqueId goes to the
+   others over MPI (or through the rendezvous file under srun without MPI) */
+static sdl_result sdl__mg_nccl_up(void) {
+    if (sdl__mg.nccl_up) return SDL_OK;
+    sdl__mg_world();
+    ncclUniqueId id;
+    memset(&id, 0, sizeof id);
+    sdl_result r = SDL_OK;
+    if (sdl__mg.rank == 0) r = SDL__MG_NCCL(ncclGetUniqueId(&id));
+    char path[1024] = "";
+    if (sdl__mg.file_mode) {
+        const char *p = getenv("SDL_NCCL_ID_FILE"), *dir = getenv("SLURM_SUBMIT_DIR"), *job = getenv("SLURM_JOB_ID"),
+                   *step = getenv("SLURM_STEP_ID");
+        if (p && *p) snprintf(path, sizeof path, "%s", p);
+        else snprintf(path, sizeof path, "%s/.sdl-nccl-id-%s.%s", dir && *dir ? dir : ".", job ? job : "0", step ? step : "0");
+        if (r == SDL_OK) r = sdl_mpi_file_rendezvous(path, &id, sizeof id, sdl__mg.rank, sdl__mpi.timeout > 0 ? sdl__mpi.timeout : 60);
+    } else {
+        sdl_mpi_check("nccl unique id", (int64_t)sizeof id);
+        int ok = r == SDL_OK; /* every rank learns whether rank 0 has an id */
+        int rc = MPI_Bcast(&ok, 1, MPI_INT, 0, sdl__mpi.comm);
+        if (rc == MPI_SUCCESS) rc = MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, sdl__mpi.comm);
+        if (rc != MPI_SUCCESS) return sdl__mpi_err(rc, "MPI_Bcast (ncclUniqueId)");
+        if (!ok && r == SDL_OK) r = sdl_fail(SDL_ERR_COMM, "sdl_mpi: rank 0 could not make an ncclUniqueId");
+    }
+    if (r != SDL_OK) return r;
+    double t = sdl__mpi_now_us();
+    r = SDL__MG_NCCL(ncclCommInitRank(&sdl__mg.nccl, sdl__mg.size, id, sdl__mg.rank));
+    if (sdl__mg.file_mode && sdl__mg.rank == 0 && r == SDL_OK) remove(path); /* everyone has joined */
+    sdl__mpi_event_add("nccl init", t, sdl__mpi_now_us() - t, 1);
+    if (r == SDL_OK) sdl__mg.nccl_up = true;
+    return r;
+}
+#endif
+
+static void sdl__mg_finalize(void) {
+#ifdef SDL_MPI_NCCL
+    if (sdl__mg.nccl_up) ncclCommDestroy(sdl__mg.nccl);
+#endif
+    memset(&sdl__mg, 0, sizeof sdl__mg);
+}
+
+/* ---- kernels: scale, and f32 <-> wire (fp16 or bf16), grid-stride ------------------------ */
+static SDL__MG_HD inline uint16_t sdl__mg_f2h(float f) { /* as sdl_mpi_f32_to_f16 */
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0u));
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);
+    if (ax < 0x38800000u) {
+        if (ax < 0x33000000u) return (uint16_t)sign;
+        uint32_t e = ax >> 23, mant = (ax & 0x7fffffu) | 0x800000u, shift = 126u - e;
+        uint32_t r = mant >> shift, rem = mant & ((1u << shift) - 1u), half = 1u << (shift - 1u);
+        if (rem > half || (rem == half && (r & 1u))) r++;
+        return (uint16_t)(sign | r);
+    }
+    uint32_t r = (ax >> 13) - (112u << 10), rem = ax & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (r & 1u))) r++;
+    return (uint16_t)(sign | r);
+}
+static SDL__MG_HD inline float sdl__mg_h2f(uint16_t h) { /* as sdl_mpi_f16_to_f32 */
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, mant = h & 0x3ffu, x;
+    if (e == 0x1f) x = sign | 0x7f800000u | (mant << 13);
+    else if (e == 0) {
+        float f = (float)mant * (1.0f / 16777216.0f);
+        return sign ? -f : f;
+    } else x = sign | ((e + 112u) << 23) | (mant << 13);
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+#define SDL__MG_LOOP(i, n) \
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
+static __global__ void sdl__mg_k_scale(float *g, int64_t n, float s) { SDL__MG_LOOP(i, n) g[i] *= s; }
+static __global__ void sdl__mg_k_to_wire(const float *g, uint16_t *w, int64_t n, float s, int bf16) {
+    SDL__MG_LOOP(i, n) w[i] = bf16 ? sdl__mg_f2bf(g[i] * s) : sdl__mg_f2h(g[i] * s);
+}
+static __global__ void sdl__mg_k_from_wire(const uint16_t *w, float *g, int64_t n, int bf16) {
+    SDL__MG_LOOP(i, n) g[i] = bf16 ? sdl__mg_bf2f(w[i]) : sdl__mg_h2f(w[i]);
+}
+static unsigned sdl__mg_grid(int64_t n) {
+    int64_t b = (n + 255) / 256;
+    return (unsigned)(b < 1 ? 1 : b > 1024 ? 1024 : b);
+}
+
+/* ---- per ddp ------------------------------------------------------------------------------ */
+typedef struct sdl__mg_bucket {
+    cudaEvent_t ready, staged, start, done; /* compute: grads final; comm: on the host / started / averaged */
+    MPI_Request req;
+    bool mpi_started;
+} sdl__mg_bucket;
+
+struct sdl__mpi_gpu_ddp {
+    sdl_mpi_transport transport;
+    int wire;             /* 0 f32, 1 fp16, 2 bf16 */
+    cudaStream_t comm;
+    cudaEvent_t all_done;
+    uint16_t *wire_dev;   /* the gradients as halves (compression) */
+    void *host;           /* HOST: pinned staging, floats or halves */
+    sdl__mg_bucket *b;
+    int next_mpi;         /* MPI transports: buckets whose MPI call has started */
+    MPI_Op bf16_op;
+    bool bf16_op_made;
+};
+
+SDL_API sdl_mpi_transport sdl_mpi_ddp_transport(const sdl_mpi_ddp *d) {
+    return d && d->gpu ? d->gpu->transport : SDL_MPI_TRANSPORT_AUTO;
+}
+
+static cudaStream_t sdl__mg_compute(void) { return (cudaStream_t)sdl_cuda_stream(); }
+static size_t sdl__mg_elem(const struct sdl__mpi_gpu_ddp *g) { return g->wire ? sizeof(uint16_t) : sizeof(float); }
+
+static sdl_result sdl__mg_ddp_init(sdl_mpi_ddp *d, const sdl_mpi_gpu_desc *gd) {
+    sdl_mpi_gpu_desc none;
+    memset(&none, 0, sizeof none);
+    if (!gd) gd = &none;
+    if (d->desc.fp16 && gd->bf16) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_ddp_new: fp16 or bf16 on the wire, not both");
+    struct sdl__mpi_gpu_ddp *g = (struct sdl__mpi_gpu_ddp *)sdl__mpi_alloc(1, sizeof *g);
+    if (!g) return SDL_ERR_OOM;
+    d->gpu = g;
+    g->wire = gd->bf16 ? 2 : d->desc.fp16 ? 1 : 0;
+    sdl_mpi_transport want = gd->transport != SDL_MPI_TRANSPORT_AUTO ? gd->transport : sdl__mg_default();
+    sdl_result r = sdl__mg_choose(want, g->wire != 0, &g->transport);
+    if (r != SDL_OK) return r;
+    sdl_model *m = d->model;
+    for (int b = 0; b < d->nbuckets; b++)
+        if (d->buckets[b].end - d->buckets[b].begin > INT_MAX && g->transport != SDL_MPI_TRANSPORT_NCCL)
+            return sdl_fail(SDL_ERR_ARG, "sdl_mpi_ddp_new: a bucket of more than 2^31 values does not fit an MPI count; use buckets");
+#ifdef SDL_MPI_NCCL
+    if (g->transport == SDL_MPI_TRANSPORT_NCCL && (r = sdl__mg_nccl_up()) != SDL_OK) return r;
+#endif
+    g->b = (sdl__mg_bucket *)sdl__mpi_alloc((size_t)d->nbuckets + 1, sizeof(sdl__mg_bucket));
+    if (!g->b) return SDL_ERR_OOM;
+    for (int b = 0; b < d->nbuckets; b++) g->b[b].req = MPI_REQUEST_NULL; /* not 0 in every MPI */
+    if (!SDL__MG_CU(cudaStreamCreateWithFlags(&g->comm, cudaStreamNonBlocking)) || !SDL__MG_CU(cudaEventCreate(&g->all_done)))
+        return SDL_ERR_DEVICE;
+    for (int b = 0; b < d->nbuckets; b++) {
+        sdl__mg_bucket *k = &g->b[b];
+        if (!SDL__MG_CU(cudaEventCreateWithFlags(&k->ready, cudaEventDisableTiming)) ||
+            !SDL__MG_CU(cudaEventCreateWithFlags(&k->staged, cudaEventDisableTiming)) ||
+            !SDL__MG_CU(cudaEventCreate(&k->start)) || !SDL__MG_CU(cudaEventCreate(&k->done)))
+            return SDL_ERR_DEVICE;
+    }
+    size_t n = (size_t)m->param_floats + 1;
+    if (g->wire && !SDL__MG_CU(cudaMalloc((void **)&g->wire_dev, n * sizeof(uint16_t)))) return SDL_ERR_DEVICE;
+    if (g->transport == SDL_MPI_TRANSPORT_HOST && !SDL__MG_CU(cudaMallocHost(&g->host, n * sdl__mg_elem(g)))) return SDL_ERR_DEVICE;
+    if (g->wire == 2 && g->transport != SDL_MPI_TRANSPORT_NCCL) {
+        int rc = MPI_Op_create(sdl__mg_bf16_sum, 1, &g->bf16_op);
+        if (rc != MPI_SUCCESS) return sdl__mpi_err(rc, "MPI_Op_create (bf16)");
+        g->bf16_op_made = true;
+    }
+    static const char *wires[3] = {"", " fp16", " bf16"};
+    snprintf(d->check_name, sizeof d->check_name, "ddp sync %s%s, %d buckets, first %lld", sdl_mpi_transport_name(g->transport),
+             wires[g->wire], d->nbuckets & 0xffffff, d->nbuckets ? (long long)(d->buckets[0].end - d->buckets[0].begin) : 0ll);
+    for (int b = 0; b < d->nbuckets; b++)
+        snprintf(d->buckets[b].name, sizeof d->buckets[b].name, "%s bucket %d", g->transport == SDL_MPI_TRANSPORT_NCCL ?
+                 "nccl allreduce" : "mpi allreduce", b & 0xffffff);
+    return SDL_OK;
+}
+
+static void sdl__mg_ddp_free(sdl_mpi_ddp *d) {
+    struct sdl__mpi_gpu_ddp *g = d->gpu;
+    if (!g) return;
+    if (g->comm) SDL__MG_CU(cudaStreamSynchronize(g->comm));
+    for (int b = 0; g->b && b < d->nbuckets; b++) {
+        sdl__mg_bucket *k = &g->b[b];
+        if (k->req != MPI_REQUEST_NULL) MPI_Wait(&k->req, MPI_STATUS_IGNORE);
+        if (k->ready) cudaEventDestroy(k->ready);
+        if (k->staged) cudaEventDestroy(k->staged);
+        if (k->start) cudaEventDestroy(k->start);
+        if (k->done) cudaEventDestroy(k->done);
+    }
+    if (g->all_done) cudaEventDestroy(g->all_done);
+    if (g->comm) cudaStreamDestroy(g->comm);
+    if (g->wire_dev) cudaFree(g->wire_dev);
+    if (g->host) cudaFreeHost(g->host);
+    if (g->bf16_op_made) MPI_Op_free(&g->bf16_op);
+    SDL__MPI_FREE(g->b);
+    SDL__MPI_FREE(g);
+    d->gpu = NULL;
+}
+
+/* float or half buffer of bucket b that the MPI call reduces, and its type and op */
+static void *sdl__mg_mpi_buffer(sdl_mpi_ddp *d, int b, MPI_Datatype *type, MPI_Op *op) {
+    struct sdl__mpi_gpu_ddp *g = d->gpu;
+    int64_t at = d->buckets[b].begin;
+    *type = g->wire ? MPI_UINT16_T : MPI_FLOAT;
+    *op = g->wire == 2 ? g->bf16_op : g->wire == 1 ? sdl__mpi.half_sum : MPI_SUM;
+    if (g->transport == SDL_MPI_TRANSPORT_HOST) return (char *)g->host + (size_t)at * sdl__mg_elem(g);
+    return d->model->grad_data + at; /* CUDA-aware MPI: in place on the device (never compressed) */
+}
+
+/* bucket b's gradients are final on the compute stream: queue its part on the comm stream */
+static void sdl__mg_bucket_launch(sdl_mpi_ddp *d, int b) {
+    struct sdl__mpi_gpu_ddp *g = d->gpu;
+    sdl__mg_bucket *k = &g->b[b];
+    int64_t at = d->buckets[b].begin, n = d->buckets[b].end - at;
+    float *grad = d->model->grad_data + at, inv = 1.0f / (float)sdl__mg.size;
+    uint16_t *w = g->wire_dev ? g->wire_dev + at : NULL;
+    bool ok = SDL__MG_CU(cudaEventRecord(k->ready, sdl__mg_compute())) && SDL__MG_CU(cudaStreamWaitEvent(g->comm, k->ready, 0)) &&
+              SDL__MG_CU(cudaEventRecord(k->start, g->comm));
+    if (ok && g->wire) {
+        sdl__mg_k_to_wire<<<sdl__mg_grid(n), 256, 0, g->comm>>>(grad, w, n, inv, g->wire == 2);
+        ok = SDL__MG_CU(cudaGetLastError());
+    }
+    if (ok && g->transport == SDL_MPI_TRANSPORT_NCCL) {
+#ifdef SDL_MPI_NCCL
+        ncclDataType_t type = g->wire == 2 ? ncclBfloat16 : g->wire == 1 ? ncclHalf : ncclFloat32;
+        void *buf = g->wire ? (void *)w : (void *)grad;
+#if NCCL_VERSION_CODE >= 21000
+        ncclRedOp_t op = g->wire ? ncclSum : ncclAvg; /* halves: scaled before the sum */
+#else
+        ncclRedOp_t op = ncclSum;
+#endif
+        ok = SDL__MG_NCCL(ncclAllReduce(buf, buf, (size_t)n, type, op, sdl__mg.nccl, g->comm)) == SDL_OK;
+        if (ok && g->wire) {
+            sdl__mg_k_from_wire<<<sdl__mg_grid(n), 256, 0, g->comm>>>(w, grad, n, g->wire == 2);
+            ok = SDL__MG_CU(cudaGetLastError());
+        }
+#if NCCL_VERSION_CODE < 21000
+        if (ok && !g->wire) {
+            sdl__mg_k_scale<<<sdl__mg_grid(n), 256, 0, g->comm>>>(grad, n, inv);
+            ok = SDL__MG_CU(cudaGetLastError());
+        }
+#endif
+        ok = ok && SDL__MG_CU(cudaEventRecord(k->done, g->comm));
+#endif
+    } else if (ok && g->transport == SDL_MPI_TRANSPORT_HOST) {
+        void *src = g->wire ? (void *)w : (void *)grad;
+        ok = SDL__MG_CU(cudaMemcpyAsync((char *)g->host + (size_t)at * sdl__mg_elem(g), src, (size_t)n * sdl__mg_elem(g),
+                                        cudaMemcpyDeviceToHost, g->comm)) &&
+             SDL__MG_CU(cudaEventRecord(k->staged, g->comm));
+    } else if (ok) {
+        ok = SDL__MG_CU(cudaEventRecord(k->staged, g->comm));
+    }
+    if (!ok) d->error = true;
+}
+
+/* starts bucket b's MPI call (its data is staged): the last one blocking, as on the CPU */
+static void sdl__mg_mpi_start(sdl_mpi_ddp *d, int b) {
+    sdl__mg_bucket *k = &d->gpu->b[b];
+    MPI_Datatype type;
+    MPI_Op op;
+    void *buf = sdl__mg_mpi_buffer(d, b, &type, &op);
+    int n = (int)(d->buckets[b].end - d->buckets[b].begin), rc;
+    k->mpi_started = true;
+    if (b == d->nbuckets - 1) {
+        rc = MPI_Allreduce(MPI_IN_PLACE, buf, n, type, op, sdl__mpi.comm);
+        d->buckets[b].t_done = sdl__mpi_now_us();
+    } else {
+        rc = MPI_Iallreduce(MPI_IN_PLACE, buf, n, type, op, sdl__mpi.comm, &k->req);
+    }
+    if (rc != MPI_SUCCESS) { sdl__mpi_err(rc, "MPI allreduce (GPU bucket)"); d->error = true; k->req = MPI_REQUEST_NULL; }
+}
+
+/* from the grad hook: MPI calls for buckets whose copy is done (in order, never the last),
+   and MPI_Test on those in flight (MPI moves messages on only inside its calls) */
+static void sdl__mg_progress(sdl_mpi_ddp *d) {
+    struct sdl__mpi_gpu_ddp *g = d->gpu;
+    if (g->transport == SDL_MPI_TRANSPORT_NCCL) return;
+    while (g->next_mpi < d->next_launch && g->next_mpi < d->nbuckets - 1) {
+        cudaError_t e = cudaEventQuery(g->b[g->next_mpi].staged);
+        if (e == cudaErrorNotReady) { (void)cudaGetLastError(); break; } /* not an error: pop it */
+        if (!SDL__MG_CU(e)) { d->error = true; break; }
+        sdl__mg_mpi_start(d, g->next_mpi++);
+    }
+    for (int b = 0; b < g->next_mpi; b++) {
+        int flag = 0;
+        if (g->b[b].req != MPI_REQUEST_NULL) MPI_Test(&g->b[b].req, &flag, MPI_STATUS_IGNORE);
+        if (flag) d->buckets[b].t_done = sdl__mpi_now_us();
+    }
+}
+
+static sdl_result sdl__mg_ddp_sync(sdl_mpi_ddp *d) {
+    struct sdl__mpi_gpu_ddp *g = d->gpu;
+    sdl_model *m = d->model;
+    bool had_error = d->error;
+    double tw = sdl__mpi_now_us();
+    sdl_mpi_check(d->check_name, m->param_floats);
+    while (d->next_launch < d->nbuckets) sdl__mpi_bucket_launch(d, d->next_launch++);
+    if (g->transport != SDL_MPI_TRANSPORT_NCCL) {
+        float inv = 1.0f / (float)sdl__mg.size;
+        for (; g->next_mpi < d->nbuckets; g->next_mpi++) {
+            if (!SDL__MG_CU(cudaEventSynchronize(g->b[g->next_mpi].staged))) { d->error = true; break; }
+            sdl__mg_mpi_start(d, g->next_mpi);
+        }
+        bool bad = false; /* after a failure: still wait for every MPI call, copy nothing */
+        for (int b = 0; b < d->nbuckets; b++) {
+            sdl__mg_bucket *k = &g->b[b];
+            if (k->req != MPI_REQUEST_NULL) {
+                int rc = MPI_Wait(&k->req, MPI_STATUS_IGNORE);
+                if (rc != MPI_SUCCESS) { sdl__mpi_err(rc, "MPI_Wait (GPU bucket)"); bad = true; }
+                d->buckets[b].t_done = sdl__mpi_now_us();
+            }
+            if (bad) continue;
+            int64_t at = d->buckets[b].begin, n = d->buckets[b].end - at;
+            float *grad = m->grad_data + at;
+            uint16_t *w = g->wire_dev ? g->wire_dev + at : NULL;
+            if (g->transport == SDL_MPI_TRANSPORT_HOST &&
+                !SDL__MG_CU(cudaMemcpyAsync(g->wire ? (void *)w : (void *)grad, (char *)g->host + (size_t)at * sdl__mg_elem(g),
+                                            (size_t)n * sdl__mg_elem(g), cudaMemcpyHostToDevice, g->comm))) { bad = true; continue; }
+            if (g->wire) sdl__mg_k_from_wire<<<sdl__mg_grid(n), 256, 0, g->comm>>>(w, grad, n, g->wire == 2);
+            else sdl__mg_k_scale<<<sdl__mg_grid(n), 256, 0, g->comm>>>(grad, n, inv);
+            if (!SDL__MG_CU(cudaGetLastError()) || !SDL__MG_CU(cudaEventRecord(k->done, g->comm))) bad = true;
+        }
+        if (bad) d->error = true;
+    }
+    /* the compute stream (the optimizer step next) waits for every bucket's average */
+    if (!SDL__MG_CU(cudaEventRecord(g->all_done, g->comm)) || !SDL__MG_CU(cudaStreamWaitEvent(sdl__mg_compute(), g->all_done, 0)))
+        d->error = true;
+    if (sdl__mpi.ev && !d->error && SDL__MG_CU(cudaEventSynchronize(g->all_done))) {
+        for (int b = 0; b < d->nbuckets; b++) { /* the GPU's own time from start to averaged */
+            float ms = 0.0f;
+            if (cudaEventElapsedTime(&ms, g->b[b].start, g->b[b].done) != cudaSuccess) { (void)cudaGetLastError(); ms = 0.0f; }
+            sdl__mpi_event_add(d->buckets[b].name, d->buckets[b].t_launch, (double)ms * 1000.0, 1);
+        }
+        sdl__mpi_event_add("wait", tw, sdl__mpi_now_us() - tw, 0);
+    }
+    g->next_mpi = 0;
+    for (int b = 0; b < d->nbuckets; b++) { g->b[b].mpi_started = false; g->b[b].req = MPI_REQUEST_NULL; }
+    if (had_error || d->error) return sdl_last_result() != SDL_OK ? sdl_last_result() : SDL_ERR_COMM;
+    return SDL_OK;
+}
+
+/* ---- broadcast of a GPU model ----------------------------------------------------------- */
+/* count floats of device memory from root to everyone */
+static sdl_result sdl__mg_bcast_dev(float *p, int64_t count, sdl_mpi_transport t, int root, const char *name, float *tmp) {
+    if (count == 0) return SDL_OK;
+    cudaStream_t cs = sdl__mg_compute();
+#ifdef SDL_MPI_NCCL
+    if (t == SDL_MPI_TRANSPORT_NCCL) {
+        sdl_mpi_check(name, count);
+        sdl_result r = SDL__MG_NCCL(ncclBroadcast(p, p, (size_t)count, ncclFloat32, root, sdl__mg.nccl, cs));
+        return r == SDL_OK && SDL__MG_CU(cudaStreamSynchronize(cs)) ? r : sdl_last_result();
+    }
+#endif
+    if (!SDL__MG_CU(cudaStreamSynchronize(cs))) return SDL_ERR_DEVICE;
+    if (t == SDL_MPI_TRANSPORT_CUDA_MPI) return sdl__mpi_bcast(p, count, MPI_FLOAT, sizeof(float), root, name);
+    size_t bytes = (size_t)count * sizeof(float);
+    if (!SDL__MG_CU(cudaMemcpy(tmp, p, bytes, cudaMemcpyDeviceToHost))) return SDL_ERR_DEVICE;
+    sdl_result r = sdl__mpi_bcast(tmp, count, MPI_FLOAT, sizeof(float), root, name);
+    if (r == SDL_OK && !SDL__MG_CU(cudaMemcpy(p, tmp, bytes, cudaMemcpyHostToDevice))) return SDL_ERR_DEVICE;
+    return r;
+}
+
+static sdl_result sdl__mg_broadcast_model(sdl_model *m, sdl_optim *opt, int root) {
+    sdl__mg_world();
+    if (root < 0 || root >= sdl__mg.size) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_broadcast_model: root %d of %d ranks", root, sdl__mg.size);
+    sdl_mpi_transport t;
+    sdl_result r = sdl__mg_choose(sdl__mg_default(), false, &t);
+    if (r != SDL_OK) return r;
+#ifdef SDL_MPI_NCCL
+    if (t == SDL_MPI_TRANSPORT_NCCL && (r = sdl__mg_nccl_up()) != SDL_OK) return r;
+#endif
+    int64_t most = m->param_floats > m->buffer_floats ? m->param_floats : m->buffer_floats;
+    bool opt_gpu = opt && opt->device != SDL_CPU;
+    float *tmp = NULL;
+    if (t == SDL_MPI_TRANSPORT_HOST && !(tmp = (float *)sdl__mpi_alloc((size_t)most + 1, sizeof(float)))) return SDL_ERR_OOM;
+    double ts = sdl__mpi_now_us();
+    r = sdl__mg_bcast_dev(m->param_data, m->param_floats, t, root, "broadcast parameters", tmp);
+    if (r == SDL_OK) r = sdl__mg_bcast_dev(m->buffer_data, m->buffer_floats, t, root, "broadcast buffers", tmp);
+    if (r == SDL_OK && opt) {
+        double hdr[4] = {(double)opt->step, (double)opt->lr, (double)opt->nstate, (double)opt->micro};
+        if (sdl__mg.file_mode) { /* no MPI: the header travels through NCCL as floats */
+#ifdef SDL_MPI_NCCL
+            float *dh = NULL, fh[8];
+            for (int i = 0; i < 4; i++) { fh[2 * i] = (float)hdr[i]; fh[2 * i + 1] = (float)(hdr[i] - (double)fh[2 * i]); }
+            r = SDL__MG_CU(cudaMalloc((void **)&dh, sizeof fh)) && SDL__MG_CU(cudaMemcpy(dh, fh, sizeof fh, cudaMemcpyHostToDevice))
+                    ? sdl__mg_bcast_dev(dh, 8, t, root, "broadcast optimizer step", NULL) : SDL_ERR_DEVICE;
+            if (r == SDL_OK && !SDL__MG_CU(cudaMemcpy(fh, dh, sizeof fh, cudaMemcpyDeviceToHost))) r = SDL_ERR_DEVICE;
+            for (int i = 0; i < 4; i++) hdr[i] = (double)fh[2 * i] + (double)fh[2 * i + 1];
+            if (dh) cudaFree(dh);
+#endif
+        } else {
+            r = sdl__mpi_bcast(hdr, 4, MPI_DOUBLE, sizeof(double), root, "broadcast optimizer step");
+        }
+        if (r == SDL_OK && hdr[2] != (double)opt->nstate)
+            r = sdl_fail(SDL_ERR_COMM, "sdl_mpi_broadcast_model: rank %d's optimizer has %d state slots, the root's %d",
+                         sdl__mg.rank, opt->nstate, (int)hdr[2]);
+        for (int s = 0; r == SDL_OK && s < opt->nstate; s++) {
+            float *st = opt->state + (size_t)s * (size_t)m->param_floats;
+            if (opt_gpu) r = sdl__mg_bcast_dev(st, m->param_floats, t, root, "broadcast optimizer state", tmp);
+            else r = sdl__mpi_bcast(st, m->param_floats, MPI_FLOAT, sizeof(float), root, "broadcast optimizer state");
+        }
+        if (r == SDL_OK) {
+            opt->step = (int64_t)hdr[0];
+            opt->lr = (float)hdr[1];
+            opt->micro = (int)hdr[3];
+        }
+    }
+    SDL__MPI_FREE(tmp);
+    sdl__mpi_event_add("broadcast", ts, sdl__mpi_now_us() - ts, 1);
+    return r;
+}
+#endif /* SDL__MPI_GPU */
 
 #ifdef __cplusplus
 }

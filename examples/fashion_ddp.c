@@ -4,13 +4,19 @@
    sdl_mpi_ddp, and rank 0 prints metrics averaged over all ranks.
 
    build:  mpicc -O3 -march=native -I. examples/fashion_ddp.c -o build/fashion_ddp -lm -lpthread
+           GPUs (one rank per GPU, gradients averaged on the GPU, NCCL when built with it):
+           nvcc -std=c++17 -O2 -x cu -DSDL_MPI_NCCL $(mpicc --showme:compile) -I. examples/fashion_ddp.c \
+                -o build/fashion_ddp_cuda -lcublas -lnccl $(mpicc --showme:link)
+           then --device cuda (without NCCL: drop -DSDL_MPI_NCCL -lnccl; MPI moves the gradients)
    run:    mpirun -np 2 ./build/fashion_ddp --epochs 2 --batch-size 64 --lr 0.01 --lr-scaling
            srun -n 8 ./build/fashion_ddp ...        (see examples/slurm/)
    flags:  --batch-size is per rank (the global batch is size x batch); --lr-scaling multiplies
            the rate by the world size (Horovod's rule) and --warmup-epochs ramps it up from the
            single-rank rate (Goyal et al.); --fp16-allreduce, --mode flat|buckets,
            --algo mpi|ring|shm, --bucket-mb pick how gradients travel (shm: ranks of one
-           node average through shared memory); --steps-per-epoch N stops
+           node average through shared memory); --device cuda trains on the GPUs (device =
+           local rank mod GPUs) and --transport auto|nccl|cuda-mpi|host, --bf16-allreduce
+           pick how; --steps-per-epoch N stops
            each epoch early (for throughput runs). SDL_TIMELINE=trace.json writes a
            Perfetto timeline per rank.
    output: per epoch (rank 0): loss, accuracy, test loss and accuracy over all ranks; at
@@ -18,11 +24,38 @@
            the line the scaling driver greps), "total images/sec/gpu: X". */
 #define SDL_IMPLEMENTATION
 #include "sdl.h"
+#ifdef __CUDACC__ /* compiled by nvcc: --device cuda, and sdl_mpi averages on the GPU */
+#define SDL_CUDA_IMPLEMENTATION
+#include "sdl_cuda.h"
+#endif
 #define SDL_MPI_IMPLEMENTATION
 #include "sdl_mpi.h"
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+
+/* --device cuda (an nvcc build): this rank's GPU, then the model moves there before the
+   optimizer is made; to_device copies a batch there */
+static bool on_gpu;
+static sdl_result use_device(const char *device, sdl_model *model) {
+    if (!strcmp(device, "cpu")) return SDL_OK;
+    if (strcmp(device, "cuda") != 0) return sdl_fail(SDL_ERR_ARG, "--device %s: cpu or cuda", device);
+#ifdef __CUDACC__
+    if (sdl_mpi_cuda_set_device() < 0 || sdl_cuda_init() != SDL_OK) return sdl_last_result();
+    on_gpu = true;
+    return sdl_cuda_model_to_device(model);
+#else
+    (void)model;
+    return sdl_fail(SDL_ERR_ARG, "--device cuda: this program was compiled without CUDA; build it with nvcc (see the top of "
+                                 "examples/fashion_ddp.c)");
+#endif
+}
+static sdl_tensor *to_device(sdl_tensor *t) {
+#ifdef __CUDACC__
+    if (on_gpu) return sdl_cuda_to_device(t);
+#endif
+    return t;
+}
 
 /* loss and accuracy over this rank's shard of the test set, summed over ranks */
 static void evaluate(sdl_module *net, sdl_loader *loader, double *loss, double *acc) {
@@ -30,6 +63,8 @@ static void evaluate(sdl_module *net, sdl_loader *loader, double *loss, double *
     sdl_tensor *x, *y;
     sdl_set_grad_enabled(false);
     while (sdl_loader_next(loader, &x, &y)) {
+        x = to_device(x);
+        y = to_device(y);
         sdl_tensor *logits = sdl_forward(net, x);
         s[0] += (double)sdl_item(sdl_cross_entropy(logits, y, 0.0f)) * (double)y->numel;
         s[1] += (double)sdl_count_correct(logits, y);
@@ -47,8 +82,9 @@ int main(int argc, char **argv) {
     int rank = sdl_mpi_rank(), size = sdl_mpi_size();
     int epochs = 2, batch_size = 64, seed = 42, threads = 1, warmup_epochs = 0, steps_per_epoch = 0, limit = 0;
     float lr = 0.01f, bucket_mb = 0.0f;
-    bool lr_scaling = false, fp16 = false, help = false;
+    bool lr_scaling = false, fp16 = false, bf16 = false, help = false;
     const char *data_dir = "/usr/share/datasets/fashion-mnist", *mode = "buckets", *algo = "mpi", *result_file = "";
+    const char *device = "cpu", *transport = "auto";
     sdl_arg args[] = {
         {"epochs", SDL_ARG_INT, &epochs, "passes over the training set"},
         {"batch-size", SDL_ARG_INT, &batch_size, "images per step on each rank"},
@@ -64,16 +100,20 @@ int main(int argc, char **argv) {
         {"mode", SDL_ARG_STRING, &mode, "buckets (overlap with backward) or flat (one allreduce)"},
         {"algo", SDL_ARG_STRING, &algo, "mpi (MPI_Allreduce), ring (sdl's ring allreduce) or shm (one node: shared memory)"},
         {"bucket-mb", SDL_ARG_FLOAT, &bucket_mb, "bucket size in MiB (0: 25)"},
+        {"device", SDL_ARG_STRING, &device, "cpu, or cuda (an nvcc build): one GPU per rank"},
+        {"transport", SDL_ARG_STRING, &transport, "GPU gradients: auto, nccl, cuda-mpi or host"},
+        {"bf16-allreduce", SDL_ARG_BOOL, &bf16, "send GPU gradients as bf16"},
         {"result-file", SDL_ARG_STRING, &result_file, "per-epoch CSV results (rank 0)"},
         {"help", SDL_ARG_BOOL, &help, "show this text"},
     };
     int nargs = (int)(sizeof args / sizeof args[0]);
     sdl_result ar = sdl_args_parse(argc, argv, args, nargs);
     if (ar != SDL_OK || help || epochs < 1 || batch_size < 1 || lr <= 0.0f ||
-        (strcmp(mode, "buckets") && strcmp(mode, "flat")) || (strcmp(algo, "mpi") && strcmp(algo, "ring") && strcmp(algo, "shm"))) {
+        (strcmp(mode, "buckets") && strcmp(mode, "flat")) || (strcmp(algo, "mpi") && strcmp(algo, "ring") && strcmp(algo, "shm")) ||
+        (strcmp(transport, "auto") && strcmp(transport, "nccl") && strcmp(transport, "cuda-mpi") && strcmp(transport, "host"))) {
         if (rank == 0) {
             if (ar != SDL_OK) fprintf(stderr, "%s\n", sdl_last_error());
-            else if (!help) fprintf(stderr, "bad --epochs, --batch-size, --lr, --mode or --algo\n");
+            else if (!help) fprintf(stderr, "bad --epochs, --batch-size, --lr, --mode, --algo or --transport\n");
             sdl_args_usage(help ? stdout : stderr, argv[0], args, nargs);
         }
         sdl_mpi_finalize();
@@ -120,6 +160,7 @@ int main(int argc, char **argv) {
     sdl_seq_add(net, sdl_linear_layer(model, "fc1", 64 * 12 * 12, 128, true));
     sdl_seq_add(net, sdl_relu_layer(model));
     sdl_seq_add(net, sdl_linear_layer(model, "fc2", 128, 10, true));
+    if (use_device(device, model) != SDL_OK) { fprintf(stderr, "rank %d: %s\n", rank, sdl_last_error()); MPI_Abort(MPI_COMM_WORLD, 1); }
     float peak_lr = lr_scaling ? sdl_scale_lr(lr, size, 0, 0) : lr;
     sdl_optim *opt = sdl_sgd(model, peak_lr, 0.9f, 0.0f, false);
     if (!train_loader || !test_loader || !opt) { fprintf(stderr, "rank %d: %s\n", rank, sdl_last_error()); MPI_Abort(MPI_COMM_WORLD, 1); }
@@ -131,8 +172,14 @@ int main(int argc, char **argv) {
     dd.algo = strcmp(algo, "ring") == 0 ? SDL_MPI_ALGO_RING : strcmp(algo, "shm") == 0 ? SDL_MPI_ALGO_SHM : SDL_MPI_ALGO_MPI;
     dd.bucket_mb = bucket_mb;
     dd.fp16 = fp16;
+    sdl_mpi_gpu_desc gd; /* for a model on the GPU */
+    memset(&gd, 0, sizeof gd);
+    gd.bf16 = bf16;
+    gd.transport = !strcmp(transport, "nccl") ? SDL_MPI_TRANSPORT_NCCL : !strcmp(transport, "cuda-mpi") ? SDL_MPI_TRANSPORT_CUDA_MPI
+                 : !strcmp(transport, "host") ? SDL_MPI_TRANSPORT_HOST : SDL_MPI_TRANSPORT_AUTO;
+    sdl_mpi_set_transport(gd.transport); /* the broadcast's too */
     sdl_mpi_ddp *ddp = NULL;
-    if (sdl_mpi_broadcast_model(model, opt, 0) != SDL_OK || !(ddp = sdl_mpi_ddp_new(model, &dd))) {
+    if (sdl_mpi_broadcast_model(model, opt, 0) != SDL_OK || !(ddp = sdl_mpi_ddp_new_gpu(model, &dd, &gd))) {
         fprintf(stderr, "rank %d: %s\n", rank, sdl_last_error());
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
@@ -148,9 +195,11 @@ int main(int argc, char **argv) {
     sched.warmup = (int64_t)warmup_epochs * steps;
     sched.warmup_start_factor = lr / peak_lr;
     if (rank == 0) {
-        printf("fashion_ddp: %d ranks x batch %d = global batch %d, lr %g (peak %g, warm-up %d epochs), %s %s%s, %lld parameters, %lld steps/epoch\n",
-               size, batch_size, size * batch_size, (double)lr, (double)peak_lr, warmup_epochs, mode, algo,
-               fp16 ? " fp16" : "", (long long)sdl_model_num_params(model), (long long)steps);
+        printf("fashion_ddp: %d ranks x batch %d = global batch %d, lr %g (peak %g, warm-up %d epochs), %s %s%s%s, %lld parameters, %lld steps/epoch\n",
+               size, batch_size, size * batch_size, (double)lr, (double)peak_lr, warmup_epochs, mode,
+               on_gpu ? sdl_mpi_transport_name(sdl_mpi_ddp_transport(ddp)) : algo, fp16 ? " fp16" : "", bf16 ? " bf16" : "",
+               (long long)sdl_model_num_params(model), (long long)steps);
+        if (on_gpu) printf("device: cuda, one GPU per rank\n");
         if (result_file[0]) remove(result_file);
     }
 
@@ -165,6 +214,7 @@ int main(int argc, char **argv) {
             sdl_optim_set_lr(opt, sdl_sched_lr(&sched, (int64_t)epoch * steps + step));
             sdl_mpi_timeline_begin("data loading");
             bool more = sdl_loader_next(train_loader, &x, &y);
+            if (more) x = to_device(x), y = to_device(y);
             sdl_mpi_timeline_end();
             if (!more) break;
             sdl_mpi_timeline_begin("forward");
@@ -223,6 +273,9 @@ int main(int argc, char **argv) {
     sdl_loader_free(test_loader);
     sdl_optim_free(opt);
     sdl_model_free(model);
+#ifdef __CUDACC__
+    if (on_gpu) sdl_cuda_shutdown();
+#endif
     sdl_dataset_free(&train_set);
     sdl_dataset_free(&test_set);
     sdl_arena_release();

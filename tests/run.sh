@@ -8,6 +8,8 @@
 #                         built with c++ against tools/cuda_emu (a CPU emulation of the CUDA
 #                         runtime and cuBLAS) and run, named "(CPU emulation of CUDA)": that
 #                         checks the kernels' logic, not the GPU (see tools/cuda_emu/README)
+#   tests/mpi_cuda_test_*.cu  MPI + CUDA programs (sdl_mpi.h's GPU path): nvcc where present,
+#                         and always with mpicxx against tools/cuda_emu (see the block below)
 # and compiles every header as C99/C11 (gcc, clang), C++17 (g++, nvcc -x cu), and with SDL_STATIC.
 # SAN=1 builds everything with -fsanitize=address,undefined.
 set -u
@@ -150,6 +152,62 @@ for src in tests/cuda_test_*.cu; do
         $CXX -std=c++17 -O2 -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=0 -D__CUDACC__ -w -I"$E" -Itests -I. \
             "$E/src/$name.cpp" -o "$E/$name" -lm -lpthread >>"$E/$name.build.log" 2>&1; then
         run_prog "$ename" "$E/$name.log" "$E/$name"
+    else
+        fail "$ename (build)" "$E/$name.build.log"
+    fi
+done
+# ---- tests/mpi_cuda_test_*.cu: sdl_mpi.h's GPU path (MPI + CUDA). With nvcc: built with
+# -Werror (and -DSDL_MPI_NCCL -lnccl where nccl.h is found); on a GPU run with mpirun -np 1
+# (NCCL with one rank) and -np 2 (two ranks sharing the GPU: host staging). Always (not under
+# SAN=1): built with mpicxx against tools/cuda_emu, whose nccl.h does NCCL's calls over MPI on
+# host copies (the call sequence and the arithmetic, not NCCL), and run with each -np of the
+# file's "// mpirun-np:" line, every rank with an emulated device of its own (EMU_DEVICES=np),
+# then with -np 2 sharing one device (EMU_DEVICES=1).
+if [ -n "$NVCC" ] && [ -n "$MPICC" ]; then
+    printf '#define SDL_IMPLEMENTATION\n#include "sdl.h"\n#define SDL_CUDA_IMPLEMENTATION\n#include "sdl_cuda.h"\n#define SDL_MPI_IMPLEMENTATION\n#include "sdl_mpi.h"\nint main(void){return 0;}\n' >"$B/hdr_mpi_cuda.cu"
+    # shellcheck disable=SC2046
+    hdr_check "sdl_mpi.h's GPU path (without NCCL) compiles with nvcc $WARN" "$NVCC" -std=c++17 -Xcompiler "-Wall,-Wextra,-Werror" \
+        $("$MPICC" --showme:compile) -I. -c "$B/hdr_mpi_cuda.cu" -o "$B/hdr.o"
+fi
+for src in tests/mpi_cuda_test_*.cu; do
+    [ -e "$src" ] || continue
+    name=$(basename "$src" .cu)
+    MPICXX=$(command -v mpicxx)
+    if [ -z "$MPICC" ] || [ -z "$MPICXX" ] || [ -z "$MPIRUN" ]; then skip "$name: mpicc/mpicxx/mpirun not found (apt-get install libopenmpi-dev openmpi-bin)"; continue; fi
+    nps=$(grep -m1 -E '^// mpirun-np:' "$src" | sed 's/.*://')
+    if [ -z "$NVCC" ]; then
+        skip "$name: nvcc not found"
+    else
+        nccl=""
+        for inc in "$(dirname "$NVCC")/../include" /usr/include; do [ -f "$inc/nccl.h" ] && nccl="-DSDL_MPI_NCCL"; done
+        # shellcheck disable=SC2046
+        if "$NVCC" -std=c++17 -O2 $nccl -Xcompiler "-Wall,-Wextra,-Werror" $("$MPICC" --showme:compile) -Itests -I. "$src" \
+            -o "$B/$name" -lcublas -lcublasLt ${nccl:+-lnccl} $("$MPICC" --showme:link) >"$B/$name.build.log" 2>&1; then
+            pass "$name builds with nvcc${nccl:+ and NCCL}"
+            if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+                for np in 1 2; do run_prog "$name -np $np (GPU)" "$B/$name.gpu$np.log" "$MPIRUN" --allow-run-as-root --oversubscribe -np $np "$B/$name"; done
+            else
+                skip "$name: no GPU on this machine (built, not run)"
+            fi
+        else
+            fail "$name (nvcc build)" "$B/$name.build.log"
+        fi
+    fi
+    ename="$name (CPU emulation of CUDA, emulated NCCL over MPI)"
+    if [ "${SAN:-}" = 1 ]; then skip "$ename: not under SAN=1 (the emulator's fibers; the plain run covers it)"; continue; fi
+    if [ -z "$PYTHON" ]; then skip "$ename: python3 not found"; continue; fi
+    E="$B/cuda_emu"
+    mkdir -p "$E/src"
+    if cp tools/cuda_emu/inc/*.h "$E/" &&
+        "$PYTHON" tools/cuda_emu/convert.py sdl_cuda.h "$E/sdl_cuda.h" >"$E/$name.build.log" 2>&1 &&
+        "$PYTHON" tools/cuda_emu/convert.py sdl_mpi.h "$E/sdl_mpi.h" >>"$E/$name.build.log" 2>&1 &&
+        "$PYTHON" tools/cuda_emu/convert.py "$src" "$E/src/$name.cpp" >>"$E/$name.build.log" 2>&1 &&
+        "$MPICXX" -std=c++17 -O2 -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=0 -D__CUDACC__ -DSDL_MPI_NCCL -w -I"$E" -Itests -I. \
+            "$E/src/$name.cpp" -o "$E/$name" -lm -lpthread >>"$E/$name.build.log" 2>&1; then
+        for np in ${nps:-2}; do
+            run_prog "$ename -np $np" "$E/$name.np$np.log" env EMU_DEVICES="$np" "$MPIRUN" --allow-run-as-root --oversubscribe -np "$np" "$E/$name"
+        done
+        run_prog "$ename -np 2 sharing one device" "$E/$name.shared.log" env EMU_DEVICES=1 "$MPIRUN" --allow-run-as-root --oversubscribe -np 2 "$E/$name"
     else
         fail "$ename (build)" "$E/$name.build.log"
     fi

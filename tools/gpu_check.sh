@@ -7,8 +7,11 @@
 #   3. the examples with --device cuda: resnet18 and a small gpt2 give the CPU's losses for
 #      three steps; fashion_mlp and fashion_cnn reach the CPU's test accuracy after one epoch;
 #      resnet18 trains an epoch of synthetic data through the loader and evaluates
+#   2b. tests/mpi_cuda_test_*.cu (sdl_mpi.h's GPU path): mpirun -np 1 (NCCL with one rank) and
+#      -np 2 (two ranks sharing the GPU: host staging)
 #   4. bench/bench_cuda.sh: sdl against PyTorch (BENCH lines, MFU; the MLP and CNN also as
-#      CUDA graph replays: mlp_b64_graph, cnn_b64_graph, beside mlp_b64_static, cnn_b64_static)
+#      CUDA graph replays: mlp_b64_graph, cnn_b64_graph, beside mlp_b64_static, cnn_b64_static);
+#      bench/bench_nccl.sh (GPU allreduce)
 #   5. compute-sanitizer memcheck on every synchronised cuda test, racecheck on cuda_test_ops
 #   6. the whole suite, tests/run.sh
 # Then one table. Every step has a timeout, and steps 4-6 are skipped once the time budget
@@ -98,6 +101,39 @@ for t in "${tests[@]}"; do
     [ -x "$B/${t}_sync" ] && run_check "$t, SDL_CUDA_SYNC_CHECK" "$B/${t}_sync.log" 300 "$B/${t}_sync"
 done
 
+# ---- 2b. sdl_mpi.h on the GPU: the NCCL path with one rank, host staging with 2 ranks sharing the GPU
+if command -v mpicc >/dev/null && command -v mpirun >/dev/null; then
+    nccl=""
+    for inc in "$(dirname "$NVCC")/../include" /usr/include ${NCCL_HOME:+$NCCL_HOME/include}; do [ -f "$inc/nccl.h" ] && nccl="-DSDL_MPI_NCCL"; done
+    for src in tests/mpi_cuda_test_*.cu; do
+        [ -e "$src" ] || continue
+        t=$(basename "$src" .cu)
+        [ "$B/$t" -nt sdl_mpi.h ] || rm -f "$B/$t" # nv() looks at sdl.h and sdl_cuda.h only
+        # shellcheck disable=SC2046
+        nv "$B/$t" "$B/$t.build.log" $nccl $(mpicc --showme:compile) -Itests ${nccl:+-lnccl} $(mpicc --showme:link) "$src"
+        built "$t${nccl:+ (NCCL)}" "$B/$t" "$B/$t.build.log"
+        [ -x "$B/$t" ] || continue
+        run_check "$t: mpirun -np 1 (${nccl:+NCCL, }one rank)" "$B/$t.np1.log" 300 mpirun --allow-run-as-root -np 1 "$B/$t"
+        run_check "$t: mpirun -np 2 sharing the GPU (host staging)" "$B/$t.np2.log" 300 mpirun --allow-run-as-root --oversubscribe -np 2 "$B/$t"
+    done
+    # examples/fashion_ddp.c --device cuda: 20 steps on one GPU through sdl_mpi's GPU path
+    [ "$B/fashion_ddp_cuda" -nt sdl_mpi.h ] || rm -f "$B/fashion_ddp_cuda"
+    # shellcheck disable=SC2046
+    nv "$B/fashion_ddp_cuda" "$B/fashion_ddp_cuda.build.log" -x cu $nccl $(mpicc --showme:compile) ${nccl:+-lnccl} $(mpicc --showme:link) examples/fashion_ddp.c
+    built "examples/fashion_ddp.c (nvcc${nccl:+, NCCL})" "$B/fashion_ddp_cuda" "$B/fashion_ddp_cuda.build.log"
+    fdir=${FASHION_DIR:-/usr/share/datasets/fashion-mnist}
+    [ -f "$fdir/train-images-idx3-ubyte.gz" ] || [ -f "$fdir/train-images-idx3-ubyte" ] || fdir=build/fashion-mnist
+    if [ -x "$B/fashion_ddp_cuda" ] && { [ -f "$fdir/train-images-idx3-ubyte.gz" ] || [ -f "$fdir/train-images-idx3-ubyte" ]; }; then
+        timeout 300 mpirun --allow-run-as-root -np 1 "$B/fashion_ddp_cuda" --device cuda --epochs 1 --steps-per-epoch 20 --data "$fdir" \
+            >"$B/ex_fashion_ddp.log" 2>&1
+        rc=$?
+        if [ $rc = 0 ] && grep -q '^total images/sec' "$B/ex_fashion_ddp.log"; then row "fashion_ddp --device cuda, np 1: 20 steps" "ok: $(grep -m1 -o 'buckets [a-z-]*' "$B/ex_fashion_ddp.log"), $(grep '^epoch' "$B/ex_fashion_ddp.log" | cut -c1-60)"
+        else failrow "fashion_ddp --device cuda, np 1: 20 steps" "(exit $rc) $(tail -1 "$B/ex_fashion_ddp.log")"; fi
+    fi
+else
+    row "mpi_cuda tests" "skipped: no mpicc/mpirun"
+fi
+
 # ---- 3. the examples on the GPU -----------------------------------------------------------------
 # the "step k: loss x" lines of two logs agree within a relative tolerance
 same_losses() { # name cpu_log gpu_log tol
@@ -168,6 +204,16 @@ else
     row "bench/bench_cuda.sh" "skipped: time budget spent"
 fi
 
+if time_left 240; then
+    timeout 200 bash bench/bench_nccl.sh >"$B/bench_nccl.log" 2>&1
+    rc=$?
+    n=$(grep -c '^BENCH' "$B/bench_nccl.log")
+    if [ $rc = 0 ] && [ "$n" -gt 0 ]; then row "bench/bench_nccl.sh (make bench-nccl)" "ok: $n BENCH lines"
+    else failrow "bench/bench_nccl.sh (make bench-nccl)" "(exit $rc) $n lines: $(grep -m1 -E 'wrong|failed|skipped' "$B/bench_nccl.log")"; fi
+else
+    row "bench/bench_nccl.sh" "skipped: time budget spent"
+fi
+
 # ---- 5. compute-sanitizer --------------------------------------------------------------------------
 if [ -z "$SAN" ]; then
     row "compute-sanitizer" "not found: skipped"
@@ -202,4 +248,5 @@ printf '| %-60s | %-50s |\n' "check ($(elapsed) s in all)" "result"
 printf '%s\n' "${rows[@]}"
 echo
 grep -E '^(torch |MFU|BENCH)' "$B/bench.log" 2>/dev/null
+grep -E '^BENCH' "$B/bench_nccl.log" 2>/dev/null
 exit $bad

@@ -48,7 +48,8 @@ static inline const char *cudaGetErrorName(cudaError_t e) {
 }
 static inline const char *cudaGetErrorString(cudaError_t e) { return cudaGetErrorName(e); }
 static inline cudaError_t cudaGetLastError(void) { cudaError_t e = emu_err; emu_err = cudaSuccess; return e; }
-static inline cudaError_t cudaGetDeviceCount(int *n) { *n = getenv("EMU_NO_GPU") ? 0 : 1; return cudaSuccess; }
+static inline int emu_devices(void) { const char *e = getenv("EMU_DEVICES"); return getenv("EMU_NO_GPU") ? 0 : e && atoi(e) > 0 ? atoi(e) : 1; }
+static inline cudaError_t cudaGetDeviceCount(int *n) { *n = emu_devices(); return cudaSuccess; }
 static inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int) { strcpy(p->name, "CPU emulation"); p->major = 9; p->minor = 0; return cudaSuccess; }
 /* device memory: mmap'd pages, PROT_NONE while host code runs (a host read of device data
    faults), opened for kernels, copies and GEMMs */
@@ -375,3 +376,35 @@ static inline cudaError_t emu_cap_event_sync(cudaEvent_t e) { return emu_refused
 #define cudaStreamSynchronize emu_cap_stream_sync
 #define cudaDeviceSynchronize emu_cap_device_sync
 #define cudaEventSynchronize emu_cap_event_sync
+
+/* ---- for sdl_mpi.h's GPU path (tools/cuda_emu/README: "What it emulates") ----------------
+   devices: EMU_DEVICES=n makes cudaGetDeviceCount report n (default 1); cudaSetDevice checks
+   the number and remembers it (one memory for all: each process is one "GPU"); device d's
+   PCI bus id is 0000:<d+1>:00.0.
+   cudaEventQuery finds the work done every other call; cudaStreamWaitEvent orders nothing
+   (every call is synchronous already). */
+#define CUDA_EMU 1
+enum { cudaErrorInvalidDevice = 101, cudaErrorNotReady = 600 };
+#define cudaEventDisableTiming 2
+static int emu_device;
+static inline cudaError_t cudaSetDevice(int d) {
+    if (d < 0 || d >= emu_devices()) { emu_err = cudaErrorInvalidDevice; return cudaErrorInvalidDevice; }
+    emu_device = d;
+    return cudaSuccess;
+}
+static inline cudaError_t cudaGetDevice(int *d) { *d = emu_device; return cudaSuccess; }
+static inline cudaError_t cudaDeviceGetPCIBusId(char *id, int len, int d) {
+    if (d < 0 || d >= emu_devices()) return cudaErrorInvalidDevice;
+    snprintf(id, (size_t)len, "0000:%02x:00.0", d + 1);
+    return cudaSuccess;
+}
+static inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) { *e = (void *)1; return cudaSuccess; }
+/* every other query says "not ready" and, as CUDA does, leaves that as the last error: code
+   that polls must pop it (else the next launch check reports cudaErrorNotReady) */
+static long emu_queries;
+static inline cudaError_t cudaEventQuery(cudaEvent_t) {
+    if (emu_queries++ % 2 == 0) return cudaSuccess;
+    emu_err = cudaErrorNotReady;
+    return cudaErrorNotReady;
+}
+static inline cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }

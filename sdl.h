@@ -256,6 +256,12 @@ typedef void (*sdl_range_fn)(void *ctx, int64_t begin, int64_t end);
 SDL_API void sdl_set_num_threads(int n); /* 0: SDL_NUM_THREADS from the environment, else all cores */
 SDL_API int sdl_get_num_threads(void);
 SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *ctx);
+/* PyTorch's torch.set_flush_denormal: on, floats below 2^-126 count as zero (inputs) and
+   become zero (results) on the calling thread and sdl's pool threads (x86 FTZ + DAZ, ARM
+   FZ). Arithmetic on such tiny numbers can run ~100x slower; a net whose softmax is very
+   sure fills its gradients with them. Off by default, as in PyTorch. False where the CPU
+   has no such mode (nothing changed). */
+SDL_API bool sdl_set_flush_denormal(bool on);
 
 /* >>decl-gemm: row-major C = alpha * op(A) @ op(B) + beta * C, op(X) = X or X^T.
    op(A): (M, K), op(B): (K, N), C: (M, N). */
@@ -1150,6 +1156,7 @@ typedef struct sdl__pool {
     int64_t n, chunk;
     int nparts;
     uint64_t start_gen[SDL__MAX_THREADS]; /* the generation each worker starts after */
+    int flush_denormal;                   /* what sdl_set_flush_denormal asked the workers for */
 } sdl__pool;
 static sdl__pool sdl__the_pool;
 
@@ -1159,9 +1166,11 @@ static void sdl__pool_run_part(sdl__pool *p, int part) {
     if (begin < end) p->fn(p->ctx, begin, end);
 }
 
+static bool sdl__thread_flush_denormal(bool on);
+
 static void *sdl__pool_worker(void *arg) {
     sdl__pool *p = &sdl__the_pool;
-    int part = (int)(intptr_t)arg;
+    int part = (int)(intptr_t)arg, flush = 0;
     pthread_mutex_lock(&p->mu);
     uint64_t seen = p->start_gen[part];
     for (;;) {
@@ -1173,6 +1182,7 @@ static void *sdl__pool_worker(void *arg) {
         }
         seen = p->generation;
         int run = part < p->nparts;
+        if (flush != p->flush_denormal) sdl__thread_flush_denormal((flush = p->flush_denormal) != 0);
         pthread_mutex_unlock(&p->mu);
         if (run) sdl__pool_run_part(p, part);
         pthread_mutex_lock(&p->mu);
@@ -1216,6 +1226,41 @@ SDL_API void sdl_set_num_threads(int n) {
 SDL_API int sdl_get_num_threads(void) {
     if (sdl__nthreads == 0) sdl_set_num_threads(0);
     return sdl__nthreads;
+}
+
+/* FTZ (results) and DAZ (inputs) in x86's MXCSR, FZ in ARM's FPCR: per thread */
+#if (defined(__x86_64__) || (defined(__i386__) && defined(__SSE__))) && !defined(__CUDA_ARCH__)
+#include <xmmintrin.h>
+static bool sdl__thread_flush_denormal(bool on) {
+    unsigned int bits = 0x8040u; /* FTZ bit 15, DAZ bit 6 */
+    _mm_setcsr(on ? _mm_getcsr() | bits : _mm_getcsr() & ~bits);
+    return true;
+}
+#elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+static bool sdl__thread_flush_denormal(bool on) {
+    uint64_t fpcr, fz = (uint64_t)1 << 24;
+    __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
+    fpcr = on ? fpcr | fz : fpcr & ~fz;
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr));
+    return true;
+}
+#else
+static bool sdl__thread_flush_denormal(bool on) {
+    (void)on;
+    return false;
+}
+#endif
+
+SDL_API bool sdl_set_flush_denormal(bool on) {
+    if (!sdl__thread_flush_denormal(on)) return false;
+#ifndef SDL_NO_THREADS
+    sdl__pool *p = &sdl__the_pool;
+    sdl_get_num_threads(); /* the pool exists: its workers take the mode at their next job */
+    pthread_mutex_lock(&p->mu);
+    p->flush_denormal = on;
+    pthread_mutex_unlock(&p->mu);
+#endif
+    return true;
 }
 
 /* Calls fn on [0, n) split in at most num_threads contiguous parts of at least `grain`

@@ -337,6 +337,37 @@ static void test_sgemm_against_loops(void) {
     }
 }
 
+/* sdl_set_flush_denormal: tiny products become 0 on this thread and in the pool, and
+   back when it is turned off */
+static volatile float g_tiny = 1e-30f, g_small = 1e-10f; /* 1e-40 is below 2^-126 */
+static void tiny_products(void *ctx, int64_t begin, int64_t end) {
+    float *out = (float *)ctx;
+    for (int64_t i = begin; i < end; i++) out[i] = g_tiny * g_small;
+}
+/* counted by their bits: with DAZ on, this thread would read a denormal as 0 */
+static int count_nonzero_bits(const float *x, int n) {
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], sizeof u);
+        k += (u & 0x7fffffffu) != 0;
+    }
+    return k;
+}
+static void test_flush_denormal(void) {
+    float out[64];
+    sdl_set_num_threads(3);
+    if (!sdl_set_flush_denormal(true)) { printf("  skip: no flush-to-zero mode on this CPU\n"); return; }
+    sdl_parallel_for(64, 1, tiny_products, out);
+    int nonzero = count_nonzero_bits(out, 64);
+    CHECK(nonzero == 0, "%d of 64 tiny products were not flushed to zero", nonzero);
+    CHECK(sdl_set_flush_denormal(false), "turning it off failed");
+    sdl_parallel_for(64, 1, tiny_products, out);
+    nonzero = count_nonzero_bits(out, 64);
+    CHECK(nonzero == 64 && out[0] > 0.0f && out[0] < 1.2e-38f, "only %d of 64 tiny products stayed denormal after turning it off", nonzero);
+    sdl_set_num_threads(0);
+}
+
 int main(void) {
     RUN(test_gradcheck_linear);
     RUN(test_gradcheck_relu);
@@ -350,6 +381,7 @@ int main(void) {
     RUN(test_model_names_and_count);
     RUN(test_grad_hook_reverse_order);
     RUN(test_grads_accumulate_until_zeroed);
+    RUN(test_flush_denormal);
     RUN(test_steady_state_allocates_nothing);
     RUN(test_deterministic_across_threads);
     RUN(test_two_spirals);

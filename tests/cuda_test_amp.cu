@@ -290,25 +290,12 @@ static void test_gemm_ops_lp(void) {
 }
 
 /* ---- a bf16 training run of the Fashion CNN shape against f32 on the CPU ------------------ */
-static sdl_module *make_fashion_cnn(sdl_model *m) {
-    sdl_module *net = sdl_sequential(m, "");
-    sdl_seq_add(net, sdl_conv2d_layer(m, "conv1", 1, 32, 3, 1, 0, true));
-    sdl_seq_add(net, sdl_relu_layer(m));
-    sdl_seq_add(net, sdl_conv2d_layer(m, "conv2", 32, 64, 3, 1, 0, true));
-    sdl_seq_add(net, sdl_relu_layer(m));
-    sdl_seq_add(net, sdl_max_pool2d_layer(m, 2, 2));
-    sdl_seq_add(net, sdl_flatten_layer(m));
-    sdl_seq_add(net, sdl_linear_layer(m, "fc1", 64 * 12 * 12, 128, true));
-    sdl_seq_add(net, sdl_relu_layer(m));
-    sdl_seq_add(net, sdl_linear_layer(m, "fc2", 128, 10, true));
-    return net;
-}
 
 static void test_bf16_cnn(void) {
     sdl_model *mc = sdl_model_new(21);
-    sdl_module *nc = make_fashion_cnn(mc);
+    sdl_module *nc = fashion_cnn_net(mc);
     sdl_model *mg = sdl_model_new(21);
-    sdl_module *ng = make_fashion_cnn(mg);
+    sdl_module *ng = fashion_cnn_net(mg);
     CHECK(sdl_cuda_model_to_device(mg) == SDL_OK, "to device: %s", sdl_last_error());
     sdl_optim *oc = sdl_sgd(mc, 0.05f, 0.9f, 0.0f, false), *og = sdl_sgd(mg, 0.05f, 0.9f, 0.0f, false);
     bool differs = false;

@@ -654,19 +654,6 @@ static void test_optimizers(void) {
    the Fashion CNN (examples/fashion_cnn.c), and a small net with batch norm, pooling with
    padding, leaky relu, dropout and global average pooling. fc1 sums K = 9216 products: the
    tolerance is tol_k(9216) ~ 1e-4. */
-static sdl_module *make_fashion_cnn(sdl_model *m) {
-    sdl_module *net = sdl_sequential(m, "");
-    sdl_seq_add(net, sdl_conv2d_layer(m, "conv1", 1, 32, 3, 1, 0, true));
-    sdl_seq_add(net, sdl_relu_layer(m));
-    sdl_seq_add(net, sdl_conv2d_layer(m, "conv2", 32, 64, 3, 1, 0, true));
-    sdl_seq_add(net, sdl_relu_layer(m));
-    sdl_seq_add(net, sdl_max_pool2d_layer(m, 2, 2));
-    sdl_seq_add(net, sdl_flatten_layer(m));
-    sdl_seq_add(net, sdl_linear_layer(m, "fc1", 64 * 12 * 12, 128, true));
-    sdl_seq_add(net, sdl_relu_layer(m));
-    sdl_seq_add(net, sdl_linear_layer(m, "fc2", 128, 10, true));
-    return net;
-}
 static sdl_module *make_bn_cnn(sdl_model *m) {
     sdl_module *net = sdl_sequential(m, "");
     sdl_seq_add(net, sdl_conv2d_layer(m, "conv1", 1, 8, 3, 1, 1, false));
@@ -737,7 +724,7 @@ static void test_cnn_steps(void) {
     sdl_optim_desc d;
     memset(&d, 0, sizeof d);
     d.kind = SDL_OPTIM_SGD; d.lr = 0.05f; d.momentum = 0.9f;
-    cnn_steps("fashion cnn, sgd", make_fashion_cnn, sdl_shape4(8, 1, 28, 28), &d, 3);
+    cnn_steps("fashion cnn, sgd", fashion_cnn_net, sdl_shape4(8, 1, 28, 28), &d, 3);
     memset(&d, 0, sizeof d);
     d.kind = SDL_OPTIM_ADAM; d.lr = 1e-3f; d.eps = 1e-6f; /* eps: see test_optimizers */
     cnn_steps("bn cnn, adam", make_bn_cnn, sdl_shape4(6, 1, 17, 15), &d, 3);

@@ -163,6 +163,21 @@ static inline sdl_tensor *test_ids(int64_t count, int32_t n) {
     return t;
 }
 
+/* the Fashion-MNIST CNN of examples/fashion_cnn.c (1x28x28 -> 10) */
+static inline sdl_module *fashion_cnn_net(sdl_model *m) {
+    sdl_module *net = sdl_sequential(m, "");
+    sdl_seq_add(net, sdl_conv2d_layer(m, "conv1", 1, 32, 3, 1, 0, true));
+    sdl_seq_add(net, sdl_relu_layer(m));
+    sdl_seq_add(net, sdl_conv2d_layer(m, "conv2", 32, 64, 3, 1, 0, true));
+    sdl_seq_add(net, sdl_relu_layer(m));
+    sdl_seq_add(net, sdl_max_pool2d_layer(m, 2, 2));
+    sdl_seq_add(net, sdl_flatten_layer(m));
+    sdl_seq_add(net, sdl_linear_layer(m, "fc1", 64 * 12 * 12, 128, true));
+    sdl_seq_add(net, sdl_relu_layer(m));
+    sdl_seq_add(net, sdl_linear_layer(m, "fc2", 128, 10, true));
+    return net;
+}
+
 /* a small CNN (conv, relu, max-pool, conv, relu, global pool, fc) learns to tell a bright
    square from noise, and a steady-state step allocates nothing (test_conv.c, test_conv_fast.c) */
 static inline void check_small_cnn_trains(void) {

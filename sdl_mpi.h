@@ -1157,6 +1157,7 @@ static bool sdl__mpi_shm_work(sdl_mpi_ddp *d) {
    is in. Each rank publishes all its buckets before it posts, so once the check passed
    every piece can be taken and the loop ends; until then the check's timeout bounds it. */
 static void sdl__mpi_shm_sync(sdl_mpi_ddp *d) {
+    if (sdl__mpi.size == 1) return; /* the mean over one rank is its own gradient */
     for (int b = 0; b < d->nbuckets; b++)
         if (!d->buckets[b].launched) sdl__mpi_shm_publish(d, b); /* unused parameters; flat mode */
     double start = MPI_Wtime(), tw = sdl__mpi_now_us();

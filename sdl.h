@@ -258,9 +258,8 @@ SDL_API int sdl_get_num_threads(void);
 SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *ctx);
 /* PyTorch's torch.set_flush_denormal: on, floats below 2^-126 count as zero (inputs) and
    become zero (results) on the calling thread and sdl's pool threads (x86 FTZ + DAZ, ARM
-   FZ). Arithmetic on such tiny numbers can run ~100x slower; a net whose softmax is very
-   sure fills its gradients with them. Off by default, as in PyTorch. False where the CPU
-   has no such mode (nothing changed). */
+   FZ). Many CPUs compute on such tiny numbers far more slowly than on normal ones. Off by
+   default, as in PyTorch. False where the CPU has no such mode (nothing changed). */
 SDL_API bool sdl_set_flush_denormal(bool on);
 
 /* >>decl-gemm: row-major C = alpha * op(A) @ op(B) + beta * C, op(X) = X or X^T.

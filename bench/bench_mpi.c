@@ -15,7 +15,7 @@
    (the machine may be shared). The collective checker is off while timing (it adds two
    small messages per call).
    Weak scaling: each rank trains the Fashion-MNIST CNN on synthetic images, batch 32, one
-   thread, sdl_mpi_ddp with its defaults (checker on), denormals flushed to zero (see below).
+   thread, sdl_mpi_ddp with its defaults (checker on).
    Rounds of 20 steps alternate four kinds: "alone" (one rank trains, the others sleep; the
    ranks take turns), "indep" (every rank trains, no communication: the ddp with sync off),
    "ddp" (MPI_Allreduce, the default) and "shm" (SDL_MPI_ALGO_SHM). T(1) is the mean over
@@ -26,12 +26,7 @@
    slowest rank); medians are printed too. The table gives each rank's phases per step in
    wall-clock ms and in the CPU time of its thread (less than the wall time when the rank
    was descheduled; a rank waiting in MPI spins, so sync's CPU time includes the wait).
-   SDL_TIMELINE=trace.json writes each rank's timeline, with the rounds marked.
-   Denormals: on random labels the net soon grows very sure of some samples, and their
-   softmax gradients (and what backward makes of them) fall below 2^-126, where this CPU's
-   arithmetic is slow. Which rank gets such samples depends on its data: without the flush one
-   rank ran 20-28% slower than the other, on either core, which looked like a slow core and
-   capped every kind's efficiency. --keep-denormals shows it. */
+   SDL_TIMELINE=trace.json writes each rank's timeline, with the rounds marked. */
 #define _POSIX_C_SOURCE 200809L /* nanosleep, clock_gettime */
 #define SDL_IMPLEMENTATION
 #include "sdl.h"
@@ -151,10 +146,9 @@ static void best_median(double *v, int n, double *best, double *median) {
    falls on all of them alike; "alone" rounds take the ranks in turn. The reference T(1) is
    measured in the same job, same binding, same code path (the ddp with sync off), as the
    mean over ranks of their images/s alone. */
-static int bench_weak(double ref, int steps, int rounds, float bucket_mb, bool flat, bool keep_denormals) {
+static int bench_weak(double ref, int steps, int rounds, float bucket_mb, bool flat) {
     const int B = 32, warm = 5;
     sdl_set_num_threads(1);
-    if (!keep_denormals) sdl_set_flush_denormal(true);
     sdl_model *model = sdl_model_new(1);
     sdl_module *net = sdl_sequential(model, "");
     sdl_seq_add(net, sdl_conv2d_layer(model, "conv1", 1, 32, 3, 1, 0, true));
@@ -304,15 +298,14 @@ int main(int argc, char **argv) {
     bool allreduce = false, weak = false;
     float ref = 0, bucket_mb = 0;
     int steps = 20, rounds = 8;
-    bool flat = false, keep_denormals = false;
+    bool flat = false;
     sdl_arg args[] = {{"allreduce", SDL_ARG_BOOL, &allreduce, "allreduce bandwidth, ring vs MPI"},
                       {"weak", SDL_ARG_BOOL, &weak, "weak scaling of CNN training"},
                       {"ref", SDL_ARG_FLOAT, &ref, "images/s of one rank (default: measured in this job)"},
                       {"steps", SDL_ARG_INT, &steps, "weak scaling: steps per timed round"},
                       {"rounds", SDL_ARG_INT, &rounds, "weak scaling: timed rounds of each kind (the best one counts)"},
                       {"bucket-mb", SDL_ARG_FLOAT, &bucket_mb, "weak scaling: DDP bucket size in MiB (0: default)"},
-                      {"flat", SDL_ARG_BOOL, &flat, "weak scaling: one allreduce after backward (SDL_MPI_MODE_FLAT)"},
-                      {"keep-denormals", SDL_ARG_BOOL, &keep_denormals, "weak scaling: do not flush denormals to zero"}};
+                      {"flat", SDL_ARG_BOOL, &flat, "weak scaling: one allreduce after backward (SDL_MPI_MODE_FLAT)"}};
     const int nargs = (int)(sizeof args / sizeof args[0]);
     if (sdl_args_parse(argc, argv, args, nargs) != SDL_OK || steps < 1 || rounds < 1) {
         if (rank_ == 0) { fprintf(stderr, "%s\n", sdl_last_error()); sdl_args_usage(stderr, argv[0], args, nargs); }
@@ -323,7 +316,7 @@ int main(int argc, char **argv) {
     if (rounds < size_) rounds = size_; /* every rank gets an "alone" round */
     int rc = 0;
     if (allreduce && size_ > 1) rc |= bench_allreduce();
-    if (weak) rc |= bench_weak(ref, steps, rounds, bucket_mb, flat, keep_denormals);
+    if (weak) rc |= bench_weak(ref, steps, rounds, bucket_mb, flat);
     sdl_mpi_finalize();
     return rc;
 }

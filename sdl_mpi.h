@@ -675,7 +675,13 @@ SDL_API MPI_Comm sdl_mpi_comm(void) { return sdl__mpi.up ? sdl__mpi.comm : MPI_C
    >>mpi-f16: IEEE 754 half. 1 sign bit, 5 exponent bits (bias 15), 10 mantissa bits.
    Largest finite 65504; below 2^-14 the numbers are subnormal, steps of 2^-24.
    ---------------------------------------------------------------------------------------- */
-SDL_API uint16_t sdl_mpi_f32_to_f16(float f) {
+/* the conversions run on the host and, in the GPU path's kernels, on the device */
+#ifdef SDL__MPI_GPU
+#define SDL__MPI_HD __host__ __device__
+#else
+#define SDL__MPI_HD
+#endif
+static SDL__MPI_HD inline uint16_t sdl__mpi_f2h(float f) {
     uint32_t x;
     memcpy(&x, &f, 4);
     uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
@@ -696,7 +702,7 @@ SDL_API uint16_t sdl_mpi_f32_to_f16(float f) {
     return (uint16_t)(sign | r);
 }
 
-SDL_API float sdl_mpi_f16_to_f32(uint16_t h) {
+static SDL__MPI_HD inline float sdl__mpi_h2f(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, mant = h & 0x3ffu, x;
     if (e == 0x1f) x = sign | 0x7f800000u | (mant << 13);
     else if (e == 0) {
@@ -707,6 +713,9 @@ SDL_API float sdl_mpi_f16_to_f32(uint16_t h) {
     memcpy(&f, &x, 4);
     return f;
 }
+
+SDL_API uint16_t sdl_mpi_f32_to_f16(float f) { return sdl__mpi_f2h(f); }
+SDL_API float sdl_mpi_f16_to_f32(uint16_t h) { return sdl__mpi_h2f(h); }
 
 /* MPI_Op for sums of halves: each add in f32, rounded back to half */
 static void sdl__mpi_half_sum(void *in, void *inout, int *len, MPI_Datatype *type) {
@@ -985,7 +994,6 @@ typedef struct sdl__mpi_bucket {
     int64_t begin, end;  /* float range of the flat gradient array */
     int pending;         /* parameters whose gradient is not final yet */
     int nparams;
-    int64_t npieces;     /* SDL_MPI_ALGO_SHM: pieces of SDL_MPI_SHM_PIECE floats */
     bool launched;
     MPI_Request req;
     double t_launch, t_done; /* t_done: when a test or wait first saw it complete */
@@ -1078,10 +1086,6 @@ static sdl_result sdl__mpi_shm_setup(sdl_mpi_ddp *d) {
         d->grads[r] = (float *)(base + counters);
         if (r == 0) d->claim = (int64_t *)base, d->done = (int64_t *)base + nb;
     }
-    for (int b = 0; b < nb; b++) {
-        int64_t len = d->buckets[b].end - d->buckets[b].begin;
-        d->buckets[b].npieces = len > 0 ? (len + SDL_MPI_SHM_PIECE - 1) / SDL_MPI_SHM_PIECE : 1;
-    }
     memset(mine, 0, counters);
     memcpy(d->grads[me], m->grad_data, (size_t)m->param_floats * sizeof(float));
     d->own_grad = m->grad_data;
@@ -1133,13 +1137,19 @@ static void sdl__mpi_shm_reduce(sdl_mpi_ddp *d, int64_t begin, int64_t end) {
     }
 }
 
+/* a bucket's pieces of SDL_MPI_SHM_PIECE floats (an empty one still counts one, so it gets done) */
+static int64_t sdl__mpi_shm_pieces(const sdl__mpi_bucket *k) {
+    int64_t len = k->end - k->begin;
+    return len > 0 ? (len + SDL_MPI_SHM_PIECE - 1) / SDL_MPI_SHM_PIECE : 1;
+}
+
 /* takes and reduces this step's free pieces of the buckets final on every rank; true
    when every piece of every bucket is done */
 static bool sdl__mpi_shm_work(sdl_mpi_ddp *d) {
     bool all_done = true;
     for (int b = 0; b < d->nbuckets; b++) {
         const sdl__mpi_bucket *k = &d->buckets[b];
-        int64_t first = d->step * k->npieces, last = first + k->npieces;
+        int64_t first = d->step * sdl__mpi_shm_pieces(k), last = first + sdl__mpi_shm_pieces(k);
         if (sdl__mpi_acquire(&d->done[b]) >= last) continue;
         all_done = false;
         if (sdl__mpi_shm_waiting_for(d, b) >= 0) continue;
@@ -1226,8 +1236,11 @@ static void sdl__mpi_grad_hook(void *user, sdl_model *m, int param_index) {
     }
     d->param_ready[param_index] = true;
     int bucket = d->param_bucket[param_index];
-    if (--d->buckets[bucket].pending == 0 && d->desc.algo == SDL_MPI_ALGO_SHM) sdl__mpi_shm_publish(d, bucket);
-    if (d->desc.algo == SDL_MPI_ALGO_SHM) return;
+    d->buckets[bucket].pending--;
+    if (d->desc.algo == SDL_MPI_ALGO_SHM) { /* published when final; reduced at sync */
+        if (d->buckets[bucket].pending == 0) sdl__mpi_shm_publish(d, bucket);
+        return;
+    }
     sdl__mpi_launch_ready(d);
     if (d->gpu) { sdl__mg_progress(d); return; }
     for (int b = 0; b < d->next_launch; b++) { /* let MPI progress the ones in flight */
@@ -1446,18 +1459,13 @@ static bool sdl__mg_model_on_gpu(const sdl_model *m) {
 }
 
 /* bf16: the float's top 16 bits, rounded to nearest even; NaN stays NaN */
-#ifdef SDL__MPI_GPU
-#define SDL__MG_HD __host__ __device__
-#else
-#define SDL__MG_HD
-#endif
-static SDL__MG_HD inline uint16_t sdl__mg_f2bf(float f) {
+static SDL__MPI_HD inline uint16_t sdl__mg_f2bf(float f) {
     uint32_t x;
     memcpy(&x, &f, 4);
     if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u);
     return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
 }
-static SDL__MG_HD inline float sdl__mg_bf2f(uint16_t h) {
+static SDL__MPI_HD inline float sdl__mg_bf2f(uint16_t h) {
     uint32_t x = (uint32_t)h << 16;
     float f;
     memcpy(&f, &x, 4);
@@ -1707,43 +1715,14 @@ static void sdl__mg_finalize(void) {
 }
 
 /* ---- kernels: scale, and f32 <-> wire (fp16 or bf16), grid-stride ------------------------ */
-static SDL__MG_HD inline uint16_t sdl__mg_f2h(float f) { /* as sdl_mpi_f32_to_f16 */
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
-    if (ax >= 0x7f800000u) return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0u));
-    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);
-    if (ax < 0x38800000u) {
-        if (ax < 0x33000000u) return (uint16_t)sign;
-        uint32_t e = ax >> 23, mant = (ax & 0x7fffffu) | 0x800000u, shift = 126u - e;
-        uint32_t r = mant >> shift, rem = mant & ((1u << shift) - 1u), half = 1u << (shift - 1u);
-        if (rem > half || (rem == half && (r & 1u))) r++;
-        return (uint16_t)(sign | r);
-    }
-    uint32_t r = (ax >> 13) - (112u << 10), rem = ax & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (r & 1u))) r++;
-    return (uint16_t)(sign | r);
-}
-static SDL__MG_HD inline float sdl__mg_h2f(uint16_t h) { /* as sdl_mpi_f16_to_f32 */
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, mant = h & 0x3ffu, x;
-    if (e == 0x1f) x = sign | 0x7f800000u | (mant << 13);
-    else if (e == 0) {
-        float f = (float)mant * (1.0f / 16777216.0f);
-        return sign ? -f : f;
-    } else x = sign | ((e + 112u) << 23) | (mant << 13);
-    float f;
-    memcpy(&f, &x, 4);
-    return f;
-}
-
 #define SDL__MG_LOOP(i, n) \
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 static __global__ void sdl__mg_k_scale(float *g, int64_t n, float s) { SDL__MG_LOOP(i, n) g[i] *= s; }
 static __global__ void sdl__mg_k_to_wire(const float *g, uint16_t *w, int64_t n, float s, int bf16) {
-    SDL__MG_LOOP(i, n) w[i] = bf16 ? sdl__mg_f2bf(g[i] * s) : sdl__mg_f2h(g[i] * s);
+    SDL__MG_LOOP(i, n) w[i] = bf16 ? sdl__mg_f2bf(g[i] * s) : sdl__mpi_f2h(g[i] * s);
 }
 static __global__ void sdl__mg_k_from_wire(const uint16_t *w, float *g, int64_t n, int bf16) {
-    SDL__MG_LOOP(i, n) g[i] = bf16 ? sdl__mg_bf2f(w[i]) : sdl__mg_h2f(w[i]);
+    SDL__MG_LOOP(i, n) g[i] = bf16 ? sdl__mg_bf2f(w[i]) : sdl__mpi_h2f(w[i]);
 }
 static unsigned sdl__mg_grid(int64_t n) {
     int64_t b = (n + 255) / 256;

@@ -90,7 +90,7 @@
                   between steps; sdl_cuda_shutdown sets it back to f32.
       Determinism No atomics anywhere: reductions use a fixed order, col2im and the pooling
                   backward gather (each input element sums the windows that read it), and the
-                  embedding backward walks the rows in order, one thread per column. So a run
+                  embedding backward adds each id's rows in row order (one block owns an id). So a run
                   repeats bit for bit on the same GPU; results differ from the CPU in the last
                   bits (cuBLAS sums in another order).
       Graphs      A small model's step is ~100 short kernels; launching them costs more than
@@ -137,8 +137,7 @@
    TODO (in this order)
       - run it: this version was written without a GPU; tests/cuda_test_ops.cu and
         tools/gpu_check.sh check every op and optimizer against the CPU
-      - faster kernels where the simple ones are slow: the embedding backward (one thread
-        per column: fine for D >= 256, slow for small D and many rows), attention (full T x T
+      - faster kernels where the simple ones are slow: attention (full T x T
         GEMMs, then masked: 2x the flops of a fused flash-style kernel), batch norm (one block
         per channel: few blocks when C is small and N H W large), conv (cuDNN, or implicit
         GEMM, instead of materialised columns)
@@ -1528,9 +1527,11 @@ static void sdl__cu_dropout_bwd(sdl_node *n) { sdl__cu_dropout_run(n, true); }
 
 /* ---- embedding: ids i32 (R), table (V, D) -> y (R, D): y_r = table[ids_r] (an id outside
    [0, V) gives a NaN row: no host check on the GPU).
-   dtable[ids_r] += dy_r: one thread per column walks the rows in order, so repeated ids add
-   up in the CPU's order with no atomics (deterministic; parallel over D only, so slow when
-   D is small and R large) */
+   dtable[ids_r] += dy_r, each id's rows added in row order (the CPU's order, no atomics):
+   block b owns the ids with id % blocks == b. It reads the ids 256 at a time; each warp ORs
+   its lanes' "mine" bits into a 32-bit mask (shuffles), then every thread walks the chunk's
+   rows of the mask in order, adding its columns. Each block reads all R ids (4 R bytes,
+   from L2); each dy row is read once, by the block that owns its id. */
 static __global__ void sdl__k_emb_fwd(const int32_t *ids, const float *table, float *y, int64_t R, int64_t D, int64_t V) {
     SDL__CU_LOOP(i, R * D) {
         int32_t id = ids[i / D];
@@ -1538,11 +1539,22 @@ static __global__ void sdl__k_emb_fwd(const int32_t *ids, const float *table, fl
     }
 }
 static __global__ void sdl__k_emb_bwd(const int32_t *ids, const float *dy, float *dt, int64_t R, int64_t D, int64_t V) {
-    SDL__CU_LOOP(d, D)
-        for (int64_t r = 0; r < R; r++) {
-            int32_t id = ids[r];
-            if (id >= 0 && id < V) dt[(int64_t)id * D + d] += dy[r * D + d];
-        }
+    __shared__ unsigned mask[SDL__CU_THREADS / 32];
+    for (int64_t r0 = 0; r0 < R; r0 += SDL__CU_THREADS) { /* the same trip count in every thread */
+        int64_t r = r0 + threadIdx.x;
+        int32_t id = r < R ? ids[r] : -1;
+        unsigned bit = id >= 0 && id < V && (unsigned)id % gridDim.x == blockIdx.x ? 1u << (threadIdx.x % 32) : 0u;
+        for (int o = 16; o > 0; o >>= 1) bit |= __shfl_xor_sync(0xffffffffu, bit, o);
+        if (threadIdx.x % 32 == 0) mask[threadIdx.x / 32] = bit;
+        __syncthreads();
+        for (int w = 0; w < SDL__CU_THREADS / 32; w++)
+            for (unsigned m = mask[w]; m; m &= m - 1) { /* its set bits, lowest (first row) first */
+                int64_t row = r0 + w * 32 + __ffs((int)m) - 1;
+                float *dst = dt + (int64_t)ids[row] * D;
+                for (int64_t d = threadIdx.x; d < D; d += blockDim.x) dst[d] += dy[row * D + d];
+            }
+        __syncthreads(); /* before the next chunk's masks */
+    }
 }
 static void sdl__cu_emb_fwd(sdl_node *n) {
     int64_t R = n->in[0]->numel, D = n->in[1]->shape[1], V = n->in[1]->shape[0];
@@ -1553,7 +1565,7 @@ static void sdl__cu_emb_fwd(sdl_node *n) {
 static void sdl__cu_emb_bwd(sdl_node *n) {
     int64_t R = n->in[0]->numel, D = n->in[1]->shape[1], V = n->in[1]->shape[0];
     if (R * D <= 0 || !n->in[1]->requires_grad) return;
-    sdl__k_emb_bwd<<<sdl__cu_grid(D), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_i32(n->in[0]), n->out->grad, n->in[1]->grad, R, D, V);
+    sdl__k_emb_bwd<<<(unsigned)(V < 1024 ? V : 1024), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_i32(n->in[0]), n->out->grad, n->in[1]->grad, R, D, V);
     SDL__CU_LAUNCHED("sdl__k_emb_bwd");
 }
 

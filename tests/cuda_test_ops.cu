@@ -361,6 +361,8 @@ static void test_embedding(void) {
     CHECK(check_op(&a), "embedding (repeated ids add up)");
     op_case b = {"embedding wide", 2, {sdl_shape1(300), sdl_shape2(5, 300)}, {IN_IDS, IN_GRAD}, 5, f_emb, NULL, 0};
     CHECK(check_op(&b), "embedding, many repeats, D > one block");
+    op_case c = {"embedding, V > 1024", 2, {sdl_shape1(600), sdl_shape2(1100, 3)}, {IN_IDS, IN_GRAD}, 1100, f_emb, NULL, 0};
+    CHECK(check_op(&c), "embedding, more ids than blocks (a block owns several ids)");
 }
 
 /* ---- activations, softmax --------------------------------------------------------------- */

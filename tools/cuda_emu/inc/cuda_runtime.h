@@ -408,3 +408,5 @@ static inline cudaError_t cudaEventQuery(cudaEvent_t) {
     return cudaErrorNotReady;
 }
 static inline cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
+/* ---- integer intrinsics: __ffs (the 1-based index of the lowest set bit, 0 for none) ---- */
+static inline int __ffs(int x) { return __builtin_ffs(x); }

@@ -706,9 +706,24 @@ static void sdl__cu_reduce(const float *x, const float *t, int64_t n, int mode, 
    ---------------------------------------------------------------------------------------- */
 static bool sdl__cu_gemm_lp(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int64_t sA,
                             const float *B, int64_t ldb, int64_t sB, float beta, float *C, int64_t ldc, int64_t sC, int64_t batch); /* >>cuda-amp */
+/* mixed precision's state (>>cuda-amp) */
+static struct {
+    sdl_dtype precision; /* SDL_F32, SDL_BF16, SDL_F16 */
+    void *buf;           /* the converted inputs of the current GEMM: A's at the start */
+    size_t cap;
+    const float *a;      /* the A (and its span, precision) whose copy is at buf's start */
+    int64_t na;
+    sdl_dtype a_precision;
+    bool reuse_a;        /* set by sdl__cu_gemm_same_a for the next GEMM only */
+} sdl__cu_amp = {SDL_F32, NULL, 0, NULL, 0, SDL_F32, false};
+
+/* the next GEMM's A is the previous GEMM's A, unchanged since: in bf16/fp16 it reads the copy
+   that GEMM made instead of converting A again (linear's backward reads dY twice, attention's
+   dS twice: for GPT-2's logits gradient that is a 3.3 GB pass saved) */
+static void sdl__cu_gemm_same_a(void) { sdl__cu_amp.reuse_a = true; }
 static void sdl__cu_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                          const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    if (M <= 0 || N <= 0) return;
+    if (M <= 0 || N <= 0) { sdl__cu_amp.reuse_a = false; return; }
     if (M > INT_MAX || N > INT_MAX || K > INT_MAX || lda > INT_MAX || ldb > INT_MAX || ldc > INT_MAX) {
         sdl_fail(SDL_ERR_SHAPE, "cuda: gemm: a dimension exceeds INT_MAX (%lld x %lld x %lld)", (long long)M, (long long)N, (long long)K);
         sdl__cu_record(SDL_ERR_SHAPE);
@@ -747,7 +762,10 @@ static void sdl__cu_linear_bwd(sdl_node *n) {
     int64_t O = w->shape[0], I = w->shape[1], R = I ? x->numel / I : 0;
     const float *dy = n->out->grad;
     if (x->requires_grad) sdl__cu_gemm(false, false, R, I, O, 1.0f, dy, O, sdl_f32(w), I, 1.0f, x->grad, I);
-    if (w->requires_grad) sdl__cu_gemm(true, false, O, I, R, 1.0f, dy, O, sdl_f32(x), I, 1.0f, w->grad, I);
+    if (w->requires_grad) {
+        if (x->requires_grad) sdl__cu_gemm_same_a(); /* dy again */
+        sdl__cu_gemm(true, false, O, I, R, 1.0f, dy, O, sdl_f32(x), I, 1.0f, w->grad, I);
+    }
     if (b && b->requires_grad) sdl__cu_colsum(dy, NULL, R, O, b->grad);
 }
 
@@ -992,7 +1010,7 @@ static void sdl__cu_chan_sum(const float *x, int64_t N, int64_t C, int64_t S, fl
 static void sdl__cu_gemm_batched(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                                  const float *A, int64_t lda, int64_t sA, const float *B, int64_t ldb, int64_t sB,
                                  float beta, float *C, int64_t ldc, int64_t sC, int64_t batch) {
-    if (M <= 0 || N <= 0 || batch <= 0) return;
+    if (M <= 0 || N <= 0 || batch <= 0) { sdl__cu_amp.reuse_a = false; return; }
     if (batch == 1) { sdl__cu_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return; }
     if (M > INT_MAX || N > INT_MAX || K > INT_MAX || lda > INT_MAX || ldb > INT_MAX || ldc > INT_MAX || batch > INT_MAX) {
         sdl_fail(SDL_ERR_SHAPE, "cuda: batched gemm: a dimension exceeds INT_MAX (%lld x %lld x %lld, batch %lld)",
@@ -1830,8 +1848,10 @@ static void sdl__cu_attn_bwd(sdl_node *n) {
     if (!SDL__CU_LAUNCHED("sdl__k_causal_softmax_bwd")) return;
     if (q->requires_grad)
         sdl__cu_gemm_batched(false, false, T, hd, T, scale, dS, T, T * T, sdl_f32(k), hd, T * hd, 1.0f, q->grad, hd, T * hd, BH);
-    if (k->requires_grad)
+    if (k->requires_grad) {
+        if (q->requires_grad) sdl__cu_gemm_same_a(); /* dS again */
         sdl__cu_gemm_batched(true, false, T, hd, T, scale, dS, T, T * T, sdl_f32(q), hd, T * hd, 1.0f, k->grad, hd, T * hd, BH);
+    }
 }
 
 /* ---- nll: log_probs (B, C), targets i32 (B): loss = -mean_b x[b, t_b] (one block, double;
@@ -2094,7 +2114,8 @@ static sdl_result sdl__cu_optim_step(struct sdl_optim *o) {
    __float2half_rn) and runs cublasGemmEx in bf16/fp16 with CUBLAS_COMPUTE_32F: f32 sums and
    f32 outputs. So weights are converted per GEMM that reads them (no cached copies to keep
    in sync with the f32 master weights, at the price of one pass over them per GEMM), and
-   everything but the GEMMs (norms, softmax, losses, the optimizer) stays f32.
+   everything but the GEMMs (norms, softmax, losses, the optimizer) stays f32. A backward
+   whose two GEMMs read the same A (linear's dY, attention's dS) converts it once.
    ---------------------------------------------------------------------------------------- */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -2138,11 +2159,6 @@ static double sdl__cu_sumsq(const float *x, int64_t n) {
     return h;
 }
 
-static struct {
-    sdl_dtype precision; /* SDL_F32, SDL_BF16, SDL_F16 */
-    void *buf;           /* the converted inputs of the current GEMM */
-    size_t cap;
-} sdl__cu_amp = {SDL_F32, NULL, 0};
 
 static __global__ void sdl__k_to_bf16(const float *x, __nv_bfloat16 *y, int64_t n) {
     SDL__CU_LOOP(i, n) y[i] = __float2bfloat16(x[i]);
@@ -2160,6 +2176,7 @@ static void sdl__cu_amp_release(void) {
     sdl__cu_amp.buf = NULL;
     sdl__cu_amp.cap = 0;
     sdl__cu_amp.precision = SDL_F32;
+    sdl__cu_amp.a = NULL;
 }
 
 /* the elements a batch of row-major (rows, cols) matrices with leading dim ld spans */
@@ -2182,12 +2199,18 @@ static bool sdl__cu_to_half(const float *x, void *dst, int64_t n) {
 
 /* sdl__cu_gemm(_batched) in bf16/fp16 (the callers checked the sizes against INT_MAX);
    false when the precision is f32 and the caller goes on. The buffer is reused by the next
-   GEMM: kernels run in stream order, and growing it waits for the stream first. */
+   GEMM: kernels run in stream order, and growing it waits for the stream first. A's copy is
+   kept for the next GEMM when it asked (sdl__cu_gemm_same_a) and nothing moved it. */
 static bool sdl__cu_gemm_lp(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int64_t sA,
                             const float *B, int64_t ldb, int64_t sB, float beta, float *C, int64_t ldc, int64_t sC, int64_t batch) {
+    bool same_a = sdl__cu_amp.reuse_a;
+    sdl__cu_amp.reuse_a = false;
     if (sdl__cu_amp.precision != SDL_BF16 && sdl__cu_amp.precision != SDL_F16) return false;
     int64_t na = sdl__cu_span(ta ? K : M, ta ? M : K, lda, sA, batch), nb = sdl__cu_span(tb ? N : K, tb ? K : N, ldb, sB, batch);
     size_t abytes = ((size_t)na * 2 + SDL__CU_ALIGN - 1) & ~(size_t)(SDL__CU_ALIGN - 1), need = abytes + (size_t)nb * 2;
+    same_a = same_a && A == sdl__cu_amp.a && na == sdl__cu_amp.na && sdl__cu_amp.a_precision == sdl__cu_amp.precision &&
+             need <= sdl__cu_amp.cap;
+    sdl__cu_amp.a = NULL; /* until A's copy is made below */
     if (need > sdl__cu_amp.cap) {
         const sdl_backend *be = sdl_get_backend(SDL_CUDA);
         if (sdl__cu_amp.buf) be->dealloc(sdl__cu_amp.buf); /* waits for the stream */
@@ -2197,7 +2220,10 @@ static bool sdl__cu_gemm_lp(bool ta, bool tb, int64_t M, int64_t N, int64_t K, f
         if (!sdl__cu_amp.buf) { sdl__cu_record(sdl_last_result()); return true; }
     }
     void *ha = sdl__cu_amp.buf, *hb = (char *)sdl__cu_amp.buf + abytes;
-    if (!sdl__cu_to_half(A, ha, na) || !sdl__cu_to_half(B, hb, nb)) return true;
+    if ((!same_a && !sdl__cu_to_half(A, ha, na)) || !sdl__cu_to_half(B, hb, nb)) return true;
+    sdl__cu_amp.a = A;
+    sdl__cu_amp.na = na;
+    sdl__cu_amp.a_precision = sdl__cu_amp.precision;
     cudaDataType t = sdl__cu_amp.precision == SDL_BF16 ? CUDA_R_16BF : CUDA_R_16F;
     cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
     if (batch == 1) {

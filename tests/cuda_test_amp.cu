@@ -289,6 +289,43 @@ static void test_gemm_ops_lp(void) {
     }
 }
 
+/* the launches of op's backward at precision prec (the emulator counts them) */
+#ifdef CUDA_EMU
+static long backward_launches(op_fn f, int nin, const sdl_shape *shapes, sdl_dtype prec) {
+    sdl_tensor *d[3] = {0};
+    for (int i = 0; i < nin; i++) {
+        sdl_tensor *h = sdl_tensor_new(shapes[i], SDL_F32);
+        sdl_tensor_uniform(h, -1.0f, 1.0f);
+        d[i] = sdl_cuda_to_device(h);
+        d[i]->requires_grad = true;
+        sdl_tensor_free(h);
+    }
+    sdl_cuda_set_precision(prec);
+    sdl_tensor *loss = sdl_sum(f(d));
+    long before = emu_launches;
+    CHECK(sdl_backward(loss) == SDL_OK, "backward: %s", sdl_last_error());
+    long n = emu_launches - before;
+    sdl_cuda_set_precision(SDL_F32);
+    sdl_arena_reset();
+    return n;
+}
+#endif
+
+/* linear's and attention's backward read dY (dS) in two GEMMs: in bf16 it is converted once,
+   so the conversions are linear's dY, w, x (3) and attention's P, dY, dY, V, dS, K, Q (7) */
+static void test_gemm_same_a(void) {
+#ifdef CUDA_EMU
+    sdl_shape lin[2] = {sdl_shape2(9, 50), sdl_shape2(6, 50)};
+    long lf = backward_launches(f_linear_nb, 2, lin, SDL_F32), lb = backward_launches(f_linear_nb, 2, lin, SDL_BF16);
+    CHECK(lb - lf == 3, "linear backward: %ld conversions in bf16, want 3 (dY once)", lb - lf);
+    sdl_shape at[3] = {sdl_shape4(2, 3, 9, 8), sdl_shape4(2, 3, 9, 8), sdl_shape4(2, 3, 9, 8)};
+    long af = backward_launches(f_attn, 3, at, SDL_F32), ab = backward_launches(f_attn, 3, at, SDL_BF16);
+    CHECK(ab - af == 7, "attention backward: %ld conversions in bf16, want 7 (dS once)", ab - af);
+#else
+    printf("  (conversion count: under the emulator only, which counts launches)\n");
+#endif
+}
+
 /* ---- a bf16 training run of the Fashion CNN shape against f32 on the CPU ------------------ */
 
 static void test_bf16_cnn(void) {
@@ -486,6 +523,7 @@ int main(void) {
     RUN(test_grad_scale_clip);
     RUN(test_accum_clip);
     RUN(test_gemm_ops_lp);
+    RUN(test_gemm_same_a);
     RUN(test_bf16_cnn);
     RUN(test_scaler_inject);
     RUN(test_scaler_fp16);

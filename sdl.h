@@ -294,7 +294,7 @@ struct sdl_node {
         struct { float p; uint64_t seed, stream; } dropout;
         struct { float alpha; } scalar;  /* leaky_relu slope, scale factor, label smoothing */
         struct { int dim, dim1; } axis;  /* concat (dim); transpose (dim, dim1), dim < dim1 */
-        struct { int n_head; } attn;
+        struct { int n_head; sdl_dtype p_dtype; } attn; /* p_dtype: how a device kept P (CUDA: bf16/fp16 runs) */
     } attr;
     void *saved;   /* arena memory forward left for backward */
     sdl_node *prev; /* the tape, newest first */

@@ -80,7 +80,9 @@
                   nearest even, and sum in f32 into f32 outputs (cublasGemmEx,
                   CUBLAS_COMPUTE_32F). Parameters, gradients, optimizer state and all other
                   ops stay f32 (the f32 master weights); the copies are made per GEMM in one
-                  reused buffer. Expect about 1e-2 relative error in the GEMMs. fp16 needs a
+                  reused buffer, except attention's probabilities P and their gradient, which
+                  its softmax writes in bf16/fp16 directly (P is kept so for the backward).
+                  Expect about 1e-2 relative error in the GEMMs. fp16 needs a
                   loss scale, sdl.h's sdl_loss_scaler (PyTorch's GradScaler):
                      sdl_cuda_set_precision(SDL_F16);
                      sdl_loss_scaler sc = {0};                     // 65536, x2 per 2000 good
@@ -247,6 +249,8 @@ SDL_API void sdl_cuda_graph_free(sdl_cuda_graph *g);
 
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <string.h>
 #include <math.h>
 #include <limits.h>
@@ -706,6 +710,9 @@ static void sdl__cu_reduce(const float *x, const float *t, int64_t n, int mode, 
    ---------------------------------------------------------------------------------------- */
 static bool sdl__cu_gemm_lp(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int64_t sA,
                             const float *B, int64_t ldb, int64_t sB, float beta, float *C, int64_t ldc, int64_t sC, int64_t batch); /* >>cuda-amp */
+static void sdl__cu_gemm_batched_half_a(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void *Ah, int64_t lda,
+                                        int64_t sA, const float *B, int64_t ldb, int64_t sB, float beta, float *C, int64_t ldc,
+                                        int64_t sC, int64_t batch); /* >>cuda-amp */
 /* mixed precision's state (>>cuda-amp) */
 static struct {
     sdl_dtype precision; /* SDL_F32, SDL_BF16, SDL_F16 */
@@ -718,8 +725,8 @@ static struct {
 } sdl__cu_amp = {SDL_F32, NULL, 0, NULL, 0, SDL_F32, false};
 
 /* the next GEMM's A is the previous GEMM's A, unchanged since: in bf16/fp16 it reads the copy
-   that GEMM made instead of converting A again (linear's backward reads dY twice, attention's
-   dS twice: for GPT-2's logits gradient that is a 3.3 GB pass saved) */
+   that GEMM made instead of converting A again (linear's backward reads dY twice: for GPT-2's
+   logits gradient that is a 3.3 GB pass saved) */
 static void sdl__cu_gemm_same_a(void) { sdl__cu_amp.reuse_a = true; }
 static void sdl__cu_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                          const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
@@ -1792,66 +1799,89 @@ static void sdl__cu_transpose_bwd(sdl_node *n) {
    full T x T matrices (the masked half is computed and then zeroed: simple, 2x the flops of a
    fused kernel), a warp-per-row masked softmax. saved: P (B H, T, T), zero above the diagonal.
    dP = dY V^T;  dS = P (dP - rowsum(P dP));  dQ += dS K / sqrt(hd);  dK += dS^T Q / sqrt(hd);
-   dV += P^T dY */
-static __global__ void sdl__k_causal_softmax(float *p, int64_t R, int64_t T) {
+   dV += P^T dY
+   S and dP are f32 in the scratch buffer (one layer's worth, reused). In bf16/fp16 runs P and
+   dS are kept in that 2-byte type, which their GEMMs read as they are (half the bytes of f32
+   and no conversion pass; P's saved buffer, sized for f32 by sdl.h, is half used). */
+static __device__ float sdl__cu_ld(const void *p, int64_t i, int kind) { /* kind 0 f32, 1 bf16, 2 fp16 */
+    return kind == 0 ? ((const float *)p)[i]
+           : kind == 1 ? __bfloat162float(((const __nv_bfloat16 *)p)[i]) : __half2float(((const __half *)p)[i]);
+}
+static __device__ void sdl__cu_st(void *p, int64_t i, float v, int kind) {
+    if (kind == 0) ((float *)p)[i] = v;
+    else if (kind == 1) ((__nv_bfloat16 *)p)[i] = __float2bfloat16(v);
+    else ((__half *)p)[i] = __float2half_rn(v);
+}
+static int sdl__cu_kind(sdl_dtype d) { return d == SDL_BF16 ? 1 : d == SDL_F16 ? 2 : 0; }
+
+/* p = the masked softmax of each row of s (p may be s when kind is 0) */
+static __global__ void sdl__k_causal_softmax(const float *s, void *p, int kind, int64_t R, int64_t T) {
     int lane = threadIdx.x & 31;
     SDL__CU_ROWS(r, R) {
         int64_t i = r % T;
-        float *pr = p + r * T, mx = -INFINITY, s = 0.0f;
-        for (int64_t j = lane; j <= i; j += 32) mx = fmaxf(mx, pr[j]);
+        const float *sr = s + r * T;
+        float mx = -INFINITY, sum = 0.0f;
+        for (int64_t j = lane; j <= i; j += 32) mx = fmaxf(mx, sr[j]);
         mx = sdl__cu_warp_max(mx);
-        for (int64_t j = lane; j <= i; j += 32) {
-            float e = expf(pr[j] - mx);
-            pr[j] = e;
-            s += e;
-        }
-        s = sdl__cu_warp_sum(s);
-        float inv = 1.0f / s;
-        for (int64_t j = lane; j < T; j += 32) pr[j] = j <= i ? pr[j] * inv : 0.0f;
+        for (int64_t j = lane; j <= i; j += 32) sum += expf(sr[j] - mx);
+        float inv = 1.0f / sdl__cu_warp_sum(sum);
+        for (int64_t j = lane; j < T; j += 32) sdl__cu_st(p, r * T + j, j <= i ? expf(sr[j] - mx) * inv : 0.0f, kind);
     }
 }
-/* ds = p (dp - sum_j p dp) in dp's place, zero above the diagonal */
-static __global__ void sdl__k_causal_softmax_bwd(const float *p, float *dp, int64_t R, int64_t T) {
+/* ds = p (dp - sum_j p dp), zero above the diagonal (ds may be dp when kind is 0) */
+static __global__ void sdl__k_causal_softmax_bwd(const void *p, const float *dp, void *ds, int kind, int64_t R, int64_t T) {
     int lane = threadIdx.x & 31;
     SDL__CU_ROWS(r, R) {
         int64_t i = r % T;
-        const float *pr = p + r * T;
-        float *dr = dp + r * T, s = 0.0f;
-        for (int64_t j = lane; j <= i; j += 32) s += pr[j] * dr[j];
+        const float *dr = dp + r * T;
+        float s = 0.0f;
+        for (int64_t j = lane; j <= i; j += 32) s += sdl__cu_ld(p, r * T + j, kind) * dr[j];
         s = sdl__cu_warp_sum(s);
-        for (int64_t j = lane; j < T; j += 32) dr[j] = j <= i ? pr[j] * (dr[j] - s) : 0.0f;
+        for (int64_t j = lane; j < T; j += 32)
+            sdl__cu_st(ds, r * T + j, j <= i ? sdl__cu_ld(p, r * T + j, kind) * (dr[j] - s) : 0.0f, kind);
     }
 }
 static void sdl__cu_attn_fwd(sdl_node *n) {
     sdl_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
     int64_t T = q->shape[2], hd = q->shape[3], BH = q->shape[0] * q->shape[1];
     if (BH * T * hd <= 0) return;
-    float scale = 1.0f / sqrtf((float)hd), *P = (float *)n->saved;
-    sdl__cu_gemm_batched(false, true, T, T, hd, scale, sdl_f32(q), hd, T * hd, sdl_f32(k), hd, T * hd, 0.0f, P, T, T * T, BH);
-    sdl__k_causal_softmax<<<sdl__cu_row_grid(BH * T), SDL__CU_THREADS, 0, sdl__cu.stream>>>(P, BH * T, T);
+    int kind = sdl__cu_kind(sdl__cu_amp.precision);
+    n->attr.attn.p_dtype = kind ? sdl__cu_amp.precision : SDL_F32;
+    float scale = 1.0f / sqrtf((float)hd), *S = kind ? (float *)sdl__cu_scratch((size_t)(BH * T * T) * sizeof(float)) : (float *)n->saved;
+    if (!S) return; /* (the size was checked by sdl.h's forward) */
+    sdl__cu_gemm_batched(false, true, T, T, hd, scale, sdl_f32(q), hd, T * hd, sdl_f32(k), hd, T * hd, 0.0f, S, T, T * T, BH);
+    sdl__k_causal_softmax<<<sdl__cu_row_grid(BH * T), SDL__CU_THREADS, 0, sdl__cu.stream>>>(S, n->saved, kind, BH * T, T);
     if (!SDL__CU_LAUNCHED("sdl__k_causal_softmax")) return;
-    sdl__cu_gemm_batched(false, false, T, hd, T, 1.0f, P, T, T * T, sdl_f32(v), hd, T * hd, 0.0f, sdl_f32(n->out), hd, T * hd, BH);
+    if (kind)
+        sdl__cu_gemm_batched_half_a(false, false, T, hd, T, 1.0f, n->saved, T, T * T, sdl_f32(v), hd, T * hd, 0.0f, sdl_f32(n->out), hd, T * hd, BH);
+    else
+        sdl__cu_gemm_batched(false, false, T, hd, T, 1.0f, (const float *)n->saved, T, T * T, sdl_f32(v), hd, T * hd, 0.0f, sdl_f32(n->out), hd, T * hd, BH);
+}
+/* C (+)= alpha op(A) op(B) for attention's T x T operands A, which are kept as `kind` */
+static void sdl__cu_attn_gemm(int kind, bool ta, int64_t M, int64_t N, int64_t K, float alpha, const void *A, const float *B,
+                              int64_t ldb, int64_t sB, float *C, int64_t ldc, int64_t sC, int64_t batch) {
+    int64_t T = ta ? K : M;
+    if (kind) sdl__cu_gemm_batched_half_a(ta, false, M, N, K, alpha, A, T, T * T, B, ldb, sB, 1.0f, C, ldc, sC, batch);
+    else sdl__cu_gemm_batched(ta, false, M, N, K, alpha, (const float *)A, T, T * T, B, ldb, sB, 1.0f, C, ldc, sC, batch);
 }
 static void sdl__cu_attn_bwd(sdl_node *n) {
     sdl_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
     int64_t T = q->shape[2], hd = q->shape[3], BH = q->shape[0] * q->shape[1];
     if (BH * T * hd <= 0) return;
+    int kind = sdl__cu_kind(n->attr.attn.p_dtype);
     float scale = 1.0f / sqrtf((float)hd);
-    const float *P = (const float *)n->saved, *dy = n->out->grad;
-    if (v->requires_grad)
-        sdl__cu_gemm_batched(true, false, T, hd, T, 1.0f, P, T, T * T, dy, hd, T * hd, 1.0f, v->grad, hd, T * hd, BH);
+    const float *dy = n->out->grad;
+    if (v->requires_grad) sdl__cu_attn_gemm(kind, true, T, hd, T, 1.0f, n->saved, dy, hd, T * hd, v->grad, hd, T * hd, BH);
     if (!q->requires_grad && !k->requires_grad) return;
-    float *dS = (float *)sdl__cu_arena_alloc((size_t)(BH * T * T) * sizeof(float)); /* size checked in forward */
-    if (!dS) return;
-    sdl__cu_gemm_batched(false, true, T, T, hd, 1.0f, dy, hd, T * hd, sdl_f32(v), hd, T * hd, 0.0f, dS, T, T * T, BH);
-    sdl__k_causal_softmax_bwd<<<sdl__cu_row_grid(BH * T), SDL__CU_THREADS, 0, sdl__cu.stream>>>(P, dS, BH * T, T);
+    size_t f32_bytes = (size_t)(BH * T * T) * sizeof(float); /* size checked in forward */
+    float *dP = (float *)sdl__cu_scratch(kind ? f32_bytes + f32_bytes / 2 : f32_bytes);
+    if (!dP) return;
+    void *dS = kind ? (void *)((char *)dP + f32_bytes) : (void *)dP;
+    sdl__cu_gemm_batched(false, true, T, T, hd, 1.0f, dy, hd, T * hd, sdl_f32(v), hd, T * hd, 0.0f, dP, T, T * T, BH);
+    sdl__k_causal_softmax_bwd<<<sdl__cu_row_grid(BH * T), SDL__CU_THREADS, 0, sdl__cu.stream>>>(n->saved, dP, dS, kind, BH * T, T);
     if (!SDL__CU_LAUNCHED("sdl__k_causal_softmax_bwd")) return;
-    if (q->requires_grad)
-        sdl__cu_gemm_batched(false, false, T, hd, T, scale, dS, T, T * T, sdl_f32(k), hd, T * hd, 1.0f, q->grad, hd, T * hd, BH);
-    if (k->requires_grad) {
-        if (q->requires_grad) sdl__cu_gemm_same_a(); /* dS again */
-        sdl__cu_gemm_batched(true, false, T, hd, T, scale, dS, T, T * T, sdl_f32(q), hd, T * hd, 1.0f, k->grad, hd, T * hd, BH);
-    }
+    if (q->requires_grad) sdl__cu_attn_gemm(kind, false, T, hd, T, scale, dS, sdl_f32(k), hd, T * hd, q->grad, hd, T * hd, BH);
+    if (k->requires_grad) sdl__cu_attn_gemm(kind, true, T, hd, T, scale, dS, sdl_f32(q), hd, T * hd, k->grad, hd, T * hd, BH);
 }
 
 /* ---- nll: log_probs (B, C), targets i32 (B): loss = -mean_b x[b, t_b] (one block, double;
@@ -2114,12 +2144,9 @@ static sdl_result sdl__cu_optim_step(struct sdl_optim *o) {
    __float2half_rn) and runs cublasGemmEx in bf16/fp16 with CUBLAS_COMPUTE_32F: f32 sums and
    f32 outputs. So weights are converted per GEMM that reads them (no cached copies to keep
    in sync with the f32 master weights, at the price of one pass over them per GEMM), and
-   everything but the GEMMs (norms, softmax, losses, the optimizer) stays f32. A backward
-   whose two GEMMs read the same A (linear's dY, attention's dS) converts it once.
+   everything but the GEMMs (norms, softmax, losses, the optimizer) stays f32. Linear's
+   backward converts dY once for its two GEMMs; attention keeps P and dS in the 2-byte type.
    ---------------------------------------------------------------------------------------- */
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
 static __global__ void sdl__k_scale(float *x, int64_t n, float s) {
     SDL__CU_LOOP(i, n) x[i] *= s;
 }
@@ -2197,33 +2224,25 @@ static bool sdl__cu_to_half(const float *x, void *dst, int64_t n) {
     return SDL__CU_LAUNCHED("sdl__k_to_f16");
 }
 
-/* sdl__cu_gemm(_batched) in bf16/fp16 (the callers checked the sizes against INT_MAX);
-   false when the precision is f32 and the caller goes on. The buffer is reused by the next
-   GEMM: kernels run in stream order, and growing it waits for the stream first. A's copy is
-   kept for the next GEMM when it asked (sdl__cu_gemm_same_a) and nothing moved it. */
-static bool sdl__cu_gemm_lp(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int64_t sA,
-                            const float *B, int64_t ldb, int64_t sB, float beta, float *C, int64_t ldc, int64_t sC, int64_t batch) {
-    bool same_a = sdl__cu_amp.reuse_a;
-    sdl__cu_amp.reuse_a = false;
-    if (sdl__cu_amp.precision != SDL_BF16 && sdl__cu_amp.precision != SDL_F16) return false;
-    int64_t na = sdl__cu_span(ta ? K : M, ta ? M : K, lda, sA, batch), nb = sdl__cu_span(tb ? N : K, tb ? K : N, ldb, sB, batch);
-    size_t abytes = ((size_t)na * 2 + SDL__CU_ALIGN - 1) & ~(size_t)(SDL__CU_ALIGN - 1), need = abytes + (size_t)nb * 2;
-    same_a = same_a && A == sdl__cu_amp.a && na == sdl__cu_amp.na && sdl__cu_amp.a_precision == sdl__cu_amp.precision &&
-             need <= sdl__cu_amp.cap;
-    sdl__cu_amp.a = NULL; /* until A's copy is made below */
+static size_t sdl__cu_half_bytes(int64_t n) { return ((size_t)n * 2 + SDL__CU_ALIGN - 1) & ~(size_t)(SDL__CU_ALIGN - 1); }
+
+/* the conversion buffer with room for `need` bytes (NULL and an error recorded when it cannot
+   grow); growing it loses what it held */
+static void *sdl__cu_amp_buffer(size_t need) {
     if (need > sdl__cu_amp.cap) {
         const sdl_backend *be = sdl_get_backend(SDL_CUDA);
         if (sdl__cu_amp.buf) be->dealloc(sdl__cu_amp.buf); /* waits for the stream */
         size_t cap = need > 2 * sdl__cu_amp.cap ? need : 2 * sdl__cu_amp.cap;
         sdl__cu_amp.buf = be->alloc(cap);
         sdl__cu_amp.cap = sdl__cu_amp.buf ? cap : 0;
-        if (!sdl__cu_amp.buf) { sdl__cu_record(sdl_last_result()); return true; }
+        if (!sdl__cu_amp.buf) sdl__cu_record(sdl_last_result());
     }
-    void *ha = sdl__cu_amp.buf, *hb = (char *)sdl__cu_amp.buf + abytes;
-    if ((!same_a && !sdl__cu_to_half(A, ha, na)) || !sdl__cu_to_half(B, hb, nb)) return true;
-    sdl__cu_amp.a = A;
-    sdl__cu_amp.na = na;
-    sdl__cu_amp.a_precision = sdl__cu_amp.precision;
+    return sdl__cu_amp.buf;
+}
+
+/* C = alpha op(A) op(B) + beta C on 2-byte A and B of the precision's type, f32 sums and C */
+static void sdl__cu_gemm_half(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void *ha, int64_t lda, int64_t sA,
+                              const void *hb, int64_t ldb, int64_t sB, float beta, float *C, int64_t ldc, int64_t sC, int64_t batch) {
     cudaDataType t = sdl__cu_amp.precision == SDL_BF16 ? CUDA_R_16BF : CUDA_R_16F;
     cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
     if (batch == 1) {
@@ -2234,7 +2253,42 @@ static bool sdl__cu_gemm_lp(bool ta, bool tb, int64_t M, int64_t N, int64_t K, f
                                                ha, t, (int)lda, (long long)sA, &beta, C, CUDA_R_32F, (int)ldc, (long long)sC,
                                                (int)batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     }
+}
+
+/* sdl__cu_gemm(_batched) in bf16/fp16 (the callers checked the sizes against INT_MAX);
+   false when the precision is f32 and the caller goes on. The buffer is reused by the next
+   GEMM: kernels run in stream order, and growing it waits for the stream first. A's copy is
+   kept for the next GEMM when it asked (sdl__cu_gemm_same_a) and nothing moved it. */
+static bool sdl__cu_gemm_lp(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int64_t sA,
+                            const float *B, int64_t ldb, int64_t sB, float beta, float *C, int64_t ldc, int64_t sC, int64_t batch) {
+    bool same_a = sdl__cu_amp.reuse_a;
+    sdl__cu_amp.reuse_a = false;
+    if (sdl__cu_amp.precision != SDL_BF16 && sdl__cu_amp.precision != SDL_F16) return false;
+    int64_t na = sdl__cu_span(ta ? K : M, ta ? M : K, lda, sA, batch), nb = sdl__cu_span(tb ? N : K, tb ? K : N, ldb, sB, batch);
+    size_t abytes = sdl__cu_half_bytes(na);
+    same_a = same_a && A == sdl__cu_amp.a && na == sdl__cu_amp.na && sdl__cu_amp.a_precision == sdl__cu_amp.precision &&
+             abytes + (size_t)nb * 2 <= sdl__cu_amp.cap;
+    sdl__cu_amp.a = NULL; /* until A's copy is made below */
+    void *ha = sdl__cu_amp_buffer(abytes + (size_t)nb * 2), *hb = (char *)ha + abytes;
+    if (!ha) return true;
+    if ((!same_a && !sdl__cu_to_half(A, ha, na)) || !sdl__cu_to_half(B, hb, nb)) return true;
+    sdl__cu_amp.a = A;
+    sdl__cu_amp.na = na;
+    sdl__cu_amp.a_precision = sdl__cu_amp.precision;
+    sdl__cu_gemm_half(ta, tb, M, N, K, alpha, ha, lda, sA, hb, ldb, sB, beta, C, ldc, sC, batch);
     return true;
+}
+
+/* sdl__cu_gemm_batched with A already in the precision's 2-byte type (attention's P and dS;
+   the caller checked the sizes with an f32 GEMM of the same shape) */
+static void sdl__cu_gemm_batched_half_a(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void *Ah, int64_t lda,
+                                        int64_t sA, const float *B, int64_t ldb, int64_t sB, float beta, float *C, int64_t ldc,
+                                        int64_t sC, int64_t batch) {
+    int64_t nb = sdl__cu_span(tb ? N : K, tb ? K : N, ldb, sB, batch);
+    sdl__cu_amp.reuse_a = false;
+    sdl__cu_amp.a = NULL; /* the buffer's start now holds B */
+    void *hb = sdl__cu_amp_buffer((size_t)nb * 2);
+    if (hb && sdl__cu_to_half(B, hb, nb)) sdl__cu_gemm_half(ta, tb, M, N, K, alpha, Ah, lda, sA, hb, ldb, sB, beta, C, ldc, sC, batch);
 }
 
 SDL_API sdl_result sdl_cuda_set_precision(sdl_dtype precision) {

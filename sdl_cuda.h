@@ -152,8 +152,9 @@
       - CUDA graphs: measure on a GPU (bench_cuda --graph); put the arena's zeroing memset
         and the scalar kernel inside the graph (one launch per step instead of three)
       - overlap: async H2D copies from pinned buffers on a second stream with events
-      - faster bias/broadcast reductions (now simple deterministic block sums) and a warp
-        per row in cross entropy when there are few classes (now a block of 256 per row)
+      - faster general broadcast reductions (sdl__k_bcast_reduce: a block per element of the
+        smaller operand) and a warp per row in cross entropy when there are few classes (now
+        a block of 256 per row)
       - device paths for the core's other host loops over the flat arrays (checkpoints of
         optimizer state: move the model to the host with sdl_cuda_model_to_host before
         saving, for now)
@@ -619,31 +620,48 @@ static __device__ int64_t sdl__cu_bcast_index(const sdl__cu_bcast &bc, int64_t i
     return j;
 }
 
-/* db[c] += sum_r dy[r, c] (times a[r, c] when a is given); dy (R, C). Blocks of 32 x 8:
-   x runs over 32 columns (coalesced), y over rows; then a fixed-order sum of the 8 rows. */
-static __global__ void sdl__k_colsum(const float *dy, const float *a, int64_t R, int64_t C, float *db) {
+/* db[c] += sum_r dy[r, c] (times a[r, c] when a is given); dy (R, C). Blocks of 32 x 8
+   threads: blockIdx.x a tile of 32 columns (coalesced), blockIdx.y a slice of rows, whose
+   sums (8 row strides, then the 8 in order) go to partial[slice, c], or straight into db when
+   there is one slice. Then one thread per column adds the slices in order. The slice count
+   depends only on R and C (a run repeats bit for bit) and gives about 2048 blocks: a GPT-2
+   bias gradient (R 16384, C 768) is 24 column tiles x 85 slices, not 24 blocks. */
+static __global__ void sdl__k_colsum(const float *dy, const float *a, int64_t R, int64_t C, int64_t rows, float *partial, float *db) {
     __shared__ float sh[8][33];
-    for (int64_t c0 = (int64_t)blockIdx.x * 32; c0 < C; c0 += (int64_t)gridDim.x * 32) {
-        int64_t c = c0 + threadIdx.x;
-        float s = 0.0f;
-        if (c < C)
-            for (int64_t r = threadIdx.y; r < R; r += 8) s += a ? dy[r * C + c] * a[r * C + c] : dy[r * C + c];
-        sh[threadIdx.y][threadIdx.x] = s;
-        __syncthreads();
-        if (threadIdx.y == 0 && c < C) {
-            float t = 0.0f;
-            for (int k = 0; k < 8; k++) t += sh[k][threadIdx.x];
-            db[c] += t;
-        }
-        __syncthreads();
+    int64_t c = (int64_t)blockIdx.x * 32 + threadIdx.x, r0 = (int64_t)blockIdx.y * rows, r1 = r0 + rows < R ? r0 + rows : R;
+    float s = 0.0f;
+    if (c < C)
+        for (int64_t r = r0 + threadIdx.y; r < r1; r += 8) s += a ? dy[r * C + c] * a[r * C + c] : dy[r * C + c];
+    sh[threadIdx.y][threadIdx.x] = s;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < C) {
+        float t = 0.0f;
+        for (int k = 0; k < 8; k++) t += sh[k][threadIdx.x];
+        if (partial) partial[blockIdx.y * C + c] = t;
+        else db[c] += t;
+    }
+}
+static __global__ void sdl__k_colsum_slices(const float *partial, int64_t slices, int64_t C, float *db) {
+    SDL__CU_LOOP(c, C) {
+        float t = 0.0f;
+        for (int64_t k = 0; k < slices; k++) t += partial[k * C + c];
+        db[c] += t;
     }
 }
 
 static void sdl__cu_colsum(const float *dy, const float *a, int64_t R, int64_t C, float *db) {
     if (R <= 0 || C <= 0) return;
-    int64_t tiles = (C + 31) / 32;
-    sdl__k_colsum<<<(unsigned)(tiles > 65535 ? 65535 : tiles), dim3(32, 8), 0, sdl__cu.stream>>>(dy, a, R, C, db);
-    SDL__CU_LAUNCHED("sdl__k_colsum");
+    int64_t tiles = (C + 31) / 32, slices = (R + 63) / 64, most = 2048 / tiles; /* at least 64 rows a slice */
+    if (slices > most) slices = most;
+    if (slices < 1) slices = 1;
+    int64_t rows = (R + slices - 1) / slices;
+    slices = (R + rows - 1) / rows;
+    float *partial = slices > 1 ? (float *)sdl__cu_arena_alloc((size_t)(slices * C) * sizeof(float)) : NULL;
+    if (slices > 1 && !partial) return;
+    sdl__k_colsum<<<dim3((unsigned)tiles, (unsigned)slices), dim3(32, 8), 0, sdl__cu.stream>>>(dy, a, R, C, rows, partial, db);
+    if (!SDL__CU_LAUNCHED("sdl__k_colsum") || !partial) return;
+    sdl__k_colsum_slices<<<sdl__cu_grid(C), SDL__CU_THREADS, 0, sdl__cu.stream>>>(partial, slices, C, db);
+    SDL__CU_LAUNCHED("sdl__k_colsum_slices");
 }
 
 /* the general case: one block per element j of b sums the `per` elements of dy (times a)

@@ -191,6 +191,8 @@ static void test_linear(void) {
     CHECK(check_op(&b), "linear without bias");
     op_case c = {"linear, x without grad", 3, {sdl_shape2(40, 300), sdl_shape2(129, 300), sdl_shape1(129)}, {IN_NOGRAD, IN_GRAD, IN_GRAD}, 0, f_linear, (void *)1, 0};
     CHECK(check_op(&c), "linear with a constant input");
+    op_case d = {"linear, 300 rows", 3, {sdl_shape2(300, 6), sdl_shape2(37, 6), sdl_shape1(37)}, {0}, 0, f_linear, (void *)1, 0};
+    CHECK(check_op(&d), "linear whose bias gradient sums 5 slices of rows");
 }
 
 static void test_linear_tf32(void) {

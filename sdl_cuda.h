@@ -891,40 +891,45 @@ static void sdl__cu_sum_bwd(sdl_node *n) {
 /* ---- cross entropy from logits (B, C), targets i32 (B), smoothing s:
    q = (1-s) onehot(t) + s/C;  loss = mean_b -sum_c q_c log softmax(x)_c
    dlogits_bc += (softmax(x)_bc - q_bc) / B
-   Forward: one block per row keeps softmax in `prob` (n->saved) and the row's loss (double);
-   a target outside [0, C) makes that row's loss NaN. */
-static __global__ void sdl__k_ce_fwd(const float *x, const int32_t *t, int64_t B, int64_t C, float s, float *prob, double *rowloss) {
+   One block per row, forward and backward. The forward keeps only each row's log of the
+   softmax's denominator, logz (n->saved's first B floats), and the row's loss (double); the
+   backward computes softmax = exp(x - logz) again from the logits (no B x C probabilities
+   written and read: GPT-2's are 3.3 GB). Sums in double, exponentials in float. A target
+   outside [0, C) makes that row's loss NaN. */
+static __global__ void sdl__k_ce_fwd(const float *x, const int32_t *t, int64_t B, int64_t C, float s, float *logz_out, double *rowloss) {
     __shared__ double shd[SDL__CU_THREADS];
     __shared__ float shf[SDL__CU_THREADS];
     for (int64_t b = blockIdx.x; b < B; b += gridDim.x) {
         const float *row = x + b * C;
-        float *p = prob + b * C;
         float mx = -INFINITY;
         for (int64_t c = threadIdx.x; c < C; c += blockDim.x) mx = fmaxf(mx, row[c]);
         mx = sdl__cu_block_max(mx, shf);
         double z = 0.0, rs = 0.0;
         for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-            z += exp((double)row[c] - mx);
+            z += (double)expf(row[c] - mx);
             rs += row[c];
         }
         z = sdl__cu_block_sum(z, shd);
         rs = sdl__cu_block_sum(rs, shd);
         double logz = mx + log(z);
-        for (int64_t c = threadIdx.x; c < C; c += blockDim.x) p[c] = (float)exp((double)row[c] - logz);
         if (threadIdx.x == 0) {
             int32_t tb = t[b];
             double lsum = rs - (double)C * logz; /* sum_c log p_c */
+            logz_out[b] = (float)logz;
             rowloss[b] = (tb < 0 || tb >= C) ? nan("")
                                               : -(1.0 - s) * ((double)row[tb] - logz) - (double)s / (double)C * lsum;
         }
     }
 }
-static __global__ void sdl__k_ce_bwd(const float *prob, const int32_t *t, const float *dy, float *dx, int64_t B, int64_t C, float s) {
-    float g = dy[0] / (float)(B ? B : 1);
-    SDL__CU_LOOP(i, B * C) {
-        int64_t c = i % C;
-        float q = s / (float)C + (c == t[i / C] ? 1.0f - s : 0.0f);
-        dx[i] += g * (prob[i] - q);
+static __global__ void sdl__k_ce_bwd(const float *x, const float *logz, const int32_t *t, const float *dy, float *dx, int64_t B,
+                                     int64_t C, float s) {
+    float g = dy[0] / (float)(B ? B : 1), off = s / (float)C;
+    for (int64_t b = blockIdx.x; b < B; b += gridDim.x) {
+        const float *row = x + b * C;
+        float *drow = dx + b * C, lz = logz[b];
+        int64_t tb = t[b];
+        for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
+            drow[c] += g * (expf(row[c] - lz) - (c == tb ? off + 1.0f - s : off));
     }
 }
 static void sdl__cu_ce_fwd(sdl_node *n) {
@@ -944,8 +949,8 @@ static void sdl__cu_ce_bwd(sdl_node *n) {
     sdl_tensor *x = n->in[0];
     int64_t B = x->shape[0], C = B ? x->numel / B : 0;
     if (B * C <= 0 || !x->requires_grad) return;
-    sdl__k_ce_bwd<<<sdl__cu_grid(B * C), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
-        (const float *)n->saved, sdl_i32(n->in[1]), n->out->grad, x->grad, B, C, n->attr.scalar.alpha);
+    sdl__k_ce_bwd<<<(unsigned)(B > 65535 ? 65535 : B), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+        sdl_f32(x), (const float *)n->saved, sdl_i32(n->in[1]), n->out->grad, x->grad, B, C, n->attr.scalar.alpha);
     SDL__CU_LAUNCHED("sdl__k_ce_bwd");
 }
 

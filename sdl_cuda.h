@@ -1775,18 +1775,38 @@ static void sdl__cu_concat_bwd(sdl_node *n) {
 }
 
 /* ---- transpose (a copy): x seen as (outer, A, mid, B, inner) -> y (outer, B, mid, A, inner);
-   forward: each y element reads its x element; backward: each x element reads its dy element */
+   forward: each y row of `inner` floats copies its x row; backward: each x row adds its dy
+   row. A warp per row when rows are 32 floats or longer (GPT-2's heads: 64): the divisions
+   that find the source row are made once per row, and the row is read and written
+   contiguously; else a thread per element. */
 typedef struct sdl__cu_tr { int64_t outer, A, mid, B, inner; } sdl__cu_tr;
-static __global__ void sdl__k_transpose(const float *src, float *dst, int64_t n, sdl__cu_tr t, int bwd) {
-    SDL__CU_LOOP(i, n) {
-        /* i indexes (outer, P, mid, Q, inner) with P, Q = B, A (forward) or A, B (backward) */
-        int64_t P = bwd ? t.A : t.B, Q = bwd ? t.B : t.A;
-        int64_t e = i % t.inner, r = i / t.inner;
-        int64_t q = r % Q, m = (r / Q) % t.mid, p = (r / (Q * t.mid)) % P, o = r / (Q * t.mid * P);
-        float v = src[(((o * Q + q) * t.mid + m) * P + p) * t.inner + e];
-        if (bwd) dst[i] += v;
-        else dst[i] = v;
+/* the source row of destination row r = (outer, P, mid, Q) with P, Q = B, A (forward) or A, B */
+static __device__ int64_t sdl__cu_tr_row(int64_t r, const sdl__cu_tr &t, int bwd) {
+    int64_t P = bwd ? t.A : t.B, Q = bwd ? t.B : t.A;
+    int64_t q = r % Q, m = (r / Q) % t.mid, p = (r / (Q * t.mid)) % P, o = r / (Q * t.mid * P);
+    return ((o * Q + q) * t.mid + m) * P + p;
+}
+static __global__ void sdl__k_transpose(const float *src, float *dst, int64_t rows, sdl__cu_tr t, int bwd) {
+    if (t.inner >= 32) {
+        int lane = threadIdx.x & 31;
+        SDL__CU_ROWS(r, rows) {
+            const float *s = src + sdl__cu_tr_row(r, t, bwd) * t.inner;
+            float *d = dst + r * t.inner;
+            for (int64_t e = lane; e < t.inner; e += 32) d[e] = bwd ? d[e] + s[e] : s[e];
+        }
+        return;
     }
+    SDL__CU_LOOP(i, rows * t.inner) {
+        int64_t r = i / t.inner, e = i - r * t.inner;
+        float v = src[sdl__cu_tr_row(r, t, bwd) * t.inner + e];
+        dst[i] = bwd ? dst[i] + v : v;
+    }
+}
+static void sdl__cu_transpose_run(const float *src, float *dst, int64_t n, sdl__cu_tr t, int bwd) {
+    int64_t rows = n / t.inner;
+    unsigned grid = t.inner >= 32 ? sdl__cu_row_grid(rows) : sdl__cu_grid(n);
+    sdl__k_transpose<<<grid, SDL__CU_THREADS, 0, sdl__cu.stream>>>(src, dst, rows, t, bwd);
+    SDL__CU_LAUNCHED("sdl__k_transpose");
 }
 static sdl__cu_tr sdl__cu_tr_dims(const sdl_node *n) {
     const sdl_tensor *x = n->in[0];
@@ -1806,15 +1826,13 @@ static void sdl__cu_transpose_fwd(sdl_node *n) {
     sdl__cu_tr t = sdl__cu_tr_dims(n);
     int64_t len = n->out->numel;
     if (len <= 0) return;
-    sdl__k_transpose<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->out), len, t, 0);
-    SDL__CU_LAUNCHED("sdl__k_transpose");
+    sdl__cu_transpose_run(sdl_f32(n->in[0]), sdl_f32(n->out), len, t, 0);
 }
 static void sdl__cu_transpose_bwd(sdl_node *n) {
     sdl__cu_tr t = sdl__cu_tr_dims(n);
     int64_t len = n->in[0]->numel;
     if (len <= 0 || !n->in[0]->requires_grad) return;
-    sdl__k_transpose<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(n->out->grad, n->in[0]->grad, len, t, 1);
-    SDL__CU_LAUNCHED("sdl__k_transpose");
+    sdl__cu_transpose_run(n->out->grad, n->in[0]->grad, len, t, 1);
 }
 
 /* ---- causal self-attention, q, k, v (B, H, T, hd) -> y, as sdl.h: s_ij = q_i . k_j / sqrt(hd)

@@ -418,6 +418,10 @@ static void test_shape_ops(void) {
         op_case c = {"transpose", 1, {sdl_shape4(3, 4, 5, 6)}, {0}, 0, f_transpose, &t[k], 0};
         CHECK(check_op(&c), "transpose dims %d, %d", t[k].d0, t[k].d1);
     }
+    for (int k = 0; k < 3; k++) { /* rows of 40 and 120 floats: a warp per row */
+        op_case c = {"transpose, long rows", 1, {sdl_shape4(2, 5, 3, 40)}, {0}, 0, f_transpose, &t[k], 0};
+        CHECK(check_op(&c), "transpose of (2, 5, 3, 40), dims %d, %d", t[k].d0, t[k].d1);
+    }
 }
 
 static void test_attention(void) {

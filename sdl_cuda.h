@@ -649,13 +649,19 @@ static __global__ void sdl__k_colsum_slices(const float *partial, int64_t slices
     }
 }
 
-static void sdl__cu_colsum(const float *dy, const float *a, int64_t R, int64_t C, float *db) {
-    if (R <= 0 || C <= 0) return;
-    int64_t tiles = (C + 31) / 32, slices = (R + 63) / 64, most = 2048 / tiles; /* at least 64 rows a slice */
+/* the row slices of a column sum over (R, C) in blocks of 32 columns: about 2048 blocks, at
+   least 64 rows a slice; depends only on R and C. Sets *rows, the rows of a slice. */
+static int64_t sdl__cu_row_slices(int64_t R, int64_t C, int64_t *rows) {
+    int64_t slices = (R + 63) / 64, most = 2048 / ((C + 31) / 32);
     if (slices > most) slices = most;
     if (slices < 1) slices = 1;
-    int64_t rows = (R + slices - 1) / slices;
-    slices = (R + rows - 1) / rows;
+    *rows = (R + slices - 1) / slices;
+    return (R + *rows - 1) / *rows;
+}
+
+static void sdl__cu_colsum(const float *dy, const float *a, int64_t R, int64_t C, float *db) {
+    if (R <= 0 || C <= 0) return;
+    int64_t rows, slices = sdl__cu_row_slices(R, C, &rows), tiles = (C + 31) / 32;
     float *partial = slices > 1 ? (float *)sdl__cu_arena_alloc((size_t)(slices * C) * sizeof(float)) : NULL;
     if (slices > 1 && !partial) return;
     sdl__k_colsum<<<dim3((unsigned)tiles, (unsigned)slices), dim3(32, 8), 0, sdl__cu.stream>>>(dy, a, R, C, rows, partial, db);
@@ -1445,7 +1451,9 @@ static void sdl__cu_bn_bwd(sdl_node *n) {
 /* ---- layer norm over the last dim D, a warp per row (as sdl.h, sums in double):
    xhat = (x - mean) rstd, y = gamma xhat + beta;  saved: mean (R), rstd (R)
    dx += rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)), dxhat = gamma dy;
-   dgamma += sum_rows dy xhat, dbeta += sum_rows dy: blocks of 32 columns x 8 row lanes */
+   dgamma += sum_rows dy xhat, dbeta += sum_rows dy: blocks of 32 columns x 8 row lanes over a
+   slice of rows, partial sums per slice (double), then the slices added in order, as
+   sdl__k_colsum does */
 static __global__ void sdl__k_ln_fwd(const float *x, const float *gm, const float *bt, float *y, float *mean, float *rstd,
                                      int64_t R, int64_t D, double eps) {
     int lane = threadIdx.x & 31;
@@ -1486,28 +1494,38 @@ static __global__ void sdl__k_ln_bwd_rows(const float *x, const float *gm, const
         }
     }
 }
-static __global__ void sdl__k_ln_bwd_cols(const float *x, const float *dy, const float *mean, const float *rstd,
-                                          int64_t R, int64_t D, float *dg, float *db) {
+static __global__ void sdl__k_ln_bwd_cols(const float *x, const float *dy, const float *mean, const float *rstd, int64_t R,
+                                          int64_t D, int64_t rows, double *partial, float *dg, float *db) {
     __shared__ double shg[8][33], shb[8][33];
-    for (int64_t c0 = (int64_t)blockIdx.x * 32; c0 < D; c0 += (int64_t)gridDim.x * 32) {
-        int64_t d = c0 + threadIdx.x;
-        double sg = 0.0, sb = 0.0;
-        if (d < D)
-            for (int64_t r = threadIdx.y; r < R; r += 8) {
-                float g = dy[r * D + d];
-                sg += (double)g * ((x[r * D + d] - mean[r]) * rstd[r]);
-                sb += g;
-            }
-        shg[threadIdx.y][threadIdx.x] = sg;
-        shb[threadIdx.y][threadIdx.x] = sb;
-        __syncthreads();
-        if (threadIdx.y == 0 && d < D) {
-            double tg = 0.0, tb = 0.0;
-            for (int k = 0; k < 8; k++) { tg += shg[k][threadIdx.x]; tb += shb[k][threadIdx.x]; }
+    int64_t d = (int64_t)blockIdx.x * 32 + threadIdx.x, r0 = (int64_t)blockIdx.y * rows, r1 = r0 + rows < R ? r0 + rows : R;
+    double sg = 0.0, sb = 0.0;
+    if (d < D)
+        for (int64_t r = r0 + threadIdx.y; r < r1; r += 8) {
+            float g = dy[r * D + d];
+            sg += (double)g * ((x[r * D + d] - mean[r]) * rstd[r]);
+            sb += g;
+        }
+    shg[threadIdx.y][threadIdx.x] = sg;
+    shb[threadIdx.y][threadIdx.x] = sb;
+    __syncthreads();
+    if (threadIdx.y == 0 && d < D) {
+        double tg = 0.0, tb = 0.0;
+        for (int k = 0; k < 8; k++) { tg += shg[k][threadIdx.x]; tb += shb[k][threadIdx.x]; }
+        if (partial) {
+            partial[(2 * blockIdx.y) * D + d] = tg;
+            partial[(2 * blockIdx.y + 1) * D + d] = tb;
+        } else {
             if (dg) dg[d] += (float)tg;
             if (db) db[d] += (float)tb;
         }
-        __syncthreads();
+    }
+}
+static __global__ void sdl__k_ln_bwd_slices(const double *partial, int64_t slices, int64_t D, float *dg, float *db) {
+    SDL__CU_LOOP(d, D) {
+        double tg = 0.0, tb = 0.0;
+        for (int64_t k = 0; k < slices; k++) { tg += partial[2 * k * D + d]; tb += partial[(2 * k + 1) * D + d]; }
+        if (dg) dg[d] += (float)tg;
+        if (db) db[d] += (float)tb;
     }
 }
 static void sdl__cu_ln_fwd(sdl_node *n) {
@@ -1531,12 +1549,16 @@ static void sdl__cu_ln_bwd(sdl_node *n) {
         if (!SDL__CU_LAUNCHED("sdl__k_ln_bwd_rows")) return;
     }
     bool wg = g && g->requires_grad, wb = b && b->requires_grad;
-    if (wg || wb) {
-        int64_t tiles = (D + 31) / 32;
-        sdl__k_ln_bwd_cols<<<(unsigned)(tiles > 65535 ? 65535 : tiles), dim3(32, 8), 0, sdl__cu.stream>>>(
-            sdl_f32(x), n->out->grad, mean, mean + R, R, D, wg ? g->grad : NULL, wb ? b->grad : NULL);
-        SDL__CU_LAUNCHED("sdl__k_ln_bwd_cols");
-    }
+    if (!wg && !wb) return;
+    int64_t rows, slices = sdl__cu_row_slices(R, D, &rows), tiles = (D + 31) / 32;
+    double *partial = slices > 1 ? (double *)sdl__cu_arena_alloc((size_t)(2 * slices * D) * sizeof(double)) : NULL;
+    if (slices > 1 && !partial) return;
+    float *dg = wg ? g->grad : NULL, *db = wb ? b->grad : NULL;
+    sdl__k_ln_bwd_cols<<<dim3((unsigned)tiles, (unsigned)slices), dim3(32, 8), 0, sdl__cu.stream>>>(
+        sdl_f32(x), n->out->grad, mean, mean + R, R, D, rows, partial, dg, db);
+    if (!SDL__CU_LAUNCHED("sdl__k_ln_bwd_cols") || !partial) return;
+    sdl__k_ln_bwd_slices<<<sdl__cu_grid(D), SDL__CU_THREADS, 0, sdl__cu.stream>>>(partial, slices, D, dg, db);
+    SDL__CU_LAUNCHED("sdl__k_ln_bwd_slices");
 }
 
 /* ---- dropout (inverted), the CPU's mask bit for bit: keep_i = u_i >= p with

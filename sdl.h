@@ -329,6 +329,9 @@ typedef struct sdl_backend {
     void (*memset0)(void *dst, size_t bytes);
     void (*copy)(void *dst, const void *src, size_t bytes, sdl_device dst_dev, sdl_device src_dev);
     void *(*arena_alloc)(size_t bytes); /* zeroed step memory on the device */
+    /* step memory left as it is (op outputs and saved data, which device kernels write
+       whole); NULL: arena_alloc */
+    void *(*arena_alloc_raw)(size_t bytes);
     void (*arena_reset)(void);
     sdl_kernel_fn forward[SDL_OP_COUNT];
     sdl_kernel_fn backward[SDL_OP_COUNT];
@@ -1884,9 +1887,9 @@ SDL_API void sdl_tensor_free(sdl_tensor *t) {
     SDL_DEALLOC(t);
 }
 
-static void *sdl__device_arena_alloc(sdl_device device, size_t bytes);
+static void *sdl__device_arena_alloc(sdl_device device, size_t bytes, bool zeroed);
 
-/* an arena tensor; its CPU data is zeroed or, for op outputs, left as it is */
+/* an arena tensor; its data is zeroed or, for op outputs, left as it is */
 static sdl_tensor *sdl__arena_tensor(sdl_shape shape, sdl_dtype dtype, sdl_device device, bool zeroed) {
     sdl_tensor hdr;
     size_t bytes;
@@ -1895,7 +1898,7 @@ static sdl_tensor *sdl__arena_tensor(sdl_shape shape, sdl_dtype dtype, sdl_devic
     if (!t) return NULL;
     *t = hdr;
     t->device = device == SDL_DEVICE_DEFAULT ? SDL_CPU : device;
-    t->data = t->device == SDL_CPU && !zeroed ? sdl__arena_bump(bytes) : sdl__device_arena_alloc(t->device, bytes);
+    t->data = sdl__device_arena_alloc(t->device, bytes, zeroed);
     return t->data ? t : NULL;
 }
 
@@ -1962,16 +1965,17 @@ SDL_API const sdl_backend *sdl_get_backend(sdl_device device) {
     return device < SDL_DEVICE_COUNT && sdl__backends[device].name ? &sdl__backends[device] : NULL;
 }
 
-static void *sdl__device_arena_alloc(sdl_device device, size_t bytes) {
-    if (device == SDL_CPU) return sdl_arena_alloc(bytes);
+static void *sdl__device_arena_alloc(sdl_device device, size_t bytes, bool zeroed) {
+    if (device == SDL_CPU) return zeroed ? sdl_arena_alloc(bytes) : sdl__arena_bump(bytes);
     const sdl_backend *be = sdl_get_backend(device);
     if (!be || !be->arena_alloc) { sdl_fail(SDL_ERR_DEVICE, "no backend for device %d", (int)device); return NULL; }
-    return be->arena_alloc(bytes);
+    return !zeroed && be->arena_alloc_raw ? be->arena_alloc_raw(bytes) : be->arena_alloc(bytes);
 }
 
-/* memory that a node keeps from forward for backward, on the node's device */
+/* memory that a node keeps from forward for backward, on the node's device (zeroed on the
+   CPU; device kernels write all they keep) */
 static void *sdl__saved(sdl_node *n, size_t bytes) {
-    n->saved = sdl__device_arena_alloc(n->out->device, bytes);
+    n->saved = sdl__device_arena_alloc(n->out->device, bytes, n->out->device == SDL_CPU);
     return n->saved;
 }
 
@@ -1983,7 +1987,7 @@ SDL_API bool sdl_is_grad_enabled(void) { return !sdl__g.no_grad; }
 
 /* the gradient buffer of t, zeros in the arena on first use (parameters have theirs) */
 static float *sdl__grad(sdl_tensor *t) {
-    if (!t->grad) t->grad = (float *)sdl__device_arena_alloc(t->device, (size_t)t->numel * sizeof(float));
+    if (!t->grad) t->grad = (float *)sdl__device_arena_alloc(t->device, (size_t)t->numel * sizeof(float), true);
     return t->grad;
 }
 

@@ -48,9 +48,10 @@
       Memory      A model's packed arrays (parameters, gradients, buffers) move to the GPU
                   with sdl_cuda_model_to_device; make the optimizer after that, so its state
                   is allocated there too. Step tensors come from a device arena: one
-                  cudaMalloc'd block, bump allocation, zeroed with one cudaMemsetAsync per
-                  sdl_arena_reset(). It grows like the CPU arena, so after the first steps a
-                  step calls cudaMalloc no more.
+                  cudaMalloc'd block, bump allocation, dropped by sdl_arena_reset(). Only
+                  what must start at zero (gradients) is cleared, one cudaMemsetAsync each;
+                  op outputs are written whole by their kernels. It grows like the CPU
+                  arena, so after the first steps a step calls cudaMalloc no more.
       Copies      Host <-> device copies wait for the GPU before they return, so the host
                   buffer may be reused or read at once. sdl_cuda_host_alloc gives pinned
                   memory, which copies faster.
@@ -149,8 +150,8 @@
       - mixed precision, faster: keep bf16 copies of the weights for a whole step (now
         converted per GEMM), bf16 activations between ops (half the memory traffic; now
         f32), clipping and the loss scaler's check without the host read of the norm
-      - CUDA graphs: measure on a GPU (bench_cuda --graph); put the arena's zeroing memset
-        and the scalar kernel inside the graph (one launch per step instead of three)
+      - CUDA graphs: measure on a GPU (bench_cuda --graph); put the scalar kernel inside the
+        graph (one launch per step instead of two)
       - overlap: async H2D copies from pinned buffers on a second stream with events
       - faster general broadcast reductions (sdl__k_bcast_reduce: a block per element of the
         smaller operand) and a warp per row in cross entropy when there are few classes (now
@@ -472,9 +473,13 @@ static void sdl__cu_copy(void *dst, const void *src, size_t bytes, sdl_device ds
     sdl__cu_copy_ok(dst, src, bytes, dst_dev, src_dev);
 }
 
-/* The arena: memory past `used` in the current block is always zero. A new block is
-   zeroed whole; reset zeroes what the step used. Blocks come from the registered table's
-   alloc, so a test can count them. */
+/* The arena: bump allocation in one block (several while a step outgrows it; reset merges
+   them), and reset drops everything. Memory the core wants zeroed (gradients,
+   sdl_arena_tensor_on) gets one cudaMemsetAsync per allocation; op outputs, saved data and
+   the kernels' partial sums (sdl__cu_arena_alloc), which kernels write whole, are left as
+   they are, and under SDL_DEBUG_POISON (the tests) start as NaN, so a kernel that leaves
+   part of one unwritten shows. Blocks come from the registered table's alloc, so a test can
+   count them. */
 static bool sdl__cu_arena_add(size_t cap) {
     if (sdl__cu.nchunks == SDL__CU_MAX_CHUNKS) {
         sdl_fail(SDL_ERR_OOM, "cuda: device arena: too many blocks in one step");
@@ -483,7 +488,6 @@ static bool sdl__cu_arena_add(size_t cap) {
     const sdl_backend *be = sdl_get_backend(SDL_CUDA);
     char *p = be ? (char *)be->alloc(cap) : NULL;
     if (!p) return false;
-    be->memset0(p, cap);
     sdl__cu.chunk[sdl__cu.nchunks].base = p;
     sdl__cu.chunk[sdl__cu.nchunks].cap = cap;
     sdl__cu.nchunks++;
@@ -520,6 +524,14 @@ static void *sdl__cu_arena_alloc(size_t bytes) {
     }
     void *p = sdl__cu.chunk[n - 1].base + sdl__cu.used;
     sdl__cu.used += need;
+#ifdef SDL_DEBUG_POISON
+    SDL__CU(cudaMemsetAsync(p, 0xFF, need, sdl__cu.stream)); /* 0xFFFFFFFF is a NaN */
+#endif
+    return p;
+}
+static void *sdl__cu_arena_alloc_zeroed(size_t bytes) {
+    void *p = sdl__cu_arena_alloc(bytes);
+    if (p) sdl__cu_memset0(p, bytes);
     return p;
 }
 
@@ -529,8 +541,6 @@ static void sdl__cu_arena_reset(void) {
         size_t total = sdl__cu.total_cap;
         sdl__cu_arena_free();
         sdl__cu_arena_add(total);
-    } else if (sdl__cu.nchunks == 1) {
-        sdl__cu_memset0(sdl__cu.chunk[0].base, sdl__cu.used);
     }
     sdl__cu.used = 0;
 }
@@ -898,11 +908,12 @@ static void sdl__cu_sum_bwd(sdl_node *n) {
    q = (1-s) onehot(t) + s/C;  loss = mean_b -sum_c q_c log softmax(x)_c
    dlogits_bc += (softmax(x)_bc - q_bc) / B
    One block per row, forward and backward. The forward keeps only each row's log of the
-   softmax's denominator, logz (n->saved's first B floats), and the row's loss (double); the
-   backward computes softmax = exp(x - logz) again from the logits (no B x C probabilities
-   written and read: GPT-2's are 3.3 GB). Sums in double, exponentials in float. A target
-   outside [0, C) makes that row's loss NaN. */
-static __global__ void sdl__k_ce_fwd(const float *x, const int32_t *t, int64_t B, int64_t C, float s, float *logz_out, double *rowloss) {
+   softmax's denominator, logz (a double per row at n->saved, sized for B x C floats: room
+   when C >= 2; with one class the softmax is 1), and the row's loss (double); the backward
+   computes softmax = exp(x - logz) again from the logits, as the CPU does (no B x C
+   probabilities written and read: GPT-2's are 3.3 GB). A target outside [0, C) makes that
+   row's loss NaN. */
+static __global__ void sdl__k_ce_fwd(const float *x, const int32_t *t, int64_t B, int64_t C, float s, double *logz_out, double *rowloss) {
     __shared__ double shd[SDL__CU_THREADS];
     __shared__ float shf[SDL__CU_THREADS];
     for (int64_t b = blockIdx.x; b < B; b += gridDim.x) {
@@ -912,7 +923,7 @@ static __global__ void sdl__k_ce_fwd(const float *x, const int32_t *t, int64_t B
         mx = sdl__cu_block_max(mx, shf);
         double z = 0.0, rs = 0.0;
         for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-            z += (double)expf(row[c] - mx);
+            z += exp((double)row[c] - mx);
             rs += row[c];
         }
         z = sdl__cu_block_sum(z, shd);
@@ -921,21 +932,22 @@ static __global__ void sdl__k_ce_fwd(const float *x, const int32_t *t, int64_t B
         if (threadIdx.x == 0) {
             int32_t tb = t[b];
             double lsum = rs - (double)C * logz; /* sum_c log p_c */
-            logz_out[b] = (float)logz;
+            if (C > 1) logz_out[b] = logz;
             rowloss[b] = (tb < 0 || tb >= C) ? nan("")
                                               : -(1.0 - s) * ((double)row[tb] - logz) - (double)s / (double)C * lsum;
         }
     }
 }
-static __global__ void sdl__k_ce_bwd(const float *x, const float *logz, const int32_t *t, const float *dy, float *dx, int64_t B,
+static __global__ void sdl__k_ce_bwd(const float *x, const double *logz, const int32_t *t, const float *dy, float *dx, int64_t B,
                                      int64_t C, float s) {
     float g = dy[0] / (float)(B ? B : 1), off = s / (float)C;
     for (int64_t b = blockIdx.x; b < B; b += gridDim.x) {
         const float *row = x + b * C;
-        float *drow = dx + b * C, lz = logz[b];
+        float *drow = dx + b * C;
+        double lz = C > 1 ? logz[b] : (double)row[0];
         int64_t tb = t[b];
         for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
-            drow[c] += g * (expf(row[c] - lz) - (c == tb ? off + 1.0f - s : off));
+            drow[c] += g * ((float)exp((double)row[c] - lz) - (c == tb ? off + 1.0f - s : off));
     }
 }
 static void sdl__cu_ce_fwd(sdl_node *n) {
@@ -945,7 +957,7 @@ static void sdl__cu_ce_fwd(sdl_node *n) {
     if (!rowloss) return;
     if (B > 0 && C > 0) {
         sdl__k_ce_fwd<<<(unsigned)(B > 65535 ? 65535 : B), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
-            sdl_f32(x), sdl_i32(n->in[1]), B, C, n->attr.scalar.alpha, (float *)n->saved, rowloss);
+            sdl_f32(x), sdl_i32(n->in[1]), B, C, n->attr.scalar.alpha, (double *)n->saved, rowloss);
         if (!SDL__CU_LAUNCHED("sdl__k_ce_fwd")) return;
     }
     sdl__k_reduce_final<<<1, SDL__CU_THREADS, 0, sdl__cu.stream>>>(rowloss, B, 1.0 / (double)(B ? B : 1), sdl_f32(n->out));
@@ -956,7 +968,7 @@ static void sdl__cu_ce_bwd(sdl_node *n) {
     int64_t B = x->shape[0], C = B ? x->numel / B : 0;
     if (B * C <= 0 || !x->requires_grad) return;
     sdl__k_ce_bwd<<<(unsigned)(B > 65535 ? 65535 : B), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
-        sdl_f32(x), (const float *)n->saved, sdl_i32(n->in[1]), n->out->grad, x->grad, B, C, n->attr.scalar.alpha);
+        sdl_f32(x), (const double *)n->saved, sdl_i32(n->in[1]), n->out->grad, x->grad, B, C, n->attr.scalar.alpha);
     SDL__CU_LAUNCHED("sdl__k_ce_bwd");
 }
 
@@ -2584,7 +2596,8 @@ SDL_API sdl_result sdl_cuda_init(void) {
     be->dealloc = sdl__cu_dealloc;
     be->memset0 = sdl__cu_memset0;
     be->copy = sdl__cu_copy;
-    be->arena_alloc = sdl__cu_arena_alloc;
+    be->arena_alloc = sdl__cu_arena_alloc_zeroed;
+    be->arena_alloc_raw = sdl__cu_arena_alloc;
     be->arena_reset = sdl__cu_arena_reset;
     be->optim_step = sdl__cu_optim_step;
     be->scale = sdl__cu_scale;

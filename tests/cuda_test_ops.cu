@@ -789,6 +789,15 @@ static void test_arena(void) {
         if (step == 1) { cap1 = sdl_cuda_arena_capacity(); allocs1 = dev_allocs; }
         sdl_arena_reset();
     }
+    float *raw = (float *)be.arena_alloc_raw(64 * sizeof(float)), got[64];
+    CHECK(raw != NULL, "arena_alloc_raw: %s", sdl_last_error());
+    if (raw) {
+        cudaMemcpy(got, raw, sizeof got, cudaMemcpyDeviceToHost);
+        int nan = 0;
+        for (int i = 0; i < 64; i++) nan += isnan(got[i]);
+        CHECK(nan == 64, "raw arena memory starts as NaN under SDL_DEBUG_POISON (%d of 64)", nan);
+    }
+    sdl_arena_reset();
     CHECK(sdl_cuda_arena_capacity() == cap1 && cap1 >= 4 * big, "capacity after merging: %zu then %zu", cap1, sdl_cuda_arena_capacity());
     CHECK(dev_allocs == allocs1, "a step that fits allocated %ld blocks", dev_allocs - allocs1);
     sdl_register_backend(SDL_CUDA, &orig);

@@ -560,6 +560,16 @@ SDL_API void sdl_cuda_host_free(void *p) {
 /* ----------------------------------------------------------------------------------------
    >>cuda-kernels: shared helpers
    ---------------------------------------------------------------------------------------- */
+#define SDL__CU_WARPS (SDL__CU_THREADS / 32)
+/* one warp per row: blocks of SDL__CU_WARPS rows (the row loop is the same for every lane
+   of a warp, so warp shuffles always see all 32 lanes) */
+static unsigned sdl__cu_row_grid(int64_t rows) {
+    int64_t b = (rows + SDL__CU_WARPS - 1) / SDL__CU_WARPS;
+    return (unsigned)(b < 1 ? 1 : b > 65535 ? 65535 : b);
+}
+#define SDL__CU_ROWS(r, R) \
+    for (int64_t r = (int64_t)blockIdx.x * SDL__CU_WARPS + threadIdx.x / 32; r < (R); r += (int64_t)gridDim.x * SDL__CU_WARPS)
+
 /* the sum over a block of SDL__CU_THREADS threads, in a fixed order; every thread gets it */
 template <typename T>
 static __device__ T sdl__cu_block_sum(T v, T *sh) {
@@ -783,8 +793,9 @@ static void sdl__cu_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, floa
 
 /* ---- linear: x (R, in), w (out, in), b (out) -> y (R, out)
    y = x w^T + b;  dx += dy w;  dw += dy^T x;  db += sum_rows dy */
-static __global__ void sdl__k_fill_rows(float *y, const float *b, int64_t n, int64_t O) {
-    SDL__CU_LOOP(i, n) y[i] = b[i % O];
+static __global__ void sdl__k_fill_rows(float *y, const float *b, int64_t R, int64_t O) { /* a warp per row */
+    int lane = threadIdx.x & 31;
+    SDL__CU_ROWS(r, R) for (int64_t o = lane; o < O; o += 32) y[r * O + o] = b[o];
 }
 
 static void sdl__cu_linear_fwd(sdl_node *n) {
@@ -792,7 +803,7 @@ static void sdl__cu_linear_fwd(sdl_node *n) {
     int64_t O = w->shape[0], I = w->shape[1], R = I ? x->numel / I : 0;
     float *y = sdl_f32(n->out);
     if (b && n->out->numel > 0) {
-        sdl__k_fill_rows<<<sdl__cu_grid(n->out->numel), SDL__CU_THREADS, 0, sdl__cu.stream>>>(y, sdl_f32(b), n->out->numel, O);
+        sdl__k_fill_rows<<<sdl__cu_row_grid(R), SDL__CU_THREADS, 0, sdl__cu.stream>>>(y, sdl_f32(b), R, O);
         SDL__CU_LAUNCHED("sdl__k_fill_rows");
     }
     sdl__cu_gemm(false, true, R, O, I, 1.0f, sdl_f32(x), I, sdl_f32(w), I, b ? 1.0f : 0.0f, y, O);
@@ -992,8 +1003,6 @@ static void sdl__cu_mse_bwd(sdl_node *n) {
 /* ----------------------------------------------------------------------------------------
    >>cuda-ops-more: helpers shared by the ops below
    ---------------------------------------------------------------------------------------- */
-#define SDL__CU_WARPS (SDL__CU_THREADS / 32)
-
 /* the sum over the 32 lanes of a warp (all lanes take part; each gets the same bits: the
    xor butterfly adds the same two values in every lane of a pair) */
 template <typename T>
@@ -1006,14 +1015,6 @@ static __device__ float sdl__cu_warp_max(float v) {
     return v;
 }
 
-/* one warp per row: blocks of SDL__CU_WARPS rows (the row loop is the same for every lane
-   of a warp, so the shuffles above always see all 32 lanes) */
-static unsigned sdl__cu_row_grid(int64_t rows) {
-    int64_t b = (rows + SDL__CU_WARPS - 1) / SDL__CU_WARPS;
-    return (unsigned)(b < 1 ? 1 : b > 65535 ? 65535 : b);
-}
-#define SDL__CU_ROWS(r, R) \
-    for (int64_t r = (int64_t)blockIdx.x * SDL__CU_WARPS + threadIdx.x / 32; r < (R); r += (int64_t)gridDim.x * SDL__CU_WARPS)
 
 /* one block per item (channel, plane): at most 65535 blocks, the rest by a block-stride loop */
 static unsigned sdl__cu_item_grid(int64_t items) {

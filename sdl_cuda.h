@@ -1017,8 +1017,10 @@ static void *sdl__cu_scratch(size_t bytes) {
    part[c sp + k], then one thread per channel adds its sp partials in order.
    ResNet-18 on CIFAR, batch 256: C = 64, N S = 262144 gives 64 chunks of 4 planes, 4096
    blocks (one per channel before); C = 512, S = 16 gives one chunk of 256 planes x 16
-   columns per channel (16 planes at a time), 512 blocks. */
+   columns per channel (16 planes at a time), 512 blocks. At most SDL__CU_CHUNKS_MAX chunks
+   a channel (bigger chunks past that), so the finish adds few partials. */
 #define SDL__CU_CHUNK 4096
+#define SDL__CU_CHUNKS_MAX 1024
 
 typedef struct sdl__cu_chunks { int64_t N, C, S, pn, ps, sp; int lg; } sdl__cu_chunks;
 typedef struct sdl__cu_chunk { int64_t c, k, n0, n1, j0, j1; } sdl__cu_chunk; /* one block's */
@@ -1026,6 +1028,7 @@ typedef struct sdl__cu_chunk { int64_t c, k, n0, n1, j0, j1; } sdl__cu_chunk; /*
 static sdl__cu_chunks sdl__cu_chunks_make(int64_t N, int64_t C, int64_t S) {
     sdl__cu_chunks g;
     int64_t want = (N * S + SDL__CU_CHUNK - 1) / SDL__CU_CHUNK;
+    if (want > SDL__CU_CHUNKS_MAX) want = SDL__CU_CHUNKS_MAX;
     g.N = N; g.C = C; g.S = S;
     g.pn = want < 1 ? 1 : want < N ? want : N;
     g.ps = (want + g.pn - 1) / g.pn;

@@ -93,9 +93,12 @@
                   between steps; sdl_cuda_shutdown sets it back to f32.
       Determinism No atomics anywhere: reductions use a fixed order, col2im and the pooling
                   backward gather (each input element sums the windows that read it), and the
-                  embedding backward adds each id's rows in row order (one block owns an id). So a run
-                  repeats bit for bit on the same GPU; results differ from the CPU in the last
-                  bits (cuBLAS sums in another order).
+                  embedding backward adds each id's rows in row order (one block owns an
+                  id). Per-channel sums (batch norm, conv bias gradients) and column sums
+                  (bias and layer norm gradients) are cut into chunks whose number depends on
+                  the shape only, and the chunks' partial sums are added in chunk order. So a
+                  run repeats bit for bit on the same GPU; results differ from the CPU in the
+                  last bits (cuBLAS sums in another order).
       Graphs      A small model's step is ~100 short kernels; launching them costs more than
                   running them. sdl_cuda_graph_capture records one step as a CUDA graph and
                   sdl_cuda_graph_replay runs it again with one launch (PyTorch's CUDAGraph):
@@ -140,10 +143,11 @@
    TODO (in this order)
       - run it: this version was written without a GPU; tests/cuda_test_ops.cu and
         tools/gpu_check.sh check every op and optimizer against the CPU
-      - faster kernels where the simple ones are slow: attention (full T x T
-        GEMMs, then masked: 2x the flops of a fused flash-style kernel), batch norm (one block
-        per channel: few blocks when C is small and N H W large), conv (cuDNN, or implicit
-        GEMM, instead of materialised columns)
+      - faster kernels where the simple ones are slow: attention (full T x T GEMMs, then
+        masked: 2x the flops of a fused flash-style kernel), conv (cuDNN, or implicit GEMM,
+        instead of materialised columns); batch norm in fewer launches (three each way now:
+        chunk sums, a per-channel finish, the elementwise pass) and fused with the relu
+        after it; the linear bias in a cuBLASLt epilogue (now a fill and beta = 1)
       - one launch for SGD/Adam with per-parameter weight decay (now one launch per run of
         parameters with the same decay flag); one launch per optimizer step for LARS/LAMB
         (now two per parameter tensor)
@@ -153,9 +157,8 @@
       - CUDA graphs: measure on a GPU (bench_cuda --graph); put the scalar kernel inside the
         graph (one launch per step instead of two)
       - overlap: async H2D copies from pinned buffers on a second stream with events
-      - faster general broadcast reductions (sdl__k_bcast_reduce: a block per element of the
-        smaller operand) and a warp per row in cross entropy when there are few classes (now
-        a block of 256 per row)
+      - faster broadcast reductions (sdl__k_bcast_reduce: a block per element of b) and a warp
+        per row in cross entropy when there are few classes (now a block of 256 per row)
       - device paths for the core's other host loops over the flat arrays (checkpoints of
         optimizer state: move the model to the host with sdl_cuda_model_to_host before
         saving, for now)
@@ -596,11 +599,43 @@ static __device__ float sdl__cu_block_max(float v, float *sh) {
     return r;
 }
 
+/* n / d without a division instruction (a 64-bit division is tens of instructions on a GPU,
+   a 32-bit one about twenty): q = (n m) >> s with m = ceil(2^s / d), s = 31 + ceil(log2 d),
+   exact for 0 <= n < 2^31 and 1 <= d < 2^31 (Granlund and Montgomery's multiply-shift, as
+   CUTLASS's FastDivmod; the error n (m d - 2^s) / (d 2^s) < n / 2^s < 1 / d never reaches the
+   next multiple of d). The host makes one per divisor and launch, passing the largest n the
+   kernel will divide: above 2^31 (huge tensors) m is 0 and the kernel divides in 64 bits. */
+typedef struct sdl__cu_div { int64_t d; uint32_t m; int s; } sdl__cu_div;
+
+static sdl__cu_div sdl__cu_div_make(int64_t d, int64_t nmax) {
+    sdl__cu_div f;
+    f.d = d < 1 ? 1 : d;
+    f.m = 0;
+    f.s = 0;
+    if (f.d < ((int64_t)1 << 31) && nmax < ((int64_t)1 << 31)) {
+        int l = 0;
+        while (((int64_t)1 << l) < f.d) l++;
+        f.s = 31 + l;
+        f.m = (uint32_t)((((uint64_t)1 << f.s) + (uint64_t)f.d - 1) / (uint64_t)f.d); /* < 2^32 */
+    }
+    return f;
+}
+static __host__ __device__ int64_t sdl__cu_divq(const sdl__cu_div &f, int64_t n) {
+    return f.m ? (int64_t)(((uint64_t)(uint32_t)n * f.m) >> f.s) : n / f.d;
+}
+/* q = n / d, returns n % d */
+static __host__ __device__ int64_t sdl__cu_divmod(const sdl__cu_div &f, int64_t n, int64_t *q) {
+    *q = sdl__cu_divq(f, n);
+    return n - *q * f.d;
+}
+
 /* b broadcast into a (as sdl.h's sdl__bcast): for each dim of a its size, a's row-major
-   stride, and b's stride (0 where b has size 1 or no such dim) */
+   stride, and b's stride (0 where b has size 1 or no such dim); div: the sizes as divisors
+   for indices below numel(a) */
 typedef struct sdl__cu_bcast {
     int nd;
     int64_t shape[SDL_MAX_DIMS], astride[SDL_MAX_DIMS], bstride[SDL_MAX_DIMS];
+    sdl__cu_div div[SDL_MAX_DIMS];
 } sdl__cu_bcast;
 
 static sdl__cu_bcast sdl__cu_bcast_make(const sdl_tensor *a, const sdl_tensor *b) {
@@ -613,6 +648,7 @@ static sdl__cu_bcast sdl__cu_bcast_make(const sdl_tensor *a, const sdl_tensor *b
         bc.shape[i] = a->shape[i];
         bc.astride[i] = as;
         bc.bstride[i] = (bi >= 0 && b->shape[bi] != 1) ? bs : 0;
+        bc.div[i] = sdl__cu_div_make(a->shape[i], a->numel);
         as *= a->shape[i];
         if (bi >= 0) bs *= b->shape[bi];
     }
@@ -633,9 +669,10 @@ static bool sdl__cu_bcast_trailing(const sdl__cu_bcast *bc) {
 
 static __device__ int64_t sdl__cu_bcast_index(const sdl__cu_bcast &bc, int64_t i) {
     int64_t j = 0;
-    for (int d = bc.nd - 1; d >= 0; d--) {
-        j += (i % bc.shape[d]) * bc.bstride[d];
-        i /= bc.shape[d];
+    for (int d = bc.nd - 1; d >= 0 && i > 0; d--) {
+        int64_t q, r = sdl__cu_divmod(bc.div[d], i, &q);
+        j += r * bc.bstride[d];
+        i = q;
     }
     return j;
 }
@@ -1037,21 +1074,98 @@ static void *sdl__cu_scratch(size_t bytes) {
     return sdl__cu.scratch;
 }
 
-/* out[c] += sum over i < N, j < S of x[(i C + c) S + j] (a bias gradient): one block per
-   channel, a fixed order, summed in double */
-static __global__ void sdl__k_chan_sum(const float *x, int64_t N, int64_t C, int64_t S, float *out) {
+/* Per-channel work on x (N, C, S) (batch norm, bias gradients) in chunks: channel c's N S
+   values are cut into pn ranges of planes times ps ranges of columns, sp = pn ps chunks of
+   about SDL__CU_CHUNK values, a number that depends on the shape only (so sums repeat bit for
+   bit). Block b takes chunk b % sp of channel b / sp and walks it plane by plane: 2^lg
+   threads over a plane's columns (contiguous), SDL__CU_THREADS >> lg planes at a time, so no
+   thread divides per element. Sums over a channel: each block's partial in double to
+   part[c sp + k], then one thread per channel adds its sp partials in order.
+   ResNet-18 on CIFAR, batch 256: C = 64, N S = 262144 gives 64 chunks of 4 planes, 4096
+   blocks (one per channel before); C = 512, S = 16 gives one chunk of 256 planes x 16
+   columns per channel (16 planes at a time), 512 blocks. At most SDL__CU_CHUNKS_MAX chunks
+   a channel (bigger chunks past that), so the finish adds few partials. */
+#define SDL__CU_CHUNK 4096
+#define SDL__CU_CHUNKS_MAX 1024
+
+typedef struct sdl__cu_chunks { int64_t N, C, S, pn, ps, sp; int lg; } sdl__cu_chunks;
+typedef struct sdl__cu_chunk { int64_t c, k, n0, n1, j0, j1; } sdl__cu_chunk; /* one block's */
+
+static sdl__cu_chunks sdl__cu_chunks_make(int64_t N, int64_t C, int64_t S) {
+    sdl__cu_chunks g;
+    int64_t want = (N * S + SDL__CU_CHUNK - 1) / SDL__CU_CHUNK;
+    if (want > SDL__CU_CHUNKS_MAX) want = SDL__CU_CHUNKS_MAX;
+    g.N = N; g.C = C; g.S = S;
+    g.pn = want < 1 ? 1 : want < N ? want : N;
+    g.ps = (want + g.pn - 1) / g.pn;
+    if (g.ps > S) g.ps = S;
+    if (g.ps < 1) g.ps = 1;
+    g.sp = g.pn * g.ps;
+    int64_t cols = (S + g.ps - 1) / g.ps;
+    g.lg = 0;
+    while (((int64_t)1 << g.lg) < cols && ((int64_t)1 << g.lg) < SDL__CU_THREADS) g.lg++;
+    return g;
+}
+static unsigned sdl__cu_chunk_grid(const sdl__cu_chunks &g) { return sdl__cu_item_grid(g.C * g.sp); }
+
+static __host__ __device__ sdl__cu_chunk sdl__cu_chunk_at(const sdl__cu_chunks &g, int64_t b) {
+    sdl__cu_chunk r;
+    r.c = b / g.sp;
+    r.k = b % g.sp;
+    int64_t pi = r.k / g.ps, si = r.k % g.ps;
+    r.n0 = g.N * pi / g.pn; r.n1 = g.N * (pi + 1) / g.pn;
+    r.j0 = g.S * si / g.ps; r.j1 = g.S * (si + 1) / g.ps;
+    return r;
+}
+/* the loops over this thread's values of chunk r: x[base + j] */
+#define SDL__CU_CHUNK_LOOP(g, r, base, j)                                                                   \
+    for (int64_t n_ = (r).n0 + (threadIdx.x >> (g).lg); n_ < (r).n1; n_ += SDL__CU_THREADS >> (g).lg)       \
+        for (int64_t base = (n_ * (g).C + (r).c) * (g).S, j = (r).j0 + (threadIdx.x & ((1 << (g).lg) - 1)); \
+             j < (r).j1; j += (int64_t)1 << (g).lg)
+
+/* part[c sp + k] = (sum of dy, sum of dy xhat) over chunk k of channel c, xhat = (x - mean)
+   rstd (x NULL: the first only; part2 NULL then) */
+static __global__ void sdl__k_chan_dsums(const float *dy, const float *x, const float *mean, const float *rstd,
+                                         sdl__cu_chunks g, double *part, double *part2) {
     __shared__ double sh[SDL__CU_THREADS];
-    for (int64_t c = blockIdx.x; c < C; c += gridDim.x) {
-        double s = 0.0;
-        for (int64_t k = threadIdx.x; k < N * S; k += blockDim.x) s += x[((k / S) * C + c) * S + k % S];
+    for (int64_t b = blockIdx.x; b < g.C * g.sp; b += gridDim.x) {
+        sdl__cu_chunk r = sdl__cu_chunk_at(g, b);
+        double s = 0.0, sx = 0.0;
+        if (x) {
+            float mc = mean[r.c], rc = rstd[r.c];
+            SDL__CU_CHUNK_LOOP(g, r, base, j) {
+                s += dy[base + j];
+                sx += (double)dy[base + j] * ((x[base + j] - mc) * rc);
+            }
+        } else {
+            SDL__CU_CHUNK_LOOP(g, r, base, j) s += dy[base + j];
+        }
         s = sdl__cu_block_sum(s, sh);
-        if (threadIdx.x == 0) out[c] += (float)s;
+        if (x) sx = sdl__cu_block_sum(sx, sh);
+        if (threadIdx.x == 0) {
+            part[b] = s;
+            if (part2) part2[b] = sx;
+        }
+    }
+}
+
+/* out[c] += sum over i < N, j < S of x[(i C + c) S + j] (a bias gradient), summed in double */
+static __global__ void sdl__k_chan_sum_finish(const double *part, int64_t C, int64_t sp, float *out) {
+    SDL__CU_LOOP(c, C) {
+        double s = 0.0;
+        for (int64_t k = 0; k < sp; k++) s += part[c * sp + k];
+        out[c] += (float)s;
     }
 }
 static void sdl__cu_chan_sum(const float *x, int64_t N, int64_t C, int64_t S, float *out) {
     if (N * S <= 0 || C <= 0) return;
-    sdl__k_chan_sum<<<sdl__cu_item_grid(C), SDL__CU_THREADS, 0, sdl__cu.stream>>>(x, N, C, S, out);
-    SDL__CU_LAUNCHED("sdl__k_chan_sum");
+    sdl__cu_chunks g = sdl__cu_chunks_make(N, C, S);
+    double *part = (double *)sdl__cu_arena_alloc((size_t)(C * g.sp) * sizeof(double));
+    if (!part) return;
+    sdl__k_chan_dsums<<<sdl__cu_chunk_grid(g), SDL__CU_THREADS, 0, sdl__cu.stream>>>(x, NULL, NULL, NULL, g, part, NULL);
+    if (!SDL__CU_LAUNCHED("sdl__k_chan_dsums")) return;
+    sdl__k_chan_sum_finish<<<sdl__cu_grid(C), SDL__CU_THREADS, 0, sdl__cu.stream>>>(part, C, g.sp, out);
+    SDL__CU_LAUNCHED("sdl__k_chan_sum_finish");
 }
 
 /* a batch of row-major GEMMs: C_i = alpha op(A_i) op(B_i) + beta C_i, X_i = X + i * sX
@@ -1089,48 +1203,70 @@ static void sdl__cu_gemm_batched(bool ta, bool tb, int64_t M, int64_t N, int64_t
    col2im gathers (each image element sums the window entries that read it, in the CPU's
    (i, j) order): no atomics, the same bits every run. Bias gradients: sdl__k_chan_sum. */
 typedef struct sdl__cu_geom { int64_t C, H, W, KH, KW, OH, OW, sh, sw, ph, pw; } sdl__cu_geom;
+/* the divisors of one im2col/col2im launch over nb samples (sdl__cu_div) */
+typedef struct sdl__cu_conv_div { sdl__cu_div P, nb, KK, KW, OW, W, H, C, sh, sw; } sdl__cu_conv_div;
 
-static __global__ void sdl__k_im2col(const float *x, sdl__cu_geom g, int64_t nb, float *col) {
-    int64_t P = g.OH * g.OW, KK = g.KH * g.KW, n = g.C * KK * nb * P;
+static sdl__cu_conv_div sdl__cu_conv_div_make(const sdl__cu_geom *g, int64_t nb) {
+    int64_t P = g->OH * g->OW, KK = g->KH * g->KW, cols = g->C * KK * nb * P, img = nb * g->C * g->H * g->W;
+    int64_t lim = (cols > img ? cols : img) + g->ph + g->pw; /* the largest index either kernel divides */
+    sdl__cu_conv_div d;
+    d.P = sdl__cu_div_make(P, lim); d.nb = sdl__cu_div_make(nb, lim); d.KK = sdl__cu_div_make(KK, lim);
+    d.KW = sdl__cu_div_make(g->KW, lim); d.OW = sdl__cu_div_make(g->OW, lim); d.W = sdl__cu_div_make(g->W, lim);
+    d.H = sdl__cu_div_make(g->H, lim); d.C = sdl__cu_div_make(g->C, lim);
+    d.sh = sdl__cu_div_make(g->sh, lim); d.sw = sdl__cu_div_make(g->sw, lim);
+    return d;
+}
+
+/* col (Kc, nb, P) from x (nb, C, H, W): one thread per entry (row r = c KK + i KW + j,
+   sample s, grid point p = oh OW + ow) */
+static __global__ void sdl__k_im2col(const float *x, sdl__cu_geom g, sdl__cu_conv_div d, int64_t nb, float *col) {
+    int64_t P = g.OH * g.OW, n = g.C * g.KH * g.KW * nb * P;
     SDL__CU_LOOP(idx, n) {
-        int64_t p = idx % P, t = idx / P;
-        int64_t s = t % nb, r = t / nb;
-        int64_t c = r / KK, k = r % KK, i = k / g.KW, j = k % g.KW;
-        int64_t ih = (p / g.OW) * g.sh - g.ph + i, iw = (p % g.OW) * g.sw - g.pw + j;
+        int64_t t, r, c, k, i, oh;
+        int64_t p = sdl__cu_divmod(d.P, idx, &t), s = sdl__cu_divmod(d.nb, t, &r);
+        k = sdl__cu_divmod(d.KK, r, &c);
+        int64_t j = sdl__cu_divmod(d.KW, k, &i), ow = sdl__cu_divmod(d.OW, p, &oh);
+        int64_t ih = oh * g.sh - g.ph + i, iw = ow * g.sw - g.pw + j;
         col[idx] = (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) ? x[((s * g.C + c) * g.H + ih) * g.W + iw] : 0.0f;
     }
 }
 
-/* img (nb, C, H, W) = (add ? img : bias ? bias[c] : 0) + the col entries that read it */
-static __global__ void sdl__k_col2im(const float *col, sdl__cu_geom g, int64_t nb, const float *bias, int add, float *img) {
+/* img (nb, C, H, W) = (add ? img : bias ? bias[c] : 0) + the col entries that read it: for
+   row h the kernel rows i = (h + ph) mod sh, then every sh-th, read grid row oh = (h + ph - i)
+   / sh (one division per element; (i, j) in increasing order, as the CPU adds them) */
+static __global__ void sdl__k_col2im(const float *col, sdl__cu_geom g, sdl__cu_conv_div d, int64_t nb, const float *bias, int add, float *img) {
     int64_t P = g.OH * g.OW, n = nb * g.C * g.H * g.W;
     SDL__CU_LOOP(idx, n) {
-        int64_t w = idx % g.W, h = (idx / g.W) % g.H, c = (idx / (g.W * g.H)) % g.C, s = idx / (g.W * g.H * g.C);
+        int64_t t, u, s, c, h, qh, qw;
+        int64_t w = sdl__cu_divmod(d.W, idx, &t);
+        h = sdl__cu_divmod(d.H, t, &u);
+        c = sdl__cu_divmod(d.C, u, &s);
+        int64_t i0 = sdl__cu_divmod(d.sh, h + g.ph, &qh), j0 = sdl__cu_divmod(d.sw, w + g.pw, &qw);
         float sum = 0.0f;
-        for (int64_t i = 0; i < g.KH; i++) {
-            int64_t th = h + g.ph - i; /* = oh * sh for a grid row that reads h */
-            if (th < 0 || th % g.sh != 0 || th / g.sh >= g.OH) continue;
-            for (int64_t j = 0; j < g.KW; j++) {
-                int64_t tw = w + g.pw - j;
-                if (tw < 0 || tw % g.sw != 0 || tw / g.sw >= g.OW) continue;
-                sum += col[(((c * g.KH + i) * g.KW + j) * nb + s) * P + (th / g.sh) * g.OW + tw / g.sw];
-            }
+        for (int64_t i = i0, oh = qh; i < g.KH && oh >= 0; i += g.sh, oh--) {
+            if (oh >= g.OH) continue;
+            for (int64_t j = j0, ow = qw; j < g.KW && ow >= 0; j += g.sw, ow--)
+                if (ow < g.OW) sum += col[(((c * g.KH + i) * g.KW + j) * nb + s) * P + oh * g.OW + ow];
         }
         img[idx] = (add ? img[idx] : bias ? bias[c] : 0.0f) + sum;
     }
 }
 
 /* dst (O, nb, P) = src (nb, O, P) permuted */
-static __global__ void sdl__k_to_wide(const float *src, int64_t nb, int64_t O, int64_t P, float *dst) {
+static __global__ void sdl__k_to_wide(const float *src, int64_t nb, int64_t O, int64_t P, sdl__cu_div dP, sdl__cu_div dnb, float *dst) {
     SDL__CU_LOOP(idx, nb * O * P) {
-        int64_t p = idx % P, s = (idx / P) % nb, o = idx / (P * nb);
+        int64_t t, o;
+        int64_t p = sdl__cu_divmod(dP, idx, &t), s = sdl__cu_divmod(dnb, t, &o);
         dst[idx] = src[(s * O + o) * P + p];
     }
 }
 
-/* y[i] = bias[(i / P) % C] over n elements */
-static __global__ void sdl__k_fill_chan(float *y, const float *bias, int64_t n, int64_t C, int64_t P) {
-    SDL__CU_LOOP(i, n) y[i] = bias[(i / P) % C];
+/* y (N, C, P) = bias[c] over its n elements */
+static __global__ void sdl__k_fill_chan(float *y, const float *bias, int64_t n, sdl__cu_div dP, sdl__cu_div dC) {
+    SDL__CU_LOOP(i, n) {
+        int64_t q;
+        y[i] = bias[sdl__cu_divmod(dC, sdl__cu_divq(dP, i), &q)];
+    }
 }
 
 #ifndef SDL_CUDA_CONV_SCRATCH
@@ -1176,15 +1312,17 @@ static bool sdl__cu_conv_init(sdl__cu_conv *j, sdl_node *n, int ncol, bool wide)
 }
 
 static void sdl__cu_im2col(const sdl__cu_conv *j, const float *img, int64_t nb, float *col) {
-    sdl__k_im2col<<<sdl__cu_grid(j->Kc * nb * j->P), SDL__CU_THREADS, 0, sdl__cu.stream>>>(img, j->g, nb, col);
+    sdl__k_im2col<<<sdl__cu_grid(j->Kc * nb * j->P), SDL__CU_THREADS, 0, sdl__cu.stream>>>(img, j->g, sdl__cu_conv_div_make(&j->g, nb), nb, col);
     SDL__CU_LAUNCHED("sdl__k_im2col");
 }
 static void sdl__cu_col2im(const sdl__cu_conv *j, const float *col, int64_t nb, const float *bias, int add, float *img) {
-    sdl__k_col2im<<<sdl__cu_grid(nb * j->g.C * j->g.H * j->g.W), SDL__CU_THREADS, 0, sdl__cu.stream>>>(col, j->g, nb, bias, add, img);
+    sdl__k_col2im<<<sdl__cu_grid(nb * j->g.C * j->g.H * j->g.W), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+        col, j->g, sdl__cu_conv_div_make(&j->g, nb), nb, bias, add, img);
     SDL__CU_LAUNCHED("sdl__k_col2im");
 }
 static void sdl__cu_to_wide(const float *src, int64_t nb, int64_t O, int64_t P, float *dst) {
-    sdl__k_to_wide<<<sdl__cu_grid(nb * O * P), SDL__CU_THREADS, 0, sdl__cu.stream>>>(src, nb, O, P, dst);
+    int64_t n = nb * O * P;
+    sdl__k_to_wide<<<sdl__cu_grid(n), SDL__CU_THREADS, 0, sdl__cu.stream>>>(src, nb, O, P, sdl__cu_div_make(P, n), sdl__cu_div_make(nb, n), dst);
     SDL__CU_LAUNCHED("sdl__k_to_wide");
 }
 
@@ -1194,7 +1332,8 @@ static void sdl__cu_conv_fwd(sdl_node *n) {
     if (y->numel <= 0 || !sdl__cu_conv_init(&j, n, 1, false)) return;
     const float *W = sdl_f32(w);
     if (!j.transpose && b) {
-        sdl__k_fill_chan<<<sdl__cu_grid(y->numel), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(y), sdl_f32(b), y->numel, j.O, j.P);
+        sdl__k_fill_chan<<<sdl__cu_grid(y->numel), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+            sdl_f32(y), sdl_f32(b), y->numel, sdl__cu_div_make(j.P, y->numel), sdl__cu_div_make(j.O, y->numel));
         if (!SDL__CU_LAUNCHED("sdl__k_fill_chan")) return;
     }
     for (int64_t s0 = 0; s0 < j.N; s0 += j.nb) {
@@ -1254,12 +1393,17 @@ static void sdl__cu_conv_bwd(sdl_node *n) {
    max: y = max over the window (padding never wins; the first of ties; a NaN wins), the
         arg-max (index in the plane) saved as i32;  dx[argmax] += dy
    avg: y = window sum / (k k) (padding counts);  dx += dy / (k k) over the window */
-typedef struct sdl__cu_pool { int64_t H, W, OH, OW, k, s, p; } sdl__cu_pool;
+typedef struct sdl__cu_pool {
+    int64_t H, W, OH, OW, k, s, p;
+    sdl__cu_div dH, dW, dOH, dOW, ds; /* for indices below max(numel(x), numel(y)) + k + p */
+} sdl__cu_pool;
 
 static __global__ void sdl__k_pool_fwd(const float *x, float *y, int32_t *arg, int64_t n, sdl__cu_pool g, int is_max) {
     const float inv = 1.0f / (float)(g.k * g.k);
     SDL__CU_LOOP(idx, n) {
-        int64_t ow = idx % g.OW, oh = (idx / g.OW) % g.OH, pl = idx / (g.OW * g.OH);
+        int64_t t, oh, pl;
+        int64_t ow = sdl__cu_divmod(g.dOW, idx, &t);
+        oh = sdl__cu_divmod(g.dOH, t, &pl);
         const float *xp = x + pl * g.H * g.W;
         int64_t h0 = oh * g.s - g.p, w0 = ow * g.s - g.p;
         int64_t h1 = h0 + g.k < g.H ? h0 + g.k : g.H, w1 = w0 + g.k < g.W ? w0 + g.k : g.W;
@@ -1289,11 +1433,13 @@ static __global__ void sdl__k_pool_fwd(const float *x, float *y, int32_t *arg, i
 static __global__ void sdl__k_pool_bwd(const float *dy, const int32_t *arg, float *dx, int64_t n, sdl__cu_pool g, int is_max) {
     const float inv = 1.0f / (float)(g.k * g.k);
     SDL__CU_LOOP(idx, n) {
-        int64_t w = idx % g.W, h = (idx / g.W) % g.H, pl = idx / (g.W * g.H);
+        int64_t t, h, pl;
+        int64_t w = sdl__cu_divmod(g.dW, idx, &t);
+        h = sdl__cu_divmod(g.dH, t, &pl);
         /* the windows oh with oh s - p <= h < oh s - p + k */
         int64_t lo_h = h + g.p - g.k + 1, lo_w = w + g.p - g.k + 1;
-        int64_t oh0 = lo_h <= 0 ? 0 : (lo_h + g.s - 1) / g.s, ow0 = lo_w <= 0 ? 0 : (lo_w + g.s - 1) / g.s;
-        int64_t oh1 = (h + g.p) / g.s, ow1 = (w + g.p) / g.s;
+        int64_t oh0 = lo_h <= 0 ? 0 : sdl__cu_divq(g.ds, lo_h + g.s - 1), ow0 = lo_w <= 0 ? 0 : sdl__cu_divq(g.ds, lo_w + g.s - 1);
+        int64_t oh1 = sdl__cu_divq(g.ds, h + g.p), ow1 = sdl__cu_divq(g.ds, w + g.p);
         if (oh1 > g.OH - 1) oh1 = g.OH - 1;
         if (ow1 > g.OW - 1) ow1 = g.OW - 1;
         const float *dyp = dy + pl * g.OH * g.OW;
@@ -1319,6 +1465,10 @@ static sdl__cu_pool sdl__cu_pool_geom(const sdl_node *n) {
     g.H = n->in[0]->shape[2]; g.W = n->in[0]->shape[3];
     g.OH = n->out->shape[2]; g.OW = n->out->shape[3];
     g.k = n->attr.pool.kernel_h; g.s = n->attr.pool.stride_h; g.p = n->attr.pool.pad_h;
+    int64_t lim = (n->in[0]->numel > n->out->numel ? n->in[0]->numel : n->out->numel) + g.k + g.p;
+    g.dH = sdl__cu_div_make(g.H, lim); g.dW = sdl__cu_div_make(g.W, lim);
+    g.dOH = sdl__cu_div_make(g.OH, lim); g.dOW = sdl__cu_div_make(g.OW, lim);
+    g.ds = sdl__cu_div_make(g.s, lim);
     return g;
 }
 static void sdl__cu_pool_fwd(sdl_node *n) {
@@ -1349,8 +1499,8 @@ static __global__ void sdl__k_gap_fwd(const float *x, float *y, int64_t planes, 
         if (lane == 0) y[r] = s / (float)hw;
     }
 }
-static __global__ void sdl__k_gap_bwd(const float *dy, float *dx, int64_t n, int64_t hw) {
-    SDL__CU_LOOP(i, n) dx[i] += dy[i / hw] / (float)hw;
+static __global__ void sdl__k_gap_bwd(const float *dy, float *dx, int64_t n, sdl__cu_div hw) {
+    SDL__CU_LOOP(i, n) dx[i] += dy[sdl__cu_divq(hw, i)] / (float)hw.d;
 }
 static void sdl__cu_gap_fwd(sdl_node *n) {
     int64_t planes = n->out->numel, hw = planes ? n->in[0]->numel / planes : 0;
@@ -1361,7 +1511,7 @@ static void sdl__cu_gap_fwd(sdl_node *n) {
 static void sdl__cu_gap_bwd(sdl_node *n) {
     int64_t planes = n->out->numel, len = n->in[0]->numel, hw = planes ? len / planes : 0;
     if (len <= 0 || hw <= 0 || !n->in[0]->requires_grad) return;
-    sdl__k_gap_bwd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(n->out->grad, n->in[0]->grad, len, hw);
+    sdl__k_gap_bwd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(n->out->grad, n->in[0]->grad, len, sdl__cu_div_make(hw, len));
     SDL__CU_LAUNCHED("sdl__k_gap_bwd");
 }
 
@@ -1371,65 +1521,83 @@ static void sdl__cu_gap_bwd(sdl_node *n) {
    the running stats. saved: mean (C), rstd (C).
    dbeta += sum dy;  dgamma += sum dy xhat;
    dx += gamma rstd (dy - mean(dy) - xhat mean(dy xhat))   (eval: without the two means)
-   One block per channel. */
-static __global__ void sdl__k_bn_fwd(const float *x, const float *gm, const float *bt, float *y, float *mean, float *rstd,
-                                     float *rm, float *rv, int64_t N, int64_t C, int64_t S, int training, double mom, double eps) {
+   In chunks (sdl__cu_chunks above), three launches each way:
+   forward:  stats (training: each chunk's count, sum and sum of squares about its own mean),
+             finish (one thread per channel merges its chunks in order, as Chan et al.:
+             M2 = sum_k (M2_k + n_k (mean_k - mean)^2), the CPU's two-pass var in double;
+             mean, rstd, the running stats), apply (y per chunk)
+   backward: sums (sdl__k_chan_dsums: dy, dy xhat), finish (dgamma, dbeta, and the two means
+             for dx), apply (dx per chunk) */
+static __global__ void sdl__k_bn_stats(const float *x, sdl__cu_chunks g, double *part) {
     __shared__ double sh[SDL__CU_THREADS];
-    int64_t M = N * S;
-    for (int64_t c = blockIdx.x; c < C; c += gridDim.x) {
+    for (int64_t b = blockIdx.x; b < g.C * g.sp; b += gridDim.x) {
+        sdl__cu_chunk r = sdl__cu_chunk_at(g, b);
+        double cnt = (double)((r.n1 - r.n0) * (r.j1 - r.j0)), s = 0.0, v = 0.0;
+        SDL__CU_CHUNK_LOOP(g, r, base, j) s += x[base + j];
+        s = sdl__cu_block_sum(s, sh);
+        double mu = cnt > 0.0 ? s / cnt : 0.0;
+        SDL__CU_CHUNK_LOOP(g, r, base, j) {
+            double d = x[base + j] - mu;
+            v += d * d;
+        }
+        v = sdl__cu_block_sum(v, sh);
+        if (threadIdx.x == 0) { part[3 * b] = cnt; part[3 * b + 1] = s; part[3 * b + 2] = v; }
+    }
+}
+/* part NULL: eval, the running stats */
+static __global__ void sdl__k_bn_finish(const double *part, int64_t C, int64_t sp, int64_t M, float *mean, float *rstd,
+                                        float *rm, float *rv, double mom, double eps) {
+    SDL__CU_LOOP(c, C) {
         double mu, var;
-        if (training) {
+        if (part) {
+            const double *p = part + 3 * c * sp;
             double s = 0.0, v = 0.0;
-            for (int64_t k = threadIdx.x; k < M; k += blockDim.x) s += x[((k / S) * C + c) * S + k % S];
-            mu = sdl__cu_block_sum(s, sh) / (double)M;
-            for (int64_t k = threadIdx.x; k < M; k += blockDim.x) {
-                double d = x[((k / S) * C + c) * S + k % S] - mu;
-                v += d * d;
+            for (int64_t k = 0; k < sp; k++) s += p[3 * k + 1];
+            mu = s / (double)M;
+            for (int64_t k = 0; k < sp; k++) {
+                double d = p[3 * k] > 0.0 ? p[3 * k + 1] / p[3 * k] - mu : 0.0;
+                v += p[3 * k + 2] + p[3 * k] * d * d;
             }
-            v = sdl__cu_block_sum(v, sh);
             var = v / (double)M;
-            if (threadIdx.x == 0) {
-                if (rm) rm[c] = (float)((1.0 - mom) * rm[c] + mom * mu);
-                if (rv) rv[c] = (float)((1.0 - mom) * rv[c] + mom * v / (double)(M - 1));
-            }
+            if (rm) rm[c] = (float)((1.0 - mom) * rm[c] + mom * mu);
+            if (rv) rv[c] = (float)((1.0 - mom) * rv[c] + mom * v / (double)(M - 1));
         } else {
             mu = rm[c];
             var = rv[c];
         }
-        float mc = (float)mu, rc = (float)(1.0 / sqrt(var + eps));
-        if (threadIdx.x == 0) { mean[c] = mc; rstd[c] = rc; }
-        float gc = gm ? gm[c] * rc : rc, bc = bt ? bt[c] : 0.0f;
-        for (int64_t k = threadIdx.x; k < M; k += blockDim.x) {
-            int64_t i = ((k / S) * C + c) * S + k % S;
-            y[i] = gc * (x[i] - mc) + bc;
-        }
+        mean[c] = (float)mu;
+        rstd[c] = (float)(1.0 / sqrt(var + eps));
     }
 }
-static __global__ void sdl__k_bn_bwd(const float *x, const float *gm, const float *dy, const float *mean, const float *rstd,
-                                     float *dx, float *dg, float *db, int64_t N, int64_t C, int64_t S, int training) {
-    __shared__ double sh[SDL__CU_THREADS];
-    int64_t M = N * S;
-    for (int64_t c = blockIdx.x; c < C; c += gridDim.x) {
-        float mc = mean[c], rc = rstd[c];
-        double sdy = 0.0, sdyx = 0.0;
-        for (int64_t k = threadIdx.x; k < M; k += blockDim.x) {
-            int64_t i = ((k / S) * C + c) * S + k % S;
-            sdy += dy[i];
-            sdyx += (double)dy[i] * ((x[i] - mc) * rc);
-        }
-        sdy = sdl__cu_block_sum(sdy, sh);
-        sdyx = sdl__cu_block_sum(sdyx, sh);
-        if (threadIdx.x == 0) {
-            if (dg) dg[c] += (float)sdyx;
-            if (db) db[c] += (float)sdy;
-        }
-        if (!dx) continue;
-        float k0 = gm ? gm[c] * rc : rc;
-        float a = training ? (float)(sdy / (double)M) : 0.0f, bb = training ? (float)(sdyx / (double)M) : 0.0f;
-        for (int64_t k = threadIdx.x; k < M; k += blockDim.x) {
-            int64_t i = ((k / S) * C + c) * S + k % S;
-            dx[i] += k0 * (dy[i] - a - (x[i] - mc) * rc * bb);
-        }
+static __global__ void sdl__k_bn_apply(const float *x, const float *gm, const float *bt, const float *mean, const float *rstd,
+                                       sdl__cu_chunks g, float *y) {
+    for (int64_t b = blockIdx.x; b < g.C * g.sp; b += gridDim.x) {
+        sdl__cu_chunk r = sdl__cu_chunk_at(g, b);
+        float mc = mean[r.c], rc = rstd[r.c];
+        float gc = gm ? gm[r.c] * rc : rc, bc = bt ? bt[r.c] : 0.0f;
+        SDL__CU_CHUNK_LOOP(g, r, base, j) y[base + j] = gc * (x[base + j] - mc) + bc;
+    }
+}
+/* coef[c] = mean(dy), coef[C + c] = mean(dy xhat) (0 in eval) */
+static __global__ void sdl__k_bn_bwd_finish(const double *sdy, const double *sdyx, int64_t C, int64_t sp, int64_t M,
+                                            int training, float *dg, float *db, float *coef) {
+    SDL__CU_LOOP(c, C) {
+        double s = 0.0, sx = 0.0;
+        if (sdy)
+            for (int64_t k = 0; k < sp; k++) { s += sdy[c * sp + k]; sx += sdyx[c * sp + k]; }
+        if (dg) dg[c] += (float)sx;
+        if (db) db[c] += (float)s;
+        coef[c] = training ? (float)(s / (double)M) : 0.0f;
+        coef[C + c] = training ? (float)(sx / (double)M) : 0.0f;
+    }
+}
+static __global__ void sdl__k_bn_bwd_apply(const float *x, const float *gm, const float *dy, const float *mean, const float *rstd,
+                                           const float *coef, sdl__cu_chunks g, float *dx) {
+    for (int64_t b = blockIdx.x; b < g.C * g.sp; b += gridDim.x) {
+        sdl__cu_chunk r = sdl__cu_chunk_at(g, b);
+        float mc = mean[r.c], rc = rstd[r.c], a = coef[r.c], bb = coef[g.C + r.c];
+        float k0 = gm ? gm[r.c] * rc : rc;
+        SDL__CU_CHUNK_LOOP(g, r, base, j) dx[base + j] += k0 * (dy[base + j] - a - (x[base + j] - mc) * rc * bb);
     }
 }
 static void sdl__cu_bn_dims(const sdl_tensor *x, int64_t *N, int64_t *C, int64_t *S) {
@@ -1443,22 +1611,50 @@ static void sdl__cu_bn_fwd(sdl_node *n) {
     if (N * C * S <= 0) return;
     sdl_tensor *rm = n->attr.norm.running_mean, *rv = n->attr.norm.running_var;
     float *mean = (float *)n->saved;
-    sdl__k_bn_fwd<<<sdl__cu_item_grid(C), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
-        sdl_f32(n->in[0]), n->nin > 1 ? sdl_f32(n->in[1]) : NULL, n->nin > 2 ? sdl_f32(n->in[2]) : NULL, sdl_f32(n->out),
-        mean, mean + C, rm ? sdl_f32(rm) : NULL, rv ? sdl_f32(rv) : NULL, N, C, S, n->attr.norm.training,
+    const float *x = sdl_f32(n->in[0]);
+    sdl__cu_chunks g = sdl__cu_chunks_make(N, C, S);
+    double *part = NULL;
+    if (n->attr.norm.training) {
+        part = (double *)sdl__cu_arena_alloc((size_t)(3 * C * g.sp) * sizeof(double));
+        if (!part) return;
+        sdl__k_bn_stats<<<sdl__cu_chunk_grid(g), SDL__CU_THREADS, 0, sdl__cu.stream>>>(x, g, part);
+        if (!SDL__CU_LAUNCHED("sdl__k_bn_stats")) return;
+    }
+    sdl__k_bn_finish<<<sdl__cu_grid(C), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+        part, C, g.sp, N * S, mean, mean + C, rm ? sdl_f32(rm) : NULL, rv ? sdl_f32(rv) : NULL,
         (double)n->attr.norm.momentum, (double)n->attr.norm.eps);
-    SDL__CU_LAUNCHED("sdl__k_bn_fwd");
+    if (!SDL__CU_LAUNCHED("sdl__k_bn_finish")) return;
+    sdl__k_bn_apply<<<sdl__cu_chunk_grid(g), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+        x, n->nin > 1 ? sdl_f32(n->in[1]) : NULL, n->nin > 2 ? sdl_f32(n->in[2]) : NULL, mean, mean + C, g, sdl_f32(n->out));
+    SDL__CU_LAUNCHED("sdl__k_bn_apply");
 }
 static void sdl__cu_bn_bwd(sdl_node *n) {
     int64_t N, C, S;
     sdl_tensor *x = n->in[0], *g = n->nin > 1 ? n->in[1] : NULL, *b = n->nin > 2 ? n->in[2] : NULL;
     sdl__cu_bn_dims(x, &N, &C, &S);
     if (N * C * S <= 0) return;
+    int training = n->attr.norm.training;
+    float *dg = g && g->requires_grad ? g->grad : NULL, *db = b && b->requires_grad ? b->grad : NULL;
+    float *dx = x->requires_grad ? x->grad : NULL;
+    if (!dg && !db && !dx) return;
     const float *mean = (const float *)n->saved;
-    sdl__k_bn_bwd<<<sdl__cu_item_grid(C), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
-        sdl_f32(x), g ? sdl_f32(g) : NULL, n->out->grad, mean, mean + C, x->requires_grad ? x->grad : NULL,
-        g && g->requires_grad ? g->grad : NULL, b && b->requires_grad ? b->grad : NULL, N, C, S, n->attr.norm.training);
-    SDL__CU_LAUNCHED("sdl__k_bn_bwd");
+    sdl__cu_chunks ch = sdl__cu_chunks_make(N, C, S);
+    double *sdy = NULL;
+    float *coef = (float *)sdl__cu_arena_alloc((size_t)(2 * C) * sizeof(float));
+    if (!coef) return;
+    if (dg || db || training) { /* eval's dx needs no sums */
+        sdy = (double *)sdl__cu_arena_alloc((size_t)(2 * C * ch.sp) * sizeof(double));
+        if (!sdy) return;
+        sdl__k_chan_dsums<<<sdl__cu_chunk_grid(ch), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+            n->out->grad, sdl_f32(x), mean, mean + C, ch, sdy, sdy + C * ch.sp);
+        if (!SDL__CU_LAUNCHED("sdl__k_chan_dsums")) return;
+    }
+    sdl__k_bn_bwd_finish<<<sdl__cu_grid(C), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+        sdy, sdy ? sdy + C * ch.sp : NULL, C, ch.sp, N * S, training, dg, db, coef);
+    if (!SDL__CU_LAUNCHED("sdl__k_bn_bwd_finish") || !dx) return;
+    sdl__k_bn_bwd_apply<<<sdl__cu_chunk_grid(ch), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+        sdl_f32(x), g ? sdl_f32(g) : NULL, n->out->grad, mean, mean + C, coef, ch, dx);
+    SDL__CU_LAUNCHED("sdl__k_bn_bwd_apply");
 }
 
 /* ---- layer norm over the last dim D, a warp per row (as sdl.h, sums in double):

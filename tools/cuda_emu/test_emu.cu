@@ -76,6 +76,9 @@ static __global__ void emu_k_uninit(float *out) {
     out[threadIdx.x] = sh[0];
 }
 
+/* reads a host array (a pointer that never went through cudaMalloc) */
+static __global__ void emu_k_host(const float *h, float *out) { out[threadIdx.x] = h[threadIdx.x]; }
+
 /* runs one case; its results go to the host (the digest) */
 static int run_case(const char *c) {
     float *x, *y, h[8 * N];
@@ -95,6 +98,7 @@ static int run_case(const char *c) {
     else if (s == "warp_partial") emu_k_warp_sum<<<1, 48>>>(y);
     else if (s == "pair_sync" || s == "pair") emu_k_global_pair<<<1, 32>>>(y, s == "pair_sync");
     else if (s == "uninit") emu_k_uninit<<<1, N>>>(y);
+    else if (s == "host_ok" || s == "host") emu_k_host<<<1, 32>>>(s == "host" ? h : x, y);
     else { fprintf(stderr, "unknown case %s\n", c); return 2; }
     if (cudaGetLastError() != cudaSuccess) return 3;
     cudaMemcpy(h, x, sizeof h, cudaMemcpyDeviceToHost);
@@ -174,6 +178,7 @@ int main(int argc, char **argv) {
     expect_clean("swap_sync");
     expect_clean("warp_full");
     expect_clean("pair_sync");
+    expect_clean("host_ok");
     expect_order_dependent("chain");
     expect_order_dependent("sum_nosync");
     expect_order_dependent("neighbour");
@@ -185,6 +190,7 @@ int main(int argc, char **argv) {
     expect_abort("neighbour", "emu_k_neighbour"); /* a race, or a read of a slot not yet written */
     expect_abort("pair", "device-memory race in emu_k_global_pair");
     expect_abort("uninit", "which no thread of its block wrote");
+    expect_abort("host", "read host memory");
 #else
     printf("(built without -DEMU_RACECHECK: the race checks are not tested)\n");
 #endif

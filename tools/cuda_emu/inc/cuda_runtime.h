@@ -457,12 +457,15 @@ static inline cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigne
        shared memory (static __shared__ arrays): a thread reading or writing what another thread
          of its block wrote, or writing what another read, with no __syncthreads between;
        device memory: the same inside a block, and any element one block wrote and another
-         block of the same launch read or wrote (or read and another wrote).
+         block of the same launch read or wrote (or read and another wrote);
+       a read of a __shared__ element no thread of the block wrote (uninitialised).
      __shfl_xor_sync orders no memory (as on a GPU, where only __syncwarp or __syncthreads
      does): shared-memory traffic between lanes still needs a __syncthreads. EMU_RACECHECK=0
      in the environment turns the checks off in such a build.
    - __shfl_xor_sync with a full mask in a warp of fewer than 32 threads (a block size that is
-     not a multiple of 32) aborts: undefined on a GPU. */
+     not a multiple of 32), or with a lane or its partner outside the mask, aborts: undefined
+     on a GPU.
+   - EMU_KERNELS=1: at exit, each kernel's launches and the most blocks of one launch. */
 static int emu_sched_mode = -1; /* 0 in order, 1 shuffle */
 static uint64_t emu_sched_seed, emu_sched_rng;
 static std::vector<uint32_t> emu_sched_bperm, emu_sched_tperm;
@@ -489,7 +492,22 @@ static void emu_permute(std::vector<uint32_t> &v, uint64_t n) {
     for (uint64_t i = 0; i < n; i++) v[i] = (uint32_t)i;
     for (uint64_t i = n; i > 1; i--) std::swap(v[i - 1], v[emu_splitmix(emu_sched_rng) % i]);
 }
+/* EMU_KERNELS=1: at exit, each kernel's launches and most blocks in one launch (a kernel
+   never launched with 2 or more blocks had no block order to get wrong in this run) */
+struct emu_kernel_stats {
+    std::map<std::string, std::pair<long, uint64_t>> k;
+    ~emu_kernel_stats() {
+        for (auto &e : k) fprintf(stderr, "emu: kernel %s: %ld launches, at most %llu blocks\n", e.first.c_str(), e.second.first, (unsigned long long)e.second.second);
+    }
+};
 static void emu_sched_launch(uint64_t nblocks) {
+    static int stats_on = getenv("EMU_KERNELS") && atoi(getenv("EMU_KERNELS")) > 0;
+    if (stats_on) {
+        static emu_kernel_stats stats;
+        auto &e = stats.k[emu_name];
+        e.first++;
+        if (nblocks > e.second) e.second = nblocks;
+    }
     if (!emu_shuffling()) return;
     emu_sched_rng = emu_sched_seed * 0x100000001B3ull + (uint64_t)emu_launches;
     if (nblocks > ((uint64_t)1 << 26)) { fprintf(stderr, "emu: %llu blocks: too many to shuffle\n", (unsigned long long)nblocks); abort(); }
@@ -638,6 +656,21 @@ static inline void emu_race_byte(uint64_t *w, uint64_t *r, uintptr_t a, bool wri
         *r = emu_ep << 16 | (re == emu_ep && (rv & 0xffff) != t ? 0xffff : t);
     }
 }
+/* true for memory a kernel may touch besides device memory: its own stack (the fiber's, or
+   the host thread's for kernels run without fibers; frames above this function's) and the
+   program's static data (threadIdx is one, __shared__ arrays, constant tables) */
+extern "C" char __executable_start[] __attribute__((weak)), _end[] __attribute__((weak));
+static bool emu_race_own(uintptr_t a) {
+    char here;
+    uintptr_t sp = (uintptr_t)&here;
+    if (a >= sp - 4096 && a < sp + ((uintptr_t)1 << 20)) return true;
+    return __executable_start && a >= (uintptr_t)__executable_start && a < (uintptr_t)_end;
+}
+[[noreturn]] static void emu_race_host(uintptr_t a, bool write) {
+    fprintf(stderr, "emu: %s (%s, %s) %s host memory at %p (not from cudaMalloc): a GPU cannot reach it\n", emu_name,
+            emu_race_block_name(emu_ep).c_str(), emu_race_thread((unsigned)emu_linear()).c_str(), write ? "wrote" : "read", (void *)a);
+    abort();
+}
 static void emu_race_access(const void *p, unsigned n, bool write) {
     if (!emu_in_kernel) return;
     uintptr_t a = (uintptr_t)p, s0 = (uintptr_t)__start_emu_shared, s1 = (uintptr_t)__stop_emu_shared;
@@ -656,8 +689,10 @@ static void emu_race_access(const void *p, unsigned n, bool write) {
         auto it = std::upper_bound(emu_race_regions.begin(), emu_race_regions.end(), a,
                                    [](uintptr_t x, const emu_race_region &r) { return x < r.lo; });
         if (it != emu_race_regions.begin() && a < (it - 1)->hi) c.region = (it - 1) - emu_race_regions.begin();
+        else if (!emu_race_own(a)) c.region = -2;
     }
-    if (c.region < 0) return; /* not device memory: the kernel's stack, its arguments */
+    if (c.region == -2) emu_race_host(a, write);
+    if (c.region < 0) return; /* the kernel's stack (its arguments), the emulator's variables */
     emu_race_region &r = emu_race_regions[(size_t)c.region];
     if (!r.shadow) {
         auto &sh = emu_race_shadows[r.lo];

@@ -119,6 +119,40 @@ for src in tests/mpi_test_*.c; do
         run_prog "$name -np $np" "$B/$name.np$np.log" "$MPIRUN" --allow-run-as-root --oversubscribe -np "$np" "$B/$name"
     done
 done
+# ---- the emulator's order checks (tools/cuda_emu/README: EMU_SCHEDULE, EMU_DIGEST, race
+# checks). Each emulated test runs twice: in order (built with $CXX) and shuffled
+# (EMU_SCHEDULE=shuffle: blocks and threads in a random order) in a build with the race checks
+# (clang++ with -fsanitize-coverage=trace-loads,trace-stores and -DEMU_RACECHECK; without
+# such a clang, shuffled only). Both print a digest of every device-to-host copy: sdl_cuda.h
+# has no atomics, so the two must match bit for bit. The shuffled run leaves device memory
+# readable by the host (EMU_NO_PROTECT=1: half the time; the in-order run checks that).
+EMU_RACE_CXX="" EMU_RACE_FLAGS=""
+emu_race_setup() { # picks the compiler for the shuffled runs, once
+    [ -n "$EMU_RACE_CXX" ] && return
+    EMU_RACE_CXX=$CXX
+    local f="-DEMU_RACECHECK -fsanitize-coverage=inline-bool-flag,trace-loads,trace-stores"
+    mkdir -p "$B/cuda_emu"
+    echo 'int main(){return 0;}' >"$B/cuda_emu/probe.cpp"
+    if command -v clang++ >/dev/null && clang++ $f -c "$B/cuda_emu/probe.cpp" -o "$B/cuda_emu/probe.o" >/dev/null 2>&1; then
+        EMU_RACE_CXX=clang++ EMU_RACE_FLAGS="$f"
+    fi
+}
+# emu_build_race out.cpp exe log allowlist [compiler]: the shuffled run's build
+emu_build_race() {
+    local allow=""
+    [ -n "$EMU_RACE_FLAGS" ] && allow="-fsanitize-coverage-allowlist=$4"
+    # shellcheck disable=SC2086
+    ${5:-$EMU_RACE_CXX} -std=c++17 -O2 -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=0 -D__CUDACC__ -DSDL_MPI_NCCL -w $EMU_RACE_FLAGS $allow \
+        -I"$(dirname "$1")/.." -Itests -I. "$1" -o "$2" -lm -lpthread >>"$3" 2>&1
+}
+# same_digest name log_in_order log_shuffled
+same_digest() {
+    local a b
+    a=$(grep '^emu: digest' "$2" | sort)
+    b=$(grep '^emu: digest' "$3" | sort)
+    if [ -n "$a" ] && [ "$a" = "$b" ]; then pass "$1: the same bits in order and shuffled"
+    else fail "$1: the results depend on the schedule (in order: ${a:-no digest}; shuffled: ${b:-no digest})"; fi
+}
 for src in tests/cuda_test_*.cu; do
     [ -e "$src" ] || continue
     name=$(basename "$src" .cu)
@@ -145,17 +179,41 @@ for src in tests/cuda_test_*.cu; do
     if [ -z "$PYTHON" ]; then skip "$ename: python3 not found (apt-get install python3)"; continue; fi
     if ! command -v "$CXX" >/dev/null; then skip "$ename: $CXX not found"; continue; fi
     E="$B/cuda_emu"
-    mkdir -p "$E/src"
-    if cp tools/cuda_emu/inc/*.h "$E/" &&
+    mkdir -p "$E/src" "$E/race/src"
+    if cp tools/cuda_emu/inc/*.h "$E/" && cp tools/cuda_emu/inc/*.h "$E/race/" &&
         "$PYTHON" tools/cuda_emu/convert.py sdl_cuda.h "$E/sdl_cuda.h" >"$E/$name.build.log" 2>&1 &&
         "$PYTHON" tools/cuda_emu/convert.py "$src" "$E/src/$name.cpp" >>"$E/$name.build.log" 2>&1 &&
         $CXX -std=c++17 -O2 -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=0 -D__CUDACC__ -w -I"$E" -Itests -I. \
             "$E/src/$name.cpp" -o "$E/$name" -lm -lpthread >>"$E/$name.build.log" 2>&1; then
-        run_prog "$ename" "$E/$name.log" "$E/$name"
+        run_prog "$ename" "$E/$name.log" env EMU_DIGEST=1 "$E/$name"
     else
         fail "$ename (build)" "$E/$name.build.log"
+        continue
+    fi
+    emu_race_setup
+    rname="$name (CPU emulation of CUDA, shuffled${EMU_RACE_FLAGS:+, race checks})"
+    rm -f "$E/$name.allow"
+    if "$PYTHON" tools/cuda_emu/convert.py sdl_cuda.h "$E/race/sdl_cuda.h" "$E/$name.allow" >"$E/$name.race.build.log" 2>&1 &&
+        "$PYTHON" tools/cuda_emu/convert.py "$src" "$E/race/src/$name.cpp" "$E/$name.allow" >>"$E/$name.race.build.log" 2>&1 &&
+        emu_build_race "$E/race/src/$name.cpp" "$E/race/$name" "$E/$name.race.build.log" "$E/$name.allow"; then
+        run_prog "$rname" "$E/$name.race.log" env EMU_SCHEDULE=shuffle EMU_DIGEST=1 EMU_NO_PROTECT=1 "$E/race/$name"
+        same_digest "$name (CPU emulation of CUDA)" "$E/$name.log" "$E/$name.race.log"
+    else
+        fail "$rname (build)" "$E/$name.race.build.log"
     fi
 done
+# the order checks themselves can fail: tools/cuda_emu/test_emu.cu runs broken kernels (a
+# missing __syncthreads, blocks reading each other's writes, ...) and checks they are reported
+if [ "${SAN:-}" != 1 ] && [ -n "$PYTHON" ] && [ -d "$B/cuda_emu/race" ]; then
+    E="$B/cuda_emu"
+    rm -f "$E/test_emu.allow"
+    if "$PYTHON" tools/cuda_emu/convert.py tools/cuda_emu/test_emu.cu "$E/race/src/test_emu.cpp" "$E/test_emu.allow" >"$E/test_emu.build.log" 2>&1 &&
+        emu_build_race "$E/race/src/test_emu.cpp" "$E/race/test_emu" "$E/test_emu.build.log" "$E/test_emu.allow"; then
+        run_prog "tools/cuda_emu/test_emu (the emulator's order checks)" "$E/test_emu.log" "$E/race/test_emu"
+    else
+        fail "tools/cuda_emu/test_emu (build)" "$E/test_emu.build.log"
+    fi
+fi
 # ---- tests/mpi_cuda_test_*.cu: sdl_mpi.h's GPU path (MPI + CUDA). With nvcc: built with
 # -Werror (and -DSDL_MPI_NCCL -lnccl where nccl.h is found); on a GPU run with mpirun -np 1
 # (NCCL with one rank) and -np 2 (two ranks sharing the GPU: host staging). Always (not under
@@ -205,11 +263,28 @@ for src in tests/mpi_cuda_test_*.cu; do
         "$MPICXX" -std=c++17 -O2 -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=0 -D__CUDACC__ -DSDL_MPI_NCCL -w -I"$E" -Itests -I. \
             "$E/src/$name.cpp" -o "$E/$name" -lm -lpthread >>"$E/$name.build.log" 2>&1; then
         for np in ${nps:-2}; do
-            run_prog "$ename -np $np" "$E/$name.np$np.log" env EMU_DEVICES="$np" "$MPIRUN" --allow-run-as-root --oversubscribe -np "$np" "$E/$name"
+            run_prog "$ename -np $np" "$E/$name.np$np.log" env EMU_DIGEST=1 EMU_DEVICES="$np" "$MPIRUN" --allow-run-as-root --oversubscribe -np "$np" "$E/$name"
         done
         run_prog "$ename -np 2 sharing one device" "$E/$name.shared.log" env EMU_DEVICES=1 "$MPIRUN" --allow-run-as-root --oversubscribe -np 2 "$E/$name"
     else
         fail "$ename (build)" "$E/$name.build.log"
+        continue
+    fi
+    # shuffled with the race checks (see the order checks above), -np 2: the same bits as in order
+    emu_race_setup
+    rname="$name (CPU emulation of CUDA, shuffled${EMU_RACE_FLAGS:+, race checks}) -np 2"
+    mkdir -p "$E/race/src"
+    rm -f "$E/$name.allow"
+    if cp tools/cuda_emu/inc/*.h "$E/race/" &&
+        "$PYTHON" tools/cuda_emu/convert.py sdl_cuda.h "$E/race/sdl_cuda.h" "$E/$name.allow" >"$E/$name.race.build.log" 2>&1 &&
+        "$PYTHON" tools/cuda_emu/convert.py sdl_mpi.h "$E/race/sdl_mpi.h" "$E/$name.allow" >>"$E/$name.race.build.log" 2>&1 &&
+        "$PYTHON" tools/cuda_emu/convert.py "$src" "$E/race/src/$name.cpp" "$E/$name.allow" >>"$E/$name.race.build.log" 2>&1 &&
+        OMPI_CXX=$EMU_RACE_CXX emu_build_race "$E/race/src/$name.cpp" "$E/race/$name" "$E/$name.race.build.log" "$E/$name.allow" "$MPICXX"; then
+        run_prog "$rname" "$E/$name.race.log" env EMU_SCHEDULE=shuffle EMU_DIGEST=1 EMU_NO_PROTECT=1 EMU_DEVICES=2 \
+            "$MPIRUN" --allow-run-as-root --oversubscribe -np 2 "$E/race/$name"
+        if [ -f "$E/$name.np2.log" ]; then same_digest "$name -np 2 (CPU emulation of CUDA)" "$E/$name.np2.log" "$E/$name.race.log"; fi
+    else
+        fail "$rname (build)" "$E/$name.race.build.log"
     fi
 done
 echo

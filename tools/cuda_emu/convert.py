@@ -1,6 +1,6 @@
 # convert.py - part of sdl's CUDA emulator - public domain or MIT (see sdl.h)
 #
-#   python3 convert.py IN.cu OUT.cpp
+#   python3 convert.py IN.cu OUT.cpp [ALLOWLIST]
 #
 # Copies a CUDA source and rewrites every kernel launch
 #     kernel<<<grid, block, shmem, stream>>>(args);
@@ -12,6 +12,12 @@
 # so g++ can build it against inc/cuda_runtime.h. Nothing else changes and no line is added
 # or removed (a #line directive keeps compiler messages pointing at IN). Any python3 >= 3.4,
 # standard library only.
+# For the race checks (README, inc/cuda_runtime.h's >>emu-race): after each static
+#     __shared__ T a[N], b[M][K];
+# it writes EMU_SHARED_NAME(a) EMU_SHARED_NAME(b) on the same line (the arrays' names for the
+# messages; nothing in a build without -DEMU_RACECHECK), and with ALLOWLIST it appends
+# "fun:*name*" for every __global__ and __device__ function of IN to that file (clang's
+# -fsanitize-coverage-allowlist: only those functions get their loads and stores checked).
 import re
 import sys
 
@@ -68,9 +74,26 @@ def convert(src, name):
     return ''.join(out), count
 
 
+# >>emu-race
+SHARED = re.compile(r'__shared__\s+[A-Za-z_][\w:]*\s+([A-Za-z_]\w*\s*\[[^;{}()]*\])\s*;')
+DEVICE_FN = re.compile(r'__(?:global|device)__\b[^;{}=()]*?\b([A-Za-z_]\w*)\s*\(')
+
+
+def name_shared(text):
+    """EMU_SHARED_NAME(a) after each static __shared__ array declaration"""
+    def one(m):
+        names = re.findall(r'(?:^|,)\s*([A-Za-z_]\w*)\s*\[', m.group(1))
+        return m.group(0) + ''.join(' EMU_SHARED_NAME(%s)' % n for n in names)
+    return SHARED.sub(one, text)
+
+
+def device_functions(text):
+    return sorted(set(DEVICE_FN.findall(text)))
+
+
 def main(argv):
-    if len(argv) != 3:
-        sys.stderr.write('usage: python3 convert.py IN.cu OUT.cpp\n')
+    if len(argv) not in (3, 4):
+        sys.stderr.write('usage: python3 convert.py IN.cu OUT.cpp [ALLOWLIST]\n')
         return 2
     with open(argv[1], encoding='utf-8') as f:
         src = f.read()
@@ -79,6 +102,12 @@ def main(argv):
     except ValueError as e:
         sys.stderr.write('convert.py: %s\n' % e)
         return 1
+    text = name_shared(text)
+    if len(argv) == 4:
+        with open(argv[3], 'a', encoding='utf-8') as f:
+            if f.tell() == 0:
+                f.write('src:*\n')
+            f.write(''.join('fun:*%s*\n' % n for n in device_functions(src)))
     with open(argv[2], 'w', encoding='utf-8') as f:
         f.write('#line 1 "%s"\n' % argv[1].replace('\\', '/'))
         f.write(text)

@@ -26,6 +26,19 @@
 #include <vector>
 #include <map>
 #include <string>
+#include <algorithm>
+
+/* >>emu-race: schedule perturbation, race checks and the result digest, defined at the end */
+static void emu_digest_add(const void *p, size_t n);
+static void emu_sched_launch(uint64_t nblocks);
+static uint64_t emu_sched_block(uint64_t k);
+static void emu_sched_pass(unsigned nt);
+static unsigned emu_sched_thread(unsigned j);
+static void emu_race_launch(bool begin);
+static void emu_race_block(uint64_t linear_block);
+static void emu_race_barrier(void);
+static void emu_shfl_check(unsigned mask, int lane, int o);
+#define EMU_SHARED_NAME(a) /* convert.py writes one after each __shared__ array; see the end */
 
 struct dim3 { unsigned x, y, z; dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {} };
 typedef int cudaError_t;
@@ -35,10 +48,17 @@ typedef void *cudaEvent_t;
 enum cudaMemcpyKind { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
 #define cudaStreamNonBlocking 1
 struct cudaDeviceProp { char name[256]; int major, minor; };
+#define __host__
+#ifdef EMU_RACECHECK /* >>emu-race: the race checks (end of file) need the static __shared__ arrays in one
+                        section and every kernel and device function kept out of line */
+#define __global__ __attribute__((noinline))
+#define __device__ __attribute__((noinline))
+#define __shared__ static __attribute__((section("emu_shared")))
+#else
 #define __global__
 #define __device__
-#define __host__
 #define __shared__ static
+#endif
 
 static cudaError_t emu_err = cudaSuccess;
 static long emu_launches;
@@ -91,6 +111,7 @@ static inline cudaError_t emu_copy(void *d, const void *s, size_t n, cudaMemcpyK
         return cudaErrorInvalidValue;
     }
     emu_open(); memmove(d, s, n); emu_close();
+    if (k == cudaMemcpyDeviceToHost) emu_digest_add(d, n); /* >>emu-race */
     return cudaSuccess;
 }
 static inline cudaError_t emu_set(void *p, int v, size_t n) {
@@ -147,14 +168,15 @@ static inline void emu_wait(emu_bar &b) {
     emu_hit = 1;
     if (emu_direct) { fprintf(stderr, "emu: a barrier in %s, run without fibers\n", emu_name); abort(); }
     int g = b.gen;
-    if (++b.count == b.size) { b.count = 0; b.gen++; emu_progress++; }
+    if (++b.count == b.size) { b.count = 0; b.gen++; emu_progress++; if (&b == &emu_block_bar) emu_race_barrier(); }
     else while (b.gen == g) emu_yield();
 }
 static inline int emu_linear() { return (int)(emu_tid.x + emu_tid.y * emu_bdim.x + emu_tid.z * emu_bdim.x * emu_bdim.y); }
 static inline void __syncthreads() { emu_wait(emu_block_bar); }
-template <typename T> static inline T __shfl_xor_sync(unsigned, T v, int o) {
+template <typename T> static inline T __shfl_xor_sync(unsigned mask, T v, int o) {
     int lin = emu_linear(), w = lin / 32;
     static_assert(sizeof(T) <= 8, "shfl");
+    emu_shfl_check(mask, lin, o); /* >>emu-race */
     memcpy(&emu_slot[lin], &v, sizeof v);
     emu_wait(emu_warp_bar[w]);
     T r;
@@ -198,22 +220,28 @@ template <typename F> static void emu_launch(dim3 g, dim3 b, size_t shmem, const
     emu_tids.resize(nt);
     emu_done.assign(nt, 0);
     static std::map<std::string, int> fiberless; /* kernels seen to use no barrier */
+    /* >>emu-race: blocks and threads in the order emu_sched_* give (EMU_SCHEDULE) */
+    uint64_t nblocks = (uint64_t)g.x * g.y * g.z;
+    struct race_scope { race_scope() { emu_race_launch(true); } ~race_scope() { emu_race_launch(false); } } race_checks;
+    emu_sched_launch(nblocks);
     if (fiberless[name] > 0) {
         emu_direct = 1;
-        for (unsigned bz = 0; bz < g.z; bz++)
-            for (unsigned by = 0; by < g.y; by++)
-                for (unsigned bx = 0; bx < g.x; bx++) {
-                    emu_bid = dim3(bx, by, bz);
-                    for (unsigned i = 0; i < nt; i++) { emu_tid = dim3(i % b.x, (i / b.x) % b.y, i / (b.x * b.y)); body(); }
-                }
+        for (uint64_t k = 0; k < nblocks; k++) {
+            uint64_t lb = emu_sched_block(k);
+            emu_bid = dim3((unsigned)(lb % g.x), (unsigned)(lb / g.x % g.y), (unsigned)(lb / ((uint64_t)g.x * g.y)));
+            emu_race_block(lb);
+            emu_sched_pass(nt);
+            for (unsigned j = 0; j < nt; j++) { unsigned i = emu_sched_thread(j); emu_tid = dim3(i % b.x, (i / b.x) % b.y, i / (b.x * b.y)); body(); }
+        }
         emu_direct = 0;
         return;
     }
     emu_hit = 0;
-    for (volatile unsigned bz = 0; bz < g.z; bz++)
-        for (volatile unsigned by = 0; by < g.y; by++)
-            for (volatile unsigned bx = 0; bx < g.x; bx++) {
-                emu_bid = dim3(bx, by, bz);
+    for (volatile uint64_t k = 0; k < nblocks; k++) {
+                uint64_t lb = emu_sched_block(k);
+                unsigned bx = (unsigned)(lb % g.x);
+                emu_bid = dim3(bx, (unsigned)(lb / g.x % g.y), (unsigned)(lb / ((uint64_t)g.x * g.y)));
+                emu_race_block(lb);
                 emu_block_bar.count = 0; emu_block_bar.size = (int)nt;
                 for (int w = 0; w < 32; w++) { emu_warp_bar[w].count = 0; emu_warp_bar[w].size = 0; }
                 for (unsigned i = 0; i < nt; i++) {
@@ -230,7 +258,9 @@ template <typename F> static void emu_launch(dim3 g, dim3 b, size_t shmem, const
                 volatile int live = (int)nt;
                 while (live > 0) {
                     long before = emu_progress;
-                    for (volatile unsigned i = 0; i < nt; i++) {
+                    emu_sched_pass(nt);
+                    for (volatile unsigned j = 0; j < nt; j++) {
+                        unsigned i = emu_sched_thread(j);
                         if (emu_done[i]) continue;
                         emu_cur = (int)i;
                         emu_tid = emu_tids[i];
@@ -410,3 +440,283 @@ static inline cudaError_t cudaEventQuery(cudaEvent_t) {
 static inline cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
 /* ---- integer intrinsics: __ffs (the 1-based index of the lowest set bit, 0 for none) ---- */
 static inline int __ffs(int x) { return __builtin_ffs(x); }
+
+/* ---- >>emu-race: schedule perturbation, race checks, a digest of the results ----------------
+   A GPU runs the blocks of a launch in any order and at once, and the threads of a block in
+   warps that interleave freely; here blocks run one after another and fibers switch only at
+   barriers. So a kernel whose result depends on that order passes here and fails on a GPU.
+   - EMU_SCHEDULE=shuffle (EMU_SEED=n, default 1): each launch runs its blocks in a
+     pseudo-random order and, at every barrier phase, resumes the block's threads in a fresh
+     pseudo-random order (kernels run without fibers: each block's threads in a random order).
+     The order depends on the seed and the launch's number only, so a run can be repeated.
+   - EMU_DIGEST=1: at exit, prints "emu: digest <hex> (<n> bytes copied to the host)", a hash
+     of every device-to-host copy. sdl_cuda.h has no atomics: its results must have the same
+     bits under any schedule, so two runs (in order, shuffled) must print the same digest.
+   - built with -DEMU_RACECHECK and clang's -fsanitize-coverage=inline-bool-flag,trace-loads,
+     trace-stores (allowlist: the __global__ and __device__ functions, which convert.py's third
+     argument lists), every load and store of a kernel calls emu_race_access, which keeps per
+     byte the last writer and reader (thread, barrier epoch) and aborts on
+       shared memory (static __shared__ arrays): a thread reading or writing what another thread
+         of its block wrote, or writing what another read, with no __syncthreads between;
+       device memory: the same inside a block, and any element one block wrote and another
+         block of the same launch read or wrote (or read and another wrote);
+       a read of a __shared__ element no thread of the block wrote (uninitialised).
+     __shfl_xor_sync orders no memory (as on a GPU, where only __syncwarp or __syncthreads
+     does): shared-memory traffic between lanes still needs a __syncthreads. EMU_RACECHECK=0
+     in the environment turns the checks off in such a build.
+   - __shfl_xor_sync with a full mask in a warp of fewer than 32 threads (a block size that is
+     not a multiple of 32), or with a lane or its partner outside the mask, aborts: undefined
+     on a GPU.
+   - EMU_KERNELS=1: at exit, each kernel's launches and the most blocks of one launch. */
+static int emu_sched_mode = -1; /* 0 in order, 1 shuffle */
+static uint64_t emu_sched_seed, emu_sched_rng;
+static std::vector<uint32_t> emu_sched_bperm, emu_sched_tperm;
+static inline uint64_t emu_splitmix(uint64_t &s) {
+    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static inline bool emu_shuffling(void) {
+    if (emu_sched_mode < 0) {
+        const char *m = getenv("EMU_SCHEDULE"), *seed = getenv("EMU_SEED");
+        if (m && *m && strcmp(m, "shuffle") != 0 && strcmp(m, "inorder") != 0) {
+            fprintf(stderr, "emu: EMU_SCHEDULE=%s: expected shuffle or inorder\n", m);
+            abort();
+        }
+        emu_sched_mode = m && strcmp(m, "shuffle") == 0;
+        emu_sched_seed = seed ? strtoull(seed, NULL, 10) : 1;
+    }
+    return emu_sched_mode == 1;
+}
+static void emu_permute(std::vector<uint32_t> &v, uint64_t n) {
+    v.resize(n);
+    for (uint64_t i = 0; i < n; i++) v[i] = (uint32_t)i;
+    for (uint64_t i = n; i > 1; i--) std::swap(v[i - 1], v[emu_splitmix(emu_sched_rng) % i]);
+}
+/* EMU_KERNELS=1: at exit, each kernel's launches and most blocks in one launch (a kernel
+   never launched with 2 or more blocks had no block order to get wrong in this run) */
+struct emu_kernel_stats {
+    std::map<std::string, std::pair<long, uint64_t>> k;
+    ~emu_kernel_stats() {
+        for (auto &e : k) fprintf(stderr, "emu: kernel %s: %ld launches, at most %llu blocks\n", e.first.c_str(), e.second.first, (unsigned long long)e.second.second);
+    }
+};
+static void emu_sched_launch(uint64_t nblocks) {
+    static int stats_on = getenv("EMU_KERNELS") && atoi(getenv("EMU_KERNELS")) > 0;
+    if (stats_on) {
+        static emu_kernel_stats stats;
+        auto &e = stats.k[emu_name];
+        e.first++;
+        if (nblocks > e.second) e.second = nblocks;
+    }
+    if (!emu_shuffling()) return;
+    emu_sched_rng = emu_sched_seed * 0x100000001B3ull + (uint64_t)emu_launches;
+    if (nblocks > ((uint64_t)1 << 26)) { fprintf(stderr, "emu: %llu blocks: too many to shuffle\n", (unsigned long long)nblocks); abort(); }
+    emu_permute(emu_sched_bperm, nblocks);
+}
+static uint64_t emu_sched_block(uint64_t k) { return emu_sched_mode == 1 ? emu_sched_bperm[k] : k; }
+static void emu_sched_pass(unsigned nt) { if (emu_sched_mode == 1) emu_permute(emu_sched_tperm, nt); }
+static unsigned emu_sched_thread(unsigned j) { return emu_sched_mode == 1 ? emu_sched_tperm[j] : j; }
+
+static void emu_shfl_check(unsigned mask, int lane, int o) {
+    int w = lane / 32;
+    if (mask == 0xffffffffu && emu_warp_bar[w].size != 32) {
+        fprintf(stderr, "emu: __shfl_xor_sync with a full mask in %s, but warp %d of its block has %d threads "
+                "(block size not a multiple of 32): undefined on a GPU\n", emu_name, w, emu_warp_bar[w].size);
+        abort();
+    }
+    if (!(mask >> (lane % 32) & 1) || !(mask >> ((lane ^ o) % 32) & 1) || (lane ^ o) / 32 != w) {
+        fprintf(stderr, "emu: __shfl_xor_sync in %s: lane %d or its partner %d not in the mask %08x\n", emu_name, lane % 32, (lane ^ o) % 32, mask);
+        abort();
+    }
+}
+
+/* the digest: FNV-1a over 8-byte words of every device-to-host copy */
+static int emu_digest_on = -1;
+static uint64_t emu_digest_h = 1469598103934665603ull, emu_digest_n;
+static void emu_digest_add(const void *p, size_t n) {
+    if (emu_digest_on < 0) emu_digest_on = getenv("EMU_DIGEST") && atoi(getenv("EMU_DIGEST")) > 0;
+    if (!emu_digest_on) return;
+    const unsigned char *c = (const unsigned char *)p;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) { uint64_t w; memcpy(&w, c + i, 8); emu_digest_h = (emu_digest_h ^ w) * 0x100000001B3ull; }
+    for (; i < n; i++) emu_digest_h = (emu_digest_h ^ c[i]) * 0x100000001B3ull;
+    emu_digest_n += n;
+}
+struct emu_digest_report {
+    ~emu_digest_report() {
+        if (emu_digest_on > 0 || (emu_digest_on < 0 && getenv("EMU_DIGEST") && atoi(getenv("EMU_DIGEST")) > 0))
+            fprintf(stderr, "emu: digest %016llx (%llu bytes copied to the host)\n", (unsigned long long)emu_digest_h, (unsigned long long)emu_digest_n);
+    }
+};
+static emu_digest_report emu_digest_at_exit;
+
+/* barrier epochs: one number for each block's start and each __syncthreads, counted over
+   the whole run, so a stamp older than the launch's first epoch is from an earlier launch */
+static uint64_t emu_ep = 1, emu_launch_ep0, emu_block_ep0;
+static int emu_in_kernel;
+static std::vector<std::pair<uint64_t, uint64_t>> emu_block_eps; /* (first epoch, block) of this launch */
+static void emu_race_barrier(void) { emu_ep++; }
+
+#ifndef EMU_RACECHECK
+static void emu_race_launch(bool) {}
+static void emu_race_block(uint64_t) { emu_ep++; }
+#else
+#undef EMU_SHARED_NAME
+#define EMU_SHARED_NAME(a) static const int emu_shared_name_##a = emu_shared_name(a, #a);
+extern "C" char __start_emu_shared[] __attribute__((weak)), __stop_emu_shared[] __attribute__((weak));
+#include <type_traits>
+struct emu_shared_info { uintptr_t p; size_t size, row, elem; std::string name; };
+static std::vector<emu_shared_info> emu_shared_names;
+/* row: the size of a[0] (a row of a 2-d array, else one element) */
+template <typename A> static int emu_shared_name(A &a, const char *name) {
+    emu_shared_names.push_back({(uintptr_t)&a, sizeof a, sizeof a[0], sizeof(typename std::remove_all_extents<A>::type), name});
+    return 0;
+}
+struct emu_race_region { uintptr_t lo, hi; uint64_t *shadow; }; /* shadow: 2 stamps per byte */
+static std::vector<emu_race_region> emu_race_regions;           /* device memory, sorted */
+static std::map<uintptr_t, std::pair<size_t, uint64_t *>> emu_race_shadows;
+static std::vector<uint64_t> emu_race_shared;
+static struct { uintptr_t page; long region; } emu_race_cache[64];
+static int emu_race_on = -1;
+static void emu_race_launch(bool begin) {
+    if (emu_race_on < 0) emu_race_on = !(getenv("EMU_RACECHECK") && strcmp(getenv("EMU_RACECHECK"), "0") == 0);
+    emu_in_kernel = begin && emu_race_on;
+    if (!emu_in_kernel) return;
+    emu_launch_ep0 = ++emu_ep;
+    emu_block_eps.clear();
+    emu_race_regions.clear();
+    for (auto &r : emu_regions) emu_race_regions.push_back({(uintptr_t)r.p, (uintptr_t)r.p + r.n, NULL});
+    std::sort(emu_race_regions.begin(), emu_race_regions.end(), [](const emu_race_region &a, const emu_race_region &b) { return a.lo < b.lo; });
+    for (auto &c : emu_race_cache) c.page = 0;
+    size_t sh = (size_t)(__stop_emu_shared - __start_emu_shared);
+    if (emu_race_shared.size() < 2 * sh) emu_race_shared.assign(2 * sh, 0);
+}
+static void emu_race_block(uint64_t lb) {
+    emu_block_ep0 = ++emu_ep;
+    if (emu_in_kernel) emu_block_eps.push_back({emu_block_ep0, lb});
+}
+static std::string emu_race_thread(unsigned t) {
+    char b[96];
+    snprintf(b, sizeof b, "thread %u (%u,%u,%u)", t, t % emu_bdim.x, t / emu_bdim.x % emu_bdim.y, t / (emu_bdim.x * emu_bdim.y));
+    return b;
+}
+static std::string emu_race_block_name(uint64_t ep) {
+    uint64_t lb = 0;
+    for (auto &e : emu_block_eps) if (e.first <= ep) lb = e.second;
+    char b[96];
+    snprintf(b, sizeof b, "block (%llu,%llu,%llu)", (unsigned long long)(lb % emu_gdim.x), (unsigned long long)(lb / emu_gdim.x % emu_gdim.y),
+             (unsigned long long)(lb / ((uint64_t)emu_gdim.x * emu_gdim.y)));
+    return b;
+}
+static std::string emu_race_where(uintptr_t a, bool shared) {
+    char b[160];
+    if (shared)
+        for (auto &s : emu_shared_names)
+            if (a >= s.p && a < s.p + s.size) {
+                size_t off = a - s.p, i = off / s.elem, k = s.row / s.elem;
+                if (k > 1) snprintf(b, sizeof b, "%s[%zu][%zu]", s.name.c_str(), i / k, i % k);
+                else snprintf(b, sizeof b, "%s[%zu]", s.name.c_str(), i);
+                return b;
+            }
+    snprintf(b, sizeof b, shared ? "shared memory at %p" : "device memory at %p", (void *)a);
+    return b;
+}
+[[noreturn]] static void emu_race_report(const char *what, uintptr_t a, bool shared, uint64_t other, bool other_wrote, bool me_wrote) {
+    unsigned t = (unsigned)emu_linear(), ot = (unsigned)(other & 0xffff);
+    std::string whom = ot == 0xffff ? std::string("other threads") : emu_race_thread(ot);
+    fprintf(stderr, "emu: %s race in %s (%s): %s %s %s, %s %s it with no __syncthreads between (EMU_SCHEDULE=%s EMU_SEED=%llu)\n",
+            what, emu_name, emu_race_block_name(emu_ep).c_str(), whom.c_str(), other_wrote ? "wrote" : "read",
+            emu_race_where(a, shared).c_str(), emu_race_thread(t).c_str(), me_wrote ? "wrote" : "read",
+            emu_sched_mode == 1 ? "shuffle" : "inorder", (unsigned long long)emu_sched_seed);
+    abort();
+}
+[[noreturn]] static void emu_race_report_blocks(uintptr_t a, uint64_t other, bool other_wrote, bool me_wrote) {
+    fprintf(stderr, "emu: race between blocks in %s: %s %s %s, %s %s it in the same launch (blocks run in any order, "
+            "and at once, on a GPU)\n", emu_name, emu_race_block_name(other >> 16).c_str(), other_wrote ? "wrote" : "read",
+            emu_race_where(a, false).c_str(), emu_race_block_name(emu_ep).c_str(), me_wrote ? "wrote" : "read");
+    abort();
+}
+/* stamps: epoch << 16 | thread (0xffff: several threads read it in that epoch) */
+static inline void emu_race_byte(uint64_t *w, uint64_t *r, uintptr_t a, bool write, bool shared, unsigned t) {
+    uint64_t wv = *w, we = wv >> 16, rv = *r, re = rv >> 16;
+    bool other_block_w = !shared && we >= emu_launch_ep0 && we < emu_block_ep0;
+    bool other_block_r = !shared && re >= emu_launch_ep0 && re < emu_block_ep0;
+    if (we == emu_ep && (wv & 0xffff) != t) emu_race_report(shared ? "shared-memory" : "device-memory", a, shared, wv, true, write);
+    if (other_block_w) emu_race_report_blocks(a, wv, true, write);
+    if (shared && !write && we < emu_block_ep0) {
+        fprintf(stderr, "emu: %s (%s): %s read %s, which no thread of its block wrote (uninitialised shared memory)\n",
+                emu_name, emu_race_block_name(emu_ep).c_str(), emu_race_thread(t).c_str(), emu_race_where(a, true).c_str());
+        abort();
+    }
+    if (write) {
+        if (re == emu_ep && (rv & 0xffff) != t) emu_race_report(shared ? "shared-memory" : "device-memory", a, shared, rv, false, true);
+        if (other_block_r) emu_race_report_blocks(a, rv, false, true);
+        *w = emu_ep << 16 | t;
+    } else if (!other_block_r) { /* a read by an earlier block stays, for the check of a later write */
+        *r = emu_ep << 16 | (re == emu_ep && (rv & 0xffff) != t ? 0xffff : t);
+    }
+}
+/* true for memory a kernel may touch besides device memory: its own stack (the fiber's, or
+   the host thread's for kernels run without fibers; frames above this function's) and the
+   program's static data (threadIdx is one, __shared__ arrays, constant tables) */
+extern "C" char __executable_start[] __attribute__((weak)), _end[] __attribute__((weak));
+static bool emu_race_own(uintptr_t a) {
+    char here;
+    uintptr_t sp = (uintptr_t)&here;
+    if (a >= sp - 4096 && a < sp + ((uintptr_t)1 << 20)) return true;
+    return __executable_start && a >= (uintptr_t)__executable_start && a < (uintptr_t)_end;
+}
+[[noreturn]] static void emu_race_host(uintptr_t a, bool write) {
+    fprintf(stderr, "emu: %s (%s, %s) %s host memory at %p (not from cudaMalloc): a GPU cannot reach it\n", emu_name,
+            emu_race_block_name(emu_ep).c_str(), emu_race_thread((unsigned)emu_linear()).c_str(), write ? "wrote" : "read", (void *)a);
+    abort();
+}
+static void emu_race_access(const void *p, unsigned n, bool write) {
+    if (!emu_in_kernel) return;
+    uintptr_t a = (uintptr_t)p, s0 = (uintptr_t)__start_emu_shared, s1 = (uintptr_t)__stop_emu_shared;
+    unsigned t = (unsigned)emu_linear();
+    if (a >= s0 && a < s1) {
+        size_t sz = s1 - s0;
+        for (unsigned i = 0; i < n && a + i < s1; i++)
+            emu_race_byte(&emu_race_shared[a + i - s0], &emu_race_shared[sz + a + i - s0], a + i, write, true, t);
+        return;
+    }
+    uintptr_t page = a >> 12;
+    auto &c = emu_race_cache[page & 63];
+    if (c.page != page) {
+        c.page = page;
+        c.region = -1;
+        auto it = std::upper_bound(emu_race_regions.begin(), emu_race_regions.end(), a,
+                                   [](uintptr_t x, const emu_race_region &r) { return x < r.lo; });
+        if (it != emu_race_regions.begin() && a < (it - 1)->hi) c.region = (it - 1) - emu_race_regions.begin();
+        else if (!emu_race_own(a)) c.region = -2;
+    }
+    if (c.region == -2) emu_race_host(a, write);
+    if (c.region < 0) return; /* the kernel's stack (its arguments), the emulator's variables */
+    emu_race_region &r = emu_race_regions[(size_t)c.region];
+    if (!r.shadow) {
+        auto &sh = emu_race_shadows[r.lo];
+        size_t len = r.hi - r.lo;
+        if (sh.first != len) {
+            if (sh.second) munmap(sh.second, 16 * sh.first);
+            void *q = mmap(NULL, 16 * len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (q == MAP_FAILED) { fprintf(stderr, "emu: no memory for the race check's shadow of %zu bytes\n", len); abort(); }
+            sh = {len, (uint64_t *)q};
+        }
+        r.shadow = sh.second;
+    }
+    size_t len = r.hi - r.lo;
+    for (unsigned i = 0; i < n && a + i < r.hi; i++)
+        emu_race_byte(&r.shadow[a + i - r.lo], &r.shadow[len + a + i - r.lo], a + i, write, false, t);
+}
+#define EMU_RACE_HOOK(n, T)                                                                      \
+    extern "C" void __sanitizer_cov_load##n(T *p) { emu_race_access(p, n, false); }             \
+    extern "C" void __sanitizer_cov_store##n(T *p) { emu_race_access(p, n, true); }
+EMU_RACE_HOOK(1, uint8_t)
+EMU_RACE_HOOK(2, uint16_t)
+EMU_RACE_HOOK(4, uint32_t)
+EMU_RACE_HOOK(8, uint64_t)
+EMU_RACE_HOOK(16, __int128)
+#endif

@@ -46,7 +46,7 @@ static long emu_launches;
 /* dry run (EMU_DRY=1): the block at the end of this file */
 static bool emu_dry(void);
 static void emu_dry_mem(long long delta);
-static void emu_dry_launch(const char *name);
+static void emu_dry_launch(const char *name, dim3 g, dim3 b);
 static bool emu_dry_d2h(void *d, size_t n);
 template <typename... P> static inline void emu_args_check(P... p);
 static inline void emu_args_report(const char *name);
@@ -194,7 +194,7 @@ template <typename F> static void emu_launch(dim3 g, dim3 b, size_t shmem, const
         return;
     }
     if (shmem) { fprintf(stderr, "emu: %s asks for %zu bytes of dynamic shared memory: not emulated\n", name, shmem); abort(); }
-    if (emu_dry()) { emu_dry_launch(name); return; } /* checked, not run */
+    if (emu_dry()) { emu_dry_launch(name, g, b); return; } /* checked, not run */
     unsigned nt = b.x * b.y * b.z;
     std::function<void()> body = f;
     struct guard { guard() { emu_open(); } ~guard() { emu_close(); } } open_while_running;
@@ -443,6 +443,7 @@ static emu_dry_count emu_dry_now, emu_dry_mark, emu_dry_step;
 static long long emu_dry_cur, emu_dry_peak, emu_dry_big;
 static long emu_dry_mallocs, emu_dry_d2h_copies;
 static std::map<std::string, long> *emu_dry_kernels, *emu_dry_step_kernels, *emu_dry_mark_kernels;
+static std::map<std::string, long long> *emu_dry_threads; /* the fewest threads a launch of the kernel had */
 static int emu_arg_bad; /* 1 + the index of a kernel argument that is a host pointer */
 static inline double emu_gib(long long b) { return (double)b / (double)(1LL << 30); }
 static void emu_dry_report(void) {
@@ -459,8 +460,8 @@ static void emu_dry_report(void) {
         for (auto &e : *emu_dry_kernels) k.push_back({-e.second, e.first});
     std::sort(k.begin(), k.end());
     for (auto &e : k)
-        fprintf(stderr, "emu dry: kernel %-28s %8ld launches, %6ld in the last step\n", e.second.c_str(), -e.first,
-                emu_dry_step_kernels && emu_dry_step_kernels->count(e.second) ? (*emu_dry_step_kernels)[e.second] : 0L);
+        fprintf(stderr, "emu dry: kernel %-28s %8ld launches, %6ld in the last step, %9lld threads in the smallest\n", e.second.c_str(),
+                -e.first, emu_dry_step_kernels->count(e.second) ? (*emu_dry_step_kernels)[e.second] : 0L, (*emu_dry_threads)[e.second]);
     fprintf(stderr, "emu dry: summary peak_bytes=%lld launches=%ld blas_calls=%ld gemm_flop=%.0f step_launches=%ld step_blas_calls=%ld "
             "step_gemm_flop=%.0f step_graph_launches=%ld\n", emu_dry_peak, a.launches, a.blas_calls, a.flop, s.launches, s.blas_calls,
             s.flop, s.graph_launches);
@@ -474,6 +475,7 @@ static bool emu_dry(void) {
             emu_dry_kernels = new std::map<std::string, long>;
             emu_dry_step_kernels = new std::map<std::string, long>;
             emu_dry_mark_kernels = new std::map<std::string, long>;
+            emu_dry_threads = new std::map<std::string, long long>;
             atexit(emu_dry_report);
         }
     }
@@ -484,9 +486,13 @@ static void emu_dry_mem(long long delta) {
     if (delta > 0) { emu_dry_mallocs++; if (delta > emu_dry_big) emu_dry_big = delta; }
     if (emu_dry_cur > emu_dry_peak) emu_dry_peak = emu_dry_cur;
 }
-static void emu_dry_launch(const char *name) {
+static void emu_dry_launch(const char *name, dim3 g, dim3 b) {
     emu_dry_now.launches++;
     (*emu_dry_kernels)[name]++;
+    long long t = (long long)g.x * g.y * g.z * b.x * b.y * b.z;
+    auto it = emu_dry_threads->find(name);
+    if (it == emu_dry_threads->end()) (*emu_dry_threads)[name] = t;
+    else if (t < it->second) it->second = t;
 }
 /* a device-to-host copy ends a "step" when work was done since the last one. EMU_DRY=nan:
    true, the copy gives 0xFF bytes (NaN floats, -1 integers) in place of device memory's */

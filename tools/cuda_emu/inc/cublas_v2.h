@@ -204,6 +204,7 @@ static bool emu_span_in_block(const char *what, const void *p, int rows, int col
     if (batch > 1 && stride > 0) elems += (long long)(batch - 1) * stride;
     if (batch > 1 && stride < 0) first = (long long)(batch - 1) * stride, elems -= first;
     const char *q = (const char *)p + first * (long long)esz;
+    if (batch == 1 && elems > emu_dry_gemm_elems) emu_dry_gemm_elems = elems;
     if (emu_on_device(q, (size_t)elems * esz)) return true;
     fprintf(stderr, "emu: cublas gemm (m %d n %d k %d, batch %d): %s (%d x %d, ld %d, stride %lld) spans %lld bytes from %p, past the end of "
             "its cudaMalloc block\n", m, n, k, batch, what, rows, cols, ld, stride, elems * (long long)esz, (const void *)q);

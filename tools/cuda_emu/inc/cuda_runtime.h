@@ -12,7 +12,8 @@
      them. Copies check that their pointers are on the side their cudaMemcpyKind says
    - streams and events are synchronous: every call has finished when it returns
    Environment: EMU_NO_GPU=1 makes cudaGetDeviceCount report 0 devices; EMU_NO_PROTECT=1
-   leaves device memory readable from the host. */
+   leaves device memory readable from the host; EMU_DRY=1 checks and counts without running
+   (the last block of this file). */
 #pragma once
 #include <ucontext.h>
 #include <setjmp.h>
@@ -440,7 +441,7 @@ static inline cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigne
    device memory (a host pointer faults on a GPU); reported as "emu: ..." with the kernel. */
 struct emu_dry_count { long launches, blas_calls, gemms, graph_launches; double flop; };
 static emu_dry_count emu_dry_now, emu_dry_mark, emu_dry_step;
-static long long emu_dry_cur, emu_dry_peak, emu_dry_big;
+static long long emu_dry_cur, emu_dry_peak, emu_dry_big, emu_dry_gemm_elems; /* the last: the largest span a GEMM operand had */
 static long emu_dry_mallocs, emu_dry_d2h_copies;
 static std::map<std::string, long> *emu_dry_kernels, *emu_dry_step_kernels, *emu_dry_mark_kernels;
 static std::map<std::string, long long> *emu_dry_threads; /* the fewest threads a launch of the kernel had */
@@ -453,6 +454,8 @@ static void emu_dry_report(void) {
             emu_gib(emu_dry_peak), emu_dry_peak, emu_dry_mallocs, emu_gib(emu_dry_big), emu_gib(emu_dry_cur));
     fprintf(stderr, "emu dry: %ld kernel launches, %ld cuBLAS calls (%ld GEMMs), %.4g GFLOP in GEMMs, %ld graph launches, %ld device-to-host copies\n",
             a.launches, a.blas_calls, a.gemms, a.flop * 1e-9, a.graph_launches, emu_dry_d2h_copies);
+    fprintf(stderr, "emu dry: the largest GEMM operand spans %lld elements (%s 2^31 - 1, the int of cuBLAS's sizes)\n", emu_dry_gemm_elems,
+            emu_dry_gemm_elems > 2147483647LL ? "over" : "under");
     fprintf(stderr, "emu dry: last step: %ld kernel launches, %ld cuBLAS calls (%ld GEMMs), %.4g GFLOP in GEMMs, %ld graph launches\n",
             s.launches, s.blas_calls, s.gemms, s.flop * 1e-9, s.graph_launches);
     std::vector<std::pair<long, std::string>> k;
@@ -463,8 +466,8 @@ static void emu_dry_report(void) {
         fprintf(stderr, "emu dry: kernel %-28s %8ld launches, %6ld in the last step, %9lld threads in the smallest\n", e.second.c_str(),
                 -e.first, emu_dry_step_kernels->count(e.second) ? (*emu_dry_step_kernels)[e.second] : 0L, (*emu_dry_threads)[e.second]);
     fprintf(stderr, "emu dry: summary peak_bytes=%lld launches=%ld blas_calls=%ld gemm_flop=%.0f step_launches=%ld step_blas_calls=%ld "
-            "step_gemm_flop=%.0f step_graph_launches=%ld\n", emu_dry_peak, a.launches, a.blas_calls, a.flop, s.launches, s.blas_calls,
-            s.flop, s.graph_launches);
+            "step_gemm_flop=%.0f step_graph_launches=%ld gemm_max_elems=%lld\n", emu_dry_peak, a.launches, a.blas_calls, a.flop, s.launches,
+            s.blas_calls, s.flop, s.graph_launches, emu_dry_gemm_elems);
 }
 static bool emu_dry(void) {
     static int on = -1;

@@ -287,6 +287,21 @@ for src in tests/mpi_cuda_test_*.cu; do
         fail "$rname (build)" "$E/$name.race.build.log"
     fi
 done
+# ---- bench/bench_cuda.sh's GPU programs at their real sizes (GPT-2 124M B 16 T 1024, ResNet-18
+# b256, bench_cuda's MLP/CNN b64), one or two steps each as a dry run of the emulator
+# (EMU_DRY=1: launches and GEMMs checked and counted, not run; device memory reserved, not
+# touched): no launch or cuBLAS error, and each peak fits an 80 GB H100. tools/cuda_emu/dry_run.sh
+# prints the table (launches, GEMM TFLOP per step, peak GiB). About 1.5 min on 2 cores.
+dname="dry run of bench_cuda.sh's GPU programs at full size (CPU emulation of CUDA)"
+if [ "${SAN:-}" = 1 ]; then
+    skip "$dname: not under SAN=1 (the emulator is built without sanitizers; the plain run covers it)"
+elif [ -z "$PYTHON" ] || ! command -v "$CXX" >/dev/null; then
+    skip "$dname: python3 or $CXX not found"
+else
+    timeout 600 bash tools/cuda_emu/dry_run.sh "$B/cuda_dry" >"$B/cuda_dry.log" 2>&1
+    count_run "$dname" "$B/cuda_dry.log" $?
+    sed -n '/^run /,/^(per step/p' "$B/cuda_dry.log" | sed 's/^/     /'
+fi
 echo
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

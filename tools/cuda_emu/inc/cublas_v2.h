@@ -33,6 +33,11 @@ static inline float emu_tf32(float x) {
     memcpy(&x, &u, 4);
     return x;
 }
+static bool emu_gemm_span_ok(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *A, size_t asz, int lda,
+                             const void *B, size_t bsz, int ldb, const void *C, int ldc); /* the dry-run block at the end */
+static void emu_dry_gemm(int m, int n, int k);
+static bool emu_batch_span_ok(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *A, size_t asz, int lda, long long sA,
+                              const void *B, size_t bsz, int ldb, long long sB, const void *C, int ldc, long long sC, int batch);
 /* column-major, as cuBLAS: C (m, n) = alpha op(A) op(B) + beta C */
 static inline cublasStatus_t emu_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
                                       const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc, bool tf32) {
@@ -45,7 +50,9 @@ static inline cublasStatus_t emu_gemm(cublasOperation_t ta, cublasOperation_t tb
         fprintf(stderr, "emu: cublas gemm with a matrix outside device memory\n");
         return CUBLAS_STATUS_INVALID_VALUE;
     }
+    if (!emu_gemm_span_ok(ta, tb, m, n, k, A, 4, lda, B, 4, ldb, C, ldc)) return CUBLAS_STATUS_INVALID_VALUE;
     emu_gemms++;
+    if (emu_dry()) { emu_dry_gemm(m, n, k); return 0; }
     emu_open();
     for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
@@ -68,6 +75,7 @@ static inline cublasStatus_t emu_gemm_half(cublasOperation_t ta, cublasOperation
 static inline cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *alpha,
                                           const void *A, cudaDataType at, int lda, const void *B, cudaDataType bt, int ldb, const void *beta,
                                           void *C, cudaDataType cty, int ldc, cublasComputeType_t ct, cublasGemmAlgo_t) {
+    emu_dry_now.blas_calls++;
     if (at != CUDA_R_32F || bt != CUDA_R_32F || cty != CUDA_R_32F)
         return emu_gemm_half(ta, tb, m, n, k, *(const float *)alpha, A, at, lda, B, bt, ldb, *(const float *)beta, C, cty, ldc, ct);
     return emu_gemm(ta, tb, m, n, k, *(const float *)alpha, (const float *)A, lda, (const float *)B, ldb, *(const float *)beta, (float *)C, ldc, ct == CUBLAS_COMPUTE_32F_FAST_TF32);
@@ -76,6 +84,10 @@ static inline cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOp
                                                         const void *A, cudaDataType at, int lda, long long sA, const void *B, cudaDataType bt, int ldb, long long sB,
                                                         const void *beta, void *C, cudaDataType cty, int ldc, long long sC, int batch,
                                                         cublasComputeType_t ct, cublasGemmAlgo_t) {
+    emu_dry_now.blas_calls++;
+    if (batch < 0) { fprintf(stderr, "emu: cublasGemmStridedBatchedEx with batch %d\n", batch); return CUBLAS_STATUS_INVALID_VALUE; }
+    if (!emu_batch_span_ok(ta, tb, m, n, k, A, at == CUDA_R_32F ? 4 : 2, lda, sA, B, bt == CUDA_R_32F ? 4 : 2, ldb, sB, C, ldc, sC, batch))
+        return CUBLAS_STATUS_INVALID_VALUE;
     if (at != CUDA_R_32F || bt != CUDA_R_32F || cty != CUDA_R_32F) {
         for (int i = 0; i < batch; i++) { /* 2-byte inputs, f32 output */
             cublasStatus_t s = emu_gemm_half(ta, tb, m, n, k, *(const float *)alpha, (const char *)A + 2 * i * sA, at, lda,
@@ -124,7 +136,9 @@ static inline cublasStatus_t emu_gemm_half(cublasOperation_t ta, cublasOperation
         fprintf(stderr, "emu: cublas gemm with a matrix outside device memory\n");
         return CUBLAS_STATUS_INVALID_VALUE;
     }
+    if (!emu_gemm_span_ok(ta, tb, m, n, k, A, 2, lda, B, 2, ldb, C, ldc)) return CUBLAS_STATUS_INVALID_VALUE;
     emu_gemms++;
+    if (emu_dry()) { emu_dry_gemm(m, n, k); return 0; }
     emu_open();
     float *Cf = (float *)C;
     for (int j = 0; j < n; j++)
@@ -150,7 +164,8 @@ static inline bool emu_gemm_args_ok(cublasOperation_t ta, cublasOperation_t tb, 
     int arows = ta == CUBLAS_OP_N ? m : k, brows = tb == CUBLAS_OP_N ? k : n;
     size_t asz = at == CUDA_R_32F ? 4 : 2, bsz = bt == CUDA_R_32F ? 4 : 2;
     return m >= 0 && n >= 0 && k >= 0 && lda >= (arows > 1 ? arows : 1) && ldb >= (brows > 1 ? brows : 1) && ldc >= (m > 1 ? m : 1) &&
-           !(m > 0 && n > 0 && ((k > 0 && (!emu_on_device(A, asz) || !emu_on_device(B, bsz))) || !emu_on_device(C, 4)));
+           !(m > 0 && n > 0 && ((k > 0 && (!emu_on_device(A, asz) || !emu_on_device(B, bsz))) || !emu_on_device(C, 4))) &&
+           emu_gemm_span_ok(ta, tb, m, n, k, A, asz, lda, B, bsz, ldb, C, ldc);
 }
 static inline cublasStatus_t emu_cap_cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *alpha,
                                                   const void *A, cudaDataType at, int lda, const void *B, cudaDataType bt, int ldb, const void *beta,
@@ -176,3 +191,47 @@ static inline cublasStatus_t emu_cap_cublasGemmStridedBatchedEx(cublasHandle_t h
 }
 #define cublasGemmEx emu_cap_cublasGemmEx
 #define cublasGemmStridedBatchedEx emu_cap_cublasGemmStridedBatchedEx
+
+/* ---- dry run (EMU_DRY=1, see cuda_runtime.h's last block) and the span check --------------
+   emu_gemm_span_ok (every run, dry or not): each matrix's span, (cols - 1) ld + rows elements
+   from its pointer, must lie inside one live cudaMalloc block (cuBLAS would read or write
+   past it: a fault or silent corruption on a GPU). emu_dry_gemm counts a GEMM's FLOPs,
+   2 m n k, in place of running it. */
+static bool emu_span_in_block(const char *what, const void *p, int rows, int cols, int ld, size_t esz, int m, int n, int k,
+                              long long stride = 0, int batch = 1) {
+    if (rows <= 0 || cols <= 0 || batch <= 0) return true;
+    long long elems = (long long)(cols - 1) * ld + rows, first = 0;
+    if (batch > 1 && stride > 0) elems += (long long)(batch - 1) * stride;
+    if (batch > 1 && stride < 0) first = (long long)(batch - 1) * stride, elems -= first;
+    const char *q = (const char *)p + first * (long long)esz;
+    if (batch == 1 && elems > emu_dry_gemm_elems) emu_dry_gemm_elems = elems;
+    if (emu_on_device(q, (size_t)elems * esz)) return true;
+    fprintf(stderr, "emu: cublas gemm (m %d n %d k %d, batch %d): %s (%d x %d, ld %d, stride %lld) spans %lld bytes from %p, past the end of "
+            "its cudaMalloc block\n", m, n, k, batch, what, rows, cols, ld, stride, elems * (long long)esz, (const void *)q);
+    return false;
+}
+/* a strided batch: the whole run of matrices in one block */
+static bool emu_batch_span_ok(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *A, size_t asz, int lda, long long sA,
+                              const void *B, size_t bsz, int ldb, long long sB, const void *C, int ldc, long long sC, int batch) {
+    if (m <= 0 || n <= 0) return true;
+    bool ok = true;
+    if (k > 0) {
+        ok = emu_span_in_block("A", A, ta == CUBLAS_OP_N ? m : k, ta == CUBLAS_OP_N ? k : m, lda, asz, m, n, k, sA, batch) && ok;
+        ok = emu_span_in_block("B", B, tb == CUBLAS_OP_N ? k : n, tb == CUBLAS_OP_N ? n : k, ldb, bsz, m, n, k, sB, batch) && ok;
+    }
+    return emu_span_in_block("C", C, m, n, ldc, 4, m, n, k, sC, batch) && ok;
+}
+static bool emu_gemm_span_ok(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *A, size_t asz, int lda,
+                             const void *B, size_t bsz, int ldb, const void *C, int ldc) {
+    if (m <= 0 || n <= 0) return true;
+    bool ok = true;
+    if (k > 0) {
+        ok = emu_span_in_block("A", A, ta == CUBLAS_OP_N ? m : k, ta == CUBLAS_OP_N ? k : m, lda, asz, m, n, k) && ok;
+        ok = emu_span_in_block("B", B, tb == CUBLAS_OP_N ? k : n, tb == CUBLAS_OP_N ? n : k, ldb, bsz, m, n, k) && ok;
+    }
+    return emu_span_in_block("C", C, m, n, ldc, 4, m, n, k) && ok;
+}
+static void emu_dry_gemm(int m, int n, int k) {
+    emu_dry_now.gemms++;
+    emu_dry_now.flop += 2.0 * m * n * k;
+}

@@ -12,7 +12,8 @@
      them. Copies check that their pointers are on the side their cudaMemcpyKind says
    - streams and events are synchronous: every call has finished when it returns
    Environment: EMU_NO_GPU=1 makes cudaGetDeviceCount report 0 devices; EMU_NO_PROTECT=1
-   leaves device memory readable from the host. */
+   leaves device memory readable from the host; EMU_DRY=1 checks and counts without running
+   (the last block of this file). */
 #pragma once
 #include <ucontext.h>
 #include <setjmp.h>
@@ -62,6 +63,13 @@ struct cudaDeviceProp { char name[256]; int major, minor; };
 
 static cudaError_t emu_err = cudaSuccess;
 static long emu_launches;
+/* dry run (EMU_DRY=1): the block at the end of this file */
+static bool emu_dry(void);
+static void emu_dry_mem(long long delta);
+static void emu_dry_launch(const char *name, dim3 g, dim3 b);
+static bool emu_dry_d2h(void *d, size_t n);
+template <typename... P> static inline void emu_args_check(P... p);
+static inline void emu_args_report(const char *name);
 static inline const char *cudaGetErrorName(cudaError_t e) {
     return e == cudaSuccess ? "cudaSuccess" : e == cudaErrorInvalidValue ? "cudaErrorInvalidValue"
          : e == cudaErrorMemoryAllocation ? "cudaErrorMemoryAllocation" : "cudaErrorInvalidConfiguration";
@@ -82,17 +90,18 @@ static inline void emu_close() { if (--emu_open_depth == 0 && !getenv("EMU_NO_PR
 static inline cudaError_t cudaMalloc(void **p, size_t n) {
     if (n > ((size_t)1 << 40)) { *p = NULL; return cudaErrorMemoryAllocation; }
     size_t len = (n + 4095) & ~(size_t)4095;
-    void *q = mmap(NULL, len ? len : 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *q = mmap(NULL, len ? len : 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (emu_dry() ? MAP_NORESERVE : 0), -1, 0);
     if (q == MAP_FAILED) { *p = NULL; return cudaErrorMemoryAllocation; }
-    memset(q, 0xA5, n); /* garbage, as cudaMalloc's */
+    if (!emu_dry()) memset(q, 0xA5, n); /* garbage, as cudaMalloc's (a dry run leaves the pages untouched) */
     emu_regions.push_back({q, len ? len : 4096});
+    emu_dry_mem((long long)(len ? len : 4096));
     if (emu_open_depth == 0 && !getenv("EMU_NO_PROTECT")) mprotect(q, len ? len : 4096, PROT_NONE);
     *p = q;
     return cudaSuccess;
 }
 static inline cudaError_t cudaFree(void *p) {
     for (size_t i = 0; i < emu_regions.size(); i++)
-        if (emu_regions[i].p == p) { munmap(p, emu_regions[i].n); emu_regions.erase(emu_regions.begin() + (long)i); return cudaSuccess; }
+        if (emu_regions[i].p == p) { emu_dry_mem(-(long long)emu_regions[i].n); munmap(p, emu_regions[i].n); emu_regions.erase(emu_regions.begin() + (long)i); return cudaSuccess; }
     return p ? cudaErrorInvalidValue : cudaSuccess;
 }
 /* true if [p, p + n) lies in one cudaMalloc'd region */
@@ -110,6 +119,8 @@ static inline cudaError_t emu_copy(void *d, const void *s, size_t n, cudaMemcpyK
                 dd ? "on the device" : "on the host", sd ? "on the device" : "on the host", n);
         return cudaErrorInvalidValue;
     }
+    if (emu_dry() && k == cudaMemcpyDeviceToDevice) return cudaSuccess; /* a dry run copies host data only */
+    if (k == cudaMemcpyDeviceToHost && emu_dry_d2h(d, n)) return cudaSuccess; /* EMU_DRY=nan */
     emu_open(); memmove(d, s, n); emu_close();
     if (k == cudaMemcpyDeviceToHost) emu_digest_add(d, n); /* >>emu-race */
     return cudaSuccess;
@@ -117,6 +128,7 @@ static inline cudaError_t emu_copy(void *d, const void *s, size_t n, cudaMemcpyK
 static inline cudaError_t emu_set(void *p, int v, size_t n) {
     if (n == 0) return cudaSuccess;
     if (!emu_on_device(p, n)) { fprintf(stderr, "emu: cudaMemset of %zu bytes outside device memory\n", n); return cudaErrorInvalidValue; }
+    if (emu_dry()) return cudaSuccess;
     emu_open(); memset(p, v, n); emu_close();
     return cudaSuccess;
 }
@@ -204,6 +216,7 @@ template <typename F> static void emu_launch(dim3 g, dim3 b, size_t shmem, const
         return;
     }
     if (shmem) { fprintf(stderr, "emu: %s asks for %zu bytes of dynamic shared memory: not emulated\n", name, shmem); abort(); }
+    if (emu_dry()) { emu_dry_launch(name, g, b); return; } /* checked, not run */
     unsigned nt = b.x * b.y * b.z;
     std::function<void()> body = f;
     struct guard { guard() { emu_open(); } ~guard() { emu_close(); } } open_while_running;
@@ -354,6 +367,7 @@ static inline cudaError_t cudaGraphDestroy(cudaGraph_t g) { delete g; return cud
 template <typename... P> struct emu_binder {
     void (*k)(P...);
     std::function<void()> operator()(P... p) const {
+        emu_args_check(p...); /* pointers must be device memory (the dry-run block) */
         void (*kk)(P...) = k;
         return [=] { kk(p...); };
     }
@@ -361,6 +375,7 @@ template <typename... P> struct emu_binder {
 template <typename... P> static emu_binder<P...> emu_args(void (*k)(P...)) { return emu_binder<P...>{k}; }
 /* the recorded calls: checked now, run at each launch */
 template <typename F> static void emu_cap_launch(dim3 g, dim3 b, size_t shmem, const char *name, F f) {
+    emu_args_report(name);
     bool bad = b.x == 0 || b.y == 0 || b.z == 0 || b.x > 1024 || b.y > 1024 || b.z > 64 || b.x * b.y * b.z > 1024 ||
                g.x == 0 || g.y == 0 || g.z == 0 || g.x > 0x7fffffffu || g.y > 65535 || g.z > 65535;
     if (!emu_rec || bad) { emu_launch(g, b, shmem, name, f); return; } /* a bad one reports now */
@@ -720,3 +735,113 @@ EMU_RACE_HOOK(4, uint32_t)
 EMU_RACE_HOOK(8, uint64_t)
 EMU_RACE_HOOK(16, __int128)
 #endif
+
+/* ---- dry run: EMU_DRY=1 (tools/cuda_emu/README, "Dry run") ----------------------------------
+   For a program at its real size (GPT-2 124M, ResNet-18 batch 256) on a machine with less
+   memory than the GPU: cudaMalloc reserves address space (MAP_NORESERVE, pages never touched,
+   so 50 GB cost nothing), kernel launches are checked (limits, pointer arguments) and counted
+   but not run, cuBLAS GEMMs are checked (arguments, and that the span each matrix reads or
+   writes lies in one live cudaMalloc block) and their FLOPs added up, not run; memsets and
+   device-to-device copies are skipped; host <-> device copies copy (device memory nothing
+   wrote reads as zeros). At exit it prints to stderr the cudaMalloc high-water mark, the
+   launch and GEMM counts, the GEMM FLOPs, the same for the last "step" (the work between the
+   last two device-to-host copies that had work between them: one training step where each
+   step ends with sdl_item) and the launches per kernel, ending with one line
+   "emu dry: summary key=value ...". Errors still print as "emu: ..." lines.
+   Also in a normal run: a kernel argument that is a pointer must be NULL or point into
+   device memory (a host pointer faults on a GPU); reported as "emu: ..." with the kernel. */
+struct emu_dry_count { long launches, blas_calls, gemms, graph_launches; double flop; };
+static emu_dry_count emu_dry_now, emu_dry_mark, emu_dry_step;
+static long long emu_dry_cur, emu_dry_peak, emu_dry_big, emu_dry_gemm_elems; /* the last: the largest span a GEMM operand had */
+static long emu_dry_mallocs, emu_dry_d2h_copies;
+static std::map<std::string, long> *emu_dry_kernels, *emu_dry_step_kernels, *emu_dry_mark_kernels;
+static std::map<std::string, long long> *emu_dry_threads; /* the fewest threads a launch of the kernel had */
+static int emu_arg_bad; /* 1 + the index of a kernel argument that is a host pointer */
+static inline double emu_gib(long long b) { return (double)b / (double)(1LL << 30); }
+static void emu_dry_report(void) {
+    emu_dry_count &a = emu_dry_now, &s = emu_dry_step;
+    a.graph_launches = emu_graph_launches;
+    fprintf(stderr, "emu dry: peak device memory %.3f GiB (%lld bytes; %ld cudaMalloc, largest %.3f GiB, %.3f GiB still allocated at exit)\n",
+            emu_gib(emu_dry_peak), emu_dry_peak, emu_dry_mallocs, emu_gib(emu_dry_big), emu_gib(emu_dry_cur));
+    fprintf(stderr, "emu dry: %ld kernel launches, %ld cuBLAS calls (%ld GEMMs), %.4g GFLOP in GEMMs, %ld graph launches, %ld device-to-host copies\n",
+            a.launches, a.blas_calls, a.gemms, a.flop * 1e-9, a.graph_launches, emu_dry_d2h_copies);
+    fprintf(stderr, "emu dry: the largest GEMM operand spans %lld elements (%s 2^31 - 1, the int of cuBLAS's sizes)\n", emu_dry_gemm_elems,
+            emu_dry_gemm_elems > 2147483647LL ? "over" : "under");
+    fprintf(stderr, "emu dry: last step: %ld kernel launches, %ld cuBLAS calls (%ld GEMMs), %.4g GFLOP in GEMMs, %ld graph launches\n",
+            s.launches, s.blas_calls, s.gemms, s.flop * 1e-9, s.graph_launches);
+    std::vector<std::pair<long, std::string>> k;
+    if (emu_dry_kernels)
+        for (auto &e : *emu_dry_kernels) k.push_back({-e.second, e.first});
+    std::sort(k.begin(), k.end());
+    for (auto &e : k)
+        fprintf(stderr, "emu dry: kernel %-28s %8ld launches, %6ld in the last step, %9lld threads in the smallest\n", e.second.c_str(),
+                -e.first, emu_dry_step_kernels->count(e.second) ? (*emu_dry_step_kernels)[e.second] : 0L, (*emu_dry_threads)[e.second]);
+    fprintf(stderr, "emu dry: summary peak_bytes=%lld launches=%ld blas_calls=%ld gemm_flop=%.0f step_launches=%ld step_blas_calls=%ld "
+            "step_gemm_flop=%.0f step_graph_launches=%ld gemm_max_elems=%lld\n", emu_dry_peak, a.launches, a.blas_calls, a.flop, s.launches,
+            s.blas_calls, s.flop, s.graph_launches, emu_dry_gemm_elems);
+}
+static bool emu_dry(void) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("EMU_DRY");
+        on = e && *e && strcmp(e, "0") != 0;
+        if (on) {
+            emu_dry_kernels = new std::map<std::string, long>;
+            emu_dry_step_kernels = new std::map<std::string, long>;
+            emu_dry_mark_kernels = new std::map<std::string, long>;
+            emu_dry_threads = new std::map<std::string, long long>;
+            atexit(emu_dry_report);
+        }
+    }
+    return on != 0;
+}
+static void emu_dry_mem(long long delta) {
+    emu_dry_cur += delta;
+    if (delta > 0) { emu_dry_mallocs++; if (delta > emu_dry_big) emu_dry_big = delta; }
+    if (emu_dry_cur > emu_dry_peak) emu_dry_peak = emu_dry_cur;
+}
+static void emu_dry_launch(const char *name, dim3 g, dim3 b) {
+    emu_dry_now.launches++;
+    (*emu_dry_kernels)[name]++;
+    long long t = (long long)g.x * g.y * g.z * b.x * b.y * b.z;
+    auto it = emu_dry_threads->find(name);
+    if (it == emu_dry_threads->end()) (*emu_dry_threads)[name] = t;
+    else if (t < it->second) it->second = t;
+}
+/* a device-to-host copy ends a "step" when work was done since the last one. EMU_DRY=nan:
+   true, the copy gives 0xFF bytes (NaN floats, -1 integers) in place of device memory's */
+static bool emu_dry_d2h(void *d, size_t n) {
+    if (!emu_dry()) return false;
+    bool nan = !strcmp(getenv("EMU_DRY"), "nan");
+    if (nan) memset(d, 0xFF, n);
+    emu_dry_d2h_copies++;
+    emu_dry_now.graph_launches = emu_graph_launches;
+    emu_dry_count &a = emu_dry_now, &m = emu_dry_mark;
+    if (a.launches == m.launches && a.blas_calls == m.blas_calls && a.graph_launches == m.graph_launches) return nan;
+    emu_dry_step = {a.launches - m.launches, a.blas_calls - m.blas_calls, a.gemms - m.gemms, a.graph_launches - m.graph_launches, a.flop - m.flop};
+    emu_dry_step_kernels->clear();
+    for (auto &e : *emu_dry_kernels) {
+        long d = e.second - (emu_dry_mark_kernels->count(e.first) ? (*emu_dry_mark_kernels)[e.first] : 0L);
+        if (d) (*emu_dry_step_kernels)[e.first] = d;
+    }
+    *emu_dry_mark_kernels = *emu_dry_kernels;
+    emu_dry_mark = emu_dry_now;
+    return nan;
+}
+/* kernel arguments: a pointer must be NULL or point into (or just past) device memory */
+template <typename T> static inline void emu_arg_check(int, const T &) {}
+template <typename T> static inline void emu_arg_check(int i, T *p) {
+    if (p && !emu_arg_bad && !emu_on_device((const void *)p, 0)) emu_arg_bad = i + 1;
+}
+template <typename... P> static inline void emu_args_check(P... p) {
+    int i = 0;
+    int unused[] = {0, (emu_arg_check(i++, p), 0)...};
+    (void)unused;
+}
+/* called by emu_cap_launch with the kernel's name: reports what emu_args_check found */
+static inline void emu_args_report(const char *name) {
+    if (!emu_arg_bad) return;
+    fprintf(stderr, "emu: %s: argument %d is a pointer outside device memory (a host pointer faults on a GPU)\n", name, emu_arg_bad);
+    emu_arg_bad = 0;
+    emu_err = cudaErrorInvalidValue;
+}

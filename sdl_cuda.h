@@ -285,6 +285,7 @@ static struct {
     struct { char *base; size_t cap; } chunk[SDL__CU_MAX_CHUNKS]; /* the arena: the last one is current */
     int nchunks;
     size_t used, total_cap;
+    size_t step_bytes; /* allocated since the last reset, in all blocks */
     void *scratch; /* sdl__cu_scratch */
     size_t scratch_cap;
     sdl_backend table;
@@ -506,7 +507,7 @@ static void sdl__cu_arena_free(void) {
         else sdl__cu_dealloc(sdl__cu.chunk[i].base);
     }
     sdl__cu.nchunks = 0;
-    sdl__cu.used = 0;
+    sdl__cu.used = sdl__cu.step_bytes = 0;
     sdl__cu.total_cap = 0;
 }
 
@@ -527,6 +528,7 @@ static void *sdl__cu_arena_alloc(size_t bytes) {
     }
     void *p = sdl__cu.chunk[n - 1].base + sdl__cu.used;
     sdl__cu.used += need;
+    sdl__cu.step_bytes += need;
 #ifdef SDL_DEBUG_POISON
     SDL__CU(cudaMemsetAsync(p, 0xFF, need, sdl__cu.stream)); /* 0xFFFFFFFF is a NaN */
 #endif
@@ -540,12 +542,14 @@ static void *sdl__cu_arena_alloc_zeroed(size_t bytes) {
 
 static void sdl__cu_arena_reset(void) {
     if (sdl__cu_capturing()) { sdl__cu_graph_refuse("sdl_arena_reset"); return; }
-    if (sdl__cu.nchunks > 1) { /* several blocks: replace by one that holds them all */
-        size_t total = sdl__cu.total_cap;
+    if (sdl__cu.nchunks > 1) { /* several blocks: replace by one that holds what the step used
+                                  (their sum could be twice that: they grow by doubling) */
+        size_t total = sdl__cu.step_bytes;
         sdl__cu_arena_free();
         sdl__cu_arena_add(total);
     }
     sdl__cu.used = 0;
+    sdl__cu.step_bytes = 0;
 }
 
 SDL_API size_t sdl_cuda_arena_capacity(void) { return sdl__cu.total_cap; }
@@ -2732,7 +2736,7 @@ SDL_API sdl_result sdl_cuda_graph_replay(sdl_cuda_graph *g) {
     /* the host state moves on as an eager step's would */
     for (int i = 0; i < g->noptims; i++) g->optim[i].o->step += g->optim[i].steps;
     sdl_rng_set_state(seed, counter + g->rng_used);
-    sdl__cu.used = g->arena_used; /* the step's tensors (kept ones too) stay until sdl_arena_reset */
+    sdl__cu.used = sdl__cu.step_bytes = g->arena_used; /* the step's tensors (kept ones too) stay until sdl_arena_reset */
     return SDL_OK;
 }
 

@@ -12,17 +12,11 @@
 #define SDL_CUDA_CONV_SCRATCH ((size_t)256 << 10) /* the conv runs several chunks of samples */
 #define SDL_CUDA_IMPLEMENTATION
 #include "../sdl_cuda.h"
+#include "sdl_cuda_test.h"
 
 #define TOL_LP 1e-2 /* bf16/fp16 GEMM inputs against the CPU's f32 (the issue's tolerance) */
 
 /* ---- helpers ---------------------------------------------------------------------------- */
-static float *dev_floats(const float *d, int64_t n) {
-    float *h = (float *)calloc((size_t)n + 1, sizeof(float));
-    if (sdl_cuda_synchronize() != SDL_OK) { printf("  FAIL a kernel before this copy: %s\n", sdl_last_error()); sdl_test_ok = 0; }
-    if (cudaMemcpy(h, d, (size_t)n * sizeof(float), cudaMemcpyDeviceToHost) != cudaSuccess)
-        for (int64_t i = 0; i < n; i++) h[i] = NAN;
-    return h;
-}
 static void dev_set(float *d, float v) { cudaMemcpy(d, &v, sizeof v, cudaMemcpyHostToDevice); }
 
 /* max |got - want| / max |want|; NaN counts as the worst */

@@ -22,6 +22,7 @@
 #include "sdl_test.h"
 #define SDL_CUDA_IMPLEMENTATION
 #include "../sdl_cuda.h"
+#include "sdl_cuda_test.h"
 
 #define TOL_F32 1e-5
 static double tol_k(double K) { return 1e-6 * sqrt(K) > TOL_F32 ? 1e-6 * sqrt(K) : TOL_F32; }
@@ -114,13 +115,6 @@ enum { IN_GRAD, IN_NOGRAD, IN_STATE };
 #define MAX_IN 5
 typedef sdl_tensor *(*op_fn)(sdl_tensor **in, void *ctx);
 
-static float *dev_floats(const float *d, int64_t n) {
-    float *h = (float *)calloc((size_t)n + 1, sizeof(float));
-    if (sdl_cuda_synchronize() != SDL_OK) { printf("  FAIL a kernel before this copy: %s\n", sdl_last_error()); sdl_test_ok = 0; }
-    if (cudaMemcpy(h, d, (size_t)n * sizeof(float), cudaMemcpyDeviceToHost) != cudaSuccess)
-        for (int64_t i = 0; i < n; i++) h[i] = NAN;
-    return h;
-}
 /* max |got - want| / max |want| <= tol, else prints the worst element */
 static int close_to(const char *label, const char *what, const float *dev, const float *host, int64_t n, double tol) {
     float *h = dev_floats(dev, n);

@@ -19,6 +19,7 @@
 #define SDL_CUDA_CONV_SCRATCH ((size_t)256 << 10)
 #define SDL_CUDA_IMPLEMENTATION
 #include "../sdl_cuda.h"
+#include "sdl_cuda_test.h"
 #include <time.h>
 
 #define TOL_F32 1e-5
@@ -26,15 +27,6 @@
 static double tol_k(double K) { return 1e-6 * sqrt(K) > TOL_F32 ? 1e-6 * sqrt(K) : TOL_F32; }
 
 /* ---- helpers -------------------------------------------------------------------------- */
-
-/* n floats from device memory into a new host array (after the stream is done) */
-static float *dev_floats(const float *d, int64_t n) {
-    float *h = (float *)calloc((size_t)n + 1, sizeof(float));
-    if (sdl_cuda_synchronize() != SDL_OK) { printf("  FAIL a kernel before this copy: %s\n", sdl_last_error()); sdl_test_ok = 0; }
-    if (cudaMemcpy(h, d, (size_t)n * sizeof(float), cudaMemcpyDeviceToHost) != cudaSuccess)
-        for (int64_t i = 0; i < n; i++) h[i] = NAN;
-    return h;
-}
 
 /* max |got - want| / max |want| (or the absolute error when want is all zero) */
 static double rel_err(const float *got, const float *want, int64_t n) {

@@ -803,11 +803,10 @@ static struct {
     sdl_dtype precision; /* SDL_F32, SDL_BF16, SDL_F16 */
     void *buf;           /* the converted inputs of the current GEMM: A's at the start */
     size_t cap;
-    const float *a;      /* the A (and its span, precision) whose copy is at buf's start */
+    const float *a;      /* the A (and its span) whose copy is at buf's start */
     int64_t na;
-    sdl_dtype a_precision;
     bool reuse_a;        /* set by sdl__cu_gemm_same_a for the next GEMM only */
-} sdl__cu_amp = {SDL_F32, NULL, 0, NULL, 0, SDL_F32, false};
+} sdl__cu_amp = {SDL_F32, NULL, 0, NULL, 0, false};
 
 /* the next GEMM's A is the previous GEMM's A, unchanged since: in bf16/fp16 it reads the copy
    that GEMM made instead of converting A again (linear's backward reads dY twice: for GPT-2's
@@ -2542,15 +2541,13 @@ static bool sdl__cu_gemm_lp(bool ta, bool tb, int64_t M, int64_t N, int64_t K, f
     if (sdl__cu_amp.precision != SDL_BF16 && sdl__cu_amp.precision != SDL_F16) return false;
     int64_t na = sdl__cu_span(ta ? K : M, ta ? M : K, lda, sA, batch), nb = sdl__cu_span(tb ? N : K, tb ? K : N, ldb, sB, batch);
     size_t abytes = sdl__cu_half_bytes(na);
-    same_a = same_a && A == sdl__cu_amp.a && na == sdl__cu_amp.na && sdl__cu_amp.a_precision == sdl__cu_amp.precision &&
-             abytes + (size_t)nb * 2 <= sdl__cu_amp.cap;
+    same_a = same_a && A == sdl__cu_amp.a && na == sdl__cu_amp.na && abytes + (size_t)nb * 2 <= sdl__cu_amp.cap;
     sdl__cu_amp.a = NULL; /* until A's copy is made below */
     void *ha = sdl__cu_amp_buffer(abytes + (size_t)nb * 2), *hb = (char *)ha + abytes;
     if (!ha) return true;
     if ((!same_a && !sdl__cu_to_half(A, ha, na)) || !sdl__cu_to_half(B, hb, nb)) return true;
     sdl__cu_amp.a = A;
     sdl__cu_amp.na = na;
-    sdl__cu_amp.a_precision = sdl__cu_amp.precision;
     sdl__cu_gemm_half(ta, tb, M, N, K, alpha, ha, lda, sA, hb, ldb, sB, beta, C, ldc, sC, batch);
     return true;
 }
@@ -2572,6 +2569,7 @@ SDL_API sdl_result sdl_cuda_set_precision(sdl_dtype precision) {
     if (precision != SDL_F32 && precision != SDL_BF16 && precision != SDL_F16)
         return sdl_fail(SDL_ERR_ARG, "cuda: set_precision: %d is not SDL_F32, SDL_BF16 or SDL_F16", (int)precision);
     sdl__cu_amp.precision = precision;
+    sdl__cu_amp.a = NULL; /* a kept copy is of the old type */
     return SDL_OK;
 }
 SDL_API sdl_dtype sdl_cuda_precision(void) { return sdl__cu_amp.precision; }

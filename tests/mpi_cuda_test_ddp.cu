@@ -26,6 +26,7 @@
 #define SDL_CUDA_WORKSPACE ((size_t)1 << 20)
 #define SDL_CUDA_IMPLEMENTATION
 #include "../sdl_cuda.h"
+#include "sdl_cuda_test.h"
 #define SDL_MPI_IMPLEMENTATION
 #include "../sdl_mpi.h"
 #include "sdl_mpi_test.h"
@@ -58,15 +59,6 @@ static long nccl_calls(void) {
 #else
     return -1;
 #endif
-}
-
-/* n floats of device memory on the host */
-static float *dev_floats(const float *d, int64_t n) {
-    float *h = (float *)calloc((size_t)n + 1, sizeof(float));
-    if (sdl_cuda_synchronize() != SDL_OK) { printf("  FAIL a CUDA call before this copy: %s\n", sdl_last_error()); sdl_test_ok = 0; }
-    if (cudaMemcpy(h, d, (size_t)n * sizeof(float), cudaMemcpyDeviceToHost) != cudaSuccess)
-        for (int64_t i = 0; i < n; i++) h[i] = NAN;
-    return h;
 }
 
 /* ---- the model: an MLP with a parameter no forward reads -------------------------------- */

@@ -70,8 +70,12 @@
                   the heap until sdl_tensor_free(); every tensor an op makes lives in the
                   step arena until sdl_arena_reset(). A steady-state step allocates nothing.
       Autograd    Ops record themselves on a tape while grad mode is on and an input needs
-                  a gradient. sdl_backward(loss) runs the tape in reverse, adds (+=) into
-                  each .grad, and clears the tape. Gradients accumulate until zeroed.
+                  a gradient. sdl_backward(loss) runs the part of the tape that loss
+                  depends on in reverse, adds (+=) into each .grad, and drops that part;
+                  the rest stays for another loss (a GAN's G step after its D step on
+                  detach(fake)). A backward that reaches a dropped part fails naming the
+                  op, unless the first one kept it (sdl_backward_ex, .retain_graph, as
+                  PyTorch's retain_graph=True). Gradients accumulate until zeroed.
       Models      An sdl_model owns parameters (names like "fc1.weight"), buffers (batch-norm
                   statistics) and layers. On first use its parameters are packed into one
                   flat buffer and their gradients into another, so an optimizer or an
@@ -181,8 +185,7 @@ struct sdl_tensor {
     sdl_model *model;    /* parameters: the owning model, else NULL */
     int param_index;     /* parameters: index in the model, else -1 */
     const char *name;    /* parameters and buffers: "fc1.weight" */
-    sdl_node *first_use; /* parameters: earliest tape node reading it this step */
-    uint64_t first_use_tape;
+    sdl_node *first_use; /* parameters: the oldest node that reads it in this backward pass */
 };
 
 SDL_API sdl_shape sdl_shape1(int64_t a);
@@ -303,6 +306,8 @@ struct sdl_node {
        in[i]->grad holds no gradient yet (zeros or stale memory), so the backward kernel
        writes (=) every element of it instead of adding (+=) */
     unsigned grad_fresh;
+    uint64_t pass; /* the last sdl_backward pass that reached it */
+    bool used;     /* a backward ran through it without retain_graph (it is off the tape) */
 };
 
 /* Activation epilogues: an op that takes one applies it to its output in place, y = f(z),
@@ -314,7 +319,12 @@ typedef enum sdl_act {
     SDL_ACT_RELU         /* y = max(z, 0);  dz = y > 0 ? dy : 0 */
 } sdl_act;
 
+/* sdl_backward_ex(loss, NULL) is sdl_backward(loss). */
+typedef struct sdl_backward_desc {
+    bool retain_graph; /* keep this part of the tape for another backward through it */
+} sdl_backward_desc;
 SDL_API sdl_result sdl_backward(sdl_tensor *loss);
+SDL_API sdl_result sdl_backward_ex(sdl_tensor *loss, const sdl_backward_desc *desc);
 SDL_API void sdl_set_grad_enabled(bool enabled);
 SDL_API bool sdl_is_grad_enabled(void);
 SDL_API sdl_tensor *sdl_detach(sdl_tensor *x); /* same data, no gradient flows back */
@@ -440,6 +450,15 @@ SDL_API int64_t sdl_model_num_params(const sdl_model *m);
 SDL_API void sdl_model_zero_grad(sdl_model *m);
 SDL_API void sdl_model_train(sdl_model *m, bool training);
 SDL_API void sdl_model_set_grad_hook(sdl_model *m, sdl_grad_hook hook, void *user);
+/* Freezing (PyTorch's p.requires_grad_(False)): a frozen parameter gets no gradient, and
+   every optimizer leaves it and its state exactly as they are (no weight decay, momentum
+   or Adam moments; its gradient is zeroed). p->requires_grad = false is the same thing.
+   The optimizer's step count (Adam's t) is one for the whole model: a parameter unfrozen
+   later takes bias corrections for the steps the model has taken. */
+SDL_API sdl_result sdl_param_freeze(sdl_tensor *p, bool frozen);
+/* every parameter whose name starts with prefix ("backbone."; "" all of them); an error
+   when none does */
+SDL_API sdl_result sdl_model_freeze(sdl_model *m, const char *prefix, bool frozen);
 
 /* >>decl-layers. Every layer is an sdl_module; sdl_forward(layer, x) runs it. */
 typedef sdl_tensor *(*sdl_forward_fn)(sdl_module *self, sdl_tensor *x);
@@ -532,6 +551,8 @@ typedef struct sdl_optim {
     int micro;           /* sdl_optim_step calls since the last update (accumulation) */
     float grad_norm;     /* the global gradient norm before clipping, when max_grad_norm > 0 */
     sdl_device device;   /* where state lives: the model's device when the optimizer was made */
+    float *group_lr;     /* per parameter: its group's lr_scale and weight decay; NULL until */
+    float *group_wd;     /*   sdl_optim_add_group (then 1 and desc.weight_decay for the rest) */
 } sdl_optim;
 
 SDL_API sdl_optim *sdl_optim_new(sdl_model *m, const sdl_optim_desc *desc);
@@ -542,6 +563,23 @@ SDL_API sdl_optim *sdl_adamw(sdl_model *m, float lr, float beta1, float beta2, f
 SDL_API sdl_optim *sdl_lars(sdl_model *m, float lr, float momentum, float weight_decay, float trust_coef);
 SDL_API sdl_optim *sdl_lamb(sdl_model *m, float lr, float beta1, float beta2, float weight_decay);
 SDL_API sdl_result sdl_optim_step(sdl_optim *o);
+/* Parameter groups (PyTorch's param_groups): the parameters whose names start with prefix
+   update with lr_scale times the optimizer's rate and with the group's weight decay.
+   The rate stays o->lr times the scale, so a schedule (sdl_optim_set_lr) moves every group
+   alike: a backbone at x0.1 stays at x0.1 through warm-up and decay. A parameter in several
+   groups takes the last added; decay = false parameters get no weight decay in any group.
+   On a GPU a captured step (sdl_cuda_graph) refuses an lr_scale other than 1.
+
+      sdl_param_group g = {0};
+      g.prefix = "backbone."; g.lr_scale = 0.1f;
+      sdl_optim_add_group(opt, &g);                             // the head keeps the full rate */
+typedef struct sdl_param_group {
+    const char *prefix;   /* the parameters it takes (read during the call only) */
+    float lr_scale;       /* 0: 1 */
+    float weight_decay;   /* 0: the optimizer's desc.weight_decay */
+    bool no_weight_decay; /* none in this group (0 above means the optimizer's) */
+} sdl_param_group;
+SDL_API sdl_result sdl_optim_add_group(sdl_optim *o, const sdl_param_group *g);
 SDL_API bool sdl_optim_is_update_step(const sdl_optim *o); /* will the next sdl_optim_step update? */
 SDL_API void sdl_optim_set_lr(sdl_optim *o, float lr);
 SDL_API void sdl_optim_free(sdl_optim *o);
@@ -1747,7 +1785,7 @@ typedef struct sdl__chunk {
 static struct {
     sdl__chunk *head;  /* current chunk; older ones follow */
     size_t total_cap;
-    uint64_t tape_id;  /* changes whenever the tape is cleared */
+    uint64_t tape_id;  /* changes whenever the tape is cleared and at each backward pass */
     sdl_node *tape;
     bool no_grad;
 } sdl__g;
@@ -2021,13 +2059,6 @@ static sdl_node *sdl__op_begin(sdl_op op, sdl_shape out_shape, sdl_tensor *a, sd
         n->out->node = n;
         n->prev = sdl__g.tape;
         sdl__g.tape = n;
-        for (int i = 0; i < n->nin; i++) {
-            sdl_tensor *p = n->in[i];
-            if (p->model && p->first_use_tape != sdl__g.tape_id + 1) { /* +1: 0 means never */
-                p->first_use_tape = sdl__g.tape_id + 1;
-                p->first_use = n; /* the earliest reader: its backward is p's last */
-            }
-        }
     }
     return n;
 }
@@ -2098,19 +2129,68 @@ static bool sdl__grad_prepare(sdl_node *n, bool overwrite) {
     return true;
 }
 
-SDL_API sdl_result sdl_backward(sdl_tensor *loss) {
-    if (!loss) return sdl_fail(SDL_ERR_ARG, "backward: loss is NULL (an earlier op failed: %s)", sdl__err_msg);
+static const char *sdl__op_name(int op); /* >>profile */
+
+/* Marks the nodes that loss depends on with this pass's number (the tape is newest first,
+   so a node's readers come before it) and points each parameter's first_use at the oldest
+   node reading it, after whose backward its gradient is final. A reached node's output
+   gradient starts from zero (a retained graph's second pass adds nothing of the first's;
+   a view shares its base's buffer, so it is zeroed, not replaced). */
+static sdl_result sdl__backward_mark(sdl_node *root, uint64_t pass) {
+    root->pass = pass;
+    for (sdl_node *n = sdl__g.tape; n; n = n->prev) {
+        if (n->pass != pass) continue;
+        sdl_tensor *out = n->out;
+        if (out->grad && out->device == SDL_CPU) memset(out->grad, 0, (size_t)out->numel * sizeof(float));
+        else if (out->grad) sdl_get_backend(out->device)->memset0(out->grad, (size_t)out->numel * sizeof(float));
+        for (int i = 0; i < n->nin; i++) {
+            sdl_tensor *t = n->in[i];
+            if (!t->requires_grad) continue;
+            if (t->model) t->first_use = n;
+            if (!t->node) continue;
+            if (t->node->used)
+                return sdl_fail(SDL_ERR_STATE, "backward: the graph through op '%s' (input of '%s') was used up by an earlier "
+                                "sdl_backward: keep it there with sdl_backward_ex and retain_graph = true, or detach it",
+                                sdl__op_name(t->node->op), sdl__op_name(n->op));
+            t->node->pass = pass;
+        }
+    }
+    return SDL_OK;
+}
+
+/* takes the nodes of this pass off the tape: a later backward that reaches them fails */
+static void sdl__backward_drop(uint64_t pass) {
+    sdl_node **link = &sdl__g.tape;
+    while (*link) {
+        sdl_node *n = *link;
+        if (n->pass == pass) { n->used = true; *link = n->prev; }
+        else link = &n->prev;
+    }
+}
+
+SDL_API sdl_result sdl_backward_ex(sdl_tensor *loss, const sdl_backward_desc *desc) {
+    if (!loss) { /* sdl_fail writes the message it would read: copy it first */
+        char earlier[sizeof sdl__err_msg];
+        memcpy(earlier, sdl__err_msg, sizeof earlier);
+        return sdl_fail(SDL_ERR_ARG, "backward: loss is NULL (an earlier op failed: %s)", earlier);
+    }
     if (loss->numel != 1) return (sdl__shape_error("backward", "loss must be a scalar", loss, NULL), SDL_ERR_SHAPE);
     if (!loss->requires_grad) return sdl_fail(SDL_ERR_STATE, "backward: loss does not depend on anything that needs a gradient");
+    uint64_t pass = ++sdl__g.tape_id;
+    if (loss->node && loss->node->used)
+        return sdl_fail(SDL_ERR_STATE, "backward: the loss's op '%s' was used up by an earlier sdl_backward: keep it there "
+                        "with sdl_backward_ex and retain_graph = true", sdl__op_name(loss->node->op));
+    if (loss->node && sdl__backward_mark(loss->node, pass) != SDL_OK) return sdl__err_code;
     float *g = sdl__grad(loss);
     if (!g) return sdl__err_code;
     if (loss->device == SDL_CPU) {
         g[0] += 1.0f;
-    } else { /* the loss gradient is fresh zeroed memory on the device: writing 1 adds 1 */
+    } else { /* the loss gradient is zeroed memory on the device: writing 1 adds 1 */
         const float one = 1.0f;
         sdl_get_backend(loss->device)->copy(g, &one, sizeof one, loss->device, SDL_CPU);
     }
     for (sdl_node *n = sdl__g.tape; n; n = n->prev) {
+        if (n->pass != pass) continue;
         if (n->out->grad) {
             const sdl_backend *be = sdl_get_backend(n->out->device);
             if (!be->backward[n->op]) return sdl_fail(SDL_ERR_DEVICE, "op %d has no backward on device %d", (int)n->op, (int)n->out->device);
@@ -2125,16 +2205,17 @@ SDL_API sdl_result sdl_backward(sdl_tensor *loss) {
         }
         for (int i = 0; i < n->nin; i++) { /* parameters whose last contribution this was */
             sdl_tensor *p = n->in[i];
-            if (p->model && p->first_use == n && p->model->grad_hook) {
+            if (p->model && p->requires_grad && p->first_use == n && p->model->grad_hook) {
                 p->first_use = NULL;
                 p->model->grad_hook(p->model->grad_hook_user, p->model, p->param_index);
             }
         }
     }
-    sdl__g.tape = NULL;
-    sdl__g.tape_id++;
+    if (!(desc && desc->retain_graph)) sdl__backward_drop(pass);
     return SDL_OK;
 }
+
+SDL_API sdl_result sdl_backward(sdl_tensor *loss) { return sdl_backward_ex(loss, NULL); }
 
 /* >>cpu-ops: kernels beside their backward. Shapes and the derivative above each pair. */
 
@@ -2346,8 +2427,7 @@ SDL_API sdl_tensor *sdl_reshape(sdl_tensor *x, sdl_shape shape) {
     t->heap = false;
     t->model = NULL;
     t->param_index = -1;
-    t->node = NULL;
-    t->ndim = shape.ndim;
+    t->ndim = shape.ndim; /* node stays x's: a backward through the view reaches x's op */
     for (int i = 0; i < shape.ndim; i++) t->shape[i] = shape.d[i];
     if (sdl__g.no_grad) { t->requires_grad = false; t->grad = NULL; }
     return t;
@@ -4323,6 +4403,24 @@ SDL_API void sdl_model_set_grad_hook(sdl_model *m, sdl_grad_hook hook, void *use
     m->grad_hook_user = user;
 }
 
+SDL_API sdl_result sdl_param_freeze(sdl_tensor *p, bool frozen) {
+    if (!p || !p->model) return sdl_fail(SDL_ERR_ARG, "param_freeze: %s is not a model parameter", p ? "the tensor" : "NULL");
+    p->requires_grad = !frozen;
+    return SDL_OK;
+}
+
+static bool sdl__has_prefix(const char *name, const char *prefix) {
+    return strncmp(name, prefix, strlen(prefix)) == 0;
+}
+
+SDL_API sdl_result sdl_model_freeze(sdl_model *m, const char *prefix, bool frozen) {
+    if (!m) return sdl_fail(SDL_ERR_ARG, "model_freeze: NULL model");
+    int hits = 0;
+    for (int i = 0; i < m->nparams; i++)
+        if (sdl__has_prefix(m->params[i]->name, prefix ? prefix : "")) { m->params[i]->requires_grad = !frozen; hits++; }
+    return hits ? SDL_OK : sdl_fail(SDL_ERR_ARG, "model_freeze: no parameter name starts with '%s'", prefix ? prefix : "");
+}
+
 /* ----------------------------------------------------------------------------------------
    >>layers: modules made on a model
    ---------------------------------------------------------------------------------------- */
@@ -4733,6 +4831,15 @@ static void sdl__lars_norms_range(void *ctx, int64_t begin, int64_t end, double 
     }
 }
 
+/* Parameter i's lr scale and weight decay (its group's, 0 for decay = false), or false when
+   it is frozen (the update skips it). The CPU loop and device backends share it. */
+static bool sdl__optim_param(const sdl_optim *o, int i, float *lr_scale, float *wd) {
+    const sdl_tensor *p = o->model->params[i];
+    *lr_scale = o->group_lr ? o->group_lr[i] : 1.0f;
+    *wd = !p->decay ? 0.0f : o->group_wd ? o->group_wd[i] : o->desc.weight_decay;
+    return p->requires_grad;
+}
+
 /* one update of every parameter tensor, each split over the threads by index */
 static void sdl__optim_update(sdl_optim *o) {
     sdl_model *m = o->model;
@@ -4743,13 +4850,16 @@ static void sdl__optim_update(sdl_optim *o) {
         int64_t off = m->param_offset[i], n = m->params[i]->numel;
         bool decay = m->params[i]->decay;
         sdl__update u;
+        if (!sdl__optim_param(o, i, &u.lr, &u.wd)) { /* frozen: value and state stay */
+            memset(m->grad_data + off, 0, (size_t)n * sizeof(float));
+            continue;
+        }
         u.o = o;
         u.p = m->param_data + off;
         u.g = m->grad_data + off;
         u.m = o->nstate > 0 ? o->state + off : NULL;
         u.v = o->nstate > 1 ? o->state + m->param_floats + off : NULL;
-        u.lr = o->lr;
-        u.wd = decay ? d->weight_decay : 0.0f;
+        u.lr *= o->lr;
         u.trust = 1.0f;
         u.bc1 = (float)(1.0 - pow((double)d->beta1, t));
         u.bc2 = (float)(1.0 - pow((double)d->beta2, t));
@@ -4881,6 +4991,29 @@ SDL_API sdl_result sdl_optim_step(sdl_optim *o) {
 
 SDL_API void sdl_optim_set_lr(sdl_optim *o, float lr) { if (o) o->lr = lr; }
 
+SDL_API sdl_result sdl_optim_add_group(sdl_optim *o, const sdl_param_group *g) {
+    if (!o || !g || !g->prefix) return sdl_fail(SDL_ERR_ARG, "optim_add_group: NULL optimizer, group or prefix");
+    float scale = sdl__default(g->lr_scale, 1.0f), wd = g->no_weight_decay ? 0.0f : sdl__default(g->weight_decay, o->desc.weight_decay);
+    if (!(scale > 0.0f) || !(wd >= 0.0f) || !isfinite(scale) || !isfinite(wd))
+        return sdl_fail(SDL_ERR_ARG, "optim_add_group '%s': lr_scale must be > 0 and weight_decay >= 0 (got %g, %g)", g->prefix, scale, wd);
+    sdl_model *m = o->model;
+    if (!o->group_lr) {
+        o->group_lr = (float *)sdl__calloc((size_t)m->nparams + 1, sizeof(float));
+        o->group_wd = (float *)sdl__calloc((size_t)m->nparams + 1, sizeof(float));
+        if (!o->group_lr || !o->group_wd) {
+            SDL_DEALLOC(o->group_lr);
+            SDL_DEALLOC(o->group_wd);
+            o->group_lr = o->group_wd = NULL;
+            return sdl__err_code;
+        }
+        for (int i = 0; i < m->nparams; i++) { o->group_lr[i] = 1.0f; o->group_wd[i] = o->desc.weight_decay; }
+    }
+    int hits = 0;
+    for (int i = 0; i < m->nparams; i++)
+        if (sdl__has_prefix(m->params[i]->name, g->prefix)) { o->group_lr[i] = scale; o->group_wd[i] = wd; hits++; }
+    return hits ? SDL_OK : sdl_fail(SDL_ERR_ARG, "optim_add_group: no parameter name starts with '%s'", g->prefix);
+}
+
 SDL_API int sdl_optim_state_count(const sdl_optim *o) { return o ? o->nstate : 0; }
 
 SDL_API const char *sdl_optim_state_name(const sdl_optim *o, int k) {
@@ -4899,6 +5032,8 @@ SDL_API void sdl_optim_free(sdl_optim *o) {
     const sdl_backend *be = sdl_get_backend(o->device);
     if (o->device == SDL_CPU) SDL_DEALLOC(o->state);
     else if (be) be->dealloc(o->state);
+    SDL_DEALLOC(o->group_lr);
+    SDL_DEALLOC(o->group_wd);
     SDL_DEALLOC(o);
 }
 

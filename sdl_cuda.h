@@ -149,7 +149,7 @@
         chunk sums, a per-channel finish, the elementwise pass) and fused with the relu
         after it; the linear bias in a cuBLASLt epilogue (now a fill and beta = 1)
       - one launch for SGD/Adam with per-parameter weight decay (now one launch per run of
-        parameters with the same decay flag); one launch per optimizer step for LARS/LAMB
+        parameters with the same group, decay flag and freezing); one launch per optimizer step for LARS/LAMB
         (now two per parameter tensor)
       - mixed precision, faster: keep bf16 copies of the weights for a whole step (now
         converted per GEMM), bf16 activations between ops (half the memory traffic; now
@@ -2338,26 +2338,46 @@ static void sdl__cu_optim_scalars(const struct sdl_optim *o, int64_t step, float
     hp[7] = 0.0f;
 }
 
-/* sgd and adam: one launch per run of parameters with the same weight decay (one launch
-   when wd is 0); lars and lamb: two launches per parameter tensor (its norms). In a
-   captured step every kernel also gets its scalars' device copy (hp), which it reads instead. */
+/* the scalars of parameter i's update (its group's lr scale and weight decay, sdl.h's
+   sdl__optim_param): 1, or 0 when it is frozen, -1 on an error (set) */
+static int sdl__cu_param_scalars(struct sdl_optim *o, int i, float *wd, float *h, const float **hp) {
+    float scale;
+    if (!sdl__optim_param(o, i, &scale, wd)) return 0;
+    *hp = sdl__cu_graph_hp(o, *wd);
+    if (*hp && scale != 1.0f) {
+        sdl__cu_graph_refuse("a parameter group with lr_scale != 1");
+        return -1;
+    }
+    sdl__cu_optim_scalars(o, o->step, *wd, h);
+    h[0] *= scale; /* the rates: lr, lr / bc1, and the decoupled decay 1 - lr wd */
+    h[2] *= scale;
+    h[4] = 1.0f - h[0] * *wd;
+    return 1;
+}
+
+/* sgd and adam: one launch per run of parameters with the same group, weight decay and
+   freezing (one launch when there are no groups, no frozen parameters and wd is 0); lars
+   and lamb: two launches per parameter tensor (its norms). Frozen parameters are skipped.
+   In a captured step every kernel also gets its scalars' device copy (hp), which it reads
+   instead. */
 static sdl_result sdl__cu_optim_step(struct sdl_optim *o) {
     sdl_model *m = o->model;
     const sdl_optim_desc *d = &o->desc;
     sdl_optim_kind kind = d->kind == SDL_OPTIM_DEFAULT ? SDL_OPTIM_SGD : d->kind;
-    float wd = d->weight_decay, mu = d->momentum;
+    float mu = d->momentum;
     float *s0 = o->nstate > 0 ? o->state : NULL, *s1 = o->nstate > 1 ? o->state + m->param_floats : NULL;
     float h[SDL__CU_HP];
     if (kind == SDL_OPTIM_SGD || kind == SDL_OPTIM_ADAM || kind == SDL_OPTIM_ADAMW) {
         for (int i = 0; i < m->nparams;) {
-            float wdi = m->params[i]->decay ? wd : 0.0f;
+            float si, wdi, sj, wdj;
+            bool on = sdl__optim_param(o, i, &si, &wdi);
             int j = i + 1;
-            while (j < m->nparams && (m->params[j]->decay ? wd : 0.0f) == wdi) j++;
+            while (j < m->nparams && sdl__optim_param(o, j, &sj, &wdj) == on && sj == si && wdj == wdi) j++;
             int64_t off = m->param_offset[i], len = m->param_offset[j] - off;
-            if (len > 0) {
+            const float *hp = NULL;
+            if (on && len > 0 && sdl__cu_param_scalars(o, i, &wdi, h, &hp) < 0) return sdl_last_result();
+            if (on && len > 0) {
                 float *p = m->param_data + off, *g = m->grad_data + off;
-                const float *hp = sdl__cu_graph_hp(o, wdi);
-                sdl__cu_optim_scalars(o, o->step, wdi, h);
                 if (kind == SDL_OPTIM_SGD) {
                     sdl__k_sgd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
                         p, g, s0 ? s0 + off : NULL, len, h[0], mu, wdi, h[1] != 0.0f, d->nesterov, hp);
@@ -2382,9 +2402,11 @@ static sdl_result sdl__cu_optim_step(struct sdl_optim *o) {
         int64_t off = m->param_offset[i], len = m->params[i]->numel;
         if (len <= 0) continue;
         bool decay = m->params[i]->decay;
-        float wdi = decay ? wd : 0.0f, *p = m->param_data + off, *g = m->grad_data + off;
-        const float *hp = sdl__cu_graph_hp(o, wdi);
-        sdl__cu_optim_scalars(o, o->step, wdi, h);
+        float wdi, *p = m->param_data + off, *g = m->grad_data + off;
+        const float *hp = NULL;
+        int run = sdl__cu_param_scalars(o, i, &wdi, h, &hp);
+        if (run < 0) return sdl_last_result();
+        if (run == 0) continue; /* frozen */
         unsigned np = sdl__cu_grid(len);
         if (np > SDL__CU_NORM_BLOCKS) np = SDL__CU_NORM_BLOCKS;
         if (lamb) {

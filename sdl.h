@@ -864,8 +864,44 @@ typedef struct sdl_checkpoint_info {
 } sdl_checkpoint_info;
 /* o may be NULL (weights only) */
 SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl_optim *o, int64_t epoch);
-/* o may be NULL (optimizer entries in the file are then skipped); info may be NULL */
+/* o may be NULL (optimizer entries in the file are then skipped); info may be NULL.
+   PyTorch's BatchNorm "num_batches_tracked" entries are skipped (sdl keeps no counter). */
 SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim *o, sdl_checkpoint_info *info);
+
+/* Loading weights into a model that differs (fine-tuning; PyTorch's
+   load_state_dict(strict=False)): parameters and buffers only (no optimizer, no RNG), from
+   an sdl checkpoint or a PyTorch state_dict saved as safetensors (save_file(model.state_dict(),
+   path); num_batches_tracked is skipped). A model tensor named model_prefix + k takes the
+   file's file_prefix + k; model tensors outside model_prefix and file entries outside
+   file_prefix take no part. Nothing changes unless the whole load succeeds.
+
+      sdl_load_desc d = {0};
+      d.model_prefix = "backbone.";       // the file was saved from the backbone alone
+      d.non_strict = true;                // the new head is missing from the file: listed
+      d.skip_mismatched = true;           // a 1000-class fc in the file, 10 here: listed
+      sdl_load_report rep;
+      if (sdl_checkpoint_load_weights("resnet.safetensors", m, &d, &rep) == SDL_OK) {
+          for (int i = 0; i < rep.nmissing; i++) printf("not loaded: %s\n", rep.missing[i]);
+          sdl_load_report_free(&rep);
+      }
+   The model must be on the host (load, then move it to the GPU). */
+typedef struct sdl_load_desc {
+    bool non_strict;          /* missing and unexpected names go to the report instead of failing */
+    bool skip_mismatched;     /* a tensor whose shape or dtype differs is skipped and reported */
+    const char *model_prefix; /* "backbone.": only these model tensors, matched without it */
+    const char *file_prefix;  /* "module." (a DDP state_dict): only these file entries, without it */
+} sdl_load_desc;
+typedef struct sdl_load_report {
+    int loaded;                       /* tensors read */
+    int nmissing, nunexpected, nskipped;
+    char **missing;    /* model names the file lacks; NULL-terminated (NULL when none) */
+    char **unexpected; /* file names the model lacks */
+    char **skipped;    /* "name: F32 (10, 64) in the file, F32 (3, 64) in the model" */
+} sdl_load_report;
+/* desc NULL: strict (all of it must fit); report may be NULL, else free it with
+   sdl_load_report_free (on an error it is left empty) */
+SDL_API sdl_result sdl_checkpoint_load_weights(const char *path, sdl_model *m, const sdl_load_desc *desc, sdl_load_report *report);
+SDL_API void sdl_load_report_free(sdl_load_report *r);
 
 /* >>decl-profile */
 /* Time per op type, forward and backward, summed over calls. On when the environment has
@@ -7457,22 +7493,36 @@ static sdl__ck_entry *sdl__ck_match(sdl__ck_entry *es, int n, const char *name, 
     return e;
 }
 
-SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim *o, sdl_checkpoint_info *info) {
-    if (!path || !m) return sdl_fail(SDL_ERR_ARG, "checkpoint_load: NULL path or model");
-    if (o && o->model != m) return sdl_fail(SDL_ERR_ARG, "checkpoint_load '%s': the optimizer belongs to another model", path);
+/* an open checkpoint: its header parsed into entries, the file positioned anywhere */
+typedef struct sdl__ck_file {
+    FILE *f;
+    char *text, *pool;
+    sdl__ck_entry *es;
+    int n;
+    uint64_t hl;      /* header bytes */
+    int64_t data_len; /* bytes after the header */
+} sdl__ck_file;
+
+static void sdl__ck_close(sdl__ck_file *c) {
+    if (c->f) fclose(c->f);
+    SDL_DEALLOC(c->text);
+    SDL_DEALLOC(c->pool);
+    SDL_DEALLOC(c->es);
+    memset(c, 0, sizeof *c);
+}
+
+static sdl_result sdl__ck_open(const char *path, sdl__ck_file *c) {
+    memset(c, 0, sizeof *c);
     if (!sdl__ck_little_endian()) return sdl_fail(SDL_ERR_STATE, "checkpoint_load '%s': big-endian hosts are not supported", path);
-    FILE *f = fopen(path, "rb");
-    if (!f) return sdl_fail(SDL_ERR_IO, "checkpoint_load: cannot open '%s': %s", path, strerror(errno));
+    c->f = fopen(path, "rb");
+    if (!c->f) return sdl_fail(SDL_ERR_IO, "checkpoint_load: cannot open '%s': %s", path, strerror(errno));
     sdl_result r = SDL_OK;
-    char *text = NULL, *pool = NULL;
-    sdl__ck_entry *es = NULL;
-    int n = 0;
     uint8_t len[8];
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
+    fseek(c->f, 0, SEEK_END);
+    long size = ftell(c->f);
+    fseek(c->f, 0, SEEK_SET);
     uint64_t hl = 0;
-    if (size < 8 || fread(len, 1, 8, f) != 8) {
+    if (size < 8 || fread(len, 1, 8, c->f) != 8) {
         r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s': %ld bytes, too short for a safetensors file", path, size);
         goto done;
     }
@@ -7482,23 +7532,56 @@ SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim
                      path, (unsigned long long)hl, size);
         goto done;
     }
-    text = (char *)sdl__alloc((size_t)hl + 1);
-    pool = (char *)sdl__alloc((size_t)hl + 1);
-    if (!text || !pool) { r = SDL_ERR_OOM; goto done; }
-    if (fread(text, 1, (size_t)hl, f) != (size_t)hl) { r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s': cannot read the header", path); goto done; }
+    c->hl = hl;
+    c->data_len = (int64_t)size - 8 - (int64_t)hl;
+    c->text = (char *)sdl__alloc((size_t)hl + 1);
+    c->pool = (char *)sdl__alloc((size_t)hl + 1);
+    if (!c->text || !c->pool) { r = SDL_ERR_OOM; goto done; }
+    if (fread(c->text, 1, (size_t)hl, c->f) != (size_t)hl) { r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s': cannot read the header", path); goto done; }
     {
         sdl__ck_jp j;
-        j.p = text;
-        j.end = text + hl;
-        j.pool = pool;
+        j.p = c->text;
+        j.end = c->text + hl;
+        j.pool = c->pool;
         j.err = NULL;
-        if (!sdl__ck_parse(&j, &es, &n)) {
-            r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s': bad header JSON at byte %ld: %s", path, (long)(j.p - text) + 8, j.err ? j.err : "?");
-            goto done;
-        }
+        if (!sdl__ck_parse(&j, &c->es, &c->n))
+            r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s': bad header JSON at byte %ld: %s", path, (long)(j.p - c->text) + 8, j.err ? j.err : "?");
     }
+done:
+    if (r != SDL_OK) sdl__ck_close(c);
+    return r;
+}
+
+/* numel floats of entry e into dst */
+static sdl_result sdl__ck_read(const char *path, sdl__ck_file *c, const sdl__ck_entry *e, float *dst, int64_t numel) {
+    if (fseek(c->f, (long)(8 + c->hl + (uint64_t)e->begin), SEEK_SET) != 0 || fread(dst, 4, (size_t)numel, c->f) != (size_t)numel)
+        return sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s': cannot read the data of '%s' (truncated?)", path, e->name);
+    return SDL_OK;
+}
+
+/* PyTorch's BatchNorm counter (an I64 scalar): sdl keeps none and every load skips it */
+static bool sdl__ck_ignored(const char *name) {
+    const char *k = "num_batches_tracked";
+    size_t n = strlen(name), nk = strlen(k);
+    return n >= nk && strcmp(name + n - nk, k) == 0 && (n == nk || name[n - nk - 1] == '.');
+}
+
+static sdl_result sdl__ck_on_host(const char *path, sdl_model *m) {
+    if (sdl__model_device(m) == SDL_CPU) return SDL_OK;
+    return sdl_fail(SDL_ERR_DEVICE, "checkpoint_load '%s': the model is on device %d: load on the host, then move it "
+                    "(sdl_cuda_model_to_host / sdl_cuda_model_to_device)", path, (int)sdl__model_device(m));
+}
+
+SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim *o, sdl_checkpoint_info *info) {
+    if (!path || !m) return sdl_fail(SDL_ERR_ARG, "checkpoint_load: NULL path or model");
+    if (o && o->model != m) return sdl_fail(SDL_ERR_ARG, "checkpoint_load '%s': the optimizer belongs to another model", path);
+    if (sdl__ck_on_host(path, m) != SDL_OK) return SDL_ERR_DEVICE;
+    sdl__ck_file c;
+    sdl_result r = sdl__ck_open(path, &c);
+    if (r != SDL_OK) return r;
+    sdl__ck_entry *es = c.es;
+    int n = c.n;
     {
-        int64_t data_len = (int64_t)size - 8 - (int64_t)hl;
         char msg[400] = "";
         int problems = 0;
         char name[320];
@@ -7513,22 +7596,18 @@ SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim
         }
         if (!problems) {
             for (int i = 0; sdl__ck_item(m, o, i, name, sizeof name, &dst, &like); i++)
-                sdl__ck_match(es, n, name, like, data_len, msg, sizeof msg, &problems);
+                sdl__ck_match(es, n, name, like, c.data_len, msg, sizeof msg, &problems);
             for (int i = 0; i < n; i++)
-                if (!es[i].value && !es[i].used && strncmp(es[i].name, "optim.", 6) != 0)
-                    sdl__ck_problem(msg, sizeof msg, &problems, "'%s' is in the file but not in the model", es[i].name);
+                if (!es[i].value && !es[i].used && strncmp(es[i].name, "optim.", 6) != 0 && !sdl__ck_ignored(es[i].name))
+                    sdl__ck_problem(msg, sizeof msg, &problems, "'%s' is in the file but not in the model (sdl_checkpoint_load_weights "
+                                    "loads what fits)", es[i].name);
         }
         if (problems) {
             r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s' does not fit: %s%s", path, msg, problems > 4 ? "; and more" : "");
             goto done;
         }
-        for (int i = 0; sdl__ck_item(m, o, i, name, sizeof name, &dst, &like); i++) {
-            sdl__ck_entry *e = sdl__ck_find(es, n, name, false);
-            if (fseek(f, (long)(8 + hl + (uint64_t)e->begin), SEEK_SET) != 0 || fread(dst, 4, (size_t)like->numel, f) != (size_t)like->numel) {
-                r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s': cannot read the data of '%s' (truncated?)", path, name);
-                goto done;
-            }
-        }
+        for (int i = 0; sdl__ck_item(m, o, i, name, sizeof name, &dst, &like); i++)
+            if ((r = sdl__ck_read(path, &c, sdl__ck_find(es, n, name, false), dst, like->numel)) != SDL_OK) goto done;
     }
     {
         sdl__ck_entry *e;
@@ -7550,10 +7629,109 @@ SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim
         if (info) *info = ci;
     }
 done:
-    fclose(f);
-    SDL_DEALLOC(text);
-    SDL_DEALLOC(pool);
-    SDL_DEALLOC(es);
+    sdl__ck_close(&c);
+    return r;
+}
+
+/* ---- loading what fits (fine-tuning): names mapped through the prefixes, each difference
+   listed in the report or, where the desc does not allow it, an error naming the first few */
+static bool sdl__ck_list_add(char ***list, int *count, const char *fmt, ...) {
+    char buf[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    char *s = sdl__strdup(buf);
+    if (!s || !sdl__push_ptr((void ***)list, count, s)) { SDL_DEALLOC(s); return false; }
+    if (!sdl__push_ptr((void ***)list, count, NULL)) { /* s's slot becomes the terminator */
+        (*list)[--*count] = NULL;
+        SDL_DEALLOC(s);
+        return false;
+    }
+    (*count)--; /* the NULL terminator is no entry */
+    return true;
+}
+
+SDL_API void sdl_load_report_free(sdl_load_report *r) {
+    if (!r) return;
+    sdl_names_free(r->missing);
+    sdl_names_free(r->unexpected);
+    sdl_names_free(r->skipped);
+    memset(r, 0, sizeof *r);
+}
+
+/* "; "-joined first few of a list into msg */
+static void sdl__ck_list_msg(char *msg, size_t cap, const char *what, char **list, int count) {
+    size_t n = strlen(msg);
+    snprintf(msg + n, cap - n, "%s%s %d:", n ? "; " : "", what, count);
+    for (int i = 0; i < count && i < 4; i++) {
+        n = strlen(msg);
+        snprintf(msg + n, cap - n, " '%s'", list[i]);
+    }
+    if (count > 4) { n = strlen(msg); snprintf(msg + n, cap - n, " and more"); }
+}
+
+SDL_API sdl_result sdl_checkpoint_load_weights(const char *path, sdl_model *m, const sdl_load_desc *desc, sdl_load_report *report) {
+    sdl_load_desc d;
+    memset(&d, 0, sizeof d);
+    if (desc) d = *desc;
+    const char *mp = d.model_prefix ? d.model_prefix : "", *fp = d.file_prefix ? d.file_prefix : "";
+    sdl_load_report rep;
+    memset(&rep, 0, sizeof rep);
+    if (report) memset(report, 0, sizeof *report);
+    if (!path || !m) return sdl_fail(SDL_ERR_ARG, "checkpoint_load_weights: NULL path or model");
+    if (sdl__ck_on_host(path, m) != SDL_OK) return SDL_ERR_DEVICE;
+    sdl__ck_file c;
+    sdl_result r = sdl__ck_open(path, &c);
+    if (r != SDL_OK) return r;
+    int total = m->nparams + m->nbuffers;
+    sdl__ck_entry **plan = (sdl__ck_entry **)sdl__calloc((size_t)total + 1, sizeof(sdl__ck_entry *));
+    bool ok = plan != NULL;
+    char fname[400], a[96], b[96];
+    for (int i = 0; ok && i < total; i++) { /* which file entry each model tensor takes */
+        sdl_tensor *t = i < m->nparams ? m->params[i] : m->buffers[i - m->nparams];
+        if (!sdl__has_prefix(t->name, mp)) continue;
+        snprintf(fname, sizeof fname, "%s%s", fp, t->name + strlen(mp));
+        sdl__ck_entry *e = sdl__ck_find(c.es, c.n, fname, false);
+        if (!e) { ok = sdl__ck_list_add(&rep.missing, &rep.nmissing, "%s", t->name); continue; }
+        e->used = true;
+        if (strcmp(e->dtype, "F32") != 0 || !sdl_shape_equal(e->shape, sdl_tensor_shape(t))) {
+            ok = sdl__ck_list_add(&rep.skipped, &rep.nskipped, "%s: %s %s in the file, F32 %s in the model", t->name, e->dtype,
+                                  sdl_shape_str(e->shape, a, sizeof a), sdl_shape_str(sdl_tensor_shape(t), b, sizeof b));
+            continue;
+        }
+        if (e->end < e->begin || e->end - e->begin != t->numel * 4 || e->end > c.data_len) {
+            r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s': '%s' has data_offsets [%lld, %lld] that do not fit %lld floats in %lld data bytes (truncated?)",
+                         path, fname, (long long)e->begin, (long long)e->end, (long long)t->numel, (long long)c.data_len);
+            goto done;
+        }
+        plan[i] = e;
+    }
+    for (int i = 0; ok && i < c.n; i++) {
+        const sdl__ck_entry *e = &c.es[i];
+        if (!e->value && !e->used && sdl__has_prefix(e->name, fp) && strncmp(e->name, "optim.", 6) != 0 && !sdl__ck_ignored(e->name))
+            ok = sdl__ck_list_add(&rep.unexpected, &rep.nunexpected, "%s", e->name);
+    }
+    if (!ok) { r = SDL_ERR_OOM; goto done; }
+    if ((!d.non_strict && (rep.nmissing || rep.nunexpected)) || (!d.skip_mismatched && rep.nskipped)) {
+        char msg[480] = "";
+        if (!d.non_strict && rep.nmissing) sdl__ck_list_msg(msg, sizeof msg, "missing in the file", rep.missing, rep.nmissing);
+        if (!d.non_strict && rep.nunexpected) sdl__ck_list_msg(msg, sizeof msg, "not in the model", rep.unexpected, rep.nunexpected);
+        if (!d.skip_mismatched && rep.nskipped) sdl__ck_list_msg(msg, sizeof msg, "shape or dtype differs", rep.skipped, rep.nskipped);
+        r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s' does not fit (non_strict, skip_mismatched allow it): %s", path, msg);
+        goto done;
+    }
+    for (int i = 0; i < total; i++) {
+        if (!plan[i]) continue;
+        sdl_tensor *t = i < m->nparams ? m->params[i] : m->buffers[i - m->nparams];
+        if ((r = sdl__ck_read(path, &c, plan[i], sdl_f32(t), t->numel)) != SDL_OK) goto done;
+        rep.loaded++;
+    }
+done:
+    SDL_DEALLOC(plan);
+    sdl__ck_close(&c);
+    if (report && r == SDL_OK) *report = rep;
+    else sdl_load_report_free(&rep);
     return r;
 }
 

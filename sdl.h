@@ -86,8 +86,11 @@
                   one, so this file compiles with any C compiler and knows nothing of CUDA.
       Optimizers  SGD (momentum, Nesterov), Adam, AdamW, LARS, LAMB, one pass over the flat
                   arrays; sdl_optim_step updates and zeroes the gradients (with
-                  accum_steps = k it updates on every k-th call). Schedules (sdl_sched_lr):
-                  constant, step, cosine, one-cycle, each with optional linear warm-up.
+                  accum_steps = k it updates on every k-th call). Frozen parameters
+                  (sdl_model_freeze) stay exactly as they are; parameter groups
+                  (sdl_optim_add_group) scale the rate and set the weight decay by name
+                  prefix. Schedules (sdl_sched_lr): constant, step, cosine, one-cycle,
+                  each with optional linear warm-up.
       Data        Readers fill an sdl_dataset (u8 images, CHW, i32 labels): IDX (.gz too),
                   CIFAR-10, image folders, WebDataset tar shards; .npy/.npz as tensors.
                   sdl_loader batches it: shuffle by (seed, epoch), distributed sampling,
@@ -96,6 +99,9 @@
                   sdl_meter, sdl_csv_append, sdl_print_throughput ("total images/sec: X").
       Checkpoints safetensors files that PyTorch reads, written atomically; parameters,
                   buffers, optimizer state, epoch and RNG state. Resuming is bit-exact.
+                  sdl_checkpoint_load_weights loads what fits for fine-tuning (missing,
+                  unexpected and reshaped tensors reported, name prefixes mapped), from
+                  sdl's files or PyTorch state_dicts saved as safetensors.
       Profile     SDL_PROFILE=1 in the environment prints the time per op type at exit.
 */
 #ifndef SDL_H_INCLUDED
@@ -224,10 +230,12 @@ SDL_API void *sdl_arena_alloc(size_t bytes);
 SDL_API void sdl_arena_reset(void);
 SDL_API size_t sdl_arena_capacity(void);
 SDL_API void sdl_arena_release(void); /* frees the arena's memory too */
-SDL_API void sdl_tensor_fill(sdl_tensor *t, float value);
-SDL_API void sdl_tensor_copy_from(sdl_tensor *t, const float *src);
-SDL_API float sdl_item(const sdl_tensor *t); /* element 0 as float */
-SDL_API bool sdl_all_finite(const sdl_tensor *t);
+/* value into every element: f32, i32 (value must be a whole number in range) or u8 (0..255);
+   on the host or a device */
+SDL_API sdl_result sdl_tensor_fill(sdl_tensor *t, float value);
+SDL_API sdl_result sdl_tensor_copy_from(sdl_tensor *t, const float *src); /* f32: numel floats from the host */
+SDL_API float sdl_item(const sdl_tensor *t); /* element 0 as float (NaN with an error for bf16/f16) */
+SDL_API bool sdl_all_finite(const sdl_tensor *t); /* f32 (false with an error for other dtypes) */
 static inline float *sdl_f32(const sdl_tensor *t) { return (float *)t->data; }
 static inline int32_t *sdl_i32(const sdl_tensor *t) { return (int32_t *)t->data; }
 static inline uint8_t *sdl_u8(const sdl_tensor *t) { return (uint8_t *)t->data; }
@@ -1139,7 +1147,10 @@ static uint64_t sdl__rng_take(uint64_t n) {
 
 SDL_API float sdl_rand_uniform(void) { return sdl_hash_uniform(sdl__rng_seed_v, 0, sdl__rng_take(1)); }
 
+static bool sdl__host_f32(const sdl_tensor *t, const char *who); /* >>tensor */
+
 SDL_API void sdl_tensor_uniform(sdl_tensor *t, float lo, float hi) {
+    if (!sdl__host_f32(t, "tensor_uniform")) return;
     uint64_t base = sdl__rng_take((uint64_t)t->numel);
     float *x = sdl_f32(t);
     for (int64_t i = 0; i < t->numel; i++)
@@ -1148,6 +1159,7 @@ SDL_API void sdl_tensor_uniform(sdl_tensor *t, float lo, float hi) {
 
 /* Box-Muller on two uniforms drawn for element i */
 SDL_API void sdl_tensor_randn(sdl_tensor *t, float mean, float std) {
+    if (!sdl__host_f32(t, "tensor_randn")) return;
     uint64_t base = sdl__rng_take((uint64_t)t->numel);
     float *x = sdl_f32(t);
     for (int64_t i = 0; i < t->numel; i++) {
@@ -1919,6 +1931,10 @@ static sdl_dtype sdl__dtype(sdl_dtype d) { return d == SDL_DTYPE_DEFAULT ? SDL_F
 /* fills the header; returns the data size in bytes or 0 with an error set (numel 0 is ok) */
 static bool sdl__tensor_init(sdl_tensor *t, sdl_shape shape, sdl_dtype dtype, size_t *bytes) {
     memset(t, 0, sizeof *t);
+    if ((int)dtype < (int)SDL_DTYPE_DEFAULT || (int)dtype > (int)SDL_I32) {
+        sdl_fail(SDL_ERR_ARG, "tensor: unknown dtype %d", (int)dtype);
+        return false;
+    }
     int64_t numel = sdl__shape_numel(shape);
     if (numel < 0 || sdl__mul_overflows((size_t)numel, sdl_dtype_size(sdl__dtype(dtype)), bytes)) {
         char s[128];
@@ -1967,6 +1983,10 @@ static void *sdl__device_arena_alloc(sdl_device device, size_t bytes, bool zeroe
 static sdl_tensor *sdl__arena_tensor(sdl_shape shape, sdl_dtype dtype, sdl_device device, bool zeroed) {
     sdl_tensor hdr;
     size_t bytes;
+    if ((int)device < (int)SDL_DEVICE_DEFAULT || (int)device >= (int)SDL_DEVICE_COUNT) {
+        sdl_fail(SDL_ERR_DEVICE, "arena_tensor: unknown device %d", (int)device);
+        return NULL;
+    }
     if (!sdl__tensor_init(&hdr, shape, dtype, &bytes)) return NULL;
     sdl_tensor *t = (sdl_tensor *)sdl_arena_alloc(sizeof(sdl_tensor));
     if (!t) return NULL;
@@ -1986,6 +2006,7 @@ SDL_API sdl_tensor *sdl_arena_tensor(sdl_shape shape, sdl_dtype dtype) {
 
 SDL_API sdl_result sdl_tensor_requires_grad(sdl_tensor *t) {
     if (!t || !t->heap) return sdl_fail(SDL_ERR_ARG, "tensor_requires_grad: needs a heap tensor");
+    if (!sdl__host_f32(t, "tensor_requires_grad")) return sdl__err_code;
     if (!t->grad) t->grad = (float *)sdl__aligned_alloc((size_t)t->numel * sizeof(float));
     if (!t->grad) return SDL_ERR_OOM;
     memset(t->grad, 0, (size_t)t->numel * sizeof(float));
@@ -1993,36 +2014,101 @@ SDL_API sdl_result sdl_tensor_requires_grad(sdl_tensor *t) {
     return SDL_OK;
 }
 
-SDL_API void sdl_tensor_fill(sdl_tensor *t, float value) {
-    float *x = sdl_f32(t);
-    for (int64_t i = 0; i < t->numel; i++) x[i] = value;
+static const char *sdl__dtype_name(sdl_dtype d) {
+    switch (d) {
+    case SDL_DTYPE_DEFAULT: case SDL_F32: return "f32";
+    case SDL_BF16: return "bf16";
+    case SDL_F16: return "f16";
+    case SDL_U8: return "u8";
+    case SDL_I32: return "i32";
+    }
+    return "an unknown dtype";
 }
 
-SDL_API void sdl_tensor_copy_from(sdl_tensor *t, const float *src) {
-    memcpy(t->data, src, (size_t)t->numel * sizeof(float));
+/* t is an f32 tensor in host memory, as the helpers that read or write its floats need */
+static bool sdl__host_f32(const sdl_tensor *t, const char *who) {
+    if (!t) sdl_fail(SDL_ERR_ARG, "%s: NULL tensor", who);
+    else if (t->dtype != SDL_F32) sdl_fail(SDL_ERR_ARG, "%s: wants an f32 tensor, got %s", who, sdl__dtype_name(t->dtype));
+    else if (t->device != SDL_CPU) sdl_fail(SDL_ERR_DEVICE, "%s: the tensor is on device %d, not in host memory", who, (int)t->device);
+    else return true;
+    return false;
+}
+
+/* a host copy of t's bytes for the helpers below, or t->data itself on the host; NULL on
+   an error (set). Free with sdl__host_view_free(t, p). */
+static void *sdl__host_view(const sdl_tensor *t, const char *who) {
+    if (t->device == SDL_CPU) return t->data;
+    const sdl_backend *be = sdl_get_backend(t->device);
+    size_t bytes = (size_t)t->numel * sdl_dtype_size(t->dtype);
+    void *h = be && be->copy ? sdl__alloc(bytes ? bytes : 1) : NULL;
+    if (!be || !be->copy) sdl_fail(SDL_ERR_DEVICE, "%s: no backend for device %d", who, (int)t->device);
+    if (h) be->copy(h, t->data, bytes, SDL_CPU, t->device);
+    return h;
+}
+static void sdl__host_view_free(const sdl_tensor *t, void *p) { if (t->device != SDL_CPU) SDL_DEALLOC(p); }
+
+/* the host bytes h back into t (a device tensor; nothing to do on the host) */
+static void sdl__host_view_store(sdl_tensor *t, const void *h) {
+    if (t->device != SDL_CPU) sdl_get_backend(t->device)->copy(t->data, h, (size_t)t->numel * sdl_dtype_size(t->dtype), t->device, SDL_CPU);
+}
+
+SDL_API sdl_result sdl_tensor_fill(sdl_tensor *t, float value) {
+    if (!t) return sdl_fail(SDL_ERR_ARG, "tensor_fill: NULL tensor");
+    bool whole = value == floorf(value);
+    if (t->dtype == SDL_U8 && !(whole && value >= 0.0f && value <= 255.0f))
+        return sdl_fail(SDL_ERR_ARG, "tensor_fill: %g does not fit a u8 tensor (0..255)", (double)value);
+    if (t->dtype == SDL_I32 && !(whole && value >= -2147483648.0f && value < 2147483648.0f))
+        return sdl_fail(SDL_ERR_ARG, "tensor_fill: %g is not an i32", (double)value);
+    if (t->dtype != SDL_F32 && t->dtype != SDL_U8 && t->dtype != SDL_I32)
+        return sdl_fail(SDL_ERR_ARG, "tensor_fill: %s tensors are not supported (f32, i32, u8)", sdl__dtype_name(t->dtype));
+    if (t->device != SDL_CPU && !sdl_get_backend(t->device)) return sdl_fail(SDL_ERR_DEVICE, "tensor_fill: no backend for device %d", (int)t->device);
+    void *h = t->device == SDL_CPU ? t->data : sdl__alloc((size_t)t->numel * sdl_dtype_size(t->dtype) + 1);
+    if (!h) return sdl__err_code;
+    for (int64_t i = 0; i < t->numel; i++) {
+        if (t->dtype == SDL_F32) ((float *)h)[i] = value;
+        else if (t->dtype == SDL_I32) ((int32_t *)h)[i] = (int32_t)value;
+        else ((uint8_t *)h)[i] = (uint8_t)value;
+    }
+    sdl__host_view_store(t, h);
+    sdl__host_view_free(t, h);
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_tensor_copy_from(sdl_tensor *t, const float *src) {
+    if (!t || !src) return sdl_fail(SDL_ERR_ARG, "tensor_copy_from: NULL %s", t ? "source" : "tensor");
+    if (t->dtype != SDL_F32) return sdl_fail(SDL_ERR_ARG, "tensor_copy_from: wants an f32 tensor, got %s", sdl__dtype_name(t->dtype));
+    if (t->device != SDL_CPU && !sdl_get_backend(t->device)) return sdl_fail(SDL_ERR_DEVICE, "tensor_copy_from: no backend for device %d", (int)t->device);
+    if (t->device == SDL_CPU) memcpy(t->data, src, (size_t)t->numel * sizeof(float));
+    else sdl__host_view_store(t, src);
+    return SDL_OK;
 }
 
 SDL_API float sdl_item(const sdl_tensor *t) {
-    if (!t || t->numel < 1) return NAN;
+    if (!t) return NAN; /* an earlier op failed: its error stays */
+    if (t->numel < 1 || t->dtype == SDL_BF16 || t->dtype == SDL_F16) {
+        sdl_fail(SDL_ERR_ARG, "item: wants a non-empty f32, i32 or u8 tensor (got %s, %lld elements)", sdl__dtype_name(t->dtype), (long long)t->numel);
+        return NAN;
+    }
+    union { float f; int32_t i; uint8_t u; } v;
+    v.i = 0;
     if (t->device != SDL_CPU) { /* one element back from the device (waits for it) */
         const sdl_backend *be = sdl_get_backend(t->device);
-        union { float f; int32_t i; uint8_t u; } v;
-        v.i = 0;
-        if (!be || !be->copy) return NAN;
+        if (!be || !be->copy) { sdl_fail(SDL_ERR_DEVICE, "item: no backend for device %d", (int)t->device); return NAN; }
         be->copy(&v, t->data, sdl_dtype_size(t->dtype), SDL_CPU, t->device);
-        return t->dtype == SDL_I32 ? (float)v.i : t->dtype == SDL_U8 ? (float)v.u : v.f;
+    } else {
+        memcpy(&v, t->data, sdl_dtype_size(t->dtype));
     }
-    if (t->dtype == SDL_I32) return (float)sdl_i32(t)[0];
-    if (t->dtype == SDL_U8) return (float)sdl_u8(t)[0];
-    return sdl_f32(t)[0];
+    return t->dtype == SDL_I32 ? (float)v.i : t->dtype == SDL_U8 ? (float)v.u : v.f;
 }
 
 SDL_API bool sdl_all_finite(const sdl_tensor *t) {
     if (!t) return false;
-    const float *x = sdl_f32(t);
-    for (int64_t i = 0; i < t->numel; i++)
-        if (!isfinite(x[i])) return false;
-    return true;
+    if (t->dtype != SDL_F32) { sdl_fail(SDL_ERR_ARG, "all_finite: wants an f32 tensor, got %s", sdl__dtype_name(t->dtype)); return false; }
+    const float *x = (const float *)sdl__host_view(t, "all_finite");
+    bool ok = x != NULL;
+    for (int64_t i = 0; ok && i < t->numel; i++) ok = isfinite(x[i]);
+    if (x) sdl__host_view_free(t, (void *)x);
+    return ok;
 }
 
 /* ----------------------------------------------------------------------------------------
@@ -2167,18 +2253,25 @@ static bool sdl__grad_prepare(sdl_node *n, bool overwrite) {
 
 static const char *sdl__op_name(int op); /* >>profile */
 
+/* n is reached by this pass. An earlier pass that reached it kept the graph (retain_graph)
+   and left n's output gradient, which starts from zero again (zeroed, not replaced: a view
+   shares its base's buffer); a first pass finds it NULL or zeros. */
+static void sdl__backward_reach(sdl_node *n, uint64_t pass) {
+    sdl_tensor *out = n->out;
+    if (n->pass != 0 && n->pass != pass && out->grad) {
+        if (out->device == SDL_CPU) memset(out->grad, 0, (size_t)out->numel * sizeof(float));
+        else sdl_get_backend(out->device)->memset0(out->grad, (size_t)out->numel * sizeof(float));
+    }
+    n->pass = pass;
+}
+
 /* Marks the nodes that loss depends on with this pass's number (the tape is newest first,
    so a node's readers come before it) and points each parameter's first_use at the oldest
-   node reading it, after whose backward its gradient is final. A reached node's output
-   gradient starts from zero (a retained graph's second pass adds nothing of the first's;
-   a view shares its base's buffer, so it is zeroed, not replaced). */
+   node reading it, after whose backward its gradient is final. */
 static sdl_result sdl__backward_mark(sdl_node *root, uint64_t pass) {
-    root->pass = pass;
+    sdl__backward_reach(root, pass);
     for (sdl_node *n = sdl__g.tape; n; n = n->prev) {
         if (n->pass != pass) continue;
-        sdl_tensor *out = n->out;
-        if (out->grad && out->device == SDL_CPU) memset(out->grad, 0, (size_t)out->numel * sizeof(float));
-        else if (out->grad) sdl_get_backend(out->device)->memset0(out->grad, (size_t)out->numel * sizeof(float));
         for (int i = 0; i < n->nin; i++) {
             sdl_tensor *t = n->in[i];
             if (!t->requires_grad) continue;
@@ -2188,7 +2281,7 @@ static sdl_result sdl__backward_mark(sdl_node *root, uint64_t pass) {
                 return sdl_fail(SDL_ERR_STATE, "backward: the graph through op '%s' (input of '%s') was used up by an earlier "
                                 "sdl_backward: keep it there with sdl_backward_ex and retain_graph = true, or detach it",
                                 sdl__op_name(t->node->op), sdl__op_name(n->op));
-            t->node->pass = pass;
+            sdl__backward_reach(t->node, pass);
         }
     }
     return SDL_OK;
@@ -2584,7 +2677,7 @@ SDL_API int64_t sdl_count_correct(const sdl_tensor *logits, const sdl_tensor *ta
     return correct;
 }
 
-/* ---- mse: loss = mean (x - t)^2;  dx += 2 (x - t) / n */
+/* ---- mse: loss = mean (x - t)^2;  dx += 2 (x - t) / n,  dt -= 2 (x - t) / n */
 static void sdl__mse_fwd(sdl_node *n) {
     const float *x = sdl_f32(n->in[0]), *t = sdl_f32(n->in[1]);
     double s = 0.0;
@@ -2592,13 +2685,21 @@ static void sdl__mse_fwd(sdl_node *n) {
     sdl_f32(n->out)[0] = (float)(s / (double)(n->in[0]->numel ? n->in[0]->numel : 1));
 }
 static void sdl__mse_bwd(sdl_node *n) {
-    sdl_tensor *x = n->in[0];
-    const float *t = sdl_f32(n->in[1]);
+    sdl_tensor *x = n->in[0], *t = n->in[1];
+    float *dx = x->requires_grad ? x->grad : NULL, *dt = t->requires_grad ? t->grad : NULL;
     float g = 2.0f * n->out->grad[0] / (float)(x->numel ? x->numel : 1);
-    for (int64_t i = 0; i < x->numel; i++) x->grad[i] += g * (sdl_f32(x)[i] - t[i]);
+    for (int64_t i = 0; i < x->numel; i++) {
+        float d = g * (sdl_f32(x)[i] - sdl_f32(t)[i]);
+        if (dx) dx[i] += d;
+        if (dt) dt[i] -= d;
+    }
 }
 SDL_API sdl_tensor *sdl_mse_loss(sdl_tensor *x, sdl_tensor *targets) {
     if (sdl__any_null(x, targets)) return NULL;
+    if (x->dtype != SDL_F32 || targets->dtype != SDL_F32) {
+        sdl_fail(SDL_ERR_ARG, "mse_loss: input and targets must be f32 (dtypes %d and %d)", (int)x->dtype, (int)targets->dtype);
+        return NULL;
+    }
     if (x->numel != targets->numel) return (sdl_tensor *)sdl__shape_error("mse_loss", "input and target sizes differ", x, targets);
     return sdl__op_run(sdl__op_begin(SDL_OP_MSE, sdl_shapen(0, NULL), x, targets, NULL, NULL));
 }

@@ -1023,20 +1023,24 @@ static void sdl__cu_ce_bwd(sdl_node *n) {
     SDL__CU_LAUNCHED("sdl__k_ce_bwd");
 }
 
-/* ---- mse: loss = mean (x - t)^2;  dx += 2 (x - t) / n */
-static __global__ void sdl__k_mse_bwd(const float *x, const float *t, const float *dy, float *dx, int64_t n) {
+/* ---- mse: loss = mean (x - t)^2;  dx += 2 (x - t) / n,  dt -= 2 (x - t) / n (each may be NULL) */
+static __global__ void sdl__k_mse_bwd(const float *x, const float *t, const float *dy, float *dx, float *dt, int64_t n) {
     float g = 2.0f * dy[0] / (float)n;
-    SDL__CU_LOOP(i, n) dx[i] += g * (x[i] - t[i]);
+    SDL__CU_LOOP(i, n) {
+        float d = g * (x[i] - t[i]);
+        if (dx) dx[i] += d;
+        if (dt) dt[i] -= d;
+    }
 }
 static void sdl__cu_mse_fwd(sdl_node *n) {
     int64_t len = n->in[0]->numel;
     sdl__cu_reduce(sdl_f32(n->in[0]), sdl_f32(n->in[1]), len, 1, 1.0 / (double)(len ? len : 1), sdl_f32(n->out));
 }
 static void sdl__cu_mse_bwd(sdl_node *n) {
-    sdl_tensor *x = n->in[0];
-    if (x->numel <= 0 || !x->requires_grad) return;
+    sdl_tensor *x = n->in[0], *t = n->in[1];
+    if (x->numel <= 0 || !(x->requires_grad || t->requires_grad)) return;
     sdl__k_mse_bwd<<<sdl__cu_grid(x->numel), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
-        sdl_f32(x), sdl_f32(n->in[1]), n->out->grad, x->grad, x->numel);
+        sdl_f32(x), sdl_f32(t), n->out->grad, x->requires_grad ? x->grad : NULL, t->requires_grad ? t->grad : NULL, x->numel);
     SDL__CU_LAUNCHED("sdl__k_mse_bwd");
 }
 

@@ -234,6 +234,10 @@ static void test_losses(void) {
     CHECK(check_op(&c), "cross entropy with more classes than threads");
     op_case d = {"mse", 2, {sdl_shape2(13, 17), sdl_shape2(13, 17)}, {IN_GRAD, IN_NOGRAD}, 0, f_mse, NULL, 0};
     CHECK(check_op(&d), "mse");
+    op_case dt = {"mse, targets too", 2, {sdl_shape2(13, 17), sdl_shape2(13, 17)}, {IN_GRAD, IN_GRAD}, 0, f_mse, NULL, 0};
+    CHECK(check_op(&dt), "mse with a gradient for the targets");
+    op_case d1 = {"mse, targets only", 2, {sdl_shape2(13, 17), sdl_shape2(13, 17)}, {IN_NOGRAD, IN_GRAD}, 0, f_mse, NULL, 0};
+    CHECK(check_op(&d1), "mse with only the targets needing a gradient");
 }
 
 

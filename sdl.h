@@ -462,7 +462,8 @@ SDL_API void sdl_model_set_grad_hook(sdl_model *m, sdl_grad_hook hook, void *use
    every optimizer leaves it and its state exactly as they are (no weight decay, momentum
    or Adam moments; its gradient is zeroed). p->requires_grad = false is the same thing.
    The optimizer's step count (Adam's t) is one for the whole model: a parameter unfrozen
-   later takes bias corrections for the steps the model has taken. */
+   later takes bias corrections for the steps the model has taken. A captured CUDA step
+   (sdl_cuda_graph) replays the freezing it was captured with: capture again after a change. */
 SDL_API sdl_result sdl_param_freeze(sdl_tensor *p, bool frozen);
 /* every parameter whose name starts with prefix ("backbone."; "" all of them); an error
    when none does */
@@ -2025,9 +2026,14 @@ static const char *sdl__dtype_name(sdl_dtype d) {
     return "an unknown dtype";
 }
 
+/* the error for a NULL tensor: the earlier op's that made it NULL, if one failed */
+static sdl_result sdl__null_tensor(const char *who) {
+    return sdl__err_code != SDL_OK ? sdl__err_code : sdl_fail(SDL_ERR_ARG, "%s: NULL tensor", who);
+}
+
 /* t is an f32 tensor in host memory, as the helpers that read or write its floats need */
 static bool sdl__host_f32(const sdl_tensor *t, const char *who) {
-    if (!t) sdl_fail(SDL_ERR_ARG, "%s: NULL tensor", who);
+    if (!t) sdl__null_tensor(who);
     else if (t->dtype != SDL_F32) sdl_fail(SDL_ERR_ARG, "%s: wants an f32 tensor, got %s", who, sdl__dtype_name(t->dtype));
     else if (t->device != SDL_CPU) sdl_fail(SDL_ERR_DEVICE, "%s: the tensor is on device %d, not in host memory", who, (int)t->device);
     else return true;
@@ -2053,7 +2059,7 @@ static void sdl__host_view_store(sdl_tensor *t, const void *h) {
 }
 
 SDL_API sdl_result sdl_tensor_fill(sdl_tensor *t, float value) {
-    if (!t) return sdl_fail(SDL_ERR_ARG, "tensor_fill: NULL tensor");
+    if (!t) return sdl__null_tensor("tensor_fill");
     bool whole = value == floorf(value);
     if (t->dtype == SDL_U8 && !(whole && value >= 0.0f && value <= 255.0f))
         return sdl_fail(SDL_ERR_ARG, "tensor_fill: %g does not fit a u8 tensor (0..255)", (double)value);
@@ -2075,7 +2081,8 @@ SDL_API sdl_result sdl_tensor_fill(sdl_tensor *t, float value) {
 }
 
 SDL_API sdl_result sdl_tensor_copy_from(sdl_tensor *t, const float *src) {
-    if (!t || !src) return sdl_fail(SDL_ERR_ARG, "tensor_copy_from: NULL %s", t ? "source" : "tensor");
+    if (!t) return sdl__null_tensor("tensor_copy_from");
+    if (!src) return sdl_fail(SDL_ERR_ARG, "tensor_copy_from: NULL source");
     if (t->dtype != SDL_F32) return sdl_fail(SDL_ERR_ARG, "tensor_copy_from: wants an f32 tensor, got %s", sdl__dtype_name(t->dtype));
     if (t->device != SDL_CPU && !sdl_get_backend(t->device)) return sdl_fail(SDL_ERR_DEVICE, "tensor_copy_from: no backend for device %d", (int)t->device);
     if (t->device == SDL_CPU) memcpy(t->data, src, (size_t)t->numel * sizeof(float));
@@ -2697,7 +2704,7 @@ static void sdl__mse_bwd(sdl_node *n) {
 SDL_API sdl_tensor *sdl_mse_loss(sdl_tensor *x, sdl_tensor *targets) {
     if (sdl__any_null(x, targets)) return NULL;
     if (x->dtype != SDL_F32 || targets->dtype != SDL_F32) {
-        sdl_fail(SDL_ERR_ARG, "mse_loss: input and targets must be f32 (dtypes %d and %d)", (int)x->dtype, (int)targets->dtype);
+        sdl_fail(SDL_ERR_ARG, "mse_loss: input and targets must be f32 (got %s and %s)", sdl__dtype_name(x->dtype), sdl__dtype_name(targets->dtype));
         return NULL;
     }
     if (x->numel != targets->numel) return (sdl_tensor *)sdl__shape_error("mse_loss", "input and target sizes differ", x, targets);

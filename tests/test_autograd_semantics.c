@@ -82,10 +82,10 @@ static float *dcgan_g_grads(gen *g, disc *d, sdl_optim *opt_d, bool freeze_d, do
     CHECK(sdl_backward(loss_d) == SDL_OK, "%s", sdl_last_error());
     CHECK(abs_sum(g->m->grad_data, g->m->param_floats) == 0.0, "the D step gave G a gradient");
     CHECK(sdl_optim_step(opt_d) == SDL_OK, "%s", sdl_last_error());
-    if (freeze_d) set_trainable(d->m, false);
+    if (freeze_d) CHECK(sdl_model_freeze(d->m, "", true) == SDL_OK, "%s", sdl_last_error());
     sdl_tensor *loss_g = sdl_bce_with_logits(disc_fwd(d, fake), labels(1));
     CHECK(sdl_backward(loss_g) == SDL_OK, "%s", sdl_last_error());
-    if (freeze_d) set_trainable(d->m, true);
+    if (freeze_d) sdl_model_freeze(d->m, "", false);
     *d_grad_sum = abs_sum(d->m->grad_data, d->m->param_floats);
     return grads_copy(g->m);
 }
@@ -216,6 +216,7 @@ static void test_retained_graph_runs_twice(void) {
     CHECK(fabs((double)sdl_model_find(m, "c1.weight")->grad[0]) > 0, "the conv before the view got no gradient");
     CHECK(sdl_backward(loss) == SDL_ERR_STATE, "a third backward (the second without retain_graph) was accepted");
     free(once);
+    sdl_tensor_free(y);
     sdl_model_free(m);
 }
 

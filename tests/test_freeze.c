@@ -80,7 +80,9 @@ static void test_frozen_layer_in_backward(void) {
     memcpy(before, fc1->data, sizeof before);
     sdl_tensor *x = sdl_arena_tensor(sdl_shape2(4, 6), SDL_F32);
     sdl_tensor_uniform(x, -1, 1);
-    CHECK(sdl_backward(sdl_cross_entropy(sdl_forward(net, x), test_ids(4, 3), 0)) == SDL_OK, "%s", sdl_last_error());
+    sdl_tensor *y = test_ids(4, 3);
+    CHECK(sdl_backward(sdl_cross_entropy(sdl_forward(net, x), y, 0)) == SDL_OK, "%s", sdl_last_error());
+    sdl_tensor_free(y);
     double g1 = 0, g2 = 0;
     for (int64_t j = 0; j < m->param_floats; j++) *(j < m->param_offset[2] ? &g1 : &g2) += fabs(m->grad_data[j]);
     CHECK(g1 == 0.0 && g2 > 0.0, "frozen fc1 got %g, fc2 got %g", g1, g2);

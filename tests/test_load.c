@@ -124,6 +124,7 @@ static void test_non_strict(void) {
     CHECK(sdl_checkpoint_load_weights(TORCH_FILE, m, NULL, NULL) == SDL_ERR_FORMAT, "a strict load with a missing tensor passed");
     CHECK(strstr(sdl_last_error(), "classifier.weight") != NULL, "error: %s", sdl_last_error());
     CHECK(memcmp(before, m->param_data, (size_t)m->param_floats * sizeof(float)) == 0, "a failed load changed the model");
+    free(before);
     sdl_load_desc d = {0};
     d.non_strict = true;
     sdl_load_report rep;

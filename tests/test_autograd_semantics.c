@@ -237,6 +237,44 @@ static void test_unreached_part_stays(void) {
     sdl_model_free(g.m);
 }
 
+/* grad hooks (what data-parallel training allreduces on) fire once per parameter and pass,
+   after its last contribution: D is read twice in its step (real and fake batches) */
+typedef struct hook_log { int fired[8]; float seen[8]; } hook_log;
+static void log_hook(void *user, sdl_model *m, int i) {
+    hook_log *h = (hook_log *)user;
+    h->fired[i]++;
+    h->seen[i] = m->grad_data[m->param_offset[i + 1] - 1]; /* the tensor's last element */
+}
+static void check_hooks(hook_log *h, const sdl_model *m, int want, const char *when) {
+    for (int i = 0; i < m->nparams; i++) {
+        CHECK(h->fired[i] == want, "%s: %s fired %d times", when, m->params[i]->name, h->fired[i]);
+        if (want) CHECK(h->seen[i] == m->grad_data[m->param_offset[i + 1] - 1], "%s: %s fired before its gradient was final", when, m->params[i]->name);
+    }
+    memset(h, 0, sizeof *h);
+}
+
+static void test_grad_hooks_per_pass(void) {
+    gen g = gen_new(21);
+    disc d = disc_new(22);
+    hook_log hg, hd;
+    memset(&hg, 0, sizeof hg);
+    memset(&hd, 0, sizeof hd);
+    sdl_model_set_grad_hook(g.m, log_hook, &hg);
+    sdl_model_set_grad_hook(d.m, log_hook, &hd);
+    sdl_tensor *fake = gen_fwd(&g, noise(4));
+    sdl_tensor *loss_d = sdl_add(sdl_bce_with_logits(disc_fwd(&d, real_batch()), labels(1)),
+                                 sdl_bce_with_logits(disc_fwd(&d, sdl_detach(fake)), labels(0)));
+    CHECK(sdl_backward(loss_d) == SDL_OK, "%s", sdl_last_error());
+    check_hooks(&hd, d.m, 1, "D step, D");
+    check_hooks(&hg, g.m, 0, "D step, G");
+    sdl_model_zero_grad(d.m);
+    CHECK(sdl_backward(sdl_bce_with_logits(disc_fwd(&d, fake), labels(1))) == SDL_OK, "%s", sdl_last_error());
+    check_hooks(&hd, d.m, 1, "G step, D");
+    check_hooks(&hg, g.m, 1, "G step, G");
+    sdl_model_free(g.m);
+    sdl_model_free(d.m);
+}
+
 /* an error raised in forward reads the same when backward reports it again */
 static void test_forward_error_reported_whole(void) {
     sdl_tensor *x = sdl_arena_tensor(sdl_shape2(8, 784), SDL_F32);
@@ -259,6 +297,7 @@ int main(void) {
     RUN(test_two_losses_share_a_subgraph);
     RUN(test_retained_graph_runs_twice);
     RUN(test_unreached_part_stays);
+    RUN(test_grad_hooks_per_pass);
     RUN(test_forward_error_reported_whole);
     return sdl_test_finish();
 }

@@ -327,7 +327,10 @@ typedef enum sdl_act {
     SDL_ACT_RELU         /* y = max(z, 0);  dz = y > 0 ? dy : 0 */
 } sdl_act;
 
-/* sdl_backward_ex(loss, NULL) is sdl_backward(loss). */
+/* sdl_backward_ex(loss, NULL) is sdl_backward(loss). Two losses over one graph (C and C++):
+      sdl_backward_desc keep = {true};
+      sdl_backward_ex(loss1, &keep);     // the graph stays
+      sdl_backward(loss2);               // runs through it and drops it */
 typedef struct sdl_backward_desc {
     bool retain_graph; /* keep this part of the tape for another backward through it */
 } sdl_backward_desc;
@@ -579,7 +582,7 @@ SDL_API sdl_result sdl_optim_step(sdl_optim *o);
    groups takes the last added; decay = false parameters get no weight decay in any group.
    On a GPU a captured step (sdl_cuda_graph) refuses an lr_scale other than 1.
 
-      sdl_param_group g = {0};
+      sdl_param_group g = {0};                                  // C++: = {}
       g.prefix = "backbone."; g.lr_scale = 0.1f;
       sdl_optim_add_group(opt, &g);                             // the head keeps the full rate */
 typedef struct sdl_param_group {
@@ -884,7 +887,7 @@ SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim
    file's file_prefix + k; model tensors outside model_prefix and file entries outside
    file_prefix take no part. Nothing changes unless the whole load succeeds.
 
-      sdl_load_desc d = {0};
+      sdl_load_desc d = {0};              // C++: = {}
       d.model_prefix = "backbone.";       // the file was saved from the backbone alone
       d.non_strict = true;                // the new head is missing from the file: listed
       d.skip_mismatched = true;           // a 1000-class fc in the file, 10 here: listed

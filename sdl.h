@@ -277,6 +277,7 @@ typedef enum sdl_op {
     SDL_OP_SILU, SDL_OP_SOFTMAX, SDL_OP_LOG_SOFTMAX, SDL_OP_ADD, SDL_OP_MUL, SDL_OP_SCALE,
     SDL_OP_CONCAT, SDL_OP_TRANSPOSE, SDL_OP_ATTENTION, SDL_OP_SUM, SDL_OP_MEAN,
     SDL_OP_CROSS_ENTROPY, SDL_OP_NLL, SDL_OP_BCE_LOGITS, SDL_OP_MSE,
+    SDL_OP_GELU_TANH, /* >>layers ops (issue 16) */
     SDL_OP_COUNT
 } sdl_op;
 
@@ -295,6 +296,7 @@ struct sdl_node {
         struct { float alpha; } scalar;  /* leaky_relu slope, scale factor, label smoothing */
         struct { int dim, dim1; } axis;  /* concat (dim); transpose (dim, dim1), dim < dim1 */
         struct { int n_head; sdl_dtype p_dtype; } attn; /* p_dtype: how a device kept P (CUDA: bf16/fp16 runs) */
+        struct { int64_t padding_idx; } emb; /* the table row that gets no gradient, -1: none */
     } attr;
     void *saved;   /* arena memory forward left for backward */
     sdl_node *prev; /* the tape, newest first */
@@ -362,6 +364,11 @@ SDL_API sdl_tensor *sdl_conv_transpose2d(sdl_tensor *x, sdl_tensor *w, sdl_tenso
 SDL_API sdl_tensor *sdl_max_pool2d(sdl_tensor *x, int kernel, int stride, int pad);
 SDL_API sdl_tensor *sdl_avg_pool2d(sdl_tensor *x, int kernel, int stride, int pad);
 SDL_API sdl_tensor *sdl_global_avg_pool(sdl_tensor *x);                            /* (N,C,H,W) -> (N,C) */
+/* PyTorch's ceil_mode=True: the output size rounds up, so a last, partial window is kept
+   (it must start inside the input or the left padding); avg divides it by its part inside
+   the padded input. CPU; CUDA refuses avg windows that hang over. */
+SDL_API sdl_tensor *sdl_max_pool2d_ceil(sdl_tensor *x, int kernel, int stride, int pad);
+SDL_API sdl_tensor *sdl_avg_pool2d_ceil(sdl_tensor *x, int kernel, int stride, int pad);
 /* x (N, C) or (N, C, H, W); gamma, beta (C), or both NULL for no affine. Training normalises
    with the batch stats and, if the running stats are given, sets running = (1 - momentum)
    running + momentum stat (unbiased var, as PyTorch; momentum 0.1, eps 1e-5 are its defaults).
@@ -374,9 +381,13 @@ SDL_API sdl_tensor *sdl_layer_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor 
    fixes it on any thread count). Eval or p = 0 returns x itself. */
 SDL_API sdl_tensor *sdl_dropout(sdl_tensor *x, float p, bool training);
 SDL_API sdl_tensor *sdl_embedding(sdl_tensor *ids, sdl_tensor *table); /* ids i32 (...), table (V, D) -> (..., D) */
+/* PyTorch's padding_idx: as sdl_embedding, but row padding_idx (negative: V + padding_idx)
+   gets no gradient. CPU only for now (CUDA returns an error). */
+SDL_API sdl_tensor *sdl_embedding_pad(sdl_tensor *ids, sdl_tensor *table, int64_t padding_idx);
 SDL_API sdl_tensor *sdl_relu(sdl_tensor *x);
 SDL_API sdl_tensor *sdl_leaky_relu(sdl_tensor *x, float slope);
-SDL_API sdl_tensor *sdl_gelu(sdl_tensor *x); /* tanh form */
+SDL_API sdl_tensor *sdl_gelu(sdl_tensor *x);      /* exact: x/2 (1 + erf(x/sqrt 2)), PyTorch's default */
+SDL_API sdl_tensor *sdl_gelu_tanh(sdl_tensor *x); /* tanh form, GELU(approximate='tanh') (GPT-2) */
 SDL_API sdl_tensor *sdl_tanh(sdl_tensor *x);
 SDL_API sdl_tensor *sdl_sigmoid(sdl_tensor *x);
 SDL_API sdl_tensor *sdl_silu(sdl_tensor *x);
@@ -455,6 +466,8 @@ struct sdl_module {
     sdl_module **children;                   /* sequential */
     int nchildren, cap_children;
     void *user;                              /* for your own modules */
+    bool ceil_mode;                          /* pooling: PyTorch's ceil_mode (set it after making the layer) */
+    int64_t padding_idx;                     /* sdl_embedding_pad_layer */
 };
 SDL_API sdl_tensor *sdl_forward(sdl_module *layer, sdl_tensor *x);
 SDL_API sdl_module *sdl_module_new(sdl_model *m, const char *kind, const char *name, sdl_forward_fn fwd);
@@ -466,9 +479,15 @@ SDL_API sdl_module *sdl_conv_transpose2d_layer(sdl_model *m, const char *name, i
 SDL_API sdl_module *sdl_batch_norm_layer(sdl_model *m, const char *name, int64_t channels);
 SDL_API sdl_module *sdl_layer_norm_layer(sdl_model *m, const char *name, int64_t dim);
 SDL_API sdl_module *sdl_embedding_layer(sdl_model *m, const char *name, int64_t vocab, int64_t dim);
+/* nn.Embedding(vocab, dim, padding_idx): that row starts at zero and gets no gradient */
+SDL_API sdl_module *sdl_embedding_pad_layer(sdl_model *m, const char *name, int64_t vocab, int64_t dim, int64_t padding_idx);
 SDL_API sdl_module *sdl_relu_layer(sdl_model *m);
 SDL_API sdl_module *sdl_leaky_relu_layer(sdl_model *m, float slope);
-SDL_API sdl_module *sdl_gelu_layer(sdl_model *m);
+SDL_API sdl_module *sdl_gelu_layer(sdl_model *m);      /* exact (erf), nn.GELU() */
+SDL_API sdl_module *sdl_gelu_tanh_layer(sdl_model *m); /* nn.GELU(approximate='tanh') */
+SDL_API sdl_module *sdl_softmax_layer(sdl_model *m);   /* over the last dim, nn.Softmax(dim=-1) */
+SDL_API sdl_module *sdl_log_softmax_layer(sdl_model *m);
+SDL_API sdl_module *sdl_identity_layer(sdl_model *m);  /* returns x itself, nn.Identity() */
 SDL_API sdl_module *sdl_tanh_layer(sdl_model *m);
 SDL_API sdl_module *sdl_sigmoid_layer(sdl_model *m);
 SDL_API sdl_module *sdl_silu_layer(sdl_model *m);
@@ -3214,7 +3233,8 @@ SDL_API sdl_tensor *sdl_conv_transpose2d(sdl_tensor *x, sdl_tensor *w, sdl_tenso
    max: y = max over the window (padding never wins), forward keeps the arg-max (first
         of ties, like PyTorch); dx[argmax] += dy
    avg: y = sum over the window / (kh*kw) (padding counts, PyTorch's count_include_pad);
-        dx += dy / (kh*kw) over the window */
+        dx += dy / (kh*kw) over the window. A ceil_mode window that hangs over the padded
+        input divides by its part inside it instead (as PyTorch). */
 typedef struct sdl__pool_job { sdl_node *n; int64_t H, W, OH, OW; int k, s, p; } sdl__pool_job;
 
 static void sdl__pool_planes(void *ctx, int64_t p0, int64_t p1, bool backward) {
@@ -3222,7 +3242,6 @@ static void sdl__pool_planes(void *ctx, int64_t p0, int64_t p1, bool backward) {
     sdl_node *n = j->n;
     const bool is_max = n->op == SDL_OP_MAX_POOL2D;
     const int64_t H = j->H, W = j->W, OH = j->OH, OW = j->OW, k = j->k, st = j->s, pd = j->p;
-    const float inv = 1.0f / (float)(k * k);
     for (int64_t pl = p0; pl < p1; pl++) {
         const float *x = sdl_f32(n->in[0]) + pl * H * W;
         float *dx = backward ? n->in[0]->grad + pl * H * W : NULL;
@@ -3234,7 +3253,7 @@ static void sdl__pool_planes(void *ctx, int64_t p0, int64_t p1, bool backward) {
             continue;
         }
         int64_t oh = 0;
-        if (is_max && k == 2 && st == 2 && pd == 0) /* the common 2x2/2 window, row by row */
+        if (is_max && k == 2 && st == 2 && pd == 0 && 2 * OH <= H && 2 * OW <= W) /* the common 2x2/2 window, row by row */
             for (; oh < OH; oh++) {
                 const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
                 float *yo = y + oh * OW;
@@ -3277,9 +3296,11 @@ static void sdl__pool_planes(void *ctx, int64_t p0, int64_t p1, bool backward) {
             }
         for (; oh < OH; oh++) {
             int64_t h0 = oh * st - pd, h1 = h0 + k < H ? h0 + k : H;
+            int64_t kh = (h0 + k < H + pd ? h0 + k : H + pd) - h0; /* k but at a ceil_mode edge */
             if (h0 < 0) h0 = 0;
             for (int64_t ow = 0; ow < OW; ow++) {
                 int64_t w0 = ow * st - pd, w1 = w0 + k < W ? w0 + k : W, o = oh * OW + ow;
+                const float inv = is_max ? 0.0f : 1.0f / (float)(kh * ((w0 + k < W + pd ? w0 + k : W + pd) - w0));
                 if (w0 < 0) w0 = 0;
                 if (is_max) { /* max, then the first index holding it: no data-dependent branches */
                     float m = x[h0 * W + w0];
@@ -3325,9 +3346,16 @@ static void sdl__pool_run(sdl_node *n, bool backward) {
     sdl_parallel_for(planes, grain, backward ? sdl__pool_bwd_range : sdl__pool_fwd_range, &j);
 }
 static void sdl__pool_fwd(sdl_node *n) { sdl__pool_run(n, false); }
+/* PyTorch's output size: (n + 2p - k)/s + 1 rounded down, or up with ceil_mode, where a
+   last window must start inside the input or the left padding; needs n + 2p >= k */
+static int64_t sdl__pool_out(int64_t n, int k, int s, int p, bool ceil_mode) {
+    int64_t span = n + 2 * p - k, o = (ceil_mode ? span + s - 1 : span) / s + 1;
+    if (ceil_mode && (o - 1) * s >= n + p) o--;
+    return o;
+}
 static void sdl__pool_bwd(sdl_node *n) { sdl__pool_run(n, true); }
 
-static sdl_tensor *sdl__pool_common(const char *name, sdl_op op, sdl_tensor *x, int kernel, int stride, int pad) {
+static sdl_tensor *sdl__pool_common(const char *name, sdl_op op, sdl_tensor *x, int kernel, int stride, int pad, bool ceil_mode) {
     if (!x) return NULL;
     if (x->ndim != 4) return (sdl_tensor *)sdl__shape_error(name, "wants (N, C, H, W)", x, NULL);
     if (kernel < 1 || stride < 1 || pad < 0 || 2 * pad > kernel) {
@@ -3337,7 +3365,13 @@ static sdl_tensor *sdl__pool_common(const char *name, sdl_op op, sdl_tensor *x, 
     }
     int64_t oh = x->shape[2] + 2 * pad - kernel, ow = x->shape[3] + 2 * pad - kernel;
     if (oh < 0 || ow < 0) return (sdl_tensor *)sdl__shape_error(name, "window larger than the padded input", x, NULL);
-    sdl_node *n = sdl__op_begin(op, sdl_shape4(x->shape[0], x->shape[1], oh / stride + 1, ow / stride + 1), x, NULL, NULL, NULL);
+    int64_t OH = sdl__pool_out(x->shape[2], kernel, stride, pad, ceil_mode), OW = sdl__pool_out(x->shape[3], kernel, stride, pad, ceil_mode);
+    bool over = (OH - 1) * stride + kernel > x->shape[2] + 2 * pad || (OW - 1) * stride + kernel > x->shape[3] + 2 * pad;
+    if (over && op == SDL_OP_AVG_POOL2D && x->device != SDL_CPU) {
+        sdl_fail(SDL_ERR_DEVICE, "%s: ceil_mode windows over the edge have no kernel on device %d yet (CPU only)", name, (int)x->device);
+        return NULL;
+    }
+    sdl_node *n = sdl__op_begin(op, sdl_shape4(x->shape[0], x->shape[1], OH, OW), x, NULL, NULL, NULL);
     if (!n) return NULL;
     n->attr.pool.kernel_h = n->attr.pool.kernel_w = kernel;
     n->attr.pool.stride_h = n->attr.pool.stride_w = stride;
@@ -3346,10 +3380,16 @@ static sdl_tensor *sdl__pool_common(const char *name, sdl_op op, sdl_tensor *x, 
     return sdl__op_run(n);
 }
 SDL_API sdl_tensor *sdl_max_pool2d(sdl_tensor *x, int kernel, int stride, int pad) {
-    return sdl__pool_common("max_pool2d", SDL_OP_MAX_POOL2D, x, kernel, stride, pad);
+    return sdl__pool_common("max_pool2d", SDL_OP_MAX_POOL2D, x, kernel, stride, pad, false);
 }
 SDL_API sdl_tensor *sdl_avg_pool2d(sdl_tensor *x, int kernel, int stride, int pad) {
-    return sdl__pool_common("avg_pool2d", SDL_OP_AVG_POOL2D, x, kernel, stride, pad);
+    return sdl__pool_common("avg_pool2d", SDL_OP_AVG_POOL2D, x, kernel, stride, pad, false);
+}
+SDL_API sdl_tensor *sdl_max_pool2d_ceil(sdl_tensor *x, int kernel, int stride, int pad) {
+    return sdl__pool_common("max_pool2d", SDL_OP_MAX_POOL2D, x, kernel, stride, pad, true);
+}
+SDL_API sdl_tensor *sdl_avg_pool2d_ceil(sdl_tensor *x, int kernel, int stride, int pad) {
+    return sdl__pool_common("avg_pool2d", SDL_OP_AVG_POOL2D, x, kernel, stride, pad, true);
 }
 
 /* ---- global average pool: x (N, C, H, W) -> y (N, C);  y = mean over H*W;  dx += dy / (H*W) */
@@ -3651,11 +3691,12 @@ static void sdl__emb_fwd_range(void *ctx, int64_t r0, int64_t r1) {
 }
 static void sdl__emb_bwd_range(void *ctx, int64_t d0, int64_t d1) {
     sdl_node *n = (sdl_node *)ctx;
-    int64_t D = n->in[1]->shape[1], R = n->in[0]->numel;
+    int64_t D = n->in[1]->shape[1], R = n->in[0]->numel, pad = n->attr.emb.padding_idx;
     const int32_t *ids = sdl_i32(n->in[0]);
     const float *dy = n->out->grad;
     float *dt = n->in[1]->grad;
     for (int64_t r = 0; r < R; r++) {
+        if (ids[r] == pad) continue; /* padding_idx: no gradient */
         float *row = dt + (int64_t)ids[r] * D;
         for (int64_t d = d0; d < d1; d++) row[d] += dy[r * D + d];
     }
@@ -3664,7 +3705,7 @@ static void sdl__emb_fwd(sdl_node *n) { sdl_parallel_for(n->in[0]->numel, sdl__o
 static void sdl__emb_bwd(sdl_node *n) {
     if (n->in[1]->requires_grad) sdl_parallel_for(n->in[1]->shape[1], sdl__ops_grain(n->in[0]->numel), sdl__emb_bwd_range, n);
 }
-SDL_API sdl_tensor *sdl_embedding(sdl_tensor *ids, sdl_tensor *table) {
+static sdl_tensor *sdl__embedding(sdl_tensor *ids, sdl_tensor *table, int64_t padding_idx) {
     if (sdl__any_null(ids, table)) return NULL;
     if (ids->dtype != SDL_I32 || table->ndim != 2 || ids->ndim >= SDL_MAX_DIMS)
         return (sdl_tensor *)sdl__shape_error("embedding", "wants i32 ids (...) and a table (V, D)", ids, table);
@@ -3678,27 +3719,54 @@ SDL_API sdl_tensor *sdl_embedding(sdl_tensor *ids, sdl_tensor *table) {
     }
     sdl_shape s = sdl_tensor_shape(ids);
     s.d[s.ndim++] = table->shape[1];
-    return sdl__op_run(sdl__op_begin(SDL_OP_EMBEDDING, s, ids, table, NULL, NULL));
+    sdl_node *n = sdl__op_begin(SDL_OP_EMBEDDING, s, ids, table, NULL, NULL);
+    if (!n) return NULL;
+    n->attr.emb.padding_idx = padding_idx;
+    return sdl__op_run(n);
+}
+SDL_API sdl_tensor *sdl_embedding(sdl_tensor *ids, sdl_tensor *table) { return sdl__embedding(ids, table, -1); }
+SDL_API sdl_tensor *sdl_embedding_pad(sdl_tensor *ids, sdl_tensor *table, int64_t padding_idx) {
+    if (sdl__any_null(ids, table)) return NULL;
+    int64_t V = table->ndim == 2 ? table->shape[0] : 0;
+    if (padding_idx < -V || padding_idx >= V) {
+        sdl_fail(SDL_ERR_ARG, "embedding_pad: padding_idx %lld is outside [-%lld, %lld)", (long long)padding_idx, (long long)V, (long long)V);
+        return NULL;
+    }
+    if (table->device != SDL_CPU) {
+        sdl_fail(SDL_ERR_DEVICE, "embedding_pad: padding_idx has no kernel on device %d yet (CPU only)", (int)table->device);
+        return NULL;
+    }
+    return sdl__embedding(ids, table, padding_idx < 0 ? V + padding_idx : padding_idx);
 }
 
 /* >>ops-act (leaky_relu, gelu, tanh, sigmoid, silu, softmax, log_softmax, scale) */
 
 /* ---- elementwise: y = f(x);  dx += f'(x) dy
    leaky_relu  f = x > 0 ? x : a x                      f' = x > 0 ? 1 : a
-   gelu (tanh) f = x/2 (1 + tanh u), u = sqrt(2/pi) (x + 0.044715 x^3)
-               f' = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) sqrt(2/pi) (1 + 3 0.044715 x^2)
+   gelu        f = x Phi(x) = x/2 erfc(-x/sqrt 2)       f' = Phi(x) + x e^(-x^2/2)/sqrt(2 pi)
+   gelu (tanh) f = x/2 (1 + tanh u) = x s, s = sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)
+               f' = s + 2 x s (1 - s) u',  u' = sqrt(2/pi) (1 + 3 0.044715 x^2)
+               (both in double, with erfc and 1/(1 + e^-2u) rather than 1 + erf or 1 + tanh:
+               no cancellation and no float rounding of the argument, which the tail
+               magnifies about x^2 times, so f and f' stay within a float32 ulp or two even
+               for x < -2, where f is tiny; the CUDA kernels use the same forms in float)
    tanh        f' = 1 - y^2
    sigmoid     f = 1/(1 + e^-x) (written so no exp overflows)   f' = y (1 - y)
    silu        f = x sigmoid(x)                         f' = s (1 + x (1 - s)), s = sigmoid(x)
    scale       f = a x                                  f' = a */
-#define SDL__GELU_C 0.7978845608028654f /* sqrt(2/pi) */
-/* tanh u = 1 - 2/(1 + e^2u): one expf, several times faster than tanhf, absolute error ~1e-7
-   (fine inside gelu; sdl_tanh itself uses tanhf) */
-static float sdl__gelu_tanh(float u) { return 1.0f - 2.0f / (1.0f + expf(2.0f * u)); }
 static float sdl__act_sigmoid(float x) {
     if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
     float e = expf(x);
     return e / (1.0f + e);
+}
+static float sdl__gelu_erf(double x) { return (float)(0.5 * x * erfc(-0.70710678118654752 * x)); }
+static float sdl__gelu_erf_grad(double x) {
+    return (float)(0.5 * erfc(-0.70710678118654752 * x) + x * exp(-0.5 * x * x) * 0.39894228040143268);
+}
+static double sdl__gelu_tanh_s(double x) { return 1.0 / (1.0 + exp(-2.0 * 0.79788456080286536 * (x + 0.044715 * x * x * x))); }
+static float sdl__gelu_tanh_grad(double x) {
+    double s = sdl__gelu_tanh_s(x);
+    return (float)(s + 2.0 * x * s * (1.0 - s) * 0.79788456080286536 * (1.0 + 3.0 * 0.044715 * x * x));
 }
 static void sdl__act_fwd_range(void *ctx, int64_t i0, int64_t i1) {
     sdl_node *n = (sdl_node *)ctx;
@@ -3707,9 +3775,8 @@ static void sdl__act_fwd_range(void *ctx, int64_t i0, int64_t i1) {
     int64_t i;
     switch (n->op) {
     case SDL_OP_LEAKY_RELU: for (i = i0; i < i1; i++) y[i] = x[i] > 0.0f ? x[i] : a * x[i]; break;
-    case SDL_OP_GELU:
-        for (i = i0; i < i1; i++) y[i] = 0.5f * x[i] * (1.0f + sdl__gelu_tanh(SDL__GELU_C * (x[i] + 0.044715f * x[i] * x[i] * x[i])));
-        break;
+    case SDL_OP_GELU: for (i = i0; i < i1; i++) y[i] = sdl__gelu_erf(x[i]); break;
+    case SDL_OP_GELU_TANH: for (i = i0; i < i1; i++) y[i] = (float)(x[i] * sdl__gelu_tanh_s(x[i])); break;
     case SDL_OP_TANH: for (i = i0; i < i1; i++) y[i] = tanhf(x[i]); break;
     case SDL_OP_SIGMOID: for (i = i0; i < i1; i++) y[i] = sdl__act_sigmoid(x[i]); break;
     case SDL_OP_SILU: for (i = i0; i < i1; i++) y[i] = x[i] * sdl__act_sigmoid(x[i]); break;
@@ -3723,12 +3790,8 @@ static void sdl__act_bwd_range(void *ctx, int64_t i0, int64_t i1) {
     int64_t i;
     switch (n->op) {
     case SDL_OP_LEAKY_RELU: for (i = i0; i < i1; i++) dx[i] += x[i] > 0.0f ? dy[i] : a * dy[i]; break;
-    case SDL_OP_GELU:
-        for (i = i0; i < i1; i++) {
-            float x2 = x[i] * x[i], t = sdl__gelu_tanh(SDL__GELU_C * (x[i] + 0.044715f * x2 * x[i]));
-            dx[i] += dy[i] * (0.5f * (1.0f + t) + 0.5f * x[i] * (1.0f - t * t) * SDL__GELU_C * (1.0f + 3.0f * 0.044715f * x2));
-        }
-        break;
+    case SDL_OP_GELU: for (i = i0; i < i1; i++) dx[i] += dy[i] * sdl__gelu_erf_grad(x[i]); break;
+    case SDL_OP_GELU_TANH: for (i = i0; i < i1; i++) dx[i] += dy[i] * sdl__gelu_tanh_grad(x[i]); break;
     case SDL_OP_TANH: for (i = i0; i < i1; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]); break;
     case SDL_OP_SIGMOID: for (i = i0; i < i1; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]); break;
     case SDL_OP_SILU:
@@ -3751,6 +3814,7 @@ static sdl_tensor *sdl__act(sdl_op op, sdl_tensor *x, float alpha) {
 }
 SDL_API sdl_tensor *sdl_leaky_relu(sdl_tensor *x, float slope) { return sdl__act(SDL_OP_LEAKY_RELU, x, slope); }
 SDL_API sdl_tensor *sdl_gelu(sdl_tensor *x) { return sdl__act(SDL_OP_GELU, x, 0.0f); }
+SDL_API sdl_tensor *sdl_gelu_tanh(sdl_tensor *x) { return sdl__act(SDL_OP_GELU_TANH, x, 0.0f); }
 SDL_API sdl_tensor *sdl_tanh(sdl_tensor *x) { return sdl__act(SDL_OP_TANH, x, 0.0f); }
 SDL_API sdl_tensor *sdl_sigmoid(sdl_tensor *x) { return sdl__act(SDL_OP_SIGMOID, x, 0.0f); }
 SDL_API sdl_tensor *sdl_silu(sdl_tensor *x) { return sdl__act(SDL_OP_SILU, x, 0.0f); }
@@ -4141,6 +4205,7 @@ static void sdl__cpu_init(void) {
     /* >>cpu-table-act */
     SDL__KERNEL(SDL_OP_LEAKY_RELU, sdl__act_fwd, sdl__act_bwd);
     SDL__KERNEL(SDL_OP_GELU, sdl__act_fwd, sdl__act_bwd);
+    SDL__KERNEL(SDL_OP_GELU_TANH, sdl__act_fwd, sdl__act_bwd);
     SDL__KERNEL(SDL_OP_TANH, sdl__act_fwd, sdl__act_bwd);
     SDL__KERNEL(SDL_OP_SIGMOID, sdl__act_fwd, sdl__act_bwd);
     SDL__KERNEL(SDL_OP_SILU, sdl__act_fwd, sdl__act_bwd);
@@ -4326,9 +4391,10 @@ SDL_API void sdl_model_set_grad_hook(sdl_model *m, sdl_grad_hook hook, void *use
 /* ----------------------------------------------------------------------------------------
    >>layers: modules made on a model
    ---------------------------------------------------------------------------------------- */
-SDL_API sdl_module *sdl_module_new(sdl_model *m, const char *kind, const char *name, sdl_forward_fn fwd) {
+/* a module in a zeroed block of `size` bytes (a layer's struct that starts with its sdl_module) */
+static sdl_module *sdl__module_make(sdl_model *m, const char *kind, const char *name, sdl_forward_fn fwd, size_t size) {
     if (!m) { sdl_fail(SDL_ERR_ARG, "module_new: NULL model"); return NULL; }
-    sdl_module *l = (sdl_module *)sdl__calloc(1, sizeof(sdl_module));
+    sdl_module *l = (sdl_module *)sdl__calloc(1, size);
     if (!l) return NULL;
     if (!sdl__push_ptr((void ***)&m->modules, &m->nmodules, l)) { SDL_DEALLOC(l); return NULL; }
     l->kind = kind;
@@ -4336,6 +4402,9 @@ SDL_API sdl_module *sdl_module_new(sdl_model *m, const char *kind, const char *n
     l->forward = fwd;
     l->model = m;
     return l;
+}
+SDL_API sdl_module *sdl_module_new(sdl_model *m, const char *kind, const char *name, sdl_forward_fn fwd) {
+    return sdl__module_make(m, kind, name, fwd, sizeof(sdl_module));
 }
 
 SDL_API sdl_tensor *sdl_forward(sdl_module *layer, sdl_tensor *x) {
@@ -4435,9 +4504,14 @@ SDL_API sdl_module *sdl_conv_transpose2d_layer(sdl_model *m, const char *name, i
     return sdl__conv_layer_make(m, "conv_transpose2d", name, sdl__convt_layer_fwd, c_in, c_out, kernel, stride, pad, out_pad, bias);
 }
 
-/* pooling layers: stride 0 means stride = kernel (PyTorch's default); no padding */
-static sdl_tensor *sdl__maxpool_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_max_pool2d(x, l->kernel, l->stride, l->pad); }
-static sdl_tensor *sdl__avgpool_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_avg_pool2d(x, l->kernel, l->stride, l->pad); }
+/* pooling layers: stride 0 means stride = kernel (PyTorch's default); no padding;
+   layer->ceil_mode = true rounds the output size up (see sdl_max_pool2d_ceil) */
+static sdl_tensor *sdl__maxpool_layer_fwd(sdl_module *l, sdl_tensor *x) {
+    return (l->ceil_mode ? sdl_max_pool2d_ceil : sdl_max_pool2d)(x, l->kernel, l->stride, l->pad);
+}
+static sdl_tensor *sdl__avgpool_layer_fwd(sdl_module *l, sdl_tensor *x) {
+    return (l->ceil_mode ? sdl_avg_pool2d_ceil : sdl_avg_pool2d)(x, l->kernel, l->stride, l->pad);
+}
 static sdl_tensor *sdl__gap_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_global_avg_pool(x); }
 static sdl_module *sdl__pool_layer_make(sdl_model *m, const char *kind, sdl_forward_fn fwd, int kernel, int stride) {
     sdl_module *l = sdl_module_new(m, kind, "", fwd);
@@ -4508,6 +4582,21 @@ SDL_API sdl_module *sdl_embedding_layer(sdl_model *m, const char *name, int64_t 
     return l;
 }
 
+static sdl_tensor *sdl__embedding_pad_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_embedding_pad(x, l->weight, l->padding_idx); }
+SDL_API sdl_module *sdl_embedding_pad_layer(sdl_model *m, const char *name, int64_t vocab, int64_t dim, int64_t padding_idx) {
+    if (padding_idx < -vocab || padding_idx >= vocab) {
+        sdl_fail(SDL_ERR_ARG, "embedding_pad_layer '%s': padding_idx %lld is outside [-%lld, %lld)", name ? name : "",
+                 (long long)padding_idx, (long long)vocab, (long long)vocab);
+        return NULL;
+    }
+    sdl_module *l = sdl_embedding_layer(m, name, vocab, dim);
+    if (!l) return NULL;
+    l->forward = sdl__embedding_pad_layer_fwd;
+    l->padding_idx = padding_idx < 0 ? vocab + padding_idx : padding_idx;
+    memset(sdl_f32(l->weight) + l->padding_idx * dim, 0, (size_t)dim * sizeof(float));
+    return l;
+}
+
 /* dropout with probability l->p while the model trains; the identity in eval */
 static sdl_tensor *sdl__dropout_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_dropout(x, l->p, l->model->training); }
 SDL_API sdl_module *sdl_dropout_layer(sdl_model *m, float p) {
@@ -4527,6 +4616,14 @@ SDL_API sdl_module *sdl_leaky_relu_layer(sdl_model *m, float slope) {
 }
 static sdl_tensor *sdl__gelu_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_gelu(x); }
 SDL_API sdl_module *sdl_gelu_layer(sdl_model *m) { return sdl_module_new(m, "gelu", "", sdl__gelu_layer_fwd); }
+static sdl_tensor *sdl__gelu_tanh_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_gelu_tanh(x); }
+SDL_API sdl_module *sdl_gelu_tanh_layer(sdl_model *m) { return sdl_module_new(m, "gelu_tanh", "", sdl__gelu_tanh_layer_fwd); }
+static sdl_tensor *sdl__softmax_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_softmax(x); }
+SDL_API sdl_module *sdl_softmax_layer(sdl_model *m) { return sdl_module_new(m, "softmax", "", sdl__softmax_layer_fwd); }
+static sdl_tensor *sdl__log_softmax_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_log_softmax(x); }
+SDL_API sdl_module *sdl_log_softmax_layer(sdl_model *m) { return sdl_module_new(m, "log_softmax", "", sdl__log_softmax_layer_fwd); }
+static sdl_tensor *sdl__identity_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return x; }
+SDL_API sdl_module *sdl_identity_layer(sdl_model *m) { return sdl_module_new(m, "identity", "", sdl__identity_layer_fwd); }
 static sdl_tensor *sdl__tanh_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_tanh(x); }
 SDL_API sdl_module *sdl_tanh_layer(sdl_model *m) { return sdl_module_new(m, "tanh", "", sdl__tanh_layer_fwd); }
 static sdl_tensor *sdl__sigmoid_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_sigmoid(x); }
@@ -7445,7 +7542,7 @@ static const char *sdl__op_name(int op) {
     case SDL_OP_SCALE: return "scale"; case SDL_OP_CONCAT: return "concat"; case SDL_OP_TRANSPOSE: return "transpose";
     case SDL_OP_ATTENTION: return "attention"; case SDL_OP_SUM: return "sum"; case SDL_OP_MEAN: return "mean";
     case SDL_OP_CROSS_ENTROPY: return "cross_entropy"; case SDL_OP_NLL: return "nll"; case SDL_OP_BCE_LOGITS: return "bce_logits";
-    case SDL_OP_MSE: return "mse";
+    case SDL_OP_MSE: return "mse"; case SDL_OP_GELU_TANH: return "gelu_tanh";
     default: return "op";
     }
 }

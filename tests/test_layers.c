@@ -198,6 +198,165 @@ static void test_pool_ceil(void) {
     sdl_model_free(m);
 }
 
+/* ---- RNN, LSTM, GRU ------------------------------------------------------------------------
+   the recurrence op itself against a double reference: xw (T, B, G H) time-major, w_hh, b_hh, s0 */
+enum { RT = 3, RB = 2, RH = 3 };
+typedef struct rnn_ctx { sdl_rnn_mode mode; int G; } rnn_ctx;
+static sdl_tensor *f_rnn(sdl_tensor **in, void *ctx) {
+    rnn_ctx *c = (rnn_ctx *)ctx;
+    return sdl__rnn_scan(c->mode, in[0], in[1], in[2], in[3], false);
+}
+static double dsig(double x) { return 1.0 / (1.0 + exp(-x)); }
+static void r_rnn(double **in, double *out, void *ctx) {
+    rnn_ctx *c = (rnn_ctx *)ctx;
+    const int G = c->G, GH = G * RH;
+    double h[RB][RH], cs[RB][RH];
+    for (int b = 0; b < RB; b++)
+        for (int j = 0; j < RH; j++) { h[b][j] = in[3][b * RH + j]; cs[b][j] = c->mode == SDL_RNN_LSTM ? in[3][RB * RH + b * RH + j] : 0.0; }
+    for (int t = 0; t < RT; t++) {
+        double hn[RB][RH];
+        for (int b = 0; b < RB; b++) {
+            double q[4 * RH];
+            const double *a = in[0] + (t * RB + b) * GH;
+            for (int k = 0; k < GH; k++) {
+                q[k] = in[2][k];
+                for (int j = 0; j < RH; j++) q[k] += in[1][k * RH + j] * h[b][j];
+            }
+            for (int j = 0; j < RH; j++) {
+                if (c->mode == SDL_RNN_LSTM) {
+                    double i = dsig(a[j] + q[j]), f = dsig(a[RH + j] + q[RH + j]), g = tanh(a[2 * RH + j] + q[2 * RH + j]);
+                    double o = dsig(a[3 * RH + j] + q[3 * RH + j]);
+                    cs[b][j] = f * cs[b][j] + i * g;
+                    hn[b][j] = o * tanh(cs[b][j]);
+                } else if (c->mode == SDL_RNN_GRU) {
+                    double r = dsig(a[j] + q[j]), z = dsig(a[RH + j] + q[RH + j]), n = tanh(a[2 * RH + j] + r * q[2 * RH + j]);
+                    hn[b][j] = (1 - z) * n + z * h[b][j];
+                } else {
+                    hn[b][j] = tanh(a[j] + q[j]);
+                }
+            }
+        }
+        for (int b = 0; b < RB; b++)
+            for (int j = 0; j < RH; j++) out[(t * RB + b) * RH + j] = h[b][j] = hn[b][j];
+    }
+    if (c->mode == SDL_RNN_LSTM)
+        for (int b = 0; b < RB; b++)
+            for (int j = 0; j < RH; j++) out[(RT * RB + b) * RH + j] = cs[b][j];
+}
+static void test_rnn_gradcheck(void) {
+    const char *names[3] = {"rnn tanh", "lstm", "gru"};
+    rnn_ctx cs[3] = {{SDL_RNN_TANH, 1}, {SDL_RNN_LSTM, 4}, {SDL_RNN_GRU, 3}};
+    for (int k = 0; k < 3; k++) {
+        int G = cs[k].G;
+        gc_case a = {names[k], 4, {sdl_shape3(RT, RB, G * RH), sdl_shape2(G * RH, RH), sdl_shape1(G * RH), sdl_shape3(k == 1 ? 2 : 1, RB, RH)},
+                     {0}, -1.5f, 1.5f, f_rnn, r_rnn, &cs[k], 0};
+        CHECK(gradcheck(&a), "%s recurrence", names[k]);
+    }
+}
+
+/* the layers against torch.nn.RNN / LSTM / GRU on the same weights: outputs, final states,
+   and the gradients of every parameter, x, h0 and c0 */
+static sdl_tensor *fx2(const char *c, const char *what) {
+    char nm[96];
+    snprintf(nm, sizeof nm, "%s_%s", c, what);
+    return fx(nm);
+}
+static void match_rnn(const char *c, sdl_rnn_mode mode, bool batch_first, bool bias, int layers, bool state) {
+    sdl_model *m = sdl_model_new(5);
+    sdl_rnn_desc d = {mode, 3, 4, layers, !bias, batch_first, 0.0f};
+    sdl_module *net = sdl_rnn_layer(m, "net", &d);
+    CHECK(net != NULL, "%s: %s", c, sdl_last_error());
+    if (!net) { sdl_model_free(m); return; }
+    CHECK(m->nparams == layers * (bias ? 4 : 2), "%s: %d parameters", c, m->nparams);
+    for (int i = 0; i < m->nparams; i++) { /* "net.weight_ih_l0" <- c_weight_ih_l0.npy */
+        sdl_tensor *p = m->params[i], *v = fx2(c, p->name + 4);
+        CHECK(v && v->numel == p->numel, "%s: %s has torch's shape", c, p->name);
+        if (v && v->numel == p->numel) sdl_tensor_copy_from(p, sdl_f32(v));
+        sdl_tensor_free(v);
+    }
+    sdl_tensor *x = fx2(c, "x"), *h0 = state ? fx2(c, "h0") : NULL, *c0 = state && mode == SDL_RNN_LSTM ? fx2(c, "c0") : NULL;
+    sdl_tensor_requires_grad(x);
+    if (h0) sdl_tensor_requires_grad(h0);
+    if (c0) sdl_tensor_requires_grad(c0);
+    sdl_tensor *hn = NULL, *cn = NULL, *y = sdl_rnn_forward(net, x, h0, c0, &hn, mode == SDL_RNN_LSTM ? &cn : NULL);
+    CHECK(y && hn && (mode != SDL_RNN_LSTM || cn), "%s forward: %s", c, sdl_last_error());
+    if (y && hn) {
+        sdl_tensor *outs[3] = {y, hn, cn}, *loss = NULL, *ws[3] = {NULL, NULL, NULL};
+        const char *sfx[3] = {"out", "hn", "cn"};
+        for (int k = 0; k < 3 && outs[k]; k++) {
+            char nm[32];
+            snprintf(nm, sizeof nm, "w_%s", sfx[k]);
+            sdl_tensor *want = fx2(c, sfx[k]), *w = ws[k] = fx2(c, nm);
+            CHECK(want && outs[k]->numel == want->numel && close_to(sfx[k], sdl_f32(outs[k]), sdl_f32(want), want->numel, 2e-6),
+                  "%s %s matches torch", c, sfx[k]);
+            sdl_tensor *lk = sdl_sum(sdl_mul(outs[k], sdl_reshape(w, sdl_tensor_shape(outs[k]))));
+            loss = loss ? sdl_add(loss, lk) : lk;
+            sdl_tensor_free(want);
+        }
+        CHECK(sdl_backward(loss) == SDL_OK, "%s backward: %s", c, sdl_last_error());
+        for (int k = 0; k < 3; k++) sdl_tensor_free(ws[k]); /* after backward: mul's reads them */
+        sdl_tensor *dx = fx2(c, "dx");
+        CHECK(dx && close_to("dx", x->grad, sdl_f32(dx), x->numel, 2e-6), "%s dx matches torch", c);
+        sdl_tensor_free(dx);
+        sdl_tensor *st[2] = {h0, c0};
+        for (int k = 0; k < 2; k++) {
+            if (!st[k]) continue;
+            sdl_tensor *want = fx2(c, k ? "dc0" : "dh0");
+            CHECK(want && close_to(k ? "dc0" : "dh0", st[k]->grad, sdl_f32(want), want->numel, 2e-6), "%s %s matches torch", c, k ? "dc0" : "dh0");
+            sdl_tensor_free(want);
+        }
+        for (int i = 0; i < m->nparams; i++) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "d_%s", m->params[i]->name + 4);
+            sdl_tensor *want = fx2(c, nm);
+            CHECK(want && close_to(nm, m->params[i]->grad, sdl_f32(want), want->numel, 2e-6), "%s %s matches torch", c, nm);
+            sdl_tensor_free(want);
+        }
+    }
+    sdl_tensor_free(x); sdl_tensor_free(h0); sdl_tensor_free(c0);
+    sdl_arena_reset();
+    sdl_model_free(m);
+}
+static void test_rnn_torch(void) {
+    match_rnn("rnn", SDL_RNN_TANH, false, true, 2, true);
+    match_rnn("lstm", SDL_RNN_LSTM, true, true, 2, true);
+    match_rnn("gru", SDL_RNN_GRU, false, true, 2, true);
+    match_rnn("lstm1", SDL_RNN_LSTM, false, false, 1, false);
+    match_rnn("gru_bf", SDL_RNN_GRU, true, true, 3, false);
+}
+
+/* dropout between layers: only while training, the same mask for the same seed; errors */
+static void test_rnn_misc(void) {
+    sdl_model *m = sdl_model_new(7);
+    sdl_rnn_desc d = {SDL_RNN_LSTM, 3, 5, 2, false, true, 0.5f};
+    sdl_module *net = sdl_rnn_layer(m, "lstm", &d);
+    sdl_rnn_desc gd = {SDL_RNN_GRU, 3, 5, 2, false, true, 0.0f};
+    sdl_module *gru = sdl_rnn_layer(m, "gru", &gd);
+    CHECK(gru && strcmp(m->params[m->nparams - 1]->name, "gru.bias_hh_l1") == 0 && m->nparams == 16, "names: %s", m->params[m->nparams - 1]->name);
+    sdl_tensor *x = sdl_tensor_new(sdl_shape3(2, 4, 3), SDL_F32);
+    sdl_tensor_uniform(x, -1, 1);
+    sdl_model_train(m, false);
+    sdl_tensor *e1 = sdl_forward(net, x);
+    CHECK(e1 && e1->shape[0] == 2 && e1->shape[1] == 4 && e1->shape[2] == 5, "batch_first output (B, T, H)");
+    sdl_model_train(m, true);
+    sdl_manual_seed(1);
+    sdl_tensor *t1 = sdl_forward(net, x);
+    sdl_manual_seed(1);
+    sdl_tensor *t2 = sdl_forward(net, x);
+    CHECK(memcmp(t1->data, t2->data, 40 * 4) == 0 && memcmp(t1->data, e1->data, 40 * 4) != 0, "dropout: only in training, same seed same mask");
+    /* errors name the layer and the shapes */
+    sdl_tensor *bad = sdl_tensor_new(sdl_shape3(2, 4, 7), SDL_F32), *h0 = sdl_tensor_new(sdl_shape3(1, 2, 5), SDL_F32);
+    CHECK(!sdl_forward(net, bad) && strstr(sdl_last_error(), "lstm 'lstm'") && strstr(sdl_last_error(), "(2, 4, 7)"), "%s", sdl_last_error());
+    CHECK(!sdl_rnn_forward(net, x, h0, NULL, NULL, NULL) && strstr(sdl_last_error(), "h0"), "%s", sdl_last_error());
+    CHECK(!sdl_rnn_forward(gru, x, NULL, h0, NULL, NULL) && strstr(sdl_last_error(), "LSTM only"), "%s", sdl_last_error());
+    CHECK(!sdl_rnn_forward(sdl_identity_layer(m), x, NULL, NULL, NULL, NULL) && strstr(sdl_last_error(), "not an rnn"), "%s", sdl_last_error());
+    sdl_rnn_desc z = {SDL_RNN_TANH, 0, 5, 1, false, false, 0.0f};
+    CHECK(!sdl_rnn_layer(m, "z", &z) && strstr(sdl_last_error(), "input_size 0"), "%s", sdl_last_error());
+    sdl_tensor_free(bad); sdl_tensor_free(h0); sdl_tensor_free(x);
+    sdl_arena_reset();
+    sdl_model_free(m);
+}
+
 int main(void) {
     RUN(test_gelu_gradcheck);
     RUN(test_gelu_tail);
@@ -205,5 +364,8 @@ int main(void) {
     RUN(test_simple_layers);
     RUN(test_embedding_pad);
     RUN(test_pool_ceil);
+    RUN(test_rnn_gradcheck);
+    RUN(test_rnn_torch);
+    RUN(test_rnn_misc);
     return sdl_test_finish();
 }

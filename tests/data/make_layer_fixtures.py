@@ -58,3 +58,46 @@ for name, fn, k, s, p, shape in [('maxpool_ceil_a', F.max_pool2d, 3, 2, 1, (2, 3
     save(name + '_x', x)
     weigh(name, fn(x, k, s, p, ceil_mode=True))
     save(name + '_dx', x.grad)
+
+# ---- RNN, LSTM, GRU: 2 layers, initial state in, outputs and final states out; the loss
+# sum(out * w_out) + sum(h_n * w_hn) (+ sum(c_n * w_cn) for the LSTM)
+for name, cls, batch_first, bias, layers, with_state in [('rnn', torch.nn.RNN, False, True, 2, True),
+                                                         ('lstm', torch.nn.LSTM, True, True, 2, True),
+                                                         ('gru', torch.nn.GRU, False, True, 2, True),
+                                                         ('lstm1', torch.nn.LSTM, False, False, 1, False),
+                                                         ('gru_bf', torch.nn.GRU, True, True, 3, False)]:
+    I, H, T, B = 3, 4, 5, 2
+    net = cls(I, H, num_layers=layers, bias=bias, batch_first=batch_first)
+    for pname, p in net.named_parameters():
+        with torch.no_grad():
+            p.copy_(p.float().double())
+        save(name + '_' + pname, p)
+    x = leaf((B, T, I) if batch_first else (T, B, I))
+    save(name + '_x', x)
+    h0 = leaf((layers, B, H)) if with_state else None
+    c0 = leaf((layers, B, H)) if with_state and cls is torch.nn.LSTM else None
+    if h0 is not None:
+        save(name + '_h0', h0)
+    if c0 is not None:
+        save(name + '_c0', c0)
+    if cls is torch.nn.LSTM:
+        out, (hn, cn) = net(x, None if h0 is None else (h0, c0))
+    else:
+        out, hn = net(x, h0)
+        cn = None
+    loss = 0
+    for suffix, t in [('out', out), ('hn', hn), ('cn', cn)]:
+        if t is None:
+            continue
+        w = leaf(t.shape).detach()
+        save(name + '_' + suffix, t)
+        save(name + '_w_' + suffix, w)
+        loss = loss + (t * w).sum()
+    loss.backward()
+    save(name + '_dx', x.grad)
+    if h0 is not None:
+        save(name + '_dh0', h0.grad)
+    if c0 is not None:
+        save(name + '_dc0', c0.grad)
+    for pname, p in net.named_parameters():
+        save(name + '_d_' + pname, p.grad)

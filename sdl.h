@@ -277,7 +277,7 @@ typedef enum sdl_op {
     SDL_OP_SILU, SDL_OP_SOFTMAX, SDL_OP_LOG_SOFTMAX, SDL_OP_ADD, SDL_OP_MUL, SDL_OP_SCALE,
     SDL_OP_CONCAT, SDL_OP_TRANSPOSE, SDL_OP_ATTENTION, SDL_OP_SUM, SDL_OP_MEAN,
     SDL_OP_CROSS_ENTROPY, SDL_OP_NLL, SDL_OP_BCE_LOGITS, SDL_OP_MSE,
-    SDL_OP_GELU_TANH, SDL_OP_RNN, /* >>layers ops (issue 16) */
+    SDL_OP_GELU_TANH, SDL_OP_RNN, SDL_OP_GROUP_NORM, SDL_OP_MHA, /* >>layers ops (issue 16) */
     SDL_OP_COUNT
 } sdl_op;
 
@@ -298,6 +298,8 @@ struct sdl_node {
         struct { int n_head; sdl_dtype p_dtype; } attn; /* p_dtype: how a device kept P (CUDA: bf16/fp16 runs) */
         struct { int64_t padding_idx; } emb; /* the table row that gets no gradient, -1: none */
         struct { int mode; bool batch_first; } rnn; /* mode: sdl_rnn_mode */
+        struct { float eps; int groups; } gn;
+        struct { int n_head; bool batch_first; } mha;
     } attr;
     void *saved;   /* arena memory forward left for backward */
     sdl_node *prev; /* the tape, newest first */
@@ -378,6 +380,9 @@ SDL_API sdl_tensor *sdl_batch_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor 
                                    sdl_tensor *running_var, bool training, float momentum, float eps);
 /* over the last dim D; gamma, beta (D), or both NULL for no affine */
 SDL_API sdl_tensor *sdl_layer_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, float eps);
+/* F.group_norm: x (N, C, ...), the channels in `groups` groups, each (n, group) normalised
+   over its channels and positions; gamma, beta (C) or both NULL. CPU only for now. */
+SDL_API sdl_tensor *sdl_group_norm(sdl_tensor *x, int groups, sdl_tensor *gamma, sdl_tensor *beta, float eps);
 /* inverted dropout: kept values scaled by 1/(1-p); the mask comes from the global RNG (a seed
    fixes it on any thread count). Eval or p = 0 returns x itself. */
 SDL_API sdl_tensor *sdl_dropout(sdl_tensor *x, float p, bool training);
@@ -512,6 +517,30 @@ SDL_API sdl_module *sdl_rnn_layer(sdl_model *m, const char *name, const sdl_rnn_
    is this with zero states. */
 SDL_API sdl_tensor *sdl_rnn_forward(sdl_module *layer, sdl_tensor *x, sdl_tensor *h0, sdl_tensor *c0,
                                     sdl_tensor **h_n, sdl_tensor **c_n);
+
+/* nn.GroupNorm(groups, channels): weight 1, bias 0, eps 1e-5 */
+SDL_API sdl_module *sdl_group_norm_layer(sdl_model *m, const char *name, int groups, int64_t channels);
+
+/* Multi-head attention as nn.MultiheadAttention(embed_dim, num_heads, bias, batch_first)
+   with PyTorch's parameters and init: "name.in_proj_weight" (3E, E) = [W_q; W_k; W_v],
+   "in_proj_bias" (3E), "out_proj.weight" (E, E), "out_proj.bias" (E). No attention dropout.
+   causal masks each query's later keys (a causal attn_mask). CPU only for now. */
+typedef struct sdl_mha_desc {
+    int64_t embed_dim;
+    int num_heads;
+    bool no_bias;      /* PyTorch's bias=False */
+    bool batch_first;  /* (B, T, E) instead of (T, B, E) */
+    bool causal;
+} sdl_mha_desc;
+SDL_API sdl_module *sdl_mha_layer(sdl_model *m, const char *name, const sdl_mha_desc *desc);
+/* query (Tq, B, E), key and value (Tk, B, E) ((B, T, E) with batch_first); key NULL: the
+   query (self-attention), value NULL: the key. attn_mask (Tq, Tk): f32 added to the scores,
+   or u8 where nonzero means "may not attend" (PyTorch's bool mask); key_padding_mask (B, Tk)
+   u8 or i32, nonzero = a padding key. Either may be NULL. Returns (Tq, B, E) or (B, Tq, E).
+   A query that may attend to no key gets 0 (PyTorch: NaN). sdl_forward(layer, x) is
+   self-attention with no masks but causal. */
+SDL_API sdl_tensor *sdl_mha_forward(sdl_module *layer, sdl_tensor *query, sdl_tensor *key, sdl_tensor *value,
+                                    sdl_tensor *attn_mask, sdl_tensor *key_padding_mask);
 SDL_API sdl_module *sdl_tanh_layer(sdl_model *m);
 SDL_API sdl_module *sdl_sigmoid_layer(sdl_model *m);
 SDL_API sdl_module *sdl_silu_layer(sdl_model *m);
@@ -3670,6 +3699,116 @@ SDL_API sdl_tensor *sdl_layer_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor 
     return sdl__saved(n, 2 * (size_t)R * sizeof(float)) ? sdl__op_run(n) : NULL;
 }
 
+/* ---- group norm (nn.GroupNorm): x (N, C, ...) with S = the product of the dims after C;
+   the C channels in G groups of C/G, so group (n, g) is one contiguous row of M = (C/G) S
+   floats. gamma, beta (C) or both NULL. Per row, as layer norm does (biased var):
+   xhat = (x - mean) rstd, y = gamma_c xhat + beta_c with c the element's channel.
+   dbeta_c += sum dy;  dgamma_c += sum dy xhat (over n and S);  dxhat = gamma_c dy;
+   dx += rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)).  saved: mean, rstd (N G). */
+typedef struct sdl__gn_dims { int64_t N, C, G, S, M; } sdl__gn_dims;
+static sdl__gn_dims sdl__gn_dims_of(const sdl_node *n) {
+    sdl__gn_dims d;
+    const sdl_tensor *x = n->in[0];
+    d.N = x->shape[0]; d.C = x->shape[1]; d.G = n->attr.gn.groups;
+    d.S = d.N > 0 && d.C > 0 ? x->numel / (d.N * d.C) : 0;
+    d.M = d.C / d.G * d.S;
+    return d;
+}
+static void sdl__gn_fwd_range(void *ctx, int64_t r0, int64_t r1) {
+    sdl_node *n = (sdl_node *)ctx;
+    sdl__gn_dims d = sdl__gn_dims_of(n);
+    const float *g = n->nin > 1 ? sdl_f32(n->in[1]) : NULL, *b = n->nin > 2 ? sdl_f32(n->in[2]) : NULL;
+    float *mean = (float *)n->saved, *rstd = mean + d.N * d.G;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = sdl_f32(n->in[0]) + r * d.M;
+        float *y = sdl_f32(n->out) + r * d.M;
+        double s = 0.0, v = 0.0;
+        for (int64_t i = 0; i < d.M; i++) s += x[i];
+        double mu = s / (double)d.M;
+        for (int64_t i = 0; i < d.M; i++) v += (x[i] - mu) * (x[i] - mu);
+        float mc = (float)mu, rc = (float)(1.0 / sqrt(v / (double)d.M + (double)n->attr.gn.eps));
+        mean[r] = mc;
+        rstd[r] = rc;
+        int64_t c0 = r % d.G * (d.C / d.G);
+        for (int64_t i = 0; i < d.M; i++) {
+            float xh = (x[i] - mc) * rc;
+            y[i] = g ? g[c0 + i / d.S] * xh + b[c0 + i / d.S] : xh;
+        }
+    }
+}
+static void sdl__gn_bwd_rows(void *ctx, int64_t r0, int64_t r1) {
+    sdl_node *n = (sdl_node *)ctx;
+    sdl__gn_dims d = sdl__gn_dims_of(n);
+    const float *g = n->nin > 1 ? sdl_f32(n->in[1]) : NULL;
+    const float *mean = (const float *)n->saved, *rstd = mean + d.N * d.G;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = sdl_f32(n->in[0]) + r * d.M, *dy = n->out->grad + r * d.M;
+        float *dx = n->in[0]->grad + r * d.M, mc = mean[r], rc = rstd[r];
+        int64_t c0 = r % d.G * (d.C / d.G);
+        double s1 = 0.0, s2 = 0.0;
+        for (int64_t i = 0; i < d.M; i++) {
+            float dxh = g ? g[c0 + i / d.S] * dy[i] : dy[i];
+            s1 += dxh;
+            s2 += (double)dxh * ((x[i] - mc) * rc);
+        }
+        float a = (float)(s1 / (double)d.M), bb = (float)(s2 / (double)d.M);
+        for (int64_t i = 0; i < d.M; i++) {
+            float dxh = g ? g[c0 + i / d.S] * dy[i] : dy[i];
+            dx[i] += rc * (dxh - a - (x[i] - mc) * rc * bb);
+        }
+    }
+}
+/* channels [c0, c1), each summed over n then s in order whatever the split */
+static void sdl__gn_bwd_affine(void *ctx, int64_t c0, int64_t c1) {
+    sdl_node *n = (sdl_node *)ctx;
+    sdl__gn_dims d = sdl__gn_dims_of(n);
+    sdl_tensor *gt = n->in[1], *bt = n->in[2];
+    const float *mean = (const float *)n->saved, *rstd = mean + d.N * d.G;
+    for (int64_t c = c0; c < c1; c++) {
+        double sg = 0.0, sb = 0.0;
+        for (int64_t b = 0; b < d.N; b++) {
+            int64_t r = b * d.G + c / (d.C / d.G);
+            const float *x = sdl_f32(n->in[0]) + (b * d.C + c) * d.S, *dy = n->out->grad + (b * d.C + c) * d.S;
+            for (int64_t s = 0; s < d.S; s++) {
+                sg += (double)dy[s] * ((x[s] - mean[r]) * rstd[r]);
+                sb += dy[s];
+            }
+        }
+        if (gt->requires_grad) gt->grad[c] += (float)sg;
+        if (bt->requires_grad) bt->grad[c] += (float)sb;
+    }
+}
+static void sdl__gn_fwd(sdl_node *n) {
+    sdl__gn_dims d = sdl__gn_dims_of(n);
+    if (d.M > 0) sdl_parallel_for(d.N * d.G, sdl__ops_grain(d.M * 6), sdl__gn_fwd_range, n);
+}
+static void sdl__gn_bwd(sdl_node *n) {
+    sdl__gn_dims d = sdl__gn_dims_of(n);
+    if (d.M == 0) return;
+    if (n->in[0]->requires_grad) sdl_parallel_for(d.N * d.G, sdl__ops_grain(d.M * 8), sdl__gn_bwd_rows, n);
+    if (n->nin > 1 && (n->in[1]->requires_grad || n->in[2]->requires_grad))
+        sdl_parallel_for(d.C, sdl__ops_grain(d.N * d.S * 4), sdl__gn_bwd_affine, n);
+}
+SDL_API sdl_tensor *sdl_group_norm(sdl_tensor *x, int groups, sdl_tensor *gamma, sdl_tensor *beta, float eps) {
+    if (!x) return NULL;
+    if (x->ndim < 2 || groups < 1 || x->shape[1] % groups != 0) {
+        char s[96];
+        sdl_fail(SDL_ERR_SHAPE, "group_norm: x %s wants (N, C, ...) with C divisible by groups = %d", sdl_shape_str(sdl_tensor_shape(x), s, sizeof s), groups);
+        return NULL;
+    }
+    int64_t C = x->shape[1];
+    if (!gamma != !beta) { sdl_fail(SDL_ERR_ARG, "group_norm: give both gamma and beta, or neither"); return NULL; }
+    if (!sdl__norm_vec_ok(gamma, C, x) || !sdl__norm_vec_ok(beta, C, x))
+        return (sdl_tensor *)sdl__shape_error("group_norm", "gamma and beta must be (C) for x (N, C, ...)", gamma && !sdl__norm_vec_ok(gamma, C, x) ? gamma : beta, x);
+    if (!(eps >= 0.0f)) { sdl_fail(SDL_ERR_ARG, "group_norm: eps = %g must be >= 0", (double)eps); return NULL; }
+    if (x->device != SDL_CPU) { sdl_fail(SDL_ERR_DEVICE, "group_norm: no kernel on device %d yet (CPU only)", (int)x->device); return NULL; }
+    sdl_node *n = sdl__op_begin(SDL_OP_GROUP_NORM, sdl_tensor_shape(x), x, gamma, beta, NULL);
+    if (!n) return NULL;
+    n->attr.gn.eps = eps;
+    n->attr.gn.groups = groups;
+    return sdl__saved(n, 2 * (size_t)(x->shape[0] * groups) * sizeof(float)) ? sdl__op_run(n) : NULL;
+}
+
 /* ---- dropout (inverted): keep_i = u_i >= p with u_i = hash(seed, stream, i) uniform in [0, 1);
    y = keep ? x / (1 - p) : 0;  dx += keep ? dy / (1 - p) : 0. The mask is a pure function of
    (seed, stream, i): backward recomputes it, and it is the same for any thread count. Each
@@ -4333,6 +4472,98 @@ static sdl_tensor *sdl__rnn_scan(sdl_rnn_mode mode, sdl_tensor *xw, sdl_tensor *
     return sdl__op_run(n);
 }
 
+/* ---- multi-head attention with an additive mask, for sdl_mha_layer. The sources are the
+   in-projection outputs, rows of 3E = [q | k | v] (PyTorch's in_proj_weight order): q from
+   qs (B, Tq, 3E), k from ks and v from vs (B, Tk, 3E), or (T, B, 3E) each when time-major
+   (!batch_first); self-attention passes one tensor three times. mask (B, Tq, Tk) is added
+   to the scores (-inf: not attended) or NULL. With head h's d = E / n_head columns:
+   S = Q K^T / sqrt(d) + mask,  P = softmax_rows(S),  O = P V  -> out (B, Tq, E) or (Tq, B, E)
+   dV += P^T dO;  dP = dO V^T;  dS = P (dP - rowsum(dP P));  dQ += dS K / sqrt(d);  dK += dS^T Q / sqrt(d)
+   A row whose keys are all masked attends to nothing: P = 0 and O = 0 (PyTorch gives NaN).
+   saved: P (B, n_head, Tq, Tk). */
+typedef struct sdl__mha_dims { int64_t B, Tq, Tk, E, d, nh; bool bf; } sdl__mha_dims;
+static sdl__mha_dims sdl__mha_dims_of(const sdl_node *n) {
+    sdl__mha_dims m;
+    m.bf = n->attr.mha.batch_first;
+    m.nh = n->attr.mha.n_head;
+    m.B = n->in[0]->shape[m.bf ? 0 : 1];
+    m.Tq = n->in[0]->shape[m.bf ? 1 : 0];
+    m.Tk = n->in[1]->shape[m.bf ? 1 : 0];
+    m.E = n->in[0]->shape[2] / 3;
+    m.d = m.E / m.nh;
+    return m;
+}
+/* where (batch b, head h, part p: 0 q, 1 k, 2 v) starts in a source with T rows per batch,
+   and the stride between its rows */
+static int64_t sdl__mha_at(const sdl__mha_dims *m, int64_t T, int64_t width, int64_t b, int64_t h, int64_t p) {
+    return (m->bf ? b * T * width : b * width) + p * m->E + h * m->d;
+}
+static int64_t sdl__mha_ld(const sdl__mha_dims *m, int64_t width) { return m->bf ? width : m->B * width; }
+
+static void sdl__mha_fwd(sdl_node *n) {
+    sdl__mha_dims m = sdl__mha_dims_of(n);
+    const int64_t W = 3 * m.E, ld = sdl__mha_ld(&m, W), ldo = sdl__mha_ld(&m, m.E);
+    const float *mask = n->nin > 3 ? sdl_f32(n->in[3]) : NULL;
+    float scale = 1.0f / sqrtf((float)m.d);
+    for (int64_t b = 0; b < m.B; b++)
+        for (int64_t h = 0; h < m.nh; h++) {
+            const float *q = sdl_f32(n->in[0]) + sdl__mha_at(&m, m.Tq, W, b, h, 0);
+            const float *k = sdl_f32(n->in[1]) + sdl__mha_at(&m, m.Tk, W, b, h, 1);
+            const float *v = sdl_f32(n->in[2]) + sdl__mha_at(&m, m.Tk, W, b, h, 2);
+            float *P = (float *)n->saved + (b * m.nh + h) * m.Tq * m.Tk, *o = sdl_f32(n->out) + sdl__mha_at(&m, m.Tq, m.E, b, h, 0);
+            sdl_sgemm(false, true, m.Tq, m.Tk, m.d, scale, q, ld, k, ld, 0.0f, P, m.Tk);
+            for (int64_t i = 0; i < m.Tq; i++) {
+                float *p = P + i * m.Tk, mx = -INFINITY, s = 0.0f;
+                if (mask) for (int64_t j = 0; j < m.Tk; j++) p[j] += mask[(b * m.Tq + i) * m.Tk + j];
+                for (int64_t j = 0; j < m.Tk; j++) mx = p[j] > mx ? p[j] : mx;
+                if (mx == -INFINITY) { memset(p, 0, (size_t)m.Tk * sizeof(float)); continue; } /* all masked */
+                for (int64_t j = 0; j < m.Tk; j++) { p[j] = expf(p[j] - mx); s += p[j]; }
+                for (int64_t j = 0; j < m.Tk; j++) p[j] /= s;
+            }
+            sdl_sgemm(false, false, m.Tq, m.d, m.Tk, 1.0f, P, m.Tk, v, ld, 0.0f, o, ldo);
+        }
+}
+static void sdl__mha_bwd(sdl_node *n) {
+    sdl__mha_dims m = sdl__mha_dims_of(n);
+    const int64_t W = 3 * m.E, ld = sdl__mha_ld(&m, W), ldo = sdl__mha_ld(&m, m.E);
+    float scale = 1.0f / sqrtf((float)m.d);
+    float *dS = (float *)sdl_arena_alloc((size_t)(m.Tq * m.Tk) * sizeof(float));
+    if (!dS) return;
+    for (int64_t b = 0; b < m.B; b++)
+        for (int64_t h = 0; h < m.nh; h++) {
+            int64_t aq = sdl__mha_at(&m, m.Tq, W, b, h, 0), ak = sdl__mha_at(&m, m.Tk, W, b, h, 1), av = sdl__mha_at(&m, m.Tk, W, b, h, 2);
+            const float *q = sdl_f32(n->in[0]) + aq, *k = sdl_f32(n->in[1]) + ak, *v = sdl_f32(n->in[2]) + av;
+            const float *P = (const float *)n->saved + (b * m.nh + h) * m.Tq * m.Tk;
+            const float *dO = n->out->grad + sdl__mha_at(&m, m.Tq, m.E, b, h, 0);
+            if (n->in[2]->requires_grad) sdl_sgemm(true, false, m.Tk, m.d, m.Tq, 1.0f, P, m.Tk, dO, ldo, 1.0f, n->in[2]->grad + av, ld);
+            sdl_sgemm(false, true, m.Tq, m.Tk, m.d, 1.0f, dO, ldo, v, ld, 0.0f, dS, m.Tk);
+            for (int64_t i = 0; i < m.Tq; i++) {
+                const float *p = P + i * m.Tk;
+                float *ds = dS + i * m.Tk, s = 0.0f;
+                for (int64_t j = 0; j < m.Tk; j++) s += ds[j] * p[j];
+                for (int64_t j = 0; j < m.Tk; j++) ds[j] = p[j] * (ds[j] - s);
+            }
+            if (n->in[0]->requires_grad) sdl_sgemm(false, false, m.Tq, m.d, m.Tk, scale, dS, m.Tk, k, ld, 1.0f, n->in[0]->grad + aq, ld);
+            if (n->in[1]->requires_grad) sdl_sgemm(true, false, m.Tk, m.d, m.Tq, scale, dS, m.Tk, q, ld, 1.0f, n->in[1]->grad + ak, ld);
+        }
+}
+static sdl_tensor *sdl__mha_attend(sdl_tensor *qs, sdl_tensor *ks, sdl_tensor *vs, sdl_tensor *mask, int n_head, bool batch_first) {
+    if (!qs || !ks || !vs) return NULL;
+    int bd = batch_first ? 0 : 1, td = batch_first ? 1 : 0;
+    if (qs->ndim != 3 || ks->ndim != 3 || vs->ndim != 3 || qs->shape[2] % (3 * n_head) != 0 || ks->shape[2] != qs->shape[2] ||
+        vs->shape[2] != qs->shape[2] || ks->shape[bd] != qs->shape[bd] || vs->shape[bd] != qs->shape[bd] || vs->shape[td] != ks->shape[td])
+        return (sdl_tensor *)sdl__shape_error("mha", "wants q, k, v sources (B, T, 3E) (or (T, B, 3E)) with one B, one Tk, E % n_head == 0", qs, ks);
+    int64_t B = qs->shape[bd], Tq = qs->shape[td], Tk = ks->shape[td], E = qs->shape[2] / 3;
+    if (mask && (mask->numel != B * Tq * Tk || mask->dtype != SDL_F32))
+        return (sdl_tensor *)sdl__shape_error("mha", "the mask wants f32 (B, Tq, Tk)", mask, qs);
+    if (qs->device != SDL_CPU) { sdl_fail(SDL_ERR_DEVICE, "mha: masked attention has no kernel on device %d yet (CPU only)", (int)qs->device); return NULL; }
+    sdl_node *n = sdl__op_begin(SDL_OP_MHA, batch_first ? sdl_shape3(B, Tq, E) : sdl_shape3(Tq, B, E), qs, ks, vs, mask);
+    if (!n) return NULL;
+    n->attr.mha.n_head = n_head;
+    n->attr.mha.batch_first = batch_first;
+    return sdl__saved(n, (size_t)(B * n_head * Tq * Tk) * sizeof(float)) ? sdl__op_run(n) : NULL;
+}
+
 /* >>cpu-table */
 static void sdl__profile_init(void);
 static void sdl__cpu_alloc_copy(void *dst, const void *src, size_t bytes, sdl_device dd, sdl_device sd) {
@@ -4396,6 +4627,8 @@ static void sdl__cpu_init(void) {
 
     /* >>cpu-table-rnn */
     SDL__KERNEL(SDL_OP_RNN, sdl__rnn_fwd, sdl__rnn_bwd);
+    SDL__KERNEL(SDL_OP_GROUP_NORM, sdl__gn_fwd, sdl__gn_bwd);
+    SDL__KERNEL(SDL_OP_MHA, sdl__mha_fwd, sdl__mha_bwd);
 
     /* >>cpu-table-loss */
     SDL__KERNEL(SDL_OP_NLL, sdl__nll_fwd, sdl__nll_bwd);
@@ -4930,6 +5163,110 @@ SDL_API sdl_tensor *sdl_rnn_forward(sdl_module *layer, sdl_tensor *x, sdl_tensor
     if (h_n) *h_n = hn;
     if (c_n) *c_n = cn;
     return cur;
+}
+
+/* >>layers-attn: group norm and multi-head attention layers */
+
+/* group norm: weight 1, bias 0 (no weight decay), eps 1e-5, as nn.GroupNorm(groups, channels) */
+static sdl_tensor *sdl__group_norm_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_group_norm(x, l->kernel, l->weight, l->bias, l->p); }
+SDL_API sdl_module *sdl_group_norm_layer(sdl_model *m, const char *name, int groups, int64_t channels) {
+    if (groups < 1 || channels < 1 || channels % groups != 0) {
+        sdl_fail(SDL_ERR_ARG, "group_norm_layer '%s': %lld channels do not split into %d groups", name ? name : "", (long long)channels, groups);
+        return NULL;
+    }
+    sdl_module *l = sdl_module_new(m, "group_norm", name, sdl__group_norm_layer_fwd);
+    if (!l) return NULL;
+    l->p = 1e-5f;
+    l->kernel = groups;
+    l->weight = sdl__layer_param(l, "weight", sdl_shape1(channels), false);
+    l->bias = l->weight ? sdl__layer_param(l, "bias", sdl_shape1(channels), false) : NULL;
+    if (!l->bias) return NULL;
+    sdl_tensor_fill(l->weight, 1.0f);
+    return l;
+}
+
+typedef struct sdl__mha {
+    sdl_module base; /* first: the model frees the whole block as a module */
+    sdl_mha_desc d;
+    sdl_tensor *out_w, *out_b;
+} sdl__mha;
+
+static sdl_tensor *sdl__mha_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_mha_forward(l, x, NULL, NULL, NULL, NULL); }
+SDL_API sdl_module *sdl_mha_layer(sdl_model *m, const char *name, const sdl_mha_desc *desc) {
+    sdl_mha_desc d;
+    memset(&d, 0, sizeof d);
+    if (desc) d = *desc;
+    if (d.embed_dim < 1 || d.num_heads < 1 || d.embed_dim % d.num_heads != 0) {
+        sdl_fail(SDL_ERR_ARG, "mha_layer '%s': embed_dim %lld must split into num_heads %d heads", name ? name : "", (long long)d.embed_dim, d.num_heads);
+        return NULL;
+    }
+    sdl__mha *a = (sdl__mha *)sdl__module_make(m, "mha", name, sdl__mha_layer_fwd, sizeof(sdl__mha));
+    if (!a) return NULL;
+    a->d = d;
+    int64_t E = d.embed_dim;
+    a->base.weight = sdl__layer_param(&a->base, "in_proj_weight", sdl_shape2(3 * E, E), true);
+    a->base.bias = a->base.weight && !d.no_bias ? sdl__layer_param(&a->base, "in_proj_bias", sdl_shape1(3 * E), false) : NULL;
+    a->out_w = a->base.weight ? sdl__layer_param(&a->base, "out_proj.weight", sdl_shape2(E, E), true) : NULL;
+    a->out_b = a->out_w && !d.no_bias ? sdl__layer_param(&a->base, "out_proj.bias", sdl_shape1(E), false) : NULL;
+    if (!a->out_w || (!d.no_bias && !a->out_b)) return NULL;
+    sdl_init_xavier_uniform(a->base.weight, E, 3 * E); /* PyTorch: xavier on in_proj_weight, biases 0 */
+    sdl_init_kaiming_uniform(a->out_w, sqrtf(5.0f), E); /* out_proj keeps nn.Linear's init */
+    return &a->base;
+}
+
+/* the additive (B, Tq, Tk) mask from attn_mask (Tq, Tk) f32 added or u8 nonzero = -inf,
+   key_padding_mask (B, Tk) u8 or i32 nonzero = -inf, and causal (j > i = -inf); NULL if none */
+static sdl_tensor *sdl__mha_mask(const sdl__mha *a, sdl_tensor *am, sdl_tensor *kpm, int64_t B, int64_t Tq, int64_t Tk) {
+    if (!am && !kpm && !a->d.causal) return NULL;
+    char s[96];
+    if (am && (am->numel != Tq * Tk || (am->dtype != SDL_F32 && am->dtype != SDL_U8) || am->device != SDL_CPU)) {
+        sdl_fail(SDL_ERR_SHAPE, "mha '%s': attn_mask is %s, wants f32 or u8 (%lld, %lld) on the CPU", a->base.name,
+                 sdl_shape_str(sdl_tensor_shape(am), s, sizeof s), (long long)Tq, (long long)Tk);
+        return NULL;
+    }
+    if (kpm && (kpm->numel != B * Tk || (kpm->dtype != SDL_U8 && kpm->dtype != SDL_I32) || kpm->device != SDL_CPU)) {
+        sdl_fail(SDL_ERR_SHAPE, "mha '%s': key_padding_mask is %s, wants u8 or i32 (%lld, %lld) on the CPU", a->base.name,
+                 sdl_shape_str(sdl_tensor_shape(kpm), s, sizeof s), (long long)B, (long long)Tk);
+        return NULL;
+    }
+    sdl_tensor *mk = sdl_arena_tensor(sdl_shape3(B, Tq, Tk), SDL_F32);
+    if (!mk) return NULL;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < Tq; i++)
+            for (int64_t j = 0; j < Tk; j++) {
+                float v = 0.0f;
+                if (am) v = am->dtype == SDL_F32 ? sdl_f32(am)[i * Tk + j] : sdl_u8(am)[i * Tk + j] ? -INFINITY : 0.0f;
+                if (kpm && (kpm->dtype == SDL_U8 ? sdl_u8(kpm)[b * Tk + j] != 0 : sdl_i32(kpm)[b * Tk + j] != 0)) v = -INFINITY;
+                if (a->d.causal && j > i) v = -INFINITY;
+                sdl_f32(mk)[(b * Tq + i) * Tk + j] = v;
+            }
+    return mk;
+}
+
+SDL_API sdl_tensor *sdl_mha_forward(sdl_module *layer, sdl_tensor *query, sdl_tensor *key, sdl_tensor *value,
+                                    sdl_tensor *attn_mask, sdl_tensor *key_padding_mask) {
+    if (!layer || !query) return NULL;
+    if (layer->forward != sdl__mha_layer_fwd) { sdl_fail(SDL_ERR_ARG, "mha_forward: '%s' is a %s layer, not mha", layer->name, layer->kind); return NULL; }
+    sdl__mha *a = (sdl__mha *)layer;
+    if (!key) key = query;
+    if (!value) value = key;
+    bool bf = a->d.batch_first;
+    char s[96];
+    sdl_tensor *ts[3] = {query, key, value};
+    for (int i = 0; i < 3; i++)
+        if (ts[i]->ndim != 3 || ts[i]->shape[2] != a->d.embed_dim) {
+            sdl_fail(SDL_ERR_SHAPE, "mha '%s': %s is %s, wants (%s, %lld)", layer->name, i == 0 ? "query" : i == 1 ? "key" : "value",
+                     sdl_shape_str(sdl_tensor_shape(ts[i]), s, sizeof s), bf ? "B, T" : "T, B", (long long)a->d.embed_dim);
+            return NULL;
+        }
+    int64_t B = query->shape[bf ? 0 : 1], Tq = query->shape[bf ? 1 : 0], Tk = key->shape[bf ? 1 : 0];
+    /* the whole in-projection for each distinct source; each op reads its third of the columns */
+    sdl_tensor *qs = sdl_linear(query, layer->weight, layer->bias);
+    sdl_tensor *ks = key == query ? qs : sdl_linear(key, layer->weight, layer->bias);
+    sdl_tensor *vs = value == key ? ks : value == query ? qs : sdl_linear(value, layer->weight, layer->bias);
+    sdl_tensor *mask = sdl__mha_mask(a, attn_mask, key_padding_mask, B, Tq, Tk);
+    if ((attn_mask || key_padding_mask || a->d.causal) && !mask) return NULL;
+    return sdl_linear(sdl__mha_attend(qs, ks, vs, mask, a->d.num_heads, bf), a->out_w, a->out_b);
 }
 
 /* >>optim */
@@ -7844,6 +8181,7 @@ static const char *sdl__op_name(int op) {
     case SDL_OP_ATTENTION: return "attention"; case SDL_OP_SUM: return "sum"; case SDL_OP_MEAN: return "mean";
     case SDL_OP_CROSS_ENTROPY: return "cross_entropy"; case SDL_OP_NLL: return "nll"; case SDL_OP_BCE_LOGITS: return "bce_logits";
     case SDL_OP_MSE: return "mse"; case SDL_OP_GELU_TANH: return "gelu_tanh"; case SDL_OP_RNN: return "rnn";
+    case SDL_OP_GROUP_NORM: return "group_norm"; case SDL_OP_MHA: return "mha";
     default: return "op";
     }
 }

@@ -357,6 +357,158 @@ static void test_rnn_misc(void) {
     sdl_model_free(m);
 }
 
+/* ---- GroupNorm ---------------------------------------------------------------------------- */
+static sdl_tensor *f_gn(sdl_tensor **in, void *ctx) { (void)ctx; return sdl_group_norm(in[0], 3, in[1], in[2], 1e-5f); }
+static void r_gn(double **in, double *out, void *ctx) { /* x (2, 6, 2, 3), 3 groups of 2 channels */
+    (void)ctx;
+    for (int b = 0; b < 2; b++)
+        for (int g = 0; g < 3; g++) {
+            const double *x = in[0] + (b * 6 + g * 2) * 6;
+            double mu = 0, var = 0;
+            for (int i = 0; i < 12; i++) mu += x[i] / 12;
+            for (int i = 0; i < 12; i++) var += (x[i] - mu) * (x[i] - mu) / 12;
+            for (int i = 0; i < 12; i++) {
+                int c = g * 2 + i / 6;
+                out[(b * 6 + g * 2) * 6 + i] = (x[i] - mu) / sqrt(var + 1e-5) * in[1][c] + in[2][c];
+            }
+        }
+}
+static void test_group_norm(void) {
+    gc_case a = {"group_norm", 3, {sdl_shape4(2, 6, 2, 3), sdl_shape1(6), sdl_shape1(6)}, {0}, -2, 2, f_gn, r_gn, NULL, 0};
+    CHECK(gradcheck(&a), "group_norm (3 groups)");
+    const char *cases[2] = {"gn", "gn1"};
+    int groups[2] = {3, 1};
+    for (int k = 0; k < 2; k++) {
+        sdl_model *m = sdl_model_new(1);
+        sdl_tensor *x = fx2(cases[k], "x"), *w = fx2(cases[k], "w"), *out = fx2(cases[k], "out"), *dx = fx2(cases[k], "dx");
+        sdl_module *gn = x ? sdl_group_norm_layer(m, "gn", groups[k], x->shape[1]) : NULL;
+        const char *pn[2] = {"weight", "bias"};
+        sdl_tensor *ps[2] = {gn ? gn->weight : NULL, gn ? gn->bias : NULL};
+        for (int i = 0; gn && i < 2; i++) {
+            sdl_tensor *v = fx2(cases[k], pn[i]);
+            if (v) sdl_tensor_copy_from(ps[i], sdl_f32(v));
+            sdl_tensor_free(v);
+        }
+        if (gn && w && out && dx) {
+            sdl_tensor_requires_grad(x);
+            sdl_tensor *y = sdl_forward(gn, x);
+            CHECK(y && close_to("gn out", sdl_f32(y), sdl_f32(out), out->numel, 2e-6), "%s matches torch", cases[k]);
+            sdl_backward(sdl_sum(sdl_mul(y, w)));
+            CHECK(close_to("gn dx", x->grad, sdl_f32(dx), dx->numel, 2e-6), "%s dx matches torch", cases[k]);
+            for (int i = 0; i < 2; i++) {
+                char nm[32];
+                snprintf(nm, sizeof nm, "d_%s", pn[i]);
+                sdl_tensor *want = fx2(cases[k], nm);
+                CHECK(want && close_to(nm, ps[i]->grad, sdl_f32(want), want->numel, 2e-6), "%s %s matches torch", cases[k], nm);
+                sdl_tensor_free(want);
+            }
+        }
+        CHECK(!sdl_group_norm_layer(m, "bad", 4, 6) && strstr(sdl_last_error(), "6 channels"), "%s", sdl_last_error());
+        sdl_tensor_free(x); sdl_tensor_free(w); sdl_tensor_free(out); sdl_tensor_free(dx);
+        sdl_arena_reset();
+        sdl_model_free(m);
+    }
+}
+
+/* ---- multi-head attention ------------------------------------------------------------------ */
+enum { MB = 2, MQ = 3, MK = 4, ME = 4, MNH = 2 };
+typedef struct mha_ctx { bool bf; } mha_ctx;
+static sdl_tensor *f_mha(sdl_tensor **in, void *ctx) { return sdl__mha_attend(in[0], in[1], in[2], in[3], MNH, ((mha_ctx *)ctx)->bf); }
+static void r_mha(double **in, double *out, void *ctx) {
+    bool bf = ((mha_ctx *)ctx)->bf;
+    const int W = 3 * ME, d = ME / MNH;
+#define ROW(T, b, t) (bf ? (b) * (T) + (t) : (t) * MB + (b))
+    for (int b = 0; b < MB; b++)
+        for (int h = 0; h < MNH; h++)
+            for (int i = 0; i < MQ; i++) {
+                double s[MK], mx = -1e300, z = 0;
+                for (int j = 0; j < MK; j++) {
+                    s[j] = 0;
+                    for (int c = 0; c < d; c++) s[j] += in[0][ROW(MQ, b, i) * W + h * d + c] * in[1][ROW(MK, b, j) * W + ME + h * d + c];
+                    s[j] = s[j] / sqrt((double)d) + in[3][(b * MQ + i) * MK + j];
+                    mx = fmax(mx, s[j]);
+                }
+                for (int j = 0; j < MK; j++) z += exp(s[j] - mx);
+                for (int c = 0; c < d; c++) {
+                    double o = 0;
+                    for (int j = 0; j < MK; j++) o += exp(s[j] - mx) / z * in[2][ROW(MK, b, j) * W + 2 * ME + h * d + c];
+                    out[ROW(MQ, b, i) * ME + h * d + c] = o;
+                }
+            }
+#undef ROW
+}
+static void test_mha_gradcheck(void) {
+    for (int bf = 0; bf < 2; bf++) {
+        mha_ctx c = {bf != 0};
+        sdl_shape sq = bf ? sdl_shape3(MB, MQ, 3 * ME) : sdl_shape3(MQ, MB, 3 * ME), sk = bf ? sdl_shape3(MB, MK, 3 * ME) : sdl_shape3(MK, MB, 3 * ME);
+        gc_case a = {"mha", 4, {sq, sk, sk, sdl_shape3(MB, MQ, MK)}, {0, 0, 0, 1}, -1.5f, 1.5f, f_mha, r_mha, &c, 0};
+        CHECK(gradcheck(&a), "masked attention, %s", bf ? "batch_first" : "time-major");
+    }
+}
+
+/* the layer against nn.MultiheadAttention: self-attention with causal + key padding masks;
+   cross-attention with a float mask; outputs and the gradients of inputs and parameters */
+static void match_mha(const char *c, bool bf, bool cross) {
+    sdl_model *m = sdl_model_new(2);
+    sdl_mha_desc d = {8, 2, false, bf, !cross};
+    sdl_module *a = sdl_mha_layer(m, "mha", &d);
+    CHECK(a && m->nparams == 4, "%s: 4 parameters", c);
+    for (int i = 0; a && i < m->nparams; i++) {
+        sdl_tensor *v = fx2(c, m->params[i]->name + 4);
+        CHECK(v && v->numel == m->params[i]->numel, "%s: %s has torch's shape", c, m->params[i]->name);
+        if (v && v->numel == m->params[i]->numel) sdl_tensor_copy_from(m->params[i], sdl_f32(v));
+        sdl_tensor_free(v);
+    }
+    sdl_tensor *q = fx2(c, "q"), *k = cross ? fx2(c, "k") : NULL, *am = cross ? fx2(c, "am") : NULL;
+    sdl_tensor *kpm = cross ? NULL : fx2(c, "kpm"), *w = fx2(c, "w"), *out = fx2(c, "out");
+    if (a && q && w && out) {
+        sdl_tensor_requires_grad(q);
+        if (k) sdl_tensor_requires_grad(k);
+        sdl_tensor *y = sdl_mha_forward(a, q, k, k, am, kpm);
+        CHECK(y && close_to("mha out", sdl_f32(y), sdl_f32(out), out->numel, 2e-6), "%s matches torch: %s", c, y ? "" : sdl_last_error());
+        if (y) {
+            sdl_backward(sdl_sum(sdl_mul(y, w)));
+            sdl_tensor *dq = fx2(c, "dq"), *dk = cross ? fx2(c, "dk") : NULL;
+            CHECK(dq && close_to("dq", q->grad, sdl_f32(dq), dq->numel, 2e-6), "%s dq matches torch", c);
+            CHECK(!cross || (dk && close_to("dk", k->grad, sdl_f32(dk), dk->numel, 2e-6)), "%s dk matches torch", c);
+            sdl_tensor_free(dq); sdl_tensor_free(dk);
+            for (int i = 0; i < m->nparams; i++) {
+                char nm[64];
+                snprintf(nm, sizeof nm, "d_%s", m->params[i]->name + 4);
+                for (char *p = nm; *p; p++) *p = *p == '.' ? '_' : *p;
+                sdl_tensor *want = fx2(c, nm);
+                CHECK(want && close_to(nm, m->params[i]->grad, sdl_f32(want), want->numel, 2e-6), "%s %s matches torch", c, nm);
+                sdl_tensor_free(want);
+            }
+        }
+    }
+    sdl_tensor_free(q); sdl_tensor_free(k); sdl_tensor_free(am); sdl_tensor_free(kpm); sdl_tensor_free(w); sdl_tensor_free(out);
+    sdl_arena_reset();
+    sdl_model_free(m);
+}
+static void test_mha(void) {
+    match_mha("mha_self", true, false);
+    match_mha("mha_cross", false, true);
+    /* a query whose keys are all padding gets 0, not NaN; names; errors */
+    sdl_model *m = sdl_model_new(3);
+    sdl_mha_desc d = {4, 2, false, true, false};
+    sdl_module *a = sdl_mha_layer(m, "attn", &d);
+    CHECK(a && !strcmp(m->params[2]->name, "attn.out_proj.weight"), "names");
+    sdl_tensor *x = sdl_tensor_new(sdl_shape3(1, 3, 4), SDL_F32), *kpm = sdl_tensor_new(sdl_shape2(1, 3), SDL_U8);
+    sdl_tensor_uniform(x, -1, 1);
+    memset(kpm->data, 1, 3);
+    sdl_tensor *y = sdl_mha_forward(a, x, NULL, NULL, NULL, kpm);
+    CHECK(y && sdl_all_finite(y), "all keys padded: finite");
+    CHECK(y && fabsf(sdl_f32(y)[0] - sdl_f32(a->model->params[3])[0]) < 1e-7f, "all keys padded: the output is out_proj.bias");
+    sdl_tensor *bad = sdl_tensor_new(sdl_shape3(1, 3, 5), SDL_F32);
+    CHECK(!sdl_forward(a, bad) && strstr(sdl_last_error(), "mha 'attn': query"), "%s", sdl_last_error());
+    sdl_mha_desc bd = {6, 4, false, true, false};
+    CHECK(!sdl_mha_layer(m, "b", &bd) && strstr(sdl_last_error(), "num_heads 4"), "%s", sdl_last_error());
+    sdl_tensor_free(x); sdl_tensor_free(kpm); sdl_tensor_free(bad);
+    sdl_arena_reset();
+    sdl_model_free(m);
+}
+
 int main(void) {
     RUN(test_gelu_gradcheck);
     RUN(test_gelu_tail);
@@ -367,5 +519,8 @@ int main(void) {
     RUN(test_rnn_gradcheck);
     RUN(test_rnn_torch);
     RUN(test_rnn_misc);
+    RUN(test_group_norm);
+    RUN(test_mha_gradcheck);
+    RUN(test_mha);
     return sdl_test_finish();
 }

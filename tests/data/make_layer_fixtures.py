@@ -101,3 +101,50 @@ for name, cls, batch_first, bias, layers, with_state in [('rnn', torch.nn.RNN, F
         save(name + '_dc0', c0.grad)
     for pname, p in net.named_parameters():
         save(name + '_d_' + pname, p.grad)
+
+# ---- GroupNorm: x (2, 6, 3, 4) in 3 groups, random affine
+for name, shape, groups in [('gn', (2, 6, 3, 4), 3), ('gn1', (3, 4, 5), 1)]:
+    gn = torch.nn.GroupNorm(groups, shape[1])
+    with torch.no_grad():
+        gn.weight.copy_(leaf(shape[1:2]).detach())
+        gn.bias.copy_(leaf(shape[1:2]).detach())
+    save(name + '_weight', gn.weight)
+    save(name + '_bias', gn.bias)
+    x = leaf(shape, -2.0, 3.0)
+    save(name + '_x', x)
+    weigh(name, gn(x))
+    save(name + '_dx', x.grad)
+    save(name + '_d_weight', gn.weight.grad)
+    save(name + '_d_bias', gn.bias.grad)
+
+# ---- MultiheadAttention: self-attention (batch_first) with a causal bool mask and a key
+# padding mask; cross-attention (time-major) with a float mask, key = value
+E, NH, B = 8, 2, 2
+for name, batch_first, Tq, Tk, cross in [('mha_self', True, 5, 5, False), ('mha_cross', False, 3, 4, True)]:
+    mha = torch.nn.MultiheadAttention(E, NH, batch_first=batch_first)
+    with torch.no_grad():
+        for p in mha.parameters():
+            p.copy_((torch.rand(p.shape) - 0.5).float().double())
+    for pname, p in mha.named_parameters():
+        save(name + '_' + pname, p)
+    q = leaf((B, Tq, E) if batch_first else (Tq, B, E))
+    save(name + '_q', q)
+    if cross:
+        k = leaf((B, Tk, E) if batch_first else (Tk, B, E))
+        save(name + '_k', k)
+        am = leaf((Tq, Tk)).detach()
+        save(name + '_am', am)
+        out, _ = mha(q, k, k, attn_mask=am, need_weights=False)
+    else:
+        k = q
+        kpm = torch.zeros(B, Tk, dtype=torch.bool)
+        kpm[1, 3:] = True
+        save(name + '_kpm', kpm.numpy().astype(np.uint8))
+        causal = torch.triu(torch.ones(Tq, Tk, dtype=torch.bool), 1)
+        out, _ = mha(q, q, q, key_padding_mask=kpm, attn_mask=causal, need_weights=False)
+    weigh(name, out)
+    save(name + '_dq', q.grad)
+    if cross:
+        save(name + '_dk', k.grad)
+    for pname, p in mha.named_parameters():
+        save(name + '_d_' + pname.replace('.', '_'), p.grad)

@@ -277,7 +277,7 @@ typedef enum sdl_op {
     SDL_OP_SILU, SDL_OP_SOFTMAX, SDL_OP_LOG_SOFTMAX, SDL_OP_ADD, SDL_OP_MUL, SDL_OP_SCALE,
     SDL_OP_CONCAT, SDL_OP_TRANSPOSE, SDL_OP_ATTENTION, SDL_OP_SUM, SDL_OP_MEAN,
     SDL_OP_CROSS_ENTROPY, SDL_OP_NLL, SDL_OP_BCE_LOGITS, SDL_OP_MSE,
-    SDL_OP_GELU_TANH, SDL_OP_RNN, SDL_OP_GROUP_NORM, SDL_OP_MHA, /* >>layers ops (issue 16) */
+    SDL_OP_GELU_TANH, SDL_OP_RNN, SDL_OP_GROUP_NORM, SDL_OP_MHA, SDL_OP_CONV2D_GROUPED, /* >>layers ops (issue 16) */
     SDL_OP_COUNT
 } sdl_op;
 
@@ -300,6 +300,7 @@ struct sdl_node {
         struct { int mode; bool batch_first; } rnn; /* mode: sdl_rnn_mode */
         struct { float eps; int groups; } gn;
         struct { int n_head; bool batch_first; } mha;
+        struct { int stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups; } gconv;
     } attr;
     void *saved;   /* arena memory forward left for backward */
     sdl_node *prev; /* the tape, newest first */
@@ -364,6 +365,19 @@ SDL_API sdl_tensor *sdl_linear_act(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, 
 SDL_API sdl_tensor *sdl_conv2d_act(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, int stride, int pad, sdl_act act);
 SDL_API sdl_tensor *sdl_conv2d(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, int stride, int pad);  /* w (C_out, C_in, kh, kw) */
 SDL_API sdl_tensor *sdl_conv_transpose2d(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, int stride, int pad, int out_pad); /* w (C_in, C_out, kh, kw) */
+/* nn.Conv2d's other settings; zero means PyTorch's default (stride 1, pad 0, dilation 1,
+   groups 1). same: padding='same' (stride 1; an odd total pads one more at the bottom and
+   right, as PyTorch). w (C_out, C_in/groups, kh, kw); groups = C_in is depthwise. A dense
+   conv (groups 1, dilation 1) runs sdl_conv2d's op with its fast paths on any device;
+   groups, dilation or uneven 'same' run a general op, CPU only for now. */
+typedef struct sdl_conv2d_desc {
+    int stride_h, stride_w;
+    int pad_h, pad_w;
+    int dilation_h, dilation_w;
+    int groups;
+    bool same;
+} sdl_conv2d_desc;
+SDL_API sdl_tensor *sdl_conv2d_ex(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, const sdl_conv2d_desc *d);
 SDL_API sdl_tensor *sdl_max_pool2d(sdl_tensor *x, int kernel, int stride, int pad);
 SDL_API sdl_tensor *sdl_avg_pool2d(sdl_tensor *x, int kernel, int stride, int pad);
 SDL_API sdl_tensor *sdl_global_avg_pool(sdl_tensor *x);                            /* (N,C,H,W) -> (N,C) */
@@ -482,6 +496,8 @@ SDL_API sdl_result sdl_seq_add(sdl_module *seq, sdl_module *layer);
 SDL_API sdl_module *sdl_linear_layer(sdl_model *m, const char *name, int64_t in, int64_t out, bool bias);
 SDL_API sdl_module *sdl_conv2d_layer(sdl_model *m, const char *name, int64_t c_in, int64_t c_out, int kernel, int stride, int pad, bool bias);
 SDL_API sdl_module *sdl_conv_transpose2d_layer(sdl_model *m, const char *name, int64_t c_in, int64_t c_out, int kernel, int stride, int pad, int out_pad, bool bias);
+SDL_API sdl_module *sdl_conv2d_ex_layer(sdl_model *m, const char *name, int64_t c_in, int64_t c_out, int kernel_h, int kernel_w,
+                                        const sdl_conv2d_desc *d, bool bias); /* see sdl_conv2d_ex */
 SDL_API sdl_module *sdl_batch_norm_layer(sdl_model *m, const char *name, int64_t channels);
 SDL_API sdl_module *sdl_layer_norm_layer(sdl_model *m, const char *name, int64_t dim);
 SDL_API sdl_module *sdl_embedding_layer(sdl_model *m, const char *name, int64_t vocab, int64_t dim);
@@ -3282,6 +3298,119 @@ SDL_API sdl_tensor *sdl_conv_transpose2d(sdl_tensor *x, sdl_tensor *w, sdl_tenso
     return sdl__conv_common("conv_transpose2d", SDL_OP_CONV_TRANSPOSE2D, x, w, b, stride, pad, out_pad, SDL_ACT_NONE);
 }
 
+/* ---- conv2d with dilation and groups (and 'same' padding that needs one more row or
+   column at the end), the general case behind sdl_conv2d_ex; plain dense convs keep the op
+   above with its fast paths. x (N, C, H, W), w (O, C/G, KH, KW), b (O) -> y (N, O, OH, OW).
+   Group g reads channels [g C/G, (g+1) C/G) and writes [g O/G, (g+1) O/G). Tap (i, j) of
+   output (oh, ow) reads x[oh sh - ph + i dh][ow sw - pw + j dw] (zero outside). Per sample
+   and group, with col (C/G KH KW, OH OW) the taps:
+   y_g = W_g col + b_g;  dW_g += dy_g col^T;  dx_g += the taps of W_g^T dy_g added back;  db += sum dy */
+typedef struct sdl__gconv { int64_t N, C, H, W, O, G, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw; } sdl__gconv;
+static sdl__gconv sdl__gconv_of(const sdl_node *n) {
+    sdl__gconv g;
+    const sdl_tensor *x = n->in[0], *w = n->in[1], *y = n->out;
+    g.N = x->shape[0]; g.C = x->shape[1]; g.H = x->shape[2]; g.W = x->shape[3];
+    g.O = w->shape[0]; g.KH = w->shape[2]; g.KW = w->shape[3]; g.OH = y->shape[2]; g.OW = y->shape[3];
+    g.G = n->attr.gconv.groups;
+    g.sh = n->attr.gconv.stride_h; g.sw = n->attr.gconv.stride_w; g.ph = n->attr.gconv.pad_h; g.pw = n->attr.gconv.pad_w;
+    g.dh = n->attr.gconv.dil_h; g.dw = n->attr.gconv.dil_w;
+    return g;
+}
+/* col (C/G KH KW, OH OW) = the taps of one group's channels x; or, add: x += col's taps back */
+static void sdl__gconv_taps(const sdl__gconv *g, float *x, float *col, bool add) {
+    int64_t P = g->OH * g->OW;
+    for (int64_t c = 0; c < g->C / g->G; c++)
+        for (int64_t i = 0; i < g->KH; i++)
+            for (int64_t j = 0; j < g->KW; j++) {
+                float *cr = col + ((c * g->KH + i) * g->KW + j) * P;
+                for (int64_t oh = 0; oh < g->OH; oh++) {
+                    int64_t ih = oh * g->sh - g->ph + i * g->dh;
+                    bool row_in = ih >= 0 && ih < g->H;
+                    for (int64_t ow = 0; ow < g->OW; ow++) {
+                        int64_t iw = ow * g->sw - g->pw + j * g->dw;
+                        bool in = row_in && iw >= 0 && iw < g->W;
+                        if (add) { if (in) x[(c * g->H + ih) * g->W + iw] += cr[oh * g->OW + ow]; }
+                        else cr[oh * g->OW + ow] = in ? x[(c * g->H + ih) * g->W + iw] : 0.0f;
+                    }
+                }
+            }
+}
+static void sdl__gconv_fwd(sdl_node *n) {
+    sdl__gconv g = sdl__gconv_of(n);
+    const sdl_tensor *b = n->nin > 2 ? n->in[2] : NULL;
+    int64_t Cg = g.C / g.G, Og = g.O / g.G, Kc = Cg * g.KH * g.KW, P = g.OH * g.OW;
+    float *col = (float *)sdl_arena_alloc((size_t)(Kc * P) * sizeof(float));
+    if (!col) return;
+    for (int64_t s = 0; s < g.N; s++)
+        for (int64_t grp = 0; grp < g.G; grp++) {
+            float *y = sdl_f32(n->out) + (s * g.O + grp * Og) * P;
+            for (int64_t o = 0; o < Og; o++) sdl__vfill(y + o * P, b ? sdl_f32(b)[grp * Og + o] : 0.0f, P);
+            sdl__gconv_taps(&g, sdl_f32(n->in[0]) + (s * g.C + grp * Cg) * g.H * g.W, col, false);
+            sdl_sgemm(false, false, Og, P, Kc, 1.0f, sdl_f32(n->in[1]) + grp * Og * Kc, Kc, col, P, 1.0f, y, P);
+        }
+}
+static void sdl__gconv_bwd(sdl_node *n) {
+    sdl__gconv g = sdl__gconv_of(n);
+    sdl_tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL;
+    int64_t Cg = g.C / g.G, Og = g.O / g.G, Kc = Cg * g.KH * g.KW, P = g.OH * g.OW;
+    float *col = (float *)sdl_arena_alloc((size_t)(2 * Kc * P) * sizeof(float)), *dcol = col + Kc * P;
+    if (!col) return;
+    for (int64_t s = 0; s < g.N; s++)
+        for (int64_t grp = 0; grp < g.G; grp++) {
+            const float *dy = n->out->grad + (s * g.O + grp * Og) * P;
+            int64_t xo = (s * g.C + grp * Cg) * g.H * g.W;
+            if (b && b->requires_grad)
+                for (int64_t o = 0; o < Og; o++) b->grad[grp * Og + o] += sdl__vsum(dy + o * P, P);
+            if (w->requires_grad) {
+                sdl__gconv_taps(&g, sdl_f32(x) + xo, col, false);
+                sdl_sgemm(false, true, Og, Kc, P, 1.0f, dy, P, col, P, 1.0f, w->grad + grp * Og * Kc, Kc);
+            }
+            if (x->requires_grad) {
+                sdl_sgemm(true, false, Kc, P, Og, 1.0f, sdl_f32(w) + grp * Og * Kc, Kc, dy, P, 0.0f, dcol, P);
+                sdl__gconv_taps(&g, x->grad + xo, dcol, true);
+            }
+        }
+}
+
+SDL_API sdl_tensor *sdl_conv2d_ex(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, const sdl_conv2d_desc *desc) {
+    if (sdl__any_null(x, w)) return NULL;
+    sdl_conv2d_desc d;
+    memset(&d, 0, sizeof d);
+    if (desc) d = *desc;
+    int sh = d.stride_h ? d.stride_h : 1, sw = d.stride_w ? d.stride_w : 1, G = d.groups ? d.groups : 1;
+    int dh = d.dilation_h ? d.dilation_h : 1, dw = d.dilation_w ? d.dilation_w : 1;
+    if (sh < 1 || sw < 1 || G < 1 || dh < 1 || dw < 1 || d.pad_h < 0 || d.pad_w < 0 || (d.same && (sh != 1 || sw != 1 || d.pad_h || d.pad_w))) {
+        sdl_fail(SDL_ERR_ARG, "conv2d_ex: stride (%d, %d), pad (%d, %d), dilation (%d, %d), groups %d%s: need positive strides, "
+                 "dilations and groups, pads >= 0 ('same' wants stride 1 and no pad)", sh, sw, d.pad_h, d.pad_w, dh, dw, G, d.same ? ", same" : "");
+        return NULL;
+    }
+    if (x->ndim != 4 || w->ndim != 4 || x->shape[1] % G != 0 || w->shape[0] % G != 0 || x->shape[1] / G != w->shape[1])
+        return (sdl_tensor *)sdl__shape_error("conv2d_ex", "input (N, C_in, H, W) does not fit weight (C_out, C_in/groups, kh, kw) with C_in and C_out divisible by groups", x, w);
+    if (b && (b->ndim != 1 || b->shape[0] != w->shape[0])) return (sdl_tensor *)sdl__shape_error("conv2d_ex", "bias must be (C_out)", b, w);
+    int64_t eh = (w->shape[2] - 1) * dh, ew = (w->shape[3] - 1) * dw; /* the kernels' extents - 1 */
+    int ph = d.same ? (int)(eh / 2) : d.pad_h, pw = d.same ? (int)(ew / 2) : d.pad_w;
+    int64_t oh = d.same ? x->shape[2] : (x->shape[2] + 2 * ph - eh - 1) / sh + 1, ow = d.same ? x->shape[3] : (x->shape[3] + 2 * pw - ew - 1) / sw + 1;
+    if (x->shape[2] + 2 * ph - eh < 1 || x->shape[3] + 2 * pw - ew < 1)
+        return (sdl_tensor *)sdl__shape_error("conv2d_ex", "kernel (dilated) larger than the padded input", x, w);
+    bool dense = G == 1 && dh == 1 && dw == 1 && (!d.same || (eh % 2 == 0 && ew % 2 == 0)); /* the op above, with its fast paths */
+    if (!dense && x->device != SDL_CPU) {
+        sdl_fail(SDL_ERR_DEVICE, "conv2d_ex: groups, dilation or uneven 'same' padding have no kernel on device %d yet (CPU only)", (int)x->device);
+        return NULL;
+    }
+    sdl_node *n = sdl__op_begin(dense ? SDL_OP_CONV2D : SDL_OP_CONV2D_GROUPED, sdl_shape4(x->shape[0], w->shape[0], oh, ow), x, w, b, NULL);
+    if (!n) return NULL;
+    if (dense) {
+        n->attr.conv.stride_h = sh; n->attr.conv.stride_w = sw;
+        n->attr.conv.pad_h = ph; n->attr.conv.pad_w = pw;
+    } else {
+        n->attr.gconv.stride_h = sh; n->attr.gconv.stride_w = sw;
+        n->attr.gconv.pad_h = ph; n->attr.gconv.pad_w = pw;
+        n->attr.gconv.dil_h = dh; n->attr.gconv.dil_w = dw;
+        n->attr.gconv.groups = G;
+    }
+    return sdl__op_run(n);
+}
+
 /* ---- pooling over each (n, c) plane: x (N, C, H, W) -> y (N, C, OH, OW)
    max: y = max over the window (padding never wins), forward keeps the arg-max (first
         of ties, like PyTorch); dx[argmax] += dy
@@ -4599,6 +4728,7 @@ static void sdl__cpu_init(void) {
     sdl__profile_init();
     SDL__KERNEL(SDL_OP_CONV2D, sdl__conv_fwd, sdl__conv_bwd);
     SDL__KERNEL(SDL_OP_CONV_TRANSPOSE2D, sdl__conv_fwd, sdl__conv_bwd);
+    SDL__KERNEL(SDL_OP_CONV2D_GROUPED, sdl__gconv_fwd, sdl__gconv_bwd);
     SDL__KERNEL(SDL_OP_MAX_POOL2D, sdl__pool_fwd, sdl__pool_bwd);
     SDL__KERNEL(SDL_OP_AVG_POOL2D, sdl__pool_fwd, sdl__pool_bwd);
     SDL__KERNEL(SDL_OP_GLOBAL_AVG_POOL, sdl__gap_fwd, sdl__gap_bwd);
@@ -4914,6 +5044,34 @@ SDL_API sdl_module *sdl_conv2d_layer(sdl_model *m, const char *name, int64_t c_i
 SDL_API sdl_module *sdl_conv_transpose2d_layer(sdl_model *m, const char *name, int64_t c_in, int64_t c_out, int kernel,
                                                int stride, int pad, int out_pad, bool bias) {
     return sdl__conv_layer_make(m, "conv_transpose2d", name, sdl__convt_layer_fwd, c_in, c_out, kernel, stride, pad, out_pad, bias);
+}
+
+/* conv2d with separate strides and pads, dilation, groups, 'same' (see sdl_conv2d_ex):
+   weight (C_out, C_in/groups, kh, kw), PyTorch's init with fan_in = C_in/groups kh kw */
+typedef struct sdl__conv_ex { sdl_module base; sdl_conv2d_desc d; } sdl__conv_ex;
+static sdl_tensor *sdl__conv_ex_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_conv2d_ex(x, l->weight, l->bias, &((sdl__conv_ex *)l)->d); }
+SDL_API sdl_module *sdl_conv2d_ex_layer(sdl_model *m, const char *name, int64_t c_in, int64_t c_out, int kernel_h, int kernel_w,
+                                        const sdl_conv2d_desc *desc, bool bias) {
+    int64_t G = desc && desc->groups ? desc->groups : 1;
+    if (c_in < 1 || c_out < 1 || kernel_h < 1 || kernel_w < 1 || G < 1 || c_in % G || c_out % G) {
+        sdl_fail(SDL_ERR_ARG, "conv2d_ex_layer '%s': channels %lld -> %lld, kernel %d x %d, groups %lld: need positive sizes, channels divisible by groups",
+                 name ? name : "", (long long)c_in, (long long)c_out, kernel_h, kernel_w, (long long)G);
+        return NULL;
+    }
+    sdl__conv_ex *c = (sdl__conv_ex *)sdl__module_make(m, "conv2d", name, sdl__conv_ex_layer_fwd, sizeof(sdl__conv_ex));
+    if (!c) return NULL;
+    if (desc) c->d = *desc;
+    int64_t fan_in = c_in / G * kernel_h * kernel_w;
+    c->base.kernel = kernel_h; c->base.stride = c->d.stride_h ? c->d.stride_h : 1; c->base.pad = c->d.pad_h;
+    c->base.weight = sdl__layer_param(&c->base, "weight", sdl_shape4(c_out, c_in / G, kernel_h, kernel_w), true);
+    if (!c->base.weight) return NULL;
+    sdl_init_kaiming_uniform(c->base.weight, sqrtf(5.0f), fan_in);
+    if (bias) {
+        c->base.bias = sdl__layer_param(&c->base, "bias", sdl_shape1(c_out), false);
+        if (!c->base.bias) return NULL;
+        sdl_init_bias(c->base.bias, fan_in);
+    }
+    return &c->base;
 }
 
 /* pooling layers: stride 0 means stride = kernel (PyTorch's default); no padding;
@@ -8182,6 +8340,7 @@ static const char *sdl__op_name(int op) {
     case SDL_OP_CROSS_ENTROPY: return "cross_entropy"; case SDL_OP_NLL: return "nll"; case SDL_OP_BCE_LOGITS: return "bce_logits";
     case SDL_OP_MSE: return "mse"; case SDL_OP_GELU_TANH: return "gelu_tanh"; case SDL_OP_RNN: return "rnn";
     case SDL_OP_GROUP_NORM: return "group_norm"; case SDL_OP_MHA: return "mha";
+    case SDL_OP_CONV2D_GROUPED: return "conv2d_grouped";
     default: return "op";
     }
 }

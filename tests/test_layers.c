@@ -509,6 +509,84 @@ static void test_mha(void) {
     sdl_model_free(m);
 }
 
+/* ---- Conv2d with dilation, groups, separate strides and pads, 'same' ---------------------------- */
+typedef struct conv_ctx { sdl_conv2d_desc d; int N, C, H, W, O, KH, KW, OH, OW, ph, pw; } conv_ctx;
+static sdl_tensor *f_conv(sdl_tensor **in, void *ctx) { return sdl_conv2d_ex(in[0], in[1], in[2], &((conv_ctx *)ctx)->d); }
+static void r_conv(double **in, double *out, void *ctx) {
+    conv_ctx *c = (conv_ctx *)ctx;
+    int G = c->d.groups ? c->d.groups : 1, sh = c->d.stride_h ? c->d.stride_h : 1, sw = c->d.stride_w ? c->d.stride_w : 1;
+    int dh = c->d.dilation_h ? c->d.dilation_h : 1, dw = c->d.dilation_w ? c->d.dilation_w : 1, Cg = c->C / G, Og = c->O / G;
+    for (int n = 0; n < c->N; n++)
+        for (int o = 0; o < c->O; o++)
+            for (int oh = 0; oh < c->OH; oh++)
+                for (int ow = 0; ow < c->OW; ow++) {
+                    double s = in[2][o];
+                    for (int ci = 0; ci < Cg; ci++)
+                        for (int i = 0; i < c->KH; i++)
+                            for (int j = 0; j < c->KW; j++) {
+                                int ih = oh * sh - c->ph + i * dh, iw = ow * sw - c->pw + j * dw, cin = o / Og * Cg + ci;
+                                if (ih >= 0 && ih < c->H && iw >= 0 && iw < c->W)
+                                    s += in[0][((n * c->C + cin) * c->H + ih) * c->W + iw] * in[1][((o * Cg + ci) * c->KH + i) * c->KW + j];
+                            }
+                    out[((n * c->O + o) * c->OH + oh) * c->OW + ow] = s;
+                }
+}
+static void test_conv_ex_gradcheck(void) {
+    /* dilation 2 x 1, groups 2, stride 2 x 1, pad 1 x 2: (2, 4, 7, 8) -> (2, 6, 3, 10) */
+    conv_ctx a = {{2, 1, 1, 2, 2, 1, 2, false}, 2, 4, 7, 8, 6, 3, 3, 3, 10, 1, 2};
+    gc_case ga = {"conv dilated grouped", 3, {sdl_shape4(2, 4, 7, 8), sdl_shape4(6, 2, 3, 3), sdl_shape1(6)}, {0}, -1, 1, f_conv, r_conv, &a, 0};
+    CHECK(gradcheck(&ga), "dilated, grouped, strided");
+    /* depthwise 'same' with an even kernel: pad 0 top/left... (2 x 4: pads 0/1 rows, 1/2 columns) */
+    conv_ctx b = {{0, 0, 0, 0, 0, 0, 3, true}, 1, 3, 5, 6, 3, 2, 4, 5, 6, 0, 1};
+    gc_case gb = {"conv depthwise same", 3, {sdl_shape4(1, 3, 5, 6), sdl_shape4(3, 1, 2, 4), sdl_shape1(3)}, {0}, -1, 1, f_conv, r_conv, &b, 0};
+    CHECK(gradcheck(&gb), "depthwise, 'same' with an even kernel");
+}
+static void match_conv(const char *c, int cin, int cout, int kh, int kw, sdl_conv2d_desc d) {
+    sdl_model *m = sdl_model_new(1);
+    sdl_module *conv = sdl_conv2d_ex_layer(m, "conv", cin, cout, kh, kw, &d, true);
+    sdl_tensor *wt = fx2(c, "weight"), *bs = fx2(c, "bias"), *x = fx2(c, "x"), *w = fx2(c, "w"), *out = fx2(c, "out");
+    sdl_tensor *dx = fx2(c, "dx"), *dw = fx2(c, "d_weight"), *db = fx2(c, "d_bias");
+    CHECK(conv && wt && wt->numel == conv->weight->numel, "%s: weight shape", c);
+    if (conv && wt && bs && x && w && out && dx && dw && db && wt->numel == conv->weight->numel) {
+        sdl_tensor_copy_from(conv->weight, sdl_f32(wt));
+        sdl_tensor_copy_from(conv->bias, sdl_f32(bs));
+        sdl_tensor_requires_grad(x);
+        sdl_tensor *y = sdl_forward(conv, x);
+        CHECK(y && y->numel == out->numel && close_to("conv out", sdl_f32(y), sdl_f32(out), out->numel, 2e-6), "%s matches torch %s", c, y ? "" : sdl_last_error());
+        if (y && y->numel == out->numel) {
+            sdl_backward(sdl_sum(sdl_mul(y, w)));
+            CHECK(close_to("dx", x->grad, sdl_f32(dx), dx->numel, 2e-6) && close_to("dw", conv->weight->grad, sdl_f32(dw), dw->numel, 2e-6) &&
+                  close_to("db", conv->bias->grad, sdl_f32(db), db->numel, 2e-6), "%s gradients match torch", c);
+        }
+    }
+    sdl_tensor_free(wt); sdl_tensor_free(bs); sdl_tensor_free(x); sdl_tensor_free(w); sdl_tensor_free(out);
+    sdl_tensor_free(dx); sdl_tensor_free(dw); sdl_tensor_free(db);
+    sdl_arena_reset();
+    sdl_model_free(m);
+}
+static void test_conv_ex_torch(void) {
+    match_conv("conv_dg", 4, 6, 3, 3, (sdl_conv2d_desc){2, 1, 1, 2, 2, 1, 2, false});
+    match_conv("conv_dw", 3, 6, 3, 3, (sdl_conv2d_desc){0, 0, 0, 0, 0, 0, 3, true});
+    match_conv("conv_same2", 2, 3, 2, 4, (sdl_conv2d_desc){0, 0, 0, 0, 0, 0, 0, true});
+    /* a dense conv with pad (0, 1) runs sdl_conv2d's op: im2col, and Winograd forced */
+    match_conv("conv_asym", 4, 5, 3, 3, (sdl_conv2d_desc){0, 0, 0, 1, 0, 0, 0, false});
+    sdl__conv_algo = 2;
+    match_conv("conv_asym", 4, 5, 3, 3, (sdl_conv2d_desc){0, 0, 0, 1, 0, 0, 0, false});
+    sdl__conv_algo = 0;
+    /* which op runs, and errors */
+    sdl_tensor *x = sdl_tensor_new(sdl_shape4(1, 4, 5, 5), SDL_F32), *w = sdl_tensor_new(sdl_shape4(4, 4, 3, 3), SDL_F32);
+    sdl_tensor *wg = sdl_tensor_new(sdl_shape4(4, 2, 3, 3), SDL_F32);
+    sdl_tensor_requires_grad(x);
+    sdl_conv2d_desc same = {0, 0, 0, 0, 0, 0, 0, true}, grp = {0, 0, 0, 0, 0, 0, 2, false}, bad = {2, 0, 0, 0, 0, 0, 0, true};
+    sdl_tensor *y1 = sdl_conv2d_ex(x, w, NULL, &same), *y2 = sdl_conv2d_ex(x, wg, NULL, &grp);
+    CHECK(y1 && y1->node->op == SDL_OP_CONV2D && y1->shape[2] == 5, "dense 'same' 3x3: the fast op, 5x5 out");
+    CHECK(y2 && y2->node->op == SDL_OP_CONV2D_GROUPED && y2->shape[2] == 3, "groups 2: the general op");
+    CHECK(!sdl_conv2d_ex(x, w, NULL, &bad) && strstr(sdl_last_error(), "'same' wants stride 1"), "%s", sdl_last_error());
+    CHECK(!sdl_conv2d_ex(x, w, NULL, &grp) && strstr(sdl_last_error(), "C_in/groups"), "%s", sdl_last_error());
+    sdl_tensor_free(x); sdl_tensor_free(w); sdl_tensor_free(wg);
+    sdl_arena_reset();
+}
+
 int main(void) {
     RUN(test_gelu_gradcheck);
     RUN(test_gelu_tail);
@@ -522,5 +600,7 @@ int main(void) {
     RUN(test_group_norm);
     RUN(test_mha_gradcheck);
     RUN(test_mha);
+    RUN(test_conv_ex_gradcheck);
+    RUN(test_conv_ex_torch);
     return sdl_test_finish();
 }

@@ -148,3 +148,22 @@ for name, batch_first, Tq, Tk, cross in [('mha_self', True, 5, 5, False), ('mha_
         save(name + '_dk', k.grad)
     for pname, p in mha.named_parameters():
         save(name + '_d_' + pname.replace('.', '_'), p.grad)
+
+# ---- Conv2d: dilation + groups + separate strides/pads; depthwise 'same'; an even kernel
+# 'same' (one more pad at the bottom/right); a dense conv with pad (0, 1) (sdl's fast op)
+for name, shape, cout, k, kw in [('conv_dg', (2, 4, 7, 8), 6, (3, 3), dict(stride=(2, 1), padding=(1, 2), dilation=(2, 1), groups=2)),
+                                 ('conv_dw', (1, 3, 5, 6), 6, (3, 3), dict(padding='same', groups=3)),
+                                 ('conv_same2', (1, 2, 5, 6), 3, (2, 4), dict(padding='same')),
+                                 ('conv_asym', (2, 4, 6, 7), 5, (3, 3), dict(padding=(0, 1)))]:
+    conv = torch.nn.Conv2d(shape[1], cout, k, **kw)
+    with torch.no_grad():
+        for p in conv.parameters():
+            p.copy_(p.float().double())
+    save(name + '_weight', conv.weight)
+    save(name + '_bias', conv.bias)
+    x = leaf(shape)
+    save(name + '_x', x)
+    weigh(name, conv(x))
+    save(name + '_dx', x.grad)
+    save(name + '_d_weight', conv.weight.grad)
+    save(name + '_d_bias', conv.bias.grad)

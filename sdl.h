@@ -557,6 +557,37 @@ SDL_API sdl_module *sdl_mha_layer(sdl_model *m, const char *name, const sdl_mha_
    self-attention with no masks but causal. */
 SDL_API sdl_tensor *sdl_mha_forward(sdl_module *layer, sdl_tensor *query, sdl_tensor *key, sdl_tensor *value,
                                     sdl_tensor *attn_mask, sdl_tensor *key_padding_mask);
+
+/* Model summary and roofline (Keras' model.summary() plus the cost of each layer). A
+   machine's roofs: peak FLOP/s and memory bytes/s. sdl_roofline_cpu() measures this CPU
+   (FMA chains of this build's widest vectors on every sdl thread, and a parallel read of
+   64 MiB; ~50 ms); for a GPU give its spec sheet's numbers, e.g. an H100 SXM's
+   {989e12 (bf16 dense), 3.35e12, "H100 SXM"}. */
+typedef struct sdl_roofline { double flops, bytes_per_s; const char *name; } sdl_roofline;
+SDL_API sdl_roofline sdl_roofline_cpu(void);
+typedef struct sdl_summary_row {
+    char name[64];         /* the layer's name, or its kind when unnamed */
+    const char *kind;
+    sdl_shape out_shape;
+    int64_t params;        /* parameters this layer reads (a shared one counts at its first use) */
+    double flops, bytes;   /* forward: FLOPs (a multiply-add is 2), bytes each op reads and writes */
+} sdl_summary_row;
+typedef struct sdl_summary {
+    sdl_summary_row *rows; /* one per layer; sequentials are opened up */
+    int nrows;
+    int64_t params;
+    double flops, bytes;   /* forward totals; a training step is about 3x the FLOPs */
+    sdl_roofline machine;
+} sdl_summary;
+/* Runs one forward of `net` on zeros of input_shape (i32 ids when it starts with an
+   embedding) in eval mode, counting each layer's ops, and prints the table to `out` (NULL:
+   nothing): name (type), output shape, parameters, FLOPs, bytes, FLOP/byte and whether the
+   layer is compute- or memory-bound on `machine` (NULL: sdl_roofline_cpu()), i.e. above or
+   below the ridge FLOP/s / bytes/s. With `result`, the numbers (free with sdl_summary_free).
+   Call it between steps: it resets the step arena. An epoch's achieved FLOP/s and MFU
+   follow from result.flops: 3 * flops * steps / seconds, over machine.flops. */
+SDL_API sdl_result sdl_model_summary(sdl_module *net, sdl_shape input_shape, const sdl_roofline *machine, FILE *out, sdl_summary *result);
+SDL_API void sdl_summary_free(sdl_summary *s);
 SDL_API sdl_module *sdl_tanh_layer(sdl_model *m);
 SDL_API sdl_module *sdl_sigmoid_layer(sdl_model *m);
 SDL_API sdl_module *sdl_silu_layer(sdl_model *m);
@@ -5425,6 +5456,229 @@ SDL_API sdl_tensor *sdl_mha_forward(sdl_module *layer, sdl_tensor *query, sdl_te
     sdl_tensor *mask = sdl__mha_mask(a, attn_mask, key_padding_mask, B, Tq, Tk);
     if ((attn_mask || key_padding_mask || a->d.causal) && !mask) return NULL;
     return sdl_linear(sdl__mha_attend(qs, ks, vs, mask, a->d.num_heads, bf), a->out_w, a->out_b);
+}
+
+/* >>layers-summary: sdl_model_summary, the per-layer table with FLOPs, bytes and the roofline */
+
+/* ---- the CPU's roofline, measured: FMA chains on every pool thread (12 independent
+   accumulators of this build's widest vector, as bench/peak.c), and a parallel read of a
+   64 MiB buffer (larger than the caches). Wall time, so a busy machine measures lower. */
+typedef struct sdl__peak_job { int64_t iters; float sink[64]; double bytes_sum[64]; const float *buf; int64_t n; } sdl__peak_job;
+static void sdl__peak_fma(void *ctx, int64_t p0, int64_t p1) {
+    sdl__peak_job *j = (sdl__peak_job *)ctx;
+    for (int64_t p = p0; p < p1; p++) {
+#if defined(SDL__GEMM_AVX512)
+        __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f), c[12];
+        for (int k = 0; k < 12; k++) c[k] = _mm512_set1_ps((float)k);
+        for (int64_t i = 0; i < j->iters; i++)
+            for (int k = 0; k < 12; k++) c[k] = _mm512_fmadd_ps(c[k], a, b);
+        for (int k = 1; k < 12; k++) c[0] = _mm512_add_ps(c[0], c[k]);
+        j->sink[p % 64] = _mm512_reduce_add_ps(c[0]);
+#elif defined(SDL__GEMM_AVX2)
+        __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f), c[12];
+        for (int k = 0; k < 12; k++) c[k] = _mm256_set1_ps((float)k);
+        for (int64_t i = 0; i < j->iters; i++)
+            for (int k = 0; k < 12; k++) c[k] = _mm256_fmadd_ps(c[k], a, b);
+        for (int k = 1; k < 12; k++) c[0] = _mm256_add_ps(c[0], c[k]);
+        float t[8];
+        _mm256_storeu_ps(t, c[0]);
+        j->sink[p % 64] = t[0];
+#else
+        float c[12];
+        for (int k = 0; k < 12; k++) c[k] = (float)k;
+        for (int64_t i = 0; i < j->iters; i++)
+            for (int k = 0; k < 12; k++) c[k] = c[k] * 0.999999f + 1e-7f;
+        j->sink[p % 64] = c[0] + c[11];
+#endif
+    }
+}
+static int sdl__peak_width(void) {
+#if defined(SDL__GEMM_AVX512)
+    return 16;
+#elif defined(SDL__GEMM_AVX2)
+    return 8;
+#else
+    return 1;
+#endif
+}
+static void sdl__peak_read(void *ctx, int64_t p0, int64_t p1) {
+    sdl__peak_job *j = (sdl__peak_job *)ctx;
+    int64_t parts = sdl_get_num_threads();
+    for (int64_t p = p0; p < p1; p++) {
+        const float *x = j->buf + j->n * p / parts;
+        j->bytes_sum[p % 64] = sdl__vsum(x, j->n * (p + 1) / parts - j->n * p / parts);
+    }
+}
+SDL_API sdl_roofline sdl_roofline_cpu(void) {
+    sdl_roofline r;
+    memset(&r, 0, sizeof r);
+    r.name = "this CPU (measured)";
+    static sdl__peak_job j; /* 64-float sinks: results stay observable, nothing is optimised out */
+    int nt = sdl_get_num_threads();
+    j.iters = 2000000;
+    double t0 = sdl_now();
+    sdl_parallel_for(nt, 1, sdl__peak_fma, &j);
+    double t = sdl_now() - t0;
+    r.flops = t > 0 ? 2.0 * 12.0 * sdl__peak_width() * (double)j.iters * nt / t : 0.0;
+    j.n = (int64_t)1 << 24; /* 64 MiB */
+    float *buf = (float *)sdl__aligned_alloc((size_t)j.n * sizeof(float));
+    if (buf) {
+        memset(buf, 0, (size_t)j.n * sizeof(float)); /* touch every page first */
+        j.buf = buf;
+        t0 = sdl_now();
+        sdl_parallel_for(nt, 1, sdl__peak_read, &j);
+        t = sdl_now() - t0;
+        r.bytes_per_s = t > 0 ? (double)j.n * sizeof(float) / t : 0.0;
+        sdl__aligned_free(buf);
+    }
+    return r;
+}
+
+/* ---- forward FLOPs of one recorded op (a multiply-add counts 2; matrix products exactly,
+   elementwise work by a small per-element cost: 1 for add/mul/relu/scale/dropout/pooling
+   window taps, 4 for exp/tanh/erf-based activations, 5 per softmax element, 7 per
+   normalised element), and the bytes it must move: each distinct input read once, the
+   output written once */
+static double sdl__op_flops(const sdl_node *n) {
+    const sdl_tensor *x = n->in[0], *w = n->nin > 1 ? n->in[1] : NULL, *y = n->out;
+    double out = (double)y->numel;
+    switch (n->op) {
+    case SDL_OP_LINEAR: return 2.0 * out * (double)w->shape[1] + (n->nin > 2 ? out : 0.0) + (n->act ? out : 0.0);
+    case SDL_OP_CONV2D: return 2.0 * out * (double)(w->numel / w->shape[0]) + (n->nin > 2 ? out : 0.0) + (n->act ? out : 0.0);
+    case SDL_OP_CONV2D_GROUPED: return 2.0 * out * (double)(w->numel / w->shape[0]) + (n->nin > 2 ? out : 0.0);
+    case SDL_OP_CONV_TRANSPOSE2D: return 2.0 * (double)x->numel * (double)(w->numel / w->shape[0]) + (n->nin > 2 ? out : 0.0);
+    case SDL_OP_MAX_POOL2D: case SDL_OP_AVG_POOL2D: return out * n->attr.pool.kernel_h * n->attr.pool.kernel_w;
+    case SDL_OP_GLOBAL_AVG_POOL: return (double)x->numel;
+    case SDL_OP_BATCH_NORM: case SDL_OP_LAYER_NORM: case SDL_OP_GROUP_NORM: return 7.0 * out;
+    case SDL_OP_GELU: case SDL_OP_GELU_TANH: case SDL_OP_TANH: case SDL_OP_SIGMOID: case SDL_OP_SILU: return 4.0 * out;
+    case SDL_OP_SOFTMAX: case SDL_OP_LOG_SOFTMAX: case SDL_OP_CROSS_ENTROPY: case SDL_OP_NLL: return 5.0 * (double)x->numel;
+    case SDL_OP_RELU: case SDL_OP_LEAKY_RELU: case SDL_OP_ADD: case SDL_OP_MUL: case SDL_OP_SCALE: case SDL_OP_DROPOUT: return out;
+    case SDL_OP_SUM: case SDL_OP_MEAN: case SDL_OP_BCE_LOGITS: case SDL_OP_MSE: return (double)x->numel;
+    case SDL_OP_EMBEDDING: case SDL_OP_CONCAT: case SDL_OP_TRANSPOSE: case SDL_OP_NONE: case SDL_OP_COUNT: return 0.0;
+    case SDL_OP_ATTENTION: /* q k^T and P v over all T x T pairs (the kernel skips the masked half: an upper bound) */
+        return 4.0 * (double)x->numel * (double)x->shape[2] + 5.0 * (double)(x->numel / x->shape[3]) * (double)x->shape[2];
+    case SDL_OP_MHA: { /* per head: Q K^T and P V (4 Tq Tk d), softmax 5 Tq Tk */
+        double pairs = (double)y->numel / (double)(x->shape[2] / 3) * (double)n->attr.mha.n_head * (double)n->in[1]->shape[n->attr.mha.batch_first ? 1 : 0];
+        return pairs * (4.0 * (double)(x->shape[2] / 3 / n->attr.mha.n_head) + 5.0);
+    }
+    case SDL_OP_RNN: { /* a recurrent GEMM per step, 2 B (G H) H, and ~4 per gate element */
+        double gh = (double)w->shape[0], h = (double)w->shape[1], steps_b = (double)(x->numel / x->shape[2]);
+        return steps_b * (2.0 * gh * h + 4.0 * gh);
+    }
+    }
+    return 0.0;
+}
+static double sdl__op_bytes(const sdl_node *n) {
+    double b = (double)n->out->numel * sizeof(float);
+    for (int i = 0; i < n->nin; i++) {
+        bool seen = false;
+        for (int k = 0; k < i; k++) seen = seen || n->in[k] == n->in[i];
+        if (!seen) b += (double)n->in[i]->numel * (double)sdl_dtype_size(n->in[i]->dtype);
+    }
+    return b;
+}
+
+/* the leaves of nested sequentials, each run on x and counted from the ops it put on the tape */
+typedef struct sdl__sum_ctx { sdl_summary *s; int cap; sdl_tensor **seen; int nseen, capseen; } sdl__sum_ctx;
+static sdl_tensor *sdl__summary_walk(sdl__sum_ctx *c, sdl_module *l, sdl_tensor *x) {
+    if (l->forward == sdl__seq_forward) {
+        for (int i = 0; i < l->nchildren && x; i++) x = sdl__summary_walk(c, l->children[i], x);
+        return x;
+    }
+    sdl_node *mark = sdl__g.tape;
+    sdl_tensor *y = l->forward(l, x);
+    if (!y) return NULL;
+    if (c->s->nrows == c->cap) {
+        int cap = c->cap ? 2 * c->cap : 16;
+        sdl_summary_row *r = (sdl_summary_row *)SDL_REALLOC(c->s->rows, (size_t)cap * sizeof(sdl_summary_row));
+        if (!r) { sdl_fail(SDL_ERR_OOM, "model_summary: out of memory"); return NULL; }
+        c->s->rows = r;
+        c->cap = cap;
+    }
+    sdl_summary_row *row = &c->s->rows[c->s->nrows++];
+    memset(row, 0, sizeof *row);
+    snprintf(row->name, sizeof row->name, "%s", l->name[0] ? l->name : l->kind);
+    row->kind = l->kind;
+    row->out_shape = sdl_tensor_shape(y);
+    for (sdl_node *n = sdl__g.tape; n && n != mark; n = n->prev) {
+        row->flops += sdl__op_flops(n);
+        row->bytes += sdl__op_bytes(n);
+        for (int i = 0; i < n->nin; i++) { /* parameters this layer read, each once in the whole model */
+            sdl_tensor *p = n->in[i];
+            bool seen = p->param_index < 0 || !p->model;
+            for (int k = 0; k < c->nseen && !seen; k++) seen = c->seen[k] == p;
+            if (seen) continue;
+            if (!sdl__push_ptr((void ***)&c->seen, &c->nseen, p)) return NULL;
+            row->params += p->numel;
+        }
+    }
+    c->s->params += row->params;
+    c->s->flops += row->flops;
+    c->s->bytes += row->bytes;
+    return y;
+}
+
+static const char *sdl__si(double v, char *buf, size_t cap) {
+    const char *u[] = {"", "K", "M", "G", "T", "P"};
+    int k = 0;
+    while (v >= 1000.0 && k < 5) { v /= 1000.0; k++; }
+    snprintf(buf, cap, k ? "%.2f%s" : "%.0f%s", v, u[k]);
+    return buf;
+}
+
+SDL_API sdl_result sdl_model_summary(sdl_module *net, sdl_shape input_shape, const sdl_roofline *machine, FILE *out, sdl_summary *result) {
+    if (result) memset(result, 0, sizeof *result);
+    if (!net) return sdl_fail(SDL_ERR_ARG, "model_summary: NULL module (an earlier call failed: %s)", sdl__err_msg);
+    if (input_shape.ndim < 1 || input_shape.ndim > SDL_MAX_DIMS) return sdl_fail(SDL_ERR_ARG, "model_summary: input shape with %d dims", input_shape.ndim);
+    sdl_summary s;
+    memset(&s, 0, sizeof s);
+    s.machine = machine ? *machine : sdl_roofline_cpu();
+    /* ids for a model that starts with an embedding, else floats; zeros either way */
+    sdl_module *first = net;
+    while (first->forward == sdl__seq_forward && first->nchildren > 0) first = first->children[0];
+    bool ids = first->forward == sdl__embedding_layer_fwd || first->forward == sdl__embedding_pad_layer_fwd;
+    sdl_tensor *x = sdl_tensor_new(input_shape, ids ? SDL_I32 : SDL_F32);
+    if (!x || (!ids && sdl_tensor_requires_grad(x) != SDL_OK)) { sdl_tensor_free(x); return sdl__err_code; }
+    bool was_training = net->model->training, grad = sdl_is_grad_enabled();
+    sdl_model_train(net->model, false); /* eval: batch-norm statistics stay as they are */
+    sdl_set_grad_enabled(true);         /* the ops go on the tape, where they are counted */
+    sdl__sum_ctx c;
+    memset(&c, 0, sizeof c);
+    c.s = &s;
+    sdl_tensor *y = sdl__summary_walk(&c, net, x);
+    sdl_result r = y ? SDL_OK : sdl_last_result();
+    sdl_model_train(net->model, was_training);
+    sdl_set_grad_enabled(grad);
+    sdl_arena_reset();
+    sdl_tensor_free(x);
+    SDL_DEALLOC(c.seen);
+    if (r == SDL_OK && out) {
+        double ridge = s.machine.bytes_per_s > 0 ? s.machine.flops / s.machine.bytes_per_s : 0.0;
+        char a[32], b[32], d[32], sh[96];
+        fprintf(out, "%-24s %-20s %12s %10s %10s %8s  %s\n", "Layer (type)", "Output shape", "Param #", "FLOPs", "Bytes", "FLOP/B", "bound");
+        for (int i = 0; i < s.nrows; i++) {
+            const sdl_summary_row *w = &s.rows[i];
+            char nm[80];
+            snprintf(nm, sizeof nm, "%s (%s)", w->name, w->kind);
+            double ai = w->bytes > 0 ? w->flops / w->bytes : 0.0;
+            fprintf(out, "%-24s %-20s %12lld %10s %10s %8.2f  %s\n", nm, sdl_shape_str(w->out_shape, sh, sizeof sh), (long long)w->params,
+                    sdl__si(w->flops, a, sizeof a), sdl__si(w->bytes, b, sizeof b), ai, w->flops == 0.0 ? "-" : ai >= ridge ? "compute" : "memory");
+        }
+        fprintf(out, "Total params: %lld\nForward: %s FLOP, %s bytes moved (%.2f FLOP/B)\n", (long long)s.params,
+                sdl__si(s.flops, a, sizeof a), sdl__si(s.bytes, b, sizeof b), s.bytes > 0 ? s.flops / s.bytes : 0.0);
+        fprintf(out, "Machine (%s): %s FLOP/s, %s B/s, ridge %.1f FLOP/B: a forward needs at least %.3g ms at the compute roof, "
+                "%.3g ms at the memory roof (training ~3x the FLOPs)\n", s.machine.name ? s.machine.name : "given", sdl__si(s.machine.flops, a, sizeof a),
+                sdl__si(s.machine.bytes_per_s, d, sizeof d), ridge, s.machine.flops > 0 ? 1e3 * s.flops / s.machine.flops : 0.0,
+                s.machine.bytes_per_s > 0 ? 1e3 * s.bytes / s.machine.bytes_per_s : 0.0);
+    }
+    if (result && r == SDL_OK) *result = s;
+    else SDL_DEALLOC(s.rows);
+    return r;
+}
+SDL_API void sdl_summary_free(sdl_summary *s) {
+    if (!s) return;
+    SDL_DEALLOC(s->rows);
+    memset(s, 0, sizeof *s);
 }
 
 /* >>optim */

@@ -587,6 +587,57 @@ static void test_conv_ex_torch(void) {
     sdl_arena_reset();
 }
 
+/* ---- model summary: counts against hand-computed numbers ------------------------------------ */
+static void test_model_summary(void) {
+    sdl_model *m = sdl_model_new(1);
+    sdl_module *net = sdl_sequential(m, "");
+    sdl_seq_add(net, sdl_conv2d_layer(m, "conv", 1, 2, 3, 1, 1, true));
+    sdl_seq_add(net, sdl_relu_layer(m));
+    sdl_seq_add(net, sdl_flatten_layer(m));
+    sdl_seq_add(net, sdl_linear_layer(m, "fc", 32, 3, true));
+    sdl_roofline roof = {1e9, 1e9, "test"}; /* ridge at 1 FLOP/B */
+    sdl_summary s;
+    FILE *f = tmpfile();
+    CHECK(sdl_model_summary(net, sdl_shape4(1, 1, 4, 4), &roof, f, &s) == SDL_OK, "%s", sdl_last_error());
+    CHECK(s.nrows == 4, "4 rows, got %d", s.nrows);
+    if (s.nrows == 4) {
+        /* conv: y (1,2,4,4) = 32 outputs of 9 taps: 2*32*9 + 32 bias = 608 FLOPs; bytes 4 (16 x + 18 w + 2 b + 32 y) = 272
+           relu: 32 FLOPs, 4 (32 + 32) = 256 bytes; flatten: a view, nothing
+           fc:   2*3*32 + 3 = 195 FLOPs, 4 (32 + 96 + 3 + 3) = 536 bytes */
+        double fl[4] = {608, 32, 0, 195}, by[4] = {272, 256, 0, 536};
+        int64_t pa[4] = {20, 0, 0, 99};
+        for (int i = 0; i < 4; i++)
+            CHECK(s.rows[i].flops == fl[i] && s.rows[i].bytes == by[i] && s.rows[i].params == pa[i], "row %d (%s): %g FLOPs, %g bytes, %lld params",
+                  i, s.rows[i].name, s.rows[i].flops, s.rows[i].bytes, (long long)s.rows[i].params);
+        CHECK(s.params == 119 && s.flops == 835 && s.bytes == 1064, "totals %lld %g %g", (long long)s.params, s.flops, s.bytes);
+        CHECK(!strcmp(s.rows[0].name, "conv") && !strcmp(s.rows[1].name, "relu") && s.rows[2].out_shape.ndim == 2 && s.rows[2].out_shape.d[1] == 32,
+              "names and shapes");
+    }
+    char text[4096] = {0};
+    rewind(f);
+    size_t got = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    CHECK(got > 0 && strstr(text, "conv (conv2d)") && strstr(text, "Total params: 119"), "printed:\n%s", text);
+    char *conv = strstr(text, "conv (conv2d)"), *relu = strstr(text, "relu (relu)");
+    CHECK(conv && relu && strstr(conv, "compute") < relu && strstr(relu, "memory") != NULL, "conv compute-bound, relu memory-bound at ridge 1");
+    sdl_summary_free(&s);
+    sdl_model_free(m);
+
+    /* an LSTM: params 4*4*(3+4) + 2*16 = 144; the projection 2*10*16*3 + 160 = 1120 FLOPs and the
+       recurrence 10 (2*16*4 + 4*16) = 1920 */
+    m = sdl_model_new(1);
+    sdl_rnn_desc d = {SDL_RNN_LSTM, 3, 4, 1, false, true, 0.0f};
+    sdl_module *lstm = sdl_rnn_layer(m, "lstm", &d);
+    CHECK(sdl_model_summary(lstm, sdl_shape3(2, 5, 3), &roof, NULL, &s) == SDL_OK && s.nrows == 1, "%s", sdl_last_error());
+    CHECK(s.params == 144 && s.flops == 3040 && s.rows[0].out_shape.d[2] == 4, "lstm: %lld params, %g FLOPs", (long long)s.params, s.flops);
+    sdl_summary_free(&s);
+    CHECK(sdl_model_summary(NULL, sdl_shape1(1), &roof, NULL, &s) == SDL_ERR_ARG, "NULL net");
+    sdl_model_free(m);
+    sdl_roofline cpu = sdl_roofline_cpu();
+    CHECK(cpu.flops > 0 && cpu.bytes_per_s > 0, "measured: %.3g FLOP/s, %.3g B/s", cpu.flops, cpu.bytes_per_s);
+    printf("  this machine: %.1f GFLOP/s, %.1f GB/s\n", cpu.flops * 1e-9, cpu.bytes_per_s * 1e-9);
+}
+
 int main(void) {
     RUN(test_gelu_gradcheck);
     RUN(test_gelu_tail);
@@ -602,5 +653,6 @@ int main(void) {
     RUN(test_mha);
     RUN(test_conv_ex_gradcheck);
     RUN(test_conv_ex_torch);
+    RUN(test_model_summary);
     return sdl_test_finish();
 }

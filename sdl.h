@@ -584,10 +584,13 @@ typedef struct sdl_summary {
    nothing): name (type), output shape, parameters, FLOPs, bytes, FLOP/byte and whether the
    layer is compute- or memory-bound on `machine` (NULL: sdl_roofline_cpu()), i.e. above or
    below the ridge FLOP/s / bytes/s. With `result`, the numbers (free with sdl_summary_free).
-   Call it between steps: it resets the step arena. An epoch's achieved FLOP/s and MFU
-   follow from result.flops: 3 * flops * steps / seconds, over machine.flops. */
+   Call it between steps: it resets the step arena. */
 SDL_API sdl_result sdl_model_summary(sdl_module *net, sdl_shape input_shape, const sdl_roofline *machine, FILE *out, sdl_summary *result);
 SDL_API void sdl_summary_free(sdl_summary *s);
+/* For an epoch's log line: the model FLOPs utilisation of `steps` training steps of the
+   summarised batch shape that took `seconds` (3x the forward FLOPs per step, over
+   s->machine.flops), and the achieved FLOP/s in *flops_per_s when not NULL. */
+SDL_API double sdl_summary_mfu(const sdl_summary *s, double steps, double seconds, double *flops_per_s);
 SDL_API sdl_module *sdl_tanh_layer(sdl_model *m);
 SDL_API sdl_module *sdl_sigmoid_layer(sdl_model *m);
 SDL_API sdl_module *sdl_silu_layer(sdl_model *m);
@@ -5679,6 +5682,11 @@ SDL_API void sdl_summary_free(sdl_summary *s) {
     if (!s) return;
     SDL_DEALLOC(s->rows);
     memset(s, 0, sizeof *s);
+}
+SDL_API double sdl_summary_mfu(const sdl_summary *s, double steps, double seconds, double *flops_per_s) {
+    double achieved = s && seconds > 0 ? 3.0 * s->flops * steps / seconds : 0.0;
+    if (flops_per_s) *flops_per_s = achieved;
+    return s && s->machine.flops > 0 ? achieved / s->machine.flops : 0.0;
 }
 
 /* >>optim */

@@ -612,6 +612,8 @@ static void test_model_summary(void) {
         CHECK(s.params == 119 && s.flops == 835 && s.bytes == 1064, "totals %lld %g %g", (long long)s.params, s.flops, s.bytes);
         CHECK(!strcmp(s.rows[0].name, "conv") && !strcmp(s.rows[1].name, "relu") && s.rows[2].out_shape.ndim == 2 && s.rows[2].out_shape.d[1] == 32,
               "names and shapes");
+        double fps = 0.0, mfu = sdl_summary_mfu(&s, 1000.0, 0.5, &fps); /* 3 * 835 * 1000 / 0.5 = 5.01e6 FLOP/s of 1e9 */
+        CHECK(fabs(fps - 5.01e6) < 1.0 && fabs(mfu - 5.01e-3) < 1e-12, "mfu %g, %g FLOP/s", mfu, fps);
     }
     char text[4096] = {0};
     rewind(f);
@@ -638,6 +640,35 @@ static void test_model_summary(void) {
     printf("  this machine: %.1f GFLOP/s, %.1f GB/s\n", cpu.flops * 1e-9, cpu.bytes_per_s * 1e-9);
 }
 
+/* ---- the new ops on another device: an error naming the op, never a wrong number ------------
+   A fake backend registered as SDL_CUDA with the CPU's table minus the new ops (as the real
+   CUDA table has none of them; it has embedding and pooling, which know no padding_idx and
+   no ceil_mode divisor), its memory on the host. */
+static void test_new_ops_on_device(void) {
+    sdl_backend be = *sdl_get_backend(SDL_CPU);
+    sdl_op fresh[4] = {SDL_OP_RNN, SDL_OP_GROUP_NORM, SDL_OP_MHA, SDL_OP_CONV2D_GROUPED};
+    for (int i = 0; i < 4; i++) be.forward[fresh[i]] = be.backward[fresh[i]] = NULL;
+    be.name = "fake";
+    be.arena_alloc = sdl_arena_alloc;
+    be.arena_reset = NULL;
+    sdl_register_backend(SDL_CUDA, &be);
+    sdl_tensor *x4 = sdl_arena_tensor_on(sdl_shape4(1, 4, 5, 5), SDL_F32, SDL_CUDA), *w = sdl_arena_tensor_on(sdl_shape4(4, 2, 3, 3), SDL_F32, SDL_CUDA);
+    sdl_tensor *table = sdl_arena_tensor_on(sdl_shape2(5, 3), SDL_F32, SDL_CUDA), *ids = sdl_arena_tensor_on(sdl_shape1(2), SDL_I32, SDL_CUDA);
+    sdl_tensor *xw = sdl_arena_tensor_on(sdl_shape3(2, 1, 12), SDL_F32, SDL_CUDA), *whh = sdl_arena_tensor_on(sdl_shape2(12, 3), SDL_F32, SDL_CUDA);
+    sdl_tensor *bhh = sdl_arena_tensor_on(sdl_shape1(12), SDL_F32, SDL_CUDA), *qkv = sdl_arena_tensor_on(sdl_shape3(1, 2, 12), SDL_F32, SDL_CUDA);
+    sdl_conv2d_desc grp = {0, 0, 0, 0, 0, 0, 2, false};
+    CHECK(!sdl_group_norm(x4, 2, NULL, NULL, 1e-5f) && strstr(sdl_last_error(), "group_norm: no kernel on device"), "%s", sdl_last_error());
+    CHECK(!sdl_conv2d_ex(x4, w, NULL, &grp) && strstr(sdl_last_error(), "conv2d_ex") && strstr(sdl_last_error(), "CPU only"), "%s", sdl_last_error());
+    CHECK(!sdl_embedding_pad(ids, table, 0) && strstr(sdl_last_error(), "embedding_pad"), "%s", sdl_last_error());
+    CHECK(!sdl_avg_pool2d_ceil(x4, 2, 2, 0) && strstr(sdl_last_error(), "ceil_mode"), "%s", sdl_last_error());
+    CHECK(sdl_max_pool2d_ceil(x4, 2, 2, 0) != NULL, "max_pool2d ceil_mode runs where the device has max pooling: %s", sdl_last_error());
+    CHECK(!sdl__rnn_scan(SDL_RNN_LSTM, xw, whh, bhh, NULL, false) && strstr(sdl_last_error(), "rnn: the recurrence has no kernel"), "%s", sdl_last_error());
+    CHECK(!sdl__mha_attend(qkv, qkv, qkv, NULL, 2, true) && strstr(sdl_last_error(), "mha: masked attention has no kernel"), "%s", sdl_last_error());
+    sdl_arena_reset();
+    memset(&be, 0, sizeof be); /* no device again */
+    sdl_register_backend(SDL_CUDA, &be);
+}
+
 int main(void) {
     RUN(test_gelu_gradcheck);
     RUN(test_gelu_tail);
@@ -654,5 +685,6 @@ int main(void) {
     RUN(test_conv_ex_gradcheck);
     RUN(test_conv_ex_torch);
     RUN(test_model_summary);
+    RUN(test_new_ops_on_device);
     return sdl_test_finish();
 }

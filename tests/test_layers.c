@@ -344,6 +344,13 @@ static void test_rnn_misc(void) {
     sdl_manual_seed(1);
     sdl_tensor *t2 = sdl_forward(net, x);
     CHECK(memcmp(t1->data, t2->data, 40 * 4) == 0 && memcmp(t1->data, e1->data, 40 * 4) != 0, "dropout: only in training, same seed same mask");
+    sdl_model_train(m, false);
+    sdl_set_grad_enabled(false); /* inference: no tape, the same numbers */
+    sdl_tensor *hn = NULL, *cn = NULL, *e2 = sdl_rnn_forward(net, x, NULL, NULL, &hn, &cn);
+    sdl_set_grad_enabled(true);
+    CHECK(e2 && !e2->requires_grad && memcmp(e2->data, e1->data, 40 * 4) == 0 && hn && cn && hn->shape[0] == 2 && !cn->grad,
+          "no-grad forward: %s", sdl_last_error());
+    CHECK(e2 && hn && memcmp(sdl_f32(hn) + 10, sdl_f32(e2) + 15, 5 * 4) == 0, "h_n[1] of sample 0 is its last output");
     /* errors name the layer and the shapes */
     sdl_tensor *bad = sdl_tensor_new(sdl_shape3(2, 4, 7), SDL_F32), *h0 = sdl_tensor_new(sdl_shape3(1, 2, 5), SDL_F32);
     CHECK(!sdl_forward(net, bad) && strstr(sdl_last_error(), "lstm 'lstm'") && strstr(sdl_last_error(), "(2, 4, 7)"), "%s", sdl_last_error());

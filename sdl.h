@@ -288,6 +288,7 @@ typedef enum sdl_op {
     SDL_OP_SILU, SDL_OP_SOFTMAX, SDL_OP_LOG_SOFTMAX, SDL_OP_ADD, SDL_OP_MUL, SDL_OP_SCALE,
     SDL_OP_CONCAT, SDL_OP_TRANSPOSE, SDL_OP_ATTENTION, SDL_OP_SUM, SDL_OP_MEAN,
     SDL_OP_CROSS_ENTROPY, SDL_OP_NLL, SDL_OP_BCE_LOGITS, SDL_OP_MSE,
+    SDL_OP_GELU_TANH, SDL_OP_RNN, SDL_OP_GROUP_NORM, SDL_OP_MHA, SDL_OP_CONV2D_GROUPED, /* >>layers ops (issue 16) */
     SDL_OP_COUNT
 } sdl_op;
 
@@ -306,6 +307,11 @@ struct sdl_node {
         struct { float alpha; } scalar;  /* leaky_relu slope, scale factor, label smoothing */
         struct { int dim, dim1; } axis;  /* concat (dim); transpose (dim, dim1), dim < dim1 */
         struct { int n_head; sdl_dtype p_dtype; } attn; /* p_dtype: how a device kept P (CUDA: bf16/fp16 runs) */
+        struct { int64_t padding_idx; } emb; /* the table row that gets no gradient, -1: none */
+        struct { int mode; bool batch_first; } rnn; /* mode: sdl_rnn_mode */
+        struct { float eps; int groups; } gn;
+        struct { int n_head; bool batch_first; } mha;
+        struct { int stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups; } gconv;
     } attr;
     void *saved;   /* arena memory forward left for backward */
     sdl_node *prev; /* the tape, newest first */
@@ -380,9 +386,27 @@ SDL_API sdl_tensor *sdl_linear_act(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, 
 SDL_API sdl_tensor *sdl_conv2d_act(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, int stride, int pad, sdl_act act);
 SDL_API sdl_tensor *sdl_conv2d(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, int stride, int pad);  /* w (C_out, C_in, kh, kw) */
 SDL_API sdl_tensor *sdl_conv_transpose2d(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, int stride, int pad, int out_pad); /* w (C_in, C_out, kh, kw) */
+/* nn.Conv2d's other settings; zero means PyTorch's default (stride 1, pad 0, dilation 1,
+   groups 1). same: padding='same' (stride 1; an odd total pads one more at the bottom and
+   right, as PyTorch). w (C_out, C_in/groups, kh, kw); groups = C_in is depthwise. A dense
+   conv (groups 1, dilation 1) runs sdl_conv2d's op with its fast paths on any device;
+   groups, dilation or uneven 'same' run a general op, CPU only for now. */
+typedef struct sdl_conv2d_desc {
+    int stride_h, stride_w;
+    int pad_h, pad_w;
+    int dilation_h, dilation_w;
+    int groups;
+    bool same;
+} sdl_conv2d_desc;
+SDL_API sdl_tensor *sdl_conv2d_ex(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, const sdl_conv2d_desc *d);
 SDL_API sdl_tensor *sdl_max_pool2d(sdl_tensor *x, int kernel, int stride, int pad);
 SDL_API sdl_tensor *sdl_avg_pool2d(sdl_tensor *x, int kernel, int stride, int pad);
 SDL_API sdl_tensor *sdl_global_avg_pool(sdl_tensor *x);                            /* (N,C,H,W) -> (N,C) */
+/* PyTorch's ceil_mode=True: the output size rounds up, so a last, partial window is kept
+   (it must start inside the input or the left padding); avg divides it by its part inside
+   the padded input. CPU; CUDA refuses avg windows that hang over. */
+SDL_API sdl_tensor *sdl_max_pool2d_ceil(sdl_tensor *x, int kernel, int stride, int pad);
+SDL_API sdl_tensor *sdl_avg_pool2d_ceil(sdl_tensor *x, int kernel, int stride, int pad);
 /* x (N, C) or (N, C, H, W); gamma, beta (C), or both NULL for no affine. Training normalises
    with the batch stats and, if the running stats are given, sets running = (1 - momentum)
    running + momentum stat (unbiased var, as PyTorch; momentum 0.1, eps 1e-5 are its defaults).
@@ -391,13 +415,20 @@ SDL_API sdl_tensor *sdl_batch_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor 
                                    sdl_tensor *running_var, bool training, float momentum, float eps);
 /* over the last dim D; gamma, beta (D), or both NULL for no affine */
 SDL_API sdl_tensor *sdl_layer_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, float eps);
+/* F.group_norm: x (N, C, ...), the channels in `groups` groups, each (n, group) normalised
+   over its channels and positions; gamma, beta (C) or both NULL. CPU only for now. */
+SDL_API sdl_tensor *sdl_group_norm(sdl_tensor *x, int groups, sdl_tensor *gamma, sdl_tensor *beta, float eps);
 /* inverted dropout: kept values scaled by 1/(1-p); the mask comes from the global RNG (a seed
    fixes it on any thread count). Eval or p = 0 returns x itself. */
 SDL_API sdl_tensor *sdl_dropout(sdl_tensor *x, float p, bool training);
 SDL_API sdl_tensor *sdl_embedding(sdl_tensor *ids, sdl_tensor *table); /* ids i32 (...), table (V, D) -> (..., D) */
+/* PyTorch's padding_idx: as sdl_embedding, but row padding_idx (negative: V + padding_idx)
+   gets no gradient. CPU only for now (CUDA returns an error). */
+SDL_API sdl_tensor *sdl_embedding_pad(sdl_tensor *ids, sdl_tensor *table, int64_t padding_idx);
 SDL_API sdl_tensor *sdl_relu(sdl_tensor *x);
 SDL_API sdl_tensor *sdl_leaky_relu(sdl_tensor *x, float slope);
-SDL_API sdl_tensor *sdl_gelu(sdl_tensor *x); /* tanh form */
+SDL_API sdl_tensor *sdl_gelu(sdl_tensor *x);      /* exact: x/2 (1 + erf(x/sqrt 2)), PyTorch's default */
+SDL_API sdl_tensor *sdl_gelu_tanh(sdl_tensor *x); /* tanh form, GELU(approximate='tanh') (GPT-2) */
 SDL_API sdl_tensor *sdl_tanh(sdl_tensor *x);
 SDL_API sdl_tensor *sdl_sigmoid(sdl_tensor *x);
 SDL_API sdl_tensor *sdl_silu(sdl_tensor *x);
@@ -486,6 +517,8 @@ struct sdl_module {
     sdl_module **children;                   /* sequential */
     int nchildren, cap_children;
     void *user;                              /* for your own modules */
+    bool ceil_mode;                          /* pooling: PyTorch's ceil_mode (set it after making the layer) */
+    int64_t padding_idx;                     /* sdl_embedding_pad_layer */
 };
 SDL_API sdl_tensor *sdl_forward(sdl_module *layer, sdl_tensor *x);
 SDL_API sdl_module *sdl_module_new(sdl_model *m, const char *kind, const char *name, sdl_forward_fn fwd);
@@ -494,12 +527,101 @@ SDL_API sdl_result sdl_seq_add(sdl_module *seq, sdl_module *layer);
 SDL_API sdl_module *sdl_linear_layer(sdl_model *m, const char *name, int64_t in, int64_t out, bool bias);
 SDL_API sdl_module *sdl_conv2d_layer(sdl_model *m, const char *name, int64_t c_in, int64_t c_out, int kernel, int stride, int pad, bool bias);
 SDL_API sdl_module *sdl_conv_transpose2d_layer(sdl_model *m, const char *name, int64_t c_in, int64_t c_out, int kernel, int stride, int pad, int out_pad, bool bias);
+SDL_API sdl_module *sdl_conv2d_ex_layer(sdl_model *m, const char *name, int64_t c_in, int64_t c_out, int kernel_h, int kernel_w,
+                                        const sdl_conv2d_desc *d, bool bias); /* see sdl_conv2d_ex */
 SDL_API sdl_module *sdl_batch_norm_layer(sdl_model *m, const char *name, int64_t channels);
 SDL_API sdl_module *sdl_layer_norm_layer(sdl_model *m, const char *name, int64_t dim);
 SDL_API sdl_module *sdl_embedding_layer(sdl_model *m, const char *name, int64_t vocab, int64_t dim);
+/* nn.Embedding(vocab, dim, padding_idx): that row starts at zero and gets no gradient */
+SDL_API sdl_module *sdl_embedding_pad_layer(sdl_model *m, const char *name, int64_t vocab, int64_t dim, int64_t padding_idx);
 SDL_API sdl_module *sdl_relu_layer(sdl_model *m);
 SDL_API sdl_module *sdl_leaky_relu_layer(sdl_model *m, float slope);
-SDL_API sdl_module *sdl_gelu_layer(sdl_model *m);
+SDL_API sdl_module *sdl_gelu_layer(sdl_model *m);      /* exact (erf), nn.GELU() */
+SDL_API sdl_module *sdl_gelu_tanh_layer(sdl_model *m); /* nn.GELU(approximate='tanh') */
+SDL_API sdl_module *sdl_softmax_layer(sdl_model *m);   /* over the last dim, nn.Softmax(dim=-1) */
+SDL_API sdl_module *sdl_log_softmax_layer(sdl_model *m);
+SDL_API sdl_module *sdl_identity_layer(sdl_model *m);  /* returns x itself, nn.Identity() */
+
+/* Recurrent layers as nn.RNN (tanh), nn.LSTM and nn.GRU: the same gate order and parameter
+   names ("name.weight_ih_l0" (G*H, I), "weight_hh_l0" (G*H, H), "bias_ih_l0", "bias_hh_l0",
+   then _l1 ...; G = 4 gates i,f,g,o for the LSTM, 3 gates r,z,n for the GRU), so a torch
+   state_dict loads as it is; the same init, U(+-1/sqrt(hidden_size)). dropout applies to
+   each layer's output but the last while the model trains. Each layer's recurrence over the
+   sequence is one op (CPU only for now; CUDA returns an error). */
+typedef enum sdl_rnn_mode { SDL_RNN_DEFAULT = 0 /* tanh */, SDL_RNN_TANH, SDL_RNN_LSTM, SDL_RNN_GRU } sdl_rnn_mode;
+typedef struct sdl_rnn_desc {
+    sdl_rnn_mode mode;
+    int64_t input_size, hidden_size;
+    int num_layers;     /* 0: 1 */
+    bool no_bias;       /* PyTorch's bias=False */
+    bool batch_first;   /* x and the output (B, T, .) instead of (T, B, .) */
+    float dropout;
+} sdl_rnn_desc;
+SDL_API sdl_module *sdl_rnn_layer(sdl_model *m, const char *name, const sdl_rnn_desc *desc);
+/* x (T, B, I), or (B, T, I) with batch_first -> the last layer's h for every step, (T, B, H)
+   or (B, T, H). h0, c0 (num_layers, B, H) or NULL for zeros (c0: LSTM only). h_n, c_n, when
+   not NULL, get the final states (num_layers, B, H) (c_n: LSTM only). sdl_forward(layer, x)
+   is this with zero states. */
+SDL_API sdl_tensor *sdl_rnn_forward(sdl_module *layer, sdl_tensor *x, sdl_tensor *h0, sdl_tensor *c0,
+                                    sdl_tensor **h_n, sdl_tensor **c_n);
+
+/* nn.GroupNorm(groups, channels): weight 1, bias 0, eps 1e-5 */
+SDL_API sdl_module *sdl_group_norm_layer(sdl_model *m, const char *name, int groups, int64_t channels);
+
+/* Multi-head attention as nn.MultiheadAttention(embed_dim, num_heads, bias, batch_first)
+   with PyTorch's parameters and init: "name.in_proj_weight" (3E, E) = [W_q; W_k; W_v],
+   "in_proj_bias" (3E), "out_proj.weight" (E, E), "out_proj.bias" (E). No attention dropout.
+   causal masks each query's later keys (a causal attn_mask). CPU only for now. */
+typedef struct sdl_mha_desc {
+    int64_t embed_dim;
+    int num_heads;
+    bool no_bias;      /* PyTorch's bias=False */
+    bool batch_first;  /* (B, T, E) instead of (T, B, E) */
+    bool causal;
+} sdl_mha_desc;
+SDL_API sdl_module *sdl_mha_layer(sdl_model *m, const char *name, const sdl_mha_desc *desc);
+/* query (Tq, B, E), key and value (Tk, B, E) ((B, T, E) with batch_first); key NULL: the
+   query (self-attention), value NULL: the key. attn_mask (Tq, Tk): f32 added to the scores,
+   or u8 where nonzero means "may not attend" (PyTorch's bool mask); key_padding_mask (B, Tk)
+   u8 or i32, nonzero = a padding key. Either may be NULL. Returns (Tq, B, E) or (B, Tq, E).
+   A query that may attend to no key gets 0 (PyTorch: NaN). sdl_forward(layer, x) is
+   self-attention with no masks but causal. */
+SDL_API sdl_tensor *sdl_mha_forward(sdl_module *layer, sdl_tensor *query, sdl_tensor *key, sdl_tensor *value,
+                                    sdl_tensor *attn_mask, sdl_tensor *key_padding_mask);
+
+/* Model summary and roofline (Keras' model.summary() plus the cost of each layer). A
+   machine's roofs: peak FLOP/s and memory bytes/s. sdl_roofline_cpu() measures this CPU
+   (FMA chains of this build's widest vectors on every sdl thread, and a parallel read of
+   64 MiB; ~50 ms); for a GPU give its spec sheet's numbers, e.g. an H100 SXM's
+   {989e12 (bf16 dense), 3.35e12, "H100 SXM"}. */
+typedef struct sdl_roofline { double flops, bytes_per_s; const char *name; } sdl_roofline;
+SDL_API sdl_roofline sdl_roofline_cpu(void);
+typedef struct sdl_summary_row {
+    char name[64];         /* the layer's name, or its kind when unnamed */
+    const char *kind;
+    sdl_shape out_shape;
+    int64_t params;        /* parameters this layer reads (a shared one counts at its first use) */
+    double flops, bytes;   /* forward: FLOPs (a multiply-add is 2), bytes each op reads and writes */
+} sdl_summary_row;
+typedef struct sdl_summary {
+    sdl_summary_row *rows; /* one per layer; sequentials are opened up */
+    int nrows;
+    int64_t params;
+    double flops, bytes;   /* forward totals; a training step is about 3x the FLOPs */
+    sdl_roofline machine;
+} sdl_summary;
+/* Runs one forward of `net` on zeros of input_shape (i32 ids when it starts with an
+   embedding) in eval mode, counting each layer's ops, and prints the table to `out` (NULL:
+   nothing): name (type), output shape, parameters, FLOPs, bytes, FLOP/byte and whether the
+   layer is compute- or memory-bound on `machine` (NULL: sdl_roofline_cpu()), i.e. above or
+   below the ridge FLOP/s / bytes/s. With `result`, the numbers (free with sdl_summary_free).
+   Call it between steps: it resets the step arena. */
+SDL_API sdl_result sdl_model_summary(sdl_module *net, sdl_shape input_shape, const sdl_roofline *machine, FILE *out, sdl_summary *result);
+SDL_API void sdl_summary_free(sdl_summary *s);
+/* For an epoch's log line: the model FLOPs utilisation of `steps` training steps of the
+   summarised batch shape that took `seconds` (3x the forward FLOPs per step, over
+   s->machine.flops), and the achieved FLOP/s in *flops_per_s when not NULL. */
+SDL_API double sdl_summary_mfu(const sdl_summary *s, double steps, double seconds, double *flops_per_s);
 SDL_API sdl_module *sdl_tanh_layer(sdl_model *m);
 SDL_API sdl_module *sdl_sigmoid_layer(sdl_model *m);
 SDL_API sdl_module *sdl_silu_layer(sdl_model *m);
@@ -3437,11 +3559,125 @@ SDL_API sdl_tensor *sdl_conv_transpose2d(sdl_tensor *x, sdl_tensor *w, sdl_tenso
     return sdl__conv_common("conv_transpose2d", SDL_OP_CONV_TRANSPOSE2D, x, w, b, stride, pad, out_pad, SDL_ACT_NONE);
 }
 
+/* ---- conv2d with dilation and groups (and 'same' padding that needs one more row or
+   column at the end), the general case behind sdl_conv2d_ex; plain dense convs keep the op
+   above with its fast paths. x (N, C, H, W), w (O, C/G, KH, KW), b (O) -> y (N, O, OH, OW).
+   Group g reads channels [g C/G, (g+1) C/G) and writes [g O/G, (g+1) O/G). Tap (i, j) of
+   output (oh, ow) reads x[oh sh - ph + i dh][ow sw - pw + j dw] (zero outside). Per sample
+   and group, with col (C/G KH KW, OH OW) the taps:
+   y_g = W_g col + b_g;  dW_g += dy_g col^T;  dx_g += the taps of W_g^T dy_g added back;  db += sum dy */
+typedef struct sdl__gconv { int64_t N, C, H, W, O, G, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw; } sdl__gconv;
+static sdl__gconv sdl__gconv_of(const sdl_node *n) {
+    sdl__gconv g;
+    const sdl_tensor *x = n->in[0], *w = n->in[1], *y = n->out;
+    g.N = x->shape[0]; g.C = x->shape[1]; g.H = x->shape[2]; g.W = x->shape[3];
+    g.O = w->shape[0]; g.KH = w->shape[2]; g.KW = w->shape[3]; g.OH = y->shape[2]; g.OW = y->shape[3];
+    g.G = n->attr.gconv.groups;
+    g.sh = n->attr.gconv.stride_h; g.sw = n->attr.gconv.stride_w; g.ph = n->attr.gconv.pad_h; g.pw = n->attr.gconv.pad_w;
+    g.dh = n->attr.gconv.dil_h; g.dw = n->attr.gconv.dil_w;
+    return g;
+}
+/* col (C/G KH KW, OH OW) = the taps of one group's channels x; or, add: x += col's taps back */
+static void sdl__gconv_taps(const sdl__gconv *g, float *x, float *col, bool add) {
+    int64_t P = g->OH * g->OW;
+    for (int64_t c = 0; c < g->C / g->G; c++)
+        for (int64_t i = 0; i < g->KH; i++)
+            for (int64_t j = 0; j < g->KW; j++) {
+                float *cr = col + ((c * g->KH + i) * g->KW + j) * P;
+                for (int64_t oh = 0; oh < g->OH; oh++) {
+                    int64_t ih = oh * g->sh - g->ph + i * g->dh;
+                    bool row_in = ih >= 0 && ih < g->H;
+                    for (int64_t ow = 0; ow < g->OW; ow++) {
+                        int64_t iw = ow * g->sw - g->pw + j * g->dw;
+                        bool in = row_in && iw >= 0 && iw < g->W;
+                        if (add) { if (in) x[(c * g->H + ih) * g->W + iw] += cr[oh * g->OW + ow]; }
+                        else cr[oh * g->OW + ow] = in ? x[(c * g->H + ih) * g->W + iw] : 0.0f;
+                    }
+                }
+            }
+}
+static void sdl__gconv_fwd(sdl_node *n) {
+    sdl__gconv g = sdl__gconv_of(n);
+    const sdl_tensor *b = n->nin > 2 ? n->in[2] : NULL;
+    int64_t Cg = g.C / g.G, Og = g.O / g.G, Kc = Cg * g.KH * g.KW, P = g.OH * g.OW;
+    float *col = (float *)sdl_arena_alloc((size_t)(Kc * P) * sizeof(float));
+    if (!col) return;
+    for (int64_t s = 0; s < g.N; s++)
+        for (int64_t grp = 0; grp < g.G; grp++) {
+            float *y = sdl_f32(n->out) + (s * g.O + grp * Og) * P;
+            for (int64_t o = 0; o < Og; o++) sdl__vfill(y + o * P, b ? sdl_f32(b)[grp * Og + o] : 0.0f, P);
+            sdl__gconv_taps(&g, sdl_f32(n->in[0]) + (s * g.C + grp * Cg) * g.H * g.W, col, false);
+            sdl_sgemm(false, false, Og, P, Kc, 1.0f, sdl_f32(n->in[1]) + grp * Og * Kc, Kc, col, P, 1.0f, y, P);
+        }
+}
+static void sdl__gconv_bwd(sdl_node *n) {
+    sdl__gconv g = sdl__gconv_of(n);
+    sdl_tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL;
+    int64_t Cg = g.C / g.G, Og = g.O / g.G, Kc = Cg * g.KH * g.KW, P = g.OH * g.OW;
+    float *col = (float *)sdl_arena_alloc((size_t)(2 * Kc * P) * sizeof(float)), *dcol = col + Kc * P;
+    if (!col) return;
+    for (int64_t s = 0; s < g.N; s++)
+        for (int64_t grp = 0; grp < g.G; grp++) {
+            const float *dy = n->out->grad + (s * g.O + grp * Og) * P;
+            int64_t xo = (s * g.C + grp * Cg) * g.H * g.W;
+            if (b && b->requires_grad)
+                for (int64_t o = 0; o < Og; o++) b->grad[grp * Og + o] += sdl__vsum(dy + o * P, P);
+            if (w->requires_grad) {
+                sdl__gconv_taps(&g, sdl_f32(x) + xo, col, false);
+                sdl_sgemm(false, true, Og, Kc, P, 1.0f, dy, P, col, P, 1.0f, w->grad + grp * Og * Kc, Kc);
+            }
+            if (x->requires_grad) {
+                sdl_sgemm(true, false, Kc, P, Og, 1.0f, sdl_f32(w) + grp * Og * Kc, Kc, dy, P, 0.0f, dcol, P);
+                sdl__gconv_taps(&g, x->grad + xo, dcol, true);
+            }
+        }
+}
+
+SDL_API sdl_tensor *sdl_conv2d_ex(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, const sdl_conv2d_desc *desc) {
+    if (sdl__any_null(x, w)) return NULL;
+    sdl_conv2d_desc d;
+    memset(&d, 0, sizeof d);
+    if (desc) d = *desc;
+    int sh = d.stride_h ? d.stride_h : 1, sw = d.stride_w ? d.stride_w : 1, G = d.groups ? d.groups : 1;
+    int dh = d.dilation_h ? d.dilation_h : 1, dw = d.dilation_w ? d.dilation_w : 1;
+    if (sh < 1 || sw < 1 || G < 1 || dh < 1 || dw < 1 || d.pad_h < 0 || d.pad_w < 0 || (d.same && (sh != 1 || sw != 1 || d.pad_h || d.pad_w))) {
+        sdl_fail(SDL_ERR_ARG, "conv2d_ex: stride (%d, %d), pad (%d, %d), dilation (%d, %d), groups %d%s: need positive strides, "
+                 "dilations and groups, pads >= 0 ('same' wants stride 1 and no pad)", sh, sw, d.pad_h, d.pad_w, dh, dw, G, d.same ? ", same" : "");
+        return NULL;
+    }
+    if (x->ndim != 4 || w->ndim != 4 || x->shape[1] % G != 0 || w->shape[0] % G != 0 || x->shape[1] / G != w->shape[1])
+        return (sdl_tensor *)sdl__shape_error("conv2d_ex", "input (N, C_in, H, W) does not fit weight (C_out, C_in/groups, kh, kw) with C_in and C_out divisible by groups", x, w);
+    if (b && (b->ndim != 1 || b->shape[0] != w->shape[0])) return (sdl_tensor *)sdl__shape_error("conv2d_ex", "bias must be (C_out)", b, w);
+    int64_t eh = (w->shape[2] - 1) * dh, ew = (w->shape[3] - 1) * dw; /* the kernels' extents - 1 */
+    int ph = d.same ? (int)(eh / 2) : d.pad_h, pw = d.same ? (int)(ew / 2) : d.pad_w;
+    int64_t oh = d.same ? x->shape[2] : (x->shape[2] + 2 * ph - eh - 1) / sh + 1, ow = d.same ? x->shape[3] : (x->shape[3] + 2 * pw - ew - 1) / sw + 1;
+    if (x->shape[2] + 2 * ph - eh < 1 || x->shape[3] + 2 * pw - ew < 1)
+        return (sdl_tensor *)sdl__shape_error("conv2d_ex", "kernel (dilated) larger than the padded input", x, w);
+    bool dense = G == 1 && dh == 1 && dw == 1 && (!d.same || (eh % 2 == 0 && ew % 2 == 0)); /* the op above, with its fast paths */
+    if (!dense && x->device != SDL_CPU) {
+        sdl_fail(SDL_ERR_DEVICE, "conv2d_ex: groups, dilation or uneven 'same' padding have no kernel on device %d yet (CPU only)", (int)x->device);
+        return NULL;
+    }
+    sdl_node *n = sdl__op_begin(dense ? SDL_OP_CONV2D : SDL_OP_CONV2D_GROUPED, sdl_shape4(x->shape[0], w->shape[0], oh, ow), x, w, b, NULL);
+    if (!n) return NULL;
+    if (dense) {
+        n->attr.conv.stride_h = sh; n->attr.conv.stride_w = sw;
+        n->attr.conv.pad_h = ph; n->attr.conv.pad_w = pw;
+    } else {
+        n->attr.gconv.stride_h = sh; n->attr.gconv.stride_w = sw;
+        n->attr.gconv.pad_h = ph; n->attr.gconv.pad_w = pw;
+        n->attr.gconv.dil_h = dh; n->attr.gconv.dil_w = dw;
+        n->attr.gconv.groups = G;
+    }
+    return sdl__op_run(n);
+}
+
 /* ---- pooling over each (n, c) plane: x (N, C, H, W) -> y (N, C, OH, OW)
    max: y = max over the window (padding never wins), forward keeps the arg-max (first
         of ties, like PyTorch); dx[argmax] += dy
    avg: y = sum over the window / (kh*kw) (padding counts, PyTorch's count_include_pad);
-        dx += dy / (kh*kw) over the window */
+        dx += dy / (kh*kw) over the window. A ceil_mode window that hangs over the padded
+        input divides by its part inside it instead (as PyTorch). */
 typedef struct sdl__pool_job { sdl_node *n; int64_t H, W, OH, OW; int k, s, p; } sdl__pool_job;
 
 static void sdl__pool_planes(void *ctx, int64_t p0, int64_t p1, bool backward) {
@@ -3449,7 +3685,6 @@ static void sdl__pool_planes(void *ctx, int64_t p0, int64_t p1, bool backward) {
     sdl_node *n = j->n;
     const bool is_max = n->op == SDL_OP_MAX_POOL2D;
     const int64_t H = j->H, W = j->W, OH = j->OH, OW = j->OW, k = j->k, st = j->s, pd = j->p;
-    const float inv = 1.0f / (float)(k * k);
     for (int64_t pl = p0; pl < p1; pl++) {
         const float *x = sdl_f32(n->in[0]) + pl * H * W;
         float *dx = backward ? n->in[0]->grad + pl * H * W : NULL;
@@ -3461,7 +3696,7 @@ static void sdl__pool_planes(void *ctx, int64_t p0, int64_t p1, bool backward) {
             continue;
         }
         int64_t oh = 0;
-        if (is_max && k == 2 && st == 2 && pd == 0) /* the common 2x2/2 window, row by row */
+        if (is_max && k == 2 && st == 2 && pd == 0 && 2 * OH <= H && 2 * OW <= W) /* the common 2x2/2 window, row by row */
             for (; oh < OH; oh++) {
                 const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
                 float *yo = y + oh * OW;
@@ -3504,9 +3739,11 @@ static void sdl__pool_planes(void *ctx, int64_t p0, int64_t p1, bool backward) {
             }
         for (; oh < OH; oh++) {
             int64_t h0 = oh * st - pd, h1 = h0 + k < H ? h0 + k : H;
+            int64_t kh = (h0 + k < H + pd ? h0 + k : H + pd) - h0; /* k but at a ceil_mode edge */
             if (h0 < 0) h0 = 0;
             for (int64_t ow = 0; ow < OW; ow++) {
                 int64_t w0 = ow * st - pd, w1 = w0 + k < W ? w0 + k : W, o = oh * OW + ow;
+                const float inv = is_max ? 0.0f : 1.0f / (float)(kh * ((w0 + k < W + pd ? w0 + k : W + pd) - w0));
                 if (w0 < 0) w0 = 0;
                 if (is_max) { /* max, then the first index holding it: no data-dependent branches */
                     float m = x[h0 * W + w0];
@@ -3552,9 +3789,16 @@ static void sdl__pool_run(sdl_node *n, bool backward) {
     sdl_parallel_for(planes, grain, backward ? sdl__pool_bwd_range : sdl__pool_fwd_range, &j);
 }
 static void sdl__pool_fwd(sdl_node *n) { sdl__pool_run(n, false); }
+/* PyTorch's output size: (n + 2p - k)/s + 1 rounded down, or up with ceil_mode, where a
+   last window must start inside the input or the left padding; needs n + 2p >= k */
+static int64_t sdl__pool_out(int64_t n, int k, int s, int p, bool ceil_mode) {
+    int64_t span = n + 2 * p - k, o = (ceil_mode ? span + s - 1 : span) / s + 1;
+    if (ceil_mode && (o - 1) * s >= n + p) o--;
+    return o;
+}
 static void sdl__pool_bwd(sdl_node *n) { sdl__pool_run(n, true); }
 
-static sdl_tensor *sdl__pool_common(const char *name, sdl_op op, sdl_tensor *x, int kernel, int stride, int pad) {
+static sdl_tensor *sdl__pool_common(const char *name, sdl_op op, sdl_tensor *x, int kernel, int stride, int pad, bool ceil_mode) {
     if (!x) return NULL;
     if (x->ndim != 4) return (sdl_tensor *)sdl__shape_error(name, "wants (N, C, H, W)", x, NULL);
     if (kernel < 1 || stride < 1 || pad < 0 || 2 * pad > kernel) {
@@ -3564,7 +3808,13 @@ static sdl_tensor *sdl__pool_common(const char *name, sdl_op op, sdl_tensor *x, 
     }
     int64_t oh = x->shape[2] + 2 * pad - kernel, ow = x->shape[3] + 2 * pad - kernel;
     if (oh < 0 || ow < 0) return (sdl_tensor *)sdl__shape_error(name, "window larger than the padded input", x, NULL);
-    sdl_node *n = sdl__op_begin(op, sdl_shape4(x->shape[0], x->shape[1], oh / stride + 1, ow / stride + 1), x, NULL, NULL, NULL);
+    int64_t OH = sdl__pool_out(x->shape[2], kernel, stride, pad, ceil_mode), OW = sdl__pool_out(x->shape[3], kernel, stride, pad, ceil_mode);
+    bool over = (OH - 1) * stride + kernel > x->shape[2] + 2 * pad || (OW - 1) * stride + kernel > x->shape[3] + 2 * pad;
+    if (over && op == SDL_OP_AVG_POOL2D && x->device != SDL_CPU) {
+        sdl_fail(SDL_ERR_DEVICE, "%s: ceil_mode windows over the edge have no kernel on device %d yet (CPU only)", name, (int)x->device);
+        return NULL;
+    }
+    sdl_node *n = sdl__op_begin(op, sdl_shape4(x->shape[0], x->shape[1], OH, OW), x, NULL, NULL, NULL);
     if (!n) return NULL;
     n->attr.pool.kernel_h = n->attr.pool.kernel_w = kernel;
     n->attr.pool.stride_h = n->attr.pool.stride_w = stride;
@@ -3573,10 +3823,16 @@ static sdl_tensor *sdl__pool_common(const char *name, sdl_op op, sdl_tensor *x, 
     return sdl__op_run(n);
 }
 SDL_API sdl_tensor *sdl_max_pool2d(sdl_tensor *x, int kernel, int stride, int pad) {
-    return sdl__pool_common("max_pool2d", SDL_OP_MAX_POOL2D, x, kernel, stride, pad);
+    return sdl__pool_common("max_pool2d", SDL_OP_MAX_POOL2D, x, kernel, stride, pad, false);
 }
 SDL_API sdl_tensor *sdl_avg_pool2d(sdl_tensor *x, int kernel, int stride, int pad) {
-    return sdl__pool_common("avg_pool2d", SDL_OP_AVG_POOL2D, x, kernel, stride, pad);
+    return sdl__pool_common("avg_pool2d", SDL_OP_AVG_POOL2D, x, kernel, stride, pad, false);
+}
+SDL_API sdl_tensor *sdl_max_pool2d_ceil(sdl_tensor *x, int kernel, int stride, int pad) {
+    return sdl__pool_common("max_pool2d", SDL_OP_MAX_POOL2D, x, kernel, stride, pad, true);
+}
+SDL_API sdl_tensor *sdl_avg_pool2d_ceil(sdl_tensor *x, int kernel, int stride, int pad) {
+    return sdl__pool_common("avg_pool2d", SDL_OP_AVG_POOL2D, x, kernel, stride, pad, true);
 }
 
 /* ---- global average pool: x (N, C, H, W) -> y (N, C);  y = mean over H*W;  dx += dy / (H*W) */
@@ -3833,6 +4089,116 @@ SDL_API sdl_tensor *sdl_layer_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor 
     return sdl__saved(n, 2 * (size_t)R * sizeof(float)) ? sdl__op_run(n) : NULL;
 }
 
+/* ---- group norm (nn.GroupNorm): x (N, C, ...) with S = the product of the dims after C;
+   the C channels in G groups of C/G, so group (n, g) is one contiguous row of M = (C/G) S
+   floats. gamma, beta (C) or both NULL. Per row, as layer norm does (biased var):
+   xhat = (x - mean) rstd, y = gamma_c xhat + beta_c with c the element's channel.
+   dbeta_c += sum dy;  dgamma_c += sum dy xhat (over n and S);  dxhat = gamma_c dy;
+   dx += rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)).  saved: mean, rstd (N G). */
+typedef struct sdl__gn_dims { int64_t N, C, G, S, M; } sdl__gn_dims;
+static sdl__gn_dims sdl__gn_dims_of(const sdl_node *n) {
+    sdl__gn_dims d;
+    const sdl_tensor *x = n->in[0];
+    d.N = x->shape[0]; d.C = x->shape[1]; d.G = n->attr.gn.groups;
+    d.S = d.N > 0 && d.C > 0 ? x->numel / (d.N * d.C) : 0;
+    d.M = d.C / d.G * d.S;
+    return d;
+}
+static void sdl__gn_fwd_range(void *ctx, int64_t r0, int64_t r1) {
+    sdl_node *n = (sdl_node *)ctx;
+    sdl__gn_dims d = sdl__gn_dims_of(n);
+    const float *g = n->nin > 1 ? sdl_f32(n->in[1]) : NULL, *b = n->nin > 2 ? sdl_f32(n->in[2]) : NULL;
+    float *mean = (float *)n->saved, *rstd = mean + d.N * d.G;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = sdl_f32(n->in[0]) + r * d.M;
+        float *y = sdl_f32(n->out) + r * d.M;
+        double s = 0.0, v = 0.0;
+        for (int64_t i = 0; i < d.M; i++) s += x[i];
+        double mu = s / (double)d.M;
+        for (int64_t i = 0; i < d.M; i++) v += (x[i] - mu) * (x[i] - mu);
+        float mc = (float)mu, rc = (float)(1.0 / sqrt(v / (double)d.M + (double)n->attr.gn.eps));
+        mean[r] = mc;
+        rstd[r] = rc;
+        int64_t c0 = r % d.G * (d.C / d.G);
+        for (int64_t i = 0; i < d.M; i++) {
+            float xh = (x[i] - mc) * rc;
+            y[i] = g ? g[c0 + i / d.S] * xh + b[c0 + i / d.S] : xh;
+        }
+    }
+}
+static void sdl__gn_bwd_rows(void *ctx, int64_t r0, int64_t r1) {
+    sdl_node *n = (sdl_node *)ctx;
+    sdl__gn_dims d = sdl__gn_dims_of(n);
+    const float *g = n->nin > 1 ? sdl_f32(n->in[1]) : NULL;
+    const float *mean = (const float *)n->saved, *rstd = mean + d.N * d.G;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = sdl_f32(n->in[0]) + r * d.M, *dy = n->out->grad + r * d.M;
+        float *dx = n->in[0]->grad + r * d.M, mc = mean[r], rc = rstd[r];
+        int64_t c0 = r % d.G * (d.C / d.G);
+        double s1 = 0.0, s2 = 0.0;
+        for (int64_t i = 0; i < d.M; i++) {
+            float dxh = g ? g[c0 + i / d.S] * dy[i] : dy[i];
+            s1 += dxh;
+            s2 += (double)dxh * ((x[i] - mc) * rc);
+        }
+        float a = (float)(s1 / (double)d.M), bb = (float)(s2 / (double)d.M);
+        for (int64_t i = 0; i < d.M; i++) {
+            float dxh = g ? g[c0 + i / d.S] * dy[i] : dy[i];
+            dx[i] += rc * (dxh - a - (x[i] - mc) * rc * bb);
+        }
+    }
+}
+/* channels [c0, c1), each summed over n then s in order whatever the split */
+static void sdl__gn_bwd_affine(void *ctx, int64_t c0, int64_t c1) {
+    sdl_node *n = (sdl_node *)ctx;
+    sdl__gn_dims d = sdl__gn_dims_of(n);
+    sdl_tensor *gt = n->in[1], *bt = n->in[2];
+    const float *mean = (const float *)n->saved, *rstd = mean + d.N * d.G;
+    for (int64_t c = c0; c < c1; c++) {
+        double sg = 0.0, sb = 0.0;
+        for (int64_t b = 0; b < d.N; b++) {
+            int64_t r = b * d.G + c / (d.C / d.G);
+            const float *x = sdl_f32(n->in[0]) + (b * d.C + c) * d.S, *dy = n->out->grad + (b * d.C + c) * d.S;
+            for (int64_t s = 0; s < d.S; s++) {
+                sg += (double)dy[s] * ((x[s] - mean[r]) * rstd[r]);
+                sb += dy[s];
+            }
+        }
+        if (gt->requires_grad) gt->grad[c] += (float)sg;
+        if (bt->requires_grad) bt->grad[c] += (float)sb;
+    }
+}
+static void sdl__gn_fwd(sdl_node *n) {
+    sdl__gn_dims d = sdl__gn_dims_of(n);
+    if (d.M > 0) sdl_parallel_for(d.N * d.G, sdl__ops_grain(d.M * 6), sdl__gn_fwd_range, n);
+}
+static void sdl__gn_bwd(sdl_node *n) {
+    sdl__gn_dims d = sdl__gn_dims_of(n);
+    if (d.M == 0) return;
+    if (n->in[0]->requires_grad) sdl_parallel_for(d.N * d.G, sdl__ops_grain(d.M * 8), sdl__gn_bwd_rows, n);
+    if (n->nin > 1 && (n->in[1]->requires_grad || n->in[2]->requires_grad))
+        sdl_parallel_for(d.C, sdl__ops_grain(d.N * d.S * 4), sdl__gn_bwd_affine, n);
+}
+SDL_API sdl_tensor *sdl_group_norm(sdl_tensor *x, int groups, sdl_tensor *gamma, sdl_tensor *beta, float eps) {
+    if (!x) return NULL;
+    if (x->ndim < 2 || groups < 1 || x->shape[1] % groups != 0) {
+        char s[96];
+        sdl_fail(SDL_ERR_SHAPE, "group_norm: x %s wants (N, C, ...) with C divisible by groups = %d", sdl_shape_str(sdl_tensor_shape(x), s, sizeof s), groups);
+        return NULL;
+    }
+    int64_t C = x->shape[1];
+    if (!gamma != !beta) { sdl_fail(SDL_ERR_ARG, "group_norm: give both gamma and beta, or neither"); return NULL; }
+    if (!sdl__norm_vec_ok(gamma, C, x) || !sdl__norm_vec_ok(beta, C, x))
+        return (sdl_tensor *)sdl__shape_error("group_norm", "gamma and beta must be (C) for x (N, C, ...)", gamma && !sdl__norm_vec_ok(gamma, C, x) ? gamma : beta, x);
+    if (!(eps >= 0.0f)) { sdl_fail(SDL_ERR_ARG, "group_norm: eps = %g must be >= 0", (double)eps); return NULL; }
+    if (x->device != SDL_CPU) { sdl_fail(SDL_ERR_DEVICE, "group_norm: no kernel on device %d yet (CPU only)", (int)x->device); return NULL; }
+    sdl_node *n = sdl__op_begin(SDL_OP_GROUP_NORM, sdl_tensor_shape(x), x, gamma, beta, NULL);
+    if (!n) return NULL;
+    n->attr.gn.eps = eps;
+    n->attr.gn.groups = groups;
+    return sdl__saved(n, 2 * (size_t)(x->shape[0] * groups) * sizeof(float)) ? sdl__op_run(n) : NULL;
+}
+
 /* ---- dropout (inverted): keep_i = u_i >= p with u_i = hash(seed, stream, i) uniform in [0, 1);
    y = keep ? x / (1 - p) : 0;  dx += keep ? dy / (1 - p) : 0. The mask is a pure function of
    (seed, stream, i): backward recomputes it, and it is the same for any thread count. Each
@@ -3878,11 +4244,12 @@ static void sdl__emb_fwd_range(void *ctx, int64_t r0, int64_t r1) {
 }
 static void sdl__emb_bwd_range(void *ctx, int64_t d0, int64_t d1) {
     sdl_node *n = (sdl_node *)ctx;
-    int64_t D = n->in[1]->shape[1], R = n->in[0]->numel;
+    int64_t D = n->in[1]->shape[1], R = n->in[0]->numel, pad = n->attr.emb.padding_idx;
     const int32_t *ids = sdl_i32(n->in[0]);
     const float *dy = n->out->grad;
     float *dt = n->in[1]->grad;
     for (int64_t r = 0; r < R; r++) {
+        if (ids[r] == pad) continue; /* padding_idx: no gradient */
         float *row = dt + (int64_t)ids[r] * D;
         for (int64_t d = d0; d < d1; d++) row[d] += dy[r * D + d];
     }
@@ -3891,7 +4258,7 @@ static void sdl__emb_fwd(sdl_node *n) { sdl_parallel_for(n->in[0]->numel, sdl__o
 static void sdl__emb_bwd(sdl_node *n) {
     if (n->in[1]->requires_grad) sdl_parallel_for(n->in[1]->shape[1], sdl__ops_grain(n->in[0]->numel), sdl__emb_bwd_range, n);
 }
-SDL_API sdl_tensor *sdl_embedding(sdl_tensor *ids, sdl_tensor *table) {
+static sdl_tensor *sdl__embedding(sdl_tensor *ids, sdl_tensor *table, int64_t padding_idx) {
     if (sdl__any_null(ids, table)) return NULL;
     if (ids->dtype != SDL_I32 || table->ndim != 2 || ids->ndim >= SDL_MAX_DIMS)
         return (sdl_tensor *)sdl__shape_error("embedding", "wants i32 ids (...) and a table (V, D)", ids, table);
@@ -3905,27 +4272,54 @@ SDL_API sdl_tensor *sdl_embedding(sdl_tensor *ids, sdl_tensor *table) {
     }
     sdl_shape s = sdl_tensor_shape(ids);
     s.d[s.ndim++] = table->shape[1];
-    return sdl__op_run(sdl__op_begin(SDL_OP_EMBEDDING, s, ids, table, NULL, NULL));
+    sdl_node *n = sdl__op_begin(SDL_OP_EMBEDDING, s, ids, table, NULL, NULL);
+    if (!n) return NULL;
+    n->attr.emb.padding_idx = padding_idx;
+    return sdl__op_run(n);
+}
+SDL_API sdl_tensor *sdl_embedding(sdl_tensor *ids, sdl_tensor *table) { return sdl__embedding(ids, table, -1); }
+SDL_API sdl_tensor *sdl_embedding_pad(sdl_tensor *ids, sdl_tensor *table, int64_t padding_idx) {
+    if (sdl__any_null(ids, table)) return NULL;
+    int64_t V = table->ndim == 2 ? table->shape[0] : 0;
+    if (padding_idx < -V || padding_idx >= V) {
+        sdl_fail(SDL_ERR_ARG, "embedding_pad: padding_idx %lld is outside [-%lld, %lld)", (long long)padding_idx, (long long)V, (long long)V);
+        return NULL;
+    }
+    if (table->device != SDL_CPU) {
+        sdl_fail(SDL_ERR_DEVICE, "embedding_pad: padding_idx has no kernel on device %d yet (CPU only)", (int)table->device);
+        return NULL;
+    }
+    return sdl__embedding(ids, table, padding_idx < 0 ? V + padding_idx : padding_idx);
 }
 
 /* >>ops-act (leaky_relu, gelu, tanh, sigmoid, silu, softmax, log_softmax, scale) */
 
 /* ---- elementwise: y = f(x);  dx += f'(x) dy
    leaky_relu  f = x > 0 ? x : a x                      f' = x > 0 ? 1 : a
-   gelu (tanh) f = x/2 (1 + tanh u), u = sqrt(2/pi) (x + 0.044715 x^3)
-               f' = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) sqrt(2/pi) (1 + 3 0.044715 x^2)
+   gelu        f = x Phi(x) = x/2 erfc(-x/sqrt 2)       f' = Phi(x) + x e^(-x^2/2)/sqrt(2 pi)
+   gelu (tanh) f = x/2 (1 + tanh u) = x s, s = sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)
+               f' = s + 2 x s (1 - s) u',  u' = sqrt(2/pi) (1 + 3 0.044715 x^2)
+               (both in double, with erfc and 1/(1 + e^-2u) rather than 1 + erf or 1 + tanh:
+               no cancellation and no float rounding of the argument, which the tail
+               magnifies about x^2 times, so f and f' stay within a float32 ulp or two even
+               for x < -2, where f is tiny; the CUDA kernels use the same forms in float)
    tanh        f' = 1 - y^2
    sigmoid     f = 1/(1 + e^-x) (written so no exp overflows)   f' = y (1 - y)
    silu        f = x sigmoid(x)                         f' = s (1 + x (1 - s)), s = sigmoid(x)
    scale       f = a x                                  f' = a */
-#define SDL__GELU_C 0.7978845608028654f /* sqrt(2/pi) */
-/* tanh u = 1 - 2/(1 + e^2u): one expf, several times faster than tanhf, absolute error ~1e-7
-   (fine inside gelu; sdl_tanh itself uses tanhf) */
-static float sdl__gelu_tanh(float u) { return 1.0f - 2.0f / (1.0f + expf(2.0f * u)); }
 static float sdl__act_sigmoid(float x) {
     if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
     float e = expf(x);
     return e / (1.0f + e);
+}
+static float sdl__gelu_erf(double x) { return (float)(0.5 * x * erfc(-0.70710678118654752 * x)); }
+static float sdl__gelu_erf_grad(double x) {
+    return (float)(0.5 * erfc(-0.70710678118654752 * x) + x * exp(-0.5 * x * x) * 0.39894228040143268);
+}
+static double sdl__gelu_tanh_s(double x) { return 1.0 / (1.0 + exp(-2.0 * 0.79788456080286536 * (x + 0.044715 * x * x * x))); }
+static float sdl__gelu_tanh_grad(double x) {
+    double s = sdl__gelu_tanh_s(x);
+    return (float)(s + 2.0 * x * s * (1.0 - s) * 0.79788456080286536 * (1.0 + 3.0 * 0.044715 * x * x));
 }
 static void sdl__act_fwd_range(void *ctx, int64_t i0, int64_t i1) {
     sdl_node *n = (sdl_node *)ctx;
@@ -3934,9 +4328,8 @@ static void sdl__act_fwd_range(void *ctx, int64_t i0, int64_t i1) {
     int64_t i;
     switch (n->op) {
     case SDL_OP_LEAKY_RELU: for (i = i0; i < i1; i++) y[i] = x[i] > 0.0f ? x[i] : a * x[i]; break;
-    case SDL_OP_GELU:
-        for (i = i0; i < i1; i++) y[i] = 0.5f * x[i] * (1.0f + sdl__gelu_tanh(SDL__GELU_C * (x[i] + 0.044715f * x[i] * x[i] * x[i])));
-        break;
+    case SDL_OP_GELU: for (i = i0; i < i1; i++) y[i] = sdl__gelu_erf(x[i]); break;
+    case SDL_OP_GELU_TANH: for (i = i0; i < i1; i++) y[i] = (float)(x[i] * sdl__gelu_tanh_s(x[i])); break;
     case SDL_OP_TANH: for (i = i0; i < i1; i++) y[i] = tanhf(x[i]); break;
     case SDL_OP_SIGMOID: for (i = i0; i < i1; i++) y[i] = sdl__act_sigmoid(x[i]); break;
     case SDL_OP_SILU: for (i = i0; i < i1; i++) y[i] = x[i] * sdl__act_sigmoid(x[i]); break;
@@ -3950,12 +4343,8 @@ static void sdl__act_bwd_range(void *ctx, int64_t i0, int64_t i1) {
     int64_t i;
     switch (n->op) {
     case SDL_OP_LEAKY_RELU: for (i = i0; i < i1; i++) dx[i] += x[i] > 0.0f ? dy[i] : a * dy[i]; break;
-    case SDL_OP_GELU:
-        for (i = i0; i < i1; i++) {
-            float x2 = x[i] * x[i], t = sdl__gelu_tanh(SDL__GELU_C * (x[i] + 0.044715f * x2 * x[i]));
-            dx[i] += dy[i] * (0.5f * (1.0f + t) + 0.5f * x[i] * (1.0f - t * t) * SDL__GELU_C * (1.0f + 3.0f * 0.044715f * x2));
-        }
-        break;
+    case SDL_OP_GELU: for (i = i0; i < i1; i++) dx[i] += dy[i] * sdl__gelu_erf_grad(x[i]); break;
+    case SDL_OP_GELU_TANH: for (i = i0; i < i1; i++) dx[i] += dy[i] * sdl__gelu_tanh_grad(x[i]); break;
     case SDL_OP_TANH: for (i = i0; i < i1; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]); break;
     case SDL_OP_SIGMOID: for (i = i0; i < i1; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]); break;
     case SDL_OP_SILU:
@@ -3978,6 +4367,7 @@ static sdl_tensor *sdl__act(sdl_op op, sdl_tensor *x, float alpha) {
 }
 SDL_API sdl_tensor *sdl_leaky_relu(sdl_tensor *x, float slope) { return sdl__act(SDL_OP_LEAKY_RELU, x, slope); }
 SDL_API sdl_tensor *sdl_gelu(sdl_tensor *x) { return sdl__act(SDL_OP_GELU, x, 0.0f); }
+SDL_API sdl_tensor *sdl_gelu_tanh(sdl_tensor *x) { return sdl__act(SDL_OP_GELU_TANH, x, 0.0f); }
 SDL_API sdl_tensor *sdl_tanh(sdl_tensor *x) { return sdl__act(SDL_OP_TANH, x, 0.0f); }
 SDL_API sdl_tensor *sdl_sigmoid(sdl_tensor *x) { return sdl__act(SDL_OP_SIGMOID, x, 0.0f); }
 SDL_API sdl_tensor *sdl_silu(sdl_tensor *x) { return sdl__act(SDL_OP_SILU, x, 0.0f); }
@@ -4320,6 +4710,250 @@ SDL_API sdl_tensor *sdl_bce_with_logits(sdl_tensor *logits, sdl_tensor *targets)
     return sdl__op_run(sdl__op_begin(SDL_OP_BCE_LOGITS, sdl_shapen(0, NULL), logits, targets, NULL, NULL));
 }
 
+/* >>ops-rnn (the recurrence of the RNN, LSTM and GRU layers) */
+
+/* ---- one layer's recurrence over a whole sequence as one op; the input projection of
+   every step, xw = x W_ih^T + b_ih, is one sdl_linear before it (one large GEMM).
+   xw (T, B, G H) time-major, or (B, T, G H) with batch_first; w_hh (G H, H); b_hh (G H);
+   s0: h_0 (B, H), for the LSTM (2, B, H) = [h_0; c_0]; NULL: zeros.
+   out (T, B, H) = h_1 .. h_T; for the LSTM (T + 1, B, H) with c_T in the last row.
+   Per step, a = xw_t and q = h' W_hh^T + b_hh (h' = h_{t-1}), gate blocks in PyTorch's order:
+     tanh (G = 1)  h = tanh(a + q)
+     lstm (G = 4)  i, f, g, o = sig, sig, tanh, sig of (a + q);  c = f c' + i g;  h = o tanh c
+     gru  (G = 3)  r = sig(a_r + q_r), z = sig(a_z + q_z), n = tanh(a_n + r q_n);  h = (1 - z) n + z h'
+   Backward, t = T .. 1, with dh = dout_t + the carry from step t + 1 (dc likewise):
+     tanh  da = dq = dh (1 - h^2)
+     lstm  dc += dh o (1 - tanh^2 c);  da_i = dc g i (1 - i), da_f = dc c' f (1 - f),
+           da_g = dc i (1 - g^2), da_o = dh tanh(c) o (1 - o);  dq = da;  carry dc' = dc f
+     gru   dn = dh (1 - z) (1 - n^2);  da_n = dn, dq_n = dn r;  da_r = dq_r = dn q_n r (1 - r);
+           da_z = dq_z = dh (h' - n) z (1 - z);  carry dh' = dh z
+   then dxw_t += da;  dW_hh += dq^T h';  db_hh += sum_b dq;  carry dh' += dq W_hh; ds0 += the
+   carries left after t = 1. Forward keeps the gates (post-activation) and, for the LSTM c,
+   for the GRU q_n. */
+typedef struct sdl__rnn_dims { int64_t T, B, H, G; bool bf; } sdl__rnn_dims;
+static sdl__rnn_dims sdl__rnn_dims_of(const sdl_node *n) {
+    sdl__rnn_dims d;
+    d.H = n->in[1]->shape[1];
+    d.G = n->in[1]->shape[0] / d.H;
+    d.bf = n->attr.rnn.batch_first != 0;
+    d.T = n->in[0]->shape[d.bf ? 1 : 0];
+    d.B = n->in[0]->shape[d.bf ? 0 : 1];
+    return d;
+}
+/* row (b) of step t in xw and its gradient */
+static int64_t sdl__rnn_row(const sdl__rnn_dims *d, int64_t t, int64_t b) { return d->bf ? b * d->T + t : t * d->B + b; }
+static float sdl__sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+static void sdl__rnn_fwd(sdl_node *n) {
+    sdl__rnn_dims d = sdl__rnn_dims_of(n);
+    const int64_t B = d.B, H = d.H, GH = d.G * d.H, BH = B * H;
+    const int mode = n->attr.rnn.mode;
+    const float *xw = sdl_f32(n->in[0]), *w = sdl_f32(n->in[1]), *bias = sdl_f32(n->in[2]);
+    const float *s0 = n->nin > 3 ? sdl_f32(n->in[3]) : NULL;
+    float *out = sdl_f32(n->out), *gates = (float *)n->saved, *extra = gates + d.T * B * GH; /* c or q_n per step */
+    float *q = gates + d.T * B * (GH + H), *zero = q + B * GH;                               /* scratch */
+    for (int64_t t = 0; t < d.T; t++) {
+        const float *hp = t ? out + (t - 1) * BH : s0 ? s0 : zero;
+        const float *cp = t ? extra + (t - 1) * BH : s0 ? s0 + BH : zero;
+        float *h = out + t * BH, *gt = gates + t * B * GH, *ex = extra + t * BH;
+        for (int64_t b = 0; b < B; b++) memcpy(q + b * GH, bias, (size_t)GH * sizeof(float));
+        sdl_sgemm(false, true, B, GH, H, 1.0f, hp, H, w, H, 1.0f, q, GH);
+        for (int64_t b = 0; b < B; b++) {
+            const float *a = xw + sdl__rnn_row(&d, t, b) * GH, *qb = q + b * GH;
+            float *g = gt + b * GH;
+            for (int64_t j = 0; j < H; j++) {
+                int64_t o = b * H + j;
+                if (mode == SDL_RNN_LSTM) {
+                    float i = sdl__sigm(a[j] + qb[j]), f = sdl__sigm(a[H + j] + qb[H + j]);
+                    float gg = tanhf(a[2 * H + j] + qb[2 * H + j]), og = sdl__sigm(a[3 * H + j] + qb[3 * H + j]);
+                    g[j] = i; g[H + j] = f; g[2 * H + j] = gg; g[3 * H + j] = og;
+                    ex[o] = f * cp[o] + i * gg;
+                    h[o] = og * tanhf(ex[o]);
+                } else if (mode == SDL_RNN_GRU) {
+                    float r = sdl__sigm(a[j] + qb[j]), z = sdl__sigm(a[H + j] + qb[H + j]);
+                    float nn = tanhf(a[2 * H + j] + r * qb[2 * H + j]);
+                    g[j] = r; g[H + j] = z; g[2 * H + j] = nn;
+                    ex[o] = qb[2 * H + j];
+                    h[o] = (1.0f - z) * nn + z * hp[o];
+                } else {
+                    h[o] = g[j] = tanhf(a[j] + qb[j]);
+                }
+            }
+        }
+    }
+    if (mode == SDL_RNN_LSTM) memcpy(out + d.T * BH, extra + (d.T - 1) * BH, (size_t)BH * sizeof(float));
+}
+
+static void sdl__rnn_bwd(sdl_node *n) {
+    sdl__rnn_dims d = sdl__rnn_dims_of(n);
+    const int64_t B = d.B, H = d.H, GH = d.G * d.H, BH = B * H;
+    const int mode = n->attr.rnn.mode;
+    const float *w = sdl_f32(n->in[1]), *s0 = n->nin > 3 ? sdl_f32(n->in[3]) : NULL;
+    const float *out = sdl_f32(n->out), *dout = n->out->grad, *gates = (const float *)n->saved;
+    const float *extra = gates + d.T * B * GH, *zero = gates + d.T * B * (GH + H) + B * GH;
+    float *dxw = n->in[0]->requires_grad ? n->in[0]->grad : NULL;
+    float *dw = n->in[1]->requires_grad ? n->in[1]->grad : NULL, *db = n->in[2]->requires_grad ? n->in[2]->grad : NULL;
+    float *ds0 = n->nin > 3 && n->in[3]->requires_grad ? n->in[3]->grad : NULL;
+    float *dq = (float *)sdl_arena_alloc((size_t)(B * GH + 2 * BH) * sizeof(float)), *ch = dq + B * GH, *cc = ch + BH;
+    if (!dq) return;
+    if (mode == SDL_RNN_LSTM) memcpy(cc, dout + d.T * BH, (size_t)BH * sizeof(float)); /* dc_T */
+    for (int64_t t = d.T - 1; t >= 0; t--) {
+        const float *hp = t ? out + (t - 1) * BH : s0 ? s0 : zero;
+        const float *cp = t ? extra + (t - 1) * BH : s0 ? s0 + BH : zero;
+        const float *h = out + t * BH, *gt = gates + t * B * GH, *ex = extra + t * BH, *dy = dout + t * BH;
+        for (int64_t b = 0; b < B; b++) {
+            const float *g = gt + b * GH;
+            float *da = dxw ? dxw + sdl__rnn_row(&d, t, b) * GH : NULL, *dqb = dq + b * GH;
+            for (int64_t j = 0; j < H; j++) {
+                int64_t o = b * H + j;
+                float dh = dy[o] + ch[o];
+                if (mode == SDL_RNN_LSTM) {
+                    float i = g[j], f = g[H + j], gg = g[2 * H + j], og = g[3 * H + j], tc = tanhf(ex[o]);
+                    float dc = cc[o] + dh * og * (1.0f - tc * tc);
+                    dqb[j] = dc * gg * i * (1.0f - i);
+                    dqb[H + j] = dc * cp[o] * f * (1.0f - f);
+                    dqb[2 * H + j] = dc * i * (1.0f - gg * gg);
+                    dqb[3 * H + j] = dh * tc * og * (1.0f - og);
+                    cc[o] = dc * f;
+                    if (da) for (int k = 0; k < 4; k++) da[k * H + j] += dqb[k * H + j];
+                } else if (mode == SDL_RNN_GRU) {
+                    float r = g[j], z = g[H + j], nn = g[2 * H + j];
+                    float dn = dh * (1.0f - z) * (1.0f - nn * nn);
+                    float dr = dn * ex[o] * r * (1.0f - r), dz = dh * (hp[o] - nn) * z * (1.0f - z);
+                    dqb[j] = dr; dqb[H + j] = dz; dqb[2 * H + j] = dn * r;
+                    if (da) { da[j] += dr; da[H + j] += dz; da[2 * H + j] += dn; }
+                    ch[o] = dh * z; /* the direct path h' -> h; the GEMM below adds dq W_hh */
+                } else {
+                    dqb[j] = dh * (1.0f - h[o] * h[o]);
+                    if (da) da[j] += dqb[j];
+                }
+            }
+        }
+        if (dw) sdl_sgemm(true, false, GH, H, B, 1.0f, dq, GH, hp, H, 1.0f, dw, H);
+        if (db) for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < GH; j++) db[j] += dq[b * GH + j];
+        sdl_sgemm(false, false, B, H, GH, 1.0f, dq, GH, w, H, mode == SDL_RNN_GRU ? 1.0f : 0.0f, ch, H);
+    }
+    if (ds0) {
+        for (int64_t o = 0; o < BH; o++) ds0[o] += ch[o];
+        if (mode == SDL_RNN_LSTM) for (int64_t o = 0; o < BH; o++) ds0[BH + o] += cc[o];
+    }
+}
+
+/* the op: checks the shapes, keeps room for the gates, runs forward */
+static sdl_tensor *sdl__rnn_scan(sdl_rnn_mode mode, sdl_tensor *xw, sdl_tensor *w_hh, sdl_tensor *b_hh, sdl_tensor *s0, bool batch_first) {
+    if (!xw || !w_hh || !b_hh) return NULL;
+    int64_t G = mode == SDL_RNN_LSTM ? 4 : mode == SDL_RNN_GRU ? 3 : 1, H = w_hh->ndim == 2 ? w_hh->shape[1] : 0;
+    if (xw->ndim != 3 || w_hh->ndim != 2 || H < 1 || w_hh->shape[0] != G * H || xw->shape[2] != G * H || b_hh->numel != G * H ||
+        xw->shape[0] < 1 || xw->shape[1] < 1)
+        return (sdl_tensor *)sdl__shape_error("rnn", "wants xw (T, B, G*H) or (B, T, G*H), w_hh (G*H, H), b_hh (G*H)", xw, w_hh);
+    int64_t T = xw->shape[batch_first ? 1 : 0], B = xw->shape[batch_first ? 0 : 1];
+    if (xw->device != SDL_CPU) {
+        sdl_fail(SDL_ERR_DEVICE, "rnn: the recurrence has no kernel on device %d yet (CPU only)", (int)xw->device);
+        return NULL;
+    }
+    if (s0 && (s0->numel != (mode == SDL_RNN_LSTM ? 2 : 1) * B * H))
+        return (sdl_tensor *)sdl__shape_error("rnn", "initial state wants (B, H) ((2, B, H) for the LSTM)", s0, xw);
+    sdl_node *n = sdl__op_begin(SDL_OP_RNN, sdl_shape3(T + (mode == SDL_RNN_LSTM), B, H), xw, w_hh, b_hh, s0);
+    if (!n) return NULL;
+    n->attr.rnn.mode = (int)mode;
+    n->attr.rnn.batch_first = batch_first;
+    /* gates (T, B, G H), c or q_n (T, B, H), scratch q (B, G H), zeros (2, B, H) */
+    if (!sdl__saved(n, (size_t)(T * B * (G * H + H) + B * G * H + 2 * B * H) * sizeof(float))) return NULL;
+    return sdl__op_run(n);
+}
+
+/* ---- multi-head attention with an additive mask, for sdl_mha_layer. The sources are the
+   in-projection outputs, rows of 3E = [q | k | v] (PyTorch's in_proj_weight order): q from
+   qs (B, Tq, 3E), k from ks and v from vs (B, Tk, 3E), or (T, B, 3E) each when time-major
+   (!batch_first); self-attention passes one tensor three times. mask (B, Tq, Tk) is added
+   to the scores (-inf: not attended) or NULL. With head h's d = E / n_head columns:
+   S = Q K^T / sqrt(d) + mask,  P = softmax_rows(S),  O = P V  -> out (B, Tq, E) or (Tq, B, E)
+   dV += P^T dO;  dP = dO V^T;  dS = P (dP - rowsum(dP P));  dQ += dS K / sqrt(d);  dK += dS^T Q / sqrt(d)
+   A row whose keys are all masked attends to nothing: P = 0 and O = 0 (PyTorch gives NaN).
+   saved: P (B, n_head, Tq, Tk). */
+typedef struct sdl__mha_dims { int64_t B, Tq, Tk, E, d, nh; bool bf; } sdl__mha_dims;
+static sdl__mha_dims sdl__mha_dims_of(const sdl_node *n) {
+    sdl__mha_dims m;
+    m.bf = n->attr.mha.batch_first;
+    m.nh = n->attr.mha.n_head;
+    m.B = n->in[0]->shape[m.bf ? 0 : 1];
+    m.Tq = n->in[0]->shape[m.bf ? 1 : 0];
+    m.Tk = n->in[1]->shape[m.bf ? 1 : 0];
+    m.E = n->in[0]->shape[2] / 3;
+    m.d = m.E / m.nh;
+    return m;
+}
+/* where (batch b, head h, part p: 0 q, 1 k, 2 v) starts in a source with T rows per batch,
+   and the stride between its rows */
+static int64_t sdl__mha_at(const sdl__mha_dims *m, int64_t T, int64_t width, int64_t b, int64_t h, int64_t p) {
+    return (m->bf ? b * T * width : b * width) + p * m->E + h * m->d;
+}
+static int64_t sdl__mha_ld(const sdl__mha_dims *m, int64_t width) { return m->bf ? width : m->B * width; }
+
+static void sdl__mha_fwd(sdl_node *n) {
+    sdl__mha_dims m = sdl__mha_dims_of(n);
+    const int64_t W = 3 * m.E, ld = sdl__mha_ld(&m, W), ldo = sdl__mha_ld(&m, m.E);
+    const float *mask = n->nin > 3 ? sdl_f32(n->in[3]) : NULL;
+    float scale = 1.0f / sqrtf((float)m.d);
+    for (int64_t b = 0; b < m.B; b++)
+        for (int64_t h = 0; h < m.nh; h++) {
+            const float *q = sdl_f32(n->in[0]) + sdl__mha_at(&m, m.Tq, W, b, h, 0);
+            const float *k = sdl_f32(n->in[1]) + sdl__mha_at(&m, m.Tk, W, b, h, 1);
+            const float *v = sdl_f32(n->in[2]) + sdl__mha_at(&m, m.Tk, W, b, h, 2);
+            float *P = (float *)n->saved + (b * m.nh + h) * m.Tq * m.Tk, *o = sdl_f32(n->out) + sdl__mha_at(&m, m.Tq, m.E, b, h, 0);
+            sdl_sgemm(false, true, m.Tq, m.Tk, m.d, scale, q, ld, k, ld, 0.0f, P, m.Tk);
+            for (int64_t i = 0; i < m.Tq; i++) {
+                float *p = P + i * m.Tk, mx = -INFINITY, s = 0.0f;
+                if (mask) for (int64_t j = 0; j < m.Tk; j++) p[j] += mask[(b * m.Tq + i) * m.Tk + j];
+                for (int64_t j = 0; j < m.Tk; j++) mx = p[j] > mx ? p[j] : mx;
+                if (mx == -INFINITY) { memset(p, 0, (size_t)m.Tk * sizeof(float)); continue; } /* all masked */
+                for (int64_t j = 0; j < m.Tk; j++) { p[j] = expf(p[j] - mx); s += p[j]; }
+                for (int64_t j = 0; j < m.Tk; j++) p[j] /= s;
+            }
+            sdl_sgemm(false, false, m.Tq, m.d, m.Tk, 1.0f, P, m.Tk, v, ld, 0.0f, o, ldo);
+        }
+}
+static void sdl__mha_bwd(sdl_node *n) {
+    sdl__mha_dims m = sdl__mha_dims_of(n);
+    const int64_t W = 3 * m.E, ld = sdl__mha_ld(&m, W), ldo = sdl__mha_ld(&m, m.E);
+    float scale = 1.0f / sqrtf((float)m.d);
+    float *dS = (float *)sdl_arena_alloc((size_t)(m.Tq * m.Tk) * sizeof(float));
+    if (!dS) return;
+    for (int64_t b = 0; b < m.B; b++)
+        for (int64_t h = 0; h < m.nh; h++) {
+            int64_t aq = sdl__mha_at(&m, m.Tq, W, b, h, 0), ak = sdl__mha_at(&m, m.Tk, W, b, h, 1), av = sdl__mha_at(&m, m.Tk, W, b, h, 2);
+            const float *q = sdl_f32(n->in[0]) + aq, *k = sdl_f32(n->in[1]) + ak, *v = sdl_f32(n->in[2]) + av;
+            const float *P = (const float *)n->saved + (b * m.nh + h) * m.Tq * m.Tk;
+            const float *dO = n->out->grad + sdl__mha_at(&m, m.Tq, m.E, b, h, 0);
+            if (n->in[2]->requires_grad) sdl_sgemm(true, false, m.Tk, m.d, m.Tq, 1.0f, P, m.Tk, dO, ldo, 1.0f, n->in[2]->grad + av, ld);
+            sdl_sgemm(false, true, m.Tq, m.Tk, m.d, 1.0f, dO, ldo, v, ld, 0.0f, dS, m.Tk);
+            for (int64_t i = 0; i < m.Tq; i++) {
+                const float *p = P + i * m.Tk;
+                float *ds = dS + i * m.Tk, s = 0.0f;
+                for (int64_t j = 0; j < m.Tk; j++) s += ds[j] * p[j];
+                for (int64_t j = 0; j < m.Tk; j++) ds[j] = p[j] * (ds[j] - s);
+            }
+            if (n->in[0]->requires_grad) sdl_sgemm(false, false, m.Tq, m.d, m.Tk, scale, dS, m.Tk, k, ld, 1.0f, n->in[0]->grad + aq, ld);
+            if (n->in[1]->requires_grad) sdl_sgemm(true, false, m.Tk, m.d, m.Tq, scale, dS, m.Tk, q, ld, 1.0f, n->in[1]->grad + ak, ld);
+        }
+}
+static sdl_tensor *sdl__mha_attend(sdl_tensor *qs, sdl_tensor *ks, sdl_tensor *vs, sdl_tensor *mask, int n_head, bool batch_first) {
+    if (!qs || !ks || !vs) return NULL;
+    int bd = batch_first ? 0 : 1, td = batch_first ? 1 : 0;
+    if (qs->ndim != 3 || ks->ndim != 3 || vs->ndim != 3 || qs->shape[2] % (3 * n_head) != 0 || ks->shape[2] != qs->shape[2] ||
+        vs->shape[2] != qs->shape[2] || ks->shape[bd] != qs->shape[bd] || vs->shape[bd] != qs->shape[bd] || vs->shape[td] != ks->shape[td])
+        return (sdl_tensor *)sdl__shape_error("mha", "wants q, k, v sources (B, T, 3E) (or (T, B, 3E)) with one B, one Tk, E % n_head == 0", qs, ks);
+    int64_t B = qs->shape[bd], Tq = qs->shape[td], Tk = ks->shape[td], E = qs->shape[2] / 3;
+    if (mask && (mask->numel != B * Tq * Tk || mask->dtype != SDL_F32))
+        return (sdl_tensor *)sdl__shape_error("mha", "the mask wants f32 (B, Tq, Tk)", mask, qs);
+    if (qs->device != SDL_CPU) { sdl_fail(SDL_ERR_DEVICE, "mha: masked attention has no kernel on device %d yet (CPU only)", (int)qs->device); return NULL; }
+    sdl_node *n = sdl__op_begin(SDL_OP_MHA, batch_first ? sdl_shape3(B, Tq, E) : sdl_shape3(Tq, B, E), qs, ks, vs, mask);
+    if (!n) return NULL;
+    n->attr.mha.n_head = n_head;
+    n->attr.mha.batch_first = batch_first;
+    return sdl__saved(n, (size_t)(B * n_head * Tq * Tk) * sizeof(float)) ? sdl__op_run(n) : NULL;
+}
+
 /* >>cpu-table */
 static void sdl__profile_init(void);
 static void sdl__cpu_alloc_copy(void *dst, const void *src, size_t bytes, sdl_device dd, sdl_device sd) {
@@ -4355,6 +4989,7 @@ static void sdl__cpu_init(void) {
     sdl__profile_init();
     SDL__KERNEL(SDL_OP_CONV2D, sdl__conv_fwd, sdl__conv_bwd);
     SDL__KERNEL(SDL_OP_CONV_TRANSPOSE2D, sdl__conv_fwd, sdl__conv_bwd);
+    SDL__KERNEL(SDL_OP_CONV2D_GROUPED, sdl__gconv_fwd, sdl__gconv_bwd);
     SDL__KERNEL(SDL_OP_MAX_POOL2D, sdl__pool_fwd, sdl__pool_bwd);
     SDL__KERNEL(SDL_OP_AVG_POOL2D, sdl__pool_fwd, sdl__pool_bwd);
     SDL__KERNEL(SDL_OP_GLOBAL_AVG_POOL, sdl__gap_fwd, sdl__gap_bwd);
@@ -4368,6 +5003,7 @@ static void sdl__cpu_init(void) {
     /* >>cpu-table-act */
     SDL__KERNEL(SDL_OP_LEAKY_RELU, sdl__act_fwd, sdl__act_bwd);
     SDL__KERNEL(SDL_OP_GELU, sdl__act_fwd, sdl__act_bwd);
+    SDL__KERNEL(SDL_OP_GELU_TANH, sdl__act_fwd, sdl__act_bwd);
     SDL__KERNEL(SDL_OP_TANH, sdl__act_fwd, sdl__act_bwd);
     SDL__KERNEL(SDL_OP_SIGMOID, sdl__act_fwd, sdl__act_bwd);
     SDL__KERNEL(SDL_OP_SILU, sdl__act_fwd, sdl__act_bwd);
@@ -4379,6 +5015,11 @@ static void sdl__cpu_init(void) {
     SDL__KERNEL(SDL_OP_CONCAT, sdl__concat_fwd, sdl__concat_bwd);
     SDL__KERNEL(SDL_OP_TRANSPOSE, sdl__transpose_fwd, sdl__transpose_bwd);
     SDL__KERNEL(SDL_OP_ATTENTION, sdl__attn_fwd, sdl__attn_bwd);
+
+    /* >>cpu-table-rnn */
+    SDL__KERNEL(SDL_OP_RNN, sdl__rnn_fwd, sdl__rnn_bwd);
+    SDL__KERNEL(SDL_OP_GROUP_NORM, sdl__gn_fwd, sdl__gn_bwd);
+    SDL__KERNEL(SDL_OP_MHA, sdl__mha_fwd, sdl__mha_bwd);
 
     /* >>cpu-table-loss */
     SDL__KERNEL(SDL_OP_NLL, sdl__nll_fwd, sdl__nll_bwd);
@@ -4571,9 +5212,10 @@ SDL_API sdl_result sdl_model_freeze(sdl_model *m, const char *prefix, bool froze
 /* ----------------------------------------------------------------------------------------
    >>layers: modules made on a model
    ---------------------------------------------------------------------------------------- */
-SDL_API sdl_module *sdl_module_new(sdl_model *m, const char *kind, const char *name, sdl_forward_fn fwd) {
+/* a module in a zeroed block of `size` bytes (a layer's struct that starts with its sdl_module) */
+static sdl_module *sdl__module_make(sdl_model *m, const char *kind, const char *name, sdl_forward_fn fwd, size_t size) {
     if (!m) { sdl_fail(SDL_ERR_ARG, "module_new: NULL model"); return NULL; }
-    sdl_module *l = (sdl_module *)sdl__calloc(1, sizeof(sdl_module));
+    sdl_module *l = (sdl_module *)sdl__calloc(1, size);
     if (!l) return NULL;
     if (!sdl__push_ptr((void ***)&m->modules, &m->nmodules, l)) { SDL_DEALLOC(l); return NULL; }
     l->kind = kind;
@@ -4581,6 +5223,9 @@ SDL_API sdl_module *sdl_module_new(sdl_model *m, const char *kind, const char *n
     l->forward = fwd;
     l->model = m;
     return l;
+}
+SDL_API sdl_module *sdl_module_new(sdl_model *m, const char *kind, const char *name, sdl_forward_fn fwd) {
+    return sdl__module_make(m, kind, name, fwd, sizeof(sdl_module));
 }
 
 SDL_API sdl_tensor *sdl_forward(sdl_module *layer, sdl_tensor *x) {
@@ -4680,9 +5325,42 @@ SDL_API sdl_module *sdl_conv_transpose2d_layer(sdl_model *m, const char *name, i
     return sdl__conv_layer_make(m, "conv_transpose2d", name, sdl__convt_layer_fwd, c_in, c_out, kernel, stride, pad, out_pad, bias);
 }
 
-/* pooling layers: stride 0 means stride = kernel (PyTorch's default); no padding */
-static sdl_tensor *sdl__maxpool_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_max_pool2d(x, l->kernel, l->stride, l->pad); }
-static sdl_tensor *sdl__avgpool_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_avg_pool2d(x, l->kernel, l->stride, l->pad); }
+/* conv2d with separate strides and pads, dilation, groups, 'same' (see sdl_conv2d_ex):
+   weight (C_out, C_in/groups, kh, kw), PyTorch's init with fan_in = C_in/groups kh kw */
+typedef struct sdl__conv_ex { sdl_module base; sdl_conv2d_desc d; } sdl__conv_ex;
+static sdl_tensor *sdl__conv_ex_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_conv2d_ex(x, l->weight, l->bias, &((sdl__conv_ex *)l)->d); }
+SDL_API sdl_module *sdl_conv2d_ex_layer(sdl_model *m, const char *name, int64_t c_in, int64_t c_out, int kernel_h, int kernel_w,
+                                        const sdl_conv2d_desc *desc, bool bias) {
+    int64_t G = desc && desc->groups ? desc->groups : 1;
+    if (c_in < 1 || c_out < 1 || kernel_h < 1 || kernel_w < 1 || G < 1 || c_in % G || c_out % G) {
+        sdl_fail(SDL_ERR_ARG, "conv2d_ex_layer '%s': channels %lld -> %lld, kernel %d x %d, groups %lld: need positive sizes, channels divisible by groups",
+                 name ? name : "", (long long)c_in, (long long)c_out, kernel_h, kernel_w, (long long)G);
+        return NULL;
+    }
+    sdl__conv_ex *c = (sdl__conv_ex *)sdl__module_make(m, "conv2d", name, sdl__conv_ex_layer_fwd, sizeof(sdl__conv_ex));
+    if (!c) return NULL;
+    if (desc) c->d = *desc;
+    int64_t fan_in = c_in / G * kernel_h * kernel_w;
+    c->base.kernel = kernel_h; c->base.stride = c->d.stride_h ? c->d.stride_h : 1; c->base.pad = c->d.pad_h;
+    c->base.weight = sdl__layer_param(&c->base, "weight", sdl_shape4(c_out, c_in / G, kernel_h, kernel_w), true);
+    if (!c->base.weight) return NULL;
+    sdl_init_kaiming_uniform(c->base.weight, sqrtf(5.0f), fan_in);
+    if (bias) {
+        c->base.bias = sdl__layer_param(&c->base, "bias", sdl_shape1(c_out), false);
+        if (!c->base.bias) return NULL;
+        sdl_init_bias(c->base.bias, fan_in);
+    }
+    return &c->base;
+}
+
+/* pooling layers: stride 0 means stride = kernel (PyTorch's default); no padding;
+   layer->ceil_mode = true rounds the output size up (see sdl_max_pool2d_ceil) */
+static sdl_tensor *sdl__maxpool_layer_fwd(sdl_module *l, sdl_tensor *x) {
+    return (l->ceil_mode ? sdl_max_pool2d_ceil : sdl_max_pool2d)(x, l->kernel, l->stride, l->pad);
+}
+static sdl_tensor *sdl__avgpool_layer_fwd(sdl_module *l, sdl_tensor *x) {
+    return (l->ceil_mode ? sdl_avg_pool2d_ceil : sdl_avg_pool2d)(x, l->kernel, l->stride, l->pad);
+}
 static sdl_tensor *sdl__gap_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_global_avg_pool(x); }
 static sdl_module *sdl__pool_layer_make(sdl_model *m, const char *kind, sdl_forward_fn fwd, int kernel, int stride) {
     sdl_module *l = sdl_module_new(m, kind, "", fwd);
@@ -4753,6 +5431,21 @@ SDL_API sdl_module *sdl_embedding_layer(sdl_model *m, const char *name, int64_t 
     return l;
 }
 
+static sdl_tensor *sdl__embedding_pad_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_embedding_pad(x, l->weight, l->padding_idx); }
+SDL_API sdl_module *sdl_embedding_pad_layer(sdl_model *m, const char *name, int64_t vocab, int64_t dim, int64_t padding_idx) {
+    if (padding_idx < -vocab || padding_idx >= vocab) {
+        sdl_fail(SDL_ERR_ARG, "embedding_pad_layer '%s': padding_idx %lld is outside [-%lld, %lld)", name ? name : "",
+                 (long long)padding_idx, (long long)vocab, (long long)vocab);
+        return NULL;
+    }
+    sdl_module *l = sdl_embedding_layer(m, name, vocab, dim);
+    if (!l) return NULL;
+    l->forward = sdl__embedding_pad_layer_fwd;
+    l->padding_idx = padding_idx < 0 ? vocab + padding_idx : padding_idx;
+    memset(sdl_f32(l->weight) + l->padding_idx * dim, 0, (size_t)dim * sizeof(float));
+    return l;
+}
+
 /* dropout with probability l->p while the model trains; the identity in eval */
 static sdl_tensor *sdl__dropout_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_dropout(x, l->p, l->model->training); }
 SDL_API sdl_module *sdl_dropout_layer(sdl_model *m, float p) {
@@ -4772,12 +5465,474 @@ SDL_API sdl_module *sdl_leaky_relu_layer(sdl_model *m, float slope) {
 }
 static sdl_tensor *sdl__gelu_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_gelu(x); }
 SDL_API sdl_module *sdl_gelu_layer(sdl_model *m) { return sdl_module_new(m, "gelu", "", sdl__gelu_layer_fwd); }
+static sdl_tensor *sdl__gelu_tanh_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_gelu_tanh(x); }
+SDL_API sdl_module *sdl_gelu_tanh_layer(sdl_model *m) { return sdl_module_new(m, "gelu_tanh", "", sdl__gelu_tanh_layer_fwd); }
+static sdl_tensor *sdl__softmax_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_softmax(x); }
+SDL_API sdl_module *sdl_softmax_layer(sdl_model *m) { return sdl_module_new(m, "softmax", "", sdl__softmax_layer_fwd); }
+static sdl_tensor *sdl__log_softmax_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_log_softmax(x); }
+SDL_API sdl_module *sdl_log_softmax_layer(sdl_model *m) { return sdl_module_new(m, "log_softmax", "", sdl__log_softmax_layer_fwd); }
+static sdl_tensor *sdl__identity_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return x; }
+SDL_API sdl_module *sdl_identity_layer(sdl_model *m) { return sdl_module_new(m, "identity", "", sdl__identity_layer_fwd); }
 static sdl_tensor *sdl__tanh_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_tanh(x); }
 SDL_API sdl_module *sdl_tanh_layer(sdl_model *m) { return sdl_module_new(m, "tanh", "", sdl__tanh_layer_fwd); }
 static sdl_tensor *sdl__sigmoid_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_sigmoid(x); }
 SDL_API sdl_module *sdl_sigmoid_layer(sdl_model *m) { return sdl_module_new(m, "sigmoid", "", sdl__sigmoid_layer_fwd); }
 static sdl_tensor *sdl__silu_layer_fwd(sdl_module *l, sdl_tensor *x) { SDL__UNUSED(l); return sdl_silu(x); }
 SDL_API sdl_module *sdl_silu_layer(sdl_model *m) { return sdl_module_new(m, "silu", "", sdl__silu_layer_fwd); }
+
+/* >>layers-rnn: RNN (tanh), LSTM and GRU as PyTorch's nn.RNN / nn.LSTM / nn.GRU */
+
+/* a view of x's elements [off, off + numel(s)), sharing its data and gradient as
+   sdl_reshape does (so gradient written into the view lands in x's) */
+static sdl_tensor *sdl__narrow(sdl_tensor *x, int64_t off, sdl_shape s) {
+    sdl_tensor *t = sdl_reshape(x, sdl_tensor_shape(x));
+    if (!t) return NULL;
+    t->data = sdl_f32(t) + off;
+    if (t->grad) t->grad += off;
+    t->ndim = s.ndim;
+    for (int i = 0; i < s.ndim; i++) t->shape[i] = s.d[i];
+    t->numel = sdl__shape_numel(s);
+    return t;
+}
+
+#define SDL__RNN_MAX_LAYERS 16
+typedef struct sdl__rnn {
+    sdl_module base; /* first: the model frees the whole block as a module */
+    sdl_rnn_desc d;
+    sdl_tensor *w_ih[SDL__RNN_MAX_LAYERS], *w_hh[SDL__RNN_MAX_LAYERS], *b_ih[SDL__RNN_MAX_LAYERS], *b_hh[SDL__RNN_MAX_LAYERS];
+} sdl__rnn;
+
+static sdl_tensor *sdl__rnn_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_rnn_forward(l, x, NULL, NULL, NULL, NULL); }
+
+SDL_API sdl_module *sdl_rnn_layer(sdl_model *m, const char *name, const sdl_rnn_desc *desc) {
+    sdl_rnn_desc d;
+    memset(&d, 0, sizeof d);
+    if (desc) d = *desc;
+    if (d.mode == SDL_RNN_DEFAULT) d.mode = SDL_RNN_TANH;
+    if (d.num_layers == 0) d.num_layers = 1;
+    const char *kind = d.mode == SDL_RNN_LSTM ? "lstm" : d.mode == SDL_RNN_GRU ? "gru" : "rnn";
+    if (d.input_size < 1 || d.hidden_size < 1 || d.num_layers < 1 || d.num_layers > SDL__RNN_MAX_LAYERS ||
+        !(d.dropout >= 0.0f && d.dropout < 1.0f) || d.mode > SDL_RNN_GRU) {
+        sdl_fail(SDL_ERR_ARG, "%s_layer '%s': input_size %lld and hidden_size %lld must be >= 1, num_layers %d in [1, %d], dropout %g in [0, 1)",
+                 kind, name ? name : "", (long long)d.input_size, (long long)d.hidden_size, d.num_layers, SDL__RNN_MAX_LAYERS, (double)d.dropout);
+        return NULL;
+    }
+    sdl__rnn *r = (sdl__rnn *)sdl__module_make(m, kind, name, sdl__rnn_layer_fwd, sizeof(sdl__rnn));
+    if (!r) return NULL;
+    r->d = d;
+    int64_t G = d.mode == SDL_RNN_LSTM ? 4 : d.mode == SDL_RNN_GRU ? 3 : 1, H = d.hidden_size;
+    float k = 1.0f / sqrtf((float)H); /* PyTorch: every weight and bias U(-1/sqrt(H), 1/sqrt(H)) */
+    for (int l = 0; l < d.num_layers; l++) {
+        char s[4][32];
+        snprintf(s[0], 32, "weight_ih_l%d", l); snprintf(s[1], 32, "weight_hh_l%d", l);
+        snprintf(s[2], 32, "bias_ih_l%d", l); snprintf(s[3], 32, "bias_hh_l%d", l);
+        r->w_ih[l] = sdl__layer_param(&r->base, s[0], sdl_shape2(G * H, l ? H : d.input_size), true);
+        r->w_hh[l] = r->w_ih[l] ? sdl__layer_param(&r->base, s[1], sdl_shape2(G * H, H), true) : NULL;
+        if (!r->w_hh[l]) return NULL;
+        sdl_tensor_uniform(r->w_ih[l], -k, k);
+        sdl_tensor_uniform(r->w_hh[l], -k, k);
+        if (d.no_bias) continue;
+        r->b_ih[l] = sdl__layer_param(&r->base, s[2], sdl_shape1(G * H), false);
+        r->b_hh[l] = r->b_ih[l] ? sdl__layer_param(&r->base, s[3], sdl_shape1(G * H), false) : NULL;
+        if (!r->b_hh[l]) return NULL;
+        sdl_tensor_uniform(r->b_ih[l], -k, k);
+        sdl_tensor_uniform(r->b_hh[l], -k, k);
+    }
+    r->base.weight = r->w_ih[0];
+    r->base.bias = r->b_ih[0];
+    return &r->base;
+}
+
+/* layer l's initial state: h0[l] (B, H), for the LSTM [h0[l]; c0[l]] (2, B, H); NULL: zeros */
+static sdl_tensor *sdl__rnn_state0(const sdl__rnn *r, int l, sdl_tensor *h0, sdl_tensor *c0, int64_t B) {
+    int64_t H = r->d.hidden_size, BH = B * H;
+    if (r->d.mode != SDL_RNN_LSTM) return h0 ? sdl__narrow(h0, l * BH, sdl_shape2(B, H)) : NULL;
+    if (!h0 && !c0) return NULL;
+    sdl_tensor *h = h0 ? sdl__narrow(h0, l * BH, sdl_shape3(1, B, H)) : sdl_arena_tensor(sdl_shape3(1, B, H), SDL_F32);
+    sdl_tensor *c = c0 ? sdl__narrow(c0, l * BH, sdl_shape3(1, B, H)) : sdl_arena_tensor(sdl_shape3(1, B, H), SDL_F32);
+    return sdl_concat(h, c, 0);
+}
+
+SDL_API sdl_tensor *sdl_rnn_forward(sdl_module *layer, sdl_tensor *x, sdl_tensor *h0, sdl_tensor *c0, sdl_tensor **h_n, sdl_tensor **c_n) {
+    if (h_n) *h_n = NULL;
+    if (c_n) *c_n = NULL;
+    if (!layer || !x) return NULL;
+    if (layer->forward != sdl__rnn_layer_fwd) { sdl_fail(SDL_ERR_ARG, "rnn_forward: '%s' is a %s layer, not an rnn/lstm/gru", layer->name, layer->kind); return NULL; }
+    sdl__rnn *r = (sdl__rnn *)layer;
+    const sdl_rnn_desc *d = &r->d;
+    const int L = d->num_layers;
+    const int64_t H = d->hidden_size;
+    char sh[96];
+    if (x->ndim != 3 || x->shape[2] != d->input_size || x->shape[0] < 1 || x->shape[1] < 1) {
+        sdl_fail(SDL_ERR_SHAPE, "%s '%s': x is %s, wants (%s, %lld)", layer->kind, layer->name, sdl_shape_str(sdl_tensor_shape(x), sh, sizeof sh),
+                 d->batch_first ? "B, T" : "T, B", (long long)d->input_size);
+        return NULL;
+    }
+    int64_t T = x->shape[d->batch_first ? 1 : 0], B = x->shape[d->batch_first ? 0 : 1];
+    sdl_tensor *st[2] = {h0, c0};
+    for (int i = 0; i < 2; i++)
+        if (st[i] && (st[i]->ndim != 3 || st[i]->shape[0] != L || st[i]->shape[1] != B || st[i]->shape[2] != H || (i && d->mode != SDL_RNN_LSTM))) {
+            sdl_fail(SDL_ERR_SHAPE, "%s '%s': %s is %s, wants %s(%d, %lld, %lld)", layer->kind, layer->name, i ? "c0" : "h0",
+                     sdl_shape_str(sdl_tensor_shape(st[i]), sh, sizeof sh), i && d->mode != SDL_RNN_LSTM ? "none (LSTM only) or " : "",
+                     L, (long long)B, (long long)H);
+            return NULL;
+        }
+    sdl_tensor *cur = x, *hn = NULL, *cn = NULL;
+    bool bf = d->batch_first;
+    for (int l = 0; l < L && cur; l++) {
+        sdl_tensor *b_hh = r->b_hh[l] ? r->b_hh[l] : sdl_arena_tensor(sdl_shape1(r->w_hh[l]->shape[0]), SDL_F32);
+        sdl_tensor *s0 = (h0 || c0) ? sdl__rnn_state0(r, l, h0, c0, B) : NULL;
+        if ((h0 || c0) && !s0) return NULL;
+        sdl_tensor *y = sdl__rnn_scan(d->mode, sdl_linear(cur, r->w_ih[l], r->b_ih[l]), r->w_hh[l], b_hh, s0, bf);
+        if (!y) return NULL;
+        cur = sdl__narrow(y, 0, sdl_shape3(T, B, H));
+        bf = false; /* time-major from the first layer's output on */
+        sdl_tensor *hl = sdl__narrow(y, (T - 1) * B * H, sdl_shape3(1, B, H));
+        hn = hn ? sdl_concat(hn, hl, 0) : hl;
+        if (d->mode == SDL_RNN_LSTM) {
+            sdl_tensor *cl = sdl__narrow(y, T * B * H, sdl_shape3(1, B, H));
+            cn = cn ? sdl_concat(cn, cl, 0) : cl;
+        }
+        if (l + 1 < L && d->dropout > 0.0f) cur = sdl_dropout(cur, d->dropout, layer->model->training);
+    }
+    if (cur && d->batch_first) cur = sdl_transpose(cur, 0, 1);
+    if (!cur || !hn || (d->mode == SDL_RNN_LSTM && !cn)) return NULL;
+    if (h_n) *h_n = hn;
+    if (c_n) *c_n = cn;
+    return cur;
+}
+
+/* >>layers-attn: group norm and multi-head attention layers */
+
+/* group norm: weight 1, bias 0 (no weight decay), eps 1e-5, as nn.GroupNorm(groups, channels) */
+static sdl_tensor *sdl__group_norm_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_group_norm(x, l->kernel, l->weight, l->bias, l->p); }
+SDL_API sdl_module *sdl_group_norm_layer(sdl_model *m, const char *name, int groups, int64_t channels) {
+    if (groups < 1 || channels < 1 || channels % groups != 0) {
+        sdl_fail(SDL_ERR_ARG, "group_norm_layer '%s': %lld channels do not split into %d groups", name ? name : "", (long long)channels, groups);
+        return NULL;
+    }
+    sdl_module *l = sdl_module_new(m, "group_norm", name, sdl__group_norm_layer_fwd);
+    if (!l) return NULL;
+    l->p = 1e-5f;
+    l->kernel = groups;
+    l->weight = sdl__layer_param(l, "weight", sdl_shape1(channels), false);
+    l->bias = l->weight ? sdl__layer_param(l, "bias", sdl_shape1(channels), false) : NULL;
+    if (!l->bias) return NULL;
+    sdl_tensor_fill(l->weight, 1.0f);
+    return l;
+}
+
+typedef struct sdl__mha {
+    sdl_module base; /* first: the model frees the whole block as a module */
+    sdl_mha_desc d;
+    sdl_tensor *out_w, *out_b;
+} sdl__mha;
+
+static sdl_tensor *sdl__mha_layer_fwd(sdl_module *l, sdl_tensor *x) { return sdl_mha_forward(l, x, NULL, NULL, NULL, NULL); }
+SDL_API sdl_module *sdl_mha_layer(sdl_model *m, const char *name, const sdl_mha_desc *desc) {
+    sdl_mha_desc d;
+    memset(&d, 0, sizeof d);
+    if (desc) d = *desc;
+    if (d.embed_dim < 1 || d.num_heads < 1 || d.embed_dim % d.num_heads != 0) {
+        sdl_fail(SDL_ERR_ARG, "mha_layer '%s': embed_dim %lld must split into num_heads %d heads", name ? name : "", (long long)d.embed_dim, d.num_heads);
+        return NULL;
+    }
+    sdl__mha *a = (sdl__mha *)sdl__module_make(m, "mha", name, sdl__mha_layer_fwd, sizeof(sdl__mha));
+    if (!a) return NULL;
+    a->d = d;
+    int64_t E = d.embed_dim;
+    a->base.weight = sdl__layer_param(&a->base, "in_proj_weight", sdl_shape2(3 * E, E), true);
+    a->base.bias = a->base.weight && !d.no_bias ? sdl__layer_param(&a->base, "in_proj_bias", sdl_shape1(3 * E), false) : NULL;
+    a->out_w = a->base.weight ? sdl__layer_param(&a->base, "out_proj.weight", sdl_shape2(E, E), true) : NULL;
+    a->out_b = a->out_w && !d.no_bias ? sdl__layer_param(&a->base, "out_proj.bias", sdl_shape1(E), false) : NULL;
+    if (!a->out_w || (!d.no_bias && !a->out_b)) return NULL;
+    sdl_init_xavier_uniform(a->base.weight, E, 3 * E); /* PyTorch: xavier on in_proj_weight, biases 0 */
+    sdl_init_kaiming_uniform(a->out_w, sqrtf(5.0f), E); /* out_proj keeps nn.Linear's init */
+    return &a->base;
+}
+
+/* the additive (B, Tq, Tk) mask from attn_mask (Tq, Tk) f32 added or u8 nonzero = -inf,
+   key_padding_mask (B, Tk) u8 or i32 nonzero = -inf, and causal (j > i = -inf); NULL if none */
+static sdl_tensor *sdl__mha_mask(const sdl__mha *a, sdl_tensor *am, sdl_tensor *kpm, int64_t B, int64_t Tq, int64_t Tk) {
+    if (!am && !kpm && !a->d.causal) return NULL;
+    char s[96];
+    if (am && (am->numel != Tq * Tk || (am->dtype != SDL_F32 && am->dtype != SDL_U8) || am->device != SDL_CPU)) {
+        sdl_fail(SDL_ERR_SHAPE, "mha '%s': attn_mask is %s, wants f32 or u8 (%lld, %lld) on the CPU", a->base.name,
+                 sdl_shape_str(sdl_tensor_shape(am), s, sizeof s), (long long)Tq, (long long)Tk);
+        return NULL;
+    }
+    if (kpm && (kpm->numel != B * Tk || (kpm->dtype != SDL_U8 && kpm->dtype != SDL_I32) || kpm->device != SDL_CPU)) {
+        sdl_fail(SDL_ERR_SHAPE, "mha '%s': key_padding_mask is %s, wants u8 or i32 (%lld, %lld) on the CPU", a->base.name,
+                 sdl_shape_str(sdl_tensor_shape(kpm), s, sizeof s), (long long)B, (long long)Tk);
+        return NULL;
+    }
+    sdl_tensor *mk = sdl_arena_tensor(sdl_shape3(B, Tq, Tk), SDL_F32);
+    if (!mk) return NULL;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < Tq; i++)
+            for (int64_t j = 0; j < Tk; j++) {
+                float v = 0.0f;
+                if (am) v = am->dtype == SDL_F32 ? sdl_f32(am)[i * Tk + j] : sdl_u8(am)[i * Tk + j] ? -INFINITY : 0.0f;
+                if (kpm && (kpm->dtype == SDL_U8 ? sdl_u8(kpm)[b * Tk + j] != 0 : sdl_i32(kpm)[b * Tk + j] != 0)) v = -INFINITY;
+                if (a->d.causal && j > i) v = -INFINITY;
+                sdl_f32(mk)[(b * Tq + i) * Tk + j] = v;
+            }
+    return mk;
+}
+
+SDL_API sdl_tensor *sdl_mha_forward(sdl_module *layer, sdl_tensor *query, sdl_tensor *key, sdl_tensor *value,
+                                    sdl_tensor *attn_mask, sdl_tensor *key_padding_mask) {
+    if (!layer || !query) return NULL;
+    if (layer->forward != sdl__mha_layer_fwd) { sdl_fail(SDL_ERR_ARG, "mha_forward: '%s' is a %s layer, not mha", layer->name, layer->kind); return NULL; }
+    sdl__mha *a = (sdl__mha *)layer;
+    if (!key) key = query;
+    if (!value) value = key;
+    bool bf = a->d.batch_first;
+    char s[96];
+    sdl_tensor *ts[3] = {query, key, value};
+    for (int i = 0; i < 3; i++)
+        if (ts[i]->ndim != 3 || ts[i]->shape[2] != a->d.embed_dim) {
+            sdl_fail(SDL_ERR_SHAPE, "mha '%s': %s is %s, wants (%s, %lld)", layer->name, i == 0 ? "query" : i == 1 ? "key" : "value",
+                     sdl_shape_str(sdl_tensor_shape(ts[i]), s, sizeof s), bf ? "B, T" : "T, B", (long long)a->d.embed_dim);
+            return NULL;
+        }
+    int64_t B = query->shape[bf ? 0 : 1], Tq = query->shape[bf ? 1 : 0], Tk = key->shape[bf ? 1 : 0];
+    /* the whole in-projection for each distinct source; each op reads its third of the columns */
+    sdl_tensor *qs = sdl_linear(query, layer->weight, layer->bias);
+    sdl_tensor *ks = key == query ? qs : sdl_linear(key, layer->weight, layer->bias);
+    sdl_tensor *vs = value == key ? ks : value == query ? qs : sdl_linear(value, layer->weight, layer->bias);
+    sdl_tensor *mask = sdl__mha_mask(a, attn_mask, key_padding_mask, B, Tq, Tk);
+    if ((attn_mask || key_padding_mask || a->d.causal) && !mask) return NULL;
+    return sdl_linear(sdl__mha_attend(qs, ks, vs, mask, a->d.num_heads, bf), a->out_w, a->out_b);
+}
+
+/* >>layers-summary: sdl_model_summary, the per-layer table with FLOPs, bytes and the roofline */
+
+/* ---- the CPU's roofline, measured: FMA chains on every pool thread (12 independent
+   accumulators of this build's widest vector, as bench/peak.c), and a parallel read of a
+   64 MiB buffer (larger than the caches). Wall time, so a busy machine measures lower. */
+typedef struct sdl__peak_job { int64_t iters; float sink[64]; double bytes_sum[64]; const float *buf; int64_t n; } sdl__peak_job;
+static void sdl__peak_fma(void *ctx, int64_t p0, int64_t p1) {
+    sdl__peak_job *j = (sdl__peak_job *)ctx;
+    for (int64_t p = p0; p < p1; p++) {
+#if defined(SDL__GEMM_AVX512)
+        __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f), c[12];
+        for (int k = 0; k < 12; k++) c[k] = _mm512_set1_ps((float)k);
+        for (int64_t i = 0; i < j->iters; i++)
+            for (int k = 0; k < 12; k++) c[k] = _mm512_fmadd_ps(c[k], a, b);
+        for (int k = 1; k < 12; k++) c[0] = _mm512_add_ps(c[0], c[k]);
+        j->sink[p % 64] = _mm512_reduce_add_ps(c[0]);
+#elif defined(SDL__GEMM_AVX2)
+        __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f), c[12];
+        for (int k = 0; k < 12; k++) c[k] = _mm256_set1_ps((float)k);
+        for (int64_t i = 0; i < j->iters; i++)
+            for (int k = 0; k < 12; k++) c[k] = _mm256_fmadd_ps(c[k], a, b);
+        for (int k = 1; k < 12; k++) c[0] = _mm256_add_ps(c[0], c[k]);
+        float t[8];
+        _mm256_storeu_ps(t, c[0]);
+        j->sink[p % 64] = t[0];
+#else
+        float c[12];
+        for (int k = 0; k < 12; k++) c[k] = (float)k;
+        for (int64_t i = 0; i < j->iters; i++)
+            for (int k = 0; k < 12; k++) c[k] = c[k] * 0.999999f + 1e-7f;
+        j->sink[p % 64] = c[0] + c[11];
+#endif
+    }
+}
+static int sdl__peak_width(void) {
+#if defined(SDL__GEMM_AVX512)
+    return 16;
+#elif defined(SDL__GEMM_AVX2)
+    return 8;
+#else
+    return 1;
+#endif
+}
+static void sdl__peak_read(void *ctx, int64_t p0, int64_t p1) {
+    sdl__peak_job *j = (sdl__peak_job *)ctx;
+    int64_t parts = sdl_get_num_threads();
+    for (int64_t p = p0; p < p1; p++) {
+        const float *x = j->buf + j->n * p / parts;
+        j->bytes_sum[p % 64] = sdl__vsum(x, j->n * (p + 1) / parts - j->n * p / parts);
+    }
+}
+SDL_API sdl_roofline sdl_roofline_cpu(void) {
+    sdl_roofline r;
+    memset(&r, 0, sizeof r);
+    r.name = "this CPU (measured)";
+    static sdl__peak_job j; /* 64-float sinks: results stay observable, nothing is optimised out */
+    int nt = sdl_get_num_threads();
+    j.iters = 2000000;
+    double t0 = sdl_now();
+    sdl_parallel_for(nt, 1, sdl__peak_fma, &j);
+    double t = sdl_now() - t0;
+    r.flops = t > 0 ? 2.0 * 12.0 * sdl__peak_width() * (double)j.iters * nt / t : 0.0;
+    j.n = (int64_t)1 << 24; /* 64 MiB */
+    float *buf = (float *)sdl__aligned_alloc((size_t)j.n * sizeof(float));
+    if (buf) {
+        memset(buf, 0, (size_t)j.n * sizeof(float)); /* touch every page first */
+        j.buf = buf;
+        t0 = sdl_now();
+        sdl_parallel_for(nt, 1, sdl__peak_read, &j);
+        t = sdl_now() - t0;
+        r.bytes_per_s = t > 0 ? (double)j.n * sizeof(float) / t : 0.0;
+        sdl__aligned_free(buf);
+    }
+    return r;
+}
+
+/* ---- forward FLOPs of one recorded op (a multiply-add counts 2; matrix products exactly,
+   elementwise work by a small per-element cost: 1 for add/mul/relu/scale/dropout/pooling
+   window taps, 4 for exp/tanh/erf-based activations, 5 per softmax element, 7 per
+   normalised element), and the bytes it must move: each distinct input read once, the
+   output written once */
+static double sdl__op_flops(const sdl_node *n) {
+    const sdl_tensor *x = n->in[0], *w = n->nin > 1 ? n->in[1] : NULL, *y = n->out;
+    double out = (double)y->numel;
+    switch (n->op) {
+    case SDL_OP_LINEAR: return 2.0 * out * (double)w->shape[1] + (n->nin > 2 ? out : 0.0) + (n->act ? out : 0.0);
+    case SDL_OP_CONV2D: return 2.0 * out * (double)(w->numel / w->shape[0]) + (n->nin > 2 ? out : 0.0) + (n->act ? out : 0.0);
+    case SDL_OP_CONV2D_GROUPED: return 2.0 * out * (double)(w->numel / w->shape[0]) + (n->nin > 2 ? out : 0.0);
+    case SDL_OP_CONV_TRANSPOSE2D: return 2.0 * (double)x->numel * (double)(w->numel / w->shape[0]) + (n->nin > 2 ? out : 0.0);
+    case SDL_OP_MAX_POOL2D: case SDL_OP_AVG_POOL2D: return out * n->attr.pool.kernel_h * n->attr.pool.kernel_w;
+    case SDL_OP_GLOBAL_AVG_POOL: return (double)x->numel;
+    case SDL_OP_BATCH_NORM: case SDL_OP_LAYER_NORM: case SDL_OP_GROUP_NORM: return 7.0 * out;
+    case SDL_OP_GELU: case SDL_OP_GELU_TANH: case SDL_OP_TANH: case SDL_OP_SIGMOID: case SDL_OP_SILU: return 4.0 * out;
+    case SDL_OP_SOFTMAX: case SDL_OP_LOG_SOFTMAX: case SDL_OP_CROSS_ENTROPY: case SDL_OP_NLL: return 5.0 * (double)x->numel;
+    case SDL_OP_RELU: case SDL_OP_LEAKY_RELU: case SDL_OP_ADD: case SDL_OP_MUL: case SDL_OP_SCALE: case SDL_OP_DROPOUT: return out;
+    case SDL_OP_SUM: case SDL_OP_MEAN: case SDL_OP_BCE_LOGITS: case SDL_OP_MSE: return (double)x->numel;
+    case SDL_OP_EMBEDDING: case SDL_OP_CONCAT: case SDL_OP_TRANSPOSE: case SDL_OP_NONE: case SDL_OP_COUNT: return 0.0;
+    case SDL_OP_ATTENTION: /* q k^T and P v over all T x T pairs (the kernel skips the masked half: an upper bound) */
+        return 4.0 * (double)x->numel * (double)x->shape[2] + 5.0 * (double)(x->numel / x->shape[3]) * (double)x->shape[2];
+    case SDL_OP_MHA: { /* per head: Q K^T and P V (4 Tq Tk d), softmax 5 Tq Tk */
+        double pairs = (double)y->numel / (double)(x->shape[2] / 3) * (double)n->attr.mha.n_head * (double)n->in[1]->shape[n->attr.mha.batch_first ? 1 : 0];
+        return pairs * (4.0 * (double)(x->shape[2] / 3 / n->attr.mha.n_head) + 5.0);
+    }
+    case SDL_OP_RNN: { /* a recurrent GEMM per step, 2 B (G H) H, and ~4 per gate element */
+        double gh = (double)w->shape[0], h = (double)w->shape[1], steps_b = (double)(x->numel / x->shape[2]);
+        return steps_b * (2.0 * gh * h + 4.0 * gh);
+    }
+    }
+    return 0.0;
+}
+static double sdl__op_bytes(const sdl_node *n) {
+    double b = (double)n->out->numel * sizeof(float);
+    for (int i = 0; i < n->nin; i++) {
+        bool seen = false;
+        for (int k = 0; k < i; k++) seen = seen || n->in[k] == n->in[i];
+        if (!seen) b += (double)n->in[i]->numel * (double)sdl_dtype_size(n->in[i]->dtype);
+    }
+    return b;
+}
+
+/* the leaves of nested sequentials, each run on x and counted from the ops it put on the tape */
+typedef struct sdl__sum_ctx { sdl_summary *s; int cap; sdl_tensor **seen; int nseen, capseen; } sdl__sum_ctx;
+static sdl_tensor *sdl__summary_walk(sdl__sum_ctx *c, sdl_module *l, sdl_tensor *x) {
+    if (l->forward == sdl__seq_forward) {
+        for (int i = 0; i < l->nchildren && x; i++) x = sdl__summary_walk(c, l->children[i], x);
+        return x;
+    }
+    sdl_node *mark = sdl__g.tape;
+    sdl_tensor *y = l->forward(l, x);
+    if (!y) return NULL;
+    if (c->s->nrows == c->cap) {
+        int cap = c->cap ? 2 * c->cap : 16;
+        sdl_summary_row *r = (sdl_summary_row *)SDL_REALLOC(c->s->rows, (size_t)cap * sizeof(sdl_summary_row));
+        if (!r) { sdl_fail(SDL_ERR_OOM, "model_summary: out of memory"); return NULL; }
+        c->s->rows = r;
+        c->cap = cap;
+    }
+    sdl_summary_row *row = &c->s->rows[c->s->nrows++];
+    memset(row, 0, sizeof *row);
+    snprintf(row->name, sizeof row->name, "%s", l->name[0] ? l->name : l->kind);
+    row->kind = l->kind;
+    row->out_shape = sdl_tensor_shape(y);
+    for (sdl_node *n = sdl__g.tape; n && n != mark; n = n->prev) {
+        row->flops += sdl__op_flops(n);
+        row->bytes += sdl__op_bytes(n);
+        for (int i = 0; i < n->nin; i++) { /* parameters this layer read, each once in the whole model */
+            sdl_tensor *p = n->in[i];
+            bool seen = p->param_index < 0 || !p->model;
+            for (int k = 0; k < c->nseen && !seen; k++) seen = c->seen[k] == p;
+            if (seen) continue;
+            if (!sdl__push_ptr((void ***)&c->seen, &c->nseen, p)) return NULL;
+            row->params += p->numel;
+        }
+    }
+    c->s->params += row->params;
+    c->s->flops += row->flops;
+    c->s->bytes += row->bytes;
+    return y;
+}
+
+static const char *sdl__si(double v, char *buf, size_t cap) {
+    const char *u[] = {"", "K", "M", "G", "T", "P"};
+    int k = 0;
+    while (v >= 1000.0 && k < 5) { v /= 1000.0; k++; }
+    snprintf(buf, cap, k ? "%.2f%s" : "%.0f%s", v, u[k]);
+    return buf;
+}
+
+SDL_API sdl_result sdl_model_summary(sdl_module *net, sdl_shape input_shape, const sdl_roofline *machine, FILE *out, sdl_summary *result) {
+    if (result) memset(result, 0, sizeof *result);
+    if (!net) return sdl_fail(SDL_ERR_ARG, "model_summary: NULL module (an earlier call failed: %s)", sdl__err_msg);
+    if (input_shape.ndim < 1 || input_shape.ndim > SDL_MAX_DIMS) return sdl_fail(SDL_ERR_ARG, "model_summary: input shape with %d dims", input_shape.ndim);
+    sdl_summary s;
+    memset(&s, 0, sizeof s);
+    s.machine = machine ? *machine : sdl_roofline_cpu();
+    /* ids for a model that starts with an embedding, else floats; zeros either way */
+    sdl_module *first = net;
+    while (first->forward == sdl__seq_forward && first->nchildren > 0) first = first->children[0];
+    bool ids = first->forward == sdl__embedding_layer_fwd || first->forward == sdl__embedding_pad_layer_fwd;
+    sdl_tensor *x = sdl_tensor_new(input_shape, ids ? SDL_I32 : SDL_F32);
+    if (!x || (!ids && sdl_tensor_requires_grad(x) != SDL_OK)) { sdl_tensor_free(x); return sdl__err_code; }
+    bool was_training = net->model->training, grad = sdl_is_grad_enabled();
+    sdl_model_train(net->model, false); /* eval: batch-norm statistics stay as they are */
+    sdl_set_grad_enabled(true);         /* the ops go on the tape, where they are counted */
+    sdl__sum_ctx c;
+    memset(&c, 0, sizeof c);
+    c.s = &s;
+    sdl_tensor *y = sdl__summary_walk(&c, net, x);
+    sdl_result r = y ? SDL_OK : sdl_last_result();
+    sdl_model_train(net->model, was_training);
+    sdl_set_grad_enabled(grad);
+    sdl_arena_reset();
+    sdl_tensor_free(x);
+    SDL_DEALLOC(c.seen);
+    if (r == SDL_OK && out) {
+        double ridge = s.machine.bytes_per_s > 0 ? s.machine.flops / s.machine.bytes_per_s : 0.0;
+        char a[32], b[32], d[32], sh[96];
+        fprintf(out, "%-24s %-20s %12s %10s %10s %8s  %s\n", "Layer (type)", "Output shape", "Param #", "FLOPs", "Bytes", "FLOP/B", "bound");
+        for (int i = 0; i < s.nrows; i++) {
+            const sdl_summary_row *w = &s.rows[i];
+            char nm[80];
+            snprintf(nm, sizeof nm, "%s (%s)", w->name, w->kind);
+            double ai = w->bytes > 0 ? w->flops / w->bytes : 0.0;
+            fprintf(out, "%-24s %-20s %12lld %10s %10s %8.2f  %s\n", nm, sdl_shape_str(w->out_shape, sh, sizeof sh), (long long)w->params,
+                    sdl__si(w->flops, a, sizeof a), sdl__si(w->bytes, b, sizeof b), ai, w->flops == 0.0 ? "-" : ai >= ridge ? "compute" : "memory");
+        }
+        fprintf(out, "Total params: %lld\nForward: %s FLOP, %s bytes moved (%.2f FLOP/B)\n", (long long)s.params,
+                sdl__si(s.flops, a, sizeof a), sdl__si(s.bytes, b, sizeof b), s.bytes > 0 ? s.flops / s.bytes : 0.0);
+        fprintf(out, "Machine (%s): %s FLOP/s, %s B/s, ridge %.1f FLOP/B: a forward needs at least %.3g ms at the compute roof, "
+                "%.3g ms at the memory roof (training ~3x the FLOPs)\n", s.machine.name ? s.machine.name : "given", sdl__si(s.machine.flops, a, sizeof a),
+                sdl__si(s.machine.bytes_per_s, d, sizeof d), ridge, s.machine.flops > 0 ? 1e3 * s.flops / s.machine.flops : 0.0,
+                s.machine.bytes_per_s > 0 ? 1e3 * s.bytes / s.machine.bytes_per_s : 0.0);
+    }
+    if (result && r == SDL_OK) *result = s;
+    else SDL_DEALLOC(s.rows);
+    return r;
+}
+SDL_API void sdl_summary_free(sdl_summary *s) {
+    if (!s) return;
+    SDL_DEALLOC(s->rows);
+    memset(s, 0, sizeof *s);
+}
+SDL_API double sdl_summary_mfu(const sdl_summary *s, double steps, double seconds, double *flops_per_s) {
+    double achieved = s && seconds > 0 ? 3.0 * s->flops * steps / seconds : 0.0;
+    if (flops_per_s) *flops_per_s = achieved;
+    return s && s->machine.flops > 0 ? achieved / s->machine.flops : 0.0;
+}
 
 /* >>optim */
 static float sdl__default(float v, float dflt) { return v != 0.0f ? v : dflt; }
@@ -7869,7 +9024,9 @@ static const char *sdl__op_name(int op) {
     case SDL_OP_SCALE: return "scale"; case SDL_OP_CONCAT: return "concat"; case SDL_OP_TRANSPOSE: return "transpose";
     case SDL_OP_ATTENTION: return "attention"; case SDL_OP_SUM: return "sum"; case SDL_OP_MEAN: return "mean";
     case SDL_OP_CROSS_ENTROPY: return "cross_entropy"; case SDL_OP_NLL: return "nll"; case SDL_OP_BCE_LOGITS: return "bce_logits";
-    case SDL_OP_MSE: return "mse";
+    case SDL_OP_MSE: return "mse"; case SDL_OP_GELU_TANH: return "gelu_tanh"; case SDL_OP_RNN: return "rnn";
+    case SDL_OP_GROUP_NORM: return "group_norm"; case SDL_OP_MHA: return "mha";
+    case SDL_OP_CONV2D_GROUPED: return "conv2d_grouped";
     default: return "op";
     }
 }

@@ -1857,7 +1857,8 @@ static void sdl__cu_emb_bwd(sdl_node *n) {
 
 /* ---- elementwise activations (as sdl.h's >>ops-act): y = f(x);  dx += f'(x) dy
    leaky_relu  f = x > 0 ? x : a x
-   gelu (tanh) f = x/2 (1 + tanh u), u = sqrt(2/pi) (x + 0.044715 x^3), tanh u = 1 - 2/(1 + e^2u)
+   gelu        f = x/2 erfc(-x/sqrt 2),  f' = erfc(-x/sqrt 2)/2 + x e^(-x^2/2)/sqrt(2 pi)
+   gelu (tanh) f = x s, s = sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3);  f' = s + 2 x s (1 - s) u'
    tanh        f' = 1 - y^2;  sigmoid f' = y (1 - y);  silu f = x s, f' = s (1 + x (1 - s))
    scale       f = a x */
 static __device__ float sdl__cu_sigmoid(float x) {
@@ -1865,15 +1866,16 @@ static __device__ float sdl__cu_sigmoid(float x) {
     float e = expf(x);
     return e / (1.0f + e);
 }
-static __device__ float sdl__cu_gelu_tanh(float u) { return 1.0f - 2.0f / (1.0f + expf(2.0f * u)); }
 #define SDL__CU_GELU_C 0.7978845608028654f
+static __device__ float sdl__cu_gelu_s(float v) { return sdl__cu_sigmoid(2.0f * SDL__CU_GELU_C * (v + 0.044715f * v * v * v)); }
 
 static __global__ void sdl__k_act_fwd(const float *x, float *y, int64_t n, int op, float a) {
     SDL__CU_LOOP(i, n) {
         float v = x[i], r;
         switch (op) {
         case SDL_OP_LEAKY_RELU: r = v > 0.0f ? v : a * v; break;
-        case SDL_OP_GELU: r = 0.5f * v * (1.0f + sdl__cu_gelu_tanh(SDL__CU_GELU_C * (v + 0.044715f * v * v * v))); break;
+        case SDL_OP_GELU: r = 0.5f * v * erfcf(-0.70710678118654752f * v); break;
+        case SDL_OP_GELU_TANH: r = v * sdl__cu_gelu_s(v); break;
         case SDL_OP_TANH: r = tanhf(v); break;
         case SDL_OP_SIGMOID: r = sdl__cu_sigmoid(v); break;
         case SDL_OP_SILU: r = v * sdl__cu_sigmoid(v); break;
@@ -1887,9 +1889,10 @@ static __global__ void sdl__k_act_bwd(const float *x, const float *y, const floa
         float v = x[i], g = dy[i], r;
         switch (op) {
         case SDL_OP_LEAKY_RELU: r = v > 0.0f ? g : a * g; break;
-        case SDL_OP_GELU: {
-            float v2 = v * v, t = sdl__cu_gelu_tanh(SDL__CU_GELU_C * (v + 0.044715f * v2 * v));
-            r = g * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * SDL__CU_GELU_C * (1.0f + 3.0f * 0.044715f * v2));
+        case SDL_OP_GELU: r = g * (0.5f * erfcf(-0.70710678118654752f * v) + v * expf(-0.5f * v * v) * 0.39894228040143268f); break;
+        case SDL_OP_GELU_TANH: {
+            float s = sdl__cu_gelu_s(v);
+            r = g * (s + 2.0f * v * s * (1.0f - s) * SDL__CU_GELU_C * (1.0f + 3.0f * 0.044715f * v * v));
             break;
         }
         case SDL_OP_TANH: r = g * (1.0f - y[i] * y[i]); break;
@@ -2848,6 +2851,7 @@ SDL_API sdl_result sdl_cuda_init(void) {
     SDL__CU_KERNEL(SDL_OP_EMBEDDING, sdl__cu_emb_fwd, sdl__cu_emb_bwd);
     SDL__CU_KERNEL(SDL_OP_LEAKY_RELU, sdl__cu_act_fwd, sdl__cu_act_bwd);
     SDL__CU_KERNEL(SDL_OP_GELU, sdl__cu_act_fwd, sdl__cu_act_bwd);
+    SDL__CU_KERNEL(SDL_OP_GELU_TANH, sdl__cu_act_fwd, sdl__cu_act_bwd);
     SDL__CU_KERNEL(SDL_OP_TANH, sdl__cu_act_fwd, sdl__cu_act_bwd);
     SDL__CU_KERNEL(SDL_OP_SIGMOID, sdl__cu_act_fwd, sdl__cu_act_bwd);
     SDL__CU_KERNEL(SDL_OP_SILU, sdl__cu_act_fwd, sdl__cu_act_bwd);

@@ -135,7 +135,7 @@ sdl_tensor *gpt2_loss(gpt2 *g, sdl_tensor *ids, sdl_tensor *pos, sdl_tensor *tar
     for (int l = 0; l < g->cfg.layers; l++) {
         gpt2_block *b = &g->h[l];
         x = sdl_residual_add(x, gpt2_attention(b, sdl_forward(b->ln_1, x), g->cfg.heads));
-        sdl_tensor *hidden = sdl_gelu(sdl_forward(b->fc, sdl_forward(b->ln_2, x))); /* (B, T, 4C) */
+        sdl_tensor *hidden = sdl_gelu_tanh(sdl_forward(b->fc, sdl_forward(b->ln_2, x))); /* (B, T, 4C) */
         x = sdl_residual_add(x, sdl_forward(b->mlp_proj, hidden));
     }
     sdl_tensor *logits = sdl_linear(sdl_forward(g->ln_f, x), g->wte, NULL); /* (B, T, V), tied head */

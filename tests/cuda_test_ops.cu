@@ -375,12 +375,14 @@ static sdl_tensor *f_act(sdl_tensor **in, void *ctx) {
     case 4: return sdl_silu(in[0]);
     case 5: return sdl_scale(in[0], c->a);
     case 6: return sdl_softmax(in[0]);
+    case 8: return sdl_gelu_tanh(in[0]);
     default: return sdl_log_softmax(in[0]);
     }
 }
 static void test_activations(void) {
-    const char *names[6] = {"leaky_relu", "gelu", "tanh", "sigmoid", "silu", "scale"};
-    for (int k = 0; k < 6; k++) {
+    const char *names[9] = {"leaky_relu", "gelu", "tanh", "sigmoid", "silu", "scale", "", "", "gelu_tanh"};
+    for (int k = 0; k < 9; k++) {
+        if (k == 6) k = 8; /* 6 and 7: softmax, log_softmax below */
         act_cfg c = {k, k == 0 ? 0.1f : -1.7f};
         op_case oc = {names[k], 1, {sdl_shape3(5, 7, 9)}, {IN_WIDE}, 0, f_act, &c, 0};
         CHECK(check_op(&oc), "%s on [-5, 5)", names[k]);

@@ -132,6 +132,8 @@
                   transport: a bucket's event lasts what the GPU measured, from its start
                   on the communication stream to its result (placed at the host's launch;
                   with the timeline on, sync waits for the GPU to read the times).
+      Federated   sdl_fed: FedAvg rounds over K clients (IID, Dirichlet or label-shard
+                  partitions), local SGD, FedProx, fp16 or top-k updates (>>decl-mpi-fed).
 */
 #ifndef SDL_H_INCLUDED
 #error "include sdl.h before sdl_mpi.h"
@@ -257,6 +259,85 @@ SDL_API void sdl_mpi_timeline_end(void);               /* ends the innermost beg
 SDL_API sdl_result sdl_mpi_timeline_write(void);
 SDL_API int64_t sdl_mpi_timeline_count(void);          /* events recorded so far */
 
+/* >>decl-mpi-fed: federated averaging (McMahan et al. 2017, "Communication-efficient
+   learning of deep networks from decentralized data"), FedProx's proximal term (Li et al.
+   2020), compressed updates. K clients, client k on rank k mod size; every rank holds the
+   global model. One call of sdl_fed_round:
+     1. the round's clients: max(1, round(C K)) of the K, drawn from (seed, round), the same
+        on every rank;
+     2. each rank trains its own chosen clients one after another, each from the global
+        weights w: E local epochs (or a fixed number of local steps) of plain SGD on the
+        client's samples, w_k -= lr (g + mu (w_k - w)), batches of B in the client's
+        order (reshuffled each local epoch with .shuffle), the loss your loss_fn returns;
+     3. each client's update d_k = w_k - w is encoded (float32, fp16, or the top k% of
+        d_k + e_k by magnitude with error feedback e_k = what was left out) and every
+        rank gathers every payload (MPI_Allgatherv: a serverless all-to-all);
+     4. every rank decodes them in client order and sets w += sum_k (n_k / n) d_k, n_k the
+        client's sample count, n their sum: the same bits on any number of ranks.
+   Bytes per round: the payloads as encoded (what each client would upload to a server).
+
+      sdl_fed_desc fd = {0};
+      fd.model = m; fd.loss = my_loss; fd.user = net; fd.data = &train;
+      fd.clients = 100; fd.split = SDL_FED_DIRICHLET; fd.alpha = 0.1f; fd.fraction = 0.1f;
+      fd.local_epochs = 1; fd.batch_size = 10; fd.lr = 0.05f; fd.mean[0] = 0.286f; fd.std[0] = 0.353f;
+      sdl_fed *f = sdl_fed_new(&fd);
+      for (int r = 0; r < 50; r++) { sdl_fed_round(f, &st); ... evaluate m ... }
+      sdl_fed_free(f);
+
+   The round resets the step arena after each local step (as a training loop does). */
+typedef enum sdl_fed_split {
+    SDL_FED_IID = 0,     /* shuffled, then K equal parts */
+    SDL_FED_DIRICHLET,   /* per class, proportions over clients ~ Dirichlet(alpha) (Hsu et al. 2019) */
+    SDL_FED_SHARDS       /* sorted by label, cut into K * shards_per_client shards, dealt at random */
+} sdl_fed_split;
+typedef enum sdl_fed_compress {
+    SDL_FED_FLOAT32 = 0, /* d_k as it is: 4 bytes a parameter */
+    SDL_FED_FP16,        /* IEEE half: 2 bytes a parameter */
+    SDL_FED_TOPK         /* the largest topk * P of d_k + e_k: 8 bytes each (index, value) */
+} sdl_fed_compress;
+/* the training loss of one batch: x f32 (B, C, H, W) normalised, y i32 (B) */
+typedef sdl_tensor *(*sdl_fed_loss_fn)(void *user, sdl_tensor *x, sdl_tensor *y);
+typedef struct sdl_fed_desc {
+    sdl_model *model;          /* the global model (same weights on every rank) */
+    sdl_fed_loss_fn loss;
+    void *user;
+    const sdl_dataset *data;   /* the whole training set, the same on every rank */
+    int clients;               /* K (0: the number of ranks) */
+    sdl_fed_split split;
+    float alpha;               /* Dirichlet concentration (0: 0.5) */
+    int shards_per_client;     /* SDL_FED_SHARDS (0: 2) */
+    float fraction;            /* C, clients per round (0: all) */
+    int local_epochs;          /* E (0: 1) */
+    int local_steps;           /* > 0: this many local batches instead of E epochs */
+    int batch_size;            /* B (0: 32) */
+    float lr;                  /* local SGD rate (0: 0.01) */
+    float mu;                  /* FedProx proximal weight; 0: plain FedAvg */
+    bool shuffle;              /* reshuffle a client's samples each local epoch */
+    sdl_fed_compress compress;
+    float topk;                /* SDL_FED_TOPK: share of parameters sent (0: 0.01) */
+    uint64_t seed;             /* partition, client choice, shuffles */
+    float mean[4], std[4];     /* per channel, after /255; std 0: none */
+    MPI_Comm comm;             /* 0: sdl_mpi_comm() */
+} sdl_fed_desc;
+typedef struct sdl_fed_stats {
+    int64_t round;             /* rounds done, this one included */
+    int clients;               /* clients trained this round */
+    int64_t samples;           /* their sample counts summed (n) */
+    int64_t bytes;             /* payload bytes this round, as encoded */
+    int64_t bytes_dense;       /* the same updates as float32 */
+    double train_loss;         /* mean local training loss over every local batch */
+} sdl_fed_stats;
+typedef struct sdl_fed sdl_fed;
+/* index (d->n): sample indices grouped by client; offset (clients + 1): client k holds
+   index[offset[k] .. offset[k+1]). The same on every machine for a seed. */
+SDL_API sdl_result sdl_fed_partition(const sdl_dataset *d, int clients, sdl_fed_split split, float alpha,
+                                     int shards_per_client, uint64_t seed, int64_t *index, int64_t *offset);
+SDL_API sdl_fed *sdl_fed_new(const sdl_fed_desc *desc);
+SDL_API sdl_result sdl_fed_round(sdl_fed *f, sdl_fed_stats *stats); /* stats may be NULL */
+/* client k's sample indices (a pointer into the partition) and their count */
+SDL_API const int64_t *sdl_fed_client_samples(const sdl_fed *f, int k, int64_t *count);
+SDL_API void sdl_fed_free(sdl_fed *f);
+
 #ifdef __cplusplus
 }
 #endif
@@ -273,6 +354,7 @@ SDL_API int64_t sdl_mpi_timeline_count(void);          /* events recorded so far
 #include <string.h>
 #include <limits.h>
 #include <stdio.h>
+#include <math.h>
 
 /* >>mpi-gpu includes: the GPU path exists when nvcc compiles this after sdl_cuda.h */
 #if defined(SDL_CUDA_H_INCLUDED) && defined(__CUDACC__)
@@ -2039,6 +2121,426 @@ static sdl_result sdl__mg_broadcast_model(sdl_model *m, sdl_optim *opt, int root
     return r;
 }
 #endif /* SDL__MPI_GPU */
+
+/* ----------------------------------------------------------------------------------------
+   >>mpi-fed: federated averaging (see >>decl-mpi-fed)
+   ---------------------------------------------------------------------------------------- */
+/* one client's record in the gathered payloads; the encoded update follows it */
+typedef struct sdl__fed_hdr {
+    int64_t client, samples, nvals, batches;
+    double loss_sum;
+} sdl__fed_hdr;
+
+struct sdl_fed {
+    sdl_fed_desc d;
+    MPI_Comm comm;
+    int rank, size, nchosen;
+    int64_t P, round, rec_bytes, topk_n;
+    int64_t *index, *offset; /* the partition */
+    int64_t *order;          /* a client's samples in this epoch's order */
+    int *chosen;             /* this round's clients, ascending */
+    const char **rec;        /* per client: its record in recv, this round */
+    float *global, *work, *mag, *resid; /* resid: top-k error feedback, P per owned client */
+    double *acc;
+    char *send, *recv;
+    int *counts, *displs;
+};
+
+/* Fisher-Yates from hash(seed, stream, i): the same order on every machine */
+static void sdl__fed_shuffle(int64_t *a, int64_t n, uint64_t seed, uint64_t stream) {
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(sdl_hash_uniform(seed, stream, (uint64_t)i) * (float)(i + 1));
+        if (j > i) j = i;
+        int64_t t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
+static double sdl__fed_unif(uint64_t seed, uint64_t stream, uint64_t *ctr) {
+    double u = sdl_hash_uniform(seed, stream, (*ctr)++);
+    return u > 0.0 ? u : 1e-12;
+}
+
+/* Gamma(a, 1): Marsaglia and Tsang (2000); a < 1 via Gamma(a + 1) U^(1/a) */
+static double sdl__fed_gamma(double a, uint64_t seed, uint64_t stream, uint64_t *ctr) {
+    if (a < 1.0) return sdl__fed_gamma(a + 1.0, seed, stream, ctr) * pow(sdl__fed_unif(seed, stream, ctr), 1.0 / a);
+    double dd = a - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * dd);
+    for (;;) {
+        double u1 = sdl__fed_unif(seed, stream, ctr), u2 = sdl__fed_unif(seed, stream, ctr);
+        double x = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2), v = 1.0 + c * x;
+        if (v <= 0.0) continue;
+        v = v * v * v;
+        if (log(sdl__fed_unif(seed, stream, ctr)) < 0.5 * x * x + dd - dd * v + dd * log(v)) return dd * v;
+    }
+}
+
+/* seq: sample ids, all of them, in the order each split deals them; owner[p] the client of
+   seq[p]. Dirichlet: per class c, shuffled, cut at the cumulative proportions p ~ Dir(alpha). */
+static bool sdl__fed_deal(const sdl_dataset *d, int K, sdl_fed_split split, float alpha, int spc, uint64_t seed,
+                          int64_t *seq, int *owner) {
+    int64_t n = d->n;
+    if (split == SDL_FED_IID) {
+        for (int64_t i = 0; i < n; i++) seq[i] = i;
+        sdl__fed_shuffle(seq, n, seed, 0);
+        for (int64_t p = 0; p < n; p++) owner[p] = (int)(p * K / n);
+        return true;
+    }
+    int64_t p = 0; /* seq = samples grouped by class (stable) */
+    for (int c = 0; c < d->num_classes; c++) {
+        int64_t begin = p;
+        for (int64_t i = 0; i < n; i++)
+            if (d->labels[i] == c) seq[p++] = i;
+        if (split == SDL_FED_DIRICHLET) {
+            int64_t nc = p - begin;
+            sdl__fed_shuffle(seq + begin, nc, seed, 1 + (uint64_t)c);
+            uint64_t ctr = 0;
+            double *g = (double *)sdl__mpi_alloc((size_t)K, sizeof(double)), sum = 0.0, cum = 0.0;
+            if (!g) return false;
+            for (int k = 0; k < K; k++) sum += g[k] = sdl__fed_gamma(alpha, seed, 0x10000 + (uint64_t)c, &ctr);
+            int64_t q = 0;
+            for (int k = 0; k < K; k++) {
+                cum += sum > 0.0 ? g[k] / sum : 1.0 / K;
+                int64_t end = k == K - 1 ? nc : (int64_t)(cum * (double)nc + 0.5);
+                for (; q < end && q < nc; q++) owner[begin + q] = k;
+            }
+            SDL__MPI_FREE(g);
+        }
+    }
+    if (split == SDL_FED_SHARDS) {
+        int64_t S = (int64_t)K * spc;
+        int64_t *deal = (int64_t *)sdl__mpi_alloc((size_t)S, sizeof(int64_t));
+        if (!deal) return false;
+        for (int64_t j = 0; j < S; j++) deal[j] = j;
+        sdl__fed_shuffle(deal, S, seed, 2);
+        for (int64_t q = 0; q < n; q++) owner[q] = (int)(deal[q * S / n] / spc);
+        SDL__MPI_FREE(deal);
+    }
+    return true;
+}
+
+SDL_API sdl_result sdl_fed_partition(const sdl_dataset *d, int clients, sdl_fed_split split, float alpha,
+                                     int shards_per_client, uint64_t seed, int64_t *index, int64_t *offset) {
+    if (!d || !index || !offset || d->n < 0 || (d->n && !d->labels))
+        return sdl_fail(SDL_ERR_ARG, "sdl_fed_partition: NULL dataset, index or offset");
+    if (clients < 1) return sdl_fail(SDL_ERR_ARG, "sdl_fed_partition: %d clients", clients);
+    if (split < SDL_FED_IID || split > SDL_FED_SHARDS) return sdl_fail(SDL_ERR_ARG, "sdl_fed_partition: unknown split %d", (int)split);
+    if (split == SDL_FED_DIRICHLET && !(alpha > 0.0f)) return sdl_fail(SDL_ERR_ARG, "sdl_fed_partition: Dirichlet alpha %g must be > 0", (double)alpha);
+    if (split == SDL_FED_SHARDS && shards_per_client < 1) return sdl_fail(SDL_ERR_ARG, "sdl_fed_partition: %d shards per client", shards_per_client);
+    for (int64_t i = 0; split != SDL_FED_IID && i < d->n; i++)
+        if (d->labels[i] < 0 || d->labels[i] >= d->num_classes)
+            return sdl_fail(SDL_ERR_ARG, "sdl_fed_partition: sample %lld has label %d, outside 0..%d", (long long)i, d->labels[i], d->num_classes - 1);
+    int64_t n = d->n;
+    int64_t *seq = (int64_t *)sdl__mpi_alloc((size_t)n + 1, sizeof(int64_t));
+    int *owner = (int *)sdl__mpi_alloc((size_t)n + 1, sizeof(int));
+    if (!seq || !owner) { SDL__MPI_FREE(seq); SDL__MPI_FREE(owner); return SDL_ERR_OOM; }
+    if (!sdl__fed_deal(d, clients, split, alpha, shards_per_client, seed, seq, owner)) {
+        SDL__MPI_FREE(seq);
+        SDL__MPI_FREE(owner);
+        return SDL_ERR_OOM;
+    }
+    for (int k = 0; k <= clients; k++) offset[k] = 0; /* a counting sort by owner, stable */
+    for (int64_t p = 0; p < n; p++) offset[owner[p] + 1]++;
+    for (int k = 0; k < clients; k++) offset[k + 1] += offset[k];
+    for (int64_t p = 0; p < n; p++) index[offset[owner[p]]++] = seq[p];
+    for (int k = clients; k > 0; k--) offset[k] = offset[k - 1];
+    offset[0] = 0;
+    SDL__MPI_FREE(seq);
+    SDL__MPI_FREE(owner);
+    return SDL_OK;
+}
+
+SDL_API const int64_t *sdl_fed_client_samples(const sdl_fed *f, int k, int64_t *count) {
+    if (count) *count = 0;
+    if (!f || k < 0 || k >= f->d.clients) { sdl_fail(SDL_ERR_ARG, "sdl_fed_client_samples: no client %d", k); return NULL; }
+    if (count) *count = f->offset[k + 1] - f->offset[k];
+    return f->index + f->offset[k];
+}
+
+SDL_API void sdl_fed_free(sdl_fed *f) {
+    if (!f) return;
+    void *bufs[] = {f->index, f->offset, f->order, f->chosen, (void *)f->rec, f->global, f->work, f->mag,
+                    f->resid, f->acc, f->send, f->recv, f->counts, f->displs};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) SDL__MPI_FREE(bufs[i]);
+    SDL__MPI_FREE(f);
+}
+
+static sdl_result sdl__fed_check(const sdl_fed_desc *d) {
+    const char *bad = !d ? "NULL desc" : !d->model ? "NULL model" : !d->loss ? "NULL loss" : !d->data ? "NULL data" : NULL;
+    if (bad) return sdl_fail(SDL_ERR_ARG, "sdl_fed_new: %s", bad);
+    if (d->data->n < 1 || !d->data->images) return sdl_fail(SDL_ERR_ARG, "sdl_fed_new: the dataset is empty");
+    if (d->clients < 0 || d->local_epochs < 0 || d->local_steps < 0 || d->batch_size < 0)
+        return sdl_fail(SDL_ERR_ARG, "sdl_fed_new: negative clients, local_epochs, local_steps or batch_size");
+    if (!(d->fraction >= 0.0f && d->fraction <= 1.0f)) return sdl_fail(SDL_ERR_ARG, "sdl_fed_new: fraction %g outside [0, 1]", (double)d->fraction);
+    if (!(d->topk >= 0.0f && d->topk <= 1.0f)) return sdl_fail(SDL_ERR_ARG, "sdl_fed_new: topk %g outside [0, 1]", (double)d->topk);
+    if (!(d->mu >= 0.0f) || !(d->lr >= 0.0f)) return sdl_fail(SDL_ERR_ARG, "sdl_fed_new: lr and mu must be >= 0");
+    if (d->compress < SDL_FED_FLOAT32 || d->compress > SDL_FED_TOPK) return sdl_fail(SDL_ERR_ARG, "sdl_fed_new: unknown compress %d", (int)d->compress);
+    if (d->data->c > 4) return sdl_fail(SDL_ERR_ARG, "sdl_fed_new: %d channels (mean/std hold 4)", d->data->c);
+    return SDL_OK;
+}
+
+SDL_API sdl_fed *sdl_fed_new(const sdl_fed_desc *desc) {
+    if (sdl__mpi_need_init("sdl_fed_new") != SDL_OK || sdl__fed_check(desc) != SDL_OK) return NULL;
+    if (sdl_model_pack(desc->model) != SDL_OK) return NULL;
+    sdl_fed *f = (sdl_fed *)sdl__mpi_alloc(1, sizeof(sdl_fed));
+    if (!f) return NULL;
+    f->d = *desc;
+    f->comm = desc->comm == (MPI_Comm)0 ? sdl__mpi.comm : desc->comm;
+    MPI_Comm_rank(f->comm, &f->rank);
+    MPI_Comm_size(f->comm, &f->size);
+    sdl_fed_desc *d = &f->d;
+    if (!d->clients) d->clients = f->size;
+    if (!d->alpha) d->alpha = 0.5f;
+    if (!d->shards_per_client) d->shards_per_client = 2;
+    if (!d->fraction) d->fraction = 1.0f;
+    if (!d->local_epochs) d->local_epochs = 1;
+    if (!d->batch_size) d->batch_size = 32;
+    if (!d->lr) d->lr = 0.01f;
+    if (!d->topk) d->topk = 0.01f;
+    int K = d->clients, owned = (K + f->size - 1) / f->size;
+    f->P = d->model->param_floats;
+    f->nchosen = (int)(d->fraction * (float)K + 0.5f);
+    if (f->nchosen < 1) f->nchosen = 1;
+    f->topk_n = (int64_t)ceil((double)d->topk * (double)f->P);
+    if (f->topk_n < 1) f->topk_n = 1;
+    int64_t body = d->compress == SDL_FED_FP16 ? (2 * f->P + 7) / 8 * 8 : d->compress == SDL_FED_TOPK ? 8 * f->topk_n : 4 * f->P;
+    f->rec_bytes = (int64_t)sizeof(sdl__fed_hdr) + body;
+    if (f->P >= INT32_MAX || (int64_t)f->nchosen * f->rec_bytes >= INT_MAX) {
+        sdl_fail(SDL_ERR_ARG, "sdl_fed_new: %d clients x %lld bytes a round is more than one MPI message holds", f->nchosen, (long long)f->rec_bytes);
+        sdl_fed_free(f);
+        return NULL;
+    }
+    size_t P = (size_t)f->P;
+    f->index = (int64_t *)sdl__mpi_alloc((size_t)d->data->n, sizeof(int64_t));
+    f->offset = (int64_t *)sdl__mpi_alloc((size_t)K + 1, sizeof(int64_t));
+    f->order = (int64_t *)sdl__mpi_alloc((size_t)(d->data->n > K ? d->data->n : K), sizeof(int64_t));
+    f->chosen = (int *)sdl__mpi_alloc((size_t)K, sizeof(int));
+    f->rec = (const char **)sdl__mpi_alloc((size_t)K, sizeof(char *));
+    f->global = (float *)sdl__mpi_alloc(P, sizeof(float));
+    f->work = (float *)sdl__mpi_alloc(P, sizeof(float));
+    f->mag = (float *)sdl__mpi_alloc(P, sizeof(float));
+    f->resid = d->compress == SDL_FED_TOPK ? (float *)sdl__mpi_alloc((size_t)owned * P, sizeof(float)) : NULL;
+    f->acc = (double *)sdl__mpi_alloc(P, sizeof(double));
+    f->send = (char *)sdl__mpi_alloc((size_t)owned, (size_t)f->rec_bytes);
+    f->recv = (char *)sdl__mpi_alloc((size_t)f->nchosen, (size_t)f->rec_bytes);
+    f->counts = (int *)sdl__mpi_alloc((size_t)f->size, sizeof(int));
+    f->displs = (int *)sdl__mpi_alloc((size_t)f->size, sizeof(int));
+    if (!f->index || !f->offset || !f->order || !f->chosen || !f->rec || !f->global || !f->work || !f->mag || !f->acc ||
+        !f->send || !f->recv || !f->counts || !f->displs || (d->compress == SDL_FED_TOPK && !f->resid) ||
+        sdl_fed_partition(d->data, K, d->split, d->alpha, d->shards_per_client, d->seed, f->index, f->offset) != SDL_OK) {
+        sdl_fed_free(f);
+        return NULL;
+    }
+    sdl_model_zero_grad(d->model);
+    return f;
+}
+
+/* the round's clients: the first m of a shuffle of 0..K-1 drawn from (seed, round), sorted */
+static void sdl__fed_choose(sdl_fed *f) {
+    int K = f->d.clients;
+    int64_t *perm = f->order; /* free until the clients train */
+    for (int k = 0; k < K; k++) perm[k] = k;
+    if (f->nchosen < K) sdl__fed_shuffle(perm, K, f->d.seed, 0x20000000ull + (uint64_t)f->round);
+    for (int i = 0; i < K; i++) f->chosen[i] = 0;
+    for (int i = 0; i < f->nchosen; i++) f->chosen[perm[i]] = 1;
+    int m = 0;
+    for (int k = 0; k < K; k++)
+        if (f->chosen[k]) f->chosen[m++] = k;
+}
+
+/* one batch of the client's samples in f->order[pos ..]: x normalised, y the labels */
+static void sdl__fed_batch(const sdl_fed *f, int64_t pos, int64_t b, sdl_tensor *x, sdl_tensor *y) {
+    const sdl_dataset *ds = f->d.data;
+    int64_t per = (int64_t)ds->c * ds->h * ds->w, plane = (int64_t)ds->h * ds->w;
+    for (int64_t i = 0; i < b; i++) {
+        int64_t s = f->order[pos + i];
+        const uint8_t *src = ds->images + s * per;
+        float *dst = sdl_f32(x) + i * per;
+        for (int64_t j = 0; j < per; j++) {
+            int c = (int)(j / plane);
+            float v = (float)src[j] / 255.0f;
+            dst[j] = f->d.std[c] > 0.0f ? (v - f->d.mean[c]) / f->d.std[c] : v;
+        }
+        sdl_i32(y)[i] = ds->labels[s];
+    }
+}
+
+/* ClientUpdate: local SGD from the global weights (in model->param_data), leaving w_k there */
+static sdl_result sdl__fed_train(sdl_fed *f, int k, sdl__fed_hdr *h) {
+    const sdl_fed_desc *d = &f->d;
+    const sdl_dataset *ds = d->data;
+    int64_t nk;
+    const int64_t *idx = sdl_fed_client_samples(f, k, &nk);
+    memset(h, 0, sizeof *h);
+    h->client = k;
+    h->samples = nk;
+    if (nk == 0) return SDL_OK;
+    memcpy(f->order, idx, (size_t)nk * sizeof(int64_t));
+    int64_t B = d->batch_size, steps = d->local_steps ? d->local_steps : d->local_epochs * ((nk + B - 1) / B);
+    int64_t pos = 0, epoch = 0;
+    float *w = d->model->param_data, *g = d->model->grad_data;
+    for (int64_t s = 0; s < steps; s++) {
+        if (pos == 0 && d->shuffle)
+            sdl__fed_shuffle(f->order, nk, d->seed ^ 0x5fed5fedull, (((uint64_t)f->round * (uint64_t)d->clients + (uint64_t)k) << 20) + (uint64_t)epoch);
+        int64_t b = nk - pos < B ? nk - pos : B;
+        sdl_tensor *x = sdl_arena_tensor(sdl_shape4(b, ds->c, ds->h, ds->w), SDL_F32);
+        sdl_tensor *y = sdl_arena_tensor(sdl_shape1(b), SDL_I32);
+        if (!x || !y) return sdl_last_result();
+        sdl__fed_batch(f, pos, b, x, y);
+        sdl_tensor *loss = d->loss(d->user, x, y);
+        sdl_result r = loss ? sdl_backward(loss) : sdl_fail(SDL_ERR_ARG, "sdl_fed_round: client %d's loss is NULL: %s", k, sdl_last_error());
+        if (r != SDL_OK) return r;
+        h->loss_sum += sdl_item(loss);
+        h->batches++;
+        /* w -= lr (g + mu (w - w_global)): FedProx's proximal term when mu > 0 */
+        for (int64_t i = 0; i < f->P; i++) w[i] -= d->lr * (g[i] + d->mu * (w[i] - f->global[i]));
+        sdl_model_zero_grad(d->model);
+        sdl_arena_reset();
+        if ((pos += b) == nk) pos = 0, epoch++;
+    }
+    return SDL_OK;
+}
+
+/* the k-th largest of a[0..n) (moved about): quickselect, middle pivot */
+static float sdl__fed_kth_largest(float *a, int64_t n, int64_t k) {
+    int64_t lo = 0, hi = n - 1, want = k - 1;
+    while (lo < hi) {
+        float pivot = a[lo + (hi - lo) / 2];
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] > pivot) i++;
+            while (a[j] < pivot) j--;
+            if (i <= j) { float t = a[i]; a[i] = a[j]; a[j] = t; i++; j--; }
+        }
+        if (want <= j) hi = j;
+        else if (want >= i) lo = i;
+        else break;
+    }
+    return a[want];
+}
+
+/* d_k = w_k - w into the record after h; returns the record's size */
+static int64_t sdl__fed_encode(sdl_fed *f, int k, sdl__fed_hdr *h, char *out) {
+    const float *w = f->d.model->param_data;
+    char *body = out + sizeof *h;
+    int64_t P = f->P;
+    h->nvals = P;
+    if (f->d.compress == SDL_FED_FLOAT32) {
+        float *v = (float *)(void *)body;
+        for (int64_t i = 0; i < P; i++) v[i] = w[i] - f->global[i];
+    } else if (f->d.compress == SDL_FED_FP16) {
+        uint16_t *v = (uint16_t *)(void *)body;
+        for (int64_t i = 0; i < P; i++) v[i] = sdl_mpi_f32_to_f16(w[i] - f->global[i]);
+    } else { /* top-k of d_k + e_k; what is left out becomes e_k */
+        float *e = f->resid + (size_t)(k / f->size) * (size_t)P;
+        for (int64_t i = 0; i < P; i++) f->work[i] = w[i] - f->global[i] + e[i], f->mag[i] = fabsf(f->work[i]);
+        float t = sdl__fed_kth_largest(f->mag, P, f->topk_n);
+        int64_t above = 0, kept = 0;
+        for (int64_t i = 0; i < P; i++) above += fabsf(f->work[i]) > t;
+        int64_t ties = f->topk_n - above;
+        for (int64_t i = 0; i < P; i++) {
+            float v = f->work[i], a = fabsf(v);
+            bool keep = a > t || (a == t && ties-- > 0);
+            e[i] = keep ? 0.0f : v;
+            if (keep) {
+                int32_t ix = (int32_t)i;
+                memcpy(body + 8 * kept, &ix, 4);
+                memcpy(body + 8 * kept + 4, &v, 4);
+                kept++;
+            }
+        }
+        h->nvals = kept;
+    }
+    memcpy(out, h, sizeof *h);
+    return f->rec_bytes;
+}
+
+/* acc += scale * the update a record holds */
+static void sdl__fed_decode_add(const sdl_fed *f, const char *rec, double scale) {
+    sdl__fed_hdr h;
+    memcpy(&h, rec, sizeof h);
+    const char *body = rec + sizeof h;
+    for (int64_t i = 0; i < h.nvals; i++) {
+        float v;
+        int32_t ix = (int32_t)i;
+        if (f->d.compress == SDL_FED_FLOAT32) memcpy(&v, body + 4 * i, 4);
+        else if (f->d.compress == SDL_FED_FP16) { uint16_t u; memcpy(&u, body + 2 * i, 2); v = sdl_mpi_f16_to_f32(u); }
+        else { memcpy(&ix, body + 8 * i, 4); memcpy(&v, body + 8 * i + 4, 4); }
+        f->acc[ix] += scale * (double)v;
+    }
+}
+
+/* every rank's payloads to every rank; f->rec[k] points at client k's record */
+static sdl_result sdl__fed_exchange(sdl_fed *f, int send_bytes) {
+    double ts = sdl__mpi_now_us();
+    SDL__MPI_TRY(MPI_Allgather(&send_bytes, 1, MPI_INT, f->counts, 1, MPI_INT, f->comm), "MPI_Allgather (fed sizes)");
+    int total = 0;
+    for (int r = 0; r < f->size; r++) f->displs[r] = total, total += f->counts[r];
+    if (total > f->nchosen * f->rec_bytes) return sdl_fail(SDL_ERR_COMM, "sdl_fed_round: the ranks sent %d bytes, more than the round's clients", total);
+    SDL__MPI_TRY(MPI_Allgatherv(f->send, send_bytes, MPI_BYTE, f->recv, f->counts, f->displs, MPI_BYTE, f->comm), "MPI_Allgatherv (fed updates)");
+    sdl__mpi_event_add("fed updates", ts, sdl__mpi_now_us() - ts, 1);
+    for (int k = 0; k < f->d.clients; k++) f->rec[k] = NULL;
+    for (const char *p = f->recv; p < f->recv + total; p += f->rec_bytes) {
+        sdl__fed_hdr h;
+        memcpy(&h, p, sizeof h);
+        if (h.client < 0 || h.client >= f->d.clients) return sdl_fail(SDL_ERR_COMM, "sdl_fed_round: a record names client %lld", (long long)h.client);
+        f->rec[h.client] = p;
+    }
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_fed_round(sdl_fed *f, sdl_fed_stats *stats) {
+    if (!f) return sdl_fail(SDL_ERR_ARG, "sdl_fed_round: NULL");
+    float *w = f->d.model->param_data;
+    size_t bytes = (size_t)f->P * sizeof(float);
+    memcpy(f->global, w, bytes);
+    sdl__fed_choose(f);
+    sdl_result r = SDL_OK, all;
+    char *p = f->send;
+    for (int i = 0; i < f->nchosen && r == SDL_OK; i++) {
+        int k = f->chosen[i];
+        if (k % f->size != f->rank) continue;
+        sdl__fed_hdr h;
+        double ts = sdl__mpi_now_us();
+        r = sdl__fed_train(f, k, &h);
+        sdl__mpi_event_add("client update", ts, sdl__mpi_now_us() - ts, 0);
+        if (r == SDL_OK) p += sdl__fed_encode(f, k, &h, p);
+        memcpy(w, f->global, bytes);
+    }
+    /* every rank learns whether one failed before they exchange */
+    int bad = r != SDL_OK;
+    SDL__MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, f->comm), "MPI_Allreduce (fed status)");
+    if (bad) return r != SDL_OK ? r : sdl_fail(SDL_ERR_COMM, "sdl_fed_round: a client failed on another rank");
+    if ((all = sdl__fed_exchange(f, (int)(p - f->send))) != SDL_OK) return all;
+    sdl_fed_stats st;
+    memset(&st, 0, sizeof st);
+    int64_t batches = 0;
+    double loss = 0.0;
+    for (int i = 0; i < f->nchosen; i++) {
+        sdl__fed_hdr h;
+        if (!f->rec[f->chosen[i]]) return sdl_fail(SDL_ERR_COMM, "sdl_fed_round: no update from client %d", f->chosen[i]);
+        memcpy(&h, f->rec[f->chosen[i]], sizeof h);
+        st.samples += h.samples;
+        batches += h.batches;
+        loss += h.loss_sum;
+        st.bytes += (int64_t)sizeof h + (f->d.compress == SDL_FED_TOPK ? 8 * h.nvals : f->rec_bytes - (int64_t)sizeof h);
+        st.bytes_dense += (int64_t)sizeof h + 4 * f->P;
+    }
+    /* w += sum_k (n_k / n) d_k, in client order: the same bits on any number of ranks */
+    memset(f->acc, 0, (size_t)f->P * sizeof(double));
+    for (int i = 0; i < f->nchosen && st.samples > 0; i++) {
+        sdl__fed_hdr h;
+        memcpy(&h, f->rec[f->chosen[i]], sizeof h);
+        sdl__fed_decode_add(f, f->rec[f->chosen[i]], (double)h.samples / (double)st.samples);
+    }
+    for (int64_t i = 0; i < f->P; i++) w[i] = (float)((double)f->global[i] + f->acc[i]);
+    f->round++;
+    st.round = f->round;
+    st.clients = f->nchosen;
+    st.train_loss = batches ? loss / (double)batches : 0.0;
+    if (stats) *stats = st;
+    return SDL_OK;
+}
 
 #ifdef __cplusplus
 }

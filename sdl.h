@@ -318,6 +318,12 @@ SDL_API sdl_result sdl_backward(sdl_tensor *loss);
 SDL_API void sdl_set_grad_enabled(bool enabled);
 SDL_API bool sdl_is_grad_enabled(void);
 SDL_API sdl_tensor *sdl_detach(sdl_tensor *x); /* same data, no gradient flows back */
+/* Backward from a non-scalar output: out->grad += grad (out->numel floats on out's device;
+   a device tensor must have no gradient yet), then the tape's nodes that out depends on run,
+   newest first, and leave the tape. Nodes of other graphs stay on it for their own backward
+   (a pipeline stage keeps one graph per micro-batch in flight). Parameter grad hooks fire
+   as in sdl_backward, at the earliest reader on the tape when this call runs. */
+SDL_API sdl_result sdl_backward_grad(sdl_tensor *out, const float *grad);
 
 /* >>decl-backend: per-device kernels, indexed by sdl_op. */
 typedef void (*sdl_kernel_fn)(sdl_node *node);
@@ -2133,6 +2139,48 @@ SDL_API sdl_result sdl_backward(sdl_tensor *loss) {
     }
     sdl__g.tape = NULL;
     sdl__g.tape_id++;
+    return SDL_OK;
+}
+
+/* sdl_backward_grad: a node runs when its output's gradient buffer is one the seed reached
+   (out's, or an input's of a node that ran; a view shares its base's buffer) */
+static bool sdl__grad_reached(float *const *reached, int64_t n, const float *g) {
+    for (int64_t i = 0; g && i < n; i++)
+        if (reached[i] == g) return true;
+    return false;
+}
+
+SDL_API sdl_result sdl_backward_grad(sdl_tensor *out, const float *grad) {
+    if (!out || !grad) return sdl_fail(SDL_ERR_ARG, "backward_grad: NULL %s (an earlier op failed? %s)", out ? "grad" : "output", sdl__err_msg);
+    if (!out->requires_grad) return sdl_fail(SDL_ERR_STATE, "backward_grad: the output does not depend on anything that needs a gradient");
+    if (out->device != SDL_CPU && out->grad) return sdl_fail(SDL_ERR_STATE, "backward_grad: a device output that has a gradient already");
+    float *g = sdl__grad(out);
+    if (!g) return sdl__err_code;
+    if (out->device == SDL_CPU) for (int64_t i = 0; i < out->numel; i++) g[i] += grad[i];
+    else sdl_get_backend(out->device)->copy(g, grad, (size_t)out->numel * sizeof(float), out->device, out->device);
+    int64_t len = 0, nr = 0;
+    for (sdl_node *n = sdl__g.tape; n; n = n->prev) len++;
+    float **reached = (float **)sdl__arena_bump((size_t)(4 * len + 1) * sizeof(float *));
+    if (!reached) return sdl__err_code;
+    reached[nr++] = g;
+    for (sdl_node **link = &sdl__g.tape; *link;) {
+        sdl_node *n = *link;
+        if (!sdl__grad_reached(reached, nr, n->out->grad)) { link = &n->prev; continue; }
+        const sdl_backend *be = sdl_get_backend(n->out->device);
+        if (!be->backward[n->op]) return sdl_fail(SDL_ERR_DEVICE, "op %d has no backward on device %d", (int)n->op, (int)n->out->device);
+        if (!sdl__grad_prepare(n, be->grad_overwrite[n->op] != 0)) return sdl__err_code;
+        be->backward[n->op](n);
+        for (int i = 0; i < n->nin; i++) {
+            sdl_tensor *p = n->in[i];
+            if (p->requires_grad && !p->model) reached[nr++] = p->grad;
+            if (p->model && p->first_use == n && p->model->grad_hook) {
+                p->first_use = NULL;
+                p->model->grad_hook(p->model->grad_hook_user, p->model, p->param_index);
+            }
+        }
+        *link = n->prev; /* done: off the tape */
+    }
+    if (!sdl__g.tape) sdl__g.tape_id++;
     return SDL_OK;
 }
 

@@ -134,6 +134,8 @@
                   with the timeline on, sync waits for the GPU to read the times).
       Federated   sdl_fed: FedAvg rounds over K clients (IID, Dirichlet or label-shard
                   partitions), local SGD, FedProx, fp16 or top-k updates (>>decl-mpi-fed).
+      Pipeline    sdl_pipe: a sequential cut into stages over ranks, GPipe or 1F1B over M
+                  micro-batches, with data parallelism on a grid (>>decl-mpi-pipe).
 */
 #ifndef SDL_H_INCLUDED
 #error "include sdl.h before sdl_mpi.h"
@@ -337,6 +339,74 @@ SDL_API sdl_result sdl_fed_round(sdl_fed *f, sdl_fed_stats *stats); /* stats may
 /* client k's sample indices (a pointer into the partition) and their count */
 SDL_API const int64_t *sdl_fed_client_samples(const sdl_fed *f, int k, int64_t *count);
 SDL_API void sdl_fed_free(sdl_fed *f);
+
+/* >>decl-mpi-pipe: pipeline parallelism. A sequential model (built the same on every rank)
+   is cut into S stages, one per rank of the pipeline's communicator; each step splits the
+   batch into M micro-batches. Stage s runs children [first, end) of the sequential on
+   the activations stage s-1 sends it (MPI_Isend/MPI_Irecv, receives posted at the step's
+   start) and sends back the gradient of its input; the loss is on the last stage, each
+   micro-batch's scaled by 1/M, so the gradients equal one process on the whole batch.
+   Schedules (Huang et al. 2019 GPipe; Narayanan et al. 2021 PipeDream-flush = 1F1B):
+     GPipe  all M forwards, then all M backwards: M micro-batches' activations held.
+     1F1B   stage s runs S-1-s forwards, then alternates one forward, one backward, then
+            the remaining backwards: at most S-s micro-batches held; the same bubble.
+   With equal times per micro-batch the idle share of each stage is (S-1)/(M+S-1) for
+   both (sdl_pipe_simulate counts it; sdl_pipe_stats.idle measures it).
+   Pipeline x data parallel: sdl_mpi_grid(S, &pipe, &data) splits the ranks into size/S
+   pipelines; give .comm = pipe, .data_comm = data and each pipeline its shard of the
+   batch; the step then averages the gradients over data_comm.
+
+      sdl_pipe_desc pd = {0};
+      pd.net = net; pd.sample = sdl_shape3(1, 28, 28); pd.micro_batches = 8;
+      sdl_pipe *p = sdl_pipe_new(&pd);           // cuts balanced by counted FLOPs
+      for (...) { sdl_pipe_step(p, x, y, &st); sdl_optim_step(opt); sdl_arena_reset(); }
+
+   Every rank keeps the whole model; only its stage's parameters get gradients (the
+   optimizer leaves the others as they are: their gradients are zero). */
+typedef enum sdl_pipe_schedule {
+    SDL_PIPE_1F1B = 0,
+    SDL_PIPE_GPIPE
+} sdl_pipe_schedule;
+/* the loss of one micro-batch (a mean over its rows): out of the last stage, its targets */
+typedef sdl_tensor *(*sdl_pipe_loss_fn)(void *user, sdl_tensor *out, sdl_tensor *y);
+typedef struct sdl_pipe_desc {
+    sdl_module *net;            /* a sequential: the whole model */
+    sdl_shape sample;           /* one input sample's shape without the batch dim, e.g. (1, 28, 28) */
+    int micro_batches;          /* M (0: 1); the batch must divide by it */
+    sdl_pipe_schedule schedule;
+    const int *cuts;            /* S - 1 increasing child indices where stages 1 .. S-1 begin;
+                                   NULL: balanced by counted FLOPs */
+    sdl_pipe_loss_fn loss;      /* NULL: sdl_cross_entropy with i32 targets */
+    void *user;
+    MPI_Comm comm;              /* the pipeline's ranks, stage = rank; 0: sdl_mpi_comm() */
+    MPI_Comm data_comm;         /* 0: none; else gradients are averaged over it each step */
+} sdl_pipe_desc;
+typedef struct sdl_pipe_stats {
+    double loss;                /* the batch's mean loss (the last stage's, on every rank) */
+    double step_s, busy_s;      /* this rank's step time, and its time in forwards and backwards */
+    double idle;                /* 1 - busy_s / step_s: the bubble, with communication */
+    int peak_in_flight;         /* most micro-batches forwarded and not yet backwarded */
+    int64_t act_bytes;          /* counted: this stage's layer outputs for one micro-batch */
+    int64_t bytes_sent;         /* activations and gradients this rank sent */
+} sdl_pipe_stats;
+typedef struct sdl_pipe sdl_pipe;
+SDL_API sdl_pipe *sdl_pipe_new(const sdl_pipe_desc *desc);
+/* x: the batch (read by stage 0), y: its targets (read by the last stage); the others may
+   pass NULL. Collective over the pipeline (and data_comm). stats may be NULL. */
+SDL_API sdl_result sdl_pipe_step(sdl_pipe *p, sdl_tensor *x, sdl_tensor *y, sdl_pipe_stats *stats);
+/* this rank's stage; *first, *end (may be NULL): its children of the sequential */
+SDL_API int sdl_pipe_stage(const sdl_pipe *p, int *first, int *end);
+SDL_API void sdl_pipe_free(sdl_pipe *p);
+/* stage s's order of work: ops[i] = m + 1 for the forward of micro-batch m, -(m + 1) for its
+   backward; 2M entries */
+SDL_API sdl_result sdl_pipe_schedule_ops(sdl_pipe_schedule sch, int stages, int stage, int micro_batches, int *ops);
+/* the schedule run with forward time t_fwd and backward t_bwd per micro-batch and stage, no
+   communication cost: idle[s] = the share of the step stage s waits, peak[s] = its most
+   micro-batches held (either may be NULL; arrays of `stages`) */
+SDL_API sdl_result sdl_pipe_simulate(sdl_pipe_schedule sch, int stages, int micro_batches, double t_fwd, double t_bwd,
+                                     double *idle, int *peak);
+/* world rank r: pipeline r / stages, stage r % stages; free both with MPI_Comm_free */
+SDL_API sdl_result sdl_mpi_grid(int stages, MPI_Comm *pipe_comm, MPI_Comm *data_comm);
 
 #ifdef __cplusplus
 }
@@ -2539,6 +2609,391 @@ SDL_API sdl_result sdl_fed_round(sdl_fed *f, sdl_fed_stats *stats) {
     st.clients = f->nchosen;
     st.train_loss = batches ? loss / (double)batches : 0.0;
     if (stats) *stats = st;
+    return SDL_OK;
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>mpi-pipe: pipeline parallelism (see >>decl-mpi-pipe)
+   ---------------------------------------------------------------------------------------- */
+struct sdl_pipe {
+    sdl_pipe_desc d;
+    MPI_Comm comm, data;
+    int stage, S, first, end, data_size;
+    sdl_module *seq;                /* this stage's children of the sequential */
+    sdl_shape in_shape, out_shape;  /* per sample: the activation received, sent */
+    int64_t in_numel, out_numel, act_numel;
+    int *ops;                       /* this stage's schedule, 2M entries */
+};
+
+SDL_API sdl_result sdl_pipe_schedule_ops(sdl_pipe_schedule sch, int stages, int stage, int micro_batches, int *ops) {
+    if (stages < 1 || stage < 0 || stage >= stages || micro_batches < 1 || !ops)
+        return sdl_fail(SDL_ERR_ARG, "sdl_pipe_schedule_ops: stage %d of %d, %d micro-batches", stage, stages, micro_batches);
+    int M = micro_batches, n = 0, f = 0, b = 0;
+    if (sch == SDL_PIPE_GPIPE) {
+        for (int m = 0; m < M; m++) ops[n++] = m + 1;
+        for (int m = 0; m < M; m++) ops[n++] = -(m + 1);
+        return SDL_OK;
+    }
+    if (sch != SDL_PIPE_1F1B) return sdl_fail(SDL_ERR_ARG, "sdl_pipe_schedule_ops: unknown schedule %d", (int)sch);
+    int warm = stages - 1 - stage < M ? stages - 1 - stage : M; /* forwards before the first backward */
+    for (; f < warm; f++) ops[n++] = f + 1;
+    for (; f < M; f++, b++) ops[n++] = f + 1, ops[n++] = -(b + 1);
+    for (; b < M; b++) ops[n++] = -(b + 1);
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_pipe_simulate(sdl_pipe_schedule sch, int stages, int micro_batches, double t_fwd, double t_bwd,
+                                     double *idle, int *peak) {
+    int S = stages, M = micro_batches;
+    if (S < 1 || M < 1 || !(t_fwd > 0) || !(t_bwd > 0))
+        return sdl_fail(SDL_ERR_ARG, "sdl_pipe_simulate: %d stages, %d micro-batches, times %g %g", S, M, t_fwd, t_bwd);
+    int *ops = (int *)sdl__mpi_alloc((size_t)S * 2 * (size_t)M, sizeof(int)), *pos = (int *)sdl__mpi_alloc((size_t)S, sizeof(int));
+    int *held = (int *)sdl__mpi_alloc((size_t)S, sizeof(int)), *most = (int *)sdl__mpi_alloc((size_t)S, sizeof(int));
+    double *fend = (double *)sdl__mpi_alloc((size_t)S * (size_t)M, sizeof(double)), *bend = (double *)sdl__mpi_alloc((size_t)S * (size_t)M, sizeof(double));
+    double *free_at = (double *)sdl__mpi_alloc((size_t)S, sizeof(double));
+    sdl_result r = ops && pos && held && most && fend && bend && free_at ? SDL_OK : SDL_ERR_OOM;
+    for (int s = 0; r == SDL_OK && s < S; s++) r = sdl_pipe_schedule_ops(sch, S, s, M, ops + (size_t)s * 2 * (size_t)M);
+    for (int i = 0; r == SDL_OK && i < S * M; i++) fend[i] = bend[i] = -1.0; /* not run yet */
+    for (int left = S * 2 * M; r == SDL_OK && left > 0;) {
+        int ran = 0;
+        for (int s = 0; s < S; s++)
+            while (pos[s] < 2 * M) { /* run stage s's next op once what it needs is done */
+                int op = ops[(size_t)s * 2 * (size_t)M + (size_t)pos[s]], m = (op > 0 ? op : -op) - 1;
+                double ready = op > 0 ? (s == 0 ? 0.0 : fend[(s - 1) * M + m]) : (s == S - 1 ? fend[s * M + m] : bend[(s + 1) * M + m]);
+                if (ready < 0) break;
+                double start = ready > free_at[s] ? ready : free_at[s];
+                free_at[s] = start + (op > 0 ? t_fwd : t_bwd);
+                (op > 0 ? fend : bend)[s * M + m] = free_at[s];
+                held[s] += op > 0 ? 1 : -1;
+                most[s] = held[s] > most[s] ? held[s] : most[s];
+                pos[s]++, left--, ran++;
+            }
+        if (!ran) r = sdl_fail(SDL_ERR_STATE, "sdl_pipe_simulate: the schedule deadlocks");
+    }
+    double T = 0;
+    for (int s = 0; s < S && r == SDL_OK; s++) T = free_at[s] > T ? free_at[s] : T;
+    for (int s = 0; s < S && r == SDL_OK; s++) {
+        if (idle) idle[s] = 1.0 - (double)M * (t_fwd + t_bwd) / T;
+        if (peak) peak[s] = most[s];
+    }
+    void *bufs[] = {ops, pos, held, most, fend, bend, free_at};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) SDL__MPI_FREE(bufs[i]);
+    return r;
+}
+
+SDL_API sdl_result sdl_mpi_grid(int stages, MPI_Comm *pipe_comm, MPI_Comm *data_comm) {
+    sdl_result r = sdl__mpi_need_init("sdl_mpi_grid");
+    if (r != SDL_OK) return r;
+    if (!pipe_comm || !data_comm) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_grid: NULL communicator");
+    if (stages < 1 || sdl__mpi.size % stages) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_grid: %d ranks do not split into pipelines of %d stages", sdl__mpi.size, stages);
+    sdl_mpi_check("grid", stages);
+    int rank = sdl__mpi.rank;
+    SDL__MPI_TRY(MPI_Comm_split(sdl__mpi.comm, rank / stages, rank % stages, pipe_comm), "MPI_Comm_split (pipeline)");
+    SDL__MPI_TRY(MPI_Comm_split(sdl__mpi.comm, rank % stages, rank / stages, data_comm), "MPI_Comm_split (data)");
+    return SDL_OK;
+}
+
+SDL_API int sdl_pipe_stage(const sdl_pipe *p, int *first, int *end) {
+    if (first) *first = p ? p->first : 0;
+    if (end) *end = p ? p->end : 0;
+    return p ? p->stage : -1;
+}
+
+SDL_API void sdl_pipe_free(sdl_pipe *p) {
+    if (!p) return;
+    SDL__MPI_FREE(p->ops);
+    SDL__MPI_FREE(p);
+}
+
+/* counted work of one child for one sample: 2 x weight size x output positions for linear
+   and conv layers (a multiply-add each), else one per output element */
+static int64_t sdl__pipe_flops(const sdl_module *c, const sdl_tensor *y) {
+    bool mm = c->weight && (!strcmp(c->kind, "linear") || !strcmp(c->kind, "conv2d"));
+    return mm ? 2 * c->weight->numel * (y->numel / c->weight->shape[0]) : y->numel;
+}
+
+/* every child run once on one zero sample (no gradients, eval mode): the per-sample shapes
+   between them and their counted FLOPs */
+static sdl_result sdl__pipe_probe(const sdl_pipe *p, sdl_shape *shapes, int64_t *flops) {
+    sdl_module *net = p->d.net;
+    sdl_shape s = p->d.sample;
+    s.ndim++;
+    for (int i = s.ndim - 1; i > 0; i--) s.d[i] = s.d[i - 1];
+    s.d[0] = 1;
+    bool grad = sdl_is_grad_enabled(), training = net->model->training;
+    sdl_set_grad_enabled(false);
+    sdl_model_train(net->model, false);
+    sdl_tensor *x = sdl_arena_tensor(s, SDL_F32);
+    for (int i = 0; i < net->nchildren && x; i++) {
+        sdl_module *c = net->children[i];
+        if (!(x = c->forward(c, x))) break;
+        shapes[i].ndim = x->ndim - 1;
+        for (int k = 1; k < x->ndim; k++) shapes[i].d[k - 1] = x->shape[k];
+        flops[i] = sdl__pipe_flops(c, x);
+    }
+    sdl_set_grad_enabled(grad);
+    sdl_model_train(net->model, training);
+    if (x) return SDL_OK;
+    char why[512]; /* sdl_fail formats into the buffer sdl_last_error() returns */
+    snprintf(why, sizeof why, "%s", sdl_last_error());
+    return sdl_fail(sdl_last_result(), "sdl_pipe_new: a sample of the given shape does not pass the net: %s", why);
+}
+
+/* starts[s]: the first child of stage s; starts[S] = n. Balanced: stage s starts where the
+   counted FLOPs before it come nearest s/S of the total. */
+static sdl_result sdl__pipe_cuts(const sdl_pipe *p, const int64_t *flops, int n, int *starts) {
+    int S = p->S;
+    starts[0] = 0, starts[S] = n;
+    if (p->d.cuts) {
+        for (int s = 1; s < S; s++) starts[s] = p->d.cuts[s - 1];
+        for (int s = 0; s < S; s++)
+            if (starts[s + 1] <= starts[s])
+                return sdl_fail(SDL_ERR_ARG, "sdl_pipe_new: cuts must rise from 1 to at most %d (stage %d would get children %d..%d)",
+                                n - 1, s, starts[s], starts[s + 1] - 1);
+        return SDL_OK;
+    }
+    double total = 0, before = 0;
+    for (int i = 0; i < n; i++) total += (double)flops[i];
+    for (int s = 1, i = 0; s < S; s++) {
+        double target = total * s / S;
+        while (i < n && before + (double)flops[i] / 2 < target) before += (double)flops[i++]; /* nearest cut */
+        int c = i, lo = starts[s - 1] + 1, hi = n - (S - s);
+        starts[s] = c < lo ? lo : c > hi ? hi : c;
+        for (; i < starts[s]; i++) before += (double)flops[i];
+        for (; i > starts[s]; i--) before -= (double)flops[i - 1];
+    }
+    return SDL_OK;
+}
+
+static sdl_result sdl__pipe_setup(sdl_pipe *p) {
+    sdl_module *net = p->d.net;
+    int n = net->nchildren;
+    sdl_shape *shapes = (sdl_shape *)sdl__mpi_alloc((size_t)n, sizeof(sdl_shape));
+    int64_t *flops = (int64_t *)sdl__mpi_alloc((size_t)n, sizeof(int64_t));
+    int *starts = (int *)sdl__mpi_alloc((size_t)p->S + 1, sizeof(int));
+    sdl_result r = shapes && flops && starts ? sdl__pipe_probe(p, shapes, flops) : SDL_ERR_OOM;
+    if (r == SDL_OK) r = sdl__pipe_cuts(p, flops, n, starts);
+    if (r == SDL_OK) {
+        p->first = starts[p->stage], p->end = starts[p->stage + 1];
+        p->seq = sdl_sequential(net->model, net->name);
+        for (int i = p->first; i < p->end && p->seq; i++) sdl_seq_add(p->seq, net->children[i]);
+        p->in_shape = p->stage == 0 ? p->d.sample : shapes[p->first - 1];
+        p->out_shape = shapes[p->end - 1];
+        p->in_numel = p->out_numel = 1;
+        for (int k = 0; k < p->in_shape.ndim; k++) p->in_numel *= p->in_shape.d[k];
+        for (int k = 0; k < p->out_shape.ndim; k++) p->out_numel *= p->out_shape.d[k];
+        for (int i = p->first; i < p->end; i++) {
+            int64_t e = 1;
+            for (int k = 0; k < shapes[i].ndim; k++) e *= shapes[i].d[k];
+            p->act_numel += e;
+        }
+        if (!p->seq) r = sdl_last_result();
+    }
+    SDL__MPI_FREE(shapes);
+    SDL__MPI_FREE(flops);
+    SDL__MPI_FREE(starts);
+    return r;
+}
+
+SDL_API sdl_pipe *sdl_pipe_new(const sdl_pipe_desc *desc) {
+    if (sdl__mpi_need_init("sdl_pipe_new") != SDL_OK) return NULL;
+    const char *bad = !desc ? "NULL desc" : !desc->net ? "NULL net" : !desc->net->children || !desc->net->nchildren ? "net is not a sequential (no children)" : NULL;
+    if (!bad && (desc->sample.ndim < 1 || desc->sample.ndim >= SDL_MAX_DIMS)) bad = "sample shape needs 1 to SDL_MAX_DIMS - 1 dims";
+    if (!bad && (desc->micro_batches < 0 || desc->micro_batches > 16383)) bad = "micro_batches outside 0..16383";
+    if (!bad && (desc->schedule < SDL_PIPE_1F1B || desc->schedule > SDL_PIPE_GPIPE)) bad = "unknown schedule";
+    if (bad) { sdl_fail(SDL_ERR_ARG, "sdl_pipe_new: %s", bad); return NULL; }
+    sdl_pipe *p = (sdl_pipe *)sdl__mpi_alloc(1, sizeof(sdl_pipe));
+    if (!p) return NULL;
+    p->d = *desc;
+    if (!p->d.micro_batches) p->d.micro_batches = 1;
+    p->comm = desc->comm == (MPI_Comm)0 ? sdl__mpi.comm : desc->comm;
+    p->data = desc->data_comm == (MPI_Comm)0 ? MPI_COMM_NULL : desc->data_comm;
+    MPI_Comm_rank(p->comm, &p->stage);
+    MPI_Comm_size(p->comm, &p->S);
+    p->data_size = 1;
+    if (p->data != MPI_COMM_NULL) MPI_Comm_size(p->data, &p->data_size);
+    if (desc->net->nchildren < p->S) {
+        sdl_fail(SDL_ERR_ARG, "sdl_pipe_new: %d children cannot make %d stages", desc->net->nchildren, p->S);
+        sdl_pipe_free(p);
+        return NULL;
+    }
+    p->ops = (int *)sdl__mpi_alloc(2 * (size_t)p->d.micro_batches, sizeof(int));
+    if (!p->ops || sdl__pipe_setup(p) != SDL_OK ||
+        sdl_pipe_schedule_ops(p->d.schedule, p->S, p->stage, p->d.micro_batches, p->ops) != SDL_OK) {
+        sdl_pipe_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* rows [m * rows, (m + 1) * rows) of t as a new arena tensor */
+static sdl_tensor *sdl__pipe_slice(const sdl_tensor *t, int64_t m, int64_t rows) {
+    sdl_shape s = sdl_tensor_shape(t);
+    s.d[0] = rows;
+    sdl_tensor *r = sdl_arena_tensor(s, t->dtype);
+    if (!r) return NULL;
+    size_t bytes = (size_t)r->numel * sdl_dtype_size(t->dtype);
+    memcpy(r->data, (const char *)t->data + (size_t)m * bytes, bytes);
+    return r;
+}
+
+/* (rows, per-sample shape) */
+static sdl_shape sdl__pipe_rows(sdl_shape per, int64_t rows) {
+    sdl_shape s;
+    s.ndim = per.ndim + 1;
+    s.d[0] = rows;
+    for (int k = 0; k < per.ndim; k++) s.d[k + 1] = per.d[k];
+    return s;
+}
+
+/* the batch size from stage 0, checked by every stage before any message: all go on or
+   all return the error */
+static sdl_result sdl__pipe_agree(sdl_pipe *p, const sdl_tensor *x, const sdl_tensor *y, int64_t *batch) {
+    bool first = p->stage == 0, last = p->stage == p->S - 1;
+    int64_t info[3] = {0, 0, 0}; /* batch (stage 0), failed, target rows (last stage) */
+    if (first && (!x || x->ndim != p->d.sample.ndim + 1 || x->numel != x->shape[0] * p->in_numel || x->dtype != SDL_F32))
+        info[1] = 1, sdl_fail(SDL_ERR_SHAPE, "sdl_pipe_step: stage 0 needs x f32 (batch, sample shape)");
+    else if (first && (x->shape[0] < p->d.micro_batches || x->shape[0] % p->d.micro_batches))
+        info[1] = 1, sdl_fail(SDL_ERR_SHAPE, "sdl_pipe_step: batch %lld does not split into %d micro-batches", (long long)x->shape[0], p->d.micro_batches);
+    else if (first)
+        info[0] = x->shape[0];
+    if (last && !y) info[1] = 1, sdl_fail(SDL_ERR_ARG, "sdl_pipe_step: the last stage needs the targets y");
+    else if (last) info[2] = y->shape[0];
+    SDL__MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, info, 3, MPI_INT64_T, MPI_MAX, p->comm), "MPI_Allreduce (pipeline batch)");
+    if (info[1]) return sdl_last_result() != SDL_OK ? sdl_last_result() : sdl_fail(SDL_ERR_ARG, "sdl_pipe_step: another stage's input is bad");
+    if (info[0] != info[2]) return sdl_fail(SDL_ERR_SHAPE, "sdl_pipe_step: %lld inputs but %lld targets", (long long)info[0], (long long)info[2]);
+    *batch = info[0];
+    return SDL_OK;
+}
+
+static double sdl__pipe_wait(MPI_Request *rq, const char *what) {
+    double t = sdl__mpi_now_us();
+    MPI_Wait(rq, MPI_STATUS_IGNORE);
+    sdl__mpi_event_add(what, t, sdl__mpi_now_us() - t, 1);
+    return t;
+}
+
+/* one step's state, in the arena */
+typedef struct sdl__pipe_run {
+    sdl_tensor **in, **root; /* per micro-batch: the stage's input, its output (loss) */
+    float **gout;            /* per micro-batch: the gradient of the output, received */
+    MPI_Request *rq;         /* M act receives, M grad receives, M act sends, M grad sends */
+    int64_t rows, bytes_sent;
+    double busy, loss;
+    int held, peak;
+} sdl__pipe_run;
+
+static sdl_result sdl__pipe_fwd(sdl_pipe *p, sdl__pipe_run *st, int m, sdl_tensor *x, sdl_tensor *y) {
+    int M = p->d.micro_batches, s = p->stage;
+    bool last = s == p->S - 1;
+    if (s > 0) sdl__pipe_wait(&st->rq[m], "wait activation");
+    double t = sdl__mpi_now_us();
+    sdl_tensor *in = s == 0 ? sdl__pipe_slice(x, m, st->rows) : st->in[m];
+    sdl_tensor *out = sdl_forward(p->seq, in);
+    if (!out) return sdl_last_result();
+    if (out->numel != st->rows * p->out_numel) return sdl_fail(SDL_ERR_SHAPE, "sdl_pipe_step: stage %d's output changed shape", s);
+    if (last) {
+        sdl_tensor *ym = sdl__pipe_slice(y, m, st->rows);
+        out = p->d.loss ? p->d.loss(p->d.user, out, ym) : sdl_cross_entropy(out, ym, 0.0f);
+        if (!out) return sdl_last_result();
+        st->loss += sdl_item(out) / M;
+    } else {
+        SDL__MPI_TRY(MPI_Isend(out->data, (int)out->numel, MPI_FLOAT, s + 1, 2 * m, p->comm, &st->rq[2 * M + m]), "MPI_Isend (activation)");
+        st->bytes_sent += out->numel * 4;
+    }
+    st->in[m] = in;
+    st->root[m] = out;
+    if (++st->held > st->peak) st->peak = st->held;
+    char name[16];
+    snprintf(name, sizeof name, "F%d", m);
+    sdl__mpi_event_add(name, t, sdl__mpi_now_us() - t, 0);
+    st->busy += sdl__mpi_now_us() - t;
+    return SDL_OK;
+}
+
+static sdl_result sdl__pipe_bwd(sdl_pipe *p, sdl__pipe_run *st, int m) {
+    int M = p->d.micro_batches, s = p->stage;
+    bool last = s == p->S - 1;
+    if (!last) sdl__pipe_wait(&st->rq[M + m], "wait gradient");
+    double t = sdl__mpi_now_us();
+    float inv = 1.0f / (float)M; /* the batch's loss is the mean of the micro-batches' */
+    bool nothing = s == 0 && !st->root[m]->requires_grad; /* a first stage without parameters */
+    sdl_result r = nothing ? SDL_OK : sdl_backward_grad(st->root[m], last ? &inv : st->gout[m]);
+    if (r != SDL_OK) return r;
+    if (s > 0) {
+        sdl_tensor *in = st->in[m];
+        if (!in->grad) return sdl_fail(SDL_ERR_STATE, "sdl_pipe_step: stage %d's input got no gradient", s);
+        SDL__MPI_TRY(MPI_Isend(in->grad, (int)in->numel, MPI_FLOAT, s - 1, 2 * m + 1, p->comm, &st->rq[3 * M + m]), "MPI_Isend (gradient)");
+        st->bytes_sent += in->numel * 4;
+    }
+    st->held--;
+    char name[16];
+    snprintf(name, sizeof name, "B%d", m);
+    sdl__mpi_event_add(name, t, sdl__mpi_now_us() - t, 0);
+    st->busy += sdl__mpi_now_us() - t;
+    return SDL_OK;
+}
+
+/* receives for every micro-batch, posted before the first forward */
+static sdl_result sdl__pipe_post(sdl_pipe *p, sdl__pipe_run *st) {
+    int M = p->d.micro_batches, s = p->stage;
+    for (int m = 0; m < M; m++) {
+        if (s > 0) {
+            if (!(st->in[m] = sdl_arena_tensor(sdl__pipe_rows(p->in_shape, st->rows), SDL_F32))) return sdl_last_result();
+            st->in[m]->requires_grad = true; /* a leaf: backward leaves its gradient to send back */
+            SDL__MPI_TRY(MPI_Irecv(st->in[m]->data, (int)st->in[m]->numel, MPI_FLOAT, s - 1, 2 * m, p->comm, &st->rq[m]), "MPI_Irecv (activation)");
+        }
+        if (s < p->S - 1) {
+            if (!(st->gout[m] = (float *)sdl_arena_alloc((size_t)(st->rows * p->out_numel) * sizeof(float)))) return sdl_last_result();
+            SDL__MPI_TRY(MPI_Irecv(st->gout[m], (int)(st->rows * p->out_numel), MPI_FLOAT, s + 1, 2 * m + 1, p->comm, &st->rq[M + m]), "MPI_Irecv (gradient)");
+        }
+    }
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_pipe_step(sdl_pipe *p, sdl_tensor *x, sdl_tensor *y, sdl_pipe_stats *stats) {
+    if (!p) return sdl_fail(SDL_ERR_ARG, "sdl_pipe_step: NULL pipe");
+    double t0 = sdl__mpi_now_us();
+    int64_t batch = 0;
+    sdl_result r = sdl__pipe_agree(p, x, y, &batch);
+    if (r != SDL_OK) return r;
+    int M = p->d.micro_batches;
+    sdl__pipe_run st;
+    memset(&st, 0, sizeof st);
+    st.rows = batch / M;
+    st.in = (sdl_tensor **)sdl_arena_alloc((size_t)M * sizeof(sdl_tensor *));
+    st.root = (sdl_tensor **)sdl_arena_alloc((size_t)M * sizeof(sdl_tensor *));
+    st.gout = (float **)sdl_arena_alloc((size_t)M * sizeof(float *));
+    st.rq = (MPI_Request *)sdl_arena_alloc(4 * (size_t)M * sizeof(MPI_Request));
+    if (!st.in || !st.root || !st.gout || !st.rq) return sdl_last_result();
+    for (int i = 0; i < 4 * M; i++) st.rq[i] = MPI_REQUEST_NULL;
+    r = sdl__pipe_post(p, &st);
+    for (int i = 0; i < 2 * M && r == SDL_OK; i++)
+        r = p->ops[i] > 0 ? sdl__pipe_fwd(p, &st, p->ops[i] - 1, x, y) : sdl__pipe_bwd(p, &st, -p->ops[i] - 1);
+    if (r != SDL_OK) return r; /* the other stages wait for this one: end the job (MPI cannot cancel) */
+    double tw = sdl__mpi_now_us();
+    SDL__MPI_TRY(MPI_Waitall(2 * M, st.rq + 2 * M, MPI_STATUSES_IGNORE), "MPI_Waitall (pipeline sends)");
+    sdl__mpi_event_add("wait sends", tw, sdl__mpi_now_us() - tw, 1);
+    SDL__MPI_TRY(MPI_Bcast(&st.loss, 1, MPI_DOUBLE, p->S - 1, p->comm), "MPI_Bcast (pipeline loss)");
+    if (p->data != MPI_COMM_NULL && p->data_size > 1) { /* pipeline x data: the mean over the pipelines */
+        sdl_model *m = p->d.net->model;
+        double ta = sdl__mpi_now_us();
+        SDL__MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, m->grad_data, (int)m->param_floats, MPI_FLOAT, MPI_SUM, p->data), "MPI_Allreduce (pipeline data)");
+        SDL__MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &st.loss, 1, MPI_DOUBLE, MPI_SUM, p->data), "MPI_Allreduce (pipeline loss)");
+        sdl_grad_scale(m, 1.0f / (float)p->data_size);
+        st.loss /= p->data_size;
+        sdl__mpi_event_add("allreduce data", ta, sdl__mpi_now_us() - ta, 1);
+    }
+    if (stats) {
+        memset(stats, 0, sizeof *stats);
+        stats->loss = st.loss;
+        stats->step_s = (sdl__mpi_now_us() - t0) * 1e-6;
+        stats->busy_s = st.busy * 1e-6;
+        stats->idle = stats->step_s > 0 ? 1.0 - stats->busy_s / stats->step_s : 0.0;
+        stats->peak_in_flight = st.peak;
+        stats->act_bytes = p->act_numel * st.rows * 4;
+        stats->bytes_sent = st.bytes_sent;
+    }
     return SDL_OK;
 }
 

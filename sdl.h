@@ -277,6 +277,7 @@ typedef enum sdl_op {
     SDL_OP_SILU, SDL_OP_SOFTMAX, SDL_OP_LOG_SOFTMAX, SDL_OP_ADD, SDL_OP_MUL, SDL_OP_SCALE,
     SDL_OP_CONCAT, SDL_OP_TRANSPOSE, SDL_OP_ATTENTION, SDL_OP_SUM, SDL_OP_MEAN,
     SDL_OP_CROSS_ENTROPY, SDL_OP_NLL, SDL_OP_BCE_LOGITS, SDL_OP_MSE,
+    SDL_OP_FUNCTION, /* a user-defined op (sdl_function_apply, see >>decl-function) */
     SDL_OP_COUNT
 } sdl_op;
 
@@ -285,7 +286,7 @@ typedef enum sdl_op {
 struct sdl_node {
     sdl_op op;
     sdl_tensor *out;
-    sdl_tensor *in[4];
+    sdl_tensor **in; /* nin inputs, in the arena beside the node */
     int nin;
     union {
         struct { int stride_h, stride_w, pad_h, pad_w, out_pad_h, out_pad_w; } conv;
@@ -295,6 +296,7 @@ struct sdl_node {
         struct { float alpha; } scalar;  /* leaky_relu slope, scale factor, label smoothing */
         struct { int dim, dim1; } axis;  /* concat (dim); transpose (dim, dim1), dim < dim1 */
         struct { int n_head; sdl_dtype p_dtype; } attn; /* p_dtype: how a device kept P (CUDA: bf16/fp16 runs) */
+        struct { const struct sdl_function *fn; void *ctx; } func; /* user-defined ops */
     } attr;
     void *saved;   /* arena memory forward left for backward */
     sdl_node *prev; /* the tape, newest first */
@@ -410,6 +412,62 @@ SDL_API sdl_tensor *sdl_bce_with_logits(sdl_tensor *logits, sdl_tensor *targets)
 SDL_API sdl_tensor *sdl_mse_loss(sdl_tensor *x, sdl_tensor *targets);
 /* number of rows whose arg-max equals the target */
 SDL_API int64_t sdl_count_correct(const sdl_tensor *logits, const sdl_tensor *targets);
+
+/* >>decl-function: user-defined ops, like torch.autograd.Function, and a gradient check.
+   Write forward and backward over raw floats; sdl_function_apply runs forward (on the CPU,
+   grad mode off inside, so ops it calls are not recorded) and records one node on the tape
+   like any op; sdl_backward calls backward with out->grad filled. A callback that returns
+   an error (after sdl_fail, or just a code) makes the apply return NULL, or sdl_backward
+   return the code, with sdl_last_error() naming the function:
+
+      static sdl_result cube_fwd(void *ctx, sdl_tensor *out, int nin, sdl_tensor *const *in) {
+          const float *x = sdl_f32(in[0]); float *y = sdl_f32(out);
+          for (int64_t i = 0; i < out->numel; i++) y[i] = x[i] * x[i] * x[i];
+          return SDL_OK;
+      }
+      static sdl_result cube_bwd(void *ctx, const sdl_tensor *out, int nin, sdl_tensor *const *in) {
+          const float *x = sdl_f32(in[0]);                      // dx += 3 x^2 dy
+          for (int64_t i = 0; i < out->numel; i++) in[0]->grad[i] += 3 * x[i] * x[i] * out->grad[i];
+          return SDL_OK;
+      }
+      static const sdl_function cube = {"cube", cube_fwd, cube_bwd};
+      sdl_tensor *y = sdl_function_apply(&cube, sdl_tensor_shape(x), 1, &x, NULL);
+
+   Inputs are contiguous CPU tensors of any dtype; out is a new f32 arena tensor of
+   out_shape whose data forward must fill (it starts uninitialised). Gradients are f32. */
+typedef struct sdl_function {
+    const char *name;
+    /* fill out->data from in[0..nin-1]->data; ctx is the pointer given to sdl_function_apply */
+    sdl_result (*forward)(void *ctx, sdl_tensor *out, int nin, sdl_tensor *const *in);
+    /* add (+=) into in[i]->grad for each in[i] whose grad is non-NULL, from out->grad.
+       NULL: the function has no gradient (sdl_backward through it fails, naming it). */
+    sdl_result (*backward)(void *ctx, const sdl_tensor *out, int nin, sdl_tensor *const *in);
+} sdl_function;
+SDL_API sdl_tensor *sdl_function_apply(const sdl_function *fn, sdl_shape out_shape, int nin, sdl_tensor *const *in, void *ctx);
+/* From forward: `bytes` of zeroed step-arena memory kept for backward, where
+   sdl_function_saved(out) returns it (ctx.save_for_backward). One block per call of the
+   function (put several things in one struct); NULL with an error when called elsewhere. */
+SDL_API void *sdl_function_save(sdl_tensor *out, size_t bytes);
+SDL_API void *sdl_function_saved(const sdl_tensor *out);
+
+/* sdl_gradcheck (torch.autograd.gradcheck for f32): f builds an output from the inputs with
+   any ops (user functions too). For L = sum(v * f(in)), v fixed random in [-1, 1), it
+   compares the gradient sdl_backward gives each f32 input that requires a gradient with
+   central differences (L(x + h) - L(x - h)) / 2h summed in double, h = eps (1 + |x|), one
+   element at a time. An element passes when |analytic - numeric| <= atol + rtol |numeric|.
+   Returns true when all pass; *max_err (may be NULL) gets the largest |analytic - numeric|;
+   on a failure sdl_last_error() names the input, element and both values. Inputs must be
+   CPU tensors; their data and grads are left as they were. Call it with an empty tape
+   (before building a loss, or after sdl_backward); each evaluation takes arena memory,
+   so keep inputs small (tens to hundreds of elements). desc may be NULL. */
+typedef sdl_tensor *(*sdl_gradcheck_fn)(void *user, int nin, sdl_tensor *const *in);
+typedef struct sdl_gradcheck_desc {
+    double eps;  /* 0: 1e-3 */
+    double atol; /* 0: 1e-3 */
+    double rtol; /* 0: 1e-2 */
+} sdl_gradcheck_desc;
+SDL_API bool sdl_gradcheck(sdl_gradcheck_fn f, void *user, int nin, sdl_tensor *const *in,
+                           const sdl_gradcheck_desc *desc, double *max_err);
 
 /* >>decl-model */
 typedef void (*sdl_grad_hook)(void *user, sdl_model *m, int param_index);
@@ -2002,18 +2060,22 @@ static bool sdl__ready(sdl_tensor *t) {
     return !t->model || t->model->packed || sdl_model_pack(t->model) == SDL_OK;
 }
 
-/* A new arena tensor `out` and its node. The node goes on the tape when grad mode is on and
-   an input needs a gradient. Returns the node (out is node->out), or NULL on error. */
-static sdl_node *sdl__op_begin(sdl_op op, sdl_shape out_shape, sdl_tensor *a, sdl_tensor *b,
-                               sdl_tensor *c, sdl_tensor *d) {
-    sdl_node *n = (sdl_node *)sdl_arena_alloc(sizeof(sdl_node));
+static const char *sdl__op_name(int op); /* >>profile */
+
+/* A new arena tensor `out` and its node, from the nin inputs ins[0..nin-1] (nin >= 1, the
+   first NULL ends them early). The node goes on the tape when grad mode is on and an input
+   needs a gradient. Returns the node (out is node->out), or NULL on error. */
+static sdl_node *sdl__op_begin_n(sdl_op op, sdl_shape out_shape, int nin, sdl_tensor *const *ins) {
+    size_t bytes = sizeof(sdl_node) + (size_t)nin * sizeof(sdl_tensor *);
+    sdl_node *n = (sdl_node *)sdl_arena_alloc(bytes);
     if (!n) return NULL;
     n->op = op;
-    sdl_tensor *ins[4] = {a, b, c, d};
-    for (int i = 0; i < 4 && ins[i]; i++) {
+    n->in = (sdl_tensor **)(n + 1);
+    sdl_tensor *a = ins[0];
+    for (int i = 0; i < nin && ins[i]; i++) {
         if (!sdl__ready(ins[i])) return NULL;
         if (ins[i]->device != a->device) {
-            sdl_fail(SDL_ERR_DEVICE, "op %d: inputs on different devices (%d and %d)", (int)op, (int)a->device, (int)ins[i]->device);
+            sdl_fail(SDL_ERR_DEVICE, "%s: inputs on different devices (%d and %d)", sdl__op_name(op), (int)a->device, (int)ins[i]->device);
             return NULL;
         }
         n->in[n->nin++] = ins[i];
@@ -2038,6 +2100,17 @@ static sdl_node *sdl__op_begin(sdl_op op, sdl_shape out_shape, sdl_tensor *a, sd
     return n;
 }
 
+/* the usual case: up to four inputs, the first NULL ends them */
+static sdl_node *sdl__op_begin(sdl_op op, sdl_shape out_shape, sdl_tensor *a, sdl_tensor *b,
+                               sdl_tensor *c, sdl_tensor *d) {
+    sdl_tensor *ins[4] = {a, b, c, d};
+    return sdl__op_begin_n(op, out_shape, 4, ins);
+}
+
+/* A kernel that can fail (a user function's callback) calls sdl_fail and sets this; the op
+   or sdl_backward then returns the error. Built-in kernels never fail. */
+static sdl_result sdl__kernel_err;
+
 /* SDL_PROFILE=1: time per op type (see >>profile); one branch when off */
 static int sdl__prof_on;
 static void sdl__prof_add(sdl_op op, int backward, double seconds);
@@ -2057,6 +2130,12 @@ static sdl_tensor *sdl__op_run(sdl_node *n) {
         sdl__prof_add(n->op, 0, sdl_now() - t0);
     } else {
         fn(n);
+    }
+    if (sdl__kernel_err) { /* the op failed: its node leaves the tape */
+        sdl__kernel_err = SDL_OK;
+        if (sdl__g.tape == n) sdl__g.tape = n->prev;
+        n->out->node = NULL;
+        return NULL;
     }
     return n->out;
 }
@@ -2128,6 +2207,7 @@ SDL_API sdl_result sdl_backward(sdl_tensor *loss) {
             } else {
                 be->backward[n->op](n);
             }
+            if (sdl__kernel_err) { sdl_result r = sdl__kernel_err; sdl__kernel_err = SDL_OK; return r; }
         }
         for (int i = 0; i < n->nin; i++) { /* parameters whose last contribution this was */
             sdl_tensor *p = n->in[i];
@@ -4141,6 +4221,214 @@ SDL_API sdl_tensor *sdl_bce_with_logits(sdl_tensor *logits, sdl_tensor *targets)
     return sdl__op_run(sdl__op_begin(SDL_OP_BCE_LOGITS, sdl_shapen(0, NULL), logits, targets, NULL, NULL));
 }
 
+/* ----------------------------------------------------------------------------------------
+   >>function: user-defined ops (see >>decl-function) and sdl_gradcheck
+   ---------------------------------------------------------------------------------------- */
+/* runs a callback with grad mode off; an error comes back as "function 'name' forward
+   failed: what the callback said" through sdl__kernel_err */
+static void sdl__function_call(sdl_node *n, bool backward) {
+    const sdl_function *fn = n->attr.func.fn;
+    bool no_grad = sdl__g.no_grad;
+    sdl__g.no_grad = true; /* ops inside a callback are not recorded */
+    sdl_clear_error();
+    sdl_result r = backward ? fn->backward(n->attr.func.ctx, n->out, n->nin, n->in)
+                            : fn->forward(n->attr.func.ctx, n->out, n->nin, n->in);
+    sdl__g.no_grad = no_grad;
+    if (r == SDL_OK) return;
+    char said[sizeof sdl__err_msg];
+    snprintf(said, sizeof said, "%s", sdl__err_msg[0] ? sdl__err_msg : "no message");
+    sdl__kernel_err = sdl_fail(r, "function '%s' %s failed: %s", fn->name, backward ? "backward" : "forward", said);
+}
+
+static void sdl__function_fwd(sdl_node *n) {
+    sdl_node *on_tape = n->out->node;
+    n->out->node = n; /* sdl_function_save finds the node through out */
+    sdl__function_call(n, false);
+    n->out->node = on_tape;
+}
+
+static void sdl__function_bwd(sdl_node *n) {
+    if (n->attr.func.fn->backward) sdl__function_call(n, true);
+    else sdl__kernel_err = sdl_fail(SDL_ERR_STATE, "function '%s' has no backward", n->attr.func.fn->name);
+}
+
+SDL_API sdl_tensor *sdl_function_apply(const sdl_function *fn, sdl_shape out_shape, int nin, sdl_tensor *const *in, void *ctx) {
+    if (!fn || !fn->name || !fn->forward) {
+        sdl_fail(SDL_ERR_ARG, "function_apply: needs an sdl_function with a name and a forward");
+        return NULL;
+    }
+    if (nin < 1 || !in) {
+        sdl_fail(SDL_ERR_ARG, "function '%s': needs at least one input (nin %d)", fn->name, nin);
+        return NULL;
+    }
+    for (int i = 0; i < nin; i++) {
+        if (!in[i]) return NULL; /* an earlier op failed: keep its error */
+        if (in[i]->device != SDL_CPU) {
+            sdl_fail(SDL_ERR_DEVICE, "function '%s': input %d is not on the CPU (user functions run there)", fn->name, i);
+            return NULL;
+        }
+    }
+    sdl_node *n = sdl__op_begin_n(SDL_OP_FUNCTION, out_shape, nin, in);
+    if (!n) return NULL;
+    n->attr.func.fn = fn;
+    n->attr.func.ctx = ctx;
+    return sdl__op_run(n);
+}
+
+SDL_API void *sdl_function_save(sdl_tensor *out, size_t bytes) {
+    sdl_node *n = out ? out->node : NULL;
+    if (!n || n->op != SDL_OP_FUNCTION || n->out != out) {
+        sdl_fail(SDL_ERR_STATE, "function_save: call it from a function's forward, on its out");
+        return NULL;
+    }
+    if (n->saved) {
+        sdl_fail(SDL_ERR_STATE, "function '%s': function_save called twice (save one struct)", n->attr.func.fn->name);
+        return NULL;
+    }
+    return sdl__saved(n, bytes);
+}
+
+SDL_API void *sdl_function_saved(const sdl_tensor *out) {
+    return out && out->node && out->node->op == SDL_OP_FUNCTION ? out->node->saved : NULL;
+}
+
+/* gradcheck's fixed weights v in [-1, 1), from the hash (the global RNG is left alone) */
+static float sdl__gc_w(int64_t j) {
+    return (float)(sdl__hash3(0x6C7Cu, 0, (uint64_t)j) >> 40) * (2.0f / 16777216.0f) - 1.0f;
+}
+
+/* L = sum(v * y) in double */
+static double sdl__gc_loss(const sdl_tensor *y) {
+    double L = 0.0;
+    for (int64_t j = 0; j < y->numel; j++) L += (double)sdl__gc_w(j) * sdl_f32(y)[j];
+    return L;
+}
+
+typedef struct sdl__gc {
+    sdl_gradcheck_fn f;
+    void *user;
+    int nin;
+    sdl_tensor *const *in;
+    double eps, atol, rtol;
+    int64_t numel;                  /* f's output size */
+    double max_err, excess;         /* largest |analytic - numeric|; largest err / tolerance */
+    int worst_in;                   /* where that excess is, and its two values */
+    int64_t worst_j;
+    double worst_a, worst_n;
+} sdl__gc;
+
+static bool sdl__gc_checked(const sdl_tensor *t) { return t->requires_grad && t->dtype == SDL_F32; }
+
+/* f(in) as a CPU f32 tensor of g->numel elements (any size while g->numel < 0), else NULL */
+static sdl_tensor *sdl__gc_eval(const sdl__gc *g) {
+    sdl_tensor *y = g->f(g->user, g->nin, g->in);
+    if (!y) {
+        char said[sizeof sdl__err_msg];
+        snprintf(said, sizeof said, "%s", sdl__err_msg);
+        sdl_fail(sdl__err_code ? sdl__err_code : SDL_ERR_ARG, "gradcheck: f returned NULL: %s", said);
+    } else if (y->device != SDL_CPU || y->dtype != SDL_F32 || (g->numel >= 0 && y->numel != g->numel)) {
+        sdl_fail(SDL_ERR_ARG, "gradcheck: f must give a CPU f32 tensor of the same size each call");
+        y = NULL;
+    }
+    return y;
+}
+
+/* dL/d(input) from sdl_backward into ga, the checked inputs one after another. Their grads
+   are zeroed for it (backup keeps them; old keeps the pointers) and put back after. */
+static bool sdl__gc_analytic(sdl__gc *g, double *ga, float *backup, float **old) {
+    int64_t off = 0;
+    for (int i = 0; i < g->nin; i++) {
+        if (!sdl__gc_checked(g->in[i])) continue;
+        old[i] = g->in[i]->grad;
+        if (old[i]) memcpy(backup + off, old[i], (size_t)g->in[i]->numel * sizeof(float));
+        if (old[i]) memset(old[i], 0, (size_t)g->in[i]->numel * sizeof(float));
+        off += g->in[i]->numel;
+    }
+    sdl_tensor *y = sdl__gc_eval(g), *v = y ? sdl_arena_tensor(sdl_tensor_shape(y), SDL_F32) : NULL;
+    bool ok = v && (y->requires_grad || sdl_fail(SDL_ERR_ARG, "gradcheck: f's output needs no gradient "
+                                                 "(grad mode off, or no checked input reaches it)") == SDL_OK);
+    for (int64_t j = 0; ok && j < v->numel; j++) sdl_f32(v)[j] = sdl__gc_w(j);
+    ok = ok && sdl_backward(sdl_sum(sdl_mul(y, v))) == SDL_OK;
+    if (!ok) { sdl__g.tape = NULL; sdl__g.tape_id++; } /* drop what a failed f or backward left */
+    off = 0;
+    for (int i = 0; i < g->nin; i++) {
+        if (!sdl__gc_checked(g->in[i])) continue;
+        for (int64_t j = 0; ok && g->in[i]->grad && j < g->in[i]->numel; j++) ga[off + j] = g->in[i]->grad[j];
+        if (old[i]) memcpy(old[i], backup + off, (size_t)g->in[i]->numel * sizeof(float));
+        g->in[i]->grad = old[i];
+        off += g->in[i]->numel;
+    }
+    g->numel = ok ? y->numel : -1;
+    return ok;
+}
+
+/* central differences of L for each element of in[i], compared with ga */
+static bool sdl__gc_numeric(sdl__gc *g, int i, const double *ga) {
+    float *x = sdl_f32(g->in[i]);
+    for (int64_t j = 0; j < g->in[i]->numel; j++) {
+        float x0 = x[j];
+        double h = g->eps * (1.0 + fabs((double)x0));
+        float xp = (float)(x0 + h), xm = (float)(x0 - h);
+        x[j] = xp;
+        sdl_tensor *yp = sdl__gc_eval(g);
+        x[j] = xm;
+        sdl_tensor *ym = yp ? sdl__gc_eval(g) : NULL;
+        x[j] = x0;
+        if (!ym) return false;
+        double num = (sdl__gc_loss(yp) - sdl__gc_loss(ym)) / ((double)xp - (double)xm);
+        double err = fabs(ga[j] - num), excess = err / (g->atol + g->rtol * fabs(num));
+        if (!(err <= g->max_err) && !isnan(g->max_err)) g->max_err = err; /* a NaN sticks */
+        if (!(excess <= g->excess) && !isnan(g->excess)) {
+            g->excess = excess;
+            g->worst_in = i;
+            g->worst_j = j;
+            g->worst_a = ga[j];
+            g->worst_n = num;
+        }
+    }
+    return true;
+}
+
+SDL_API bool sdl_gradcheck(sdl_gradcheck_fn f, void *user, int nin, sdl_tensor *const *in,
+                           const sdl_gradcheck_desc *desc, double *max_err) {
+    sdl__gc g = {f, user, nin, in, 1e-3, 1e-3, 1e-2, -1, 0.0, 0.0, -1, 0, 0.0, 0.0};
+    if (desc && desc->eps > 0) g.eps = desc->eps;
+    if (desc && desc->atol > 0) g.atol = desc->atol;
+    if (desc && desc->rtol > 0) g.rtol = desc->rtol;
+    if (max_err) *max_err = 0.0;
+    if (!f || nin < 1 || !in) return sdl_fail(SDL_ERR_ARG, "gradcheck: needs f and at least one input"), false;
+    if (sdl__g.tape) return sdl_fail(SDL_ERR_STATE, "gradcheck: the tape holds ops not yet backwarded (call it before building a loss, or after sdl_backward)"), false;
+    int64_t total = 0;
+    for (int i = 0; i < nin; i++) {
+        if (!in[i] || in[i]->device != SDL_CPU) return sdl_fail(SDL_ERR_ARG, "gradcheck: input %d is NULL or not on the CPU", i), false;
+        if (sdl__gc_checked(in[i])) total += in[i]->numel;
+    }
+    if (!total) return sdl_fail(SDL_ERR_ARG, "gradcheck: no input is an f32 tensor that requires a gradient"), false;
+    double *ga = (double *)sdl__calloc((size_t)total, sizeof(double));
+    float *backup = (float *)sdl__calloc((size_t)total, sizeof(float));
+    float **old = (float **)sdl__calloc((size_t)nin, sizeof(float *));
+    bool no_grad = sdl__g.no_grad;
+    sdl__g.no_grad = false;
+    bool ok = ga && backup && old && sdl__gc_analytic(&g, ga, backup, old);
+    sdl__g.no_grad = true;
+    int64_t off = 0;
+    for (int i = 0; ok && i < nin; i++) {
+        if (!sdl__gc_checked(in[i])) continue;
+        ok = sdl__gc_numeric(&g, i, ga + off);
+        off += in[i]->numel;
+    }
+    sdl__g.no_grad = no_grad;
+    SDL_DEALLOC(ga);
+    SDL_DEALLOC(backup);
+    SDL_DEALLOC(old);
+    if (max_err) *max_err = g.max_err;
+    if (ok && !(g.excess <= 1.0))
+        ok = sdl_fail(SDL_ERR_STATE, "gradcheck: input %d element %lld: backward gives %.6g, finite differences %.6g "
+                      "(|diff| %.3g > atol %g + rtol %g |numeric|)", g.worst_in, (long long)g.worst_j, g.worst_a,
+                      g.worst_n, fabs(g.worst_a - g.worst_n), g.atol, g.rtol) == SDL_OK;
+    return ok;
+}
+
 /* >>cpu-table */
 static void sdl__profile_init(void);
 static void sdl__cpu_alloc_copy(void *dst, const void *src, size_t bytes, sdl_device dd, sdl_device sd) {
@@ -4204,6 +4492,9 @@ static void sdl__cpu_init(void) {
     /* >>cpu-table-loss */
     SDL__KERNEL(SDL_OP_NLL, sdl__nll_fwd, sdl__nll_bwd);
     SDL__KERNEL(SDL_OP_BCE_LOGITS, sdl__bce_fwd, sdl__bce_bwd);
+
+    /* >>cpu-table-function */
+    SDL__KERNEL(SDL_OP_FUNCTION, sdl__function_fwd, sdl__function_bwd);
 
 #undef SDL__KERNEL
     (void)sdl__view_bwd;
@@ -7493,7 +7784,7 @@ static const char *sdl__op_name(int op) {
     case SDL_OP_SCALE: return "scale"; case SDL_OP_CONCAT: return "concat"; case SDL_OP_TRANSPOSE: return "transpose";
     case SDL_OP_ATTENTION: return "attention"; case SDL_OP_SUM: return "sum"; case SDL_OP_MEAN: return "mean";
     case SDL_OP_CROSS_ENTROPY: return "cross_entropy"; case SDL_OP_NLL: return "nll"; case SDL_OP_BCE_LOGITS: return "bce_logits";
-    case SDL_OP_MSE: return "mse";
+    case SDL_OP_MSE: return "mse"; case SDL_OP_FUNCTION: return "function";
     default: return "op";
     }
 }

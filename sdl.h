@@ -2238,9 +2238,9 @@ SDL_API sdl_result sdl_backward_grad(sdl_tensor *out, const float *grad) {
     if (!g) return sdl__err_code;
     if (out->device == SDL_CPU) for (int64_t i = 0; i < out->numel; i++) g[i] += grad[i];
     else sdl_get_backend(out->device)->copy(g, grad, (size_t)out->numel * sizeof(float), out->device, out->device);
-    int64_t len = 0, nr = 0;
-    for (sdl_node *n = sdl__g.tape; n; n = n->prev) len++;
-    float **reached = (float **)sdl__arena_bump((size_t)(4 * len + 1) * sizeof(float *));
+    int64_t len = 1, nr = 0; /* out's buffer and at most one per input of each node */
+    for (sdl_node *n = sdl__g.tape; n; n = n->prev) len += n->nin;
+    float **reached = (float **)sdl__arena_bump((size_t)len * sizeof(float *));
     if (!reached) return sdl__err_code;
     reached[nr++] = g;
     for (sdl_node **link = &sdl__g.tape; *link;) {

@@ -136,6 +136,8 @@
                   partitions), local SGD, FedProx, fp16 or top-k updates (>>decl-mpi-fed).
       Pipeline    sdl_pipe: a sequential cut into stages over ranks, GPipe or 1F1B over M
                   micro-batches, with data parallelism on a grid (>>decl-mpi-pipe).
+      Tensor      sdl_tp: Megatron's column- and row-parallel linears, a parallel MLP and
+                  attention split by heads, built on user-defined ops (>>decl-mpi-tp).
 */
 #ifndef SDL_H_INCLUDED
 #error "include sdl.h before sdl_mpi.h"
@@ -407,6 +409,40 @@ SDL_API sdl_result sdl_pipe_simulate(sdl_pipe_schedule sch, int stages, int micr
                                      double *idle, int *peak);
 /* world rank r: pipeline r / stages, stage r % stages; free both with MPI_Comm_free */
 SDL_API sdl_result sdl_mpi_grid(int stages, MPI_Comm *pipe_comm, MPI_Comm *data_comm);
+
+/* >>decl-mpi-tp: tensor parallelism (Shoeybi et al. 2019, Megatron-LM). The T ranks of a
+   group each hold 1/T of a layer's weights and see the whole input; activations between
+   the split layers stay split, and two conjugate ops join them:
+     f = sdl_tp_copy    forward: identity       backward: all-reduce (sum) of the gradient
+     g = sdl_tp_reduce  forward: all-reduce     backward: identity
+   Column-parallel linear: W (out, in) cut by rows, y_r = f(x) W_r^T + b_r (out/T columns
+   of y; .gather: all-gathered to the whole y). Row-parallel linear: W cut by columns,
+   x_r is the matching columns of the input, y = g(x_r W_r^T) + b (b whole on every rank).
+   MLP: column (no gather) -> GELU -> row: one f and one g, so one all-reduce of the
+   block's output forward and one of its input's gradient backward, (B T C) floats each.
+   Attention: q, k, v column-parallel (each rank n_head/T heads), causal attention on its
+   heads, the output projection row-parallel: again one f and one g.
+   A layer drawn on a model with seed s gets this rank's slice of exactly the weights the
+   plain layers (sdl_linear_layer, in the same order) would get with seed s, so a
+   tensor-parallel model starts as its one-process twin. Everything outside the split
+   layers is replicated: every rank computes the same loss and gradients for it. */
+typedef struct sdl_tp sdl_tp;
+SDL_API sdl_tp *sdl_tp_new(MPI_Comm comm); /* 0: sdl_mpi_comm(); collective */
+SDL_API int sdl_tp_rank(const sdl_tp *tp);
+SDL_API int sdl_tp_size(const sdl_tp *tp);
+SDL_API int64_t sdl_tp_bytes(const sdl_tp *tp); /* bytes handed to the collectives so far */
+SDL_API void sdl_tp_free(sdl_tp *tp);
+SDL_API sdl_tensor *sdl_tp_copy(sdl_tp *tp, sdl_tensor *x);   /* f */
+SDL_API sdl_tensor *sdl_tp_reduce(sdl_tp *tp, sdl_tensor *x); /* g */
+/* x (..., c) -> (..., T c), rank r's part at columns [r c, (r+1) c); backward: its own part */
+SDL_API sdl_tensor *sdl_tp_gather(sdl_tp *tp, sdl_tensor *x);
+/* layers (sdl_forward runs them); in, out, dim and hidden must divide by T, n_head too */
+SDL_API sdl_module *sdl_tp_column_linear(sdl_model *m, sdl_tp *tp, const char *name, int64_t in, int64_t out, bool bias, bool gather);
+SDL_API sdl_module *sdl_tp_row_linear(sdl_model *m, sdl_tp *tp, const char *name, int64_t in, int64_t out, bool bias);
+/* x (..., dim) -> fc2(gelu(fc1(x))); parameters name.fc1.*, name.fc2.* */
+SDL_API sdl_module *sdl_tp_mlp(sdl_model *m, sdl_tp *tp, const char *name, int64_t dim, int64_t hidden);
+/* x (B, T, dim) causal self-attention; parameters name.q, .k, .v, .proj (weight and bias) */
+SDL_API sdl_module *sdl_tp_attention(sdl_model *m, sdl_tp *tp, const char *name, int64_t dim, int n_head);
 
 #ifdef __cplusplus
 }
@@ -2995,6 +3031,220 @@ SDL_API sdl_result sdl_pipe_step(sdl_pipe *p, sdl_tensor *x, sdl_tensor *y, sdl_
         stats->bytes_sent = st.bytes_sent;
     }
     return SDL_OK;
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>mpi-tp: tensor parallelism (see >>decl-mpi-tp). f, g and the gather are user-defined
+   ops (sdl_function) whose forward or backward runs the collective.
+   ---------------------------------------------------------------------------------------- */
+struct sdl_tp {
+    MPI_Comm comm;
+    int rank, size;
+    int64_t bytes;
+};
+
+SDL_API sdl_tp *sdl_tp_new(MPI_Comm comm) {
+    if (sdl__mpi_need_init("sdl_tp_new") != SDL_OK) return NULL;
+    sdl_tp *tp = (sdl_tp *)sdl__mpi_alloc(1, sizeof(sdl_tp));
+    if (!tp) return NULL;
+    tp->comm = comm == (MPI_Comm)0 ? sdl__mpi.comm : comm;
+    MPI_Comm_rank(tp->comm, &tp->rank);
+    MPI_Comm_size(tp->comm, &tp->size);
+    return tp;
+}
+SDL_API int sdl_tp_rank(const sdl_tp *tp) { return tp ? tp->rank : 0; }
+SDL_API int sdl_tp_size(const sdl_tp *tp) { return tp ? tp->size : 1; }
+SDL_API int64_t sdl_tp_bytes(const sdl_tp *tp) { return tp ? tp->bytes : 0; }
+SDL_API void sdl_tp_free(sdl_tp *tp) { SDL__MPI_FREE(tp); }
+
+/* sum over the group in place */
+static sdl_result sdl__tp_allreduce(sdl_tp *tp, float *x, int64_t n) {
+    if (n > INT_MAX) return sdl_fail(SDL_ERR_ARG, "sdl_tp: %lld floats in one all-reduce", (long long)n);
+    double t = sdl__mpi_now_us();
+    SDL__MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, MPI_SUM, tp->comm), "MPI_Allreduce (tensor parallel)");
+    sdl__mpi_event_add("tp allreduce", t, sdl__mpi_now_us() - t, 1);
+    tp->bytes += n * 4;
+    return SDL_OK;
+}
+
+static void sdl__tp_add(float *dst, const float *src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+/* f: y = x;  dx += allreduce(dy) */
+static sdl_result sdl__tp_copy_fwd(void *ctx, sdl_tensor *out, int nin, sdl_tensor *const *in) {
+    (void)ctx, (void)nin;
+    memcpy(out->data, in[0]->data, (size_t)out->numel * sizeof(float));
+    return SDL_OK;
+}
+static sdl_result sdl__tp_copy_bwd(void *ctx, const sdl_tensor *out, int nin, sdl_tensor *const *in) {
+    (void)nin;
+    sdl_result r = sdl__tp_allreduce((sdl_tp *)ctx, out->grad, out->numel); /* out's gradient is read no more */
+    if (r == SDL_OK && in[0]->grad) sdl__tp_add(in[0]->grad, out->grad, out->numel);
+    return r;
+}
+/* g: y = allreduce(x);  dx += dy */
+static sdl_result sdl__tp_reduce_fwd(void *ctx, sdl_tensor *out, int nin, sdl_tensor *const *in) {
+    (void)nin;
+    memcpy(out->data, in[0]->data, (size_t)out->numel * sizeof(float));
+    return sdl__tp_allreduce((sdl_tp *)ctx, sdl_f32(out), out->numel);
+}
+static sdl_result sdl__tp_reduce_bwd(void *ctx, const sdl_tensor *out, int nin, sdl_tensor *const *in) {
+    (void)ctx, (void)nin;
+    if (in[0]->grad) sdl__tp_add(in[0]->grad, out->grad, out->numel);
+    return SDL_OK;
+}
+/* gather: x (R, c) -> y (R, T c), y[r, t c + j] = x_t[r, j];  dx[r, j] += dy[r, rank c + j] */
+static sdl_result sdl__tp_gather_fwd(void *ctx, sdl_tensor *out, int nin, sdl_tensor *const *in) {
+    (void)nin;
+    sdl_tp *tp = (sdl_tp *)ctx;
+    int64_t n = in[0]->numel, c = in[0]->shape[in[0]->ndim - 1], R = c ? n / c : 0;
+    float *all = (float *)sdl_arena_alloc((size_t)out->numel * sizeof(float)); /* rank-major */
+    if (!all) return sdl_last_result();
+    if (n > INT_MAX) return sdl_fail(SDL_ERR_ARG, "sdl_tp_gather: %lld floats", (long long)n);
+    double t = sdl__mpi_now_us();
+    SDL__MPI_TRY(MPI_Allgather(in[0]->data, (int)n, MPI_FLOAT, all, (int)n, MPI_FLOAT, tp->comm), "MPI_Allgather (tensor parallel)");
+    sdl__mpi_event_add("tp allgather", t, sdl__mpi_now_us() - t, 1);
+    tp->bytes += out->numel * 4;
+    for (int r = 0; r < tp->size; r++)
+        for (int64_t i = 0; i < R; i++) memcpy(sdl_f32(out) + i * c * tp->size + r * c, all + r * n + i * c, (size_t)c * sizeof(float));
+    return SDL_OK;
+}
+static sdl_result sdl__tp_gather_bwd(void *ctx, const sdl_tensor *out, int nin, sdl_tensor *const *in) {
+    (void)nin;
+    sdl_tp *tp = (sdl_tp *)ctx;
+    int64_t c = in[0]->shape[in[0]->ndim - 1], R = c ? in[0]->numel / c : 0;
+    for (int64_t i = 0; in[0]->grad && i < R; i++) sdl__tp_add(in[0]->grad + i * c, out->grad + i * c * tp->size + tp->rank * c, c);
+    return SDL_OK;
+}
+
+static const sdl_function sdl__tp_copy_fn = {"tp_copy", sdl__tp_copy_fwd, sdl__tp_copy_bwd};
+static const sdl_function sdl__tp_reduce_fn = {"tp_reduce", sdl__tp_reduce_fwd, sdl__tp_reduce_bwd};
+static const sdl_function sdl__tp_gather_fn = {"tp_gather", sdl__tp_gather_fwd, sdl__tp_gather_bwd};
+
+static sdl_tensor *sdl__tp_apply(const sdl_function *fn, sdl_tp *tp, sdl_tensor *x, int64_t widen) {
+    if (!x) return NULL;
+    if (!tp) { sdl_fail(SDL_ERR_ARG, "sdl_%s: NULL group", fn->name); return NULL; }
+    if (x->dtype != SDL_F32 || x->ndim < 1) { sdl_fail(SDL_ERR_ARG, "sdl_%s: needs an f32 tensor with a last dim", fn->name); return NULL; }
+    sdl_shape s = sdl_tensor_shape(x);
+    s.d[s.ndim - 1] *= widen;
+    return sdl_function_apply(fn, s, 1, &x, tp);
+}
+SDL_API sdl_tensor *sdl_tp_copy(sdl_tp *tp, sdl_tensor *x) { return sdl__tp_apply(&sdl__tp_copy_fn, tp, x, 1); }
+SDL_API sdl_tensor *sdl_tp_reduce(sdl_tp *tp, sdl_tensor *x) { return sdl__tp_apply(&sdl__tp_reduce_fn, tp, x, 1); }
+SDL_API sdl_tensor *sdl_tp_gather(sdl_tp *tp, sdl_tensor *x) { return sdl__tp_apply(&sdl__tp_gather_fn, tp, x, tp ? tp->size : 1); }
+
+/* ---- layers. A split linear draws the whole (out, in) weight and (out) bias as
+   sdl_linear_layer does (same RNG sequence), then keeps its slice. */
+static sdl_result sdl__tp_linear_params(sdl_module *l, sdl_tp *tp, int64_t in, int64_t out, bool bias, bool by_rows) {
+    int64_t T = tp->size, r = tp->rank, o = by_rows ? out / T : out, i = by_rows ? in : in / T;
+    char full[96];
+    sdl_tensor *w = sdl_tensor_new(sdl_shape2(out, in), SDL_F32), *b = bias ? sdl_tensor_new(sdl_shape1(out), SDL_F32) : NULL;
+    sdl_result res = w && (b || !bias) ? SDL_OK : SDL_ERR_OOM;
+    if (res == SDL_OK) {
+        sdl_init_kaiming_uniform(w, sqrtf(5.0f), in);
+        if (b) sdl_init_bias(b, in);
+        snprintf(full, sizeof full, "%s%sweight", l->name, l->name[0] ? "." : "");
+        l->weight = sdl_model_param(l->model, full, sdl_shape2(o, i), true);
+        snprintf(full, sizeof full, "%s%sbias", l->name, l->name[0] ? "." : "");
+        l->bias = b ? sdl_model_param(l->model, full, sdl_shape1(by_rows ? o : out), false) : NULL;
+        if (!l->weight || (b && !l->bias)) res = sdl_last_result();
+    }
+    for (int64_t row = 0; res == SDL_OK && row < o; row++) /* rows [r o, (r+1) o), or columns [r i, (r+1) i) */
+        memcpy(sdl_f32(l->weight) + row * i, sdl_f32(w) + (by_rows ? (r * o + row) * in : row * in + r * i), (size_t)i * sizeof(float));
+    if (res == SDL_OK && b) memcpy(l->bias->data, sdl_f32(b) + (by_rows ? r * o : 0), (size_t)l->bias->numel * sizeof(float));
+    sdl_tensor_free(w);
+    sdl_tensor_free(b);
+    return res;
+}
+
+static sdl_result sdl__tp_check(const char *what, sdl_model *m, const sdl_tp *tp, int64_t a, int64_t b) {
+    if (!m || !tp) return sdl_fail(SDL_ERR_ARG, "%s: NULL %s", what, m ? "group" : "model");
+    if (a < 1 || b < 1 || a % tp->size || b % tp->size)
+        return sdl_fail(SDL_ERR_SHAPE, "%s: sizes %lld and %lld must be positive and divide by the group's %d ranks", what, (long long)a, (long long)b, tp->size);
+    return SDL_OK;
+}
+
+/* column: y = f(x) W_r^T + b_r, gathered with .gather (kernel = 1) */
+static sdl_tensor *sdl__tp_column_fwd(sdl_module *l, sdl_tensor *x) {
+    sdl_tp *tp = (sdl_tp *)l->user;
+    sdl_tensor *y = sdl_linear(sdl_tp_copy(tp, x), l->weight, l->bias);
+    return l->kernel ? sdl_tp_gather(tp, y) : y;
+}
+/* row: y = g(x_r W_r^T) + b */
+static sdl_tensor *sdl__tp_row_fwd(sdl_module *l, sdl_tensor *x) {
+    sdl_tensor *y = sdl_tp_reduce((sdl_tp *)l->user, sdl_linear(x, l->weight, NULL));
+    return l->bias ? sdl_add(y, l->bias) : y;
+}
+
+static sdl_module *sdl__tp_linear(sdl_model *m, sdl_tp *tp, const char *kind, const char *name, int64_t in, int64_t out, bool bias, bool by_rows) {
+    if (sdl__tp_check(kind, m, tp, by_rows ? out : in, by_rows ? out : in) != SDL_OK) return NULL;
+    sdl_module *l = sdl_module_new(m, kind, name, by_rows ? sdl__tp_column_fwd : sdl__tp_row_fwd);
+    if (!l) return NULL;
+    l->user = tp;
+    return sdl__tp_linear_params(l, tp, in, out, bias, by_rows) == SDL_OK ? l : NULL;
+}
+SDL_API sdl_module *sdl_tp_column_linear(sdl_model *m, sdl_tp *tp, const char *name, int64_t in, int64_t out, bool bias, bool gather) {
+    sdl_module *l = sdl__tp_linear(m, tp, "tp_column_linear", name, in, out, bias, true);
+    if (l) l->kernel = gather;
+    return l;
+}
+SDL_API sdl_module *sdl_tp_row_linear(sdl_model *m, sdl_tp *tp, const char *name, int64_t in, int64_t out, bool bias) {
+    return sdl__tp_linear(m, tp, "tp_row_linear", name, in, out, bias, false);
+}
+
+/* "name" + ".sub" */
+static sdl_module *sdl__tp_child(sdl_module *parent, sdl_tp *tp, const char *sub, int64_t in, int64_t out, bool by_rows) {
+    char full[96];
+    snprintf(full, sizeof full, "%s%s%s", parent->name, parent->name[0] ? "." : "", sub);
+    sdl_module *c = by_rows ? sdl_tp_column_linear(parent->model, tp, full, in, out, true, false)
+                            : sdl_tp_row_linear(parent->model, tp, full, in, out, true);
+    if (c && sdl_seq_add(parent, c) != SDL_OK) return NULL;
+    return c;
+}
+
+/* MLP: x (..., C) -> g(gelu(f(x) W1_r^T + b1_r) W2_r^T) + b2 */
+static sdl_tensor *sdl__tp_mlp_fwd(sdl_module *l, sdl_tensor *x) {
+    sdl_module *fc1 = l->children[0], *fc2 = l->children[1];
+    return fc2->forward(fc2, sdl_gelu(fc1->forward(fc1, x)));
+}
+SDL_API sdl_module *sdl_tp_mlp(sdl_model *m, sdl_tp *tp, const char *name, int64_t dim, int64_t hidden) {
+    if (sdl__tp_check("sdl_tp_mlp", m, tp, hidden, hidden) != SDL_OK) return NULL;
+    sdl_module *l = sdl_module_new(m, "tp_mlp", name, sdl__tp_mlp_fwd);
+    if (!l || !sdl__tp_child(l, tp, "fc1", dim, hidden, true) || !sdl__tp_child(l, tp, "fc2", hidden, dim, false)) return NULL;
+    l->user = tp;
+    return l;
+}
+
+/* attention: x (B, T, C); per rank H/T heads of hd = C/H: q, k, v (B, T, C/T) ->
+   (B, H/T, T, hd) -> causal attention -> (B, T, C/T) -> row-parallel projection */
+static sdl_tensor *sdl__tp_heads(sdl_tensor *t, int64_t heads) {
+    if (!t) return NULL;
+    int64_t B = t->shape[0], T = t->shape[1], c = t->shape[2];
+    int64_t d[4] = {B, T, heads, c / heads};
+    return sdl_transpose(sdl_reshape(t, sdl_shapen(4, d)), 1, 2);
+}
+static sdl_tensor *sdl__tp_attention_fwd(sdl_module *l, sdl_tensor *x) {
+    sdl_tp *tp = (sdl_tp *)l->user;
+    if (!x) return NULL;
+    if (x->ndim != 3) return (sdl_tensor *)(sdl_fail(SDL_ERR_SHAPE, "sdl_tp_attention: x must be (B, T, C)"), NULL);
+    int64_t heads = l->kernel / tp->size, B = x->shape[0], T = x->shape[1];
+    sdl_tensor *xc = sdl_tp_copy(tp, x), *w[3];
+    for (int i = 0; i < 3; i++) w[i] = sdl_linear(xc, l->children[i]->weight, l->children[i]->bias);
+    sdl_tensor *y = sdl_attention(sdl__tp_heads(w[0], heads), sdl__tp_heads(w[1], heads), sdl__tp_heads(w[2], heads));
+    y = sdl_reshape(sdl_transpose(y, 1, 2), sdl_shape3(B, T, -1));
+    return l->children[3]->forward(l->children[3], y);
+}
+SDL_API sdl_module *sdl_tp_attention(sdl_model *m, sdl_tp *tp, const char *name, int64_t dim, int n_head) {
+    if (sdl__tp_check("sdl_tp_attention", m, tp, dim, n_head) != SDL_OK) return NULL;
+    if (dim % n_head) { sdl_fail(SDL_ERR_SHAPE, "sdl_tp_attention: dim %lld does not divide into %d heads", (long long)dim, n_head); return NULL; }
+    sdl_module *l = sdl_module_new(m, "tp_attention", name, sdl__tp_attention_fwd);
+    if (!l || !sdl__tp_child(l, tp, "q", dim, dim, true) || !sdl__tp_child(l, tp, "k", dim, dim, true) ||
+        !sdl__tp_child(l, tp, "v", dim, dim, true) || !sdl__tp_child(l, tp, "proj", dim, dim, false))
+        return NULL;
+    l->user = tp;
+    l->kernel = n_head;
+    return l;
 }
 
 #ifdef __cplusplus

@@ -398,6 +398,10 @@ SDL_API sdl_pipe *sdl_pipe_new(const sdl_pipe_desc *desc);
 SDL_API sdl_result sdl_pipe_step(sdl_pipe *p, sdl_tensor *x, sdl_tensor *y, sdl_pipe_stats *stats);
 /* this rank's stage; *first, *end (may be NULL): its children of the sequential */
 SDL_API int sdl_pipe_stage(const sdl_pipe *p, int *first, int *end);
+/* every rank's copy of the whole model made current: each parameter of a stage's layers
+   (weight and bias of its children, and of theirs) from the rank that trains it. For
+   evaluation and checkpoints on any rank; collective over the pipeline. */
+SDL_API sdl_result sdl_pipe_gather_params(sdl_pipe *p);
 SDL_API void sdl_pipe_free(sdl_pipe *p);
 /* stage s's order of work: ops[i] = m + 1 for the forward of micro-batch m, -(m + 1) for its
    backward; 2M entries */
@@ -2739,6 +2743,36 @@ SDL_API void sdl_pipe_free(sdl_pipe *p) {
     if (!p) return;
     SDL__MPI_FREE(p->ops);
     SDL__MPI_FREE(p);
+}
+
+/* own[i] = 1 for the parameters of l and of its children, recursively */
+static void sdl__pipe_mark(const sdl_module *l, int *own) {
+    if (l->weight && l->weight->param_index >= 0) own[l->weight->param_index] = 1;
+    if (l->bias && l->bias->param_index >= 0) own[l->bias->param_index] = 1;
+    for (int i = 0; i < l->nchildren; i++) sdl__pipe_mark(l->children[i], own);
+}
+
+SDL_API sdl_result sdl_pipe_gather_params(sdl_pipe *p) {
+    if (!p) return sdl_fail(SDL_ERR_ARG, "sdl_pipe_gather_params: NULL pipe");
+    sdl_model *m = p->d.net->model;
+    int np = m->nparams;
+    int *own = (int *)sdl__mpi_alloc((size_t)np + 1, sizeof(int)), *owners = (int *)sdl__mpi_alloc((size_t)np + 1, sizeof(int));
+    float *sum = (float *)sdl__mpi_alloc((size_t)m->param_floats + 1, sizeof(float));
+    sdl_result r = own && owners && sum ? SDL_OK : SDL_ERR_OOM;
+    if (r == SDL_OK) {
+        sdl__pipe_mark(p->seq, own);
+        for (int i = 0; i < np; i++) /* mine, or zeros: the sum over stages is the owner's */
+            if (own[i]) memcpy(sum + m->param_offset[i], m->params[i]->data, (size_t)m->params[i]->numel * sizeof(float));
+        if (MPI_Allreduce(own, owners, np, MPI_INT, MPI_SUM, p->comm) != MPI_SUCCESS ||
+            MPI_Allreduce(MPI_IN_PLACE, sum, (int)m->param_floats, MPI_FLOAT, MPI_SUM, p->comm) != MPI_SUCCESS)
+            r = sdl_fail(SDL_ERR_COMM, "sdl_pipe_gather_params: MPI_Allreduce failed");
+    }
+    for (int i = 0; r == SDL_OK && i < np; i++) /* parameters no stage's layers hold stay as they are */
+        if (owners[i] == 1) memcpy(m->params[i]->data, sum + m->param_offset[i], (size_t)m->params[i]->numel * sizeof(float));
+    SDL__MPI_FREE(own);
+    SDL__MPI_FREE(owners);
+    SDL__MPI_FREE(sum);
+    return r;
 }
 
 /* counted work of one child for one sample: 2 x weight size x output positions for linear

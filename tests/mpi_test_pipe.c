@@ -133,6 +133,14 @@ static void train_check(sdl_pipe_schedule sch, int M, const int *cuts, MPI_Comm 
     double e = stage_diff(p, &a, &ref, &count);
     CHECK(e <= 1e-5, "%s: stage %d's parameters differ from one process by %g relative after 10 steps", what, s, e);
     CHECK(worst_loss <= 1e-5, "%s: loss differs by %g relative", what, worst_loss);
+    /* after the gather every rank holds the whole trained model */
+    CHECK(sdl_pipe_gather_params(p) == SDL_OK, "%s", sdl_last_error());
+    double g = 0, mx = 1e-12;
+    for (int64_t i = 0; i < a.m->param_floats; i++) {
+        g = fmax(g, fabs((double)a.m->param_data[i] - ref.m->param_data[i]));
+        mx = fmax(mx, fabs((double)ref.m->param_data[i]));
+    }
+    CHECK(g / mx <= 1e-5, "%s: the gathered model differs by %g relative", what, g / mx);
     sdl_pipe_free(p);
     net_free(&a);
     net_free(&ref);

@@ -2601,6 +2601,7 @@ static sdl_result sdl__fed_exchange(sdl_fed *f, int send_bytes) {
 
 SDL_API sdl_result sdl_fed_round(sdl_fed *f, sdl_fed_stats *stats) {
     if (!f) return sdl_fail(SDL_ERR_ARG, "sdl_fed_round: NULL");
+    if (f->comm == sdl__mpi.comm) sdl_mpi_check("fed round", f->round); /* every rank in the same round */
     float *w = f->d.model->param_data;
     size_t bytes = (size_t)f->P * sizeof(float);
     memcpy(f->global, w, bytes);
@@ -3024,6 +3025,7 @@ static sdl_result sdl__pipe_post(sdl_pipe *p, sdl__pipe_run *st) {
 SDL_API sdl_result sdl_pipe_step(sdl_pipe *p, sdl_tensor *x, sdl_tensor *y, sdl_pipe_stats *stats) {
     if (!p) return sdl_fail(SDL_ERR_ARG, "sdl_pipe_step: NULL pipe");
     double t0 = sdl__mpi_now_us();
+    if (p->comm == sdl__mpi.comm) sdl_mpi_check("pipe step", p->d.micro_batches); /* on sdl's own ranks */
     int64_t batch = 0;
     sdl_result r = sdl__pipe_agree(p, x, y, &batch);
     if (r != SDL_OK) return r;

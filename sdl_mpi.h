@@ -136,8 +136,9 @@
                   partitions), local SGD, FedProx, fp16 or top-k updates (>>decl-mpi-fed).
       Pipeline    sdl_pipe: a sequential cut into stages over ranks, GPipe or 1F1B over M
                   micro-batches, with data parallelism on a grid (>>decl-mpi-pipe).
-      Tensor      sdl_tp: Megatron's column- and row-parallel linears, a parallel MLP and
-                  attention split by heads, built on user-defined ops (>>decl-mpi-tp).
+      Tensor      sdl_tp: Megatron's column- and row-parallel linears, a parallel MLP,
+                  attention split by heads, a vocabulary-parallel embedding and cross
+                  entropy, built on user-defined ops (>>decl-mpi-tp).
 */
 #ifndef SDL_H_INCLUDED
 #error "include sdl.h before sdl_mpi.h"
@@ -447,6 +448,15 @@ SDL_API sdl_module *sdl_tp_row_linear(sdl_model *m, sdl_tp *tp, const char *name
 SDL_API sdl_module *sdl_tp_mlp(sdl_model *m, sdl_tp *tp, const char *name, int64_t dim, int64_t hidden);
 /* x (B, T, dim) causal self-attention; parameters name.q, .k, .v, .proj (weight and bias) */
 SDL_API sdl_module *sdl_tp_attention(sdl_model *m, sdl_tp *tp, const char *name, int64_t dim, int n_head);
+/* Vocabulary parallel: rank r holds rows [r V/T, (r+1) V/T) of the (V, dim) table (drawn as
+   sdl_embedding_layer draws the whole one). ids i32 (...) -> (..., dim): each rank looks up
+   the ids it holds (zeros for the others), then an all-reduce sums them. */
+SDL_API sdl_module *sdl_tp_embedding(sdl_model *m, sdl_tp *tp, const char *name, int64_t vocab, int64_t dim);
+/* logits (R, V/T): this rank's vocabulary slice (a column-parallel head without gather);
+   targets i32 (R) over the whole vocabulary. The mean cross entropy over all V classes, as
+   sdl_cross_entropy of the gathered (R, V) logits, with three all-reduces of R numbers (row
+   max, sum of exponentials, target logit) instead of gathering R x V. */
+SDL_API sdl_tensor *sdl_tp_cross_entropy(sdl_tp *tp, sdl_tensor *logits, sdl_tensor *targets);
 
 #ifdef __cplusplus
 }
@@ -3271,6 +3281,134 @@ static sdl_tensor *sdl__tp_attention_fwd(sdl_module *l, sdl_tensor *x) {
     y = sdl_reshape(sdl_transpose(y, 1, 2), sdl_shape3(B, T, -1));
     return l->children[3]->forward(l->children[3], y);
 }
+/* ---- vocabulary-parallel embedding: y[i] = table[ids[i]] from the rank holding that row
+   (the others add zeros);  dtable[ids[i] - lo] += dy[i] for the ids this rank holds */
+static sdl_result sdl__tp_embed_fwd(void *ctx, sdl_tensor *out, int nin, sdl_tensor *const *in) {
+    (void)nin;
+    const sdl_tensor *ids = in[0], *tab = in[1];
+    int64_t v = tab->shape[0], D = tab->shape[1], lo = (int64_t)((sdl_tp *)ctx)->rank * v;
+    for (int64_t i = 0; i < ids->numel; i++) {
+        int64_t row = (int64_t)sdl_i32(ids)[i] - lo;
+        float *y = sdl_f32(out) + i * D;
+        if (row >= 0 && row < v) memcpy(y, sdl_f32(tab) + row * D, (size_t)D * sizeof(float));
+        else memset(y, 0, (size_t)D * sizeof(float));
+    }
+    return sdl__tp_allreduce((sdl_tp *)ctx, sdl_f32(out), out->numel);
+}
+static sdl_result sdl__tp_embed_bwd(void *ctx, const sdl_tensor *out, int nin, sdl_tensor *const *in) {
+    (void)nin;
+    const sdl_tensor *ids = in[0], *tab = in[1];
+    int64_t v = tab->shape[0], D = tab->shape[1], lo = (int64_t)((sdl_tp *)ctx)->rank * v;
+    for (int64_t i = 0; tab->grad && i < ids->numel; i++) {
+        int64_t row = (int64_t)sdl_i32(ids)[i] - lo;
+        if (row >= 0 && row < v) sdl__tp_add(tab->grad + row * D, out->grad + i * D, D);
+    }
+    return SDL_OK;
+}
+static const sdl_function sdl__tp_embed_fn = {"tp_embedding", sdl__tp_embed_fwd, sdl__tp_embed_bwd};
+
+static sdl_tensor *sdl__tp_embedding_fwd(sdl_module *l, sdl_tensor *ids) {
+    if (!ids) return NULL;
+    sdl_tp *tp = (sdl_tp *)l->user;
+    int64_t V = l->weight->shape[0] * tp->size;
+    if (ids->dtype != SDL_I32 || ids->ndim >= SDL_MAX_DIMS) return (sdl_tensor *)(sdl_fail(SDL_ERR_ARG, "sdl_tp_embedding: ids must be i32"), NULL);
+    for (int64_t i = 0; i < ids->numel; i++)
+        if (sdl_i32(ids)[i] < 0 || sdl_i32(ids)[i] >= V)
+            return (sdl_tensor *)(sdl_fail(SDL_ERR_ARG, "sdl_tp_embedding: id %d at %lld outside 0..%lld", sdl_i32(ids)[i], (long long)i, (long long)V - 1), NULL);
+    sdl_shape s = sdl_tensor_shape(ids);
+    s.d[s.ndim++] = l->weight->shape[1];
+    sdl_tensor *in[2] = {ids, l->weight};
+    return sdl_function_apply(&sdl__tp_embed_fn, s, 2, in, tp);
+}
+SDL_API sdl_module *sdl_tp_embedding(sdl_model *m, sdl_tp *tp, const char *name, int64_t vocab, int64_t dim) {
+    if (sdl__tp_check("sdl_tp_embedding", m, tp, vocab, vocab) != SDL_OK) return NULL;
+    if (dim < 1) { sdl_fail(SDL_ERR_SHAPE, "sdl_tp_embedding: dim %lld", (long long)dim); return NULL; }
+    sdl_module *l = sdl_module_new(m, "tp_embedding", name, sdl__tp_embedding_fwd);
+    sdl_tensor *full = sdl_tensor_new(sdl_shape2(vocab, dim), SDL_F32);
+    char pname[96];
+    snprintf(pname, sizeof pname, "%s%sweight", name ? name : "", name && name[0] ? "." : "");
+    int64_t v = vocab / tp->size;
+    if (l && full) {
+        sdl_tensor_randn(full, 0.0f, 1.0f); /* as sdl_embedding_layer, then this rank's rows */
+        l->user = tp;
+        if ((l->weight = sdl_model_param(m, pname, sdl_shape2(v, dim), true)))
+            memcpy(l->weight->data, sdl_f32(full) + tp->rank * v * dim, (size_t)(v * dim) * sizeof(float));
+    }
+    sdl_tensor_free(full);
+    return l && l->weight ? l : NULL;
+}
+
+/* ---- vocabulary-parallel cross entropy over rows r with target t_r:
+   loss = mean_r (logz_r - x[r, t_r]),  logz_r = m_r + log sum_all-ranks exp(x - m_r);
+   dx[r, j] += dy (exp(x[r, j] - logz_r) - [j is t_r]) / R on the rank holding column j */
+typedef struct sdl__tp_ce_saved { double *logz; } sdl__tp_ce_saved;
+
+static sdl_result sdl__tp_ce_fwd(void *ctx, sdl_tensor *out, int nin, sdl_tensor *const *in) {
+    (void)nin;
+    sdl_tp *tp = (sdl_tp *)ctx;
+    const sdl_tensor *x = in[0], *t = in[1];
+    int64_t R = x->shape[0], v = x->shape[1], lo = (int64_t)tp->rank * v;
+    sdl__tp_ce_saved *sv = (sdl__tp_ce_saved *)sdl_function_save(out, sizeof *sv);
+    double *buf = (double *)sdl_arena_alloc((size_t)(3 * R) * sizeof(double)); /* max, sum, target logit */
+    if (!sv || !buf) return sdl_last_result();
+    if (R > INT_MAX / 3) return sdl_fail(SDL_ERR_ARG, "sdl_tp_cross_entropy: %lld rows", (long long)R);
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = sdl_f32(x) + r * v;
+        double mx = -HUGE_VAL;
+        for (int64_t j = 0; j < v; j++) mx = xr[j] > mx ? xr[j] : mx;
+        buf[r] = mx;
+    }
+    double ts = sdl__mpi_now_us();
+    SDL__MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, buf, (int)R, MPI_DOUBLE, MPI_MAX, tp->comm), "MPI_Allreduce (tp cross entropy max)");
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = sdl_f32(x) + r * v;
+        int64_t j = (int64_t)sdl_i32(t)[r] - lo;
+        double sum = 0;
+        for (int64_t k = 0; k < v; k++) sum += exp((double)xr[k] - buf[r]);
+        buf[R + r] = sum;
+        buf[2 * R + r] = j >= 0 && j < v ? (double)xr[j] : 0.0;
+    }
+    SDL__MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, buf + R, (int)(2 * R), MPI_DOUBLE, MPI_SUM, tp->comm), "MPI_Allreduce (tp cross entropy sums)");
+    sdl__mpi_event_add("tp cross entropy", ts, sdl__mpi_now_us() - ts, 1);
+    tp->bytes += 3 * R * 8;
+    double loss = 0;
+    for (int64_t r = 0; r < R; r++) {
+        buf[r] += log(buf[R + r]); /* logz */
+        loss += buf[r] - buf[2 * R + r];
+    }
+    sv->logz = buf;
+    sdl_f32(out)[0] = (float)(loss / (double)R);
+    return SDL_OK;
+}
+static sdl_result sdl__tp_ce_bwd(void *ctx, const sdl_tensor *out, int nin, sdl_tensor *const *in) {
+    (void)nin;
+    const sdl_tensor *x = in[0], *t = in[1];
+    int64_t R = x->shape[0], v = x->shape[1], lo = (int64_t)((sdl_tp *)ctx)->rank * v;
+    const double *logz = ((const sdl__tp_ce_saved *)sdl_function_saved(out))->logz;
+    double g = (double)out->grad[0] / (double)R;
+    for (int64_t r = 0; x->grad && r < R; r++) {
+        const float *xr = sdl_f32(x) + r * v;
+        float *dx = x->grad + r * v;
+        int64_t j = (int64_t)sdl_i32(t)[r] - lo;
+        for (int64_t k = 0; k < v; k++) dx[k] += (float)(g * (exp((double)xr[k] - logz[r]) - (k == j ? 1.0 : 0.0)));
+    }
+    return SDL_OK;
+}
+static const sdl_function sdl__tp_ce_fn = {"tp_cross_entropy", sdl__tp_ce_fwd, sdl__tp_ce_bwd};
+
+SDL_API sdl_tensor *sdl_tp_cross_entropy(sdl_tp *tp, sdl_tensor *logits, sdl_tensor *targets) {
+    if (!logits || !targets) return NULL;
+    if (!tp) return (sdl_tensor *)(sdl_fail(SDL_ERR_ARG, "sdl_tp_cross_entropy: NULL group"), NULL);
+    if (logits->ndim != 2 || logits->dtype != SDL_F32 || targets->dtype != SDL_I32 || targets->numel != logits->shape[0])
+        return (sdl_tensor *)(sdl_fail(SDL_ERR_SHAPE, "sdl_tp_cross_entropy: wants logits f32 (R, V/T) and targets i32 (R)"), NULL);
+    int64_t V = logits->shape[1] * tp->size;
+    for (int64_t r = 0; r < targets->numel; r++)
+        if (sdl_i32(targets)[r] < 0 || sdl_i32(targets)[r] >= V)
+            return (sdl_tensor *)(sdl_fail(SDL_ERR_ARG, "sdl_tp_cross_entropy: target %d at %lld outside 0..%lld", sdl_i32(targets)[r], (long long)r, (long long)V - 1), NULL);
+    sdl_tensor *in[2] = {logits, targets};
+    return sdl_function_apply(&sdl__tp_ce_fn, sdl_shapen(0, NULL), 2, in, tp);
+}
+
 SDL_API sdl_module *sdl_tp_attention(sdl_model *m, sdl_tp *tp, const char *name, int64_t dim, int n_head) {
     if (sdl__tp_check("sdl_tp_attention", m, tp, dim, n_head) != SDL_OK) return NULL;
     if (dim % n_head) { sdl_fail(SDL_ERR_SHAPE, "sdl_tp_attention: dim %lld does not divide into %d heads", (long long)dim, n_head); return NULL; }

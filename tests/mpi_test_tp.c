@@ -1,7 +1,8 @@
 /* mpi_test_tp.c - sdl_mpi.h tensor parallelism: f, g and the gather forward and backward
    against their definitions, a column-parallel (gathered) linear and a transformer block
-   (attention split by heads, MLP column -> GELU -> row) trained 10 steps against the same
-   model in one process, bytes per step against the formula, bad input. T = the ranks. */
+   (attention split by heads, MLP column -> GELU -> row) and a vocabulary-parallel
+   embedding, head and cross entropy trained 10 steps against the same model in one
+   process, bytes per step against the formula, bad input. T = the ranks. */
 // mpirun-np: 2 4
 #define _POSIX_C_SOURCE 200809L /* nanosleep, in sdl_mpi_test.h */
 #define SDL_IMPLEMENTATION
@@ -193,6 +194,43 @@ static void test_transformer_block(void) {
     sdl_model_free(a.m), sdl_model_free(b.m);
 }
 
+/* ---- vocabulary-parallel embedding, head and cross entropy ------------------------------- */
+static void test_vocab_parallel(void) {
+    enum { R = 12, D = 8 };
+    int64_t Vt = 5 * g_size; /* V/T = 5 on every group size */
+    sdl_model *a = sdl_model_new(4); /* each model seeds the RNG: build one, then the other */
+    sdl_module *ea = sdl_tp_embedding(a, g_tp, "emb", Vt, D), *ha = sdl_tp_column_linear(a, g_tp, "head", D, Vt, true, false);
+    sdl_model *b = sdl_model_new(4);
+    sdl_module *eb = sdl_embedding_layer(b, "emb", Vt, D), *hb = sdl_linear_layer(b, "head", D, Vt, true);
+    CHECK(ea && ha, "%s", sdl_last_error());
+    CHECK(ea && slice_diff(ea->weight, eb->weight, true) == 0, "not the plain table's rows at the start");
+    sdl_optim *oa = sdl_sgd(a, 0.5f, 0.9f, 0, false), *ob = sdl_sgd(b, 0.5f, 0.9f, 0, false);
+    for (int step = 0; ea && step < 10; step++) {
+        sdl_tensor *ids = sdl_arena_tensor(sdl_shape1(R), SDL_I32), *y = sdl_arena_tensor(sdl_shape1(R), SDL_I32);
+        for (int64_t i = 0; i < R; i++) {
+            sdl_i32(ids)[i] = (int32_t)(sdl_hash_uniform(5, (uint64_t)step, (uint64_t)i) * (float)Vt);
+            sdl_i32(y)[i] = (int32_t)(sdl_hash_uniform(6, (uint64_t)step, (uint64_t)i) * (float)Vt);
+        }
+        sdl_tensor *la = sdl_tp_cross_entropy(g_tp, sdl_forward(ha, sdl_tanh(sdl_forward(ea, ids))), y);
+        float fa = la ? sdl_item(la) : 0.0f;
+        CHECK(la && sdl_backward(la) == SDL_OK, "%s", sdl_last_error());
+        sdl_tensor *lb = sdl_cross_entropy(sdl_forward(hb, sdl_tanh(sdl_forward(eb, ids))), y, 0);
+        CHECK(fabsf(fa - sdl_item(lb)) <= 1e-5f * fabsf(sdl_item(lb)), "step %d: loss %g vs %g", step, (double)fa, (double)sdl_item(lb));
+        sdl_backward(lb);
+        sdl_optim_step(oa);
+        sdl_optim_step(ob);
+        sdl_arena_reset();
+    }
+    double e = fmax(slice_diff(ea->weight, eb->weight, true), fmax(slice_diff(ha->weight, hb->weight, true), slice_diff(ha->bias, hb->bias, true)));
+    CHECK(e <= 1e-5, "vocabulary-parallel training differs from one process by %g relative after 10 steps", e);
+    sdl_tensor *bad = sdl_arena_tensor(sdl_shape1(2), SDL_I32);
+    sdl_i32(bad)[1] = (int32_t)Vt;
+    CHECK(!sdl_forward(ea, bad) && strstr(sdl_last_error(), "outside"), "%s", sdl_last_error());
+    CHECK(!sdl_tp_cross_entropy(g_tp, sdl_arena_tensor(sdl_shape2(2, 5), SDL_F32), bad) && strstr(sdl_last_error(), "outside"), "%s", sdl_last_error());
+    sdl_optim_free(oa), sdl_optim_free(ob);
+    sdl_model_free(a), sdl_model_free(b);
+}
+
 static void test_bad_input(void) {
     sdl_model *m = sdl_model_new(1);
     CHECK(!sdl_tp_column_linear(m, g_tp, "x", 4, 4 * g_size + 1, true, false) && strstr(sdl_last_error(), "divide"), "%s", sdl_last_error());
@@ -211,6 +249,7 @@ int main(int argc, char **argv) {
     MRUN(test_collectives);
     MRUN(test_column_gather);
     MRUN(test_transformer_block);
+    MRUN(test_vocab_parallel);
     MRUN(test_bad_input);
     sdl_tp_free(g_tp);
     return mpi_test_finish();

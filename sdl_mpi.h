@@ -365,7 +365,10 @@ SDL_API void sdl_fed_free(sdl_fed *f);
       for (...) { sdl_pipe_step(p, x, y, &st); sdl_optim_step(opt); sdl_arena_reset(); }
 
    Every rank keeps the whole model; only its stage's parameters get gradients (the
-   optimizer leaves the others as they are: their gradients are zero). */
+   optimizer leaves the others as they are: their gradients are zero). Bad input (no x on
+   stage 0, no y on the last, a batch M does not divide) is found before any message and
+   every stage returns the error; an op failing inside the schedule leaves the other
+   stages waiting for its messages (MPI cannot cancel them): end the job with MPI_Abort. */
 typedef enum sdl_pipe_schedule {
     SDL_PIPE_1F1B = 0,
     SDL_PIPE_GPIPE
@@ -2396,6 +2399,7 @@ static sdl_result sdl__fed_check(const sdl_fed_desc *d) {
     if (!(d->mu >= 0.0f) || !(d->lr >= 0.0f)) return sdl_fail(SDL_ERR_ARG, "sdl_fed_new: lr and mu must be >= 0");
     if (d->compress < SDL_FED_FLOAT32 || d->compress > SDL_FED_TOPK) return sdl_fail(SDL_ERR_ARG, "sdl_fed_new: unknown compress %d", (int)d->compress);
     if (d->data->c > 4) return sdl_fail(SDL_ERR_ARG, "sdl_fed_new: %d channels (mean/std hold 4)", d->data->c);
+    if (d->model->nparams && d->model->params[0]->device != SDL_CPU) return sdl_fail(SDL_ERR_DEVICE, "sdl_fed_new: a CPU model only");
     return SDL_OK;
 }
 
@@ -2882,6 +2886,7 @@ SDL_API sdl_pipe *sdl_pipe_new(const sdl_pipe_desc *desc) {
     if (!bad && (desc->sample.ndim < 1 || desc->sample.ndim >= SDL_MAX_DIMS)) bad = "sample shape needs 1 to SDL_MAX_DIMS - 1 dims";
     if (!bad && (desc->micro_batches < 0 || desc->micro_batches > 16383)) bad = "micro_batches outside 0..16383";
     if (!bad && (desc->schedule < SDL_PIPE_1F1B || desc->schedule > SDL_PIPE_GPIPE)) bad = "unknown schedule";
+    if (!bad && desc->net->model->nparams && desc->net->model->params[0]->device != SDL_CPU) bad = "a CPU model only";
     if (bad) { sdl_fail(SDL_ERR_ARG, "sdl_pipe_new: %s", bad); return NULL; }
     sdl_pipe *p = (sdl_pipe *)sdl__mpi_alloc(1, sizeof(sdl_pipe));
     if (!p) return NULL;

@@ -9,6 +9,7 @@
 #include "sdl_mpi_test.h"
 
 static int g_size;
+static const char *g_argv0;
 
 static void mrun(const char *name, void (*fn)(void)) {
     sdl_test_ok = 1;
@@ -218,11 +219,22 @@ static void test_timeline_and_errors(void) {
     sdl_pipe_free(p);
     pd.micro_batches = 4;
     p = sdl_pipe_new(&pd);
-    CHECK(sdl_mpi_timeline_open("/tmp/sdl_mpi_test_pipe.json", 0) == SDL_OK, "%s", sdl_last_error());
+    char path[700], text[1 << 14];
+    snprintf(path, sizeof path, "%s.pipe.json", g_argv0); /* beside the binary, as mpi_test_ddp's */
+    CHECK(sdl_mpi_timeline_open(path, 0) == SDL_OK, "%s", sdl_last_error());
     int64_t before = sdl_mpi_timeline_count();
     CHECK(sdl_pipe_step(p, x, s == g_size - 1 ? NULL : y, NULL) != SDL_OK, "the last stage without targets");
     CHECK(sdl_pipe_step(p, x, y, NULL) == SDL_OK, "%s", sdl_last_error());
     CHECK(sdl_mpi_timeline_count() - before >= 8, "%lld timeline events for 4 micro-batches", (long long)(sdl_mpi_timeline_count() - before));
+    CHECK(sdl_mpi_timeline_write() == SDL_OK, "%s", sdl_last_error());
+    snprintf(path, sizeof path, "%s.pipe-rank%d.json", g_argv0, g_rank);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = 0;
+    if (f) fclose(f);
+    /* this rank's schedule: every micro-batch's forward and backward, and the waits */
+    CHECK(strstr(text, "\"F0\"") && strstr(text, "\"F3\"") && strstr(text, "\"B0\"") && strstr(text, "\"B3\"") &&
+          (g_size == 1 || strstr(text, "\"wait ")), "schedule events missing from %s", path);
     sdl_pipe_free(p);
     pd.sample = sdl_shape3(1, 4, 6);
     CHECK(!sdl_pipe_new(&pd) && strstr(sdl_last_error(), "does not pass"), "%s", sdl_last_error());
@@ -233,6 +245,7 @@ static void test_timeline_and_errors(void) {
 }
 
 int main(int argc, char **argv) {
+    g_argv0 = argv[0];
     if (init_mpi(&argc, &argv) != SDL_OK) { printf("init: %s\n0 passed, 1 failed\n", sdl_last_error()); return 1; }
     sdl_mpi_set_timeout(30);
     g_rank = sdl_mpi_rank();

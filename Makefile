@@ -58,7 +58,8 @@ demo:
 # the weak scaling of data-parallel CNN training at np 1 and 2, one thread per rank, each
 # rank bound to its own core (MPIBIND; empty it for launchers without these flags). Each run
 # measures its own T(1) the same way: every rank alone in turn, the others asleep.
-# MPIRUN overrides the launcher.
+# MPIRUN overrides the launcher. Then bench_mpar: the pipeline bubble (GPipe vs 1F1B), tensor
+# parallel bytes and step time, FedAvg bytes per round and rounds to 80% (see its top comment).
 MPICC ?= mpicc
 MPIRUN ?= mpirun --allow-run-as-root --oversubscribe
 MPIBIND ?= --bind-to core --map-by core
@@ -69,6 +70,8 @@ bench-mpi:
 	$(MPIRUN) $(MPIBIND) -np 2 build/bench_mpi --allreduce
 	$(MPIRUN) $(MPIBIND) -np 1 build/bench_mpi --weak
 	$(MPIRUN) $(MPIBIND) -np 2 build/bench_mpi --weak
+	$(MPICC) $(CFLAGS) -I. bench/bench_mpar.c -o build/bench_mpar $(LDLIBS)
+	$(MPIRUN) $(MPIBIND) -np 2 build/bench_mpar
 
 # ---- the model examples on the CPU (nvcc builds: see tools/gpu_check.sh). make models, then e.g.
 #   ./build/resnet18 --synthetic --steps 20 --batch-size 32    ./build/gpt2 --layers 2 --channels 64 --heads 4 --seq-len 64 --vocab 512

@@ -289,6 +289,7 @@ typedef enum sdl_op {
     SDL_OP_CONCAT, SDL_OP_TRANSPOSE, SDL_OP_ATTENTION, SDL_OP_SUM, SDL_OP_MEAN,
     SDL_OP_CROSS_ENTROPY, SDL_OP_NLL, SDL_OP_BCE_LOGITS, SDL_OP_MSE,
     SDL_OP_GELU_TANH, SDL_OP_RNN, SDL_OP_GROUP_NORM, SDL_OP_MHA, SDL_OP_CONV2D_GROUPED, /* >>layers ops (issue 16) */
+    SDL_OP_FUNCTION, /* a user-defined op (sdl_function_apply, see >>decl-function) */
     SDL_OP_COUNT
 } sdl_op;
 
@@ -297,7 +298,7 @@ typedef enum sdl_op {
 struct sdl_node {
     sdl_op op;
     sdl_tensor *out;
-    sdl_tensor *in[4];
+    sdl_tensor **in; /* nin inputs, in the arena beside the node */
     int nin;
     union {
         struct { int stride_h, stride_w, pad_h, pad_w, out_pad_h, out_pad_w; } conv;
@@ -312,6 +313,7 @@ struct sdl_node {
         struct { float eps; int groups; } gn;
         struct { int n_head; bool batch_first; } mha;
         struct { int stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups; } gconv;
+        struct { const struct sdl_function *fn; void *ctx; } func; /* user-defined ops */
     } attr;
     void *saved;   /* arena memory forward left for backward */
     sdl_node *prev; /* the tape, newest first */
@@ -345,6 +347,12 @@ SDL_API sdl_result sdl_backward_ex(sdl_tensor *loss, const sdl_backward_desc *de
 SDL_API void sdl_set_grad_enabled(bool enabled);
 SDL_API bool sdl_is_grad_enabled(void);
 SDL_API sdl_tensor *sdl_detach(sdl_tensor *x); /* same data, no gradient flows back */
+/* Backward from a non-scalar output: out->grad += grad (out->numel floats on out's device;
+   a device tensor must have no gradient yet), then the tape's nodes that out depends on run,
+   newest first, and leave the tape. Nodes of other graphs stay on it for their own backward
+   (a pipeline stage keeps one graph per micro-batch in flight). Parameter grad hooks fire
+   as in sdl_backward, at the earliest reader on the tape when this call runs. */
+SDL_API sdl_result sdl_backward_grad(sdl_tensor *out, const float *grad);
 
 /* >>decl-backend: per-device kernels, indexed by sdl_op. */
 typedef void (*sdl_kernel_fn)(sdl_node *node);
@@ -456,6 +464,62 @@ SDL_API sdl_tensor *sdl_bce_with_logits(sdl_tensor *logits, sdl_tensor *targets)
 SDL_API sdl_tensor *sdl_mse_loss(sdl_tensor *x, sdl_tensor *targets);
 /* number of rows whose arg-max equals the target */
 SDL_API int64_t sdl_count_correct(const sdl_tensor *logits, const sdl_tensor *targets);
+
+/* >>decl-function: user-defined ops, like torch.autograd.Function, and a gradient check.
+   Write forward and backward over raw floats; sdl_function_apply runs forward (on the CPU,
+   grad mode off inside, so ops it calls are not recorded) and records one node on the tape
+   like any op; sdl_backward calls backward with out->grad filled. A callback that returns
+   an error (after sdl_fail, or just a code) makes the apply return NULL, or sdl_backward
+   return the code, with sdl_last_error() naming the function:
+
+      static sdl_result cube_fwd(void *ctx, sdl_tensor *out, int nin, sdl_tensor *const *in) {
+          const float *x = sdl_f32(in[0]); float *y = sdl_f32(out);
+          for (int64_t i = 0; i < out->numel; i++) y[i] = x[i] * x[i] * x[i];
+          return SDL_OK;
+      }
+      static sdl_result cube_bwd(void *ctx, const sdl_tensor *out, int nin, sdl_tensor *const *in) {
+          const float *x = sdl_f32(in[0]);                      // dx += 3 x^2 dy
+          for (int64_t i = 0; i < out->numel; i++) in[0]->grad[i] += 3 * x[i] * x[i] * out->grad[i];
+          return SDL_OK;
+      }
+      static const sdl_function cube = {"cube", cube_fwd, cube_bwd};
+      sdl_tensor *y = sdl_function_apply(&cube, sdl_tensor_shape(x), 1, &x, NULL);
+
+   Inputs are contiguous CPU tensors of any dtype; out is a new f32 arena tensor of
+   out_shape whose data forward must fill (it starts uninitialised). Gradients are f32. */
+typedef struct sdl_function {
+    const char *name;
+    /* fill out->data from in[0..nin-1]->data; ctx is the pointer given to sdl_function_apply */
+    sdl_result (*forward)(void *ctx, sdl_tensor *out, int nin, sdl_tensor *const *in);
+    /* add (+=) into in[i]->grad for each in[i] whose grad is non-NULL, from out->grad.
+       NULL: the function has no gradient (sdl_backward through it fails, naming it). */
+    sdl_result (*backward)(void *ctx, const sdl_tensor *out, int nin, sdl_tensor *const *in);
+} sdl_function;
+SDL_API sdl_tensor *sdl_function_apply(const sdl_function *fn, sdl_shape out_shape, int nin, sdl_tensor *const *in, void *ctx);
+/* From forward: `bytes` of zeroed step-arena memory kept for backward, where
+   sdl_function_saved(out) returns it (ctx.save_for_backward). One block per call of the
+   function (put several things in one struct); NULL with an error when called elsewhere. */
+SDL_API void *sdl_function_save(sdl_tensor *out, size_t bytes);
+SDL_API void *sdl_function_saved(const sdl_tensor *out);
+
+/* sdl_gradcheck (torch.autograd.gradcheck for f32): f builds an output from the inputs with
+   any ops (user functions too). For L = sum(v * f(in)), v fixed random in [-1, 1), it
+   compares the gradient sdl_backward gives each f32 input that requires a gradient with
+   central differences (L(x + h) - L(x - h)) / 2h summed in double, h = eps (1 + |x|), one
+   element at a time. An element passes when |analytic - numeric| <= atol + rtol |numeric|.
+   Returns true when all pass; *max_err (may be NULL) gets the largest |analytic - numeric|;
+   on a failure sdl_last_error() names the input, element and both values. Inputs must be
+   CPU tensors; their data and grads are left as they were. Call it with an empty tape
+   (before building a loss, or after sdl_backward); each evaluation takes arena memory,
+   so keep inputs small (tens to hundreds of elements). desc may be NULL. */
+typedef sdl_tensor *(*sdl_gradcheck_fn)(void *user, int nin, sdl_tensor *const *in);
+typedef struct sdl_gradcheck_desc {
+    double eps;  /* 0: 1e-3 */
+    double atol; /* 0: 1e-3 */
+    double rtol; /* 0: 1e-2 */
+} sdl_gradcheck_desc;
+SDL_API bool sdl_gradcheck(sdl_gradcheck_fn f, void *user, int nin, sdl_tensor *const *in,
+                           const sdl_gradcheck_desc *desc, double *max_err);
 
 /* >>decl-model */
 typedef void (*sdl_grad_hook)(void *user, sdl_model *m, int param_index);
@@ -2288,18 +2352,22 @@ static bool sdl__ready(sdl_tensor *t) {
     return !t->model || t->model->packed || sdl_model_pack(t->model) == SDL_OK;
 }
 
-/* A new arena tensor `out` and its node. The node goes on the tape when grad mode is on and
-   an input needs a gradient. Returns the node (out is node->out), or NULL on error. */
-static sdl_node *sdl__op_begin(sdl_op op, sdl_shape out_shape, sdl_tensor *a, sdl_tensor *b,
-                               sdl_tensor *c, sdl_tensor *d) {
-    sdl_node *n = (sdl_node *)sdl_arena_alloc(sizeof(sdl_node));
+static const char *sdl__op_name(int op); /* >>profile */
+
+/* A new arena tensor `out` and its node, from the nin inputs ins[0..nin-1] (nin >= 1, the
+   first NULL ends them early). The node goes on the tape when grad mode is on and an input
+   needs a gradient. Returns the node (out is node->out), or NULL on error. */
+static sdl_node *sdl__op_begin_n(sdl_op op, sdl_shape out_shape, int nin, sdl_tensor *const *ins) {
+    size_t bytes = sizeof(sdl_node) + (size_t)nin * sizeof(sdl_tensor *);
+    sdl_node *n = (sdl_node *)sdl_arena_alloc(bytes);
     if (!n) return NULL;
     n->op = op;
-    sdl_tensor *ins[4] = {a, b, c, d};
-    for (int i = 0; i < 4 && ins[i]; i++) {
+    n->in = (sdl_tensor **)(n + 1);
+    sdl_tensor *a = ins[0];
+    for (int i = 0; i < nin && ins[i]; i++) {
         if (!sdl__ready(ins[i])) return NULL;
         if (ins[i]->device != a->device) {
-            sdl_fail(SDL_ERR_DEVICE, "op %d: inputs on different devices (%d and %d)", (int)op, (int)a->device, (int)ins[i]->device);
+            sdl_fail(SDL_ERR_DEVICE, "%s: inputs on different devices (%d and %d)", sdl__op_name(op), (int)a->device, (int)ins[i]->device);
             return NULL;
         }
         n->in[n->nin++] = ins[i];
@@ -2316,6 +2384,17 @@ static sdl_node *sdl__op_begin(sdl_op op, sdl_shape out_shape, sdl_tensor *a, sd
     }
     return n;
 }
+
+/* the usual case: up to four inputs, the first NULL ends them */
+static sdl_node *sdl__op_begin(sdl_op op, sdl_shape out_shape, sdl_tensor *a, sdl_tensor *b,
+                               sdl_tensor *c, sdl_tensor *d) {
+    sdl_tensor *ins[4] = {a, b, c, d};
+    return sdl__op_begin_n(op, out_shape, 4, ins);
+}
+
+/* A kernel that can fail (a user function's callback) calls sdl_fail and sets this; the op
+   or sdl_backward then returns the error. Built-in kernels never fail. */
+static sdl_result sdl__kernel_err;
 
 /* SDL_PROFILE=1: time per op type (see >>profile); one branch when off */
 static int sdl__prof_on;
@@ -2336,6 +2415,12 @@ static sdl_tensor *sdl__op_run(sdl_node *n) {
         sdl__prof_add(n->op, 0, sdl_now() - t0);
     } else {
         fn(n);
+    }
+    if (sdl__kernel_err) { /* the op failed: its node leaves the tape */
+        sdl__kernel_err = SDL_OK;
+        if (sdl__g.tape == n) sdl__g.tape = n->prev;
+        n->out->node = NULL;
+        return NULL;
     }
     return n->out;
 }
@@ -2429,26 +2514,25 @@ static void sdl__backward_drop(uint64_t pass) {
     }
 }
 
-SDL_API sdl_result sdl_backward_ex(sdl_tensor *loss, const sdl_backward_desc *desc) {
-    if (!loss) { /* sdl_fail writes the message it would read: copy it first */
-        char earlier[sizeof sdl__err_msg];
-        memcpy(earlier, sdl__err_msg, sizeof earlier);
-        return sdl_fail(SDL_ERR_ARG, "backward: loss is NULL (an earlier op failed: %s)", earlier);
-    }
-    if (loss->numel != 1) return (sdl__shape_error("backward", "loss must be a scalar", loss, NULL), SDL_ERR_SHAPE);
-    if (!loss->requires_grad) return sdl_fail(SDL_ERR_STATE, "backward: loss does not depend on anything that needs a gradient");
+/* Runs the backward of every node root depends on, newest first, after seeding root's
+   gradient (1 for a scalar loss, or the given gradient on root's device); see sdl_backward_ex */
+static sdl_result sdl__backward_run(sdl_tensor *root, const float *seed, bool retain_graph) {
     uint64_t pass = ++sdl__g.tape_id;
-    if (loss->node && loss->node->used)
-        return sdl_fail(SDL_ERR_STATE, "backward: the loss's op '%s' was used up by an earlier sdl_backward: keep it there "
-                        "with sdl_backward_ex and retain_graph = true", sdl__op_name(loss->node->op));
-    if (loss->node && sdl__backward_mark(loss->node, pass) != SDL_OK) return sdl__err_code;
-    float *g = sdl__grad(loss);
+    if (root->node && root->node->used)
+        return sdl_fail(SDL_ERR_STATE, "backward: the op '%s' was used up by an earlier sdl_backward: keep it there "
+                        "with sdl_backward_ex and retain_graph = true", sdl__op_name(root->node->op));
+    if (root->node && sdl__backward_mark(root->node, pass) != SDL_OK) return sdl__err_code;
+    float *g = sdl__grad(root);
     if (!g) return sdl__err_code;
-    if (loss->device == SDL_CPU) {
+    if (seed && root->device == SDL_CPU) {
+        for (int64_t i = 0; i < root->numel; i++) g[i] += seed[i];
+    } else if (seed) { /* a fresh device gradient is zeroed memory: writing the seed adds it */
+        sdl_get_backend(root->device)->copy(g, seed, (size_t)root->numel * sizeof(float), root->device, root->device);
+    } else if (root->device == SDL_CPU) {
         g[0] += 1.0f;
-    } else { /* the loss gradient is zeroed memory on the device: writing 1 adds 1 */
+    } else {
         const float one = 1.0f;
-        sdl_get_backend(loss->device)->copy(g, &one, sizeof one, loss->device, SDL_CPU);
+        sdl_get_backend(root->device)->copy(g, &one, sizeof one, root->device, SDL_CPU);
     }
     for (sdl_node *n = sdl__g.tape; n; n = n->prev) {
         if (n->pass != pass) continue;
@@ -2463,6 +2547,7 @@ SDL_API sdl_result sdl_backward_ex(sdl_tensor *loss, const sdl_backward_desc *de
             } else {
                 be->backward[n->op](n);
             }
+            if (sdl__kernel_err) { sdl_result r = sdl__kernel_err; sdl__kernel_err = SDL_OK; return r; }
         }
         for (int i = 0; i < n->nin; i++) { /* parameters whose last contribution this was */
             sdl_tensor *p = n->in[i];
@@ -2472,12 +2557,33 @@ SDL_API sdl_result sdl_backward_ex(sdl_tensor *loss, const sdl_backward_desc *de
             }
         }
     }
-    if (!(desc && desc->retain_graph)) sdl__backward_drop(pass);
+    if (!retain_graph) sdl__backward_drop(pass);
     return SDL_OK;
+}
+
+SDL_API sdl_result sdl_backward_ex(sdl_tensor *loss, const sdl_backward_desc *desc) {
+    if (!loss) { /* sdl_fail writes the message it would read: copy it first */
+        char earlier[sizeof sdl__err_msg];
+        memcpy(earlier, sdl__err_msg, sizeof earlier);
+        return sdl_fail(SDL_ERR_ARG, "backward: loss is NULL (an earlier op failed: %s)", earlier);
+    }
+    if (loss->numel != 1) return (sdl__shape_error("backward", "loss must be a scalar", loss, NULL), SDL_ERR_SHAPE);
+    if (!loss->requires_grad) return sdl_fail(SDL_ERR_STATE, "backward: loss does not depend on anything that needs a gradient");
+    return sdl__backward_run(loss, NULL, desc && desc->retain_graph);
 }
 
 SDL_API sdl_result sdl_backward(sdl_tensor *loss) { return sdl_backward_ex(loss, NULL); }
 
+SDL_API sdl_result sdl_backward_grad(sdl_tensor *out, const float *grad) {
+    if (!out || !grad) {
+        char earlier[sizeof sdl__err_msg];
+        memcpy(earlier, sdl__err_msg, sizeof earlier);
+        return sdl_fail(SDL_ERR_ARG, "backward_grad: NULL %s (an earlier op failed? %s)", out ? "grad" : "output", earlier);
+    }
+    if (!out->requires_grad) return sdl_fail(SDL_ERR_STATE, "backward_grad: the output does not depend on anything that needs a gradient");
+    if (out->device != SDL_CPU && out->grad) return sdl_fail(SDL_ERR_STATE, "backward_grad: a device output that has a gradient already");
+    return sdl__backward_run(out, grad, false);
+}
 /* >>cpu-ops: kernels beside their backward. Shapes and the derivative above each pair. */
 
 /* ---- activation epilogues (sdl_act), for any op whose output is y = f(z):
@@ -4954,6 +5060,214 @@ static sdl_tensor *sdl__mha_attend(sdl_tensor *qs, sdl_tensor *ks, sdl_tensor *v
     return sdl__saved(n, (size_t)(B * n_head * Tq * Tk) * sizeof(float)) ? sdl__op_run(n) : NULL;
 }
 
+/* ----------------------------------------------------------------------------------------
+   >>function: user-defined ops (see >>decl-function) and sdl_gradcheck
+   ---------------------------------------------------------------------------------------- */
+/* runs a callback with grad mode off; an error comes back as "function 'name' forward
+   failed: what the callback said" through sdl__kernel_err */
+static void sdl__function_call(sdl_node *n, bool backward) {
+    const sdl_function *fn = n->attr.func.fn;
+    bool no_grad = sdl__g.no_grad;
+    sdl__g.no_grad = true; /* ops inside a callback are not recorded */
+    sdl_clear_error();
+    sdl_result r = backward ? fn->backward(n->attr.func.ctx, n->out, n->nin, n->in)
+                            : fn->forward(n->attr.func.ctx, n->out, n->nin, n->in);
+    sdl__g.no_grad = no_grad;
+    if (r == SDL_OK) return;
+    char said[sizeof sdl__err_msg];
+    snprintf(said, sizeof said, "%s", sdl__err_msg[0] ? sdl__err_msg : "no message");
+    sdl__kernel_err = sdl_fail(r, "function '%s' %s failed: %s", fn->name, backward ? "backward" : "forward", said);
+}
+
+static void sdl__function_fwd(sdl_node *n) {
+    sdl_node *on_tape = n->out->node;
+    n->out->node = n; /* sdl_function_save finds the node through out */
+    sdl__function_call(n, false);
+    n->out->node = on_tape;
+}
+
+static void sdl__function_bwd(sdl_node *n) {
+    if (n->attr.func.fn->backward) sdl__function_call(n, true);
+    else sdl__kernel_err = sdl_fail(SDL_ERR_STATE, "function '%s' has no backward", n->attr.func.fn->name);
+}
+
+SDL_API sdl_tensor *sdl_function_apply(const sdl_function *fn, sdl_shape out_shape, int nin, sdl_tensor *const *in, void *ctx) {
+    if (!fn || !fn->name || !fn->forward) {
+        sdl_fail(SDL_ERR_ARG, "function_apply: needs an sdl_function with a name and a forward");
+        return NULL;
+    }
+    if (nin < 1 || !in) {
+        sdl_fail(SDL_ERR_ARG, "function '%s': needs at least one input (nin %d)", fn->name, nin);
+        return NULL;
+    }
+    for (int i = 0; i < nin; i++) {
+        if (!in[i]) return NULL; /* an earlier op failed: keep its error */
+        if (in[i]->device != SDL_CPU) {
+            sdl_fail(SDL_ERR_DEVICE, "function '%s': input %d is not on the CPU (user functions run there)", fn->name, i);
+            return NULL;
+        }
+    }
+    sdl_node *n = sdl__op_begin_n(SDL_OP_FUNCTION, out_shape, nin, in);
+    if (!n) return NULL;
+    n->attr.func.fn = fn;
+    n->attr.func.ctx = ctx;
+    return sdl__op_run(n);
+}
+
+SDL_API void *sdl_function_save(sdl_tensor *out, size_t bytes) {
+    sdl_node *n = out ? out->node : NULL;
+    if (!n || n->op != SDL_OP_FUNCTION || n->out != out) {
+        sdl_fail(SDL_ERR_STATE, "function_save: call it from a function's forward, on its out");
+        return NULL;
+    }
+    if (n->saved) {
+        sdl_fail(SDL_ERR_STATE, "function '%s': function_save called twice (save one struct)", n->attr.func.fn->name);
+        return NULL;
+    }
+    return sdl__saved(n, bytes);
+}
+
+SDL_API void *sdl_function_saved(const sdl_tensor *out) {
+    return out && out->node && out->node->op == SDL_OP_FUNCTION ? out->node->saved : NULL;
+}
+
+/* gradcheck's fixed weights v in [-1, 1), from the hash (the global RNG is left alone) */
+static float sdl__gc_w(int64_t j) {
+    return (float)(sdl__hash3(0x6C7Cu, 0, (uint64_t)j) >> 40) * (2.0f / 16777216.0f) - 1.0f;
+}
+
+/* L = sum(v * y) in double */
+static double sdl__gc_loss(const sdl_tensor *y) {
+    double L = 0.0;
+    for (int64_t j = 0; j < y->numel; j++) L += (double)sdl__gc_w(j) * sdl_f32(y)[j];
+    return L;
+}
+
+typedef struct sdl__gc {
+    sdl_gradcheck_fn f;
+    void *user;
+    int nin;
+    sdl_tensor *const *in;
+    double eps, atol, rtol;
+    int64_t numel;                  /* f's output size */
+    double max_err, excess;         /* largest |analytic - numeric|; largest err / tolerance */
+    int worst_in;                   /* where that excess is, and its two values */
+    int64_t worst_j;
+    double worst_a, worst_n;
+} sdl__gc;
+
+static bool sdl__gc_checked(const sdl_tensor *t) { return t->requires_grad && t->dtype == SDL_F32; }
+
+/* f(in) as a CPU f32 tensor of g->numel elements (any size while g->numel < 0), else NULL */
+static sdl_tensor *sdl__gc_eval(const sdl__gc *g) {
+    sdl_tensor *y = g->f(g->user, g->nin, g->in);
+    if (!y) {
+        char said[sizeof sdl__err_msg];
+        snprintf(said, sizeof said, "%s", sdl__err_msg);
+        sdl_fail(sdl__err_code ? sdl__err_code : SDL_ERR_ARG, "gradcheck: f returned NULL: %s", said);
+    } else if (y->device != SDL_CPU || y->dtype != SDL_F32 || (g->numel >= 0 && y->numel != g->numel)) {
+        sdl_fail(SDL_ERR_ARG, "gradcheck: f must give a CPU f32 tensor of the same size each call");
+        y = NULL;
+    }
+    return y;
+}
+
+/* dL/d(input) from sdl_backward into ga, the checked inputs one after another. Their grads
+   are zeroed for it (backup keeps them; old keeps the pointers) and put back after. */
+static bool sdl__gc_analytic(sdl__gc *g, double *ga, float *backup, float **old) {
+    int64_t off = 0;
+    for (int i = 0; i < g->nin; i++) {
+        if (!sdl__gc_checked(g->in[i])) continue;
+        old[i] = g->in[i]->grad;
+        if (old[i]) memcpy(backup + off, old[i], (size_t)g->in[i]->numel * sizeof(float));
+        if (old[i]) memset(old[i], 0, (size_t)g->in[i]->numel * sizeof(float));
+        off += g->in[i]->numel;
+    }
+    sdl_tensor *y = sdl__gc_eval(g), *v = y ? sdl_arena_tensor(sdl_tensor_shape(y), SDL_F32) : NULL;
+    bool ok = v && (y->requires_grad || sdl_fail(SDL_ERR_ARG, "gradcheck: f's output needs no gradient "
+                                                 "(grad mode off, or no checked input reaches it)") == SDL_OK);
+    for (int64_t j = 0; ok && j < v->numel; j++) sdl_f32(v)[j] = sdl__gc_w(j);
+    ok = ok && sdl_backward(sdl_sum(sdl_mul(y, v))) == SDL_OK;
+    if (!ok) { sdl__g.tape = NULL; sdl__g.tape_id++; } /* drop what a failed f or backward left */
+    off = 0;
+    for (int i = 0; i < g->nin; i++) {
+        if (!sdl__gc_checked(g->in[i])) continue;
+        for (int64_t j = 0; ok && g->in[i]->grad && j < g->in[i]->numel; j++) ga[off + j] = g->in[i]->grad[j];
+        if (old[i]) memcpy(old[i], backup + off, (size_t)g->in[i]->numel * sizeof(float));
+        g->in[i]->grad = old[i];
+        off += g->in[i]->numel;
+    }
+    g->numel = ok ? y->numel : -1;
+    return ok;
+}
+
+/* central differences of L for each element of in[i], compared with ga */
+static bool sdl__gc_numeric(sdl__gc *g, int i, const double *ga) {
+    float *x = sdl_f32(g->in[i]);
+    for (int64_t j = 0; j < g->in[i]->numel; j++) {
+        float x0 = x[j];
+        double h = g->eps * (1.0 + fabs((double)x0));
+        float xp = (float)(x0 + h), xm = (float)(x0 - h);
+        x[j] = xp;
+        sdl_tensor *yp = sdl__gc_eval(g);
+        x[j] = xm;
+        sdl_tensor *ym = yp ? sdl__gc_eval(g) : NULL;
+        x[j] = x0;
+        if (!ym) return false;
+        double num = (sdl__gc_loss(yp) - sdl__gc_loss(ym)) / ((double)xp - (double)xm);
+        double err = fabs(ga[j] - num), excess = err / (g->atol + g->rtol * fabs(num));
+        if (!(err <= g->max_err) && !isnan(g->max_err)) g->max_err = err; /* a NaN sticks */
+        if (!(excess <= g->excess) && !isnan(g->excess)) {
+            g->excess = excess;
+            g->worst_in = i;
+            g->worst_j = j;
+            g->worst_a = ga[j];
+            g->worst_n = num;
+        }
+    }
+    return true;
+}
+
+SDL_API bool sdl_gradcheck(sdl_gradcheck_fn f, void *user, int nin, sdl_tensor *const *in,
+                           const sdl_gradcheck_desc *desc, double *max_err) {
+    sdl__gc g = {f, user, nin, in, 1e-3, 1e-3, 1e-2, -1, 0.0, 0.0, -1, 0, 0.0, 0.0};
+    if (desc && desc->eps > 0) g.eps = desc->eps;
+    if (desc && desc->atol > 0) g.atol = desc->atol;
+    if (desc && desc->rtol > 0) g.rtol = desc->rtol;
+    if (max_err) *max_err = 0.0;
+    if (!f || nin < 1 || !in) return sdl_fail(SDL_ERR_ARG, "gradcheck: needs f and at least one input"), false;
+    if (sdl__g.tape) return sdl_fail(SDL_ERR_STATE, "gradcheck: the tape holds ops not yet backwarded (call it before building a loss, or after sdl_backward)"), false;
+    int64_t total = 0;
+    for (int i = 0; i < nin; i++) {
+        if (!in[i] || in[i]->device != SDL_CPU) return sdl_fail(SDL_ERR_ARG, "gradcheck: input %d is NULL or not on the CPU", i), false;
+        if (sdl__gc_checked(in[i])) total += in[i]->numel;
+    }
+    if (!total) return sdl_fail(SDL_ERR_ARG, "gradcheck: no input is an f32 tensor that requires a gradient"), false;
+    double *ga = (double *)sdl__calloc((size_t)total, sizeof(double));
+    float *backup = (float *)sdl__calloc((size_t)total, sizeof(float));
+    float **old = (float **)sdl__calloc((size_t)nin, sizeof(float *));
+    bool no_grad = sdl__g.no_grad;
+    sdl__g.no_grad = false;
+    bool ok = ga && backup && old && sdl__gc_analytic(&g, ga, backup, old);
+    sdl__g.no_grad = true;
+    int64_t off = 0;
+    for (int i = 0; ok && i < nin; i++) {
+        if (!sdl__gc_checked(in[i])) continue;
+        ok = sdl__gc_numeric(&g, i, ga + off);
+        off += in[i]->numel;
+    }
+    sdl__g.no_grad = no_grad;
+    SDL_DEALLOC(ga);
+    SDL_DEALLOC(backup);
+    SDL_DEALLOC(old);
+    if (max_err) *max_err = g.max_err;
+    if (ok && !(g.excess <= 1.0))
+        ok = sdl_fail(SDL_ERR_STATE, "gradcheck: input %d element %lld: backward gives %.6g, finite differences %.6g "
+                      "(|diff| %.3g > atol %g + rtol %g |numeric|)", g.worst_in, (long long)g.worst_j, g.worst_a,
+                      g.worst_n, fabs(g.worst_a - g.worst_n), g.atol, g.rtol) == SDL_OK;
+    return ok;
+}
+
 /* >>cpu-table */
 static void sdl__profile_init(void);
 static void sdl__cpu_alloc_copy(void *dst, const void *src, size_t bytes, sdl_device dd, sdl_device sd) {
@@ -5024,6 +5338,9 @@ static void sdl__cpu_init(void) {
     /* >>cpu-table-loss */
     SDL__KERNEL(SDL_OP_NLL, sdl__nll_fwd, sdl__nll_bwd);
     SDL__KERNEL(SDL_OP_BCE_LOGITS, sdl__bce_fwd, sdl__bce_bwd);
+
+    /* >>cpu-table-function */
+    SDL__KERNEL(SDL_OP_FUNCTION, sdl__function_fwd, sdl__function_bwd);
 
 #undef SDL__KERNEL
     (void)sdl__view_bwd;
@@ -5803,6 +6120,7 @@ static double sdl__op_flops(const sdl_node *n) {
     case SDL_OP_RELU: case SDL_OP_LEAKY_RELU: case SDL_OP_ADD: case SDL_OP_MUL: case SDL_OP_SCALE: case SDL_OP_DROPOUT: return out;
     case SDL_OP_SUM: case SDL_OP_MEAN: case SDL_OP_BCE_LOGITS: case SDL_OP_MSE: return (double)x->numel;
     case SDL_OP_EMBEDDING: case SDL_OP_CONCAT: case SDL_OP_TRANSPOSE: case SDL_OP_NONE: case SDL_OP_COUNT: return 0.0;
+    case SDL_OP_FUNCTION: return 0.0; /* a user's op: its work is unknown */
     case SDL_OP_ATTENTION: /* q k^T and P v over all T x T pairs (the kernel skips the masked half: an upper bound) */
         return 4.0 * (double)x->numel * (double)x->shape[2] + 5.0 * (double)(x->numel / x->shape[3]) * (double)x->shape[2];
     case SDL_OP_MHA: { /* per head: Q K^T and P V (4 Tq Tk d), softmax 5 Tq Tk */
@@ -9026,7 +9344,7 @@ static const char *sdl__op_name(int op) {
     case SDL_OP_CROSS_ENTROPY: return "cross_entropy"; case SDL_OP_NLL: return "nll"; case SDL_OP_BCE_LOGITS: return "bce_logits";
     case SDL_OP_MSE: return "mse"; case SDL_OP_GELU_TANH: return "gelu_tanh"; case SDL_OP_RNN: return "rnn";
     case SDL_OP_GROUP_NORM: return "group_norm"; case SDL_OP_MHA: return "mha";
-    case SDL_OP_CONV2D_GROUPED: return "conv2d_grouped";
+    case SDL_OP_CONV2D_GROUPED: return "conv2d_grouped"; case SDL_OP_FUNCTION: return "function";
     default: return "op";
     }
 }

@@ -132,6 +132,13 @@
                   transport: a bucket's event lasts what the GPU measured, from its start
                   on the communication stream to its result (placed at the host's launch;
                   with the timeline on, sync waits for the GPU to read the times).
+      Federated   sdl_fed: FedAvg rounds over K clients (IID, Dirichlet or label-shard
+                  partitions), local SGD, FedProx, fp16 or top-k updates (>>decl-mpi-fed).
+      Pipeline    sdl_pipe: a sequential cut into stages over ranks, GPipe or 1F1B over M
+                  micro-batches, with data parallelism on a grid (>>decl-mpi-pipe).
+      Tensor      sdl_tp: Megatron's column- and row-parallel linears, a parallel MLP,
+                  attention split by heads, a vocabulary-parallel embedding and cross
+                  entropy, built on user-defined ops (>>decl-mpi-tp).
 */
 #ifndef SDL_H_INCLUDED
 #error "include sdl.h before sdl_mpi.h"
@@ -257,6 +264,203 @@ SDL_API void sdl_mpi_timeline_end(void);               /* ends the innermost beg
 SDL_API sdl_result sdl_mpi_timeline_write(void);
 SDL_API int64_t sdl_mpi_timeline_count(void);          /* events recorded so far */
 
+/* >>decl-mpi-fed: federated averaging (McMahan et al. 2017, "Communication-efficient
+   learning of deep networks from decentralized data"), FedProx's proximal term (Li et al.
+   2020), compressed updates. K clients, client k on rank k mod size; every rank holds the
+   global model. One call of sdl_fed_round:
+     1. the round's clients: max(1, round(C K)) of the K, drawn from (seed, round), the same
+        on every rank;
+     2. each rank trains its own chosen clients one after another, each from the global
+        weights w: E local epochs (or a fixed number of local steps) of plain SGD on the
+        client's samples, w_k -= lr (g + mu (w_k - w)), batches of B in the client's
+        order (reshuffled each local epoch with .shuffle), the loss your loss_fn returns;
+     3. each client's update d_k = w_k - w is encoded (float32, fp16, or the top k% of
+        d_k + e_k by magnitude with error feedback e_k = what was left out) and every
+        rank gathers every payload (MPI_Allgatherv: a serverless all-to-all);
+     4. every rank decodes them in client order and sets w += sum_k (n_k / n) d_k, n_k the
+        client's sample count, n their sum: the same bits on any number of ranks.
+   Bytes per round: the payloads as encoded (what each client would upload to a server).
+
+      sdl_fed_desc fd = {0};
+      fd.model = m; fd.loss = my_loss; fd.user = net; fd.data = &train;
+      fd.clients = 100; fd.split = SDL_FED_DIRICHLET; fd.alpha = 0.1f; fd.fraction = 0.1f;
+      fd.local_epochs = 1; fd.batch_size = 10; fd.lr = 0.05f; fd.mean[0] = 0.286f; fd.std[0] = 0.353f;
+      sdl_fed *f = sdl_fed_new(&fd);
+      for (int r = 0; r < 50; r++) { sdl_fed_round(f, &st); ... evaluate m ... }
+      sdl_fed_free(f);
+
+   The round resets the step arena after each local step (as a training loop does). */
+typedef enum sdl_fed_split {
+    SDL_FED_IID = 0,     /* shuffled, then K equal parts */
+    SDL_FED_DIRICHLET,   /* per class, proportions over clients ~ Dirichlet(alpha) (Hsu et al. 2019) */
+    SDL_FED_SHARDS       /* sorted by label, cut into K * shards_per_client shards, dealt at random */
+} sdl_fed_split;
+typedef enum sdl_fed_compress {
+    SDL_FED_FLOAT32 = 0, /* d_k as it is: 4 bytes a parameter */
+    SDL_FED_FP16,        /* IEEE half: 2 bytes a parameter */
+    SDL_FED_TOPK         /* the largest topk * P of d_k + e_k: 8 bytes each (index, value) */
+} sdl_fed_compress;
+/* the training loss of one batch: x f32 (B, C, H, W) normalised, y i32 (B) */
+typedef sdl_tensor *(*sdl_fed_loss_fn)(void *user, sdl_tensor *x, sdl_tensor *y);
+typedef struct sdl_fed_desc {
+    sdl_model *model;          /* the global model (same weights on every rank) */
+    sdl_fed_loss_fn loss;
+    void *user;
+    const sdl_dataset *data;   /* the whole training set, the same on every rank */
+    int clients;               /* K (0: the number of ranks) */
+    sdl_fed_split split;
+    float alpha;               /* Dirichlet concentration (0: 0.5) */
+    int shards_per_client;     /* SDL_FED_SHARDS (0: 2) */
+    float fraction;            /* C, clients per round (0: all) */
+    int local_epochs;          /* E (0: 1) */
+    int local_steps;           /* > 0: this many local batches instead of E epochs */
+    int batch_size;            /* B (0: 32) */
+    float lr;                  /* local SGD rate (0: 0.01) */
+    float mu;                  /* FedProx proximal weight; 0: plain FedAvg */
+    bool shuffle;              /* reshuffle a client's samples each local epoch */
+    sdl_fed_compress compress;
+    float topk;                /* SDL_FED_TOPK: share of parameters sent (0: 0.01) */
+    uint64_t seed;             /* partition, client choice, shuffles */
+    float mean[4], std[4];     /* per channel, after /255; std 0: none */
+    MPI_Comm comm;             /* 0: sdl_mpi_comm() */
+} sdl_fed_desc;
+typedef struct sdl_fed_stats {
+    int64_t round;             /* rounds done, this one included */
+    int clients;               /* clients trained this round */
+    int64_t samples;           /* their sample counts summed (n) */
+    int64_t bytes;             /* payload bytes this round, as encoded */
+    int64_t bytes_dense;       /* the same updates as float32 */
+    double train_loss;         /* mean local training loss over every local batch */
+} sdl_fed_stats;
+typedef struct sdl_fed sdl_fed;
+/* index (d->n): sample indices grouped by client; offset (clients + 1): client k holds
+   index[offset[k] .. offset[k+1]). The same on every machine for a seed. */
+SDL_API sdl_result sdl_fed_partition(const sdl_dataset *d, int clients, sdl_fed_split split, float alpha,
+                                     int shards_per_client, uint64_t seed, int64_t *index, int64_t *offset);
+SDL_API sdl_fed *sdl_fed_new(const sdl_fed_desc *desc);
+SDL_API sdl_result sdl_fed_round(sdl_fed *f, sdl_fed_stats *stats); /* stats may be NULL */
+/* client k's sample indices (a pointer into the partition) and their count */
+SDL_API const int64_t *sdl_fed_client_samples(const sdl_fed *f, int k, int64_t *count);
+SDL_API void sdl_fed_free(sdl_fed *f);
+
+/* >>decl-mpi-pipe: pipeline parallelism. A sequential model (built the same on every rank)
+   is cut into S stages, one per rank of the pipeline's communicator; each step splits the
+   batch into M micro-batches. Stage s runs children [first, end) of the sequential on
+   the activations stage s-1 sends it (MPI_Isend/MPI_Irecv, receives posted at the step's
+   start) and sends back the gradient of its input; the loss is on the last stage, each
+   micro-batch's scaled by 1/M, so the gradients equal one process on the whole batch.
+   Schedules (Huang et al. 2019 GPipe; Narayanan et al. 2021 PipeDream-flush = 1F1B):
+     GPipe  all M forwards, then all M backwards: M micro-batches' activations held.
+     1F1B   stage s runs S-1-s forwards, then alternates one forward, one backward, then
+            the remaining backwards: at most S-s micro-batches held; the same bubble.
+   With equal times per micro-batch the idle share of each stage is (S-1)/(M+S-1) for
+   both (sdl_pipe_simulate counts it; sdl_pipe_stats.idle measures it).
+   Pipeline x data parallel: sdl_mpi_grid(S, &pipe, &data) splits the ranks into size/S
+   pipelines; give .comm = pipe, .data_comm = data and each pipeline its shard of the
+   batch; the step then averages the gradients over data_comm.
+
+      sdl_pipe_desc pd = {0};
+      pd.net = net; pd.sample = sdl_shape3(1, 28, 28); pd.micro_batches = 8;
+      sdl_pipe *p = sdl_pipe_new(&pd);           // cuts balanced by counted FLOPs
+      for (...) { sdl_pipe_step(p, x, y, &st); sdl_optim_step(opt); sdl_arena_reset(); }
+
+   Every rank keeps the whole model; only its stage's parameters get gradients (the
+   optimizer leaves the others as they are: their gradients are zero). Bad input (no x on
+   stage 0, no y on the last, a batch M does not divide) is found before any message and
+   every stage returns the error; an op failing inside the schedule leaves the other
+   stages waiting for its messages (MPI cannot cancel them): end the job with MPI_Abort. */
+typedef enum sdl_pipe_schedule {
+    SDL_PIPE_1F1B = 0,
+    SDL_PIPE_GPIPE
+} sdl_pipe_schedule;
+/* the loss of one micro-batch (a mean over its rows): out of the last stage, its targets */
+typedef sdl_tensor *(*sdl_pipe_loss_fn)(void *user, sdl_tensor *out, sdl_tensor *y);
+typedef struct sdl_pipe_desc {
+    sdl_module *net;            /* a sequential: the whole model */
+    sdl_shape sample;           /* one input sample's shape without the batch dim, e.g. (1, 28, 28) */
+    int micro_batches;          /* M (0: 1); the batch must divide by it */
+    sdl_pipe_schedule schedule;
+    const int *cuts;            /* S - 1 increasing child indices where stages 1 .. S-1 begin;
+                                   NULL: balanced by counted FLOPs */
+    sdl_pipe_loss_fn loss;      /* NULL: sdl_cross_entropy with i32 targets */
+    void *user;
+    MPI_Comm comm;              /* the pipeline's ranks, stage = rank; 0: sdl_mpi_comm() */
+    MPI_Comm data_comm;         /* 0: none; else gradients are averaged over it each step */
+} sdl_pipe_desc;
+typedef struct sdl_pipe_stats {
+    double loss;                /* the batch's mean loss (the last stage's, on every rank) */
+    double step_s, busy_s;      /* this rank's step time, and its time in forwards and backwards */
+    double idle;                /* 1 - busy_s / step_s: the bubble, with communication */
+    int peak_in_flight;         /* most micro-batches forwarded and not yet backwarded */
+    int64_t act_bytes;          /* counted: this stage's layer outputs for one micro-batch */
+    int64_t bytes_sent;         /* activations and gradients this rank sent */
+} sdl_pipe_stats;
+typedef struct sdl_pipe sdl_pipe;
+SDL_API sdl_pipe *sdl_pipe_new(const sdl_pipe_desc *desc);
+/* x: the batch (read by stage 0), y: its targets (read by the last stage); the others may
+   pass NULL. Collective over the pipeline (and data_comm). stats may be NULL. */
+SDL_API sdl_result sdl_pipe_step(sdl_pipe *p, sdl_tensor *x, sdl_tensor *y, sdl_pipe_stats *stats);
+/* this rank's stage; *first, *end (may be NULL): its children of the sequential */
+SDL_API int sdl_pipe_stage(const sdl_pipe *p, int *first, int *end);
+/* every rank's copy of the whole model made current: each parameter of a stage's layers
+   (weight and bias of its children, and of theirs) from the rank that trains it. For
+   evaluation and checkpoints on any rank; collective over the pipeline. */
+SDL_API sdl_result sdl_pipe_gather_params(sdl_pipe *p);
+SDL_API void sdl_pipe_free(sdl_pipe *p);
+/* stage s's order of work: ops[i] = m + 1 for the forward of micro-batch m, -(m + 1) for its
+   backward; 2M entries */
+SDL_API sdl_result sdl_pipe_schedule_ops(sdl_pipe_schedule sch, int stages, int stage, int micro_batches, int *ops);
+/* the schedule run with forward time t_fwd and backward t_bwd per micro-batch and stage, no
+   communication cost: idle[s] = the share of the step stage s waits, peak[s] = its most
+   micro-batches held (either may be NULL; arrays of `stages`) */
+SDL_API sdl_result sdl_pipe_simulate(sdl_pipe_schedule sch, int stages, int micro_batches, double t_fwd, double t_bwd,
+                                     double *idle, int *peak);
+/* world rank r: pipeline r / stages, stage r % stages; free both with MPI_Comm_free */
+SDL_API sdl_result sdl_mpi_grid(int stages, MPI_Comm *pipe_comm, MPI_Comm *data_comm);
+
+/* >>decl-mpi-tp: tensor parallelism (Shoeybi et al. 2019, Megatron-LM). The T ranks of a
+   group each hold 1/T of a layer's weights and see the whole input; activations between
+   the split layers stay split, and two conjugate ops join them:
+     f = sdl_tp_copy    forward: identity       backward: all-reduce (sum) of the gradient
+     g = sdl_tp_reduce  forward: all-reduce     backward: identity
+   Column-parallel linear: W (out, in) cut by rows, y_r = f(x) W_r^T + b_r (out/T columns
+   of y; .gather: all-gathered to the whole y). Row-parallel linear: W cut by columns,
+   x_r is the matching columns of the input, y = g(x_r W_r^T) + b (b whole on every rank).
+   MLP: column (no gather) -> GELU -> row: one f and one g, so one all-reduce of the
+   block's output forward and one of its input's gradient backward, (B T C) floats each.
+   Attention: q, k, v column-parallel (each rank n_head/T heads), causal attention on its
+   heads, the output projection row-parallel: again one f and one g.
+   A layer drawn on a model with seed s gets this rank's slice of exactly the weights the
+   plain layers (sdl_linear_layer, in the same order) would get with seed s, so a
+   tensor-parallel model starts as its one-process twin. Everything outside the split
+   layers is replicated: every rank computes the same loss and gradients for it. */
+typedef struct sdl_tp sdl_tp;
+SDL_API sdl_tp *sdl_tp_new(MPI_Comm comm); /* 0: sdl_mpi_comm(); collective */
+SDL_API int sdl_tp_rank(const sdl_tp *tp);
+SDL_API int sdl_tp_size(const sdl_tp *tp);
+SDL_API int64_t sdl_tp_bytes(const sdl_tp *tp); /* bytes handed to the collectives so far */
+SDL_API void sdl_tp_free(sdl_tp *tp);
+SDL_API sdl_tensor *sdl_tp_copy(sdl_tp *tp, sdl_tensor *x);   /* f */
+SDL_API sdl_tensor *sdl_tp_reduce(sdl_tp *tp, sdl_tensor *x); /* g */
+/* x (..., c) -> (..., T c), rank r's part at columns [r c, (r+1) c); backward: its own part */
+SDL_API sdl_tensor *sdl_tp_gather(sdl_tp *tp, sdl_tensor *x);
+/* layers (sdl_forward runs them); in, out, dim and hidden must divide by T, n_head too */
+SDL_API sdl_module *sdl_tp_column_linear(sdl_model *m, sdl_tp *tp, const char *name, int64_t in, int64_t out, bool bias, bool gather);
+SDL_API sdl_module *sdl_tp_row_linear(sdl_model *m, sdl_tp *tp, const char *name, int64_t in, int64_t out, bool bias);
+/* x (..., dim) -> fc2(gelu(fc1(x))); parameters name.fc1.*, name.fc2.* */
+SDL_API sdl_module *sdl_tp_mlp(sdl_model *m, sdl_tp *tp, const char *name, int64_t dim, int64_t hidden);
+/* x (B, T, dim) causal self-attention; parameters name.q, .k, .v, .proj (weight and bias) */
+SDL_API sdl_module *sdl_tp_attention(sdl_model *m, sdl_tp *tp, const char *name, int64_t dim, int n_head);
+/* Vocabulary parallel: rank r holds rows [r V/T, (r+1) V/T) of the (V, dim) table (drawn as
+   sdl_embedding_layer draws the whole one). ids i32 (...) -> (..., dim): each rank looks up
+   the ids it holds (zeros for the others), then an all-reduce sums them. */
+SDL_API sdl_module *sdl_tp_embedding(sdl_model *m, sdl_tp *tp, const char *name, int64_t vocab, int64_t dim);
+/* logits (R, V/T): this rank's vocabulary slice (a column-parallel head without gather);
+   targets i32 (R) over the whole vocabulary. The mean cross entropy over all V classes, as
+   sdl_cross_entropy of the gathered (R, V) logits, with three all-reduces of R numbers (row
+   max, sum of exponentials, target logit) instead of gathering R x V. */
+SDL_API sdl_tensor *sdl_tp_cross_entropy(sdl_tp *tp, sdl_tensor *logits, sdl_tensor *targets);
+
 #ifdef __cplusplus
 }
 #endif
@@ -273,6 +477,7 @@ SDL_API int64_t sdl_mpi_timeline_count(void);          /* events recorded so far
 #include <string.h>
 #include <limits.h>
 #include <stdio.h>
+#include <math.h>
 
 /* >>mpi-gpu includes: the GPU path exists when nvcc compiles this after sdl_cuda.h */
 #if defined(SDL_CUDA_H_INCLUDED) && defined(__CUDACC__)
@@ -2039,6 +2244,1187 @@ static sdl_result sdl__mg_broadcast_model(sdl_model *m, sdl_optim *opt, int root
     return r;
 }
 #endif /* SDL__MPI_GPU */
+
+/* ----------------------------------------------------------------------------------------
+   >>mpi-fed: federated averaging (see >>decl-mpi-fed)
+   ---------------------------------------------------------------------------------------- */
+/* one client's record in the gathered payloads; the encoded update follows it */
+typedef struct sdl__fed_hdr {
+    int64_t client, samples, nvals, batches;
+    double loss_sum;
+} sdl__fed_hdr;
+
+struct sdl_fed {
+    sdl_fed_desc d;
+    MPI_Comm comm;
+    int rank, size, nchosen;
+    int64_t P, round, rec_bytes, topk_n;
+    int64_t *index, *offset; /* the partition */
+    int64_t *order;          /* a client's samples in this epoch's order */
+    int *chosen;             /* this round's clients, ascending */
+    const char **rec;        /* per client: its record in recv, this round */
+    float *global, *work, *mag, *resid; /* resid: top-k error feedback, P per owned client */
+    double *acc;
+    char *send, *recv;
+    int *counts, *displs;
+};
+
+/* Fisher-Yates from hash(seed, stream, i): the same order on every machine */
+static void sdl__fed_shuffle(int64_t *a, int64_t n, uint64_t seed, uint64_t stream) {
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(sdl_hash_uniform(seed, stream, (uint64_t)i) * (float)(i + 1));
+        if (j > i) j = i;
+        int64_t t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
+static double sdl__fed_unif(uint64_t seed, uint64_t stream, uint64_t *ctr) {
+    double u = sdl_hash_uniform(seed, stream, (*ctr)++);
+    return u > 0.0 ? u : 1e-12;
+}
+
+/* Gamma(a, 1): Marsaglia and Tsang (2000); a < 1 via Gamma(a + 1) U^(1/a) */
+static double sdl__fed_gamma(double a, uint64_t seed, uint64_t stream, uint64_t *ctr) {
+    if (a < 1.0) return sdl__fed_gamma(a + 1.0, seed, stream, ctr) * pow(sdl__fed_unif(seed, stream, ctr), 1.0 / a);
+    double dd = a - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * dd);
+    for (;;) {
+        double u1 = sdl__fed_unif(seed, stream, ctr), u2 = sdl__fed_unif(seed, stream, ctr);
+        double x = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2), v = 1.0 + c * x;
+        if (v <= 0.0) continue;
+        v = v * v * v;
+        if (log(sdl__fed_unif(seed, stream, ctr)) < 0.5 * x * x + dd - dd * v + dd * log(v)) return dd * v;
+    }
+}
+
+/* seq: sample ids, all of them, in the order each split deals them; owner[p] the client of
+   seq[p]. Dirichlet: per class c, shuffled, cut at the cumulative proportions p ~ Dir(alpha). */
+static bool sdl__fed_deal(const sdl_dataset *d, int K, sdl_fed_split split, float alpha, int spc, uint64_t seed,
+                          int64_t *seq, int *owner) {
+    int64_t n = d->n;
+    if (split == SDL_FED_IID) {
+        for (int64_t i = 0; i < n; i++) seq[i] = i;
+        sdl__fed_shuffle(seq, n, seed, 0);
+        for (int64_t p = 0; p < n; p++) owner[p] = (int)(p * K / n);
+        return true;
+    }
+    int64_t p = 0; /* seq = samples grouped by class (stable) */
+    for (int c = 0; c < d->num_classes; c++) {
+        int64_t begin = p;
+        for (int64_t i = 0; i < n; i++)
+            if (d->labels[i] == c) seq[p++] = i;
+        if (split == SDL_FED_DIRICHLET) {
+            int64_t nc = p - begin;
+            sdl__fed_shuffle(seq + begin, nc, seed, 1 + (uint64_t)c);
+            uint64_t ctr = 0;
+            double *g = (double *)sdl__mpi_alloc((size_t)K, sizeof(double)), sum = 0.0, cum = 0.0;
+            if (!g) return false;
+            for (int k = 0; k < K; k++) sum += g[k] = sdl__fed_gamma(alpha, seed, 0x10000 + (uint64_t)c, &ctr);
+            int64_t q = 0;
+            for (int k = 0; k < K; k++) {
+                cum += sum > 0.0 ? g[k] / sum : 1.0 / K;
+                int64_t end = k == K - 1 ? nc : (int64_t)(cum * (double)nc + 0.5);
+                for (; q < end && q < nc; q++) owner[begin + q] = k;
+            }
+            SDL__MPI_FREE(g);
+        }
+    }
+    if (split == SDL_FED_SHARDS) {
+        int64_t S = (int64_t)K * spc;
+        int64_t *deal = (int64_t *)sdl__mpi_alloc((size_t)S, sizeof(int64_t));
+        if (!deal) return false;
+        for (int64_t j = 0; j < S; j++) deal[j] = j;
+        sdl__fed_shuffle(deal, S, seed, 2);
+        for (int64_t q = 0; q < n; q++) owner[q] = (int)(deal[q * S / n] / spc);
+        SDL__MPI_FREE(deal);
+    }
+    return true;
+}
+
+SDL_API sdl_result sdl_fed_partition(const sdl_dataset *d, int clients, sdl_fed_split split, float alpha,
+                                     int shards_per_client, uint64_t seed, int64_t *index, int64_t *offset) {
+    if (!d || !index || !offset || d->n < 0 || (d->n && !d->labels))
+        return sdl_fail(SDL_ERR_ARG, "sdl_fed_partition: NULL dataset, index or offset");
+    if (clients < 1) return sdl_fail(SDL_ERR_ARG, "sdl_fed_partition: %d clients", clients);
+    if (split < SDL_FED_IID || split > SDL_FED_SHARDS) return sdl_fail(SDL_ERR_ARG, "sdl_fed_partition: unknown split %d", (int)split);
+    if (split == SDL_FED_DIRICHLET && !(alpha > 0.0f)) return sdl_fail(SDL_ERR_ARG, "sdl_fed_partition: Dirichlet alpha %g must be > 0", (double)alpha);
+    if (split == SDL_FED_SHARDS && shards_per_client < 1) return sdl_fail(SDL_ERR_ARG, "sdl_fed_partition: %d shards per client", shards_per_client);
+    for (int64_t i = 0; split != SDL_FED_IID && i < d->n; i++)
+        if (d->labels[i] < 0 || d->labels[i] >= d->num_classes)
+            return sdl_fail(SDL_ERR_ARG, "sdl_fed_partition: sample %lld has label %d, outside 0..%d", (long long)i, d->labels[i], d->num_classes - 1);
+    int64_t n = d->n;
+    int64_t *seq = (int64_t *)sdl__mpi_alloc((size_t)n + 1, sizeof(int64_t));
+    int *owner = (int *)sdl__mpi_alloc((size_t)n + 1, sizeof(int));
+    if (!seq || !owner) { SDL__MPI_FREE(seq); SDL__MPI_FREE(owner); return SDL_ERR_OOM; }
+    if (!sdl__fed_deal(d, clients, split, alpha, shards_per_client, seed, seq, owner)) {
+        SDL__MPI_FREE(seq);
+        SDL__MPI_FREE(owner);
+        return SDL_ERR_OOM;
+    }
+    for (int k = 0; k <= clients; k++) offset[k] = 0; /* a counting sort by owner, stable */
+    for (int64_t p = 0; p < n; p++) offset[owner[p] + 1]++;
+    for (int k = 0; k < clients; k++) offset[k + 1] += offset[k];
+    for (int64_t p = 0; p < n; p++) index[offset[owner[p]]++] = seq[p];
+    for (int k = clients; k > 0; k--) offset[k] = offset[k - 1];
+    offset[0] = 0;
+    SDL__MPI_FREE(seq);
+    SDL__MPI_FREE(owner);
+    return SDL_OK;
+}
+
+SDL_API const int64_t *sdl_fed_client_samples(const sdl_fed *f, int k, int64_t *count) {
+    if (count) *count = 0;
+    if (!f || k < 0 || k >= f->d.clients) { sdl_fail(SDL_ERR_ARG, "sdl_fed_client_samples: no client %d", k); return NULL; }
+    if (count) *count = f->offset[k + 1] - f->offset[k];
+    return f->index + f->offset[k];
+}
+
+SDL_API void sdl_fed_free(sdl_fed *f) {
+    if (!f) return;
+    void *bufs[] = {f->index, f->offset, f->order, f->chosen, (void *)f->rec, f->global, f->work, f->mag,
+                    f->resid, f->acc, f->send, f->recv, f->counts, f->displs};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) SDL__MPI_FREE(bufs[i]);
+    SDL__MPI_FREE(f);
+}
+
+static sdl_result sdl__fed_check(const sdl_fed_desc *d) {
+    const char *bad = !d ? "NULL desc" : !d->model ? "NULL model" : !d->loss ? "NULL loss" : !d->data ? "NULL data" : NULL;
+    if (bad) return sdl_fail(SDL_ERR_ARG, "sdl_fed_new: %s", bad);
+    if (d->data->n < 1 || !d->data->images) return sdl_fail(SDL_ERR_ARG, "sdl_fed_new: the dataset is empty");
+    if (d->clients < 0 || d->local_epochs < 0 || d->local_steps < 0 || d->batch_size < 0)
+        return sdl_fail(SDL_ERR_ARG, "sdl_fed_new: negative clients, local_epochs, local_steps or batch_size");
+    if (!(d->fraction >= 0.0f && d->fraction <= 1.0f)) return sdl_fail(SDL_ERR_ARG, "sdl_fed_new: fraction %g outside [0, 1]", (double)d->fraction);
+    if (!(d->topk >= 0.0f && d->topk <= 1.0f)) return sdl_fail(SDL_ERR_ARG, "sdl_fed_new: topk %g outside [0, 1]", (double)d->topk);
+    if (!(d->mu >= 0.0f) || !(d->lr >= 0.0f)) return sdl_fail(SDL_ERR_ARG, "sdl_fed_new: lr and mu must be >= 0");
+    if (d->compress < SDL_FED_FLOAT32 || d->compress > SDL_FED_TOPK) return sdl_fail(SDL_ERR_ARG, "sdl_fed_new: unknown compress %d", (int)d->compress);
+    if (d->data->c > 4) return sdl_fail(SDL_ERR_ARG, "sdl_fed_new: %d channels (mean/std hold 4)", d->data->c);
+    if (d->model->nparams && d->model->params[0]->device != SDL_CPU) return sdl_fail(SDL_ERR_DEVICE, "sdl_fed_new: a CPU model only");
+    return SDL_OK;
+}
+
+SDL_API sdl_fed *sdl_fed_new(const sdl_fed_desc *desc) {
+    if (sdl__mpi_need_init("sdl_fed_new") != SDL_OK || sdl__fed_check(desc) != SDL_OK) return NULL;
+    if (sdl_model_pack(desc->model) != SDL_OK) return NULL;
+    sdl_fed *f = (sdl_fed *)sdl__mpi_alloc(1, sizeof(sdl_fed));
+    if (!f) return NULL;
+    f->d = *desc;
+    f->comm = desc->comm == (MPI_Comm)0 ? sdl__mpi.comm : desc->comm;
+    MPI_Comm_rank(f->comm, &f->rank);
+    MPI_Comm_size(f->comm, &f->size);
+    sdl_fed_desc *d = &f->d;
+    if (!d->clients) d->clients = f->size;
+    if (!d->alpha) d->alpha = 0.5f;
+    if (!d->shards_per_client) d->shards_per_client = 2;
+    if (!d->fraction) d->fraction = 1.0f;
+    if (!d->local_epochs) d->local_epochs = 1;
+    if (!d->batch_size) d->batch_size = 32;
+    if (!d->lr) d->lr = 0.01f;
+    if (!d->topk) d->topk = 0.01f;
+    int K = d->clients, owned = (K + f->size - 1) / f->size;
+    f->P = d->model->param_floats;
+    f->nchosen = (int)(d->fraction * (float)K + 0.5f);
+    if (f->nchosen < 1) f->nchosen = 1;
+    f->topk_n = (int64_t)ceil((double)d->topk * (double)f->P);
+    if (f->topk_n < 1) f->topk_n = 1;
+    int64_t body = d->compress == SDL_FED_FP16 ? (2 * f->P + 7) / 8 * 8 : d->compress == SDL_FED_TOPK ? 8 * f->topk_n : 4 * f->P;
+    f->rec_bytes = (int64_t)sizeof(sdl__fed_hdr) + body;
+    if (f->P >= INT32_MAX || (int64_t)f->nchosen * f->rec_bytes >= INT_MAX) {
+        sdl_fail(SDL_ERR_ARG, "sdl_fed_new: %d clients x %lld bytes a round is more than one MPI message holds", f->nchosen, (long long)f->rec_bytes);
+        sdl_fed_free(f);
+        return NULL;
+    }
+    size_t P = (size_t)f->P;
+    f->index = (int64_t *)sdl__mpi_alloc((size_t)d->data->n, sizeof(int64_t));
+    f->offset = (int64_t *)sdl__mpi_alloc((size_t)K + 1, sizeof(int64_t));
+    f->order = (int64_t *)sdl__mpi_alloc((size_t)(d->data->n > K ? d->data->n : K), sizeof(int64_t));
+    f->chosen = (int *)sdl__mpi_alloc((size_t)K, sizeof(int));
+    f->rec = (const char **)sdl__mpi_alloc((size_t)K, sizeof(char *));
+    f->global = (float *)sdl__mpi_alloc(P, sizeof(float));
+    f->work = (float *)sdl__mpi_alloc(P, sizeof(float));
+    f->mag = (float *)sdl__mpi_alloc(P, sizeof(float));
+    f->resid = d->compress == SDL_FED_TOPK ? (float *)sdl__mpi_alloc((size_t)owned * P, sizeof(float)) : NULL;
+    f->acc = (double *)sdl__mpi_alloc(P, sizeof(double));
+    f->send = (char *)sdl__mpi_alloc((size_t)owned, (size_t)f->rec_bytes);
+    f->recv = (char *)sdl__mpi_alloc((size_t)f->nchosen, (size_t)f->rec_bytes);
+    f->counts = (int *)sdl__mpi_alloc((size_t)f->size, sizeof(int));
+    f->displs = (int *)sdl__mpi_alloc((size_t)f->size, sizeof(int));
+    if (!f->index || !f->offset || !f->order || !f->chosen || !f->rec || !f->global || !f->work || !f->mag || !f->acc ||
+        !f->send || !f->recv || !f->counts || !f->displs || (d->compress == SDL_FED_TOPK && !f->resid) ||
+        sdl_fed_partition(d->data, K, d->split, d->alpha, d->shards_per_client, d->seed, f->index, f->offset) != SDL_OK) {
+        sdl_fed_free(f);
+        return NULL;
+    }
+    sdl_model_zero_grad(d->model);
+    return f;
+}
+
+/* the round's clients: the first m of a shuffle of 0..K-1 drawn from (seed, round), sorted */
+static void sdl__fed_choose(sdl_fed *f) {
+    int K = f->d.clients;
+    int64_t *perm = f->order; /* free until the clients train */
+    for (int k = 0; k < K; k++) perm[k] = k;
+    if (f->nchosen < K) sdl__fed_shuffle(perm, K, f->d.seed, 0x20000000ull + (uint64_t)f->round);
+    for (int i = 0; i < K; i++) f->chosen[i] = 0;
+    for (int i = 0; i < f->nchosen; i++) f->chosen[perm[i]] = 1;
+    int m = 0;
+    for (int k = 0; k < K; k++)
+        if (f->chosen[k]) f->chosen[m++] = k;
+}
+
+/* one batch of the client's samples in f->order[pos ..]: x normalised, y the labels */
+static void sdl__fed_batch(const sdl_fed *f, int64_t pos, int64_t b, sdl_tensor *x, sdl_tensor *y) {
+    const sdl_dataset *ds = f->d.data;
+    int64_t per = (int64_t)ds->c * ds->h * ds->w, plane = (int64_t)ds->h * ds->w;
+    for (int64_t i = 0; i < b; i++) {
+        int64_t s = f->order[pos + i];
+        const uint8_t *src = ds->images + s * per;
+        float *dst = sdl_f32(x) + i * per;
+        for (int64_t j = 0; j < per; j++) {
+            int c = (int)(j / plane);
+            float v = (float)src[j] / 255.0f;
+            dst[j] = f->d.std[c] > 0.0f ? (v - f->d.mean[c]) / f->d.std[c] : v;
+        }
+        sdl_i32(y)[i] = ds->labels[s];
+    }
+}
+
+/* ClientUpdate: local SGD from the global weights (in model->param_data), leaving w_k there */
+static sdl_result sdl__fed_train(sdl_fed *f, int k, sdl__fed_hdr *h) {
+    const sdl_fed_desc *d = &f->d;
+    const sdl_dataset *ds = d->data;
+    int64_t nk;
+    const int64_t *idx = sdl_fed_client_samples(f, k, &nk);
+    memset(h, 0, sizeof *h);
+    h->client = k;
+    h->samples = nk;
+    if (nk == 0) return SDL_OK;
+    memcpy(f->order, idx, (size_t)nk * sizeof(int64_t));
+    int64_t B = d->batch_size, steps = d->local_steps ? d->local_steps : d->local_epochs * ((nk + B - 1) / B);
+    int64_t pos = 0, epoch = 0;
+    float *w = d->model->param_data, *g = d->model->grad_data;
+    for (int64_t s = 0; s < steps; s++) {
+        if (pos == 0 && d->shuffle)
+            sdl__fed_shuffle(f->order, nk, d->seed ^ 0x5fed5fedull, (((uint64_t)f->round * (uint64_t)d->clients + (uint64_t)k) << 20) + (uint64_t)epoch);
+        int64_t b = nk - pos < B ? nk - pos : B;
+        sdl_tensor *x = sdl_arena_tensor(sdl_shape4(b, ds->c, ds->h, ds->w), SDL_F32);
+        sdl_tensor *y = sdl_arena_tensor(sdl_shape1(b), SDL_I32);
+        if (!x || !y) return sdl_last_result();
+        sdl__fed_batch(f, pos, b, x, y);
+        sdl_tensor *loss = d->loss(d->user, x, y);
+        sdl_result r = loss ? sdl_backward(loss) : sdl_fail(SDL_ERR_ARG, "sdl_fed_round: client %d's loss is NULL: %s", k, sdl_last_error());
+        if (r != SDL_OK) return r;
+        h->loss_sum += sdl_item(loss);
+        h->batches++;
+        /* w -= lr (g + mu (w - w_global)): FedProx's proximal term when mu > 0 */
+        for (int64_t i = 0; i < f->P; i++) w[i] -= d->lr * (g[i] + d->mu * (w[i] - f->global[i]));
+        sdl_model_zero_grad(d->model);
+        sdl_arena_reset();
+        if ((pos += b) == nk) pos = 0, epoch++;
+    }
+    return SDL_OK;
+}
+
+/* the k-th largest of a[0..n) (moved about): quickselect, middle pivot */
+static float sdl__fed_kth_largest(float *a, int64_t n, int64_t k) {
+    int64_t lo = 0, hi = n - 1, want = k - 1;
+    while (lo < hi) {
+        float pivot = a[lo + (hi - lo) / 2];
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] > pivot) i++;
+            while (a[j] < pivot) j--;
+            if (i <= j) { float t = a[i]; a[i] = a[j]; a[j] = t; i++; j--; }
+        }
+        if (want <= j) hi = j;
+        else if (want >= i) lo = i;
+        else break;
+    }
+    return a[want];
+}
+
+/* d_k = w_k - w into the record after h; returns the record's size */
+static int64_t sdl__fed_encode(sdl_fed *f, int k, sdl__fed_hdr *h, char *out) {
+    const float *w = f->d.model->param_data;
+    char *body = out + sizeof *h;
+    int64_t P = f->P;
+    h->nvals = P;
+    if (f->d.compress == SDL_FED_FLOAT32) {
+        float *v = (float *)(void *)body;
+        for (int64_t i = 0; i < P; i++) v[i] = w[i] - f->global[i];
+    } else if (f->d.compress == SDL_FED_FP16) {
+        uint16_t *v = (uint16_t *)(void *)body;
+        for (int64_t i = 0; i < P; i++) v[i] = sdl_mpi_f32_to_f16(w[i] - f->global[i]);
+    } else { /* top-k of d_k + e_k; what is left out becomes e_k */
+        float *e = f->resid + (size_t)(k / f->size) * (size_t)P;
+        for (int64_t i = 0; i < P; i++) f->work[i] = w[i] - f->global[i] + e[i], f->mag[i] = fabsf(f->work[i]);
+        float t = sdl__fed_kth_largest(f->mag, P, f->topk_n);
+        int64_t above = 0, kept = 0;
+        for (int64_t i = 0; i < P; i++) above += fabsf(f->work[i]) > t;
+        int64_t ties = f->topk_n - above;
+        for (int64_t i = 0; i < P; i++) {
+            float v = f->work[i], a = fabsf(v);
+            bool keep = a > t || (a == t && ties-- > 0);
+            e[i] = keep ? 0.0f : v;
+            if (keep) {
+                int32_t ix = (int32_t)i;
+                memcpy(body + 8 * kept, &ix, 4);
+                memcpy(body + 8 * kept + 4, &v, 4);
+                kept++;
+            }
+        }
+        h->nvals = kept;
+    }
+    memcpy(out, h, sizeof *h);
+    return f->rec_bytes;
+}
+
+/* acc += scale * the update a record holds */
+static void sdl__fed_decode_add(const sdl_fed *f, const char *rec, double scale) {
+    sdl__fed_hdr h;
+    memcpy(&h, rec, sizeof h);
+    const char *body = rec + sizeof h;
+    for (int64_t i = 0; i < h.nvals; i++) {
+        float v;
+        int32_t ix = (int32_t)i;
+        if (f->d.compress == SDL_FED_FLOAT32) memcpy(&v, body + 4 * i, 4);
+        else if (f->d.compress == SDL_FED_FP16) { uint16_t u; memcpy(&u, body + 2 * i, 2); v = sdl_mpi_f16_to_f32(u); }
+        else { memcpy(&ix, body + 8 * i, 4); memcpy(&v, body + 8 * i + 4, 4); }
+        f->acc[ix] += scale * (double)v;
+    }
+}
+
+/* every rank's payloads to every rank; f->rec[k] points at client k's record */
+static sdl_result sdl__fed_exchange(sdl_fed *f, int send_bytes) {
+    double ts = sdl__mpi_now_us();
+    SDL__MPI_TRY(MPI_Allgather(&send_bytes, 1, MPI_INT, f->counts, 1, MPI_INT, f->comm), "MPI_Allgather (fed sizes)");
+    int total = 0;
+    for (int r = 0; r < f->size; r++) f->displs[r] = total, total += f->counts[r];
+    if (total > f->nchosen * f->rec_bytes) return sdl_fail(SDL_ERR_COMM, "sdl_fed_round: the ranks sent %d bytes, more than the round's clients", total);
+    SDL__MPI_TRY(MPI_Allgatherv(f->send, send_bytes, MPI_BYTE, f->recv, f->counts, f->displs, MPI_BYTE, f->comm), "MPI_Allgatherv (fed updates)");
+    sdl__mpi_event_add("fed updates", ts, sdl__mpi_now_us() - ts, 1);
+    for (int k = 0; k < f->d.clients; k++) f->rec[k] = NULL;
+    for (const char *p = f->recv; p < f->recv + total; p += f->rec_bytes) {
+        sdl__fed_hdr h;
+        memcpy(&h, p, sizeof h);
+        if (h.client < 0 || h.client >= f->d.clients) return sdl_fail(SDL_ERR_COMM, "sdl_fed_round: a record names client %lld", (long long)h.client);
+        f->rec[h.client] = p;
+    }
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_fed_round(sdl_fed *f, sdl_fed_stats *stats) {
+    if (!f) return sdl_fail(SDL_ERR_ARG, "sdl_fed_round: NULL");
+    if (f->comm == sdl__mpi.comm) sdl_mpi_check("fed round", f->round); /* every rank in the same round */
+    float *w = f->d.model->param_data;
+    size_t bytes = (size_t)f->P * sizeof(float);
+    memcpy(f->global, w, bytes);
+    sdl__fed_choose(f);
+    sdl_result r = SDL_OK, all;
+    char *p = f->send;
+    for (int i = 0; i < f->nchosen && r == SDL_OK; i++) {
+        int k = f->chosen[i];
+        if (k % f->size != f->rank) continue;
+        sdl__fed_hdr h;
+        double ts = sdl__mpi_now_us();
+        r = sdl__fed_train(f, k, &h);
+        sdl__mpi_event_add("client update", ts, sdl__mpi_now_us() - ts, 0);
+        if (r == SDL_OK) p += sdl__fed_encode(f, k, &h, p);
+        memcpy(w, f->global, bytes);
+    }
+    /* every rank learns whether one failed before they exchange */
+    int bad = r != SDL_OK;
+    SDL__MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, f->comm), "MPI_Allreduce (fed status)");
+    if (bad) return r != SDL_OK ? r : sdl_fail(SDL_ERR_COMM, "sdl_fed_round: a client failed on another rank");
+    if ((all = sdl__fed_exchange(f, (int)(p - f->send))) != SDL_OK) return all;
+    sdl_fed_stats st;
+    memset(&st, 0, sizeof st);
+    int64_t batches = 0;
+    double loss = 0.0;
+    for (int i = 0; i < f->nchosen; i++) {
+        sdl__fed_hdr h;
+        if (!f->rec[f->chosen[i]]) return sdl_fail(SDL_ERR_COMM, "sdl_fed_round: no update from client %d", f->chosen[i]);
+        memcpy(&h, f->rec[f->chosen[i]], sizeof h);
+        st.samples += h.samples;
+        batches += h.batches;
+        loss += h.loss_sum;
+        st.bytes += (int64_t)sizeof h + (f->d.compress == SDL_FED_TOPK ? 8 * h.nvals : f->rec_bytes - (int64_t)sizeof h);
+        st.bytes_dense += (int64_t)sizeof h + 4 * f->P;
+    }
+    /* w += sum_k (n_k / n) d_k, in client order: the same bits on any number of ranks */
+    memset(f->acc, 0, (size_t)f->P * sizeof(double));
+    for (int i = 0; i < f->nchosen && st.samples > 0; i++) {
+        sdl__fed_hdr h;
+        memcpy(&h, f->rec[f->chosen[i]], sizeof h);
+        sdl__fed_decode_add(f, f->rec[f->chosen[i]], (double)h.samples / (double)st.samples);
+    }
+    for (int64_t i = 0; i < f->P; i++) w[i] = (float)((double)f->global[i] + f->acc[i]);
+    f->round++;
+    st.round = f->round;
+    st.clients = f->nchosen;
+    st.train_loss = batches ? loss / (double)batches : 0.0;
+    if (stats) *stats = st;
+    return SDL_OK;
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>mpi-pipe: pipeline parallelism (see >>decl-mpi-pipe)
+   ---------------------------------------------------------------------------------------- */
+struct sdl_pipe {
+    sdl_pipe_desc d;
+    MPI_Comm comm, data;
+    int stage, S, first, end, data_size;
+    sdl_module *seq;                /* this stage's children of the sequential */
+    sdl_shape in_shape, out_shape;  /* per sample: the activation received, sent */
+    int64_t in_numel, out_numel, act_numel;
+    int *ops;                       /* this stage's schedule, 2M entries */
+};
+
+SDL_API sdl_result sdl_pipe_schedule_ops(sdl_pipe_schedule sch, int stages, int stage, int micro_batches, int *ops) {
+    if (stages < 1 || stage < 0 || stage >= stages || micro_batches < 1 || !ops)
+        return sdl_fail(SDL_ERR_ARG, "sdl_pipe_schedule_ops: stage %d of %d, %d micro-batches", stage, stages, micro_batches);
+    int M = micro_batches, n = 0, f = 0, b = 0;
+    if (sch == SDL_PIPE_GPIPE) {
+        for (int m = 0; m < M; m++) ops[n++] = m + 1;
+        for (int m = 0; m < M; m++) ops[n++] = -(m + 1);
+        return SDL_OK;
+    }
+    if (sch != SDL_PIPE_1F1B) return sdl_fail(SDL_ERR_ARG, "sdl_pipe_schedule_ops: unknown schedule %d", (int)sch);
+    int warm = stages - 1 - stage < M ? stages - 1 - stage : M; /* forwards before the first backward */
+    for (; f < warm; f++) ops[n++] = f + 1;
+    for (; f < M; f++, b++) ops[n++] = f + 1, ops[n++] = -(b + 1);
+    for (; b < M; b++) ops[n++] = -(b + 1);
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_pipe_simulate(sdl_pipe_schedule sch, int stages, int micro_batches, double t_fwd, double t_bwd,
+                                     double *idle, int *peak) {
+    int S = stages, M = micro_batches;
+    if (S < 1 || M < 1 || !(t_fwd > 0) || !(t_bwd > 0))
+        return sdl_fail(SDL_ERR_ARG, "sdl_pipe_simulate: %d stages, %d micro-batches, times %g %g", S, M, t_fwd, t_bwd);
+    int *ops = (int *)sdl__mpi_alloc((size_t)S * 2 * (size_t)M, sizeof(int)), *pos = (int *)sdl__mpi_alloc((size_t)S, sizeof(int));
+    int *held = (int *)sdl__mpi_alloc((size_t)S, sizeof(int)), *most = (int *)sdl__mpi_alloc((size_t)S, sizeof(int));
+    double *fend = (double *)sdl__mpi_alloc((size_t)S * (size_t)M, sizeof(double)), *bend = (double *)sdl__mpi_alloc((size_t)S * (size_t)M, sizeof(double));
+    double *free_at = (double *)sdl__mpi_alloc((size_t)S, sizeof(double));
+    sdl_result r = ops && pos && held && most && fend && bend && free_at ? SDL_OK : SDL_ERR_OOM;
+    for (int s = 0; r == SDL_OK && s < S; s++) r = sdl_pipe_schedule_ops(sch, S, s, M, ops + (size_t)s * 2 * (size_t)M);
+    for (int i = 0; r == SDL_OK && i < S * M; i++) fend[i] = bend[i] = -1.0; /* not run yet */
+    for (int left = S * 2 * M; r == SDL_OK && left > 0;) {
+        int ran = 0;
+        for (int s = 0; s < S; s++)
+            while (pos[s] < 2 * M) { /* run stage s's next op once what it needs is done */
+                int op = ops[(size_t)s * 2 * (size_t)M + (size_t)pos[s]], m = (op > 0 ? op : -op) - 1;
+                double ready = op > 0 ? (s == 0 ? 0.0 : fend[(s - 1) * M + m]) : (s == S - 1 ? fend[s * M + m] : bend[(s + 1) * M + m]);
+                if (ready < 0) break;
+                double start = ready > free_at[s] ? ready : free_at[s];
+                free_at[s] = start + (op > 0 ? t_fwd : t_bwd);
+                (op > 0 ? fend : bend)[s * M + m] = free_at[s];
+                held[s] += op > 0 ? 1 : -1;
+                most[s] = held[s] > most[s] ? held[s] : most[s];
+                pos[s]++, left--, ran++;
+            }
+        if (!ran) r = sdl_fail(SDL_ERR_STATE, "sdl_pipe_simulate: the schedule deadlocks");
+    }
+    double T = 0;
+    for (int s = 0; s < S && r == SDL_OK; s++) T = free_at[s] > T ? free_at[s] : T;
+    for (int s = 0; s < S && r == SDL_OK; s++) {
+        if (idle) idle[s] = 1.0 - (double)M * (t_fwd + t_bwd) / T;
+        if (peak) peak[s] = most[s];
+    }
+    void *bufs[] = {ops, pos, held, most, fend, bend, free_at};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) SDL__MPI_FREE(bufs[i]);
+    return r;
+}
+
+SDL_API sdl_result sdl_mpi_grid(int stages, MPI_Comm *pipe_comm, MPI_Comm *data_comm) {
+    sdl_result r = sdl__mpi_need_init("sdl_mpi_grid");
+    if (r != SDL_OK) return r;
+    if (!pipe_comm || !data_comm) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_grid: NULL communicator");
+    if (stages < 1 || sdl__mpi.size % stages) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_grid: %d ranks do not split into pipelines of %d stages", sdl__mpi.size, stages);
+    sdl_mpi_check("grid", stages);
+    int rank = sdl__mpi.rank;
+    SDL__MPI_TRY(MPI_Comm_split(sdl__mpi.comm, rank / stages, rank % stages, pipe_comm), "MPI_Comm_split (pipeline)");
+    SDL__MPI_TRY(MPI_Comm_split(sdl__mpi.comm, rank % stages, rank / stages, data_comm), "MPI_Comm_split (data)");
+    return SDL_OK;
+}
+
+SDL_API int sdl_pipe_stage(const sdl_pipe *p, int *first, int *end) {
+    if (first) *first = p ? p->first : 0;
+    if (end) *end = p ? p->end : 0;
+    return p ? p->stage : -1;
+}
+
+SDL_API void sdl_pipe_free(sdl_pipe *p) {
+    if (!p) return;
+    SDL__MPI_FREE(p->ops);
+    SDL__MPI_FREE(p);
+}
+
+/* own[i] = 1 for the parameters of l and of its children, recursively */
+static void sdl__pipe_mark(const sdl_module *l, int *own) {
+    if (l->weight && l->weight->param_index >= 0) own[l->weight->param_index] = 1;
+    if (l->bias && l->bias->param_index >= 0) own[l->bias->param_index] = 1;
+    for (int i = 0; i < l->nchildren; i++) sdl__pipe_mark(l->children[i], own);
+}
+
+SDL_API sdl_result sdl_pipe_gather_params(sdl_pipe *p) {
+    if (!p) return sdl_fail(SDL_ERR_ARG, "sdl_pipe_gather_params: NULL pipe");
+    sdl_model *m = p->d.net->model;
+    int np = m->nparams;
+    int *own = (int *)sdl__mpi_alloc((size_t)np + 1, sizeof(int)), *owners = (int *)sdl__mpi_alloc((size_t)np + 1, sizeof(int));
+    float *sum = (float *)sdl__mpi_alloc((size_t)m->param_floats + 1, sizeof(float));
+    sdl_result r = own && owners && sum ? SDL_OK : SDL_ERR_OOM;
+    if (r == SDL_OK) {
+        sdl__pipe_mark(p->seq, own);
+        for (int i = 0; i < np; i++) /* mine, or zeros: the sum over stages is the owner's */
+            if (own[i]) memcpy(sum + m->param_offset[i], m->params[i]->data, (size_t)m->params[i]->numel * sizeof(float));
+        if (MPI_Allreduce(own, owners, np, MPI_INT, MPI_SUM, p->comm) != MPI_SUCCESS ||
+            MPI_Allreduce(MPI_IN_PLACE, sum, (int)m->param_floats, MPI_FLOAT, MPI_SUM, p->comm) != MPI_SUCCESS)
+            r = sdl_fail(SDL_ERR_COMM, "sdl_pipe_gather_params: MPI_Allreduce failed");
+    }
+    for (int i = 0; r == SDL_OK && i < np; i++) /* parameters no stage's layers hold stay as they are */
+        if (owners[i] == 1) memcpy(m->params[i]->data, sum + m->param_offset[i], (size_t)m->params[i]->numel * sizeof(float));
+    SDL__MPI_FREE(own);
+    SDL__MPI_FREE(owners);
+    SDL__MPI_FREE(sum);
+    return r;
+}
+
+/* counted work of one child for one sample: 2 x weight size x output positions for linear
+   and conv layers (a multiply-add each), else one per output element */
+static int64_t sdl__pipe_flops(const sdl_module *c, const sdl_tensor *y) {
+    bool mm = c->weight && (!strcmp(c->kind, "linear") || !strcmp(c->kind, "conv2d"));
+    return mm ? 2 * c->weight->numel * (y->numel / c->weight->shape[0]) : y->numel;
+}
+
+/* every child run once on one zero sample (no gradients, eval mode): the per-sample shapes
+   between them and their counted FLOPs */
+static sdl_result sdl__pipe_probe(const sdl_pipe *p, sdl_shape *shapes, int64_t *flops) {
+    sdl_module *net = p->d.net;
+    sdl_shape s = p->d.sample;
+    s.ndim++;
+    for (int i = s.ndim - 1; i > 0; i--) s.d[i] = s.d[i - 1];
+    s.d[0] = 1;
+    bool grad = sdl_is_grad_enabled(), training = net->model->training;
+    sdl_set_grad_enabled(false);
+    sdl_model_train(net->model, false);
+    sdl_tensor *x = sdl_arena_tensor(s, SDL_F32);
+    for (int i = 0; i < net->nchildren && x; i++) {
+        sdl_module *c = net->children[i];
+        if (!(x = c->forward(c, x))) break;
+        shapes[i].ndim = x->ndim - 1;
+        for (int k = 1; k < x->ndim; k++) shapes[i].d[k - 1] = x->shape[k];
+        flops[i] = sdl__pipe_flops(c, x);
+    }
+    sdl_set_grad_enabled(grad);
+    sdl_model_train(net->model, training);
+    if (x) return SDL_OK;
+    char why[512]; /* sdl_fail formats into the buffer sdl_last_error() returns */
+    snprintf(why, sizeof why, "%s", sdl_last_error());
+    return sdl_fail(sdl_last_result(), "sdl_pipe_new: a sample of the given shape does not pass the net: %s", why);
+}
+
+/* starts[s]: the first child of stage s; starts[S] = n. Balanced: stage s starts where the
+   counted FLOPs before it come nearest s/S of the total. */
+static sdl_result sdl__pipe_cuts(const sdl_pipe *p, const int64_t *flops, int n, int *starts) {
+    int S = p->S;
+    starts[0] = 0, starts[S] = n;
+    if (p->d.cuts) {
+        for (int s = 1; s < S; s++) starts[s] = p->d.cuts[s - 1];
+        for (int s = 0; s < S; s++)
+            if (starts[s + 1] <= starts[s])
+                return sdl_fail(SDL_ERR_ARG, "sdl_pipe_new: cuts must rise from 1 to at most %d (stage %d would get children %d..%d)",
+                                n - 1, s, starts[s], starts[s + 1] - 1);
+        return SDL_OK;
+    }
+    double total = 0, before = 0;
+    for (int i = 0; i < n; i++) total += (double)flops[i];
+    for (int s = 1, i = 0; s < S; s++) {
+        double target = total * s / S;
+        while (i < n && before + (double)flops[i] / 2 < target) before += (double)flops[i++]; /* nearest cut */
+        int c = i, lo = starts[s - 1] + 1, hi = n - (S - s);
+        starts[s] = c < lo ? lo : c > hi ? hi : c;
+        for (; i < starts[s]; i++) before += (double)flops[i];
+        for (; i > starts[s]; i--) before -= (double)flops[i - 1];
+    }
+    return SDL_OK;
+}
+
+static sdl_result sdl__pipe_setup(sdl_pipe *p) {
+    sdl_module *net = p->d.net;
+    int n = net->nchildren;
+    sdl_shape *shapes = (sdl_shape *)sdl__mpi_alloc((size_t)n, sizeof(sdl_shape));
+    int64_t *flops = (int64_t *)sdl__mpi_alloc((size_t)n, sizeof(int64_t));
+    int *starts = (int *)sdl__mpi_alloc((size_t)p->S + 1, sizeof(int));
+    sdl_result r = shapes && flops && starts ? sdl__pipe_probe(p, shapes, flops) : SDL_ERR_OOM;
+    if (r == SDL_OK) r = sdl__pipe_cuts(p, flops, n, starts);
+    if (r == SDL_OK) {
+        p->first = starts[p->stage], p->end = starts[p->stage + 1];
+        p->seq = sdl_sequential(net->model, net->name);
+        for (int i = p->first; i < p->end && p->seq; i++) sdl_seq_add(p->seq, net->children[i]);
+        p->in_shape = p->stage == 0 ? p->d.sample : shapes[p->first - 1];
+        p->out_shape = shapes[p->end - 1];
+        p->in_numel = p->out_numel = 1;
+        for (int k = 0; k < p->in_shape.ndim; k++) p->in_numel *= p->in_shape.d[k];
+        for (int k = 0; k < p->out_shape.ndim; k++) p->out_numel *= p->out_shape.d[k];
+        for (int i = p->first; i < p->end; i++) {
+            int64_t e = 1;
+            for (int k = 0; k < shapes[i].ndim; k++) e *= shapes[i].d[k];
+            p->act_numel += e;
+        }
+        if (!p->seq) r = sdl_last_result();
+    }
+    SDL__MPI_FREE(shapes);
+    SDL__MPI_FREE(flops);
+    SDL__MPI_FREE(starts);
+    return r;
+}
+
+SDL_API sdl_pipe *sdl_pipe_new(const sdl_pipe_desc *desc) {
+    if (sdl__mpi_need_init("sdl_pipe_new") != SDL_OK) return NULL;
+    const char *bad = !desc ? "NULL desc" : !desc->net ? "NULL net" : !desc->net->children || !desc->net->nchildren ? "net is not a sequential (no children)" : NULL;
+    if (!bad && (desc->sample.ndim < 1 || desc->sample.ndim >= SDL_MAX_DIMS)) bad = "sample shape needs 1 to SDL_MAX_DIMS - 1 dims";
+    if (!bad && (desc->micro_batches < 0 || desc->micro_batches > 16383)) bad = "micro_batches outside 0..16383";
+    if (!bad && (desc->schedule < SDL_PIPE_1F1B || desc->schedule > SDL_PIPE_GPIPE)) bad = "unknown schedule";
+    if (!bad && desc->net->model->nparams && desc->net->model->params[0]->device != SDL_CPU) bad = "a CPU model only";
+    if (bad) { sdl_fail(SDL_ERR_ARG, "sdl_pipe_new: %s", bad); return NULL; }
+    sdl_pipe *p = (sdl_pipe *)sdl__mpi_alloc(1, sizeof(sdl_pipe));
+    if (!p) return NULL;
+    p->d = *desc;
+    if (!p->d.micro_batches) p->d.micro_batches = 1;
+    p->comm = desc->comm == (MPI_Comm)0 ? sdl__mpi.comm : desc->comm;
+    p->data = desc->data_comm == (MPI_Comm)0 ? MPI_COMM_NULL : desc->data_comm;
+    MPI_Comm_rank(p->comm, &p->stage);
+    MPI_Comm_size(p->comm, &p->S);
+    p->data_size = 1;
+    if (p->data != MPI_COMM_NULL) MPI_Comm_size(p->data, &p->data_size);
+    if (desc->net->nchildren < p->S) {
+        sdl_fail(SDL_ERR_ARG, "sdl_pipe_new: %d children cannot make %d stages", desc->net->nchildren, p->S);
+        sdl_pipe_free(p);
+        return NULL;
+    }
+    p->ops = (int *)sdl__mpi_alloc(2 * (size_t)p->d.micro_batches, sizeof(int));
+    if (!p->ops || sdl__pipe_setup(p) != SDL_OK ||
+        sdl_pipe_schedule_ops(p->d.schedule, p->S, p->stage, p->d.micro_batches, p->ops) != SDL_OK) {
+        sdl_pipe_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* rows [m * rows, (m + 1) * rows) of t as a new arena tensor */
+static sdl_tensor *sdl__pipe_slice(const sdl_tensor *t, int64_t m, int64_t rows) {
+    sdl_shape s = sdl_tensor_shape(t);
+    s.d[0] = rows;
+    sdl_tensor *r = sdl_arena_tensor(s, t->dtype);
+    if (!r) return NULL;
+    size_t bytes = (size_t)r->numel * sdl_dtype_size(t->dtype);
+    memcpy(r->data, (const char *)t->data + (size_t)m * bytes, bytes);
+    return r;
+}
+
+/* (rows, per-sample shape) */
+static sdl_shape sdl__pipe_rows(sdl_shape per, int64_t rows) {
+    sdl_shape s;
+    s.ndim = per.ndim + 1;
+    s.d[0] = rows;
+    for (int k = 0; k < per.ndim; k++) s.d[k + 1] = per.d[k];
+    return s;
+}
+
+/* the batch size from stage 0, checked by every stage before any message: all go on or
+   all return the error */
+static sdl_result sdl__pipe_agree(sdl_pipe *p, const sdl_tensor *x, const sdl_tensor *y, int64_t *batch) {
+    bool first = p->stage == 0, last = p->stage == p->S - 1;
+    int64_t info[3] = {0, 0, 0}; /* batch (stage 0), failed, target rows (last stage) */
+    if (first && (!x || x->ndim != p->d.sample.ndim + 1 || x->numel != x->shape[0] * p->in_numel || x->dtype != SDL_F32))
+        info[1] = 1, sdl_fail(SDL_ERR_SHAPE, "sdl_pipe_step: stage 0 needs x f32 (batch, sample shape)");
+    else if (first && (x->shape[0] < p->d.micro_batches || x->shape[0] % p->d.micro_batches))
+        info[1] = 1, sdl_fail(SDL_ERR_SHAPE, "sdl_pipe_step: batch %lld does not split into %d micro-batches", (long long)x->shape[0], p->d.micro_batches);
+    else if (first)
+        info[0] = x->shape[0];
+    if (last && !y) info[1] = 1, sdl_fail(SDL_ERR_ARG, "sdl_pipe_step: the last stage needs the targets y");
+    else if (last) info[2] = y->shape[0];
+    SDL__MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, info, 3, MPI_INT64_T, MPI_MAX, p->comm), "MPI_Allreduce (pipeline batch)");
+    if (info[1]) return sdl_last_result() != SDL_OK ? sdl_last_result() : sdl_fail(SDL_ERR_ARG, "sdl_pipe_step: another stage's input is bad");
+    if (info[0] != info[2]) return sdl_fail(SDL_ERR_SHAPE, "sdl_pipe_step: %lld inputs but %lld targets", (long long)info[0], (long long)info[2]);
+    *batch = info[0];
+    return SDL_OK;
+}
+
+static double sdl__pipe_wait(MPI_Request *rq, const char *what) {
+    double t = sdl__mpi_now_us();
+    MPI_Wait(rq, MPI_STATUS_IGNORE);
+    sdl__mpi_event_add(what, t, sdl__mpi_now_us() - t, 1);
+    return t;
+}
+
+/* one step's state, in the arena */
+typedef struct sdl__pipe_run {
+    sdl_tensor **in, **root; /* per micro-batch: the stage's input, its output (loss) */
+    float **gout;            /* per micro-batch: the gradient of the output, received */
+    MPI_Request *rq;         /* M act receives, M grad receives, M act sends, M grad sends */
+    int64_t rows, bytes_sent;
+    double busy, loss;
+    int held, peak;
+} sdl__pipe_run;
+
+static sdl_result sdl__pipe_fwd(sdl_pipe *p, sdl__pipe_run *st, int m, sdl_tensor *x, sdl_tensor *y) {
+    int M = p->d.micro_batches, s = p->stage;
+    bool last = s == p->S - 1;
+    if (s > 0) sdl__pipe_wait(&st->rq[m], "wait activation");
+    double t = sdl__mpi_now_us();
+    sdl_tensor *in = s == 0 ? sdl__pipe_slice(x, m, st->rows) : st->in[m];
+    sdl_tensor *out = sdl_forward(p->seq, in);
+    if (!out) return sdl_last_result();
+    if (out->numel != st->rows * p->out_numel) return sdl_fail(SDL_ERR_SHAPE, "sdl_pipe_step: stage %d's output changed shape", s);
+    if (last) {
+        sdl_tensor *ym = sdl__pipe_slice(y, m, st->rows);
+        out = p->d.loss ? p->d.loss(p->d.user, out, ym) : sdl_cross_entropy(out, ym, 0.0f);
+        if (!out) return sdl_last_result();
+        st->loss += sdl_item(out) / M;
+    } else {
+        SDL__MPI_TRY(MPI_Isend(out->data, (int)out->numel, MPI_FLOAT, s + 1, 2 * m, p->comm, &st->rq[2 * M + m]), "MPI_Isend (activation)");
+        st->bytes_sent += out->numel * 4;
+    }
+    st->in[m] = in;
+    st->root[m] = out;
+    if (++st->held > st->peak) st->peak = st->held;
+    char name[16];
+    snprintf(name, sizeof name, "F%d", m);
+    sdl__mpi_event_add(name, t, sdl__mpi_now_us() - t, 0);
+    st->busy += sdl__mpi_now_us() - t;
+    return SDL_OK;
+}
+
+static sdl_result sdl__pipe_bwd(sdl_pipe *p, sdl__pipe_run *st, int m) {
+    int M = p->d.micro_batches, s = p->stage;
+    bool last = s == p->S - 1;
+    if (!last) sdl__pipe_wait(&st->rq[M + m], "wait gradient");
+    double t = sdl__mpi_now_us();
+    float inv = 1.0f / (float)M; /* the batch's loss is the mean of the micro-batches' */
+    bool nothing = s == 0 && !st->root[m]->requires_grad; /* a first stage without parameters */
+    sdl_result r = nothing ? SDL_OK : sdl_backward_grad(st->root[m], last ? &inv : st->gout[m]);
+    if (r != SDL_OK) return r;
+    if (s > 0) {
+        sdl_tensor *in = st->in[m];
+        if (!in->grad) return sdl_fail(SDL_ERR_STATE, "sdl_pipe_step: stage %d's input got no gradient", s);
+        SDL__MPI_TRY(MPI_Isend(in->grad, (int)in->numel, MPI_FLOAT, s - 1, 2 * m + 1, p->comm, &st->rq[3 * M + m]), "MPI_Isend (gradient)");
+        st->bytes_sent += in->numel * 4;
+    }
+    st->held--;
+    char name[16];
+    snprintf(name, sizeof name, "B%d", m);
+    sdl__mpi_event_add(name, t, sdl__mpi_now_us() - t, 0);
+    st->busy += sdl__mpi_now_us() - t;
+    return SDL_OK;
+}
+
+/* receives for every micro-batch, posted before the first forward */
+static sdl_result sdl__pipe_post(sdl_pipe *p, sdl__pipe_run *st) {
+    int M = p->d.micro_batches, s = p->stage;
+    for (int m = 0; m < M; m++) {
+        if (s > 0) {
+            if (!(st->in[m] = sdl_arena_tensor(sdl__pipe_rows(p->in_shape, st->rows), SDL_F32))) return sdl_last_result();
+            st->in[m]->requires_grad = true; /* a leaf: backward leaves its gradient to send back */
+            SDL__MPI_TRY(MPI_Irecv(st->in[m]->data, (int)st->in[m]->numel, MPI_FLOAT, s - 1, 2 * m, p->comm, &st->rq[m]), "MPI_Irecv (activation)");
+        }
+        if (s < p->S - 1) {
+            if (!(st->gout[m] = (float *)sdl_arena_alloc((size_t)(st->rows * p->out_numel) * sizeof(float)))) return sdl_last_result();
+            SDL__MPI_TRY(MPI_Irecv(st->gout[m], (int)(st->rows * p->out_numel), MPI_FLOAT, s + 1, 2 * m + 1, p->comm, &st->rq[M + m]), "MPI_Irecv (gradient)");
+        }
+    }
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_pipe_step(sdl_pipe *p, sdl_tensor *x, sdl_tensor *y, sdl_pipe_stats *stats) {
+    if (!p) return sdl_fail(SDL_ERR_ARG, "sdl_pipe_step: NULL pipe");
+    double t0 = sdl__mpi_now_us();
+    if (p->comm == sdl__mpi.comm) sdl_mpi_check("pipe step", p->d.micro_batches); /* on sdl's own ranks */
+    int64_t batch = 0;
+    sdl_result r = sdl__pipe_agree(p, x, y, &batch);
+    if (r != SDL_OK) return r;
+    int M = p->d.micro_batches;
+    sdl__pipe_run st;
+    memset(&st, 0, sizeof st);
+    st.rows = batch / M;
+    st.in = (sdl_tensor **)sdl_arena_alloc((size_t)M * sizeof(sdl_tensor *));
+    st.root = (sdl_tensor **)sdl_arena_alloc((size_t)M * sizeof(sdl_tensor *));
+    st.gout = (float **)sdl_arena_alloc((size_t)M * sizeof(float *));
+    st.rq = (MPI_Request *)sdl_arena_alloc(4 * (size_t)M * sizeof(MPI_Request));
+    if (!st.in || !st.root || !st.gout || !st.rq) return sdl_last_result();
+    for (int i = 0; i < 4 * M; i++) st.rq[i] = MPI_REQUEST_NULL;
+    r = sdl__pipe_post(p, &st);
+    for (int i = 0; i < 2 * M && r == SDL_OK; i++)
+        r = p->ops[i] > 0 ? sdl__pipe_fwd(p, &st, p->ops[i] - 1, x, y) : sdl__pipe_bwd(p, &st, -p->ops[i] - 1);
+    if (r != SDL_OK) return r; /* the other stages wait for this one: end the job (MPI cannot cancel) */
+    double tw = sdl__mpi_now_us();
+    SDL__MPI_TRY(MPI_Waitall(2 * M, st.rq + 2 * M, MPI_STATUSES_IGNORE), "MPI_Waitall (pipeline sends)");
+    sdl__mpi_event_add("wait sends", tw, sdl__mpi_now_us() - tw, 1);
+    SDL__MPI_TRY(MPI_Bcast(&st.loss, 1, MPI_DOUBLE, p->S - 1, p->comm), "MPI_Bcast (pipeline loss)");
+    if (p->data != MPI_COMM_NULL && p->data_size > 1) { /* pipeline x data: the mean over the pipelines */
+        sdl_model *m = p->d.net->model;
+        double ta = sdl__mpi_now_us();
+        SDL__MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, m->grad_data, (int)m->param_floats, MPI_FLOAT, MPI_SUM, p->data), "MPI_Allreduce (pipeline data)");
+        SDL__MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &st.loss, 1, MPI_DOUBLE, MPI_SUM, p->data), "MPI_Allreduce (pipeline loss)");
+        sdl_grad_scale(m, 1.0f / (float)p->data_size);
+        st.loss /= p->data_size;
+        sdl__mpi_event_add("allreduce data", ta, sdl__mpi_now_us() - ta, 1);
+    }
+    if (stats) {
+        memset(stats, 0, sizeof *stats);
+        stats->loss = st.loss;
+        stats->step_s = (sdl__mpi_now_us() - t0) * 1e-6;
+        stats->busy_s = st.busy * 1e-6;
+        stats->idle = stats->step_s > 0 ? 1.0 - stats->busy_s / stats->step_s : 0.0;
+        stats->peak_in_flight = st.peak;
+        stats->act_bytes = p->act_numel * st.rows * 4;
+        stats->bytes_sent = st.bytes_sent;
+    }
+    return SDL_OK;
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>mpi-tp: tensor parallelism (see >>decl-mpi-tp). f, g and the gather are user-defined
+   ops (sdl_function) whose forward or backward runs the collective.
+   ---------------------------------------------------------------------------------------- */
+struct sdl_tp {
+    MPI_Comm comm;
+    int rank, size;
+    int64_t bytes;
+};
+
+SDL_API sdl_tp *sdl_tp_new(MPI_Comm comm) {
+    if (sdl__mpi_need_init("sdl_tp_new") != SDL_OK) return NULL;
+    sdl_tp *tp = (sdl_tp *)sdl__mpi_alloc(1, sizeof(sdl_tp));
+    if (!tp) return NULL;
+    tp->comm = comm == (MPI_Comm)0 ? sdl__mpi.comm : comm;
+    MPI_Comm_rank(tp->comm, &tp->rank);
+    MPI_Comm_size(tp->comm, &tp->size);
+    return tp;
+}
+SDL_API int sdl_tp_rank(const sdl_tp *tp) { return tp ? tp->rank : 0; }
+SDL_API int sdl_tp_size(const sdl_tp *tp) { return tp ? tp->size : 1; }
+SDL_API int64_t sdl_tp_bytes(const sdl_tp *tp) { return tp ? tp->bytes : 0; }
+SDL_API void sdl_tp_free(sdl_tp *tp) { SDL__MPI_FREE(tp); }
+
+/* sum over the group in place */
+static sdl_result sdl__tp_allreduce(sdl_tp *tp, float *x, int64_t n) {
+    if (n > INT_MAX) return sdl_fail(SDL_ERR_ARG, "sdl_tp: %lld floats in one all-reduce", (long long)n);
+    double t = sdl__mpi_now_us();
+    SDL__MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, MPI_SUM, tp->comm), "MPI_Allreduce (tensor parallel)");
+    sdl__mpi_event_add("tp allreduce", t, sdl__mpi_now_us() - t, 1);
+    tp->bytes += n * 4;
+    return SDL_OK;
+}
+
+static void sdl__tp_add(float *dst, const float *src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+/* f: y = x;  dx += allreduce(dy) */
+static sdl_result sdl__tp_copy_fwd(void *ctx, sdl_tensor *out, int nin, sdl_tensor *const *in) {
+    (void)ctx, (void)nin;
+    memcpy(out->data, in[0]->data, (size_t)out->numel * sizeof(float));
+    return SDL_OK;
+}
+static sdl_result sdl__tp_copy_bwd(void *ctx, const sdl_tensor *out, int nin, sdl_tensor *const *in) {
+    (void)nin;
+    sdl_result r = sdl__tp_allreduce((sdl_tp *)ctx, out->grad, out->numel); /* out's gradient is read no more */
+    if (r == SDL_OK && in[0]->grad) sdl__tp_add(in[0]->grad, out->grad, out->numel);
+    return r;
+}
+/* g: y = allreduce(x);  dx += dy */
+static sdl_result sdl__tp_reduce_fwd(void *ctx, sdl_tensor *out, int nin, sdl_tensor *const *in) {
+    (void)nin;
+    memcpy(out->data, in[0]->data, (size_t)out->numel * sizeof(float));
+    return sdl__tp_allreduce((sdl_tp *)ctx, sdl_f32(out), out->numel);
+}
+static sdl_result sdl__tp_reduce_bwd(void *ctx, const sdl_tensor *out, int nin, sdl_tensor *const *in) {
+    (void)ctx, (void)nin;
+    if (in[0]->grad) sdl__tp_add(in[0]->grad, out->grad, out->numel);
+    return SDL_OK;
+}
+/* gather: x (R, c) -> y (R, T c), y[r, t c + j] = x_t[r, j];  dx[r, j] += dy[r, rank c + j] */
+static sdl_result sdl__tp_gather_fwd(void *ctx, sdl_tensor *out, int nin, sdl_tensor *const *in) {
+    (void)nin;
+    sdl_tp *tp = (sdl_tp *)ctx;
+    int64_t n = in[0]->numel, c = in[0]->shape[in[0]->ndim - 1], R = c ? n / c : 0;
+    float *all = (float *)sdl_arena_alloc((size_t)out->numel * sizeof(float)); /* rank-major */
+    if (!all) return sdl_last_result();
+    if (n > INT_MAX) return sdl_fail(SDL_ERR_ARG, "sdl_tp_gather: %lld floats", (long long)n);
+    double t = sdl__mpi_now_us();
+    SDL__MPI_TRY(MPI_Allgather(in[0]->data, (int)n, MPI_FLOAT, all, (int)n, MPI_FLOAT, tp->comm), "MPI_Allgather (tensor parallel)");
+    sdl__mpi_event_add("tp allgather", t, sdl__mpi_now_us() - t, 1);
+    tp->bytes += out->numel * 4;
+    for (int r = 0; r < tp->size; r++)
+        for (int64_t i = 0; i < R; i++) memcpy(sdl_f32(out) + i * c * tp->size + r * c, all + r * n + i * c, (size_t)c * sizeof(float));
+    return SDL_OK;
+}
+static sdl_result sdl__tp_gather_bwd(void *ctx, const sdl_tensor *out, int nin, sdl_tensor *const *in) {
+    (void)nin;
+    sdl_tp *tp = (sdl_tp *)ctx;
+    int64_t c = in[0]->shape[in[0]->ndim - 1], R = c ? in[0]->numel / c : 0;
+    for (int64_t i = 0; in[0]->grad && i < R; i++) sdl__tp_add(in[0]->grad + i * c, out->grad + i * c * tp->size + tp->rank * c, c);
+    return SDL_OK;
+}
+
+static const sdl_function sdl__tp_copy_fn = {"tp_copy", sdl__tp_copy_fwd, sdl__tp_copy_bwd};
+static const sdl_function sdl__tp_reduce_fn = {"tp_reduce", sdl__tp_reduce_fwd, sdl__tp_reduce_bwd};
+static const sdl_function sdl__tp_gather_fn = {"tp_gather", sdl__tp_gather_fwd, sdl__tp_gather_bwd};
+
+static sdl_tensor *sdl__tp_apply(const sdl_function *fn, sdl_tp *tp, sdl_tensor *x, int64_t widen) {
+    if (!x) return NULL;
+    if (!tp) { sdl_fail(SDL_ERR_ARG, "sdl_%s: NULL group", fn->name); return NULL; }
+    if (x->dtype != SDL_F32 || x->ndim < 1) { sdl_fail(SDL_ERR_ARG, "sdl_%s: needs an f32 tensor with a last dim", fn->name); return NULL; }
+    sdl_shape s = sdl_tensor_shape(x);
+    s.d[s.ndim - 1] *= widen;
+    return sdl_function_apply(fn, s, 1, &x, tp);
+}
+SDL_API sdl_tensor *sdl_tp_copy(sdl_tp *tp, sdl_tensor *x) { return sdl__tp_apply(&sdl__tp_copy_fn, tp, x, 1); }
+SDL_API sdl_tensor *sdl_tp_reduce(sdl_tp *tp, sdl_tensor *x) { return sdl__tp_apply(&sdl__tp_reduce_fn, tp, x, 1); }
+SDL_API sdl_tensor *sdl_tp_gather(sdl_tp *tp, sdl_tensor *x) { return sdl__tp_apply(&sdl__tp_gather_fn, tp, x, tp ? tp->size : 1); }
+
+/* ---- layers. A split linear draws the whole (out, in) weight and (out) bias as
+   sdl_linear_layer does (same RNG sequence), then keeps its slice. */
+static sdl_result sdl__tp_linear_params(sdl_module *l, sdl_tp *tp, int64_t in, int64_t out, bool bias, bool by_rows) {
+    int64_t T = tp->size, r = tp->rank, o = by_rows ? out / T : out, i = by_rows ? in : in / T;
+    char full[96];
+    sdl_tensor *w = sdl_tensor_new(sdl_shape2(out, in), SDL_F32), *b = bias ? sdl_tensor_new(sdl_shape1(out), SDL_F32) : NULL;
+    sdl_result res = w && (b || !bias) ? SDL_OK : SDL_ERR_OOM;
+    if (res == SDL_OK) {
+        sdl_init_kaiming_uniform(w, sqrtf(5.0f), in);
+        if (b) sdl_init_bias(b, in);
+        snprintf(full, sizeof full, "%s%sweight", l->name, l->name[0] ? "." : "");
+        l->weight = sdl_model_param(l->model, full, sdl_shape2(o, i), true);
+        snprintf(full, sizeof full, "%s%sbias", l->name, l->name[0] ? "." : "");
+        l->bias = b ? sdl_model_param(l->model, full, sdl_shape1(by_rows ? o : out), false) : NULL;
+        if (!l->weight || (b && !l->bias)) res = sdl_last_result();
+    }
+    for (int64_t row = 0; res == SDL_OK && row < o; row++) /* rows [r o, (r+1) o), or columns [r i, (r+1) i) */
+        memcpy(sdl_f32(l->weight) + row * i, sdl_f32(w) + (by_rows ? (r * o + row) * in : row * in + r * i), (size_t)i * sizeof(float));
+    if (res == SDL_OK && b) memcpy(l->bias->data, sdl_f32(b) + (by_rows ? r * o : 0), (size_t)l->bias->numel * sizeof(float));
+    sdl_tensor_free(w);
+    sdl_tensor_free(b);
+    return res;
+}
+
+static sdl_result sdl__tp_check(const char *what, sdl_model *m, const sdl_tp *tp, int64_t a, int64_t b) {
+    if (!m || !tp) return sdl_fail(SDL_ERR_ARG, "%s: NULL %s", what, m ? "group" : "model");
+    if (a < 1 || b < 1 || a % tp->size || b % tp->size)
+        return sdl_fail(SDL_ERR_SHAPE, "%s: sizes %lld and %lld must be positive and divide by the group's %d ranks", what, (long long)a, (long long)b, tp->size);
+    return SDL_OK;
+}
+
+/* column: y = f(x) W_r^T + b_r, gathered with .gather (kernel = 1) */
+static sdl_tensor *sdl__tp_column_fwd(sdl_module *l, sdl_tensor *x) {
+    sdl_tp *tp = (sdl_tp *)l->user;
+    sdl_tensor *y = sdl_linear(sdl_tp_copy(tp, x), l->weight, l->bias);
+    return l->kernel ? sdl_tp_gather(tp, y) : y;
+}
+/* row: y = g(x_r W_r^T) + b */
+static sdl_tensor *sdl__tp_row_fwd(sdl_module *l, sdl_tensor *x) {
+    sdl_tensor *y = sdl_tp_reduce((sdl_tp *)l->user, sdl_linear(x, l->weight, NULL));
+    return l->bias ? sdl_add(y, l->bias) : y;
+}
+
+static sdl_module *sdl__tp_linear(sdl_model *m, sdl_tp *tp, const char *kind, const char *name, int64_t in, int64_t out, bool bias, bool by_rows) {
+    if (sdl__tp_check(kind, m, tp, by_rows ? out : in, by_rows ? out : in) != SDL_OK) return NULL;
+    sdl_module *l = sdl_module_new(m, kind, name, by_rows ? sdl__tp_column_fwd : sdl__tp_row_fwd);
+    if (!l) return NULL;
+    l->user = tp;
+    return sdl__tp_linear_params(l, tp, in, out, bias, by_rows) == SDL_OK ? l : NULL;
+}
+SDL_API sdl_module *sdl_tp_column_linear(sdl_model *m, sdl_tp *tp, const char *name, int64_t in, int64_t out, bool bias, bool gather) {
+    sdl_module *l = sdl__tp_linear(m, tp, "tp_column_linear", name, in, out, bias, true);
+    if (l) l->kernel = gather;
+    return l;
+}
+SDL_API sdl_module *sdl_tp_row_linear(sdl_model *m, sdl_tp *tp, const char *name, int64_t in, int64_t out, bool bias) {
+    return sdl__tp_linear(m, tp, "tp_row_linear", name, in, out, bias, false);
+}
+
+/* "name" + ".sub" */
+static sdl_module *sdl__tp_child(sdl_module *parent, sdl_tp *tp, const char *sub, int64_t in, int64_t out, bool by_rows) {
+    char full[96];
+    snprintf(full, sizeof full, "%s%s%s", parent->name, parent->name[0] ? "." : "", sub);
+    sdl_module *c = by_rows ? sdl_tp_column_linear(parent->model, tp, full, in, out, true, false)
+                            : sdl_tp_row_linear(parent->model, tp, full, in, out, true);
+    if (c && sdl_seq_add(parent, c) != SDL_OK) return NULL;
+    return c;
+}
+
+/* MLP: x (..., C) -> g(gelu(f(x) W1_r^T + b1_r) W2_r^T) + b2 */
+static sdl_tensor *sdl__tp_mlp_fwd(sdl_module *l, sdl_tensor *x) {
+    sdl_module *fc1 = l->children[0], *fc2 = l->children[1];
+    return fc2->forward(fc2, sdl_gelu(fc1->forward(fc1, x)));
+}
+SDL_API sdl_module *sdl_tp_mlp(sdl_model *m, sdl_tp *tp, const char *name, int64_t dim, int64_t hidden) {
+    if (sdl__tp_check("sdl_tp_mlp", m, tp, hidden, hidden) != SDL_OK) return NULL;
+    sdl_module *l = sdl_module_new(m, "tp_mlp", name, sdl__tp_mlp_fwd);
+    if (!l || !sdl__tp_child(l, tp, "fc1", dim, hidden, true) || !sdl__tp_child(l, tp, "fc2", hidden, dim, false)) return NULL;
+    l->user = tp;
+    return l;
+}
+
+/* attention: x (B, T, C); per rank H/T heads of hd = C/H: q, k, v (B, T, C/T) ->
+   (B, H/T, T, hd) -> causal attention -> (B, T, C/T) -> row-parallel projection */
+static sdl_tensor *sdl__tp_heads(sdl_tensor *t, int64_t heads) {
+    if (!t) return NULL;
+    int64_t B = t->shape[0], T = t->shape[1], c = t->shape[2];
+    int64_t d[4] = {B, T, heads, c / heads};
+    return sdl_transpose(sdl_reshape(t, sdl_shapen(4, d)), 1, 2);
+}
+static sdl_tensor *sdl__tp_attention_fwd(sdl_module *l, sdl_tensor *x) {
+    sdl_tp *tp = (sdl_tp *)l->user;
+    if (!x) return NULL;
+    if (x->ndim != 3) return (sdl_tensor *)(sdl_fail(SDL_ERR_SHAPE, "sdl_tp_attention: x must be (B, T, C)"), NULL);
+    int64_t heads = l->kernel / tp->size, B = x->shape[0], T = x->shape[1];
+    sdl_tensor *xc = sdl_tp_copy(tp, x), *w[3];
+    for (int i = 0; i < 3; i++) w[i] = sdl_linear(xc, l->children[i]->weight, l->children[i]->bias);
+    sdl_tensor *y = sdl_attention(sdl__tp_heads(w[0], heads), sdl__tp_heads(w[1], heads), sdl__tp_heads(w[2], heads));
+    y = sdl_reshape(sdl_transpose(y, 1, 2), sdl_shape3(B, T, -1));
+    return l->children[3]->forward(l->children[3], y);
+}
+/* ---- vocabulary-parallel embedding: y[i] = table[ids[i]] from the rank holding that row
+   (the others add zeros);  dtable[ids[i] - lo] += dy[i] for the ids this rank holds */
+static sdl_result sdl__tp_embed_fwd(void *ctx, sdl_tensor *out, int nin, sdl_tensor *const *in) {
+    (void)nin;
+    const sdl_tensor *ids = in[0], *tab = in[1];
+    int64_t v = tab->shape[0], D = tab->shape[1], lo = (int64_t)((sdl_tp *)ctx)->rank * v;
+    for (int64_t i = 0; i < ids->numel; i++) {
+        int64_t row = (int64_t)sdl_i32(ids)[i] - lo;
+        float *y = sdl_f32(out) + i * D;
+        if (row >= 0 && row < v) memcpy(y, sdl_f32(tab) + row * D, (size_t)D * sizeof(float));
+        else memset(y, 0, (size_t)D * sizeof(float));
+    }
+    return sdl__tp_allreduce((sdl_tp *)ctx, sdl_f32(out), out->numel);
+}
+static sdl_result sdl__tp_embed_bwd(void *ctx, const sdl_tensor *out, int nin, sdl_tensor *const *in) {
+    (void)nin;
+    const sdl_tensor *ids = in[0], *tab = in[1];
+    int64_t v = tab->shape[0], D = tab->shape[1], lo = (int64_t)((sdl_tp *)ctx)->rank * v;
+    for (int64_t i = 0; tab->grad && i < ids->numel; i++) {
+        int64_t row = (int64_t)sdl_i32(ids)[i] - lo;
+        if (row >= 0 && row < v) sdl__tp_add(tab->grad + row * D, out->grad + i * D, D);
+    }
+    return SDL_OK;
+}
+static const sdl_function sdl__tp_embed_fn = {"tp_embedding", sdl__tp_embed_fwd, sdl__tp_embed_bwd};
+
+static sdl_tensor *sdl__tp_embedding_fwd(sdl_module *l, sdl_tensor *ids) {
+    if (!ids) return NULL;
+    sdl_tp *tp = (sdl_tp *)l->user;
+    int64_t V = l->weight->shape[0] * tp->size;
+    if (ids->dtype != SDL_I32 || ids->ndim >= SDL_MAX_DIMS) return (sdl_tensor *)(sdl_fail(SDL_ERR_ARG, "sdl_tp_embedding: ids must be i32"), NULL);
+    for (int64_t i = 0; i < ids->numel; i++)
+        if (sdl_i32(ids)[i] < 0 || sdl_i32(ids)[i] >= V)
+            return (sdl_tensor *)(sdl_fail(SDL_ERR_ARG, "sdl_tp_embedding: id %d at %lld outside 0..%lld", sdl_i32(ids)[i], (long long)i, (long long)V - 1), NULL);
+    sdl_shape s = sdl_tensor_shape(ids);
+    s.d[s.ndim++] = l->weight->shape[1];
+    sdl_tensor *in[2] = {ids, l->weight};
+    return sdl_function_apply(&sdl__tp_embed_fn, s, 2, in, tp);
+}
+SDL_API sdl_module *sdl_tp_embedding(sdl_model *m, sdl_tp *tp, const char *name, int64_t vocab, int64_t dim) {
+    if (sdl__tp_check("sdl_tp_embedding", m, tp, vocab, vocab) != SDL_OK) return NULL;
+    if (dim < 1) { sdl_fail(SDL_ERR_SHAPE, "sdl_tp_embedding: dim %lld", (long long)dim); return NULL; }
+    sdl_module *l = sdl_module_new(m, "tp_embedding", name, sdl__tp_embedding_fwd);
+    sdl_tensor *full = sdl_tensor_new(sdl_shape2(vocab, dim), SDL_F32);
+    char pname[96];
+    snprintf(pname, sizeof pname, "%s%sweight", name ? name : "", name && name[0] ? "." : "");
+    int64_t v = vocab / tp->size;
+    if (l && full) {
+        sdl_tensor_randn(full, 0.0f, 1.0f); /* as sdl_embedding_layer, then this rank's rows */
+        l->user = tp;
+        if ((l->weight = sdl_model_param(m, pname, sdl_shape2(v, dim), true)))
+            memcpy(l->weight->data, sdl_f32(full) + tp->rank * v * dim, (size_t)(v * dim) * sizeof(float));
+    }
+    sdl_tensor_free(full);
+    return l && l->weight ? l : NULL;
+}
+
+/* ---- vocabulary-parallel cross entropy over rows r with target t_r:
+   loss = mean_r (logz_r - x[r, t_r]),  logz_r = m_r + log sum_all-ranks exp(x - m_r);
+   dx[r, j] += dy (exp(x[r, j] - logz_r) - [j is t_r]) / R on the rank holding column j */
+typedef struct sdl__tp_ce_saved { double *logz; } sdl__tp_ce_saved;
+
+static sdl_result sdl__tp_ce_fwd(void *ctx, sdl_tensor *out, int nin, sdl_tensor *const *in) {
+    (void)nin;
+    sdl_tp *tp = (sdl_tp *)ctx;
+    const sdl_tensor *x = in[0], *t = in[1];
+    int64_t R = x->shape[0], v = x->shape[1], lo = (int64_t)tp->rank * v;
+    sdl__tp_ce_saved *sv = (sdl__tp_ce_saved *)sdl_function_save(out, sizeof *sv);
+    double *buf = (double *)sdl_arena_alloc((size_t)(3 * R) * sizeof(double)); /* max, sum, target logit */
+    if (!sv || !buf) return sdl_last_result();
+    if (R > INT_MAX / 3) return sdl_fail(SDL_ERR_ARG, "sdl_tp_cross_entropy: %lld rows", (long long)R);
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = sdl_f32(x) + r * v;
+        double mx = -HUGE_VAL;
+        for (int64_t j = 0; j < v; j++) mx = xr[j] > mx ? xr[j] : mx;
+        buf[r] = mx;
+    }
+    double ts = sdl__mpi_now_us();
+    SDL__MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, buf, (int)R, MPI_DOUBLE, MPI_MAX, tp->comm), "MPI_Allreduce (tp cross entropy max)");
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = sdl_f32(x) + r * v;
+        int64_t j = (int64_t)sdl_i32(t)[r] - lo;
+        double sum = 0;
+        for (int64_t k = 0; k < v; k++) sum += exp((double)xr[k] - buf[r]);
+        buf[R + r] = sum;
+        buf[2 * R + r] = j >= 0 && j < v ? (double)xr[j] : 0.0;
+    }
+    SDL__MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, buf + R, (int)(2 * R), MPI_DOUBLE, MPI_SUM, tp->comm), "MPI_Allreduce (tp cross entropy sums)");
+    sdl__mpi_event_add("tp cross entropy", ts, sdl__mpi_now_us() - ts, 1);
+    tp->bytes += 3 * R * 8;
+    double loss = 0;
+    for (int64_t r = 0; r < R; r++) {
+        buf[r] += log(buf[R + r]); /* logz */
+        loss += buf[r] - buf[2 * R + r];
+    }
+    sv->logz = buf;
+    sdl_f32(out)[0] = (float)(loss / (double)R);
+    return SDL_OK;
+}
+static sdl_result sdl__tp_ce_bwd(void *ctx, const sdl_tensor *out, int nin, sdl_tensor *const *in) {
+    (void)nin;
+    const sdl_tensor *x = in[0], *t = in[1];
+    int64_t R = x->shape[0], v = x->shape[1], lo = (int64_t)((sdl_tp *)ctx)->rank * v;
+    const double *logz = ((const sdl__tp_ce_saved *)sdl_function_saved(out))->logz;
+    double g = (double)out->grad[0] / (double)R;
+    for (int64_t r = 0; x->grad && r < R; r++) {
+        const float *xr = sdl_f32(x) + r * v;
+        float *dx = x->grad + r * v;
+        int64_t j = (int64_t)sdl_i32(t)[r] - lo;
+        for (int64_t k = 0; k < v; k++) dx[k] += (float)(g * (exp((double)xr[k] - logz[r]) - (k == j ? 1.0 : 0.0)));
+    }
+    return SDL_OK;
+}
+static const sdl_function sdl__tp_ce_fn = {"tp_cross_entropy", sdl__tp_ce_fwd, sdl__tp_ce_bwd};
+
+SDL_API sdl_tensor *sdl_tp_cross_entropy(sdl_tp *tp, sdl_tensor *logits, sdl_tensor *targets) {
+    if (!logits || !targets) return NULL;
+    if (!tp) return (sdl_tensor *)(sdl_fail(SDL_ERR_ARG, "sdl_tp_cross_entropy: NULL group"), NULL);
+    if (logits->ndim != 2 || logits->dtype != SDL_F32 || targets->dtype != SDL_I32 || targets->numel != logits->shape[0])
+        return (sdl_tensor *)(sdl_fail(SDL_ERR_SHAPE, "sdl_tp_cross_entropy: wants logits f32 (R, V/T) and targets i32 (R)"), NULL);
+    int64_t V = logits->shape[1] * tp->size;
+    for (int64_t r = 0; r < targets->numel; r++)
+        if (sdl_i32(targets)[r] < 0 || sdl_i32(targets)[r] >= V)
+            return (sdl_tensor *)(sdl_fail(SDL_ERR_ARG, "sdl_tp_cross_entropy: target %d at %lld outside 0..%lld", sdl_i32(targets)[r], (long long)r, (long long)V - 1), NULL);
+    sdl_tensor *in[2] = {logits, targets};
+    return sdl_function_apply(&sdl__tp_ce_fn, sdl_shapen(0, NULL), 2, in, tp);
+}
+
+SDL_API sdl_module *sdl_tp_attention(sdl_model *m, sdl_tp *tp, const char *name, int64_t dim, int n_head) {
+    if (sdl__tp_check("sdl_tp_attention", m, tp, dim, n_head) != SDL_OK) return NULL;
+    if (dim % n_head) { sdl_fail(SDL_ERR_SHAPE, "sdl_tp_attention: dim %lld does not divide into %d heads", (long long)dim, n_head); return NULL; }
+    sdl_module *l = sdl_module_new(m, "tp_attention", name, sdl__tp_attention_fwd);
+    if (!l || !sdl__tp_child(l, tp, "q", dim, dim, true) || !sdl__tp_child(l, tp, "k", dim, dim, true) ||
+        !sdl__tp_child(l, tp, "v", dim, dim, true) || !sdl__tp_child(l, tp, "proj", dim, dim, false))
+        return NULL;
+    l->user = tp;
+    l->kernel = n_head;
+    return l;
+}
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,6 @@
-/* mpi_test_examples.c - the MPI examples and the benchmark compile warning-free as C99, and
-   mpi_hello, mpi_pi and a few steps of fashion_ddp run on 2 ranks with the right lines.
+/* mpi_test_examples.c - the MPI examples and the benchmarks compile warning-free as C99, and
+   mpi_hello, mpi_pi and a few steps of fashion_ddp, fashion_pipe, fashion_tp and
+   fashion_fedavg run on 2 ranks with the right lines.
    Rank 0 builds and starts them in a child mpirun; the others wait. */
 // mpirun-np: 2
 #define _POSIX_C_SOURCE 200809L /* popen */
@@ -37,8 +38,9 @@ static int sh(const char *cmd, char *out, size_t cap) {
 static char out[1 << 16];
 
 static void test_compile(void) {
-    const char *srcs[] = {"examples/mpi_hello.c", "examples/mpi_pi.c", "examples/fashion_ddp.c", "bench/bench_mpi.c"};
-    for (int i = 0; i < 4; i++) {
+    const char *srcs[] = {"examples/mpi_hello.c", "examples/mpi_pi.c", "examples/fashion_ddp.c", "bench/bench_mpi.c",
+                          "examples/fashion_pipe.c", "examples/fashion_tp.c", "examples/fashion_fedavg.c", "bench/bench_mpar.c"};
+    for (int i = 0; i < (int)(sizeof srcs / sizeof srcs[0]); i++) {
         char cmd[1024];
         snprintf(cmd, sizeof cmd, "mpicc -std=c99 -Wall -Wextra -Werror -fsyntax-only -I. %s", srcs[i]);
         int rc = sh(cmd, out, sizeof out);
@@ -91,6 +93,29 @@ static void test_fashion_ddp(void) {
     CHECK(line[0][0] && strcmp(line[0], line[1]) == 0, "--algo mpi: '%s', --algo shm: '%s'", line[0], line[1]);
 }
 
+/* the pipelined and the tensor-parallel MLP do one process's arithmetic: the same loss;
+   FedAvg prints its rounds */
+static void test_model_parallel(void) {
+    FILE *f = fopen("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", "rb");
+    if (!f) { printf("  skip: dataset-fashion-mnist not installed\n"); return; }
+    fclose(f);
+    const char *names[3] = {"fashion_pipe", "fashion_tp", "fashion_fedavg"};
+    const char *flags[3] = {"--epochs 1 --steps-per-epoch 30 --micro-batches 4 --schedule gpipe", "--epochs 1 --steps-per-epoch 30",
+                            "--rounds 2 --clients 20 --fraction 0.2"};
+    double loss[2] = {0, 0};
+    for (int k = 0; k < 3; k++) {
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd, "mpicc -O1 -I. examples/%s.c -o %s/%s -lm -lpthread && "
+                 "mpirun --allow-run-as-root --oversubscribe -np 2 %s/%s %s", names[k], g_dir, names[k], g_dir, names[k], flags[k]);
+        int rc = sh(cmd, out, sizeof out);
+        CHECK(rc == 0, "%s: exit %d:\n%s", names[k], rc, out);
+        const char *e = strstr(out, "epoch 1: loss ");
+        if (k < 2) CHECK(e && sscanf(e, "epoch 1: loss %lf", &loss[k]) == 1 && strstr(out, "\ntotal images/sec: "), "%s:\n%s", names[k], out);
+        else CHECK(strstr(out, "round   2  iid: acc 0.") && strstr(out, "rounds to 80% test accuracy"), "%s:\n%s", names[k], out);
+    }
+    CHECK(loss[0] > 0 && fabs(loss[0] - loss[1]) < 2e-4, "pipelined loss %g, tensor-parallel loss %g", loss[0], loss[1]);
+}
+
 int main(int argc, char **argv) {
     if (init_mpi(&argc, &argv) != SDL_OK) { printf("init: %s\n0 passed, 1 failed\n", sdl_last_error()); return 1; }
     g_rank = sdl_mpi_rank();
@@ -102,5 +127,6 @@ int main(int argc, char **argv) {
     MRUN(test_compile);
     MRUN(test_hello_and_pi);
     MRUN(test_fashion_ddp);
+    MRUN(test_model_parallel);
     return mpi_test_finish();
 }

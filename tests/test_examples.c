@@ -75,11 +75,22 @@ static void test_short_run_and_resume(void) {
     CHECK(strstr(csv, "\n1,") && strstr(csv, "\n2,"), "the resumed run appends row 2:\n%s", csv);
 }
 
+/* examples/custom_op.c: its gradcheck passes and the net with the user op fits sin(x) */
+static void test_custom_op(void) {
+    char cmd[512], log[8192];
+    snprintf(cmd, sizeof cmd, "%s -std=c99 -O1 -Wall -Wextra -Werror -I. examples/custom_op.c -o " OUT "/custom_op -lm -lpthread", cc());
+    CHECK(run(cmd, log, sizeof log) == 0, "custom_op builds:\n%s", log);
+    int rc = run(OUT "/custom_op --epochs 300", log, sizeof log);
+    CHECK(rc == 0 && strstr(log, "gradcheck swish: ok") && field(log, "epoch 300/300: loss ") < 0.01 * field(log, "epoch 1/300: loss "),
+          "gradcheck ok and the loss falls 100x (rc %d):\n%s", rc, log);
+}
+
 int main(void) {
     (void)gradcheck;
     (void)test_ids;
     RUN(test_build);
     RUN(test_flags);
     RUN(test_short_run_and_resume);
+    RUN(test_custom_op);
     return sdl_test_finish();
 }

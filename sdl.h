@@ -290,7 +290,8 @@ struct sdl_node {
     union {
         struct { int stride_h, stride_w, pad_h, pad_w, out_pad_h, out_pad_w; } conv;
         struct { int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w; } pool;
-        struct { float eps, momentum; bool training; sdl_tensor *running_mean, *running_var; } norm; /* stats may be NULL */
+        struct { float eps, momentum; bool training; sdl_tensor *running_mean, *running_var; /* stats may be NULL */
+                 void (*sum)(double *v, int64_t n, void *user); void *sum_user; } norm; /* sum: synced batch norm */
         struct { float p; uint64_t seed, stream; } dropout;
         struct { float alpha; } scalar;  /* leaky_relu slope, scale factor, label smoothing */
         struct { int dim, dim1; } axis;  /* concat (dim); transpose (dim, dim1), dim < dim1 */
@@ -368,6 +369,16 @@ SDL_API sdl_tensor *sdl_global_avg_pool(sdl_tensor *x);                         
    Eval uses running_mean/running_var (needed then) and leaves them alone. */
 SDL_API sdl_tensor *sdl_batch_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, sdl_tensor *running_mean,
                                    sdl_tensor *running_var, bool training, float momentum, float eps);
+/* Synced batch norm (PyTorch's SyncBatchNorm), training only, CPU: sum(v, n, user) adds n
+   doubles in place over a group of processes (sdl_mpi.h's sdl_mpi_sync_batch_norm gives MPI's).
+   Forward normalises with the group's mean and biased var (two sums of C + 1 values: the
+   counts and sums, then the squared deviations) and moves the running stats with the group's
+   unbiased var, the same on every process; backward's dx uses the group's sums of dy and
+   dy xhat over the group's count, dgamma and dbeta this process's own (data parallel then
+   averages them). Every process of the group must call it with the same C. */
+SDL_API sdl_tensor *sdl_batch_norm_synced(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, sdl_tensor *running_mean,
+                                          sdl_tensor *running_var, float momentum, float eps,
+                                          void (*sum)(double *v, int64_t n, void *user), void *user);
 /* over the last dim D; gamma, beta (D), or both NULL for no affine */
 SDL_API sdl_tensor *sdl_layer_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, float eps);
 /* inverted dropout: kept values scaled by 1/(1-p); the mask comes from the global RNG (a seed
@@ -3402,9 +3413,13 @@ static void sdl__bn_fwd_range(void *ctx, int64_t c0, int64_t c1) {
     float *rm = n->attr.norm.running_mean ? sdl_f32(n->attr.norm.running_mean) : NULL;
     float *rv = n->attr.norm.running_var ? sdl_f32(n->attr.norm.running_var) : NULL;
     double m = n->attr.norm.momentum;
+    const double *group = (const double *)(rstd + C); /* synced: the group's mean (C), var (C) */
     for (int64_t c = c0; c < c1; c++) {
         double mu, var;
-        if (n->attr.norm.training) {
+        if (n->attr.norm.sum) {
+            mu = group[c];
+            var = group[C + c];
+        } else if (n->attr.norm.training) {
             double s = 0.0, v = 0.0;
             for (int64_t i = 0; i < N; i++)
                 for (int64_t j = 0; j < S; j++) s += x[(i * C + c) * S + j];
@@ -3452,8 +3467,13 @@ static void sdl__bn_bwd_range(void *ctx, int64_t c0, int64_t c1) {
         if (bt && bt->requires_grad) bt->grad[c] += (float)sdy;
         if (!xt->requires_grad) continue;
         float k0 = gt ? sdl_f32(gt)[c] * rc : rc;
-        float a = n->attr.norm.training ? (float)(sdy / (double)M) : 0.0f;
-        float bb = n->attr.norm.training ? (float)(sdyx / (double)M) : 0.0f;
+        double gdy = sdy, gdyx = sdyx, gm = (double)M; /* synced: the group's sums and count */
+        if (n->attr.norm.sum) {
+            const double *group = (const double *)(rstd + C);
+            gdy = group[2 * C + c], gdyx = group[3 * C + c], gm = group[4 * C];
+        }
+        float a = n->attr.norm.training ? (float)(gdy / gm) : 0.0f;
+        float bb = n->attr.norm.training ? (float)(gdyx / gm) : 0.0f;
         for (int64_t i = 0; i < N; i++)
             for (int64_t j = 0; j < S; j++) {
                 int64_t k = (i * C + c) * S + j;
@@ -3464,14 +3484,93 @@ static void sdl__bn_bwd_range(void *ctx, int64_t c0, int64_t c1) {
 static int64_t sdl__ops_grain(int64_t work_per_item) { /* items per part so a part does ~32k flops */
     return work_per_item > 0 ? 1 + 32768 / work_per_item : 1;
 }
+/* synced batch norm: saved holds mean, rstd (C floats each), then the group's numbers in
+   doubles: forward's mean (C), var (C), and backward's local sums of dy, dy xhat (C each),
+   group sums of dy, dy xhat (C each), group count (1). The passes below fill them; the
+   ranges above read them. Sums are in double in a fixed order, as the unsynced op's. */
+static double *sdl__bn_group(sdl_node *n, int64_t C) { return (double *)((float *)n->saved + 2 * C); }
+static void sdl__bn_sum_range(void *ctx, int64_t c0, int64_t c1) { /* group[c] = sum x */
+    sdl_node *n = (sdl_node *)ctx;
+    int64_t N, C, S;
+    sdl__bn_dims(n->in[0], &N, &C, &S);
+    const float *x = sdl_f32(n->in[0]);
+    double *group = sdl__bn_group(n, C);
+    for (int64_t c = c0; c < c1; c++) {
+        double s = 0.0;
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t j = 0; j < S; j++) s += x[(i * C + c) * S + j];
+        group[c] = s;
+    }
+}
+static void sdl__bn_dev_range(void *ctx, int64_t c0, int64_t c1) { /* group[C + c] = sum (x - mean)^2 */
+    sdl_node *n = (sdl_node *)ctx;
+    int64_t N, C, S;
+    sdl__bn_dims(n->in[0], &N, &C, &S);
+    const float *x = sdl_f32(n->in[0]);
+    double *group = sdl__bn_group(n, C);
+    for (int64_t c = c0; c < c1; c++) {
+        double v = 0.0;
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t j = 0; j < S; j++) {
+                double d = x[(i * C + c) * S + j] - group[c];
+                v += d * d;
+            }
+        group[C + c] = v;
+    }
+}
+static void sdl__bn_dsum_range(void *ctx, int64_t c0, int64_t c1) { /* group[2C + c], [3C + c]: sum dy, dy xhat */
+    sdl_node *n = (sdl_node *)ctx;
+    int64_t N, C, S;
+    sdl__bn_dims(n->in[0], &N, &C, &S);
+    const float *x = sdl_f32(n->in[0]), *dy = n->out->grad, *mean = (const float *)n->saved, *rstd = mean + C;
+    double *group = sdl__bn_group(n, C);
+    for (int64_t c = c0; c < c1; c++) {
+        double sdy = 0.0, sdyx = 0.0;
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t j = 0; j < S; j++) {
+                int64_t k = (i * C + c) * S + j;
+                sdy += dy[k];
+                sdyx += (double)dy[k] * ((x[k] - mean[c]) * rstd[c]);
+            }
+        group[2 * C + c] = sdy;
+        group[3 * C + c] = sdyx;
+    }
+}
+/* the group's mean and biased var into group[0, 2C), its count into group[4C], and the
+   running stats moved with the unbiased var (the same numbers on every process) */
+static void sdl__bn_group_stats(sdl_node *n) {
+    int64_t N, C, S;
+    sdl__bn_dims(n->in[0], &N, &C, &S);
+    double *group = sdl__bn_group(n, C), m = n->attr.norm.momentum;
+    sdl_parallel_for(C, sdl__ops_grain(N * S), sdl__bn_sum_range, n);
+    group[C] = (double)(N * S); /* counts beside the sums: one message */
+    n->attr.norm.sum(group, C + 1, n->attr.norm.sum_user);
+    double gm = group[C];
+    group[4 * C] = gm;
+    for (int64_t c = 0; c < C; c++) group[c] /= gm;
+    sdl_parallel_for(C, sdl__ops_grain(N * S * 2), sdl__bn_dev_range, n);
+    n->attr.norm.sum(group + C, C, n->attr.norm.sum_user);
+    float *rm = n->attr.norm.running_mean ? sdl_f32(n->attr.norm.running_mean) : NULL;
+    float *rv = n->attr.norm.running_var ? sdl_f32(n->attr.norm.running_var) : NULL;
+    for (int64_t c = 0; c < C; c++) {
+        if (rm) rm[c] = (float)((1.0 - m) * rm[c] + m * group[c]);
+        if (rv) rv[c] = (float)((1.0 - m) * rv[c] + m * group[C + c] / (gm - 1.0));
+        group[C + c] /= gm;
+    }
+}
 static void sdl__bn_fwd(sdl_node *n) {
     int64_t N, C, S;
     sdl__bn_dims(n->in[0], &N, &C, &S);
+    if (n->attr.norm.sum) sdl__bn_group_stats(n);
     sdl_parallel_for(C, sdl__ops_grain(N * S * 4), sdl__bn_fwd_range, n);
 }
 static void sdl__bn_bwd(sdl_node *n) {
     int64_t N, C, S;
     sdl__bn_dims(n->in[0], &N, &C, &S);
+    if (n->attr.norm.sum) { /* the group's sums of dy and dy xhat */
+        sdl_parallel_for(C, sdl__ops_grain(N * S * 3), sdl__bn_dsum_range, n);
+        n->attr.norm.sum(sdl__bn_group(n, C) + 2 * C, 2 * C, n->attr.norm.sum_user);
+    }
     sdl_parallel_for(C, sdl__ops_grain(N * S * 6), sdl__bn_bwd_range, n);
 }
 
@@ -3480,8 +3579,9 @@ static bool sdl__norm_vec_ok(const sdl_tensor *v, int64_t C, const sdl_tensor *x
     return !v || (v->ndim == 1 && v->shape[0] == C && v->dtype == SDL_F32 && v->device == x->device);
 }
 
-SDL_API sdl_tensor *sdl_batch_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, sdl_tensor *running_mean,
-                                   sdl_tensor *running_var, bool training, float momentum, float eps) {
+static sdl_tensor *sdl__batch_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, sdl_tensor *running_mean,
+                                   sdl_tensor *running_var, bool training, float momentum, float eps,
+                                   void (*sum)(double *v, int64_t n, void *user), void *user) {
     if (!x) return NULL;
     if (x->ndim != 2 && x->ndim != 4)
         return (sdl_tensor *)sdl__shape_error("batch_norm", "wants x (N, C) or (N, C, H, W)", x, NULL);
@@ -3504,7 +3604,21 @@ SDL_API sdl_tensor *sdl_batch_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor 
     n->attr.norm.training = training;
     n->attr.norm.running_mean = running_mean;
     n->attr.norm.running_var = running_var;
-    return sdl__saved(n, 2 * (size_t)C * sizeof(float)) ? sdl__op_run(n) : NULL;
+    n->attr.norm.sum = sum;
+    n->attr.norm.sum_user = user;
+    size_t group = sum ? (4 * (size_t)C + 1) * sizeof(double) : 0;
+    return sdl__saved(n, 2 * (size_t)C * sizeof(float) + group) ? sdl__op_run(n) : NULL;
+}
+SDL_API sdl_tensor *sdl_batch_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, sdl_tensor *running_mean,
+                                   sdl_tensor *running_var, bool training, float momentum, float eps) {
+    return sdl__batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps, NULL, NULL);
+}
+SDL_API sdl_tensor *sdl_batch_norm_synced(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, sdl_tensor *running_mean,
+                                          sdl_tensor *running_var, float momentum, float eps,
+                                          void (*sum)(double *v, int64_t n, void *user), void *user) {
+    if (!sum) { sdl_fail(SDL_ERR_ARG, "batch_norm_synced: NULL sum function"); return NULL; }
+    if (x && x->device != SDL_CPU && x->device != SDL_DEVICE_DEFAULT) { sdl_fail(SDL_ERR_DEVICE, "batch_norm_synced: x is on a GPU; synced batch norm runs on the CPU"); return NULL; }
+    return sdl__batch_norm(x, gamma, beta, running_mean, running_var, true, momentum, eps, sum, user);
 }
 
 /* ---- layer norm over the last dim: x (R, D) with R = all leading dims; gamma, beta (D) or

@@ -249,6 +249,25 @@ SDL_API sdl_result sdl_mpi_ddp_sync(sdl_mpi_ddp *d);
 SDL_API int sdl_mpi_ddp_num_buckets(const sdl_mpi_ddp *d);
 SDL_API void sdl_mpi_ddp_free(sdl_mpi_ddp *d);
 
+/* >>decl-mpi-eval: exact distributed evaluation (each sample once, nothing padded) */
+/* this rank's contiguous share [*begin, *begin + *count) of n items; the shares of ranks
+   0, 1, ... follow each other and differ by at most one item (before sdl_mpi_init: all) */
+SDL_API void sdl_mpi_shard_range(int64_t n, int64_t *begin, int64_t *count);
+/* this rank's share of full as a view into full's arrays (do not free it); a loader on it
+   with world_size 0 and no shuffle goes through the share in dataset order */
+SDL_API sdl_result sdl_mpi_dataset_shard(const sdl_dataset *full, sdl_dataset *view);
+/* every rank's rows, in rank order, into all on every rank (total rows over all ranks, of
+   row_bytes each); with the shares above that is dataset order (predictions, logits) */
+SDL_API sdl_result sdl_mpi_allgather_rows(const void *mine, int64_t rows, size_t row_bytes, void *all, int64_t total);
+
+/* >>decl-mpi-syncbn: SyncBatchNorm */
+/* every batch-norm layer of m becomes synced over all ranks (sdl_batch_norm_synced while the
+   model trains, plain batch norm on the running stats in eval); returns how many, -1 on error.
+   Every rank must run the same layers in the same order (their sums are collectives). */
+SDL_API int sdl_mpi_sync_batch_norm(sdl_model *m);
+/* plain batch norm's running stats (every buffer) averaged over ranks, e.g. before evaluation */
+SDL_API sdl_result sdl_mpi_sync_buffers(sdl_model *m);
+
 /* >>decl-mpi-timeline */
 /* path "trace.json" writes trace-rank<r>.json; max_events 0: SDL_MPI_TRACE_EVENTS */
 SDL_API sdl_result sdl_mpi_timeline_open(const char *path, int max_events);
@@ -1422,6 +1441,107 @@ SDL_API void sdl_mpi_ddp_free(sdl_mpi_ddp *d) {
     SDL__MPI_FREE(d->buckets);
     SDL__MPI_FREE(d->half);
     SDL__MPI_FREE(d);
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>mpi-eval: exact distributed evaluation. torch's DistributedSampler pads the last round
+   (1000 samples on 3 ranks: 1002 evaluated); here rank r takes the contiguous share
+   sdl__mpi_chunk(n, size, r), so the shares add up to n exactly and, concatenated in rank
+   order, are the dataset in order: one MPI_Allgatherv puts predictions back in place.
+   ---------------------------------------------------------------------------------------- */
+SDL_API void sdl_mpi_shard_range(int64_t n, int64_t *begin, int64_t *count) {
+    int64_t b = 0, len = n > 0 ? n : 0;
+    if (sdl__mpi.up && len > 0) sdl__mpi_chunk(len, sdl__mpi.size, sdl__mpi.rank, &b, &len);
+    if (begin) *begin = b;
+    if (count) *count = len;
+}
+
+SDL_API sdl_result sdl_mpi_dataset_shard(const sdl_dataset *full, sdl_dataset *view) {
+    if (!full || !view) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_dataset_shard: NULL dataset");
+    if (full->n < 0 || (full->n > 0 && (!full->images || !full->labels)))
+        return sdl_fail(SDL_ERR_ARG, "sdl_mpi_dataset_shard: the dataset has no arrays (n %lld)", (long long)full->n);
+    int64_t b, cnt;
+    sdl_mpi_shard_range(full->n, &b, &cnt);
+    *view = *full;
+    view->n = cnt;
+    view->images = full->images ? full->images + b * (int64_t)full->c * full->h * full->w : NULL;
+    view->labels = full->labels ? full->labels + b : NULL;
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_mpi_allgather_rows(const void *mine, int64_t rows, size_t row_bytes, void *all, int64_t total) {
+    sdl_result r = sdl__mpi_need_init("sdl_mpi_allgather_rows");
+    if (r != SDL_OK) return r;
+    if (rows < 0 || total < 0 || (!mine && rows) || (!all && total) || row_bytes == 0)
+        return sdl_fail(SDL_ERR_ARG, "sdl_mpi_allgather_rows: bad buffers (rows %lld, total %lld, row_bytes %zu)",
+                        (long long)rows, (long long)total, row_bytes);
+    int n = sdl__mpi.size;
+    if ((uint64_t)total > (uint64_t)INT_MAX / row_bytes)
+        return sdl_fail(SDL_ERR_ARG, "sdl_mpi_allgather_rows: %lld rows of %zu bytes pass MPI's int count", (long long)total, row_bytes);
+    int64_t *cnt = (int64_t *)sdl__mpi_alloc((size_t)n, sizeof(int64_t));
+    int *bytes = (int *)sdl__mpi_alloc(2 * (size_t)n, sizeof(int)), *displ = bytes ? bytes + n : NULL;
+    if (!cnt || !bytes) { SDL__MPI_FREE(cnt); SDL__MPI_FREE(bytes); return SDL_ERR_OOM; }
+    sdl_mpi_check("allgather rows", (int64_t)row_bytes);
+    int rc = MPI_Allgather(&rows, 1, MPI_INT64_T, cnt, 1, MPI_INT64_T, sdl__mpi.comm);
+    int64_t sum = 0;
+    for (int i = 0; rc == MPI_SUCCESS && i < n; i++) {
+        displ[i] = (int)(sum * (int64_t)row_bytes);
+        sum += cnt[i];
+        bytes[i] = sum <= total ? (int)(cnt[i] * (int64_t)row_bytes) : 0;
+    }
+    if (rc != MPI_SUCCESS) r = sdl__mpi_err(rc, "MPI_Allgather (row counts)");
+    else if (sum != total) r = sdl_fail(SDL_ERR_ARG, "sdl_mpi_allgather_rows: the ranks hold %lld rows, all has room for %lld", (long long)sum, (long long)total);
+    else if ((rc = MPI_Allgatherv(mine, bytes[sdl__mpi.rank], MPI_BYTE, all, bytes, displ, MPI_BYTE, sdl__mpi.comm)) != MPI_SUCCESS)
+        r = sdl__mpi_err(rc, "MPI_Allgatherv");
+    SDL__MPI_FREE(cnt);
+    SDL__MPI_FREE(bytes);
+    return r;
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>mpi-syncbn: SyncBatchNorm. The layer's forward becomes sdl_batch_norm_synced with the
+   sum below (an MPI_Allreduce of C + 1, C and, in backward, 2C doubles); running stats move
+   by the group's statistics, so they stay the same on every rank.
+   ---------------------------------------------------------------------------------------- */
+/* a collective inside forward or backward cannot return an error to the caller: reported
+   and the job ended, as the checker does */
+static void sdl__mpi_bn_sum(double *v, int64_t n, void *user) {
+    (void)user;
+    int rc = n > INT_MAX ? MPI_ERR_COUNT : MPI_Allreduce(MPI_IN_PLACE, v, (int)n, MPI_DOUBLE, MPI_SUM, sdl__mpi.comm);
+    if (rc == MPI_SUCCESS) return;
+    sdl__mpi_err(rc, "MPI_Allreduce (sync batch norm)");
+    sdl_log(SDL_LOG_ERROR, "%s; ending the job", sdl_last_error());
+    sdl__mpi_die();
+}
+
+static sdl_tensor *sdl__mpi_sync_bn_fwd(sdl_module *l, sdl_tensor *x) {
+    if (!l->model->training || sdl__mpi.size == 1)
+        return sdl_batch_norm(x, l->weight, l->bias, l->running_mean, l->running_var, l->model->training, 0.1f, l->p);
+    return sdl_batch_norm_synced(x, l->weight, l->bias, l->running_mean, l->running_var, 0.1f, l->p, sdl__mpi_bn_sum, NULL);
+}
+
+SDL_API int sdl_mpi_sync_batch_norm(sdl_model *m) {
+    if (sdl__mpi_need_init("sdl_mpi_sync_batch_norm") != SDL_OK) return -1;
+    if (!m) { sdl_fail(SDL_ERR_ARG, "sdl_mpi_sync_batch_norm: NULL model"); return -1; }
+    int k = 0;
+    for (int i = 0; i < m->nmodules; i++) {
+        sdl_module *l = m->modules[i];
+        if (strcmp(l->kind, "batch_norm") != 0 && strcmp(l->kind, "sync_batch_norm") != 0) continue;
+        l->kind = "sync_batch_norm";
+        l->forward = sdl__mpi_sync_bn_fwd;
+        k++;
+    }
+    return k;
+}
+
+SDL_API sdl_result sdl_mpi_sync_buffers(sdl_model *m) {
+    sdl_result r = sdl__mpi_need_init("sdl_mpi_sync_buffers");
+    if (r != SDL_OK) return r;
+    if (!m) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_sync_buffers: NULL model");
+    if ((r = sdl_model_pack(m)) != SDL_OK) return r;
+    if (sdl__mg_model_on_gpu(m)) return sdl_fail(SDL_ERR_DEVICE, "sdl_mpi_sync_buffers: the model is on the GPU; CPU models only");
+    sdl_mpi_check("sync buffers", m->buffer_floats);
+    return sdl__mpi_average_unchecked(m->buffer_data, m->buffer_floats, SDL_MPI_ALGO_MPI, false);
 }
 
 /* ----------------------------------------------------------------------------------------

@@ -449,6 +449,11 @@ SDL_API sdl_result sdl_model_pack(sdl_model *m); /* done on first use; no params
 SDL_API sdl_tensor *sdl_model_find(sdl_model *m, const char *name); /* param or buffer */
 SDL_API int64_t sdl_model_num_params(const sdl_model *m);
 SDL_API void sdl_model_zero_grad(sdl_model *m);
+/* on: frees the flat gradient array; backward then gives each parameter a gradient in the
+   step arena, to be read before sdl_arena_reset, and sdl_model_zero_grad forgets them (the
+   params' grad pointers go NULL). ZeRO stage 2 (sdl_mpi.h) keeps only a shard that way.
+   off: a zeroed flat array again. CPU models. */
+SDL_API sdl_result sdl_model_arena_grads(sdl_model *m, bool on);
 SDL_API void sdl_model_train(sdl_model *m, bool training);
 SDL_API void sdl_model_set_grad_hook(sdl_model *m, sdl_grad_hook hook, void *user);
 
@@ -4419,6 +4424,10 @@ static void sdl__grads_zeroed(sdl_model *m) {
 
 SDL_API void sdl_model_zero_grad(sdl_model *m) {
     if (!m || !m->packed) return;
+    if (!m->grad_data) { /* arena gradients: forget them */
+        for (int i = 0; i < m->nparams; i++) m->params[i]->grad = NULL, m->grad_zero[i] = false;
+        return;
+    }
     if (sdl__model_device(m) != SDL_CPU) {
         const sdl_backend *be = sdl_get_backend(sdl__model_device(m));
         if (!be) return;
@@ -4427,6 +4436,25 @@ SDL_API void sdl_model_zero_grad(sdl_model *m) {
         memset(m->grad_data, 0, (size_t)m->param_floats * sizeof(float));
     }
     sdl__grads_zeroed(m);
+}
+
+SDL_API sdl_result sdl_model_arena_grads(sdl_model *m, bool on) {
+    sdl_result r = m ? sdl_model_pack(m) : sdl_fail(SDL_ERR_ARG, "model_arena_grads: NULL model");
+    if (r != SDL_OK) return r;
+    if (sdl__model_device(m) != SDL_CPU) return sdl_fail(SDL_ERR_DEVICE, "model_arena_grads: CPU models only");
+    if (on && m->grad_data) {
+        sdl__aligned_free(m->grad_data);
+        m->grad_data = NULL;
+    } else if (!on && !m->grad_data) {
+        m->grad_data = (float *)sdl__aligned_alloc((size_t)m->param_floats * sizeof(float));
+        if (!m->grad_data) return sdl__err_code;
+        memset(m->grad_data, 0, (size_t)m->param_floats * sizeof(float));
+        for (int i = 0; i < m->nparams; i++) m->params[i]->grad = m->grad_data + m->param_offset[i];
+        sdl__grads_zeroed(m);
+        return SDL_OK;
+    }
+    sdl_model_zero_grad(m);
+    return SDL_OK;
 }
 
 SDL_API void sdl_model_train(sdl_model *m, bool training) { if (m) m->training = training; }

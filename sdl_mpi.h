@@ -95,6 +95,38 @@
                   each bucket: a check waits for the other ranks, which in the middle of
                   backward would pay each rank's delays twice.
                   Cost: 2(N-1) small messages per checked collective; timeout 0 turns it off.
+      Evaluation  sdl_mpi_dataset_shard(&test, &mine) gives rank r a contiguous share of the
+                  test set (sdl_mpi_shard_range: sizes differ by at most one, nothing padded,
+                  so 1000 samples on 3 ranks are evaluated 1000 times, not 1002 as with the
+                  padded sampler); a loader with world_size 0 and no shuffle walks it in
+                  order, sdl_mpi_sum adds the counts, and sdl_mpi_allgather_rows puts every
+                  rank's predictions (or logits) back in dataset order on every rank.
+      SyncBN      sdl_mpi_sync_batch_norm(m) makes every batch-norm layer of m use the batch
+                  statistics of all ranks together (PyTorch's SyncBatchNorm): forward sums
+                  counts, sums and squared deviations per channel over ranks, backward the
+                  sums of dy and dy xhat; running stats move by the same numbers on every
+                  rank. With plain BN each rank's running stats are its own: call
+                  sdl_mpi_sync_buffers(m) (their mean over ranks) before evaluating.
+      ZeRO        sdl_mpi_zero shards what data parallel replicates (DeepSpeed's stages):
+                  stage 1 the optimizer state, stage 2 the gradients too. Each rank owns a
+                  range of the flat parameter array with an ordinary sdl_optim over it (any
+                  kind; lars and lamb get ranges cut at tensor boundaries). After backward,
+                  sdl_mpi_zero_step reduce-scatters the gradients to their owners (bucket by
+                  bucket, f32, f16 or bf16), and on an update step scales them for the
+                  accumulation, clips to the global norm (sums of squares added over
+                  ranks), updates the shard and allgathers the parameters. Use it in place
+                  of sdl_mpi_ddp + sdl_optim_step:
+                      sdl_mpi_zero *z = sdl_mpi_zero_new(m, &(sdl_mpi_zero_desc){.stage = 2,
+                          .optim = {.kind = SDL_OPTIM_ADAMW, .lr = 1e-3f, .accum_steps = 4}});
+                      ... sdl_backward(loss); sdl_mpi_zero_step(z); sdl_arena_reset(); ...
+                  Per rank, P floats of parameters, Adam: DDP 16P bytes; stage 1
+                  8P + 8P/N (+ the shard's master copy and gradient, 8P/N); stage 2
+                  4P + 16P/N: backward puts gradients in the step arena
+                  (sdl_model_arena_grads) and each micro-batch is reduced at once.
+                  sdl_mpi_zero_bytes says what a rank holds. sdl_mpi_zero_save gathers one
+                  ordinary checkpoint (the file sdl_checkpoint_save writes for the whole
+                  model and optimizer); sdl_mpi_zero_load reads one at any world size and
+                  stage, and so does sdl_checkpoint_load in one process.
       Timeline    sdl_mpi_timeline_begin("forward") / _end() mark phases; sdl_mpi adds its
                   broadcasts, bucket allreduces and waits. Events go to a buffer allocated once
                   (no allocation per step), written by sdl_mpi_timeline_write or at finalize.
@@ -267,6 +299,42 @@ SDL_API sdl_result sdl_mpi_allgather_rows(const void *mine, int64_t rows, size_t
 SDL_API int sdl_mpi_sync_batch_norm(sdl_model *m);
 /* plain batch norm's running stats (every buffer) averaged over ranks, e.g. before evaluation */
 SDL_API sdl_result sdl_mpi_sync_buffers(sdl_model *m);
+
+/* >>decl-mpi-zero: ZeRO sharding (DeepSpeed's stages; see ZeRO above) */
+typedef enum sdl_mpi_wire {
+    SDL_MPI_WIRE_DEFAULT = 0, /* f32 */
+    SDL_MPI_WIRE_F32,
+    SDL_MPI_WIRE_F16,         /* gradients as IEEE half, after division by the world size */
+    SDL_MPI_WIRE_BF16         /* gradients as bfloat16, the same way */
+} sdl_mpi_wire;
+typedef struct sdl_mpi_zero_desc {
+    int stage;            /* 1: optimizer state sharded; 2: gradients too; 0: 1 */
+    sdl_optim_desc optim; /* any kind; accum_steps and max_grad_norm act on the whole model */
+    sdl_mpi_wire wire;
+    float bucket_mb;      /* gradients reduced in pieces of this many MiB; 0: SDL_MPI_BUCKET_MB */
+} sdl_mpi_zero_desc;
+typedef struct sdl_mpi_zero sdl_mpi_zero;
+/* collective; m as every rank's copy after sdl_mpi_broadcast_model (a CPU model) */
+SDL_API sdl_mpi_zero *sdl_mpi_zero_new(sdl_model *m, const sdl_mpi_zero_desc *desc);
+/* after each backward (each micro-batch), before sdl_arena_reset, in place of ddp sync +
+   optimizer step: reduces the gradients to their owners and, on an update step, updates
+   this rank's shard and gathers the parameters. Collective. */
+SDL_API sdl_result sdl_mpi_zero_step(sdl_mpi_zero *z);
+SDL_API bool sdl_mpi_zero_is_update_step(const sdl_mpi_zero *z);
+SDL_API void sdl_mpi_zero_set_lr(sdl_mpi_zero *z, float lr);
+SDL_API int64_t sdl_mpi_zero_steps(const sdl_mpi_zero *z);   /* updates taken */
+SDL_API float sdl_mpi_zero_grad_norm(const sdl_mpi_zero *z); /* with max_grad_norm: before clipping */
+/* this rank's float range [*begin, *end) of the flat parameter array */
+SDL_API void sdl_mpi_zero_range(const sdl_mpi_zero *z, int64_t *begin, int64_t *end);
+/* bytes this rank holds for parameters, gradients and optimizer state (the model's flat
+   arrays as they are now, the shard's master copy, gradient and state, the buckets) */
+SDL_API int64_t sdl_mpi_zero_bytes(const sdl_mpi_zero *z);
+/* one safetensors file, as sdl_checkpoint_save writes for an unsharded model + optimizer
+   (rank 0 writes it; collective); load reads such a file at any world size and stage */
+SDL_API sdl_result sdl_mpi_zero_save(sdl_mpi_zero *z, const char *path, int64_t epoch);
+SDL_API sdl_result sdl_mpi_zero_load(sdl_mpi_zero *z, const char *path, sdl_checkpoint_info *info);
+/* gives the model its gradient array back (stage 2); collective */
+SDL_API void sdl_mpi_zero_free(sdl_mpi_zero *z);
 
 /* >>decl-mpi-timeline */
 /* path "trace.json" writes trace-rank<r>.json; max_events 0: SDL_MPI_TRACE_EVENTS */
@@ -1542,6 +1610,329 @@ SDL_API sdl_result sdl_mpi_sync_buffers(sdl_model *m) {
     if (sdl__mg_model_on_gpu(m)) return sdl_fail(SDL_ERR_DEVICE, "sdl_mpi_sync_buffers: the model is on the GPU; CPU models only");
     sdl_mpi_check("sync buffers", m->buffer_floats);
     return sdl__mpi_average_unchecked(m->buffer_data, m->buffer_floats, SDL_MPI_ALGO_MPI, false);
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>mpi-zero: ZeRO stages 1 and 2 (Rajbhandari et al. 2020; DeepSpeed's semantics).
+   The flat parameter array is cut into one range per rank, [bound[r], bound[r + 1]): even
+   cuts (sdl__mpi_chunk) for the element-wise optimizers (sgd, adam, adamw), cuts moved to
+   the nearest tensor boundary for lars and lamb, whose trust ratios need whole tensors.
+   Rank r's range is a small model of its own (z->shard: one tensor per piece of a parameter,
+   the same decay flags), with the master copy of those parameters, their summed gradient
+   and an ordinary sdl_optim over them: so every optimizer works unchanged, with 1/N of the
+   state. A step:
+     gradients  bucket by bucket (desc.bucket_mb), MPI_Reduce_scatter sends each range of the
+                bucket to its owner, who adds it into the shard's gradient (f16/bf16 on the
+                wire: divided by N first, as sdl_mpi_ddp does)
+                stage 1: the model keeps its whole gradient array; micro-batches add up in
+                it, and only the update step reduces (DDP's no_sync)
+                stage 2: the model's gradient array is gone: backward puts each gradient in
+                the step arena, every micro-batch is reduced at once into the shard's
+                gradient, which does the adding up
+     update     scale by 1 / (N accum_steps), clip to the global norm (shard sums of squares
+                added over ranks), the shard optimizer's step
+     parameters MPI_Allgatherv of the master copies into the model's parameter array
+   ---------------------------------------------------------------------------------------- */
+struct sdl_mpi_zero {
+    sdl_model *model;
+    sdl_mpi_zero_desc desc;
+    sdl_model *shard;     /* this rank's pieces: param_data the master copy, grad_data the sum */
+    sdl_optim *opt;       /* over the shard: no accumulation, no clipping (done here) */
+    int64_t *bound;       /* size + 1 */
+    int *counts, *displs; /* per rank: floats of one bucket, for MPI */
+    int64_t bucket;       /* floats per bucket */
+    float *staging;       /* stage 2: a bucket of gradients collected from the arena */
+    float *recv;          /* this rank's part of a bucket */
+    uint16_t *half;       /* the wire copy of a bucket (f16, bf16) */
+    MPI_Op bf16_sum;
+    int micro;            /* micro-batches since the last update */
+    float grad_norm;
+};
+
+static void sdl__mpi_bf16_sum(void *in, void *inout, int *len, MPI_Datatype *type) {
+    (void)type;
+    const uint16_t *a = (const uint16_t *)in;
+    uint16_t *b = (uint16_t *)inout;
+    for (int i = 0; i < *len; i++) b[i] = sdl_mpi_f32_to_bf16(sdl_mpi_bf16_to_f32(a[i]) + sdl_mpi_bf16_to_f32(b[i]));
+}
+
+static int64_t sdl__zero_overlap(int64_t a0, int64_t a1, int64_t b0, int64_t b1) {
+    int64_t lo = a0 > b0 ? a0 : b0, hi = a1 < b1 ? a1 : b1;
+    return hi > lo ? hi - lo : 0;
+}
+
+/* the cuts: even, or at the tensor boundary nearest each even cut (lars, lamb) */
+static void sdl__zero_bounds(sdl_mpi_zero *z) {
+    const sdl_model *m = z->model;
+    int n = sdl__mpi.size;
+    bool whole = z->desc.optim.kind == SDL_OPTIM_LARS || z->desc.optim.kind == SDL_OPTIM_LAMB;
+    z->bound[0] = 0;
+    z->bound[n] = m->param_floats;
+    for (int r = 1; r < n; r++) {
+        int64_t b, len;
+        sdl__mpi_chunk(m->param_floats, n, r, &b, &len);
+        if (whole) {
+            int64_t best = m->param_floats;
+            for (int i = 0; i <= m->nparams; i++) {
+                int64_t off = m->param_offset[i];
+                if (off >= z->bound[r - 1] && llabs(off - b) < llabs(best - b)) best = off;
+            }
+            b = best;
+        }
+        z->bound[r] = b;
+    }
+}
+
+/* the shard model: one tensor per piece of a parameter inside [begin, end), master copy
+   taken from the model (made without touching the global RNG) */
+static sdl_result sdl__zero_shard(sdl_mpi_zero *z) {
+    sdl_model *m = z->model;
+    int64_t b = z->bound[sdl__mpi.rank], e = z->bound[sdl__mpi.rank + 1];
+    uint64_t seed = sdl_rng_seed(), ctr = sdl_rng_state();
+    z->shard = sdl_model_new(0);
+    sdl_rng_set_state(seed, ctr);
+    if (!z->shard) return SDL_ERR_OOM;
+    for (int i = 0; i < m->nparams; i++) {
+        int64_t off = m->param_offset[i], len = sdl__zero_overlap(off, off + m->params[i]->numel, b, e);
+        if (len > 0 && !sdl_model_param(z->shard, m->params[i]->name, sdl_shape1(len), m->params[i]->decay)) return sdl_last_result();
+    }
+    sdl_result r = sdl_model_pack(z->shard);
+    if (r != SDL_OK) return r;
+    memcpy(z->shard->param_data, m->param_data + b, (size_t)(e - b) * sizeof(float));
+    sdl_optim_desc od = z->desc.optim;
+    od.accum_steps = 1;
+    od.max_grad_norm = 0.0f;
+    z->opt = sdl_optim_new(z->shard, &od);
+    return z->opt ? SDL_OK : sdl_last_result();
+}
+
+SDL_API sdl_mpi_zero *sdl_mpi_zero_new(sdl_model *m, const sdl_mpi_zero_desc *desc) {
+    if (sdl__mpi_need_init("sdl_mpi_zero_new") != SDL_OK) return NULL;
+    if (!m || !desc) { sdl_fail(SDL_ERR_ARG, "sdl_mpi_zero_new: NULL model or desc"); return NULL; }
+    if (sdl_model_pack(m) != SDL_OK) return NULL;
+    if (m->param_floats >= INT_MAX) { sdl_fail(SDL_ERR_ARG, "sdl_mpi_zero_new: %lld floats pass MPI's int counts", (long long)m->param_floats); return NULL; }
+    if (sdl__mg_model_on_gpu(m)) { sdl_fail(SDL_ERR_DEVICE, "sdl_mpi_zero_new: the model is on the GPU; ZeRO here shards CPU models"); return NULL; }
+    sdl_mpi_zero_desc d = *desc;
+    if (d.stage == 0) d.stage = 1;
+    if (d.wire == SDL_MPI_WIRE_DEFAULT) d.wire = SDL_MPI_WIRE_F32;
+    if (d.stage < 1 || d.stage > 2 || (int)d.wire < 0 || (int)d.wire > (int)SDL_MPI_WIRE_BF16 || !(d.bucket_mb >= 0.0f)) {
+        sdl_fail(SDL_ERR_ARG, "sdl_mpi_zero_new: bad stage %d (1 or 2), wire %d or bucket_mb %g", d.stage, (int)d.wire, (double)d.bucket_mb);
+        return NULL;
+    }
+    if (d.optim.accum_steps < 1) d.optim.accum_steps = 1;
+    if (!(d.optim.max_grad_norm >= 0.0f)) { sdl_fail(SDL_ERR_ARG, "sdl_mpi_zero_new: bad max_grad_norm"); return NULL; }
+    sdl_mpi_check("zero new", m->param_floats * 4 + d.stage);
+    int n = sdl__mpi.size;
+    sdl_mpi_zero *z = (sdl_mpi_zero *)sdl__mpi_alloc(1, sizeof(sdl_mpi_zero));
+    if (!z) return NULL;
+    z->model = m;
+    z->desc = d;
+    z->bf16_sum = MPI_OP_NULL;
+    double mb = d.bucket_mb > 0.0f ? (double)d.bucket_mb : (double)SDL_MPI_BUCKET_MB;
+    z->bucket = (int64_t)(mb * 1048576.0 / sizeof(float));
+    if (z->bucket < 1) z->bucket = 1;
+    if (z->bucket > m->param_floats) z->bucket = m->param_floats > 0 ? m->param_floats : 1;
+    z->bound = (int64_t *)sdl__mpi_alloc((size_t)n + 1, sizeof(int64_t));
+    z->counts = (int *)sdl__mpi_alloc(2 * (size_t)n, sizeof(int));
+    z->recv = (float *)sdl__mpi_alloc((size_t)z->bucket, sizeof(float));
+    if (d.stage == 2) z->staging = (float *)sdl__mpi_alloc((size_t)z->bucket, sizeof(float));
+    if (d.wire != SDL_MPI_WIRE_F32) z->half = (uint16_t *)sdl__mpi_alloc((size_t)z->bucket, sizeof(uint16_t));
+    bool ok = z->bound && z->counts && z->recv && (d.stage != 2 || z->staging) && (d.wire == SDL_MPI_WIRE_F32 || z->half);
+    if (ok) {
+        z->displs = z->counts + n;
+        sdl__zero_bounds(z);
+        for (int r = 0; r < n && ok; r++)
+            if (z->bound[r + 1] <= z->bound[r]) {
+                sdl_fail(SDL_ERR_ARG, "sdl_mpi_zero_new: rank %d's shard would be empty (%lld floats in %d tensors over %d ranks)", r,
+                         (long long)m->param_floats, m->nparams, n);
+                ok = false;
+            }
+    }
+    if (ok) ok = sdl__zero_shard(z) == SDL_OK;
+    if (ok && d.wire == SDL_MPI_WIRE_BF16 && MPI_Op_create(sdl__mpi_bf16_sum, 1, &z->bf16_sum) != MPI_SUCCESS) {
+        sdl_fail(SDL_ERR_COMM, "sdl_mpi_zero_new: MPI_Op_create failed");
+        ok = false;
+    }
+    if (!ok) { sdl_mpi_zero_free(z); return NULL; }
+    if (d.stage == 2 && sdl_model_arena_grads(m, true) != SDL_OK) { sdl_mpi_zero_free(z); return NULL; }
+    return z;
+}
+
+/* one bucket [w0, w1) of the gradient (src: its floats) to the owners of its pieces, added
+   into the shard's gradient */
+static sdl_result sdl__zero_reduce_bucket(sdl_mpi_zero *z, const float *src, int64_t w0, int64_t w1) {
+    int n = sdl__mpi.size, me = sdl__mpi.rank;
+    for (int r = 0; r < n; r++) z->counts[r] = (int)sdl__zero_overlap(w0, w1, z->bound[r], z->bound[r + 1]);
+    int mine = z->counts[me], rc;
+    float inv = 1.0f / (float)n;
+    if (z->desc.wire == SDL_MPI_WIRE_F32) {
+        rc = MPI_Reduce_scatter(src, z->recv, z->counts, MPI_FLOAT, MPI_SUM, sdl__mpi.comm);
+        for (int i = 0; rc == MPI_SUCCESS && i < mine; i++) z->recv[i] *= inv;
+    } else {
+        bool bf = z->desc.wire == SDL_MPI_WIRE_BF16;
+        int64_t len = w1 - w0;
+        for (int64_t i = 0; i < len; i++) z->half[i] = bf ? sdl_mpi_f32_to_bf16(src[i] * inv) : sdl_mpi_f32_to_f16(src[i] * inv);
+        rc = MPI_Reduce_scatter(MPI_IN_PLACE, z->half, z->counts, MPI_UINT16_T, bf ? z->bf16_sum : sdl__mpi.half_sum, sdl__mpi.comm);
+        for (int i = 0; rc == MPI_SUCCESS && i < mine; i++) z->recv[i] = bf ? sdl_mpi_bf16_to_f32(z->half[i]) : sdl_mpi_f16_to_f32(z->half[i]);
+    }
+    if (rc != MPI_SUCCESS) return sdl__mpi_err(rc, "MPI_Reduce_scatter (zero)");
+    float *g = z->shard->grad_data + (w0 > z->bound[me] ? w0 - z->bound[me] : 0);
+    for (int i = 0; i < mine; i++) g[i] += z->recv[i];
+    return SDL_OK;
+}
+
+/* every bucket of the model's gradient: from its array (stage 1) or from the arena (stage
+   2: a parameter backward did not reach has no gradient, zeros) */
+static sdl_result sdl__zero_reduce(sdl_mpi_zero *z) {
+    sdl_model *m = z->model;
+    sdl_result r = SDL_OK;
+    int p = 0;
+    for (int64_t w0 = 0; w0 < m->param_floats && r == SDL_OK; w0 += z->bucket) {
+        int64_t w1 = w0 + z->bucket < m->param_floats ? w0 + z->bucket : m->param_floats;
+        const float *src = m->grad_data ? m->grad_data + w0 : z->staging;
+        if (!m->grad_data) {
+            while (p < m->nparams && m->param_offset[p + 1] <= w0) p++;
+            for (int q = p; q < m->nparams && m->param_offset[q] < w1; q++) {
+                int64_t o0 = m->param_offset[q], o1 = m->param_offset[q + 1], lo = o0 > w0 ? o0 : w0, hi = o1 < w1 ? o1 : w1;
+                const float *g = m->params[q]->grad;
+                if (g) memcpy(z->staging + (lo - w0), g + (lo - o0), (size_t)(hi - lo) * sizeof(float));
+                else memset(z->staging + (lo - w0), 0, (size_t)(hi - lo) * sizeof(float));
+            }
+        }
+        r = sdl__zero_reduce_bucket(z, src, w0, w1);
+    }
+    return r;
+}
+
+SDL_API bool sdl_mpi_zero_is_update_step(const sdl_mpi_zero *z) { return z && z->micro + 1 >= z->desc.optim.accum_steps; }
+
+/* scale, clip over all shards, update the shard, gather the parameters */
+static sdl_result sdl__zero_update(sdl_mpi_zero *z) {
+    sdl_model *sm = z->shard, *m = z->model;
+    int64_t len = sm->param_floats;
+    float s = 1.0f / (float)z->desc.optim.accum_steps;
+    if (s != 1.0f) for (int64_t i = 0; i < len; i++) sm->grad_data[i] *= s;
+    if (z->desc.optim.max_grad_norm > 0.0f) {
+        double sq = 0.0;
+        for (int64_t i = 0; i < len; i++) sq += (double)sm->grad_data[i] * sm->grad_data[i];
+        SDL__MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &sq, 1, MPI_DOUBLE, MPI_SUM, sdl__mpi.comm), "MPI_Allreduce (zero grad norm)");
+        double norm = sqrt(sq), mx = (double)z->desc.optim.max_grad_norm;
+        z->grad_norm = (float)norm;
+        if (isfinite(norm) && norm > mx) sdl_grad_scale(sm, (float)(mx / (norm + 1e-6)));
+    }
+    sdl_result r = sdl_optim_step(z->opt); /* zeroes the shard's gradient */
+    if (r != SDL_OK) return r;
+    int n = sdl__mpi.size;
+    for (int q = 0; q < n; q++) {
+        z->counts[q] = (int)(z->bound[q + 1] - z->bound[q]);
+        z->displs[q] = (int)z->bound[q];
+    }
+    SDL__MPI_TRY(MPI_Allgatherv(sm->param_data, (int)len, MPI_FLOAT, m->param_data, z->counts, z->displs, MPI_FLOAT, sdl__mpi.comm),
+                 "MPI_Allgatherv (zero parameters)");
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_mpi_zero_step(sdl_mpi_zero *z) {
+    if (!z) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_zero_step: NULL");
+    sdl_model *m = z->model;
+    bool update = sdl_mpi_zero_is_update_step(z);
+    double t = sdl__mpi_now_us();
+    sdl_result r = SDL_OK;
+    if (update || z->desc.stage == 2) {
+        sdl_mpi_check(update ? "zero update" : "zero reduce", m->param_floats);
+        r = sdl__zero_reduce(z);
+        sdl_model_zero_grad(m); /* stage 2: forgets the arena gradients */
+    }
+    z->micro = update ? 0 : z->micro + 1;
+    if (r == SDL_OK && update) r = sdl__zero_update(z);
+    sdl__mpi_event_add(update ? "zero update" : "zero reduce", t, sdl__mpi_now_us() - t, 1);
+    return r;
+}
+
+SDL_API void sdl_mpi_zero_set_lr(sdl_mpi_zero *z, float lr) { if (z) sdl_optim_set_lr(z->opt, lr); }
+SDL_API int64_t sdl_mpi_zero_steps(const sdl_mpi_zero *z) { return z && z->opt ? z->opt->step : 0; }
+SDL_API float sdl_mpi_zero_grad_norm(const sdl_mpi_zero *z) { return z ? z->grad_norm : 0.0f; }
+
+SDL_API void sdl_mpi_zero_range(const sdl_mpi_zero *z, int64_t *begin, int64_t *end) {
+    if (begin) *begin = z ? z->bound[sdl__mpi.rank] : 0;
+    if (end) *end = z ? z->bound[sdl__mpi.rank + 1] : 0;
+}
+
+SDL_API int64_t sdl_mpi_zero_bytes(const sdl_mpi_zero *z) {
+    if (!z) return 0;
+    const sdl_model *m = z->model, *sm = z->shard;
+    int64_t f = m->param_floats + (m->grad_data ? m->param_floats : 0);   /* the model's arrays */
+    f += 2 * sm->param_floats + (int64_t)z->opt->nstate * sm->param_floats; /* master, gradient, state */
+    f += z->bucket * (1 + (z->staging ? 1 : 0));                            /* recv, staging */
+    return f * (int64_t)sizeof(float) + (z->half ? z->bucket * 2 : 0);
+}
+
+/* a whole optimizer for the model (rank 0 to save; every rank to load) */
+static sdl_optim *sdl__zero_full_optim(sdl_mpi_zero *z) {
+    sdl_optim_desc od = z->desc.optim;
+    return sdl_optim_new(z->model, &od);
+}
+
+SDL_API sdl_result sdl_mpi_zero_save(sdl_mpi_zero *z, const char *path, int64_t epoch) {
+    if (!z || !path) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_zero_save: NULL");
+    int n = sdl__mpi.size, me = sdl__mpi.rank;
+    sdl_optim *full = me == 0 ? sdl__zero_full_optim(z) : NULL;
+    int ok = me != 0 || full != NULL;
+    sdl_mpi_check("zero save", z->model->param_floats);
+    MPI_Bcast(&ok, 1, MPI_INT, 0, sdl__mpi.comm);
+    if (!ok) return me == 0 ? sdl_last_result() : sdl_fail(SDL_ERR_OOM, "sdl_mpi_zero_save: rank 0 could not make the optimizer");
+    for (int q = 0; q < n; q++) {
+        z->counts[q] = (int)(z->bound[q + 1] - z->bound[q]);
+        z->displs[q] = (int)z->bound[q];
+    }
+    int rc = MPI_SUCCESS;
+    for (int k = 0; k < z->opt->nstate && rc == MPI_SUCCESS; k++)
+        rc = MPI_Gatherv(sdl_optim_state_data(z->opt, k), (int)z->shard->param_floats, MPI_FLOAT,
+                         full ? sdl_optim_state_data(full, k) : NULL, z->counts, z->displs, MPI_FLOAT, 0, sdl__mpi.comm);
+    int res = rc == MPI_SUCCESS ? SDL_OK : (int)sdl__mpi_err(rc, "MPI_Gatherv (zero save)");
+    if (full && res == SDL_OK) {
+        full->step = z->opt->step;
+        full->lr = z->opt->lr;
+        full->micro = z->micro;
+        res = (int)sdl_checkpoint_save(path, z->model, full, epoch);
+    }
+    sdl_optim_free(full);
+    MPI_Bcast(&res, 1, MPI_INT, 0, sdl__mpi.comm); /* every rank returns rank 0's result */
+    if (res != SDL_OK && me != 0) return sdl_fail((sdl_result)res, "sdl_mpi_zero_save: rank 0 could not write '%s'", path);
+    return (sdl_result)res;
+}
+
+SDL_API sdl_result sdl_mpi_zero_load(sdl_mpi_zero *z, const char *path, sdl_checkpoint_info *info) {
+    if (!z || !path) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_zero_load: NULL");
+    sdl_optim *full = sdl__zero_full_optim(z);
+    if (!full) return sdl_last_result();
+    sdl_result r = sdl_checkpoint_load(path, z->model, full, info);
+    if (r == SDL_OK) {
+        int64_t b = z->bound[sdl__mpi.rank], len = z->shard->param_floats;
+        memcpy(z->shard->param_data, z->model->param_data + b, (size_t)len * sizeof(float));
+        for (int k = 0; k < z->opt->nstate; k++)
+            memcpy(sdl_optim_state_data(z->opt, k), sdl_optim_state_data(full, k) + b, (size_t)len * sizeof(float));
+        z->opt->step = full->step;
+        z->opt->lr = full->lr;
+        z->micro = full->micro;
+        memset(z->shard->grad_data, 0, (size_t)len * sizeof(float));
+    }
+    sdl_optim_free(full);
+    return r;
+}
+
+SDL_API void sdl_mpi_zero_free(sdl_mpi_zero *z) {
+    if (!z) return;
+    if (z->model && z->model->packed && !z->model->grad_data) sdl_model_arena_grads(z->model, false); /* stage 2: a gradient array again */
+    if (z->bf16_sum != MPI_OP_NULL) MPI_Op_free(&z->bf16_sum);
+    sdl_optim_free(z->opt);
+    sdl_model_free(z->shard);
+    SDL__MPI_FREE(z->bound);
+    SDL__MPI_FREE(z->counts);
+    SDL__MPI_FREE(z->recv);
+    SDL__MPI_FREE(z->staging);
+    SDL__MPI_FREE(z->half);
+    SDL__MPI_FREE(z);
 }
 
 /* ----------------------------------------------------------------------------------------

@@ -759,6 +759,16 @@ SDL_API void sdl_loader_free(sdl_loader *l);
    prefetching it); sdl_loader_set_epoch(e) chooses one explicitly, as on resume. */
 SDL_API int64_t sdl_loader_num_samples(const sdl_loader *l); /* this rank's, padding included */
 SDL_API int64_t sdl_loader_epoch(const sdl_loader *l);       /* the epoch next() serves */
+/* Resuming mid-epoch. An epoch's order is one list of positions (the permutation); each
+   round of batches takes the next batch_size x world_size of them, rank r every world_size-th
+   from r. sdl_loader_seek(l, e, done) starts epoch e after its first `done` positions, so a
+   relaunch with another world size or batch size goes on where the last left off: nothing
+   skipped, nothing seen twice (padding, as the distributed sampler's, only at the epoch's end:
+   each rank gets ceil((n - done) / world_size) samples). sdl_loader_samples_done(l) is that
+   global count for the batches handed out so far (the same on every rank): save it with a
+   checkpoint (sdl_checkpoint_save_at). */
+SDL_API sdl_result sdl_loader_seek(sdl_loader *l, int64_t epoch, int64_t global_samples_done);
+SDL_API int64_t sdl_loader_samples_done(const sdl_loader *l);
 
 /* >>decl-train: timers, meters, progress lines, results CSV, flags */
 SDL_API double sdl_now(void); /* seconds from a monotonic clock (wall clock under strict -std=c99/c11) */
@@ -830,7 +840,7 @@ SDL_API void sdl_args_usage(FILE *out, const char *prog, const sdl_arg *args, in
    PyTorch's slot names (sdl_optim_state_name: "optim.momentum_buffer.fc1.weight",
    "optim.exp_avg.fc1.weight", "optim.exp_avg_sq.fc1.weight"). "__metadata__" holds
    strings: format "pt", sdl "1", epoch, step, lr, optim (sdl_optim_kind number),
-   optim_nstate, optim_micro (accumulation), rng_seed, rng_counter. Saving writes path.tmp in the same folder, fsyncs and renames, so a crash
+   optim_nstate, optim_micro (accumulation), rng_seed, rng_counter, samples (save_at). Saving writes path.tmp in the same folder, fsyncs and renames, so a crash
    leaves the old file whole. Loading checks every name, shape and dtype before it changes
    anything, restores the optimizer (state, step, lr) and the global RNG (so dropout goes on
    as if never stopped), and names what differs. Data is little-endian f32. */
@@ -839,9 +849,13 @@ typedef struct sdl_checkpoint_info {
     int64_t step;        /* optimizer steps taken */
     float lr;
     uint64_t rng_seed, rng_counter;
+    int64_t samples;     /* sdl_checkpoint_save_at: samples of epoch `epoch` done (the loader's position) */
 } sdl_checkpoint_info;
 /* o may be NULL (weights only) */
 SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl_optim *o, int64_t epoch);
+/* mid-epoch: also the loader's position, samples of epoch `epoch` done (metadata "samples",
+   sdl_loader_samples_done; resume with sdl_loader_seek(l, info.epoch, info.samples)) */
+SDL_API sdl_result sdl_checkpoint_save_at(const char *path, sdl_model *m, const sdl_optim *o, int64_t epoch, int64_t samples);
 /* o may be NULL (optimizer entries in the file are then skipped); info may be NULL */
 SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim *o, sdl_checkpoint_info *info);
 
@@ -6690,8 +6704,8 @@ SDL_API sdl_result sdl_write_shards(const sdl_dataset *d, const char *prefix, in
 
 struct sdl_loader {
     sdl_loader_desc d;
-    int64_t n, per_rank, nbatches, chw;
-    int64_t epoch;
+    int64_t n, per_rank, nbatches, chw;  /* per_rank, nbatches: this epoch's (after skip) */
+    int64_t epoch, skip;                 /* skip: positions of the epoch done before (seek) */
     int64_t *perm;     /* n */
     int64_t *idx;      /* per_rank: dataset indices of this rank, this epoch */
     int nslots;
@@ -6715,7 +6729,10 @@ static void sdl__loader_order(sdl_loader *l) {
             int64_t j = (int64_t)(sdl__hash3(l->d.seed ^ SDL__LOADER_SHUFFLE, (uint64_t)l->epoch, (uint64_t)i) % (uint64_t)(i + 1));
             int64_t t = l->perm[i]; l->perm[i] = l->perm[j]; l->perm[j] = t;
         }
-    for (int64_t k = 0; k < l->per_rank; k++) l->idx[k] = l->perm[(l->d.rank + k * l->d.world_size) % n];
+    int64_t B = l->d.batch_size, W = l->d.world_size;
+    l->per_rank = (n - l->skip + W - 1) / W;
+    l->nbatches = l->d.drop_last ? l->per_rank / B : (l->per_rank + B - 1) / B;
+    for (int64_t k = 0; k < l->per_rank; k++) l->idx[k] = l->perm[(l->skip + l->d.rank + k * W) % n];
 }
 
 /* one sample: crop (offsets oy, ox in [-pad, pad]) then flip on bytes, then scale */
@@ -6789,15 +6806,18 @@ static void *sdl__loader_thread(void *arg) {
 }
 #endif
 
-/* starts epoch e: call with the filler idle (sync mode, or lock held and !busy) */
-static void sdl__loader_start(sdl_loader *l, int64_t e) {
+/* starts epoch e after its first `skip` positions: call with the filler idle (sync mode,
+   or lock held and !busy) */
+static void sdl__loader_start_at(sdl_loader *l, int64_t e, int64_t skip) {
     l->epoch = e;
+    l->skip = skip;
     l->produced = l->taken = 0;
     sdl__loader_order(l);
 #ifndef SDL_NO_THREADS
     l->active = l->threaded;
 #endif
 }
+static void sdl__loader_start(sdl_loader *l, int64_t e) { sdl__loader_start_at(l, e, 0); }
 
 SDL_API void sdl_loader_free(sdl_loader *l) {
     if (!l) return;
@@ -6888,7 +6908,7 @@ SDL_API void sdl_loader_set_epoch(sdl_loader *l, int64_t epoch) {
 #ifndef SDL_NO_THREADS
     if (l->threaded) {
         pthread_mutex_lock(&l->mu);
-        if (epoch != l->epoch || l->taken != 0) {
+        if (epoch != l->epoch || l->taken != 0 || l->skip != 0) {
             l->active = false;
             while (l->busy) pthread_cond_wait(&l->cv, &l->mu);
             sdl__loader_start(l, epoch);
@@ -6898,7 +6918,35 @@ SDL_API void sdl_loader_set_epoch(sdl_loader *l, int64_t epoch) {
         return;
     }
 #endif
-    if (epoch != l->epoch || l->taken != 0) sdl__loader_start(l, epoch);
+    if (epoch != l->epoch || l->taken != 0 || l->skip != 0) sdl__loader_start(l, epoch);
+}
+
+SDL_API sdl_result sdl_loader_seek(sdl_loader *l, int64_t epoch, int64_t global_samples_done) {
+    if (!l) return sdl_fail(SDL_ERR_ARG, "loader_seek: NULL loader");
+    if (epoch < 0 || global_samples_done < 0 || global_samples_done > l->n)
+        return sdl_fail(SDL_ERR_ARG, "loader_seek: epoch %lld, %lld samples done of %lld", (long long)epoch,
+                        (long long)global_samples_done, (long long)l->n);
+#ifndef SDL_NO_THREADS
+    if (l->threaded) {
+        pthread_mutex_lock(&l->mu);
+        l->active = false;
+        while (l->busy) pthread_cond_wait(&l->cv, &l->mu);
+        sdl__loader_start_at(l, epoch, global_samples_done);
+        pthread_cond_broadcast(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+        return SDL_OK;
+    }
+#endif
+    sdl__loader_start_at(l, epoch, global_samples_done);
+    return SDL_OK;
+}
+
+/* positions done: the skip, then whole rounds of batch_size x world_size (a short last
+   batch ends the epoch: all n) */
+SDL_API int64_t sdl_loader_samples_done(const sdl_loader *l) {
+    if (!l) return 0;
+    int64_t done = l->skip + l->taken * (int64_t)l->d.batch_size * l->d.world_size;
+    return done < l->n ? done : l->n;
 }
 
 SDL_API bool sdl_loader_next(sdl_loader *l, sdl_tensor **x, sdl_tensor **y) {
@@ -7216,12 +7264,17 @@ static bool sdl__ck_write_all(int fd, const void *p, size_t n) {
 #endif
 
 SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl_optim *o, int64_t epoch) {
+    return sdl_checkpoint_save_at(path, m, o, epoch, 0);
+}
+
+SDL_API sdl_result sdl_checkpoint_save_at(const char *path, sdl_model *m, const sdl_optim *o, int64_t epoch, int64_t samples) {
     if (!path || !m) return sdl_fail(SDL_ERR_ARG, "checkpoint_save: NULL path or model");
     if (o && o->model != m) return sdl_fail(SDL_ERR_ARG, "checkpoint_save '%s': the optimizer belongs to another model", path);
     if (o && o->nstate > 0 && !m->packed) return sdl_fail(SDL_ERR_STATE, "checkpoint_save '%s': optimizer state without a packed model", path);
     if (!sdl__ck_little_endian()) return sdl_fail(SDL_ERR_STATE, "checkpoint_save '%s': big-endian hosts are not supported", path);
     sdl__ck_buf h = {NULL, 0, 0, false};
     sdl__ck_printf(&h, "{\"__metadata__\":{\"format\":\"pt\",\"sdl\":\"1\",\"epoch\":\"%lld\"", (long long)epoch);
+    if (samples) sdl__ck_printf(&h, ",\"samples\":\"%lld\"", (long long)samples);
     if (o) {
         sdl__ck_printf(&h, ",\"step\":\"%lld\",\"lr\":\"%.9g\",\"optim\":\"%d\",\"optim_nstate\":\"%d\",\"optim_micro\":\"%d\"",
                         (long long)o->step, (double)o->lr, sdl__ck_optim_kind(o), o->nstate, o->micro);
@@ -7545,6 +7598,7 @@ SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim
         ci.rng_counter = sdl_rng_state();
         if ((e = sdl__ck_find(es, n, "epoch", true)) != NULL) ci.epoch = strtoll(e->value, NULL, 10);
         if ((e = sdl__ck_find(es, n, "step", true)) != NULL) ci.step = strtoll(e->value, NULL, 10);
+        if ((e = sdl__ck_find(es, n, "samples", true)) != NULL) ci.samples = strtoll(e->value, NULL, 10);
         if ((e = sdl__ck_find(es, n, "lr", true)) != NULL) ci.lr = (float)strtod(e->value, NULL);
         if ((e = sdl__ck_find(es, n, "rng_seed", true)) != NULL) ci.rng_seed = strtoull(e->value, NULL, 10);
         if ((e = sdl__ck_find(es, n, "rng_counter", true)) != NULL) ci.rng_counter = strtoull(e->value, NULL, 10);

@@ -329,9 +329,10 @@ SDL_API void sdl_mpi_zero_range(const sdl_mpi_zero *z, int64_t *begin, int64_t *
 /* bytes this rank holds for parameters, gradients and optimizer state (the model's flat
    arrays as they are now, the shard's master copy, gradient and state, the buckets) */
 SDL_API int64_t sdl_mpi_zero_bytes(const sdl_mpi_zero *z);
-/* one safetensors file, as sdl_checkpoint_save writes for an unsharded model + optimizer
-   (rank 0 writes it; collective); load reads such a file at any world size and stage */
-SDL_API sdl_result sdl_mpi_zero_save(sdl_mpi_zero *z, const char *path, int64_t epoch);
+/* one safetensors file, as sdl_checkpoint_save_at writes for an unsharded model + optimizer
+   (rank 0 writes it; collective; samples: the loader's position, sdl_loader_samples_done);
+   load reads such a file at any world size and stage */
+SDL_API sdl_result sdl_mpi_zero_save(sdl_mpi_zero *z, const char *path, int64_t epoch, int64_t samples);
 SDL_API sdl_result sdl_mpi_zero_load(sdl_mpi_zero *z, const char *path, sdl_checkpoint_info *info);
 /* gives the model its gradient array back (stage 2); collective */
 SDL_API void sdl_mpi_zero_free(sdl_mpi_zero *z);
@@ -1873,7 +1874,7 @@ static sdl_optim *sdl__zero_full_optim(sdl_mpi_zero *z) {
     return sdl_optim_new(z->model, &od);
 }
 
-SDL_API sdl_result sdl_mpi_zero_save(sdl_mpi_zero *z, const char *path, int64_t epoch) {
+SDL_API sdl_result sdl_mpi_zero_save(sdl_mpi_zero *z, const char *path, int64_t epoch, int64_t samples) {
     if (!z || !path) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_zero_save: NULL");
     int n = sdl__mpi.size, me = sdl__mpi.rank;
     sdl_optim *full = me == 0 ? sdl__zero_full_optim(z) : NULL;
@@ -1894,7 +1895,7 @@ SDL_API sdl_result sdl_mpi_zero_save(sdl_mpi_zero *z, const char *path, int64_t 
         full->step = z->opt->step;
         full->lr = z->opt->lr;
         full->micro = z->micro;
-        res = (int)sdl_checkpoint_save(path, z->model, full, epoch);
+        res = (int)sdl_checkpoint_save_at(path, z->model, full, epoch, samples);
     }
     sdl_optim_free(full);
     MPI_Bcast(&res, 1, MPI_INT, 0, sdl__mpi.comm); /* every rank returns rank 0's result */

@@ -185,7 +185,7 @@ static void test_zero_checkpoint(void) {
     mlp a = mlp_new();
     sdl_mpi_zero *z = sdl_mpi_zero_new(a.m, &(sdl_mpi_zero_desc){.stage = 2, .optim = od});
     run_zero(&a, z, 0, 8);
-    CHECK(sdl_mpi_zero_save(z, path, 3) == SDL_OK, "%s", sdl_last_error());
+    CHECK(sdl_mpi_zero_save(z, path, 3, 0) == SDL_OK, "%s", sdl_last_error());
     run_zero(&a, z, 8, 16);
     /* one process */
     mlp s = mlp_new();

@@ -127,6 +127,19 @@
                   ordinary checkpoint (the file sdl_checkpoint_save writes for the whole
                   model and optimizer); sdl_mpi_zero_load reads one at any world size and
                   stage, and so does sdl_checkpoint_load in one process.
+      Restarts    Fault tolerance and elastic restart (torchrun style), with the pieces in
+                  sdl.h: every K updates rank 0 writes sdl_checkpoint_save_at(path, m, opt,
+                  epoch, sdl_loader_samples_done(loader)) (sdl_mpi_zero_save with ZeRO):
+                  path.tmp, fsync, rename, so a crash leaves the last file whole. A rank
+                  that dies (kill -9) ends the job: mpirun notices within a second and names
+                  it ("process rank 1 ... exited on signal 9"); where a launcher does not, the
+                  others wait at their next checked collective and the checker names the
+                  missing rank after SDL_MPI_TIMEOUT seconds. tools/sdl_elastic.sh reruns
+                  the job with one rank fewer, up to --max-restarts times; the program loads
+                  the checkpoint, sets accum_steps = global batch / (world x batch) so the
+                  global batch stays, and calls sdl_loader_seek(loader, info.epoch,
+                  info.samples): the epoch goes on with nothing skipped or repeated, and the
+                  schedule goes on from opt->step (examples/fashion_ddp.c --checkpoint-every).
       Timeline    sdl_mpi_timeline_begin("forward") / _end() mark phases; sdl_mpi adds its
                   broadcasts, bucket allreduces and waits. Events go to a buffer allocated once
                   (no allocation per step), written by sdl_mpi_timeline_write or at finalize.

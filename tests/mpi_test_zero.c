@@ -43,8 +43,8 @@ static sdl_tensor *loss_of(mlp *r, int micro, int row0, int rows) {
         for (int j = 0; j < 12; j++) sdl_f32(x)[i * 12 + j] = 2.0f * sdl_hash_uniform(41, (uint64_t)micro, (uint64_t)((row0 + i) * 12 + j)) - 1.0f;
         sdl_i32(y)[i] = (int32_t)(sdl_hash_uniform(42, (uint64_t)micro, (uint64_t)(row0 + i)) * 5.0f) % 5;
     }
-    /* the mean over the micro-batch, / ACCUM: k micro-batches are one batch */
-    return sdl_scale(sdl_cross_entropy(sdl_forward(r->net, x), y, 0.0f), 1.0f / ACCUM);
+    /* the mean over the micro-batch: the update divides the sum of ACCUM by ACCUM */
+    return sdl_cross_entropy(sdl_forward(r->net, x), y, 0.0f);
 }
 
 static sdl_optim_desc optim_of(sdl_optim_kind kind) {

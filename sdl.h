@@ -454,6 +454,11 @@ SDL_API void sdl_model_zero_grad(sdl_model *m);
    params' grad pointers go NULL). ZeRO stage 2 (sdl_mpi.h) keeps only a shard that way.
    off: a zeroed flat array again. CPU models. */
 SDL_API sdl_result sdl_model_arena_grads(sdl_model *m, bool on);
+/* on: frees the flat parameter array; each parameter's data is NULL until its owner points it
+   at memory of its own (ZeRO stage 3 gathers a layer's parameters just before its forward;
+   a shard model points into a whole model's array), and an op given a parameter without
+   data fails, naming it. off: a zeroed flat array again. CPU models. */
+SDL_API sdl_result sdl_model_external_params(sdl_model *m, bool on);
 SDL_API void sdl_model_train(sdl_model *m, bool training);
 SDL_API void sdl_model_set_grad_hook(sdl_model *m, sdl_grad_hook hook, void *user);
 
@@ -2036,6 +2041,10 @@ static sdl_node *sdl__op_begin(sdl_op op, sdl_shape out_shape, sdl_tensor *a, sd
     sdl_tensor *ins[4] = {a, b, c, d};
     for (int i = 0; i < 4 && ins[i]; i++) {
         if (!sdl__ready(ins[i])) return NULL;
+        if (!ins[i]->data && ins[i]->numel > 0) { /* sdl_model_external_params */
+            sdl_fail(SDL_ERR_STATE, "op %d: '%s' has no data (a sharded parameter nobody gathered?)", (int)op, ins[i]->name ? ins[i]->name : "?");
+            return NULL;
+        }
         if (ins[i]->device != a->device) {
             sdl_fail(SDL_ERR_DEVICE, "op %d: inputs on different devices (%d and %d)", (int)op, (int)a->device, (int)ins[i]->device);
             return NULL;
@@ -4468,6 +4477,23 @@ SDL_API sdl_result sdl_model_arena_grads(sdl_model *m, bool on) {
         return SDL_OK;
     }
     sdl_model_zero_grad(m);
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_model_external_params(sdl_model *m, bool on) {
+    sdl_result r = m ? sdl_model_pack(m) : sdl_fail(SDL_ERR_ARG, "model_external_params: NULL model");
+    if (r != SDL_OK) return r;
+    if (sdl__model_device(m) != SDL_CPU) return sdl_fail(SDL_ERR_DEVICE, "model_external_params: CPU models only");
+    if (on && m->param_data) {
+        sdl__aligned_free(m->param_data);
+        m->param_data = NULL;
+        for (int i = 0; i < m->nparams; i++) m->params[i]->data = NULL;
+    } else if (!on && !m->param_data) {
+        m->param_data = (float *)sdl__aligned_alloc((size_t)m->param_floats * sizeof(float));
+        if (!m->param_data) return sdl__err_code;
+        memset(m->param_data, 0, (size_t)m->param_floats * sizeof(float));
+        for (int i = 0; i < m->nparams; i++) m->params[i]->data = m->param_data + m->param_offset[i];
+    }
     return SDL_OK;
 }
 

@@ -1,4 +1,4 @@
-/* mpi_test_zero.c - sdl_mpi.h's ZeRO stages 1 and 2: for every optimizer, with gradient
+/* mpi_test_zero.c - sdl_mpi.h's ZeRO stages 1, 2 and 3: for every optimizer, with gradient
    accumulation and global-norm clipping, sharded training equals sdl_mpi_ddp and one process
    on the whole batch; f16/bf16 on the wire stay close; the bytes each rank holds shrink as
    the formula says; a checkpoint written by a sharded run is an ordinary one that loads into
@@ -92,7 +92,7 @@ static void run_ddp(mlp *r, sdl_optim *o, sdl_mpi_ddp *d, int from, int to) {
     }
 }
 
-/* 16 micro-batches (8 updates) of ZeRO stage 1 and 2 against ddp and one process */
+/* 16 micro-batches (8 updates) of ZeRO stages 1, 2, 3 against ddp and one process */
 static void zero_vs_single(sdl_optim_kind kind) {
     const int micro = 16;
     sdl_optim_desc od = optim_of(kind);
@@ -103,22 +103,23 @@ static void zero_vs_single(sdl_optim_kind kind) {
     run_ddp(&dp, odp, ddp, 0, micro);
     double wd = rel(dp.m->param_data, ref.m->param_data, ref.m->param_floats);
     CHECK(wd <= 1e-5, "ddp differs from one process by %g", wd);
-    for (int stage = 1; stage <= 2; stage++) {
+    for (int stage = 1; stage <= 3; stage++) {
         mlp a = mlp_new();
         sdl_mpi_zero *z = sdl_mpi_zero_new(a.m, &(sdl_mpi_zero_desc){.stage = stage, .optim = od, .bucket_mb = 0.002f});
         CHECK(z != NULL, "%s", sdl_last_error());
         if (!z) continue;
         run_zero(&a, z, 0, micro);
+        CHECK(stage < 3 || (!a.m->param_data && !a.m->grad_data), "stage 3: the model still holds its arrays");
+        CHECK(sdl_mpi_zero_steps(z) == micro / ACCUM, "%lld updates", (long long)sdl_mpi_zero_steps(z));
+        CHECK(fabsf(sdl_mpi_zero_grad_norm(z) - oref->grad_norm) <= 1e-5f * oref->grad_norm, "grad norm %g vs %g",
+              (double)sdl_mpi_zero_grad_norm(z), (double)oref->grad_norm);
+        sdl_mpi_zero_free(z); /* stage 3: gathers the parameters back into the model */
         double w = rel(a.m->param_data, ref.m->param_data, ref.m->param_floats);
         double wdp = rel(a.m->param_data, dp.m->param_data, ref.m->param_floats);
         CHECK(w <= 1e-5 && wdp <= 1e-5, "stage %d differs from one process by %g, from ddp by %g", stage, w, wdp);
-        CHECK(sdl_mpi_zero_steps(z) == micro / ACCUM, "%lld updates", (long long)sdl_mpi_zero_steps(z));
         CHECK(oref->grad_norm > od.max_grad_norm, "the norm %g was not clipped", (double)oref->grad_norm);
-        CHECK(fabsf(sdl_mpi_zero_grad_norm(z) - oref->grad_norm) <= 1e-5f * oref->grad_norm, "grad norm %g vs %g",
-              (double)sdl_mpi_zero_grad_norm(z), (double)oref->grad_norm);
         if (g_rank == 0) printf("     optimizer %d stage %d: %.2g from one process, %.2g from ddp (last norm %.3g clipped to %.3g)\n",
                                 (int)kind, stage, w, wdp, (double)oref->grad_norm, (double)od.max_grad_norm);
-        sdl_mpi_zero_free(z);
         CHECK(a.m->grad_data != NULL, "stage %d: no gradient array after free", stage);
         sdl_model_free(a.m);
     }
@@ -154,12 +155,13 @@ static void test_zero_wire(void) {
     sdl_model_free(ref.m);
 }
 
-/* the bytes: stage 1 keeps params + grads + state / N, stage 2 params + (grads + state) / N */
+/* the bytes: stage 1 keeps params + grads + state / N, stage 2 params + (grads + state) / N,
+   stage 3 (params + grads + state) / N */
 static void test_zero_bytes(void) {
     sdl_optim_desc od = optim_of(SDL_OPTIM_ADAMW);
-    int64_t bytes[3];
+    int64_t bytes[4];
     double P = 0;
-    for (int stage = 1; stage <= 2; stage++) {
+    for (int stage = 1; stage <= 3; stage++) {
         mlp a = mlp_new();
         P = (double)a.m->param_floats;
         sdl_mpi_zero *z = sdl_mpi_zero_new(a.m, &(sdl_mpi_zero_desc){.stage = stage, .optim = od, .bucket_mb = 0.001f});
@@ -167,26 +169,31 @@ static void test_zero_bytes(void) {
         int64_t b, e;
         sdl_mpi_zero_range(z, &b, &e);
         double shard = (double)(e - b), bucket = 262.0 /* 0.001 MiB in floats */;
-        double want = stage == 1 ? 4 * (2 * P + 2 * shard + 2 * shard + bucket) : 4 * (P + 2 * shard + 2 * shard + 2 * bucket);
+        /* params, grads (stage 1: the model's; 2: the shard's), master (3), Adam, buckets */
+        double want = stage == 1 ? 4 * (2 * P + 2 * shard + bucket) : stage == 2 ? 4 * (P + 3 * shard + 2 * bucket)
+                                                                                 : 4 * (4 * shard + 2 * bucket);
         CHECK(fabs((double)bytes[stage] - want) <= 4 * 2, "stage %d: %lld bytes, want %.0f", stage, (long long)bytes[stage], want);
         sdl_mpi_zero_free(z);
         sdl_model_free(a.m);
     }
-    CHECK(bytes[2] < bytes[1], "stage 2 holds %lld bytes, stage 1 %lld", (long long)bytes[2], (long long)bytes[1]);
+    CHECK(bytes[3] < bytes[2] && bytes[2] < bytes[1], "stage 3 holds %lld bytes, 2 %lld, 1 %lld", (long long)bytes[3],
+          (long long)bytes[2], (long long)bytes[1]);
 }
 
-/* a stage-2 run writes a checkpoint after 4 updates and goes on for 4 more; the file
-   loads into one process (world size 1) and into a stage-1 run, which go on the same */
+/* a stage-3 run writes a checkpoint after 4 updates and goes on for 4 more; the file
+   loads into one process (world size 1) and into stage-1 and stage-3 runs, which go on the same */
 static void test_zero_checkpoint(void) {
     sdl_optim_desc od = optim_of(SDL_OPTIM_ADAMW);
     char path[256];
     snprintf(path, sizeof path, "/tmp/sdl_zero_ckpt_%d.safetensors", (int)getppid());
     MPI_Bcast(path, (int)sizeof path, MPI_CHAR, 0, MPI_COMM_WORLD);
     mlp a = mlp_new();
-    sdl_mpi_zero *z = sdl_mpi_zero_new(a.m, &(sdl_mpi_zero_desc){.stage = 2, .optim = od});
+    sdl_mpi_zero *z = sdl_mpi_zero_new(a.m, &(sdl_mpi_zero_desc){.stage = 3, .optim = od});
     run_zero(&a, z, 0, 8);
     CHECK(sdl_mpi_zero_save(z, path, 3, 0) == SDL_OK, "%s", sdl_last_error());
     run_zero(&a, z, 8, 16);
+    sdl_mpi_zero_free(z); /* the parameters back in the model */
+    z = NULL;
     /* one process */
     mlp s = mlp_new();
     sdl_optim *os = sdl_optim_new(s.m, &od);
@@ -204,6 +211,27 @@ static void test_zero_checkpoint(void) {
     double w2 = rel(c.m->param_data, a.m->param_data, a.m->param_floats);
     CHECK(w2 <= 1e-5, "stage 1 from the checkpoint differs by %g", w2);
     CHECK(sdl_mpi_zero_steps(z1) == 8, "%lld updates", (long long)sdl_mpi_zero_steps(z1));
+    /* stage 3 from the file, and an evaluation forward that gathers and releases */
+    mlp e = mlp_new();
+    sdl_mpi_zero *z3 = sdl_mpi_zero_new(e.m, &(sdl_mpi_zero_desc){.stage = 3, .optim = od});
+    CHECK(sdl_mpi_zero_load(z3, path, NULL) == SDL_OK, "%s", sdl_last_error());
+    run_zero(&e, z3, 8, 16);
+    sdl_model_train(e.m, false);
+    sdl_model_train(c.m, false);
+    sdl_tensor *x = sdl_arena_tensor(sdl_shape2(3, 12), SDL_F32);
+    sdl_tensor_fill(x, 0.25f);
+    sdl_tensor *ye = sdl_forward(e.net, x), *yc = sdl_forward(c.net, x);
+    CHECK(ye && yc && rel(sdl_f32(ye), sdl_f32(yc), 15) <= 1e-5, "stage 3 eval forward differs: %s", sdl_last_error());
+    sdl_mpi_zero_release(z3);
+    sdl_arena_reset();
+    /* a sharded parameter used outside its layer is an error naming it, not a crash */
+    sdl_tensor *w = sdl_model_find(e.m, "fc1.weight");
+    CHECK(w && !w->data && sdl_linear(x, w, NULL) == NULL && strstr(sdl_last_error(), "fc1.weight"), "%s", sdl_last_error());
+    sdl_arena_reset();
+    sdl_mpi_zero_free(z3);
+    double w3 = rel(e.m->param_data, a.m->param_data, a.m->param_floats);
+    CHECK(w3 <= 1e-5, "stage 3 from the checkpoint differs by %g", w3);
+    sdl_model_free(e.m);
     /* a checkpoint of another optimizer kind is refused, naming what differs */
     mlp d = mlp_new();
     sdl_optim_desc sgd = optim_of(SDL_OPTIM_SGD);
@@ -212,7 +240,7 @@ static void test_zero_checkpoint(void) {
     if (g_rank == 0) printf("     reloaded: one process %.2g, stage 1 %.2g relative\n", w1, w2);
     quiet_barrier();
     if (g_rank == 0) remove(path);
-    sdl_mpi_zero_free(z); sdl_mpi_zero_free(z1); sdl_mpi_zero_free(z2);
+    sdl_mpi_zero_free(z1); sdl_mpi_zero_free(z2);
     sdl_optim_free(os);
     sdl_model_free(a.m); sdl_model_free(s.m); sdl_model_free(c.m); sdl_model_free(d.m);
 }
@@ -220,6 +248,11 @@ static void test_zero_checkpoint(void) {
 static void test_zero_bad_args(void) {
     mlp a = mlp_new();
     CHECK(sdl_mpi_zero_new(a.m, &(sdl_mpi_zero_desc){.stage = 4}) == NULL, "stage 4 accepted");
+    sdl_model *loose = sdl_model_new(1);
+    sdl_model_param(loose, "scale", sdl_shape1(8), false);
+    CHECK(sdl_mpi_zero_new(loose, &(sdl_mpi_zero_desc){.stage = 3}) == NULL && strstr(sdl_last_error(), "'scale'"),
+          "a parameter outside any layer: %s", sdl_last_error());
+    sdl_model_free(loose);
     CHECK(sdl_mpi_zero_new(NULL, &(sdl_mpi_zero_desc){.stage = 1}) == NULL, "NULL model accepted");
     CHECK(sdl_mpi_zero_step(NULL) == SDL_ERR_ARG, "NULL step accepted");
     sdl_model_free(a.m);

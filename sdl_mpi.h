@@ -1660,8 +1660,10 @@ SDL_API sdl_result sdl_mpi_sync_buffers(sdl_model *m) {
                 just before the module runs (MPI_Iallgatherv into a buffer) and starts the
                 gather of the module that ran after it in the last step (creation order at
                 first), so the next layer's parameters travel while this one computes. The
-                gathered parameters stay until their backward is done: sdl_mpi_zero_step
-                frees them all (sdl_mpi_zero_release after an evaluation).
+                gathered parameters stay for the layer's backward and go when it is done
+                (the model's grad hook, sdl__zero3_hook); sdl_mpi_zero_step frees what is
+                left (sdl_mpi_zero_release after evaluation forwards, which have no
+                backward).
    ---------------------------------------------------------------------------------------- */
 #ifndef SDL_MPI_ZERO_BUCKET_MB
 #define SDL_MPI_ZERO_BUCKET_MB 4
@@ -1676,6 +1678,7 @@ typedef struct sdl__zero_layer { /* stage 3: a module whose weight and bias are 
     MPI_Request req;
     int *counts, *displs;        /* per rank, for its MPI_Iallgatherv */
     int next;                    /* the layer whose forward came next in the last step, -1: none */
+    int pending;                 /* its parameters whose backward is not done yet */
 } sdl__zero_layer;
 
 struct sdl_mpi_zero {
@@ -1694,6 +1697,7 @@ struct sdl_mpi_zero {
     float grad_norm;
     sdl__zero_layer *layers; /* stage 3 */
     int nlayers, last;       /* last: the layer whose forward ran last this step, -1: none */
+    int *param_layer;        /* the layer of each parameter */
 };
 static sdl_mpi_zero *sdl__zero3; /* the stage-3 object whose forwards run (one at a time) */
 
@@ -1801,6 +1805,7 @@ static void sdl__zero3_finish(sdl__zero_layer *L) {
     sdl_module *mod = L->module;
     if (mod->weight) mod->weight->data = L->full + (mod->model->param_offset[mod->weight->param_index] - L->lo);
     if (mod->bias) mod->bias->data = L->full + (mod->model->param_offset[mod->bias->param_index] - L->lo);
+    L->pending = (mod->weight ? 1 : 0) + (mod->bias ? 1 : 0);
 }
 static void sdl__zero3_drop(sdl__zero_layer *L) {
     sdl__zero3_finish(L);
@@ -1824,6 +1829,14 @@ static sdl_tensor *sdl__zero3_fwd(sdl_module *self, sdl_tensor *x) {
     return L->forward(self, x);
 }
 
+/* the model's grad hook: a layer's parameters go once backward is done with all of them */
+static void sdl__zero3_hook(void *user, sdl_model *m, int param_index) {
+    sdl_mpi_zero *z = (sdl_mpi_zero *)user;
+    (void)m;
+    sdl__zero_layer *L = &z->layers[z->param_layer[param_index]];
+    if (L->full && !L->in_flight && --L->pending == 0) sdl__zero3_drop(L);
+}
+
 SDL_API void sdl_mpi_zero_release(sdl_mpi_zero *z) {
     for (int k = 0; z && k < z->nlayers; k++) sdl__zero3_drop(&z->layers[k]);
     if (z) z->last = -1;
@@ -1835,8 +1848,9 @@ static sdl_result sdl__zero3_wrap(sdl_mpi_zero *z) {
     int n = sdl__mpi.size;
     if (sdl__zero3) return sdl_fail(SDL_ERR_STATE, "sdl_mpi_zero_new: one ZeRO-3 run at a time (free the other first)");
     z->layers = (sdl__zero_layer *)sdl__mpi_alloc((size_t)m->nmodules + 1, sizeof(sdl__zero_layer));
+    z->param_layer = (int *)sdl__mpi_alloc((size_t)m->nparams + 1, sizeof(int));
     bool *owned = (bool *)sdl__mpi_alloc((size_t)m->nparams + 1, sizeof(bool));
-    if (!z->layers || !owned) { SDL__MPI_FREE(owned); return SDL_ERR_OOM; }
+    if (!z->layers || !z->param_layer || !owned) { SDL__MPI_FREE(owned); return SDL_ERR_OOM; }
     for (int i = 0; i < m->nmodules; i++) {
         sdl_module *mod = m->modules[i];
         sdl_tensor *ts[2] = {mod->weight, mod->bias};
@@ -1852,6 +1866,7 @@ static sdl_result sdl__zero3_wrap(sdl_mpi_zero *z) {
             if (off < L->lo) L->lo = off;
             if (off + ts[t]->numel > L->hi) L->hi = off + ts[t]->numel;
             owned[ts[t]->param_index] = true;
+            z->param_layer[ts[t]->param_index] = z->nlayers;
         }
         L->counts = (int *)sdl__mpi_alloc(2 * (size_t)n, sizeof(int));
         if (!L->counts) { SDL__MPI_FREE(owned); return SDL_ERR_OOM; }
@@ -1867,6 +1882,7 @@ static sdl_result sdl__zero3_wrap(sdl_mpi_zero *z) {
         }
     SDL__MPI_FREE(owned);
     for (int k = 0; k < z->nlayers; k++) z->layers[k].module->forward = sdl__zero3_fwd;
+    sdl_model_set_grad_hook(m, sdl__zero3_hook, z);
     z->last = -1;
     sdl__zero3 = z;
     return SDL_OK;
@@ -2119,6 +2135,7 @@ SDL_API void sdl_mpi_zero_free(sdl_mpi_zero *z) {
         SDL__MPI_FREE(z->layers[k].counts);
     }
     if (sdl__zero3 == z) sdl__zero3 = NULL;
+    if (m->grad_hook_user == z) sdl_model_set_grad_hook(m, NULL, NULL);
     if (z->shard && !m->param_data) { /* stage 3: the model gets its parameters back */
         sdl_model_external_params(m, false);
         for (int q = 0; q < sdl__mpi.size && m->param_data; q++) {
@@ -2134,6 +2151,7 @@ SDL_API void sdl_mpi_zero_free(sdl_mpi_zero *z) {
     sdl_optim_free(z->opt);
     sdl_model_free(z->shard);
     SDL__MPI_FREE(z->layers);
+    SDL__MPI_FREE(z->param_layer);
     SDL__MPI_FREE(z->bound);
     SDL__MPI_FREE(z->counts);
     SDL__MPI_FREE(z->recv);

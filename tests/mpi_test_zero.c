@@ -245,6 +245,26 @@ static void test_zero_checkpoint(void) {
     sdl_model_free(a.m); sdl_model_free(s.m); sdl_model_free(c.m); sdl_model_free(d.m);
 }
 
+/* stage 3: a layer's parameters are there from its forward through its backward, gone after */
+static void test_zero3_gather_free(void) {
+    sdl_optim_desc od = optim_of(SDL_OPTIM_ADAMW);
+    mlp a = mlp_new();
+    sdl_mpi_zero *z = sdl_mpi_zero_new(a.m, &(sdl_mpi_zero_desc){.stage = 3, .optim = od});
+    CHECK(z != NULL, "%s", sdl_last_error());
+    if (!z) return;
+    int gathered = 0, left = 0;
+    sdl_tensor *loss = loss_of(&a, 0, g_rank * B, B);
+    for (int i = 0; i < a.m->nparams; i++) gathered += a.m->params[i]->data != NULL;
+    CHECK(gathered == a.m->nparams, "%d of %d parameters gathered after forward", gathered, a.m->nparams);
+    CHECK(sdl_backward(loss) == SDL_OK, "%s", sdl_last_error());
+    for (int i = 0; i < a.m->nparams; i++) left += a.m->params[i]->data != NULL;
+    CHECK(left == 0, "%d parameters still gathered after backward", left);
+    CHECK(sdl_mpi_zero_step(z) == SDL_OK, "%s", sdl_last_error());
+    sdl_arena_reset();
+    sdl_mpi_zero_free(z);
+    sdl_model_free(a.m);
+}
+
 static void test_zero_bad_args(void) {
     mlp a = mlp_new();
     CHECK(sdl_mpi_zero_new(a.m, &(sdl_mpi_zero_desc){.stage = 4}) == NULL, "stage 4 accepted");
@@ -272,6 +292,7 @@ int main(int argc, char **argv) {
     MRUN(test_zero_wire);
     MRUN(test_zero_bytes);
     MRUN(test_zero_checkpoint);
+    MRUN(test_zero3_gather_free);
     MRUN(test_zero_bad_args);
     return mpi_test_finish();
 }

@@ -305,9 +305,10 @@ int main(int argc, char **argv) {
             sdl_arena_reset();
             done = z ? sdl_mpi_zero_steps(z) : opt->step;
             if (ckpt_every > 0 && update && done % ckpt_every == 0) { /* atomic: path.tmp, fsync, rename */
-                int64_t at = sdl_loader_samples_done(train_loader);
-                sdl_result cr = z ? sdl_mpi_zero_save(z, ckpt_path, epoch, at)
-                                  : rank == 0 ? sdl_checkpoint_save_at(ckpt_path, model, opt, epoch, at) : SDL_OK;
+                bool over = step + 1 == todo; /* the epoch's last update: a resume starts the next */
+                int64_t e = epoch + (over ? 1 : 0), at = over ? 0 : sdl_loader_samples_done(train_loader);
+                sdl_result cr = z ? sdl_mpi_zero_save(z, ckpt_path, e, at)
+                                  : rank == 0 ? sdl_checkpoint_save_at(ckpt_path, model, opt, e, at) : SDL_OK;
                 if (cr != SDL_OK) fprintf(stderr, "rank %d: %s\n", rank, sdl_last_error());
                 sdl_mpi_barrier();
             }

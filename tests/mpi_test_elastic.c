@@ -8,7 +8,7 @@
    more updates; its final weights equal the uninterrupted run's within 1e-4 relative; every
    sample of every epoch was trained on exactly once (counting what each checkpoint
    committed). */
-// mpirun-np: 2 3
+// mpirun-np: 2
 #define _POSIX_C_SOURCE 200809L /* popen, clock_gettime */
 #define SDL_IMPLEMENTATION
 #include "sdl_test.h"

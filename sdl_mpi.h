@@ -4,6 +4,9 @@
    gradients with the others before the optimizer step (PyTorch's DistributedDataParallel,
    Horovod). Plain MPI-3, so it runs with Open MPI, MPICH, Intel MPI, under mpirun or srun, and
    as a single process with no launcher at all (rank 0 of 1).
+   Beyond replicas: SyncBatchNorm, ZeRO stages 1-3 (sharded optimizer state, gradients,
+   parameters), exact distributed evaluation, and checkpoints that resume at another world
+   size (see Evaluation, SyncBN, ZeRO and Restarts under TOPICS).
 
    Do this:
       #define SDL_MPI_IMPLEMENTATION
@@ -1077,6 +1080,7 @@ SDL_API sdl_result sdl_mpi_broadcast_model(sdl_model *m, sdl_optim *opt, int roo
     if (!m) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_broadcast_model: NULL model");
     if ((r = sdl_model_pack(m)) != SDL_OK) return r;
     if (sdl__mg_model_on_gpu(m)) return sdl__mg_broadcast_model(m, opt, root);
+    if (!m->param_data) return sdl_fail(SDL_ERR_STATE, "sdl_mpi_broadcast_model: the parameters are sharded (ZeRO-3): broadcast before sdl_mpi_zero_new");
     if (root < 0 || root >= sdl__mpi.size) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_broadcast_model: root %d of %d ranks", root, sdl__mpi.size);
     double t = sdl__mpi_now_us();
     r = sdl__mpi_bcast(m->param_data, m->param_floats, MPI_FLOAT, sizeof(float), root, "broadcast parameters");
@@ -1366,6 +1370,7 @@ SDL_API sdl_mpi_ddp *sdl_mpi_ddp_new_gpu(sdl_model *m, const sdl_mpi_ddp_desc *d
     if (sdl__mpi_need_init("sdl_mpi_ddp_new") != SDL_OK) return NULL;
     if (!m) { sdl_fail(SDL_ERR_ARG, "sdl_mpi_ddp_new: NULL model"); return NULL; }
     if (sdl_model_pack(m) != SDL_OK) return NULL;
+    if (!m->grad_data) { sdl_fail(SDL_ERR_STATE, "sdl_mpi_ddp_new: the model's gradients are sharded (ZeRO); use one or the other"); return NULL; }
     sdl_mpi_ddp *d = (sdl_mpi_ddp *)sdl__mpi_alloc(1, sizeof(sdl_mpi_ddp));
     if (!d) return NULL;
     d->node = MPI_COMM_NULL;

@@ -275,6 +275,10 @@ static void test_zero_bad_args(void) {
     sdl_model_free(loose);
     CHECK(sdl_mpi_zero_new(NULL, &(sdl_mpi_zero_desc){.stage = 1}) == NULL, "NULL model accepted");
     CHECK(sdl_mpi_zero_step(NULL) == SDL_ERR_ARG, "NULL step accepted");
+    sdl_mpi_zero *z = sdl_mpi_zero_new(a.m, &(sdl_mpi_zero_desc){.stage = 3});
+    CHECK(z && sdl_mpi_ddp_new(a.m, NULL) == NULL && sdl_mpi_broadcast_model(a.m, NULL, 0) == SDL_ERR_STATE &&
+          sdl_mpi_zero_new(a.m, &(sdl_mpi_zero_desc){.stage = 1}) == NULL, "a sharded model accepted by ddp, broadcast or zero");
+    sdl_mpi_zero_free(z);
     sdl_model_free(a.m);
 }
 

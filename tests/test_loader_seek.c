@@ -27,7 +27,7 @@ static int64_t run(int W, int B, int64_t e, int64_t from, int rounds, int *seen,
     }
     int64_t done = from;
     for (int k = 0; rounds == 0 || k < rounds; k++) {
-        sdl_tensor *x[4], *y[4];
+        sdl_tensor *x[4] = {NULL, NULL, NULL, NULL}, *y[4] = {NULL, NULL, NULL, NULL};
         bool more = true;
         for (int r = 0; r < W; r++) more = sdl_loader_next(l[r], &x[r], &y[r]) && more;
         if (!more) break;

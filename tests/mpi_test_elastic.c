@@ -7,7 +7,8 @@
    = 2 x 4 x 3 through accumulation) and the LR schedule where it was, and runs at least 50
    more updates; its final weights equal the uninterrupted run's within 1e-4 relative; every
    sample of every epoch was trained on exactly once (counting what each checkpoint
-   committed). */
+   committed). And under a launcher that does not end the job (mpirun --enable-recovery),
+   sdl_mpi's collective checker names the dead rank and ends it within 10 s. */
 // mpirun-np: 2
 #define _POSIX_C_SOURCE 200809L /* popen, clock_gettime */
 #define SDL_IMPLEMENTATION
@@ -238,6 +239,30 @@ static void test_kill_and_relaunch(void) {
     if (sdl_test_ok && system(cmd) != 0) printf("     could not remove %s\n", el_dir);
 }
 
+/* the same death under a launcher that keeps the job alive (mpirun --enable-recovery, or srun
+   without --kill-on-bad-exit): the others stop at their next checked collective, and the
+   checker names the missing rank after SDL_MPI_TIMEOUT (5 s here) and ends the job */
+static void test_checker_names_dead_rank(void) {
+    if (g_rank != 0) return;
+    static char out[1 << 16];
+    char dir[256], cmd[2048];
+    snprintf(dir, sizeof dir, "/tmp/sdl_elastic_rec_%d", (int)getpid());
+    mkdir(dir, 0755);
+    snprintf(cmd, sizeof cmd, "mpirun --allow-run-as-root --oversubscribe --enable-recovery -np 3 '%s' --train %s --die-at 3",
+             g_argv0, dir);
+    double t0 = wall();
+    spawn(cmd, out, sizeof out);
+    double t_end = wall();
+    const char *died = strstr(out, "rank 1 dies at ");
+    double t_die = died ? atof(died + 15) : t0;
+    CHECK(died != NULL, "rank 1 did not die:\n%s", out);
+    CHECK(strstr(out, "rank 1 is missing it") != NULL, "the checker does not name rank 1:\n%s", out);
+    CHECK(t_end - t_die < 10, "the job ended %.2f s after the death", t_end - t_die);
+    printf("     without the launcher's help: the checker named rank 1, job over %.2f s after the death\n", t_end - t_die);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) printf("     could not remove %s\n", dir);
+}
+
 int main(int argc, char **argv) {
     if (argc >= 3 && strcmp(argv[1], "--train") == 0) return train(argv[2], argc >= 5 ? atoi(argv[4]) : 0);
     g_argv0 = argv[0];
@@ -246,5 +271,6 @@ int main(int argc, char **argv) {
     g_size = sdl_mpi_size();
     sdl_mpi_set_timeout(300); /* rank 0 runs child jobs while the others wait */
     MRUN(test_kill_and_relaunch);
+    MRUN(test_checker_names_dead_rank);
     return mpi_test_finish();
 }

@@ -3513,9 +3513,9 @@ static int64_t sdl__ops_grain(int64_t work_per_item) { /* items per part so a pa
     return work_per_item > 0 ? 1 + 32768 / work_per_item : 1;
 }
 /* synced batch norm: saved holds mean, rstd (C floats each), then the group's numbers in
-   doubles: forward's mean (C), var (C), and backward's local sums of dy, dy xhat (C each),
-   group sums of dy, dy xhat (C each), group count (1). The passes below fill them; the
-   ranges above read them. Sums are in double in a fixed order, as the unsynced op's. */
+   doubles: forward's mean (C) and var (C), backward's sums of dy and dy xhat (C each: this
+   process's, then the group's after the sum), the group's count (1). The passes below fill
+   them; the ranges above read them. Sums in double in a fixed order, as the unsynced op's. */
 static double *sdl__bn_group(sdl_node *n, int64_t C) { return (double *)((float *)n->saved + 2 * C); }
 static void sdl__bn_sum_range(void *ctx, int64_t c0, int64_t c1) { /* group[c] = sum x */
     sdl_node *n = (sdl_node *)ctx;

@@ -72,6 +72,9 @@ bench-mpi:
 	$(MPIRUN) $(MPIBIND) -np 2 build/bench_mpi --weak
 	$(MPICC) $(CFLAGS) -I. bench/bench_mpar.c -o build/bench_mpar $(LDLIBS)
 	$(MPIRUN) $(MPIBIND) -np 2 build/bench_mpar
+	$(MPIRUN) $(MPIBIND) -np 1 build/bench_mpi --zero
+	$(MPIRUN) $(MPIBIND) -np 2 build/bench_mpi --zero
+	$(MPIRUN) -np 4 build/bench_mpi --zero
 
 # ---- the model examples on the CPU (nvcc builds: see tools/gpu_check.sh). make models, then e.g.
 #   ./build/resnet18 --synthetic --steps 20 --batch-size 32    ./build/gpt2 --layers 2 --channels 64 --heads 4 --seq-len 64 --vocab 512

@@ -303,7 +303,8 @@ struct sdl_node {
     union {
         struct { int stride_h, stride_w, pad_h, pad_w, out_pad_h, out_pad_w; } conv;
         struct { int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w; } pool;
-        struct { float eps, momentum; bool training; sdl_tensor *running_mean, *running_var; } norm; /* stats may be NULL */
+        struct { float eps, momentum; bool training; sdl_tensor *running_mean, *running_var; /* stats may be NULL */
+                 void (*sum)(double *v, int64_t n, void *user); void *sum_user; } norm; /* sum: synced batch norm */
         struct { float p; uint64_t seed, stream; } dropout;
         struct { float alpha; } scalar;  /* leaky_relu slope, scale factor, label smoothing */
         struct { int dim, dim1; } axis;  /* concat (dim); transpose (dim, dim1), dim < dim1 */
@@ -421,6 +422,16 @@ SDL_API sdl_tensor *sdl_avg_pool2d_ceil(sdl_tensor *x, int kernel, int stride, i
    Eval uses running_mean/running_var (needed then) and leaves them alone. */
 SDL_API sdl_tensor *sdl_batch_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, sdl_tensor *running_mean,
                                    sdl_tensor *running_var, bool training, float momentum, float eps);
+/* Synced batch norm (PyTorch's SyncBatchNorm), training only, CPU: sum(v, n, user) adds n
+   doubles in place over a group of processes (sdl_mpi.h's sdl_mpi_sync_batch_norm gives MPI's).
+   Forward normalises with the group's mean and biased var (two sums of C + 1 values: the
+   counts and sums, then the squared deviations) and moves the running stats with the group's
+   unbiased var, the same on every process; backward's dx uses the group's sums of dy and
+   dy xhat over the group's count, dgamma and dbeta this process's own (data parallel then
+   averages them). Every process of the group must call it with the same C. */
+SDL_API sdl_tensor *sdl_batch_norm_synced(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, sdl_tensor *running_mean,
+                                          sdl_tensor *running_var, float momentum, float eps,
+                                          void (*sum)(double *v, int64_t n, void *user), void *user);
 /* over the last dim D; gamma, beta (D), or both NULL for no affine */
 SDL_API sdl_tensor *sdl_layer_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, float eps);
 /* F.group_norm: x (N, C, ...), the channels in `groups` groups, each (n, group) normalised
@@ -554,6 +565,16 @@ SDL_API sdl_result sdl_model_pack(sdl_model *m); /* done on first use; no params
 SDL_API sdl_tensor *sdl_model_find(sdl_model *m, const char *name); /* param or buffer */
 SDL_API int64_t sdl_model_num_params(const sdl_model *m);
 SDL_API void sdl_model_zero_grad(sdl_model *m);
+/* on: frees the flat gradient array; backward then gives each parameter a gradient in the
+   step arena, to be read before sdl_arena_reset, and sdl_model_zero_grad forgets them (the
+   params' grad pointers go NULL). ZeRO stage 2 (sdl_mpi.h) keeps only a shard that way.
+   off: a zeroed flat array again. CPU models. */
+SDL_API sdl_result sdl_model_arena_grads(sdl_model *m, bool on);
+/* on: frees the flat parameter array; each parameter's data is NULL until its owner points it
+   at memory of its own (ZeRO stage 3 gathers a layer's parameters just before its forward;
+   a shard model points into a whole model's array), and an op given a parameter without
+   data fails, naming it. off: a zeroed flat array again. CPU models. */
+SDL_API sdl_result sdl_model_external_params(sdl_model *m, bool on);
 SDL_API void sdl_model_train(sdl_model *m, bool training);
 SDL_API void sdl_model_set_grad_hook(sdl_model *m, sdl_grad_hook hook, void *user);
 /* Freezing (PyTorch's p.requires_grad_(False)): a frozen parameter gets no gradient, and
@@ -979,6 +1000,16 @@ SDL_API void sdl_loader_free(sdl_loader *l);
    prefetching it); sdl_loader_set_epoch(e) chooses one explicitly, as on resume. */
 SDL_API int64_t sdl_loader_num_samples(const sdl_loader *l); /* this rank's, padding included */
 SDL_API int64_t sdl_loader_epoch(const sdl_loader *l);       /* the epoch next() serves */
+/* Resuming mid-epoch. An epoch's order is one list of positions (the permutation); each
+   round of batches takes the next batch_size x world_size of them, rank r every world_size-th
+   from r. sdl_loader_seek(l, e, done) starts epoch e after its first `done` positions, so a
+   relaunch with another world size or batch size goes on where the last left off: nothing
+   skipped, nothing seen twice (padding, as the distributed sampler's, only at the epoch's end:
+   each rank gets ceil((n - done) / world_size) samples). sdl_loader_samples_done(l) is that
+   global count for the batches handed out so far (the same on every rank): save it with a
+   checkpoint (sdl_checkpoint_save_at). */
+SDL_API sdl_result sdl_loader_seek(sdl_loader *l, int64_t epoch, int64_t global_samples_done);
+SDL_API int64_t sdl_loader_samples_done(const sdl_loader *l);
 
 /* >>decl-train: timers, meters, progress lines, results CSV, flags */
 SDL_API double sdl_now(void); /* seconds from a monotonic clock (wall clock under strict -std=c99/c11) */
@@ -1050,7 +1081,7 @@ SDL_API void sdl_args_usage(FILE *out, const char *prog, const sdl_arg *args, in
    PyTorch's slot names (sdl_optim_state_name: "optim.momentum_buffer.fc1.weight",
    "optim.exp_avg.fc1.weight", "optim.exp_avg_sq.fc1.weight"). "__metadata__" holds
    strings: format "pt", sdl "1", epoch, step, lr, optim (sdl_optim_kind number),
-   optim_nstate, optim_micro (accumulation), rng_seed, rng_counter. Saving writes path.tmp in the same folder, fsyncs and renames, so a crash
+   optim_nstate, optim_micro (accumulation), rng_seed, rng_counter, samples (save_at). Saving writes path.tmp in the same folder, fsyncs and renames, so a crash
    leaves the old file whole. Loading checks every name, shape and dtype before it changes
    anything, restores the optimizer (state, step, lr) and the global RNG (so dropout goes on
    as if never stopped), and names what differs. Data is little-endian f32. */
@@ -1059,9 +1090,13 @@ typedef struct sdl_checkpoint_info {
     int64_t step;        /* optimizer steps taken */
     float lr;
     uint64_t rng_seed, rng_counter;
+    int64_t samples;     /* sdl_checkpoint_save_at: samples of epoch `epoch` done (the loader's position) */
 } sdl_checkpoint_info;
 /* o may be NULL (weights only) */
 SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl_optim *o, int64_t epoch);
+/* mid-epoch: also the loader's position, samples of epoch `epoch` done (metadata "samples",
+   sdl_loader_samples_done; resume with sdl_loader_seek(l, info.epoch, info.samples)) */
+SDL_API sdl_result sdl_checkpoint_save_at(const char *path, sdl_model *m, const sdl_optim *o, int64_t epoch, int64_t samples);
 /* o may be NULL (optimizer entries in the file are then skipped); info may be NULL.
    PyTorch's BatchNorm "num_batches_tracked" entries are skipped (sdl keeps no counter). */
 SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim *o, sdl_checkpoint_info *info);
@@ -2366,6 +2401,10 @@ static sdl_node *sdl__op_begin_n(sdl_op op, sdl_shape out_shape, int nin, sdl_te
     sdl_tensor *a = ins[0];
     for (int i = 0; i < nin && ins[i]; i++) {
         if (!sdl__ready(ins[i])) return NULL;
+        if (!ins[i]->data && ins[i]->numel > 0) { /* sdl_model_external_params */
+            sdl_fail(SDL_ERR_STATE, "op %d: '%s' has no data (a sharded parameter nobody gathered?)", (int)op, ins[i]->name ? ins[i]->name : "?");
+            return NULL;
+        }
         if (ins[i]->device != a->device) {
             sdl_fail(SDL_ERR_DEVICE, "%s: inputs on different devices (%d and %d)", sdl__op_name(op), (int)a->device, (int)ins[i]->device);
             return NULL;
@@ -3991,9 +4030,13 @@ static void sdl__bn_fwd_range(void *ctx, int64_t c0, int64_t c1) {
     float *rm = n->attr.norm.running_mean ? sdl_f32(n->attr.norm.running_mean) : NULL;
     float *rv = n->attr.norm.running_var ? sdl_f32(n->attr.norm.running_var) : NULL;
     double m = n->attr.norm.momentum;
+    const double *group = (const double *)(rstd + C); /* synced: the group's mean (C), var (C) */
     for (int64_t c = c0; c < c1; c++) {
         double mu, var;
-        if (n->attr.norm.training) {
+        if (n->attr.norm.sum) {
+            mu = group[c];
+            var = group[C + c];
+        } else if (n->attr.norm.training) {
             double s = 0.0, v = 0.0;
             for (int64_t i = 0; i < N; i++)
                 for (int64_t j = 0; j < S; j++) s += x[(i * C + c) * S + j];
@@ -4041,8 +4084,13 @@ static void sdl__bn_bwd_range(void *ctx, int64_t c0, int64_t c1) {
         if (bt && bt->requires_grad) bt->grad[c] += (float)sdy;
         if (!xt->requires_grad) continue;
         float k0 = gt ? sdl_f32(gt)[c] * rc : rc;
-        float a = n->attr.norm.training ? (float)(sdy / (double)M) : 0.0f;
-        float bb = n->attr.norm.training ? (float)(sdyx / (double)M) : 0.0f;
+        double gdy = sdy, gdyx = sdyx, gm = (double)M; /* synced: the group's sums and count */
+        if (n->attr.norm.sum) {
+            const double *group = (const double *)(rstd + C);
+            gdy = group[2 * C + c], gdyx = group[3 * C + c], gm = group[4 * C];
+        }
+        float a = n->attr.norm.training ? (float)(gdy / gm) : 0.0f;
+        float bb = n->attr.norm.training ? (float)(gdyx / gm) : 0.0f;
         for (int64_t i = 0; i < N; i++)
             for (int64_t j = 0; j < S; j++) {
                 int64_t k = (i * C + c) * S + j;
@@ -4053,14 +4101,93 @@ static void sdl__bn_bwd_range(void *ctx, int64_t c0, int64_t c1) {
 static int64_t sdl__ops_grain(int64_t work_per_item) { /* items per part so a part does ~32k flops */
     return work_per_item > 0 ? 1 + 32768 / work_per_item : 1;
 }
+/* synced batch norm: saved holds mean, rstd (C floats each), then the group's numbers in
+   doubles: forward's mean (C) and var (C), backward's sums of dy and dy xhat (C each: this
+   process's, then the group's after the sum), the group's count (1). The passes below fill
+   them; the ranges above read them. Sums in double in a fixed order, as the unsynced op's. */
+static double *sdl__bn_group(sdl_node *n, int64_t C) { return (double *)((float *)n->saved + 2 * C); }
+static void sdl__bn_sum_range(void *ctx, int64_t c0, int64_t c1) { /* group[c] = sum x */
+    sdl_node *n = (sdl_node *)ctx;
+    int64_t N, C, S;
+    sdl__bn_dims(n->in[0], &N, &C, &S);
+    const float *x = sdl_f32(n->in[0]);
+    double *group = sdl__bn_group(n, C);
+    for (int64_t c = c0; c < c1; c++) {
+        double s = 0.0;
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t j = 0; j < S; j++) s += x[(i * C + c) * S + j];
+        group[c] = s;
+    }
+}
+static void sdl__bn_dev_range(void *ctx, int64_t c0, int64_t c1) { /* group[C + c] = sum (x - mean)^2 */
+    sdl_node *n = (sdl_node *)ctx;
+    int64_t N, C, S;
+    sdl__bn_dims(n->in[0], &N, &C, &S);
+    const float *x = sdl_f32(n->in[0]);
+    double *group = sdl__bn_group(n, C);
+    for (int64_t c = c0; c < c1; c++) {
+        double v = 0.0;
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t j = 0; j < S; j++) {
+                double d = x[(i * C + c) * S + j] - group[c];
+                v += d * d;
+            }
+        group[C + c] = v;
+    }
+}
+static void sdl__bn_dsum_range(void *ctx, int64_t c0, int64_t c1) { /* group[2C + c], [3C + c]: sum dy, dy xhat */
+    sdl_node *n = (sdl_node *)ctx;
+    int64_t N, C, S;
+    sdl__bn_dims(n->in[0], &N, &C, &S);
+    const float *x = sdl_f32(n->in[0]), *dy = n->out->grad, *mean = (const float *)n->saved, *rstd = mean + C;
+    double *group = sdl__bn_group(n, C);
+    for (int64_t c = c0; c < c1; c++) {
+        double sdy = 0.0, sdyx = 0.0;
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t j = 0; j < S; j++) {
+                int64_t k = (i * C + c) * S + j;
+                sdy += dy[k];
+                sdyx += (double)dy[k] * ((x[k] - mean[c]) * rstd[c]);
+            }
+        group[2 * C + c] = sdy;
+        group[3 * C + c] = sdyx;
+    }
+}
+/* the group's mean and biased var into group[0, 2C), its count into group[4C], and the
+   running stats moved with the unbiased var (the same numbers on every process) */
+static void sdl__bn_group_stats(sdl_node *n) {
+    int64_t N, C, S;
+    sdl__bn_dims(n->in[0], &N, &C, &S);
+    double *group = sdl__bn_group(n, C), m = n->attr.norm.momentum;
+    sdl_parallel_for(C, sdl__ops_grain(N * S), sdl__bn_sum_range, n);
+    group[C] = (double)(N * S); /* counts beside the sums: one message */
+    n->attr.norm.sum(group, C + 1, n->attr.norm.sum_user);
+    double gm = group[C];
+    group[4 * C] = gm;
+    for (int64_t c = 0; c < C; c++) group[c] /= gm;
+    sdl_parallel_for(C, sdl__ops_grain(N * S * 2), sdl__bn_dev_range, n);
+    n->attr.norm.sum(group + C, C, n->attr.norm.sum_user);
+    float *rm = n->attr.norm.running_mean ? sdl_f32(n->attr.norm.running_mean) : NULL;
+    float *rv = n->attr.norm.running_var ? sdl_f32(n->attr.norm.running_var) : NULL;
+    for (int64_t c = 0; c < C; c++) {
+        if (rm) rm[c] = (float)((1.0 - m) * rm[c] + m * group[c]);
+        if (rv) rv[c] = (float)((1.0 - m) * rv[c] + m * group[C + c] / (gm - 1.0));
+        group[C + c] /= gm;
+    }
+}
 static void sdl__bn_fwd(sdl_node *n) {
     int64_t N, C, S;
     sdl__bn_dims(n->in[0], &N, &C, &S);
+    if (n->attr.norm.sum) sdl__bn_group_stats(n);
     sdl_parallel_for(C, sdl__ops_grain(N * S * 4), sdl__bn_fwd_range, n);
 }
 static void sdl__bn_bwd(sdl_node *n) {
     int64_t N, C, S;
     sdl__bn_dims(n->in[0], &N, &C, &S);
+    if (n->attr.norm.sum) { /* the group's sums of dy and dy xhat */
+        sdl_parallel_for(C, sdl__ops_grain(N * S * 3), sdl__bn_dsum_range, n);
+        n->attr.norm.sum(sdl__bn_group(n, C) + 2 * C, 2 * C, n->attr.norm.sum_user);
+    }
     sdl_parallel_for(C, sdl__ops_grain(N * S * 6), sdl__bn_bwd_range, n);
 }
 
@@ -4069,8 +4196,9 @@ static bool sdl__norm_vec_ok(const sdl_tensor *v, int64_t C, const sdl_tensor *x
     return !v || (v->ndim == 1 && v->shape[0] == C && v->dtype == SDL_F32 && v->device == x->device);
 }
 
-SDL_API sdl_tensor *sdl_batch_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, sdl_tensor *running_mean,
-                                   sdl_tensor *running_var, bool training, float momentum, float eps) {
+static sdl_tensor *sdl__batch_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, sdl_tensor *running_mean,
+                                   sdl_tensor *running_var, bool training, float momentum, float eps,
+                                   void (*sum)(double *v, int64_t n, void *user), void *user) {
     if (!x) return NULL;
     if (x->ndim != 2 && x->ndim != 4)
         return (sdl_tensor *)sdl__shape_error("batch_norm", "wants x (N, C) or (N, C, H, W)", x, NULL);
@@ -4093,7 +4221,21 @@ SDL_API sdl_tensor *sdl_batch_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor 
     n->attr.norm.training = training;
     n->attr.norm.running_mean = running_mean;
     n->attr.norm.running_var = running_var;
-    return sdl__saved(n, 2 * (size_t)C * sizeof(float)) ? sdl__op_run(n) : NULL;
+    n->attr.norm.sum = sum;
+    n->attr.norm.sum_user = user;
+    size_t group = sum ? (4 * (size_t)C + 1) * sizeof(double) : 0;
+    return sdl__saved(n, 2 * (size_t)C * sizeof(float) + group) ? sdl__op_run(n) : NULL;
+}
+SDL_API sdl_tensor *sdl_batch_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, sdl_tensor *running_mean,
+                                   sdl_tensor *running_var, bool training, float momentum, float eps) {
+    return sdl__batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps, NULL, NULL);
+}
+SDL_API sdl_tensor *sdl_batch_norm_synced(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor *beta, sdl_tensor *running_mean,
+                                          sdl_tensor *running_var, float momentum, float eps,
+                                          void (*sum)(double *v, int64_t n, void *user), void *user) {
+    if (!sum) { sdl_fail(SDL_ERR_ARG, "batch_norm_synced: NULL sum function"); return NULL; }
+    if (x && x->device != SDL_CPU && x->device != SDL_DEVICE_DEFAULT) { sdl_fail(SDL_ERR_DEVICE, "batch_norm_synced: x is on a GPU; synced batch norm runs on the CPU"); return NULL; }
+    return sdl__batch_norm(x, gamma, beta, running_mean, running_var, true, momentum, eps, sum, user);
 }
 
 /* ---- layer norm over the last dim: x (R, D) with R = all leading dims; gamma, beta (D) or
@@ -5490,6 +5632,10 @@ static void sdl__grads_zeroed(sdl_model *m) {
 
 SDL_API void sdl_model_zero_grad(sdl_model *m) {
     if (!m || !m->packed) return;
+    if (!m->grad_data) { /* arena gradients: forget them */
+        for (int i = 0; i < m->nparams; i++) m->params[i]->grad = NULL, m->grad_zero[i] = false;
+        return;
+    }
     if (sdl__model_device(m) != SDL_CPU) {
         const sdl_backend *be = sdl_get_backend(sdl__model_device(m));
         if (!be) return;
@@ -5498,6 +5644,42 @@ SDL_API void sdl_model_zero_grad(sdl_model *m) {
         memset(m->grad_data, 0, (size_t)m->param_floats * sizeof(float));
     }
     sdl__grads_zeroed(m);
+}
+
+SDL_API sdl_result sdl_model_arena_grads(sdl_model *m, bool on) {
+    sdl_result r = m ? sdl_model_pack(m) : sdl_fail(SDL_ERR_ARG, "model_arena_grads: NULL model");
+    if (r != SDL_OK) return r;
+    if (sdl__model_device(m) != SDL_CPU) return sdl_fail(SDL_ERR_DEVICE, "model_arena_grads: CPU models only");
+    if (on && m->grad_data) {
+        sdl__aligned_free(m->grad_data);
+        m->grad_data = NULL;
+    } else if (!on && !m->grad_data) {
+        m->grad_data = (float *)sdl__aligned_alloc((size_t)m->param_floats * sizeof(float));
+        if (!m->grad_data) return sdl__err_code;
+        memset(m->grad_data, 0, (size_t)m->param_floats * sizeof(float));
+        for (int i = 0; i < m->nparams; i++) m->params[i]->grad = m->grad_data + m->param_offset[i];
+        sdl__grads_zeroed(m);
+        return SDL_OK;
+    }
+    sdl_model_zero_grad(m);
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_model_external_params(sdl_model *m, bool on) {
+    sdl_result r = m ? sdl_model_pack(m) : sdl_fail(SDL_ERR_ARG, "model_external_params: NULL model");
+    if (r != SDL_OK) return r;
+    if (sdl__model_device(m) != SDL_CPU) return sdl_fail(SDL_ERR_DEVICE, "model_external_params: CPU models only");
+    if (on && m->param_data) {
+        sdl__aligned_free(m->param_data);
+        m->param_data = NULL;
+        for (int i = 0; i < m->nparams; i++) m->params[i]->data = NULL;
+    } else if (!on && !m->param_data) {
+        m->param_data = (float *)sdl__aligned_alloc((size_t)m->param_floats * sizeof(float));
+        if (!m->param_data) return sdl__err_code;
+        memset(m->param_data, 0, (size_t)m->param_floats * sizeof(float));
+        for (int i = 0; i < m->nparams; i++) m->params[i]->data = m->param_data + m->param_offset[i];
+    }
+    return SDL_OK;
 }
 
 SDL_API void sdl_model_train(sdl_model *m, bool training) { if (m) m->training = training; }
@@ -8303,8 +8485,8 @@ SDL_API sdl_result sdl_write_shards(const sdl_dataset *d, const char *prefix, in
 
 struct sdl_loader {
     sdl_loader_desc d;
-    int64_t n, per_rank, nbatches, chw;
-    int64_t epoch;
+    int64_t n, per_rank, nbatches, chw;  /* per_rank, nbatches: this epoch's (after skip) */
+    int64_t epoch, skip;                 /* skip: positions of the epoch done before (seek) */
     int64_t *perm;     /* n */
     int64_t *idx;      /* per_rank: dataset indices of this rank, this epoch */
     int nslots;
@@ -8328,7 +8510,10 @@ static void sdl__loader_order(sdl_loader *l) {
             int64_t j = (int64_t)(sdl__hash3(l->d.seed ^ SDL__LOADER_SHUFFLE, (uint64_t)l->epoch, (uint64_t)i) % (uint64_t)(i + 1));
             int64_t t = l->perm[i]; l->perm[i] = l->perm[j]; l->perm[j] = t;
         }
-    for (int64_t k = 0; k < l->per_rank; k++) l->idx[k] = l->perm[(l->d.rank + k * l->d.world_size) % n];
+    int64_t B = l->d.batch_size, W = l->d.world_size;
+    l->per_rank = (n - l->skip + W - 1) / W;
+    l->nbatches = l->d.drop_last ? l->per_rank / B : (l->per_rank + B - 1) / B;
+    for (int64_t k = 0; k < l->per_rank; k++) l->idx[k] = l->perm[(l->skip + l->d.rank + k * W) % n];
 }
 
 /* one sample: crop (offsets oy, ox in [-pad, pad]) then flip on bytes, then scale */
@@ -8402,15 +8587,18 @@ static void *sdl__loader_thread(void *arg) {
 }
 #endif
 
-/* starts epoch e: call with the filler idle (sync mode, or lock held and !busy) */
-static void sdl__loader_start(sdl_loader *l, int64_t e) {
+/* starts epoch e after its first `skip` positions: call with the filler idle (sync mode,
+   or lock held and !busy) */
+static void sdl__loader_start_at(sdl_loader *l, int64_t e, int64_t skip) {
     l->epoch = e;
+    l->skip = skip;
     l->produced = l->taken = 0;
     sdl__loader_order(l);
 #ifndef SDL_NO_THREADS
     l->active = l->threaded;
 #endif
 }
+static void sdl__loader_start(sdl_loader *l, int64_t e) { sdl__loader_start_at(l, e, 0); }
 
 SDL_API void sdl_loader_free(sdl_loader *l) {
     if (!l) return;
@@ -8501,7 +8689,7 @@ SDL_API void sdl_loader_set_epoch(sdl_loader *l, int64_t epoch) {
 #ifndef SDL_NO_THREADS
     if (l->threaded) {
         pthread_mutex_lock(&l->mu);
-        if (epoch != l->epoch || l->taken != 0) {
+        if (epoch != l->epoch || l->taken != 0 || l->skip != 0) {
             l->active = false;
             while (l->busy) pthread_cond_wait(&l->cv, &l->mu);
             sdl__loader_start(l, epoch);
@@ -8511,7 +8699,35 @@ SDL_API void sdl_loader_set_epoch(sdl_loader *l, int64_t epoch) {
         return;
     }
 #endif
-    if (epoch != l->epoch || l->taken != 0) sdl__loader_start(l, epoch);
+    if (epoch != l->epoch || l->taken != 0 || l->skip != 0) sdl__loader_start(l, epoch);
+}
+
+SDL_API sdl_result sdl_loader_seek(sdl_loader *l, int64_t epoch, int64_t global_samples_done) {
+    if (!l) return sdl_fail(SDL_ERR_ARG, "loader_seek: NULL loader");
+    if (epoch < 0 || global_samples_done < 0 || global_samples_done > l->n)
+        return sdl_fail(SDL_ERR_ARG, "loader_seek: epoch %lld, %lld samples done of %lld", (long long)epoch,
+                        (long long)global_samples_done, (long long)l->n);
+#ifndef SDL_NO_THREADS
+    if (l->threaded) {
+        pthread_mutex_lock(&l->mu);
+        l->active = false;
+        while (l->busy) pthread_cond_wait(&l->cv, &l->mu);
+        sdl__loader_start_at(l, epoch, global_samples_done);
+        pthread_cond_broadcast(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+        return SDL_OK;
+    }
+#endif
+    sdl__loader_start_at(l, epoch, global_samples_done);
+    return SDL_OK;
+}
+
+/* positions done: the skip, then whole rounds of batch_size x world_size (a short last
+   batch ends the epoch: all n) */
+SDL_API int64_t sdl_loader_samples_done(const sdl_loader *l) {
+    if (!l) return 0;
+    int64_t done = l->skip + l->taken * (int64_t)l->d.batch_size * l->d.world_size;
+    return done < l->n ? done : l->n;
 }
 
 SDL_API bool sdl_loader_next(sdl_loader *l, sdl_tensor **x, sdl_tensor **y) {
@@ -8829,12 +9045,17 @@ static bool sdl__ck_write_all(int fd, const void *p, size_t n) {
 #endif
 
 SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl_optim *o, int64_t epoch) {
+    return sdl_checkpoint_save_at(path, m, o, epoch, 0);
+}
+
+SDL_API sdl_result sdl_checkpoint_save_at(const char *path, sdl_model *m, const sdl_optim *o, int64_t epoch, int64_t samples) {
     if (!path || !m) return sdl_fail(SDL_ERR_ARG, "checkpoint_save: NULL path or model");
     if (o && o->model != m) return sdl_fail(SDL_ERR_ARG, "checkpoint_save '%s': the optimizer belongs to another model", path);
     if (o && o->nstate > 0 && !m->packed) return sdl_fail(SDL_ERR_STATE, "checkpoint_save '%s': optimizer state without a packed model", path);
     if (!sdl__ck_little_endian()) return sdl_fail(SDL_ERR_STATE, "checkpoint_save '%s': big-endian hosts are not supported", path);
     sdl__ck_buf h = {NULL, 0, 0, false};
     sdl__ck_printf(&h, "{\"__metadata__\":{\"format\":\"pt\",\"sdl\":\"1\",\"epoch\":\"%lld\"", (long long)epoch);
+    if (samples) sdl__ck_printf(&h, ",\"samples\":\"%lld\"", (long long)samples);
     if (o) {
         sdl__ck_printf(&h, ",\"step\":\"%lld\",\"lr\":\"%.9g\",\"optim\":\"%d\",\"optim_nstate\":\"%d\",\"optim_micro\":\"%d\"",
                         (long long)o->step, (double)o->lr, sdl__ck_optim_kind(o), o->nstate, o->micro);
@@ -9201,6 +9422,7 @@ SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim
         ci.rng_counter = sdl_rng_state();
         if ((e = sdl__ck_find(es, n, "epoch", true)) != NULL) ci.epoch = strtoll(e->value, NULL, 10);
         if ((e = sdl__ck_find(es, n, "step", true)) != NULL) ci.step = strtoll(e->value, NULL, 10);
+        if ((e = sdl__ck_find(es, n, "samples", true)) != NULL) ci.samples = strtoll(e->value, NULL, 10);
         if ((e = sdl__ck_find(es, n, "lr", true)) != NULL) ci.lr = (float)strtod(e->value, NULL);
         if ((e = sdl__ck_find(es, n, "rng_seed", true)) != NULL) ci.rng_seed = strtoull(e->value, NULL, 10);
         if ((e = sdl__ck_find(es, n, "rng_counter", true)) != NULL) ci.rng_counter = strtoull(e->value, NULL, 10);

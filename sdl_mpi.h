@@ -4,6 +4,9 @@
    gradients with the others before the optimizer step (PyTorch's DistributedDataParallel,
    Horovod). Plain MPI-3, so it runs with Open MPI, MPICH, Intel MPI, under mpirun or srun, and
    as a single process with no launcher at all (rank 0 of 1).
+   Beyond replicas: SyncBatchNorm, ZeRO stages 1-3 (sharded optimizer state, gradients,
+   parameters), exact distributed evaluation, and checkpoints that resume at another world
+   size (see Evaluation, SyncBN, ZeRO and Restarts under TOPICS).
 
    Do this:
       #define SDL_MPI_IMPLEMENTATION
@@ -27,6 +30,7 @@
    CONFIGURATION (define before including; (impl) = only in the implementation file)
 
       SDL_MPI_BUCKET_MB        (impl) default bucket size in MiB, default 25 (as DDP)
+      SDL_MPI_ZERO_BUCKET_MB   (impl) ZeRO's gradient buckets in MiB, default 4
       SDL_MPI_TIMEOUT_S        (impl) collective checker timeout in seconds, default 60
       SDL_MPI_TRACE_EVENTS     (impl) timeline events kept per rank, default 65536
       SDL_MPI_RING_SEGMENT     (impl) floats per ring message while reducing, default 262144
@@ -95,6 +99,55 @@
                   each bucket: a check waits for the other ranks, which in the middle of
                   backward would pay each rank's delays twice.
                   Cost: 2(N-1) small messages per checked collective; timeout 0 turns it off.
+      Evaluation  sdl_mpi_dataset_shard(&test, &mine) gives rank r a contiguous share of the
+                  test set (sdl_mpi_shard_range: sizes differ by at most one, nothing padded,
+                  so 1000 samples on 3 ranks are evaluated 1000 times, not 1002 as with the
+                  padded sampler); a loader with world_size 0 and no shuffle walks it in
+                  order, sdl_mpi_sum adds the counts, and sdl_mpi_allgather_rows puts every
+                  rank's predictions (or logits) back in dataset order on every rank.
+      SyncBN      sdl_mpi_sync_batch_norm(m) makes every batch-norm layer of m use the batch
+                  statistics of all ranks together (PyTorch's SyncBatchNorm): forward sums
+                  counts, sums and squared deviations per channel over ranks, backward the
+                  sums of dy and dy xhat; running stats move by the same numbers on every
+                  rank. With plain BN each rank's running stats are its own: call
+                  sdl_mpi_sync_buffers(m) (their mean over ranks) before evaluating.
+      ZeRO        sdl_mpi_zero shards what data parallel replicates (DeepSpeed's stages):
+                  stage 1 the optimizer state, stage 2 the gradients too, stage 3 the
+                  parameters too (FSDP). Each rank owns a range of the flat parameter array
+                  with an ordinary sdl_optim over it (any kind; lars and lamb get ranges cut
+                  at tensor boundaries). After backward, sdl_mpi_zero_step reduce-scatters
+                  the gradients to their owners (4 MiB buckets, f32, f16 or bf16), and on an
+                  update step scales them for the accumulation, clips to the global norm
+                  (sums of squares added over ranks), updates the shard and, stages 1 and 2,
+                  allgathers the parameters. Use it in place of sdl_mpi_ddp + sdl_optim_step:
+                      sdl_mpi_zero *z = sdl_mpi_zero_new(m, &(sdl_mpi_zero_desc){.stage = 2,
+                          .optim = {.kind = SDL_OPTIM_ADAMW, .lr = 1e-3f, .accum_steps = 4}});
+                      ... sdl_backward(loss); sdl_mpi_zero_step(z); sdl_arena_reset(); ...
+                  Stages 2 and 3: backward puts gradients in the step arena
+                  (sdl_model_arena_grads) and each micro-batch is reduced at once. Stage 3:
+                  the model keeps no parameters (sdl_model_external_params); each layer
+                  gathers its own just before its forward, while the next layer's gather is
+                  already on the wire, and keeps them for its backward; the step frees them
+                  (sdl_mpi_zero_release after evaluation forwards). Per rank, P floats, Adam,
+                  f32: DDP 16P bytes, stage 1 8P + 8P/N, stage 2 4P + 12P/N, stage 3 16P/N
+                  (plus two 4 MiB buckets; make bench-mpi measures them for ResNet-18);
+                  sdl_mpi_zero_bytes says what a rank holds. sdl_mpi_zero_save gathers one
+                  ordinary checkpoint (the file sdl_checkpoint_save writes for the whole
+                  model and optimizer); sdl_mpi_zero_load reads one at any world size and
+                  stage, and so does sdl_checkpoint_load in one process.
+      Restarts    Fault tolerance and elastic restart (torchrun style), with the pieces in
+                  sdl.h: every K updates rank 0 writes sdl_checkpoint_save_at(path, m, opt,
+                  epoch, sdl_loader_samples_done(loader)) (sdl_mpi_zero_save with ZeRO):
+                  path.tmp, fsync, rename, so a crash leaves the last file whole. A rank
+                  that dies (kill -9) ends the job: mpirun notices within a second and names
+                  it ("process rank 1 ... exited on signal 9"); where a launcher does not, the
+                  others wait at their next checked collective and the checker names the
+                  missing rank after SDL_MPI_TIMEOUT seconds. tools/sdl_elastic.sh reruns
+                  the job with one rank fewer, up to --max-restarts times; the program loads
+                  the checkpoint, sets accum_steps = global batch / (world x batch) so the
+                  global batch stays, and calls sdl_loader_seek(loader, info.epoch,
+                  info.samples): the epoch goes on with nothing skipped or repeated, and the
+                  schedule goes on from opt->step (examples/fashion_ddp.c --checkpoint-every).
       Timeline    sdl_mpi_timeline_begin("forward") / _end() mark phases; sdl_mpi adds its
                   broadcasts, bucket allreduces and waits. Events go to a buffer allocated once
                   (no allocation per step), written by sdl_mpi_timeline_write or at finalize.
@@ -255,6 +308,66 @@ SDL_API void sdl_mpi_ddp_set_sync(sdl_mpi_ddp *d, bool sync);
 SDL_API sdl_result sdl_mpi_ddp_sync(sdl_mpi_ddp *d);
 SDL_API int sdl_mpi_ddp_num_buckets(const sdl_mpi_ddp *d);
 SDL_API void sdl_mpi_ddp_free(sdl_mpi_ddp *d);
+
+/* >>decl-mpi-eval: exact distributed evaluation (each sample once, nothing padded) */
+/* this rank's contiguous share [*begin, *begin + *count) of n items; the shares of ranks
+   0, 1, ... follow each other and differ by at most one item (before sdl_mpi_init: all) */
+SDL_API void sdl_mpi_shard_range(int64_t n, int64_t *begin, int64_t *count);
+/* this rank's share of full as a view into full's arrays (do not free it); a loader on it
+   with world_size 0 and no shuffle goes through the share in dataset order */
+SDL_API sdl_result sdl_mpi_dataset_shard(const sdl_dataset *full, sdl_dataset *view);
+/* every rank's rows, in rank order, into all on every rank (total rows over all ranks, of
+   row_bytes each); with the shares above that is dataset order (predictions, logits) */
+SDL_API sdl_result sdl_mpi_allgather_rows(const void *mine, int64_t rows, size_t row_bytes, void *all, int64_t total);
+
+/* >>decl-mpi-syncbn: SyncBatchNorm */
+/* every batch-norm layer of m becomes synced over all ranks (sdl_batch_norm_synced while the
+   model trains, plain batch norm on the running stats in eval); returns how many, -1 on error.
+   Every rank must run the same layers in the same order (their sums are collectives). */
+SDL_API int sdl_mpi_sync_batch_norm(sdl_model *m);
+/* plain batch norm's running stats (every buffer) averaged over ranks, e.g. before evaluation */
+SDL_API sdl_result sdl_mpi_sync_buffers(sdl_model *m);
+
+/* >>decl-mpi-zero: ZeRO sharding (DeepSpeed's stages; see ZeRO above) */
+typedef enum sdl_mpi_wire {
+    SDL_MPI_WIRE_DEFAULT = 0, /* f32 */
+    SDL_MPI_WIRE_F32,
+    SDL_MPI_WIRE_F16,         /* gradients as IEEE half, after division by the world size */
+    SDL_MPI_WIRE_BF16         /* gradients as bfloat16, the same way */
+} sdl_mpi_wire;
+typedef struct sdl_mpi_zero_desc {
+    int stage;            /* 1: optimizer state sharded; 2: gradients too; 3: parameters too; 0: 1 */
+    sdl_optim_desc optim; /* any kind; accum_steps and max_grad_norm act on the whole model */
+    sdl_mpi_wire wire;
+    float bucket_mb;      /* gradients reduced in pieces of this many MiB; 0: SDL_MPI_ZERO_BUCKET_MB (4) */
+} sdl_mpi_zero_desc;
+typedef struct sdl_mpi_zero sdl_mpi_zero;
+/* collective; m as every rank's copy after sdl_mpi_broadcast_model (a CPU model). Stage 3
+   shards the weight and bias of every layer (module) and needs every parameter to be one */
+SDL_API sdl_mpi_zero *sdl_mpi_zero_new(sdl_model *m, const sdl_mpi_zero_desc *desc);
+/* after each backward (each micro-batch), before sdl_arena_reset, in place of ddp sync +
+   optimizer step: reduces the gradients to their owners and, on an update step, updates
+   this rank's shard and gathers the parameters. Collective. */
+SDL_API sdl_result sdl_mpi_zero_step(sdl_mpi_zero *z);
+SDL_API bool sdl_mpi_zero_is_update_step(const sdl_mpi_zero *z);
+SDL_API void sdl_mpi_zero_set_lr(sdl_mpi_zero *z, float lr);
+SDL_API int64_t sdl_mpi_zero_steps(const sdl_mpi_zero *z);   /* updates taken */
+SDL_API float sdl_mpi_zero_grad_norm(const sdl_mpi_zero *z); /* with max_grad_norm: before clipping */
+/* this rank's float range [*begin, *end) of the flat parameter array */
+SDL_API void sdl_mpi_zero_range(const sdl_mpi_zero *z, int64_t *begin, int64_t *end);
+/* bytes this rank holds for parameters, gradients and optimizer state (the model's flat
+   arrays as they are now, the shard's master copy, gradient and state, the buckets) */
+SDL_API int64_t sdl_mpi_zero_bytes(const sdl_mpi_zero *z);
+/* one safetensors file, as sdl_checkpoint_save_at writes for an unsharded model + optimizer
+   (rank 0 writes it; collective; samples: the loader's position, sdl_loader_samples_done);
+   load reads such a file at any world size and stage */
+SDL_API sdl_result sdl_mpi_zero_save(sdl_mpi_zero *z, const char *path, int64_t epoch, int64_t samples);
+SDL_API sdl_result sdl_mpi_zero_load(sdl_mpi_zero *z, const char *path, sdl_checkpoint_info *info);
+/* stage 3: frees the parameters gathered since the last step (after an evaluation's forwards;
+   sdl_mpi_zero_step does it itself) */
+SDL_API void sdl_mpi_zero_release(sdl_mpi_zero *z);
+/* gives the model its gradient and parameter arrays back (stages 2, 3); collective */
+SDL_API void sdl_mpi_zero_free(sdl_mpi_zero *z);
 
 /* >>decl-mpi-timeline */
 /* path "trace.json" writes trace-rank<r>.json; max_events 0: SDL_MPI_TRACE_EVENTS */
@@ -1172,6 +1285,7 @@ SDL_API sdl_result sdl_mpi_broadcast_model(sdl_model *m, sdl_optim *opt, int roo
     if (!m) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_broadcast_model: NULL model");
     if ((r = sdl_model_pack(m)) != SDL_OK) return r;
     if (sdl__mg_model_on_gpu(m)) return sdl__mg_broadcast_model(m, opt, root);
+    if (!m->param_data) return sdl_fail(SDL_ERR_STATE, "sdl_mpi_broadcast_model: the parameters are sharded (ZeRO-3): broadcast before sdl_mpi_zero_new");
     if (root < 0 || root >= sdl__mpi.size) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_broadcast_model: root %d of %d ranks", root, sdl__mpi.size);
     double t = sdl__mpi_now_us();
     r = sdl__mpi_bcast(m->param_data, m->param_floats, MPI_FLOAT, sizeof(float), root, "broadcast parameters");
@@ -1461,6 +1575,7 @@ SDL_API sdl_mpi_ddp *sdl_mpi_ddp_new_gpu(sdl_model *m, const sdl_mpi_ddp_desc *d
     if (sdl__mpi_need_init("sdl_mpi_ddp_new") != SDL_OK) return NULL;
     if (!m) { sdl_fail(SDL_ERR_ARG, "sdl_mpi_ddp_new: NULL model"); return NULL; }
     if (sdl_model_pack(m) != SDL_OK) return NULL;
+    if (!m->grad_data) { sdl_fail(SDL_ERR_STATE, "sdl_mpi_ddp_new: the model's gradients are sharded (ZeRO); use one or the other"); return NULL; }
     sdl_mpi_ddp *d = (sdl_mpi_ddp *)sdl__mpi_alloc(1, sizeof(sdl_mpi_ddp));
     if (!d) return NULL;
     d->node = MPI_COMM_NULL;
@@ -1627,6 +1742,632 @@ SDL_API void sdl_mpi_ddp_free(sdl_mpi_ddp *d) {
     SDL__MPI_FREE(d->buckets);
     SDL__MPI_FREE(d->half);
     SDL__MPI_FREE(d);
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>mpi-eval: exact distributed evaluation. torch's DistributedSampler pads the last round
+   (1000 samples on 3 ranks: 1002 evaluated); here rank r takes the contiguous share
+   sdl__mpi_chunk(n, size, r), so the shares add up to n exactly and, concatenated in rank
+   order, are the dataset in order: one MPI_Allgatherv puts predictions back in place.
+   ---------------------------------------------------------------------------------------- */
+SDL_API void sdl_mpi_shard_range(int64_t n, int64_t *begin, int64_t *count) {
+    int64_t b = 0, len = n > 0 ? n : 0;
+    if (sdl__mpi.up && len > 0) sdl__mpi_chunk(len, sdl__mpi.size, sdl__mpi.rank, &b, &len);
+    if (begin) *begin = b;
+    if (count) *count = len;
+}
+
+SDL_API sdl_result sdl_mpi_dataset_shard(const sdl_dataset *full, sdl_dataset *view) {
+    if (!full || !view) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_dataset_shard: NULL dataset");
+    if (full->n < 0 || (full->n > 0 && (!full->images || !full->labels)))
+        return sdl_fail(SDL_ERR_ARG, "sdl_mpi_dataset_shard: the dataset has no arrays (n %lld)", (long long)full->n);
+    int64_t b, cnt;
+    sdl_mpi_shard_range(full->n, &b, &cnt);
+    *view = *full;
+    view->n = cnt;
+    view->images = full->images ? full->images + b * (int64_t)full->c * full->h * full->w : NULL;
+    view->labels = full->labels ? full->labels + b : NULL;
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_mpi_allgather_rows(const void *mine, int64_t rows, size_t row_bytes, void *all, int64_t total) {
+    sdl_result r = sdl__mpi_need_init("sdl_mpi_allgather_rows");
+    if (r != SDL_OK) return r;
+    if (rows < 0 || total < 0 || (!mine && rows) || (!all && total) || row_bytes == 0)
+        return sdl_fail(SDL_ERR_ARG, "sdl_mpi_allgather_rows: bad buffers (rows %lld, total %lld, row_bytes %zu)",
+                        (long long)rows, (long long)total, row_bytes);
+    int n = sdl__mpi.size;
+    if ((uint64_t)total > (uint64_t)INT_MAX / row_bytes)
+        return sdl_fail(SDL_ERR_ARG, "sdl_mpi_allgather_rows: %lld rows of %zu bytes pass MPI's int count", (long long)total, row_bytes);
+    int64_t *cnt = (int64_t *)sdl__mpi_alloc((size_t)n, sizeof(int64_t));
+    int *bytes = (int *)sdl__mpi_alloc(2 * (size_t)n, sizeof(int)), *displ = bytes ? bytes + n : NULL;
+    if (!cnt || !bytes) { SDL__MPI_FREE(cnt); SDL__MPI_FREE(bytes); return SDL_ERR_OOM; }
+    sdl_mpi_check("allgather rows", (int64_t)row_bytes);
+    int rc = MPI_Allgather(&rows, 1, MPI_INT64_T, cnt, 1, MPI_INT64_T, sdl__mpi.comm);
+    int64_t sum = 0;
+    for (int i = 0; rc == MPI_SUCCESS && i < n; i++) {
+        displ[i] = (int)(sum * (int64_t)row_bytes);
+        sum += cnt[i];
+        bytes[i] = sum <= total ? (int)(cnt[i] * (int64_t)row_bytes) : 0;
+    }
+    if (rc != MPI_SUCCESS) r = sdl__mpi_err(rc, "MPI_Allgather (row counts)");
+    else if (sum != total) r = sdl_fail(SDL_ERR_ARG, "sdl_mpi_allgather_rows: the ranks hold %lld rows, all has room for %lld", (long long)sum, (long long)total);
+    else if ((rc = MPI_Allgatherv(mine, bytes[sdl__mpi.rank], MPI_BYTE, all, bytes, displ, MPI_BYTE, sdl__mpi.comm)) != MPI_SUCCESS)
+        r = sdl__mpi_err(rc, "MPI_Allgatherv");
+    SDL__MPI_FREE(cnt);
+    SDL__MPI_FREE(bytes);
+    return r;
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>mpi-syncbn: SyncBatchNorm. The layer's forward becomes sdl_batch_norm_synced with the
+   sum below (an MPI_Allreduce of C + 1, C and, in backward, 2C doubles); running stats move
+   by the group's statistics, so they stay the same on every rank.
+   ---------------------------------------------------------------------------------------- */
+/* a collective inside forward or backward cannot return an error to the caller: reported
+   and the job ended, as the checker does */
+static void sdl__mpi_bn_sum(double *v, int64_t n, void *user) {
+    (void)user;
+    int rc = n > INT_MAX ? MPI_ERR_COUNT : MPI_Allreduce(MPI_IN_PLACE, v, (int)n, MPI_DOUBLE, MPI_SUM, sdl__mpi.comm);
+    if (rc == MPI_SUCCESS) return;
+    sdl__mpi_err(rc, "MPI_Allreduce (sync batch norm)");
+    sdl_log(SDL_LOG_ERROR, "%s; ending the job", sdl_last_error());
+    sdl__mpi_die();
+}
+
+static sdl_tensor *sdl__mpi_sync_bn_fwd(sdl_module *l, sdl_tensor *x) {
+    if (!l->model->training || sdl__mpi.size == 1)
+        return sdl_batch_norm(x, l->weight, l->bias, l->running_mean, l->running_var, l->model->training, 0.1f, l->p);
+    return sdl_batch_norm_synced(x, l->weight, l->bias, l->running_mean, l->running_var, 0.1f, l->p, sdl__mpi_bn_sum, NULL);
+}
+
+SDL_API int sdl_mpi_sync_batch_norm(sdl_model *m) {
+    if (sdl__mpi_need_init("sdl_mpi_sync_batch_norm") != SDL_OK) return -1;
+    if (!m) { sdl_fail(SDL_ERR_ARG, "sdl_mpi_sync_batch_norm: NULL model"); return -1; }
+    int k = 0;
+    for (int i = 0; i < m->nmodules; i++) {
+        sdl_module *l = m->modules[i];
+        if (strcmp(l->kind, "batch_norm") != 0 && strcmp(l->kind, "sync_batch_norm") != 0) continue;
+        l->kind = "sync_batch_norm";
+        l->forward = sdl__mpi_sync_bn_fwd;
+        k++;
+    }
+    return k;
+}
+
+SDL_API sdl_result sdl_mpi_sync_buffers(sdl_model *m) {
+    sdl_result r = sdl__mpi_need_init("sdl_mpi_sync_buffers");
+    if (r != SDL_OK) return r;
+    if (!m) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_sync_buffers: NULL model");
+    if ((r = sdl_model_pack(m)) != SDL_OK) return r;
+    if (sdl__mg_model_on_gpu(m)) return sdl_fail(SDL_ERR_DEVICE, "sdl_mpi_sync_buffers: the model is on the GPU; CPU models only");
+    sdl_mpi_check("sync buffers", m->buffer_floats);
+    return sdl__mpi_average_unchecked(m->buffer_data, m->buffer_floats, SDL_MPI_ALGO_MPI, false);
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>mpi-zero: ZeRO stages 1, 2 and 3 (Rajbhandari et al. 2020; DeepSpeed's semantics).
+   The flat parameter array is cut into one range per rank, [bound[r], bound[r + 1]): even
+   cuts (sdl__mpi_chunk) for the element-wise optimizers (sgd, adam, adamw), cuts moved to
+   the nearest tensor boundary for lars and lamb, whose trust ratios need whole tensors.
+   Rank r's range is a small model of its own (z->shard: one tensor per piece of a parameter,
+   the same decay flags) with an ordinary sdl_optim over it, so every optimizer works
+   unchanged, with 1/N of the state. Its parameters are a view of the model's array in
+   stages 1 and 2 (the model keeps them all) and the only copy in stage 3; its gradient is
+   a view of the model's gradient array in stage 1 and an array of its own in 2 and 3.
+     gradients  bucket by bucket (desc.bucket_mb), MPI_Reduce_scatter sends each range of the
+                bucket to its owner (f16/bf16 on the wire: divided by N first, as sdl_mpi_ddp)
+                stage 1: micro-batches add up in the model's gradient array; only the update
+                step reduces (DDP's no_sync), into the owner's range of that array
+                stage 2, 3: the model has no gradient array: backward puts each gradient in
+                the step arena, and every micro-batch is reduced at once and added into the
+                shard's gradient
+     update     scale by 1 / (N accum_steps), clip to the global norm (shard sums of squares
+                added over ranks), the shard optimizer's step
+     parameters stages 1, 2: MPI_Allgatherv of the shards into the model's array
+                stage 3: the model has no parameter array. Every module with a weight or bias
+                gets a forward of its own (sdl__zero3_fwd) that gathers the module's range
+                just before the module runs (MPI_Iallgatherv into a buffer) and starts the
+                gather of the module that ran after it in the last step (creation order at
+                first), so the next layer's parameters travel while this one computes. The
+                gathered parameters stay for the layer's backward and go when it is done
+                (the model's grad hook, sdl__zero3_hook); sdl_mpi_zero_step frees what is
+                left (sdl_mpi_zero_release after evaluation forwards, which have no
+                backward).
+   ---------------------------------------------------------------------------------------- */
+#ifndef SDL_MPI_ZERO_BUCKET_MB
+#define SDL_MPI_ZERO_BUCKET_MB 4
+#endif
+
+typedef struct sdl__zero_layer { /* stage 3: a module whose weight and bias are sharded */
+    sdl_module *module;
+    sdl_forward_fn forward;      /* its own */
+    int64_t lo, hi;              /* the float range of its parameters */
+    float *full;                 /* gathered parameters, or NULL */
+    bool in_flight;
+    MPI_Request req;
+    int *counts, *displs;        /* per rank, for its MPI_Iallgatherv */
+    int next;                    /* the layer whose forward came next in the last step, -1: none */
+    int pending;                 /* its parameters whose backward is not done yet */
+} sdl__zero_layer;
+
+struct sdl_mpi_zero {
+    sdl_model *model;
+    sdl_mpi_zero_desc desc;
+    sdl_model *shard;     /* this rank's pieces: parameters and gradient (views or its own) */
+    sdl_optim *opt;       /* over the shard: no accumulation, no clipping (done here) */
+    int64_t *bound;       /* size + 1 */
+    int *counts, *displs; /* per rank: floats of one bucket, for MPI */
+    int64_t bucket;       /* floats per bucket */
+    float *staging;       /* stages 2, 3: a bucket of gradients collected from the arena */
+    float *recv;          /* this rank's part of a bucket */
+    uint16_t *half;       /* the wire copy of a bucket (f16, bf16) */
+    MPI_Op bf16_sum;
+    int micro;            /* micro-batches since the last update */
+    float grad_norm;
+    sdl__zero_layer *layers; /* stage 3 */
+    int nlayers, last;       /* last: the layer whose forward ran last this step, -1: none */
+    int *param_layer;        /* the layer of each parameter */
+};
+static sdl_mpi_zero *sdl__zero3; /* the stage-3 object whose forwards run (one at a time) */
+
+static void sdl__mpi_bf16_sum(void *in, void *inout, int *len, MPI_Datatype *type) {
+    (void)type;
+    const uint16_t *a = (const uint16_t *)in;
+    uint16_t *b = (uint16_t *)inout;
+    for (int i = 0; i < *len; i++) b[i] = sdl_mpi_f32_to_bf16(sdl_mpi_bf16_to_f32(a[i]) + sdl_mpi_bf16_to_f32(b[i]));
+}
+
+static int64_t sdl__zero_overlap(int64_t a0, int64_t a1, int64_t b0, int64_t b1) {
+    int64_t lo = a0 > b0 ? a0 : b0, hi = a1 < b1 ? a1 : b1;
+    return hi > lo ? hi - lo : 0;
+}
+
+/* counts and displacements of [w0, w1) over the ranks' ranges, relative to w0 */
+static void sdl__zero_split(const sdl_mpi_zero *z, int64_t w0, int64_t w1, int *counts, int *displs) {
+    for (int r = 0; r < sdl__mpi.size; r++) {
+        counts[r] = (int)sdl__zero_overlap(w0, w1, z->bound[r], z->bound[r + 1]);
+        displs[r] = counts[r] ? (int)((z->bound[r] > w0 ? z->bound[r] : w0) - w0) : 0;
+    }
+}
+
+/* the cuts: even, or at the tensor boundary nearest each even cut (lars, lamb) */
+static void sdl__zero_bounds(sdl_mpi_zero *z) {
+    const sdl_model *m = z->model;
+    int n = sdl__mpi.size;
+    bool whole = z->desc.optim.kind == SDL_OPTIM_LARS || z->desc.optim.kind == SDL_OPTIM_LAMB;
+    z->bound[0] = 0;
+    z->bound[n] = m->param_floats;
+    for (int r = 1; r < n; r++) {
+        int64_t b, len;
+        sdl__mpi_chunk(m->param_floats, n, r, &b, &len);
+        if (whole) {
+            int64_t best = m->param_floats;
+            for (int i = 0; i <= m->nparams; i++) {
+                int64_t off = m->param_offset[i];
+                if (off >= z->bound[r - 1] && llabs(off - b) < llabs(best - b)) best = off;
+            }
+            b = best;
+        }
+        z->bound[r] = b;
+    }
+}
+
+/* the shard's arrays as views of the model's (parameters in stages 1, 2; gradient in 1) */
+static void sdl__zero_views(sdl_mpi_zero *z, bool on) {
+    sdl_model *sm = z->shard, *m = z->model;
+    int64_t b = z->bound[sdl__mpi.rank];
+    if (!on && (sm->param_data != m->param_data + b || !m->param_data)) return; /* not made yet */
+    if (z->desc.stage <= 2) sm->param_data = on ? m->param_data + b : NULL;
+    if (z->desc.stage == 1) sm->grad_data = on ? m->grad_data + b : NULL;
+    for (int i = 0; i < sm->nparams; i++) {
+        if (z->desc.stage <= 2) sm->params[i]->data = sm->param_data ? sm->param_data + sm->param_offset[i] : NULL;
+        if (z->desc.stage == 1) sm->params[i]->grad = sm->grad_data ? sm->grad_data + sm->param_offset[i] : NULL;
+    }
+}
+
+/* the shard model: one tensor per piece of a parameter inside [begin, end), its values the
+   model's (made without touching the global RNG), and its optimizer */
+static sdl_result sdl__zero_shard(sdl_mpi_zero *z) {
+    sdl_model *m = z->model;
+    int64_t b = z->bound[sdl__mpi.rank], e = z->bound[sdl__mpi.rank + 1];
+    uint64_t seed = sdl_rng_seed(), ctr = sdl_rng_state();
+    z->shard = sdl_model_new(0);
+    sdl_rng_set_state(seed, ctr);
+    if (!z->shard) return SDL_ERR_OOM;
+    for (int i = 0; i < m->nparams; i++) {
+        int64_t off = m->param_offset[i], len = sdl__zero_overlap(off, off + m->params[i]->numel, b, e);
+        if (len > 0 && !sdl_model_param(z->shard, m->params[i]->name, sdl_shape1(len), m->params[i]->decay)) return sdl_last_result();
+    }
+    sdl_result r = sdl_model_pack(z->shard);
+    if (r == SDL_OK && z->desc.stage <= 2) r = sdl_model_external_params(z->shard, true);
+    if (r == SDL_OK && z->desc.stage == 1) r = sdl_model_arena_grads(z->shard, true);
+    if (r != SDL_OK) return r;
+    if (z->desc.stage == 3) memcpy(z->shard->param_data, m->param_data + b, (size_t)(e - b) * sizeof(float));
+    sdl__zero_views(z, true);
+    sdl_optim_desc od = z->desc.optim;
+    od.accum_steps = 1;
+    od.max_grad_norm = 0.0f;
+    z->opt = sdl_optim_new(z->shard, &od);
+    return z->opt ? SDL_OK : sdl_last_result();
+}
+
+/* ---- stage 3: gathering a module's parameters ---- */
+static void sdl__zero3_start(sdl_mpi_zero *z, sdl__zero_layer *L) {
+    if (L->full || L->in_flight) return;
+    int64_t b = z->bound[sdl__mpi.rank], lo = L->lo > b ? L->lo : b;
+    int mine = (int)sdl__zero_overlap(L->lo, L->hi, b, z->bound[sdl__mpi.rank + 1]);
+    L->full = (float *)sdl__mpi_alloc((size_t)(L->hi - L->lo), sizeof(float));
+    int rc = L->full ? MPI_Iallgatherv(z->shard->param_data + (mine ? lo - b : 0), mine, MPI_FLOAT, L->full, L->counts, L->displs,
+                                       MPI_FLOAT, sdl__mpi.comm, &L->req)
+                     : MPI_ERR_NO_MEM;
+    if (rc != MPI_SUCCESS) { /* inside a forward: reported, and the job ends (as the checker) */
+        sdl__mpi_err(rc, "MPI_Iallgatherv (ZeRO-3 parameters)");
+        sdl_log(SDL_LOG_ERROR, "%s; ending the job", sdl_last_error());
+        sdl__mpi_die();
+    }
+    L->in_flight = true;
+}
+static void sdl__zero3_finish(sdl__zero_layer *L) {
+    if (!L->in_flight) return;
+    MPI_Wait(&L->req, MPI_STATUS_IGNORE);
+    L->in_flight = false;
+    sdl_module *mod = L->module;
+    if (mod->weight) mod->weight->data = L->full + (mod->model->param_offset[mod->weight->param_index] - L->lo);
+    if (mod->bias) mod->bias->data = L->full + (mod->model->param_offset[mod->bias->param_index] - L->lo);
+    L->pending = (mod->weight ? 1 : 0) + (mod->bias ? 1 : 0);
+}
+static void sdl__zero3_drop(sdl__zero_layer *L) {
+    sdl__zero3_finish(L);
+    if (L->module->weight) L->module->weight->data = NULL;
+    if (L->module->bias) L->module->bias->data = NULL;
+    SDL__MPI_FREE(L->full);
+    L->full = NULL;
+}
+
+static sdl_tensor *sdl__zero3_fwd(sdl_module *self, sdl_tensor *x) {
+    sdl_mpi_zero *z = sdl__zero3;
+    int k = 0;
+    while (k < z->nlayers && z->layers[k].module != self) k++;
+    sdl__zero_layer *L = &z->layers[k];
+    sdl__zero3_start(z, L);
+    sdl__zero3_finish(L);
+    if (z->last >= 0 && z->last != k) z->layers[z->last].next = k; /* the order, for the next step */
+    z->last = k;
+    int next = L->next >= 0 ? L->next : (k + 1 < z->nlayers ? k + 1 : -1);
+    if (next >= 0) sdl__zero3_start(z, &z->layers[next]); /* travels while this layer computes */
+    return L->forward(self, x);
+}
+
+/* the model's grad hook: a layer's parameters go once backward is done with all of them */
+static void sdl__zero3_hook(void *user, sdl_model *m, int param_index) {
+    sdl_mpi_zero *z = (sdl_mpi_zero *)user;
+    (void)m;
+    sdl__zero_layer *L = &z->layers[z->param_layer[param_index]];
+    if (L->full && !L->in_flight && --L->pending == 0) sdl__zero3_drop(L);
+}
+
+SDL_API void sdl_mpi_zero_release(sdl_mpi_zero *z) {
+    for (int k = 0; z && k < z->nlayers; k++) sdl__zero3_drop(&z->layers[k]);
+    if (z) z->last = -1;
+}
+
+/* every module with a weight or bias; every parameter must belong to one */
+static sdl_result sdl__zero3_wrap(sdl_mpi_zero *z) {
+    sdl_model *m = z->model;
+    int n = sdl__mpi.size;
+    if (sdl__zero3) return sdl_fail(SDL_ERR_STATE, "sdl_mpi_zero_new: one ZeRO-3 run at a time (free the other first)");
+    z->layers = (sdl__zero_layer *)sdl__mpi_alloc((size_t)m->nmodules + 1, sizeof(sdl__zero_layer));
+    z->param_layer = (int *)sdl__mpi_alloc((size_t)m->nparams + 1, sizeof(int));
+    bool *owned = (bool *)sdl__mpi_alloc((size_t)m->nparams + 1, sizeof(bool));
+    if (!z->layers || !z->param_layer || !owned) { SDL__MPI_FREE(owned); return SDL_ERR_OOM; }
+    for (int i = 0; i < m->nmodules; i++) {
+        sdl_module *mod = m->modules[i];
+        sdl_tensor *ts[2] = {mod->weight, mod->bias};
+        if (!ts[0] && !ts[1]) continue;
+        sdl__zero_layer *L = &z->layers[z->nlayers];
+        L->module = mod;
+        L->forward = mod->forward;
+        L->next = -1;
+        L->lo = m->param_floats;
+        for (int t = 0; t < 2; t++) {
+            if (!ts[t]) continue;
+            int64_t off = m->param_offset[ts[t]->param_index];
+            if (off < L->lo) L->lo = off;
+            if (off + ts[t]->numel > L->hi) L->hi = off + ts[t]->numel;
+            owned[ts[t]->param_index] = true;
+            z->param_layer[ts[t]->param_index] = z->nlayers;
+        }
+        L->counts = (int *)sdl__mpi_alloc(2 * (size_t)n, sizeof(int));
+        if (!L->counts) { SDL__MPI_FREE(owned); return SDL_ERR_OOM; }
+        L->displs = L->counts + n;
+        sdl__zero_split(z, L->lo, L->hi, L->counts, L->displs);
+        z->nlayers++;
+    }
+    for (int i = 0; i < m->nparams; i++)
+        if (!owned[i]) {
+            SDL__MPI_FREE(owned);
+            return sdl_fail(SDL_ERR_ARG, "sdl_mpi_zero_new: stage 3 shards the weight and bias of layers; parameter '%s' is "
+                            "neither (use stage 2)", m->params[i]->name);
+        }
+    SDL__MPI_FREE(owned);
+    for (int k = 0; k < z->nlayers; k++) z->layers[k].module->forward = sdl__zero3_fwd;
+    sdl_model_set_grad_hook(m, sdl__zero3_hook, z);
+    z->last = -1;
+    sdl__zero3 = z;
+    return SDL_OK;
+}
+
+SDL_API sdl_mpi_zero *sdl_mpi_zero_new(sdl_model *m, const sdl_mpi_zero_desc *desc) {
+    if (sdl__mpi_need_init("sdl_mpi_zero_new") != SDL_OK) return NULL;
+    if (!m || !desc) { sdl_fail(SDL_ERR_ARG, "sdl_mpi_zero_new: NULL model or desc"); return NULL; }
+    if (sdl_model_pack(m) != SDL_OK) return NULL;
+    if (m->param_floats >= INT_MAX) { sdl_fail(SDL_ERR_ARG, "sdl_mpi_zero_new: %lld floats pass MPI's int counts", (long long)m->param_floats); return NULL; }
+    if (sdl__mg_model_on_gpu(m)) { sdl_fail(SDL_ERR_DEVICE, "sdl_mpi_zero_new: the model is on the GPU; ZeRO here shards CPU models"); return NULL; }
+    if (!m->param_data || !m->grad_data) { sdl_fail(SDL_ERR_STATE, "sdl_mpi_zero_new: the model is sharded already"); return NULL; }
+    sdl_mpi_zero_desc d = *desc;
+    if (d.stage == 0) d.stage = 1;
+    if (d.wire == SDL_MPI_WIRE_DEFAULT) d.wire = SDL_MPI_WIRE_F32;
+    if (d.stage < 1 || d.stage > 3 || (int)d.wire < 0 || (int)d.wire > (int)SDL_MPI_WIRE_BF16 || !(d.bucket_mb >= 0.0f)) {
+        sdl_fail(SDL_ERR_ARG, "sdl_mpi_zero_new: bad stage %d (1, 2 or 3), wire %d or bucket_mb %g", d.stage, (int)d.wire, (double)d.bucket_mb);
+        return NULL;
+    }
+    if (d.optim.accum_steps < 1) d.optim.accum_steps = 1;
+    if (!(d.optim.max_grad_norm >= 0.0f)) { sdl_fail(SDL_ERR_ARG, "sdl_mpi_zero_new: bad max_grad_norm"); return NULL; }
+    sdl_mpi_check("zero new", m->param_floats * 4 + d.stage);
+    int n = sdl__mpi.size;
+    sdl_mpi_zero *z = (sdl_mpi_zero *)sdl__mpi_alloc(1, sizeof(sdl_mpi_zero));
+    if (!z) return NULL;
+    z->model = m;
+    z->desc = d;
+    z->bf16_sum = MPI_OP_NULL;
+    double mb = d.bucket_mb > 0.0f ? (double)d.bucket_mb : (double)SDL_MPI_ZERO_BUCKET_MB;
+    z->bucket = (int64_t)(mb * 1048576.0 / sizeof(float));
+    if (z->bucket < 1) z->bucket = 1;
+    if (z->bucket > m->param_floats) z->bucket = m->param_floats > 0 ? m->param_floats : 1;
+    z->bound = (int64_t *)sdl__mpi_alloc((size_t)n + 1, sizeof(int64_t));
+    z->counts = (int *)sdl__mpi_alloc(2 * (size_t)n, sizeof(int));
+    z->recv = (float *)sdl__mpi_alloc((size_t)z->bucket, sizeof(float));
+    if (d.stage >= 2) z->staging = (float *)sdl__mpi_alloc((size_t)z->bucket, sizeof(float));
+    if (d.wire != SDL_MPI_WIRE_F32) z->half = (uint16_t *)sdl__mpi_alloc((size_t)z->bucket, sizeof(uint16_t));
+    bool ok = z->bound && z->counts && z->recv && (d.stage < 2 || z->staging) && (d.wire == SDL_MPI_WIRE_F32 || z->half);
+    if (ok) {
+        z->displs = z->counts + n;
+        sdl__zero_bounds(z);
+        for (int r = 0; r < n && ok; r++)
+            if (z->bound[r + 1] <= z->bound[r]) {
+                sdl_fail(SDL_ERR_ARG, "sdl_mpi_zero_new: rank %d's shard would be empty (%lld floats in %d tensors over %d ranks)", r,
+                         (long long)m->param_floats, m->nparams, n);
+                ok = false;
+            }
+    }
+    if (ok) ok = sdl__zero_shard(z) == SDL_OK;
+    if (ok && d.stage == 3) ok = sdl__zero3_wrap(z) == SDL_OK;
+    if (ok && d.wire == SDL_MPI_WIRE_BF16 && MPI_Op_create(sdl__mpi_bf16_sum, 1, &z->bf16_sum) != MPI_SUCCESS) {
+        sdl_fail(SDL_ERR_COMM, "sdl_mpi_zero_new: MPI_Op_create failed");
+        ok = false;
+    }
+    /* the model gives up what the shards now hold */
+    if (ok && d.stage >= 2) ok = sdl_model_arena_grads(m, true) == SDL_OK;
+    if (ok && d.stage == 3) ok = sdl_model_external_params(m, true) == SDL_OK;
+    if (!ok) { sdl_mpi_zero_free(z); return NULL; }
+    return z;
+}
+
+/* one bucket [w0, w1) of the gradient (src: its floats) to the owners of its pieces: stage
+   1 sets the owner's range of the model's gradient, stages 2, 3 add into the shard's */
+static sdl_result sdl__zero_reduce_bucket(sdl_mpi_zero *z, const float *src, int64_t w0, int64_t w1) {
+    int n = sdl__mpi.size, me = sdl__mpi.rank;
+    sdl__zero_split(z, w0, w1, z->counts, z->displs);
+    int mine = z->counts[me], rc;
+    float inv = 1.0f / (float)n;
+    if (z->desc.wire == SDL_MPI_WIRE_F32) {
+        rc = MPI_Reduce_scatter(src, z->recv, z->counts, MPI_FLOAT, MPI_SUM, sdl__mpi.comm);
+        for (int i = 0; rc == MPI_SUCCESS && i < mine; i++) z->recv[i] *= inv;
+    } else {
+        bool bf = z->desc.wire == SDL_MPI_WIRE_BF16;
+        int64_t len = w1 - w0;
+        for (int64_t i = 0; i < len; i++) z->half[i] = bf ? sdl_mpi_f32_to_bf16(src[i] * inv) : sdl_mpi_f32_to_f16(src[i] * inv);
+        rc = MPI_Reduce_scatter(MPI_IN_PLACE, z->half, z->counts, MPI_UINT16_T, bf ? z->bf16_sum : sdl__mpi.half_sum, sdl__mpi.comm);
+        for (int i = 0; rc == MPI_SUCCESS && i < mine; i++) z->recv[i] = bf ? sdl_mpi_bf16_to_f32(z->half[i]) : sdl_mpi_f16_to_f32(z->half[i]);
+    }
+    if (rc != MPI_SUCCESS) return sdl__mpi_err(rc, "MPI_Reduce_scatter (zero)");
+    float *g = z->shard->grad_data + (w0 > z->bound[me] ? w0 - z->bound[me] : 0);
+    if (z->desc.stage == 1) memcpy(g, z->recv, (size_t)mine * sizeof(float));
+    else for (int i = 0; i < mine; i++) g[i] += z->recv[i];
+    return SDL_OK;
+}
+
+/* every bucket of the model's gradient: from its array (stage 1) or from the arena (stages
+   2, 3: a parameter backward did not reach has no gradient, zeros) */
+static sdl_result sdl__zero_reduce(sdl_mpi_zero *z) {
+    sdl_model *m = z->model;
+    sdl_result r = SDL_OK;
+    int p = 0;
+    for (int64_t w0 = 0; w0 < m->param_floats && r == SDL_OK; w0 += z->bucket) {
+        int64_t w1 = w0 + z->bucket < m->param_floats ? w0 + z->bucket : m->param_floats;
+        const float *src = m->grad_data ? m->grad_data + w0 : z->staging;
+        if (!m->grad_data) {
+            while (p < m->nparams && m->param_offset[p + 1] <= w0) p++;
+            for (int q = p; q < m->nparams && m->param_offset[q] < w1; q++) {
+                int64_t o0 = m->param_offset[q], o1 = m->param_offset[q + 1], lo = o0 > w0 ? o0 : w0, hi = o1 < w1 ? o1 : w1;
+                const float *g = m->params[q]->grad;
+                if (g) memcpy(z->staging + (lo - w0), g + (lo - o0), (size_t)(hi - lo) * sizeof(float));
+                else memset(z->staging + (lo - w0), 0, (size_t)(hi - lo) * sizeof(float));
+            }
+        }
+        r = sdl__zero_reduce_bucket(z, src, w0, w1);
+    }
+    return r;
+}
+
+SDL_API bool sdl_mpi_zero_is_update_step(const sdl_mpi_zero *z) { return z && z->micro + 1 >= z->desc.optim.accum_steps; }
+
+/* scale, clip over all shards, update the shard, gather the parameters (stages 1, 2) */
+static sdl_result sdl__zero_update(sdl_mpi_zero *z) {
+    sdl_model *sm = z->shard, *m = z->model;
+    int64_t len = sm->param_floats;
+    float s = 1.0f / (float)z->desc.optim.accum_steps;
+    if (s != 1.0f) for (int64_t i = 0; i < len; i++) sm->grad_data[i] *= s;
+    if (z->desc.optim.max_grad_norm > 0.0f) {
+        double sq = 0.0;
+        for (int64_t i = 0; i < len; i++) sq += (double)sm->grad_data[i] * sm->grad_data[i];
+        SDL__MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &sq, 1, MPI_DOUBLE, MPI_SUM, sdl__mpi.comm), "MPI_Allreduce (zero grad norm)");
+        double norm = sqrt(sq), mx = (double)z->desc.optim.max_grad_norm;
+        z->grad_norm = (float)norm;
+        if (isfinite(norm) && norm > mx) sdl_grad_scale(sm, (float)(mx / (norm + 1e-6)));
+    }
+    sdl_result r = sdl_optim_step(z->opt); /* zeroes the shard's gradient */
+    if (r != SDL_OK || z->desc.stage == 3) return r;
+    for (int q = 0; q < sdl__mpi.size; q++) {
+        z->counts[q] = (int)(z->bound[q + 1] - z->bound[q]);
+        z->displs[q] = (int)z->bound[q];
+    }
+    SDL__MPI_TRY(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, m->param_data, z->counts, z->displs, MPI_FLOAT, sdl__mpi.comm),
+                 "MPI_Allgatherv (zero parameters)");
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_mpi_zero_step(sdl_mpi_zero *z) {
+    if (!z) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_zero_step: NULL");
+    sdl_model *m = z->model;
+    bool update = sdl_mpi_zero_is_update_step(z);
+    double t = sdl__mpi_now_us();
+    sdl_result r = SDL_OK;
+    if (update || z->desc.stage >= 2) {
+        sdl_mpi_check(update ? "zero update" : "zero reduce", m->param_floats);
+        r = sdl__zero_reduce(z);
+        if (z->desc.stage >= 2) sdl_model_zero_grad(m); /* forgets the arena gradients */
+    }
+    sdl_mpi_zero_release(z); /* stage 3: the gathered parameters, their backward done */
+    z->micro = update ? 0 : z->micro + 1;
+    if (r == SDL_OK && update) r = sdl__zero_update(z);
+    if (z->desc.stage == 1 && update) sdl_model_zero_grad(m); /* the others' ranges */
+    sdl__mpi_event_add(update ? "zero update" : "zero reduce", t, sdl__mpi_now_us() - t, 1);
+    return r;
+}
+
+SDL_API void sdl_mpi_zero_set_lr(sdl_mpi_zero *z, float lr) { if (z) sdl_optim_set_lr(z->opt, lr); }
+SDL_API int64_t sdl_mpi_zero_steps(const sdl_mpi_zero *z) { return z && z->opt ? z->opt->step : 0; }
+SDL_API float sdl_mpi_zero_grad_norm(const sdl_mpi_zero *z) { return z ? z->grad_norm : 0.0f; }
+
+SDL_API void sdl_mpi_zero_range(const sdl_mpi_zero *z, int64_t *begin, int64_t *end) {
+    if (begin) *begin = z ? z->bound[sdl__mpi.rank] : 0;
+    if (end) *end = z ? z->bound[sdl__mpi.rank + 1] : 0;
+}
+
+SDL_API int64_t sdl_mpi_zero_bytes(const sdl_mpi_zero *z) {
+    if (!z) return 0;
+    const sdl_model *m = z->model, *sm = z->shard;
+    int64_t P = m->param_floats, S = sm->param_floats;
+    int64_t f = (m->param_data ? P : 0) + (m->grad_data ? P : 0);    /* the model's arrays */
+    f += (z->desc.stage == 3 ? S : 0) + (z->desc.stage >= 2 ? S : 0); /* the shard's own */
+    f += (int64_t)z->opt->nstate * S + z->bucket * (1 + (z->staging ? 1 : 0));
+    return f * (int64_t)sizeof(float) + (z->half ? z->bucket * 2 : 0);
+}
+
+/* stage 3 reads and writes checkpoints through a whole parameter array for the while */
+static float *sdl__zero3_whole(sdl_mpi_zero *z, bool on) {
+    sdl_model *m = z->model;
+    float *all = on ? (float *)sdl__mpi_alloc((size_t)m->param_floats, sizeof(float)) : NULL;
+    for (int i = 0; i < m->nparams; i++) m->params[i]->data = all ? all + m->param_offset[i] : NULL;
+    return all;
+}
+
+/* a whole optimizer for the model (rank 0 to save; every rank to load) */
+static sdl_optim *sdl__zero_full_optim(sdl_mpi_zero *z) {
+    sdl_optim_desc od = z->desc.optim;
+    return sdl_optim_new(z->model, &od);
+}
+
+SDL_API sdl_result sdl_mpi_zero_save(sdl_mpi_zero *z, const char *path, int64_t epoch, int64_t samples) {
+    if (!z || !path) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_zero_save: NULL");
+    int n = sdl__mpi.size, me = sdl__mpi.rank;
+    sdl_mpi_zero_release(z);
+    sdl_optim *full = me == 0 ? sdl__zero_full_optim(z) : NULL;
+    float *all = me == 0 && z->desc.stage == 3 ? sdl__zero3_whole(z, true) : NULL;
+    int ok = me != 0 || (full != NULL && (z->desc.stage < 3 || all != NULL));
+    sdl_mpi_check("zero save", z->model->param_floats);
+    MPI_Bcast(&ok, 1, MPI_INT, 0, sdl__mpi.comm);
+    int res = ok ? SDL_OK : SDL_ERR_OOM;
+    for (int q = 0; q < n; q++) {
+        z->counts[q] = (int)(z->bound[q + 1] - z->bound[q]);
+        z->displs[q] = (int)z->bound[q];
+    }
+    int rc = MPI_SUCCESS, len = (int)z->shard->param_floats;
+    if (ok && z->desc.stage == 3)
+        rc = MPI_Gatherv(z->shard->param_data, len, MPI_FLOAT, all, z->counts, z->displs, MPI_FLOAT, 0, sdl__mpi.comm);
+    for (int k = 0; ok && k < z->opt->nstate && rc == MPI_SUCCESS; k++)
+        rc = MPI_Gatherv(sdl_optim_state_data(z->opt, k), len, MPI_FLOAT, full ? sdl_optim_state_data(full, k) : NULL, z->counts,
+                         z->displs, MPI_FLOAT, 0, sdl__mpi.comm);
+    if (rc != MPI_SUCCESS) res = (int)sdl__mpi_err(rc, "MPI_Gatherv (zero save)");
+    if (full && res == SDL_OK) {
+        full->step = z->opt->step;
+        full->lr = z->opt->lr;
+        full->micro = z->micro;
+        res = (int)sdl_checkpoint_save_at(path, z->model, full, epoch, samples);
+    }
+    if (all) { sdl__zero3_whole(z, false); SDL__MPI_FREE(all); }
+    sdl_optim_free(full);
+    MPI_Bcast(&res, 1, MPI_INT, 0, sdl__mpi.comm); /* every rank returns rank 0's result */
+    if (res != SDL_OK && me != 0) return sdl_fail((sdl_result)res, "sdl_mpi_zero_save: rank 0 could not write '%s'", path);
+    return (sdl_result)res;
+}
+
+SDL_API sdl_result sdl_mpi_zero_load(sdl_mpi_zero *z, const char *path, sdl_checkpoint_info *info) {
+    if (!z || !path) return sdl_fail(SDL_ERR_ARG, "sdl_mpi_zero_load: NULL");
+    sdl_mpi_zero_release(z);
+    sdl_optim *full = sdl__zero_full_optim(z);
+    float *all = z->desc.stage == 3 ? sdl__zero3_whole(z, true) : NULL;
+    sdl_result r = !full || (z->desc.stage == 3 && !all) ? SDL_ERR_OOM : sdl_checkpoint_load(path, z->model, full, info);
+    if (r == SDL_OK) {
+        int64_t b = z->bound[sdl__mpi.rank], len = z->shard->param_floats;
+        if (all) memcpy(z->shard->param_data, all + b, (size_t)len * sizeof(float));
+        for (int k = 0; k < z->opt->nstate; k++)
+            memcpy(sdl_optim_state_data(z->opt, k), sdl_optim_state_data(full, k) + b, (size_t)len * sizeof(float));
+        z->opt->step = full->step;
+        z->opt->lr = full->lr;
+        z->micro = full->micro;
+        if (z->desc.stage >= 2) memset(z->shard->grad_data, 0, (size_t)len * sizeof(float));
+        else sdl_model_zero_grad(z->model);
+    }
+    if (all) { sdl__zero3_whole(z, false); SDL__MPI_FREE(all); }
+    sdl_optim_free(full);
+    return r;
+}
+
+SDL_API void sdl_mpi_zero_free(sdl_mpi_zero *z) {
+    if (!z) return;
+    sdl_model *m = z->model;
+    sdl_mpi_zero_release(z);
+    for (int k = 0; k < z->nlayers; k++) {
+        z->layers[k].module->forward = z->layers[k].forward;
+        SDL__MPI_FREE(z->layers[k].counts);
+    }
+    if (sdl__zero3 == z) sdl__zero3 = NULL;
+    if (m->grad_hook_user == z) sdl_model_set_grad_hook(m, NULL, NULL);
+    if (z->shard && !m->param_data) { /* stage 3: the model gets its parameters back */
+        sdl_model_external_params(m, false);
+        for (int q = 0; q < sdl__mpi.size && m->param_data; q++) {
+            z->counts[q] = (int)(z->bound[q + 1] - z->bound[q]);
+            z->displs[q] = (int)z->bound[q];
+        }
+        if (m->param_data)
+            MPI_Allgatherv(z->shard->param_data, (int)z->shard->param_floats, MPI_FLOAT, m->param_data, z->counts, z->displs, MPI_FLOAT, sdl__mpi.comm);
+    }
+    if (!m->grad_data) sdl_model_arena_grads(m, false); /* stages 2, 3: a gradient array again */
+    if (z->shard) sdl__zero_views(z, false);
+    if (z->bf16_sum != MPI_OP_NULL) MPI_Op_free(&z->bf16_sum);
+    sdl_optim_free(z->opt);
+    sdl_model_free(z->shard);
+    SDL__MPI_FREE(z->layers);
+    SDL__MPI_FREE(z->param_layer);
+    SDL__MPI_FREE(z->bound);
+    SDL__MPI_FREE(z->counts);
+    SDL__MPI_FREE(z->recv);
+    SDL__MPI_FREE(z->staging);
+    SDL__MPI_FREE(z->half);
+    SDL__MPI_FREE(z);
 }
 
 /* ----------------------------------------------------------------------------------------

@@ -26,8 +26,46 @@
    slowest rank); medians are printed too. The table gives each rank's phases per step in
    wall-clock ms and in the CPU time of its thread (less than the wall time when the rank
    was descheduled; a rank waiting in MPI spins, so sync's CPU time includes the wait).
-   SDL_TIMELINE=trace.json writes each rank's timeline, with the rounds marked. */
+   SDL_TIMELINE=trace.json writes each rank's timeline, with the rounds marked.
+   ZeRO (--zero, run at np 1, 2, 4): the bytes each rank holds for a ResNet-18-shaped model's
+   parameters (11.7M, ImageNet shape), gradients and Adam state, measured by counting sdl's
+   allocations, for DDP (one sdl_optim) and ZeRO stages 1 and 2 (sdl_mpi_zero), against the
+   formula of the ZeRO paper for f32: DDP 16P, stage 1 8P + 8P/N, stage 2 4P + 12P/N,
+   stage 3 16P/N (what a rank holds between steps; stage 3 gathers each layer's parameters
+   for the step). Then, at np > 1, the time of a training step of the CNN with Adam for each
+   stage against DDP in the same job (rounds alternate; best round), after checking that
+   they give the same weights. */
 #define _POSIX_C_SOURCE 200809L /* nanosleep, clock_gettime */
+#include <stdlib.h>
+#include <stddef.h>
+#include <string.h>
+/* a counting allocator: the bytes sdl holds now */
+static long long g_live;
+static void *count_alloc(size_t n) {
+    size_t *p = (size_t *)malloc(n + 16);
+    if (!p) return NULL;
+    p[0] = n;
+    g_live += (long long)n;
+    return (char *)p + 16;
+}
+static void count_free(void *q) {
+    if (!q) return;
+    size_t *p = (size_t *)((char *)q - 16);
+    g_live -= (long long)p[0];
+    free(p);
+}
+static void *count_realloc(void *q, size_t n) {
+    void *r = count_alloc(n);
+    if (r && q) {
+        size_t old = ((size_t *)((char *)q - 16))[0];
+        memcpy(r, q, old < n ? old : n);
+    }
+    if (r || n == 0) count_free(q);
+    return r;
+}
+#define SDL_ALLOC(n) count_alloc(n)
+#define SDL_REALLOC(p, n) count_realloc(p, n)
+#define SDL_DEALLOC(p) count_free(p)
 #define SDL_IMPLEMENTATION
 #include "sdl.h"
 #define SDL_MPI_IMPLEMENTATION
@@ -291,11 +329,158 @@ static int bench_weak(double ref, int steps, int rounds, float bucket_mb, bool f
     return lo != hi;
 }
 
+/* ---- ZeRO: bytes per rank and step time ----------------------------------------------- */
+/* ResNet-18's layers (torchvision, 1000 classes; only their parameters are used here):
+   stem, 4 stages of 2 basic blocks, fc */
+static sdl_model *resnet18_params(void) {
+    sdl_model *m = sdl_model_new(1);
+    char n[64];
+    sdl_conv2d_layer(m, "conv1", 3, 64, 7, 2, 3, false);
+    sdl_batch_norm_layer(m, "bn1", 64);
+    int64_t c_in = 64, widths[4] = {64, 128, 256, 512};
+    for (int st = 0; st < 4; st++) {
+        for (int b = 0; b < 2; b++) {
+            int64_t c = widths[st], in = b == 0 ? c_in : c;
+            for (int k = 0; k < 2; k++) {
+                snprintf(n, sizeof n, "layer%d.%d.conv%d", st + 1, b, k + 1);
+                sdl_conv2d_layer(m, n, k == 0 ? in : c, c, 3, k == 0 && b == 0 && st > 0 ? 2 : 1, 1, false);
+                snprintf(n, sizeof n, "layer%d.%d.bn%d", st + 1, b, k + 1);
+                sdl_batch_norm_layer(m, n, c);
+            }
+            if (b == 0 && in != c) {
+                snprintf(n, sizeof n, "layer%d.0.downsample.0", st + 1);
+                sdl_conv2d_layer(m, n, in, c, 1, 2, 0, false);
+                snprintf(n, sizeof n, "layer%d.0.downsample.1", st + 1);
+                sdl_batch_norm_layer(m, n, c);
+            }
+        }
+        c_in = widths[st];
+    }
+    sdl_linear_layer(m, "fc", 512, 1000, true);
+    return m;
+}
+
+/* the largest number of bytes a rank holds, over ranks */
+static long long max_over_ranks(long long v) {
+    MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_LONG_LONG, MPI_MAX, sdl_mpi_comm());
+    return v;
+}
+
+static void bench_zero_memory(void) {
+    sdl_optim_desc adam = {.kind = SDL_OPTIM_ADAM, .lr = 1e-3f};
+    double P = 0, N = size_;
+    if (rank_ == 0) printf("ZeRO memory: bytes per rank for parameters + gradients + Adam state, ResNet-18 shape, np %d\n"
+                           "%-8s %14s %14s %8s %14s\n", size_, "kind", "measured", "formula", "ratio", "sdl_mpi_zero_bytes");
+    for (int stage = 0; stage <= 3; stage++) {
+        long long live0 = g_live;
+        sdl_model *m = resnet18_params();
+        sdl_model_pack(m);
+        P = (double)m->param_floats;
+        sdl_optim *o = NULL;
+        sdl_mpi_zero *z = NULL;
+        if (stage == 0) o = sdl_optim_new(m, &adam);
+        else z = sdl_mpi_zero_new(m, &(sdl_mpi_zero_desc){.stage = stage, .optim = adam});
+        if (!o && !z) { fprintf(stderr, "rank %d: %s\n", rank_, sdl_last_error()); MPI_Abort(MPI_COMM_WORLD, 1); }
+        long long buffers = m->buffer_floats * (long long)sizeof(float); /* batch norm's running stats: not counted */
+        long long measured = max_over_ranks(g_live - live0 - buffers), own = max_over_ranks(z ? sdl_mpi_zero_bytes(z) : 0);
+        double formula = stage == 0 ? 16 * P : stage == 1 ? 8 * P + 8 * P / N : stage == 2 ? 4 * P + 12 * P / N : 16 * P / N;
+        const char *names[4] = {"ddp", "zero-1", "zero-2", "zero-3"};
+        if (rank_ == 0) {
+            printf("%-8s %14lld %14.0f %8.3f %14lld\n", names[stage], measured, formula, measured / formula, own);
+            printf("BENCH name=zero_memory_%s_np%d sdl=%lld ref=%.0f unit=bytes ratio=%.3f\n", names[stage], size_, measured, formula,
+                   measured / formula);
+        }
+        sdl_mpi_zero_free(z);
+        sdl_optim_free(o);
+        sdl_model_free(m);
+    }
+    if (rank_ == 0) printf("(measured - formula: the gradient buckets, %d MiB each, and the tensors' names)\n", SDL_MPI_ZERO_BUCKET_MB);
+}
+
+/* step time: the CNN with Adam, batch 32 per rank; DDP and ZeRO 1, 2 in alternating rounds */
+static sdl_model *cnn(sdl_module **net) {
+    sdl_model *model = sdl_model_new(1);
+    *net = sdl_sequential(model, "");
+    sdl_seq_add(*net, sdl_conv2d_layer(model, "conv1", 1, 32, 3, 1, 0, true));
+    sdl_seq_add(*net, sdl_relu_layer(model));
+    sdl_seq_add(*net, sdl_conv2d_layer(model, "conv2", 32, 64, 3, 1, 0, true));
+    sdl_seq_add(*net, sdl_relu_layer(model));
+    sdl_seq_add(*net, sdl_max_pool2d_layer(model, 2, 2));
+    sdl_seq_add(*net, sdl_flatten_layer(model));
+    sdl_seq_add(*net, sdl_linear_layer(model, "fc1", 64 * 12 * 12, 128, true));
+    sdl_seq_add(*net, sdl_relu_layer(model));
+    sdl_seq_add(*net, sdl_linear_layer(model, "fc2", 128, 10, true));
+    sdl_model_pack(model);
+    return model;
+}
+
+static int bench_zero_time(int steps, int rounds) {
+    const int B = 32;
+    sdl_set_num_threads(1);
+    sdl_optim_desc adam = {.kind = SDL_OPTIM_ADAM, .lr = 1e-3f};
+    enum { K = 4 };
+    sdl_module *net[K];
+    sdl_model *m[K];
+    sdl_optim *o = NULL;
+    sdl_mpi_ddp *ddp = NULL;
+    sdl_mpi_zero *z[K] = {NULL, NULL, NULL, NULL};
+    for (int k = 0; k < K; k++) m[k] = cnn(&net[k]);
+    o = sdl_optim_new(m[0], &adam);
+    ddp = sdl_mpi_ddp_new(m[0], NULL);
+    for (int k = 1; k < K; k++) z[k] = sdl_mpi_zero_new(m[k], &(sdl_mpi_zero_desc){.stage = k, .optim = adam});
+    if (!o || !ddp || !z[1] || !z[2] || !z[3]) { fprintf(stderr, "rank %d: %s\n", rank_, sdl_last_error()); MPI_Abort(MPI_COMM_WORLD, 1); }
+    sdl_tensor *x = sdl_tensor_new(sdl_shape4(B, 1, 28, 28), SDL_F32), *y = sdl_tensor_new(sdl_shape1(B), SDL_I32);
+    double *best = (double *)calloc(K, sizeof(double));
+    int s[K] = {0, 0, 0, 0};
+    for (int r = -1; r < rounds; r++)
+        for (int k = 0; k < K; k++) {
+            int n = r < 0 ? 2 : steps;
+            quiet_barrier();
+            double t0 = MPI_Wtime();
+            for (int i = 0; i < n; i++, s[k]++) { /* the same batches for each kind */
+                for (int64_t j = 0; j < x->numel; j++) sdl_f32(x)[j] = sdl_hash_uniform(7, (uint64_t)(s[k] * size_ + rank_), (uint64_t)j);
+                for (int j = 0; j < B; j++) sdl_i32(y)[j] = (int32_t)(sdl_hash_uniform(8, (uint64_t)(s[k] * size_ + rank_), (uint64_t)j) * 10) % 10;
+                sdl_backward(sdl_cross_entropy(sdl_forward(net[k], x), y, 0.0f));
+                if (k == 0) sdl_mpi_ddp_sync(ddp), sdl_optim_step(o);
+                else sdl_mpi_zero_step(z[k]);
+                sdl_arena_reset();
+            }
+            double dt = MPI_Wtime() - t0;
+            MPI_Allreduce(MPI_IN_PLACE, &dt, 1, MPI_DOUBLE, MPI_MAX, sdl_mpi_comm());
+            if (r >= 0 && (best[k] == 0 || dt / n < best[k])) best[k] = dt / n;
+        }
+    /* check: all trained the same weights (stage 3 gives the model its parameters back) */
+    for (int k = 1; k < K; k++) sdl_mpi_zero_free(z[k]);
+    double worst = 0, mx = 1e-30;
+    for (int k = 1; k < K; k++)
+        for (int64_t i = 0; i < m[0]->param_floats; i++)
+            worst = fmax(worst, fabs((double)m[k]->param_data[i] - m[0]->param_data[i])), mx = fmax(mx, fabs((double)m[0]->param_data[i]));
+    worst = (double)max_over_ranks((long long)(worst / mx * 1e9)) * 1e-9;
+    if (rank_ == 0) {
+        printf("ZeRO step time, np %d, CNN %lld parameters, Adam, batch %d per rank, best of %d rounds of %d steps; "
+               "weights equal to DDP's within %.2g relative\n", size_, (long long)m[0]->param_floats, B, rounds, steps, worst);
+        printf("%-8s %10s %8s\n", "kind", "ms/step", "vs ddp");
+        const char *names[K] = {"ddp", "zero-1", "zero-2", "zero-3"};
+        for (int k = 0; k < K; k++) {
+            printf("%-8s %10.2f %8.3f\n", names[k], best[k] * 1e3, best[k] / best[0]);
+            if (k) printf("BENCH name=zero%d_step_time_np%d sdl=%.3f ref=%.3f unit=ms ratio=%.3f\n", k, size_, best[k] * 1e3, best[0] * 1e3, best[k] / best[0]);
+        }
+    }
+    free(best);
+    sdl_tensor_free(x);
+    sdl_tensor_free(y);
+    sdl_mpi_ddp_free(ddp);
+    sdl_optim_free(o);
+    for (int k = 0; k < K; k++) sdl_model_free(m[k]);
+    sdl_arena_release();
+    return worst > 1e-4;
+}
+
 int main(int argc, char **argv) {
     if (sdl_mpi_init(&argc, &argv) != SDL_OK) { fprintf(stderr, "%s\n", sdl_last_error()); return 1; }
     rank_ = sdl_mpi_rank();
     size_ = sdl_mpi_size();
-    bool allreduce = false, weak = false;
+    bool allreduce = false, weak = false, zero = false;
     float ref = 0, bucket_mb = 0;
     int steps = 20, rounds = 8;
     bool flat = false;
@@ -305,12 +490,19 @@ int main(int argc, char **argv) {
                       {"steps", SDL_ARG_INT, &steps, "weak scaling: steps per timed round"},
                       {"rounds", SDL_ARG_INT, &rounds, "weak scaling: timed rounds of each kind (the best one counts)"},
                       {"bucket-mb", SDL_ARG_FLOAT, &bucket_mb, "weak scaling: DDP bucket size in MiB (0: default)"},
-                      {"flat", SDL_ARG_BOOL, &flat, "weak scaling: one allreduce after backward (SDL_MPI_MODE_FLAT)"}};
+                      {"flat", SDL_ARG_BOOL, &flat, "weak scaling: one allreduce after backward (SDL_MPI_MODE_FLAT)"},
+                      {"zero", SDL_ARG_BOOL, &zero, "ZeRO: bytes per rank (ResNet-18 shape) and, np > 1, step time vs DDP"}};
     const int nargs = (int)(sizeof args / sizeof args[0]);
     if (sdl_args_parse(argc, argv, args, nargs) != SDL_OK || steps < 1 || rounds < 1) {
         if (rank_ == 0) { fprintf(stderr, "%s\n", sdl_last_error()); sdl_args_usage(stderr, argv[0], args, nargs); }
         sdl_mpi_finalize();
         return 2;
+    }
+    if (zero) {
+        bench_zero_memory();
+        int zr = size_ > 1 ? bench_zero_time(steps / 2 > 0 ? steps / 2 : 1, rounds < 3 ? rounds : 3) : 0;
+        sdl_mpi_finalize();
+        return zr;
     }
     if (!allreduce && !weak) allreduce = weak = true;
     if (rounds < size_) rounds = size_; /* every rank gets an "alone" round */

@@ -19,6 +19,16 @@
            pick how; --steps-per-epoch N stops
            each epoch early (for throughput runs). SDL_TIMELINE=trace.json writes a
            Perfetto timeline per rank.
+           Beyond replicas (CPU models): --batch-norm puts batch norm after each conv,
+           --sync-bn makes it SyncBatchNorm (statistics over all ranks; plain BN's running
+           stats are averaged before each evaluation instead); --zero 1|2|3 shards the
+           optimizer state (and the gradients, and the parameters) over the ranks (ZeRO); --global-batch G keeps
+           G images per update whatever the world size (gradient accumulation makes up the
+           rest); --checkpoint-every K writes --checkpoint PATH every K updates, with the
+           loader's place in the epoch, and a run that finds PATH resumes from it, at any
+           world size: tools/sdl_elastic.sh --np 4 -- ./build/fashion_ddp --global-batch 256
+           --checkpoint-every 50 reruns it with the ranks left after a failure. The test set
+           is split exactly (each image once, sdl_mpi_dataset_shard).
    output: per epoch (rank 0): loss, accuracy, test loss and accuracy over all ranks; at
            the end "rank r: images/sec: X" for each rank, "total images/sec: X" (the sum,
            the line the scaling driver greps), "total images/sec/gpu: X". */
@@ -57,7 +67,7 @@ static sdl_tensor *to_device(sdl_tensor *t) {
     return t;
 }
 
-/* loss and accuracy over this rank's shard of the test set, summed over ranks */
+/* loss and accuracy over this rank's share of the test set (each image on one rank), summed */
 static void evaluate(sdl_module *net, sdl_loader *loader, double *loss, double *acc) {
     double s[3] = {0, 0, 0}; /* loss * n, correct, n */
     sdl_tensor *x, *y;
@@ -81,9 +91,11 @@ int main(int argc, char **argv) {
     if (sdl_mpi_init(&argc, &argv) != SDL_OK) { fprintf(stderr, "%s\n", sdl_last_error()); return 1; }
     int rank = sdl_mpi_rank(), size = sdl_mpi_size();
     int epochs = 2, batch_size = 64, seed = 42, threads = 1, warmup_epochs = 0, steps_per_epoch = 0, limit = 0;
+    int zero = 0, global_batch = 0, ckpt_every = 0;
     float lr = 0.01f, bucket_mb = 0.0f;
-    bool lr_scaling = false, fp16 = false, bf16 = false, help = false;
+    bool lr_scaling = false, fp16 = false, bf16 = false, help = false, batch_norm = false, sync_bn = false;
     const char *data_dir = "/usr/share/datasets/fashion-mnist", *mode = "buckets", *algo = "mpi", *result_file = "";
+    const char *ckpt_path = "fashion_ddp.ckpt.safetensors";
     const char *device = "cpu", *transport = "auto";
     sdl_arg args[] = {
         {"epochs", SDL_ARG_INT, &epochs, "passes over the training set"},
@@ -104,10 +116,25 @@ int main(int argc, char **argv) {
         {"transport", SDL_ARG_STRING, &transport, "GPU gradients: auto, nccl, cuda-mpi or host"},
         {"bf16-allreduce", SDL_ARG_BOOL, &bf16, "send GPU gradients as bf16"},
         {"result-file", SDL_ARG_STRING, &result_file, "per-epoch CSV results (rank 0)"},
+        {"batch-norm", SDL_ARG_BOOL, &batch_norm, "batch norm after each conv"},
+        {"sync-bn", SDL_ARG_BOOL, &sync_bn, "synced batch norm over all ranks (implies --batch-norm)"},
+        {"zero", SDL_ARG_INT, &zero, "ZeRO stage: 1 shards the optimizer state, 2 the gradients too, 3 the parameters too (0: plain DDP)"},
+        {"global-batch", SDL_ARG_INT, &global_batch, "images per update, a multiple of ranks x batch-size (0: ranks x batch-size)"},
+        {"checkpoint-every", SDL_ARG_INT, &ckpt_every, "write --checkpoint every K updates and resume from it (0: never)"},
+        {"checkpoint", SDL_ARG_STRING, &ckpt_path, "the checkpoint file"},
         {"help", SDL_ARG_BOOL, &help, "show this text"},
     };
     int nargs = (int)(sizeof args / sizeof args[0]);
     sdl_result ar = sdl_args_parse(argc, argv, args, nargs);
+    if (global_batch == 0) global_batch = size * batch_size;
+    int accum = global_batch / (size * batch_size);
+    if (ar == SDL_OK && (zero < 0 || zero > 3 || ckpt_every < 0 || accum < 1 || global_batch % (size * batch_size) != 0 ||
+                         ((zero || sync_bn) && strcmp(device, "cpu") != 0))) {
+        if (rank == 0) fprintf(stderr, "bad --zero (0, 1, 2, 3), --checkpoint-every, or --global-batch %d (a multiple of %d ranks x "
+                                       "batch %d); --zero and --sync-bn train on the CPU\n", global_batch, size, batch_size);
+        sdl_mpi_finalize();
+        return 2;
+    }
     if (ar != SDL_OK || help || epochs < 1 || batch_size < 1 || lr <= 0.0f ||
         (strcmp(mode, "buckets") && strcmp(mode, "flat")) || (strcmp(algo, "mpi") && strcmp(algo, "ring") && strcmp(algo, "shm")) ||
         (strcmp(transport, "auto") && strcmp(transport, "nccl") && strcmp(transport, "cuda-mpi") && strcmp(transport, "host"))) {
@@ -145,15 +172,22 @@ int main(int argc, char **argv) {
     test_desc.data = &test_set;
     test_desc.shuffle = false;
     test_desc.drop_last = false;
+    sdl_dataset test_share; /* exact evaluation: this rank's contiguous share, no padding */
+    sdl_mpi_dataset_shard(&test_set, &test_share);
+    test_desc.data = &test_share;
+    test_desc.rank = test_desc.world_size = 0;
     sdl_loader *train_loader = sdl_loader_new(&train_desc), *test_loader = sdl_loader_new(&test_desc);
 
     /* (N,1,28,28) conv 3x3 32 -> relu -> conv 3x3 64 -> relu -> max-pool 2 -> (N,9216)
        -> fc 128 -> relu -> fc 10 */
     sdl_model *model = sdl_model_new((uint64_t)seed);
     sdl_module *net = sdl_sequential(model, "");
+    batch_norm = batch_norm || sync_bn;
     sdl_seq_add(net, sdl_conv2d_layer(model, "conv1", 1, 32, 3, 1, 0, true));
+    if (batch_norm) sdl_seq_add(net, sdl_batch_norm_layer(model, "bn1", 32));
     sdl_seq_add(net, sdl_relu_layer(model));
     sdl_seq_add(net, sdl_conv2d_layer(model, "conv2", 32, 64, 3, 1, 0, true));
+    if (batch_norm) sdl_seq_add(net, sdl_batch_norm_layer(model, "bn2", 64));
     sdl_seq_add(net, sdl_relu_layer(model));
     sdl_seq_add(net, sdl_max_pool2d_layer(model, 2, 2));
     sdl_seq_add(net, sdl_flatten_layer(model));
@@ -162,7 +196,9 @@ int main(int argc, char **argv) {
     sdl_seq_add(net, sdl_linear_layer(model, "fc2", 128, 10, true));
     if (use_device(device, model) != SDL_OK) { fprintf(stderr, "rank %d: %s\n", rank, sdl_last_error()); MPI_Abort(MPI_COMM_WORLD, 1); }
     float peak_lr = lr_scaling ? sdl_scale_lr(lr, size, 0, 0) : lr;
-    sdl_optim *opt = sdl_sgd(model, peak_lr, 0.9f, 0.0f, false);
+    if (sync_bn) sdl_mpi_sync_batch_norm(model);
+    sdl_optim_desc od = {.kind = SDL_OPTIM_SGD, .lr = peak_lr, .momentum = 0.9f, .accum_steps = accum};
+    sdl_optim *opt = sdl_optim_new(model, &od); /* with --zero only until the broadcast: each rank keeps its shard's */
     if (!train_loader || !test_loader || !opt) { fprintf(stderr, "rank %d: %s\n", rank, sdl_last_error()); MPI_Abort(MPI_COMM_WORLD, 1); }
 
     /* every rank starts from rank 0's weights, then averages gradients every step */
@@ -179,39 +215,69 @@ int main(int argc, char **argv) {
                  : !strcmp(transport, "host") ? SDL_MPI_TRANSPORT_HOST : SDL_MPI_TRANSPORT_AUTO;
     sdl_mpi_set_transport(gd.transport); /* the broadcast's too */
     sdl_mpi_ddp *ddp = NULL;
-    if (sdl_mpi_broadcast_model(model, opt, 0) != SDL_OK || !(ddp = sdl_mpi_ddp_new_gpu(model, &dd, &gd))) {
-        fprintf(stderr, "rank %d: %s\n", rank, sdl_last_error());
-        MPI_Abort(MPI_COMM_WORLD, 1);
+    sdl_mpi_zero *z = NULL;
+    if (sdl_mpi_broadcast_model(model, opt, 0) != SDL_OK) { fprintf(stderr, "rank %d: %s\n", rank, sdl_last_error()); MPI_Abort(MPI_COMM_WORLD, 1); }
+    if (zero) {
+        sdl_optim_free(opt);
+        opt = NULL;
+        sdl_mpi_zero_desc zd = {.stage = zero, .optim = od, .wire = fp16 ? SDL_MPI_WIRE_F16 : SDL_MPI_WIRE_F32, .bucket_mb = bucket_mb};
+        z = sdl_mpi_zero_new(model, &zd);
+    } else {
+        ddp = sdl_mpi_ddp_new_gpu(model, &dd, &gd);
+    }
+    if (!ddp && !z) { fprintf(stderr, "rank %d: %s\n", rank, sdl_last_error()); MPI_Abort(MPI_COMM_WORLD, 1); }
+    /* resume: the checkpoint says the epoch and how many of its images were done */
+    sdl_checkpoint_info resume = {0};
+    FILE *found = ckpt_every > 0 ? fopen(ckpt_path, "rb") : NULL;
+    bool resumed = found != NULL;
+    if (found) fclose(found);
+    if (resumed) {
+        sdl_result lr_ = z ? sdl_mpi_zero_load(z, ckpt_path, &resume) : sdl_checkpoint_load(ckpt_path, model, opt, &resume);
+        if (lr_ != SDL_OK) { fprintf(stderr, "rank %d: %s\n", rank, sdl_last_error()); MPI_Abort(MPI_COMM_WORLD, 1); }
+        if (opt) opt->desc.accum_steps = accum; /* this world size's, whatever the file's run used */
+        if (rank == 0) printf("resumed from %s: epoch %lld, %lld images into it, update %lld\n", ckpt_path, (long long)resume.epoch + 1,
+                              (long long)resume.samples, (long long)resume.step);
     }
 
-    /* per step: a linear warm-up from the one-rank rate to peak_lr, then constant */
-    int64_t steps = sdl_loader_num_batches(train_loader);
+    /* per update: a linear warm-up from the one-rank rate to peak_lr, then constant */
+    int64_t steps = sdl_loader_num_batches(train_loader); /* micro-batches per epoch */
     if (steps_per_epoch > 0 && steps_per_epoch < steps) steps = steps_per_epoch;
+    int64_t updates = steps / accum; /* per epoch */
     sdl_sched_desc sched;
     memset(&sched, 0, sizeof sched);
     sched.kind = SDL_SCHED_CONSTANT;
     sched.base_lr = peak_lr;
-    sched.total = (int64_t)epochs * steps;
-    sched.warmup = (int64_t)warmup_epochs * steps;
+    sched.total = (int64_t)epochs * updates;
+    sched.warmup = (int64_t)warmup_epochs * updates;
     sched.warmup_start_factor = lr / peak_lr;
     if (rank == 0) {
-        printf("fashion_ddp: %d ranks x batch %d = global batch %d, lr %g (peak %g, warm-up %d epochs), %s %s%s%s, %lld parameters, %lld steps/epoch\n",
-               size, batch_size, size * batch_size, (double)lr, (double)peak_lr, warmup_epochs, mode,
-               on_gpu ? sdl_mpi_transport_name(sdl_mpi_ddp_transport(ddp)) : algo, fp16 ? " fp16" : "", bf16 ? " bf16" : "",
+        char acc[40] = "";
+        if (accum > 1) snprintf(acc, sizeof acc, " x accumulation %d", accum);
+        printf("fashion_ddp: %d ranks x batch %d%s = global batch %d, lr %g (peak %g, warm-up %d epochs), %s%s %s%s%s, "
+               "%lld parameters, %lld steps/epoch\n", size, batch_size, acc, global_batch, (double)lr, (double)peak_lr, warmup_epochs,
+               zero == 1 ? "ZeRO-1" : zero == 2 ? "ZeRO-2" : zero == 3 ? "ZeRO-3" : mode, sync_bn ? " sync-bn" : batch_norm ? " bn" : "",
+               z ? "cpu" : on_gpu ? sdl_mpi_transport_name(sdl_mpi_ddp_transport(ddp)) : algo, fp16 ? " fp16" : "", bf16 ? " bf16" : "",
                (long long)sdl_model_num_params(model), (long long)steps);
+        if (z) printf("ZeRO-%d: rank 0 holds %.1f MiB of parameters, gradients and optimizer state\n", zero, sdl_mpi_zero_bytes(z) / 1048576.0);
         if (on_gpu) printf("device: cuda, one GPU per rank\n");
-        if (result_file[0]) remove(result_file);
+        if (result_file[0] && !resumed) remove(result_file);
     }
 
     double train_time = 0.0;
     int64_t images = 0;
-    for (int epoch = 0; epoch < epochs; epoch++) {
-        sdl_loader_set_epoch(train_loader, epoch); /* a new permutation, the same on every rank */
+    for (int epoch = (int)resume.epoch; epoch < epochs; epoch++) {
+        /* a new permutation, the same on every rank; a resumed epoch goes on where it was */
+        sdl_loader_seek(train_loader, epoch, epoch == resume.epoch ? resume.samples : 0);
+        int64_t left = sdl_loader_num_batches(train_loader), todo = (steps < left ? steps : left) / accum * accum; /* whole updates */
         double s[3] = {0, 0, 0};                   /* loss * n, correct, n */
         double t0 = sdl_now();
         sdl_tensor *x, *y;
-        for (int64_t step = 0; step < steps; step++) {
-            sdl_optim_set_lr(opt, sdl_sched_lr(&sched, (int64_t)epoch * steps + step));
+        for (int64_t step = 0; step < todo; step++) {
+            int64_t done = z ? sdl_mpi_zero_steps(z) : opt->step; /* updates so far */
+            bool update = z ? sdl_mpi_zero_is_update_step(z) : sdl_optim_is_update_step(opt);
+            if (z) sdl_mpi_zero_set_lr(z, sdl_sched_lr(&sched, done));
+            else sdl_optim_set_lr(opt, sdl_sched_lr(&sched, done));
+            if (ddp) sdl_mpi_ddp_set_sync(ddp, update); /* accumulation: communicate on the update only */
             sdl_mpi_timeline_begin("data loading");
             bool more = sdl_loader_next(train_loader, &x, &y);
             if (more) x = to_device(x), y = to_device(y);
@@ -224,30 +290,44 @@ int main(int argc, char **argv) {
             sdl_mpi_timeline_begin("backward");
             sdl_result r = sdl_backward(loss);
             sdl_mpi_timeline_end();
-            if (r == SDL_OK) r = sdl_mpi_ddp_sync(ddp); /* waits for the buckets: mean gradients */
+            if (r == SDL_OK && ddp && update) r = sdl_mpi_ddp_sync(ddp); /* waits for the buckets: mean gradients */
+            if (r == SDL_OK && z) r = sdl_mpi_zero_step(z);                /* reduce-scatter, update shard, allgather */
             if (r != SDL_OK || !isfinite(sdl_item(loss))) {
                 fprintf(stderr, "rank %d epoch %d: training failed: %s (loss %g)\n", rank, epoch + 1, sdl_last_error(), (double)sdl_item(loss));
                 MPI_Abort(MPI_COMM_WORLD, 1);
             }
             sdl_mpi_timeline_begin("optimizer step");
-            sdl_optim_step(opt);
+            if (opt) sdl_optim_step(opt);
             sdl_mpi_timeline_end();
             s[0] += (double)sdl_item(loss) * (double)y->numel;
             s[1] += (double)sdl_count_correct(logits, y);
             s[2] += (double)y->numel;
             sdl_arena_reset();
+            done = z ? sdl_mpi_zero_steps(z) : opt->step;
+            if (ckpt_every > 0 && update && done % ckpt_every == 0) { /* atomic: path.tmp, fsync, rename */
+                bool over = step + 1 == todo; /* the epoch's last update: a resume starts the next */
+                int64_t e = epoch + (over ? 1 : 0), at = over ? 0 : sdl_loader_samples_done(train_loader);
+                sdl_result cr = z ? sdl_mpi_zero_save(z, ckpt_path, e, at)
+                                  : rank == 0 ? sdl_checkpoint_save_at(ckpt_path, model, opt, e, at) : SDL_OK;
+                if (cr != SDL_OK) fprintf(stderr, "rank %d: %s\n", rank, sdl_last_error());
+                sdl_mpi_barrier();
+            }
         }
         double dt = sdl_now() - t0;
         if (steps_per_epoch > 0) sdl_loader_set_epoch(train_loader, epoch + 1); /* drop the rest */
         train_time += dt;
         images += (int64_t)s[2];
         sdl_mpi_sum(s, 3); /* metrics over all ranks */
-        double test_loss, test_acc;
+        double test_loss, test_acc, cur_lr = sdl_sched_lr(&sched, z ? sdl_mpi_zero_steps(z) : opt->step);
+        if (batch_norm && !sync_bn) sdl_mpi_sync_buffers(model); /* each rank's running stats: their mean */
+        sdl_model_train(model, false);
         evaluate(net, test_loader, &test_loss, &test_acc);
+        sdl_mpi_zero_release(z); /* ZeRO-3: the parameters the evaluation gathered */
+        sdl_model_train(model, true);
         if (rank == 0) {
-            sdl_epoch_stats st = {epoch + 1, s[0] / s[2], s[1] / s[2], test_loss, test_acc, opt->lr, dt};
+            sdl_epoch_stats st = {epoch + 1, s[0] / s[2], s[1] / s[2], test_loss, test_acc, cur_lr, dt};
             printf("epoch %d/%d: loss %.4f acc %.4f test_loss %.4f test_acc %.4f lr %.4g time %.1fs\n", epoch + 1, epochs,
-                   st.loss, st.accuracy, test_loss, test_acc, (double)opt->lr, dt);
+                   st.loss, st.accuracy, test_loss, test_acc, cur_lr, dt);
             if (result_file[0] && sdl_csv_append(result_file, &st) != SDL_OK) fprintf(stderr, "%s\n", sdl_last_error());
         }
     }
@@ -269,6 +349,7 @@ int main(int argc, char **argv) {
     }
     free(all);
     sdl_mpi_ddp_free(ddp);
+    sdl_mpi_zero_free(z);
     sdl_loader_free(train_loader);
     sdl_loader_free(test_loader);
     sdl_optim_free(opt);

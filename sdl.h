@@ -714,6 +714,66 @@ SDL_API sdl_result sdl_shard_writer_close(sdl_shard_writer *w);
 /* a whole dataset, sample i as key "%09d" (.png + .cls) */
 SDL_API sdl_result sdl_write_shards(const sdl_dataset *d, const char *prefix, int64_t max_per_shard);
 
+/* >>decl-tfrecord: TensorFlow's record files and the messages stored in them.
+   A TFRecord file is a run of records: u64 length, u32 masked CRC-32C of those 8 bytes, the
+   data, u32 masked CRC-32C of the data (all little-endian; masked: rotate right 15, add
+   0xa282ead8). Readers check both CRCs and name the file and record in each error.
+   TensorBoard event files are TFRecord files too. */
+SDL_API uint32_t sdl_crc32c(uint32_t crc, const void *data, size_t n); /* Castagnoli; start with 0 */
+SDL_API uint32_t sdl_tfrecord_masked_crc(const void *data, size_t n);
+/* one record: header, data, CRC */
+SDL_API sdl_result sdl_tfrecord_write_record(FILE *f, const void *data, size_t n);
+/* The next record of f into *buf (grown with realloc as needed; *cap is its size; free it
+   with sdl_bytes_free). Returns 1 with the record's size in *n, 0 at a clean end of the file,
+   -1 on an error (truncated, bad CRC, read error), whose message names `what` (the file's
+   name) and the record index `index`. */
+SDL_API int sdl_tfrecord_read_record(FILE *f, const char *what, int64_t index, uint8_t **buf, size_t *cap, size_t *n);
+SDL_API void sdl_bytes_free(void *p); /* frees a heap block sdl handed out (records, members) */
+/* Reading a file record by record: while (sdl_tfrecord_next(r, &p, &n)) { ... }, then
+   sdl_tfrecord_close returns SDL_OK for a clean end or the first error. p stays valid until
+   the next call. */
+typedef struct sdl_tfrecord_reader sdl_tfrecord_reader;
+SDL_API sdl_tfrecord_reader *sdl_tfrecord_open(const char *path);
+SDL_API bool sdl_tfrecord_next(sdl_tfrecord_reader *r, const uint8_t **data, size_t *n);
+SDL_API int64_t sdl_tfrecord_count(const sdl_tfrecord_reader *r); /* records read so far */
+SDL_API sdl_result sdl_tfrecord_close(sdl_tfrecord_reader *r);
+
+/* tf.train.Example: named features, each a list of byte strings, floats or int64s. Build one
+   with the add calls (each appends values to the named feature's list; a name keeps one
+   kind) and serialize it, or parse one and read features by name. Pointers returned by the
+   getters stay valid until the example changes or is freed. A getter given a missing name
+   or the wrong kind returns NULL and says which features there are. */
+typedef enum sdl_feature_kind {
+    SDL_FEATURE_NONE = 0,
+    SDL_FEATURE_BYTES,
+    SDL_FEATURE_FLOAT,
+    SDL_FEATURE_INT64
+} sdl_feature_kind;
+typedef struct sdl_example sdl_example;
+SDL_API sdl_example *sdl_example_new(void);
+SDL_API void sdl_example_free(sdl_example *e);
+SDL_API sdl_result sdl_example_add_bytes(sdl_example *e, const char *name, const void *data, size_t n);
+SDL_API sdl_result sdl_example_add_floats(sdl_example *e, const char *name, const float *v, int64_t n);
+SDL_API sdl_result sdl_example_add_int64s(sdl_example *e, const char *name, const int64_t *v, int64_t n);
+/* the message's bytes in a heap block (sdl_bytes_free), features in the order first added */
+SDL_API uint8_t *sdl_example_serialize(const sdl_example *e, size_t *n);
+/* what names the data in errors ("train-0.tfrecord record 12") */
+SDL_API sdl_example *sdl_example_parse(const void *data, size_t n, const char *what);
+SDL_API int sdl_example_num_features(const sdl_example *e);
+SDL_API const char *sdl_example_feature_name(const sdl_example *e, int i);
+/* the kind of feature `name` and its number of values (SDL_FEATURE_NONE, 0: absent) */
+SDL_API sdl_feature_kind sdl_example_kind(const sdl_example *e, const char *name, int64_t *count);
+SDL_API const uint8_t *sdl_example_bytes(const sdl_example *e, const char *name, int64_t i, size_t *n);
+SDL_API const float *sdl_example_floats(const sdl_example *e, const char *name, int64_t *count);
+SDL_API const int64_t *sdl_example_int64s(const sdl_example *e, const char *name, int64_t *count);
+/* tensorflow.TensorProto, what tf.io.serialize_tensor writes: parse gives a heap tensor
+   (DT_FLOAT, DT_DOUBLE -> f32; DT_UINT8 -> u8; DT_INT32, DT_INT64 (range-checked) -> i32),
+   from tensor_content or the typed value lists; serialize writes dtype, shape and
+   tensor_content (f32 -> DT_FLOAT, u8 -> DT_UINT8, i32 -> DT_INT32). Images from TF are
+   (H, W, C). */
+SDL_API sdl_tensor *sdl_tensorproto_parse(const void *data, size_t n, const char *what);
+SDL_API uint8_t *sdl_tensorproto_serialize(const sdl_tensor *t, size_t *n);
+
 /* >>decl-loader: batches of (x f32 (B, C, H, W), y i32 (B)) from an sdl_dataset.
    The sequence depends only on (seed, epoch, rank, world_size), never on prefetch timing. */
 typedef struct sdl_loader sdl_loader;
@@ -5772,7 +5832,6 @@ done:
 /* ---- images: decoding (stb_image), PNG encoding (stb_image_write), folders ---- */
 typedef struct sdl__buf { uint8_t *p; size_t n, cap; bool oom; } sdl__buf;
 
-#ifndef SDL_NO_STB
 static void sdl__buf_put(sdl__buf *b, const void *src, size_t n) {
     if (b->oom || n == 0) return;
     if (b->n + n > b->cap) {
@@ -5790,6 +5849,7 @@ static void sdl__buf_put(sdl__buf *b, const void *src, size_t n) {
     b->n += n;
 }
 
+#ifndef SDL_NO_STB
 static void sdl__png_write_cb(void *ctx, void *data, int size) { sdl__buf_put((sdl__buf *)ctx, data, (size_t)size); }
 #endif
 
@@ -6536,6 +6596,641 @@ SDL_API sdl_result sdl_write_shards(const sdl_dataset *d, const char *prefix, in
     }
     sdl_result rc = sdl_shard_writer_close(w);
     return r != SDL_OK ? r : rc;
+}
+
+/* >>tfrecord: TFRecord framing, tf.train.Example and TensorProto (protobuf wire format) */
+SDL_API void sdl_bytes_free(void *p) { SDL_DEALLOC(p); }
+
+/* CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), written out like sdl__crc_table */
+static const uint32_t sdl__crc32c_table[256] = {
+        0x00000000u, 0xF26B8303u, 0xE13B70F7u, 0x1350F3F4u, 0xC79A971Fu, 0x35F1141Cu, 0x26A1E7E8u, 0xD4CA64EBu,
+        0x8AD958CFu, 0x78B2DBCCu, 0x6BE22838u, 0x9989AB3Bu, 0x4D43CFD0u, 0xBF284CD3u, 0xAC78BF27u, 0x5E133C24u,
+        0x105EC76Fu, 0xE235446Cu, 0xF165B798u, 0x030E349Bu, 0xD7C45070u, 0x25AFD373u, 0x36FF2087u, 0xC494A384u,
+        0x9A879FA0u, 0x68EC1CA3u, 0x7BBCEF57u, 0x89D76C54u, 0x5D1D08BFu, 0xAF768BBCu, 0xBC267848u, 0x4E4DFB4Bu,
+        0x20BD8EDEu, 0xD2D60DDDu, 0xC186FE29u, 0x33ED7D2Au, 0xE72719C1u, 0x154C9AC2u, 0x061C6936u, 0xF477EA35u,
+        0xAA64D611u, 0x580F5512u, 0x4B5FA6E6u, 0xB93425E5u, 0x6DFE410Eu, 0x9F95C20Du, 0x8CC531F9u, 0x7EAEB2FAu,
+        0x30E349B1u, 0xC288CAB2u, 0xD1D83946u, 0x23B3BA45u, 0xF779DEAEu, 0x05125DADu, 0x1642AE59u, 0xE4292D5Au,
+        0xBA3A117Eu, 0x4851927Du, 0x5B016189u, 0xA96AE28Au, 0x7DA08661u, 0x8FCB0562u, 0x9C9BF696u, 0x6EF07595u,
+        0x417B1DBCu, 0xB3109EBFu, 0xA0406D4Bu, 0x522BEE48u, 0x86E18AA3u, 0x748A09A0u, 0x67DAFA54u, 0x95B17957u,
+        0xCBA24573u, 0x39C9C670u, 0x2A993584u, 0xD8F2B687u, 0x0C38D26Cu, 0xFE53516Fu, 0xED03A29Bu, 0x1F682198u,
+        0x5125DAD3u, 0xA34E59D0u, 0xB01EAA24u, 0x42752927u, 0x96BF4DCCu, 0x64D4CECFu, 0x77843D3Bu, 0x85EFBE38u,
+        0xDBFC821Cu, 0x2997011Fu, 0x3AC7F2EBu, 0xC8AC71E8u, 0x1C661503u, 0xEE0D9600u, 0xFD5D65F4u, 0x0F36E6F7u,
+        0x61C69362u, 0x93AD1061u, 0x80FDE395u, 0x72966096u, 0xA65C047Du, 0x5437877Eu, 0x4767748Au, 0xB50CF789u,
+        0xEB1FCBADu, 0x197448AEu, 0x0A24BB5Au, 0xF84F3859u, 0x2C855CB2u, 0xDEEEDFB1u, 0xCDBE2C45u, 0x3FD5AF46u,
+        0x7198540Du, 0x83F3D70Eu, 0x90A324FAu, 0x62C8A7F9u, 0xB602C312u, 0x44694011u, 0x5739B3E5u, 0xA55230E6u,
+        0xFB410CC2u, 0x092A8FC1u, 0x1A7A7C35u, 0xE811FF36u, 0x3CDB9BDDu, 0xCEB018DEu, 0xDDE0EB2Au, 0x2F8B6829u,
+        0x82F63B78u, 0x709DB87Bu, 0x63CD4B8Fu, 0x91A6C88Cu, 0x456CAC67u, 0xB7072F64u, 0xA457DC90u, 0x563C5F93u,
+        0x082F63B7u, 0xFA44E0B4u, 0xE9141340u, 0x1B7F9043u, 0xCFB5F4A8u, 0x3DDE77ABu, 0x2E8E845Fu, 0xDCE5075Cu,
+        0x92A8FC17u, 0x60C37F14u, 0x73938CE0u, 0x81F80FE3u, 0x55326B08u, 0xA759E80Bu, 0xB4091BFFu, 0x466298FCu,
+        0x1871A4D8u, 0xEA1A27DBu, 0xF94AD42Fu, 0x0B21572Cu, 0xDFEB33C7u, 0x2D80B0C4u, 0x3ED04330u, 0xCCBBC033u,
+        0xA24BB5A6u, 0x502036A5u, 0x4370C551u, 0xB11B4652u, 0x65D122B9u, 0x97BAA1BAu, 0x84EA524Eu, 0x7681D14Du,
+        0x2892ED69u, 0xDAF96E6Au, 0xC9A99D9Eu, 0x3BC21E9Du, 0xEF087A76u, 0x1D63F975u, 0x0E330A81u, 0xFC588982u,
+        0xB21572C9u, 0x407EF1CAu, 0x532E023Eu, 0xA145813Du, 0x758FE5D6u, 0x87E466D5u, 0x94B49521u, 0x66DF1622u,
+        0x38CC2A06u, 0xCAA7A905u, 0xD9F75AF1u, 0x2B9CD9F2u, 0xFF56BD19u, 0x0D3D3E1Au, 0x1E6DCDEEu, 0xEC064EEDu,
+        0xC38D26C4u, 0x31E6A5C7u, 0x22B65633u, 0xD0DDD530u, 0x0417B1DBu, 0xF67C32D8u, 0xE52CC12Cu, 0x1747422Fu,
+        0x49547E0Bu, 0xBB3FFD08u, 0xA86F0EFCu, 0x5A048DFFu, 0x8ECEE914u, 0x7CA56A17u, 0x6FF599E3u, 0x9D9E1AE0u,
+        0xD3D3E1ABu, 0x21B862A8u, 0x32E8915Cu, 0xC083125Fu, 0x144976B4u, 0xE622F5B7u, 0xF5720643u, 0x07198540u,
+        0x590AB964u, 0xAB613A67u, 0xB831C993u, 0x4A5A4A90u, 0x9E902E7Bu, 0x6CFBAD78u, 0x7FAB5E8Cu, 0x8DC0DD8Fu,
+        0xE330A81Au, 0x115B2B19u, 0x020BD8EDu, 0xF0605BEEu, 0x24AA3F05u, 0xD6C1BC06u, 0xC5914FF2u, 0x37FACCF1u,
+        0x69E9F0D5u, 0x9B8273D6u, 0x88D28022u, 0x7AB90321u, 0xAE7367CAu, 0x5C18E4C9u, 0x4F48173Du, 0xBD23943Eu,
+        0xF36E6F75u, 0x0105EC76u, 0x12551F82u, 0xE03E9C81u, 0x34F4F86Au, 0xC69F7B69u, 0xD5CF889Du, 0x27A40B9Eu,
+        0x79B737BAu, 0x8BDCB4B9u, 0x988C474Du, 0x6AE7C44Eu, 0xBE2DA0A5u, 0x4C4623A6u, 0x5F16D052u, 0xAD7D5351u};
+
+SDL_API uint32_t sdl_crc32c(uint32_t crc, const void *data, size_t n) {
+    const uint8_t *p = (const uint8_t *)data;
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) crc = sdl__crc32c_table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+    return ~crc;
+}
+
+SDL_API uint32_t sdl_tfrecord_masked_crc(const void *data, size_t n) {
+    uint32_t c = sdl_crc32c(0, data, n);
+    return ((c >> 15) | (c << 17)) + 0xa282ead8u;
+}
+
+static void sdl__put_le32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+
+SDL_API sdl_result sdl_tfrecord_write_record(FILE *f, const void *data, size_t n) {
+    if (!f || (!data && n)) return sdl_fail(SDL_ERR_ARG, "tfrecord_write_record: NULL file or data");
+    uint8_t h[12], t[4];
+    for (int i = 0; i < 8; i++) h[i] = (uint8_t)((uint64_t)n >> (8 * i));
+    sdl__put_le32(h + 8, sdl_tfrecord_masked_crc(h, 8));
+    sdl__put_le32(t, sdl_tfrecord_masked_crc(data, n));
+    if (fwrite(h, 1, 12, f) != 12 || (n && fwrite(data, 1, n, f) != n) || fwrite(t, 1, 4, f) != 4)
+        return sdl_fail(SDL_ERR_IO, "tfrecord_write_record: write failed (disk full?)");
+    return SDL_OK;
+}
+
+SDL_API int sdl_tfrecord_read_record(FILE *f, const char *what, int64_t index, uint8_t **buf, size_t *cap, size_t *n) {
+    if (!what) what = "tfrecord";
+    if (!f || !buf || !cap || !n) { sdl_fail(SDL_ERR_ARG, "%s: tfrecord_read_record: NULL argument", what); return -1; }
+    *n = 0;
+    uint8_t h[12];
+    size_t got = fread(h, 1, 12, f);
+    if (got == 0 && !ferror(f)) return 0;
+    if (got != 12) {
+        sdl_fail(ferror(f) ? SDL_ERR_IO : SDL_ERR_FORMAT, "%s: record %lld: truncated header (%zu of 12 bytes)", what, (long long)index, got);
+        return -1;
+    }
+    if (sdl_tfrecord_masked_crc(h, 8) != sdl__le32(h + 8)) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: record %lld: the length's CRC-32C does not match (corrupt, or not a TFRecord file)", what, (long long)index);
+        return -1;
+    }
+    uint64_t len = sdl__le64(h);
+    if (len > ((uint64_t)1 << 40)) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: record %lld: length %llu is over 1 TB (corrupt)", what, (long long)index, (unsigned long long)len);
+        return -1;
+    }
+    /* grow the buffer as the bytes arrive, so a corrupt length on a short file fails as
+       truncated instead of allocating what it claims */
+    size_t need = (size_t)len + 4, have = 0;
+    while (have < need) {
+        size_t target = need - have > ((size_t)1 << 20) && have > 0 ? (have * 2 < need ? have * 2 : need) : need;
+        if (need > ((size_t)1 << 20) && have == 0) target = (size_t)1 << 20;
+        if (target > *cap) {
+            uint8_t *p = (uint8_t *)SDL_REALLOC(*buf, target);
+            if (!p) { sdl_fail(SDL_ERR_OOM, "%s: record %lld: out of memory for %zu bytes", what, (long long)index, target); return -1; }
+            *buf = p;
+            *cap = target;
+        }
+        size_t r = fread(*buf + have, 1, target - have, f);
+        have += r;
+        if (have < target) {
+            sdl_fail(ferror(f) ? SDL_ERR_IO : SDL_ERR_FORMAT, "%s: record %lld: truncated (%llu data bytes + 4 CRC bytes said, %zu there)", what,
+                     (long long)index, (unsigned long long)len, have);
+            return -1;
+        }
+    }
+    if (sdl_tfrecord_masked_crc(*buf, (size_t)len) != sdl__le32(*buf + len)) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: record %lld: the data's CRC-32C does not match (corrupt)", what, (long long)index);
+        return -1;
+    }
+    *n = (size_t)len;
+    return 1;
+}
+
+struct sdl_tfrecord_reader {
+    FILE *f;
+    char *path;
+    uint8_t *buf;
+    size_t cap;
+    int64_t count;
+    sdl_result err;
+};
+
+SDL_API sdl_tfrecord_reader *sdl_tfrecord_open(const char *path) {
+    if (!path) { sdl_fail(SDL_ERR_ARG, "tfrecord_open: path is NULL"); return NULL; }
+    sdl_tfrecord_reader *r = (sdl_tfrecord_reader *)sdl__calloc(1, sizeof *r);
+    if (!r) return NULL;
+    if (!(r->path = sdl__strdup(path)) || !(r->f = sdl__open_read(path))) {
+        SDL_DEALLOC(r->path);
+        SDL_DEALLOC(r);
+        return NULL;
+    }
+    return r;
+}
+
+SDL_API bool sdl_tfrecord_next(sdl_tfrecord_reader *r, const uint8_t **data, size_t *n) {
+    if (!r || !data || !n) { sdl_fail(SDL_ERR_ARG, "tfrecord_next: NULL argument"); return false; }
+    *data = NULL;
+    *n = 0;
+    if (r->err != SDL_OK) return false;
+    int k = sdl_tfrecord_read_record(r->f, r->path, r->count, &r->buf, &r->cap, n);
+    if (k < 0) r->err = sdl_last_result();
+    if (k <= 0) return false;
+    r->count++;
+    *data = r->buf;
+    return true;
+}
+
+SDL_API int64_t sdl_tfrecord_count(const sdl_tfrecord_reader *r) { return r ? r->count : 0; }
+
+SDL_API sdl_result sdl_tfrecord_close(sdl_tfrecord_reader *r) {
+    if (!r) return SDL_OK;
+    sdl_result e = r->err;
+    fclose(r->f);
+    SDL_DEALLOC(r->buf);
+    SDL_DEALLOC(r->path);
+    SDL_DEALLOC(r);
+    return e;
+}
+
+/* ---- protobuf wire format: (field << 3 | type) tags; 0 varint, 1 fixed64, 2 length-
+   delimited, 5 fixed32. One field at a time, bounds-checked. ---- */
+typedef struct sdl__pb {
+    int field, wire;
+    uint64_t v;          /* types 0, 1, 5 */
+    const uint8_t *p;    /* type 2: the bytes */
+    size_t n;
+} sdl__pb;
+
+static bool sdl__pb_varint(const uint8_t **p, const uint8_t *e, uint64_t *v) {
+    *v = 0;
+    for (int s = 0; s < 64; s += 7) {
+        if (*p >= e) return false;
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7F) << s;
+        if (!(b & 0x80)) return s < 63 || b <= 1;
+    }
+    return false;
+}
+
+/* the next field of [*p, e) into f; false at the end (*p == e) or on bad bytes (*p = NULL,
+   so a caller's check *p == e fails) */
+static bool sdl__pb_next(const uint8_t **p, const uint8_t *e, sdl__pb *f) {
+    uint64_t tag, len;
+    if (!*p || *p == e) return false;
+    memset(f, 0, sizeof *f);
+    if (!sdl__pb_varint(p, e, &tag) || (tag >> 3) == 0 || (tag >> 3) > INT32_MAX) goto bad;
+    f->field = (int)(tag >> 3);
+    f->wire = (int)(tag & 7);
+    if (f->wire == 0) {
+        if (!sdl__pb_varint(p, e, &f->v)) goto bad;
+    } else if (f->wire == 1 || f->wire == 5) {
+        size_t k = f->wire == 1 ? 8 : 4;
+        if ((size_t)(e - *p) < k) goto bad;
+        f->v = k == 8 ? sdl__le64(*p) : sdl__le32(*p);
+        *p += k;
+    } else if (f->wire == 2) {
+        if (!sdl__pb_varint(p, e, &len) || len > (uint64_t)(e - *p)) goto bad;
+        f->p = *p;
+        f->n = (size_t)len;
+        *p += len;
+    } else goto bad; /* groups (3, 4) and 6, 7 */
+    return true;
+bad:
+    *p = NULL;
+    return false;
+}
+
+/* a whole message parses when the loop ended at its end */
+#define SDL__PB_FOR(f, p, e) for (const uint8_t *p##_end = (e); sdl__pb_next(&(p), p##_end, &(f));)
+
+static void sdl__pb_put_varint(sdl__buf *b, uint64_t v) {
+    uint8_t t[10];
+    size_t k = 0;
+    do { t[k++] = (uint8_t)((v & 0x7F) | (v > 0x7F ? 0x80 : 0)); v >>= 7; } while (v);
+    sdl__buf_put(b, t, k);
+}
+
+static void sdl__pb_put_bytes(sdl__buf *b, int field, const void *data, size_t n) {
+    sdl__pb_put_varint(b, (uint64_t)field << 3 | 2);
+    sdl__pb_put_varint(b, n);
+    sdl__buf_put(b, data, n);
+}
+
+/* ---- tf.train.Example: Example{features=1: Features{feature=1: map<string, Feature>}},
+   Feature{bytes_list=1 | float_list=2 | int64_list=3}, each list {repeated value=1} ---- */
+typedef struct sdl__feature {
+    char *name;
+    sdl_feature_kind kind;
+    int64_t count;
+    sdl__buf data;  /* the values: floats, int64s, or byte strings back to back */
+    sdl__buf offs;  /* bytes: count + 1 size_t offsets into data */
+} sdl__feature;
+
+struct sdl_example {
+    int n, cap;
+    sdl__feature *f;
+};
+
+SDL_API sdl_example *sdl_example_new(void) { return (sdl_example *)sdl__calloc(1, sizeof(sdl_example)); }
+
+static void sdl__feature_clear(sdl__feature *f) {
+    SDL_DEALLOC(f->data.p);
+    SDL_DEALLOC(f->offs.p);
+    memset(&f->data, 0, sizeof f->data);
+    memset(&f->offs, 0, sizeof f->offs);
+    f->count = 0;
+    f->kind = SDL_FEATURE_NONE;
+}
+
+SDL_API void sdl_example_free(sdl_example *e) {
+    if (!e) return;
+    for (int i = 0; i < e->n; i++) {
+        sdl__feature_clear(&e->f[i]);
+        SDL_DEALLOC(e->f[i].name);
+    }
+    SDL_DEALLOC(e->f);
+    SDL_DEALLOC(e);
+}
+
+static sdl__feature *sdl__example_find(const sdl_example *e, const char *name, size_t len) {
+    for (int i = 0; i < e->n; i++)
+        if (strlen(e->f[i].name) == len && !memcmp(e->f[i].name, name, len)) return &e->f[i];
+    return NULL;
+}
+
+/* the feature called name (len bytes), added empty if absent */
+static sdl__feature *sdl__example_slot(sdl_example *e, const char *name, size_t len) {
+    sdl__feature *f = sdl__example_find(e, name, len);
+    if (f) return f;
+    if (e->n == e->cap) {
+        int cap = e->cap ? e->cap * 2 : 8;
+        sdl__feature *m = e->cap < INT32_MAX / 4 ? (sdl__feature *)SDL_REALLOC(e->f, (size_t)cap * sizeof(sdl__feature)) : NULL;
+        if (!m) { sdl_fail(SDL_ERR_OOM, "example: out of memory for %d features", cap); return NULL; }
+        e->f = m;
+        e->cap = cap;
+    }
+    f = &e->f[e->n];
+    memset(f, 0, sizeof *f);
+    if (!(f->name = (char *)sdl__alloc(len + 1))) return NULL;
+    memcpy(f->name, name, len);
+    f->name[len] = 0;
+    e->n++;
+    return f;
+}
+
+/* appends n values of `size` bytes each (bytes: one string of n bytes) */
+static sdl_result sdl__example_add(sdl_example *e, const char *name, sdl_feature_kind kind, const void *v, int64_t n, size_t size) {
+    if (!e || !name || n < 0 || (!v && n)) return sdl_fail(SDL_ERR_ARG, "example_add: NULL example, name or values");
+    sdl__feature *f = sdl__example_slot(e, name, strlen(name));
+    if (!f) return sdl_last_result();
+    if (f->kind != SDL_FEATURE_NONE && f->kind != kind) return sdl_fail(SDL_ERR_ARG, "example_add: feature '%s' already holds another kind of list", name);
+    size_t bytes;
+    if (sdl__mul_overflows((size_t)n, size, &bytes)) return sdl_fail(SDL_ERR_OOM, "example_add: '%s': too many values", name);
+    if (kind == SDL_FEATURE_BYTES && f->count == 0) {
+        size_t zero = 0;
+        sdl__buf_put(&f->offs, &zero, sizeof zero);
+    }
+    sdl__buf_put(&f->data, v, bytes);
+    if (kind == SDL_FEATURE_BYTES) sdl__buf_put(&f->offs, &f->data.n, sizeof(size_t));
+    if (f->data.oom || f->offs.oom) return SDL_ERR_OOM;
+    f->kind = kind;
+    f->count += kind == SDL_FEATURE_BYTES ? 1 : n;
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_example_add_bytes(sdl_example *e, const char *name, const void *data, size_t n) {
+    return sdl__example_add(e, name, SDL_FEATURE_BYTES, n ? data : "", (int64_t)n, 1);
+}
+SDL_API sdl_result sdl_example_add_floats(sdl_example *e, const char *name, const float *v, int64_t n) {
+    return sdl__example_add(e, name, SDL_FEATURE_FLOAT, v, n, sizeof(float));
+}
+SDL_API sdl_result sdl_example_add_int64s(sdl_example *e, const char *name, const int64_t *v, int64_t n) {
+    return sdl__example_add(e, name, SDL_FEATURE_INT64, v, n, sizeof(int64_t));
+}
+
+SDL_API uint8_t *sdl_example_serialize(const sdl_example *e, size_t *n) {
+    if (n) *n = 0;
+    if (!e || !n) { sdl_fail(SDL_ERR_ARG, "example_serialize: NULL argument"); return NULL; }
+    sdl__buf feats, list, feat, entry, out;
+    memset(&feats, 0, sizeof feats);
+    memset(&out, 0, sizeof out);
+    for (int i = 0; i < e->n; i++) {
+        const sdl__feature *f = &e->f[i];
+        memset(&list, 0, sizeof list);
+        memset(&feat, 0, sizeof feat);
+        memset(&entry, 0, sizeof entry);
+        if (f->kind == SDL_FEATURE_BYTES) {
+            const size_t *o = (const size_t *)f->offs.p;
+            for (int64_t k = 0; k < f->count; k++) sdl__pb_put_bytes(&list, 1, f->data.p + o[k], o[k + 1] - o[k]);
+        } else if (f->kind == SDL_FEATURE_FLOAT) { /* packed: little-endian floats */
+            sdl__buf le;
+            memset(&le, 0, sizeof le);
+            for (int64_t k = 0; k < f->count; k++) {
+                uint32_t u;
+                uint8_t b[4];
+                memcpy(&u, f->data.p + 4 * (size_t)k, 4);
+                sdl__put_le32(b, u);
+                sdl__buf_put(&le, b, 4);
+            }
+            if (f->count) sdl__pb_put_bytes(&list, 1, le.p, le.n);
+            SDL_DEALLOC(le.p);
+        } else if (f->kind == SDL_FEATURE_INT64) { /* packed varints, negatives as 10 bytes */
+            sdl__buf vs;
+            memset(&vs, 0, sizeof vs);
+            for (int64_t k = 0; k < f->count; k++) {
+                int64_t v;
+                memcpy(&v, f->data.p + 8 * (size_t)k, 8);
+                sdl__pb_put_varint(&vs, (uint64_t)v);
+            }
+            if (f->count) sdl__pb_put_bytes(&list, 1, vs.p, vs.n);
+            SDL_DEALLOC(vs.p);
+        }
+        if (f->kind != SDL_FEATURE_NONE) sdl__pb_put_bytes(&feat, (int)f->kind, list.p, list.n);
+        sdl__pb_put_bytes(&entry, 1, f->name, strlen(f->name));
+        sdl__pb_put_bytes(&entry, 2, feat.p, feat.n);
+        sdl__pb_put_bytes(&feats, 1, entry.p, entry.n);
+        bool oom = list.oom || feat.oom || entry.oom;
+        SDL_DEALLOC(list.p);
+        SDL_DEALLOC(feat.p);
+        SDL_DEALLOC(entry.p);
+        if (oom) feats.oom = true;
+    }
+    sdl__pb_put_bytes(&out, 1, feats.p, feats.n);
+    SDL_DEALLOC(feats.p);
+    if (feats.oom || out.oom) { SDL_DEALLOC(out.p); sdl_fail(SDL_ERR_OOM, "example_serialize: out of memory"); return NULL; }
+    *n = out.n;
+    return out.p;
+}
+
+/* a Feature message into f (replacing what it held: the last of repeated fields wins, as
+   protobuf merges) */
+static bool sdl__example_parse_feature(sdl__feature *f, const uint8_t *p, const uint8_t *e) {
+    sdl__pb fd, v;
+    sdl__feature_clear(f);
+    SDL__PB_FOR(fd, p, e) {
+        if (fd.wire != 2 || fd.field < 1 || fd.field > 3) continue;
+        sdl__feature_clear(f);
+        f->kind = (sdl_feature_kind)fd.field;
+        const uint8_t *q = fd.p, *qe = fd.p + fd.n;
+        if (f->kind == SDL_FEATURE_BYTES) {
+            size_t zero = 0;
+            sdl__buf_put(&f->offs, &zero, sizeof zero);
+        }
+        SDL__PB_FOR(v, q, qe) {
+            if (v.field != 1) continue;
+            if (f->kind == SDL_FEATURE_BYTES) {
+                if (v.wire != 2) return false;
+                sdl__buf_put(&f->data, v.p, v.n);
+                sdl__buf_put(&f->offs, &f->data.n, sizeof(size_t));
+                f->count++;
+            } else if (f->kind == SDL_FEATURE_FLOAT) {
+                if (v.wire == 5) {
+                    uint32_t u = (uint32_t)v.v;
+                    sdl__buf_put(&f->data, &u, 4);
+                    f->count++;
+                } else if (v.wire == 2 && v.n % 4 == 0) {
+                    for (size_t k = 0; k < v.n; k += 4) {
+                        uint32_t u = sdl__le32(v.p + k);
+                        sdl__buf_put(&f->data, &u, 4);
+                    }
+                    f->count += (int64_t)(v.n / 4);
+                } else return false;
+            } else {
+                if (v.wire == 0) {
+                    sdl__buf_put(&f->data, &v.v, 8);
+                    f->count++;
+                } else if (v.wire == 2) {
+                    const uint8_t *r = v.p, *re = v.p + v.n;
+                    uint64_t x;
+                    while (r < re) {
+                        if (!sdl__pb_varint(&r, re, &x)) return false;
+                        sdl__buf_put(&f->data, &x, 8);
+                        f->count++;
+                    }
+                } else return false;
+            }
+        }
+        if (q != qe) return false;
+    }
+    return p == e && !f->data.oom && !f->offs.oom;
+}
+
+SDL_API sdl_example *sdl_example_parse(const void *data, size_t n, const char *what) {
+    if (!what) what = "example";
+    if (!data && n) { sdl_fail(SDL_ERR_ARG, "%s: example_parse: NULL data", what); return NULL; }
+    sdl_example *ex = sdl_example_new();
+    if (!ex) return NULL;
+    const uint8_t *p = (const uint8_t *)data, *e = p + n;
+    sdl__pb fs, en, kv;
+    bool ok = true;
+    SDL__PB_FOR(fs, p, e) {
+        if (fs.field != 1 || fs.wire != 2) continue; /* Example.features */
+        const uint8_t *q = fs.p;
+        SDL__PB_FOR(en, q, fs.p + fs.n) {
+            if (en.field != 1 || en.wire != 2) continue; /* Features.feature: a map entry */
+            const uint8_t *key = (const uint8_t *)"", *val = NULL, *r = en.p;
+            size_t key_n = 0, val_n = 0;
+            SDL__PB_FOR(kv, r, en.p + en.n) {
+                if (kv.wire != 2) continue;
+                if (kv.field == 1) { key = kv.p; key_n = kv.n; }
+                if (kv.field == 2) { val = kv.p; val_n = kv.n; }
+            }
+            sdl__feature *f;
+            if (r != en.p + en.n || memchr(key, 0, key_n) || !(f = sdl__example_slot(ex, (const char *)key, key_n)) ||
+                !sdl__example_parse_feature(f, val ? val : key, val ? val + val_n : key)) { ok = false; break; }
+        }
+        if (!ok || q != fs.p + fs.n) { ok = false; break; }
+    }
+    if (!ok || p != e) {
+        if (sdl_last_result() != SDL_ERR_OOM) sdl_fail(SDL_ERR_FORMAT, "%s: not a valid tf.train.Example message (corrupt protobuf)", what);
+        sdl_example_free(ex);
+        return NULL;
+    }
+    return ex;
+}
+
+SDL_API int sdl_example_num_features(const sdl_example *e) { return e ? e->n : 0; }
+SDL_API const char *sdl_example_feature_name(const sdl_example *e, int i) { return e && i >= 0 && i < e->n ? e->f[i].name : NULL; }
+
+SDL_API sdl_feature_kind sdl_example_kind(const sdl_example *e, const char *name, int64_t *count) {
+    const sdl__feature *f = e && name ? sdl__example_find(e, name, strlen(name)) : NULL;
+    if (count) *count = f ? f->count : 0;
+    return f ? f->kind : SDL_FEATURE_NONE;
+}
+
+/* the feature of that name and kind, or NULL with an error listing the features */
+static const sdl__feature *sdl__example_get(const sdl_example *e, const char *name, sdl_feature_kind kind) {
+    static const char *const kinds[] = {"no", "bytes", "float", "int64"};
+    if (!e || !name) { sdl_fail(SDL_ERR_ARG, "example: NULL example or name"); return NULL; }
+    const sdl__feature *f = sdl__example_find(e, name, strlen(name));
+    if (f && f->kind == kind) return f;
+    char have[256] = "";
+    for (int i = 0; i < e->n; i++) {
+        size_t k = strlen(have);
+        snprintf(have + k, sizeof have - k, "%s%s (%s)", i ? ", " : "", e->f[i].name, kinds[e->f[i].kind]);
+    }
+    if (f) sdl_fail(SDL_ERR_ARG, "example: feature '%s' is a %s list, not %s (features: %s)", name, kinds[f->kind], kinds[kind], have);
+    else sdl_fail(SDL_ERR_ARG, "example: no feature '%s' (features: %s)", name, e->n ? have : "none");
+    return NULL;
+}
+
+SDL_API const uint8_t *sdl_example_bytes(const sdl_example *e, const char *name, int64_t i, size_t *n) {
+    if (n) *n = 0;
+    const sdl__feature *f = sdl__example_get(e, name, SDL_FEATURE_BYTES);
+    if (!f) return NULL;
+    if (i < 0 || i >= f->count) { sdl_fail(SDL_ERR_ARG, "example: feature '%s' has %lld values, asked for %lld", name, (long long)f->count, (long long)i); return NULL; }
+    const size_t *o = (const size_t *)f->offs.p;
+    if (n) *n = o[i + 1] - o[i];
+    return f->data.p ? f->data.p + o[i] : (const uint8_t *)"";
+}
+
+static const void *sdl__example_values(const sdl_example *e, const char *name, sdl_feature_kind kind, int64_t *count) {
+    if (count) *count = 0;
+    const sdl__feature *f = sdl__example_get(e, name, kind);
+    if (!f) return NULL;
+    if (count) *count = f->count;
+    return f->data.p ? (const void *)f->data.p : (const void *)"\0\0\0\0\0\0\0"; /* empty list: not NULL */
+}
+SDL_API const float *sdl_example_floats(const sdl_example *e, const char *name, int64_t *count) {
+    return (const float *)sdl__example_values(e, name, SDL_FEATURE_FLOAT, count);
+}
+SDL_API const int64_t *sdl_example_int64s(const sdl_example *e, const char *name, int64_t *count) {
+    return (const int64_t *)sdl__example_values(e, name, SDL_FEATURE_INT64, count);
+}
+
+/* ---- tensorflow.TensorProto: dtype=1, tensor_shape=2 {dim=2 {size=1}}, tensor_content=4,
+   float_val=5, double_val=6, int_val=7, int64_val=10 ---- */
+enum { SDL__DT_FLOAT = 1, SDL__DT_DOUBLE = 2, SDL__DT_INT32 = 3, SDL__DT_UINT8 = 4, SDL__DT_INT64 = 9 };
+
+/* value lists (packed or one by one) as doubles into vals */
+static bool sdl__tp_vals(const sdl__pb *f, sdl__buf *vals) {
+    int size = f->field == 5 ? 4 : f->field == 6 ? 8 : 0; /* fixed-width; else varints */
+    if (f->wire != 2) {
+        double d;
+        if (size == 4 && f->wire == 5) { uint32_t u = (uint32_t)f->v; float x; memcpy(&x, &u, 4); d = x; }
+        else if (size == 8 && f->wire == 1) memcpy(&d, &f->v, 8);
+        else if (size == 0 && f->wire == 0) d = (double)(int64_t)f->v;
+        else return false;
+        sdl__buf_put(vals, &d, sizeof d);
+        return true;
+    }
+    const uint8_t *p = f->p, *e = f->p + f->n;
+    if (size && f->n % (size_t)size) return false;
+    while (p < e) {
+        double d;
+        uint64_t x;
+        if (size == 4) { uint32_t u = sdl__le32(p); float v; memcpy(&v, &u, 4); d = v; p += 4; }
+        else if (size == 8) { x = sdl__le64(p); memcpy(&d, &x, 8); p += 8; }
+        else { if (!sdl__pb_varint(&p, e, &x)) return false; d = (double)(int64_t)x; }
+        sdl__buf_put(vals, &d, sizeof d);
+    }
+    return true;
+}
+
+SDL_API sdl_tensor *sdl_tensorproto_parse(const void *data, size_t n, const char *what) {
+    if (!what) what = "TensorProto";
+    if (!data && n) { sdl_fail(SDL_ERR_ARG, "%s: tensorproto_parse: NULL data", what); return NULL; }
+    const uint8_t *p = (const uint8_t *)data, *e = p + n, *content = NULL;
+    size_t content_n = 0;
+    uint64_t dtype = 0;
+    sdl_shape shape;
+    memset(&shape, 0, sizeof shape);
+    sdl__buf vals;
+    memset(&vals, 0, sizeof vals);
+    sdl__pb f, d, s;
+    bool ok = true;
+    sdl_tensor *t = NULL;
+    SDL__PB_FOR(f, p, e) {
+        if (f.field == 1 && f.wire == 0) dtype = f.v;
+        else if (f.field == 2 && f.wire == 2) {
+            const uint8_t *q = f.p;
+            shape.ndim = 0;
+            SDL__PB_FOR(d, q, f.p + f.n) {
+                if (d.field != 2 || d.wire != 2) continue;
+                int64_t size = 0;
+                const uint8_t *r = d.p;
+                SDL__PB_FOR(s, r, d.p + d.n) if (s.field == 1 && s.wire == 0) size = (int64_t)s.v;
+                if (r != d.p + d.n || size < 0 || shape.ndim == SDL_MAX_DIMS) { ok = false; break; }
+                shape.d[shape.ndim++] = size;
+            }
+            if (q != f.p + f.n) ok = false;
+        } else if (f.field == 4 && f.wire == 2) { content = f.p; content_n = f.n; }
+        else if (f.field == 5 || f.field == 6 || f.field == 7 || f.field == 10) ok = ok && sdl__tp_vals(&f, &vals);
+        if (!ok) break;
+    }
+    int size = dtype == SDL__DT_FLOAT || dtype == SDL__DT_INT32 ? 4 : dtype == SDL__DT_DOUBLE || dtype == SDL__DT_INT64 ? 8 : dtype == SDL__DT_UINT8 ? 1 : 0;
+    sdl_dtype dt = dtype == SDL__DT_UINT8 ? SDL_U8 : (dtype == SDL__DT_INT32 || dtype == SDL__DT_INT64) ? SDL_I32 : SDL_F32;
+    int64_t numel = sdl__shape_numel(shape), nv = (int64_t)(vals.n / sizeof(double));
+    size_t bytes = 0;
+    if (!ok || p != e || vals.oom) sdl_fail(SDL_ERR_FORMAT, "%s: not a valid TensorProto message (corrupt protobuf)", what);
+    else if (!size) sdl_fail(SDL_ERR_FORMAT, "%s: TensorProto dtype %llu; sdl reads DT_FLOAT (1), DT_DOUBLE (2), DT_INT32 (3), DT_UINT8 (4), DT_INT64 (9)", what, (unsigned long long)dtype);
+    else if (numel < 0 || sdl__mul_overflows((size_t)numel, (size_t)size, &bytes)) sdl_fail(SDL_ERR_FORMAT, "%s: TensorProto shape too large", what);
+    else if (content && content_n != bytes) sdl_fail(SDL_ERR_FORMAT, "%s: TensorProto: the shape needs %zu content bytes, there are %zu", what, bytes, content_n);
+    else if (!content && nv != numel && !(nv == 1 && numel > 0)) sdl_fail(SDL_ERR_FORMAT, "%s: TensorProto: %lld values for %lld elements", what, (long long)nv, (long long)numel);
+    else if ((t = sdl_tensor_new(shape, dt)) != NULL) {
+        const double *v = (const double *)vals.p;
+        for (int64_t i = 0; i < numel && t; i++) {
+            double x;
+            if (content) {
+                const uint8_t *q = content + (size_t)i * (size_t)size;
+                uint64_t u = size == 1 ? q[0] : size == 4 ? sdl__le32(q) : sdl__le64(q);
+                if (dtype == SDL__DT_FLOAT) { uint32_t w = (uint32_t)u; float fl; memcpy(&fl, &w, 4); x = fl; }
+                else if (dtype == SDL__DT_DOUBLE) memcpy(&x, &u, 8);
+                else if (dtype == SDL__DT_INT32) x = (double)(int32_t)(uint32_t)u;
+                else if (dtype == SDL__DT_INT64) x = (double)(int64_t)u;
+                else x = (double)u;
+            } else x = v[nv == 1 ? 0 : i];
+            if (dt == SDL_F32) sdl_f32(t)[i] = (float)x;
+            else if ((dt == SDL_U8 && (x < 0 || x > 255)) || (dt == SDL_I32 && (x < INT32_MIN || x > INT32_MAX))) {
+                sdl_fail(SDL_ERR_FORMAT, "%s: TensorProto element %lld is %.0f, outside the %s range", what, (long long)i, x, dt == SDL_U8 ? "uint8" : "int32");
+                sdl_tensor_free(t);
+                t = NULL;
+            } else if (dt == SDL_U8) sdl_u8(t)[i] = (uint8_t)x;
+            else sdl_i32(t)[i] = (int32_t)x;
+        }
+    }
+    SDL_DEALLOC(vals.p);
+    return t;
+}
+
+SDL_API uint8_t *sdl_tensorproto_serialize(const sdl_tensor *t, size_t *n) {
+    if (n) *n = 0;
+    if (!t || !n || t->device != SDL_CPU || (t->dtype != SDL_F32 && t->dtype != SDL_U8 && t->dtype != SDL_I32)) {
+        sdl_fail(SDL_ERR_ARG, "tensorproto_serialize: needs a CPU f32, u8 or i32 tensor");
+        return NULL;
+    }
+    sdl__buf out, shape, dim;
+    memset(&out, 0, sizeof out);
+    memset(&shape, 0, sizeof shape);
+    sdl__pb_put_varint(&out, 1 << 3);
+    sdl__pb_put_varint(&out, t->dtype == SDL_F32 ? SDL__DT_FLOAT : t->dtype == SDL_U8 ? SDL__DT_UINT8 : SDL__DT_INT32);
+    for (int i = 0; i < t->ndim; i++) {
+        memset(&dim, 0, sizeof dim);
+        sdl__pb_put_varint(&dim, 1 << 3);
+        sdl__pb_put_varint(&dim, (uint64_t)t->shape[i]);
+        sdl__pb_put_bytes(&shape, 2, dim.p, dim.n);
+        SDL_DEALLOC(dim.p);
+    }
+    sdl__pb_put_bytes(&out, 2, shape.p, shape.n);
+    size_t es = sdl_dtype_size(t->dtype), bytes = (size_t)t->numel * es;
+    sdl__pb_put_varint(&out, 4 << 3 | 2);
+    sdl__pb_put_varint(&out, bytes);
+    for (int64_t i = 0; i < t->numel; i++) { /* little-endian whatever the host */
+        uint8_t b[4];
+        if (es == 1) { sdl__buf_put(&out, sdl_u8(t) + i, 1); continue; }
+        uint32_t u;
+        memcpy(&u, (const uint8_t *)t->data + (size_t)i * 4, 4);
+        sdl__put_le32(b, u);
+        sdl__buf_put(&out, b, 4);
+    }
+    bool oom = out.oom || shape.oom;
+    SDL_DEALLOC(shape.p);
+    if (oom) { SDL_DEALLOC(out.p); sdl_fail(SDL_ERR_OOM, "tensorproto_serialize: out of memory"); return NULL; }
+    *n = out.n;
+    return out.p;
 }
 
 /* >>loader */

@@ -774,6 +774,39 @@ SDL_API const int64_t *sdl_example_int64s(const sdl_example *e, const char *name
 SDL_API sdl_tensor *sdl_tensorproto_parse(const void *data, size_t n, const char *what);
 SDL_API uint8_t *sdl_tensorproto_serialize(const sdl_tensor *t, size_t *n);
 
+/* >>decl-zip: members of a ZIP file (stored or deflated, zip64), folder trees, dataset helpers */
+typedef struct sdl_zip sdl_zip;
+/* reads the central directory (the members' bytes are read on demand) */
+SDL_API sdl_zip *sdl_zip_open(const char *path);
+SDL_API void sdl_zip_close(sdl_zip *z);
+SDL_API int64_t sdl_zip_count(const sdl_zip *z);
+SDL_API const char *sdl_zip_name(const sdl_zip *z, int64_t i);  /* "tiny-imagenet-200/train/..." */
+SDL_API uint64_t sdl_zip_size(const sdl_zip *z, int64_t i);     /* uncompressed bytes */
+/* the index of the member called name, or -1 (no error set) */
+SDL_API int64_t sdl_zip_find(const sdl_zip *z, const char *name);
+/* member i's bytes in a heap block (free with sdl_bytes_free), CRC-32 checked; errors name
+   the file and the member */
+SDL_API uint8_t *sdl_zip_read(sdl_zip *z, int64_t i, size_t *n);
+
+/* The files under dir, recursively, as paths relative to dir ("n01443537/images/a.JPEG"),
+   sorted bytewise; names starting with '.' are skipped. pattern (NULL: every file) is a glob
+   (* any run of characters, ? one, [a-z] [!0-9] sets) matched against the relative path
+   when it holds a '/', else against the file name: "*.JPEG", "train/n0[0-9]*.png".
+   A NULL-terminated array of *count names; free with sdl_names_free. */
+SDL_API char **sdl_list_files(const char *dir, const char *pattern, int *count);
+/* does name match the glob pattern (the rules above; '*' also crosses '/') */
+SDL_API bool sdl_glob_match(const char *pattern, const char *name);
+
+/* Dataset helpers. Each fills *out (or *train and *val) with copies, zeroed on an error. */
+/* a random split: round(n * val_fraction) samples drawn by seed go to val, the rest to
+   train, each in the original order (torch.utils.data.random_split, then sorted) */
+SDL_API sdl_result sdl_dataset_split(const sdl_dataset *d, double val_fraction, uint64_t seed, sdl_dataset *train, sdl_dataset *val);
+/* the samples whose label is in classes[0..k), relabelled to their position in the list */
+SDL_API sdl_result sdl_dataset_select_classes(const sdl_dataset *d, const int *classes, int k, sdl_dataset *out);
+/* per-channel mean and standard deviation (population, as numpy's std) of pixel/255 over
+   every sample: the numbers for sdl_loader_desc.mean/std. mean, std: d->c floats each */
+SDL_API sdl_result sdl_dataset_mean_std(const sdl_dataset *d, float *mean, float *std);
+
 /* >>decl-loader: batches of (x f32 (B, C, H, W), y i32 (B)) from an sdl_dataset.
    The sequence depends only on (seed, epoch, rank, world_size), never on prefetch timing. */
 typedef struct sdl_loader sdl_loader;
@@ -5748,84 +5781,201 @@ SDL_API sdl_result sdl_save_npy(const char *path, const sdl_tensor *t) {
     return ok ? SDL_OK : sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", path);
 }
 
-/* ---- .npz: a zip of .npy members, stored or deflated ---- */
+/* ---- ZIP files (and .npz, a zip of .npy members): the end-of-central-directory record
+   (zip64's when a field is 0xFFFF...), the central directory, then each member through its
+   local header. Every offset and size is checked against the file before it is used. ---- */
 static uint64_t sdl__le64(const uint8_t *p) { return (uint64_t)sdl__le32(p) | (uint64_t)sdl__le32(p + 4) << 32; }
 
-SDL_API sdl_tensor *sdl_load_npz(const char *path, const char *name) {
-    if (!path || !name) { sdl_fail(SDL_ERR_ARG, "load_npz: path or name is NULL"); return NULL; }
-    size_t n;
-    uint8_t *z = sdl__read_file(path, &n);
-    if (!z) return NULL;
-    sdl_tensor *t = NULL;
-    uint8_t *member = NULL;
-    char label[600], names[256] = "";
-    size_t want = strlen(name);
-    /* the end-of-central-directory record: within the last 22 + 65535 bytes */
-    size_t eocd = n, cd_off, cd_size, count;
-    for (size_t i = n >= 22 ? n - 22 + 1 : 0; i-- > 0 && n - i <= 22 + 65535;)
-        if (!memcmp(z + i, "PK\x05\x06", 4)) { eocd = i; break; }
-    if (eocd == n) { sdl_fail(SDL_ERR_FORMAT, "%s: not a zip/.npz file (no end-of-central-directory record; truncated?)", path); goto done; }
-    count = sdl__le16(z + eocd + 10);
-    cd_size = sdl__le32(z + eocd + 12);
-    cd_off = sdl__le32(z + eocd + 16);
-    if (cd_off == 0xFFFFFFFFu || count == 0xFFFF) { /* zip64: a locator just before */
-        if (eocd < 20 || memcmp(z + eocd - 20, "PK\x06\x07", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: zip64 locator missing", path); goto done; }
-        uint64_t z64 = sdl__le64(z + eocd - 20 + 8);
-        if (z64 > n - 56 || n < 56 || memcmp(z + z64, "PK\x06\x06", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: bad zip64 end record", path); goto done; }
-        count = (size_t)sdl__le64(z + z64 + 32);
-        cd_size = (size_t)sdl__le64(z + z64 + 40);
-        cd_off = (size_t)sdl__le64(z + z64 + 48);
+typedef struct sdl__zip_entry {
+    size_t name;        /* offset in names */
+    uint32_t flags, method, crc;
+    uint64_t csize, usize, loff;
+} sdl__zip_entry;
+
+struct sdl_zip {
+    FILE *f;
+    char *path;
+    uint64_t cd_off;    /* members lie before the central directory */
+    int64_t n;
+    sdl__zip_entry *e;
+    char *names;        /* NUL-terminated names back to back */
+};
+
+/* n bytes at offset off of the zip into dst */
+static bool sdl__zip_pread(sdl_zip *z, uint64_t off, void *dst, size_t n) {
+    if (off > (uint64_t)(((unsigned long)-1) >> 1) || fseek(z->f, (long)off, SEEK_SET) != 0 || fread(dst, 1, n, z->f) != n) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: cannot read %zu bytes at offset %llu (truncated?)", z->path, n, (unsigned long long)off);
+        return false;
     }
-    if (cd_off > eocd || cd_size > eocd - cd_off) { sdl_fail(SDL_ERR_FORMAT, "%s: central directory outside the file (corrupt or truncated)", path); goto done; }
-    for (size_t i = 0, p = cd_off; i < count; i++) {
-        if (p + 46 > cd_off + cd_size || memcmp(z + p, "PK\x01\x02", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt central directory entry %zu", path, i); goto done; }
-        uint32_t flags = sdl__le16(z + p + 8), method = sdl__le16(z + p + 10), crc = sdl__le32(z + p + 16);
-        uint64_t csize = sdl__le32(z + p + 20), usize = sdl__le32(z + p + 24), loff = sdl__le32(z + p + 42);
-        size_t nl = sdl__le16(z + p + 28), xl = sdl__le16(z + p + 30), cl = sdl__le16(z + p + 32);
-        const uint8_t *nm = z + p + 46;
-        if (p + 46 + nl + xl + cl > cd_off + cd_size) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt central directory entry %zu", path, i); goto done; }
+    return true;
+}
+
+SDL_API void sdl_zip_close(sdl_zip *z) {
+    if (!z) return;
+    if (z->f) fclose(z->f);
+    SDL_DEALLOC(z->path);
+    SDL_DEALLOC(z->e);
+    SDL_DEALLOC(z->names);
+    SDL_DEALLOC(z);
+}
+
+/* the central directory's entries into z->e and z->names */
+static bool sdl__zip_directory(sdl_zip *z, const uint8_t *cd, size_t cd_size, size_t count) {
+    z->e = (sdl__zip_entry *)sdl__calloc(count ? count : 1, sizeof(sdl__zip_entry));
+    z->names = (char *)sdl__alloc(cd_size + 1); /* the names fit in the directory's bytes */
+    if (!z->e || !z->names) return false;
+    size_t p = 0, np = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (cd_size - p < 46 || memcmp(cd + p, "PK\x01\x02", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt central directory entry %zu", z->path, i); return false; }
+        sdl__zip_entry *e = &z->e[i];
+        e->flags = sdl__le16(cd + p + 8);
+        e->method = sdl__le16(cd + p + 10);
+        e->crc = sdl__le32(cd + p + 16);
+        e->csize = sdl__le32(cd + p + 20);
+        e->usize = sdl__le32(cd + p + 24);
+        e->loff = sdl__le32(cd + p + 42);
+        size_t nl = sdl__le16(cd + p + 28), xl = sdl__le16(cd + p + 30), cl = sdl__le16(cd + p + 32);
+        const uint8_t *nm = cd + p + 46;
+        if (cd_size - p - 46 < nl + xl + cl || memchr(nm, 0, nl)) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt central directory entry %zu", z->path, i); return false; }
         /* zip64 sizes and offset sit in extra field 0x0001, in this order, when 0xFFFFFFFF */
         for (size_t x = 0; x + 4 <= xl;) {
             const uint8_t *ex = nm + nl + x;
             size_t id = sdl__le16(ex), len = sdl__le16(ex + 2), q = 4;
             if (x + 4 + len > xl) break;
             if (id == 1) {
-                if (usize == 0xFFFFFFFFu && q + 8 <= 4 + len) { usize = sdl__le64(ex + q); q += 8; }
-                if (csize == 0xFFFFFFFFu && q + 8 <= 4 + len) { csize = sdl__le64(ex + q); q += 8; }
-                if (loff == 0xFFFFFFFFu && q + 8 <= 4 + len) { loff = sdl__le64(ex + q); }
+                if (e->usize == 0xFFFFFFFFu && q + 8 <= 4 + len) { e->usize = sdl__le64(ex + q); q += 8; }
+                if (e->csize == 0xFFFFFFFFu && q + 8 <= 4 + len) { e->csize = sdl__le64(ex + q); q += 8; }
+                if (e->loff == 0xFFFFFFFFu && q + 8 <= 4 + len) e->loff = sdl__le64(ex + q);
             }
             x += 4 + len;
         }
+        e->name = np;
+        memcpy(z->names + np, nm, nl);
+        z->names[np + nl] = 0;
+        np += nl + 1;
         p += 46 + nl + xl + cl;
-        bool match = (nl == want && !memcmp(nm, name, want)) || (nl == want + 4 && !memcmp(nm, name, want) && !memcmp(nm + want, ".npy", 4));
-        if (!match) {
-            size_t k = strlen(names);
-            if (k + nl + 3 < sizeof names) snprintf(names + k, sizeof names - k, "%s%.*s", k ? ", " : "", (int)nl, (const char *)nm);
-            continue;
-        }
-        snprintf(label, sizeof label, "%s (member %.*s)", path, (int)nl, (const char *)nm);
-        if (flags & 1) { sdl_fail(SDL_ERR_FORMAT, "%s: encrypted", label); goto done; }
-        if (loff > cd_off || cd_off - loff < 30 || memcmp(z + loff, "PK\x03\x04", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: bad local header offset", label); goto done; }
-        uint64_t data = loff + 30 + sdl__le16(z + loff + 26) + sdl__le16(z + loff + 28);
-        if (data > cd_off || csize > cd_off - data) { sdl_fail(SDL_ERR_FORMAT, "%s: member data runs past the central directory (corrupt)", label); goto done; }
-        if (method == 0 && csize != usize) { sdl_fail(SDL_ERR_FORMAT, "%s: stored member with sizes %llu and %llu", label, (unsigned long long)csize, (unsigned long long)usize); goto done; }
-        if (method != 0 && method != 8) { sdl_fail(SDL_ERR_FORMAT, "%s: compression method %u (sdl reads stored 0 and deflate 8)", label, method); goto done; }
-        if (method == 8 && (double)usize > 1032.0 * (double)csize + 64.0) { sdl_fail(SDL_ERR_FORMAT, "%s: claims %llu bytes from %llu compressed (corrupt)", label, (unsigned long long)usize, (unsigned long long)csize); goto done; }
-        const uint8_t *bytes = z + data;
-        if (method == 8) {
-            member = (uint8_t *)SDL_ALLOC(usize ? (size_t)usize : 1);
-            if (!member) { sdl_fail(SDL_ERR_OOM, "%s: out of memory for %llu bytes", label, (unsigned long long)usize); goto done; }
-            if (!sdl__inflate(label, z + data, (size_t)csize, n - (size_t)(data + csize), member, (size_t)usize)) goto done;
-            bytes = member;
-        }
-        if (sdl__crc32(0, bytes, (size_t)usize) != crc) { sdl_fail(SDL_ERR_FORMAT, "%s: CRC-32 mismatch (corrupt)", label); goto done; }
-        t = sdl__npy_parse(label, bytes, (size_t)usize);
-        goto done;
     }
-    sdl_fail(SDL_ERR_ARG, "%s: no array named '%s' (the file holds: %s)", path, name, names);
-done:
-    SDL_DEALLOC(member);
-    SDL_DEALLOC(z);
+    z->n = (int64_t)count;
+    return true;
+}
+
+SDL_API sdl_zip *sdl_zip_open(const char *path) {
+    if (!path) { sdl_fail(SDL_ERR_ARG, "zip_open: path is NULL"); return NULL; }
+    sdl_zip *z = (sdl_zip *)sdl__calloc(1, sizeof *z);
+    if (!z) return NULL;
+    uint8_t *tail = NULL, *cd = NULL;
+    if (!(z->path = sdl__strdup(path)) || !(z->f = sdl__open_read(path))) goto fail;
+    {
+        long end = fseek(z->f, 0, SEEK_END) == 0 ? ftell(z->f) : -1;
+        if (end < 0) { sdl_fail(SDL_ERR_IO, "%s: cannot find its size", path); goto fail; }
+        uint64_t fsize = (uint64_t)end;
+        /* the end-of-central-directory record: within the last 22 + 65535 bytes */
+        size_t tn = fsize < 22 + 65535 ? (size_t)fsize : 22 + 65535, eocd = tn;
+        if (!(tail = (uint8_t *)sdl__alloc(tn + 1)) || !sdl__zip_pread(z, fsize - tn, tail, tn)) goto fail;
+        for (size_t i = tn >= 22 ? tn - 22 + 1 : 0; i-- > 0;)
+            if (!memcmp(tail + i, "PK\x05\x06", 4)) { eocd = i; break; }
+        if (eocd == tn) { sdl_fail(SDL_ERR_FORMAT, "%s: not a zip file (no end-of-central-directory record; truncated?)", path); goto fail; }
+        uint64_t count = sdl__le16(tail + eocd + 10), cd_size = sdl__le32(tail + eocd + 12), cd_off = sdl__le32(tail + eocd + 16);
+        uint64_t eocd_abs = fsize - tn + eocd;
+        if (cd_off == 0xFFFFFFFFu || count == 0xFFFF || cd_size == 0xFFFFFFFFu) { /* zip64: a locator just before */
+            uint8_t r[56];
+            if (eocd < 20 || memcmp(tail + eocd - 20, "PK\x06\x07", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: zip64 locator missing", path); goto fail; }
+            uint64_t z64 = sdl__le64(tail + eocd - 20 + 8);
+            if (z64 > eocd_abs || eocd_abs - z64 < 56 || !sdl__zip_pread(z, z64, r, 56) || memcmp(r, "PK\x06\x06", 4)) {
+                sdl_fail(SDL_ERR_FORMAT, "%s: bad zip64 end record", path);
+                goto fail;
+            }
+            count = sdl__le64(r + 32);
+            cd_size = sdl__le64(r + 40);
+            cd_off = sdl__le64(r + 48);
+            eocd_abs = z64;
+        }
+        if (cd_off > eocd_abs || cd_size > eocd_abs - cd_off || count > cd_size / 46) {
+            sdl_fail(SDL_ERR_FORMAT, "%s: central directory outside the file or too small for %llu entries (corrupt or truncated)", path, (unsigned long long)count);
+            goto fail;
+        }
+        z->cd_off = cd_off;
+        if (!(cd = (uint8_t *)sdl__alloc((size_t)cd_size + 1)) || !sdl__zip_pread(z, cd_off, cd, (size_t)cd_size) ||
+            !sdl__zip_directory(z, cd, (size_t)cd_size, (size_t)count))
+            goto fail;
+    }
+    SDL_DEALLOC(tail);
+    SDL_DEALLOC(cd);
+    return z;
+fail:
+    SDL_DEALLOC(tail);
+    SDL_DEALLOC(cd);
+    sdl_zip_close(z);
+    return NULL;
+}
+
+SDL_API int64_t sdl_zip_count(const sdl_zip *z) { return z ? z->n : 0; }
+SDL_API const char *sdl_zip_name(const sdl_zip *z, int64_t i) { return z && i >= 0 && i < z->n ? z->names + z->e[i].name : NULL; }
+SDL_API uint64_t sdl_zip_size(const sdl_zip *z, int64_t i) { return z && i >= 0 && i < z->n ? z->e[i].usize : 0; }
+
+SDL_API int64_t sdl_zip_find(const sdl_zip *z, const char *name) {
+    for (int64_t i = 0; z && name && i < z->n; i++)
+        if (!strcmp(z->names + z->e[i].name, name)) return i;
+    return -1;
+}
+
+SDL_API uint8_t *sdl_zip_read(sdl_zip *z, int64_t i, size_t *n) {
+    if (n) *n = 0;
+    if (!z || !n || i < 0 || i >= z->n) { sdl_fail(SDL_ERR_ARG, "zip_read: no member %lld", (long long)i); return NULL; }
+    const sdl__zip_entry *e = &z->e[i];
+    char label[600];
+    snprintf(label, sizeof label, "%s (member %s)", z->path, z->names + e->name);
+    uint8_t lh[30], *raw = NULL, *out = NULL;
+    if (e->flags & 1) { sdl_fail(SDL_ERR_FORMAT, "%s: encrypted", label); return NULL; }
+    if (e->method != 0 && e->method != 8) { sdl_fail(SDL_ERR_FORMAT, "%s: compression method %u (sdl reads stored 0 and deflate 8)", label, e->method); return NULL; }
+    if (e->loff > z->cd_off || z->cd_off - e->loff < 30 || !sdl__zip_pread(z, e->loff, lh, 30) || memcmp(lh, "PK\x03\x04", 4)) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: bad local header offset", label);
+        return NULL;
+    }
+    uint64_t data = e->loff + 30 + sdl__le16(lh + 26) + sdl__le16(lh + 28);
+    if (data > z->cd_off || e->csize > z->cd_off - data) { sdl_fail(SDL_ERR_FORMAT, "%s: member data runs past the central directory (corrupt)", label); return NULL; }
+    if (e->method == 0 && e->csize != e->usize) { sdl_fail(SDL_ERR_FORMAT, "%s: stored member with sizes %llu and %llu", label, (unsigned long long)e->csize, (unsigned long long)e->usize); return NULL; }
+    if (e->method == 8 && (double)e->usize > 1032.0 * (double)e->csize + 64.0) { sdl_fail(SDL_ERR_FORMAT, "%s: claims %llu bytes from %llu compressed (corrupt)", label, (unsigned long long)e->usize, (unsigned long long)e->csize); return NULL; }
+    if (e->usize >= (uint64_t)SIZE_MAX / 2) { sdl_fail(SDL_ERR_OOM, "%s: %llu bytes", label, (unsigned long long)e->usize); return NULL; }
+    out = (uint8_t *)SDL_ALLOC(e->usize ? (size_t)e->usize : 1);
+    if (e->method == 8) raw = (uint8_t *)sdl__calloc((size_t)e->csize + 8, 1); /* 8 bytes of slack for the decoder */
+    if (!out || (e->method == 8 && !raw)) { sdl_fail(SDL_ERR_OOM, "%s: out of memory for %llu bytes", label, (unsigned long long)e->usize); goto fail; }
+    if (!sdl__zip_pread(z, data, e->method == 8 ? raw : out, (size_t)e->csize)) goto fail;
+    if (e->method == 8 && !sdl__inflate(label, raw, (size_t)e->csize, 8, out, (size_t)e->usize)) goto fail;
+    if (sdl__crc32(0, out, (size_t)e->usize) != e->crc) { sdl_fail(SDL_ERR_FORMAT, "%s: CRC-32 mismatch (corrupt)", label); goto fail; }
+    SDL_DEALLOC(raw);
+    *n = (size_t)e->usize;
+    return out;
+fail:
+    SDL_DEALLOC(raw);
+    SDL_DEALLOC(out);
+    return NULL;
+}
+
+SDL_API sdl_tensor *sdl_load_npz(const char *path, const char *name) {
+    if (!path || !name) { sdl_fail(SDL_ERR_ARG, "load_npz: path or name is NULL"); return NULL; }
+    sdl_zip *z = sdl_zip_open(path);
+    if (!z) return NULL;
+    char npy[600];
+    snprintf(npy, sizeof npy, "%s.npy", name); /* np.savez stores x as x.npy */
+    int64_t i = sdl_zip_find(z, name);
+    if (i < 0) i = sdl_zip_find(z, npy);
+    sdl_tensor *t = NULL;
+    if (i < 0) {
+        char names[256] = "";
+        for (int64_t k = 0; k < z->n; k++) {
+            size_t len = strlen(names);
+            snprintf(names + len, sizeof names - len, "%s%s", k ? ", " : "", sdl_zip_name(z, k));
+        }
+        sdl_fail(SDL_ERR_ARG, "%s: no array named '%s' (the file holds: %s)", path, name, names);
+    } else {
+        size_t n;
+        uint8_t *b = sdl_zip_read(z, i, &n);
+        snprintf(npy, sizeof npy, "%s (member %s)", path, sdl_zip_name(z, i));
+        if (b) t = sdl__npy_parse(npy, b, n);
+        SDL_DEALLOC(b);
+    }
+    sdl_zip_close(z);
     return t;
 }
 
@@ -6128,6 +6278,184 @@ done:
     SDL_DEALLOC(chw);
     sdl_names_free(classes);
     return r;
+}
+
+/* ---- folder trees, globs, dataset helpers ---- */
+SDL_API bool sdl_glob_match(const char *pat, const char *s) {
+    if (!pat || !s) return false;
+    const char *star = NULL, *resume = NULL; /* the last '*' and where its match would grow */
+    while (*s) {
+        if (*pat == '*') { star = ++pat; resume = s; continue; }
+        bool ok = false;
+        const char *next = pat + 1;
+        if (*pat == '?') ok = true;
+        else if (*pat == '[') { /* [abc], [a-z], [!...]; a ']' first is literal */
+            const char *q = pat + 1;
+            bool neg = *q == '!' || *q == '^', hit = false;
+            if (neg) q++;
+            for (const char *first = q; *q && (*q != ']' || q == first); q++) {
+                if (q[1] == '-' && q[2] && q[2] != ']') { hit |= (unsigned char)*s >= (unsigned char)q[0] && (unsigned char)*s <= (unsigned char)q[2]; q += 2; }
+                else hit |= *q == *s;
+            }
+            if (*q == ']') { ok = hit != neg; next = q + 1; }
+            else ok = *s == '['; /* no closing bracket: a literal '[' */
+        } else ok = *pat && *pat == *s;
+        if (ok) { pat = next; s++; continue; }
+        if (!star) return false;
+        pat = star; /* let the last '*' take one more character */
+        s = ++resume;
+    }
+    while (*pat == '*') pat++;
+    return !*pat;
+}
+
+typedef struct sdl__names { char **v; int n, cap; } sdl__names;
+
+static bool sdl__names_add(sdl__names *l, char *s) { /* takes s */
+    if (!s) return false;
+    if (l->n + 1 >= l->cap) {
+        int cap = l->cap ? l->cap * 2 : 64;
+        char **m = l->cap < INT32_MAX / 4 ? (char **)SDL_REALLOC(l->v, (size_t)cap * sizeof(char *)) : NULL;
+        if (!m) { SDL_DEALLOC(s); sdl_fail(SDL_ERR_OOM, "out of memory listing files"); return false; }
+        l->v = m;
+        l->cap = cap;
+    }
+    l->v[l->n++] = s;
+    l->v[l->n] = NULL;
+    return true;
+}
+
+/* the files under dir/rel (rel "" at the top) into l; depth stops symlink loops */
+static bool sdl__list_tree(const char *dir, const char *rel, const char *pattern, bool by_path, sdl__names *l, int depth) {
+    if (depth > 64) { sdl_fail(SDL_ERR_IO, "%s/%s: folders nested over 64 deep (a link loop?)", dir, rel); return false; }
+    char *here = rel[0] ? sdl__path_join(dir, rel, "") : sdl__strdup(dir);
+    if (!here) return false;
+    int nf = 0, nd = 0;
+    char **files = sdl__list_dir(here, false, &nf), **dirs = files ? sdl__list_dir(here, true, &nd) : NULL;
+    bool ok = files && dirs;
+    for (int i = 0; ok && i < nf; i++) {
+        char *path = rel[0] ? sdl__path_join(rel, files[i], "") : sdl__strdup(files[i]);
+        if (path && pattern && !sdl_glob_match(pattern, by_path ? path : files[i])) { SDL_DEALLOC(path); continue; }
+        ok = sdl__names_add(l, path);
+    }
+    for (int i = 0; ok && i < nd; i++) {
+        char *sub = rel[0] ? sdl__path_join(rel, dirs[i], "") : sdl__strdup(dirs[i]);
+        ok = sub && sdl__list_tree(dir, sub, pattern, by_path, l, depth + 1);
+        SDL_DEALLOC(sub);
+    }
+    sdl_names_free(files);
+    sdl_names_free(dirs);
+    SDL_DEALLOC(here);
+    return ok;
+}
+
+SDL_API char **sdl_list_files(const char *dir, const char *pattern, int *count) {
+    if (count) *count = 0;
+    if (!dir) { sdl_fail(SDL_ERR_ARG, "list_files: dir is NULL"); return NULL; }
+    sdl__names l;
+    memset(&l, 0, sizeof l);
+    l.cap = 64; /* an empty list is still an array */
+    l.v = (char **)sdl__calloc((size_t)l.cap, sizeof(char *));
+    if (!l.v || !sdl__list_tree(dir, "", pattern, pattern && strchr(pattern, '/'), &l, 0)) {
+        sdl_names_free(l.v);
+        return NULL;
+    }
+    qsort(l.v, (size_t)l.n, sizeof(char *), sdl__strcmp_ptr);
+    if (count) *count = l.n;
+    return l.v;
+}
+
+/* out = the samples idx[0..k) of d, labels mapped through relabel (NULL: kept) */
+static sdl_result sdl__dataset_take(const sdl_dataset *d, const int64_t *idx, int64_t k, const int32_t *relabel, int num_classes, sdl_dataset *out) {
+    size_t per = (size_t)d->c * (size_t)d->h * (size_t)d->w, bytes;
+    memset(out, 0, sizeof *out);
+    if (sdl__mul_overflows(per, (size_t)(k ? k : 1), &bytes)) return sdl_fail(SDL_ERR_OOM, "dataset: too large");
+    out->images = (uint8_t *)sdl__alloc(bytes);
+    out->labels = (int32_t *)sdl__calloc((size_t)(k ? k : 1), sizeof(int32_t));
+    if (!out->images || !out->labels) { sdl_dataset_free(out); return SDL_ERR_OOM; }
+    out->n = k;
+    out->c = d->c; out->h = d->h; out->w = d->w;
+    out->num_classes = num_classes;
+    for (int64_t i = 0; i < k; i++) {
+        memcpy(out->images + (size_t)i * per, d->images + (size_t)idx[i] * per, per);
+        out->labels[i] = relabel ? relabel[idx[i]] : d->labels[idx[i]];
+    }
+    return SDL_OK;
+}
+
+static bool sdl__dataset_ok(const sdl_dataset *d, const char *fn) {
+    if (d && d->n > 0 && d->images && d->labels && d->c > 0 && d->h > 0 && d->w > 0) return true;
+    sdl_fail(SDL_ERR_ARG, "%s: empty or NULL dataset", fn);
+    return false;
+}
+
+#define SDL__SPLIT_KEY 0x73706C6974ull /* "split" */
+SDL_API sdl_result sdl_dataset_split(const sdl_dataset *d, double val_fraction, uint64_t seed, sdl_dataset *train, sdl_dataset *val) {
+    if (!train || !val) return sdl_fail(SDL_ERR_ARG, "dataset_split: NULL output");
+    memset(train, 0, sizeof *train);
+    memset(val, 0, sizeof *val);
+    if (!sdl__dataset_ok(d, "dataset_split")) return SDL_ERR_ARG;
+    if (!(val_fraction >= 0.0 && val_fraction <= 1.0)) return sdl_fail(SDL_ERR_ARG, "dataset_split: val_fraction %g is not in [0, 1]", val_fraction);
+    int64_t n = d->n, nv = (int64_t)floor((double)n * val_fraction + 0.5);
+    int64_t *perm = (int64_t *)sdl__calloc((size_t)n, sizeof(int64_t));
+    uint8_t *in_val = (uint8_t *)sdl__calloc((size_t)n, 1);
+    sdl_result r = SDL_OK;
+    if (!perm || !in_val) r = SDL_ERR_OOM;
+    else {
+        for (int64_t i = 0; i < n; i++) perm[i] = i;
+        for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates from hash(seed, i) */
+            int64_t j = (int64_t)(sdl__hash3(seed ^ SDL__SPLIT_KEY, 0, (uint64_t)i) % (uint64_t)(i + 1));
+            int64_t t = perm[i]; perm[i] = perm[j]; perm[j] = t;
+        }
+        for (int64_t i = 0; i < nv; i++) in_val[perm[i]] = 1;
+        int64_t a = 0, b = nv; /* perm reused: val indices first, then train, in order */
+        for (int64_t i = 0; i < n; i++) perm[in_val[i] ? (a++) : (b++)] = i;
+        r = sdl__dataset_take(d, perm, nv, NULL, d->num_classes, val);
+        if (r == SDL_OK) r = sdl__dataset_take(d, perm + nv, n - nv, NULL, d->num_classes, train);
+        if (r != SDL_OK) { sdl_dataset_free(train); sdl_dataset_free(val); }
+    }
+    SDL_DEALLOC(perm);
+    SDL_DEALLOC(in_val);
+    return r;
+}
+
+SDL_API sdl_result sdl_dataset_select_classes(const sdl_dataset *d, const int *classes, int k, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "dataset_select_classes: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!sdl__dataset_ok(d, "dataset_select_classes")) return SDL_ERR_ARG;
+    if (!classes || k < 1) return sdl_fail(SDL_ERR_ARG, "dataset_select_classes: needs at least one class");
+    int32_t *relabel = (int32_t *)sdl__calloc((size_t)d->n, sizeof(int32_t));
+    int64_t *idx = (int64_t *)sdl__calloc((size_t)d->n, sizeof(int64_t)), m = 0;
+    sdl_result r = SDL_OK;
+    if (!relabel || !idx) r = SDL_ERR_OOM;
+    for (int j = 0; r == SDL_OK && j < k; j++)
+        for (int q = 0; q < j; q++)
+            if (classes[q] == classes[j]) r = sdl_fail(SDL_ERR_ARG, "dataset_select_classes: class %d listed twice", classes[j]);
+    for (int64_t i = 0; r == SDL_OK && i < d->n; i++)
+        for (int j = 0; j < k; j++)
+            if (d->labels[i] == classes[j]) { relabel[i] = j; idx[m++] = i; break; }
+    if (r == SDL_OK && m == 0) r = sdl_fail(SDL_ERR_ARG, "dataset_select_classes: no sample has any of the %d classes", k);
+    if (r == SDL_OK) r = sdl__dataset_take(d, idx, m, relabel, k, out);
+    SDL_DEALLOC(relabel);
+    SDL_DEALLOC(idx);
+    return r;
+}
+
+SDL_API sdl_result sdl_dataset_mean_std(const sdl_dataset *d, float *mean, float *std) {
+    if (!mean || !std) return sdl_fail(SDL_ERR_ARG, "dataset_mean_std: NULL mean or std");
+    if (!sdl__dataset_ok(d, "dataset_mean_std")) return SDL_ERR_ARG;
+    size_t hw = (size_t)d->h * (size_t)d->w;
+    for (int c = 0; c < d->c; c++) {
+        uint64_t sum = 0, sq = 0; /* exact in integers: 255^2 * 2^40 samples fit */
+        for (int64_t i = 0; i < d->n; i++) {
+            const uint8_t *p = d->images + ((size_t)i * (size_t)d->c + (size_t)c) * hw;
+            for (size_t k = 0; k < hw; k++) { sum += p[k]; sq += (uint64_t)p[k] * p[k]; }
+        }
+        double cnt = (double)d->n * (double)hw, m = (double)sum / cnt, var = (double)sq / cnt - m * m;
+        mean[c] = (float)(m / 255.0);
+        std[c] = (float)(sqrt(var > 0.0 ? var : 0.0) / 255.0);
+    }
+    return SDL_OK;
 }
 
 /* ---- WebDataset tar shards ----

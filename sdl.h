@@ -85,7 +85,8 @@
                   accum_steps = k it updates on every k-th call). Schedules (sdl_sched_lr):
                   constant, step, cosine, one-cycle, each with optional linear warm-up.
       Data        Readers fill an sdl_dataset (u8 images, CHW, i32 labels): IDX (.gz too),
-                  CIFAR-10, image folders, WebDataset tar shards; .npy/.npz as tensors.
+                  CIFAR-10, image folders (PNG, JPEG), WebDataset tar shards, TFRecord files (with
+                  tf.train.Example), ZIP members; .npy/.npz as tensors.
                   sdl_loader batches it: shuffle by (seed, epoch), distributed sampling,
                   a prefetch thread, normalise/crop/flip. The batches depend only on the seed.
       Training    sdl_args_parse (--batch-size and --batch_size alike), sdl_progress,
@@ -665,13 +666,17 @@ SDL_API sdl_tensor *sdl_load_npz(const char *path, const char *name);
 /* f32, i32 and u8 tensors; numpy reads them with np.load */
 SDL_API sdl_result sdl_save_npy(const char *path, const sdl_tensor *t);
 
-/* One image file (PNG, JPEG, BMP, GIF, TGA, PNM: what stb_image reads) as a u8 heap tensor
-   (C, H, W). channels: 1 grey, 3 RGB, 4 RGBA (stb converts), 0: as stored. */
+/* One image file (PNG or JPEG) as a u8 heap tensor (C, H, W). channels: 1 grey, 3 RGB,
+   4 RGBA (stb converts), 0: as stored. Images may come from untrusted datasets: sdl
+   compiles stb_image for PNG and JPEG only, checks PNG chunk CRCs and the JPEG marker
+   segments that stb v2.27 mishandles (Huffman tables with over 256 codes or DC values over
+   15, fractional sampling factors) and refuses images over SDL_MAX_IMAGE_SIDE (32768) a
+   side or SDL_MAX_IMAGE_PIXELS (2^26) pixels before decoding; each is a clear error. */
 SDL_API sdl_tensor *sdl_load_image(const char *path, int channels);
 /* Image folders, torchvision's ImageFolder layout: dir/<class>/<image>. The classes are the
    sub-folders in bytewise sorted order, ids 0, 1, ...; in each, the files ending in .png,
-   .jpg, .jpeg, .bmp, .gif, .tga, .ppm, .pgm, .pnm, .psd, .hdr, .pic are read (sorted) and
-   must decode; names starting with '.' are skipped, TIFF/WebP files are an error. All
+   .jpg, .jpeg are read (sorted) and must decode; names starting with '.' are skipped,
+   other image files (TIFF, WebP, BMP, GIF, ...) are an error. All
    images must have one size (sdl does not resize); the error names the first that differs.
    channels as for sdl_load_image (0: those of the first image). */
 SDL_API sdl_result sdl_load_image_folder(const char *dir, int channels, sdl_dataset *out);
@@ -689,8 +694,8 @@ SDL_API sdl_result sdl_write_png(const char *path, const sdl_tensor *t, int nrow
 /* WebDataset tar shards. Consecutive members whose names share a key form one sample; the
    key is the member path up to the first dot in its last path component, the extension is
    the rest ("a/b.c/x01.seg.png": key "a/b.c/x01", extension "seg.png"). A sample needs a
-   ".cls" member (an ASCII integer label) and one image (.png, .jpg, .jpeg, .bmp, .ppm, .pgm,
-   .tga, .gif); other members are skipped. Reads ustar, GNU and pax tar files (GNU tar's). */
+   ".cls" member (an ASCII integer label) and one image (.png, .jpg, .jpeg); other members
+   are skipped. Reads ustar, GNU and pax tar files (GNU tar's). */
 /* "name-{000000..000099}.tar" -> the 100 names (a plain path -> itself); a NULL-terminated
    array of *count names, free with sdl_names_free */
 SDL_API char **sdl_shard_list(const char *pattern, int *count);
@@ -5109,6 +5114,14 @@ SDL_API float sdl_scale_lr(float lr, int world_size, int local_batch, int base_b
 #include <dirent.h>
 #include <sys/stat.h>
 #endif
+/* images from untrusted datasets: the largest side and pixel count sdl decodes (checked
+   from the header before stb allocates anything) */
+#ifndef SDL_MAX_IMAGE_SIDE
+#define SDL_MAX_IMAGE_SIDE 32768
+#endif
+#ifndef SDL_MAX_IMAGE_PIXELS
+#define SDL_MAX_IMAGE_PIXELS ((int64_t)1 << 26) /* 8192 x 8192 */
+#endif
 #ifndef SDL_NO_STB
 #ifndef SDL_STB_IMAGE_PATH
 #define SDL_STB_IMAGE_PATH <stb/stb_image.h>
@@ -5130,6 +5143,12 @@ SDL_API float sdl_scale_lr(float lr, int world_size, int local_batch, int base_b
 /* v2.27 defines this function under a misspelt name, so its static declaration would be
    "declared but never defined"; the name is right from v2.28 on, where this is a no-op */
 #define stbi__unpremultiply_on_load_thread stbi_set_unpremultiply_on_load_thread
+/* only the formats sdl reads: less code for a crafted file to reach */
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#ifndef STBI_MAX_DIMENSIONS
+#define STBI_MAX_DIMENSIONS SDL_MAX_IMAGE_SIDE
+#endif
 #if !defined(STBI_MALLOC) && !defined(STBI_REALLOC) && !defined(STBI_FREE)
 #define STBI_MALLOC(n) SDL_ALLOC(n)
 #define STBI_REALLOC(p, n) SDL_REALLOC(p, n)
@@ -5138,6 +5157,12 @@ SDL_API float sdl_scale_lr(float lr, int world_size, int local_batch, int base_b
 #include SDL_STB_IMAGE_PATH
 #undef STB_IMAGE_IMPLEMENTATION
 #undef stbi__unpremultiply_on_load_thread
+/* declared (static) whatever the formats, defined only with GIF: a body, so no compiler
+   warns of a static function never defined */
+static stbi_uc *stbi_load_gif_from_memory(stbi_uc const *buffer, int len, int **delays, int *x, int *y, int *z, int *comp, int req_comp) {
+    (void)buffer; (void)len; (void)delays; (void)x; (void)y; (void)z; (void)comp; (void)req_comp;
+    return NULL;
+}
 #endif
 #ifndef INCLUDE_STB_IMAGE_WRITE_H
 #define SDL__OWN_STBIW
@@ -6089,6 +6114,63 @@ static bool sdl__png_check(const char *what, const uint8_t *b, size_t n) {
 }
 #endif
 
+/* JPEG marker segments checked before stb_image v2.27 sees them, for the cases fixed
+   upstream after 2.27 that reach memory: a DHT table whose 16 code counts sum past 256
+   (stbi__build_huffman writes past size[257], stb issue 1291), a DC table value over 15
+   (stbi__extend_receive indexes its 17-entry bit-mask table with it), and sampling factors
+   that are not integer ratios of the largest (its resamplers read past their rows). The
+   walk stops at the first scan; stb checks the rest. *fw, *fh: the frame's size, if seen. */
+static bool sdl__jpeg_check(const char *what, const uint8_t *b, size_t n, int64_t *fw, int64_t *fh) {
+    if (n < 4 || b[0] != 0xFF || b[1] != 0xD8) return true; /* not a JPEG */
+    for (size_t pos = 2; pos + 4 <= n;) {
+        if (b[pos] != 0xFF) return true; /* stb reports the bad marker */
+        uint8_t m = b[pos + 1];
+        if (m == 0xFF) { pos++; continue; } /* fill byte */
+        if (m == 0xD8 || m == 0x01 || (m >= 0xD0 && m <= 0xD7)) { pos += 2; continue; }
+        if (m == 0xD9 || m == 0xDA) return true;
+        size_t len = ((size_t)b[pos + 2] << 8) | b[pos + 3];
+        const uint8_t *seg = b + pos + 4, *end = b + pos + 2 + len;
+        if (len < 2 || len > n - pos - 2) return true; /* truncated: stb reads zeros past the end */
+        if (m == 0xC4) /* DHT: one or more tables of (class:id, 16 counts, values) */
+            for (const uint8_t *t = seg; t < end;) {
+                int count = 0, dc = (t[0] >> 4) == 0;
+                if (end - t < 17) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: a Huffman table (DHT) cut short at byte %zu", what, (size_t)(t - b)); return false; }
+                for (int i = 1; i <= 16; i++) count += t[i];
+                if (count > 256) {
+                    sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: a Huffman table (DHT at byte %zu) has %d codes, at most 256 exist", what, pos, count);
+                    return false;
+                }
+                if (end - t < 17 + count) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: a Huffman table (DHT at byte %zu) is longer than its segment", what, pos); return false; }
+                for (int i = 0; dc && i < count; i++)
+                    if (t[17 + i] > 15) {
+                        sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: DC Huffman table (DHT at byte %zu) holds value %d, at most 15", what, pos, t[17 + i]);
+                        return false;
+                    }
+                t += 17 + count;
+            }
+        if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC && len >= 8) { /* SOF */
+            int nc = seg[5], hmax = 1, vmax = 1;
+            *fh = (int64_t)seg[1] << 8 | seg[2];
+            *fw = (int64_t)seg[3] << 8 | seg[4];
+            if ((size_t)(end - seg) < 6 + 3 * (size_t)nc) return true; /* stb: bad SOF len */
+            for (int i = 0; i < nc; i++) {
+                int h = seg[7 + 3 * i] >> 4, v = seg[7 + 3 * i] & 15;
+                if (h < 1 || h > 4 || v < 1 || v > 4) return true; /* stb: bad H / bad V */
+                hmax = h > hmax ? h : hmax;
+                vmax = v > vmax ? v : vmax;
+            }
+            for (int i = 0; i < nc; i++)
+                if (hmax % (seg[7 + 3 * i] >> 4) || vmax % (seg[7 + 3 * i] & 15)) {
+                    sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: component %d's sampling factors %dx%d do not divide the largest, %dx%d", what, i,
+                             seg[7 + 3 * i] >> 4, seg[7 + 3 * i] & 15, hmax, vmax);
+                    return false;
+                }
+        }
+        pos += 2 + len;
+    }
+    return true;
+}
+
 /* decodes an image file's bytes to CHW: *c channels (0: as stored, then set), h, w */
 static uint8_t *sdl__decode_image(const char *what, const uint8_t *bytes, size_t n, int *c, int *h, int *w) {
 #ifdef SDL_NO_STB
@@ -6097,7 +6179,19 @@ static uint8_t *sdl__decode_image(const char *what, const uint8_t *bytes, size_t
     return NULL;
 #else
     if (n > (size_t)INT32_MAX) { sdl_fail(SDL_ERR_FORMAT, "%s: over 2 GB", what); return NULL; }
-    if (!sdl__png_check(what, bytes, n)) return NULL;
+    bool png = n >= 8 && !memcmp(bytes, "\x89PNG", 4), jpeg = n >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
+    if (!png && !jpeg) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: not a PNG or JPEG file (sdl decodes those two; convert others, e.g. with PIL)", what);
+        return NULL;
+    }
+    int64_t fw = 0, fh = 0; /* the size the header claims (PNG: IHDR, CRC-checked above) */
+    if (!sdl__png_check(what, bytes, n) || !sdl__jpeg_check(what, bytes, n, &fw, &fh)) return NULL;
+    if (png && n >= 24) { fw = sdl__be32(bytes + 16); fh = sdl__be32(bytes + 20); }
+    if (fw > SDL_MAX_IMAGE_SIDE || fh > SDL_MAX_IMAGE_SIDE || fw * fh > SDL_MAX_IMAGE_PIXELS) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: a %lldx%lld image is over sdl's limit (SDL_MAX_IMAGE_SIDE %d, SDL_MAX_IMAGE_PIXELS %lld; corrupt?)", what,
+                 (long long)fw, (long long)fh, (int)SDL_MAX_IMAGE_SIDE, (long long)SDL_MAX_IMAGE_PIXELS);
+        return NULL;
+    }
     int comp = 0;
     stbi_uc *hwc = stbi_load_from_memory(bytes, (int)n, w, h, &comp, *c);
     if (!hwc) { sdl_fail(SDL_ERR_FORMAT, "%s: cannot decode the image (stb_image: %s)", what, stbi_failure_reason()); return NULL; }
@@ -6200,10 +6294,10 @@ static bool sdl__has_ext(const char *name, const char *const *list) {
     return false;
 }
 
-static const char *const sdl__image_exts[] = {"png", "jpg", "jpeg", "bmp", "gif", "tga", "ppm", "pgm", "pnm", "psd", "hdr", "pic", NULL};
+static const char *const sdl__image_exts[] = {"png", "jpg", "jpeg", NULL};
 
 SDL_API sdl_result sdl_load_image_folder(const char *dir, int channels, sdl_dataset *out) {
-    static const char *const unreadable[] = {"tif", "tiff", "webp", NULL};
+    static const char *const unreadable[] = {"tif", "tiff", "webp", "bmp", "gif", "tga", "ppm", "pgm", "pnm", "psd", "hdr", "pic", NULL};
     if (!out) return sdl_fail(SDL_ERR_ARG, "load_image_folder: out is NULL");
     memset(out, 0, sizeof *out);
     if (!dir || channels < 0 || channels > 4) return sdl_fail(SDL_ERR_ARG, "load_image_folder: needs a folder and channels 0..4");
@@ -6224,7 +6318,7 @@ SDL_API sdl_result sdl_load_image_folder(const char *dir, int channels, sdl_data
         if (!files[k]) r = sdl_last_result();
         for (int i = 0; r == SDL_OK && i < nfiles[k]; i++) {
             if (sdl__has_ext(files[k][i], unreadable))
-                r = sdl_fail(SDL_ERR_FORMAT, "%s/%s: stb_image reads no TIFF or WebP; convert the images to PNG", sub, files[k][i]);
+                r = sdl_fail(SDL_ERR_FORMAT, "%s/%s: sdl decodes PNG and JPEG only; convert the images to PNG", sub, files[k][i]);
             else if (sdl__has_ext(files[k][i], sdl__image_exts))
                 total++;
         }
@@ -6502,7 +6596,7 @@ typedef struct sdl__shard_reader {
     sdl__shard_sample s;
 } sdl__shard_reader;
 
-static const char *const sdl__shard_img_exts[] = {"png", "jpg", "jpeg", "bmp", "ppm", "pgm", "tga", "gif", NULL};
+static const char *const sdl__shard_img_exts[] = {"png", "jpg", "jpeg", NULL};
 
 /* the current sample into the dataset: it needs one image and one label */
 static sdl_result sdl__shard_flush(sdl__shard_reader *rd, const char *shard) {

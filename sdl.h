@@ -6114,6 +6114,7 @@ static bool sdl__png_check(const char *what, const uint8_t *b, size_t n) {
 }
 #endif
 
+#ifndef SDL_NO_STB
 /* JPEG marker segments checked before stb_image v2.27 sees them, for the cases fixed
    upstream after 2.27 that reach memory: a DHT table whose 16 code counts sum past 256
    (stbi__build_huffman writes past size[257], stb issue 1291), a DC table value over 15
@@ -6170,6 +6171,7 @@ static bool sdl__jpeg_check(const char *what, const uint8_t *b, size_t n, int64_
     }
     return true;
 }
+#endif
 
 /* decodes an image file's bytes to CHW: *c channels (0: as stored, then set), h, w */
 static uint8_t *sdl__decode_image(const char *what, const uint8_t *bytes, size_t n, int *c, int *h, int *w) {

@@ -842,6 +842,78 @@ SDL_API void sdl_loader_free(sdl_loader *l);
 SDL_API int64_t sdl_loader_num_samples(const sdl_loader *l); /* this rank's, padding included */
 SDL_API int64_t sdl_loader_epoch(const sdl_loader *l);       /* the epoch next() serves */
 
+/* >>decl-stream: a streaming pipeline over shards (WebDataset / tf.data style): shards are
+   read sequentially, never all in memory; decoding and augmentation run in worker threads.
+   Per epoch: the shard list is shuffled by (seed, epoch); rank r takes shards r, r + world,
+   ...; its worker w takes the rank's shards w, w + W, ... and reads them in order through a
+   shuffle buffer of its own (seeded by seed, epoch, rank, w). The rank's sample sequence
+   takes one sample from each worker in turn (worker 0, 1, ..., skipping a worker that has
+   run out), so it depends on the seed and never on thread timing; batches are consecutive
+   runs of batch_size samples of it. Shards: "name-{000000..000099}.tar" patterns as
+   sdl_shard_list; by extension .tar (WebDataset samples: members key.png/.jpg/.jpeg or
+   key.npy, and key.cls or key.txt holding the integer label), .tfrecord/.tfrecords
+   (tf.train.Example records: a bytes feature holding a PNG/JPEG file or a serialized
+   TensorProto image (H, W, C), and an int64 label), .zip (members grouped as in a tar).
+   sdl_stream_new counts every shard's samples once (headers only), so each rank knows every
+   rank's count and all ranks run the same number of steps (the equal policy). */
+typedef enum sdl_stream_equal {
+    SDL_STREAM_PAD = 0, /* default: each rank serves as many samples as the largest rank has;
+                           a shorter rank repeats its own first samples (DistributedSampler) */
+    SDL_STREAM_DROP     /* each rank serves as many as the smallest has; the rest wait for
+                           another epoch (they are reshuffled with the shards) */
+} sdl_stream_equal;
+
+/* Augmentations, applied per sample in the workers, in torchvision's order: a crop of the
+   source (random_resized_crop; or resize the shorter side then center_crop; or center_crop;
+   or the whole image), scaled to height x width (bilinear, half-pixel centres, edges
+   clamped: torchvision's tensor resize without antialiasing), then pad + random crop, then
+   horizontal flip, then x = (v/255 - mean) / std (std 0: no normalisation; .npy and
+   TensorProto float images are taken as they are, not divided by 255). Random draws come
+   from hash(seed, epoch, rank, position), so they repeat on resume. */
+typedef struct sdl_augment_desc {
+    int height, width;         /* output size; 0, 0: the first sample's (all must match) */
+    bool random_resized_crop;  /* RandomResizedCrop(scale, ratio) */
+    float scale[2], ratio[2];  /* 0: (0.08, 1) and (3/4, 4/3) */
+    int resize;                /* Resize(int): shorter side to this, then center_crop */
+    bool center_crop;          /* CenterCrop(height, width) */
+    int pad;                   /* RandomCrop(size, padding=pad): zero padding */
+    bool hflip;                /* RandomHorizontalFlip(0.5) */
+    float mean[4], std[4];
+} sdl_augment_desc;
+
+typedef struct sdl_stream_desc {
+    const char *shards;        /* a pattern, as sdl_shard_list */
+    int batch_size;            /* 0: 64 */
+    int rank, world_size;      /* 0, 0: one process */
+    int workers;               /* decoding threads W; 0: 2 */
+    int prefetch;              /* batches decoded ahead; 0: 2 */
+    int shuffle_buffer;        /* samples per worker; 0, 1: none */
+    bool shuffle_shards;       /* shuffle the shard list each epoch */
+    uint64_t seed;
+    int channels;              /* 1, 3 or 4 (0: as the first sample) */
+    sdl_stream_equal equal;
+    bool drop_last;            /* drop the last batch when it is short */
+    const char *image_key, *label_key; /* TFRecord feature names; NULL: "image", "label" */
+    sdl_augment_desc aug;
+} sdl_stream_desc;
+
+typedef struct sdl_stream sdl_stream;
+SDL_API sdl_stream *sdl_stream_new(const sdl_stream_desc *desc);
+/* the next batch, x f32 (B, C, H, W) and y i32 (B), valid until the next call; false at
+   the end of the epoch (the next call starts the next one) or on an error (a bad sample,
+   named with its shard and key, in sdl_last_error(); sdl_stream_error() says which). */
+SDL_API bool sdl_stream_next(sdl_stream *s, sdl_tensor **x, sdl_tensor **y);
+/* Resume: continue epoch `epoch` after its first batches_done batches (from a checkpoint
+   of sdl_stream_epoch / sdl_stream_batches_done); the batches that follow are those an
+   uninterrupted run gives. Also clears an error. */
+SDL_API sdl_result sdl_stream_set_position(sdl_stream *s, int64_t epoch, int64_t batches_done);
+SDL_API int64_t sdl_stream_epoch(const sdl_stream *s);
+SDL_API int64_t sdl_stream_batches_done(const sdl_stream *s);  /* this epoch's, handed out */
+SDL_API int64_t sdl_stream_num_batches(const sdl_stream *s);   /* this epoch's, every rank */
+SDL_API int64_t sdl_stream_total_samples(const sdl_stream *s); /* in every shard */
+SDL_API sdl_result sdl_stream_error(const sdl_stream *s);
+SDL_API void sdl_stream_free(sdl_stream *s);
+
 /* >>decl-train: timers, meters, progress lines, results CSV, flags */
 SDL_API double sdl_now(void); /* seconds from a monotonic clock (wall clock under strict -std=c99/c11) */
 
@@ -6173,8 +6245,9 @@ static bool sdl__jpeg_check(const char *what, const uint8_t *b, size_t n, int64_
 }
 #endif
 
-/* decodes an image file's bytes to CHW: *c channels (0: as stored, then set), h, w */
-static uint8_t *sdl__decode_image(const char *what, const uint8_t *bytes, size_t n, int *c, int *h, int *w) {
+/* decodes an image file's bytes to HWC as stb gives them (free with stbi_image_free):
+   *c channels (0: as stored, then set), h, w */
+static uint8_t *sdl__decode_image_hwc(const char *what, const uint8_t *bytes, size_t n, int *c, int *h, int *w) {
 #ifdef SDL_NO_STB
     SDL__UNUSED(bytes); SDL__UNUSED(n); SDL__UNUSED(c); SDL__UNUSED(h); SDL__UNUSED(w);
     sdl_fail(SDL_ERR_ARG, "%s: decoding images needs stb_image, and sdl was built with SDL_NO_STB", what);
@@ -6198,14 +6271,23 @@ static uint8_t *sdl__decode_image(const char *what, const uint8_t *bytes, size_t
     stbi_uc *hwc = stbi_load_from_memory(bytes, (int)n, w, h, &comp, *c);
     if (!hwc) { sdl_fail(SDL_ERR_FORMAT, "%s: cannot decode the image (stb_image: %s)", what, stbi_failure_reason()); return NULL; }
     if (*c == 0) *c = comp;
-    size_t hw = (size_t)*h * (size_t)*w; /* stb caps each side at 2^24 and the product */
+    return hwc;
+#endif
+}
+
+/* decodes an image file's bytes to CHW (free with SDL_DEALLOC), as sdl__decode_image_hwc */
+static uint8_t *sdl__decode_image(const char *what, const uint8_t *bytes, size_t n, int *c, int *h, int *w) {
+    uint8_t *hwc = sdl__decode_image_hwc(what, bytes, n, c, h, w);
+    if (!hwc) return NULL;
+    size_t hw = (size_t)*h * (size_t)*w; /* capped above */
     uint8_t *chw = (uint8_t *)sdl__alloc(hw * (size_t)*c);
     if (chw)
         for (int k = 0; k < *c; k++)
             for (size_t i = 0; i < hw; i++) chw[(size_t)k * hw + i] = hwc[i * (size_t)*c + (size_t)k];
+#ifndef SDL_NO_STB
     stbi_image_free(hwc);
-    return chw;
 #endif
+    return chw;
 }
 
 SDL_API sdl_tensor *sdl_load_image(const char *path, int channels) {
@@ -6582,6 +6664,20 @@ static bool sdl__tar_num(const uint8_t *f, int len, uint64_t *v) {
     return digits > 0;
 }
 
+/* a member name's sample key length: up to the first dot of its last component, or 0 when
+   that component has no dot (not part of a sample). "./" prefixes are the caller's. */
+static size_t sdl__sample_key_len(const char *name) {
+    const char *base = strrchr(name, '/');
+    const char *dot = strchr(base ? base + 1 : name, '.');
+    return dot ? (size_t)(dot - name) : 0;
+}
+
+/* "./key.png" from tar -C dir . */
+static const char *sdl__strip_dot_slash(const char *nm) {
+    while (nm[0] == '.' && nm[1] == '/') nm += 2;
+    return nm;
+}
+
 typedef struct sdl__shard_sample {
     char *key;        /* heap */
     uint8_t *img;     /* heap: the image file's bytes */
@@ -6654,11 +6750,9 @@ static sdl_result sdl__shard_flush(sdl__shard_reader *rd, const char *shard) {
 
 /* one member: name and its bytes */
 static sdl_result sdl__shard_member(sdl__shard_reader *rd, const char *shard, const char *name, const uint8_t *data, size_t n) {
-    const char *base = strrchr(name, '/');
-    base = base ? base + 1 : name;
-    const char *dot = strchr(base, '.');
-    if (!dot) return SDL_OK; /* no extension: not part of a sample */
-    size_t klen = (size_t)(dot - name);
+    size_t klen = sdl__sample_key_len(name);
+    if (!klen) return SDL_OK; /* no extension: not part of a sample */
+    const char *dot = name + klen;
     sdl__shard_sample *s = &rd->s;
     if (!s->key || strlen(s->key) != klen || memcmp(s->key, name, klen)) {
         sdl_result r = sdl__shard_flush(rd, shard);
@@ -6692,113 +6786,151 @@ static sdl_result sdl__shard_member(sdl__shard_reader *rd, const char *shard, co
     return SDL_OK; /* other extensions (.json, .txt, ...) are not read */
 }
 
-/* reads one shard, member by member */
-static sdl_result sdl__read_shard(sdl__shard_reader *rd, const char *shard) {
-    FILE *f = sdl__open_read(shard);
-    if (!f) return sdl_last_result();
-    long fsize = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    if (fsize < 0 || fseek(f, 0, SEEK_SET) != 0) { fclose(f); return sdl_fail(SDL_ERR_IO, "%s: cannot find its size", shard); }
+/* A tar file member by member: sdl__tar_next gives each regular file's name and (when
+   want_data) its bytes; GNU long names and pax paths apply to the member after them. */
+typedef struct sdl__tar {
+    FILE *f;
+    const char *path;
+    uint64_t off, fsize;
+    char *longname;      /* from a GNU 'L' or pax 'x' member, for the next header */
+    char name[512];      /* the current member's */
+    uint8_t *data;       /* its bytes (+ a NUL), when read */
+    size_t n, cap;
+} sdl__tar;
+
+static bool sdl__tar_open(sdl__tar *t, const char *path) {
+    memset(t, 0, sizeof *t);
+    t->path = path;
+    if (!(t->f = sdl__open_read(path))) return false;
+    long fsize = fseek(t->f, 0, SEEK_END) == 0 ? ftell(t->f) : -1;
+    if (fsize < 0 || fseek(t->f, 0, SEEK_SET) != 0) { fclose(t->f); t->f = NULL; sdl_fail(SDL_ERR_IO, "%s: cannot find its size", path); return false; }
+    t->fsize = (uint64_t)fsize;
+    return true;
+}
+
+static void sdl__tar_close(sdl__tar *t) {
+    if (t->f) fclose(t->f);
+    SDL_DEALLOC(t->longname);
+    SDL_DEALLOC(t->data);
+    memset(t, 0, sizeof *t);
+}
+
+/* reads size bytes of member data into t->data (+ a NUL) */
+static bool sdl__tar_data(sdl__tar *t, uint64_t size) {
+    if (size + 1 > t->cap) {
+        uint8_t *p = (uint8_t *)SDL_REALLOC(t->data, (size_t)size + 1);
+        if (!p) { sdl_fail(SDL_ERR_OOM, "%s: out of memory for a %llu-byte member", t->path, (unsigned long long)size); return false; }
+        t->data = p;
+        t->cap = (size_t)size + 1;
+    }
+    if (fread(t->data, 1, (size_t)size, t->f) != (size_t)size) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: truncated: the member at byte %llu needs %llu bytes", t->path, (unsigned long long)t->off, (unsigned long long)size);
+        return false;
+    }
+    t->data[size] = 0;
+    t->n = (size_t)size;
+    return true;
+}
+
+/* pax records "len key=value\n": takes path; refuses size */
+static bool sdl__tar_pax(sdl__tar *t, uint64_t size, uint64_t at) {
+    const uint8_t *data = t->data;
+    for (uint64_t p = 0; p < size;) {
+        uint64_t len = 0, q = p;
+        while (q < size && data[q] >= '0' && data[q] <= '9' && len < size) len = len * 10 + (uint64_t)(data[q++] - '0');
+        if (q >= size || data[q] != ' ' || len == 0 || len > size - p || data[p + len - 1] != '\n') {
+            sdl_fail(SDL_ERR_FORMAT, "%s: bad pax header at byte %llu", t->path, (unsigned long long)at);
+            return false;
+        }
+        if (len - (q + 1 - p) > 5 && !memcmp(data + q + 1, "path=", 5)) {
+            size_t vn = (size_t)(len - (q + 1 - p) - 6);
+            SDL_DEALLOC(t->longname);
+            t->longname = (char *)sdl__alloc(vn + 1);
+            if (!t->longname) return false;
+            memcpy(t->longname, data + q + 6, vn);
+            t->longname[vn] = 0;
+        }
+        if (len - (q + 1 - p) > 5 && !memcmp(data + q + 1, "size=", 5)) {
+            sdl_fail(SDL_ERR_FORMAT, "%s: pax size records (members over 8 GB) are not supported", t->path);
+            return false;
+        }
+        p += len;
+    }
+    return true;
+}
+
+/* the next regular file: 1 (t->name, and t->data/t->n when want_data), 0 at the end of
+   the archive, -1 on an error naming the file and byte offset */
+static int sdl__tar_next(sdl__tar *t, bool want_data) {
     uint8_t h[512];
-    uint8_t *data = NULL;
-    char *longname = NULL; /* from a GNU 'L' or pax 'x' member, for the next header */
-    sdl_result r = SDL_OK;
-    uint64_t off = 0;
     for (;;) {
-        size_t got = fread(h, 1, 512, f);
+        size_t got = fread(h, 1, 512, t->f);
         if (got != 512) {
-            r = sdl_fail(SDL_ERR_FORMAT, "%s: truncated: %s at byte %llu (no end-of-archive blocks)", shard,
-                         got ? "a partial header" : "the file ends", (unsigned long long)off);
-            break;
+            sdl_fail(SDL_ERR_FORMAT, "%s: truncated: %s at byte %llu (no end-of-archive blocks)", t->path, got ? "a partial header" : "the file ends",
+                     (unsigned long long)t->off);
+            return -1;
         }
         bool zero = true;
         for (int i = 0; i < 512 && zero; i++) zero = h[i] == 0;
-        if (zero) break; /* end of archive */
+        if (zero) return 0; /* end of archive */
         uint64_t sum = 0, want, size;
         for (int i = 0; i < 512; i++) sum += (i >= 148 && i < 156) ? ' ' : h[i];
         if (!sdl__tar_num(h + 148, 8, &want) || want != sum) {
-            r = sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: checksum mismatch (corrupt, or not a tar file)", shard, (unsigned long long)off);
-            break;
+            sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: checksum mismatch (corrupt, or not a tar file)", t->path, (unsigned long long)t->off);
+            return -1;
         }
         bool posix = !memcmp(h + 257, "ustar\0" "00", 8), gnu = !memcmp(h + 257, "ustar  \0", 8);
-        if (!posix && !gnu) { r = sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: not a ustar or GNU tar header", shard, (unsigned long long)off); break; }
-        if (!sdl__tar_num(h + 124, 12, &size)) {
-            r = sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: bad size field", shard, (unsigned long long)off);
-            break;
-        }
-        if (size > (uint64_t)fsize - off - 512) { /* checked before anything is allocated */
-            r = sdl_fail(SDL_ERR_FORMAT, "%s: truncated: the member at byte %llu needs %llu bytes", shard, (unsigned long long)off, (unsigned long long)size);
-            break;
+        if (!posix && !gnu) { sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: not a ustar or GNU tar header", t->path, (unsigned long long)t->off); return -1; }
+        if (!sdl__tar_num(h + 124, 12, &size)) { sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: bad size field", t->path, (unsigned long long)t->off); return -1; }
+        if (size > t->fsize - t->off - 512) { /* checked before anything is allocated */
+            sdl_fail(SDL_ERR_FORMAT, "%s: truncated: the member at byte %llu needs %llu bytes", t->path, (unsigned long long)t->off, (unsigned long long)size);
+            return -1;
         }
         char type = (char)h[156];
-        bool keep = type == '0' || type == 0 || type == '7' || type == 'L' || type == 'x';
-        SDL_DEALLOC(data);
-        data = NULL;
-        if (keep) {
-            data = (uint8_t *)sdl__alloc((size_t)size + 1);
-            if (!data) { r = SDL_ERR_OOM; break; }
-            if (fread(data, 1, (size_t)size, f) != (size_t)size) {
-                r = sdl_fail(SDL_ERR_FORMAT, "%s: truncated: the member at byte %llu needs %llu bytes", shard, (unsigned long long)off, (unsigned long long)size);
-                break;
-            }
-            data[size] = 0;
-        } else if (size && fseek(f, (long)size, SEEK_CUR) != 0) {
-            r = sdl_fail(SDL_ERR_IO, "%s: seek failed", shard);
-            break;
+        bool file = type == '0' || type == 0 || type == '7', meta = type == 'L' || type == 'x';
+        uint64_t padded = (size + 511) / 512 * 512, at = t->off;
+        if ((file && want_data) || meta) {
+            if (!sdl__tar_data(t, size)) return -1;
+            if (padded > size && fseek(t->f, (long)(padded - size), SEEK_CUR) != 0) { sdl_fail(SDL_ERR_IO, "%s: seek failed", t->path); return -1; }
+        } else if (padded && fseek(t->f, (long)padded, SEEK_CUR) != 0) {
+            sdl_fail(SDL_ERR_IO, "%s: seek failed", t->path);
+            return -1;
         }
-        uint64_t padded = (size + 511) / 512 * 512;
-        if (padded > size && fseek(f, (long)(padded - size), SEEK_CUR) != 0) { r = sdl_fail(SDL_ERR_IO, "%s: seek failed", shard); break; }
-        off += 512 + padded;
+        t->off += 512 + padded;
         if (type == 'L') { /* GNU long name: the data is the next member's name */
-            SDL_DEALLOC(longname);
-            longname = (char *)data;
-            data = NULL;
+            SDL_DEALLOC(t->longname);
+            if (!(t->longname = sdl__strdup((const char *)t->data))) return -1;
             continue;
         }
-        if (type == 'x') { /* pax records "len key=value\n": take path */
-            for (uint64_t p = 0; p < size;) {
-                uint64_t len = 0, q = p;
-                while (q < size && data[q] >= '0' && data[q] <= '9' && len < size) len = len * 10 + (uint64_t)(data[q++] - '0');
-                if (q >= size || data[q] != ' ' || len == 0 || len > size - p || data[p + len - 1] != '\n') {
-                    r = sdl_fail(SDL_ERR_FORMAT, "%s: bad pax header at byte %llu", shard, (unsigned long long)(off - 512 - padded));
-                    break;
-                }
-                if (len - (q + 1 - p) > 5 && !memcmp(data + q + 1, "path=", 5)) {
-                    size_t vn = (size_t)(len - (q + 1 - p) - 6);
-                    SDL_DEALLOC(longname);
-                    longname = (char *)sdl__alloc(vn + 1);
-                    if (!longname) { r = SDL_ERR_OOM; break; }
-                    memcpy(longname, data + q + 6, vn);
-                    longname[vn] = 0;
-                }
-                if (len - (q + 1 - p) > 5 && !memcmp(data + q + 1, "size=", 5)) {
-                    r = sdl_fail(SDL_ERR_FORMAT, "%s: pax size records (members over 8 GB) are not supported", shard);
-                    break;
-                }
-                p += len;
-            }
-            if (r != SDL_OK) break;
+        if (type == 'x') {
+            if (!sdl__tar_pax(t, size, at)) return -1;
             continue;
         }
-        if (!keep) { SDL_DEALLOC(longname); longname = NULL; continue; } /* folders, links, ... */
-        char name[512];
-        if (longname) snprintf(name, sizeof name, "%s", longname);
-        else if (posix && h[345]) snprintf(name, sizeof name, "%.155s/%.100s", (const char *)h + 345, (const char *)h);
-        else snprintf(name, sizeof name, "%.100s", (const char *)h);
-        SDL_DEALLOC(longname);
-        longname = NULL;
-        const char *nm = name;
-        while (nm[0] == '.' && nm[1] == '/') nm += 2; /* "./key.png" from tar -C dir . */
-        r = sdl__shard_member(rd, shard, nm, data, (size_t)size);
-        if (r != SDL_OK) break;
+        if (!file) { SDL_DEALLOC(t->longname); t->longname = NULL; continue; } /* folders, links, ... */
+        if (t->longname) snprintf(t->name, sizeof t->name, "%s", t->longname);
+        else if (posix && h[345]) snprintf(t->name, sizeof t->name, "%.155s/%.100s", (const char *)h + 345, (const char *)h);
+        else snprintf(t->name, sizeof t->name, "%.100s", (const char *)h);
+        SDL_DEALLOC(t->longname);
+        t->longname = NULL;
+        if (!want_data) t->n = (size_t)size;
+        return 1;
     }
+}
+
+/* reads one shard, member by member */
+static sdl_result sdl__read_shard(sdl__shard_reader *rd, const char *shard) {
+    sdl__tar t;
+    if (!sdl__tar_open(&t, shard)) return sdl_last_result();
+    sdl_result r = SDL_OK;
+    int k;
+    while (r == SDL_OK && (k = sdl__tar_next(&t, true)) != 0)
+        r = k < 0 ? sdl_last_result() : sdl__shard_member(rd, shard, sdl__strip_dot_slash(t.name), t.data, t.n);
     if (r == SDL_OK) r = sdl__shard_flush(rd, shard); /* a sample never spans shards */
     SDL_DEALLOC(rd->s.key);
     SDL_DEALLOC(rd->s.img);
     memset(&rd->s, 0, sizeof rd->s);
     rd->s.label = -1;
-    SDL_DEALLOC(data);
-    SDL_DEALLOC(longname);
-    fclose(f);
+    sdl__tar_close(&t);
     return r;
 }
 
@@ -7913,6 +8045,796 @@ SDL_API bool sdl_loader_next(sdl_loader *l, sdl_tensor **x, sdl_tensor **y) {
 SDL_API int64_t sdl_loader_num_batches(const sdl_loader *l) { return l ? l->nbatches : 0; }
 SDL_API int64_t sdl_loader_num_samples(const sdl_loader *l) { return l ? l->per_rank : 0; }
 SDL_API int64_t sdl_loader_epoch(const sdl_loader *l) { return l ? l->epoch : 0; }
+
+/* >>stream: the streaming pipeline (see >>decl-stream). Each worker owns its shards, its
+   reader and its shuffle buffer, and decodes its samples straight into the batch slot and
+   row its position says; a slot's batch is ready when all its rows are filled. A worker
+   may run ahead into the next prefetch slots only, so the batch the caller holds is never
+   written. One mutex and condition variable guard the counters. */
+#define SDL__STREAM_SHARDS 0x7368617264ull  /* "shard" */
+#define SDL__STREAM_BUFFER 0x6275666672ull  /* "buffr" */
+#define SDL__STREAM_AUG 0x6175676d6e74ull   /* "augmnt" */
+
+enum { SDL__SRC_TAR = 0, SDL__SRC_TFRECORD, SDL__SRC_ZIP };
+enum { SDL__IMG_NONE = 0, SDL__IMG_ENCODED, SDL__IMG_NPY, SDL__IMG_TENSORPROTO };
+
+typedef struct sdl__raw { /* one sample as read: undecoded */
+    char key[200];
+    int kind, shard;
+    int64_t label;        /* -1: none */
+    sdl__buf img;
+} sdl__raw;
+
+typedef struct sdl__worker {
+    struct sdl_stream *st;
+    int id;
+    int *shards, nshards;  /* this epoch's, in reading order */
+    int64_t n, *pos;       /* its samples this epoch and their positions in the rank's sequence */
+    int64_t k, lap;        /* the next sample: pos[k] + lap * (the rank's count) */
+    bool done, busy;
+    /* the reader: shard cur, member by member (tar, zip) or record by record */
+    int cur, kind;
+    sdl__tar tar;
+    sdl_tfrecord_reader *tfr;
+    sdl_zip *zip;
+    int64_t zi;
+    uint8_t *zdata;
+    const char *mname;
+    const uint8_t *mdata;
+    size_t mn;
+    bool open, pending, eof;
+    /* the shuffle buffer */
+    sdl__raw *buf;
+    int nbuf;
+    bool drained;
+    uint64_t draws;
+    sdl__raw raw;
+#ifndef SDL_NO_THREADS
+    pthread_t thread;
+    bool started;
+#endif
+} sdl__worker;
+
+struct sdl_stream {
+    sdl_stream_desc d;
+    char **paths;
+    int npaths, C, H, W, nworkers, nslots;
+    int *kinds, *order;
+    int64_t *counts, total;
+    int64_t epoch, taken, nbatches, P, n_rank, skip_to;
+    sdl_tensor **x, **y;
+    int64_t *filled;       /* rows written per slot */
+    sdl__worker *w;
+    sdl_result err;
+    char errmsg[600];
+    bool threaded, active, stop;
+#ifndef SDL_NO_THREADS
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+#endif
+};
+
+static int sdl__stream_kind(const char *path) {
+    static const char *const tfr[] = {"tfrecord", "tfrecords", "tfr", NULL}, *const zip[] = {"zip", NULL};
+    return sdl__has_ext(path, tfr) ? SDL__SRC_TFRECORD : sdl__has_ext(path, zip) ? SDL__SRC_ZIP : SDL__SRC_TAR;
+}
+
+static void sdl__raw_clear(sdl__raw *r) {
+    SDL_DEALLOC(r->img.p);
+    memset(r, 0, sizeof *r);
+    r->label = -1;
+}
+
+/* ---- reading: members of a tar or zip shard ---- */
+static void sdl__worker_close(sdl__worker *w) {
+    sdl__tar_close(&w->tar);
+    sdl_tfrecord_close(w->tfr);
+    sdl_zip_close(w->zip);
+    SDL_DEALLOC(w->zdata);
+    w->tfr = NULL;
+    w->zip = NULL;
+    w->zdata = NULL;
+    w->open = w->pending = w->eof = false;
+}
+
+static bool sdl__worker_open(sdl__worker *w, int shard) {
+    const char *path = w->st->paths[shard];
+    w->kind = w->st->kinds[shard];
+    w->zi = 0;
+    if (w->kind == SDL__SRC_TAR) w->open = sdl__tar_open(&w->tar, path);
+    else if (w->kind == SDL__SRC_ZIP) w->open = (w->zip = sdl_zip_open(path)) != NULL;
+    else w->open = (w->tfr = sdl_tfrecord_open(path)) != NULL;
+    return w->open;
+}
+
+/* the next member of a tar or zip into w->mname/mdata/mn: 1, 0 at the end, -1 error */
+static int sdl__member_next(sdl__worker *w, bool want_data) {
+    if (w->kind == SDL__SRC_TAR) {
+        int k = sdl__tar_next(&w->tar, want_data);
+        w->mname = sdl__strip_dot_slash(w->tar.name);
+        w->mdata = w->tar.data;
+        w->mn = w->tar.n;
+        return k;
+    }
+    if (w->zi >= sdl_zip_count(w->zip)) return 0;
+    int64_t i = w->zi++;
+    w->mname = sdl__strip_dot_slash(sdl_zip_name(w->zip, i));
+    w->mn = (size_t)sdl_zip_size(w->zip, i);
+    SDL_DEALLOC(w->zdata);
+    w->zdata = NULL;
+    if (want_data && sdl__sample_key_len(w->mname) && !(w->zdata = sdl_zip_read(w->zip, i, &w->mn))) return -1;
+    w->mdata = w->zdata;
+    return 1;
+}
+
+/* an ASCII integer label (.cls, .txt); -1 if it is not one */
+static int64_t sdl__parse_label(const uint8_t *d, size_t n) {
+    size_t i = 0;
+    int64_t v = 0;
+    while (i < n && (d[i] == ' ' || d[i] == '\t')) i++;
+    size_t d0 = i;
+    while (i < n && d[i] >= '0' && d[i] <= '9' && v <= INT32_MAX) v = v * 10 + (d[i++] - '0');
+    size_t d1 = i;
+    while (i < n && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r')) i++;
+    return d1 == d0 || i != n || v >= INT32_MAX ? -1 : v;
+}
+
+/* one member into the sample being gathered */
+static bool sdl__raw_member(sdl__worker *w, sdl__raw *r, const char *ext) {
+    const char *shard = w->st->paths[r->shard];
+    if (!strcmp(ext, "cls") || !strcmp(ext, "txt")) {
+        int64_t v = sdl__parse_label(w->mdata, w->mn);
+        if (v < 0) { sdl_fail(SDL_ERR_FORMAT, "%s: %s: a .%s member must hold one non-negative integer (ASCII)", shard, w->mname, ext); return false; }
+        if (r->label >= 0) { sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has two labels", shard, r->key); return false; }
+        r->label = v;
+        return true;
+    }
+    static const char *const enc[] = {"png", "jpg", "jpeg", NULL}, *const npy[] = {"npy", NULL};
+    int kind = strchr(ext, '.') ? SDL__IMG_NONE : sdl__has_ext(w->mname, enc) ? SDL__IMG_ENCODED : sdl__has_ext(w->mname, npy) ? SDL__IMG_NPY : SDL__IMG_NONE;
+    if (kind == SDL__IMG_NONE) return true; /* other members (.json, ...) are not read */
+    if (r->kind != SDL__IMG_NONE) { sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has two images", shard, r->key); return false; }
+    r->kind = kind;
+    r->img.n = 0;
+    sdl__buf_put(&r->img, w->mdata, w->mn);
+    return !r->img.oom;
+}
+
+/* the next sample of a tar or zip shard: members sharing a key, in order */
+static int sdl__raw_next_members(sdl__worker *w, sdl__raw *r, bool want_data) {
+    for (;;) {
+        if (!w->pending) {
+            int k = w->eof ? 0 : sdl__member_next(w, want_data);
+            if (k < 0) return -1;
+            if (k == 0) { w->eof = true; return r->key[0] ? 1 : 0; }
+        }
+        size_t klen = sdl__sample_key_len(w->mname);
+        if (!klen) { w->pending = false; continue; }
+        if (r->key[0] && (strlen(r->key) != klen || memcmp(r->key, w->mname, klen))) { w->pending = true; return 1; }
+        w->pending = false;
+        if (!r->key[0]) snprintf(r->key, sizeof r->key, "%.*s", (int)(klen < 199 ? klen : 199), w->mname);
+        if (want_data && !sdl__raw_member(w, r, w->mname + klen + 1)) return -1;
+    }
+}
+
+/* the next record of a TFRecord shard as a sample */
+static int sdl__raw_next_record(sdl__worker *w, sdl__raw *r, bool want_data) {
+    const uint8_t *p;
+    size_t n;
+    const char *shard = w->st->paths[r->shard];
+    if (!sdl_tfrecord_next(w->tfr, &p, &n)) return sdl_tfrecord_close(w->tfr) == SDL_OK ? (w->tfr = NULL, 0) : (w->tfr = NULL, -1);
+    snprintf(r->key, sizeof r->key, "record %lld", (long long)sdl_tfrecord_count(w->tfr) - 1);
+    if (!want_data) return 1;
+    char what[700];
+    snprintf(what, sizeof what, "%s %s", shard, r->key);
+    sdl_example *e = sdl_example_parse(p, n, what);
+    if (!e) return -1;
+    const char *ik = w->st->d.image_key ? w->st->d.image_key : "image", *lk = w->st->d.label_key ? w->st->d.label_key : "label";
+    size_t in;
+    int64_t nl;
+    const uint8_t *img = sdl_example_bytes(e, ik, 0, &in);
+    const int64_t *lab = img ? sdl_example_int64s(e, lk, &nl) : NULL;
+    bool ok = img && lab && nl >= 1 && lab[0] >= 0 && lab[0] < INT32_MAX;
+    if (!ok && img && lab) sdl_fail(SDL_ERR_FORMAT, "%s: feature '%s' must hold a label >= 0", what, lk);
+    else if (!ok) sdl_fail(SDL_ERR_FORMAT, "%s: %s", what, sdl_last_error());
+    if (ok) {
+        r->label = lab[0];
+        r->kind = (in >= 3 && ((img[0] == 0x89 && img[1] == 'P') || (img[0] == 0xFF && img[1] == 0xD8))) ? SDL__IMG_ENCODED : SDL__IMG_TENSORPROTO;
+        sdl__buf_put(&r->img, img, in);
+        ok = !r->img.oom;
+    }
+    sdl_example_free(e);
+    return ok ? 1 : -1;
+}
+
+/* the next sample of the worker's shards, in order: 1, 0 when they are done, -1 error */
+static int sdl__raw_next(sdl__worker *w, sdl__raw *r, bool want_data) {
+    sdl__raw_clear(r);
+    for (;;) {
+        if (!w->open) {
+            if (w->cur >= w->nshards) return 0;
+            if (!sdl__worker_open(w, w->shards[w->cur])) return -1;
+        }
+        r->shard = w->shards[w->cur];
+        int k = w->kind == SDL__SRC_TFRECORD ? sdl__raw_next_record(w, r, want_data) : sdl__raw_next_members(w, r, want_data);
+        if (k != 0) return k;
+        sdl__worker_close(w);
+        w->cur++;
+    }
+}
+
+/* ---- the shuffle buffer (WebDataset's): fill to N, hand out a random one ---- */
+static int sdl__buffer_next(sdl__worker *w, sdl__raw *out) {
+    const sdl_stream *st = w->st;
+    int N = st->d.shuffle_buffer;
+    if (N <= 1) return sdl__raw_next(w, out, true);
+    while (!w->drained && w->nbuf < N) {
+        int k = sdl__raw_next(w, &w->buf[w->nbuf], true);
+        if (k < 0) return -1;
+        if (k == 0) w->drained = true;
+        else w->nbuf++;
+    }
+    if (w->nbuf == 0) return 0;
+    uint64_t key = st->d.seed ^ SDL__STREAM_BUFFER ^ ((uint64_t)st->d.rank << 40) ^ ((uint64_t)w->id << 20);
+    int j = (int)(sdl__hash3(key, (uint64_t)st->epoch, w->draws++) % (uint64_t)w->nbuf);
+    sdl__raw_clear(out);
+    *out = w->buf[j];
+    w->buf[j] = w->buf[--w->nbuf];
+    memset(&w->buf[w->nbuf], 0, sizeof(sdl__raw));
+    return 1;
+}
+
+/* back to the start of the worker's shards (a new epoch or lap) */
+static void sdl__worker_rewind(sdl__worker *w) {
+    sdl__worker_close(w);
+    for (int i = 0; i < w->nbuf; i++) sdl__raw_clear(&w->buf[i]);
+    w->nbuf = 0;
+    w->cur = 0;
+    w->drained = false;
+    w->draws = 0;
+}
+
+/* ---- decoding and augmentation ---- */
+typedef struct sdl__img { /* (h, w, c), row-major: what stb, numpy and TF hold */
+    const uint8_t *u8;
+    const float *f32;
+    int h, w, c;
+} sdl__img;
+
+/* the crop of the source (y0, x0, hh, ww, in source pixels) the augmentation scales to the
+   output, for the sample at position p (draws 0-3) */
+static void sdl__aug_rect(const sdl_stream *st, uint64_t key, uint64_t p, int Hs, int Ws, double r[4]) {
+    const sdl_augment_desc *a = &st->d.aug;
+    double H = st->H, W = st->W;
+    r[0] = 0; r[1] = 0; r[2] = Hs; r[3] = Ws;
+    if (a->random_resized_crop) { /* torchvision's RandomResizedCrop.get_params */
+        double area = (double)Hs * Ws, s0 = a->scale[1] > 0 ? a->scale[0] : 0.08, s1 = a->scale[1] > 0 ? a->scale[1] : 1.0;
+        double q0 = a->ratio[1] > 0 ? a->ratio[0] : 3.0 / 4.0, q1 = a->ratio[1] > 0 ? a->ratio[1] : 4.0 / 3.0;
+        for (int t = 0; t < 10; t++) {
+            uint64_t base = (p * 64 + (uint64_t)t * 4) & ~(uint64_t)0;
+            double u0 = sdl_hash_uniform(key, (uint64_t)st->epoch, base), u1 = sdl_hash_uniform(key, (uint64_t)st->epoch, base + 1);
+            double target = area * (s0 + (s1 - s0) * u0), ar = exp(log(q0) + (log(q1) - log(q0)) * u1);
+            double cw = floor(sqrt(target * ar) + 0.5), ch = floor(sqrt(target / ar) + 0.5);
+            if (cw > 0 && cw <= Ws && ch > 0 && ch <= Hs) {
+                r[0] = floor(sdl_hash_uniform(key, (uint64_t)st->epoch, base + 2) * (Hs - ch + 1));
+                r[1] = floor(sdl_hash_uniform(key, (uint64_t)st->epoch, base + 3) * (Ws - cw + 1));
+                r[2] = ch;
+                r[3] = cw;
+                return;
+            }
+        }
+        double in = (double)Ws / Hs; /* fallback: a center crop of the clamped aspect ratio */
+        if (in < q0) { r[3] = Ws; r[2] = floor(Ws / q0 + 0.5); }
+        else if (in > q1) { r[2] = Hs; r[3] = floor(Hs * q1 + 0.5); }
+        r[0] = floor((Hs - r[2]) / 2); r[1] = floor((Ws - r[3]) / 2);
+        return;
+    }
+    double sc = 1.0; /* resize: the shorter side to a->resize */
+    if (a->resize > 0) sc = (double)a->resize / (Hs < Ws ? Hs : Ws);
+    if (a->center_crop) { /* the (H, W) middle of the (resized) image, in source pixels */
+        double Hv = a->resize > 0 ? (Hs < Ws ? a->resize : floor(Hs * sc)) : Hs, Wv = a->resize > 0 ? (Ws <= Hs ? a->resize : floor(Ws * sc)) : Ws;
+        double top = floor((Hv - H) / 2 + 0.5), left = floor((Wv - W) / 2 + 0.5);
+        double sy = Hv / Hs, sx = Wv / Ws;
+        r[0] = top / sy; r[1] = left / sx; r[2] = H / sy; r[3] = W / sx;
+    }
+}
+
+/* the sample at position p into out (C, H, W): crop/scale (bilinear), pad-crop, flip,
+   normalise. xi, xw: 2 * W scratch each. */
+static void sdl__augment(const sdl_stream *st, const sdl__img *s, uint64_t p, float *out, int *xi, float *xw) {
+    const sdl_augment_desc *a = &st->d.aug;
+    int C = st->C, H = st->H, W = st->W;
+    uint64_t key = st->d.seed ^ SDL__STREAM_AUG ^ ((uint64_t)st->d.rank * 0x9E3779B97F4A7C15ull);
+    double r[4];
+    sdl__aug_rect(st, key, p, s->h, s->w, r);
+    int oy = 0, ox = 0;
+    bool flip = false;
+    if (a->pad > 0) {
+        oy = (int)(sdl__hash3(key, (uint64_t)st->epoch, p * 64 + 40) % (uint64_t)(2 * a->pad + 1)) - a->pad;
+        ox = (int)(sdl__hash3(key, (uint64_t)st->epoch, p * 64 + 41) % (uint64_t)(2 * a->pad + 1)) - a->pad;
+    }
+    if (a->hflip) flip = (sdl__hash3(key, (uint64_t)st->epoch, p * 64 + 42) >> 63) != 0;
+    double fy = r[2] / H, fx = r[3] / W;
+    for (int j = 0; j < W; j++) { /* per column: two source columns and a weight, or -1 (padding) */
+        int vj = (flip ? W - 1 - j : j) + ox;
+        if (vj < 0 || vj >= W) { xi[2 * j] = -1; continue; }
+        double sx = r[1] + (vj + 0.5) * fx - 0.5;
+        if (sx < 0) sx = 0;
+        if (sx > s->w - 1) sx = s->w - 1;
+        int x0 = (int)sx;
+        xi[2 * j] = x0;
+        xi[2 * j + 1] = x0 + 1 < s->w ? x0 + 1 : x0;
+        xw[j] = (float)(sx - x0);
+    }
+    float to01 = s->u8 ? 1.0f / 255.0f : 1.0f;
+    for (int c = 0; c < C; c++) {
+        float mean = c < 4 ? a->mean[c] : 0.0f, sd = c < 4 ? a->std[c] : 0.0f;
+        float scale = sd != 0.0f ? to01 / sd : to01, shift = sd != 0.0f ? -mean / sd : 0.0f;
+        int sc = s->c == 1 ? 0 : c; /* one grey channel serves every output channel */
+        for (int i = 0; i < H; i++) {
+            float *o = out + ((int64_t)c * H + i) * W;
+            int vi = i + oy;
+            if (vi < 0 || vi >= H) { for (int j = 0; j < W; j++) o[j] = shift; continue; }
+            double sy = r[0] + (vi + 0.5) * fy - 0.5;
+            if (sy < 0) sy = 0;
+            if (sy > s->h - 1) sy = s->h - 1;
+            int y0 = (int)sy, y1 = y0 + 1 < s->h ? y0 + 1 : y0;
+            float wy = (float)(sy - y0);
+            size_t r0 = (size_t)y0 * (size_t)s->w * (size_t)s->c, r1 = (size_t)y1 * (size_t)s->w * (size_t)s->c;
+            for (int j = 0; j < W; j++) {
+                if (xi[2 * j] < 0) { o[j] = shift; continue; }
+                size_t a0 = (size_t)xi[2 * j] * (size_t)s->c + (size_t)sc, a1 = (size_t)xi[2 * j + 1] * (size_t)s->c + (size_t)sc;
+                float v00, v01, v10, v11;
+                if (s->u8) { v00 = s->u8[r0 + a0]; v01 = s->u8[r0 + a1]; v10 = s->u8[r1 + a0]; v11 = s->u8[r1 + a1]; }
+                else { v00 = s->f32[r0 + a0]; v01 = s->f32[r0 + a1]; v10 = s->f32[r1 + a0]; v11 = s->f32[r1 + a1]; }
+                float top = v00 + (v01 - v00) * xw[j], bot = v10 + (v11 - v10) * xw[j];
+                o[j] = (top + (bot - top) * wy) * scale + shift;
+            }
+        }
+    }
+}
+
+/* decodes a raw sample (HWC) into img; *owned: what to free after (stb or tensor) */
+static bool sdl__raw_decode(const sdl_stream *st, const sdl__raw *r, int channels, sdl__img *img, void **stb, sdl_tensor **t) {
+    char what[700];
+    snprintf(what, sizeof what, "%s: sample '%s'", st->paths[r->shard], r->key);
+    memset(img, 0, sizeof *img);
+    *stb = NULL;
+    *t = NULL;
+    if (r->kind == SDL__IMG_NONE) { sdl_fail(SDL_ERR_FORMAT, "%s has no image (.png, .jpg, .npy)", what); return false; }
+    if (r->label < 0) { sdl_fail(SDL_ERR_FORMAT, "%s has no label (.cls)", what); return false; }
+    if (r->kind == SDL__IMG_ENCODED) {
+#ifdef SDL_NO_STB
+        SDL__UNUSED(channels);
+        sdl_fail(SDL_ERR_ARG, "%s: decoding images needs stb_image, and sdl was built with SDL_NO_STB", what);
+        return false;
+#else
+        int c = channels;
+        uint8_t *hwc = sdl__decode_image_hwc(what, r->img.p, r->img.n, &c, &img->h, &img->w);
+        if (!hwc) return false;
+        *stb = hwc;
+        img->u8 = hwc;
+        img->c = c;
+        return true;
+#endif
+    }
+    *t = r->kind == SDL__IMG_NPY ? sdl__npy_parse(what, r->img.p, r->img.n) : sdl_tensorproto_parse(r->img.p, r->img.n, what);
+    if (!*t) return false;
+    sdl_tensor *a = *t;
+    if ((a->dtype != SDL_U8 && a->dtype != SDL_F32) || a->ndim < 2 || a->ndim > 3 || (a->ndim == 3 && (a->shape[2] < 1 || a->shape[2] > 4)) ||
+        a->shape[0] < 1 || a->shape[1] < 1 || a->shape[0] > SDL_MAX_IMAGE_SIDE || a->shape[1] > SDL_MAX_IMAGE_SIDE) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: an array image must be u8 or f32, (H, W) or (H, W, C) with C 1..4 and sides up to %d", what, (int)SDL_MAX_IMAGE_SIDE);
+        return false;
+    }
+    img->h = (int)a->shape[0];
+    img->w = (int)a->shape[1];
+    img->c = a->ndim == 3 ? (int)a->shape[2] : 1;
+    if (a->dtype == SDL_U8) img->u8 = sdl_u8(a);
+    else img->f32 = sdl_f32(a);
+    if (channels && img->c != channels && img->c != 1) {
+        sdl_fail(SDL_ERR_FORMAT, "%s has %d channels, the stream makes %d", what, img->c, channels);
+        return false;
+    }
+    return true;
+}
+
+/* the sample at position p into slot row p % B */
+static bool sdl__worker_emit(sdl__worker *w, const sdl__raw *r, int64_t p, int *xi, float *xw) {
+    sdl_stream *st = w->st;
+    sdl__img img;
+    void *stb = NULL;
+    sdl_tensor *t = NULL;
+    bool ok = sdl__raw_decode(st, r, st->C, &img, &stb, &t);
+    if (ok && !st->d.aug.height && (img.h != st->H || img.w != st->W)) {
+        ok = false;
+        sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' is %dx%d (width x height), the first was %dx%d; set aug.height/width to resize", st->paths[r->shard], r->key,
+                 img.w, img.h, st->W, st->H);
+    }
+    if (ok) {
+        int64_t B = st->d.batch_size, slot = (p / B) % st->nslots, row = p % B;
+        sdl__augment(st, &img, (uint64_t)p, sdl_f32(st->x[slot]) + row * (int64_t)st->C * st->H * st->W, xi, xw);
+        sdl_i32(st->y[slot])[row] = (int32_t)r->label;
+    }
+#ifndef SDL_NO_STB
+    if (stb) stbi_image_free(stb);
+#endif
+    sdl_tensor_free(t);
+    return ok;
+}
+
+/* the worker's next position, or -1 when it has no more this epoch */
+static int64_t sdl__worker_next_pos(const sdl__worker *w) {
+    if (w->done || w->n == 0) return -1;
+    int64_t p = w->lap * w->st->n_rank + w->pos[w->k];
+    return p < w->st->P ? p : -1;
+}
+
+/* reads, and unless before skip_to decodes, the worker's next sample: 1, 0 done, -1 error */
+static int sdl__worker_step(sdl__worker *w, int *xi, float *xw) {
+    int64_t p = sdl__worker_next_pos(w);
+    if (p < 0) { w->done = true; return 0; }
+    int k = sdl__buffer_next(w, &w->raw);
+    if (k == 0) sdl_fail(SDL_ERR_FORMAT, "%s: fewer samples than counted when the stream opened (did a shard change?)", w->st->paths[w->shards[0]]);
+    if (k <= 0) return -1;
+    if (p >= w->st->skip_to && !sdl__worker_emit(w, &w->raw, p, xi, xw)) return -1;
+    if (++w->k == w->n) { /* a lap over its shards: the next one (PAD) repeats it */
+        w->k = 0;
+        w->lap++;
+        sdl__worker_rewind(w);
+    }
+    return 1;
+}
+
+/* ---- the epoch plan ---- */
+static int64_t sdl__stream_rank_count(const sdl_stream *st, int rank) {
+    int64_t n = 0;
+    for (int i = rank; i < st->npaths; i += st->d.world_size) n += st->counts[st->order[i]];
+    return n;
+}
+
+/* epoch e from batch b0: shard order, the equal-steps plan, each worker's shards and
+   positions (workers idle) */
+static sdl_result sdl__stream_plan(sdl_stream *st, int64_t e, int64_t b0) {
+    int S = st->npaths, R = st->d.world_size, Wn = st->nworkers;
+    int64_t B = st->d.batch_size;
+    for (int i = 0; i < S; i++) st->order[i] = i;
+    if (st->d.shuffle_shards)
+        for (int i = S - 1; i > 0; i--) {
+            int j = (int)(sdl__hash3(st->d.seed ^ SDL__STREAM_SHARDS, (uint64_t)e, (uint64_t)i) % (uint64_t)(i + 1));
+            int t = st->order[i]; st->order[i] = st->order[j]; st->order[j] = t;
+        }
+    int64_t T = sdl__stream_rank_count(st, 0);
+    for (int r = 1; r < R; r++) {
+        int64_t n = sdl__stream_rank_count(st, r);
+        T = st->d.equal == SDL_STREAM_DROP ? (n < T ? n : T) : (n > T ? n : T);
+    }
+    st->epoch = e;
+    st->n_rank = sdl__stream_rank_count(st, st->d.rank);
+    if (st->n_rank == 0) return sdl_fail(SDL_ERR_FORMAT, "%s ...: epoch %lld gives rank %d no samples (fewer non-empty shards than ranks?)", st->paths[0], (long long)e, st->d.rank);
+    st->nbatches = st->d.drop_last ? T / B : (T + B - 1) / B;
+    st->P = st->nbatches * B < T ? st->nbatches * B : T;
+    if (b0 < 0 || b0 > st->nbatches) return sdl_fail(SDL_ERR_ARG, "stream_set_position: batch %lld of an epoch of %lld", (long long)b0, (long long)st->nbatches);
+    st->taken = b0;
+    st->skip_to = b0 * B;
+    int64_t maxn = 0;
+    for (int wi = 0; wi < Wn; wi++) {
+        sdl__worker *w = &st->w[wi];
+        sdl__worker_rewind(w);
+        w->nshards = 0;
+        w->n = 0;
+        for (int i = st->d.rank + wi * R; i < S; i += R * Wn) { /* the rank's shards w, w + W, ... */
+            w->shards[w->nshards++] = st->order[i];
+            w->n += st->counts[st->order[i]];
+        }
+        maxn = w->n > maxn ? w->n : maxn;
+        w->k = w->lap = 0;
+        w->done = w->n == 0;
+    }
+    int64_t q = 0; /* round robin: sample k of worker 0, 1, ..., then k + 1 */
+    for (int64_t k = 0; k < maxn; k++)
+        for (int wi = 0; wi < Wn; wi++)
+            if (k < st->w[wi].n) st->w[wi].pos[k] = q++;
+    for (int i = 0; i < st->nslots; i++) st->filled[i] = 0;
+    return SDL_OK;
+}
+
+/* ---- threads ---- */
+static void sdl__stream_set_error(sdl_stream *st) {
+    if (st->err != SDL_OK) return;
+    st->err = sdl_last_result() != SDL_OK ? sdl_last_result() : SDL_ERR_FORMAT;
+    snprintf(st->errmsg, sizeof st->errmsg, "%s", sdl_last_error());
+}
+
+#ifndef SDL_NO_THREADS
+/* may the worker write position p: its batch's slot is free (not the caller's, not older) */
+static bool sdl__stream_slot_free(const sdl_stream *st, int64_t p) {
+    int64_t held = st->taken > 0 ? st->taken - 1 : 0;
+    return p < st->skip_to || p / st->d.batch_size < held + st->nslots;
+}
+
+static void *sdl__stream_thread(void *arg) {
+    sdl__worker *w = (sdl__worker *)arg;
+    sdl_stream *st = w->st;
+    int *xi = (int *)sdl__alloc(sizeof(int) * 2 * (size_t)st->W);
+    float *xw = (float *)sdl__alloc(sizeof(float) * (size_t)st->W);
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        if (st->stop) break;
+        int64_t p = sdl__worker_next_pos(w);
+        if (!st->active || st->err != SDL_OK || p < 0 || !sdl__stream_slot_free(st, p)) {
+            pthread_cond_wait(&st->cv, &st->mu);
+            continue;
+        }
+        w->busy = true;
+        pthread_mutex_unlock(&st->mu);
+        int k = xi && xw ? sdl__worker_step(w, xi, xw) : (sdl_fail(SDL_ERR_OOM, "stream: out of memory"), -1);
+        pthread_mutex_lock(&st->mu);
+        w->busy = false;
+        if (k < 0) sdl__stream_set_error(st);
+        else if (k > 0 && p >= st->skip_to) st->filled[(p / st->d.batch_size) % st->nslots]++;
+        pthread_cond_broadcast(&st->cv);
+    }
+    pthread_mutex_unlock(&st->mu);
+    SDL_DEALLOC(xi);
+    SDL_DEALLOC(xw);
+    return NULL;
+}
+
+/* stops the workers between samples (lock held) */
+static void sdl__stream_pause(sdl_stream *st) {
+    st->active = false;
+    for (int i = 0; i < st->nworkers; i++)
+        while (st->w[i].busy) pthread_cond_wait(&st->cv, &st->mu);
+}
+#endif
+
+/* the rows of batch b */
+static int64_t sdl__stream_rows(const sdl_stream *st, int64_t b) {
+    int64_t B = st->d.batch_size, left = st->P - b * B;
+    return left < B ? left : B;
+}
+
+/* without threads: the workers' steps for batch b, on the calling thread */
+static bool sdl__stream_fill_inline(sdl_stream *st, int64_t b) {
+    int *xi = (int *)sdl__alloc(sizeof(int) * 2 * (size_t)st->W);
+    float *xw = (float *)sdl__alloc(sizeof(float) * (size_t)st->W);
+    bool ok = xi && xw;
+    int64_t end = (b + 1) * st->d.batch_size;
+    for (int i = 0; ok && i < st->nworkers; i++) {
+        sdl__worker *w = &st->w[i];
+        for (int64_t p; ok && (p = sdl__worker_next_pos(w)) >= 0 && p < end;) ok = sdl__worker_step(w, xi, xw) > 0;
+    }
+    if (!ok) sdl__stream_set_error(st);
+    SDL_DEALLOC(xi);
+    SDL_DEALLOC(xw);
+    return ok;
+}
+
+SDL_API bool sdl_stream_next(sdl_stream *st, sdl_tensor **x, sdl_tensor **y) {
+    if (!st || !x || !y) { sdl_fail(SDL_ERR_ARG, "stream_next: NULL argument"); return false; }
+    *x = *y = NULL;
+    bool ok = true;
+#ifndef SDL_NO_THREADS
+    if (st->threaded) pthread_mutex_lock(&st->mu);
+#endif
+    if (st->err != SDL_OK) ok = false;
+    else if (st->taken >= st->nbatches) { /* the epoch is over: plan the next, report its end */
+#ifndef SDL_NO_THREADS
+        if (st->threaded) sdl__stream_pause(st);
+#endif
+        if (sdl__stream_plan(st, st->epoch + 1, 0) != SDL_OK) sdl__stream_set_error(st);
+        st->active = st->err == SDL_OK;
+        ok = false;
+    } else {
+        if (st->taken > 0) st->filled[(st->taken - 1) % st->nslots] = 0; /* the caller's last batch is free */
+        int64_t b = st->taken++, rows = sdl__stream_rows(st, b);
+        int slot = (int)(b % st->nslots);
+#ifndef SDL_NO_THREADS
+        if (st->threaded) {
+            pthread_cond_broadcast(&st->cv);
+            while (st->filled[slot] < rows && st->err == SDL_OK) pthread_cond_wait(&st->cv, &st->mu);
+        } else
+#endif
+            sdl__stream_fill_inline(st, b);
+        ok = st->err == SDL_OK;
+        if (ok) {
+            st->x[slot]->shape[0] = rows;
+            st->x[slot]->numel = rows * st->C * st->H * st->W;
+            st->y[slot]->shape[0] = rows;
+            st->y[slot]->numel = rows;
+            *x = st->x[slot];
+            *y = st->y[slot];
+        }
+    }
+    sdl_result err = st->err;
+#ifndef SDL_NO_THREADS
+    if (st->threaded) {
+        pthread_cond_broadcast(&st->cv);
+        pthread_mutex_unlock(&st->mu);
+    }
+#endif
+    if (err != SDL_OK) sdl_fail(err, "%s", st->errmsg);
+    return ok;
+}
+
+SDL_API sdl_result sdl_stream_set_position(sdl_stream *st, int64_t epoch, int64_t batches_done) {
+    if (!st || epoch < 0) return sdl_fail(SDL_ERR_ARG, "stream_set_position: NULL stream or negative epoch");
+#ifndef SDL_NO_THREADS
+    if (st->threaded) {
+        pthread_mutex_lock(&st->mu);
+        sdl__stream_pause(st);
+    }
+#endif
+    st->err = SDL_OK;
+    sdl_result r = sdl__stream_plan(st, epoch, batches_done);
+    if (r != SDL_OK) sdl__stream_set_error(st);
+    st->active = r == SDL_OK;
+#ifndef SDL_NO_THREADS
+    if (st->threaded) {
+        pthread_cond_broadcast(&st->cv);
+        pthread_mutex_unlock(&st->mu);
+    }
+#endif
+    return r;
+}
+
+SDL_API int64_t sdl_stream_epoch(const sdl_stream *st) { return st ? st->epoch : 0; }
+SDL_API int64_t sdl_stream_batches_done(const sdl_stream *st) { return st ? st->taken : 0; }
+SDL_API int64_t sdl_stream_num_batches(const sdl_stream *st) { return st ? st->nbatches : 0; }
+SDL_API int64_t sdl_stream_total_samples(const sdl_stream *st) { return st ? st->total : 0; }
+SDL_API sdl_result sdl_stream_error(const sdl_stream *st) { return st ? st->err : SDL_ERR_ARG; }
+
+SDL_API void sdl_stream_free(sdl_stream *st) {
+    if (!st) return;
+#ifndef SDL_NO_THREADS
+    if (st->threaded) {
+        pthread_mutex_lock(&st->mu);
+        st->stop = true;
+        pthread_cond_broadcast(&st->cv);
+        pthread_mutex_unlock(&st->mu);
+        for (int i = 0; i < st->nworkers; i++)
+            if (st->w[i].started) pthread_join(st->w[i].thread, NULL);
+        pthread_mutex_destroy(&st->mu);
+        pthread_cond_destroy(&st->cv);
+    }
+#endif
+    for (int i = 0; st->w && i < st->nworkers; i++) {
+        sdl__worker *w = &st->w[i];
+        sdl__worker_rewind(w);
+        sdl__raw_clear(&w->raw);
+        SDL_DEALLOC(w->buf);
+        SDL_DEALLOC(w->shards);
+        SDL_DEALLOC(w->pos);
+    }
+    for (int i = 0; st->x && i < st->nslots; i++) {
+        sdl_tensor_free(st->x[i]);
+        sdl_tensor_free(st->y[i]);
+    }
+    SDL_DEALLOC(st->w);
+    SDL_DEALLOC(st->x);
+    SDL_DEALLOC(st->y);
+    SDL_DEALLOC(st->filled);
+    SDL_DEALLOC(st->kinds);
+    SDL_DEALLOC(st->order);
+    SDL_DEALLOC(st->counts);
+    sdl_names_free(st->paths);
+    SDL_DEALLOC(st);
+}
+
+/* counts the samples of every shard (headers only) and, from the first sample of the first
+   shard, the channels and size where the desc leaves them 0 */
+static bool sdl__stream_survey(sdl_stream *st) {
+    sdl__worker w;
+    memset(&w, 0, sizeof w);
+    w.st = st;
+    bool ok = true;
+    for (int i = 0; ok && i < st->npaths; i++) {
+        int one = i;
+        w.shards = &one;
+        w.nshards = 1;
+        w.cur = 0;
+        int k;
+        st->counts[i] = 0;
+        while ((k = sdl__raw_next(&w, &w.raw, i == 0 && st->counts[0] == 0)) > 0) {
+            if (i == 0 && st->counts[0] == 0) { /* the first sample fixes C, H, W */
+                sdl__img img;
+                void *stb;
+                sdl_tensor *t;
+                ok = sdl__raw_decode(st, &w.raw, st->d.channels, &img, &stb, &t);
+                if (ok) {
+                    st->C = st->d.channels ? st->d.channels : img.c;
+                    st->H = st->d.aug.height ? st->d.aug.height : img.h;
+                    st->W = st->d.aug.width ? st->d.aug.width : img.w;
+                }
+#ifndef SDL_NO_STB
+                if (stb) stbi_image_free(stb);
+#endif
+                sdl_tensor_free(t);
+                if (!ok) break;
+            }
+            st->counts[i]++;
+        }
+        if (k < 0) ok = false;
+        sdl__worker_close(&w);
+        if (ok && i == 0 && st->counts[0] == 0) ok = sdl_fail(SDL_ERR_FORMAT, "%s: no samples (the first shard sets the image size)", st->paths[0]) == SDL_OK;
+        st->total += st->counts[i];
+    }
+    sdl__raw_clear(&w.raw);
+    return ok;
+}
+
+SDL_API sdl_stream *sdl_stream_new(const sdl_stream_desc *desc) {
+    if (!desc || !desc->shards) { sdl_fail(SDL_ERR_ARG, "stream_new: NULL desc or shards"); return NULL; }
+    sdl_stream_desc d = *desc;
+    if (d.batch_size == 0) d.batch_size = 64;
+    if (d.world_size == 0) d.world_size = 1;
+    if (d.workers == 0) d.workers = 2;
+    if (d.prefetch == 0) d.prefetch = 2;
+    const sdl_augment_desc *a = &d.aug;
+    if (d.batch_size < 0 || d.world_size < 0 || d.rank < 0 || d.rank >= d.world_size || d.workers < 0 || d.workers > 256 || d.prefetch < 0 ||
+        d.shuffle_buffer < 0 || d.channels < 0 || d.channels > 4 || (d.equal != SDL_STREAM_PAD && d.equal != SDL_STREAM_DROP)) {
+        sdl_fail(SDL_ERR_ARG, "stream_new: bad batch_size %d, rank %d of world_size %d, workers %d, prefetch %d, shuffle_buffer %d, channels %d or equal %d",
+                 d.batch_size, d.rank, d.world_size, d.workers, d.prefetch, d.shuffle_buffer, d.channels, (int)d.equal);
+        return NULL;
+    }
+    if (a->height < 0 || a->width < 0 || (!a->height != !a->width) || a->height > SDL_MAX_IMAGE_SIDE || a->width > SDL_MAX_IMAGE_SIDE || a->resize < 0 ||
+        a->pad < 0 || (a->resize && !a->center_crop) || ((a->random_resized_crop || a->center_crop) && !a->height) ||
+        (a->random_resized_crop && (a->center_crop || a->resize)) || a->scale[0] < 0 || a->scale[1] > 1 || a->scale[0] > a->scale[1] ||
+        a->ratio[0] < 0 || a->ratio[0] > a->ratio[1] || (a->ratio[1] > 0 && a->ratio[0] <= 0)) {
+        sdl_fail(SDL_ERR_ARG, "stream_new: bad augmentation: height and width both set for crops and resizes, resize only with center_crop, "
+                 "random_resized_crop alone, 0 <= scale[0] <= scale[1] <= 1, 0 < ratio[0] <= ratio[1]");
+        return NULL;
+    }
+    sdl_stream *st = (sdl_stream *)sdl__calloc(1, sizeof *st);
+    if (!st) return NULL;
+    st->d = d;
+    st->nworkers = d.workers;
+    st->nslots = d.prefetch + 1;
+    if (!(st->paths = sdl_shard_list(d.shards, &st->npaths))) goto fail;
+    if (st->npaths < d.world_size) {
+        sdl_fail(SDL_ERR_ARG, "stream_new: %d shards for %d ranks; every rank needs one (make more, smaller shards)", st->npaths, d.world_size);
+        goto fail;
+    }
+    st->kinds = (int *)sdl__calloc((size_t)st->npaths, sizeof(int));
+    st->order = (int *)sdl__calloc((size_t)st->npaths, sizeof(int));
+    st->counts = (int64_t *)sdl__calloc((size_t)st->npaths, sizeof(int64_t));
+    st->w = (sdl__worker *)sdl__calloc((size_t)st->nworkers, sizeof(sdl__worker));
+    st->x = (sdl_tensor **)sdl__calloc((size_t)st->nslots, sizeof(sdl_tensor *));
+    st->y = (sdl_tensor **)sdl__calloc((size_t)st->nslots, sizeof(sdl_tensor *));
+    st->filled = (int64_t *)sdl__calloc((size_t)st->nslots, sizeof(int64_t));
+    if (!st->kinds || !st->order || !st->counts || !st->w || !st->x || !st->y || !st->filled) goto fail;
+    for (int i = 0; i < st->npaths; i++) st->kinds[i] = sdl__stream_kind(st->paths[i]);
+    if (!sdl__stream_survey(st)) goto fail;
+    for (int i = 0; i < st->nworkers; i++) {
+        sdl__worker *w = &st->w[i];
+        w->st = st;
+        w->id = i;
+        w->shards = (int *)sdl__calloc((size_t)st->npaths, sizeof(int));
+        w->pos = (int64_t *)sdl__calloc((size_t)st->total + 1, sizeof(int64_t));
+        w->buf = (sdl__raw *)sdl__calloc((size_t)(d.shuffle_buffer > 1 ? d.shuffle_buffer : 1), sizeof(sdl__raw));
+        if (!w->shards || !w->pos || !w->buf) goto fail;
+        sdl__raw_clear(&w->raw);
+    }
+    for (int i = 0; i < st->nslots; i++) {
+        st->x[i] = sdl_tensor_new(sdl_shape4(d.batch_size, st->C, st->H, st->W), SDL_F32);
+        st->y[i] = sdl_tensor_new(sdl_shape1(d.batch_size), SDL_I32);
+        if (!st->x[i] || !st->y[i]) goto fail;
+    }
+    if (sdl__stream_plan(st, 0, 0) != SDL_OK) goto fail;
+    st->active = true;
+#ifndef SDL_NO_THREADS
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+    st->threaded = true;
+    for (int i = 0; i < st->nworkers; i++) {
+        st->w[i].started = pthread_create(&st->w[i].thread, NULL, sdl__stream_thread, &st->w[i]) == 0;
+        if (!st->w[i].started) { sdl_fail(SDL_ERR_STATE, "stream_new: cannot start worker thread %d", i); goto fail; }
+    }
+#endif
+    return st;
+fail:
+    sdl_stream_free(st);
+    return NULL;
+}
 
 /* >>train: timer, meters, progress, results CSV, flags */
 #ifdef __cplusplus

@@ -5222,7 +5222,9 @@ SDL_API float sdl_scale_lr(float lr, int world_size, int local_batch, int base_b
 #define STBI_MAX_DIMENSIONS SDL_MAX_IMAGE_SIDE
 #endif
 #if !defined(STBI_MALLOC) && !defined(STBI_REALLOC) && !defined(STBI_FREE)
-#define STBI_MALLOC(n) SDL_ALLOC(n)
+/* zeroed: v2.27 leaves its decoder state uninitialised, so a JPEG scan that names a Huffman
+   table no DHT defined decodes with whatever the heap held (a wild read; fixed in 2.28) */
+#define STBI_MALLOC(n) sdl__calloc((n), 1)
 #define STBI_REALLOC(p, n) SDL_REALLOC(p, n)
 #define STBI_FREE(p) SDL_DEALLOC(p)
 #endif
@@ -6191,22 +6193,41 @@ static bool sdl__png_check(const char *what, const uint8_t *b, size_t n) {
    upstream after 2.27 that reach memory: a DHT table whose 16 code counts sum past 256
    (stbi__build_huffman writes past size[257], stb issue 1291), a DC table value over 15
    (stbi__extend_receive indexes its 17-entry bit-mask table with it), and sampling factors
-   that are not integer ratios of the largest (its resamplers read past their rows). The
-   walk stops at the first scan; stb checks the rest. *fw, *fh: the frame's size, if seen. */
+   that are not integer ratios of the largest (its resamplers read past their rows), a scan
+   that uses a Huffman table no DHT defined (2.27 decodes with uninitialised tables). Every
+   marker stb could act on is checked, as stb finds them: bytes that are not 0xFF are
+   skipped (stb skips them between segments), and scan data is walked byte by byte to the
+   next marker (tables may come between the scans of a progressive JPEG); a segment cut off
+   by the end of the file counts as cut there (stb reads zeros past the end). *fw, *fh: the
+   frame's size, if seen. */
 static bool sdl__jpeg_check(const char *what, const uint8_t *b, size_t n, int64_t *fw, int64_t *fh) {
     if (n < 4 || b[0] != 0xFF || b[1] != 0xD8) return true; /* not a JPEG */
-    for (size_t pos = 2; pos + 4 <= n;) {
-        if (b[pos] != 0xFF) return true; /* stb reports the bad marker */
-        uint8_t m = b[pos + 1];
-        if (m == 0xFF) { pos++; continue; } /* fill byte */
-        if (m == 0xD8 || m == 0x01 || (m >= 0xD0 && m <= 0xD7)) { pos += 2; continue; }
-        if (m == 0xD9 || m == 0xDA) return true;
-        size_t len = ((size_t)b[pos + 2] << 8) | b[pos + 3];
-        const uint8_t *seg = b + pos + 4, *end = b + pos + 2 + len;
-        if (len < 2 || len > n - pos - 2) return true; /* truncated: stb reads zeros past the end */
+    unsigned tables = 0; /* bit 4 class + id: the Huffman tables defined so far */
+    for (size_t pos = 2; pos < n;) {
+        if (b[pos] != 0xFF) { pos++; continue; }
+        while (pos < n && b[pos] == 0xFF) pos++; /* fill bytes */
+        if (pos >= n) return true;
+        uint8_t m = b[pos++];
+        if (m == 0x00 || m == 0x01 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7)) continue; /* stuffed 0xFF in scan data, TEM, SOI, RSTn */
+        if (m == 0xD9) return true; /* EOI */
+        if (n - pos < 2) return true;
+        size_t len = ((size_t)b[pos] << 8) | b[pos + 1];
+        if (len < 2) return true; /* stb: bad length */
+        const uint8_t *seg = b + pos + 2, *end = len <= n - pos ? b + pos + len : b + n;
+        if (m == 0xDA && end - seg >= 1 && (size_t)(end - seg) >= 1 + 2 * (size_t)seg[0] + 3) { /* SOS: its tables must exist */
+            int ns = seg[0], ss = seg[1 + 2 * ns], se = seg[2 + 2 * ns], ah = seg[3 + 2 * ns] >> 4;
+            for (int i = 0; i < ns; i++) {
+                int td = seg[2 + 2 * i] >> 4, ta = seg[2 + 2 * i] & 15;
+                if ((ss == 0 && ah == 0 && td < 4 && !(tables >> td & 1)) || (se > 0 && ta < 4 && !(tables >> (4 + ta) & 1))) {
+                    sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: the scan at byte %zu uses a Huffman table no DHT defined", what, pos);
+                    return false;
+                }
+            }
+        }
         if (m == 0xC4) /* DHT: one or more tables of (class:id, 16 counts, values) */
             for (const uint8_t *t = seg; t < end;) {
                 int count = 0, dc = (t[0] >> 4) == 0;
+                if ((t[0] >> 4) < 2 && (t[0] & 15) < 4) tables |= 1u << ((t[0] >> 4) * 4 + (t[0] & 15));
                 if (end - t < 17) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: a Huffman table (DHT) cut short at byte %zu", what, (size_t)(t - b)); return false; }
                 for (int i = 1; i <= 16; i++) count += t[i];
                 if (count > 256) {
@@ -6221,25 +6242,26 @@ static bool sdl__jpeg_check(const char *what, const uint8_t *b, size_t n, int64_
                     }
                 t += 17 + count;
             }
-        if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC && len >= 8) { /* SOF */
+        if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC && end - seg >= 6) { /* SOF */
             int nc = seg[5], hmax = 1, vmax = 1;
-            *fh = (int64_t)seg[1] << 8 | seg[2];
-            *fw = (int64_t)seg[3] << 8 | seg[4];
-            if ((size_t)(end - seg) < 6 + 3 * (size_t)nc) return true; /* stb: bad SOF len */
-            for (int i = 0; i < nc; i++) {
+            bool hv_ok = (size_t)(end - seg) >= 6 + 3 * (size_t)nc; /* else stb: bad SOF len */
+            int64_t sh = (int64_t)seg[1] << 8 | seg[2], sw = (int64_t)seg[3] << 8 | seg[4];
+            *fh = sh > *fh ? sh : *fh; /* the largest frame any SOF claims */
+            *fw = sw > *fw ? sw : *fw;
+            for (int i = 0; hv_ok && i < nc; i++) {
                 int h = seg[7 + 3 * i] >> 4, v = seg[7 + 3 * i] & 15;
-                if (h < 1 || h > 4 || v < 1 || v > 4) return true; /* stb: bad H / bad V */
+                hv_ok = h >= 1 && h <= 4 && v >= 1 && v <= 4; /* else stb: bad H / bad V */
                 hmax = h > hmax ? h : hmax;
                 vmax = v > vmax ? v : vmax;
             }
-            for (int i = 0; i < nc; i++)
+            for (int i = 0; hv_ok && i < nc; i++)
                 if (hmax % (seg[7 + 3 * i] >> 4) || vmax % (seg[7 + 3 * i] & 15)) {
                     sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: component %d's sampling factors %dx%d do not divide the largest, %dx%d", what, i,
                              seg[7 + 3 * i] >> 4, seg[7 + 3 * i] & 15, hmax, vmax);
                     return false;
                 }
         }
-        pos += 2 + len;
+        pos += len; /* SOS: its scan data follows, walked above */
     }
     return true;
 }

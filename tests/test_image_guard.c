@@ -2,7 +2,7 @@
    v2.27 mishandles (fixed upstream after 2.27) and each oversized image gets a clear error
    naming the file before stb decodes it; a valid JPEG still decodes; every byte of a JPEG
    and a PNG flipped decodes or fails cleanly (run under ASan). Cases are made from
-   tests/data/rgb_8x8.jpg (markers: SOF0 at byte 158, DHT DC table at 177). */
+   tests/data/rgb_8x8.jpg (markers: SOF0 at byte 158, DHT DC table at 177, SOS at 609). */
 #define _POSIX_C_SOURCE 200809L
 #define SDL_IMPLEMENTATION
 #include "sdl_test.h"
@@ -70,6 +70,15 @@ static void test_sampling(void) { /* resamplers assume integer ratios */
     CHECK(strstr(m, "samp.jpg") && strstr(m, "sampling"), "%s", m);
 }
 
+static void test_undefined_table(void) { /* 2.27 decodes with uninitialised tables */
+    uint8_t b[4096];
+    memcpy(b, jpg, jpg_n);
+    CHECK(b[609] == 0xFF && b[610] == 0xDA, "SOS at 609");
+    b[609 + 4 + 2] = 0x33; /* component 0 of the scan: DC table 3, AC table 3, never defined */
+    const char *m = try_load("table.jpg", b, jpg_n);
+    CHECK(strstr(m, "table.jpg") && strstr(m, "no DHT defined"), "%s", m);
+}
+
 static void test_jpeg_too_large(void) {
     uint8_t b[4096];
     memcpy(b, jpg, jpg_n);
@@ -128,6 +137,7 @@ int main(void) {
     RUN(test_dht_over_256);
     RUN(test_dc_value);
     RUN(test_sampling);
+    RUN(test_undefined_table);
     RUN(test_jpeg_too_large);
     RUN(test_png_too_large);
     RUN(test_other_formats);

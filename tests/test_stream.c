@@ -265,6 +265,29 @@ static void test_tfrecord_shards(void) {
     CHECK(once, "tfrecord shards: %d samples", n);
 }
 
+static void test_zip_shards(void) { /* the "eq" tar shards repacked by Python's zipfile */
+    if (access("/usr/bin/python3", X_OK) != 0) { printf("  skipped: no /usr/bin/python3\n"); return; }
+    char cmd[1500];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c \"import tarfile, zipfile, sys\n"
+             "for i in range(2):\n"
+             "  t = tarfile.open('%s-%%06d.tar' %% i)\n"
+             "  z = zipfile.ZipFile('%s-%%06d.zip' %% i, 'w', zipfile.ZIP_DEFLATED)\n"
+             "  [z.writestr(m.name, t.extractfile(m).read()) for m in t]\n"
+             "  z.close()\"", tpath("eq"), tpath("zz"));
+    CHECK(system(cmd) == 0, "%s", cmd);
+    char pat[600];
+    snprintf(pat, sizeof pat, "%s-{000000..000001}.zip", tpath("zz"));
+    sdl_stream_desc d = base_desc(pat);
+    int ids[64], seen[24] = {0};
+    int64_t nb;
+    int n = epoch_ids(d, 0, 1, ids, 64, &nb);
+    bool once = n == 24;
+    for (int i = 0; i < n; i++) seen[ids[i] < 24 ? ids[i] : 0]++;
+    for (int i = 0; i < 24; i++) once &= seen[i] == 1;
+    CHECK(once, "zip shards: %d samples", n);
+}
+
 static void test_augment_pixels(void) {
     /* one 4x4 grey image, values 16 * (4 y + x); batch of 1, one worker */
     uint8_t px[16];
@@ -349,6 +372,7 @@ int main(void) {
     RUN(test_thread_timing);
     RUN(test_resume);
     RUN(test_tfrecord_shards);
+    RUN(test_zip_shards);
     RUN(test_augment_pixels);
     RUN(test_bad_sample);
     char cmd[128];

@@ -854,8 +854,10 @@ SDL_API int64_t sdl_loader_epoch(const sdl_loader *l);       /* the epoch next()
    key.npy, and key.cls or key.txt holding the integer label), .tfrecord/.tfrecords
    (tf.train.Example records: a bytes feature holding a PNG/JPEG file or a serialized
    TensorProto image (H, W, C), and an int64 label), .zip (members grouped as in a tar).
-   sdl_stream_new counts every shard's samples once (headers only), so each rank knows every
-   rank's count and all ranks run the same number of steps (the equal policy). */
+   sdl_stream_new counts every shard's samples once (tar and zip: headers only; TFRecord:
+   every record read and CRC-checked), so each rank knows every rank's count and all ranks
+   run the same number of steps (the equal policy). Memory: each worker keeps an int64 per
+   sample of the dataset (positions) and its shuffle buffer of encoded samples. */
 typedef enum sdl_stream_equal {
     SDL_STREAM_PAD = 0, /* default: each rank serves as many samples as the largest rank has;
                            a shorter rank repeats its own first samples (DistributedSampler) */

@@ -346,8 +346,19 @@ static void test_bad_sample(void) {
     const char *ext[1] = {"cls"};
     const void *data[1] = {"4"};
     size_t n[1] = {1};
-    sdl_shard_writer_add(w, "nolabel", 1, ext, data, n); /* a label and no image */
+    sdl_shard_writer_add(w, "noimage", 1, ext, data, n); /* a label and no image */
     sdl_shard_writer_close(w);
+    w = sdl_shard_writer_new(tpath("bad2"), 0);
+    sdl_shard_writer_add_image(w, "good", px, 1, 8, 8, 1);
+    const char *pext[1] = {"png"};
+    sdl__buf png;
+    memset(&png, 0, sizeof png);
+    sdl__png_encode("t", px, 8, 8, 1, &png);
+    const void *pdata[1] = {png.p};
+    size_t pn[1] = {png.n};
+    sdl_shard_writer_add(w, "nolabel", 1, pext, pdata, pn); /* an image and no label */
+    sdl_shard_writer_close(w);
+    SDL_DEALLOC(png.p);
     char pat[600];
     snprintf(pat, sizeof pat, "%s-000000.tar", tpath("bad"));
     sdl_stream_desc d = base_desc(pat);
@@ -355,8 +366,15 @@ static void test_bad_sample(void) {
     sdl_tensor *x, *y;
     CHECK(s, "%s", sdl_last_error());
     bool got = s && sdl_stream_next(s, &x, &y);
-    CHECK(!got && sdl_stream_error(s) == SDL_ERR_FORMAT && strstr(sdl_last_error(), "nolabel") && strstr(sdl_last_error(), "bad-000000.tar") &&
+    CHECK(!got && sdl_stream_error(s) == SDL_ERR_FORMAT && strstr(sdl_last_error(), "noimage") && strstr(sdl_last_error(), "bad-000000.tar") &&
           strstr(sdl_last_error(), "no image"), "%s", sdl_last_error());
+    sdl_stream_free(s);
+    snprintf(pat, sizeof pat, "%s-000000.tar", tpath("bad2"));
+    d.shards = pat;
+    s = sdl_stream_new(&d);
+    got = s && sdl_stream_next(s, &x, &y);
+    CHECK(!got && strstr(sdl_last_error(), "nolabel") && strstr(sdl_last_error(), "bad2-000000.tar") && strstr(sdl_last_error(), "no label"), "%s",
+          sdl_last_error());
     sdl_stream_free(s);
     d.shards = tpath("none-{000..003}.tar");
     CHECK(!sdl_stream_new(&d) && strstr(sdl_last_error(), "none-000.tar"), "missing shard: %s", sdl_last_error());

@@ -8245,7 +8245,11 @@ static int sdl__raw_next_record(sdl__worker *w, sdl__raw *r, bool want_data) {
     const uint8_t *p;
     size_t n;
     const char *shard = w->st->paths[r->shard];
-    if (!sdl_tfrecord_next(w->tfr, &p, &n)) return sdl_tfrecord_close(w->tfr) == SDL_OK ? (w->tfr = NULL, 0) : (w->tfr = NULL, -1);
+    if (!sdl_tfrecord_next(w->tfr, &p, &n)) { /* the end, or an error naming the record */
+        sdl_result r = sdl_tfrecord_close(w->tfr);
+        w->tfr = NULL;
+        return r == SDL_OK ? 0 : -1;
+    }
     snprintf(r->key, sizeof r->key, "record %lld", (long long)sdl_tfrecord_count(w->tfr) - 1);
     if (!want_data) return 1;
     char what[700];
@@ -8334,7 +8338,7 @@ static void sdl__aug_rect(const sdl_stream *st, uint64_t key, uint64_t p, int Hs
         double area = (double)Hs * Ws, s0 = a->scale[1] > 0 ? a->scale[0] : 0.08, s1 = a->scale[1] > 0 ? a->scale[1] : 1.0;
         double q0 = a->ratio[1] > 0 ? a->ratio[0] : 3.0 / 4.0, q1 = a->ratio[1] > 0 ? a->ratio[1] : 4.0 / 3.0;
         for (int t = 0; t < 10; t++) {
-            uint64_t base = (p * 64 + (uint64_t)t * 4) & ~(uint64_t)0;
+            uint64_t base = p * 64 + (uint64_t)t * 4; /* draws 0..39; pad-crop 40, 41; flip 42 */
             double u0 = sdl_hash_uniform(key, (uint64_t)st->epoch, base), u1 = sdl_hash_uniform(key, (uint64_t)st->epoch, base + 1);
             double target = area * (s0 + (s1 - s0) * u0), ar = exp(log(q0) + (log(q1) - log(q0)) * u1);
             double cw = floor(sqrt(target * ar) + 0.5), ch = floor(sqrt(target / ar) + 0.5);
@@ -8779,7 +8783,10 @@ static bool sdl__stream_survey(sdl_stream *st) {
         }
         if (k < 0) ok = false;
         sdl__worker_close(&w);
-        if (ok && i == 0 && st->counts[0] == 0) ok = sdl_fail(SDL_ERR_FORMAT, "%s: no samples (the first shard sets the image size)", st->paths[0]) == SDL_OK;
+        if (ok && i == 0 && st->counts[0] == 0) {
+            sdl_fail(SDL_ERR_FORMAT, "%s: no samples (the first shard sets the image size)", st->paths[0]);
+            ok = false;
+        }
         st->total += st->counts[i];
     }
     sdl__raw_clear(&w.raw);

@@ -101,3 +101,10 @@ bench-cuda:
 .PHONY: bench-nccl
 bench-nccl:
 	bash bench/bench_nccl.sh
+
+# ---- make bench-data: sdl_stream (decode + augment + batch of JPEG tar shards) against
+# PyTorch's DataLoader + PIL on the same files, W = 1 and 2; BENCH lines with ratios
+.PHONY: bench-data
+bench-data:
+	@mkdir -p build
+	bash bench/bench_data.sh

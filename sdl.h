@@ -80,6 +80,8 @@
       Devices     Each tensor knows its device. Op kernels are looked up in a per-device
                   backend table (sdl_backend); sdl.h fills the CPU one, sdl_cuda.h the CUDA
                   one, so this file compiles with any C compiler and knows nothing of CUDA.
+                  sdl_device_parse("cuda:1"), sdl_model_to, sdl_tensor_to: one program
+                  for cc, mpicc and nvcc (sdl_cuda.h's implementation is empty under cc).
       Optimizers  SGD (momentum, Nesterov), Adam, AdamW, LARS, LAMB, one pass over the flat
                   arrays; sdl_optim_step updates and zeroes the gradients (with
                   accum_steps = k it updates on every k-th call). Schedules (sdl_sched_lr):
@@ -349,6 +351,30 @@ typedef struct sdl_backend {
 } sdl_backend;
 SDL_API void sdl_register_backend(sdl_device device, const sdl_backend *backend);
 SDL_API const sdl_backend *sdl_get_backend(sdl_device device);
+
+/* >>decl-device: devices by name, as PyTorch writes them, so one program runs anywhere:
+
+      sdl_device dev;
+      if (sdl_device_parse(flag, &dev) != SDL_OK) ...  // "cpu", "cuda", "cuda:1"
+      sdl_model_to(model, dev);                         // before making the optimizer
+      x = sdl_tensor_to(x, dev);                        // each batch
+
+   A backend that is not compiled in is an error of sdl_device_parse, which says how to
+   build it. A device backend starts on first use (sdl_model_to, sdl_tensor_to), on the
+   index the name gave (one device per process). A program that includes sdl_cuda.h with
+   SDL_CUDA_IMPLEMENTATION after sdl.h has the CUDA backend when nvcc compiles it and none
+   when cc does (the implementation is then empty), with no #ifdef of its own. A backend's
+   implementation registers how to start it with sdl_register_device. */
+typedef sdl_result (*sdl_device_open_fn)(int index); /* index -1: the current/default one */
+SDL_API void sdl_register_device(sdl_device device, sdl_device_open_fn open);
+SDL_API sdl_result sdl_device_parse(const char *name, sdl_device *device);
+SDL_API const char *sdl_device_name(sdl_device device); /* "cpu", "cuda" */
+/* moves the model's packed parameters, gradients and buffers to device (packing it first);
+   a no-op when they are there. Optimizer state lives where the model was when the
+   optimizer was made: move the model first, as in PyTorch. */
+SDL_API sdl_result sdl_model_to(sdl_model *m, sdl_device device);
+/* a step-arena copy of t on device (t itself when it is there); no gradient flows back */
+SDL_API sdl_tensor *sdl_tensor_to(sdl_tensor *t, sdl_device device);
 
 /* >>decl-ops. Shapes: x (B, ...) batch first; images NCHW. Each returns a new arena
    tensor, or NULL with sdl_last_error() set. */
@@ -817,7 +843,9 @@ SDL_API void sdl_args_usage(FILE *out, const char *prog, const sdl_arg *args, in
    optim_nstate, optim_micro (accumulation), rng_seed, rng_counter. Saving writes path.tmp in the same folder, fsyncs and renames, so a crash
    leaves the old file whole. Loading checks every name, shape and dtype before it changes
    anything, restores the optimizer (state, step, lr) and the global RNG (so dropout goes on
-   as if never stopped), and names what differs. Data is little-endian f32. */
+   as if never stopped), and names what differs. Data is little-endian f32. A model (and
+   its optimizer) on a GPU is saved and loaded the same way, one tensor at a time through
+   host memory; the file does not say where it was made. */
 typedef struct sdl_checkpoint_info {
     int64_t epoch;       /* what was passed to save: epochs finished */
     int64_t step;        /* optimizer steps taken */
@@ -1963,6 +1991,112 @@ SDL_API const sdl_backend *sdl_get_backend(sdl_device device) {
     if (!sdl__backends[SDL_CPU].name) sdl__cpu_init();
     if (device == SDL_DEVICE_DEFAULT) device = SDL_CPU;
     return device < SDL_DEVICE_COUNT && sdl__backends[device].name ? &sdl__backends[device] : NULL;
+}
+
+/* >>device: names, starting a backend on first use, moving tensors and models */
+static const char *const sdl__device_names[SDL_DEVICE_COUNT] = {"cpu", "cpu", "cuda"};
+static sdl_device_open_fn sdl__device_open[SDL_DEVICE_COUNT];
+static int sdl__device_index[SDL_DEVICE_COUNT] = {-1, -1, -1};
+
+SDL_API void sdl_register_device(sdl_device device, sdl_device_open_fn open) {
+    if (device > SDL_CPU && device < SDL_DEVICE_COUNT) sdl__device_open[device] = open;
+}
+
+SDL_API const char *sdl_device_name(sdl_device device) {
+    return device >= 0 && device < SDL_DEVICE_COUNT ? sdl__device_names[device] : "unknown";
+}
+
+SDL_API sdl_result sdl_device_parse(const char *name, sdl_device *device) {
+    if (!name || !device) return sdl_fail(SDL_ERR_ARG, "device_parse: NULL name or result");
+    if (!strcmp(name, "cpu")) { *device = SDL_CPU; return SDL_OK; }
+    size_t n = strlen(sdl__device_names[SDL_CUDA]);
+    if (strncmp(name, sdl__device_names[SDL_CUDA], n) != 0 || (name[n] != 0 && name[n] != ':'))
+        return sdl_fail(SDL_ERR_ARG, "device '%s': cpu, cuda or cuda:N", name);
+    int index = -1;
+    if (name[n] == ':') {
+        char *end = NULL;
+        long v = strtol(name + n + 1, &end, 10);
+        if (end == name + n + 1 || *end || v < 0 || v > 4095) return sdl_fail(SDL_ERR_ARG, "device '%s': the index after ':' must be a number 0..4095", name);
+        index = (int)v;
+    }
+    if (!sdl__device_open[SDL_CUDA] && !sdl__backends[SDL_CUDA].name)
+        return sdl_fail(SDL_ERR_DEVICE, "device '%s': this program was built without the CUDA backend; compile it with "
+                        "nvcc -std=c++17 -x cu ... -lcublas (sdl.h then builds sdl_cuda.h in)", name);
+    sdl__device_index[SDL_CUDA] = index;
+    *device = SDL_CUDA;
+    return SDL_OK;
+}
+
+/* the device's backend, started (on the index sdl_device_parse saw) if it is not yet */
+static const sdl_backend *sdl__device_ready(sdl_device device) {
+    if (device == SDL_DEVICE_DEFAULT) device = SDL_CPU;
+    if (device < SDL_CPU || device >= SDL_DEVICE_COUNT) { sdl_fail(SDL_ERR_ARG, "device %d: no such device", (int)device); return NULL; }
+    if (device != SDL_CPU && sdl__device_open[device] && sdl__device_open[device](sdl__device_index[device]) != SDL_OK) return NULL;
+    const sdl_backend *be = sdl_get_backend(device);
+    if (!be) sdl_fail(SDL_ERR_DEVICE, "device %s: its backend is not compiled in (see sdl_device_parse)", sdl__device_names[device]);
+    return be;
+}
+
+/* dst = src across devices through the device side's table; false (and why) on failure */
+static bool sdl__device_copy(void *dst, const void *src, size_t bytes, sdl_device dst_dev, sdl_device src_dev) {
+    const sdl_backend *be = sdl_get_backend(dst_dev != SDL_CPU ? dst_dev : src_dev);
+    if (!be || !be->copy) { sdl_fail(SDL_ERR_DEVICE, "copy: no backend for device %d", (int)(dst_dev != SDL_CPU ? dst_dev : src_dev)); return false; }
+    sdl_clear_error(); /* the table's copy reports through sdl_fail only */
+    be->copy(dst, src, bytes, dst_dev, src_dev);
+    return sdl_last_result() == SDL_OK;
+}
+
+SDL_API sdl_tensor *sdl_tensor_to(sdl_tensor *t, sdl_device device) {
+    if (!t) return NULL;
+    if (device == SDL_DEVICE_DEFAULT) device = SDL_CPU;
+    if (t->device == device) return t;
+    if (!sdl__device_ready(device) || !sdl__device_ready(t->device)) return NULL;
+    sdl_tensor *d = sdl_arena_tensor_on(sdl_tensor_shape(t), t->dtype, device);
+    if (!d) return NULL;
+    return sdl__device_copy(d->data, t->data, (size_t)t->numel * sdl_dtype_size(t->dtype), device, t->device) ? d : NULL;
+}
+
+static sdl_device sdl__model_device(const sdl_model *m); /* >>model */
+
+/* the three packed arrays go to `to`; each tensor's data (and grad) keeps its offset */
+SDL_API sdl_result sdl_model_to(sdl_model *m, sdl_device to) {
+    if (!m) return sdl_fail(SDL_ERR_ARG, "model_to: NULL model");
+    if (to == SDL_DEVICE_DEFAULT) to = SDL_CPU;
+    const sdl_backend *dst = sdl__device_ready(to);
+    if (!dst || sdl_model_pack(m) != SDL_OK) return sdl_last_result();
+    sdl_device from = sdl__model_device(m);
+    if (from == to) return SDL_OK;
+    const sdl_backend *src = sdl__device_ready(from);
+    if (!src) return sdl_last_result();
+    size_t pb = (size_t)m->param_floats * sizeof(float), bb = (size_t)m->buffer_floats * sizeof(float);
+    float *p = (float *)dst->alloc(pb), *g = (float *)dst->alloc(pb), *b = (float *)dst->alloc(bb);
+    bool ok = (p || !pb) && (g || !pb) && (b || !bb) && sdl__device_copy(p, m->param_data, pb, to, from) &&
+              sdl__device_copy(g, m->grad_data, pb, to, from) && sdl__device_copy(b, m->buffer_data, bb, to, from);
+    if (!ok) {
+        sdl_result r = sdl_last_result();
+        dst->dealloc(p);
+        dst->dealloc(g);
+        dst->dealloc(b);
+        return sdl_fail(r != SDL_OK ? r : SDL_ERR_OOM, "model_to %s: %s", sdl__device_names[to], r != SDL_OK ? sdl_last_error() : "out of device memory");
+    }
+    for (int i = 0; i < m->nparams; i++) {
+        sdl_tensor *t = m->params[i];
+        t->data = p + m->param_offset[i];
+        t->grad = g + m->param_offset[i];
+        t->device = to;
+    }
+    for (int i = 0; i < m->nbuffers; i++) {
+        sdl_tensor *t = m->buffers[i];
+        t->data = b + ((float *)t->data - m->buffer_data);
+        t->device = to;
+    }
+    src->dealloc(m->param_data);
+    src->dealloc(m->grad_data);
+    src->dealloc(m->buffer_data);
+    m->param_data = p;
+    m->grad_data = g;
+    m->buffer_data = b;
+    return SDL_OK;
 }
 
 static void *sdl__device_arena_alloc(sdl_device device, size_t bytes, bool zeroed) {
@@ -7059,6 +7193,18 @@ static bool sdl__ck_item(sdl_model *m, const sdl_optim *o, int i, char *name, si
 
 static int sdl__ck_optim_kind(const sdl_optim *o) { return o->desc.kind == SDL_OPTIM_DEFAULT ? (int)SDL_OPTIM_SGD : (int)o->desc.kind; }
 
+/* a device model's item in host memory: a copy in *stage (grown as needed), else data */
+static const float *sdl__ck_host(const float *data, const sdl_tensor *like, float **stage, int64_t *cap) {
+    if (like->device == SDL_CPU) return data;
+    if (like->numel > *cap) {
+        SDL_DEALLOC(*stage);
+        *stage = (float *)sdl__alloc((size_t)like->numel * sizeof(float));
+        *cap = *stage ? like->numel : 0;
+        if (!*stage) return NULL;
+    }
+    return sdl__device_copy(*stage, data, (size_t)like->numel * sizeof(float), SDL_CPU, like->device) ? *stage : NULL;
+}
+
 #ifdef SDL__TRAIN_POSIX
 static bool sdl__ck_write_all(int fd, const void *p, size_t n) {
     const char *c = (const char *)p;
@@ -7110,6 +7256,8 @@ SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp", 5);
     bool ok;
+    float *stage = NULL; /* device models: each item passes through here */
+    int64_t stage_cap = 0;
 #ifdef SDL__TRAIN_POSIX
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
@@ -7118,8 +7266,10 @@ SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl
         return SDL_ERR_IO;
     }
     ok = sdl__ck_write_all(fd, len, 8) && sdl__ck_write_all(fd, h.p, h.n);
-    for (int i = 0; ok && sdl__ck_item(m, o, i, name, sizeof name, &data, &like); i++)
-        ok = sdl__ck_write_all(fd, data, (size_t)like->numel * 4);
+    for (int i = 0; ok && sdl__ck_item(m, o, i, name, sizeof name, &data, &like); i++) {
+        const float *hd = sdl__ck_host(data, like, &stage, &stage_cap);
+        ok = hd && sdl__ck_write_all(fd, hd, (size_t)like->numel * 4);
+    }
     int err = errno;
     ok = ok && fsync(fd) == 0;
     if (!ok) err = errno;
@@ -7139,8 +7289,10 @@ SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl
 #else
     FILE *f = fopen(tmp, "wb");
     ok = f && fwrite(len, 1, 8, f) == 8 && fwrite(h.p, 1, h.n, f) == h.n;
-    for (int i = 0; ok && sdl__ck_item(m, o, i, name, sizeof name, &data, &like); i++)
-        ok = fwrite(data, 4, (size_t)like->numel, f) == (size_t)like->numel;
+    for (int i = 0; ok && sdl__ck_item(m, o, i, name, sizeof name, &data, &like); i++) {
+        const float *hd = sdl__ck_host(data, like, &stage, &stage_cap);
+        ok = hd && fwrite(hd, 4, (size_t)like->numel, f) == (size_t)like->numel;
+    }
     ok = f && fflush(f) == 0 && ok;
     if (f) ok = (fclose(f) == 0) && ok;
     if (ok) { remove(path); ok = rename(tmp, path) == 0; }
@@ -7148,7 +7300,8 @@ SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl
 #endif
     SDL_DEALLOC(h.p);
     SDL_DEALLOC(tmp);
-    return ok ? SDL_OK : SDL_ERR_IO;
+    SDL_DEALLOC(stage);
+    return ok ? SDL_OK : sdl_last_result() != SDL_OK ? sdl_last_result() : SDL_ERR_IO;
 }
 
 /* ---- a small JSON reader for the header: strings land in one pool as long as the text */
@@ -7333,6 +7486,8 @@ SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim
     sdl__ck_entry *es = NULL;
     int n = 0;
     uint8_t len[8];
+    float *stage = NULL; /* device models: each item passes through here */
+    int64_t stage_cap = 0;
     fseek(f, 0, SEEK_END);
     long size = ftell(f);
     fseek(f, 0, SEEK_SET);
@@ -7389,8 +7544,19 @@ SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim
         }
         for (int i = 0; sdl__ck_item(m, o, i, name, sizeof name, &dst, &like); i++) {
             sdl__ck_entry *e = sdl__ck_find(es, n, name, false);
-            if (fseek(f, (long)(8 + hl + (uint64_t)e->begin), SEEK_SET) != 0 || fread(dst, 4, (size_t)like->numel, f) != (size_t)like->numel) {
+            float *hd = dst; /* a device model's items are read into stage, then copied over */
+            if (like->device != SDL_CPU && like->numel > stage_cap) {
+                SDL_DEALLOC(stage);
+                stage_cap = (stage = (float *)sdl__alloc((size_t)like->numel * sizeof(float))) != NULL ? like->numel : 0;
+                if (!stage) { r = SDL_ERR_OOM; goto done; }
+            }
+            if (like->device != SDL_CPU) hd = stage;
+            if (fseek(f, (long)(8 + hl + (uint64_t)e->begin), SEEK_SET) != 0 || fread(hd, 4, (size_t)like->numel, f) != (size_t)like->numel) {
                 r = sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s': cannot read the data of '%s' (truncated?)", path, name);
+                goto done;
+            }
+            if (hd != dst && !sdl__device_copy(dst, hd, (size_t)like->numel * sizeof(float), like->device, SDL_CPU)) {
+                r = sdl_fail(sdl_last_result(), "checkpoint '%s': '%s' to the device: %s", path, name, sdl_last_error());
                 goto done;
             }
         }
@@ -7419,6 +7585,7 @@ done:
     SDL_DEALLOC(text);
     SDL_DEALLOC(pool);
     SDL_DEALLOC(es);
+    SDL_DEALLOC(stage);
     return r;
 }
 

@@ -59,6 +59,8 @@
                            any file) without a clash. If the file that defines SDL_IMPLEMENTATION
                            includes stb_image.h or stb_image_write.h before sdl.h, sdl uses that
                            one instead and compiles no copy of its own.
+      SDL_STB_EASY_FONT_PATH  (impl) stb_easy_font.h, the plots' text; default
+                           <stb/stb_easy_font.h> (libstb-dev has it too)
       SDL_NO_SIMD          (impl) portable C kernels even where -march enables AVX2/AVX-512
       SDL_MAX_DIMS         the most dimensions a tensor has, default 8
 
@@ -94,6 +96,8 @@
                   sdl_meter, sdl_csv_append, sdl_print_throughput ("total images/sec: X").
       Checkpoints safetensors files that PyTorch reads, written atomically; parameters,
                   buffers, optimizer state, epoch and RNG state. Resuming is bit-exact.
+      Plots       sdl_plot_lines and sdl_plot_bars write PNG charts (loss per epoch, images/s
+                  per number of ranks) with no Python needed.
       Profile     SDL_PROFILE=1 in the environment prints the time per op type at exit.
 */
 #ifndef SDL_H_INCLUDED
@@ -856,6 +860,42 @@ typedef struct sdl_checkpoint_info {
 SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl_optim *o, int64_t epoch);
 /* o may be NULL (optimizer entries in the file are then skipped); info may be NULL */
 SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim *o, sdl_checkpoint_info *info);
+
+/* >>decl-plot: line and bar charts as PNG files (through stb_image_write; text from
+   stb_easy_font), so the curves show without Python. Lines: each series is n points
+   (x, y), x NULL meaning 1, 2, ..., n (epochs); non-finite points are left out (a gap).
+   Bars: one bar per value with its label under it (images/s per number of ranks, scaling
+   efficiency). The canvas is desc.width x desc.height (0: 640 x 400), white; the plot area
+   (inside the axes) spans pixels x in [64, width - 17] and y in [28, height - 41], y up:
+   x_min and y_min sit at its bottom left. The y range is desc's when ymin < ymax, else the
+   data's widened to round ticks (bars: 8% more above, for their value labels); lines span
+   the data's x range exactly, bars start at 0.
+   Series k (and the bars) are drawn in matplotlib's tab10 colour k: (31, 119, 180),
+   (255, 127, 14), (44, 160, 44), (214, 39, 40), ...; a 7 x 7 marker on each point. The
+   legend takes the corner of the plot area with the fewest points. Text is cut at 63
+   characters.
+
+      float loss[3] = {0.9f, 0.6f, 0.5f}, val[3] = {0.8f, 0.7f, 0.65f};
+      sdl_plot_series s[2] = {{"train loss", loss, NULL, 3}, {"test loss", val, NULL, 3}};
+      sdl_plot_desc d = {0};
+      d.title = "Fashion-MNIST MLP"; d.xlabel = "epoch"; d.ylabel = "loss";
+      sdl_plot_lines("loss.png", s, 2, &d);
+      const char *ranks[3] = {"1", "2", "4"};
+      float ips[3] = {1500, 2900, 5400};
+      sdl_plot_bars("scaling.png", ranks, ips, 3, &d);   // d with its own labels */
+typedef struct sdl_plot_series {
+    const char *label; /* in the legend; NULL: not listed */
+    const float *y;
+    const float *x;    /* NULL: 1, 2, ..., n */
+    int n;
+} sdl_plot_series;
+typedef struct sdl_plot_desc {
+    const char *title, *xlabel, *ylabel; /* NULL: none */
+    int width, height;                   /* 0: 640, 400; at least 160 x 120 */
+    float ymin, ymax;                    /* ymin < ymax: this y range, else the data's */
+} sdl_plot_desc;
+SDL_API sdl_result sdl_plot_lines(const char *path, const sdl_plot_series *series, int nseries, const sdl_plot_desc *desc);
+SDL_API sdl_result sdl_plot_bars(const char *path, const char *const *labels, const float *values, int n, const sdl_plot_desc *desc);
 
 /* >>decl-profile */
 /* Time per op type, forward and backward, summed over calls. On when the environment has
@@ -7587,6 +7627,258 @@ done:
     SDL_DEALLOC(es);
     SDL_DEALLOC(stage);
     return r;
+}
+
+/* >>plot: line and bar charts (see >>decl-plot). An RGB canvas; lines by Bresenham, text
+   from stb_easy_font's quads (each an axis-aligned rectangle), PNG by stb_image_write. */
+#ifndef SDL_NO_STB
+#ifdef __cplusplus
+}
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+#ifndef SDL_STB_EASY_FONT_PATH
+#define SDL_STB_EASY_FONT_PATH <stb/stb_easy_font.h>
+#endif
+#ifndef INCLUDE_STB_EASY_FONT_H
+#include SDL_STB_EASY_FONT_PATH
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#ifdef __cplusplus
+extern "C" {
+#endif
+#endif /* SDL_NO_STB */
+
+enum { SDL__PLOT_LEFT = 64, SDL__PLOT_RIGHT = 17, SDL__PLOT_TOP = 28, SDL__PLOT_BOTTOM = 41 };
+typedef struct sdl__canvas { uint8_t *p; int w, h; } sdl__canvas;
+static const uint8_t sdl__plot_ink[3] = {40, 40, 40}, sdl__plot_grid[3] = {225, 225, 225};
+static const uint8_t sdl__plot_colors[10][3] = { /* matplotlib's tab10 */
+    {31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40}, {148, 103, 189},
+    {140, 86, 75}, {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207}};
+
+static void sdl__rect(sdl__canvas *c, int x0, int y0, int x1, int y1, const uint8_t rgb[3]) { /* [x0, x1) x [y0, y1) */
+    for (int y = y0 > 0 ? y0 : 0; y < y1 && y < c->h; y++)
+        for (int x = x0 > 0 ? x0 : 0; x < x1 && x < c->w; x++) memcpy(c->p + ((size_t)y * (size_t)c->w + (size_t)x) * 3, rgb, 3);
+}
+
+/* a line r pixels either side of the ideal one (Bresenham, a square brush) */
+static void sdl__line(sdl__canvas *c, int x0, int y0, int x1, int y1, int r, const uint8_t rgb[3]) {
+    int dx = abs(x1 - x0), dy = -abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1, err = dx + dy;
+    for (;;) {
+        sdl__rect(c, x0 - r, y0 - r, x0 + r + 1, y0 + r + 1, rgb);
+        if (x0 == x1 && y0 == y1) break;
+        int e2 = 2 * err;
+        if (e2 >= dy) { err += dy; x0 += sx; }
+        if (e2 <= dx) { err += dx; y0 += sy; }
+    }
+}
+
+#ifndef SDL_NO_STB
+/* printable ASCII into buf (stb_easy_font indexes its table by char - 32) */
+static char *sdl__plot_ascii(const char *text, char *buf, size_t cap) {
+    size_t n = 0;
+    for (; text && *text && n + 1 < cap; text++) buf[n++] = *text >= 32 && *text < 127 ? *text : '?';
+    buf[n] = 0;
+    return buf;
+}
+#endif
+
+static int sdl__text_width(const char *text, int scale) {
+#ifdef SDL_NO_STB
+    return (int)strlen(text) * 6 * scale; /* the layout only: sdl__png_encode then fails */
+#else
+    char buf[64];
+    return stb_easy_font_width(sdl__plot_ascii(text, buf, sizeof buf)) * scale;
+#endif
+}
+
+/* text with its top left at (x, y), glyphs about 7 * scale pixels high */
+static void sdl__text(sdl__canvas *c, int x, int y, const char *text, int scale, const uint8_t rgb[3]) {
+#ifdef SDL_NO_STB
+    SDL__UNUSED(c); SDL__UNUSED(x); SDL__UNUSED(y); SDL__UNUSED(text); SDL__UNUSED(scale); SDL__UNUSED(rgb);
+#else
+    char buf[64];      /* labels are cut at 63 characters */
+    float quads[4800]; /* 64 bytes a quad, about 270 bytes a character */
+    int nq = stb_easy_font_print(0, 0, sdl__plot_ascii(text, buf, sizeof buf), NULL, quads, (int)sizeof quads);
+    for (int q = 0; q < nq; q++) {
+        const float *v = quads + q * 16; /* 4 vertices of (x, y, z, rgba) */
+        sdl__rect(c, x + (int)v[0] * scale, y + (int)v[1] * scale, x + (int)v[8] * scale, y + (int)v[9] * scale, rgb);
+    }
+#endif
+}
+
+/* about 5 round ticks over [lo, hi]: steps of 1, 2 or 5 times a power of ten */
+static double sdl__plot_step(double lo, double hi, bool integers) {
+    double raw = (hi - lo) / 5.0, mag = pow(10.0, floor(log10(raw))), f = raw / mag;
+    double step = (f < 1.5 ? 1.0 : f < 3.0 ? 2.0 : f < 7.0 ? 5.0 : 10.0) * mag;
+    return integers && step < 1.0 ? 1.0 : step;
+}
+
+typedef struct sdl__plot {
+    sdl__canvas c;
+    double x0, x1, y0, y1; /* the data range on the axes */
+    int L, R, T, B;        /* the plot area, pixels, inclusive */
+} sdl__plot;
+
+static int sdl__plot_px(const sdl__plot *p, double x) {
+    return p->x1 > p->x0 ? p->L + (int)lround((x - p->x0) / (p->x1 - p->x0) * (p->R - p->L)) : (p->L + p->R) / 2;
+}
+static int sdl__plot_py(const sdl__plot *p, double y) {
+    double f = (y - p->y0) / (p->y1 - p->y0);
+    return p->B - (int)lround((f < -0.02 ? -0.02 : f > 1.02 ? 1.02 : f) * (p->B - p->T)); /* clipped just outside */
+}
+
+/* the canvas, title, axis labels, the y range with its grid and ticks */
+static sdl_result sdl__plot_begin(sdl__plot *p, const char *what, const sdl_plot_desc *d, double ylo, double yhi) {
+    memset(p, 0, sizeof *p);
+    int w = d && d->width ? d->width : 640, h = d && d->height ? d->height : 400;
+    if (w < 160 || h < 120 || w > 8192 || h > 8192) return sdl_fail(SDL_ERR_ARG, "%s: a %dx%d picture; 160x120 up to 8192x8192", what, w, h);
+    if (d && d->ymin < d->ymax) { ylo = d->ymin; yhi = d->ymax; }
+    else {
+        if (!(ylo < yhi)) { double a = fabs(ylo) > 0 ? fabs(ylo) * 0.1 : 1.0; ylo -= a; yhi += a; }
+        double st = sdl__plot_step(ylo, yhi, false);
+        ylo = floor(ylo / st + 1e-9) * st;
+        yhi = ceil(yhi / st - 1e-9) * st;
+    }
+    p->c.w = w;
+    p->c.h = h;
+    p->c.p = (uint8_t *)sdl__alloc((size_t)w * (size_t)h * 3);
+    if (!p->c.p) return SDL_ERR_OOM;
+    memset(p->c.p, 255, (size_t)w * (size_t)h * 3);
+    p->L = SDL__PLOT_LEFT; p->R = w - SDL__PLOT_RIGHT; p->T = SDL__PLOT_TOP; p->B = h - SDL__PLOT_BOTTOM;
+    p->y0 = ylo; p->y1 = yhi;
+    double st = sdl__plot_step(ylo, yhi, false);
+    char s[32];
+    for (double k = ceil(ylo / st - 1e-9); k * st <= yhi + st * 1e-9; k++) {
+        double v = k * st;
+        int y = sdl__plot_py(p, v);
+        sdl__rect(&p->c, p->L, y, p->R + 1, y + 1, sdl__plot_grid);
+        snprintf(s, sizeof s, "%g", fabs(v) < st * 1e-6 ? 0.0 : v);
+        sdl__text(&p->c, p->L - 6 - sdl__text_width(s, 1), y - 4, s, 1, sdl__plot_ink);
+    }
+    if (d && d->title) sdl__text(&p->c, (w - sdl__text_width(d->title, 2)) / 2, 4, d->title, 2, sdl__plot_ink);
+    if (d && d->ylabel) sdl__text(&p->c, 6, p->T - 12, d->ylabel, 1, sdl__plot_ink);
+    if (d && d->xlabel) sdl__text(&p->c, (p->L + p->R - sdl__text_width(d->xlabel, 1)) / 2, h - 14, d->xlabel, 1, sdl__plot_ink);
+    return SDL_OK;
+}
+
+/* the frame just outside the plot area, then the PNG */
+static sdl_result sdl__plot_end(sdl__plot *p, const char *path) {
+    sdl__rect(&p->c, p->L - 1, p->T - 1, p->R + 2, p->T, sdl__plot_ink);
+    sdl__rect(&p->c, p->L - 1, p->B + 1, p->R + 2, p->B + 2, sdl__plot_ink);
+    sdl__rect(&p->c, p->L - 1, p->T - 1, p->L, p->B + 2, sdl__plot_ink);
+    sdl__rect(&p->c, p->R + 1, p->T - 1, p->R + 2, p->B + 2, sdl__plot_ink);
+    sdl__buf b;
+    memset(&b, 0, sizeof b);
+    sdl_result r = sdl__png_encode(path, p->c.p, p->c.w, p->c.h, 3, &b) ? sdl__write_all(path, b.p, b.n) : sdl_last_result();
+    SDL_DEALLOC(b.p);
+    SDL_DEALLOC(p->c.p);
+    return r;
+}
+
+static double sdl__series_x(const sdl_plot_series *s, int i) { return s->x ? (double)s->x[i] : (double)(i + 1); }
+
+/* the legend in the corner of the plot area that covers the fewest data points */
+static void sdl__plot_legend(sdl__plot *p, const sdl_plot_series *series, int ns) {
+    int rows = 0, wmax = 0;
+    for (int k = 0; k < ns; k++)
+        if (series[k].label) { rows++; int w = sdl__text_width(series[k].label, 1); wmax = w > wmax ? w : wmax; }
+    if (!rows) return;
+    int bw = wmax + 30, bh = rows * 12 + 6, best = 0, best_n = INT32_MAX;
+    for (int corner = 0; corner < 4; corner++) { /* top right, top left, bottom right, bottom left */
+        int x = corner % 2 ? p->L + 4 : p->R - 4 - bw, y = corner < 2 ? p->T + 4 : p->B - 4 - bh, n = 0;
+        for (int k = 0; k < ns; k++)
+            for (int i = 0; i < series[k].n; i++) {
+                int px = sdl__plot_px(p, sdl__series_x(&series[k], i)), py = sdl__plot_py(p, series[k].y[i]);
+                n += px >= x - 4 && px <= x + bw + 4 && py >= y - 4 && py <= y + bh + 4;
+            }
+        if (n < best_n) { best_n = n; best = corner; }
+    }
+    int x = best % 2 ? p->L + 4 : p->R - 4 - bw, y = best < 2 ? p->T + 4 : p->B - 4 - bh;
+    static const uint8_t white[3] = {255, 255, 255};
+    sdl__rect(&p->c, x, y, x + bw, y + bh, sdl__plot_grid);
+    sdl__rect(&p->c, x + 1, y + 1, x + bw - 1, y + bh - 1, white);
+    for (int k = 0, row = 0; k < ns; k++) {
+        if (!series[k].label) continue;
+        int ty = y + 4 + 12 * row++;
+        sdl__rect(&p->c, x + 5, ty + 3, x + 22, ty + 5, sdl__plot_colors[k % 10]);
+        sdl__text(&p->c, x + 26, ty, series[k].label, 1, sdl__plot_ink);
+    }
+}
+
+SDL_API sdl_result sdl_plot_lines(const char *path, const sdl_plot_series *series, int nseries, const sdl_plot_desc *desc) {
+    if (!path || !series || nseries < 1) return sdl_fail(SDL_ERR_ARG, "plot_lines: NULL path or series, or nseries %d < 1", nseries);
+    double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
+    bool integers = true;
+    for (int k = 0; k < nseries; k++) {
+        const sdl_plot_series *s = &series[k];
+        if (s->n < 0 || (s->n > 0 && !s->y)) return sdl_fail(SDL_ERR_ARG, "plot_lines %s: series %d has n %d and y %p", path, k, s->n, (const void *)s->y);
+        for (int i = 0; i < s->n; i++) {
+            double x = sdl__series_x(s, i), y = s->y[i];
+            if (!isfinite(x) || !isfinite(y)) continue;
+            xlo = fmin(xlo, x); xhi = fmax(xhi, x); ylo = fmin(ylo, y); yhi = fmax(yhi, y);
+            integers = integers && x == floor(x);
+        }
+    }
+    if (!(xlo <= xhi)) return sdl_fail(SDL_ERR_ARG, "plot_lines %s: no finite point to draw", path);
+    sdl__plot p;
+    sdl_result r = sdl__plot_begin(&p, path, desc, ylo, yhi);
+    if (r != SDL_OK) return r;
+    p.x0 = xlo;
+    p.x1 = xhi;
+    char s[32];
+    double st = xhi > xlo ? sdl__plot_step(xlo, xhi, integers) : 1.0;
+    for (double k = ceil(xlo / st - 1e-9); k * st <= xhi + st * 1e-9; k++) {
+        double v = k * st;
+        int x = sdl__plot_px(&p, v);
+        sdl__rect(&p.c, x, p.T, x + 1, p.B + 1, sdl__plot_grid);
+        snprintf(s, sizeof s, "%g", fabs(v) < st * 1e-6 ? 0.0 : v);
+        sdl__text(&p.c, x - sdl__text_width(s, 1) / 2, p.B + 6, s, 1, sdl__plot_ink);
+    }
+    for (int k = 0; k < nseries; k++) {
+        const sdl_plot_series *se = &series[k];
+        const uint8_t *rgb = sdl__plot_colors[k % 10];
+        int px = 0, py = 0;
+        bool prev = false;
+        for (int i = 0; i < se->n; i++) {
+            double x = sdl__series_x(se, i), y = se->y[i];
+            if (!isfinite(x) || !isfinite(y)) { prev = false; continue; }
+            int cx = sdl__plot_px(&p, x), cy = sdl__plot_py(&p, y);
+            if (prev) sdl__line(&p.c, px, py, cx, cy, 1, rgb);
+            sdl__rect(&p.c, cx - 3, cy - 3, cx + 4, cy + 4, rgb); /* a marker on each point */
+            px = cx; py = cy; prev = true;
+        }
+    }
+    sdl__plot_legend(&p, series, nseries);
+    return sdl__plot_end(&p, path);
+}
+
+SDL_API sdl_result sdl_plot_bars(const char *path, const char *const *labels, const float *values, int n, const sdl_plot_desc *desc) {
+    if (!path || !values || n < 1) return sdl_fail(SDL_ERR_ARG, "plot_bars: NULL path or values, or n %d < 1", n);
+    double lo = 0.0, hi = 0.0;
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(values[i])) return sdl_fail(SDL_ERR_ARG, "plot_bars %s: value %d is %g", path, i, (double)values[i]);
+        lo = fmin(lo, values[i]);
+        hi = fmax(hi, values[i]);
+    }
+    sdl__plot p;
+    sdl_result r = sdl__plot_begin(&p, path, desc, lo, hi + 0.08 * (hi - lo)); /* room for the value labels */
+    if (r != SDL_OK) return r;
+    double slot = (double)(p.R - p.L + 1) / n;
+    int zero = sdl__plot_py(&p, p.y0 > 0 ? p.y0 : p.y1 < 0 ? p.y1 : 0.0);
+    char s[32];
+    for (int i = 0; i < n; i++) {
+        int x0 = p.L + (int)lround(slot * (i + 0.2)), x1 = p.L + (int)lround(slot * (i + 0.8)), y = sdl__plot_py(&p, values[i]);
+        sdl__rect(&p.c, x0, y < zero ? y : zero, x1, (y < zero ? zero : y) + 1, sdl__plot_colors[0]);
+        snprintf(s, sizeof s, "%.4g", (double)values[i]);
+        sdl__text(&p.c, (x0 + x1 - sdl__text_width(s, 1)) / 2, (y < zero ? y : zero) - 11, s, 1, sdl__plot_ink);
+        if (labels && labels[i]) sdl__text(&p.c, (x0 + x1 - sdl__text_width(labels[i], 1)) / 2, p.B + 6, labels[i], 1, sdl__plot_ink);
+    }
+    return sdl__plot_end(&p, path);
 }
 
 /* >>profile */

@@ -571,6 +571,10 @@ SDL_API sdl_optim *sdl_adam(sdl_model *m, float lr, float beta1, float beta2, fl
 SDL_API sdl_optim *sdl_adamw(sdl_model *m, float lr, float beta1, float beta2, float weight_decay);
 SDL_API sdl_optim *sdl_lars(sdl_model *m, float lr, float momentum, float weight_decay, float trust_coef);
 SDL_API sdl_optim *sdl_lamb(sdl_model *m, float lr, float beta1, float beta2, float weight_decay);
+/* by the name a --optimizer flag gives, any case, '-' or '_': "sgd" (momentum 0.9),
+   "nesterov" (the same, Nesterov), "adam", "adamw", "lars" (momentum 0.9), "lamb"; the
+   other settings are the desc defaults. NULL and an error listing them for another name. */
+SDL_API sdl_optim *sdl_optim_by_name(sdl_model *m, const char *name, float lr, float weight_decay);
 SDL_API sdl_result sdl_optim_step(sdl_optim *o);
 SDL_API bool sdl_optim_is_update_step(const sdl_optim *o); /* will the next sdl_optim_step update? */
 SDL_API void sdl_optim_set_lr(sdl_optim *o, float lr);
@@ -655,6 +659,17 @@ SDL_API float sdl_sched_lr(const sdl_sched_desc *d, int64_t step);
 /* The linear scaling rule (Goyal et al. 2017): lr * world_size with base_batch 0 (Horovod's
    lr * size), else lr * world_size * local_batch / base_batch. */
 SDL_API float sdl_scale_lr(float lr, int world_size, int local_batch, int base_batch);
+/* d->kind (and milestones, warm-up) from the name a --lr-scheduler flag gives (any case,
+   '-' or '_'); set d->base_lr and d->total first, in epochs or steps:
+      "none", "constant"   the base rate
+      "cosine"             cosine to min_lr over total
+      "step"               x0.1 at 50% and 75% of total
+      "one-cycle", "clr"   PyTorch's OneCycleLR, peak base_lr
+      "step_wise_decay"    the JSC course's: x0.1 at epochs 80 and 120 of 150 (scaled to total)
+      "step_wise_decay_with_warmup"  the same after a linear warm-up from 0.1 x over 5 of
+                           150 epochs (scaled; d->warmup when already set)
+   SDL_ERR_ARG listing the names for another. */
+SDL_API sdl_result sdl_sched_by_name(sdl_sched_desc *d, const char *name);
 
 /* >>decl-data: every image reader fills an sdl_dataset: n samples of c x h x w bytes
    (CHW per sample, the layout the tensors use) and one i32 label each. */
@@ -5023,6 +5038,33 @@ SDL_API sdl_optim *sdl_lamb(sdl_model *m, float lr, float beta1, float beta2, fl
     return sdl__optim_make(m, SDL_OPTIM_LAMB, lr, 0, beta1, beta2, weight_decay, false, 0);
 }
 
+/* a flag's value against a name: any case, '-' and '_' alike */
+static bool sdl__name_is(const char *s, const char *name) {
+    for (; *s && *name; s++, name++) {
+        char a = *s >= 'A' && *s <= 'Z' ? (char)(*s - 'A' + 'a') : *s, b = *name;
+        if (a != b && !((a == '-' || a == '_') && (b == '-' || b == '_'))) return false;
+    }
+    return !*s && !*name;
+}
+
+SDL_API sdl_optim *sdl_optim_by_name(sdl_model *m, const char *name, float lr, float weight_decay) {
+    static const char *const names[] = {"sgd", "nesterov", "adam", "adamw", "lars", "lamb"};
+    static const sdl_optim_kind kinds[] = {SDL_OPTIM_SGD, SDL_OPTIM_SGD, SDL_OPTIM_ADAM, SDL_OPTIM_ADAMW, SDL_OPTIM_LARS, SDL_OPTIM_LAMB};
+    for (int i = 0; name && i < 6; i++) {
+        if (!sdl__name_is(name, names[i])) continue;
+        sdl_optim_desc d;
+        memset(&d, 0, sizeof d);
+        d.kind = kinds[i];
+        d.lr = lr;
+        d.weight_decay = weight_decay;
+        d.momentum = kinds[i] == SDL_OPTIM_SGD || kinds[i] == SDL_OPTIM_LARS ? 0.9f : 0.0f;
+        d.nesterov = i == 1;
+        return sdl_optim_new(m, &d);
+    }
+    sdl_fail(SDL_ERR_ARG, "optimizer '%s': sgd, nesterov, adam, adamw, lars or lamb", name ? name : "(null)");
+    return NULL;
+}
+
 SDL_API bool sdl_optim_is_update_step(const sdl_optim *o) {
     return o && o->micro + 1 >= o->desc.accum_steps;
 }
@@ -5171,6 +5213,30 @@ SDL_API float sdl_scale_lr(float lr, int world_size, int local_batch, int base_b
     double s = world_size > 0 ? world_size : 1;
     if (base_batch > 0) s = s * local_batch / base_batch;
     return (float)(lr * s);
+}
+
+SDL_API sdl_result sdl_sched_by_name(sdl_sched_desc *d, const char *name) {
+    if (!d || !name) return sdl_fail(SDL_ERR_ARG, "sched_by_name: NULL desc or name");
+    memset(d->milestones, 0, sizeof d->milestones);
+    bool course = sdl__name_is(name, "step_wise_decay"), warm = sdl__name_is(name, "step_wise_decay_with_warmup");
+    if (sdl__name_is(name, "none") || sdl__name_is(name, "constant")) d->kind = SDL_SCHED_CONSTANT;
+    else if (sdl__name_is(name, "cosine")) d->kind = SDL_SCHED_COSINE;
+    else if (sdl__name_is(name, "one-cycle") || sdl__name_is(name, "clr")) d->kind = SDL_SCHED_ONE_CYCLE;
+    else if (sdl__name_is(name, "step")) {
+        d->kind = SDL_SCHED_STEP;
+        d->milestones[0] = d->total / 2;
+        d->milestones[1] = d->total * 3 / 4;
+    } else if (course || warm) {
+        d->kind = SDL_SCHED_STEP;
+        d->milestones[0] = d->total * 80 / 150;
+        d->milestones[1] = d->total * 120 / 150;
+        if (warm && d->warmup <= 0) d->warmup = d->total * 5 / 150 > 0 ? d->total * 5 / 150 : 1;
+        if (warm && d->warmup_start_factor <= 0.0f) d->warmup_start_factor = 0.1f;
+    } else {
+        return sdl_fail(SDL_ERR_ARG, "lr scheduler '%s': none, cosine, step, one-cycle (clr), step_wise_decay or "
+                        "step_wise_decay_with_warmup", name);
+    }
+    return SDL_OK;
 }
 
 /* >>data */

@@ -851,6 +851,10 @@ typedef struct sdl_arg {
 } sdl_arg;
 SDL_API sdl_result sdl_args_parse(int argc, char **argv, sdl_arg *args, int nargs);
 SDL_API void sdl_args_usage(FILE *out, const char *prog, const sdl_arg *args, int nargs);
+/* the flags' values as one JSON object, {"batch_size": 64, "lr": 0.01, "data": "...",
+   "fp16_allreduce": false}: each under its first name with '-' as '_' (argparse's dest),
+   as the ALCF examples dump their args. Floats print with 9 digits (they read back equal). */
+SDL_API sdl_result sdl_args_save_json(const char *path, const sdl_arg *args, int nargs);
 
 /* >>decl-checkpoint: safetensors files (PyTorch's safetensors.torch.load_file reads them).
    Layout: u64 little-endian header size N, N bytes of JSON (space padded to 8 bytes), data.
@@ -7241,6 +7245,40 @@ SDL_API void sdl_args_usage(FILE *out, const char *prog, const sdl_arg *args, in
     }
 }
 
+SDL_API sdl_result sdl_args_save_json(const char *path, const sdl_arg *args, int nargs) {
+    if (!path || (!args && nargs > 0)) return sdl_fail(SDL_ERR_ARG, "args_save_json: NULL path or args");
+    FILE *f = fopen(path, "w");
+    if (!f) return sdl_fail(SDL_ERR_IO, "args_save_json: cannot create '%s'", path);
+    fputc('{', f);
+    for (int i = 0; i < nargs; i++) {
+        const sdl_arg *a = &args[i];
+        fputs(i ? ", \"" : "\"", f);
+        for (const char *c = a->name ? a->name : ""; *c && *c != '|'; c++) fputc(*c == '-' ? '_' : *c, f);
+        fputs("\": ", f);
+        if (!a->value) { fputs("null", f); continue; }
+        switch (a->type) {
+        case SDL_ARG_FLOAT: fprintf(f, "%.9g", (double)*(const float *)a->value); break;
+        case SDL_ARG_BOOL: fputs(*(const bool *)a->value ? "true" : "false", f); break;
+        case SDL_ARG_STRING: {
+            const char *v = *(const char *const *)a->value;
+            fputc('"', f);
+            for (; v && *v; v++) {
+                unsigned char c = (unsigned char)*v;
+                if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+                else if (c < 0x20) fprintf(f, "\\u%04x", c);
+                else fputc(c, f);
+            }
+            fputc('"', f);
+            break;
+        }
+        case SDL_ARG_DEFAULT:
+        case SDL_ARG_INT: fprintf(f, "%d", *(const int *)a->value); break;
+        }
+    }
+    fputs("}\n", f);
+    return fclose(f) == 0 ? SDL_OK : sdl_fail(SDL_ERR_IO, "args_save_json: cannot write '%s'", path);
+}
+
 /* >>checkpoint: safetensors writer and reader (see >>decl-checkpoint) */
 typedef struct sdl__ck_buf { char *p; size_t n, cap; bool oom; } sdl__ck_buf;
 
@@ -7827,7 +7865,7 @@ static sdl_result sdl__plot_begin(sdl__plot *p, const char *what, const sdl_plot
         sdl__text(&p->c, p->L - 6 - sdl__text_width(s, 1), y - 4, s, 1, sdl__plot_ink);
     }
     if (d && d->title) sdl__text(&p->c, (w - sdl__text_width(d->title, 2)) / 2, 4, d->title, 2, sdl__plot_ink);
-    if (d && d->ylabel) sdl__text(&p->c, 6, p->T - 12, d->ylabel, 1, sdl__plot_ink);
+    if (d && d->ylabel) sdl__text(&p->c, 6, 8, d->ylabel, 1, sdl__plot_ink);
     if (d && d->xlabel) sdl__text(&p->c, (p->L + p->R - sdl__text_width(d->xlabel, 1)) / 2, h - 14, d->xlabel, 1, sdl__plot_ink);
     return SDL_OK;
 }

@@ -1,5 +1,6 @@
 /* test_names.c - the shared plumbing programs take from flags: sdl_optim_by_name and
-   sdl_sched_by_name (any case, '-' or '_'), each with an error listing the names. */
+   sdl_sched_by_name (any case, '-' or '_'), each with an error listing the names, and
+   sdl_args_save_json (the ALCF examples' args dump). */
 #define SDL_IMPLEMENTATION
 #include "sdl_test.h"
 
@@ -42,11 +43,34 @@ static void test_sched_by_name(void) {
     CHECK(sdl_sched_by_name(&d, "exp") == SDL_ERR_ARG && strstr(sdl_last_error(), "'exp'") && strstr(sdl_last_error(), "clr"), "unknown: %s", sdl_last_error());
 }
 
+static void test_args_json(void) {
+    int epochs = 3;
+    float lr = 0.1f;
+    bool fp16 = true;
+    const char *data = "a \"b\"\\c";
+    sdl_arg args[] = {{"epochs", SDL_ARG_INT, &epochs, ""}, {"lr|learning-rate", SDL_ARG_FLOAT, &lr, ""},
+                      {"fp16-allreduce", SDL_ARG_BOOL, &fp16, ""}, {"data", SDL_ARG_STRING, &data, ""}};
+    char *argv[] = {(char *)"prog", (char *)"--epochs=7", (char *)"--learning_rate", (char *)"0.5"};
+    CHECK(sdl_args_parse(4, argv, args, 4) == SDL_OK, "parse");
+    (void)system("mkdir -p build");
+    CHECK(sdl_args_save_json("build/test_names_args.json", args, 4) == SDL_OK, "save: %s", sdl_last_error());
+    char text[256] = "";
+    FILE *f = fopen("build/test_names_args.json", "r");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = 0;
+    if (f) fclose(f);
+    const char *want = "{\"epochs\": 7, \"lr\": 0.5, \"fp16_allreduce\": true, \"data\": \"a \\\"b\\\"\\\\c\"}\n";
+    CHECK(!strcmp(text, want), "the values under argparse's names, strings escaped:\n%s\nwant\n%s", text, want);
+    CHECK(sdl_args_save_json("/no/such/dir/a.json", args, 4) == SDL_ERR_IO, "unwritable: %s", sdl_last_error());
+    remove("build/test_names_args.json");
+}
+
 int main(void) {
     (void)gradcheck;
     (void)test_ids;
     (void)check_small_cnn_trains;
     RUN(test_optim_by_name);
     RUN(test_sched_by_name);
+    RUN(test_args_json);
     return sdl_test_finish();
 }

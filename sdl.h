@@ -853,7 +853,8 @@ SDL_API sdl_result sdl_args_parse(int argc, char **argv, sdl_arg *args, int narg
 SDL_API void sdl_args_usage(FILE *out, const char *prog, const sdl_arg *args, int nargs);
 /* the flags' values as one JSON object, {"batch_size": 64, "lr": 0.01, "data": "...",
    "fp16_allreduce": false}: each under its first name with '-' as '_' (argparse's dest),
-   as the ALCF examples dump their args. Floats print with 9 digits (they read back equal). */
+   as the ALCF examples dump their args. Floats print with the fewest digits that read back
+   as the same float (0.01), NaN and Inf as null. */
 SDL_API sdl_result sdl_args_save_json(const char *path, const sdl_arg *args, int nargs);
 
 /* >>decl-checkpoint: safetensors files (PyTorch's safetensors.torch.load_file reads them).
@@ -7257,7 +7258,16 @@ SDL_API sdl_result sdl_args_save_json(const char *path, const sdl_arg *args, int
         fputs("\": ", f);
         if (!a->value) { fputs("null", f); continue; }
         switch (a->type) {
-        case SDL_ARG_FLOAT: fprintf(f, "%.9g", (double)*(const float *)a->value); break;
+        case SDL_ARG_FLOAT: { /* the fewest digits that read back as the same float: 0.01, not 0.00999999978 */
+            char num[32];
+            float v = *(const float *)a->value;
+            for (int digits = 6; digits <= 9; digits++) {
+                snprintf(num, sizeof num, "%.*g", digits, (double)v);
+                if ((float)strtod(num, NULL) == v) break;
+            }
+            fputs(isfinite(v) ? num : "null", f);
+            break;
+        }
         case SDL_ARG_BOOL: fputs(*(const bool *)a->value ? "true" : "false", f); break;
         case SDL_ARG_STRING: {
             const char *v = *(const char *const *)a->value;

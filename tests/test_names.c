@@ -50,7 +50,7 @@ static void test_args_json(void) {
     const char *data = "a \"b\"\\c";
     sdl_arg args[] = {{"epochs", SDL_ARG_INT, &epochs, ""}, {"lr|learning-rate", SDL_ARG_FLOAT, &lr, ""},
                       {"fp16-allreduce", SDL_ARG_BOOL, &fp16, ""}, {"data", SDL_ARG_STRING, &data, ""}};
-    char *argv[] = {(char *)"prog", (char *)"--epochs=7", (char *)"--learning_rate", (char *)"0.5"};
+    char *argv[] = {(char *)"prog", (char *)"--epochs=7", (char *)"--learning_rate", (char *)"0.01"};
     CHECK(sdl_args_parse(4, argv, args, 4) == SDL_OK, "parse");
     (void)system("mkdir -p build");
     CHECK(sdl_args_save_json("build/test_names_args.json", args, 4) == SDL_OK, "save: %s", sdl_last_error());
@@ -59,7 +59,7 @@ static void test_args_json(void) {
     size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
     text[n] = 0;
     if (f) fclose(f);
-    const char *want = "{\"epochs\": 7, \"lr\": 0.5, \"fp16_allreduce\": true, \"data\": \"a \\\"b\\\"\\\\c\"}\n";
+    const char *want = "{\"epochs\": 7, \"lr\": 0.01, \"fp16_allreduce\": true, \"data\": \"a \\\"b\\\"\\\\c\"}\n";
     CHECK(!strcmp(text, want), "the values under argparse's names, strings escaped:\n%s\nwant\n%s", text, want);
     CHECK(sdl_args_save_json("/no/such/dir/a.json", args, 4) == SDL_ERR_IO, "unwritable: %s", sdl_last_error());
     remove("build/test_names_args.json");

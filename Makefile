@@ -96,6 +96,13 @@ bench-cuda:
 bench-nccl:
 	bash bench/bench_nccl.sh
 
+# ---- make bench-data: sdl_stream (decode + augment + batch of JPEG tar shards) against
+# PyTorch's DataLoader + PIL on the same files, W = 1 and 2; BENCH lines with ratios
+.PHONY: bench-data
+bench-data:
+	@mkdir -p build
+	bash bench/bench_data.sh
+
 # ---- make tutorials: examples/tutorials/*.c into build/tutorials/: the plain ones with $(CC)
 # and with $(MPICC) (NAME.mpicc), the MPI ones (they include sdl_mpi.h) with $(MPICC); where
 # nvcc is found (NVCC=), every one compiled as CUDA too (-c only: checks the GPU build).

@@ -89,7 +89,8 @@
                   accum_steps = k it updates on every k-th call). Schedules (sdl_sched_lr):
                   constant, step, cosine, one-cycle, each with optional linear warm-up.
       Data        Readers fill an sdl_dataset (u8 images, CHW, i32 labels): IDX (.gz too),
-                  CIFAR-10, image folders, WebDataset tar shards; .npy/.npz as tensors.
+                  CIFAR-10, image folders (PNG, JPEG), WebDataset tar shards, TFRecord files (with
+                  tf.train.Example), ZIP members; .npy/.npz as tensors.
                   sdl_loader batches it: shuffle by (seed, epoch), distributed sampling,
                   a prefetch thread, normalise/crop/flip. The batches depend only on the seed.
       Training    sdl_args_parse (--batch-size and --batch_size alike), sdl_progress,
@@ -710,13 +711,17 @@ SDL_API sdl_tensor *sdl_load_npz(const char *path, const char *name);
 /* f32, i32 and u8 tensors; numpy reads them with np.load */
 SDL_API sdl_result sdl_save_npy(const char *path, const sdl_tensor *t);
 
-/* One image file (PNG, JPEG, BMP, GIF, TGA, PNM: what stb_image reads) as a u8 heap tensor
-   (C, H, W). channels: 1 grey, 3 RGB, 4 RGBA (stb converts), 0: as stored. */
+/* One image file (PNG or JPEG) as a u8 heap tensor (C, H, W). channels: 1 grey, 3 RGB,
+   4 RGBA (stb converts), 0: as stored. Images may come from untrusted datasets: sdl
+   compiles stb_image for PNG and JPEG only, checks PNG chunk CRCs and the JPEG marker
+   segments that stb v2.27 mishandles (Huffman tables with over 256 codes or DC values over
+   15, fractional sampling factors) and refuses images over SDL_MAX_IMAGE_SIDE (32768) a
+   side or SDL_MAX_IMAGE_PIXELS (2^26) pixels before decoding; each is a clear error. */
 SDL_API sdl_tensor *sdl_load_image(const char *path, int channels);
 /* Image folders, torchvision's ImageFolder layout: dir/<class>/<image>. The classes are the
    sub-folders in bytewise sorted order, ids 0, 1, ...; in each, the files ending in .png,
-   .jpg, .jpeg, .bmp, .gif, .tga, .ppm, .pgm, .pnm, .psd, .hdr, .pic are read (sorted) and
-   must decode; names starting with '.' are skipped, TIFF/WebP files are an error. All
+   .jpg, .jpeg are read (sorted) and must decode; names starting with '.' are skipped,
+   other image files (TIFF, WebP, BMP, GIF, ...) are an error. All
    images must have one size (sdl does not resize); the error names the first that differs.
    channels as for sdl_load_image (0: those of the first image). */
 SDL_API sdl_result sdl_load_image_folder(const char *dir, int channels, sdl_dataset *out);
@@ -734,8 +739,8 @@ SDL_API sdl_result sdl_write_png(const char *path, const sdl_tensor *t, int nrow
 /* WebDataset tar shards. Consecutive members whose names share a key form one sample; the
    key is the member path up to the first dot in its last path component, the extension is
    the rest ("a/b.c/x01.seg.png": key "a/b.c/x01", extension "seg.png"). A sample needs a
-   ".cls" member (an ASCII integer label) and one image (.png, .jpg, .jpeg, .bmp, .ppm, .pgm,
-   .tga, .gif); other members are skipped. Reads ustar, GNU and pax tar files (GNU tar's). */
+   ".cls" member (an ASCII integer label) and one image (.png, .jpg, .jpeg); other members
+   are skipped. Reads ustar, GNU and pax tar files (GNU tar's). */
 /* "name-{000000..000099}.tar" -> the 100 names (a plain path -> itself); a NULL-terminated
    array of *count names, free with sdl_names_free */
 SDL_API char **sdl_shard_list(const char *pattern, int *count);
@@ -758,6 +763,99 @@ SDL_API int sdl_shard_writer_num_shards(const sdl_shard_writer *w);
 SDL_API sdl_result sdl_shard_writer_close(sdl_shard_writer *w);
 /* a whole dataset, sample i as key "%09d" (.png + .cls) */
 SDL_API sdl_result sdl_write_shards(const sdl_dataset *d, const char *prefix, int64_t max_per_shard);
+
+/* >>decl-tfrecord: TensorFlow's record files and the messages stored in them.
+   A TFRecord file is a run of records: u64 length, u32 masked CRC-32C of those 8 bytes, the
+   data, u32 masked CRC-32C of the data (all little-endian; masked: rotate right 15, add
+   0xa282ead8). Readers check both CRCs and name the file and record in each error.
+   TensorBoard event files are TFRecord files too. */
+SDL_API uint32_t sdl_crc32c(uint32_t crc, const void *data, size_t n); /* Castagnoli; start with 0 */
+SDL_API uint32_t sdl_tfrecord_masked_crc(const void *data, size_t n);
+/* one record: header, data, CRC */
+SDL_API sdl_result sdl_tfrecord_write_record(FILE *f, const void *data, size_t n);
+/* The next record of f into *buf (grown with realloc as needed; *cap is its size; free it
+   with sdl_bytes_free). Returns 1 with the record's size in *n, 0 at a clean end of the file,
+   -1 on an error (truncated, bad CRC, read error), whose message names `what` (the file's
+   name) and the record index `index`. */
+SDL_API int sdl_tfrecord_read_record(FILE *f, const char *what, int64_t index, uint8_t **buf, size_t *cap, size_t *n);
+SDL_API void sdl_bytes_free(void *p); /* frees a heap block sdl handed out (records, members) */
+/* Reading a file record by record: while (sdl_tfrecord_next(r, &p, &n)) { ... }, then
+   sdl_tfrecord_close returns SDL_OK for a clean end or the first error. p stays valid until
+   the next call. */
+typedef struct sdl_tfrecord_reader sdl_tfrecord_reader;
+SDL_API sdl_tfrecord_reader *sdl_tfrecord_open(const char *path);
+SDL_API bool sdl_tfrecord_next(sdl_tfrecord_reader *r, const uint8_t **data, size_t *n);
+SDL_API int64_t sdl_tfrecord_count(const sdl_tfrecord_reader *r); /* records read so far */
+SDL_API sdl_result sdl_tfrecord_close(sdl_tfrecord_reader *r);
+
+/* tf.train.Example: named features, each a list of byte strings, floats or int64s. Build one
+   with the add calls (each appends values to the named feature's list; a name keeps one
+   kind) and serialize it, or parse one and read features by name. Pointers returned by the
+   getters stay valid until the example changes or is freed. A getter given a missing name
+   or the wrong kind returns NULL and says which features there are. */
+typedef enum sdl_feature_kind {
+    SDL_FEATURE_NONE = 0,
+    SDL_FEATURE_BYTES,
+    SDL_FEATURE_FLOAT,
+    SDL_FEATURE_INT64
+} sdl_feature_kind;
+typedef struct sdl_example sdl_example;
+SDL_API sdl_example *sdl_example_new(void);
+SDL_API void sdl_example_free(sdl_example *e);
+SDL_API sdl_result sdl_example_add_bytes(sdl_example *e, const char *name, const void *data, size_t n);
+SDL_API sdl_result sdl_example_add_floats(sdl_example *e, const char *name, const float *v, int64_t n);
+SDL_API sdl_result sdl_example_add_int64s(sdl_example *e, const char *name, const int64_t *v, int64_t n);
+/* the message's bytes in a heap block (sdl_bytes_free), features in the order first added */
+SDL_API uint8_t *sdl_example_serialize(const sdl_example *e, size_t *n);
+/* what names the data in errors ("train-0.tfrecord record 12") */
+SDL_API sdl_example *sdl_example_parse(const void *data, size_t n, const char *what);
+SDL_API int sdl_example_num_features(const sdl_example *e);
+SDL_API const char *sdl_example_feature_name(const sdl_example *e, int i);
+/* the kind of feature `name` and its number of values (SDL_FEATURE_NONE, 0: absent) */
+SDL_API sdl_feature_kind sdl_example_kind(const sdl_example *e, const char *name, int64_t *count);
+SDL_API const uint8_t *sdl_example_bytes(const sdl_example *e, const char *name, int64_t i, size_t *n);
+SDL_API const float *sdl_example_floats(const sdl_example *e, const char *name, int64_t *count);
+SDL_API const int64_t *sdl_example_int64s(const sdl_example *e, const char *name, int64_t *count);
+/* tensorflow.TensorProto, what tf.io.serialize_tensor writes: parse gives a heap tensor
+   (DT_FLOAT, DT_DOUBLE -> f32; DT_UINT8 -> u8; DT_INT32, DT_INT64 (range-checked) -> i32),
+   from tensor_content or the typed value lists; serialize writes dtype, shape and
+   tensor_content (f32 -> DT_FLOAT, u8 -> DT_UINT8, i32 -> DT_INT32). Images from TF are
+   (H, W, C). */
+SDL_API sdl_tensor *sdl_tensorproto_parse(const void *data, size_t n, const char *what);
+SDL_API uint8_t *sdl_tensorproto_serialize(const sdl_tensor *t, size_t *n);
+
+/* >>decl-zip: members of a ZIP file (stored or deflated, zip64), folder trees, dataset helpers */
+typedef struct sdl_zip sdl_zip;
+/* reads the central directory (the members' bytes are read on demand) */
+SDL_API sdl_zip *sdl_zip_open(const char *path);
+SDL_API void sdl_zip_close(sdl_zip *z);
+SDL_API int64_t sdl_zip_count(const sdl_zip *z);
+SDL_API const char *sdl_zip_name(const sdl_zip *z, int64_t i);  /* "tiny-imagenet-200/train/..." */
+SDL_API uint64_t sdl_zip_size(const sdl_zip *z, int64_t i);     /* uncompressed bytes */
+/* the index of the member called name, or -1 (no error set) */
+SDL_API int64_t sdl_zip_find(const sdl_zip *z, const char *name);
+/* member i's bytes in a heap block (free with sdl_bytes_free), CRC-32 checked; errors name
+   the file and the member */
+SDL_API uint8_t *sdl_zip_read(sdl_zip *z, int64_t i, size_t *n);
+
+/* The files under dir, recursively, as paths relative to dir ("n01443537/images/a.JPEG"),
+   sorted bytewise; names starting with '.' are skipped. pattern (NULL: every file) is a glob
+   (* any run of characters, ? one, [a-z] [!0-9] sets) matched against the relative path
+   when it holds a '/', else against the file name: "*.JPEG", "train/n0[0-9]*.png".
+   A NULL-terminated array of *count names; free with sdl_names_free. */
+SDL_API char **sdl_list_files(const char *dir, const char *pattern, int *count);
+/* does name match the glob pattern (the rules above; '*' also crosses '/') */
+SDL_API bool sdl_glob_match(const char *pattern, const char *name);
+
+/* Dataset helpers. Each fills *out (or *train and *val) with copies, zeroed on an error. */
+/* a random split: round(n * val_fraction) samples drawn by seed go to val, the rest to
+   train, each in the original order (torch.utils.data.random_split, then sorted) */
+SDL_API sdl_result sdl_dataset_split(const sdl_dataset *d, double val_fraction, uint64_t seed, sdl_dataset *train, sdl_dataset *val);
+/* the samples whose label is in classes[0..k), relabelled to their position in the list */
+SDL_API sdl_result sdl_dataset_select_classes(const sdl_dataset *d, const int *classes, int k, sdl_dataset *out);
+/* per-channel mean and standard deviation (population, as numpy's std) of pixel/255 over
+   every sample: the numbers for sdl_loader_desc.mean/std. mean, std: d->c floats each */
+SDL_API sdl_result sdl_dataset_mean_std(const sdl_dataset *d, float *mean, float *std);
 
 /* >>decl-loader: batches of (x f32 (B, C, H, W), y i32 (B)) from an sdl_dataset.
    The sequence depends only on (seed, epoch, rank, world_size), never on prefetch timing. */
@@ -788,6 +886,80 @@ SDL_API void sdl_loader_free(sdl_loader *l);
    prefetching it); sdl_loader_set_epoch(e) chooses one explicitly, as on resume. */
 SDL_API int64_t sdl_loader_num_samples(const sdl_loader *l); /* this rank's, padding included */
 SDL_API int64_t sdl_loader_epoch(const sdl_loader *l);       /* the epoch next() serves */
+
+/* >>decl-stream: a streaming pipeline over shards (WebDataset / tf.data style): shards are
+   read sequentially, never all in memory; decoding and augmentation run in worker threads.
+   Per epoch: the shard list is shuffled by (seed, epoch); rank r takes shards r, r + world,
+   ...; its worker w takes the rank's shards w, w + W, ... and reads them in order through a
+   shuffle buffer of its own (seeded by seed, epoch, rank, w). The rank's sample sequence
+   takes one sample from each worker in turn (worker 0, 1, ..., skipping a worker that has
+   run out), so it depends on the seed and never on thread timing; batches are consecutive
+   runs of batch_size samples of it. Shards: "name-{000000..000099}.tar" patterns as
+   sdl_shard_list; by extension .tar (WebDataset samples: members key.png/.jpg/.jpeg or
+   key.npy, and key.cls or key.txt holding the integer label), .tfrecord/.tfrecords
+   (tf.train.Example records: a bytes feature holding a PNG/JPEG file or a serialized
+   TensorProto image (H, W, C), and an int64 label), .zip (members grouped as in a tar).
+   sdl_stream_new counts every shard's samples once (tar and zip: headers only; TFRecord:
+   every record read and CRC-checked), so each rank knows every rank's count and all ranks
+   run the same number of steps (the equal policy). Memory: each worker keeps an int64 per
+   sample of the dataset (positions) and its shuffle buffer of encoded samples. */
+typedef enum sdl_stream_equal {
+    SDL_STREAM_PAD = 0, /* default: each rank serves as many samples as the largest rank has;
+                           a shorter rank repeats its own first samples (DistributedSampler) */
+    SDL_STREAM_DROP     /* each rank serves as many as the smallest has; the rest wait for
+                           another epoch (they are reshuffled with the shards) */
+} sdl_stream_equal;
+
+/* Augmentations, applied per sample in the workers, in torchvision's order: a crop of the
+   source (random_resized_crop; or resize the shorter side then center_crop; or center_crop;
+   or the whole image), scaled to height x width (bilinear, half-pixel centres, edges
+   clamped: torchvision's tensor resize without antialiasing), then pad + random crop, then
+   horizontal flip, then x = (v/255 - mean) / std (std 0: no normalisation; .npy and
+   TensorProto float images are taken as they are, not divided by 255). Random draws come
+   from hash(seed, epoch, rank, position), so they repeat on resume. */
+typedef struct sdl_augment_desc {
+    int height, width;         /* output size; 0, 0: the first sample's (all must match) */
+    bool random_resized_crop;  /* RandomResizedCrop(scale, ratio) */
+    float scale[2], ratio[2];  /* 0: (0.08, 1) and (3/4, 4/3) */
+    int resize;                /* Resize(int): shorter side to this, then center_crop */
+    bool center_crop;          /* CenterCrop(height, width) */
+    int pad;                   /* RandomCrop(size, padding=pad): zero padding */
+    bool hflip;                /* RandomHorizontalFlip(0.5) */
+    float mean[4], std[4];
+} sdl_augment_desc;
+
+typedef struct sdl_stream_desc {
+    const char *shards;        /* a pattern, as sdl_shard_list */
+    int batch_size;            /* 0: 64 */
+    int rank, world_size;      /* 0, 0: one process */
+    int workers;               /* decoding threads W; 0: 2 */
+    int prefetch;              /* batches decoded ahead; 0: 2 */
+    int shuffle_buffer;        /* samples per worker; 0, 1: none */
+    bool shuffle_shards;       /* shuffle the shard list each epoch */
+    uint64_t seed;
+    int channels;              /* 1, 3 or 4 (0: as the first sample) */
+    sdl_stream_equal equal;
+    bool drop_last;            /* drop the last batch when it is short */
+    const char *image_key, *label_key; /* TFRecord feature names; NULL: "image", "label" */
+    sdl_augment_desc aug;
+} sdl_stream_desc;
+
+typedef struct sdl_stream sdl_stream;
+SDL_API sdl_stream *sdl_stream_new(const sdl_stream_desc *desc);
+/* the next batch, x f32 (B, C, H, W) and y i32 (B), valid until the next call; false at
+   the end of the epoch (the next call starts the next one) or on an error (a bad sample,
+   named with its shard and key, in sdl_last_error(); sdl_stream_error() says which). */
+SDL_API bool sdl_stream_next(sdl_stream *s, sdl_tensor **x, sdl_tensor **y);
+/* Resume: continue epoch `epoch` after its first batches_done batches (from a checkpoint
+   of sdl_stream_epoch / sdl_stream_batches_done); the batches that follow are those an
+   uninterrupted run gives. Also clears an error. */
+SDL_API sdl_result sdl_stream_set_position(sdl_stream *s, int64_t epoch, int64_t batches_done);
+SDL_API int64_t sdl_stream_epoch(const sdl_stream *s);
+SDL_API int64_t sdl_stream_batches_done(const sdl_stream *s);  /* this epoch's, handed out */
+SDL_API int64_t sdl_stream_num_batches(const sdl_stream *s);   /* this epoch's, every rank */
+SDL_API int64_t sdl_stream_total_samples(const sdl_stream *s); /* in every shard */
+SDL_API sdl_result sdl_stream_error(const sdl_stream *s);
+SDL_API void sdl_stream_free(sdl_stream *s);
 
 /* >>decl-train: timers, meters, progress lines, results CSV, flags */
 SDL_API double sdl_now(void); /* seconds from a monotonic clock (wall clock under strict -std=c99/c11) */
@@ -5261,6 +5433,14 @@ SDL_API sdl_result sdl_sched_by_name(sdl_sched_desc *d, const char *name) {
 #include <dirent.h>
 #include <sys/stat.h>
 #endif
+/* images from untrusted datasets: the largest side and pixel count sdl decodes (checked
+   from the header before stb allocates anything) */
+#ifndef SDL_MAX_IMAGE_SIDE
+#define SDL_MAX_IMAGE_SIDE 32768
+#endif
+#ifndef SDL_MAX_IMAGE_PIXELS
+#define SDL_MAX_IMAGE_PIXELS ((int64_t)1 << 26) /* 8192 x 8192 */
+#endif
 #ifndef SDL_NO_STB
 #ifndef SDL_STB_IMAGE_PATH
 #define SDL_STB_IMAGE_PATH <stb/stb_image.h>
@@ -5282,14 +5462,28 @@ SDL_API sdl_result sdl_sched_by_name(sdl_sched_desc *d, const char *name) {
 /* v2.27 defines this function under a misspelt name, so its static declaration would be
    "declared but never defined"; the name is right from v2.28 on, where this is a no-op */
 #define stbi__unpremultiply_on_load_thread stbi_set_unpremultiply_on_load_thread
+/* only the formats sdl reads: less code for a crafted file to reach */
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#ifndef STBI_MAX_DIMENSIONS
+#define STBI_MAX_DIMENSIONS SDL_MAX_IMAGE_SIDE
+#endif
 #if !defined(STBI_MALLOC) && !defined(STBI_REALLOC) && !defined(STBI_FREE)
-#define STBI_MALLOC(n) SDL_ALLOC(n)
+/* zeroed: v2.27 leaves its decoder state uninitialised, so a JPEG scan that names a Huffman
+   table no DHT defined decodes with whatever the heap held (a wild read; fixed in 2.28) */
+#define STBI_MALLOC(n) sdl__calloc((n), 1)
 #define STBI_REALLOC(p, n) SDL_REALLOC(p, n)
 #define STBI_FREE(p) SDL_DEALLOC(p)
 #endif
 #include SDL_STB_IMAGE_PATH
 #undef STB_IMAGE_IMPLEMENTATION
 #undef stbi__unpremultiply_on_load_thread
+/* declared (static) whatever the formats, defined only with GIF: a body, so no compiler
+   warns of a static function never defined */
+static stbi_uc *stbi_load_gif_from_memory(stbi_uc const *buffer, int len, int **delays, int *x, int *y, int *z, int *comp, int req_comp) {
+    (void)buffer; (void)len; (void)delays; (void)x; (void)y; (void)z; (void)comp; (void)req_comp;
+    return NULL;
+}
 #endif
 #ifndef INCLUDE_STB_IMAGE_WRITE_H
 #define SDL__OWN_STBIW
@@ -5933,91 +6127,207 @@ SDL_API sdl_result sdl_save_npy(const char *path, const sdl_tensor *t) {
     return ok ? SDL_OK : sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", path);
 }
 
-/* ---- .npz: a zip of .npy members, stored or deflated ---- */
+/* ---- ZIP files (and .npz, a zip of .npy members): the end-of-central-directory record
+   (zip64's when a field is 0xFFFF...), the central directory, then each member through its
+   local header. Every offset and size is checked against the file before it is used. ---- */
 static uint64_t sdl__le64(const uint8_t *p) { return (uint64_t)sdl__le32(p) | (uint64_t)sdl__le32(p + 4) << 32; }
 
-SDL_API sdl_tensor *sdl_load_npz(const char *path, const char *name) {
-    if (!path || !name) { sdl_fail(SDL_ERR_ARG, "load_npz: path or name is NULL"); return NULL; }
-    size_t n;
-    uint8_t *z = sdl__read_file(path, &n);
-    if (!z) return NULL;
-    sdl_tensor *t = NULL;
-    uint8_t *member = NULL;
-    char label[600], names[256] = "";
-    size_t want = strlen(name);
-    /* the end-of-central-directory record: within the last 22 + 65535 bytes */
-    size_t eocd = n, cd_off, cd_size, count;
-    for (size_t i = n >= 22 ? n - 22 + 1 : 0; i-- > 0 && n - i <= 22 + 65535;)
-        if (!memcmp(z + i, "PK\x05\x06", 4)) { eocd = i; break; }
-    if (eocd == n) { sdl_fail(SDL_ERR_FORMAT, "%s: not a zip/.npz file (no end-of-central-directory record; truncated?)", path); goto done; }
-    count = sdl__le16(z + eocd + 10);
-    cd_size = sdl__le32(z + eocd + 12);
-    cd_off = sdl__le32(z + eocd + 16);
-    if (cd_off == 0xFFFFFFFFu || count == 0xFFFF) { /* zip64: a locator just before */
-        if (eocd < 20 || memcmp(z + eocd - 20, "PK\x06\x07", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: zip64 locator missing", path); goto done; }
-        uint64_t z64 = sdl__le64(z + eocd - 20 + 8);
-        if (z64 > n - 56 || n < 56 || memcmp(z + z64, "PK\x06\x06", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: bad zip64 end record", path); goto done; }
-        count = (size_t)sdl__le64(z + z64 + 32);
-        cd_size = (size_t)sdl__le64(z + z64 + 40);
-        cd_off = (size_t)sdl__le64(z + z64 + 48);
+typedef struct sdl__zip_entry {
+    size_t name;        /* offset in names */
+    uint32_t flags, method, crc;
+    uint64_t csize, usize, loff;
+} sdl__zip_entry;
+
+struct sdl_zip {
+    FILE *f;
+    char *path;
+    uint64_t cd_off;    /* members lie before the central directory */
+    int64_t n;
+    sdl__zip_entry *e;
+    char *names;        /* NUL-terminated names back to back */
+};
+
+/* n bytes at offset off of the zip into dst */
+static bool sdl__zip_pread(sdl_zip *z, uint64_t off, void *dst, size_t n) {
+    if (off > (uint64_t)(((unsigned long)-1) >> 1) || fseek(z->f, (long)off, SEEK_SET) != 0 || fread(dst, 1, n, z->f) != n) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: cannot read %zu bytes at offset %llu (truncated?)", z->path, n, (unsigned long long)off);
+        return false;
     }
-    if (cd_off > eocd || cd_size > eocd - cd_off) { sdl_fail(SDL_ERR_FORMAT, "%s: central directory outside the file (corrupt or truncated)", path); goto done; }
-    for (size_t i = 0, p = cd_off; i < count; i++) {
-        if (p + 46 > cd_off + cd_size || memcmp(z + p, "PK\x01\x02", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt central directory entry %zu", path, i); goto done; }
-        uint32_t flags = sdl__le16(z + p + 8), method = sdl__le16(z + p + 10), crc = sdl__le32(z + p + 16);
-        uint64_t csize = sdl__le32(z + p + 20), usize = sdl__le32(z + p + 24), loff = sdl__le32(z + p + 42);
-        size_t nl = sdl__le16(z + p + 28), xl = sdl__le16(z + p + 30), cl = sdl__le16(z + p + 32);
-        const uint8_t *nm = z + p + 46;
-        if (p + 46 + nl + xl + cl > cd_off + cd_size) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt central directory entry %zu", path, i); goto done; }
+    return true;
+}
+
+SDL_API void sdl_zip_close(sdl_zip *z) {
+    if (!z) return;
+    if (z->f) fclose(z->f);
+    SDL_DEALLOC(z->path);
+    SDL_DEALLOC(z->e);
+    SDL_DEALLOC(z->names);
+    SDL_DEALLOC(z);
+}
+
+/* the central directory's entries into z->e and z->names */
+static bool sdl__zip_directory(sdl_zip *z, const uint8_t *cd, size_t cd_size, size_t count) {
+    z->e = (sdl__zip_entry *)sdl__calloc(count ? count : 1, sizeof(sdl__zip_entry));
+    z->names = (char *)sdl__alloc(cd_size + 1); /* the names fit in the directory's bytes */
+    if (!z->e || !z->names) return false;
+    size_t p = 0, np = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (cd_size - p < 46 || memcmp(cd + p, "PK\x01\x02", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt central directory entry %zu", z->path, i); return false; }
+        sdl__zip_entry *e = &z->e[i];
+        e->flags = sdl__le16(cd + p + 8);
+        e->method = sdl__le16(cd + p + 10);
+        e->crc = sdl__le32(cd + p + 16);
+        e->csize = sdl__le32(cd + p + 20);
+        e->usize = sdl__le32(cd + p + 24);
+        e->loff = sdl__le32(cd + p + 42);
+        size_t nl = sdl__le16(cd + p + 28), xl = sdl__le16(cd + p + 30), cl = sdl__le16(cd + p + 32);
+        const uint8_t *nm = cd + p + 46;
+        if (cd_size - p - 46 < nl + xl + cl || memchr(nm, 0, nl)) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt central directory entry %zu", z->path, i); return false; }
         /* zip64 sizes and offset sit in extra field 0x0001, in this order, when 0xFFFFFFFF */
         for (size_t x = 0; x + 4 <= xl;) {
             const uint8_t *ex = nm + nl + x;
             size_t id = sdl__le16(ex), len = sdl__le16(ex + 2), q = 4;
             if (x + 4 + len > xl) break;
             if (id == 1) {
-                if (usize == 0xFFFFFFFFu && q + 8 <= 4 + len) { usize = sdl__le64(ex + q); q += 8; }
-                if (csize == 0xFFFFFFFFu && q + 8 <= 4 + len) { csize = sdl__le64(ex + q); q += 8; }
-                if (loff == 0xFFFFFFFFu && q + 8 <= 4 + len) { loff = sdl__le64(ex + q); }
+                if (e->usize == 0xFFFFFFFFu && q + 8 <= 4 + len) { e->usize = sdl__le64(ex + q); q += 8; }
+                if (e->csize == 0xFFFFFFFFu && q + 8 <= 4 + len) { e->csize = sdl__le64(ex + q); q += 8; }
+                if (e->loff == 0xFFFFFFFFu && q + 8 <= 4 + len) e->loff = sdl__le64(ex + q);
             }
             x += 4 + len;
         }
+        e->name = np;
+        memcpy(z->names + np, nm, nl);
+        z->names[np + nl] = 0;
+        np += nl + 1;
         p += 46 + nl + xl + cl;
-        bool match = (nl == want && !memcmp(nm, name, want)) || (nl == want + 4 && !memcmp(nm, name, want) && !memcmp(nm + want, ".npy", 4));
-        if (!match) {
-            size_t k = strlen(names);
-            if (k + nl + 3 < sizeof names) snprintf(names + k, sizeof names - k, "%s%.*s", k ? ", " : "", (int)nl, (const char *)nm);
-            continue;
-        }
-        snprintf(label, sizeof label, "%s (member %.*s)", path, (int)nl, (const char *)nm);
-        if (flags & 1) { sdl_fail(SDL_ERR_FORMAT, "%s: encrypted", label); goto done; }
-        if (loff > cd_off || cd_off - loff < 30 || memcmp(z + loff, "PK\x03\x04", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: bad local header offset", label); goto done; }
-        uint64_t data = loff + 30 + sdl__le16(z + loff + 26) + sdl__le16(z + loff + 28);
-        if (data > cd_off || csize > cd_off - data) { sdl_fail(SDL_ERR_FORMAT, "%s: member data runs past the central directory (corrupt)", label); goto done; }
-        if (method == 0 && csize != usize) { sdl_fail(SDL_ERR_FORMAT, "%s: stored member with sizes %llu and %llu", label, (unsigned long long)csize, (unsigned long long)usize); goto done; }
-        if (method != 0 && method != 8) { sdl_fail(SDL_ERR_FORMAT, "%s: compression method %u (sdl reads stored 0 and deflate 8)", label, method); goto done; }
-        if (method == 8 && (double)usize > 1032.0 * (double)csize + 64.0) { sdl_fail(SDL_ERR_FORMAT, "%s: claims %llu bytes from %llu compressed (corrupt)", label, (unsigned long long)usize, (unsigned long long)csize); goto done; }
-        const uint8_t *bytes = z + data;
-        if (method == 8) {
-            member = (uint8_t *)SDL_ALLOC(usize ? (size_t)usize : 1);
-            if (!member) { sdl_fail(SDL_ERR_OOM, "%s: out of memory for %llu bytes", label, (unsigned long long)usize); goto done; }
-            if (!sdl__inflate(label, z + data, (size_t)csize, n - (size_t)(data + csize), member, (size_t)usize)) goto done;
-            bytes = member;
-        }
-        if (sdl__crc32(0, bytes, (size_t)usize) != crc) { sdl_fail(SDL_ERR_FORMAT, "%s: CRC-32 mismatch (corrupt)", label); goto done; }
-        t = sdl__npy_parse(label, bytes, (size_t)usize);
-        goto done;
     }
-    sdl_fail(SDL_ERR_ARG, "%s: no array named '%s' (the file holds: %s)", path, name, names);
-done:
-    SDL_DEALLOC(member);
-    SDL_DEALLOC(z);
+    z->n = (int64_t)count;
+    return true;
+}
+
+SDL_API sdl_zip *sdl_zip_open(const char *path) {
+    if (!path) { sdl_fail(SDL_ERR_ARG, "zip_open: path is NULL"); return NULL; }
+    sdl_zip *z = (sdl_zip *)sdl__calloc(1, sizeof *z);
+    if (!z) return NULL;
+    uint8_t *tail = NULL, *cd = NULL;
+    if (!(z->path = sdl__strdup(path)) || !(z->f = sdl__open_read(path))) goto fail;
+    {
+        long end = fseek(z->f, 0, SEEK_END) == 0 ? ftell(z->f) : -1;
+        if (end < 0) { sdl_fail(SDL_ERR_IO, "%s: cannot find its size", path); goto fail; }
+        uint64_t fsize = (uint64_t)end;
+        /* the end-of-central-directory record: within the last 22 + 65535 bytes */
+        size_t tn = fsize < 22 + 65535 ? (size_t)fsize : 22 + 65535, eocd = tn;
+        if (!(tail = (uint8_t *)sdl__alloc(tn + 1)) || !sdl__zip_pread(z, fsize - tn, tail, tn)) goto fail;
+        for (size_t i = tn >= 22 ? tn - 22 + 1 : 0; i-- > 0;)
+            if (!memcmp(tail + i, "PK\x05\x06", 4)) { eocd = i; break; }
+        if (eocd == tn) { sdl_fail(SDL_ERR_FORMAT, "%s: not a zip file (no end-of-central-directory record; truncated?)", path); goto fail; }
+        uint64_t count = sdl__le16(tail + eocd + 10), cd_size = sdl__le32(tail + eocd + 12), cd_off = sdl__le32(tail + eocd + 16);
+        uint64_t eocd_abs = fsize - tn + eocd;
+        if (cd_off == 0xFFFFFFFFu || count == 0xFFFF || cd_size == 0xFFFFFFFFu) { /* zip64: a locator just before */
+            uint8_t r[56];
+            if (eocd < 20 || memcmp(tail + eocd - 20, "PK\x06\x07", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: zip64 locator missing", path); goto fail; }
+            uint64_t z64 = sdl__le64(tail + eocd - 20 + 8);
+            if (z64 > eocd_abs || eocd_abs - z64 < 56 || !sdl__zip_pread(z, z64, r, 56) || memcmp(r, "PK\x06\x06", 4)) {
+                sdl_fail(SDL_ERR_FORMAT, "%s: bad zip64 end record", path);
+                goto fail;
+            }
+            count = sdl__le64(r + 32);
+            cd_size = sdl__le64(r + 40);
+            cd_off = sdl__le64(r + 48);
+            eocd_abs = z64;
+        }
+        if (cd_off > eocd_abs || cd_size > eocd_abs - cd_off || count > cd_size / 46) {
+            sdl_fail(SDL_ERR_FORMAT, "%s: central directory outside the file or too small for %llu entries (corrupt or truncated)", path, (unsigned long long)count);
+            goto fail;
+        }
+        z->cd_off = cd_off;
+        if (!(cd = (uint8_t *)sdl__alloc((size_t)cd_size + 1)) || !sdl__zip_pread(z, cd_off, cd, (size_t)cd_size) ||
+            !sdl__zip_directory(z, cd, (size_t)cd_size, (size_t)count))
+            goto fail;
+    }
+    SDL_DEALLOC(tail);
+    SDL_DEALLOC(cd);
+    return z;
+fail:
+    SDL_DEALLOC(tail);
+    SDL_DEALLOC(cd);
+    sdl_zip_close(z);
+    return NULL;
+}
+
+SDL_API int64_t sdl_zip_count(const sdl_zip *z) { return z ? z->n : 0; }
+SDL_API const char *sdl_zip_name(const sdl_zip *z, int64_t i) { return z && i >= 0 && i < z->n ? z->names + z->e[i].name : NULL; }
+SDL_API uint64_t sdl_zip_size(const sdl_zip *z, int64_t i) { return z && i >= 0 && i < z->n ? z->e[i].usize : 0; }
+
+SDL_API int64_t sdl_zip_find(const sdl_zip *z, const char *name) {
+    for (int64_t i = 0; z && name && i < z->n; i++)
+        if (!strcmp(z->names + z->e[i].name, name)) return i;
+    return -1;
+}
+
+SDL_API uint8_t *sdl_zip_read(sdl_zip *z, int64_t i, size_t *n) {
+    if (n) *n = 0;
+    if (!z || !n || i < 0 || i >= z->n) { sdl_fail(SDL_ERR_ARG, "zip_read: no member %lld", (long long)i); return NULL; }
+    const sdl__zip_entry *e = &z->e[i];
+    char label[600];
+    snprintf(label, sizeof label, "%s (member %s)", z->path, z->names + e->name);
+    uint8_t lh[30], *raw = NULL, *out = NULL;
+    if (e->flags & 1) { sdl_fail(SDL_ERR_FORMAT, "%s: encrypted", label); return NULL; }
+    if (e->method != 0 && e->method != 8) { sdl_fail(SDL_ERR_FORMAT, "%s: compression method %u (sdl reads stored 0 and deflate 8)", label, e->method); return NULL; }
+    if (e->loff > z->cd_off || z->cd_off - e->loff < 30 || !sdl__zip_pread(z, e->loff, lh, 30) || memcmp(lh, "PK\x03\x04", 4)) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: bad local header offset", label);
+        return NULL;
+    }
+    uint64_t data = e->loff + 30 + sdl__le16(lh + 26) + sdl__le16(lh + 28);
+    if (data > z->cd_off || e->csize > z->cd_off - data) { sdl_fail(SDL_ERR_FORMAT, "%s: member data runs past the central directory (corrupt)", label); return NULL; }
+    if (e->method == 0 && e->csize != e->usize) { sdl_fail(SDL_ERR_FORMAT, "%s: stored member with sizes %llu and %llu", label, (unsigned long long)e->csize, (unsigned long long)e->usize); return NULL; }
+    if (e->method == 8 && (double)e->usize > 1032.0 * (double)e->csize + 64.0) { sdl_fail(SDL_ERR_FORMAT, "%s: claims %llu bytes from %llu compressed (corrupt)", label, (unsigned long long)e->usize, (unsigned long long)e->csize); return NULL; }
+    if (e->usize >= (uint64_t)SIZE_MAX / 2) { sdl_fail(SDL_ERR_OOM, "%s: %llu bytes", label, (unsigned long long)e->usize); return NULL; }
+    out = (uint8_t *)SDL_ALLOC(e->usize ? (size_t)e->usize : 1);
+    if (e->method == 8) raw = (uint8_t *)sdl__calloc((size_t)e->csize + 8, 1); /* 8 bytes of slack for the decoder */
+    if (!out || (e->method == 8 && !raw)) { sdl_fail(SDL_ERR_OOM, "%s: out of memory for %llu bytes", label, (unsigned long long)e->usize); goto fail; }
+    if (!sdl__zip_pread(z, data, e->method == 8 ? raw : out, (size_t)e->csize)) goto fail;
+    if (e->method == 8 && !sdl__inflate(label, raw, (size_t)e->csize, 8, out, (size_t)e->usize)) goto fail;
+    if (sdl__crc32(0, out, (size_t)e->usize) != e->crc) { sdl_fail(SDL_ERR_FORMAT, "%s: CRC-32 mismatch (corrupt)", label); goto fail; }
+    SDL_DEALLOC(raw);
+    *n = (size_t)e->usize;
+    return out;
+fail:
+    SDL_DEALLOC(raw);
+    SDL_DEALLOC(out);
+    return NULL;
+}
+
+SDL_API sdl_tensor *sdl_load_npz(const char *path, const char *name) {
+    if (!path || !name) { sdl_fail(SDL_ERR_ARG, "load_npz: path or name is NULL"); return NULL; }
+    sdl_zip *z = sdl_zip_open(path);
+    if (!z) return NULL;
+    char npy[600];
+    snprintf(npy, sizeof npy, "%s.npy", name); /* np.savez stores x as x.npy */
+    int64_t i = sdl_zip_find(z, name);
+    if (i < 0) i = sdl_zip_find(z, npy);
+    sdl_tensor *t = NULL;
+    if (i < 0) {
+        char names[256] = "";
+        for (int64_t k = 0; k < z->n; k++) {
+            size_t len = strlen(names);
+            snprintf(names + len, sizeof names - len, "%s%s", k ? ", " : "", sdl_zip_name(z, k));
+        }
+        sdl_fail(SDL_ERR_ARG, "%s: no array named '%s' (the file holds: %s)", path, name, names);
+    } else {
+        size_t n;
+        uint8_t *b = sdl_zip_read(z, i, &n);
+        snprintf(npy, sizeof npy, "%s (member %s)", path, sdl_zip_name(z, i));
+        if (b) t = sdl__npy_parse(npy, b, n);
+        SDL_DEALLOC(b);
+    }
+    sdl_zip_close(z);
     return t;
 }
 
 /* ---- images: decoding (stb_image), PNG encoding (stb_image_write), folders ---- */
 typedef struct sdl__buf { uint8_t *p; size_t n, cap; bool oom; } sdl__buf;
 
-#ifndef SDL_NO_STB
 static void sdl__buf_put(sdl__buf *b, const void *src, size_t n) {
     if (b->oom || n == 0) return;
     if (b->n + n > b->cap) {
@@ -6035,6 +6345,7 @@ static void sdl__buf_put(sdl__buf *b, const void *src, size_t n) {
     b->n += n;
 }
 
+#ifndef SDL_NO_STB
 static void sdl__png_write_cb(void *ctx, void *data, int size) { sdl__buf_put((sdl__buf *)ctx, data, (size_t)size); }
 #endif
 
@@ -6124,27 +6435,128 @@ static bool sdl__png_check(const char *what, const uint8_t *b, size_t n) {
 }
 #endif
 
-/* decodes an image file's bytes to CHW: *c channels (0: as stored, then set), h, w */
-static uint8_t *sdl__decode_image(const char *what, const uint8_t *bytes, size_t n, int *c, int *h, int *w) {
+#ifndef SDL_NO_STB
+/* JPEG marker segments checked before stb_image v2.27 sees them, for the cases fixed
+   upstream after 2.27 that reach memory: a DHT table whose 16 code counts sum past 256
+   (stbi__build_huffman writes past size[257], stb issue 1291), a DC table value over 15
+   (stbi__extend_receive indexes its 17-entry bit-mask table with it), and sampling factors
+   that are not integer ratios of the largest (its resamplers read past their rows), a scan
+   that uses a Huffman table no DHT defined (2.27 decodes with uninitialised tables). Every
+   marker stb could act on is checked, as stb finds them: bytes that are not 0xFF are
+   skipped (stb skips them between segments), and scan data is walked byte by byte to the
+   next marker (tables may come between the scans of a progressive JPEG); a segment cut off
+   by the end of the file counts as cut there (stb reads zeros past the end). *fw, *fh: the
+   frame's size, if seen. */
+static bool sdl__jpeg_check(const char *what, const uint8_t *b, size_t n, int64_t *fw, int64_t *fh) {
+    if (n < 4 || b[0] != 0xFF || b[1] != 0xD8) return true; /* not a JPEG */
+    unsigned tables = 0; /* bit 4 class + id: the Huffman tables defined so far */
+    for (size_t pos = 2; pos < n;) {
+        if (b[pos] != 0xFF) { pos++; continue; }
+        while (pos < n && b[pos] == 0xFF) pos++; /* fill bytes */
+        if (pos >= n) return true;
+        uint8_t m = b[pos++];
+        if (m == 0x00 || m == 0x01 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7)) continue; /* stuffed 0xFF in scan data, TEM, SOI, RSTn */
+        if (m == 0xD9) return true; /* EOI */
+        if (n - pos < 2) return true;
+        size_t len = ((size_t)b[pos] << 8) | b[pos + 1];
+        if (len < 2) return true; /* stb: bad length */
+        const uint8_t *seg = b + pos + 2, *end = len <= n - pos ? b + pos + len : b + n;
+        if (m == 0xDA && end - seg >= 1 && (size_t)(end - seg) >= 1 + 2 * (size_t)seg[0] + 3) { /* SOS: its tables must exist */
+            int ns = seg[0], ss = seg[1 + 2 * ns], se = seg[2 + 2 * ns], ah = seg[3 + 2 * ns] >> 4;
+            for (int i = 0; i < ns; i++) {
+                int td = seg[2 + 2 * i] >> 4, ta = seg[2 + 2 * i] & 15;
+                if ((ss == 0 && ah == 0 && td < 4 && !(tables >> td & 1)) || (se > 0 && ta < 4 && !(tables >> (4 + ta) & 1))) {
+                    sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: the scan at byte %zu uses a Huffman table no DHT defined", what, pos);
+                    return false;
+                }
+            }
+        }
+        if (m == 0xC4) /* DHT: one or more tables of (class:id, 16 counts, values) */
+            for (const uint8_t *t = seg; t < end;) {
+                int count = 0, dc = (t[0] >> 4) == 0;
+                if ((t[0] >> 4) < 2 && (t[0] & 15) < 4) tables |= 1u << ((t[0] >> 4) * 4 + (t[0] & 15));
+                if (end - t < 17) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: a Huffman table (DHT) cut short at byte %zu", what, (size_t)(t - b)); return false; }
+                for (int i = 1; i <= 16; i++) count += t[i];
+                if (count > 256) {
+                    sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: a Huffman table (DHT at byte %zu) has %d codes, at most 256 exist", what, pos, count);
+                    return false;
+                }
+                if (end - t < 17 + count) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: a Huffman table (DHT at byte %zu) is longer than its segment", what, pos); return false; }
+                for (int i = 0; dc && i < count; i++)
+                    if (t[17 + i] > 15) {
+                        sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: DC Huffman table (DHT at byte %zu) holds value %d, at most 15", what, pos, t[17 + i]);
+                        return false;
+                    }
+                t += 17 + count;
+            }
+        if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC && end - seg >= 6) { /* SOF */
+            int nc = seg[5], hmax = 1, vmax = 1;
+            bool hv_ok = (size_t)(end - seg) >= 6 + 3 * (size_t)nc; /* else stb: bad SOF len */
+            int64_t sh = (int64_t)seg[1] << 8 | seg[2], sw = (int64_t)seg[3] << 8 | seg[4];
+            *fh = sh > *fh ? sh : *fh; /* the largest frame any SOF claims */
+            *fw = sw > *fw ? sw : *fw;
+            for (int i = 0; hv_ok && i < nc; i++) {
+                int h = seg[7 + 3 * i] >> 4, v = seg[7 + 3 * i] & 15;
+                hv_ok = h >= 1 && h <= 4 && v >= 1 && v <= 4; /* else stb: bad H / bad V */
+                hmax = h > hmax ? h : hmax;
+                vmax = v > vmax ? v : vmax;
+            }
+            for (int i = 0; hv_ok && i < nc; i++)
+                if (hmax % (seg[7 + 3 * i] >> 4) || vmax % (seg[7 + 3 * i] & 15)) {
+                    sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: component %d's sampling factors %dx%d do not divide the largest, %dx%d", what, i,
+                             seg[7 + 3 * i] >> 4, seg[7 + 3 * i] & 15, hmax, vmax);
+                    return false;
+                }
+        }
+        pos += len; /* SOS: its scan data follows, walked above */
+    }
+    return true;
+}
+#endif
+
+/* decodes an image file's bytes to HWC as stb gives them (free with stbi_image_free):
+   *c channels (0: as stored, then set), h, w */
+static uint8_t *sdl__decode_image_hwc(const char *what, const uint8_t *bytes, size_t n, int *c, int *h, int *w) {
 #ifdef SDL_NO_STB
     SDL__UNUSED(bytes); SDL__UNUSED(n); SDL__UNUSED(c); SDL__UNUSED(h); SDL__UNUSED(w);
     sdl_fail(SDL_ERR_ARG, "%s: decoding images needs stb_image, and sdl was built with SDL_NO_STB", what);
     return NULL;
 #else
     if (n > (size_t)INT32_MAX) { sdl_fail(SDL_ERR_FORMAT, "%s: over 2 GB", what); return NULL; }
-    if (!sdl__png_check(what, bytes, n)) return NULL;
+    bool png = n >= 8 && !memcmp(bytes, "\x89PNG", 4), jpeg = n >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
+    if (!png && !jpeg) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: not a PNG or JPEG file (sdl decodes those two; convert others, e.g. with PIL)", what);
+        return NULL;
+    }
+    int64_t fw = 0, fh = 0; /* the size the header claims (PNG: IHDR, CRC-checked above) */
+    if (!sdl__png_check(what, bytes, n) || !sdl__jpeg_check(what, bytes, n, &fw, &fh)) return NULL;
+    if (png && n >= 24) { fw = sdl__be32(bytes + 16); fh = sdl__be32(bytes + 20); }
+    if (fw > SDL_MAX_IMAGE_SIDE || fh > SDL_MAX_IMAGE_SIDE || fw * fh > SDL_MAX_IMAGE_PIXELS) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: a %lldx%lld image is over sdl's limit (SDL_MAX_IMAGE_SIDE %d, SDL_MAX_IMAGE_PIXELS %lld; corrupt?)", what,
+                 (long long)fw, (long long)fh, (int)SDL_MAX_IMAGE_SIDE, (long long)SDL_MAX_IMAGE_PIXELS);
+        return NULL;
+    }
     int comp = 0;
     stbi_uc *hwc = stbi_load_from_memory(bytes, (int)n, w, h, &comp, *c);
     if (!hwc) { sdl_fail(SDL_ERR_FORMAT, "%s: cannot decode the image (stb_image: %s)", what, stbi_failure_reason()); return NULL; }
     if (*c == 0) *c = comp;
-    size_t hw = (size_t)*h * (size_t)*w; /* stb caps each side at 2^24 and the product */
+    return hwc;
+#endif
+}
+
+/* decodes an image file's bytes to CHW (free with SDL_DEALLOC), as sdl__decode_image_hwc */
+static uint8_t *sdl__decode_image(const char *what, const uint8_t *bytes, size_t n, int *c, int *h, int *w) {
+    uint8_t *hwc = sdl__decode_image_hwc(what, bytes, n, c, h, w);
+    if (!hwc) return NULL;
+    size_t hw = (size_t)*h * (size_t)*w; /* capped above */
     uint8_t *chw = (uint8_t *)sdl__alloc(hw * (size_t)*c);
     if (chw)
         for (int k = 0; k < *c; k++)
             for (size_t i = 0; i < hw; i++) chw[(size_t)k * hw + i] = hwc[i * (size_t)*c + (size_t)k];
+#ifndef SDL_NO_STB
     stbi_image_free(hwc);
-    return chw;
 #endif
+    return chw;
 }
 
 SDL_API sdl_tensor *sdl_load_image(const char *path, int channels) {
@@ -6235,10 +6647,10 @@ static bool sdl__has_ext(const char *name, const char *const *list) {
     return false;
 }
 
-static const char *const sdl__image_exts[] = {"png", "jpg", "jpeg", "bmp", "gif", "tga", "ppm", "pgm", "pnm", "psd", "hdr", "pic", NULL};
+static const char *const sdl__image_exts[] = {"png", "jpg", "jpeg", NULL};
 
 SDL_API sdl_result sdl_load_image_folder(const char *dir, int channels, sdl_dataset *out) {
-    static const char *const unreadable[] = {"tif", "tiff", "webp", NULL};
+    static const char *const unreadable[] = {"tif", "tiff", "webp", "bmp", "gif", "tga", "ppm", "pgm", "pnm", "psd", "hdr", "pic", NULL};
     if (!out) return sdl_fail(SDL_ERR_ARG, "load_image_folder: out is NULL");
     memset(out, 0, sizeof *out);
     if (!dir || channels < 0 || channels > 4) return sdl_fail(SDL_ERR_ARG, "load_image_folder: needs a folder and channels 0..4");
@@ -6259,7 +6671,7 @@ SDL_API sdl_result sdl_load_image_folder(const char *dir, int channels, sdl_data
         if (!files[k]) r = sdl_last_result();
         for (int i = 0; r == SDL_OK && i < nfiles[k]; i++) {
             if (sdl__has_ext(files[k][i], unreadable))
-                r = sdl_fail(SDL_ERR_FORMAT, "%s/%s: stb_image reads no TIFF or WebP; convert the images to PNG", sub, files[k][i]);
+                r = sdl_fail(SDL_ERR_FORMAT, "%s/%s: sdl decodes PNG and JPEG only; convert the images to PNG", sub, files[k][i]);
             else if (sdl__has_ext(files[k][i], sdl__image_exts))
                 total++;
         }
@@ -6315,6 +6727,184 @@ done:
     return r;
 }
 
+/* ---- folder trees, globs, dataset helpers ---- */
+SDL_API bool sdl_glob_match(const char *pat, const char *s) {
+    if (!pat || !s) return false;
+    const char *star = NULL, *resume = NULL; /* the last '*' and where its match would grow */
+    while (*s) {
+        if (*pat == '*') { star = ++pat; resume = s; continue; }
+        bool ok = false;
+        const char *next = pat + 1;
+        if (*pat == '?') ok = true;
+        else if (*pat == '[') { /* [abc], [a-z], [!...]; a ']' first is literal */
+            const char *q = pat + 1;
+            bool neg = *q == '!' || *q == '^', hit = false;
+            if (neg) q++;
+            for (const char *first = q; *q && (*q != ']' || q == first); q++) {
+                if (q[1] == '-' && q[2] && q[2] != ']') { hit |= (unsigned char)*s >= (unsigned char)q[0] && (unsigned char)*s <= (unsigned char)q[2]; q += 2; }
+                else hit |= *q == *s;
+            }
+            if (*q == ']') { ok = hit != neg; next = q + 1; }
+            else ok = *s == '['; /* no closing bracket: a literal '[' */
+        } else ok = *pat && *pat == *s;
+        if (ok) { pat = next; s++; continue; }
+        if (!star) return false;
+        pat = star; /* let the last '*' take one more character */
+        s = ++resume;
+    }
+    while (*pat == '*') pat++;
+    return !*pat;
+}
+
+typedef struct sdl__names { char **v; int n, cap; } sdl__names;
+
+static bool sdl__names_add(sdl__names *l, char *s) { /* takes s */
+    if (!s) return false;
+    if (l->n + 1 >= l->cap) {
+        int cap = l->cap ? l->cap * 2 : 64;
+        char **m = l->cap < INT32_MAX / 4 ? (char **)SDL_REALLOC(l->v, (size_t)cap * sizeof(char *)) : NULL;
+        if (!m) { SDL_DEALLOC(s); sdl_fail(SDL_ERR_OOM, "out of memory listing files"); return false; }
+        l->v = m;
+        l->cap = cap;
+    }
+    l->v[l->n++] = s;
+    l->v[l->n] = NULL;
+    return true;
+}
+
+/* the files under dir/rel (rel "" at the top) into l; depth stops symlink loops */
+static bool sdl__list_tree(const char *dir, const char *rel, const char *pattern, bool by_path, sdl__names *l, int depth) {
+    if (depth > 64) { sdl_fail(SDL_ERR_IO, "%s/%s: folders nested over 64 deep (a link loop?)", dir, rel); return false; }
+    char *here = rel[0] ? sdl__path_join(dir, rel, "") : sdl__strdup(dir);
+    if (!here) return false;
+    int nf = 0, nd = 0;
+    char **files = sdl__list_dir(here, false, &nf), **dirs = files ? sdl__list_dir(here, true, &nd) : NULL;
+    bool ok = files && dirs;
+    for (int i = 0; ok && i < nf; i++) {
+        char *path = rel[0] ? sdl__path_join(rel, files[i], "") : sdl__strdup(files[i]);
+        if (path && pattern && !sdl_glob_match(pattern, by_path ? path : files[i])) { SDL_DEALLOC(path); continue; }
+        ok = sdl__names_add(l, path);
+    }
+    for (int i = 0; ok && i < nd; i++) {
+        char *sub = rel[0] ? sdl__path_join(rel, dirs[i], "") : sdl__strdup(dirs[i]);
+        ok = sub && sdl__list_tree(dir, sub, pattern, by_path, l, depth + 1);
+        SDL_DEALLOC(sub);
+    }
+    sdl_names_free(files);
+    sdl_names_free(dirs);
+    SDL_DEALLOC(here);
+    return ok;
+}
+
+SDL_API char **sdl_list_files(const char *dir, const char *pattern, int *count) {
+    if (count) *count = 0;
+    if (!dir) { sdl_fail(SDL_ERR_ARG, "list_files: dir is NULL"); return NULL; }
+    sdl__names l;
+    memset(&l, 0, sizeof l);
+    l.cap = 64; /* an empty list is still an array */
+    l.v = (char **)sdl__calloc((size_t)l.cap, sizeof(char *));
+    if (!l.v || !sdl__list_tree(dir, "", pattern, pattern && strchr(pattern, '/'), &l, 0)) {
+        sdl_names_free(l.v);
+        return NULL;
+    }
+    qsort(l.v, (size_t)l.n, sizeof(char *), sdl__strcmp_ptr);
+    if (count) *count = l.n;
+    return l.v;
+}
+
+/* out = the samples idx[0..k) of d, labels mapped through relabel (NULL: kept) */
+static sdl_result sdl__dataset_take(const sdl_dataset *d, const int64_t *idx, int64_t k, const int32_t *relabel, int num_classes, sdl_dataset *out) {
+    size_t per = (size_t)d->c * (size_t)d->h * (size_t)d->w, bytes;
+    memset(out, 0, sizeof *out);
+    if (sdl__mul_overflows(per, (size_t)(k ? k : 1), &bytes)) return sdl_fail(SDL_ERR_OOM, "dataset: too large");
+    out->images = (uint8_t *)sdl__alloc(bytes);
+    out->labels = (int32_t *)sdl__calloc((size_t)(k ? k : 1), sizeof(int32_t));
+    if (!out->images || !out->labels) { sdl_dataset_free(out); return SDL_ERR_OOM; }
+    out->n = k;
+    out->c = d->c; out->h = d->h; out->w = d->w;
+    out->num_classes = num_classes;
+    for (int64_t i = 0; i < k; i++) {
+        memcpy(out->images + (size_t)i * per, d->images + (size_t)idx[i] * per, per);
+        out->labels[i] = relabel ? relabel[idx[i]] : d->labels[idx[i]];
+    }
+    return SDL_OK;
+}
+
+static bool sdl__dataset_ok(const sdl_dataset *d, const char *fn) {
+    if (d && d->n > 0 && d->images && d->labels && d->c > 0 && d->h > 0 && d->w > 0) return true;
+    sdl_fail(SDL_ERR_ARG, "%s: empty or NULL dataset", fn);
+    return false;
+}
+
+#define SDL__SPLIT_KEY 0x73706C6974ull /* "split" */
+SDL_API sdl_result sdl_dataset_split(const sdl_dataset *d, double val_fraction, uint64_t seed, sdl_dataset *train, sdl_dataset *val) {
+    if (!train || !val) return sdl_fail(SDL_ERR_ARG, "dataset_split: NULL output");
+    memset(train, 0, sizeof *train);
+    memset(val, 0, sizeof *val);
+    if (!sdl__dataset_ok(d, "dataset_split")) return SDL_ERR_ARG;
+    if (!(val_fraction >= 0.0 && val_fraction <= 1.0)) return sdl_fail(SDL_ERR_ARG, "dataset_split: val_fraction %g is not in [0, 1]", val_fraction);
+    int64_t n = d->n, nv = (int64_t)floor((double)n * val_fraction + 0.5);
+    int64_t *perm = (int64_t *)sdl__calloc((size_t)n, sizeof(int64_t));
+    uint8_t *in_val = (uint8_t *)sdl__calloc((size_t)n, 1);
+    sdl_result r = SDL_OK;
+    if (!perm || !in_val) r = SDL_ERR_OOM;
+    else {
+        for (int64_t i = 0; i < n; i++) perm[i] = i;
+        for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates from hash(seed, i) */
+            int64_t j = (int64_t)(sdl__hash3(seed ^ SDL__SPLIT_KEY, 0, (uint64_t)i) % (uint64_t)(i + 1));
+            int64_t t = perm[i]; perm[i] = perm[j]; perm[j] = t;
+        }
+        for (int64_t i = 0; i < nv; i++) in_val[perm[i]] = 1;
+        int64_t a = 0, b = nv; /* perm reused: val indices first, then train, in order */
+        for (int64_t i = 0; i < n; i++) perm[in_val[i] ? (a++) : (b++)] = i;
+        r = sdl__dataset_take(d, perm, nv, NULL, d->num_classes, val);
+        if (r == SDL_OK) r = sdl__dataset_take(d, perm + nv, n - nv, NULL, d->num_classes, train);
+        if (r != SDL_OK) { sdl_dataset_free(train); sdl_dataset_free(val); }
+    }
+    SDL_DEALLOC(perm);
+    SDL_DEALLOC(in_val);
+    return r;
+}
+
+SDL_API sdl_result sdl_dataset_select_classes(const sdl_dataset *d, const int *classes, int k, sdl_dataset *out) {
+    if (!out) return sdl_fail(SDL_ERR_ARG, "dataset_select_classes: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!sdl__dataset_ok(d, "dataset_select_classes")) return SDL_ERR_ARG;
+    if (!classes || k < 1) return sdl_fail(SDL_ERR_ARG, "dataset_select_classes: needs at least one class");
+    int32_t *relabel = (int32_t *)sdl__calloc((size_t)d->n, sizeof(int32_t));
+    int64_t *idx = (int64_t *)sdl__calloc((size_t)d->n, sizeof(int64_t)), m = 0;
+    sdl_result r = SDL_OK;
+    if (!relabel || !idx) r = SDL_ERR_OOM;
+    for (int j = 0; r == SDL_OK && j < k; j++)
+        for (int q = 0; q < j; q++)
+            if (classes[q] == classes[j]) r = sdl_fail(SDL_ERR_ARG, "dataset_select_classes: class %d listed twice", classes[j]);
+    for (int64_t i = 0; r == SDL_OK && i < d->n; i++)
+        for (int j = 0; j < k; j++)
+            if (d->labels[i] == classes[j]) { relabel[i] = j; idx[m++] = i; break; }
+    if (r == SDL_OK && m == 0) r = sdl_fail(SDL_ERR_ARG, "dataset_select_classes: no sample has any of the %d classes", k);
+    if (r == SDL_OK) r = sdl__dataset_take(d, idx, m, relabel, k, out);
+    SDL_DEALLOC(relabel);
+    SDL_DEALLOC(idx);
+    return r;
+}
+
+SDL_API sdl_result sdl_dataset_mean_std(const sdl_dataset *d, float *mean, float *std) {
+    if (!mean || !std) return sdl_fail(SDL_ERR_ARG, "dataset_mean_std: NULL mean or std");
+    if (!sdl__dataset_ok(d, "dataset_mean_std")) return SDL_ERR_ARG;
+    size_t hw = (size_t)d->h * (size_t)d->w;
+    for (int c = 0; c < d->c; c++) {
+        uint64_t sum = 0, sq = 0; /* exact in integers: 255^2 * 2^40 samples fit */
+        for (int64_t i = 0; i < d->n; i++) {
+            const uint8_t *p = d->images + ((size_t)i * (size_t)d->c + (size_t)c) * hw;
+            for (size_t k = 0; k < hw; k++) { sum += p[k]; sq += (uint64_t)p[k] * p[k]; }
+        }
+        double cnt = (double)d->n * (double)hw, m = (double)sum / cnt, var = (double)sq / cnt - m * m;
+        mean[c] = (float)(m / 255.0);
+        std[c] = (float)(sqrt(var > 0.0 ? var : 0.0) / 255.0);
+    }
+    return SDL_OK;
+}
+
 /* ---- WebDataset tar shards ----
    A shard is a tar file; consecutive members whose names share a key form one sample. The
    key is the member path up to the first dot of its last component, the extension the
@@ -6343,6 +6933,20 @@ static bool sdl__tar_num(const uint8_t *f, int len, uint64_t *v) {
     return digits > 0;
 }
 
+/* a member name's sample key length: up to the first dot of its last component, or 0 when
+   that component has no dot (not part of a sample). "./" prefixes are the caller's. */
+static size_t sdl__sample_key_len(const char *name) {
+    const char *base = strrchr(name, '/');
+    const char *dot = strchr(base ? base + 1 : name, '.');
+    return dot ? (size_t)(dot - name) : 0;
+}
+
+/* "./key.png" from tar -C dir . */
+static const char *sdl__strip_dot_slash(const char *nm) {
+    while (nm[0] == '.' && nm[1] == '/') nm += 2;
+    return nm;
+}
+
 typedef struct sdl__shard_sample {
     char *key;        /* heap */
     uint8_t *img;     /* heap: the image file's bytes */
@@ -6359,7 +6963,7 @@ typedef struct sdl__shard_reader {
     sdl__shard_sample s;
 } sdl__shard_reader;
 
-static const char *const sdl__shard_img_exts[] = {"png", "jpg", "jpeg", "bmp", "ppm", "pgm", "tga", "gif", NULL};
+static const char *const sdl__shard_img_exts[] = {"png", "jpg", "jpeg", NULL};
 
 /* the current sample into the dataset: it needs one image and one label */
 static sdl_result sdl__shard_flush(sdl__shard_reader *rd, const char *shard) {
@@ -6415,11 +7019,9 @@ static sdl_result sdl__shard_flush(sdl__shard_reader *rd, const char *shard) {
 
 /* one member: name and its bytes */
 static sdl_result sdl__shard_member(sdl__shard_reader *rd, const char *shard, const char *name, const uint8_t *data, size_t n) {
-    const char *base = strrchr(name, '/');
-    base = base ? base + 1 : name;
-    const char *dot = strchr(base, '.');
-    if (!dot) return SDL_OK; /* no extension: not part of a sample */
-    size_t klen = (size_t)(dot - name);
+    size_t klen = sdl__sample_key_len(name);
+    if (!klen) return SDL_OK; /* no extension: not part of a sample */
+    const char *dot = name + klen;
     sdl__shard_sample *s = &rd->s;
     if (!s->key || strlen(s->key) != klen || memcmp(s->key, name, klen)) {
         sdl_result r = sdl__shard_flush(rd, shard);
@@ -6453,113 +7055,151 @@ static sdl_result sdl__shard_member(sdl__shard_reader *rd, const char *shard, co
     return SDL_OK; /* other extensions (.json, .txt, ...) are not read */
 }
 
-/* reads one shard, member by member */
-static sdl_result sdl__read_shard(sdl__shard_reader *rd, const char *shard) {
-    FILE *f = sdl__open_read(shard);
-    if (!f) return sdl_last_result();
-    long fsize = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    if (fsize < 0 || fseek(f, 0, SEEK_SET) != 0) { fclose(f); return sdl_fail(SDL_ERR_IO, "%s: cannot find its size", shard); }
+/* A tar file member by member: sdl__tar_next gives each regular file's name and (when
+   want_data) its bytes; GNU long names and pax paths apply to the member after them. */
+typedef struct sdl__tar {
+    FILE *f;
+    const char *path;
+    uint64_t off, fsize;
+    char *longname;      /* from a GNU 'L' or pax 'x' member, for the next header */
+    char name[512];      /* the current member's */
+    uint8_t *data;       /* its bytes (+ a NUL), when read */
+    size_t n, cap;
+} sdl__tar;
+
+static bool sdl__tar_open(sdl__tar *t, const char *path) {
+    memset(t, 0, sizeof *t);
+    t->path = path;
+    if (!(t->f = sdl__open_read(path))) return false;
+    long fsize = fseek(t->f, 0, SEEK_END) == 0 ? ftell(t->f) : -1;
+    if (fsize < 0 || fseek(t->f, 0, SEEK_SET) != 0) { fclose(t->f); t->f = NULL; sdl_fail(SDL_ERR_IO, "%s: cannot find its size", path); return false; }
+    t->fsize = (uint64_t)fsize;
+    return true;
+}
+
+static void sdl__tar_close(sdl__tar *t) {
+    if (t->f) fclose(t->f);
+    SDL_DEALLOC(t->longname);
+    SDL_DEALLOC(t->data);
+    memset(t, 0, sizeof *t);
+}
+
+/* reads size bytes of member data into t->data (+ a NUL) */
+static bool sdl__tar_data(sdl__tar *t, uint64_t size) {
+    if (size + 1 > t->cap) {
+        uint8_t *p = (uint8_t *)SDL_REALLOC(t->data, (size_t)size + 1);
+        if (!p) { sdl_fail(SDL_ERR_OOM, "%s: out of memory for a %llu-byte member", t->path, (unsigned long long)size); return false; }
+        t->data = p;
+        t->cap = (size_t)size + 1;
+    }
+    if (fread(t->data, 1, (size_t)size, t->f) != (size_t)size) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: truncated: the member at byte %llu needs %llu bytes", t->path, (unsigned long long)t->off, (unsigned long long)size);
+        return false;
+    }
+    t->data[size] = 0;
+    t->n = (size_t)size;
+    return true;
+}
+
+/* pax records "len key=value\n": takes path; refuses size */
+static bool sdl__tar_pax(sdl__tar *t, uint64_t size, uint64_t at) {
+    const uint8_t *data = t->data;
+    for (uint64_t p = 0; p < size;) {
+        uint64_t len = 0, q = p;
+        while (q < size && data[q] >= '0' && data[q] <= '9' && len < size) len = len * 10 + (uint64_t)(data[q++] - '0');
+        if (q >= size || data[q] != ' ' || len == 0 || len > size - p || data[p + len - 1] != '\n') {
+            sdl_fail(SDL_ERR_FORMAT, "%s: bad pax header at byte %llu", t->path, (unsigned long long)at);
+            return false;
+        }
+        if (len - (q + 1 - p) > 5 && !memcmp(data + q + 1, "path=", 5)) {
+            size_t vn = (size_t)(len - (q + 1 - p) - 6);
+            SDL_DEALLOC(t->longname);
+            t->longname = (char *)sdl__alloc(vn + 1);
+            if (!t->longname) return false;
+            memcpy(t->longname, data + q + 6, vn);
+            t->longname[vn] = 0;
+        }
+        if (len - (q + 1 - p) > 5 && !memcmp(data + q + 1, "size=", 5)) {
+            sdl_fail(SDL_ERR_FORMAT, "%s: pax size records (members over 8 GB) are not supported", t->path);
+            return false;
+        }
+        p += len;
+    }
+    return true;
+}
+
+/* the next regular file: 1 (t->name, and t->data/t->n when want_data), 0 at the end of
+   the archive, -1 on an error naming the file and byte offset */
+static int sdl__tar_next(sdl__tar *t, bool want_data) {
     uint8_t h[512];
-    uint8_t *data = NULL;
-    char *longname = NULL; /* from a GNU 'L' or pax 'x' member, for the next header */
-    sdl_result r = SDL_OK;
-    uint64_t off = 0;
     for (;;) {
-        size_t got = fread(h, 1, 512, f);
+        size_t got = fread(h, 1, 512, t->f);
         if (got != 512) {
-            r = sdl_fail(SDL_ERR_FORMAT, "%s: truncated: %s at byte %llu (no end-of-archive blocks)", shard,
-                         got ? "a partial header" : "the file ends", (unsigned long long)off);
-            break;
+            sdl_fail(SDL_ERR_FORMAT, "%s: truncated: %s at byte %llu (no end-of-archive blocks)", t->path, got ? "a partial header" : "the file ends",
+                     (unsigned long long)t->off);
+            return -1;
         }
         bool zero = true;
         for (int i = 0; i < 512 && zero; i++) zero = h[i] == 0;
-        if (zero) break; /* end of archive */
+        if (zero) return 0; /* end of archive */
         uint64_t sum = 0, want, size;
         for (int i = 0; i < 512; i++) sum += (i >= 148 && i < 156) ? ' ' : h[i];
         if (!sdl__tar_num(h + 148, 8, &want) || want != sum) {
-            r = sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: checksum mismatch (corrupt, or not a tar file)", shard, (unsigned long long)off);
-            break;
+            sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: checksum mismatch (corrupt, or not a tar file)", t->path, (unsigned long long)t->off);
+            return -1;
         }
         bool posix = !memcmp(h + 257, "ustar\0" "00", 8), gnu = !memcmp(h + 257, "ustar  \0", 8);
-        if (!posix && !gnu) { r = sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: not a ustar or GNU tar header", shard, (unsigned long long)off); break; }
-        if (!sdl__tar_num(h + 124, 12, &size)) {
-            r = sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: bad size field", shard, (unsigned long long)off);
-            break;
-        }
-        if (size > (uint64_t)fsize - off - 512) { /* checked before anything is allocated */
-            r = sdl_fail(SDL_ERR_FORMAT, "%s: truncated: the member at byte %llu needs %llu bytes", shard, (unsigned long long)off, (unsigned long long)size);
-            break;
+        if (!posix && !gnu) { sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: not a ustar or GNU tar header", t->path, (unsigned long long)t->off); return -1; }
+        if (!sdl__tar_num(h + 124, 12, &size)) { sdl_fail(SDL_ERR_FORMAT, "%s: header at byte %llu: bad size field", t->path, (unsigned long long)t->off); return -1; }
+        if (size > t->fsize - t->off - 512) { /* checked before anything is allocated */
+            sdl_fail(SDL_ERR_FORMAT, "%s: truncated: the member at byte %llu needs %llu bytes", t->path, (unsigned long long)t->off, (unsigned long long)size);
+            return -1;
         }
         char type = (char)h[156];
-        bool keep = type == '0' || type == 0 || type == '7' || type == 'L' || type == 'x';
-        SDL_DEALLOC(data);
-        data = NULL;
-        if (keep) {
-            data = (uint8_t *)sdl__alloc((size_t)size + 1);
-            if (!data) { r = SDL_ERR_OOM; break; }
-            if (fread(data, 1, (size_t)size, f) != (size_t)size) {
-                r = sdl_fail(SDL_ERR_FORMAT, "%s: truncated: the member at byte %llu needs %llu bytes", shard, (unsigned long long)off, (unsigned long long)size);
-                break;
-            }
-            data[size] = 0;
-        } else if (size && fseek(f, (long)size, SEEK_CUR) != 0) {
-            r = sdl_fail(SDL_ERR_IO, "%s: seek failed", shard);
-            break;
+        bool file = type == '0' || type == 0 || type == '7', meta = type == 'L' || type == 'x';
+        uint64_t padded = (size + 511) / 512 * 512, at = t->off;
+        if ((file && want_data) || meta) {
+            if (!sdl__tar_data(t, size)) return -1;
+            if (padded > size && fseek(t->f, (long)(padded - size), SEEK_CUR) != 0) { sdl_fail(SDL_ERR_IO, "%s: seek failed", t->path); return -1; }
+        } else if (padded && fseek(t->f, (long)padded, SEEK_CUR) != 0) {
+            sdl_fail(SDL_ERR_IO, "%s: seek failed", t->path);
+            return -1;
         }
-        uint64_t padded = (size + 511) / 512 * 512;
-        if (padded > size && fseek(f, (long)(padded - size), SEEK_CUR) != 0) { r = sdl_fail(SDL_ERR_IO, "%s: seek failed", shard); break; }
-        off += 512 + padded;
+        t->off += 512 + padded;
         if (type == 'L') { /* GNU long name: the data is the next member's name */
-            SDL_DEALLOC(longname);
-            longname = (char *)data;
-            data = NULL;
+            SDL_DEALLOC(t->longname);
+            if (!(t->longname = sdl__strdup((const char *)t->data))) return -1;
             continue;
         }
-        if (type == 'x') { /* pax records "len key=value\n": take path */
-            for (uint64_t p = 0; p < size;) {
-                uint64_t len = 0, q = p;
-                while (q < size && data[q] >= '0' && data[q] <= '9' && len < size) len = len * 10 + (uint64_t)(data[q++] - '0');
-                if (q >= size || data[q] != ' ' || len == 0 || len > size - p || data[p + len - 1] != '\n') {
-                    r = sdl_fail(SDL_ERR_FORMAT, "%s: bad pax header at byte %llu", shard, (unsigned long long)(off - 512 - padded));
-                    break;
-                }
-                if (len - (q + 1 - p) > 5 && !memcmp(data + q + 1, "path=", 5)) {
-                    size_t vn = (size_t)(len - (q + 1 - p) - 6);
-                    SDL_DEALLOC(longname);
-                    longname = (char *)sdl__alloc(vn + 1);
-                    if (!longname) { r = SDL_ERR_OOM; break; }
-                    memcpy(longname, data + q + 6, vn);
-                    longname[vn] = 0;
-                }
-                if (len - (q + 1 - p) > 5 && !memcmp(data + q + 1, "size=", 5)) {
-                    r = sdl_fail(SDL_ERR_FORMAT, "%s: pax size records (members over 8 GB) are not supported", shard);
-                    break;
-                }
-                p += len;
-            }
-            if (r != SDL_OK) break;
+        if (type == 'x') {
+            if (!sdl__tar_pax(t, size, at)) return -1;
             continue;
         }
-        if (!keep) { SDL_DEALLOC(longname); longname = NULL; continue; } /* folders, links, ... */
-        char name[512];
-        if (longname) snprintf(name, sizeof name, "%s", longname);
-        else if (posix && h[345]) snprintf(name, sizeof name, "%.155s/%.100s", (const char *)h + 345, (const char *)h);
-        else snprintf(name, sizeof name, "%.100s", (const char *)h);
-        SDL_DEALLOC(longname);
-        longname = NULL;
-        const char *nm = name;
-        while (nm[0] == '.' && nm[1] == '/') nm += 2; /* "./key.png" from tar -C dir . */
-        r = sdl__shard_member(rd, shard, nm, data, (size_t)size);
-        if (r != SDL_OK) break;
+        if (!file) { SDL_DEALLOC(t->longname); t->longname = NULL; continue; } /* folders, links, ... */
+        if (t->longname) snprintf(t->name, sizeof t->name, "%s", t->longname);
+        else if (posix && h[345]) snprintf(t->name, sizeof t->name, "%.155s/%.100s", (const char *)h + 345, (const char *)h);
+        else snprintf(t->name, sizeof t->name, "%.100s", (const char *)h);
+        SDL_DEALLOC(t->longname);
+        t->longname = NULL;
+        if (!want_data) t->n = (size_t)size;
+        return 1;
     }
+}
+
+/* reads one shard, member by member */
+static sdl_result sdl__read_shard(sdl__shard_reader *rd, const char *shard) {
+    sdl__tar t;
+    if (!sdl__tar_open(&t, shard)) return sdl_last_result();
+    sdl_result r = SDL_OK;
+    int k;
+    while (r == SDL_OK && (k = sdl__tar_next(&t, true)) != 0)
+        r = k < 0 ? sdl_last_result() : sdl__shard_member(rd, shard, sdl__strip_dot_slash(t.name), t.data, t.n);
     if (r == SDL_OK) r = sdl__shard_flush(rd, shard); /* a sample never spans shards */
     SDL_DEALLOC(rd->s.key);
     SDL_DEALLOC(rd->s.img);
     memset(&rd->s, 0, sizeof rd->s);
     rd->s.label = -1;
-    SDL_DEALLOC(data);
-    SDL_DEALLOC(longname);
-    fclose(f);
+    sdl__tar_close(&t);
     return r;
 }
 
@@ -6781,6 +7421,641 @@ SDL_API sdl_result sdl_write_shards(const sdl_dataset *d, const char *prefix, in
     }
     sdl_result rc = sdl_shard_writer_close(w);
     return r != SDL_OK ? r : rc;
+}
+
+/* >>tfrecord: TFRecord framing, tf.train.Example and TensorProto (protobuf wire format) */
+SDL_API void sdl_bytes_free(void *p) { SDL_DEALLOC(p); }
+
+/* CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), written out like sdl__crc_table */
+static const uint32_t sdl__crc32c_table[256] = {
+        0x00000000u, 0xF26B8303u, 0xE13B70F7u, 0x1350F3F4u, 0xC79A971Fu, 0x35F1141Cu, 0x26A1E7E8u, 0xD4CA64EBu,
+        0x8AD958CFu, 0x78B2DBCCu, 0x6BE22838u, 0x9989AB3Bu, 0x4D43CFD0u, 0xBF284CD3u, 0xAC78BF27u, 0x5E133C24u,
+        0x105EC76Fu, 0xE235446Cu, 0xF165B798u, 0x030E349Bu, 0xD7C45070u, 0x25AFD373u, 0x36FF2087u, 0xC494A384u,
+        0x9A879FA0u, 0x68EC1CA3u, 0x7BBCEF57u, 0x89D76C54u, 0x5D1D08BFu, 0xAF768BBCu, 0xBC267848u, 0x4E4DFB4Bu,
+        0x20BD8EDEu, 0xD2D60DDDu, 0xC186FE29u, 0x33ED7D2Au, 0xE72719C1u, 0x154C9AC2u, 0x061C6936u, 0xF477EA35u,
+        0xAA64D611u, 0x580F5512u, 0x4B5FA6E6u, 0xB93425E5u, 0x6DFE410Eu, 0x9F95C20Du, 0x8CC531F9u, 0x7EAEB2FAu,
+        0x30E349B1u, 0xC288CAB2u, 0xD1D83946u, 0x23B3BA45u, 0xF779DEAEu, 0x05125DADu, 0x1642AE59u, 0xE4292D5Au,
+        0xBA3A117Eu, 0x4851927Du, 0x5B016189u, 0xA96AE28Au, 0x7DA08661u, 0x8FCB0562u, 0x9C9BF696u, 0x6EF07595u,
+        0x417B1DBCu, 0xB3109EBFu, 0xA0406D4Bu, 0x522BEE48u, 0x86E18AA3u, 0x748A09A0u, 0x67DAFA54u, 0x95B17957u,
+        0xCBA24573u, 0x39C9C670u, 0x2A993584u, 0xD8F2B687u, 0x0C38D26Cu, 0xFE53516Fu, 0xED03A29Bu, 0x1F682198u,
+        0x5125DAD3u, 0xA34E59D0u, 0xB01EAA24u, 0x42752927u, 0x96BF4DCCu, 0x64D4CECFu, 0x77843D3Bu, 0x85EFBE38u,
+        0xDBFC821Cu, 0x2997011Fu, 0x3AC7F2EBu, 0xC8AC71E8u, 0x1C661503u, 0xEE0D9600u, 0xFD5D65F4u, 0x0F36E6F7u,
+        0x61C69362u, 0x93AD1061u, 0x80FDE395u, 0x72966096u, 0xA65C047Du, 0x5437877Eu, 0x4767748Au, 0xB50CF789u,
+        0xEB1FCBADu, 0x197448AEu, 0x0A24BB5Au, 0xF84F3859u, 0x2C855CB2u, 0xDEEEDFB1u, 0xCDBE2C45u, 0x3FD5AF46u,
+        0x7198540Du, 0x83F3D70Eu, 0x90A324FAu, 0x62C8A7F9u, 0xB602C312u, 0x44694011u, 0x5739B3E5u, 0xA55230E6u,
+        0xFB410CC2u, 0x092A8FC1u, 0x1A7A7C35u, 0xE811FF36u, 0x3CDB9BDDu, 0xCEB018DEu, 0xDDE0EB2Au, 0x2F8B6829u,
+        0x82F63B78u, 0x709DB87Bu, 0x63CD4B8Fu, 0x91A6C88Cu, 0x456CAC67u, 0xB7072F64u, 0xA457DC90u, 0x563C5F93u,
+        0x082F63B7u, 0xFA44E0B4u, 0xE9141340u, 0x1B7F9043u, 0xCFB5F4A8u, 0x3DDE77ABu, 0x2E8E845Fu, 0xDCE5075Cu,
+        0x92A8FC17u, 0x60C37F14u, 0x73938CE0u, 0x81F80FE3u, 0x55326B08u, 0xA759E80Bu, 0xB4091BFFu, 0x466298FCu,
+        0x1871A4D8u, 0xEA1A27DBu, 0xF94AD42Fu, 0x0B21572Cu, 0xDFEB33C7u, 0x2D80B0C4u, 0x3ED04330u, 0xCCBBC033u,
+        0xA24BB5A6u, 0x502036A5u, 0x4370C551u, 0xB11B4652u, 0x65D122B9u, 0x97BAA1BAu, 0x84EA524Eu, 0x7681D14Du,
+        0x2892ED69u, 0xDAF96E6Au, 0xC9A99D9Eu, 0x3BC21E9Du, 0xEF087A76u, 0x1D63F975u, 0x0E330A81u, 0xFC588982u,
+        0xB21572C9u, 0x407EF1CAu, 0x532E023Eu, 0xA145813Du, 0x758FE5D6u, 0x87E466D5u, 0x94B49521u, 0x66DF1622u,
+        0x38CC2A06u, 0xCAA7A905u, 0xD9F75AF1u, 0x2B9CD9F2u, 0xFF56BD19u, 0x0D3D3E1Au, 0x1E6DCDEEu, 0xEC064EEDu,
+        0xC38D26C4u, 0x31E6A5C7u, 0x22B65633u, 0xD0DDD530u, 0x0417B1DBu, 0xF67C32D8u, 0xE52CC12Cu, 0x1747422Fu,
+        0x49547E0Bu, 0xBB3FFD08u, 0xA86F0EFCu, 0x5A048DFFu, 0x8ECEE914u, 0x7CA56A17u, 0x6FF599E3u, 0x9D9E1AE0u,
+        0xD3D3E1ABu, 0x21B862A8u, 0x32E8915Cu, 0xC083125Fu, 0x144976B4u, 0xE622F5B7u, 0xF5720643u, 0x07198540u,
+        0x590AB964u, 0xAB613A67u, 0xB831C993u, 0x4A5A4A90u, 0x9E902E7Bu, 0x6CFBAD78u, 0x7FAB5E8Cu, 0x8DC0DD8Fu,
+        0xE330A81Au, 0x115B2B19u, 0x020BD8EDu, 0xF0605BEEu, 0x24AA3F05u, 0xD6C1BC06u, 0xC5914FF2u, 0x37FACCF1u,
+        0x69E9F0D5u, 0x9B8273D6u, 0x88D28022u, 0x7AB90321u, 0xAE7367CAu, 0x5C18E4C9u, 0x4F48173Du, 0xBD23943Eu,
+        0xF36E6F75u, 0x0105EC76u, 0x12551F82u, 0xE03E9C81u, 0x34F4F86Au, 0xC69F7B69u, 0xD5CF889Du, 0x27A40B9Eu,
+        0x79B737BAu, 0x8BDCB4B9u, 0x988C474Du, 0x6AE7C44Eu, 0xBE2DA0A5u, 0x4C4623A6u, 0x5F16D052u, 0xAD7D5351u};
+
+SDL_API uint32_t sdl_crc32c(uint32_t crc, const void *data, size_t n) {
+    const uint8_t *p = (const uint8_t *)data;
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) crc = sdl__crc32c_table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+    return ~crc;
+}
+
+SDL_API uint32_t sdl_tfrecord_masked_crc(const void *data, size_t n) {
+    uint32_t c = sdl_crc32c(0, data, n);
+    return ((c >> 15) | (c << 17)) + 0xa282ead8u;
+}
+
+static void sdl__put_le32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+
+SDL_API sdl_result sdl_tfrecord_write_record(FILE *f, const void *data, size_t n) {
+    if (!f || (!data && n)) return sdl_fail(SDL_ERR_ARG, "tfrecord_write_record: NULL file or data");
+    uint8_t h[12], t[4];
+    for (int i = 0; i < 8; i++) h[i] = (uint8_t)((uint64_t)n >> (8 * i));
+    sdl__put_le32(h + 8, sdl_tfrecord_masked_crc(h, 8));
+    sdl__put_le32(t, sdl_tfrecord_masked_crc(data, n));
+    if (fwrite(h, 1, 12, f) != 12 || (n && fwrite(data, 1, n, f) != n) || fwrite(t, 1, 4, f) != 4)
+        return sdl_fail(SDL_ERR_IO, "tfrecord_write_record: write failed (disk full?)");
+    return SDL_OK;
+}
+
+SDL_API int sdl_tfrecord_read_record(FILE *f, const char *what, int64_t index, uint8_t **buf, size_t *cap, size_t *n) {
+    if (!what) what = "tfrecord";
+    if (!f || !buf || !cap || !n) { sdl_fail(SDL_ERR_ARG, "%s: tfrecord_read_record: NULL argument", what); return -1; }
+    *n = 0;
+    uint8_t h[12];
+    size_t got = fread(h, 1, 12, f);
+    if (got == 0 && !ferror(f)) return 0;
+    if (got != 12) {
+        sdl_fail(ferror(f) ? SDL_ERR_IO : SDL_ERR_FORMAT, "%s: record %lld: truncated header (%zu of 12 bytes)", what, (long long)index, got);
+        return -1;
+    }
+    if (sdl_tfrecord_masked_crc(h, 8) != sdl__le32(h + 8)) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: record %lld: the length's CRC-32C does not match (corrupt, or not a TFRecord file)", what, (long long)index);
+        return -1;
+    }
+    uint64_t len = sdl__le64(h);
+    if (len > ((uint64_t)1 << 40)) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: record %lld: length %llu is over 1 TB (corrupt)", what, (long long)index, (unsigned long long)len);
+        return -1;
+    }
+    /* grow the buffer as the bytes arrive, so a corrupt length on a short file fails as
+       truncated instead of allocating what it claims */
+    size_t need = (size_t)len + 4, have = 0;
+    while (have < need) {
+        size_t target = need - have > ((size_t)1 << 20) && have > 0 ? (have * 2 < need ? have * 2 : need) : need;
+        if (need > ((size_t)1 << 20) && have == 0) target = (size_t)1 << 20;
+        if (target > *cap) {
+            uint8_t *p = (uint8_t *)SDL_REALLOC(*buf, target);
+            if (!p) { sdl_fail(SDL_ERR_OOM, "%s: record %lld: out of memory for %zu bytes", what, (long long)index, target); return -1; }
+            *buf = p;
+            *cap = target;
+        }
+        size_t r = fread(*buf + have, 1, target - have, f);
+        have += r;
+        if (have < target) {
+            sdl_fail(ferror(f) ? SDL_ERR_IO : SDL_ERR_FORMAT, "%s: record %lld: truncated (%llu data bytes + 4 CRC bytes said, %zu there)", what,
+                     (long long)index, (unsigned long long)len, have);
+            return -1;
+        }
+    }
+    if (sdl_tfrecord_masked_crc(*buf, (size_t)len) != sdl__le32(*buf + len)) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: record %lld: the data's CRC-32C does not match (corrupt)", what, (long long)index);
+        return -1;
+    }
+    *n = (size_t)len;
+    return 1;
+}
+
+struct sdl_tfrecord_reader {
+    FILE *f;
+    char *path;
+    uint8_t *buf;
+    size_t cap;
+    int64_t count;
+    sdl_result err;
+};
+
+SDL_API sdl_tfrecord_reader *sdl_tfrecord_open(const char *path) {
+    if (!path) { sdl_fail(SDL_ERR_ARG, "tfrecord_open: path is NULL"); return NULL; }
+    sdl_tfrecord_reader *r = (sdl_tfrecord_reader *)sdl__calloc(1, sizeof *r);
+    if (!r) return NULL;
+    if (!(r->path = sdl__strdup(path)) || !(r->f = sdl__open_read(path))) {
+        SDL_DEALLOC(r->path);
+        SDL_DEALLOC(r);
+        return NULL;
+    }
+    return r;
+}
+
+SDL_API bool sdl_tfrecord_next(sdl_tfrecord_reader *r, const uint8_t **data, size_t *n) {
+    if (!r || !data || !n) { sdl_fail(SDL_ERR_ARG, "tfrecord_next: NULL argument"); return false; }
+    *data = NULL;
+    *n = 0;
+    if (r->err != SDL_OK) return false;
+    int k = sdl_tfrecord_read_record(r->f, r->path, r->count, &r->buf, &r->cap, n);
+    if (k < 0) r->err = sdl_last_result();
+    if (k <= 0) return false;
+    r->count++;
+    *data = r->buf;
+    return true;
+}
+
+SDL_API int64_t sdl_tfrecord_count(const sdl_tfrecord_reader *r) { return r ? r->count : 0; }
+
+SDL_API sdl_result sdl_tfrecord_close(sdl_tfrecord_reader *r) {
+    if (!r) return SDL_OK;
+    sdl_result e = r->err;
+    fclose(r->f);
+    SDL_DEALLOC(r->buf);
+    SDL_DEALLOC(r->path);
+    SDL_DEALLOC(r);
+    return e;
+}
+
+/* ---- protobuf wire format: (field << 3 | type) tags; 0 varint, 1 fixed64, 2 length-
+   delimited, 5 fixed32. One field at a time, bounds-checked. ---- */
+typedef struct sdl__pb {
+    int field, wire;
+    uint64_t v;          /* types 0, 1, 5 */
+    const uint8_t *p;    /* type 2: the bytes */
+    size_t n;
+} sdl__pb;
+
+static bool sdl__pb_varint(const uint8_t **p, const uint8_t *e, uint64_t *v) {
+    *v = 0;
+    for (int s = 0; s < 64; s += 7) {
+        if (*p >= e) return false;
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7F) << s;
+        if (!(b & 0x80)) return s < 63 || b <= 1;
+    }
+    return false;
+}
+
+/* the next field of [*p, e) into f; false at the end (*p == e) or on bad bytes (*p = NULL,
+   so a caller's check *p == e fails) */
+static bool sdl__pb_next(const uint8_t **p, const uint8_t *e, sdl__pb *f) {
+    uint64_t tag, len;
+    if (!*p || *p == e) return false;
+    memset(f, 0, sizeof *f);
+    if (!sdl__pb_varint(p, e, &tag) || (tag >> 3) == 0 || (tag >> 3) > INT32_MAX) goto bad;
+    f->field = (int)(tag >> 3);
+    f->wire = (int)(tag & 7);
+    if (f->wire == 0) {
+        if (!sdl__pb_varint(p, e, &f->v)) goto bad;
+    } else if (f->wire == 1 || f->wire == 5) {
+        size_t k = f->wire == 1 ? 8 : 4;
+        if ((size_t)(e - *p) < k) goto bad;
+        f->v = k == 8 ? sdl__le64(*p) : sdl__le32(*p);
+        *p += k;
+    } else if (f->wire == 2) {
+        if (!sdl__pb_varint(p, e, &len) || len > (uint64_t)(e - *p)) goto bad;
+        f->p = *p;
+        f->n = (size_t)len;
+        *p += len;
+    } else goto bad; /* groups (3, 4) and 6, 7 */
+    return true;
+bad:
+    *p = NULL;
+    return false;
+}
+
+/* a whole message parses when the loop ended at its end */
+#define SDL__PB_FOR(f, p, e) for (const uint8_t *p##_end = (e); sdl__pb_next(&(p), p##_end, &(f));)
+
+static void sdl__pb_put_varint(sdl__buf *b, uint64_t v) {
+    uint8_t t[10];
+    size_t k = 0;
+    do { t[k++] = (uint8_t)((v & 0x7F) | (v > 0x7F ? 0x80 : 0)); v >>= 7; } while (v);
+    sdl__buf_put(b, t, k);
+}
+
+static void sdl__pb_put_bytes(sdl__buf *b, int field, const void *data, size_t n) {
+    sdl__pb_put_varint(b, (uint64_t)field << 3 | 2);
+    sdl__pb_put_varint(b, n);
+    sdl__buf_put(b, data, n);
+}
+
+/* ---- tf.train.Example: Example{features=1: Features{feature=1: map<string, Feature>}},
+   Feature{bytes_list=1 | float_list=2 | int64_list=3}, each list {repeated value=1} ---- */
+typedef struct sdl__feature {
+    char *name;
+    sdl_feature_kind kind;
+    int64_t count;
+    sdl__buf data;  /* the values: floats, int64s, or byte strings back to back */
+    sdl__buf offs;  /* bytes: count + 1 size_t offsets into data */
+} sdl__feature;
+
+struct sdl_example {
+    int n, cap;
+    sdl__feature *f;
+};
+
+SDL_API sdl_example *sdl_example_new(void) { return (sdl_example *)sdl__calloc(1, sizeof(sdl_example)); }
+
+static void sdl__feature_clear(sdl__feature *f) {
+    SDL_DEALLOC(f->data.p);
+    SDL_DEALLOC(f->offs.p);
+    memset(&f->data, 0, sizeof f->data);
+    memset(&f->offs, 0, sizeof f->offs);
+    f->count = 0;
+    f->kind = SDL_FEATURE_NONE;
+}
+
+SDL_API void sdl_example_free(sdl_example *e) {
+    if (!e) return;
+    for (int i = 0; i < e->n; i++) {
+        sdl__feature_clear(&e->f[i]);
+        SDL_DEALLOC(e->f[i].name);
+    }
+    SDL_DEALLOC(e->f);
+    SDL_DEALLOC(e);
+}
+
+static sdl__feature *sdl__example_find(const sdl_example *e, const char *name, size_t len) {
+    for (int i = 0; i < e->n; i++)
+        if (strlen(e->f[i].name) == len && !memcmp(e->f[i].name, name, len)) return &e->f[i];
+    return NULL;
+}
+
+/* the feature called name (len bytes), added empty if absent */
+static sdl__feature *sdl__example_slot(sdl_example *e, const char *name, size_t len) {
+    sdl__feature *f = sdl__example_find(e, name, len);
+    if (f) return f;
+    if (e->n == e->cap) {
+        int cap = e->cap ? e->cap * 2 : 8;
+        sdl__feature *m = e->cap < INT32_MAX / 4 ? (sdl__feature *)SDL_REALLOC(e->f, (size_t)cap * sizeof(sdl__feature)) : NULL;
+        if (!m) { sdl_fail(SDL_ERR_OOM, "example: out of memory for %d features", cap); return NULL; }
+        e->f = m;
+        e->cap = cap;
+    }
+    f = &e->f[e->n];
+    memset(f, 0, sizeof *f);
+    if (!(f->name = (char *)sdl__alloc(len + 1))) return NULL;
+    memcpy(f->name, name, len);
+    f->name[len] = 0;
+    e->n++;
+    return f;
+}
+
+/* appends n values of `size` bytes each (bytes: one string of n bytes) */
+static sdl_result sdl__example_add(sdl_example *e, const char *name, sdl_feature_kind kind, const void *v, int64_t n, size_t size) {
+    if (!e || !name || n < 0 || (!v && n)) return sdl_fail(SDL_ERR_ARG, "example_add: NULL example, name or values");
+    sdl__feature *f = sdl__example_slot(e, name, strlen(name));
+    if (!f) return sdl_last_result();
+    if (f->kind != SDL_FEATURE_NONE && f->kind != kind) return sdl_fail(SDL_ERR_ARG, "example_add: feature '%s' already holds another kind of list", name);
+    size_t bytes;
+    if (sdl__mul_overflows((size_t)n, size, &bytes)) return sdl_fail(SDL_ERR_OOM, "example_add: '%s': too many values", name);
+    if (kind == SDL_FEATURE_BYTES && f->count == 0) {
+        size_t zero = 0;
+        sdl__buf_put(&f->offs, &zero, sizeof zero);
+    }
+    sdl__buf_put(&f->data, v, bytes);
+    if (kind == SDL_FEATURE_BYTES) sdl__buf_put(&f->offs, &f->data.n, sizeof(size_t));
+    if (f->data.oom || f->offs.oom) return SDL_ERR_OOM;
+    f->kind = kind;
+    f->count += kind == SDL_FEATURE_BYTES ? 1 : n;
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_example_add_bytes(sdl_example *e, const char *name, const void *data, size_t n) {
+    return sdl__example_add(e, name, SDL_FEATURE_BYTES, n ? data : "", (int64_t)n, 1);
+}
+SDL_API sdl_result sdl_example_add_floats(sdl_example *e, const char *name, const float *v, int64_t n) {
+    return sdl__example_add(e, name, SDL_FEATURE_FLOAT, v, n, sizeof(float));
+}
+SDL_API sdl_result sdl_example_add_int64s(sdl_example *e, const char *name, const int64_t *v, int64_t n) {
+    return sdl__example_add(e, name, SDL_FEATURE_INT64, v, n, sizeof(int64_t));
+}
+
+SDL_API uint8_t *sdl_example_serialize(const sdl_example *e, size_t *n) {
+    if (n) *n = 0;
+    if (!e || !n) { sdl_fail(SDL_ERR_ARG, "example_serialize: NULL argument"); return NULL; }
+    sdl__buf feats, list, feat, entry, out;
+    memset(&feats, 0, sizeof feats);
+    memset(&out, 0, sizeof out);
+    for (int i = 0; i < e->n; i++) {
+        const sdl__feature *f = &e->f[i];
+        memset(&list, 0, sizeof list);
+        memset(&feat, 0, sizeof feat);
+        memset(&entry, 0, sizeof entry);
+        if (f->kind == SDL_FEATURE_BYTES) {
+            const size_t *o = (const size_t *)f->offs.p;
+            for (int64_t k = 0; k < f->count; k++) sdl__pb_put_bytes(&list, 1, f->data.p + o[k], o[k + 1] - o[k]);
+        } else if (f->kind == SDL_FEATURE_FLOAT) { /* packed: little-endian floats */
+            sdl__buf le;
+            memset(&le, 0, sizeof le);
+            for (int64_t k = 0; k < f->count; k++) {
+                uint32_t u;
+                uint8_t b[4];
+                memcpy(&u, f->data.p + 4 * (size_t)k, 4);
+                sdl__put_le32(b, u);
+                sdl__buf_put(&le, b, 4);
+            }
+            if (f->count) sdl__pb_put_bytes(&list, 1, le.p, le.n);
+            SDL_DEALLOC(le.p);
+        } else if (f->kind == SDL_FEATURE_INT64) { /* packed varints, negatives as 10 bytes */
+            sdl__buf vs;
+            memset(&vs, 0, sizeof vs);
+            for (int64_t k = 0; k < f->count; k++) {
+                int64_t v;
+                memcpy(&v, f->data.p + 8 * (size_t)k, 8);
+                sdl__pb_put_varint(&vs, (uint64_t)v);
+            }
+            if (f->count) sdl__pb_put_bytes(&list, 1, vs.p, vs.n);
+            SDL_DEALLOC(vs.p);
+        }
+        if (f->kind != SDL_FEATURE_NONE) sdl__pb_put_bytes(&feat, (int)f->kind, list.p, list.n);
+        sdl__pb_put_bytes(&entry, 1, f->name, strlen(f->name));
+        sdl__pb_put_bytes(&entry, 2, feat.p, feat.n);
+        sdl__pb_put_bytes(&feats, 1, entry.p, entry.n);
+        bool oom = list.oom || feat.oom || entry.oom;
+        SDL_DEALLOC(list.p);
+        SDL_DEALLOC(feat.p);
+        SDL_DEALLOC(entry.p);
+        if (oom) feats.oom = true;
+    }
+    sdl__pb_put_bytes(&out, 1, feats.p, feats.n);
+    SDL_DEALLOC(feats.p);
+    if (feats.oom || out.oom) { SDL_DEALLOC(out.p); sdl_fail(SDL_ERR_OOM, "example_serialize: out of memory"); return NULL; }
+    *n = out.n;
+    return out.p;
+}
+
+/* a Feature message into f (replacing what it held: the last of repeated fields wins, as
+   protobuf merges) */
+static bool sdl__example_parse_feature(sdl__feature *f, const uint8_t *p, const uint8_t *e) {
+    sdl__pb fd, v;
+    sdl__feature_clear(f);
+    SDL__PB_FOR(fd, p, e) {
+        if (fd.wire != 2 || fd.field < 1 || fd.field > 3) continue;
+        sdl__feature_clear(f);
+        f->kind = (sdl_feature_kind)fd.field;
+        const uint8_t *q = fd.p, *qe = fd.p + fd.n;
+        if (f->kind == SDL_FEATURE_BYTES) {
+            size_t zero = 0;
+            sdl__buf_put(&f->offs, &zero, sizeof zero);
+        }
+        SDL__PB_FOR(v, q, qe) {
+            if (v.field != 1) continue;
+            if (f->kind == SDL_FEATURE_BYTES) {
+                if (v.wire != 2) return false;
+                sdl__buf_put(&f->data, v.p, v.n);
+                sdl__buf_put(&f->offs, &f->data.n, sizeof(size_t));
+                f->count++;
+            } else if (f->kind == SDL_FEATURE_FLOAT) {
+                if (v.wire == 5) {
+                    uint32_t u = (uint32_t)v.v;
+                    sdl__buf_put(&f->data, &u, 4);
+                    f->count++;
+                } else if (v.wire == 2 && v.n % 4 == 0) {
+                    for (size_t k = 0; k < v.n; k += 4) {
+                        uint32_t u = sdl__le32(v.p + k);
+                        sdl__buf_put(&f->data, &u, 4);
+                    }
+                    f->count += (int64_t)(v.n / 4);
+                } else return false;
+            } else {
+                if (v.wire == 0) {
+                    sdl__buf_put(&f->data, &v.v, 8);
+                    f->count++;
+                } else if (v.wire == 2) {
+                    const uint8_t *r = v.p, *re = v.p + v.n;
+                    uint64_t x;
+                    while (r < re) {
+                        if (!sdl__pb_varint(&r, re, &x)) return false;
+                        sdl__buf_put(&f->data, &x, 8);
+                        f->count++;
+                    }
+                } else return false;
+            }
+        }
+        if (q != qe) return false;
+    }
+    return p == e && !f->data.oom && !f->offs.oom;
+}
+
+SDL_API sdl_example *sdl_example_parse(const void *data, size_t n, const char *what) {
+    if (!what) what = "example";
+    if (!data && n) { sdl_fail(SDL_ERR_ARG, "%s: example_parse: NULL data", what); return NULL; }
+    sdl_example *ex = sdl_example_new();
+    if (!ex) return NULL;
+    const uint8_t *p = (const uint8_t *)data, *e = p + n;
+    sdl__pb fs, en, kv;
+    bool ok = true;
+    SDL__PB_FOR(fs, p, e) {
+        if (fs.field != 1 || fs.wire != 2) continue; /* Example.features */
+        const uint8_t *q = fs.p;
+        SDL__PB_FOR(en, q, fs.p + fs.n) {
+            if (en.field != 1 || en.wire != 2) continue; /* Features.feature: a map entry */
+            const uint8_t *key = (const uint8_t *)"", *val = NULL, *r = en.p;
+            size_t key_n = 0, val_n = 0;
+            SDL__PB_FOR(kv, r, en.p + en.n) {
+                if (kv.wire != 2) continue;
+                if (kv.field == 1) { key = kv.p; key_n = kv.n; }
+                if (kv.field == 2) { val = kv.p; val_n = kv.n; }
+            }
+            sdl__feature *f;
+            if (r != en.p + en.n || memchr(key, 0, key_n) || !(f = sdl__example_slot(ex, (const char *)key, key_n)) ||
+                !sdl__example_parse_feature(f, val ? val : key, val ? val + val_n : key)) { ok = false; break; }
+        }
+        if (!ok || q != fs.p + fs.n) { ok = false; break; }
+    }
+    if (!ok || p != e) {
+        if (sdl_last_result() != SDL_ERR_OOM) sdl_fail(SDL_ERR_FORMAT, "%s: not a valid tf.train.Example message (corrupt protobuf)", what);
+        sdl_example_free(ex);
+        return NULL;
+    }
+    return ex;
+}
+
+SDL_API int sdl_example_num_features(const sdl_example *e) { return e ? e->n : 0; }
+SDL_API const char *sdl_example_feature_name(const sdl_example *e, int i) { return e && i >= 0 && i < e->n ? e->f[i].name : NULL; }
+
+SDL_API sdl_feature_kind sdl_example_kind(const sdl_example *e, const char *name, int64_t *count) {
+    const sdl__feature *f = e && name ? sdl__example_find(e, name, strlen(name)) : NULL;
+    if (count) *count = f ? f->count : 0;
+    return f ? f->kind : SDL_FEATURE_NONE;
+}
+
+/* the feature of that name and kind, or NULL with an error listing the features */
+static const sdl__feature *sdl__example_get(const sdl_example *e, const char *name, sdl_feature_kind kind) {
+    static const char *const kinds[] = {"no", "bytes", "float", "int64"};
+    if (!e || !name) { sdl_fail(SDL_ERR_ARG, "example: NULL example or name"); return NULL; }
+    const sdl__feature *f = sdl__example_find(e, name, strlen(name));
+    if (f && f->kind == kind) return f;
+    char have[256] = "";
+    for (int i = 0; i < e->n; i++) {
+        size_t k = strlen(have);
+        snprintf(have + k, sizeof have - k, "%s%s (%s)", i ? ", " : "", e->f[i].name, kinds[e->f[i].kind]);
+    }
+    if (f) sdl_fail(SDL_ERR_ARG, "example: feature '%s' is a %s list, not %s (features: %s)", name, kinds[f->kind], kinds[kind], have);
+    else sdl_fail(SDL_ERR_ARG, "example: no feature '%s' (features: %s)", name, e->n ? have : "none");
+    return NULL;
+}
+
+SDL_API const uint8_t *sdl_example_bytes(const sdl_example *e, const char *name, int64_t i, size_t *n) {
+    if (n) *n = 0;
+    const sdl__feature *f = sdl__example_get(e, name, SDL_FEATURE_BYTES);
+    if (!f) return NULL;
+    if (i < 0 || i >= f->count) { sdl_fail(SDL_ERR_ARG, "example: feature '%s' has %lld values, asked for %lld", name, (long long)f->count, (long long)i); return NULL; }
+    const size_t *o = (const size_t *)f->offs.p;
+    if (n) *n = o[i + 1] - o[i];
+    return f->data.p ? f->data.p + o[i] : (const uint8_t *)"";
+}
+
+static const void *sdl__example_values(const sdl_example *e, const char *name, sdl_feature_kind kind, int64_t *count) {
+    if (count) *count = 0;
+    const sdl__feature *f = sdl__example_get(e, name, kind);
+    if (!f) return NULL;
+    if (count) *count = f->count;
+    return f->data.p ? (const void *)f->data.p : (const void *)"\0\0\0\0\0\0\0"; /* empty list: not NULL */
+}
+SDL_API const float *sdl_example_floats(const sdl_example *e, const char *name, int64_t *count) {
+    return (const float *)sdl__example_values(e, name, SDL_FEATURE_FLOAT, count);
+}
+SDL_API const int64_t *sdl_example_int64s(const sdl_example *e, const char *name, int64_t *count) {
+    return (const int64_t *)sdl__example_values(e, name, SDL_FEATURE_INT64, count);
+}
+
+/* ---- tensorflow.TensorProto: dtype=1, tensor_shape=2 {dim=2 {size=1}}, tensor_content=4,
+   float_val=5, double_val=6, int_val=7, int64_val=10 ---- */
+enum { SDL__DT_FLOAT = 1, SDL__DT_DOUBLE = 2, SDL__DT_INT32 = 3, SDL__DT_UINT8 = 4, SDL__DT_INT64 = 9 };
+
+/* value lists (packed or one by one) as doubles into vals */
+static bool sdl__tp_vals(const sdl__pb *f, sdl__buf *vals) {
+    int size = f->field == 5 ? 4 : f->field == 6 ? 8 : 0; /* fixed-width; else varints */
+    if (f->wire != 2) {
+        double d;
+        if (size == 4 && f->wire == 5) { uint32_t u = (uint32_t)f->v; float x; memcpy(&x, &u, 4); d = x; }
+        else if (size == 8 && f->wire == 1) memcpy(&d, &f->v, 8);
+        else if (size == 0 && f->wire == 0) d = (double)(int64_t)f->v;
+        else return false;
+        sdl__buf_put(vals, &d, sizeof d);
+        return true;
+    }
+    const uint8_t *p = f->p, *e = f->p + f->n;
+    if (size && f->n % (size_t)size) return false;
+    while (p < e) {
+        double d;
+        uint64_t x;
+        if (size == 4) { uint32_t u = sdl__le32(p); float v; memcpy(&v, &u, 4); d = v; p += 4; }
+        else if (size == 8) { x = sdl__le64(p); memcpy(&d, &x, 8); p += 8; }
+        else { if (!sdl__pb_varint(&p, e, &x)) return false; d = (double)(int64_t)x; }
+        sdl__buf_put(vals, &d, sizeof d);
+    }
+    return true;
+}
+
+SDL_API sdl_tensor *sdl_tensorproto_parse(const void *data, size_t n, const char *what) {
+    if (!what) what = "TensorProto";
+    if (!data && n) { sdl_fail(SDL_ERR_ARG, "%s: tensorproto_parse: NULL data", what); return NULL; }
+    const uint8_t *p = (const uint8_t *)data, *e = p + n, *content = NULL;
+    size_t content_n = 0;
+    uint64_t dtype = 0;
+    sdl_shape shape;
+    memset(&shape, 0, sizeof shape);
+    sdl__buf vals;
+    memset(&vals, 0, sizeof vals);
+    sdl__pb f, d, s;
+    bool ok = true;
+    sdl_tensor *t = NULL;
+    SDL__PB_FOR(f, p, e) {
+        if (f.field == 1 && f.wire == 0) dtype = f.v;
+        else if (f.field == 2 && f.wire == 2) {
+            const uint8_t *q = f.p;
+            shape.ndim = 0;
+            SDL__PB_FOR(d, q, f.p + f.n) {
+                if (d.field != 2 || d.wire != 2) continue;
+                int64_t size = 0;
+                const uint8_t *r = d.p;
+                SDL__PB_FOR(s, r, d.p + d.n) if (s.field == 1 && s.wire == 0) size = (int64_t)s.v;
+                if (r != d.p + d.n || size < 0 || shape.ndim == SDL_MAX_DIMS) { ok = false; break; }
+                shape.d[shape.ndim++] = size;
+            }
+            if (q != f.p + f.n) ok = false;
+        } else if (f.field == 4 && f.wire == 2) { content = f.p; content_n = f.n; }
+        else if (f.field == 5 || f.field == 6 || f.field == 7 || f.field == 10) ok = ok && sdl__tp_vals(&f, &vals);
+        if (!ok) break;
+    }
+    int size = dtype == SDL__DT_FLOAT || dtype == SDL__DT_INT32 ? 4 : dtype == SDL__DT_DOUBLE || dtype == SDL__DT_INT64 ? 8 : dtype == SDL__DT_UINT8 ? 1 : 0;
+    sdl_dtype dt = dtype == SDL__DT_UINT8 ? SDL_U8 : (dtype == SDL__DT_INT32 || dtype == SDL__DT_INT64) ? SDL_I32 : SDL_F32;
+    int64_t numel = sdl__shape_numel(shape), nv = (int64_t)(vals.n / sizeof(double));
+    size_t bytes = 0;
+    if (!ok || p != e || vals.oom) sdl_fail(SDL_ERR_FORMAT, "%s: not a valid TensorProto message (corrupt protobuf)", what);
+    else if (!size) sdl_fail(SDL_ERR_FORMAT, "%s: TensorProto dtype %llu; sdl reads DT_FLOAT (1), DT_DOUBLE (2), DT_INT32 (3), DT_UINT8 (4), DT_INT64 (9)", what, (unsigned long long)dtype);
+    else if (numel < 0 || sdl__mul_overflows((size_t)numel, (size_t)size, &bytes)) sdl_fail(SDL_ERR_FORMAT, "%s: TensorProto shape too large", what);
+    else if (content && content_n != bytes) sdl_fail(SDL_ERR_FORMAT, "%s: TensorProto: the shape needs %zu content bytes, there are %zu", what, bytes, content_n);
+    else if (!content && nv != numel && !(nv == 1 && numel > 0)) sdl_fail(SDL_ERR_FORMAT, "%s: TensorProto: %lld values for %lld elements", what, (long long)nv, (long long)numel);
+    else if ((t = sdl_tensor_new(shape, dt)) != NULL) {
+        const double *v = (const double *)vals.p;
+        for (int64_t i = 0; i < numel && t; i++) {
+            double x;
+            if (content) {
+                const uint8_t *q = content + (size_t)i * (size_t)size;
+                uint64_t u = size == 1 ? q[0] : size == 4 ? sdl__le32(q) : sdl__le64(q);
+                if (dtype == SDL__DT_FLOAT) { uint32_t w = (uint32_t)u; float fl; memcpy(&fl, &w, 4); x = fl; }
+                else if (dtype == SDL__DT_DOUBLE) memcpy(&x, &u, 8);
+                else if (dtype == SDL__DT_INT32) x = (double)(int32_t)(uint32_t)u;
+                else if (dtype == SDL__DT_INT64) x = (double)(int64_t)u;
+                else x = (double)u;
+            } else x = v[nv == 1 ? 0 : i];
+            if (dt == SDL_F32) sdl_f32(t)[i] = (float)x;
+            else if ((dt == SDL_U8 && (x < 0 || x > 255)) || (dt == SDL_I32 && (x < INT32_MIN || x > INT32_MAX))) {
+                sdl_fail(SDL_ERR_FORMAT, "%s: TensorProto element %lld is %.0f, outside the %s range", what, (long long)i, x, dt == SDL_U8 ? "uint8" : "int32");
+                sdl_tensor_free(t);
+                t = NULL;
+            } else if (dt == SDL_U8) sdl_u8(t)[i] = (uint8_t)x;
+            else sdl_i32(t)[i] = (int32_t)x;
+        }
+    }
+    SDL_DEALLOC(vals.p);
+    return t;
+}
+
+SDL_API uint8_t *sdl_tensorproto_serialize(const sdl_tensor *t, size_t *n) {
+    if (n) *n = 0;
+    if (!t || !n || t->device != SDL_CPU || (t->dtype != SDL_F32 && t->dtype != SDL_U8 && t->dtype != SDL_I32)) {
+        sdl_fail(SDL_ERR_ARG, "tensorproto_serialize: needs a CPU f32, u8 or i32 tensor");
+        return NULL;
+    }
+    sdl__buf out, shape, dim;
+    memset(&out, 0, sizeof out);
+    memset(&shape, 0, sizeof shape);
+    sdl__pb_put_varint(&out, 1 << 3);
+    sdl__pb_put_varint(&out, t->dtype == SDL_F32 ? SDL__DT_FLOAT : t->dtype == SDL_U8 ? SDL__DT_UINT8 : SDL__DT_INT32);
+    for (int i = 0; i < t->ndim; i++) {
+        memset(&dim, 0, sizeof dim);
+        sdl__pb_put_varint(&dim, 1 << 3);
+        sdl__pb_put_varint(&dim, (uint64_t)t->shape[i]);
+        sdl__pb_put_bytes(&shape, 2, dim.p, dim.n);
+        SDL_DEALLOC(dim.p);
+    }
+    sdl__pb_put_bytes(&out, 2, shape.p, shape.n);
+    size_t es = sdl_dtype_size(t->dtype), bytes = (size_t)t->numel * es;
+    sdl__pb_put_varint(&out, 4 << 3 | 2);
+    sdl__pb_put_varint(&out, bytes);
+    for (int64_t i = 0; i < t->numel; i++) { /* little-endian whatever the host */
+        uint8_t b[4];
+        if (es == 1) { sdl__buf_put(&out, sdl_u8(t) + i, 1); continue; }
+        uint32_t u;
+        memcpy(&u, (const uint8_t *)t->data + (size_t)i * 4, 4);
+        sdl__put_le32(b, u);
+        sdl__buf_put(&out, b, 4);
+    }
+    bool oom = out.oom || shape.oom;
+    SDL_DEALLOC(shape.p);
+    if (oom) { SDL_DEALLOC(out.p); sdl_fail(SDL_ERR_OOM, "tensorproto_serialize: out of memory"); return NULL; }
+    *n = out.n;
+    return out.p;
 }
 
 /* >>loader */
@@ -7039,6 +8314,796 @@ SDL_API bool sdl_loader_next(sdl_loader *l, sdl_tensor **x, sdl_tensor **y) {
 SDL_API int64_t sdl_loader_num_batches(const sdl_loader *l) { return l ? l->nbatches : 0; }
 SDL_API int64_t sdl_loader_num_samples(const sdl_loader *l) { return l ? l->per_rank : 0; }
 SDL_API int64_t sdl_loader_epoch(const sdl_loader *l) { return l ? l->epoch : 0; }
+
+/* >>stream: the streaming pipeline (see >>decl-stream). Each worker owns its shards, its
+   reader and its shuffle buffer, and decodes its samples straight into the batch slot and
+   row its position says; a slot's batch is ready when all its rows are filled. A worker
+   may run ahead into the next prefetch slots only, so the batch the caller holds is never
+   written. One mutex and condition variable guard the counters. */
+#define SDL__STREAM_SHARDS 0x7368617264ull  /* "shard" */
+#define SDL__STREAM_BUFFER 0x6275666672ull  /* "buffr" */
+#define SDL__STREAM_AUG 0x6175676d6e74ull   /* "augmnt" */
+
+enum { SDL__SRC_TAR = 0, SDL__SRC_TFRECORD, SDL__SRC_ZIP };
+enum { SDL__IMG_NONE = 0, SDL__IMG_ENCODED, SDL__IMG_NPY, SDL__IMG_TENSORPROTO };
+
+typedef struct sdl__raw { /* one sample as read: undecoded */
+    char key[200];
+    int kind, shard;
+    int64_t label;        /* -1: none */
+    sdl__buf img;
+} sdl__raw;
+
+typedef struct sdl__worker {
+    struct sdl_stream *st;
+    int id;
+    int *shards, nshards;  /* this epoch's, in reading order */
+    int64_t n, *pos;       /* its samples this epoch and their positions in the rank's sequence */
+    int64_t k, lap;        /* the next sample: pos[k] + lap * (the rank's count) */
+    bool done, busy;
+    /* the reader: shard cur, member by member (tar, zip) or record by record */
+    int cur, kind;
+    sdl__tar tar;
+    sdl_tfrecord_reader *tfr;
+    sdl_zip *zip;
+    int64_t zi;
+    uint8_t *zdata;
+    const char *mname;
+    const uint8_t *mdata;
+    size_t mn;
+    bool open, pending, eof;
+    /* the shuffle buffer */
+    sdl__raw *buf;
+    int nbuf;
+    bool drained;
+    uint64_t draws;
+    sdl__raw raw;
+#ifndef SDL_NO_THREADS
+    pthread_t thread;
+    bool started;
+#endif
+} sdl__worker;
+
+struct sdl_stream {
+    sdl_stream_desc d;
+    char **paths;
+    int npaths, C, H, W, nworkers, nslots;
+    int *kinds, *order;
+    int64_t *counts, total;
+    int64_t epoch, taken, nbatches, P, n_rank, skip_to;
+    sdl_tensor **x, **y;
+    int64_t *filled;       /* rows written per slot */
+    sdl__worker *w;
+    sdl_result err;
+    char errmsg[600];
+    bool threaded, active, stop;
+#ifndef SDL_NO_THREADS
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+#endif
+};
+
+static int sdl__stream_kind(const char *path) {
+    static const char *const tfr[] = {"tfrecord", "tfrecords", "tfr", NULL}, *const zip[] = {"zip", NULL};
+    return sdl__has_ext(path, tfr) ? SDL__SRC_TFRECORD : sdl__has_ext(path, zip) ? SDL__SRC_ZIP : SDL__SRC_TAR;
+}
+
+static void sdl__raw_clear(sdl__raw *r) {
+    SDL_DEALLOC(r->img.p);
+    memset(r, 0, sizeof *r);
+    r->label = -1;
+}
+
+/* ---- reading: members of a tar or zip shard ---- */
+static void sdl__worker_close(sdl__worker *w) {
+    sdl__tar_close(&w->tar);
+    sdl_tfrecord_close(w->tfr);
+    sdl_zip_close(w->zip);
+    SDL_DEALLOC(w->zdata);
+    w->tfr = NULL;
+    w->zip = NULL;
+    w->zdata = NULL;
+    w->open = w->pending = w->eof = false;
+}
+
+static bool sdl__worker_open(sdl__worker *w, int shard) {
+    const char *path = w->st->paths[shard];
+    w->kind = w->st->kinds[shard];
+    w->zi = 0;
+    if (w->kind == SDL__SRC_TAR) w->open = sdl__tar_open(&w->tar, path);
+    else if (w->kind == SDL__SRC_ZIP) w->open = (w->zip = sdl_zip_open(path)) != NULL;
+    else w->open = (w->tfr = sdl_tfrecord_open(path)) != NULL;
+    return w->open;
+}
+
+/* the next member of a tar or zip into w->mname/mdata/mn: 1, 0 at the end, -1 error */
+static int sdl__member_next(sdl__worker *w, bool want_data) {
+    if (w->kind == SDL__SRC_TAR) {
+        int k = sdl__tar_next(&w->tar, want_data);
+        w->mname = sdl__strip_dot_slash(w->tar.name);
+        w->mdata = w->tar.data;
+        w->mn = w->tar.n;
+        return k;
+    }
+    if (w->zi >= sdl_zip_count(w->zip)) return 0;
+    int64_t i = w->zi++;
+    w->mname = sdl__strip_dot_slash(sdl_zip_name(w->zip, i));
+    w->mn = (size_t)sdl_zip_size(w->zip, i);
+    SDL_DEALLOC(w->zdata);
+    w->zdata = NULL;
+    if (want_data && sdl__sample_key_len(w->mname) && !(w->zdata = sdl_zip_read(w->zip, i, &w->mn))) return -1;
+    w->mdata = w->zdata;
+    return 1;
+}
+
+/* an ASCII integer label (.cls, .txt); -1 if it is not one */
+static int64_t sdl__parse_label(const uint8_t *d, size_t n) {
+    size_t i = 0;
+    int64_t v = 0;
+    while (i < n && (d[i] == ' ' || d[i] == '\t')) i++;
+    size_t d0 = i;
+    while (i < n && d[i] >= '0' && d[i] <= '9' && v <= INT32_MAX) v = v * 10 + (d[i++] - '0');
+    size_t d1 = i;
+    while (i < n && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r')) i++;
+    return d1 == d0 || i != n || v >= INT32_MAX ? -1 : v;
+}
+
+/* one member into the sample being gathered */
+static bool sdl__raw_member(sdl__worker *w, sdl__raw *r, const char *ext) {
+    const char *shard = w->st->paths[r->shard];
+    if (!strcmp(ext, "cls") || !strcmp(ext, "txt")) {
+        int64_t v = sdl__parse_label(w->mdata, w->mn);
+        if (v < 0) { sdl_fail(SDL_ERR_FORMAT, "%s: %s: a .%s member must hold one non-negative integer (ASCII)", shard, w->mname, ext); return false; }
+        if (r->label >= 0) { sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has two labels", shard, r->key); return false; }
+        r->label = v;
+        return true;
+    }
+    static const char *const enc[] = {"png", "jpg", "jpeg", NULL}, *const npy[] = {"npy", NULL};
+    int kind = strchr(ext, '.') ? SDL__IMG_NONE : sdl__has_ext(w->mname, enc) ? SDL__IMG_ENCODED : sdl__has_ext(w->mname, npy) ? SDL__IMG_NPY : SDL__IMG_NONE;
+    if (kind == SDL__IMG_NONE) return true; /* other members (.json, ...) are not read */
+    if (r->kind != SDL__IMG_NONE) { sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has two images", shard, r->key); return false; }
+    r->kind = kind;
+    r->img.n = 0;
+    sdl__buf_put(&r->img, w->mdata, w->mn);
+    return !r->img.oom;
+}
+
+/* the next sample of a tar or zip shard: members sharing a key, in order */
+static int sdl__raw_next_members(sdl__worker *w, sdl__raw *r, bool want_data) {
+    for (;;) {
+        if (!w->pending) {
+            int k = w->eof ? 0 : sdl__member_next(w, want_data);
+            if (k < 0) return -1;
+            if (k == 0) { w->eof = true; return r->key[0] ? 1 : 0; }
+        }
+        size_t klen = sdl__sample_key_len(w->mname);
+        if (!klen) { w->pending = false; continue; }
+        if (r->key[0] && (strlen(r->key) != klen || memcmp(r->key, w->mname, klen))) { w->pending = true; return 1; }
+        w->pending = false;
+        if (!r->key[0]) snprintf(r->key, sizeof r->key, "%.*s", (int)(klen < 199 ? klen : 199), w->mname);
+        if (want_data && !sdl__raw_member(w, r, w->mname + klen + 1)) return -1;
+    }
+}
+
+/* the next record of a TFRecord shard as a sample */
+static int sdl__raw_next_record(sdl__worker *w, sdl__raw *r, bool want_data) {
+    const uint8_t *p;
+    size_t n;
+    const char *shard = w->st->paths[r->shard];
+    if (!sdl_tfrecord_next(w->tfr, &p, &n)) return sdl_tfrecord_close(w->tfr) == SDL_OK ? (w->tfr = NULL, 0) : (w->tfr = NULL, -1);
+    snprintf(r->key, sizeof r->key, "record %lld", (long long)sdl_tfrecord_count(w->tfr) - 1);
+    if (!want_data) return 1;
+    char what[700];
+    snprintf(what, sizeof what, "%s %s", shard, r->key);
+    sdl_example *e = sdl_example_parse(p, n, what);
+    if (!e) return -1;
+    const char *ik = w->st->d.image_key ? w->st->d.image_key : "image", *lk = w->st->d.label_key ? w->st->d.label_key : "label";
+    size_t in;
+    int64_t nl;
+    const uint8_t *img = sdl_example_bytes(e, ik, 0, &in);
+    const int64_t *lab = img ? sdl_example_int64s(e, lk, &nl) : NULL;
+    bool ok = img && lab && nl >= 1 && lab[0] >= 0 && lab[0] < INT32_MAX;
+    if (!ok && img && lab) sdl_fail(SDL_ERR_FORMAT, "%s: feature '%s' must hold a label >= 0", what, lk);
+    else if (!ok) sdl_fail(SDL_ERR_FORMAT, "%s: %s", what, sdl_last_error());
+    if (ok) {
+        r->label = lab[0];
+        r->kind = (in >= 3 && ((img[0] == 0x89 && img[1] == 'P') || (img[0] == 0xFF && img[1] == 0xD8))) ? SDL__IMG_ENCODED : SDL__IMG_TENSORPROTO;
+        sdl__buf_put(&r->img, img, in);
+        ok = !r->img.oom;
+    }
+    sdl_example_free(e);
+    return ok ? 1 : -1;
+}
+
+/* the next sample of the worker's shards, in order: 1, 0 when they are done, -1 error */
+static int sdl__raw_next(sdl__worker *w, sdl__raw *r, bool want_data) {
+    sdl__raw_clear(r);
+    for (;;) {
+        if (!w->open) {
+            if (w->cur >= w->nshards) return 0;
+            if (!sdl__worker_open(w, w->shards[w->cur])) return -1;
+        }
+        r->shard = w->shards[w->cur];
+        int k = w->kind == SDL__SRC_TFRECORD ? sdl__raw_next_record(w, r, want_data) : sdl__raw_next_members(w, r, want_data);
+        if (k != 0) return k;
+        sdl__worker_close(w);
+        w->cur++;
+    }
+}
+
+/* ---- the shuffle buffer (WebDataset's): fill to N, hand out a random one ---- */
+static int sdl__buffer_next(sdl__worker *w, sdl__raw *out) {
+    const sdl_stream *st = w->st;
+    int N = st->d.shuffle_buffer;
+    if (N <= 1) return sdl__raw_next(w, out, true);
+    while (!w->drained && w->nbuf < N) {
+        int k = sdl__raw_next(w, &w->buf[w->nbuf], true);
+        if (k < 0) return -1;
+        if (k == 0) w->drained = true;
+        else w->nbuf++;
+    }
+    if (w->nbuf == 0) return 0;
+    uint64_t key = st->d.seed ^ SDL__STREAM_BUFFER ^ ((uint64_t)st->d.rank << 40) ^ ((uint64_t)w->id << 20);
+    int j = (int)(sdl__hash3(key, (uint64_t)st->epoch, w->draws++) % (uint64_t)w->nbuf);
+    sdl__raw_clear(out);
+    *out = w->buf[j];
+    w->buf[j] = w->buf[--w->nbuf];
+    memset(&w->buf[w->nbuf], 0, sizeof(sdl__raw));
+    return 1;
+}
+
+/* back to the start of the worker's shards (a new epoch or lap) */
+static void sdl__worker_rewind(sdl__worker *w) {
+    sdl__worker_close(w);
+    for (int i = 0; i < w->nbuf; i++) sdl__raw_clear(&w->buf[i]);
+    w->nbuf = 0;
+    w->cur = 0;
+    w->drained = false;
+    w->draws = 0;
+}
+
+/* ---- decoding and augmentation ---- */
+typedef struct sdl__img { /* (h, w, c), row-major: what stb, numpy and TF hold */
+    const uint8_t *u8;
+    const float *f32;
+    int h, w, c;
+} sdl__img;
+
+/* the crop of the source (y0, x0, hh, ww, in source pixels) the augmentation scales to the
+   output, for the sample at position p (draws 0-3) */
+static void sdl__aug_rect(const sdl_stream *st, uint64_t key, uint64_t p, int Hs, int Ws, double r[4]) {
+    const sdl_augment_desc *a = &st->d.aug;
+    double H = st->H, W = st->W;
+    r[0] = 0; r[1] = 0; r[2] = Hs; r[3] = Ws;
+    if (a->random_resized_crop) { /* torchvision's RandomResizedCrop.get_params */
+        double area = (double)Hs * Ws, s0 = a->scale[1] > 0 ? a->scale[0] : 0.08, s1 = a->scale[1] > 0 ? a->scale[1] : 1.0;
+        double q0 = a->ratio[1] > 0 ? a->ratio[0] : 3.0 / 4.0, q1 = a->ratio[1] > 0 ? a->ratio[1] : 4.0 / 3.0;
+        for (int t = 0; t < 10; t++) {
+            uint64_t base = (p * 64 + (uint64_t)t * 4) & ~(uint64_t)0;
+            double u0 = sdl_hash_uniform(key, (uint64_t)st->epoch, base), u1 = sdl_hash_uniform(key, (uint64_t)st->epoch, base + 1);
+            double target = area * (s0 + (s1 - s0) * u0), ar = exp(log(q0) + (log(q1) - log(q0)) * u1);
+            double cw = floor(sqrt(target * ar) + 0.5), ch = floor(sqrt(target / ar) + 0.5);
+            if (cw > 0 && cw <= Ws && ch > 0 && ch <= Hs) {
+                r[0] = floor(sdl_hash_uniform(key, (uint64_t)st->epoch, base + 2) * (Hs - ch + 1));
+                r[1] = floor(sdl_hash_uniform(key, (uint64_t)st->epoch, base + 3) * (Ws - cw + 1));
+                r[2] = ch;
+                r[3] = cw;
+                return;
+            }
+        }
+        double in = (double)Ws / Hs; /* fallback: a center crop of the clamped aspect ratio */
+        if (in < q0) { r[3] = Ws; r[2] = floor(Ws / q0 + 0.5); }
+        else if (in > q1) { r[2] = Hs; r[3] = floor(Hs * q1 + 0.5); }
+        r[0] = floor((Hs - r[2]) / 2); r[1] = floor((Ws - r[3]) / 2);
+        return;
+    }
+    double sc = 1.0; /* resize: the shorter side to a->resize */
+    if (a->resize > 0) sc = (double)a->resize / (Hs < Ws ? Hs : Ws);
+    if (a->center_crop) { /* the (H, W) middle of the (resized) image, in source pixels */
+        double Hv = a->resize > 0 ? (Hs < Ws ? a->resize : floor(Hs * sc)) : Hs, Wv = a->resize > 0 ? (Ws <= Hs ? a->resize : floor(Ws * sc)) : Ws;
+        double top = floor((Hv - H) / 2 + 0.5), left = floor((Wv - W) / 2 + 0.5);
+        double sy = Hv / Hs, sx = Wv / Ws;
+        r[0] = top / sy; r[1] = left / sx; r[2] = H / sy; r[3] = W / sx;
+    }
+}
+
+/* the sample at position p into out (C, H, W): crop/scale (bilinear), pad-crop, flip,
+   normalise. xi, xw: 2 * W scratch each. */
+static void sdl__augment(const sdl_stream *st, const sdl__img *s, uint64_t p, float *out, int *xi, float *xw) {
+    const sdl_augment_desc *a = &st->d.aug;
+    int C = st->C, H = st->H, W = st->W;
+    uint64_t key = st->d.seed ^ SDL__STREAM_AUG ^ ((uint64_t)st->d.rank * 0x9E3779B97F4A7C15ull);
+    double r[4];
+    sdl__aug_rect(st, key, p, s->h, s->w, r);
+    int oy = 0, ox = 0;
+    bool flip = false;
+    if (a->pad > 0) {
+        oy = (int)(sdl__hash3(key, (uint64_t)st->epoch, p * 64 + 40) % (uint64_t)(2 * a->pad + 1)) - a->pad;
+        ox = (int)(sdl__hash3(key, (uint64_t)st->epoch, p * 64 + 41) % (uint64_t)(2 * a->pad + 1)) - a->pad;
+    }
+    if (a->hflip) flip = (sdl__hash3(key, (uint64_t)st->epoch, p * 64 + 42) >> 63) != 0;
+    double fy = r[2] / H, fx = r[3] / W;
+    for (int j = 0; j < W; j++) { /* per column: two source columns and a weight, or -1 (padding) */
+        int vj = (flip ? W - 1 - j : j) + ox;
+        if (vj < 0 || vj >= W) { xi[2 * j] = -1; continue; }
+        double sx = r[1] + (vj + 0.5) * fx - 0.5;
+        if (sx < 0) sx = 0;
+        if (sx > s->w - 1) sx = s->w - 1;
+        int x0 = (int)sx;
+        xi[2 * j] = x0;
+        xi[2 * j + 1] = x0 + 1 < s->w ? x0 + 1 : x0;
+        xw[j] = (float)(sx - x0);
+    }
+    float to01 = s->u8 ? 1.0f / 255.0f : 1.0f;
+    for (int c = 0; c < C; c++) {
+        float mean = c < 4 ? a->mean[c] : 0.0f, sd = c < 4 ? a->std[c] : 0.0f;
+        float scale = sd != 0.0f ? to01 / sd : to01, shift = sd != 0.0f ? -mean / sd : 0.0f;
+        int sc = s->c == 1 ? 0 : c; /* one grey channel serves every output channel */
+        for (int i = 0; i < H; i++) {
+            float *o = out + ((int64_t)c * H + i) * W;
+            int vi = i + oy;
+            if (vi < 0 || vi >= H) { for (int j = 0; j < W; j++) o[j] = shift; continue; }
+            double sy = r[0] + (vi + 0.5) * fy - 0.5;
+            if (sy < 0) sy = 0;
+            if (sy > s->h - 1) sy = s->h - 1;
+            int y0 = (int)sy, y1 = y0 + 1 < s->h ? y0 + 1 : y0;
+            float wy = (float)(sy - y0);
+            size_t r0 = (size_t)y0 * (size_t)s->w * (size_t)s->c, r1 = (size_t)y1 * (size_t)s->w * (size_t)s->c;
+            for (int j = 0; j < W; j++) {
+                if (xi[2 * j] < 0) { o[j] = shift; continue; }
+                size_t a0 = (size_t)xi[2 * j] * (size_t)s->c + (size_t)sc, a1 = (size_t)xi[2 * j + 1] * (size_t)s->c + (size_t)sc;
+                float v00, v01, v10, v11;
+                if (s->u8) { v00 = s->u8[r0 + a0]; v01 = s->u8[r0 + a1]; v10 = s->u8[r1 + a0]; v11 = s->u8[r1 + a1]; }
+                else { v00 = s->f32[r0 + a0]; v01 = s->f32[r0 + a1]; v10 = s->f32[r1 + a0]; v11 = s->f32[r1 + a1]; }
+                float top = v00 + (v01 - v00) * xw[j], bot = v10 + (v11 - v10) * xw[j];
+                o[j] = (top + (bot - top) * wy) * scale + shift;
+            }
+        }
+    }
+}
+
+/* decodes a raw sample (HWC) into img; *owned: what to free after (stb or tensor) */
+static bool sdl__raw_decode(const sdl_stream *st, const sdl__raw *r, int channels, sdl__img *img, void **stb, sdl_tensor **t) {
+    char what[700];
+    snprintf(what, sizeof what, "%s: sample '%s'", st->paths[r->shard], r->key);
+    memset(img, 0, sizeof *img);
+    *stb = NULL;
+    *t = NULL;
+    if (r->kind == SDL__IMG_NONE) { sdl_fail(SDL_ERR_FORMAT, "%s has no image (.png, .jpg, .npy)", what); return false; }
+    if (r->label < 0) { sdl_fail(SDL_ERR_FORMAT, "%s has no label (.cls)", what); return false; }
+    if (r->kind == SDL__IMG_ENCODED) {
+#ifdef SDL_NO_STB
+        SDL__UNUSED(channels);
+        sdl_fail(SDL_ERR_ARG, "%s: decoding images needs stb_image, and sdl was built with SDL_NO_STB", what);
+        return false;
+#else
+        int c = channels;
+        uint8_t *hwc = sdl__decode_image_hwc(what, r->img.p, r->img.n, &c, &img->h, &img->w);
+        if (!hwc) return false;
+        *stb = hwc;
+        img->u8 = hwc;
+        img->c = c;
+        return true;
+#endif
+    }
+    *t = r->kind == SDL__IMG_NPY ? sdl__npy_parse(what, r->img.p, r->img.n) : sdl_tensorproto_parse(r->img.p, r->img.n, what);
+    if (!*t) return false;
+    sdl_tensor *a = *t;
+    if ((a->dtype != SDL_U8 && a->dtype != SDL_F32) || a->ndim < 2 || a->ndim > 3 || (a->ndim == 3 && (a->shape[2] < 1 || a->shape[2] > 4)) ||
+        a->shape[0] < 1 || a->shape[1] < 1 || a->shape[0] > SDL_MAX_IMAGE_SIDE || a->shape[1] > SDL_MAX_IMAGE_SIDE) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: an array image must be u8 or f32, (H, W) or (H, W, C) with C 1..4 and sides up to %d", what, (int)SDL_MAX_IMAGE_SIDE);
+        return false;
+    }
+    img->h = (int)a->shape[0];
+    img->w = (int)a->shape[1];
+    img->c = a->ndim == 3 ? (int)a->shape[2] : 1;
+    if (a->dtype == SDL_U8) img->u8 = sdl_u8(a);
+    else img->f32 = sdl_f32(a);
+    if (channels && img->c != channels && img->c != 1) {
+        sdl_fail(SDL_ERR_FORMAT, "%s has %d channels, the stream makes %d", what, img->c, channels);
+        return false;
+    }
+    return true;
+}
+
+/* the sample at position p into slot row p % B */
+static bool sdl__worker_emit(sdl__worker *w, const sdl__raw *r, int64_t p, int *xi, float *xw) {
+    sdl_stream *st = w->st;
+    sdl__img img;
+    void *stb = NULL;
+    sdl_tensor *t = NULL;
+    bool ok = sdl__raw_decode(st, r, st->C, &img, &stb, &t);
+    if (ok && !st->d.aug.height && (img.h != st->H || img.w != st->W)) {
+        ok = false;
+        sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' is %dx%d (width x height), the first was %dx%d; set aug.height/width to resize", st->paths[r->shard], r->key,
+                 img.w, img.h, st->W, st->H);
+    }
+    if (ok) {
+        int64_t B = st->d.batch_size, slot = (p / B) % st->nslots, row = p % B;
+        sdl__augment(st, &img, (uint64_t)p, sdl_f32(st->x[slot]) + row * (int64_t)st->C * st->H * st->W, xi, xw);
+        sdl_i32(st->y[slot])[row] = (int32_t)r->label;
+    }
+#ifndef SDL_NO_STB
+    if (stb) stbi_image_free(stb);
+#endif
+    sdl_tensor_free(t);
+    return ok;
+}
+
+/* the worker's next position, or -1 when it has no more this epoch */
+static int64_t sdl__worker_next_pos(const sdl__worker *w) {
+    if (w->done || w->n == 0) return -1;
+    int64_t p = w->lap * w->st->n_rank + w->pos[w->k];
+    return p < w->st->P ? p : -1;
+}
+
+/* reads, and unless before skip_to decodes, the worker's next sample: 1, 0 done, -1 error */
+static int sdl__worker_step(sdl__worker *w, int *xi, float *xw) {
+    int64_t p = sdl__worker_next_pos(w);
+    if (p < 0) { w->done = true; return 0; }
+    int k = sdl__buffer_next(w, &w->raw);
+    if (k == 0) sdl_fail(SDL_ERR_FORMAT, "%s: fewer samples than counted when the stream opened (did a shard change?)", w->st->paths[w->shards[0]]);
+    if (k <= 0) return -1;
+    if (p >= w->st->skip_to && !sdl__worker_emit(w, &w->raw, p, xi, xw)) return -1;
+    if (++w->k == w->n) { /* a lap over its shards: the next one (PAD) repeats it */
+        w->k = 0;
+        w->lap++;
+        sdl__worker_rewind(w);
+    }
+    return 1;
+}
+
+/* ---- the epoch plan ---- */
+static int64_t sdl__stream_rank_count(const sdl_stream *st, int rank) {
+    int64_t n = 0;
+    for (int i = rank; i < st->npaths; i += st->d.world_size) n += st->counts[st->order[i]];
+    return n;
+}
+
+/* epoch e from batch b0: shard order, the equal-steps plan, each worker's shards and
+   positions (workers idle) */
+static sdl_result sdl__stream_plan(sdl_stream *st, int64_t e, int64_t b0) {
+    int S = st->npaths, R = st->d.world_size, Wn = st->nworkers;
+    int64_t B = st->d.batch_size;
+    for (int i = 0; i < S; i++) st->order[i] = i;
+    if (st->d.shuffle_shards)
+        for (int i = S - 1; i > 0; i--) {
+            int j = (int)(sdl__hash3(st->d.seed ^ SDL__STREAM_SHARDS, (uint64_t)e, (uint64_t)i) % (uint64_t)(i + 1));
+            int t = st->order[i]; st->order[i] = st->order[j]; st->order[j] = t;
+        }
+    int64_t T = sdl__stream_rank_count(st, 0);
+    for (int r = 1; r < R; r++) {
+        int64_t n = sdl__stream_rank_count(st, r);
+        T = st->d.equal == SDL_STREAM_DROP ? (n < T ? n : T) : (n > T ? n : T);
+    }
+    st->epoch = e;
+    st->n_rank = sdl__stream_rank_count(st, st->d.rank);
+    if (st->n_rank == 0) return sdl_fail(SDL_ERR_FORMAT, "%s ...: epoch %lld gives rank %d no samples (fewer non-empty shards than ranks?)", st->paths[0], (long long)e, st->d.rank);
+    st->nbatches = st->d.drop_last ? T / B : (T + B - 1) / B;
+    st->P = st->nbatches * B < T ? st->nbatches * B : T;
+    if (b0 < 0 || b0 > st->nbatches) return sdl_fail(SDL_ERR_ARG, "stream_set_position: batch %lld of an epoch of %lld", (long long)b0, (long long)st->nbatches);
+    st->taken = b0;
+    st->skip_to = b0 * B;
+    int64_t maxn = 0;
+    for (int wi = 0; wi < Wn; wi++) {
+        sdl__worker *w = &st->w[wi];
+        sdl__worker_rewind(w);
+        w->nshards = 0;
+        w->n = 0;
+        for (int i = st->d.rank + wi * R; i < S; i += R * Wn) { /* the rank's shards w, w + W, ... */
+            w->shards[w->nshards++] = st->order[i];
+            w->n += st->counts[st->order[i]];
+        }
+        maxn = w->n > maxn ? w->n : maxn;
+        w->k = w->lap = 0;
+        w->done = w->n == 0;
+    }
+    int64_t q = 0; /* round robin: sample k of worker 0, 1, ..., then k + 1 */
+    for (int64_t k = 0; k < maxn; k++)
+        for (int wi = 0; wi < Wn; wi++)
+            if (k < st->w[wi].n) st->w[wi].pos[k] = q++;
+    for (int i = 0; i < st->nslots; i++) st->filled[i] = 0;
+    return SDL_OK;
+}
+
+/* ---- threads ---- */
+static void sdl__stream_set_error(sdl_stream *st) {
+    if (st->err != SDL_OK) return;
+    st->err = sdl_last_result() != SDL_OK ? sdl_last_result() : SDL_ERR_FORMAT;
+    snprintf(st->errmsg, sizeof st->errmsg, "%s", sdl_last_error());
+}
+
+#ifndef SDL_NO_THREADS
+/* may the worker write position p: its batch's slot is free (not the caller's, not older) */
+static bool sdl__stream_slot_free(const sdl_stream *st, int64_t p) {
+    int64_t held = st->taken > 0 ? st->taken - 1 : 0;
+    return p < st->skip_to || p / st->d.batch_size < held + st->nslots;
+}
+
+static void *sdl__stream_thread(void *arg) {
+    sdl__worker *w = (sdl__worker *)arg;
+    sdl_stream *st = w->st;
+    int *xi = (int *)sdl__alloc(sizeof(int) * 2 * (size_t)st->W);
+    float *xw = (float *)sdl__alloc(sizeof(float) * (size_t)st->W);
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        if (st->stop) break;
+        int64_t p = sdl__worker_next_pos(w);
+        if (!st->active || st->err != SDL_OK || p < 0 || !sdl__stream_slot_free(st, p)) {
+            pthread_cond_wait(&st->cv, &st->mu);
+            continue;
+        }
+        w->busy = true;
+        pthread_mutex_unlock(&st->mu);
+        int k = xi && xw ? sdl__worker_step(w, xi, xw) : (sdl_fail(SDL_ERR_OOM, "stream: out of memory"), -1);
+        pthread_mutex_lock(&st->mu);
+        w->busy = false;
+        if (k < 0) sdl__stream_set_error(st);
+        else if (k > 0 && p >= st->skip_to) st->filled[(p / st->d.batch_size) % st->nslots]++;
+        pthread_cond_broadcast(&st->cv);
+    }
+    pthread_mutex_unlock(&st->mu);
+    SDL_DEALLOC(xi);
+    SDL_DEALLOC(xw);
+    return NULL;
+}
+
+/* stops the workers between samples (lock held) */
+static void sdl__stream_pause(sdl_stream *st) {
+    st->active = false;
+    for (int i = 0; i < st->nworkers; i++)
+        while (st->w[i].busy) pthread_cond_wait(&st->cv, &st->mu);
+}
+#endif
+
+/* the rows of batch b */
+static int64_t sdl__stream_rows(const sdl_stream *st, int64_t b) {
+    int64_t B = st->d.batch_size, left = st->P - b * B;
+    return left < B ? left : B;
+}
+
+/* without threads: the workers' steps for batch b, on the calling thread */
+static bool sdl__stream_fill_inline(sdl_stream *st, int64_t b) {
+    int *xi = (int *)sdl__alloc(sizeof(int) * 2 * (size_t)st->W);
+    float *xw = (float *)sdl__alloc(sizeof(float) * (size_t)st->W);
+    bool ok = xi && xw;
+    int64_t end = (b + 1) * st->d.batch_size;
+    for (int i = 0; ok && i < st->nworkers; i++) {
+        sdl__worker *w = &st->w[i];
+        for (int64_t p; ok && (p = sdl__worker_next_pos(w)) >= 0 && p < end;) ok = sdl__worker_step(w, xi, xw) > 0;
+    }
+    if (!ok) sdl__stream_set_error(st);
+    SDL_DEALLOC(xi);
+    SDL_DEALLOC(xw);
+    return ok;
+}
+
+SDL_API bool sdl_stream_next(sdl_stream *st, sdl_tensor **x, sdl_tensor **y) {
+    if (!st || !x || !y) { sdl_fail(SDL_ERR_ARG, "stream_next: NULL argument"); return false; }
+    *x = *y = NULL;
+    bool ok = true;
+#ifndef SDL_NO_THREADS
+    if (st->threaded) pthread_mutex_lock(&st->mu);
+#endif
+    if (st->err != SDL_OK) ok = false;
+    else if (st->taken >= st->nbatches) { /* the epoch is over: plan the next, report its end */
+#ifndef SDL_NO_THREADS
+        if (st->threaded) sdl__stream_pause(st);
+#endif
+        if (sdl__stream_plan(st, st->epoch + 1, 0) != SDL_OK) sdl__stream_set_error(st);
+        st->active = st->err == SDL_OK;
+        ok = false;
+    } else {
+        if (st->taken > 0) st->filled[(st->taken - 1) % st->nslots] = 0; /* the caller's last batch is free */
+        int64_t b = st->taken++, rows = sdl__stream_rows(st, b);
+        int slot = (int)(b % st->nslots);
+#ifndef SDL_NO_THREADS
+        if (st->threaded) {
+            pthread_cond_broadcast(&st->cv);
+            while (st->filled[slot] < rows && st->err == SDL_OK) pthread_cond_wait(&st->cv, &st->mu);
+        } else
+#endif
+            sdl__stream_fill_inline(st, b);
+        ok = st->err == SDL_OK;
+        if (ok) {
+            st->x[slot]->shape[0] = rows;
+            st->x[slot]->numel = rows * st->C * st->H * st->W;
+            st->y[slot]->shape[0] = rows;
+            st->y[slot]->numel = rows;
+            *x = st->x[slot];
+            *y = st->y[slot];
+        }
+    }
+    sdl_result err = st->err;
+#ifndef SDL_NO_THREADS
+    if (st->threaded) {
+        pthread_cond_broadcast(&st->cv);
+        pthread_mutex_unlock(&st->mu);
+    }
+#endif
+    if (err != SDL_OK) sdl_fail(err, "%s", st->errmsg);
+    return ok;
+}
+
+SDL_API sdl_result sdl_stream_set_position(sdl_stream *st, int64_t epoch, int64_t batches_done) {
+    if (!st || epoch < 0) return sdl_fail(SDL_ERR_ARG, "stream_set_position: NULL stream or negative epoch");
+#ifndef SDL_NO_THREADS
+    if (st->threaded) {
+        pthread_mutex_lock(&st->mu);
+        sdl__stream_pause(st);
+    }
+#endif
+    st->err = SDL_OK;
+    sdl_result r = sdl__stream_plan(st, epoch, batches_done);
+    if (r != SDL_OK) sdl__stream_set_error(st);
+    st->active = r == SDL_OK;
+#ifndef SDL_NO_THREADS
+    if (st->threaded) {
+        pthread_cond_broadcast(&st->cv);
+        pthread_mutex_unlock(&st->mu);
+    }
+#endif
+    return r;
+}
+
+SDL_API int64_t sdl_stream_epoch(const sdl_stream *st) { return st ? st->epoch : 0; }
+SDL_API int64_t sdl_stream_batches_done(const sdl_stream *st) { return st ? st->taken : 0; }
+SDL_API int64_t sdl_stream_num_batches(const sdl_stream *st) { return st ? st->nbatches : 0; }
+SDL_API int64_t sdl_stream_total_samples(const sdl_stream *st) { return st ? st->total : 0; }
+SDL_API sdl_result sdl_stream_error(const sdl_stream *st) { return st ? st->err : SDL_ERR_ARG; }
+
+SDL_API void sdl_stream_free(sdl_stream *st) {
+    if (!st) return;
+#ifndef SDL_NO_THREADS
+    if (st->threaded) {
+        pthread_mutex_lock(&st->mu);
+        st->stop = true;
+        pthread_cond_broadcast(&st->cv);
+        pthread_mutex_unlock(&st->mu);
+        for (int i = 0; i < st->nworkers; i++)
+            if (st->w[i].started) pthread_join(st->w[i].thread, NULL);
+        pthread_mutex_destroy(&st->mu);
+        pthread_cond_destroy(&st->cv);
+    }
+#endif
+    for (int i = 0; st->w && i < st->nworkers; i++) {
+        sdl__worker *w = &st->w[i];
+        sdl__worker_rewind(w);
+        sdl__raw_clear(&w->raw);
+        SDL_DEALLOC(w->buf);
+        SDL_DEALLOC(w->shards);
+        SDL_DEALLOC(w->pos);
+    }
+    for (int i = 0; st->x && i < st->nslots; i++) {
+        sdl_tensor_free(st->x[i]);
+        sdl_tensor_free(st->y[i]);
+    }
+    SDL_DEALLOC(st->w);
+    SDL_DEALLOC(st->x);
+    SDL_DEALLOC(st->y);
+    SDL_DEALLOC(st->filled);
+    SDL_DEALLOC(st->kinds);
+    SDL_DEALLOC(st->order);
+    SDL_DEALLOC(st->counts);
+    sdl_names_free(st->paths);
+    SDL_DEALLOC(st);
+}
+
+/* counts the samples of every shard (headers only) and, from the first sample of the first
+   shard, the channels and size where the desc leaves them 0 */
+static bool sdl__stream_survey(sdl_stream *st) {
+    sdl__worker w;
+    memset(&w, 0, sizeof w);
+    w.st = st;
+    bool ok = true;
+    for (int i = 0; ok && i < st->npaths; i++) {
+        int one = i;
+        w.shards = &one;
+        w.nshards = 1;
+        w.cur = 0;
+        int k;
+        st->counts[i] = 0;
+        while ((k = sdl__raw_next(&w, &w.raw, i == 0 && st->counts[0] == 0)) > 0) {
+            if (i == 0 && st->counts[0] == 0) { /* the first sample fixes C, H, W */
+                sdl__img img;
+                void *stb;
+                sdl_tensor *t;
+                ok = sdl__raw_decode(st, &w.raw, st->d.channels, &img, &stb, &t);
+                if (ok) {
+                    st->C = st->d.channels ? st->d.channels : img.c;
+                    st->H = st->d.aug.height ? st->d.aug.height : img.h;
+                    st->W = st->d.aug.width ? st->d.aug.width : img.w;
+                }
+#ifndef SDL_NO_STB
+                if (stb) stbi_image_free(stb);
+#endif
+                sdl_tensor_free(t);
+                if (!ok) break;
+            }
+            st->counts[i]++;
+        }
+        if (k < 0) ok = false;
+        sdl__worker_close(&w);
+        if (ok && i == 0 && st->counts[0] == 0) ok = sdl_fail(SDL_ERR_FORMAT, "%s: no samples (the first shard sets the image size)", st->paths[0]) == SDL_OK;
+        st->total += st->counts[i];
+    }
+    sdl__raw_clear(&w.raw);
+    return ok;
+}
+
+SDL_API sdl_stream *sdl_stream_new(const sdl_stream_desc *desc) {
+    if (!desc || !desc->shards) { sdl_fail(SDL_ERR_ARG, "stream_new: NULL desc or shards"); return NULL; }
+    sdl_stream_desc d = *desc;
+    if (d.batch_size == 0) d.batch_size = 64;
+    if (d.world_size == 0) d.world_size = 1;
+    if (d.workers == 0) d.workers = 2;
+    if (d.prefetch == 0) d.prefetch = 2;
+    const sdl_augment_desc *a = &d.aug;
+    if (d.batch_size < 0 || d.world_size < 0 || d.rank < 0 || d.rank >= d.world_size || d.workers < 0 || d.workers > 256 || d.prefetch < 0 ||
+        d.shuffle_buffer < 0 || d.channels < 0 || d.channels > 4 || (d.equal != SDL_STREAM_PAD && d.equal != SDL_STREAM_DROP)) {
+        sdl_fail(SDL_ERR_ARG, "stream_new: bad batch_size %d, rank %d of world_size %d, workers %d, prefetch %d, shuffle_buffer %d, channels %d or equal %d",
+                 d.batch_size, d.rank, d.world_size, d.workers, d.prefetch, d.shuffle_buffer, d.channels, (int)d.equal);
+        return NULL;
+    }
+    if (a->height < 0 || a->width < 0 || (!a->height != !a->width) || a->height > SDL_MAX_IMAGE_SIDE || a->width > SDL_MAX_IMAGE_SIDE || a->resize < 0 ||
+        a->pad < 0 || (a->resize && !a->center_crop) || ((a->random_resized_crop || a->center_crop) && !a->height) ||
+        (a->random_resized_crop && (a->center_crop || a->resize)) || a->scale[0] < 0 || a->scale[1] > 1 || a->scale[0] > a->scale[1] ||
+        a->ratio[0] < 0 || a->ratio[0] > a->ratio[1] || (a->ratio[1] > 0 && a->ratio[0] <= 0)) {
+        sdl_fail(SDL_ERR_ARG, "stream_new: bad augmentation: height and width both set for crops and resizes, resize only with center_crop, "
+                 "random_resized_crop alone, 0 <= scale[0] <= scale[1] <= 1, 0 < ratio[0] <= ratio[1]");
+        return NULL;
+    }
+    sdl_stream *st = (sdl_stream *)sdl__calloc(1, sizeof *st);
+    if (!st) return NULL;
+    st->d = d;
+    st->nworkers = d.workers;
+    st->nslots = d.prefetch + 1;
+    if (!(st->paths = sdl_shard_list(d.shards, &st->npaths))) goto fail;
+    if (st->npaths < d.world_size) {
+        sdl_fail(SDL_ERR_ARG, "stream_new: %d shards for %d ranks; every rank needs one (make more, smaller shards)", st->npaths, d.world_size);
+        goto fail;
+    }
+    st->kinds = (int *)sdl__calloc((size_t)st->npaths, sizeof(int));
+    st->order = (int *)sdl__calloc((size_t)st->npaths, sizeof(int));
+    st->counts = (int64_t *)sdl__calloc((size_t)st->npaths, sizeof(int64_t));
+    st->w = (sdl__worker *)sdl__calloc((size_t)st->nworkers, sizeof(sdl__worker));
+    st->x = (sdl_tensor **)sdl__calloc((size_t)st->nslots, sizeof(sdl_tensor *));
+    st->y = (sdl_tensor **)sdl__calloc((size_t)st->nslots, sizeof(sdl_tensor *));
+    st->filled = (int64_t *)sdl__calloc((size_t)st->nslots, sizeof(int64_t));
+    if (!st->kinds || !st->order || !st->counts || !st->w || !st->x || !st->y || !st->filled) goto fail;
+    for (int i = 0; i < st->npaths; i++) st->kinds[i] = sdl__stream_kind(st->paths[i]);
+    if (!sdl__stream_survey(st)) goto fail;
+    for (int i = 0; i < st->nworkers; i++) {
+        sdl__worker *w = &st->w[i];
+        w->st = st;
+        w->id = i;
+        w->shards = (int *)sdl__calloc((size_t)st->npaths, sizeof(int));
+        w->pos = (int64_t *)sdl__calloc((size_t)st->total + 1, sizeof(int64_t));
+        w->buf = (sdl__raw *)sdl__calloc((size_t)(d.shuffle_buffer > 1 ? d.shuffle_buffer : 1), sizeof(sdl__raw));
+        if (!w->shards || !w->pos || !w->buf) goto fail;
+        sdl__raw_clear(&w->raw);
+    }
+    for (int i = 0; i < st->nslots; i++) {
+        st->x[i] = sdl_tensor_new(sdl_shape4(d.batch_size, st->C, st->H, st->W), SDL_F32);
+        st->y[i] = sdl_tensor_new(sdl_shape1(d.batch_size), SDL_I32);
+        if (!st->x[i] || !st->y[i]) goto fail;
+    }
+    if (sdl__stream_plan(st, 0, 0) != SDL_OK) goto fail;
+    st->active = true;
+#ifndef SDL_NO_THREADS
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+    st->threaded = true;
+    for (int i = 0; i < st->nworkers; i++) {
+        st->w[i].started = pthread_create(&st->w[i].thread, NULL, sdl__stream_thread, &st->w[i]) == 0;
+        if (!st->w[i].started) { sdl_fail(SDL_ERR_STATE, "stream_new: cannot start worker thread %d", i); goto fail; }
+    }
+#endif
+    return st;
+fail:
+    sdl_stream_free(st);
+    return NULL;
+}
 
 /* >>train: timer, meters, progress, results CSV, flags */
 #ifdef __cplusplus

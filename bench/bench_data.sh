@@ -1,0 +1,17 @@
+#!/bin/bash
+# make bench-data: sdl_stream against PyTorch's DataLoader + PIL on the same JPEG shards,
+# decode + augment + batch, W = 1 and 2 workers. BENCH lines: images/s and sdl / torch.
+set -e
+cd "$(dirname "$0")/.."
+OUT=build/bench_data_shards
+CC=${CC:-cc}
+[ -f $OUT/jpeg224-000003.tar ] || /usr/bin/python3 bench/make_jpeg_shards.py $OUT
+$CC -O3 -march=native -I. bench/bench_data.c -o build/bench_data -lm -lpthread
+EPOCHS=${EPOCHS:-3}
+for size in 64 224; do
+  for w in 1 2; do
+    s=$(./build/bench_data "$OUT/jpeg$size-{000000..000003}.tar" $size $w $EPOCHS | sed 's/.*: \([0-9.]*\) images\/s/\1/')
+    t=$(/usr/bin/python3 bench/bench_data_torch.py "$OUT/jpeg$size-*.tar" $size $w $EPOCHS | sed 's/.*: \([0-9.]*\) images\/s/\1/')
+    echo "BENCH data jpeg${size} workers=$w sdl=${s} torch=${t} images/s ratio=$(awk "BEGIN{printf \"%.2f\", $s/$t}")"
+  done
+done

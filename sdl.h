@@ -1089,6 +1089,26 @@ typedef struct sdl_plot_desc {
 SDL_API sdl_result sdl_plot_lines(const char *path, const sdl_plot_series *series, int nseries, const sdl_plot_desc *desc);
 SDL_API sdl_result sdl_plot_bars(const char *path, const char *const *labels, const float *values, int n, const sdl_plot_desc *desc);
 
+/* >>decl-summary: TensorBoard event files, PyTorch's SummaryWriter in C. A writer makes
+   logdir (one level) and writes logdir/events.out.tfevents.<time>.<$HOSTNAME>.<pid>: TFRecord
+   records (sdl_tfrecord_write_record: masked CRC-32C), each an Event message (wall_time,
+   step; the first holds file_version "brain.Event:2") with a Summary of one value: a scalar
+   (simple_value) or an image (a PNG as sdl_write_png draws it). Every event is flushed, so
+   TensorBoard shows it at once. Write from rank 0 only: every call takes a NULL writer and
+   does nothing, so
+      sdl_summary_writer *tb = rank == 0 ? sdl_summary_open("runs/exp1") : NULL;
+      sdl_summary_scalar(tb, "loss/train", loss, epoch);   // on every rank, written by one
+   (on rank 0 check that open did not return NULL). */
+typedef struct sdl_summary_writer sdl_summary_writer;
+SDL_API sdl_summary_writer *sdl_summary_open(const char *logdir);
+SDL_API const char *sdl_summary_path(const sdl_summary_writer *w); /* the events file */
+SDL_API sdl_result sdl_summary_scalar(sdl_summary_writer *w, const char *tag, float value, int64_t step);
+/* images (C, H, W) or (N, C, H, W), C 1, 3 or 4, as a grid of nrow per row (f32 mapped from
+   [lo, hi]): sdl_write_png's picture */
+SDL_API sdl_result sdl_summary_image(sdl_summary_writer *w, const char *tag, const sdl_tensor *images, int nrow, float lo,
+                                     float hi, int64_t step);
+SDL_API void sdl_summary_close(sdl_summary_writer *w);
+
 /* >>decl-profile */
 /* Time per op type, forward and backward, summed over calls. On when the environment has
    SDL_PROFILE=1 (then the table is printed through sdl_log when the program exits) or after
@@ -6376,7 +6396,8 @@ static sdl_result sdl__write_all(const char *path, const void *p, size_t n) {
     return ok ? SDL_OK : sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", path);
 }
 
-SDL_API sdl_result sdl_write_png(const char *path, const sdl_tensor *t, int nrow, float lo, float hi) {
+/* the PNG bytes of sdl_write_png's picture in b (what names it in errors); w, h: its size */
+static sdl_result sdl__png_grid(const char *path, const sdl_tensor *t, int nrow, float lo, float hi, sdl__buf *b, int *w, int *h) {
     if (!path || !t) return sdl_fail(SDL_ERR_ARG, "write_png: path or tensor is NULL");
     if ((t->dtype != SDL_U8 && t->dtype != SDL_F32) || t->device != SDL_CPU || (t->ndim != 3 && t->ndim != 4))
         return sdl_fail(SDL_ERR_ARG, "write_png %s: needs a CPU u8 or f32 tensor (C, H, W) or (N, C, H, W)", path);
@@ -6408,10 +6429,19 @@ SDL_API sdl_result sdl_write_png(const char *path, const sdl_tensor *t, int nrow
                     img[((y0 + y) * GW + x0 + x) * C + c] = v;
                 }
     }
+    *w = (int)GW;
+    *h = (int)GH;
+    sdl_result r = sdl__png_encode(path, img, (int)GW, (int)GH, (int)C, b) ? SDL_OK : sdl_last_result();
+    SDL_DEALLOC(img);
+    return r;
+}
+
+SDL_API sdl_result sdl_write_png(const char *path, const sdl_tensor *t, int nrow, float lo, float hi) {
     sdl__buf b;
     memset(&b, 0, sizeof b);
-    sdl_result r = sdl__png_encode(path, img, (int)GW, (int)GH, (int)C, &b) ? sdl__write_all(path, b.p, b.n) : sdl_last_result();
-    SDL_DEALLOC(img);
+    int w, h;
+    sdl_result r = sdl__png_grid(path, t, nrow, lo, hi, &b, &w, &h);
+    if (r == SDL_OK) r = sdl__write_all(path, b.p, b.n);
     SDL_DEALLOC(b.p);
     return r;
 }
@@ -10058,6 +10088,124 @@ SDL_API sdl_result sdl_plot_bars(const char *path, const char *const *labels, co
         if (labels && labels[i]) sdl__text(&p.c, (x0 + x1 - sdl__text_width(labels[i], 1)) / 2, p.B + 6, labels[i], 1, sdl__plot_ink);
     }
     return sdl__plot_end(&p, path);
+}
+
+/* >>summary: TensorBoard events (see >>decl-summary). The messages, from TensorFlow's
+   event.proto and summary.proto: Event{wall_time=1 double, step=2 int64, file_version=3
+   string, summary=5 Summary}; Summary{value=1 repeated Value}; Value{tag=1 string,
+   simple_value=2 float, image=4 Image}; Image{height=1, width=2, colorspace=3 int32,
+   encoded_image_string=4 bytes}. */
+struct sdl_summary_writer { FILE *f; char path[1024]; };
+
+static void sdl__pb_put_fixed(sdl__buf *b, int field, uint64_t bits, int bytes) { /* wire type 1 (8 bytes) or 5 (4) */
+    uint8_t t[8];
+    sdl__pb_put_varint(b, (uint64_t)field << 3 | (bytes == 8 ? 1u : 5u));
+    for (int i = 0; i < bytes; i++) t[i] = (uint8_t)(bits >> (8 * i));
+    sdl__buf_put(b, t, (size_t)bytes);
+}
+
+/* Event{wall_time, step, then field 3 (file_version) or 5 (summary) holding body} as a record */
+static sdl_result sdl__summary_event(sdl_summary_writer *w, int64_t step, int field, const void *body, size_t n) {
+    sdl__buf e;
+    memset(&e, 0, sizeof e);
+    double now = (double)time(NULL); /* seconds: strict C99 has no finer wall clock */
+    uint64_t bits;
+    memcpy(&bits, &now, 8);
+    sdl__pb_put_fixed(&e, 1, bits, 8);
+    sdl__pb_put_varint(&e, 2 << 3);
+    sdl__pb_put_varint(&e, (uint64_t)step);
+    sdl__pb_put_bytes(&e, field, body, n);
+    sdl_result r = e.oom ? SDL_ERR_OOM : sdl_tfrecord_write_record(w->f, e.p, e.n);
+    if (r == SDL_OK && fflush(w->f) != 0) r = sdl_fail(SDL_ERR_IO, "summary %s: write failed (disk full?)", w->path);
+    SDL_DEALLOC(e.p);
+    return r;
+}
+
+/* Summary{value: Value{tag, then field (2 simple_value: 4 bytes; 4 image: a message)}} */
+static sdl_result sdl__summary_value(sdl_summary_writer *w, const char *tag, int64_t step, const sdl__buf *value) {
+    sdl__buf v, s;
+    memset(&v, 0, sizeof v);
+    memset(&s, 0, sizeof s);
+    sdl__pb_put_bytes(&v, 1, tag, strlen(tag));
+    sdl__buf_put(&v, value->p, value->n);
+    sdl__pb_put_bytes(&s, 1, v.p, v.n);
+    sdl_result r = v.oom || s.oom ? SDL_ERR_OOM : sdl__summary_event(w, step, 5, s.p, s.n);
+    SDL_DEALLOC(v.p);
+    SDL_DEALLOC(s.p);
+    return r;
+}
+
+SDL_API sdl_summary_writer *sdl_summary_open(const char *logdir) {
+    if (!logdir || !*logdir) { sdl_fail(SDL_ERR_ARG, "summary_open: no log folder"); return NULL; }
+    sdl_summary_writer *w = (sdl_summary_writer *)sdl__calloc(1, sizeof *w);
+    if (!w) return NULL;
+    char host[64];
+    const char *h = getenv("HOSTNAME");
+    snprintf(host, sizeof host, "%s", h && *h ? h : "localhost");
+    for (char *c = host; *c; c++) *c = *c == '/' ? '_' : *c;
+    long pid = 0;
+#ifdef SDL__TRAIN_POSIX
+    mkdir(logdir, 0755); /* an existing folder is fine; a failure shows at fopen */
+    pid = (long)getpid();
+#endif
+    snprintf(w->path, sizeof w->path, "%s/events.out.tfevents.%lld.%s.%ld", logdir, (long long)time(NULL), host, pid);
+    w->f = fopen(w->path, "wb");
+    if (!w->f) {
+        sdl_fail(SDL_ERR_IO, "summary_open: cannot create '%s' (does the folder exist?)", w->path);
+        SDL_DEALLOC(w);
+        return NULL;
+    }
+    if (sdl__summary_event(w, 0, 3, "brain.Event:2", 13) != SDL_OK) { sdl_summary_close(w); return NULL; }
+    return w;
+}
+
+SDL_API const char *sdl_summary_path(const sdl_summary_writer *w) { return w ? w->path : NULL; }
+
+SDL_API sdl_result sdl_summary_scalar(sdl_summary_writer *w, const char *tag, float value, int64_t step) {
+    if (!w) return SDL_OK;
+    if (!tag) return sdl_fail(SDL_ERR_ARG, "summary_scalar %s: NULL tag", w->path);
+    sdl__buf v;
+    memset(&v, 0, sizeof v);
+    uint32_t bits;
+    memcpy(&bits, &value, 4);
+    sdl__pb_put_fixed(&v, 2, bits, 4);
+    sdl_result r = v.oom ? SDL_ERR_OOM : sdl__summary_value(w, tag, step, &v);
+    SDL_DEALLOC(v.p);
+    return r;
+}
+
+SDL_API sdl_result sdl_summary_image(sdl_summary_writer *w, const char *tag, const sdl_tensor *images, int nrow, float lo,
+                                     float hi, int64_t step) {
+    if (!w) return SDL_OK;
+    if (!tag) return sdl_fail(SDL_ERR_ARG, "summary_image %s: NULL tag", w->path);
+    sdl__buf png, img, v;
+    memset(&png, 0, sizeof png);
+    memset(&img, 0, sizeof img);
+    memset(&v, 0, sizeof v);
+    int width = 0, height = 0;
+    sdl_result r = sdl__png_grid(tag, images, nrow, lo, hi, &png, &width, &height);
+    if (r == SDL_OK) {
+        int64_t c = images->shape[images->ndim - 3];
+        sdl__pb_put_varint(&img, 1 << 3);
+        sdl__pb_put_varint(&img, (uint64_t)height);
+        sdl__pb_put_varint(&img, 2 << 3);
+        sdl__pb_put_varint(&img, (uint64_t)width);
+        sdl__pb_put_varint(&img, 3 << 3);
+        sdl__pb_put_varint(&img, (uint64_t)c); /* colorspace: 1 grey, 3 RGB, 4 RGBA */
+        sdl__pb_put_bytes(&img, 4, png.p, png.n);
+        sdl__pb_put_bytes(&v, 4, img.p, img.n);
+        r = img.oom || v.oom ? SDL_ERR_OOM : sdl__summary_value(w, tag, step, &v);
+    }
+    SDL_DEALLOC(png.p);
+    SDL_DEALLOC(img.p);
+    SDL_DEALLOC(v.p);
+    return r;
+}
+
+SDL_API void sdl_summary_close(sdl_summary_writer *w) {
+    if (!w) return;
+    if (w->f) fclose(w->f);
+    SDL_DEALLOC(w);
 }
 
 /* >>profile */

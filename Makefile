@@ -108,3 +108,24 @@ bench-nccl:
 bench-data:
 	@mkdir -p build
 	bash bench/bench_data.sh
+
+# ---- make tutorials: examples/tutorials/*.c into build/tutorials/: the plain ones with $(CC)
+# and with $(MPICC) (NAME.mpicc), the MPI ones (they include sdl_mpi.h) with $(MPICC); where
+# nvcc is found (NVCC=), every one compiled as CUDA too (-c only: checks the GPU build).
+# The expected output of each: examples/tutorials/README.md.
+NVCC ?= $(shell command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+.PHONY: tutorials
+tutorials:
+	mkdir -p build/tutorials
+	set -e; for src in examples/tutorials/*.c; do \
+	    n=$$(basename $$src .c); \
+	    if grep -q '"sdl_mpi.h"' $$src; then \
+	        $(MPICC) $(CFLAGS) -I. $$src -o build/tutorials/$$n $(LDLIBS); \
+	        nvflags="$$($(MPICC) --showme:compile)"; \
+	    else \
+	        $(CC) $(CFLAGS) -I. $$src -o build/tutorials/$$n $(LDLIBS); \
+	        $(MPICC) $(CFLAGS) -I. $$src -o build/tutorials/$$n.mpicc $(LDLIBS); \
+	        nvflags=""; \
+	    fi; \
+	    if [ -n "$(NVCC)" ]; then echo "nvcc -c $$src"; $(NVCC) -std=c++17 -O2 -x cu $$nvflags -I. -c $$src -o build/tutorials/$$n.cu.o; fi; \
+	done

@@ -6,53 +6,27 @@
    run:    ./build/fashion_mlp --epochs 5 --batch-size 64 --lr 0.05
    data:   Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist), or --data DIR
            holding train-images-idx3-ubyte.gz and friends.
-   --device cuda (an nvcc build) trains on the GPU: the model moves there before the optimizer
-   is made, each batch is copied there.
+   --device cuda (an nvcc build; cuda:N for another GPU) trains on the GPU: the model moves
+   there before the optimizer is made, each batch is copied there (sdl_model_to,
+   sdl_tensor_to); checkpoints work there too.
    Every flag has an underscore twin (--batch_size); --help lists them. */
 #define SDL_IMPLEMENTATION
 #include "sdl.h"
-#ifdef __CUDACC__ /* compiled by nvcc: --device cuda runs on the GPU */
-#define SDL_CUDA_IMPLEMENTATION
+#define SDL_CUDA_IMPLEMENTATION /* the GPU backend when nvcc compiles this file; empty for cc */
 #include "sdl_cuda.h"
-#endif
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
 
-/* --device: "cpu", or "cuda" when this file was compiled by nvcc. The model moves to the GPU
-   before the optimizer is made; to_device copies a batch there (a step-arena copy). */
-#ifdef __CUDACC__
-static bool on_gpu;
-#endif
-static sdl_result use_device(const char *device, sdl_model *model) {
-    if (!strcmp(device, "cpu")) return SDL_OK;
-    if (strcmp(device, "cuda") != 0) return sdl_fail(SDL_ERR_ARG, "--device %s: cpu or cuda", device);
-#ifdef __CUDACC__
-    if (sdl_cuda_init() != SDL_OK) return sdl_last_result();
-    on_gpu = true;
-    return sdl_cuda_model_to_device(model);
-#else
-    (void)model;
-    return sdl_fail(SDL_ERR_ARG, "--device cuda: this program was compiled without CUDA; build it with "
-                                 "nvcc -std=c++17 -O2 -x cu -I. examples/fashion_mlp.c -lcublas");
-#endif
-}
-static sdl_tensor *to_device(sdl_tensor *t) {
-#ifdef __CUDACC__
-    if (on_gpu) return sdl_cuda_to_device(t);
-#endif
-    return t;
-}
-
 /* mean loss and accuracy over a loader, without recording gradients */
-static void evaluate(sdl_module *net, sdl_loader *loader, double *loss, double *acc) {
+static void evaluate(sdl_module *net, sdl_loader *loader, sdl_device dev, double *loss, double *acc) {
     sdl_meter m;
     sdl_meter_reset(&m);
     sdl_tensor *x, *y;
     sdl_set_grad_enabled(false);
     while (sdl_loader_next(loader, &x, &y)) {
-        x = to_device(x);
-        y = to_device(y);
+        x = sdl_tensor_to(x, dev);
+        y = sdl_tensor_to(y, dev);
         sdl_tensor *logits = sdl_forward(net, x);
         sdl_meter_add(&m, sdl_item(sdl_cross_entropy(logits, y, 0.0f)), sdl_count_correct(logits, y), y->numel);
         sdl_arena_reset();
@@ -62,20 +36,9 @@ static void evaluate(sdl_module *net, sdl_loader *loader, double *loss, double *
     *acc = sdl_meter_accuracy(&m);
 }
 
-static sdl_optim *make_optimizer(sdl_model *model, const char *name, float lr) {
-    if (!strcmp(name, "sgd")) return sdl_sgd(model, lr, 0.9f, 0.0f, false);
-    if (!strcmp(name, "nesterov")) return sdl_sgd(model, lr, 0.9f, 0.0f, true);
-    if (!strcmp(name, "adam")) return sdl_adam(model, lr, 0.9f, 0.999f, 0.0f);
-    if (!strcmp(name, "adamw")) return sdl_adamw(model, lr, 0.9f, 0.999f, 0.01f);
-    if (!strcmp(name, "lars")) return sdl_lars(model, lr, 0.9f, 0.0f, 0.001f);
-    if (!strcmp(name, "lamb")) return sdl_lamb(model, lr, 0.9f, 0.999f, 0.01f);
-    sdl_fail(SDL_ERR_ARG, "unknown --optimizer '%s' (sgd, nesterov, adam, adamw, lars, lamb)", name);
-    return NULL;
-}
-
 int main(int argc, char **argv) {
     int epochs = 5, batch_size = 64, seed = 42, threads = 0, warmup_epochs = 0, limit = 0;
-    float lr = 0.05f;
+    float weight_decay = 0.0f, lr = 0.05f;
     bool help = false;
     const char *data_dir = "/usr/share/datasets/fashion-mnist", *optimizer = "sgd", *scheduler = "cosine";
     const char *checkpoint = "", *resume = "", *result_file = "", *device = "cpu";
@@ -87,13 +50,14 @@ int main(int argc, char **argv) {
         {"data", SDL_ARG_STRING, &data_dir, "folder with the Fashion-MNIST IDX files"},
         {"threads", SDL_ARG_INT, &threads, "CPU threads (0: all cores)"},
         {"optimizer", SDL_ARG_STRING, &optimizer, "sgd (momentum 0.9), nesterov, adam, adamw, lars, lamb"},
-        {"lr-scheduler", SDL_ARG_STRING, &scheduler, "none, cosine or step (x0.1 at 50% and 75%)"},
+        {"weight-decay", SDL_ARG_FLOAT, &weight_decay, "weight decay (L2; decoupled for adamw, lamb)"},
+        {"lr-scheduler", SDL_ARG_STRING, &scheduler, "none, cosine, step (x0.1 at 50% and 75%), clr, step_wise_decay[_with_warmup]"},
         {"warmup-epochs", SDL_ARG_INT, &warmup_epochs, "linear warm-up epochs"},
         {"checkpoint", SDL_ARG_STRING, &checkpoint, "save a .safetensors file here after every epoch"},
         {"resume", SDL_ARG_STRING, &resume, "go on from this checkpoint"},
         {"result-file", SDL_ARG_STRING, &result_file, "per-epoch CSV results"},
         {"limit", SDL_ARG_INT, &limit, "use only the first N training and test images (0: all)"},
-        {"device", SDL_ARG_STRING, &device, "cpu, or cuda (needs an nvcc build)"},
+        {"device", SDL_ARG_STRING, &device, "cpu, cuda or cuda:N (cuda: an nvcc build)"},
         {"help", SDL_ARG_BOOL, &help, "show this text"},
     };
     int nargs = (int)(sizeof args / sizeof args[0]);
@@ -103,10 +67,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (help) { sdl_args_usage(stdout, argv[0], args, nargs); return 0; }
-    if (strcmp(device, "cpu") != 0 && (checkpoint[0] || resume[0])) {
-        fprintf(stderr, "--checkpoint and --resume work on the CPU only, for now\n");
-        return 2;
-    }
+    sdl_device dev;
+    if (sdl_device_parse(device, &dev) != SDL_OK) { fprintf(stderr, "%s\n", sdl_last_error()); return 2; }
     if (epochs < 1 || batch_size < 1 || lr <= 0.0f) { fprintf(stderr, "--epochs, --batch-size and --lr must be positive\n"); return 2; }
     sdl_set_num_threads(threads);
 
@@ -141,8 +103,8 @@ int main(int argc, char **argv) {
     sdl_seq_add(net, sdl_linear_layer(model, "fc2", 256, 128, true));
     sdl_seq_add(net, sdl_relu_layer(model));
     sdl_seq_add(net, sdl_linear_layer(model, "fc3", 128, 10, true));
-    if (use_device(device, model) != SDL_OK) { fprintf(stderr, "%s\n", sdl_last_error()); return 1; }
-    sdl_optim *opt = make_optimizer(model, optimizer, lr);
+    if (sdl_model_to(model, dev) != SDL_OK) { fprintf(stderr, "%s\n", sdl_last_error()); return 1; }
+    sdl_optim *opt = sdl_optim_by_name(model, optimizer, lr, weight_decay);
     if (!train_loader || !test_loader || !opt) { fprintf(stderr, "%s\n", sdl_last_error()); return 1; }
 
     /* the learning rate per epoch */
@@ -152,12 +114,7 @@ int main(int argc, char **argv) {
     sched.total = epochs;
     sched.warmup = warmup_epochs;
     sched.warmup_start_factor = 0.1f;
-    if (!strcmp(scheduler, "cosine")) sched.kind = SDL_SCHED_COSINE;
-    else if (!strcmp(scheduler, "step")) {
-        sched.kind = SDL_SCHED_STEP;
-        sched.milestones[0] = epochs / 2;
-        sched.milestones[1] = epochs * 3 / 4;
-    } else if (strcmp(scheduler, "none") != 0) { fprintf(stderr, "unknown --lr-scheduler '%s' (none, cosine, step)\n", scheduler); return 2; }
+    if (sdl_sched_by_name(&sched, scheduler) != SDL_OK) { fprintf(stderr, "--lr-scheduler: %s\n", sdl_last_error()); return 2; }
 
     int start_epoch = 0;
     if (resume[0]) {
@@ -185,8 +142,8 @@ int main(int argc, char **argv) {
         double t0 = sdl_now();
         sdl_tensor *x, *y;
         while (sdl_loader_next(train_loader, &x, &y)) {
-            x = to_device(x);
-            y = to_device(y);
+            x = sdl_tensor_to(x, dev);
+            y = sdl_tensor_to(y, dev);
             sdl_tensor *logits = sdl_forward(net, x);
             sdl_tensor *loss = sdl_cross_entropy(logits, y, 0.0f);
             if (sdl_backward(loss) != SDL_OK || !isfinite(sdl_item(loss))) {
@@ -201,13 +158,13 @@ int main(int argc, char **argv) {
         double dt = sdl_now() - t0;
         train_time += dt;
         images += meter.count;
-        evaluate(net, test_loader, &test_loss, &test_acc);
+        evaluate(net, test_loader, dev, &test_loss, &test_acc);
         sdl_epoch_stats stats = {epoch + 1, sdl_meter_loss(&meter), sdl_meter_accuracy(&meter), test_loss, test_acc, opt->lr, dt};
         sdl_progress_end(&bar, &stats);
         if (result_file[0] && sdl_csv_append(result_file, &stats) != SDL_OK) fprintf(stderr, "%s\n", sdl_last_error());
         if (checkpoint[0] && sdl_checkpoint_save(checkpoint, model, opt, epoch + 1) != SDL_OK) fprintf(stderr, "%s\n", sdl_last_error());
     }
-    if (start_epoch >= epochs) evaluate(net, test_loader, &test_loss, &test_acc);
+    if (start_epoch >= epochs) evaluate(net, test_loader, dev, &test_loss, &test_acc);
     printf("final: test_acc=%.4f test_loss=%.4f train_acc=%.4f epochs=%d time=%.1fs\n", test_acc, test_loss,
            sdl_meter_accuracy(&meter), epochs, train_time);
     sdl_print_throughput(stdout, (double)images, train_time);
@@ -219,8 +176,5 @@ int main(int argc, char **argv) {
     sdl_dataset_free(&train_set);
     sdl_dataset_free(&test_set);
     sdl_arena_release();
-#ifdef __CUDACC__
-    if (on_gpu) sdl_cuda_shutdown();
-#endif
     return 0;
 }

@@ -101,6 +101,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <math.h>
 
 #ifdef SDL_STATIC
 #define SDL_API static
@@ -268,18 +269,154 @@ SDL_API void sdl_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
                        const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                        float *C, int64_t ldc);
 
+/* >>op-table: every op, once. X(NAME, name, cpu forward, cpu backward, cuda forward, cuda
+   backward) generates the sdl_op enum (SDL_OP_NAME), sdl_op_name() and both backend tables
+   (sdl.h's >>cpu-table, sdl_cuda.h's >>cuda-table, which expand the columns they own; the
+   kernel names need only exist where their columns are expanded). 0 in a column: that
+   backend has no kernel, and the op fails there at its first call, by name ("function has
+   no CUDA kernel"), never computing something else.
+
+   How to add an op (an elementwise one: see SDL_UNARY_OPS in >>formulas, one row there):
+     1. a row here (at the end of a group; the enum order is only a numbering);
+     2. the public function in >>decl-ops, and beside it in the right >>ops-* section the
+        maker (checks shapes, sdl__op_begin, sets node->attr, sdl__op_run) and the CPU
+        forward/backward kernels, one comment above them with shapes and the derivative;
+     3. the CUDA kernels in sdl_cuda.h under the same >>ops-* anchor (or 0 in the row);
+     4. a gradcheck against double code in tests/ (tests/sdl_test.h's gradcheck), and a
+        CUDA-vs-CPU case in a tests/cuda_test_*.cu file.
+   Switches over sdl_op have no default: -Wswitch names a forgotten op. */
+#define SDL_OPS(X) \
+    X(LINEAR, linear, sdl__linear_fwd, sdl__linear_bwd, sdl__cu_linear_fwd, sdl__cu_linear_bwd) \
+    X(CONV2D, conv2d, sdl__conv_fwd, sdl__conv_bwd, sdl__cu_conv_fwd, sdl__cu_conv_bwd) \
+    X(CONV_TRANSPOSE2D, conv_transpose2d, sdl__conv_fwd, sdl__conv_bwd, sdl__cu_conv_fwd, sdl__cu_conv_bwd) \
+    X(MAX_POOL2D, max_pool2d, sdl__pool_fwd, sdl__pool_bwd, sdl__cu_pool_fwd, sdl__cu_pool_bwd) \
+    X(AVG_POOL2D, avg_pool2d, sdl__pool_fwd, sdl__pool_bwd, sdl__cu_pool_fwd, sdl__cu_pool_bwd) \
+    X(GLOBAL_AVG_POOL, global_avg_pool, sdl__gap_fwd, sdl__gap_bwd, sdl__cu_gap_fwd, sdl__cu_gap_bwd) \
+    X(BATCH_NORM, batch_norm, sdl__bn_fwd, sdl__bn_bwd, sdl__cu_bn_fwd, sdl__cu_bn_bwd) \
+    X(LAYER_NORM, layer_norm, sdl__ln_fwd, sdl__ln_bwd, sdl__cu_ln_fwd, sdl__cu_ln_bwd) \
+    X(DROPOUT, dropout, sdl__dropout_fwd, sdl__dropout_bwd, sdl__cu_dropout_fwd, sdl__cu_dropout_bwd) \
+    X(EMBEDDING, embedding, sdl__emb_fwd, sdl__emb_bwd, sdl__cu_emb_fwd, sdl__cu_emb_bwd) \
+    X(RELU, relu, sdl__relu_fwd, sdl__relu_bwd, sdl__cu_relu_fwd, sdl__cu_relu_bwd) \
+    X(SOFTMAX, softmax, sdl__softmax_fwd, sdl__softmax_bwd, sdl__cu_softmax_fwd, sdl__cu_softmax_bwd) \
+    X(LOG_SOFTMAX, log_softmax, sdl__softmax_fwd, sdl__softmax_bwd, sdl__cu_softmax_fwd, sdl__cu_softmax_bwd) \
+    X(ADD, add, sdl__add_fwd, sdl__add_bwd, sdl__cu_binary_fwd, sdl__cu_binary_bwd) \
+    X(MUL, mul, sdl__mul_fwd, sdl__mul_bwd, sdl__cu_binary_fwd, sdl__cu_binary_bwd) \
+    X(CONCAT, concat, sdl__concat_fwd, sdl__concat_bwd, sdl__cu_concat_fwd, sdl__cu_concat_bwd) \
+    X(TRANSPOSE, transpose, sdl__transpose_fwd, sdl__transpose_bwd, sdl__cu_transpose_fwd, sdl__cu_transpose_bwd) \
+    X(ATTENTION, attention, sdl__attn_fwd, sdl__attn_bwd, sdl__cu_attn_fwd, sdl__cu_attn_bwd) \
+    X(SUM, sum, sdl__sum_fwd, sdl__sum_bwd, sdl__cu_sum_fwd, sdl__cu_sum_bwd) \
+    X(MEAN, mean, sdl__sum_fwd, sdl__sum_bwd, sdl__cu_sum_fwd, sdl__cu_sum_bwd) \
+    X(CROSS_ENTROPY, cross_entropy, sdl__ce_fwd, sdl__ce_bwd, sdl__cu_ce_fwd, sdl__cu_ce_bwd) \
+    X(NLL, nll, sdl__nll_fwd, sdl__nll_bwd, sdl__cu_nll_fwd, sdl__cu_nll_bwd) \
+    X(BCE_LOGITS, bce_logits, sdl__bce_fwd, sdl__bce_bwd, sdl__cu_bce_fwd, sdl__cu_bce_bwd) \
+    X(MSE, mse, sdl__mse_fwd, sdl__mse_bwd, sdl__cu_mse_fwd, sdl__cu_mse_bwd) \
+    /* a user-defined op (sdl_function_apply, see >>decl-function): the CPU only */ \
+    X(FUNCTION, function, sdl__function_fwd, sdl__function_bwd, 0, 0) \
+    /* the elementwise ops of SDL_UNARY_OPS (>>formulas), their kernels generated */ \
+    SDL_UNARY_OPS(SDL__UNARY_ROW, X)
+#define SDL__UNARY_ROW(X, NAME, name) X(NAME, name, sdl__##name##_fwd, sdl__##name##_bwd, sdl__cu_unary_fwd, sdl__cu_unary_bwd)
+
+/* >>formulas: the per-element math, written once for the CPU loops and the CUDA kernels
+   (SDL_HD is __host__ __device__ under nvcc). Private (sdl__), here so that sdl_cuda.h sees
+   them in any file.
+
+   Elementwise unary ops: y = f(x; a, b),  dx += f'(x) dy. U(X, NAME, name) needs
+   sdl__f_name(x, a, b) -> y and sdl__df_name(x, y, dy, a, b) -> what dx gains; the CPU
+   loops, the CUDA kernel's case, the enum row and the name are generated from the row.
+   Adding an activation: its two formulas, its row, its public function (declaration and
+   definition, a call of sdl__unary), its gradcheck: five places. */
+#define SDL_UNARY_OPS(U, X) \
+    U(X, LEAKY_RELU, leaky_relu) U(X, GELU, gelu) U(X, TANH, tanh) U(X, SIGMOID, sigmoid) \
+    U(X, SILU, silu) U(X, SCALE, scale) U(X, NEG, neg) U(X, EXP, exp) U(X, LOG, log) \
+    U(X, SQRT, sqrt) U(X, RSQRT, rsqrt) U(X, ABS, abs) U(X, POW, pow) U(X, CLAMP, clamp) \
+    U(X, SIN, sin) U(X, COS, cos)
+
+#if defined(__CUDACC__) && defined(__host__)
+#define SDL_HD __host__ __device__
+#else
+#define SDL_HD
+#endif
+
+#define SDL__GELU_C 0.7978845608028654f /* sqrt(2/pi) */
+/* tanh u = 1 - 2/(1 + e^2u): one expf, several times faster than tanhf, absolute error ~1e-7
+   (fine inside gelu; sdl_tanh itself uses tanhf) */
+static SDL_HD inline float sdl__gelu_tanh(float u) { return 1.0f - 2.0f / (1.0f + expf(2.0f * u)); }
+/* 1/(1 + e^-x), written so no exp overflows */
+static SDL_HD inline float sdl__act_sigmoid(float x) {
+    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+    float e = expf(x);
+    return e / (1.0f + e);
+}
+
+/* leaky_relu  f = x > 0 ? x : a x                      f' = x > 0 ? 1 : a */
+static SDL_HD inline float sdl__f_leaky_relu(float x, float a, float b) { (void)b; return x > 0.0f ? x : a * x; }
+static SDL_HD inline float sdl__df_leaky_relu(float x, float y, float dy, float a, float b) { (void)y; (void)b; return x > 0.0f ? dy : a * dy; }
+/* gelu (tanh) f = x/2 (1 + tanh u), u = sqrt(2/pi) (x + 0.044715 x^3)
+               f' = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) sqrt(2/pi) (1 + 3 0.044715 x^2) */
+static SDL_HD inline float sdl__f_gelu(float x, float a, float b) {
+    (void)a; (void)b;
+    return 0.5f * x * (1.0f + sdl__gelu_tanh(SDL__GELU_C * (x + 0.044715f * x * x * x)));
+}
+static SDL_HD inline float sdl__df_gelu(float x, float y, float dy, float a, float b) {
+    (void)y; (void)a; (void)b;
+    float x2 = x * x, t = sdl__gelu_tanh(SDL__GELU_C * (x + 0.044715f * x2 * x));
+    return dy * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * SDL__GELU_C * (1.0f + 3.0f * 0.044715f * x2));
+}
+/* tanh        f' = 1 - y^2 */
+static SDL_HD inline float sdl__f_tanh(float x, float a, float b) { (void)a; (void)b; return tanhf(x); }
+static SDL_HD inline float sdl__df_tanh(float x, float y, float dy, float a, float b) { (void)x; (void)a; (void)b; return dy * (1.0f - y * y); }
+/* sigmoid     f' = y (1 - y) */
+static SDL_HD inline float sdl__f_sigmoid(float x, float a, float b) { (void)a; (void)b; return sdl__act_sigmoid(x); }
+static SDL_HD inline float sdl__df_sigmoid(float x, float y, float dy, float a, float b) { (void)x; (void)a; (void)b; return dy * y * (1.0f - y); }
+/* silu        f = x s, s = sigmoid(x)                  f' = s (1 + x (1 - s)) */
+static SDL_HD inline float sdl__f_silu(float x, float a, float b) { (void)a; (void)b; return x * sdl__act_sigmoid(x); }
+static SDL_HD inline float sdl__df_silu(float x, float y, float dy, float a, float b) {
+    (void)y; (void)a; (void)b;
+    float s = sdl__act_sigmoid(x);
+    return dy * s * (1.0f + x * (1.0f - s));
+}
+/* scale       f = a x                                  f' = a */
+static SDL_HD inline float sdl__f_scale(float x, float a, float b) { (void)b; return a * x; }
+static SDL_HD inline float sdl__df_scale(float x, float y, float dy, float a, float b) { (void)x; (void)y; (void)b; return a * dy; }
+/* neg         f = -x                                   f' = -1 */
+static SDL_HD inline float sdl__f_neg(float x, float a, float b) { (void)a; (void)b; return -x; }
+static SDL_HD inline float sdl__df_neg(float x, float y, float dy, float a, float b) { (void)x; (void)y; (void)a; (void)b; return -dy; }
+/* exp         f = e^x                                  f' = y */
+static SDL_HD inline float sdl__f_exp(float x, float a, float b) { (void)a; (void)b; return expf(x); }
+static SDL_HD inline float sdl__df_exp(float x, float y, float dy, float a, float b) { (void)x; (void)a; (void)b; return dy * y; }
+/* log         f = ln x                                 f' = 1/x */
+static SDL_HD inline float sdl__f_log(float x, float a, float b) { (void)a; (void)b; return logf(x); }
+static SDL_HD inline float sdl__df_log(float x, float y, float dy, float a, float b) { (void)y; (void)a; (void)b; return dy / x; }
+/* sqrt        f = x^(1/2)                              f' = 1 / (2 y) */
+static SDL_HD inline float sdl__f_sqrt(float x, float a, float b) { (void)a; (void)b; return sqrtf(x); }
+static SDL_HD inline float sdl__df_sqrt(float x, float y, float dy, float a, float b) { (void)x; (void)a; (void)b; return dy / (2.0f * y); }
+/* rsqrt       f = x^(-1/2)                             f' = -y^3 / 2 */
+static SDL_HD inline float sdl__f_rsqrt(float x, float a, float b) { (void)a; (void)b; return 1.0f / sqrtf(x); }
+static SDL_HD inline float sdl__df_rsqrt(float x, float y, float dy, float a, float b) { (void)x; (void)a; (void)b; return -0.5f * dy * y * y * y; }
+/* abs         f = |x|                                  f' = sign(x) (0 at 0, as PyTorch) */
+static SDL_HD inline float sdl__f_abs(float x, float a, float b) { (void)a; (void)b; return fabsf(x); }
+static SDL_HD inline float sdl__df_abs(float x, float y, float dy, float a, float b) { (void)y; (void)a; (void)b; return x > 0.0f ? dy : x < 0.0f ? -dy : 0.0f; }
+/* pow         f = x^a (a a scalar)                     f' = a x^(a-1) (0 when a = 0) */
+static SDL_HD inline float sdl__f_pow(float x, float a, float b) { (void)b; return powf(x, a); }
+static SDL_HD inline float sdl__df_pow(float x, float y, float dy, float a, float b) { (void)y; (void)b; return a == 0.0f ? 0.0f : dy * a * powf(x, a - 1.0f); }
+/* clamp       f = min(max(x, a), b) (NaN stays NaN)    f' = a <= x <= b ? 1 : 0 */
+static SDL_HD inline float sdl__f_clamp(float x, float a, float b) { return x < a ? a : x > b ? b : x; }
+static SDL_HD inline float sdl__df_clamp(float x, float y, float dy, float a, float b) { (void)y; return x >= a && x <= b ? dy : 0.0f; }
+/* sin, cos    f' = cos x, -sin x */
+static SDL_HD inline float sdl__f_sin(float x, float a, float b) { (void)a; (void)b; return sinf(x); }
+static SDL_HD inline float sdl__df_sin(float x, float y, float dy, float a, float b) { (void)y; (void)a; (void)b; return dy * cosf(x); }
+static SDL_HD inline float sdl__f_cos(float x, float a, float b) { (void)a; (void)b; return cosf(x); }
+static SDL_HD inline float sdl__df_cos(float x, float y, float dy, float a, float b) { (void)y; (void)a; (void)b; return -dy * sinf(x); }
+
 /* >>decl-autograd */
+#define SDL__OP_ENUM(NAME, name, f, b, cf, cb) SDL_OP_##NAME,
 typedef enum sdl_op {
     SDL_OP_NONE = 0,
-    SDL_OP_LINEAR, SDL_OP_CONV2D, SDL_OP_CONV_TRANSPOSE2D, SDL_OP_MAX_POOL2D, SDL_OP_AVG_POOL2D,
-    SDL_OP_GLOBAL_AVG_POOL, SDL_OP_BATCH_NORM, SDL_OP_LAYER_NORM, SDL_OP_DROPOUT,
-    SDL_OP_EMBEDDING, SDL_OP_RELU, SDL_OP_LEAKY_RELU, SDL_OP_GELU, SDL_OP_TANH, SDL_OP_SIGMOID,
-    SDL_OP_SILU, SDL_OP_SOFTMAX, SDL_OP_LOG_SOFTMAX, SDL_OP_ADD, SDL_OP_MUL, SDL_OP_SCALE,
-    SDL_OP_CONCAT, SDL_OP_TRANSPOSE, SDL_OP_ATTENTION, SDL_OP_SUM, SDL_OP_MEAN,
-    SDL_OP_CROSS_ENTROPY, SDL_OP_NLL, SDL_OP_BCE_LOGITS, SDL_OP_MSE,
-    SDL_OP_FUNCTION, /* a user-defined op (sdl_function_apply, see >>decl-function) */
+    SDL_OPS(SDL__OP_ENUM)
     SDL_OP_COUNT
 } sdl_op;
+#undef SDL__OP_ENUM
+SDL_API const char *sdl_op_name(sdl_op op); /* "linear"; "none" for SDL_OP_NONE or out of range */
 
 /* One recorded op: what made `out` from `in`, with what settings, and what forward kept
    for backward. Backend kernels receive the node. */
@@ -293,7 +430,7 @@ struct sdl_node {
         struct { int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w; } pool;
         struct { float eps, momentum; bool training; sdl_tensor *running_mean, *running_var; } norm; /* stats may be NULL */
         struct { float p; uint64_t seed, stream; } dropout;
-        struct { float alpha; } scalar;  /* leaky_relu slope, scale factor, label smoothing */
+        struct { float alpha, beta; } scalar;  /* leaky_relu slope, scale factor, label smoothing; pow exponent; clamp lo, hi */
         struct { int dim, dim1; } axis;  /* concat (dim); transpose (dim, dim1), dim < dim1 */
         struct { int n_head; sdl_dtype p_dtype; } attn; /* p_dtype: how a device kept P (CUDA: bf16/fp16 runs) */
         struct { const struct sdl_function *fn; void *ctx; } func; /* user-defined ops */
@@ -388,6 +525,17 @@ SDL_API sdl_tensor *sdl_log_softmax(sdl_tensor *x); /* over the last dim */
 SDL_API sdl_tensor *sdl_add(sdl_tensor *a, sdl_tensor *b);
 SDL_API sdl_tensor *sdl_mul(sdl_tensor *a, sdl_tensor *b);
 SDL_API sdl_tensor *sdl_scale(sdl_tensor *x, float s);
+/* elementwise, differentiable, PyTorch's names (>>formulas has each f and f') */
+SDL_API sdl_tensor *sdl_neg(sdl_tensor *x);
+SDL_API sdl_tensor *sdl_exp(sdl_tensor *x);
+SDL_API sdl_tensor *sdl_ln(sdl_tensor *x); /* torch.log (sdl_log is the logger) */
+SDL_API sdl_tensor *sdl_sqrt(sdl_tensor *x);
+SDL_API sdl_tensor *sdl_rsqrt(sdl_tensor *x);
+SDL_API sdl_tensor *sdl_abs(sdl_tensor *x);
+SDL_API sdl_tensor *sdl_pow(sdl_tensor *x, float exponent);
+SDL_API sdl_tensor *sdl_clamp(sdl_tensor *x, float lo, float hi); /* -INFINITY / INFINITY: no bound */
+SDL_API sdl_tensor *sdl_sin(sdl_tensor *x);
+SDL_API sdl_tensor *sdl_cos(sdl_tensor *x);
 SDL_API sdl_tensor *sdl_residual_add(sdl_tensor *a, sdl_tensor *b); /* same shapes */
 SDL_API sdl_tensor *sdl_concat(sdl_tensor *a, sdl_tensor *b, int dim);
 SDL_API sdl_tensor *sdl_reshape(sdl_tensor *x, sdl_shape shape); /* a view; one dim may be -1 */
@@ -558,14 +706,23 @@ SDL_API sdl_module *sdl_flatten_layer(sdl_model *m);
    zero them between micro-batches. sdl_optim_is_update_step() says, before the backward,
    whether the coming sdl_optim_step will update (the MPI helper allreduces only then).
    o->step counts updates, not calls, so schedules advance once per k micro-batches. */
+/* One row per optimizer: X(KIND, name, state slots (1: only with momentum), their
+   names (PyTorch's), default lr, default eps, the CPU update of one tensor (>>optim)). The
+   enum, sdl_optim_name, the defaults, the state names and the CPU step come from it. */
+#define SDL_OPTIMS(X) \
+    X(SGD, sgd, 1, "momentum_buffer", NULL, 0.01f, 1e-8f, sdl__sgd_tensor) \
+    X(ADAM, adam, 2, "exp_avg", "exp_avg_sq", 0.001f, 1e-8f, sdl__adam_tensor) \
+    X(ADAMW, adamw, 2, "exp_avg", "exp_avg_sq", 0.001f, 1e-8f, sdl__adam_tensor) \
+    X(LARS, lars, 1, "momentum_buffer", NULL, 0.01f, 1e-8f, sdl__lars_tensor) \
+    X(LAMB, lamb, 2, "exp_avg", "exp_avg_sq", 0.001f, 1e-6f, sdl__lamb_tensor)
+#define SDL__OPTIM_ENUM(KIND, name, slots, s0, s1, lr, eps, update) SDL_OPTIM_##KIND,
 typedef enum sdl_optim_kind {
     SDL_OPTIM_DEFAULT = 0, /* sgd */
-    SDL_OPTIM_SGD,
-    SDL_OPTIM_ADAM,
-    SDL_OPTIM_ADAMW,
-    SDL_OPTIM_LARS,
-    SDL_OPTIM_LAMB
+    SDL_OPTIMS(SDL__OPTIM_ENUM)
+    SDL_OPTIM_COUNT
 } sdl_optim_kind;
+#undef SDL__OPTIM_ENUM
+SDL_API const char *sdl_optim_name(sdl_optim_kind kind); /* "sgd", "adamw"; NULL when out of range */
 
 typedef struct sdl_optim_desc {
     sdl_optim_kind kind;
@@ -2016,6 +2173,14 @@ SDL_API void sdl_register_backend(sdl_device device, const sdl_backend *backend)
     if (device > SDL_DEVICE_DEFAULT && device < SDL_DEVICE_COUNT && backend) sdl__backends[device] = *backend;
 }
 
+#define SDL__OP_NAME(NAME, name, f, b, cf, cb) #name,
+static const char *const sdl__op_names[SDL_OP_COUNT] = {"none", SDL_OPS(SDL__OP_NAME)};
+#undef SDL__OP_NAME
+SDL_API const char *sdl_op_name(sdl_op op) { return op > SDL_OP_NONE && op < SDL_OP_COUNT ? sdl__op_names[op] : "none"; }
+
+/* "CPU", "CUDA": for "conv3d has no CUDA kernel" */
+static const char *sdl__device_label(sdl_device d) { return d == SDL_CUDA ? "CUDA" : d == SDL_CPU ? "CPU" : "unknown device"; }
+
 static void sdl__cpu_init(void);
 SDL_API const sdl_backend *sdl_get_backend(sdl_device device) {
     if (!sdl__backends[SDL_CPU].name) sdl__cpu_init();
@@ -2054,8 +2219,6 @@ static bool sdl__ready(sdl_tensor *t) {
     return !t->model || t->model->packed || sdl_model_pack(t->model) == SDL_OK;
 }
 
-static const char *sdl__op_name(int op); /* >>profile */
-
 /* A new arena tensor `out` and its node, from the nin inputs ins[0..nin-1] (nin >= 1, the
    first NULL ends them early). The node goes on the tape when grad mode is on and an input
    needs a gradient. Returns the node (out is node->out), or NULL on error. */
@@ -2069,7 +2232,7 @@ static sdl_node *sdl__op_begin_n(sdl_op op, sdl_shape out_shape, int nin, sdl_te
     for (int i = 0; i < nin && ins[i]; i++) {
         if (!sdl__ready(ins[i])) return NULL;
         if (ins[i]->device != a->device) {
-            sdl_fail(SDL_ERR_DEVICE, "%s: inputs on different devices (%d and %d)", sdl__op_name(op), (int)a->device, (int)ins[i]->device);
+            sdl_fail(SDL_ERR_DEVICE, "%s: inputs on different devices (%d and %d)", sdl_op_name(op), (int)a->device, (int)ins[i]->device);
             return NULL;
         }
         n->in[n->nin++] = ins[i];
@@ -2115,7 +2278,7 @@ static sdl_tensor *sdl__op_run(sdl_node *n) {
     const sdl_backend *be = sdl_get_backend(n->out->device);
     sdl_kernel_fn fn = be ? be->forward[n->op] : NULL;
     if (!fn) {
-        sdl_fail(SDL_ERR_DEVICE, "op %d has no kernel on device %d", (int)n->op, (int)n->out->device);
+        sdl_fail(SDL_ERR_DEVICE, "%s has no %s kernel", sdl_op_name(n->op), sdl__device_label(n->out->device));
         return NULL;
     }
     if (sdl__prof_on) {
@@ -2192,7 +2355,7 @@ SDL_API sdl_result sdl_backward(sdl_tensor *loss) {
     for (sdl_node *n = sdl__g.tape; n; n = n->prev) {
         if (n->out->grad) {
             const sdl_backend *be = sdl_get_backend(n->out->device);
-            if (!be->backward[n->op]) return sdl_fail(SDL_ERR_DEVICE, "op %d has no backward on device %d", (int)n->op, (int)n->out->device);
+            if (!be->backward[n->op]) return sdl_fail(SDL_ERR_DEVICE, "%s has no %s backward kernel", sdl_op_name(n->op), sdl__device_label(n->out->device));
             if (!sdl__grad_prepare(n, be->grad_overwrite[n->op] != 0)) return sdl__err_code;
             if (sdl__prof_on) {
                 double t0 = sdl_now();
@@ -3763,78 +3926,54 @@ SDL_API sdl_tensor *sdl_embedding(sdl_tensor *ids, sdl_tensor *table) {
 
 /* >>ops-act (leaky_relu, gelu, tanh, sigmoid, silu, softmax, log_softmax, scale) */
 
-/* ---- elementwise: y = f(x);  dx += f'(x) dy
-   leaky_relu  f = x > 0 ? x : a x                      f' = x > 0 ? 1 : a
-   gelu (tanh) f = x/2 (1 + tanh u), u = sqrt(2/pi) (x + 0.044715 x^3)
-               f' = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) sqrt(2/pi) (1 + 3 0.044715 x^2)
-   tanh        f' = 1 - y^2
-   sigmoid     f = 1/(1 + e^-x) (written so no exp overflows)   f' = y (1 - y)
-   silu        f = x sigmoid(x)                         f' = s (1 + x (1 - s)), s = sigmoid(x)
-   scale       f = a x                                  f' = a */
-#define SDL__GELU_C 0.7978845608028654f /* sqrt(2/pi) */
-/* tanh u = 1 - 2/(1 + e^2u): one expf, several times faster than tanhf, absolute error ~1e-7
-   (fine inside gelu; sdl_tanh itself uses tanhf) */
-static float sdl__gelu_tanh(float u) { return 1.0f - 2.0f / (1.0f + expf(2.0f * u)); }
-static float sdl__act_sigmoid(float x) {
-    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-    float e = expf(x);
-    return e / (1.0f + e);
-}
-static void sdl__act_fwd_range(void *ctx, int64_t i0, int64_t i1) {
-    sdl_node *n = (sdl_node *)ctx;
-    const float *x = sdl_f32(n->in[0]);
-    float *y = sdl_f32(n->out), a = n->attr.scalar.alpha;
-    int64_t i;
-    switch (n->op) {
-    case SDL_OP_LEAKY_RELU: for (i = i0; i < i1; i++) y[i] = x[i] > 0.0f ? x[i] : a * x[i]; break;
-    case SDL_OP_GELU:
-        for (i = i0; i < i1; i++) y[i] = 0.5f * x[i] * (1.0f + sdl__gelu_tanh(SDL__GELU_C * (x[i] + 0.044715f * x[i] * x[i] * x[i])));
-        break;
-    case SDL_OP_TANH: for (i = i0; i < i1; i++) y[i] = tanhf(x[i]); break;
-    case SDL_OP_SIGMOID: for (i = i0; i < i1; i++) y[i] = sdl__act_sigmoid(x[i]); break;
-    case SDL_OP_SILU: for (i = i0; i < i1; i++) y[i] = x[i] * sdl__act_sigmoid(x[i]); break;
-    default: /* SDL_OP_SCALE */ for (i = i0; i < i1; i++) y[i] = a * x[i]; break;
-    }
-}
-static void sdl__act_bwd_range(void *ctx, int64_t i0, int64_t i1) {
-    sdl_node *n = (sdl_node *)ctx;
-    const float *x = sdl_f32(n->in[0]), *y = sdl_f32(n->out), *dy = n->out->grad;
-    float *dx = n->in[0]->grad, a = n->attr.scalar.alpha;
-    int64_t i;
-    switch (n->op) {
-    case SDL_OP_LEAKY_RELU: for (i = i0; i < i1; i++) dx[i] += x[i] > 0.0f ? dy[i] : a * dy[i]; break;
-    case SDL_OP_GELU:
-        for (i = i0; i < i1; i++) {
-            float x2 = x[i] * x[i], t = sdl__gelu_tanh(SDL__GELU_C * (x[i] + 0.044715f * x2 * x[i]));
-            dx[i] += dy[i] * (0.5f * (1.0f + t) + 0.5f * x[i] * (1.0f - t * t) * SDL__GELU_C * (1.0f + 3.0f * 0.044715f * x2));
-        }
-        break;
-    case SDL_OP_TANH: for (i = i0; i < i1; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]); break;
-    case SDL_OP_SIGMOID: for (i = i0; i < i1; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]); break;
-    case SDL_OP_SILU:
-        for (i = i0; i < i1; i++) {
-            float s = sdl__act_sigmoid(x[i]);
-            dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
-        }
-        break;
-    default: for (i = i0; i < i1; i++) dx[i] += a * dy[i]; break;
-    }
-}
-static void sdl__act_fwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__act_fwd_range, n); }
-static void sdl__act_bwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__act_bwd_range, n); }
-static sdl_tensor *sdl__act(sdl_op op, sdl_tensor *x, float alpha) {
+/* ---- elementwise unary ops (SDL_UNARY_OPS): y = f(x);  dx += f'(x) dy, each formula in
+   >>formulas. One loop pair per op, generated from its row. */
+#define SDL__UNARY_CPU(X_, NAME, name) \
+    static void sdl__##name##_fwd_range(void *ctx, int64_t i0, int64_t i1) { \
+        sdl_node *n = (sdl_node *)ctx; \
+        const float *x = sdl_f32(n->in[0]), a = n->attr.scalar.alpha, b = n->attr.scalar.beta; \
+        float *y = sdl_f32(n->out); \
+        for (int64_t i = i0; i < i1; i++) y[i] = sdl__f_##name(x[i], a, b); \
+    } \
+    static void sdl__##name##_bwd_range(void *ctx, int64_t i0, int64_t i1) { \
+        sdl_node *n = (sdl_node *)ctx; \
+        const float *x = sdl_f32(n->in[0]), *y = sdl_f32(n->out), *dy = n->out->grad; \
+        const float a = n->attr.scalar.alpha, b = n->attr.scalar.beta; \
+        float *dx = n->in[0]->grad; \
+        for (int64_t i = i0; i < i1; i++) dx[i] += sdl__df_##name(x[i], y[i], dy[i], a, b); \
+    } \
+    static void sdl__##name##_fwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__##name##_fwd_range, n); } \
+    static void sdl__##name##_bwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__##name##_bwd_range, n); }
+SDL_UNARY_OPS(SDL__UNARY_CPU, _)
+#undef SDL__UNARY_CPU
+
+static sdl_tensor *sdl__unary(sdl_op op, sdl_tensor *x, float a, float b) {
     if (!x) return NULL;
     sdl_node *n = sdl__op_begin(op, sdl_tensor_shape(x), x, NULL, NULL, NULL);
     if (!n) return NULL;
-    n->attr.scalar.alpha = alpha;
+    n->attr.scalar.alpha = a;
+    n->attr.scalar.beta = b;
     return sdl__op_run(n);
 }
-SDL_API sdl_tensor *sdl_leaky_relu(sdl_tensor *x, float slope) { return sdl__act(SDL_OP_LEAKY_RELU, x, slope); }
-SDL_API sdl_tensor *sdl_gelu(sdl_tensor *x) { return sdl__act(SDL_OP_GELU, x, 0.0f); }
-SDL_API sdl_tensor *sdl_tanh(sdl_tensor *x) { return sdl__act(SDL_OP_TANH, x, 0.0f); }
-SDL_API sdl_tensor *sdl_sigmoid(sdl_tensor *x) { return sdl__act(SDL_OP_SIGMOID, x, 0.0f); }
-SDL_API sdl_tensor *sdl_silu(sdl_tensor *x) { return sdl__act(SDL_OP_SILU, x, 0.0f); }
-SDL_API sdl_tensor *sdl_scale(sdl_tensor *x, float s) { return sdl__act(SDL_OP_SCALE, x, s); }
+SDL_API sdl_tensor *sdl_leaky_relu(sdl_tensor *x, float slope) { return sdl__unary(SDL_OP_LEAKY_RELU, x, slope, 0.0f); }
+SDL_API sdl_tensor *sdl_gelu(sdl_tensor *x) { return sdl__unary(SDL_OP_GELU, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_tanh(sdl_tensor *x) { return sdl__unary(SDL_OP_TANH, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_sigmoid(sdl_tensor *x) { return sdl__unary(SDL_OP_SIGMOID, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_silu(sdl_tensor *x) { return sdl__unary(SDL_OP_SILU, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_scale(sdl_tensor *x, float s) { return sdl__unary(SDL_OP_SCALE, x, s, 0.0f); }
+SDL_API sdl_tensor *sdl_neg(sdl_tensor *x) { return sdl__unary(SDL_OP_NEG, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_exp(sdl_tensor *x) { return sdl__unary(SDL_OP_EXP, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_ln(sdl_tensor *x) { return sdl__unary(SDL_OP_LOG, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_sqrt(sdl_tensor *x) { return sdl__unary(SDL_OP_SQRT, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_rsqrt(sdl_tensor *x) { return sdl__unary(SDL_OP_RSQRT, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_abs(sdl_tensor *x) { return sdl__unary(SDL_OP_ABS, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_pow(sdl_tensor *x, float exponent) { return sdl__unary(SDL_OP_POW, x, exponent, 0.0f); }
+SDL_API sdl_tensor *sdl_clamp(sdl_tensor *x, float lo, float hi) {
+    if (x && !(lo <= hi)) { sdl_fail(SDL_ERR_ARG, "clamp: lo %g > hi %g (or NaN)", (double)lo, (double)hi); return NULL; }
+    return sdl__unary(SDL_OP_CLAMP, x, lo, hi);
+}
+SDL_API sdl_tensor *sdl_sin(sdl_tensor *x) { return sdl__unary(SDL_OP_SIN, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_cos(sdl_tensor *x) { return sdl__unary(SDL_OP_COS, x, 0.0f, 0.0f); }
 
 /* ---- softmax / log_softmax over the last dim, row by row, max subtracted first:
    softmax:      y = e^(x - max) / sum e^(x - max);   dx += y (dy - sum(dy y))
@@ -4402,53 +4541,11 @@ static void sdl__cpu_init(void) {
     be->arena_alloc = sdl_arena_alloc;
     be->scale = sdl__cpu_scale;
     be->sumsq = sdl__cpu_sumsq;
-#define SDL__KERNEL(op, f, b) (be->forward[op] = f, be->backward[op] = b)
-    SDL__KERNEL(SDL_OP_LINEAR, sdl__linear_fwd, sdl__linear_bwd);
-    SDL__KERNEL(SDL_OP_RELU, sdl__relu_fwd, sdl__relu_bwd);
-    be->grad_overwrite[SDL_OP_LINEAR] = be->grad_overwrite[SDL_OP_RELU] = 1;
-    SDL__KERNEL(SDL_OP_ADD, sdl__add_fwd, sdl__add_bwd);
-    SDL__KERNEL(SDL_OP_MUL, sdl__mul_fwd, sdl__mul_bwd);
-    SDL__KERNEL(SDL_OP_SUM, sdl__sum_fwd, sdl__sum_bwd);
-    SDL__KERNEL(SDL_OP_MEAN, sdl__sum_fwd, sdl__sum_bwd);
-    SDL__KERNEL(SDL_OP_CROSS_ENTROPY, sdl__ce_fwd, sdl__ce_bwd);
-    SDL__KERNEL(SDL_OP_MSE, sdl__mse_fwd, sdl__mse_bwd);
-    /* >>cpu-table-conv */
     sdl__profile_init();
-    SDL__KERNEL(SDL_OP_CONV2D, sdl__conv_fwd, sdl__conv_bwd);
-    SDL__KERNEL(SDL_OP_CONV_TRANSPOSE2D, sdl__conv_fwd, sdl__conv_bwd);
-    SDL__KERNEL(SDL_OP_MAX_POOL2D, sdl__pool_fwd, sdl__pool_bwd);
-    SDL__KERNEL(SDL_OP_AVG_POOL2D, sdl__pool_fwd, sdl__pool_bwd);
-    SDL__KERNEL(SDL_OP_GLOBAL_AVG_POOL, sdl__gap_fwd, sdl__gap_bwd);
-
-    /* >>cpu-table-norm */
-    SDL__KERNEL(SDL_OP_BATCH_NORM, sdl__bn_fwd, sdl__bn_bwd);
-    SDL__KERNEL(SDL_OP_LAYER_NORM, sdl__ln_fwd, sdl__ln_bwd);
-    SDL__KERNEL(SDL_OP_DROPOUT, sdl__dropout_fwd, sdl__dropout_bwd);
-    SDL__KERNEL(SDL_OP_EMBEDDING, sdl__emb_fwd, sdl__emb_bwd);
-
-    /* >>cpu-table-act */
-    SDL__KERNEL(SDL_OP_LEAKY_RELU, sdl__act_fwd, sdl__act_bwd);
-    SDL__KERNEL(SDL_OP_GELU, sdl__act_fwd, sdl__act_bwd);
-    SDL__KERNEL(SDL_OP_TANH, sdl__act_fwd, sdl__act_bwd);
-    SDL__KERNEL(SDL_OP_SIGMOID, sdl__act_fwd, sdl__act_bwd);
-    SDL__KERNEL(SDL_OP_SILU, sdl__act_fwd, sdl__act_bwd);
-    SDL__KERNEL(SDL_OP_SCALE, sdl__act_fwd, sdl__act_bwd);
-    SDL__KERNEL(SDL_OP_SOFTMAX, sdl__softmax_fwd, sdl__softmax_bwd);
-    SDL__KERNEL(SDL_OP_LOG_SOFTMAX, sdl__softmax_fwd, sdl__softmax_bwd);
-
-    /* >>cpu-table-shape */
-    SDL__KERNEL(SDL_OP_CONCAT, sdl__concat_fwd, sdl__concat_bwd);
-    SDL__KERNEL(SDL_OP_TRANSPOSE, sdl__transpose_fwd, sdl__transpose_bwd);
-    SDL__KERNEL(SDL_OP_ATTENTION, sdl__attn_fwd, sdl__attn_bwd);
-
-    /* >>cpu-table-loss */
-    SDL__KERNEL(SDL_OP_NLL, sdl__nll_fwd, sdl__nll_bwd);
-    SDL__KERNEL(SDL_OP_BCE_LOGITS, sdl__bce_fwd, sdl__bce_bwd);
-
-    /* >>cpu-table-function */
-    SDL__KERNEL(SDL_OP_FUNCTION, sdl__function_fwd, sdl__function_bwd);
-
-#undef SDL__KERNEL
+#define SDL__CPU_KERNELS(NAME, name, f, b, cf, cb) be->forward[SDL_OP_##NAME] = f; be->backward[SDL_OP_##NAME] = b;
+    SDL_OPS(SDL__CPU_KERNELS)
+#undef SDL__CPU_KERNELS
+    be->grad_overwrite[SDL_OP_LINEAR] = be->grad_overwrite[SDL_OP_RELU] = 1;
     (void)sdl__view_bwd;
 }
 
@@ -5024,11 +5121,55 @@ static void sdl__lars_norms_range(void *ctx, int64_t begin, int64_t end, double 
     }
 }
 
-/* one update of every parameter tensor, each split over the threads by index */
+/* the per-tensor updates of SDL_OPTIMS, each split over the threads by index */
+static const int64_t sdl__optim_grain = 1 << 15;
+static void sdl__sgd_tensor(sdl__update *u, int64_t n, bool decay) {
+    (void)decay;
+    sdl_parallel_for(n, sdl__optim_grain, sdl__sgd_range, u);
+}
+static void sdl__adam_tensor(sdl__update *u, int64_t n, bool decay) {
+    (void)decay;
+    sdl_parallel_for(n, sdl__optim_grain, sdl__adam_range, u);
+}
+static void sdl__lamb_tensor(sdl__update *u, int64_t n, bool decay) {
+    double sq[2];
+    sdl__sum2(n, sdl__lamb_moments_range, u, sq);
+    if (decay && sq[0] > 0.0 && sq[1] > 0.0) u->trust = (float)sqrt(sq[0] / sq[1]);
+    sdl_parallel_for(n, sdl__optim_grain, sdl__lamb_apply_range, u);
+}
+/* lars (You, Gitman, Ginsburg 2017; NVIDIA apex LARC without clipping):
+     trust = eta * ||p|| / (||grad|| + wd * ||p||)   (1 when either norm is 0)
+   then sgd with momentum on trust * (grad + wd p), lr outside the momentum */
+static void sdl__lars_tensor(sdl__update *u, int64_t n, bool decay) {
+    if (decay) {
+        double sq[2];
+        sdl__sum2(n, sdl__lars_norms_range, u, sq);
+        double pn = sqrt(sq[0]), gn = sqrt(sq[1]);
+        if (pn > 0.0 && gn > 0.0) u->trust = (float)((double)u->o->desc.trust_coef * pn / (gn + (double)u->wd * pn));
+    }
+    sdl_parallel_for(n, sdl__optim_grain, sdl__sgd_range, u);
+}
+
+typedef struct sdl__optim_row {
+    const char *name;
+    int slots;
+    const char *slot_name[2];
+    float lr, eps;
+    void (*update)(sdl__update *u, int64_t n, bool decay);
+} sdl__optim_row;
+#define SDL__OPTIM_ROW(KIND, name, slots, s0, s1, lr, eps, update) {#name, slots, {s0, s1}, lr, eps, update},
+static const sdl__optim_row sdl__optims[SDL_OPTIM_COUNT] = {{NULL, 0, {NULL, NULL}, 0.0f, 0.0f, NULL}, SDL_OPTIMS(SDL__OPTIM_ROW)};
+#undef SDL__OPTIM_ROW
+
+SDL_API const char *sdl_optim_name(sdl_optim_kind kind) {
+    if (kind == SDL_OPTIM_DEFAULT) kind = SDL_OPTIM_SGD;
+    return kind > SDL_OPTIM_DEFAULT && kind < SDL_OPTIM_COUNT ? sdl__optims[kind].name : NULL;
+}
+
+/* one update of every parameter tensor */
 static void sdl__optim_update(sdl_optim *o) {
     sdl_model *m = o->model;
     const sdl_optim_desc *d = &o->desc;
-    const int64_t grain = 1 << 15;
     double t = (double)(o->step + 1);
     for (int i = 0; i < m->nparams; i++) {
         int64_t off = m->param_offset[i], n = m->params[i]->numel;
@@ -5044,25 +5185,7 @@ static void sdl__optim_update(sdl_optim *o) {
         u.trust = 1.0f;
         u.bc1 = (float)(1.0 - pow((double)d->beta1, t));
         u.bc2 = (float)(1.0 - pow((double)d->beta2, t));
-        if (d->kind == SDL_OPTIM_ADAM || d->kind == SDL_OPTIM_ADAMW) {
-            sdl_parallel_for(n, grain, sdl__adam_range, &u);
-        } else if (d->kind == SDL_OPTIM_LAMB) {
-            double sq[2];
-            sdl__sum2(n, sdl__lamb_moments_range, &u, sq);
-            if (decay && sq[0] > 0.0 && sq[1] > 0.0) u.trust = (float)sqrt(sq[0] / sq[1]);
-            sdl_parallel_for(n, grain, sdl__lamb_apply_range, &u);
-        } else {
-            /* lars (You, Gitman, Ginsburg 2017; NVIDIA apex LARC without clipping):
-                 trust = eta * ||p|| / (||grad|| + wd * ||p||)   (1 when either norm is 0)
-               then sgd with momentum on trust * (grad + wd p), lr outside the momentum */
-            if (d->kind == SDL_OPTIM_LARS && decay) {
-                double sq[2];
-                sdl__sum2(n, sdl__lars_norms_range, &u, sq);
-                double pn = sqrt(sq[0]), gn = sqrt(sq[1]);
-                if (pn > 0.0 && gn > 0.0) u.trust = (float)((double)d->trust_coef * pn / (gn + (double)u.wd * pn));
-            }
-            sdl_parallel_for(n, grain, sdl__sgd_range, &u);
-        }
+        sdl__optims[d->kind].update(&u, n, decay);
     }
 }
 
@@ -5070,16 +5193,20 @@ SDL_API sdl_optim *sdl_optim_new(sdl_model *m, const sdl_optim_desc *desc) {
     if (!m || !desc) { sdl_fail(SDL_ERR_ARG, "optim_new: NULL model or desc"); return NULL; }
     sdl_optim_desc d = *desc;
     if (d.kind == SDL_OPTIM_DEFAULT) d.kind = SDL_OPTIM_SGD;
-    bool adam_like = d.kind == SDL_OPTIM_ADAM || d.kind == SDL_OPTIM_ADAMW || d.kind == SDL_OPTIM_LAMB;
-    d.lr = sdl__default(d.lr, adam_like ? 0.001f : 0.01f);
+    if ((int)d.kind < (int)SDL_OPTIM_SGD || (int)d.kind >= (int)SDL_OPTIM_COUNT) {
+        sdl_fail(SDL_ERR_ARG, "optim_new: bad kind %d", (int)d.kind);
+        return NULL;
+    }
+    const sdl__optim_row *row = &sdl__optims[d.kind];
+    bool adam_like = row->slots == 2;
+    d.lr = sdl__default(d.lr, row->lr);
     d.beta1 = sdl__default(d.beta1, 0.9f);
     d.beta2 = sdl__default(d.beta2, 0.999f);
-    d.eps = sdl__default(d.eps, d.kind == SDL_OPTIM_LAMB ? 1e-6f : 1e-8f);
+    d.eps = sdl__default(d.eps, row->eps);
     d.trust_coef = sdl__default(d.trust_coef, 0.001f);
     if (d.accum_steps < 1) d.accum_steps = 1;
     const char *bad = NULL;
-    if ((int)d.kind < (int)SDL_OPTIM_SGD || (int)d.kind > (int)SDL_OPTIM_LAMB) bad = "kind";
-    else if (!(d.lr > 0.0f)) bad = "lr (must be > 0)";
+    if (!(d.lr > 0.0f)) bad = "lr (must be > 0)";
     else if (!(d.momentum >= 0.0f && d.momentum < 1.0f)) bad = "momentum (must be in [0, 1))";
     else if (!(d.weight_decay >= 0.0f)) bad = "weight_decay (must be >= 0)";
     else if (d.nesterov && (d.momentum == 0.0f || adam_like)) bad = "nesterov (needs sgd or lars with momentum)";
@@ -5176,8 +5303,7 @@ SDL_API int sdl_optim_state_count(const sdl_optim *o) { return o ? o->nstate : 0
 
 SDL_API const char *sdl_optim_state_name(const sdl_optim *o, int k) {
     if (!o || k < 0 || k >= o->nstate) return NULL;
-    if (o->desc.kind == SDL_OPTIM_SGD || o->desc.kind == SDL_OPTIM_LARS) return "momentum_buffer";
-    return k == 0 ? "exp_avg" : "exp_avg_sq";
+    return sdl__optims[o->desc.kind].slot_name[k];
 }
 
 SDL_API float *sdl_optim_state_data(sdl_optim *o, int k) {
@@ -7723,24 +7849,6 @@ static void sdl__prof_add(sdl_op op, int backward, double seconds) {
     sdl__prof_n[op][backward]++;
 }
 
-static const char *sdl__op_name(int op) {
-    switch ((sdl_op)op) {
-    case SDL_OP_LINEAR: return "linear"; case SDL_OP_CONV2D: return "conv2d";
-    case SDL_OP_CONV_TRANSPOSE2D: return "conv_transpose2d"; case SDL_OP_MAX_POOL2D: return "max_pool2d";
-    case SDL_OP_AVG_POOL2D: return "avg_pool2d"; case SDL_OP_GLOBAL_AVG_POOL: return "global_avg_pool";
-    case SDL_OP_BATCH_NORM: return "batch_norm"; case SDL_OP_LAYER_NORM: return "layer_norm";
-    case SDL_OP_DROPOUT: return "dropout"; case SDL_OP_EMBEDDING: return "embedding"; case SDL_OP_RELU: return "relu";
-    case SDL_OP_LEAKY_RELU: return "leaky_relu"; case SDL_OP_GELU: return "gelu"; case SDL_OP_TANH: return "tanh";
-    case SDL_OP_SIGMOID: return "sigmoid"; case SDL_OP_SILU: return "silu"; case SDL_OP_SOFTMAX: return "softmax";
-    case SDL_OP_LOG_SOFTMAX: return "log_softmax"; case SDL_OP_ADD: return "add"; case SDL_OP_MUL: return "mul";
-    case SDL_OP_SCALE: return "scale"; case SDL_OP_CONCAT: return "concat"; case SDL_OP_TRANSPOSE: return "transpose";
-    case SDL_OP_ATTENTION: return "attention"; case SDL_OP_SUM: return "sum"; case SDL_OP_MEAN: return "mean";
-    case SDL_OP_CROSS_ENTROPY: return "cross_entropy"; case SDL_OP_NLL: return "nll"; case SDL_OP_BCE_LOGITS: return "bce_logits";
-    case SDL_OP_MSE: return "mse"; case SDL_OP_FUNCTION: return "function";
-    default: return "op";
-    }
-}
-
 SDL_API void sdl_profile_enable(bool on) { sdl__prof_on = on ? 1 : 0; }
 SDL_API void sdl_profile_reset(void) { memset(sdl__prof_t, 0, sizeof sdl__prof_t); memset(sdl__prof_n, 0, sizeof sdl__prof_n); }
 
@@ -7751,7 +7859,7 @@ SDL_API void sdl_profile_print(void) {
     for (int op = 0; op < SDL_OP_COUNT; op++) {
         double t = sdl__prof_t[op][0] + sdl__prof_t[op][1];
         if (sdl__prof_n[op][0] + sdl__prof_n[op][1] == 0) continue;
-        sdl_log(SDL_LOG_WARN, "profile: %-18s %10.2f %8lld %10.2f %8lld %5.1f%%", sdl__op_name(op),
+        sdl_log(SDL_LOG_WARN, "profile: %-18s %10.2f %8lld %10.2f %8lld %5.1f%%", sdl_op_name((sdl_op)op),
                 1e3 * sdl__prof_t[op][0], (long long)sdl__prof_n[op][0], 1e3 * sdl__prof_t[op][1],
                 (long long)sdl__prof_n[op][1], total > 0 ? 100.0 * t / total : 0.0);
     }

@@ -1851,67 +1851,44 @@ static void sdl__cu_emb_bwd(sdl_node *n) {
     SDL__CU_LAUNCHED("sdl__k_emb_bwd");
 }
 
-/* ---- elementwise activations (as sdl.h's >>ops-act): y = f(x);  dx += f'(x) dy
-   leaky_relu  f = x > 0 ? x : a x
-   gelu (tanh) f = x/2 (1 + tanh u), u = sqrt(2/pi) (x + 0.044715 x^3), tanh u = 1 - 2/(1 + e^2u)
-   tanh        f' = 1 - y^2;  sigmoid f' = y (1 - y);  silu f = x s, f' = s (1 + x (1 - s))
-   scale       f = a x */
-static __device__ float sdl__cu_sigmoid(float x) {
-    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-    float e = expf(x);
-    return e / (1.0f + e);
-}
-static __device__ float sdl__cu_gelu_tanh(float u) { return 1.0f - 2.0f / (1.0f + expf(2.0f * u)); }
-#define SDL__CU_GELU_C 0.7978845608028654f
-
-static __global__ void sdl__k_act_fwd(const float *x, float *y, int64_t n, int op, float a) {
+/* ---- elementwise unary ops (as sdl.h's >>ops-act): y = f(x);  dx += f'(x) dy, the formulas
+   in sdl.h's >>formulas (the same functions the CPU loops call). One kernel pair for all of
+   SDL_UNARY_OPS: a case per row, generated; the op is the same in every thread. */
+static __global__ void sdl__k_unary_fwd(const float *x, float *y, int64_t n, int op, float a, float b) {
     SDL__CU_LOOP(i, n) {
-        float v = x[i], r;
+        float r = NAN; /* only the rows below reach here (the table sends no other op) */
         switch (op) {
-        case SDL_OP_LEAKY_RELU: r = v > 0.0f ? v : a * v; break;
-        case SDL_OP_GELU: r = 0.5f * v * (1.0f + sdl__cu_gelu_tanh(SDL__CU_GELU_C * (v + 0.044715f * v * v * v))); break;
-        case SDL_OP_TANH: r = tanhf(v); break;
-        case SDL_OP_SIGMOID: r = sdl__cu_sigmoid(v); break;
-        case SDL_OP_SILU: r = v * sdl__cu_sigmoid(v); break;
-        default: r = a * v; break; /* SDL_OP_SCALE */
+#define SDL__CU_UNARY_FWD(X_, NAME, name) case SDL_OP_##NAME: r = sdl__f_##name(x[i], a, b); break;
+        SDL_UNARY_OPS(SDL__CU_UNARY_FWD, _)
+#undef SDL__CU_UNARY_FWD
         }
         y[i] = r;
     }
 }
-static __global__ void sdl__k_act_bwd(const float *x, const float *y, const float *dy, float *dx, int64_t n, int op, float a) {
+static __global__ void sdl__k_unary_bwd(const float *x, const float *y, const float *dy, float *dx, int64_t n, int op, float a, float b) {
     SDL__CU_LOOP(i, n) {
-        float v = x[i], g = dy[i], r;
+        float r = NAN;
         switch (op) {
-        case SDL_OP_LEAKY_RELU: r = v > 0.0f ? g : a * g; break;
-        case SDL_OP_GELU: {
-            float v2 = v * v, t = sdl__cu_gelu_tanh(SDL__CU_GELU_C * (v + 0.044715f * v2 * v));
-            r = g * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * SDL__CU_GELU_C * (1.0f + 3.0f * 0.044715f * v2));
-            break;
-        }
-        case SDL_OP_TANH: r = g * (1.0f - y[i] * y[i]); break;
-        case SDL_OP_SIGMOID: r = g * y[i] * (1.0f - y[i]); break;
-        case SDL_OP_SILU: {
-            float s = sdl__cu_sigmoid(v);
-            r = g * s * (1.0f + v * (1.0f - s));
-            break;
-        }
-        default: r = a * g; break;
+#define SDL__CU_UNARY_BWD(X_, NAME, name) case SDL_OP_##NAME: r = sdl__df_##name(x[i], y[i], dy[i], a, b); break;
+        SDL_UNARY_OPS(SDL__CU_UNARY_BWD, _)
+#undef SDL__CU_UNARY_BWD
         }
         dx[i] += r;
     }
 }
-static void sdl__cu_act_fwd(sdl_node *n) {
+static void sdl__cu_unary_fwd(sdl_node *n) {
     int64_t len = n->out->numel;
     if (len <= 0) return;
-    sdl__k_act_fwd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->out), len, (int)n->op, n->attr.scalar.alpha);
-    SDL__CU_LAUNCHED("sdl__k_act_fwd");
+    sdl__k_unary_fwd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->out), len, (int)n->op,
+                                                                               n->attr.scalar.alpha, n->attr.scalar.beta);
+    SDL__CU_LAUNCHED("sdl__k_unary_fwd");
 }
-static void sdl__cu_act_bwd(sdl_node *n) {
+static void sdl__cu_unary_bwd(sdl_node *n) {
     int64_t len = n->out->numel;
     if (len <= 0 || !n->in[0]->requires_grad) return;
-    sdl__k_act_bwd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
-        sdl_f32(n->in[0]), sdl_f32(n->out), n->out->grad, n->in[0]->grad, len, (int)n->op, n->attr.scalar.alpha);
-    SDL__CU_LAUNCHED("sdl__k_act_bwd");
+    sdl__k_unary_bwd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+        sdl_f32(n->in[0]), sdl_f32(n->out), n->out->grad, n->in[0]->grad, len, (int)n->op, n->attr.scalar.alpha, n->attr.scalar.beta);
+    SDL__CU_LAUNCHED("sdl__k_unary_bwd");
 }
 
 /* ---- softmax / log_softmax over the last dim, a warp per row, max subtracted first:
@@ -2195,7 +2172,7 @@ static void sdl__cu_nll_bwd(sdl_node *n) {
 static __global__ void sdl__k_bce_bwd(const float *x, const float *t, const float *dy, float *dx, float *dt, int64_t n) {
     float g = dy[0] / (float)(n ? n : 1);
     SDL__CU_LOOP(i, n) {
-        if (dx) dx[i] += g * (sdl__cu_sigmoid(x[i]) - t[i]);
+        if (dx) dx[i] += g * (sdl__act_sigmoid(x[i]) - t[i]);
         if (dt) dt[i] -= g * x[i];
     }
 }
@@ -2801,39 +2778,10 @@ SDL_API sdl_result sdl_cuda_init(void) {
     be->optim_step = sdl__cu_optim_step;
     be->scale = sdl__cu_scale;
     be->sumsq = sdl__cu_sumsq;
-#define SDL__CU_KERNEL(op, f, b) (be->forward[op] = f, be->backward[op] = b)
-    SDL__CU_KERNEL(SDL_OP_LINEAR, sdl__cu_linear_fwd, sdl__cu_linear_bwd);
-    SDL__CU_KERNEL(SDL_OP_RELU, sdl__cu_relu_fwd, sdl__cu_relu_bwd);
-    SDL__CU_KERNEL(SDL_OP_ADD, sdl__cu_binary_fwd, sdl__cu_binary_bwd);
-    SDL__CU_KERNEL(SDL_OP_MUL, sdl__cu_binary_fwd, sdl__cu_binary_bwd);
-    SDL__CU_KERNEL(SDL_OP_SUM, sdl__cu_sum_fwd, sdl__cu_sum_bwd);
-    SDL__CU_KERNEL(SDL_OP_MEAN, sdl__cu_sum_fwd, sdl__cu_sum_bwd);
-    SDL__CU_KERNEL(SDL_OP_CROSS_ENTROPY, sdl__cu_ce_fwd, sdl__cu_ce_bwd);
-    SDL__CU_KERNEL(SDL_OP_MSE, sdl__cu_mse_fwd, sdl__cu_mse_bwd);
-    /* >>cuda-table (new ops register here) */
-    SDL__CU_KERNEL(SDL_OP_CONV2D, sdl__cu_conv_fwd, sdl__cu_conv_bwd);
-    SDL__CU_KERNEL(SDL_OP_CONV_TRANSPOSE2D, sdl__cu_conv_fwd, sdl__cu_conv_bwd);
-    SDL__CU_KERNEL(SDL_OP_MAX_POOL2D, sdl__cu_pool_fwd, sdl__cu_pool_bwd);
-    SDL__CU_KERNEL(SDL_OP_AVG_POOL2D, sdl__cu_pool_fwd, sdl__cu_pool_bwd);
-    SDL__CU_KERNEL(SDL_OP_GLOBAL_AVG_POOL, sdl__cu_gap_fwd, sdl__cu_gap_bwd);
-    SDL__CU_KERNEL(SDL_OP_BATCH_NORM, sdl__cu_bn_fwd, sdl__cu_bn_bwd);
-    SDL__CU_KERNEL(SDL_OP_LAYER_NORM, sdl__cu_ln_fwd, sdl__cu_ln_bwd);
-    SDL__CU_KERNEL(SDL_OP_DROPOUT, sdl__cu_dropout_fwd, sdl__cu_dropout_bwd);
-    SDL__CU_KERNEL(SDL_OP_EMBEDDING, sdl__cu_emb_fwd, sdl__cu_emb_bwd);
-    SDL__CU_KERNEL(SDL_OP_LEAKY_RELU, sdl__cu_act_fwd, sdl__cu_act_bwd);
-    SDL__CU_KERNEL(SDL_OP_GELU, sdl__cu_act_fwd, sdl__cu_act_bwd);
-    SDL__CU_KERNEL(SDL_OP_TANH, sdl__cu_act_fwd, sdl__cu_act_bwd);
-    SDL__CU_KERNEL(SDL_OP_SIGMOID, sdl__cu_act_fwd, sdl__cu_act_bwd);
-    SDL__CU_KERNEL(SDL_OP_SILU, sdl__cu_act_fwd, sdl__cu_act_bwd);
-    SDL__CU_KERNEL(SDL_OP_SCALE, sdl__cu_act_fwd, sdl__cu_act_bwd);
-    SDL__CU_KERNEL(SDL_OP_SOFTMAX, sdl__cu_softmax_fwd, sdl__cu_softmax_bwd);
-    SDL__CU_KERNEL(SDL_OP_LOG_SOFTMAX, sdl__cu_softmax_fwd, sdl__cu_softmax_bwd);
-    SDL__CU_KERNEL(SDL_OP_CONCAT, sdl__cu_concat_fwd, sdl__cu_concat_bwd);
-    SDL__CU_KERNEL(SDL_OP_TRANSPOSE, sdl__cu_transpose_fwd, sdl__cu_transpose_bwd);
-    SDL__CU_KERNEL(SDL_OP_ATTENTION, sdl__cu_attn_fwd, sdl__cu_attn_bwd);
-    SDL__CU_KERNEL(SDL_OP_NLL, sdl__cu_nll_fwd, sdl__cu_nll_bwd);
-    SDL__CU_KERNEL(SDL_OP_BCE_LOGITS, sdl__cu_bce_fwd, sdl__cu_bce_bwd);
-#undef SDL__CU_KERNEL
+    /* >>cuda-table: the CUDA columns of sdl.h's SDL_OPS (new ops get their kernels there) */
+#define SDL__CU_KERNELS(NAME, name, f, b, cf, cb) be->forward[SDL_OP_##NAME] = cf; be->backward[SDL_OP_##NAME] = cb;
+    SDL_OPS(SDL__CU_KERNELS)
+#undef SDL__CU_KERNELS
     sdl_register_backend(SDL_CUDA, be);
     sdl__cu.ready = true;
     return SDL_OK;

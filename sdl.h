@@ -313,8 +313,19 @@ SDL_API void sdl_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
     /* a user-defined op (sdl_function_apply, see >>decl-function): the CPU only */ \
     X(FUNCTION, function, sdl__function_fwd, sdl__function_bwd, 0, 0) \
     /* the elementwise ops of SDL_UNARY_OPS (>>formulas), their kernels generated */ \
-    SDL_UNARY_OPS(SDL__UNARY_ROW, X)
+    SDL_UNARY_OPS(SDL__UNARY_ROW, X) \
+    /* >>ops-general */ \
+    SDL_BINARY_OPS(SDL__BINARY_ROW, X) \
+    X(WHERE, where, sdl__where_fwd, sdl__where_bwd, sdl__cu_where_fwd, sdl__cu_where_bwd) \
+    X(INDEX_MAP, index_map, sdl__index_map_fwd, sdl__index_map_bwd, 0, 0) \
+    X(REDUCE_SUM, sum_dims, sdl__reduce_fwd, sdl__reduce_bwd, 0, 0) \
+    X(REDUCE_MEAN, mean_dims, sdl__reduce_fwd, sdl__reduce_bwd, 0, 0) \
+    X(REDUCE_MAX, max_dim, sdl__reduce_fwd, sdl__reduce_bwd, 0, 0) \
+    X(LOGSUMEXP, logsumexp, sdl__reduce_fwd, sdl__reduce_bwd, 0, 0) \
+    X(VAR, var_dims, sdl__reduce_fwd, sdl__reduce_bwd, 0, 0) \
+    X(BMM, bmm, sdl__bmm_fwd, sdl__bmm_bwd, 0, 0)
 #define SDL__UNARY_ROW(X, NAME, name) X(NAME, name, sdl__##name##_fwd, sdl__##name##_bwd, sdl__cu_unary_fwd, sdl__cu_unary_bwd)
+#define SDL__BINARY_ROW(X, NAME, name) X(NAME, name, sdl__##name##_fwd, sdl__##name##_bwd, sdl__cu_bin_fwd, sdl__cu_bin_bwd)
 
 /* >>formulas: the per-element math, written once for the CPU loops and the CUDA kernels
    (SDL_HD is __host__ __device__ under nvcc). Private (sdl__), here so that sdl_cuda.h sees
@@ -407,6 +418,37 @@ static SDL_HD inline float sdl__f_sin(float x, float a, float b) { (void)a; (voi
 static SDL_HD inline float sdl__df_sin(float x, float y, float dy, float a, float b) { (void)y; (void)a; (void)b; return dy * cosf(x); }
 static SDL_HD inline float sdl__f_cos(float x, float a, float b) { (void)a; (void)b; return cosf(x); }
 static SDL_HD inline float sdl__df_cos(float x, float y, float dy, float a, float b) { (void)y; (void)a; (void)b; return -dy * sinf(x); }
+
+/* Elementwise binary ops on equal shapes (the public functions broadcast first, with
+   sdl_expand): y = f(a, b),  da += df/da dy,  db += df/db dy. U(X, NAME, name) needs
+   sdl__f_name(a, b), sdl__dfa_name(a, b, y, dy) and sdl__dfb_name(a, b, y, dy).
+   Comparisons give 1 or 0 and no gradient (their makers record nothing). */
+#define SDL_BINARY_OPS(U, X) \
+    U(X, SUB, sub) U(X, DIV, div) U(X, MAXIMUM, maximum) U(X, MINIMUM, minimum) \
+    U(X, EQ, eq) U(X, NE, ne) U(X, LT, lt) U(X, LE, le) U(X, GT, gt) U(X, GE, ge)
+/* sub         y = a - b                 da = 1, db = -1 */
+static SDL_HD inline float sdl__f_sub(float a, float b) { return a - b; }
+static SDL_HD inline float sdl__dfa_sub(float a, float b, float y, float dy) { (void)a; (void)b; (void)y; return dy; }
+static SDL_HD inline float sdl__dfb_sub(float a, float b, float y, float dy) { (void)a; (void)b; (void)y; return -dy; }
+/* div         y = a / b                 da = 1/b, db = -a/b^2 */
+static SDL_HD inline float sdl__f_div(float a, float b) { return a / b; }
+static SDL_HD inline float sdl__dfa_div(float a, float b, float y, float dy) { (void)a; (void)y; return dy / b; }
+static SDL_HD inline float sdl__dfb_div(float a, float b, float y, float dy) { (void)y; return -dy * a / (b * b); }
+/* maximum     y = a > b ? a : b (NaN wins)   the larger input gets dy; a tie gives each dy/2
+   minimum     the same with <  (PyTorch's gradients) */
+static SDL_HD inline float sdl__f_maximum(float a, float b) { return a > b || a != a ? a : b; }
+static SDL_HD inline float sdl__dfa_maximum(float a, float b, float y, float dy) { (void)y; return a > b ? dy : a == b ? 0.5f * dy : 0.0f; }
+static SDL_HD inline float sdl__dfb_maximum(float a, float b, float y, float dy) { (void)y; return b > a ? dy : a == b ? 0.5f * dy : 0.0f; }
+static SDL_HD inline float sdl__f_minimum(float a, float b) { return a < b || a != a ? a : b; }
+static SDL_HD inline float sdl__dfa_minimum(float a, float b, float y, float dy) { (void)y; return a < b ? dy : a == b ? 0.5f * dy : 0.0f; }
+static SDL_HD inline float sdl__dfb_minimum(float a, float b, float y, float dy) { (void)y; return b < a ? dy : a == b ? 0.5f * dy : 0.0f; }
+/* comparisons: 1 where true, else 0; no gradient */
+#define SDL__CMP(name, expr) \
+    static SDL_HD inline float sdl__f_##name(float a, float b) { return (expr) ? 1.0f : 0.0f; } \
+    static SDL_HD inline float sdl__dfa_##name(float a, float b, float y, float dy) { (void)a; (void)b; (void)y; (void)dy; return 0.0f; } \
+    static SDL_HD inline float sdl__dfb_##name(float a, float b, float y, float dy) { (void)a; (void)b; (void)y; (void)dy; return 0.0f; }
+SDL__CMP(eq, a == b) SDL__CMP(ne, a != b) SDL__CMP(lt, a < b) SDL__CMP(le, a <= b) SDL__CMP(gt, a > b) SDL__CMP(ge, a >= b)
+#undef SDL__CMP
 
 /* >>decl-autograd */
 #define SDL__OP_ENUM(NAME, name, f, b, cf, cb) SDL_OP_##NAME,
@@ -554,6 +596,58 @@ SDL_API sdl_tensor *sdl_bce_with_logits(sdl_tensor *logits, sdl_tensor *targets)
 SDL_API sdl_tensor *sdl_mse_loss(sdl_tensor *x, sdl_tensor *targets);
 /* number of rows whose arg-max equals the target */
 SDL_API int64_t sdl_count_correct(const sdl_tensor *logits, const sdl_tensor *targets);
+
+/* >>decl-general: PyTorch's general tensor ops, differentiable (gradients flow to every
+   f32 input; index tensors are i32 on the CPU). dims count from the end when negative.
+   Outputs are new contiguous arena tensors: a permute, slice or expand is a copy, not a
+   view. These run on the CPU; on CUDA the elementwise ones (unary, binary, where) do. */
+/* NumPy broadcasting on both sides (sdl_add and sdl_mul broadcast this way too) */
+SDL_API sdl_tensor *sdl_sub(sdl_tensor *a, sdl_tensor *b);
+SDL_API sdl_tensor *sdl_div(sdl_tensor *a, sdl_tensor *b);
+SDL_API sdl_tensor *sdl_maximum(sdl_tensor *a, sdl_tensor *b); /* a tie sends half the gradient each way */
+SDL_API sdl_tensor *sdl_minimum(sdl_tensor *a, sdl_tensor *b);
+/* comparisons: 1.0 where true, else 0.0 (f32, not bool); they record no gradient */
+SDL_API sdl_tensor *sdl_eq(sdl_tensor *a, sdl_tensor *b);
+SDL_API sdl_tensor *sdl_ne(sdl_tensor *a, sdl_tensor *b);
+SDL_API sdl_tensor *sdl_lt(sdl_tensor *a, sdl_tensor *b);
+SDL_API sdl_tensor *sdl_le(sdl_tensor *a, sdl_tensor *b);
+SDL_API sdl_tensor *sdl_gt(sdl_tensor *a, sdl_tensor *b);
+SDL_API sdl_tensor *sdl_ge(sdl_tensor *a, sdl_tensor *b);
+SDL_API sdl_tensor *sdl_scalar(float value); /* a 0-d arena tensor, to broadcast */
+SDL_API sdl_tensor *sdl_where(sdl_tensor *cond, sdl_tensor *a, sdl_tensor *b); /* cond != 0 ? a : b, all broadcast */
+SDL_API sdl_tensor *sdl_masked_fill(sdl_tensor *x, sdl_tensor *mask, float value); /* value where mask != 0 */
+/* reductions over ndims dims (ndims 0: all), dropped or kept as 1 (keepdim) */
+SDL_API sdl_tensor *sdl_sum_dims(sdl_tensor *x, int ndims, const int *dims, bool keepdim);
+SDL_API sdl_tensor *sdl_mean_dims(sdl_tensor *x, int ndims, const int *dims, bool keepdim);
+SDL_API sdl_tensor *sdl_logsumexp(sdl_tensor *x, int ndims, const int *dims, bool keepdim);
+/* sum (x - mean)^2 / (n - correction): correction 1 is PyTorch's default (unbiased) */
+SDL_API sdl_tensor *sdl_var_dims(sdl_tensor *x, int ndims, const int *dims, int correction, bool keepdim);
+/* torch.max(x, dim): the values; *indices (may be NULL) gets sdl_argmax's i32 indices */
+SDL_API sdl_tensor *sdl_max_dim(sdl_tensor *x, int dim, bool keepdim, sdl_tensor **indices);
+SDL_API sdl_tensor *sdl_argmax(sdl_tensor *x, int dim, bool keepdim); /* i32, no gradient */
+SDL_API sdl_tensor *sdl_softmax_dim(sdl_tensor *x, int dim);
+SDL_API sdl_tensor *sdl_log_softmax_dim(sdl_tensor *x, int dim);
+/* torch.matmul: 1-D operands, broadcast batch dims; bmm is (B, M, K) @ (B, K, N) */
+SDL_API sdl_tensor *sdl_matmul(sdl_tensor *a, sdl_tensor *b);
+/* shape ops */
+SDL_API sdl_tensor *sdl_permute(sdl_tensor *x, const int *dims);     /* y dim d = x dim dims[d] */
+SDL_API sdl_tensor *sdl_slice(sdl_tensor *x, int dim, int64_t start, int64_t end, int64_t step); /* x[start:end:step] */
+SDL_API sdl_tensor *sdl_narrow(sdl_tensor *x, int dim, int64_t start, int64_t length);
+/* pieces into out[0..cap-1]; return how many, -1 on error */
+SDL_API int sdl_split(sdl_tensor *x, int64_t split_size, int dim, sdl_tensor **out, int cap);
+SDL_API int sdl_chunk(sdl_tensor *x, int chunks, int dim, sdl_tensor **out, int cap);
+SDL_API sdl_tensor *sdl_cat(int n, sdl_tensor *const *xs, int dim);
+SDL_API sdl_tensor *sdl_stack(int n, sdl_tensor *const *xs, int dim);
+SDL_API sdl_tensor *sdl_expand(sdl_tensor *x, sdl_shape shape); /* -1 keeps a dim; x itself when equal */
+SDL_API sdl_tensor *sdl_index_select(sdl_tensor *x, int dim, sdl_tensor *index);  /* index i32 (n) */
+SDL_API sdl_tensor *sdl_gather(sdl_tensor *x, int dim, sdl_tensor *index);        /* y shaped like index */
+SDL_API sdl_tensor *sdl_scatter_add(sdl_tensor *x, int dim, sdl_tensor *index, sdl_tensor *src);
+typedef enum sdl_pad_mode {
+    SDL_PAD_CONSTANT = 0, /* value outside */
+    SDL_PAD_REFLECT       /* mirrored, the edge not repeated (widths < the dim) */
+} sdl_pad_mode;
+/* pad[2i], pad[2i+1]: the widths before and after the i-th dim from the end (F.pad) */
+SDL_API sdl_tensor *sdl_pad(sdl_tensor *x, int npad, const int64_t *pad, sdl_pad_mode mode, float value);
 
 /* >>decl-function: user-defined ops, like torch.autograd.Function, and a gradient check.
    Write forward and backward over raw floats; sdl_function_apply runs forward (on the CPU,
@@ -2277,11 +2371,8 @@ static sdl_tensor *sdl__op_run(sdl_node *n) {
     if (!n) return NULL;
     const sdl_backend *be = sdl_get_backend(n->out->device);
     sdl_kernel_fn fn = be ? be->forward[n->op] : NULL;
-    if (!fn) {
-        sdl_fail(SDL_ERR_DEVICE, "%s has no %s kernel", sdl_op_name(n->op), sdl__device_label(n->out->device));
-        return NULL;
-    }
-    if (sdl__prof_on) {
+    if (!fn) sdl__kernel_err = sdl_fail(SDL_ERR_DEVICE, "%s has no %s kernel", sdl_op_name(n->op), sdl__device_label(n->out->device));
+    else if (sdl__prof_on) {
         double t0 = sdl_now();
         fn(n);
         sdl__prof_add(n->op, 0, sdl_now() - t0);
@@ -2552,9 +2643,15 @@ static void sdl__mul_bwd(sdl_node *n) {
         if (b->requires_grad) b->grad[j] += dy[i] * pa[i];
     }
 }
+static bool sdl__expand2(const char *op, sdl_tensor **a, sdl_tensor **b); /* >>ops-general */
+/* b bias-style onto a (the kernels' case); a onto b swapped (a + b = b + a); otherwise both
+   expanded to their NumPy broadcast first */
 static sdl_tensor *sdl__binary(sdl_op op, const char *name, sdl_tensor *a, sdl_tensor *b) {
     if (sdl__any_null(a, b)) return NULL;
-    if (!sdl__broadcastable(a, b)) return (sdl_tensor *)sdl__shape_error(name, "b does not broadcast to a", a, b);
+    if (!sdl__broadcastable(a, b)) {
+        if (sdl__broadcastable(b, a)) { sdl_tensor *t = a; a = b; b = t; }
+        else if (!sdl__expand2(name, &a, &b)) return NULL;
+    }
     return sdl__op_run(sdl__op_begin(op, sdl_tensor_shape(a), a, b, NULL, NULL));
 }
 SDL_API sdl_tensor *sdl_add(sdl_tensor *a, sdl_tensor *b) { return sdl__binary(SDL_OP_ADD, "add", a, b); }
@@ -4310,6 +4407,761 @@ SDL_API sdl_tensor *sdl_bce_with_logits(sdl_tensor *logits, sdl_tensor *targets)
     if (!sdl_shape_equal(sdl_tensor_shape(logits), sdl_tensor_shape(targets)) || targets->dtype != SDL_F32)
         return (sdl_tensor *)sdl__shape_error("bce_with_logits", "wants float targets shaped like the logits", logits, targets);
     return sdl__op_run(sdl__op_begin(SDL_OP_BCE_LOGITS, sdl_shapen(0, NULL), logits, targets, NULL, NULL));
+}
+
+/* >>ops-general: PyTorch's general ops (issue 15), differentiable, on any shapes. Tensors
+   are contiguous, so a permute, slice or expand is a copy (not a view as in PyTorch).
+   Broadcasting ops expand their inputs to the common shape first; the shape ops are one
+   op, an index map; a reduction over some dims moves them last and reduces rows. */
+
+/* row-major strides of a shape, in elements */
+static void sdl__strides(const int64_t *shape, int ndim, int64_t *st) {
+    int64_t s = 1;
+    for (int d = ndim - 1; d >= 0; d--) { st[d] = s; s *= shape[d]; }
+}
+
+/* dim counted from the end when negative; -1 (and an error naming op) when out of range */
+static int sdl__dim(const char *op, const sdl_tensor *x, int dim, int ndim) {
+    int d = dim < 0 ? dim + ndim : dim;
+    if (d >= 0 && d < ndim) return d;
+    char what[64];
+    snprintf(what, sizeof what, "dim %d out of range", dim);
+    sdl__shape_error(op, what, x, NULL);
+    return -1;
+}
+
+/* ---- the index map: y[i] = src[map[i]] (fill where map[i] < 0), src being the inputs'
+   elements one after another;  dsrc[j] += sum of dy[i] over map[i] = j (CSR lists those i in
+   increasing order, so every sum has one fixed order on any thread count).
+   The adjoint (scatter): y[j] = sum of x[i] over map[i] = j;  dx[i] += dy[map[i]]. */
+typedef struct sdl__imap {
+    int64_t *map;         /* per destination element: a source element or -1 */
+    int64_t *start, *idx; /* the destinations of source j: idx[start[j] .. start[j + 1]) */
+    int64_t nd, ns;
+    float fill;
+    bool adjoint;
+} sdl__imap;
+/* destination coordinates -> source element (inputs concatenated) or -1 */
+typedef int64_t (*sdl__imap_fn)(const int64_t *c, const void *ctx);
+
+static bool sdl__imap_csr(sdl__imap *m) {
+    m->start = (int64_t *)sdl_arena_alloc((size_t)(m->ns + 1) * sizeof(int64_t));
+    m->idx = (int64_t *)sdl_arena_alloc((size_t)(m->nd + 1) * sizeof(int64_t));
+    int64_t *cur = (int64_t *)sdl_arena_alloc((size_t)(m->ns + 1) * sizeof(int64_t));
+    if (!m->start || !m->idx || !cur) return false;
+    for (int64_t i = 0; i < m->nd; i++)
+        if (m->map[i] >= 0) m->start[m->map[i] + 1]++;
+    for (int64_t j = 0; j < m->ns; j++) m->start[j + 1] += m->start[j];
+    memcpy(cur, m->start, (size_t)m->ns * sizeof(int64_t));
+    for (int64_t i = 0; i < m->nd; i++)
+        if (m->map[i] >= 0) m->idx[cur[m->map[i]]++] = i;
+    return true;
+}
+
+/* the element g of the inputs taken one after another */
+static float sdl__imap_src(const sdl_node *n, int64_t g) {
+    int k = 0;
+    while (g >= n->in[k]->numel) g -= n->in[k++]->numel;
+    return sdl_f32(n->in[k])[g];
+}
+static void sdl__imap_fwd_range(void *ctx, int64_t i0, int64_t i1) {
+    sdl_node *n = (sdl_node *)ctx;
+    const sdl__imap *m = (const sdl__imap *)n->saved;
+    float *y = sdl_f32(n->out);
+    for (int64_t i = i0; i < i1; i++) {
+        if (!m->adjoint) {
+            y[i] = m->map[i] < 0 ? m->fill : sdl__imap_src(n, m->map[i]);
+        } else {
+            float s = 0.0f;
+            for (int64_t p = m->start[i]; p < m->start[i + 1]; p++) s += sdl_f32(n->in[0])[m->idx[p]];
+            y[i] = s;
+        }
+    }
+}
+static void sdl__index_map_fwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 4096, sdl__imap_fwd_range, n); }
+
+typedef struct sdl__imap_job { sdl_node *n; int64_t base; float *dx; } sdl__imap_job;
+static void sdl__imap_bwd_range(void *ctx, int64_t j0, int64_t j1) {
+    const sdl__imap_job *job = (const sdl__imap_job *)ctx;
+    const sdl__imap *m = (const sdl__imap *)job->n->saved;
+    const float *dy = job->n->out->grad;
+    for (int64_t j = j0; j < j1; j++) {
+        if (m->adjoint) { /* j: a destination element, the input's */
+            if (m->map[j] >= 0) job->dx[j] += dy[m->map[j]];
+            continue;
+        }
+        float s = 0.0f;
+        for (int64_t p = m->start[job->base + j]; p < m->start[job->base + j + 1]; p++) s += dy[m->idx[p]];
+        job->dx[j] += s;
+    }
+}
+/* one input at a time, so the same tensor twice (cat(x, x)) never races with itself */
+static void sdl__index_map_bwd(sdl_node *n) {
+    int64_t base = 0;
+    for (int k = 0; k < n->nin; k++) {
+        sdl__imap_job job = {n, base, n->in[k]->grad};
+        if (job.dx) sdl_parallel_for(n->in[k]->numel, 4096, sdl__imap_bwd_range, &job);
+        base += n->in[k]->numel;
+    }
+}
+
+/* out (of out_shape) from the inputs through the map f over the destination shape dst
+   (out's shape, or for the adjoint the single input's) */
+static sdl_tensor *sdl__imap_run(sdl_shape out_shape, int nin, sdl_tensor *const *in, sdl_shape dst,
+                                 sdl__imap_fn f, const void *ctx, float fill, bool adjoint) {
+    sdl_node *n = sdl__op_begin_n(SDL_OP_INDEX_MAP, out_shape, nin, in);
+    if (!n) return NULL;
+    if (n->out->device != SDL_CPU) return sdl__op_run(n); /* fails, naming the op */
+    sdl__imap *m = (sdl__imap *)sdl_arena_alloc(sizeof(sdl__imap));
+    if (!m) return NULL;
+    m->nd = sdl__shape_numel(dst);
+    m->ns = adjoint ? n->out->numel : 0;
+    for (int k = 0; !adjoint && k < nin; k++) m->ns += in[k]->numel;
+    m->fill = fill;
+    m->adjoint = adjoint;
+    m->map = (int64_t *)sdl_arena_alloc((size_t)(m->nd + 1) * sizeof(int64_t));
+    if (!m->map) return NULL;
+    int64_t c[SDL_MAX_DIMS] = {0};
+    for (int64_t i = 0; i < m->nd; i++) {
+        m->map[i] = f(c, ctx);
+        for (int d = dst.ndim - 1; d >= 0 && ++c[d] == dst.d[d]; d--) c[d] = 0;
+    }
+    if ((adjoint || n->out->requires_grad) && !sdl__imap_csr(m)) return NULL;
+    n->saved = m;
+    return sdl__op_run(n);
+}
+
+/* ---- strided maps: src = base + sum_d c[d] st[d] (permute, slice, expand) */
+typedef struct sdl__strided { int64_t base, st[SDL_MAX_DIMS]; int ndim; } sdl__strided;
+static int64_t sdl__strided_fn(const int64_t *c, const void *ctx) {
+    const sdl__strided *s = (const sdl__strided *)ctx;
+    int64_t g = s->base;
+    for (int d = 0; d < s->ndim; d++) g += c[d] * s->st[d];
+    return g;
+}
+static sdl_tensor *sdl__strided_run(sdl_tensor *x, sdl_shape out, const sdl__strided *s) {
+    return sdl__imap_run(out, 1, &x, out, sdl__strided_fn, s, 0.0f, false);
+}
+
+/* permute: y's dim d is x's dim dims[d] */
+SDL_API sdl_tensor *sdl_permute(sdl_tensor *x, const int *dims) {
+    if (!x) return NULL;
+    if (!dims) return (sdl_tensor *)sdl__shape_error("permute", "dims is NULL", x, NULL);
+    int64_t xst[SDL_MAX_DIMS];
+    sdl__strides(x->shape, x->ndim, xst);
+    sdl_shape out = sdl_tensor_shape(x);
+    sdl__strided s;
+    memset(&s, 0, sizeof s);
+    s.ndim = x->ndim;
+    unsigned seen = 0;
+    for (int d = 0; d < x->ndim; d++) {
+        int k = sdl__dim("permute", x, dims[d], x->ndim);
+        if (k < 0) return NULL;
+        if (seen & (1u << k)) return (sdl_tensor *)sdl__shape_error("permute", "a dim appears twice", x, NULL);
+        seen |= 1u << k;
+        out.d[d] = x->shape[k];
+        s.st[d] = xst[k];
+    }
+    return sdl__strided_run(x, out, &s);
+}
+
+/* x[..., start:end:step, ...] along dim, Python's rules: negative start/end count from the
+   end, both are clamped to [0, size]; step >= 1 */
+SDL_API sdl_tensor *sdl_slice(sdl_tensor *x, int dim, int64_t start, int64_t end, int64_t step) {
+    if (!x) return NULL;
+    int d = sdl__dim("slice", x, dim, x->ndim);
+    if (d < 0) return NULL;
+    if (step < 1) return (sdl_tensor *)sdl__shape_error("slice", "step must be >= 1", x, NULL);
+    int64_t size = x->shape[d];
+    if (start < 0) start += size;
+    if (end < 0) end += size;
+    start = start < 0 ? 0 : start > size ? size : start;
+    end = end < start ? start : end > size ? size : end;
+    int64_t xst[SDL_MAX_DIMS];
+    sdl__strides(x->shape, x->ndim, xst);
+    sdl__strided s;
+    memset(&s, 0, sizeof s);
+    s.ndim = x->ndim;
+    for (int i = 0; i < x->ndim; i++) s.st[i] = xst[i];
+    s.base = start * xst[d];
+    s.st[d] = step * xst[d];
+    sdl_shape out = sdl_tensor_shape(x);
+    out.d[d] = (end - start + step - 1) / step;
+    return sdl__strided_run(x, out, &s);
+}
+
+SDL_API sdl_tensor *sdl_narrow(sdl_tensor *x, int dim, int64_t start, int64_t length) {
+    if (!x) return NULL;
+    int d = sdl__dim("narrow", x, dim, x->ndim);
+    if (d < 0) return NULL;
+    if (start < 0) start += x->shape[d];
+    if (start < 0 || length < 0 || start + length > x->shape[d])
+        return (sdl_tensor *)sdl__shape_error("narrow", "start and length must lie inside the dim", x, NULL);
+    return sdl_slice(x, d, start, start + length, 1);
+}
+
+/* torch.split with one size: pieces of split_size along dim (the last may be smaller) into
+   out[0 .. cap-1]; returns how many, or -1 on error (also when cap is too small) */
+SDL_API int sdl_split(sdl_tensor *x, int64_t split_size, int dim, sdl_tensor **out, int cap) {
+    if (!x) return -1;
+    int d = sdl__dim("split", x, dim, x->ndim);
+    if (d < 0) return -1;
+    if (split_size < 1) return (sdl__shape_error("split", "split_size must be >= 1", x, NULL), -1);
+    int64_t count = x->shape[d] ? (x->shape[d] + split_size - 1) / split_size : 1;
+    if (!out || count > cap) return sdl_fail(SDL_ERR_ARG, "split: %lld pieces, room for %d", (long long)count, cap), -1;
+    for (int64_t k = 0; k < count; k++)
+        if (!(out[k] = sdl_slice(x, d, k * split_size, (k + 1) * split_size, 1))) return -1;
+    return (int)count;
+}
+
+/* torch.chunk: ceil(size / chunks) per piece, so there may be fewer than chunks */
+SDL_API int sdl_chunk(sdl_tensor *x, int chunks, int dim, sdl_tensor **out, int cap) {
+    if (!x) return -1;
+    int d = sdl__dim("chunk", x, dim, x->ndim);
+    if (d < 0) return -1;
+    if (chunks < 1) return (sdl__shape_error("chunk", "chunks must be >= 1", x, NULL), -1);
+    int64_t size = (x->shape[d] + chunks - 1) / chunks;
+    return sdl_split(x, size > 0 ? size : 1, d, out, cap);
+}
+
+/* the NumPy broadcast of shapes a and b into *out; false (an error naming op) when they clash */
+static bool sdl__broadcast_shapes(const char *op, sdl_shape a, sdl_shape b, sdl_shape *out) {
+    out->ndim = a.ndim > b.ndim ? a.ndim : b.ndim;
+    for (int i = 0; i < out->ndim; i++) {
+        int ia = i - (out->ndim - a.ndim), ib = i - (out->ndim - b.ndim);
+        int64_t da = ia >= 0 ? a.d[ia] : 1, db = ib >= 0 ? b.d[ib] : 1;
+        if (da != db && da != 1 && db != 1) {
+            char sa[128], sb[128];
+            sdl_fail(SDL_ERR_SHAPE, "%s: shapes do not broadcast: %s and %s", op, sdl_shape_str(a, sa, sizeof sa), sdl_shape_str(b, sb, sizeof sb));
+            return false;
+        }
+        out->d[i] = da == 1 ? db : da;
+    }
+    return true;
+}
+static bool sdl__broadcast(const char *op, const sdl_tensor *a, const sdl_tensor *b, sdl_shape *out) {
+    return sdl__broadcast_shapes(op, sdl_tensor_shape(a), sdl_tensor_shape(b), out);
+}
+
+/* torch.expand (a copy): x's dims right-aligned to shape, each equal or 1; -1 keeps x's */
+SDL_API sdl_tensor *sdl_expand(sdl_tensor *x, sdl_shape shape) {
+    if (!x) return NULL;
+    if (shape.ndim < x->ndim || shape.ndim > SDL_MAX_DIMS) return (sdl_tensor *)sdl__shape_error("expand", "fewer dims than the input", x, NULL);
+    int64_t xst[SDL_MAX_DIMS];
+    sdl__strides(x->shape, x->ndim, xst);
+    sdl__strided s;
+    memset(&s, 0, sizeof s);
+    s.ndim = shape.ndim;
+    for (int i = 0; i < shape.ndim; i++) {
+        int k = i - (shape.ndim - x->ndim);
+        int64_t xd = k >= 0 ? x->shape[k] : 1;
+        if (shape.d[i] == -1 && k >= 0) shape.d[i] = xd;
+        if (shape.d[i] < 0 || (xd != shape.d[i] && xd != 1)) {
+            char what[128];
+            sdl_shape_str(shape, what, sizeof what);
+            return (sdl_tensor *)sdl__shape_error("expand", what, x, NULL);
+        }
+        s.st[i] = k >= 0 && xd == shape.d[i] && xd != 1 ? xst[k] : 0;
+    }
+    return sdl_shape_equal(shape, sdl_tensor_shape(x)) ? x : sdl__strided_run(x, shape, &s);
+}
+
+/* ---- cat and stack on any dim: the source of y's c[dim] is input k */
+typedef struct sdl__cat { int dim, n; const int64_t *size, *base; sdl_tensor *const *in; } sdl__cat;
+static int64_t sdl__cat_fn(const int64_t *c, const void *ctx) {
+    const sdl__cat *t = (const sdl__cat *)ctx;
+    int64_t cd = c[t->dim];
+    int k = 0;
+    while (cd >= t->size[k]) cd -= t->size[k++];
+    const sdl_tensor *x = t->in[k];
+    int64_t g = 0;
+    for (int d = 0; d < x->ndim; d++) g = g * x->shape[d] + (d == t->dim ? cd : c[d]);
+    return t->base[k] + g;
+}
+SDL_API sdl_tensor *sdl_cat(int n, sdl_tensor *const *xs, int dim) {
+    if (n < 1 || !xs) { sdl_fail(SDL_ERR_ARG, "cat: needs at least one tensor"); return NULL; }
+    for (int k = 0; k < n; k++)
+        if (!xs[k]) return NULL;
+    int d = sdl__dim("cat", xs[0], dim, xs[0]->ndim);
+    if (d < 0) return NULL;
+    int64_t *size = (int64_t *)sdl_arena_alloc(2 * (size_t)n * sizeof(int64_t));
+    if (!size) return NULL;
+    sdl_shape out = sdl_tensor_shape(xs[0]);
+    out.d[d] = 0;
+    for (int k = 0; k < n; k++) {
+        bool ok = xs[k]->ndim == xs[0]->ndim;
+        for (int i = 0; ok && i < out.ndim; i++) ok = i == d || xs[k]->shape[i] == xs[0]->shape[i];
+        if (!ok) return (sdl_tensor *)sdl__shape_error("cat", "shapes must match in every dim but the cat dim", xs[0], xs[k]);
+        size[k] = xs[k]->shape[d];
+        size[n + k] = k ? size[n + k - 1] + xs[k - 1]->numel : 0;
+        out.d[d] += size[k];
+    }
+    sdl__cat t = {d, n, size, size + n, xs};
+    return sdl__imap_run(out, n, xs, out, sdl__cat_fn, &t, 0.0f, false);
+}
+
+/* each x (the same shape) gains a dim of size 1 at dim, then cat */
+SDL_API sdl_tensor *sdl_stack(int n, sdl_tensor *const *xs, int dim) {
+    if (n < 1 || !xs) { sdl_fail(SDL_ERR_ARG, "stack: needs at least one tensor"); return NULL; }
+    sdl_tensor **u = (sdl_tensor **)sdl_arena_alloc((size_t)n * sizeof(sdl_tensor *));
+    if (!u || !xs[0]) return NULL;
+    int d = sdl__dim("stack", xs[0], dim, xs[0]->ndim + 1);
+    if (d < 0 || xs[0]->ndim >= SDL_MAX_DIMS) return NULL;
+    for (int k = 0; k < n; k++) {
+        if (!xs[k]) return NULL;
+        if (!sdl_shape_equal(sdl_tensor_shape(xs[k]), sdl_tensor_shape(xs[0])))
+            return (sdl_tensor *)sdl__shape_error("stack", "every tensor must have the same shape", xs[0], xs[k]);
+        sdl_shape s = sdl_tensor_shape(xs[k]);
+        for (int i = s.ndim; i > d; i--) s.d[i] = s.d[i - 1];
+        s.d[d] = 1;
+        s.ndim++;
+        if (!(u[k] = sdl_reshape(xs[k], s))) return NULL;
+    }
+    return sdl_cat(n, u, d);
+}
+
+/* ---- index_select, gather, scatter_add: i32 index tensors on the CPU */
+typedef struct sdl__gidx {
+    int dim, ndim;
+    int64_t xst[SDL_MAX_DIMS], ist[SDL_MAX_DIMS];
+    const int32_t *index;
+    bool per_element; /* gather, scatter: one index per element; index_select: per c[dim] */
+} sdl__gidx;
+static int64_t sdl__gidx_fn(const int64_t *c, const void *ctx) {
+    const sdl__gidx *t = (const sdl__gidx *)ctx;
+    int64_t g = 0, ii = 0;
+    for (int d = 0; d < t->ndim; d++) ii += c[d] * t->ist[d];
+    for (int d = 0; d < t->ndim; d++) g += (d == t->dim ? (int64_t)t->index[t->per_element ? ii : c[d]] : c[d]) * t->xst[d];
+    return g;
+}
+/* checks an index tensor and its values against size; names op */
+static bool sdl__index_ok(const char *op, const sdl_tensor *index, int64_t size, const sdl_tensor *x) {
+    if (index->dtype != SDL_I32 || index->device != SDL_CPU) {
+        sdl__shape_error(op, "index must be an i32 tensor on the CPU", x, index);
+        return false;
+    }
+    for (int64_t i = 0; i < index->numel; i++)
+        if (sdl_i32(index)[i] < 0 || sdl_i32(index)[i] >= size) {
+            sdl_fail(SDL_ERR_ARG, "%s: index[%lld] = %d out of range [0, %lld)", op, (long long)i, (int)sdl_i32(index)[i], (long long)size);
+            return false;
+        }
+    return true;
+}
+
+/* y = x with dim's entries picked by index (1-D): y.shape[dim] = len(index) */
+SDL_API sdl_tensor *sdl_index_select(sdl_tensor *x, int dim, sdl_tensor *index) {
+    if (sdl__any_null(x, index)) return NULL;
+    int d = sdl__dim("index_select", x, dim, x->ndim);
+    if (d < 0) return NULL;
+    if (index->ndim != 1) return (sdl_tensor *)sdl__shape_error("index_select", "index must be 1-D", x, index);
+    if (!sdl__index_ok("index_select", index, x->shape[d], x)) return NULL;
+    sdl__gidx t;
+    memset(&t, 0, sizeof t);
+    t.dim = d;
+    t.ndim = x->ndim;
+    t.index = sdl_i32(index);
+    sdl__strides(x->shape, x->ndim, t.xst);
+    sdl_shape out = sdl_tensor_shape(x);
+    out.d[d] = index->numel;
+    return sdl__imap_run(out, 1, &x, out, sdl__gidx_fn, &t, 0.0f, false);
+}
+
+/* PyTorch's gather/scatter rule: index has x's ndim, and index.size(d) <= x.size(d) for
+   every d != dim */
+static bool sdl__gather_setup(const char *op, sdl_tensor *x, int dim, sdl_tensor *index, sdl__gidx *t) {
+    memset(t, 0, sizeof *t);
+    t->dim = sdl__dim(op, x, dim, x->ndim);
+    if (t->dim < 0) return false;
+    bool ok = index->ndim == x->ndim;
+    for (int d = 0; ok && d < x->ndim; d++) ok = d == t->dim || index->shape[d] <= x->shape[d];
+    if (!ok) { sdl__shape_error(op, "index must have x's dims, each no larger (but dim)", x, index); return false; }
+    if (!sdl__index_ok(op, index, x->shape[t->dim], x)) return false;
+    t->ndim = x->ndim;
+    t->index = sdl_i32(index);
+    t->per_element = true;
+    sdl__strides(x->shape, x->ndim, t->xst);
+    sdl__strides(index->shape, index->ndim, t->ist);
+    return true;
+}
+
+/* y[c] = x[c with c[dim] = index[c]], y shaped like index */
+SDL_API sdl_tensor *sdl_gather(sdl_tensor *x, int dim, sdl_tensor *index) {
+    if (sdl__any_null(x, index)) return NULL;
+    sdl__gidx t;
+    if (!sdl__gather_setup("gather", x, dim, index, &t)) return NULL;
+    sdl_shape out = sdl_tensor_shape(index);
+    return sdl__imap_run(out, 1, &x, out, sdl__gidx_fn, &t, 0.0f, false);
+}
+
+/* y = x, then y[c with c[dim] = index[c]] += src[c] for c over index's shape (src may be
+   larger; its leading part is used), as torch.Tensor.scatter_add */
+SDL_API sdl_tensor *sdl_scatter_add(sdl_tensor *x, int dim, sdl_tensor *index, sdl_tensor *src) {
+    if (sdl__any_null(x, index) || !src) return NULL;
+    sdl__gidx t;
+    if (!sdl__gather_setup("scatter_add", x, dim, index, &t)) return NULL;
+    bool ok = src->ndim == index->ndim;
+    for (int d = 0; ok && d < src->ndim; d++) ok = src->shape[d] >= index->shape[d];
+    if (!ok) return (sdl_tensor *)sdl__shape_error("scatter_add", "src must be at least index's shape", src, index);
+    for (int d = 0; d < src->ndim && src; d++)
+        if (src->shape[d] > index->shape[d]) src = sdl_narrow(src, d, 0, index->shape[d]);
+    sdl_tensor *s = src ? sdl__imap_run(sdl_tensor_shape(x), 1, &src, sdl_tensor_shape(index), sdl__gidx_fn, &t, 0.0f, true) : NULL;
+    return s ? sdl_add(x, s) : NULL;
+}
+
+/* ---- pad: pad[2i], pad[2i + 1] are the left and right widths of the i-th dim from the
+   end (torch.nn.functional.pad); constant fills with value, reflect mirrors without
+   repeating the edge (each width < that dim's size) */
+typedef struct sdl__pad { int ndim; int64_t left[SDL_MAX_DIMS], size[SDL_MAX_DIMS]; bool reflect; } sdl__pad;
+static int64_t sdl__pad_fn(const int64_t *c, const void *ctx) {
+    const sdl__pad *p = (const sdl__pad *)ctx;
+    int64_t g = 0;
+    for (int d = 0; d < p->ndim; d++) {
+        int64_t s = c[d] - p->left[d], n = p->size[d];
+        if (s < 0 || s >= n) {
+            if (!p->reflect) return -1;
+            s = s < 0 ? -s : 2 * (n - 1) - s;
+        }
+        g = g * n + s;
+    }
+    return g;
+}
+SDL_API sdl_tensor *sdl_pad(sdl_tensor *x, int npad, const int64_t *pad, sdl_pad_mode mode, float value) {
+    if (!x) return NULL;
+    if (npad < 0 || npad % 2 || npad / 2 > x->ndim || (npad && !pad))
+        return (sdl_tensor *)sdl__shape_error("pad", "needs an even number of widths, two per dim at most", x, NULL);
+    sdl__pad p;
+    memset(&p, 0, sizeof p);
+    p.ndim = x->ndim;
+    p.reflect = mode == SDL_PAD_REFLECT;
+    sdl_shape out = sdl_tensor_shape(x);
+    for (int d = 0; d < x->ndim; d++) p.size[d] = x->shape[d];
+    for (int i = 0; i < npad / 2; i++) {
+        int d = x->ndim - 1 - i;
+        int64_t l = pad[2 * i], r = pad[2 * i + 1];
+        if (l < 0 || r < 0 || (p.reflect && (l >= x->shape[d] || r >= x->shape[d])))
+            return (sdl_tensor *)sdl__shape_error("pad", p.reflect ? "reflect widths must be >= 0 and < the dim" : "widths must be >= 0", x, NULL);
+        p.left[d] = l;
+        out.d[d] += l + r;
+    }
+    return sdl__imap_run(out, 1, &x, out, sdl__pad_fn, &p, p.reflect ? 0.0f : value, false);
+}
+
+/* ---- elementwise binary ops on equal shapes (SDL_BINARY_OPS, formulas in >>formulas) */
+#define SDL__BINARY_CPU(X_, NAME, name) \
+    static void sdl__##name##_fwd_range(void *ctx, int64_t i0, int64_t i1) { \
+        sdl_node *n = (sdl_node *)ctx; \
+        const float *a = sdl_f32(n->in[0]), *b = sdl_f32(n->in[1]); \
+        float *y = sdl_f32(n->out); \
+        for (int64_t i = i0; i < i1; i++) y[i] = sdl__f_##name(a[i], b[i]); \
+    } \
+    static void sdl__##name##_bwd_range(void *ctx, int64_t i0, int64_t i1) { \
+        sdl_node *n = (sdl_node *)ctx; \
+        const float *a = sdl_f32(n->in[0]), *b = sdl_f32(n->in[1]), *y = sdl_f32(n->out), *dy = n->out->grad; \
+        float *da = n->in[0]->grad, *db = n->in[1]->grad; \
+        for (int64_t i = i0; i < i1; i++) { \
+            if (da) da[i] += sdl__dfa_##name(a[i], b[i], y[i], dy[i]); \
+            if (db) db[i] += sdl__dfb_##name(a[i], b[i], y[i], dy[i]); \
+        } \
+    } \
+    static void sdl__##name##_fwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__##name##_fwd_range, n); } \
+    static void sdl__##name##_bwd(sdl_node *n) { \
+        if (n->in[0] == n->in[1]) sdl__##name##_bwd_range(n, 0, n->out->numel); /* x op x: one thread adds both */ \
+        else sdl_parallel_for(n->out->numel, 8192, sdl__##name##_bwd_range, n); \
+    }
+SDL_BINARY_OPS(SDL__BINARY_CPU, _)
+#undef SDL__BINARY_CPU
+
+/* a and b expanded to their broadcast shape (either may stay as it is) */
+static bool sdl__expand2(const char *op, sdl_tensor **a, sdl_tensor **b) {
+    sdl_shape s;
+    if (!sdl__broadcast(op, *a, *b, &s)) return false;
+    *a = sdl_expand(*a, s);
+    *b = sdl_expand(*b, s);
+    return *a && *b;
+}
+static sdl_tensor *sdl__binary_bcast(sdl_op op, const char *name, sdl_tensor *a, sdl_tensor *b) {
+    if (sdl__any_null(a, b) || !sdl__expand2(name, &a, &b)) return NULL;
+    return sdl__op_run(sdl__op_begin(op, sdl_tensor_shape(a), a, b, NULL, NULL));
+}
+SDL_API sdl_tensor *sdl_sub(sdl_tensor *a, sdl_tensor *b) { return sdl__binary_bcast(SDL_OP_SUB, "sub", a, b); }
+SDL_API sdl_tensor *sdl_div(sdl_tensor *a, sdl_tensor *b) { return sdl__binary_bcast(SDL_OP_DIV, "div", a, b); }
+SDL_API sdl_tensor *sdl_maximum(sdl_tensor *a, sdl_tensor *b) { return sdl__binary_bcast(SDL_OP_MAXIMUM, "maximum", a, b); }
+SDL_API sdl_tensor *sdl_minimum(sdl_tensor *a, sdl_tensor *b) { return sdl__binary_bcast(SDL_OP_MINIMUM, "minimum", a, b); }
+
+/* comparisons record nothing: their output has no gradient */
+static sdl_tensor *sdl__compare(sdl_op op, const char *name, sdl_tensor *a, sdl_tensor *b) {
+    bool no_grad = sdl__g.no_grad;
+    sdl__g.no_grad = true;
+    sdl_tensor *y = sdl__binary_bcast(op, name, a, b);
+    sdl__g.no_grad = no_grad;
+    return y;
+}
+SDL_API sdl_tensor *sdl_eq(sdl_tensor *a, sdl_tensor *b) { return sdl__compare(SDL_OP_EQ, "eq", a, b); }
+SDL_API sdl_tensor *sdl_ne(sdl_tensor *a, sdl_tensor *b) { return sdl__compare(SDL_OP_NE, "ne", a, b); }
+SDL_API sdl_tensor *sdl_lt(sdl_tensor *a, sdl_tensor *b) { return sdl__compare(SDL_OP_LT, "lt", a, b); }
+SDL_API sdl_tensor *sdl_le(sdl_tensor *a, sdl_tensor *b) { return sdl__compare(SDL_OP_LE, "le", a, b); }
+SDL_API sdl_tensor *sdl_gt(sdl_tensor *a, sdl_tensor *b) { return sdl__compare(SDL_OP_GT, "gt", a, b); }
+SDL_API sdl_tensor *sdl_ge(sdl_tensor *a, sdl_tensor *b) { return sdl__compare(SDL_OP_GE, "ge", a, b); }
+
+/* a scalar (0-d) tensor in the step arena, to broadcast against anything */
+SDL_API sdl_tensor *sdl_scalar(float value) {
+    sdl_tensor *t = sdl__arena_tensor(sdl_shapen(0, NULL), SDL_F32, SDL_CPU, false);
+    if (t) sdl_f32(t)[0] = value;
+    return t;
+}
+
+/* ---- where: y = c != 0 ? a : b (all three broadcast);  da += c ? dy : 0, db += c ? 0 : dy */
+static void sdl__where_range(void *ctx, int64_t i0, int64_t i1, bool bwd) {
+    sdl_node *n = (sdl_node *)ctx;
+    const float *c = sdl_f32(n->in[0]), *a = sdl_f32(n->in[1]), *b = sdl_f32(n->in[2]), *dy = n->out->grad;
+    float *y = sdl_f32(n->out), *da = n->in[1]->grad, *db = n->in[2]->grad;
+    for (int64_t i = i0; i < i1; i++) {
+        if (!bwd) y[i] = c[i] != 0.0f ? a[i] : b[i];
+        else if (c[i] != 0.0f && da) da[i] += dy[i];
+        else if (c[i] == 0.0f && db) db[i] += dy[i];
+    }
+}
+static void sdl__where_fwd_range(void *ctx, int64_t i0, int64_t i1) { sdl__where_range(ctx, i0, i1, false); }
+static void sdl__where_bwd_range(void *ctx, int64_t i0, int64_t i1) { sdl__where_range(ctx, i0, i1, true); }
+static void sdl__where_fwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__where_fwd_range, n); }
+static void sdl__where_bwd(sdl_node *n) {
+    if (n->in[1] == n->in[2]) sdl__where_bwd_range(n, 0, n->out->numel);
+    else sdl_parallel_for(n->out->numel, 8192, sdl__where_bwd_range, n);
+}
+SDL_API sdl_tensor *sdl_where(sdl_tensor *cond, sdl_tensor *a, sdl_tensor *b) {
+    if (sdl__any_null(cond, a) || !b) return NULL;
+    sdl_shape ab, s;
+    if (!sdl__broadcast("where", a, b, &ab) || !sdl__broadcast_shapes("where", sdl_tensor_shape(cond), ab, &s)) return NULL;
+    bool no_grad = sdl__g.no_grad;
+    sdl__g.no_grad = true;
+    sdl_tensor *c = sdl_expand(cond, s); /* no gradient flows to the condition */
+    sdl__g.no_grad = no_grad;
+    a = sdl_expand(a, s);
+    b = sdl_expand(b, s);
+    if (!c || !a || !b) return NULL;
+    return sdl__op_run(sdl__op_begin(SDL_OP_WHERE, s, c, a, b, NULL));
+}
+/* x with value where mask != 0 (mask broadcasts to x) */
+SDL_API sdl_tensor *sdl_masked_fill(sdl_tensor *x, sdl_tensor *mask, float value) {
+    if (sdl__any_null(x, mask)) return NULL;
+    return sdl_where(mask, sdl_scalar(value), x);
+}
+
+/* ---- row reductions of x (R, L) -> y (R), the kernels under the dim reductions:
+   sum         y = sum x                            dx = dy
+   mean        y = sum x / L                        dx = dy / L
+   max         y = x[argmax] (first of equals)      dx[argmax] = dy (argmax kept)
+   logsumexp   y = m + ln sum e^(x - m), m = max    dx = dy e^(x - y)
+   var         y = sum (x - mu)^2 / (L - corr)      dx = dy 2 (x - mu) / (L - corr) */
+static int64_t sdl__rows_len(const sdl_node *n) { return n->out->numel ? n->in[0]->numel / n->out->numel : 0; }
+static void sdl__reduce_fwd_range(void *ctx, int64_t r0, int64_t r1) {
+    sdl_node *n = (sdl_node *)ctx;
+    int64_t L = sdl__rows_len(n);
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = sdl_f32(n->in[0]) + r * L;
+        double s = 0.0, m = L ? x[0] : -INFINITY;
+        int64_t arg = 0;
+        for (int64_t j = 1; j < L; j++)
+            if (x[j] > m || (x[j] != x[j] && m == m)) { m = x[j]; arg = j; } /* NaN wins, as PyTorch */
+        if (n->op == SDL_OP_REDUCE_MAX) {
+            ((int64_t *)n->saved)[r] = arg;
+            sdl_f32(n->out)[r] = (float)m;
+            continue;
+        }
+        if (n->op == SDL_OP_LOGSUMEXP) {
+            for (int64_t j = 0; j < L; j++) s += exp((double)x[j] - m);
+            sdl_f32(n->out)[r] = L && isfinite(m) ? (float)(m + log(s)) : (float)m;
+            continue;
+        }
+        for (int64_t j = 0; j < L; j++) s += x[j];
+        if (n->op == SDL_OP_REDUCE_SUM) { sdl_f32(n->out)[r] = (float)s; continue; }
+        double mu = s / (double)L, v = 0.0;
+        if (n->op == SDL_OP_REDUCE_MEAN) { sdl_f32(n->out)[r] = (float)mu; continue; }
+        for (int64_t j = 0; j < L; j++) v += ((double)x[j] - mu) * ((double)x[j] - mu);
+        sdl_f32(n->out)[r] = (float)(v / ((double)L - (double)n->attr.scalar.alpha));
+    }
+}
+static void sdl__reduce_bwd_range(void *ctx, int64_t r0, int64_t r1) {
+    sdl_node *n = (sdl_node *)ctx;
+    int64_t L = sdl__rows_len(n);
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = sdl_f32(n->in[0]) + r * L, y = sdl_f32(n->out)[r], g = n->out->grad[r];
+        float *dx = n->in[0]->grad + r * L;
+        double mu = 0.0;
+        if (n->op == SDL_OP_VAR)
+            for (int64_t j = 0; j < L; j++) mu += x[j];
+        mu /= (double)(L ? L : 1);
+        float k = n->op == SDL_OP_VAR ? (float)(2.0 / ((double)L - (double)n->attr.scalar.alpha)) : 0.0f;
+        if (n->op == SDL_OP_REDUCE_MAX) {
+            if (L) dx[((const int64_t *)n->saved)[r]] += g;
+            continue;
+        }
+        for (int64_t j = 0; j < L; j++)
+            dx[j] += n->op == SDL_OP_REDUCE_SUM ? g : n->op == SDL_OP_REDUCE_MEAN ? g / (float)L
+                   : n->op == SDL_OP_LOGSUMEXP ? g * expf(x[j] - y) : g * k * (float)((double)x[j] - mu);
+    }
+}
+static void sdl__reduce_fwd(sdl_node *n) { sdl_parallel_for(n->out->numel, sdl__ops_grain(sdl__rows_len(n)), sdl__reduce_fwd_range, n); }
+static void sdl__reduce_bwd(sdl_node *n) { sdl_parallel_for(n->out->numel, sdl__ops_grain(sdl__rows_len(n)), sdl__reduce_bwd_range, n); }
+
+/* the dims to reduce as a bit set; none given: all (PyTorch's dim=None) */
+static bool sdl__reduce_dims(const char *op, const sdl_tensor *x, int ndims, const int *dims, unsigned *set) {
+    *set = ndims > 0 ? 0u : (1u << x->ndim) - 1u;
+    for (int i = 0; i < ndims; i++) {
+        int d = sdl__dim(op, x, dims ? dims[i] : 99, x->ndim > 0 ? x->ndim : 1);
+        if (d < 0) return false;
+        if (*set & (1u << d)) { sdl__shape_error(op, "a dim appears twice", x, NULL); return false; }
+        *set |= 1u << d;
+    }
+    return true;
+}
+
+/* x with the dims in set moved last (kept dims in order first), as (R, L) rows */
+static sdl_tensor *sdl__reduce_rows(sdl_tensor *x, unsigned set, int64_t *R, int64_t *L) {
+    int perm[SDL_MAX_DIMS], k = 0;
+    bool moved = false;
+    *R = *L = 1;
+    for (int d = 0; d < x->ndim; d++)
+        if (!(set & (1u << d))) { perm[k++] = d; *R *= x->shape[d]; }
+    for (int d = 0; d < x->ndim; d++)
+        if (set & (1u << d)) { perm[k++] = d; *L *= x->shape[d]; }
+    for (int d = 0; d < x->ndim; d++) moved = moved || perm[d] != d;
+    sdl_tensor *p = moved ? sdl_permute(x, perm) : x;
+    return p ? sdl_reshape(p, sdl_shape2(*R, *L)) : NULL;
+}
+
+/* the reduced shape: set dims dropped, or kept as 1 */
+static sdl_shape sdl__reduced_shape(const sdl_tensor *x, unsigned set, bool keepdim) {
+    sdl_shape s;
+    s.ndim = 0;
+    for (int d = 0; d < x->ndim; d++)
+        if (!(set & (1u << d))) s.d[s.ndim++] = x->shape[d];
+        else if (keepdim) s.d[s.ndim++] = 1;
+    return s;
+}
+
+static sdl_tensor *sdl__reduce(sdl_op op, const char *name, sdl_tensor *x, int ndims, const int *dims, bool keepdim, float corr) {
+    unsigned set;
+    int64_t R, L;
+    if (!x || !sdl__reduce_dims(name, x, ndims, dims, &set)) return NULL;
+    sdl_tensor *rows = sdl__reduce_rows(x, set, &R, &L);
+    if (!rows) return NULL;
+    if (L == 0 && (op == SDL_OP_REDUCE_MAX || op == SDL_OP_VAR || op == SDL_OP_REDUCE_MEAN))
+        return (sdl_tensor *)sdl__shape_error(name, "reduces an empty dim", x, NULL);
+    sdl_node *n = sdl__op_begin(op, sdl_shape1(R), rows, NULL, NULL, NULL);
+    if (!n) return NULL;
+    n->attr.scalar.alpha = corr;
+    if (op == SDL_OP_REDUCE_MAX && !sdl__saved(n, (size_t)(R + 1) * sizeof(int64_t))) return NULL;
+    return sdl_reshape(sdl__op_run(n), sdl__reduced_shape(x, set, keepdim));
+}
+SDL_API sdl_tensor *sdl_sum_dims(sdl_tensor *x, int ndims, const int *dims, bool keepdim) {
+    return sdl__reduce(SDL_OP_REDUCE_SUM, "sum_dims", x, ndims, dims, keepdim, 0.0f);
+}
+SDL_API sdl_tensor *sdl_mean_dims(sdl_tensor *x, int ndims, const int *dims, bool keepdim) {
+    return sdl__reduce(SDL_OP_REDUCE_MEAN, "mean_dims", x, ndims, dims, keepdim, 0.0f);
+}
+SDL_API sdl_tensor *sdl_logsumexp(sdl_tensor *x, int ndims, const int *dims, bool keepdim) {
+    return sdl__reduce(SDL_OP_LOGSUMEXP, "logsumexp", x, ndims, dims, keepdim, 0.0f);
+}
+SDL_API sdl_tensor *sdl_var_dims(sdl_tensor *x, int ndims, const int *dims, int correction, bool keepdim) {
+    return sdl__reduce(SDL_OP_VAR, "var_dims", x, ndims, dims, keepdim, (float)correction);
+}
+SDL_API sdl_tensor *sdl_max_dim(sdl_tensor *x, int dim, bool keepdim, sdl_tensor **indices) {
+    sdl_tensor *y = sdl__reduce(SDL_OP_REDUCE_MAX, "max_dim", x, 1, &dim, keepdim, 0.0f);
+    if (indices) *indices = y ? sdl_argmax(x, dim, keepdim) : NULL;
+    return y;
+}
+
+/* i32 indices of the largest along dim (the first of equals; NaN counts as largest) */
+SDL_API sdl_tensor *sdl_argmax(sdl_tensor *x, int dim, bool keepdim) {
+    unsigned set;
+    int64_t R, L;
+    if (!x || !sdl__reduce_dims("argmax", x, 1, &dim, &set)) return NULL;
+    if (x->device != SDL_CPU) return (sdl_tensor *)sdl__shape_error("argmax", "needs a CPU tensor", x, NULL);
+    bool no_grad = sdl__g.no_grad;
+    sdl__g.no_grad = true;
+    sdl_tensor *rows = sdl__reduce_rows(x, set, &R, &L);
+    sdl__g.no_grad = no_grad;
+    sdl_tensor *y = rows ? sdl__arena_tensor(sdl__reduced_shape(x, set, keepdim), SDL_I32, SDL_CPU, false) : NULL;
+    if (!y) return NULL;
+    if (L == 0) return (sdl_tensor *)sdl__shape_error("argmax", "reduces an empty dim", x, NULL);
+    for (int64_t r = 0; r < R; r++) {
+        const float *v = sdl_f32(rows) + r * L;
+        int32_t arg = 0;
+        for (int64_t j = 1; j < L; j++)
+            if (v[j] > v[arg] || (v[j] != v[j] && v[arg] == v[arg])) arg = (int32_t)j;
+        sdl_i32(y)[r] = arg;
+    }
+    return y;
+}
+
+/* softmax and log_softmax over any dim: the dim moved last, the last-dim op, moved back */
+static sdl_tensor *sdl__softmax_dim(sdl_tensor *(*f)(sdl_tensor *), const char *name, sdl_tensor *x, int dim) {
+    if (!x) return NULL;
+    int d = sdl__dim(name, x, dim, x->ndim);
+    if (d < 0) return NULL;
+    if (d == x->ndim - 1) return f(x);
+    return sdl_transpose(f(sdl_transpose(x, d, x->ndim - 1)), d, x->ndim - 1);
+}
+SDL_API sdl_tensor *sdl_softmax_dim(sdl_tensor *x, int dim) { return sdl__softmax_dim(sdl_softmax, "softmax_dim", x, dim); }
+SDL_API sdl_tensor *sdl_log_softmax_dim(sdl_tensor *x, int dim) { return sdl__softmax_dim(sdl_log_softmax, "log_softmax_dim", x, dim); }
+
+/* ---- batched matmul through the packed GEMM: a (B, M, K) @ b (B, K, N) -> y (B, M, N)
+   dA_i += dY_i B_i^T,  dB_i += A_i^T dY_i */
+static void sdl__bmm_fwd(sdl_node *n) {
+    const sdl_tensor *a = n->in[0], *b = n->in[1];
+    int64_t B = a->shape[0], M = a->shape[1], K = a->shape[2], N = b->shape[2];
+    for (int64_t i = 0; i < B; i++)
+        sdl_sgemm(false, false, M, N, K, 1.0f, sdl_f32(a) + i * M * K, K, sdl_f32(b) + i * K * N, N, 0.0f,
+                  sdl_f32(n->out) + i * M * N, N);
+}
+static void sdl__bmm_bwd(sdl_node *n) {
+    const sdl_tensor *a = n->in[0], *b = n->in[1];
+    int64_t B = a->shape[0], M = a->shape[1], K = a->shape[2], N = b->shape[2];
+    const float *dy = n->out->grad;
+    for (int64_t i = 0; i < B; i++) {
+        if (a->grad) sdl_sgemm(false, true, M, K, N, 1.0f, dy + i * M * N, N, sdl_f32(b) + i * K * N, N, 1.0f, a->grad + i * M * K, K);
+        if (b->grad) sdl_sgemm(true, false, K, N, M, 1.0f, sdl_f32(a) + i * M * K, K, dy + i * M * N, N, 1.0f, b->grad + i * K * N, N);
+    }
+}
+
+/* torch.matmul: 1-D operands gain a dim (then lose it), batch dims broadcast; a 2-D b
+   makes one GEMM of every row of a */
+SDL_API sdl_tensor *sdl_matmul(sdl_tensor *a, sdl_tensor *b) {
+    if (sdl__any_null(a, b)) return NULL;
+    if (a->ndim < 1 || b->ndim < 1) return (sdl_tensor *)sdl__shape_error("matmul", "needs at least 1-D operands", a, b);
+    sdl_shape as = sdl_tensor_shape(a), bs = sdl_tensor_shape(b);
+    bool a1 = as.ndim == 1, b1 = bs.ndim == 1;
+    if (a1) as = sdl_shape2(1, as.d[0]);
+    if (b1) bs = sdl_shape2(bs.d[0], 1);
+    int64_t M = as.d[as.ndim - 2], K = as.d[as.ndim - 1], N = bs.d[bs.ndim - 1];
+    if (bs.d[bs.ndim - 2] != K) return (sdl_tensor *)sdl__shape_error("matmul", "inner dims differ", a, b);
+    sdl_shape ab = as, bb = bs, batch; /* the batch dims, broadcast */
+    ab.ndim -= 2;
+    bb.ndim -= 2;
+    if (!sdl__broadcast_shapes("matmul", ab, bb, &batch)) return NULL;
+    int64_t B = sdl__shape_numel(batch);
+    sdl_shape ys = batch;
+    ys.d[ys.ndim++] = M;
+    ys.d[ys.ndim++] = N;
+    sdl_tensor *y;
+    if (bs.ndim == 2) { /* (..., M, K) @ (K, N): one GEMM over all rows */
+        y = sdl_reshape(sdl_linear(sdl_reshape(a, sdl_shape2(B * M, K)), sdl_transpose(sdl_reshape(b, bs), 0, 1), NULL), ys);
+    } else {
+        sdl_shape ea = batch, eb = batch;
+        ea.d[ea.ndim++] = M;
+        ea.d[ea.ndim++] = K;
+        eb.d[eb.ndim++] = K;
+        eb.d[eb.ndim++] = N;
+        sdl_tensor *a3 = sdl_reshape(sdl_expand(sdl_reshape(a, as), ea), sdl_shape3(B, M, K));
+        sdl_tensor *b3 = sdl_reshape(sdl_expand(sdl_reshape(b, bs), eb), sdl_shape3(B, K, N));
+        y = a3 && b3 ? sdl_reshape(sdl__op_run(sdl__op_begin(SDL_OP_BMM, sdl_shape3(B, M, N), a3, b3, NULL, NULL)), ys) : NULL;
+    }
+    if (!y || (!a1 && !b1)) return y;
+    sdl_shape s = sdl_tensor_shape(y); /* drop the dims the 1-D operands gained */
+    if (b1) s.ndim--;
+    if (a1) { s.d[s.ndim - (b1 ? 1 : 2)] = s.d[s.ndim - 1]; s.ndim--; }
+    return sdl_reshape(y, s);
 }
 
 /* ----------------------------------------------------------------------------------------

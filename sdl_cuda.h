@@ -1891,6 +1891,70 @@ static void sdl__cu_unary_bwd(sdl_node *n) {
     SDL__CU_LAUNCHED("sdl__k_unary_bwd");
 }
 
+/* ---- elementwise binary ops on equal shapes (sdl.h's >>ops-general, SDL_BINARY_OPS; the
+   public functions broadcast first) and where: the same >>formulas as the CPU loops */
+static __global__ void sdl__k_bin_fwd(const float *a, const float *b, float *y, int64_t n, int op) {
+    SDL__CU_LOOP(i, n) {
+        float r = NAN; /* only the rows below reach here */
+        switch (op) {
+#define SDL__CU_BIN_FWD(X_, NAME, name) case SDL_OP_##NAME: r = sdl__f_##name(a[i], b[i]); break;
+        SDL_BINARY_OPS(SDL__CU_BIN_FWD, _)
+#undef SDL__CU_BIN_FWD
+        }
+        y[i] = r;
+    }
+}
+/* da or db may be NULL (no gradient wanted); a == b (x op x) adds both in one thread */
+static __global__ void sdl__k_bin_bwd(const float *a, const float *b, const float *y, const float *dy, float *da, float *db,
+                                      int64_t n, int op) {
+    SDL__CU_LOOP(i, n) {
+        float ga = NAN, gb = NAN;
+        switch (op) {
+#define SDL__CU_BIN_BWD(X_, NAME, name) \
+        case SDL_OP_##NAME: ga = sdl__dfa_##name(a[i], b[i], y[i], dy[i]); gb = sdl__dfb_##name(a[i], b[i], y[i], dy[i]); break;
+        SDL_BINARY_OPS(SDL__CU_BIN_BWD, _)
+#undef SDL__CU_BIN_BWD
+        }
+        if (da) da[i] += ga;
+        if (db) db[i] += gb;
+    }
+}
+static void sdl__cu_bin_fwd(sdl_node *n) {
+    int64_t len = n->out->numel;
+    if (len <= 0) return;
+    sdl__k_bin_fwd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->in[1]), sdl_f32(n->out), len, (int)n->op);
+    SDL__CU_LAUNCHED("sdl__k_bin_fwd");
+}
+static void sdl__cu_bin_bwd(sdl_node *n) {
+    int64_t len = n->out->numel;
+    if (len <= 0) return;
+    sdl__k_bin_bwd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->in[1]), sdl_f32(n->out),
+        n->out->grad, n->in[0]->grad, n->in[1]->grad, len, (int)n->op);
+    SDL__CU_LAUNCHED("sdl__k_bin_bwd");
+}
+/* where: y = c != 0 ? a : b;  da += c ? dy : 0, db += c ? 0 : dy */
+static __global__ void sdl__k_where(const float *c, const float *a, const float *b, float *y, const float *dy, float *da, float *db, int64_t n) {
+    SDL__CU_LOOP(i, n) {
+        if (y) y[i] = c[i] != 0.0f ? a[i] : b[i];
+        else if (c[i] != 0.0f && da) da[i] += dy[i];
+        else if (c[i] == 0.0f && db) db[i] += dy[i];
+    }
+}
+static void sdl__cu_where_fwd(sdl_node *n) {
+    int64_t len = n->out->numel;
+    if (len <= 0) return;
+    sdl__k_where<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->in[1]), sdl_f32(n->in[2]),
+        sdl_f32(n->out), NULL, NULL, NULL, len);
+    SDL__CU_LAUNCHED("sdl__k_where");
+}
+static void sdl__cu_where_bwd(sdl_node *n) {
+    int64_t len = n->out->numel;
+    if (len <= 0) return;
+    sdl__k_where<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->in[1]), sdl_f32(n->in[2]),
+        NULL, n->out->grad, n->in[1]->grad, n->in[2]->grad, len);
+    SDL__CU_LAUNCHED("sdl__k_where");
+}
+
 /* ---- softmax / log_softmax over the last dim, a warp per row, max subtracted first:
    softmax:      y = e^(x - max) / sum;  dx += y (dy - sum(dy y))
    log_softmax:  y = x - max - log sum;  dx += dy - e^y sum(dy) */

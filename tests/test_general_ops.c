@@ -95,7 +95,174 @@ static void test_op_table(void) {
           !sdl_optim_name(SDL_OPTIM_COUNT), "optimizer names");
 }
 
+/* ---- index helpers for the double references ------------------------------------------ */
+static void unravel(int64_t i, const int64_t *shape, int nd, int64_t *c) {
+    for (int d = nd - 1; d >= 0; d--) { c[d] = i % shape[d]; i /= shape[d]; }
+}
+static int64_t ravel(const int64_t *c, const int64_t *shape, int nd) {
+    int64_t g = 0;
+    for (int d = 0; d < nd; d++) g = g * shape[d] + c[d];
+    return g;
+}
+/* the element of x (shape xs, nx dims, right-aligned) that broadcasts to out coords c */
+static int64_t bidx(const int64_t *c, int nd, const int64_t *xs, int nx) {
+    int64_t g = 0;
+    for (int d = 0; d < nx; d++) {
+        int64_t cd = c[d + nd - nx];
+        g = g * xs[d] + (xs[d] == 1 ? 0 : cd);
+    }
+    return g;
+}
+
+/* ---- binary ops with broadcasting on both sides; a arrives through a permute (PyTorch's
+   non-contiguous case): a0 (1, 4, 3) -> a = permute(a0, 2, 0, 1) (3, 1, 4);  b (2, 1);
+   out (3, 2, 4) */
+typedef struct bin_case { const char *name; sdl_tensor *(*f)(sdl_tensor *, sdl_tensor *); int op; } bin_case;
+static double bin_ref1(int op, double a, double b) {
+    switch (op) {
+    case 0: return a + b;
+    case 1: return a - b;
+    case 2: return a * b;
+    case 3: return a / b;
+    case 4: return a > b ? a : b;
+    default: return a < b ? a : b;
+    }
+}
+static const int perm_a[3] = {2, 0, 1};
+static sdl_tensor *bin_f(sdl_tensor **in, void *ctx) {
+    const bin_case *c = (const bin_case *)ctx;
+    return c->f(sdl_permute(in[0], perm_a), in[1]);
+}
+static void bin_ref(double **in, double *out, void *ctx) {
+    const bin_case *bc = (const bin_case *)ctx;
+    const int64_t os[3] = {3, 2, 4}, as[3] = {3, 1, 4}, a0s[3] = {1, 4, 3}, bs[2] = {2, 1};
+    for (int64_t i = 0; i < 24; i++) {
+        int64_t c[3], ca[3], c0[3];
+        unravel(i, os, 3, c);
+        unravel(bidx(c, 3, as, 3), as, 3, ca);
+        c0[2] = ca[0]; c0[0] = ca[1]; c0[1] = ca[2]; /* a[c] = a0[c[1], c[2], c[0]] */
+        out[i] = bin_ref1(bc->op, in[0][ravel(c0, a0s, 3)], in[1][bidx(c, 3, bs, 2)]);
+    }
+}
+static void test_binary_broadcast(void) {
+    static const bin_case cases[] = {{"add", sdl_add, 0}, {"sub", sdl_sub, 1}, {"mul", sdl_mul, 2},
+                                     {"div", sdl_div, 3}, {"maximum", sdl_maximum, 4}, {"minimum", sdl_minimum, 5}};
+    for (int k = 0; k < 6; k++) {
+        gc_case c = {cases[k].name, 2, {sdl_shape3(1, 4, 3), sdl_shape2(2, 1)}, {false, false}, 0.5f, 2.0f, bin_f, bin_ref, (void *)&cases[k], 0};
+        CHECK(gradcheck(&c), "%s", cases[k].name);
+    }
+    sdl_tensor *a = sdl_arena_tensor(sdl_shape2(2, 3), SDL_F32), *b = sdl_arena_tensor(sdl_shape2(4, 1), SDL_F32);
+    CHECK(!sdl_sub(a, b) && strstr(sdl_last_error(), "sub: shapes do not broadcast: (2, 3) and (4, 1)"), "%s", sdl_last_error());
+    sdl_tensor *x = sdl_tensor_new(sdl_shape1(3), SDL_F32);
+    sdl_tensor_requires_grad(x);
+    for (int i = 0; i < 3; i++) sdl_f32(x)[i] = (float)i;
+    sdl_tensor *y = sdl_maximum(x, sdl_scalar(1.0f)); /* a tie at 1 sends half the gradient */
+    CHECK(y && sdl_backward(sdl_sum(y)) == SDL_OK && x->grad[0] == 0 && x->grad[1] == 0.5f && x->grad[2] == 1, "ties");
+    sdl_tensor *e = sdl_ge(x, sdl_scalar(1.0f)), *l = sdl_lt(x, sdl_scalar(1.0f));
+    CHECK(e && l && !e->requires_grad && sdl_f32(e)[0] == 0 && sdl_f32(e)[1] == 1 && sdl_f32(l)[0] == 1 && sdl_f32(l)[2] == 0, "comparisons");
+    sdl_tensor_free(x);
+}
+
+/* ---- where and masked_fill: cond (3, 1) from a comparison, a (3, 4), b (4) */
+static sdl_tensor *where_f(sdl_tensor **in, void *ctx) {
+    (void)ctx;
+    sdl_tensor *cond = sdl_gt(in[0], sdl_scalar(0.0f));
+    return sdl_add(sdl_where(cond, in[1], in[2]), sdl_masked_fill(in[1], sdl_lt(in[2], sdl_scalar(0.0f)), 2.0f));
+}
+static void where_ref(double **in, double *out, void *ctx) {
+    (void)ctx;
+    for (int r = 0; r < 3; r++)
+        for (int j = 0; j < 4; j++)
+            out[r * 4 + j] = (in[0][r] > 0 ? in[1][r * 4 + j] : in[2][j]) + (in[2][j] < 0 ? 2.0 : in[1][r * 4 + j]);
+}
+static void test_where(void) {
+    gc_case c = {"where", 3, {sdl_shape2(3, 1), sdl_shape2(3, 4), sdl_shape1(4)}, {true, false, false}, -1, 1, where_f, where_ref, NULL, 0};
+    CHECK(gradcheck(&c), "where / masked_fill");
+}
+
+/* ---- reductions of x (3, 4, 5), which arrives as a strided slice of (3, 8, 5) */
+typedef struct red_case { const char *name; int op, ndims, dims[2]; bool keepdim; int64_t out; } red_case;
+static sdl_tensor *red_f(sdl_tensor **in, void *ctx) {
+    const red_case *c = (const red_case *)ctx;
+    sdl_tensor *x = sdl_slice(in[0], 1, 1, 8, 2); /* rows 1, 3, 5, 7 */
+    switch (c->op) {
+    case 0: return sdl_sum_dims(x, c->ndims, c->dims, c->keepdim);
+    case 1: return sdl_mean_dims(x, c->ndims, c->dims, c->keepdim);
+    case 2: return sdl_logsumexp(x, c->ndims, c->dims, c->keepdim);
+    case 3: return sdl_var_dims(x, c->ndims, c->dims, 1, c->keepdim);
+    case 4: return sdl_max_dim(x, c->dims[0], c->keepdim, NULL);
+    case 5: return sdl_softmax_dim(x, c->dims[0]);
+    default: return sdl_log_softmax_dim(x, c->dims[0]);
+    }
+}
+static void red_ref(double **in, double *out, void *ctx) {
+    const red_case *c = (const red_case *)ctx;
+    const int64_t xs[3] = {3, 4, 5};
+    double x[60];
+    for (int64_t i = 0; i < 60; i++) {
+        int64_t k[3];
+        unravel(i, xs, 3, k);
+        x[i] = in[0][(k[0] * 8 + 1 + 2 * k[1]) * 5 + k[2]];
+    }
+    if (c->op >= 5) { /* softmax over dims[0]: the row through each element */
+        int d = (c->dims[0] + 3) % 3;
+        for (int64_t i = 0; i < 60; i++) {
+            int64_t k[3], kk[3];
+            unravel(i, xs, 3, k);
+            double m = -INFINITY, s = 0;
+            memcpy(kk, k, sizeof k);
+            for (kk[d] = 0; kk[d] < xs[d]; kk[d]++) m = fmax(m, x[ravel(kk, xs, 3)]);
+            for (kk[d] = 0; kk[d] < xs[d]; kk[d]++) s += exp(x[ravel(kk, xs, 3)] - m);
+            out[i] = c->op == 5 ? exp(x[i] - m) / s : x[i] - m - log(s);
+        }
+        return;
+    }
+    unsigned set = c->ndims ? 0u : 7u;
+    for (int i = 0; i < c->ndims; i++) set |= 1u << ((c->dims[i] + 3) % 3);
+    for (int64_t o = 0; o < c->out; o++) { /* the elements of x that reduce into o */
+        double v[60], s = 0, m = -INFINITY, var = 0;
+        int L = 0;
+        for (int64_t i = 0; i < 60; i++) {
+            int64_t k[3], oi = 0;
+            unravel(i, xs, 3, k);
+            for (int d = 0; d < 3; d++)
+                if (!(set & (1u << d))) oi = oi * xs[d] + k[d];
+            if (oi == o) v[L++] = x[i];
+        }
+        for (int j = 0; j < L; j++) { s += v[j]; m = fmax(m, v[j]); }
+        for (int j = 0; j < L; j++) var += (v[j] - s / L) * (v[j] - s / L);
+        double lse = 0;
+        for (int j = 0; j < L; j++) lse += exp(v[j] - m);
+        out[o] = c->op == 0 ? s : c->op == 1 ? s / L : c->op == 2 ? m + log(lse) : c->op == 3 ? var / (L - 1) : m;
+    }
+}
+static void test_reductions(void) {
+    static const red_case cases[] = {
+        {"sum dims 0, 2 keepdim", 0, 2, {0, 2}, true, 4}, {"mean dim 1", 1, 1, {1, 0}, false, 15},
+        {"logsumexp dim -1", 2, 1, {-1, 0}, false, 12},   {"var dims 0, 1", 3, 2, {0, 1}, false, 5},
+        {"max dim 1", 4, 1, {1, 0}, true, 15},            {"sum all", 0, 0, {0, 0}, false, 1},
+        {"softmax dim 0", 5, 1, {0, 0}, false, 60},       {"log_softmax dim 1", 6, 1, {1, 0}, false, 60},
+        {"softmax dim -1", 5, 1, {-1, 0}, false, 60},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        gc_case c = {cases[k].name, 1, {sdl_shape3(3, 8, 5)}, {false}, -1, 1, red_f, red_ref, (void *)&cases[k], 0};
+        CHECK(gradcheck(&c), "%s", cases[k].name);
+    }
+    sdl_tensor *x = sdl_arena_tensor(sdl_shape2(2, 3), SDL_F32), *idx = NULL;
+    float v[6] = {1, 5, 5, -1, -2, -3};
+    memcpy(x->data, v, sizeof v);
+    sdl_tensor *m = sdl_max_dim(x, 1, false, &idx);
+    CHECK(m && idx && idx->dtype == SDL_I32 && sdl_i32(idx)[0] == 1 && sdl_i32(idx)[1] == 0 && sdl_f32(m)[0] == 5, "max/argmax: first of equals");
+    sdl_tensor *k = sdl_sum_dims(x, 1, (const int[]){0}, true);
+    CHECK(k && k->ndim == 2 && k->shape[0] == 1 && k->shape[1] == 3, "keepdim shape");
+    CHECK(!sdl_sum_dims(x, 2, (const int[]){1, -1}, false) && strstr(sdl_last_error(), "twice"), "%s", sdl_last_error());
+    CHECK(!sdl_mean_dims(x, 1, (const int[]){2}, false) && strstr(sdl_last_error(), "dim 2 out of range"), "%s", sdl_last_error());
+}
+
 int main(void) {
+    RUN(test_binary_broadcast);
+    RUN(test_where);
+    RUN(test_reductions);
     RUN(test_op_table);
     RUN(test_unary);
     return sdl_test_finish();

@@ -4547,7 +4547,7 @@ static sdl_tensor *sdl__strided_run(sdl_tensor *x, sdl_shape out, const sdl__str
 SDL_API sdl_tensor *sdl_permute(sdl_tensor *x, const int *dims) {
     if (!x) return NULL;
     if (!dims) return (sdl_tensor *)sdl__shape_error("permute", "dims is NULL", x, NULL);
-    int64_t xst[SDL_MAX_DIMS];
+    int64_t xst[SDL_MAX_DIMS] = {0};
     sdl__strides(x->shape, x->ndim, xst);
     sdl_shape out = sdl_tensor_shape(x);
     sdl__strided s;
@@ -4577,7 +4577,7 @@ SDL_API sdl_tensor *sdl_slice(sdl_tensor *x, int dim, int64_t start, int64_t end
     if (end < 0) end += size;
     start = start < 0 ? 0 : start > size ? size : start;
     end = end < start ? start : end > size ? size : end;
-    int64_t xst[SDL_MAX_DIMS];
+    int64_t xst[SDL_MAX_DIMS] = {0};
     sdl__strides(x->shape, x->ndim, xst);
     sdl__strided s;
     memset(&s, 0, sizeof s);
@@ -4647,7 +4647,7 @@ static bool sdl__broadcast(const char *op, const sdl_tensor *a, const sdl_tensor
 SDL_API sdl_tensor *sdl_expand(sdl_tensor *x, sdl_shape shape) {
     if (!x) return NULL;
     if (shape.ndim < x->ndim || shape.ndim > SDL_MAX_DIMS) return (sdl_tensor *)sdl__shape_error("expand", "fewer dims than the input", x, NULL);
-    int64_t xst[SDL_MAX_DIMS];
+    int64_t xst[SDL_MAX_DIMS] = {0};
     sdl__strides(x->shape, x->ndim, xst);
     sdl__strided s;
     memset(&s, 0, sizeof s);

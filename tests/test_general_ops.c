@@ -259,7 +259,181 @@ static void test_reductions(void) {
     CHECK(!sdl_mean_dims(x, 1, (const int[]){2}, false) && strstr(sdl_last_error(), "dim 2 out of range"), "%s", sdl_last_error());
 }
 
+/* ---- shape and index ops on x (2, 3, 4) (and a second, third input where the op has one) */
+static const int perm_201[3] = {2, 0, 1};
+static int32_t sel_idx[3] = {3, 0, 3};
+static int32_t gat_idx[16] = {0, 2, 1, 1, 2, 2, 0, 1, 1, 0, 0, 2, 2, 1, 2, 0}; /* (2, 2, 4) in [0, 3) */
+static sdl_tensor *idx_tensor(int32_t *v, sdl_shape s) {
+    sdl_tensor *t = sdl_arena_tensor(s, SDL_I32);
+    if (t) memcpy(t->data, v, (size_t)t->numel * sizeof(int32_t));
+    return t;
+}
+static sdl_tensor *shape_f(sdl_tensor **in, void *ctx) {
+    sdl_tensor *x = in[0], *p[4];
+    switch ((int)(intptr_t)ctx) {
+    case 0: return sdl_permute(x, perm_201);
+    case 1: return sdl_transpose(x, 2, 0);
+    case 2: return sdl_slice(x, 2, 1, 4, 2);
+    case 3: return sdl_slice(x, -1, -3, 100, 1);
+    case 4: return sdl_narrow(x, 1, 1, 2);
+    case 5: return sdl_chunk(x, 2, 1, p, 4) == 2 ? sdl_cat(2, (sdl_tensor *[]){p[1], p[0]}, 1) : NULL;
+    case 6: return sdl_split(x, 3, -1, p, 4) == 2 ? sdl_mul(p[1], sdl_narrow(p[0], 2, 0, 1)) : NULL;
+    case 7: return sdl_cat(3, in, 1);
+    case 8: return sdl_stack(2, (sdl_tensor *[]){x, x}, 1);
+    case 9: return sdl_index_select(x, 2, idx_tensor(sel_idx, sdl_shape1(3)));
+    case 10: return sdl_gather(x, 1, idx_tensor(gat_idx, sdl_shape3(2, 2, 4)));
+    case 11: return sdl_scatter_add(x, 1, idx_tensor(gat_idx, sdl_shape3(2, 2, 4)), in[1]);
+    case 12: return sdl_expand(in[1], sdl_shape3(2, 3, 4));
+    case 13: return sdl_pad(x, 4, (const int64_t[]){1, 2, 0, 1}, SDL_PAD_CONSTANT, 0.5f);
+    default: return sdl_pad(x, 4, (const int64_t[]){2, 1, 1, 1}, SDL_PAD_REFLECT, 0.0f);
+    }
+}
+static void shape_ref(double **in, double *out, void *ctx) {
+    const double *x = in[0];
+    const int64_t xs[3] = {2, 3, 4};
+    int op = (int)(intptr_t)ctx, o = 0;
+    int64_t c[3];
+    for (int64_t i = 0; i < 24; i++) { /* the ops with one output element per x element */
+        unravel(i, xs, 3, c);
+        if (op == 0) out[(c[2] * 2 + c[0]) * 3 + c[1]] = x[i];
+        if (op == 1) out[(c[2] * 3 + c[1]) * 2 + c[0]] = x[i];
+        if (op == 2 && c[2] % 2 == 1) out[(c[0] * 3 + c[1]) * 2 + c[2] / 2] = x[i];
+        if (op == 3 && c[2] >= 1) out[(c[0] * 3 + c[1]) * 3 + c[2] - 1] = x[i];
+        if (op == 4 && c[1] >= 1) out[(c[0] * 2 + c[1] - 1) * 4 + c[2]] = x[i];
+        if (op == 5) out[(c[0] * 3 + (c[1] == 2 ? 0 : c[1] + 1)) * 4 + c[2]] = x[i];
+        if (op == 8) out[((c[0] * 2 + 0) * 3 + c[1]) * 4 + c[2]] = out[((c[0] * 2 + 1) * 3 + c[1]) * 4 + c[2]] = x[i];
+        if (op == 11) out[i] = x[i];
+        if (op == 12) out[i] = in[1][c[1]];
+    }
+    if (op == 6)
+        for (int64_t a = 0; a < 2; a++)
+            for (int64_t b = 0; b < 3; b++) out[a * 3 + b] = x[(a * 3 + b) * 4 + 3] * x[(a * 3 + b) * 4];
+    if (op == 7)
+        for (int64_t a = 0; a < 2; a++)
+            for (int64_t r = 0; r < 6; r++)
+                for (int64_t k = 0; k < 4; k++)
+                    out[(a * 6 + r) * 4 + k] = r < 3 ? x[(a * 3 + r) * 4 + k] : r < 4 ? in[1][a * 4 + k] : in[2][(a * 2 + r - 4) * 4 + k];
+    if (op == 9)
+        for (int64_t a = 0; a < 6; a++)
+            for (int k = 0; k < 3; k++) out[a * 3 + k] = x[a * 4 + sel_idx[k]];
+    if (op == 10 || op == 11)
+        for (int64_t a = 0; a < 2; a++)
+            for (int64_t r = 0; r < 2; r++)
+                for (int64_t k = 0; k < 4; k++) {
+                    int64_t g = (a * 2 + r) * 4 + k, t = (a * 3 + gat_idx[g]) * 4 + k;
+                    if (op == 10) out[g] = x[t];
+                    else out[t] += in[1][(a * 3 + r) * 4 + k];
+                }
+    if (op >= 13) { /* pad: (2, 3, 4) -> constant (2, 4, 7) with (1, 2, 0, 1); reflect (2, 5, 7) with (2, 1, 1, 1) */
+        int64_t H = op == 13 ? 4 : 5, top = op == 13 ? 0 : 1, left = op == 13 ? 1 : 2;
+        for (int64_t a = 0; a < 2; a++)
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t w = 0; w < 7; w++, o++) {
+                    int64_t sh = h - top, sw = w - left;
+                    if (op == 13) { out[o] = sh < 3 && sw >= 0 && sw < 4 ? x[(a * 3 + sh) * 4 + sw] : 0.5; continue; }
+                    sh = sh < 0 ? -sh : sh > 2 ? 4 - sh : sh;
+                    sw = sw < 0 ? -sw : sw > 3 ? 6 - sw : sw;
+                    out[o] = x[(a * 3 + sh) * 4 + sw];
+                }
+    }
+}
+static void test_shape_ops(void) {
+    static const char *names[15] = {"permute", "transpose 2 0", "slice step 2", "slice -3:", "narrow", "chunk + cat",
+                                    "split", "cat 3", "stack x x", "index_select", "gather", "scatter_add", "expand",
+                                    "pad constant", "pad reflect"};
+    for (int k = 0; k < 15; k++) {
+        gc_case c = {names[k], 1, {sdl_shape3(2, 3, 4)}, {false}, -1, 1, shape_f, shape_ref, (void *)(intptr_t)k, 0};
+        if (k == 7) { c.nin = 3; c.shape[1] = sdl_shape3(2, 1, 4); c.shape[2] = sdl_shape3(2, 2, 4); }
+        if (k == 11) { c.nin = 2; c.shape[1] = sdl_shape3(2, 3, 4); }
+        if (k == 12) { c.shape[0] = sdl_shape1(1); c.nin = 2; c.nodiff[0] = true; c.shape[1] = sdl_shape2(3, 1); }
+        CHECK(gradcheck(&c), "%s", names[k]);
+    }
+    sdl_tensor *x = sdl_arena_tensor(sdl_shape2(2, 3), SDL_F32), *p[2];
+    CHECK(!sdl_index_select(x, 1, idx_tensor((int32_t[]){0, 3}, sdl_shape1(2))) && strstr(sdl_last_error(), "index_select: index[1] = 3 out of range [0, 3)"),
+          "%s", sdl_last_error());
+    CHECK(sdl_split(x, 1, 1, p, 2) == -1 && strstr(sdl_last_error(), "split: 3 pieces, room for 2"), "%s", sdl_last_error());
+    CHECK(!sdl_pad(x, 2, (const int64_t[]){3, 0}, SDL_PAD_REFLECT, 0) && strstr(sdl_last_error(), "reflect"), "%s", sdl_last_error());
+    CHECK(!sdl_expand(x, sdl_shape2(2, 4)) && strstr(sdl_last_error(), "expand"), "%s", sdl_last_error());
+    CHECK(!sdl_permute(x, (const int[]){1, 1}) && strstr(sdl_last_error(), "twice"), "%s", sdl_last_error());
+}
+
+/* ---- matmul: batch broadcasting, the 2-D fast path, 1-D operands */
+typedef struct mm_case { const char *name; sdl_shape a, b; int64_t out; } mm_case;
+static sdl_tensor *mm_f(sdl_tensor **in, void *ctx) { (void)ctx; return sdl_matmul(in[0], in[1]); }
+static void mm_ref(double **in, double *out, void *ctx) {
+    const mm_case *c = (const mm_case *)ctx;
+    sdl_shape a = c->a, b = c->b;
+    bool a1 = a.ndim == 1, b1 = b.ndim == 1;
+    if (a1) a = sdl_shape2(1, a.d[0]);
+    if (b1) b = sdl_shape2(b.d[0], 1);
+    int64_t M = a.d[a.ndim - 2], K = a.d[a.ndim - 1], N = b.d[b.ndim - 1];
+    int nb = (a.ndim > b.ndim ? a.ndim : b.ndim) - 2;
+    int64_t batch[8], nbat = 1;
+    for (int i = 0; i < nb; i++) {
+        int ia = i - (nb - (a.ndim - 2)), ib = i - (nb - (b.ndim - 2));
+        int64_t da = ia >= 0 ? a.d[ia] : 1, db = ib >= 0 ? b.d[ib] : 1;
+        batch[i] = da > db ? da : db;
+        nbat *= batch[i];
+    }
+    for (int64_t t = 0; t < nbat; t++) {
+        int64_t cb[8];
+        unravel(t, batch, nb, cb);
+        int64_t oa = bidx(cb, nb, a.d, a.ndim - 2), ob = bidx(cb, nb, b.d, b.ndim - 2);
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) {
+                double s = 0;
+                for (int64_t k = 0; k < K; k++) s += in[0][(oa * M + m) * K + k] * in[1][(ob * K + k) * N + n];
+                out[(t * M + m) * N + n] = s;
+            }
+    }
+}
+static void test_matmul(void) {
+    static mm_case cases[5];
+    cases[0] = (mm_case){"(2,1,3,4) @ (5,4,2)", sdl_shape4(2, 1, 3, 4), sdl_shape3(5, 4, 2), 60};
+    cases[1] = (mm_case){"(2,3,4) @ (4,5)", sdl_shape3(2, 3, 4), sdl_shape2(4, 5), 30};
+    cases[2] = (mm_case){"(4) @ (2,4,3)", sdl_shape1(4), sdl_shape3(2, 4, 3), 6};
+    cases[3] = (mm_case){"(3,4) @ (4)", sdl_shape2(3, 4), sdl_shape1(4), 3};
+    cases[4] = (mm_case){"(4) @ (4)", sdl_shape1(4), sdl_shape1(4), 1};
+    for (int k = 0; k < 5; k++) {
+        gc_case c = {cases[k].name, 2, {cases[k].a, cases[k].b}, {false, false}, -1, 1, mm_f, mm_ref, &cases[k], 0};
+        CHECK(gradcheck(&c), "%s", cases[k].name);
+    }
+    sdl_tensor *a = sdl_arena_tensor(sdl_shape4(2, 1, 3, 4), SDL_F32), *b = sdl_arena_tensor(sdl_shape3(5, 4, 2), SDL_F32);
+    sdl_tensor *y = sdl_matmul(a, b);
+    CHECK(y && y->ndim == 4 && y->shape[0] == 2 && y->shape[1] == 5 && y->shape[2] == 3 && y->shape[3] == 2, "batch shape");
+    CHECK(!sdl_matmul(a, sdl_arena_tensor(sdl_shape2(3, 2), SDL_F32)) && strstr(sdl_last_error(), "matmul: inner dims differ"), "%s", sdl_last_error());
+}
+
+/* ---- an LSTM cell from the general ops only (PyTorch's nn.LSTMCell gate order i, f, g, o):
+   gates = x W + h U + b;  c' = sigmoid(f) c + sigmoid(i) tanh(g);  h' = sigmoid(o) tanh(c') */
+static sdl_tensor *lstm_cell(void *user, int nin, sdl_tensor *const *in) {
+    (void)user; (void)nin;
+    sdl_tensor *x = in[0], *h = in[1], *c = in[2], *W = in[3], *U = in[4], *b = in[5], *g[4];
+    sdl_tensor *gates = sdl_add(sdl_add(sdl_matmul(x, W), sdl_matmul(h, U)), b);
+    if (sdl_chunk(gates, 4, 1, g, 4) != 4) return NULL;
+    sdl_tensor *c2 = sdl_add(sdl_mul(sdl_sigmoid(g[1]), c), sdl_mul(sdl_sigmoid(g[0]), sdl_tanh(g[2])));
+    sdl_tensor *h2 = sdl_mul(sdl_sigmoid(g[3]), sdl_tanh(c2));
+    return sdl_stack(2, (sdl_tensor *[]){h2, c2}, 0);
+}
+static void test_lstm_cell_gradcheck(void) {
+    const int B = 2, I = 3, H = 4;
+    sdl_shape s[6] = {sdl_shape2(B, I), sdl_shape2(B, H), sdl_shape2(B, H), sdl_shape2(I, 4 * H), sdl_shape2(H, 4 * H), sdl_shape1(4 * H)};
+    sdl_tensor *in[6];
+    for (int i = 0; i < 6; i++) {
+        in[i] = sdl_tensor_new(s[i], SDL_F32);
+        sdl_tensor_uniform(in[i], -1, 1);
+        sdl_tensor_requires_grad(in[i]);
+    }
+    double err = 0;
+    CHECK(sdl_gradcheck(lstm_cell, NULL, 6, in, NULL, &err), "LSTM cell (max err %g): %s", err, sdl_last_error());
+    printf("  lstm cell: max |backward - finite difference| %.2g\n", err);
+    for (int i = 0; i < 6; i++) sdl_tensor_free(in[i]);
+}
+
 int main(void) {
+    RUN(test_shape_ops);
+    RUN(test_matmul);
+    RUN(test_lstm_cell_gradcheck);
     RUN(test_binary_broadcast);
     RUN(test_where);
     RUN(test_reductions);

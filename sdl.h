@@ -334,13 +334,8 @@ SDL_API void sdl_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
    Elementwise unary ops: y = f(x; a, b),  dx += f'(x) dy. U(X, NAME, name) needs
    sdl__f_name(x, a, b) -> y and sdl__df_name(x, y, dy, a, b) -> what dx gains; the CPU
    loops, the CUDA kernel's case, the enum row and the name are generated from the row.
-   Adding an activation: its two formulas, its row, its public function (declaration and
-   definition, a call of sdl__unary), its gradcheck: five places. */
-#define SDL_UNARY_OPS(U, X) \
-    U(X, LEAKY_RELU, leaky_relu) U(X, GELU, gelu) U(X, TANH, tanh) U(X, SIGMOID, sigmoid) \
-    U(X, SILU, silu) U(X, SCALE, scale) U(X, NEG, neg) U(X, EXP, exp) U(X, LOG, log) \
-    U(X, SQRT, sqrt) U(X, RSQRT, rsqrt) U(X, ABS, abs) U(X, POW, pow) U(X, CLAMP, clamp) \
-    U(X, SIN, sin) U(X, COS, cos)
+   Adding an activation: its two formulas and its row at the end of the list below them,
+   its public function (declaration and definition, a call of sdl__unary), its gradcheck. */
 
 #if defined(__CUDACC__) && defined(__host__)
 #define SDL_HD __host__ __device__
@@ -418,6 +413,12 @@ static SDL_HD inline float sdl__f_sin(float x, float a, float b) { (void)a; (voi
 static SDL_HD inline float sdl__df_sin(float x, float y, float dy, float a, float b) { (void)y; (void)a; (void)b; return dy * cosf(x); }
 static SDL_HD inline float sdl__f_cos(float x, float a, float b) { (void)a; (void)b; return cosf(x); }
 static SDL_HD inline float sdl__df_cos(float x, float y, float dy, float a, float b) { (void)y; (void)a; (void)b; return -dy * sinf(x); }
+/* the unary ops, one row each (above: their formulas) */
+#define SDL_UNARY_OPS(U, X) \
+    U(X, LEAKY_RELU, leaky_relu) U(X, GELU, gelu) U(X, TANH, tanh) U(X, SIGMOID, sigmoid) \
+    U(X, SILU, silu) U(X, SCALE, scale) U(X, NEG, neg) U(X, EXP, exp) U(X, LOG, log) \
+    U(X, SQRT, sqrt) U(X, RSQRT, rsqrt) U(X, ABS, abs) U(X, POW, pow) U(X, CLAMP, clamp) \
+    U(X, SIN, sin) U(X, COS, cos)
 
 /* Elementwise binary ops on equal shapes (the public functions broadcast first, with
    sdl_expand): y = f(a, b),  da += df/da dy,  db += df/db dy. U(X, NAME, name) needs

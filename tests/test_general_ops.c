@@ -25,7 +25,6 @@ static sdl_tensor *u_pow(sdl_tensor *x, float a, float b) { (void)b; return sdl_
 static sdl_tensor *u_clamp(sdl_tensor *x, float a, float b) { return sdl_clamp(x, a, b); }
 static sdl_tensor *u_sin(sdl_tensor *x, float a, float b) { (void)a; (void)b; return sdl_sin(x); }
 static sdl_tensor *u_cos(sdl_tensor *x, float a, float b) { (void)a; (void)b; return sdl_cos(x); }
-static sdl_tensor *u_tanh(sdl_tensor *x, float a, float b) { (void)a; (void)b; return sdl_tanh(x); }
 
 static double r_neg(double x, double a, double b) { (void)a; (void)b; return -x; }
 static double r_exp(double x, double a, double b) { (void)a; (void)b; return exp(x); }
@@ -38,6 +37,7 @@ static double r_clamp(double x, double a, double b) { return x < a ? a : x > b ?
 static double r_sin(double x, double a, double b) { (void)a; (void)b; return sin(x); }
 static double r_cos(double x, double a, double b) { (void)a; (void)b; return cos(x); }
 static double r_tanh(double x, double a, double b) { (void)a; (void)b; return tanh(x); }
+static sdl_tensor *u_tanh(sdl_tensor *x, float a, float b) { (void)a; (void)b; return sdl_tanh(x); }
 
 static const unary_case unary_cases[] = {
     {"neg", u_neg, r_neg, 0, 0, -2, 2},       {"exp", u_exp, r_exp, 0, 0, -2, 2},

@@ -317,7 +317,7 @@ SDL_API void sdl_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
     /* >>ops-general */ \
     SDL_BINARY_OPS(SDL__BINARY_ROW, X) \
     X(WHERE, where, sdl__where_fwd, sdl__where_bwd, sdl__cu_where_fwd, sdl__cu_where_bwd) \
-    X(INDEX_MAP, index_map, sdl__index_map_fwd, sdl__index_map_bwd, 0, 0) \
+    X(INDEX_MAP, index_map, sdl__index_map_fwd, sdl__index_map_bwd, sdl__cu_index_map_fwd, sdl__cu_index_map_bwd) \
     X(REDUCE_SUM, sum_dims, sdl__reduce_fwd, sdl__reduce_bwd, 0, 0) \
     X(REDUCE_MEAN, mean_dims, sdl__reduce_fwd, sdl__reduce_bwd, 0, 0) \
     X(REDUCE_MAX, max_dim, sdl__reduce_fwd, sdl__reduce_bwd, 0, 0) \
@@ -601,7 +601,9 @@ SDL_API int64_t sdl_count_correct(const sdl_tensor *logits, const sdl_tensor *ta
 /* >>decl-general: PyTorch's general tensor ops, differentiable (gradients flow to every
    f32 input; index tensors are i32 on the CPU). dims count from the end when negative.
    Outputs are new contiguous arena tensors: a permute, slice or expand is a copy, not a
-   view. These run on the CPU; on CUDA the elementwise ones (unary, binary, where) do. */
+   view. All run on the CPU; on CUDA the elementwise ones (unary, binary, where,
+   broadcasting) and the shape ops do (index tensors stay on the CPU), the reductions and
+   the batched matmul not yet (they fail there, naming the op). */
 /* NumPy broadcasting on both sides (sdl_add and sdl_mul broadcast this way too) */
 SDL_API sdl_tensor *sdl_sub(sdl_tensor *a, sdl_tensor *b);
 SDL_API sdl_tensor *sdl_div(sdl_tensor *a, sdl_tensor *b);
@@ -614,7 +616,7 @@ SDL_API sdl_tensor *sdl_lt(sdl_tensor *a, sdl_tensor *b);
 SDL_API sdl_tensor *sdl_le(sdl_tensor *a, sdl_tensor *b);
 SDL_API sdl_tensor *sdl_gt(sdl_tensor *a, sdl_tensor *b);
 SDL_API sdl_tensor *sdl_ge(sdl_tensor *a, sdl_tensor *b);
-SDL_API sdl_tensor *sdl_scalar(float value); /* a 0-d arena tensor, to broadcast */
+SDL_API sdl_tensor *sdl_scalar(float value); /* a 0-d CPU arena tensor; broadcasts on any device */
 SDL_API sdl_tensor *sdl_where(sdl_tensor *cond, sdl_tensor *a, sdl_tensor *b); /* cond != 0 ? a : b, all broadcast */
 SDL_API sdl_tensor *sdl_masked_fill(sdl_tensor *x, sdl_tensor *mask, float value); /* value where mask != 0 */
 /* reductions over ndims dims (ndims 0: all), dropped or kept as 1 (keepdim) */
@@ -2645,9 +2647,13 @@ static void sdl__mul_bwd(sdl_node *n) {
     }
 }
 static bool sdl__expand2(const char *op, sdl_tensor **a, sdl_tensor **b); /* >>ops-general */
+static sdl_tensor *sdl__scalar_to(sdl_tensor *t, sdl_device dev);
 /* b bias-style onto a (the kernels' case); a onto b swapped (a + b = b + a); otherwise both
    expanded to their NumPy broadcast first */
 static sdl_tensor *sdl__binary(sdl_op op, const char *name, sdl_tensor *a, sdl_tensor *b) {
+    if (sdl__any_null(a, b)) return NULL;
+    a = sdl__scalar_to(a, b->device);
+    b = sdl__scalar_to(b, a ? a->device : SDL_CPU);
     if (sdl__any_null(a, b)) return NULL;
     if (!sdl__broadcastable(a, b)) {
         if (sdl__broadcastable(b, a)) { sdl_tensor *t = a; a = b; b = t; }
@@ -4431,6 +4437,13 @@ static int sdl__dim(const char *op, const sdl_tensor *x, int dim, int ndim) {
     return -1;
 }
 
+/* bytes of host memory copied into fresh step memory on device */
+static void *sdl__to_device_arena(sdl_device device, const void *src, size_t bytes) {
+    void *d = sdl__device_arena_alloc(device, bytes, false);
+    if (d) sdl_get_backend(device)->copy(d, src, bytes, device, SDL_CPU);
+    return d;
+}
+
 /* ---- the index map: y[i] = src[map[i]] (fill where map[i] < 0), src being the inputs'
    elements one after another;  dsrc[j] += sum of dy[i] over map[i] = j (CSR lists those i in
    increasing order, so every sum has one fixed order on any thread count).
@@ -4438,6 +4451,7 @@ static int sdl__dim(const char *op, const sdl_tensor *x, int dim, int ndim) {
 typedef struct sdl__imap {
     int64_t *map;         /* per destination element: a source element or -1 */
     int64_t *start, *idx; /* the destinations of source j: idx[start[j] .. start[j + 1]) */
+                          /* (all three in the out's device memory: built here, copied there) */
     int64_t nd, ns;
     float fill;
     bool adjoint;
@@ -4511,8 +4525,9 @@ static void sdl__index_map_bwd(sdl_node *n) {
 static sdl_tensor *sdl__imap_run(sdl_shape out_shape, int nin, sdl_tensor *const *in, sdl_shape dst,
                                  sdl__imap_fn f, const void *ctx, float fill, bool adjoint) {
     sdl_node *n = sdl__op_begin_n(SDL_OP_INDEX_MAP, out_shape, nin, in);
+    const sdl_backend *be = n ? sdl_get_backend(n->out->device) : NULL;
     if (!n) return NULL;
-    if (n->out->device != SDL_CPU) return sdl__op_run(n); /* fails, naming the op */
+    if (!be || !be->forward[SDL_OP_INDEX_MAP]) return sdl__op_run(n); /* fails, naming the op */
     sdl__imap *m = (sdl__imap *)sdl_arena_alloc(sizeof(sdl__imap));
     if (!m) return NULL;
     m->nd = sdl__shape_numel(dst);
@@ -4527,7 +4542,14 @@ static sdl_tensor *sdl__imap_run(sdl_shape out_shape, int nin, sdl_tensor *const
         m->map[i] = f(c, ctx);
         for (int d = dst.ndim - 1; d >= 0 && ++c[d] == dst.d[d]; d--) c[d] = 0;
     }
-    if ((adjoint || n->out->requires_grad) && !sdl__imap_csr(m)) return NULL;
+    bool csr = adjoint || n->out->requires_grad;
+    if (csr && !sdl__imap_csr(m)) return NULL;
+    if (n->out->device != SDL_CPU) { /* the device kernels read the map from device memory */
+        m->map = (int64_t *)sdl__to_device_arena(n->out->device, m->map, (size_t)(m->nd + 1) * sizeof(int64_t));
+        m->start = csr ? (int64_t *)sdl__to_device_arena(n->out->device, m->start, (size_t)(m->ns + 1) * sizeof(int64_t)) : NULL;
+        m->idx = csr ? (int64_t *)sdl__to_device_arena(n->out->device, m->idx, (size_t)(m->nd + 1) * sizeof(int64_t)) : NULL;
+        if (!m->map || (csr && (!m->start || !m->idx))) return NULL;
+    }
     n->saved = m;
     return sdl__op_run(n);
 }
@@ -4872,9 +4894,21 @@ SDL_API sdl_tensor *sdl_pad(sdl_tensor *x, int npad, const int64_t *pad, sdl_pad
 SDL_BINARY_OPS(SDL__BINARY_CPU, _)
 #undef SDL__BINARY_CPU
 
+/* a 0-d CPU tensor that needs no gradient meets a tensor on another device there (PyTorch
+   lets CPU scalars mix with CUDA tensors): a copy on dev; anything else as it is */
+static sdl_tensor *sdl__scalar_to(sdl_tensor *t, sdl_device dev) {
+    if (!t || t->ndim || t->device != SDL_CPU || dev == SDL_CPU || t->requires_grad || t->dtype != SDL_F32) return t;
+    sdl_tensor *d = sdl__arena_tensor(sdl_shapen(0, NULL), SDL_F32, dev, false);
+    if (d) sdl_get_backend(dev)->copy(d->data, t->data, sizeof(float), dev, SDL_CPU);
+    return d;
+}
+
 /* a and b expanded to their broadcast shape (either may stay as it is) */
 static bool sdl__expand2(const char *op, sdl_tensor **a, sdl_tensor **b) {
     sdl_shape s;
+    *a = sdl__scalar_to(*a, (*b)->device);
+    *b = sdl__scalar_to(*b, (*a)->device);
+    if (!*a || !*b) return false;
     if (!sdl__broadcast(op, *a, *b, &s)) return false;
     *a = sdl_expand(*a, s);
     *b = sdl_expand(*b, s);
@@ -4931,6 +4965,11 @@ static void sdl__where_bwd(sdl_node *n) {
 }
 SDL_API sdl_tensor *sdl_where(sdl_tensor *cond, sdl_tensor *a, sdl_tensor *b) {
     if (sdl__any_null(cond, a) || !b) return NULL;
+    sdl_device dev = a->device != SDL_CPU ? a->device : b->device != SDL_CPU ? b->device : cond->device;
+    cond = sdl__scalar_to(cond, dev);
+    a = sdl__scalar_to(a, dev);
+    b = sdl__scalar_to(b, dev);
+    if (!cond || !a || !b) return NULL;
     sdl_shape ab, s;
     if (!sdl__broadcast("where", a, b, &ab) || !sdl__broadcast_shapes("where", sdl_tensor_shape(cond), ab, &s)) return NULL;
     bool no_grad = sdl__g.no_grad;
@@ -4945,7 +4984,10 @@ SDL_API sdl_tensor *sdl_where(sdl_tensor *cond, sdl_tensor *a, sdl_tensor *b) {
 /* x with value where mask != 0 (mask broadcasts to x) */
 SDL_API sdl_tensor *sdl_masked_fill(sdl_tensor *x, sdl_tensor *mask, float value) {
     if (sdl__any_null(x, mask)) return NULL;
-    return sdl_where(mask, sdl_scalar(value), x);
+    sdl_tensor *v = sdl__arena_tensor(sdl_shapen(0, NULL), SDL_F32, x->device, false);
+    if (v && x->device == SDL_CPU) sdl_f32(v)[0] = value;
+    else if (v) sdl_get_backend(x->device)->copy(v->data, &value, sizeof value, x->device, SDL_CPU);
+    return v ? sdl_where(mask, v, x) : NULL;
 }
 
 /* ---- row reductions of x (R, L) -> y (R), the kernels under the dim reductions:

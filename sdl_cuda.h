@@ -1955,6 +1955,64 @@ static void sdl__cu_where_bwd(sdl_node *n) {
     SDL__CU_LAUNCHED("sdl__k_where");
 }
 
+/* ---- the index map (sdl.h's >>ops-general: every shape op): y[i] = src[map[i]] over the
+   inputs one after another (fill where map[i] < 0);  dsrc[j] += sum of dy over the CSR list
+   of j, in its fixed order. The adjoint (scatter_add) swaps the two. One launch per input. */
+static __global__ void sdl__k_imap_gather(const int64_t *map, const float *x, int64_t base, int64_t nx, float *y, int64_t n,
+                                          float fill, int first) {
+    SDL__CU_LOOP(i, n) {
+        int64_t g = map[i] - base;
+        if (map[i] < 0) { if (first) y[i] = fill; }
+        else if (g >= 0 && g < nx) y[i] = x[g];
+    }
+}
+/* y[j] (+)= sum of x[idx[p]] for p in the CSR list of base + j */
+static __global__ void sdl__k_imap_csr_sum(const int64_t *start, const int64_t *idx, const float *x, int64_t base, float *y,
+                                           int64_t n, int add) {
+    SDL__CU_LOOP(j, n) {
+        float s = 0.0f;
+        for (int64_t p = start[base + j]; p < start[base + j + 1]; p++) s += x[idx[p]];
+        y[j] = add ? y[j] + s : s;
+    }
+}
+static __global__ void sdl__k_imap_adj_bwd(const int64_t *map, const float *dy, float *dx, int64_t n) {
+    SDL__CU_LOOP(i, n) {
+        if (map[i] >= 0) dx[i] += dy[map[i]];
+    }
+}
+static void sdl__cu_index_map_fwd(sdl_node *n) {
+    const sdl__imap *m = (const sdl__imap *)n->saved;
+    int64_t len = n->out->numel, base = 0;
+    if (len <= 0) return;
+    if (m->adjoint) {
+        sdl__k_imap_csr_sum<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(m->start, m->idx, sdl_f32(n->in[0]), 0, sdl_f32(n->out), len, 0);
+        SDL__CU_LAUNCHED("sdl__k_imap_csr_sum");
+        return;
+    }
+    for (int k = 0; k < n->nin; k++) {
+        sdl__k_imap_gather<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(m->map, sdl_f32(n->in[k]), base, n->in[k]->numel,
+                                                                                     sdl_f32(n->out), len, m->fill, k == 0);
+        SDL__CU_LAUNCHED("sdl__k_imap_gather");
+        base += n->in[k]->numel;
+    }
+}
+static void sdl__cu_index_map_bwd(sdl_node *n) {
+    const sdl__imap *m = (const sdl__imap *)n->saved;
+    int64_t base = 0;
+    for (int k = 0; k < n->nin; k++) { /* one input at a time: cat(x, x) adds twice, in order */
+        int64_t len = n->in[k]->numel;
+        if (len > 0 && n->in[k]->grad && m->adjoint) {
+            sdl__k_imap_adj_bwd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(m->map, n->out->grad, n->in[k]->grad, len);
+            SDL__CU_LAUNCHED("sdl__k_imap_adj_bwd");
+        } else if (len > 0 && n->in[k]->grad) {
+            sdl__k_imap_csr_sum<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(m->start, m->idx, n->out->grad, base,
+                                                                                          n->in[k]->grad, len, 1);
+            SDL__CU_LAUNCHED("sdl__k_imap_csr_sum");
+        }
+        base += len;
+    }
+}
+
 /* ---- softmax / log_softmax over the last dim, a warp per row, max subtracted first:
    softmax:      y = e^(x - max) / sum;  dx += y (dy - sum(dy y))
    log_softmax:  y = x - max - log sum;  dx += dy - e^y sum(dy) */

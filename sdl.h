@@ -413,12 +413,21 @@ static SDL_HD inline float sdl__f_sin(float x, float a, float b) { (void)a; (voi
 static SDL_HD inline float sdl__df_sin(float x, float y, float dy, float a, float b) { (void)y; (void)a; (void)b; return dy * cosf(x); }
 static SDL_HD inline float sdl__f_cos(float x, float a, float b) { (void)a; (void)b; return cosf(x); }
 static SDL_HD inline float sdl__df_cos(float x, float y, float dy, float a, float b) { (void)y; (void)a; (void)b; return -dy * sinf(x); }
+/* hardswish   f = x relu6(x + 3) / 6                   f' = x < -3 ? 0 : x > 3 ? 1 : x/3 + 1/2 (PyTorch's) */
+static SDL_HD inline float sdl__f_hardswish(float x, float a, float b) {
+    (void)a; (void)b;
+    return x <= -3.0f ? 0.0f : x >= 3.0f ? x : x * (x + 3.0f) / 6.0f;
+}
+static SDL_HD inline float sdl__df_hardswish(float x, float y, float dy, float a, float b) {
+    (void)y; (void)a; (void)b;
+    return x < -3.0f ? 0.0f : x > 3.0f ? dy : dy * (x / 3.0f + 0.5f);
+}
 /* the unary ops, one row each (above: their formulas) */
 #define SDL_UNARY_OPS(U, X) \
     U(X, LEAKY_RELU, leaky_relu) U(X, GELU, gelu) U(X, TANH, tanh) U(X, SIGMOID, sigmoid) \
     U(X, SILU, silu) U(X, SCALE, scale) U(X, NEG, neg) U(X, EXP, exp) U(X, LOG, log) \
     U(X, SQRT, sqrt) U(X, RSQRT, rsqrt) U(X, ABS, abs) U(X, POW, pow) U(X, CLAMP, clamp) \
-    U(X, SIN, sin) U(X, COS, cos)
+    U(X, SIN, sin) U(X, COS, cos) U(X, HARDSWISH, hardswish)
 
 /* Elementwise binary ops on equal shapes (the public functions broadcast first, with
    sdl_expand): y = f(a, b),  da += df/da dy,  db += df/db dy. U(X, NAME, name) needs
@@ -579,6 +588,7 @@ SDL_API sdl_tensor *sdl_pow(sdl_tensor *x, float exponent);
 SDL_API sdl_tensor *sdl_clamp(sdl_tensor *x, float lo, float hi); /* -INFINITY / INFINITY: no bound */
 SDL_API sdl_tensor *sdl_sin(sdl_tensor *x);
 SDL_API sdl_tensor *sdl_cos(sdl_tensor *x);
+SDL_API sdl_tensor *sdl_hardswish(sdl_tensor *x); /* x relu6(x + 3) / 6 (MobileNetV3) */
 SDL_API sdl_tensor *sdl_residual_add(sdl_tensor *a, sdl_tensor *b); /* same shapes */
 SDL_API sdl_tensor *sdl_concat(sdl_tensor *a, sdl_tensor *b, int dim);
 SDL_API sdl_tensor *sdl_reshape(sdl_tensor *x, sdl_shape shape); /* a view; one dim may be -1 */
@@ -4078,6 +4088,7 @@ SDL_API sdl_tensor *sdl_clamp(sdl_tensor *x, float lo, float hi) {
 }
 SDL_API sdl_tensor *sdl_sin(sdl_tensor *x) { return sdl__unary(SDL_OP_SIN, x, 0.0f, 0.0f); }
 SDL_API sdl_tensor *sdl_cos(sdl_tensor *x) { return sdl__unary(SDL_OP_COS, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_hardswish(sdl_tensor *x) { return sdl__unary(SDL_OP_HARDSWISH, x, 0.0f, 0.0f); }
 
 /* ---- softmax / log_softmax over the last dim, row by row, max subtracted first:
    softmax:      y = e^(x - max) / sum e^(x - max);   dx += y (dy - sum(dy y))

@@ -38,6 +38,8 @@ static double r_sin(double x, double a, double b) { (void)a; (void)b; return sin
 static double r_cos(double x, double a, double b) { (void)a; (void)b; return cos(x); }
 static double r_tanh(double x, double a, double b) { (void)a; (void)b; return tanh(x); }
 static sdl_tensor *u_tanh(sdl_tensor *x, float a, float b) { (void)a; (void)b; return sdl_tanh(x); }
+static sdl_tensor *u_hardswish(sdl_tensor *x, float a, float b) { (void)a; (void)b; return sdl_hardswish(x); }
+static double r_hardswish(double x, double a, double b) { (void)a; (void)b; return x <= -3 ? 0 : x >= 3 ? x : x * (x + 3) / 6; }
 
 static const unary_case unary_cases[] = {
     {"neg", u_neg, r_neg, 0, 0, -2, 2},       {"exp", u_exp, r_exp, 0, 0, -2, 2},
@@ -46,6 +48,7 @@ static const unary_case unary_cases[] = {
     {"pow 2.5", u_pow, r_pow, 2.5f, 0, 0.2f, 2}, {"pow -1", u_pow, r_pow, -1.0f, 0, 0.5f, 2},
     {"clamp", u_clamp, r_clamp, -0.5f, 0.7f, -2, 2}, {"sin", u_sin, r_sin, 0, 0, -3, 3},
     {"cos", u_cos, r_cos, 0, 0, -3, 3},       {"tanh", u_tanh, r_tanh, 0, 0, -2, 2},
+    {"hardswish", u_hardswish, r_hardswish, 0, 0, -5, 5},
 };
 
 static sdl_tensor *unary_f(sdl_tensor **in, void *ctx) {

@@ -318,12 +318,12 @@ SDL_API void sdl_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
     SDL_BINARY_OPS(SDL__BINARY_ROW, X) \
     X(WHERE, where, sdl__where_fwd, sdl__where_bwd, sdl__cu_where_fwd, sdl__cu_where_bwd) \
     X(INDEX_MAP, index_map, sdl__index_map_fwd, sdl__index_map_bwd, sdl__cu_index_map_fwd, sdl__cu_index_map_bwd) \
-    X(REDUCE_SUM, sum_dims, sdl__reduce_fwd, sdl__reduce_bwd, 0, 0) \
-    X(REDUCE_MEAN, mean_dims, sdl__reduce_fwd, sdl__reduce_bwd, 0, 0) \
-    X(REDUCE_MAX, max_dim, sdl__reduce_fwd, sdl__reduce_bwd, 0, 0) \
-    X(LOGSUMEXP, logsumexp, sdl__reduce_fwd, sdl__reduce_bwd, 0, 0) \
-    X(VAR, var_dims, sdl__reduce_fwd, sdl__reduce_bwd, 0, 0) \
-    X(BMM, bmm, sdl__bmm_fwd, sdl__bmm_bwd, 0, 0)
+    X(REDUCE_SUM, sum_dims, sdl__reduce_fwd, sdl__reduce_bwd, sdl__cu_reduce_fwd, sdl__cu_reduce_bwd) \
+    X(REDUCE_MEAN, mean_dims, sdl__reduce_fwd, sdl__reduce_bwd, sdl__cu_reduce_fwd, sdl__cu_reduce_bwd) \
+    X(REDUCE_MAX, max_dim, sdl__reduce_fwd, sdl__reduce_bwd, sdl__cu_reduce_fwd, sdl__cu_reduce_bwd) \
+    X(LOGSUMEXP, logsumexp, sdl__reduce_fwd, sdl__reduce_bwd, sdl__cu_reduce_fwd, sdl__cu_reduce_bwd) \
+    X(VAR, var_dims, sdl__reduce_fwd, sdl__reduce_bwd, sdl__cu_reduce_fwd, sdl__cu_reduce_bwd) \
+    X(BMM, bmm, sdl__bmm_fwd, sdl__bmm_bwd, sdl__cu_bmm_fwd, sdl__cu_bmm_bwd)
 #define SDL__UNARY_ROW(X, NAME, name) X(NAME, name, sdl__##name##_fwd, sdl__##name##_bwd, sdl__cu_unary_fwd, sdl__cu_unary_bwd)
 #define SDL__BINARY_ROW(X, NAME, name) X(NAME, name, sdl__##name##_fwd, sdl__##name##_bwd, sdl__cu_bin_fwd, sdl__cu_bin_bwd)
 
@@ -612,8 +612,8 @@ SDL_API int64_t sdl_count_correct(const sdl_tensor *logits, const sdl_tensor *ta
    f32 input; index tensors are i32 on the CPU). dims count from the end when negative.
    Outputs are new contiguous arena tensors: a permute, slice or expand is a copy, not a
    view. All run on the CPU; on CUDA the elementwise ones (unary, binary, where,
-   broadcasting) and the shape ops do (index tensors stay on the CPU), the reductions and
-   the batched matmul not yet (they fail there, naming the op). */
+   broadcasting), the shape ops (index tensors stay on the CPU), the reductions and
+   matmul do; argmax is CPU-only (an error elsewhere). */
 /* NumPy broadcasting on both sides (sdl_add and sdl_mul broadcast this way too) */
 SDL_API sdl_tensor *sdl_sub(sdl_tensor *a, sdl_tensor *b);
 SDL_API sdl_tensor *sdl_div(sdl_tensor *a, sdl_tensor *b);

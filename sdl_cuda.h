@@ -2013,6 +2013,105 @@ static void sdl__cu_index_map_bwd(sdl_node *n) {
     }
 }
 
+/* ---- row reductions (sdl.h's >>ops-general): x (R, L) -> y (R), a warp per row, the sums
+   in a fixed order. max keeps its argmax (the first of equals, NaN the largest):
+   sum         y = sum x                            dx = dy
+   mean        y = sum x / L                        dx = dy / L
+   max         y = x[argmax]                        dx[argmax] = dy
+   logsumexp   y = m + ln sum e^(x - m), m = max    dx = dy e^(x - y)
+   var         y = sum (x - mu)^2 / (L - corr)      dx = dy 2 (x - mu) / (L - corr) */
+static __device__ void sdl__cu_argmax_pick(float *m, int64_t *a, float m2, int64_t a2) {
+    bool nan1 = *m != *m, nan2 = m2 != m2;
+    if ((!nan1 && !nan2 && m2 > *m) || (nan2 && !nan1) || ((m2 == *m || (nan1 && nan2)) && a2 < *a)) { *m = m2; *a = a2; }
+}
+/* the row's max and argmax in every lane */
+static __device__ float sdl__cu_row_argmax(const float *x, int64_t L, int64_t *arg) {
+    float m = -INFINITY;
+    int64_t a = INT64_MAX;
+    for (int64_t j = threadIdx.x & 31; j < L; j += 32) sdl__cu_argmax_pick(&m, &a, x[j], j);
+    for (int o = 16; o > 0; o >>= 1) {
+        float m2 = __shfl_xor_sync(0xffffffffu, m, o);
+        int64_t a2 = __shfl_xor_sync(0xffffffffu, a, o);
+        sdl__cu_argmax_pick(&m, &a, m2, a2);
+    }
+    *arg = a;
+    return m;
+}
+/* sum of (x - mu)^2 over the row, in every lane */
+static __device__ float sdl__cu_row_sq(const float *x, int64_t L, float mu) {
+    float s = 0.0f;
+    for (int64_t j = threadIdx.x & 31; j < L; j += 32) s += (x[j] - mu) * (x[j] - mu);
+    return sdl__cu_warp_sum(s);
+}
+static __device__ float sdl__cu_row_sum(const float *x, int64_t L, float shift, int exp_of) {
+    float s = 0.0f;
+    for (int64_t j = threadIdx.x & 31; j < L; j += 32) s += exp_of ? expf(x[j] - shift) : x[j] - shift;
+    return sdl__cu_warp_sum(s);
+}
+static __global__ void sdl__k_reduce_fwd(const float *x, float *y, int64_t *argmax, int64_t R, int64_t L, int op, float corr) {
+    SDL__CU_ROWS(r, R) {
+        const float *xr = x + r * L;
+        int64_t arg;
+        float v, m = sdl__cu_row_argmax(xr, L, &arg);
+        if (op == SDL_OP_REDUCE_MAX) {
+            v = m;
+            if ((threadIdx.x & 31) == 0) argmax[r] = arg;
+        } else { /* every op below takes the same shuffles (the warp stays in step) */
+            float e = sdl__cu_row_sum(xr, L, isfinite(m) ? m : 0.0f, 1), s = sdl__cu_row_sum(xr, L, 0.0f, 0);
+            float q = sdl__cu_row_sq(xr, L, s / (float)L);
+            if (op == SDL_OP_LOGSUMEXP) v = isfinite(m) ? m + logf(e) : m;
+            else if (op == SDL_OP_REDUCE_SUM) v = s;
+            else if (op == SDL_OP_REDUCE_MEAN) v = s / (float)L;
+            else v = q / ((float)L - corr);
+        }
+        if ((threadIdx.x & 31) == 0) y[r] = v;
+    }
+}
+static __global__ void sdl__k_reduce_bwd(const float *x, const float *y, const float *dy, float *dx, const int64_t *argmax,
+                                         int64_t R, int64_t L, int op, float corr) {
+    SDL__CU_ROWS(r, R) {
+        const float *xr = x + r * L;
+        float *dxr = dx + r * L, g = dy[r];
+        /* the mean for var; every op takes the same shuffles (the warp stays in step) */
+        float mu = sdl__cu_row_sum(xr, L, 0.0f, 0) / (float)L, k = 2.0f / ((float)L - corr);
+        if (op == SDL_OP_REDUCE_MAX) {
+            if ((threadIdx.x & 31) == 0 && L > 0) dxr[argmax[r]] += g;
+            continue;
+        }
+        for (int64_t j = threadIdx.x & 31; j < L; j += 32)
+            dxr[j] += op == SDL_OP_REDUCE_SUM ? g : op == SDL_OP_REDUCE_MEAN ? g / (float)L
+                    : op == SDL_OP_LOGSUMEXP ? g * expf(xr[j] - y[r]) : g * k * (xr[j] - mu);
+    }
+}
+static void sdl__cu_reduce_fwd(sdl_node *n) {
+    int64_t R = n->out->numel, L = R ? n->in[0]->numel / R : 0;
+    if (R <= 0) return;
+    sdl__k_reduce_fwd<<<sdl__cu_row_grid(R), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->out), (int64_t *)n->saved,
+                                                                                  R, L, (int)n->op, n->attr.scalar.alpha);
+    SDL__CU_LAUNCHED("sdl__k_reduce_fwd");
+}
+static void sdl__cu_reduce_bwd(sdl_node *n) {
+    int64_t R = n->out->numel, L = R ? n->in[0]->numel / R : 0;
+    if (R <= 0 || !n->in[0]->grad) return;
+    sdl__k_reduce_bwd<<<sdl__cu_row_grid(R), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->out), n->out->grad,
+        n->in[0]->grad, (const int64_t *)n->saved, R, L, (int)n->op, n->attr.scalar.alpha);
+    SDL__CU_LAUNCHED("sdl__k_reduce_bwd");
+}
+
+/* ---- batched matmul (sdl.h's >>ops-general): a (B, M, K) @ b (B, K, N), strided-batched
+   cuBLAS;  dA_i += dY_i B_i^T,  dB_i += A_i^T dY_i */
+static void sdl__cu_bmm_fwd(sdl_node *n) {
+    const sdl_tensor *a = n->in[0], *b = n->in[1];
+    int64_t B = a->shape[0], M = a->shape[1], K = a->shape[2], N = b->shape[2];
+    sdl__cu_gemm_batched(false, false, M, N, K, 1.0f, sdl_f32(a), K, M * K, sdl_f32(b), N, K * N, 0.0f, sdl_f32(n->out), N, M * N, B);
+}
+static void sdl__cu_bmm_bwd(sdl_node *n) {
+    const sdl_tensor *a = n->in[0], *b = n->in[1];
+    int64_t B = a->shape[0], M = a->shape[1], K = a->shape[2], N = b->shape[2];
+    if (a->grad) sdl__cu_gemm_batched(false, true, M, K, N, 1.0f, n->out->grad, N, M * N, sdl_f32(b), N, K * N, 1.0f, a->grad, K, M * K, B);
+    if (b->grad) sdl__cu_gemm_batched(true, false, K, N, M, 1.0f, sdl_f32(a), K, M * K, n->out->grad, N, M * N, 1.0f, b->grad, N, K * N, B);
+}
+
 /* ---- softmax / log_softmax over the last dim, a warp per row, max subtracted first:
    softmax:      y = e^(x - max) / sum;  dx += y (dy - sum(dy y))
    log_softmax:  y = x - max - log sum;  dx += dy - e^y sum(dy) */

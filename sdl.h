@@ -273,10 +273,13 @@ SDL_API void sdl_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
    backward) generates the sdl_op enum (SDL_OP_NAME), sdl_op_name() and both backend tables
    (sdl.h's >>cpu-table, sdl_cuda.h's >>cuda-table, which expand the columns they own; the
    kernel names need only exist where their columns are expanded). 0 in a column: that
-   backend has no kernel, and the op fails there at its first call, by name ("function has
-   no CUDA kernel"), never computing something else.
+   backend has no kernel, and the op fails there at its first call, by name ("conv3d has
+   no CUDA kernel"), never computing something else. (An op for your own program only: an
+   sdl_function, see >>decl-function.)
 
-   How to add an op (an elementwise one: see SDL_UNARY_OPS in >>formulas, one row there):
+   How to add an op (an elementwise one: a row of SDL_UNARY_OPS or SDL_BINARY_OPS in
+   >>formulas with its formulas, and its public function; tests/cuda_test_general.cu walks
+   those lists, so the CUDA kernel is checked without an edit; hardswish is the example):
      1. a row here (at the end of a group; the enum order is only a numbering);
      2. the public function in >>decl-ops, and beside it in the right >>ops-* section the
         maker (checks shapes, sdl__op_begin, sets node->attr, sdl__op_run) and the CPU
@@ -459,6 +462,60 @@ static SDL_HD inline float sdl__dfb_minimum(float a, float b, float y, float dy)
     static SDL_HD inline float sdl__dfb_##name(float a, float b, float y, float dy) { (void)a; (void)b; (void)y; (void)dy; return 0.0f; }
 SDL__CMP(eq, a == b) SDL__CMP(ne, a != b) SDL__CMP(lt, a < b) SDL__CMP(le, a <= b) SDL__CMP(gt, a > b) SDL__CMP(ge, a >= b)
 #undef SDL__CMP
+
+/* The RNG (>>rng): splitmix64 of (seed, stream, index), and a uniform float in [0, 1) from
+   a hash's top 24 bits. Dropout keeps element i when u24(mix(key ^ i)) >= p, key the hash
+   of (seed, stream): the CPU and the GPU draw the same mask. */
+static SDL_HD inline uint64_t sdl__mix64(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static SDL_HD inline uint64_t sdl__hash_key(uint64_t seed, uint64_t stream) { return sdl__mix64(seed ^ sdl__mix64(stream)); }
+static SDL_HD inline uint64_t sdl__hash3(uint64_t seed, uint64_t stream, uint64_t index) {
+    return sdl__mix64(sdl__hash_key(seed, stream) ^ index);
+}
+static SDL_HD inline float sdl__u24(uint64_t h) { return (float)(h >> 40) * (1.0f / 16777216.0f); }
+static SDL_HD inline float sdl__dropout_elem(uint64_t key, uint64_t i, float v, float p, float scale) {
+    return sdl__u24(sdl__mix64(key ^ i)) >= p ? v * scale : 0.0f;
+}
+
+/* Optimizer element updates (>>optim), g the gradient with weight decay and trust applied:
+   sgd    v = first ? g : mu v + g;  g = nesterov ? g + mu v : v;  p -= lr g   (v NULL: p -= lr g)
+   adam   (adamw decays first: p *= 1 - lr wd; adam adds wd p to g)
+          m = b1 m + (1 - b1) g,  v = b2 v + (1 - b2) g^2,  p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)
+   lamb   the same moments, r = (m / bc1) / (sqrt(v / bc2) + eps) + wd p (returned) */
+static SDL_HD inline void sdl__sgd_elem(float *p, float *v, float g, float lr, float mu, bool first, bool nesterov) {
+    if (v) {
+        *v = first ? g : mu * *v + g;
+        g = nesterov ? g + mu * *v : *v;
+    }
+    *p -= lr * g;
+}
+static SDL_HD inline void sdl__adam_elem(float *p, float *m, float *v, float g, float b1, float b2, float eps, float step_size,
+                                         float sqrt_bc2, float wd, float shrink, bool decoupled) {
+    if (decoupled) *p *= shrink;
+    else g += wd * *p;
+    *m = b1 * *m + (1.0f - b1) * g;
+    *v = b2 * *v + (1.0f - b2) * g * g;
+    *p -= step_size * *m / (sqrtf(*v) / sqrt_bc2 + eps);
+}
+static SDL_HD inline float sdl__lamb_elem(float *m, float *v, float g, float p, float b1, float b2, float eps, float bc1, float bc2, float wd) {
+    *m = b1 * *m + (1.0f - b1) * g;
+    *v = b2 * *v + (1.0f - b2) * g * g;
+    return (*m / bc1) / (sqrtf(*v / bc2) + eps) + wd * p;
+}
+
+/* Loss elements (>>ops, >>ops-loss), summed in double:
+   bce with logits  l = max(x, 0) - x t + ln(1 + e^-|x|)   dl/dx = sigmoid(x) - t
+   mse              l = (x - t)^2                          dl/dx = 2 (x - t) */
+static SDL_HD inline double sdl__bce_elem(float x, float t) {
+    double v = (double)x;
+    return (x > 0.0f ? v : 0.0) - v * (double)t + log1p(exp(-fabs(v)));
+}
+static SDL_HD inline float sdl__bce_grad(float x, float t) { return sdl__act_sigmoid(x) - t; }
+static SDL_HD inline double sdl__mse_elem(float x, float t) { return ((double)x - (double)t) * ((double)x - (double)t); }
 
 /* >>decl-autograd */
 #define SDL__OP_ENUM(NAME, name, f, b, cf, cb) SDL_OP_##NAME,
@@ -1358,20 +1415,8 @@ static void *sdl__shape_error(const char *op, const char *what, const sdl_tensor
    ---------------------------------------------------------------------------------------- */
 static uint64_t sdl__rng_seed_v = 0x5D1u, sdl__rng_counter;
 
-static uint64_t sdl__mix64(uint64_t z) {
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t sdl__hash3(uint64_t seed, uint64_t stream, uint64_t index) {
-    return sdl__mix64(sdl__mix64(seed ^ sdl__mix64(stream)) ^ index);
-}
-
-SDL_API float sdl_hash_uniform(uint64_t seed, uint64_t stream, uint64_t index) {
-    return (float)(sdl__hash3(seed, stream, index) >> 40) * (1.0f / 16777216.0f);
-}
+/* sdl__mix64, sdl__hash3 and sdl__u24 are in >>formulas (the GPU's dropout uses them too) */
+SDL_API float sdl_hash_uniform(uint64_t seed, uint64_t stream, uint64_t index) { return sdl__u24(sdl__hash3(seed, stream, index)); }
 
 SDL_API void sdl_manual_seed(uint64_t seed) { sdl__rng_seed_v = seed; sdl__rng_counter = 0; }
 SDL_API uint64_t sdl_rng_state(void) { return sdl__rng_counter; }
@@ -2829,7 +2874,7 @@ SDL_API int64_t sdl_count_correct(const sdl_tensor *logits, const sdl_tensor *ta
 static void sdl__mse_fwd(sdl_node *n) {
     const float *x = sdl_f32(n->in[0]), *t = sdl_f32(n->in[1]);
     double s = 0.0;
-    for (int64_t i = 0; i < n->in[0]->numel; i++) s += ((double)x[i] - t[i]) * ((double)x[i] - t[i]);
+    for (int64_t i = 0; i < n->in[0]->numel; i++) s += sdl__mse_elem(x[i], t[i]);
     sdl_f32(n->out)[0] = (float)(s / (double)(n->in[0]->numel ? n->in[0]->numel : 1));
 }
 static void sdl__mse_bwd(sdl_node *n) {
@@ -3970,13 +4015,12 @@ SDL_API sdl_tensor *sdl_layer_norm(sdl_tensor *x, sdl_tensor *gamma, sdl_tensor 
 static void sdl__dropout_range(void *ctx, int64_t i0, int64_t i1, bool bwd) {
     sdl_node *n = (sdl_node *)ctx;
     float p = n->attr.dropout.p, scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f; /* p = 1 keeps nothing */
-    uint64_t seed = n->attr.dropout.seed, stream = n->attr.dropout.stream;
+    uint64_t key = sdl__hash_key(n->attr.dropout.seed, n->attr.dropout.stream);
     const float *x = sdl_f32(n->in[0]), *dy = n->out->grad;
     float *y = sdl_f32(n->out), *dx = n->in[0]->grad;
     for (int64_t i = i0; i < i1; i++) {
-        bool keep = sdl_hash_uniform(seed, stream, (uint64_t)i) >= p;
-        if (bwd) dx[i] += keep ? dy[i] * scale : 0.0f;
-        else y[i] = keep ? x[i] * scale : 0.0f;
+        if (bwd) dx[i] += sdl__dropout_elem(key, (uint64_t)i, dy[i], p, scale);
+        else y[i] = sdl__dropout_elem(key, (uint64_t)i, x[i], p, scale);
     }
 }
 static void sdl__dropout_fwd_range(void *ctx, int64_t i0, int64_t i1) { sdl__dropout_range(ctx, i0, i1, false); }
@@ -4406,8 +4450,7 @@ static void sdl__bce_fwd(sdl_node *n) {
     const float *x = sdl_f32(n->in[0]), *t = sdl_f32(n->in[1]);
     int64_t N = n->in[0]->numel;
     double s = 0.0;
-    for (int64_t i = 0; i < N; i++)
-        s += (x[i] > 0.0f ? x[i] : 0.0f) - (double)x[i] * t[i] + log1p(exp(-fabs((double)x[i])));
+    for (int64_t i = 0; i < N; i++) s += sdl__bce_elem(x[i], t[i]);
     sdl_f32(n->out)[0] = (float)(s / (double)(N ? N : 1));
 }
 static void sdl__bce_bwd(sdl_node *n) {
@@ -4416,7 +4459,7 @@ static void sdl__bce_bwd(sdl_node *n) {
     int64_t N = xt->numel;
     float g = n->out->grad[0] / (float)(N ? N : 1);
     for (int64_t i = 0; i < N; i++) {
-        if (xt->requires_grad) xt->grad[i] += g * (sdl__act_sigmoid(x[i]) - t[i]);
+        if (xt->requires_grad) xt->grad[i] += g * sdl__bce_grad(x[i], t[i]);
         if (tt->requires_grad) tt->grad[i] -= g * x[i];
     }
 }
@@ -5960,12 +6003,7 @@ static void sdl__sgd_range(void *ctx, int64_t begin, int64_t end) {
         return;
     }
     for (int64_t j = begin; j < end; j++) {
-        float g = u->trust * (u->g[j] + u->wd * u->p[j]);
-        if (u->m) {
-            u->m[j] = first ? g : mu * u->m[j] + g;
-            g = nesterov ? g + mu * u->m[j] : u->m[j];
-        }
-        u->p[j] -= u->lr * g;
+        sdl__sgd_elem(&u->p[j], u->m ? &u->m[j] : NULL, u->trust * (u->g[j] + u->wd * u->p[j]), u->lr, mu, first, nesterov);
         u->g[j] = 0.0f;
     }
 }
@@ -5980,12 +6018,7 @@ static void sdl__adam_range(void *ctx, int64_t begin, int64_t end) {
     bool decoupled = u->o->desc.kind == SDL_OPTIM_ADAMW;
     float shrink = 1.0f - u->lr * u->wd;
     for (int64_t j = begin; j < end; j++) {
-        float g = u->g[j];
-        if (decoupled) u->p[j] *= shrink;
-        else g += u->wd * u->p[j];
-        u->m[j] = b1 * u->m[j] + (1.0f - b1) * g;
-        u->v[j] = b2 * u->v[j] + (1.0f - b2) * g * g;
-        u->p[j] -= step_size * u->m[j] / (sqrtf(u->v[j]) / sqrt_bc2 + eps);
+        sdl__adam_elem(&u->p[j], &u->m[j], &u->v[j], u->g[j], b1, b2, eps, step_size, sqrt_bc2, u->wd, shrink, decoupled);
         u->g[j] = 0.0f;
     }
 }
@@ -6000,10 +6033,7 @@ static void sdl__lamb_moments_range(void *ctx, int64_t begin, int64_t end, doubl
     const sdl__update *u = (const sdl__update *)ctx;
     float b1 = u->o->desc.beta1, b2 = u->o->desc.beta2, eps = u->o->desc.eps;
     for (int64_t j = begin; j < end; j++) {
-        float g = u->g[j];
-        u->m[j] = b1 * u->m[j] + (1.0f - b1) * g;
-        u->v[j] = b2 * u->v[j] + (1.0f - b2) * g * g;
-        float r = (u->m[j] / u->bc1) / (sqrtf(u->v[j] / u->bc2) + eps) + u->wd * u->p[j];
+        float r = sdl__lamb_elem(&u->m[j], &u->v[j], u->g[j], u->p[j], b1, b2, eps, u->bc1, u->bc2, u->wd);
         u->g[j] = r;
         sums[0] += (double)u->p[j] * (double)u->p[j];
         sums[1] += (double)r * (double)r;

@@ -758,8 +758,8 @@ static __global__ void sdl__k_reduce_partial(const float *x, const float *t, int
     double s = 0.0;
     SDL__CU_LOOP(i, n) {
         double v = (double)x[i];
-        if (mode == 1) v = (v - (double)t[i]) * (v - (double)t[i]);
-        else if (mode == 2) v = (x[i] > 0.0f ? v : 0.0) - v * (double)t[i] + log1p(exp(-fabs(v)));
+        if (mode == 1) v = sdl__mse_elem(x[i], t[i]);
+        else if (mode == 2) v = sdl__bce_elem(x[i], t[i]);
         s += v;
     }
     s = sdl__cu_block_sum(s, sh);
@@ -1774,22 +1774,15 @@ static void sdl__cu_ln_bwd(sdl_node *n) {
 }
 
 /* ---- dropout (inverted), the CPU's mask bit for bit: keep_i = u_i >= p with
-   u_i = (hash(seed, stream, i) >> 40) / 2^24 and sdl.h's splitmix hash;
+   u_i = (hash(seed, stream, i) >> 40) / 2^24, sdl.h's >>formulas (sdl__dropout_elem);
    y = keep ? x / (1 - p) : 0;  dx += keep ? dy / (1 - p) : 0 (the mask is recomputed).
    In a captured step (rng not NULL) the seed and the counter's shift since the capture come
    from the graph's device scalars, so each replay draws the mask an eager step would. */
-static __host__ __device__ uint64_t sdl__cu_mix64(uint64_t z) {
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 static __global__ void sdl__k_dropout(const float *src, float *dst, int64_t n, uint64_t key, float p, float scale, int add,
                                       const uint64_t *rng, uint64_t stream) {
-    if (rng) key = sdl__cu_mix64(rng[0] ^ sdl__cu_mix64(stream + rng[1]));
+    if (rng) key = sdl__hash_key(rng[0], stream + rng[1]);
     SDL__CU_LOOP(i, n) {
-        float u = (float)(sdl__cu_mix64(key ^ (uint64_t)i) >> 40) * (1.0f / 16777216.0f);
-        float v = u >= p ? src[i] * scale : 0.0f;
+        float v = sdl__dropout_elem(key, (uint64_t)i, src[i], p, scale);
         if (add) dst[i] += v;
         else dst[i] = v;
     }
@@ -1798,7 +1791,7 @@ static void sdl__cu_dropout_run(sdl_node *n, bool bwd) {
     int64_t len = n->out->numel;
     if (len <= 0 || (bwd && !n->in[0]->requires_grad)) return;
     float p = n->attr.dropout.p, scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-    uint64_t key = sdl__cu_mix64(n->attr.dropout.seed ^ sdl__cu_mix64(n->attr.dropout.stream));
+    uint64_t key = sdl__hash_key(n->attr.dropout.seed, n->attr.dropout.stream);
     sdl__k_dropout<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
         bwd ? n->out->grad : sdl_f32(n->in[0]), bwd ? n->in[0]->grad : sdl_f32(n->out), len, key, p, scale, bwd,
         sdl__cu_graph_rng(), n->attr.dropout.stream);
@@ -2393,7 +2386,7 @@ static void sdl__cu_nll_bwd(sdl_node *n) {
 static __global__ void sdl__k_bce_bwd(const float *x, const float *t, const float *dy, float *dx, float *dt, int64_t n) {
     float g = dy[0] / (float)(n ? n : 1);
     SDL__CU_LOOP(i, n) {
-        if (dx) dx[i] += g * (sdl__act_sigmoid(x[i]) - t[i]);
+        if (dx) dx[i] += g * sdl__bce_grad(x[i], t[i]);
         if (dt) dt[i] -= g * x[i];
     }
 }
@@ -2429,27 +2422,13 @@ static void sdl__cu_bce_bwd(sdl_node *n) {
 static __global__ void sdl__k_sgd(float *p, const float *grad, float *v, int64_t n, float lr, float mu, float wd, int first, int nesterov,
                                   const float *hp) {
     if (hp) { lr = hp[0]; first = hp[1] != 0.0f; }
-    SDL__CU_LOOP(j, n) {
-        float gj = grad[j] + wd * p[j];
-        if (v) {
-            v[j] = first ? gj : mu * v[j] + gj;
-            gj = nesterov ? gj + mu * v[j] : v[j];
-        }
-        p[j] -= lr * gj;
-    }
+    SDL__CU_LOOP(j, n) sdl__sgd_elem(&p[j], v ? &v[j] : NULL, grad[j] + wd * p[j], lr, mu, first, nesterov);
 }
 
 static __global__ void sdl__k_adam(float *p, const float *grad, float *m, float *v, int64_t n, float b1, float b2, float eps,
                                    float step_size, float sqrt_bc2, float wd, float shrink, int decoupled, const float *hp) {
     if (hp) { step_size = hp[2]; sqrt_bc2 = hp[3]; shrink = hp[4]; }
-    SDL__CU_LOOP(j, n) {
-        float g = grad[j];
-        if (decoupled) p[j] *= shrink;
-        else g += wd * p[j];
-        m[j] = b1 * m[j] + (1.0f - b1) * g;
-        v[j] = b2 * v[j] + (1.0f - b2) * g * g;
-        p[j] -= step_size * m[j] / (sqrtf(v[j]) / sqrt_bc2 + eps);
-    }
+    SDL__CU_LOOP(j, n) sdl__adam_elem(&p[j], &m[j], &v[j], grad[j], b1, b2, eps, step_size, sqrt_bc2, wd, shrink, decoupled);
 }
 
 /* partial[2 b], partial[2 b + 1]: block b's sums of a^2 and c^2 */
@@ -2472,10 +2451,7 @@ static __global__ void sdl__k_lamb_moments(const float *p, float *g, float *m, f
     double s0 = 0.0, s1 = 0.0;
     if (hp) { bc1 = hp[5]; bc2 = hp[6]; }
     SDL__CU_LOOP(j, n) {
-        float gj = g[j];
-        m[j] = b1 * m[j] + (1.0f - b1) * gj;
-        v[j] = b2 * v[j] + (1.0f - b2) * gj * gj;
-        float r = (m[j] / bc1) / (sqrtf(v[j] / bc2) + eps) + wd * p[j];
+        float r = sdl__lamb_elem(&m[j], &v[j], g[j], p[j], b1, b2, eps, bc1, bc2, wd);
         g[j] = r;
         s0 += (double)p[j] * (double)p[j];
         s1 += (double)r * (double)r;
@@ -2509,14 +2485,7 @@ static __global__ void sdl__k_trust_update(float *p, const float *g, float *mom,
         SDL__CU_LOOP(j, n) p[j] -= step * g[j];
         return;
     }
-    SDL__CU_LOOP(j, n) {
-        float gj = trust * (g[j] + wd * p[j]);
-        if (mom) {
-            mom[j] = first ? gj : mu * mom[j] + gj;
-            gj = nesterov ? gj + mu * mom[j] : mom[j];
-        }
-        p[j] -= lr * gj;
-    }
+    SDL__CU_LOOP(j, n) sdl__sgd_elem(&p[j], mom ? &mom[j] : NULL, trust * (g[j] + wd * p[j]), lr, mu, first, nesterov);
 }
 
 /* the host-side scalars of o's update at step `step` (0 first) for weight decay wd, the

@@ -118,6 +118,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <math.h>
 
 #ifdef SDL_STATIC
 #define SDL_API static
@@ -286,19 +287,275 @@ SDL_API void sdl_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
                        const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                        float *C, int64_t ldc);
 
+/* >>op-table: every op, once. X(NAME, name, cpu forward, cpu backward, cuda forward, cuda
+   backward) generates the sdl_op enum (SDL_OP_NAME), sdl_op_name() and both backend tables
+   (sdl.h's >>cpu-table, sdl_cuda.h's >>cuda-table, which expand the columns they own; the
+   kernel names need only exist where their columns are expanded). 0 in a column: that
+   backend has no kernel, and the op fails there at its first call, by name ("conv3d has
+   no CUDA kernel"), never computing something else. (An op for your own program only: an
+   sdl_function, see >>decl-function.)
+
+   How to add an op (an elementwise one: a row of SDL_UNARY_OPS or SDL_BINARY_OPS in
+   >>formulas with its formulas, and its public function; tests/cuda_test_general.cu walks
+   those lists, so the CUDA kernel is checked without an edit; hardswish is the example):
+     1. a row here (at the end of a group; the enum order is only a numbering);
+     2. the public function in >>decl-ops, and beside it in the right >>ops-* section the
+        maker (checks shapes, sdl__op_begin, sets node->attr, sdl__op_run) and the CPU
+        forward/backward kernels, one comment above them with shapes and the derivative;
+     3. the CUDA kernels in sdl_cuda.h under the same >>ops-* anchor (or 0 in the row);
+     4. a gradcheck against double code in tests/ (tests/sdl_test.h's gradcheck), and a
+        CUDA-vs-CPU case in a tests/cuda_test_*.cu file.
+   Switches over sdl_op have no default: -Wswitch names a forgotten op. */
+#define SDL_OPS(X) \
+    X(LINEAR, linear, sdl__linear_fwd, sdl__linear_bwd, sdl__cu_linear_fwd, sdl__cu_linear_bwd) \
+    X(CONV2D, conv2d, sdl__conv_fwd, sdl__conv_bwd, sdl__cu_conv_fwd, sdl__cu_conv_bwd) \
+    X(CONV_TRANSPOSE2D, conv_transpose2d, sdl__conv_fwd, sdl__conv_bwd, sdl__cu_conv_fwd, sdl__cu_conv_bwd) \
+    X(MAX_POOL2D, max_pool2d, sdl__pool_fwd, sdl__pool_bwd, sdl__cu_pool_fwd, sdl__cu_pool_bwd) \
+    X(AVG_POOL2D, avg_pool2d, sdl__pool_fwd, sdl__pool_bwd, sdl__cu_pool_fwd, sdl__cu_pool_bwd) \
+    X(GLOBAL_AVG_POOL, global_avg_pool, sdl__gap_fwd, sdl__gap_bwd, sdl__cu_gap_fwd, sdl__cu_gap_bwd) \
+    X(BATCH_NORM, batch_norm, sdl__bn_fwd, sdl__bn_bwd, sdl__cu_bn_fwd, sdl__cu_bn_bwd) \
+    X(LAYER_NORM, layer_norm, sdl__ln_fwd, sdl__ln_bwd, sdl__cu_ln_fwd, sdl__cu_ln_bwd) \
+    X(DROPOUT, dropout, sdl__dropout_fwd, sdl__dropout_bwd, sdl__cu_dropout_fwd, sdl__cu_dropout_bwd) \
+    X(EMBEDDING, embedding, sdl__emb_fwd, sdl__emb_bwd, sdl__cu_emb_fwd, sdl__cu_emb_bwd) \
+    X(RELU, relu, sdl__relu_fwd, sdl__relu_bwd, sdl__cu_relu_fwd, sdl__cu_relu_bwd) \
+    X(SOFTMAX, softmax, sdl__softmax_fwd, sdl__softmax_bwd, sdl__cu_softmax_fwd, sdl__cu_softmax_bwd) \
+    X(LOG_SOFTMAX, log_softmax, sdl__softmax_fwd, sdl__softmax_bwd, sdl__cu_softmax_fwd, sdl__cu_softmax_bwd) \
+    X(ADD, add, sdl__add_fwd, sdl__add_bwd, sdl__cu_binary_fwd, sdl__cu_binary_bwd) \
+    X(MUL, mul, sdl__mul_fwd, sdl__mul_bwd, sdl__cu_binary_fwd, sdl__cu_binary_bwd) \
+    X(CONCAT, concat, sdl__concat_fwd, sdl__concat_bwd, sdl__cu_concat_fwd, sdl__cu_concat_bwd) \
+    X(TRANSPOSE, transpose, sdl__transpose_fwd, sdl__transpose_bwd, sdl__cu_transpose_fwd, sdl__cu_transpose_bwd) \
+    X(ATTENTION, attention, sdl__attn_fwd, sdl__attn_bwd, sdl__cu_attn_fwd, sdl__cu_attn_bwd) \
+    X(SUM, sum, sdl__sum_fwd, sdl__sum_bwd, sdl__cu_sum_fwd, sdl__cu_sum_bwd) \
+    X(MEAN, mean, sdl__sum_fwd, sdl__sum_bwd, sdl__cu_sum_fwd, sdl__cu_sum_bwd) \
+    X(CROSS_ENTROPY, cross_entropy, sdl__ce_fwd, sdl__ce_bwd, sdl__cu_ce_fwd, sdl__cu_ce_bwd) \
+    X(NLL, nll, sdl__nll_fwd, sdl__nll_bwd, sdl__cu_nll_fwd, sdl__cu_nll_bwd) \
+    X(BCE_LOGITS, bce_logits, sdl__bce_fwd, sdl__bce_bwd, sdl__cu_bce_fwd, sdl__cu_bce_bwd) \
+    X(MSE, mse, sdl__mse_fwd, sdl__mse_bwd, sdl__cu_mse_fwd, sdl__cu_mse_bwd) \
+    /* a user-defined op (sdl_function_apply, see >>decl-function): the CPU only */ \
+    X(FUNCTION, function, sdl__function_fwd, sdl__function_bwd, 0, 0) \
+    /* the layers' ops (>>ops-rnn, >>ops-norm, >>ops-conv): the CPU only for now */ \
+    X(RNN, rnn, sdl__rnn_fwd, sdl__rnn_bwd, 0, 0) \
+    X(GROUP_NORM, group_norm, sdl__gn_fwd, sdl__gn_bwd, 0, 0) \
+    X(MHA, mha, sdl__mha_fwd, sdl__mha_bwd, 0, 0) \
+    X(CONV2D_GROUPED, conv2d_grouped, sdl__gconv_fwd, sdl__gconv_bwd, 0, 0) \
+    /* the elementwise ops of SDL_UNARY_OPS (>>formulas), their kernels generated */ \
+    SDL_UNARY_OPS(SDL__UNARY_ROW, X) \
+    /* >>ops-general */ \
+    SDL_BINARY_OPS(SDL__BINARY_ROW, X) \
+    X(WHERE, where, sdl__where_fwd, sdl__where_bwd, sdl__cu_where_fwd, sdl__cu_where_bwd) \
+    X(INDEX_MAP, index_map, sdl__index_map_fwd, sdl__index_map_bwd, sdl__cu_index_map_fwd, sdl__cu_index_map_bwd) \
+    X(REDUCE_SUM, sum_dims, sdl__reduce_fwd, sdl__reduce_bwd, sdl__cu_reduce_fwd, sdl__cu_reduce_bwd) \
+    X(REDUCE_MEAN, mean_dims, sdl__reduce_fwd, sdl__reduce_bwd, sdl__cu_reduce_fwd, sdl__cu_reduce_bwd) \
+    X(REDUCE_MAX, max_dim, sdl__reduce_fwd, sdl__reduce_bwd, sdl__cu_reduce_fwd, sdl__cu_reduce_bwd) \
+    X(LOGSUMEXP, logsumexp, sdl__reduce_fwd, sdl__reduce_bwd, sdl__cu_reduce_fwd, sdl__cu_reduce_bwd) \
+    X(VAR, var_dims, sdl__reduce_fwd, sdl__reduce_bwd, sdl__cu_reduce_fwd, sdl__cu_reduce_bwd) \
+    X(BMM, bmm, sdl__bmm_fwd, sdl__bmm_bwd, sdl__cu_bmm_fwd, sdl__cu_bmm_bwd)
+#define SDL__UNARY_ROW(X, NAME, name) X(NAME, name, sdl__##name##_fwd, sdl__##name##_bwd, sdl__cu_unary_fwd, sdl__cu_unary_bwd)
+#define SDL__BINARY_ROW(X, NAME, name) X(NAME, name, sdl__##name##_fwd, sdl__##name##_bwd, sdl__cu_bin_fwd, sdl__cu_bin_bwd)
+
+/* >>formulas: the per-element math, written once for the CPU loops and the CUDA kernels
+   (SDL_HD is __host__ __device__ under nvcc). Private (sdl__), here so that sdl_cuda.h sees
+   them in any file.
+
+   Elementwise unary ops: y = f(x; a, b),  dx += f'(x) dy. U(X, NAME, name) needs
+   sdl__f_name(x, a, b) -> y and sdl__df_name(x, y, dy, a, b) -> what dx gains; the CPU
+   loops, the CUDA kernel's case, the enum row and the name are generated from the row.
+   Adding an activation: its two formulas and its row at the end of the list below them,
+   its public function (declaration and definition, a call of sdl__unary), its gradcheck. */
+
+#if defined(__CUDACC__) && defined(__host__)
+#define SDL_HD __host__ __device__
+#else
+#define SDL_HD
+#endif
+
+/* 1/(1 + e^-x), written so no exp overflows */
+static SDL_HD inline float sdl__act_sigmoid(float x) {
+    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+    float e = expf(x);
+    return e / (1.0f + e);
+}
+
+/* leaky_relu  f = x > 0 ? x : a x                      f' = x > 0 ? 1 : a */
+static SDL_HD inline float sdl__f_leaky_relu(float x, float a, float b) { (void)b; return x > 0.0f ? x : a * x; }
+static SDL_HD inline float sdl__df_leaky_relu(float x, float y, float dy, float a, float b) { (void)y; (void)b; return x > 0.0f ? dy : a * dy; }
+/* gelu        f = x Phi(x) = x/2 erfc(-x/sqrt 2)       f' = Phi(x) + x e^(-x^2/2)/sqrt(2 pi)
+   gelu_tanh   f = x/2 (1 + tanh u) = x s, s = sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)
+               f' = s + 2 x s (1 - s) u',  u' = sqrt(2/pi) (1 + 3 0.044715 x^2)
+   Both in double, with erfc and 1/(1 + e^-2u) rather than 1 + erf or 1 + tanh: no
+   cancellation and no float rounding of the argument (which the tail magnifies about x^2
+   times), so f and f' stay within a float32 ulp or two even for x < -2, where f is tiny. */
+static SDL_HD inline float sdl__f_gelu(float x, float a, float b) {
+    (void)a; (void)b;
+    return (float)(0.5 * (double)x * erfc(-0.70710678118654752 * (double)x));
+}
+static SDL_HD inline float sdl__df_gelu(float x, float y, float dy, float a, float b) {
+    (void)y; (void)a; (void)b;
+    double v = x;
+    return dy * (float)(0.5 * erfc(-0.70710678118654752 * v) + v * exp(-0.5 * v * v) * 0.39894228040143268);
+}
+static SDL_HD inline double sdl__gelu_tanh_s(double x) { return 1.0 / (1.0 + exp(-2.0 * 0.79788456080286536 * (x + 0.044715 * x * x * x))); }
+static SDL_HD inline float sdl__f_gelu_tanh(float x, float a, float b) { (void)a; (void)b; return (float)((double)x * sdl__gelu_tanh_s(x)); }
+static SDL_HD inline float sdl__df_gelu_tanh(float x, float y, float dy, float a, float b) {
+    (void)y; (void)a; (void)b;
+    double v = x, s = sdl__gelu_tanh_s(v);
+    return dy * (float)(s + 2.0 * v * s * (1.0 - s) * 0.79788456080286536 * (1.0 + 3.0 * 0.044715 * v * v));
+}
+/* tanh        f' = 1 - y^2 */
+static SDL_HD inline float sdl__f_tanh(float x, float a, float b) { (void)a; (void)b; return tanhf(x); }
+static SDL_HD inline float sdl__df_tanh(float x, float y, float dy, float a, float b) { (void)x; (void)a; (void)b; return dy * (1.0f - y * y); }
+/* sigmoid     f' = y (1 - y) */
+static SDL_HD inline float sdl__f_sigmoid(float x, float a, float b) { (void)a; (void)b; return sdl__act_sigmoid(x); }
+static SDL_HD inline float sdl__df_sigmoid(float x, float y, float dy, float a, float b) { (void)x; (void)a; (void)b; return dy * y * (1.0f - y); }
+/* silu        f = x s, s = sigmoid(x)                  f' = s (1 + x (1 - s)) */
+static SDL_HD inline float sdl__f_silu(float x, float a, float b) { (void)a; (void)b; return x * sdl__act_sigmoid(x); }
+static SDL_HD inline float sdl__df_silu(float x, float y, float dy, float a, float b) {
+    (void)y; (void)a; (void)b;
+    float s = sdl__act_sigmoid(x);
+    return dy * s * (1.0f + x * (1.0f - s));
+}
+/* scale       f = a x                                  f' = a */
+static SDL_HD inline float sdl__f_scale(float x, float a, float b) { (void)b; return a * x; }
+static SDL_HD inline float sdl__df_scale(float x, float y, float dy, float a, float b) { (void)x; (void)y; (void)b; return a * dy; }
+/* neg         f = -x                                   f' = -1 */
+static SDL_HD inline float sdl__f_neg(float x, float a, float b) { (void)a; (void)b; return -x; }
+static SDL_HD inline float sdl__df_neg(float x, float y, float dy, float a, float b) { (void)x; (void)y; (void)a; (void)b; return -dy; }
+/* exp         f = e^x                                  f' = y */
+static SDL_HD inline float sdl__f_exp(float x, float a, float b) { (void)a; (void)b; return expf(x); }
+static SDL_HD inline float sdl__df_exp(float x, float y, float dy, float a, float b) { (void)x; (void)a; (void)b; return dy * y; }
+/* log         f = ln x                                 f' = 1/x */
+static SDL_HD inline float sdl__f_log(float x, float a, float b) { (void)a; (void)b; return logf(x); }
+static SDL_HD inline float sdl__df_log(float x, float y, float dy, float a, float b) { (void)y; (void)a; (void)b; return dy / x; }
+/* sqrt        f = x^(1/2)                              f' = 1 / (2 y) */
+static SDL_HD inline float sdl__f_sqrt(float x, float a, float b) { (void)a; (void)b; return sqrtf(x); }
+static SDL_HD inline float sdl__df_sqrt(float x, float y, float dy, float a, float b) { (void)x; (void)a; (void)b; return dy / (2.0f * y); }
+/* rsqrt       f = x^(-1/2)                             f' = -y^3 / 2 */
+static SDL_HD inline float sdl__f_rsqrt(float x, float a, float b) { (void)a; (void)b; return 1.0f / sqrtf(x); }
+static SDL_HD inline float sdl__df_rsqrt(float x, float y, float dy, float a, float b) { (void)x; (void)a; (void)b; return -0.5f * dy * y * y * y; }
+/* abs         f = |x|                                  f' = sign(x) (0 at 0, as PyTorch) */
+static SDL_HD inline float sdl__f_abs(float x, float a, float b) { (void)a; (void)b; return fabsf(x); }
+static SDL_HD inline float sdl__df_abs(float x, float y, float dy, float a, float b) { (void)y; (void)a; (void)b; return x > 0.0f ? dy : x < 0.0f ? -dy : 0.0f; }
+/* pow         f = x^a (a a scalar)                     f' = a x^(a-1) (0 when a = 0) */
+static SDL_HD inline float sdl__f_pow(float x, float a, float b) { (void)b; return powf(x, a); }
+static SDL_HD inline float sdl__df_pow(float x, float y, float dy, float a, float b) { (void)y; (void)b; return a == 0.0f ? 0.0f : dy * a * powf(x, a - 1.0f); }
+/* clamp       f = min(max(x, a), b) (NaN stays NaN)    f' = a <= x <= b ? 1 : 0 */
+static SDL_HD inline float sdl__f_clamp(float x, float a, float b) { return x < a ? a : x > b ? b : x; }
+static SDL_HD inline float sdl__df_clamp(float x, float y, float dy, float a, float b) { (void)y; return x >= a && x <= b ? dy : 0.0f; }
+/* sin, cos    f' = cos x, -sin x */
+static SDL_HD inline float sdl__f_sin(float x, float a, float b) { (void)a; (void)b; return sinf(x); }
+static SDL_HD inline float sdl__df_sin(float x, float y, float dy, float a, float b) { (void)y; (void)a; (void)b; return dy * cosf(x); }
+static SDL_HD inline float sdl__f_cos(float x, float a, float b) { (void)a; (void)b; return cosf(x); }
+static SDL_HD inline float sdl__df_cos(float x, float y, float dy, float a, float b) { (void)y; (void)a; (void)b; return -dy * sinf(x); }
+/* hardswish   f = x relu6(x + 3) / 6                   f' = x < -3 ? 0 : x > 3 ? 1 : x/3 + 1/2 (PyTorch's) */
+static SDL_HD inline float sdl__f_hardswish(float x, float a, float b) {
+    (void)a; (void)b;
+    return x <= -3.0f ? 0.0f : x >= 3.0f ? x : x * (x + 3.0f) / 6.0f;
+}
+static SDL_HD inline float sdl__df_hardswish(float x, float y, float dy, float a, float b) {
+    (void)y; (void)a; (void)b;
+    return x < -3.0f ? 0.0f : x > 3.0f ? dy : dy * (x / 3.0f + 0.5f);
+}
+/* the unary ops, one row each (above: their formulas) */
+#define SDL_UNARY_OPS(U, X) \
+    U(X, LEAKY_RELU, leaky_relu) U(X, GELU, gelu) U(X, TANH, tanh) U(X, SIGMOID, sigmoid) \
+    U(X, SILU, silu) U(X, SCALE, scale) U(X, NEG, neg) U(X, EXP, exp) U(X, LOG, log) \
+    U(X, SQRT, sqrt) U(X, RSQRT, rsqrt) U(X, ABS, abs) U(X, POW, pow) U(X, CLAMP, clamp) \
+    U(X, SIN, sin) U(X, COS, cos) U(X, HARDSWISH, hardswish) U(X, GELU_TANH, gelu_tanh)
+
+/* Elementwise binary ops on equal shapes (the public functions broadcast first, with
+   sdl_expand): y = f(a, b),  da += df/da dy,  db += df/db dy. U(X, NAME, name) needs
+   sdl__f_name(a, b), sdl__dfa_name(a, b, y, dy) and sdl__dfb_name(a, b, y, dy).
+   Comparisons give 1 or 0 and no gradient (their makers record nothing). */
+#define SDL_BINARY_OPS(U, X) \
+    U(X, SUB, sub) U(X, DIV, div) U(X, MAXIMUM, maximum) U(X, MINIMUM, minimum) \
+    U(X, EQ, eq) U(X, NE, ne) U(X, LT, lt) U(X, LE, le) U(X, GT, gt) U(X, GE, ge)
+/* sub         y = a - b                 da = 1, db = -1 */
+static SDL_HD inline float sdl__f_sub(float a, float b) { return a - b; }
+static SDL_HD inline float sdl__dfa_sub(float a, float b, float y, float dy) { (void)a; (void)b; (void)y; return dy; }
+static SDL_HD inline float sdl__dfb_sub(float a, float b, float y, float dy) { (void)a; (void)b; (void)y; return -dy; }
+/* div         y = a / b                 da = 1/b, db = -a/b^2 */
+static SDL_HD inline float sdl__f_div(float a, float b) { return a / b; }
+static SDL_HD inline float sdl__dfa_div(float a, float b, float y, float dy) { (void)a; (void)y; return dy / b; }
+static SDL_HD inline float sdl__dfb_div(float a, float b, float y, float dy) { (void)y; return -dy * a / (b * b); }
+/* maximum     y = a > b ? a : b (NaN wins)   the larger input gets dy; a tie gives each dy/2
+   minimum     the same with <  (PyTorch's gradients) */
+static SDL_HD inline float sdl__f_maximum(float a, float b) { return a > b || a != a ? a : b; }
+static SDL_HD inline float sdl__dfa_maximum(float a, float b, float y, float dy) { (void)y; return a > b ? dy : a == b ? 0.5f * dy : 0.0f; }
+static SDL_HD inline float sdl__dfb_maximum(float a, float b, float y, float dy) { (void)y; return b > a ? dy : a == b ? 0.5f * dy : 0.0f; }
+static SDL_HD inline float sdl__f_minimum(float a, float b) { return a < b || a != a ? a : b; }
+static SDL_HD inline float sdl__dfa_minimum(float a, float b, float y, float dy) { (void)y; return a < b ? dy : a == b ? 0.5f * dy : 0.0f; }
+static SDL_HD inline float sdl__dfb_minimum(float a, float b, float y, float dy) { (void)y; return b < a ? dy : a == b ? 0.5f * dy : 0.0f; }
+/* comparisons: 1 where true, else 0; no gradient */
+#define SDL__CMP(name, expr) \
+    static SDL_HD inline float sdl__f_##name(float a, float b) { return (expr) ? 1.0f : 0.0f; } \
+    static SDL_HD inline float sdl__dfa_##name(float a, float b, float y, float dy) { (void)a; (void)b; (void)y; (void)dy; return 0.0f; } \
+    static SDL_HD inline float sdl__dfb_##name(float a, float b, float y, float dy) { (void)a; (void)b; (void)y; (void)dy; return 0.0f; }
+SDL__CMP(eq, a == b) SDL__CMP(ne, a != b) SDL__CMP(lt, a < b) SDL__CMP(le, a <= b) SDL__CMP(gt, a > b) SDL__CMP(ge, a >= b)
+#undef SDL__CMP
+
+/* The RNG (>>rng): splitmix64 of (seed, stream, index), and a uniform float in [0, 1) from
+   a hash's top 24 bits. Dropout keeps element i when u24(mix(key ^ i)) >= p, key the hash
+   of (seed, stream): the CPU and the GPU draw the same mask. */
+static SDL_HD inline uint64_t sdl__mix64(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static SDL_HD inline uint64_t sdl__hash_key(uint64_t seed, uint64_t stream) { return sdl__mix64(seed ^ sdl__mix64(stream)); }
+static SDL_HD inline uint64_t sdl__hash3(uint64_t seed, uint64_t stream, uint64_t index) {
+    return sdl__mix64(sdl__hash_key(seed, stream) ^ index);
+}
+static SDL_HD inline float sdl__u24(uint64_t h) { return (float)(h >> 40) * (1.0f / 16777216.0f); }
+static SDL_HD inline float sdl__dropout_elem(uint64_t key, uint64_t i, float v, float p, float scale) {
+    return sdl__u24(sdl__mix64(key ^ i)) >= p ? v * scale : 0.0f;
+}
+
+/* Optimizer element updates (>>optim), g the gradient with weight decay and trust applied:
+   sgd    v = first ? g : mu v + g;  g = nesterov ? g + mu v : v;  p -= lr g   (v NULL: p -= lr g)
+   adam   (adamw decays first: p *= 1 - lr wd; adam adds wd p to g)
+          m = b1 m + (1 - b1) g,  v = b2 v + (1 - b2) g^2,  p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)
+   lamb   the same moments, r = (m / bc1) / (sqrt(v / bc2) + eps) + wd p (returned) */
+static SDL_HD inline void sdl__sgd_elem(float *p, float *v, float g, float lr, float mu, bool first, bool nesterov) {
+    if (v) {
+        *v = first ? g : mu * *v + g;
+        g = nesterov ? g + mu * *v : *v;
+    }
+    *p -= lr * g;
+}
+static SDL_HD inline void sdl__adam_elem(float *p, float *m, float *v, float g, float b1, float b2, float eps, float step_size,
+                                         float sqrt_bc2, float wd, float shrink, bool decoupled) {
+    if (decoupled) *p *= shrink;
+    else g += wd * *p;
+    *m = b1 * *m + (1.0f - b1) * g;
+    *v = b2 * *v + (1.0f - b2) * g * g;
+    *p -= step_size * *m / (sqrtf(*v) / sqrt_bc2 + eps);
+}
+static SDL_HD inline float sdl__lamb_elem(float *m, float *v, float g, float p, float b1, float b2, float eps, float bc1, float bc2, float wd) {
+    *m = b1 * *m + (1.0f - b1) * g;
+    *v = b2 * *v + (1.0f - b2) * g * g;
+    return (*m / bc1) / (sqrtf(*v / bc2) + eps) + wd * p;
+}
+
+/* Loss elements (>>ops, >>ops-loss), summed in double:
+   bce with logits  l = max(x, 0) - x t + ln(1 + e^-|x|)   dl/dx = sigmoid(x) - t
+   mse              l = (x - t)^2                          dl/dx = 2 (x - t) */
+static SDL_HD inline double sdl__bce_elem(float x, float t) {
+    double v = (double)x;
+    return (x > 0.0f ? v : 0.0) - v * (double)t + log1p(exp(-fabs(v)));
+}
+static SDL_HD inline float sdl__bce_grad(float x, float t) { return sdl__act_sigmoid(x) - t; }
+static SDL_HD inline double sdl__mse_elem(float x, float t) { return ((double)x - (double)t) * ((double)x - (double)t); }
+
 /* >>decl-autograd */
+#define SDL__OP_ENUM(NAME, name, f, b, cf, cb) SDL_OP_##NAME,
 typedef enum sdl_op {
     SDL_OP_NONE = 0,
-    SDL_OP_LINEAR, SDL_OP_CONV2D, SDL_OP_CONV_TRANSPOSE2D, SDL_OP_MAX_POOL2D, SDL_OP_AVG_POOL2D,
-    SDL_OP_GLOBAL_AVG_POOL, SDL_OP_BATCH_NORM, SDL_OP_LAYER_NORM, SDL_OP_DROPOUT,
-    SDL_OP_EMBEDDING, SDL_OP_RELU, SDL_OP_LEAKY_RELU, SDL_OP_GELU, SDL_OP_TANH, SDL_OP_SIGMOID,
-    SDL_OP_SILU, SDL_OP_SOFTMAX, SDL_OP_LOG_SOFTMAX, SDL_OP_ADD, SDL_OP_MUL, SDL_OP_SCALE,
-    SDL_OP_CONCAT, SDL_OP_TRANSPOSE, SDL_OP_ATTENTION, SDL_OP_SUM, SDL_OP_MEAN,
-    SDL_OP_CROSS_ENTROPY, SDL_OP_NLL, SDL_OP_BCE_LOGITS, SDL_OP_MSE,
-    SDL_OP_GELU_TANH, SDL_OP_RNN, SDL_OP_GROUP_NORM, SDL_OP_MHA, SDL_OP_CONV2D_GROUPED, /* >>layers ops (issue 16) */
-    SDL_OP_FUNCTION, /* a user-defined op (sdl_function_apply, see >>decl-function) */
+    SDL_OPS(SDL__OP_ENUM)
     SDL_OP_COUNT
 } sdl_op;
+#undef SDL__OP_ENUM
+SDL_API const char *sdl_op_name(sdl_op op); /* "linear"; "none" for SDL_OP_NONE or out of range */
 
 /* One recorded op: what made `out` from `in`, with what settings, and what forward kept
    for backward. Backend kernels receive the node. */
@@ -313,7 +570,7 @@ struct sdl_node {
         struct { float eps, momentum; bool training; sdl_tensor *running_mean, *running_var; /* stats may be NULL */
                  void (*sum)(double *v, int64_t n, void *user); void *sum_user; } norm; /* sum: synced batch norm */
         struct { float p; uint64_t seed, stream; } dropout;
-        struct { float alpha; } scalar;  /* leaky_relu slope, scale factor, label smoothing */
+        struct { float alpha, beta; } scalar;  /* leaky_relu slope, scale factor, label smoothing; pow exponent; clamp lo, hi */
         struct { int dim, dim1; } axis;  /* concat (dim); transpose (dim, dim1), dim < dim1 */
         struct { int n_head; sdl_dtype p_dtype; } attn; /* p_dtype: how a device kept P (CUDA: bf16/fp16 runs) */
         struct { int64_t padding_idx; } emb; /* the table row that gets no gradient, -1: none */
@@ -488,6 +745,18 @@ SDL_API sdl_tensor *sdl_log_softmax(sdl_tensor *x); /* over the last dim */
 SDL_API sdl_tensor *sdl_add(sdl_tensor *a, sdl_tensor *b);
 SDL_API sdl_tensor *sdl_mul(sdl_tensor *a, sdl_tensor *b);
 SDL_API sdl_tensor *sdl_scale(sdl_tensor *x, float s);
+/* elementwise, differentiable, PyTorch's names (>>formulas has each f and f') */
+SDL_API sdl_tensor *sdl_neg(sdl_tensor *x);
+SDL_API sdl_tensor *sdl_exp(sdl_tensor *x);
+SDL_API sdl_tensor *sdl_ln(sdl_tensor *x); /* torch.log (sdl_log is the logger) */
+SDL_API sdl_tensor *sdl_sqrt(sdl_tensor *x);
+SDL_API sdl_tensor *sdl_rsqrt(sdl_tensor *x);
+SDL_API sdl_tensor *sdl_abs(sdl_tensor *x);
+SDL_API sdl_tensor *sdl_pow(sdl_tensor *x, float exponent);
+SDL_API sdl_tensor *sdl_clamp(sdl_tensor *x, float lo, float hi); /* -INFINITY / INFINITY: no bound */
+SDL_API sdl_tensor *sdl_sin(sdl_tensor *x);
+SDL_API sdl_tensor *sdl_cos(sdl_tensor *x);
+SDL_API sdl_tensor *sdl_hardswish(sdl_tensor *x); /* x relu6(x + 3) / 6 (MobileNetV3) */
 SDL_API sdl_tensor *sdl_residual_add(sdl_tensor *a, sdl_tensor *b); /* same shapes */
 SDL_API sdl_tensor *sdl_concat(sdl_tensor *a, sdl_tensor *b, int dim);
 SDL_API sdl_tensor *sdl_reshape(sdl_tensor *x, sdl_shape shape); /* a view; one dim may be -1 */
@@ -506,6 +775,60 @@ SDL_API sdl_tensor *sdl_bce_with_logits(sdl_tensor *logits, sdl_tensor *targets)
 SDL_API sdl_tensor *sdl_mse_loss(sdl_tensor *x, sdl_tensor *targets);
 /* number of rows whose arg-max equals the target */
 SDL_API int64_t sdl_count_correct(const sdl_tensor *logits, const sdl_tensor *targets);
+
+/* >>decl-general: PyTorch's general tensor ops, differentiable (gradients flow to every
+   f32 input; index tensors are i32 on the CPU). dims count from the end when negative.
+   Outputs are new contiguous arena tensors: a permute, slice or expand is a copy, not a
+   view. All run on the CPU; on CUDA the elementwise ones (unary, binary, where,
+   broadcasting), the shape ops (index tensors stay on the CPU), the reductions and
+   matmul do; argmax is CPU-only (an error elsewhere). */
+/* NumPy broadcasting on both sides (sdl_add and sdl_mul broadcast this way too) */
+SDL_API sdl_tensor *sdl_sub(sdl_tensor *a, sdl_tensor *b);
+SDL_API sdl_tensor *sdl_div(sdl_tensor *a, sdl_tensor *b);
+SDL_API sdl_tensor *sdl_maximum(sdl_tensor *a, sdl_tensor *b); /* a tie sends half the gradient each way */
+SDL_API sdl_tensor *sdl_minimum(sdl_tensor *a, sdl_tensor *b);
+/* comparisons: 1.0 where true, else 0.0 (f32, not bool); they record no gradient */
+SDL_API sdl_tensor *sdl_eq(sdl_tensor *a, sdl_tensor *b);
+SDL_API sdl_tensor *sdl_ne(sdl_tensor *a, sdl_tensor *b);
+SDL_API sdl_tensor *sdl_lt(sdl_tensor *a, sdl_tensor *b);
+SDL_API sdl_tensor *sdl_le(sdl_tensor *a, sdl_tensor *b);
+SDL_API sdl_tensor *sdl_gt(sdl_tensor *a, sdl_tensor *b);
+SDL_API sdl_tensor *sdl_ge(sdl_tensor *a, sdl_tensor *b);
+SDL_API sdl_tensor *sdl_scalar(float value); /* a 0-d CPU arena tensor; broadcasts on any device */
+SDL_API sdl_tensor *sdl_where(sdl_tensor *cond, sdl_tensor *a, sdl_tensor *b); /* cond != 0 ? a : b, all broadcast */
+SDL_API sdl_tensor *sdl_masked_fill(sdl_tensor *x, sdl_tensor *mask, float value); /* value where mask != 0 */
+/* reductions over ndims dims (ndims 0: all), dropped or kept as 1 (keepdim) */
+SDL_API sdl_tensor *sdl_sum_dims(sdl_tensor *x, int ndims, const int *dims, bool keepdim);
+SDL_API sdl_tensor *sdl_mean_dims(sdl_tensor *x, int ndims, const int *dims, bool keepdim);
+SDL_API sdl_tensor *sdl_logsumexp(sdl_tensor *x, int ndims, const int *dims, bool keepdim);
+/* sum (x - mean)^2 / (n - correction): correction 1 is PyTorch's default (unbiased) */
+SDL_API sdl_tensor *sdl_var_dims(sdl_tensor *x, int ndims, const int *dims, int correction, bool keepdim);
+/* torch.max(x, dim): the values; *indices (may be NULL) gets sdl_argmax's i32 indices */
+SDL_API sdl_tensor *sdl_max_dim(sdl_tensor *x, int dim, bool keepdim, sdl_tensor **indices);
+SDL_API sdl_tensor *sdl_argmax(sdl_tensor *x, int dim, bool keepdim); /* i32, no gradient */
+SDL_API sdl_tensor *sdl_softmax_dim(sdl_tensor *x, int dim);
+SDL_API sdl_tensor *sdl_log_softmax_dim(sdl_tensor *x, int dim);
+/* torch.matmul: 1-D operands, broadcast batch dims; bmm is (B, M, K) @ (B, K, N) */
+SDL_API sdl_tensor *sdl_matmul(sdl_tensor *a, sdl_tensor *b);
+/* shape ops */
+SDL_API sdl_tensor *sdl_permute(sdl_tensor *x, const int *dims);     /* y dim d = x dim dims[d] */
+SDL_API sdl_tensor *sdl_slice(sdl_tensor *x, int dim, int64_t start, int64_t end, int64_t step); /* x[start:end:step] */
+SDL_API sdl_tensor *sdl_narrow(sdl_tensor *x, int dim, int64_t start, int64_t length);
+/* pieces into out[0..cap-1]; return how many, -1 on error */
+SDL_API int sdl_split(sdl_tensor *x, int64_t split_size, int dim, sdl_tensor **out, int cap);
+SDL_API int sdl_chunk(sdl_tensor *x, int chunks, int dim, sdl_tensor **out, int cap);
+SDL_API sdl_tensor *sdl_cat(int n, sdl_tensor *const *xs, int dim);
+SDL_API sdl_tensor *sdl_stack(int n, sdl_tensor *const *xs, int dim);
+SDL_API sdl_tensor *sdl_expand(sdl_tensor *x, sdl_shape shape); /* -1 keeps a dim; x itself when equal */
+SDL_API sdl_tensor *sdl_index_select(sdl_tensor *x, int dim, sdl_tensor *index);  /* index i32 (n) */
+SDL_API sdl_tensor *sdl_gather(sdl_tensor *x, int dim, sdl_tensor *index);        /* y shaped like index */
+SDL_API sdl_tensor *sdl_scatter_add(sdl_tensor *x, int dim, sdl_tensor *index, sdl_tensor *src);
+typedef enum sdl_pad_mode {
+    SDL_PAD_CONSTANT = 0, /* value outside */
+    SDL_PAD_REFLECT       /* mirrored, the edge not repeated (widths < the dim) */
+} sdl_pad_mode;
+/* pad[2i], pad[2i+1]: the widths before and after the i-th dim from the end (F.pad) */
+SDL_API sdl_tensor *sdl_pad(sdl_tensor *x, int npad, const int64_t *pad, sdl_pad_mode mode, float value);
 
 /* >>decl-function: user-defined ops, like torch.autograd.Function, and a gradient check.
    Write forward and backward over raw floats; sdl_function_apply runs forward (on the CPU,
@@ -769,14 +1092,23 @@ SDL_API sdl_module *sdl_flatten_layer(sdl_model *m);
    zero them between micro-batches. sdl_optim_is_update_step() says, before the backward,
    whether the coming sdl_optim_step will update (the MPI helper allreduces only then).
    o->step counts updates, not calls, so schedules advance once per k micro-batches. */
+/* One row per optimizer: X(KIND, name, state slots (1: only with momentum), their
+   names (PyTorch's), default lr, default eps, the CPU update of one tensor (>>optim)). The
+   enum, sdl_optim_name, the defaults, the state names and the CPU step come from it. */
+#define SDL_OPTIMS(X) \
+    X(SGD, sgd, 1, "momentum_buffer", NULL, 0.01f, 1e-8f, sdl__sgd_tensor) \
+    X(ADAM, adam, 2, "exp_avg", "exp_avg_sq", 0.001f, 1e-8f, sdl__adam_tensor) \
+    X(ADAMW, adamw, 2, "exp_avg", "exp_avg_sq", 0.001f, 1e-8f, sdl__adam_tensor) \
+    X(LARS, lars, 1, "momentum_buffer", NULL, 0.01f, 1e-8f, sdl__lars_tensor) \
+    X(LAMB, lamb, 2, "exp_avg", "exp_avg_sq", 0.001f, 1e-6f, sdl__lamb_tensor)
+#define SDL__OPTIM_ENUM(KIND, name, slots, s0, s1, lr, eps, update) SDL_OPTIM_##KIND,
 typedef enum sdl_optim_kind {
     SDL_OPTIM_DEFAULT = 0, /* sgd */
-    SDL_OPTIM_SGD,
-    SDL_OPTIM_ADAM,
-    SDL_OPTIM_ADAMW,
-    SDL_OPTIM_LARS,
-    SDL_OPTIM_LAMB
+    SDL_OPTIMS(SDL__OPTIM_ENUM)
+    SDL_OPTIM_COUNT
 } sdl_optim_kind;
+#undef SDL__OPTIM_ENUM
+SDL_API const char *sdl_optim_name(sdl_optim_kind kind); /* "sgd", "adamw"; NULL when out of range */
 
 typedef struct sdl_optim_desc {
     sdl_optim_kind kind;
@@ -1622,20 +1954,8 @@ static void *sdl__shape_error(const char *op, const char *what, const sdl_tensor
    ---------------------------------------------------------------------------------------- */
 static uint64_t sdl__rng_seed_v = 0x5D1u, sdl__rng_counter;
 
-static uint64_t sdl__mix64(uint64_t z) {
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t sdl__hash3(uint64_t seed, uint64_t stream, uint64_t index) {
-    return sdl__mix64(sdl__mix64(seed ^ sdl__mix64(stream)) ^ index);
-}
-
-SDL_API float sdl_hash_uniform(uint64_t seed, uint64_t stream, uint64_t index) {
-    return (float)(sdl__hash3(seed, stream, index) >> 40) * (1.0f / 16777216.0f);
-}
+/* sdl__mix64, sdl__hash3 and sdl__u24 are in >>formulas (the GPU's dropout uses them too) */
+SDL_API float sdl_hash_uniform(uint64_t seed, uint64_t stream, uint64_t index) { return sdl__u24(sdl__hash3(seed, stream, index)); }
 
 SDL_API void sdl_manual_seed(uint64_t seed) { sdl__rng_seed_v = seed; sdl__rng_counter = 0; }
 SDL_API uint64_t sdl_rng_state(void) { return sdl__rng_counter; }
@@ -2628,6 +2948,14 @@ SDL_API void sdl_register_backend(sdl_device device, const sdl_backend *backend)
     if (device > SDL_DEVICE_DEFAULT && device < SDL_DEVICE_COUNT && backend) sdl__backends[device] = *backend;
 }
 
+#define SDL__OP_NAME(NAME, name, f, b, cf, cb) #name,
+static const char *const sdl__op_names[SDL_OP_COUNT] = {"none", SDL_OPS(SDL__OP_NAME)};
+#undef SDL__OP_NAME
+SDL_API const char *sdl_op_name(sdl_op op) { return op > SDL_OP_NONE && op < SDL_OP_COUNT ? sdl__op_names[op] : "none"; }
+
+/* "CPU", "CUDA": for "conv3d has no CUDA kernel" */
+static const char *sdl__device_label(sdl_device d) { return d == SDL_CUDA ? "CUDA" : d == SDL_CPU ? "CPU" : "unknown device"; }
+
 static void sdl__cpu_init(void);
 SDL_API const sdl_backend *sdl_get_backend(sdl_device device) {
     if (!sdl__backends[SDL_CPU].name) sdl__cpu_init();
@@ -2772,8 +3100,6 @@ static bool sdl__ready(sdl_tensor *t) {
     return !t->model || t->model->packed || sdl_model_pack(t->model) == SDL_OK;
 }
 
-static const char *sdl__op_name(int op); /* >>profile */
-
 /* A new arena tensor `out` and its node, from the nin inputs ins[0..nin-1] (nin >= 1, the
    first NULL ends them early). The node goes on the tape when grad mode is on and an input
    needs a gradient. Returns the node (out is node->out), or NULL on error. */
@@ -2791,7 +3117,7 @@ static sdl_node *sdl__op_begin_n(sdl_op op, sdl_shape out_shape, int nin, sdl_te
             return NULL;
         }
         if (ins[i]->device != a->device) {
-            sdl_fail(SDL_ERR_DEVICE, "%s: inputs on different devices (%d and %d)", sdl__op_name(op), (int)a->device, (int)ins[i]->device);
+            sdl_fail(SDL_ERR_DEVICE, "%s: inputs on different devices (%d and %d)", sdl_op_name(op), (int)a->device, (int)ins[i]->device);
             return NULL;
         }
         n->in[n->nin++] = ins[i];
@@ -2829,11 +3155,8 @@ static sdl_tensor *sdl__op_run(sdl_node *n) {
     if (!n) return NULL;
     const sdl_backend *be = sdl_get_backend(n->out->device);
     sdl_kernel_fn fn = be ? be->forward[n->op] : NULL;
-    if (!fn) {
-        sdl_fail(SDL_ERR_DEVICE, "op %d has no kernel on device %d", (int)n->op, (int)n->out->device);
-        return NULL;
-    }
-    if (sdl__prof_on) {
+    if (!fn) sdl__kernel_err = sdl_fail(SDL_ERR_DEVICE, "%s has no %s kernel", sdl_op_name(n->op), sdl__device_label(n->out->device));
+    else if (sdl__prof_on) {
         double t0 = sdl_now();
         fn(n);
         sdl__prof_add(n->op, 0, sdl_now() - t0);
@@ -2892,7 +3215,6 @@ static bool sdl__grad_prepare(sdl_node *n, bool overwrite) {
     return true;
 }
 
-static const char *sdl__op_name(int op); /* >>profile */
 
 /* n is reached by this pass. An earlier pass that reached it kept the graph (retain_graph)
    and left n's output gradient, which starts from zero again (zeroed, not replaced: a view
@@ -2921,7 +3243,7 @@ static sdl_result sdl__backward_mark(sdl_node *root, uint64_t pass) {
             if (t->node->used)
                 return sdl_fail(SDL_ERR_STATE, "backward: the graph through op '%s' (input of '%s') was used up by an earlier "
                                 "sdl_backward: keep it there with sdl_backward_ex and retain_graph = true, or detach it",
-                                sdl__op_name(t->node->op), sdl__op_name(n->op));
+                                sdl_op_name((sdl_op)(t->node->op)), sdl_op_name((sdl_op)(n->op)));
             sdl__backward_reach(t->node, pass);
         }
     }
@@ -2944,7 +3266,7 @@ static sdl_result sdl__backward_run(sdl_tensor *root, const float *seed, bool re
     uint64_t pass = ++sdl__g.tape_id;
     if (root->node && root->node->used)
         return sdl_fail(SDL_ERR_STATE, "backward: the op '%s' was used up by an earlier sdl_backward: keep it there "
-                        "with sdl_backward_ex and retain_graph = true", sdl__op_name(root->node->op));
+                        "with sdl_backward_ex and retain_graph = true", sdl_op_name((sdl_op)(root->node->op)));
     if (root->node && sdl__backward_mark(root->node, pass) != SDL_OK) return sdl__err_code;
     float *g = sdl__grad(root);
     if (!g) return sdl__err_code;
@@ -2962,7 +3284,7 @@ static sdl_result sdl__backward_run(sdl_tensor *root, const float *seed, bool re
         if (n->pass != pass) continue;
         if (n->out->grad) {
             const sdl_backend *be = sdl_get_backend(n->out->device);
-            if (!be->backward[n->op]) return sdl_fail(SDL_ERR_DEVICE, "op %d has no backward on device %d", (int)n->op, (int)n->out->device);
+            if (!be->backward[n->op]) return sdl_fail(SDL_ERR_DEVICE, "%s has no %s backward kernel", sdl_op_name(n->op), sdl__device_label(n->out->device));
             if (!sdl__grad_prepare(n, be->grad_overwrite[n->op] != 0)) return sdl__err_code;
             if (sdl__prof_on) {
                 double t0 = sdl_now();
@@ -3181,9 +3503,19 @@ static void sdl__mul_bwd(sdl_node *n) {
         if (b->requires_grad) b->grad[j] += dy[i] * pa[i];
     }
 }
+static bool sdl__expand2(const char *op, sdl_tensor **a, sdl_tensor **b); /* >>ops-general */
+static sdl_tensor *sdl__scalar_to(sdl_tensor *t, sdl_device dev);
+/* b bias-style onto a (the kernels' case); a onto b swapped (a + b = b + a); otherwise both
+   expanded to their NumPy broadcast first */
 static sdl_tensor *sdl__binary(sdl_op op, const char *name, sdl_tensor *a, sdl_tensor *b) {
     if (sdl__any_null(a, b)) return NULL;
-    if (!sdl__broadcastable(a, b)) return (sdl_tensor *)sdl__shape_error(name, "b does not broadcast to a", a, b);
+    a = sdl__scalar_to(a, b->device);
+    b = sdl__scalar_to(b, a ? a->device : SDL_CPU);
+    if (sdl__any_null(a, b)) return NULL;
+    if (!sdl__broadcastable(a, b)) {
+        if (sdl__broadcastable(b, a)) { sdl_tensor *t = a; a = b; b = t; }
+        else if (!sdl__expand2(name, &a, &b)) return NULL;
+    }
     return sdl__op_run(sdl__op_begin(op, sdl_tensor_shape(a), a, b, NULL, NULL));
 }
 SDL_API sdl_tensor *sdl_add(sdl_tensor *a, sdl_tensor *b) { return sdl__binary(SDL_OP_ADD, "add", a, b); }
@@ -3343,7 +3675,7 @@ SDL_API int64_t sdl_count_correct(const sdl_tensor *logits, const sdl_tensor *ta
 static void sdl__mse_fwd(sdl_node *n) {
     const float *x = sdl_f32(n->in[0]), *t = sdl_f32(n->in[1]);
     double s = 0.0;
-    for (int64_t i = 0; i < n->in[0]->numel; i++) s += ((double)x[i] - t[i]) * ((double)x[i] - t[i]);
+    for (int64_t i = 0; i < n->in[0]->numel; i++) s += sdl__mse_elem(x[i], t[i]);
     sdl_f32(n->out)[0] = (float)(s / (double)(n->in[0]->numel ? n->in[0]->numel : 1));
 }
 static void sdl__mse_bwd(sdl_node *n) {
@@ -4839,13 +5171,12 @@ SDL_API sdl_tensor *sdl_group_norm(sdl_tensor *x, int groups, sdl_tensor *gamma,
 static void sdl__dropout_range(void *ctx, int64_t i0, int64_t i1, bool bwd) {
     sdl_node *n = (sdl_node *)ctx;
     float p = n->attr.dropout.p, scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f; /* p = 1 keeps nothing */
-    uint64_t seed = n->attr.dropout.seed, stream = n->attr.dropout.stream;
+    uint64_t key = sdl__hash_key(n->attr.dropout.seed, n->attr.dropout.stream);
     const float *x = sdl_f32(n->in[0]), *dy = n->out->grad;
     float *y = sdl_f32(n->out), *dx = n->in[0]->grad;
     for (int64_t i = i0; i < i1; i++) {
-        bool keep = sdl_hash_uniform(seed, stream, (uint64_t)i) >= p;
-        if (bwd) dx[i] += keep ? dy[i] * scale : 0.0f;
-        else y[i] = keep ? x[i] * scale : 0.0f;
+        if (bwd) dx[i] += sdl__dropout_elem(key, (uint64_t)i, dy[i], p, scale);
+        else y[i] = sdl__dropout_elem(key, (uint64_t)i, x[i], p, scale);
     }
 }
 static void sdl__dropout_fwd_range(void *ctx, int64_t i0, int64_t i1) { sdl__dropout_range(ctx, i0, i1, false); }
@@ -4927,84 +5258,56 @@ SDL_API sdl_tensor *sdl_embedding_pad(sdl_tensor *ids, sdl_tensor *table, int64_
 
 /* >>ops-act (leaky_relu, gelu, tanh, sigmoid, silu, softmax, log_softmax, scale) */
 
-/* ---- elementwise: y = f(x);  dx += f'(x) dy
-   leaky_relu  f = x > 0 ? x : a x                      f' = x > 0 ? 1 : a
-   gelu        f = x Phi(x) = x/2 erfc(-x/sqrt 2)       f' = Phi(x) + x e^(-x^2/2)/sqrt(2 pi)
-   gelu (tanh) f = x/2 (1 + tanh u) = x s, s = sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)
-               f' = s + 2 x s (1 - s) u',  u' = sqrt(2/pi) (1 + 3 0.044715 x^2)
-               (both in double, with erfc and 1/(1 + e^-2u) rather than 1 + erf or 1 + tanh:
-               no cancellation and no float rounding of the argument, which the tail
-               magnifies about x^2 times, so f and f' stay within a float32 ulp or two even
-               for x < -2, where f is tiny; the CUDA kernels use the same forms in float)
-   tanh        f' = 1 - y^2
-   sigmoid     f = 1/(1 + e^-x) (written so no exp overflows)   f' = y (1 - y)
-   silu        f = x sigmoid(x)                         f' = s (1 + x (1 - s)), s = sigmoid(x)
-   scale       f = a x                                  f' = a */
-static float sdl__act_sigmoid(float x) {
-    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-    float e = expf(x);
-    return e / (1.0f + e);
-}
-static float sdl__gelu_erf(double x) { return (float)(0.5 * x * erfc(-0.70710678118654752 * x)); }
-static float sdl__gelu_erf_grad(double x) {
-    return (float)(0.5 * erfc(-0.70710678118654752 * x) + x * exp(-0.5 * x * x) * 0.39894228040143268);
-}
-static double sdl__gelu_tanh_s(double x) { return 1.0 / (1.0 + exp(-2.0 * 0.79788456080286536 * (x + 0.044715 * x * x * x))); }
-static float sdl__gelu_tanh_grad(double x) {
-    double s = sdl__gelu_tanh_s(x);
-    return (float)(s + 2.0 * x * s * (1.0 - s) * 0.79788456080286536 * (1.0 + 3.0 * 0.044715 * x * x));
-}
-static void sdl__act_fwd_range(void *ctx, int64_t i0, int64_t i1) {
-    sdl_node *n = (sdl_node *)ctx;
-    const float *x = sdl_f32(n->in[0]);
-    float *y = sdl_f32(n->out), a = n->attr.scalar.alpha;
-    int64_t i;
-    switch (n->op) {
-    case SDL_OP_LEAKY_RELU: for (i = i0; i < i1; i++) y[i] = x[i] > 0.0f ? x[i] : a * x[i]; break;
-    case SDL_OP_GELU: for (i = i0; i < i1; i++) y[i] = sdl__gelu_erf(x[i]); break;
-    case SDL_OP_GELU_TANH: for (i = i0; i < i1; i++) y[i] = (float)(x[i] * sdl__gelu_tanh_s(x[i])); break;
-    case SDL_OP_TANH: for (i = i0; i < i1; i++) y[i] = tanhf(x[i]); break;
-    case SDL_OP_SIGMOID: for (i = i0; i < i1; i++) y[i] = sdl__act_sigmoid(x[i]); break;
-    case SDL_OP_SILU: for (i = i0; i < i1; i++) y[i] = x[i] * sdl__act_sigmoid(x[i]); break;
-    default: /* SDL_OP_SCALE */ for (i = i0; i < i1; i++) y[i] = a * x[i]; break;
-    }
-}
-static void sdl__act_bwd_range(void *ctx, int64_t i0, int64_t i1) {
-    sdl_node *n = (sdl_node *)ctx;
-    const float *x = sdl_f32(n->in[0]), *y = sdl_f32(n->out), *dy = n->out->grad;
-    float *dx = n->in[0]->grad, a = n->attr.scalar.alpha;
-    int64_t i;
-    switch (n->op) {
-    case SDL_OP_LEAKY_RELU: for (i = i0; i < i1; i++) dx[i] += x[i] > 0.0f ? dy[i] : a * dy[i]; break;
-    case SDL_OP_GELU: for (i = i0; i < i1; i++) dx[i] += dy[i] * sdl__gelu_erf_grad(x[i]); break;
-    case SDL_OP_GELU_TANH: for (i = i0; i < i1; i++) dx[i] += dy[i] * sdl__gelu_tanh_grad(x[i]); break;
-    case SDL_OP_TANH: for (i = i0; i < i1; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]); break;
-    case SDL_OP_SIGMOID: for (i = i0; i < i1; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]); break;
-    case SDL_OP_SILU:
-        for (i = i0; i < i1; i++) {
-            float s = sdl__act_sigmoid(x[i]);
-            dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
-        }
-        break;
-    default: for (i = i0; i < i1; i++) dx[i] += a * dy[i]; break;
-    }
-}
-static void sdl__act_fwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__act_fwd_range, n); }
-static void sdl__act_bwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__act_bwd_range, n); }
-static sdl_tensor *sdl__act(sdl_op op, sdl_tensor *x, float alpha) {
+/* ---- elementwise unary ops (SDL_UNARY_OPS): y = f(x);  dx += f'(x) dy, each formula in
+   >>formulas. One loop pair per op, generated from its row. */
+#define SDL__UNARY_CPU(X_, NAME, name) \
+    static void sdl__##name##_fwd_range(void *ctx, int64_t i0, int64_t i1) { \
+        sdl_node *n = (sdl_node *)ctx; \
+        const float *x = sdl_f32(n->in[0]), a = n->attr.scalar.alpha, b = n->attr.scalar.beta; \
+        float *y = sdl_f32(n->out); \
+        for (int64_t i = i0; i < i1; i++) y[i] = sdl__f_##name(x[i], a, b); \
+    } \
+    static void sdl__##name##_bwd_range(void *ctx, int64_t i0, int64_t i1) { \
+        sdl_node *n = (sdl_node *)ctx; \
+        const float *x = sdl_f32(n->in[0]), *y = sdl_f32(n->out), *dy = n->out->grad; \
+        const float a = n->attr.scalar.alpha, b = n->attr.scalar.beta; \
+        float *dx = n->in[0]->grad; \
+        for (int64_t i = i0; i < i1; i++) dx[i] += sdl__df_##name(x[i], y[i], dy[i], a, b); \
+    } \
+    static void sdl__##name##_fwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__##name##_fwd_range, n); } \
+    static void sdl__##name##_bwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__##name##_bwd_range, n); }
+SDL_UNARY_OPS(SDL__UNARY_CPU, _)
+#undef SDL__UNARY_CPU
+
+static sdl_tensor *sdl__unary(sdl_op op, sdl_tensor *x, float a, float b) {
     if (!x) return NULL;
     sdl_node *n = sdl__op_begin(op, sdl_tensor_shape(x), x, NULL, NULL, NULL);
     if (!n) return NULL;
-    n->attr.scalar.alpha = alpha;
+    n->attr.scalar.alpha = a;
+    n->attr.scalar.beta = b;
     return sdl__op_run(n);
 }
-SDL_API sdl_tensor *sdl_leaky_relu(sdl_tensor *x, float slope) { return sdl__act(SDL_OP_LEAKY_RELU, x, slope); }
-SDL_API sdl_tensor *sdl_gelu(sdl_tensor *x) { return sdl__act(SDL_OP_GELU, x, 0.0f); }
-SDL_API sdl_tensor *sdl_gelu_tanh(sdl_tensor *x) { return sdl__act(SDL_OP_GELU_TANH, x, 0.0f); }
-SDL_API sdl_tensor *sdl_tanh(sdl_tensor *x) { return sdl__act(SDL_OP_TANH, x, 0.0f); }
-SDL_API sdl_tensor *sdl_sigmoid(sdl_tensor *x) { return sdl__act(SDL_OP_SIGMOID, x, 0.0f); }
-SDL_API sdl_tensor *sdl_silu(sdl_tensor *x) { return sdl__act(SDL_OP_SILU, x, 0.0f); }
-SDL_API sdl_tensor *sdl_scale(sdl_tensor *x, float s) { return sdl__act(SDL_OP_SCALE, x, s); }
+SDL_API sdl_tensor *sdl_leaky_relu(sdl_tensor *x, float slope) { return sdl__unary(SDL_OP_LEAKY_RELU, x, slope, 0.0f); }
+SDL_API sdl_tensor *sdl_gelu(sdl_tensor *x) { return sdl__unary(SDL_OP_GELU, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_gelu_tanh(sdl_tensor *x) { return sdl__unary(SDL_OP_GELU_TANH, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_tanh(sdl_tensor *x) { return sdl__unary(SDL_OP_TANH, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_sigmoid(sdl_tensor *x) { return sdl__unary(SDL_OP_SIGMOID, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_silu(sdl_tensor *x) { return sdl__unary(SDL_OP_SILU, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_scale(sdl_tensor *x, float s) { return sdl__unary(SDL_OP_SCALE, x, s, 0.0f); }
+SDL_API sdl_tensor *sdl_neg(sdl_tensor *x) { return sdl__unary(SDL_OP_NEG, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_exp(sdl_tensor *x) { return sdl__unary(SDL_OP_EXP, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_ln(sdl_tensor *x) { return sdl__unary(SDL_OP_LOG, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_sqrt(sdl_tensor *x) { return sdl__unary(SDL_OP_SQRT, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_rsqrt(sdl_tensor *x) { return sdl__unary(SDL_OP_RSQRT, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_abs(sdl_tensor *x) { return sdl__unary(SDL_OP_ABS, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_pow(sdl_tensor *x, float exponent) { return sdl__unary(SDL_OP_POW, x, exponent, 0.0f); }
+SDL_API sdl_tensor *sdl_clamp(sdl_tensor *x, float lo, float hi) {
+    if (x && !(lo <= hi)) { sdl_fail(SDL_ERR_ARG, "clamp: lo %g > hi %g (or NaN)", (double)lo, (double)hi); return NULL; }
+    return sdl__unary(SDL_OP_CLAMP, x, lo, hi);
+}
+SDL_API sdl_tensor *sdl_sin(sdl_tensor *x) { return sdl__unary(SDL_OP_SIN, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_cos(sdl_tensor *x) { return sdl__unary(SDL_OP_COS, x, 0.0f, 0.0f); }
+SDL_API sdl_tensor *sdl_hardswish(sdl_tensor *x) { return sdl__unary(SDL_OP_HARDSWISH, x, 0.0f, 0.0f); }
 
 /* ---- softmax / log_softmax over the last dim, row by row, max subtracted first:
    softmax:      y = e^(x - max) / sum e^(x - max);   dx += y (dy - sum(dy y))
@@ -5322,8 +5625,7 @@ static void sdl__bce_fwd(sdl_node *n) {
     const float *x = sdl_f32(n->in[0]), *t = sdl_f32(n->in[1]);
     int64_t N = n->in[0]->numel;
     double s = 0.0;
-    for (int64_t i = 0; i < N; i++)
-        s += (x[i] > 0.0f ? x[i] : 0.0f) - (double)x[i] * t[i] + log1p(exp(-fabs((double)x[i])));
+    for (int64_t i = 0; i < N; i++) s += sdl__bce_elem(x[i], t[i]);
     sdl_f32(n->out)[0] = (float)(s / (double)(N ? N : 1));
 }
 static void sdl__bce_bwd(sdl_node *n) {
@@ -5332,7 +5634,7 @@ static void sdl__bce_bwd(sdl_node *n) {
     int64_t N = xt->numel;
     float g = n->out->grad[0] / (float)(N ? N : 1);
     for (int64_t i = 0; i < N; i++) {
-        if (xt->requires_grad) xt->grad[i] += g * (sdl__act_sigmoid(x[i]) - t[i]);
+        if (xt->requires_grad) xt->grad[i] += g * sdl__bce_grad(x[i], t[i]);
         if (tt->requires_grad) tt->grad[i] -= g * x[i];
     }
 }
@@ -5587,6 +5889,797 @@ static sdl_tensor *sdl__mha_attend(sdl_tensor *qs, sdl_tensor *ks, sdl_tensor *v
     return sdl__saved(n, (size_t)(B * n_head * Tq * Tk) * sizeof(float)) ? sdl__op_run(n) : NULL;
 }
 
+/* >>ops-general: PyTorch's general ops (issue 15), differentiable, on any shapes. Tensors
+   are contiguous, so a permute, slice or expand is a copy (not a view as in PyTorch).
+   Broadcasting ops expand their inputs to the common shape first; the shape ops are one
+   op, an index map; a reduction over some dims moves them last and reduces rows. */
+
+/* row-major strides of a shape, in elements */
+static void sdl__strides(const int64_t *shape, int ndim, int64_t *st) {
+    int64_t s = 1;
+    for (int d = ndim - 1; d >= 0; d--) { st[d] = s; s *= shape[d]; }
+}
+
+/* dim counted from the end when negative; -1 (and an error naming op) when out of range */
+static int sdl__dim(const char *op, const sdl_tensor *x, int dim, int ndim) {
+    int d = dim < 0 ? dim + ndim : dim;
+    if (d >= 0 && d < ndim) return d;
+    char what[64];
+    snprintf(what, sizeof what, "dim %d out of range", dim);
+    sdl__shape_error(op, what, x, NULL);
+    return -1;
+}
+
+/* bytes of host memory copied into fresh step memory on device */
+static void *sdl__to_device_arena(sdl_device device, const void *src, size_t bytes) {
+    void *d = sdl__device_arena_alloc(device, bytes, false);
+    if (d) sdl_get_backend(device)->copy(d, src, bytes, device, SDL_CPU);
+    return d;
+}
+
+/* ---- the index map: y[i] = src[map[i]] (fill where map[i] < 0), src being the inputs'
+   elements one after another;  dsrc[j] += sum of dy[i] over map[i] = j (CSR lists those i in
+   increasing order, so every sum has one fixed order on any thread count).
+   The adjoint (scatter): y[j] = sum of x[i] over map[i] = j;  dx[i] += dy[map[i]]. */
+typedef struct sdl__imap {
+    int64_t *map;         /* per destination element: a source element or -1 */
+    int64_t *start, *idx; /* the destinations of source j: idx[start[j] .. start[j + 1]) */
+                          /* (all three in the out's device memory: built here, copied there) */
+    int64_t nd, ns;
+    float fill;
+    bool adjoint;
+} sdl__imap;
+/* destination coordinates -> source element (inputs concatenated) or -1 */
+typedef int64_t (*sdl__imap_fn)(const int64_t *c, const void *ctx);
+
+static bool sdl__imap_csr(sdl__imap *m) {
+    m->start = (int64_t *)sdl_arena_alloc((size_t)(m->ns + 1) * sizeof(int64_t));
+    m->idx = (int64_t *)sdl_arena_alloc((size_t)(m->nd + 1) * sizeof(int64_t));
+    int64_t *cur = (int64_t *)sdl_arena_alloc((size_t)(m->ns + 1) * sizeof(int64_t));
+    if (!m->start || !m->idx || !cur) return false;
+    for (int64_t i = 0; i < m->nd; i++)
+        if (m->map[i] >= 0) m->start[m->map[i] + 1]++;
+    for (int64_t j = 0; j < m->ns; j++) m->start[j + 1] += m->start[j];
+    memcpy(cur, m->start, (size_t)m->ns * sizeof(int64_t));
+    for (int64_t i = 0; i < m->nd; i++)
+        if (m->map[i] >= 0) m->idx[cur[m->map[i]]++] = i;
+    return true;
+}
+
+/* the element g of the inputs taken one after another */
+static float sdl__imap_src(const sdl_node *n, int64_t g) {
+    int k = 0;
+    while (g >= n->in[k]->numel) g -= n->in[k++]->numel;
+    return sdl_f32(n->in[k])[g];
+}
+static void sdl__imap_fwd_range(void *ctx, int64_t i0, int64_t i1) {
+    sdl_node *n = (sdl_node *)ctx;
+    const sdl__imap *m = (const sdl__imap *)n->saved;
+    float *y = sdl_f32(n->out);
+    for (int64_t i = i0; i < i1; i++) {
+        if (!m->adjoint) {
+            y[i] = m->map[i] < 0 ? m->fill : sdl__imap_src(n, m->map[i]);
+        } else {
+            float s = 0.0f;
+            for (int64_t p = m->start[i]; p < m->start[i + 1]; p++) s += sdl_f32(n->in[0])[m->idx[p]];
+            y[i] = s;
+        }
+    }
+}
+static void sdl__index_map_fwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 4096, sdl__imap_fwd_range, n); }
+
+typedef struct sdl__imap_job { sdl_node *n; int64_t base; float *dx; } sdl__imap_job;
+static void sdl__imap_bwd_range(void *ctx, int64_t j0, int64_t j1) {
+    const sdl__imap_job *job = (const sdl__imap_job *)ctx;
+    const sdl__imap *m = (const sdl__imap *)job->n->saved;
+    const float *dy = job->n->out->grad;
+    for (int64_t j = j0; j < j1; j++) {
+        if (m->adjoint) { /* j: a destination element, the input's */
+            if (m->map[j] >= 0) job->dx[j] += dy[m->map[j]];
+            continue;
+        }
+        float s = 0.0f;
+        for (int64_t p = m->start[job->base + j]; p < m->start[job->base + j + 1]; p++) s += dy[m->idx[p]];
+        job->dx[j] += s;
+    }
+}
+/* one input at a time, so the same tensor twice (cat(x, x)) never races with itself */
+static void sdl__index_map_bwd(sdl_node *n) {
+    int64_t base = 0;
+    for (int k = 0; k < n->nin; k++) {
+        sdl__imap_job job = {n, base, n->in[k]->grad};
+        if (job.dx) sdl_parallel_for(n->in[k]->numel, 4096, sdl__imap_bwd_range, &job);
+        base += n->in[k]->numel;
+    }
+}
+
+/* out (of out_shape) from the inputs through the map f over the destination shape dst
+   (out's shape, or for the adjoint the single input's) */
+static sdl_tensor *sdl__imap_run(sdl_shape out_shape, int nin, sdl_tensor *const *in, sdl_shape dst,
+                                 sdl__imap_fn f, const void *ctx, float fill, bool adjoint) {
+    sdl_node *n = sdl__op_begin_n(SDL_OP_INDEX_MAP, out_shape, nin, in);
+    const sdl_backend *be = n ? sdl_get_backend(n->out->device) : NULL;
+    if (!n) return NULL;
+    if (!be || !be->forward[SDL_OP_INDEX_MAP]) return sdl__op_run(n); /* fails, naming the op */
+    sdl__imap *m = (sdl__imap *)sdl_arena_alloc(sizeof(sdl__imap));
+    if (!m) return NULL;
+    m->nd = sdl__shape_numel(dst);
+    m->ns = adjoint ? n->out->numel : 0;
+    for (int k = 0; !adjoint && k < nin; k++) m->ns += in[k]->numel;
+    m->fill = fill;
+    m->adjoint = adjoint;
+    m->map = (int64_t *)sdl_arena_alloc((size_t)(m->nd + 1) * sizeof(int64_t));
+    if (!m->map) return NULL;
+    int64_t c[SDL_MAX_DIMS] = {0};
+    for (int64_t i = 0; i < m->nd; i++) {
+        m->map[i] = f(c, ctx);
+        for (int d = dst.ndim - 1; d >= 0 && ++c[d] == dst.d[d]; d--) c[d] = 0;
+    }
+    bool csr = adjoint || n->out->requires_grad;
+    if (csr && !sdl__imap_csr(m)) return NULL;
+    if (n->out->device != SDL_CPU) { /* the device kernels read the map from device memory */
+        m->map = (int64_t *)sdl__to_device_arena(n->out->device, m->map, (size_t)(m->nd + 1) * sizeof(int64_t));
+        m->start = csr ? (int64_t *)sdl__to_device_arena(n->out->device, m->start, (size_t)(m->ns + 1) * sizeof(int64_t)) : NULL;
+        m->idx = csr ? (int64_t *)sdl__to_device_arena(n->out->device, m->idx, (size_t)(m->nd + 1) * sizeof(int64_t)) : NULL;
+        if (!m->map || (csr && (!m->start || !m->idx))) return NULL;
+    }
+    n->saved = m;
+    return sdl__op_run(n);
+}
+
+/* ---- strided maps: src = base + sum_d c[d] st[d] (permute, slice, expand) */
+typedef struct sdl__strided { int64_t base, st[SDL_MAX_DIMS]; int ndim; } sdl__strided;
+static int64_t sdl__strided_fn(const int64_t *c, const void *ctx) {
+    const sdl__strided *s = (const sdl__strided *)ctx;
+    int64_t g = s->base;
+    for (int d = 0; d < s->ndim; d++) g += c[d] * s->st[d];
+    return g;
+}
+static sdl_tensor *sdl__strided_run(sdl_tensor *x, sdl_shape out, const sdl__strided *s) {
+    return sdl__imap_run(out, 1, &x, out, sdl__strided_fn, s, 0.0f, false);
+}
+
+/* permute: y's dim d is x's dim dims[d] */
+SDL_API sdl_tensor *sdl_permute(sdl_tensor *x, const int *dims) {
+    if (!x) return NULL;
+    if (!dims) return (sdl_tensor *)sdl__shape_error("permute", "dims is NULL", x, NULL);
+    int64_t xst[SDL_MAX_DIMS] = {0};
+    sdl__strides(x->shape, x->ndim, xst);
+    sdl_shape out = sdl_tensor_shape(x);
+    sdl__strided s;
+    memset(&s, 0, sizeof s);
+    s.ndim = x->ndim;
+    unsigned seen = 0;
+    for (int d = 0; d < x->ndim; d++) {
+        int k = sdl__dim("permute", x, dims[d], x->ndim);
+        if (k < 0) return NULL;
+        if (seen & (1u << k)) return (sdl_tensor *)sdl__shape_error("permute", "a dim appears twice", x, NULL);
+        seen |= 1u << k;
+        out.d[d] = x->shape[k];
+        s.st[d] = xst[k];
+    }
+    return sdl__strided_run(x, out, &s);
+}
+
+/* x[..., start:end:step, ...] along dim, Python's rules: negative start/end count from the
+   end, both are clamped to [0, size]; step >= 1 */
+SDL_API sdl_tensor *sdl_slice(sdl_tensor *x, int dim, int64_t start, int64_t end, int64_t step) {
+    if (!x) return NULL;
+    int d = sdl__dim("slice", x, dim, x->ndim);
+    if (d < 0) return NULL;
+    if (step < 1) return (sdl_tensor *)sdl__shape_error("slice", "step must be >= 1", x, NULL);
+    int64_t size = x->shape[d];
+    if (start < 0) start += size;
+    if (end < 0) end += size;
+    start = start < 0 ? 0 : start > size ? size : start;
+    end = end < start ? start : end > size ? size : end;
+    int64_t xst[SDL_MAX_DIMS] = {0};
+    sdl__strides(x->shape, x->ndim, xst);
+    sdl__strided s;
+    memset(&s, 0, sizeof s);
+    s.ndim = x->ndim;
+    for (int i = 0; i < x->ndim; i++) s.st[i] = xst[i];
+    s.base = start * xst[d];
+    s.st[d] = step * xst[d];
+    sdl_shape out = sdl_tensor_shape(x);
+    out.d[d] = (end - start + step - 1) / step;
+    return sdl__strided_run(x, out, &s);
+}
+
+SDL_API sdl_tensor *sdl_narrow(sdl_tensor *x, int dim, int64_t start, int64_t length) {
+    if (!x) return NULL;
+    int d = sdl__dim("narrow", x, dim, x->ndim);
+    if (d < 0) return NULL;
+    if (start < 0) start += x->shape[d];
+    if (start < 0 || length < 0 || start + length > x->shape[d])
+        return (sdl_tensor *)sdl__shape_error("narrow", "start and length must lie inside the dim", x, NULL);
+    return sdl_slice(x, d, start, start + length, 1);
+}
+
+/* torch.split with one size: pieces of split_size along dim (the last may be smaller) into
+   out[0 .. cap-1]; returns how many, or -1 on error (also when cap is too small) */
+SDL_API int sdl_split(sdl_tensor *x, int64_t split_size, int dim, sdl_tensor **out, int cap) {
+    if (!x) return -1;
+    int d = sdl__dim("split", x, dim, x->ndim);
+    if (d < 0) return -1;
+    if (split_size < 1) return (sdl__shape_error("split", "split_size must be >= 1", x, NULL), -1);
+    int64_t count = x->shape[d] ? (x->shape[d] + split_size - 1) / split_size : 1;
+    if (!out || count > cap) return sdl_fail(SDL_ERR_ARG, "split: %lld pieces, room for %d", (long long)count, cap), -1;
+    for (int64_t k = 0; k < count; k++)
+        if (!(out[k] = sdl_slice(x, d, k * split_size, (k + 1) * split_size, 1))) return -1;
+    return (int)count;
+}
+
+/* torch.chunk: ceil(size / chunks) per piece, so there may be fewer than chunks */
+SDL_API int sdl_chunk(sdl_tensor *x, int chunks, int dim, sdl_tensor **out, int cap) {
+    if (!x) return -1;
+    int d = sdl__dim("chunk", x, dim, x->ndim);
+    if (d < 0) return -1;
+    if (chunks < 1) return (sdl__shape_error("chunk", "chunks must be >= 1", x, NULL), -1);
+    int64_t size = (x->shape[d] + chunks - 1) / chunks;
+    return sdl_split(x, size > 0 ? size : 1, d, out, cap);
+}
+
+/* the NumPy broadcast of shapes a and b into *out; false (an error naming op) when they clash */
+static bool sdl__broadcast_shapes(const char *op, sdl_shape a, sdl_shape b, sdl_shape *out) {
+    out->ndim = a.ndim > b.ndim ? a.ndim : b.ndim;
+    for (int i = 0; i < out->ndim; i++) {
+        int ia = i - (out->ndim - a.ndim), ib = i - (out->ndim - b.ndim);
+        int64_t da = ia >= 0 ? a.d[ia] : 1, db = ib >= 0 ? b.d[ib] : 1;
+        if (da != db && da != 1 && db != 1) {
+            char sa[128], sb[128];
+            sdl_fail(SDL_ERR_SHAPE, "%s: shapes do not broadcast: %s and %s", op, sdl_shape_str(a, sa, sizeof sa), sdl_shape_str(b, sb, sizeof sb));
+            return false;
+        }
+        out->d[i] = da == 1 ? db : da;
+    }
+    return true;
+}
+static bool sdl__broadcast(const char *op, const sdl_tensor *a, const sdl_tensor *b, sdl_shape *out) {
+    return sdl__broadcast_shapes(op, sdl_tensor_shape(a), sdl_tensor_shape(b), out);
+}
+
+/* torch.expand (a copy): x's dims right-aligned to shape, each equal or 1; -1 keeps x's */
+SDL_API sdl_tensor *sdl_expand(sdl_tensor *x, sdl_shape shape) {
+    if (!x) return NULL;
+    if (shape.ndim < x->ndim || shape.ndim > SDL_MAX_DIMS) return (sdl_tensor *)sdl__shape_error("expand", "fewer dims than the input", x, NULL);
+    int64_t xst[SDL_MAX_DIMS] = {0};
+    sdl__strides(x->shape, x->ndim, xst);
+    sdl__strided s;
+    memset(&s, 0, sizeof s);
+    s.ndim = shape.ndim;
+    for (int i = 0; i < shape.ndim; i++) {
+        int k = i - (shape.ndim - x->ndim);
+        int64_t xd = k >= 0 ? x->shape[k] : 1;
+        if (shape.d[i] == -1 && k >= 0) shape.d[i] = xd;
+        if (shape.d[i] < 0 || (xd != shape.d[i] && xd != 1)) {
+            char what[128];
+            sdl_shape_str(shape, what, sizeof what);
+            return (sdl_tensor *)sdl__shape_error("expand", what, x, NULL);
+        }
+        s.st[i] = k >= 0 && xd == shape.d[i] && xd != 1 ? xst[k] : 0;
+    }
+    return sdl_shape_equal(shape, sdl_tensor_shape(x)) ? x : sdl__strided_run(x, shape, &s);
+}
+
+/* ---- cat and stack on any dim: the source of y's c[dim] is input k */
+typedef struct sdl__cat { int dim, n; const int64_t *size, *base; sdl_tensor *const *in; } sdl__cat;
+static int64_t sdl__cat_fn(const int64_t *c, const void *ctx) {
+    const sdl__cat *t = (const sdl__cat *)ctx;
+    int64_t cd = c[t->dim];
+    int k = 0;
+    while (cd >= t->size[k]) cd -= t->size[k++];
+    const sdl_tensor *x = t->in[k];
+    int64_t g = 0;
+    for (int d = 0; d < x->ndim; d++) g = g * x->shape[d] + (d == t->dim ? cd : c[d]);
+    return t->base[k] + g;
+}
+SDL_API sdl_tensor *sdl_cat(int n, sdl_tensor *const *xs, int dim) {
+    if (n < 1 || !xs) { sdl_fail(SDL_ERR_ARG, "cat: needs at least one tensor"); return NULL; }
+    for (int k = 0; k < n; k++)
+        if (!xs[k]) return NULL;
+    int d = sdl__dim("cat", xs[0], dim, xs[0]->ndim);
+    if (d < 0) return NULL;
+    int64_t *size = (int64_t *)sdl_arena_alloc(2 * (size_t)n * sizeof(int64_t));
+    if (!size) return NULL;
+    sdl_shape out = sdl_tensor_shape(xs[0]);
+    out.d[d] = 0;
+    for (int k = 0; k < n; k++) {
+        bool ok = xs[k]->ndim == xs[0]->ndim;
+        for (int i = 0; ok && i < out.ndim; i++) ok = i == d || xs[k]->shape[i] == xs[0]->shape[i];
+        if (!ok) return (sdl_tensor *)sdl__shape_error("cat", "shapes must match in every dim but the cat dim", xs[0], xs[k]);
+        size[k] = xs[k]->shape[d];
+        size[n + k] = k ? size[n + k - 1] + xs[k - 1]->numel : 0;
+        out.d[d] += size[k];
+    }
+    sdl__cat t = {d, n, size, size + n, xs};
+    return sdl__imap_run(out, n, xs, out, sdl__cat_fn, &t, 0.0f, false);
+}
+
+/* each x (the same shape) gains a dim of size 1 at dim, then cat */
+SDL_API sdl_tensor *sdl_stack(int n, sdl_tensor *const *xs, int dim) {
+    if (n < 1 || !xs) { sdl_fail(SDL_ERR_ARG, "stack: needs at least one tensor"); return NULL; }
+    sdl_tensor **u = (sdl_tensor **)sdl_arena_alloc((size_t)n * sizeof(sdl_tensor *));
+    if (!u || !xs[0]) return NULL;
+    int d = sdl__dim("stack", xs[0], dim, xs[0]->ndim + 1);
+    if (d < 0 || xs[0]->ndim >= SDL_MAX_DIMS) return NULL;
+    for (int k = 0; k < n; k++) {
+        if (!xs[k]) return NULL;
+        if (!sdl_shape_equal(sdl_tensor_shape(xs[k]), sdl_tensor_shape(xs[0])))
+            return (sdl_tensor *)sdl__shape_error("stack", "every tensor must have the same shape", xs[0], xs[k]);
+        sdl_shape s = sdl_tensor_shape(xs[k]);
+        for (int i = s.ndim; i > d; i--) s.d[i] = s.d[i - 1];
+        s.d[d] = 1;
+        s.ndim++;
+        if (!(u[k] = sdl_reshape(xs[k], s))) return NULL;
+    }
+    return sdl_cat(n, u, d);
+}
+
+/* ---- index_select, gather, scatter_add: i32 index tensors on the CPU */
+typedef struct sdl__gidx {
+    int dim, ndim;
+    int64_t xst[SDL_MAX_DIMS], ist[SDL_MAX_DIMS];
+    const int32_t *index;
+    bool per_element; /* gather, scatter: one index per element; index_select: per c[dim] */
+} sdl__gidx;
+static int64_t sdl__gidx_fn(const int64_t *c, const void *ctx) {
+    const sdl__gidx *t = (const sdl__gidx *)ctx;
+    int64_t g = 0, ii = 0;
+    for (int d = 0; d < t->ndim; d++) ii += c[d] * t->ist[d];
+    for (int d = 0; d < t->ndim; d++) g += (d == t->dim ? (int64_t)t->index[t->per_element ? ii : c[d]] : c[d]) * t->xst[d];
+    return g;
+}
+/* checks an index tensor and its values against size; names op */
+static bool sdl__index_ok(const char *op, const sdl_tensor *index, int64_t size, const sdl_tensor *x) {
+    if (index->dtype != SDL_I32 || index->device != SDL_CPU) {
+        sdl__shape_error(op, "index must be an i32 tensor on the CPU", x, index);
+        return false;
+    }
+    for (int64_t i = 0; i < index->numel; i++)
+        if (sdl_i32(index)[i] < 0 || sdl_i32(index)[i] >= size) {
+            sdl_fail(SDL_ERR_ARG, "%s: index[%lld] = %d out of range [0, %lld)", op, (long long)i, (int)sdl_i32(index)[i], (long long)size);
+            return false;
+        }
+    return true;
+}
+
+/* y = x with dim's entries picked by index (1-D): y.shape[dim] = len(index) */
+SDL_API sdl_tensor *sdl_index_select(sdl_tensor *x, int dim, sdl_tensor *index) {
+    if (sdl__any_null(x, index)) return NULL;
+    int d = sdl__dim("index_select", x, dim, x->ndim);
+    if (d < 0) return NULL;
+    if (index->ndim != 1) return (sdl_tensor *)sdl__shape_error("index_select", "index must be 1-D", x, index);
+    if (!sdl__index_ok("index_select", index, x->shape[d], x)) return NULL;
+    sdl__gidx t;
+    memset(&t, 0, sizeof t);
+    t.dim = d;
+    t.ndim = x->ndim;
+    t.index = sdl_i32(index);
+    sdl__strides(x->shape, x->ndim, t.xst);
+    sdl_shape out = sdl_tensor_shape(x);
+    out.d[d] = index->numel;
+    return sdl__imap_run(out, 1, &x, out, sdl__gidx_fn, &t, 0.0f, false);
+}
+
+/* PyTorch's gather/scatter rule: index has x's ndim, and index.size(d) <= x.size(d) for
+   every d != dim */
+static bool sdl__gather_setup(const char *op, sdl_tensor *x, int dim, sdl_tensor *index, sdl__gidx *t) {
+    memset(t, 0, sizeof *t);
+    t->dim = sdl__dim(op, x, dim, x->ndim);
+    if (t->dim < 0) return false;
+    bool ok = index->ndim == x->ndim;
+    for (int d = 0; ok && d < x->ndim; d++) ok = d == t->dim || index->shape[d] <= x->shape[d];
+    if (!ok) { sdl__shape_error(op, "index must have x's dims, each no larger (but dim)", x, index); return false; }
+    if (!sdl__index_ok(op, index, x->shape[t->dim], x)) return false;
+    t->ndim = x->ndim;
+    t->index = sdl_i32(index);
+    t->per_element = true;
+    sdl__strides(x->shape, x->ndim, t->xst);
+    sdl__strides(index->shape, index->ndim, t->ist);
+    return true;
+}
+
+/* y[c] = x[c with c[dim] = index[c]], y shaped like index */
+SDL_API sdl_tensor *sdl_gather(sdl_tensor *x, int dim, sdl_tensor *index) {
+    if (sdl__any_null(x, index)) return NULL;
+    sdl__gidx t;
+    if (!sdl__gather_setup("gather", x, dim, index, &t)) return NULL;
+    sdl_shape out = sdl_tensor_shape(index);
+    return sdl__imap_run(out, 1, &x, out, sdl__gidx_fn, &t, 0.0f, false);
+}
+
+/* y = x, then y[c with c[dim] = index[c]] += src[c] for c over index's shape (src may be
+   larger; its leading part is used), as torch.Tensor.scatter_add */
+SDL_API sdl_tensor *sdl_scatter_add(sdl_tensor *x, int dim, sdl_tensor *index, sdl_tensor *src) {
+    if (sdl__any_null(x, index) || !src) return NULL;
+    sdl__gidx t;
+    if (!sdl__gather_setup("scatter_add", x, dim, index, &t)) return NULL;
+    bool ok = src->ndim == index->ndim;
+    for (int d = 0; ok && d < src->ndim; d++) ok = src->shape[d] >= index->shape[d];
+    if (!ok) return (sdl_tensor *)sdl__shape_error("scatter_add", "src must be at least index's shape", src, index);
+    for (int d = 0; d < src->ndim && src; d++)
+        if (src->shape[d] > index->shape[d]) src = sdl_narrow(src, d, 0, index->shape[d]);
+    sdl_tensor *s = src ? sdl__imap_run(sdl_tensor_shape(x), 1, &src, sdl_tensor_shape(index), sdl__gidx_fn, &t, 0.0f, true) : NULL;
+    return s ? sdl_add(x, s) : NULL;
+}
+
+/* ---- pad: pad[2i], pad[2i + 1] are the left and right widths of the i-th dim from the
+   end (torch.nn.functional.pad); constant fills with value, reflect mirrors without
+   repeating the edge (each width < that dim's size) */
+typedef struct sdl__pad { int ndim; int64_t left[SDL_MAX_DIMS], size[SDL_MAX_DIMS]; bool reflect; } sdl__pad;
+static int64_t sdl__pad_fn(const int64_t *c, const void *ctx) {
+    const sdl__pad *p = (const sdl__pad *)ctx;
+    int64_t g = 0;
+    for (int d = 0; d < p->ndim; d++) {
+        int64_t s = c[d] - p->left[d], n = p->size[d];
+        if (s < 0 || s >= n) {
+            if (!p->reflect) return -1;
+            s = s < 0 ? -s : 2 * (n - 1) - s;
+        }
+        g = g * n + s;
+    }
+    return g;
+}
+SDL_API sdl_tensor *sdl_pad(sdl_tensor *x, int npad, const int64_t *pad, sdl_pad_mode mode, float value) {
+    if (!x) return NULL;
+    if (npad < 0 || npad % 2 || npad / 2 > x->ndim || (npad && !pad))
+        return (sdl_tensor *)sdl__shape_error("pad", "needs an even number of widths, two per dim at most", x, NULL);
+    sdl__pad p;
+    memset(&p, 0, sizeof p);
+    p.ndim = x->ndim;
+    p.reflect = mode == SDL_PAD_REFLECT;
+    sdl_shape out = sdl_tensor_shape(x);
+    for (int d = 0; d < x->ndim; d++) p.size[d] = x->shape[d];
+    for (int i = 0; i < npad / 2; i++) {
+        int d = x->ndim - 1 - i;
+        int64_t l = pad[2 * i], r = pad[2 * i + 1];
+        if (l < 0 || r < 0 || (p.reflect && (l >= x->shape[d] || r >= x->shape[d])))
+            return (sdl_tensor *)sdl__shape_error("pad", p.reflect ? "reflect widths must be >= 0 and < the dim" : "widths must be >= 0", x, NULL);
+        p.left[d] = l;
+        out.d[d] += l + r;
+    }
+    return sdl__imap_run(out, 1, &x, out, sdl__pad_fn, &p, p.reflect ? 0.0f : value, false);
+}
+
+/* ---- elementwise binary ops on equal shapes (SDL_BINARY_OPS, formulas in >>formulas) */
+#define SDL__BINARY_CPU(X_, NAME, name) \
+    static void sdl__##name##_fwd_range(void *ctx, int64_t i0, int64_t i1) { \
+        sdl_node *n = (sdl_node *)ctx; \
+        const float *a = sdl_f32(n->in[0]), *b = sdl_f32(n->in[1]); \
+        float *y = sdl_f32(n->out); \
+        for (int64_t i = i0; i < i1; i++) y[i] = sdl__f_##name(a[i], b[i]); \
+    } \
+    static void sdl__##name##_bwd_range(void *ctx, int64_t i0, int64_t i1) { \
+        sdl_node *n = (sdl_node *)ctx; \
+        const float *a = sdl_f32(n->in[0]), *b = sdl_f32(n->in[1]), *y = sdl_f32(n->out), *dy = n->out->grad; \
+        float *da = n->in[0]->grad, *db = n->in[1]->grad; \
+        for (int64_t i = i0; i < i1; i++) { \
+            if (da) da[i] += sdl__dfa_##name(a[i], b[i], y[i], dy[i]); \
+            if (db) db[i] += sdl__dfb_##name(a[i], b[i], y[i], dy[i]); \
+        } \
+    } \
+    static void sdl__##name##_fwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__##name##_fwd_range, n); } \
+    static void sdl__##name##_bwd(sdl_node *n) { \
+        if (n->in[0] == n->in[1]) sdl__##name##_bwd_range(n, 0, n->out->numel); /* x op x: one thread adds both */ \
+        else sdl_parallel_for(n->out->numel, 8192, sdl__##name##_bwd_range, n); \
+    }
+SDL_BINARY_OPS(SDL__BINARY_CPU, _)
+#undef SDL__BINARY_CPU
+
+/* a 0-d CPU tensor that needs no gradient meets a tensor on another device there (PyTorch
+   lets CPU scalars mix with CUDA tensors): a copy on dev; anything else as it is */
+static sdl_tensor *sdl__scalar_to(sdl_tensor *t, sdl_device dev) {
+    if (!t || t->ndim || t->device != SDL_CPU || dev == SDL_CPU || t->requires_grad || t->dtype != SDL_F32) return t;
+    sdl_tensor *d = sdl__arena_tensor(sdl_shapen(0, NULL), SDL_F32, dev, false);
+    if (d) sdl_get_backend(dev)->copy(d->data, t->data, sizeof(float), dev, SDL_CPU);
+    return d;
+}
+
+/* a and b expanded to their broadcast shape (either may stay as it is) */
+static bool sdl__expand2(const char *op, sdl_tensor **a, sdl_tensor **b) {
+    sdl_shape s;
+    *a = sdl__scalar_to(*a, (*b)->device);
+    *b = sdl__scalar_to(*b, (*a)->device);
+    if (!*a || !*b) return false;
+    if (!sdl__broadcast(op, *a, *b, &s)) return false;
+    *a = sdl_expand(*a, s);
+    *b = sdl_expand(*b, s);
+    return *a && *b;
+}
+static sdl_tensor *sdl__binary_bcast(sdl_op op, const char *name, sdl_tensor *a, sdl_tensor *b) {
+    if (sdl__any_null(a, b) || !sdl__expand2(name, &a, &b)) return NULL;
+    return sdl__op_run(sdl__op_begin(op, sdl_tensor_shape(a), a, b, NULL, NULL));
+}
+SDL_API sdl_tensor *sdl_sub(sdl_tensor *a, sdl_tensor *b) { return sdl__binary_bcast(SDL_OP_SUB, "sub", a, b); }
+SDL_API sdl_tensor *sdl_div(sdl_tensor *a, sdl_tensor *b) { return sdl__binary_bcast(SDL_OP_DIV, "div", a, b); }
+SDL_API sdl_tensor *sdl_maximum(sdl_tensor *a, sdl_tensor *b) { return sdl__binary_bcast(SDL_OP_MAXIMUM, "maximum", a, b); }
+SDL_API sdl_tensor *sdl_minimum(sdl_tensor *a, sdl_tensor *b) { return sdl__binary_bcast(SDL_OP_MINIMUM, "minimum", a, b); }
+
+/* comparisons record nothing: their output has no gradient */
+static sdl_tensor *sdl__compare(sdl_op op, const char *name, sdl_tensor *a, sdl_tensor *b) {
+    bool no_grad = sdl__g.no_grad;
+    sdl__g.no_grad = true;
+    sdl_tensor *y = sdl__binary_bcast(op, name, a, b);
+    sdl__g.no_grad = no_grad;
+    return y;
+}
+SDL_API sdl_tensor *sdl_eq(sdl_tensor *a, sdl_tensor *b) { return sdl__compare(SDL_OP_EQ, "eq", a, b); }
+SDL_API sdl_tensor *sdl_ne(sdl_tensor *a, sdl_tensor *b) { return sdl__compare(SDL_OP_NE, "ne", a, b); }
+SDL_API sdl_tensor *sdl_lt(sdl_tensor *a, sdl_tensor *b) { return sdl__compare(SDL_OP_LT, "lt", a, b); }
+SDL_API sdl_tensor *sdl_le(sdl_tensor *a, sdl_tensor *b) { return sdl__compare(SDL_OP_LE, "le", a, b); }
+SDL_API sdl_tensor *sdl_gt(sdl_tensor *a, sdl_tensor *b) { return sdl__compare(SDL_OP_GT, "gt", a, b); }
+SDL_API sdl_tensor *sdl_ge(sdl_tensor *a, sdl_tensor *b) { return sdl__compare(SDL_OP_GE, "ge", a, b); }
+
+/* a scalar (0-d) tensor in the step arena, to broadcast against anything */
+SDL_API sdl_tensor *sdl_scalar(float value) {
+    sdl_tensor *t = sdl__arena_tensor(sdl_shapen(0, NULL), SDL_F32, SDL_CPU, false);
+    if (t) sdl_f32(t)[0] = value;
+    return t;
+}
+
+/* ---- where: y = c != 0 ? a : b (all three broadcast);  da += c ? dy : 0, db += c ? 0 : dy */
+static void sdl__where_range(void *ctx, int64_t i0, int64_t i1, bool bwd) {
+    sdl_node *n = (sdl_node *)ctx;
+    const float *c = sdl_f32(n->in[0]), *a = sdl_f32(n->in[1]), *b = sdl_f32(n->in[2]), *dy = n->out->grad;
+    float *y = sdl_f32(n->out), *da = n->in[1]->grad, *db = n->in[2]->grad;
+    for (int64_t i = i0; i < i1; i++) {
+        if (!bwd) y[i] = c[i] != 0.0f ? a[i] : b[i];
+        else if (c[i] != 0.0f && da) da[i] += dy[i];
+        else if (c[i] == 0.0f && db) db[i] += dy[i];
+    }
+}
+static void sdl__where_fwd_range(void *ctx, int64_t i0, int64_t i1) { sdl__where_range(ctx, i0, i1, false); }
+static void sdl__where_bwd_range(void *ctx, int64_t i0, int64_t i1) { sdl__where_range(ctx, i0, i1, true); }
+static void sdl__where_fwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__where_fwd_range, n); }
+static void sdl__where_bwd(sdl_node *n) {
+    if (n->in[1] == n->in[2]) sdl__where_bwd_range(n, 0, n->out->numel);
+    else sdl_parallel_for(n->out->numel, 8192, sdl__where_bwd_range, n);
+}
+SDL_API sdl_tensor *sdl_where(sdl_tensor *cond, sdl_tensor *a, sdl_tensor *b) {
+    if (sdl__any_null(cond, a) || !b) return NULL;
+    sdl_device dev = a->device != SDL_CPU ? a->device : b->device != SDL_CPU ? b->device : cond->device;
+    cond = sdl__scalar_to(cond, dev);
+    a = sdl__scalar_to(a, dev);
+    b = sdl__scalar_to(b, dev);
+    if (!cond || !a || !b) return NULL;
+    sdl_shape ab, s;
+    if (!sdl__broadcast("where", a, b, &ab) || !sdl__broadcast_shapes("where", sdl_tensor_shape(cond), ab, &s)) return NULL;
+    bool no_grad = sdl__g.no_grad;
+    sdl__g.no_grad = true;
+    sdl_tensor *c = sdl_expand(cond, s); /* no gradient flows to the condition */
+    sdl__g.no_grad = no_grad;
+    a = sdl_expand(a, s);
+    b = sdl_expand(b, s);
+    if (!c || !a || !b) return NULL;
+    return sdl__op_run(sdl__op_begin(SDL_OP_WHERE, s, c, a, b, NULL));
+}
+/* x with value where mask != 0 (mask broadcasts to x) */
+SDL_API sdl_tensor *sdl_masked_fill(sdl_tensor *x, sdl_tensor *mask, float value) {
+    if (sdl__any_null(x, mask)) return NULL;
+    sdl_tensor *v = sdl__arena_tensor(sdl_shapen(0, NULL), SDL_F32, x->device, false);
+    if (v && x->device == SDL_CPU) sdl_f32(v)[0] = value;
+    else if (v) sdl_get_backend(x->device)->copy(v->data, &value, sizeof value, x->device, SDL_CPU);
+    return v ? sdl_where(mask, v, x) : NULL;
+}
+
+/* ---- row reductions of x (R, L) -> y (R), the kernels under the dim reductions:
+   sum         y = sum x                            dx = dy
+   mean        y = sum x / L                        dx = dy / L
+   max         y = x[argmax] (first of equals)      dx[argmax] = dy (argmax kept)
+   logsumexp   y = m + ln sum e^(x - m), m = max    dx = dy e^(x - y)
+   var         y = sum (x - mu)^2 / (L - corr)      dx = dy 2 (x - mu) / (L - corr) */
+static int64_t sdl__rows_len(const sdl_node *n) { return n->out->numel ? n->in[0]->numel / n->out->numel : 0; }
+static void sdl__reduce_fwd_range(void *ctx, int64_t r0, int64_t r1) {
+    sdl_node *n = (sdl_node *)ctx;
+    int64_t L = sdl__rows_len(n);
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = sdl_f32(n->in[0]) + r * L;
+        double s = 0.0, m = L ? x[0] : -INFINITY;
+        int64_t arg = 0;
+        for (int64_t j = 1; j < L; j++)
+            if (x[j] > m || (x[j] != x[j] && m == m)) { m = x[j]; arg = j; } /* NaN wins, as PyTorch */
+        if (n->op == SDL_OP_REDUCE_MAX) {
+            ((int64_t *)n->saved)[r] = arg;
+            sdl_f32(n->out)[r] = (float)m;
+            continue;
+        }
+        if (n->op == SDL_OP_LOGSUMEXP) {
+            for (int64_t j = 0; j < L; j++) s += exp((double)x[j] - m);
+            sdl_f32(n->out)[r] = L && isfinite(m) ? (float)(m + log(s)) : (float)m;
+            continue;
+        }
+        for (int64_t j = 0; j < L; j++) s += x[j];
+        if (n->op == SDL_OP_REDUCE_SUM) { sdl_f32(n->out)[r] = (float)s; continue; }
+        double mu = s / (double)L, v = 0.0;
+        if (n->op == SDL_OP_REDUCE_MEAN) { sdl_f32(n->out)[r] = (float)mu; continue; }
+        for (int64_t j = 0; j < L; j++) v += ((double)x[j] - mu) * ((double)x[j] - mu);
+        sdl_f32(n->out)[r] = (float)(v / ((double)L - (double)n->attr.scalar.alpha));
+    }
+}
+static void sdl__reduce_bwd_range(void *ctx, int64_t r0, int64_t r1) {
+    sdl_node *n = (sdl_node *)ctx;
+    int64_t L = sdl__rows_len(n);
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = sdl_f32(n->in[0]) + r * L, y = sdl_f32(n->out)[r], g = n->out->grad[r];
+        float *dx = n->in[0]->grad + r * L;
+        double mu = 0.0;
+        if (n->op == SDL_OP_VAR)
+            for (int64_t j = 0; j < L; j++) mu += x[j];
+        mu /= (double)(L ? L : 1);
+        float k = n->op == SDL_OP_VAR ? (float)(2.0 / ((double)L - (double)n->attr.scalar.alpha)) : 0.0f;
+        if (n->op == SDL_OP_REDUCE_MAX) {
+            if (L) dx[((const int64_t *)n->saved)[r]] += g;
+            continue;
+        }
+        for (int64_t j = 0; j < L; j++)
+            dx[j] += n->op == SDL_OP_REDUCE_SUM ? g : n->op == SDL_OP_REDUCE_MEAN ? g / (float)L
+                   : n->op == SDL_OP_LOGSUMEXP ? g * expf(x[j] - y) : g * k * (float)((double)x[j] - mu);
+    }
+}
+static void sdl__reduce_fwd(sdl_node *n) { sdl_parallel_for(n->out->numel, sdl__ops_grain(sdl__rows_len(n)), sdl__reduce_fwd_range, n); }
+static void sdl__reduce_bwd(sdl_node *n) { sdl_parallel_for(n->out->numel, sdl__ops_grain(sdl__rows_len(n)), sdl__reduce_bwd_range, n); }
+
+/* the dims to reduce as a bit set; none given: all (PyTorch's dim=None) */
+static bool sdl__reduce_dims(const char *op, const sdl_tensor *x, int ndims, const int *dims, unsigned *set) {
+    *set = ndims > 0 ? 0u : (1u << x->ndim) - 1u;
+    for (int i = 0; i < ndims; i++) {
+        int d = sdl__dim(op, x, dims ? dims[i] : 99, x->ndim > 0 ? x->ndim : 1);
+        if (d < 0) return false;
+        if (*set & (1u << d)) { sdl__shape_error(op, "a dim appears twice", x, NULL); return false; }
+        *set |= 1u << d;
+    }
+    return true;
+}
+
+/* x with the dims in set moved last (kept dims in order first), as (R, L) rows */
+static sdl_tensor *sdl__reduce_rows(sdl_tensor *x, unsigned set, int64_t *R, int64_t *L) {
+    int perm[SDL_MAX_DIMS], k = 0;
+    bool moved = false;
+    *R = *L = 1;
+    for (int d = 0; d < x->ndim; d++)
+        if (!(set & (1u << d))) { perm[k++] = d; *R *= x->shape[d]; }
+    for (int d = 0; d < x->ndim; d++)
+        if (set & (1u << d)) { perm[k++] = d; *L *= x->shape[d]; }
+    for (int d = 0; d < x->ndim; d++) moved = moved || perm[d] != d;
+    sdl_tensor *p = moved ? sdl_permute(x, perm) : x;
+    return p ? sdl_reshape(p, sdl_shape2(*R, *L)) : NULL;
+}
+
+/* the reduced shape: set dims dropped, or kept as 1 */
+static sdl_shape sdl__reduced_shape(const sdl_tensor *x, unsigned set, bool keepdim) {
+    sdl_shape s;
+    s.ndim = 0;
+    for (int d = 0; d < x->ndim; d++)
+        if (!(set & (1u << d))) s.d[s.ndim++] = x->shape[d];
+        else if (keepdim) s.d[s.ndim++] = 1;
+    return s;
+}
+
+static sdl_tensor *sdl__reduce(sdl_op op, const char *name, sdl_tensor *x, int ndims, const int *dims, bool keepdim, float corr) {
+    unsigned set;
+    int64_t R, L;
+    if (!x || !sdl__reduce_dims(name, x, ndims, dims, &set)) return NULL;
+    sdl_tensor *rows = sdl__reduce_rows(x, set, &R, &L);
+    if (!rows) return NULL;
+    if (L == 0 && (op == SDL_OP_REDUCE_MAX || op == SDL_OP_VAR || op == SDL_OP_REDUCE_MEAN))
+        return (sdl_tensor *)sdl__shape_error(name, "reduces an empty dim", x, NULL);
+    sdl_node *n = sdl__op_begin(op, sdl_shape1(R), rows, NULL, NULL, NULL);
+    if (!n) return NULL;
+    n->attr.scalar.alpha = corr;
+    if (op == SDL_OP_REDUCE_MAX && !sdl__saved(n, (size_t)(R + 1) * sizeof(int64_t))) return NULL;
+    return sdl_reshape(sdl__op_run(n), sdl__reduced_shape(x, set, keepdim));
+}
+SDL_API sdl_tensor *sdl_sum_dims(sdl_tensor *x, int ndims, const int *dims, bool keepdim) {
+    return sdl__reduce(SDL_OP_REDUCE_SUM, "sum_dims", x, ndims, dims, keepdim, 0.0f);
+}
+SDL_API sdl_tensor *sdl_mean_dims(sdl_tensor *x, int ndims, const int *dims, bool keepdim) {
+    return sdl__reduce(SDL_OP_REDUCE_MEAN, "mean_dims", x, ndims, dims, keepdim, 0.0f);
+}
+SDL_API sdl_tensor *sdl_logsumexp(sdl_tensor *x, int ndims, const int *dims, bool keepdim) {
+    return sdl__reduce(SDL_OP_LOGSUMEXP, "logsumexp", x, ndims, dims, keepdim, 0.0f);
+}
+SDL_API sdl_tensor *sdl_var_dims(sdl_tensor *x, int ndims, const int *dims, int correction, bool keepdim) {
+    return sdl__reduce(SDL_OP_VAR, "var_dims", x, ndims, dims, keepdim, (float)correction);
+}
+SDL_API sdl_tensor *sdl_max_dim(sdl_tensor *x, int dim, bool keepdim, sdl_tensor **indices) {
+    sdl_tensor *y = sdl__reduce(SDL_OP_REDUCE_MAX, "max_dim", x, 1, &dim, keepdim, 0.0f);
+    if (indices) *indices = y ? sdl_argmax(x, dim, keepdim) : NULL;
+    return y;
+}
+
+/* i32 indices of the largest along dim (the first of equals; NaN counts as largest) */
+SDL_API sdl_tensor *sdl_argmax(sdl_tensor *x, int dim, bool keepdim) {
+    unsigned set;
+    int64_t R, L;
+    if (!x || !sdl__reduce_dims("argmax", x, 1, &dim, &set)) return NULL;
+    if (x->device != SDL_CPU) return (sdl_tensor *)sdl__shape_error("argmax", "needs a CPU tensor", x, NULL);
+    bool no_grad = sdl__g.no_grad;
+    sdl__g.no_grad = true;
+    sdl_tensor *rows = sdl__reduce_rows(x, set, &R, &L);
+    sdl__g.no_grad = no_grad;
+    sdl_tensor *y = rows ? sdl__arena_tensor(sdl__reduced_shape(x, set, keepdim), SDL_I32, SDL_CPU, false) : NULL;
+    if (!y) return NULL;
+    if (L == 0) return (sdl_tensor *)sdl__shape_error("argmax", "reduces an empty dim", x, NULL);
+    for (int64_t r = 0; r < R; r++) {
+        const float *v = sdl_f32(rows) + r * L;
+        int32_t arg = 0;
+        for (int64_t j = 1; j < L; j++)
+            if (v[j] > v[arg] || (v[j] != v[j] && v[arg] == v[arg])) arg = (int32_t)j;
+        sdl_i32(y)[r] = arg;
+    }
+    return y;
+}
+
+/* softmax and log_softmax over any dim: the dim moved last, the last-dim op, moved back */
+static sdl_tensor *sdl__softmax_dim(sdl_tensor *(*f)(sdl_tensor *), const char *name, sdl_tensor *x, int dim) {
+    if (!x) return NULL;
+    int d = sdl__dim(name, x, dim, x->ndim);
+    if (d < 0) return NULL;
+    if (d == x->ndim - 1) return f(x);
+    return sdl_transpose(f(sdl_transpose(x, d, x->ndim - 1)), d, x->ndim - 1);
+}
+SDL_API sdl_tensor *sdl_softmax_dim(sdl_tensor *x, int dim) { return sdl__softmax_dim(sdl_softmax, "softmax_dim", x, dim); }
+SDL_API sdl_tensor *sdl_log_softmax_dim(sdl_tensor *x, int dim) { return sdl__softmax_dim(sdl_log_softmax, "log_softmax_dim", x, dim); }
+
+/* ---- batched matmul through the packed GEMM: a (B, M, K) @ b (B, K, N) -> y (B, M, N)
+   dA_i += dY_i B_i^T,  dB_i += A_i^T dY_i */
+static void sdl__bmm_fwd(sdl_node *n) {
+    const sdl_tensor *a = n->in[0], *b = n->in[1];
+    int64_t B = a->shape[0], M = a->shape[1], K = a->shape[2], N = b->shape[2];
+    for (int64_t i = 0; i < B; i++)
+        sdl_sgemm(false, false, M, N, K, 1.0f, sdl_f32(a) + i * M * K, K, sdl_f32(b) + i * K * N, N, 0.0f,
+                  sdl_f32(n->out) + i * M * N, N);
+}
+static void sdl__bmm_bwd(sdl_node *n) {
+    const sdl_tensor *a = n->in[0], *b = n->in[1];
+    int64_t B = a->shape[0], M = a->shape[1], K = a->shape[2], N = b->shape[2];
+    const float *dy = n->out->grad;
+    for (int64_t i = 0; i < B; i++) {
+        if (a->grad) sdl_sgemm(false, true, M, K, N, 1.0f, dy + i * M * N, N, sdl_f32(b) + i * K * N, N, 1.0f, a->grad + i * M * K, K);
+        if (b->grad) sdl_sgemm(true, false, K, N, M, 1.0f, sdl_f32(a) + i * M * K, K, dy + i * M * N, N, 1.0f, b->grad + i * K * N, N);
+    }
+}
+
+/* torch.matmul: 1-D operands gain a dim (then lose it), batch dims broadcast; a 2-D b
+   makes one GEMM of every row of a */
+SDL_API sdl_tensor *sdl_matmul(sdl_tensor *a, sdl_tensor *b) {
+    if (sdl__any_null(a, b)) return NULL;
+    if (a->ndim < 1 || b->ndim < 1) return (sdl_tensor *)sdl__shape_error("matmul", "needs at least 1-D operands", a, b);
+    sdl_shape as = sdl_tensor_shape(a), bs = sdl_tensor_shape(b);
+    bool a1 = as.ndim == 1, b1 = bs.ndim == 1;
+    if (a1) as = sdl_shape2(1, as.d[0]);
+    if (b1) bs = sdl_shape2(bs.d[0], 1);
+    int64_t M = as.d[as.ndim - 2], K = as.d[as.ndim - 1], N = bs.d[bs.ndim - 1];
+    if (bs.d[bs.ndim - 2] != K) return (sdl_tensor *)sdl__shape_error("matmul", "inner dims differ", a, b);
+    sdl_shape ab = as, bb = bs, batch; /* the batch dims, broadcast */
+    ab.ndim -= 2;
+    bb.ndim -= 2;
+    if (!sdl__broadcast_shapes("matmul", ab, bb, &batch)) return NULL;
+    int64_t B = sdl__shape_numel(batch);
+    sdl_shape ys = batch;
+    ys.d[ys.ndim++] = M;
+    ys.d[ys.ndim++] = N;
+    sdl_tensor *y;
+    if (bs.ndim == 2) { /* (..., M, K) @ (K, N): one GEMM over all rows */
+        y = sdl_reshape(sdl_linear(sdl_reshape(a, sdl_shape2(B * M, K)), sdl_transpose(sdl_reshape(b, bs), 0, 1), NULL), ys);
+    } else {
+        sdl_shape ea = batch, eb = batch;
+        ea.d[ea.ndim++] = M;
+        ea.d[ea.ndim++] = K;
+        eb.d[eb.ndim++] = K;
+        eb.d[eb.ndim++] = N;
+        sdl_tensor *a3 = sdl_reshape(sdl_expand(sdl_reshape(a, as), ea), sdl_shape3(B, M, K));
+        sdl_tensor *b3 = sdl_reshape(sdl_expand(sdl_reshape(b, bs), eb), sdl_shape3(B, K, N));
+        y = a3 && b3 ? sdl_reshape(sdl__op_run(sdl__op_begin(SDL_OP_BMM, sdl_shape3(B, M, N), a3, b3, NULL, NULL)), ys) : NULL;
+    }
+    if (!y || (!a1 && !b1)) return y;
+    sdl_shape s = sdl_tensor_shape(y); /* drop the dims the 1-D operands gained */
+    if (b1) s.ndim--;
+    if (a1) { s.d[s.ndim - (b1 ? 1 : 2)] = s.d[s.ndim - 1]; s.ndim--; }
+    return sdl_reshape(y, s);
+}
+
 /* ----------------------------------------------------------------------------------------
    >>function: user-defined ops (see >>decl-function) and sdl_gradcheck
    ---------------------------------------------------------------------------------------- */
@@ -5816,60 +6909,11 @@ static void sdl__cpu_init(void) {
     be->arena_alloc = sdl_arena_alloc;
     be->scale = sdl__cpu_scale;
     be->sumsq = sdl__cpu_sumsq;
-#define SDL__KERNEL(op, f, b) (be->forward[op] = f, be->backward[op] = b)
-    SDL__KERNEL(SDL_OP_LINEAR, sdl__linear_fwd, sdl__linear_bwd);
-    SDL__KERNEL(SDL_OP_RELU, sdl__relu_fwd, sdl__relu_bwd);
-    be->grad_overwrite[SDL_OP_LINEAR] = be->grad_overwrite[SDL_OP_RELU] = 1;
-    SDL__KERNEL(SDL_OP_ADD, sdl__add_fwd, sdl__add_bwd);
-    SDL__KERNEL(SDL_OP_MUL, sdl__mul_fwd, sdl__mul_bwd);
-    SDL__KERNEL(SDL_OP_SUM, sdl__sum_fwd, sdl__sum_bwd);
-    SDL__KERNEL(SDL_OP_MEAN, sdl__sum_fwd, sdl__sum_bwd);
-    SDL__KERNEL(SDL_OP_CROSS_ENTROPY, sdl__ce_fwd, sdl__ce_bwd);
-    SDL__KERNEL(SDL_OP_MSE, sdl__mse_fwd, sdl__mse_bwd);
-    /* >>cpu-table-conv */
     sdl__profile_init();
-    SDL__KERNEL(SDL_OP_CONV2D, sdl__conv_fwd, sdl__conv_bwd);
-    SDL__KERNEL(SDL_OP_CONV_TRANSPOSE2D, sdl__conv_fwd, sdl__conv_bwd);
-    SDL__KERNEL(SDL_OP_CONV2D_GROUPED, sdl__gconv_fwd, sdl__gconv_bwd);
-    SDL__KERNEL(SDL_OP_MAX_POOL2D, sdl__pool_fwd, sdl__pool_bwd);
-    SDL__KERNEL(SDL_OP_AVG_POOL2D, sdl__pool_fwd, sdl__pool_bwd);
-    SDL__KERNEL(SDL_OP_GLOBAL_AVG_POOL, sdl__gap_fwd, sdl__gap_bwd);
-
-    /* >>cpu-table-norm */
-    SDL__KERNEL(SDL_OP_BATCH_NORM, sdl__bn_fwd, sdl__bn_bwd);
-    SDL__KERNEL(SDL_OP_LAYER_NORM, sdl__ln_fwd, sdl__ln_bwd);
-    SDL__KERNEL(SDL_OP_DROPOUT, sdl__dropout_fwd, sdl__dropout_bwd);
-    SDL__KERNEL(SDL_OP_EMBEDDING, sdl__emb_fwd, sdl__emb_bwd);
-
-    /* >>cpu-table-act */
-    SDL__KERNEL(SDL_OP_LEAKY_RELU, sdl__act_fwd, sdl__act_bwd);
-    SDL__KERNEL(SDL_OP_GELU, sdl__act_fwd, sdl__act_bwd);
-    SDL__KERNEL(SDL_OP_GELU_TANH, sdl__act_fwd, sdl__act_bwd);
-    SDL__KERNEL(SDL_OP_TANH, sdl__act_fwd, sdl__act_bwd);
-    SDL__KERNEL(SDL_OP_SIGMOID, sdl__act_fwd, sdl__act_bwd);
-    SDL__KERNEL(SDL_OP_SILU, sdl__act_fwd, sdl__act_bwd);
-    SDL__KERNEL(SDL_OP_SCALE, sdl__act_fwd, sdl__act_bwd);
-    SDL__KERNEL(SDL_OP_SOFTMAX, sdl__softmax_fwd, sdl__softmax_bwd);
-    SDL__KERNEL(SDL_OP_LOG_SOFTMAX, sdl__softmax_fwd, sdl__softmax_bwd);
-
-    /* >>cpu-table-shape */
-    SDL__KERNEL(SDL_OP_CONCAT, sdl__concat_fwd, sdl__concat_bwd);
-    SDL__KERNEL(SDL_OP_TRANSPOSE, sdl__transpose_fwd, sdl__transpose_bwd);
-    SDL__KERNEL(SDL_OP_ATTENTION, sdl__attn_fwd, sdl__attn_bwd);
-
-    /* >>cpu-table-rnn */
-    SDL__KERNEL(SDL_OP_RNN, sdl__rnn_fwd, sdl__rnn_bwd);
-    SDL__KERNEL(SDL_OP_GROUP_NORM, sdl__gn_fwd, sdl__gn_bwd);
-    SDL__KERNEL(SDL_OP_MHA, sdl__mha_fwd, sdl__mha_bwd);
-
-    /* >>cpu-table-loss */
-    SDL__KERNEL(SDL_OP_NLL, sdl__nll_fwd, sdl__nll_bwd);
-    SDL__KERNEL(SDL_OP_BCE_LOGITS, sdl__bce_fwd, sdl__bce_bwd);
-
-    /* >>cpu-table-function */
-    SDL__KERNEL(SDL_OP_FUNCTION, sdl__function_fwd, sdl__function_bwd);
-
-#undef SDL__KERNEL
+#define SDL__CPU_KERNELS(NAME, name, f, b, cf, cb) be->forward[SDL_OP_##NAME] = f; be->backward[SDL_OP_##NAME] = b;
+    SDL_OPS(SDL__CPU_KERNELS)
+#undef SDL__CPU_KERNELS
+    be->grad_overwrite[SDL_OP_LINEAR] = be->grad_overwrite[SDL_OP_RELU] = 1;
     (void)sdl__view_bwd;
 }
 
@@ -6682,11 +7726,19 @@ static double sdl__op_flops(const sdl_node *n) {
     case SDL_OP_MAX_POOL2D: case SDL_OP_AVG_POOL2D: return out * n->attr.pool.kernel_h * n->attr.pool.kernel_w;
     case SDL_OP_GLOBAL_AVG_POOL: return (double)x->numel;
     case SDL_OP_BATCH_NORM: case SDL_OP_LAYER_NORM: case SDL_OP_GROUP_NORM: return 7.0 * out;
-    case SDL_OP_GELU: case SDL_OP_GELU_TANH: case SDL_OP_TANH: case SDL_OP_SIGMOID: case SDL_OP_SILU: return 4.0 * out;
-    case SDL_OP_SOFTMAX: case SDL_OP_LOG_SOFTMAX: case SDL_OP_CROSS_ENTROPY: case SDL_OP_NLL: return 5.0 * (double)x->numel;
-    case SDL_OP_RELU: case SDL_OP_LEAKY_RELU: case SDL_OP_ADD: case SDL_OP_MUL: case SDL_OP_SCALE: case SDL_OP_DROPOUT: return out;
-    case SDL_OP_SUM: case SDL_OP_MEAN: case SDL_OP_BCE_LOGITS: case SDL_OP_MSE: return (double)x->numel;
-    case SDL_OP_EMBEDDING: case SDL_OP_CONCAT: case SDL_OP_TRANSPOSE: case SDL_OP_NONE: case SDL_OP_COUNT: return 0.0;
+#define SDL__FLOPS_CASE(X_, NAME, name) case SDL_OP_##NAME:
+    SDL_UNARY_OPS(SDL__FLOPS_CASE, _) /* 1 for the piecewise-linear ones, 4 for exp/tanh/erf-based */
+        return n->op == SDL_OP_LEAKY_RELU || n->op == SDL_OP_SCALE || n->op == SDL_OP_NEG || n->op == SDL_OP_ABS ||
+               n->op == SDL_OP_CLAMP ? out : 4.0 * out;
+    SDL_BINARY_OPS(SDL__FLOPS_CASE, _)
+#undef SDL__FLOPS_CASE
+    case SDL_OP_RELU: case SDL_OP_ADD: case SDL_OP_MUL: case SDL_OP_DROPOUT: case SDL_OP_WHERE: return out;
+    case SDL_OP_SOFTMAX: case SDL_OP_LOG_SOFTMAX: case SDL_OP_CROSS_ENTROPY: case SDL_OP_NLL: case SDL_OP_LOGSUMEXP: return 5.0 * (double)x->numel;
+    case SDL_OP_SUM: case SDL_OP_MEAN: case SDL_OP_BCE_LOGITS: case SDL_OP_MSE: case SDL_OP_REDUCE_SUM: case SDL_OP_REDUCE_MEAN:
+    case SDL_OP_REDUCE_MAX: return (double)x->numel;
+    case SDL_OP_VAR: return 3.0 * (double)x->numel;
+    case SDL_OP_BMM: return 2.0 * out * (double)x->shape[x->ndim - 1];
+    case SDL_OP_EMBEDDING: case SDL_OP_CONCAT: case SDL_OP_TRANSPOSE: case SDL_OP_INDEX_MAP: case SDL_OP_NONE: case SDL_OP_COUNT: return 0.0;
     case SDL_OP_FUNCTION: return 0.0; /* a user's op: its work is unknown */
     case SDL_OP_ATTENTION: /* q k^T and P v over all T x T pairs (the kernel skips the masked half: an upper bound) */
         return 4.0 * (double)x->numel * (double)x->shape[2] + 5.0 * (double)(x->numel / x->shape[3]) * (double)x->shape[2];
@@ -6951,12 +8003,7 @@ static void sdl__sgd_range(void *ctx, int64_t begin, int64_t end) {
         return;
     }
     for (int64_t j = begin; j < end; j++) {
-        float g = u->trust * (u->g[j] + u->wd * u->p[j]);
-        if (u->m) {
-            u->m[j] = first ? g : mu * u->m[j] + g;
-            g = nesterov ? g + mu * u->m[j] : u->m[j];
-        }
-        u->p[j] -= u->lr * g;
+        sdl__sgd_elem(&u->p[j], u->m ? &u->m[j] : NULL, u->trust * (u->g[j] + u->wd * u->p[j]), u->lr, mu, first, nesterov);
         u->g[j] = 0.0f;
     }
 }
@@ -6971,12 +8018,7 @@ static void sdl__adam_range(void *ctx, int64_t begin, int64_t end) {
     bool decoupled = u->o->desc.kind == SDL_OPTIM_ADAMW;
     float shrink = 1.0f - u->lr * u->wd;
     for (int64_t j = begin; j < end; j++) {
-        float g = u->g[j];
-        if (decoupled) u->p[j] *= shrink;
-        else g += u->wd * u->p[j];
-        u->m[j] = b1 * u->m[j] + (1.0f - b1) * g;
-        u->v[j] = b2 * u->v[j] + (1.0f - b2) * g * g;
-        u->p[j] -= step_size * u->m[j] / (sqrtf(u->v[j]) / sqrt_bc2 + eps);
+        sdl__adam_elem(&u->p[j], &u->m[j], &u->v[j], u->g[j], b1, b2, eps, step_size, sqrt_bc2, u->wd, shrink, decoupled);
         u->g[j] = 0.0f;
     }
 }
@@ -6991,10 +8033,7 @@ static void sdl__lamb_moments_range(void *ctx, int64_t begin, int64_t end, doubl
     const sdl__update *u = (const sdl__update *)ctx;
     float b1 = u->o->desc.beta1, b2 = u->o->desc.beta2, eps = u->o->desc.eps;
     for (int64_t j = begin; j < end; j++) {
-        float g = u->g[j];
-        u->m[j] = b1 * u->m[j] + (1.0f - b1) * g;
-        u->v[j] = b2 * u->v[j] + (1.0f - b2) * g * g;
-        float r = (u->m[j] / u->bc1) / (sqrtf(u->v[j] / u->bc2) + eps) + u->wd * u->p[j];
+        float r = sdl__lamb_elem(&u->m[j], &u->v[j], u->g[j], u->p[j], b1, b2, eps, u->bc1, u->bc2, u->wd);
         u->g[j] = r;
         sums[0] += (double)u->p[j] * (double)u->p[j];
         sums[1] += (double)r * (double)r;
@@ -7028,10 +8067,55 @@ static bool sdl__optim_param(const sdl_optim *o, int i, float *lr_scale, float *
 }
 
 /* one update of every parameter tensor, each split over the threads by index */
+/* the per-tensor updates of SDL_OPTIMS, each split over the threads by index */
+static const int64_t sdl__optim_grain = 1 << 15;
+static void sdl__sgd_tensor(sdl__update *u, int64_t n, bool decay) {
+    (void)decay;
+    sdl_parallel_for(n, sdl__optim_grain, sdl__sgd_range, u);
+}
+static void sdl__adam_tensor(sdl__update *u, int64_t n, bool decay) {
+    (void)decay;
+    sdl_parallel_for(n, sdl__optim_grain, sdl__adam_range, u);
+}
+static void sdl__lamb_tensor(sdl__update *u, int64_t n, bool decay) {
+    double sq[2];
+    sdl__sum2(n, sdl__lamb_moments_range, u, sq);
+    if (decay && sq[0] > 0.0 && sq[1] > 0.0) u->trust = (float)sqrt(sq[0] / sq[1]);
+    sdl_parallel_for(n, sdl__optim_grain, sdl__lamb_apply_range, u);
+}
+/* lars (You, Gitman, Ginsburg 2017; NVIDIA apex LARC without clipping):
+     trust = eta * ||p|| / (||grad|| + wd * ||p||)   (1 when either norm is 0)
+   then sgd with momentum on trust * (grad + wd p), lr outside the momentum */
+static void sdl__lars_tensor(sdl__update *u, int64_t n, bool decay) {
+    if (decay) {
+        double sq[2];
+        sdl__sum2(n, sdl__lars_norms_range, u, sq);
+        double pn = sqrt(sq[0]), gn = sqrt(sq[1]);
+        if (pn > 0.0 && gn > 0.0) u->trust = (float)((double)u->o->desc.trust_coef * pn / (gn + (double)u->wd * pn));
+    }
+    sdl_parallel_for(n, sdl__optim_grain, sdl__sgd_range, u);
+}
+
+typedef struct sdl__optim_row {
+    const char *name;
+    int slots;
+    const char *slot_name[2];
+    float lr, eps;
+    void (*update)(sdl__update *u, int64_t n, bool decay);
+} sdl__optim_row;
+#define SDL__OPTIM_ROW(KIND, name, slots, s0, s1, lr, eps, update) {#name, slots, {s0, s1}, lr, eps, update},
+static const sdl__optim_row sdl__optims[SDL_OPTIM_COUNT] = {{NULL, 0, {NULL, NULL}, 0.0f, 0.0f, NULL}, SDL_OPTIMS(SDL__OPTIM_ROW)};
+#undef SDL__OPTIM_ROW
+
+SDL_API const char *sdl_optim_name(sdl_optim_kind kind) {
+    if (kind == SDL_OPTIM_DEFAULT) kind = SDL_OPTIM_SGD;
+    return kind > SDL_OPTIM_DEFAULT && kind < SDL_OPTIM_COUNT ? sdl__optims[kind].name : NULL;
+}
+
+/* one update of every parameter tensor */
 static void sdl__optim_update(sdl_optim *o) {
     sdl_model *m = o->model;
     const sdl_optim_desc *d = &o->desc;
-    const int64_t grain = 1 << 15;
     double t = (double)(o->step + 1);
     for (int i = 0; i < m->nparams; i++) {
         int64_t off = m->param_offset[i], n = m->params[i]->numel;
@@ -7050,25 +8134,7 @@ static void sdl__optim_update(sdl_optim *o) {
         u.trust = 1.0f;
         u.bc1 = (float)(1.0 - pow((double)d->beta1, t));
         u.bc2 = (float)(1.0 - pow((double)d->beta2, t));
-        if (d->kind == SDL_OPTIM_ADAM || d->kind == SDL_OPTIM_ADAMW) {
-            sdl_parallel_for(n, grain, sdl__adam_range, &u);
-        } else if (d->kind == SDL_OPTIM_LAMB) {
-            double sq[2];
-            sdl__sum2(n, sdl__lamb_moments_range, &u, sq);
-            if (decay && sq[0] > 0.0 && sq[1] > 0.0) u.trust = (float)sqrt(sq[0] / sq[1]);
-            sdl_parallel_for(n, grain, sdl__lamb_apply_range, &u);
-        } else {
-            /* lars (You, Gitman, Ginsburg 2017; NVIDIA apex LARC without clipping):
-                 trust = eta * ||p|| / (||grad|| + wd * ||p||)   (1 when either norm is 0)
-               then sgd with momentum on trust * (grad + wd p), lr outside the momentum */
-            if (d->kind == SDL_OPTIM_LARS && decay) {
-                double sq[2];
-                sdl__sum2(n, sdl__lars_norms_range, &u, sq);
-                double pn = sqrt(sq[0]), gn = sqrt(sq[1]);
-                if (pn > 0.0 && gn > 0.0) u.trust = (float)((double)d->trust_coef * pn / (gn + (double)u.wd * pn));
-            }
-            sdl_parallel_for(n, grain, sdl__sgd_range, &u);
-        }
+        sdl__optims[d->kind].update(&u, n, decay);
     }
 }
 
@@ -7076,16 +8142,20 @@ SDL_API sdl_optim *sdl_optim_new(sdl_model *m, const sdl_optim_desc *desc) {
     if (!m || !desc) { sdl_fail(SDL_ERR_ARG, "optim_new: NULL model or desc"); return NULL; }
     sdl_optim_desc d = *desc;
     if (d.kind == SDL_OPTIM_DEFAULT) d.kind = SDL_OPTIM_SGD;
-    bool adam_like = d.kind == SDL_OPTIM_ADAM || d.kind == SDL_OPTIM_ADAMW || d.kind == SDL_OPTIM_LAMB;
-    d.lr = sdl__default(d.lr, adam_like ? 0.001f : 0.01f);
+    if ((int)d.kind < (int)SDL_OPTIM_SGD || (int)d.kind >= (int)SDL_OPTIM_COUNT) {
+        sdl_fail(SDL_ERR_ARG, "optim_new: bad kind %d", (int)d.kind);
+        return NULL;
+    }
+    const sdl__optim_row *row = &sdl__optims[d.kind];
+    bool adam_like = row->slots == 2;
+    d.lr = sdl__default(d.lr, row->lr);
     d.beta1 = sdl__default(d.beta1, 0.9f);
     d.beta2 = sdl__default(d.beta2, 0.999f);
-    d.eps = sdl__default(d.eps, d.kind == SDL_OPTIM_LAMB ? 1e-6f : 1e-8f);
+    d.eps = sdl__default(d.eps, row->eps);
     d.trust_coef = sdl__default(d.trust_coef, 0.001f);
     if (d.accum_steps < 1) d.accum_steps = 1;
     const char *bad = NULL;
-    if ((int)d.kind < (int)SDL_OPTIM_SGD || (int)d.kind > (int)SDL_OPTIM_LAMB) bad = "kind";
-    else if (!(d.lr > 0.0f)) bad = "lr (must be > 0)";
+    if (!(d.lr > 0.0f)) bad = "lr (must be > 0)";
     else if (!(d.momentum >= 0.0f && d.momentum < 1.0f)) bad = "momentum (must be in [0, 1))";
     else if (!(d.weight_decay >= 0.0f)) bad = "weight_decay (must be >= 0)";
     else if (d.nesterov && (d.momentum == 0.0f || adam_like)) bad = "nesterov (needs sgd or lars with momentum)";
@@ -7232,8 +8302,7 @@ SDL_API int sdl_optim_state_count(const sdl_optim *o) { return o ? o->nstate : 0
 
 SDL_API const char *sdl_optim_state_name(const sdl_optim *o, int k) {
     if (!o || k < 0 || k >= o->nstate) return NULL;
-    if (o->desc.kind == SDL_OPTIM_SGD || o->desc.kind == SDL_OPTIM_LARS) return "momentum_buffer";
-    return k == 0 ? "exp_avg" : "exp_avg_sq";
+    return sdl__optims[o->desc.kind].slot_name[k];
 }
 
 SDL_API float *sdl_optim_state_data(sdl_optim *o, int k) {
@@ -12335,26 +13404,6 @@ static void sdl__prof_add(sdl_op op, int backward, double seconds) {
     sdl__prof_n[op][backward]++;
 }
 
-static const char *sdl__op_name(int op) {
-    switch ((sdl_op)op) {
-    case SDL_OP_LINEAR: return "linear"; case SDL_OP_CONV2D: return "conv2d";
-    case SDL_OP_CONV_TRANSPOSE2D: return "conv_transpose2d"; case SDL_OP_MAX_POOL2D: return "max_pool2d";
-    case SDL_OP_AVG_POOL2D: return "avg_pool2d"; case SDL_OP_GLOBAL_AVG_POOL: return "global_avg_pool";
-    case SDL_OP_BATCH_NORM: return "batch_norm"; case SDL_OP_LAYER_NORM: return "layer_norm";
-    case SDL_OP_DROPOUT: return "dropout"; case SDL_OP_EMBEDDING: return "embedding"; case SDL_OP_RELU: return "relu";
-    case SDL_OP_LEAKY_RELU: return "leaky_relu"; case SDL_OP_GELU: return "gelu"; case SDL_OP_TANH: return "tanh";
-    case SDL_OP_SIGMOID: return "sigmoid"; case SDL_OP_SILU: return "silu"; case SDL_OP_SOFTMAX: return "softmax";
-    case SDL_OP_LOG_SOFTMAX: return "log_softmax"; case SDL_OP_ADD: return "add"; case SDL_OP_MUL: return "mul";
-    case SDL_OP_SCALE: return "scale"; case SDL_OP_CONCAT: return "concat"; case SDL_OP_TRANSPOSE: return "transpose";
-    case SDL_OP_ATTENTION: return "attention"; case SDL_OP_SUM: return "sum"; case SDL_OP_MEAN: return "mean";
-    case SDL_OP_CROSS_ENTROPY: return "cross_entropy"; case SDL_OP_NLL: return "nll"; case SDL_OP_BCE_LOGITS: return "bce_logits";
-    case SDL_OP_MSE: return "mse"; case SDL_OP_GELU_TANH: return "gelu_tanh"; case SDL_OP_RNN: return "rnn";
-    case SDL_OP_GROUP_NORM: return "group_norm"; case SDL_OP_MHA: return "mha";
-    case SDL_OP_CONV2D_GROUPED: return "conv2d_grouped"; case SDL_OP_FUNCTION: return "function";
-    default: return "op";
-    }
-}
-
 SDL_API void sdl_profile_enable(bool on) { sdl__prof_on = on ? 1 : 0; }
 SDL_API void sdl_profile_reset(void) { memset(sdl__prof_t, 0, sizeof sdl__prof_t); memset(sdl__prof_n, 0, sizeof sdl__prof_n); }
 
@@ -12365,7 +13414,7 @@ SDL_API void sdl_profile_print(void) {
     for (int op = 0; op < SDL_OP_COUNT; op++) {
         double t = sdl__prof_t[op][0] + sdl__prof_t[op][1];
         if (sdl__prof_n[op][0] + sdl__prof_n[op][1] == 0) continue;
-        sdl_log(SDL_LOG_WARN, "profile: %-18s %10.2f %8lld %10.2f %8lld %5.1f%%", sdl__op_name(op),
+        sdl_log(SDL_LOG_WARN, "profile: %-18s %10.2f %8lld %10.2f %8lld %5.1f%%", sdl_op_name((sdl_op)op),
                 1e3 * sdl__prof_t[op][0], (long long)sdl__prof_n[op][0], 1e3 * sdl__prof_t[op][1],
                 (long long)sdl__prof_n[op][1], total > 0 ? 100.0 * t / total : 0.0);
     }

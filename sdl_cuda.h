@@ -761,8 +761,8 @@ static __global__ void sdl__k_reduce_partial(const float *x, const float *t, int
     double s = 0.0;
     SDL__CU_LOOP(i, n) {
         double v = (double)x[i];
-        if (mode == 1) v = (v - (double)t[i]) * (v - (double)t[i]);
-        else if (mode == 2) v = (x[i] > 0.0f ? v : 0.0) - v * (double)t[i] + log1p(exp(-fabs(v)));
+        if (mode == 1) v = sdl__mse_elem(x[i], t[i]);
+        else if (mode == 2) v = sdl__bce_elem(x[i], t[i]);
         s += v;
     }
     s = sdl__cu_block_sum(s, sh);
@@ -1781,22 +1781,15 @@ static void sdl__cu_ln_bwd(sdl_node *n) {
 }
 
 /* ---- dropout (inverted), the CPU's mask bit for bit: keep_i = u_i >= p with
-   u_i = (hash(seed, stream, i) >> 40) / 2^24 and sdl.h's splitmix hash;
+   u_i = (hash(seed, stream, i) >> 40) / 2^24, sdl.h's >>formulas (sdl__dropout_elem);
    y = keep ? x / (1 - p) : 0;  dx += keep ? dy / (1 - p) : 0 (the mask is recomputed).
    In a captured step (rng not NULL) the seed and the counter's shift since the capture come
    from the graph's device scalars, so each replay draws the mask an eager step would. */
-static __host__ __device__ uint64_t sdl__cu_mix64(uint64_t z) {
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 static __global__ void sdl__k_dropout(const float *src, float *dst, int64_t n, uint64_t key, float p, float scale, int add,
                                       const uint64_t *rng, uint64_t stream) {
-    if (rng) key = sdl__cu_mix64(rng[0] ^ sdl__cu_mix64(stream + rng[1]));
+    if (rng) key = sdl__hash_key(rng[0], stream + rng[1]);
     SDL__CU_LOOP(i, n) {
-        float u = (float)(sdl__cu_mix64(key ^ (uint64_t)i) >> 40) * (1.0f / 16777216.0f);
-        float v = u >= p ? src[i] * scale : 0.0f;
+        float v = sdl__dropout_elem(key, (uint64_t)i, src[i], p, scale);
         if (add) dst[i] += v;
         else dst[i] = v;
     }
@@ -1805,7 +1798,7 @@ static void sdl__cu_dropout_run(sdl_node *n, bool bwd) {
     int64_t len = n->out->numel;
     if (len <= 0 || (bwd && !n->in[0]->requires_grad)) return;
     float p = n->attr.dropout.p, scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-    uint64_t key = sdl__cu_mix64(n->attr.dropout.seed ^ sdl__cu_mix64(n->attr.dropout.stream));
+    uint64_t key = sdl__hash_key(n->attr.dropout.seed, n->attr.dropout.stream);
     sdl__k_dropout<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
         bwd ? n->out->grad : sdl_f32(n->in[0]), bwd ? n->in[0]->grad : sdl_f32(n->out), len, key, p, scale, bwd,
         sdl__cu_graph_rng(), n->attr.dropout.stream);
@@ -1858,70 +1851,265 @@ static void sdl__cu_emb_bwd(sdl_node *n) {
     SDL__CU_LAUNCHED("sdl__k_emb_bwd");
 }
 
-/* ---- elementwise activations (as sdl.h's >>ops-act): y = f(x);  dx += f'(x) dy
-   leaky_relu  f = x > 0 ? x : a x
-   gelu        f = x/2 erfc(-x/sqrt 2),  f' = erfc(-x/sqrt 2)/2 + x e^(-x^2/2)/sqrt(2 pi)
-   gelu (tanh) f = x s, s = sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3);  f' = s + 2 x s (1 - s) u'
-   tanh        f' = 1 - y^2;  sigmoid f' = y (1 - y);  silu f = x s, f' = s (1 + x (1 - s))
-   scale       f = a x */
-static __device__ float sdl__cu_sigmoid(float x) {
-    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-    float e = expf(x);
-    return e / (1.0f + e);
-}
-#define SDL__CU_GELU_C 0.7978845608028654f
-static __device__ float sdl__cu_gelu_s(float v) { return sdl__cu_sigmoid(2.0f * SDL__CU_GELU_C * (v + 0.044715f * v * v * v)); }
-
-static __global__ void sdl__k_act_fwd(const float *x, float *y, int64_t n, int op, float a) {
+/* ---- elementwise unary ops (as sdl.h's >>ops-act): y = f(x);  dx += f'(x) dy, the formulas
+   in sdl.h's >>formulas (the same functions the CPU loops call). One kernel pair for all of
+   SDL_UNARY_OPS: a case per row, generated; the op is the same in every thread. */
+static __global__ void sdl__k_unary_fwd(const float *x, float *y, int64_t n, int op, float a, float b) {
     SDL__CU_LOOP(i, n) {
-        float v = x[i], r;
+        float r = NAN; /* only the rows below reach here (the table sends no other op) */
         switch (op) {
-        case SDL_OP_LEAKY_RELU: r = v > 0.0f ? v : a * v; break;
-        case SDL_OP_GELU: r = 0.5f * v * erfcf(-0.70710678118654752f * v); break;
-        case SDL_OP_GELU_TANH: r = v * sdl__cu_gelu_s(v); break;
-        case SDL_OP_TANH: r = tanhf(v); break;
-        case SDL_OP_SIGMOID: r = sdl__cu_sigmoid(v); break;
-        case SDL_OP_SILU: r = v * sdl__cu_sigmoid(v); break;
-        default: r = a * v; break; /* SDL_OP_SCALE */
+#define SDL__CU_UNARY_FWD(X_, NAME, name) case SDL_OP_##NAME: r = sdl__f_##name(x[i], a, b); break;
+        SDL_UNARY_OPS(SDL__CU_UNARY_FWD, _)
+#undef SDL__CU_UNARY_FWD
         }
         y[i] = r;
     }
 }
-static __global__ void sdl__k_act_bwd(const float *x, const float *y, const float *dy, float *dx, int64_t n, int op, float a) {
+static __global__ void sdl__k_unary_bwd(const float *x, const float *y, const float *dy, float *dx, int64_t n, int op, float a, float b) {
     SDL__CU_LOOP(i, n) {
-        float v = x[i], g = dy[i], r;
+        float r = NAN;
         switch (op) {
-        case SDL_OP_LEAKY_RELU: r = v > 0.0f ? g : a * g; break;
-        case SDL_OP_GELU: r = g * (0.5f * erfcf(-0.70710678118654752f * v) + v * expf(-0.5f * v * v) * 0.39894228040143268f); break;
-        case SDL_OP_GELU_TANH: {
-            float s = sdl__cu_gelu_s(v);
-            r = g * (s + 2.0f * v * s * (1.0f - s) * SDL__CU_GELU_C * (1.0f + 3.0f * 0.044715f * v * v));
-            break;
-        }
-        case SDL_OP_TANH: r = g * (1.0f - y[i] * y[i]); break;
-        case SDL_OP_SIGMOID: r = g * y[i] * (1.0f - y[i]); break;
-        case SDL_OP_SILU: {
-            float s = sdl__cu_sigmoid(v);
-            r = g * s * (1.0f + v * (1.0f - s));
-            break;
-        }
-        default: r = a * g; break;
+#define SDL__CU_UNARY_BWD(X_, NAME, name) case SDL_OP_##NAME: r = sdl__df_##name(x[i], y[i], dy[i], a, b); break;
+        SDL_UNARY_OPS(SDL__CU_UNARY_BWD, _)
+#undef SDL__CU_UNARY_BWD
         }
         dx[i] += r;
     }
 }
-static void sdl__cu_act_fwd(sdl_node *n) {
+static void sdl__cu_unary_fwd(sdl_node *n) {
     int64_t len = n->out->numel;
     if (len <= 0) return;
-    sdl__k_act_fwd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->out), len, (int)n->op, n->attr.scalar.alpha);
-    SDL__CU_LAUNCHED("sdl__k_act_fwd");
+    sdl__k_unary_fwd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->out), len, (int)n->op,
+                                                                               n->attr.scalar.alpha, n->attr.scalar.beta);
+    SDL__CU_LAUNCHED("sdl__k_unary_fwd");
 }
-static void sdl__cu_act_bwd(sdl_node *n) {
+static void sdl__cu_unary_bwd(sdl_node *n) {
     int64_t len = n->out->numel;
     if (len <= 0 || !n->in[0]->requires_grad) return;
-    sdl__k_act_bwd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
-        sdl_f32(n->in[0]), sdl_f32(n->out), n->out->grad, n->in[0]->grad, len, (int)n->op, n->attr.scalar.alpha);
-    SDL__CU_LAUNCHED("sdl__k_act_bwd");
+    sdl__k_unary_bwd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+        sdl_f32(n->in[0]), sdl_f32(n->out), n->out->grad, n->in[0]->grad, len, (int)n->op, n->attr.scalar.alpha, n->attr.scalar.beta);
+    SDL__CU_LAUNCHED("sdl__k_unary_bwd");
+}
+
+/* ---- elementwise binary ops on equal shapes (sdl.h's >>ops-general, SDL_BINARY_OPS; the
+   public functions broadcast first) and where: the same >>formulas as the CPU loops */
+static __global__ void sdl__k_bin_fwd(const float *a, const float *b, float *y, int64_t n, int op) {
+    SDL__CU_LOOP(i, n) {
+        float r = NAN; /* only the rows below reach here */
+        switch (op) {
+#define SDL__CU_BIN_FWD(X_, NAME, name) case SDL_OP_##NAME: r = sdl__f_##name(a[i], b[i]); break;
+        SDL_BINARY_OPS(SDL__CU_BIN_FWD, _)
+#undef SDL__CU_BIN_FWD
+        }
+        y[i] = r;
+    }
+}
+/* da or db may be NULL (no gradient wanted); a == b (x op x) adds both in one thread */
+static __global__ void sdl__k_bin_bwd(const float *a, const float *b, const float *y, const float *dy, float *da, float *db,
+                                      int64_t n, int op) {
+    SDL__CU_LOOP(i, n) {
+        float ga = NAN, gb = NAN;
+        switch (op) {
+#define SDL__CU_BIN_BWD(X_, NAME, name) \
+        case SDL_OP_##NAME: ga = sdl__dfa_##name(a[i], b[i], y[i], dy[i]); gb = sdl__dfb_##name(a[i], b[i], y[i], dy[i]); break;
+        SDL_BINARY_OPS(SDL__CU_BIN_BWD, _)
+#undef SDL__CU_BIN_BWD
+        }
+        if (da) da[i] += ga;
+        if (db) db[i] += gb;
+    }
+}
+static void sdl__cu_bin_fwd(sdl_node *n) {
+    int64_t len = n->out->numel;
+    if (len <= 0) return;
+    sdl__k_bin_fwd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->in[1]), sdl_f32(n->out), len, (int)n->op);
+    SDL__CU_LAUNCHED("sdl__k_bin_fwd");
+}
+static void sdl__cu_bin_bwd(sdl_node *n) {
+    int64_t len = n->out->numel;
+    if (len <= 0) return;
+    sdl__k_bin_bwd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->in[1]), sdl_f32(n->out),
+        n->out->grad, n->in[0]->grad, n->in[1]->grad, len, (int)n->op);
+    SDL__CU_LAUNCHED("sdl__k_bin_bwd");
+}
+/* where: y = c != 0 ? a : b;  da += c ? dy : 0, db += c ? 0 : dy */
+static __global__ void sdl__k_where(const float *c, const float *a, const float *b, float *y, const float *dy, float *da, float *db, int64_t n) {
+    SDL__CU_LOOP(i, n) {
+        if (y) y[i] = c[i] != 0.0f ? a[i] : b[i];
+        else if (c[i] != 0.0f && da) da[i] += dy[i];
+        else if (c[i] == 0.0f && db) db[i] += dy[i];
+    }
+}
+static void sdl__cu_where_fwd(sdl_node *n) {
+    int64_t len = n->out->numel;
+    if (len <= 0) return;
+    sdl__k_where<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->in[1]), sdl_f32(n->in[2]),
+        sdl_f32(n->out), NULL, NULL, NULL, len);
+    SDL__CU_LAUNCHED("sdl__k_where");
+}
+static void sdl__cu_where_bwd(sdl_node *n) {
+    int64_t len = n->out->numel;
+    if (len <= 0) return;
+    sdl__k_where<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->in[1]), sdl_f32(n->in[2]),
+        NULL, n->out->grad, n->in[1]->grad, n->in[2]->grad, len);
+    SDL__CU_LAUNCHED("sdl__k_where");
+}
+
+/* ---- the index map (sdl.h's >>ops-general: every shape op): y[i] = src[map[i]] over the
+   inputs one after another (fill where map[i] < 0);  dsrc[j] += sum of dy over the CSR list
+   of j, in its fixed order. The adjoint (scatter_add) swaps the two. One launch per input. */
+static __global__ void sdl__k_imap_gather(const int64_t *map, const float *x, int64_t base, int64_t nx, float *y, int64_t n,
+                                          float fill, int first) {
+    SDL__CU_LOOP(i, n) {
+        int64_t g = map[i] - base;
+        if (map[i] < 0) { if (first) y[i] = fill; }
+        else if (g >= 0 && g < nx) y[i] = x[g];
+    }
+}
+/* y[j] (+)= sum of x[idx[p]] for p in the CSR list of base + j */
+static __global__ void sdl__k_imap_csr_sum(const int64_t *start, const int64_t *idx, const float *x, int64_t base, float *y,
+                                           int64_t n, int add) {
+    SDL__CU_LOOP(j, n) {
+        float s = 0.0f;
+        for (int64_t p = start[base + j]; p < start[base + j + 1]; p++) s += x[idx[p]];
+        y[j] = add ? y[j] + s : s;
+    }
+}
+static __global__ void sdl__k_imap_adj_bwd(const int64_t *map, const float *dy, float *dx, int64_t n) {
+    SDL__CU_LOOP(i, n) {
+        if (map[i] >= 0) dx[i] += dy[map[i]];
+    }
+}
+static void sdl__cu_index_map_fwd(sdl_node *n) {
+    const sdl__imap *m = (const sdl__imap *)n->saved;
+    int64_t len = n->out->numel, base = 0;
+    if (len <= 0) return;
+    if (m->adjoint) {
+        sdl__k_imap_csr_sum<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(m->start, m->idx, sdl_f32(n->in[0]), 0, sdl_f32(n->out), len, 0);
+        SDL__CU_LAUNCHED("sdl__k_imap_csr_sum");
+        return;
+    }
+    for (int k = 0; k < n->nin; k++) {
+        sdl__k_imap_gather<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(m->map, sdl_f32(n->in[k]), base, n->in[k]->numel,
+                                                                                     sdl_f32(n->out), len, m->fill, k == 0);
+        SDL__CU_LAUNCHED("sdl__k_imap_gather");
+        base += n->in[k]->numel;
+    }
+}
+static void sdl__cu_index_map_bwd(sdl_node *n) {
+    const sdl__imap *m = (const sdl__imap *)n->saved;
+    int64_t base = 0;
+    for (int k = 0; k < n->nin; k++) { /* one input at a time: cat(x, x) adds twice, in order */
+        int64_t len = n->in[k]->numel;
+        if (len > 0 && n->in[k]->grad && m->adjoint) {
+            sdl__k_imap_adj_bwd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(m->map, n->out->grad, n->in[k]->grad, len);
+            SDL__CU_LAUNCHED("sdl__k_imap_adj_bwd");
+        } else if (len > 0 && n->in[k]->grad) {
+            sdl__k_imap_csr_sum<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(m->start, m->idx, n->out->grad, base,
+                                                                                          n->in[k]->grad, len, 1);
+            SDL__CU_LAUNCHED("sdl__k_imap_csr_sum");
+        }
+        base += len;
+    }
+}
+
+/* ---- row reductions (sdl.h's >>ops-general): x (R, L) -> y (R), a warp per row, the sums
+   in a fixed order. max keeps its argmax (the first of equals, NaN the largest):
+   sum         y = sum x                            dx = dy
+   mean        y = sum x / L                        dx = dy / L
+   max         y = x[argmax]                        dx[argmax] = dy
+   logsumexp   y = m + ln sum e^(x - m), m = max    dx = dy e^(x - y)
+   var         y = sum (x - mu)^2 / (L - corr)      dx = dy 2 (x - mu) / (L - corr) */
+static __device__ void sdl__cu_argmax_pick(float *m, int64_t *a, float m2, int64_t a2) {
+    bool nan1 = *m != *m, nan2 = m2 != m2;
+    if ((!nan1 && !nan2 && m2 > *m) || (nan2 && !nan1) || ((m2 == *m || (nan1 && nan2)) && a2 < *a)) { *m = m2; *a = a2; }
+}
+/* the row's max and argmax in every lane */
+static __device__ float sdl__cu_row_argmax(const float *x, int64_t L, int64_t *arg) {
+    float m = -INFINITY;
+    int64_t a = INT64_MAX;
+    for (int64_t j = threadIdx.x & 31; j < L; j += 32) sdl__cu_argmax_pick(&m, &a, x[j], j);
+    for (int o = 16; o > 0; o >>= 1) {
+        float m2 = __shfl_xor_sync(0xffffffffu, m, o);
+        int64_t a2 = __shfl_xor_sync(0xffffffffu, a, o);
+        sdl__cu_argmax_pick(&m, &a, m2, a2);
+    }
+    *arg = a;
+    return m;
+}
+/* sum of (x - mu)^2 over the row, in every lane */
+static __device__ float sdl__cu_row_sq(const float *x, int64_t L, float mu) {
+    float s = 0.0f;
+    for (int64_t j = threadIdx.x & 31; j < L; j += 32) s += (x[j] - mu) * (x[j] - mu);
+    return sdl__cu_warp_sum(s);
+}
+static __device__ float sdl__cu_row_sum(const float *x, int64_t L, float shift, int exp_of) {
+    float s = 0.0f;
+    for (int64_t j = threadIdx.x & 31; j < L; j += 32) s += exp_of ? expf(x[j] - shift) : x[j] - shift;
+    return sdl__cu_warp_sum(s);
+}
+static __global__ void sdl__k_reduce_fwd(const float *x, float *y, int64_t *argmax, int64_t R, int64_t L, int op, float corr) {
+    SDL__CU_ROWS(r, R) {
+        const float *xr = x + r * L;
+        int64_t arg;
+        float v, m = sdl__cu_row_argmax(xr, L, &arg);
+        if (op == SDL_OP_REDUCE_MAX) {
+            v = m;
+            if ((threadIdx.x & 31) == 0) argmax[r] = arg;
+        } else { /* every op below takes the same shuffles (the warp stays in step) */
+            float e = sdl__cu_row_sum(xr, L, isfinite(m) ? m : 0.0f, 1), s = sdl__cu_row_sum(xr, L, 0.0f, 0);
+            float q = sdl__cu_row_sq(xr, L, s / (float)L);
+            if (op == SDL_OP_LOGSUMEXP) v = isfinite(m) ? m + logf(e) : m;
+            else if (op == SDL_OP_REDUCE_SUM) v = s;
+            else if (op == SDL_OP_REDUCE_MEAN) v = s / (float)L;
+            else v = q / ((float)L - corr);
+        }
+        if ((threadIdx.x & 31) == 0) y[r] = v;
+    }
+}
+static __global__ void sdl__k_reduce_bwd(const float *x, const float *y, const float *dy, float *dx, const int64_t *argmax,
+                                         int64_t R, int64_t L, int op, float corr) {
+    SDL__CU_ROWS(r, R) {
+        const float *xr = x + r * L;
+        float *dxr = dx + r * L, g = dy[r];
+        /* the mean for var; every op takes the same shuffles (the warp stays in step) */
+        float mu = sdl__cu_row_sum(xr, L, 0.0f, 0) / (float)L, k = 2.0f / ((float)L - corr);
+        if (op == SDL_OP_REDUCE_MAX) {
+            if ((threadIdx.x & 31) == 0 && L > 0) dxr[argmax[r]] += g;
+            continue;
+        }
+        for (int64_t j = threadIdx.x & 31; j < L; j += 32)
+            dxr[j] += op == SDL_OP_REDUCE_SUM ? g : op == SDL_OP_REDUCE_MEAN ? g / (float)L
+                    : op == SDL_OP_LOGSUMEXP ? g * expf(xr[j] - y[r]) : g * k * (xr[j] - mu);
+    }
+}
+static void sdl__cu_reduce_fwd(sdl_node *n) {
+    int64_t R = n->out->numel, L = R ? n->in[0]->numel / R : 0;
+    if (R <= 0) return;
+    sdl__k_reduce_fwd<<<sdl__cu_row_grid(R), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->out), (int64_t *)n->saved,
+                                                                                  R, L, (int)n->op, n->attr.scalar.alpha);
+    SDL__CU_LAUNCHED("sdl__k_reduce_fwd");
+}
+static void sdl__cu_reduce_bwd(sdl_node *n) {
+    int64_t R = n->out->numel, L = R ? n->in[0]->numel / R : 0;
+    if (R <= 0 || !n->in[0]->grad) return;
+    sdl__k_reduce_bwd<<<sdl__cu_row_grid(R), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->out), n->out->grad,
+        n->in[0]->grad, (const int64_t *)n->saved, R, L, (int)n->op, n->attr.scalar.alpha);
+    SDL__CU_LAUNCHED("sdl__k_reduce_bwd");
+}
+
+/* ---- batched matmul (sdl.h's >>ops-general): a (B, M, K) @ b (B, K, N), strided-batched
+   cuBLAS;  dA_i += dY_i B_i^T,  dB_i += A_i^T dY_i */
+static void sdl__cu_bmm_fwd(sdl_node *n) {
+    const sdl_tensor *a = n->in[0], *b = n->in[1];
+    int64_t B = a->shape[0], M = a->shape[1], K = a->shape[2], N = b->shape[2];
+    sdl__cu_gemm_batched(false, false, M, N, K, 1.0f, sdl_f32(a), K, M * K, sdl_f32(b), N, K * N, 0.0f, sdl_f32(n->out), N, M * N, B);
+}
+static void sdl__cu_bmm_bwd(sdl_node *n) {
+    const sdl_tensor *a = n->in[0], *b = n->in[1];
+    int64_t B = a->shape[0], M = a->shape[1], K = a->shape[2], N = b->shape[2];
+    if (a->grad) sdl__cu_gemm_batched(false, true, M, K, N, 1.0f, n->out->grad, N, M * N, sdl_f32(b), N, K * N, 1.0f, a->grad, K, M * K, B);
+    if (b->grad) sdl__cu_gemm_batched(true, false, K, N, M, 1.0f, sdl_f32(a), K, M * K, n->out->grad, N, M * N, 1.0f, b->grad, N, K * N, B);
 }
 
 /* ---- softmax / log_softmax over the last dim, a warp per row, max subtracted first:
@@ -2205,7 +2393,7 @@ static void sdl__cu_nll_bwd(sdl_node *n) {
 static __global__ void sdl__k_bce_bwd(const float *x, const float *t, const float *dy, float *dx, float *dt, int64_t n) {
     float g = dy[0] / (float)(n ? n : 1);
     SDL__CU_LOOP(i, n) {
-        if (dx) dx[i] += g * (sdl__cu_sigmoid(x[i]) - t[i]);
+        if (dx) dx[i] += g * sdl__bce_grad(x[i], t[i]);
         if (dt) dt[i] -= g * x[i];
     }
 }
@@ -2241,27 +2429,13 @@ static void sdl__cu_bce_bwd(sdl_node *n) {
 static __global__ void sdl__k_sgd(float *p, const float *grad, float *v, int64_t n, float lr, float mu, float wd, int first, int nesterov,
                                   const float *hp) {
     if (hp) { lr = hp[0]; first = hp[1] != 0.0f; }
-    SDL__CU_LOOP(j, n) {
-        float gj = grad[j] + wd * p[j];
-        if (v) {
-            v[j] = first ? gj : mu * v[j] + gj;
-            gj = nesterov ? gj + mu * v[j] : v[j];
-        }
-        p[j] -= lr * gj;
-    }
+    SDL__CU_LOOP(j, n) sdl__sgd_elem(&p[j], v ? &v[j] : NULL, grad[j] + wd * p[j], lr, mu, first, nesterov);
 }
 
 static __global__ void sdl__k_adam(float *p, const float *grad, float *m, float *v, int64_t n, float b1, float b2, float eps,
                                    float step_size, float sqrt_bc2, float wd, float shrink, int decoupled, const float *hp) {
     if (hp) { step_size = hp[2]; sqrt_bc2 = hp[3]; shrink = hp[4]; }
-    SDL__CU_LOOP(j, n) {
-        float g = grad[j];
-        if (decoupled) p[j] *= shrink;
-        else g += wd * p[j];
-        m[j] = b1 * m[j] + (1.0f - b1) * g;
-        v[j] = b2 * v[j] + (1.0f - b2) * g * g;
-        p[j] -= step_size * m[j] / (sqrtf(v[j]) / sqrt_bc2 + eps);
-    }
+    SDL__CU_LOOP(j, n) sdl__adam_elem(&p[j], &m[j], &v[j], grad[j], b1, b2, eps, step_size, sqrt_bc2, wd, shrink, decoupled);
 }
 
 /* partial[2 b], partial[2 b + 1]: block b's sums of a^2 and c^2 */
@@ -2284,10 +2458,7 @@ static __global__ void sdl__k_lamb_moments(const float *p, float *g, float *m, f
     double s0 = 0.0, s1 = 0.0;
     if (hp) { bc1 = hp[5]; bc2 = hp[6]; }
     SDL__CU_LOOP(j, n) {
-        float gj = g[j];
-        m[j] = b1 * m[j] + (1.0f - b1) * gj;
-        v[j] = b2 * v[j] + (1.0f - b2) * gj * gj;
-        float r = (m[j] / bc1) / (sqrtf(v[j] / bc2) + eps) + wd * p[j];
+        float r = sdl__lamb_elem(&m[j], &v[j], g[j], p[j], b1, b2, eps, bc1, bc2, wd);
         g[j] = r;
         s0 += (double)p[j] * (double)p[j];
         s1 += (double)r * (double)r;
@@ -2321,14 +2492,7 @@ static __global__ void sdl__k_trust_update(float *p, const float *g, float *mom,
         SDL__CU_LOOP(j, n) p[j] -= step * g[j];
         return;
     }
-    SDL__CU_LOOP(j, n) {
-        float gj = trust * (g[j] + wd * p[j]);
-        if (mom) {
-            mom[j] = first ? gj : mu * mom[j] + gj;
-            gj = nesterov ? gj + mu * mom[j] : mom[j];
-        }
-        p[j] -= lr * gj;
-    }
+    SDL__CU_LOOP(j, n) sdl__sgd_elem(&p[j], mom ? &mom[j] : NULL, trust * (g[j] + wd * p[j]), lr, mu, first, nesterov);
 }
 
 /* the host-side scalars of o's update at step `step` (0 first) for weight decay wd, the
@@ -2833,40 +2997,10 @@ SDL_API sdl_result sdl_cuda_init(void) {
     be->optim_step = sdl__cu_optim_step;
     be->scale = sdl__cu_scale;
     be->sumsq = sdl__cu_sumsq;
-#define SDL__CU_KERNEL(op, f, b) (be->forward[op] = f, be->backward[op] = b)
-    SDL__CU_KERNEL(SDL_OP_LINEAR, sdl__cu_linear_fwd, sdl__cu_linear_bwd);
-    SDL__CU_KERNEL(SDL_OP_RELU, sdl__cu_relu_fwd, sdl__cu_relu_bwd);
-    SDL__CU_KERNEL(SDL_OP_ADD, sdl__cu_binary_fwd, sdl__cu_binary_bwd);
-    SDL__CU_KERNEL(SDL_OP_MUL, sdl__cu_binary_fwd, sdl__cu_binary_bwd);
-    SDL__CU_KERNEL(SDL_OP_SUM, sdl__cu_sum_fwd, sdl__cu_sum_bwd);
-    SDL__CU_KERNEL(SDL_OP_MEAN, sdl__cu_sum_fwd, sdl__cu_sum_bwd);
-    SDL__CU_KERNEL(SDL_OP_CROSS_ENTROPY, sdl__cu_ce_fwd, sdl__cu_ce_bwd);
-    SDL__CU_KERNEL(SDL_OP_MSE, sdl__cu_mse_fwd, sdl__cu_mse_bwd);
-    /* >>cuda-table (new ops register here) */
-    SDL__CU_KERNEL(SDL_OP_CONV2D, sdl__cu_conv_fwd, sdl__cu_conv_bwd);
-    SDL__CU_KERNEL(SDL_OP_CONV_TRANSPOSE2D, sdl__cu_conv_fwd, sdl__cu_conv_bwd);
-    SDL__CU_KERNEL(SDL_OP_MAX_POOL2D, sdl__cu_pool_fwd, sdl__cu_pool_bwd);
-    SDL__CU_KERNEL(SDL_OP_AVG_POOL2D, sdl__cu_pool_fwd, sdl__cu_pool_bwd);
-    SDL__CU_KERNEL(SDL_OP_GLOBAL_AVG_POOL, sdl__cu_gap_fwd, sdl__cu_gap_bwd);
-    SDL__CU_KERNEL(SDL_OP_BATCH_NORM, sdl__cu_bn_fwd, sdl__cu_bn_bwd);
-    SDL__CU_KERNEL(SDL_OP_LAYER_NORM, sdl__cu_ln_fwd, sdl__cu_ln_bwd);
-    SDL__CU_KERNEL(SDL_OP_DROPOUT, sdl__cu_dropout_fwd, sdl__cu_dropout_bwd);
-    SDL__CU_KERNEL(SDL_OP_EMBEDDING, sdl__cu_emb_fwd, sdl__cu_emb_bwd);
-    SDL__CU_KERNEL(SDL_OP_LEAKY_RELU, sdl__cu_act_fwd, sdl__cu_act_bwd);
-    SDL__CU_KERNEL(SDL_OP_GELU, sdl__cu_act_fwd, sdl__cu_act_bwd);
-    SDL__CU_KERNEL(SDL_OP_GELU_TANH, sdl__cu_act_fwd, sdl__cu_act_bwd);
-    SDL__CU_KERNEL(SDL_OP_TANH, sdl__cu_act_fwd, sdl__cu_act_bwd);
-    SDL__CU_KERNEL(SDL_OP_SIGMOID, sdl__cu_act_fwd, sdl__cu_act_bwd);
-    SDL__CU_KERNEL(SDL_OP_SILU, sdl__cu_act_fwd, sdl__cu_act_bwd);
-    SDL__CU_KERNEL(SDL_OP_SCALE, sdl__cu_act_fwd, sdl__cu_act_bwd);
-    SDL__CU_KERNEL(SDL_OP_SOFTMAX, sdl__cu_softmax_fwd, sdl__cu_softmax_bwd);
-    SDL__CU_KERNEL(SDL_OP_LOG_SOFTMAX, sdl__cu_softmax_fwd, sdl__cu_softmax_bwd);
-    SDL__CU_KERNEL(SDL_OP_CONCAT, sdl__cu_concat_fwd, sdl__cu_concat_bwd);
-    SDL__CU_KERNEL(SDL_OP_TRANSPOSE, sdl__cu_transpose_fwd, sdl__cu_transpose_bwd);
-    SDL__CU_KERNEL(SDL_OP_ATTENTION, sdl__cu_attn_fwd, sdl__cu_attn_bwd);
-    SDL__CU_KERNEL(SDL_OP_NLL, sdl__cu_nll_fwd, sdl__cu_nll_bwd);
-    SDL__CU_KERNEL(SDL_OP_BCE_LOGITS, sdl__cu_bce_fwd, sdl__cu_bce_bwd);
-#undef SDL__CU_KERNEL
+    /* >>cuda-table: the CUDA columns of sdl.h's SDL_OPS (new ops get their kernels there) */
+#define SDL__CU_KERNELS(NAME, name, f, b, cf, cb) be->forward[SDL_OP_##NAME] = cf; be->backward[SDL_OP_##NAME] = cb;
+    SDL_OPS(SDL__CU_KERNELS)
+#undef SDL__CU_KERNELS
     sdl_register_backend(SDL_CUDA, be);
     sdl__cu.ready = true;
     return SDL_OK;

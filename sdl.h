@@ -98,7 +98,8 @@
       Checkpoints safetensors files that PyTorch reads, written atomically; parameters,
                   buffers, optimizer state, epoch and RNG state. Resuming is bit-exact.
       Plots       sdl_plot_lines and sdl_plot_bars write PNG charts (loss per epoch, images/s
-                  per number of ranks) with no Python needed.
+                  per number of ranks) with no Python needed; sdl_summary_* writes
+                  TensorBoard event files (scalars, image grids).
       Profile     SDL_PROFILE=1 in the environment prints the time per op type at exit.
 */
 #ifndef SDL_H_INCLUDED

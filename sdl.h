@@ -108,7 +108,8 @@
                   unexpected and reshaped tensors reported, name prefixes mapped), from
                   sdl's files or PyTorch state_dicts saved as safetensors.
       Plots       sdl_plot_lines and sdl_plot_bars write PNG charts (loss per epoch, images/s
-                  per number of ranks) with no Python needed.
+                  per number of ranks) with no Python needed; sdl_summary_* writes
+                  TensorBoard event files (scalars, image grids).
       Profile     SDL_PROFILE=1 in the environment prints the time per op type at exit.
 */
 #ifndef SDL_H_INCLUDED
@@ -646,6 +647,11 @@ typedef struct sdl_backend {
        run; NaN or Inf when an element is). NULL: the device has none, those calls fail. */
     void (*scale)(float *x, int64_t n, float s);
     double (*sumsq)(const float *x, int64_t n);
+    /* whole tensors and model arrays across devices (sdl_tensor_to, sdl_model_to,
+       checkpoints): like copy, but false (and why, in sdl_last_error) when it failed or may
+       not run now (CUDA: a host copy inside a graph capture). NULL: copy, then the error
+       state says. */
+    bool (*copy_checked)(void *dst, const void *src, size_t bytes, sdl_device dst_dev, sdl_device src_dev);
 } sdl_backend;
 SDL_API void sdl_register_backend(sdl_device device, const sdl_backend *backend);
 SDL_API const sdl_backend *sdl_get_backend(sdl_device device);
@@ -3011,7 +3017,8 @@ static const sdl_backend *sdl__device_ready(sdl_device device) {
 static bool sdl__device_copy(void *dst, const void *src, size_t bytes, sdl_device dst_dev, sdl_device src_dev) {
     const sdl_backend *be = sdl_get_backend(dst_dev != SDL_CPU ? dst_dev : src_dev);
     if (!be || !be->copy) { sdl_fail(SDL_ERR_DEVICE, "copy: no backend for device %d", (int)(dst_dev != SDL_CPU ? dst_dev : src_dev)); return false; }
-    sdl_clear_error(); /* the table's copy reports through sdl_fail only */
+    if (be->copy_checked) return be->copy_checked(dst, src, bytes, dst_dev, src_dev);
+    sdl_clear_error(); /* a plain copy reports through sdl_fail only */
     be->copy(dst, src, bytes, dst_dev, src_dev);
     return sdl_last_result() == SDL_OK;
 }

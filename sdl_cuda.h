@@ -2991,6 +2991,7 @@ SDL_API sdl_result sdl_cuda_init(void) {
     be->dealloc = sdl__cu_dealloc;
     be->memset0 = sdl__cu_memset0;
     be->copy = sdl__cu_copy;
+    be->copy_checked = sdl__cu_copy_ok;
     be->arena_alloc = sdl__cu_arena_alloc_zeroed;
     be->arena_alloc_raw = sdl__cu_arena_alloc;
     be->arena_reset = sdl__cu_arena_reset;

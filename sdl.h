@@ -59,6 +59,8 @@
                            any file) without a clash. If the file that defines SDL_IMPLEMENTATION
                            includes stb_image.h or stb_image_write.h before sdl.h, sdl uses that
                            one instead and compiles no copy of its own.
+      SDL_STB_EASY_FONT_PATH  (impl) stb_easy_font.h, the plots' text; default
+                           <stb/stb_easy_font.h> (libstb-dev has it too)
       SDL_NO_SIMD          (impl) portable C kernels even where -march enables AVX2/AVX-512
       SDL_MAX_DIMS         the most dimensions a tensor has, default 8
 
@@ -84,6 +86,8 @@
       Devices     Each tensor knows its device. Op kernels are looked up in a per-device
                   backend table (sdl_backend); sdl.h fills the CPU one, sdl_cuda.h the CUDA
                   one, so this file compiles with any C compiler and knows nothing of CUDA.
+                  sdl_device_parse("cuda:1"), sdl_model_to, sdl_tensor_to: one program
+                  for cc, mpicc and nvcc (sdl_cuda.h's implementation is empty under cc).
       Optimizers  SGD (momentum, Nesterov), Adam, AdamW, LARS, LAMB, one pass over the flat
                   arrays; sdl_optim_step updates and zeroes the gradients (with
                   accum_steps = k it updates on every k-th call). Frozen parameters
@@ -102,6 +106,8 @@
                   sdl_checkpoint_load_weights loads what fits for fine-tuning (missing,
                   unexpected and reshaped tensors reported, name prefixes mapped), from
                   sdl's files or PyTorch state_dicts saved as safetensors.
+      Plots       sdl_plot_lines and sdl_plot_bars write PNG charts (loss per epoch, images/s
+                  per number of ranks) with no Python needed.
       Profile     SDL_PROFILE=1 in the environment prints the time per op type at exit.
 */
 #ifndef SDL_H_INCLUDED
@@ -376,6 +382,30 @@ typedef struct sdl_backend {
 } sdl_backend;
 SDL_API void sdl_register_backend(sdl_device device, const sdl_backend *backend);
 SDL_API const sdl_backend *sdl_get_backend(sdl_device device);
+
+/* >>decl-device: devices by name, as PyTorch writes them, so one program runs anywhere:
+
+      sdl_device dev;
+      if (sdl_device_parse(flag, &dev) != SDL_OK) ...  // "cpu", "cuda", "cuda:1"
+      sdl_model_to(model, dev);                         // before making the optimizer
+      x = sdl_tensor_to(x, dev);                        // each batch
+
+   A backend that is not compiled in is an error of sdl_device_parse, which says how to
+   build it. A device backend starts on first use (sdl_model_to, sdl_tensor_to), on the
+   index the name gave (one device per process). A program that includes sdl_cuda.h with
+   SDL_CUDA_IMPLEMENTATION after sdl.h has the CUDA backend when nvcc compiles it and none
+   when cc does (the implementation is then empty), with no #ifdef of its own. A backend's
+   implementation registers how to start it with sdl_register_device. */
+typedef sdl_result (*sdl_device_open_fn)(int index); /* index -1: the current/default one */
+SDL_API void sdl_register_device(sdl_device device, sdl_device_open_fn open);
+SDL_API sdl_result sdl_device_parse(const char *name, sdl_device *device);
+SDL_API const char *sdl_device_name(sdl_device device); /* "cpu", "cuda" */
+/* moves the model's packed parameters, gradients and buffers to device (packing it first);
+   a no-op when they are there. Optimizer state lives where the model was when the
+   optimizer was made: move the model first, as in PyTorch. */
+SDL_API sdl_result sdl_model_to(sdl_model *m, sdl_device device);
+/* a step-arena copy of t on device (t itself when it is there); no gradient flows back */
+SDL_API sdl_tensor *sdl_tensor_to(sdl_tensor *t, sdl_device device);
 
 /* >>decl-ops. Shapes: x (B, ...) batch first; images NCHW. Each returns a new arena
    tensor, or NULL with sdl_last_error() set. */
@@ -696,6 +726,10 @@ SDL_API sdl_optim *sdl_adam(sdl_model *m, float lr, float beta1, float beta2, fl
 SDL_API sdl_optim *sdl_adamw(sdl_model *m, float lr, float beta1, float beta2, float weight_decay);
 SDL_API sdl_optim *sdl_lars(sdl_model *m, float lr, float momentum, float weight_decay, float trust_coef);
 SDL_API sdl_optim *sdl_lamb(sdl_model *m, float lr, float beta1, float beta2, float weight_decay);
+/* by the name a --optimizer flag gives, any case, '-' or '_': "sgd" (momentum 0.9),
+   "nesterov" (the same, Nesterov), "adam", "adamw", "lars" (momentum 0.9), "lamb"; the
+   other settings are the desc defaults. NULL and an error listing them for another name. */
+SDL_API sdl_optim *sdl_optim_by_name(sdl_model *m, const char *name, float lr, float weight_decay);
 SDL_API sdl_result sdl_optim_step(sdl_optim *o);
 /* Parameter groups (PyTorch's param_groups): the parameters whose names start with prefix
    update with lr_scale times the optimizer's rate and with the group's weight decay.
@@ -797,6 +831,17 @@ SDL_API float sdl_sched_lr(const sdl_sched_desc *d, int64_t step);
 /* The linear scaling rule (Goyal et al. 2017): lr * world_size with base_batch 0 (Horovod's
    lr * size), else lr * world_size * local_batch / base_batch. */
 SDL_API float sdl_scale_lr(float lr, int world_size, int local_batch, int base_batch);
+/* d->kind (and milestones, warm-up) from the name a --lr-scheduler flag gives (any case,
+   '-' or '_'); set d->base_lr and d->total first, in epochs or steps:
+      "none", "constant"   the base rate
+      "cosine"             cosine to min_lr over total
+      "step"               x0.1 at 50% and 75% of total
+      "one-cycle", "clr"   PyTorch's OneCycleLR, peak base_lr
+      "step_wise_decay"    the JSC course's: x0.1 at epochs 80 and 120 of 150 (scaled to total)
+      "step_wise_decay_with_warmup"  the same after a linear warm-up from 0.1 x over 5 of
+                           150 epochs (scaled; d->warmup when already set)
+   SDL_ERR_ARG listing the names for another. */
+SDL_API sdl_result sdl_sched_by_name(sdl_sched_desc *d, const char *name);
 
 /* >>decl-data: every image reader fills an sdl_dataset: n samples of c x h x w bytes
    (CHW per sample, the layout the tensors use) and one i32 label each. */
@@ -978,6 +1023,10 @@ typedef struct sdl_arg {
 } sdl_arg;
 SDL_API sdl_result sdl_args_parse(int argc, char **argv, sdl_arg *args, int nargs);
 SDL_API void sdl_args_usage(FILE *out, const char *prog, const sdl_arg *args, int nargs);
+/* the flags' values as one JSON object, {"batch_size": 64, "lr": 0.01, "data": "...",
+   "fp16_allreduce": false}: each under its first name with '-' as '_' (argparse's dest),
+   as the ALCF examples dump their args. Floats print with 9 digits (they read back equal). */
+SDL_API sdl_result sdl_args_save_json(const char *path, const sdl_arg *args, int nargs);
 
 /* >>decl-checkpoint: safetensors files (PyTorch's safetensors.torch.load_file reads them).
    Layout: u64 little-endian header size N, N bytes of JSON (space padded to 8 bytes), data.
@@ -989,7 +1038,9 @@ SDL_API void sdl_args_usage(FILE *out, const char *prog, const sdl_arg *args, in
    optim_nstate, optim_micro (accumulation), rng_seed, rng_counter. Saving writes path.tmp in the same folder, fsyncs and renames, so a crash
    leaves the old file whole. Loading checks every name, shape and dtype before it changes
    anything, restores the optimizer (state, step, lr) and the global RNG (so dropout goes on
-   as if never stopped), and names what differs. Data is little-endian f32. */
+   as if never stopped), and names what differs. Data is little-endian f32. A model (and
+   its optimizer) on a GPU is saved and loaded the same way, one tensor at a time through
+   host memory; the file does not say where it was made. */
 typedef struct sdl_checkpoint_info {
     int64_t epoch;       /* what was passed to save: epochs finished */
     int64_t step;        /* optimizer steps taken */
@@ -1036,6 +1087,41 @@ typedef struct sdl_load_report {
    sdl_load_report_free (on an error it is left empty) */
 SDL_API sdl_result sdl_checkpoint_load_weights(const char *path, sdl_model *m, const sdl_load_desc *desc, sdl_load_report *report);
 SDL_API void sdl_load_report_free(sdl_load_report *r);
+/* >>decl-plot: line and bar charts as PNG files (through stb_image_write; text from
+   stb_easy_font), so the curves show without Python. Lines: each series is n points
+   (x, y), x NULL meaning 1, 2, ..., n (epochs); non-finite points are left out (a gap).
+   Bars: one bar per value with its label under it (images/s per number of ranks, scaling
+   efficiency). The canvas is desc.width x desc.height (0: 640 x 400), white; the plot area
+   (inside the axes) spans pixels x in [64, width - 17] and y in [28, height - 41], y up:
+   x_min and y_min sit at its bottom left. The y range is desc's when ymin < ymax, else the
+   data's widened to round ticks (bars: 8% more above, for their value labels); lines span
+   the data's x range exactly, bars start at 0.
+   Series k (and the bars) are drawn in matplotlib's tab10 colour k: (31, 119, 180),
+   (255, 127, 14), (44, 160, 44), (214, 39, 40), ...; a 7 x 7 marker on each point. The
+   legend takes the corner of the plot area with the fewest points. Text is cut at 63
+   characters.
+
+      float loss[3] = {0.9f, 0.6f, 0.5f}, val[3] = {0.8f, 0.7f, 0.65f};
+      sdl_plot_series s[2] = {{"train loss", loss, NULL, 3}, {"test loss", val, NULL, 3}};
+      sdl_plot_desc d = {0};
+      d.title = "Fashion-MNIST MLP"; d.xlabel = "epoch"; d.ylabel = "loss";
+      sdl_plot_lines("loss.png", s, 2, &d);
+      const char *ranks[3] = {"1", "2", "4"};
+      float ips[3] = {1500, 2900, 5400};
+      sdl_plot_bars("scaling.png", ranks, ips, 3, &d);   // d with its own labels */
+typedef struct sdl_plot_series {
+    const char *label; /* in the legend; NULL: not listed */
+    const float *y;
+    const float *x;    /* NULL: 1, 2, ..., n */
+    int n;
+} sdl_plot_series;
+typedef struct sdl_plot_desc {
+    const char *title, *xlabel, *ylabel; /* NULL: none */
+    int width, height;                   /* 0: 640, 400; at least 160 x 120 */
+    float ymin, ymax;                    /* ymin < ymax: this y range, else the data's */
+} sdl_plot_desc;
+SDL_API sdl_result sdl_plot_lines(const char *path, const sdl_plot_series *series, int nseries, const sdl_plot_desc *desc);
+SDL_API sdl_result sdl_plot_bars(const char *path, const char *const *labels, const float *values, int n, const sdl_plot_desc *desc);
 
 /* >>decl-profile */
 /* Time per op type, forward and backward, summed over calls. On when the environment has
@@ -2255,6 +2341,112 @@ SDL_API const sdl_backend *sdl_get_backend(sdl_device device) {
     if (!sdl__backends[SDL_CPU].name) sdl__cpu_init();
     if (device == SDL_DEVICE_DEFAULT) device = SDL_CPU;
     return device < SDL_DEVICE_COUNT && sdl__backends[device].name ? &sdl__backends[device] : NULL;
+}
+
+/* >>device: names, starting a backend on first use, moving tensors and models */
+static const char *const sdl__device_names[SDL_DEVICE_COUNT] = {"cpu", "cpu", "cuda"};
+static sdl_device_open_fn sdl__device_open[SDL_DEVICE_COUNT];
+static int sdl__device_index[SDL_DEVICE_COUNT] = {-1, -1, -1};
+
+SDL_API void sdl_register_device(sdl_device device, sdl_device_open_fn open) {
+    if (device > SDL_CPU && device < SDL_DEVICE_COUNT) sdl__device_open[device] = open;
+}
+
+SDL_API const char *sdl_device_name(sdl_device device) {
+    return device >= 0 && device < SDL_DEVICE_COUNT ? sdl__device_names[device] : "unknown";
+}
+
+SDL_API sdl_result sdl_device_parse(const char *name, sdl_device *device) {
+    if (!name || !device) return sdl_fail(SDL_ERR_ARG, "device_parse: NULL name or result");
+    if (!strcmp(name, "cpu")) { *device = SDL_CPU; return SDL_OK; }
+    size_t n = strlen(sdl__device_names[SDL_CUDA]);
+    if (strncmp(name, sdl__device_names[SDL_CUDA], n) != 0 || (name[n] != 0 && name[n] != ':'))
+        return sdl_fail(SDL_ERR_ARG, "device '%s': cpu, cuda or cuda:N", name);
+    int index = -1;
+    if (name[n] == ':') {
+        char *end = NULL;
+        long v = strtol(name + n + 1, &end, 10);
+        if (end == name + n + 1 || *end || v < 0 || v > 4095) return sdl_fail(SDL_ERR_ARG, "device '%s': the index after ':' must be a number 0..4095", name);
+        index = (int)v;
+    }
+    if (!sdl__device_open[SDL_CUDA] && !sdl__backends[SDL_CUDA].name)
+        return sdl_fail(SDL_ERR_DEVICE, "device '%s': this program was built without the CUDA backend; compile it with "
+                        "nvcc -std=c++17 -x cu ... -lcublas (sdl.h then builds sdl_cuda.h in)", name);
+    sdl__device_index[SDL_CUDA] = index;
+    *device = SDL_CUDA;
+    return SDL_OK;
+}
+
+/* the device's backend, started (on the index sdl_device_parse saw) if it is not yet */
+static const sdl_backend *sdl__device_ready(sdl_device device) {
+    if (device == SDL_DEVICE_DEFAULT) device = SDL_CPU;
+    if (device < SDL_CPU || device >= SDL_DEVICE_COUNT) { sdl_fail(SDL_ERR_ARG, "device %d: no such device", (int)device); return NULL; }
+    if (device != SDL_CPU && sdl__device_open[device] && sdl__device_open[device](sdl__device_index[device]) != SDL_OK) return NULL;
+    const sdl_backend *be = sdl_get_backend(device);
+    if (!be) sdl_fail(SDL_ERR_DEVICE, "device %s: its backend is not compiled in (see sdl_device_parse)", sdl__device_names[device]);
+    return be;
+}
+
+/* dst = src across devices through the device side's table; false (and why) on failure */
+static bool sdl__device_copy(void *dst, const void *src, size_t bytes, sdl_device dst_dev, sdl_device src_dev) {
+    const sdl_backend *be = sdl_get_backend(dst_dev != SDL_CPU ? dst_dev : src_dev);
+    if (!be || !be->copy) { sdl_fail(SDL_ERR_DEVICE, "copy: no backend for device %d", (int)(dst_dev != SDL_CPU ? dst_dev : src_dev)); return false; }
+    sdl_clear_error(); /* the table's copy reports through sdl_fail only */
+    be->copy(dst, src, bytes, dst_dev, src_dev);
+    return sdl_last_result() == SDL_OK;
+}
+
+SDL_API sdl_tensor *sdl_tensor_to(sdl_tensor *t, sdl_device device) {
+    if (!t) return NULL;
+    if (device == SDL_DEVICE_DEFAULT) device = SDL_CPU;
+    if (t->device == device) return t;
+    if (!sdl__device_ready(device) || !sdl__device_ready(t->device)) return NULL;
+    sdl_tensor *d = sdl_arena_tensor_on(sdl_tensor_shape(t), t->dtype, device);
+    if (!d) return NULL;
+    return sdl__device_copy(d->data, t->data, (size_t)t->numel * sdl_dtype_size(t->dtype), device, t->device) ? d : NULL;
+}
+
+static sdl_device sdl__model_device(const sdl_model *m); /* >>model */
+
+/* the three packed arrays go to `to`; each tensor's data (and grad) keeps its offset */
+SDL_API sdl_result sdl_model_to(sdl_model *m, sdl_device to) {
+    if (!m) return sdl_fail(SDL_ERR_ARG, "model_to: NULL model");
+    if (to == SDL_DEVICE_DEFAULT) to = SDL_CPU;
+    const sdl_backend *dst = sdl__device_ready(to);
+    if (!dst || sdl_model_pack(m) != SDL_OK) return sdl_last_result();
+    sdl_device from = sdl__model_device(m);
+    if (from == to) return SDL_OK;
+    const sdl_backend *src = sdl__device_ready(from);
+    if (!src) return sdl_last_result();
+    size_t pb = (size_t)m->param_floats * sizeof(float), bb = (size_t)m->buffer_floats * sizeof(float);
+    float *p = (float *)dst->alloc(pb), *g = (float *)dst->alloc(pb), *b = (float *)dst->alloc(bb);
+    bool ok = (p || !pb) && (g || !pb) && (b || !bb) && sdl__device_copy(p, m->param_data, pb, to, from) &&
+              sdl__device_copy(g, m->grad_data, pb, to, from) && sdl__device_copy(b, m->buffer_data, bb, to, from);
+    if (!ok) {
+        sdl_result r = sdl_last_result();
+        dst->dealloc(p);
+        dst->dealloc(g);
+        dst->dealloc(b);
+        return sdl_fail(r != SDL_OK ? r : SDL_ERR_OOM, "model_to %s: %s", sdl__device_names[to], r != SDL_OK ? sdl_last_error() : "out of device memory");
+    }
+    for (int i = 0; i < m->nparams; i++) {
+        sdl_tensor *t = m->params[i];
+        t->data = p + m->param_offset[i];
+        t->grad = g + m->param_offset[i];
+        t->device = to;
+    }
+    for (int i = 0; i < m->nbuffers; i++) {
+        sdl_tensor *t = m->buffers[i];
+        t->data = b + ((float *)t->data - m->buffer_data);
+        t->device = to;
+    }
+    src->dealloc(m->param_data);
+    src->dealloc(m->grad_data);
+    src->dealloc(m->buffer_data);
+    m->param_data = p;
+    m->grad_data = g;
+    m->buffer_data = b;
+    return SDL_OK;
 }
 
 static void *sdl__device_arena_alloc(sdl_device device, size_t bytes, bool zeroed) {
@@ -6261,6 +6453,33 @@ SDL_API sdl_optim *sdl_lamb(sdl_model *m, float lr, float beta1, float beta2, fl
     return sdl__optim_make(m, SDL_OPTIM_LAMB, lr, 0, beta1, beta2, weight_decay, false, 0);
 }
 
+/* a flag's value against a name: any case, '-' and '_' alike */
+static bool sdl__name_is(const char *s, const char *name) {
+    for (; *s && *name; s++, name++) {
+        char a = *s >= 'A' && *s <= 'Z' ? (char)(*s - 'A' + 'a') : *s, b = *name;
+        if (a != b && !((a == '-' || a == '_') && (b == '-' || b == '_'))) return false;
+    }
+    return !*s && !*name;
+}
+
+SDL_API sdl_optim *sdl_optim_by_name(sdl_model *m, const char *name, float lr, float weight_decay) {
+    static const char *const names[] = {"sgd", "nesterov", "adam", "adamw", "lars", "lamb"};
+    static const sdl_optim_kind kinds[] = {SDL_OPTIM_SGD, SDL_OPTIM_SGD, SDL_OPTIM_ADAM, SDL_OPTIM_ADAMW, SDL_OPTIM_LARS, SDL_OPTIM_LAMB};
+    for (int i = 0; name && i < 6; i++) {
+        if (!sdl__name_is(name, names[i])) continue;
+        sdl_optim_desc d;
+        memset(&d, 0, sizeof d);
+        d.kind = kinds[i];
+        d.lr = lr;
+        d.weight_decay = weight_decay;
+        d.momentum = kinds[i] == SDL_OPTIM_SGD || kinds[i] == SDL_OPTIM_LARS ? 0.9f : 0.0f;
+        d.nesterov = i == 1;
+        return sdl_optim_new(m, &d);
+    }
+    sdl_fail(SDL_ERR_ARG, "optimizer '%s': sgd, nesterov, adam, adamw, lars or lamb", name ? name : "(null)");
+    return NULL;
+}
+
 SDL_API bool sdl_optim_is_update_step(const sdl_optim *o) {
     return o && o->micro + 1 >= o->desc.accum_steps;
 }
@@ -6434,6 +6653,30 @@ SDL_API float sdl_scale_lr(float lr, int world_size, int local_batch, int base_b
     double s = world_size > 0 ? world_size : 1;
     if (base_batch > 0) s = s * local_batch / base_batch;
     return (float)(lr * s);
+}
+
+SDL_API sdl_result sdl_sched_by_name(sdl_sched_desc *d, const char *name) {
+    if (!d || !name) return sdl_fail(SDL_ERR_ARG, "sched_by_name: NULL desc or name");
+    memset(d->milestones, 0, sizeof d->milestones);
+    bool course = sdl__name_is(name, "step_wise_decay"), warm = sdl__name_is(name, "step_wise_decay_with_warmup");
+    if (sdl__name_is(name, "none") || sdl__name_is(name, "constant")) d->kind = SDL_SCHED_CONSTANT;
+    else if (sdl__name_is(name, "cosine")) d->kind = SDL_SCHED_COSINE;
+    else if (sdl__name_is(name, "one-cycle") || sdl__name_is(name, "clr")) d->kind = SDL_SCHED_ONE_CYCLE;
+    else if (sdl__name_is(name, "step")) {
+        d->kind = SDL_SCHED_STEP;
+        d->milestones[0] = d->total / 2;
+        d->milestones[1] = d->total * 3 / 4;
+    } else if (course || warm) {
+        d->kind = SDL_SCHED_STEP;
+        d->milestones[0] = d->total * 80 / 150;
+        d->milestones[1] = d->total * 120 / 150;
+        if (warm && d->warmup <= 0) d->warmup = d->total * 5 / 150 > 0 ? d->total * 5 / 150 : 1;
+        if (warm && d->warmup_start_factor <= 0.0f) d->warmup_start_factor = 0.1f;
+    } else {
+        return sdl_fail(SDL_ERR_ARG, "lr scheduler '%s': none, cosine, step, one-cycle (clr), step_wise_decay or "
+                        "step_wise_decay_with_warmup", name);
+    }
+    return SDL_OK;
 }
 
 /* >>data */
@@ -8438,6 +8681,40 @@ SDL_API void sdl_args_usage(FILE *out, const char *prog, const sdl_arg *args, in
     }
 }
 
+SDL_API sdl_result sdl_args_save_json(const char *path, const sdl_arg *args, int nargs) {
+    if (!path || (!args && nargs > 0)) return sdl_fail(SDL_ERR_ARG, "args_save_json: NULL path or args");
+    FILE *f = fopen(path, "w");
+    if (!f) return sdl_fail(SDL_ERR_IO, "args_save_json: cannot create '%s'", path);
+    fputc('{', f);
+    for (int i = 0; i < nargs; i++) {
+        const sdl_arg *a = &args[i];
+        fputs(i ? ", \"" : "\"", f);
+        for (const char *c = a->name ? a->name : ""; *c && *c != '|'; c++) fputc(*c == '-' ? '_' : *c, f);
+        fputs("\": ", f);
+        if (!a->value) { fputs("null", f); continue; }
+        switch (a->type) {
+        case SDL_ARG_FLOAT: fprintf(f, "%.9g", (double)*(const float *)a->value); break;
+        case SDL_ARG_BOOL: fputs(*(const bool *)a->value ? "true" : "false", f); break;
+        case SDL_ARG_STRING: {
+            const char *v = *(const char *const *)a->value;
+            fputc('"', f);
+            for (; v && *v; v++) {
+                unsigned char c = (unsigned char)*v;
+                if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+                else if (c < 0x20) fprintf(f, "\\u%04x", c);
+                else fputc(c, f);
+            }
+            fputc('"', f);
+            break;
+        }
+        case SDL_ARG_DEFAULT:
+        case SDL_ARG_INT: fprintf(f, "%d", *(const int *)a->value); break;
+        }
+    }
+    fputs("}\n", f);
+    return fclose(f) == 0 ? SDL_OK : sdl_fail(SDL_ERR_IO, "args_save_json: cannot write '%s'", path);
+}
+
 /* >>checkpoint: safetensors writer and reader (see >>decl-checkpoint) */
 typedef struct sdl__ck_buf { char *p; size_t n, cap; bool oom; } sdl__ck_buf;
 
@@ -8496,6 +8773,18 @@ static bool sdl__ck_item(sdl_model *m, const sdl_optim *o, int i, char *name, si
 
 static int sdl__ck_optim_kind(const sdl_optim *o) { return o->desc.kind == SDL_OPTIM_DEFAULT ? (int)SDL_OPTIM_SGD : (int)o->desc.kind; }
 
+/* a device model's item in host memory: a copy in *stage (grown as needed), else data */
+static const float *sdl__ck_host(const float *data, const sdl_tensor *like, float **stage, int64_t *cap) {
+    if (like->device == SDL_CPU) return data;
+    if (like->numel > *cap) {
+        SDL_DEALLOC(*stage);
+        *stage = (float *)sdl__alloc((size_t)like->numel * sizeof(float));
+        *cap = *stage ? like->numel : 0;
+        if (!*stage) return NULL;
+    }
+    return sdl__device_copy(*stage, data, (size_t)like->numel * sizeof(float), SDL_CPU, like->device) ? *stage : NULL;
+}
+
 #ifdef SDL__TRAIN_POSIX
 static bool sdl__ck_write_all(int fd, const void *p, size_t n) {
     const char *c = (const char *)p;
@@ -8547,6 +8836,8 @@ SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp", 5);
     bool ok;
+    float *stage = NULL; /* device models: each item passes through here */
+    int64_t stage_cap = 0;
 #ifdef SDL__TRAIN_POSIX
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
@@ -8555,8 +8846,10 @@ SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl
         return SDL_ERR_IO;
     }
     ok = sdl__ck_write_all(fd, len, 8) && sdl__ck_write_all(fd, h.p, h.n);
-    for (int i = 0; ok && sdl__ck_item(m, o, i, name, sizeof name, &data, &like); i++)
-        ok = sdl__ck_write_all(fd, data, (size_t)like->numel * 4);
+    for (int i = 0; ok && sdl__ck_item(m, o, i, name, sizeof name, &data, &like); i++) {
+        const float *hd = sdl__ck_host(data, like, &stage, &stage_cap);
+        ok = hd && sdl__ck_write_all(fd, hd, (size_t)like->numel * 4);
+    }
     int err = errno;
     ok = ok && fsync(fd) == 0;
     if (!ok) err = errno;
@@ -8576,8 +8869,10 @@ SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl
 #else
     FILE *f = fopen(tmp, "wb");
     ok = f && fwrite(len, 1, 8, f) == 8 && fwrite(h.p, 1, h.n, f) == h.n;
-    for (int i = 0; ok && sdl__ck_item(m, o, i, name, sizeof name, &data, &like); i++)
-        ok = fwrite(data, 4, (size_t)like->numel, f) == (size_t)like->numel;
+    for (int i = 0; ok && sdl__ck_item(m, o, i, name, sizeof name, &data, &like); i++) {
+        const float *hd = sdl__ck_host(data, like, &stage, &stage_cap);
+        ok = hd && fwrite(hd, 4, (size_t)like->numel, f) == (size_t)like->numel;
+    }
     ok = f && fflush(f) == 0 && ok;
     if (f) ok = (fclose(f) == 0) && ok;
     if (ok) { remove(path); ok = rename(tmp, path) == 0; }
@@ -8585,7 +8880,8 @@ SDL_API sdl_result sdl_checkpoint_save(const char *path, sdl_model *m, const sdl
 #endif
     SDL_DEALLOC(h.p);
     SDL_DEALLOC(tmp);
-    return ok ? SDL_OK : SDL_ERR_IO;
+    SDL_DEALLOC(stage);
+    return ok ? SDL_OK : sdl_last_result() != SDL_OK ? sdl_last_result() : SDL_ERR_IO;
 }
 
 /* ---- a small JSON reader for the header: strings land in one pool as long as the text */
@@ -8767,6 +9063,8 @@ typedef struct sdl__ck_file {
     int n;
     uint64_t hl;      /* header bytes */
     int64_t data_len; /* bytes after the header */
+    float *stage;     /* device models: each tensor passes through here */
+    int64_t stage_cap;
 } sdl__ck_file;
 
 static void sdl__ck_close(sdl__ck_file *c) {
@@ -8774,6 +9072,7 @@ static void sdl__ck_close(sdl__ck_file *c) {
     SDL_DEALLOC(c->text);
     SDL_DEALLOC(c->pool);
     SDL_DEALLOC(c->es);
+    SDL_DEALLOC(c->stage);
     memset(c, 0, sizeof *c);
 }
 
@@ -8818,10 +9117,21 @@ done:
     return r;
 }
 
-/* numel floats of entry e into dst */
-static sdl_result sdl__ck_read(const char *path, sdl__ck_file *c, const sdl__ck_entry *e, float *dst, int64_t numel) {
-    if (fseek(c->f, (long)(8 + c->hl + (uint64_t)e->begin), SEEK_SET) != 0 || fread(dst, 4, (size_t)numel, c->f) != (size_t)numel)
+/* numel floats of entry e into dst on device dev (a device tensor through the host stage) */
+static sdl_result sdl__ck_read(const char *path, sdl__ck_file *c, const sdl__ck_entry *e, float *dst, int64_t numel, sdl_device dev) {
+    float *hd = dst;
+    if (dev != SDL_CPU) {
+        if (numel > c->stage_cap) {
+            SDL_DEALLOC(c->stage);
+            c->stage_cap = (c->stage = (float *)sdl__alloc((size_t)numel * sizeof(float))) != NULL ? numel : 0;
+            if (!c->stage) return SDL_ERR_OOM;
+        }
+        hd = c->stage;
+    }
+    if (fseek(c->f, (long)(8 + c->hl + (uint64_t)e->begin), SEEK_SET) != 0 || fread(hd, 4, (size_t)numel, c->f) != (size_t)numel)
         return sdl_fail(SDL_ERR_FORMAT, "checkpoint '%s': cannot read the data of '%s' (truncated?)", path, e->name);
+    if (hd != dst && !sdl__device_copy(dst, hd, (size_t)numel * sizeof(float), dev, SDL_CPU))
+        return sdl_fail(sdl_last_result(), "checkpoint '%s': '%s' to the device: %s", path, e->name, sdl_last_error());
     return SDL_OK;
 }
 
@@ -8832,16 +9142,9 @@ static bool sdl__ck_ignored(const char *name) {
     return n >= nk && strcmp(name + n - nk, k) == 0 && (n == nk || name[n - nk - 1] == '.');
 }
 
-static sdl_result sdl__ck_on_host(const char *path, sdl_model *m) {
-    if (sdl__model_device(m) == SDL_CPU) return SDL_OK;
-    return sdl_fail(SDL_ERR_DEVICE, "checkpoint_load '%s': the model is on device %d: load on the host, then move it "
-                    "(sdl_cuda_model_to_host / sdl_cuda_model_to_device)", path, (int)sdl__model_device(m));
-}
-
 SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim *o, sdl_checkpoint_info *info) {
     if (!path || !m) return sdl_fail(SDL_ERR_ARG, "checkpoint_load: NULL path or model");
     if (o && o->model != m) return sdl_fail(SDL_ERR_ARG, "checkpoint_load '%s': the optimizer belongs to another model", path);
-    if (sdl__ck_on_host(path, m) != SDL_OK) return SDL_ERR_DEVICE;
     sdl__ck_file c;
     sdl_result r = sdl__ck_open(path, &c);
     if (r != SDL_OK) return r;
@@ -8873,7 +9176,7 @@ SDL_API sdl_result sdl_checkpoint_load(const char *path, sdl_model *m, sdl_optim
             goto done;
         }
         for (int i = 0; sdl__ck_item(m, o, i, name, sizeof name, &dst, &like); i++)
-            if ((r = sdl__ck_read(path, &c, sdl__ck_find(es, n, name, false), dst, like->numel)) != SDL_OK) goto done;
+            if ((r = sdl__ck_read(path, &c, sdl__ck_find(es, n, name, false), dst, like->numel, like->device)) != SDL_OK) goto done;
     }
     {
         sdl__ck_entry *e;
@@ -8946,7 +9249,6 @@ SDL_API sdl_result sdl_checkpoint_load_weights(const char *path, sdl_model *m, c
     memset(&rep, 0, sizeof rep);
     if (report) memset(report, 0, sizeof *report);
     if (!path || !m) return sdl_fail(SDL_ERR_ARG, "checkpoint_load_weights: NULL path or model");
-    if (sdl__ck_on_host(path, m) != SDL_OK) return SDL_ERR_DEVICE;
     sdl__ck_file c;
     sdl_result r = sdl__ck_open(path, &c);
     if (r != SDL_OK) return r;
@@ -8990,7 +9292,7 @@ SDL_API sdl_result sdl_checkpoint_load_weights(const char *path, sdl_model *m, c
     for (int i = 0; i < total; i++) {
         if (!plan[i]) continue;
         sdl_tensor *t = i < m->nparams ? m->params[i] : m->buffers[i - m->nparams];
-        if ((r = sdl__ck_read(path, &c, plan[i], sdl_f32(t), t->numel)) != SDL_OK) goto done;
+        if ((r = sdl__ck_read(path, &c, plan[i], sdl_f32(t), t->numel, t->device)) != SDL_OK) goto done;
         rep.loaded++;
     }
 done:
@@ -8999,6 +9301,258 @@ done:
     if (report && r == SDL_OK) *report = rep;
     else sdl_load_report_free(&rep);
     return r;
+}
+
+/* >>plot: line and bar charts (see >>decl-plot). An RGB canvas; lines by Bresenham, text
+   from stb_easy_font's quads (each an axis-aligned rectangle), PNG by stb_image_write. */
+#ifndef SDL_NO_STB
+#ifdef __cplusplus
+}
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+#ifndef SDL_STB_EASY_FONT_PATH
+#define SDL_STB_EASY_FONT_PATH <stb/stb_easy_font.h>
+#endif
+#ifndef INCLUDE_STB_EASY_FONT_H
+#include SDL_STB_EASY_FONT_PATH
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#ifdef __cplusplus
+extern "C" {
+#endif
+#endif /* SDL_NO_STB */
+
+enum { SDL__PLOT_LEFT = 64, SDL__PLOT_RIGHT = 17, SDL__PLOT_TOP = 28, SDL__PLOT_BOTTOM = 41 };
+typedef struct sdl__canvas { uint8_t *p; int w, h; } sdl__canvas;
+static const uint8_t sdl__plot_ink[3] = {40, 40, 40}, sdl__plot_grid[3] = {225, 225, 225};
+static const uint8_t sdl__plot_colors[10][3] = { /* matplotlib's tab10 */
+    {31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40}, {148, 103, 189},
+    {140, 86, 75}, {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207}};
+
+static void sdl__rect(sdl__canvas *c, int x0, int y0, int x1, int y1, const uint8_t rgb[3]) { /* [x0, x1) x [y0, y1) */
+    for (int y = y0 > 0 ? y0 : 0; y < y1 && y < c->h; y++)
+        for (int x = x0 > 0 ? x0 : 0; x < x1 && x < c->w; x++) memcpy(c->p + ((size_t)y * (size_t)c->w + (size_t)x) * 3, rgb, 3);
+}
+
+/* a line r pixels either side of the ideal one (Bresenham, a square brush) */
+static void sdl__line(sdl__canvas *c, int x0, int y0, int x1, int y1, int r, const uint8_t rgb[3]) {
+    int dx = abs(x1 - x0), dy = -abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1, err = dx + dy;
+    for (;;) {
+        sdl__rect(c, x0 - r, y0 - r, x0 + r + 1, y0 + r + 1, rgb);
+        if (x0 == x1 && y0 == y1) break;
+        int e2 = 2 * err;
+        if (e2 >= dy) { err += dy; x0 += sx; }
+        if (e2 <= dx) { err += dx; y0 += sy; }
+    }
+}
+
+#ifndef SDL_NO_STB
+/* printable ASCII into buf (stb_easy_font indexes its table by char - 32) */
+static char *sdl__plot_ascii(const char *text, char *buf, size_t cap) {
+    size_t n = 0;
+    for (; text && *text && n + 1 < cap; text++) buf[n++] = *text >= 32 && *text < 127 ? *text : '?';
+    buf[n] = 0;
+    return buf;
+}
+#endif
+
+static int sdl__text_width(const char *text, int scale) {
+#ifdef SDL_NO_STB
+    return (int)strlen(text) * 6 * scale; /* the layout only: sdl__png_encode then fails */
+#else
+    char buf[64];
+    return stb_easy_font_width(sdl__plot_ascii(text, buf, sizeof buf)) * scale;
+#endif
+}
+
+/* text with its top left at (x, y), glyphs about 7 * scale pixels high */
+static void sdl__text(sdl__canvas *c, int x, int y, const char *text, int scale, const uint8_t rgb[3]) {
+#ifdef SDL_NO_STB
+    SDL__UNUSED(c); SDL__UNUSED(x); SDL__UNUSED(y); SDL__UNUSED(text); SDL__UNUSED(scale); SDL__UNUSED(rgb);
+#else
+    char buf[64];      /* labels are cut at 63 characters */
+    float quads[4800]; /* 64 bytes a quad, about 270 bytes a character */
+    int nq = stb_easy_font_print(0, 0, sdl__plot_ascii(text, buf, sizeof buf), NULL, quads, (int)sizeof quads);
+    for (int q = 0; q < nq; q++) {
+        const float *v = quads + q * 16; /* 4 vertices of (x, y, z, rgba) */
+        sdl__rect(c, x + (int)v[0] * scale, y + (int)v[1] * scale, x + (int)v[8] * scale, y + (int)v[9] * scale, rgb);
+    }
+#endif
+}
+
+/* about 5 round ticks over [lo, hi]: steps of 1, 2 or 5 times a power of ten */
+static double sdl__plot_step(double lo, double hi, bool integers) {
+    double raw = (hi - lo) / 5.0, mag = pow(10.0, floor(log10(raw))), f = raw / mag;
+    double step = (f < 1.5 ? 1.0 : f < 3.0 ? 2.0 : f < 7.0 ? 5.0 : 10.0) * mag;
+    return integers && step < 1.0 ? 1.0 : step;
+}
+
+typedef struct sdl__plot {
+    sdl__canvas c;
+    double x0, x1, y0, y1; /* the data range on the axes */
+    int L, R, T, B;        /* the plot area, pixels, inclusive */
+} sdl__plot;
+
+static int sdl__plot_px(const sdl__plot *p, double x) {
+    return p->x1 > p->x0 ? p->L + (int)lround((x - p->x0) / (p->x1 - p->x0) * (p->R - p->L)) : (p->L + p->R) / 2;
+}
+static int sdl__plot_py(const sdl__plot *p, double y) {
+    double f = (y - p->y0) / (p->y1 - p->y0);
+    return p->B - (int)lround((f < -0.02 ? -0.02 : f > 1.02 ? 1.02 : f) * (p->B - p->T)); /* clipped just outside */
+}
+
+/* the canvas, title, axis labels, the y range with its grid and ticks */
+static sdl_result sdl__plot_begin(sdl__plot *p, const char *what, const sdl_plot_desc *d, double ylo, double yhi) {
+    memset(p, 0, sizeof *p);
+    int w = d && d->width ? d->width : 640, h = d && d->height ? d->height : 400;
+    if (w < 160 || h < 120 || w > 8192 || h > 8192) return sdl_fail(SDL_ERR_ARG, "%s: a %dx%d picture; 160x120 up to 8192x8192", what, w, h);
+    if (d && d->ymin < d->ymax) { ylo = d->ymin; yhi = d->ymax; }
+    else {
+        if (!(ylo < yhi)) { double a = fabs(ylo) > 0 ? fabs(ylo) * 0.1 : 1.0; ylo -= a; yhi += a; }
+        double st = sdl__plot_step(ylo, yhi, false);
+        ylo = floor(ylo / st + 1e-9) * st;
+        yhi = ceil(yhi / st - 1e-9) * st;
+    }
+    p->c.w = w;
+    p->c.h = h;
+    p->c.p = (uint8_t *)sdl__alloc((size_t)w * (size_t)h * 3);
+    if (!p->c.p) return SDL_ERR_OOM;
+    memset(p->c.p, 255, (size_t)w * (size_t)h * 3);
+    p->L = SDL__PLOT_LEFT; p->R = w - SDL__PLOT_RIGHT; p->T = SDL__PLOT_TOP; p->B = h - SDL__PLOT_BOTTOM;
+    p->y0 = ylo; p->y1 = yhi;
+    double st = sdl__plot_step(ylo, yhi, false);
+    char s[32];
+    for (double k = ceil(ylo / st - 1e-9); k * st <= yhi + st * 1e-9; k++) {
+        double v = k * st;
+        int y = sdl__plot_py(p, v);
+        sdl__rect(&p->c, p->L, y, p->R + 1, y + 1, sdl__plot_grid);
+        snprintf(s, sizeof s, "%g", fabs(v) < st * 1e-6 ? 0.0 : v);
+        sdl__text(&p->c, p->L - 6 - sdl__text_width(s, 1), y - 4, s, 1, sdl__plot_ink);
+    }
+    if (d && d->title) sdl__text(&p->c, (w - sdl__text_width(d->title, 2)) / 2, 4, d->title, 2, sdl__plot_ink);
+    if (d && d->ylabel) sdl__text(&p->c, 6, 8, d->ylabel, 1, sdl__plot_ink);
+    if (d && d->xlabel) sdl__text(&p->c, (p->L + p->R - sdl__text_width(d->xlabel, 1)) / 2, h - 14, d->xlabel, 1, sdl__plot_ink);
+    return SDL_OK;
+}
+
+/* the frame just outside the plot area, then the PNG */
+static sdl_result sdl__plot_end(sdl__plot *p, const char *path) {
+    sdl__rect(&p->c, p->L - 1, p->T - 1, p->R + 2, p->T, sdl__plot_ink);
+    sdl__rect(&p->c, p->L - 1, p->B + 1, p->R + 2, p->B + 2, sdl__plot_ink);
+    sdl__rect(&p->c, p->L - 1, p->T - 1, p->L, p->B + 2, sdl__plot_ink);
+    sdl__rect(&p->c, p->R + 1, p->T - 1, p->R + 2, p->B + 2, sdl__plot_ink);
+    sdl__buf b;
+    memset(&b, 0, sizeof b);
+    sdl_result r = sdl__png_encode(path, p->c.p, p->c.w, p->c.h, 3, &b) ? sdl__write_all(path, b.p, b.n) : sdl_last_result();
+    SDL_DEALLOC(b.p);
+    SDL_DEALLOC(p->c.p);
+    return r;
+}
+
+static double sdl__series_x(const sdl_plot_series *s, int i) { return s->x ? (double)s->x[i] : (double)(i + 1); }
+
+/* the legend in the corner of the plot area that covers the fewest data points */
+static void sdl__plot_legend(sdl__plot *p, const sdl_plot_series *series, int ns) {
+    int rows = 0, wmax = 0;
+    for (int k = 0; k < ns; k++)
+        if (series[k].label) { rows++; int w = sdl__text_width(series[k].label, 1); wmax = w > wmax ? w : wmax; }
+    if (!rows) return;
+    int bw = wmax + 30, bh = rows * 12 + 6, best = 0, best_n = INT32_MAX;
+    for (int corner = 0; corner < 4; corner++) { /* top right, top left, bottom right, bottom left */
+        int x = corner % 2 ? p->L + 4 : p->R - 4 - bw, y = corner < 2 ? p->T + 4 : p->B - 4 - bh, n = 0;
+        for (int k = 0; k < ns; k++)
+            for (int i = 0; i < series[k].n; i++) {
+                int px = sdl__plot_px(p, sdl__series_x(&series[k], i)), py = sdl__plot_py(p, series[k].y[i]);
+                n += px >= x - 4 && px <= x + bw + 4 && py >= y - 4 && py <= y + bh + 4;
+            }
+        if (n < best_n) { best_n = n; best = corner; }
+    }
+    int x = best % 2 ? p->L + 4 : p->R - 4 - bw, y = best < 2 ? p->T + 4 : p->B - 4 - bh;
+    static const uint8_t white[3] = {255, 255, 255};
+    sdl__rect(&p->c, x, y, x + bw, y + bh, sdl__plot_grid);
+    sdl__rect(&p->c, x + 1, y + 1, x + bw - 1, y + bh - 1, white);
+    for (int k = 0, row = 0; k < ns; k++) {
+        if (!series[k].label) continue;
+        int ty = y + 4 + 12 * row++;
+        sdl__rect(&p->c, x + 5, ty + 3, x + 22, ty + 5, sdl__plot_colors[k % 10]);
+        sdl__text(&p->c, x + 26, ty, series[k].label, 1, sdl__plot_ink);
+    }
+}
+
+SDL_API sdl_result sdl_plot_lines(const char *path, const sdl_plot_series *series, int nseries, const sdl_plot_desc *desc) {
+    if (!path || !series || nseries < 1) return sdl_fail(SDL_ERR_ARG, "plot_lines: NULL path or series, or nseries %d < 1", nseries);
+    double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
+    bool integers = true;
+    for (int k = 0; k < nseries; k++) {
+        const sdl_plot_series *s = &series[k];
+        if (s->n < 0 || (s->n > 0 && !s->y)) return sdl_fail(SDL_ERR_ARG, "plot_lines %s: series %d has n %d and y %p", path, k, s->n, (const void *)s->y);
+        for (int i = 0; i < s->n; i++) {
+            double x = sdl__series_x(s, i), y = s->y[i];
+            if (!isfinite(x) || !isfinite(y)) continue;
+            xlo = fmin(xlo, x); xhi = fmax(xhi, x); ylo = fmin(ylo, y); yhi = fmax(yhi, y);
+            integers = integers && x == floor(x);
+        }
+    }
+    if (!(xlo <= xhi)) return sdl_fail(SDL_ERR_ARG, "plot_lines %s: no finite point to draw", path);
+    sdl__plot p;
+    sdl_result r = sdl__plot_begin(&p, path, desc, ylo, yhi);
+    if (r != SDL_OK) return r;
+    p.x0 = xlo;
+    p.x1 = xhi;
+    char s[32];
+    double st = xhi > xlo ? sdl__plot_step(xlo, xhi, integers) : 1.0;
+    for (double k = ceil(xlo / st - 1e-9); k * st <= xhi + st * 1e-9; k++) {
+        double v = k * st;
+        int x = sdl__plot_px(&p, v);
+        sdl__rect(&p.c, x, p.T, x + 1, p.B + 1, sdl__plot_grid);
+        snprintf(s, sizeof s, "%g", fabs(v) < st * 1e-6 ? 0.0 : v);
+        sdl__text(&p.c, x - sdl__text_width(s, 1) / 2, p.B + 6, s, 1, sdl__plot_ink);
+    }
+    for (int k = 0; k < nseries; k++) {
+        const sdl_plot_series *se = &series[k];
+        const uint8_t *rgb = sdl__plot_colors[k % 10];
+        int px = 0, py = 0;
+        bool prev = false;
+        for (int i = 0; i < se->n; i++) {
+            double x = sdl__series_x(se, i), y = se->y[i];
+            if (!isfinite(x) || !isfinite(y)) { prev = false; continue; }
+            int cx = sdl__plot_px(&p, x), cy = sdl__plot_py(&p, y);
+            if (prev) sdl__line(&p.c, px, py, cx, cy, 1, rgb);
+            sdl__rect(&p.c, cx - 3, cy - 3, cx + 4, cy + 4, rgb); /* a marker on each point */
+            px = cx; py = cy; prev = true;
+        }
+    }
+    sdl__plot_legend(&p, series, nseries);
+    return sdl__plot_end(&p, path);
+}
+
+SDL_API sdl_result sdl_plot_bars(const char *path, const char *const *labels, const float *values, int n, const sdl_plot_desc *desc) {
+    if (!path || !values || n < 1) return sdl_fail(SDL_ERR_ARG, "plot_bars: NULL path or values, or n %d < 1", n);
+    double lo = 0.0, hi = 0.0;
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(values[i])) return sdl_fail(SDL_ERR_ARG, "plot_bars %s: value %d is %g", path, i, (double)values[i]);
+        lo = fmin(lo, values[i]);
+        hi = fmax(hi, values[i]);
+    }
+    sdl__plot p;
+    sdl_result r = sdl__plot_begin(&p, path, desc, lo, hi + 0.08 * (hi - lo)); /* room for the value labels */
+    if (r != SDL_OK) return r;
+    double slot = (double)(p.R - p.L + 1) / n;
+    int zero = sdl__plot_py(&p, p.y0 > 0 ? p.y0 : p.y1 < 0 ? p.y1 : 0.0);
+    char s[32];
+    for (int i = 0; i < n; i++) {
+        int x0 = p.L + (int)lround(slot * (i + 0.2)), x1 = p.L + (int)lround(slot * (i + 0.8)), y = sdl__plot_py(&p, values[i]);
+        sdl__rect(&p.c, x0, y < zero ? y : zero, x1, (y < zero ? zero : y) + 1, sdl__plot_colors[0]);
+        snprintf(s, sizeof s, "%.4g", (double)values[i]);
+        sdl__text(&p.c, (x0 + x1 - sdl__text_width(s, 1)) / 2, (y < zero ? y : zero) - 11, s, 1, sdl__plot_ink);
+        if (labels && labels[i]) sdl__text(&p.c, (x0 + x1 - sdl__text_width(labels[i], 1)) / 2, p.B + 6, labels[i], 1, sdl__plot_ink);
+    }
+    return sdl__plot_end(&p, path);
 }
 
 /* >>profile */

@@ -9,7 +9,9 @@
       #define SDL_CUDA_IMPLEMENTATION
    before you include this file in *one* .cu file compiled by nvcc. Include sdl.h first.
    Other files (C or C++, any compiler) may include it without the macro: the declarations
-   need no CUDA header.
+   need no CUDA header. A file that cc compiles may define the macro too: the
+   implementation is then empty, so one program builds with cc and with nvcc, and picks
+   its device at run time with sdl_device_parse (see sdl.h, >>decl-device).
 
    An example (an MLP on the GPU):
 
@@ -44,7 +46,12 @@
    TOPICS
       Devices     sdl_cuda_init() registers the backend for the current CUDA device (call
                   cudaSetDevice first to pick another; one device per process). Everything
-                  runs in order on one stream, sdl_cuda_stream().
+                  runs in order on one stream, sdl_cuda_stream(). sdl.h's device calls do
+                  all that for you: sdl_device_parse("cuda:1", &dev), sdl_model_to(m, dev),
+                  sdl_tensor_to(x, dev) start it on first use (this implementation registers
+                  its opener before main), so a program written with those compiles with
+                  cc, mpicc and nvcc alike.
+                  Checkpoints (sdl_checkpoint_save/load) work on a GPU model and optimizer.
       Memory      A model's packed arrays (parameters, gradients, buffers) move to the GPU
                   with sdl_cuda_model_to_device; make the optimizer after that, so its state
                   is allocated there too. Step tensors come from a device arena: one
@@ -159,9 +166,7 @@
       - overlap: async H2D copies from pinned buffers on a second stream with events
       - faster broadcast reductions (sdl__k_bcast_reduce: a block per element of b) and a warp
         per row in cross entropy when there are few classes (now a block of 256 per row)
-      - device paths for the core's other host loops over the flat arrays (checkpoints of
-        optimizer state: move the model to the host with sdl_cuda_model_to_host before
-        saving, for now)
+      - device paths for the core's other host loops over the flat arrays
       - data parallel with sdl_mpi: CUDA-aware MPI or host staging of the gradients, then NCCL
 */
 #ifndef SDL_H_INCLUDED
@@ -244,13 +249,11 @@ SDL_API void sdl_cuda_graph_free(sdl_cuda_graph *g);
 /* ========================================================================================
    IMPLEMENTATION
    ======================================================================================== */
-#ifdef SDL_CUDA_IMPLEMENTATION
+/* Compiled by anything but nvcc (cc, mpicc) the implementation is empty: the program then
+   has no CUDA backend, and sdl_device_parse("cuda") says so. */
+#if defined(SDL_CUDA_IMPLEMENTATION) && defined(__CUDACC__)
 #ifndef SDL_CUDA_IMPLEMENTATION_DONE
 #define SDL_CUDA_IMPLEMENTATION_DONE
-
-#ifndef __CUDACC__
-#error "sdl_cuda.h: compile the file that defines SDL_CUDA_IMPLEMENTATION with nvcc"
-#endif
 
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
@@ -2894,67 +2897,33 @@ SDL_API float sdl_cuda_timer_stop(void) {
 }
 
 /* ----------------------------------------------------------------------------------------
-   >>cuda-move: tensors and models between host and device
+   >>cuda-move: tensors and models between host and device (sdl.h's sdl_tensor_to and
+   sdl_model_to through this backend's table), and "cuda:N" for sdl_device_parse
    ---------------------------------------------------------------------------------------- */
-static sdl_tensor *sdl__cu_to(sdl_tensor *t, sdl_device device) {
-    if (!t) return NULL;
-    if (t->device == device) return t;
-    if (sdl_cuda_init() != SDL_OK) return NULL;
-    sdl_tensor *d = sdl_arena_tensor_on(sdl_tensor_shape(t), t->dtype, device);
-    if (!d) return NULL;
-    return sdl__cu_copy_ok(d->data, t->data, (size_t)t->numel * sdl_dtype_size(t->dtype), device, t->device) ? d : NULL;
-}
-SDL_API sdl_tensor *sdl_cuda_to_device(sdl_tensor *t) { return sdl__cu_to(t, SDL_CUDA); }
-SDL_API sdl_tensor *sdl_cuda_to_host(sdl_tensor *t) { return sdl__cu_to(t, SDL_CPU); }
+SDL_API sdl_tensor *sdl_cuda_to_device(sdl_tensor *t) { return sdl_tensor_to(t, SDL_CUDA); }
+SDL_API sdl_tensor *sdl_cuda_to_host(sdl_tensor *t) { return sdl_tensor_to(t, SDL_CPU); }
+SDL_API sdl_result sdl_cuda_model_to_device(sdl_model *m) { return sdl_model_to(m, SDL_CUDA); }
+SDL_API sdl_result sdl_cuda_model_to_host(sdl_model *m) { return sdl_model_to(m, SDL_CPU); }
 
-/* the model's device: where its first tensor lives */
-static sdl_device sdl__cu_model_device(const sdl_model *m) {
-    if (m->nparams > 0) return m->params[0]->device;
-    if (m->nbuffers > 0) return m->buffers[0]->device;
-    return SDL_CPU;
+/* sdl.h starts the backend through this on first use: index -1 the current device, else
+   that one (set before the first init; one device per process) */
+static sdl_result sdl__cu_open(int index) {
+    if (index >= 0) {
+        int count = 0, cur = -1;
+        if (cudaGetDeviceCount(&count) != cudaSuccess) count = 0;
+        (void)cudaGetLastError();
+        if (index >= count) return sdl_fail(SDL_ERR_DEVICE, "cuda:%d: this machine has %d CUDA device%s", index, count, count == 1 ? "" : "s");
+        if (sdl__cu.ready) {
+            if (SDL__CU(cudaGetDevice(&cur)) && cur != index)
+                return sdl_fail(SDL_ERR_STATE, "cuda:%d: this process already runs on cuda:%d (one device per process)", index, cur);
+        } else if (!SDL__CU(cudaSetDevice(index))) {
+            return sdl_last_result();
+        }
+    }
+    return sdl_cuda_init();
 }
-
-/* moves the three packed arrays to `to`; each tensor's data (and grad) keeps its offset */
-static sdl_result sdl__cu_model_move(sdl_model *m, sdl_device to) {
-    if (!m) return sdl_fail(SDL_ERR_ARG, "cuda: model_to_device: NULL model");
-    if (sdl_cuda_init() != SDL_OK) return sdl_last_result();
-    if (sdl_model_pack(m) != SDL_OK) return sdl_last_result();
-    sdl_device from = sdl__cu_model_device(m);
-    if (from == to) return SDL_OK;
-    const sdl_backend *src = sdl_get_backend(from), *dst = sdl_get_backend(to);
-    size_t pb = (size_t)m->param_floats * sizeof(float), bb = (size_t)m->buffer_floats * sizeof(float);
-    float *p = (float *)dst->alloc(pb), *g = (float *)dst->alloc(pb), *b = (float *)dst->alloc(bb);
-    bool ok = p && g && b && sdl__cu_copy_ok(p, m->param_data, pb, to, from) &&
-              sdl__cu_copy_ok(g, m->grad_data, pb, to, from) && sdl__cu_copy_ok(b, m->buffer_data, bb, to, from);
-    if (!ok) {
-        sdl_result r = sdl_last_result();
-        dst->dealloc(p);
-        dst->dealloc(g);
-        dst->dealloc(b);
-        return r != SDL_OK ? r : SDL_ERR_DEVICE;
-    }
-    for (int i = 0; i < m->nparams; i++) {
-        sdl_tensor *t = m->params[i];
-        int64_t off = m->param_offset[i];
-        t->data = p + off;
-        t->grad = g + off;
-        t->device = to;
-    }
-    for (int i = 0; i < m->nbuffers; i++) {
-        sdl_tensor *t = m->buffers[i];
-        t->data = b + ((float *)t->data - m->buffer_data);
-        t->device = to;
-    }
-    src->dealloc(m->param_data);
-    src->dealloc(m->grad_data);
-    src->dealloc(m->buffer_data);
-    m->param_data = p;
-    m->grad_data = g;
-    m->buffer_data = b;
-    return SDL_OK;
-}
-SDL_API sdl_result sdl_cuda_model_to_device(sdl_model *m) { return sdl__cu_model_move(m, SDL_CUDA); }
-SDL_API sdl_result sdl_cuda_model_to_host(sdl_model *m) { return sdl__cu_model_move(m, SDL_CPU); }
+/* a C++ static initializer (nvcc compiles this file as C++): the backend is known before main */
+static const bool sdl__cu_registered = (sdl_register_device(SDL_CUDA, sdl__cu_open), true);
 
 #endif /* SDL_CUDA_IMPLEMENTATION_DONE */
 #endif /* SDL_CUDA_IMPLEMENTATION */

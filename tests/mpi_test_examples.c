@@ -37,7 +37,7 @@ static int sh(const char *cmd, char *out, size_t cap) {
 static char out[1 << 16];
 
 static void test_compile(void) {
-    const char *srcs[] = {"examples/mpi_hello.c", "examples/mpi_pi.c", "examples/fashion_ddp.c", "bench/bench_mpi.c"};
+    const char *srcs[] = {"examples/tutorials/01_hello_mpi.c", "examples/tutorials/02_mc_pi.c", "examples/fashion_ddp.c", "bench/bench_mpi.c"};
     for (int i = 0; i < 4; i++) {
         char cmd[1024];
         snprintf(cmd, sizeof cmd, "mpicc -std=c99 -Wall -Wextra -Werror -fsyntax-only -I. %s", srcs[i]);
@@ -49,8 +49,8 @@ static void test_compile(void) {
 static void test_hello_and_pi(void) {
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
-             "mpicc -O1 -I. examples/mpi_hello.c -o %s/mpi_hello -lm -lpthread && "
-             "mpicc -O1 -I. examples/mpi_pi.c -o %s/mpi_pi -lm -lpthread && "
+             "mpicc -O1 -I. examples/tutorials/01_hello_mpi.c -o %s/mpi_hello -lm -lpthread && "
+             "mpicc -O1 -I. examples/tutorials/02_mc_pi.c -o %s/mpi_pi -lm -lpthread && "
              "mpirun --allow-run-as-root --oversubscribe -np 2 %s/mpi_hello && "
              "mpirun --allow-run-as-root --oversubscribe -np 2 %s/mpi_pi --samples 200000",
              g_dir, g_dir, g_dir, g_dir);

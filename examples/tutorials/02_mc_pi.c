@@ -1,9 +1,9 @@
-/* mpi_pi.c - Monte-Carlo pi (JSC day 1): each rank throws darts at the unit square and
+/* 02_mc_pi.c - Monte-Carlo pi (JSC day 1): each rank throws darts at the unit square and
    counts those inside the quarter circle; MPI_Reduce adds the counts on rank 0, MPI_Gather
    brings each rank's own estimate to rank 0 so it can show how they scatter.
 
-   build:  mpicc -O2 -I. examples/mpi_pi.c -o build/mpi_pi -lm -lpthread
-   run:    mpirun -np 4 ./build/mpi_pi --samples 10000000 */
+   build:  mpicc -O2 -I. examples/tutorials/02_mc_pi.c -o build/02_mc_pi -lm -lpthread
+   run:    mpirun -np 4 ./build/02_mc_pi --samples 10000000 */
 #define SDL_IMPLEMENTATION
 #include "sdl.h"
 #define SDL_MPI_IMPLEMENTATION

@@ -1,7 +1,7 @@
-/* mpi_hello.c - every rank says who and where it is (JSC day 1, "hello MPI").
+/* 01_hello_mpi.c - every rank says who and where it is (JSC day 1, "hello MPI").
 
-   build:  mpicc -O2 -I. examples/mpi_hello.c -o build/mpi_hello -lm -lpthread
-   run:    mpirun -np 4 ./build/mpi_hello      (or srun -n 4, or plain ./build/mpi_hello)
+   build:  mpicc -O2 -I. examples/tutorials/01_hello_mpi.c -o build/01_hello_mpi -lm -lpthread
+   run:    mpirun -np 4 ./build/01_hello_mpi      (or srun -n 4, or plain ./build/01_hello_mpi)
 
    Ranks print in whatever order the launcher forwards their lines; the barrier only makes
    sure rank 0's summary comes after everyone has printed. */

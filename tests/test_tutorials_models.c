@@ -65,10 +65,28 @@ static void test_dcgan(void) {
     sdl_tensor_free(a), sdl_tensor_free(b);
 }
 
+static void test_char_lstm(void) {
+    if (!build("21_char_lstm")) return;
+    char log[8192];
+    int rc = run(OUT "/21_char_lstm --temperature 0", log, sizeof log);
+    CHECK(rc != 0 && strstr(log, "--temperature must be > 0"), "temperature 0 is refused (rc %d):\n%s", rc, log);
+    FILE *f = fopen(OUT "/text.txt", "w"); /* a small text of its own, so the test needs no Debian file */
+    for (int i = 0; f && i < 200; i++) fprintf(f, "the cat sat on the mat. a dog ate the hat %d times.\n", i % 7);
+    if (f) fclose(f);
+    rc = run(OUT "/21_char_lstm --data " OUT "/text.txt --steps 40 --print_every 10 --batch-size 8 --seq-len 32 --hidden 64 --lr 0.01 --length 60",
+             log, sizeof log);
+    double uniform = field(log, ") = "), first = field(log, "step 10/40: loss "), last = field(log, "step 40/40: loss ");
+    const char *s = strstr(log, "sample (temperature 0.8):\nThe ");
+    CHECK(rc == 0 && uniform > 2.0 && first > 0.0 && first < uniform && last > 0.0 && last < first - 0.3,
+          "the loss falls below ln(V) = %.3f: %.4f at step 10, %.4f at step 40 (rc %d):\n%s", uniform, first, last, rc, log);
+    CHECK(s && strlen(s) >= strlen("sample (temperature 0.8):\nThe ") + 60, "60 sampled bytes after the prime:\n%s", log);
+}
+
 int main(void) {
     (void)gradcheck;
     (void)test_ids;
     CHECK(system("mkdir -p " OUT) == 0, "mkdir");
     RUN(test_dcgan);
+    RUN(test_char_lstm);
     return sdl_test_finish();
 }

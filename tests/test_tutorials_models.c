@@ -82,11 +82,29 @@ static void test_char_lstm(void) {
     CHECK(s && strlen(s) >= strlen("sample (temperature 0.8):\nThe ") + 60, "60 sampled bytes after the prime:\n%s", log);
 }
 
+static void test_transfer(void) {
+    if (!build("22_transfer")) return;
+    if (!exists(FASHION "/train-images-idx3-ubyte.gz")) { printf("  skip: %s not installed\n", FASHION); return; }
+    static char log[8192], log2[8192];
+    remove(OUT "/bb.safetensors");
+    int rc = run(OUT "/22_transfer --pretrained --checkpoint " OUT "/bb.safetensors", log, sizeof log);
+    CHECK(rc != 0 && strstr(log, "bb.safetensors"), "--pretrained without a checkpoint fails naming it (rc %d):\n%s", rc, log);
+    rc = run(OUT "/22_transfer --limit 3000 --epochs 1 --checkpoint " OUT "/bb.safetensors", log, sizeof log);
+    double a = field(log, "classes 0-4: "), frozen = field(log, "(backbone frozen): test acc "), all = field(log, "(backbone lr x0.1): test acc ");
+    CHECK(rc == 0 && a > 0 && strstr(log, "loaded 4 tensors from " OUT "/bb.safetensors; missing: new_head.weight new_head.bias; unexpected: head.weight head.bias\n"),
+          "trains, saves, loads non-strict with the new head missing (rc %d):\n%s", rc, log);
+    CHECK(frozen > 0.3 && frozen <= 1.0 && all > 0.3 && all <= 1.0, "both stages beat chance (0.2): %.4f, %.4f", frozen, all);
+    rc = run(OUT "/22_transfer --limit 3000 --epochs 1 --pretrained --checkpoint " OUT "/bb.safetensors", log2, sizeof log2);
+    const char *b1 = strstr(log, "loaded "), *b2 = strstr(log2, "loaded ");
+    CHECK(rc == 0 && !strstr(log2, "classes 0-4") && b1 && b2 && !strcmp(b1, b2), "--pretrained skips stage 1 and fine-tunes the same (rc %d):\n%s", rc, log2);
+}
+
 int main(void) {
     (void)gradcheck;
     (void)test_ids;
     CHECK(system("mkdir -p " OUT) == 0, "mkdir");
     RUN(test_dcgan);
     RUN(test_char_lstm);
+    RUN(test_transfer);
     return sdl_test_finish();
 }

@@ -34,9 +34,27 @@ static double field(const char *log, const char *key) {
     return p ? atof(p + strlen(key)) : -1.0;
 }
 
-/* builds examples/tutorials/<name>.c into OUT/<name>; false (and a failed check) if it does not */
+/* the tutorial rules (at most 120 lines, no #if lines; compiles as C++17 and with mpicc
+   warning-free), then builds examples/tutorials/<name>.c into OUT/<name>; false (and a
+   failed check) if it does not build */
 static bool build(const char *name) {
-    char cmd[512], log[8192];
+    char cmd[512], log[8192], line[512];
+    snprintf(cmd, sizeof cmd, "examples/tutorials/%s.c", name);
+    FILE *f = fopen(cmd, "r");
+    int lines = 0, ifs = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        const char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        lines++, ifs += !strncmp(p, "#if", 3);
+    }
+    if (f) fclose(f);
+    CHECK(f && lines <= 120 && ifs == 0, "%s: %d lines (at most 120), %d #if lines (none)", cmd, lines, ifs);
+    snprintf(cmd, sizeof cmd, "g++ -x c++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only -I. examples/tutorials/%s.c", name);
+    CHECK(run(cmd, log, sizeof log) == 0, "%s compiles as C++17:\n%s", name, log);
+    if (system("command -v mpicc > /dev/null 2>&1") == 0) {
+        snprintf(cmd, sizeof cmd, "mpicc -std=c99 -Wall -Wextra -Werror -fsyntax-only -I. examples/tutorials/%s.c", name);
+        CHECK(run(cmd, log, sizeof log) == 0, "%s compiles with mpicc:\n%s", name, log);
+    }
     snprintf(cmd, sizeof cmd, "%s -std=c99 -O1 -Wall -Wextra -Werror -I. examples/tutorials/%s.c -o " OUT "/%s -lm -lpthread", cc(), name, name);
     int rc = run(cmd, log, sizeof log);
     CHECK(rc == 0, "%s builds:\n%s", name, log);

@@ -1733,19 +1733,21 @@ SDL_API void sdl_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
 }
 
 /* ----------------------------------------------------------------------------------------
-   >>arena: the step arena. Chunks are kept across resets; after a step that needed
-   several, reset merges them into one, so a steady-state step allocates nothing.
+   >>arena: the step arena. Chunks are kept across resets and filled again in the order they
+   were made: a step that asks for the same sizes as the one before lands on the same bytes,
+   so step 2 allocates nothing and touches no new page (merging step 1's chunks into one
+   fresh block made step 2 fault the whole arena in again).
    ---------------------------------------------------------------------------------------- */
 static sdl_backend sdl__backends[SDL_DEVICE_COUNT];
 
 typedef struct sdl__chunk {
-    struct sdl__chunk *next;
+    struct sdl__chunk *next; /* the one made after this */
     size_t cap, used;
     char *base;
 } sdl__chunk;
 
 static struct {
-    sdl__chunk *head;  /* current chunk; older ones follow */
+    sdl__chunk *first, *cur; /* the oldest chunk; the one being filled */
     size_t total_cap;
     uint64_t tape_id;  /* changes whenever the tape is cleared */
     sdl_node *tape;
@@ -1772,22 +1774,33 @@ static void sdl__chunk_free_all(sdl__chunk *c) {
     }
 }
 
+/* the first chunk after the current one with room for `need` bytes; a new last one (at
+   least 4 MiB, and as big as all the others together: geometric growth) when none has */
+static sdl__chunk *sdl__arena_next_chunk(size_t need) {
+    sdl__chunk *last = sdl__g.cur;
+    for (sdl__chunk *c = last ? last->next : sdl__g.first; c; last = c, c = c->next)
+        if (c->cap - c->used >= need) return c;
+    size_t cap = need > ((size_t)1 << 22) ? need : ((size_t)1 << 22);
+    if (sdl__g.total_cap > cap) cap = sdl__g.total_cap;
+    sdl__chunk *n = sdl__chunk_new(cap);
+    if (!n) return NULL;
+    if (last) last->next = n;
+    else sdl__g.first = n;
+    sdl__g.total_cap += cap;
+    return n;
+}
+
 /* bump allocation, not zeroed: op outputs, which their kernels overwrite (zeroing them cost
    ~18% of a CNN step). SDL_DEBUG_POISON fills them with NaN instead, so a kernel that
    forgets to write an element shows up in the tests' reference checks. */
 static void *sdl__arena_bump(size_t bytes) {
     size_t need = (bytes + SDL__ALIGN - 1) & ~(size_t)(SDL__ALIGN - 1);
     if (need < bytes) { sdl_fail(SDL_ERR_OOM, "arena: size overflow (%zu bytes)", bytes); return NULL; }
-    sdl__chunk *c = sdl__g.head;
+    sdl__chunk *c = sdl__g.cur;
     if (!c || c->cap - c->used < need) {
-        size_t cap = need > ((size_t)1 << 22) ? need : ((size_t)1 << 22);
-        if (sdl__g.total_cap > cap) cap = sdl__g.total_cap; /* grow geometrically */
-        sdl__chunk *n = sdl__chunk_new(cap);
-        if (!n) return NULL;
-        n->next = c;
-        sdl__g.head = n;
-        sdl__g.total_cap += cap;
-        c = n;
+        c = sdl__arena_next_chunk(need);
+        if (!c) return NULL;
+        sdl__g.cur = c;
     }
     void *p = c->base + c->used;
     c->used += need;
@@ -1804,15 +1817,8 @@ SDL_API void *sdl_arena_alloc(size_t bytes) {
 }
 
 SDL_API void sdl_arena_reset(void) {
-    sdl__chunk *c = sdl__g.head;
-    if (c && c->next) { /* several chunks: replace by one that holds them all */
-        size_t total = sdl__g.total_cap;
-        sdl__chunk_free_all(c);
-        sdl__g.head = sdl__chunk_new(total);
-        sdl__g.total_cap = sdl__g.head ? total : 0;
-    } else if (c) {
-        c->used = 0;
-    }
+    for (sdl__chunk *c = sdl__g.first; c; c = c->next) c->used = 0;
+    sdl__g.cur = sdl__g.first;
     for (int d = SDL_CPU + 1; d < SDL_DEVICE_COUNT; d++)
         if (sdl__backends[d].arena_reset) sdl__backends[d].arena_reset();
     sdl__g.tape = NULL;
@@ -1822,8 +1828,8 @@ SDL_API void sdl_arena_reset(void) {
 SDL_API size_t sdl_arena_capacity(void) { return sdl__g.total_cap; }
 
 SDL_API void sdl_arena_release(void) {
-    sdl__chunk_free_all(sdl__g.head);
-    sdl__g.head = NULL;
+    sdl__chunk_free_all(sdl__g.first);
+    sdl__g.first = sdl__g.cur = NULL;
     sdl__g.total_cap = 0;
     sdl__g.tape = NULL;
     sdl__g.tape_id++;

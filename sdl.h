@@ -938,6 +938,43 @@ static void *sdl__alloc(size_t bytes) {
     return p;
 }
 
+/* Linux: blocks of 4 MiB and more ask for 2 MiB pages (transparent huge pages in "madvise"
+   mode, the usual default): 512x fewer page faults on first touch and TLB misses after */
+#if defined(__linux__) && !defined(SDL_NO_HUGEPAGES)
+#include <sys/mman.h>
+#endif
+static void sdl__advise_huge(void *p, size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE) && !defined(SDL_NO_HUGEPAGES)
+    uintptr_t huge = (uintptr_t)1 << 21, lo = ((uintptr_t)p + huge - 1) & ~(huge - 1), hi = ((uintptr_t)p + bytes) & ~(huge - 1);
+    if (bytes >= ((size_t)1 << 22) && hi > lo) madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* a hint: failure is fine */
+#else
+    (void)p;
+    (void)bytes;
+#endif
+}
+
+/* memcpy (src) or zeros (src NULL) of n bytes on the pool's threads: most of the time of
+   filling a big fresh block (packing a model, zeroing optimizer state) is the kernel handing
+   out its pages on their first touch, and that spreads over cores */
+typedef struct sdl__bytes_job {
+    char *dst;
+    const char *src;
+} sdl__bytes_job;
+
+static void sdl__bytes_part(void *ctx, int64_t i0, int64_t i1) {
+    const sdl__bytes_job *j = (const sdl__bytes_job *)ctx;
+    if (j->src) memcpy(j->dst + i0, j->src + i0, (size_t)(i1 - i0));
+    else memset(j->dst + i0, 0, (size_t)(i1 - i0));
+}
+
+static void sdl__parallel_bytes(void *dst, const void *src, size_t n) {
+    sdl__bytes_job j;
+    j.dst = (char *)dst;
+    j.src = (const char *)src;
+    if (n < ((size_t)1 << 21)) sdl__bytes_part(&j, 0, (int64_t)n); /* small: no pool (nor its start) */
+    else sdl_parallel_for((int64_t)n, (int64_t)1 << 20, sdl__bytes_part, &j); /* 1 MiB a part at least */
+}
+
 static void *sdl__calloc(size_t n, size_t size) {
     size_t bytes;
     if (sdl__mul_overflows(n, size, &bytes)) {
@@ -945,7 +982,8 @@ static void *sdl__calloc(size_t n, size_t size) {
         return NULL;
     }
     void *p = sdl__alloc(bytes);
-    if (p) memset(p, 0, bytes);
+    if (p) sdl__advise_huge(p, bytes);
+    if (p) sdl__parallel_bytes(p, NULL, bytes);
     return p;
 }
 
@@ -959,6 +997,7 @@ static void *sdl__aligned_alloc(size_t bytes) {
     if (!raw) return NULL;
     uintptr_t p = ((uintptr_t)(raw + sizeof(void *)) + SDL__ALIGN - 1) & ~(uintptr_t)(SDL__ALIGN - 1);
     ((void **)p)[-1] = raw;
+    sdl__advise_huge((void *)p, bytes);
     return (void *)p;
 }
 
@@ -1065,22 +1104,57 @@ static uint64_t sdl__rng_take(uint64_t n) {
 
 SDL_API float sdl_rand_uniform(void) { return sdl_hash_uniform(sdl__rng_seed_v, 0, sdl__rng_take(1)); }
 
+/* A tensor's draw: element i takes counter base + i of stream s, whose key
+   mix64(seed ^ mix64(s)) is worked out once (sdl__hash3(seed, s, c) = mix64(key ^ c)).
+   Elements depend on their index alone, so threads split them and the bits stay. */
+typedef struct sdl__draw {
+    float *x;
+    uint64_t base, key[3]; /* streams 0 (uniform), 1 and 2 (the two uniforms of randn) */
+    float a, b;            /* lo, hi or mean, std */
+} sdl__draw;
+
+static sdl__draw sdl__draw_new(sdl_tensor *t, float a, float b) {
+    sdl__draw d;
+    d.x = sdl_f32(t);
+    d.base = sdl__rng_take((uint64_t)t->numel);
+    for (int s = 0; s < 3; s++) d.key[s] = sdl__mix64(sdl__rng_seed_v ^ sdl__mix64((uint64_t)s));
+    d.a = a;
+    d.b = b;
+    return d;
+}
+
+/* about 20 ns an element (randn; uniform 3): 64K elements a part pays for a thread's wake-up */
+#define SDL__DRAW_GRAIN 65536
+
+static void sdl__uniform_part(void *ctx, int64_t i0, int64_t i1) {
+    const sdl__draw *d = (const sdl__draw *)ctx;
+    float lo = d->a, hi = d->b;
+    for (int64_t i = i0; i < i1; i++) {
+        float u = (float)(sdl__mix64(d->key[0] ^ (d->base + (uint64_t)i)) >> 40) * (1.0f / 16777216.0f); /* sdl_hash_uniform */
+        d->x[i] = lo + (hi - lo) * u;
+    }
+}
+
 SDL_API void sdl_tensor_uniform(sdl_tensor *t, float lo, float hi) {
-    uint64_t base = sdl__rng_take((uint64_t)t->numel);
-    float *x = sdl_f32(t);
-    for (int64_t i = 0; i < t->numel; i++)
-        x[i] = lo + (hi - lo) * sdl_hash_uniform(sdl__rng_seed_v, 0, base + (uint64_t)i);
+    sdl__draw d = sdl__draw_new(t, lo, hi);
+    sdl_parallel_for(t->numel, SDL__DRAW_GRAIN, sdl__uniform_part, &d);
 }
 
 /* Box-Muller on two uniforms drawn for element i */
-SDL_API void sdl_tensor_randn(sdl_tensor *t, float mean, float std) {
-    uint64_t base = sdl__rng_take((uint64_t)t->numel);
-    float *x = sdl_f32(t);
-    for (int64_t i = 0; i < t->numel; i++) {
-        double u1 = ((double)(sdl__hash3(sdl__rng_seed_v, 1, base + (uint64_t)i) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-        double u2 = (double)(sdl__hash3(sdl__rng_seed_v, 2, base + (uint64_t)i) >> 11) * (1.0 / 9007199254740992.0);
-        x[i] = mean + std * (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+static void sdl__randn_part(void *ctx, int64_t i0, int64_t i1) {
+    const sdl__draw *d = (const sdl__draw *)ctx;
+    float mean = d->a, std = d->b;
+    for (int64_t i = i0; i < i1; i++) {
+        uint64_t c = d->base + (uint64_t)i;
+        double u1 = ((double)(sdl__mix64(d->key[1] ^ c) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+        double u2 = (double)(sdl__mix64(d->key[2] ^ c) >> 11) * (1.0 / 9007199254740992.0);
+        d->x[i] = mean + std * (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
     }
+}
+
+SDL_API void sdl_tensor_randn(sdl_tensor *t, float mean, float std) {
+    sdl__draw d = sdl__draw_new(t, mean, std);
+    sdl_parallel_for(t->numel, SDL__DRAW_GRAIN, sdl__randn_part, &d);
 }
 
 /* >>init */
@@ -4277,7 +4351,7 @@ SDL_API int64_t sdl_model_num_params(const sdl_model *m) { return m ? m->param_f
 static void sdl__pack_into(sdl_tensor **ts, int n, float *base, int64_t *offsets) {
     int64_t off = 0;
     for (int i = 0; i < n; i++) {
-        memcpy(base + off, ts[i]->data, (size_t)ts[i]->numel * sizeof(float));
+        sdl__parallel_bytes(base + off, ts[i]->data, (size_t)ts[i]->numel * sizeof(float));
         sdl__aligned_free(ts[i]->data);
         ts[i]->data = base + off;
         if (offsets) offsets[i] = off;
@@ -4294,7 +4368,7 @@ SDL_API sdl_result sdl_model_pack(sdl_model *m) {
     m->param_offset = (int64_t *)sdl__calloc((size_t)m->nparams + 1, sizeof(int64_t));
     m->grad_zero = (bool *)sdl__calloc((size_t)m->nparams + 1, sizeof(bool));
     if (!m->param_data || !m->grad_data || !m->buffer_data || !m->param_offset || !m->grad_zero) return sdl__err_code;
-    memset(m->grad_data, 0, (size_t)m->param_floats * sizeof(float));
+    sdl__parallel_bytes(m->grad_data, NULL, (size_t)m->param_floats * sizeof(float));
     for (int i = 0; i < m->nparams; i++) m->grad_zero[i] = true;
     sdl__pack_into(m->params, m->nparams, m->param_data, m->param_offset);
     sdl__pack_into(m->buffers, m->nbuffers, m->buffer_data, NULL);

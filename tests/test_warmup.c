@@ -5,7 +5,8 @@
    moved the arena to a new block made step 2 touch every page of it again: the slow second
    step). An MLP, a CNN and a small GPT-2 (examples/gpt2.c), 1 and 2 threads. Counts, not
    timings; the page faults of each step are printed, not checked (the C library's heap
-   may give pages back). */
+   may give pages back). Start-up: the weight draws, split over threads, give the bits of
+   the plain one-element-at-a-time loop on any thread count. */
 #define SDL_IMPLEMENTATION
 #include "sdl_test.h"
 #include <sys/resource.h>
@@ -162,9 +163,44 @@ static void test_gpt2_no_second_warmup(void) {
     sdl_set_num_threads(0);
 }
 
+/* the draws as one loop, through the public per-element hash (what they were before threads) */
+static void plain_uniform(float *x, int64_t n, uint64_t seed, uint64_t base, float lo, float hi) {
+    for (int64_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * sdl_hash_uniform(seed, 0, base + (uint64_t)i);
+}
+static void plain_randn(float *x, int64_t n, uint64_t seed, uint64_t base, float mean, float std) {
+    for (int64_t i = 0; i < n; i++) {
+        double u1 = ((double)(sdl__hash3(seed, 1, base + (uint64_t)i) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+        double u2 = (double)(sdl__hash3(seed, 2, base + (uint64_t)i) >> 11) * (1.0 / 9007199254740992.0);
+        x[i] = mean + std * (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+    }
+}
+
+static void test_draws_same_bits_on_threads(void) {
+    int64_t n = 300001; /* several parts of SDL__DRAW_GRAIN, and a ragged end */
+    sdl_tensor *t = sdl_tensor_new(sdl_shape1(n), SDL_F32);
+    float *ref = (float *)malloc((size_t)n * sizeof(float));
+    for (int threads = 1; threads <= 3; threads++) {
+        sdl_set_num_threads(threads);
+        sdl_manual_seed(11);
+        sdl_tensor_uniform(t, 0.0f, 1.0f); /* moves the counter: the randn below starts at n */
+        sdl_tensor_uniform(t, -0.3f, 0.7f);
+        plain_uniform(ref, n, 11, (uint64_t)n, -0.3f, 0.7f);
+        CHECK(memcmp(ref, sdl_f32(t), (size_t)n * sizeof(float)) == 0, "%d threads: uniform differs from the plain loop", threads);
+        sdl_tensor_randn(t, 0.5f, 0.02f);
+        plain_randn(ref, n, 11, 2 * (uint64_t)n, 0.5f, 0.02f);
+        CHECK(memcmp(ref, sdl_f32(t), (size_t)n * sizeof(float)) == 0, "%d threads: randn differs from the plain loop", threads);
+        CHECK(sdl_rng_state() == 3 * (uint64_t)n, "%d threads: counter %llu after 3 draws of %lld", threads,
+              (unsigned long long)sdl_rng_state(), (long long)n);
+    }
+    sdl_set_num_threads(0);
+    free(ref);
+    sdl_tensor_free(t);
+}
+
 int main(void) {
     RUN(test_mlp_no_second_warmup);
     RUN(test_cnn_no_second_warmup);
     RUN(test_gpt2_no_second_warmup);
+    RUN(test_draws_same_bits_on_threads);
     return sdl_test_finish();
 }

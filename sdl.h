@@ -48,6 +48,8 @@
       SDL_CHECK(c)         (impl) internal invariant check, default assert(c)
       SDL_STATIC           every function is static to the implementation file
       SDL_NO_THREADS       (impl) run every kernel on the calling thread (no pthreads)
+      SDL_NO_HUGEPAGES     (impl) Linux: do not ask for 2 MiB pages (madvise) on blocks of
+                           4 MiB and more
       SDL_NO_STB           (impl) build without stb_image: no image decoding, no .gz/.npz
                            decompression, no PNG writing (those return an error saying so)
       SDL_STB_IMAGE_PATH, SDL_STB_IMAGE_WRITE_PATH  (impl) where stb_image.h and

@@ -6,7 +6,8 @@
    step). An MLP, a CNN and a small GPT-2 (examples/gpt2.c), 1 and 2 threads. Counts, not
    timings; the page faults of each step are printed, not checked (the C library's heap
    may give pages back). Start-up: the weight draws, split over threads, give the bits of
-   the plain one-element-at-a-time loop on any thread count. */
+   the plain one-element-at-a-time loop on any thread count. sdl_parallel_for_work splits by
+   estimated work: one part below 2 SDL_PART_NS, as many as threads above. */
 #define SDL_IMPLEMENTATION
 #include "sdl_test.h"
 #include <sys/resource.h>
@@ -176,7 +177,7 @@ static void plain_randn(float *x, int64_t n, uint64_t seed, uint64_t base, float
 }
 
 static void test_draws_same_bits_on_threads(void) {
-    int64_t n = 300001; /* several parts of SDL__DRAW_GRAIN, and a ragged end */
+    int64_t n = 300001; /* several parts on 2 and 3 threads, and a ragged end */
     sdl_tensor *t = sdl_tensor_new(sdl_shape1(n), SDL_F32);
     float *ref = (float *)malloc((size_t)n * sizeof(float));
     for (int threads = 1; threads <= 3; threads++) {
@@ -197,10 +198,41 @@ static void test_draws_same_bits_on_threads(void) {
     sdl_tensor_free(t);
 }
 
+/* sdl_parallel_for_work: a job below 2 SDL_PART_NS runs on the caller as one range; a big
+   one is split in as many parts as threads, covering [0, n) once */
+typedef struct work_calls {
+    int calls;
+    int64_t covered;
+    pthread_mutex_t mu;
+} work_calls;
+static void work_count(void *ctx, int64_t i0, int64_t i1) {
+    work_calls *w = (work_calls *)ctx;
+    pthread_mutex_lock(&w->mu);
+    w->calls++;
+    w->covered += i1 - i0;
+    pthread_mutex_unlock(&w->mu);
+}
+static void test_parallel_for_work_splits_by_work(void) {
+    sdl_set_num_threads(2);
+    work_calls w = {0, 0, PTHREAD_MUTEX_INITIALIZER};
+    sdl_parallel_for_work(1000, 1.0, work_count, &w); /* 1 us of work */
+    CHECK(w.calls == 1 && w.covered == 1000, "1 us: %d calls covering %lld, want 1 and 1000", w.calls, (long long)w.covered);
+    w.calls = 0;
+    w.covered = 0;
+    sdl_parallel_for_work(1000, 2.0 * SDL_PART_NS, work_count, &w); /* 2000 parts' worth on 2 threads */
+    CHECK(w.calls == 2 && w.covered == 1000, "big: %d calls covering %lld, want 2 and 1000", w.calls, (long long)w.covered);
+    w.calls = 0;
+    w.covered = 0;
+    sdl_parallel_for_work(3, 0.9 * SDL_PART_NS, work_count, &w); /* 2.7 parts' worth: 2 parts */
+    CHECK(w.calls == 2 && w.covered == 3, "2.7 parts: %d calls covering %lld, want 2 and 3", w.calls, (long long)w.covered);
+    sdl_set_num_threads(0);
+}
+
 int main(void) {
     RUN(test_mlp_no_second_warmup);
     RUN(test_cnn_no_second_warmup);
     RUN(test_gpt2_no_second_warmup);
     RUN(test_draws_same_bits_on_threads);
+    RUN(test_parallel_for_work_splits_by_work);
     return sdl_test_finish();
 }

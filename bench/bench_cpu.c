@@ -1,7 +1,11 @@
 /* bench_cpu.c - sdl on the CPU against OpenBLAS (sgemm) and PyTorch (training steps), in one
    run with the same thread count. Build and run: make bench-cpu   (or ./build/bench_cpu --threads 2)
-   Prints a table, then one line per number:
+   Models: MLP and CNN (batch 64, 512), ResNet-18 (CIFAR shape, batch 32) and GPT-2 124M shapes
+   (B 4, T 64, AdamW), each trained on a fixed random batch; then the same at 1, 2 and all
+   cores (thread scaling, sdl's and torch's own speed-up over 1 thread; --no-scaling skips it).
+   Prints tables, then one line per number:
      BENCH name=<name> sdl=<value> ref=<value> unit=<unit> ratio=<sdl/ref>
+     (train_<model>, train_<model>_per_cpu_s, scale_<model>_t<N>, scale_<model>_t<N>_over_t1)
    Every sgemm is checked against OpenBLAS before it is timed. */
 #define _GNU_SOURCE
 #define SDL_IMPLEMENTATION
@@ -84,6 +88,29 @@ static void time_gemm(const gemm_case *c, gemm_bufs *b, double *g_sdl, double *g
 }
 
 /* ---- training throughput ---- */
+/* examples/resnet18.c and examples/gpt2.c with their main renamed: the models the course runs */
+#define main resnet18_main
+#include "../examples/resnet18.c"
+#undef main
+#define main gpt2_main
+#include "../examples/gpt2.c"
+#undef main
+
+enum { BM_MLP, BM_CNN, BM_RESNET, BM_GPT2 };
+typedef struct bench_model {
+    const char *name; /* bench_torch.py prints the same names */
+    int kind, batch;
+    const char *unit;
+} bench_model;
+static const bench_model models[] = {
+    {"mlp_b64", BM_MLP, 64, "samples/s"},       {"mlp_b512", BM_MLP, 512, "samples/s"},
+    {"cnn_b64", BM_CNN, 64, "samples/s"},       {"cnn_b512", BM_CNN, 512, "samples/s"},
+    {"resnet18_b32", BM_RESNET, 32, "samples/s"}, /* CIFAR shape: 3 x 32 x 32, 10 classes */
+    {"gpt2_b4_t64", BM_GPT2, 4, "tokens/s"},    /* GPT-2 124M shapes, B 4, T 64, AdamW */
+};
+#define NMODELS (int)(sizeof models / sizeof models[0])
+#define GPT2_T 64
+
 static sdl_module *make_mlp(sdl_model *m) {
     sdl_module *net = sdl_sequential(m, "");
     sdl_seq_add(net, sdl_flatten_layer(m));
@@ -108,45 +135,107 @@ static sdl_module *make_cnn(sdl_model *m) {
     return net;
 }
 
-/* samples/s of SGD (lr 0.01, momentum 0.9) steps on random data; steps for ~secs seconds.
-   *per_cpu_s: samples per second of process CPU time (all threads), which other programs on a
-   loaded machine do not inflate */
-static double train_throughput(bool cnn, int batch, double secs, double *per_cpu_s) {
-    sdl_model *m = sdl_model_new(1);
-    sdl_module *net = cnn ? make_cnn(m) : make_mlp(m);
-    sdl_optim *opt = sdl_sgd(m, 0.01f, 0.9f, 0.0f, false);
-    sdl_tensor *x = sdl_tensor_new(sdl_shape4(batch, 1, 28, 28), SDL_F32), *y = sdl_tensor_new(sdl_shape1(batch), SDL_I32);
-    sdl_tensor_uniform(x, 0, 1);
-    for (int i = 0; i < batch; i++) sdl_i32(y)[i] = (int32_t)(sdl_rand_uniform() * 10) % 10;
-    double t0 = 0;
+/* one model's training state: a module net with SGD (lr 0.01, momentum 0.9) on random
+   images, or the GPT-2 of examples/gpt2.c with AdamW on random tokens */
+typedef struct bench_run {
+    const bench_model *bm;
+    sdl_model *m;
+    sdl_module *net;
+    gpt2 *g;
+    sdl_optim *opt;
+    sdl_tensor *x, *y;
+} bench_run;
+
+static bool bench_run_new(bench_run *r, const bench_model *bm) {
+    static gpt2 g;
+    memset(r, 0, sizeof *r);
+    r->bm = bm;
+    int B = bm->batch;
+    if (bm->kind == BM_GPT2) {
+        gpt2_config cfg = {50257, GPT2_T, 12, 12, 768};
+        if (!gpt2_build(&g, cfg, 1)) return false;
+        gpt2_init(&g);
+        r->g = &g;
+        r->m = g.model;
+        r->opt = sdl_adamw(r->m, 3e-4f, 0.9f, 0.95f, 0.1f);
+        r->x = sdl_tensor_new(sdl_shape2(B, GPT2_T), SDL_I32);
+        r->y = sdl_tensor_new(sdl_shape2(B, GPT2_T), SDL_I32);
+        if (r->x && r->y) gpt2_random_batch(r->x, r->y, cfg.vocab, 1);
+        return r->opt && r->x && r->y;
+    }
+    r->m = sdl_model_new(1);
+    r->net = bm->kind == BM_MLP ? make_mlp(r->m) : bm->kind == BM_CNN ? make_cnn(r->m) : resnet18_new(r->m, 64, 10);
+    r->opt = r->net ? sdl_sgd(r->m, 0.01f, 0.9f, 0.0f, false) : NULL;
+    r->x = bm->kind == BM_RESNET ? sdl_tensor_new(sdl_shape4(B, 3, 32, 32), SDL_F32) : sdl_tensor_new(sdl_shape4(B, 1, 28, 28), SDL_F32);
+    r->y = sdl_tensor_new(sdl_shape1(B), SDL_I32);
+    if (!r->opt || !r->x || !r->y) return false;
+    sdl_tensor_uniform(r->x, 0, 1);
+    for (int i = 0; i < B; i++) sdl_i32(r->y)[i] = (int32_t)(sdl_rand_uniform() * 10) % 10;
+    return true;
+}
+
+static float bench_step(bench_run *r) {
+    sdl_arena_reset();
+    if (r->g) return gpt2_train_step(r->g, r->opt, r->x, r->y);
+    sdl_tensor *l = sdl_cross_entropy(sdl_forward(r->net, r->x), r->y, 0.0f);
+    if (!l || sdl_backward(l) != SDL_OK || sdl_optim_step(r->opt) != SDL_OK) return NAN;
+    return sdl_item(l);
+}
+
+static void bench_run_free(bench_run *r) {
+    sdl_arena_reset();
+    sdl_optim_free(r->opt);
+    sdl_tensor_free(r->x);
+    sdl_tensor_free(r->y);
+    sdl_model_free(r->m);
+}
+
+/* samples (GPT-2: tokens) per second of training steps on a fixed batch, for ~secs seconds
+   after two warm-up steps, at least 3 timed. *per_cpu_s: the same per second of process
+   CPU time (all threads), which other programs on a loaded machine do not inflate */
+static double train_throughput(const bench_model *bm, double secs, double *per_cpu_s) {
+    bench_run r;
+    if (!bench_run_new(&r, bm)) { fprintf(stderr, "bench %s: %s\n", bm->name, sdl_last_error()); exit(1); }
+    double t0 = 0, per_step = (double)bm->batch * (bm->kind == BM_GPT2 ? GPT2_T : 1);
     clock_t c0 = 0;
     int steps = 0;
     float loss0 = 0, loss = 0;
     for (int s = 0;; s++) {
         if (s == 2) { t0 = now(); c0 = clock(); } /* two warm-up steps */
-        sdl_arena_reset();
-        sdl_tensor *l = sdl_cross_entropy(sdl_forward(net, x), y, 0.0f);
-        if (!l) { fprintf(stderr, "bench: %s\n", sdl_last_error()); exit(1); }
-        loss = sdl_item(l);
+        loss = bench_step(&r);
+        if (!isfinite(loss)) { fprintf(stderr, "bench %s: %s\n", bm->name, sdl_last_error()); exit(1); }
         if (s == 0) loss0 = loss;
-        sdl_backward(l);
-        sdl_optim_step(opt);
         if (s >= 2) steps++;
         if (s >= 4 && now() - t0 > secs) break;
     }
-    double rate = (double)steps * batch / (now() - t0);
-    *per_cpu_s = (double)steps * batch / ((double)(clock() - c0) / CLOCKS_PER_SEC);
-    if (!(loss < loss0)) fprintf(stderr, "bench: warning: %s loss did not fall (%g -> %g)\n", cnn ? "cnn" : "mlp", loss0, loss);
-    sdl_arena_reset();
-    sdl_optim_free(opt);
-    sdl_tensor_free(x);
-    sdl_tensor_free(y);
-    sdl_model_free(m);
+    double rate = steps * per_step / (now() - t0);
+    *per_cpu_s = steps * per_step / ((double)(clock() - c0) / CLOCKS_PER_SEC);
+    if (!(loss < loss0)) fprintf(stderr, "bench: warning: %s loss did not fall (%g -> %g)\n", bm->name, loss0, loss);
+    bench_run_free(&r);
     return rate;
 }
 
+/* bench_torch.py at `threads` for the models in `want` (NULL: all): its rates by model */
+static bool torch_rates(int threads, double secs, const bool *want, double *rate, double *per_cpu) {
+    char cmd[512] = "", list[256] = "";
+    for (int i = 0; i < NMODELS; i++)
+        if (want[i]) snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? "," : "", models[i].name);
+    if (!list[0]) return true;
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 bench/bench_torch.py --threads %d --seconds %g --models %s", threads, secs, list);
+    FILE *p = popen(cmd, "r");
+    char line[256];
+    while (p && fgets(line, sizeof line, p)) {
+        char nm[64];
+        double v, c;
+        if (sscanf(line, "TORCH name=%63s value=%lf cpu=%lf", nm, &v, &c) == 3)
+            for (int i = 0; i < NMODELS; i++) if (!strcmp(nm, models[i].name)) { rate[i] = v; per_cpu[i] = c; }
+    }
+    return p && pclose(p) == 0;
+}
+
 static void bench_line(const char *name, double sdl, double ref, const char *unit) {
-    printf("BENCH name=%s sdl=%.1f ref=%.1f unit=%s ratio=%.2f\n", name, sdl, ref, unit, ref > 0 ? sdl / ref : 0.0);
+    int d = !strcmp(unit, "x") ? 2 : 1; /* speed-ups (x) with two decimals */
+    printf("BENCH name=%s sdl=%.*f ref=%.*f unit=%s ratio=%.2f\n", name, d, sdl, d, ref, unit, ref > 0 ? sdl / ref : 0.0);
 }
 
 int main(int argc, char **argv) {
@@ -167,18 +256,22 @@ int main(int argc, char **argv) {
 #endif
     int threads = 0;
     double secs = 2.0;
-    bool skip_torch = false, skip_gemm = false;
+    bool skip_torch = false, skip_gemm = false, scaling = true;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if ((!strcmp(argv[i], "--threads") || !strcmp(argv[i], "--num_threads")) && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) secs = atof(argv[++i]);
         else if (!strcmp(argv[i], "--no-torch")) skip_torch = true;
         else if (!strcmp(argv[i], "--no-gemm")) skip_gemm = true;
+        else if (!strcmp(argv[i], "--no-scaling")) scaling = false;
         else if (!strcmp(argv[i], "--keep-coretype")) continue;
-        else if (!strcmp(argv[i], "--only") && i + 1 < argc) { only = argv[++i]; skip_gemm = skip_torch = true; }
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) { only = argv[++i]; skip_gemm = skip_torch = true; scaling = false; }
+        else if (!strcmp(argv[i], "--models") && i + 1 < argc) only = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--seconds S] [--no-torch] [--no-gemm] [--keep-coretype] [--only mlp_b64|mlp_b512|cnn_b64|cnn_b512]\n"
-                            "  (--only times one model, for SDL_PROFILE=1 runs)\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads N] [--seconds S] [--no-torch] [--no-gemm] [--no-scaling] [--keep-coretype]\n"
+                            "  [--models LIST] [--only LIST]   LIST: comma-separated of mlp_b64 mlp_b512 cnn_b64 cnn_b512\n"
+                            "  resnet18_b32 gpt2_b4_t64 (--models: those only; --only: those on sdl alone, no sgemm, no\n"
+                            "  scaling, for SDL_PROFILE=1 runs)\n", argv[0]);
             return 2;
         }
     }
@@ -227,35 +320,67 @@ int main(int argc, char **argv) {
         }
     }
 
-    const char *tnames[4] = {"mlp_b64", "mlp_b512", "cnn_b64", "cnn_b512"};
-    double t_sdl[4] = {0, 0, 0, 0}, t_ref[4] = {0, 0, 0, 0}, c_sdl[4] = {0, 0, 0, 0}, c_ref[4] = {0, 0, 0, 0};
-    for (int i = 0; i < 4; i++)
-        if (!only || !strcmp(only, tnames[i])) t_sdl[i] = train_throughput(i >= 2, i % 2 ? 512 : 64, secs, &c_sdl[i]);
-    if (!skip_torch) {
-        char cmd[256];
-        snprintf(cmd, sizeof cmd, "/usr/bin/python3 bench/bench_torch.py --threads %d --seconds %g", threads, secs);
-        FILE *p = popen(cmd, "r");
-        char line[256];
-        while (p && fgets(line, sizeof line, p)) {
-            char nm[64];
-            double v, c;
-            if (sscanf(line, "TORCH name=%63s value=%lf cpu=%lf", nm, &v, &c) == 3)
-                for (int i = 0; i < 4; i++) if (!strcmp(nm, tnames[i])) { t_ref[i] = v; c_ref[i] = c; }
-        }
-        if (!p || pclose(p) != 0) printf("(torch run failed: see bench/bench_torch.py; ratios against torch are 0)\n");
+    /* every model at the asked thread count, then (unless --no-scaling) at 1, 2 and all cores */
+    int tl[4] = {threads, 1, 2, (int)sysconf(_SC_NPROCESSORS_ONLN)}, nt = scaling ? 4 : 1;
+    bool want[NMODELS];
+    for (int i = 0; i < NMODELS; i++) { /* --only / --models: a comma-separated list */
+        size_t len = strlen(models[i].name);
+        const char *at = only;
+        while (at && (at = strstr(at, models[i].name)) && ((at != only && at[-1] != ',') || (at[len] && at[len] != ','))) at += len;
+        want[i] = !only || at;
     }
-    printf("\n%-12s %14s %14s %6s   %14s %14s %6s\n", "training", "sdl samples/s", "torch", "ratio", "sdl per CPU-s", "torch", "ratio");
-    for (int i = 0; i < 4; i++)
-        if (t_sdl[i] > 0.0)
-            printf("%-12s %14.0f %14.0f %6.2f   %14.0f %14.0f %6.2f\n", tnames[i], t_sdl[i], t_ref[i], t_ref[i] > 0 ? t_sdl[i] / t_ref[i] : 0.0,
-                   c_sdl[i], c_ref[i], c_ref[i] > 0 ? c_sdl[i] / c_ref[i] : 0.0);
-    for (int i = 0; i < 4; i++) {
-        char name[64];
-        if (t_sdl[i] == 0.0) continue; /* not run (--only) */
-        snprintf(name, sizeof name, "train_%s", tnames[i]);
-        bench_line(name, t_sdl[i], t_ref[i], "samples/s");
-        snprintf(name, sizeof name, "train_%s_per_cpu_s", tnames[i]);
-        bench_line(name, c_sdl[i], c_ref[i], "samples/cpu-s");
+    static double t_sdl[4][NMODELS], c_sdl[4][NMODELS], t_ref[4][NMODELS], c_ref[4][NMODELS];
+    for (int k = 0; k < nt; k++) {
+        int dup = -1;
+        for (int j = 0; j < k; j++) if (tl[j] == tl[k]) dup = j;
+        if (dup >= 0 || tl[k] < 1) { /* measured already (or no core count): copy the row */
+            if (dup >= 0) {
+                memcpy(t_sdl[k], t_sdl[dup], sizeof t_sdl[k]); memcpy(c_sdl[k], c_sdl[dup], sizeof c_sdl[k]);
+                memcpy(t_ref[k], t_ref[dup], sizeof t_ref[k]); memcpy(c_ref[k], c_ref[dup], sizeof c_ref[k]);
+            }
+            continue;
+        }
+        sdl_set_num_threads(tl[k]);
+        for (int i = 0; i < NMODELS; i++)
+            if (want[i]) t_sdl[k][i] = train_throughput(&models[i], secs, &c_sdl[k][i]);
+        if (!skip_torch && !torch_rates(tl[k], secs, want, t_ref[k], c_ref[k]))
+            printf("(torch run at %d threads failed: see bench/bench_torch.py; ratios against torch are 0)\n", tl[k]);
+    }
+    sdl_set_num_threads(threads);
+    printf("\n%-13s %14s %14s %6s   %14s %14s %6s   (%d threads)\n", "training", "sdl per s", "torch", "ratio", "sdl per CPU-s", "torch", "ratio", threads);
+    for (int i = 0; i < NMODELS; i++)
+        if (t_sdl[0][i] > 0.0)
+            printf("%-13s %14.0f %14.0f %6.2f   %14.0f %14.0f %6.2f   %s\n", models[i].name, t_sdl[0][i], t_ref[0][i],
+                   t_ref[0][i] > 0 ? t_sdl[0][i] / t_ref[0][i] : 0.0, c_sdl[0][i], c_ref[0][i],
+                   c_ref[0][i] > 0 ? c_sdl[0][i] / c_ref[0][i] : 0.0, models[i].unit);
+    for (int i = 0; i < NMODELS; i++) {
+        char name[64], unit[32];
+        if (t_sdl[0][i] == 0.0) continue; /* not run (--only) */
+        snprintf(name, sizeof name, "train_%s", models[i].name);
+        bench_line(name, t_sdl[0][i], t_ref[0][i], models[i].unit);
+        snprintf(name, sizeof name, "train_%s_per_cpu_s", models[i].name);
+        snprintf(unit, sizeof unit, "%.*s/cpu-s", (int)(strlen(models[i].unit) - 2), models[i].unit);
+        bench_line(name, c_sdl[0][i], c_ref[0][i], unit);
+    }
+    if (nt > 1) { /* thread scaling: rows 1 (1 thread), 2 (2), 3 (all cores) */
+        int rows = tl[3] > 2 ? 4 : 3;
+        printf("\n%-13s %8s %12s %12s %8s %8s\n", "scaling", "threads", "sdl per s", "torch", "sdl xN", "torch xN");
+        for (int i = 0; i < NMODELS; i++)
+            for (int k = 1; k < rows; k++) {
+                if (t_sdl[k][i] == 0.0) continue;
+                double sx = t_sdl[k][i] / t_sdl[1][i], tx = t_ref[1][i] > 0 ? t_ref[k][i] / t_ref[1][i] : 0.0;
+                printf("%-13s %8d %12.0f %12.0f %8.2f %8.2f\n", models[i].name, tl[k], t_sdl[k][i], t_ref[k][i], sx, tx);
+            }
+        for (int i = 0; i < NMODELS; i++)
+            for (int k = 1; k < rows; k++) {
+                char name[64];
+                if (t_sdl[k][i] == 0.0) continue;
+                snprintf(name, sizeof name, "scale_%s_t%d", models[i].name, tl[k]);
+                bench_line(name, t_sdl[k][i], t_ref[k][i], models[i].unit);
+                if (k == 1) continue;
+                snprintf(name, sizeof name, "scale_%s_t%d_over_t1", models[i].name, tl[k]);
+                bench_line(name, t_sdl[k][i] / t_sdl[1][i], t_ref[1][i] > 0 ? t_ref[k][i] / t_ref[1][i] : 0.0, "x");
+            }
     }
     return 0;
 }

@@ -21,8 +21,10 @@
 # shuffled race-checked runs of every CUDA test, its own order checks (test_emu.cu) and the dry
 # run of bench_cuda.sh's programs at full size. SAN=1 builds everything with
 # -fsanitize=address,undefined. A missing tool is a skip that names the package to install.
-# Arguments run only the test files whose names contain one of them, without the header checks:
-#   bash tests/run.sh test_core mpi_test_ddp
+# Arguments run only the test files whose names start with one of them, without the header
+# checks:  bash tests/run.sh test_core mpi_test  (test_core.c and every tests/mpi_test_*.c)
+# JOBS=n: jobs at once (default: the number of cores); TEST_TIMEOUT=s: wall-clock limit per
+# program run (default 600; a busy machine may need more).
 set -u
 cd "$(dirname "$0")/.."
 B=build/tests${SAN:+-san}
@@ -47,8 +49,8 @@ NEED_PY="python3 not found (apt-get install python3)"
 NEED_NVCC="nvcc not found (the CUDA Toolkit: apt-get install nvidia-cuda-toolkit, or NVIDIA's cuda-toolkit package)"
 if [ -n "$NVCC" ] && ! command -v g++ >/dev/null; then NVCC="" NEED_NVCC="nvcc needs g++ as its host compiler (apt-get install g++)"; fi
 passed=0 failed=0 skipped=0
-# wanted src args...: no arguments, or the file's name contains one of them
-wanted() { local f=$1 a; shift; [ $# -eq 0 ] && return 0; for a in "$@"; do [[ $(basename "$f") = *"$a"* ]] && return 0; done; return 1; }
+# wanted src args...: no arguments, or the file's name starts with one of them
+wanted() { local f=$1 a; shift; [ $# -eq 0 ] && return 0; for a in "$@"; do [[ $(basename "$f") = "$a"* ]] && return 0; done; return 1; }
 
 pass() { passed=$((passed + 1)); echo "ok   $1"; }
 fail() { failed=$((failed + 1)); echo "FAIL $1"; [ -f "${2:-}" ] && sed 's/^/     /' "$2" | tail -40; }
@@ -100,17 +102,21 @@ count_run() { # name log rc
 }
 run_prog() { # name log cmd...
     local name=$1 log=$2; shift 2
-    timeout 600 "$@" >"$log" 2>&1
+    timeout "${TEST_TIMEOUT:-600}" "$@" >"$log" 2>&1
     count_run "$name" "$log" $?
 }
 
 # ---- the library, once per configuration: tests/sdl_test.h's (counting allocator, poison)
 LIB=$B/sdl_test.o
-build_lib() {
+build_lib() { # kept while it is newer than the headers and built with the same command
+    local cmd="$CC -std=c11 $OPT -g $WARN -Wno-unused-variable $SANFLAGS -Itests -I. -c $B/sdl_test_impl.c -o $LIB" rc=0
+    if [ "$LIB" -nt sdl.h ] && [ "$LIB" -nt tests/sdl_test.h ] && [ "$(cat "$LIB.cmd" 2>/dev/null)" = "$cmd" ]; then
+        pass "the library for the tests ($LIB, up to date)"; mark "$LIB" 0; return
+    fi
+    rm -f "$LIB.cmd"
     printf '#define SDL_IMPLEMENTATION\n#include "sdl_test.h"\n' >"$B/sdl_test_impl.c"
-    # shellcheck disable=SC2086
-    $CC -std=c11 $OPT -g $WARN -Wno-unused-variable $SANFLAGS -Itests -I. -c "$B/sdl_test_impl.c" -o "$LIB" >"$LIB.log" 2>&1
-    local rc=$?
+    $cmd >"$LIB.log" 2>&1 || rc=$?
+    [ $rc = 0 ] && echo "$cmd" >"$LIB.cmd"
     if [ $rc = 0 ]; then pass "the library for the tests ($LIB: sdl_test.h's allocator, SDL_DEBUG_POISON)"; else fail "$LIB (build)" "$LIB.log"; fi
     mark "$LIB" $rc
 }
@@ -384,7 +390,10 @@ done
 if [ "${TEST_FULL:-}" = 1 ]; then
     dname="dry run of bench_cuda.sh's GPU programs at full size (CPU emulation of CUDA)"
     if [ -n "$EMU" ]; then skip "$dname: $EMU"; skip "tools/cuda_emu/test_emu: $EMU"
-    elif [ $# -eq 0 ]; then job dry_run "$dname"; job emu_self_test; fi
+    else
+        wanted tools/cuda_emu/dry_run.sh "$@" && job dry_run "$dname"
+        wanted tools/cuda_emu/test_emu.cu "$@" && job emu_self_test
+    fi
 fi
 for src in tests/test_*.cpp; do
     [ -e "$src" ] && wanted "$src" "$@" || continue

@@ -9,10 +9,24 @@
 #include <string.h>
 #include <math.h>
 
-/* the counting allocator: every heap block the library takes goes through these */
-static long sdl_test_allocs;
-static void *sdl_test_alloc(size_t n) { sdl_test_allocs++; return malloc(n); }
-static void *sdl_test_realloc(void *p, size_t n) { sdl_test_allocs++; return realloc(p, n); }
+/* the counting allocator: every heap block the library takes goes through these. A test
+   compiled with -DSDL_IMPLEMENTATION_DONE (tests/run.sh does that for a test that uses only the
+   public API) skips the implementation and links build/tests/sdl_test.o, whose file defines
+   SDL_IMPLEMENTATION and includes this header: the counter lives there. */
+#ifdef __cplusplus
+extern "C" {
+#endif
+extern long sdl_test_allocs;
+void *sdl_test_alloc(size_t n);
+void *sdl_test_realloc(void *p, size_t n);
+#ifndef SDL_IMPLEMENTATION_DONE
+long sdl_test_allocs;
+void *sdl_test_alloc(size_t n) { sdl_test_allocs++; return malloc(n); }
+void *sdl_test_realloc(void *p, size_t n) { sdl_test_allocs++; return realloc(p, n); }
+#endif
+#ifdef __cplusplus
+}
+#endif
 #define SDL_DEBUG_POISON /* op outputs start as NaN: a kernel must write every element */
 #define SDL_ALLOC(n) sdl_test_alloc(n)
 #define SDL_REALLOC(p, n) sdl_test_realloc(p, n)

@@ -33,10 +33,14 @@ LINKED = -DSDL_IMPLEMENTATION_DONE -DSDL_MPI_IMPLEMENTATION_DONE
 MPI_EXAMPLES := $(sort $(shell grep -l 'sdl_mpi\.h' examples/*.c))
 CPU_EXAMPLES := $(filter-out $(MPI_EXAMPLES),$(sort $(wildcard examples/*.c)))
 FUZZ := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+TUTORIALS := $(sort $(wildcard examples/tutorials/*.c))
+TUT_MPI := $(sort $(shell grep -l '"sdl_mpi\.h"' examples/tutorials/*.c))
+TUT_CPU := $(filter-out $(TUT_MPI),$(TUTORIALS))
 
-ALL := build/sdl.o $(CPU_EXAMPLES:examples/%.c=build/%) $(FUZZ:tests/fuzz/%.c=build/%) build/peak
+ALL := build/sdl.o $(CPU_EXAMPLES:examples/%.c=build/%) $(TUT_CPU:examples/tutorials/%.c=build/tutorials/%) \
+       $(FUZZ:tests/fuzz/%.c=build/%) build/peak
 ifneq ($(HAVE_MPICC),)
-ALL += build/sdl_mpi.o $(MPI_EXAMPLES:examples/%.c=build/%) build/bench_mpi
+ALL += build/sdl_mpi.o $(MPI_EXAMPLES:examples/%.c=build/%) $(TUT_MPI:examples/tutorials/%.c=build/tutorials/%) build/bench_mpi
 endif
 ifneq ($(HAVE_OPENBLAS),)
 ALL += build/bench_cpu
@@ -63,6 +67,14 @@ $(CPU_EXAMPLES:examples/%.c=build/%): build/%: examples/%.c build/sdl.o sdl.h sd
 	$(CC) $(CFLAGS) $(WARN) $(LINKED) -I. $< build/sdl.o -o $@ $(LDLIBS)
 
 $(MPI_EXAMPLES:examples/%.c=build/%): build/%: examples/%.c build/sdl.o build/sdl_mpi.o sdl.h sdl_mpi.h sdl_cuda.h
+	$(MPICC) $(CFLAGS) $(WARN) $(LINKED) -I. $< build/sdl.o build/sdl_mpi.o -o $@ $(LDLIBS)
+
+$(TUT_CPU:examples/tutorials/%.c=build/tutorials/%): build/tutorials/%: examples/tutorials/%.c build/sdl.o sdl.h sdl_cuda.h
+	@mkdir -p build/tutorials
+	$(CC) $(CFLAGS) $(WARN) $(LINKED) -I. $< build/sdl.o -o $@ $(LDLIBS)
+
+$(TUT_MPI:examples/tutorials/%.c=build/tutorials/%): build/tutorials/%: examples/tutorials/%.c build/sdl.o build/sdl_mpi.o sdl.h sdl_mpi.h sdl_cuda.h
+	@mkdir -p build/tutorials
 	$(MPICC) $(CFLAGS) $(WARN) $(LINKED) -I. $< build/sdl.o build/sdl_mpi.o -o $@ $(LDLIBS)
 
 # tests/fuzz: each reader's replay driver (FUZZ_MAIN: runs each file named on the command line)
@@ -191,23 +203,16 @@ bench-data:
 	@mkdir -p build
 	bash bench/bench_data.sh
 
-# ---- make tutorials: examples/tutorials/*.c into build/tutorials/: the plain ones with $(CC)
-# and with $(MPICC) (NAME.mpicc), the MPI ones (they include sdl_mpi.h) with $(MPICC); where
-# nvcc is found (NVCC=), every one compiled as CUDA too (-c only: checks the GPU build).
+# ---- make tutorials: examples/tutorials/*.c into build/tutorials/ (make builds them too), linked
+# against build/sdl.o: the plain ones with $(CC), the MPI ones (they include sdl_mpi.h) with
+# $(MPICC); where nvcc is found (NVCC=), every one compiled as CUDA too (-c only: checks the
+# GPU build). tests/test_tutorials*.c check each also compiles alone with cc, mpicc and g++.
 # The expected output of each: examples/tutorials/README.md.
 NVCC ?= $(shell command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 .PHONY: tutorials
-tutorials:
-	mkdir -p build/tutorials
-	set -e; for src in examples/tutorials/*.c; do \
-	    n=$$(basename $$src .c); \
-	    if grep -q '"sdl_mpi.h"' $$src; then \
-	        $(MPICC) $(CFLAGS) -I. $$src -o build/tutorials/$$n $(LDLIBS); \
-	        nvflags="$$($(MPICC) --showme:compile)"; \
-	    else \
-	        $(CC) $(CFLAGS) -I. $$src -o build/tutorials/$$n $(LDLIBS); \
-	        $(MPICC) $(CFLAGS) -I. $$src -o build/tutorials/$$n.mpicc $(LDLIBS); \
-	        nvflags=""; \
-	    fi; \
-	    if [ -n "$(NVCC)" ]; then echo "nvcc -c $$src"; $(NVCC) -std=c++17 -O2 -x cu $$nvflags -I. -c $$src -o build/tutorials/$$n.cu.o; fi; \
-	done
+tutorials: $(TUT_CPU:examples/tutorials/%.c=build/tutorials/%) $(if $(HAVE_MPICC),$(TUT_MPI:examples/tutorials/%.c=build/tutorials/%))
+	@set -e; if [ -n "$(NVCC)" ]; then for src in $(TUTORIALS); do \
+	    n=$$(basename $$src .c); nvflags=""; \
+	    if grep -q '"sdl_mpi.h"' $$src; then nvflags="$$($(MPICC) --showme:compile)"; fi; \
+	    echo "nvcc -c $$src"; $(NVCC) -std=c++17 -O2 -x cu $$nvflags -I. -c $$src -o build/tutorials/$$n.cu.o; \
+	done; fi

@@ -7763,7 +7763,9 @@ static void sdl__peak_fma(void *ctx, int64_t p0, int64_t p1) {
         for (int64_t i = 0; i < j->iters; i++)
             for (int k = 0; k < 12; k++) c[k] = _mm512_fmadd_ps(c[k], a, b);
         for (int k = 1; k < 12; k++) c[0] = _mm512_add_ps(c[0], c[k]);
-        j->sink[p % 64] = _mm512_reduce_add_ps(c[0]);
+        float t[16]; /* not _mm512_reduce_add_ps: g++ -O3 warns of its undefined upper half */
+        _mm512_storeu_ps(t, c[0]);
+        j->sink[p % 64] = t[0];
 #elif defined(SDL__GEMM_AVX2)
         __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f), c[12];
         for (int k = 0; k < 12; k++) c[k] = _mm256_set1_ps((float)k);
@@ -9521,7 +9523,7 @@ static bool sdl__png_encode(const char *what, const uint8_t *hwc, int w, int h, 
 static sdl_result sdl__write_all(const char *path, const void *p, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f) return sdl_fail(SDL_ERR_IO, "%s: cannot open for writing", path);
-    bool ok = fwrite(p, 1, n, f) == n;
+    bool ok = n == 0 || (p && fwrite(p, 1, n, f) == n);
     if (fclose(f) != 0) ok = false;
     return ok ? SDL_OK : sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", path);
 }

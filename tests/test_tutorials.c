@@ -9,6 +9,7 @@
    skipped; without Fashion-MNIST the runs are. */
 #define SDL_IMPLEMENTATION
 #include "sdl_test.h"
+#include <stdarg.h>
 
 #define FASHION "/usr/share/datasets/fashion-mnist"
 #define OUT "build/tests-tutorials"

@@ -123,6 +123,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h> /* malloc/calloc for programs linked against a prebuilt implementation */
 #include <math.h>
 
 #ifdef SDL_STATIC

@@ -117,8 +117,8 @@ static void test_allconv(void) {
           "05 in a cc build: --device cuda is a clear error:\n%s", log_);
     rc = run(ENV OUT "/09_grad_accum --epochs 1 --limit 640 --steps-per-epoch 24 --accum-steps 4"); /* 24 micro-batches: 6 steps */
     line_of(log_, "epoch 1/1: loss ", l09, sizeof l09);
-    CHECK(rc == 0 && strstr(log_, "batch 64 = 4 x 16") && !strcmp(l05, l09), "09: 4 micro-batches of 16 print what 05 prints\n05: %s\n09: %s",
-          l05, l09);
+    CHECK(rc == 0 && strstr(log_, "batch 64 = 4 x 16") && !strcmp(l05, l09), "09: 4 micro-batches of 16 print what 05 prints\n05: %s\n09 (exit %d): %s",
+          l05, rc, log_);
     CHECK(run(ENV OUT "/09_grad_accum --accum-steps 3") != 0, "09 refuses a batch that accum-steps does not divide");
     if (!have("mpirun")) { printf("  skip: mpirun not found\n"); return; }
     rc = run(MPIRUN "-np 1 " OUT "/06_allconv_ddp %s", flags);

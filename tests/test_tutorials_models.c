@@ -1,4 +1,4 @@
-/* test_tutorials_models.c - the model tutorials (examples/tutorials/20-22) build warning-free
+/* test_tutorials_models.c - the model tutorials (examples/tutorials/11, 13, 15) build warning-free
    and run briefly on Fashion-MNIST (when installed) and a text file, each checked on its key
    output: the DCGAN's sample grids decode and change as G trains, the char LSTM's loss falls
    and it samples text, the transfer run reports the new head as missing and fine-tunes.
@@ -62,11 +62,11 @@ static bool build(const char *name) {
 }
 
 static void test_dcgan(void) {
-    if (!build("20_dcgan")) return;
+    if (!build("11_dcgan")) return;
     if (!exists(FASHION "/train-images-idx3-ubyte.gz")) { printf("  skip: %s not installed\n", FASHION); return; }
     char log[8192];
     remove(OUT "/dcgan_epoch1.png"), remove(OUT "/dcgan_epoch2.png");
-    int rc = run(OUT "/20_dcgan --limit 128 --batch_size 32 --epochs 2 --out " OUT, log, sizeof log);
+    int rc = run(OUT "/11_dcgan --limit 128 --batch_size 32 --epochs 2 --out " OUT, log, sizeof log);
     double ld = field(log, "epoch 2/2: loss_d "), lg = field(log, "loss_g ");
     CHECK(rc == 0 && strstr(log, "epoch 1/2: loss_d ") && ld > 0.0 && ld < 5.0 && lg > 0.0 && lg < 10.0,
           "two epochs with finite losses (rc %d):\n%s", rc, log);
@@ -84,14 +84,14 @@ static void test_dcgan(void) {
 }
 
 static void test_char_lstm(void) {
-    if (!build("21_char_lstm")) return;
+    if (!build("13_char_lstm")) return;
     char log[8192];
-    int rc = run(OUT "/21_char_lstm --temperature 0", log, sizeof log);
+    int rc = run(OUT "/13_char_lstm --temperature 0", log, sizeof log);
     CHECK(rc != 0 && strstr(log, "--temperature must be > 0"), "temperature 0 is refused (rc %d):\n%s", rc, log);
     FILE *f = fopen(OUT "/text.txt", "w"); /* a small text of its own, so the test needs no Debian file */
     for (int i = 0; f && i < 200; i++) fprintf(f, "the cat sat on the mat. a dog ate the hat %d times.\n", i % 7);
     if (f) fclose(f);
-    rc = run(OUT "/21_char_lstm --data " OUT "/text.txt --steps 40 --print_every 10 --batch-size 8 --seq-len 32 --hidden 64 --lr 0.01 --length 60",
+    rc = run(OUT "/13_char_lstm --data " OUT "/text.txt --steps 40 --print_every 10 --batch-size 8 --seq-len 32 --hidden 64 --lr 0.01 --length 60",
              log, sizeof log);
     double uniform = field(log, ") = "), first = field(log, "step 10/40: loss "), last = field(log, "step 40/40: loss ");
     const char *s = strstr(log, "sample (temperature 0.8):\nThe ");
@@ -101,18 +101,18 @@ static void test_char_lstm(void) {
 }
 
 static void test_transfer(void) {
-    if (!build("22_transfer")) return;
+    if (!build("15_transfer")) return;
     if (!exists(FASHION "/train-images-idx3-ubyte.gz")) { printf("  skip: %s not installed\n", FASHION); return; }
     static char log[8192], log2[8192];
     remove(OUT "/bb.safetensors");
-    int rc = run(OUT "/22_transfer --pretrained --checkpoint " OUT "/bb.safetensors", log, sizeof log);
+    int rc = run(OUT "/15_transfer --pretrained --checkpoint " OUT "/bb.safetensors", log, sizeof log);
     CHECK(rc != 0 && strstr(log, "bb.safetensors"), "--pretrained without a checkpoint fails naming it (rc %d):\n%s", rc, log);
-    rc = run(OUT "/22_transfer --limit 3000 --epochs 1 --checkpoint " OUT "/bb.safetensors", log, sizeof log);
+    rc = run(OUT "/15_transfer --limit 3000 --epochs 1 --checkpoint " OUT "/bb.safetensors", log, sizeof log);
     double a = field(log, "classes 0-4: "), frozen = field(log, "(backbone frozen): test acc "), all = field(log, "(backbone lr x0.1): test acc ");
     CHECK(rc == 0 && a > 0 && strstr(log, "loaded 4 tensors from " OUT "/bb.safetensors; missing: new_head.weight new_head.bias; unexpected: head.weight head.bias\n"),
           "trains, saves, loads non-strict with the new head missing (rc %d):\n%s", rc, log);
     CHECK(frozen > 0.3 && frozen <= 1.0 && all > 0.3 && all <= 1.0, "both stages beat chance (0.2): %.4f, %.4f", frozen, all);
-    rc = run(OUT "/22_transfer --limit 3000 --epochs 1 --pretrained --checkpoint " OUT "/bb.safetensors", log2, sizeof log2);
+    rc = run(OUT "/15_transfer --limit 3000 --epochs 1 --pretrained --checkpoint " OUT "/bb.safetensors", log2, sizeof log2);
     const char *b1 = strstr(log, "loaded "), *b2 = strstr(log2, "loaded ");
     CHECK(rc == 0 && !strstr(log2, "classes 0-4") && b1 && b2 && !strcmp(b1, b2), "--pretrained skips stage 1 and fine-tunes the same (rc %d):\n%s", rc, log2);
 }

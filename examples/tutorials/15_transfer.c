@@ -1,11 +1,11 @@
-/* 22_transfer.c - transfer learning: a small CNN learns Fashion-MNIST classes 0-4 (or is
+/* 15_transfer.c - transfer learning: a small CNN learns Fashion-MNIST classes 0-4 (or is
    loaded, --pretrained), is saved, and its convolutions become the backbone of a new model
    with a new head for classes 5-9. The load is non-strict: the report names the new head
    as missing and the old head as unexpected. First only the head trains (the backbone
    frozen, as requires_grad_(False)); then everything trains, the backbone at lr x 0.1
    (a parameter group) so the features it learned are adjusted, not overwritten.
-   build:  cc -O3 -march=native -I. examples/tutorials/22_transfer.c -o build/22_transfer -lm -lpthread
-   run:    ./build/22_transfer --epochs 2 --limit 10000 */
+   build:  cc -O3 -march=native -I. examples/tutorials/15_transfer.c -o build/15_transfer -lm -lpthread
+   run:    ./build/15_transfer --epochs 2 --limit 10000 */
 #define SDL_IMPLEMENTATION
 #include "sdl.h"
 #define SDL_CUDA_IMPLEMENTATION /* the GPU backend when nvcc compiles this file; empty for cc */
@@ -67,7 +67,7 @@ int main(int argc, char **argv) {
     int epochs = 2, limit = 0;
     bool pretrained = false;
     float lr = 0.01f;
-    const char *data = "/usr/share/datasets/fashion-mnist", *device = "cpu", *ckpt = "22_backbone.safetensors";
+    const char *data = "/usr/share/datasets/fashion-mnist", *device = "cpu", *ckpt = "15_backbone.safetensors";
     sdl_arg args[] = {
         {"epochs", SDL_ARG_INT, &epochs, "epochs of each stage"},
         {"lr|learning-rate", SDL_ARG_FLOAT, &lr, "Adam's learning rate (the backbone's is x0.1 when it fine-tunes)"},

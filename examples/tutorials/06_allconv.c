@@ -1,11 +1,11 @@
-/* 09_grad_accum.c - gradient accumulation: 05_allconv.c (diff the two) takes each batch of
-   --batch-size images as --accum-steps micro-batches, adding up their gradients and updating
-   once, scaled by 1/accum-steps: the same step as one big batch, with the memory of a small
-   one. --accum-steps 1 is 05_allconv.c exactly; --steps-per-epoch counts micro-batches. When
-   the last batch of an epoch is short, its micro-batches join the next epoch's first update.
+/* 06_allconv.c - JSC day 2: an all-convolutional net (no dense layers: strided convolutions
+   shrink the image, a 1x1 convolution gives 10 class maps, global average pooling turns
+   each map into a score) on Fashion-MNIST, trained with SGD + Nesterov momentum.
+   07_allconv_ddp.c is this file made data parallel: diff the two.
 
-   build:  cc -O3 -march=native -I. examples/tutorials/09_grad_accum.c -o build/09_grad_accum -lm -lpthread
-   run:    ./build/09_grad_accum --epochs 2 --batch-size 64 --accum-steps 4 --lr 0.05 */
+   build:  cc -O3 -march=native -I. examples/tutorials/06_allconv.c -o build/06_allconv -lm -lpthread
+           (the same file with nvcc -std=c++17 -O2 -x cu ... -lcublas also runs --device cuda)
+   run:    ./build/06_allconv --epochs 2 --batch-size 64 --lr 0.05 */
 #define SDL_IMPLEMENTATION
 #include "sdl.h"
 #define SDL_CUDA_IMPLEMENTATION /* the GPU backend when nvcc compiles this file; empty for cc */
@@ -32,13 +32,12 @@ static sdl_meter run(sdl_module *net, sdl_loader *loader, sdl_optim *opt, sdl_de
 }
 
 int main(int argc, char **argv) {
-    int epochs = 2, batch_size = 64, seed = 42, limit = 0, steps_per_epoch = 0, accum_steps = 1;
+    int epochs = 2, batch_size = 64, seed = 42, limit = 0, steps_per_epoch = 0;
     float lr = 0.05f;
     const char *data = "/usr/share/datasets/fashion-mnist", *device = "cpu";
     sdl_arg args[] = {
         {"epochs", SDL_ARG_INT, &epochs, "passes over the training set"},
         {"batch-size", SDL_ARG_INT, &batch_size, "images per step"},
-        {"accum-steps", SDL_ARG_INT, &accum_steps, "micro-batches per step (batch-size / accum-steps images each)"},
         {"lr|learning-rate", SDL_ARG_FLOAT, &lr, "learning rate"},
         {"steps-per-epoch", SDL_ARG_INT, &steps_per_epoch, "stop each epoch after this many steps (0: all)"},
         {"seed", SDL_ARG_INT, &seed, "seed for weights and shuffling"},
@@ -49,7 +48,7 @@ int main(int argc, char **argv) {
     const int nargs = (int)(sizeof args / sizeof args[0]);
     sdl_device dev;
     sdl_dataset train_set, test_set;
-    if (sdl_args_parse(argc, argv, args, nargs) != SDL_OK || accum_steps < 1 || batch_size % accum_steps || sdl_device_parse(device, &dev) != SDL_OK ||
+    if (sdl_args_parse(argc, argv, args, nargs) != SDL_OK || sdl_device_parse(device, &dev) != SDL_OK ||
         sdl_load_fashion_mnist(data, true, &train_set) != SDL_OK || sdl_load_fashion_mnist(data, false, &test_set) != SDL_OK) {
         fprintf(stderr, "%s\n", sdl_last_error());
         sdl_args_usage(stderr, argv[0], args, nargs);
@@ -60,7 +59,7 @@ int main(int argc, char **argv) {
     sdl_loader_desc ld;
     memset(&ld, 0, sizeof ld);
     ld.data = &train_set;
-    ld.batch_size = batch_size / accum_steps; /* a micro-batch */
+    ld.batch_size = batch_size;
     ld.shuffle = true, ld.seed = (uint64_t)seed;
     ld.mean[0] = 0.2860f, ld.std[0] = 0.3530f; /* Fashion-MNIST's pixel mean and std */
     sdl_loader_desc td = ld;
@@ -80,13 +79,9 @@ int main(int argc, char **argv) {
     sdl_seq_add(net, sdl_relu_layer(model));
     sdl_seq_add(net, sdl_conv2d_layer(model, "conv4", 64, 10, 1, 1, 0, true));
     sdl_seq_add(net, sdl_global_avg_pool_layer(model));
-    sdl_optim_desc od; /* sdl_sgd(model, lr, 0.9f, 0.0f, true), updating on every accum_steps-th sdl_optim_step */
-    memset(&od, 0, sizeof od);
-    od.kind = SDL_OPTIM_SGD, od.lr = lr, od.momentum = 0.9f, od.nesterov = true, od.accum_steps = accum_steps;
-    sdl_optim *opt = sdl_model_to(model, dev) == SDL_OK ? sdl_optim_new(model, &od) : NULL;
+    sdl_optim *opt = sdl_model_to(model, dev) == SDL_OK ? sdl_sgd(model, lr, 0.9f, 0.0f, true) : NULL;
     if (!train || !test || !opt) { fprintf(stderr, "%s\n", sdl_last_error()); return 1; }
-    printf("09_grad_accum: %lld parameters, batch %d = %d x %d, lr %g, %s\n", (long long)sdl_model_num_params(model), batch_size,
-           accum_steps, batch_size / accum_steps, (double)lr, device);
+    printf("06_allconv: %lld parameters, batch %d, lr %g, %s\n", (long long)sdl_model_num_params(model), batch_size, (double)lr, device);
 
     double seconds = 0.0, images = 0.0;
     for (int epoch = 0; epoch < epochs; epoch++) {

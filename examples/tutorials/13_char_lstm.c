@@ -1,12 +1,12 @@
-/* 21_char_lstm.c - a character-level language model (Karpathy's char-rnn): each byte of a
+/* 13_char_lstm.c - a character-level language model (Karpathy's char-rnn): each byte of a
    text file is a token; an embedding, an LSTM and a linear head predict the next byte at
    every position (cross entropy over the vocabulary). Training takes random windows of the
    text; at the end the model writes new text one byte at a time, carrying the LSTM's (h, c)
    from step to step and sampling from softmax(logits / temperature): low temperatures pick
    the likely byte, high ones take risks.
 
-   build:  cc -O3 -march=native -I. examples/tutorials/21_char_lstm.c -o build/21_char_lstm -lm -lpthread
-   run:    ./build/21_char_lstm --steps 2000 --temperature 0.8 */
+   build:  cc -O3 -march=native -I. examples/tutorials/13_char_lstm.c -o build/13_char_lstm -lm -lpthread
+   run:    ./build/13_char_lstm --steps 2000 --temperature 0.8 */
 #define SDL_IMPLEMENTATION
 #include "sdl.h"
 #define SDL_CUDA_IMPLEMENTATION /* the GPU backend when nvcc compiles this file; empty for cc */
@@ -64,7 +64,7 @@ int main(int argc, char **argv) {
     for (long i = 0; i < n; i++) id_of[text[i]] = 0;
     for (int b = 0; b < 256; b++) if (id_of[b] == 0) byte_of[vocab] = (unsigned char)b, id_of[b] = vocab++;
     if (n < seq_len + 2) return fprintf(stderr, "%s: %ld bytes, fewer than --seq-len + 2\n", data, n), 1;
-    printf("21_char_lstm: %s, %ld bytes, vocabulary %d, uniform loss ln(%d) = %.3f\n", data, n, vocab, vocab, log((double)vocab));
+    printf("13_char_lstm: %s, %ld bytes, vocabulary %d, uniform loss ln(%d) = %.3f\n", data, n, vocab, vocab, log((double)vocab));
 
     /* ids (B, T) -> embedding (B, T, 32) -> LSTM (B, T, H) -> linear (B*T, V) logits */
     sdl_model *model = sdl_model_new((uint64_t)seed);

@@ -1,13 +1,13 @@
-/* 07_scaling_plot.c - JSC day 3: the scaling study as pictures. examples/slurm/scaling.sh
-   runs a program (06_allconv_ddp here) on 1, 2, 4, ... ranks and writes a CSV
+/* 08_scaling_plot.c - JSC day 3: the scaling study as pictures. examples/slurm/scaling.sh
+   runs a program (07_allconv_ddp here) on 1, 2, 4, ... ranks and writes a CSV
    NODES,LOCAL_BATCH_SIZE,GPUS_PER_NODE,TOTAL_IMAGES_PER_SEC,SPEEDUP,EFFICIENCY
    with efficiency = T(K) / ((K / Kref) T(Kref)), K = NODES x GPUS_PER_NODE. This program
    draws two bar charts from it: images/s and efficiency per K.
 
-   build:  cc -O2 -I. examples/tutorials/07_scaling_plot.c -o build/07_scaling_plot -lm -lpthread
-   run:    PROG="./build/06_allconv_ddp --epochs 1 --steps-per-epoch 20" \
+   build:  cc -O2 -I. examples/tutorials/08_scaling_plot.c -o build/08_scaling_plot -lm -lpthread
+   run:    PROG="./build/07_allconv_ddp --epochs 1 --steps-per-epoch 20" \
                examples/slurm/scaling.sh examples/slurm/runs.csv scaling.csv
-           ./build/07_scaling_plot scaling.csv scaling      (scaling_images.png, scaling_efficiency.png) */
+           ./build/08_scaling_plot scaling.csv scaling      (scaling_images.png, scaling_efficiency.png) */
 #define SDL_IMPLEMENTATION
 #include "sdl.h"
 #include <stdlib.h>

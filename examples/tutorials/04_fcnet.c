@@ -1,12 +1,12 @@
-/* 03_fcnet.c - JSC day 2, deep-learning basics: a fully connected net 784-128-10 on
+/* 04_fcnet.c - JSC day 2, deep-learning basics: a fully connected net 784-128-10 on
    Fashion-MNIST, fed raw pixel values (0..255) or normalised ones (--normalize), with the
    loss and accuracy curves drawn as PNGs (--plot NAME: NAME_loss.png, NAME_accuracy.png).
 
-   build:  cc -O3 -march=native -I. examples/tutorials/03_fcnet.c -o build/03_fcnet -lm -lpthread
+   build:  cc -O3 -march=native -I. examples/tutorials/04_fcnet.c -o build/04_fcnet -lm -lpthread
            (the same file with nvcc -std=c++17 -O2 -x cu ... -lcublas also runs --device cuda)
-   run:    ./build/03_fcnet --epochs 5 --lr 0.01 --normalize --plot fcnet
+   run:    ./build/04_fcnet --epochs 5 --lr 0.01 --normalize --plot fcnet
    try:    the same without --normalize: raw inputs 255 times larger make the same rate
-           diverge (loss nan) or stall; 04_lr_sweep.c then looks for a rate that works. */
+           diverge (loss nan) or stall; 05_lr_sweep.c then looks for a rate that works. */
 #define SDL_IMPLEMENTATION
 #include "sdl.h"
 #define SDL_CUDA_IMPLEMENTATION /* the GPU backend when nvcc compiles this file; empty for cc */

@@ -1,10 +1,10 @@
-/* 06_allconv_ddp.c - JSC days 2-3: 05_allconv.c made data parallel (diff the two): rank 0's
+/* 07_allconv_ddp.c - JSC days 2-3: 06_allconv.c made data parallel (diff the two): rank 0's
    weights to all, a shard of each epoch per rank, gradients averaged after each backward
    (--fp16-allreduce: sent as fp16), lr x ranks (Horovod's rule), metrics over all ranks.
-   examples/slurm/scaling.sh collects "total images/sec:", 07_scaling_plot.c draws it.
+   examples/slurm/scaling.sh collects "total images/sec:", 08_scaling_plot.c draws it.
 
-   build:  mpicc -O3 -march=native -I. examples/tutorials/06_allconv_ddp.c -o build/06_allconv_ddp -lm -lpthread
-   run:    mpirun -np 2 ./build/06_allconv_ddp --epochs 2 --batch-size 64 --lr 0.05 --fp16-allreduce */
+   build:  mpicc -O3 -march=native -I. examples/tutorials/07_allconv_ddp.c -o build/07_allconv_ddp -lm -lpthread
+   run:    mpirun -np 2 ./build/07_allconv_ddp --epochs 2 --batch-size 64 --lr 0.05 --fp16-allreduce */
 #define SDL_IMPLEMENTATION
 #include "sdl.h"
 #define SDL_CUDA_IMPLEMENTATION /* the GPU backend when nvcc compiles this file; empty for cc */
@@ -96,7 +96,7 @@ int main(int argc, char **argv) {
     sdl_mpi_ddp_desc dd = {SDL_MPI_MODE_DEFAULT, SDL_MPI_ALGO_DEFAULT, 0.0f, fp16};
     sdl_mpi_ddp *ddp = opt && sdl_mpi_broadcast_model(model, opt, 0) == SDL_OK ? sdl_mpi_ddp_new(model, &dd) : NULL;
     if (!train || !test || !ddp) { fprintf(stderr, "rank %d: %s\n", rank, sdl_last_error()); MPI_Abort(MPI_COMM_WORLD, 1); }
-    if (rank == 0) printf("06_allconv_ddp: %lld parameters, %d ranks x batch %d, lr %g, %s%s\n", (long long)sdl_model_num_params(model),
+    if (rank == 0) printf("07_allconv_ddp: %lld parameters, %d ranks x batch %d, lr %g, %s%s\n", (long long)sdl_model_num_params(model),
                           size, batch_size, (double)lr, device, fp16 ? ", fp16 gradients" : "");
 
     double seconds = 0.0, images = 0.0;

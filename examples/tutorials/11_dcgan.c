@@ -1,12 +1,12 @@
-/* 20_dcgan.c - JSC day 5: a DCGAN on Fashion-MNIST. The generator turns noise into images
+/* 11_dcgan.c - JSC day 5: a DCGAN on Fashion-MNIST. The generator turns noise into images
    with transposed convolutions; the discriminator, strided convolutions with LeakyReLU,
    scores real against fake (BCE with logits); Adam 2e-4, beta1 0.5 for both, as in the
    DCGAN paper. One step: D learns on real and sdl_detach(fake) (no gradient reaches G),
    then G learns through D(fake) with D frozen (no gradient for D). A PNG grid of samples
    from fixed noise after each epoch shows G learning.
 
-   build:  cc -O3 -march=native -I. examples/tutorials/20_dcgan.c -o build/20_dcgan -lm -lpthread
-   run:    ./build/20_dcgan --epochs 5 --out build   (then look at build/dcgan_epoch5.png) */
+   build:  cc -O3 -march=native -I. examples/tutorials/11_dcgan.c -o build/11_dcgan -lm -lpthread
+   run:    ./build/11_dcgan --epochs 5 --out build   (then look at build/dcgan_epoch5.png) */
 #define SDL_IMPLEMENTATION
 #include "sdl.h"
 #define SDL_CUDA_IMPLEMENTATION /* the GPU backend when nvcc compiles this file; empty for cc */
@@ -83,7 +83,7 @@ int main(int argc, char **argv) {
     sdl_tensor *fixed = sdl_tensor_new(sdl_shape4(64, NZ, 1, 1), SDL_F32); /* the same noise each epoch */
     sdl_tensor_randn(fixed, 0.0f, 1.0f);
     if (!train || !opt_g || !opt_d) return fprintf(stderr, "%s\n", sdl_last_error()), 1;
-    printf("20_dcgan: G %lld, D %lld parameters, batch %d, lr %g, %s\n", (long long)sdl_model_num_params(gm),
+    printf("11_dcgan: G %lld, D %lld parameters, batch %d, lr %g, %s\n", (long long)sdl_model_num_params(gm),
            (long long)sdl_model_num_params(dm), batch_size, (double)lr, device);
     for (int epoch = 1; epoch <= epochs; epoch++) {
         double t0 = sdl_now(), steps = 0.0, sum_d = 0.0, sum_g = 0.0, sum_real = 0.0, sum_fake = 0.0;

@@ -1,10 +1,10 @@
-/* 08_alcf_mnist_ddp.c - ALCF's data-parallel MNIST (Horovod/DDP versions of PyTorch's mnist
+/* 12_alcf_mnist_ddp.c - ALCF's data-parallel MNIST (Horovod/DDP versions of PyTorch's mnist
    example) on Fashion-MNIST: conv10-conv20-320-50-10, log_softmax + NLL, SGD momentum 0.5 at
    lr x ranks, weights and optimizer state broadcast from rank 0, a distributed sampler,
    --fp16-allreduce, test metrics over all ranks. Rank 0 writes args_size<N>.json and
    epoch_times_size<N>.csv, and prints the mean epoch time without the first (warm-up).
-   build:  mpicc -O3 -march=native -I. examples/tutorials/08_alcf_mnist_ddp.c -o build/08_alcf_mnist_ddp -lm -lpthread
-   run:    mpirun -np 2 ./build/08_alcf_mnist_ddp --epochs 3 --lr 0.01 --fp16-allreduce */
+   build:  mpicc -O3 -march=native -I. examples/tutorials/12_alcf_mnist_ddp.c -o build/12_alcf_mnist_ddp -lm -lpthread
+   run:    mpirun -np 2 ./build/12_alcf_mnist_ddp --epochs 3 --lr 0.01 --fp16-allreduce */
 #define SDL_IMPLEMENTATION
 #include "sdl.h"
 #define SDL_CUDA_IMPLEMENTATION /* the GPU backend when nvcc compiles this file; empty for cc */

@@ -1,10 +1,10 @@
-/* 04_lr_sweep.c - JSC day 2: the FCNet of 03_fcnet.c on normalised input, trained once per
+/* 05_lr_sweep.c - JSC day 2: the FCNet of 04_fcnet.c on normalised input, trained once per
    learning rate of a sweep (same seed, so the same start), to see which rates learn, which
    crawl and which diverge. Prints the test accuracy per rate and draws one curve per rate.
 
-   build:  cc -O3 -march=native -I. examples/tutorials/04_lr_sweep.c -o build/04_lr_sweep -lm -lpthread
-   run:    ./build/04_lr_sweep --epochs 5 --lrs 0.001,0.01,0.1,1 --plot lr_sweep.png
-   (10_sweep_array.sbatch runs such a sweep as a SLURM job array instead, one job per rate) */
+   build:  cc -O3 -march=native -I. examples/tutorials/05_lr_sweep.c -o build/05_lr_sweep -lm -lpthread
+   run:    ./build/05_lr_sweep --epochs 5 --lrs 0.001,0.01,0.1,1 --plot lr_sweep.png
+   (23_sweep_array.sbatch runs such a sweep as a SLURM job array instead, one job per rate) */
 #define SDL_IMPLEMENTATION
 #include "sdl.h"
 #define SDL_CUDA_IMPLEMENTATION /* the GPU backend when nvcc compiles this file; empty for cc */

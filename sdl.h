@@ -68,6 +68,98 @@
       SDL_NO_SIMD          (impl) portable C kernels even where -march enables AVX2/AVX-512
       SDL_MAX_DIMS         the most dimensions a tensor has, default 8
 
+   CONTENTS (search for the >>name to jump there)
+
+      To learn how autograd works, read >>decl-core, >>decl-autograd, >>formulas, then the
+      implementation from >>tensor through >>ops-loss, >>model and >>optim: the forward of
+      each op beside its backward. Skip the engine room (>>threads, >>gemm, >>winograd) and
+      the file formats (>>npy ... >>tfrecord) on a first reading; they only make things fast
+      or read bytes.
+
+      Declarations
+      >>decl-core        results, dtypes, shapes, tensors
+      >>decl-errors      result codes, sdl_last_error, logging
+      >>decl-tensor      creating, copying and freeing tensors
+      >>decl-rng         counter-based random numbers
+      >>decl-init        PyTorch's weight initialisers
+      >>op-table         every op once (SDL_OPS), and how to add one
+      >>formulas         the per-element math shared by the CPU loops and the CUDA kernels
+      >>decl-autograd    grad mode, backward, hooks
+      >>decl-backend     the per-device kernel table
+      >>decl-device      devices by name ("cpu", "cuda:1"), moving tensors and models
+      >>decl-ops         the differentiable ops
+      >>decl-losses      cross entropy, mse, nll, bce
+      >>decl-general     PyTorch's general tensor ops (matmul, slice, gather, ...)
+      >>decl-function    user-defined ops and sdl_gradcheck
+      >>decl-model       models: parameters, buffers, freezing
+      >>decl-layers      layers (modules) and sdl_forward
+      >>decl-optim       optimizers, parameter groups, the loss scaler
+      >>decl-sched       learning-rate schedules
+      >>decl-data        datasets and their readers
+      >>decl-tfrecord    TFRecord files, tf.train.Example, TensorProto
+      >>decl-zip         ZIP members, folder trees, dataset helpers
+      >>decl-loader      batches from a dataset
+      >>decl-stream      the streaming shard pipeline (WebDataset / tf.data style)
+      >>decl-train       timers, meters, progress lines, CSV, flags
+      >>decl-checkpoint  safetensors checkpoints
+      >>decl-plot        PNG line and bar charts
+      >>decl-summary     TensorBoard event files
+      >>decl-profile     time per op type
+      >>decl-threads     the thread pool and parallel loops
+      >>decl-gemm        sdl_sgemm
+
+      Implementation, in the order data flows (sdl_cuda.h's kernels sit under the same
+      >>ops-* anchors)
+      >>errors           the error message and the log
+      >>memory           overflow-checked sizes, aligned blocks, growable byte buffers
+      >>stb              the private stb_image / stb_image_write copy
+      >>ahead            private functions used before the engine room and the file formats
+      >>shape            shape helpers
+      >>rng              splitmix64 draws
+      >>init             initialisers
+      >>arena            the step arena
+      >>tensor           tensors
+      >>backend          the backend registry and op names
+      >>device           devices, sdl_tensor_to, sdl_model_to
+      >>autograd         the tape, backward, grad modes
+      >>ops-core         linear, activations, add/mul, reshape, sum/mean
+      >>ops-conv         conv2d, conv_transpose2d, pooling
+      >>ops-norm         batch, layer and group norm, dropout, embedding
+      >>ops-act          elementwise unary ops, softmax, log_softmax
+      >>ops-shape        concat, transpose, attention
+      >>ops-general      index maps, cat/stack, gather/scatter, pad, binary ops, reductions, bmm
+      >>ops-rnn          RNN/LSTM/GRU recurrences, multi-head attention
+      >>ops-loss         cross entropy, mse, nll, bce_with_logits
+      >>function         user-defined ops and sdl_gradcheck
+      >>cpu-table        the CPU backend table, filled from SDL_OPS
+      >>model            parameters, buffers, packing into flat arrays
+      >>layers           modules made on a model, sequential containers
+      >>layers-conv      conv, pooling and flatten layers
+      >>layers-norm      normalisation and dropout layers
+      >>layers-act       activation layers
+      >>layers-rnn       RNN, LSTM, GRU
+      >>layers-attn      group norm and multi-head attention layers
+      >>layers-summary   sdl_model_summary: FLOPs, bytes, the roofline
+      >>optim            optimizers and the loss scaler
+      >>sched            schedules
+      >>data             dataset readers: IDX, CIFAR-10, image folders, globs, tar shards
+      >>loader           sdl_loader
+      >>stream           the streaming pipeline
+      >>checkpoint       safetensors writer and reader
+      >>train            timers, meters, progress, CSV, flags
+      >>plot             PNG charts
+      >>summary          TensorBoard events
+      >>profile          time per op type
+      The engine room
+      >>threads          the thread pool
+      >>gemm             the packed, cache-blocked SGEMM and the SIMD helpers
+      >>winograd         Winograd F(2x2, 3x3) convolution
+      The file formats
+      >>npy              .npy / .npz
+      >>zip              ZIP central directory, stored and deflated members
+      >>images           image decoding (with the JPEG/PNG checks) and PNG encoding
+      >>tfrecord         TFRecord framing, protobuf, tf.train.Example, TensorProto
+
    TOPICS
       Errors      Functions return a result code (SDL_OK is 0) or NULL. sdl_last_error()
                   says what went wrong and where. Ops given a NULL input return NULL, so an
@@ -274,27 +366,6 @@ SDL_API void sdl_init_kaiming_normal(sdl_tensor *w, int64_t fan_in);   /* He: st
 SDL_API void sdl_init_xavier_uniform(sdl_tensor *w, int64_t fan_in, int64_t fan_out);
 SDL_API void sdl_init_xavier_normal(sdl_tensor *w, int64_t fan_in, int64_t fan_out);
 SDL_API void sdl_init_bias(sdl_tensor *b, int64_t fan_in);          /* U(+-1/sqrt(fan_in)) */
-
-/* >>decl-threads: a fixed pool started once. Work is split by index, never by timing,
-   so results are bitwise identical for any thread count. */
-typedef void (*sdl_range_fn)(void *ctx, int64_t begin, int64_t end);
-SDL_API void sdl_set_num_threads(int n); /* 0: SDL_NUM_THREADS from the environment, else all cores */
-SDL_API int sdl_get_num_threads(void);
-SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *ctx);
-/* the same, split by work: item_ns is one item's estimated one-thread time in nanoseconds;
-   each part gets at least SDL_PART_NS of it, so small jobs run on the caller alone */
-SDL_API void sdl_parallel_for_work(int64_t n, double item_ns, sdl_range_fn fn, void *ctx);
-/* PyTorch's torch.set_flush_denormal: on, floats below 2^-126 count as zero (inputs) and
-   become zero (results) on the calling thread and sdl's pool threads (x86 FTZ + DAZ, ARM
-   FZ). Many CPUs compute on such tiny numbers far more slowly than on normal ones. Off by
-   default, as in PyTorch. False where the CPU has no such mode (nothing changed). */
-SDL_API bool sdl_set_flush_denormal(bool on);
-
-/* >>decl-gemm: row-major C = alpha * op(A) @ op(B) + beta * C, op(X) = X or X^T.
-   op(A): (M, K), op(B): (K, N), C: (M, N). */
-SDL_API void sdl_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                       float *C, int64_t ldc);
 
 /* >>op-table: every op, once. X(NAME, name, cpu forward, cpu backward, cuda forward, cuda
    backward) generates the sdl_op enum (SDL_OP_NAME), sdl_op_name() and both backend tables
@@ -1769,6 +1840,27 @@ SDL_API void sdl_profile_enable(bool on);
 SDL_API void sdl_profile_reset(void);
 SDL_API void sdl_profile_print(void); /* the table, one sdl_log line (SDL_LOG_WARN, so it shows) per op */
 
+/* >>decl-threads: a fixed pool started once. Work is split by index, never by timing,
+   so results are bitwise identical for any thread count. */
+typedef void (*sdl_range_fn)(void *ctx, int64_t begin, int64_t end);
+SDL_API void sdl_set_num_threads(int n); /* 0: SDL_NUM_THREADS from the environment, else all cores */
+SDL_API int sdl_get_num_threads(void);
+SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *ctx);
+/* the same, split by work: item_ns is one item's estimated one-thread time in nanoseconds;
+   each part gets at least SDL_PART_NS of it, so small jobs run on the caller alone */
+SDL_API void sdl_parallel_for_work(int64_t n, double item_ns, sdl_range_fn fn, void *ctx);
+/* PyTorch's torch.set_flush_denormal: on, floats below 2^-126 count as zero (inputs) and
+   become zero (results) on the calling thread and sdl's pool threads (x86 FTZ + DAZ, ARM
+   FZ). Many CPUs compute on such tiny numbers far more slowly than on normal ones. Off by
+   default, as in PyTorch. False where the CPU has no such mode (nothing changed). */
+SDL_API bool sdl_set_flush_denormal(bool on);
+
+/* >>decl-gemm: row-major C = alpha * op(A) @ op(B) + beta * C, op(X) = X or X^T.
+   op(A): (M, K), op(B): (K, N), C: (M, N). */
+SDL_API void sdl_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                       float *C, int64_t ldc);
+
 #ifdef __cplusplus
 }
 #endif
@@ -1822,6 +1914,47 @@ SDL_API void sdl_profile_print(void); /* the table, one sdl_log line (SDL_LOG_WA
 extern "C" {
 #endif
 
+#ifdef __cplusplus
+}
+#endif
+#include <time.h>
+#include <errno.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#include <fcntl.h>
+#define SDL__TRAIN_POSIX 1
+#endif
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* SIMD width and the GEMM blocking, chosen at compile time: the kernels and >>gemm use them */
+#if (defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))) && !defined(__CUDA_ARCH__) && !defined(SDL_NO_SIMD)
+#include <immintrin.h>
+#endif
+#if defined(__AVX512F__) && !defined(__CUDA_ARCH__) && !defined(SDL_NO_SIMD)
+#define SDL__GEMM_AVX512 1
+#define SDL__MR 12
+#define SDL__NR 32
+#elif defined(__AVX2__) && defined(__FMA__) && !defined(__CUDA_ARCH__) && !defined(SDL_NO_SIMD)
+#define SDL__GEMM_AVX2 1
+#define SDL__MR 6
+#define SDL__NR 16
+#else
+#define SDL__MR 4
+#define SDL__NR 16
+#endif
+/* the largest blocks; a dimension is cut into equal blocks no larger than these (K = 1100:
+   two of 552, not 1024 + 76). With AVX-512, KC 1024 halves the passes over C that KC 512
+   needs (at 2048^3 C's loads and stores took ~12% of the time with KC 512); A's MC x KC
+   block (480 KB) stays in a 1 MB L2. Smaller caches (AVX2-era) keep KC 512. */
+#if defined(SDL__GEMM_AVX512)
+#define SDL__KC 1024
+#define SDL__MC 120
+#else
+#define SDL__KC 512
+#define SDL__MC (SDL__MR * 20)
+#endif
+#define SDL__NC 1024
 /* ----------------------------------------------------------------------------------------
    >>errors
    ---------------------------------------------------------------------------------------- */
@@ -1943,6 +2076,141 @@ static char *sdl__strdup(const char *s) {
     if (d) memcpy(d, s, n);
     return d;
 }
+
+typedef struct sdl__buf { uint8_t *p; size_t n, cap; bool oom; } sdl__buf;
+
+static void sdl__buf_put(sdl__buf *b, const void *src, size_t n) {
+    if (b->oom || n == 0) return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n) {
+            if (cap > SIZE_MAX / 2) { b->oom = true; return; }
+            cap *= 2;
+        }
+        uint8_t *p = (uint8_t *)SDL_REALLOC(b->p, cap);
+        if (!p) { b->oom = true; sdl_fail(SDL_ERR_OOM, "out of memory growing a buffer to %zu bytes", cap); return; }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+
+/* >>stb: stb_image (and stb_image_write for sdl_write_png) decode .gz/.npz deflate data, PNG and
+   JPEG. A private copy (all functions static) is compiled here unless SDL_NO_STB, so it
+   never clashes with a copy the program builds itself; if the program included
+   stb_image.h / stb_image_write.h before this point, that copy is used instead. */
+#ifdef __cplusplus
+} /* system and stb headers: not inside extern "C" */
+#endif
+#ifndef _WIN32
+#include <dirent.h>
+#include <sys/stat.h>
+#endif
+/* images from untrusted datasets: the largest side and pixel count sdl decodes (checked
+   from the header before stb allocates anything) */
+#ifndef SDL_MAX_IMAGE_SIDE
+#define SDL_MAX_IMAGE_SIDE 32768
+#endif
+#ifndef SDL_MAX_IMAGE_PIXELS
+#define SDL_MAX_IMAGE_PIXELS ((int64_t)1 << 26) /* 8192 x 8192 */
+#endif
+#ifndef SDL_NO_STB
+#ifndef SDL_STB_IMAGE_PATH
+#define SDL_STB_IMAGE_PATH <stb/stb_image.h>
+#endif
+#ifndef SDL_STB_IMAGE_WRITE_PATH
+#define SDL_STB_IMAGE_WRITE_PATH <stb/stb_image_write.h>
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+#if defined(__GNUC__) && !defined(__clang__) /* gcc -O3 inlines stb's reader into ours */
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+/* gcc compiles stb at -O2 where the program is optimised: at -O3 -march=native stb_image and
+   stb_image_write took 3.1 s of the implementation's 10 s of compile time (1.4 s at -O2), for
+   file decoding, not training kernels. Integer code: the same bytes come out. */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__) && defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__)
+#define SDL__STB_O2
+#pragma GCC push_options
+#pragma GCC optimize("O2")
+#endif
+#ifndef STBI_INCLUDE_STB_IMAGE_H
+#define SDL__OWN_STBI
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+/* v2.27 defines this function under a misspelt name, so its static declaration would be
+   "declared but never defined"; the name is right from v2.28 on, where this is a no-op */
+#define stbi__unpremultiply_on_load_thread stbi_set_unpremultiply_on_load_thread
+/* only the formats sdl reads: less code for a crafted file to reach */
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#ifndef STBI_MAX_DIMENSIONS
+#define STBI_MAX_DIMENSIONS SDL_MAX_IMAGE_SIDE
+#endif
+#if !defined(STBI_MALLOC) && !defined(STBI_REALLOC) && !defined(STBI_FREE)
+/* zeroed: v2.27 leaves its decoder state uninitialised, so a JPEG scan that names a Huffman
+   table no DHT defined decodes with whatever the heap held (a wild read; fixed in 2.28) */
+#define STBI_MALLOC(n) sdl__calloc((n), 1)
+#define STBI_REALLOC(p, n) SDL_REALLOC(p, n)
+#define STBI_FREE(p) SDL_DEALLOC(p)
+#endif
+#include SDL_STB_IMAGE_PATH
+#undef STB_IMAGE_IMPLEMENTATION
+#undef stbi__unpremultiply_on_load_thread
+/* declared (static) whatever the formats, defined only with GIF: a body, so no compiler
+   warns of a static function never defined */
+static stbi_uc *stbi_load_gif_from_memory(stbi_uc const *buffer, int len, int **delays, int *x, int *y, int *z, int *comp, int req_comp) {
+    (void)buffer; (void)len; (void)delays; (void)x; (void)y; (void)z; (void)comp; (void)req_comp;
+    return NULL;
+}
+#endif
+#ifndef INCLUDE_STB_IMAGE_WRITE_H
+#define SDL__OWN_STBIW
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#if !defined(STBIW_MALLOC) && !defined(STBIW_REALLOC) && !defined(STBIW_FREE)
+#define STBIW_MALLOC(n) SDL_ALLOC(n)
+#define STBIW_REALLOC(p, n) SDL_REALLOC(p, n)
+#define STBIW_FREE(p) SDL_DEALLOC(p)
+#endif
+#include SDL_STB_IMAGE_WRITE_PATH
+#undef STB_IMAGE_WRITE_IMPLEMENTATION
+#endif
+#ifdef SDL__STB_O2
+#pragma GCC pop_options
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif /* SDL_NO_STB */
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* ----------------------------------------------------------------------------------------
+   >>ahead: private functions defined further down, in the engine room and the file formats,
+   that the sections before them call
+   ---------------------------------------------------------------------------------------- */
+/* in the engine room (see >>gemm): the packed GEMM on one part of a split, its workspaces,
+   SIMD vector helpers */
+static bool sdl__gemm_ws_ready(int parts);
+static void sdl__relu_grad_add(float *SDL_RESTRICT dx, const float *SDL_RESTRICT x, const float *SDL_RESTRICT dy, int64_t n);
+static void sdl__sgemm_serial(int part, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                              const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                              float *C, int64_t ldc);
+static void sdl__vadd(float *SDL_RESTRICT y, const float *SDL_RESTRICT x, int64_t n);
+static void sdl__vfill(float *y, float v, int64_t n);
+static float sdl__vsum(const float *x, int64_t n);
+/* with the file formats (see >>images, >>npy, >>tfrecord): decoders and encoders */
+static uint8_t *sdl__decode_image(const char *what, const uint8_t *bytes, size_t n, int *c, int *h, int *w);
+static uint8_t *sdl__decode_image_hwc(const char *what, const uint8_t *bytes, size_t n, int *c, int *h, int *w);
+static sdl_tensor *sdl__npy_parse(const char *path, const uint8_t *b, size_t n);
+static void sdl__pb_put_bytes(sdl__buf *b, int field, const void *data, size_t n);
+static void sdl__pb_put_varint(sdl__buf *b, uint64_t v);
+static bool sdl__png_encode(const char *what, const uint8_t *hwc, int w, int h, int c, sdl__buf *b);
+static sdl_result sdl__png_grid(const char *path, const sdl_tensor *t, int nrow, float lo, float hi, sdl__buf *b, int *w, int *h);
 
 /* ----------------------------------------------------------------------------------------
    >>shape
@@ -2099,655 +2367,6 @@ SDL_API void sdl_init_xavier_normal(sdl_tensor *w, int64_t fan_in, int64_t fan_o
 SDL_API void sdl_init_bias(sdl_tensor *b, int64_t fan_in) {
     float bound = fan_in > 0 ? (float)(1.0 / sqrt((double)fan_in)) : 0.0f;
     sdl_tensor_uniform(b, -bound, bound);
-}
-
-/* ----------------------------------------------------------------------------------------
-   >>threads: a pool of workers that sleep on a condition variable between jobs
-   ---------------------------------------------------------------------------------------- */
-#define SDL__MAX_THREADS 256
-static int sdl__nthreads; /* 0 until first use */
-
-static int sdl__default_threads(void) {
-    const char *env = getenv("SDL_NUM_THREADS");
-    if (env && atoi(env) > 0) return atoi(env);
-#ifndef SDL_NO_THREADS
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-#else
-    return 1;
-#endif
-}
-
-#ifndef SDL_NO_THREADS
-/* Waiting threads spin a little (~50 us) before they sleep: a training step posts jobs a few
-   microseconds apart, and waking a sleeping thread costs about as long as a small job. The
-   spins need atomic loads: gcc/clang builtins; other compilers go straight to sleep. */
-#if defined(__GNUC__) || defined(__clang__)
-#define SDL__ATOMICS 1
-#define SDL__LOAD(x) __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
-#define SDL__STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
-#define SDL__SPINS 2048
-#else
-#define SDL__LOAD(x) (x)
-#define SDL__STORE(x, v) ((x) = (v))
-#define SDL__SPINS 0
-#endif
-static void sdl__relax(void) {
-#if defined(SDL__ATOMICS) && (defined(__x86_64__) || defined(__i386__))
-    __builtin_ia32_pause();
-#elif defined(SDL__ATOMICS) && defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
-typedef struct sdl__pool {
-    pthread_t threads[SDL__MAX_THREADS];
-    int started;
-    bool inited;
-    pthread_mutex_t post_mu; /* one poster at a time (the loader thread may post too) */
-    pthread_mutex_t mu;
-    pthread_cond_t work_cv, done_cv;
-    uint64_t generation;
-    int pending;
-    sdl_range_fn fn;
-    void *ctx;
-    int64_t n, chunk;
-    int nparts;
-    uint64_t start_gen[SDL__MAX_THREADS]; /* the generation each worker starts after */
-    int flush_denormal;                   /* what sdl_set_flush_denormal asked the workers for */
-} sdl__pool;
-static sdl__pool sdl__the_pool;
-
-static void sdl__pool_run_part(sdl__pool *p, int part) {
-    int64_t begin = (int64_t)part * p->chunk, end = begin + p->chunk;
-    if (end > p->n) end = p->n;
-    if (begin < end) p->fn(p->ctx, begin, end);
-}
-
-static bool sdl__thread_flush_denormal(bool on);
-
-static void *sdl__pool_worker(void *arg) {
-    sdl__pool *p = &sdl__the_pool;
-    int part = (int)(intptr_t)arg, flush = 0;
-    pthread_mutex_lock(&p->mu);
-    uint64_t seen = p->start_gen[part];
-    for (;;) {
-        if (p->generation == seen) { /* spin without the lock, then sleep */
-            pthread_mutex_unlock(&p->mu);
-            for (int i = 0; i < SDL__SPINS && SDL__LOAD(p->generation) == seen; i++) sdl__relax();
-            pthread_mutex_lock(&p->mu);
-            while (p->generation == seen) pthread_cond_wait(&p->work_cv, &p->mu);
-        }
-        seen = p->generation;
-        int run = part < p->nparts;
-        if (flush != p->flush_denormal) sdl__thread_flush_denormal((flush = p->flush_denormal) != 0);
-        pthread_mutex_unlock(&p->mu);
-        if (run) sdl__pool_run_part(p, part);
-        pthread_mutex_lock(&p->mu);
-        if (run) {
-            SDL__STORE(p->pending, p->pending - 1);
-            if (p->pending == 0) pthread_cond_signal(&p->done_cv);
-        }
-    }
-    return NULL;
-}
-
-/* called between jobs, from the thread that posts them */
-static void sdl__pool_start(int nthreads) {
-    sdl__pool *p = &sdl__the_pool;
-    if (!p->inited) {
-        p->inited = true;
-        pthread_mutex_init(&p->post_mu, NULL);
-        pthread_mutex_init(&p->mu, NULL);
-        pthread_cond_init(&p->work_cv, NULL);
-        pthread_cond_init(&p->done_cv, NULL);
-    }
-    for (int i = p->started + 1; i < nthreads; i++) {
-        p->start_gen[i] = p->generation;
-        if (pthread_create(&p->threads[i], NULL, sdl__pool_worker, (void *)(intptr_t)i) != 0) break;
-        pthread_detach(p->threads[i]);
-        p->started = i;
-    }
-}
-#endif
-
-SDL_API void sdl_set_num_threads(int n) {
-    if (n <= 0) n = sdl__default_threads();
-    if (n > SDL__MAX_THREADS) n = SDL__MAX_THREADS;
-    sdl__nthreads = n;
-#ifndef SDL_NO_THREADS
-    sdl__pool_start(n);
-    if (sdl__the_pool.started + 1 < n) sdl__nthreads = sdl__the_pool.started + 1;
-#endif
-}
-
-SDL_API int sdl_get_num_threads(void) {
-    if (sdl__nthreads == 0) sdl_set_num_threads(0);
-    return sdl__nthreads;
-}
-
-/* FTZ (results) and DAZ (inputs) in x86's MXCSR, FZ in ARM's FPCR: per thread */
-#if (defined(__x86_64__) || (defined(__i386__) && defined(__SSE__))) && !defined(__CUDA_ARCH__)
-#include <xmmintrin.h>
-static bool sdl__thread_flush_denormal(bool on) {
-    unsigned int bits = 0x8040u; /* FTZ bit 15, DAZ bit 6 */
-    _mm_setcsr(on ? _mm_getcsr() | bits : _mm_getcsr() & ~bits);
-    return true;
-}
-#elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
-static bool sdl__thread_flush_denormal(bool on) {
-    uint64_t fpcr, fz = (uint64_t)1 << 24;
-    __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
-    fpcr = on ? fpcr | fz : fpcr & ~fz;
-    __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr));
-    return true;
-}
-#else
-static bool sdl__thread_flush_denormal(bool on) {
-    (void)on;
-    return false;
-}
-#endif
-
-SDL_API bool sdl_set_flush_denormal(bool on) {
-    if (!sdl__thread_flush_denormal(on)) return false;
-#ifndef SDL_NO_THREADS
-    sdl__pool *p = &sdl__the_pool;
-    sdl_get_num_threads(); /* the pool exists: its workers take the mode at their next job */
-    pthread_mutex_lock(&p->mu);
-    p->flush_denormal = on;
-    pthread_mutex_unlock(&p->mu);
-#endif
-    return true;
-}
-
-/* Calls fn on [0, n) split in at most num_threads contiguous parts of at least `grain`
-   indices. The caller runs part 0. fn must write disjoint outputs for disjoint ranges.
-   A call from inside a job, or while another thread's job runs, runs on the caller alone. */
-SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *ctx) {
-    if (n <= 0) return;
-    int nt = sdl_get_num_threads();
-    if (grain < 1) grain = 1;
-    int64_t parts = (n + grain - 1) / grain;
-    if (parts > nt) parts = nt;
-    if (parts <= 1) { fn(ctx, 0, n); return; }
-#ifdef SDL_NO_THREADS
-    fn(ctx, 0, n);
-#else
-    sdl__pool *p = &sdl__the_pool;
-    if (pthread_mutex_trylock(&p->post_mu) != 0) { fn(ctx, 0, n); return; }
-    pthread_mutex_lock(&p->mu);
-    p->fn = fn;
-    p->ctx = ctx;
-    p->n = n;
-    p->chunk = (n + parts - 1) / parts;
-    p->nparts = (int)((n + p->chunk - 1) / p->chunk);
-    SDL__STORE(p->pending, p->nparts - 1);
-    SDL__STORE(p->generation, p->generation + 1);
-    pthread_cond_broadcast(&p->work_cv);
-    pthread_mutex_unlock(&p->mu);
-    sdl__pool_run_part(p, 0);
-    for (int i = 0; i < SDL__SPINS && SDL__LOAD(p->pending) > 0; i++) sdl__relax();
-    pthread_mutex_lock(&p->mu);
-    while (p->pending > 0) pthread_cond_wait(&p->done_cv, &p->mu);
-    pthread_mutex_unlock(&p->mu);
-    pthread_mutex_unlock(&p->post_mu);
-#endif
-}
-
-/* Splitting pays when each part's work outweighs the pool's price. A dispatch of 2 parts of
-   empty work costs 0.6-15 us of CPU (waking a spinning worker ~1 us, a sleeping one 5-10 us;
-   measured as process CPU time over 200K dispatches, 3 runs, on a 2-core machine loaded 5x:
-   re-measure on an idle one). A part therefore gets at least SDL_PART_NS of one-thread work,
-   20x a spinning wake-up: a split loses at most ~5% where it cannot gain. */
-#ifndef SDL_PART_NS
-#define SDL_PART_NS 25000.0
-#endif
-
-/* parts for a job of `ns` estimated one-thread nanoseconds: 1 .. the thread count */
-static int64_t sdl__parts_for_ns(double ns) {
-    double parts = ns / SDL_PART_NS;
-    int nt = sdl_get_num_threads();
-    return parts >= (double)nt ? nt : parts >= 2.0 ? (int64_t)parts : 1;
-}
-
-SDL_API void sdl_parallel_for_work(int64_t n, double item_ns, sdl_range_fn fn, void *ctx) {
-    if (n <= 0) return;
-    int64_t parts = sdl__parts_for_ns((double)n * item_ns);
-    sdl_parallel_for(n, (n + parts - 1) / parts, fn, ctx);
-}
-
-/* ----------------------------------------------------------------------------------------
-   >>gemm: a packed, cache-blocked SGEMM (GotoBLAS/BLIS layout) with a SIMD micro-kernel
-   chosen at compile time, and a plain reference loop kept beside it for tests.
-     loops:  jc (NC columns of C) > pc (KC of the inner dim) > ic (MC rows) > jr (NR) > ir (MR)
-     packing: B's KC x NC block into NR-wide k-major panels, A's MC x KC block (times alpha)
-     into MR-tall k-major panels, zero-padded at the edges; the micro-kernel adds the
-     MR x NR product of one A panel and one B panel over kc.
-   Threads split C into column or row ranges at multiples of NR/MR and never split K, so
-   every element of C sees the same sums in the same order for any thread count.
-   ---------------------------------------------------------------------------------------- */
-#if (defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))) && !defined(__CUDA_ARCH__) && !defined(SDL_NO_SIMD)
-#include <immintrin.h>
-#endif
-#if defined(__AVX512F__) && !defined(__CUDA_ARCH__) && !defined(SDL_NO_SIMD)
-#define SDL__GEMM_AVX512 1
-#define SDL__MR 12
-#define SDL__NR 32
-#elif defined(__AVX2__) && defined(__FMA__) && !defined(__CUDA_ARCH__) && !defined(SDL_NO_SIMD)
-#define SDL__GEMM_AVX2 1
-#define SDL__MR 6
-#define SDL__NR 16
-#else
-#define SDL__MR 4
-#define SDL__NR 16
-#endif
-/* the largest blocks; a dimension is cut into equal blocks no larger than these (K = 1100:
-   two of 552, not 1024 + 76). With AVX-512, KC 1024 halves the passes over C that KC 512
-   needs (at 2048^3 C's loads and stores took ~12% of the time with KC 512); A's MC x KC
-   block (480 KB) stays in a 1 MB L2. Smaller caches (AVX2-era) keep KC 512. */
-#if defined(SDL__GEMM_AVX512)
-#define SDL__KC 1024
-#define SDL__MC 120
-#else
-#define SDL__KC 512
-#define SDL__MC (SDL__MR * 20)
-#endif
-#define SDL__NC 1024
-
-typedef struct sdl__gemm_job {
-    bool ta, tb;
-    int64_t M, N, K, lda, ldb, ldc;
-    float alpha, beta;
-    const float *A, *B;
-    float *C;
-    int64_t mr;          /* rows per A panel */
-    bool split_n;        /* threads take column ranges (else row ranges) */
-    int64_t unit, parts; /* range granularity (NR or MR) and the number of ranges */
-} sdl__gemm_job;
-
-/* The reference: C = beta*C + alpha * op(A) op(B), one row at a time, single-threaded. */
-static void sdl__sgemm_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
-                           const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                           float *C, int64_t ldc) {
-    for (int64_t i = 0; i < M; i++) {
-        float *c = C + i * ldc;
-        if (beta == 0.0f) memset(c, 0, (size_t)N * sizeof(float));
-        else if (beta != 1.0f) for (int64_t j = 0; j < N; j++) c[j] *= beta;
-        for (int64_t k = 0; k < K; k++) {
-            float a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);
-            if (tb) {
-                for (int64_t j = 0; j < N; j++) c[j] += a * B[j * ldb + k];
-            } else {
-                const float *b = B + k * ldb;
-                for (int64_t j = 0; j < N; j++) c[j] += a * b[j];
-            }
-        }
-    }
-}
-
-#if defined(SDL__GEMM_AVX512) || defined(SDL__GEMM_AVX2)
-#define SDL__GEMM_TR8 1
-/* dst[c*ldd + r] = src[r*ld + c] for an 8 x 8 block: packing the transposed operands */
-static void sdl__tr8(const float *src, int64_t ld, float *dst, int64_t ldd) {
-    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ld), r2 = _mm256_loadu_ps(src + 2 * ld),
-           r3 = _mm256_loadu_ps(src + 3 * ld), r4 = _mm256_loadu_ps(src + 4 * ld), r5 = _mm256_loadu_ps(src + 5 * ld),
-           r6 = _mm256_loadu_ps(src + 6 * ld), r7 = _mm256_loadu_ps(src + 7 * ld);
-    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
-           t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
-           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE), s2 = _mm256_shuffle_ps(t1, t3, 0x44),
-           s3 = _mm256_shuffle_ps(t1, t3, 0xEE), s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE),
-           s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(s0, s4, 0x20));
-    _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(s1, s5, 0x20));
-    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(s2, s6, 0x20));
-    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(s3, s7, 0x20));
-    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(s0, s4, 0x31));
-    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(s1, s5, 0x31));
-    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(s2, s6, 0x31));
-    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(s3, s7, 0x31));
-}
-#endif
-
-/* y[i] += x[i], and dx[i] += (x[i] > 0 ? dy[i] : 0) (relu's backward): explicit SIMD, since
-   gcc -O2 vectorises no loop whose trip count it does not know */
-static void sdl__vadd(float *SDL_RESTRICT y, const float *SDL_RESTRICT x, int64_t n) {
-    int64_t i = 0;
-#if defined(SDL__GEMM_AVX512)
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_add_ps(_mm512_loadu_ps(y + i), _mm512_loadu_ps(x + i)));
-#elif defined(SDL__GEMM_AVX2)
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
-#endif
-    for (; i < n; i++) y[i] += x[i];
-}
-static void sdl__vfill(float *y, float v, int64_t n) {
-    int64_t i = 0;
-#if defined(SDL__GEMM_AVX512)
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_set1_ps(v));
-#endif
-    for (; i < n; i++) y[i] = v;
-}
-/* sum of x[0..n): 16 (or 1) running sums, then added in a fixed order */
-static float sdl__vsum(const float *x, int64_t n) {
-    int64_t i = 0;
-    float s = 0.0f;
-#if defined(SDL__GEMM_AVX512)
-    __m512 acc = _mm512_setzero_ps();
-    for (; i + 16 <= n; i += 16) acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + i));
-    float lanes[16]; /* (not _mm512_reduce_add_ps: g++ 12 warns inside it) */
-    _mm512_storeu_ps(lanes, acc);
-    for (int k = 0; k < 16; k++) s += lanes[k];
-#endif
-    for (; i < n; i++) s += x[i];
-    return s;
-}
-static void sdl__relu_grad_add(float *SDL_RESTRICT dx, const float *SDL_RESTRICT x, const float *SDL_RESTRICT dy, int64_t n) {
-    int64_t i = 0;
-#if defined(SDL__GEMM_AVX512)
-    for (; i + 16 <= n; i += 16) {
-        __mmask16 pos = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), _mm512_setzero_ps(), _CMP_GT_OQ);
-        __m512 d = _mm512_loadu_ps(dx + i);
-        _mm512_storeu_ps(dx + i, _mm512_add_ps(d, _mm512_maskz_loadu_ps(pos, dy + i)));
-    }
-#endif
-    for (; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
-}
-
-/* A's rows [i0, i0+mc) x cols [k0, k0+kc) of op(A), times alpha, as MR-tall panels:
-   dst[p*MR*kc + k*MR + i] = alpha * op(A)[i0 + p*MR + i][k0 + k] (zero past M) */
-static void sdl__pack_a(const sdl__gemm_job *g, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float *dst) {
-    const int64_t R = g->mr; /* panel height: SDL__MR, or 8 (see sdl__gemm_make) */
-    for (int64_t p = 0; p < mc; p += R) {
-        int64_t mr = mc - p < R ? mc - p : R;
-        float *d = dst + p * kc;
-        if (!g->ta) { /* k outer: MR row streams in, one contiguous panel row out */
-            const float *rows[SDL__MR];
-            int64_t k = 0;
-            for (int64_t i = 0; i < mr; i++) rows[i] = g->A + (i0 + p + i) * g->lda + k0;
-#if defined(SDL__GEMM_TR8) && SDL__MR >= 8
-            if (mr == R && R >= 8) { /* 8 x 8 transposes over rows 0-7 and R-8..R-1 (they may overlap) */
-                for (; k + 8 <= kc; k += 8) {
-                    sdl__tr8(rows[0] + k, g->lda, d + k * R, R);
-                    if (R > 8) sdl__tr8(rows[R - 8] + k, g->lda, d + k * R + R - 8, R);
-                }
-                if (g->alpha != 1.0f)
-                    for (int64_t q = 0; q < k * R; q++) d[q] *= g->alpha;
-            }
-#endif
-            for (; k < kc; k++)
-                for (int64_t i = 0; i < mr; i++) d[k * R + i] = g->alpha * rows[i][k];
-        } else {
-            for (int64_t k = 0; k < kc; k++) {
-                const float *src = g->A + (k0 + k) * g->lda + i0 + p;
-                for (int64_t i = 0; i < mr; i++) d[k * R + i] = g->alpha * src[i];
-            }
-        }
-        if (mr < R)
-            for (int64_t k = 0; k < kc; k++)
-                for (int64_t i = mr; i < R; i++) d[k * R + i] = 0.0f;
-    }
-}
-
-/* B's rows [k0, k0+kc) x cols [j0, j0+nc) of op(B) as NR-wide panels:
-   dst[p*NR*kc + k*NR + j] = op(B)[k0 + k][j0 + p*NR + j] (zero past N) */
-static void sdl__pack_b(const sdl__gemm_job *g, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float *dst) {
-    for (int64_t p = 0; p < nc; p += SDL__NR) {
-        int64_t nr = nc - p < SDL__NR ? nc - p : SDL__NR;
-        float *d = dst + p * kc;
-        if (!g->tb) {
-            for (int64_t k = 0; k < kc; k++) {
-                const float *src = g->B + (k0 + k) * g->ldb + j0 + p;
-                float *dk = d + k * SDL__NR;
-                if (nr == SDL__NR) memcpy(dk, src, SDL__NR * sizeof(float));
-                else {
-                    for (int64_t j = 0; j < nr; j++) dk[j] = src[j];
-                    for (int64_t j = nr; j < SDL__NR; j++) dk[j] = 0.0f;
-                }
-            }
-        } else {
-            const float *rows[SDL__NR];
-            int64_t k = 0;
-            for (int64_t j = 0; j < nr; j++) rows[j] = g->B + (j0 + p + j) * g->ldb + k0;
-#if defined(SDL__GEMM_TR8)
-            if (nr == SDL__NR)
-                for (; k + 8 <= kc; k += 8)
-                    for (int64_t j = 0; j < SDL__NR; j += 8) sdl__tr8(rows[j] + k, g->ldb, d + k * SDL__NR + j, SDL__NR);
-#endif
-            for (; k < kc; k++) {
-                float *dk = d + k * SDL__NR;
-                for (int64_t j = 0; j < nr; j++) dk[j] = rows[j][k];
-                for (int64_t j = nr; j < SDL__NR; j++) dk[j] = 0.0f;
-            }
-        }
-    }
-}
-
-/* t[MR x NR] = sum_k a[k*MR + i] * b[k*NR + j] over kc */
-#if defined(SDL__GEMM_AVX512)
-static void sdl__gemm_kernel(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, float *SDL_RESTRICT t) {
-    __m512 c0_0 = _mm512_setzero_ps(), c0_1 = c0_0, c1_0 = c0_0, c1_1 = c0_0, c2_0 = c0_0, c2_1 = c0_0,
-           c3_0 = c0_0, c3_1 = c0_0, c4_0 = c0_0, c4_1 = c0_0, c5_0 = c0_0, c5_1 = c0_0,
-           c6_0 = c0_0, c6_1 = c0_0, c7_0 = c0_0, c7_1 = c0_0, c8_0 = c0_0, c8_1 = c0_0,
-           c9_0 = c0_0, c9_1 = c0_0, c10_0 = c0_0, c10_1 = c0_0, c11_0 = c0_0, c11_1 = c0_0;
-    for (int64_t k = 0; k < kc; k++, a += 12, b += 32) {
-        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), ai;
-#define SDL__ROW(i) ai = _mm512_set1_ps(a[i]); c##i##_0 = _mm512_fmadd_ps(ai, b0, c##i##_0); c##i##_1 = _mm512_fmadd_ps(ai, b1, c##i##_1);
-        SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5)
-        SDL__ROW(6) SDL__ROW(7) SDL__ROW(8) SDL__ROW(9) SDL__ROW(10) SDL__ROW(11)
-#undef SDL__ROW
-    }
-#define SDL__ROW(i) _mm512_storeu_ps(t + (i) * 32, c##i##_0); _mm512_storeu_ps(t + (i) * 32 + 16, c##i##_1);
-    SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5)
-    SDL__ROW(6) SDL__ROW(7) SDL__ROW(8) SDL__ROW(9) SDL__ROW(10) SDL__ROW(11)
-#undef SDL__ROW
-}
-/* the same with 8 rows: for M = 64, 128, ... where 12-row panels would be padded */
-static void sdl__gemm_kernel8(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, float *SDL_RESTRICT t) {
-    __m512 c0_0 = _mm512_setzero_ps(), c0_1 = c0_0, c1_0 = c0_0, c1_1 = c0_0, c2_0 = c0_0, c2_1 = c0_0,
-           c3_0 = c0_0, c3_1 = c0_0, c4_0 = c0_0, c4_1 = c0_0, c5_0 = c0_0, c5_1 = c0_0,
-           c6_0 = c0_0, c6_1 = c0_0, c7_0 = c0_0, c7_1 = c0_0;
-    for (int64_t k = 0; k < kc; k++, a += 8, b += 32) {
-        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), ai;
-#define SDL__ROW(i) ai = _mm512_set1_ps(a[i]); c##i##_0 = _mm512_fmadd_ps(ai, b0, c##i##_0); c##i##_1 = _mm512_fmadd_ps(ai, b1, c##i##_1);
-        SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5) SDL__ROW(6) SDL__ROW(7)
-#undef SDL__ROW
-    }
-#define SDL__ROW(i) _mm512_storeu_ps(t + (i) * 32, c##i##_0); _mm512_storeu_ps(t + (i) * 32 + 16, c##i##_1);
-    SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5) SDL__ROW(6) SDL__ROW(7)
-#undef SDL__ROW
-}
-#define SDL__GEMM_MR8 1
-#elif defined(SDL__GEMM_AVX2)
-static void sdl__gemm_kernel(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, float *SDL_RESTRICT t) {
-    __m256 c0_0 = _mm256_setzero_ps(), c0_1 = c0_0, c1_0 = c0_0, c1_1 = c0_0, c2_0 = c0_0, c2_1 = c0_0,
-           c3_0 = c0_0, c3_1 = c0_0, c4_0 = c0_0, c4_1 = c0_0, c5_0 = c0_0, c5_1 = c0_0;
-    for (int64_t k = 0; k < kc; k++, a += 6, b += 16) {
-        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), ai;
-#define SDL__ROW(i) ai = _mm256_broadcast_ss(a + (i)); c##i##_0 = _mm256_fmadd_ps(ai, b0, c##i##_0); c##i##_1 = _mm256_fmadd_ps(ai, b1, c##i##_1);
-        SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5)
-#undef SDL__ROW
-    }
-#define SDL__ROW(i) _mm256_storeu_ps(t + (i) * 16, c##i##_0); _mm256_storeu_ps(t + (i) * 16 + 8, c##i##_1);
-    SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5)
-#undef SDL__ROW
-}
-#else
-static void sdl__gemm_kernel(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, float *SDL_RESTRICT t) {
-    float acc[SDL__MR][SDL__NR];
-    memset(acc, 0, sizeof acc);
-    for (int64_t k = 0; k < kc; k++, a += SDL__MR, b += SDL__NR)
-        for (int i = 0; i < SDL__MR; i++)
-            for (int j = 0; j < SDL__NR; j++) acc[i][j] += a[i] * b[j];
-    memcpy(t, acc, sizeof acc);
-}
-#endif
-
-/* C tile (mr x nr) = (first ? beta*C : C) + t; one routine for every tile so edges and
-   interiors round alike. beta 0 never reads C (it may hold NaN). */
-static void sdl__gemm_update(float *c, int64_t ldc, const float *t, int64_t mr, int64_t nr, float beta, bool first) {
-#if defined(SDL__GEMM_AVX512) /* every tile, full or not, takes this path (masked), so all round alike */
-    __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1u);
-    __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1u : 0u);
-    __m512 vb = _mm512_set1_ps(beta);
-    int mode = !first || beta == 1.0f ? 0 : beta == 0.0f ? 1 : 2;
-    for (int64_t i = 0; i < mr; i++, c += ldc, t += SDL__NR) {
-        __m512 t0 = _mm512_loadu_ps(t), t1 = _mm512_loadu_ps(t + 16);
-        if (mode == 0) {
-            t0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, c), t0);
-            t1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, c + 16), t1);
-        } else if (mode == 2) {
-            t0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, c), t0);
-            t1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, c + 16), t1);
-        }
-        _mm512_mask_storeu_ps(c, m0, t0);
-        _mm512_mask_storeu_ps(c + 16, m1, t1);
-    }
-#else
-    for (int64_t i = 0; i < mr; i++, c += ldc, t += SDL__NR) {
-        if (!first || beta == 1.0f) for (int64_t j = 0; j < nr; j++) c[j] += t[j];
-        else if (beta == 0.0f) for (int64_t j = 0; j < nr; j++) c[j] = t[j];
-        else for (int64_t j = 0; j < nr; j++) c[j] = beta * c[j] + t[j];
-    }
-#endif
-}
-
-/* the block size that cuts n into equal blocks of at most max, rounded up to a multiple
-   of q (max is a multiple of q) */
-static int64_t sdl__gemm_blk(int64_t n, int64_t max, int64_t q) {
-    int64_t nb = (n + max - 1) / max, b = (n + nb - 1) / nb;
-    return (b + q - 1) / q * q;
-}
-
-/* C[m0:m1, n0:n1] with the packing buffers ws (MC*KC + KC*NC floats) */
-static void sdl__gemm_block(const sdl__gemm_job *g, int64_t m0, int64_t m1, int64_t n0, int64_t n1, float *ws) {
-    float *ap = ws, *bp = ws + SDL__MC * SDL__KC;
-    float t[SDL__MR * SDL__NR + 16];
-    int64_t NC = sdl__gemm_blk(n1 - n0, SDL__NC, SDL__NR), KC = sdl__gemm_blk(g->K, SDL__KC, 16);
-    int64_t MC = sdl__gemm_blk(m1 - m0, SDL__MC, g->mr);
-    for (int64_t jc = n0; jc < n1; jc += NC) {
-        int64_t nc = n1 - jc < NC ? n1 - jc : NC;
-        for (int64_t pc = 0; pc < g->K; pc += KC) {
-            int64_t kc = g->K - pc < KC ? g->K - pc : KC;
-            sdl__pack_b(g, pc, kc, jc, nc, bp);
-            for (int64_t ic = m0; ic < m1; ic += MC) {
-                int64_t mc = m1 - ic < MC ? m1 - ic : MC;
-                sdl__pack_a(g, ic, mc, pc, kc, ap);
-                for (int64_t jr = 0; jr < nc; jr += SDL__NR) {
-                    int64_t nr = nc - jr < SDL__NR ? nc - jr : SDL__NR;
-                    for (int64_t ir = 0; ir < mc; ir += g->mr) {
-                        int64_t mr = mc - ir < g->mr ? mc - ir : g->mr;
-#ifdef SDL__GEMM_MR8
-                        if (g->mr == 8) sdl__gemm_kernel8(kc, ap + ir * kc, bp + jr * kc, t);
-                        else
-#endif
-                        sdl__gemm_kernel(kc, ap + ir * kc, bp + jr * kc, t);
-                        sdl__gemm_update(g->C + (ic + ir) * g->ldc + jc + jr, g->ldc, t, mr, nr, g->beta, pc == 0);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/* packing buffers, one per thread part, kept for the life of the process (a steady-state
-   step allocates nothing). Grown only from the calling thread, before work is handed out. */
-static float *sdl__gemm_ws[SDL__MAX_THREADS];
-static bool sdl__gemm_ws_ready(int parts) {
-    for (int p = 0; p < parts; p++)
-        if (!sdl__gemm_ws[p]) {
-            sdl__gemm_ws[p] = (float *)sdl__aligned_alloc(sizeof(float) * (size_t)SDL__KC * (SDL__MC + SDL__NC));
-            if (!sdl__gemm_ws[p]) return false;
-        }
-    return true;
-}
-
-static void sdl__gemm_part(void *ctx, int64_t p0, int64_t p1) {
-    const sdl__gemm_job *g = (const sdl__gemm_job *)ctx;
-    for (int64_t p = p0; p < p1; p++) {
-        int64_t dim = g->split_n ? g->N : g->M, units = (dim + g->unit - 1) / g->unit;
-        int64_t b = units * p / g->parts * g->unit, e = units * (p + 1) / g->parts * g->unit;
-        if (e > dim) e = dim;
-        if (b >= e) continue;
-        if (g->split_n) sdl__gemm_block(g, 0, g->M, b, e, sdl__gemm_ws[p]);
-        else sdl__gemm_block(g, b, e, 0, g->N, sdl__gemm_ws[p]);
-    }
-}
-
-static sdl__gemm_job sdl__gemm_make(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
-                                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                                    float *C, int64_t ldc) {
-    sdl__gemm_job g;
-    g.ta = ta; g.tb = tb; g.M = M; g.N = N; g.K = K; g.lda = lda; g.ldb = ldb; g.ldc = ldc;
-    g.alpha = alpha; g.beta = beta; g.A = A; g.B = B; g.C = C;
-    /* panel height: 8 rows where that pads M less than SDL__MR rows would (M = 64: 64 rows
-       instead of 72). Both kernels add the k products of an element in the same order, so
-       the choice changes speed only. */
-    g.mr = SDL__MR;
-#ifdef SDL__GEMM_MR8
-    if ((M + 7) / 8 * 8 - M < (M + SDL__MR - 1) / SDL__MR * SDL__MR - M) g.mr = 8;
-#endif
-    g.split_n = N >= M; g.unit = g.split_n ? SDL__NR : g.mr; g.parts = 1;
-    return g;
-}
-
-/* Threads split C into `parts` row ranges (each packs all of B) or column ranges (each packs
-   all of A); the one that packs less twice wins. Sharing one packed block between threads
-   was slower on every shape measured (2-core Zen 5 VM): the other core's writes come back
-   through L3. Estimated cycles per thread: the widest part's FMAs (32 a cycle), its share
-   of the split operand and all of the other, at rough per-element packing costs (A: 8x8
-   transposes, or scalar copies if transposed; B: memcpy, or transposes if transposed). */
-static void sdl__gemm_split(sdl__gemm_job *g, int64_t parts) {
-    double ca = g->ta ? 1.0 : 0.5, cb = g->tb ? 0.5 : 0.125;
-    int64_t rows = ((g->M + g->mr - 1) / g->mr + parts - 1) / parts * g->mr;
-    int64_t cols = ((g->N + SDL__NR - 1) / SDL__NR + parts - 1) / parts * SDL__NR;
-    if (rows > g->M) rows = g->M;
-    if (cols > g->N) cols = g->N;
-    double k = (double)g->K;
-    double by_rows = (double)rows * g->N * k / 32 + k * g->N * cb + (double)rows * k * ca;
-    double by_cols = (double)g->M * cols * k / 32 + (double)g->M * k * ca + k * cols * cb;
-    g->split_n = by_cols < by_rows;
-    g->unit = g->split_n ? SDL__NR : g->mr;
-}
-
-/* the trivial cases: nothing to add (K = 0 or alpha = 0) means C = beta * C */
-static bool sdl__gemm_trivial(int64_t M, int64_t N, int64_t K, float alpha, float beta, float *C, int64_t ldc) {
-    if (M <= 0 || N <= 0) return true;
-    if (K > 0 && alpha != 0.0f) return false;
-    for (int64_t i = 0; i < M; i++)
-        for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
-    return true;
-}
-
-/* single-threaded, with the caller's packing buffer ws (part `part` of sdl__gemm_ws): for
-   kernels that already run on a pool thread */
-static void sdl__sgemm_serial(int part, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
-                              const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                              float *C, int64_t ldc) {
-    if (sdl__gemm_trivial(M, N, K, alpha, beta, C, ldc)) return;
-    sdl__gemm_job g = sdl__gemm_make(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    sdl__gemm_block(&g, 0, M, 0, N, sdl__gemm_ws[part]);
-}
-
-SDL_API void sdl_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                       float *C, int64_t ldc) {
-    if (sdl__gemm_trivial(M, N, K, alpha, beta, C, ldc)) return;
-    sdl__gemm_job g = sdl__gemm_make(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    /* a part gets at least ~8 MFLOP (tens of microseconds): waking a thread costs several */
-    int64_t parts = (M * N * K) / (2 * 128 * 128 * 128) + 1;
-    int nt = sdl_get_num_threads();
-    if (parts > nt) parts = nt;
-    if (parts > 1) sdl__gemm_split(&g, parts);
-    int64_t units = ((g.split_n ? N : M) + g.unit - 1) / g.unit;
-    if (parts > units) parts = units;
-    if (!sdl__gemm_ws_ready((int)parts)) { /* no memory for packing: the plain loop still works */
-        sdl__sgemm_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-    g.parts = parts;
-    if (parts == 1) sdl__gemm_part(&g, 0, 1);
-    else sdl_parallel_for(parts, 1, sdl__gemm_part, &g);
 }
 
 /* ----------------------------------------------------------------------------------------
@@ -3445,7 +3064,7 @@ SDL_API sdl_result sdl_backward_grad(sdl_tensor *out, const float *grad) {
     if (out->device != SDL_CPU && out->grad) return sdl_fail(SDL_ERR_STATE, "backward_grad: a device output that has a gradient already");
     return sdl__backward_run(out, grad, false);
 }
-/* >>cpu-ops: kernels beside their backward. Shapes and the derivative above each pair. */
+/* >>ops-core: kernels beside their backward. Shapes and the derivative above each pair. */
 
 /* ---- activation epilogues (sdl_act), for any op whose output is y = f(z):
    forward applies f to z in place; backward turns dy into dz = f'(z) dy, computed from y,
@@ -3698,121 +3317,6 @@ SDL_API sdl_tensor *sdl_mean(sdl_tensor *x) {
     return sdl__op_run(sdl__op_begin(SDL_OP_MEAN, sdl_shapen(0, NULL), x, NULL, NULL, NULL));
 }
 
-/* >>cpu-ops-more (see the anchors below: each group of ops has its own section) */
-
-/* ---- cross entropy from logits (B, C), targets i32 (B), smoothing s:
-   q = (1-s) onehot(t) + s/C;  loss = mean_b -sum_c q_c log softmax(x)_c
-   dlogits_bc += (softmax(x)_bc - q_bc) / B */
-static void sdl__ce_fwd(sdl_node *n) {
-    sdl_tensor *x = n->in[0];
-    int64_t B = x->shape[0], C = x->numel / (B ? B : 1);
-    const int32_t *t = sdl_i32(n->in[1]);
-    float s = n->attr.scalar.alpha;
-    float *prob = (float *)n->saved;
-    double total = 0.0;
-    for (int64_t b = 0; b < B; b++) {
-        const float *row = sdl_f32(x) + b * C;
-        float *p = prob + b * C;
-        float mx = row[0];
-        for (int64_t c = 1; c < C; c++) mx = row[c] > mx ? row[c] : mx;
-        double z = 0.0;
-        for (int64_t c = 0; c < C; c++) z += exp((double)row[c] - mx);
-        double logz = mx + log(z), lsum = 0.0;
-        for (int64_t c = 0; c < C; c++) {
-            double logp = row[c] - logz;
-            p[c] = (float)exp(logp);
-            lsum += logp;
-        }
-        total += -(1.0 - s) * (row[t[b]] - logz) - (double)s / (double)C * lsum;
-    }
-    sdl_f32(n->out)[0] = (float)(total / (double)(B ? B : 1));
-}
-static void sdl__ce_bwd(sdl_node *n) {
-    sdl_tensor *x = n->in[0];
-    int64_t B = x->shape[0], C = x->numel / (B ? B : 1);
-    const int32_t *t = sdl_i32(n->in[1]);
-    float s = n->attr.scalar.alpha, g = n->out->grad[0] / (float)(B ? B : 1);
-    const float *prob = (const float *)n->saved;
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t c = 0; c < C; c++) {
-            float q = s / (float)C + (c == t[b] ? 1.0f - s : 0.0f);
-            x->grad[b * C + c] += g * (prob[b * C + c] - q);
-        }
-}
-
-/* targets: i32, one per row of x (B, C), each in [0, C) */
-static bool sdl__check_targets(const char *op, const sdl_tensor *x, const sdl_tensor *t) {
-    if (x->ndim != 2 || t->dtype != SDL_I32 || t->numel != x->shape[0]) {
-        sdl__shape_error(op, "wants logits (B, C) and i32 targets (B)", x, t);
-        return false;
-    }
-    if (t->device != SDL_CPU) return true; /* device kernels turn a bad target into a NaN loss */
-    const int32_t *ids = sdl_i32(t);
-    for (int64_t i = 0; i < t->numel; i++)
-        if (ids[i] < 0 || ids[i] >= x->shape[1]) {
-            sdl_fail(SDL_ERR_ARG, "%s: target %d at row %lld is outside [0, %lld)", op, ids[i], (long long)i, (long long)x->shape[1]);
-            return false;
-        }
-    return true;
-}
-
-SDL_API sdl_tensor *sdl_cross_entropy(sdl_tensor *logits, sdl_tensor *targets, float label_smoothing) {
-    if (sdl__any_null(logits, targets)) return NULL;
-    if (!sdl__check_targets("cross_entropy", logits, targets)) return NULL;
-    sdl_node *n = sdl__op_begin(SDL_OP_CROSS_ENTROPY, sdl_shapen(0, NULL), logits, targets, NULL, NULL);
-    if (!n) return NULL;
-    n->attr.scalar.alpha = label_smoothing;
-    return sdl__saved(n, (size_t)logits->numel * sizeof(float)) ? sdl__op_run(n) : NULL;
-}
-
-SDL_API int64_t sdl_count_correct(const sdl_tensor *logits, const sdl_tensor *targets) {
-    if (!logits || !targets || logits->ndim != 2 || targets->numel != logits->shape[0]) return 0;
-    if (logits->device != SDL_CPU || targets->device != SDL_CPU) { /* count on host copies */
-        sdl_tensor *hl = sdl_arena_tensor(sdl_tensor_shape(logits), logits->dtype);
-        sdl_tensor *ht = sdl_arena_tensor(sdl_tensor_shape(targets), targets->dtype);
-        const sdl_backend *bl = sdl_get_backend(logits->device), *bt = sdl_get_backend(targets->device);
-        if (!hl || !ht || !bl || !bt) return 0;
-        bl->copy(hl->data, logits->data, (size_t)logits->numel * sdl_dtype_size(logits->dtype), SDL_CPU, logits->device);
-        bt->copy(ht->data, targets->data, (size_t)targets->numel * sdl_dtype_size(targets->dtype), SDL_CPU, targets->device);
-        return sdl_count_correct(hl, ht);
-    }
-    int64_t B = logits->shape[0], C = logits->shape[1], correct = 0;
-    for (int64_t b = 0; b < B; b++) {
-        const float *row = sdl_f32(logits) + b * C;
-        int64_t best = 0;
-        for (int64_t c = 1; c < C; c++) if (row[c] > row[best]) best = c;
-        correct += best == sdl_i32(targets)[b];
-    }
-    return correct;
-}
-
-/* ---- mse: loss = mean (x - t)^2;  dx += 2 (x - t) / n,  dt -= 2 (x - t) / n */
-static void sdl__mse_fwd(sdl_node *n) {
-    const float *x = sdl_f32(n->in[0]), *t = sdl_f32(n->in[1]);
-    double s = 0.0;
-    for (int64_t i = 0; i < n->in[0]->numel; i++) s += sdl__mse_elem(x[i], t[i]);
-    sdl_f32(n->out)[0] = (float)(s / (double)(n->in[0]->numel ? n->in[0]->numel : 1));
-}
-static void sdl__mse_bwd(sdl_node *n) {
-    sdl_tensor *x = n->in[0], *t = n->in[1];
-    float *dx = x->requires_grad ? x->grad : NULL, *dt = t->requires_grad ? t->grad : NULL;
-    float g = 2.0f * n->out->grad[0] / (float)(x->numel ? x->numel : 1);
-    for (int64_t i = 0; i < x->numel; i++) {
-        float d = g * (sdl_f32(x)[i] - sdl_f32(t)[i]);
-        if (dx) dx[i] += d;
-        if (dt) dt[i] -= d;
-    }
-}
-SDL_API sdl_tensor *sdl_mse_loss(sdl_tensor *x, sdl_tensor *targets) {
-    if (sdl__any_null(x, targets)) return NULL;
-    if (x->dtype != SDL_F32 || targets->dtype != SDL_F32) {
-        sdl_fail(SDL_ERR_ARG, "mse_loss: input and targets must be f32 (got %s and %s)", sdl__dtype_name(x->dtype), sdl__dtype_name(targets->dtype));
-        return NULL;
-    }
-    if (x->numel != targets->numel) return (sdl_tensor *)sdl__shape_error("mse_loss", "input and target sizes differ", x, targets);
-    return sdl__op_run(sdl__op_begin(SDL_OP_MSE, sdl_shapen(0, NULL), x, targets, NULL, NULL));
-}
-
 /* >>ops-conv (conv2d, conv_transpose2d, pooling) */
 
 /* Images are NCHW. A conv's geometry: an image (C, H, W) read through KH x KW windows with
@@ -3981,419 +3485,15 @@ static void sdl__conv_bwd_part(void *ctx, int64_t p0, int64_t p1) {
     }
 }
 
-/* ---- Winograd F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural
-   Networks", 2015) for stride-1 3x3 convs. The output is cut into 2x2 tiles; a tile reads a
-   4x4 input window d (windows of neighbouring tiles overlap by 2) and is
-       y_tile = A^T [ (G w G^T) .* (B^T d B) ] A        (.* elementwise on 4x4)
-       B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
-       A^T = [1 1 1 0; 0 1 -1 -1]
-   so 9 multiplies per output and input channel become 16/4 = 4, and the sum over input
-   channels becomes one GEMM per element e of the 4x4 transformed tile:
-       M[e] (O, T) = U[e] (O, C) @ V[e] (C, T),   U = G w G^T, V = B^T d B, T = tiles
-   Backward takes the adjoints of the same transforms:
-       dM = A dy A^T;  dU[e] = dM[e] @ V[e]^T, dw += G^T dU G;  dV[e] = U[e]^T @ dM[e], dx += B dV B^T
-   Samples go in groups of wg (fixed by the batch, never by the thread count) so the GEMMs
-   have ~sdl__wino_tiles columns; dU is kept per group and the groups are added in order, so
-   results are bitwise the same for any thread count. The im2col path above is the reference
-   (tests/test_conv_fast.c checks one against the other). */
+/* in the engine room (see >>winograd) */
+static bool sdl__wino_applies(const sdl__conv_job *j);
+static void sdl__wino_bwd_finish(sdl__conv_job *j);
+static void sdl__wino_bwd_part(void *ctx, int64_t p0, int64_t p1);
+static void sdl__wino_fwd_part(void *ctx, int64_t p0, int64_t p1);
+static bool sdl__wino_init(sdl__conv_job *j, bool backward);
+
 static int64_t sdl__wino_tiles = 288; /* tiles per group: 2 samples of 24x24 outputs (tests make it small) */
 static int sdl__conv_algo = 0; /* 0: Winograd where it pays; 1: im2col only; 2: Winograd wherever it applies (tests) */
-
-static bool sdl__wino_applies(const sdl__conv_job *j) {
-    if (j->transpose || j->g.KH != 3 || j->g.KW != 3 || j->g.sh != 1 || j->g.sw != 1 || sdl__conv_algo == 1) return false;
-    /* fewer channels: the GEMMs' K (C_in forward, C_out for dx) is too short to pay for the
-       transforms (measured: C_in = 8 gains forward, loses more backward) */
-    return sdl__conv_algo == 2 || (j->g.C >= 16 && j->O >= 16);
-}
-
-/* U[e][o][c] = (G w[o][c] G^T)[e] */
-static void sdl__wino_filter(const float *w, int64_t O, int64_t C, float *U) {
-    for (int64_t oc = 0; oc < O * C; oc++) {
-        const float *g = w + oc * 9;
-        float t[4][3], u[4][4];
-        for (int k = 0; k < 3; k++) {
-            t[0][k] = g[k];
-            t[1][k] = 0.5f * (g[k] + g[3 + k] + g[6 + k]);
-            t[2][k] = 0.5f * (g[k] - g[3 + k] + g[6 + k]);
-            t[3][k] = g[6 + k];
-        }
-        for (int i = 0; i < 4; i++) {
-            u[i][0] = t[i][0];
-            u[i][1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-            u[i][2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-            u[i][3] = t[i][2];
-        }
-        for (int e = 0; e < 16; e++) U[e * O * C + oc] = u[e / 4][e % 4];
-    }
-}
-/* dw[o][c] += G^T dU[.][o][c] G (dU stored (16, C, O) when trans) */
-static void sdl__wino_filter_grad(const float *dU, int64_t O, int64_t C, bool trans, float *dw) {
-    for (int64_t oc = 0; oc < O * C; oc++) {
-        float u[4][4], s[3][4];
-        int64_t at = trans ? (oc % C) * O + oc / C : oc;
-        for (int e = 0; e < 16; e++) u[e / 4][e % 4] = dU[e * O * C + at];
-        for (int k = 0; k < 4; k++) {
-            s[0][k] = u[0][k] + 0.5f * (u[1][k] + u[2][k]);
-            s[1][k] = 0.5f * (u[1][k] - u[2][k]);
-            s[2][k] = 0.5f * (u[1][k] + u[2][k]) + u[3][k];
-        }
-        float *g = dw + oc * 9;
-        for (int i = 0; i < 3; i++) {
-            g[i * 3 + 0] += s[i][0] + 0.5f * (s[i][1] + s[i][2]);
-            g[i * 3 + 1] += 0.5f * (s[i][1] - s[i][2]);
-            g[i * 3 + 2] += 0.5f * (s[i][1] + s[i][2]) + s[i][3];
-        }
-    }
-}
-
-/* The transformed tiles are stored V[e][c][t] (e = 0..15 blocks of C rows of Tg tiles, so
-   each block is a GEMM operand). The blocks sit sdl__wino_es apart: C*Tg plus 32 floats,
-   since a stride of a multiple of 4 KiB would put all 16 streams in the same cache set.
-   Image planes are handled split into even and odd columns (E, O), so that every loop over
-   the tiles of a row reads and writes contiguous memory: SDL__WL tiles at a time (16 lanes
-   of AVX-512, masked at the row's end; 1 elsewhere, the same code on floats). */
-static int64_t sdl__wino_es(int64_t rows, int64_t Tg) { return rows * Tg + 32; }
-
-#if defined(SDL__GEMM_AVX512)
-typedef __m512 sdl__wv;
-typedef __mmask16 sdl__wm;
-#define SDL__WL 16
-static sdl__wm sdl__wmask(int64_t n) { return (sdl__wm)(n >= 16 ? 0xFFFFu : n <= 0 ? 0u : (1u << n) - 1u); }
-#define SDL__WLD(p, m) _mm512_maskz_loadu_ps(m, p)
-#define SDL__WST(p, m, v) _mm512_mask_storeu_ps(p, m, v)
-#define SDL__WADD(a, b) _mm512_add_ps(a, b)
-#define SDL__WSUB(a, b) _mm512_sub_ps(a, b)
-#define SDL__WNEG(a) _mm512_sub_ps(_mm512_setzero_ps(), a)
-#define SDL__WSET(x) _mm512_set1_ps(x)
-/* d[2k] = e[k], d[2k+1] = o[k] for the first n values of d */
-static void sdl__wst2(float *d, int64_t n, sdl__wv e, sdl__wv o) {
-    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
-    _mm512_mask_storeu_ps(d, sdl__wmask(n), _mm512_permutex2var_ps(e, lo, o));
-    _mm512_mask_storeu_ps(d + 16, sdl__wmask(n - 16), _mm512_permutex2var_ps(e, hi, o));
-}
-#else
-typedef float sdl__wv;
-typedef int sdl__wm;
-#define SDL__WL 1
-static sdl__wm sdl__wmask(int64_t n) { return n > 0; }
-#define SDL__WLD(p, m) ((void)(m), *(p))
-#define SDL__WST(p, m, v) ((void)(m), *(p) = (v))
-#define SDL__WADD(a, b) ((a) + (b))
-#define SDL__WSUB(a, b) ((a) - (b))
-#define SDL__WNEG(a) (-(a))
-#define SDL__WSET(x) (x)
-static void sdl__wst2(float *d, int64_t n, sdl__wv e, sdl__wv o) {
-    if (n > 0) d[0] = e;
-    if (n > 1) d[1] = o;
-}
-#endif
-
-/* e[k] = s[2k], o[k] = s[2k+1] for the n values of s */
-static void sdl__deinterleave(const float *s, int64_t n, float *e, float *o) {
-    int64_t i = 0;
-#if defined(SDL__GEMM_AVX512)
-    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
-    for (; i + 32 <= n; i += 32) {
-        __m512 a = _mm512_loadu_ps(s + i), b = _mm512_loadu_ps(s + i + 16);
-        _mm512_storeu_ps(e + i / 2, _mm512_permutex2var_ps(a, ev, b));
-        _mm512_storeu_ps(o + i / 2, _mm512_permutex2var_ps(a, od, b));
-    }
-    if (i < n) {
-        int64_t r = n - i;
-        __m512 a = _mm512_maskz_loadu_ps(sdl__wmask(r), s + i), b = _mm512_maskz_loadu_ps(sdl__wmask(r - 16), s + i + 16);
-        _mm512_mask_storeu_ps(e + i / 2, sdl__wmask((r + 1) / 2), _mm512_permutex2var_ps(a, ev, b));
-        _mm512_mask_storeu_ps(o + i / 2, sdl__wmask(r / 2), _mm512_permutex2var_ps(a, od, b));
-    }
-#endif
-    for (; i + 1 < n; i += 2) { e[i / 2] = s[i]; o[i / 2] = s[i + 1]; }
-    if (i < n) e[i / 2] = s[i];
-}
-/* d[2k] = e[k] + bias, d[2k+1] = o[k] + bias for the n values of d (add: d += instead) */
-static void sdl__interleave(float *d, int64_t n, const float *e, const float *o, float bias, bool add) {
-    int64_t i = 0;
-#if defined(SDL__GEMM_AVX512)
-    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
-    const __m512 vb = _mm512_set1_ps(bias);
-    for (; i < n; i += 32) {
-        int64_t r = n - i;
-        __mmask16 m0 = sdl__wmask(r), m1 = sdl__wmask(r - 16);
-        __m512 a = _mm512_maskz_loadu_ps(sdl__wmask((r + 1) / 2), e + i / 2), b = _mm512_maskz_loadu_ps(sdl__wmask(r / 2), o + i / 2);
-        __m512 x0 = _mm512_add_ps(_mm512_permutex2var_ps(a, lo, b), vb), x1 = _mm512_add_ps(_mm512_permutex2var_ps(a, hi, b), vb);
-        if (add) {
-            x0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, d + i), x0);
-            x1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, d + i + 16), x1);
-        }
-        _mm512_mask_storeu_ps(d + i, m0, x0);
-        _mm512_mask_storeu_ps(d + i + 16, m1, x1);
-    }
-#else
-    for (; i < n; i++) {
-        float v = (i & 1 ? o[i / 2] : e[i / 2]) + bias;
-        d[i] = add ? d[i] + v : v;
-    }
-#endif
-}
-
-/* one sample's image x (C, H, W) -> V[e][c][t0 + t] (Tg tiles in the group): each plane is
-   first copied, zero-padded, into an E and an O plane of (2TH+2, TW+1) */
-static void sdl__wino_in(const sdl__conv_job *j, const float *x, float *plane, float *V, int64_t Tg, int64_t t0) {
-    const sdl__geom *g = &j->g;
-    const int64_t TH = j->TH, TW = j->TW, TW1 = TW + 1, PH = 2 * TH + 2, es = sdl__wino_es(g->C, Tg);
-    const int64_t pe0 = (g->pw + 1) / 2, po0 = g->pw / 2; /* where x's column 0 lands: E or O */
-    float *PE = plane, *PO = plane + PH * TW1;
-    /* x's columns fill E and O exactly (pad 0, W even): one call per plane */
-    const bool whole = g->pw == 0 && 2 * TW1 == g->W;
-    for (int64_t c = 0; c < g->C; c++) {
-        const float *xc = x + c * g->H * g->W;
-        if (whole) {
-            memset(PE, 0, (size_t)(g->ph * TW1) * sizeof(float));
-            memset(PO, 0, (size_t)(g->ph * TW1) * sizeof(float));
-            memset(PE + (g->ph + g->H) * TW1, 0, (size_t)((PH - g->ph - g->H) * TW1) * sizeof(float));
-            memset(PO + (g->ph + g->H) * TW1, 0, (size_t)((PH - g->ph - g->H) * TW1) * sizeof(float));
-            sdl__deinterleave(xc, g->H * g->W, PE + g->ph * TW1, PO + g->ph * TW1);
-        } else {
-            memset(plane, 0, (size_t)(PH * 2 * TW1) * sizeof(float));
-            for (int64_t ih = 0; ih < g->H; ih++) {
-                float *pe = PE + (ih + g->ph) * TW1, *po = PO + (ih + g->ph) * TW1;
-                if (g->pw & 1) sdl__deinterleave(xc + ih * g->W, g->W, po + po0, pe + pe0);
-                else sdl__deinterleave(xc + ih * g->W, g->W, pe + pe0, po + po0);
-            }
-        }
-        for (int64_t th = 0; th < TH; th++) {
-            float *v = V + c * Tg + t0 + th * TW;
-            for (int64_t tw = 0; tw < TW; tw += SDL__WL) {
-                sdl__wm mk = sdl__wmask(TW - tw);
-                sdl__wv d[4][4], r[4][4];
-                for (int i = 0; i < 4; i++) { /* row i's window columns: 2tw, 2tw+1, 2tw+2, 2tw+3 */
-                    const float *pe = PE + (2 * th + i) * TW1 + tw, *po = PO + (2 * th + i) * TW1 + tw;
-                    d[i][0] = SDL__WLD(pe, mk); d[i][1] = SDL__WLD(po, mk);
-                    d[i][2] = SDL__WLD(pe + 1, mk); d[i][3] = SDL__WLD(po + 1, mk);
-                }
-                for (int k = 0; k < 4; k++) { /* B^T d: row combinations */
-                    r[0][k] = SDL__WSUB(d[0][k], d[2][k]);
-                    r[1][k] = SDL__WADD(d[1][k], d[2][k]);
-                    r[2][k] = SDL__WSUB(d[2][k], d[1][k]);
-                    r[3][k] = SDL__WSUB(d[1][k], d[3][k]);
-                }
-                for (int i = 0; i < 4; i++) { /* (B^T d) B: the same on the columns */
-                    SDL__WST(v + (4 * i + 0) * es + tw, mk, SDL__WSUB(r[i][0], r[i][2]));
-                    SDL__WST(v + (4 * i + 1) * es + tw, mk, SDL__WADD(r[i][1], r[i][2]));
-                    SDL__WST(v + (4 * i + 2) * es + tw, mk, SDL__WSUB(r[i][2], r[i][1]));
-                    SDL__WST(v + (4 * i + 3) * es + tw, mk, SDL__WSUB(r[i][1], r[i][3]));
-                }
-            }
-        }
-    }
-}
-
-/* M[e][o][t0 + t] -> one sample's y (O, OH, OW) = A^T M A (+ bias); a vector of tiles gives
-   the even and the odd columns of two output rows, stored interleaved */
-static void sdl__wino_out(const sdl__conv_job *j, const float *M, int64_t Tg, int64_t t0, const float *bias, float *y) {
-    const int64_t TH = j->TH, TW = j->TW, OH = j->g.OH, OW = j->g.OW, es = sdl__wino_es(j->O, Tg);
-    for (int64_t o = 0; o < j->O; o++) {
-        const sdl__wv bv = SDL__WSET(bias ? bias[o] : 0.0f);
-        for (int64_t th = 0; th < TH; th++) {
-            const float *m = M + o * Tg + t0 + th * TW;
-            float *yr = y + (o * OH + 2 * th) * OW;
-            for (int64_t tw = 0; tw < TW; tw += SDL__WL) {
-                sdl__wm mk = sdl__wmask(TW - tw);
-                sdl__wv s[2][4];
-                for (int k = 0; k < 4; k++) { /* A^T m: row combinations */
-                    sdl__wv m0 = SDL__WLD(m + k * es + tw, mk), m1 = SDL__WLD(m + (4 + k) * es + tw, mk);
-                    sdl__wv m2 = SDL__WLD(m + (8 + k) * es + tw, mk), m3 = SDL__WLD(m + (12 + k) * es + tw, mk);
-                    s[0][k] = SDL__WADD(SDL__WADD(m0, m1), m2);
-                    s[1][k] = SDL__WSUB(SDL__WSUB(m1, m2), m3);
-                }
-                for (int i = 0; i < 2 && 2 * th + i < OH; i++) /* then on the columns, + bias */
-                    sdl__wst2(yr + i * OW + 2 * tw, OW - 2 * tw, SDL__WADD(SDL__WADD(SDL__WADD(s[i][0], s[i][1]), s[i][2]), bv),
-                              SDL__WADD(SDL__WSUB(SDL__WSUB(s[i][1], s[i][2]), s[i][3]), bv));
-            }
-        }
-    }
-}
-
-/* one sample's dy (O, OH, OW) -> dM[e][o][t0 + t] = A dy_tile A^T (zeros past OH, OW) */
-static void sdl__wino_dout(const sdl__conv_job *j, const float *dy, float *plane, float *dM, int64_t Tg, int64_t t0) {
-    const int64_t TH = j->TH, TW = j->TW, OH = j->g.OH, OW = j->g.OW, es = sdl__wino_es(j->O, Tg);
-    float *PE = plane, *PO = plane + 2 * TH * TW;
-    for (int64_t o = 0; o < j->O; o++) {
-        if (2 * TW == OW) sdl__deinterleave(dy + o * OH * OW, OH * OW, PE, PO); /* rows line up */
-        else
-            for (int64_t h = 0; h < OH; h++) {
-                sdl__deinterleave(dy + (o * OH + h) * OW, OW, PE + h * TW, PO + h * TW);
-                PO[h * TW + TW - 1] = 0.0f; /* OW odd */
-            }
-        if (OH < 2 * TH) { memset(PE + OH * TW, 0, (size_t)TW * sizeof(float)); memset(PO + OH * TW, 0, (size_t)TW * sizeof(float)); }
-        for (int64_t th = 0; th < TH; th++) {
-            const float *pe = PE + 2 * th * TW, *po = PO + 2 * th * TW;
-            float *m = dM + o * Tg + t0 + th * TW;
-            for (int64_t tw = 0; tw < TW; tw += SDL__WL) {
-                sdl__wm mk = sdl__wmask(TW - tw);
-                sdl__wv a = SDL__WLD(pe + tw, mk), b = SDL__WLD(po + tw, mk);
-                sdl__wv c = SDL__WLD(pe + TW + tw, mk), d = SDL__WLD(po + TW + tw, mk);
-                sdl__wv r[4][2]; /* A on the rows */
-                r[0][0] = a; r[0][1] = b;
-                r[1][0] = SDL__WADD(a, c); r[1][1] = SDL__WADD(b, d);
-                r[2][0] = SDL__WSUB(a, c); r[2][1] = SDL__WSUB(b, d);
-                r[3][0] = SDL__WNEG(c); r[3][1] = SDL__WNEG(d);
-                for (int i = 0; i < 4; i++) { /* A^T on the columns */
-                    SDL__WST(m + (4 * i + 0) * es + tw, mk, r[i][0]);
-                    SDL__WST(m + (4 * i + 1) * es + tw, mk, SDL__WADD(r[i][0], r[i][1]));
-                    SDL__WST(m + (4 * i + 2) * es + tw, mk, SDL__WSUB(r[i][0], r[i][1]));
-                    SDL__WST(m + (4 * i + 3) * es + tw, mk, SDL__WNEG(r[i][1]));
-                }
-            }
-        }
-    }
-}
-
-/* dV[e][c][t0 + t] -> one sample's dx (C, H, W) += B dV_tile B^T. Neighbouring windows
-   overlap: each vector of tiles adds its window columns 0, 1 into the zero-padded E and O
-   planes (2TH+2, TW+1) at tw, then columns 2, 3 at tw+1, in a fixed order. */
-static void sdl__wino_din(const sdl__conv_job *j, const float *dV, int64_t Tg, int64_t t0, float *plane, float *dx) {
-    const sdl__geom *g = &j->g;
-    const int64_t TH = j->TH, TW = j->TW, TW1 = TW + 1, PH = 2 * TH + 2, es = sdl__wino_es(g->C, Tg);
-    const int64_t pe0 = (g->pw + 1) / 2, po0 = g->pw / 2;
-    const bool whole = g->pw == 0 && 2 * TW1 == g->W; /* as in sdl__wino_in */
-    float *PE = plane, *PO = plane + PH * TW1;
-    for (int64_t c = 0; c < g->C; c++) {
-        memset(plane, 0, (size_t)(PH * 2 * TW1) * sizeof(float));
-        for (int64_t th = 0; th < TH; th++) {
-            const float *v = dV + c * Tg + t0 + th * TW;
-            for (int64_t tw = 0; tw < TW; tw += SDL__WL) {
-                sdl__wm mk = sdl__wmask(TW - tw);
-                sdl__wv u[4][4];
-                for (int k = 0; k < 4; k++) { /* B on the rows */
-                    sdl__wv v0 = SDL__WLD(v + k * es + tw, mk), v1 = SDL__WLD(v + (4 + k) * es + tw, mk);
-                    sdl__wv v2 = SDL__WLD(v + (8 + k) * es + tw, mk), v3 = SDL__WLD(v + (12 + k) * es + tw, mk);
-                    u[0][k] = v0;
-                    u[1][k] = SDL__WADD(SDL__WSUB(v1, v2), v3);
-                    u[2][k] = SDL__WSUB(SDL__WADD(v1, v2), v0);
-                    u[3][k] = SDL__WNEG(v3);
-                }
-                for (int i = 0; i < 4; i++) { /* B^T on the columns, added into plane row 2th + i */
-                    float *pe = PE + (2 * th + i) * TW1 + tw, *po = PO + (2 * th + i) * TW1 + tw;
-                    SDL__WST(pe, mk, SDL__WADD(SDL__WLD(pe, mk), u[i][0]));
-                    SDL__WST(po, mk, SDL__WADD(SDL__WLD(po, mk), SDL__WADD(SDL__WSUB(u[i][1], u[i][2]), u[i][3])));
-                    SDL__WST(pe + 1, mk, SDL__WADD(SDL__WLD(pe + 1, mk), SDL__WSUB(SDL__WADD(u[i][1], u[i][2]), u[i][0])));
-                    SDL__WST(po + 1, mk, SDL__WSUB(SDL__WLD(po + 1, mk), u[i][3]));
-                }
-            }
-        }
-        float *dxc = dx + c * g->H * g->W;
-        if (whole) sdl__interleave(dxc, g->H * g->W, PE + g->ph * TW1, PO + g->ph * TW1, 0.0f, true);
-        else
-            for (int64_t ih = 0; ih < g->H; ih++) {
-                const float *pe = PE + (ih + g->ph) * TW1, *po = PO + (ih + g->ph) * TW1;
-                if (g->pw & 1) sdl__interleave(dxc + ih * g->W, g->W, po + po0, pe + pe0, 0.0f, true);
-                else sdl__interleave(dxc + ih * g->W, g->W, pe + pe0, po + po0, 0.0f, true);
-            }
-    }
-}
-
-static void sdl__wino_fwd_part(void *ctx, int64_t p0, int64_t p1) {
-    const sdl__conv_job *j = (const sdl__conv_job *)ctx;
-    sdl_tensor *x = j->n->in[0], *b = j->n->nin > 2 ? j->n->in[2] : NULL;
-    const int64_t C = j->g.C, O = j->O, in_sz = x->numel / j->nb, out_sz = j->n->out->numel / j->nb;
-    const int64_t Tmax = j->wg * j->T1;
-    for (int64_t part = p0; part < p1; part++) {
-        float *V = j->wbuf + (size_t)part * j->wper, *M = V + 16 * sdl__wino_es(C, Tmax), *plane = M + 16 * sdl__wino_es(O, Tmax);
-        for (int64_t grp = j->ngroups * part / j->parts; grp < j->ngroups * (part + 1) / j->parts; grp++) {
-            int64_t s0 = grp * j->wg, s1 = s0 + j->wg < j->nb ? s0 + j->wg : j->nb, Tg = (s1 - s0) * j->T1;
-            for (int64_t s = s0; s < s1; s++) sdl__wino_in(j, sdl_f32(x) + s * in_sz, plane, V, Tg, (s - s0) * j->T1);
-            const int64_t esV = sdl__wino_es(C, Tg), esM = sdl__wino_es(O, Tg);
-            for (int e = 0; e < 16; e++)
-                sdl__gemm_in(j, (int)part, false, false, O, Tg, C, j->U + e * O * C, C, V + e * esV, Tg, 0.0f, M + e * esM, Tg);
-            for (int64_t s = s0; s < s1; s++)
-                sdl__wino_out(j, M, Tg, (s - s0) * j->T1, b ? sdl_f32(b) : NULL, sdl_f32(j->n->out) + s * out_sz);
-        }
-    }
-}
-
-static void sdl__wino_bwd_part(void *ctx, int64_t p0, int64_t p1) {
-    const sdl__conv_job *j = (const sdl__conv_job *)ctx;
-    sdl_tensor *x = j->n->in[0], *w = j->n->in[1], *b = j->n->nin > 2 ? j->n->in[2] : NULL;
-    const int64_t C = j->g.C, O = j->O, in_sz = x->numel / j->nb, out_sz = j->n->out->numel / j->nb;
-    const int64_t Tmax = j->wg * j->T1, plane_sz = j->g.OH * j->g.OW;
-    const bool want_b = b && b->requires_grad;
-    for (int64_t part = p0; part < p1; part++) {
-        float *V = j->wbuf + (size_t)part * j->wper, *dM = V + 16 * sdl__wino_es(C, Tmax), *plane = dM + 16 * sdl__wino_es(O, Tmax);
-        for (int64_t grp = j->ngroups * part / j->parts; grp < j->ngroups * (part + 1) / j->parts; grp++) {
-            int64_t s0 = grp * j->wg, s1 = s0 + j->wg < j->nb ? s0 + j->wg : j->nb, Tg = (s1 - s0) * j->T1;
-            const int64_t esV = sdl__wino_es(C, Tg), esM = sdl__wino_es(O, Tg);
-            for (int64_t s = s0; s < s1; s++) {
-                const float *dys = j->n->out->grad + s * out_sz;
-                sdl__wino_dout(j, dys, plane, dM, Tg, (s - s0) * j->T1);
-                if (want_b)
-                    for (int64_t o = 0; o < O; o++)
-                        j->bpart[grp * O + o] = (s == s0 ? 0.0f : j->bpart[grp * O + o]) + sdl__vsum(dys + o * plane_sz, plane_sz);
-            }
-            if (w->requires_grad) {
-                for (int64_t s = s0; s < s1; s++) sdl__wino_in(j, sdl_f32(x) + s * in_sz, plane, V, Tg, (s - s0) * j->T1);
-                for (int e = 0; e < 16; e++) /* the wider of C, O as the GEMM's columns: less padding */
-                    if (C < O) sdl__gemm_in(j, (int)part, false, true, C, O, Tg, V + e * esV, Tg, dM + e * esM, Tg, 0.0f,
-                                            j->dU + (grp * 16 + e) * O * C, O);
-                    else sdl__gemm_in(j, (int)part, false, true, O, C, Tg, dM + e * esM, Tg, V + e * esV, Tg, 0.0f,
-                                      j->dU + (grp * 16 + e) * O * C, C);
-            }
-            if (x->requires_grad) {
-                for (int e = 0; e < 16; e++) /* dV into V's place */
-                    sdl__gemm_in(j, (int)part, true, false, C, Tg, O, j->U + e * O * C, C, dM + e * esM, Tg, 0.0f, V + e * esV, Tg);
-                for (int64_t s = s0; s < s1; s++) sdl__wino_din(j, V, Tg, (s - s0) * j->T1, plane, x->grad + s * in_sz);
-            }
-        }
-    }
-}
-
-/* the Winograd half of sdl__conv_job_init */
-static bool sdl__wino_init(sdl__conv_job *j, bool backward) {
-    const int64_t C = j->g.C, O = j->O;
-    j->TH = (j->g.OH + 1) / 2; j->TW = (j->g.OW + 1) / 2; j->T1 = j->TH * j->TW;
-    j->wg = sdl__wino_tiles / j->T1;
-    if (j->wg < 1) j->wg = 1;
-    if (j->wg > j->nb) j->wg = j->nb;
-    j->ngroups = (j->nb + j->wg - 1) / j->wg;
-    int nt = sdl_get_num_threads();
-    j->parts = j->ngroups < nt ? j->ngroups : nt;
-    if (j->parts < 1) j->parts = 1;
-    j->inner_threads = j->parts == 1 && nt > 1;
-    if (!sdl__gemm_ws_ready((int)j->parts)) return false;
-    size_t tmax = 0, vm = 0, total = 0, uo = 0;
-    if (sdl__mul_overflows((size_t)j->wg, (size_t)j->T1, &tmax) || sdl__mul_overflows(tmax, 16 * (size_t)(C + O), &vm) ||
-        (j->wper = vm + 16 * 64 + (size_t)((2 * j->TH + 2) * 2) * (size_t)(j->TW + 1), /* V, M, E and O planes */
-         sdl__mul_overflows(j->wper, (size_t)j->parts, &total)) || sdl__mul_overflows(16 * (size_t)O, (size_t)C, &uo)) {
-        sdl_fail(SDL_ERR_OOM, "conv2d: Winograd scratch size overflows");
-        return false;
-    }
-    j->wbuf = (float *)sdl_arena_alloc(total * sizeof(float));
-    j->U = (float *)sdl_arena_alloc(uo * sizeof(float));
-    if (!j->wbuf || !j->U) return false;
-    sdl__wino_filter(sdl_f32(j->n->in[1]), O, C, j->U);
-    if (backward) {
-        int64_t Cb = j->n->nin > 2 ? j->n->in[2]->numel : 0;
-        j->dU = (float *)sdl_arena_alloc((size_t)j->ngroups * (uo + (size_t)Cb) * sizeof(float));
-        if (!j->dU) return false;
-        j->bpart = j->dU + (size_t)j->ngroups * uo;
-    }
-    return true;
-}
-
-/* after the parts: dU summed over the groups in order, then dw += G^T dU G; db likewise */
-static void sdl__wino_bwd_finish(sdl__conv_job *j) {
-    sdl_tensor *w = j->n->in[1], *b = j->n->nin > 2 ? j->n->in[2] : NULL;
-    const int64_t uo = 16 * j->O * j->g.C;
-    if (w->requires_grad) {
-        for (int64_t grp = 1; grp < j->ngroups; grp++) sdl__vadd(j->dU, j->dU + grp * uo, uo);
-        sdl__wino_filter_grad(j->dU, j->O, j->g.C, j->g.C < j->O, w->grad);
-    }
-    if (b && b->requires_grad)
-        for (int64_t grp = 0; grp < j->ngroups; grp++)
-            for (int64_t o = 0; o < j->O; o++) b->grad[o] += j->bpart[grp * j->O + o];
-}
-
 /* chunks of samples for the weight-gradient sums: at most 16, fewer for big weights */
 static int64_t sdl__conv_chunks(int64_t nb, int64_t wsize) {
     int64_t c = nb < 16 ? nb : 16, cap = ((int64_t)1 << 22) / (wsize > 0 ? wsize : 1);
@@ -5708,302 +4808,6 @@ SDL_API sdl_tensor *sdl_attention(sdl_tensor *q, sdl_tensor *k, sdl_tensor *v) {
     return sdl__saved(n, pbytes) ? sdl__op_run(n) : NULL;
 }
 
-/* >>ops-loss (nll, bce_with_logits) */
-
-/* ---- nll: log_probs (B, C), targets i32 (B): loss = -mean_b log_probs[b, t_b]
-   dlog_probs[b, t_b] += -1/B */
-static void sdl__nll_fwd(sdl_node *n) {
-    sdl_tensor *x = n->in[0];
-    int64_t B = x->shape[0], C = x->shape[1];
-    const int32_t *t = sdl_i32(n->in[1]);
-    double s = 0.0;
-    for (int64_t b = 0; b < B; b++) s -= sdl_f32(x)[b * C + t[b]];
-    sdl_f32(n->out)[0] = (float)(s / (double)(B ? B : 1));
-}
-static void sdl__nll_bwd(sdl_node *n) {
-    sdl_tensor *x = n->in[0];
-    int64_t B = x->shape[0], C = x->shape[1];
-    const int32_t *t = sdl_i32(n->in[1]);
-    float g = n->out->grad[0] / (float)(B ? B : 1);
-    for (int64_t b = 0; b < B; b++) x->grad[b * C + t[b]] -= g;
-}
-SDL_API sdl_tensor *sdl_nll_loss(sdl_tensor *log_probs, sdl_tensor *targets) {
-    if (sdl__any_null(log_probs, targets)) return NULL;
-    if (!sdl__check_targets("nll_loss", log_probs, targets)) return NULL;
-    return sdl__op_run(sdl__op_begin(SDL_OP_NLL, sdl_shapen(0, NULL), log_probs, targets, NULL, NULL));
-}
-
-/* ---- binary cross entropy from logits x and float targets t (same shape), mean over all n:
-   l = max(x, 0) - x t + log(1 + e^-|x|)   (never overflows; equals -t log s - (1-t) log(1-s))
-   dx += (sigmoid(x) - t) / n;  dt += -x / n */
-static void sdl__bce_fwd(sdl_node *n) {
-    const float *x = sdl_f32(n->in[0]), *t = sdl_f32(n->in[1]);
-    int64_t N = n->in[0]->numel;
-    double s = 0.0;
-    for (int64_t i = 0; i < N; i++) s += sdl__bce_elem(x[i], t[i]);
-    sdl_f32(n->out)[0] = (float)(s / (double)(N ? N : 1));
-}
-static void sdl__bce_bwd(sdl_node *n) {
-    sdl_tensor *xt = n->in[0], *tt = n->in[1];
-    const float *x = sdl_f32(xt), *t = sdl_f32(tt);
-    int64_t N = xt->numel;
-    float g = n->out->grad[0] / (float)(N ? N : 1);
-    for (int64_t i = 0; i < N; i++) {
-        if (xt->requires_grad) xt->grad[i] += g * sdl__bce_grad(x[i], t[i]);
-        if (tt->requires_grad) tt->grad[i] -= g * x[i];
-    }
-}
-SDL_API sdl_tensor *sdl_bce_with_logits(sdl_tensor *logits, sdl_tensor *targets) {
-    if (sdl__any_null(logits, targets)) return NULL;
-    if (!sdl_shape_equal(sdl_tensor_shape(logits), sdl_tensor_shape(targets)) || targets->dtype != SDL_F32)
-        return (sdl_tensor *)sdl__shape_error("bce_with_logits", "wants float targets shaped like the logits", logits, targets);
-    return sdl__op_run(sdl__op_begin(SDL_OP_BCE_LOGITS, sdl_shapen(0, NULL), logits, targets, NULL, NULL));
-}
-
-/* >>ops-rnn (the recurrence of the RNN, LSTM and GRU layers) */
-
-/* ---- one layer's recurrence over a whole sequence as one op; the input projection of
-   every step, xw = x W_ih^T + b_ih, is one sdl_linear before it (one large GEMM).
-   xw (T, B, G H) time-major, or (B, T, G H) with batch_first; w_hh (G H, H); b_hh (G H);
-   s0: h_0 (B, H), for the LSTM (2, B, H) = [h_0; c_0]; NULL: zeros.
-   out (T, B, H) = h_1 .. h_T; for the LSTM (T + 1, B, H) with c_T in the last row.
-   Per step, a = xw_t and q = h' W_hh^T + b_hh (h' = h_{t-1}), gate blocks in PyTorch's order:
-     tanh (G = 1)  h = tanh(a + q)
-     lstm (G = 4)  i, f, g, o = sig, sig, tanh, sig of (a + q);  c = f c' + i g;  h = o tanh c
-     gru  (G = 3)  r = sig(a_r + q_r), z = sig(a_z + q_z), n = tanh(a_n + r q_n);  h = (1 - z) n + z h'
-   Backward, t = T .. 1, with dh = dout_t + the carry from step t + 1 (dc likewise):
-     tanh  da = dq = dh (1 - h^2)
-     lstm  dc += dh o (1 - tanh^2 c);  da_i = dc g i (1 - i), da_f = dc c' f (1 - f),
-           da_g = dc i (1 - g^2), da_o = dh tanh(c) o (1 - o);  dq = da;  carry dc' = dc f
-     gru   dn = dh (1 - z) (1 - n^2);  da_n = dn, dq_n = dn r;  da_r = dq_r = dn q_n r (1 - r);
-           da_z = dq_z = dh (h' - n) z (1 - z);  carry dh' = dh z
-   then dxw_t += da;  dW_hh += dq^T h';  db_hh += sum_b dq;  carry dh' += dq W_hh; ds0 += the
-   carries left after t = 1. Forward keeps the gates (post-activation) and, for the LSTM c,
-   for the GRU q_n. */
-typedef struct sdl__rnn_dims { int64_t T, B, H, G; bool bf; } sdl__rnn_dims;
-static sdl__rnn_dims sdl__rnn_dims_of(const sdl_node *n) {
-    sdl__rnn_dims d;
-    d.H = n->in[1]->shape[1];
-    d.G = n->in[1]->shape[0] / d.H;
-    d.bf = n->attr.rnn.batch_first != 0;
-    d.T = n->in[0]->shape[d.bf ? 1 : 0];
-    d.B = n->in[0]->shape[d.bf ? 0 : 1];
-    return d;
-}
-/* row (b) of step t in xw and its gradient */
-static int64_t sdl__rnn_row(const sdl__rnn_dims *d, int64_t t, int64_t b) { return d->bf ? b * d->T + t : t * d->B + b; }
-static float sdl__sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
-
-static void sdl__rnn_fwd(sdl_node *n) {
-    sdl__rnn_dims d = sdl__rnn_dims_of(n);
-    const int64_t B = d.B, H = d.H, GH = d.G * d.H, BH = B * H;
-    const int mode = n->attr.rnn.mode;
-    const float *xw = sdl_f32(n->in[0]), *w = sdl_f32(n->in[1]), *bias = sdl_f32(n->in[2]);
-    const float *s0 = n->nin > 3 ? sdl_f32(n->in[3]) : NULL;
-    float *out = sdl_f32(n->out), *gates = (float *)n->saved, *extra = gates + d.T * B * GH; /* c or q_n per step */
-    float *q = gates + d.T * B * (GH + H), *zero = q + B * GH;                               /* scratch */
-    for (int64_t t = 0; t < d.T; t++) {
-        const float *hp = t ? out + (t - 1) * BH : s0 ? s0 : zero;
-        const float *cp = t ? extra + (t - 1) * BH : s0 ? s0 + BH : zero;
-        float *h = out + t * BH, *gt = gates + t * B * GH, *ex = extra + t * BH;
-        for (int64_t b = 0; b < B; b++) memcpy(q + b * GH, bias, (size_t)GH * sizeof(float));
-        sdl_sgemm(false, true, B, GH, H, 1.0f, hp, H, w, H, 1.0f, q, GH);
-        for (int64_t b = 0; b < B; b++) {
-            const float *a = xw + sdl__rnn_row(&d, t, b) * GH, *qb = q + b * GH;
-            float *g = gt + b * GH;
-            for (int64_t j = 0; j < H; j++) {
-                int64_t o = b * H + j;
-                if (mode == SDL_RNN_LSTM) {
-                    float i = sdl__sigm(a[j] + qb[j]), f = sdl__sigm(a[H + j] + qb[H + j]);
-                    float gg = tanhf(a[2 * H + j] + qb[2 * H + j]), og = sdl__sigm(a[3 * H + j] + qb[3 * H + j]);
-                    g[j] = i; g[H + j] = f; g[2 * H + j] = gg; g[3 * H + j] = og;
-                    ex[o] = f * cp[o] + i * gg;
-                    h[o] = og * tanhf(ex[o]);
-                } else if (mode == SDL_RNN_GRU) {
-                    float r = sdl__sigm(a[j] + qb[j]), z = sdl__sigm(a[H + j] + qb[H + j]);
-                    float nn = tanhf(a[2 * H + j] + r * qb[2 * H + j]);
-                    g[j] = r; g[H + j] = z; g[2 * H + j] = nn;
-                    ex[o] = qb[2 * H + j];
-                    h[o] = (1.0f - z) * nn + z * hp[o];
-                } else {
-                    h[o] = g[j] = tanhf(a[j] + qb[j]);
-                }
-            }
-        }
-    }
-    if (mode == SDL_RNN_LSTM) memcpy(out + d.T * BH, extra + (d.T - 1) * BH, (size_t)BH * sizeof(float));
-}
-
-static void sdl__rnn_bwd(sdl_node *n) {
-    sdl__rnn_dims d = sdl__rnn_dims_of(n);
-    const int64_t B = d.B, H = d.H, GH = d.G * d.H, BH = B * H;
-    const int mode = n->attr.rnn.mode;
-    const float *w = sdl_f32(n->in[1]), *s0 = n->nin > 3 ? sdl_f32(n->in[3]) : NULL;
-    const float *out = sdl_f32(n->out), *dout = n->out->grad, *gates = (const float *)n->saved;
-    const float *extra = gates + d.T * B * GH, *zero = gates + d.T * B * (GH + H) + B * GH;
-    float *dxw = n->in[0]->requires_grad ? n->in[0]->grad : NULL;
-    float *dw = n->in[1]->requires_grad ? n->in[1]->grad : NULL, *db = n->in[2]->requires_grad ? n->in[2]->grad : NULL;
-    float *ds0 = n->nin > 3 && n->in[3]->requires_grad ? n->in[3]->grad : NULL;
-    float *dq = (float *)sdl_arena_alloc((size_t)(B * GH + 2 * BH) * sizeof(float)), *ch = dq + B * GH, *cc = ch + BH;
-    if (!dq) return;
-    if (mode == SDL_RNN_LSTM) memcpy(cc, dout + d.T * BH, (size_t)BH * sizeof(float)); /* dc_T */
-    for (int64_t t = d.T - 1; t >= 0; t--) {
-        const float *hp = t ? out + (t - 1) * BH : s0 ? s0 : zero;
-        const float *cp = t ? extra + (t - 1) * BH : s0 ? s0 + BH : zero;
-        const float *h = out + t * BH, *gt = gates + t * B * GH, *ex = extra + t * BH, *dy = dout + t * BH;
-        for (int64_t b = 0; b < B; b++) {
-            const float *g = gt + b * GH;
-            float *da = dxw ? dxw + sdl__rnn_row(&d, t, b) * GH : NULL, *dqb = dq + b * GH;
-            for (int64_t j = 0; j < H; j++) {
-                int64_t o = b * H + j;
-                float dh = dy[o] + ch[o];
-                if (mode == SDL_RNN_LSTM) {
-                    float i = g[j], f = g[H + j], gg = g[2 * H + j], og = g[3 * H + j], tc = tanhf(ex[o]);
-                    float dc = cc[o] + dh * og * (1.0f - tc * tc);
-                    dqb[j] = dc * gg * i * (1.0f - i);
-                    dqb[H + j] = dc * cp[o] * f * (1.0f - f);
-                    dqb[2 * H + j] = dc * i * (1.0f - gg * gg);
-                    dqb[3 * H + j] = dh * tc * og * (1.0f - og);
-                    cc[o] = dc * f;
-                    if (da) for (int k = 0; k < 4; k++) da[k * H + j] += dqb[k * H + j];
-                } else if (mode == SDL_RNN_GRU) {
-                    float r = g[j], z = g[H + j], nn = g[2 * H + j];
-                    float dn = dh * (1.0f - z) * (1.0f - nn * nn);
-                    float dr = dn * ex[o] * r * (1.0f - r), dz = dh * (hp[o] - nn) * z * (1.0f - z);
-                    dqb[j] = dr; dqb[H + j] = dz; dqb[2 * H + j] = dn * r;
-                    if (da) { da[j] += dr; da[H + j] += dz; da[2 * H + j] += dn; }
-                    ch[o] = dh * z; /* the direct path h' -> h; the GEMM below adds dq W_hh */
-                } else {
-                    dqb[j] = dh * (1.0f - h[o] * h[o]);
-                    if (da) da[j] += dqb[j];
-                }
-            }
-        }
-        if (dw) sdl_sgemm(true, false, GH, H, B, 1.0f, dq, GH, hp, H, 1.0f, dw, H);
-        if (db) for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < GH; j++) db[j] += dq[b * GH + j];
-        sdl_sgemm(false, false, B, H, GH, 1.0f, dq, GH, w, H, mode == SDL_RNN_GRU ? 1.0f : 0.0f, ch, H);
-    }
-    if (ds0) {
-        for (int64_t o = 0; o < BH; o++) ds0[o] += ch[o];
-        if (mode == SDL_RNN_LSTM) for (int64_t o = 0; o < BH; o++) ds0[BH + o] += cc[o];
-    }
-}
-
-/* the op: checks the shapes, keeps room for the gates, runs forward */
-static sdl_tensor *sdl__rnn_scan(sdl_rnn_mode mode, sdl_tensor *xw, sdl_tensor *w_hh, sdl_tensor *b_hh, sdl_tensor *s0, bool batch_first) {
-    if (!xw || !w_hh || !b_hh) return NULL;
-    int64_t G = mode == SDL_RNN_LSTM ? 4 : mode == SDL_RNN_GRU ? 3 : 1, H = w_hh->ndim == 2 ? w_hh->shape[1] : 0;
-    if (xw->ndim != 3 || w_hh->ndim != 2 || H < 1 || w_hh->shape[0] != G * H || xw->shape[2] != G * H || b_hh->numel != G * H ||
-        xw->shape[0] < 1 || xw->shape[1] < 1)
-        return (sdl_tensor *)sdl__shape_error("rnn", "wants xw (T, B, G*H) or (B, T, G*H), w_hh (G*H, H), b_hh (G*H)", xw, w_hh);
-    int64_t T = xw->shape[batch_first ? 1 : 0], B = xw->shape[batch_first ? 0 : 1];
-    if (xw->device != SDL_CPU) {
-        sdl_fail(SDL_ERR_DEVICE, "rnn: the recurrence has no kernel on device %d yet (CPU only)", (int)xw->device);
-        return NULL;
-    }
-    if (s0 && (s0->numel != (mode == SDL_RNN_LSTM ? 2 : 1) * B * H))
-        return (sdl_tensor *)sdl__shape_error("rnn", "initial state wants (B, H) ((2, B, H) for the LSTM)", s0, xw);
-    sdl_node *n = sdl__op_begin(SDL_OP_RNN, sdl_shape3(T + (mode == SDL_RNN_LSTM), B, H), xw, w_hh, b_hh, s0);
-    if (!n) return NULL;
-    n->attr.rnn.mode = (int)mode;
-    n->attr.rnn.batch_first = batch_first;
-    /* gates (T, B, G H), c or q_n (T, B, H), scratch q (B, G H), zeros (2, B, H) */
-    if (!sdl__saved(n, (size_t)(T * B * (G * H + H) + B * G * H + 2 * B * H) * sizeof(float))) return NULL;
-    return sdl__op_run(n);
-}
-
-/* ---- multi-head attention with an additive mask, for sdl_mha_layer. The sources are the
-   in-projection outputs, rows of 3E = [q | k | v] (PyTorch's in_proj_weight order): q from
-   qs (B, Tq, 3E), k from ks and v from vs (B, Tk, 3E), or (T, B, 3E) each when time-major
-   (!batch_first); self-attention passes one tensor three times. mask (B, Tq, Tk) is added
-   to the scores (-inf: not attended) or NULL. With head h's d = E / n_head columns:
-   S = Q K^T / sqrt(d) + mask,  P = softmax_rows(S),  O = P V  -> out (B, Tq, E) or (Tq, B, E)
-   dV += P^T dO;  dP = dO V^T;  dS = P (dP - rowsum(dP P));  dQ += dS K / sqrt(d);  dK += dS^T Q / sqrt(d)
-   A row whose keys are all masked attends to nothing: P = 0 and O = 0 (PyTorch gives NaN).
-   saved: P (B, n_head, Tq, Tk). */
-typedef struct sdl__mha_dims { int64_t B, Tq, Tk, E, d, nh; bool bf; } sdl__mha_dims;
-static sdl__mha_dims sdl__mha_dims_of(const sdl_node *n) {
-    sdl__mha_dims m;
-    m.bf = n->attr.mha.batch_first;
-    m.nh = n->attr.mha.n_head;
-    m.B = n->in[0]->shape[m.bf ? 0 : 1];
-    m.Tq = n->in[0]->shape[m.bf ? 1 : 0];
-    m.Tk = n->in[1]->shape[m.bf ? 1 : 0];
-    m.E = n->in[0]->shape[2] / 3;
-    m.d = m.E / m.nh;
-    return m;
-}
-/* where (batch b, head h, part p: 0 q, 1 k, 2 v) starts in a source with T rows per batch,
-   and the stride between its rows */
-static int64_t sdl__mha_at(const sdl__mha_dims *m, int64_t T, int64_t width, int64_t b, int64_t h, int64_t p) {
-    return (m->bf ? b * T * width : b * width) + p * m->E + h * m->d;
-}
-static int64_t sdl__mha_ld(const sdl__mha_dims *m, int64_t width) { return m->bf ? width : m->B * width; }
-
-static void sdl__mha_fwd(sdl_node *n) {
-    sdl__mha_dims m = sdl__mha_dims_of(n);
-    const int64_t W = 3 * m.E, ld = sdl__mha_ld(&m, W), ldo = sdl__mha_ld(&m, m.E);
-    const float *mask = n->nin > 3 ? sdl_f32(n->in[3]) : NULL;
-    float scale = 1.0f / sqrtf((float)m.d);
-    for (int64_t b = 0; b < m.B; b++)
-        for (int64_t h = 0; h < m.nh; h++) {
-            const float *q = sdl_f32(n->in[0]) + sdl__mha_at(&m, m.Tq, W, b, h, 0);
-            const float *k = sdl_f32(n->in[1]) + sdl__mha_at(&m, m.Tk, W, b, h, 1);
-            const float *v = sdl_f32(n->in[2]) + sdl__mha_at(&m, m.Tk, W, b, h, 2);
-            float *P = (float *)n->saved + (b * m.nh + h) * m.Tq * m.Tk, *o = sdl_f32(n->out) + sdl__mha_at(&m, m.Tq, m.E, b, h, 0);
-            sdl_sgemm(false, true, m.Tq, m.Tk, m.d, scale, q, ld, k, ld, 0.0f, P, m.Tk);
-            for (int64_t i = 0; i < m.Tq; i++) {
-                float *p = P + i * m.Tk, mx = -INFINITY, s = 0.0f;
-                if (mask) for (int64_t j = 0; j < m.Tk; j++) p[j] += mask[(b * m.Tq + i) * m.Tk + j];
-                for (int64_t j = 0; j < m.Tk; j++) mx = p[j] > mx ? p[j] : mx;
-                if (mx == -INFINITY) { memset(p, 0, (size_t)m.Tk * sizeof(float)); continue; } /* all masked */
-                for (int64_t j = 0; j < m.Tk; j++) { p[j] = expf(p[j] - mx); s += p[j]; }
-                for (int64_t j = 0; j < m.Tk; j++) p[j] /= s;
-            }
-            sdl_sgemm(false, false, m.Tq, m.d, m.Tk, 1.0f, P, m.Tk, v, ld, 0.0f, o, ldo);
-        }
-}
-static void sdl__mha_bwd(sdl_node *n) {
-    sdl__mha_dims m = sdl__mha_dims_of(n);
-    const int64_t W = 3 * m.E, ld = sdl__mha_ld(&m, W), ldo = sdl__mha_ld(&m, m.E);
-    float scale = 1.0f / sqrtf((float)m.d);
-    float *dS = (float *)sdl_arena_alloc((size_t)(m.Tq * m.Tk) * sizeof(float));
-    if (!dS) return;
-    for (int64_t b = 0; b < m.B; b++)
-        for (int64_t h = 0; h < m.nh; h++) {
-            int64_t aq = sdl__mha_at(&m, m.Tq, W, b, h, 0), ak = sdl__mha_at(&m, m.Tk, W, b, h, 1), av = sdl__mha_at(&m, m.Tk, W, b, h, 2);
-            const float *q = sdl_f32(n->in[0]) + aq, *k = sdl_f32(n->in[1]) + ak, *v = sdl_f32(n->in[2]) + av;
-            const float *P = (const float *)n->saved + (b * m.nh + h) * m.Tq * m.Tk;
-            const float *dO = n->out->grad + sdl__mha_at(&m, m.Tq, m.E, b, h, 0);
-            if (n->in[2]->requires_grad) sdl_sgemm(true, false, m.Tk, m.d, m.Tq, 1.0f, P, m.Tk, dO, ldo, 1.0f, n->in[2]->grad + av, ld);
-            sdl_sgemm(false, true, m.Tq, m.Tk, m.d, 1.0f, dO, ldo, v, ld, 0.0f, dS, m.Tk);
-            for (int64_t i = 0; i < m.Tq; i++) {
-                const float *p = P + i * m.Tk;
-                float *ds = dS + i * m.Tk, s = 0.0f;
-                for (int64_t j = 0; j < m.Tk; j++) s += ds[j] * p[j];
-                for (int64_t j = 0; j < m.Tk; j++) ds[j] = p[j] * (ds[j] - s);
-            }
-            if (n->in[0]->requires_grad) sdl_sgemm(false, false, m.Tq, m.d, m.Tk, scale, dS, m.Tk, k, ld, 1.0f, n->in[0]->grad + aq, ld);
-            if (n->in[1]->requires_grad) sdl_sgemm(true, false, m.Tk, m.d, m.Tq, scale, dS, m.Tk, q, ld, 1.0f, n->in[1]->grad + ak, ld);
-        }
-}
-static sdl_tensor *sdl__mha_attend(sdl_tensor *qs, sdl_tensor *ks, sdl_tensor *vs, sdl_tensor *mask, int n_head, bool batch_first) {
-    if (!qs || !ks || !vs) return NULL;
-    int bd = batch_first ? 0 : 1, td = batch_first ? 1 : 0;
-    if (qs->ndim != 3 || ks->ndim != 3 || vs->ndim != 3 || qs->shape[2] % (3 * n_head) != 0 || ks->shape[2] != qs->shape[2] ||
-        vs->shape[2] != qs->shape[2] || ks->shape[bd] != qs->shape[bd] || vs->shape[bd] != qs->shape[bd] || vs->shape[td] != ks->shape[td])
-        return (sdl_tensor *)sdl__shape_error("mha", "wants q, k, v sources (B, T, 3E) (or (T, B, 3E)) with one B, one Tk, E % n_head == 0", qs, ks);
-    int64_t B = qs->shape[bd], Tq = qs->shape[td], Tk = ks->shape[td], E = qs->shape[2] / 3;
-    if (mask && (mask->numel != B * Tq * Tk || mask->dtype != SDL_F32))
-        return (sdl_tensor *)sdl__shape_error("mha", "the mask wants f32 (B, Tq, Tk)", mask, qs);
-    if (qs->device != SDL_CPU) { sdl_fail(SDL_ERR_DEVICE, "mha: masked attention has no kernel on device %d yet (CPU only)", (int)qs->device); return NULL; }
-    sdl_node *n = sdl__op_begin(SDL_OP_MHA, batch_first ? sdl_shape3(B, Tq, E) : sdl_shape3(Tq, B, E), qs, ks, vs, mask);
-    if (!n) return NULL;
-    n->attr.mha.n_head = n_head;
-    n->attr.mha.batch_first = batch_first;
-    return sdl__saved(n, (size_t)(B * n_head * Tq * Tk) * sizeof(float)) ? sdl__op_run(n) : NULL;
-}
-
 /* >>ops-general: PyTorch's general ops (issue 15), differentiable, on any shapes. Tensors
    are contiguous, so a permute, slice or expand is a copy (not a view as in PyTorch).
    Broadcasting ops expand their inputs to the common shape first; the shape ops are one
@@ -6793,6 +5597,415 @@ SDL_API sdl_tensor *sdl_matmul(sdl_tensor *a, sdl_tensor *b) {
     if (b1) s.ndim--;
     if (a1) { s.d[s.ndim - (b1 ? 1 : 2)] = s.d[s.ndim - 1]; s.ndim--; }
     return sdl_reshape(y, s);
+}
+
+/* >>ops-rnn (the recurrence of the RNN, LSTM and GRU layers) */
+
+/* ---- one layer's recurrence over a whole sequence as one op; the input projection of
+   every step, xw = x W_ih^T + b_ih, is one sdl_linear before it (one large GEMM).
+   xw (T, B, G H) time-major, or (B, T, G H) with batch_first; w_hh (G H, H); b_hh (G H);
+   s0: h_0 (B, H), for the LSTM (2, B, H) = [h_0; c_0]; NULL: zeros.
+   out (T, B, H) = h_1 .. h_T; for the LSTM (T + 1, B, H) with c_T in the last row.
+   Per step, a = xw_t and q = h' W_hh^T + b_hh (h' = h_{t-1}), gate blocks in PyTorch's order:
+     tanh (G = 1)  h = tanh(a + q)
+     lstm (G = 4)  i, f, g, o = sig, sig, tanh, sig of (a + q);  c = f c' + i g;  h = o tanh c
+     gru  (G = 3)  r = sig(a_r + q_r), z = sig(a_z + q_z), n = tanh(a_n + r q_n);  h = (1 - z) n + z h'
+   Backward, t = T .. 1, with dh = dout_t + the carry from step t + 1 (dc likewise):
+     tanh  da = dq = dh (1 - h^2)
+     lstm  dc += dh o (1 - tanh^2 c);  da_i = dc g i (1 - i), da_f = dc c' f (1 - f),
+           da_g = dc i (1 - g^2), da_o = dh tanh(c) o (1 - o);  dq = da;  carry dc' = dc f
+     gru   dn = dh (1 - z) (1 - n^2);  da_n = dn, dq_n = dn r;  da_r = dq_r = dn q_n r (1 - r);
+           da_z = dq_z = dh (h' - n) z (1 - z);  carry dh' = dh z
+   then dxw_t += da;  dW_hh += dq^T h';  db_hh += sum_b dq;  carry dh' += dq W_hh; ds0 += the
+   carries left after t = 1. Forward keeps the gates (post-activation) and, for the LSTM c,
+   for the GRU q_n. */
+typedef struct sdl__rnn_dims { int64_t T, B, H, G; bool bf; } sdl__rnn_dims;
+static sdl__rnn_dims sdl__rnn_dims_of(const sdl_node *n) {
+    sdl__rnn_dims d;
+    d.H = n->in[1]->shape[1];
+    d.G = n->in[1]->shape[0] / d.H;
+    d.bf = n->attr.rnn.batch_first != 0;
+    d.T = n->in[0]->shape[d.bf ? 1 : 0];
+    d.B = n->in[0]->shape[d.bf ? 0 : 1];
+    return d;
+}
+/* row (b) of step t in xw and its gradient */
+static int64_t sdl__rnn_row(const sdl__rnn_dims *d, int64_t t, int64_t b) { return d->bf ? b * d->T + t : t * d->B + b; }
+static float sdl__sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+static void sdl__rnn_fwd(sdl_node *n) {
+    sdl__rnn_dims d = sdl__rnn_dims_of(n);
+    const int64_t B = d.B, H = d.H, GH = d.G * d.H, BH = B * H;
+    const int mode = n->attr.rnn.mode;
+    const float *xw = sdl_f32(n->in[0]), *w = sdl_f32(n->in[1]), *bias = sdl_f32(n->in[2]);
+    const float *s0 = n->nin > 3 ? sdl_f32(n->in[3]) : NULL;
+    float *out = sdl_f32(n->out), *gates = (float *)n->saved, *extra = gates + d.T * B * GH; /* c or q_n per step */
+    float *q = gates + d.T * B * (GH + H), *zero = q + B * GH;                               /* scratch */
+    for (int64_t t = 0; t < d.T; t++) {
+        const float *hp = t ? out + (t - 1) * BH : s0 ? s0 : zero;
+        const float *cp = t ? extra + (t - 1) * BH : s0 ? s0 + BH : zero;
+        float *h = out + t * BH, *gt = gates + t * B * GH, *ex = extra + t * BH;
+        for (int64_t b = 0; b < B; b++) memcpy(q + b * GH, bias, (size_t)GH * sizeof(float));
+        sdl_sgemm(false, true, B, GH, H, 1.0f, hp, H, w, H, 1.0f, q, GH);
+        for (int64_t b = 0; b < B; b++) {
+            const float *a = xw + sdl__rnn_row(&d, t, b) * GH, *qb = q + b * GH;
+            float *g = gt + b * GH;
+            for (int64_t j = 0; j < H; j++) {
+                int64_t o = b * H + j;
+                if (mode == SDL_RNN_LSTM) {
+                    float i = sdl__sigm(a[j] + qb[j]), f = sdl__sigm(a[H + j] + qb[H + j]);
+                    float gg = tanhf(a[2 * H + j] + qb[2 * H + j]), og = sdl__sigm(a[3 * H + j] + qb[3 * H + j]);
+                    g[j] = i; g[H + j] = f; g[2 * H + j] = gg; g[3 * H + j] = og;
+                    ex[o] = f * cp[o] + i * gg;
+                    h[o] = og * tanhf(ex[o]);
+                } else if (mode == SDL_RNN_GRU) {
+                    float r = sdl__sigm(a[j] + qb[j]), z = sdl__sigm(a[H + j] + qb[H + j]);
+                    float nn = tanhf(a[2 * H + j] + r * qb[2 * H + j]);
+                    g[j] = r; g[H + j] = z; g[2 * H + j] = nn;
+                    ex[o] = qb[2 * H + j];
+                    h[o] = (1.0f - z) * nn + z * hp[o];
+                } else {
+                    h[o] = g[j] = tanhf(a[j] + qb[j]);
+                }
+            }
+        }
+    }
+    if (mode == SDL_RNN_LSTM) memcpy(out + d.T * BH, extra + (d.T - 1) * BH, (size_t)BH * sizeof(float));
+}
+
+static void sdl__rnn_bwd(sdl_node *n) {
+    sdl__rnn_dims d = sdl__rnn_dims_of(n);
+    const int64_t B = d.B, H = d.H, GH = d.G * d.H, BH = B * H;
+    const int mode = n->attr.rnn.mode;
+    const float *w = sdl_f32(n->in[1]), *s0 = n->nin > 3 ? sdl_f32(n->in[3]) : NULL;
+    const float *out = sdl_f32(n->out), *dout = n->out->grad, *gates = (const float *)n->saved;
+    const float *extra = gates + d.T * B * GH, *zero = gates + d.T * B * (GH + H) + B * GH;
+    float *dxw = n->in[0]->requires_grad ? n->in[0]->grad : NULL;
+    float *dw = n->in[1]->requires_grad ? n->in[1]->grad : NULL, *db = n->in[2]->requires_grad ? n->in[2]->grad : NULL;
+    float *ds0 = n->nin > 3 && n->in[3]->requires_grad ? n->in[3]->grad : NULL;
+    float *dq = (float *)sdl_arena_alloc((size_t)(B * GH + 2 * BH) * sizeof(float)), *ch = dq + B * GH, *cc = ch + BH;
+    if (!dq) return;
+    if (mode == SDL_RNN_LSTM) memcpy(cc, dout + d.T * BH, (size_t)BH * sizeof(float)); /* dc_T */
+    for (int64_t t = d.T - 1; t >= 0; t--) {
+        const float *hp = t ? out + (t - 1) * BH : s0 ? s0 : zero;
+        const float *cp = t ? extra + (t - 1) * BH : s0 ? s0 + BH : zero;
+        const float *h = out + t * BH, *gt = gates + t * B * GH, *ex = extra + t * BH, *dy = dout + t * BH;
+        for (int64_t b = 0; b < B; b++) {
+            const float *g = gt + b * GH;
+            float *da = dxw ? dxw + sdl__rnn_row(&d, t, b) * GH : NULL, *dqb = dq + b * GH;
+            for (int64_t j = 0; j < H; j++) {
+                int64_t o = b * H + j;
+                float dh = dy[o] + ch[o];
+                if (mode == SDL_RNN_LSTM) {
+                    float i = g[j], f = g[H + j], gg = g[2 * H + j], og = g[3 * H + j], tc = tanhf(ex[o]);
+                    float dc = cc[o] + dh * og * (1.0f - tc * tc);
+                    dqb[j] = dc * gg * i * (1.0f - i);
+                    dqb[H + j] = dc * cp[o] * f * (1.0f - f);
+                    dqb[2 * H + j] = dc * i * (1.0f - gg * gg);
+                    dqb[3 * H + j] = dh * tc * og * (1.0f - og);
+                    cc[o] = dc * f;
+                    if (da) for (int k = 0; k < 4; k++) da[k * H + j] += dqb[k * H + j];
+                } else if (mode == SDL_RNN_GRU) {
+                    float r = g[j], z = g[H + j], nn = g[2 * H + j];
+                    float dn = dh * (1.0f - z) * (1.0f - nn * nn);
+                    float dr = dn * ex[o] * r * (1.0f - r), dz = dh * (hp[o] - nn) * z * (1.0f - z);
+                    dqb[j] = dr; dqb[H + j] = dz; dqb[2 * H + j] = dn * r;
+                    if (da) { da[j] += dr; da[H + j] += dz; da[2 * H + j] += dn; }
+                    ch[o] = dh * z; /* the direct path h' -> h; the GEMM below adds dq W_hh */
+                } else {
+                    dqb[j] = dh * (1.0f - h[o] * h[o]);
+                    if (da) da[j] += dqb[j];
+                }
+            }
+        }
+        if (dw) sdl_sgemm(true, false, GH, H, B, 1.0f, dq, GH, hp, H, 1.0f, dw, H);
+        if (db) for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < GH; j++) db[j] += dq[b * GH + j];
+        sdl_sgemm(false, false, B, H, GH, 1.0f, dq, GH, w, H, mode == SDL_RNN_GRU ? 1.0f : 0.0f, ch, H);
+    }
+    if (ds0) {
+        for (int64_t o = 0; o < BH; o++) ds0[o] += ch[o];
+        if (mode == SDL_RNN_LSTM) for (int64_t o = 0; o < BH; o++) ds0[BH + o] += cc[o];
+    }
+}
+
+/* the op: checks the shapes, keeps room for the gates, runs forward */
+static sdl_tensor *sdl__rnn_scan(sdl_rnn_mode mode, sdl_tensor *xw, sdl_tensor *w_hh, sdl_tensor *b_hh, sdl_tensor *s0, bool batch_first) {
+    if (!xw || !w_hh || !b_hh) return NULL;
+    int64_t G = mode == SDL_RNN_LSTM ? 4 : mode == SDL_RNN_GRU ? 3 : 1, H = w_hh->ndim == 2 ? w_hh->shape[1] : 0;
+    if (xw->ndim != 3 || w_hh->ndim != 2 || H < 1 || w_hh->shape[0] != G * H || xw->shape[2] != G * H || b_hh->numel != G * H ||
+        xw->shape[0] < 1 || xw->shape[1] < 1)
+        return (sdl_tensor *)sdl__shape_error("rnn", "wants xw (T, B, G*H) or (B, T, G*H), w_hh (G*H, H), b_hh (G*H)", xw, w_hh);
+    int64_t T = xw->shape[batch_first ? 1 : 0], B = xw->shape[batch_first ? 0 : 1];
+    if (xw->device != SDL_CPU) {
+        sdl_fail(SDL_ERR_DEVICE, "rnn: the recurrence has no kernel on device %d yet (CPU only)", (int)xw->device);
+        return NULL;
+    }
+    if (s0 && (s0->numel != (mode == SDL_RNN_LSTM ? 2 : 1) * B * H))
+        return (sdl_tensor *)sdl__shape_error("rnn", "initial state wants (B, H) ((2, B, H) for the LSTM)", s0, xw);
+    sdl_node *n = sdl__op_begin(SDL_OP_RNN, sdl_shape3(T + (mode == SDL_RNN_LSTM), B, H), xw, w_hh, b_hh, s0);
+    if (!n) return NULL;
+    n->attr.rnn.mode = (int)mode;
+    n->attr.rnn.batch_first = batch_first;
+    /* gates (T, B, G H), c or q_n (T, B, H), scratch q (B, G H), zeros (2, B, H) */
+    if (!sdl__saved(n, (size_t)(T * B * (G * H + H) + B * G * H + 2 * B * H) * sizeof(float))) return NULL;
+    return sdl__op_run(n);
+}
+
+/* ---- multi-head attention with an additive mask, for sdl_mha_layer. The sources are the
+   in-projection outputs, rows of 3E = [q | k | v] (PyTorch's in_proj_weight order): q from
+   qs (B, Tq, 3E), k from ks and v from vs (B, Tk, 3E), or (T, B, 3E) each when time-major
+   (!batch_first); self-attention passes one tensor three times. mask (B, Tq, Tk) is added
+   to the scores (-inf: not attended) or NULL. With head h's d = E / n_head columns:
+   S = Q K^T / sqrt(d) + mask,  P = softmax_rows(S),  O = P V  -> out (B, Tq, E) or (Tq, B, E)
+   dV += P^T dO;  dP = dO V^T;  dS = P (dP - rowsum(dP P));  dQ += dS K / sqrt(d);  dK += dS^T Q / sqrt(d)
+   A row whose keys are all masked attends to nothing: P = 0 and O = 0 (PyTorch gives NaN).
+   saved: P (B, n_head, Tq, Tk). */
+typedef struct sdl__mha_dims { int64_t B, Tq, Tk, E, d, nh; bool bf; } sdl__mha_dims;
+static sdl__mha_dims sdl__mha_dims_of(const sdl_node *n) {
+    sdl__mha_dims m;
+    m.bf = n->attr.mha.batch_first;
+    m.nh = n->attr.mha.n_head;
+    m.B = n->in[0]->shape[m.bf ? 0 : 1];
+    m.Tq = n->in[0]->shape[m.bf ? 1 : 0];
+    m.Tk = n->in[1]->shape[m.bf ? 1 : 0];
+    m.E = n->in[0]->shape[2] / 3;
+    m.d = m.E / m.nh;
+    return m;
+}
+/* where (batch b, head h, part p: 0 q, 1 k, 2 v) starts in a source with T rows per batch,
+   and the stride between its rows */
+static int64_t sdl__mha_at(const sdl__mha_dims *m, int64_t T, int64_t width, int64_t b, int64_t h, int64_t p) {
+    return (m->bf ? b * T * width : b * width) + p * m->E + h * m->d;
+}
+static int64_t sdl__mha_ld(const sdl__mha_dims *m, int64_t width) { return m->bf ? width : m->B * width; }
+
+static void sdl__mha_fwd(sdl_node *n) {
+    sdl__mha_dims m = sdl__mha_dims_of(n);
+    const int64_t W = 3 * m.E, ld = sdl__mha_ld(&m, W), ldo = sdl__mha_ld(&m, m.E);
+    const float *mask = n->nin > 3 ? sdl_f32(n->in[3]) : NULL;
+    float scale = 1.0f / sqrtf((float)m.d);
+    for (int64_t b = 0; b < m.B; b++)
+        for (int64_t h = 0; h < m.nh; h++) {
+            const float *q = sdl_f32(n->in[0]) + sdl__mha_at(&m, m.Tq, W, b, h, 0);
+            const float *k = sdl_f32(n->in[1]) + sdl__mha_at(&m, m.Tk, W, b, h, 1);
+            const float *v = sdl_f32(n->in[2]) + sdl__mha_at(&m, m.Tk, W, b, h, 2);
+            float *P = (float *)n->saved + (b * m.nh + h) * m.Tq * m.Tk, *o = sdl_f32(n->out) + sdl__mha_at(&m, m.Tq, m.E, b, h, 0);
+            sdl_sgemm(false, true, m.Tq, m.Tk, m.d, scale, q, ld, k, ld, 0.0f, P, m.Tk);
+            for (int64_t i = 0; i < m.Tq; i++) {
+                float *p = P + i * m.Tk, mx = -INFINITY, s = 0.0f;
+                if (mask) for (int64_t j = 0; j < m.Tk; j++) p[j] += mask[(b * m.Tq + i) * m.Tk + j];
+                for (int64_t j = 0; j < m.Tk; j++) mx = p[j] > mx ? p[j] : mx;
+                if (mx == -INFINITY) { memset(p, 0, (size_t)m.Tk * sizeof(float)); continue; } /* all masked */
+                for (int64_t j = 0; j < m.Tk; j++) { p[j] = expf(p[j] - mx); s += p[j]; }
+                for (int64_t j = 0; j < m.Tk; j++) p[j] /= s;
+            }
+            sdl_sgemm(false, false, m.Tq, m.d, m.Tk, 1.0f, P, m.Tk, v, ld, 0.0f, o, ldo);
+        }
+}
+static void sdl__mha_bwd(sdl_node *n) {
+    sdl__mha_dims m = sdl__mha_dims_of(n);
+    const int64_t W = 3 * m.E, ld = sdl__mha_ld(&m, W), ldo = sdl__mha_ld(&m, m.E);
+    float scale = 1.0f / sqrtf((float)m.d);
+    float *dS = (float *)sdl_arena_alloc((size_t)(m.Tq * m.Tk) * sizeof(float));
+    if (!dS) return;
+    for (int64_t b = 0; b < m.B; b++)
+        for (int64_t h = 0; h < m.nh; h++) {
+            int64_t aq = sdl__mha_at(&m, m.Tq, W, b, h, 0), ak = sdl__mha_at(&m, m.Tk, W, b, h, 1), av = sdl__mha_at(&m, m.Tk, W, b, h, 2);
+            const float *q = sdl_f32(n->in[0]) + aq, *k = sdl_f32(n->in[1]) + ak, *v = sdl_f32(n->in[2]) + av;
+            const float *P = (const float *)n->saved + (b * m.nh + h) * m.Tq * m.Tk;
+            const float *dO = n->out->grad + sdl__mha_at(&m, m.Tq, m.E, b, h, 0);
+            if (n->in[2]->requires_grad) sdl_sgemm(true, false, m.Tk, m.d, m.Tq, 1.0f, P, m.Tk, dO, ldo, 1.0f, n->in[2]->grad + av, ld);
+            sdl_sgemm(false, true, m.Tq, m.Tk, m.d, 1.0f, dO, ldo, v, ld, 0.0f, dS, m.Tk);
+            for (int64_t i = 0; i < m.Tq; i++) {
+                const float *p = P + i * m.Tk;
+                float *ds = dS + i * m.Tk, s = 0.0f;
+                for (int64_t j = 0; j < m.Tk; j++) s += ds[j] * p[j];
+                for (int64_t j = 0; j < m.Tk; j++) ds[j] = p[j] * (ds[j] - s);
+            }
+            if (n->in[0]->requires_grad) sdl_sgemm(false, false, m.Tq, m.d, m.Tk, scale, dS, m.Tk, k, ld, 1.0f, n->in[0]->grad + aq, ld);
+            if (n->in[1]->requires_grad) sdl_sgemm(true, false, m.Tk, m.d, m.Tq, scale, dS, m.Tk, q, ld, 1.0f, n->in[1]->grad + ak, ld);
+        }
+}
+static sdl_tensor *sdl__mha_attend(sdl_tensor *qs, sdl_tensor *ks, sdl_tensor *vs, sdl_tensor *mask, int n_head, bool batch_first) {
+    if (!qs || !ks || !vs) return NULL;
+    int bd = batch_first ? 0 : 1, td = batch_first ? 1 : 0;
+    if (qs->ndim != 3 || ks->ndim != 3 || vs->ndim != 3 || qs->shape[2] % (3 * n_head) != 0 || ks->shape[2] != qs->shape[2] ||
+        vs->shape[2] != qs->shape[2] || ks->shape[bd] != qs->shape[bd] || vs->shape[bd] != qs->shape[bd] || vs->shape[td] != ks->shape[td])
+        return (sdl_tensor *)sdl__shape_error("mha", "wants q, k, v sources (B, T, 3E) (or (T, B, 3E)) with one B, one Tk, E % n_head == 0", qs, ks);
+    int64_t B = qs->shape[bd], Tq = qs->shape[td], Tk = ks->shape[td], E = qs->shape[2] / 3;
+    if (mask && (mask->numel != B * Tq * Tk || mask->dtype != SDL_F32))
+        return (sdl_tensor *)sdl__shape_error("mha", "the mask wants f32 (B, Tq, Tk)", mask, qs);
+    if (qs->device != SDL_CPU) { sdl_fail(SDL_ERR_DEVICE, "mha: masked attention has no kernel on device %d yet (CPU only)", (int)qs->device); return NULL; }
+    sdl_node *n = sdl__op_begin(SDL_OP_MHA, batch_first ? sdl_shape3(B, Tq, E) : sdl_shape3(Tq, B, E), qs, ks, vs, mask);
+    if (!n) return NULL;
+    n->attr.mha.n_head = n_head;
+    n->attr.mha.batch_first = batch_first;
+    return sdl__saved(n, (size_t)(B * n_head * Tq * Tk) * sizeof(float)) ? sdl__op_run(n) : NULL;
+}
+
+/* >>ops-loss (cross entropy, mse, nll, bce_with_logits) */
+
+/* ---- cross entropy from logits (B, C), targets i32 (B), smoothing s:
+   q = (1-s) onehot(t) + s/C;  loss = mean_b -sum_c q_c log softmax(x)_c
+   dlogits_bc += (softmax(x)_bc - q_bc) / B */
+static void sdl__ce_fwd(sdl_node *n) {
+    sdl_tensor *x = n->in[0];
+    int64_t B = x->shape[0], C = x->numel / (B ? B : 1);
+    const int32_t *t = sdl_i32(n->in[1]);
+    float s = n->attr.scalar.alpha;
+    float *prob = (float *)n->saved;
+    double total = 0.0;
+    for (int64_t b = 0; b < B; b++) {
+        const float *row = sdl_f32(x) + b * C;
+        float *p = prob + b * C;
+        float mx = row[0];
+        for (int64_t c = 1; c < C; c++) mx = row[c] > mx ? row[c] : mx;
+        double z = 0.0;
+        for (int64_t c = 0; c < C; c++) z += exp((double)row[c] - mx);
+        double logz = mx + log(z), lsum = 0.0;
+        for (int64_t c = 0; c < C; c++) {
+            double logp = row[c] - logz;
+            p[c] = (float)exp(logp);
+            lsum += logp;
+        }
+        total += -(1.0 - s) * (row[t[b]] - logz) - (double)s / (double)C * lsum;
+    }
+    sdl_f32(n->out)[0] = (float)(total / (double)(B ? B : 1));
+}
+static void sdl__ce_bwd(sdl_node *n) {
+    sdl_tensor *x = n->in[0];
+    int64_t B = x->shape[0], C = x->numel / (B ? B : 1);
+    const int32_t *t = sdl_i32(n->in[1]);
+    float s = n->attr.scalar.alpha, g = n->out->grad[0] / (float)(B ? B : 1);
+    const float *prob = (const float *)n->saved;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t c = 0; c < C; c++) {
+            float q = s / (float)C + (c == t[b] ? 1.0f - s : 0.0f);
+            x->grad[b * C + c] += g * (prob[b * C + c] - q);
+        }
+}
+
+/* targets: i32, one per row of x (B, C), each in [0, C) */
+static bool sdl__check_targets(const char *op, const sdl_tensor *x, const sdl_tensor *t) {
+    if (x->ndim != 2 || t->dtype != SDL_I32 || t->numel != x->shape[0]) {
+        sdl__shape_error(op, "wants logits (B, C) and i32 targets (B)", x, t);
+        return false;
+    }
+    if (t->device != SDL_CPU) return true; /* device kernels turn a bad target into a NaN loss */
+    const int32_t *ids = sdl_i32(t);
+    for (int64_t i = 0; i < t->numel; i++)
+        if (ids[i] < 0 || ids[i] >= x->shape[1]) {
+            sdl_fail(SDL_ERR_ARG, "%s: target %d at row %lld is outside [0, %lld)", op, ids[i], (long long)i, (long long)x->shape[1]);
+            return false;
+        }
+    return true;
+}
+
+SDL_API sdl_tensor *sdl_cross_entropy(sdl_tensor *logits, sdl_tensor *targets, float label_smoothing) {
+    if (sdl__any_null(logits, targets)) return NULL;
+    if (!sdl__check_targets("cross_entropy", logits, targets)) return NULL;
+    sdl_node *n = sdl__op_begin(SDL_OP_CROSS_ENTROPY, sdl_shapen(0, NULL), logits, targets, NULL, NULL);
+    if (!n) return NULL;
+    n->attr.scalar.alpha = label_smoothing;
+    return sdl__saved(n, (size_t)logits->numel * sizeof(float)) ? sdl__op_run(n) : NULL;
+}
+
+SDL_API int64_t sdl_count_correct(const sdl_tensor *logits, const sdl_tensor *targets) {
+    if (!logits || !targets || logits->ndim != 2 || targets->numel != logits->shape[0]) return 0;
+    if (logits->device != SDL_CPU || targets->device != SDL_CPU) { /* count on host copies */
+        sdl_tensor *hl = sdl_arena_tensor(sdl_tensor_shape(logits), logits->dtype);
+        sdl_tensor *ht = sdl_arena_tensor(sdl_tensor_shape(targets), targets->dtype);
+        const sdl_backend *bl = sdl_get_backend(logits->device), *bt = sdl_get_backend(targets->device);
+        if (!hl || !ht || !bl || !bt) return 0;
+        bl->copy(hl->data, logits->data, (size_t)logits->numel * sdl_dtype_size(logits->dtype), SDL_CPU, logits->device);
+        bt->copy(ht->data, targets->data, (size_t)targets->numel * sdl_dtype_size(targets->dtype), SDL_CPU, targets->device);
+        return sdl_count_correct(hl, ht);
+    }
+    int64_t B = logits->shape[0], C = logits->shape[1], correct = 0;
+    for (int64_t b = 0; b < B; b++) {
+        const float *row = sdl_f32(logits) + b * C;
+        int64_t best = 0;
+        for (int64_t c = 1; c < C; c++) if (row[c] > row[best]) best = c;
+        correct += best == sdl_i32(targets)[b];
+    }
+    return correct;
+}
+
+/* ---- mse: loss = mean (x - t)^2;  dx += 2 (x - t) / n,  dt -= 2 (x - t) / n */
+static void sdl__mse_fwd(sdl_node *n) {
+    const float *x = sdl_f32(n->in[0]), *t = sdl_f32(n->in[1]);
+    double s = 0.0;
+    for (int64_t i = 0; i < n->in[0]->numel; i++) s += sdl__mse_elem(x[i], t[i]);
+    sdl_f32(n->out)[0] = (float)(s / (double)(n->in[0]->numel ? n->in[0]->numel : 1));
+}
+static void sdl__mse_bwd(sdl_node *n) {
+    sdl_tensor *x = n->in[0], *t = n->in[1];
+    float *dx = x->requires_grad ? x->grad : NULL, *dt = t->requires_grad ? t->grad : NULL;
+    float g = 2.0f * n->out->grad[0] / (float)(x->numel ? x->numel : 1);
+    for (int64_t i = 0; i < x->numel; i++) {
+        float d = g * (sdl_f32(x)[i] - sdl_f32(t)[i]);
+        if (dx) dx[i] += d;
+        if (dt) dt[i] -= d;
+    }
+}
+SDL_API sdl_tensor *sdl_mse_loss(sdl_tensor *x, sdl_tensor *targets) {
+    if (sdl__any_null(x, targets)) return NULL;
+    if (x->dtype != SDL_F32 || targets->dtype != SDL_F32) {
+        sdl_fail(SDL_ERR_ARG, "mse_loss: input and targets must be f32 (got %s and %s)", sdl__dtype_name(x->dtype), sdl__dtype_name(targets->dtype));
+        return NULL;
+    }
+    if (x->numel != targets->numel) return (sdl_tensor *)sdl__shape_error("mse_loss", "input and target sizes differ", x, targets);
+    return sdl__op_run(sdl__op_begin(SDL_OP_MSE, sdl_shapen(0, NULL), x, targets, NULL, NULL));
+}
+
+/* ---- nll: log_probs (B, C), targets i32 (B): loss = -mean_b log_probs[b, t_b]
+   dlog_probs[b, t_b] += -1/B */
+static void sdl__nll_fwd(sdl_node *n) {
+    sdl_tensor *x = n->in[0];
+    int64_t B = x->shape[0], C = x->shape[1];
+    const int32_t *t = sdl_i32(n->in[1]);
+    double s = 0.0;
+    for (int64_t b = 0; b < B; b++) s -= sdl_f32(x)[b * C + t[b]];
+    sdl_f32(n->out)[0] = (float)(s / (double)(B ? B : 1));
+}
+static void sdl__nll_bwd(sdl_node *n) {
+    sdl_tensor *x = n->in[0];
+    int64_t B = x->shape[0], C = x->shape[1];
+    const int32_t *t = sdl_i32(n->in[1]);
+    float g = n->out->grad[0] / (float)(B ? B : 1);
+    for (int64_t b = 0; b < B; b++) x->grad[b * C + t[b]] -= g;
+}
+SDL_API sdl_tensor *sdl_nll_loss(sdl_tensor *log_probs, sdl_tensor *targets) {
+    if (sdl__any_null(log_probs, targets)) return NULL;
+    if (!sdl__check_targets("nll_loss", log_probs, targets)) return NULL;
+    return sdl__op_run(sdl__op_begin(SDL_OP_NLL, sdl_shapen(0, NULL), log_probs, targets, NULL, NULL));
+}
+
+/* ---- binary cross entropy from logits x and float targets t (same shape), mean over all n:
+   l = max(x, 0) - x t + log(1 + e^-|x|)   (never overflows; equals -t log s - (1-t) log(1-s))
+   dx += (sigmoid(x) - t) / n;  dt += -x / n */
+static void sdl__bce_fwd(sdl_node *n) {
+    const float *x = sdl_f32(n->in[0]), *t = sdl_f32(n->in[1]);
+    int64_t N = n->in[0]->numel;
+    double s = 0.0;
+    for (int64_t i = 0; i < N; i++) s += sdl__bce_elem(x[i], t[i]);
+    sdl_f32(n->out)[0] = (float)(s / (double)(N ? N : 1));
+}
+static void sdl__bce_bwd(sdl_node *n) {
+    sdl_tensor *xt = n->in[0], *tt = n->in[1];
+    const float *x = sdl_f32(xt), *t = sdl_f32(tt);
+    int64_t N = xt->numel;
+    float g = n->out->grad[0] / (float)(N ? N : 1);
+    for (int64_t i = 0; i < N; i++) {
+        if (xt->requires_grad) xt->grad[i] += g * sdl__bce_grad(x[i], t[i]);
+        if (tt->requires_grad) tt->grad[i] -= g * x[i];
+    }
+}
+SDL_API sdl_tensor *sdl_bce_with_logits(sdl_tensor *logits, sdl_tensor *targets) {
+    if (sdl__any_null(logits, targets)) return NULL;
+    if (!sdl_shape_equal(sdl_tensor_shape(logits), sdl_tensor_shape(targets)) || targets->dtype != SDL_F32)
+        return (sdl_tensor *)sdl__shape_error("bce_with_logits", "wants float targets shaped like the logits", logits, targets);
+    return sdl__op_run(sdl__op_begin(SDL_OP_BCE_LOGITS, sdl_shapen(0, NULL), logits, targets, NULL, NULL));
 }
 
 /* ----------------------------------------------------------------------------------------
@@ -8564,99 +7777,6 @@ SDL_API sdl_result sdl_sched_by_name(sdl_sched_desc *d, const char *name) {
    and size against the file before it trusts it, and names the file in each error.
    ---------------------------------------------------------------------------------------- */
 
-/* stb_image (and stb_image_write for sdl_write_png) decode .gz/.npz deflate data, PNG and
-   JPEG. A private copy (all functions static) is compiled here unless SDL_NO_STB, so it
-   never clashes with a copy the program builds itself; if the program included
-   stb_image.h / stb_image_write.h before this point, that copy is used instead. */
-#ifdef __cplusplus
-} /* system and stb headers: not inside extern "C" */
-#endif
-#ifndef _WIN32
-#include <dirent.h>
-#include <sys/stat.h>
-#endif
-/* images from untrusted datasets: the largest side and pixel count sdl decodes (checked
-   from the header before stb allocates anything) */
-#ifndef SDL_MAX_IMAGE_SIDE
-#define SDL_MAX_IMAGE_SIDE 32768
-#endif
-#ifndef SDL_MAX_IMAGE_PIXELS
-#define SDL_MAX_IMAGE_PIXELS ((int64_t)1 << 26) /* 8192 x 8192 */
-#endif
-#ifndef SDL_NO_STB
-#ifndef SDL_STB_IMAGE_PATH
-#define SDL_STB_IMAGE_PATH <stb/stb_image.h>
-#endif
-#ifndef SDL_STB_IMAGE_WRITE_PATH
-#define SDL_STB_IMAGE_WRITE_PATH <stb/stb_image_write.h>
-#endif
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#endif
-#if defined(__GNUC__) && !defined(__clang__) /* gcc -O3 inlines stb's reader into ours */
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-/* gcc compiles stb at -O2 where the program is optimised: at -O3 -march=native stb_image and
-   stb_image_write took 3.1 s of the implementation's 10 s of compile time (1.4 s at -O2), for
-   file decoding, not training kernels. Integer code: the same bytes come out. */
-#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__) && defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__)
-#define SDL__STB_O2
-#pragma GCC push_options
-#pragma GCC optimize("O2")
-#endif
-#ifndef STBI_INCLUDE_STB_IMAGE_H
-#define SDL__OWN_STBI
-#define STB_IMAGE_STATIC
-#define STB_IMAGE_IMPLEMENTATION
-/* v2.27 defines this function under a misspelt name, so its static declaration would be
-   "declared but never defined"; the name is right from v2.28 on, where this is a no-op */
-#define stbi__unpremultiply_on_load_thread stbi_set_unpremultiply_on_load_thread
-/* only the formats sdl reads: less code for a crafted file to reach */
-#define STBI_ONLY_PNG
-#define STBI_ONLY_JPEG
-#ifndef STBI_MAX_DIMENSIONS
-#define STBI_MAX_DIMENSIONS SDL_MAX_IMAGE_SIDE
-#endif
-#if !defined(STBI_MALLOC) && !defined(STBI_REALLOC) && !defined(STBI_FREE)
-/* zeroed: v2.27 leaves its decoder state uninitialised, so a JPEG scan that names a Huffman
-   table no DHT defined decodes with whatever the heap held (a wild read; fixed in 2.28) */
-#define STBI_MALLOC(n) sdl__calloc((n), 1)
-#define STBI_REALLOC(p, n) SDL_REALLOC(p, n)
-#define STBI_FREE(p) SDL_DEALLOC(p)
-#endif
-#include SDL_STB_IMAGE_PATH
-#undef STB_IMAGE_IMPLEMENTATION
-#undef stbi__unpremultiply_on_load_thread
-/* declared (static) whatever the formats, defined only with GIF: a body, so no compiler
-   warns of a static function never defined */
-static stbi_uc *stbi_load_gif_from_memory(stbi_uc const *buffer, int len, int **delays, int *x, int *y, int *z, int *comp, int req_comp) {
-    (void)buffer; (void)len; (void)delays; (void)x; (void)y; (void)z; (void)comp; (void)req_comp;
-    return NULL;
-}
-#endif
-#ifndef INCLUDE_STB_IMAGE_WRITE_H
-#define SDL__OWN_STBIW
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#if !defined(STBIW_MALLOC) && !defined(STBIW_REALLOC) && !defined(STBIW_FREE)
-#define STBIW_MALLOC(n) SDL_ALLOC(n)
-#define STBIW_REALLOC(p, n) SDL_REALLOC(p, n)
-#define STBIW_FREE(p) SDL_DEALLOC(p)
-#endif
-#include SDL_STB_IMAGE_WRITE_PATH
-#undef STB_IMAGE_WRITE_IMPLEMENTATION
-#endif
-#ifdef SDL__STB_O2
-#pragma GCC pop_options
-#endif
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-#endif /* SDL_NO_STB */
-#ifdef __cplusplus
-extern "C" {
-#endif
 
 SDL_API void sdl_dataset_free(sdl_dataset *d) {
     if (!d) return;
@@ -8999,6 +8119,14 @@ SDL_API sdl_result sdl_load_mnist(const char *dir, bool train, sdl_dataset *out)
     return sdl__load_mnist_files("MNIST", dir, NULL, train, out);
 }
 
+static sdl_result sdl__write_all(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return sdl_fail(SDL_ERR_IO, "%s: cannot open for writing", path);
+    bool ok = n == 0 || (p && fwrite(p, 1, n, f) == n);
+    if (fclose(f) != 0) ok = false;
+    return ok ? SDL_OK : sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", path);
+}
+
 /* ---- CIFAR-10, binary version: records of 1 label byte + 3 x 32 x 32 pixel bytes (CHW) ---- */
 #define SDL__CIFAR_RECORD 3073
 
@@ -9088,655 +8216,7 @@ SDL_API sdl_result sdl_load_cifar10(const char *dir, bool train, sdl_dataset *ou
     return r;
 }
 
-/* ---- .npy: "\x93NUMPY", version, header length, a Python dict literal, raw data ---- */
-static const char *sdl__skip_ws(const char *p, const char *e) {
-    while (p < e && (*p == ' ' || *p == '\t')) p++;
-    return p;
-}
-
-/* the header dict: {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } */
-static bool sdl__npy_header(const char *path, const char *p, const char *e, char descr[8], sdl_shape *shape) {
-    bool have[3] = {false, false, false};
-    memset(shape, 0, sizeof *shape);
-    p = sdl__skip_ws(p, e);
-    if (p >= e || *p++ != '{') goto bad;
-    for (;;) {
-        p = sdl__skip_ws(p, e);
-        if (p < e && *p == '}') { p++; break; }
-        if (p >= e || (*p != '\'' && *p != '"')) goto bad;
-        char q = *p++;
-        const char *k = p;
-        while (p < e && *p != q) p++;
-        if (p >= e) goto bad;
-        size_t kn = (size_t)(p++ - k);
-        p = sdl__skip_ws(p, e);
-        if (p >= e || *p++ != ':') goto bad;
-        p = sdl__skip_ws(p, e);
-        if (kn == 5 && !memcmp(k, "descr", 5) && !have[0]) {
-            if (p >= e || (*p != '\'' && *p != '"')) goto bad;
-            q = *p++;
-            const char *v = p;
-            while (p < e && *p != q) p++;
-            if (p >= e || p - v > 7) goto bad;
-            memcpy(descr, v, (size_t)(p - v));
-            descr[p - v] = 0;
-            p++;
-            have[0] = true;
-        } else if (kn == 13 && !memcmp(k, "fortran_order", 13) && !have[1]) {
-            if (e - p >= 5 && !memcmp(p, "False", 5)) p += 5;
-            else if (e - p >= 4 && !memcmp(p, "True", 4)) {
-                sdl_fail(SDL_ERR_FORMAT, "%s: the array is in Fortran (column-major) order; save np.ascontiguousarray(a) instead", path);
-                return false;
-            } else goto bad;
-            have[1] = true;
-        } else if (kn == 5 && !memcmp(k, "shape", 5) && !have[2]) {
-            if (p >= e || *p++ != '(') goto bad;
-            for (;;) {
-                p = sdl__skip_ws(p, e);
-                if (p < e && *p == ')') { p++; break; }
-                if (p >= e || *p < '0' || *p > '9') goto bad;
-                int64_t v = 0;
-                while (p < e && *p >= '0' && *p <= '9') {
-                    if (v > (INT64_MAX - 9) / 10) goto bad;
-                    v = v * 10 + (*p++ - '0');
-                }
-                if (shape->ndim == SDL_MAX_DIMS) {
-                    sdl_fail(SDL_ERR_FORMAT, "%s: the array has more than SDL_MAX_DIMS (%d) dimensions", path, SDL_MAX_DIMS);
-                    return false;
-                }
-                shape->d[shape->ndim++] = v;
-                p = sdl__skip_ws(p, e);
-                if (p < e && *p == ',') p++;
-                else if (p >= e || *p != ')') goto bad;
-            }
-            have[2] = true;
-        } else {
-            goto bad;
-        }
-        p = sdl__skip_ws(p, e);
-        if (p < e && *p == ',') p++;
-        else if (p >= e || *p != '}') goto bad;
-    }
-    while (p < e && *p == ' ') p++;
-    if (p != e - 1 || *p != '\n' || !have[0] || !have[1] || !have[2]) goto bad;
-    return true;
-bad:
-    sdl_fail(SDL_ERR_FORMAT, "%s: the .npy header is not the dict numpy writes ({'descr': ..., 'fortran_order': ..., 'shape': (...), })", path);
-    return false;
-}
-
-/* a .npy file's bytes -> a heap tensor: f4 and f8 -> f32, u1 -> u8, i4 and i8 -> i32 */
-static sdl_tensor *sdl__npy_parse(const char *path, const uint8_t *b, size_t n) {
-    if (n < 10 || memcmp(b, "\x93NUMPY", 6)) {
-        sdl_fail(SDL_ERR_FORMAT, "%s: not a .npy file (no \\x93NUMPY magic)%s", path, n < 10 ? " or truncated" : "");
-        return NULL;
-    }
-    size_t hlen, start;
-    if (b[6] == 1 && b[7] == 0) { hlen = sdl__le16(b + 8); start = 10; }
-    else if ((b[6] == 2 || b[6] == 3) && b[7] == 0 && n >= 12) { hlen = sdl__le32(b + 8); start = 12; }
-    else { sdl_fail(SDL_ERR_FORMAT, "%s: .npy version %d.%d (sdl reads 1.0, 2.0, 3.0)", path, b[6], b[7]); return NULL; }
-    if (hlen > n - start) { sdl_fail(SDL_ERR_FORMAT, "%s: truncated .npy header (%zu bytes said, %zu there)", path, hlen, n - start); return NULL; }
-    char descr[8];
-    sdl_shape shape;
-    if (!sdl__npy_header(path, (const char *)b + start, (const char *)b + start + hlen, descr, &shape)) return NULL;
-    /* byte order: '<' little, '|' not applicable; '=' is the writer's native order */
-    int kind = 0, size = 0;
-    if ((descr[0] == '<' || descr[0] == '|') && descr[1] && descr[2] && !descr[3]) { kind = descr[1]; size = descr[2] - '0'; }
-    sdl_dtype dt = SDL_DTYPE_DEFAULT;
-    if (kind == 'f' && (size == 4 || size == 8)) dt = SDL_F32;
-    else if (kind == 'u' && size == 1) dt = SDL_U8;
-    else if (kind == 'i' && (size == 4 || size == 8)) dt = SDL_I32;
-    if (dt == SDL_DTYPE_DEFAULT || (size > 1 && descr[0] != '<')) {
-        sdl_fail(SDL_ERR_FORMAT, "%s: dtype '%s'; sdl reads little-endian float32 '<f4', float64 '<f8' (to f32), uint8 '|u1', int32 '<i4', int64 '<i8' (to i32)",
-                 path, descr);
-        return NULL;
-    }
-    int64_t numel = sdl__shape_numel(shape);
-    size_t bytes;
-    if (numel < 0 || sdl__mul_overflows((size_t)numel, (size_t)size, &bytes)) {
-        sdl_fail(SDL_ERR_FORMAT, "%s: shape too large", path);
-        return NULL;
-    }
-    size_t have = n - start - hlen;
-    if (have != bytes) {
-        sdl_fail(SDL_ERR_FORMAT, "%s: %s: the shape and dtype need %zu data bytes, the file has %zu", path,
-                 have < bytes ? "truncated" : "extra bytes at the end", bytes, have);
-        return NULL;
-    }
-    sdl_tensor *t = sdl_tensor_new(shape, dt);
-    if (!t) return NULL;
-    const uint8_t *d = b + start + hlen;
-    for (int64_t i = 0; i < numel; i++) {
-        const uint8_t *q = d + (size_t)i * (size_t)size;
-        if (size == 1) {
-            sdl_u8(t)[i] = q[0];
-        } else if (size == 4) {
-            uint32_t u = sdl__le32(q);
-            memcpy((char *)t->data + (size_t)i * 4, &u, 4); /* f32 or i32: the same bits */
-        } else {
-            uint64_t u = (uint64_t)sdl__le32(q) | (uint64_t)sdl__le32(q + 4) << 32;
-            if (kind == 'f') {
-                double v;
-                memcpy(&v, &u, 8);
-                sdl_f32(t)[i] = (float)v;
-            } else {
-                int64_t v;
-                memcpy(&v, &u, 8);
-                if (v < INT32_MIN || v > INT32_MAX) {
-                    sdl_fail(SDL_ERR_FORMAT, "%s: int64 element %lld is %lld, outside int32", path, (long long)i, (long long)v);
-                    sdl_tensor_free(t);
-                    return NULL;
-                }
-                sdl_i32(t)[i] = (int32_t)v;
-            }
-        }
-    }
-    return t;
-}
-
-SDL_API sdl_tensor *sdl_load_npy(const char *path) {
-    if (!path) { sdl_fail(SDL_ERR_ARG, "load_npy: path is NULL"); return NULL; }
-    size_t n;
-    uint8_t *b = sdl__read_file(path, &n);
-    if (!b) return NULL;
-    sdl_tensor *t = sdl__npy_parse(path, b, n);
-    SDL_DEALLOC(b);
-    return t;
-}
-
-SDL_API sdl_result sdl_save_npy(const char *path, const sdl_tensor *t) {
-    if (!path || !t) return sdl_fail(SDL_ERR_ARG, "save_npy: path or tensor is NULL");
-    const char *descr = t->dtype == SDL_F32 ? "<f4" : t->dtype == SDL_I32 ? "<i4" : t->dtype == SDL_U8 ? "|u1" : NULL;
-    if (!descr) return sdl_fail(SDL_ERR_ARG, "save_npy %s: sdl writes f32, i32 and u8 tensors only", path);
-    if (t->device != SDL_CPU) return sdl_fail(SDL_ERR_ARG, "save_npy %s: copy the tensor to the CPU first", path);
-    char hdr[128 + 24 * SDL_MAX_DIMS];
-    int k = snprintf(hdr + 10, sizeof hdr - 10, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
-    for (int i = 0; i < t->ndim; i++) k += snprintf(hdr + 10 + k, sizeof hdr - 10 - (size_t)k, "%lld,%s", (long long)t->shape[i], i + 1 < t->ndim ? " " : "");
-    if (t->ndim > 1) k--; /* numpy writes (5,) but (2, 3) */
-    k += snprintf(hdr + 10 + k, sizeof hdr - 10 - (size_t)k, "), }");
-    int total = (10 + k + 1 + 63) / 64 * 64; /* data starts 64-byte aligned, as numpy does */
-    while (10 + k < total - 1) hdr[10 + k++] = ' ';
-    hdr[10 + k++] = '\n';
-    memcpy(hdr, "\x93NUMPY\x01\x00", 8);
-    hdr[8] = (char)(k & 0xFF);
-    hdr[9] = (char)(k >> 8);
-    FILE *f = fopen(path, "wb");
-    if (!f) return sdl_fail(SDL_ERR_IO, "%s: cannot open for writing", path);
-    bool ok = fwrite(hdr, 1, (size_t)(10 + k), f) == (size_t)(10 + k);
-    size_t es = sdl_dtype_size(t->dtype);
-    const uint8_t *src = (const uint8_t *)t->data;
-    uint8_t chunk[4096];
-    for (int64_t i = 0; ok && i < t->numel;) { /* little-endian bytes whatever the host */
-        size_t m = 0;
-        for (; i < t->numel && m + es <= sizeof chunk; i++, m += es) {
-            if (es == 1) { chunk[m] = src[i]; continue; }
-            uint32_t u;
-            memcpy(&u, src + (size_t)i * 4, 4);
-            chunk[m] = (uint8_t)u; chunk[m + 1] = (uint8_t)(u >> 8); chunk[m + 2] = (uint8_t)(u >> 16); chunk[m + 3] = (uint8_t)(u >> 24);
-        }
-        ok = fwrite(chunk, 1, m, f) == m;
-    }
-    if (fclose(f) != 0) ok = false;
-    return ok ? SDL_OK : sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", path);
-}
-
-/* ---- ZIP files (and .npz, a zip of .npy members): the end-of-central-directory record
-   (zip64's when a field is 0xFFFF...), the central directory, then each member through its
-   local header. Every offset and size is checked against the file before it is used. ---- */
-static uint64_t sdl__le64(const uint8_t *p) { return (uint64_t)sdl__le32(p) | (uint64_t)sdl__le32(p + 4) << 32; }
-
-typedef struct sdl__zip_entry {
-    size_t name;        /* offset in names */
-    uint32_t flags, method, crc;
-    uint64_t csize, usize, loff;
-} sdl__zip_entry;
-
-struct sdl_zip {
-    FILE *f;
-    char *path;
-    uint64_t cd_off;    /* members lie before the central directory */
-    int64_t n;
-    sdl__zip_entry *e;
-    char *names;        /* NUL-terminated names back to back */
-};
-
-/* n bytes at offset off of the zip into dst */
-static bool sdl__zip_pread(sdl_zip *z, uint64_t off, void *dst, size_t n) {
-    if (off > (uint64_t)(((unsigned long)-1) >> 1) || fseek(z->f, (long)off, SEEK_SET) != 0 || fread(dst, 1, n, z->f) != n) {
-        sdl_fail(SDL_ERR_FORMAT, "%s: cannot read %zu bytes at offset %llu (truncated?)", z->path, n, (unsigned long long)off);
-        return false;
-    }
-    return true;
-}
-
-SDL_API void sdl_zip_close(sdl_zip *z) {
-    if (!z) return;
-    if (z->f) fclose(z->f);
-    SDL_DEALLOC(z->path);
-    SDL_DEALLOC(z->e);
-    SDL_DEALLOC(z->names);
-    SDL_DEALLOC(z);
-}
-
-/* the central directory's entries into z->e and z->names */
-static bool sdl__zip_directory(sdl_zip *z, const uint8_t *cd, size_t cd_size, size_t count) {
-    z->e = (sdl__zip_entry *)sdl__calloc(count ? count : 1, sizeof(sdl__zip_entry));
-    z->names = (char *)sdl__alloc(cd_size + 1); /* the names fit in the directory's bytes */
-    if (!z->e || !z->names) return false;
-    size_t p = 0, np = 0;
-    for (size_t i = 0; i < count; i++) {
-        if (cd_size - p < 46 || memcmp(cd + p, "PK\x01\x02", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt central directory entry %zu", z->path, i); return false; }
-        sdl__zip_entry *e = &z->e[i];
-        e->flags = sdl__le16(cd + p + 8);
-        e->method = sdl__le16(cd + p + 10);
-        e->crc = sdl__le32(cd + p + 16);
-        e->csize = sdl__le32(cd + p + 20);
-        e->usize = sdl__le32(cd + p + 24);
-        e->loff = sdl__le32(cd + p + 42);
-        size_t nl = sdl__le16(cd + p + 28), xl = sdl__le16(cd + p + 30), cl = sdl__le16(cd + p + 32);
-        const uint8_t *nm = cd + p + 46;
-        if (cd_size - p - 46 < nl + xl + cl || memchr(nm, 0, nl)) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt central directory entry %zu", z->path, i); return false; }
-        /* zip64 sizes and offset sit in extra field 0x0001, in this order, when 0xFFFFFFFF */
-        for (size_t x = 0; x + 4 <= xl;) {
-            const uint8_t *ex = nm + nl + x;
-            size_t id = sdl__le16(ex), len = sdl__le16(ex + 2), q = 4;
-            if (x + 4 + len > xl) break;
-            if (id == 1) {
-                if (e->usize == 0xFFFFFFFFu && q + 8 <= 4 + len) { e->usize = sdl__le64(ex + q); q += 8; }
-                if (e->csize == 0xFFFFFFFFu && q + 8 <= 4 + len) { e->csize = sdl__le64(ex + q); q += 8; }
-                if (e->loff == 0xFFFFFFFFu && q + 8 <= 4 + len) e->loff = sdl__le64(ex + q);
-            }
-            x += 4 + len;
-        }
-        e->name = np;
-        memcpy(z->names + np, nm, nl);
-        z->names[np + nl] = 0;
-        np += nl + 1;
-        p += 46 + nl + xl + cl;
-    }
-    z->n = (int64_t)count;
-    return true;
-}
-
-SDL_API sdl_zip *sdl_zip_open(const char *path) {
-    if (!path) { sdl_fail(SDL_ERR_ARG, "zip_open: path is NULL"); return NULL; }
-    sdl_zip *z = (sdl_zip *)sdl__calloc(1, sizeof *z);
-    if (!z) return NULL;
-    uint8_t *tail = NULL, *cd = NULL;
-    if (!(z->path = sdl__strdup(path)) || !(z->f = sdl__open_read(path))) goto fail;
-    {
-        long end = fseek(z->f, 0, SEEK_END) == 0 ? ftell(z->f) : -1;
-        if (end < 0) { sdl_fail(SDL_ERR_IO, "%s: cannot find its size", path); goto fail; }
-        uint64_t fsize = (uint64_t)end;
-        /* the end-of-central-directory record: within the last 22 + 65535 bytes */
-        size_t tn = fsize < 22 + 65535 ? (size_t)fsize : 22 + 65535, eocd = tn;
-        if (!(tail = (uint8_t *)sdl__alloc(tn + 1)) || !sdl__zip_pread(z, fsize - tn, tail, tn)) goto fail;
-        for (size_t i = tn >= 22 ? tn - 22 + 1 : 0; i-- > 0;)
-            if (!memcmp(tail + i, "PK\x05\x06", 4)) { eocd = i; break; }
-        if (eocd == tn) { sdl_fail(SDL_ERR_FORMAT, "%s: not a zip file (no end-of-central-directory record; truncated?)", path); goto fail; }
-        uint64_t count = sdl__le16(tail + eocd + 10), cd_size = sdl__le32(tail + eocd + 12), cd_off = sdl__le32(tail + eocd + 16);
-        uint64_t eocd_abs = fsize - tn + eocd;
-        if (cd_off == 0xFFFFFFFFu || count == 0xFFFF || cd_size == 0xFFFFFFFFu) { /* zip64: a locator just before */
-            uint8_t r[56];
-            if (eocd < 20 || memcmp(tail + eocd - 20, "PK\x06\x07", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: zip64 locator missing", path); goto fail; }
-            uint64_t z64 = sdl__le64(tail + eocd - 20 + 8);
-            if (z64 > eocd_abs || eocd_abs - z64 < 56 || !sdl__zip_pread(z, z64, r, 56) || memcmp(r, "PK\x06\x06", 4)) {
-                sdl_fail(SDL_ERR_FORMAT, "%s: bad zip64 end record", path);
-                goto fail;
-            }
-            count = sdl__le64(r + 32);
-            cd_size = sdl__le64(r + 40);
-            cd_off = sdl__le64(r + 48);
-            eocd_abs = z64;
-        }
-        if (cd_off > eocd_abs || cd_size > eocd_abs - cd_off || count > cd_size / 46) {
-            sdl_fail(SDL_ERR_FORMAT, "%s: central directory outside the file or too small for %llu entries (corrupt or truncated)", path, (unsigned long long)count);
-            goto fail;
-        }
-        z->cd_off = cd_off;
-        if (!(cd = (uint8_t *)sdl__alloc((size_t)cd_size + 1)) || !sdl__zip_pread(z, cd_off, cd, (size_t)cd_size) ||
-            !sdl__zip_directory(z, cd, (size_t)cd_size, (size_t)count))
-            goto fail;
-    }
-    SDL_DEALLOC(tail);
-    SDL_DEALLOC(cd);
-    return z;
-fail:
-    SDL_DEALLOC(tail);
-    SDL_DEALLOC(cd);
-    sdl_zip_close(z);
-    return NULL;
-}
-
-SDL_API int64_t sdl_zip_count(const sdl_zip *z) { return z ? z->n : 0; }
-SDL_API const char *sdl_zip_name(const sdl_zip *z, int64_t i) { return z && i >= 0 && i < z->n ? z->names + z->e[i].name : NULL; }
-SDL_API uint64_t sdl_zip_size(const sdl_zip *z, int64_t i) { return z && i >= 0 && i < z->n ? z->e[i].usize : 0; }
-
-SDL_API int64_t sdl_zip_find(const sdl_zip *z, const char *name) {
-    for (int64_t i = 0; z && name && i < z->n; i++)
-        if (!strcmp(z->names + z->e[i].name, name)) return i;
-    return -1;
-}
-
-SDL_API uint8_t *sdl_zip_read(sdl_zip *z, int64_t i, size_t *n) {
-    if (n) *n = 0;
-    if (!z || !n || i < 0 || i >= z->n) { sdl_fail(SDL_ERR_ARG, "zip_read: no member %lld", (long long)i); return NULL; }
-    const sdl__zip_entry *e = &z->e[i];
-    char label[600];
-    snprintf(label, sizeof label, "%s (member %s)", z->path, z->names + e->name);
-    uint8_t lh[30], *raw = NULL, *out = NULL;
-    if (e->flags & 1) { sdl_fail(SDL_ERR_FORMAT, "%s: encrypted", label); return NULL; }
-    if (e->method != 0 && e->method != 8) { sdl_fail(SDL_ERR_FORMAT, "%s: compression method %u (sdl reads stored 0 and deflate 8)", label, e->method); return NULL; }
-    if (e->loff > z->cd_off || z->cd_off - e->loff < 30 || !sdl__zip_pread(z, e->loff, lh, 30) || memcmp(lh, "PK\x03\x04", 4)) {
-        sdl_fail(SDL_ERR_FORMAT, "%s: bad local header offset", label);
-        return NULL;
-    }
-    uint64_t data = e->loff + 30 + sdl__le16(lh + 26) + sdl__le16(lh + 28);
-    if (data > z->cd_off || e->csize > z->cd_off - data) { sdl_fail(SDL_ERR_FORMAT, "%s: member data runs past the central directory (corrupt)", label); return NULL; }
-    if (e->method == 0 && e->csize != e->usize) { sdl_fail(SDL_ERR_FORMAT, "%s: stored member with sizes %llu and %llu", label, (unsigned long long)e->csize, (unsigned long long)e->usize); return NULL; }
-    if (e->method == 8 && (double)e->usize > 1032.0 * (double)e->csize + 64.0) { sdl_fail(SDL_ERR_FORMAT, "%s: claims %llu bytes from %llu compressed (corrupt)", label, (unsigned long long)e->usize, (unsigned long long)e->csize); return NULL; }
-    if (e->usize >= (uint64_t)SIZE_MAX / 2) { sdl_fail(SDL_ERR_OOM, "%s: %llu bytes", label, (unsigned long long)e->usize); return NULL; }
-    out = (uint8_t *)SDL_ALLOC(e->usize ? (size_t)e->usize : 1);
-    if (e->method == 8) raw = (uint8_t *)sdl__calloc((size_t)e->csize + 8, 1); /* 8 bytes of slack for the decoder */
-    if (!out || (e->method == 8 && !raw)) { sdl_fail(SDL_ERR_OOM, "%s: out of memory for %llu bytes", label, (unsigned long long)e->usize); goto fail; }
-    if (!sdl__zip_pread(z, data, e->method == 8 ? raw : out, (size_t)e->csize)) goto fail;
-    if (e->method == 8 && !sdl__inflate(label, raw, (size_t)e->csize, 8, out, (size_t)e->usize)) goto fail;
-    if (sdl__crc32(0, out, (size_t)e->usize) != e->crc) { sdl_fail(SDL_ERR_FORMAT, "%s: CRC-32 mismatch (corrupt)", label); goto fail; }
-    SDL_DEALLOC(raw);
-    *n = (size_t)e->usize;
-    return out;
-fail:
-    SDL_DEALLOC(raw);
-    SDL_DEALLOC(out);
-    return NULL;
-}
-
-SDL_API sdl_tensor *sdl_load_npz(const char *path, const char *name) {
-    if (!path || !name) { sdl_fail(SDL_ERR_ARG, "load_npz: path or name is NULL"); return NULL; }
-    sdl_zip *z = sdl_zip_open(path);
-    if (!z) return NULL;
-    char npy[600];
-    snprintf(npy, sizeof npy, "%s.npy", name); /* np.savez stores x as x.npy */
-    int64_t i = sdl_zip_find(z, name);
-    if (i < 0) i = sdl_zip_find(z, npy);
-    sdl_tensor *t = NULL;
-    if (i < 0) {
-        char names[256] = "";
-        for (int64_t k = 0; k < z->n; k++) {
-            size_t len = strlen(names);
-            snprintf(names + len, sizeof names - len, "%s%s", k ? ", " : "", sdl_zip_name(z, k));
-        }
-        sdl_fail(SDL_ERR_ARG, "%s: no array named '%s' (the file holds: %s)", path, name, names);
-    } else {
-        size_t n;
-        uint8_t *b = sdl_zip_read(z, i, &n);
-        snprintf(npy, sizeof npy, "%s (member %s)", path, sdl_zip_name(z, i));
-        if (b) t = sdl__npy_parse(npy, b, n);
-        SDL_DEALLOC(b);
-    }
-    sdl_zip_close(z);
-    return t;
-}
-
-/* ---- images: decoding (stb_image), PNG encoding (stb_image_write), folders ---- */
-typedef struct sdl__buf { uint8_t *p; size_t n, cap; bool oom; } sdl__buf;
-
-static void sdl__buf_put(sdl__buf *b, const void *src, size_t n) {
-    if (b->oom || n == 0) return;
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n) {
-            if (cap > SIZE_MAX / 2) { b->oom = true; return; }
-            cap *= 2;
-        }
-        uint8_t *p = (uint8_t *)SDL_REALLOC(b->p, cap);
-        if (!p) { b->oom = true; sdl_fail(SDL_ERR_OOM, "out of memory growing a buffer to %zu bytes", cap); return; }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, src, n);
-    b->n += n;
-}
-
-#ifndef SDL_NO_STB
-static void sdl__png_write_cb(void *ctx, void *data, int size) { sdl__buf_put((sdl__buf *)ctx, data, (size_t)size); }
-#endif
-
-/* hwc (h, w, c) bytes -> a PNG file's bytes in b */
-static bool sdl__png_encode(const char *what, const uint8_t *hwc, int w, int h, int c, sdl__buf *b) {
-#ifdef SDL_NO_STB
-    SDL__UNUSED(hwc); SDL__UNUSED(w); SDL__UNUSED(h); SDL__UNUSED(c); SDL__UNUSED(b);
-    sdl_fail(SDL_ERR_ARG, "%s: writing PNG needs stb_image_write, and sdl was built with SDL_NO_STB", what);
-    return false;
-#else
-    if ((int64_t)w * c > INT32_MAX / 2 || (int64_t)w * h * c > INT32_MAX / 2) {
-        sdl_fail(SDL_ERR_ARG, "%s: a %dx%dx%d image is too large for stb_image_write", what, c, h, w);
-        return false;
-    }
-    if (!stbi_write_png_to_func(sdl__png_write_cb, b, w, h, c, hwc, w * c) || b->oom) {
-        if (!b->oom) sdl_fail(SDL_ERR_OOM, "%s: PNG encoding failed (out of memory)", what);
-        return false;
-    }
-    return true;
-#endif
-}
-
-static sdl_result sdl__write_all(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return sdl_fail(SDL_ERR_IO, "%s: cannot open for writing", path);
-    bool ok = n == 0 || (p && fwrite(p, 1, n, f) == n);
-    if (fclose(f) != 0) ok = false;
-    return ok ? SDL_OK : sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", path);
-}
-
-/* the PNG bytes of sdl_write_png's picture in b (what names it in errors); w, h: its size */
-static sdl_result sdl__png_grid(const char *path, const sdl_tensor *t, int nrow, float lo, float hi, sdl__buf *b, int *w, int *h) {
-    if (!path || !t) return sdl_fail(SDL_ERR_ARG, "write_png: path or tensor is NULL");
-    if ((t->dtype != SDL_U8 && t->dtype != SDL_F32) || t->device != SDL_CPU || (t->ndim != 3 && t->ndim != 4))
-        return sdl_fail(SDL_ERR_ARG, "write_png %s: needs a CPU u8 or f32 tensor (C, H, W) or (N, C, H, W)", path);
-    int64_t N = t->ndim == 4 ? t->shape[0] : 1, C = t->shape[t->ndim - 3], H = t->shape[t->ndim - 2], W = t->shape[t->ndim - 1];
-    if (C != 1 && C != 3 && C != 4) return sdl_fail(SDL_ERR_ARG, "write_png %s: %lld channels; PNG takes 1, 3 or 4", path, (long long)C);
-    if (N < 1 || H < 1 || W < 1) return sdl_fail(SDL_ERR_ARG, "write_png %s: empty tensor", path);
-    if (lo == hi) { lo = 0.0f; hi = 1.0f; }
-    int64_t cols = nrow > 0 ? nrow : 8, pad = N > 1 ? 2 : 0; /* torchvision's save_image: 8 per row, 2 pixels apart */
-    if (cols > N) cols = N;
-    int64_t rows = (N + cols - 1) / cols;
-    int64_t GW = cols * (W + pad) + pad, GH = rows * (H + pad) + pad;
-    if (GW > (1 << 24) || GH > (1 << 24) || GW * GH * C > INT32_MAX / 2)
-        return sdl_fail(SDL_ERR_ARG, "write_png %s: a %lldx%lld picture is too large", path, (long long)GW, (long long)GH);
-    uint8_t *img = (uint8_t *)sdl__calloc((size_t)(GW * GH * C), 1);
-    if (!img) return SDL_ERR_OOM;
-    float scale = 255.0f / (hi - lo);
-    for (int64_t n = 0; n < N; n++) {
-        int64_t x0 = pad + (n % cols) * (W + pad), y0 = pad + (n / cols) * (H + pad);
-        for (int64_t c = 0; c < C; c++)
-            for (int64_t y = 0; y < H; y++)
-                for (int64_t x = 0; x < W; x++) {
-                    int64_t i = ((n * C + c) * H + y) * W + x;
-                    uint8_t v;
-                    if (t->dtype == SDL_U8) v = sdl_u8(t)[i];
-                    else {
-                        float f = (sdl_f32(t)[i] - lo) * scale + 0.5f; /* NaN becomes 0 */
-                        v = (uint8_t)(f >= 255.0f ? 255.0f : f > 0.0f ? f : 0.0f);
-                    }
-                    img[((y0 + y) * GW + x0 + x) * C + c] = v;
-                }
-    }
-    *w = (int)GW;
-    *h = (int)GH;
-    sdl_result r = sdl__png_encode(path, img, (int)GW, (int)GH, (int)C, b) ? SDL_OK : sdl_last_result();
-    SDL_DEALLOC(img);
-    return r;
-}
-
-SDL_API sdl_result sdl_write_png(const char *path, const sdl_tensor *t, int nrow, float lo, float hi) {
-    sdl__buf b;
-    memset(&b, 0, sizeof b);
-    int w, h;
-    sdl_result r = sdl__png_grid(path, t, nrow, lo, hi, &b, &w, &h);
-    if (r == SDL_OK) r = sdl__write_all(path, b.p, b.n);
-    SDL_DEALLOC(b.p);
-    return r;
-}
-
-#ifndef SDL_NO_STB
-/* PNG chunks carry a CRC-32 that stb_image does not check (a flipped height byte would
-   decode as a smaller picture): walk the chunks and check each, up to IEND */
-static bool sdl__png_check(const char *what, const uint8_t *b, size_t n) {
-    if (n < 8 || memcmp(b, "\x89PNG\r\n\x1a\n", 8)) return true; /* not a PNG */
-    for (size_t pos = 8;;) {
-        if (n - pos < 12) { sdl_fail(SDL_ERR_FORMAT, "%s: truncated PNG (no IEND chunk)", what); return false; }
-        size_t len = sdl__be32(b + pos);
-        if (len > n - pos - 12) { sdl_fail(SDL_ERR_FORMAT, "%s: truncated PNG (a chunk runs past the end)", what); return false; }
-        if (sdl__crc32(0, b + pos + 4, len + 4) != sdl__be32(b + pos + 8 + len)) {
-            sdl_fail(SDL_ERR_FORMAT, "%s: PNG chunk '%.4s' at byte %zu fails its CRC-32 (corrupt)", what, (const char *)b + pos + 4, pos);
-            return false;
-        }
-        if (!memcmp(b + pos + 4, "IEND", 4)) return true;
-        pos += 12 + len;
-    }
-}
-#endif
-
-#ifndef SDL_NO_STB
-/* JPEG marker segments checked before stb_image v2.27 sees them, for the cases fixed
-   upstream after 2.27 that reach memory: a DHT table whose 16 code counts sum past 256
-   (stbi__build_huffman writes past size[257], stb issue 1291), a DC table value over 15
-   (stbi__extend_receive indexes its 17-entry bit-mask table with it), and sampling factors
-   that are not integer ratios of the largest (its resamplers read past their rows), a scan
-   that uses a Huffman table no DHT defined (2.27 decodes with uninitialised tables). Every
-   marker stb could act on is checked, as stb finds them: bytes that are not 0xFF are
-   skipped (stb skips them between segments), and scan data is walked byte by byte to the
-   next marker (tables may come between the scans of a progressive JPEG); a segment cut off
-   by the end of the file counts as cut there (stb reads zeros past the end). *fw, *fh: the
-   frame's size, if seen. */
-static bool sdl__jpeg_check(const char *what, const uint8_t *b, size_t n, int64_t *fw, int64_t *fh) {
-    if (n < 4 || b[0] != 0xFF || b[1] != 0xD8) return true; /* not a JPEG */
-    unsigned tables = 0; /* bit 4 class + id: the Huffman tables defined so far */
-    for (size_t pos = 2; pos < n;) {
-        if (b[pos] != 0xFF) { pos++; continue; }
-        while (pos < n && b[pos] == 0xFF) pos++; /* fill bytes */
-        if (pos >= n) return true;
-        uint8_t m = b[pos++];
-        if (m == 0x00 || m == 0x01 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7)) continue; /* stuffed 0xFF in scan data, TEM, SOI, RSTn */
-        if (m == 0xD9) return true; /* EOI */
-        if (n - pos < 2) return true;
-        size_t len = ((size_t)b[pos] << 8) | b[pos + 1];
-        if (len < 2) return true; /* stb: bad length */
-        const uint8_t *seg = b + pos + 2, *end = len <= n - pos ? b + pos + len : b + n;
-        if (m == 0xDA && end - seg >= 1 && (size_t)(end - seg) >= 1 + 2 * (size_t)seg[0] + 3) { /* SOS: its tables must exist */
-            int ns = seg[0], ss = seg[1 + 2 * ns], se = seg[2 + 2 * ns], ah = seg[3 + 2 * ns] >> 4;
-            for (int i = 0; i < ns; i++) {
-                int td = seg[2 + 2 * i] >> 4, ta = seg[2 + 2 * i] & 15;
-                if ((ss == 0 && ah == 0 && td < 4 && !(tables >> td & 1)) || (se > 0 && ta < 4 && !(tables >> (4 + ta) & 1))) {
-                    sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: the scan at byte %zu uses a Huffman table no DHT defined", what, pos);
-                    return false;
-                }
-            }
-        }
-        if (m == 0xC4) /* DHT: one or more tables of (class:id, 16 counts, values) */
-            for (const uint8_t *t = seg; t < end;) {
-                int count = 0, dc = (t[0] >> 4) == 0;
-                if ((t[0] >> 4) < 2 && (t[0] & 15) < 4) tables |= 1u << ((t[0] >> 4) * 4 + (t[0] & 15));
-                if (end - t < 17) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: a Huffman table (DHT) cut short at byte %zu", what, (size_t)(t - b)); return false; }
-                for (int i = 1; i <= 16; i++) count += t[i];
-                if (count > 256) {
-                    sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: a Huffman table (DHT at byte %zu) has %d codes, at most 256 exist", what, pos, count);
-                    return false;
-                }
-                if (end - t < 17 + count) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: a Huffman table (DHT at byte %zu) is longer than its segment", what, pos); return false; }
-                for (int i = 0; dc && i < count; i++)
-                    if (t[17 + i] > 15) {
-                        sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: DC Huffman table (DHT at byte %zu) holds value %d, at most 15", what, pos, t[17 + i]);
-                        return false;
-                    }
-                t += 17 + count;
-            }
-        if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC && end - seg >= 6) { /* SOF */
-            int nc = seg[5], hmax = 1, vmax = 1;
-            bool hv_ok = (size_t)(end - seg) >= 6 + 3 * (size_t)nc; /* else stb: bad SOF len */
-            int64_t sh = (int64_t)seg[1] << 8 | seg[2], sw = (int64_t)seg[3] << 8 | seg[4];
-            *fh = sh > *fh ? sh : *fh; /* the largest frame any SOF claims */
-            *fw = sw > *fw ? sw : *fw;
-            for (int i = 0; hv_ok && i < nc; i++) {
-                int h = seg[7 + 3 * i] >> 4, v = seg[7 + 3 * i] & 15;
-                hv_ok = h >= 1 && h <= 4 && v >= 1 && v <= 4; /* else stb: bad H / bad V */
-                hmax = h > hmax ? h : hmax;
-                vmax = v > vmax ? v : vmax;
-            }
-            for (int i = 0; hv_ok && i < nc; i++)
-                if (hmax % (seg[7 + 3 * i] >> 4) || vmax % (seg[7 + 3 * i] & 15)) {
-                    sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: component %d's sampling factors %dx%d do not divide the largest, %dx%d", what, i,
-                             seg[7 + 3 * i] >> 4, seg[7 + 3 * i] & 15, hmax, vmax);
-                    return false;
-                }
-        }
-        pos += len; /* SOS: its scan data follows, walked above */
-    }
-    return true;
-}
-#endif
-
-/* decodes an image file's bytes to HWC as stb gives them (free with stbi_image_free):
-   *c channels (0: as stored, then set), h, w */
-static uint8_t *sdl__decode_image_hwc(const char *what, const uint8_t *bytes, size_t n, int *c, int *h, int *w) {
-#ifdef SDL_NO_STB
-    SDL__UNUSED(bytes); SDL__UNUSED(n); SDL__UNUSED(c); SDL__UNUSED(h); SDL__UNUSED(w);
-    sdl_fail(SDL_ERR_ARG, "%s: decoding images needs stb_image, and sdl was built with SDL_NO_STB", what);
-    return NULL;
-#else
-    if (n > (size_t)INT32_MAX) { sdl_fail(SDL_ERR_FORMAT, "%s: over 2 GB", what); return NULL; }
-    bool png = n >= 8 && !memcmp(bytes, "\x89PNG", 4), jpeg = n >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
-    if (!png && !jpeg) {
-        sdl_fail(SDL_ERR_FORMAT, "%s: not a PNG or JPEG file (sdl decodes those two; convert others, e.g. with PIL)", what);
-        return NULL;
-    }
-    int64_t fw = 0, fh = 0; /* the size the header claims (PNG: IHDR, CRC-checked above) */
-    if (!sdl__png_check(what, bytes, n) || !sdl__jpeg_check(what, bytes, n, &fw, &fh)) return NULL;
-    if (png && n >= 24) { fw = sdl__be32(bytes + 16); fh = sdl__be32(bytes + 20); }
-    if (fw > SDL_MAX_IMAGE_SIDE || fh > SDL_MAX_IMAGE_SIDE || fw * fh > SDL_MAX_IMAGE_PIXELS) {
-        sdl_fail(SDL_ERR_FORMAT, "%s: a %lldx%lld image is over sdl's limit (SDL_MAX_IMAGE_SIDE %d, SDL_MAX_IMAGE_PIXELS %lld; corrupt?)", what,
-                 (long long)fw, (long long)fh, (int)SDL_MAX_IMAGE_SIDE, (long long)SDL_MAX_IMAGE_PIXELS);
-        return NULL;
-    }
-    int comp = 0;
-    stbi_uc *hwc = stbi_load_from_memory(bytes, (int)n, w, h, &comp, *c);
-    if (!hwc) { sdl_fail(SDL_ERR_FORMAT, "%s: cannot decode the image (stb_image: %s)", what, stbi_failure_reason()); return NULL; }
-    if (*c == 0) *c = comp;
-    return hwc;
-#endif
-}
-
-/* decodes an image file's bytes to CHW (free with SDL_DEALLOC), as sdl__decode_image_hwc */
-static uint8_t *sdl__decode_image(const char *what, const uint8_t *bytes, size_t n, int *c, int *h, int *w) {
-    uint8_t *hwc = sdl__decode_image_hwc(what, bytes, n, c, h, w);
-    if (!hwc) return NULL;
-    size_t hw = (size_t)*h * (size_t)*w; /* capped above */
-    uint8_t *chw = (uint8_t *)sdl__alloc(hw * (size_t)*c);
-    if (chw)
-        for (int k = 0; k < *c; k++)
-            for (size_t i = 0; i < hw; i++) chw[(size_t)k * hw + i] = hwc[i * (size_t)*c + (size_t)k];
-#ifndef SDL_NO_STB
-    stbi_image_free(hwc);
-#endif
-    return chw;
-}
-
-SDL_API sdl_tensor *sdl_load_image(const char *path, int channels) {
-    if (!path || channels < 0 || channels > 4) { sdl_fail(SDL_ERR_ARG, "load_image: needs a path and channels 0..4"); return NULL; }
-    size_t n;
-    uint8_t *bytes = sdl__read_file(path, &n);
-    if (!bytes) return NULL;
-    int c = channels, h = 0, w = 0;
-    uint8_t *chw = sdl__decode_image(path, bytes, n, &c, &h, &w);
-    SDL_DEALLOC(bytes);
-    if (!chw) return NULL;
-    sdl_tensor *t = sdl_tensor_new(sdl_shape3(c, h, w), SDL_U8);
-    if (t) memcpy(t->data, chw, (size_t)t->numel);
-    SDL_DEALLOC(chw);
-    return t;
-}
-
+/* ---- image folders: one sub-folder of images per class ---- */
 SDL_API void sdl_names_free(char **names) {
     if (!names) return;
     for (char **p = names; *p; p++) SDL_DEALLOC(*p);
@@ -10584,641 +9064,6 @@ SDL_API sdl_result sdl_write_shards(const sdl_dataset *d, const char *prefix, in
     }
     sdl_result rc = sdl_shard_writer_close(w);
     return r != SDL_OK ? r : rc;
-}
-
-/* >>tfrecord: TFRecord framing, tf.train.Example and TensorProto (protobuf wire format) */
-SDL_API void sdl_bytes_free(void *p) { SDL_DEALLOC(p); }
-
-/* CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), written out like sdl__crc_table */
-static const uint32_t sdl__crc32c_table[256] = {
-        0x00000000u, 0xF26B8303u, 0xE13B70F7u, 0x1350F3F4u, 0xC79A971Fu, 0x35F1141Cu, 0x26A1E7E8u, 0xD4CA64EBu,
-        0x8AD958CFu, 0x78B2DBCCu, 0x6BE22838u, 0x9989AB3Bu, 0x4D43CFD0u, 0xBF284CD3u, 0xAC78BF27u, 0x5E133C24u,
-        0x105EC76Fu, 0xE235446Cu, 0xF165B798u, 0x030E349Bu, 0xD7C45070u, 0x25AFD373u, 0x36FF2087u, 0xC494A384u,
-        0x9A879FA0u, 0x68EC1CA3u, 0x7BBCEF57u, 0x89D76C54u, 0x5D1D08BFu, 0xAF768BBCu, 0xBC267848u, 0x4E4DFB4Bu,
-        0x20BD8EDEu, 0xD2D60DDDu, 0xC186FE29u, 0x33ED7D2Au, 0xE72719C1u, 0x154C9AC2u, 0x061C6936u, 0xF477EA35u,
-        0xAA64D611u, 0x580F5512u, 0x4B5FA6E6u, 0xB93425E5u, 0x6DFE410Eu, 0x9F95C20Du, 0x8CC531F9u, 0x7EAEB2FAu,
-        0x30E349B1u, 0xC288CAB2u, 0xD1D83946u, 0x23B3BA45u, 0xF779DEAEu, 0x05125DADu, 0x1642AE59u, 0xE4292D5Au,
-        0xBA3A117Eu, 0x4851927Du, 0x5B016189u, 0xA96AE28Au, 0x7DA08661u, 0x8FCB0562u, 0x9C9BF696u, 0x6EF07595u,
-        0x417B1DBCu, 0xB3109EBFu, 0xA0406D4Bu, 0x522BEE48u, 0x86E18AA3u, 0x748A09A0u, 0x67DAFA54u, 0x95B17957u,
-        0xCBA24573u, 0x39C9C670u, 0x2A993584u, 0xD8F2B687u, 0x0C38D26Cu, 0xFE53516Fu, 0xED03A29Bu, 0x1F682198u,
-        0x5125DAD3u, 0xA34E59D0u, 0xB01EAA24u, 0x42752927u, 0x96BF4DCCu, 0x64D4CECFu, 0x77843D3Bu, 0x85EFBE38u,
-        0xDBFC821Cu, 0x2997011Fu, 0x3AC7F2EBu, 0xC8AC71E8u, 0x1C661503u, 0xEE0D9600u, 0xFD5D65F4u, 0x0F36E6F7u,
-        0x61C69362u, 0x93AD1061u, 0x80FDE395u, 0x72966096u, 0xA65C047Du, 0x5437877Eu, 0x4767748Au, 0xB50CF789u,
-        0xEB1FCBADu, 0x197448AEu, 0x0A24BB5Au, 0xF84F3859u, 0x2C855CB2u, 0xDEEEDFB1u, 0xCDBE2C45u, 0x3FD5AF46u,
-        0x7198540Du, 0x83F3D70Eu, 0x90A324FAu, 0x62C8A7F9u, 0xB602C312u, 0x44694011u, 0x5739B3E5u, 0xA55230E6u,
-        0xFB410CC2u, 0x092A8FC1u, 0x1A7A7C35u, 0xE811FF36u, 0x3CDB9BDDu, 0xCEB018DEu, 0xDDE0EB2Au, 0x2F8B6829u,
-        0x82F63B78u, 0x709DB87Bu, 0x63CD4B8Fu, 0x91A6C88Cu, 0x456CAC67u, 0xB7072F64u, 0xA457DC90u, 0x563C5F93u,
-        0x082F63B7u, 0xFA44E0B4u, 0xE9141340u, 0x1B7F9043u, 0xCFB5F4A8u, 0x3DDE77ABu, 0x2E8E845Fu, 0xDCE5075Cu,
-        0x92A8FC17u, 0x60C37F14u, 0x73938CE0u, 0x81F80FE3u, 0x55326B08u, 0xA759E80Bu, 0xB4091BFFu, 0x466298FCu,
-        0x1871A4D8u, 0xEA1A27DBu, 0xF94AD42Fu, 0x0B21572Cu, 0xDFEB33C7u, 0x2D80B0C4u, 0x3ED04330u, 0xCCBBC033u,
-        0xA24BB5A6u, 0x502036A5u, 0x4370C551u, 0xB11B4652u, 0x65D122B9u, 0x97BAA1BAu, 0x84EA524Eu, 0x7681D14Du,
-        0x2892ED69u, 0xDAF96E6Au, 0xC9A99D9Eu, 0x3BC21E9Du, 0xEF087A76u, 0x1D63F975u, 0x0E330A81u, 0xFC588982u,
-        0xB21572C9u, 0x407EF1CAu, 0x532E023Eu, 0xA145813Du, 0x758FE5D6u, 0x87E466D5u, 0x94B49521u, 0x66DF1622u,
-        0x38CC2A06u, 0xCAA7A905u, 0xD9F75AF1u, 0x2B9CD9F2u, 0xFF56BD19u, 0x0D3D3E1Au, 0x1E6DCDEEu, 0xEC064EEDu,
-        0xC38D26C4u, 0x31E6A5C7u, 0x22B65633u, 0xD0DDD530u, 0x0417B1DBu, 0xF67C32D8u, 0xE52CC12Cu, 0x1747422Fu,
-        0x49547E0Bu, 0xBB3FFD08u, 0xA86F0EFCu, 0x5A048DFFu, 0x8ECEE914u, 0x7CA56A17u, 0x6FF599E3u, 0x9D9E1AE0u,
-        0xD3D3E1ABu, 0x21B862A8u, 0x32E8915Cu, 0xC083125Fu, 0x144976B4u, 0xE622F5B7u, 0xF5720643u, 0x07198540u,
-        0x590AB964u, 0xAB613A67u, 0xB831C993u, 0x4A5A4A90u, 0x9E902E7Bu, 0x6CFBAD78u, 0x7FAB5E8Cu, 0x8DC0DD8Fu,
-        0xE330A81Au, 0x115B2B19u, 0x020BD8EDu, 0xF0605BEEu, 0x24AA3F05u, 0xD6C1BC06u, 0xC5914FF2u, 0x37FACCF1u,
-        0x69E9F0D5u, 0x9B8273D6u, 0x88D28022u, 0x7AB90321u, 0xAE7367CAu, 0x5C18E4C9u, 0x4F48173Du, 0xBD23943Eu,
-        0xF36E6F75u, 0x0105EC76u, 0x12551F82u, 0xE03E9C81u, 0x34F4F86Au, 0xC69F7B69u, 0xD5CF889Du, 0x27A40B9Eu,
-        0x79B737BAu, 0x8BDCB4B9u, 0x988C474Du, 0x6AE7C44Eu, 0xBE2DA0A5u, 0x4C4623A6u, 0x5F16D052u, 0xAD7D5351u};
-
-SDL_API uint32_t sdl_crc32c(uint32_t crc, const void *data, size_t n) {
-    const uint8_t *p = (const uint8_t *)data;
-    crc = ~crc;
-    for (size_t i = 0; i < n; i++) crc = sdl__crc32c_table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
-    return ~crc;
-}
-
-SDL_API uint32_t sdl_tfrecord_masked_crc(const void *data, size_t n) {
-    uint32_t c = sdl_crc32c(0, data, n);
-    return ((c >> 15) | (c << 17)) + 0xa282ead8u;
-}
-
-static void sdl__put_le32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-
-SDL_API sdl_result sdl_tfrecord_write_record(FILE *f, const void *data, size_t n) {
-    if (!f || (!data && n)) return sdl_fail(SDL_ERR_ARG, "tfrecord_write_record: NULL file or data");
-    uint8_t h[12], t[4];
-    for (int i = 0; i < 8; i++) h[i] = (uint8_t)((uint64_t)n >> (8 * i));
-    sdl__put_le32(h + 8, sdl_tfrecord_masked_crc(h, 8));
-    sdl__put_le32(t, sdl_tfrecord_masked_crc(data, n));
-    if (fwrite(h, 1, 12, f) != 12 || (n && fwrite(data, 1, n, f) != n) || fwrite(t, 1, 4, f) != 4)
-        return sdl_fail(SDL_ERR_IO, "tfrecord_write_record: write failed (disk full?)");
-    return SDL_OK;
-}
-
-SDL_API int sdl_tfrecord_read_record(FILE *f, const char *what, int64_t index, uint8_t **buf, size_t *cap, size_t *n) {
-    if (!what) what = "tfrecord";
-    if (!f || !buf || !cap || !n) { sdl_fail(SDL_ERR_ARG, "%s: tfrecord_read_record: NULL argument", what); return -1; }
-    *n = 0;
-    uint8_t h[12];
-    size_t got = fread(h, 1, 12, f);
-    if (got == 0 && !ferror(f)) return 0;
-    if (got != 12) {
-        sdl_fail(ferror(f) ? SDL_ERR_IO : SDL_ERR_FORMAT, "%s: record %lld: truncated header (%zu of 12 bytes)", what, (long long)index, got);
-        return -1;
-    }
-    if (sdl_tfrecord_masked_crc(h, 8) != sdl__le32(h + 8)) {
-        sdl_fail(SDL_ERR_FORMAT, "%s: record %lld: the length's CRC-32C does not match (corrupt, or not a TFRecord file)", what, (long long)index);
-        return -1;
-    }
-    uint64_t len = sdl__le64(h);
-    if (len > ((uint64_t)1 << 40)) {
-        sdl_fail(SDL_ERR_FORMAT, "%s: record %lld: length %llu is over 1 TB (corrupt)", what, (long long)index, (unsigned long long)len);
-        return -1;
-    }
-    /* grow the buffer as the bytes arrive, so a corrupt length on a short file fails as
-       truncated instead of allocating what it claims */
-    size_t need = (size_t)len + 4, have = 0;
-    while (have < need) {
-        size_t target = need - have > ((size_t)1 << 20) && have > 0 ? (have * 2 < need ? have * 2 : need) : need;
-        if (need > ((size_t)1 << 20) && have == 0) target = (size_t)1 << 20;
-        if (target > *cap) {
-            uint8_t *p = (uint8_t *)SDL_REALLOC(*buf, target);
-            if (!p) { sdl_fail(SDL_ERR_OOM, "%s: record %lld: out of memory for %zu bytes", what, (long long)index, target); return -1; }
-            *buf = p;
-            *cap = target;
-        }
-        size_t r = fread(*buf + have, 1, target - have, f);
-        have += r;
-        if (have < target) {
-            sdl_fail(ferror(f) ? SDL_ERR_IO : SDL_ERR_FORMAT, "%s: record %lld: truncated (%llu data bytes + 4 CRC bytes said, %zu there)", what,
-                     (long long)index, (unsigned long long)len, have);
-            return -1;
-        }
-    }
-    if (sdl_tfrecord_masked_crc(*buf, (size_t)len) != sdl__le32(*buf + len)) {
-        sdl_fail(SDL_ERR_FORMAT, "%s: record %lld: the data's CRC-32C does not match (corrupt)", what, (long long)index);
-        return -1;
-    }
-    *n = (size_t)len;
-    return 1;
-}
-
-struct sdl_tfrecord_reader {
-    FILE *f;
-    char *path;
-    uint8_t *buf;
-    size_t cap;
-    int64_t count;
-    sdl_result err;
-};
-
-SDL_API sdl_tfrecord_reader *sdl_tfrecord_open(const char *path) {
-    if (!path) { sdl_fail(SDL_ERR_ARG, "tfrecord_open: path is NULL"); return NULL; }
-    sdl_tfrecord_reader *r = (sdl_tfrecord_reader *)sdl__calloc(1, sizeof *r);
-    if (!r) return NULL;
-    if (!(r->path = sdl__strdup(path)) || !(r->f = sdl__open_read(path))) {
-        SDL_DEALLOC(r->path);
-        SDL_DEALLOC(r);
-        return NULL;
-    }
-    return r;
-}
-
-SDL_API bool sdl_tfrecord_next(sdl_tfrecord_reader *r, const uint8_t **data, size_t *n) {
-    if (!r || !data || !n) { sdl_fail(SDL_ERR_ARG, "tfrecord_next: NULL argument"); return false; }
-    *data = NULL;
-    *n = 0;
-    if (r->err != SDL_OK) return false;
-    int k = sdl_tfrecord_read_record(r->f, r->path, r->count, &r->buf, &r->cap, n);
-    if (k < 0) r->err = sdl_last_result();
-    if (k <= 0) return false;
-    r->count++;
-    *data = r->buf;
-    return true;
-}
-
-SDL_API int64_t sdl_tfrecord_count(const sdl_tfrecord_reader *r) { return r ? r->count : 0; }
-
-SDL_API sdl_result sdl_tfrecord_close(sdl_tfrecord_reader *r) {
-    if (!r) return SDL_OK;
-    sdl_result e = r->err;
-    fclose(r->f);
-    SDL_DEALLOC(r->buf);
-    SDL_DEALLOC(r->path);
-    SDL_DEALLOC(r);
-    return e;
-}
-
-/* ---- protobuf wire format: (field << 3 | type) tags; 0 varint, 1 fixed64, 2 length-
-   delimited, 5 fixed32. One field at a time, bounds-checked. ---- */
-typedef struct sdl__pb {
-    int field, wire;
-    uint64_t v;          /* types 0, 1, 5 */
-    const uint8_t *p;    /* type 2: the bytes */
-    size_t n;
-} sdl__pb;
-
-static bool sdl__pb_varint(const uint8_t **p, const uint8_t *e, uint64_t *v) {
-    *v = 0;
-    for (int s = 0; s < 64; s += 7) {
-        if (*p >= e) return false;
-        uint8_t b = *(*p)++;
-        *v |= (uint64_t)(b & 0x7F) << s;
-        if (!(b & 0x80)) return s < 63 || b <= 1;
-    }
-    return false;
-}
-
-/* the next field of [*p, e) into f; false at the end (*p == e) or on bad bytes (*p = NULL,
-   so a caller's check *p == e fails) */
-static bool sdl__pb_next(const uint8_t **p, const uint8_t *e, sdl__pb *f) {
-    uint64_t tag, len;
-    if (!*p || *p == e) return false;
-    memset(f, 0, sizeof *f);
-    if (!sdl__pb_varint(p, e, &tag) || (tag >> 3) == 0 || (tag >> 3) > INT32_MAX) goto bad;
-    f->field = (int)(tag >> 3);
-    f->wire = (int)(tag & 7);
-    if (f->wire == 0) {
-        if (!sdl__pb_varint(p, e, &f->v)) goto bad;
-    } else if (f->wire == 1 || f->wire == 5) {
-        size_t k = f->wire == 1 ? 8 : 4;
-        if ((size_t)(e - *p) < k) goto bad;
-        f->v = k == 8 ? sdl__le64(*p) : sdl__le32(*p);
-        *p += k;
-    } else if (f->wire == 2) {
-        if (!sdl__pb_varint(p, e, &len) || len > (uint64_t)(e - *p)) goto bad;
-        f->p = *p;
-        f->n = (size_t)len;
-        *p += len;
-    } else goto bad; /* groups (3, 4) and 6, 7 */
-    return true;
-bad:
-    *p = NULL;
-    return false;
-}
-
-/* a whole message parses when the loop ended at its end */
-#define SDL__PB_FOR(f, p, e) for (const uint8_t *p##_end = (e); sdl__pb_next(&(p), p##_end, &(f));)
-
-static void sdl__pb_put_varint(sdl__buf *b, uint64_t v) {
-    uint8_t t[10];
-    size_t k = 0;
-    do { t[k++] = (uint8_t)((v & 0x7F) | (v > 0x7F ? 0x80 : 0)); v >>= 7; } while (v);
-    sdl__buf_put(b, t, k);
-}
-
-static void sdl__pb_put_bytes(sdl__buf *b, int field, const void *data, size_t n) {
-    sdl__pb_put_varint(b, (uint64_t)field << 3 | 2);
-    sdl__pb_put_varint(b, n);
-    sdl__buf_put(b, data, n);
-}
-
-/* ---- tf.train.Example: Example{features=1: Features{feature=1: map<string, Feature>}},
-   Feature{bytes_list=1 | float_list=2 | int64_list=3}, each list {repeated value=1} ---- */
-typedef struct sdl__feature {
-    char *name;
-    sdl_feature_kind kind;
-    int64_t count;
-    sdl__buf data;  /* the values: floats, int64s, or byte strings back to back */
-    sdl__buf offs;  /* bytes: count + 1 size_t offsets into data */
-} sdl__feature;
-
-struct sdl_example {
-    int n, cap;
-    sdl__feature *f;
-};
-
-SDL_API sdl_example *sdl_example_new(void) { return (sdl_example *)sdl__calloc(1, sizeof(sdl_example)); }
-
-static void sdl__feature_clear(sdl__feature *f) {
-    SDL_DEALLOC(f->data.p);
-    SDL_DEALLOC(f->offs.p);
-    memset(&f->data, 0, sizeof f->data);
-    memset(&f->offs, 0, sizeof f->offs);
-    f->count = 0;
-    f->kind = SDL_FEATURE_NONE;
-}
-
-SDL_API void sdl_example_free(sdl_example *e) {
-    if (!e) return;
-    for (int i = 0; i < e->n; i++) {
-        sdl__feature_clear(&e->f[i]);
-        SDL_DEALLOC(e->f[i].name);
-    }
-    SDL_DEALLOC(e->f);
-    SDL_DEALLOC(e);
-}
-
-static sdl__feature *sdl__example_find(const sdl_example *e, const char *name, size_t len) {
-    for (int i = 0; i < e->n; i++)
-        if (strlen(e->f[i].name) == len && !memcmp(e->f[i].name, name, len)) return &e->f[i];
-    return NULL;
-}
-
-/* the feature called name (len bytes), added empty if absent */
-static sdl__feature *sdl__example_slot(sdl_example *e, const char *name, size_t len) {
-    sdl__feature *f = sdl__example_find(e, name, len);
-    if (f) return f;
-    if (e->n == e->cap) {
-        int cap = e->cap ? e->cap * 2 : 8;
-        sdl__feature *m = e->cap < INT32_MAX / 4 ? (sdl__feature *)SDL_REALLOC(e->f, (size_t)cap * sizeof(sdl__feature)) : NULL;
-        if (!m) { sdl_fail(SDL_ERR_OOM, "example: out of memory for %d features", cap); return NULL; }
-        e->f = m;
-        e->cap = cap;
-    }
-    f = &e->f[e->n];
-    memset(f, 0, sizeof *f);
-    if (!(f->name = (char *)sdl__alloc(len + 1))) return NULL;
-    memcpy(f->name, name, len);
-    f->name[len] = 0;
-    e->n++;
-    return f;
-}
-
-/* appends n values of `size` bytes each (bytes: one string of n bytes) */
-static sdl_result sdl__example_add(sdl_example *e, const char *name, sdl_feature_kind kind, const void *v, int64_t n, size_t size) {
-    if (!e || !name || n < 0 || (!v && n)) return sdl_fail(SDL_ERR_ARG, "example_add: NULL example, name or values");
-    sdl__feature *f = sdl__example_slot(e, name, strlen(name));
-    if (!f) return sdl_last_result();
-    if (f->kind != SDL_FEATURE_NONE && f->kind != kind) return sdl_fail(SDL_ERR_ARG, "example_add: feature '%s' already holds another kind of list", name);
-    size_t bytes;
-    if (sdl__mul_overflows((size_t)n, size, &bytes)) return sdl_fail(SDL_ERR_OOM, "example_add: '%s': too many values", name);
-    if (kind == SDL_FEATURE_BYTES && f->count == 0) {
-        size_t zero = 0;
-        sdl__buf_put(&f->offs, &zero, sizeof zero);
-    }
-    sdl__buf_put(&f->data, v, bytes);
-    if (kind == SDL_FEATURE_BYTES) sdl__buf_put(&f->offs, &f->data.n, sizeof(size_t));
-    if (f->data.oom || f->offs.oom) return SDL_ERR_OOM;
-    f->kind = kind;
-    f->count += kind == SDL_FEATURE_BYTES ? 1 : n;
-    return SDL_OK;
-}
-
-SDL_API sdl_result sdl_example_add_bytes(sdl_example *e, const char *name, const void *data, size_t n) {
-    return sdl__example_add(e, name, SDL_FEATURE_BYTES, n ? data : "", (int64_t)n, 1);
-}
-SDL_API sdl_result sdl_example_add_floats(sdl_example *e, const char *name, const float *v, int64_t n) {
-    return sdl__example_add(e, name, SDL_FEATURE_FLOAT, v, n, sizeof(float));
-}
-SDL_API sdl_result sdl_example_add_int64s(sdl_example *e, const char *name, const int64_t *v, int64_t n) {
-    return sdl__example_add(e, name, SDL_FEATURE_INT64, v, n, sizeof(int64_t));
-}
-
-SDL_API uint8_t *sdl_example_serialize(const sdl_example *e, size_t *n) {
-    if (n) *n = 0;
-    if (!e || !n) { sdl_fail(SDL_ERR_ARG, "example_serialize: NULL argument"); return NULL; }
-    sdl__buf feats, list, feat, entry, out;
-    memset(&feats, 0, sizeof feats);
-    memset(&out, 0, sizeof out);
-    for (int i = 0; i < e->n; i++) {
-        const sdl__feature *f = &e->f[i];
-        memset(&list, 0, sizeof list);
-        memset(&feat, 0, sizeof feat);
-        memset(&entry, 0, sizeof entry);
-        if (f->kind == SDL_FEATURE_BYTES) {
-            const size_t *o = (const size_t *)f->offs.p;
-            for (int64_t k = 0; k < f->count; k++) sdl__pb_put_bytes(&list, 1, f->data.p + o[k], o[k + 1] - o[k]);
-        } else if (f->kind == SDL_FEATURE_FLOAT) { /* packed: little-endian floats */
-            sdl__buf le;
-            memset(&le, 0, sizeof le);
-            for (int64_t k = 0; k < f->count; k++) {
-                uint32_t u;
-                uint8_t b[4];
-                memcpy(&u, f->data.p + 4 * (size_t)k, 4);
-                sdl__put_le32(b, u);
-                sdl__buf_put(&le, b, 4);
-            }
-            if (f->count) sdl__pb_put_bytes(&list, 1, le.p, le.n);
-            SDL_DEALLOC(le.p);
-        } else if (f->kind == SDL_FEATURE_INT64) { /* packed varints, negatives as 10 bytes */
-            sdl__buf vs;
-            memset(&vs, 0, sizeof vs);
-            for (int64_t k = 0; k < f->count; k++) {
-                int64_t v;
-                memcpy(&v, f->data.p + 8 * (size_t)k, 8);
-                sdl__pb_put_varint(&vs, (uint64_t)v);
-            }
-            if (f->count) sdl__pb_put_bytes(&list, 1, vs.p, vs.n);
-            SDL_DEALLOC(vs.p);
-        }
-        if (f->kind != SDL_FEATURE_NONE) sdl__pb_put_bytes(&feat, (int)f->kind, list.p, list.n);
-        sdl__pb_put_bytes(&entry, 1, f->name, strlen(f->name));
-        sdl__pb_put_bytes(&entry, 2, feat.p, feat.n);
-        sdl__pb_put_bytes(&feats, 1, entry.p, entry.n);
-        bool oom = list.oom || feat.oom || entry.oom;
-        SDL_DEALLOC(list.p);
-        SDL_DEALLOC(feat.p);
-        SDL_DEALLOC(entry.p);
-        if (oom) feats.oom = true;
-    }
-    sdl__pb_put_bytes(&out, 1, feats.p, feats.n);
-    SDL_DEALLOC(feats.p);
-    if (feats.oom || out.oom) { SDL_DEALLOC(out.p); sdl_fail(SDL_ERR_OOM, "example_serialize: out of memory"); return NULL; }
-    *n = out.n;
-    return out.p;
-}
-
-/* a Feature message into f (replacing what it held: the last of repeated fields wins, as
-   protobuf merges) */
-static bool sdl__example_parse_feature(sdl__feature *f, const uint8_t *p, const uint8_t *e) {
-    sdl__pb fd, v;
-    sdl__feature_clear(f);
-    SDL__PB_FOR(fd, p, e) {
-        if (fd.wire != 2 || fd.field < 1 || fd.field > 3) continue;
-        sdl__feature_clear(f);
-        f->kind = (sdl_feature_kind)fd.field;
-        const uint8_t *q = fd.p, *qe = fd.p + fd.n;
-        if (f->kind == SDL_FEATURE_BYTES) {
-            size_t zero = 0;
-            sdl__buf_put(&f->offs, &zero, sizeof zero);
-        }
-        SDL__PB_FOR(v, q, qe) {
-            if (v.field != 1) continue;
-            if (f->kind == SDL_FEATURE_BYTES) {
-                if (v.wire != 2) return false;
-                sdl__buf_put(&f->data, v.p, v.n);
-                sdl__buf_put(&f->offs, &f->data.n, sizeof(size_t));
-                f->count++;
-            } else if (f->kind == SDL_FEATURE_FLOAT) {
-                if (v.wire == 5) {
-                    uint32_t u = (uint32_t)v.v;
-                    sdl__buf_put(&f->data, &u, 4);
-                    f->count++;
-                } else if (v.wire == 2 && v.n % 4 == 0) {
-                    for (size_t k = 0; k < v.n; k += 4) {
-                        uint32_t u = sdl__le32(v.p + k);
-                        sdl__buf_put(&f->data, &u, 4);
-                    }
-                    f->count += (int64_t)(v.n / 4);
-                } else return false;
-            } else {
-                if (v.wire == 0) {
-                    sdl__buf_put(&f->data, &v.v, 8);
-                    f->count++;
-                } else if (v.wire == 2) {
-                    const uint8_t *r = v.p, *re = v.p + v.n;
-                    uint64_t x;
-                    while (r < re) {
-                        if (!sdl__pb_varint(&r, re, &x)) return false;
-                        sdl__buf_put(&f->data, &x, 8);
-                        f->count++;
-                    }
-                } else return false;
-            }
-        }
-        if (q != qe) return false;
-    }
-    return p == e && !f->data.oom && !f->offs.oom;
-}
-
-SDL_API sdl_example *sdl_example_parse(const void *data, size_t n, const char *what) {
-    if (!what) what = "example";
-    if (!data && n) { sdl_fail(SDL_ERR_ARG, "%s: example_parse: NULL data", what); return NULL; }
-    sdl_example *ex = sdl_example_new();
-    if (!ex) return NULL;
-    const uint8_t *p = (const uint8_t *)data, *e = p + n;
-    sdl__pb fs, en, kv;
-    bool ok = true;
-    SDL__PB_FOR(fs, p, e) {
-        if (fs.field != 1 || fs.wire != 2) continue; /* Example.features */
-        const uint8_t *q = fs.p;
-        SDL__PB_FOR(en, q, fs.p + fs.n) {
-            if (en.field != 1 || en.wire != 2) continue; /* Features.feature: a map entry */
-            const uint8_t *key = (const uint8_t *)"", *val = NULL, *r = en.p;
-            size_t key_n = 0, val_n = 0;
-            SDL__PB_FOR(kv, r, en.p + en.n) {
-                if (kv.wire != 2) continue;
-                if (kv.field == 1) { key = kv.p; key_n = kv.n; }
-                if (kv.field == 2) { val = kv.p; val_n = kv.n; }
-            }
-            sdl__feature *f;
-            if (r != en.p + en.n || memchr(key, 0, key_n) || !(f = sdl__example_slot(ex, (const char *)key, key_n)) ||
-                !sdl__example_parse_feature(f, val ? val : key, val ? val + val_n : key)) { ok = false; break; }
-        }
-        if (!ok || q != fs.p + fs.n) { ok = false; break; }
-    }
-    if (!ok || p != e) {
-        if (sdl_last_result() != SDL_ERR_OOM) sdl_fail(SDL_ERR_FORMAT, "%s: not a valid tf.train.Example message (corrupt protobuf)", what);
-        sdl_example_free(ex);
-        return NULL;
-    }
-    return ex;
-}
-
-SDL_API int sdl_example_num_features(const sdl_example *e) { return e ? e->n : 0; }
-SDL_API const char *sdl_example_feature_name(const sdl_example *e, int i) { return e && i >= 0 && i < e->n ? e->f[i].name : NULL; }
-
-SDL_API sdl_feature_kind sdl_example_kind(const sdl_example *e, const char *name, int64_t *count) {
-    const sdl__feature *f = e && name ? sdl__example_find(e, name, strlen(name)) : NULL;
-    if (count) *count = f ? f->count : 0;
-    return f ? f->kind : SDL_FEATURE_NONE;
-}
-
-/* the feature of that name and kind, or NULL with an error listing the features */
-static const sdl__feature *sdl__example_get(const sdl_example *e, const char *name, sdl_feature_kind kind) {
-    static const char *const kinds[] = {"no", "bytes", "float", "int64"};
-    if (!e || !name) { sdl_fail(SDL_ERR_ARG, "example: NULL example or name"); return NULL; }
-    const sdl__feature *f = sdl__example_find(e, name, strlen(name));
-    if (f && f->kind == kind) return f;
-    char have[256] = "";
-    for (int i = 0; i < e->n; i++) {
-        size_t k = strlen(have);
-        snprintf(have + k, sizeof have - k, "%s%s (%s)", i ? ", " : "", e->f[i].name, kinds[e->f[i].kind]);
-    }
-    if (f) sdl_fail(SDL_ERR_ARG, "example: feature '%s' is a %s list, not %s (features: %s)", name, kinds[f->kind], kinds[kind], have);
-    else sdl_fail(SDL_ERR_ARG, "example: no feature '%s' (features: %s)", name, e->n ? have : "none");
-    return NULL;
-}
-
-SDL_API const uint8_t *sdl_example_bytes(const sdl_example *e, const char *name, int64_t i, size_t *n) {
-    if (n) *n = 0;
-    const sdl__feature *f = sdl__example_get(e, name, SDL_FEATURE_BYTES);
-    if (!f) return NULL;
-    if (i < 0 || i >= f->count) { sdl_fail(SDL_ERR_ARG, "example: feature '%s' has %lld values, asked for %lld", name, (long long)f->count, (long long)i); return NULL; }
-    const size_t *o = (const size_t *)f->offs.p;
-    if (n) *n = o[i + 1] - o[i];
-    return f->data.p ? f->data.p + o[i] : (const uint8_t *)"";
-}
-
-static const void *sdl__example_values(const sdl_example *e, const char *name, sdl_feature_kind kind, int64_t *count) {
-    if (count) *count = 0;
-    const sdl__feature *f = sdl__example_get(e, name, kind);
-    if (!f) return NULL;
-    if (count) *count = f->count;
-    return f->data.p ? (const void *)f->data.p : (const void *)"\0\0\0\0\0\0\0"; /* empty list: not NULL */
-}
-SDL_API const float *sdl_example_floats(const sdl_example *e, const char *name, int64_t *count) {
-    return (const float *)sdl__example_values(e, name, SDL_FEATURE_FLOAT, count);
-}
-SDL_API const int64_t *sdl_example_int64s(const sdl_example *e, const char *name, int64_t *count) {
-    return (const int64_t *)sdl__example_values(e, name, SDL_FEATURE_INT64, count);
-}
-
-/* ---- tensorflow.TensorProto: dtype=1, tensor_shape=2 {dim=2 {size=1}}, tensor_content=4,
-   float_val=5, double_val=6, int_val=7, int64_val=10 ---- */
-enum { SDL__DT_FLOAT = 1, SDL__DT_DOUBLE = 2, SDL__DT_INT32 = 3, SDL__DT_UINT8 = 4, SDL__DT_INT64 = 9 };
-
-/* value lists (packed or one by one) as doubles into vals */
-static bool sdl__tp_vals(const sdl__pb *f, sdl__buf *vals) {
-    int size = f->field == 5 ? 4 : f->field == 6 ? 8 : 0; /* fixed-width; else varints */
-    if (f->wire != 2) {
-        double d;
-        if (size == 4 && f->wire == 5) { uint32_t u = (uint32_t)f->v; float x; memcpy(&x, &u, 4); d = x; }
-        else if (size == 8 && f->wire == 1) memcpy(&d, &f->v, 8);
-        else if (size == 0 && f->wire == 0) d = (double)(int64_t)f->v;
-        else return false;
-        sdl__buf_put(vals, &d, sizeof d);
-        return true;
-    }
-    const uint8_t *p = f->p, *e = f->p + f->n;
-    if (size && f->n % (size_t)size) return false;
-    while (p < e) {
-        double d;
-        uint64_t x;
-        if (size == 4) { uint32_t u = sdl__le32(p); float v; memcpy(&v, &u, 4); d = v; p += 4; }
-        else if (size == 8) { x = sdl__le64(p); memcpy(&d, &x, 8); p += 8; }
-        else { if (!sdl__pb_varint(&p, e, &x)) return false; d = (double)(int64_t)x; }
-        sdl__buf_put(vals, &d, sizeof d);
-    }
-    return true;
-}
-
-SDL_API sdl_tensor *sdl_tensorproto_parse(const void *data, size_t n, const char *what) {
-    if (!what) what = "TensorProto";
-    if (!data && n) { sdl_fail(SDL_ERR_ARG, "%s: tensorproto_parse: NULL data", what); return NULL; }
-    const uint8_t *p = (const uint8_t *)data, *e = p + n, *content = NULL;
-    size_t content_n = 0;
-    uint64_t dtype = 0;
-    sdl_shape shape;
-    memset(&shape, 0, sizeof shape);
-    sdl__buf vals;
-    memset(&vals, 0, sizeof vals);
-    sdl__pb f, d, s;
-    bool ok = true;
-    sdl_tensor *t = NULL;
-    SDL__PB_FOR(f, p, e) {
-        if (f.field == 1 && f.wire == 0) dtype = f.v;
-        else if (f.field == 2 && f.wire == 2) {
-            const uint8_t *q = f.p;
-            shape.ndim = 0;
-            SDL__PB_FOR(d, q, f.p + f.n) {
-                if (d.field != 2 || d.wire != 2) continue;
-                int64_t size = 0;
-                const uint8_t *r = d.p;
-                SDL__PB_FOR(s, r, d.p + d.n) if (s.field == 1 && s.wire == 0) size = (int64_t)s.v;
-                if (r != d.p + d.n || size < 0 || shape.ndim == SDL_MAX_DIMS) { ok = false; break; }
-                shape.d[shape.ndim++] = size;
-            }
-            if (q != f.p + f.n) ok = false;
-        } else if (f.field == 4 && f.wire == 2) { content = f.p; content_n = f.n; }
-        else if (f.field == 5 || f.field == 6 || f.field == 7 || f.field == 10) ok = ok && sdl__tp_vals(&f, &vals);
-        if (!ok) break;
-    }
-    int size = dtype == SDL__DT_FLOAT || dtype == SDL__DT_INT32 ? 4 : dtype == SDL__DT_DOUBLE || dtype == SDL__DT_INT64 ? 8 : dtype == SDL__DT_UINT8 ? 1 : 0;
-    sdl_dtype dt = dtype == SDL__DT_UINT8 ? SDL_U8 : (dtype == SDL__DT_INT32 || dtype == SDL__DT_INT64) ? SDL_I32 : SDL_F32;
-    int64_t numel = sdl__shape_numel(shape), nv = (int64_t)(vals.n / sizeof(double));
-    size_t bytes = 0;
-    if (!ok || p != e || vals.oom) sdl_fail(SDL_ERR_FORMAT, "%s: not a valid TensorProto message (corrupt protobuf)", what);
-    else if (!size) sdl_fail(SDL_ERR_FORMAT, "%s: TensorProto dtype %llu; sdl reads DT_FLOAT (1), DT_DOUBLE (2), DT_INT32 (3), DT_UINT8 (4), DT_INT64 (9)", what, (unsigned long long)dtype);
-    else if (numel < 0 || sdl__mul_overflows((size_t)numel, (size_t)size, &bytes)) sdl_fail(SDL_ERR_FORMAT, "%s: TensorProto shape too large", what);
-    else if (content && content_n != bytes) sdl_fail(SDL_ERR_FORMAT, "%s: TensorProto: the shape needs %zu content bytes, there are %zu", what, bytes, content_n);
-    else if (!content && nv != numel && !(nv == 1 && numel > 0)) sdl_fail(SDL_ERR_FORMAT, "%s: TensorProto: %lld values for %lld elements", what, (long long)nv, (long long)numel);
-    else if ((t = sdl_tensor_new(shape, dt)) != NULL) {
-        const double *v = (const double *)vals.p;
-        for (int64_t i = 0; i < numel && t; i++) {
-            double x;
-            if (content) {
-                const uint8_t *q = content + (size_t)i * (size_t)size;
-                uint64_t u = size == 1 ? q[0] : size == 4 ? sdl__le32(q) : sdl__le64(q);
-                if (dtype == SDL__DT_FLOAT) { uint32_t w = (uint32_t)u; float fl; memcpy(&fl, &w, 4); x = fl; }
-                else if (dtype == SDL__DT_DOUBLE) memcpy(&x, &u, 8);
-                else if (dtype == SDL__DT_INT32) x = (double)(int32_t)(uint32_t)u;
-                else if (dtype == SDL__DT_INT64) x = (double)(int64_t)u;
-                else x = (double)u;
-            } else x = v[nv == 1 ? 0 : i];
-            if (dt == SDL_F32) sdl_f32(t)[i] = (float)x;
-            else if ((dt == SDL_U8 && (x < 0 || x > 255)) || (dt == SDL_I32 && (x < INT32_MIN || x > INT32_MAX))) {
-                sdl_fail(SDL_ERR_FORMAT, "%s: TensorProto element %lld is %.0f, outside the %s range", what, (long long)i, x, dt == SDL_U8 ? "uint8" : "int32");
-                sdl_tensor_free(t);
-                t = NULL;
-            } else if (dt == SDL_U8) sdl_u8(t)[i] = (uint8_t)x;
-            else sdl_i32(t)[i] = (int32_t)x;
-        }
-    }
-    SDL_DEALLOC(vals.p);
-    return t;
-}
-
-SDL_API uint8_t *sdl_tensorproto_serialize(const sdl_tensor *t, size_t *n) {
-    if (n) *n = 0;
-    if (!t || !n || t->device != SDL_CPU || (t->dtype != SDL_F32 && t->dtype != SDL_U8 && t->dtype != SDL_I32)) {
-        sdl_fail(SDL_ERR_ARG, "tensorproto_serialize: needs a CPU f32, u8 or i32 tensor");
-        return NULL;
-    }
-    sdl__buf out, shape, dim;
-    memset(&out, 0, sizeof out);
-    memset(&shape, 0, sizeof shape);
-    sdl__pb_put_varint(&out, 1 << 3);
-    sdl__pb_put_varint(&out, t->dtype == SDL_F32 ? SDL__DT_FLOAT : t->dtype == SDL_U8 ? SDL__DT_UINT8 : SDL__DT_INT32);
-    for (int i = 0; i < t->ndim; i++) {
-        memset(&dim, 0, sizeof dim);
-        sdl__pb_put_varint(&dim, 1 << 3);
-        sdl__pb_put_varint(&dim, (uint64_t)t->shape[i]);
-        sdl__pb_put_bytes(&shape, 2, dim.p, dim.n);
-        SDL_DEALLOC(dim.p);
-    }
-    sdl__pb_put_bytes(&out, 2, shape.p, shape.n);
-    size_t es = sdl_dtype_size(t->dtype), bytes = (size_t)t->numel * es;
-    sdl__pb_put_varint(&out, 4 << 3 | 2);
-    sdl__pb_put_varint(&out, bytes);
-    for (int64_t i = 0; i < t->numel; i++) { /* little-endian whatever the host */
-        uint8_t b[4];
-        if (es == 1) { sdl__buf_put(&out, sdl_u8(t) + i, 1); continue; }
-        uint32_t u;
-        memcpy(&u, (const uint8_t *)t->data + (size_t)i * 4, 4);
-        sdl__put_le32(b, u);
-        sdl__buf_put(&out, b, 4);
-    }
-    bool oom = out.oom || shape.oom;
-    SDL_DEALLOC(shape.p);
-    if (oom) { SDL_DEALLOC(out.p); sdl_fail(SDL_ERR_OOM, "tensorproto_serialize: out of memory"); return NULL; }
-    *n = out.n;
-    return out.p;
 }
 
 /* >>loader */
@@ -12309,255 +10154,6 @@ fail:
     return NULL;
 }
 
-/* >>train: timer, meters, progress, results CSV, flags */
-#ifdef __cplusplus
-}
-#endif
-#include <time.h>
-#include <errno.h>
-#if defined(__unix__) || defined(__APPLE__)
-#include <unistd.h>
-#include <fcntl.h>
-#define SDL__TRAIN_POSIX 1
-#endif
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-SDL_API double sdl_now(void) {
-#if defined(CLOCK_MONOTONIC)
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-#elif defined(TIME_UTC)
-    struct timespec ts;
-    timespec_get(&ts, TIME_UTC);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-#else
-    return (double)clock() / CLOCKS_PER_SEC; /* strict C99: processor time */
-#endif
-}
-
-SDL_API void sdl_meter_reset(sdl_meter *m) { if (m) memset(m, 0, sizeof *m); }
-SDL_API void sdl_meter_add(sdl_meter *m, float batch_loss, int64_t correct, int64_t count) {
-    if (!m) return;
-    m->loss_sum += (double)batch_loss * (double)count;
-    m->correct += correct;
-    m->count += count;
-    m->batches++;
-}
-SDL_API double sdl_meter_loss(const sdl_meter *m) { return m && m->count ? m->loss_sum / (double)m->count : 0.0; }
-SDL_API double sdl_meter_accuracy(const sdl_meter *m) { return m && m->count ? (double)m->correct / (double)m->count : 0.0; }
-
-SDL_API sdl_result sdl_csv_append(const char *path, const sdl_epoch_stats *s) {
-    if (!path || !s) return sdl_fail(SDL_ERR_ARG, "csv_append: NULL path or stats");
-    FILE *f = fopen(path, "ab");
-    if (!f) return sdl_fail(SDL_ERR_IO, "csv_append: cannot open '%s': %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    if (ftell(f) == 0) fprintf(f, "epoch,loss,accuracy,val_loss,val_accuracy,lr,time\n");
-    fprintf(f, "%lld,%.6f,%.6f,%.6f,%.6f,%.8g,%.3f\n", (long long)s->epoch, s->loss, s->accuracy,
-            s->val_loss, s->val_accuracy, s->lr, s->time);
-    if (fclose(f) != 0) return sdl_fail(SDL_ERR_IO, "csv_append: cannot write '%s'", path);
-    return SDL_OK;
-}
-
-static bool sdl__train_isatty(FILE *f) {
-#ifdef SDL__TRAIN_POSIX
-    if (f == stdout) return isatty(1) != 0;
-    if (f == stderr) return isatty(2) != 0;
-#endif
-    SDL__UNUSED(f);
-    return false;
-}
-
-SDL_API void sdl_progress_begin(sdl_progress *p, FILE *out, int64_t epoch, int64_t epochs, int64_t total) {
-    if (!p) return;
-    memset(p, 0, sizeof *p);
-    p->out = out ? out : stdout;
-    p->epoch = epoch;
-    p->epochs = epochs;
-    p->total = total;
-    p->start = sdl_now();
-    p->tty = sdl__train_isatty(p->out);
-}
-
-SDL_API void sdl_progress_update(sdl_progress *p, int64_t done, const sdl_meter *m) {
-    if (!p || !p->tty) return;
-    double now = sdl_now();
-    if (done < p->total && now - p->last_draw < 0.1) return;
-    p->last_draw = now;
-    char bar[31];
-    int fill = p->total > 0 ? (int)(30 * done / p->total) : 30;
-    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
-    bar[30] = 0;
-    fprintf(p->out, "\r\033[Kepoch %lld/%lld [%s] %lld/%lld loss %.4f acc %.4f %.1fs", (long long)p->epoch,
-            (long long)p->epochs, bar, (long long)done, (long long)p->total, sdl_meter_loss(m),
-            sdl_meter_accuracy(m), now - p->start);
-    fflush(p->out);
-}
-
-SDL_API void sdl_progress_end(sdl_progress *p, const sdl_epoch_stats *s) {
-    if (!p || !s) return;
-    if (p->tty) fprintf(p->out, "\r\033[K");
-    fprintf(p->out, "epoch %lld/%lld: loss %.4f acc %.4f val_loss %.4f val_acc %.4f lr %.6g time %.1fs\n",
-            (long long)s->epoch, (long long)p->epochs, s->loss, s->accuracy, s->val_loss, s->val_accuracy,
-            s->lr, s->time);
-    fflush(p->out);
-}
-
-SDL_API void sdl_print_throughput(FILE *out, double images, double seconds) {
-    fprintf(out ? out : stdout, "total images/sec: %.2f\n", seconds > 0.0 ? images / seconds : 0.0);
-}
-
-/* does flag text [s, s+n) equal one of the '|'-separated names, '_' matching '-'? */
-static bool sdl__train_flag_is(const char *names, const char *s, size_t n) {
-    for (const char *a = names; *a;) {
-        size_t len = strcspn(a, "|"), i = 0;
-        if (len == n) {
-            for (i = 0; i < n; i++) {
-                char x = a[i] == '_' ? '-' : a[i], y = s[i] == '_' ? '-' : s[i];
-                if (x != y) break;
-            }
-            if (i == n) return true;
-        }
-        a += len;
-        if (*a == '|') a++;
-    }
-    return false;
-}
-
-static sdl_arg *sdl__train_flag_find(sdl_arg *args, int nargs, const char *s, size_t n) {
-    for (int i = 0; i < nargs; i++)
-        if (args[i].name && sdl__train_flag_is(args[i].name, s, n)) return &args[i];
-    return NULL;
-}
-
-static sdl_result sdl__train_flag_set(sdl_arg *a, const char *flag, const char *v) {
-    char *end = NULL;
-    errno = 0;
-    switch (a->type) {
-    case SDL_ARG_DEFAULT: case SDL_ARG_INT: {
-        long x = strtol(v, &end, 10);
-        if (end == v || *end || errno || x < -2147483647L - 1 || x > 2147483647L)
-            return sdl_fail(SDL_ERR_ARG, "flag --%s wants an integer, got '%s'", flag, v);
-        *(int *)a->value = (int)x;
-        return SDL_OK;
-    }
-    case SDL_ARG_FLOAT: {
-        double x = strtod(v, &end);
-        if (end == v || *end || errno) return sdl_fail(SDL_ERR_ARG, "flag --%s wants a number, got '%s'", flag, v);
-        *(float *)a->value = (float)x;
-        return SDL_OK;
-    }
-    case SDL_ARG_STRING:
-        *(const char **)a->value = v;
-        return SDL_OK;
-    case SDL_ARG_BOOL:
-        if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes")) *(bool *)a->value = true;
-        else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no")) *(bool *)a->value = false;
-        else return sdl_fail(SDL_ERR_ARG, "flag --%s wants true or false, got '%s'", flag, v);
-        return SDL_OK;
-    }
-    return sdl_fail(SDL_ERR_ARG, "flag --%s has an unknown type %d in the program's table", flag, (int)a->type);
-}
-
-SDL_API sdl_result sdl_args_parse(int argc, char **argv, sdl_arg *args, int nargs) {
-    if (argc > 0 && !argv) return sdl_fail(SDL_ERR_ARG, "args_parse: NULL argv");
-    for (int i = 1; i < argc; i++) {
-        const char *s = argv[i];
-        if (!strcmp(s, "-h")) s = "--help";
-        if (s[0] != '-' || s[1] != '-' || !s[2]) return sdl_fail(SDL_ERR_ARG, "unexpected argument '%s' (flags start with --)", argv[i]);
-        s += 2;
-        const char *eq = strchr(s, '=');
-        size_t n = eq ? (size_t)(eq - s) : strlen(s);
-        char flag[64];
-        snprintf(flag, sizeof flag, "%.*s", (int)n, s);
-        sdl_arg *a = sdl__train_flag_find(args, nargs, s, n);
-        if (!a && n > 3 && !strncmp(s, "no-", 3) && !eq) { /* --no-flag */
-            a = sdl__train_flag_find(args, nargs, s + 3, n - 3);
-            if (a && a->type == SDL_ARG_BOOL) { *(bool *)a->value = false; continue; }
-            a = NULL;
-        }
-        if (!a) return sdl_fail(SDL_ERR_ARG, "unknown flag --%s", flag);
-        if (!a->value) return sdl_fail(SDL_ERR_ARG, "flag --%s has no value pointer in the program's table", flag);
-        const char *v = eq ? eq + 1 : NULL;
-        if (!v && a->type == SDL_ARG_BOOL) { *(bool *)a->value = true; continue; }
-        if (!v) {
-            if (i + 1 >= argc) return sdl_fail(SDL_ERR_ARG, "flag --%s needs a value", flag);
-            v = argv[++i];
-        }
-        sdl_result r = sdl__train_flag_set(a, flag, v);
-        if (r != SDL_OK) return r;
-    }
-    return SDL_OK;
-}
-
-SDL_API void sdl_args_usage(FILE *out, const char *prog, const sdl_arg *args, int nargs) {
-    if (!out) out = stdout;
-    fprintf(out, "usage: %s [flags]   ('_' and '-' are the same in flag names)\n", prog ? prog : "prog");
-    for (int i = 0; i < nargs; i++) {
-        const sdl_arg *a = &args[i];
-        char names[128], dflt[96] = "";
-        size_t k = 2;
-        memcpy(names, "--", 2);
-        for (const char *c = a->name ? a->name : ""; *c && k + 5 < sizeof names; c++) {
-            if (*c == '|') { memcpy(names + k, ", --", 4); k += 4; }
-            else names[k++] = *c;
-        }
-        names[k] = 0;
-        if (a->value) switch (a->type) {
-        case SDL_ARG_FLOAT: snprintf(dflt, sizeof dflt, "%g", (double)*(const float *)a->value); break;
-        case SDL_ARG_STRING: snprintf(dflt, sizeof dflt, "%s", *(const char *const *)a->value ? *(const char *const *)a->value : ""); break;
-        case SDL_ARG_BOOL: snprintf(dflt, sizeof dflt, "%s", *(const bool *)a->value ? "true" : "false"); break;
-        default: snprintf(dflt, sizeof dflt, "%d", *(const int *)a->value); break;
-        }
-        fprintf(out, "  %-28s %s (default %s)\n", names, a->help ? a->help : "", dflt);
-    }
-}
-
-SDL_API sdl_result sdl_args_save_json(const char *path, const sdl_arg *args, int nargs) {
-    if (!path || (!args && nargs > 0)) return sdl_fail(SDL_ERR_ARG, "args_save_json: NULL path or args");
-    FILE *f = fopen(path, "w");
-    if (!f) return sdl_fail(SDL_ERR_IO, "args_save_json: cannot create '%s'", path);
-    fputc('{', f);
-    for (int i = 0; i < nargs; i++) {
-        const sdl_arg *a = &args[i];
-        fputs(i ? ", \"" : "\"", f);
-        for (const char *c = a->name ? a->name : ""; *c && *c != '|'; c++) fputc(*c == '-' ? '_' : *c, f);
-        fputs("\": ", f);
-        if (!a->value) { fputs("null", f); continue; }
-        switch (a->type) {
-        case SDL_ARG_FLOAT: { /* the fewest digits that read back as the same float: 0.01, not 0.00999999978 */
-            char num[32];
-            float v = *(const float *)a->value;
-            for (int digits = 6; digits <= 9; digits++) {
-                snprintf(num, sizeof num, "%.*g", digits, (double)v);
-                if ((float)strtod(num, NULL) == v) break;
-            }
-            fputs(isfinite(v) ? num : "null", f);
-            break;
-        }
-        case SDL_ARG_BOOL: fputs(*(const bool *)a->value ? "true" : "false", f); break;
-        case SDL_ARG_STRING: {
-            const char *v = *(const char *const *)a->value;
-            fputc('"', f);
-            for (; v && *v; v++) {
-                unsigned char c = (unsigned char)*v;
-                if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-                else if (c < 0x20) fprintf(f, "\\u%04x", c);
-                else fputc(c, f);
-            }
-            fputc('"', f);
-            break;
-        }
-        case SDL_ARG_DEFAULT:
-        case SDL_ARG_INT: fprintf(f, "%d", *(const int *)a->value); break;
-        }
-    }
-    fputs("}\n", f);
-    return fclose(f) == 0 ? SDL_OK : sdl_fail(SDL_ERR_IO, "args_save_json: cannot write '%s'", path);
-}
-
 /* >>checkpoint: safetensors writer and reader (see >>decl-checkpoint) */
 typedef struct sdl__ck_buf { char *p; size_t n, cap; bool oom; } sdl__ck_buf;
 
@@ -13152,6 +10748,242 @@ done:
     return r;
 }
 
+/* >>train: timer, meters, progress, results CSV, flags */
+
+SDL_API double sdl_now(void) {
+#if defined(CLOCK_MONOTONIC)
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#elif defined(TIME_UTC)
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#else
+    return (double)clock() / CLOCKS_PER_SEC; /* strict C99: processor time */
+#endif
+}
+
+SDL_API void sdl_meter_reset(sdl_meter *m) { if (m) memset(m, 0, sizeof *m); }
+SDL_API void sdl_meter_add(sdl_meter *m, float batch_loss, int64_t correct, int64_t count) {
+    if (!m) return;
+    m->loss_sum += (double)batch_loss * (double)count;
+    m->correct += correct;
+    m->count += count;
+    m->batches++;
+}
+SDL_API double sdl_meter_loss(const sdl_meter *m) { return m && m->count ? m->loss_sum / (double)m->count : 0.0; }
+SDL_API double sdl_meter_accuracy(const sdl_meter *m) { return m && m->count ? (double)m->correct / (double)m->count : 0.0; }
+
+SDL_API sdl_result sdl_csv_append(const char *path, const sdl_epoch_stats *s) {
+    if (!path || !s) return sdl_fail(SDL_ERR_ARG, "csv_append: NULL path or stats");
+    FILE *f = fopen(path, "ab");
+    if (!f) return sdl_fail(SDL_ERR_IO, "csv_append: cannot open '%s': %s", path, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    if (ftell(f) == 0) fprintf(f, "epoch,loss,accuracy,val_loss,val_accuracy,lr,time\n");
+    fprintf(f, "%lld,%.6f,%.6f,%.6f,%.6f,%.8g,%.3f\n", (long long)s->epoch, s->loss, s->accuracy,
+            s->val_loss, s->val_accuracy, s->lr, s->time);
+    if (fclose(f) != 0) return sdl_fail(SDL_ERR_IO, "csv_append: cannot write '%s'", path);
+    return SDL_OK;
+}
+
+static bool sdl__train_isatty(FILE *f) {
+#ifdef SDL__TRAIN_POSIX
+    if (f == stdout) return isatty(1) != 0;
+    if (f == stderr) return isatty(2) != 0;
+#endif
+    SDL__UNUSED(f);
+    return false;
+}
+
+SDL_API void sdl_progress_begin(sdl_progress *p, FILE *out, int64_t epoch, int64_t epochs, int64_t total) {
+    if (!p) return;
+    memset(p, 0, sizeof *p);
+    p->out = out ? out : stdout;
+    p->epoch = epoch;
+    p->epochs = epochs;
+    p->total = total;
+    p->start = sdl_now();
+    p->tty = sdl__train_isatty(p->out);
+}
+
+SDL_API void sdl_progress_update(sdl_progress *p, int64_t done, const sdl_meter *m) {
+    if (!p || !p->tty) return;
+    double now = sdl_now();
+    if (done < p->total && now - p->last_draw < 0.1) return;
+    p->last_draw = now;
+    char bar[31];
+    int fill = p->total > 0 ? (int)(30 * done / p->total) : 30;
+    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
+    bar[30] = 0;
+    fprintf(p->out, "\r\033[Kepoch %lld/%lld [%s] %lld/%lld loss %.4f acc %.4f %.1fs", (long long)p->epoch,
+            (long long)p->epochs, bar, (long long)done, (long long)p->total, sdl_meter_loss(m),
+            sdl_meter_accuracy(m), now - p->start);
+    fflush(p->out);
+}
+
+SDL_API void sdl_progress_end(sdl_progress *p, const sdl_epoch_stats *s) {
+    if (!p || !s) return;
+    if (p->tty) fprintf(p->out, "\r\033[K");
+    fprintf(p->out, "epoch %lld/%lld: loss %.4f acc %.4f val_loss %.4f val_acc %.4f lr %.6g time %.1fs\n",
+            (long long)s->epoch, (long long)p->epochs, s->loss, s->accuracy, s->val_loss, s->val_accuracy,
+            s->lr, s->time);
+    fflush(p->out);
+}
+
+SDL_API void sdl_print_throughput(FILE *out, double images, double seconds) {
+    fprintf(out ? out : stdout, "total images/sec: %.2f\n", seconds > 0.0 ? images / seconds : 0.0);
+}
+
+/* does flag text [s, s+n) equal one of the '|'-separated names, '_' matching '-'? */
+static bool sdl__train_flag_is(const char *names, const char *s, size_t n) {
+    for (const char *a = names; *a;) {
+        size_t len = strcspn(a, "|"), i = 0;
+        if (len == n) {
+            for (i = 0; i < n; i++) {
+                char x = a[i] == '_' ? '-' : a[i], y = s[i] == '_' ? '-' : s[i];
+                if (x != y) break;
+            }
+            if (i == n) return true;
+        }
+        a += len;
+        if (*a == '|') a++;
+    }
+    return false;
+}
+
+static sdl_arg *sdl__train_flag_find(sdl_arg *args, int nargs, const char *s, size_t n) {
+    for (int i = 0; i < nargs; i++)
+        if (args[i].name && sdl__train_flag_is(args[i].name, s, n)) return &args[i];
+    return NULL;
+}
+
+static sdl_result sdl__train_flag_set(sdl_arg *a, const char *flag, const char *v) {
+    char *end = NULL;
+    errno = 0;
+    switch (a->type) {
+    case SDL_ARG_DEFAULT: case SDL_ARG_INT: {
+        long x = strtol(v, &end, 10);
+        if (end == v || *end || errno || x < -2147483647L - 1 || x > 2147483647L)
+            return sdl_fail(SDL_ERR_ARG, "flag --%s wants an integer, got '%s'", flag, v);
+        *(int *)a->value = (int)x;
+        return SDL_OK;
+    }
+    case SDL_ARG_FLOAT: {
+        double x = strtod(v, &end);
+        if (end == v || *end || errno) return sdl_fail(SDL_ERR_ARG, "flag --%s wants a number, got '%s'", flag, v);
+        *(float *)a->value = (float)x;
+        return SDL_OK;
+    }
+    case SDL_ARG_STRING:
+        *(const char **)a->value = v;
+        return SDL_OK;
+    case SDL_ARG_BOOL:
+        if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes")) *(bool *)a->value = true;
+        else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no")) *(bool *)a->value = false;
+        else return sdl_fail(SDL_ERR_ARG, "flag --%s wants true or false, got '%s'", flag, v);
+        return SDL_OK;
+    }
+    return sdl_fail(SDL_ERR_ARG, "flag --%s has an unknown type %d in the program's table", flag, (int)a->type);
+}
+
+SDL_API sdl_result sdl_args_parse(int argc, char **argv, sdl_arg *args, int nargs) {
+    if (argc > 0 && !argv) return sdl_fail(SDL_ERR_ARG, "args_parse: NULL argv");
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        if (!strcmp(s, "-h")) s = "--help";
+        if (s[0] != '-' || s[1] != '-' || !s[2]) return sdl_fail(SDL_ERR_ARG, "unexpected argument '%s' (flags start with --)", argv[i]);
+        s += 2;
+        const char *eq = strchr(s, '=');
+        size_t n = eq ? (size_t)(eq - s) : strlen(s);
+        char flag[64];
+        snprintf(flag, sizeof flag, "%.*s", (int)n, s);
+        sdl_arg *a = sdl__train_flag_find(args, nargs, s, n);
+        if (!a && n > 3 && !strncmp(s, "no-", 3) && !eq) { /* --no-flag */
+            a = sdl__train_flag_find(args, nargs, s + 3, n - 3);
+            if (a && a->type == SDL_ARG_BOOL) { *(bool *)a->value = false; continue; }
+            a = NULL;
+        }
+        if (!a) return sdl_fail(SDL_ERR_ARG, "unknown flag --%s", flag);
+        if (!a->value) return sdl_fail(SDL_ERR_ARG, "flag --%s has no value pointer in the program's table", flag);
+        const char *v = eq ? eq + 1 : NULL;
+        if (!v && a->type == SDL_ARG_BOOL) { *(bool *)a->value = true; continue; }
+        if (!v) {
+            if (i + 1 >= argc) return sdl_fail(SDL_ERR_ARG, "flag --%s needs a value", flag);
+            v = argv[++i];
+        }
+        sdl_result r = sdl__train_flag_set(a, flag, v);
+        if (r != SDL_OK) return r;
+    }
+    return SDL_OK;
+}
+
+SDL_API void sdl_args_usage(FILE *out, const char *prog, const sdl_arg *args, int nargs) {
+    if (!out) out = stdout;
+    fprintf(out, "usage: %s [flags]   ('_' and '-' are the same in flag names)\n", prog ? prog : "prog");
+    for (int i = 0; i < nargs; i++) {
+        const sdl_arg *a = &args[i];
+        char names[128], dflt[96] = "";
+        size_t k = 2;
+        memcpy(names, "--", 2);
+        for (const char *c = a->name ? a->name : ""; *c && k + 5 < sizeof names; c++) {
+            if (*c == '|') { memcpy(names + k, ", --", 4); k += 4; }
+            else names[k++] = *c;
+        }
+        names[k] = 0;
+        if (a->value) switch (a->type) {
+        case SDL_ARG_FLOAT: snprintf(dflt, sizeof dflt, "%g", (double)*(const float *)a->value); break;
+        case SDL_ARG_STRING: snprintf(dflt, sizeof dflt, "%s", *(const char *const *)a->value ? *(const char *const *)a->value : ""); break;
+        case SDL_ARG_BOOL: snprintf(dflt, sizeof dflt, "%s", *(const bool *)a->value ? "true" : "false"); break;
+        default: snprintf(dflt, sizeof dflt, "%d", *(const int *)a->value); break;
+        }
+        fprintf(out, "  %-28s %s (default %s)\n", names, a->help ? a->help : "", dflt);
+    }
+}
+
+SDL_API sdl_result sdl_args_save_json(const char *path, const sdl_arg *args, int nargs) {
+    if (!path || (!args && nargs > 0)) return sdl_fail(SDL_ERR_ARG, "args_save_json: NULL path or args");
+    FILE *f = fopen(path, "w");
+    if (!f) return sdl_fail(SDL_ERR_IO, "args_save_json: cannot create '%s'", path);
+    fputc('{', f);
+    for (int i = 0; i < nargs; i++) {
+        const sdl_arg *a = &args[i];
+        fputs(i ? ", \"" : "\"", f);
+        for (const char *c = a->name ? a->name : ""; *c && *c != '|'; c++) fputc(*c == '-' ? '_' : *c, f);
+        fputs("\": ", f);
+        if (!a->value) { fputs("null", f); continue; }
+        switch (a->type) {
+        case SDL_ARG_FLOAT: { /* the fewest digits that read back as the same float: 0.01, not 0.00999999978 */
+            char num[32];
+            float v = *(const float *)a->value;
+            for (int digits = 6; digits <= 9; digits++) {
+                snprintf(num, sizeof num, "%.*g", digits, (double)v);
+                if ((float)strtod(num, NULL) == v) break;
+            }
+            fputs(isfinite(v) ? num : "null", f);
+            break;
+        }
+        case SDL_ARG_BOOL: fputs(*(const bool *)a->value ? "true" : "false", f); break;
+        case SDL_ARG_STRING: {
+            const char *v = *(const char *const *)a->value;
+            fputc('"', f);
+            for (; v && *v; v++) {
+                unsigned char c = (unsigned char)*v;
+                if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+                else if (c < 0x20) fprintf(f, "\\u%04x", c);
+                else fputc(c, f);
+            }
+            fputc('"', f);
+            break;
+        }
+        case SDL_ARG_DEFAULT:
+        case SDL_ARG_INT: fprintf(f, "%d", *(const int *)a->value); break;
+        }
+    }
+    fputs("}\n", f);
+    return fclose(f) == 0 ? SDL_OK : sdl_fail(SDL_ERR_IO, "args_save_json: cannot write '%s'", path);
+}
+
 /* >>plot: line and bar charts (see >>decl-plot). An RGB canvas; lines by Bresenham, text
    from stb_easy_font's quads (each an axis-aligned rectangle), PNG by stb_image_write. */
 #ifndef SDL_NO_STB
@@ -13558,6 +11390,2306 @@ static void sdl__profile_init(void) {
         sdl__prof_on = 1;
         atexit(sdl__profile_atexit);
     }
+}
+
+/* ========================================================================================
+   THE ENGINE ROOM: the thread pool, the packed GEMM and its SIMD micro-kernels, Winograd
+   convolution. What makes the CPU kernels fast; skip it on a first reading.
+   ======================================================================================== */
+
+/* ----------------------------------------------------------------------------------------
+   >>threads: a pool of workers that sleep on a condition variable between jobs
+   ---------------------------------------------------------------------------------------- */
+#define SDL__MAX_THREADS 256
+static int sdl__nthreads; /* 0 until first use */
+
+static int sdl__default_threads(void) {
+    const char *env = getenv("SDL_NUM_THREADS");
+    if (env && atoi(env) > 0) return atoi(env);
+#ifndef SDL_NO_THREADS
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+#else
+    return 1;
+#endif
+}
+
+#ifndef SDL_NO_THREADS
+/* Waiting threads spin a little (~50 us) before they sleep: a training step posts jobs a few
+   microseconds apart, and waking a sleeping thread costs about as long as a small job. The
+   spins need atomic loads: gcc/clang builtins; other compilers go straight to sleep. */
+#if defined(__GNUC__) || defined(__clang__)
+#define SDL__ATOMICS 1
+#define SDL__LOAD(x) __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
+#define SDL__STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
+#define SDL__SPINS 2048
+#else
+#define SDL__LOAD(x) (x)
+#define SDL__STORE(x, v) ((x) = (v))
+#define SDL__SPINS 0
+#endif
+static void sdl__relax(void) {
+#if defined(SDL__ATOMICS) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_ia32_pause();
+#elif defined(SDL__ATOMICS) && defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+typedef struct sdl__pool {
+    pthread_t threads[SDL__MAX_THREADS];
+    int started;
+    bool inited;
+    pthread_mutex_t post_mu; /* one poster at a time (the loader thread may post too) */
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv, done_cv;
+    uint64_t generation;
+    int pending;
+    sdl_range_fn fn;
+    void *ctx;
+    int64_t n, chunk;
+    int nparts;
+    uint64_t start_gen[SDL__MAX_THREADS]; /* the generation each worker starts after */
+    int flush_denormal;                   /* what sdl_set_flush_denormal asked the workers for */
+} sdl__pool;
+static sdl__pool sdl__the_pool;
+
+static void sdl__pool_run_part(sdl__pool *p, int part) {
+    int64_t begin = (int64_t)part * p->chunk, end = begin + p->chunk;
+    if (end > p->n) end = p->n;
+    if (begin < end) p->fn(p->ctx, begin, end);
+}
+
+static bool sdl__thread_flush_denormal(bool on);
+
+static void *sdl__pool_worker(void *arg) {
+    sdl__pool *p = &sdl__the_pool;
+    int part = (int)(intptr_t)arg, flush = 0;
+    pthread_mutex_lock(&p->mu);
+    uint64_t seen = p->start_gen[part];
+    for (;;) {
+        if (p->generation == seen) { /* spin without the lock, then sleep */
+            pthread_mutex_unlock(&p->mu);
+            for (int i = 0; i < SDL__SPINS && SDL__LOAD(p->generation) == seen; i++) sdl__relax();
+            pthread_mutex_lock(&p->mu);
+            while (p->generation == seen) pthread_cond_wait(&p->work_cv, &p->mu);
+        }
+        seen = p->generation;
+        int run = part < p->nparts;
+        if (flush != p->flush_denormal) sdl__thread_flush_denormal((flush = p->flush_denormal) != 0);
+        pthread_mutex_unlock(&p->mu);
+        if (run) sdl__pool_run_part(p, part);
+        pthread_mutex_lock(&p->mu);
+        if (run) {
+            SDL__STORE(p->pending, p->pending - 1);
+            if (p->pending == 0) pthread_cond_signal(&p->done_cv);
+        }
+    }
+    return NULL;
+}
+
+/* called between jobs, from the thread that posts them */
+static void sdl__pool_start(int nthreads) {
+    sdl__pool *p = &sdl__the_pool;
+    if (!p->inited) {
+        p->inited = true;
+        pthread_mutex_init(&p->post_mu, NULL);
+        pthread_mutex_init(&p->mu, NULL);
+        pthread_cond_init(&p->work_cv, NULL);
+        pthread_cond_init(&p->done_cv, NULL);
+    }
+    for (int i = p->started + 1; i < nthreads; i++) {
+        p->start_gen[i] = p->generation;
+        if (pthread_create(&p->threads[i], NULL, sdl__pool_worker, (void *)(intptr_t)i) != 0) break;
+        pthread_detach(p->threads[i]);
+        p->started = i;
+    }
+}
+#endif
+
+SDL_API void sdl_set_num_threads(int n) {
+    if (n <= 0) n = sdl__default_threads();
+    if (n > SDL__MAX_THREADS) n = SDL__MAX_THREADS;
+    sdl__nthreads = n;
+#ifndef SDL_NO_THREADS
+    sdl__pool_start(n);
+    if (sdl__the_pool.started + 1 < n) sdl__nthreads = sdl__the_pool.started + 1;
+#endif
+}
+
+SDL_API int sdl_get_num_threads(void) {
+    if (sdl__nthreads == 0) sdl_set_num_threads(0);
+    return sdl__nthreads;
+}
+
+/* FTZ (results) and DAZ (inputs) in x86's MXCSR, FZ in ARM's FPCR: per thread */
+#if (defined(__x86_64__) || (defined(__i386__) && defined(__SSE__))) && !defined(__CUDA_ARCH__)
+#include <xmmintrin.h>
+static bool sdl__thread_flush_denormal(bool on) {
+    unsigned int bits = 0x8040u; /* FTZ bit 15, DAZ bit 6 */
+    _mm_setcsr(on ? _mm_getcsr() | bits : _mm_getcsr() & ~bits);
+    return true;
+}
+#elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+static bool sdl__thread_flush_denormal(bool on) {
+    uint64_t fpcr, fz = (uint64_t)1 << 24;
+    __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
+    fpcr = on ? fpcr | fz : fpcr & ~fz;
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr));
+    return true;
+}
+#else
+static bool sdl__thread_flush_denormal(bool on) {
+    (void)on;
+    return false;
+}
+#endif
+
+SDL_API bool sdl_set_flush_denormal(bool on) {
+    if (!sdl__thread_flush_denormal(on)) return false;
+#ifndef SDL_NO_THREADS
+    sdl__pool *p = &sdl__the_pool;
+    sdl_get_num_threads(); /* the pool exists: its workers take the mode at their next job */
+    pthread_mutex_lock(&p->mu);
+    p->flush_denormal = on;
+    pthread_mutex_unlock(&p->mu);
+#endif
+    return true;
+}
+
+/* Calls fn on [0, n) split in at most num_threads contiguous parts of at least `grain`
+   indices. The caller runs part 0. fn must write disjoint outputs for disjoint ranges.
+   A call from inside a job, or while another thread's job runs, runs on the caller alone. */
+SDL_API void sdl_parallel_for(int64_t n, int64_t grain, sdl_range_fn fn, void *ctx) {
+    if (n <= 0) return;
+    int nt = sdl_get_num_threads();
+    if (grain < 1) grain = 1;
+    int64_t parts = (n + grain - 1) / grain;
+    if (parts > nt) parts = nt;
+    if (parts <= 1) { fn(ctx, 0, n); return; }
+#ifdef SDL_NO_THREADS
+    fn(ctx, 0, n);
+#else
+    sdl__pool *p = &sdl__the_pool;
+    if (pthread_mutex_trylock(&p->post_mu) != 0) { fn(ctx, 0, n); return; }
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n = n;
+    p->chunk = (n + parts - 1) / parts;
+    p->nparts = (int)((n + p->chunk - 1) / p->chunk);
+    SDL__STORE(p->pending, p->nparts - 1);
+    SDL__STORE(p->generation, p->generation + 1);
+    pthread_cond_broadcast(&p->work_cv);
+    pthread_mutex_unlock(&p->mu);
+    sdl__pool_run_part(p, 0);
+    for (int i = 0; i < SDL__SPINS && SDL__LOAD(p->pending) > 0; i++) sdl__relax();
+    pthread_mutex_lock(&p->mu);
+    while (p->pending > 0) pthread_cond_wait(&p->done_cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->post_mu);
+#endif
+}
+
+/* Splitting pays when each part's work outweighs the pool's price. A dispatch of 2 parts of
+   empty work costs 0.6-15 us of CPU (waking a spinning worker ~1 us, a sleeping one 5-10 us;
+   measured as process CPU time over 200K dispatches, 3 runs, on a 2-core machine loaded 5x:
+   re-measure on an idle one). A part therefore gets at least SDL_PART_NS of one-thread work,
+   20x a spinning wake-up: a split loses at most ~5% where it cannot gain. */
+#ifndef SDL_PART_NS
+#define SDL_PART_NS 25000.0
+#endif
+
+/* parts for a job of `ns` estimated one-thread nanoseconds: 1 .. the thread count */
+static int64_t sdl__parts_for_ns(double ns) {
+    double parts = ns / SDL_PART_NS;
+    int nt = sdl_get_num_threads();
+    return parts >= (double)nt ? nt : parts >= 2.0 ? (int64_t)parts : 1;
+}
+
+SDL_API void sdl_parallel_for_work(int64_t n, double item_ns, sdl_range_fn fn, void *ctx) {
+    if (n <= 0) return;
+    int64_t parts = sdl__parts_for_ns((double)n * item_ns);
+    sdl_parallel_for(n, (n + parts - 1) / parts, fn, ctx);
+}
+
+/* ----------------------------------------------------------------------------------------
+   >>gemm: a packed, cache-blocked SGEMM (GotoBLAS/BLIS layout) with a SIMD micro-kernel
+   chosen at compile time, and a plain reference loop kept beside it for tests.
+     loops:  jc (NC columns of C) > pc (KC of the inner dim) > ic (MC rows) > jr (NR) > ir (MR)
+     packing: B's KC x NC block into NR-wide k-major panels, A's MC x KC block (times alpha)
+     into MR-tall k-major panels, zero-padded at the edges; the micro-kernel adds the
+     MR x NR product of one A panel and one B panel over kc.
+   Threads split C into column or row ranges at multiples of NR/MR and never split K, so
+   every element of C sees the same sums in the same order for any thread count.
+   ---------------------------------------------------------------------------------------- */
+
+typedef struct sdl__gemm_job {
+    bool ta, tb;
+    int64_t M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int64_t mr;          /* rows per A panel */
+    bool split_n;        /* threads take column ranges (else row ranges) */
+    int64_t unit, parts; /* range granularity (NR or MR) and the number of ranges */
+} sdl__gemm_job;
+
+/* The reference: C = beta*C + alpha * op(A) op(B), one row at a time, single-threaded. */
+static void sdl__sgemm_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                           const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                           float *C, int64_t ldc) {
+    for (int64_t i = 0; i < M; i++) {
+        float *c = C + i * ldc;
+        if (beta == 0.0f) memset(c, 0, (size_t)N * sizeof(float));
+        else if (beta != 1.0f) for (int64_t j = 0; j < N; j++) c[j] *= beta;
+        for (int64_t k = 0; k < K; k++) {
+            float a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);
+            if (tb) {
+                for (int64_t j = 0; j < N; j++) c[j] += a * B[j * ldb + k];
+            } else {
+                const float *b = B + k * ldb;
+                for (int64_t j = 0; j < N; j++) c[j] += a * b[j];
+            }
+        }
+    }
+}
+
+#if defined(SDL__GEMM_AVX512) || defined(SDL__GEMM_AVX2)
+#define SDL__GEMM_TR8 1
+/* dst[c*ldd + r] = src[r*ld + c] for an 8 x 8 block: packing the transposed operands */
+static void sdl__tr8(const float *src, int64_t ld, float *dst, int64_t ldd) {
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ld), r2 = _mm256_loadu_ps(src + 2 * ld),
+           r3 = _mm256_loadu_ps(src + 3 * ld), r4 = _mm256_loadu_ps(src + 4 * ld), r5 = _mm256_loadu_ps(src + 5 * ld),
+           r6 = _mm256_loadu_ps(src + 6 * ld), r7 = _mm256_loadu_ps(src + 7 * ld);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+           t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE), s2 = _mm256_shuffle_ps(t1, t3, 0x44),
+           s3 = _mm256_shuffle_ps(t1, t3, 0xEE), s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+           s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(s0, s4, 0x20));
+    _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(s1, s5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(s2, s6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(s3, s7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(s0, s4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(s1, s5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(s2, s6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(s3, s7, 0x31));
+}
+#endif
+
+/* y[i] += x[i], and dx[i] += (x[i] > 0 ? dy[i] : 0) (relu's backward): explicit SIMD, since
+   gcc -O2 vectorises no loop whose trip count it does not know */
+static void sdl__vadd(float *SDL_RESTRICT y, const float *SDL_RESTRICT x, int64_t n) {
+    int64_t i = 0;
+#if defined(SDL__GEMM_AVX512)
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_add_ps(_mm512_loadu_ps(y + i), _mm512_loadu_ps(x + i)));
+#elif defined(SDL__GEMM_AVX2)
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
+#endif
+    for (; i < n; i++) y[i] += x[i];
+}
+static void sdl__vfill(float *y, float v, int64_t n) {
+    int64_t i = 0;
+#if defined(SDL__GEMM_AVX512)
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_set1_ps(v));
+#endif
+    for (; i < n; i++) y[i] = v;
+}
+/* sum of x[0..n): 16 (or 1) running sums, then added in a fixed order */
+static float sdl__vsum(const float *x, int64_t n) {
+    int64_t i = 0;
+    float s = 0.0f;
+#if defined(SDL__GEMM_AVX512)
+    __m512 acc = _mm512_setzero_ps();
+    for (; i + 16 <= n; i += 16) acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + i));
+    float lanes[16]; /* (not _mm512_reduce_add_ps: g++ 12 warns inside it) */
+    _mm512_storeu_ps(lanes, acc);
+    for (int k = 0; k < 16; k++) s += lanes[k];
+#endif
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+static void sdl__relu_grad_add(float *SDL_RESTRICT dx, const float *SDL_RESTRICT x, const float *SDL_RESTRICT dy, int64_t n) {
+    int64_t i = 0;
+#if defined(SDL__GEMM_AVX512)
+    for (; i + 16 <= n; i += 16) {
+        __mmask16 pos = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), _mm512_setzero_ps(), _CMP_GT_OQ);
+        __m512 d = _mm512_loadu_ps(dx + i);
+        _mm512_storeu_ps(dx + i, _mm512_add_ps(d, _mm512_maskz_loadu_ps(pos, dy + i)));
+    }
+#endif
+    for (; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+/* A's rows [i0, i0+mc) x cols [k0, k0+kc) of op(A), times alpha, as MR-tall panels:
+   dst[p*MR*kc + k*MR + i] = alpha * op(A)[i0 + p*MR + i][k0 + k] (zero past M) */
+static void sdl__pack_a(const sdl__gemm_job *g, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float *dst) {
+    const int64_t R = g->mr; /* panel height: SDL__MR, or 8 (see sdl__gemm_make) */
+    for (int64_t p = 0; p < mc; p += R) {
+        int64_t mr = mc - p < R ? mc - p : R;
+        float *d = dst + p * kc;
+        if (!g->ta) { /* k outer: MR row streams in, one contiguous panel row out */
+            const float *rows[SDL__MR];
+            int64_t k = 0;
+            for (int64_t i = 0; i < mr; i++) rows[i] = g->A + (i0 + p + i) * g->lda + k0;
+#if defined(SDL__GEMM_TR8) && SDL__MR >= 8
+            if (mr == R && R >= 8) { /* 8 x 8 transposes over rows 0-7 and R-8..R-1 (they may overlap) */
+                for (; k + 8 <= kc; k += 8) {
+                    sdl__tr8(rows[0] + k, g->lda, d + k * R, R);
+                    if (R > 8) sdl__tr8(rows[R - 8] + k, g->lda, d + k * R + R - 8, R);
+                }
+                if (g->alpha != 1.0f)
+                    for (int64_t q = 0; q < k * R; q++) d[q] *= g->alpha;
+            }
+#endif
+            for (; k < kc; k++)
+                for (int64_t i = 0; i < mr; i++) d[k * R + i] = g->alpha * rows[i][k];
+        } else {
+            for (int64_t k = 0; k < kc; k++) {
+                const float *src = g->A + (k0 + k) * g->lda + i0 + p;
+                for (int64_t i = 0; i < mr; i++) d[k * R + i] = g->alpha * src[i];
+            }
+        }
+        if (mr < R)
+            for (int64_t k = 0; k < kc; k++)
+                for (int64_t i = mr; i < R; i++) d[k * R + i] = 0.0f;
+    }
+}
+
+/* B's rows [k0, k0+kc) x cols [j0, j0+nc) of op(B) as NR-wide panels:
+   dst[p*NR*kc + k*NR + j] = op(B)[k0 + k][j0 + p*NR + j] (zero past N) */
+static void sdl__pack_b(const sdl__gemm_job *g, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float *dst) {
+    for (int64_t p = 0; p < nc; p += SDL__NR) {
+        int64_t nr = nc - p < SDL__NR ? nc - p : SDL__NR;
+        float *d = dst + p * kc;
+        if (!g->tb) {
+            for (int64_t k = 0; k < kc; k++) {
+                const float *src = g->B + (k0 + k) * g->ldb + j0 + p;
+                float *dk = d + k * SDL__NR;
+                if (nr == SDL__NR) memcpy(dk, src, SDL__NR * sizeof(float));
+                else {
+                    for (int64_t j = 0; j < nr; j++) dk[j] = src[j];
+                    for (int64_t j = nr; j < SDL__NR; j++) dk[j] = 0.0f;
+                }
+            }
+        } else {
+            const float *rows[SDL__NR];
+            int64_t k = 0;
+            for (int64_t j = 0; j < nr; j++) rows[j] = g->B + (j0 + p + j) * g->ldb + k0;
+#if defined(SDL__GEMM_TR8)
+            if (nr == SDL__NR)
+                for (; k + 8 <= kc; k += 8)
+                    for (int64_t j = 0; j < SDL__NR; j += 8) sdl__tr8(rows[j] + k, g->ldb, d + k * SDL__NR + j, SDL__NR);
+#endif
+            for (; k < kc; k++) {
+                float *dk = d + k * SDL__NR;
+                for (int64_t j = 0; j < nr; j++) dk[j] = rows[j][k];
+                for (int64_t j = nr; j < SDL__NR; j++) dk[j] = 0.0f;
+            }
+        }
+    }
+}
+
+/* t[MR x NR] = sum_k a[k*MR + i] * b[k*NR + j] over kc */
+#if defined(SDL__GEMM_AVX512)
+static void sdl__gemm_kernel(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, float *SDL_RESTRICT t) {
+    __m512 c0_0 = _mm512_setzero_ps(), c0_1 = c0_0, c1_0 = c0_0, c1_1 = c0_0, c2_0 = c0_0, c2_1 = c0_0,
+           c3_0 = c0_0, c3_1 = c0_0, c4_0 = c0_0, c4_1 = c0_0, c5_0 = c0_0, c5_1 = c0_0,
+           c6_0 = c0_0, c6_1 = c0_0, c7_0 = c0_0, c7_1 = c0_0, c8_0 = c0_0, c8_1 = c0_0,
+           c9_0 = c0_0, c9_1 = c0_0, c10_0 = c0_0, c10_1 = c0_0, c11_0 = c0_0, c11_1 = c0_0;
+    for (int64_t k = 0; k < kc; k++, a += 12, b += 32) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), ai;
+#define SDL__ROW(i) ai = _mm512_set1_ps(a[i]); c##i##_0 = _mm512_fmadd_ps(ai, b0, c##i##_0); c##i##_1 = _mm512_fmadd_ps(ai, b1, c##i##_1);
+        SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5)
+        SDL__ROW(6) SDL__ROW(7) SDL__ROW(8) SDL__ROW(9) SDL__ROW(10) SDL__ROW(11)
+#undef SDL__ROW
+    }
+#define SDL__ROW(i) _mm512_storeu_ps(t + (i) * 32, c##i##_0); _mm512_storeu_ps(t + (i) * 32 + 16, c##i##_1);
+    SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5)
+    SDL__ROW(6) SDL__ROW(7) SDL__ROW(8) SDL__ROW(9) SDL__ROW(10) SDL__ROW(11)
+#undef SDL__ROW
+}
+/* the same with 8 rows: for M = 64, 128, ... where 12-row panels would be padded */
+static void sdl__gemm_kernel8(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, float *SDL_RESTRICT t) {
+    __m512 c0_0 = _mm512_setzero_ps(), c0_1 = c0_0, c1_0 = c0_0, c1_1 = c0_0, c2_0 = c0_0, c2_1 = c0_0,
+           c3_0 = c0_0, c3_1 = c0_0, c4_0 = c0_0, c4_1 = c0_0, c5_0 = c0_0, c5_1 = c0_0,
+           c6_0 = c0_0, c6_1 = c0_0, c7_0 = c0_0, c7_1 = c0_0;
+    for (int64_t k = 0; k < kc; k++, a += 8, b += 32) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), ai;
+#define SDL__ROW(i) ai = _mm512_set1_ps(a[i]); c##i##_0 = _mm512_fmadd_ps(ai, b0, c##i##_0); c##i##_1 = _mm512_fmadd_ps(ai, b1, c##i##_1);
+        SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5) SDL__ROW(6) SDL__ROW(7)
+#undef SDL__ROW
+    }
+#define SDL__ROW(i) _mm512_storeu_ps(t + (i) * 32, c##i##_0); _mm512_storeu_ps(t + (i) * 32 + 16, c##i##_1);
+    SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5) SDL__ROW(6) SDL__ROW(7)
+#undef SDL__ROW
+}
+#define SDL__GEMM_MR8 1
+#elif defined(SDL__GEMM_AVX2)
+static void sdl__gemm_kernel(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, float *SDL_RESTRICT t) {
+    __m256 c0_0 = _mm256_setzero_ps(), c0_1 = c0_0, c1_0 = c0_0, c1_1 = c0_0, c2_0 = c0_0, c2_1 = c0_0,
+           c3_0 = c0_0, c3_1 = c0_0, c4_0 = c0_0, c4_1 = c0_0, c5_0 = c0_0, c5_1 = c0_0;
+    for (int64_t k = 0; k < kc; k++, a += 6, b += 16) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), ai;
+#define SDL__ROW(i) ai = _mm256_broadcast_ss(a + (i)); c##i##_0 = _mm256_fmadd_ps(ai, b0, c##i##_0); c##i##_1 = _mm256_fmadd_ps(ai, b1, c##i##_1);
+        SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5)
+#undef SDL__ROW
+    }
+#define SDL__ROW(i) _mm256_storeu_ps(t + (i) * 16, c##i##_0); _mm256_storeu_ps(t + (i) * 16 + 8, c##i##_1);
+    SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5)
+#undef SDL__ROW
+}
+#else
+static void sdl__gemm_kernel(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, float *SDL_RESTRICT t) {
+    float acc[SDL__MR][SDL__NR];
+    memset(acc, 0, sizeof acc);
+    for (int64_t k = 0; k < kc; k++, a += SDL__MR, b += SDL__NR)
+        for (int i = 0; i < SDL__MR; i++)
+            for (int j = 0; j < SDL__NR; j++) acc[i][j] += a[i] * b[j];
+    memcpy(t, acc, sizeof acc);
+}
+#endif
+
+/* C tile (mr x nr) = (first ? beta*C : C) + t; one routine for every tile so edges and
+   interiors round alike. beta 0 never reads C (it may hold NaN). */
+static void sdl__gemm_update(float *c, int64_t ldc, const float *t, int64_t mr, int64_t nr, float beta, bool first) {
+#if defined(SDL__GEMM_AVX512) /* every tile, full or not, takes this path (masked), so all round alike */
+    __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1u);
+    __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1u : 0u);
+    __m512 vb = _mm512_set1_ps(beta);
+    int mode = !first || beta == 1.0f ? 0 : beta == 0.0f ? 1 : 2;
+    for (int64_t i = 0; i < mr; i++, c += ldc, t += SDL__NR) {
+        __m512 t0 = _mm512_loadu_ps(t), t1 = _mm512_loadu_ps(t + 16);
+        if (mode == 0) {
+            t0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, c), t0);
+            t1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, c + 16), t1);
+        } else if (mode == 2) {
+            t0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, c), t0);
+            t1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, c + 16), t1);
+        }
+        _mm512_mask_storeu_ps(c, m0, t0);
+        _mm512_mask_storeu_ps(c + 16, m1, t1);
+    }
+#else
+    for (int64_t i = 0; i < mr; i++, c += ldc, t += SDL__NR) {
+        if (!first || beta == 1.0f) for (int64_t j = 0; j < nr; j++) c[j] += t[j];
+        else if (beta == 0.0f) for (int64_t j = 0; j < nr; j++) c[j] = t[j];
+        else for (int64_t j = 0; j < nr; j++) c[j] = beta * c[j] + t[j];
+    }
+#endif
+}
+
+/* the block size that cuts n into equal blocks of at most max, rounded up to a multiple
+   of q (max is a multiple of q) */
+static int64_t sdl__gemm_blk(int64_t n, int64_t max, int64_t q) {
+    int64_t nb = (n + max - 1) / max, b = (n + nb - 1) / nb;
+    return (b + q - 1) / q * q;
+}
+
+/* C[m0:m1, n0:n1] with the packing buffers ws (MC*KC + KC*NC floats) */
+static void sdl__gemm_block(const sdl__gemm_job *g, int64_t m0, int64_t m1, int64_t n0, int64_t n1, float *ws) {
+    float *ap = ws, *bp = ws + SDL__MC * SDL__KC;
+    float t[SDL__MR * SDL__NR + 16];
+    int64_t NC = sdl__gemm_blk(n1 - n0, SDL__NC, SDL__NR), KC = sdl__gemm_blk(g->K, SDL__KC, 16);
+    int64_t MC = sdl__gemm_blk(m1 - m0, SDL__MC, g->mr);
+    for (int64_t jc = n0; jc < n1; jc += NC) {
+        int64_t nc = n1 - jc < NC ? n1 - jc : NC;
+        for (int64_t pc = 0; pc < g->K; pc += KC) {
+            int64_t kc = g->K - pc < KC ? g->K - pc : KC;
+            sdl__pack_b(g, pc, kc, jc, nc, bp);
+            for (int64_t ic = m0; ic < m1; ic += MC) {
+                int64_t mc = m1 - ic < MC ? m1 - ic : MC;
+                sdl__pack_a(g, ic, mc, pc, kc, ap);
+                for (int64_t jr = 0; jr < nc; jr += SDL__NR) {
+                    int64_t nr = nc - jr < SDL__NR ? nc - jr : SDL__NR;
+                    for (int64_t ir = 0; ir < mc; ir += g->mr) {
+                        int64_t mr = mc - ir < g->mr ? mc - ir : g->mr;
+#ifdef SDL__GEMM_MR8
+                        if (g->mr == 8) sdl__gemm_kernel8(kc, ap + ir * kc, bp + jr * kc, t);
+                        else
+#endif
+                        sdl__gemm_kernel(kc, ap + ir * kc, bp + jr * kc, t);
+                        sdl__gemm_update(g->C + (ic + ir) * g->ldc + jc + jr, g->ldc, t, mr, nr, g->beta, pc == 0);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* packing buffers, one per thread part, kept for the life of the process (a steady-state
+   step allocates nothing). Grown only from the calling thread, before work is handed out. */
+static float *sdl__gemm_ws[SDL__MAX_THREADS];
+static bool sdl__gemm_ws_ready(int parts) {
+    for (int p = 0; p < parts; p++)
+        if (!sdl__gemm_ws[p]) {
+            sdl__gemm_ws[p] = (float *)sdl__aligned_alloc(sizeof(float) * (size_t)SDL__KC * (SDL__MC + SDL__NC));
+            if (!sdl__gemm_ws[p]) return false;
+        }
+    return true;
+}
+
+static void sdl__gemm_part(void *ctx, int64_t p0, int64_t p1) {
+    const sdl__gemm_job *g = (const sdl__gemm_job *)ctx;
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t dim = g->split_n ? g->N : g->M, units = (dim + g->unit - 1) / g->unit;
+        int64_t b = units * p / g->parts * g->unit, e = units * (p + 1) / g->parts * g->unit;
+        if (e > dim) e = dim;
+        if (b >= e) continue;
+        if (g->split_n) sdl__gemm_block(g, 0, g->M, b, e, sdl__gemm_ws[p]);
+        else sdl__gemm_block(g, b, e, 0, g->N, sdl__gemm_ws[p]);
+    }
+}
+
+static sdl__gemm_job sdl__gemm_make(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                                    float *C, int64_t ldc) {
+    sdl__gemm_job g;
+    g.ta = ta; g.tb = tb; g.M = M; g.N = N; g.K = K; g.lda = lda; g.ldb = ldb; g.ldc = ldc;
+    g.alpha = alpha; g.beta = beta; g.A = A; g.B = B; g.C = C;
+    /* panel height: 8 rows where that pads M less than SDL__MR rows would (M = 64: 64 rows
+       instead of 72). Both kernels add the k products of an element in the same order, so
+       the choice changes speed only. */
+    g.mr = SDL__MR;
+#ifdef SDL__GEMM_MR8
+    if ((M + 7) / 8 * 8 - M < (M + SDL__MR - 1) / SDL__MR * SDL__MR - M) g.mr = 8;
+#endif
+    g.split_n = N >= M; g.unit = g.split_n ? SDL__NR : g.mr; g.parts = 1;
+    return g;
+}
+
+/* Threads split C into `parts` row ranges (each packs all of B) or column ranges (each packs
+   all of A); the one that packs less twice wins. Sharing one packed block between threads
+   was slower on every shape measured (2-core Zen 5 VM): the other core's writes come back
+   through L3. Estimated cycles per thread: the widest part's FMAs (32 a cycle), its share
+   of the split operand and all of the other, at rough per-element packing costs (A: 8x8
+   transposes, or scalar copies if transposed; B: memcpy, or transposes if transposed). */
+static void sdl__gemm_split(sdl__gemm_job *g, int64_t parts) {
+    double ca = g->ta ? 1.0 : 0.5, cb = g->tb ? 0.5 : 0.125;
+    int64_t rows = ((g->M + g->mr - 1) / g->mr + parts - 1) / parts * g->mr;
+    int64_t cols = ((g->N + SDL__NR - 1) / SDL__NR + parts - 1) / parts * SDL__NR;
+    if (rows > g->M) rows = g->M;
+    if (cols > g->N) cols = g->N;
+    double k = (double)g->K;
+    double by_rows = (double)rows * g->N * k / 32 + k * g->N * cb + (double)rows * k * ca;
+    double by_cols = (double)g->M * cols * k / 32 + (double)g->M * k * ca + k * cols * cb;
+    g->split_n = by_cols < by_rows;
+    g->unit = g->split_n ? SDL__NR : g->mr;
+}
+
+/* the trivial cases: nothing to add (K = 0 or alpha = 0) means C = beta * C */
+static bool sdl__gemm_trivial(int64_t M, int64_t N, int64_t K, float alpha, float beta, float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return true;
+    if (K > 0 && alpha != 0.0f) return false;
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+    return true;
+}
+
+/* single-threaded, with the caller's packing buffer ws (part `part` of sdl__gemm_ws): for
+   kernels that already run on a pool thread */
+static void sdl__sgemm_serial(int part, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                              const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                              float *C, int64_t ldc) {
+    if (sdl__gemm_trivial(M, N, K, alpha, beta, C, ldc)) return;
+    sdl__gemm_job g = sdl__gemm_make(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    sdl__gemm_block(&g, 0, M, 0, N, sdl__gemm_ws[part]);
+}
+
+SDL_API void sdl_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                       float *C, int64_t ldc) {
+    if (sdl__gemm_trivial(M, N, K, alpha, beta, C, ldc)) return;
+    sdl__gemm_job g = sdl__gemm_make(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    /* a part gets at least ~8 MFLOP (tens of microseconds): waking a thread costs several */
+    int64_t parts = (M * N * K) / (2 * 128 * 128 * 128) + 1;
+    int nt = sdl_get_num_threads();
+    if (parts > nt) parts = nt;
+    if (parts > 1) sdl__gemm_split(&g, parts);
+    int64_t units = ((g.split_n ? N : M) + g.unit - 1) / g.unit;
+    if (parts > units) parts = units;
+    if (!sdl__gemm_ws_ready((int)parts)) { /* no memory for packing: the plain loop still works */
+        sdl__sgemm_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    g.parts = parts;
+    if (parts == 1) sdl__gemm_part(&g, 0, 1);
+    else sdl_parallel_for(parts, 1, sdl__gemm_part, &g);
+}
+
+/* >>winograd: Winograd F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural
+   Networks", 2015) for stride-1 3x3 convs. The output is cut into 2x2 tiles; a tile reads a
+   4x4 input window d (windows of neighbouring tiles overlap by 2) and is
+       y_tile = A^T [ (G w G^T) .* (B^T d B) ] A        (.* elementwise on 4x4)
+       B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
+       A^T = [1 1 1 0; 0 1 -1 -1]
+   so 9 multiplies per output and input channel become 16/4 = 4, and the sum over input
+   channels becomes one GEMM per element e of the 4x4 transformed tile:
+       M[e] (O, T) = U[e] (O, C) @ V[e] (C, T),   U = G w G^T, V = B^T d B, T = tiles
+   Backward takes the adjoints of the same transforms:
+       dM = A dy A^T;  dU[e] = dM[e] @ V[e]^T, dw += G^T dU G;  dV[e] = U[e]^T @ dM[e], dx += B dV B^T
+   Samples go in groups of wg (fixed by the batch, never by the thread count) so the GEMMs
+   have ~sdl__wino_tiles columns; dU is kept per group and the groups are added in order, so
+   results are bitwise the same for any thread count. The im2col path above is the reference
+   (tests/test_conv_fast.c checks one against the other). */
+
+static bool sdl__wino_applies(const sdl__conv_job *j) {
+    if (j->transpose || j->g.KH != 3 || j->g.KW != 3 || j->g.sh != 1 || j->g.sw != 1 || sdl__conv_algo == 1) return false;
+    /* fewer channels: the GEMMs' K (C_in forward, C_out for dx) is too short to pay for the
+       transforms (measured: C_in = 8 gains forward, loses more backward) */
+    return sdl__conv_algo == 2 || (j->g.C >= 16 && j->O >= 16);
+}
+
+/* U[e][o][c] = (G w[o][c] G^T)[e] */
+static void sdl__wino_filter(const float *w, int64_t O, int64_t C, float *U) {
+    for (int64_t oc = 0; oc < O * C; oc++) {
+        const float *g = w + oc * 9;
+        float t[4][3], u[4][4];
+        for (int k = 0; k < 3; k++) {
+            t[0][k] = g[k];
+            t[1][k] = 0.5f * (g[k] + g[3 + k] + g[6 + k]);
+            t[2][k] = 0.5f * (g[k] - g[3 + k] + g[6 + k]);
+            t[3][k] = g[6 + k];
+        }
+        for (int i = 0; i < 4; i++) {
+            u[i][0] = t[i][0];
+            u[i][1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+            u[i][2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+            u[i][3] = t[i][2];
+        }
+        for (int e = 0; e < 16; e++) U[e * O * C + oc] = u[e / 4][e % 4];
+    }
+}
+/* dw[o][c] += G^T dU[.][o][c] G (dU stored (16, C, O) when trans) */
+static void sdl__wino_filter_grad(const float *dU, int64_t O, int64_t C, bool trans, float *dw) {
+    for (int64_t oc = 0; oc < O * C; oc++) {
+        float u[4][4], s[3][4];
+        int64_t at = trans ? (oc % C) * O + oc / C : oc;
+        for (int e = 0; e < 16; e++) u[e / 4][e % 4] = dU[e * O * C + at];
+        for (int k = 0; k < 4; k++) {
+            s[0][k] = u[0][k] + 0.5f * (u[1][k] + u[2][k]);
+            s[1][k] = 0.5f * (u[1][k] - u[2][k]);
+            s[2][k] = 0.5f * (u[1][k] + u[2][k]) + u[3][k];
+        }
+        float *g = dw + oc * 9;
+        for (int i = 0; i < 3; i++) {
+            g[i * 3 + 0] += s[i][0] + 0.5f * (s[i][1] + s[i][2]);
+            g[i * 3 + 1] += 0.5f * (s[i][1] - s[i][2]);
+            g[i * 3 + 2] += 0.5f * (s[i][1] + s[i][2]) + s[i][3];
+        }
+    }
+}
+
+/* The transformed tiles are stored V[e][c][t] (e = 0..15 blocks of C rows of Tg tiles, so
+   each block is a GEMM operand). The blocks sit sdl__wino_es apart: C*Tg plus 32 floats,
+   since a stride of a multiple of 4 KiB would put all 16 streams in the same cache set.
+   Image planes are handled split into even and odd columns (E, O), so that every loop over
+   the tiles of a row reads and writes contiguous memory: SDL__WL tiles at a time (16 lanes
+   of AVX-512, masked at the row's end; 1 elsewhere, the same code on floats). */
+static int64_t sdl__wino_es(int64_t rows, int64_t Tg) { return rows * Tg + 32; }
+
+#if defined(SDL__GEMM_AVX512)
+typedef __m512 sdl__wv;
+typedef __mmask16 sdl__wm;
+#define SDL__WL 16
+static sdl__wm sdl__wmask(int64_t n) { return (sdl__wm)(n >= 16 ? 0xFFFFu : n <= 0 ? 0u : (1u << n) - 1u); }
+#define SDL__WLD(p, m) _mm512_maskz_loadu_ps(m, p)
+#define SDL__WST(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+#define SDL__WADD(a, b) _mm512_add_ps(a, b)
+#define SDL__WSUB(a, b) _mm512_sub_ps(a, b)
+#define SDL__WNEG(a) _mm512_sub_ps(_mm512_setzero_ps(), a)
+#define SDL__WSET(x) _mm512_set1_ps(x)
+/* d[2k] = e[k], d[2k+1] = o[k] for the first n values of d */
+static void sdl__wst2(float *d, int64_t n, sdl__wv e, sdl__wv o) {
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+    _mm512_mask_storeu_ps(d, sdl__wmask(n), _mm512_permutex2var_ps(e, lo, o));
+    _mm512_mask_storeu_ps(d + 16, sdl__wmask(n - 16), _mm512_permutex2var_ps(e, hi, o));
+}
+#else
+typedef float sdl__wv;
+typedef int sdl__wm;
+#define SDL__WL 1
+static sdl__wm sdl__wmask(int64_t n) { return n > 0; }
+#define SDL__WLD(p, m) ((void)(m), *(p))
+#define SDL__WST(p, m, v) ((void)(m), *(p) = (v))
+#define SDL__WADD(a, b) ((a) + (b))
+#define SDL__WSUB(a, b) ((a) - (b))
+#define SDL__WNEG(a) (-(a))
+#define SDL__WSET(x) (x)
+static void sdl__wst2(float *d, int64_t n, sdl__wv e, sdl__wv o) {
+    if (n > 0) d[0] = e;
+    if (n > 1) d[1] = o;
+}
+#endif
+
+/* e[k] = s[2k], o[k] = s[2k+1] for the n values of s */
+static void sdl__deinterleave(const float *s, int64_t n, float *e, float *o) {
+    int64_t i = 0;
+#if defined(SDL__GEMM_AVX512)
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+    for (; i + 32 <= n; i += 32) {
+        __m512 a = _mm512_loadu_ps(s + i), b = _mm512_loadu_ps(s + i + 16);
+        _mm512_storeu_ps(e + i / 2, _mm512_permutex2var_ps(a, ev, b));
+        _mm512_storeu_ps(o + i / 2, _mm512_permutex2var_ps(a, od, b));
+    }
+    if (i < n) {
+        int64_t r = n - i;
+        __m512 a = _mm512_maskz_loadu_ps(sdl__wmask(r), s + i), b = _mm512_maskz_loadu_ps(sdl__wmask(r - 16), s + i + 16);
+        _mm512_mask_storeu_ps(e + i / 2, sdl__wmask((r + 1) / 2), _mm512_permutex2var_ps(a, ev, b));
+        _mm512_mask_storeu_ps(o + i / 2, sdl__wmask(r / 2), _mm512_permutex2var_ps(a, od, b));
+    }
+#endif
+    for (; i + 1 < n; i += 2) { e[i / 2] = s[i]; o[i / 2] = s[i + 1]; }
+    if (i < n) e[i / 2] = s[i];
+}
+/* d[2k] = e[k] + bias, d[2k+1] = o[k] + bias for the n values of d (add: d += instead) */
+static void sdl__interleave(float *d, int64_t n, const float *e, const float *o, float bias, bool add) {
+    int64_t i = 0;
+#if defined(SDL__GEMM_AVX512)
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+    const __m512 vb = _mm512_set1_ps(bias);
+    for (; i < n; i += 32) {
+        int64_t r = n - i;
+        __mmask16 m0 = sdl__wmask(r), m1 = sdl__wmask(r - 16);
+        __m512 a = _mm512_maskz_loadu_ps(sdl__wmask((r + 1) / 2), e + i / 2), b = _mm512_maskz_loadu_ps(sdl__wmask(r / 2), o + i / 2);
+        __m512 x0 = _mm512_add_ps(_mm512_permutex2var_ps(a, lo, b), vb), x1 = _mm512_add_ps(_mm512_permutex2var_ps(a, hi, b), vb);
+        if (add) {
+            x0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, d + i), x0);
+            x1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, d + i + 16), x1);
+        }
+        _mm512_mask_storeu_ps(d + i, m0, x0);
+        _mm512_mask_storeu_ps(d + i + 16, m1, x1);
+    }
+#else
+    for (; i < n; i++) {
+        float v = (i & 1 ? o[i / 2] : e[i / 2]) + bias;
+        d[i] = add ? d[i] + v : v;
+    }
+#endif
+}
+
+/* one sample's image x (C, H, W) -> V[e][c][t0 + t] (Tg tiles in the group): each plane is
+   first copied, zero-padded, into an E and an O plane of (2TH+2, TW+1) */
+static void sdl__wino_in(const sdl__conv_job *j, const float *x, float *plane, float *V, int64_t Tg, int64_t t0) {
+    const sdl__geom *g = &j->g;
+    const int64_t TH = j->TH, TW = j->TW, TW1 = TW + 1, PH = 2 * TH + 2, es = sdl__wino_es(g->C, Tg);
+    const int64_t pe0 = (g->pw + 1) / 2, po0 = g->pw / 2; /* where x's column 0 lands: E or O */
+    float *PE = plane, *PO = plane + PH * TW1;
+    /* x's columns fill E and O exactly (pad 0, W even): one call per plane */
+    const bool whole = g->pw == 0 && 2 * TW1 == g->W;
+    for (int64_t c = 0; c < g->C; c++) {
+        const float *xc = x + c * g->H * g->W;
+        if (whole) {
+            memset(PE, 0, (size_t)(g->ph * TW1) * sizeof(float));
+            memset(PO, 0, (size_t)(g->ph * TW1) * sizeof(float));
+            memset(PE + (g->ph + g->H) * TW1, 0, (size_t)((PH - g->ph - g->H) * TW1) * sizeof(float));
+            memset(PO + (g->ph + g->H) * TW1, 0, (size_t)((PH - g->ph - g->H) * TW1) * sizeof(float));
+            sdl__deinterleave(xc, g->H * g->W, PE + g->ph * TW1, PO + g->ph * TW1);
+        } else {
+            memset(plane, 0, (size_t)(PH * 2 * TW1) * sizeof(float));
+            for (int64_t ih = 0; ih < g->H; ih++) {
+                float *pe = PE + (ih + g->ph) * TW1, *po = PO + (ih + g->ph) * TW1;
+                if (g->pw & 1) sdl__deinterleave(xc + ih * g->W, g->W, po + po0, pe + pe0);
+                else sdl__deinterleave(xc + ih * g->W, g->W, pe + pe0, po + po0);
+            }
+        }
+        for (int64_t th = 0; th < TH; th++) {
+            float *v = V + c * Tg + t0 + th * TW;
+            for (int64_t tw = 0; tw < TW; tw += SDL__WL) {
+                sdl__wm mk = sdl__wmask(TW - tw);
+                sdl__wv d[4][4], r[4][4];
+                for (int i = 0; i < 4; i++) { /* row i's window columns: 2tw, 2tw+1, 2tw+2, 2tw+3 */
+                    const float *pe = PE + (2 * th + i) * TW1 + tw, *po = PO + (2 * th + i) * TW1 + tw;
+                    d[i][0] = SDL__WLD(pe, mk); d[i][1] = SDL__WLD(po, mk);
+                    d[i][2] = SDL__WLD(pe + 1, mk); d[i][3] = SDL__WLD(po + 1, mk);
+                }
+                for (int k = 0; k < 4; k++) { /* B^T d: row combinations */
+                    r[0][k] = SDL__WSUB(d[0][k], d[2][k]);
+                    r[1][k] = SDL__WADD(d[1][k], d[2][k]);
+                    r[2][k] = SDL__WSUB(d[2][k], d[1][k]);
+                    r[3][k] = SDL__WSUB(d[1][k], d[3][k]);
+                }
+                for (int i = 0; i < 4; i++) { /* (B^T d) B: the same on the columns */
+                    SDL__WST(v + (4 * i + 0) * es + tw, mk, SDL__WSUB(r[i][0], r[i][2]));
+                    SDL__WST(v + (4 * i + 1) * es + tw, mk, SDL__WADD(r[i][1], r[i][2]));
+                    SDL__WST(v + (4 * i + 2) * es + tw, mk, SDL__WSUB(r[i][2], r[i][1]));
+                    SDL__WST(v + (4 * i + 3) * es + tw, mk, SDL__WSUB(r[i][1], r[i][3]));
+                }
+            }
+        }
+    }
+}
+
+/* M[e][o][t0 + t] -> one sample's y (O, OH, OW) = A^T M A (+ bias); a vector of tiles gives
+   the even and the odd columns of two output rows, stored interleaved */
+static void sdl__wino_out(const sdl__conv_job *j, const float *M, int64_t Tg, int64_t t0, const float *bias, float *y) {
+    const int64_t TH = j->TH, TW = j->TW, OH = j->g.OH, OW = j->g.OW, es = sdl__wino_es(j->O, Tg);
+    for (int64_t o = 0; o < j->O; o++) {
+        const sdl__wv bv = SDL__WSET(bias ? bias[o] : 0.0f);
+        for (int64_t th = 0; th < TH; th++) {
+            const float *m = M + o * Tg + t0 + th * TW;
+            float *yr = y + (o * OH + 2 * th) * OW;
+            for (int64_t tw = 0; tw < TW; tw += SDL__WL) {
+                sdl__wm mk = sdl__wmask(TW - tw);
+                sdl__wv s[2][4];
+                for (int k = 0; k < 4; k++) { /* A^T m: row combinations */
+                    sdl__wv m0 = SDL__WLD(m + k * es + tw, mk), m1 = SDL__WLD(m + (4 + k) * es + tw, mk);
+                    sdl__wv m2 = SDL__WLD(m + (8 + k) * es + tw, mk), m3 = SDL__WLD(m + (12 + k) * es + tw, mk);
+                    s[0][k] = SDL__WADD(SDL__WADD(m0, m1), m2);
+                    s[1][k] = SDL__WSUB(SDL__WSUB(m1, m2), m3);
+                }
+                for (int i = 0; i < 2 && 2 * th + i < OH; i++) /* then on the columns, + bias */
+                    sdl__wst2(yr + i * OW + 2 * tw, OW - 2 * tw, SDL__WADD(SDL__WADD(SDL__WADD(s[i][0], s[i][1]), s[i][2]), bv),
+                              SDL__WADD(SDL__WSUB(SDL__WSUB(s[i][1], s[i][2]), s[i][3]), bv));
+            }
+        }
+    }
+}
+
+/* one sample's dy (O, OH, OW) -> dM[e][o][t0 + t] = A dy_tile A^T (zeros past OH, OW) */
+static void sdl__wino_dout(const sdl__conv_job *j, const float *dy, float *plane, float *dM, int64_t Tg, int64_t t0) {
+    const int64_t TH = j->TH, TW = j->TW, OH = j->g.OH, OW = j->g.OW, es = sdl__wino_es(j->O, Tg);
+    float *PE = plane, *PO = plane + 2 * TH * TW;
+    for (int64_t o = 0; o < j->O; o++) {
+        if (2 * TW == OW) sdl__deinterleave(dy + o * OH * OW, OH * OW, PE, PO); /* rows line up */
+        else
+            for (int64_t h = 0; h < OH; h++) {
+                sdl__deinterleave(dy + (o * OH + h) * OW, OW, PE + h * TW, PO + h * TW);
+                PO[h * TW + TW - 1] = 0.0f; /* OW odd */
+            }
+        if (OH < 2 * TH) { memset(PE + OH * TW, 0, (size_t)TW * sizeof(float)); memset(PO + OH * TW, 0, (size_t)TW * sizeof(float)); }
+        for (int64_t th = 0; th < TH; th++) {
+            const float *pe = PE + 2 * th * TW, *po = PO + 2 * th * TW;
+            float *m = dM + o * Tg + t0 + th * TW;
+            for (int64_t tw = 0; tw < TW; tw += SDL__WL) {
+                sdl__wm mk = sdl__wmask(TW - tw);
+                sdl__wv a = SDL__WLD(pe + tw, mk), b = SDL__WLD(po + tw, mk);
+                sdl__wv c = SDL__WLD(pe + TW + tw, mk), d = SDL__WLD(po + TW + tw, mk);
+                sdl__wv r[4][2]; /* A on the rows */
+                r[0][0] = a; r[0][1] = b;
+                r[1][0] = SDL__WADD(a, c); r[1][1] = SDL__WADD(b, d);
+                r[2][0] = SDL__WSUB(a, c); r[2][1] = SDL__WSUB(b, d);
+                r[3][0] = SDL__WNEG(c); r[3][1] = SDL__WNEG(d);
+                for (int i = 0; i < 4; i++) { /* A^T on the columns */
+                    SDL__WST(m + (4 * i + 0) * es + tw, mk, r[i][0]);
+                    SDL__WST(m + (4 * i + 1) * es + tw, mk, SDL__WADD(r[i][0], r[i][1]));
+                    SDL__WST(m + (4 * i + 2) * es + tw, mk, SDL__WSUB(r[i][0], r[i][1]));
+                    SDL__WST(m + (4 * i + 3) * es + tw, mk, SDL__WNEG(r[i][1]));
+                }
+            }
+        }
+    }
+}
+
+/* dV[e][c][t0 + t] -> one sample's dx (C, H, W) += B dV_tile B^T. Neighbouring windows
+   overlap: each vector of tiles adds its window columns 0, 1 into the zero-padded E and O
+   planes (2TH+2, TW+1) at tw, then columns 2, 3 at tw+1, in a fixed order. */
+static void sdl__wino_din(const sdl__conv_job *j, const float *dV, int64_t Tg, int64_t t0, float *plane, float *dx) {
+    const sdl__geom *g = &j->g;
+    const int64_t TH = j->TH, TW = j->TW, TW1 = TW + 1, PH = 2 * TH + 2, es = sdl__wino_es(g->C, Tg);
+    const int64_t pe0 = (g->pw + 1) / 2, po0 = g->pw / 2;
+    const bool whole = g->pw == 0 && 2 * TW1 == g->W; /* as in sdl__wino_in */
+    float *PE = plane, *PO = plane + PH * TW1;
+    for (int64_t c = 0; c < g->C; c++) {
+        memset(plane, 0, (size_t)(PH * 2 * TW1) * sizeof(float));
+        for (int64_t th = 0; th < TH; th++) {
+            const float *v = dV + c * Tg + t0 + th * TW;
+            for (int64_t tw = 0; tw < TW; tw += SDL__WL) {
+                sdl__wm mk = sdl__wmask(TW - tw);
+                sdl__wv u[4][4];
+                for (int k = 0; k < 4; k++) { /* B on the rows */
+                    sdl__wv v0 = SDL__WLD(v + k * es + tw, mk), v1 = SDL__WLD(v + (4 + k) * es + tw, mk);
+                    sdl__wv v2 = SDL__WLD(v + (8 + k) * es + tw, mk), v3 = SDL__WLD(v + (12 + k) * es + tw, mk);
+                    u[0][k] = v0;
+                    u[1][k] = SDL__WADD(SDL__WSUB(v1, v2), v3);
+                    u[2][k] = SDL__WSUB(SDL__WADD(v1, v2), v0);
+                    u[3][k] = SDL__WNEG(v3);
+                }
+                for (int i = 0; i < 4; i++) { /* B^T on the columns, added into plane row 2th + i */
+                    float *pe = PE + (2 * th + i) * TW1 + tw, *po = PO + (2 * th + i) * TW1 + tw;
+                    SDL__WST(pe, mk, SDL__WADD(SDL__WLD(pe, mk), u[i][0]));
+                    SDL__WST(po, mk, SDL__WADD(SDL__WLD(po, mk), SDL__WADD(SDL__WSUB(u[i][1], u[i][2]), u[i][3])));
+                    SDL__WST(pe + 1, mk, SDL__WADD(SDL__WLD(pe + 1, mk), SDL__WSUB(SDL__WADD(u[i][1], u[i][2]), u[i][0])));
+                    SDL__WST(po + 1, mk, SDL__WSUB(SDL__WLD(po + 1, mk), u[i][3]));
+                }
+            }
+        }
+        float *dxc = dx + c * g->H * g->W;
+        if (whole) sdl__interleave(dxc, g->H * g->W, PE + g->ph * TW1, PO + g->ph * TW1, 0.0f, true);
+        else
+            for (int64_t ih = 0; ih < g->H; ih++) {
+                const float *pe = PE + (ih + g->ph) * TW1, *po = PO + (ih + g->ph) * TW1;
+                if (g->pw & 1) sdl__interleave(dxc + ih * g->W, g->W, po + po0, pe + pe0, 0.0f, true);
+                else sdl__interleave(dxc + ih * g->W, g->W, pe + pe0, po + po0, 0.0f, true);
+            }
+    }
+}
+
+static void sdl__wino_fwd_part(void *ctx, int64_t p0, int64_t p1) {
+    const sdl__conv_job *j = (const sdl__conv_job *)ctx;
+    sdl_tensor *x = j->n->in[0], *b = j->n->nin > 2 ? j->n->in[2] : NULL;
+    const int64_t C = j->g.C, O = j->O, in_sz = x->numel / j->nb, out_sz = j->n->out->numel / j->nb;
+    const int64_t Tmax = j->wg * j->T1;
+    for (int64_t part = p0; part < p1; part++) {
+        float *V = j->wbuf + (size_t)part * j->wper, *M = V + 16 * sdl__wino_es(C, Tmax), *plane = M + 16 * sdl__wino_es(O, Tmax);
+        for (int64_t grp = j->ngroups * part / j->parts; grp < j->ngroups * (part + 1) / j->parts; grp++) {
+            int64_t s0 = grp * j->wg, s1 = s0 + j->wg < j->nb ? s0 + j->wg : j->nb, Tg = (s1 - s0) * j->T1;
+            for (int64_t s = s0; s < s1; s++) sdl__wino_in(j, sdl_f32(x) + s * in_sz, plane, V, Tg, (s - s0) * j->T1);
+            const int64_t esV = sdl__wino_es(C, Tg), esM = sdl__wino_es(O, Tg);
+            for (int e = 0; e < 16; e++)
+                sdl__gemm_in(j, (int)part, false, false, O, Tg, C, j->U + e * O * C, C, V + e * esV, Tg, 0.0f, M + e * esM, Tg);
+            for (int64_t s = s0; s < s1; s++)
+                sdl__wino_out(j, M, Tg, (s - s0) * j->T1, b ? sdl_f32(b) : NULL, sdl_f32(j->n->out) + s * out_sz);
+        }
+    }
+}
+
+static void sdl__wino_bwd_part(void *ctx, int64_t p0, int64_t p1) {
+    const sdl__conv_job *j = (const sdl__conv_job *)ctx;
+    sdl_tensor *x = j->n->in[0], *w = j->n->in[1], *b = j->n->nin > 2 ? j->n->in[2] : NULL;
+    const int64_t C = j->g.C, O = j->O, in_sz = x->numel / j->nb, out_sz = j->n->out->numel / j->nb;
+    const int64_t Tmax = j->wg * j->T1, plane_sz = j->g.OH * j->g.OW;
+    const bool want_b = b && b->requires_grad;
+    for (int64_t part = p0; part < p1; part++) {
+        float *V = j->wbuf + (size_t)part * j->wper, *dM = V + 16 * sdl__wino_es(C, Tmax), *plane = dM + 16 * sdl__wino_es(O, Tmax);
+        for (int64_t grp = j->ngroups * part / j->parts; grp < j->ngroups * (part + 1) / j->parts; grp++) {
+            int64_t s0 = grp * j->wg, s1 = s0 + j->wg < j->nb ? s0 + j->wg : j->nb, Tg = (s1 - s0) * j->T1;
+            const int64_t esV = sdl__wino_es(C, Tg), esM = sdl__wino_es(O, Tg);
+            for (int64_t s = s0; s < s1; s++) {
+                const float *dys = j->n->out->grad + s * out_sz;
+                sdl__wino_dout(j, dys, plane, dM, Tg, (s - s0) * j->T1);
+                if (want_b)
+                    for (int64_t o = 0; o < O; o++)
+                        j->bpart[grp * O + o] = (s == s0 ? 0.0f : j->bpart[grp * O + o]) + sdl__vsum(dys + o * plane_sz, plane_sz);
+            }
+            if (w->requires_grad) {
+                for (int64_t s = s0; s < s1; s++) sdl__wino_in(j, sdl_f32(x) + s * in_sz, plane, V, Tg, (s - s0) * j->T1);
+                for (int e = 0; e < 16; e++) /* the wider of C, O as the GEMM's columns: less padding */
+                    if (C < O) sdl__gemm_in(j, (int)part, false, true, C, O, Tg, V + e * esV, Tg, dM + e * esM, Tg, 0.0f,
+                                            j->dU + (grp * 16 + e) * O * C, O);
+                    else sdl__gemm_in(j, (int)part, false, true, O, C, Tg, dM + e * esM, Tg, V + e * esV, Tg, 0.0f,
+                                      j->dU + (grp * 16 + e) * O * C, C);
+            }
+            if (x->requires_grad) {
+                for (int e = 0; e < 16; e++) /* dV into V's place */
+                    sdl__gemm_in(j, (int)part, true, false, C, Tg, O, j->U + e * O * C, C, dM + e * esM, Tg, 0.0f, V + e * esV, Tg);
+                for (int64_t s = s0; s < s1; s++) sdl__wino_din(j, V, Tg, (s - s0) * j->T1, plane, x->grad + s * in_sz);
+            }
+        }
+    }
+}
+
+/* the Winograd half of sdl__conv_job_init */
+static bool sdl__wino_init(sdl__conv_job *j, bool backward) {
+    const int64_t C = j->g.C, O = j->O;
+    j->TH = (j->g.OH + 1) / 2; j->TW = (j->g.OW + 1) / 2; j->T1 = j->TH * j->TW;
+    j->wg = sdl__wino_tiles / j->T1;
+    if (j->wg < 1) j->wg = 1;
+    if (j->wg > j->nb) j->wg = j->nb;
+    j->ngroups = (j->nb + j->wg - 1) / j->wg;
+    int nt = sdl_get_num_threads();
+    j->parts = j->ngroups < nt ? j->ngroups : nt;
+    if (j->parts < 1) j->parts = 1;
+    j->inner_threads = j->parts == 1 && nt > 1;
+    if (!sdl__gemm_ws_ready((int)j->parts)) return false;
+    size_t tmax = 0, vm = 0, total = 0, uo = 0;
+    if (sdl__mul_overflows((size_t)j->wg, (size_t)j->T1, &tmax) || sdl__mul_overflows(tmax, 16 * (size_t)(C + O), &vm) ||
+        (j->wper = vm + 16 * 64 + (size_t)((2 * j->TH + 2) * 2) * (size_t)(j->TW + 1), /* V, M, E and O planes */
+         sdl__mul_overflows(j->wper, (size_t)j->parts, &total)) || sdl__mul_overflows(16 * (size_t)O, (size_t)C, &uo)) {
+        sdl_fail(SDL_ERR_OOM, "conv2d: Winograd scratch size overflows");
+        return false;
+    }
+    j->wbuf = (float *)sdl_arena_alloc(total * sizeof(float));
+    j->U = (float *)sdl_arena_alloc(uo * sizeof(float));
+    if (!j->wbuf || !j->U) return false;
+    sdl__wino_filter(sdl_f32(j->n->in[1]), O, C, j->U);
+    if (backward) {
+        int64_t Cb = j->n->nin > 2 ? j->n->in[2]->numel : 0;
+        j->dU = (float *)sdl_arena_alloc((size_t)j->ngroups * (uo + (size_t)Cb) * sizeof(float));
+        if (!j->dU) return false;
+        j->bpart = j->dU + (size_t)j->ngroups * uo;
+    }
+    return true;
+}
+
+/* after the parts: dU summed over the groups in order, then dw += G^T dU G; db likewise */
+static void sdl__wino_bwd_finish(sdl__conv_job *j) {
+    sdl_tensor *w = j->n->in[1], *b = j->n->nin > 2 ? j->n->in[2] : NULL;
+    const int64_t uo = 16 * j->O * j->g.C;
+    if (w->requires_grad) {
+        for (int64_t grp = 1; grp < j->ngroups; grp++) sdl__vadd(j->dU, j->dU + grp * uo, uo);
+        sdl__wino_filter_grad(j->dU, j->O, j->g.C, j->g.C < j->O, w->grad);
+    }
+    if (b && b->requires_grad)
+        for (int64_t grp = 0; grp < j->ngroups; grp++)
+            for (int64_t o = 0; o < j->O; o++) b->grad[o] += j->bpart[grp * j->O + o];
+}
+
+/* ========================================================================================
+   FILE FORMATS: .npy/.npz, ZIP, images (stb_image), tar shards, TFRecord and protobuf.
+   Parsers of untrusted bytes: every size is checked against the data before it is used.
+   ======================================================================================== */
+
+/* >>npy: "\x93NUMPY", version, header length, a Python dict literal, raw data ---- */
+static const char *sdl__skip_ws(const char *p, const char *e) {
+    while (p < e && (*p == ' ' || *p == '\t')) p++;
+    return p;
+}
+
+/* the header dict: {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } */
+static bool sdl__npy_header(const char *path, const char *p, const char *e, char descr[8], sdl_shape *shape) {
+    bool have[3] = {false, false, false};
+    memset(shape, 0, sizeof *shape);
+    p = sdl__skip_ws(p, e);
+    if (p >= e || *p++ != '{') goto bad;
+    for (;;) {
+        p = sdl__skip_ws(p, e);
+        if (p < e && *p == '}') { p++; break; }
+        if (p >= e || (*p != '\'' && *p != '"')) goto bad;
+        char q = *p++;
+        const char *k = p;
+        while (p < e && *p != q) p++;
+        if (p >= e) goto bad;
+        size_t kn = (size_t)(p++ - k);
+        p = sdl__skip_ws(p, e);
+        if (p >= e || *p++ != ':') goto bad;
+        p = sdl__skip_ws(p, e);
+        if (kn == 5 && !memcmp(k, "descr", 5) && !have[0]) {
+            if (p >= e || (*p != '\'' && *p != '"')) goto bad;
+            q = *p++;
+            const char *v = p;
+            while (p < e && *p != q) p++;
+            if (p >= e || p - v > 7) goto bad;
+            memcpy(descr, v, (size_t)(p - v));
+            descr[p - v] = 0;
+            p++;
+            have[0] = true;
+        } else if (kn == 13 && !memcmp(k, "fortran_order", 13) && !have[1]) {
+            if (e - p >= 5 && !memcmp(p, "False", 5)) p += 5;
+            else if (e - p >= 4 && !memcmp(p, "True", 4)) {
+                sdl_fail(SDL_ERR_FORMAT, "%s: the array is in Fortran (column-major) order; save np.ascontiguousarray(a) instead", path);
+                return false;
+            } else goto bad;
+            have[1] = true;
+        } else if (kn == 5 && !memcmp(k, "shape", 5) && !have[2]) {
+            if (p >= e || *p++ != '(') goto bad;
+            for (;;) {
+                p = sdl__skip_ws(p, e);
+                if (p < e && *p == ')') { p++; break; }
+                if (p >= e || *p < '0' || *p > '9') goto bad;
+                int64_t v = 0;
+                while (p < e && *p >= '0' && *p <= '9') {
+                    if (v > (INT64_MAX - 9) / 10) goto bad;
+                    v = v * 10 + (*p++ - '0');
+                }
+                if (shape->ndim == SDL_MAX_DIMS) {
+                    sdl_fail(SDL_ERR_FORMAT, "%s: the array has more than SDL_MAX_DIMS (%d) dimensions", path, SDL_MAX_DIMS);
+                    return false;
+                }
+                shape->d[shape->ndim++] = v;
+                p = sdl__skip_ws(p, e);
+                if (p < e && *p == ',') p++;
+                else if (p >= e || *p != ')') goto bad;
+            }
+            have[2] = true;
+        } else {
+            goto bad;
+        }
+        p = sdl__skip_ws(p, e);
+        if (p < e && *p == ',') p++;
+        else if (p >= e || *p != '}') goto bad;
+    }
+    while (p < e && *p == ' ') p++;
+    if (p != e - 1 || *p != '\n' || !have[0] || !have[1] || !have[2]) goto bad;
+    return true;
+bad:
+    sdl_fail(SDL_ERR_FORMAT, "%s: the .npy header is not the dict numpy writes ({'descr': ..., 'fortran_order': ..., 'shape': (...), })", path);
+    return false;
+}
+
+/* a .npy file's bytes -> a heap tensor: f4 and f8 -> f32, u1 -> u8, i4 and i8 -> i32 */
+static sdl_tensor *sdl__npy_parse(const char *path, const uint8_t *b, size_t n) {
+    if (n < 10 || memcmp(b, "\x93NUMPY", 6)) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: not a .npy file (no \\x93NUMPY magic)%s", path, n < 10 ? " or truncated" : "");
+        return NULL;
+    }
+    size_t hlen, start;
+    if (b[6] == 1 && b[7] == 0) { hlen = sdl__le16(b + 8); start = 10; }
+    else if ((b[6] == 2 || b[6] == 3) && b[7] == 0 && n >= 12) { hlen = sdl__le32(b + 8); start = 12; }
+    else { sdl_fail(SDL_ERR_FORMAT, "%s: .npy version %d.%d (sdl reads 1.0, 2.0, 3.0)", path, b[6], b[7]); return NULL; }
+    if (hlen > n - start) { sdl_fail(SDL_ERR_FORMAT, "%s: truncated .npy header (%zu bytes said, %zu there)", path, hlen, n - start); return NULL; }
+    char descr[8];
+    sdl_shape shape;
+    if (!sdl__npy_header(path, (const char *)b + start, (const char *)b + start + hlen, descr, &shape)) return NULL;
+    /* byte order: '<' little, '|' not applicable; '=' is the writer's native order */
+    int kind = 0, size = 0;
+    if ((descr[0] == '<' || descr[0] == '|') && descr[1] && descr[2] && !descr[3]) { kind = descr[1]; size = descr[2] - '0'; }
+    sdl_dtype dt = SDL_DTYPE_DEFAULT;
+    if (kind == 'f' && (size == 4 || size == 8)) dt = SDL_F32;
+    else if (kind == 'u' && size == 1) dt = SDL_U8;
+    else if (kind == 'i' && (size == 4 || size == 8)) dt = SDL_I32;
+    if (dt == SDL_DTYPE_DEFAULT || (size > 1 && descr[0] != '<')) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: dtype '%s'; sdl reads little-endian float32 '<f4', float64 '<f8' (to f32), uint8 '|u1', int32 '<i4', int64 '<i8' (to i32)",
+                 path, descr);
+        return NULL;
+    }
+    int64_t numel = sdl__shape_numel(shape);
+    size_t bytes;
+    if (numel < 0 || sdl__mul_overflows((size_t)numel, (size_t)size, &bytes)) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: shape too large", path);
+        return NULL;
+    }
+    size_t have = n - start - hlen;
+    if (have != bytes) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: %s: the shape and dtype need %zu data bytes, the file has %zu", path,
+                 have < bytes ? "truncated" : "extra bytes at the end", bytes, have);
+        return NULL;
+    }
+    sdl_tensor *t = sdl_tensor_new(shape, dt);
+    if (!t) return NULL;
+    const uint8_t *d = b + start + hlen;
+    for (int64_t i = 0; i < numel; i++) {
+        const uint8_t *q = d + (size_t)i * (size_t)size;
+        if (size == 1) {
+            sdl_u8(t)[i] = q[0];
+        } else if (size == 4) {
+            uint32_t u = sdl__le32(q);
+            memcpy((char *)t->data + (size_t)i * 4, &u, 4); /* f32 or i32: the same bits */
+        } else {
+            uint64_t u = (uint64_t)sdl__le32(q) | (uint64_t)sdl__le32(q + 4) << 32;
+            if (kind == 'f') {
+                double v;
+                memcpy(&v, &u, 8);
+                sdl_f32(t)[i] = (float)v;
+            } else {
+                int64_t v;
+                memcpy(&v, &u, 8);
+                if (v < INT32_MIN || v > INT32_MAX) {
+                    sdl_fail(SDL_ERR_FORMAT, "%s: int64 element %lld is %lld, outside int32", path, (long long)i, (long long)v);
+                    sdl_tensor_free(t);
+                    return NULL;
+                }
+                sdl_i32(t)[i] = (int32_t)v;
+            }
+        }
+    }
+    return t;
+}
+
+SDL_API sdl_tensor *sdl_load_npy(const char *path) {
+    if (!path) { sdl_fail(SDL_ERR_ARG, "load_npy: path is NULL"); return NULL; }
+    size_t n;
+    uint8_t *b = sdl__read_file(path, &n);
+    if (!b) return NULL;
+    sdl_tensor *t = sdl__npy_parse(path, b, n);
+    SDL_DEALLOC(b);
+    return t;
+}
+
+SDL_API sdl_result sdl_save_npy(const char *path, const sdl_tensor *t) {
+    if (!path || !t) return sdl_fail(SDL_ERR_ARG, "save_npy: path or tensor is NULL");
+    const char *descr = t->dtype == SDL_F32 ? "<f4" : t->dtype == SDL_I32 ? "<i4" : t->dtype == SDL_U8 ? "|u1" : NULL;
+    if (!descr) return sdl_fail(SDL_ERR_ARG, "save_npy %s: sdl writes f32, i32 and u8 tensors only", path);
+    if (t->device != SDL_CPU) return sdl_fail(SDL_ERR_ARG, "save_npy %s: copy the tensor to the CPU first", path);
+    char hdr[128 + 24 * SDL_MAX_DIMS];
+    int k = snprintf(hdr + 10, sizeof hdr - 10, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
+    for (int i = 0; i < t->ndim; i++) k += snprintf(hdr + 10 + k, sizeof hdr - 10 - (size_t)k, "%lld,%s", (long long)t->shape[i], i + 1 < t->ndim ? " " : "");
+    if (t->ndim > 1) k--; /* numpy writes (5,) but (2, 3) */
+    k += snprintf(hdr + 10 + k, sizeof hdr - 10 - (size_t)k, "), }");
+    int total = (10 + k + 1 + 63) / 64 * 64; /* data starts 64-byte aligned, as numpy does */
+    while (10 + k < total - 1) hdr[10 + k++] = ' ';
+    hdr[10 + k++] = '\n';
+    memcpy(hdr, "\x93NUMPY\x01\x00", 8);
+    hdr[8] = (char)(k & 0xFF);
+    hdr[9] = (char)(k >> 8);
+    FILE *f = fopen(path, "wb");
+    if (!f) return sdl_fail(SDL_ERR_IO, "%s: cannot open for writing", path);
+    bool ok = fwrite(hdr, 1, (size_t)(10 + k), f) == (size_t)(10 + k);
+    size_t es = sdl_dtype_size(t->dtype);
+    const uint8_t *src = (const uint8_t *)t->data;
+    uint8_t chunk[4096];
+    for (int64_t i = 0; ok && i < t->numel;) { /* little-endian bytes whatever the host */
+        size_t m = 0;
+        for (; i < t->numel && m + es <= sizeof chunk; i++, m += es) {
+            if (es == 1) { chunk[m] = src[i]; continue; }
+            uint32_t u;
+            memcpy(&u, src + (size_t)i * 4, 4);
+            chunk[m] = (uint8_t)u; chunk[m + 1] = (uint8_t)(u >> 8); chunk[m + 2] = (uint8_t)(u >> 16); chunk[m + 3] = (uint8_t)(u >> 24);
+        }
+        ok = fwrite(chunk, 1, m, f) == m;
+    }
+    if (fclose(f) != 0) ok = false;
+    return ok ? SDL_OK : sdl_fail(SDL_ERR_IO, "%s: write failed (disk full?)", path);
+}
+
+/* >>zip: ZIP files (and .npz, a zip of .npy members): the end-of-central-directory record
+   (zip64's when a field is 0xFFFF...), the central directory, then each member through its
+   local header. Every offset and size is checked against the file before it is used. ---- */
+static uint64_t sdl__le64(const uint8_t *p) { return (uint64_t)sdl__le32(p) | (uint64_t)sdl__le32(p + 4) << 32; }
+
+typedef struct sdl__zip_entry {
+    size_t name;        /* offset in names */
+    uint32_t flags, method, crc;
+    uint64_t csize, usize, loff;
+} sdl__zip_entry;
+
+struct sdl_zip {
+    FILE *f;
+    char *path;
+    uint64_t cd_off;    /* members lie before the central directory */
+    int64_t n;
+    sdl__zip_entry *e;
+    char *names;        /* NUL-terminated names back to back */
+};
+
+/* n bytes at offset off of the zip into dst */
+static bool sdl__zip_pread(sdl_zip *z, uint64_t off, void *dst, size_t n) {
+    if (off > (uint64_t)(((unsigned long)-1) >> 1) || fseek(z->f, (long)off, SEEK_SET) != 0 || fread(dst, 1, n, z->f) != n) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: cannot read %zu bytes at offset %llu (truncated?)", z->path, n, (unsigned long long)off);
+        return false;
+    }
+    return true;
+}
+
+SDL_API void sdl_zip_close(sdl_zip *z) {
+    if (!z) return;
+    if (z->f) fclose(z->f);
+    SDL_DEALLOC(z->path);
+    SDL_DEALLOC(z->e);
+    SDL_DEALLOC(z->names);
+    SDL_DEALLOC(z);
+}
+
+/* the central directory's entries into z->e and z->names */
+static bool sdl__zip_directory(sdl_zip *z, const uint8_t *cd, size_t cd_size, size_t count) {
+    z->e = (sdl__zip_entry *)sdl__calloc(count ? count : 1, sizeof(sdl__zip_entry));
+    z->names = (char *)sdl__alloc(cd_size + 1); /* the names fit in the directory's bytes */
+    if (!z->e || !z->names) return false;
+    size_t p = 0, np = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (cd_size - p < 46 || memcmp(cd + p, "PK\x01\x02", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt central directory entry %zu", z->path, i); return false; }
+        sdl__zip_entry *e = &z->e[i];
+        e->flags = sdl__le16(cd + p + 8);
+        e->method = sdl__le16(cd + p + 10);
+        e->crc = sdl__le32(cd + p + 16);
+        e->csize = sdl__le32(cd + p + 20);
+        e->usize = sdl__le32(cd + p + 24);
+        e->loff = sdl__le32(cd + p + 42);
+        size_t nl = sdl__le16(cd + p + 28), xl = sdl__le16(cd + p + 30), cl = sdl__le16(cd + p + 32);
+        const uint8_t *nm = cd + p + 46;
+        if (cd_size - p - 46 < nl + xl + cl || memchr(nm, 0, nl)) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt central directory entry %zu", z->path, i); return false; }
+        /* zip64 sizes and offset sit in extra field 0x0001, in this order, when 0xFFFFFFFF */
+        for (size_t x = 0; x + 4 <= xl;) {
+            const uint8_t *ex = nm + nl + x;
+            size_t id = sdl__le16(ex), len = sdl__le16(ex + 2), q = 4;
+            if (x + 4 + len > xl) break;
+            if (id == 1) {
+                if (e->usize == 0xFFFFFFFFu && q + 8 <= 4 + len) { e->usize = sdl__le64(ex + q); q += 8; }
+                if (e->csize == 0xFFFFFFFFu && q + 8 <= 4 + len) { e->csize = sdl__le64(ex + q); q += 8; }
+                if (e->loff == 0xFFFFFFFFu && q + 8 <= 4 + len) e->loff = sdl__le64(ex + q);
+            }
+            x += 4 + len;
+        }
+        e->name = np;
+        memcpy(z->names + np, nm, nl);
+        z->names[np + nl] = 0;
+        np += nl + 1;
+        p += 46 + nl + xl + cl;
+    }
+    z->n = (int64_t)count;
+    return true;
+}
+
+SDL_API sdl_zip *sdl_zip_open(const char *path) {
+    if (!path) { sdl_fail(SDL_ERR_ARG, "zip_open: path is NULL"); return NULL; }
+    sdl_zip *z = (sdl_zip *)sdl__calloc(1, sizeof *z);
+    if (!z) return NULL;
+    uint8_t *tail = NULL, *cd = NULL;
+    if (!(z->path = sdl__strdup(path)) || !(z->f = sdl__open_read(path))) goto fail;
+    {
+        long end = fseek(z->f, 0, SEEK_END) == 0 ? ftell(z->f) : -1;
+        if (end < 0) { sdl_fail(SDL_ERR_IO, "%s: cannot find its size", path); goto fail; }
+        uint64_t fsize = (uint64_t)end;
+        /* the end-of-central-directory record: within the last 22 + 65535 bytes */
+        size_t tn = fsize < 22 + 65535 ? (size_t)fsize : 22 + 65535, eocd = tn;
+        if (!(tail = (uint8_t *)sdl__alloc(tn + 1)) || !sdl__zip_pread(z, fsize - tn, tail, tn)) goto fail;
+        for (size_t i = tn >= 22 ? tn - 22 + 1 : 0; i-- > 0;)
+            if (!memcmp(tail + i, "PK\x05\x06", 4)) { eocd = i; break; }
+        if (eocd == tn) { sdl_fail(SDL_ERR_FORMAT, "%s: not a zip file (no end-of-central-directory record; truncated?)", path); goto fail; }
+        uint64_t count = sdl__le16(tail + eocd + 10), cd_size = sdl__le32(tail + eocd + 12), cd_off = sdl__le32(tail + eocd + 16);
+        uint64_t eocd_abs = fsize - tn + eocd;
+        if (cd_off == 0xFFFFFFFFu || count == 0xFFFF || cd_size == 0xFFFFFFFFu) { /* zip64: a locator just before */
+            uint8_t r[56];
+            if (eocd < 20 || memcmp(tail + eocd - 20, "PK\x06\x07", 4)) { sdl_fail(SDL_ERR_FORMAT, "%s: zip64 locator missing", path); goto fail; }
+            uint64_t z64 = sdl__le64(tail + eocd - 20 + 8);
+            if (z64 > eocd_abs || eocd_abs - z64 < 56 || !sdl__zip_pread(z, z64, r, 56) || memcmp(r, "PK\x06\x06", 4)) {
+                sdl_fail(SDL_ERR_FORMAT, "%s: bad zip64 end record", path);
+                goto fail;
+            }
+            count = sdl__le64(r + 32);
+            cd_size = sdl__le64(r + 40);
+            cd_off = sdl__le64(r + 48);
+            eocd_abs = z64;
+        }
+        if (cd_off > eocd_abs || cd_size > eocd_abs - cd_off || count > cd_size / 46) {
+            sdl_fail(SDL_ERR_FORMAT, "%s: central directory outside the file or too small for %llu entries (corrupt or truncated)", path, (unsigned long long)count);
+            goto fail;
+        }
+        z->cd_off = cd_off;
+        if (!(cd = (uint8_t *)sdl__alloc((size_t)cd_size + 1)) || !sdl__zip_pread(z, cd_off, cd, (size_t)cd_size) ||
+            !sdl__zip_directory(z, cd, (size_t)cd_size, (size_t)count))
+            goto fail;
+    }
+    SDL_DEALLOC(tail);
+    SDL_DEALLOC(cd);
+    return z;
+fail:
+    SDL_DEALLOC(tail);
+    SDL_DEALLOC(cd);
+    sdl_zip_close(z);
+    return NULL;
+}
+
+SDL_API int64_t sdl_zip_count(const sdl_zip *z) { return z ? z->n : 0; }
+SDL_API const char *sdl_zip_name(const sdl_zip *z, int64_t i) { return z && i >= 0 && i < z->n ? z->names + z->e[i].name : NULL; }
+SDL_API uint64_t sdl_zip_size(const sdl_zip *z, int64_t i) { return z && i >= 0 && i < z->n ? z->e[i].usize : 0; }
+
+SDL_API int64_t sdl_zip_find(const sdl_zip *z, const char *name) {
+    for (int64_t i = 0; z && name && i < z->n; i++)
+        if (!strcmp(z->names + z->e[i].name, name)) return i;
+    return -1;
+}
+
+SDL_API uint8_t *sdl_zip_read(sdl_zip *z, int64_t i, size_t *n) {
+    if (n) *n = 0;
+    if (!z || !n || i < 0 || i >= z->n) { sdl_fail(SDL_ERR_ARG, "zip_read: no member %lld", (long long)i); return NULL; }
+    const sdl__zip_entry *e = &z->e[i];
+    char label[600];
+    snprintf(label, sizeof label, "%s (member %s)", z->path, z->names + e->name);
+    uint8_t lh[30], *raw = NULL, *out = NULL;
+    if (e->flags & 1) { sdl_fail(SDL_ERR_FORMAT, "%s: encrypted", label); return NULL; }
+    if (e->method != 0 && e->method != 8) { sdl_fail(SDL_ERR_FORMAT, "%s: compression method %u (sdl reads stored 0 and deflate 8)", label, e->method); return NULL; }
+    if (e->loff > z->cd_off || z->cd_off - e->loff < 30 || !sdl__zip_pread(z, e->loff, lh, 30) || memcmp(lh, "PK\x03\x04", 4)) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: bad local header offset", label);
+        return NULL;
+    }
+    uint64_t data = e->loff + 30 + sdl__le16(lh + 26) + sdl__le16(lh + 28);
+    if (data > z->cd_off || e->csize > z->cd_off - data) { sdl_fail(SDL_ERR_FORMAT, "%s: member data runs past the central directory (corrupt)", label); return NULL; }
+    if (e->method == 0 && e->csize != e->usize) { sdl_fail(SDL_ERR_FORMAT, "%s: stored member with sizes %llu and %llu", label, (unsigned long long)e->csize, (unsigned long long)e->usize); return NULL; }
+    if (e->method == 8 && (double)e->usize > 1032.0 * (double)e->csize + 64.0) { sdl_fail(SDL_ERR_FORMAT, "%s: claims %llu bytes from %llu compressed (corrupt)", label, (unsigned long long)e->usize, (unsigned long long)e->csize); return NULL; }
+    if (e->usize >= (uint64_t)SIZE_MAX / 2) { sdl_fail(SDL_ERR_OOM, "%s: %llu bytes", label, (unsigned long long)e->usize); return NULL; }
+    out = (uint8_t *)SDL_ALLOC(e->usize ? (size_t)e->usize : 1);
+    if (e->method == 8) raw = (uint8_t *)sdl__calloc((size_t)e->csize + 8, 1); /* 8 bytes of slack for the decoder */
+    if (!out || (e->method == 8 && !raw)) { sdl_fail(SDL_ERR_OOM, "%s: out of memory for %llu bytes", label, (unsigned long long)e->usize); goto fail; }
+    if (!sdl__zip_pread(z, data, e->method == 8 ? raw : out, (size_t)e->csize)) goto fail;
+    if (e->method == 8 && !sdl__inflate(label, raw, (size_t)e->csize, 8, out, (size_t)e->usize)) goto fail;
+    if (sdl__crc32(0, out, (size_t)e->usize) != e->crc) { sdl_fail(SDL_ERR_FORMAT, "%s: CRC-32 mismatch (corrupt)", label); goto fail; }
+    SDL_DEALLOC(raw);
+    *n = (size_t)e->usize;
+    return out;
+fail:
+    SDL_DEALLOC(raw);
+    SDL_DEALLOC(out);
+    return NULL;
+}
+
+SDL_API sdl_tensor *sdl_load_npz(const char *path, const char *name) {
+    if (!path || !name) { sdl_fail(SDL_ERR_ARG, "load_npz: path or name is NULL"); return NULL; }
+    sdl_zip *z = sdl_zip_open(path);
+    if (!z) return NULL;
+    char npy[600];
+    snprintf(npy, sizeof npy, "%s.npy", name); /* np.savez stores x as x.npy */
+    int64_t i = sdl_zip_find(z, name);
+    if (i < 0) i = sdl_zip_find(z, npy);
+    sdl_tensor *t = NULL;
+    if (i < 0) {
+        char names[256] = "";
+        for (int64_t k = 0; k < z->n; k++) {
+            size_t len = strlen(names);
+            snprintf(names + len, sizeof names - len, "%s%s", k ? ", " : "", sdl_zip_name(z, k));
+        }
+        sdl_fail(SDL_ERR_ARG, "%s: no array named '%s' (the file holds: %s)", path, name, names);
+    } else {
+        size_t n;
+        uint8_t *b = sdl_zip_read(z, i, &n);
+        snprintf(npy, sizeof npy, "%s (member %s)", path, sdl_zip_name(z, i));
+        if (b) t = sdl__npy_parse(npy, b, n);
+        SDL_DEALLOC(b);
+    }
+    sdl_zip_close(z);
+    return t;
+}
+
+/* >>images: decoding (stb_image), PNG encoding (stb_image_write) */
+#ifndef SDL_NO_STB
+static void sdl__png_write_cb(void *ctx, void *data, int size) { sdl__buf_put((sdl__buf *)ctx, data, (size_t)size); }
+#endif
+
+/* hwc (h, w, c) bytes -> a PNG file's bytes in b */
+static bool sdl__png_encode(const char *what, const uint8_t *hwc, int w, int h, int c, sdl__buf *b) {
+#ifdef SDL_NO_STB
+    SDL__UNUSED(hwc); SDL__UNUSED(w); SDL__UNUSED(h); SDL__UNUSED(c); SDL__UNUSED(b);
+    sdl_fail(SDL_ERR_ARG, "%s: writing PNG needs stb_image_write, and sdl was built with SDL_NO_STB", what);
+    return false;
+#else
+    if ((int64_t)w * c > INT32_MAX / 2 || (int64_t)w * h * c > INT32_MAX / 2) {
+        sdl_fail(SDL_ERR_ARG, "%s: a %dx%dx%d image is too large for stb_image_write", what, c, h, w);
+        return false;
+    }
+    if (!stbi_write_png_to_func(sdl__png_write_cb, b, w, h, c, hwc, w * c) || b->oom) {
+        if (!b->oom) sdl_fail(SDL_ERR_OOM, "%s: PNG encoding failed (out of memory)", what);
+        return false;
+    }
+    return true;
+#endif
+}
+
+/* the PNG bytes of sdl_write_png's picture in b (what names it in errors); w, h: its size */
+static sdl_result sdl__png_grid(const char *path, const sdl_tensor *t, int nrow, float lo, float hi, sdl__buf *b, int *w, int *h) {
+    if (!path || !t) return sdl_fail(SDL_ERR_ARG, "write_png: path or tensor is NULL");
+    if ((t->dtype != SDL_U8 && t->dtype != SDL_F32) || t->device != SDL_CPU || (t->ndim != 3 && t->ndim != 4))
+        return sdl_fail(SDL_ERR_ARG, "write_png %s: needs a CPU u8 or f32 tensor (C, H, W) or (N, C, H, W)", path);
+    int64_t N = t->ndim == 4 ? t->shape[0] : 1, C = t->shape[t->ndim - 3], H = t->shape[t->ndim - 2], W = t->shape[t->ndim - 1];
+    if (C != 1 && C != 3 && C != 4) return sdl_fail(SDL_ERR_ARG, "write_png %s: %lld channels; PNG takes 1, 3 or 4", path, (long long)C);
+    if (N < 1 || H < 1 || W < 1) return sdl_fail(SDL_ERR_ARG, "write_png %s: empty tensor", path);
+    if (lo == hi) { lo = 0.0f; hi = 1.0f; }
+    int64_t cols = nrow > 0 ? nrow : 8, pad = N > 1 ? 2 : 0; /* torchvision's save_image: 8 per row, 2 pixels apart */
+    if (cols > N) cols = N;
+    int64_t rows = (N + cols - 1) / cols;
+    int64_t GW = cols * (W + pad) + pad, GH = rows * (H + pad) + pad;
+    if (GW > (1 << 24) || GH > (1 << 24) || GW * GH * C > INT32_MAX / 2)
+        return sdl_fail(SDL_ERR_ARG, "write_png %s: a %lldx%lld picture is too large", path, (long long)GW, (long long)GH);
+    uint8_t *img = (uint8_t *)sdl__calloc((size_t)(GW * GH * C), 1);
+    if (!img) return SDL_ERR_OOM;
+    float scale = 255.0f / (hi - lo);
+    for (int64_t n = 0; n < N; n++) {
+        int64_t x0 = pad + (n % cols) * (W + pad), y0 = pad + (n / cols) * (H + pad);
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t y = 0; y < H; y++)
+                for (int64_t x = 0; x < W; x++) {
+                    int64_t i = ((n * C + c) * H + y) * W + x;
+                    uint8_t v;
+                    if (t->dtype == SDL_U8) v = sdl_u8(t)[i];
+                    else {
+                        float f = (sdl_f32(t)[i] - lo) * scale + 0.5f; /* NaN becomes 0 */
+                        v = (uint8_t)(f >= 255.0f ? 255.0f : f > 0.0f ? f : 0.0f);
+                    }
+                    img[((y0 + y) * GW + x0 + x) * C + c] = v;
+                }
+    }
+    *w = (int)GW;
+    *h = (int)GH;
+    sdl_result r = sdl__png_encode(path, img, (int)GW, (int)GH, (int)C, b) ? SDL_OK : sdl_last_result();
+    SDL_DEALLOC(img);
+    return r;
+}
+
+SDL_API sdl_result sdl_write_png(const char *path, const sdl_tensor *t, int nrow, float lo, float hi) {
+    sdl__buf b;
+    memset(&b, 0, sizeof b);
+    int w, h;
+    sdl_result r = sdl__png_grid(path, t, nrow, lo, hi, &b, &w, &h);
+    if (r == SDL_OK) r = sdl__write_all(path, b.p, b.n);
+    SDL_DEALLOC(b.p);
+    return r;
+}
+
+#ifndef SDL_NO_STB
+/* PNG chunks carry a CRC-32 that stb_image does not check (a flipped height byte would
+   decode as a smaller picture): walk the chunks and check each, up to IEND */
+static bool sdl__png_check(const char *what, const uint8_t *b, size_t n) {
+    if (n < 8 || memcmp(b, "\x89PNG\r\n\x1a\n", 8)) return true; /* not a PNG */
+    for (size_t pos = 8;;) {
+        if (n - pos < 12) { sdl_fail(SDL_ERR_FORMAT, "%s: truncated PNG (no IEND chunk)", what); return false; }
+        size_t len = sdl__be32(b + pos);
+        if (len > n - pos - 12) { sdl_fail(SDL_ERR_FORMAT, "%s: truncated PNG (a chunk runs past the end)", what); return false; }
+        if (sdl__crc32(0, b + pos + 4, len + 4) != sdl__be32(b + pos + 8 + len)) {
+            sdl_fail(SDL_ERR_FORMAT, "%s: PNG chunk '%.4s' at byte %zu fails its CRC-32 (corrupt)", what, (const char *)b + pos + 4, pos);
+            return false;
+        }
+        if (!memcmp(b + pos + 4, "IEND", 4)) return true;
+        pos += 12 + len;
+    }
+}
+#endif
+
+#ifndef SDL_NO_STB
+/* JPEG marker segments checked before stb_image v2.27 sees them, for the cases fixed
+   upstream after 2.27 that reach memory: a DHT table whose 16 code counts sum past 256
+   (stbi__build_huffman writes past size[257], stb issue 1291), a DC table value over 15
+   (stbi__extend_receive indexes its 17-entry bit-mask table with it), and sampling factors
+   that are not integer ratios of the largest (its resamplers read past their rows), a scan
+   that uses a Huffman table no DHT defined (2.27 decodes with uninitialised tables). Every
+   marker stb could act on is checked, as stb finds them: bytes that are not 0xFF are
+   skipped (stb skips them between segments), and scan data is walked byte by byte to the
+   next marker (tables may come between the scans of a progressive JPEG); a segment cut off
+   by the end of the file counts as cut there (stb reads zeros past the end). *fw, *fh: the
+   frame's size, if seen. */
+static bool sdl__jpeg_check(const char *what, const uint8_t *b, size_t n, int64_t *fw, int64_t *fh) {
+    if (n < 4 || b[0] != 0xFF || b[1] != 0xD8) return true; /* not a JPEG */
+    unsigned tables = 0; /* bit 4 class + id: the Huffman tables defined so far */
+    for (size_t pos = 2; pos < n;) {
+        if (b[pos] != 0xFF) { pos++; continue; }
+        while (pos < n && b[pos] == 0xFF) pos++; /* fill bytes */
+        if (pos >= n) return true;
+        uint8_t m = b[pos++];
+        if (m == 0x00 || m == 0x01 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7)) continue; /* stuffed 0xFF in scan data, TEM, SOI, RSTn */
+        if (m == 0xD9) return true; /* EOI */
+        if (n - pos < 2) return true;
+        size_t len = ((size_t)b[pos] << 8) | b[pos + 1];
+        if (len < 2) return true; /* stb: bad length */
+        const uint8_t *seg = b + pos + 2, *end = len <= n - pos ? b + pos + len : b + n;
+        if (m == 0xDA && end - seg >= 1 && (size_t)(end - seg) >= 1 + 2 * (size_t)seg[0] + 3) { /* SOS: its tables must exist */
+            int ns = seg[0], ss = seg[1 + 2 * ns], se = seg[2 + 2 * ns], ah = seg[3 + 2 * ns] >> 4;
+            for (int i = 0; i < ns; i++) {
+                int td = seg[2 + 2 * i] >> 4, ta = seg[2 + 2 * i] & 15;
+                if ((ss == 0 && ah == 0 && td < 4 && !(tables >> td & 1)) || (se > 0 && ta < 4 && !(tables >> (4 + ta) & 1))) {
+                    sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: the scan at byte %zu uses a Huffman table no DHT defined", what, pos);
+                    return false;
+                }
+            }
+        }
+        if (m == 0xC4) /* DHT: one or more tables of (class:id, 16 counts, values) */
+            for (const uint8_t *t = seg; t < end;) {
+                int count = 0, dc = (t[0] >> 4) == 0;
+                if ((t[0] >> 4) < 2 && (t[0] & 15) < 4) tables |= 1u << ((t[0] >> 4) * 4 + (t[0] & 15));
+                if (end - t < 17) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: a Huffman table (DHT) cut short at byte %zu", what, (size_t)(t - b)); return false; }
+                for (int i = 1; i <= 16; i++) count += t[i];
+                if (count > 256) {
+                    sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: a Huffman table (DHT at byte %zu) has %d codes, at most 256 exist", what, pos, count);
+                    return false;
+                }
+                if (end - t < 17 + count) { sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: a Huffman table (DHT at byte %zu) is longer than its segment", what, pos); return false; }
+                for (int i = 0; dc && i < count; i++)
+                    if (t[17 + i] > 15) {
+                        sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: DC Huffman table (DHT at byte %zu) holds value %d, at most 15", what, pos, t[17 + i]);
+                        return false;
+                    }
+                t += 17 + count;
+            }
+        if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC && end - seg >= 6) { /* SOF */
+            int nc = seg[5], hmax = 1, vmax = 1;
+            bool hv_ok = (size_t)(end - seg) >= 6 + 3 * (size_t)nc; /* else stb: bad SOF len */
+            int64_t sh = (int64_t)seg[1] << 8 | seg[2], sw = (int64_t)seg[3] << 8 | seg[4];
+            *fh = sh > *fh ? sh : *fh; /* the largest frame any SOF claims */
+            *fw = sw > *fw ? sw : *fw;
+            for (int i = 0; hv_ok && i < nc; i++) {
+                int h = seg[7 + 3 * i] >> 4, v = seg[7 + 3 * i] & 15;
+                hv_ok = h >= 1 && h <= 4 && v >= 1 && v <= 4; /* else stb: bad H / bad V */
+                hmax = h > hmax ? h : hmax;
+                vmax = v > vmax ? v : vmax;
+            }
+            for (int i = 0; hv_ok && i < nc; i++)
+                if (hmax % (seg[7 + 3 * i] >> 4) || vmax % (seg[7 + 3 * i] & 15)) {
+                    sdl_fail(SDL_ERR_FORMAT, "%s: corrupt JPEG: component %d's sampling factors %dx%d do not divide the largest, %dx%d", what, i,
+                             seg[7 + 3 * i] >> 4, seg[7 + 3 * i] & 15, hmax, vmax);
+                    return false;
+                }
+        }
+        pos += len; /* SOS: its scan data follows, walked above */
+    }
+    return true;
+}
+#endif
+
+/* decodes an image file's bytes to HWC as stb gives them (free with stbi_image_free):
+   *c channels (0: as stored, then set), h, w */
+static uint8_t *sdl__decode_image_hwc(const char *what, const uint8_t *bytes, size_t n, int *c, int *h, int *w) {
+#ifdef SDL_NO_STB
+    SDL__UNUSED(bytes); SDL__UNUSED(n); SDL__UNUSED(c); SDL__UNUSED(h); SDL__UNUSED(w);
+    sdl_fail(SDL_ERR_ARG, "%s: decoding images needs stb_image, and sdl was built with SDL_NO_STB", what);
+    return NULL;
+#else
+    if (n > (size_t)INT32_MAX) { sdl_fail(SDL_ERR_FORMAT, "%s: over 2 GB", what); return NULL; }
+    bool png = n >= 8 && !memcmp(bytes, "\x89PNG", 4), jpeg = n >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
+    if (!png && !jpeg) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: not a PNG or JPEG file (sdl decodes those two; convert others, e.g. with PIL)", what);
+        return NULL;
+    }
+    int64_t fw = 0, fh = 0; /* the size the header claims (PNG: IHDR, CRC-checked above) */
+    if (!sdl__png_check(what, bytes, n) || !sdl__jpeg_check(what, bytes, n, &fw, &fh)) return NULL;
+    if (png && n >= 24) { fw = sdl__be32(bytes + 16); fh = sdl__be32(bytes + 20); }
+    if (fw > SDL_MAX_IMAGE_SIDE || fh > SDL_MAX_IMAGE_SIDE || fw * fh > SDL_MAX_IMAGE_PIXELS) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: a %lldx%lld image is over sdl's limit (SDL_MAX_IMAGE_SIDE %d, SDL_MAX_IMAGE_PIXELS %lld; corrupt?)", what,
+                 (long long)fw, (long long)fh, (int)SDL_MAX_IMAGE_SIDE, (long long)SDL_MAX_IMAGE_PIXELS);
+        return NULL;
+    }
+    int comp = 0;
+    stbi_uc *hwc = stbi_load_from_memory(bytes, (int)n, w, h, &comp, *c);
+    if (!hwc) { sdl_fail(SDL_ERR_FORMAT, "%s: cannot decode the image (stb_image: %s)", what, stbi_failure_reason()); return NULL; }
+    if (*c == 0) *c = comp;
+    return hwc;
+#endif
+}
+
+/* decodes an image file's bytes to CHW (free with SDL_DEALLOC), as sdl__decode_image_hwc */
+static uint8_t *sdl__decode_image(const char *what, const uint8_t *bytes, size_t n, int *c, int *h, int *w) {
+    uint8_t *hwc = sdl__decode_image_hwc(what, bytes, n, c, h, w);
+    if (!hwc) return NULL;
+    size_t hw = (size_t)*h * (size_t)*w; /* capped above */
+    uint8_t *chw = (uint8_t *)sdl__alloc(hw * (size_t)*c);
+    if (chw)
+        for (int k = 0; k < *c; k++)
+            for (size_t i = 0; i < hw; i++) chw[(size_t)k * hw + i] = hwc[i * (size_t)*c + (size_t)k];
+#ifndef SDL_NO_STB
+    stbi_image_free(hwc);
+#endif
+    return chw;
+}
+
+SDL_API sdl_tensor *sdl_load_image(const char *path, int channels) {
+    if (!path || channels < 0 || channels > 4) { sdl_fail(SDL_ERR_ARG, "load_image: needs a path and channels 0..4"); return NULL; }
+    size_t n;
+    uint8_t *bytes = sdl__read_file(path, &n);
+    if (!bytes) return NULL;
+    int c = channels, h = 0, w = 0;
+    uint8_t *chw = sdl__decode_image(path, bytes, n, &c, &h, &w);
+    SDL_DEALLOC(bytes);
+    if (!chw) return NULL;
+    sdl_tensor *t = sdl_tensor_new(sdl_shape3(c, h, w), SDL_U8);
+    if (t) memcpy(t->data, chw, (size_t)t->numel);
+    SDL_DEALLOC(chw);
+    return t;
+}
+
+/* >>tfrecord: TFRecord framing, tf.train.Example and TensorProto (protobuf wire format) */
+SDL_API void sdl_bytes_free(void *p) { SDL_DEALLOC(p); }
+
+/* CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), written out like sdl__crc_table */
+static const uint32_t sdl__crc32c_table[256] = {
+        0x00000000u, 0xF26B8303u, 0xE13B70F7u, 0x1350F3F4u, 0xC79A971Fu, 0x35F1141Cu, 0x26A1E7E8u, 0xD4CA64EBu,
+        0x8AD958CFu, 0x78B2DBCCu, 0x6BE22838u, 0x9989AB3Bu, 0x4D43CFD0u, 0xBF284CD3u, 0xAC78BF27u, 0x5E133C24u,
+        0x105EC76Fu, 0xE235446Cu, 0xF165B798u, 0x030E349Bu, 0xD7C45070u, 0x25AFD373u, 0x36FF2087u, 0xC494A384u,
+        0x9A879FA0u, 0x68EC1CA3u, 0x7BBCEF57u, 0x89D76C54u, 0x5D1D08BFu, 0xAF768BBCu, 0xBC267848u, 0x4E4DFB4Bu,
+        0x20BD8EDEu, 0xD2D60DDDu, 0xC186FE29u, 0x33ED7D2Au, 0xE72719C1u, 0x154C9AC2u, 0x061C6936u, 0xF477EA35u,
+        0xAA64D611u, 0x580F5512u, 0x4B5FA6E6u, 0xB93425E5u, 0x6DFE410Eu, 0x9F95C20Du, 0x8CC531F9u, 0x7EAEB2FAu,
+        0x30E349B1u, 0xC288CAB2u, 0xD1D83946u, 0x23B3BA45u, 0xF779DEAEu, 0x05125DADu, 0x1642AE59u, 0xE4292D5Au,
+        0xBA3A117Eu, 0x4851927Du, 0x5B016189u, 0xA96AE28Au, 0x7DA08661u, 0x8FCB0562u, 0x9C9BF696u, 0x6EF07595u,
+        0x417B1DBCu, 0xB3109EBFu, 0xA0406D4Bu, 0x522BEE48u, 0x86E18AA3u, 0x748A09A0u, 0x67DAFA54u, 0x95B17957u,
+        0xCBA24573u, 0x39C9C670u, 0x2A993584u, 0xD8F2B687u, 0x0C38D26Cu, 0xFE53516Fu, 0xED03A29Bu, 0x1F682198u,
+        0x5125DAD3u, 0xA34E59D0u, 0xB01EAA24u, 0x42752927u, 0x96BF4DCCu, 0x64D4CECFu, 0x77843D3Bu, 0x85EFBE38u,
+        0xDBFC821Cu, 0x2997011Fu, 0x3AC7F2EBu, 0xC8AC71E8u, 0x1C661503u, 0xEE0D9600u, 0xFD5D65F4u, 0x0F36E6F7u,
+        0x61C69362u, 0x93AD1061u, 0x80FDE395u, 0x72966096u, 0xA65C047Du, 0x5437877Eu, 0x4767748Au, 0xB50CF789u,
+        0xEB1FCBADu, 0x197448AEu, 0x0A24BB5Au, 0xF84F3859u, 0x2C855CB2u, 0xDEEEDFB1u, 0xCDBE2C45u, 0x3FD5AF46u,
+        0x7198540Du, 0x83F3D70Eu, 0x90A324FAu, 0x62C8A7F9u, 0xB602C312u, 0x44694011u, 0x5739B3E5u, 0xA55230E6u,
+        0xFB410CC2u, 0x092A8FC1u, 0x1A7A7C35u, 0xE811FF36u, 0x3CDB9BDDu, 0xCEB018DEu, 0xDDE0EB2Au, 0x2F8B6829u,
+        0x82F63B78u, 0x709DB87Bu, 0x63CD4B8Fu, 0x91A6C88Cu, 0x456CAC67u, 0xB7072F64u, 0xA457DC90u, 0x563C5F93u,
+        0x082F63B7u, 0xFA44E0B4u, 0xE9141340u, 0x1B7F9043u, 0xCFB5F4A8u, 0x3DDE77ABu, 0x2E8E845Fu, 0xDCE5075Cu,
+        0x92A8FC17u, 0x60C37F14u, 0x73938CE0u, 0x81F80FE3u, 0x55326B08u, 0xA759E80Bu, 0xB4091BFFu, 0x466298FCu,
+        0x1871A4D8u, 0xEA1A27DBu, 0xF94AD42Fu, 0x0B21572Cu, 0xDFEB33C7u, 0x2D80B0C4u, 0x3ED04330u, 0xCCBBC033u,
+        0xA24BB5A6u, 0x502036A5u, 0x4370C551u, 0xB11B4652u, 0x65D122B9u, 0x97BAA1BAu, 0x84EA524Eu, 0x7681D14Du,
+        0x2892ED69u, 0xDAF96E6Au, 0xC9A99D9Eu, 0x3BC21E9Du, 0xEF087A76u, 0x1D63F975u, 0x0E330A81u, 0xFC588982u,
+        0xB21572C9u, 0x407EF1CAu, 0x532E023Eu, 0xA145813Du, 0x758FE5D6u, 0x87E466D5u, 0x94B49521u, 0x66DF1622u,
+        0x38CC2A06u, 0xCAA7A905u, 0xD9F75AF1u, 0x2B9CD9F2u, 0xFF56BD19u, 0x0D3D3E1Au, 0x1E6DCDEEu, 0xEC064EEDu,
+        0xC38D26C4u, 0x31E6A5C7u, 0x22B65633u, 0xD0DDD530u, 0x0417B1DBu, 0xF67C32D8u, 0xE52CC12Cu, 0x1747422Fu,
+        0x49547E0Bu, 0xBB3FFD08u, 0xA86F0EFCu, 0x5A048DFFu, 0x8ECEE914u, 0x7CA56A17u, 0x6FF599E3u, 0x9D9E1AE0u,
+        0xD3D3E1ABu, 0x21B862A8u, 0x32E8915Cu, 0xC083125Fu, 0x144976B4u, 0xE622F5B7u, 0xF5720643u, 0x07198540u,
+        0x590AB964u, 0xAB613A67u, 0xB831C993u, 0x4A5A4A90u, 0x9E902E7Bu, 0x6CFBAD78u, 0x7FAB5E8Cu, 0x8DC0DD8Fu,
+        0xE330A81Au, 0x115B2B19u, 0x020BD8EDu, 0xF0605BEEu, 0x24AA3F05u, 0xD6C1BC06u, 0xC5914FF2u, 0x37FACCF1u,
+        0x69E9F0D5u, 0x9B8273D6u, 0x88D28022u, 0x7AB90321u, 0xAE7367CAu, 0x5C18E4C9u, 0x4F48173Du, 0xBD23943Eu,
+        0xF36E6F75u, 0x0105EC76u, 0x12551F82u, 0xE03E9C81u, 0x34F4F86Au, 0xC69F7B69u, 0xD5CF889Du, 0x27A40B9Eu,
+        0x79B737BAu, 0x8BDCB4B9u, 0x988C474Du, 0x6AE7C44Eu, 0xBE2DA0A5u, 0x4C4623A6u, 0x5F16D052u, 0xAD7D5351u};
+
+SDL_API uint32_t sdl_crc32c(uint32_t crc, const void *data, size_t n) {
+    const uint8_t *p = (const uint8_t *)data;
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) crc = sdl__crc32c_table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+    return ~crc;
+}
+
+SDL_API uint32_t sdl_tfrecord_masked_crc(const void *data, size_t n) {
+    uint32_t c = sdl_crc32c(0, data, n);
+    return ((c >> 15) | (c << 17)) + 0xa282ead8u;
+}
+
+static void sdl__put_le32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+
+SDL_API sdl_result sdl_tfrecord_write_record(FILE *f, const void *data, size_t n) {
+    if (!f || (!data && n)) return sdl_fail(SDL_ERR_ARG, "tfrecord_write_record: NULL file or data");
+    uint8_t h[12], t[4];
+    for (int i = 0; i < 8; i++) h[i] = (uint8_t)((uint64_t)n >> (8 * i));
+    sdl__put_le32(h + 8, sdl_tfrecord_masked_crc(h, 8));
+    sdl__put_le32(t, sdl_tfrecord_masked_crc(data, n));
+    if (fwrite(h, 1, 12, f) != 12 || (n && fwrite(data, 1, n, f) != n) || fwrite(t, 1, 4, f) != 4)
+        return sdl_fail(SDL_ERR_IO, "tfrecord_write_record: write failed (disk full?)");
+    return SDL_OK;
+}
+
+SDL_API int sdl_tfrecord_read_record(FILE *f, const char *what, int64_t index, uint8_t **buf, size_t *cap, size_t *n) {
+    if (!what) what = "tfrecord";
+    if (!f || !buf || !cap || !n) { sdl_fail(SDL_ERR_ARG, "%s: tfrecord_read_record: NULL argument", what); return -1; }
+    *n = 0;
+    uint8_t h[12];
+    size_t got = fread(h, 1, 12, f);
+    if (got == 0 && !ferror(f)) return 0;
+    if (got != 12) {
+        sdl_fail(ferror(f) ? SDL_ERR_IO : SDL_ERR_FORMAT, "%s: record %lld: truncated header (%zu of 12 bytes)", what, (long long)index, got);
+        return -1;
+    }
+    if (sdl_tfrecord_masked_crc(h, 8) != sdl__le32(h + 8)) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: record %lld: the length's CRC-32C does not match (corrupt, or not a TFRecord file)", what, (long long)index);
+        return -1;
+    }
+    uint64_t len = sdl__le64(h);
+    if (len > ((uint64_t)1 << 40)) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: record %lld: length %llu is over 1 TB (corrupt)", what, (long long)index, (unsigned long long)len);
+        return -1;
+    }
+    /* grow the buffer as the bytes arrive, so a corrupt length on a short file fails as
+       truncated instead of allocating what it claims */
+    size_t need = (size_t)len + 4, have = 0;
+    while (have < need) {
+        size_t target = need - have > ((size_t)1 << 20) && have > 0 ? (have * 2 < need ? have * 2 : need) : need;
+        if (need > ((size_t)1 << 20) && have == 0) target = (size_t)1 << 20;
+        if (target > *cap) {
+            uint8_t *p = (uint8_t *)SDL_REALLOC(*buf, target);
+            if (!p) { sdl_fail(SDL_ERR_OOM, "%s: record %lld: out of memory for %zu bytes", what, (long long)index, target); return -1; }
+            *buf = p;
+            *cap = target;
+        }
+        size_t r = fread(*buf + have, 1, target - have, f);
+        have += r;
+        if (have < target) {
+            sdl_fail(ferror(f) ? SDL_ERR_IO : SDL_ERR_FORMAT, "%s: record %lld: truncated (%llu data bytes + 4 CRC bytes said, %zu there)", what,
+                     (long long)index, (unsigned long long)len, have);
+            return -1;
+        }
+    }
+    if (sdl_tfrecord_masked_crc(*buf, (size_t)len) != sdl__le32(*buf + len)) {
+        sdl_fail(SDL_ERR_FORMAT, "%s: record %lld: the data's CRC-32C does not match (corrupt)", what, (long long)index);
+        return -1;
+    }
+    *n = (size_t)len;
+    return 1;
+}
+
+struct sdl_tfrecord_reader {
+    FILE *f;
+    char *path;
+    uint8_t *buf;
+    size_t cap;
+    int64_t count;
+    sdl_result err;
+};
+
+SDL_API sdl_tfrecord_reader *sdl_tfrecord_open(const char *path) {
+    if (!path) { sdl_fail(SDL_ERR_ARG, "tfrecord_open: path is NULL"); return NULL; }
+    sdl_tfrecord_reader *r = (sdl_tfrecord_reader *)sdl__calloc(1, sizeof *r);
+    if (!r) return NULL;
+    if (!(r->path = sdl__strdup(path)) || !(r->f = sdl__open_read(path))) {
+        SDL_DEALLOC(r->path);
+        SDL_DEALLOC(r);
+        return NULL;
+    }
+    return r;
+}
+
+SDL_API bool sdl_tfrecord_next(sdl_tfrecord_reader *r, const uint8_t **data, size_t *n) {
+    if (!r || !data || !n) { sdl_fail(SDL_ERR_ARG, "tfrecord_next: NULL argument"); return false; }
+    *data = NULL;
+    *n = 0;
+    if (r->err != SDL_OK) return false;
+    int k = sdl_tfrecord_read_record(r->f, r->path, r->count, &r->buf, &r->cap, n);
+    if (k < 0) r->err = sdl_last_result();
+    if (k <= 0) return false;
+    r->count++;
+    *data = r->buf;
+    return true;
+}
+
+SDL_API int64_t sdl_tfrecord_count(const sdl_tfrecord_reader *r) { return r ? r->count : 0; }
+
+SDL_API sdl_result sdl_tfrecord_close(sdl_tfrecord_reader *r) {
+    if (!r) return SDL_OK;
+    sdl_result e = r->err;
+    fclose(r->f);
+    SDL_DEALLOC(r->buf);
+    SDL_DEALLOC(r->path);
+    SDL_DEALLOC(r);
+    return e;
+}
+
+/* ---- protobuf wire format: (field << 3 | type) tags; 0 varint, 1 fixed64, 2 length-
+   delimited, 5 fixed32. One field at a time, bounds-checked. ---- */
+typedef struct sdl__pb {
+    int field, wire;
+    uint64_t v;          /* types 0, 1, 5 */
+    const uint8_t *p;    /* type 2: the bytes */
+    size_t n;
+} sdl__pb;
+
+static bool sdl__pb_varint(const uint8_t **p, const uint8_t *e, uint64_t *v) {
+    *v = 0;
+    for (int s = 0; s < 64; s += 7) {
+        if (*p >= e) return false;
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7F) << s;
+        if (!(b & 0x80)) return s < 63 || b <= 1;
+    }
+    return false;
+}
+
+/* the next field of [*p, e) into f; false at the end (*p == e) or on bad bytes (*p = NULL,
+   so a caller's check *p == e fails) */
+static bool sdl__pb_next(const uint8_t **p, const uint8_t *e, sdl__pb *f) {
+    uint64_t tag, len;
+    if (!*p || *p == e) return false;
+    memset(f, 0, sizeof *f);
+    if (!sdl__pb_varint(p, e, &tag) || (tag >> 3) == 0 || (tag >> 3) > INT32_MAX) goto bad;
+    f->field = (int)(tag >> 3);
+    f->wire = (int)(tag & 7);
+    if (f->wire == 0) {
+        if (!sdl__pb_varint(p, e, &f->v)) goto bad;
+    } else if (f->wire == 1 || f->wire == 5) {
+        size_t k = f->wire == 1 ? 8 : 4;
+        if ((size_t)(e - *p) < k) goto bad;
+        f->v = k == 8 ? sdl__le64(*p) : sdl__le32(*p);
+        *p += k;
+    } else if (f->wire == 2) {
+        if (!sdl__pb_varint(p, e, &len) || len > (uint64_t)(e - *p)) goto bad;
+        f->p = *p;
+        f->n = (size_t)len;
+        *p += len;
+    } else goto bad; /* groups (3, 4) and 6, 7 */
+    return true;
+bad:
+    *p = NULL;
+    return false;
+}
+
+/* a whole message parses when the loop ended at its end */
+#define SDL__PB_FOR(f, p, e) for (const uint8_t *p##_end = (e); sdl__pb_next(&(p), p##_end, &(f));)
+
+static void sdl__pb_put_varint(sdl__buf *b, uint64_t v) {
+    uint8_t t[10];
+    size_t k = 0;
+    do { t[k++] = (uint8_t)((v & 0x7F) | (v > 0x7F ? 0x80 : 0)); v >>= 7; } while (v);
+    sdl__buf_put(b, t, k);
+}
+
+static void sdl__pb_put_bytes(sdl__buf *b, int field, const void *data, size_t n) {
+    sdl__pb_put_varint(b, (uint64_t)field << 3 | 2);
+    sdl__pb_put_varint(b, n);
+    sdl__buf_put(b, data, n);
+}
+
+/* ---- tf.train.Example: Example{features=1: Features{feature=1: map<string, Feature>}},
+   Feature{bytes_list=1 | float_list=2 | int64_list=3}, each list {repeated value=1} ---- */
+typedef struct sdl__feature {
+    char *name;
+    sdl_feature_kind kind;
+    int64_t count;
+    sdl__buf data;  /* the values: floats, int64s, or byte strings back to back */
+    sdl__buf offs;  /* bytes: count + 1 size_t offsets into data */
+} sdl__feature;
+
+struct sdl_example {
+    int n, cap;
+    sdl__feature *f;
+};
+
+SDL_API sdl_example *sdl_example_new(void) { return (sdl_example *)sdl__calloc(1, sizeof(sdl_example)); }
+
+static void sdl__feature_clear(sdl__feature *f) {
+    SDL_DEALLOC(f->data.p);
+    SDL_DEALLOC(f->offs.p);
+    memset(&f->data, 0, sizeof f->data);
+    memset(&f->offs, 0, sizeof f->offs);
+    f->count = 0;
+    f->kind = SDL_FEATURE_NONE;
+}
+
+SDL_API void sdl_example_free(sdl_example *e) {
+    if (!e) return;
+    for (int i = 0; i < e->n; i++) {
+        sdl__feature_clear(&e->f[i]);
+        SDL_DEALLOC(e->f[i].name);
+    }
+    SDL_DEALLOC(e->f);
+    SDL_DEALLOC(e);
+}
+
+static sdl__feature *sdl__example_find(const sdl_example *e, const char *name, size_t len) {
+    for (int i = 0; i < e->n; i++)
+        if (strlen(e->f[i].name) == len && !memcmp(e->f[i].name, name, len)) return &e->f[i];
+    return NULL;
+}
+
+/* the feature called name (len bytes), added empty if absent */
+static sdl__feature *sdl__example_slot(sdl_example *e, const char *name, size_t len) {
+    sdl__feature *f = sdl__example_find(e, name, len);
+    if (f) return f;
+    if (e->n == e->cap) {
+        int cap = e->cap ? e->cap * 2 : 8;
+        sdl__feature *m = e->cap < INT32_MAX / 4 ? (sdl__feature *)SDL_REALLOC(e->f, (size_t)cap * sizeof(sdl__feature)) : NULL;
+        if (!m) { sdl_fail(SDL_ERR_OOM, "example: out of memory for %d features", cap); return NULL; }
+        e->f = m;
+        e->cap = cap;
+    }
+    f = &e->f[e->n];
+    memset(f, 0, sizeof *f);
+    if (!(f->name = (char *)sdl__alloc(len + 1))) return NULL;
+    memcpy(f->name, name, len);
+    f->name[len] = 0;
+    e->n++;
+    return f;
+}
+
+/* appends n values of `size` bytes each (bytes: one string of n bytes) */
+static sdl_result sdl__example_add(sdl_example *e, const char *name, sdl_feature_kind kind, const void *v, int64_t n, size_t size) {
+    if (!e || !name || n < 0 || (!v && n)) return sdl_fail(SDL_ERR_ARG, "example_add: NULL example, name or values");
+    sdl__feature *f = sdl__example_slot(e, name, strlen(name));
+    if (!f) return sdl_last_result();
+    if (f->kind != SDL_FEATURE_NONE && f->kind != kind) return sdl_fail(SDL_ERR_ARG, "example_add: feature '%s' already holds another kind of list", name);
+    size_t bytes;
+    if (sdl__mul_overflows((size_t)n, size, &bytes)) return sdl_fail(SDL_ERR_OOM, "example_add: '%s': too many values", name);
+    if (kind == SDL_FEATURE_BYTES && f->count == 0) {
+        size_t zero = 0;
+        sdl__buf_put(&f->offs, &zero, sizeof zero);
+    }
+    sdl__buf_put(&f->data, v, bytes);
+    if (kind == SDL_FEATURE_BYTES) sdl__buf_put(&f->offs, &f->data.n, sizeof(size_t));
+    if (f->data.oom || f->offs.oom) return SDL_ERR_OOM;
+    f->kind = kind;
+    f->count += kind == SDL_FEATURE_BYTES ? 1 : n;
+    return SDL_OK;
+}
+
+SDL_API sdl_result sdl_example_add_bytes(sdl_example *e, const char *name, const void *data, size_t n) {
+    return sdl__example_add(e, name, SDL_FEATURE_BYTES, n ? data : "", (int64_t)n, 1);
+}
+SDL_API sdl_result sdl_example_add_floats(sdl_example *e, const char *name, const float *v, int64_t n) {
+    return sdl__example_add(e, name, SDL_FEATURE_FLOAT, v, n, sizeof(float));
+}
+SDL_API sdl_result sdl_example_add_int64s(sdl_example *e, const char *name, const int64_t *v, int64_t n) {
+    return sdl__example_add(e, name, SDL_FEATURE_INT64, v, n, sizeof(int64_t));
+}
+
+SDL_API uint8_t *sdl_example_serialize(const sdl_example *e, size_t *n) {
+    if (n) *n = 0;
+    if (!e || !n) { sdl_fail(SDL_ERR_ARG, "example_serialize: NULL argument"); return NULL; }
+    sdl__buf feats, list, feat, entry, out;
+    memset(&feats, 0, sizeof feats);
+    memset(&out, 0, sizeof out);
+    for (int i = 0; i < e->n; i++) {
+        const sdl__feature *f = &e->f[i];
+        memset(&list, 0, sizeof list);
+        memset(&feat, 0, sizeof feat);
+        memset(&entry, 0, sizeof entry);
+        if (f->kind == SDL_FEATURE_BYTES) {
+            const size_t *o = (const size_t *)f->offs.p;
+            for (int64_t k = 0; k < f->count; k++) sdl__pb_put_bytes(&list, 1, f->data.p + o[k], o[k + 1] - o[k]);
+        } else if (f->kind == SDL_FEATURE_FLOAT) { /* packed: little-endian floats */
+            sdl__buf le;
+            memset(&le, 0, sizeof le);
+            for (int64_t k = 0; k < f->count; k++) {
+                uint32_t u;
+                uint8_t b[4];
+                memcpy(&u, f->data.p + 4 * (size_t)k, 4);
+                sdl__put_le32(b, u);
+                sdl__buf_put(&le, b, 4);
+            }
+            if (f->count) sdl__pb_put_bytes(&list, 1, le.p, le.n);
+            SDL_DEALLOC(le.p);
+        } else if (f->kind == SDL_FEATURE_INT64) { /* packed varints, negatives as 10 bytes */
+            sdl__buf vs;
+            memset(&vs, 0, sizeof vs);
+            for (int64_t k = 0; k < f->count; k++) {
+                int64_t v;
+                memcpy(&v, f->data.p + 8 * (size_t)k, 8);
+                sdl__pb_put_varint(&vs, (uint64_t)v);
+            }
+            if (f->count) sdl__pb_put_bytes(&list, 1, vs.p, vs.n);
+            SDL_DEALLOC(vs.p);
+        }
+        if (f->kind != SDL_FEATURE_NONE) sdl__pb_put_bytes(&feat, (int)f->kind, list.p, list.n);
+        sdl__pb_put_bytes(&entry, 1, f->name, strlen(f->name));
+        sdl__pb_put_bytes(&entry, 2, feat.p, feat.n);
+        sdl__pb_put_bytes(&feats, 1, entry.p, entry.n);
+        bool oom = list.oom || feat.oom || entry.oom;
+        SDL_DEALLOC(list.p);
+        SDL_DEALLOC(feat.p);
+        SDL_DEALLOC(entry.p);
+        if (oom) feats.oom = true;
+    }
+    sdl__pb_put_bytes(&out, 1, feats.p, feats.n);
+    SDL_DEALLOC(feats.p);
+    if (feats.oom || out.oom) { SDL_DEALLOC(out.p); sdl_fail(SDL_ERR_OOM, "example_serialize: out of memory"); return NULL; }
+    *n = out.n;
+    return out.p;
+}
+
+/* a Feature message into f (replacing what it held: the last of repeated fields wins, as
+   protobuf merges) */
+static bool sdl__example_parse_feature(sdl__feature *f, const uint8_t *p, const uint8_t *e) {
+    sdl__pb fd, v;
+    sdl__feature_clear(f);
+    SDL__PB_FOR(fd, p, e) {
+        if (fd.wire != 2 || fd.field < 1 || fd.field > 3) continue;
+        sdl__feature_clear(f);
+        f->kind = (sdl_feature_kind)fd.field;
+        const uint8_t *q = fd.p, *qe = fd.p + fd.n;
+        if (f->kind == SDL_FEATURE_BYTES) {
+            size_t zero = 0;
+            sdl__buf_put(&f->offs, &zero, sizeof zero);
+        }
+        SDL__PB_FOR(v, q, qe) {
+            if (v.field != 1) continue;
+            if (f->kind == SDL_FEATURE_BYTES) {
+                if (v.wire != 2) return false;
+                sdl__buf_put(&f->data, v.p, v.n);
+                sdl__buf_put(&f->offs, &f->data.n, sizeof(size_t));
+                f->count++;
+            } else if (f->kind == SDL_FEATURE_FLOAT) {
+                if (v.wire == 5) {
+                    uint32_t u = (uint32_t)v.v;
+                    sdl__buf_put(&f->data, &u, 4);
+                    f->count++;
+                } else if (v.wire == 2 && v.n % 4 == 0) {
+                    for (size_t k = 0; k < v.n; k += 4) {
+                        uint32_t u = sdl__le32(v.p + k);
+                        sdl__buf_put(&f->data, &u, 4);
+                    }
+                    f->count += (int64_t)(v.n / 4);
+                } else return false;
+            } else {
+                if (v.wire == 0) {
+                    sdl__buf_put(&f->data, &v.v, 8);
+                    f->count++;
+                } else if (v.wire == 2) {
+                    const uint8_t *r = v.p, *re = v.p + v.n;
+                    uint64_t x;
+                    while (r < re) {
+                        if (!sdl__pb_varint(&r, re, &x)) return false;
+                        sdl__buf_put(&f->data, &x, 8);
+                        f->count++;
+                    }
+                } else return false;
+            }
+        }
+        if (q != qe) return false;
+    }
+    return p == e && !f->data.oom && !f->offs.oom;
+}
+
+SDL_API sdl_example *sdl_example_parse(const void *data, size_t n, const char *what) {
+    if (!what) what = "example";
+    if (!data && n) { sdl_fail(SDL_ERR_ARG, "%s: example_parse: NULL data", what); return NULL; }
+    sdl_example *ex = sdl_example_new();
+    if (!ex) return NULL;
+    const uint8_t *p = (const uint8_t *)data, *e = p + n;
+    sdl__pb fs, en, kv;
+    bool ok = true;
+    SDL__PB_FOR(fs, p, e) {
+        if (fs.field != 1 || fs.wire != 2) continue; /* Example.features */
+        const uint8_t *q = fs.p;
+        SDL__PB_FOR(en, q, fs.p + fs.n) {
+            if (en.field != 1 || en.wire != 2) continue; /* Features.feature: a map entry */
+            const uint8_t *key = (const uint8_t *)"", *val = NULL, *r = en.p;
+            size_t key_n = 0, val_n = 0;
+            SDL__PB_FOR(kv, r, en.p + en.n) {
+                if (kv.wire != 2) continue;
+                if (kv.field == 1) { key = kv.p; key_n = kv.n; }
+                if (kv.field == 2) { val = kv.p; val_n = kv.n; }
+            }
+            sdl__feature *f;
+            if (r != en.p + en.n || memchr(key, 0, key_n) || !(f = sdl__example_slot(ex, (const char *)key, key_n)) ||
+                !sdl__example_parse_feature(f, val ? val : key, val ? val + val_n : key)) { ok = false; break; }
+        }
+        if (!ok || q != fs.p + fs.n) { ok = false; break; }
+    }
+    if (!ok || p != e) {
+        if (sdl_last_result() != SDL_ERR_OOM) sdl_fail(SDL_ERR_FORMAT, "%s: not a valid tf.train.Example message (corrupt protobuf)", what);
+        sdl_example_free(ex);
+        return NULL;
+    }
+    return ex;
+}
+
+SDL_API int sdl_example_num_features(const sdl_example *e) { return e ? e->n : 0; }
+SDL_API const char *sdl_example_feature_name(const sdl_example *e, int i) { return e && i >= 0 && i < e->n ? e->f[i].name : NULL; }
+
+SDL_API sdl_feature_kind sdl_example_kind(const sdl_example *e, const char *name, int64_t *count) {
+    const sdl__feature *f = e && name ? sdl__example_find(e, name, strlen(name)) : NULL;
+    if (count) *count = f ? f->count : 0;
+    return f ? f->kind : SDL_FEATURE_NONE;
+}
+
+/* the feature of that name and kind, or NULL with an error listing the features */
+static const sdl__feature *sdl__example_get(const sdl_example *e, const char *name, sdl_feature_kind kind) {
+    static const char *const kinds[] = {"no", "bytes", "float", "int64"};
+    if (!e || !name) { sdl_fail(SDL_ERR_ARG, "example: NULL example or name"); return NULL; }
+    const sdl__feature *f = sdl__example_find(e, name, strlen(name));
+    if (f && f->kind == kind) return f;
+    char have[256] = "";
+    for (int i = 0; i < e->n; i++) {
+        size_t k = strlen(have);
+        snprintf(have + k, sizeof have - k, "%s%s (%s)", i ? ", " : "", e->f[i].name, kinds[e->f[i].kind]);
+    }
+    if (f) sdl_fail(SDL_ERR_ARG, "example: feature '%s' is a %s list, not %s (features: %s)", name, kinds[f->kind], kinds[kind], have);
+    else sdl_fail(SDL_ERR_ARG, "example: no feature '%s' (features: %s)", name, e->n ? have : "none");
+    return NULL;
+}
+
+SDL_API const uint8_t *sdl_example_bytes(const sdl_example *e, const char *name, int64_t i, size_t *n) {
+    if (n) *n = 0;
+    const sdl__feature *f = sdl__example_get(e, name, SDL_FEATURE_BYTES);
+    if (!f) return NULL;
+    if (i < 0 || i >= f->count) { sdl_fail(SDL_ERR_ARG, "example: feature '%s' has %lld values, asked for %lld", name, (long long)f->count, (long long)i); return NULL; }
+    const size_t *o = (const size_t *)f->offs.p;
+    if (n) *n = o[i + 1] - o[i];
+    return f->data.p ? f->data.p + o[i] : (const uint8_t *)"";
+}
+
+static const void *sdl__example_values(const sdl_example *e, const char *name, sdl_feature_kind kind, int64_t *count) {
+    if (count) *count = 0;
+    const sdl__feature *f = sdl__example_get(e, name, kind);
+    if (!f) return NULL;
+    if (count) *count = f->count;
+    return f->data.p ? (const void *)f->data.p : (const void *)"\0\0\0\0\0\0\0"; /* empty list: not NULL */
+}
+SDL_API const float *sdl_example_floats(const sdl_example *e, const char *name, int64_t *count) {
+    return (const float *)sdl__example_values(e, name, SDL_FEATURE_FLOAT, count);
+}
+SDL_API const int64_t *sdl_example_int64s(const sdl_example *e, const char *name, int64_t *count) {
+    return (const int64_t *)sdl__example_values(e, name, SDL_FEATURE_INT64, count);
+}
+
+/* ---- tensorflow.TensorProto: dtype=1, tensor_shape=2 {dim=2 {size=1}}, tensor_content=4,
+   float_val=5, double_val=6, int_val=7, int64_val=10 ---- */
+enum { SDL__DT_FLOAT = 1, SDL__DT_DOUBLE = 2, SDL__DT_INT32 = 3, SDL__DT_UINT8 = 4, SDL__DT_INT64 = 9 };
+
+/* value lists (packed or one by one) as doubles into vals */
+static bool sdl__tp_vals(const sdl__pb *f, sdl__buf *vals) {
+    int size = f->field == 5 ? 4 : f->field == 6 ? 8 : 0; /* fixed-width; else varints */
+    if (f->wire != 2) {
+        double d;
+        if (size == 4 && f->wire == 5) { uint32_t u = (uint32_t)f->v; float x; memcpy(&x, &u, 4); d = x; }
+        else if (size == 8 && f->wire == 1) memcpy(&d, &f->v, 8);
+        else if (size == 0 && f->wire == 0) d = (double)(int64_t)f->v;
+        else return false;
+        sdl__buf_put(vals, &d, sizeof d);
+        return true;
+    }
+    const uint8_t *p = f->p, *e = f->p + f->n;
+    if (size && f->n % (size_t)size) return false;
+    while (p < e) {
+        double d;
+        uint64_t x;
+        if (size == 4) { uint32_t u = sdl__le32(p); float v; memcpy(&v, &u, 4); d = v; p += 4; }
+        else if (size == 8) { x = sdl__le64(p); memcpy(&d, &x, 8); p += 8; }
+        else { if (!sdl__pb_varint(&p, e, &x)) return false; d = (double)(int64_t)x; }
+        sdl__buf_put(vals, &d, sizeof d);
+    }
+    return true;
+}
+
+SDL_API sdl_tensor *sdl_tensorproto_parse(const void *data, size_t n, const char *what) {
+    if (!what) what = "TensorProto";
+    if (!data && n) { sdl_fail(SDL_ERR_ARG, "%s: tensorproto_parse: NULL data", what); return NULL; }
+    const uint8_t *p = (const uint8_t *)data, *e = p + n, *content = NULL;
+    size_t content_n = 0;
+    uint64_t dtype = 0;
+    sdl_shape shape;
+    memset(&shape, 0, sizeof shape);
+    sdl__buf vals;
+    memset(&vals, 0, sizeof vals);
+    sdl__pb f, d, s;
+    bool ok = true;
+    sdl_tensor *t = NULL;
+    SDL__PB_FOR(f, p, e) {
+        if (f.field == 1 && f.wire == 0) dtype = f.v;
+        else if (f.field == 2 && f.wire == 2) {
+            const uint8_t *q = f.p;
+            shape.ndim = 0;
+            SDL__PB_FOR(d, q, f.p + f.n) {
+                if (d.field != 2 || d.wire != 2) continue;
+                int64_t size = 0;
+                const uint8_t *r = d.p;
+                SDL__PB_FOR(s, r, d.p + d.n) if (s.field == 1 && s.wire == 0) size = (int64_t)s.v;
+                if (r != d.p + d.n || size < 0 || shape.ndim == SDL_MAX_DIMS) { ok = false; break; }
+                shape.d[shape.ndim++] = size;
+            }
+            if (q != f.p + f.n) ok = false;
+        } else if (f.field == 4 && f.wire == 2) { content = f.p; content_n = f.n; }
+        else if (f.field == 5 || f.field == 6 || f.field == 7 || f.field == 10) ok = ok && sdl__tp_vals(&f, &vals);
+        if (!ok) break;
+    }
+    int size = dtype == SDL__DT_FLOAT || dtype == SDL__DT_INT32 ? 4 : dtype == SDL__DT_DOUBLE || dtype == SDL__DT_INT64 ? 8 : dtype == SDL__DT_UINT8 ? 1 : 0;
+    sdl_dtype dt = dtype == SDL__DT_UINT8 ? SDL_U8 : (dtype == SDL__DT_INT32 || dtype == SDL__DT_INT64) ? SDL_I32 : SDL_F32;
+    int64_t numel = sdl__shape_numel(shape), nv = (int64_t)(vals.n / sizeof(double));
+    size_t bytes = 0;
+    if (!ok || p != e || vals.oom) sdl_fail(SDL_ERR_FORMAT, "%s: not a valid TensorProto message (corrupt protobuf)", what);
+    else if (!size) sdl_fail(SDL_ERR_FORMAT, "%s: TensorProto dtype %llu; sdl reads DT_FLOAT (1), DT_DOUBLE (2), DT_INT32 (3), DT_UINT8 (4), DT_INT64 (9)", what, (unsigned long long)dtype);
+    else if (numel < 0 || sdl__mul_overflows((size_t)numel, (size_t)size, &bytes)) sdl_fail(SDL_ERR_FORMAT, "%s: TensorProto shape too large", what);
+    else if (content && content_n != bytes) sdl_fail(SDL_ERR_FORMAT, "%s: TensorProto: the shape needs %zu content bytes, there are %zu", what, bytes, content_n);
+    else if (!content && nv != numel && !(nv == 1 && numel > 0)) sdl_fail(SDL_ERR_FORMAT, "%s: TensorProto: %lld values for %lld elements", what, (long long)nv, (long long)numel);
+    else if ((t = sdl_tensor_new(shape, dt)) != NULL) {
+        const double *v = (const double *)vals.p;
+        for (int64_t i = 0; i < numel && t; i++) {
+            double x;
+            if (content) {
+                const uint8_t *q = content + (size_t)i * (size_t)size;
+                uint64_t u = size == 1 ? q[0] : size == 4 ? sdl__le32(q) : sdl__le64(q);
+                if (dtype == SDL__DT_FLOAT) { uint32_t w = (uint32_t)u; float fl; memcpy(&fl, &w, 4); x = fl; }
+                else if (dtype == SDL__DT_DOUBLE) memcpy(&x, &u, 8);
+                else if (dtype == SDL__DT_INT32) x = (double)(int32_t)(uint32_t)u;
+                else if (dtype == SDL__DT_INT64) x = (double)(int64_t)u;
+                else x = (double)u;
+            } else x = v[nv == 1 ? 0 : i];
+            if (dt == SDL_F32) sdl_f32(t)[i] = (float)x;
+            else if ((dt == SDL_U8 && (x < 0 || x > 255)) || (dt == SDL_I32 && (x < INT32_MIN || x > INT32_MAX))) {
+                sdl_fail(SDL_ERR_FORMAT, "%s: TensorProto element %lld is %.0f, outside the %s range", what, (long long)i, x, dt == SDL_U8 ? "uint8" : "int32");
+                sdl_tensor_free(t);
+                t = NULL;
+            } else if (dt == SDL_U8) sdl_u8(t)[i] = (uint8_t)x;
+            else sdl_i32(t)[i] = (int32_t)x;
+        }
+    }
+    SDL_DEALLOC(vals.p);
+    return t;
+}
+
+SDL_API uint8_t *sdl_tensorproto_serialize(const sdl_tensor *t, size_t *n) {
+    if (n) *n = 0;
+    if (!t || !n || t->device != SDL_CPU || (t->dtype != SDL_F32 && t->dtype != SDL_U8 && t->dtype != SDL_I32)) {
+        sdl_fail(SDL_ERR_ARG, "tensorproto_serialize: needs a CPU f32, u8 or i32 tensor");
+        return NULL;
+    }
+    sdl__buf out, shape, dim;
+    memset(&out, 0, sizeof out);
+    memset(&shape, 0, sizeof shape);
+    sdl__pb_put_varint(&out, 1 << 3);
+    sdl__pb_put_varint(&out, t->dtype == SDL_F32 ? SDL__DT_FLOAT : t->dtype == SDL_U8 ? SDL__DT_UINT8 : SDL__DT_INT32);
+    for (int i = 0; i < t->ndim; i++) {
+        memset(&dim, 0, sizeof dim);
+        sdl__pb_put_varint(&dim, 1 << 3);
+        sdl__pb_put_varint(&dim, (uint64_t)t->shape[i]);
+        sdl__pb_put_bytes(&shape, 2, dim.p, dim.n);
+        SDL_DEALLOC(dim.p);
+    }
+    sdl__pb_put_bytes(&out, 2, shape.p, shape.n);
+    size_t es = sdl_dtype_size(t->dtype), bytes = (size_t)t->numel * es;
+    sdl__pb_put_varint(&out, 4 << 3 | 2);
+    sdl__pb_put_varint(&out, bytes);
+    for (int64_t i = 0; i < t->numel; i++) { /* little-endian whatever the host */
+        uint8_t b[4];
+        if (es == 1) { sdl__buf_put(&out, sdl_u8(t) + i, 1); continue; }
+        uint32_t u;
+        memcpy(&u, (const uint8_t *)t->data + (size_t)i * 4, 4);
+        sdl__put_le32(b, u);
+        sdl__buf_put(&out, b, 4);
+    }
+    bool oom = out.oom || shape.oom;
+    SDL_DEALLOC(shape.p);
+    if (oom) { SDL_DEALLOC(out.p); sdl_fail(SDL_ERR_OOM, "tensorproto_serialize: out of memory"); return NULL; }
+    *n = out.n;
+    return out.p;
 }
 
 #ifdef __cplusplus

@@ -834,6 +834,8 @@ static void sdl__cu_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, floa
    >>cuda-ops: each op's kernels beside its backward, the same math as the CPU ones in sdl.h
    ---------------------------------------------------------------------------------------- */
 
+/* >>ops-core (sdl.h's >>ops-core: linear, relu, add/mul, sum/mean) */
+
 /* ---- linear: x (R, in), w (out, in), b (out) -> y (R, out)
    y = x w^T + b;  dx += dy w;  dw += dy^T x;  db += sum_rows dy */
 static __global__ void sdl__k_fill_rows(float *y, const float *b, int64_t R, int64_t O) { /* a warp per row */
@@ -956,95 +958,6 @@ static void sdl__cu_sum_bwd(sdl_node *n) {
     float div = n->op == SDL_OP_MEAN ? (float)len : 1.0f;
     sdl__k_sum_bwd<<<sdl__cu_grid(len), SDL__CU_THREADS, 0, sdl__cu.stream>>>(n->out->grad, n->in[0]->grad, len, div);
     SDL__CU_LAUNCHED("sdl__k_sum_bwd");
-}
-
-/* ---- cross entropy from logits (B, C), targets i32 (B), smoothing s:
-   q = (1-s) onehot(t) + s/C;  loss = mean_b -sum_c q_c log softmax(x)_c
-   dlogits_bc += (softmax(x)_bc - q_bc) / B
-   One block per row, forward and backward. The forward keeps only each row's log of the
-   softmax's denominator, logz (a double per row at n->saved, sized for B x C floats: room
-   when C >= 2; with one class the softmax is 1), and the row's loss (double); the backward
-   computes softmax = exp(x - logz) again from the logits, as the CPU does (no B x C
-   probabilities written and read: GPT-2's are 3.3 GB). A target outside [0, C) makes that
-   row's loss NaN. */
-static __global__ void sdl__k_ce_fwd(const float *x, const int32_t *t, int64_t B, int64_t C, float s, double *logz_out, double *rowloss) {
-    __shared__ double shd[SDL__CU_THREADS];
-    __shared__ float shf[SDL__CU_THREADS];
-    for (int64_t b = blockIdx.x; b < B; b += gridDim.x) {
-        const float *row = x + b * C;
-        float mx = -INFINITY;
-        for (int64_t c = threadIdx.x; c < C; c += blockDim.x) mx = fmaxf(mx, row[c]);
-        mx = sdl__cu_block_max(mx, shf);
-        double z = 0.0, rs = 0.0;
-        for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-            z += exp((double)row[c] - mx);
-            rs += row[c];
-        }
-        z = sdl__cu_block_sum(z, shd);
-        rs = sdl__cu_block_sum(rs, shd);
-        double logz = mx + log(z);
-        if (threadIdx.x == 0) {
-            int32_t tb = t[b];
-            double lsum = rs - (double)C * logz; /* sum_c log p_c */
-            if (C > 1) logz_out[b] = logz;
-            rowloss[b] = (tb < 0 || tb >= C) ? nan("")
-                                              : -(1.0 - s) * ((double)row[tb] - logz) - (double)s / (double)C * lsum;
-        }
-    }
-}
-static __global__ void sdl__k_ce_bwd(const float *x, const double *logz, const int32_t *t, const float *dy, float *dx, int64_t B,
-                                     int64_t C, float s) {
-    float g = dy[0] / (float)(B ? B : 1), off = s / (float)C;
-    for (int64_t b = blockIdx.x; b < B; b += gridDim.x) {
-        const float *row = x + b * C;
-        float *drow = dx + b * C;
-        double lz = C > 1 ? logz[b] : (double)row[0];
-        int64_t tb = t[b];
-        for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
-            drow[c] += g * ((float)exp((double)row[c] - lz) - (c == tb ? off + 1.0f - s : off));
-    }
-}
-static void sdl__cu_ce_fwd(sdl_node *n) {
-    sdl_tensor *x = n->in[0];
-    int64_t B = x->shape[0], C = B ? x->numel / B : 0;
-    double *rowloss = (double *)sdl__cu_arena_alloc((size_t)(B ? B : 1) * sizeof(double));
-    if (!rowloss) return;
-    if (B > 0 && C > 0) {
-        sdl__k_ce_fwd<<<(unsigned)(B > 65535 ? 65535 : B), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
-            sdl_f32(x), sdl_i32(n->in[1]), B, C, n->attr.scalar.alpha, (double *)n->saved, rowloss);
-        if (!SDL__CU_LAUNCHED("sdl__k_ce_fwd")) return;
-    }
-    sdl__k_reduce_final<<<1, SDL__CU_THREADS, 0, sdl__cu.stream>>>(rowloss, B, 1.0 / (double)(B ? B : 1), sdl_f32(n->out));
-    SDL__CU_LAUNCHED("sdl__k_reduce_final");
-}
-static void sdl__cu_ce_bwd(sdl_node *n) {
-    sdl_tensor *x = n->in[0];
-    int64_t B = x->shape[0], C = B ? x->numel / B : 0;
-    if (B * C <= 0 || !x->requires_grad) return;
-    sdl__k_ce_bwd<<<(unsigned)(B > 65535 ? 65535 : B), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
-        sdl_f32(x), (const double *)n->saved, sdl_i32(n->in[1]), n->out->grad, x->grad, B, C, n->attr.scalar.alpha);
-    SDL__CU_LAUNCHED("sdl__k_ce_bwd");
-}
-
-/* ---- mse: loss = mean (x - t)^2;  dx += 2 (x - t) / n,  dt -= 2 (x - t) / n (each may be NULL) */
-static __global__ void sdl__k_mse_bwd(const float *x, const float *t, const float *dy, float *dx, float *dt, int64_t n) {
-    float g = 2.0f * dy[0] / (float)n;
-    SDL__CU_LOOP(i, n) {
-        float d = g * (x[i] - t[i]);
-        if (dx) dx[i] += d;
-        if (dt) dt[i] -= d;
-    }
-}
-static void sdl__cu_mse_fwd(sdl_node *n) {
-    int64_t len = n->in[0]->numel;
-    sdl__cu_reduce(sdl_f32(n->in[0]), sdl_f32(n->in[1]), len, 1, 1.0 / (double)(len ? len : 1), sdl_f32(n->out));
-}
-static void sdl__cu_mse_bwd(sdl_node *n) {
-    sdl_tensor *x = n->in[0], *t = n->in[1];
-    if (x->numel <= 0 || !(x->requires_grad || t->requires_grad)) return;
-    sdl__k_mse_bwd<<<sdl__cu_grid(x->numel), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
-        sdl_f32(x), sdl_f32(t), n->out->grad, x->requires_grad ? x->grad : NULL, t->requires_grad ? t->grad : NULL, x->numel);
-    SDL__CU_LAUNCHED("sdl__k_mse_bwd");
 }
 
 /* ----------------------------------------------------------------------------------------
@@ -1198,6 +1111,8 @@ static void sdl__cu_gemm_batched(bool ta, bool tb, int64_t M, int64_t N, int64_t
                                            A, CUDA_R_32F, (int)lda, (long long)sA, &beta, C, CUDA_R_32F, (int)ldc,
                                            (long long)sC, (int)batch, compute, CUBLAS_GEMM_DEFAULT));
 }
+
+/* >>ops-conv */
 
 /* ---- conv2d and conv_transpose2d through im2col and cuBLAS.
    Geometry as sdl.h's sdl__geom: an image (C, H, W) read through KH x KW windows with stride
@@ -1525,6 +1440,8 @@ static void sdl__cu_gap_bwd(sdl_node *n) {
     SDL__CU_LAUNCHED("sdl__k_gap_bwd");
 }
 
+/* >>ops-norm */
+
 /* ---- batch norm: x (N, C) or (N, C, H, W), per channel c over its M = N S values (as
    sdl.h): xhat = (x - mean) rstd, y = gamma xhat + beta; training uses the batch mean and
    biased var (sums in double) and moves the running stats with the unbiased var; eval uses
@@ -1851,6 +1768,8 @@ static void sdl__cu_emb_bwd(sdl_node *n) {
     SDL__CU_LAUNCHED("sdl__k_emb_bwd");
 }
 
+/* >>ops-act */
+
 /* ---- elementwise unary ops (as sdl.h's >>ops-act): y = f(x);  dx += f'(x) dy, the formulas
    in sdl.h's >>formulas (the same functions the CPU loops call). One kernel pair for all of
    SDL_UNARY_OPS: a case per row, generated; the op is the same in every thread. */
@@ -1890,6 +1809,57 @@ static void sdl__cu_unary_bwd(sdl_node *n) {
         sdl_f32(n->in[0]), sdl_f32(n->out), n->out->grad, n->in[0]->grad, len, (int)n->op, n->attr.scalar.alpha, n->attr.scalar.beta);
     SDL__CU_LAUNCHED("sdl__k_unary_bwd");
 }
+
+/* ---- softmax / log_softmax over the last dim, a warp per row, max subtracted first:
+   softmax:      y = e^(x - max) / sum;  dx += y (dy - sum(dy y))
+   log_softmax:  y = x - max - log sum;  dx += dy - e^y sum(dy) */
+static __global__ void sdl__k_softmax_fwd(const float *x, float *y, int64_t R, int64_t D, int logsm) {
+    int lane = threadIdx.x & 31;
+    SDL__CU_ROWS(r, R) {
+        const float *xr = x + r * D;
+        float *yr = y + r * D, mx = -INFINITY, s = 0.0f;
+        for (int64_t d = lane; d < D; d += 32) mx = fmaxf(mx, xr[d]);
+        mx = sdl__cu_warp_max(mx);
+        for (int64_t d = lane; d < D; d += 32) {
+            float e = expf(xr[d] - mx);
+            if (!logsm) yr[d] = e;
+            s += e;
+        }
+        s = sdl__cu_warp_sum(s);
+        if (!logsm) {
+            float inv = 1.0f / s;
+            for (int64_t d = lane; d < D; d += 32) yr[d] *= inv;
+        } else {
+            float lse = mx + logf(s);
+            for (int64_t d = lane; d < D; d += 32) yr[d] = xr[d] - lse;
+        }
+    }
+}
+static __global__ void sdl__k_softmax_bwd(const float *y, const float *dy, float *dx, int64_t R, int64_t D, int logsm) {
+    int lane = threadIdx.x & 31;
+    SDL__CU_ROWS(r, R) {
+        const float *yr = y + r * D, *dyr = dy + r * D;
+        float *dxr = dx + r * D, s = 0.0f;
+        for (int64_t d = lane; d < D; d += 32) s += logsm ? dyr[d] : dyr[d] * yr[d];
+        s = sdl__cu_warp_sum(s);
+        for (int64_t d = lane; d < D; d += 32) dxr[d] += logsm ? dyr[d] - expf(yr[d]) * s : yr[d] * (dyr[d] - s);
+    }
+}
+static void sdl__cu_softmax_fwd(sdl_node *n) {
+    int64_t D = n->out->shape[n->out->ndim - 1], R = D ? n->out->numel / D : 0;
+    if (R <= 0) return;
+    sdl__k_softmax_fwd<<<sdl__cu_row_grid(R), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->out), R, D, n->op == SDL_OP_LOG_SOFTMAX);
+    SDL__CU_LAUNCHED("sdl__k_softmax_fwd");
+}
+static void sdl__cu_softmax_bwd(sdl_node *n) {
+    int64_t D = n->out->shape[n->out->ndim - 1], R = D ? n->out->numel / D : 0;
+    if (R <= 0 || !n->in[0]->requires_grad) return;
+    sdl__k_softmax_bwd<<<sdl__cu_row_grid(R), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+        sdl_f32(n->out), n->out->grad, n->in[0]->grad, R, D, n->op == SDL_OP_LOG_SOFTMAX);
+    SDL__CU_LAUNCHED("sdl__k_softmax_bwd");
+}
+
+/* >>ops-general */
 
 /* ---- elementwise binary ops on equal shapes (sdl.h's >>ops-general, SDL_BINARY_OPS; the
    public functions broadcast first) and where: the same >>formulas as the CPU loops */
@@ -2112,54 +2082,7 @@ static void sdl__cu_bmm_bwd(sdl_node *n) {
     if (b->grad) sdl__cu_gemm_batched(true, false, K, N, M, 1.0f, sdl_f32(a), K, M * K, n->out->grad, N, M * N, 1.0f, b->grad, N, K * N, B);
 }
 
-/* ---- softmax / log_softmax over the last dim, a warp per row, max subtracted first:
-   softmax:      y = e^(x - max) / sum;  dx += y (dy - sum(dy y))
-   log_softmax:  y = x - max - log sum;  dx += dy - e^y sum(dy) */
-static __global__ void sdl__k_softmax_fwd(const float *x, float *y, int64_t R, int64_t D, int logsm) {
-    int lane = threadIdx.x & 31;
-    SDL__CU_ROWS(r, R) {
-        const float *xr = x + r * D;
-        float *yr = y + r * D, mx = -INFINITY, s = 0.0f;
-        for (int64_t d = lane; d < D; d += 32) mx = fmaxf(mx, xr[d]);
-        mx = sdl__cu_warp_max(mx);
-        for (int64_t d = lane; d < D; d += 32) {
-            float e = expf(xr[d] - mx);
-            if (!logsm) yr[d] = e;
-            s += e;
-        }
-        s = sdl__cu_warp_sum(s);
-        if (!logsm) {
-            float inv = 1.0f / s;
-            for (int64_t d = lane; d < D; d += 32) yr[d] *= inv;
-        } else {
-            float lse = mx + logf(s);
-            for (int64_t d = lane; d < D; d += 32) yr[d] = xr[d] - lse;
-        }
-    }
-}
-static __global__ void sdl__k_softmax_bwd(const float *y, const float *dy, float *dx, int64_t R, int64_t D, int logsm) {
-    int lane = threadIdx.x & 31;
-    SDL__CU_ROWS(r, R) {
-        const float *yr = y + r * D, *dyr = dy + r * D;
-        float *dxr = dx + r * D, s = 0.0f;
-        for (int64_t d = lane; d < D; d += 32) s += logsm ? dyr[d] : dyr[d] * yr[d];
-        s = sdl__cu_warp_sum(s);
-        for (int64_t d = lane; d < D; d += 32) dxr[d] += logsm ? dyr[d] - expf(yr[d]) * s : yr[d] * (dyr[d] - s);
-    }
-}
-static void sdl__cu_softmax_fwd(sdl_node *n) {
-    int64_t D = n->out->shape[n->out->ndim - 1], R = D ? n->out->numel / D : 0;
-    if (R <= 0) return;
-    sdl__k_softmax_fwd<<<sdl__cu_row_grid(R), SDL__CU_THREADS, 0, sdl__cu.stream>>>(sdl_f32(n->in[0]), sdl_f32(n->out), R, D, n->op == SDL_OP_LOG_SOFTMAX);
-    SDL__CU_LAUNCHED("sdl__k_softmax_fwd");
-}
-static void sdl__cu_softmax_bwd(sdl_node *n) {
-    int64_t D = n->out->shape[n->out->ndim - 1], R = D ? n->out->numel / D : 0;
-    if (R <= 0 || !n->in[0]->requires_grad) return;
-    sdl__k_softmax_bwd<<<sdl__cu_row_grid(R), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
-        sdl_f32(n->out), n->out->grad, n->in[0]->grad, R, D, n->op == SDL_OP_LOG_SOFTMAX);
-    SDL__CU_LAUNCHED("sdl__k_softmax_bwd");
-}
+/* >>ops-shape */
 
 /* ---- concat along dim: rows over the dims before dim, y_row = [a_row (la), b_row (lb)];
    backward splits dy */
@@ -2355,6 +2278,97 @@ static void sdl__cu_attn_bwd(sdl_node *n) {
     if (!SDL__CU_LAUNCHED("sdl__k_causal_softmax_bwd")) return;
     if (q->requires_grad) sdl__cu_attn_gemm(kind, false, T, hd, T, scale, dS, sdl_f32(k), hd, T * hd, q->grad, hd, T * hd, BH);
     if (k->requires_grad) sdl__cu_attn_gemm(kind, true, T, hd, T, scale, dS, sdl_f32(q), hd, T * hd, k->grad, hd, T * hd, BH);
+}
+
+/* >>ops-loss (cross entropy, mse, nll, bce_with_logits) */
+
+/* ---- cross entropy from logits (B, C), targets i32 (B), smoothing s:
+   q = (1-s) onehot(t) + s/C;  loss = mean_b -sum_c q_c log softmax(x)_c
+   dlogits_bc += (softmax(x)_bc - q_bc) / B
+   One block per row, forward and backward. The forward keeps only each row's log of the
+   softmax's denominator, logz (a double per row at n->saved, sized for B x C floats: room
+   when C >= 2; with one class the softmax is 1), and the row's loss (double); the backward
+   computes softmax = exp(x - logz) again from the logits, as the CPU does (no B x C
+   probabilities written and read: GPT-2's are 3.3 GB). A target outside [0, C) makes that
+   row's loss NaN. */
+static __global__ void sdl__k_ce_fwd(const float *x, const int32_t *t, int64_t B, int64_t C, float s, double *logz_out, double *rowloss) {
+    __shared__ double shd[SDL__CU_THREADS];
+    __shared__ float shf[SDL__CU_THREADS];
+    for (int64_t b = blockIdx.x; b < B; b += gridDim.x) {
+        const float *row = x + b * C;
+        float mx = -INFINITY;
+        for (int64_t c = threadIdx.x; c < C; c += blockDim.x) mx = fmaxf(mx, row[c]);
+        mx = sdl__cu_block_max(mx, shf);
+        double z = 0.0, rs = 0.0;
+        for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+            z += exp((double)row[c] - mx);
+            rs += row[c];
+        }
+        z = sdl__cu_block_sum(z, shd);
+        rs = sdl__cu_block_sum(rs, shd);
+        double logz = mx + log(z);
+        if (threadIdx.x == 0) {
+            int32_t tb = t[b];
+            double lsum = rs - (double)C * logz; /* sum_c log p_c */
+            if (C > 1) logz_out[b] = logz;
+            rowloss[b] = (tb < 0 || tb >= C) ? nan("")
+                                              : -(1.0 - s) * ((double)row[tb] - logz) - (double)s / (double)C * lsum;
+        }
+    }
+}
+static __global__ void sdl__k_ce_bwd(const float *x, const double *logz, const int32_t *t, const float *dy, float *dx, int64_t B,
+                                     int64_t C, float s) {
+    float g = dy[0] / (float)(B ? B : 1), off = s / (float)C;
+    for (int64_t b = blockIdx.x; b < B; b += gridDim.x) {
+        const float *row = x + b * C;
+        float *drow = dx + b * C;
+        double lz = C > 1 ? logz[b] : (double)row[0];
+        int64_t tb = t[b];
+        for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
+            drow[c] += g * ((float)exp((double)row[c] - lz) - (c == tb ? off + 1.0f - s : off));
+    }
+}
+static void sdl__cu_ce_fwd(sdl_node *n) {
+    sdl_tensor *x = n->in[0];
+    int64_t B = x->shape[0], C = B ? x->numel / B : 0;
+    double *rowloss = (double *)sdl__cu_arena_alloc((size_t)(B ? B : 1) * sizeof(double));
+    if (!rowloss) return;
+    if (B > 0 && C > 0) {
+        sdl__k_ce_fwd<<<(unsigned)(B > 65535 ? 65535 : B), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+            sdl_f32(x), sdl_i32(n->in[1]), B, C, n->attr.scalar.alpha, (double *)n->saved, rowloss);
+        if (!SDL__CU_LAUNCHED("sdl__k_ce_fwd")) return;
+    }
+    sdl__k_reduce_final<<<1, SDL__CU_THREADS, 0, sdl__cu.stream>>>(rowloss, B, 1.0 / (double)(B ? B : 1), sdl_f32(n->out));
+    SDL__CU_LAUNCHED("sdl__k_reduce_final");
+}
+static void sdl__cu_ce_bwd(sdl_node *n) {
+    sdl_tensor *x = n->in[0];
+    int64_t B = x->shape[0], C = B ? x->numel / B : 0;
+    if (B * C <= 0 || !x->requires_grad) return;
+    sdl__k_ce_bwd<<<(unsigned)(B > 65535 ? 65535 : B), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+        sdl_f32(x), (const double *)n->saved, sdl_i32(n->in[1]), n->out->grad, x->grad, B, C, n->attr.scalar.alpha);
+    SDL__CU_LAUNCHED("sdl__k_ce_bwd");
+}
+
+/* ---- mse: loss = mean (x - t)^2;  dx += 2 (x - t) / n,  dt -= 2 (x - t) / n (each may be NULL) */
+static __global__ void sdl__k_mse_bwd(const float *x, const float *t, const float *dy, float *dx, float *dt, int64_t n) {
+    float g = 2.0f * dy[0] / (float)n;
+    SDL__CU_LOOP(i, n) {
+        float d = g * (x[i] - t[i]);
+        if (dx) dx[i] += d;
+        if (dt) dt[i] -= d;
+    }
+}
+static void sdl__cu_mse_fwd(sdl_node *n) {
+    int64_t len = n->in[0]->numel;
+    sdl__cu_reduce(sdl_f32(n->in[0]), sdl_f32(n->in[1]), len, 1, 1.0 / (double)(len ? len : 1), sdl_f32(n->out));
+}
+static void sdl__cu_mse_bwd(sdl_node *n) {
+    sdl_tensor *x = n->in[0], *t = n->in[1];
+    if (x->numel <= 0 || !(x->requires_grad || t->requires_grad)) return;
+    sdl__k_mse_bwd<<<sdl__cu_grid(x->numel), SDL__CU_THREADS, 0, sdl__cu.stream>>>(
+        sdl_f32(x), sdl_f32(t), n->out->grad, x->requires_grad ? x->grad : NULL, t->requires_grad ? t->grad : NULL, x->numel);
+    SDL__CU_LAUNCHED("sdl__k_mse_bwd");
 }
 
 /* ---- nll: log_probs (B, C), targets i32 (B): loss = -mean_b x[b, t_b] (one block, double;

@@ -1,0 +1,2 @@
+#define SDL_IMPLEMENTATION
+#include "sdl.h"

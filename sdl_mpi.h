@@ -127,8 +127,12 @@
                   (sdl_model_arena_grads) and each micro-batch is reduced at once. Stage 3:
                   the model keeps no parameters (sdl_model_external_params); each layer
                   gathers its own just before its forward, while the next layer's gather is
-                  already on the wire, and keeps them for its backward; the step frees them
-                  (sdl_mpi_zero_release after evaluation forwards). Per rank, P floats, Adam,
+                  already on the wire, and frees them after it; backward gathers them again
+                  just before the layer's backward (the model's pre-grad hook), while the
+                  previous layer's gather is on the wire, and frees them after it. So about
+                  two layers' parameters are whole at a time, not the model
+                  (sdl_mpi_zero_peak_gathered; sdl_mpi_zero_release after evaluation
+                  forwards frees a prefetch nobody used). Per rank, P floats, Adam,
                   f32: DDP 16P bytes, stage 1 8P + 8P/N, stage 2 4P + 12P/N, stage 3 16P/N
                   (plus two 4 MiB buckets; make bench-mpi measures them for ResNet-18);
                   sdl_mpi_zero_bytes says what a rank holds. sdl_mpi_zero_save gathers one
@@ -366,6 +370,9 @@ SDL_API sdl_result sdl_mpi_zero_load(sdl_mpi_zero *z, const char *path, sdl_chec
 /* stage 3: frees the parameters gathered since the last step (after an evaluation's forwards;
    sdl_mpi_zero_step does it itself) */
 SDL_API void sdl_mpi_zero_release(sdl_mpi_zero *z);
+/* stage 3: the most bytes of gathered layer parameters (whole or on the wire) this rank held
+   at once since sdl_mpi_zero_new; 0 for stages 1, 2 */
+SDL_API int64_t sdl_mpi_zero_peak_gathered(const sdl_mpi_zero *z);
 /* gives the model its gradient and parameter arrays back (stages 2, 3); collective */
 SDL_API void sdl_mpi_zero_free(sdl_mpi_zero *z);
 
@@ -1869,11 +1876,13 @@ SDL_API sdl_result sdl_mpi_sync_buffers(sdl_model *m) {
                 gets a forward of its own (sdl__zero3_fwd) that gathers the module's range
                 just before the module runs (MPI_Iallgatherv into a buffer) and starts the
                 gather of the module that ran after it in the last step (creation order at
-                first), so the next layer's parameters travel while this one computes. The
-                gathered parameters stay for the layer's backward and go when it is done
-                (the model's grad hook, sdl__zero3_hook); sdl_mpi_zero_step frees what is
-                left (sdl_mpi_zero_release after evaluation forwards, which have no
-                backward).
+                first), so the next layer's parameters travel while this one computes, and
+                frees the module's after it (all but the last one's: backward needs it
+                first). Backward gathers them again before the first node that reads them
+                (the model's pre-grad hook, sdl__zero3_pre_hook) and starts the gather of
+                the module whose forward ran before it this step; they go once the layer's
+                gradients are final (the grad hook, sdl__zero3_hook). sdl_mpi_zero_step
+                frees what is left (sdl_mpi_zero_release after evaluation forwards).
    ---------------------------------------------------------------------------------------- */
 #ifndef SDL_MPI_ZERO_BUCKET_MB
 #define SDL_MPI_ZERO_BUCKET_MB 4
@@ -1888,6 +1897,7 @@ typedef struct sdl__zero_layer { /* stage 3: a module whose weight and bias are 
     MPI_Request req;
     int *counts, *displs;        /* per rank, for its MPI_Iallgatherv */
     int next;                    /* the layer whose forward came next in the last step, -1: none */
+    int prev;                    /* the layer whose forward came before it this step, -1: none */
     int pending;                 /* its parameters whose backward is not done yet */
 } sdl__zero_layer;
 
@@ -1908,6 +1918,7 @@ struct sdl_mpi_zero {
     sdl__zero_layer *layers; /* stage 3 */
     int nlayers, last;       /* last: the layer whose forward ran last this step, -1: none */
     int *param_layer;        /* the layer of each parameter */
+    int64_t gathered, peak_gathered; /* floats of layers gathered (or on the wire) now, and the most */
 };
 static sdl_mpi_zero *sdl__zero3; /* the stage-3 object whose forwards run (one at a time) */
 
@@ -1998,6 +2009,8 @@ static void sdl__zero3_start(sdl_mpi_zero *z, sdl__zero_layer *L) {
     int64_t b = z->bound[sdl__mpi.rank], lo = L->lo > b ? L->lo : b;
     int mine = (int)sdl__zero_overlap(L->lo, L->hi, b, z->bound[sdl__mpi.rank + 1]);
     L->full = (float *)sdl__mpi_alloc((size_t)(L->hi - L->lo), sizeof(float));
+    z->gathered += L->hi - L->lo;
+    if (z->gathered > z->peak_gathered) z->peak_gathered = z->gathered;
     int rc = L->full ? MPI_Iallgatherv(z->shard->param_data + (mine ? lo - b : 0), mine, MPI_FLOAT, L->full, L->counts, L->displs,
                                        MPI_FLOAT, sdl__mpi.comm, &L->req)
                      : MPI_ERR_NO_MEM;
@@ -2015,14 +2028,17 @@ static void sdl__zero3_finish(sdl__zero_layer *L) {
     sdl_module *mod = L->module;
     if (mod->weight) mod->weight->data = L->full + (mod->model->param_offset[mod->weight->param_index] - L->lo);
     if (mod->bias) mod->bias->data = L->full + (mod->model->param_offset[mod->bias->param_index] - L->lo);
-    L->pending = (mod->weight ? 1 : 0) + (mod->bias ? 1 : 0);
+    /* the grad hook counts down those that get a gradient (a frozen layer waits for the step) */
+    L->pending = (mod->weight && mod->weight->requires_grad ? 1 : 0) + (mod->bias && mod->bias->requires_grad ? 1 : 0);
 }
-static void sdl__zero3_drop(sdl__zero_layer *L) {
+static void sdl__zero3_drop(sdl_mpi_zero *z, sdl__zero_layer *L) {
+    if (!L->full) return;
     sdl__zero3_finish(L);
     if (L->module->weight) L->module->weight->data = NULL;
     if (L->module->bias) L->module->bias->data = NULL;
     SDL__MPI_FREE(L->full);
     L->full = NULL;
+    z->gathered -= L->hi - L->lo;
 }
 
 static sdl_tensor *sdl__zero3_fwd(sdl_module *self, sdl_tensor *x) {
@@ -2033,10 +2049,24 @@ static sdl_tensor *sdl__zero3_fwd(sdl_module *self, sdl_tensor *x) {
     sdl__zero3_start(z, L);
     sdl__zero3_finish(L);
     if (z->last >= 0 && z->last != k) z->layers[z->last].next = k; /* the order, for the next step */
+    if (z->last != k) L->prev = z->last; /* for backward's prefetch */
     z->last = k;
     int next = L->next >= 0 ? L->next : (k + 1 < z->nlayers ? k + 1 : -1);
     if (next >= 0) sdl__zero3_start(z, &z->layers[next]); /* travels while this layer computes */
-    return L->forward(self, x);
+    sdl_tensor *y = L->forward(self, x);
+    if (next >= 0 || !sdl_is_grad_enabled()) sdl__zero3_drop(z, L); /* the last layer's backward comes first */
+    return y;
+}
+
+/* the model's pre-grad hook: a layer's parameters whole again before backward reads them,
+   and the gather of the layer whose forward ran before it (whose backward comes next) started */
+static void sdl__zero3_pre_hook(void *user, sdl_model *m, int param_index) {
+    sdl_mpi_zero *z = (sdl_mpi_zero *)user;
+    (void)m;
+    sdl__zero_layer *L = &z->layers[z->param_layer[param_index]];
+    sdl__zero3_start(z, L);
+    sdl__zero3_finish(L);
+    if (L->prev >= 0) sdl__zero3_start(z, &z->layers[L->prev]);
 }
 
 /* the model's grad hook: a layer's parameters go once backward is done with all of them */
@@ -2044,13 +2074,18 @@ static void sdl__zero3_hook(void *user, sdl_model *m, int param_index) {
     sdl_mpi_zero *z = (sdl_mpi_zero *)user;
     (void)m;
     sdl__zero_layer *L = &z->layers[z->param_layer[param_index]];
-    if (L->full && !L->in_flight && --L->pending == 0) sdl__zero3_drop(L);
+    if (L->full && !L->in_flight && --L->pending == 0) sdl__zero3_drop(z, L);
 }
 
 SDL_API void sdl_mpi_zero_release(sdl_mpi_zero *z) {
-    for (int k = 0; z && k < z->nlayers; k++) sdl__zero3_drop(&z->layers[k]);
+    for (int k = 0; z && k < z->nlayers; k++) {
+        sdl__zero3_drop(z, &z->layers[k]);
+        z->layers[k].prev = -1;
+    }
     if (z) z->last = -1;
 }
+
+SDL_API int64_t sdl_mpi_zero_peak_gathered(const sdl_mpi_zero *z) { return z ? z->peak_gathered * (int64_t)sizeof(float) : 0; }
 
 /* every module with a weight or bias; every parameter must belong to one */
 static sdl_result sdl__zero3_wrap(sdl_mpi_zero *z) {
@@ -2068,7 +2103,7 @@ static sdl_result sdl__zero3_wrap(sdl_mpi_zero *z) {
         sdl__zero_layer *L = &z->layers[z->nlayers];
         L->module = mod;
         L->forward = mod->forward;
-        L->next = -1;
+        L->next = L->prev = -1;
         L->lo = m->param_floats;
         for (int t = 0; t < 2; t++) {
             if (!ts[t]) continue;
@@ -2093,6 +2128,7 @@ static sdl_result sdl__zero3_wrap(sdl_mpi_zero *z) {
     SDL__MPI_FREE(owned);
     for (int k = 0; k < z->nlayers; k++) z->layers[k].module->forward = sdl__zero3_fwd;
     sdl_model_set_grad_hook(m, sdl__zero3_hook, z);
+    sdl_model_set_pre_grad_hook(m, sdl__zero3_pre_hook, z);
     z->last = -1;
     sdl__zero3 = z;
     return SDL_OK;
@@ -2346,6 +2382,7 @@ SDL_API void sdl_mpi_zero_free(sdl_mpi_zero *z) {
     }
     if (sdl__zero3 == z) sdl__zero3 = NULL;
     if (m->grad_hook_user == z) sdl_model_set_grad_hook(m, NULL, NULL);
+    if (m->pre_grad_hook_user == z) sdl_model_set_pre_grad_hook(m, NULL, NULL);
     if (z->shard && !m->param_data) { /* stage 3: the model gets its parameters back */
         sdl_model_external_params(m, false);
         for (int q = 0; q < sdl__mpi.size && m->param_data; q++) {

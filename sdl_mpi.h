@@ -1867,8 +1867,13 @@ SDL_API sdl_result sdl_mpi_sync_buffers(sdl_model *m) {
                 stage 1: micro-batches add up in the model's gradient array; only the update
                 step reduces (DDP's no_sync), into the owner's range of that array
                 stage 2, 3: the model has no gradient array: backward puts each gradient in
-                the step arena, and every micro-batch is reduced at once and added into the
-                shard's gradient
+                the step arena; once all of a bucket's gradients are final (the grad hook)
+                it is copied out (and zeroed there, so a second backward through the graph
+                adds only what is new) and MPI_Ireduce_scatter'd in place while backward
+                goes on, two buckets on the wire at most; buckets go out from the last one
+                down, the order backward finishes them, the same on every rank. The step
+                sends what is left (gradients never reached: zeros) and adds each rank's
+                part into the shard's gradient
      update     scale by 1 / (N accum_steps), clip to the global norm (shard sums of squares
                 added over ranks), the shard optimizer's step
      parameters stages 1, 2: MPI_Allgatherv of the shards into the model's array
@@ -1901,6 +1906,15 @@ typedef struct sdl__zero_layer { /* stage 3: a module whose weight and bias are 
     int pending;                 /* its parameters whose backward is not done yet */
 } sdl__zero_layer;
 
+typedef struct sdl__zero_slot { /* stages 2, 3: a bucket of gradients on the wire */
+    float *f32;            /* f32 wire: the bucket, reduce-scattered in place */
+    uint16_t *half;        /* f16, bf16 wire: the same, divided by N first */
+    int *counts, *displs;  /* per rank */
+    int64_t w0;            /* where the bucket begins */
+    bool busy;             /* on the wire, or arrived and not yet added into the shard */
+    MPI_Request req;
+} sdl__zero_slot;
+
 struct sdl_mpi_zero {
     sdl_model *model;
     sdl_mpi_zero_desc desc;
@@ -1909,10 +1923,16 @@ struct sdl_mpi_zero {
     int64_t *bound;       /* size + 1 */
     int *counts, *displs; /* per rank: floats of one bucket, for MPI */
     int64_t bucket;       /* floats per bucket */
-    float *staging;       /* stages 2, 3: a bucket of gradients collected from the arena */
-    float *recv;          /* this rank's part of a bucket */
-    uint16_t *half;       /* the wire copy of a bucket (f16, bf16) */
+    float *recv;          /* stage 1: this rank's part of a bucket */
+    uint16_t *half;       /* stage 1: the wire copy of a bucket (f16, bf16) */
     MPI_Op bf16_sum;
+    /* stages 2, 3: buckets go out while backward runs (the grad hook), from the last down */
+    sdl__zero_slot slot[2];  /* the buckets on the wire, two at most */
+    int turn;                /* the slot the next bucket takes */
+    int nbuckets, next;      /* next: the bucket that goes out next, once its gradients are final */
+    int *left, *nparam;      /* per bucket: parameters whose gradient is still to come, and all */
+    bool *sent;              /* per bucket: out since the last step */
+    sdl_result err;          /* a collective that failed inside backward, for the step */
     int micro;            /* micro-batches since the last update */
     float grad_norm;
     sdl__zero_layer *layers; /* stage 3 */
@@ -2069,10 +2089,8 @@ static void sdl__zero3_pre_hook(void *user, sdl_model *m, int param_index) {
     if (L->prev >= 0) sdl__zero3_start(z, &z->layers[L->prev]);
 }
 
-/* the model's grad hook: a layer's parameters go once backward is done with all of them */
-static void sdl__zero3_hook(void *user, sdl_model *m, int param_index) {
-    sdl_mpi_zero *z = (sdl_mpi_zero *)user;
-    (void)m;
+/* a layer's parameters go once backward is done with all of them */
+static void sdl__zero3_done(sdl_mpi_zero *z, int param_index) {
     sdl__zero_layer *L = &z->layers[z->param_layer[param_index]];
     if (L->full && !L->in_flight && --L->pending == 0) sdl__zero3_drop(z, L);
 }
@@ -2127,11 +2145,130 @@ static sdl_result sdl__zero3_wrap(sdl_mpi_zero *z) {
         }
     SDL__MPI_FREE(owned);
     for (int k = 0; k < z->nlayers; k++) z->layers[k].module->forward = sdl__zero3_fwd;
-    sdl_model_set_grad_hook(m, sdl__zero3_hook, z);
     sdl_model_set_pre_grad_hook(m, sdl__zero3_pre_hook, z);
     z->last = -1;
     sdl__zero3 = z;
     return SDL_OK;
+}
+
+/* ---- stages 2, 3: gradient buckets on the wire while backward runs ---- */
+static bool sdl__zero_stage1_buffers(sdl_mpi_zero *z) {
+    z->recv = (float *)sdl__mpi_alloc((size_t)z->bucket, sizeof(float));
+    if (z->desc.wire != SDL_MPI_WIRE_F32) z->half = (uint16_t *)sdl__mpi_alloc((size_t)z->bucket, sizeof(uint16_t));
+    return z->recv && (z->desc.wire == SDL_MPI_WIRE_F32 || z->half);
+}
+
+/* every bucket waits for all its parameters that get a gradient */
+static void sdl__zero_arm(sdl_mpi_zero *z) {
+    for (int b = 0; b < z->nbuckets; b++) {
+        z->left[b] = z->nparam[b];
+        z->sent[b] = false;
+    }
+    z->next = z->nbuckets - 1;
+}
+
+/* the slots, and each bucket's parameters that get a gradient (one across a cut counts in both) */
+static bool sdl__zero_slots(sdl_mpi_zero *z) {
+    const sdl_model *m = z->model;
+    int n = sdl__mpi.size;
+    bool f32 = z->desc.wire == SDL_MPI_WIRE_F32;
+    z->nbuckets = (int)((m->param_floats + z->bucket - 1) / z->bucket);
+    z->left = (int *)sdl__mpi_alloc((size_t)z->nbuckets + 1, sizeof(int));
+    z->nparam = (int *)sdl__mpi_alloc((size_t)z->nbuckets + 1, sizeof(int));
+    z->sent = (bool *)sdl__mpi_alloc((size_t)z->nbuckets + 1, sizeof(bool));
+    bool ok = z->left && z->nparam && z->sent;
+    for (int k = 0; k < 2 && ok; k++) {
+        sdl__zero_slot *s = &z->slot[k];
+        s->req = MPI_REQUEST_NULL;
+        if (f32) s->f32 = (float *)sdl__mpi_alloc((size_t)z->bucket, sizeof(float));
+        else s->half = (uint16_t *)sdl__mpi_alloc((size_t)z->bucket, sizeof(uint16_t));
+        s->counts = (int *)sdl__mpi_alloc(2 * (size_t)n, sizeof(int));
+        ok = (s->f32 || s->half) && s->counts;
+        if (ok) s->displs = s->counts + n;
+    }
+    for (int i = 0; ok && i < m->nparams; i++) {
+        int64_t o0 = m->param_offset[i], o1 = m->param_offset[i + 1];
+        for (int64_t b = o0 / z->bucket; m->params[i]->requires_grad && o1 > o0 && b <= (o1 - 1) / z->bucket; b++) z->nparam[b]++;
+    }
+    if (ok) sdl__zero_arm(z);
+    return ok;
+}
+
+/* the slot's bucket, arrived (waits for it) and added into the shard's gradient (f32: divided by N) */
+static void sdl__zero_land(sdl_mpi_zero *z, sdl__zero_slot *s) {
+    if (!s->busy) return;
+    int rc = MPI_Wait(&s->req, MPI_STATUS_IGNORE);
+    s->busy = false;
+    if (rc != MPI_SUCCESS) {
+        if (z->err == SDL_OK) z->err = sdl__mpi_err(rc, "MPI_Ireduce_scatter (zero gradients)");
+        return;
+    }
+    int me = sdl__mpi.rank, mine = s->counts[me];
+    float inv = 1.0f / (float)sdl__mpi.size, *g = z->shard->grad_data + (s->w0 > z->bound[me] ? s->w0 - z->bound[me] : 0);
+    bool bf = z->desc.wire == SDL_MPI_WIRE_BF16;
+    if (s->f32) for (int i = 0; i < mine; i++) g[i] += s->f32[i] * inv;
+    else for (int i = 0; i < mine; i++) g[i] += bf ? sdl_mpi_bf16_to_f32(s->half[i]) : sdl_mpi_f16_to_f32(s->half[i]);
+}
+
+/* bucket b out: its gradients copied from the arena (zeros where backward did not reach) and
+   zeroed there, then MPI_Ireduce_scatter in place; the slot's bucket before lands first */
+static void sdl__zero_launch(sdl_mpi_zero *z, int b) {
+    const sdl_model *m = z->model;
+    sdl__zero_slot *s = &z->slot[z->turn];
+    z->turn ^= 1;
+    sdl__zero_land(z, s);
+    int64_t w0 = (int64_t)b * z->bucket, w1 = w0 + z->bucket < m->param_floats ? w0 + z->bucket : m->param_floats;
+    float inv = 1.0f / (float)sdl__mpi.size;
+    bool bf = z->desc.wire == SDL_MPI_WIRE_BF16;
+    for (int q = 0; q < m->nparams; q++) {
+        int64_t o0 = m->param_offset[q], o1 = m->param_offset[q + 1], lo = o0 > w0 ? o0 : w0, hi = o1 < w1 ? o1 : w1;
+        if (hi <= lo) continue;
+        float *g = m->params[q]->grad ? m->params[q]->grad + (lo - o0) : NULL;
+        for (int64_t i = 0; i < hi - lo; i++) {
+            float v = g ? g[i] : 0.0f;
+            if (s->f32) s->f32[lo - w0 + i] = v;
+            else s->half[lo - w0 + i] = bf ? sdl_mpi_f32_to_bf16(v * inv) : sdl_mpi_f32_to_f16(v * inv);
+        }
+        if (g) memset(g, 0, (size_t)(hi - lo) * sizeof(float));
+    }
+    sdl__zero_split(z, w0, w1, s->counts, s->displs);
+    int rc = s->f32 ? MPI_Ireduce_scatter(MPI_IN_PLACE, s->f32, s->counts, MPI_FLOAT, MPI_SUM, sdl__mpi.comm, &s->req)
+                    : MPI_Ireduce_scatter(MPI_IN_PLACE, s->half, s->counts, MPI_UINT16_T, bf ? z->bf16_sum : sdl__mpi.half_sum,
+                                          sdl__mpi.comm, &s->req);
+    z->sent[b] = true;
+    z->left[b] = z->nparam[b];
+    if (rc != MPI_SUCCESS) {
+        if (z->err == SDL_OK) z->err = sdl__mpi_err(rc, "MPI_Ireduce_scatter (zero gradients)");
+        return;
+    }
+    s->w0 = w0;
+    s->busy = true;
+}
+
+/* the grad hook (stages 2, 3): the parameter's gradient is final for this backward */
+static void sdl__zero_hook(void *user, sdl_model *m, int param_index) {
+    sdl_mpi_zero *z = (sdl_mpi_zero *)user;
+    int64_t o0 = m->param_offset[param_index], o1 = m->param_offset[param_index + 1];
+    for (int64_t b = o0 / z->bucket; o1 > o0 && b <= (o1 - 1) / z->bucket; b++) z->left[b]--;
+    while (z->next >= 0 && z->left[z->next] <= 0) sdl__zero_launch(z, z->next--);
+    if (z->next < 0) z->next = z->nbuckets - 1; /* all out: a second backward starts over */
+    for (int k = 0; k < 2; k++) { /* lets MPI move them along */
+        int flag;
+        if (z->slot[k].busy) MPI_Test(&z->slot[k].req, &flag, MPI_STATUS_IGNORE);
+    }
+    if (z->desc.stage == 3) sdl__zero3_done(z, param_index);
+}
+
+/* the step: the buckets not out yet, or with gradients that came after they went, then
+   both slots landed */
+static sdl_result sdl__zero_flush(sdl_mpi_zero *z) {
+    for (int b = z->nbuckets - 1; b >= 0; b--)
+        if (!z->sent[b] || z->left[b] < z->nparam[b]) sdl__zero_launch(z, b);
+    for (int k = 0; k < 2; k++) sdl__zero_land(z, &z->slot[k]);
+    sdl__zero_arm(z);
+    sdl_result r = z->err;
+    z->err = SDL_OK;
+    return r;
 }
 
 SDL_API sdl_mpi_zero *sdl_mpi_zero_new(sdl_model *m, const sdl_mpi_zero_desc *desc) {
@@ -2163,10 +2300,7 @@ SDL_API sdl_mpi_zero *sdl_mpi_zero_new(sdl_model *m, const sdl_mpi_zero_desc *de
     if (z->bucket > m->param_floats) z->bucket = m->param_floats > 0 ? m->param_floats : 1;
     z->bound = (int64_t *)sdl__mpi_alloc((size_t)n + 1, sizeof(int64_t));
     z->counts = (int *)sdl__mpi_alloc(2 * (size_t)n, sizeof(int));
-    z->recv = (float *)sdl__mpi_alloc((size_t)z->bucket, sizeof(float));
-    if (d.stage >= 2) z->staging = (float *)sdl__mpi_alloc((size_t)z->bucket, sizeof(float));
-    if (d.wire != SDL_MPI_WIRE_F32) z->half = (uint16_t *)sdl__mpi_alloc((size_t)z->bucket, sizeof(uint16_t));
-    bool ok = z->bound && z->counts && z->recv && (d.stage < 2 || z->staging) && (d.wire == SDL_MPI_WIRE_F32 || z->half);
+    bool ok = z->bound && z->counts && (d.stage >= 2 ? sdl__zero_slots(z) : sdl__zero_stage1_buffers(z));
     if (ok) {
         z->displs = z->counts + n;
         sdl__zero_bounds(z);
@@ -2186,12 +2320,13 @@ SDL_API sdl_mpi_zero *sdl_mpi_zero_new(sdl_model *m, const sdl_mpi_zero_desc *de
     /* the model gives up what the shards now hold */
     if (ok && d.stage >= 2) ok = sdl_model_arena_grads(m, true) == SDL_OK;
     if (ok && d.stage == 3) ok = sdl_model_external_params(m, true) == SDL_OK;
+    if (ok && d.stage >= 2) sdl_model_set_grad_hook(m, sdl__zero_hook, z);
     if (!ok) { sdl_mpi_zero_free(z); return NULL; }
     return z;
 }
 
-/* one bucket [w0, w1) of the gradient (src: its floats) to the owners of its pieces: stage
-   1 sets the owner's range of the model's gradient, stages 2, 3 add into the shard's */
+/* stage 1: one bucket [w0, w1) of the model's gradient to the owners of its pieces, into the
+   owner's range of that array */
 static sdl_result sdl__zero_reduce_bucket(sdl_mpi_zero *z, const float *src, int64_t w0, int64_t w1) {
     int n = sdl__mpi.size, me = sdl__mpi.rank;
     sdl__zero_split(z, w0, w1, z->counts, z->displs);
@@ -2208,31 +2343,17 @@ static sdl_result sdl__zero_reduce_bucket(sdl_mpi_zero *z, const float *src, int
         for (int i = 0; rc == MPI_SUCCESS && i < mine; i++) z->recv[i] = bf ? sdl_mpi_bf16_to_f32(z->half[i]) : sdl_mpi_f16_to_f32(z->half[i]);
     }
     if (rc != MPI_SUCCESS) return sdl__mpi_err(rc, "MPI_Reduce_scatter (zero)");
-    float *g = z->shard->grad_data + (w0 > z->bound[me] ? w0 - z->bound[me] : 0);
-    if (z->desc.stage == 1) memcpy(g, z->recv, (size_t)mine * sizeof(float));
-    else for (int i = 0; i < mine; i++) g[i] += z->recv[i];
+    memcpy(z->shard->grad_data + (w0 > z->bound[me] ? w0 - z->bound[me] : 0), z->recv, (size_t)mine * sizeof(float));
     return SDL_OK;
 }
 
-/* every bucket of the model's gradient: from its array (stage 1) or from the arena (stages
-   2, 3: a parameter backward did not reach has no gradient, zeros) */
+/* stage 1: every bucket of the model's gradient array */
 static sdl_result sdl__zero_reduce(sdl_mpi_zero *z) {
     sdl_model *m = z->model;
     sdl_result r = SDL_OK;
-    int p = 0;
     for (int64_t w0 = 0; w0 < m->param_floats && r == SDL_OK; w0 += z->bucket) {
         int64_t w1 = w0 + z->bucket < m->param_floats ? w0 + z->bucket : m->param_floats;
-        const float *src = m->grad_data ? m->grad_data + w0 : z->staging;
-        if (!m->grad_data) {
-            while (p < m->nparams && m->param_offset[p + 1] <= w0) p++;
-            for (int q = p; q < m->nparams && m->param_offset[q] < w1; q++) {
-                int64_t o0 = m->param_offset[q], o1 = m->param_offset[q + 1], lo = o0 > w0 ? o0 : w0, hi = o1 < w1 ? o1 : w1;
-                const float *g = m->params[q]->grad;
-                if (g) memcpy(z->staging + (lo - w0), g + (lo - o0), (size_t)(hi - lo) * sizeof(float));
-                else memset(z->staging + (lo - w0), 0, (size_t)(hi - lo) * sizeof(float));
-            }
-        }
-        r = sdl__zero_reduce_bucket(z, src, w0, w1);
+        r = sdl__zero_reduce_bucket(z, m->grad_data + w0, w0, w1);
     }
     return r;
 }
@@ -2272,7 +2393,7 @@ SDL_API sdl_result sdl_mpi_zero_step(sdl_mpi_zero *z) {
     sdl_result r = SDL_OK;
     if (update || z->desc.stage >= 2) {
         sdl_mpi_check(update ? "zero update" : "zero reduce", m->param_floats);
-        r = sdl__zero_reduce(z);
+        r = z->desc.stage >= 2 ? sdl__zero_flush(z) : sdl__zero_reduce(z);
         if (z->desc.stage >= 2) sdl_model_zero_grad(m); /* forgets the arena gradients */
     }
     sdl_mpi_zero_release(z); /* stage 3: the gathered parameters, their backward done */
@@ -2298,8 +2419,8 @@ SDL_API int64_t sdl_mpi_zero_bytes(const sdl_mpi_zero *z) {
     int64_t P = m->param_floats, S = sm->param_floats;
     int64_t f = (m->param_data ? P : 0) + (m->grad_data ? P : 0);    /* the model's arrays */
     f += (z->desc.stage == 3 ? S : 0) + (z->desc.stage >= 2 ? S : 0); /* the shard's own */
-    f += (int64_t)z->opt->nstate * S + z->bucket * (1 + (z->staging ? 1 : 0));
-    return f * (int64_t)sizeof(float) + (z->half ? z->bucket * 2 : 0);
+    f += (int64_t)z->opt->nstate * S + (z->recv ? z->bucket : 0) + (z->slot[0].f32 ? 2 * z->bucket : 0);
+    return f * (int64_t)sizeof(float) + (z->half || z->slot[0].half ? 2 * z->bucket : 0); /* stage 1's, or two slots' */
 }
 
 /* stage 3 reads and writes checkpoints through a whole parameter array for the while */
@@ -2376,6 +2497,15 @@ SDL_API void sdl_mpi_zero_free(sdl_mpi_zero *z) {
     if (!z) return;
     sdl_model *m = z->model;
     sdl_mpi_zero_release(z);
+    for (int k = 0; k < 2; k++) { /* a backward without its step left buckets on the wire */
+        if (z->slot[k].busy) MPI_Wait(&z->slot[k].req, MPI_STATUS_IGNORE);
+        SDL__MPI_FREE(z->slot[k].f32);
+        SDL__MPI_FREE(z->slot[k].half);
+        SDL__MPI_FREE(z->slot[k].counts);
+    }
+    SDL__MPI_FREE(z->left);
+    SDL__MPI_FREE(z->nparam);
+    SDL__MPI_FREE(z->sent);
     for (int k = 0; k < z->nlayers; k++) {
         z->layers[k].module->forward = z->layers[k].forward;
         SDL__MPI_FREE(z->layers[k].counts);
@@ -2402,7 +2532,6 @@ SDL_API void sdl_mpi_zero_free(sdl_mpi_zero *z) {
     SDL__MPI_FREE(z->bound);
     SDL__MPI_FREE(z->counts);
     SDL__MPI_FREE(z->recv);
-    SDL__MPI_FREE(z->staging);
     SDL__MPI_FREE(z->half);
     SDL__MPI_FREE(z);
 }

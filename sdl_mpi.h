@@ -115,8 +115,9 @@
                   stage 1 the optimizer state, stage 2 the gradients too, stage 3 the
                   parameters too (FSDP). Each rank owns a range of the flat parameter array
                   with an ordinary sdl_optim over it (any kind; lars and lamb get ranges cut
-                  at tensor boundaries). After backward, sdl_mpi_zero_step reduce-scatters
-                  the gradients to their owners (4 MiB buckets, f32, f16 or bf16), and on an
+                  at tensor boundaries). The gradients are reduce-scattered to their owners
+                  (4 MiB buckets, f32, f16 or bf16: stage 1 in sdl_mpi_zero_step, stages 2
+                  and 3 each bucket as soon as backward has finished it), and on an
                   update step scales them for the accumulation, clips to the global norm
                   (sums of squares added over ranks), updates the shard and, stages 1 and 2,
                   allgathers the parameters. Use it in place of sdl_mpi_ddp + sdl_optim_step:
@@ -124,7 +125,8 @@
                           .optim = {.kind = SDL_OPTIM_ADAMW, .lr = 1e-3f, .accum_steps = 4}});
                       ... sdl_backward(loss); sdl_mpi_zero_step(z); sdl_arena_reset(); ...
                   Stages 2 and 3: backward puts gradients in the step arena
-                  (sdl_model_arena_grads) and each micro-batch is reduced at once. Stage 3:
+                  (sdl_model_arena_grads) and each micro-batch is reduced (the grad hook
+                  sends each bucket while backward goes on; the step waits). Stage 3:
                   the model keeps no parameters (sdl_model_external_params); each layer
                   gathers its own just before its forward, while the next layer's gather is
                   already on the wire, and frees them after it; backward gathers them again

@@ -34,7 +34,8 @@
    stage 3 16P/N (what a rank holds between steps; stage 3 gathers each layer's parameters
    for the step). Then the peak of one training step of that ResNet-18 (2 images of 64x64 per
    rank, Adam): every byte sdl holds at the step's fullest moment (state, activations, the
-   gradients, stage 3's gathered layers) for DDP and stage 3, and stage 3's most gathered
+   gradients, stage 3's gathered layers) for DDP and stage 3, the step arena's share of it
+   (it grows by doubling), and stage 3's most gathered
    parameter bytes (sdl_mpi_zero_peak_gathered) against the whole model's, which is what
    stage 3 held when it kept each layer's parameters from its forward to its backward. Then, at np > 1, the time of a training step of the CNN with Adam for each
    stage against DDP in the same job (rounds alternate; best round), after checking that
@@ -424,7 +425,8 @@ static void bench_zero3_step_peak(void) {
     sdl_optim_desc adam = {.kind = SDL_OPTIM_ADAM, .lr = 1e-3f};
     const int B = 2, S = 64;
     if (rank_ == 0) printf("ZeRO-3 step peak: bytes per rank in one step, ResNet-18, %d images %dx%d per rank, Adam, np %d\n"
-                           "%-8s %14s %14s %14s %14s\n", B, S, S, size_, "kind", "between steps", "step peak", "gathered peak", "model params");
+                           "%-8s %14s %14s %14s %14s %14s\n", B, S, S, size_, "kind", "between steps", "step peak", "of it arena", "gathered peak",
+                           "model params");
     long long peak[4] = {0, 0, 0, 0};
     for (int stage = 0; stage <= 3; stage += 3) {
         sdl_arena_release(); /* the step's arena counts */
@@ -449,8 +451,9 @@ static void bench_zero3_step_peak(void) {
         peak[stage] = max_over_ranks(g_peak - live0);
         held = max_over_ranks(held);
         long long gathered = max_over_ranks(z ? sdl_mpi_zero_peak_gathered(z) : 0), whole = m->param_floats * (long long)sizeof(float);
+        long long arena = max_over_ranks((long long)sdl_arena_capacity()); /* activations, saved data, stage 3's gradients */
         if (rank_ == 0) {
-            printf("%-8s %14lld %14lld %14lld %14lld\n", stage ? "zero-3" : "ddp", held, peak[stage], gathered, whole);
+            printf("%-8s %14lld %14lld %14lld %14lld %14lld\n", stage ? "zero-3" : "ddp", held, peak[stage], arena, gathered, whole);
             if (stage) {
                 printf("BENCH name=zero3_step_peak_np%d sdl=%lld ref=%lld unit=bytes ratio=%.3f\n", size_, peak[3], peak[0],
                        (double)peak[3] / (double)peak[0]);

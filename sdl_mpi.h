@@ -1888,7 +1888,7 @@ SDL_API sdl_result sdl_mpi_sync_buffers(sdl_model *m) {
                 first). Backward gathers them again before the first node that reads them
                 (the model's pre-grad hook, sdl__zero3_pre_hook) and starts the gather of
                 the module whose forward ran before it this step; they go once the layer's
-                gradients are final (the grad hook, sdl__zero3_hook). sdl_mpi_zero_step
+                gradients are final (the grad hook, sdl__zero_hook). sdl_mpi_zero_step
                 frees what is left (sdl_mpi_zero_release after evaluation forwards).
    ---------------------------------------------------------------------------------------- */
 #ifndef SDL_MPI_ZERO_BUCKET_MB

@@ -993,6 +993,10 @@ struct sdl_model {
                               gradients itself between zeroing and backward clears it. */
     sdl_module **modules;  /* every layer made on this model, freed with it */
     int nmodules;
+    /* called before a backward kernel that reads a parameter of this model runs, once per
+       such node and parameter (ZeRO stage 3 gathers the layer's parameters again here) */
+    sdl_grad_hook pre_grad_hook;
+    void *pre_grad_hook_user;
 };
 
 /* The model draws its initial weights from the global RNG after sdl_manual_seed(seed). */
@@ -1016,6 +1020,7 @@ SDL_API sdl_result sdl_model_arena_grads(sdl_model *m, bool on);
 SDL_API sdl_result sdl_model_external_params(sdl_model *m, bool on);
 SDL_API void sdl_model_train(sdl_model *m, bool training);
 SDL_API void sdl_model_set_grad_hook(sdl_model *m, sdl_grad_hook hook, void *user);
+SDL_API void sdl_model_set_pre_grad_hook(sdl_model *m, sdl_grad_hook hook, void *user);
 /* Freezing (PyTorch's p.requires_grad_(False)): a frozen parameter gets no gradient, and
    every optimizer leaves it and its state exactly as they are (no weight decay, momentum
    or Adam moments; its gradient is zeroed). p->requires_grad = false is the same thing.
@@ -3019,6 +3024,10 @@ static sdl_result sdl__backward_run(sdl_tensor *root, const float *seed, bool re
         if (n->out->grad) {
             const sdl_backend *be = sdl_get_backend(n->out->device);
             if (!be->backward[n->op]) return sdl_fail(SDL_ERR_DEVICE, "%s has no %s backward kernel", sdl_op_name(n->op), sdl__device_label(n->out->device));
+            for (int i = 0; i < n->nin; i++) { /* parameters the kernel reads (ZeRO-3 gathers them) */
+                sdl_tensor *p = n->in[i];
+                if (p->model && p->model->pre_grad_hook) p->model->pre_grad_hook(p->model->pre_grad_hook_user, p->model, p->param_index);
+            }
             if (!sdl__grad_prepare(n, be->grad_overwrite[n->op] != 0)) return sdl__err_code;
             if (sdl__prof_on) {
                 double t0 = sdl_now();
@@ -6445,6 +6454,11 @@ SDL_API void sdl_model_set_grad_hook(sdl_model *m, sdl_grad_hook hook, void *use
     if (!m) return;
     m->grad_hook = hook;
     m->grad_hook_user = user;
+}
+SDL_API void sdl_model_set_pre_grad_hook(sdl_model *m, sdl_grad_hook hook, void *user) {
+    if (!m) return;
+    m->pre_grad_hook = hook;
+    m->pre_grad_hook_user = user;
 }
 
 SDL_API sdl_result sdl_param_freeze(sdl_tensor *p, bool frozen) {

@@ -115,8 +115,9 @@
                   stage 1 the optimizer state, stage 2 the gradients too, stage 3 the
                   parameters too (FSDP). Each rank owns a range of the flat parameter array
                   with an ordinary sdl_optim over it (any kind; lars and lamb get ranges cut
-                  at tensor boundaries). After backward, sdl_mpi_zero_step reduce-scatters
-                  the gradients to their owners (4 MiB buckets, f32, f16 or bf16), and on an
+                  at tensor boundaries). The gradients are reduce-scattered to their owners
+                  (4 MiB buckets, f32, f16 or bf16: stage 1 in sdl_mpi_zero_step, stages 2
+                  and 3 each bucket as soon as backward has finished it), and on an
                   update step scales them for the accumulation, clips to the global norm
                   (sums of squares added over ranks), updates the shard and, stages 1 and 2,
                   allgathers the parameters. Use it in place of sdl_mpi_ddp + sdl_optim_step:
@@ -124,11 +125,16 @@
                           .optim = {.kind = SDL_OPTIM_ADAMW, .lr = 1e-3f, .accum_steps = 4}});
                       ... sdl_backward(loss); sdl_mpi_zero_step(z); sdl_arena_reset(); ...
                   Stages 2 and 3: backward puts gradients in the step arena
-                  (sdl_model_arena_grads) and each micro-batch is reduced at once. Stage 3:
+                  (sdl_model_arena_grads) and each micro-batch is reduced (the grad hook
+                  sends each bucket while backward goes on; the step waits). Stage 3:
                   the model keeps no parameters (sdl_model_external_params); each layer
                   gathers its own just before its forward, while the next layer's gather is
-                  already on the wire, and keeps them for its backward; the step frees them
-                  (sdl_mpi_zero_release after evaluation forwards). Per rank, P floats, Adam,
+                  already on the wire, and frees them after it; backward gathers them again
+                  just before the layer's backward (the model's pre-grad hook), while the
+                  previous layer's gather is on the wire, and frees them after it. So about
+                  two layers' parameters are whole at a time, not the model
+                  (sdl_mpi_zero_peak_gathered; sdl_mpi_zero_release after evaluation
+                  forwards frees a prefetch nobody used). Per rank, P floats, Adam,
                   f32: DDP 16P bytes, stage 1 8P + 8P/N, stage 2 4P + 12P/N, stage 3 16P/N
                   (plus two 4 MiB buckets; make bench-mpi measures them for ResNet-18);
                   sdl_mpi_zero_bytes says what a rank holds. sdl_mpi_zero_save gathers one
@@ -366,6 +372,9 @@ SDL_API sdl_result sdl_mpi_zero_load(sdl_mpi_zero *z, const char *path, sdl_chec
 /* stage 3: frees the parameters gathered since the last step (after an evaluation's forwards;
    sdl_mpi_zero_step does it itself) */
 SDL_API void sdl_mpi_zero_release(sdl_mpi_zero *z);
+/* stage 3: the most bytes of gathered layer parameters (whole or on the wire) this rank held
+   at once since sdl_mpi_zero_new; 0 for stages 1, 2 */
+SDL_API int64_t sdl_mpi_zero_peak_gathered(const sdl_mpi_zero *z);
 /* gives the model its gradient and parameter arrays back (stages 2, 3); collective */
 SDL_API void sdl_mpi_zero_free(sdl_mpi_zero *z);
 
@@ -1860,8 +1869,13 @@ SDL_API sdl_result sdl_mpi_sync_buffers(sdl_model *m) {
                 stage 1: micro-batches add up in the model's gradient array; only the update
                 step reduces (DDP's no_sync), into the owner's range of that array
                 stage 2, 3: the model has no gradient array: backward puts each gradient in
-                the step arena, and every micro-batch is reduced at once and added into the
-                shard's gradient
+                the step arena; once all of a bucket's gradients are final (the grad hook)
+                it is copied out (and zeroed there, so a second backward through the graph
+                adds only what is new) and MPI_Ireduce_scatter'd in place while backward
+                goes on, two buckets on the wire at most; buckets go out from the last one
+                down, the order backward finishes them, the same on every rank. The step
+                sends what is left (gradients never reached: zeros) and adds each rank's
+                part into the shard's gradient
      update     scale by 1 / (N accum_steps), clip to the global norm (shard sums of squares
                 added over ranks), the shard optimizer's step
      parameters stages 1, 2: MPI_Allgatherv of the shards into the model's array
@@ -1869,11 +1883,13 @@ SDL_API sdl_result sdl_mpi_sync_buffers(sdl_model *m) {
                 gets a forward of its own (sdl__zero3_fwd) that gathers the module's range
                 just before the module runs (MPI_Iallgatherv into a buffer) and starts the
                 gather of the module that ran after it in the last step (creation order at
-                first), so the next layer's parameters travel while this one computes. The
-                gathered parameters stay for the layer's backward and go when it is done
-                (the model's grad hook, sdl__zero3_hook); sdl_mpi_zero_step frees what is
-                left (sdl_mpi_zero_release after evaluation forwards, which have no
-                backward).
+                first), so the next layer's parameters travel while this one computes, and
+                frees the module's after it (all but the last one's: backward needs it
+                first). Backward gathers them again before the first node that reads them
+                (the model's pre-grad hook, sdl__zero3_pre_hook) and starts the gather of
+                the module whose forward ran before it this step; they go once the layer's
+                gradients are final (the grad hook, sdl__zero_hook). sdl_mpi_zero_step
+                frees what is left (sdl_mpi_zero_release after evaluation forwards).
    ---------------------------------------------------------------------------------------- */
 #ifndef SDL_MPI_ZERO_BUCKET_MB
 #define SDL_MPI_ZERO_BUCKET_MB 4
@@ -1888,8 +1904,18 @@ typedef struct sdl__zero_layer { /* stage 3: a module whose weight and bias are 
     MPI_Request req;
     int *counts, *displs;        /* per rank, for its MPI_Iallgatherv */
     int next;                    /* the layer whose forward came next in the last step, -1: none */
+    int prev;                    /* the layer whose forward came before it this step, -1: none */
     int pending;                 /* its parameters whose backward is not done yet */
 } sdl__zero_layer;
+
+typedef struct sdl__zero_slot { /* stages 2, 3: a bucket of gradients on the wire */
+    float *f32;            /* f32 wire: the bucket, reduce-scattered in place */
+    uint16_t *half;        /* f16, bf16 wire: the same, divided by N first */
+    int *counts, *displs;  /* per rank */
+    int64_t w0;            /* where the bucket begins */
+    bool busy;             /* on the wire, or arrived and not yet added into the shard */
+    MPI_Request req;
+} sdl__zero_slot;
 
 struct sdl_mpi_zero {
     sdl_model *model;
@@ -1899,15 +1925,22 @@ struct sdl_mpi_zero {
     int64_t *bound;       /* size + 1 */
     int *counts, *displs; /* per rank: floats of one bucket, for MPI */
     int64_t bucket;       /* floats per bucket */
-    float *staging;       /* stages 2, 3: a bucket of gradients collected from the arena */
-    float *recv;          /* this rank's part of a bucket */
-    uint16_t *half;       /* the wire copy of a bucket (f16, bf16) */
+    float *recv;          /* stage 1: this rank's part of a bucket */
+    uint16_t *half;       /* stage 1: the wire copy of a bucket (f16, bf16) */
     MPI_Op bf16_sum;
+    /* stages 2, 3: buckets go out while backward runs (the grad hook), from the last down */
+    sdl__zero_slot slot[2];  /* the buckets on the wire, two at most */
+    int turn;                /* the slot the next bucket takes */
+    int nbuckets, next;      /* next: the bucket that goes out next, once its gradients are final */
+    int *left, *nparam;      /* per bucket: parameters whose gradient is still to come, and all */
+    bool *sent;              /* per bucket: out since the last step */
+    sdl_result err;          /* a collective that failed inside backward, for the step */
     int micro;            /* micro-batches since the last update */
     float grad_norm;
     sdl__zero_layer *layers; /* stage 3 */
     int nlayers, last;       /* last: the layer whose forward ran last this step, -1: none */
     int *param_layer;        /* the layer of each parameter */
+    int64_t gathered, peak_gathered; /* floats of layers gathered (or on the wire) now, and the most */
 };
 static sdl_mpi_zero *sdl__zero3; /* the stage-3 object whose forwards run (one at a time) */
 
@@ -1998,6 +2031,8 @@ static void sdl__zero3_start(sdl_mpi_zero *z, sdl__zero_layer *L) {
     int64_t b = z->bound[sdl__mpi.rank], lo = L->lo > b ? L->lo : b;
     int mine = (int)sdl__zero_overlap(L->lo, L->hi, b, z->bound[sdl__mpi.rank + 1]);
     L->full = (float *)sdl__mpi_alloc((size_t)(L->hi - L->lo), sizeof(float));
+    z->gathered += L->hi - L->lo;
+    if (z->gathered > z->peak_gathered) z->peak_gathered = z->gathered;
     int rc = L->full ? MPI_Iallgatherv(z->shard->param_data + (mine ? lo - b : 0), mine, MPI_FLOAT, L->full, L->counts, L->displs,
                                        MPI_FLOAT, sdl__mpi.comm, &L->req)
                      : MPI_ERR_NO_MEM;
@@ -2015,14 +2050,17 @@ static void sdl__zero3_finish(sdl__zero_layer *L) {
     sdl_module *mod = L->module;
     if (mod->weight) mod->weight->data = L->full + (mod->model->param_offset[mod->weight->param_index] - L->lo);
     if (mod->bias) mod->bias->data = L->full + (mod->model->param_offset[mod->bias->param_index] - L->lo);
-    L->pending = (mod->weight ? 1 : 0) + (mod->bias ? 1 : 0);
+    /* the grad hook counts down those that get a gradient (a frozen layer waits for the step) */
+    L->pending = (mod->weight && mod->weight->requires_grad ? 1 : 0) + (mod->bias && mod->bias->requires_grad ? 1 : 0);
 }
-static void sdl__zero3_drop(sdl__zero_layer *L) {
+static void sdl__zero3_drop(sdl_mpi_zero *z, sdl__zero_layer *L) {
+    if (!L->full) return;
     sdl__zero3_finish(L);
     if (L->module->weight) L->module->weight->data = NULL;
     if (L->module->bias) L->module->bias->data = NULL;
     SDL__MPI_FREE(L->full);
     L->full = NULL;
+    z->gathered -= L->hi - L->lo;
 }
 
 static sdl_tensor *sdl__zero3_fwd(sdl_module *self, sdl_tensor *x) {
@@ -2033,24 +2071,41 @@ static sdl_tensor *sdl__zero3_fwd(sdl_module *self, sdl_tensor *x) {
     sdl__zero3_start(z, L);
     sdl__zero3_finish(L);
     if (z->last >= 0 && z->last != k) z->layers[z->last].next = k; /* the order, for the next step */
+    if (z->last != k) L->prev = z->last; /* for backward's prefetch */
     z->last = k;
     int next = L->next >= 0 ? L->next : (k + 1 < z->nlayers ? k + 1 : -1);
     if (next >= 0) sdl__zero3_start(z, &z->layers[next]); /* travels while this layer computes */
-    return L->forward(self, x);
+    sdl_tensor *y = L->forward(self, x);
+    if (next >= 0 || !sdl_is_grad_enabled()) sdl__zero3_drop(z, L); /* the last layer's backward comes first */
+    return y;
 }
 
-/* the model's grad hook: a layer's parameters go once backward is done with all of them */
-static void sdl__zero3_hook(void *user, sdl_model *m, int param_index) {
+/* the model's pre-grad hook: a layer's parameters whole again before backward reads them,
+   and the gather of the layer whose forward ran before it (whose backward comes next) started */
+static void sdl__zero3_pre_hook(void *user, sdl_model *m, int param_index) {
     sdl_mpi_zero *z = (sdl_mpi_zero *)user;
     (void)m;
     sdl__zero_layer *L = &z->layers[z->param_layer[param_index]];
-    if (L->full && !L->in_flight && --L->pending == 0) sdl__zero3_drop(L);
+    sdl__zero3_start(z, L);
+    sdl__zero3_finish(L);
+    if (L->prev >= 0) sdl__zero3_start(z, &z->layers[L->prev]);
+}
+
+/* a layer's parameters go once backward is done with all of them */
+static void sdl__zero3_done(sdl_mpi_zero *z, int param_index) {
+    sdl__zero_layer *L = &z->layers[z->param_layer[param_index]];
+    if (L->full && !L->in_flight && --L->pending == 0) sdl__zero3_drop(z, L);
 }
 
 SDL_API void sdl_mpi_zero_release(sdl_mpi_zero *z) {
-    for (int k = 0; z && k < z->nlayers; k++) sdl__zero3_drop(&z->layers[k]);
+    for (int k = 0; z && k < z->nlayers; k++) {
+        sdl__zero3_drop(z, &z->layers[k]);
+        z->layers[k].prev = -1;
+    }
     if (z) z->last = -1;
 }
+
+SDL_API int64_t sdl_mpi_zero_peak_gathered(const sdl_mpi_zero *z) { return z ? z->peak_gathered * (int64_t)sizeof(float) : 0; }
 
 /* every module with a weight or bias; every parameter must belong to one */
 static sdl_result sdl__zero3_wrap(sdl_mpi_zero *z) {
@@ -2068,7 +2123,7 @@ static sdl_result sdl__zero3_wrap(sdl_mpi_zero *z) {
         sdl__zero_layer *L = &z->layers[z->nlayers];
         L->module = mod;
         L->forward = mod->forward;
-        L->next = -1;
+        L->next = L->prev = -1;
         L->lo = m->param_floats;
         for (int t = 0; t < 2; t++) {
             if (!ts[t]) continue;
@@ -2092,10 +2147,130 @@ static sdl_result sdl__zero3_wrap(sdl_mpi_zero *z) {
         }
     SDL__MPI_FREE(owned);
     for (int k = 0; k < z->nlayers; k++) z->layers[k].module->forward = sdl__zero3_fwd;
-    sdl_model_set_grad_hook(m, sdl__zero3_hook, z);
+    sdl_model_set_pre_grad_hook(m, sdl__zero3_pre_hook, z);
     z->last = -1;
     sdl__zero3 = z;
     return SDL_OK;
+}
+
+/* ---- stages 2, 3: gradient buckets on the wire while backward runs ---- */
+static bool sdl__zero_stage1_buffers(sdl_mpi_zero *z) {
+    z->recv = (float *)sdl__mpi_alloc((size_t)z->bucket, sizeof(float));
+    if (z->desc.wire != SDL_MPI_WIRE_F32) z->half = (uint16_t *)sdl__mpi_alloc((size_t)z->bucket, sizeof(uint16_t));
+    return z->recv && (z->desc.wire == SDL_MPI_WIRE_F32 || z->half);
+}
+
+/* every bucket waits for all its parameters that get a gradient */
+static void sdl__zero_arm(sdl_mpi_zero *z) {
+    for (int b = 0; b < z->nbuckets; b++) {
+        z->left[b] = z->nparam[b];
+        z->sent[b] = false;
+    }
+    z->next = z->nbuckets - 1;
+}
+
+/* the slots, and each bucket's parameters that get a gradient (one across a cut counts in both) */
+static bool sdl__zero_slots(sdl_mpi_zero *z) {
+    const sdl_model *m = z->model;
+    int n = sdl__mpi.size;
+    bool f32 = z->desc.wire == SDL_MPI_WIRE_F32;
+    z->nbuckets = (int)((m->param_floats + z->bucket - 1) / z->bucket);
+    z->left = (int *)sdl__mpi_alloc((size_t)z->nbuckets + 1, sizeof(int));
+    z->nparam = (int *)sdl__mpi_alloc((size_t)z->nbuckets + 1, sizeof(int));
+    z->sent = (bool *)sdl__mpi_alloc((size_t)z->nbuckets + 1, sizeof(bool));
+    bool ok = z->left && z->nparam && z->sent;
+    for (int k = 0; k < 2 && ok; k++) {
+        sdl__zero_slot *s = &z->slot[k];
+        s->req = MPI_REQUEST_NULL;
+        if (f32) s->f32 = (float *)sdl__mpi_alloc((size_t)z->bucket, sizeof(float));
+        else s->half = (uint16_t *)sdl__mpi_alloc((size_t)z->bucket, sizeof(uint16_t));
+        s->counts = (int *)sdl__mpi_alloc(2 * (size_t)n, sizeof(int));
+        ok = (s->f32 || s->half) && s->counts;
+        if (ok) s->displs = s->counts + n;
+    }
+    for (int i = 0; ok && i < m->nparams; i++) {
+        int64_t o0 = m->param_offset[i], o1 = m->param_offset[i + 1];
+        for (int64_t b = o0 / z->bucket; m->params[i]->requires_grad && o1 > o0 && b <= (o1 - 1) / z->bucket; b++) z->nparam[b]++;
+    }
+    if (ok) sdl__zero_arm(z);
+    return ok;
+}
+
+/* the slot's bucket, arrived (waits for it) and added into the shard's gradient (f32: divided by N) */
+static void sdl__zero_land(sdl_mpi_zero *z, sdl__zero_slot *s) {
+    if (!s->busy) return;
+    int rc = MPI_Wait(&s->req, MPI_STATUS_IGNORE);
+    s->busy = false;
+    if (rc != MPI_SUCCESS) {
+        if (z->err == SDL_OK) z->err = sdl__mpi_err(rc, "MPI_Ireduce_scatter (zero gradients)");
+        return;
+    }
+    int me = sdl__mpi.rank, mine = s->counts[me];
+    float inv = 1.0f / (float)sdl__mpi.size, *g = z->shard->grad_data + (s->w0 > z->bound[me] ? s->w0 - z->bound[me] : 0);
+    bool bf = z->desc.wire == SDL_MPI_WIRE_BF16;
+    if (s->f32) for (int i = 0; i < mine; i++) g[i] += s->f32[i] * inv;
+    else for (int i = 0; i < mine; i++) g[i] += bf ? sdl_mpi_bf16_to_f32(s->half[i]) : sdl_mpi_f16_to_f32(s->half[i]);
+}
+
+/* bucket b out: its gradients copied from the arena (zeros where backward did not reach) and
+   zeroed there, then MPI_Ireduce_scatter in place; the slot's bucket before lands first */
+static void sdl__zero_launch(sdl_mpi_zero *z, int b) {
+    const sdl_model *m = z->model;
+    sdl__zero_slot *s = &z->slot[z->turn];
+    z->turn ^= 1;
+    sdl__zero_land(z, s);
+    int64_t w0 = (int64_t)b * z->bucket, w1 = w0 + z->bucket < m->param_floats ? w0 + z->bucket : m->param_floats;
+    float inv = 1.0f / (float)sdl__mpi.size;
+    bool bf = z->desc.wire == SDL_MPI_WIRE_BF16;
+    for (int q = 0; q < m->nparams; q++) {
+        int64_t o0 = m->param_offset[q], o1 = m->param_offset[q + 1], lo = o0 > w0 ? o0 : w0, hi = o1 < w1 ? o1 : w1;
+        if (hi <= lo) continue;
+        float *g = m->params[q]->grad ? m->params[q]->grad + (lo - o0) : NULL;
+        for (int64_t i = 0; i < hi - lo; i++) {
+            float v = g ? g[i] : 0.0f;
+            if (s->f32) s->f32[lo - w0 + i] = v;
+            else s->half[lo - w0 + i] = bf ? sdl_mpi_f32_to_bf16(v * inv) : sdl_mpi_f32_to_f16(v * inv);
+        }
+        if (g) memset(g, 0, (size_t)(hi - lo) * sizeof(float));
+    }
+    sdl__zero_split(z, w0, w1, s->counts, s->displs);
+    int rc = s->f32 ? MPI_Ireduce_scatter(MPI_IN_PLACE, s->f32, s->counts, MPI_FLOAT, MPI_SUM, sdl__mpi.comm, &s->req)
+                    : MPI_Ireduce_scatter(MPI_IN_PLACE, s->half, s->counts, MPI_UINT16_T, bf ? z->bf16_sum : sdl__mpi.half_sum,
+                                          sdl__mpi.comm, &s->req);
+    z->sent[b] = true;
+    z->left[b] = z->nparam[b];
+    if (rc != MPI_SUCCESS) {
+        if (z->err == SDL_OK) z->err = sdl__mpi_err(rc, "MPI_Ireduce_scatter (zero gradients)");
+        return;
+    }
+    s->w0 = w0;
+    s->busy = true;
+}
+
+/* the grad hook (stages 2, 3): the parameter's gradient is final for this backward */
+static void sdl__zero_hook(void *user, sdl_model *m, int param_index) {
+    sdl_mpi_zero *z = (sdl_mpi_zero *)user;
+    int64_t o0 = m->param_offset[param_index], o1 = m->param_offset[param_index + 1];
+    for (int64_t b = o0 / z->bucket; o1 > o0 && b <= (o1 - 1) / z->bucket; b++) z->left[b]--;
+    while (z->next >= 0 && z->left[z->next] <= 0) sdl__zero_launch(z, z->next--);
+    if (z->next < 0) z->next = z->nbuckets - 1; /* all out: a second backward starts over */
+    for (int k = 0; k < 2; k++) { /* lets MPI move them along */
+        int flag;
+        if (z->slot[k].busy) MPI_Test(&z->slot[k].req, &flag, MPI_STATUS_IGNORE);
+    }
+    if (z->desc.stage == 3) sdl__zero3_done(z, param_index);
+}
+
+/* the step: the buckets not out yet, or with gradients that came after they went, then
+   both slots landed */
+static sdl_result sdl__zero_flush(sdl_mpi_zero *z) {
+    for (int b = z->nbuckets - 1; b >= 0; b--)
+        if (!z->sent[b] || z->left[b] < z->nparam[b]) sdl__zero_launch(z, b);
+    for (int k = 0; k < 2; k++) sdl__zero_land(z, &z->slot[k]);
+    sdl__zero_arm(z);
+    sdl_result r = z->err;
+    z->err = SDL_OK;
+    return r;
 }
 
 SDL_API sdl_mpi_zero *sdl_mpi_zero_new(sdl_model *m, const sdl_mpi_zero_desc *desc) {
@@ -2127,10 +2302,7 @@ SDL_API sdl_mpi_zero *sdl_mpi_zero_new(sdl_model *m, const sdl_mpi_zero_desc *de
     if (z->bucket > m->param_floats) z->bucket = m->param_floats > 0 ? m->param_floats : 1;
     z->bound = (int64_t *)sdl__mpi_alloc((size_t)n + 1, sizeof(int64_t));
     z->counts = (int *)sdl__mpi_alloc(2 * (size_t)n, sizeof(int));
-    z->recv = (float *)sdl__mpi_alloc((size_t)z->bucket, sizeof(float));
-    if (d.stage >= 2) z->staging = (float *)sdl__mpi_alloc((size_t)z->bucket, sizeof(float));
-    if (d.wire != SDL_MPI_WIRE_F32) z->half = (uint16_t *)sdl__mpi_alloc((size_t)z->bucket, sizeof(uint16_t));
-    bool ok = z->bound && z->counts && z->recv && (d.stage < 2 || z->staging) && (d.wire == SDL_MPI_WIRE_F32 || z->half);
+    bool ok = z->bound && z->counts && (d.stage >= 2 ? sdl__zero_slots(z) : sdl__zero_stage1_buffers(z));
     if (ok) {
         z->displs = z->counts + n;
         sdl__zero_bounds(z);
@@ -2150,12 +2322,13 @@ SDL_API sdl_mpi_zero *sdl_mpi_zero_new(sdl_model *m, const sdl_mpi_zero_desc *de
     /* the model gives up what the shards now hold */
     if (ok && d.stage >= 2) ok = sdl_model_arena_grads(m, true) == SDL_OK;
     if (ok && d.stage == 3) ok = sdl_model_external_params(m, true) == SDL_OK;
+    if (ok && d.stage >= 2) sdl_model_set_grad_hook(m, sdl__zero_hook, z);
     if (!ok) { sdl_mpi_zero_free(z); return NULL; }
     return z;
 }
 
-/* one bucket [w0, w1) of the gradient (src: its floats) to the owners of its pieces: stage
-   1 sets the owner's range of the model's gradient, stages 2, 3 add into the shard's */
+/* stage 1: one bucket [w0, w1) of the model's gradient to the owners of its pieces, into the
+   owner's range of that array */
 static sdl_result sdl__zero_reduce_bucket(sdl_mpi_zero *z, const float *src, int64_t w0, int64_t w1) {
     int n = sdl__mpi.size, me = sdl__mpi.rank;
     sdl__zero_split(z, w0, w1, z->counts, z->displs);
@@ -2172,31 +2345,17 @@ static sdl_result sdl__zero_reduce_bucket(sdl_mpi_zero *z, const float *src, int
         for (int i = 0; rc == MPI_SUCCESS && i < mine; i++) z->recv[i] = bf ? sdl_mpi_bf16_to_f32(z->half[i]) : sdl_mpi_f16_to_f32(z->half[i]);
     }
     if (rc != MPI_SUCCESS) return sdl__mpi_err(rc, "MPI_Reduce_scatter (zero)");
-    float *g = z->shard->grad_data + (w0 > z->bound[me] ? w0 - z->bound[me] : 0);
-    if (z->desc.stage == 1) memcpy(g, z->recv, (size_t)mine * sizeof(float));
-    else for (int i = 0; i < mine; i++) g[i] += z->recv[i];
+    memcpy(z->shard->grad_data + (w0 > z->bound[me] ? w0 - z->bound[me] : 0), z->recv, (size_t)mine * sizeof(float));
     return SDL_OK;
 }
 
-/* every bucket of the model's gradient: from its array (stage 1) or from the arena (stages
-   2, 3: a parameter backward did not reach has no gradient, zeros) */
+/* stage 1: every bucket of the model's gradient array */
 static sdl_result sdl__zero_reduce(sdl_mpi_zero *z) {
     sdl_model *m = z->model;
     sdl_result r = SDL_OK;
-    int p = 0;
     for (int64_t w0 = 0; w0 < m->param_floats && r == SDL_OK; w0 += z->bucket) {
         int64_t w1 = w0 + z->bucket < m->param_floats ? w0 + z->bucket : m->param_floats;
-        const float *src = m->grad_data ? m->grad_data + w0 : z->staging;
-        if (!m->grad_data) {
-            while (p < m->nparams && m->param_offset[p + 1] <= w0) p++;
-            for (int q = p; q < m->nparams && m->param_offset[q] < w1; q++) {
-                int64_t o0 = m->param_offset[q], o1 = m->param_offset[q + 1], lo = o0 > w0 ? o0 : w0, hi = o1 < w1 ? o1 : w1;
-                const float *g = m->params[q]->grad;
-                if (g) memcpy(z->staging + (lo - w0), g + (lo - o0), (size_t)(hi - lo) * sizeof(float));
-                else memset(z->staging + (lo - w0), 0, (size_t)(hi - lo) * sizeof(float));
-            }
-        }
-        r = sdl__zero_reduce_bucket(z, src, w0, w1);
+        r = sdl__zero_reduce_bucket(z, m->grad_data + w0, w0, w1);
     }
     return r;
 }
@@ -2236,7 +2395,7 @@ SDL_API sdl_result sdl_mpi_zero_step(sdl_mpi_zero *z) {
     sdl_result r = SDL_OK;
     if (update || z->desc.stage >= 2) {
         sdl_mpi_check(update ? "zero update" : "zero reduce", m->param_floats);
-        r = sdl__zero_reduce(z);
+        r = z->desc.stage >= 2 ? sdl__zero_flush(z) : sdl__zero_reduce(z);
         if (z->desc.stage >= 2) sdl_model_zero_grad(m); /* forgets the arena gradients */
     }
     sdl_mpi_zero_release(z); /* stage 3: the gathered parameters, their backward done */
@@ -2262,8 +2421,8 @@ SDL_API int64_t sdl_mpi_zero_bytes(const sdl_mpi_zero *z) {
     int64_t P = m->param_floats, S = sm->param_floats;
     int64_t f = (m->param_data ? P : 0) + (m->grad_data ? P : 0);    /* the model's arrays */
     f += (z->desc.stage == 3 ? S : 0) + (z->desc.stage >= 2 ? S : 0); /* the shard's own */
-    f += (int64_t)z->opt->nstate * S + z->bucket * (1 + (z->staging ? 1 : 0));
-    return f * (int64_t)sizeof(float) + (z->half ? z->bucket * 2 : 0);
+    f += (int64_t)z->opt->nstate * S + (z->recv ? z->bucket : 0) + (z->slot[0].f32 ? 2 * z->bucket : 0);
+    return f * (int64_t)sizeof(float) + (z->half || z->slot[0].half ? 2 * z->bucket : 0); /* stage 1's, or two slots' */
 }
 
 /* stage 3 reads and writes checkpoints through a whole parameter array for the while */
@@ -2340,12 +2499,22 @@ SDL_API void sdl_mpi_zero_free(sdl_mpi_zero *z) {
     if (!z) return;
     sdl_model *m = z->model;
     sdl_mpi_zero_release(z);
+    for (int k = 0; k < 2; k++) { /* a backward without its step left buckets on the wire */
+        if (z->slot[k].busy) MPI_Wait(&z->slot[k].req, MPI_STATUS_IGNORE);
+        SDL__MPI_FREE(z->slot[k].f32);
+        SDL__MPI_FREE(z->slot[k].half);
+        SDL__MPI_FREE(z->slot[k].counts);
+    }
+    SDL__MPI_FREE(z->left);
+    SDL__MPI_FREE(z->nparam);
+    SDL__MPI_FREE(z->sent);
     for (int k = 0; k < z->nlayers; k++) {
         z->layers[k].module->forward = z->layers[k].forward;
         SDL__MPI_FREE(z->layers[k].counts);
     }
     if (sdl__zero3 == z) sdl__zero3 = NULL;
     if (m->grad_hook_user == z) sdl_model_set_grad_hook(m, NULL, NULL);
+    if (m->pre_grad_hook_user == z) sdl_model_set_pre_grad_hook(m, NULL, NULL);
     if (z->shard && !m->param_data) { /* stage 3: the model gets its parameters back */
         sdl_model_external_params(m, false);
         for (int q = 0; q < sdl__mpi.size && m->param_data; q++) {
@@ -2365,7 +2534,6 @@ SDL_API void sdl_mpi_zero_free(sdl_mpi_zero *z) {
     SDL__MPI_FREE(z->bound);
     SDL__MPI_FREE(z->counts);
     SDL__MPI_FREE(z->recv);
-    SDL__MPI_FREE(z->staging);
     SDL__MPI_FREE(z->half);
     SDL__MPI_FREE(z);
 }

@@ -32,20 +32,26 @@
    allocations, for DDP (one sdl_optim) and ZeRO stages 1 and 2 (sdl_mpi_zero), against the
    formula of the ZeRO paper for f32: DDP 16P, stage 1 8P + 8P/N, stage 2 4P + 12P/N,
    stage 3 16P/N (what a rank holds between steps; stage 3 gathers each layer's parameters
-   for the step). Then, at np > 1, the time of a training step of the CNN with Adam for each
+   for the step). Then the peak of one training step of that ResNet-18 (2 images of 64x64 per
+   rank, Adam): every byte sdl holds at the step's fullest moment (state, activations, the
+   gradients, stage 3's gathered layers) for DDP and stage 3, the step arena's share of it
+   (it grows by doubling), and stage 3's most gathered
+   parameter bytes (sdl_mpi_zero_peak_gathered) against the whole model's, which is what
+   stage 3 held when it kept each layer's parameters from its forward to its backward. Then, at np > 1, the time of a training step of the CNN with Adam for each
    stage against DDP in the same job (rounds alternate; best round), after checking that
    they give the same weights. */
 #define _POSIX_C_SOURCE 200809L /* nanosleep, clock_gettime */
 #include <stdlib.h>
 #include <stddef.h>
 #include <string.h>
-/* a counting allocator: the bytes sdl holds now */
-static long long g_live;
+/* a counting allocator: the bytes sdl holds now, and the most since g_peak was last set */
+static long long g_live, g_peak;
 static void *count_alloc(size_t n) {
     size_t *p = (size_t *)malloc(n + 16);
     if (!p) return NULL;
     p[0] = n;
     g_live += (long long)n;
+    if (g_live > g_peak) g_peak = g_live;
     return (char *)p + 16;
 }
 static void count_free(void *q) {
@@ -397,6 +403,76 @@ static void bench_zero_memory(void) {
     if (rank_ == 0) printf("(measured - formula: the gradient buckets, %d MiB each, and the tensors' names)\n", SDL_MPI_ZERO_BUCKET_MB);
 }
 
+/* ResNet-18's forward over the layers resnet18_params made (in creation order) */
+static sdl_tensor *resnet18_forward(sdl_model *m, sdl_tensor *x) {
+    sdl_module **l = m->modules;
+    int i = 2;
+    x = sdl_max_pool2d(sdl_relu(sdl_forward(l[1], sdl_forward(l[0], x))), 3, 2, 1);
+    for (int st = 0; st < 4; st++)
+        for (int b = 0; b < 2; b++, i += 4) {
+            sdl_tensor *y = sdl_relu(sdl_forward(l[i + 1], sdl_forward(l[i], x)));
+            y = sdl_forward(l[i + 3], sdl_forward(l[i + 2], y));
+            if (b == 0 && st > 0) { /* the downsample */
+                x = sdl_forward(l[i + 5], sdl_forward(l[i + 4], x));
+                i += 2;
+            }
+            x = sdl_relu(sdl_add(y, x));
+        }
+    return sdl_forward(l[i], sdl_global_avg_pool(x));
+}
+
+static void bench_zero3_step_peak(void) {
+    sdl_optim_desc adam = {.kind = SDL_OPTIM_ADAM, .lr = 1e-3f};
+    const int B = 2, S = 64;
+    if (rank_ == 0) printf("ZeRO-3 step peak: bytes per rank in one step, ResNet-18, %d images %dx%d per rank, Adam, np %d\n"
+                           "%-8s %14s %14s %14s %14s %14s\n", B, S, S, size_, "kind", "between steps", "step peak", "of it arena", "gathered peak",
+                           "model params");
+    long long peak[4] = {0, 0, 0, 0};
+    for (int stage = 0; stage <= 3; stage += 3) {
+        sdl_arena_release(); /* the step's arena counts */
+        long long live0 = g_live;
+        sdl_model *m = resnet18_params();
+        sdl_model_pack(m);
+        sdl_optim *o = NULL;
+        sdl_mpi_ddp *ddp = NULL;
+        sdl_mpi_zero *z = NULL;
+        if (stage == 0) o = sdl_optim_new(m, &adam), ddp = sdl_mpi_ddp_new(m, NULL);
+        else z = sdl_mpi_zero_new(m, &(sdl_mpi_zero_desc){.stage = stage, .optim = adam});
+        if (!(o && ddp) && !z) { fprintf(stderr, "rank %d: %s\n", rank_, sdl_last_error()); MPI_Abort(MPI_COMM_WORLD, 1); }
+        sdl_tensor *x = sdl_tensor_new(sdl_shape4(B, 3, S, S), SDL_F32), *y = sdl_tensor_new(sdl_shape1(B), SDL_I32);
+        for (int64_t j = 0; j < x->numel; j++) sdl_f32(x)[j] = sdl_hash_uniform(9, (uint64_t)rank_, (uint64_t)j);
+        for (int j = 0; j < B; j++) sdl_i32(y)[j] = (rank_ * B + j) % 1000;
+        long long held = g_live - live0;
+        g_peak = g_live;
+        sdl_result r = sdl_backward(sdl_cross_entropy(resnet18_forward(m, x), y, 0.0f));
+        if (r == SDL_OK) r = stage == 0 ? sdl_mpi_ddp_sync(ddp) : sdl_mpi_zero_step(z);
+        if (r == SDL_OK && stage == 0) r = sdl_optim_step(o);
+        if (r != SDL_OK) { fprintf(stderr, "rank %d: %s\n", rank_, sdl_last_error()); MPI_Abort(MPI_COMM_WORLD, 1); }
+        peak[stage] = max_over_ranks(g_peak - live0);
+        held = max_over_ranks(held);
+        long long gathered = max_over_ranks(z ? sdl_mpi_zero_peak_gathered(z) : 0), whole = m->param_floats * (long long)sizeof(float);
+        long long arena = max_over_ranks((long long)sdl_arena_capacity()); /* activations, saved data, stage 3's gradients */
+        if (rank_ == 0) {
+            printf("%-8s %14lld %14lld %14lld %14lld %14lld\n", stage ? "zero-3" : "ddp", held, peak[stage], arena, gathered, whole);
+            if (stage) {
+                printf("BENCH name=zero3_step_peak_np%d sdl=%lld ref=%lld unit=bytes ratio=%.3f\n", size_, peak[3], peak[0],
+                       (double)peak[3] / (double)peak[0]);
+                printf("BENCH name=zero3_gathered_peak_np%d sdl=%lld ref=%lld unit=bytes ratio=%.3f\n", size_, gathered, whole,
+                       (double)gathered / (double)whole);
+            }
+        }
+        sdl_arena_reset();
+        sdl_tensor_free(x);
+        sdl_tensor_free(y);
+        sdl_mpi_zero_free(z);
+        sdl_mpi_ddp_free(ddp);
+        sdl_optim_free(o);
+        sdl_model_free(m);
+    }
+    sdl_arena_release();
+    if (rank_ == 0) printf("(ref of zero3_gathered_peak: the whole model, what stage 3 held when each layer kept its parameters from forward to backward)\n");
+}
+
 /* step time: the CNN with Adam, batch 32 per rank; DDP and ZeRO 1, 2 in alternating rounds */
 static sdl_model *cnn(sdl_module **net) {
     sdl_model *model = sdl_model_new(1);
@@ -500,6 +576,7 @@ int main(int argc, char **argv) {
     }
     if (zero) {
         bench_zero_memory();
+        bench_zero3_step_peak();
         int zr = size_ > 1 ? bench_zero_time(steps / 2 > 0 ? steps / 2 : 1, rounds < 3 ? rounds : 3) : 0;
         sdl_mpi_finalize();
         return zr;

@@ -213,7 +213,7 @@ static void test_pipeline(void) {
     CHECK(rc == 0 && b[0] && strcmp(a, b) != 0, "09: the shuffle buffer changes the order:\n%s\n%s", a, b);
     rc = run("%s --cache", base);
     CHECK(rc == 0 && strstr(log_, "cache in RAM") && strstr(log_, "epoch 3/3: loss ") && strstr(log_, "images 192 | load "), "09 --cache:\n%s", log_);
-    CHECK(run("%s --prefetch -1", base) == 2 * 256, "09 refuses --prefetch -1:\n%s", log_);
+    CHECK(run("%s --prefetch -1", base) == 2 * 256 && strstr(log_, "--prefetch: 0 or more"), "09 refuses --prefetch -1:\n%s", log_);
     CHECK(run(ENV OUT "/09_data_pipeline --data " OUT "/none-{000000..000001}.tar") != 0 && strstr(log_, "none-000000.tar"), "09: missing shards named:\n%s", log_);
     if (!have("mpirun")) { printf("  skip: 09 on 2 ranks (mpirun not found)\n"); return; }
     rc = run(MPIRUN "-np 2 %s", base + strlen(ENV));

@@ -46,15 +46,15 @@ int main(int argc, char **argv) {
     const int nargs = (int)(sizeof args / sizeof args[0]);
     sdl_device dev;
     if (sdl_args_parse(argc, argv, args, nargs) != SDL_OK || sdl_device_parse(device, &dev) != SDL_OK || prefetch < 0) {
-        if (rank == 0) { fprintf(stderr, "%s\n", sdl_last_error()); sdl_args_usage(stderr, argv[0], args, nargs); }
+        if (rank == 0) fprintf(stderr, "%s\n", prefetch < 0 ? "--prefetch: 0 or more batches" : sdl_last_error());
+        if (rank == 0) sdl_args_usage(stderr, argv[0], args, nargs);
         sdl_mpi_finalize();
         return 2;
     }
     sdl_stream_desc sd; /* the shards of each epoch: shuffled, rank r takes r, r + size, ... */
     memset(&sd, 0, sizeof sd);
     sd.shards = data, sd.batch_size = batch_size, sd.rank = rank, sd.world_size = size, sd.seed = (uint64_t)seed;
-    int ahead = prefetch > 0 ? prefetch : -1; /* sdl: -1 is none */
-    sd.workers = workers, sd.prefetch = cache ? -1 : ahead, sd.shuffle_buffer = shuffle_buffer;
+    sd.workers = workers, sd.prefetch = cache || !prefetch ? -1 : prefetch, sd.shuffle_buffer = shuffle_buffer; /* sdl's none: -1 */
     sd.shuffle_shards = true, sd.channels = 1, sd.drop_last = true;
     sd.aug.mean[0] = 0.2860f, sd.aug.std[0] = 0.3530f; /* Fashion-MNIST's pixel mean and std */
     sdl_stream *stream = sdl_stream_new(&sd);
@@ -77,7 +77,7 @@ int main(int argc, char **argv) {
     for (int epoch = 0; epoch < epochs; epoch++) {
         double t[4] = {0.0, 0.0, 0.0, sdl_now()}; /* load, compute, communication, start */
         if (cache && !cached) { /* epoch 1: read and decode everything once */
-            sdl_loader_desc ld = {&ram, batch_size, shuffle_buffer > 0, true, (uint64_t)seed, rank, size, ahead, {0.2860f}, {0.3530f}, 0, false};
+            sdl_loader_desc ld = {&ram, batch_size, shuffle_buffer > 0, true, (uint64_t)seed, rank, size, prefetch ? prefetch : -1, {0.2860f}, {0.3530f}, 0, false};
             if (sdl_load_shards(data, 1, &ram) != SDL_OK || !(cached = sdl_loader_new(&ld))) { fprintf(stderr, "%s\n", sdl_last_error()); MPI_Abort(MPI_COMM_WORLD, 1); }
             t[0] = sdl_now() - t[3];
         }

@@ -9,6 +9,7 @@
    09: every sample once per epoch; the same losses with and without prefetching (no
        threads at all); the shuffle buffer changes the order; the loss falls; --cache; 2 ranks.
    24: the loader alone, training from the shards and from the mock, images of any size.
+   make_data.py's tree, ZIP and shard (50 Fashion-MNIST images) feed 03 and 09.
    Also sdl_decode_image: a ZIP member decodes as the file does. Without mpicc the MPI
    tutorials are skipped, without mpirun their 2-rank runs, without python3 (zipfile) the
    ZIP runs, without numpy at /usr/bin/python3 its read-back. */
@@ -17,6 +18,7 @@
 #include <stdarg.h>
 
 #define OUT "build/tests-tutorials-data"
+#define FASHION "/usr/share/datasets/fashion-mnist"
 #define TUT "examples/tutorials/"
 #define ENV "SDL_NUM_THREADS=1 "
 #define MPIRUN ENV "mpirun --allow-run-as-root --oversubscribe "
@@ -122,8 +124,10 @@ static bool hist_ok(const char *path) {
     return ok;
 }
 
+static bool built03, built09;
+
 static void test_histogram(void) {
-    if (!build("03_histogram", true)) return;
+    if (!(built03 = build("03_histogram", true))) return;
     CHECK(make_tree(), "the test tree: %s", sdl_last_error());
     int rc = run(ENV OUT "/03_histogram --data " OUT "/tree --out " OUT "/h1.npy");
     char want[128];
@@ -194,7 +198,7 @@ static bool make_shards(void) {
 }
 
 static void test_pipeline(void) {
-    if (!build("09_data_pipeline", true)) return;
+    if (!(built09 = build("09_data_pipeline", true))) return;
     const char *base = ENV OUT "/09_data_pipeline --data \"" SHARDS "\" --batch-size 16 --epochs 3";
     char a[256], b[256];
     int rc = run("%s --prefetch 3 --workers 2", base);
@@ -241,6 +245,28 @@ static void test_webdataset(void) {
     CHECK(run(ENV OUT "/24_webdataset --data " OUT "/none.tar") == 2 * 256 && strstr(log_, "none.tar"), "24: missing shards named:\n%s", log_);
 }
 
+/* make_data.py on 50 Fashion-MNIST images: the tree, the ZIP and the shard it writes feed 03 and 09 */
+static void test_make_data(void) {
+    FILE *f = fopen(FASHION "/train-images-idx3-ubyte.gz", "rb");
+    if (f) fclose(f);
+    if (!f || system("/usr/bin/python3 -c 'import numpy, PIL' 2>/dev/null") != 0) {
+        printf("  skip: make_data.py needs numpy and PIL at /usr/bin/python3 and %s\n", FASHION);
+        return;
+    }
+    int rc = run("rm -rf " OUT "/md && /usr/bin/python3 " TUT "make_data.py " OUT "/md 50");
+    CHECK(rc == 0 && strstr(log_, "50 images: "), "make_data.py:\n%s", log_);
+    if (built03) {
+        rc = run(ENV OUT "/03_histogram --data " OUT "/md/fashion --out " OUT "/md/t.npy && " ENV OUT "/03_histogram --zip " OUT "/md/fashion.zip --out " OUT "/md/z.npy");
+        CHECK(rc == 0 && strstr(log_, "histogram of 50 images from " OUT "/md/fashion, 39200 pixels") &&
+              strstr(log_, "histogram of 50 images from " OUT "/md/fashion.zip, 39200 pixels") && same_file(OUT "/md/t.npy", OUT "/md/z.npy"),
+              "03 on make_data's tree and ZIP:\n%s", log_);
+    }
+    if (built09) {
+        rc = run(ENV OUT "/09_data_pipeline --data " OUT "/md/shards/fashion-000000.tar --batch-size 10 --epochs 1");
+        CHECK(rc == 0 && strstr(log_, "09_data_pipeline: 50 samples") && strstr(log_, "images 50 | load "), "09 on make_data's shard:\n%s", log_);
+    }
+}
+
 int main(void) {
     (void)gradcheck;
     (void)test_ids;
@@ -250,5 +276,6 @@ int main(void) {
     CHECK(make_shards(), "the test shards: %s", sdl_last_error());
     RUN(test_pipeline);
     RUN(test_webdataset);
+    RUN(test_make_data);
     return sdl_test_finish();
 }

@@ -1397,6 +1397,9 @@ SDL_API sdl_result sdl_save_npy(const char *path, const sdl_tensor *t);
    15, fractional sampling factors) and refuses images over SDL_MAX_IMAGE_SIDE (32768) a
    side or SDL_MAX_IMAGE_PIXELS (2^26) pixels before decoding; each is a clear error. */
 SDL_API sdl_tensor *sdl_load_image(const char *path, int channels);
+/* the same from a PNG or JPEG file's bytes in memory (a ZIP or tar member, a download);
+   what names the image in errors ("train.zip: a/b.JPEG"; NULL: "image") */
+SDL_API sdl_tensor *sdl_decode_image(const void *bytes, size_t n, int channels, const char *what);
 /* Image folders, torchvision's ImageFolder layout: dir/<class>/<image>. The classes are the
    sub-folders in bytewise sorted order, ids 0, 1, ...; in each, the files ending in .png,
    .jpg, .jpeg are read (sorted) and must decode; names starting with '.' are skipped,
@@ -1622,7 +1625,9 @@ typedef struct sdl_stream_desc {
     int batch_size;            /* 0: 64 */
     int rank, world_size;      /* 0, 0: one process */
     int workers;               /* decoding threads W; 0: 2 */
-    int prefetch;              /* batches decoded ahead; 0: 2 */
+    int prefetch;              /* batches decoded ahead by the worker threads; 0: 2; -1: no
+                                  threads, next() decodes each batch on the calling thread
+                                  (the same samples: the workers take their turns) */
     int shuffle_buffer;        /* samples per worker; 0, 1: none */
     bool shuffle_shards;       /* shuffle the shard list each epoch */
     uint64_t seed;
@@ -10102,7 +10107,7 @@ SDL_API sdl_stream *sdl_stream_new(const sdl_stream_desc *desc) {
     if (d.workers == 0) d.workers = 2;
     if (d.prefetch == 0) d.prefetch = 2;
     const sdl_augment_desc *a = &d.aug;
-    if (d.batch_size < 0 || d.world_size < 0 || d.rank < 0 || d.rank >= d.world_size || d.workers < 0 || d.workers > 256 || d.prefetch < 0 ||
+    if (d.batch_size < 0 || d.world_size < 0 || d.rank < 0 || d.rank >= d.world_size || d.workers < 0 || d.workers > 256 || d.prefetch < -1 ||
         d.shuffle_buffer < 0 || d.channels < 0 || d.channels > 4 || (d.equal != SDL_STREAM_PAD && d.equal != SDL_STREAM_DROP)) {
         sdl_fail(SDL_ERR_ARG, "stream_new: bad batch_size %d, rank %d of world_size %d, workers %d, prefetch %d, shuffle_buffer %d, channels %d or equal %d",
                  d.batch_size, d.rank, d.world_size, d.workers, d.prefetch, d.shuffle_buffer, d.channels, (int)d.equal);
@@ -10120,7 +10125,7 @@ SDL_API sdl_stream *sdl_stream_new(const sdl_stream_desc *desc) {
     if (!st) return NULL;
     st->d = d;
     st->nworkers = d.workers;
-    st->nslots = d.prefetch + 1;
+    st->nslots = d.prefetch > 0 ? d.prefetch + 1 : 1;
     if (!(st->paths = sdl_shard_list(d.shards, &st->npaths))) goto fail;
     if (st->npaths < d.world_size) {
         sdl_fail(SDL_ERR_ARG, "stream_new: %d shards for %d ranks; every rank needs one (make more, smaller shards)", st->npaths, d.world_size);
@@ -10154,10 +10159,12 @@ SDL_API sdl_stream *sdl_stream_new(const sdl_stream_desc *desc) {
     if (sdl__stream_plan(st, 0, 0) != SDL_OK) goto fail;
     st->active = true;
 #ifndef SDL_NO_THREADS
-    pthread_mutex_init(&st->mu, NULL);
-    pthread_cond_init(&st->cv, NULL);
-    st->threaded = true;
-    for (int i = 0; i < st->nworkers; i++) {
+    if (d.prefetch > 0) {
+        pthread_mutex_init(&st->mu, NULL);
+        pthread_cond_init(&st->cv, NULL);
+        st->threaded = true;
+    }
+    for (int i = 0; st->threaded && i < st->nworkers; i++) {
         st->w[i].started = pthread_create(&st->w[i].thread, NULL, sdl__stream_thread, &st->w[i]) == 0;
         if (!st->w[i].started) { sdl_fail(SDL_ERR_STATE, "stream_new: cannot start worker thread %d", i); goto fail; }
     }
@@ -13056,18 +13063,25 @@ static uint8_t *sdl__decode_image(const char *what, const uint8_t *bytes, size_t
     return chw;
 }
 
+SDL_API sdl_tensor *sdl_decode_image(const void *bytes, size_t n, int channels, const char *what) {
+    if (!what) what = "image";
+    if (!bytes || channels < 0 || channels > 4) { sdl_fail(SDL_ERR_ARG, "decode_image %s: needs bytes and channels 0..4", what); return NULL; }
+    int c = channels, h = 0, w = 0;
+    uint8_t *chw = sdl__decode_image(what, (const uint8_t *)bytes, n, &c, &h, &w);
+    if (!chw) return NULL;
+    sdl_tensor *t = sdl_tensor_new(sdl_shape3(c, h, w), SDL_U8);
+    if (t) memcpy(t->data, chw, (size_t)t->numel);
+    SDL_DEALLOC(chw);
+    return t;
+}
+
 SDL_API sdl_tensor *sdl_load_image(const char *path, int channels) {
     if (!path || channels < 0 || channels > 4) { sdl_fail(SDL_ERR_ARG, "load_image: needs a path and channels 0..4"); return NULL; }
     size_t n;
     uint8_t *bytes = sdl__read_file(path, &n);
     if (!bytes) return NULL;
-    int c = channels, h = 0, w = 0;
-    uint8_t *chw = sdl__decode_image(path, bytes, n, &c, &h, &w);
+    sdl_tensor *t = sdl_decode_image(bytes, n, channels, path);
     SDL_DEALLOC(bytes);
-    if (!chw) return NULL;
-    sdl_tensor *t = sdl_tensor_new(sdl_shape3(c, h, w), SDL_U8);
-    if (t) memcpy(t->data, chw, (size_t)t->numel);
-    SDL_DEALLOC(chw);
     return t;
 }
 

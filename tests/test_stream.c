@@ -1,7 +1,8 @@
 /* test_stream.c - the streaming pipeline (sdl_stream): every sample of an epoch seen once
    across 2 simulated ranks x 2 workers; the equal-steps policies; the same batches whatever
-   the thread timing; a mid-epoch resume gives the remaining batches; TFRecord shards (PNG
-   and TensorProto images); augmentations against hand-computed pixels; bad samples named.
+   the thread timing, and with no threads (prefetch -1); a mid-epoch resume gives the
+   remaining batches; TFRecord shards (PNG and TensorProto images); augmentations against
+   hand-computed pixels; bad samples named.
    Shards are written by the test: 8x8 grey PNGs whose first two pixels hold the sample id. */
 #define _POSIX_C_SOURCE 200809L
 #define SDL_IMPLEMENTATION
@@ -188,6 +189,11 @@ static void test_thread_timing(void) {
     run_sums(d, 2, true, c, 64, &nc);
     CHECK(na == 12 && na == nb && na == nc && !memcmp(a, b, sizeof(uint64_t) * (size_t)na) && !memcmp(a, c, sizeof(uint64_t) * (size_t)na),
           "same batches: %d %d %d", na, nb, nc);
+    d.prefetch = -1; /* no threads: next() decodes on this thread */
+    run_sums(d, 2, false, b, 64, &nb);
+    CHECK(nb == na && !memcmp(a, b, sizeof(uint64_t) * (size_t)na), "prefetch -1 gives the same batches: %d of %d", nb, na);
+    d.prefetch = -2;
+    CHECK(!sdl_stream_new(&d) && strstr(sdl_last_error(), "prefetch -2"), "prefetch -2 is an error: %s", sdl_last_error());
     CHECK(memcmp(a, a + 6, 6 * sizeof(uint64_t)) != 0, "epochs differ");
 }
 

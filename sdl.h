@@ -3161,7 +3161,7 @@ SDL_API sdl_result sdl_autocast(sdl_device device, sdl_dtype dtype) {
     if (be->set_precision) return be->set_precision(dtype);
     if (dtype == SDL_F32) return SDL_OK;
     return sdl_fail(SDL_ERR_DEVICE, "autocast: the %s computes in f32 only (no %s GEMMs); mixed precision runs on CUDA "
-                    "(build with nvcc, run with --device cuda)", sdl__device_label(device == SDL_DEVICE_DEFAULT ? SDL_CPU : device),
+                    "(compile with nvcc, move the model to a cuda device)", sdl__device_label(device == SDL_DEVICE_DEFAULT ? SDL_CPU : device),
                     sdl__dtype_name(dtype));
 }
 

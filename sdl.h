@@ -731,6 +731,9 @@ typedef struct sdl_backend {
        not run now (CUDA: a host copy inside a graph capture). NULL: copy, then the error
        state says. */
     bool (*copy_checked)(void *dst, const void *src, size_t bytes, sdl_device dst_dev, sdl_device src_dev);
+    /* mixed precision (sdl_autocast): SDL_BF16 or SDL_F16 GEMM inputs, SDL_F32 none. NULL:
+       the device computes in f32 only. */
+    sdl_result (*set_precision)(sdl_dtype dtype);
 } sdl_backend;
 SDL_API void sdl_register_backend(sdl_device device, const sdl_backend *backend);
 SDL_API const sdl_backend *sdl_get_backend(sdl_device device);
@@ -758,6 +761,14 @@ SDL_API const char *sdl_device_name(sdl_device device); /* "cpu", "cuda" */
 SDL_API sdl_result sdl_model_to(sdl_model *m, sdl_device device);
 /* a step-arena copy of t on device (t itself when it is there); no gradient flows back */
 SDL_API sdl_tensor *sdl_tensor_to(sdl_tensor *t, sdl_device device);
+/* mixed precision on device for the steps that follow, as torch.autocast(device, dtype)
+   does it for matmuls: SDL_BF16 or SDL_F16 make every GEMM (linear, convolutions,
+   attention; forward and backward) read 2-byte copies of its inputs and sum in f32, while
+   parameters, gradients, optimizer state and the other ops stay f32; SDL_F32 turns it off.
+   fp16 needs a loss scale (sdl_loss_scaler). Only CUDA has such GEMMs (sdl_cuda.h,
+   Precision): elsewhere, the CPU included, bf16/f16 is an SDL_ERR_DEVICE that says so and
+   f32 is a no-op. */
+SDL_API sdl_result sdl_autocast(sdl_device device, sdl_dtype dtype);
 
 /* >>decl-ops. Shapes: x (B, ...) batch first; images NCHW. Each returns a new arena
    tensor, or NULL with sdl_last_error() set. */
@@ -2768,6 +2779,19 @@ SDL_API sdl_tensor *sdl_tensor_to(sdl_tensor *t, sdl_device device) {
     sdl_tensor *d = sdl_arena_tensor_on(sdl_tensor_shape(t), t->dtype, device);
     if (!d) return NULL;
     return sdl__device_copy(d->data, t->data, (size_t)t->numel * sdl_dtype_size(t->dtype), device, t->device) ? d : NULL;
+}
+
+SDL_API sdl_result sdl_autocast(sdl_device device, sdl_dtype dtype) {
+    if (dtype == SDL_DTYPE_DEFAULT) dtype = SDL_F32;
+    if (dtype != SDL_F32 && dtype != SDL_BF16 && dtype != SDL_F16)
+        return sdl_fail(SDL_ERR_ARG, "autocast: %s is not f32, bf16 or f16", sdl__dtype_name(dtype));
+    const sdl_backend *be = sdl__device_ready(device);
+    if (!be) return sdl_last_result();
+    if (be->set_precision) return be->set_precision(dtype);
+    if (dtype == SDL_F32) return SDL_OK;
+    return sdl_fail(SDL_ERR_DEVICE, "autocast: the %s computes in f32 only (no %s GEMMs); mixed precision runs on CUDA "
+                    "(compile with nvcc, move the model to a cuda device)", sdl__device_label(device == SDL_DEVICE_DEFAULT ? SDL_CPU : device),
+                    sdl__dtype_name(dtype));
 }
 
 static sdl_device sdl__model_device(const sdl_model *m); /* >>model */

@@ -3012,6 +3012,7 @@ SDL_API sdl_result sdl_cuda_init(void) {
     be->optim_step = sdl__cu_optim_step;
     be->scale = sdl__cu_scale;
     be->sumsq = sdl__cu_sumsq;
+    be->set_precision = sdl_cuda_set_precision; /* sdl_autocast */
     /* >>cuda-table: the CUDA columns of sdl.h's SDL_OPS (new ops get their kernels there) */
 #define SDL__CU_KERNELS(NAME, name, f, b, cf, cb) be->forward[SDL_OP_##NAME] = cf; be->backward[SDL_OP_##NAME] = cb;
     SDL_OPS(SDL__CU_KERNELS)

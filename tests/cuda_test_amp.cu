@@ -97,6 +97,16 @@ static void test_conversions(void) {
     CHECK(sdl_cuda_set_precision(SDL_I32) == SDL_ERR_ARG && sdl_cuda_precision() == SDL_F32, "set_precision rejects i32");
 }
 
+/* sdl.h's sdl_autocast (what a program that cc also builds calls) reaches
+   sdl_cuda_set_precision through the backend table */
+static void test_autocast(void) {
+    CHECK(sdl_autocast(SDL_CUDA, SDL_F16) == SDL_OK && sdl_cuda_precision() == SDL_F16, "autocast f16: %s", sdl_last_error());
+    CHECK(sdl_autocast(SDL_CUDA, SDL_BF16) == SDL_OK && sdl_cuda_precision() == SDL_BF16, "autocast bf16: %s", sdl_last_error());
+    CHECK(sdl_autocast(SDL_CUDA, SDL_I32) == SDL_ERR_ARG && sdl_cuda_precision() == SDL_BF16, "autocast rejects i32, keeps bf16");
+    CHECK(sdl_autocast(SDL_CUDA, SDL_F32) == SDL_OK && sdl_cuda_precision() == SDL_F32, "autocast f32 turns it off");
+    sdl_clear_error();
+}
+
 /* ---- sdl_grad_scale and sdl_clip_grad_norm on the GPU ------------------------------------ */
 static void test_grad_scale_clip(void) {
     sdl_model *mc, *mg;
@@ -514,6 +524,7 @@ int main(void) {
         return 1;
     }
     RUN(test_conversions);
+    RUN(test_autocast);
     RUN(test_grad_scale_clip);
     RUN(test_accum_clip);
     RUN(test_gemm_ops_lp);

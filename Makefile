@@ -108,7 +108,7 @@ clean:
 
 # ---- make bench-build: CPU seconds (user) of compiling the implementation at $(CFLAGS) and of
 # a tutorial-sized program against the prebuilt build/sdl.o, then the wall time of make test
-BENCH_PROG ?= examples/fashion_mlp.c
+BENCH_PROG ?= examples/fashion_cnn.c
 bench-build: build/sdl.o
 	@printf $(IMPL_SRC) >build/bench_impl.c
 	@best=""; for i in 1 2 3; do t=$$( { /usr/bin/time -f %U $(CC) $(CFLAGS) -I. -c build/bench_impl.c -o build/bench_impl.o; } 2>&1 | tail -1); \

@@ -1,14 +1,18 @@
-/* fashion_cnn.c - a small convolutional network on Fashion-MNIST, the C version of PyTorch's
-   MNIST example (examples/mnist/main.py: conv 32, conv 64, max-pool, fc 128, fc 10).
+/* fashion_cnn.c - a Fashion-MNIST classifier, the C version of PyTorch's MNIST example
+   (examples/mnist/main.py). --model cnn (the default) is that example's network: conv 32,
+   conv 64, max-pool, fc 128, fc 10; --model mlp is a 784-256-128-10 multi-layer perceptron,
+   PyTorch's "build a model, train it, test it" tutorial. Everything else is the same loop.
 
    build:  cc -O3 -march=native -I. examples/fashion_cnn.c -o build/fashion_cnn -lm -lpthread
            nvcc -std=c++17 -O2 -x cu -I. examples/fashion_cnn.c -o build/fashion_cnn_cuda -lcublas   (GPU)
    run:    ./build/fashion_cnn --epochs 5 --batch-size 64 --lr 0.01
+           ./build/fashion_cnn --model mlp --epochs 5 --batch-size 64 --lr 0.05
    data:   Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist), or --data DIR
            holding train-images-idx3-ubyte.gz and friends.
    --device cuda (an nvcc build; cuda:N for another GPU) trains on the GPU: the model moves
    there before the optimizer is made, each batch is copied there (sdl_model_to,
-   sdl_tensor_to); checkpoints work there too.
+   sdl_tensor_to); checkpoints work there too. --optimizer and --lr-scheduler take names
+   (sdl_optim_by_name, sdl_sched_by_name).
    Every flag has an underscore twin (--batch_size); --help lists them. */
 #define SDL_IMPLEMENTATION
 #include "sdl.h"
@@ -36,16 +40,44 @@ static void evaluate(sdl_module *net, sdl_loader *loader, sdl_device dev, double
     *acc = sdl_meter_accuracy(&m);
 }
 
+/* the model, shapes for a batch of N:
+   cnn: (N,1,28,28) conv1 3x3 -> (N,32,26,26) relu -> conv2 3x3 -> (N,64,24,24) relu
+        -> max-pool 2 -> (N,64,12,12) -> flatten (N,9216) -> fc1 -> (N,128) relu -> fc2 -> (N,10)
+   mlp: (N,1,28,28) flatten -> (N,784) fc1 -> (N,256) relu -> fc2 -> (N,128) relu -> fc3 -> (N,10) */
+static sdl_module *fashion_net(sdl_model *model, bool cnn) {
+    sdl_module *net = sdl_sequential(model, "");
+    if (cnn) {
+        sdl_seq_add(net, sdl_conv2d_layer(model, "conv1", 1, 32, 3, 1, 0, true));
+        sdl_seq_add(net, sdl_relu_layer(model));
+        sdl_seq_add(net, sdl_conv2d_layer(model, "conv2", 32, 64, 3, 1, 0, true));
+        sdl_seq_add(net, sdl_relu_layer(model));
+        sdl_seq_add(net, sdl_max_pool2d_layer(model, 2, 2));
+        sdl_seq_add(net, sdl_flatten_layer(model));
+        sdl_seq_add(net, sdl_linear_layer(model, "fc1", 64 * 12 * 12, 128, true));
+        sdl_seq_add(net, sdl_relu_layer(model));
+        sdl_seq_add(net, sdl_linear_layer(model, "fc2", 128, 10, true));
+    } else {
+        sdl_seq_add(net, sdl_flatten_layer(model));
+        sdl_seq_add(net, sdl_linear_layer(model, "fc1", 28 * 28, 256, true));
+        sdl_seq_add(net, sdl_relu_layer(model));
+        sdl_seq_add(net, sdl_linear_layer(model, "fc2", 256, 128, true));
+        sdl_seq_add(net, sdl_relu_layer(model));
+        sdl_seq_add(net, sdl_linear_layer(model, "fc3", 128, 10, true));
+    }
+    return net;
+}
+
 int main(int argc, char **argv) {
     int epochs = 5, batch_size = 64, seed = 42, threads = 0, warmup_epochs = 0, limit = 0;
-    float weight_decay = 0.0f, lr = 0.01f;
+    float weight_decay = 0.0f, lr = 0.0f;
     bool help = false;
     const char *data_dir = "/usr/share/datasets/fashion-mnist", *optimizer = "sgd", *scheduler = "cosine";
-    const char *checkpoint = "", *resume = "", *result_file = "", *device = "cpu";
+    const char *checkpoint = "", *resume = "", *result_file = "", *device = "cpu", *model_name = "cnn";
     sdl_arg args[] = {
+        {"model", SDL_ARG_STRING, &model_name, "cnn (conv 32, conv 64, fc 128) or mlp (784-256-128-10)"},
         {"epochs", SDL_ARG_INT, &epochs, "passes over the training set"},
         {"batch-size", SDL_ARG_INT, &batch_size, "images per step"},
-        {"lr|learning-rate", SDL_ARG_FLOAT, &lr, "learning rate"},
+        {"lr|learning-rate", SDL_ARG_FLOAT, &lr, "learning rate (0: 0.01 for cnn, 0.05 for mlp)"},
         {"seed", SDL_ARG_INT, &seed, "seed for weights, shuffling and augmentation"},
         {"data", SDL_ARG_STRING, &data_dir, "folder with the Fashion-MNIST IDX files"},
         {"threads", SDL_ARG_INT, &threads, "CPU threads (0: all cores)"},
@@ -69,7 +101,10 @@ int main(int argc, char **argv) {
     if (help) { sdl_args_usage(stdout, argv[0], args, nargs); return 0; }
     sdl_device dev;
     if (sdl_device_parse(device, &dev) != SDL_OK) { fprintf(stderr, "%s\n", sdl_last_error()); return 2; }
-    if (epochs < 1 || batch_size < 1 || lr <= 0.0f) { fprintf(stderr, "--epochs, --batch-size and --lr must be positive\n"); return 2; }
+    bool cnn = !strcmp(model_name, "cnn");
+    if (!cnn && strcmp(model_name, "mlp") != 0) { fprintf(stderr, "--model %s: cnn or mlp\n", model_name); return 2; }
+    if (lr == 0.0f) lr = cnn ? 0.01f : 0.05f;
+    if (epochs < 1 || batch_size < 1 || !(lr > 0.0f)) { fprintf(stderr, "--epochs, --batch-size and --lr must be positive\n"); return 2; }
     sdl_set_num_threads(threads);
 
     /* data: 60000 training and 10000 test images of 28 x 28 bytes */
@@ -94,20 +129,8 @@ int main(int argc, char **argv) {
     test_desc.shuffle = false;
     sdl_loader *train_loader = sdl_loader_new(&train_desc), *test_loader = sdl_loader_new(&test_desc);
 
-    /* the model, shapes for a batch of N:
-       (N,1,28,28) conv1 3x3 -> (N,32,26,26) relu -> conv2 3x3 -> (N,64,24,24) relu
-       -> max-pool 2 -> (N,64,12,12) -> flatten (N,9216) -> fc1 -> (N,128) relu -> fc2 -> (N,10) */
     sdl_model *model = sdl_model_new((uint64_t)seed);
-    sdl_module *net = sdl_sequential(model, "");
-    sdl_seq_add(net, sdl_conv2d_layer(model, "conv1", 1, 32, 3, 1, 0, true));
-    sdl_seq_add(net, sdl_relu_layer(model));
-    sdl_seq_add(net, sdl_conv2d_layer(model, "conv2", 32, 64, 3, 1, 0, true));
-    sdl_seq_add(net, sdl_relu_layer(model));
-    sdl_seq_add(net, sdl_max_pool2d_layer(model, 2, 2));
-    sdl_seq_add(net, sdl_flatten_layer(model));
-    sdl_seq_add(net, sdl_linear_layer(model, "fc1", 64 * 12 * 12, 128, true));
-    sdl_seq_add(net, sdl_relu_layer(model));
-    sdl_seq_add(net, sdl_linear_layer(model, "fc2", 128, 10, true));
+    sdl_module *net = fashion_net(model, cnn);
     if (sdl_model_to(model, dev) != SDL_OK) { fprintf(stderr, "%s\n", sdl_last_error()); return 1; }
     sdl_optim *opt = sdl_optim_by_name(model, optimizer, lr, weight_decay);
     if (!train_loader || !test_loader || !opt) { fprintf(stderr, "%s\n", sdl_last_error()); return 1; }
@@ -130,8 +153,8 @@ int main(int argc, char **argv) {
     } else if (result_file[0]) {
         remove(result_file); /* a fresh run starts a fresh CSV */
     }
-    printf("fashion_cnn: %lld parameters, %lld training images, batch %d, %s lr %g, %s, %d threads\n",
-           (long long)sdl_model_num_params(model), (long long)train_set.n, batch_size, optimizer, (double)lr,
+    printf("fashion %s: %lld parameters, %lld training images, batch %d, %s lr %g, %s, %d threads\n",
+           model_name, (long long)sdl_model_num_params(model), (long long)train_set.n, batch_size, optimizer, (double)lr,
            device, sdl_get_num_threads());
 
     double train_time = 0.0, test_loss = 0.0, test_acc = 0.0;

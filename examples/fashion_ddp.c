@@ -12,13 +12,14 @@
            srun -n 8 ./build/fashion_ddp ...        (see examples/slurm/)
    flags:  --batch-size is per rank (the global batch is size x batch); --lr-scaling multiplies
            the rate by the world size (Horovod's rule) and --warmup-epochs ramps it up from the
-           single-rank rate (Goyal et al.); --fp16-allreduce, --mode flat|buckets,
-           --algo mpi|ring|shm, --bucket-mb pick how gradients travel (shm: ranks of one
-           node average through shared memory); --device cuda trains on the GPUs (device =
-           local rank mod GPUs) and --transport auto|nccl|cuda-mpi|host, --bf16-allreduce
-           pick how; --steps-per-epoch N stops
-           each epoch early (for throughput runs). SDL_TIMELINE=trace.json writes a
-           Perfetto timeline per rank.
+           single-rank rate (Goyal et al.), then --lr-scheduler none|cosine|step|clr|... (per
+           update); --optimizer sgd|nesterov|adam|adamw|lars|lamb (SGD with momentum 0.9 by
+           default). --fp16-allreduce, --mode flat|buckets, --algo mpi|ring|shm, --bucket-mb
+           pick how gradients travel (shm: ranks of one node average through shared memory);
+           --device cuda trains on the GPUs (device = local rank mod GPUs; cuda:N picks one)
+           and --transport auto|nccl|cuda-mpi|host, --bf16-allreduce pick how; the same file
+           builds with mpicc and nvcc. --steps-per-epoch N stops each epoch early (for
+           throughput runs). SDL_TIMELINE=trace.json writes a Perfetto timeline per rank.
            Beyond replicas (CPU models): --batch-norm puts batch norm after each conv,
            --sync-bn makes it SyncBatchNorm (statistics over all ranks; plain BN's running
            stats are averaged before each evaluation instead); --zero 1|2|3 shards the
@@ -34,47 +35,22 @@
            the line the scaling driver greps), "total images/sec/gpu: X". */
 #define SDL_IMPLEMENTATION
 #include "sdl.h"
-#ifdef __CUDACC__ /* compiled by nvcc: --device cuda, and sdl_mpi averages on the GPU */
-#define SDL_CUDA_IMPLEMENTATION
+#define SDL_CUDA_IMPLEMENTATION /* the GPU backend when nvcc compiles this file (and sdl_mpi averages there); empty for mpicc */
 #include "sdl_cuda.h"
-#endif
 #define SDL_MPI_IMPLEMENTATION
 #include "sdl_mpi.h"
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
 
-/* --device cuda (an nvcc build): this rank's GPU, then the model moves there before the
-   optimizer is made; to_device copies a batch there */
-static bool on_gpu;
-static sdl_result use_device(const char *device, sdl_model *model) {
-    if (!strcmp(device, "cpu")) return SDL_OK;
-    if (strcmp(device, "cuda") != 0) return sdl_fail(SDL_ERR_ARG, "--device %s: cpu or cuda", device);
-#ifdef __CUDACC__
-    if (sdl_mpi_cuda_set_device() < 0 || sdl_cuda_init() != SDL_OK) return sdl_last_result();
-    on_gpu = true;
-    return sdl_cuda_model_to_device(model);
-#else
-    (void)model;
-    return sdl_fail(SDL_ERR_ARG, "--device cuda: this program was compiled without CUDA; build it with nvcc (see the top of "
-                                 "examples/fashion_ddp.c)");
-#endif
-}
-static sdl_tensor *to_device(sdl_tensor *t) {
-#ifdef __CUDACC__
-    if (on_gpu) return sdl_cuda_to_device(t);
-#endif
-    return t;
-}
-
 /* loss and accuracy over this rank's share of the test set (each image on one rank), summed */
-static void evaluate(sdl_module *net, sdl_loader *loader, double *loss, double *acc) {
+static void evaluate(sdl_module *net, sdl_loader *loader, sdl_device dev, double *loss, double *acc) {
     double s[3] = {0, 0, 0}; /* loss * n, correct, n */
     sdl_tensor *x, *y;
     sdl_set_grad_enabled(false);
     while (sdl_loader_next(loader, &x, &y)) {
-        x = to_device(x);
-        y = to_device(y);
+        x = sdl_tensor_to(x, dev);
+        y = sdl_tensor_to(y, dev);
         sdl_tensor *logits = sdl_forward(net, x);
         s[0] += (double)sdl_item(sdl_cross_entropy(logits, y, 0.0f)) * (double)y->numel;
         s[1] += (double)sdl_count_correct(logits, y);
@@ -96,13 +72,15 @@ int main(int argc, char **argv) {
     bool lr_scaling = false, fp16 = false, bf16 = false, help = false, batch_norm = false, sync_bn = false;
     const char *data_dir = "/usr/share/datasets/fashion-mnist", *mode = "buckets", *algo = "mpi", *result_file = "";
     const char *ckpt_path = "fashion_ddp.ckpt.safetensors";
-    const char *device = "cpu", *transport = "auto";
+    const char *device = "cpu", *transport = "auto", *optimizer = "sgd", *scheduler = "none";
     sdl_arg args[] = {
         {"epochs", SDL_ARG_INT, &epochs, "passes over the training set"},
         {"batch-size", SDL_ARG_INT, &batch_size, "images per step on each rank"},
         {"lr|learning-rate", SDL_ARG_FLOAT, &lr, "learning rate for one rank"},
         {"lr-scaling|enable-lr-rescaling", SDL_ARG_BOOL, &lr_scaling, "multiply the rate by the number of ranks"},
         {"warmup-epochs", SDL_ARG_INT, &warmup_epochs, "ramp the rate up linearly over these epochs"},
+        {"optimizer", SDL_ARG_STRING, &optimizer, "sgd (momentum 0.9), nesterov, adam, adamw, lars, lamb"},
+        {"lr-scheduler", SDL_ARG_STRING, &scheduler, "none, cosine, step (x0.1 at 50% and 75%), clr, step_wise_decay[_with_warmup] (per update)"},
         {"seed", SDL_ARG_INT, &seed, "seed for weights and shuffling (same on every rank)"},
         {"data", SDL_ARG_STRING, &data_dir, "folder with the Fashion-MNIST IDX files"},
         {"threads", SDL_ARG_INT, &threads, "CPU threads per rank (0: all cores)"},
@@ -112,7 +90,7 @@ int main(int argc, char **argv) {
         {"mode", SDL_ARG_STRING, &mode, "buckets (overlap with backward) or flat (one allreduce)"},
         {"algo", SDL_ARG_STRING, &algo, "mpi (MPI_Allreduce), ring (sdl's ring allreduce) or shm (one node: shared memory)"},
         {"bucket-mb", SDL_ARG_FLOAT, &bucket_mb, "bucket size in MiB (0: 25)"},
-        {"device", SDL_ARG_STRING, &device, "cpu, or cuda (an nvcc build): one GPU per rank"},
+        {"device", SDL_ARG_STRING, &device, "cpu, cuda (an nvcc build: one GPU per rank, local rank mod GPUs) or cuda:N"},
         {"transport", SDL_ARG_STRING, &transport, "GPU gradients: auto, nccl, cuda-mpi or host"},
         {"bf16-allreduce", SDL_ARG_BOOL, &bf16, "send GPU gradients as bf16"},
         {"result-file", SDL_ARG_STRING, &result_file, "per-epoch CSV results (rank 0)"},
@@ -126,10 +104,12 @@ int main(int argc, char **argv) {
     };
     int nargs = (int)(sizeof args / sizeof args[0]);
     sdl_result ar = sdl_args_parse(argc, argv, args, nargs);
+    sdl_device dev = SDL_CPU;
+    if (ar == SDL_OK) ar = sdl_device_parse(device, &dev);
     if (global_batch == 0) global_batch = size * batch_size;
     int accum = global_batch / (size * batch_size);
     if (ar == SDL_OK && (zero < 0 || zero > 3 || ckpt_every < 0 || accum < 1 || global_batch % (size * batch_size) != 0 ||
-                         ((zero || sync_bn) && strcmp(device, "cpu") != 0))) {
+                         ((zero || sync_bn) && dev != SDL_CPU))) {
         if (rank == 0) fprintf(stderr, "bad --zero (0, 1, 2, 3), --checkpoint-every, or --global-batch %d (a multiple of %d ranks x "
                                        "batch %d); --zero and --sync-bn train on the CPU\n", global_batch, size, batch_size);
         sdl_mpi_finalize();
@@ -194,12 +174,17 @@ int main(int argc, char **argv) {
     sdl_seq_add(net, sdl_linear_layer(model, "fc1", 64 * 12 * 12, 128, true));
     sdl_seq_add(net, sdl_relu_layer(model));
     sdl_seq_add(net, sdl_linear_layer(model, "fc2", 128, 10, true));
-    if (use_device(device, model) != SDL_OK) { fprintf(stderr, "rank %d: %s\n", rank, sdl_last_error()); MPI_Abort(MPI_COMM_WORLD, 1); }
+    /* --device cuda: this rank's GPU (local rank mod GPUs), then the model moves there before
+       the optimizer is made */
+    if ((dev == SDL_CUDA && sdl_mpi_cuda_set_device() < 0) || sdl_model_to(model, dev) != SDL_OK) {
+        fprintf(stderr, "rank %d: %s\n", rank, sdl_last_error());
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
     float peak_lr = lr_scaling ? sdl_scale_lr(lr, size, 0, 0) : lr;
     if (sync_bn) sdl_mpi_sync_batch_norm(model);
-    sdl_optim_desc od = {.kind = SDL_OPTIM_SGD, .lr = peak_lr, .momentum = 0.9f, .accum_steps = accum};
-    sdl_optim *opt = sdl_optim_new(model, &od); /* with --zero only until the broadcast: each rank keeps its shard's */
+    sdl_optim *opt = sdl_optim_by_name(model, optimizer, peak_lr, 0.0f); /* with --zero only until the broadcast */
     if (!train_loader || !test_loader || !opt) { fprintf(stderr, "rank %d: %s\n", rank, sdl_last_error()); MPI_Abort(MPI_COMM_WORLD, 1); }
+    opt->desc.accum_steps = accum; /* update on every accum-th micro-batch (--global-batch) */
 
     /* every rank starts from rank 0's weights, then averages gradients every step */
     sdl_mpi_ddp_desc dd;
@@ -217,17 +202,18 @@ int main(int argc, char **argv) {
     sdl_mpi_ddp *ddp = NULL;
     sdl_mpi_zero *z = NULL;
     if (sdl_mpi_broadcast_model(model, opt, 0) != SDL_OK) { fprintf(stderr, "rank %d: %s\n", rank, sdl_last_error()); MPI_Abort(MPI_COMM_WORLD, 1); }
-    if (zero) {
+    if (zero) { /* each rank keeps its shard's optimizer state */
+        sdl_mpi_zero_desc zd = {.stage = zero, .optim = opt->desc, .wire = fp16 ? SDL_MPI_WIRE_F16 : SDL_MPI_WIRE_F32, .bucket_mb = bucket_mb};
         sdl_optim_free(opt);
         opt = NULL;
-        sdl_mpi_zero_desc zd = {.stage = zero, .optim = od, .wire = fp16 ? SDL_MPI_WIRE_F16 : SDL_MPI_WIRE_F32, .bucket_mb = bucket_mb};
         z = sdl_mpi_zero_new(model, &zd);
     } else {
         ddp = sdl_mpi_ddp_new_gpu(model, &dd, &gd);
     }
     if (!ddp && !z) { fprintf(stderr, "rank %d: %s\n", rank, sdl_last_error()); MPI_Abort(MPI_COMM_WORLD, 1); }
     /* resume: the checkpoint says the epoch and how many of its images were done */
-    sdl_checkpoint_info resume = {0};
+    sdl_checkpoint_info resume;
+    memset(&resume, 0, sizeof resume);
     FILE *found = ckpt_every > 0 ? fopen(ckpt_path, "rb") : NULL;
     bool resumed = found != NULL;
     if (found) fclose(found);
@@ -239,27 +225,28 @@ int main(int argc, char **argv) {
                               (long long)resume.samples, (long long)resume.step);
     }
 
-    /* per update: a linear warm-up from the one-rank rate to peak_lr, then constant */
+    /* per update: a linear warm-up from the one-rank rate to peak_lr, then --lr-scheduler */
     int64_t steps = sdl_loader_num_batches(train_loader); /* micro-batches per epoch */
     if (steps_per_epoch > 0 && steps_per_epoch < steps) steps = steps_per_epoch;
     int64_t updates = steps / accum; /* per epoch */
     sdl_sched_desc sched;
     memset(&sched, 0, sizeof sched);
-    sched.kind = SDL_SCHED_CONSTANT;
     sched.base_lr = peak_lr;
     sched.total = (int64_t)epochs * updates;
     sched.warmup = (int64_t)warmup_epochs * updates;
     sched.warmup_start_factor = lr / peak_lr;
+    if (sdl_sched_by_name(&sched, scheduler) != SDL_OK) { fprintf(stderr, "rank %d: --lr-scheduler: %s\n", rank, sdl_last_error()); MPI_Abort(MPI_COMM_WORLD, 1); }
     if (rank == 0) {
         char acc[40] = "";
         if (accum > 1) snprintf(acc, sizeof acc, " x accumulation %d", accum);
-        printf("fashion_ddp: %d ranks x batch %d%s = global batch %d, lr %g (peak %g, warm-up %d epochs), %s%s %s%s%s, "
+        printf("fashion_ddp: %d ranks x batch %d%s = global batch %d, lr %g (peak %g, warm-up %d epochs, then %s), %s, %s%s %s%s%s, "
                "%lld parameters, %lld steps/epoch\n", size, batch_size, acc, global_batch, (double)lr, (double)peak_lr, warmup_epochs,
+               scheduler, optimizer,
                zero == 1 ? "ZeRO-1" : zero == 2 ? "ZeRO-2" : zero == 3 ? "ZeRO-3" : mode, sync_bn ? " sync-bn" : batch_norm ? " bn" : "",
-               z ? "cpu" : on_gpu ? sdl_mpi_transport_name(sdl_mpi_ddp_transport(ddp)) : algo, fp16 ? " fp16" : "", bf16 ? " bf16" : "",
+               z ? "cpu" : dev == SDL_CUDA ? sdl_mpi_transport_name(sdl_mpi_ddp_transport(ddp)) : algo, fp16 ? " fp16" : "", bf16 ? " bf16" : "",
                (long long)sdl_model_num_params(model), (long long)steps);
         if (z) printf("ZeRO-%d: rank 0 holds %.1f MiB of parameters, gradients and optimizer state\n", zero, sdl_mpi_zero_bytes(z) / 1048576.0);
-        if (on_gpu) printf("device: cuda, one GPU per rank\n");
+        if (dev == SDL_CUDA) printf("device: %s, one GPU per rank\n", device);
         if (result_file[0] && !resumed) remove(result_file);
     }
 
@@ -280,7 +267,7 @@ int main(int argc, char **argv) {
             if (ddp) sdl_mpi_ddp_set_sync(ddp, update); /* accumulation: communicate on the update only */
             sdl_mpi_timeline_begin("data loading");
             bool more = sdl_loader_next(train_loader, &x, &y);
-            if (more) x = to_device(x), y = to_device(y);
+            if (more) x = sdl_tensor_to(x, dev), y = sdl_tensor_to(y, dev);
             sdl_mpi_timeline_end();
             if (!more) break;
             sdl_mpi_timeline_begin("forward");
@@ -321,7 +308,7 @@ int main(int argc, char **argv) {
         double test_loss, test_acc, cur_lr = sdl_sched_lr(&sched, z ? sdl_mpi_zero_steps(z) : opt->step);
         if (batch_norm && !sync_bn) sdl_mpi_sync_buffers(model); /* each rank's running stats: their mean */
         sdl_model_train(model, false);
-        evaluate(net, test_loader, &test_loss, &test_acc);
+        evaluate(net, test_loader, dev, &test_loss, &test_acc);
         sdl_mpi_zero_release(z); /* ZeRO-3: the parameters the evaluation gathered */
         sdl_model_train(model, true);
         if (rank == 0) {
@@ -354,9 +341,7 @@ int main(int argc, char **argv) {
     sdl_loader_free(test_loader);
     sdl_optim_free(opt);
     sdl_model_free(model);
-#ifdef __CUDACC__
-    if (on_gpu) sdl_cuda_shutdown();
-#endif
+    if (dev == SDL_CUDA) sdl_cuda_shutdown();
     sdl_dataset_free(&train_set);
     sdl_dataset_free(&test_set);
     sdl_arena_release();

@@ -1,4 +1,4 @@
-/* fashion_pipe.c - the Fashion-MNIST MLP of fashion_mlp.c (784-256-128-10), pipeline
+/* fashion_pipe.c - the Fashion-MNIST MLP of fashion_cnn.c --model mlp (784-256-128-10), pipeline
    parallel: its layers are cut into S stages, one per rank, each batch into M
    micro-batches that flow through the stages (GPipe or 1F1B); with --data-parallel D the
    ranks form D pipelines of S = size / D stages, each on its shard of the batch, and the

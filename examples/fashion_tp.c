@@ -1,4 +1,4 @@
-/* fashion_tp.c - the Fashion-MNIST MLP of fashion_mlp.c (784-256-128-10), tensor parallel
+/* fashion_tp.c - the Fashion-MNIST MLP of fashion_cnn.c --model mlp (784-256-128-10), tensor parallel
    (Megatron-LM): fc1 is column-parallel (each rank holds 256/T of its output units), fc2
    row-parallel (the matching 256/T of its inputs), so the hidden layer never leaves its
    rank: one all-reduce of fc2's output forward, none backward (the input needs no
@@ -6,7 +6,7 @@
 
    build:  mpicc -O3 -march=native -I. examples/fashion_tp.c -o build/fashion_tp -lm -lpthread
    run:    mpirun -np 2 ./build/fashion_tp --epochs 2 --batch-size 64 --lr 0.05
-           (T = the ranks; 256 must divide by it. One process: plain fashion_mlp numbers.)
+           (T = the ranks; 256 must divide by it. One process: plain fashion_cnn --model mlp numbers.)
    output: per epoch the loss and test accuracy (rank 0), the bytes each rank handed to
            all-reduces per step against 4 B x 128 floats per image, "total images/sec: X". */
 #define SDL_IMPLEMENTATION

@@ -18,10 +18,8 @@
    Every flag has an underscore twin (--batch_size); --help lists them. */
 #define SDL_IMPLEMENTATION
 #include "sdl.h"
-#ifdef __CUDACC__ /* compiled by nvcc: --device cuda runs on the GPU */
-#define SDL_CUDA_IMPLEMENTATION
+#define SDL_CUDA_IMPLEMENTATION /* the GPU backend when nvcc compiles this file; empty for cc */
 #include "sdl_cuda.h"
-#endif
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
@@ -148,38 +146,22 @@ static double gpt2_flops_per_token(const gpt2 *g, int64_t T) {
     return 6.0 * (double)sdl_model_num_params(g->model) + 6.0 * g->cfg.layers * (double)T * g->cfg.channels;
 }
 
-/* --device cuda needs this file compiled by nvcc; the model moves to the GPU before the
-   optimizer is made, and each batch is copied there (a step-arena copy) */
-#ifdef __CUDACC__
-static bool gpt2_on_gpu;
-#endif
-/* --precision: f32; on the GPU also bf16, or fp16 with a loss scaler (see sdl_cuda.h, Precision) */
+/* --device cuda (cuda:N; an nvcc build): the model moves to the GPU before the optimizer is
+   made, and each batch is copied there (a step-arena copy). --precision: f32; on the GPU
+   also bf16, or fp16 with a loss scaler (see sdl_cuda.h, Precision). */
+static sdl_device gpt2_dev;
 static sdl_loss_scaler gpt2_scaler;
 static bool gpt2_fp16;
 static sdl_result gpt2_use_device(const char *device, sdl_model *m, bool tf32, const char *precision) {
     sdl_dtype prec = !strcmp(precision, "f32") ? SDL_F32 : !strcmp(precision, "bf16") ? SDL_BF16 : !strcmp(precision, "fp16") ? SDL_F16 : SDL_DTYPE_DEFAULT;
     if (prec == SDL_DTYPE_DEFAULT) return sdl_fail(SDL_ERR_ARG, "--precision %s: f32, bf16 or fp16", precision);
-    if (prec != SDL_F32 && strcmp(device, "cuda") != 0) return sdl_fail(SDL_ERR_ARG, "--precision %s needs --device cuda", precision);
+    if (sdl_device_parse(device, &gpt2_dev) != SDL_OK) return sdl_last_result();
+    if (prec != SDL_F32 && gpt2_dev != SDL_CUDA) return sdl_fail(SDL_ERR_ARG, "--precision %s needs --device cuda", precision);
     gpt2_fp16 = prec == SDL_F16;
-    if (!strcmp(device, "cpu")) return SDL_OK;
-    if (strcmp(device, "cuda") != 0) return sdl_fail(SDL_ERR_ARG, "--device %s: cpu or cuda", device);
-#ifdef __CUDACC__
-    if (sdl_cuda_init() != SDL_OK) return sdl_last_result();
+    if (sdl_model_to(m, gpt2_dev) != SDL_OK) return sdl_last_result();
+    if (gpt2_dev != SDL_CUDA) return SDL_OK;
     sdl_cuda_set_tf32(tf32);
-    sdl_cuda_set_precision(prec);
-    gpt2_on_gpu = true;
-    return sdl_cuda_model_to_device(m);
-#else
-    (void)m; (void)tf32;
-    return sdl_fail(SDL_ERR_ARG, "--device cuda: this program was compiled without CUDA; build it with "
-                                 "nvcc -std=c++17 -O2 -x cu -I. examples/gpt2.c -lcublas");
-#endif
-}
-static sdl_tensor *gpt2_to_device(sdl_tensor *t) {
-#ifdef __CUDACC__
-    if (gpt2_on_gpu) return sdl_cuda_to_device(t);
-#endif
-    return t;
+    return sdl_cuda_set_precision(prec);
 }
 
 /* one training step on the fixed batch; returns the loss (NaN when something failed) */
@@ -188,7 +170,7 @@ static float gpt2_train_step(gpt2 *g, sdl_optim *opt, sdl_tensor *ids, sdl_tenso
     sdl_tensor *pos = sdl_arena_tensor(sdl_shape1(T), SDL_I32);
     if (!pos) return NAN;
     for (int64_t t = 0; t < T; t++) sdl_i32(pos)[t] = (int32_t)t;
-    sdl_tensor *loss = gpt2_loss(g, gpt2_to_device(ids), gpt2_to_device(pos), gpt2_to_device(targets));
+    sdl_tensor *loss = gpt2_loss(g, sdl_tensor_to(ids, gpt2_dev), sdl_tensor_to(pos, gpt2_dev), sdl_tensor_to(targets, gpt2_dev));
     if (gpt2_fp16) { /* the loss scaler: a step whose gradients overflow is skipped */
         if (sdl_scaled_backward(&gpt2_scaler, loss) != SDL_OK || sdl_scaler_step(&gpt2_scaler, opt) != SDL_OK) return NAN;
     } else if (sdl_backward(loss) != SDL_OK || sdl_optim_step(opt) != SDL_OK) {
@@ -213,7 +195,7 @@ int main(int argc, char **argv) {
     int steps = 10, warmup = 2, seed = 42, threads = 0;
     float lr = 3e-4f, weight_decay = 0.1f;
     bool help = false, tf32 = false;
-    const char *device = "cpu", *optimizer = "adamw", *precision = "f32";
+    const char *device = "cpu", *optimizer = "adamw", *precision = "f32", *scheduler = "none";
     sdl_arg args[] = {
         {"batch-size", SDL_ARG_INT, &batch_size, "sequences per step (B)"},
         {"seq-len", SDL_ARG_INT, &seq_len, "tokens per sequence (T, also the position table size)"},
@@ -224,11 +206,12 @@ int main(int argc, char **argv) {
         {"steps", SDL_ARG_INT, &steps, "timed training steps"},
         {"warmup", SDL_ARG_INT, &warmup, "untimed steps first"},
         {"lr|learning-rate", SDL_ARG_FLOAT, &lr, "learning rate"},
-        {"weight-decay", SDL_ARG_FLOAT, &weight_decay, "AdamW's decoupled weight decay (not on biases and norms)"},
-        {"optimizer", SDL_ARG_STRING, &optimizer, "adamw (betas 0.9, 0.95) or sgd (momentum 0.9)"},
+        {"lr-scheduler", SDL_ARG_STRING, &scheduler, "over the warm-up and timed steps: none, cosine, step, clr, ..."},
+        {"weight-decay", SDL_ARG_FLOAT, &weight_decay, "weight decay (decoupled for adamw, lamb; L2 for the others; not on biases and norms)"},
+        {"optimizer", SDL_ARG_STRING, &optimizer, "adamw (betas 0.9, 0.95), sgd (momentum 0.9), nesterov, adam, lars, lamb"},
         {"seed", SDL_ARG_INT, &seed, "seed for weights and tokens"},
         {"threads", SDL_ARG_INT, &threads, "CPU threads (0: all cores)"},
-        {"device", SDL_ARG_STRING, &device, "cpu, or cuda (needs an nvcc build)"},
+        {"device", SDL_ARG_STRING, &device, "cpu, cuda or cuda:N (cuda: an nvcc build)"},
         {"tf32", SDL_ARG_BOOL, &tf32, "cuda: GEMMs on TF32 tensor cores"},
         {"precision", SDL_ARG_STRING, &precision, "f32, or with cuda bf16 / fp16 GEMMs (fp16 with a loss scaler)"},
         {"help", SDL_ARG_BOOL, &help, "show this text"},
@@ -252,11 +235,15 @@ int main(int argc, char **argv) {
         sdl_model_free(g.model);
         return 1;
     }
-    sdl_optim *opt = NULL;
-    if (!strcmp(optimizer, "adamw")) opt = sdl_adamw(g.model, lr, 0.9f, 0.95f, weight_decay);
-    else if (!strcmp(optimizer, "sgd")) opt = sdl_sgd(g.model, lr, 0.9f, 0.0f, false);
-    else sdl_fail(SDL_ERR_ARG, "unknown --optimizer '%s' (adamw, sgd)", optimizer);
+    /* AdamW with GPT-2's betas (0.9, 0.95), or another optimizer by name; the rate per step */
+    sdl_optim *opt = !strcmp(optimizer, "adamw") ? sdl_adamw(g.model, lr, 0.9f, 0.95f, weight_decay)
+                                                 : sdl_optim_by_name(g.model, optimizer, lr, weight_decay);
     if (!opt) { fprintf(stderr, "%s\n", sdl_last_error()); return 1; }
+    sdl_sched_desc sched;
+    memset(&sched, 0, sizeof sched);
+    sched.base_lr = lr;
+    sched.total = warmup + steps;
+    if (sdl_sched_by_name(&sched, scheduler) != SDL_OK) { fprintf(stderr, "--lr-scheduler: %s\n", sdl_last_error()); return 2; }
     double flops = gpt2_flops_per_token(&g, seq_len);
     printf("gpt2: %lld parameters (tied LM head), L %d, NH %d, C %d, V %d, B %d, T %d, %s, %s, %s, %d threads\n",
            (long long)sdl_model_num_params(g.model), layers, heads, channels, vocab, batch_size, seq_len, optimizer, device, precision,
@@ -271,6 +258,7 @@ int main(int argc, char **argv) {
     double t0 = sdl_now(), t_step = t0;
     for (int s = 0; s < warmup + steps; s++) {
         if (s == warmup) t0 = sdl_now();
+        sdl_optim_set_lr(opt, sdl_sched_lr(&sched, s));
         loss = gpt2_train_step(&g, opt, ids, targets);
         sdl_arena_reset();
         double t1 = sdl_now();
@@ -289,8 +277,6 @@ int main(int argc, char **argv) {
     sdl_optim_free(opt);
     sdl_model_free(g.model);
     sdl_arena_release();
-#ifdef __CUDACC__
-    if (gpt2_on_gpu) sdl_cuda_shutdown();
-#endif
+    if (gpt2_dev == SDL_CUDA) sdl_cuda_shutdown();
     return 0;
 }

@@ -16,10 +16,8 @@
    Every flag has an underscore twin (--batch_size); --help lists them. */
 #define SDL_IMPLEMENTATION
 #include "sdl.h"
-#ifdef __CUDACC__ /* compiled by nvcc: --device cuda runs on the GPU */
-#define SDL_CUDA_IMPLEMENTATION
+#define SDL_CUDA_IMPLEMENTATION /* the GPU backend when nvcc compiles this file; empty for cc */
 #include "sdl_cuda.h"
-#endif
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
@@ -102,38 +100,22 @@ static sdl_result synthetic_cifar(int64_t n, uint64_t seed, sdl_dataset *out) {
 }
 
 /* ---- the device ----------------------------------------------------------------------------
-   --device cuda needs this file compiled by nvcc; the model moves to the GPU before the
-   optimizer is made, and every batch is copied there (a step-arena copy). */
-#ifdef __CUDACC__
-static bool resnet_on_gpu;
-#endif
-/* --precision: f32; on the GPU also bf16, or fp16 with a loss scaler (see sdl_cuda.h, Precision) */
+   --device cuda (cuda:N; an nvcc build): the model moves to the GPU before the optimizer is
+   made, and every batch is copied there (a step-arena copy). --precision: f32; on the GPU
+   also bf16, or fp16 with a loss scaler (see sdl_cuda.h, Precision). */
+static sdl_device resnet_dev;
 static sdl_loss_scaler resnet_scaler;
 static bool resnet_fp16;
 static sdl_result resnet_use_device(const char *device, sdl_model *m, bool tf32, const char *precision) {
     sdl_dtype prec = !strcmp(precision, "f32") ? SDL_F32 : !strcmp(precision, "bf16") ? SDL_BF16 : !strcmp(precision, "fp16") ? SDL_F16 : SDL_DTYPE_DEFAULT;
     if (prec == SDL_DTYPE_DEFAULT) return sdl_fail(SDL_ERR_ARG, "--precision %s: f32, bf16 or fp16", precision);
-    if (prec != SDL_F32 && strcmp(device, "cuda") != 0) return sdl_fail(SDL_ERR_ARG, "--precision %s needs --device cuda", precision);
+    if (sdl_device_parse(device, &resnet_dev) != SDL_OK) return sdl_last_result();
+    if (prec != SDL_F32 && resnet_dev != SDL_CUDA) return sdl_fail(SDL_ERR_ARG, "--precision %s needs --device cuda", precision);
     resnet_fp16 = prec == SDL_F16;
-    if (!strcmp(device, "cpu")) return SDL_OK;
-    if (strcmp(device, "cuda") != 0) return sdl_fail(SDL_ERR_ARG, "--device %s: cpu or cuda", device);
-#ifdef __CUDACC__
-    if (sdl_cuda_init() != SDL_OK) return sdl_last_result();
+    if (sdl_model_to(m, resnet_dev) != SDL_OK) return sdl_last_result();
+    if (resnet_dev != SDL_CUDA) return SDL_OK;
     sdl_cuda_set_tf32(tf32);
-    sdl_cuda_set_precision(prec);
-    resnet_on_gpu = true;
-    return sdl_cuda_model_to_device(m);
-#else
-    (void)m; (void)tf32;
-    return sdl_fail(SDL_ERR_ARG, "--device cuda: this program was compiled without CUDA; build it with "
-                                 "nvcc -std=c++17 -O2 -x cu -I. examples/resnet18.c -lcublas");
-#endif
-}
-static sdl_tensor *resnet_to_device(sdl_tensor *t) {
-#ifdef __CUDACC__
-    if (resnet_on_gpu) return sdl_cuda_to_device(t);
-#endif
-    return t;
+    return sdl_cuda_set_precision(prec);
 }
 
 /* mean loss and accuracy over a loader in eval mode (batch norm uses its running stats) */
@@ -144,8 +126,8 @@ static void resnet_evaluate(sdl_model *model, sdl_module *net, sdl_loader *loade
     sdl_model_train(model, false);
     sdl_set_grad_enabled(false);
     while (sdl_loader_next(loader, &x, &y)) {
-        x = resnet_to_device(x);
-        y = resnet_to_device(y);
+        x = sdl_tensor_to(x, resnet_dev);
+        y = sdl_tensor_to(y, resnet_dev);
         sdl_tensor *logits = sdl_forward(net, x);
         sdl_meter_add(&m, sdl_item(sdl_cross_entropy(logits, y, 0.0f)), sdl_count_correct(logits, y), y->numel);
         sdl_arena_reset();
@@ -158,8 +140,8 @@ static void resnet_evaluate(sdl_model *model, sdl_module *net, sdl_loader *loade
 
 /* one SGD step on (x, y); returns the loss, NaN when something failed */
 static float resnet_train_step(sdl_module *net, sdl_optim *opt, sdl_tensor *x, sdl_tensor *y, sdl_tensor **logits_out) {
-    sdl_tensor *logits = sdl_forward(net, resnet_to_device(x));
-    sdl_tensor *loss = sdl_cross_entropy(logits, resnet_to_device(y), 0.0f);
+    sdl_tensor *logits = sdl_forward(net, sdl_tensor_to(x, resnet_dev));
+    sdl_tensor *loss = sdl_cross_entropy(logits, sdl_tensor_to(y, resnet_dev), 0.0f);
     if (resnet_fp16) { /* the loss scaler: a step whose gradients overflow is skipped */
         if (sdl_scaled_backward(&resnet_scaler, loss) != SDL_OK || sdl_scaler_step(&resnet_scaler, opt) != SDL_OK) return NAN;
     } else if (sdl_backward(loss) != SDL_OK || sdl_optim_step(opt) != SDL_OK) {
@@ -174,13 +156,15 @@ int main(int argc, char **argv) {
     int synthetic_size = 10000;
     float lr = 0.1f, weight_decay = 5e-4f, momentum = 0.9f;
     bool help = false, synthetic = false, tf32 = false;
-    const char *data_dir = "", *device = "cpu", *result_file = "", *precision = "f32";
+    const char *data_dir = "", *device = "cpu", *result_file = "", *precision = "f32", *optimizer = "sgd", *scheduler = "cosine";
     sdl_arg args[] = {
         {"epochs", SDL_ARG_INT, &epochs, "passes over the training set"},
         {"batch-size", SDL_ARG_INT, &batch_size, "images per step"},
-        {"lr|learning-rate", SDL_ARG_FLOAT, &lr, "peak learning rate (cosine decay over the epochs)"},
+        {"lr|learning-rate", SDL_ARG_FLOAT, &lr, "peak learning rate"},
+        {"optimizer", SDL_ARG_STRING, &optimizer, "sgd (with --momentum), nesterov, adam, adamw, lars, lamb"},
         {"momentum", SDL_ARG_FLOAT, &momentum, "SGD momentum"},
-        {"weight-decay", SDL_ARG_FLOAT, &weight_decay, "L2 weight decay (not on biases and batch norm)"},
+        {"weight-decay", SDL_ARG_FLOAT, &weight_decay, "weight decay (L2; decoupled for adamw, lamb; not on biases and batch norm)"},
+        {"lr-scheduler", SDL_ARG_STRING, &scheduler, "over the epochs: cosine, none, step (x0.1 at 50% and 75%), clr, step_wise_decay[_with_warmup]"},
         {"seed", SDL_ARG_INT, &seed, "seed for weights, shuffling and augmentation"},
         {"data", SDL_ARG_STRING, &data_dir, "CIFAR-10 binary folder (cifar-10-batches-bin or its parent)"},
         {"synthetic", SDL_ARG_BOOL, &synthetic, "random images and labels instead of CIFAR-10"},
@@ -188,7 +172,7 @@ int main(int argc, char **argv) {
         {"limit", SDL_ARG_INT, &limit, "use only the first N training and test images (0: all)"},
         {"width", SDL_ARG_INT, &width, "channels of the first stage (64: ResNet-18)"},
         {"threads", SDL_ARG_INT, &threads, "CPU threads (0: all cores)"},
-        {"device", SDL_ARG_STRING, &device, "cpu, or cuda (needs an nvcc build)"},
+        {"device", SDL_ARG_STRING, &device, "cpu, cuda or cuda:N (cuda: an nvcc build)"},
         {"tf32", SDL_ARG_BOOL, &tf32, "cuda: GEMMs on TF32 tensor cores"},
         {"precision", SDL_ARG_STRING, &precision, "f32, or with cuda bf16 / fp16 GEMMs (fp16 with a loss scaler)"},
         {"steps", SDL_ARG_INT, &steps, "benchmark: time this many steps on one fixed batch (0: train)"},
@@ -209,7 +193,8 @@ int main(int argc, char **argv) {
     }
     sdl_set_num_threads(threads);
 
-    /* the model and the optimizer: SGD with momentum and weight decay, as the CIFAR recipes */
+    /* the model and the optimizer: SGD with momentum and weight decay, as the CIFAR recipes,
+       or another by name */
     sdl_model *model = sdl_model_new((uint64_t)seed);
     sdl_module *net = resnet18_new(model, width, 10);
     if (!net || resnet_use_device(device, model, tf32, precision) != SDL_OK) {
@@ -217,10 +202,11 @@ int main(int argc, char **argv) {
         sdl_model_free(model);
         return 1;
     }
-    sdl_optim *opt = sdl_sgd(model, lr, momentum, weight_decay, false);
+    sdl_optim *opt = !strcmp(optimizer, "sgd") ? sdl_sgd(model, lr, momentum, weight_decay, false)
+                                               : sdl_optim_by_name(model, optimizer, lr, weight_decay);
     if (!opt) { fprintf(stderr, "%s\n", sdl_last_error()); return 1; }
-    printf("resnet18: width %d, %lld parameters, batch %d, %s, %d threads\n", width,
-           (long long)sdl_model_num_params(model), batch_size, device, sdl_get_num_threads());
+    printf("resnet18: width %d, %lld parameters, batch %d, %s, %s, %d threads\n", width,
+           (long long)sdl_model_num_params(model), batch_size, optimizer, device, sdl_get_num_threads());
 
     if (steps > 0) {
         /* benchmark: one fixed random batch, as the synthetic benchmarks of the courses */
@@ -279,12 +265,12 @@ int main(int argc, char **argv) {
         if (!train_loader || !test_loader) { fprintf(stderr, "%s\n", sdl_last_error()); return 1; }
         if (result_file[0]) remove(result_file);
 
-        /* cosine decay of the learning rate over the epochs (CosineAnnealingLR) */
+        /* the learning rate per epoch: by default cosine decay (CosineAnnealingLR) */
         sdl_sched_desc sched;
         memset(&sched, 0, sizeof sched);
-        sched.kind = SDL_SCHED_COSINE;
         sched.base_lr = lr;
         sched.total = epochs;
+        if (sdl_sched_by_name(&sched, scheduler) != SDL_OK) { fprintf(stderr, "--lr-scheduler: %s\n", sdl_last_error()); return 2; }
 
         double train_time = 0.0, test_loss = 0.0, test_acc = 0.0;
         int64_t images = 0;
@@ -324,8 +310,6 @@ int main(int argc, char **argv) {
     sdl_optim_free(opt);
     sdl_model_free(model);
     sdl_arena_release();
-#ifdef __CUDACC__
-    if (resnet_on_gpu) sdl_cuda_shutdown();
-#endif
+    if (resnet_dev == SDL_CUDA) sdl_cuda_shutdown();
     return 0;
 }

@@ -3,10 +3,11 @@
    backend starts as SDL_CUDA when the core first needs it (sdl_register_device, as
    sdl_cuda.h does); its "device" memory is host memory, reached only through its table, and
    it counts its calls. tests/cuda_test_device.cu runs the same calls on sdl_cuda.h. The
-   file includes sdl_cuda.h's implementation as a tutorial does: under cc it is empty. */
+   file includes sdl_cuda.h's implementation as a tutorial does: under cc it is empty but
+   for the stubs a device-agnostic program links against (tf32, precision, shutdown). */
 #define SDL_IMPLEMENTATION
 #include "sdl_test.h"
-#define SDL_CUDA_IMPLEMENTATION /* cc compiles it to nothing: no CUDA backend, and parse says so */
+#define SDL_CUDA_IMPLEMENTATION /* cc compiles it to stubs: no CUDA backend, and parse says so */
 #include "../sdl_cuda.h"
 
 static struct { long alloc, copy, opened; int index; } fk;
@@ -194,6 +195,14 @@ static void test_model_and_checkpoint(void) {
     remove(path);
 }
 
+/* sdl_cuda.h under cc: the settings examples pass on (--tf32, --precision) link and keep f32 */
+static void test_cuda_stubs(void) {
+    sdl_cuda_set_tf32(true);
+    CHECK(sdl_cuda_set_precision(SDL_F32) == SDL_OK && sdl_cuda_set_precision(SDL_DTYPE_DEFAULT) == SDL_OK, "f32: %s", sdl_last_error());
+    CHECK(sdl_cuda_set_precision(SDL_BF16) == SDL_ERR_DEVICE && strstr(sdl_last_error(), "nvcc"), "bf16 without CUDA: %s", sdl_last_error());
+    sdl_cuda_shutdown();
+}
+
 int main(void) {
     (void)gradcheck;
     (void)test_ids;
@@ -201,6 +210,7 @@ int main(void) {
     RUN(test_parse);
     RUN(test_tensor_to);
     RUN(test_model_and_checkpoint);
+    RUN(test_cuda_stubs);
     sdl_arena_release();
     return sdl_test_finish();
 }

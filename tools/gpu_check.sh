@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # tools/gpu_check.sh - everything that needs a GPU, checked and timed in one go (make cuda):
 #   1. builds (nvcc, -Werror, in parallel): the headers, every tests/cuda_test_*.cu (plain and
-#      with SDL_CUDA_SYNC_CHECK), the examples fashion_mlp, fashion_cnn, resnet18, gpt2 and
+#      with SDL_CUDA_SYNC_CHECK), the examples fashion_cnn, resnet18, gpt2 and
 #      bench/bench_cuda.c; cc builds of resnet18 and gpt2 as the CPU reference
 #   2. runs every cuda test (plain, then synchronised)
 #   3. the examples with --device cuda: resnet18 and a small gpt2 give the CPU's losses for
-#      three steps; fashion_mlp and fashion_cnn reach the CPU's test accuracy after one epoch;
+#      three steps; fashion_cnn --model mlp and cnn reach the CPU's test accuracy after one epoch;
 #      resnet18 trains an epoch of synthetic data through the loader and evaluates
 #   2b. tests/mpi_cuda_test_*.cu (sdl_mpi.h's GPU path): mpirun -np 1 (NCCL with one rank) and
 #      -np 2 (two ranks sharing the GPU: host staging)
@@ -65,7 +65,7 @@ for t in "${tests[@]}"; do
     slot; nv "$B/$t" "$B/$t.build.log" -Itests "tests/$t.cu" &
     slot; nv "$B/${t}_sync" "$B/${t}_sync.build.log" -Itests -lineinfo -DSDL_CUDA_SYNC_CHECK "tests/$t.cu" &
 done
-for e in fashion_mlp fashion_cnn resnet18 gpt2; do slot; nv "$B/${e}_cuda" "$B/${e}_cuda.build.log" -x cu "examples/$e.c" & done
+for e in fashion_cnn resnet18 gpt2; do slot; nv "$B/${e}_cuda" "$B/${e}_cuda.build.log" -x cu "examples/$e.c" & done
 slot; nv "$B/bench_cuda" "$B/bench_cuda.build.log" -x cu bench/bench_cuda.c &
 for e in resnet18 gpt2; do slot; timeout 300 $CC -O3 -march=native -I. "examples/$e.c" -o "$B/${e}_cpu" -lm -lpthread >"$B/${e}_cpu.build.log" 2>&1 & done
 wait
@@ -77,7 +77,7 @@ for t in "${tests[@]}"; do
     built "$t" "$B/$t" "$B/$t.build.log"
     built "$t, SDL_CUDA_SYNC_CHECK" "$B/${t}_sync" "$B/${t}_sync.build.log"
 done
-for e in fashion_mlp fashion_cnn resnet18 gpt2; do built "examples/$e.c (nvcc -x cu)" "$B/${e}_cuda" "$B/${e}_cuda.build.log"; done
+for e in fashion_cnn resnet18 gpt2; do built "examples/$e.c (nvcc -x cu)" "$B/${e}_cuda" "$B/${e}_cuda.build.log"; done
 built "bench/bench_cuda.c" "$B/bench_cuda" "$B/bench_cuda.build.log"
 for e in resnet18 gpt2; do built "examples/$e.c (cc, the CPU reference)" "$B/${e}_cpu" "$B/${e}_cpu.build.log"; done
 
@@ -177,19 +177,19 @@ for d in /usr/share/datasets/fashion-mnist build/fashion-mnist; do
     [ -z "$FASHION" ] && { [ -f "$d/train-images-idx3-ubyte.gz" ] || [ -f "$d/train-images-idx3-ubyte" ]; } && FASHION=$d
 done
 # one epoch, seed 42, on the CPU (sdl, 22 Nov 2026): MLP 0.8331, CNN 0.8806 test accuracy
-for e in "fashion_mlp 0.8331" "fashion_cnn 0.8806"; do
+for e in "mlp 0.8331" "cnn 0.8806"; do
     set -- $e
-    name="$1 cuda: 1 epoch, test_acc >= CPU's $2 - 0.01"
+    name="fashion_cnn --model $1 cuda: 1 epoch, test_acc >= CPU's $2 - 0.01"
     if [ -z "$FASHION" ]; then row "$name" "skipped: no Fashion-MNIST (FASHION_DIR)"; continue; fi
-    [ -x "$B/$1_cuda" ] || continue
-    timeout 300 "$B/$1_cuda" --device cuda --epochs 1 --data "$FASHION" >"$B/ex_$1.log" 2>&1
+    [ -x "$B/fashion_cnn_cuda" ] || continue
+    timeout 300 "$B/fashion_cnn_cuda" --model $1 --device cuda --epochs 1 --data "$FASHION" >"$B/ex_fashion_$1.log" 2>&1
     rc=$?
-    acc=$(sed -n 's/^final: test_acc=\([0-9.]*\).*/\1/p' "$B/ex_$1.log")
-    rate=$(sed -n 's/^total images\/sec: //p' "$B/ex_$1.log")
+    acc=$(sed -n 's/^final: test_acc=\([0-9.]*\).*/\1/p' "$B/ex_fashion_$1.log")
+    rate=$(sed -n 's/^total images\/sec: //p' "$B/ex_fashion_$1.log")
     if [ $rc = 0 ] && [ -n "$acc" ] && awk -v a="$acc" -v r="$2" 'BEGIN { exit !(a >= r - 0.01) }'; then
         row "$name" "ok: $acc, $rate images/s"
     else
-        failrow "$name" "(exit $rc) acc ${acc:-none}: $(tail -1 "$B/ex_$1.log")"
+        failrow "$name" "(exit $rc) acc ${acc:-none}: $(tail -1 "$B/ex_fashion_$1.log")"
     fi
 done
 

@@ -15,7 +15,7 @@
 
 /* one pass over a loader (at most `steps` batches if > 0): trains when opt is given, else
    only measures (no gradients) */
-static sdl_meter run(sdl_module *net, sdl_loader *loader, sdl_optim *opt, sdl_device dev, int steps) {
+static sdl_meter run(sdl_module *net, sdl_loader *loader, sdl_optim *opt, sdl_mpi_ddp *ddp, sdl_device dev, int steps) {
     sdl_meter m;
     sdl_meter_reset(&m);
     sdl_set_grad_enabled(opt != NULL);
@@ -24,7 +24,8 @@ static sdl_meter run(sdl_module *net, sdl_loader *loader, sdl_optim *opt, sdl_de
         sdl_tensor *logits = sdl_forward(net, sdl_tensor_to(x, dev));
         y = sdl_tensor_to(y, dev);
         sdl_tensor *loss = sdl_cross_entropy(logits, y, 0.0f);
-        if (opt && (sdl_backward(loss) != SDL_OK || sdl_optim_step(opt) != SDL_OK)) fprintf(stderr, "%s\n", sdl_last_error());
+        if (opt && (sdl_backward(loss) != SDL_OK || sdl_mpi_ddp_sync(ddp) != SDL_OK || sdl_optim_step(opt) != SDL_OK)) /* sync: the mean gradients */
+            fprintf(stderr, "%s\n", sdl_last_error());
         sdl_meter_add(&m, sdl_item(loss), sdl_count_correct(logits, y), y->numel);
         sdl_arena_reset();
     }
@@ -103,9 +104,9 @@ int main(int argc, char **argv) {
     for (int epoch = 0; epoch < epochs; epoch++) {
         sdl_loader_set_epoch(train, epoch);
         double t0 = sdl_now();
-        sdl_meter m = run(net, train, opt, dev, steps_per_epoch);
+        sdl_meter m = run(net, train, opt, ddp, dev, steps_per_epoch);
         double dt = sdl_now() - t0;
-        sdl_meter v = run(net, test, NULL, dev, 0);
+        sdl_meter v = run(net, test, NULL, NULL, dev, 0);
         if (rank == 0) printf("epoch %d/%d: loss %.4f acc %.4f val_loss %.4f val_acc %.4f time %.1fs\n", epoch + 1, epochs,
                sdl_meter_loss(&m), sdl_meter_accuracy(&m), sdl_meter_loss(&v), sdl_meter_accuracy(&v), dt);
         seconds += dt;

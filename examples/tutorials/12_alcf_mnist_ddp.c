@@ -14,7 +14,7 @@
 #include <string.h>
 
 /* one pass: trains when opt is given (rank 0 logs), else tests; the meter sums all ranks */
-static sdl_meter run(sdl_model *model, sdl_module *net, sdl_loader *loader, sdl_optim *opt, sdl_device dev, int epoch, int log_interval) {
+static sdl_meter run(sdl_model *model, sdl_module *net, sdl_loader *loader, sdl_optim *opt, sdl_mpi_ddp *ddp, sdl_device dev, int epoch, int log_interval) {
     sdl_meter m;
     sdl_meter_reset(&m);
     sdl_model_train(model, opt != NULL); /* dropout on while training */
@@ -24,7 +24,7 @@ static sdl_meter run(sdl_model *model, sdl_module *net, sdl_loader *loader, sdl_
         sdl_tensor *out = sdl_log_softmax(sdl_forward(net, sdl_tensor_to(x, dev)));
         y = sdl_tensor_to(y, dev);
         sdl_tensor *loss = sdl_nll_loss(out, y);
-        if (opt && (sdl_backward(loss) != SDL_OK || sdl_optim_step(opt) != SDL_OK)) fprintf(stderr, "%s\n", sdl_last_error());
+        if (opt && (sdl_backward(loss) != SDL_OK || sdl_mpi_ddp_sync(ddp) != SDL_OK || sdl_optim_step(opt) != SDL_OK)) fprintf(stderr, "%s\n", sdl_last_error());
         sdl_meter_add(&m, sdl_item(loss), sdl_count_correct(out, y), y->numel);
         if (opt && sdl_mpi_rank() == 0 && m.batches % log_interval == 1) printf("Train Epoch: %d [%lld/%lld]\tLoss: %.6f\n", epoch,
                    (long long)m.count, (long long)sdl_loader_num_samples(loader), (double)sdl_item(loss));
@@ -104,10 +104,10 @@ int main(int argc, char **argv) {
     for (int epoch = 1; epoch <= epochs; epoch++) {
         sdl_loader_set_epoch(train, epoch); /* train_sampler.set_epoch(epoch) */
         double t0 = sdl_now();
-        run(model, net, train, opt, dev, epoch, log_interval);
+        run(model, net, train, opt, ddp, dev, epoch, log_interval);
         times[epoch - 1] = sdl_now() - t0;
         if (epoch > 1) mean += times[epoch - 1] / (epochs - 1); /* the first epoch warms up */
-        sdl_meter v = run(model, net, test, NULL, dev, epoch, log_interval);
+        sdl_meter v = run(model, net, test, NULL, NULL, dev, epoch, log_interval);
         if (rank == 0) printf("\nTest set: Average loss: %.4f, Accuracy: %lld/%lld (%.2f%%)\n\n", sdl_meter_loss(&v), (long long)v.correct,
                               (long long)v.count, 100.0 * sdl_meter_accuracy(&v));
     }

@@ -983,7 +983,9 @@ SDL_API bool sdl_gradcheck(sdl_gradcheck_fn f, void *user, int nin, sdl_tensor *
                            const sdl_gradcheck_desc *desc, double *max_err);
 
 /* >>decl-model */
-typedef void (*sdl_grad_hook)(void *user, sdl_model *m, int param_index);
+/* A hook returns SDL_OK, or an error (after sdl_fail) that ends the backward pass and is what
+   sdl_backward returns (e.g. sdl_mpi.h's DDP hook when backward runs twice without a sync). */
+typedef sdl_result (*sdl_grad_hook)(void *user, sdl_model *m, int param_index);
 
 struct sdl_model {
     int nparams, nbuffers;
@@ -3055,7 +3057,10 @@ static sdl_result sdl__backward_run(sdl_tensor *root, const float *seed, bool re
             if (!be->backward[n->op]) return sdl_fail(SDL_ERR_DEVICE, "%s has no %s backward kernel", sdl_op_name(n->op), sdl__device_label(n->out->device));
             for (int i = 0; i < n->nin; i++) { /* parameters the kernel reads (ZeRO-3 gathers them) */
                 sdl_tensor *p = n->in[i];
-                if (p->model && p->model->pre_grad_hook) p->model->pre_grad_hook(p->model->pre_grad_hook_user, p->model, p->param_index);
+                if (p->model && p->model->pre_grad_hook) {
+                    sdl_result r = p->model->pre_grad_hook(p->model->pre_grad_hook_user, p->model, p->param_index);
+                    if (r != SDL_OK) return r;
+                }
             }
             if (!sdl__grad_prepare(n, be->grad_overwrite[n->op] != 0)) return sdl__err_code;
             if (sdl__prof_on) {
@@ -3071,7 +3076,8 @@ static sdl_result sdl__backward_run(sdl_tensor *root, const float *seed, bool re
             sdl_tensor *p = n->in[i];
             if (p->model && p->requires_grad && p->first_use == n && p->model->grad_hook) {
                 p->first_use = NULL;
-                p->model->grad_hook(p->model->grad_hook_user, p->model, p->param_index);
+                sdl_result r = p->model->grad_hook(p->model->grad_hook_user, p->model, p->param_index);
+                if (r != SDL_OK) return r;
             }
         }
     }

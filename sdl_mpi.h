@@ -1553,29 +1553,30 @@ static void sdl__mpi_launch_ready(sdl_mpi_ddp *d) {
         sdl__mpi_bucket_launch(d, d->next_launch++);
 }
 
-static void sdl__mpi_grad_hook(void *user, sdl_model *m, int param_index) {
+static sdl_result sdl__mpi_grad_hook(void *user, sdl_model *m, int param_index) {
     sdl_mpi_ddp *d = (sdl_mpi_ddp *)user;
-    if (!d->sync || m != d->model || param_index < 0 || param_index >= m->nparams) return;
+    if (!d->sync || m != d->model || param_index < 0 || param_index >= m->nparams) return SDL_OK;
     if (d->param_ready[param_index]) { /* a second backward without sync in between */
         sdl_fail(SDL_ERR_STATE, "sdl_mpi_ddp: backward ran twice without sdl_mpi_ddp_sync; for gradient accumulation "
                  "call sdl_mpi_ddp_set_sync(ddp, false) before the first micro-batches");
         d->error = true;
-        return;
+        return SDL_ERR_STATE;
     }
     d->param_ready[param_index] = true;
     int bucket = d->param_bucket[param_index];
     d->buckets[bucket].pending--;
     if (d->desc.algo == SDL_MPI_ALGO_SHM) { /* published when final; reduced at sync */
         if (d->buckets[bucket].pending == 0) sdl__mpi_shm_publish(d, bucket);
-        return;
+        return SDL_OK;
     }
     sdl__mpi_launch_ready(d);
-    if (d->gpu) { sdl__mg_progress(d); return; }
+    if (d->gpu) { sdl__mg_progress(d); return SDL_OK; }
     for (int b = 0; b < d->next_launch; b++) { /* let MPI progress the ones in flight */
         int flag = 0;
         if (d->buckets[b].req != MPI_REQUEST_NULL) MPI_Test(&d->buckets[b].req, &flag, MPI_STATUS_IGNORE);
         if (flag) d->buckets[b].t_done = sdl__mpi_now_us();
     }
+    return SDL_OK;
 }
 
 SDL_API sdl_mpi_ddp *sdl_mpi_ddp_new(sdl_model *m, const sdl_mpi_ddp_desc *desc) { return sdl_mpi_ddp_new_gpu(m, desc, NULL); }
@@ -2082,13 +2083,14 @@ static sdl_tensor *sdl__zero3_fwd(sdl_module *self, sdl_tensor *x) {
 
 /* the model's pre-grad hook: a layer's parameters whole again before backward reads them,
    and the gather of the layer whose forward ran before it (whose backward comes next) started */
-static void sdl__zero3_pre_hook(void *user, sdl_model *m, int param_index) {
+static sdl_result sdl__zero3_pre_hook(void *user, sdl_model *m, int param_index) {
     sdl_mpi_zero *z = (sdl_mpi_zero *)user;
     (void)m;
     sdl__zero_layer *L = &z->layers[z->param_layer[param_index]];
     sdl__zero3_start(z, L);
     sdl__zero3_finish(L);
     if (L->prev >= 0) sdl__zero3_start(z, &z->layers[L->prev]);
+    return SDL_OK;
 }
 
 /* a layer's parameters go once backward is done with all of them */
@@ -2248,7 +2250,7 @@ static void sdl__zero_launch(sdl_mpi_zero *z, int b) {
 }
 
 /* the grad hook (stages 2, 3): the parameter's gradient is final for this backward */
-static void sdl__zero_hook(void *user, sdl_model *m, int param_index) {
+static sdl_result sdl__zero_hook(void *user, sdl_model *m, int param_index) {
     sdl_mpi_zero *z = (sdl_mpi_zero *)user;
     int64_t o0 = m->param_offset[param_index], o1 = m->param_offset[param_index + 1];
     for (int64_t b = o0 / z->bucket; o1 > o0 && b <= (o1 - 1) / z->bucket; b++) z->left[b]--;
@@ -2259,6 +2261,7 @@ static void sdl__zero_hook(void *user, sdl_model *m, int param_index) {
         if (z->slot[k].busy) MPI_Test(&z->slot[k].req, &flag, MPI_STATUS_IGNORE);
     }
     if (z->desc.stage == 3) sdl__zero3_done(z, param_index);
+    return SDL_OK;
 }
 
 /* the step: the buckets not out yet, or with gradients that came after they went, then

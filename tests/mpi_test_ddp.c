@@ -329,7 +329,9 @@ static void accumulation(sdl_mpi_algo algo) {
     sdl_arena_reset();
     sdl_backward(loss_of(&a, 4, 0, 4));
     sdl_arena_reset();
-    sdl_backward(loss_of(&a, 4, 0, 4));
+    sdl_result r = sdl_backward(loss_of(&a, 4, 0, 4));
+    CHECK(r == SDL_ERR_STATE && strstr(sdl_last_error(), "without sdl_mpi_ddp_sync"),
+          "the second backward without sync returns the hook's error (%d: %s)", (int)r, sdl_last_error());
     CHECK(sdl_mpi_ddp_sync(d) == SDL_ERR_STATE, "a second backward without sync was not reported");
     sdl_mpi_ddp_free(d);
     mlp_free(&a);

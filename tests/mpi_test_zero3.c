@@ -182,11 +182,12 @@ static int g_most;
 static sdl_grad_hook g_pre;
 static void *g_pre_user;
 static const net *g_net;
-static void watch(void *user, sdl_model *m, int param_index) {
-    g_pre(g_pre_user, m, param_index);
+static sdl_result watch(void *user, sdl_model *m, int param_index) {
+    sdl_result r = g_pre(g_pre_user, m, param_index);
     int n = gathered_layers(g_net);
     (void)user;
     if (n > g_most) g_most = n;
+    return r;
 }
 static void test_zero3_where(void) {
     net a = net_new();

@@ -240,10 +240,11 @@ static void test_unreached_part_stays(void) {
 /* grad hooks (what data-parallel training allreduces on) fire once per parameter and pass,
    after its last contribution: D is read twice in its step (real and fake batches) */
 typedef struct hook_log { int fired[8]; float seen[8]; } hook_log;
-static void log_hook(void *user, sdl_model *m, int i) {
+static sdl_result log_hook(void *user, sdl_model *m, int i) {
     hook_log *h = (hook_log *)user;
     h->fired[i]++;
     h->seen[i] = m->grad_data[m->param_offset[i + 1] - 1]; /* the tensor's last element */
+    return SDL_OK;
 }
 static void check_hooks(hook_log *h, const sdl_model *m, int want, const char *when) {
     for (int i = 0; i < m->nparams; i++) {

@@ -169,7 +169,7 @@ static void test_model_names_and_count(void) {
 }
 
 static int hook_order[16], hook_count;
-static void record_hook(void *user, sdl_model *m, int i) { (void)user; (void)m; if (hook_count < 16) hook_order[hook_count++] = i; }
+static sdl_result record_hook(void *user, sdl_model *m, int i) { (void)user; (void)m; if (hook_count < 16) hook_order[hook_count++] = i; return SDL_OK; }
 
 static void test_grad_hook_reverse_order(void) {
     sdl_model *m = sdl_model_new(2);

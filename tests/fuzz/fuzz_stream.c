@@ -1,7 +1,10 @@
 /* fuzz_stream.c - one shard through the streaming pipeline (sdl_stream, 2 workers, a
    shuffle buffer, every augmentation): the input is written as x.tar, or as x.tfrecord
    when its first byte is odd (see fuzz_common.h; the path gets the extension); a tar's .bin
-   and .raw members are raw images of raw_shape (2, 3, 3). Seed corpus: seed_corpora.sh. */
+   and .raw members are raw images of raw_shape (2, 3, 3). Seed corpus: seed_corpora.sh.
+   The pixel cap is 2^20, as in fuzz_image.c: images of a few megapixels that a few hundred
+   bytes declare slowed the first run to a tenth of its speed. */
+#define SDL_MAX_IMAGE_PIXELS ((int64_t)1 << 20)
 #include "fuzz_common.h"
 static void fuzz_read(const char *path) {
     FILE *f = fopen(path, "rb");

@@ -11745,7 +11745,7 @@ static int sdl__buffer_next(sdl__worker *w, sdl__raw *out) {
     if (N <= 1) return sdl__raw_next(w, out, true);
     while (!w->drained && w->nbuf < N) {
         int k = sdl__raw_next(w, &w->buf[w->nbuf], true);
-        if (k < 0) return -1;
+        if (k < 0) { sdl__raw_clear(&w->buf[w->nbuf]); return -1; } /* the half-read sample (rewind frees only nbuf) */
         if (k == 0) w->drained = true;
         else w->nbuf++;
     }

@@ -2,7 +2,8 @@
    .bin and .raw members of tar shards and raw image bytes in TFRecord examples (as
    tf.io.decode_raw reads them) arrive as (C, H, W) batches of the bytes / 255, transposed from
    HWC (to within float rounding of v * (1/255)); a byte count that does not match raw_shape, a raw member without raw_shape, a bad
-   raw_shape and a channel mismatch are clear errors. */
+   raw_shape and a channel mismatch are clear errors; so is a sample that fails half-read in the
+   shuffle buffer, and it is freed. */
 #define _POSIX_C_SOURCE 200809L
 #define SDL_IMPLEMENTATION
 #include "sdl_test.h"
@@ -161,6 +162,32 @@ static void test_errors(void) {
     sdl_stream_free(s);
 }
 
+/* fuzz_stream's finding: a sample that fails half-read (a second label after its image)
+   while the shuffle buffer fills; the error names it, and the half-read sample is freed
+   (a leak before: SAN=1 tests/run.sh's ASan build reports it) */
+static void test_error_mid_sample(void) {
+    sdl_shard_writer *w = sdl_shard_writer_new(tpath("twolabels"), 0);
+    uint8_t hwc[H * W * C];
+    raw_bytes(0, hwc);
+    const char *exts[3] = {"bin", "cls", "cls"};
+    const void *data[3] = {hwc, "1", "2"};
+    size_t sizes[3] = {sizeof hwc, 1, 1};
+    sdl_shard_writer_add(w, "a", 2, exts, data, sizes);
+    sdl_shard_writer_add(w, "b", 3, exts, data, sizes);
+    CHECK(sdl_shard_writer_close(w) == SDL_OK, "%s", sdl_last_error());
+    char pat[600];
+    snprintf(pat, sizeof pat, "%s-000000.tar", tpath("twolabels"));
+    sdl_stream_desc d = raw_desc(pat);
+    d.shuffle_buffer = 4;
+    d.batch_size = 2;
+    sdl_stream *s = sdl_stream_new(&d);
+    sdl_tensor *x, *y;
+    CHECK(s, "%s", sdl_last_error());
+    bool got = s && sdl_stream_next(s, &x, &y);
+    CHECK(!got && sdl_stream_error(s) == SDL_ERR_FORMAT && strstr(sdl_last_error(), "sample 'b' has two labels"), "%s", sdl_last_error());
+    sdl_stream_free(s);
+}
+
 int main(void) {
     (void)gradcheck;
     (void)test_ids;
@@ -169,6 +196,7 @@ int main(void) {
     RUN(test_tar_members);
     RUN(test_tfrecord_raw);
     RUN(test_errors);
+    RUN(test_error_mid_sample);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) printf("  could not remove %s\n", tmpdir);

@@ -197,7 +197,8 @@ bench-nccl:
 	bash bench/bench_nccl.sh
 
 # ---- make bench-data: sdl_stream (decode + augment + batch of JPEG tar shards) against
-# PyTorch's DataLoader + PIL on the same files, W = 1 and 2; BENCH lines with ratios
+# PyTorch's DataLoader + PIL on the same files, W = 1 and 2; BENCH lines with ratios; then
+# the loader against the CPU training step of the Fashion CNN and ResNet-18 (data_vs_step)
 .PHONY: bench-data
 bench-data:
 	@mkdir -p build

@@ -1604,6 +1604,9 @@ SDL_API int64_t sdl_loader_samples_done(const sdl_loader *l);
    key.npy, and key.cls or key.txt holding the integer label), .tfrecord/.tfrecords
    (tf.train.Example records: a bytes feature holding a PNG/JPEG file or a serialized
    TensorProto image (H, W, C), and an int64 label), .zip (members grouped as in a tar).
+   Raw bytes: with raw_shape set, a key.bin or key.raw member is the image, raw_shape's
+   H x W x C bytes (u8, HWC), and a TFRecord image feature that is no PNG/JPEG is such bytes
+   (tf.io.decode_raw) instead of a TensorProto; any other byte count is an error.
    sdl_stream_new counts every shard's samples once (tar and zip: headers only; TFRecord:
    every record read and CRC-checked), so each rank knows every rank's count and all ranks
    run the same number of steps (the equal policy). Memory: each worker keeps an int64 per
@@ -1649,6 +1652,7 @@ typedef struct sdl_stream_desc {
     bool drop_last;            /* drop the last batch when it is short */
     const char *image_key, *label_key; /* TFRecord feature names; NULL: "image", "label" */
     sdl_augment_desc aug;
+    int raw_shape[3];          /* H, W, C (1..4) of raw-byte images; 0, 0, 0: none */
 } sdl_stream_desc;
 
 typedef struct sdl_stream sdl_stream;
@@ -9416,7 +9420,7 @@ SDL_API int64_t sdl_loader_epoch(const sdl_loader *l) { return l ? l->epoch : 0;
 #define SDL__STREAM_AUG 0x6175676d6e74ull   /* "augmnt" */
 
 enum { SDL__SRC_TAR = 0, SDL__SRC_TFRECORD, SDL__SRC_ZIP };
-enum { SDL__IMG_NONE = 0, SDL__IMG_ENCODED, SDL__IMG_NPY, SDL__IMG_TENSORPROTO };
+enum { SDL__IMG_NONE = 0, SDL__IMG_ENCODED, SDL__IMG_NPY, SDL__IMG_TENSORPROTO, SDL__IMG_RAW };
 
 typedef struct sdl__raw { /* one sample as read: undecoded */
     char key[200];
@@ -9549,8 +9553,9 @@ static bool sdl__raw_member(sdl__worker *w, sdl__raw *r, const char *ext) {
         r->label = v;
         return true;
     }
-    static const char *const enc[] = {"png", "jpg", "jpeg", NULL}, *const npy[] = {"npy", NULL};
+    static const char *const enc[] = {"png", "jpg", "jpeg", NULL}, *const npy[] = {"npy", NULL}, *const raw[] = {"bin", "raw", NULL};
     int kind = strchr(ext, '.') ? SDL__IMG_NONE : sdl__has_ext(w->mname, enc) ? SDL__IMG_ENCODED : sdl__has_ext(w->mname, npy) ? SDL__IMG_NPY : SDL__IMG_NONE;
+    if (!strchr(ext, '.') && w->st->d.raw_shape[0] && sdl__has_ext(w->mname, raw)) kind = SDL__IMG_RAW;
     if (kind == SDL__IMG_NONE) return true; /* other members (.json, ...) are not read */
     if (r->kind != SDL__IMG_NONE) { sdl_fail(SDL_ERR_FORMAT, "%s: sample '%s' has two images", shard, r->key); return false; }
     r->kind = kind;
@@ -9602,7 +9607,8 @@ static int sdl__raw_next_record(sdl__worker *w, sdl__raw *r, bool want_data) {
     else if (!ok) sdl_fail(SDL_ERR_FORMAT, "%s: %s", what, sdl_last_error());
     if (ok) {
         r->label = lab[0];
-        r->kind = (in >= 3 && ((img[0] == 0x89 && img[1] == 'P') || (img[0] == 0xFF && img[1] == 0xD8))) ? SDL__IMG_ENCODED : SDL__IMG_TENSORPROTO;
+        bool enc = in >= 3 && ((img[0] == 0x89 && img[1] == 'P') || (img[0] == 0xFF && img[1] == 0xD8));
+        r->kind = enc ? SDL__IMG_ENCODED : w->st->d.raw_shape[0] ? SDL__IMG_RAW : SDL__IMG_TENSORPROTO;
         sdl__buf_put(&r->img, img, in);
         ok = !r->img.oom;
     }
@@ -9633,7 +9639,7 @@ static int sdl__buffer_next(sdl__worker *w, sdl__raw *out) {
     if (N <= 1) return sdl__raw_next(w, out, true);
     while (!w->drained && w->nbuf < N) {
         int k = sdl__raw_next(w, &w->buf[w->nbuf], true);
-        if (k < 0) return -1;
+        if (k < 0) { sdl__raw_clear(&w->buf[w->nbuf]); return -1; } /* the half-read sample (rewind frees only nbuf) */
         if (k == 0) w->drained = true;
         else w->nbuf++;
     }
@@ -9764,7 +9770,7 @@ static bool sdl__raw_decode(const sdl_stream *st, const sdl__raw *r, int channel
     memset(img, 0, sizeof *img);
     *stb = NULL;
     *t = NULL;
-    if (r->kind == SDL__IMG_NONE) { sdl_fail(SDL_ERR_FORMAT, "%s has no image (.png, .jpg, .npy)", what); return false; }
+    if (r->kind == SDL__IMG_NONE) { sdl_fail(SDL_ERR_FORMAT, "%s has no image (.png, .jpg, .npy; .bin, .raw with raw_shape set)", what); return false; }
     if (r->label < 0) { sdl_fail(SDL_ERR_FORMAT, "%s has no label (.cls)", what); return false; }
     if (r->kind == SDL__IMG_ENCODED) {
 #ifdef SDL_NO_STB
@@ -9781,19 +9787,32 @@ static bool sdl__raw_decode(const sdl_stream *st, const sdl__raw *r, int channel
         return true;
 #endif
     }
-    *t = r->kind == SDL__IMG_NPY ? sdl__npy_parse(what, r->img.p, r->img.n) : sdl_tensorproto_parse(r->img.p, r->img.n, what);
-    if (!*t) return false;
-    sdl_tensor *a = *t;
-    if ((a->dtype != SDL_U8 && a->dtype != SDL_F32) || a->ndim < 2 || a->ndim > 3 || (a->ndim == 3 && (a->shape[2] < 1 || a->shape[2] > 4)) ||
-        a->shape[0] < 1 || a->shape[1] < 1 || a->shape[0] > SDL_MAX_IMAGE_SIDE || a->shape[1] > SDL_MAX_IMAGE_SIDE) {
-        sdl_fail(SDL_ERR_FORMAT, "%s: an array image must be u8 or f32, (H, W) or (H, W, C) with C 1..4 and sides up to %d", what, (int)SDL_MAX_IMAGE_SIDE);
-        return false;
+    if (r->kind == SDL__IMG_RAW) { /* raw_shape's H x W x C bytes, checked in stream_new */
+        const int *rs = st->d.raw_shape;
+        size_t want = (size_t)rs[0] * (size_t)rs[1] * (size_t)rs[2];
+        if (r->img.n != want) {
+            sdl_fail(SDL_ERR_FORMAT, "%s: %zu raw image bytes, raw_shape (%d, %d, %d) needs %zu", what, r->img.n, rs[0], rs[1], rs[2], want);
+            return false;
+        }
+        img->h = rs[0];
+        img->w = rs[1];
+        img->c = rs[2];
+        img->u8 = r->img.p;
+    } else {
+        *t = r->kind == SDL__IMG_NPY ? sdl__npy_parse(what, r->img.p, r->img.n) : sdl_tensorproto_parse(r->img.p, r->img.n, what);
+        if (!*t) return false;
+        sdl_tensor *a = *t;
+        if ((a->dtype != SDL_U8 && a->dtype != SDL_F32) || a->ndim < 2 || a->ndim > 3 || (a->ndim == 3 && (a->shape[2] < 1 || a->shape[2] > 4)) ||
+            a->shape[0] < 1 || a->shape[1] < 1 || a->shape[0] > SDL_MAX_IMAGE_SIDE || a->shape[1] > SDL_MAX_IMAGE_SIDE) {
+            sdl_fail(SDL_ERR_FORMAT, "%s: an array image must be u8 or f32, (H, W) or (H, W, C) with C 1..4 and sides up to %d", what, (int)SDL_MAX_IMAGE_SIDE);
+            return false;
+        }
+        img->h = (int)a->shape[0];
+        img->w = (int)a->shape[1];
+        img->c = a->ndim == 3 ? (int)a->shape[2] : 1;
+        if (a->dtype == SDL_U8) img->u8 = sdl_u8(a);
+        else img->f32 = sdl_f32(a);
     }
-    img->h = (int)a->shape[0];
-    img->w = (int)a->shape[1];
-    img->c = a->ndim == 3 ? (int)a->shape[2] : 1;
-    if (a->dtype == SDL_U8) img->u8 = sdl_u8(a);
-    else img->f32 = sdl_f32(a);
     if (channels && img->c != channels && img->c != 1) {
         sdl_fail(SDL_ERR_FORMAT, "%s has %d channels, the stream makes %d", what, img->c, channels);
         return false;
@@ -10149,6 +10168,13 @@ SDL_API sdl_stream *sdl_stream_new(const sdl_stream_desc *desc) {
         a->ratio[0] < 0 || a->ratio[0] > a->ratio[1] || (a->ratio[1] > 0 && a->ratio[0] <= 0)) {
         sdl_fail(SDL_ERR_ARG, "stream_new: bad augmentation: height and width both set for crops and resizes, resize only with center_crop, "
                  "random_resized_crop alone, 0 <= scale[0] <= scale[1] <= 1, 0 < ratio[0] <= ratio[1]");
+        return NULL;
+    }
+    const int *rs = d.raw_shape;
+    if ((rs[0] || rs[1] || rs[2]) && (rs[0] < 1 || rs[1] < 1 || rs[0] > SDL_MAX_IMAGE_SIDE || rs[1] > SDL_MAX_IMAGE_SIDE || rs[2] < 1 || rs[2] > 4 ||
+                                      (int64_t)rs[0] * rs[1] > SDL_MAX_IMAGE_PIXELS)) {
+        sdl_fail(SDL_ERR_ARG, "stream_new: raw_shape (%d, %d, %d) must be H, W, C with C 1..4, sides up to %d and up to %lld pixels (or all 0)", rs[0], rs[1], rs[2],
+                 (int)SDL_MAX_IMAGE_SIDE, (long long)SDL_MAX_IMAGE_PIXELS);
         return NULL;
     }
     sdl_stream *st = (sdl_stream *)sdl__calloc(1, sizeof *st);

@@ -2,6 +2,7 @@
 """make_jpeg_shards.py OUTDIR - WebDataset tar shards of synthetic JPEGs for make bench-data:
    OUTDIR/jpeg64-{000000..000003}.tar    4 x 1024 images of 64 x 64
    OUTDIR/jpeg224-{000000..000003}.tar   4 x 128 images of 224 x 224
+   OUTDIR/jpeg32-{000000..000003}.tar    4 x 1024 images of 32 x 32 (ResNet-18's CIFAR input)
 Each sample is key.jpg (RGB, PIL quality 90) and key.cls (a label 0..9). The images are smooth
 random colour fields plus noise, so they compress like photographs, not like flat colour."""
 import io, os, sys, tarfile
@@ -22,7 +23,7 @@ def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     rng = np.random.default_rng(0)
-    for size, per in ((64, 1024), (224, 128)):
+    for size, per in ((64, 1024), (224, 128), (32, 1024)):
         for s in range(4):
             path = os.path.join(out, 'jpeg%d-%06d.tar' % (size, s))
             with tarfile.open(path, 'w', format=tarfile.USTAR_FORMAT) as t:

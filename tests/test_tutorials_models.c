@@ -49,7 +49,7 @@ static bool build(const char *name) {
     }
     if (f) fclose(f);
     CHECK(f && lines <= 120 && ifs == 0, "%s: %d lines (at most 120), %d #if lines (none)", cmd, lines, ifs);
-    snprintf(cmd, sizeof cmd, "g++ -x c++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only -I. examples/tutorials/%s.c", name);
+    snprintf(cmd, sizeof cmd, "g++ -x c++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only -DSDL_IMPLEMENTATION_DONE -DSDL_MPI_IMPLEMENTATION_DONE -I. examples/tutorials/%s.c", name);
     CHECK(run(cmd, log, sizeof log) == 0, "%s compiles as C++17:\n%s", name, log);
     if (system("command -v mpicc > /dev/null 2>&1") == 0) {
         snprintf(cmd, sizeof cmd, "mpicc -std=c99 -Wall -Wextra -Werror -fsyntax-only -I. examples/tutorials/%s.c", name);

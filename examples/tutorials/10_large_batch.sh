@@ -8,7 +8,8 @@
 # run's log is $OUT/<setting>_<batch>.log. Niced, one thread. Defaults: the README's table.
 #   bash examples/tutorials/10_large_batch.sh
 #   EPOCHS=1 LIMIT=512 MICRO=16 LARGE=8 bash examples/tutorials/10_large_batch.sh   (a smoke run)
-# BUILD (build/tutorials) holds 10_resnet and 10_large_batch_plot; they are built when missing.
+# ONLY="LARS LAMB" runs those settings only. BUILD (build/tutorials) holds 10_resnet and
+# 10_large_batch_plot; they are built when missing.
 set -euo pipefail
 build=${BUILD:-build/tutorials} out=${OUT:-large_batch}
 depth=${DEPTH:-8} width=${WIDTH:-8} limit=${LIMIT:-4096} epochs=${EPOCHS:-6} warmup=${WARMUP:-2}
@@ -22,8 +23,8 @@ settings=(
     "none|--optimizer SGD --lr 0.1 --lr_scheduler step_wise_decay"
     "linear|--optimizer SGD --lr 0.1 --lr_scheduler step_wise_decay --enable_lr_rescaling"
     "warmup|--optimizer SGD --lr 0.1 --lr_scheduler step_wise_decay_with_warmup --enable_lr_rescaling"
-    "LARS|--optimizer LARS --lr 0.1 --lr_scheduler step_wise_decay_with_warmup --enable_lr_rescaling"
-    "LAMB|--optimizer LAMB --lr 0.005 --lr_scheduler step_wise_decay_with_warmup --enable_lr_rescaling"
+    "LARS|--optimizer LARS --lr 1 --lr_scheduler step_wise_decay_with_warmup --enable_lr_rescaling"
+    "LAMB|--optimizer LAMB --lr 0.02 --lr_scheduler step_wise_decay_with_warmup --enable_lr_rescaling"
     "clr|--optimizer SGD --lr 0.1 --lr_scheduler clr --enable_lr_rescaling"
 )
 csv="$out/large_batch.csv"
@@ -31,6 +32,7 @@ echo "setting,batch,final_val_acc,best_val_acc" > "$csv"
 SECONDS=0
 for s in "${settings[@]}"; do
     name=${s%%|*} flags=${s#*|}
+    [[ -z "${ONLY:-}" || " $ONLY " == *" $name "* ]] || continue
     for accum in "$small" "$large"; do
         batch=$((micro * accum)) log="$out/${name}_$((micro * accum)).log"
         # shellcheck disable=SC2086 # $flags is a list of flags
@@ -40,5 +42,5 @@ for s in "${settings[@]}"; do
         echo "$name,$batch,$final,$best" | tee -a "$csv"
     done
 done
-echo "$((${#settings[@]} * 2)) runs in ${SECONDS}s"
+echo "$(($(wc -l < "$csv") - 1)) runs in ${SECONDS}s"
 "$build/10_large_batch_plot" "$csv" "$out/large_batch.png"

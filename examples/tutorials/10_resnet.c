@@ -1,8 +1,8 @@
 /* 10_resnet.c - JSC day 4, accuracy at large batch: a CIFAR ResNet (He et al. 2015, 6n+2 layers) on
    Fashion-MNIST, the course's flags. --accum-steps micro-batches of --batch-size stand for as many
    ranks (global batch = batch-size x accum-steps). Rescaling: the linear scaling rule, lr x global
-   batch / 256; the warm-up rises from the unscaled lr; LARS: the course's trust coefficient 0.01.
-   step_wise_decay: x0.1 at 80/150 and 120/150 of the updates; clr: one-cycle. Study: 10_large_batch.sh
+   batch / 256, and warm-up starts at the unscaled lr (else at lr/10); LARS: the course's trust
+   coefficient 0.01. step_wise_decay: x0.1 at 80/150, 120/150 of the updates; clr: one-cycle. Study: 10_large_batch.sh
    build:  cc -O3 -march=native -I. examples/tutorials/10_resnet.c -o build/10_resnet -lm -lpthread
    run:    ./build/10_resnet --accum-steps 16 --lr 0.1 --enable_lr_rescaling --lr_scheduler clr --optimizer LARS */
 #define SDL_IMPLEMENTATION

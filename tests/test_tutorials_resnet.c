@@ -44,10 +44,10 @@ static void build(const char *name) {
     }
     if (f) fclose(f);
     CHECK(f && lines <= 120 && ifs == 0, "%s: %d lines (at most 120), %d #if lines (none)", cmd, lines, ifs);
-    snprintf(cmd, sizeof cmd, "g++ -x c++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only -I. " TUT "%s.c", name);
+    snprintf(cmd, sizeof cmd, "g++ -x c++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only -DSDL_IMPLEMENTATION_DONE -I. " TUT "%s.c", name);
     CHECK(run(cmd) == 0, "%s compiles as C++17:\n%s", name, log_);
     if (system("command -v mpicc > /dev/null 2>&1") == 0) {
-        snprintf(cmd, sizeof cmd, "mpicc -std=c99 -Wall -Wextra -Werror -fsyntax-only -I. " TUT "%s.c", name);
+        snprintf(cmd, sizeof cmd, "mpicc -std=c99 -Wall -Wextra -Werror -fsyntax-only -DSDL_IMPLEMENTATION_DONE -I. " TUT "%s.c", name);
         CHECK(run(cmd) == 0, "%s compiles with mpicc:\n%s", name, log_);
     }
     snprintf(cmd, sizeof cmd, "%s -std=c99 -O1 -Wall -Wextra -Werror -DSDL_IMPLEMENTATION_DONE -I. " TUT "%s.c " OUT "/sdl.o -o " OUT "/%s -lm -lpthread",

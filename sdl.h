@@ -1556,7 +1556,7 @@ SDL_API sdl_result sdl_dataset_mean_std(const sdl_dataset *d, float *mean, float
    The sequence depends only on (seed, epoch, rank, world_size), never on prefetch timing. */
 typedef struct sdl_loader sdl_loader;
 typedef struct sdl_loader_desc {
-    const sdl_dataset *data;
+    const sdl_dataset *data; /* copied by sdl_loader_new; its images and labels must outlive the loader */
     int batch_size;          /* 0: 64 */
     bool shuffle;            /* order seeded by (seed, epoch) */
     bool drop_last;
@@ -9128,7 +9128,10 @@ SDL_API sdl_result sdl_write_shards(const sdl_dataset *d, const char *prefix, in
 #define SDL__LOADER_AUGMENT 0x6175676D656E74ull /* "augment" */
 
 struct sdl_loader {
-    sdl_loader_desc d;
+    sdl_loader_desc d;   /* d.data points at data below */
+    sdl_dataset data;    /* the caller's descriptor, copied: the prefetch thread never reads
+                            the caller's struct (a dataset on main's stack is gone once main
+                            returns, while the thread may still be filling a batch) */
     int64_t n, per_rank, nbatches, chw;  /* per_rank, nbatches: this epoch's (after skip) */
     int64_t epoch, skip;                 /* skip: positions of the epoch done before (seek) */
     int64_t *perm;     /* n */
@@ -9290,6 +9293,8 @@ SDL_API sdl_loader *sdl_loader_new(const sdl_loader_desc *desc) {
     sdl_loader *l = (sdl_loader *)sdl__calloc(1, sizeof(sdl_loader));
     if (!l) return NULL;
     l->d = d;
+    l->data = *desc->data;
+    l->d.data = &l->data;
     l->n = ds->n;
     l->chw = (int64_t)ds->c * ds->h * ds->w;
     l->per_rank = (l->n + d.world_size - 1) / d.world_size;

@@ -114,6 +114,33 @@ static void test_prefetch_same_sequence(void) {
     free_data(&d);
 }
 
+/* the loader copies the dataset's descriptor: a descriptor that is gone after sdl_loader_new
+   (one on main's stack after main returned, while the prefetch thread still fills a batch:
+   16_grad_accum crashed so at exit, now and then) changes nothing */
+static sdl_tensor *first_batch(sdl_loader *l) {
+    sdl_tensor *x, *y;
+    return sdl_loader_next(l, &x, &y) ? x : NULL;
+}
+static void test_descriptor_copied(void) {
+    sdl_dataset d = make_data(23, 1, 2, 2);
+    sdl_loader_desc desc;
+    memset(&desc, 0, sizeof desc);
+    desc.data = &d; desc.batch_size = 4; desc.shuffle = true; desc.seed = 9; desc.prefetch = -1;
+    sdl_loader *ref = sdl_loader_new(&desc);
+    sdl_dataset *gone = (sdl_dataset *)malloc(sizeof *gone);
+    *gone = d;
+    desc.data = gone; desc.prefetch = 2;
+    sdl_loader *l = sdl_loader_new(&desc);
+    memset(gone, 0xFF, sizeof *gone); /* what a dead stack frame may hold */
+    free(gone);
+    sdl_tensor *a = first_batch(ref), *b = first_batch(l);
+    CHECK(a && b && a->numel == b->numel && !memcmp(a->data, b->data, sizeof(float) * (size_t)a->numel),
+          "the batches do not depend on the caller's descriptor after sdl_loader_new");
+    sdl_loader_free(l);
+    sdl_loader_free(ref);
+    free_data(&d);
+}
+
 /* torch DistributedSampler: pad to a multiple of world by repeating from the start; rank r
    takes positions r, r + world, ... */
 static void test_ranks_cover(void) {
@@ -310,6 +337,7 @@ int main(void) {
     (void)test_ids;
     RUN(test_order_and_epochs);
     RUN(test_prefetch_same_sequence);
+    RUN(test_descriptor_copied);
     RUN(test_ranks_cover);
     RUN(test_drop_last);
     RUN(test_transforms);

@@ -103,8 +103,14 @@ static void run_single(net *r, sdl_optim *o, bool twice) {
 }
 static void run_ddp(net *r, sdl_optim *o, sdl_mpi_ddp *d, bool twice) {
     for (int s = 0; s < MICRO; s++) {
+        sdl_tensor *loss = loss_of(r, s, g_rank * B, B);
+        if (twice) { /* DDP marks each gradient ready once per sync: the first pass adds up locally (no_sync) */
+            sdl_backward_desc keep = {true};
+            sdl_mpi_ddp_set_sync(d, false);
+            CHECK(sdl_backward_ex(loss, &keep) == SDL_OK, "%s", sdl_last_error());
+        }
         sdl_mpi_ddp_set_sync(d, sdl_optim_is_update_step(o));
-        CHECK(backward(loss_of(r, s, g_rank * B, B), twice) == SDL_OK, "%s", sdl_last_error());
+        CHECK(sdl_backward(loss) == SDL_OK, "%s", sdl_last_error());
         if (sdl_optim_is_update_step(o)) sdl_mpi_ddp_sync(d);
         sdl_optim_step(o);
         sdl_arena_reset();

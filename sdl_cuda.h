@@ -10,7 +10,7 @@
    before you include this file in *one* .cu file compiled by nvcc. Include sdl.h first.
    Other files (C or C++, any compiler) may include it without the macro: the declarations
    need no CUDA header. A file that cc compiles may define the macro too: the
-   implementation is then empty but for three stubs (>>cuda-stubs), so one program builds
+   implementation is then empty but for two stubs (>>cuda-stubs), so one program builds
    with cc and with nvcc, and picks its device at run time with sdl_device_parse (see
    sdl.h, >>decl-device).
 
@@ -3080,16 +3080,11 @@ static const bool sdl__cu_registered = (sdl_register_device(SDL_CUDA, sdl__cu_op
 #endif /* SDL_CUDA_IMPLEMENTATION */
 
 /* >>cuda-stubs: compiled by cc or mpicc, the settings a device-agnostic program hands on
-   (--tf32, --precision, the shutdown after a GPU run) exist, so one file links everywhere
-   with no #ifdef, as torch.cuda's calls exist in a CPU build of PyTorch. There is no GPU to
-   set: tf32 and shutdown do nothing, f32 is accepted, bf16/fp16 say how to build. */
+   (--tf32, the shutdown after a GPU run) exist, so one file links everywhere with no #ifdef,
+   as torch.cuda's calls exist in a CPU build of PyTorch. There is no GPU to set: both do
+   nothing. (The precision goes through sdl.h's sdl_autocast, which any build has.) */
 #if defined(SDL_CUDA_IMPLEMENTATION) && !defined(__CUDACC__) && !defined(SDL_CUDA_IMPLEMENTATION_DONE)
 #define SDL_CUDA_IMPLEMENTATION_DONE
 SDL_API void sdl_cuda_set_tf32(bool on) { (void)on; }
 SDL_API void sdl_cuda_shutdown(void) {}
-SDL_API sdl_result sdl_cuda_set_precision(sdl_dtype precision) {
-    if (precision == SDL_DTYPE_DEFAULT || precision == SDL_F32) return SDL_OK;
-    return sdl_fail(SDL_ERR_DEVICE, "cuda: set_precision: this program was built without the CUDA backend; compile it with "
-                    "nvcc -std=c++17 -x cu ... -lcublas");
-}
 #endif

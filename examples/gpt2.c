@@ -161,7 +161,7 @@ static sdl_result gpt2_use_device(const char *device, sdl_model *m, bool tf32, c
     if (sdl_model_to(m, gpt2_dev) != SDL_OK) return sdl_last_result();
     if (gpt2_dev != SDL_CUDA) return SDL_OK;
     sdl_cuda_set_tf32(tf32);
-    return sdl_cuda_set_precision(prec);
+    return sdl_autocast(gpt2_dev, prec);
 }
 
 /* one training step on the fixed batch; returns the loss (NaN when something failed) */

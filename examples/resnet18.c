@@ -115,7 +115,7 @@ static sdl_result resnet_use_device(const char *device, sdl_model *m, bool tf32,
     if (sdl_model_to(m, resnet_dev) != SDL_OK) return sdl_last_result();
     if (resnet_dev != SDL_CUDA) return SDL_OK;
     sdl_cuda_set_tf32(tf32);
-    return sdl_cuda_set_precision(prec);
+    return sdl_autocast(resnet_dev, prec);
 }
 
 /* mean loss and accuracy over a loader in eval mode (batch norm uses its running stats) */

@@ -195,11 +195,12 @@ static void test_model_and_checkpoint(void) {
     remove(path);
 }
 
-/* sdl_cuda.h under cc: the settings examples pass on (--tf32, --precision) link and keep f32 */
+/* sdl_cuda.h under cc: the settings examples pass on link (--tf32), and the precision
+   (--precision, through sdl_autocast) keeps f32 and says how to build for bf16 */
 static void test_cuda_stubs(void) {
     sdl_cuda_set_tf32(true);
-    CHECK(sdl_cuda_set_precision(SDL_F32) == SDL_OK && sdl_cuda_set_precision(SDL_DTYPE_DEFAULT) == SDL_OK, "f32: %s", sdl_last_error());
-    CHECK(sdl_cuda_set_precision(SDL_BF16) == SDL_ERR_DEVICE && strstr(sdl_last_error(), "nvcc"), "bf16 without CUDA: %s", sdl_last_error());
+    CHECK(sdl_autocast(SDL_CPU, SDL_F32) == SDL_OK && sdl_autocast(SDL_CPU, SDL_DTYPE_DEFAULT) == SDL_OK, "f32: %s", sdl_last_error());
+    CHECK(sdl_autocast(SDL_CPU, SDL_BF16) == SDL_ERR_DEVICE && strstr(sdl_last_error(), "nvcc"), "bf16 without CUDA: %s", sdl_last_error());
     sdl_cuda_shutdown();
 }
 

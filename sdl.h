@@ -3132,25 +3132,38 @@ SDL_API sdl_result sdl_backward_grad(sdl_tensor *out, const float *grad) {
 /* ---- activation epilogues (sdl_act), for any op whose output is y = f(z):
    forward applies f to z in place; backward turns dy into dz = f'(z) dy, computed from y,
    so the op's own backward then runs on dz as if there were no activation. */
+/* one-thread nanoseconds an element of a memory-bound elementwise loop, for the split over
+   the pool (sdl_parallel_for_work: two parts from about 100K elements) */
+#define SDL__EW_NS 0.5
+static void sdl__relu_range(void *ctx, int64_t i0, int64_t i1) {
+    float *SDL_RESTRICT y = (float *)ctx;
+    for (int64_t i = i0; i < i1; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+}
 static void sdl__act_epilogue_fwd(int act, float *y, int64_t n) {
-    if (act == SDL_ACT_RELU)
-        for (int64_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+    if (act == SDL_ACT_RELU) sdl_parallel_for_work(n, SDL__EW_NS, sdl__relu_range, y);
 }
 /* dz (rows x cols) from dy and y; with db, also db[c] (=, or += unless fresh) sum_r dz[r][c],
-   in row order as the plain bias loop adds */
+   in row order as the plain bias loop adds. Threads split the columns: each adds its db
+   columns in row order, so any thread count gives the same bits. */
+typedef struct sdl__epilogue_job { const float *y, *dy; float *dz, *db; int64_t rows, cols; } sdl__epilogue_job;
+static void sdl__epilogue_bwd_cols(void *ctx, int64_t c0, int64_t c1) {
+    const sdl__epilogue_job *j = (const sdl__epilogue_job *)ctx;
+    for (int64_t r = 0; r < j->rows; r++) {
+        const float *SDL_RESTRICT yr = j->y + r * j->cols, *SDL_RESTRICT dyr = j->dy + r * j->cols;
+        float *SDL_RESTRICT dzr = j->dz + r * j->cols;
+        for (int64_t c = c0; c < c1; c++) dzr[c] = yr[c] > 0.0f ? dyr[c] : 0.0f;
+        if (j->db) {
+            float *SDL_RESTRICT d = j->db;
+            for (int64_t c = c0; c < c1; c++) d[c] += dzr[c];
+        }
+    }
+}
 static void sdl__act_epilogue_bwd(int act, const float *y, const float *dy, float *dz, int64_t rows, int64_t cols,
                                   float *db, bool db_fresh) {
     SDL__UNUSED(act); /* SDL_ACT_RELU, the only one so far */
     if (db && db_fresh) memset(db, 0, (size_t)cols * sizeof(float));
-    for (int64_t r = 0; r < rows; r++) {
-        const float *SDL_RESTRICT yr = y + r * cols, *SDL_RESTRICT dyr = dy + r * cols;
-        float *SDL_RESTRICT dzr = dz + r * cols;
-        for (int64_t c = 0; c < cols; c++) dzr[c] = yr[c] > 0.0f ? dyr[c] : 0.0f;
-        if (db) {
-            float *SDL_RESTRICT d = db;
-            for (int64_t c = 0; c < cols; c++) d[c] += dzr[c];
-        }
-    }
+    sdl__epilogue_job j = {y, dy, dz, db, rows, cols};
+    sdl_parallel_for_work(cols, (double)rows * (db ? 2 : 1) * SDL__EW_NS, sdl__epilogue_bwd_cols, &j);
 }
 
 /* ---- linear: x (R, in) with R = all leading dims, w (out, in), b (out) -> y (R, out)
@@ -3267,23 +3280,56 @@ static int64_t sdl__bcast_index(const sdl__bcast *bc, int64_t i) {
     return j;
 }
 
+/* add and mul: b the shape of a (a residual connection, a gate) or broadcast onto it (a
+   bias). Equal shapes: restrict loops split over the pool by work; a broadcast b is indexed
+   per element, on the caller's thread. */
+static void sdl__add_loop(float *SDL_RESTRICT y, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+static void sdl__mul_loop(float *SDL_RESTRICT y, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = a[i] * b[i];
+}
+static void sdl__mul_grad_loop(float *SDL_RESTRICT d, const float *SDL_RESTRICT dy, const float *SDL_RESTRICT o, int64_t n) {
+    for (int64_t i = 0; i < n; i++) d[i] += dy[i] * o[i];
+}
+static void sdl__add_same_fwd(void *ctx, int64_t i0, int64_t i1) {
+    sdl_node *n = (sdl_node *)ctx;
+    sdl__add_loop(sdl_f32(n->out) + i0, sdl_f32(n->in[0]) + i0, sdl_f32(n->in[1]) + i0, i1 - i0);
+}
+static void sdl__add_same_bwd(void *ctx, int64_t i0, int64_t i1) { /* x + x: both into one buffer, in turn */
+    sdl_node *n = (sdl_node *)ctx;
+    for (int k = 0; k < 2; k++)
+        if (n->in[k]->requires_grad) sdl__vadd(n->in[k]->grad + i0, n->out->grad + i0, i1 - i0);
+}
+static void sdl__mul_same_fwd(void *ctx, int64_t i0, int64_t i1) {
+    sdl_node *n = (sdl_node *)ctx;
+    sdl__mul_loop(sdl_f32(n->out) + i0, sdl_f32(n->in[0]) + i0, sdl_f32(n->in[1]) + i0, i1 - i0);
+}
+static void sdl__mul_same_bwd(void *ctx, int64_t i0, int64_t i1) { /* da += dy b, db += dy a */
+    sdl_node *n = (sdl_node *)ctx;
+    for (int k = 0; k < 2; k++)
+        if (n->in[k]->requires_grad) sdl__mul_grad_loop(n->in[k]->grad + i0, n->out->grad + i0, sdl_f32(n->in[1 - k]) + i0, i1 - i0);
+}
+static bool sdl__same_numel(const sdl_node *n) { return n->in[0]->numel == n->in[1]->numel; }
 static void sdl__add_fwd(sdl_node *n) {
+    if (sdl__same_numel(n)) { sdl_parallel_for_work(n->out->numel, SDL__EW_NS, sdl__add_same_fwd, n); return; }
     sdl_tensor *a = n->in[0], *b = n->in[1];
     const float *pa = sdl_f32(a), *pb = sdl_f32(b);
     float *y = sdl_f32(n->out);
-    if (a->numel == b->numel) { for (int64_t i = 0; i < a->numel; i++) y[i] = pa[i] + pb[i]; return; }
     sdl__bcast bc = sdl__bcast_make(a, b);
     for (int64_t i = 0; i < a->numel; i++) y[i] = pa[i] + pb[sdl__bcast_index(&bc, i)];
 }
 static void sdl__add_bwd(sdl_node *n) {
+    if (sdl__same_numel(n)) { sdl_parallel_for_work(n->out->numel, 2 * SDL__EW_NS, sdl__add_same_bwd, n); return; }
     sdl_tensor *a = n->in[0], *b = n->in[1];
     const float *dy = n->out->grad;
-    if (a->requires_grad) for (int64_t i = 0; i < a->numel; i++) a->grad[i] += dy[i];
+    if (a->requires_grad) sdl__vadd(a->grad, dy, a->numel);
     if (!b->requires_grad) return;
     sdl__bcast bc = sdl__bcast_make(a, b);
     for (int64_t i = 0; i < a->numel; i++) b->grad[sdl__bcast_index(&bc, i)] += dy[i];
 }
 static void sdl__mul_fwd(sdl_node *n) {
+    if (sdl__same_numel(n)) { sdl_parallel_for_work(n->out->numel, SDL__EW_NS, sdl__mul_same_fwd, n); return; }
     sdl_tensor *a = n->in[0], *b = n->in[1];
     const float *pa = sdl_f32(a), *pb = sdl_f32(b);
     float *y = sdl_f32(n->out);
@@ -3291,6 +3337,7 @@ static void sdl__mul_fwd(sdl_node *n) {
     for (int64_t i = 0; i < a->numel; i++) y[i] = pa[i] * pb[sdl__bcast_index(&bc, i)];
 }
 static void sdl__mul_bwd(sdl_node *n) {
+    if (sdl__same_numel(n)) { sdl_parallel_for_work(n->out->numel, 2 * SDL__EW_NS, sdl__mul_same_bwd, n); return; }
     sdl_tensor *a = n->in[0], *b = n->in[1];
     const float *pa = sdl_f32(a), *pb = sdl_f32(b), *dy = n->out->grad;
     sdl__bcast bc = sdl__bcast_make(a, b);
@@ -4459,8 +4506,8 @@ static void sdl__dropout_range(void *ctx, int64_t i0, int64_t i1, bool bwd) {
 }
 static void sdl__dropout_fwd_range(void *ctx, int64_t i0, int64_t i1) { sdl__dropout_range(ctx, i0, i1, false); }
 static void sdl__dropout_bwd_range(void *ctx, int64_t i0, int64_t i1) { sdl__dropout_range(ctx, i0, i1, true); }
-static void sdl__dropout_fwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__dropout_fwd_range, n); }
-static void sdl__dropout_bwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__dropout_bwd_range, n); }
+static void sdl__dropout_fwd(sdl_node *n) { sdl_parallel_for_work(n->out->numel, 2.0, sdl__dropout_fwd_range, n); } /* a hash an element */
+static void sdl__dropout_bwd(sdl_node *n) { sdl_parallel_for_work(n->out->numel, 2.0, sdl__dropout_bwd_range, n); }
 /* eval mode or p = 0 returns x itself, as PyTorch does */
 SDL_API sdl_tensor *sdl_dropout(sdl_tensor *x, float p, bool training) {
     if (!x) return NULL;
@@ -4540,6 +4587,14 @@ SDL_API sdl_tensor *sdl_embedding_pad(sdl_tensor *ids, sdl_tensor *table, int64_
    >>formulas. One loop pair per op, generated from its row. The loops take restrict
    pointers (an op's output and gradients are buffers of their own): gcc then compiles each
    loop once, not twice behind a run-time overlap check (gcc honours restrict on parameters). */
+/* one-thread nanoseconds an element, for the split over the pool: the piecewise-linear ops
+   are memory-bound, the others call exp/tanh/erfc/sin/pow */
+static double sdl__unary_ns(sdl_op op) {
+    return op == SDL_OP_LEAKY_RELU || op == SDL_OP_SCALE || op == SDL_OP_NEG || op == SDL_OP_ABS || op == SDL_OP_CLAMP ||
+                   op == SDL_OP_HARDSWISH || op == SDL_OP_SQRT || op == SDL_OP_RSQRT
+               ? SDL__EW_NS
+               : 10.0;
+}
 #define SDL__UNARY_CPU(X_, NAME, name) \
     static void sdl__##name##_fwd_loop(float *SDL_RESTRICT y, const float *SDL_RESTRICT x, int64_t n, float a, float b) { \
         for (int64_t i = 0; i < n; i++) y[i] = sdl__f_##name(x[i], a, b); \
@@ -4557,8 +4612,8 @@ SDL_API sdl_tensor *sdl_embedding_pad(sdl_tensor *ids, sdl_tensor *table, int64_
         sdl__##name##_bwd_loop(n->in[0]->grad + i0, sdl_f32(n->in[0]) + i0, sdl_f32(n->out) + i0, n->out->grad + i0, i1 - i0, \
                                n->attr.scalar.alpha, n->attr.scalar.beta); \
     } \
-    static void sdl__##name##_fwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__##name##_fwd_range, n); } \
-    static void sdl__##name##_bwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__##name##_bwd_range, n); }
+    static void sdl__##name##_fwd(sdl_node *n) { sdl_parallel_for_work(n->out->numel, sdl__unary_ns(n->op), sdl__##name##_fwd_range, n); } \
+    static void sdl__##name##_bwd(sdl_node *n) { sdl_parallel_for_work(n->out->numel, sdl__unary_ns(n->op), sdl__##name##_bwd_range, n); }
 SDL_UNARY_OPS(SDL__UNARY_CPU, _)
 #undef SDL__UNARY_CPU
 
@@ -5352,11 +5407,8 @@ SDL_API sdl_tensor *sdl_pad(sdl_tensor *x, int npad, const int64_t *pad, sdl_pad
             sdl__##name##_bwd_loop(NULL, db, a, b, y, dy, i1 - i0); \
         } else sdl__##name##_bwd_loop(da, db, a, b, y, dy, i1 - i0); \
     } \
-    static void sdl__##name##_fwd(sdl_node *n) { sdl_parallel_for(n->out->numel, 8192, sdl__##name##_fwd_range, n); } \
-    static void sdl__##name##_bwd(sdl_node *n) { \
-        if (n->in[0] == n->in[1]) sdl__##name##_bwd_range(n, 0, n->out->numel); /* x op x: one thread adds both */ \
-        else sdl_parallel_for(n->out->numel, 8192, sdl__##name##_bwd_range, n); \
-    }
+    static void sdl__##name##_fwd(sdl_node *n) { sdl_parallel_for_work(n->out->numel, SDL__EW_NS, sdl__##name##_fwd_range, n); } \
+    static void sdl__##name##_bwd(sdl_node *n) { sdl_parallel_for_work(n->out->numel, 2 * SDL__EW_NS, sdl__##name##_bwd_range, n); }
 SDL_BINARY_OPS(SDL__BINARY_CPU, _)
 #undef SDL__BINARY_CPU
 

@@ -170,9 +170,8 @@ static void plain_uniform(float *x, int64_t n, uint64_t seed, uint64_t base, flo
 }
 static void plain_randn(float *x, int64_t n, uint64_t seed, uint64_t base, float mean, float std) {
     for (int64_t i = 0; i < n; i++) {
-        double u1 = ((double)(sdl__hash3(seed, 1, base + (uint64_t)i) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-        double u2 = (double)(sdl__hash3(seed, 2, base + (uint64_t)i) >> 11) * (1.0 / 9007199254740992.0);
-        x[i] = mean + std * (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+        float u1 = sdl__u24(sdl__hash3(seed, 1, base + (uint64_t)i)) + 0.5f / 16777216.0f, u2 = sdl__u24(sdl__hash3(seed, 2, base + (uint64_t)i));
+        x[i] = mean + std * (sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2));
     }
 }
 

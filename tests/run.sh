@@ -123,6 +123,26 @@ build_lib() { # kept while it is newer than the headers and built with the same 
 rm -f "$LIB.done"
 job build_lib
 
+# ---- the implementation once for the tutorial tests' programs (examples/tutorials, linked
+# as make links them; tests/sdl_test.h's sdl_test_tutorial_link): cc -O1, sdl_mpi.h's with mpicc
+TUTO=$B/tutorial_impl
+export SDL_TUTORIAL_OBJ=$TUTO/sdl.o
+[ -n "$MPICC" ] && export SDL_TUTORIAL_MPI_OBJ=$TUTO/sdl_mpi.o
+build_tutorial_impl() {
+    local rc=0
+    mkdir -p "$TUTO"
+    printf '#define SDL_IMPLEMENTATION\n#include "sdl.h"\n' >"$TUTO/impl.c"
+    printf '#include "sdl.h"\n#define SDL_MPI_IMPLEMENTATION\n#include "sdl_mpi.h"\n' >"$TUTO/impl_mpi.c"
+    $CC -std=c99 -O1 $WARN -I. -c "$TUTO/impl.c" -o "$SDL_TUTORIAL_OBJ" >"$TUTO/build.log" 2>&1 || rc=1
+    if [ -n "$MPICC" ]; then "$MPICC" -std=c99 -O1 $WARN -I. -c "$TUTO/impl_mpi.c" -o "$SDL_TUTORIAL_MPI_OBJ" >>"$TUTO/build.log" 2>&1 || rc=1; fi
+    if [ $rc = 0 ]; then pass "the implementation for the tutorial tests ($TUTO)"; else fail "$TUTO (build)" "$TUTO/build.log"; fi
+    mark "$TUTO/objs" $rc
+}
+if [ $# -eq 0 ] || ls tests/test_tutorials*.c | while read -r f; do wanted "$f" "$@" && echo y; done | grep -q y; then
+    rm -f "$TUTO/objs.done"
+    job build_tutorial_impl
+fi
+
 # ---- the headers compile everywhere -------------------------------------------------------
 hdr_check() { # name compiler args...
     local name=$1 log; shift
@@ -180,6 +200,7 @@ c_test() { # src compiler: build (linked or own), run
         await "$LIB" || { fail "$name: $LIB did not build"; return; }
         link="-DSDL_IMPLEMENTATION_DONE $LIB"
     fi
+    if [[ $name = test_tutorials* ]]; then await "$TUTO/objs" || { fail "$name: $TUTO did not build"; return; }; fi
     # shellcheck disable=SC2086
     if ! $cc -std=c11 $OPT -g $WARN $SANFLAGS -Itests -I. "$src" $link -o "$B/$name" -lm -lpthread >"$B/$name.build.log" 2>&1; then
         fail "$name (build)" "$B/$name.build.log"; return

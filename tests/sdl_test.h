@@ -69,6 +69,18 @@ static inline int sdl_test_finish(void) {
    f builds the op under test from float inputs with sdl; ref computes the same forward in
    double from double inputs. The check compares the forward outputs, then the analytic
    gradient of L = sum(out * w) (random w) with central differences of ref in double. */
+/* The tutorial tests link each tutorial against the implementation compiled once, as make
+   does: tests/run.sh builds it at -O1 and names the objects in SDL_TUTORIAL_OBJ (sdl.h, cc)
+   and SDL_TUTORIAL_MPI_OBJ (sdl_mpi.h, mpicc). The link arguments for one tutorial, or ""
+   where run.sh set none (the tutorial then compiles the implementation itself). */
+static inline const char *sdl_test_tutorial_link(int mpi) {
+    static char buf[1024];
+    const char *o = getenv("SDL_TUTORIAL_OBJ"), *m = getenv("SDL_TUTORIAL_MPI_OBJ");
+    if (!o || !*o || (mpi && (!m || !*m))) return "";
+    snprintf(buf, sizeof buf, "-DSDL_IMPLEMENTATION_DONE -DSDL_MPI_IMPLEMENTATION_DONE %s %s", o, mpi ? m : "");
+    return buf;
+}
+
 #define GC_MAX_IN 4
 typedef sdl_tensor *(*gc_fn)(sdl_tensor **in, void *ctx);
 typedef void (*gc_ref)(double **in, double *out, void *ctx);

@@ -74,7 +74,7 @@ static bool build(const char *name, bool mpi) {
     const char *cxx = mpi ? "mpicxx" : "g++";
     if (have(cxx))
         CHECK(run("%s -x c++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only -DSDL_IMPLEMENTATION_DONE -DSDL_MPI_IMPLEMENTATION_DONE -I. %s", cxx, path) == 0, "%s compiles as C++17:\n%s", name, log_);
-    int rc = run("%s -std=c99 -O1 -Wall -Wextra -Werror -I. %s -o " OUT "/%s -lm -lpthread", mpi ? "mpicc" : cc(), path, name);
+    int rc = run("%s -std=c99 -O1 -Wall -Wextra -Werror -I. %s %s -o " OUT "/%s -lm -lpthread", mpi ? "mpicc" : cc(), path, sdl_test_tutorial_link(mpi), name);
     CHECK(rc == 0, "%s builds:\n%s", name, log_);
     return rc == 0;
 }

@@ -13,7 +13,7 @@ static const char *cc(void) { const char *c = getenv("CC"); return c && *c ? c :
 
 /* runs cmd with stdout and stderr into OUT/log; returns the exit status and the log text */
 static int run(const char *cmd, char *log, size_t cap) {
-    char full[1024];
+    char full[2304];
     snprintf(full, sizeof full, "%s > " OUT "/log 2>&1", cmd);
     int rc = system(full);
     FILE *f = fopen(OUT "/log", "r");
@@ -38,7 +38,7 @@ static double field(const char *log, const char *key) {
    warning-free), then builds examples/tutorials/<name>.c into OUT/<name>; false (and a
    failed check) if it does not build */
 static bool build(const char *name) {
-    char cmd[512], log[8192], line[512];
+    char cmd[2048], log[8192], line[512];
     snprintf(cmd, sizeof cmd, "examples/tutorials/%s.c", name);
     FILE *f = fopen(cmd, "r");
     int lines = 0, ifs = 0;
@@ -52,10 +52,11 @@ static bool build(const char *name) {
     snprintf(cmd, sizeof cmd, "g++ -x c++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only -DSDL_IMPLEMENTATION_DONE -DSDL_MPI_IMPLEMENTATION_DONE -I. examples/tutorials/%s.c", name);
     CHECK(run(cmd, log, sizeof log) == 0, "%s compiles as C++17:\n%s", name, log);
     if (system("command -v mpicc > /dev/null 2>&1") == 0) {
-        snprintf(cmd, sizeof cmd, "mpicc -std=c99 -Wall -Wextra -Werror -fsyntax-only -I. examples/tutorials/%s.c", name);
+        snprintf(cmd, sizeof cmd, "mpicc -std=c99 -Wall -Wextra -Werror -fsyntax-only -DSDL_IMPLEMENTATION_DONE -I. examples/tutorials/%s.c", name);
         CHECK(run(cmd, log, sizeof log) == 0, "%s compiles with mpicc:\n%s", name, log);
     }
-    snprintf(cmd, sizeof cmd, "%s -std=c99 -O1 -Wall -Wextra -Werror -I. examples/tutorials/%s.c -o " OUT "/%s -lm -lpthread", cc(), name, name);
+    snprintf(cmd, sizeof cmd, "%s -std=c99 -O1 -Wall -Wextra -Werror -I. examples/tutorials/%s.c %s -o " OUT "/%s -lm -lpthread", cc(), name,
+             sdl_test_tutorial_link(0), name);
     int rc = run(cmd, log, sizeof log);
     CHECK(rc == 0, "%s builds:\n%s", name, log);
     return rc == 0;

@@ -70,8 +70,8 @@ static bool build(const char *name, bool mpi) {
     if (mpi && !have("mpicc")) { printf("  skip: %s needs mpicc\n", name); return false; }
     CHECK(run("g++ -x c++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only -DSDL_IMPLEMENTATION_DONE -DSDL_MPI_IMPLEMENTATION_DONE -I. %s %s", mpi ? "`mpicc --showme:compile`" : "", path) == 0,
           "%s compiles as C++17:\n%s", name, log_);
-    if (!mpi && have("mpicc")) CHECK(run("mpicc -std=c99 -Wall -Wextra -Werror -fsyntax-only -I. %s", path) == 0, "%s compiles with mpicc:\n%s", name, log_);
-    int rc = run("%s -std=c99 -O1 -Wall -Wextra -Werror -I. %s -o " OUT "/%s -lm -lpthread", mpi ? "mpicc" : cc(), path, name);
+    if (!mpi && have("mpicc")) CHECK(run("mpicc -std=c99 -Wall -Wextra -Werror -fsyntax-only -DSDL_IMPLEMENTATION_DONE -I. %s", path) == 0, "%s compiles with mpicc:\n%s", name, log_);
+    int rc = run("%s -std=c99 -O1 -Wall -Wextra -Werror -I. %s %s -o " OUT "/%s -lm -lpthread", mpi ? "mpicc" : cc(), path, sdl_test_tutorial_link(mpi), name);
     CHECK(rc == 0, "%s builds:\n%s", name, log_);
     return rc == 0;
 }

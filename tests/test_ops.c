@@ -497,32 +497,36 @@ static void run_ops(float *out, int64_t *pos) {
     sdl_tensor *b = sdl_tensor_new(sdl_shape1(12), SDL_F32), *xl = sdl_tensor_new(sdl_shape2(300, 100), SDL_F32);
     sdl_tensor *gl = sdl_tensor_new(sdl_shape1(100), SDL_F32), *bl = sdl_tensor_new(sdl_shape1(100), SDL_F32);
     sdl_tensor *q = sdl_tensor_new(sdl_shape4(2, 3, 40, 16), SDL_F32), *tab = sdl_tensor_new(sdl_shape2(50, 256), SDL_F32);
-    sdl_tensor *ids = test_ids(600, 50);
-    sdl_tensor *all[8] = {x4, g, b, xl, gl, bl, q, tab};
-    for (int i = 0; i < 8; i++) { sdl_tensor_uniform(all[i], -1, 1); sdl_tensor_requires_grad(all[i]); }
-    sdl_tensor *outs[6];
+    sdl_tensor *xb = sdl_tensor_new(sdl_shape2(400, 300), SDL_F32); /* big enough to split: add, mul, cross entropy */
+    sdl_tensor *ids = test_ids(600, 50), *targets = test_ids(400, 300);
+    sdl_tensor *all[9] = {x4, g, b, xl, gl, bl, q, tab, xb};
+    for (int i = 0; i < 9; i++) { sdl_tensor_uniform(all[i], -1, 1); sdl_tensor_requires_grad(all[i]); }
+    sdl_tensor *outs[7];
     outs[0] = sdl_gelu(sdl_batch_norm(x4, g, b, NULL, NULL, true, 0.1f, 1e-5f));
     outs[1] = sdl_softmax(sdl_layer_norm(xl, gl, bl, 1e-5f));
     outs[2] = sdl_attention(q, sdl_tanh(q), sdl_transpose(sdl_transpose(q, 1, 2), 1, 2));
     outs[3] = sdl_log_softmax(sdl_embedding(ids, tab));
     outs[4] = sdl_dropout(sdl_concat(xl, xl, 0), 0.5f, true);
     outs[5] = sdl_silu(sdl_sigmoid(xl));
-    sdl_tensor *loss = NULL;
-    for (int i = 0; i < 6; i++) {
+    outs[6] = sdl_mul(sdl_add(xb, sdl_tanh(xb)), xb);
+    sdl_tensor *loss = sdl_cross_entropy(xb, targets, 0.1f);
+    out[(*pos)++] = sdl_f32(loss)[0];
+    for (int i = 0; i < 7; i++) {
         sdl_tensor *w = sdl_arena_tensor(sdl_tensor_shape(outs[i]), SDL_F32);
         sdl_tensor_uniform(w, -1, 1);
         sdl_tensor *l = sdl_sum(sdl_mul(outs[i], w));
-        loss = loss ? sdl_add(loss, l) : l;
+        loss = sdl_add(loss, l);
         memcpy(out + *pos, outs[i]->data, (size_t)outs[i]->numel * sizeof(float));
         *pos += outs[i]->numel;
     }
     sdl_backward(loss);
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < 9; i++) {
         memcpy(out + *pos, all[i]->grad, (size_t)all[i]->numel * sizeof(float));
         *pos += all[i]->numel;
         sdl_tensor_free(all[i]);
     }
     sdl_tensor_free(ids);
+    sdl_tensor_free(targets);
     sdl_arena_reset();
 }
 static void test_deterministic_across_threads(void) {

@@ -69,6 +69,20 @@ static inline int sdl_test_finish(void) {
    f builds the op under test from float inputs with sdl; ref computes the same forward in
    double from double inputs. The check compares the forward outputs, then the analytic
    gradient of L = sum(out * w) (random w) with central differences of ref in double. */
+/* the tutorial ladder's rules for one file: at most 120 lines, no #if lines (device and MPI
+   choices belong in the library) */
+static inline void sdl_test_tutorial_rules(const char *path) {
+    char line[512];
+    FILE *f = fopen(path, "r");
+    int lines = 0, ifs = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        const char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        lines++, ifs += !strncmp(p, "#if", 3);
+    }
+    if (f) fclose(f);
+    CHECK(f && lines <= 120 && ifs == 0, "%s: %d lines (at most 120), %d #if lines (none)", path, lines, ifs);
+}
 /* The tutorial tests link each tutorial against the implementation compiled once, as make
    does: tests/run.sh builds it at -O1 and names the objects in SDL_TUTORIAL_OBJ (sdl.h, cc)
    and SDL_TUTORIAL_MPI_OBJ (sdl_mpi.h, mpicc). The link arguments for one tutorial, or ""

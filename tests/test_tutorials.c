@@ -59,18 +59,9 @@ static void test_rules(void) {
     const char *all[] = {"01_hello_mpi", "02_mc_pi", "04_fcnet", "05_lr_sweep", "06_allconv", "07_allconv_ddp", "08_scaling_plot",
                          "12_alcf_mnist_ddp", "16_grad_accum"};
     for (int i = 0; i < 9; i++) {
-        char path[128], line[512];
+        char path[128];
         snprintf(path, sizeof path, TUT "%s.c", all[i]);
-        FILE *f = fopen(path, "r");
-        int lines = 0, ifs = 0;
-        while (f && fgets(line, sizeof line, f)) {
-            lines++;
-            const char *p = line;
-            while (*p == ' ' || *p == '\t') p++;
-            ifs += !strncmp(p, "#if", 3);
-        }
-        if (f) fclose(f);
-        CHECK(f && lines <= 120 && ifs == 0, "%s: %d lines (at most 120), %d #if lines (none)", path, lines, ifs);
+        sdl_test_tutorial_rules(path);
     }
 }
 

@@ -38,17 +38,9 @@ static double field(const char *log, const char *key) {
    warning-free), then builds examples/tutorials/<name>.c into OUT/<name>; false (and a
    failed check) if it does not build */
 static bool build(const char *name) {
-    char cmd[2048], log[8192], line[512];
+    char cmd[2048], log[8192];
     snprintf(cmd, sizeof cmd, "examples/tutorials/%s.c", name);
-    FILE *f = fopen(cmd, "r");
-    int lines = 0, ifs = 0;
-    while (f && fgets(line, sizeof line, f)) {
-        const char *p = line;
-        while (*p == ' ' || *p == '\t') p++;
-        lines++, ifs += !strncmp(p, "#if", 3);
-    }
-    if (f) fclose(f);
-    CHECK(f && lines <= 120 && ifs == 0, "%s: %d lines (at most 120), %d #if lines (none)", cmd, lines, ifs);
+    sdl_test_tutorial_rules(cmd);
     snprintf(cmd, sizeof cmd, "g++ -x c++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only -DSDL_IMPLEMENTATION_DONE -DSDL_MPI_IMPLEMENTATION_DONE -I. examples/tutorials/%s.c", name);
     CHECK(run(cmd, log, sizeof log) == 0, "%s compiles as C++17:\n%s", name, log);
     if (system("command -v mpicc > /dev/null 2>&1") == 0) {

@@ -59,18 +59,9 @@ static bool g_built;
 
 static void test_rules(void) {
     for (int i = 0; i < 3; i++) {
-        char path[128], line[512];
+        char path[128];
         snprintf(path, sizeof path, TUT "%s.c", tuts[i]);
-        FILE *f = fopen(path, "r");
-        int lines = 0, ifs = 0;
-        while (f && fgets(line, sizeof line, f)) {
-            lines++;
-            const char *p = line;
-            while (*p == ' ' || *p == '\t') p++;
-            ifs += !strncmp(p, "#if", 3);
-        }
-        if (f) fclose(f);
-        CHECK(f && lines <= 120 && ifs == 0, "%s: %d lines (at most 120), %d #if lines (none)", path, lines, ifs);
+        sdl_test_tutorial_rules(path);
     }
 }
 

@@ -56,17 +56,9 @@ static char *slurp(const char *path) {
 /* the rules, then builds examples/tutorials/<name>.c into OUT/<name> with $CC or (mpi)
    mpicc; false if it does not build (or mpicc is missing: a skip) */
 static bool build(const char *name, bool mpi) {
-    char path[256], line[512];
+    char path[256];
     snprintf(path, sizeof path, "examples/tutorials/%s.c", name);
-    FILE *f = fopen(path, "r");
-    int lines = 0, ifs = 0;
-    while (f && fgets(line, sizeof line, f)) {
-        const char *p = line;
-        while (*p == ' ' || *p == '\t') p++;
-        lines++, ifs += !strncmp(p, "#if", 3);
-    }
-    if (f) fclose(f);
-    CHECK(f && lines <= 120 && ifs == 0, "%s: %d lines (at most 120), %d #if lines (none)", path, lines, ifs);
+    sdl_test_tutorial_rules(path);
     if (mpi && !have("mpicc")) { printf("  skip: %s needs mpicc\n", name); return false; }
     CHECK(run("g++ -x c++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only -DSDL_IMPLEMENTATION_DONE -DSDL_MPI_IMPLEMENTATION_DONE -I. %s %s", mpi ? "`mpicc --showme:compile`" : "", path) == 0,
           "%s compiles as C++17:\n%s", name, log_);

@@ -69,6 +69,18 @@ static inline int sdl_test_finish(void) {
    f builds the op under test from float inputs with sdl; ref computes the same forward in
    double from double inputs. The check compares the forward outputs, then the analytic
    gradient of L = sum(out * w) (random w) with central differences of ref in double. */
+/* runs cmd through sh (at most 300 s) with stdout and stderr into the file log_path; its text
+   (cap - 1 bytes at most) into log; returns the exit status */
+static inline int sdl_test_run_log(const char *cmd, const char *log_path, char *log, size_t cap) {
+    char full[4096];
+    snprintf(full, sizeof full, "timeout 300 sh -c '%s' > %s 2>&1", cmd, log_path);
+    int rc = system(full);
+    FILE *f = fopen(log_path, "r");
+    size_t n = f ? fread(log, 1, cap - 1, f) : 0;
+    log[n] = 0;
+    if (f) fclose(f);
+    return rc;
+}
 /* the tutorial ladder's rules for one file: at most 120 lines, no #if lines (device and MPI
    choices belong in the library) */
 static inline void sdl_test_tutorial_rules(const char *path) {

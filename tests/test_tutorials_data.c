@@ -29,18 +29,12 @@ static char log_[1 << 15];
 
 /* runs cmd with stdout and stderr into OUT/log; returns the exit status, the text in log_ */
 static int run(const char *fmt, ...) {
-    char cmd[2048], full[2304];
+    char cmd[2048];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(cmd, sizeof cmd, fmt, ap);
     va_end(ap);
-    snprintf(full, sizeof full, "timeout 300 sh -c '%s' > " OUT "/log 2>&1", cmd);
-    int rc = system(full);
-    FILE *f = fopen(OUT "/log", "r");
-    size_t n = f ? fread(log_, 1, sizeof log_ - 1, f) : 0;
-    log_[n] = 0;
-    if (f) fclose(f);
-    return rc;
+    return sdl_test_run_log(cmd, OUT "/log", log_, sizeof log_);
 }
 static bool have(const char *tool) { char c[128]; snprintf(c, sizeof c, "command -v %s >/dev/null 2>&1", tool); return system(c) == 0; }
 static double field(const char *text, const char *key) { const char *p = strstr(text, key); return p ? atof(p + strlen(key)) : -1.0; }

@@ -18,14 +18,7 @@ static char log_[1 << 14];
 
 /* runs cmd with stdout and stderr into OUT/log; returns the exit status, the text in log_ */
 static int run(const char *cmd) {
-    char full[1024];
-    snprintf(full, sizeof full, "timeout 300 sh -c '%s' > " OUT "/log 2>&1", cmd);
-    int rc = system(full);
-    FILE *f = fopen(OUT "/log", "r");
-    size_t n = f ? fread(log_, 1, sizeof log_ - 1, f) : 0;
-    log_[n] = 0;
-    if (f) fclose(f);
-    return rc;
+    return sdl_test_run_log(cmd, OUT "/log", log_, sizeof log_);
 }
 static bool have_data(void) { FILE *f = fopen(FASHION "/train-images-idx3-ubyte.gz", "rb"); if (f) fclose(f); return f != NULL; }
 static double field(const char *text, const char *key) { const char *p = strstr(text, key); return p ? atof(p + strlen(key)) : -1.0; }

@@ -3641,11 +3641,11 @@ static bool sdl__conv_job_init(sdl__conv_job *j, sdl_node *n, bool backward) {
         sdl_fail(SDL_ERR_OOM, "conv: scratch size overflows");
         return false;
     }
-    j->scratch = (float *)sdl_arena_alloc(total * sizeof(float));
+    j->scratch = (float *)sdl__arena_bump(total * sizeof(float)); /* written before it is read: not zeroed */
     if (!j->scratch) return false;
     if (backward) {
         int64_t Cb = n->nin > 2 ? n->in[2]->numel : 0;
-        j->wpart = (float *)sdl_arena_alloc((size_t)(j->nchunks * (j->O * j->Kc + Cb)) * sizeof(float));
+        j->wpart = (float *)sdl__arena_bump((size_t)(j->nchunks * (j->O * j->Kc + Cb)) * sizeof(float));
         if (!j->wpart) return false;
         j->bpart = j->wpart + j->nchunks * j->O * j->Kc;
     }
@@ -12229,42 +12229,58 @@ static bool sdl__wino_applies(const sdl__conv_job *j) {
     return sdl__conv_algo == 2 || (j->g.C >= 16 && j->O >= 16);
 }
 
-/* U[e][o][c] = (G w[o][c] G^T)[e] */
+/* U[e][o][c] = (G w[o][c] G^T)[e], 16 filters at a time: U's 16 rows (e) lie a multiple of
+   4 KiB apart for the usual channel counts, so one float into each in turn thrashes the cache
+   set they share; a block writes 16 contiguous floats into each */
 static void sdl__wino_filter(const float *w, int64_t O, int64_t C, float *U) {
-    for (int64_t oc = 0; oc < O * C; oc++) {
-        const float *g = w + oc * 9;
-        float t[4][3], u[4][4];
-        for (int k = 0; k < 3; k++) {
-            t[0][k] = g[k];
-            t[1][k] = 0.5f * (g[k] + g[3 + k] + g[6 + k]);
-            t[2][k] = 0.5f * (g[k] - g[3 + k] + g[6 + k]);
-            t[3][k] = g[6 + k];
-        }
-        for (int i = 0; i < 4; i++) {
-            u[i][0] = t[i][0];
-            u[i][1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-            u[i][2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-            u[i][3] = t[i][2];
-        }
-        for (int e = 0; e < 16; e++) U[e * O * C + oc] = u[e / 4][e % 4];
+    const int64_t n = O * C;
+    for (int64_t b0 = 0; b0 < n; b0 += 16) {
+        const int64_t nb = n - b0 < 16 ? n - b0 : 16;
+        float g[9][16] = {{0}}, t[4][3][16], u[16][16]; /* [tap or e][oc - b0]: loops over q vectorise */
+        for (int64_t q = 0; q < nb; q++)
+            for (int k = 0; k < 9; k++) g[k][q] = w[(b0 + q) * 9 + k];
+        for (int k = 0; k < 3; k++)
+            for (int q = 0; q < 16; q++) {
+                t[0][k][q] = g[k][q];
+                t[1][k][q] = 0.5f * (g[k][q] + g[3 + k][q] + g[6 + k][q]);
+                t[2][k][q] = 0.5f * (g[k][q] - g[3 + k][q] + g[6 + k][q]);
+                t[3][k][q] = g[6 + k][q];
+            }
+        for (int i = 0; i < 4; i++)
+            for (int q = 0; q < 16; q++) {
+                u[4 * i + 0][q] = t[i][0][q];
+                u[4 * i + 1][q] = 0.5f * (t[i][0][q] + t[i][1][q] + t[i][2][q]);
+                u[4 * i + 2][q] = 0.5f * (t[i][0][q] - t[i][1][q] + t[i][2][q]);
+                u[4 * i + 3][q] = t[i][2][q];
+            }
+        for (int e = 0; e < 16; e++) /* (a constant size where it can: gcc makes a variable one rep movs, slow for 64 bytes) */
+            if (nb == 16) memcpy(U + e * n + b0, u[e], 16 * sizeof(float));
+            else memcpy(U + e * n + b0, u[e], (size_t)nb * sizeof(float));
     }
 }
-/* dw[o][c] += G^T dU[.][o][c] G (dU stored (16, C, O) when trans) */
+/* dw[o][c] += G^T dU[.][o][c] G (dU stored (16, C, O) when trans), read 16 at a time as above */
 static void sdl__wino_filter_grad(const float *dU, int64_t O, int64_t C, bool trans, float *dw) {
-    for (int64_t oc = 0; oc < O * C; oc++) {
-        float u[4][4], s[3][4];
-        int64_t at = trans ? (oc % C) * O + oc / C : oc;
-        for (int e = 0; e < 16; e++) u[e / 4][e % 4] = dU[e * O * C + at];
-        for (int k = 0; k < 4; k++) {
-            s[0][k] = u[0][k] + 0.5f * (u[1][k] + u[2][k]);
-            s[1][k] = 0.5f * (u[1][k] - u[2][k]);
-            s[2][k] = 0.5f * (u[1][k] + u[2][k]) + u[3][k];
-        }
-        float *g = dw + oc * 9;
-        for (int i = 0; i < 3; i++) {
-            g[i * 3 + 0] += s[i][0] + 0.5f * (s[i][1] + s[i][2]);
-            g[i * 3 + 1] += 0.5f * (s[i][1] - s[i][2]);
-            g[i * 3 + 2] += 0.5f * (s[i][1] + s[i][2]) + s[i][3];
+    const int64_t n = O * C;
+    for (int64_t b0 = 0; b0 < n; b0 += 16) {
+        const int64_t nb = n - b0 < 16 ? n - b0 : 16;
+        float v[16][16]; /* v[e][at - b0] */
+        for (int e = 0; e < 16; e++)
+            if (nb == 16) memcpy(v[e], dU + e * n + b0, 16 * sizeof(float));
+            else memcpy(v[e], dU + e * n + b0, (size_t)nb * sizeof(float));
+        for (int64_t q = 0; q < nb; q++) {
+            const int64_t at = b0 + q, oc = trans ? (at % O) * C + at / O : at;
+            float s[3][4];
+            for (int k = 0; k < 4; k++) {
+                s[0][k] = v[k][q] + 0.5f * (v[4 + k][q] + v[8 + k][q]);
+                s[1][k] = 0.5f * (v[4 + k][q] - v[8 + k][q]);
+                s[2][k] = 0.5f * (v[4 + k][q] + v[8 + k][q]) + v[12 + k][q];
+            }
+            float *g = dw + oc * 9;
+            for (int i = 0; i < 3; i++) {
+                g[i * 3 + 0] += s[i][0] + 0.5f * (s[i][1] + s[i][2]);
+                g[i * 3 + 1] += 0.5f * (s[i][1] - s[i][2]);
+                g[i * 3 + 2] += 0.5f * (s[i][1] + s[i][2]) + s[i][3];
+            }
         }
     }
 }
@@ -12591,13 +12607,13 @@ static bool sdl__wino_init(sdl__conv_job *j, bool backward) {
         sdl_fail(SDL_ERR_OOM, "conv2d: Winograd scratch size overflows");
         return false;
     }
-    j->wbuf = (float *)sdl_arena_alloc(total * sizeof(float));
-    j->U = (float *)sdl_arena_alloc(uo * sizeof(float));
+    j->wbuf = (float *)sdl__arena_bump(total * sizeof(float)); /* all written before read: not zeroed */
+    j->U = (float *)sdl__arena_bump(uo * sizeof(float));
     if (!j->wbuf || !j->U) return false;
     sdl__wino_filter(sdl_f32(j->n->in[1]), O, C, j->U);
     if (backward) {
         int64_t Cb = j->n->nin > 2 ? j->n->in[2]->numel : 0;
-        j->dU = (float *)sdl_arena_alloc((size_t)j->ngroups * (uo + (size_t)Cb) * sizeof(float));
+        j->dU = (float *)sdl__arena_bump((size_t)j->ngroups * (uo + (size_t)Cb) * sizeof(float));
         if (!j->dU) return false;
         j->bpart = j->dU + (size_t)j->ngroups * uo;
     }

@@ -4062,6 +4062,57 @@ static void sdl__bn_dims(const sdl_tensor *x, int64_t *N, int64_t *C, int64_t *S
     *C = x->shape[1];
     *S = x->ndim == 4 ? x->shape[2] * x->shape[3] : 1;
 }
+/* Batch norm's sums, in double: 8 running sums along a row (they vectorise; one chain of
+   dependent adds ran at a quarter of the speed), added in a fixed order, rows in order */
+static double sdl__dsum_row(const float *SDL_RESTRICT x, int64_t n) { /* sum x */
+    double acc[8] = {0}, s = 0.0;
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int l = 0; l < 8; l++) acc[l] += x[j + l];
+    for (; j < n; j++) s += x[j];
+    for (int l = 0; l < 8; l++) s += acc[l];
+    return s;
+}
+static double sdl__dsq_row(const float *SDL_RESTRICT x, int64_t n, double mu) { /* sum (x - mu)^2 */
+    double acc[8] = {0}, s = 0.0;
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int l = 0; l < 8; l++) {
+            double d = (double)x[j + l] - mu;
+            acc[l] += d * d;
+        }
+    for (; j < n; j++) s += ((double)x[j] - mu) * ((double)x[j] - mu);
+    for (int l = 0; l < 8; l++) s += acc[l];
+    return s;
+}
+/* channel c of x (N, C, S): sum x, sum (x - mu)^2 */
+static double sdl__bn_sum(const float *x, int64_t N, int64_t C, int64_t S, int64_t c) {
+    double s = 0.0;
+    for (int64_t i = 0; i < N; i++) s += sdl__dsum_row(x + (i * C + c) * S, S);
+    return s;
+}
+static double sdl__bn_sq(const float *x, int64_t N, int64_t C, int64_t S, int64_t c, double mu) {
+    double v = 0.0;
+    for (int64_t i = 0; i < N; i++) v += sdl__dsq_row(x + (i * C + c) * S, S, mu);
+    return v;
+}
+/* sum dy xhat along a row, xhat = (x - m) r */
+static double sdl__dxhat_row(const float *SDL_RESTRICT x, const float *SDL_RESTRICT dy, int64_t n, float m, float r) {
+    double acc[8] = {0}, s = 0.0;
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int l = 0; l < 8; l++) acc[l] += (double)dy[j + l] * ((x[j + l] - m) * r);
+    for (; j < n; j++) s += (double)dy[j] * ((x[j] - m) * r);
+    for (int l = 0; l < 8; l++) s += acc[l];
+    return s;
+}
+/* channel c: sum dy and sum dy xhat */
+static void sdl__bn_dsums(const float *x, const float *dy, int64_t N, int64_t C, int64_t S, int64_t c, float m, float r,
+                          double *sdy, double *sdyx) {
+    *sdy = sdl__bn_sum(dy, N, C, S, c);
+    *sdyx = 0.0;
+    for (int64_t i = 0; i < N; i++) *sdyx += sdl__dxhat_row(x + (i * C + c) * S, dy + (i * C + c) * S, S, m, r);
+}
 static void sdl__bn_fwd_range(void *ctx, int64_t c0, int64_t c1) {
     sdl_node *n = (sdl_node *)ctx;
     int64_t N, C, S;
@@ -4080,15 +4131,8 @@ static void sdl__bn_fwd_range(void *ctx, int64_t c0, int64_t c1) {
             mu = group[c];
             var = group[C + c];
         } else if (n->attr.norm.training) {
-            double s = 0.0, v = 0.0;
-            for (int64_t i = 0; i < N; i++)
-                for (int64_t j = 0; j < S; j++) s += x[(i * C + c) * S + j];
-            mu = s / (double)M;
-            for (int64_t i = 0; i < N; i++)
-                for (int64_t j = 0; j < S; j++) {
-                    double d = x[(i * C + c) * S + j] - mu;
-                    v += d * d;
-                }
+            mu = sdl__bn_sum(x, N, C, S, c) / (double)M;
+            double v = sdl__bn_sq(x, N, C, S, c, mu);
             var = v / (double)M;
             if (rm) rm[c] = (float)((1.0 - m) * rm[c] + m * mu);
             if (rv) rv[c] = (float)((1.0 - m) * rv[c] + m * v / (double)(M - 1));
@@ -4116,13 +4160,8 @@ static void sdl__bn_bwd_range(void *ctx, int64_t c0, int64_t c1) {
     const float *x = sdl_f32(xt), *dy = n->out->grad, *mean = (const float *)n->saved, *rstd = mean + C;
     for (int64_t c = c0; c < c1; c++) {
         float mc = mean[c], rc = rstd[c];
-        double sdy = 0.0, sdyx = 0.0;
-        for (int64_t i = 0; i < N; i++)
-            for (int64_t j = 0; j < S; j++) {
-                int64_t k = (i * C + c) * S + j;
-                sdy += dy[k];
-                sdyx += (double)dy[k] * ((x[k] - mc) * rc);
-            }
+        double sdy, sdyx;
+        sdl__bn_dsums(x, dy, N, C, S, c, mc, rc, &sdy, &sdyx);
         if (gt && gt->requires_grad) gt->grad[c] += (float)sdyx;
         if (bt && bt->requires_grad) bt->grad[c] += (float)sdy;
         if (!xt->requires_grad) continue;
@@ -4155,12 +4194,7 @@ static void sdl__bn_sum_range(void *ctx, int64_t c0, int64_t c1) { /* group[c] =
     sdl__bn_dims(n->in[0], &N, &C, &S);
     const float *x = sdl_f32(n->in[0]);
     double *group = sdl__bn_group(n, C);
-    for (int64_t c = c0; c < c1; c++) {
-        double s = 0.0;
-        for (int64_t i = 0; i < N; i++)
-            for (int64_t j = 0; j < S; j++) s += x[(i * C + c) * S + j];
-        group[c] = s;
-    }
+    for (int64_t c = c0; c < c1; c++) group[c] = sdl__bn_sum(x, N, C, S, c);
 }
 static void sdl__bn_dev_range(void *ctx, int64_t c0, int64_t c1) { /* group[C + c] = sum (x - mean)^2 */
     sdl_node *n = (sdl_node *)ctx;
@@ -4168,15 +4202,7 @@ static void sdl__bn_dev_range(void *ctx, int64_t c0, int64_t c1) { /* group[C + 
     sdl__bn_dims(n->in[0], &N, &C, &S);
     const float *x = sdl_f32(n->in[0]);
     double *group = sdl__bn_group(n, C);
-    for (int64_t c = c0; c < c1; c++) {
-        double v = 0.0;
-        for (int64_t i = 0; i < N; i++)
-            for (int64_t j = 0; j < S; j++) {
-                double d = x[(i * C + c) * S + j] - group[c];
-                v += d * d;
-            }
-        group[C + c] = v;
-    }
+    for (int64_t c = c0; c < c1; c++) group[C + c] = sdl__bn_sq(x, N, C, S, c, group[c]);
 }
 static void sdl__bn_dsum_range(void *ctx, int64_t c0, int64_t c1) { /* group[2C + c], [3C + c]: sum dy, dy xhat */
     sdl_node *n = (sdl_node *)ctx;
@@ -4184,17 +4210,7 @@ static void sdl__bn_dsum_range(void *ctx, int64_t c0, int64_t c1) { /* group[2C 
     sdl__bn_dims(n->in[0], &N, &C, &S);
     const float *x = sdl_f32(n->in[0]), *dy = n->out->grad, *mean = (const float *)n->saved, *rstd = mean + C;
     double *group = sdl__bn_group(n, C);
-    for (int64_t c = c0; c < c1; c++) {
-        double sdy = 0.0, sdyx = 0.0;
-        for (int64_t i = 0; i < N; i++)
-            for (int64_t j = 0; j < S; j++) {
-                int64_t k = (i * C + c) * S + j;
-                sdy += dy[k];
-                sdyx += (double)dy[k] * ((x[k] - mean[c]) * rstd[c]);
-            }
-        group[2 * C + c] = sdy;
-        group[3 * C + c] = sdyx;
-    }
+    for (int64_t c = c0; c < c1; c++) sdl__bn_dsums(x, dy, N, C, S, c, mean[c], rstd[c], &group[2 * C + c], &group[3 * C + c]);
 }
 /* the group's mean and biased var into group[0, 2C), its count into group[4C], and the
    running stats moved with the unbiased var (the same numbers on every process) */

@@ -1977,6 +1977,7 @@ extern "C" {
 #if defined(SDL__GEMM_AVX512)
 #define SDL__KC 1024
 #define SDL__MC 120
+#define SDL__GEMM_DIRECT_B (16 * 1024) /* B of at most this many floats (64 KB) is read in place */
 #else
 #define SDL__KC 512
 #define SDL__MC (SDL__MR * 20)
@@ -11834,6 +11835,7 @@ typedef struct sdl__gemm_job {
     const float *A, *B;
     float *C;
     int64_t mr;          /* rows per A panel */
+    bool direct_b;       /* the kernel reads B where it lies instead of a packed copy (see sdl__gemm_make) */
     bool split_n;        /* threads take column ranges (else row ranges) */
     int64_t unit, parts; /* range granularity (NR or MR) and the number of ranges */
 } sdl__gemm_job;
@@ -11995,43 +11997,97 @@ static void sdl__pack_b(const sdl__gemm_job *g, int64_t k0, int64_t kc, int64_t 
     }
 }
 
-/* t[MR x NR] = sum_k a[k*MR + i] * b[k*NR + j] over kc */
+/* The micro-kernel: the (mr x nr) tile of C at c becomes (first ? beta*C : C) + t, t[i][j] =
+   sum_k a[k*MR + i] * b[k*bs + j] over kc. Every tile, full or edge, takes the same path, so
+   all round alike; beta 0 never reads C (it may hold NaN). AVX-512 writes C straight from
+   its registers (a tile through memory cost a few %) and loads B masked to nr columns, so
+   it can read B in place (bs = ldb); the others go through t and read packed B (bs = NR). */
+typedef struct sdl__gemm_tile {
+    float *c;
+    int64_t ldc, mr, nr, bs;
+    float beta;
+    bool first; /* the first K block: beta applies */
+} sdl__gemm_tile;
+
 #if defined(SDL__GEMM_AVX512)
-static void sdl__gemm_kernel(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, float *SDL_RESTRICT t) {
+typedef struct sdl__gemm_put_mode { __mmask16 m0, m1; int mode; __m512 vb; } sdl__gemm_put_mode;
+static sdl__gemm_put_mode sdl__gemm_put_of(const sdl__gemm_tile *o) {
+    sdl__gemm_put_mode p;
+    p.m0 = (__mmask16)(o->nr >= 16 ? 0xFFFF : (1u << o->nr) - 1u);
+    p.m1 = (__mmask16)(o->nr >= 32 ? 0xFFFF : o->nr > 16 ? (1u << (o->nr - 16)) - 1u : 0u);
+    p.mode = !o->first || o->beta == 1.0f ? 0 : o->beta == 0.0f ? 1 : 2; /* add; store; beta*C + t */
+    p.vb = _mm512_set1_ps(o->beta);
+    return p;
+}
+static void sdl__gemm_put(float *c, __m512 t0, __m512 t1, const sdl__gemm_put_mode *p) {
+    if (p->mode == 0) {
+        t0 = _mm512_add_ps(_mm512_maskz_loadu_ps(p->m0, c), t0);
+        t1 = _mm512_add_ps(_mm512_maskz_loadu_ps(p->m1, c + 16), t1);
+    } else if (p->mode == 2) {
+        t0 = _mm512_fmadd_ps(p->vb, _mm512_maskz_loadu_ps(p->m0, c), t0);
+        t1 = _mm512_fmadd_ps(p->vb, _mm512_maskz_loadu_ps(p->m1, c + 16), t1);
+    }
+    _mm512_mask_storeu_ps(c, p->m0, t0);
+    _mm512_mask_storeu_ps(c + 16, p->m1, t1);
+}
+/* the k loop over SDL__ROWS: packed B with plain loads (masked ones slowed it ~5%), or B in place, masked */
+#define SDL__GEMM_LOOP(R)                                                                                     \
+    if (o->bs == SDL__NR)                                                                                     \
+        for (int64_t k = 0; k < kc; k++, a += (R), b += SDL__NR) {                                            \
+            __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), ai;                                 \
+            SDL__ROWS                                                                                         \
+        }                                                                                                     \
+    else                                                                                                      \
+        for (int64_t k = 0; k < kc; k++, a += (R), b += o->bs) {                                              \
+            __m512 b0 = _mm512_maskz_loadu_ps(p.m0, b), b1 = _mm512_maskz_loadu_ps(p.m1, b + 16), ai;        \
+            SDL__ROWS                                                                                         \
+        }
+static void sdl__gemm_kernel(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, const sdl__gemm_tile *o) {
     __m512 c0_0 = _mm512_setzero_ps(), c0_1 = c0_0, c1_0 = c0_0, c1_1 = c0_0, c2_0 = c0_0, c2_1 = c0_0,
            c3_0 = c0_0, c3_1 = c0_0, c4_0 = c0_0, c4_1 = c0_0, c5_0 = c0_0, c5_1 = c0_0,
            c6_0 = c0_0, c6_1 = c0_0, c7_0 = c0_0, c7_1 = c0_0, c8_0 = c0_0, c8_1 = c0_0,
            c9_0 = c0_0, c9_1 = c0_0, c10_0 = c0_0, c10_1 = c0_0, c11_0 = c0_0, c11_1 = c0_0;
-    for (int64_t k = 0; k < kc; k++, a += 12, b += 32) {
-        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), ai;
+    const sdl__gemm_put_mode p = sdl__gemm_put_of(o);
 #define SDL__ROW(i) ai = _mm512_set1_ps(a[i]); c##i##_0 = _mm512_fmadd_ps(ai, b0, c##i##_0); c##i##_1 = _mm512_fmadd_ps(ai, b1, c##i##_1);
-        SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5)
-        SDL__ROW(6) SDL__ROW(7) SDL__ROW(8) SDL__ROW(9) SDL__ROW(10) SDL__ROW(11)
+#define SDL__ROWS SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5) \
+                  SDL__ROW(6) SDL__ROW(7) SDL__ROW(8) SDL__ROW(9) SDL__ROW(10) SDL__ROW(11)
+    SDL__GEMM_LOOP(12)
+#undef SDL__ROWS
 #undef SDL__ROW
-    }
-#define SDL__ROW(i) _mm512_storeu_ps(t + (i) * 32, c##i##_0); _mm512_storeu_ps(t + (i) * 32 + 16, c##i##_1);
+#define SDL__ROW(i) if ((i) < o->mr) sdl__gemm_put(o->c + (i) * o->ldc, c##i##_0, c##i##_1, &p);
     SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5)
     SDL__ROW(6) SDL__ROW(7) SDL__ROW(8) SDL__ROW(9) SDL__ROW(10) SDL__ROW(11)
 #undef SDL__ROW
 }
 /* the same with 8 rows: for M = 64, 128, ... where 12-row panels would be padded */
-static void sdl__gemm_kernel8(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, float *SDL_RESTRICT t) {
+static void sdl__gemm_kernel8(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, const sdl__gemm_tile *o) {
     __m512 c0_0 = _mm512_setzero_ps(), c0_1 = c0_0, c1_0 = c0_0, c1_1 = c0_0, c2_0 = c0_0, c2_1 = c0_0,
            c3_0 = c0_0, c3_1 = c0_0, c4_0 = c0_0, c4_1 = c0_0, c5_0 = c0_0, c5_1 = c0_0,
            c6_0 = c0_0, c6_1 = c0_0, c7_0 = c0_0, c7_1 = c0_0;
-    for (int64_t k = 0; k < kc; k++, a += 8, b += 32) {
-        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), ai;
+    const sdl__gemm_put_mode p = sdl__gemm_put_of(o);
 #define SDL__ROW(i) ai = _mm512_set1_ps(a[i]); c##i##_0 = _mm512_fmadd_ps(ai, b0, c##i##_0); c##i##_1 = _mm512_fmadd_ps(ai, b1, c##i##_1);
-        SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5) SDL__ROW(6) SDL__ROW(7)
+#define SDL__ROWS SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5) SDL__ROW(6) SDL__ROW(7)
+    SDL__GEMM_LOOP(8)
+#undef SDL__ROWS
 #undef SDL__ROW
-    }
-#define SDL__ROW(i) _mm512_storeu_ps(t + (i) * 32, c##i##_0); _mm512_storeu_ps(t + (i) * 32 + 16, c##i##_1);
+#define SDL__ROW(i) if ((i) < o->mr) sdl__gemm_put(o->c + (i) * o->ldc, c##i##_0, c##i##_1, &p);
     SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5) SDL__ROW(6) SDL__ROW(7)
 #undef SDL__ROW
 }
 #define SDL__GEMM_MR8 1
-#elif defined(SDL__GEMM_AVX2)
-static void sdl__gemm_kernel(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, float *SDL_RESTRICT t) {
+#else
+/* the tile from t[MR x NR] */
+static void sdl__gemm_update(const sdl__gemm_tile *o, const float *t) {
+    float *c = o->c;
+    for (int64_t i = 0; i < o->mr; i++, c += o->ldc, t += SDL__NR) {
+        if (!o->first || o->beta == 1.0f) for (int64_t j = 0; j < o->nr; j++) c[j] += t[j];
+        else if (o->beta == 0.0f) for (int64_t j = 0; j < o->nr; j++) c[j] = t[j];
+        else for (int64_t j = 0; j < o->nr; j++) c[j] = o->beta * c[j] + t[j];
+    }
+}
+#if defined(SDL__GEMM_AVX2)
+static void sdl__gemm_kernel(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, const sdl__gemm_tile *o) {
+    float t[SDL__MR * SDL__NR];
     __m256 c0_0 = _mm256_setzero_ps(), c0_1 = c0_0, c1_0 = c0_0, c1_1 = c0_0, c2_0 = c0_0, c2_1 = c0_0,
            c3_0 = c0_0, c3_1 = c0_0, c4_0 = c0_0, c4_1 = c0_0, c5_0 = c0_0, c5_1 = c0_0;
     for (int64_t k = 0; k < kc; k++, a += 6, b += 16) {
@@ -12043,46 +12099,19 @@ static void sdl__gemm_kernel(int64_t kc, const float *SDL_RESTRICT a, const floa
 #define SDL__ROW(i) _mm256_storeu_ps(t + (i) * 16, c##i##_0); _mm256_storeu_ps(t + (i) * 16 + 8, c##i##_1);
     SDL__ROW(0) SDL__ROW(1) SDL__ROW(2) SDL__ROW(3) SDL__ROW(4) SDL__ROW(5)
 #undef SDL__ROW
+    sdl__gemm_update(o, t);
 }
 #else
-static void sdl__gemm_kernel(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, float *SDL_RESTRICT t) {
+static void sdl__gemm_kernel(int64_t kc, const float *SDL_RESTRICT a, const float *SDL_RESTRICT b, const sdl__gemm_tile *o) {
     float acc[SDL__MR][SDL__NR];
     memset(acc, 0, sizeof acc);
     for (int64_t k = 0; k < kc; k++, a += SDL__MR, b += SDL__NR)
         for (int i = 0; i < SDL__MR; i++)
             for (int j = 0; j < SDL__NR; j++) acc[i][j] += a[i] * b[j];
-    memcpy(t, acc, sizeof acc);
+    sdl__gemm_update(o, &acc[0][0]);
 }
 #endif
-
-/* C tile (mr x nr) = (first ? beta*C : C) + t; one routine for every tile so edges and
-   interiors round alike. beta 0 never reads C (it may hold NaN). */
-static void sdl__gemm_update(float *c, int64_t ldc, const float *t, int64_t mr, int64_t nr, float beta, bool first) {
-#if defined(SDL__GEMM_AVX512) /* every tile, full or not, takes this path (masked), so all round alike */
-    __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1u);
-    __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1u : 0u);
-    __m512 vb = _mm512_set1_ps(beta);
-    int mode = !first || beta == 1.0f ? 0 : beta == 0.0f ? 1 : 2;
-    for (int64_t i = 0; i < mr; i++, c += ldc, t += SDL__NR) {
-        __m512 t0 = _mm512_loadu_ps(t), t1 = _mm512_loadu_ps(t + 16);
-        if (mode == 0) {
-            t0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, c), t0);
-            t1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, c + 16), t1);
-        } else if (mode == 2) {
-            t0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, c), t0);
-            t1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, c + 16), t1);
-        }
-        _mm512_mask_storeu_ps(c, m0, t0);
-        _mm512_mask_storeu_ps(c + 16, m1, t1);
-    }
-#else
-    for (int64_t i = 0; i < mr; i++, c += ldc, t += SDL__NR) {
-        if (!first || beta == 1.0f) for (int64_t j = 0; j < nr; j++) c[j] += t[j];
-        else if (beta == 0.0f) for (int64_t j = 0; j < nr; j++) c[j] = t[j];
-        else for (int64_t j = 0; j < nr; j++) c[j] = beta * c[j] + t[j];
-    }
 #endif
-}
 
 /* the block size that cuts n into equal blocks of at most max, rounded up to a multiple
    of q (max is a multiple of q) */
@@ -12094,14 +12123,13 @@ static int64_t sdl__gemm_blk(int64_t n, int64_t max, int64_t q) {
 /* C[m0:m1, n0:n1] with the packing buffers ws (MC*KC + KC*NC floats) */
 static void sdl__gemm_block(const sdl__gemm_job *g, int64_t m0, int64_t m1, int64_t n0, int64_t n1, float *ws) {
     float *ap = ws, *bp = ws + SDL__MC * SDL__KC;
-    float t[SDL__MR * SDL__NR + 16];
     int64_t NC = sdl__gemm_blk(n1 - n0, SDL__NC, SDL__NR), KC = sdl__gemm_blk(g->K, SDL__KC, 16);
     int64_t MC = sdl__gemm_blk(m1 - m0, SDL__MC, g->mr);
     for (int64_t jc = n0; jc < n1; jc += NC) {
         int64_t nc = n1 - jc < NC ? n1 - jc : NC;
         for (int64_t pc = 0; pc < g->K; pc += KC) {
             int64_t kc = g->K - pc < KC ? g->K - pc : KC;
-            sdl__pack_b(g, pc, kc, jc, nc, bp);
+            if (!g->direct_b) sdl__pack_b(g, pc, kc, jc, nc, bp);
             for (int64_t ic = m0; ic < m1; ic += MC) {
                 int64_t mc = m1 - ic < MC ? m1 - ic : MC;
                 sdl__pack_a(g, ic, mc, pc, kc, ap);
@@ -12109,12 +12137,14 @@ static void sdl__gemm_block(const sdl__gemm_job *g, int64_t m0, int64_t m1, int6
                     int64_t nr = nc - jr < SDL__NR ? nc - jr : SDL__NR;
                     for (int64_t ir = 0; ir < mc; ir += g->mr) {
                         int64_t mr = mc - ir < g->mr ? mc - ir : g->mr;
+                        sdl__gemm_tile o = {g->C + (ic + ir) * g->ldc + jc + jr, g->ldc, mr, nr,
+                                            g->direct_b ? g->ldb : SDL__NR, g->beta, pc == 0};
+                        const float *b = g->direct_b ? g->B + pc * g->ldb + jc + jr : bp + jr * kc;
 #ifdef SDL__GEMM_MR8
-                        if (g->mr == 8) sdl__gemm_kernel8(kc, ap + ir * kc, bp + jr * kc, t);
+                        if (g->mr == 8) sdl__gemm_kernel8(kc, ap + ir * kc, b, &o);
                         else
 #endif
-                        sdl__gemm_kernel(kc, ap + ir * kc, bp + jr * kc, t);
-                        sdl__gemm_update(g->C + (ic + ir) * g->ldc + jc + jr, g->ldc, t, mr, nr, g->beta, pc == 0);
+                        sdl__gemm_kernel(kc, ap + ir * kc, b, &o);
                     }
                 }
             }
@@ -12158,6 +12188,12 @@ static sdl__gemm_job sdl__gemm_make(bool ta, bool tb, int64_t M, int64_t N, int6
     g.mr = SDL__MR;
 #ifdef SDL__GEMM_MR8
     if ((M + 7) / 8 * 8 - M < (M + SDL__MR - 1) / SDL__MR * SDL__MR - M) g.mr = 8;
+#endif
+    /* B read in place: no packing where all of it sits in L2 and one K block covers it (the
+       same sums either way, so the choice changes speed only) */
+    g.direct_b = false;
+#if defined(SDL__GEMM_AVX512)
+    g.direct_b = !tb && K <= SDL__KC && K * N <= SDL__GEMM_DIRECT_B;
 #endif
     g.split_n = N >= M; g.unit = g.split_n ? SDL__NR : g.mr; g.parts = 1;
     return g;

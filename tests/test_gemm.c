@@ -96,6 +96,8 @@ static void test_threaded_sizes(void) {
     check(7, 2100, 513, 1.0f, -1.0f);  /* 1 panel of rows: columns split, more than NC wide */
     check(33, 1100, 1100, 1.0f, 0.0f); /* more than KC deep and NC wide, columns split */
     check(301, 37, 1030, -2.0f, 0.5f); /* more than MC rows, K past one KC block, rows split */
+    check(600, 100, 160, 1.0f, 0.0f);  /* B small enough to be read in place (AVX-512), split over threads */
+    check(300, 512, 32, 0.5f, 1.0f);
 }
 
 /* K = 0 or alpha = 0: C = beta * C, A and B never read */

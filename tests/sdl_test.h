@@ -99,10 +99,14 @@ static inline void sdl_test_tutorial_rules(const char *path) {
    does: tests/run.sh builds it at -O1 and names the objects in SDL_TUTORIAL_OBJ (sdl.h, cc)
    and SDL_TUTORIAL_MPI_OBJ (sdl_mpi.h, mpicc). The link arguments for one tutorial, or ""
    where run.sh set none (the tutorial then compiles the implementation itself). */
+static inline const char *sdl_test_tutorial_obj(int mpi) { /* the object run.sh built, or NULL */
+    const char *o = getenv(mpi ? "SDL_TUTORIAL_MPI_OBJ" : "SDL_TUTORIAL_OBJ");
+    return o && *o ? o : NULL;
+}
 static inline const char *sdl_test_tutorial_link(int mpi) {
     static char buf[1024];
-    const char *o = getenv("SDL_TUTORIAL_OBJ"), *m = getenv("SDL_TUTORIAL_MPI_OBJ");
-    if (!o || !*o || (mpi && (!m || !*m))) return "";
+    const char *o = sdl_test_tutorial_obj(0), *m = sdl_test_tutorial_obj(1);
+    if (!o || (mpi && !m)) return "";
     snprintf(buf, sizeof buf, "-DSDL_IMPLEMENTATION_DONE -DSDL_MPI_IMPLEMENTATION_DONE %s %s", o, mpi ? m : "");
     return buf;
 }

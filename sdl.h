@@ -3137,12 +3137,17 @@ SDL_API sdl_result sdl_backward_grad(sdl_tensor *out, const float *grad) {
 /* one-thread nanoseconds an element of a memory-bound elementwise loop, for the split over
    the pool (sdl_parallel_for_work: two parts from about 100K elements) */
 #define SDL__EW_NS 0.5
+typedef struct sdl__relu_job { const float *x; float *y; } sdl__relu_job; /* x may be y */
 static void sdl__relu_range(void *ctx, int64_t i0, int64_t i1) {
-    float *SDL_RESTRICT y = (float *)ctx;
-    for (int64_t i = i0; i < i1; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+    const sdl__relu_job *j = (const sdl__relu_job *)ctx;
+    for (int64_t i = i0; i < i1; i++) j->y[i] = j->x[i] > 0.0f ? j->x[i] : 0.0f;
+}
+static void sdl__relu_over_pool(const float *x, float *y, int64_t n) {
+    sdl__relu_job j = {x, y};
+    sdl_parallel_for_work(n, SDL__EW_NS, sdl__relu_range, &j);
 }
 static void sdl__act_epilogue_fwd(int act, float *y, int64_t n) {
-    if (act == SDL_ACT_RELU) sdl_parallel_for_work(n, SDL__EW_NS, sdl__relu_range, y);
+    if (act == SDL_ACT_RELU) sdl__relu_over_pool(y, y, n);
 }
 /* dz (rows x cols) from dy and y; with db, also db[c] (=, or += unless fresh) sum_r dz[r][c],
    in row order as the plain bias loop adds. Threads split the columns: each adds its db
@@ -3232,11 +3237,7 @@ SDL_API sdl_tensor *sdl_linear_act(sdl_tensor *x, sdl_tensor *w, sdl_tensor *b, 
 }
 
 /* ---- elementwise activations: y = f(x); dx += f'(x) dy */
-static void sdl__relu_fwd(sdl_node *n) {
-    const float *x = sdl_f32(n->in[0]);
-    float *y = sdl_f32(n->out);
-    for (int64_t i = 0; i < n->out->numel; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
-}
+static void sdl__relu_fwd(sdl_node *n) { sdl__relu_over_pool(sdl_f32(n->in[0]), sdl_f32(n->out), n->out->numel); }
 static void sdl__relu_bwd(sdl_node *n) {
     if (n->grad_fresh & 1u) sdl__act_epilogue_bwd(SDL_ACT_RELU, sdl_f32(n->out), n->out->grad, n->in[0]->grad, 1, n->out->numel, NULL, false);
     else sdl__relu_grad_add(n->in[0]->grad, sdl_f32(n->in[0]), n->out->grad, n->out->numel); /* SIMD, in >>gemm */
@@ -12284,9 +12285,13 @@ static bool sdl__wino_applies(const sdl__conv_job *j) {
 /* U[e][o][c] = (G w[o][c] G^T)[e], 16 filters at a time: U's 16 rows (e) lie a multiple of
    4 KiB apart for the usual channel counts, so one float into each in turn thrashes the cache
    set they share; a block writes 16 contiguous floats into each */
-static void sdl__wino_filter(const float *w, int64_t O, int64_t C, float *U) {
-    const int64_t n = O * C;
-    for (int64_t b0 = 0; b0 < n; b0 += 16) {
+typedef struct sdl__wino_fjob { const float *src; float *dst; int64_t O, C, ngroups; bool trans; } sdl__wino_fjob;
+static void sdl__wino_filter_blocks(void *ctx, int64_t blk0, int64_t blk1) {
+    const sdl__wino_fjob *f = (const sdl__wino_fjob *)ctx;
+    const float *w = f->src;
+    float *U = f->dst;
+    const int64_t n = f->O * f->C;
+    for (int64_t b0 = blk0 * 16; b0 < n && b0 < blk1 * 16; b0 += 16) {
         const int64_t nb = n - b0 < 16 ? n - b0 : 16;
         float g[9][16] = {{0}}, t[4][3][16], u[16][16]; /* [tap or e][oc - b0]: loops over q vectorise */
         for (int64_t q = 0; q < nb; q++)
@@ -12310,15 +12315,23 @@ static void sdl__wino_filter(const float *w, int64_t O, int64_t C, float *U) {
             else memcpy(U + e * n + b0, u[e], (size_t)nb * sizeof(float));
     }
 }
-/* dw[o][c] += G^T dU[.][o][c] G (dU stored (16, C, O) when trans), read 16 at a time as above */
-static void sdl__wino_filter_grad(const float *dU, int64_t O, int64_t C, bool trans, float *dw) {
-    const int64_t n = O * C;
-    for (int64_t b0 = 0; b0 < n; b0 += 16) {
+/* dw[o][c] += G^T dU[.][o][c] G, dU the sum of the groups' (16, O, C) blocks in group order
+   ((16, C, O) when trans), read 16 at a time as above */
+static void sdl__wino_filter_grad_blocks(void *ctx, int64_t blk0, int64_t blk1) {
+    const sdl__wino_fjob *f = (const sdl__wino_fjob *)ctx;
+    const float *dU = f->src;
+    float *dw = f->dst;
+    const int64_t O = f->O, C = f->C, n = O * C;
+    const bool trans = f->trans;
+    for (int64_t b0 = blk0 * 16; b0 < n && b0 < blk1 * 16; b0 += 16) {
         const int64_t nb = n - b0 < 16 ? n - b0 : 16;
         float v[16][16]; /* v[e][at - b0] */
         for (int e = 0; e < 16; e++)
             if (nb == 16) memcpy(v[e], dU + e * n + b0, 16 * sizeof(float));
             else memcpy(v[e], dU + e * n + b0, (size_t)nb * sizeof(float));
+        for (int64_t grp = 1; grp < f->ngroups; grp++)
+            for (int e = 0; e < 16; e++)
+                for (int64_t q = 0; q < nb; q++) v[e][q] += dU[(grp * 16 + e) * n + b0 + q];
         for (int64_t q = 0; q < nb; q++) {
             const int64_t at = b0 + q, oc = trans ? (at % O) * C + at / O : at;
             float s[3][4];
@@ -12335,6 +12348,16 @@ static void sdl__wino_filter_grad(const float *dU, int64_t O, int64_t C, bool tr
             }
         }
     }
+}
+
+/* both over the threads, in blocks of 16 filters (each block's outputs its own: the same bits) */
+static void sdl__wino_filter(const float *w, int64_t O, int64_t C, float *U) {
+    sdl__wino_fjob f = {w, U, O, C, 1, false};
+    sdl_parallel_for_work((O * C + 15) / 16, 16 * 4.0, sdl__wino_filter_blocks, &f);
+}
+static void sdl__wino_filter_grad(const float *dU, int64_t O, int64_t C, int64_t ngroups, bool trans, float *dw) {
+    sdl__wino_fjob f = {dU, dw, O, C, ngroups, trans};
+    sdl_parallel_for_work((O * C + 15) / 16, 16 * (4.0 + ngroups), sdl__wino_filter_grad_blocks, &f);
 }
 
 /* The transformed tiles are stored V[e][c][t] (e = 0..15 blocks of C rows of Tg tiles, so
@@ -12672,14 +12695,10 @@ static bool sdl__wino_init(sdl__conv_job *j, bool backward) {
     return true;
 }
 
-/* after the parts: dU summed over the groups in order, then dw += G^T dU G; db likewise */
+/* after the parts: dw += G^T (dU summed over the groups in order) G; db likewise */
 static void sdl__wino_bwd_finish(sdl__conv_job *j) {
     sdl_tensor *w = j->n->in[1], *b = j->n->nin > 2 ? j->n->in[2] : NULL;
-    const int64_t uo = 16 * j->O * j->g.C;
-    if (w->requires_grad) {
-        for (int64_t grp = 1; grp < j->ngroups; grp++) sdl__vadd(j->dU, j->dU + grp * uo, uo);
-        sdl__wino_filter_grad(j->dU, j->O, j->g.C, j->g.C < j->O, w->grad);
-    }
+    if (w->requires_grad) sdl__wino_filter_grad(j->dU, j->O, j->g.C, j->ngroups, j->g.C < j->O, w->grad);
     if (b && b->requires_grad)
         for (int64_t grp = 0; grp < j->ngroups; grp++)
             for (int64_t o = 0; o < j->O; o++) b->grad[o] += j->bpart[grp * j->O + o];

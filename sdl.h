@@ -3502,6 +3502,7 @@ typedef struct sdl__conv_job {
     int64_t O, Kc, P;     /* conv: C_out, C_in*kh*kw, OH*OW; transpose: C_in, C_out*kh*kw, H*W */
     int64_t nb, nchunks, parts;
     bool inner_threads;   /* one part: let each GEMM use the threads instead */
+    bool dx_fresh;        /* x->grad holds no gradient yet (node->grad_fresh): written, not added to */
     float *scratch;       /* per part: 2 * Kc * P floats */
     float *wpart, *bpart; /* per chunk: O*Kc and bias-sized partial sums */
     /* Winograd (see below): */
@@ -3568,6 +3569,7 @@ static void sdl__conv_bwd_part(void *ctx, int64_t p0, int64_t p1) {
             for (int64_t s = j->nb * ch / j->nchunks; s < j->nb * (ch + 1) / j->nchunks; s++) {
                 const float *xs = sdl_f32(x) + s * in_sz, *dys = j->n->out->grad + s * out_sz;
                 float *dxs = x->requires_grad ? x->grad + s * in_sz : NULL;
+                if (dxs && j->dx_fresh) memset(dxs, 0, (size_t)in_sz * sizeof(float)); /* the kernels below add */
                 if (want_b)
                     for (int64_t c = 0; c < Cb; c++) bp[c] = (first ? 0.0f : bp[c]) + sdl__vsum(dys + c * plane, plane);
                 if (!j->transpose) {
@@ -3678,6 +3680,9 @@ static void sdl__conv_bwd(sdl_node *n) {
 static void sdl__conv_bwd_dz(sdl_node *n) {
     sdl__conv_job j;
     if (!sdl__conv_job_init(&j, n, true)) return;
+    j.dx_fresh = n->grad_fresh & 1u; /* dx: each sample's written whole by its part; w and b: zeroed here, added to below */
+    if (n->grad_fresh & 2u) memset(n->in[1]->grad, 0, (size_t)n->in[1]->numel * sizeof(float));
+    if (n->grad_fresh & 4u) memset(n->in[2]->grad, 0, (size_t)n->in[2]->numel * sizeof(float));
     if (j.wino) {
         if (j.parts == 1) sdl__wino_bwd_part(&j, 0, 1);
         else sdl_parallel_for(j.parts, 1, sdl__wino_bwd_part, &j);
@@ -3881,6 +3886,7 @@ static void sdl__pool_planes(void *ctx, int64_t p0, int64_t p1, bool backward) {
         float *y = sdl_f32(n->out) + pl * OH * OW;
         const float *dy = backward ? n->out->grad + pl * OH * OW : NULL;
         int32_t *arg = is_max ? (int32_t *)n->saved + pl * OH * OW : NULL;
+        if (backward && (n->grad_fresh & 1u)) memset(dx, 0, (size_t)(H * W) * sizeof(float)); /* dx holds no gradient yet */
         if (is_max && backward) {
             for (int64_t o = 0; o < OH * OW; o++) dx[arg[o]] += dy[o];
             continue;
@@ -6404,6 +6410,8 @@ static void sdl__cpu_init(void) {
     SDL_OPS(SDL__CPU_KERNELS)
 #undef SDL__CPU_KERNELS
     be->grad_overwrite[SDL_OP_LINEAR] = be->grad_overwrite[SDL_OP_RELU] = 1;
+    be->grad_overwrite[SDL_OP_CONV2D] = be->grad_overwrite[SDL_OP_CONV_TRANSPOSE2D] = 1;
+    be->grad_overwrite[SDL_OP_MAX_POOL2D] = be->grad_overwrite[SDL_OP_AVG_POOL2D] = 1;
     (void)sdl__view_bwd;
 }
 
@@ -12598,12 +12606,13 @@ static void sdl__wino_din(const sdl__conv_job *j, const float *dV, int64_t Tg, i
             }
         }
         float *dxc = dx + c * g->H * g->W;
-        if (whole) sdl__interleave(dxc, g->H * g->W, PE + g->ph * TW1, PO + g->ph * TW1, 0.0f, true);
+        const bool add = !j->dx_fresh; /* fresh: every element of the plane is written here */
+        if (whole) sdl__interleave(dxc, g->H * g->W, PE + g->ph * TW1, PO + g->ph * TW1, 0.0f, add);
         else
             for (int64_t ih = 0; ih < g->H; ih++) {
                 const float *pe = PE + (ih + g->ph) * TW1, *po = PO + (ih + g->ph) * TW1;
-                if (g->pw & 1) sdl__interleave(dxc + ih * g->W, g->W, po + po0, pe + pe0, 0.0f, true);
-                else sdl__interleave(dxc + ih * g->W, g->W, pe + pe0, po + po0, 0.0f, true);
+                if (g->pw & 1) sdl__interleave(dxc + ih * g->W, g->W, po + po0, pe + pe0, 0.0f, add);
+                else sdl__interleave(dxc + ih * g->W, g->W, pe + pe0, po + po0, 0.0f, add);
             }
     }
 }

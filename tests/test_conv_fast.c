@@ -156,10 +156,58 @@ static void test_winograd_cnn_trains_without_allocating(void) {
     sdl__wino_tiles = 288;
 }
 
+/* Gradients that hold nothing yet are written, not added to (node->grad_fresh): conv's dx
+   (Winograd and im2col, plain and transposed) and the pools' dx. The same chain with the
+   overwrite turned off (every kernel adds into zeros) gives the same bits; the test
+   library's arena poisons fresh memory with NaN, so an element the fresh path leaves
+   unwritten shows. */
+static void chain_grads(float *out, int64_t nx, int64_t nw, sdl_tensor *x, sdl_tensor *w1, sdl_tensor *w2, sdl_tensor *w3) {
+    sdl_tensor *h = sdl_relu(x);                                  /* intermediates from here on */
+    sdl_tensor *a = sdl_conv2d(h, w1, NULL, 1, 1);                /* 16 -> 16 channels: Winograd */
+    sdl_tensor *p = sdl_max_pool2d(sdl_relu(a), 2, 2, 0);
+    sdl_tensor *q = sdl_conv2d(p, w2, NULL, 2, 1);                /* stride 2: im2col */
+    sdl_tensor *t = sdl_conv_transpose2d(sdl_avg_pool2d(q, 2, 1, 0), w3, NULL, 2, 0, 0);
+    sdl_tensor *loss = sdl_sum(sdl_mul(t, t));
+    memset(x->grad, 0, sizeof(float) * (size_t)nx);
+    memset(w1->grad, 0, sizeof(float) * (size_t)nw);
+    CHECK(loss && sdl_backward(loss) == SDL_OK, "chain backward: %s", sdl_last_error());
+    memcpy(out, x->grad, sizeof(float) * (size_t)nx);
+    memcpy(out + nx, w1->grad, sizeof(float) * (size_t)nw);
+    sdl_arena_reset();
+}
+static void test_fresh_grads_written_whole(void) {
+    sdl_tensor *x = sdl_tensor_new(sdl_shape4(3, 16, 10, 10), SDL_F32), *w1 = sdl_tensor_new(sdl_shape4(16, 16, 3, 3), SDL_F32);
+    sdl_tensor *w2 = sdl_tensor_new(sdl_shape4(8, 16, 3, 3), SDL_F32), *w3 = sdl_tensor_new(sdl_shape4(8, 4, 2, 2), SDL_F32);
+    sdl_tensor_uniform(x, -1, 1);
+    sdl_tensor_uniform(w1, -0.3f, 0.3f);
+    sdl_tensor_uniform(w2, -0.3f, 0.3f);
+    sdl_tensor_uniform(w3, -0.3f, 0.3f);
+    sdl_tensor_requires_grad(x);
+    sdl_tensor_requires_grad(w1);
+    sdl_tensor_requires_grad(w2);
+    sdl_tensor_requires_grad(w3);
+    int64_t nx = x->numel, nw = w1->numel;
+    float *fresh = (float *)malloc(sizeof(float) * (size_t)(nx + nw)), *added = (float *)malloc(sizeof(float) * (size_t)(nx + nw));
+    const sdl_op ops[] = {SDL_OP_CONV2D, SDL_OP_CONV_TRANSPOSE2D, SDL_OP_MAX_POOL2D, SDL_OP_AVG_POOL2D};
+    unsigned char *ow = sdl__backends[SDL_CPU].grad_overwrite;
+    for (int i = 0; i < 4; i++) CHECK(ow[ops[i]] == 1, "the CPU backend overwrites fresh gradients of op %d", (int)ops[i]);
+    chain_grads(fresh, nx, nw, x, w1, w2, w3);
+    for (int i = 0; i < 4; i++) ow[ops[i]] = 0;
+    chain_grads(added, nx, nw, x, w1, w2, w3);
+    for (int i = 0; i < 4; i++) ow[ops[i]] = 1;
+    bool finite = true;
+    for (int64_t i = 0; i < nx + nw; i++) finite = finite && isfinite(fresh[i]);
+    CHECK(finite && memcmp(fresh, added, sizeof(float) * (size_t)(nx + nw)) == 0,
+          "gradients with fresh buffers written (finite: %d) equal those added into zeros", (int)finite);
+    free(fresh); free(added);
+    sdl_tensor_free(x); sdl_tensor_free(w1); sdl_tensor_free(w2); sdl_tensor_free(w3);
+}
+
 int main(void) {
     (void)test_ids;
     RUN(test_gradcheck_winograd);
     RUN(test_winograd_vs_im2col_and_threads);
     RUN(test_winograd_cnn_trains_without_allocating);
+    RUN(test_fresh_grads_written_whole);
     return sdl_test_finish();
 }

@@ -11960,8 +11960,15 @@ static void sdl__pack_a(const sdl__gemm_job *g, int64_t i0, int64_t mc, int64_t 
 #endif
             for (; k < kc; k++)
                 for (int64_t i = 0; i < mr; i++) d[k * R + i] = g->alpha * rows[i][k];
-        } else {
-            for (int64_t k = 0; k < kc; k++) {
+        } else { /* op(A) = A^T: a panel row is mr contiguous floats of A's row k */
+            int64_t k = 0;
+#if defined(SDL__GEMM_AVX512)
+            const __mmask16 m = (__mmask16)((1u << mr) - 1u); /* mr <= R <= 12 */
+            const __m512 va = _mm512_set1_ps(g->alpha);
+            for (; k < kc; k++)
+                _mm512_mask_storeu_ps(d + k * R, m, _mm512_mul_ps(va, _mm512_maskz_loadu_ps(m, g->A + (k0 + k) * g->lda + i0 + p)));
+#endif
+            for (; k < kc; k++) {
                 const float *src = g->A + (k0 + k) * g->lda + i0 + p;
                 for (int64_t i = 0; i < mr; i++) d[k * R + i] = g->alpha * src[i];
             }

@@ -474,7 +474,32 @@ static SDL_HD inline float sdl__df_gelu(float x, float y, float dy, float a, flo
     double v = x;
     return dy * (float)(0.5 * erfc(-0.70710678118654752 * v) + v * exp(-0.5 * v * v) * 0.39894228040143268);
 }
-static SDL_HD inline double sdl__gelu_tanh_s(double x) { return 1.0 / (1.0 + exp(-2.0 * 0.79788456080286536 * (x + 0.044715 * x * x * x))); }
+/* e^x in double (to ~1e-14 relative: x = k ln2 + r, |r| <= ln2/2, Taylor to r^11, 2^k from
+   k's bits) in plain arithmetic, so the CPU loops that use it vectorise (exp does not) */
+static SDL_HD inline double sdl__exp_vec(double x) {
+    double xc = x > 709.0 ? 709.0 : x;
+    xc = xc < -708.0 ? -708.0 : xc;
+    double k = (xc * 1.4426950408889634 + 6755399441055744.0) - 6755399441055744.0; /* round to nearest */
+    double r = (xc - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
+    double q = 1.0 / 39916800.0;
+    q = q * r + 1.0 / 3628800.0;
+    q = q * r + 1.0 / 362880.0;
+    q = q * r + 1.0 / 40320.0;
+    q = q * r + 1.0 / 5040.0;
+    q = q * r + 1.0 / 720.0;
+    q = q * r + 1.0 / 120.0;
+    q = q * r + 1.0 / 24.0;
+    q = q * r + 1.0 / 6.0;
+    q = q * r + 0.5;
+    q = q * r * r + r + 1.0;
+    int64_t bits = ((int64_t)k + 1023) << 52;
+    double scale;
+    memcpy(&scale, &bits, sizeof scale);
+    double y = q * scale; /* (selects between computed values only: gcc if-converts those) */
+    y = x < -708.0 ? 0.0 : y;
+    return x > 709.0 ? (double)INFINITY : y;
+}
+static SDL_HD inline double sdl__gelu_tanh_s(double x) { return 1.0 / (1.0 + sdl__exp_vec(-2.0 * 0.79788456080286536 * (x + 0.044715 * x * x * x))); }
 static SDL_HD inline float sdl__f_gelu_tanh(float x, float a, float b) { (void)a; (void)b; return (float)((double)x * sdl__gelu_tanh_s(x)); }
 static SDL_HD inline float sdl__df_gelu_tanh(float x, float y, float dy, float a, float b) {
     (void)y; (void)a; (void)b;

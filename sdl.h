@@ -217,6 +217,7 @@
 #include <stdio.h>
 #include <stdlib.h> /* malloc/calloc for programs linked against a prebuilt implementation */
 #include <math.h>
+#include <string.h> /* memcpy: the bit casts of sdl__exp_vec */
 
 #ifdef SDL_STATIC
 #define SDL_API static
@@ -4638,12 +4639,13 @@ SDL_API sdl_tensor *sdl_embedding_pad(sdl_tensor *ids, sdl_tensor *table, int64_
    pointers (an op's output and gradients are buffers of their own): gcc then compiles each
    loop once, not twice behind a run-time overlap check (gcc honours restrict on parameters). */
 /* one-thread nanoseconds an element, for the split over the pool: the piecewise-linear ops
-   are memory-bound, the others call exp/tanh/erfc/sin/pow */
+   are memory-bound, gelu_tanh's vectorised exp ~2 ns, the others call exp/tanh/erfc/sin/pow */
 static double sdl__unary_ns(sdl_op op) {
     return op == SDL_OP_LEAKY_RELU || op == SDL_OP_SCALE || op == SDL_OP_NEG || op == SDL_OP_ABS || op == SDL_OP_CLAMP ||
                    op == SDL_OP_HARDSWISH || op == SDL_OP_SQRT || op == SDL_OP_RSQRT
                ? SDL__EW_NS
-               : 10.0;
+           : op == SDL_OP_GELU_TANH ? 2.0
+                                    : 10.0;
 }
 #define SDL__UNARY_CPU(X_, NAME, name) \
     static void sdl__##name##_fwd_loop(float *SDL_RESTRICT y, const float *SDL_RESTRICT x, int64_t n, float a, float b) { \
@@ -6058,7 +6060,8 @@ static float sdl__vmax(const float *x, int64_t n) {
 #if defined(SDL__GEMM_AVX512)
     if (n >= 16) {
         __m512 m = _mm512_loadu_ps(x);
-        for (i = 16; i + 16 <= n; i += 16) m = _mm512_max_ps(_mm512_loadu_ps(x + i), m); /* (a NaN in x: m kept) */
+        for (i = 16; i + 16 <= n; i += 16) /* (a NaN in x: m kept; maskz: g++ 12 warns inside _mm512_max_ps) */
+            m = _mm512_maskz_max_ps((__mmask16)0xFFFF, _mm512_loadu_ps(x + i), m);
         float lanes[16];
         _mm512_storeu_ps(lanes, m);
         for (int k = 0; k < 16; k++) mx = lanes[k] > mx ? lanes[k] : mx;

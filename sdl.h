@@ -480,6 +480,7 @@ static SDL_HD inline float sdl__df_gelu(float x, float y, float dy, float a, flo
 static SDL_HD inline double sdl__exp_vec(double x) {
     double xc = x > 709.0 ? 709.0 : x;
     xc = xc < -708.0 ? -708.0 : xc;
+    xc = xc == xc ? xc : 0.0; /* NaN: a defined k below; y is NaN again at the end */
     double k = (xc * 1.4426950408889634 + 6755399441055744.0) - 6755399441055744.0; /* round to nearest */
     double r = (xc - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
     double q = 1.0 / 39916800.0;
@@ -493,12 +494,13 @@ static SDL_HD inline double sdl__exp_vec(double x) {
     q = q * r + 1.0 / 6.0;
     q = q * r + 0.5;
     q = q * r * r + r + 1.0;
-    int64_t bits = ((int64_t)k + 1023) << 52;
+    uint64_t bits = (uint64_t)((int64_t)k + 1023) << 52;
     double scale;
     memcpy(&scale, &bits, sizeof scale);
     double y = q * scale; /* (selects between computed values only: gcc if-converts those) */
     y = x < -708.0 ? 0.0 : y;
-    return x > 709.0 ? (double)INFINITY : y;
+    y = x > 709.0 ? (double)INFINITY : y;
+    return x == x ? y : x;
 }
 static SDL_HD inline double sdl__gelu_tanh_s(double x) { return 1.0 / (1.0 + sdl__exp_vec(-2.0 * 0.79788456080286536 * (x + 0.044715 * x * x * x))); }
 static SDL_HD inline float sdl__f_gelu_tanh(float x, float a, float b) { (void)a; (void)b; return (float)((double)x * sdl__gelu_tanh_s(x)); }
@@ -6037,6 +6039,7 @@ typedef struct sdl__ce_job { sdl_node *n; double *loss; } sdl__ce_job;
 static float sdl__expf_vec(float x) { /* (selects between computed values only: gcc if-converts those) */
     float xc = x > 88.0f ? 88.0f : x;
     xc = xc < -88.0f ? -88.0f : xc;
+    xc = xc == xc ? xc : 0.0f; /* NaN: a defined k below; y is NaN again at the end */
     float k = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
     float r = (xc - k * 0.693359375f) + k * 2.12194440e-4f;
     float q = 1.9875691500e-4f;
@@ -6046,12 +6049,13 @@ static float sdl__expf_vec(float x) { /* (selects between computed values only: 
     q = q * r + 1.6666665459e-1f;
     q = q * r + 5.0000001201e-1f;
     q = q * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)k + 127) << 23;
+    uint32_t bits = (uint32_t)((int32_t)k + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     float y = q * scale;
     y = x < -88.0f ? 0.0f : y;
-    return x > 88.72f ? INFINITY : y;
+    y = x > 88.72f ? INFINITY : y;
+    return x == x ? y : x;
 }
 /* the largest of x[0..n) (NaNs skipped, as a > b skips them) */
 static float sdl__vmax(const float *x, int64_t n) {

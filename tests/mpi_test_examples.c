@@ -51,11 +51,11 @@ static void test_compile(void) {
 static void test_hello_and_pi(void) {
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
-             "mpicc -O1 -I. examples/tutorials/01_hello_mpi.c -o %s/mpi_hello -lm -lpthread && "
-             "mpicc -O1 -I. examples/tutorials/02_mc_pi.c -o %s/mpi_pi -lm -lpthread && "
+             "mpicc -O1 -I. examples/tutorials/01_hello_mpi.c %s -o %s/mpi_hello -lm -lpthread && "
+             "mpicc -O1 -I. examples/tutorials/02_mc_pi.c %s -o %s/mpi_pi -lm -lpthread && "
              "mpirun --allow-run-as-root --oversubscribe -np 2 %s/mpi_hello && "
              "mpirun --allow-run-as-root --oversubscribe -np 2 %s/mpi_pi --samples 200000",
-             g_dir, g_dir, g_dir, g_dir);
+             sdl_test_tutorial_link(1), g_dir, sdl_test_tutorial_link(1), g_dir, g_dir, g_dir);
     int rc = sh(cmd, out, sizeof out);
     CHECK(rc == 0, "exit %d:\n%s", rc, out);
     CHECK(strstr(out, "hello from rank 0 of 2") && strstr(out, "hello from rank 1 of 2") && strstr(out, "2 ranks said hello"),
@@ -71,10 +71,10 @@ static void test_fashion_ddp(void) {
     fclose(f);
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
-             "mpicc -O1 -I. examples/fashion_ddp.c -o %s/fashion_ddp -lm -lpthread && "
+             "mpicc -O1 -I. examples/fashion_ddp.c %s -o %s/fashion_ddp -lm -lpthread && "
              "mpirun --allow-run-as-root --oversubscribe -np 2 %s/fashion_ddp --epochs 1 --limit 512 --batch_size 32 "
              "--steps-per-epoch 3 --lr-scaling --fp16-allreduce",
-             g_dir, g_dir);
+             sdl_test_tutorial_link(1), g_dir, g_dir);
     int rc = sh(cmd, out, sizeof out);
     CHECK(rc == 0, "exit %d:\n%s", rc, out);
     CHECK(strstr(out, "2 ranks x batch 32 = global batch 64, lr 0.01 (peak 0.02") && strstr(out, "epoch 1/1: loss ") &&
@@ -105,8 +105,9 @@ static void test_model_parallel(void) {
     double loss[2] = {0, 0};
     for (int k = 0; k < 3; k++) {
         char cmd[4096];
-        snprintf(cmd, sizeof cmd, "mpicc -O1 -I. examples/%s.c -o %s/%s -lm -lpthread && "
-                 "mpirun --allow-run-as-root --oversubscribe -np 2 %s/%s %s", names[k], g_dir, names[k], g_dir, names[k], flags[k]);
+        snprintf(cmd, sizeof cmd, "mpicc -O1 -I. examples/%s.c %s -o %s/%s -lm -lpthread && "
+                 "mpirun --allow-run-as-root --oversubscribe -np 2 %s/%s %s", names[k], sdl_test_tutorial_link(1), g_dir, names[k], g_dir,
+                 names[k], flags[k]);
         int rc = sh(cmd, out, sizeof out);
         CHECK(rc == 0, "%s: exit %d:\n%s", names[k], rc, out);
         const char *e = strstr(out, "epoch 1: loss ");

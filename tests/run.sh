@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # tests/run.sh - builds and runs every test, JOBS at a time (default: the number of cores), then
-# prints what it skipped and the closing line "N passed, N failed, N skipped".
+# prints the longest jobs, what it skipped and the closing line "N passed, N failed, N skipped".
 #   tests/test_*.c        plain C programs (cc), each ending with its own "N passed, N failed".
-#                         One that uses only the public API is compiled with
-#                         -DSDL_IMPLEMENTATION_DONE and linked against the library built once
-#                         for the tests ($B/sdl_test.o: tests/sdl_test.h's counting allocator and
-#                         SDL_DEBUG_POISON); one that uses private sdl__/SDL__ names or defines
+#                         Each is compiled with -DSDL_IMPLEMENTATION_DONE and linked against the
+#                         library built once for the tests ($B/sdl_test.o: tests/sdl_test.h's
+#                         counting allocator, SDL_DEBUG_POISON, and the private names tests use,
+#                         exported as sdl_test_*); one that uses another private name or defines
 #                         another configuration (SDL_NO_STB, ...) compiles the implementation itself
 #   tests/test_*.cpp      C++ programs (c++), each compiling the implementation as C++
 #   tests/mpi_test_*.c    MPI programs (mpicc; linked the same way), run under mpirun with each
@@ -68,9 +68,10 @@ job() { # function args...
     njob=$((njob + 1))
     while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
     (
-        passed=0 failed=0 skipped=0
+        passed=0 failed=0 skipped=0 t0=$SECONDS
         "$@" >"$J/$id.out" 2>&1
         echo "$passed $failed $skipped" >"$J/$id.cnt"
+        echo "$((SECONDS - t0)) s $1${2:+ $(basename "$2")}" >"$J/$id.time"
         { flock 9; cat "$J/$id.out"; } 9>"$J/print.lock"
     ) &
 }
@@ -123,8 +124,9 @@ build_lib() { # kept while it is newer than the headers and built with the same 
 rm -f "$LIB.done"
 job build_lib
 
-# ---- the implementation once for the tutorial tests' programs (examples/tutorials, linked
-# as make links them; tests/sdl_test.h's sdl_test_tutorial_link): cc -O1, sdl_mpi.h's with mpicc
+# ---- the implementation once for the programs the tutorial tests and mpi_test_examples build
+# (examples/, linked as make links them; tests/sdl_test.h's sdl_test_tutorial_link): cc -O1,
+# sdl_mpi.h's with mpicc
 TUTO=$B/tutorial_impl
 export SDL_TUTORIAL_OBJ=$TUTO/sdl.o
 [ -n "$MPICC" ] && export SDL_TUTORIAL_MPI_OBJ=$TUTO/sdl_mpi.o
@@ -138,7 +140,7 @@ build_tutorial_impl() {
     if [ $rc = 0 ]; then pass "the implementation for the tutorial tests ($TUTO)"; else fail "$TUTO (build)" "$TUTO/build.log"; fi
     mark "$TUTO/objs" $rc
 }
-if [ $# -eq 0 ] || ls tests/test_tutorials*.c | while read -r f; do wanted "$f" "$@" && echo y; done | grep -q y; then
+if [ $# -eq 0 ] || ls tests/test_tutorials*.c tests/mpi_test_examples.c | while read -r f; do wanted "$f" "$@" && echo y; done | grep -q y; then
     rm -f "$TUTO/objs.done"
     job build_tutorial_impl
 fi
@@ -190,9 +192,15 @@ hdr_nvcc() {
 if [ $# -gt 0 ]; then :; elif [ -n "$NVCC" ]; then job hdr_nvcc; else skip "sdl_cuda.h compile check: $NEED_NVCC"; fi
 
 # ---- test programs ---------------------------------------------------------------------------
-# own_impl src: the test needs the implementation in its own file (private names, another
-# configuration); else it links $LIB
-own_impl() { grep -q 'sdl__\|SDL__' "$1" || grep -E '^#define (SDL_|STB)' "$1" | grep -qv '^#define SDL_IMPLEMENTATION$'; }
+# own_impl src: the test needs the implementation in its own file (another configuration, or
+# a private name of the implementation; tests/sdl_test.h exports the ones tests use); else it
+# links $LIB. Private names sdl.h declares before its implementation (the formulas, the
+# hashes) are in every file, and sdl_mpi.h's (sdl__mpi_) are in the test's own file.
+HEAD_NAMES=$(sed -n '1,/^#ifdef SDL_IMPLEMENTATION$/p' sdl.h | grep -o 'sdl__[A-Za-z0-9_]*\|SDL__[A-Z0-9_]*' | sort -u)
+own_impl() {
+    grep -E '^#define (SDL_|STB)' "$1" | grep -qv '^#define SDL_IMPLEMENTATION$' && return 0
+    grep -o 'sdl__[A-Za-z0-9_]*\|SDL__[A-Z0-9_]*' "$1" | grep -v '^sdl__mpi_' | sort -u | comm -23 - <(echo "$HEAD_NAMES") | grep -q .
+}
 c_test() { # src compiler: build (linked or own), run
     local src=$1 cc=$2 name link=""
     name=$(basename "$src" .c)
@@ -200,7 +208,7 @@ c_test() { # src compiler: build (linked or own), run
         await "$LIB" || { fail "$name: $LIB did not build"; return; }
         link="-DSDL_IMPLEMENTATION_DONE $LIB"
     fi
-    if [[ $name = test_tutorials* ]]; then await "$TUTO/objs" || { fail "$name: $TUTO did not build"; return; }; fi
+    if [[ $name = test_tutorials* || $name = mpi_test_examples ]]; then await "$TUTO/objs" || { fail "$name: $TUTO did not build"; return; }; fi
     # shellcheck disable=SC2086
     if ! $cc -std=c11 $OPT -g $WARN $SANFLAGS -Itests -I. "$src" $link -o "$B/$name" -lm -lpthread >"$B/$name.build.log" 2>&1; then
         fail "$name (build)" "$B/$name.build.log"; return
@@ -299,13 +307,18 @@ same_digest() {
     fail "$1: the results depend on the schedule (in order: ${a:-no digest}; shuffled: ${b:-no digest})"
 }
 gpu_present() { command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; }
+# without a GPU an nvcc build only shows that the program compiles: -O0 (host and device),
+# 40% of -O2's compile time
+NVCC_OPT="-O0 -Xcompiler -O0" NVCC_WHY=" (-O0: no GPU to run it)"
+if gpu_present; then NVCC_OPT="-O2" NVCC_WHY=""; fi
 cuda_nvcc() { # src: the nvcc build, run where a GPU is
     local name
     name=$(basename "$1" .cu)
-    if ! "$NVCC" -std=c++17 -O2 -Xcompiler "-Wall,-Wextra,-Werror" -Itests -I. "$1" -o "$B/$name" -lcublas -lcublasLt >"$B/$name.build.log" 2>&1; then
+    # shellcheck disable=SC2086
+    if ! "$NVCC" -std=c++17 $NVCC_OPT -Xcompiler "-Wall,-Wextra,-Werror" -Itests -I. "$1" -o "$B/$name" -lcublas -lcublasLt >"$B/$name.build.log" 2>&1; then
         fail "$name (build)" "$B/$name.build.log"; return
     fi
-    pass "$name builds with nvcc"
+    pass "$name builds with nvcc$NVCC_WHY"
     if gpu_present; then run_prog "$name" "$B/$name.log" "$B/$name"
     else skip "$name: no GPU on this machine (built, not run)"; fi
 }
@@ -354,9 +367,9 @@ mpi_cuda_nvcc() { # src
     name=$(basename "$1" .cu)
     for inc in "$(dirname "$NVCC")/../include" /usr/include; do [ -f "$inc/nccl.h" ] && nccl="-DSDL_MPI_NCCL"; done
     # shellcheck disable=SC2046
-    if "$NVCC" -std=c++17 -O2 $nccl -Xcompiler "-Wall,-Wextra,-Werror" $("$MPICC" --showme:compile) -Itests -I. "$1" \
+    if "$NVCC" -std=c++17 $NVCC_OPT $nccl -Xcompiler "-Wall,-Wextra,-Werror" $("$MPICC" --showme:compile) -Itests -I. "$1" \
         -o "$B/$name" -lcublas -lcublasLt ${nccl:+-lnccl} $("$MPICC" --showme:link) >"$B/$name.build.log" 2>&1; then
-        pass "$name builds with nvcc${nccl:+ and NCCL}"
+        pass "$name builds with nvcc${nccl:+ and NCCL}$NVCC_WHY"
         if gpu_present; then
             for np in 1 2; do run_prog "$name -np $np (GPU)" "$B/$name.gpu$np.log" "$MPIRUN" --allow-run-as-root --oversubscribe -np $np "$B/$name"; done
         else
@@ -449,6 +462,7 @@ for ((i = 0; i < njob; i++)); do
     fi
 done
 echo
+echo "the longest jobs (building and running): $(cat "$J"/*.time 2>/dev/null | sort -rn | head -6 | paste -sd, - | sed 's/,/, /g')"
 if [ "$skipped" -gt 0 ]; then
     echo "skipped:"
     cat "$J/skips"

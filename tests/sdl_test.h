@@ -27,11 +27,69 @@ void *sdl_test_realloc(void *p, size_t n) { sdl_test_allocs++; return realloc(p,
 #ifdef __cplusplus
 }
 #endif
+#if defined(SDL_IMPLEMENTATION) && !defined(SDL_IMPLEMENTATION_DONE)
+#define SDL_TEST__IMPL /* this file holds the implementation (and the exports below) */
+#endif
 #define SDL_DEBUG_POISON /* op outputs start as NaN: a kernel must write every element */
 #define SDL_ALLOC(n) sdl_test_alloc(n)
 #define SDL_REALLOC(p, n) sdl_test_realloc(p, n)
 #define SDL_DEALLOC(p) free(p)
 #include "../sdl.h"
+
+/* The private functions and settings a test reaches. sdl.h's sdl__ names are static, so a test
+   that used them compiled the whole implementation itself (15-25 s of CPU each at -O3); the
+   file that holds the implementation (build/tests/sdl_test.o, or a test built alone) exports
+   them here under sdl_test_ names, and the tests link it. */
+#ifdef __cplusplus
+extern "C" {
+#endif
+int *sdl_test_conv_algo(void);       /* 0: Winograd where it pays; 1: im2col only; 2: Winograd wherever it applies */
+int64_t *sdl_test_wino_tiles(void);  /* Winograd tiles per group */
+unsigned char *sdl_test_grad_overwrite(void); /* the CPU backend's flags, by op: writes fresh gradients */
+double sdl_test_part_ns(void);       /* SDL_PART_NS, as the implementation was built */
+void sdl_test_optim_update(sdl_optim *o);
+void sdl_test_cpu_scale(float *x, int64_t n, float s);
+double sdl_test_cpu_sumsq(const float *x, int64_t n);
+void sdl_test_aligned_free(void *p);
+void sdl_test_sgemm_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                        const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+uint32_t sdl_test_crc32(uint32_t crc, const uint8_t *p, size_t n);
+bool sdl_test_is_dir(const char *path);
+sdl_tensor *sdl_test_rnn_scan(sdl_rnn_mode mode, sdl_tensor *xw, sdl_tensor *w_hh, sdl_tensor *b_hh, sdl_tensor *s0, bool batch_first);
+sdl_tensor *sdl_test_mha_attend(sdl_tensor *qs, sdl_tensor *ks, sdl_tensor *vs, sdl_tensor *mask, int n_head, bool batch_first);
+uint8_t *sdl_test_png(const uint8_t *hwc, int w, int h, int c, size_t *n); /* SDL_ALLOC'd PNG bytes, NULL on failure */
+#ifdef SDL_TEST__IMPL
+int *sdl_test_conv_algo(void) { return &sdl__conv_algo; }
+int64_t *sdl_test_wino_tiles(void) { return &sdl__wino_tiles; }
+unsigned char *sdl_test_grad_overwrite(void) { return sdl__backends[SDL_CPU].grad_overwrite; }
+double sdl_test_part_ns(void) { return SDL_PART_NS; }
+void sdl_test_optim_update(sdl_optim *o) { sdl__optim_update(o); }
+void sdl_test_cpu_scale(float *x, int64_t n, float s) { sdl__cpu_scale(x, n, s); }
+double sdl_test_cpu_sumsq(const float *x, int64_t n) { return sdl__cpu_sumsq(x, n); }
+void sdl_test_aligned_free(void *p) { sdl__aligned_free(p); }
+void sdl_test_sgemm_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                        const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    sdl__sgemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+uint32_t sdl_test_crc32(uint32_t crc, const uint8_t *p, size_t n) { return sdl__crc32(crc, p, n); }
+bool sdl_test_is_dir(const char *path) { return sdl__is_dir(path); }
+sdl_tensor *sdl_test_rnn_scan(sdl_rnn_mode mode, sdl_tensor *xw, sdl_tensor *w_hh, sdl_tensor *b_hh, sdl_tensor *s0, bool batch_first) {
+    return sdl__rnn_scan(mode, xw, w_hh, b_hh, s0, batch_first);
+}
+sdl_tensor *sdl_test_mha_attend(sdl_tensor *qs, sdl_tensor *ks, sdl_tensor *vs, sdl_tensor *mask, int n_head, bool batch_first) {
+    return sdl__mha_attend(qs, ks, vs, mask, n_head, batch_first);
+}
+uint8_t *sdl_test_png(const uint8_t *hwc, int w, int h, int c, size_t *n) {
+    sdl__buf b;
+    memset(&b, 0, sizeof b);
+    if (!sdl__png_encode("sdl_test_png", hwc, w, h, c, &b)) { SDL_DEALLOC(b.p); return NULL; }
+    *n = b.n;
+    return b.p;
+}
+#endif
+#ifdef __cplusplus
+}
+#endif
 
 static int sdl_test_passed, sdl_test_failed, sdl_test_ok;
 
@@ -95,7 +153,7 @@ static inline void sdl_test_tutorial_rules(const char *path) {
     if (f) fclose(f);
     CHECK(f && lines <= 120 && ifs == 0, "%s: %d lines (at most 120), %d #if lines (none)", path, lines, ifs);
 }
-/* The tutorial tests link each tutorial against the implementation compiled once, as make
+/* The tutorial tests (and mpi_test_examples) link each program against the implementation compiled once, as make
    does: tests/run.sh builds it at -O1 and names the objects in SDL_TUTORIAL_OBJ (sdl.h, cc)
    and SDL_TUTORIAL_MPI_OBJ (sdl_mpi.h, mpicc). The link arguments for one tutorial, or ""
    where run.sh set none (the tutorial then compiles the implementation itself). */

@@ -163,9 +163,9 @@ static void test_grad_helpers(void) {
    counting the calls of its scale and sumsq. Accumulation (k = 3), clipping and the scaler
    on it must go through the table and match the CPU bit for bit. */
 static struct { long scale, sumsq, step; } fk;
-static void fk_scale(float *x, int64_t n, float s) { fk.scale++; sdl__cpu_scale(x, n, s); }
-static double fk_sumsq(const float *x, int64_t n) { fk.sumsq++; return sdl__cpu_sumsq(x, n); }
-static sdl_result fk_step(struct sdl_optim *o) { fk.step++; sdl__optim_update(o); return SDL_OK; }
+static void fk_scale(float *x, int64_t n, float s) { fk.scale++; sdl_test_cpu_scale(x, n, s); }
+static double fk_sumsq(const float *x, int64_t n) { fk.sumsq++; return sdl_test_cpu_sumsq(x, n); }
+static sdl_result fk_step(struct sdl_optim *o) { fk.step++; sdl_test_optim_update(o); return SDL_OK; }
 
 static void to_fake_device(sdl_model *m) { /* the arrays stay where they are: host memory */
     sdl_model_pack(m);

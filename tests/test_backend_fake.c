@@ -18,7 +18,7 @@ static void fake_copy(void *d, const void *s, size_t n, sdl_device dd, sdl_devic
     fk.copy++;
     memcpy(d, s, n);
 }
-static sdl_result fake_step(struct sdl_optim *o) { fk.step++; sdl__optim_update(o); return SDL_OK; }
+static sdl_result fake_step(struct sdl_optim *o) { fk.step++; sdl_test_optim_update(o); return SDL_OK; }
 
 static void fake_register(void) {
     sdl_backend be = *sdl_get_backend(SDL_CPU); /* the CPU kernels work on host memory */
@@ -46,9 +46,9 @@ static void fake_model_to_device(sdl_model *m) {
         m->params[i]->grad = g + m->param_offset[i];
         m->params[i]->device = SDL_CUDA;
     }
-    sdl__aligned_free(m->param_data);
-    sdl__aligned_free(m->grad_data);
-    sdl__aligned_free(m->buffer_data);
+    sdl_test_aligned_free(m->param_data);
+    sdl_test_aligned_free(m->grad_data);
+    sdl_test_aligned_free(m->buffer_data);
     m->param_data = p;
     m->grad_data = g;
     m->buffer_data = b;

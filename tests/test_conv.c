@@ -183,7 +183,7 @@ static void check_sgemm(int M, int N, int K, float alpha, float beta) {
         memcpy(C0, C, sizeof(float) * (size_t)(M * ldc));
         memcpy(R, C, sizeof(float) * (size_t)(M * ldc));
         sdl_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        sdl__sgemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, R, ldc);
+        sdl_test_sgemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, R, ldc);
         double err = 0, rerr = 0;
         for (int i = 0; i < M; i++) {
             for (int j = 0; j < N; j++) {

@@ -1,7 +1,7 @@
 /* test_conv_fast.c - conv2d's fast paths (Winograd F(2x2, 3x3) for stride-1 3x3 convs) against
    double loops (gradcheck) and against the im2col path, bitwise across thread counts, and
-   without heap allocation in steady state. sdl__conv_algo = 2 forces Winograd wherever it
-   applies (any channel count), 1 forces im2col; sdl__wino_tiles sets the group size. */
+   without heap allocation in steady state. *sdl_test_conv_algo() = 2 forces Winograd wherever it
+   applies (any channel count), 1 forces im2col; *sdl_test_wino_tiles() sets the group size. */
 #define SDL_IMPLEMENTATION
 #include "sdl_test.h"
 
@@ -45,9 +45,9 @@ static void test_gradcheck_winograd(void) {
         {3, 2, 9, 7, 5, 2, 1, true},  /* stride 2 */
     };
     int64_t tiles[] = {576, 7}; /* one group for the batch; groups of 1-2 samples with a ragged last one */
-    sdl__conv_algo = 2;
+    *sdl_test_conv_algo() = 2;
     for (int t = 0; t < 2; t++) {
-        sdl__wino_tiles = tiles[t];
+        *sdl_test_wino_tiles() = tiles[t];
         for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
             conv_ctx *c = &cases[k];
             gc_case g = {"conv2d winograd", c->bias ? 3 : 2,
@@ -58,7 +58,7 @@ static void test_gradcheck_winograd(void) {
         }
     }
     /* the im2col path on the same cases, and C_in = 1 (conv1 of a CNN: dW is computed transposed) */
-    sdl__conv_algo = 1;
+    *sdl_test_conv_algo() = 1;
     conv_ctx more[] = {{3, 1, 8, 7, 12, 1, 0, true}, {2, 1, 9, 8, 11, 2, 1, false}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0] + 2; k++) {
         conv_ctx *c = k < sizeof cases / sizeof cases[0] ? &cases[k] : &more[k - sizeof cases / sizeof cases[0]];
@@ -67,14 +67,14 @@ static void test_gradcheck_winograd(void) {
                      {0}, 0, 0, f_conv, r_conv, c, 0};
         CHECK(gradcheck(&g), "im2col case %d (N %d, C %d, %dx%d, stride %d pad %d)", (int)k, c->N, c->C, c->H, c->W, c->stride, c->pad);
     }
-    sdl__conv_algo = 0;
-    sdl__wino_tiles = 288;
+    *sdl_test_conv_algo() = 0;
+    *sdl_test_wino_tiles() = 288;
 }
 
 /* one conv's output and x, w, b gradients under the given algorithm and thread count */
 static void conv_run(int algo, int threads, const conv_ctx *c, const float *xv, const float *wv, const float *bv,
                      const float *dyv, float *out) {
-    sdl__conv_algo = algo;
+    *sdl_test_conv_algo() = algo;
     sdl_set_num_threads(threads);
     sdl_tensor *x = sdl_tensor_new(sdl_shape4(c->N, c->C, c->H, c->W), SDL_F32);
     sdl_tensor *w = sdl_tensor_new(sdl_shape4(c->O, c->C, 3, 3), SDL_F32);
@@ -101,7 +101,7 @@ static void conv_run(int algo, int threads, const conv_ctx *c, const float *xv, 
     sdl_tensor_free(x);
     sdl_tensor_free(w);
     sdl_tensor_free(b);
-    sdl__conv_algo = 0;
+    *sdl_test_conv_algo() = 0;
     sdl_set_num_threads(0);
 }
 
@@ -124,10 +124,10 @@ static void test_winograd_vs_im2col_and_threads(void) {
         for (int64_t i = 0; i < nw; i++) wv[i] = (sdl_rand_uniform() * 2.0f - 1.0f) / sqrtf((float)(c->C * 9));
         for (int64_t i = 0; i < c->O; i++) bv[i] = sdl_rand_uniform() - 0.5f;
         for (int64_t i = 0; i < ny; i++) dyv[i] = sdl_rand_uniform() * 2.0f - 1.0f;
-        sdl__wino_tiles = k == 0 ? 60 : 288; /* case 0: groups of 2 samples, the last one alone */
+        *sdl_test_wino_tiles() = k == 0 ? 60 : 288; /* case 0: groups of 2 samples, the last one alone */
         conv_run(1, 1, c, xv, wv, bv, dyv, r[0]);
         for (int t = 1; t <= 3; t++) conv_run(k >= 2 ? 0 : 2, t, c, xv, wv, bv, dyv, r[t]);
-        sdl__wino_tiles = 288;
+        *sdl_test_wino_tiles() = 288;
         /* each part (y, dx, dw, db) within 2e-5 of its largest magnitude */
         int64_t off[5] = {0, ny, ny + nx, ny + nx + nw, nall};
         const char *what[4] = {"y", "dx", "dw", "db"};
@@ -149,11 +149,11 @@ static void test_winograd_vs_im2col_and_threads(void) {
 
 /* a small CNN on the Winograd path learns, and a steady-state step allocates nothing */
 static void test_winograd_cnn_trains_without_allocating(void) {
-    sdl__conv_algo = 2;
-    sdl__wino_tiles = 40;
+    *sdl_test_conv_algo() = 2;
+    *sdl_test_wino_tiles() = 40;
     check_small_cnn_trains();
-    sdl__conv_algo = 0;
-    sdl__wino_tiles = 288;
+    *sdl_test_conv_algo() = 0;
+    *sdl_test_wino_tiles() = 288;
 }
 
 /* Gradients that hold nothing yet are written, not added to (node->grad_fresh): conv's dx
@@ -189,7 +189,7 @@ static void test_fresh_grads_written_whole(void) {
     int64_t nx = x->numel, nw = w1->numel;
     float *fresh = (float *)malloc(sizeof(float) * (size_t)(nx + nw)), *added = (float *)malloc(sizeof(float) * (size_t)(nx + nw));
     const sdl_op ops[] = {SDL_OP_CONV2D, SDL_OP_CONV_TRANSPOSE2D, SDL_OP_MAX_POOL2D, SDL_OP_AVG_POOL2D};
-    unsigned char *ow = sdl__backends[SDL_CPU].grad_overwrite;
+    unsigned char *ow = sdl_test_grad_overwrite();
     for (int i = 0; i < 4; i++) CHECK(ow[ops[i]] == 1, "the CPU backend overwrites fresh gradients of op %d", (int)ops[i]);
     chain_grads(fresh, nx, nw, x, w1, w2, w3);
     for (int i = 0; i < 4; i++) ow[ops[i]] = 0;

@@ -96,11 +96,11 @@ static int idx_matches(const sdl_dataset *d, const uint8_t *img, const uint8_t *
 
 static void test_crc32(void) {
     const char *s = "123456789";
-    CHECK(sdl__crc32(0, (const uint8_t *)s, 9) == 0xCBF43926u, "CRC-32 check value, got %08x", sdl__crc32(0, (const uint8_t *)s, 9));
+    CHECK(sdl_test_crc32(0, (const uint8_t *)s, 9) == 0xCBF43926u, "CRC-32 check value, got %08x", sdl_test_crc32(0, (const uint8_t *)s, 9));
     uint8_t buf[1000];
     for (int i = 0; i < 1000; i++) buf[i] = (uint8_t)tr();
-    CHECK(sdl__crc32(0, buf, 1000) == ref_crc32(buf, 1000), "CRC-32 against a bitwise reference");
-    CHECK(sdl__crc32(sdl__crc32(0, buf, 300), buf + 300, 700) == ref_crc32(buf, 1000), "CRC-32 continues across calls");
+    CHECK(sdl_test_crc32(0, buf, 1000) == ref_crc32(buf, 1000), "CRC-32 against a bitwise reference");
+    CHECK(sdl_test_crc32(sdl_test_crc32(0, buf, 300), buf + 300, 700) == ref_crc32(buf, 1000), "CRC-32 continues across calls");
 }
 
 static void test_idx_plain(void) {
@@ -939,7 +939,7 @@ static void test_fuzz_tar(void) {
 /* ---- the real Fashion-MNIST, when Debian's dataset-fashion-mnist is installed ---- */
 static void test_fashion_mnist_real(void) {
     const char *dir = "/usr/share/datasets/fashion-mnist";
-    if (!sdl__is_dir(dir)) {
+    if (!sdl_test_is_dir(dir)) {
         printf("  skip: %s absent (apt-get install dataset-fashion-mnist)\n", dir);
         return;
     }

@@ -204,7 +204,7 @@ enum { RT = 3, RB = 2, RH = 3 };
 typedef struct rnn_ctx { sdl_rnn_mode mode; int G; } rnn_ctx;
 static sdl_tensor *f_rnn(sdl_tensor **in, void *ctx) {
     rnn_ctx *c = (rnn_ctx *)ctx;
-    return sdl__rnn_scan(c->mode, in[0], in[1], in[2], in[3], false);
+    return sdl_test_rnn_scan(c->mode, in[0], in[1], in[2], in[3], false);
 }
 static double dsig(double x) { return 1.0 / (1.0 + exp(-x)); }
 static void r_rnn(double **in, double *out, void *ctx) {
@@ -420,7 +420,7 @@ static void test_group_norm(void) {
 /* ---- multi-head attention ------------------------------------------------------------------ */
 enum { MB = 2, MQ = 3, MK = 4, ME = 4, MNH = 2 };
 typedef struct mha_ctx { bool bf; } mha_ctx;
-static sdl_tensor *f_mha(sdl_tensor **in, void *ctx) { return sdl__mha_attend(in[0], in[1], in[2], in[3], MNH, ((mha_ctx *)ctx)->bf); }
+static sdl_tensor *f_mha(sdl_tensor **in, void *ctx) { return sdl_test_mha_attend(in[0], in[1], in[2], in[3], MNH, ((mha_ctx *)ctx)->bf); }
 static void r_mha(double **in, double *out, void *ctx) {
     bool bf = ((mha_ctx *)ctx)->bf;
     const int W = 3 * ME, d = ME / MNH;
@@ -577,9 +577,9 @@ static void test_conv_ex_torch(void) {
     match_conv("conv_same2", 2, 3, 2, 4, (sdl_conv2d_desc){0, 0, 0, 0, 0, 0, 0, true});
     /* a dense conv with pad (0, 1) runs sdl_conv2d's op: im2col, and Winograd forced */
     match_conv("conv_asym", 4, 5, 3, 3, (sdl_conv2d_desc){0, 0, 0, 1, 0, 0, 0, false});
-    sdl__conv_algo = 2;
+    *sdl_test_conv_algo() = 2;
     match_conv("conv_asym", 4, 5, 3, 3, (sdl_conv2d_desc){0, 0, 0, 1, 0, 0, 0, false});
-    sdl__conv_algo = 0;
+    *sdl_test_conv_algo() = 0;
     /* which op runs, and errors */
     sdl_tensor *x = sdl_tensor_new(sdl_shape4(1, 4, 5, 5), SDL_F32), *w = sdl_tensor_new(sdl_shape4(4, 4, 3, 3), SDL_F32);
     sdl_tensor *wg = sdl_tensor_new(sdl_shape4(4, 2, 3, 3), SDL_F32);
@@ -669,8 +669,8 @@ static void test_new_ops_on_device(void) {
     CHECK(!sdl_embedding_pad(ids, table, 0) && strstr(sdl_last_error(), "embedding_pad"), "%s", sdl_last_error());
     CHECK(!sdl_avg_pool2d_ceil(x4, 2, 2, 0) && strstr(sdl_last_error(), "ceil_mode"), "%s", sdl_last_error());
     CHECK(sdl_max_pool2d_ceil(x4, 2, 2, 0) != NULL, "max_pool2d ceil_mode runs where the device has max pooling: %s", sdl_last_error());
-    CHECK(!sdl__rnn_scan(SDL_RNN_LSTM, xw, whh, bhh, NULL, false) && strstr(sdl_last_error(), "rnn: the recurrence has no kernel"), "%s", sdl_last_error());
-    CHECK(!sdl__mha_attend(qkv, qkv, qkv, NULL, 2, true) && strstr(sdl_last_error(), "mha: masked attention has no kernel"), "%s", sdl_last_error());
+    CHECK(!sdl_test_rnn_scan(SDL_RNN_LSTM, xw, whh, bhh, NULL, false) && strstr(sdl_last_error(), "rnn: the recurrence has no kernel"), "%s", sdl_last_error());
+    CHECK(!sdl_test_mha_attend(qkv, qkv, qkv, NULL, 2, true) && strstr(sdl_last_error(), "mha: masked attention has no kernel"), "%s", sdl_last_error());
     sdl_arena_reset();
     memset(&be, 0, sizeof be); /* no device again */
     sdl_register_backend(SDL_CUDA, &be);

@@ -241,11 +241,7 @@ static void test_tfrecord_shards(void) {
                 img = sdl_tensorproto_serialize(t, &n);
                 sdl_tensor_free(t);
             } else {
-                sdl__buf b;
-                memset(&b, 0, sizeof b);
-                sdl__png_encode("t", px, 8, 8, 1, &b);
-                img = b.p;
-                n = b.n;
+                img = sdl_test_png(px, 8, 8, 1, &n);
             }
             int64_t label = id % 10;
             sdl_example_add_bytes(e, "image", img, n);
@@ -357,14 +353,12 @@ static void test_bad_sample(void) {
     w = sdl_shard_writer_new(tpath("bad2"), 0);
     sdl_shard_writer_add_image(w, "good", px, 1, 8, 8, 1);
     const char *pext[1] = {"png"};
-    sdl__buf png;
-    memset(&png, 0, sizeof png);
-    sdl__png_encode("t", px, 8, 8, 1, &png);
-    const void *pdata[1] = {png.p};
-    size_t pn[1] = {png.n};
+    size_t pn[1] = {0};
+    uint8_t *png = sdl_test_png(px, 8, 8, 1, &pn[0]);
+    const void *pdata[1] = {png};
     sdl_shard_writer_add(w, "nolabel", 1, pext, pdata, pn); /* an image and no label */
     sdl_shard_writer_close(w);
-    SDL_DEALLOC(png.p);
+    SDL_DEALLOC(png);
     char pat[600];
     snprintf(pat, sizeof pat, "%s-000000.tar", tpath("bad"));
     sdl_stream_desc d = base_desc(pat);

@@ -11,6 +11,7 @@
 #define SDL_IMPLEMENTATION
 #include "sdl_test.h"
 #include <sys/resource.h>
+#include <pthread.h>
 
 #define main gpt2_main
 #include "../examples/gpt2.c"
@@ -218,11 +219,11 @@ static void test_parallel_for_work_splits_by_work(void) {
     CHECK(w.calls == 1 && w.covered == 1000, "1 us: %d calls covering %lld, want 1 and 1000", w.calls, (long long)w.covered);
     w.calls = 0;
     w.covered = 0;
-    sdl_parallel_for_work(1000, 2.0 * SDL_PART_NS, work_count, &w); /* 2000 parts' worth on 2 threads */
+    sdl_parallel_for_work(1000, 2.0 * sdl_test_part_ns(), work_count, &w); /* 2000 parts' worth on 2 threads */
     CHECK(w.calls == 2 && w.covered == 1000, "big: %d calls covering %lld, want 2 and 1000", w.calls, (long long)w.covered);
     w.calls = 0;
     w.covered = 0;
-    sdl_parallel_for_work(3, 0.9 * SDL_PART_NS, work_count, &w); /* 2.7 parts' worth: 2 parts */
+    sdl_parallel_for_work(3, 0.9 * sdl_test_part_ns(), work_count, &w); /* 2.7 parts' worth: 2 parts */
     CHECK(w.calls == 2 && w.covered == 3, "2.7 parts: %d calls covering %lld, want 2 and 3", w.calls, (long long)w.covered);
     sdl_set_num_threads(0);
 }

@@ -100,7 +100,7 @@ static void test_zip_corrupt(void) {
         /* a byte of dir/b.bin's deflate data: an error naming the member */
         size_t at = 0;
         for (size_t i = 0; i + 9 < n; i++)
-            if (!memcmp(b + i, "dir/b.bin", 9) && !memcmp(b + i - 30, "PK\x03\x04", 4)) { at = i + 9 + sdl__le16(b + i - 2) + 20; break; }
+            if (!memcmp(b + i, "dir/b.bin", 9) && !memcmp(b + i - 30, "PK\x03\x04", 4)) { at = i + 9 + (b[i - 2] | b[i - 1] << 8) + 20; break; }
         CHECK(at, "found dir/b.bin");
         b[at] ^= 0x55;
         write_bytes(bad, b, n);

@@ -2251,11 +2251,25 @@ static stbi_uc *stbi_load_gif_from_memory(stbi_uc const *buffer, int len, int **
    nothing across the boundary, so no kernel calls a function between SDL__COLD_BEGIN and
    SDL__COLD_END. */
 #if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__) && defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__)
+#define SDL__GCC_OPTIMIZING 1
 #define SDL__COLD_BEGIN _Pragma("GCC push_options") _Pragma("GCC optimize(\"Os\")")
 #define SDL__COLD_END _Pragma("GCC pop_options")
 #else
 #define SDL__COLD_BEGIN
 #define SDL__COLD_END
+#endif
+/* Inlining: gcc inlines what the kernels' inner loops call: the >>formulas and sdl_f32
+   (small enough at any -O level) and the engine room's SIMD helpers (marked inline:
+   sdl__gemm_put, sdl__wmask, sdl__vsum, ...). At -O3 it would also inline, on its own guess
+   (-finline-functions), larger functions into every caller: sdl_parallel_for_work into 71 op
+   kernels, sdl__op_begin into 29 op builders, the shape helpers, sdl_module_new into every
+   layer constructor, sdl_sgemm into its callers. That was 14% of the implementation's code
+   (614 KB of text, 526 KB without) and about as much of its compile time, for dispatch and
+   setup code that runs once per op, so the implementation is compiled without it; everything
+   else -O3 does is unchanged. */
+#ifdef SDL__GCC_OPTIMIZING
+#pragma GCC push_options
+#pragma GCC optimize("no-inline-functions")
 #endif
 #ifdef __cplusplus
 extern "C" {
@@ -2271,9 +2285,9 @@ static void sdl__relu_grad_add(float *SDL_RESTRICT dx, const float *SDL_RESTRICT
 static void sdl__sgemm_serial(int part, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                               const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                               float *C, int64_t ldc);
-static void sdl__vadd(float *SDL_RESTRICT y, const float *SDL_RESTRICT x, int64_t n);
+static inline void sdl__vadd(float *SDL_RESTRICT y, const float *SDL_RESTRICT x, int64_t n);
 static void sdl__vfill(float *y, float v, int64_t n);
-static float sdl__vsum(const float *x, int64_t n);
+static inline float sdl__vsum(const float *x, int64_t n);
 /* with the file formats (see >>images, >>npy, >>tfrecord): decoders and encoders */
 static uint8_t *sdl__decode_image(const char *what, const uint8_t *bytes, size_t n, int *c, int *h, int *w);
 static uint8_t *sdl__decode_image_hwc(const char *what, const uint8_t *bytes, size_t n, int *c, int *h, int *w);
@@ -4100,7 +4114,7 @@ static void sdl__bn_dims(const sdl_tensor *x, int64_t *N, int64_t *C, int64_t *S
 }
 /* Batch norm's sums, in double: 8 running sums along a row (they vectorise; one chain of
    dependent adds ran at a quarter of the speed), added in a fixed order, rows in order */
-static double sdl__dsum_row(const float *SDL_RESTRICT x, int64_t n) { /* sum x */
+static inline double sdl__dsum_row(const float *SDL_RESTRICT x, int64_t n) { /* sum x */
     double acc[8] = {0}, s = 0.0;
     int64_t j = 0;
     for (; j + 8 <= n; j += 8)
@@ -4109,7 +4123,7 @@ static double sdl__dsum_row(const float *SDL_RESTRICT x, int64_t n) { /* sum x *
     for (int l = 0; l < 8; l++) s += acc[l];
     return s;
 }
-static double sdl__dsq_row(const float *SDL_RESTRICT x, int64_t n, double mu) { /* sum (x - mu)^2 */
+static inline double sdl__dsq_row(const float *SDL_RESTRICT x, int64_t n, double mu) { /* sum (x - mu)^2 */
     double acc[8] = {0}, s = 0.0;
     int64_t j = 0;
     for (; j + 8 <= n; j += 8)
@@ -11963,7 +11977,7 @@ static void sdl__tr8(const float *src, int64_t ld, float *dst, int64_t ldd) {
 
 /* y[i] += x[i], and dx[i] += (x[i] > 0 ? dy[i] : 0) (relu's backward): explicit SIMD, since
    gcc -O2 vectorises no loop whose trip count it does not know */
-static void sdl__vadd(float *SDL_RESTRICT y, const float *SDL_RESTRICT x, int64_t n) {
+static inline void sdl__vadd(float *SDL_RESTRICT y, const float *SDL_RESTRICT x, int64_t n) {
     int64_t i = 0;
 #if defined(SDL__GEMM_AVX512)
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_add_ps(_mm512_loadu_ps(y + i), _mm512_loadu_ps(x + i)));
@@ -11980,7 +11994,7 @@ static void sdl__vfill(float *y, float v, int64_t n) {
     for (; i < n; i++) y[i] = v;
 }
 /* sum of x[0..n): 16 (or 1) running sums, then added in a fixed order */
-static float sdl__vsum(const float *x, int64_t n) {
+static inline float sdl__vsum(const float *x, int64_t n) {
     int64_t i = 0;
     float s = 0.0f;
 #if defined(SDL__GEMM_AVX512)
@@ -12095,7 +12109,7 @@ typedef struct sdl__gemm_tile {
 
 #if defined(SDL__GEMM_AVX512)
 typedef struct sdl__gemm_put_mode { __mmask16 m0, m1; int mode; __m512 vb; } sdl__gemm_put_mode;
-static sdl__gemm_put_mode sdl__gemm_put_of(const sdl__gemm_tile *o) {
+static inline sdl__gemm_put_mode sdl__gemm_put_of(const sdl__gemm_tile *o) {
     sdl__gemm_put_mode p;
     p.m0 = (__mmask16)(o->nr >= 16 ? 0xFFFF : (1u << o->nr) - 1u);
     p.m1 = (__mmask16)(o->nr >= 32 ? 0xFFFF : o->nr > 16 ? (1u << (o->nr - 16)) - 1u : 0u);
@@ -12103,7 +12117,7 @@ static sdl__gemm_put_mode sdl__gemm_put_of(const sdl__gemm_tile *o) {
     p.vb = _mm512_set1_ps(o->beta);
     return p;
 }
-static void sdl__gemm_put(float *c, __m512 t0, __m512 t1, const sdl__gemm_put_mode *p) {
+static inline void sdl__gemm_put(float *c, __m512 t0, __m512 t1, const sdl__gemm_put_mode *p) {
     if (p->mode == 0) {
         t0 = _mm512_add_ps(_mm512_maskz_loadu_ps(p->m0, c), t0);
         t1 = _mm512_add_ps(_mm512_maskz_loadu_ps(p->m1, c + 16), t1);
@@ -12455,7 +12469,7 @@ static int64_t sdl__wino_es(int64_t rows, int64_t Tg) { return rows * Tg + 32; }
 typedef __m512 sdl__wv;
 typedef __mmask16 sdl__wm;
 #define SDL__WL 16
-static sdl__wm sdl__wmask(int64_t n) { return (sdl__wm)(n >= 16 ? 0xFFFFu : n <= 0 ? 0u : (1u << n) - 1u); }
+static inline sdl__wm sdl__wmask(int64_t n) { return (sdl__wm)(n >= 16 ? 0xFFFFu : n <= 0 ? 0u : (1u << n) - 1u); }
 #define SDL__WLD(p, m) _mm512_maskz_loadu_ps(m, p)
 #define SDL__WST(p, m, v) _mm512_mask_storeu_ps(p, m, v)
 #define SDL__WADD(a, b) _mm512_add_ps(a, b)
@@ -12473,7 +12487,7 @@ static void sdl__wst2(float *d, int64_t n, sdl__wv e, sdl__wv o) {
 typedef float sdl__wv;
 typedef int sdl__wm;
 #define SDL__WL 1
-static sdl__wm sdl__wmask(int64_t n) { return n > 0; }
+static inline sdl__wm sdl__wmask(int64_t n) { return n > 0; }
 #define SDL__WLD(p, m) ((void)(m), *(p))
 #define SDL__WST(p, m, v) ((void)(m), *(p) = (v))
 #define SDL__WADD(a, b) ((a) + (b))
@@ -12487,7 +12501,7 @@ static void sdl__wst2(float *d, int64_t n, sdl__wv e, sdl__wv o) {
 #endif
 
 /* e[k] = s[2k], o[k] = s[2k+1] for the n values of s */
-static void sdl__deinterleave(const float *s, int64_t n, float *e, float *o) {
+static inline void sdl__deinterleave(const float *s, int64_t n, float *e, float *o) {
     int64_t i = 0;
 #if defined(SDL__GEMM_AVX512)
     const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
@@ -12508,7 +12522,7 @@ static void sdl__deinterleave(const float *s, int64_t n, float *e, float *o) {
     if (i < n) e[i / 2] = s[i];
 }
 /* d[2k] = e[k] + bias, d[2k+1] = o[k] + bias for the n values of d (add: d += instead) */
-static void sdl__interleave(float *d, int64_t n, const float *e, const float *o, float bias, bool add) {
+static inline void sdl__interleave(float *d, int64_t n, const float *e, const float *o, float bias, bool add) {
     int64_t i = 0;
 #if defined(SDL__GEMM_AVX512)
     const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
@@ -14065,6 +14079,9 @@ SDL__COLD_END
 
 #ifdef __cplusplus
 }
+#endif
+#ifdef SDL__GCC_OPTIMIZING
+#pragma GCC pop_options
 #endif
 #endif /* SDL_IMPLEMENTATION_DONE */
 #endif /* SDL_IMPLEMENTATION */

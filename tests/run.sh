@@ -307,8 +307,8 @@ same_digest() {
     fail "$1: the results depend on the schedule (in order: ${a:-no digest}; shuffled: ${b:-no digest})"
 }
 gpu_present() { command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; }
-# without a GPU an nvcc build only shows that the program compiles: -O0 (host and device),
-# 40% of -O2's compile time
+# without a GPU an nvcc build only shows that the program compiles: -O0 (nvcc and the host
+# compiler), 40% of -O2's compile time
 NVCC_OPT="-O0 -Xcompiler -O0" NVCC_WHY=" (-O0: no GPU to run it)"
 if gpu_present; then NVCC_OPT="-O2" NVCC_WHY=""; fi
 cuda_nvcc() { # src: the nvcc build, run where a GPU is

@@ -306,7 +306,9 @@ same_digest() {
     fi
     fail "$1: the results depend on the schedule (in order: ${a:-no digest}; shuffled: ${b:-no digest})"
 }
-gpu_present() { command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; }
+GPU=""
+command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 && GPU=1
+gpu_present() { [ -n "$GPU" ]; }
 # without a GPU an nvcc build only shows that the program compiles: -O0 (nvcc and the host
 # compiler), 40% of -O2's compile time
 NVCC_OPT="-O0 -Xcompiler -O0" NVCC_WHY=" (-O0: no GPU to run it)"

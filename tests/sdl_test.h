@@ -153,10 +153,10 @@ static inline void sdl_test_tutorial_rules(const char *path) {
     if (f) fclose(f);
     CHECK(f && lines <= 120 && ifs == 0, "%s: %d lines (at most 120), %d #if lines (none)", path, lines, ifs);
 }
-/* The tutorial tests (and mpi_test_examples) link each program against the implementation compiled once, as make
-   does: tests/run.sh builds it at -O1 and names the objects in SDL_TUTORIAL_OBJ (sdl.h, cc)
-   and SDL_TUTORIAL_MPI_OBJ (sdl_mpi.h, mpicc). The link arguments for one tutorial, or ""
-   where run.sh set none (the tutorial then compiles the implementation itself). */
+/* The tutorial tests and mpi_test_examples link each program against the implementation
+   compiled once, as make does: tests/run.sh builds it at -O1 and names the objects in
+   SDL_TUTORIAL_OBJ (sdl.h, cc) and SDL_TUTORIAL_MPI_OBJ (sdl_mpi.h, mpicc). The link arguments
+   for one program, or "" where run.sh set none (it then compiles the implementation itself). */
 static inline const char *sdl_test_tutorial_obj(int mpi) { /* the object run.sh built, or NULL */
     const char *o = getenv(mpi ? "SDL_TUTORIAL_MPI_OBJ" : "SDL_TUTORIAL_OBJ");
     return o && *o ? o : NULL;

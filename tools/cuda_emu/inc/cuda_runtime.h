@@ -87,11 +87,26 @@ static int emu_open_depth;
 static inline void emu_protect(int prot) { for (auto &r : emu_regions) mprotect(r.p, r.n, prot); }
 static inline void emu_open() { if (emu_open_depth++ == 0) emu_protect(PROT_READ | PROT_WRITE); }
 static inline void emu_close() { if (--emu_open_depth == 0 && !getenv("EMU_NO_PROTECT")) emu_protect(PROT_NONE); }
+/* len bytes of pages; from 2 MiB on aligned to 2 MiB and asking for transparent huge pages,
+   so that opening and closing the region changes one page-table entry per 2 MiB, not 512 */
+static inline void *emu_map(size_t len) {
+    const size_t huge = (size_t)2 << 20;
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | (emu_dry() ? MAP_NORESERVE : 0);
+    bool big = len >= huge && !emu_dry();
+    char *q = (char *)mmap(NULL, big ? len + huge : len, PROT_READ | PROT_WRITE, flags, -1, 0);
+    if (q == (char *)MAP_FAILED) return NULL;
+    if (!big) return q;
+    char *a = (char *)(((uintptr_t)q + huge - 1) & ~(uintptr_t)(huge - 1));
+    if (a > q) munmap(q, (size_t)(a - q));
+    munmap(a + len, (size_t)(q + huge - a));
+    madvise(a, len, MADV_HUGEPAGE);
+    return a;
+}
 static inline cudaError_t cudaMalloc(void **p, size_t n) {
     if (n > ((size_t)1 << 40)) { *p = NULL; return cudaErrorMemoryAllocation; }
     size_t len = (n + 4095) & ~(size_t)4095;
-    void *q = mmap(NULL, len ? len : 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (emu_dry() ? MAP_NORESERVE : 0), -1, 0);
-    if (q == MAP_FAILED) { *p = NULL; return cudaErrorMemoryAllocation; }
+    void *q = emu_map(len ? len : 4096);
+    if (!q) { *p = NULL; return cudaErrorMemoryAllocation; }
     if (!emu_dry()) memset(q, 0xA5, n); /* garbage, as cudaMalloc's (a dry run leaves the pages untouched) */
     emu_regions.push_back({q, len ? len : 4096});
     emu_dry_mem((long long)(len ? len : 4096));

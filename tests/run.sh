@@ -125,8 +125,8 @@ rm -f "$LIB.done"
 job build_lib
 
 # ---- the implementation once for the programs the tutorial tests and mpi_test_examples build
-# (examples/, linked as make links them; tests/sdl_test.h's sdl_test_tutorial_link): cc -O1,
-# sdl_mpi.h's with mpicc
+# (examples/, linked as make links them; tests/sdl_test.h's sdl_test_tutorial_link): at
+# tests/sdl_test.h's SDL_TEST_TUTORIAL_OPT (-O1 -march=native: the SIMD GEMM), sdl_mpi.h's with mpicc
 TUTO=$B/tutorial_impl
 export SDL_TUTORIAL_OBJ=$TUTO/sdl.o
 [ -n "$MPICC" ] && export SDL_TUTORIAL_MPI_OBJ=$TUTO/sdl_mpi.o
@@ -135,8 +135,8 @@ build_tutorial_impl() {
     mkdir -p "$TUTO"
     printf '#define SDL_IMPLEMENTATION\n#include "sdl.h"\n' >"$TUTO/impl.c"
     printf '#include "sdl.h"\n#define SDL_MPI_IMPLEMENTATION\n#include "sdl_mpi.h"\n' >"$TUTO/impl_mpi.c"
-    $CC -std=c99 -O1 $WARN -I. -c "$TUTO/impl.c" -o "$SDL_TUTORIAL_OBJ" >"$TUTO/build.log" 2>&1 || rc=1
-    if [ -n "$MPICC" ]; then "$MPICC" -std=c99 -O1 $WARN -I. -c "$TUTO/impl_mpi.c" -o "$SDL_TUTORIAL_MPI_OBJ" >>"$TUTO/build.log" 2>&1 || rc=1; fi
+    $CC -std=c99 -O1 -march=native $WARN -I. -c "$TUTO/impl.c" -o "$SDL_TUTORIAL_OBJ" >"$TUTO/build.log" 2>&1 || rc=1
+    if [ -n "$MPICC" ]; then "$MPICC" -std=c99 -O1 -march=native $WARN -I. -c "$TUTO/impl_mpi.c" -o "$SDL_TUTORIAL_MPI_OBJ" >>"$TUTO/build.log" 2>&1 || rc=1; fi
     if [ $rc = 0 ]; then pass "the implementation for the tutorial tests ($TUTO)"; else fail "$TUTO (build)" "$TUTO/build.log"; fi
     mark "$TUTO/objs" $rc
 }

@@ -74,7 +74,7 @@ static void test_build(void) {
     if (!impl) {
         impl = OUT "/impl.o";
         CHECK(write_text(OUT "/impl.c", "#define SDL_IMPLEMENTATION\n#include \"sdl.h\"\n") &&
-              run("%s -std=c99 -O1 -Wall -Wextra -Werror -I. -c " OUT "/impl.c -o %s", cc(), impl) == 0,
+              run("%s -std=c99 " SDL_TEST_TUTORIAL_OPT " -Wall -Wextra -Werror -I. -c " OUT "/impl.c -o %s", cc(), impl) == 0,
               "the implementation builds with %s:\n%s", cc(), log_);
     }
     for (int i = 0; i < 5; i++) {
@@ -88,7 +88,7 @@ static void test_build(void) {
     if (!impl_mpi) {
         impl_mpi = OUT "/impl_mpi.o";
         CHECK(write_text(OUT "/impl_mpi.c", "#include \"sdl.h\"\n#define SDL_MPI_IMPLEMENTATION\n#include \"sdl_mpi.h\"\n") &&
-              run("mpicc -std=c99 -O1 -Wall -Wextra -Werror -I. -c " OUT "/impl_mpi.c -o %s", impl_mpi) == 0,
+              run("mpicc -std=c99 " SDL_TEST_TUTORIAL_OPT " -Wall -Wextra -Werror -I. -c " OUT "/impl_mpi.c -o %s", impl_mpi) == 0,
               "sdl_mpi.h's implementation builds with mpicc:\n%s", log_);
     }
     for (int i = 0; i < 4; i++)

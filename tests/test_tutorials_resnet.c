@@ -45,7 +45,7 @@ static void test_build(void) {
     char cmd[512];
     CHECK(system("mkdir -p " OUT " && printf '#define SDL_IMPLEMENTATION\\n#include \"sdl.h\"\\n' > " OUT "/impl.c") == 0, "mkdir");
     if (!sdl_test_tutorial_obj(0)) { /* run alone: our own */
-        snprintf(cmd, sizeof cmd, "%s -std=c99 -O1 -I. -c " OUT "/impl.c -o " OUT "/sdl.o", cc());
+        snprintf(cmd, sizeof cmd, "%s -std=c99 " SDL_TEST_TUTORIAL_OPT " -I. -c " OUT "/impl.c -o " OUT "/sdl.o", cc());
         CHECK(run(cmd) == 0, "sdl.o builds:\n%s", log_);
     }
     build("10_resnet");

@@ -238,8 +238,8 @@ cpp_test() { # src
 # The emulated programs: convert.py turns kernel<<<...>>>(...) into calls, the emulator's
 # cuda_runtime.h/cublas_v2.h replace CUDA's. _FORTIFY_SOURCE is off because its longjmp check
 # rejects the jumps between fiber stacks. The headers are converted once ($E, $E/race).
-# -O1: half of -O2's build time (cuda_test_ops 11 s of CPU against 21 s), the same run time
-# (the emulator's fibers and page protection dominate it) and the same digest.
+# -O1: half of -O2's build time (cuda_test_ops 11 s of CPU against 20 s), the same run time
+# (12.7 and 12.2 s against 11.4 and 12.9 s, alternately) and the same digest.
 E="$B/cuda_emu"
 EMU_OPT=-O1
 EMU=""

@@ -125,8 +125,9 @@ rm -f "$LIB.done"
 job build_lib
 
 # ---- the implementation once for the programs the tutorial tests and mpi_test_examples build
-# (examples/, linked as make links them; tests/sdl_test.h's sdl_test_tutorial_link): at
-# tests/sdl_test.h's SDL_TEST_TUTORIAL_OPT (-O1 -march=native: the SIMD GEMM), sdl_mpi.h's with mpicc
+# (examples/, linked as make links them; tests/sdl_test.h's sdl_test_tutorial_link): cc -O1
+# -march=native (the GEMM's SIMD kernel: the training runs are several times faster), sdl_mpi.h's
+# with mpicc
 TUTO=$B/tutorial_impl
 export SDL_TUTORIAL_OBJ=$TUTO/sdl.o
 [ -n "$MPICC" ] && export SDL_TUTORIAL_MPI_OBJ=$TUTO/sdl_mpi.o

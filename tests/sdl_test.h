@@ -154,20 +154,16 @@ static inline void sdl_test_tutorial_rules(const char *path) {
     CHECK(f && lines <= 120 && ifs == 0, "%s: %d lines (at most 120), %d #if lines (none)", path, lines, ifs);
 }
 /* The tutorial tests and mpi_test_examples link each program against the implementation
-   compiled once, as make does: tests/run.sh builds it at SDL_TEST_TUTORIAL_OPT and names the
-   objects in SDL_TUTORIAL_OBJ (sdl.h, cc) and SDL_TUTORIAL_MPI_OBJ (sdl_mpi.h, mpicc). The link
-   arguments for one program, or "" where run.sh set none (it then compiles the implementation
-   itself). -O1 is cheap to compile; -march=native gives the GEMM its SIMD kernel, without which
-   the training runs take several times longer (fashion_fedavg's 2 rounds: 21 s against 2.5 s). */
-#define SDL_TEST_TUTORIAL_OPT "-O1 -march=native"
-static inline const char *sdl_test_tutorial_obj(int mpi) { /* the object run.sh built, or NULL */
-    const char *o = getenv(mpi ? "SDL_TUTORIAL_MPI_OBJ" : "SDL_TUTORIAL_OBJ");
-    return o && *o ? o : NULL;
-}
+   compiled once, as make does: tests/run.sh builds it at -O1 -march=native (cheap to compile;
+   -march=native gives the GEMM its SIMD kernel, without which the training runs take several
+   times longer: fashion_fedavg's 2 rounds 21 s against 2.5 s) and names the objects in
+   SDL_TUTORIAL_OBJ (sdl.h, cc) and SDL_TUTORIAL_MPI_OBJ (sdl_mpi.h, mpicc). The link arguments
+   for one program, or "" where run.sh set none: the program then compiles the implementation
+   itself (the one-file build). */
 static inline const char *sdl_test_tutorial_link(int mpi) {
     static char buf[1024];
-    const char *o = sdl_test_tutorial_obj(0), *m = sdl_test_tutorial_obj(1);
-    if (!o || (mpi && !m)) return "";
+    const char *o = getenv("SDL_TUTORIAL_OBJ"), *m = getenv("SDL_TUTORIAL_MPI_OBJ");
+    if (!o || !*o || (mpi && (!m || !*m))) return "";
     snprintf(buf, sizeof buf, "-DSDL_IMPLEMENTATION_DONE -DSDL_MPI_IMPLEMENTATION_DONE %s %s", o, mpi ? m : "");
     return buf;
 }

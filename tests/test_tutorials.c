@@ -59,41 +59,22 @@ static void test_rules(void) {
     }
 }
 
-/* the implementation compiled once and each tutorial linked against it, as make does with
-   build/sdl.o (the implementation's own C99/C++ builds are the header checks of tests/run.sh) */
-#define LINKED "-DSDL_IMPLEMENTATION_DONE -DSDL_MPI_IMPLEMENTATION_DONE"
-static bool write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    bool ok = f && fputs(text, f) >= 0;
-    if (f) ok = fclose(f) == 0 && ok;
-    return ok;
-}
+/* each tutorial linked against tests/run.sh's implementation objects, as make links against
+   build/sdl.o (run alone: the one-file build; the implementation's own C99/C++ builds are the
+   header checks of tests/run.sh) */
 static void test_build(void) {
     CHECK(system("mkdir -p " OUT) == 0, "mkdir");
-    const char *impl = sdl_test_tutorial_obj(0), *impl_mpi = sdl_test_tutorial_obj(1); /* run.sh's, else our own */
-    if (!impl) {
-        impl = OUT "/impl.o";
-        CHECK(write_text(OUT "/impl.c", "#define SDL_IMPLEMENTATION\n#include \"sdl.h\"\n") &&
-              run("%s -std=c99 " SDL_TEST_TUTORIAL_OPT " -Wall -Wextra -Werror -I. -c " OUT "/impl.c -o %s", cc(), impl) == 0,
-              "the implementation builds with %s:\n%s", cc(), log_);
-    }
     for (int i = 0; i < 5; i++) {
-        CHECK(run("%s -std=c99 -O1 -Wall -Wextra -Werror " LINKED " -I. " TUT "%s.c %s -o " OUT "/%s -lm -lpthread", cc(), plain[i], impl,
-                  plain[i]) == 0,
+        CHECK(run("%s -std=c99 -O1 -Wall -Wextra -Werror -I. " TUT "%s.c %s -o " OUT "/%s -lm -lpthread", cc(), plain[i],
+                  sdl_test_tutorial_link(0), plain[i]) == 0,
               "%s builds with %s:\n%s", plain[i], cc(), log_);
         CHECK(run("g++ -x c++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only -DSDL_IMPLEMENTATION_DONE -DSDL_MPI_IMPLEMENTATION_DONE -I. " TUT "%s.c", plain[i]) == 0, "%s compiles as C++17:\n%s",
               plain[i], log_);
     }
     if (!have("mpicc")) { printf("  skip: mpicc not found\n"); return; }
-    if (!impl_mpi) {
-        impl_mpi = OUT "/impl_mpi.o";
-        CHECK(write_text(OUT "/impl_mpi.c", "#include \"sdl.h\"\n#define SDL_MPI_IMPLEMENTATION\n#include \"sdl_mpi.h\"\n") &&
-              run("mpicc -std=c99 " SDL_TEST_TUTORIAL_OPT " -Wall -Wextra -Werror -I. -c " OUT "/impl_mpi.c -o %s", impl_mpi) == 0,
-              "sdl_mpi.h's implementation builds with mpicc:\n%s", log_);
-    }
     for (int i = 0; i < 4; i++)
-        CHECK(run("mpicc -std=c99 -O1 -Wall -Wextra -Werror " LINKED " -I. " TUT "%s.c %s %s -o " OUT "/%s -lm -lpthread",
-                  mpi[i], impl, impl_mpi, mpi[i]) == 0,
+        CHECK(run("mpicc -std=c99 -O1 -Wall -Wextra -Werror -I. " TUT "%s.c %s -o " OUT "/%s -lm -lpthread", mpi[i], sdl_test_tutorial_link(1),
+                  mpi[i]) == 0,
               "%s builds with mpicc:\n%s", mpi[i], log_);
 }
 

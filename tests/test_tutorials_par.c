@@ -12,8 +12,8 @@
      07           on 2 ranks prints what 06 prints with the global batch and rate (the
                   gradients are averaged: sdl_mpi_ddp_sync before each step)
    Each also builds warning-free as C99 with mpicc and parses as C++17 (what nvcc compiles).
-   The tutorials are linked against tests/run.sh's library objects (run alone: OUT/sdl.o and
-   OUT/sdl_mpi.o, kept while newer than the headers). Without mpicc/mpirun or Fashion-MNIST the
+   The tutorials are linked against tests/run.sh's library objects (run alone, each compiles
+   the implementation itself, the one-file build). Without mpicc/mpirun or Fashion-MNIST the
    runs are skipped. */
 #define SDL_IMPLEMENTATION
 #include "sdl_test.h"
@@ -23,7 +23,6 @@
 #define OUT "build/tests-tutorials-par"
 #define TUT "examples/tutorials/"
 #define MPIRUN "SDL_NUM_THREADS=1 mpirun --allow-run-as-root --oversubscribe "
-#define LINKED "-DSDL_IMPLEMENTATION_DONE -DSDL_MPI_IMPLEMENTATION_DONE"
 
 static char log_[1 << 15];
 
@@ -63,19 +62,11 @@ static void test_build(void) {
     CHECK(system("mkdir -p " OUT) == 0, "mkdir");
     for (int i = 0; i < 3; i++) /* the one-file build, as a student compiles it */
         CHECK(run("mpicc -x c++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only -DSDL_IMPLEMENTATION_DONE -DSDL_MPI_IMPLEMENTATION_DONE -I. " TUT "%s.c", tuts[i]) == 0, "%s parses as C++17:\n%s", tuts[i], log_);
-    char objs[1024]; /* run.sh's objects, else our own (kept while newer than the headers) */
-    snprintf(objs, sizeof objs, "%s", sdl_test_tutorial_link(1));
-    if (!objs[0]) {
-        CHECK(run("[ " OUT "/sdl.o -nt sdl.h ] || printf \"#define SDL_IMPLEMENTATION\\n#include \\\"sdl.h\\\"\\n\" | cc " SDL_TEST_TUTORIAL_OPT " -x c -I. -c - -o " OUT "/sdl.o") == 0,
-              "the library (sdl.o):\n%s", log_);
-        CHECK(run("[ " OUT "/sdl_mpi.o -nt sdl_mpi.h ] && [ " OUT "/sdl_mpi.o -nt sdl.h ] || printf \"#include \\\"sdl.h\\\"\\n#define SDL_MPI_IMPLEMENTATION\\n"
-                  "#include \\\"sdl_mpi.h\\\"\\n\" | mpicc " SDL_TEST_TUTORIAL_OPT " -x c -I. -c - -o " OUT "/sdl_mpi.o") == 0, "the library (sdl_mpi.o):\n%s", log_);
-        snprintf(objs, sizeof objs, LINKED " " OUT "/sdl.o " OUT "/sdl_mpi.o");
-    }
     const char *all[] = {"18_zero", "19_pipeline", "20_elastic", "07_allconv_ddp", "06_allconv"};
     int ok = 0;
     for (int i = 0; i < 5; i++) {
-        int rc = run("mpicc -std=c99 -O1 -Wall -Wextra -Werror -I. " TUT "%s.c %s -o " OUT "/%s -lm -lpthread", all[i], objs, all[i]);
+        int rc = run("mpicc -std=c99 -O1 -Wall -Wextra -Werror -I. " TUT "%s.c %s -o " OUT "/%s -lm -lpthread", all[i],
+                     sdl_test_tutorial_link(1), all[i]);
         CHECK(rc == 0, "%s builds with mpicc -std=c99:\n%s", all[i], log_);
         ok += rc == 0;
     }

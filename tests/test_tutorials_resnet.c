@@ -24,9 +24,9 @@ static bool have_data(void) { FILE *f = fopen(FASHION "/train-images-idx3-ubyte.
 static double field(const char *text, const char *key) { const char *p = strstr(text, key); return p ? atof(p + strlen(key)) : -1.0; }
 static bool near(double a, double b) { return fabs(a - b) <= 1e-6 + 1e-4 * fabs(b); }
 
-/* the rules, the C++17 and mpicc compiles, then TUT<name>.c linked against run.sh's implementation (or OUT/sdl.o) */
+/* the rules, the C++17 and mpicc compiles, then TUT<name>.c linked against run.sh's implementation (run alone: the one-file build) */
 static void build(const char *name) {
-    char cmd[512];
+    char cmd[2048];
     snprintf(cmd, sizeof cmd, TUT "%s.c", name);
     sdl_test_tutorial_rules(cmd);
     snprintf(cmd, sizeof cmd, "g++ -x c++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only -DSDL_IMPLEMENTATION_DONE -I. " TUT "%s.c", name);
@@ -35,19 +35,13 @@ static void build(const char *name) {
         snprintf(cmd, sizeof cmd, "mpicc -std=c99 -Wall -Wextra -Werror -fsyntax-only -DSDL_IMPLEMENTATION_DONE -I. " TUT "%s.c", name);
         CHECK(run(cmd) == 0, "%s compiles with mpicc:\n%s", name, log_);
     }
-    const char *impl = sdl_test_tutorial_obj(0);
-    snprintf(cmd, sizeof cmd, "%s -std=c99 -O1 -Wall -Wextra -Werror -DSDL_IMPLEMENTATION_DONE -I. " TUT "%s.c %s -o " OUT "/%s -lm -lpthread",
-             cc(), name, impl ? impl : OUT "/sdl.o", name);
+    snprintf(cmd, sizeof cmd, "%s -std=c99 -O1 -Wall -Wextra -Werror -I. " TUT "%s.c %s -o " OUT "/%s -lm -lpthread", cc(), name,
+             sdl_test_tutorial_link(0), name);
     CHECK(run(cmd) == 0, "%s builds:\n%s", name, log_);
 }
 
 static void test_build(void) {
-    char cmd[512];
-    CHECK(system("mkdir -p " OUT " && printf '#define SDL_IMPLEMENTATION\\n#include \"sdl.h\"\\n' > " OUT "/impl.c") == 0, "mkdir");
-    if (!sdl_test_tutorial_obj(0)) { /* run alone: our own */
-        snprintf(cmd, sizeof cmd, "%s -std=c99 " SDL_TEST_TUTORIAL_OPT " -I. -c " OUT "/impl.c -o " OUT "/sdl.o", cc());
-        CHECK(run(cmd) == 0, "sdl.o builds:\n%s", log_);
-    }
+    CHECK(system("mkdir -p " OUT) == 0, "mkdir");
     build("10_resnet");
     build("10_large_batch_plot");
 }
